@@ -1,0 +1,31 @@
+"""Entry point of the ``pictor`` command.
+
+Each command group is a Typer app in its own module, registered here with one
+line, so that adding a group never means editing another group's file.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from node.cli import demo, keys
+
+app = typer.Typer(
+    name="pictor",
+    help=(
+        "Pictor: an open peer-to-peer GPU render network.\n\n"
+        "GPU owners run a worker and earn for rendered frames; artists submit "
+        "Blender scenes in client mode; checkers re-render random tiles to catch "
+        "cheats; payment settles on an EVM chain through an escrow contract."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("demo")(demo.demo)
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    app()
