@@ -1,0 +1,355 @@
+"""Every message of the Pictor market, as frozen dataclasses.
+
+The field annotations *are* the wire schema (see :mod:`protocol.codec`):
+amounts are integers in wei (``*_wei``), times are integer milliseconds since
+the Unix epoch (``*_ms``) or durations (``*_s`` / ``*_ms``), sizes in bytes.
+No floats travel. Each message class has a ``TYPE`` string that goes in the
+envelope and names it in ``docs/PROTOCOL.md``.
+
+Flow (DESIGN.md, "The market, message by message"):
+CapacityAdvert (gossip) -> JobAnnounce (gossip) -> Bid -> Award -> Heartbeat*
+-> Result | Failure -> VerifyRequest -> Verdict -> Voucher; plus AwardDeclined,
+LeaseRevoked, JobCancelled and Dispute for the unhappy paths.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from protocol.codec import (
+    U16,
+    U32,
+    U64,
+    U256,
+    Bytes20,
+    Bytes32,
+    Bytes65,
+    MaxLen,
+    Name,
+    Range,
+    Text,
+    packb,
+    to_wire,
+)
+from protocol.identity import PaymentBinding
+
+Cid = Annotated[str, MaxLen(128)]
+Multiaddr = Annotated[str, MaxLen(256)]
+Frame = Annotated[int, Range(0, 1_000_000)]
+Permille = Annotated[int, Range(0, 1000)]
+Bps = Annotated[int, Range(0, 10_000)]
+MAX_FRAMES_PER_JOB = 10_000
+
+
+class Role(enum.StrEnum):
+    WORKER = "worker"
+    CHECKER = "checker"
+    CLIENT = "client"
+
+
+class Assurance(enum.StrEnum):
+    """How hard checkers look (see protocol.verification when it lands)."""
+
+    NONE = "none"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class FailureReason(enum.StrEnum):
+    SCENE_UNAVAILABLE = "scene_unavailable"
+    RENDER_ERROR = "render_error"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    UNSUPPORTED = "unsupported"
+    SHUTTING_DOWN = "shutting_down"
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    model: Name
+    vram_mib: U32
+
+
+@dataclass(frozen=True)
+class CapacityAdvert:
+    """Gossiped by every node about every 30 s on ``/pictor/1/capacity``."""
+
+    TYPE: ClassVar[str] = "capacity_advert"
+    roles: Annotated[tuple[Role, ...], MaxLen(3)]
+    gpus: Annotated[tuple[GpuInfo, ...], MaxLen(16)]
+    renderer_builds: Annotated[tuple[Name, ...], MaxLen(16)]
+    score_ru_per_hour: U32
+    price_wei_per_ru: U256
+    stake_wei: U256
+    payment: PaymentBinding
+    addrs: Annotated[tuple[Multiaddr, ...], MaxLen(16)]
+    free_slots: U16
+
+
+@dataclass(frozen=True)
+class Escrow:
+    """Where the job's budget is locked: chain, contract and deposit tx."""
+
+    chain_id: U64
+    contract: Bytes20
+    deposit_tx: Bytes32
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """The pinned settings that make renders reproducible (DESIGN.md, Blender)."""
+
+    engine: Name
+    resolution_x: Annotated[int, Range(1, 16_384)]
+    resolution_y: Annotated[int, Range(1, 16_384)]
+    samples: Annotated[int, Range(1, 1 << 20)]
+    seed: U32
+    output_format: Name
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job is. ``job_id`` is the SHA-256 of its canonical encoding."""
+
+    requester: Bytes32
+    requester_address: Bytes20
+    scene_cid: Cid
+    scene_size_bytes: U64
+    renderer_build: Name
+    settings: RenderSettings
+    frames: Annotated[tuple[Frame, ...], MaxLen(MAX_FRAMES_PER_JOB)]
+    ru_per_frame: U32
+    max_price_wei_per_frame: U256
+    budget_wei: U256
+    deadline_ms: U64
+    assurance: Assurance
+    checker_fee_bps: Bps
+    escrow: Escrow | None
+    created_ms: U64
+
+    def __post_init__(self) -> None:
+        if len(set(self.frames)) != len(self.frames) or not self.frames:
+            raise ValueError("frames must be a non-empty list without repeats")
+
+
+@dataclass(frozen=True)
+class JobAnnounce:
+    """Gossiped on ``/pictor/1/jobs``; workers bid by direct stream."""
+
+    TYPE: ClassVar[str] = "job_announce"
+    job_id: Bytes32
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class Bid:
+    TYPE: ClassVar[str] = "bid"
+    job_id: Bytes32
+    frames_wanted: Annotated[int, Range(1, MAX_FRAMES_PER_JOB)]
+    price_wei_per_frame: U256
+    eta_s_per_frame: U32
+    payment_address: Bytes20
+
+
+@dataclass(frozen=True)
+class Award:
+    """Grants one frame to one worker under a lease kept alive by heartbeats."""
+
+    TYPE: ClassVar[str] = "award"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    worker: Bytes32
+    price_wei: U256
+    lease_deadline_ms: U64
+    heartbeat_interval_ms: U32
+
+
+@dataclass(frozen=True)
+class AwardDeclined:
+    TYPE: ClassVar[str] = "award_declined"
+    job_id: Bytes32
+    task_id: Bytes32
+    reason: Text
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    TYPE: ClassVar[str] = "heartbeat"
+    job_id: Bytes32
+    task_id: Bytes32
+    progress_permille: Permille
+
+
+@dataclass(frozen=True)
+class LeaseExtended:
+    """The requester's answer to a heartbeat: the lease's new deadline."""
+
+    TYPE: ClassVar[str] = "lease_extended"
+    job_id: Bytes32
+    task_id: Bytes32
+    lease_deadline_ms: U64
+
+
+@dataclass(frozen=True)
+class LeaseRevoked:
+    TYPE: ClassVar[str] = "lease_revoked"
+    job_id: Bytes32
+    task_id: Bytes32
+    reason: Text
+
+
+@dataclass(frozen=True)
+class Result:
+    TYPE: ClassVar[str] = "result"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    frame_cid: Cid
+    frame_size_bytes: U64
+    render_time_ms: U64
+    renderer_build: Name
+    device_class: Name
+
+
+@dataclass(frozen=True)
+class Failure:
+    TYPE: ClassVar[str] = "failure"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    reason: FailureReason
+    detail: Text
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """Requester -> checker: re-render tiles of this result and judge it."""
+
+    TYPE: ClassVar[str] = "verify_request"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    worker: Bytes32
+    result_digest: Bytes32
+    frame_cid: Cid
+    scene_cid: Cid
+    fee_wei: U256
+
+
+@dataclass(frozen=True)
+class TileEvidence:
+    x: U16
+    y: U16
+    width: U16
+    height: U16
+    psnr_millidb: U32
+    max_abs_diff: U16
+
+
+@dataclass(frozen=True)
+class Verdict:
+    TYPE: ClassVar[str] = "verdict"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    worker: Bytes32
+    result_digest: Bytes32
+    passed: bool
+    secret: Bytes32
+    tiles: Annotated[tuple[TileEvidence, ...], MaxLen(256)]
+    checker_build: Name
+    checker_device_class: Name
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A worker contests a rejecting verdict; more checkers are then asked."""
+
+    TYPE: ClassVar[str] = "dispute"
+    job_id: Bytes32
+    task_id: Bytes32
+    verdict_digest: Bytes32
+    reason: Text
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A cumulative EIP-712 payment voucher signed by the requester's address.
+
+    Typed data: domain ``{name: "Pictor Escrow", version: "1", chainId,
+    verifyingContract}``, type ``Voucher(bytes32 jobId,address payee,uint256
+    cumulative)``. Each new voucher for (job, payee) supersedes the last.
+    """
+
+    TYPE: ClassVar[str] = "voucher"
+    chain_id: U64
+    contract: Bytes20
+    job_id: Bytes32
+    payee: Bytes20
+    cumulative_wei: U256
+    signature: Bytes65
+
+
+@dataclass(frozen=True)
+class JobCancelled:
+    TYPE: ClassVar[str] = "job_cancelled"
+    job_id: Bytes32
+    reason: Text
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """Ask a peer for a byte range of content by CID (content stream)."""
+
+    TYPE: ClassVar[str] = "fetch_request"
+    cid: Cid
+    offset_bytes: U64
+    length_bytes: Annotated[int, Range(1, 4 * 1024 * 1024)]
+
+
+MESSAGE_CLASSES: tuple[type, ...] = (
+    CapacityAdvert,
+    JobAnnounce,
+    Bid,
+    Award,
+    AwardDeclined,
+    Heartbeat,
+    LeaseExtended,
+    LeaseRevoked,
+    Result,
+    Failure,
+    VerifyRequest,
+    Verdict,
+    Dispute,
+    Voucher,
+    JobCancelled,
+    FetchRequest,
+)
+MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
+Message = (
+    CapacityAdvert
+    | JobAnnounce
+    | Bid
+    | Award
+    | AwardDeclined
+    | Heartbeat
+    | LeaseExtended
+    | LeaseRevoked
+    | Result
+    | Failure
+    | VerifyRequest
+    | Verdict
+    | Dispute
+    | Voucher
+    | JobCancelled
+    | FetchRequest
+)
+
+
+def job_id_of(spec: JobSpec) -> bytes:
+    """SHA-256 of the spec's canonical encoding: the job's id everywhere."""
+    return hashlib.sha256(b"pictor/job-spec/v1\x00" + packb(to_wire(spec))).digest()
