@@ -1,0 +1,219 @@
+"""Node configuration: TOML file + ``PICTOR_*`` environment + CLI flags.
+
+Parsed once, at start, into a frozen :class:`NodeConfig` with every default
+resolved (after ddht's ``boot_info``). Later sources win: defaults < file <
+environment < flags. Unknown keys and bad values are refused with a
+:class:`ConfigError` that names the key and what it accepts; nothing is
+silently dropped (hypercorn's habit we do not copy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol.messages import Role
+
+CONFIG_FILE = "config.toml"
+ENV_PREFIX = "PICTOR_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value is refused; the message says which."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    data_dir: Path
+    listen_addrs: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/4001",)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = True
+    api_port: int = 7878
+    roles: tuple[Role, ...] = ()
+    advert_interval_s: float = 30.0
+    log_json: bool = False
+    log_level: str = "info"
+    # Gossipsub's own per-peer-per-topic limit (default 10/s, own publishes
+    # included) would silently drop our bursts: it sits well above our rates and
+    # our peer scorer does the real rate limiting.
+    gossip_rate_per_s: float = 1000.0
+    gossip_queue_len: int = 4096
+    peer_rate_per_s: float = 50.0
+    peer_burst: float = 200.0
+    ban_score: float = 100.0
+    ban_s: float = 3600.0
+    replay_skew_s: float = 60.0
+    request_timeout_s: float = 10.0
+    max_request_bytes: int = 1 << 20
+    max_response_bytes: int = 16 << 20
+    redial_max_backoff_s: float = 300.0
+    shutdown_grace_s: float = 5.0
+
+    @property
+    def api_token_path(self) -> Path:
+        return self.data_dir / "api.token"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "node.key"
+
+    @property
+    def payment_key_path(self) -> Path:
+        return self.data_dir / "payment.key"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "node.sqlite3"
+
+    @property
+    def api_addr_path(self) -> Path:
+        # Written by the running node so the CLI finds an ephemeral port (api_port = 0).
+        return self.data_dir / "api.addr"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig) if f.name != "data_dir"}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get(ENV_PREFIX + "DATA_DIR")
+    return Path(env) if env else Path.home() / ".pictor"
+
+
+def _accepted(name: str) -> str:
+    kind = _FIELDS[name].type
+    if name == "roles":
+        return "a list of " + ", ".join(r.value for r in Role)
+    if name == "log_level":
+        return "one of " + ", ".join(LOG_LEVELS)
+    return {
+        "bool": "true or false",
+        "int": "an integer >= 0",
+        "float": "a number >= 0",
+        "str": "a string",
+        "tuple[str, ...]": "a list of strings",
+    }.get(str(kind), str(kind))
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    kind = str(_FIELDS[name].type)
+    bad = ConfigError(f"{source}: bad value {raw!r} for '{name}'; accepted: {_accepted(name)}")
+    if isinstance(raw, str) and kind.startswith("tuple"):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    try:
+        if kind == "bool":
+            if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return raw.lower() in ("true", "1", "yes")
+            if isinstance(raw, bool):
+                return raw
+            raise bad
+        if kind in ("int", "float"):
+            if isinstance(raw, bool):
+                raise bad
+            value = int(raw) if kind == "int" else float(raw)
+            if value < 0:
+                raise bad
+            return value
+        if kind == "str":
+            if not isinstance(raw, str) or (name == "log_level" and raw not in LOG_LEVELS):
+                raise bad
+            return raw
+        if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
+            raise bad
+        return tuple(Role(v) for v in raw) if name == "roles" else tuple(raw)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise bad from exc
+
+
+def _check_keys(values: Mapping[str, Any], source: str) -> None:
+    for key in values:
+        if key not in _FIELDS:
+            raise ConfigError(
+                f"{source}: unknown config key '{key}'; accepted keys: {', '.join(sorted(_FIELDS))}"
+            )
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "DATA_DIR":
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        _check_keys({key: value}, f"environment {name}")
+        values[key] = _coerce(key, value, f"environment {name}")
+    return values
+
+
+def load_config(
+    data_dir: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> NodeConfig:
+    """Resolve the node's config from file, environment and flags (later wins)."""
+    values: dict[str, Any] = {}
+    path = data_dir / CONFIG_FILE
+    if path.exists():
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        _check_keys(file_values, str(path))
+        values.update({k: _coerce(k, v, str(path)) for k, v in file_values.items()})
+    values.update(_from_env(os.environ if environ is None else environ))
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_keys(flags, "command line")
+    values.update({k: _coerce(k, v, "command line") for k, v in flags.items()})
+    if "api_port" in values and values["api_port"] > 65535:
+        raise ConfigError(f"bad value {values['api_port']} for 'api_port'; accepted: 0..65535")
+    return NodeConfig(data_dir=data_dir, **values)
+
+
+CONFIG_TEMPLATE = """\
+# Pictor node configuration. Every key is optional; shown are the defaults.
+# Environment variables PICTOR_<KEY> (e.g. PICTOR_API_PORT=7900) and command
+# line flags override this file. Unknown keys are refused.
+
+# libp2p listen addresses (TCP).
+# listen_addrs = ["/ip4/0.0.0.0/tcp/4001"]
+
+# Peers to dial at start, full multiaddrs with /p2p/<peer id>.
+# bootstrap = []
+
+# Find peers on the local network with mDNS.
+# mdns = true
+
+# Local HTTP API, always bound to 127.0.0.1; 0 picks a free port.
+# api_port = 7878
+
+# Roles this node plays: worker, checker, client (flags --worker etc. add to them).
+# roles = []
+
+# Seconds between signed CapacityAdverts on /pictor/1/capacity.
+# advert_interval_s = 30.0
+
+# Logging: JSON lines instead of text, and level (debug, info, warning, error).
+# log_json = false
+# log_level = "info"
+
+# Peer policing: messages per second and burst per peer, the score at which
+# a peer is banned, and how long a ban lasts.
+# peer_rate_per_s = 50.0
+# peer_burst = 200.0
+# ban_score = 100.0
+# ban_s = 3600.0
+
+# Accepted clock difference for signed messages.
+# replay_skew_s = 60.0
+
+# Seconds to drain work on SIGINT/SIGTERM before exiting.
+# shutdown_grace_s = 5.0
+"""

@@ -1,0 +1,51 @@
+"""Config: file + env + flags, later wins; unknown keys and bad values refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.config import CONFIG_TEMPLATE, ConfigError, load_config
+from protocol.messages import Role
+
+
+def test_defaults_and_template_parse(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(CONFIG_TEMPLATE)
+    config = load_config(tmp_path, environ={})
+    assert config.api_port == 7878
+    assert config.advert_interval_s == 30.0
+    assert config.db_path == tmp_path / "node.sqlite3"
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('api_port = 1000\nbootstrap = ["/a"]\nmdns = false\n')
+    env = {"PICTOR_API_PORT": "2000", "PICTOR_BOOTSTRAP": "/b,/c", "HOME": "/x"}
+    config = load_config(tmp_path, environ=env, overrides={"api_port": 3000, "roles": None})
+    assert config.api_port == 3000
+    assert config.bootstrap == ("/b", "/c")
+    assert config.mdns is False
+    roles = load_config(tmp_path, environ={}, overrides={"roles": ["worker", "client"]}).roles
+    assert roles == (Role.WORKER, Role.CLIENT)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        ("api_prot = 1\n", {}, "unknown config key 'api_prot'; accepted keys:"),
+        ("mdns = 3\n", {}, "bad value 3 for 'mdns'; accepted: true or false"),
+        ('log_level = "loud"\n', {}, "'log_level'; accepted: one of debug, info"),
+        ('roles = ["miner"]\n', {}, "'roles'; accepted: a list of worker, checker, client"),
+        ("api_port = 70000\n", {}, "'api_port'; accepted: 0..65535"),
+        ("", {"PICTOR_ADVERT_INTERVAL_S": "soon"}, "PICTOR_ADVERT_INTERVAL_S: bad value 'soon'"),
+        ("", {"PICTOR_COLOUR": "red"}, "unknown config key 'colour'"),
+        ("api_port = [\n", {}, "not valid TOML"),
+    ],
+)
+def test_errors_name_key_and_accepted_values(
+    tmp_path: Path, text: str, env: dict[str, str], needle: str
+) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, environ=env)
+    assert needle in str(info.value)
