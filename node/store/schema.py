@@ -1,0 +1,76 @@
+"""Versioned schema migrations, applied in order; ``PRAGMA user_version`` is the version.
+
+Append a migration, never edit one that has shipped: a node's store is
+upgraded by running every migration above its current version, each in its
+own transaction, so a crash mid-upgrade leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: everything issue 3 needs; amounts are decimal text (wei exceeds i64).
+    """
+    CREATE TABLE identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE peers (
+        peer_id TEXT PRIMARY KEY,
+        addrs TEXT NOT NULL DEFAULT '[]',
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        last_dial_ms INTEGER,
+        dial_failures INTEGER NOT NULL DEFAULT 0,
+        banned_until_ms INTEGER NOT NULL DEFAULT 0,
+        advert BLOB,
+        advert_ms INTEGER
+    );
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        spec BLOB NOT NULL,
+        state TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE tasks (
+        task_id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs(job_id),
+        frame INTEGER NOT NULL,
+        worker TEXT,
+        state TEXT NOT NULL,
+        price_wei TEXT,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX tasks_by_job ON tasks(job_id);
+    CREATE TABLE leases (
+        task_id TEXT PRIMARY KEY REFERENCES tasks(task_id),
+        worker TEXT NOT NULL,
+        deadline_ms INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE results (
+        task_id TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        frame_cid TEXT NOT NULL,
+        render_ms INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (task_id, worker)
+    );
+    CREATE TABLE verdicts (
+        task_id TEXT NOT NULL,
+        checker TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (task_id, checker)
+    );
+    CREATE TABLE vouchers (
+        payer TEXT NOT NULL,
+        payee TEXT NOT NULL,
+        cumulative_wei TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (payer, payee)
+    );
+    """,
+)
