@@ -1,0 +1,1 @@
+"""Compiled contract artifacts, written by ``python -m ledger.build``."""

@@ -1,0 +1,1 @@
+"""Vyper sources of the Pictor contracts (package so the .vy files ship)."""

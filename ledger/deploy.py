@@ -1,0 +1,41 @@
+"""Deploying the escrow (and the dev-chain test token) from the committed artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_typing import ChecksumAddress
+from web3 import Web3
+
+from ledger.build import load_artifact
+from ledger.tx import TxSender
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowParams:
+    """Constructor arguments; immutable once deployed."""
+
+    grace_s: int = 24 * 3600  # vouchers stay redeemable this long after the deadline
+    unbonding_s: int = 7 * 24 * 3600  # stake stays slashable this long after unbond request
+    slash_quorum: int = 3  # distinct registered checkers needed for a fraud proof
+    checker_min_stake_wei: int = 10**18
+
+
+def deploy_contract(sender: TxSender, name: str, *args: object) -> ChecksumAddress:
+    artifact = load_artifact(name)
+    factory = sender.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = sender.transact(factory.constructor(*args))  # type: ignore[arg-type]
+    address = receipt["contractAddress"]
+    assert address is not None
+    return Web3.to_checksum_address(address)
+
+
+def deploy_escrow(sender: TxSender, params: EscrowParams | None = None) -> ChecksumAddress:
+    p = params or EscrowParams()
+    return deploy_contract(
+        sender, "Escrow", p.grace_s, p.unbonding_s, p.slash_quorum, p.checker_min_stake_wei
+    )
+
+
+def deploy_test_token(sender: TxSender) -> ChecksumAddress:
+    return deploy_contract(sender, "TestToken")
