@@ -1,0 +1,117 @@
+"""Canonical encoding and strict schema decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.codec import Limits, from_wire, packb, to_wire, unpackb
+from protocol.errors import LocalProtocolError, MalformedMessage, Oversize, SchemaError
+from protocol.messages import Bid, Heartbeat, JobAnnounce
+from tests.protocol.strategies import any_message, strategy_for
+
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(any_message)
+def test_every_message_round_trips(message: object) -> None:
+    data = packb(to_wire(message))
+    assert from_wire(type(message), unpackb(data)) == message
+
+
+@given(plain)
+def test_same_value_same_bytes_and_decode_accepts_them(value: object) -> None:
+    data = packb(value)
+    if isinstance(value, dict):  # a permuted dict is the same value
+        assert packb(dict(reversed(list(value.items())))) == data
+    assert packb(unpackb(data)) == data
+
+
+def test_non_canonical_forms_are_refused() -> None:
+    unsorted = msgpack.packb({"b": 1, "a": 2})
+    wide_int = b"\xcd\x00\x01"  # uint16 holding 1, canonical is 0x01
+    str_as_bin = msgpack.packb({"a": "x"}, use_bin_type=False)
+    for data in (unsorted, wide_int):
+        with pytest.raises(MalformedMessage, match="canonical"):
+            unpackb(data)
+    assert unpackb(str_as_bin) == {"a": "x"}  # short str is the same either way
+
+
+def test_floats_and_ext_types_are_not_protocol() -> None:
+    with pytest.raises(MalformedMessage):
+        unpackb(msgpack.packb(1.5))
+    with pytest.raises(MalformedMessage):
+        unpackb(msgpack.packb(msgpack.ExtType(5, b"x")))
+    with pytest.raises(LocalProtocolError):
+        packb({"a": 0.5})
+
+
+def test_limits_are_enforced() -> None:
+    small = Limits(max_message_bytes=100, max_depth=3, max_collection_len=4, max_str_len=8)
+    with pytest.raises(Oversize):
+        unpackb(packb("x" * 200), small)
+    with pytest.raises(Oversize):
+        unpackb(packb([1, 2, 3, 4, 5]), small)
+    with pytest.raises(Oversize):
+        unpackb(packb([[[[1]]]]), small)
+    with pytest.raises(Oversize):
+        unpackb(packb("y" * 20), Limits(max_str_len=8, max_bytes_len=8))
+
+
+def _bid_wire() -> dict[str, object]:
+    bid = Bid(
+        job_id=b"j" * 32,
+        frames_wanted=3,
+        price_wei_per_frame=10**18,
+        eta_s_per_frame=30,
+        payment_address=b"a" * 20,
+    )
+    wire = to_wire(bid)
+    assert isinstance(wire, dict)
+    return wire
+
+
+def test_unknown_missing_and_mistyped_fields_name_the_path() -> None:
+    wire = _bid_wire()
+    with pytest.raises(SchemaError, match="unknown field"):
+        from_wire(Bid, {**wire, "bonus": 1})
+    with pytest.raises(SchemaError, match="missing field"):
+        from_wire(Bid, {k: v for k, v in wire.items() if k != "job_id"})
+    with pytest.raises(SchemaError, match=r"Bid\.frames_wanted"):
+        from_wire(Bid, {**wire, "frames_wanted": "3"})
+    with pytest.raises(SchemaError, match=r"Bid\.frames_wanted"):
+        from_wire(Bid, {**wire, "frames_wanted": True})  # bool is not an int here
+    with pytest.raises(SchemaError, match=r"Bid\.job_id"):
+        from_wire(Bid, {**wire, "job_id": b"short"})
+
+
+def test_integer_bounds_both_ways() -> None:
+    with pytest.raises(SchemaError, match="outside"):
+        from_wire(Heartbeat, {"job_id": b"j" * 32, "task_id": b"t" * 32, "progress_permille": 1001})
+    with pytest.raises(LocalProtocolError):
+        to_wire(Heartbeat(job_id=b"j" * 32, task_id=b"t" * 32, progress_permille=-1))
+
+
+def test_wei_amounts_travel_as_32_byte_integers() -> None:
+    wire = _bid_wire()
+    assert wire["price_wei_per_frame"] == (10**18).to_bytes(32, "big")
+    with pytest.raises(SchemaError, match="32-byte"):
+        from_wire(Bid, {**wire, "price_wei_per_frame": 5})
+
+
+@given(strategy_for(JobAnnounce))
+def test_cross_field_checks_become_schema_errors(message: JobAnnounce) -> None:
+    wire = to_wire(message)
+    assert isinstance(wire, dict) and isinstance(wire["spec"], dict)
+    repeated = {**wire, "spec": {**wire["spec"], "frames": [1, 1]}}
+    with pytest.raises(SchemaError, match="repeats"):
+        from_wire(JobAnnounce, repeated)
+    assert dataclasses.is_dataclass(message)
