@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_typing import ChecksumAddress
-from eth_utils import to_canonical_address
+from eth_utils.address import to_canonical_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction

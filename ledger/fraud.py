@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
-from eth_utils import to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
 
 from ledger.vouchers import escrow_domain, split_signature
 

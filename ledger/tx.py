@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import requests
 from eth_account import Account
 from eth_tester.exceptions import TransactionFailed
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import (
@@ -32,7 +33,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from ledger.errors import ChainRevert, ChainUnreachable
 from ledger.nonces import NonceManager
@@ -117,11 +118,11 @@ class TxSender:
         )
 
     def prepare(self, fn: ContractFunction, value_wei: int = 0) -> PreparedTx:
-        params: TxParams = {"from": self.address, "value": value_wei, "chainId": self.chain_id}
+        params: TxParams = {"from": self.address, "value": Wei(value_wei), "chainId": self.chain_id}
         estimate = with_retries(lambda: fn.estimate_gas(params), self.config, "estimate_gas")
         gas = int(estimate * self.config.gas_margin)
         built = with_retries(
-            lambda: fn.build_transaction({**params, "gas": gas, **self._fees()}),
+            lambda: fn.build_transaction({**params, "gas": gas, **self._fees()}),  # type: ignore[arg-type]
             self.config,
             "build_transaction",
         )
@@ -138,8 +139,8 @@ class TxSender:
 
     def send(self, prepared: PreparedTx, nonce: int) -> TxReceipt:
         """Sign with ``nonce``, broadcast and wait; ChainRevert if it reverted on chain."""
-        signed = self._account.sign_transaction({**prepared.params, "nonce": nonce})  # type: ignore[dict-item]
-        tx_hash = bytes(signed.hash)
+        signed = self._account.sign_transaction({**prepared.params, "nonce": nonce})
+        tx_hash = HexBytes(signed.hash)
 
         def broadcast() -> None:
             try:
@@ -169,7 +170,7 @@ class TxSender:
                 self.nonces.resync()
             raise
 
-    def wait_receipt(self, tx_hash: bytes) -> TxReceipt:
+    def wait_receipt(self, tx_hash: HexBytes) -> TxReceipt:
         try:
             return self.w3.eth.wait_for_transaction_receipt(
                 tx_hash,
@@ -181,7 +182,7 @@ class TxSender:
         except TRANSIENT_ERRORS as exc:
             raise ChainUnreachable(f"receipt of 0x{tx_hash.hex()}: {exc}") from exc
 
-    def _known(self, tx_hash: bytes) -> bool:
+    def _known(self, tx_hash: HexBytes) -> bool:
         try:
             self.w3.eth.get_transaction(tx_hash)
         except TransactionNotFound:
