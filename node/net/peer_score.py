@@ -77,7 +77,7 @@ class PeerScorer:
 
     def _decayed(self, record: PeerRecord, now_s: float) -> float:
         elapsed_s = max(0.0, now_s - record.score_at_s)
-        return record.score * 0.5 ** (elapsed_s / self.config.half_life_s)
+        return float(record.score * 0.5 ** (elapsed_s / self.config.half_life_s))
 
     def is_banned(self, peer: str, now_s: float) -> bool:
         record = self._peers.get(peer)

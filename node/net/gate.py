@@ -1,0 +1,80 @@
+"""The inbound gate: every message from a peer passes here before the node acts.
+
+Order matters and is cheapest-first: the peer's rate limit (drop without
+reading), ``protocol.decode_envelope`` (schema, size, signature), the sender
+check (the signer must be the peer the network says sent it — gossip origin
+or stream peer — so nobody speaks for somebody else), then the
+``ReplayGuard`` (nonce and clock skew). A refusal is counted by reason and
+its ``penalty`` hint is added to the peer's score; a peer crossing the ban
+score is handed to ``on_ban`` (the node disconnects and blocks it; ``on_ban``
+must be idempotent, it is called again for stragglers from a banned peer).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from node.api.metrics import NodeMetrics
+from node.log import log_event
+from node.net.peer_score import Action, Admission, PeerScorer
+from protocol import Envelope, RemoteProtocolError, ReplayGuard, decode_envelope
+
+logger = logging.getLogger(__name__)
+SENDER_MISMATCH_PENALTY = 100
+
+
+def _reason(exc: Exception) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+class Gate:
+    def __init__(
+        self,
+        scorer: PeerScorer,
+        guard: ReplayGuard,
+        metrics: NodeMetrics,
+        *,
+        now_s: Callable[[], float],
+        wall_ms: Callable[[], int],
+        on_ban: Callable[[str], None],
+    ) -> None:
+        self.scorer = scorer
+        self.guard = guard
+        self.metrics = metrics
+        self._now_s = now_s
+        self._wall_ms = wall_ms
+        self._on_ban = on_ban
+
+    def admit(self, peer: str, data: bytes) -> Envelope | None:
+        """Return the verified envelope, or ``None`` when it is refused (and scored)."""
+        now_s = self._now_s()
+        admission = self.scorer.admit(peer, now_s)
+        if admission is not Admission.ALLOWED:
+            self.metrics.rejected.labels(admission.value).inc()
+            if admission is Admission.BANNED:
+                # Idempotent on the node's side: a banned peer is cut off once.
+                self._on_ban(peer)
+            return None
+        try:
+            envelope = decode_envelope(data)
+            if str(envelope.sender) != peer:
+                raise RemoteProtocolError(
+                    f"signed by {envelope.sender}, sent by {peer}", penalty=SENDER_MISMATCH_PENALTY
+                )
+            self.guard.check(envelope, now_ms=self._wall_ms())
+        except RemoteProtocolError as exc:
+            self.refuse(peer, exc, now_s)
+            return None
+        self.metrics.messages_in.labels(envelope.type).inc()
+        return envelope
+
+    def refuse(self, peer: str, exc: RemoteProtocolError, now_s: float | None = None) -> None:
+        reason = "sender_mismatch" if type(exc) is RemoteProtocolError else _reason(exc)
+        self.metrics.rejected.labels(reason).inc()
+        now = self._now_s() if now_s is None else now_s
+        action = self.scorer.penalize(peer, exc.penalty, reason, now)
+        log_event(logger, logging.DEBUG, "refused message", peer=peer, reason=reason)
+        if action is Action.DISCONNECT:
+            self._on_ban(peer)

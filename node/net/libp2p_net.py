@@ -1,0 +1,216 @@
+"""The real ``Network``: py-libp2p 0.8.1 (trio) with Noise, yamux, TCP, gossipsub.
+
+Choices that differ from py-libp2p's defaults, and why:
+
+* Security is Noise only. ``new_host`` otherwise also offers secio and
+  *plaintext*, which would let a peer downgrade us to an unauthenticated link.
+* Gossipsub keeps strict signing and the standard message id (origin peer id +
+  seqno), so js and go libp2p nodes interoperate.
+* Gossipsub's spam limit (10 msgs/s per peer per topic, own publishes
+  included) and its 32-entry per-peer outbound queues drop messages silently
+  at burst rates the node uses; both are raised to configured values. Our own
+  peer scorer (``node.net.peer_score``) does the real rate limiting.
+* Delivery happens in the topic validator, not through the subscription
+  channel (32 entries, overflow dropped with only a log line): a message the
+  node's handler refuses is then also never forwarded to the mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import create_yamux_muxer_option, new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
+from protocol import NodeKey
+
+GOSSIPSUB_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
+_FAILURES = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+@dataclass(frozen=True)
+class Libp2pSettings:
+    listen_addrs: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    mdns: bool = False
+    gossip_rate_per_s: float = 1000.0
+    gossip_queue_len: int = 4096
+    heartbeat_interval_s: int = 1
+    max_gossip_rpc_bytes: int = 1 << 20
+
+
+class _ResizingQueues(dict[Any, Any]):
+    """Pubsub's per-peer outbound queues, resized as pubsub creates them.
+
+    py-libp2p builds each ``RpcQueue()`` with a hard-coded 32 entries and no
+    hook; a burst of publishes larger than that is dropped for that peer.
+    """
+
+    def __init__(self, max_len: int) -> None:
+        super().__init__()
+        self._max_len = max_len
+
+    def __setitem__(self, peer: Any, queue: Any) -> None:
+        queue._queue.max_size = self._max_len
+        super().__setitem__(peer, queue)
+
+
+class _Pubsub(Pubsub):
+    def notify_subscriptions(self, publish_message: Any) -> None:
+        # Delivered already by the topic validator (see module docstring).
+        return
+
+
+class _Libp2pStream:
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data)
+        except _FAILURES as exc:
+            raise NetworkError(f"stream write failed: {exc!r}") from exc
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        try:
+            return bytes(await self._stream.read(max_bytes))
+        except EOFError:
+            return b""
+        except _FAILURES as exc:
+            raise NetworkError(f"stream read failed: {exc!r}") from exc
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.close()
+        except _FAILURES:
+            pass
+
+
+class Libp2pNetwork:
+    def __init__(self, host: Any, pubsub: _Pubsub) -> None:
+        self.host = host
+        self.pubsub = pubsub
+        self._blocked: set[str] = set()
+
+    @property
+    def local_peer(self) -> str:
+        return str(self.host.get_id().to_base58())
+
+    def listen_addrs(self) -> list[str]:
+        return [str(addr) for addr in self.host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return sorted(peer.to_base58() for peer in self.host.get_connected_peers())
+
+    async def connect(self, addr: str) -> str:
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except Exception as exc:  # multiaddr raises a zoo of types for bad text
+            raise NetworkError(f"not a dialable multiaddr with /p2p/: {addr}") from exc
+        peer = str(info.peer_id.to_base58())
+        if peer in self._blocked:
+            raise NetworkError(f"{peer} is banned")
+        try:
+            await self.host.connect(info)
+        except _FAILURES as exc:
+            raise NetworkError(f"dial {addr} failed: {exc}") from exc
+        return peer
+
+    async def disconnect(self, peer: str) -> None:
+        try:
+            await self.host.disconnect(ID.from_base58(peer))
+        except _FAILURES:
+            pass
+
+    def block(self, peer: str) -> None:
+        self._blocked.add(peer)
+        self.pubsub.add_to_blacklist(ID.from_base58(peer))
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        me = self.host.get_id()
+
+        def validate(forwarder: ID, msg: Any) -> bool:
+            origin = ID(msg.from_id)
+            if origin == me:
+                return True
+            return handler(topic, origin.to_base58(), bytes(msg.data))
+
+        self.pubsub.set_topic_validator(topic, validate, is_async_validator=False)
+        await self.pubsub.subscribe(topic)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        try:
+            await self.pubsub.publish(topic, data)
+        except _FAILURES as exc:
+            raise NetworkError(f"publish on {topic} failed: {exc}") from exc
+
+    def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
+        async def on_stream(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            wrapped = _Libp2pStream(stream)
+            if peer in self._blocked:
+                await wrapped.aclose()
+                return
+            await handler(peer, wrapped)
+
+        self.host.set_stream_handler(TProtocol(protocol_id), on_stream)
+
+    async def open_stream(self, peer: str, protocol_id: str) -> ByteStream:
+        try:
+            stream = await self.host.new_stream(ID.from_base58(peer), [TProtocol(protocol_id)])
+        except _FAILURES as exc:
+            raise NetworkError(f"open {protocol_id} to {peer} failed: {exc}") from exc
+        return _Libp2pStream(stream)
+
+
+def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> Any:
+    """A libp2p host whose peer id is the node id; Noise is its only security."""
+    key_pair = create_new_key_pair(key.seed)
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
+        muxer_opt=create_yamux_muxer_option(),
+        enable_mDNS=settings.mdns,
+    )
+
+
+@asynccontextmanager
+async def open_libp2p_network(
+    key: NodeKey, settings: Libp2pSettings
+) -> AsyncIterator[Libp2pNetwork]:
+    host = build_host(key, settings)
+    router = GossipSub(
+        protocols=GOSSIPSUB_PROTOCOLS,
+        degree=6,
+        degree_low=4,
+        degree_high=12,
+        heartbeat_interval=settings.heartbeat_interval_s,
+        max_messages_per_topic_per_second=settings.gossip_rate_per_s,
+    )
+    pubsub = _Pubsub(
+        host, router, strict_signing=True, max_inbound_rpc_size=settings.max_gossip_rpc_bytes
+    )
+    pubsub.peer_queues = _ResizingQueues(settings.gossip_queue_len)
+    listen = [multiaddr.Multiaddr(a) for a in settings.listen_addrs]
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(host.run(listen))
+        await stack.enter_async_context(background_trio_service(pubsub))
+        await stack.enter_async_context(background_trio_service(router))
+        await pubsub.wait_until_ready()
+        yield Libp2pNetwork(host, pubsub)

@@ -1,0 +1,124 @@
+"""In-memory ``Network`` for fast tests: no sockets, no crypto handshakes.
+
+A ``MemoryHub`` is the wire: nodes opened on the same hub can connect to each
+other by address ``/memory/<peer>/p2p/<peer>``. Gossip floods over
+connections with a seen-set (like gossipsub without the mesh), runs the
+receiving node's handler as a validator and forwards only what it accepted.
+Streams are trio memory streams.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+
+from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
+
+
+class MemoryHub:
+    def __init__(self) -> None:
+        self.nodes: dict[str, MemoryNetwork] = {}
+
+    @asynccontextmanager
+    async def open(self, peer: str) -> AsyncIterator[MemoryNetwork]:
+        async with trio.open_nursery() as nursery:
+            net = MemoryNetwork(self, peer, nursery)
+            self.nodes[peer] = net
+            try:
+                yield net
+            finally:
+                del self.nodes[peer]
+                for other in list(net._links):
+                    await net.disconnect(other)
+                nursery.cancel_scope.cancel()
+
+
+class MemoryNetwork:
+    def __init__(self, hub: MemoryHub, peer: str, nursery: trio.Nursery) -> None:
+        self._hub = hub
+        self._peer = peer
+        self._nursery = nursery
+        self._links: set[str] = set()
+        self._blocked: set[str] = set()
+        self._topics: dict[str, GossipHandler] = {}
+        self._seen: set[tuple[str, int]] = set()
+        self._seq = itertools.count()
+        self._streams: dict[str, StreamHandler] = {}
+
+    @property
+    def local_peer(self) -> str:
+        return self._peer
+
+    def listen_addrs(self) -> list[str]:
+        return [f"/memory/{self._peer}/p2p/{self._peer}"]
+
+    def connected_peers(self) -> list[str]:
+        return sorted(self._links)
+
+    async def connect(self, addr: str) -> str:
+        await trio.lowlevel.checkpoint()
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        other = self._hub.nodes.get(peer)
+        if other is None or peer == self._peer:
+            raise NetworkError(f"no node at {addr}")
+        self._links.add(peer)
+        other._links.add(self._peer)
+        return peer
+
+    async def disconnect(self, peer: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self._links.discard(peer)
+        other = self._hub.nodes.get(peer)
+        if other is not None:
+            other._links.discard(self._peer)
+
+    def block(self, peer: str) -> None:
+        self._blocked.add(peer)
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        await trio.lowlevel.checkpoint()
+        self._topics[topic] = handler
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        message_id = (self._peer, next(self._seq))
+        self._seen.add(message_id)
+        self._forward(topic, self._peer, message_id, data)
+
+    def _forward(self, topic: str, origin: str, message_id: tuple[str, int], data: bytes) -> None:
+        for peer in sorted(self._links):
+            other = self._hub.nodes.get(peer)
+            if other is not None:
+                other._receive(topic, self._peer, origin, message_id, data)
+
+    def _receive(
+        self, topic: str, forwarder: str, origin: str, message_id: tuple[str, int], data: bytes
+    ) -> None:
+        if message_id in self._seen or forwarder in self._blocked or origin in self._blocked:
+            return
+        self._seen.add(message_id)
+        handler = self._topics.get(topic)
+        if handler is not None and handler(topic, origin, data):
+            self._forward(topic, origin, message_id, data)
+
+    def _remote(self, peer: str) -> MemoryNetwork:
+        other = self._hub.nodes.get(peer)
+        if other is None or peer not in self._links:
+            raise NetworkError(f"not connected to {peer}")
+        return other
+
+    def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
+        self._streams[protocol_id] = handler
+
+    async def open_stream(self, peer: str, protocol_id: str) -> ByteStream:
+        other = self._remote(peer)
+        handler = other._streams.get(protocol_id)
+        if handler is None:
+            raise NetworkError(f"{peer} does not speak {protocol_id}")
+        ours, theirs = trio.testing.memory_stream_pair()
+        other._nursery.start_soon(handler, self._peer, theirs)
+        return ours

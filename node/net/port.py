@@ -1,0 +1,70 @@
+"""The ``Network`` port: what the node needs from a peer-to-peer network.
+
+Peers are named by their peer id text ("12D3KooW..."), which is also the
+``str()`` of the sender's ``NodeId`` in every signed envelope, so the network
+layer and the protocol layer agree on who is who without a lookup.
+
+Gossip handlers are synchronous and return whether the message is valid:
+the libp2p implementation runs them as gossipsub topic validators, so a
+message the node refuses is not forwarded to the rest of the mesh. A handler
+that needs to do async work hands the message on through a bounded channel.
+
+Request/response is built on streams, the same way for every implementation,
+in :mod:`node.net.reqresp`, so framing and size limits are enforced (and
+abuse scored) by our code rather than differently by each transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+GossipHandler = Callable[[str, str, bytes], bool]  # (topic, origin peer, data) -> valid?
+
+
+class NetworkError(Exception):
+    """A send, dial or request failed (unreachable peer, timeout, reset)."""
+
+
+class ByteStream(Protocol):
+    """A reliable byte stream to one peer (the subset of ``trio.abc.Stream`` we use)."""
+
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Return some bytes, or ``b""`` once the peer has closed its side."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+StreamHandler = Callable[[str, ByteStream], Awaitable[None]]  # (peer, stream)
+
+
+class Network(Protocol):
+    @property
+    def local_peer(self) -> str: ...
+
+    def listen_addrs(self) -> list[str]:
+        """Full multiaddrs (with ``/p2p/<id>``) other nodes can dial."""
+        ...
+
+    def connected_peers(self) -> list[str]: ...
+
+    async def connect(self, addr: str) -> str:
+        """Dial a full multiaddr; return the peer id. Raises ``NetworkError``."""
+        ...
+
+    async def disconnect(self, peer: str) -> None: ...
+
+    def block(self, peer: str) -> None:
+        """Refuse this peer's gossip until unblocked (after a ban)."""
+        ...
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None: ...
+
+    async def publish(self, topic: str, data: bytes) -> None: ...
+
+    def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None: ...
+
+    async def open_stream(self, peer: str, protocol_id: str) -> ByteStream: ...
