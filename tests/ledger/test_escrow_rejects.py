@@ -1,0 +1,103 @@
+"""Vouchers that must not pay, and the order of deadline, grace period and refund."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from ledger.errors import ChainRevert
+from ledger.vouchers import sign
+from tests.ledger.conftest import ETHER, GRACE_S, Env
+
+
+def open_job(env: Env, budget_wei: int = ETHER, lifetime_s: int = 3600) -> tuple[bytes, int]:
+    job_id = os.urandom(32)
+    deadline_s = env.deadline_in(lifetime_s)
+    env.requester.deposit(job_id, budget_wei, deadline_s)
+    return job_id, deadline_s
+
+
+def reverts(reason: str, fn: object, *args: object) -> None:
+    with pytest.raises(ChainRevert) as info:
+        fn(*args)  # type: ignore[operator]
+    assert info.value.reason == reason
+
+
+def test_forged_voucher_reverts(env: Env) -> None:
+    job_id, _ = open_job(env)
+    worker = env.workers[0]
+    forged = env.voucher(job_id, worker, ETHER // 2, signer=worker)  # self-signed
+    reverts("bad signature", env.outsider.redeem, forged)
+    tampered = replace(env.voucher(job_id, worker, ETHER // 10), cumulative_wei=ETHER // 2)
+    reverts("bad signature", env.outsider.redeem, tampered)
+    redirected = replace(env.voucher(job_id, worker, ETHER // 10), payee=env.outsider.account)
+    reverts("bad signature", env.outsider.redeem, redirected)
+
+
+def test_replayed_and_stale_vouchers_pay_nothing(env: Env) -> None:
+    job_id, _ = open_job(env)
+    worker = env.workers[0]
+    old, new = env.voucher(job_id, worker, ETHER // 10), env.voucher(job_id, worker, ETHER // 5)
+    env.outsider.redeem(new)
+    reverts("nothing owed", env.outsider.redeem, new)
+    reverts("nothing owed", env.outsider.redeem, old)
+    assert env.requester.paid_wei(job_id, worker.account) == ETHER // 5
+
+
+def test_over_budget_voucher_reverts(env: Env) -> None:
+    job_id, _ = open_job(env, budget_wei=ETHER)
+    reverts("over budget", env.outsider.redeem, env.voucher(job_id, env.workers[0], 2 * ETHER))
+    env.outsider.redeem(env.voucher(job_id, env.workers[0], ETHER // 2))
+    # Each payee's cumulative is bounded by the budget left, not by the first deposit.
+    reverts("over budget", env.outsider.redeem, env.voucher(job_id, env.workers[1], ETHER))
+
+
+def test_wrong_chain_and_wrong_contract_vouchers_revert(env: Env) -> None:
+    job_id, _ = open_job(env)
+    worker = env.workers[0]
+    other_chain = env.voucher(job_id, worker, ETHER // 2, chain_id=env.chain.chain_id + 1)
+    reverts("bad signature", env.outsider.redeem, replace(other_chain, chain_id=env.chain.chain_id))
+    unsigned = replace(other_chain, chain_id=env.chain.chain_id, contract=b"\x01" * 20)
+    other_contract = sign(unsigned, env.key_of(env.requester))
+    reverts(
+        "bad signature", env.outsider.redeem, replace(other_contract, contract=env.contract_bytes)
+    )
+
+
+def test_batch_is_all_or_nothing(env: Env) -> None:
+    job_id, _ = open_job(env)
+    good = env.voucher(job_id, env.workers[0], ETHER // 4)
+    forged = env.voucher(job_id, env.workers[1], ETHER // 4, signer=env.workers[1])
+    reverts("bad signature", env.outsider.redeem_batch, [good, forged])
+    assert env.requester.paid_wei(job_id, env.workers[0].account) == 0
+
+
+def test_deadline_grace_refund_ordering(env: Env) -> None:
+    job_id, deadline_s = open_job(env, lifetime_s=1000)
+    worker = env.workers[0]
+    reverts("grace not over", env.outsider.refund, job_id)
+    # Past the deadline but inside the grace period: vouchers still pay, no refund yet.
+    env.chain.advance_time(deadline_s + GRACE_S - env.chain.timestamp_s() - 1)
+    reverts("grace not over", env.outsider.refund, job_id)
+    env.outsider.redeem(env.voucher(job_id, worker, ETHER // 10))  # mined at deadline + grace
+    assert env.chain.timestamp_s() == deadline_s + GRACE_S
+    # After deadline + grace: vouchers are dead, the refund opens.
+    late = env.voucher(job_id, worker, ETHER // 5)
+    env.chain.advance_time(1)
+    reverts("voucher expired", env.outsider.redeem, late)
+    env.outsider.refund(job_id)
+    reverts("refunded", env.outsider.redeem, late)
+    reverts("refunded", env.outsider.refund, job_id)
+    reverts("refunded", env.requester.deposit, job_id, ETHER, env.deadline_in(100))
+
+
+def test_deposit_rules(env: Env) -> None:
+    job_id, deadline_s = open_job(env)
+    reverts("not requester", env.workers[0].deposit, job_id, ETHER, deadline_s)
+    reverts("deadline earlier", env.requester.deposit, job_id, ETHER, deadline_s - 1)
+    reverts(
+        "deadline passed", env.requester.deposit, os.urandom(32), ETHER, env.chain.timestamp_s()
+    )
+    reverts("no such job", env.outsider.refund, os.urandom(32))
