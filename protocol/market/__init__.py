@@ -1,0 +1,62 @@
+"""The market machines: the requester's job and the worker's tasks.
+
+Sans-I/O like the rest of :mod:`protocol`: every method takes ``now_ms`` and
+returns a list of :mod:`~protocol.market.commands` for the driver to carry
+out; a machine's ``get_timer()`` says when to call ``handle_timer(now_ms)``
+next. The transition tables in :mod:`protocol.market.tables` are the spec.
+
+* :class:`JobMachine` (``requester.py``) — announce, bids, awards, leases,
+  results, verification, payment, deadline and refund.
+* :class:`WorkerMachine` (``worker.py``) — bids on jobs it can render, takes
+  awards, heartbeats, reports results or failures, abandons expired leases.
+"""
+
+from protocol.market.commands import (
+    CancelRender,
+    CheckerFeeDue,
+    Command,
+    FrameAccepted,
+    FrameFailed,
+    JobFinished,
+    JobOutcome,
+    Publish,
+    RecordPayment,
+    RefundDue,
+    RequestVerification,
+    Send,
+    StartRender,
+    VoucherReceived,
+    WorkerBlocklisted,
+)
+from protocol.market.config import MarketConfig, WorkerConfig
+from protocol.market.requester import JobMachine, JobStatistics
+from protocol.market.tables import FrameState, JobState, TaskState, WorkerTaskState
+from protocol.market.worker import WorkerMachine, WorkerStatistics
+
+__all__ = [
+    "CancelRender",
+    "CheckerFeeDue",
+    "Command",
+    "FrameAccepted",
+    "FrameFailed",
+    "FrameState",
+    "JobFinished",
+    "JobMachine",
+    "JobOutcome",
+    "JobState",
+    "JobStatistics",
+    "MarketConfig",
+    "Publish",
+    "RecordPayment",
+    "RefundDue",
+    "RequestVerification",
+    "Send",
+    "StartRender",
+    "TaskState",
+    "VoucherReceived",
+    "WorkerBlocklisted",
+    "WorkerConfig",
+    "WorkerMachine",
+    "WorkerStatistics",
+    "WorkerTaskState",
+]

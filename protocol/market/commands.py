@@ -1,0 +1,154 @@
+"""Commands: what the market machines ask their driver to do.
+
+A machine never performs I/O; every method returns a list of commands, in the
+order they should be carried out. The node carries them out over libp2p and
+its renderer; the simulator over its modelled network; tests inspect them.
+Node keys are the 32-byte Ed25519 public keys; payment addresses 20 bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from protocol.messages import JobSpec, Message, Voucher
+
+
+class JobOutcome(enum.Enum):
+    COMPLETED = "completed"  # every frame accepted
+    PARTIAL = "partial"  # every frame settled before the deadline, some failed
+    EXPIRED = "expired"  # the deadline passed with frames still open
+    CANCELLED = "cancelled"  # the requester cancelled
+
+
+# ---- network ----
+
+
+@dataclass(frozen=True)
+class Send:
+    """Sign ``message`` and send it to the node ``to`` on the market stream."""
+
+    to: bytes
+    message: Message
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Sign ``message`` and gossip it on ``topic``."""
+
+    topic: str
+    message: Message
+
+
+# ---- requester side ----
+
+
+@dataclass(frozen=True)
+class RequestVerification:
+    """Pick a checker (never ``worker``) and call ``JobMachine.assign_checker``."""
+
+    task_id: bytes
+    frame: int
+    worker: bytes
+    result_digest: bytes
+    frame_cid: str
+
+
+@dataclass(frozen=True)
+class RecordPayment:
+    """Sign and send the payee a Voucher for ``cumulative_wei`` on this job."""
+
+    payee_address: bytes
+    cumulative_wei: int
+    job_id: bytes
+
+
+@dataclass(frozen=True)
+class CheckerFeeDue:
+    """A checker answered; it has earned ``fee_wei`` (paid by the driver)."""
+
+    job_id: bytes
+    task_id: bytes
+    checker: bytes
+    fee_wei: int
+
+
+@dataclass(frozen=True)
+class FrameAccepted:
+    job_id: bytes
+    frame: int
+    task_id: bytes
+    worker: bytes
+    frame_cid: str
+    price_wei: int
+
+
+@dataclass(frozen=True)
+class FrameFailed:
+    job_id: bytes
+    frame: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerBlocklisted:
+    """``worker`` failed this job too often and gets no more of its frames."""
+
+    job_id: bytes
+    worker: bytes
+    failures: int
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job_id: bytes
+    outcome: JobOutcome
+
+
+@dataclass(frozen=True)
+class RefundDue:
+    """Reclaim the unspent escrow once ``not_before_ms`` has passed."""
+
+    job_id: bytes
+    refund_wei: int
+    not_before_ms: int
+
+
+# ---- worker side ----
+
+
+@dataclass(frozen=True)
+class StartRender:
+    task_id: bytes
+    job_id: bytes
+    frame: int
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class CancelRender:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class VoucherReceived:
+    """Store the voucher (after checking its EIP-712 signature) to redeem later."""
+
+    voucher: Voucher
+
+
+Command = (
+    Send
+    | Publish
+    | RequestVerification
+    | RecordPayment
+    | CheckerFeeDue
+    | FrameAccepted
+    | FrameFailed
+    | WorkerBlocklisted
+    | JobFinished
+    | RefundDue
+    | StartRender
+    | CancelRender
+    | VoucherReceived
+)

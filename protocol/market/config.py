@@ -1,0 +1,68 @@
+"""Market settings: one frozen dataclass per side, every default resolved.
+
+Defaults and why:
+
+* ``lease_ms`` 60 s with ``heartbeat_interval_ms`` 15 s: a lease survives three
+  lost heartbeats in a row before a live worker loses its task, and a dead
+  worker's frame is free again within a minute.
+* ``max_attempts_per_frame`` 3 and ``blocklist_after_failures`` 3: see the
+  requester module's docstring (Flamenco's numbers, argued for a market where
+  a failure can also be a rejected, possibly dishonest, result).
+* ``bid_window_ms`` 5 s: long enough for gossip to reach the network and bids
+  to come back (gossip hop 3–9 ms, connects ≥ 250 ms), short enough that an
+  artist does not notice it. Bids arriving later are still used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.errors import LocalProtocolError
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """The requester's rules for one job."""
+
+    lease_ms: int = 60_000
+    heartbeat_interval_ms: int = 15_000
+    bid_window_ms: int = 5_000
+    max_attempts_per_frame: int = 3
+    blocklist_after_failures: int = 3
+    max_tasks_per_worker: int = 4
+    verify_timeout_ms: int = 120_000
+    refund_grace_ms: int = 24 * 3_600_000
+    max_bidders: int = 1_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_interval_ms < self.lease_ms:
+            raise LocalProtocolError("need 0 < heartbeat_interval_ms < lease_ms")
+        for name in (
+            "max_attempts_per_frame",
+            "blocklist_after_failures",
+            "max_tasks_per_worker",
+            "verify_timeout_ms",
+            "max_bidders",
+        ):
+            if getattr(self, name) < 1:
+                raise LocalProtocolError(f"{name} must be at least 1")
+        if self.bid_window_ms < 0 or self.refund_grace_ms < 0:
+            raise LocalProtocolError("bid_window_ms and refund_grace_ms must be >= 0")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker offers: its ask, the renderer builds it runs, its slots."""
+
+    min_price_wei_per_ru: int
+    renderer_builds: tuple[str, ...]
+    slots: int = 1
+    score_ru_per_hour: int = 3_600
+    max_known_jobs: int = 1_000
+    job_memory_ms: int = 24 * 3_600_000
+
+    def __post_init__(self) -> None:
+        if self.min_price_wei_per_ru < 0:
+            raise LocalProtocolError("min_price_wei_per_ru must be >= 0")
+        if self.slots < 1 or self.score_ru_per_hour < 1 or self.max_known_jobs < 1:
+            raise LocalProtocolError("slots, score_ru_per_hour and max_known_jobs must be >= 1")

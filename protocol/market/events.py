@@ -1,0 +1,199 @@
+"""Events of the market machines: what happened to a job, a frame or a task.
+
+Events are the keys of the transition tables in :mod:`protocol.market.tables`.
+Each names something that has already happened (past tense), carries the id of
+the thing it happened to, and is only ever created inside the machines: a
+driver feeds messages and calls methods, the machine turns them into events,
+looks the event up in its table and refuses it if the table has no entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---- job lifecycle (requester) ----
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: bytes
+
+
+@dataclass(frozen=True)
+class FramesSettled:
+    """Every frame is accepted or failed before the deadline."""
+
+    job_id: bytes
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    job_id: bytes
+
+
+@dataclass(frozen=True)
+class JobCancelledLocally:
+    job_id: bytes
+
+
+# ---- frame lifecycle (requester) ----
+
+
+@dataclass(frozen=True)
+class FrameAwarded:
+    frame: int
+
+
+@dataclass(frozen=True)
+class FrameRendered:
+    frame: int
+
+
+@dataclass(frozen=True)
+class FrameVerified:
+    frame: int
+
+
+@dataclass(frozen=True)
+class AttemptReturned:
+    """The award came back without the worker being at fault (declined)."""
+
+    frame: int
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    """A worker failed the frame; attempts are left."""
+
+    frame: int
+
+
+@dataclass(frozen=True)
+class AttemptsExhausted:
+    """A worker failed the frame and it was the last attempt allowed."""
+
+    frame: int
+
+
+@dataclass(frozen=True)
+class JobClosed:
+    """Deadline or cancellation while the frame was still open."""
+
+    frame: int
+
+
+# ---- task lifecycle (requester side: one award of one frame to one worker) ----
+
+
+@dataclass(frozen=True)
+class HeartbeatReceived:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class ResultReceived:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class ResultInvalid:
+    """A result that cannot be right whatever the pixels (wrong renderer build)."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class FailureReported:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class AwardRefused:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class LeaseExpired:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class CheckerAssigned:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class VerificationWaived:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class VerificationTimedOut:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class VerdictPassed:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class VerdictFailed:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class TaskRevoked:
+    task_id: bytes
+
+
+# ---- task lifecycle (worker side) ----
+
+
+@dataclass(frozen=True)
+class AwardAccepted:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class AwardRejected:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class ProgressReported:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class HeartbeatDue:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class LeaseRenewed:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class LeaseLapsed:
+    """The worker's own copy of the lease deadline passed: it stops rendering."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class LeaseWithdrawn:
+    """LeaseRevoked or JobCancelled from the requester."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class RenderFinished:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class RenderFailed:
+    task_id: bytes

@@ -1,0 +1,312 @@
+"""The worker's task machine: bid, take awards, heartbeat, deliver, get paid.
+
+Theory of operation
+-------------------
+One :class:`WorkerMachine` per node. A JobAnnounce whose renderer build it
+runs and whose max price covers its ask (``min_price_wei_per_ru ×
+ru_per_frame``) gets one Bid, sent straight to the requester: a standing offer
+of ``slots`` concurrent frames at the ask. An Award for a job it bid on is
+taken when a slot is free (:class:`StartRender`) and declined otherwise, so
+the requester can give the frame to someone else at once.
+
+While a task renders, the machine's timer sends a Heartbeat every
+``heartbeat_interval_ms`` the award asked for, and LeaseExtended answers move
+the worker's copy of the lease deadline. If that deadline passes with no
+extension (the requester is gone, or our heartbeats are lost) the task is
+abandoned (:class:`CancelRender`): the requester has expired it too and
+would ignore the result. The driver reports the render's end with
+:meth:`render_finished` (→ Result) or :meth:`render_failed` (→ Failure).
+
+Vouchers are cumulative per (job, payee): only a larger amount than the last
+one is news (:class:`VoucherReceived`); its EIP-712 signature is the ledger's
+to check. Messages only the job's requester may send (Award, LeaseExtended,
+LeaseRevoked, Voucher, JobCancelled) from anyone else raise
+``IllegalMessage``, as does an announce whose id is not its spec's hash.
+Known jobs are forgotten ``job_memory_ms`` after their deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.market import events as ev
+from protocol.market.commands import CancelRender, Command, Send, StartRender, VoucherReceived
+from protocol.market.config import WorkerConfig
+from protocol.market.tables import WORKER_TASK_TRANSITIONS, WorkerTaskState, next_state
+from protocol.messages import (
+    Award,
+    AwardDeclined,
+    Bid,
+    Failure,
+    FailureReason,
+    Heartbeat,
+    JobAnnounce,
+    JobCancelled,
+    JobSpec,
+    LeaseExtended,
+    LeaseRevoked,
+    Message,
+    Result,
+    Voucher,
+    job_id_of,
+)
+
+
+@dataclass
+class _Job:
+    spec: JobSpec
+    ask_wei: int
+    cancelled: bool = False
+    voucher_wei: int = 0
+
+
+@dataclass
+class _Task:
+    task_id: bytes
+    job_id: bytes
+    frame: int
+    requester: bytes
+    price_wei: int
+    state: WorkerTaskState
+    lease_deadline_ms: int = 0
+    heartbeat_interval_ms: int = 1
+    next_heartbeat_ms: int = 0
+    progress_permille: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerStatistics:
+    jobs_known: int
+    tasks_rendering: int
+    tasks_submitted: int
+    tasks_failed: int
+    tasks_abandoned: int
+    tasks_revoked: int
+    awards_declined: int
+    vouchers_wei: int
+
+
+class WorkerMachine:
+    """The worker's side of the market (see the module docstring)."""
+
+    def __init__(
+        self, node_id: bytes, payment_address: bytes, config: WorkerConfig, now_ms: int
+    ) -> None:
+        if len(node_id) != 32 or len(payment_address) != 20:
+            raise IllegalTransition("node_id is 32 bytes and payment_address 20")
+        self.node_id = node_id
+        self.payment_address = payment_address
+        self.config = config
+        self.created_ms = now_ms
+        self._jobs: dict[bytes, _Job] = {}
+        self._tasks: dict[bytes, _Task] = {}
+
+    # ---- network input ----
+
+    def receive(self, sender: bytes, message: Message, now_ms: int) -> list[Command]:
+        if isinstance(message, JobAnnounce):
+            return self._on_announce(sender, message, now_ms)
+        if isinstance(message, Award):
+            return self._on_award(sender, message, now_ms)
+        if isinstance(message, LeaseExtended):
+            task = self._from_requester(sender, message.task_id)
+            if self._step(task, ev.LeaseRenewed(task.task_id)):
+                task.lease_deadline_ms = max(task.lease_deadline_ms, message.lease_deadline_ms)
+            return []
+        if isinstance(message, LeaseRevoked):
+            task = self._from_requester(sender, message.task_id)
+            return self._withdraw(task)
+        if isinstance(message, Voucher):
+            return self._on_voucher(sender, message)
+        if isinstance(message, JobCancelled):
+            return self._on_cancelled(sender, message)
+        raise IllegalMessage(f"a worker does not take {type(message).__name__}")
+
+    def _on_announce(self, sender: bytes, announce: JobAnnounce, now_ms: int) -> list[Command]:
+        spec = announce.spec
+        if announce.job_id != job_id_of(spec):
+            raise IllegalMessage("job_id is not the hash of the spec", penalty=50)
+        if sender != spec.requester:
+            raise IllegalMessage("a job announced by someone other than its requester")
+        self._forget_old_jobs(now_ms)
+        ask_wei = self.config.min_price_wei_per_ru * spec.ru_per_frame
+        if (
+            announce.job_id in self._jobs
+            or spec.deadline_ms <= now_ms
+            or spec.renderer_build not in self.config.renderer_builds
+            or ask_wei > spec.max_price_wei_per_frame
+            or len(self._jobs) >= self.config.max_known_jobs
+        ):
+            return []
+        self._jobs[announce.job_id] = _Job(spec, ask_wei)
+        eta_s = -(-spec.ru_per_frame * 3600 // self.config.score_ru_per_hour)
+        slots = min(self.config.slots, len(spec.frames))
+        bid = Bid(announce.job_id, slots, ask_wei, eta_s, self.payment_address)
+        return [Send(spec.requester, bid)]
+
+    def _on_award(self, sender: bytes, award: Award, now_ms: int) -> list[Command]:
+        job = self._jobs.get(award.job_id)
+        if job is None or sender != job.spec.requester:
+            raise IllegalMessage("an award for a job we did not bid on")
+        if award.worker != self.node_id or award.frame not in job.spec.frames:
+            raise IllegalMessage("an award naming another worker or a frame not in the job")
+        known = self._tasks.get(award.task_id)
+        if known is not None:
+            if (known.job_id, known.frame) != (award.job_id, award.frame):
+                raise IllegalMessage("one task id for two different awards", penalty=50)
+            return []  # the same award delivered twice
+        reason = self._decline_reason(job, award, now_ms)
+        task = _Task(award.task_id, award.job_id, award.frame, sender, award.price_wei,
+                     WorkerTaskState.DECLINED if reason else WorkerTaskState.RENDERING)  # fmt: skip
+        self._tasks[task.task_id] = task
+        if reason:
+            return [Send(sender, AwardDeclined(award.job_id, award.task_id, reason))]
+        task.lease_deadline_ms = award.lease_deadline_ms
+        task.heartbeat_interval_ms = max(1, award.heartbeat_interval_ms)
+        task.next_heartbeat_ms = now_ms + task.heartbeat_interval_ms
+        return [StartRender(task.task_id, award.job_id, award.frame, job.spec)]
+
+    def _decline_reason(self, job: _Job, award: Award, now_ms: int) -> str:
+        if job.cancelled:
+            return "job cancelled"
+        if award.price_wei < job.ask_wei:
+            return "price below ask"
+        if award.lease_deadline_ms <= now_ms:
+            return "lease already expired"
+        if self._rendering() >= self.config.slots:
+            return "no free slot"
+        return ""
+
+    def _on_voucher(self, sender: bytes, voucher: Voucher) -> list[Command]:
+        job = self._jobs.get(voucher.job_id)
+        if job is None or sender != job.spec.requester:
+            raise IllegalMessage("a voucher from someone other than the job's requester")
+        if voucher.payee != self.payment_address:
+            raise IllegalMessage("a voucher for another payee")
+        if voucher.cumulative_wei <= job.voucher_wei:
+            return []  # an older or repeated voucher: the newest supersedes it
+        job.voucher_wei = voucher.cumulative_wei
+        return [VoucherReceived(voucher)]
+
+    def _on_cancelled(self, sender: bytes, cancelled: JobCancelled) -> list[Command]:
+        job = self._jobs.get(cancelled.job_id)
+        if job is None:
+            return []  # gossip about a job we never cared about
+        if sender != job.spec.requester:
+            raise IllegalMessage("a job cancelled by someone other than its requester")
+        job.cancelled = True
+        out: list[Command] = []
+        for task in list(self._tasks.values()):
+            if task.job_id == cancelled.job_id and task.state is WorkerTaskState.RENDERING:
+                out += self._withdraw(task)
+        return out
+
+    # ---- renderer input ----
+
+    def render_progress(self, task_id: bytes, permille: int, now_ms: int) -> list[Command]:
+        task = self._local(task_id)
+        if self._step(task, ev.ProgressReported(task_id)):
+            task.progress_permille = max(0, min(1000, permille))
+        return []
+
+    def render_finished(
+        self, task_id: bytes, frame_cid: str, frame_size_bytes: int, render_time_ms: int,
+        renderer_build: str, device_class: str, now_ms: int,
+    ) -> list[Command]:  # fmt: skip
+        task = self._local(task_id)
+        if not self._step(task, ev.RenderFinished(task_id)):
+            return []
+        result = Result(
+            task.job_id, task_id, task.frame, frame_cid, frame_size_bytes, render_time_ms,
+            renderer_build, device_class,
+        )  # fmt: skip
+        return [Send(task.requester, result)]
+
+    def render_failed(
+        self, task_id: bytes, reason: FailureReason, detail: str, now_ms: int
+    ) -> list[Command]:
+        task = self._local(task_id)
+        if not self._step(task, ev.RenderFailed(task_id)):
+            return []
+        return [Send(task.requester, Failure(task.job_id, task_id, task.frame, reason, detail))]
+
+    # ---- time ----
+
+    def get_timer(self) -> int | None:
+        times = [
+            min(task.next_heartbeat_ms, task.lease_deadline_ms)
+            for task in self._tasks.values()
+            if task.state is WorkerTaskState.RENDERING
+        ]
+        return min(times, default=None)
+
+    def handle_timer(self, now_ms: int) -> list[Command]:
+        out: list[Command] = []
+        for task in list(self._tasks.values()):
+            if task.state is not WorkerTaskState.RENDERING:
+                continue
+            if now_ms >= task.lease_deadline_ms:
+                self._step(task, ev.LeaseLapsed(task.task_id))
+                out.append(CancelRender(task.task_id))
+            elif now_ms >= task.next_heartbeat_ms:
+                self._step(task, ev.HeartbeatDue(task.task_id))
+                task.next_heartbeat_ms = now_ms + task.heartbeat_interval_ms
+                beat = Heartbeat(task.job_id, task.task_id, task.progress_permille)
+                out.append(Send(task.requester, beat))
+        return out
+
+    # ---- introspection ----
+
+    def statistics(self) -> WorkerStatistics:
+        counts = {state: 0 for state in WorkerTaskState}
+        for task in self._tasks.values():
+            counts[task.state] += 1
+        return WorkerStatistics(
+            len(self._jobs), counts[WorkerTaskState.RENDERING],
+            counts[WorkerTaskState.SUBMITTED], counts[WorkerTaskState.FAILED],
+            counts[WorkerTaskState.ABANDONED], counts[WorkerTaskState.REVOKED],
+            counts[WorkerTaskState.DECLINED], sum(j.voucher_wei for j in self._jobs.values()),
+        )  # fmt: skip
+
+    def task_states(self) -> dict[bytes, WorkerTaskState]:
+        return {task_id: task.state for task_id, task in self._tasks.items()}
+
+    def voucher_wei(self, job_id: bytes) -> int:
+        job = self._jobs.get(job_id)
+        return 0 if job is None else job.voucher_wei
+
+    # ---- helpers ----
+
+    def _withdraw(self, task: _Task) -> list[Command]:
+        if self._step(task, ev.LeaseWithdrawn(task.task_id)):
+            return [CancelRender(task.task_id)]
+        return []
+
+    def _step(self, task: _Task, event: object) -> bool:
+        """Apply ``event``; True when the task was rendering (the event is live)."""
+        was = task.state
+        task.state = next_state(WORKER_TASK_TRANSITIONS, task.state, event)
+        return was is WorkerTaskState.RENDERING
+
+    def _from_requester(self, sender: bytes, task_id: bytes) -> _Task:
+        task = self._tasks.get(task_id)
+        if task is None or task.requester != sender:
+            raise IllegalMessage("a lease message about a task we do not hold from the sender")
+        return task
+
+    def _local(self, task_id: bytes) -> _Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise IllegalTransition("no such task")
+        return task
+
+    def _rendering(self) -> int:
+        return sum(1 for task in self._tasks.values() if task.state is WorkerTaskState.RENDERING)
+
+    def _forget_old_jobs(self, now_ms: int) -> None:
+        for job_id, job in list(self._jobs.items()):
+            if now_ms >= job.spec.deadline_ms + self.config.job_memory_ms:
+                del self._jobs[job_id]
+                for task_id in [t.task_id for t in self._tasks.values() if t.job_id == job_id]:
+                    del self._tasks[task_id]

@@ -1,0 +1,282 @@
+"""MarketHarness: one requester, several workers and fake checkers on a fake link.
+
+After h11's ``ConnectionPair``: the harness carries out every command the
+machines return. Messages travel as real signed envelopes
+(``encode_envelope`` → bytes → ``decode_envelope``), so the wire schema of
+every market message is exercised. Rendering and checking are left to the
+test: ``renders`` holds the tasks workers are rendering, ``verifications``
+the results waiting for a verdict, and the test finishes, fails or judges
+them. ``silence(worker)`` cuts a worker off (its messages and timers stop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+
+from protocol.envelope import decode_envelope, encode_envelope
+from protocol.errors import RemoteProtocolError
+from protocol.identity import NodeKey
+from protocol.market import (
+    CancelRender,
+    Command,
+    JobMachine,
+    MarketConfig,
+    Publish,
+    RecordPayment,
+    RequestVerification,
+    Send,
+    StartRender,
+    WorkerConfig,
+    WorkerMachine,
+)
+from protocol.messages import (
+    Assurance,
+    Award,
+    FailureReason,
+    JobSpec,
+    Message,
+    RenderSettings,
+    Verdict,
+    VerifyRequest,
+    Voucher,
+    job_id_of,
+)
+
+BUILD = "blender-3.4.1"
+RU_PER_FRAME = 10
+START_MS = 1_700_000_000_000
+
+
+def key_for(name: str) -> NodeKey:
+    return NodeKey(hashlib.sha256(name.encode()).digest())
+
+
+def address_for(name: str) -> bytes:
+    return hashlib.sha256(b"address:" + name.encode()).digest()[:20]
+
+
+def make_spec(
+    requester: bytes,
+    frames: tuple[int, ...],
+    *,
+    max_price_wei_per_frame: int,
+    budget_wei: int,
+    deadline_ms: int,
+    assurance: Assurance = Assurance.NORMAL,
+    checker_fee_bps: int = 500,
+) -> JobSpec:
+    return JobSpec(
+        requester=requester,
+        requester_address=address_for("requester"),
+        scene_cid="bafkreiscene",
+        scene_size_bytes=1_000_000,
+        renderer_build=BUILD,
+        settings=RenderSettings("cycles", 320, 240, 32, 7, "png"),
+        frames=frames,
+        ru_per_frame=RU_PER_FRAME,
+        max_price_wei_per_frame=max_price_wei_per_frame,
+        budget_wei=budget_wei,
+        deadline_ms=deadline_ms,
+        assurance=assurance,
+        checker_fee_bps=checker_fee_bps,
+        escrow=None,
+        created_ms=START_MS,
+    )
+
+
+@dataclass
+class Sent:
+    """One requester-side fact the invariants look at, stamped with its time."""
+
+    now_ms: int
+    command: Command
+
+
+@dataclass
+class MarketHarness:
+    frames: tuple[int, ...] = (1, 2, 3)
+    worker_prices_wei_per_ru: tuple[int, ...] = (100, 110, 120)
+    worker_slots: int = 1
+    checkers: int = 2
+    market: MarketConfig = field(default_factory=MarketConfig)
+    assurance: Assurance = Assurance.NORMAL
+    max_price_wei_per_frame: int = 2_000
+    budget_wei: int = 1_000_000
+    deadline_after_ms: int = 3_600_000
+    strict: bool = True  # re-raise a peer's protocol error instead of recording it
+
+    def __post_init__(self) -> None:
+        self.now_ms = START_MS
+        self.requester_key = key_for("requester")
+        self.requester = self.requester_key.node_id.raw
+        self.spec = make_spec(
+            self.requester, self.frames, max_price_wei_per_frame=self.max_price_wei_per_frame,
+            budget_wei=self.budget_wei, deadline_ms=START_MS + self.deadline_after_ms,
+            assurance=self.assurance,
+        )  # fmt: skip
+        self.job_id = job_id_of(self.spec)
+        self.job = JobMachine(self.job_id, self.spec, self.market, self.now_ms)
+        self.keys: dict[bytes, NodeKey] = {self.requester: self.requester_key}
+        self.workers: dict[bytes, WorkerMachine] = {}
+        self.payee_owner: dict[bytes, bytes] = {}
+        for i, price in enumerate(self.worker_prices_wei_per_ru):
+            key = key_for(f"worker{i}")
+            node = key.node_id.raw
+            config = WorkerConfig(price, (BUILD,), slots=self.worker_slots)
+            self.keys[node] = key
+            self.payee_owner[address_for(f"worker{i}")] = node
+            self.workers[node] = WorkerMachine(node, address_for(f"worker{i}"), config, self.now_ms)
+        self.checker_ids: list[bytes] = []
+        for i in range(self.checkers):
+            key = key_for(f"checker{i}")
+            self.keys[key.node_id.raw] = key
+            self.checker_ids.append(key.node_id.raw)
+        self.wire: deque[tuple[bytes, bytes, bytes]] = deque()
+        self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
+        self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
+        self.silent: set[bytes] = set()
+        self.log: list[Sent] = []  # every command the requester returned
+        self.rejected: list[tuple[bytes, RemoteProtocolError]] = []
+        self._nonce = 0
+        self._next_checker = 0
+
+    # ---- driving ----
+
+    def start(self) -> None:
+        self._requester_commands(self.job.start(self.now_ms))
+        self.pump()
+
+    def pump(self) -> None:
+        while self.wire:
+            self._deliver(*self.wire.popleft())
+
+    def advance(self, delta_ms: int) -> None:
+        """Let ``delta_ms`` pass, firing every timer due on the way in order."""
+        target = self.now_ms + delta_ms
+        for _ in range(100_000):
+            due = [t for t in self._timers() if t <= target]
+            if not due:
+                break
+            self.now_ms = max(self.now_ms, min(due))
+            if (t := self.job.get_timer()) is not None and t <= self.now_ms:
+                self._requester_commands(self.job.handle_timer(self.now_ms))
+            for node, worker in self.workers.items():
+                t = worker.get_timer()
+                if node not in self.silent and t is not None and t <= self.now_ms:
+                    self._worker_commands(node, worker.handle_timer(self.now_ms))
+            self.pump()
+        else:
+            raise AssertionError("timers never settle")
+        self.now_ms = target
+
+    def finish_render(self, task_id: bytes, build: str = BUILD, cid: str = "bafkreiframe") -> None:
+        node = self.renders.pop(task_id)
+        commands = self.workers[node].render_finished(
+            task_id, cid, 1234, 3000, build, "cpu-avx2", self.now_ms
+        )
+        self._worker_commands(node, commands)
+        self.pump()
+
+    def fail_render(self, task_id: bytes) -> None:
+        node = self.renders.pop(task_id)
+        commands = self.workers[node].render_failed(
+            task_id, FailureReason.RENDER_ERROR, "boom", self.now_ms
+        )
+        self._worker_commands(node, commands)
+        self.pump()
+
+    def verdict(self, task_id: bytes, passed: bool) -> None:
+        checker, request = self.verifications.pop(task_id)
+        verdict = Verdict(
+            request.job_id, request.task_id, request.frame, request.worker,
+            request.result_digest, passed, bytes(32), (), BUILD, "cpu-avx2",
+        )  # fmt: skip
+        self.send(checker, self.requester, verdict)
+        self.pump()
+
+    def send(self, source: bytes, to: bytes, message: Message) -> None:
+        """Put a signed envelope from ``source`` on the wire (tests forge input with it)."""
+        if source in self.silent or to in self.silent:
+            return
+        self._nonce += 1
+        data = encode_envelope(self.keys[source], message, nonce=self._nonce, now_ms=self.now_ms)
+        self.wire.append((source, to, data))
+
+    def silence(self, node: bytes) -> None:
+        self.silent.add(node)
+        for task_id in [t for t, n in self.renders.items() if n == node]:
+            del self.renders[task_id]
+
+    # ---- views for assertions ----
+
+    def commands(self, kind: type) -> list[Command]:
+        return [s.command for s in self.log if isinstance(s.command, kind)]
+
+    def awards(self) -> list[tuple[int, Award]]:
+        return [
+            (s.now_ms, s.command.message)
+            for s in self.log
+            if isinstance(s.command, Send) and isinstance(s.command.message, Award)
+        ]
+
+    # ---- internals ----
+
+    def _timers(self) -> list[int]:
+        times = [self.job.get_timer()]
+        times += [w.get_timer() for n, w in self.workers.items() if n not in self.silent]
+        return [t for t in times if t is not None]
+
+    def _deliver(self, source: bytes, to: bytes, data: bytes) -> None:
+        envelope = decode_envelope(data)
+        assert envelope.sender.raw == source
+        try:
+            if to == self.requester:
+                commands = self.job.receive(
+                    source, envelope.message, self.now_ms, envelope_digest=envelope.digest
+                )
+                self._requester_commands(commands)
+            elif to in self.workers:
+                self._worker_commands(
+                    to, self.workers[to].receive(source, envelope.message, self.now_ms)
+                )
+            else:
+                assert isinstance(envelope.message, VerifyRequest)
+                self.verifications[envelope.message.task_id] = (to, envelope.message)
+        except RemoteProtocolError as exc:
+            if self.strict:
+                raise
+            self.rejected.append((source, exc))
+
+    def _requester_commands(self, commands: list[Command]) -> None:
+        for command in commands:
+            self.log.append(Sent(self.now_ms, command))
+            if isinstance(command, Send):
+                self.send(self.requester, command.to, command.message)
+            elif isinstance(command, Publish):
+                for node in self.workers:
+                    self.send(self.requester, node, command.message)
+            elif isinstance(command, RequestVerification):
+                checker = self._pick_checker(command.worker)
+                self._requester_commands(
+                    self.job.assign_checker(command.task_id, checker, self.now_ms)
+                )
+            elif isinstance(command, RecordPayment):
+                voucher = Voucher(1, bytes(20), command.job_id, command.payee_address,
+                                  command.cumulative_wei, bytes(65))  # fmt: skip
+                self.send(self.requester, self.payee_owner[command.payee_address], voucher)
+
+    def _worker_commands(self, node: bytes, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, Send):
+                self.send(node, command.to, command.message)
+            elif isinstance(command, StartRender):
+                self.renders[command.task_id] = node
+            elif isinstance(command, CancelRender):
+                self.renders.pop(command.task_id, None)
+
+    def _pick_checker(self, worker: bytes) -> bytes:
+        candidates = [c for c in self.checker_ids if c != worker]
+        self._next_checker += 1
+        return candidates[self._next_checker % len(candidates)]

@@ -1,0 +1,315 @@
+"""JobMachine through the harness: the market's paths, one scenario each."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.market import (
+    CheckerFeeDue,
+    FrameAccepted,
+    FrameFailed,
+    FrameState,
+    JobFinished,
+    JobMachine,
+    JobOutcome,
+    JobState,
+    MarketConfig,
+    Publish,
+    RecordPayment,
+    RefundDue,
+    RequestVerification,
+    Send,
+    TaskState,
+    WorkerBlocklisted,
+)
+from protocol.messages import (
+    Assurance,
+    Bid,
+    JobAnnounce,
+    JobCancelled,
+    LeaseExtended,
+    LeaseRevoked,
+    Result,
+    Verdict,
+)
+from tests.protocol.market.harness import BUILD, RU_PER_FRAME, MarketHarness, address_for
+
+WINDOW_MS = MarketConfig().bid_window_ms
+
+
+def started(**kwargs: object) -> MarketHarness:
+    harness = MarketHarness(**kwargs)  # type: ignore[arg-type]
+    harness.start()
+    harness.advance(WINDOW_MS)
+    return harness
+
+
+def finish_all(harness: MarketHarness, passed: bool = True) -> None:
+    for task_id in list(harness.renders):
+        harness.finish_render(task_id)
+    for task_id in list(harness.verifications):
+        harness.verdict(task_id, passed)
+
+
+def outcome(harness: MarketHarness) -> JobOutcome:
+    (finished,) = harness.commands(JobFinished)
+    assert isinstance(finished, JobFinished)
+    return finished.outcome
+
+
+def test_happy_path_accepts_every_frame_and_pays_the_bid_prices() -> None:
+    harness = started()
+    assert len(harness.awards()) == 3
+    finish_all(harness)
+    assert set(harness.job.frame_states().values()) == {FrameState.ACCEPTED}
+    assert outcome(harness) is JobOutcome.COMPLETED
+    prices = sorted(harness.job.owed_wei_by_payee().values())
+    assert prices == [p * RU_PER_FRAME for p in harness.worker_prices_wei_per_ru]
+    fees = sum(c.fee_wei for c in harness.commands(CheckerFeeDue))  # type: ignore[union-attr]
+    assert fees == sum(prices) * 500 // 10_000
+    (refund,) = harness.commands(RefundDue)
+    assert isinstance(refund, RefundDue)
+    assert refund.refund_wei == harness.budget_wei - sum(prices) - fees
+    for node, worker in harness.workers.items():
+        paid = worker.voucher_wei(harness.job_id)
+        assert paid == harness.job.owed_wei_by_payee()[worker.payment_address], node
+
+
+def test_without_assurance_results_are_accepted_unverified_and_free_of_fees() -> None:
+    harness = started(assurance=Assurance.NONE)
+    for task_id in list(harness.renders):
+        harness.finish_render(task_id)
+    assert harness.commands(RequestVerification) == []
+    assert harness.commands(CheckerFeeDue) == []
+    assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_cheapest_bid_wins_and_leases_are_capped_per_worker() -> None:
+    cheap = MarketConfig(max_tasks_per_worker=2)
+    harness = started(frames=(1, 2, 3, 4), worker_slots=4, market=cheap)
+    winners = [award.worker for _, award in harness.awards()]
+    cheapest, second = list(harness.workers)[:2]
+    assert winners == [cheapest, cheapest, second, second]
+
+
+def test_bids_above_the_max_price_get_nothing() -> None:
+    harness = started(worker_prices_wei_per_ru=(100, 500), frames=(1, 2))
+    expensive = list(harness.workers)[1]
+    assert [a.worker for _, a in harness.awards()] == [next(iter(harness.workers))]
+    assert all(a.worker != expensive for _, a in harness.awards())
+
+
+def test_a_failed_frame_goes_to_another_worker_and_fails_after_three_attempts() -> None:
+    harness = started(frames=(1,), worker_prices_wei_per_ru=(100, 110, 120, 130))
+    workers_tried = []
+    for _ in range(3):
+        (task_id,) = harness.renders
+        workers_tried.append(harness.renders[task_id])
+        harness.fail_render(task_id)
+    assert len(set(workers_tried)) == 3
+    assert harness.job.frame_states() == {1: FrameState.FAILED}
+    assert harness.renders == {}
+    assert outcome(harness) is JobOutcome.PARTIAL
+    (refund,) = harness.commands(RefundDue)
+    assert refund.refund_wei == harness.budget_wei  # type: ignore[union-attr]
+
+
+def test_a_worker_failing_three_times_is_blocklisted_and_gets_no_more_awards() -> None:
+    harness = started(frames=tuple(range(8)), worker_prices_wei_per_ru=(100, 110))
+    bad = next(iter(harness.workers))
+    for _ in range(3):
+        (task_id,) = [t for t, n in harness.renders.items() if n == bad]
+        harness.fail_render(task_id)
+    (listed,) = harness.commands(WorkerBlocklisted)
+    assert listed.worker == bad  # type: ignore[union-attr]
+    assert harness.job.blocklisted() == {bad}
+    listed_at = next(
+        i for i, s in enumerate(harness.log) if isinstance(s.command, WorkerBlocklisted)
+    )
+    while harness.renders:
+        finish_all(harness)
+        harness.advance(1)
+    later = [s.command for s in harness.log[listed_at:] if isinstance(s.command, Send)]
+    assert later and all(c.to != bad for c in later if not isinstance(c.message, LeaseExtended))
+    assert outcome(harness) is JobOutcome.COMPLETED
+    # a fresh bid from the blocklisted worker changes nothing
+    assert harness.job.statistics().bidders == 1
+
+
+def test_heartbeats_keep_a_slow_render_leased() -> None:
+    harness = started(frames=(1,))
+    harness.advance(10 * MarketConfig().lease_ms)
+    (task_id,) = harness.renders
+    assert harness.job.task_state(task_id) is TaskState.LEASED
+    extensions = [s for s in harness.log if isinstance(s.command, Send)
+                  and isinstance(s.command.message, LeaseExtended)]  # fmt: skip
+    assert len(extensions) >= 10
+
+
+def test_a_silent_worker_loses_its_lease_and_the_frame_moves_on() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    harness.silence(harness.renders[task_id])
+    harness.advance(MarketConfig().lease_ms)
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED
+    revoked = [s.command for s in harness.log if isinstance(s.command, Send)
+               and isinstance(s.command.message, LeaseRevoked)]  # fmt: skip
+    assert len(revoked) == 1
+    assert len(harness.renders) == 1  # re-awarded to the next cheapest worker
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_the_worker_abandons_a_task_whose_lease_it_cannot_renew() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    worker = harness.workers[harness.renders[task_id]]
+    harness.silence(harness.requester)  # nothing reaches or leaves the requester
+    harness.advance(MarketConfig().lease_ms)
+    assert worker.task_states()[task_id].name == "ABANDONED"
+    assert task_id not in harness.renders
+
+
+def test_the_deadline_fails_open_frames_revokes_leases_and_refunds() -> None:
+    harness = started(frames=(1, 2, 3, 4), worker_prices_wei_per_ru=(100,))
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, True)
+    harness.advance(harness.deadline_after_ms)
+    assert harness.job.state is JobState.EXPIRED
+    assert sorted(harness.job.frame_states().values(), key=lambda s: s.value) == [
+        FrameState.ACCEPTED, FrameState.FAILED, FrameState.FAILED, FrameState.FAILED,
+    ]  # fmt: skip
+    assert len(harness.commands(FrameFailed)) == 3
+    assert harness.renders == {}  # LeaseRevoked made the worker cancel its render
+    assert any(isinstance(c.message, JobCancelled) for c in harness.commands(Publish))  # type: ignore[union-attr]
+    (refund,) = harness.commands(RefundDue)
+    spent = sum(harness.job.owed_wei_by_payee().values()) + harness.job.statistics().fees_wei
+    assert refund.refund_wei == harness.budget_wei - spent  # type: ignore[union-attr]
+    assert harness.job.get_timer() is None
+
+
+def test_the_budget_bounds_what_is_awarded_at_once() -> None:
+    price_wei = 100 * RU_PER_FRAME
+    cost_wei = price_wei + price_wei * 500 // 10_000
+    harness = started(frames=(1, 2, 3, 4), worker_prices_wei_per_ru=(100,) * 4,
+                      budget_wei=2 * cost_wei + 1)  # fmt: skip
+    assert len(harness.awards()) == 2
+    finish_all(harness)
+    assert harness.job.statistics().committed_wei <= harness.budget_wei
+    assert len(harness.awards()) == 2  # the budget is spent: nothing more to award
+    harness.advance(harness.deadline_after_ms)
+    assert harness.job.statistics().frames_accepted == 2
+
+
+def test_a_rejected_result_is_reassigned_and_the_checker_still_paid() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, False)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert len(harness.commands(CheckerFeeDue)) == 1
+    assert len(harness.renders) == 1
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert len(harness.commands(FrameAccepted)) == 1
+
+
+def test_a_result_from_the_wrong_renderer_build_is_a_failure_without_verification() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    harness.finish_render(task_id, build="blender-4.0.0")
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert harness.verifications == {}
+    assert len(harness.renders) == 1
+
+
+def test_an_unanswered_verification_is_asked_again() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    first_checker, _ = harness.verifications.pop(task_id)
+    harness.advance(MarketConfig().verify_timeout_ms)
+    assert len(harness.commands(RequestVerification)) == 2
+    second_checker, _ = harness.verifications[task_id]
+    assert second_checker != first_checker
+    harness.verdict(task_id, True)
+    assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_a_declined_award_moves_on_without_a_failure() -> None:
+    harness = MarketHarness(frames=(1, 2))
+    harness.start()
+    cheap = next(iter(harness.workers))
+    # the 1-slot worker claims it wants two frames; the second award is declined
+    greedy = Bid(harness.job_id, 2, 100 * RU_PER_FRAME, 10, address_for("worker0"))
+    harness.send(cheap, harness.requester, greedy)
+    harness.pump()
+    harness.advance(WINDOW_MS)
+    assert [award.worker for _, award in harness.awards()][:2] == [cheap, cheap]
+    assert sorted(harness.renders.values()) == sorted([cheap, list(harness.workers)[1]])
+    assert harness.job.statistics().workers_blocklisted == 0
+    assert harness.commands(FrameFailed) == []
+
+
+def test_cancel_revokes_leases_and_ends_the_job() -> None:
+    harness = started(frames=(1, 2))
+    harness._requester_commands(harness.job.cancel(harness.now_ms))
+    harness.pump()
+    assert outcome(harness) is JobOutcome.CANCELLED
+    assert harness.renders == {}
+    with pytest.raises(IllegalTransition):
+        harness.job.cancel(harness.now_ms)
+
+
+def test_illegal_input_raises_and_leaves_the_machine_usable() -> None:
+    harness = started(frames=(1, 2), worker_prices_wei_per_ru=(100, 110, 120))
+    holder_task, holder = next(iter(harness.renders.items()))
+    idle = list(harness.workers)[2]
+    result = Result(harness.job_id, holder_task, 1, "bafkreix", 1, 1, BUILD, "cpu")
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(idle, result, harness.now_ms)
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(idle, JobAnnounce(harness.job_id, harness.spec), harness.now_ms)
+    other_job = Bid(bytes(32), 1, 1, 1, bytes(20))
+    with pytest.raises(IllegalTransition):
+        harness.job.receive(idle, other_job, harness.now_ms)
+    harness.finish_render(holder_task)
+    checker, request = harness.verifications[holder_task]
+    forged = Verdict(harness.job_id, holder_task, request.frame, holder, request.result_digest,
+                     True, bytes(32), (), BUILD, "cpu")  # fmt: skip
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(holder, forged, harness.now_ms)  # a worker vouching for itself
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(
+            checker, dataclasses.replace(forged, result_digest=bytes(32)), harness.now_ms
+        )
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_late_messages_after_the_end_are_ignored() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    holder = harness.renders[task_id]
+    finish_all(harness)
+    late = Result(harness.job_id, task_id, 1, "bafkreix", 1, 1, BUILD, "cpu")
+    assert harness.job.receive(holder, late, harness.now_ms) == []
+    assert harness.job.handle_timer(harness.now_ms) == []
+
+
+def test_payments_are_cumulative_per_payee() -> None:
+    harness = started(frames=(1, 2, 3), worker_prices_wei_per_ru=(100,), worker_slots=1)
+    while harness.renders:
+        finish_all(harness)
+    payments = [c.cumulative_wei for c in harness.commands(RecordPayment)]  # type: ignore[union-attr]
+    assert payments == [1000, 2000, 3000]
+
+
+def test_the_job_id_must_match_the_spec() -> None:
+    harness = MarketHarness()
+    with pytest.raises(IllegalTransition):
+        JobMachine(bytes(32), harness.spec, MarketConfig(), harness.now_ms)
