@@ -55,12 +55,6 @@ def chunk_count_for(size_bytes: int, chunk_size_bytes: int) -> int:
     return -(-size_bytes // chunk_size_bytes)
 
 
-def build_manifest(data_chunks: list[bytes], content_digest: bytes, chunk_size_bytes: int) -> Manifest:
-    digests = tuple(hashlib.sha256(c).digest() for c in data_chunks)
-    size = sum(len(c) for c in data_chunks)
-    return Manifest(content_digest, size, chunk_size_bytes, digests)
-
-
 def decode_manifest(
     raw: bytes, expected_digest: bytes, max_size_bytes: int, max_chunk_bytes: int
 ) -> Manifest:

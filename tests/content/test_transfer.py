@@ -28,6 +28,7 @@ class FaultySource:
     drop_after: int | None = None  # connection drops after this many chunks, until reset
     always_corrupt: bool = False
     bad_manifest: bytes | None = None
+    serve_cid: str | None = None  # serve this other content's chunks instead
     served: int = 0
 
     @property
@@ -42,7 +43,7 @@ class FaultySource:
     async def get_chunk(self, cid: str, index: int) -> bytes:
         if self.drop_after is not None and self.served >= self.drop_after:
             raise ChunkSourceError("connection reset by peer")
-        data = await self.inner.get_chunk(cid, index)
+        data = await self.inner.get_chunk(self.serve_cid or cid, index)
         self.served += 1
         if self.always_corrupt or index in self.corrupt:
             self.corrupt.discard(index)
@@ -64,7 +65,9 @@ CONFIG = TransferConfig(retry_backoff_s=0.0, request_timeout_s=5.0)
 @pytest.mark.slow
 async def test_50mb_with_corrupt_truncated_and_dropped(tmp_path: Path) -> None:
     origin, cid = _seeded(tmp_path, 50 * MIB + 12345)  # odd tail chunk on purpose
-    flaky = FaultySource(StoreChunkSource(origin), "flaky", corrupt={2, 4}, truncate={6}, drop_after=15)
+    flaky = FaultySource(
+        StoreChunkSource(origin), "flaky", corrupt={2, 4}, truncate={6}, drop_after=15
+    )
     # Chunk i is asked first of source i % 2, so flaky sees the even chunks first.
     good = FaultySource(StoreChunkSource(origin), "good", corrupt={31})
     local = ContentStore(tmp_path / "local", budget_bytes=1 << 34)
@@ -114,13 +117,9 @@ async def test_lying_manifest_is_caught_at_the_end_and_another_used(tmp_path: Pa
     forged = bytearray(await StoreChunkSource(other_store).get_manifest(other_cid))
     forged[8:40] = (await StoreChunkSource(origin).get_manifest(cid))[8:40]  # claim our digest
     # The forger also serves the chunks its forged manifest describes.
-    forger = FaultySource(StoreChunkSource(other_store), "forger", bad_manifest=bytes(forged))
-
-    async def other_chunks(_cid: str, index: int) -> bytes:
-        return await StoreChunkSource(other_store).get_chunk(other_cid, index)
-
-    forger.inner = StoreChunkSource(other_store)
-    forger.get_chunk = other_chunks  # type: ignore[method-assign]
+    forger = FaultySource(
+        StoreChunkSource(other_store), "forger", bad_manifest=bytes(forged), serve_cid=other_cid
+    )
     honest = FaultySource(StoreChunkSource(origin), "honest")
     local = ContentStore(tmp_path / "local", budget_bytes=1 << 30)
     report = await fetch(cid, [forger, honest], local, CONFIG)
