@@ -59,22 +59,30 @@ class Gate:
             return None
         try:
             envelope = decode_envelope(data)
-            if str(envelope.sender) != peer:
-                raise RemoteProtocolError(
-                    f"signed by {envelope.sender}, sent by {peer}", penalty=SENDER_MISMATCH_PENALTY
-                )
+        except RemoteProtocolError as exc:
+            self.refuse(peer, exc)
+            return None
+        if str(envelope.sender) != peer:
+            mismatch = f"signed by {envelope.sender}, sent by {peer}"
+            self.refuse(
+                peer,
+                RemoteProtocolError(mismatch, penalty=SENDER_MISMATCH_PENALTY),
+                "sender_mismatch",
+            )
+            return None
+        try:
             self.guard.check(envelope, now_ms=self._wall_ms())
         except RemoteProtocolError as exc:
-            self.refuse(peer, exc, now_s)
+            self.refuse(peer, exc)
             return None
         self.metrics.messages_in.labels(envelope.type).inc()
         return envelope
 
-    def refuse(self, peer: str, exc: RemoteProtocolError, now_s: float | None = None) -> None:
-        reason = "sender_mismatch" if type(exc) is RemoteProtocolError else _reason(exc)
+    def refuse(self, peer: str, exc: RemoteProtocolError, reason: str | None = None) -> None:
+        """Count and score one refused message from ``peer``."""
+        reason = reason or _reason(exc)
         self.metrics.rejected.labels(reason).inc()
-        now = self._now_s() if now_s is None else now_s
-        action = self.scorer.penalize(peer, exc.penalty, reason, now)
+        action = self.scorer.penalize(peer, exc.penalty, reason, self._now_s())
         log_event(logger, logging.DEBUG, "refused message", peer=peer, reason=reason)
         if action is Action.DISCONNECT:
             self._on_ban(peer)

@@ -1,0 +1,88 @@
+"""The node's local HTTP API: FastAPI, bearer token, JSON views of the node.
+
+Bound to 127.0.0.1 only; every route except the OpenAPI document needs
+``Authorization: Bearer <token>`` with the token from the 0600 file that
+``pictor init`` wrote. The token is compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+API_VERSION = "1"
+
+
+class NodeView(Protocol):
+    """What the API reads from the node (the runtime implements it)."""
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def peers(self) -> list[dict[str, Any]]: ...
+
+    def network_capacity(self) -> list[dict[str, Any]]: ...
+
+    async def rows(self, table: str) -> list[dict[str, Any]]: ...
+
+    async def metrics_text(self) -> bytes: ...
+
+
+def create_app(view: NodeView, token: str) -> FastAPI:
+    app = FastAPI(
+        title="Pictor node API",
+        version=API_VERSION,
+        description="Local control and observation API of one Pictor node (127.0.0.1 only).",
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        given = credentials.credentials if credentials else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing or bad API token: send 'Authorization: Bearer <token>' "
+                "with the token from the node's api.token file",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    auth = [Depends(authorize)]
+
+    @app.get("/v1/status", dependencies=auth, summary="Node identity, roles, addresses, uptime")
+    async def get_status() -> dict[str, Any]:
+        return await view.status()
+
+    @app.get("/v1/peers", dependencies=auth, summary="Known and connected peers with scores")
+    async def get_peers() -> list[dict[str, Any]]:
+        return await view.peers()
+
+    @app.get("/v1/network", dependencies=auth, summary="Network capacity from CapacityAdverts")
+    async def get_network() -> list[dict[str, Any]]:
+        return view.network_capacity()
+
+    for table in ("jobs", "tasks", "results"):
+        app.add_api_route(
+            f"/v1/{table}",
+            _rows_route(view, table),
+            methods=["GET"],
+            dependencies=auth,
+            summary=f"{table.capitalize()} in the node's store",
+        )
+
+    @app.get("/metrics", dependencies=auth, summary="Prometheus metrics")
+    async def get_metrics(request: Request) -> Response:
+        return Response(await view.metrics_text(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _rows_route(view: NodeView, table: str) -> Any:
+    async def route() -> list[dict[str, Any]]:
+        return await view.rows(table)
+
+    route.__name__ = f"get_{table}"
+    return route

@@ -1,0 +1,1 @@
+"""The node's lifecycle: compose keys, store, network, node and API; stop on signals."""

@@ -1,0 +1,284 @@
+"""The node: one trio process around a Network, a Store and the protocol.
+
+Theory of operation. ``Node.run`` subscribes to the gossip topics, serves the
+market stream protocol and starts its services (advertiser, discovery, ban
+handler, persister) in nested nurseries. Every inbound message goes through
+the ``Gate`` (rate limit, decode, sender check, replay guard); what passes is
+handled synchronously (adverts update the capacity view) and anything that
+needs the disk goes through a bounded channel to the persister, so gossip
+validation never waits on SQLite. ``stop()`` cancels the services, then lets
+the persister drain for at most ``shutdown_grace_s``.
+
+The market's role drivers (worker, client, checker) are not here yet: they
+plug in through ``set_market_handler`` and the jobs topic as they land.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    # py-libp2p pulls in trio-typing, whose trio-stubs shadow trio's own types
+    # and lack trio.TaskStatus; its TaskStatus is the same protocol.
+    from trio_typing import TaskStatus
+
+from node.api.metrics import NodeMetrics
+from node.config import NodeConfig
+from node.log import log_event
+from node.net.discovery import Discovery
+from node.net.gate import Gate
+from node.net.peer_score import PeerScorer, ScoreConfig
+from node.net.port import Network, NetworkError
+from node.net.reqresp import FrameError, ReqRespLimits, serve_requests
+from node.store import Store
+from protocol import Envelope, NodeKey, PaymentBinding, RemoteProtocolError, ReplayGuard
+from protocol import encode_envelope as encode
+from protocol.errors import BadBinding
+from protocol.messages import CapacityAdvert
+from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL
+
+logger = logging.getLogger(__name__)
+MarketHandler = Callable[[Envelope], Awaitable[bytes | None]]
+MAX_ADVERT_ADDRS = 16
+SETTLE_S = 0.5
+
+
+@dataclass(frozen=True)
+class SeenAdvert:
+    advert: CapacityAdvert
+    received_ms: int
+    timestamp_ms: int
+
+
+class Node:
+    def __init__(
+        self,
+        config: NodeConfig,
+        key: NodeKey,
+        payment_key: bytes,
+        network: Network,
+        store: Store,
+        *,
+        wall_ms: Callable[[], int],
+        nonce: Callable[[], int],
+    ) -> None:
+        self.config = config
+        self.key = key
+        self.network = network
+        self.store = store
+        self.metrics = NodeMetrics()
+        self.scorer = PeerScorer(
+            ScoreConfig(
+                rate_per_s=config.peer_rate_per_s,
+                burst=config.peer_burst,
+                ban_score=config.ban_score,
+                ban_s=config.ban_s,
+            )
+        )
+        self._wall_ms = wall_ms
+        self._nonce = nonce
+        self.gate = Gate(
+            self.scorer,
+            ReplayGuard(skew_ms=int(config.replay_skew_s * 1000)),
+            self.metrics,
+            now_s=trio.current_time,
+            wall_ms=wall_ms,
+            on_ban=self._on_ban,
+        )
+        self.discovery = Discovery(
+            network,
+            store,
+            max_backoff_s=config.redial_max_backoff_s,
+            is_banned=lambda peer: self.scorer.is_banned(peer, trio.current_time()),
+            wall_ms=wall_ms,
+        )
+        self.limits = ReqRespLimits(
+            max_request_bytes=config.max_request_bytes,
+            max_response_bytes=config.max_response_bytes,
+            timeout_s=config.request_timeout_s,
+        )
+        self.capacity: dict[str, SeenAdvert] = {}
+        self.banned: set[str] = set()
+        self.started_s = trio.current_time()
+        self._payment = PaymentBinding.create(key, payment_key)
+        self._market: MarketHandler | None = None
+        self._changed = trio.Event()
+        self._stop = trio.Event()
+        self._persisted = trio.Event()
+        self._readvertise = False
+        self._persist_send, self._persist_recv = trio.open_memory_channel[tuple[str, bytes, int]](
+            1024
+        )
+        self._ban_send, self._ban_recv = trio.open_memory_channel[str](256)
+
+    @property
+    def node_id(self) -> str:
+        return str(self.key.node_id)
+
+    def set_market_handler(self, handler: MarketHandler) -> None:
+        self._market = handler
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (no polling) until ``predicate()`` holds after some inbound change."""
+        while not predicate():
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # -- inbound -------------------------------------------------------------
+
+    def _on_gossip(self, topic: str, origin: str, data: bytes) -> bool:
+        envelope = self.gate.admit(origin, data)
+        if envelope is None:
+            return False
+        if isinstance(envelope.message, CapacityAdvert):
+            try:
+                self._accept_advert(origin, envelope, data)
+            except RemoteProtocolError as exc:
+                self.gate.refuse(origin, exc)
+                return False
+        self._notify()
+        return True
+
+    def _accept_advert(self, origin: str, envelope: Envelope, data: bytes) -> None:
+        advert = envelope.message
+        assert isinstance(advert, CapacityAdvert)
+        if advert.payment.node != envelope.sender.raw:
+            raise BadBinding("advert's payment binding is for another node")
+        advert.payment.verify()
+        now_ms = self._wall_ms()
+        if origin not in self.capacity:
+            self._readvertise = True
+        self.capacity[origin] = SeenAdvert(advert, now_ms, envelope.timestamp_ms)
+        self.discovery.add_candidate(advert.addrs)
+        try:
+            self._persist_send.send_nowait((origin, data, now_ms))
+        except trio.WouldBlock:
+            self.metrics.rejected.labels("persist_backlog").inc()  # memory view still updated
+
+    async def _on_request(self, peer: str, data: bytes) -> bytes | None:
+        envelope = self.gate.admit(peer, data)
+        if envelope is None or self._market is None:
+            return None
+        self._notify()
+        return await self._market(envelope)
+
+    def _on_bad_frame(self, peer: str, exc: FrameError) -> None:
+        penalty = 50 if exc.reason == "oversize" else 25
+        self.gate.refuse(peer, RemoteProtocolError(str(exc), penalty=penalty), exc.reason)
+
+    def _on_ban(self, peer: str) -> None:
+        if peer in self.banned:
+            return
+        self.banned.add(peer)
+        self.metrics.banned.inc()
+        self.network.block(peer)
+        try:
+            self._ban_send.send_nowait(peer)
+        except trio.WouldBlock:
+            pass  # blocked already; the disconnect happens when the peer next sends
+
+    # -- services ------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.store.set_identity("node_id", self.node_id)
+        await self.network.subscribe(CAPACITY_TOPIC, self._on_gossip)
+        await self.network.subscribe(JOBS_TOPIC, self._on_gossip)
+        self.network.set_stream_handler(
+            MARKET_PROTOCOL, serve_requests(self._on_request, self.limits, self._on_bad_frame)
+        )
+        self.discovery.add_candidate(self.config.bootstrap)
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._persist_loop)
+            async with trio.open_nursery() as services:
+                await services.start(self.discovery.run)
+                services.start_soon(self._ban_loop)
+                services.start_soon(self._advert_loop)
+                log_event(
+                    logger,
+                    logging.INFO,
+                    "node started",
+                    peer=self.node_id,
+                    addrs=self.network.listen_addrs(),
+                )
+                task_status.started(self)
+                await self._stop.wait()
+                services.cancel_scope.cancel()
+            self._persist_send.close()
+            with trio.move_on_after(self.config.shutdown_grace_s):
+                await self._persisted.wait()
+            outer.cancel_scope.cancel()
+        log_event(logger, logging.INFO, "node stopped", peer=self.node_id)
+
+    async def _persist_loop(self) -> None:
+        async with self._persist_recv:
+            async for peer, envelope, now_ms in self._persist_recv:
+                await self.store.save_advert(peer, envelope, now_ms)
+        self._persisted.set()
+
+    async def _ban_loop(self) -> None:
+        async for peer in self._ban_recv:
+            score = self.scorer.score(peer, trio.current_time())
+            log_event(logger, logging.WARNING, "peer banned", peer=peer, score=round(score, 1))
+            until_ms = self._wall_ms() + int(self.config.ban_s * 1000)
+            await self.network.disconnect(peer)
+            await self.store.ban_peer(peer, until_ms)
+            self._notify()
+
+    def make_advert(self) -> CapacityAdvert:
+        addrs = [a for a in self.network.listen_addrs() if "/0.0.0.0/" not in a and len(a) <= 256]
+        return CapacityAdvert(
+            roles=self.config.roles,
+            gpus=(),  # the GPU probe is a later issue
+            renderer_builds=(),
+            score_ru_per_hour=0,
+            price_wei_per_ru=0,
+            stake_wei=0,
+            payment=self._payment,
+            addrs=tuple(addrs[:MAX_ADVERT_ADDRS]),
+            free_slots=0,
+        )
+
+    async def publish_advert(self) -> None:
+        data = encode(self.key, self.make_advert(), nonce=self._nonce(), now_ms=self._wall_ms())
+        try:
+            await self.network.publish(CAPACITY_TOPIC, data)
+        except NetworkError as exc:
+            log_event(logger, logging.WARNING, "advert not published", error=str(exc))
+            return
+        self.metrics.messages_out.labels(CapacityAdvert.TYPE).inc()
+
+    async def _advert_loop(self) -> None:
+        """Advertise every interval, and soon after a new peer appears (it missed the last).
+
+        "Appears" is either a connection that has settled for ``SETTLE_S``
+        (gossipsub subscriptions are exchanged by then) or a first advert
+        from a peer we had never heard of (it is subscribed, by construction).
+        """
+        last_s, told = -math.inf, set[str]()
+        first_seen_s: dict[str, float] = {}
+        while True:
+            now_s = trio.current_time()
+            peers = set(self.network.connected_peers())
+            first_seen_s = {p: first_seen_s.get(p, now_s) for p in peers}
+            settled = {p for p, t in first_seen_s.items() if now_s - t >= SETTLE_S}
+            fresh = bool(settled - told) or self._readvertise
+            if now_s - last_s >= self.config.advert_interval_s or (
+                fresh and now_s - last_s >= SETTLE_S
+            ):
+                self._readvertise = False
+                await self.publish_advert()
+                last_s, told = now_s, told | settled
+            told &= peers
+            await trio.sleep(min(SETTLE_S, self.config.advert_interval_s))
