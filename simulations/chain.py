@@ -1,0 +1,138 @@
+"""Chain model: blocks, confirmations, gas, and the escrow's bookkeeping.
+
+The escrow follows ``ledger/contracts/Escrow.vy``: ``deposit`` locks a job's
+budget with a deadline; ``redeem(job, payee, cumulative)`` pays ``cumulative``
+minus what that payee was already paid, while ``block time <= deadline +
+grace``; ``refund`` returns the remainder to the requester strictly after
+that, and no voucher pays afterwards. A transaction is included in the next
+block and its callback runs after ``confirmations`` more blocks. Failed calls
+(a revert) still burn gas, as on chain.
+
+Voucher signatures are not EIP-712-signed here (a secp256k1 signature costs
+about a millisecond of CPU per voucher): the model keeps the set of vouchers
+each requester issued and refuses any other, which is what signature recovery
+decides on chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulations.loop import EventLoop
+from simulations.scenario import Chain
+
+
+@dataclass
+class EscrowJob:
+    requester: bytes
+    deadline_ms: int
+    deposited_wei: int = 0
+    remaining_wei: int = 0
+    paid_wei: int = 0
+    refunded_wei: int = 0
+    refunded: bool = False
+    paid_to: dict[bytes, int] = field(default_factory=dict)  # payee -> cumulative paid
+
+
+@dataclass
+class ChainStats:
+    txs: int = 0
+    reverts: int = 0
+    gas: int = 0
+    gas_wei: int = 0
+    deposits: int = 0
+    redeems: int = 0
+    refunds: int = 0
+
+
+Done = Callable[[bool], None]
+
+
+class ChainModel:
+    def __init__(self, loop: EventLoop, config: Chain) -> None:
+        self._loop = loop
+        self._config = config
+        self._block_ms = int(config.block_time_s * 1000)
+        self.balances: dict[bytes, int] = {}
+        self.jobs: dict[bytes, EscrowJob] = {}
+        self.issued: set[tuple[bytes, bytes, int]] = set()  # (job, payee, cumulative)
+        self.total_supply_wei = 0
+        self.stats = ChainStats()
+
+    def mint(self, account: bytes, amount_wei: int) -> None:
+        self.balances[account] = self.balances.get(account, 0) + amount_wei
+        self.total_supply_wei += amount_wei
+
+    def locked_wei(self) -> int:
+        return sum(job.remaining_wei for job in self.jobs.values())
+
+    # Transactions: included at the next block, confirmed `confirmations` later.
+    def _submit(self, gas: int, apply: Callable[[], bool], done: Done | None, label: str) -> None:
+        now = self._loop.now_ms
+        block_ms = (now // self._block_ms + 1) * self._block_ms
+        confirm_ms = block_ms + self._config.confirmations * self._block_ms
+
+        def include(_: object) -> None:
+            ok = apply()
+            self.stats.txs += 1
+            self.stats.gas += gas
+            self.stats.gas_wei += int(gas * self._config.gas_price_gwei * 10**9)
+            self.stats.reverts += not ok
+            if done is not None:
+                self._loop.call_at(confirm_ms, lambda _: done(ok), None, f"{label}-confirmed")
+
+        self._loop.call_at(block_ms, include, None, label)
+
+    def deposit(
+        self, requester: bytes, job_id: bytes, amount_wei: int, deadline_ms: int, done: Done | None
+    ) -> None:
+        def apply() -> bool:
+            if self.balances.get(requester, 0) < amount_wei or job_id in self.jobs:
+                return False
+            self.balances[requester] -= amount_wei
+            self.jobs[job_id] = EscrowJob(requester, deadline_ms, amount_wei, amount_wei)
+            self.stats.deposits += 1
+            return True
+
+        self._submit(self._config.gas_deposit, apply, done, "tx-deposit")
+
+    def redeem(self, job_id: bytes, payee: bytes, cumulative_wei: int, done: Done | None) -> None:
+        def apply() -> bool:
+            job = self.jobs.get(job_id)
+            if job is None or job.refunded or (job_id, payee, cumulative_wei) not in self.issued:
+                return False
+            if self._loop.now_ms > job.deadline_ms + int(self._config.grace_s * 1000):
+                return False
+            delta = cumulative_wei - job.paid_to.get(payee, 0)
+            if delta <= 0 or delta > job.remaining_wei:
+                return False
+            job.paid_to[payee] = cumulative_wei
+            job.remaining_wei -= delta
+            job.paid_wei += delta
+            self.balances[payee] = self.balances.get(payee, 0) + delta
+            self.stats.redeems += 1
+            return True
+
+        self._submit(self._config.gas_redeem, apply, done, "tx-redeem")
+
+    def refund(self, job_id: bytes, done: Done | None) -> None:
+        def apply() -> bool:
+            job = self.jobs.get(job_id)
+            if job is None or job.refunded:
+                return False
+            if self._loop.now_ms <= job.deadline_ms + int(self._config.grace_s * 1000):
+                return False
+            job.refunded = True
+            job.refunded_wei = job.remaining_wei
+            self.balances[job.requester] = self.balances.get(job.requester, 0) + job.remaining_wei
+            job.remaining_wei = 0
+            self.stats.refunds += 1
+            return True
+
+        self._submit(self._config.gas_refund, apply, done, "tx-refund")
+
+    def refund_at_ms(self, job_id: bytes) -> int:
+        """The first block time at which a refund of ``job_id`` can succeed."""
+        job = self.jobs[job_id]
+        return job.deadline_ms + int(self._config.grace_s * 1000) + 1

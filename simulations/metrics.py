@@ -1,0 +1,201 @@
+"""Metrics of one run: counters, integrals and a time series, written as
+JSON and CSV with sorted keys and fixed float formatting, so the same seed
+gives the same bytes (wall-clock figures never go in these files).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulations.chain import ChainStats
+from simulations.network import NetStats
+
+SERIES_COLUMNS = (
+    "t_s",
+    "workers_online",
+    "workers_busy",
+    "utilisation",
+    "frames_accepted",
+    "cheats_caught",
+    "cheats_missed",
+    "price_wei_per_ru",
+)
+
+
+@dataclass
+class JobRecord:
+    submitted_ms: int
+    frames: int
+    ru_per_frame: int
+    finished_ms: int | None = None
+    outcome: str = ""
+    frames_accepted: int = 0
+
+
+@dataclass
+class Metrics:
+    frames_accepted: int = 0
+    frames_failed: int = 0
+    ru_accepted: int = 0
+    paid_wei: int = 0  # voucher increments sent to workers for frames
+    fees_wei: int = 0  # voucher increments sent to checkers
+    unpaid_wei: int = 0  # owed by free riders, never vouched for
+    cheats_submitted: int = 0
+    cheats_caught: int = 0
+    cheats_missed: int = 0
+    false_rejects: int = 0
+    renders_started: int = 0
+    renders_failed: int = 0
+    decode_rejects: int = 0  # envelopes refused by decode/replay (duplicates, ...)
+    machine_errors: int = 0  # RemoteProtocolError raised by a machine
+    crashes: int = 0
+    joins: int = 0
+    leaves: int = 0
+    jobs: dict[bytes, JobRecord] = field(default_factory=dict)
+    open_jobs: int = 0
+    series: list[tuple[float, ...]] = field(default_factory=list)
+    _busy_ms: int = 0
+    _online_ms: int = 0
+    _busy: int = 0
+    _online: int = 0
+    _mark_ms: int = 0
+    _last_sample: tuple[int, int, int, int] = (0, 0, 0, 0)  # busy, online, paid, ru
+
+    def _integrate(self, now_ms: int) -> None:
+        span = now_ms - self._mark_ms
+        self._busy_ms += span * self._busy
+        self._online_ms += span * self._online
+        self._mark_ms = now_ms
+
+    def busy_delta(self, now_ms: int, delta: int) -> None:
+        self._integrate(now_ms)
+        self._busy += delta
+
+    def online_delta(self, now_ms: int, delta: int) -> None:
+        self._integrate(now_ms)
+        self._online += delta
+
+    def sample(self, now_ms: int) -> None:
+        self._integrate(now_ms)
+        busy0, online0, paid0, ru0 = self._last_sample
+        online_span = self._online_ms - online0
+        util = (self._busy_ms - busy0) / online_span if online_span else 0.0
+        ru = self.ru_accepted - ru0
+        price = (self.paid_wei - paid0) / ru if ru else 0.0
+        self.series.append(
+            (
+                now_ms / 1000,
+                self._online,
+                self._busy,
+                round(util, 6),
+                self.frames_accepted,
+                self.cheats_caught,
+                self.cheats_missed,
+                round(price, 3),
+            )
+        )
+        self._last_sample = (self._busy_ms, self._online_ms, self.paid_wei, self.ru_accepted)
+
+    def summary(self, now_ms: int, net: NetStats, chain: ChainStats) -> dict[str, Any]:
+        """The headline figures (see docs/SIMULATIONS.md for each definition)."""
+        self._integrate(now_ms)
+        done = [j for j in self.jobs.values() if j.finished_ms is not None]
+        spans = sorted((j.finished_ms or 0) - j.submitted_ms for j in done)
+        frames = self.frames_accepted
+        first = min((j.submitted_ms for j in self.jobs.values()), default=0)
+        last = max((j.finished_ms or 0 for j in done), default=first)
+        per_frame = (lambda x: round(x / frames, 3)) if frames else (lambda x: 0.0)
+        return {
+            "sim_hours": round(now_ms / 3_600_000, 6),
+            "jobs_submitted": len(self.jobs),
+            "jobs_completed": sum(j.outcome == "completed" for j in done),
+            "jobs_failed": sum(j.outcome != "completed" for j in done),
+            "jobs_unfinished": len(self.jobs) - len(done),
+            "makespan_s": round((last - first) / 1000, 3),
+            "job_time_p50_s": round(_pct(spans, 0.5) / 1000, 3),
+            "job_time_p95_s": round(_pct(spans, 0.95) / 1000, 3),
+            "frames_accepted": frames,
+            "frames_failed": self.frames_failed,
+            "frames_per_hour": round(frames / (now_ms / 3_600_000), 3) if now_ms else 0.0,
+            "utilisation": round(self._busy_ms / self._online_ms, 6) if self._online_ms else 0.0,
+            "price_wei_per_ru": round(self.paid_wei / self.ru_accepted, 3)
+            if self.ru_accepted
+            else 0.0,
+            "paid_wei": self.paid_wei,
+            "checker_fees_wei": self.fees_wei,
+            "unpaid_wei": self.unpaid_wei,
+            "cheats_submitted": self.cheats_submitted,
+            "cheats_caught": self.cheats_caught,
+            "cheats_missed": self.cheats_missed,
+            "false_rejects": self.false_rejects,
+            "renders_started": self.renders_started,
+            "renders_failed": self.renders_failed,
+            "messages": net.messages + net.gossip_messages,
+            "bytes": net.bytes + net.gossip_bytes,
+            "messages_per_frame": per_frame(net.messages + net.gossip_messages),
+            "bytes_per_frame": per_frame(net.bytes + net.gossip_bytes),
+            "messages_lost": net.lost,
+            "messages_duplicated": net.duplicated,
+            "messages_partitioned": net.partitioned,
+            "decode_rejects": self.decode_rejects,
+            "machine_errors": self.machine_errors,
+            "gas": chain.gas,
+            "gas_per_frame": per_frame(chain.gas),
+            "gas_wei": chain.gas_wei,
+            "txs": chain.txs,
+            "tx_reverts": chain.reverts,
+            "redeems": chain.redeems,
+            "refunds": chain.refunds,
+            "crashes": self.crashes,
+            "joins": self.joins,
+            "leaves": self.leaves,
+        }
+
+
+def _pct(values: list[int], q: float) -> float:
+    if not values:
+        return 0.0
+    return float(values[min(len(values) - 1, int(q * len(values)))])
+
+
+def write_outputs(out_dir: Path, summary: dict[str, Any], metrics: Metrics) -> list[Path]:
+    """Write metrics.json, metrics.csv, timeseries.csv and jobs.csv; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "metrics.json": json.dumps(summary, indent=2, sort_keys=True) + "\n",
+        "metrics.csv": _csv(("metric", "value"), sorted(summary.items())),
+        "timeseries.csv": _csv(SERIES_COLUMNS, metrics.series),
+        "jobs.csv": _csv(
+            ("job_id", "submitted_s", "finished_s", "outcome", "frames", "frames_accepted"),
+            [
+                (
+                    jid.hex()[:16],
+                    j.submitted_ms / 1000,
+                    "" if j.finished_ms is None else j.finished_ms / 1000,
+                    j.outcome,
+                    j.frames,
+                    j.frames_accepted,
+                )
+                for jid, j in metrics.jobs.items()
+            ],
+        ),
+    }
+    paths = []
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def _csv(header: tuple[str, ...], rows: Any) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()

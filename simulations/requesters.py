@@ -1,0 +1,213 @@
+"""Requester driver: runs the real ``protocol.market.JobMachine`` per job.
+
+It does what ``node/`` does for a requester and nothing more: lock the budget
+in escrow, start the machine once the deposit is confirmed, carry out its
+commands (send, gossip, pick a checker, send vouchers, claim the refund) and
+keep its timer armed. Every decision — whom to award, when a lease expired,
+what a frame costs, what is owed — is the machine's.
+
+A free-riding requester carries out everything except ``RecordPayment`` and
+``CheckerFeeDue``: it never signs a voucher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from protocol import RemoteProtocolError
+from protocol.market import (
+    CheckerFeeDue,
+    Command,
+    FrameAccepted,
+    FrameFailed,
+    JobFinished,
+    JobMachine,
+    MarketConfig,
+    Publish,
+    RecordPayment,
+    RefundDue,
+    RequestVerification,
+    Send,
+    WorkerBlocklisted,
+)
+from protocol.messages import (
+    Assurance,
+    JobAnnounce,
+    JobSpec,
+    Message,
+    RenderSettings,
+    Voucher,
+    job_id_of,
+)
+from simulations.metrics import JobRecord
+from simulations.models import JobDraw
+from simulations.world import SimNode, World
+
+RENDERER_BUILD = "blender-3.4.1"
+CHAIN_ID = 31337
+ESCROW_CONTRACT = bytes.fromhex("e5c0" * 10)
+NO_SIGNATURE = bytes(65)  # vouchers are checked by the chain model's lookup
+
+
+class RequesterDriver:
+    def __init__(self, world: World, node: SimNode) -> None:
+        self.world = world
+        self.node = node
+        self.free_rider = node.behaviour == "free_rider"
+        self.jobs: dict[bytes, JobMachine] = {}
+        self._targets: dict[bytes, list[int]] = {}  # job id -> workers the announce reached
+        self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
+        self._job_count = 0
+        grace_ms = int(world.scenario.chain.grace_s * 1000)
+        self._config = MarketConfig(refund_grace_ms=grace_ms)
+
+    def submit(self, draw: JobDraw) -> None:
+        """A new job arrives: deposit its budget, start the machine when confirmed."""
+        world, now = self.world, self.world.epoch_ms()
+        self._job_count += 1
+        assurance = Assurance(world.scenario.verification.assurance)
+        settings = RenderSettings("cycles", 1920, 1080, 128, self._job_count, "png")
+        scene = hashlib.sha256(self.node.node_id + self._job_count.to_bytes(4, "big")).hexdigest()
+        spec = JobSpec(
+            self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
+            RENDERER_BUILD, settings, tuple(range(draw.frames)), draw.ru_per_frame,
+            draw.max_price_wei_per_frame, draw.budget_wei, now + draw.deadline_ms, assurance,
+            world.scenario.verification.checker_fee_bps, None, now,
+        )  # fmt: skip
+        job_id = job_id_of(spec)
+        world.scenes[job_id] = draw
+        world.metrics.jobs[job_id] = JobRecord(world.loop.now_ms, draw.frames, draw.ru_per_frame)
+        world.metrics.open_jobs += 1
+        world.invariants.open_job(job_id, spec.budget_wei, spec.max_price_wei_per_frame)
+        deadline_ms = spec.deadline_ms - world.start_ms
+
+        def deposited(ok: bool) -> None:
+            if ok:
+                self._start(job_id, spec)
+            else:
+                self._finish(job_id, "deposit_failed")
+
+        world.chain.deposit(self.node.address, job_id, spec.budget_wei, deadline_ms, deposited)
+
+    def _start(self, job_id: bytes, spec: JobSpec) -> None:
+        machine = JobMachine(job_id, spec, self._config, self.world.epoch_ms())
+        self.jobs[job_id] = machine
+        self._run(machine, machine.start(self.world.epoch_ms()))
+
+    def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
+        machine = self.jobs.get(getattr(message, "job_id", b""))
+        if machine is None:
+            return  # a job that ended (or never was ours): late messages are ignored
+        try:
+            commands = machine.receive(
+                sender, message, self.world.epoch_ms(), envelope_digest=digest
+            )
+        except RemoteProtocolError as exc:
+            self.world.metrics.machine_errors += 1
+            self.world.loop.note("machine-error", f"requester: {exc}")
+            return
+        self._run(machine, commands)
+
+    def stop(self) -> None:
+        for job_id in self.jobs:
+            self.world.disarm((self.node.index, job_id))
+
+    def _on_timer(self, job_id: bytes) -> None:
+        machine = self.jobs.get(job_id)
+        if machine is not None:
+            self._run(machine, machine.handle_timer(self.world.epoch_ms()))
+
+    def _run(self, machine: JobMachine, commands: list[Command]) -> None:
+        for command in commands:
+            self._carry_out(machine, command)
+        job_id = machine.job_id
+        if job_id in self.jobs:
+            self.world.arm(
+                (self.node.index, job_id), machine.get_timer(), lambda: self._on_timer(job_id)
+            )
+
+    def _carry_out(self, machine: JobMachine, cmd: Command) -> None:
+        world = self.world
+        if isinstance(cmd, Send):
+            world.send(self.node, cmd.to, cmd.message)
+        elif isinstance(cmd, Publish):
+            self._publish(machine.job_id, cmd.message)
+        elif isinstance(cmd, RequestVerification):
+            self._pick_checker(machine, cmd)
+        elif isinstance(cmd, RecordPayment):
+            world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
+            self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei, fee=False)
+        elif isinstance(cmd, CheckerFeeDue):
+            self._pay_fee(cmd)
+        elif isinstance(cmd, FrameAccepted):
+            self._accepted(cmd)
+        elif isinstance(cmd, FrameFailed):
+            world.metrics.frames_failed += 1
+        elif isinstance(cmd, WorkerBlocklisted):
+            world.invariants.cheater_seen(cmd.job_id, cmd.worker)
+            world.sybil_caught(cmd.worker)
+        elif isinstance(cmd, JobFinished):
+            self._finish(cmd.job_id, cmd.outcome.value)
+        elif isinstance(cmd, RefundDue):
+            at_ms = max(cmd.not_before_ms - world.start_ms, world.chain.refund_at_ms(cmd.job_id))
+            world.loop.call_at(
+                at_ms, lambda _: world.chain.refund(cmd.job_id, None), None, "refund"
+            )
+
+    def _publish(self, job_id: bytes, message: Message) -> None:
+        world = self.world
+        if isinstance(message, JobAnnounce):
+            self._targets[job_id] = world.gossip_targets()
+        world.publish(self.node, message, self._targets.get(job_id, []))
+
+    def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
+        world = self.world
+        checkers = [c for c in world.online_checkers() if c.node_id != cmd.worker]
+        if not checkers:
+            return  # the machine's verify timeout asks again later
+        checker = world.loop.rng.choice(checkers)
+        self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, world.epoch_ms()))
+
+    def _accepted(self, cmd: FrameAccepted) -> None:
+        world, metrics = self.world, self.world.metrics
+        worker = world.by_id[cmd.worker]
+        world.invariants.frame_accepted(
+            cmd.job_id, cmd.frame, cmd.worker, worker.address, cmd.price_wei
+        )
+        metrics.frames_accepted += 1
+        metrics.ru_accepted += world.scenes[cmd.job_id].ru_per_frame
+        metrics.jobs[cmd.job_id].frames_accepted += 1
+        if world.result_kind.get(cmd.task_id, "honest") != "honest":
+            metrics.cheats_missed += 1
+            world.loop.note("cheat-missed", cmd.task_id)
+
+    def _pay_fee(self, cmd: CheckerFeeDue) -> None:
+        payee = self.world.by_id[cmd.checker].address
+        self.world.invariants.fee_due(cmd.job_id, payee, cmd.fee_wei)
+        cumulative = self._paid.get((cmd.job_id, payee), 0) + cmd.fee_wei
+        self.world.invariants.payment_recorded(cmd.job_id, payee, cumulative)
+        self._pay(cmd.job_id, payee, cumulative, fee=True)
+
+    def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int, *, fee: bool) -> None:
+        world = self.world
+        last = self._paid.get((job_id, payee), 0)
+        self._paid[(job_id, payee)] = cumulative_wei
+        if self.free_rider:
+            world.metrics.unpaid_wei += cumulative_wei - last
+            return
+        if fee:
+            world.metrics.fees_wei += cumulative_wei - last
+        else:
+            world.metrics.paid_wei += cumulative_wei - last
+        world.chain.issued.add((job_id, payee, cumulative_wei))
+        voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, job_id, payee, cumulative_wei, NO_SIGNATURE)
+        world.send(self.node, world.by_address[payee].node_id, voucher)
+
+    def _finish(self, job_id: bytes, outcome: str) -> None:
+        record = self.world.metrics.jobs[job_id]
+        if record.finished_ms is None:
+            self.world.metrics.open_jobs -= 1
+        record.finished_ms = self.world.loop.now_ms
+        record.outcome = outcome
+        self.jobs.pop(job_id, None)
+        self.world.disarm((self.node.index, job_id))

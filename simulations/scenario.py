@@ -1,0 +1,202 @@
+"""What a scenario file may say: one frozen dataclass per TOML section.
+
+Every knob of every model lives here with its default and bounds, so the
+schema, the defaults and the documentation (docs/SIMULATIONS.md) are one
+thing. Units are in the names. Probabilities are per event (per message, per
+frame, per result). Rates are per simulated hour.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulations.schema import ScenarioError, apply_override, bounded, build, parse_value
+
+DEFAULT_LATENCY_MS = {
+    "eu-eu": 15,
+    "us-us": 20,
+    "asia-asia": 25,
+    "eu-us": 45,
+    "eu-asia": 110,
+    "us-asia": 90,
+}
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str = "unnamed"
+    description: str = ""
+    duration_s: float = bounded(6 * 3600.0, 1, 30 * 86400)  # safety phase, faults on
+    liveness_bound_s: float = bounded(6 * 3600.0, 1, 30 * 86400)  # faults off: all jobs end
+    start_ms: int = bounded(1_800_000_000_000, 0, 2**63)  # wall clock handed to machines
+    sample_interval_s: float = bounded(300.0, 1, 86400)  # time series resolution
+    check_invariants: bool = True  # after every event (VOPR); off only for benchmarks
+
+
+@dataclass(frozen=True)
+class Nodes:
+    workers: int = bounded(30, 0, 100_000)
+    checkers: int = bounded(5, 0, 10_000)
+    requesters: int = bounded(4, 1, 10_000)
+
+
+@dataclass(frozen=True)
+class Partition:
+    start_s: float = bounded(0.0, 0)
+    duration_s: float = bounded(600.0, 0)
+    regions: tuple[str, ...] = ()  # cut off from every other region, then healed
+
+
+@dataclass(frozen=True)
+class Network:
+    regions: tuple[str, ...] = ("eu", "us", "asia")
+    latency_ms: dict[str, float] = field(  # "a-b" -> one-way ms; "b-a" is the same pair
+        default_factory=lambda: dict(DEFAULT_LATENCY_MS), metadata={"lo": 0, "hi": 10_000}
+    )
+    jitter_ms: float = bounded(5.0, 0, 10_000)  # uniform extra delay per message
+    loss: float = bounded(0.0, 0, 1)
+    duplication: float = bounded(0.0, 0, 1)
+    bandwidth_mbit_s: float = bounded(100.0, 0.01, 1e6)  # per-message serialisation delay
+    gossip_fanout: int = bounded(8, 1, 64)  # gossipsub mesh degree: hops = log_fanout(n)
+    gossip_reach: int = bounded(0, 0, 1_000_000)  # workers a job announce reaches; 0 = all
+    sign_gossip: bool = True  # False: gossip travels as objects (counted bytes, no Ed25519)
+    advert_interval_s: float = bounded(30.0, 1, 86400)  # CapacityAdvert period
+    partitions: tuple[Partition, ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuClass:
+    name: str = "rtx-3060"
+    score_ru_per_hour: float = bounded(1000.0, 1)
+    vram_mib: int = bounded(12_288, 1)
+    weight: float = bounded(1.0, 0)  # share of workers with this card
+
+
+DEFAULT_GPUS = (
+    GpuClass("gtx-1660", 450.0, 6_144, 2.0),
+    GpuClass("rtx-3060", 1000.0, 12_288, 3.0),
+    GpuClass("rtx-3090", 2100.0, 24_576, 2.0),
+    GpuClass("rtx-4090", 3800.0, 24_576, 1.0),
+    GpuClass("a100-80g", 4200.0, 81_920, 0.5),
+)
+
+
+@dataclass(frozen=True)
+class Rendering:
+    gpu_classes: tuple[GpuClass, ...] = DEFAULT_GPUS
+    time_noise: float = bounded(0.1, 0, 1)  # render time × U(1-x, 1+x)
+    failure_rate: float = bounded(0.01, 0, 1)  # a render ends in RENDER_ERROR
+    result_size_bytes: int = bounded(4_000_000, 1)
+
+
+@dataclass(frozen=True)
+class Chain:
+    block_time_s: float = bounded(12.0, 0.1, 3600)
+    confirmations: int = bounded(2, 0, 1000)
+    gas_price_gwei: float = bounded(20.0, 0)
+    gas_deposit: int = bounded(90_600, 0)
+    gas_redeem: int = bounded(57_000, 0)  # measured 48–66k
+    gas_refund: int = bounded(50_000, 0)
+    grace_s: float = bounded(3600.0, 0)  # escrow: vouchers redeem until deadline + grace
+    redeem_delay_s: float = bounded(600.0, 0)  # payees batch their redeems
+
+
+@dataclass(frozen=True)
+class Churn:
+    join_per_hour: float = bounded(0.0, 0)
+    leave_per_hour: float = bounded(0.0, 0)
+    crash_per_hour: float = bounded(0.0, 0)
+    restart_after_s: float = bounded(600.0, 0)  # a crashed node returns with its key
+
+
+@dataclass(frozen=True)
+class Workload:
+    jobs_per_hour: float = bounded(2.0, 0)
+    first_job_s: float = bounded(60.0, 0)
+    frames_min: int = bounded(5, 1, 10_000)
+    frames_max: int = bounded(40, 1, 10_000)
+    ru_per_frame_min: int = bounded(20, 1)
+    ru_per_frame_max: int = bounded(200, 1)
+    scene_vram_mib_max: int = bounded(16_384, 1)  # scenes need U(1 GiB, this)
+    deadline_s: float = bounded(4 * 3600.0, 1)
+    price_wei_per_ru: int = bounded(10**12, 0)  # what honest workers ask
+    max_price_factor: float = bounded(2.0, 0)  # requester's cap, × the honest ask
+    budget_factor: float = bounded(1.5, 0)  # budget = frames × cap × this
+
+
+@dataclass(frozen=True)
+class Verification:
+    assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
+    checker_fee_bps: int = bounded(1000, 0, 10_000)  # checker's fee, share of the frame price
+    tiles_per_check: int = bounded(4, 1, 256)
+    detect_per_tile: float = bounded(0.6, 0, 1)  # a wrong frame shows in a sampled tile
+    partial_detect_per_tile: float = bounded(0.25, 0, 1)  # a partial render shows in a tile
+    tile_fraction: float = bounded(0.07, 0, 1)  # a tile costs this share of the frame
+    false_reject_rate: float = bounded(0.0, 0, 1)  # honest frame judged wrong (tolerance)
+
+
+@dataclass(frozen=True)
+class Adversaries:
+    cheater_fraction: float = bounded(0.0, 0, 1)
+    cheat_rate: float = bounded(0.5, 0, 1)  # of a cheater's results
+    partial_share: float = bounded(0.3, 0, 1)  # of cheats that are partial renders
+    lazy_fraction: float = bounded(0.0, 0, 1)  # accept, never deliver
+    colluding_checker_fraction: float = bounded(0.0, 0, 1)  # pass every cheater's frame
+    sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
+    free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
+    sniper_fraction: float = bounded(0.0, 0, 1)  # workers undercutting the ask
+    sniper_discount: float = bounded(0.3, 0, 1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    scenario: Meta = Meta()
+    nodes: Nodes = Nodes()
+    network: Network = Network()
+    rendering: Rendering = Rendering()
+    chain: Chain = Chain()
+    churn: Churn = Churn()
+    workload: Workload = Workload()
+    verification: Verification = Verification()
+    adversaries: Adversaries = Adversaries()
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read and validate a scenario file; ``overrides`` maps dotted keys to values."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return scenario_from_dict(raw, overrides)
+
+
+def scenario_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
+    for dotted, value in (overrides or {}).items():
+        apply_override(raw, dotted, parse_value(value) if isinstance(value, str) else value)
+    scenario = build(Scenario, raw, "")
+    _check_cross_fields(scenario)
+    return scenario
+
+
+def _check_cross_fields(s: Scenario) -> None:
+    w = s.workload
+    if w.frames_min > w.frames_max:
+        raise ScenarioError("workload.frames_min: larger than workload.frames_max")
+    if w.ru_per_frame_min > w.ru_per_frame_max:
+        raise ScenarioError("workload.ru_per_frame_min: larger than workload.ru_per_frame_max")
+    regions = set(s.network.regions)
+    for key in s.network.latency_ms:
+        a, _, b = key.partition("-")
+        if a not in regions or b not in regions:
+            raise ScenarioError(f"network.latency_ms.{key}: names a region not in network.regions")
+    for i, part in enumerate(s.network.partitions):
+        for region in part.regions:
+            if region not in regions:
+                raise ScenarioError(f"network.partitions[{i}].regions: unknown region {region!r}")
+    if s.verification.assurance not in ("none", "normal", "high"):
+        raise ScenarioError("verification.assurance: one of none, normal, high")
+    if not s.rendering.gpu_classes:
+        raise ScenarioError("rendering.gpu_classes: needs at least one GPU class")

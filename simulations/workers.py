@@ -1,0 +1,161 @@
+"""Worker driver: runs the real ``protocol.market.WorkerMachine`` on a
+modelled GPU, and the worker-side adversaries.
+
+The driver is the node's renderer and wallet: ``StartRender`` becomes a
+render of modelled duration (``models.render_outcome``) that ends in
+``render_finished`` or ``render_failed``; ``CancelRender`` stops it;
+``VoucherReceived`` is kept and redeemed on chain after ``redeem_delay_s``.
+Bidding, slots, heartbeats and lease handling are the machine's.
+
+Behaviours (what a dishonest operator's modified node does):
+
+* ``cheater`` / ``sybil`` — at ``cheat_rate`` return a wrong frame (in a tenth
+  of the time) or, for ``partial_share`` of cheats, a partial render (half the
+  time); the frame CID differs from the true one, which checkers may notice.
+* ``lazy`` — accepts awards and never renders; its machine keeps
+  heartbeating, so the lease stays alive until the job's deadline.
+* ``sniper`` — asks ``sniper_discount`` below the going price to win awards.
+
+Vouchers are the node's persisted state: a crashed worker comes back with its
+key and its vouchers (and redeems them), but not its in-flight renders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from protocol import RemoteProtocolError
+from protocol.market import (
+    CancelRender,
+    Command,
+    Send,
+    StartRender,
+    VoucherReceived,
+    WorkerConfig,
+    WorkerMachine,
+)
+from protocol.messages import FailureReason, Message, Voucher
+from simulations.models import render_outcome
+from simulations.requesters import RENDERER_BUILD
+from simulations.wallet import Wallet
+from simulations.world import SimNode, World
+
+CHEATERS = ("cheater", "sybil")
+
+
+def true_cid(job_id: bytes, frame: int) -> str:
+    """The CID an honest render of this frame has (the simulator's ground truth)."""
+    return "bafk" + hashlib.sha256(job_id + frame.to_bytes(4, "big")).hexdigest()[:52]
+
+
+class WorkerDriver:
+    def __init__(self, world: World, node: SimNode, vouchers: dict[bytes, Voucher]) -> None:
+        assert node.gpu is not None
+        self.world = world
+        self.node = node
+        self.wallet = Wallet(world, vouchers)  # persisted: survives crashes
+        scenario = world.scenario
+        ask = scenario.workload.price_wei_per_ru
+        if node.behaviour == "sniper":
+            ask = int(ask * (1 - scenario.adversaries.sniper_discount))
+        config = WorkerConfig(ask, (RENDERER_BUILD,), 1, max(1, int(node.gpu.score_ru_per_hour)))
+        self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
+        self._renders: dict[bytes, int] = {}  # task id -> render token
+        self._token = 0
+        self.alive = True
+
+    def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
+        try:
+            commands = self.machine.receive(sender, message, self.world.epoch_ms())
+        except RemoteProtocolError as exc:
+            self.world.metrics.machine_errors += 1
+            self.world.loop.note("machine-error", f"worker: {exc}")
+            return
+        self._run(commands)
+
+    def stop(self) -> None:
+        """Crash or leave: renders in flight are lost, the timer dies."""
+        self.alive = self.wallet.alive = False
+        self.world.disarm(("w", self.node.index))
+        for _ in self._renders:
+            self.world.metrics.busy_delta(self.world.loop.now_ms, -1)
+        self._renders.clear()
+
+    def _on_timer(self) -> None:
+        if self.alive:
+            self._run(self.machine.handle_timer(self.world.epoch_ms()))
+
+    def _run(self, commands: list[Command]) -> None:
+        world = self.world
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                world.send(self.node, cmd.to, cmd.message)
+            elif isinstance(cmd, StartRender):
+                self._start_render(cmd)
+            elif isinstance(cmd, CancelRender):
+                if self._renders.pop(cmd.task_id, None) is not None:
+                    world.metrics.busy_delta(world.loop.now_ms, -1)
+            elif isinstance(cmd, VoucherReceived):
+                self.wallet.receive(cmd.voucher)
+        if self.alive:
+            world.arm(("w", self.node.index), self.machine.get_timer(), self._on_timer)
+
+    def _start_render(self, cmd: StartRender) -> None:
+        world = self.world
+        world.metrics.renders_started += 1
+        if self.node.behaviour == "lazy":
+            return  # takes the award, never renders: only the deadline frees the frame
+        self._token += 1
+        self._renders[cmd.task_id] = self._token
+        world.metrics.busy_delta(world.loop.now_ms, +1)
+        assert self.node.gpu is not None
+        scene = world.scenes[cmd.job_id]
+        outcome = render_outcome(
+            world.loop.rng,
+            world.scenario.rendering,
+            self.node.gpu,
+            scene.ru_per_frame,
+            scene.scene_vram_mib,
+        )
+        kind, duration_ms = self._cheat(outcome.duration_ms) if outcome.ok else ("", 0)
+        duration_ms = duration_ms or outcome.duration_ms
+        arg = (cmd, self._token, outcome.ok, outcome.reason, kind, duration_ms)
+        world.loop.call_later(duration_ms, self._render_done, arg, "render-done")
+
+    def _cheat(self, duration_ms: int) -> tuple[str, int]:
+        """Does this result cheat? A cheat also saves the cheater time."""
+        adv = self.world.scenario.adversaries
+        rng = self.world.loop.rng
+        if self.node.behaviour not in CHEATERS or rng.random() >= adv.cheat_rate:
+            return ("honest", duration_ms)
+        if rng.random() < adv.partial_share:
+            return ("partial", duration_ms // 2 + 1)
+        return ("wrong", duration_ms // 10 + 1)
+
+    def _render_done(self, arg: tuple[StartRender, int, bool, str, str, int]) -> None:
+        cmd, token, ok, reason, kind, duration_ms = arg
+        world = self.world
+        if not self.alive or self._renders.get(cmd.task_id) != token:
+            return  # cancelled, or this node crashed since
+        del self._renders[cmd.task_id]
+        world.metrics.busy_delta(world.loop.now_ms, -1)
+        now = world.epoch_ms()
+        if not ok:
+            world.metrics.renders_failed += 1
+            detail = "scene needs more VRAM" if reason == "out_of_memory" else "renderer crashed"
+            self._run(self.machine.render_failed(cmd.task_id, FailureReason(reason), detail, now))
+            return
+        cid = true_cid(cmd.job_id, cmd.frame)
+        if kind != "honest":
+            world.metrics.cheats_submitted += 1
+            cid = (
+                "bafk" + hashlib.sha256(cid.encode() + kind.encode() + cmd.task_id).hexdigest()[:52]
+            )
+        world.result_kind[cmd.task_id] = kind
+        size = world.scenario.rendering.result_size_bytes
+        assert self.node.gpu is not None
+        self._run(
+            self.machine.render_finished(
+                cmd.task_id, cid, size, duration_ms, RENDERER_BUILD, self.node.gpu.name, now
+            )
+        )

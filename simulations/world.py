@@ -1,0 +1,176 @@
+"""The simulated world: nodes, their keys, the wire between them, timers.
+
+Every message a driver sends is signed and encoded with the real
+``protocol.encode_envelope`` (simulated time as ``now_ms``), carried by the
+network model as bytes, then decoded by ``protocol.decode_envelope`` and
+checked by the receiver's own ``ReplayGuard`` before a machine sees it. The
+byte counts in the metrics are therefore the real wire sizes.
+
+With ``network.sign_gossip = false`` gossip (job announces) travels as the
+message object instead: its size is still measured once from its real
+encoding, but receivers skip the Ed25519 verify and decode — the dominant
+cost of a 10,000-node run. Direct market messages are always signed.
+
+Node keys come from the loop's seeded RNG (``NodeKey(rng.randbytes(32))``);
+payment addresses are 20 random bytes, because the chain model checks
+vouchers by lookup rather than by secp256k1 recovery (see ``chain.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from protocol import NodeKey, RemoteProtocolError, ReplayGuard, decode_envelope, encode_envelope
+from protocol.codec import packb, to_wire
+from protocol.messages import Message
+from simulations.chain import ChainModel
+from simulations.invariants import Invariants
+from simulations.loop import EventLoop
+from simulations.metrics import Metrics
+from simulations.models import JobDraw
+from simulations.network import NetworkModel
+from simulations.scenario import GpuClass, Scenario
+
+ENVELOPE_OVERHEAD_BYTES = 122  # version, type, sender, nonce, time, signature, framing
+
+
+class Driver(Protocol):
+    def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class SimNode:
+    index: int
+    key: NodeKey
+    node_id: bytes
+    address: bytes
+    region: int
+    role: str  # worker | checker | requester
+    behaviour: str  # honest | cheater | lazy | colluder | sybil | free_rider | sniper
+    gpu: GpuClass | None = None
+    online: bool = True
+    replay: ReplayGuard = field(default_factory=ReplayGuard)
+    driver: Driver | None = None
+
+
+class World:
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.loop = EventLoop(seed)
+        self.start_ms = scenario.scenario.start_ms
+        self.net = NetworkModel(self.loop, scenario.network, self._deliver)
+        self.chain = ChainModel(self.loop, scenario.chain)
+        self.metrics = Metrics()
+        self.invariants = Invariants(self.chain)
+        self.nodes: list[SimNode] = []
+        self.by_id: dict[bytes, SimNode] = {}
+        self.by_address: dict[bytes, SimNode] = {}
+        self.scenes: dict[bytes, JobDraw] = {}  # job id -> what the scene really needs
+        self.result_kind: dict[bytes, str] = {}  # task id -> honest | wrong | partial
+        self.faults_on = True
+        self.workers: list[SimNode] = []
+        self.checkers: list[SimNode] = []
+        self._timers: dict[Any, tuple[int, int]] = {}
+        self._timer_gen = 0
+        # Set by the population: a blocklisted sybil identity is replaced.
+        self.sybil_caught: Callable[[bytes], None] = lambda node_id: None
+
+    def epoch_ms(self) -> int:
+        """Simulated wall clock handed to the machines."""
+        return self.start_ms + self.loop.now_ms
+
+    def add_node(self, role: str, behaviour: str, gpu: GpuClass | None = None) -> SimNode:
+        rng = self.loop.rng
+        key = NodeKey(rng.randbytes(32))
+        region = rng.randrange(len(self.scenario.network.regions))
+        index = self.net.add_node(region)
+        node = SimNode(index, key, key.node_id.raw, rng.randbytes(20), region, role, behaviour, gpu)
+        self.nodes.append(node)
+        self.by_id[node.node_id] = node
+        self.by_address[node.address] = node
+        if role == "worker":
+            self.workers.append(node)
+        elif role == "checker":
+            self.checkers.append(node)
+        return node
+
+    def gossip_targets(self) -> list[int]:
+        """Workers a job announce reaches: all online ones, or a sample of
+        ``network.gossip_reach`` of them (a topic shard, for large runs)."""
+        online = [w.index for w in self.workers if w.online]
+        reach = self.scenario.network.gossip_reach
+        if reach and reach < len(online):
+            return self.loop.rng.sample(online, reach)
+        return online
+
+    def online_checkers(self) -> list[SimNode]:
+        return [c for c in self.checkers if c.online]
+
+    def set_online(self, node: SimNode, online: bool) -> None:
+        node.online = online
+        self.net.online[node.index] = online
+
+    # ---- the wire ----
+
+    def send(self, src: SimNode, to: bytes, message: Message) -> None:
+        dst = self.by_id.get(to)
+        if dst is None or not src.online:
+            return
+        nonce = self.loop.rng.getrandbits(64)
+        data = encode_envelope(src.key, message, nonce=nonce, now_ms=self.epoch_ms())
+        self.net.send(src.index, dst.index, data, len(data))
+
+    def publish(self, src: SimNode, message: Message, targets: list[int]) -> None:
+        if not src.online:
+            return
+        if self.scenario.network.sign_gossip:
+            nonce = self.loop.rng.getrandbits(64)
+            data = encode_envelope(src.key, message, nonce=nonce, now_ms=self.epoch_ms())
+            self.net.gossip(src.index, data, len(data), targets)
+        else:
+            size = len(packb(to_wire(message))) + ENVELOPE_OVERHEAD_BYTES
+            self.net.gossip(src.index, (src.node_id, message), size, targets)
+
+    def _deliver(self, src: int, dst: int, payload: Any) -> None:
+        node = self.nodes[dst]
+        if node.driver is None:
+            return
+        if isinstance(payload, tuple):  # unsigned gossip object
+            sender, message = payload
+            node.driver.on_message(sender, message, None)
+            return
+        try:
+            envelope = decode_envelope(payload)
+            node.replay.check(envelope, self.epoch_ms())
+        except RemoteProtocolError as exc:
+            self.metrics.decode_rejects += 1
+            self.loop.note("reject", f"{node.role}#{dst}: {type(exc).__name__}")
+            return
+        node.driver.on_message(envelope.sender.raw, envelope.message, envelope.digest)
+
+    # ---- machine timers (epoch ms), re-armed after every machine call ----
+
+    def arm(self, key: Any, at_epoch_ms: int | None, fire: Callable[[], None]) -> None:
+        """Call ``fire()`` at ``at_epoch_ms``; re-arming a key replaces its timer."""
+        current = self._timers.get(key)
+        if at_epoch_ms is None:
+            self._timers.pop(key, None)
+            return
+        if current is not None and current[0] == at_epoch_ms:
+            return
+        self._timer_gen += 1
+        gen = self._timer_gen
+        self._timers[key] = (at_epoch_ms, gen)
+
+        def on_time(_: object) -> None:
+            if self._timers.get(key, (0, -1))[1] == gen:
+                del self._timers[key]
+                fire()
+
+        self.loop.call_at(at_epoch_ms - self.start_ms, on_time, key, "timer")
+
+    def disarm(self, key: Any) -> None:
+        self._timers.pop(key, None)
