@@ -58,6 +58,11 @@ class AnvilChain(DevChain):
         self._rpc("evm_setNextBlockTimestamp", [target_s])
         self._rpc("evm_mine", [])
 
+    def step_time_per_block(self, seconds: int) -> None:
+        """Make each new block exactly ``seconds`` after its parent instead of
+        following the wall clock (deterministic time for tests, like py-evm)."""
+        self._rpc("anvil_setBlockTimestampInterval", [seconds])
+
     def mine(self, blocks: int = 1) -> None:
         self._rpc("anvil_mine", [hex(blocks)])
 

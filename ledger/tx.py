@@ -78,7 +78,8 @@ def revert_reason(exc: BaseException) -> str:
     for prefix in ("execution reverted: ", "execution reverted"):
         if text.startswith(prefix):
             text = text[len(prefix) :]
-    return text or "reverted without reason"
+    # eth-tester renders an empty revert payload as "b''".
+    return text if text and text != "b''" else "reverted without reason"
 
 
 def with_retries(fn: Callable[[], T], config: TxConfig, what: str) -> T:

@@ -1,0 +1,212 @@
+"""Random operation sequences against the escrow on py-evm, checked against a model.
+
+Every operation's outcome (pays or reverts) is predicted by a small model and
+compared; after every step the contract's native balance must equal
+deposits + stakes − payouts − refunds − stake withdrawals − slashed-out (credit
+withdrawals), and job budgets and stakes must match the model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from ledger.client import EscrowClient
+from ledger.errors import ChainRevert
+from ledger.fraud import FraudClaim, order_signatures, sign_claim
+from tests.ledger.conftest import (
+    CHECKER_MIN_STAKE_WEI,
+    GRACE_S,
+    UNBONDING_S,
+    Deployed,
+    Env,
+    make_env,
+)
+
+MILLI = 10**15
+amounts = st.integers(min_value=0, max_value=50).map(lambda n: n * MILLI)
+jobs = st.integers(min_value=0, max_value=2)
+workers = st.integers(min_value=0, max_value=1)
+
+
+@dataclass
+class Model:
+    inflow_wei: int = 0  # deposits + stakes
+    outflow_wei: int = 0  # payouts + refunds + stake withdrawals + credit withdrawals
+    remaining: dict[bytes, int] = field(default_factory=dict)
+    deadline: dict[bytes, int] = field(default_factory=dict)
+    refunded: set[bytes] = field(default_factory=set)
+    paid: dict[tuple[bytes, bytes], int] = field(default_factory=dict)
+    active: dict[bytes, int] = field(default_factory=dict)
+    unbonding: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # amount, unbond_at
+    credit: dict[bytes, int] = field(default_factory=dict)
+    slashed: set[tuple[bytes, bytes]] = field(default_factory=set)
+
+
+class EscrowMachine(RuleBasedStateMachine):
+    def __init__(self, dep: Deployed) -> None:
+        super().__init__()
+        self.dep = dep
+        self.snapshot = dep.chain.snapshot()
+        self.env: Env = make_env(dep)
+        self.job_ids = [os.urandom(32) for _ in range(3)]
+        self.model = Model()
+        for checker in self.env.checkers[:2]:
+            checker.send(checker.calls.stake(CHECKER_MIN_STAKE_WEI))
+            checker.send(checker.calls.register_checker())
+            self.model.inflow_wei += CHECKER_MIN_STAKE_WEI
+            self.model.active[checker.account] = CHECKER_MIN_STAKE_WEI
+
+    def teardown(self) -> None:
+        self.dep.chain.revert(self.snapshot)
+
+    def next_block_s(self) -> int:
+        return self.env.chain.timestamp_s() + 1  # py-evm mines each tx one second later
+
+    def attempt(self, client: EscrowClient, call: object, expect_ok: bool) -> None:
+        try:
+            client.send(call)  # type: ignore[arg-type]
+        except ChainRevert as exc:
+            assert not expect_ok, f"unexpected revert: {exc.reason}"
+            return
+        assert expect_ok, "expected a revert"
+
+    @rule(job=jobs, amount_wei=amounts)
+    def deposit(self, job: int, amount_wei: int) -> None:
+        m, job_id = self.model, self.job_ids[job]
+        deadline_s = max(m.deadline.get(job_id, 0), self.next_block_s() + 2000)
+        ok = amount_wei > 0 and job_id not in m.refunded
+        self.attempt(
+            self.env.requester, self.env.requester.calls.deposit(job_id, amount_wei, deadline_s), ok
+        )
+        if ok:
+            m.inflow_wei += amount_wei
+            m.remaining[job_id] = m.remaining.get(job_id, 0) + amount_wei
+            m.deadline[job_id] = deadline_s
+
+    @rule(job=jobs, worker=workers, cumulative_wei=amounts)
+    def redeem(self, job: int, worker: int, cumulative_wei: int) -> None:
+        m, job_id, payee = self.model, self.job_ids[job], self.env.workers[worker]
+        if cumulative_wei == 0:
+            return
+        paid = m.paid.get((job_id, payee.account), 0)
+        due_wei = cumulative_wei - paid
+        ok = (job_id in m.remaining and job_id not in m.refunded and 0 < due_wei <= m.remaining[job_id]
+              and self.next_block_s() <= m.deadline[job_id] + GRACE_S)  # fmt: skip
+        voucher = self.env.voucher(job_id, payee, cumulative_wei)
+        self.attempt(self.env.outsider, self.env.outsider.calls.redeem(voucher), ok)
+        if ok:
+            m.outflow_wei += due_wei
+            m.remaining[job_id] -= due_wei
+            m.paid[(job_id, payee.account)] = cumulative_wei
+
+    @rule(job=jobs)
+    def refund(self, job: int) -> None:
+        m, job_id = self.model, self.job_ids[job]
+        ok = (job_id in m.remaining and job_id not in m.refunded
+              and self.next_block_s() > m.deadline[job_id] + GRACE_S)  # fmt: skip
+        self.attempt(self.env.outsider, self.env.outsider.calls.refund(job_id), ok)
+        if ok:
+            m.outflow_wei += m.remaining[job_id]
+            m.remaining[job_id] = 0
+            m.refunded.add(job_id)
+
+    @rule(worker=workers, amount_wei=amounts)
+    def stake(self, worker: int, amount_wei: int) -> None:
+        w = self.env.workers[worker]
+        self.attempt(w, w.calls.stake(amount_wei), amount_wei > 0)
+        self.model.inflow_wei += amount_wei
+        self.model.active[w.account] = self.model.active.get(w.account, 0) + amount_wei
+
+    @rule(worker=workers, amount_wei=amounts)
+    def unbond(self, worker: int, amount_wei: int) -> None:
+        m, w = self.model, self.env.workers[worker]
+        ok = 0 < amount_wei <= m.active.get(w.account, 0)
+        self.attempt(w, w.calls.request_unbond(amount_wei), ok)
+        if ok:
+            m.active[w.account] -= amount_wei
+            pending = m.unbonding.get(w.account, (0, 0))[0]
+            m.unbonding[w.account] = (pending + amount_wei, self.next_block_s() + UNBONDING_S)
+
+    @rule(worker=workers)
+    def withdraw_stake(self, worker: int) -> None:
+        m, w = self.model, self.env.workers[worker]
+        amount_wei, unbond_at_s = m.unbonding.get(w.account, (0, 0))
+        ok = amount_wei > 0 and self.next_block_s() >= unbond_at_s
+        self.attempt(w, w.calls.withdraw_stake(), ok)
+        if ok:
+            m.outflow_wei += amount_wei
+            m.unbonding[w.account] = (0, unbond_at_s)
+
+    @rule(job=jobs, worker=workers, amount_wei=amounts)
+    def slash(self, job: int, worker: int, amount_wei: int) -> None:
+        m, job_id, w = self.model, self.job_ids[job], self.env.workers[worker]
+        claim = FraudClaim(
+            self.env.chain.chain_id, self.env.contract_bytes, job_id, w.account, amount_wei
+        )
+        sigs = order_signatures(
+            claim, [sign_claim(claim, self.env.key_of(c)) for c in self.env.checkers[:2]]
+        )
+        ok = job_id in m.remaining and (job_id, w.account) not in m.slashed
+        self.attempt(self.env.outsider, self.env.outsider.calls.slash(claim, sigs), ok)
+        if ok:
+            self.apply_slash(job_id, w.account, amount_wei)
+
+    def apply_slash(self, job_id: bytes, worker: bytes, amount_wei: int) -> None:
+        m = self.model
+        m.slashed.add((job_id, worker))
+        from_active = min(amount_wei, m.active.get(worker, 0))
+        pending, unbond_at_s = m.unbonding.get(worker, (0, 0))
+        from_unbonding = min(amount_wei - from_active, pending)
+        m.active[worker] = m.active.get(worker, 0) - from_active
+        m.unbonding[worker] = (pending - from_unbonding, unbond_at_s)
+        taken = from_active + from_unbonding
+        share = taken // 2 // 2
+        for c in self.env.checkers[:2]:
+            m.credit[c.account] = m.credit.get(c.account, 0) + share
+        m.credit[self.env.requester.account] = (
+            m.credit.get(self.env.requester.account, 0) + taken - 2 * share
+        )
+
+    @rule(who=st.integers(min_value=0, max_value=2))
+    def withdraw_credit(self, who: int) -> None:
+        client = [self.env.requester, *self.env.checkers[:2]][who]
+        owed = self.model.credit.get(client.account, 0)
+        self.attempt(client, client.calls.withdraw_credit(), owed > 0)
+        self.model.outflow_wei += owed
+        self.model.credit[client.account] = 0
+
+    @rule(seconds=st.sampled_from([1, 500, GRACE_S, 2000, UNBONDING_S]))
+    def wait(self, seconds: int) -> None:
+        self.env.chain.advance_time(seconds)
+
+    @invariant()
+    def escrow_is_conserved(self) -> None:
+        m = self.model
+        assert self.env.requester.balance_wei() == m.inflow_wei - m.outflow_wei
+
+    @invariant()
+    def state_matches_model(self) -> None:
+        client = self.env.outsider
+        for job_id, remaining_wei in self.model.remaining.items():
+            assert client.job(job_id).remaining_wei == remaining_wei
+        for w in self.env.workers[:2]:
+            st_ = client.stake_of(w.account)
+            assert st_.active_wei == self.model.active.get(w.account, 0)
+            assert st_.unbonding_wei == self.model.unbonding.get(w.account, (0, 0))[0]
+
+
+def test_random_operations_conserve_escrow(embedded_deployed: Deployed) -> None:
+    run_state_machine_as_test(
+        lambda: EscrowMachine(embedded_deployed),
+        settings=settings(
+            max_examples=10,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
