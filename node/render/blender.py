@@ -1,0 +1,215 @@
+"""Blender backends: the ``blender`` executable, and the ``bpy`` module in a subprocess.
+
+Both run :mod:`node.render.blender_job` (our script) in a sandboxed child:
+
+- executable: ``blender -b -Y --factory-startup SCENE --python-exit-code 1
+  --python blender_job.py -- job.json``. ``-Y`` (disable auto-exec) stops the
+  scene's registered text blocks and drivers; our own ``--python`` still runs.
+  ``--factory-startup`` ignores any user preferences or add-ons on the machine.
+- bpy: ``python blender_job.py -- job.json`` with ``open_scene`` set, so the
+  script opens the file itself with ``use_scripts=False``.
+
+All frames of one call render in one process (start-up and scene load paid
+once); the script prints ``PICTOR_FRAME {json}`` after each written frame and
+Blender's own ``Fra:N ... Sample a/b`` lines give progress within a frame.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.render.base import (
+    OUTPUT_FORMATS,
+    FrameOutput,
+    ProgressFn,
+    Region,
+    RendererIdentity,
+    RenderError,
+)
+from node.render.device import cpu_device_class
+from node.render.sandbox import SandboxInfo, SandboxLimits, probe_sandbox, run_sandboxed
+from protocol.messages import RenderSettings
+
+# Run inside Blender, never imported here (it imports bpy).
+JOB_SCRIPT = Path(__file__).with_name("blender_job.py")
+_FRAME_LINE = "PICTOR_FRAME "
+_SAMPLE_RE = re.compile(r"^Fra:(\d+) .*\| (?:Sample|Path Tracing Sample) (\d+)/(\d+)")
+_VERSION_RE = re.compile(r"Blender (\d+\.\d+\.\d+)")
+ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")
+GPU_DEVICES = ("CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
+
+
+@dataclass(frozen=True)
+class BlenderConfig:
+    executable: str = "blender"
+    python: str = sys.executable  # for the bpy backend: an interpreter with ``bpy``
+    device: str = "CPU"  # or one of GPU_DEVICES
+    threads: int = 0  # 0: all cores
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    work_root: Path | None = None  # where per-render directories go (default: system temp)
+
+
+def job_document(
+    settings: RenderSettings,
+    frames: Sequence[int],
+    out_dir: Path,
+    device: str,
+    border: tuple[float, float, float, float] | None,
+) -> dict[str, object]:
+    """The JSON our Blender-side script reads; validates the pinned settings on our side."""
+    if settings.engine not in ENGINES:
+        raise RenderError(f"engine {settings.engine!r} is not one of {ENGINES}")
+    if settings.output_format not in OUTPUT_FORMATS:
+        raise RenderError(f"output format {settings.output_format!r} not in {list(OUTPUT_FORMATS)}")
+    return {
+        "engine": settings.engine,
+        "samples": settings.samples,
+        "seed": settings.seed,
+        "resolution": [settings.resolution_x, settings.resolution_y],
+        "frames": list(frames),
+        "out_dir": str(out_dir),
+        "color_depth": OUTPUT_FORMATS[settings.output_format],
+        "border": list(border) if border else None,
+        "device": device,
+        "open_scene": None,
+    }
+
+
+def blender_border(region: Region, width: int, height: int) -> tuple[float, float, float, float]:
+    """Pixel region (top-left origin) to Blender's normalised border (bottom-left origin)."""
+    region.check_inside(width, height)
+    return (region.x0 / width, region.x1 / width, 1 - region.y1 / height, 1 - region.y0 / height)
+
+
+class _LineParser:
+    """Turns a Blender child's output lines into frame results and progress calls."""
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.outputs: list[FrameOutput] = []
+        self._progress = progress
+
+    def __call__(self, line: str) -> None:
+        if line.startswith(_FRAME_LINE):
+            info = json.loads(line[len(_FRAME_LINE) :])
+            self.outputs.append(FrameOutput(info["frame"], Path(info["path"]), info["render_s"]))
+            if self._progress:
+                self._progress(info["frame"], 1.0)
+        elif self._progress and (m := _SAMPLE_RE.match(line)):
+            frame, done, total = (int(g) for g in m.groups())
+            self._progress(frame, min(0.99, done / max(1, total)))
+
+
+class BlenderBackend:
+    """Renders with the ``blender`` executable (``bpy=False``) or the ``bpy`` module."""
+
+    def __init__(
+        self, config: BlenderConfig, sandbox: SandboxInfo | None = None, bpy: bool = False
+    ) -> None:
+        self.config = config
+        self.sandbox = sandbox or probe_sandbox()
+        self._bpy = bpy
+        self._identity: RendererIdentity | None = None
+
+    @property
+    def name(self) -> str:
+        return "bpy" if self._bpy else "blender"
+
+    async def identify(self) -> RendererIdentity:
+        if self._identity is None:
+            if self._bpy:
+                code = "import bpy; print('Blender', bpy.app.version_string)"
+                argv = [self.config.python, "-c", code]
+            else:
+                argv = [self.config.executable, "-b", "--factory-startup", "--version"]
+            lines: list[str] = []
+            with tempfile.TemporaryDirectory(dir=self.config.work_root) as tmp:
+                await run_sandboxed(argv, Path(tmp), self.config.limits, self.sandbox, lines.append)
+            match = next((m for line in lines if (m := _VERSION_RE.search(line))), None)
+            if match is None:
+                raise RenderError("could not read the Blender version", "\n".join(lines[-20:]))
+            device = cpu_device_class() if self.config.device == "CPU" else self.config.device
+            self._identity = RendererIdentity(f"blender-{match.group(1)}", device.lower())
+        return self._identity
+
+    async def render_frames(
+        self,
+        scene: Path,
+        settings: RenderSettings,
+        frames: Sequence[int],
+        out_dir: Path,
+        progress: ProgressFn | None = None,
+    ) -> list[FrameOutput]:
+        return await self._render(scene, settings, frames, None, out_dir, progress)
+
+    async def render_region(
+        self, scene: Path, settings: RenderSettings, frame: int, region: Region, out_dir: Path
+    ) -> FrameOutput:
+        border = blender_border(region, settings.resolution_x, settings.resolution_y)
+        outputs = await self._render(scene, settings, [frame], border, out_dir, None)
+        return outputs[0]
+
+    def _argv(self, workdir: Path) -> list[str]:
+        script, job = str(workdir / "pictor_job.py"), str(workdir / "job.json")
+        if self._bpy:
+            return [self.config.python, script, "--", job]
+        threads = ["-t", str(self.config.threads)] if self.config.threads else []
+        return [
+            self.config.executable, "-b", "-Y", "--factory-startup", *threads,
+            str(workdir / "scene.blend"), "--python-exit-code", "1",
+            "--python", script, "--", job,
+        ]  # fmt: skip
+
+    async def _render(
+        self,
+        scene: Path,
+        settings: RenderSettings,
+        frames: Sequence[int],
+        border: tuple[float, float, float, float] | None,
+        out_dir: Path,
+        progress: ProgressFn | None,
+    ) -> list[FrameOutput]:
+        if not frames:
+            return []
+        with tempfile.TemporaryDirectory(dir=self.config.work_root, prefix="pictor-") as tmp:
+            workdir = Path(tmp)
+            (workdir / "out").mkdir()
+            # The child gets a copy: it may not write to our stored scene blob.
+            shutil.copyfile(scene, workdir / "scene.blend")
+            shutil.copyfile(JOB_SCRIPT, workdir / "pictor_job.py")
+            doc = job_document(settings, frames, workdir / "out", self.config.device, border)
+            if self._bpy:
+                doc["open_scene"] = str(workdir / "scene.blend")
+            (workdir / "job.json").write_text(json.dumps(doc))
+            parser = _LineParser(progress)
+            result = await run_sandboxed(
+                self._argv(workdir), workdir, self.config.limits, self.sandbox, parser
+            )
+            return _collect(result.returncode, result.tail, parser, frames, out_dir)
+
+
+def _collect(
+    returncode: int,
+    tail: str,
+    parser: _LineParser,
+    frames: Sequence[int],
+    out_dir: Path,
+    move: Callable[[str, str], object] = shutil.move,
+) -> list[FrameOutput]:
+    done = {o.frame for o in parser.outputs}
+    if returncode != 0 or done != set(frames):
+        missing = sorted(set(frames) - done)
+        raise RenderError(f"blender exited {returncode}; frames not rendered: {missing}", tail)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for output in parser.outputs:
+        dest = out_dir / output.path.name
+        move(str(output.path), str(dest))
+        results.append(FrameOutput(output.frame, dest, output.render_s))
+    return results

@@ -1,0 +1,191 @@
+"""Running an untrusted scene's renderer in a child process we can contain and kill.
+
+An untrusted scene is never parsed inside the node's own process. Its renderer
+runs as a child with:
+
+- a scrubbed environment: only ``PATH``, ``LANG`` and ``HOME`` = its own work
+  directory, so no ``PICTOR_*`` setting, token or key path leaks to it;
+- its own working directory (the caller's temporary job directory);
+- rlimits set in the child before ``exec``: CPU seconds, address space (off
+  for GPU renders: CUDA reserves far more virtual memory than it uses), the
+  largest file it may write, and a core-dump size of 0;
+- no network where the OS lets us: ``unshare -n`` (root) or ``unshare -rn``
+  (unprivileged user namespace), detected once by :func:`probe_sandbox`;
+  otherwise :class:`SandboxInfo` says ``network not isolated`` and the
+  capability report carries that line;
+- a wall-clock timeout, and its own session (process group), so a timeout or a
+  trio cancellation kills the renderer *and* everything it spawned with one
+  ``killpg``.
+
+Output lines are handed to a callback as they come (progress, per-frame
+results); only a bounded tail is kept for error messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import resource
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+_TAIL_LINES = 60
+_MAX_LINE_BYTES = 64 * 1024
+
+
+class SandboxError(Exception):
+    """The sandboxed process failed, timed out or could not start; the message says which."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    wall_s: float = 3600.0
+    cpu_s: int = 4 * 3600
+    address_space_bytes: int | None = 32 << 30  # None: unlimited (GPU drivers need it)
+    file_size_bytes: int = 2 << 30
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """What this machine's sandbox can do, for the capability report."""
+
+    network_prefix: tuple[str, ...]  # e.g. ("unshare", "-n", "--"); () when not isolated
+    rlimits: bool
+
+    @property
+    def network_isolated(self) -> bool:
+        return bool(self.network_prefix)
+
+    def describe(self) -> str:
+        net = "network isolated (" + " ".join(self.network_prefix[:-1]) + ")"
+        if not self.network_isolated:
+            net = "network not isolated"
+        return f"{net}; rlimits {'on' if self.rlimits else 'off'}; scrubbed env; own process group"
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    returncode: int
+    wall_s: float
+    tail: str
+
+
+def probe_sandbox() -> SandboxInfo:
+    """Find out once whether a new network namespace is allowed here (it is in most
+    containers only for root; unprivileged user namespaces are often disabled)."""
+    unshare = shutil.which("unshare")
+    true = shutil.which("true") or "/bin/true"
+    if unshare is None:
+        return SandboxInfo((), rlimits=True)
+    for flags in [("-n",), ("-r", "-n")]:
+        try:
+            done = subprocess.run(
+                [unshare, *flags, "--", true], capture_output=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return SandboxInfo((unshare, *flags, "--"), rlimits=True)
+    return SandboxInfo((), rlimits=True)
+
+
+def scrubbed_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(workdir),
+    }
+    env.update(extra or {})
+    return env
+
+
+def _limit_child(limits: SandboxLimits) -> Callable[[], None]:
+    def apply() -> None:  # runs in the forked child before exec: keep it to syscalls
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if limits.address_space_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.address_space_bytes,) * 2)
+
+    return apply
+
+
+def _kill_group(process: trio.Process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # already gone
+
+
+async def run_sandboxed(
+    argv: Sequence[str],
+    workdir: Path,
+    limits: SandboxLimits,
+    info: SandboxInfo,
+    on_line: Callable[[str], None] | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> SandboxResult:
+    """Run ``argv`` contained; return its exit status. Raises ``SandboxError`` on timeout.
+
+    Cancelling the calling task kills the whole process group before returning.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    start = trio.current_time()
+    try:
+        process = await trio.lowlevel.open_process(
+            [*info.network_prefix, *argv],
+            cwd=workdir,
+            env=scrubbed_env(workdir, env_extra),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_limit_child(limits) if info.rlimits else None,
+        )
+    except OSError as exc:
+        raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
+    try:
+        with trio.move_on_after(limits.wall_s) as scope:
+            assert process.stdout is not None
+            await _pump_lines(process.stdout, tail, on_line)
+            returncode = await process.wait()
+    finally:
+        # Normal exit, timeout or cancellation: nothing of the group may outlive us.
+        _kill_group(process)
+        with trio.CancelScope(shield=True):
+            await process.wait()
+    wall_s = trio.current_time() - start
+    if scope.cancelled_caught:
+        raise SandboxError(f"{Path(argv[0]).name} timed out after {limits.wall_s:.0f} s")
+    return SandboxResult(returncode, wall_s, "\n".join(tail))
+
+
+async def _pump_lines(
+    stream: trio.abc.ReceiveStream,
+    tail: collections.deque[str],
+    on_line: Callable[[str], None] | None,
+) -> None:
+    pending = b""
+    while chunk := await stream.receive_some(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        if len(pending) > _MAX_LINE_BYTES:  # a renderer spewing without newlines
+            lines.append(pending)
+            pending = b""
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            tail.append(line)
+            if on_line is not None:
+                on_line(line)
+    if pending:
+        line = pending.decode("utf-8", "replace")
+        tail.append(line)
+        if on_line is not None:
+            on_line(line)
