@@ -1,0 +1,122 @@
+"""Worker reputation: one pure score from a worker's observed history.
+
+Theory of operation
+-------------------
+Every node keeps, per worker identity, counters of what it saw happen: frames
+accepted by a checker, frames rejected by one, signed render failures, leases
+that timed out, and how long ago it first saw the identity (``age_ms``, the
+caller's ``now`` minus first-seen, passed in as data). :func:`score` maps that
+history to a number in ``[0, 1)``::
+
+    bad    = w_rej * rejected + w_fail * failed + w_timeout * timed_out
+    trust  = accepted / (accepted + bad + prior_bad)
+    mature = min(1, age_ms / maturity_ms)
+    score  = trust * mature
+
+``prior_bad`` is a pessimistic prior: every identity starts as if it had
+already been caught ``prior_bad`` times, so trust has to be *earned* with
+verified, accepted frames (90 clean frames for 0.9 with the defaults), and
+time has to pass (``maturity_ms``, 14 days) before it counts fully.
+
+Whitewashing: a fresh identity scores exactly 0, the minimum of the range, so
+no history — however bad — is treated worse than a brand-new key. Dropping a
+bad identity for a new one therefore never buys lighter checking, a better
+award rank or a better bid position; it only throws away whatever accepted
+work the old key had banked. Earning reputation back costs real, verified
+renders (checked at the maximum rate while the score is low) and wall time,
+which a Sybil factory cannot skip. The score is monotone non-decreasing in
+``accepted`` and ``age_ms``, non-increasing in every bad counter, and bounded.
+
+Users: sampling (:func:`protocol.verification.plan_check` checks low scores
+more), awarding (:func:`award_weight` ranks bids), and the blocklist
+(:func:`blocklisted`). Floats are fine here: the score is a local decision of
+each node, never a wire value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.errors import LocalProtocolError
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class WorkerHistory:
+    """What one node observed about one worker identity."""
+
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    age_ms: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("accepted", "rejected", "failed", "timed_out", "age_ms"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise LocalProtocolError(f"WorkerHistory.{name} must be an int >= 0")
+
+
+FRESH = WorkerHistory()
+
+
+@dataclass(frozen=True)
+class ReputationConfig:
+    """Weights of the score. Defaults and why are in docs/VERIFICATION.md."""
+
+    prior_bad: float = 10.0
+    rejected_weight: float = 25.0  # a rejection is evidence of cheating
+    failed_weight: float = 1.0  # an honest, signed failure still cost the requester time
+    timed_out_weight: float = 2.0  # a silent drop costs a whole lease
+    maturity_ms: int = 14 * DAY_MS
+    blocklist_rejections: int = 3
+    blocklist_rejected_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.prior_bad <= 0 or self.maturity_ms <= 0:
+            raise LocalProtocolError("prior_bad and maturity_ms must be positive")
+        weights = (self.rejected_weight, self.failed_weight, self.timed_out_weight)
+        if min(weights) < 0:
+            raise LocalProtocolError("weights must be >= 0")
+        if self.blocklist_rejections < 1 or not 0 < self.blocklist_rejected_share <= 1:
+            raise LocalProtocolError("blocklist thresholds out of range")
+
+
+DEFAULT_REPUTATION = ReputationConfig()
+
+
+def score(history: WorkerHistory, config: ReputationConfig = DEFAULT_REPUTATION) -> float:
+    """The worker's reputation in ``[0, 1)``; a fresh identity scores 0."""
+    bad = (
+        config.rejected_weight * history.rejected
+        + config.failed_weight * history.failed
+        + config.timed_out_weight * history.timed_out
+    )
+    trust = history.accepted / (history.accepted + bad + config.prior_bad)
+    mature = min(1.0, history.age_ms / config.maturity_ms)
+    return trust * mature
+
+
+def blocklisted(history: WorkerHistory, config: ReputationConfig = DEFAULT_REPUTATION) -> bool:
+    """Repeat offenders: enough rejections, and more than a small share of verdicts.
+
+    The share keeps a long-lived honest worker that hit a rare false reject
+    (a cross-hardware edge case, a disputed verdict) from being banned for it.
+    """
+    if history.rejected < config.blocklist_rejections:
+        return False
+    verdicts = history.accepted + history.rejected
+    return history.rejected > config.blocklist_rejected_share * verdicts
+
+
+def award_weight(reputation: float) -> float:
+    """Multiplier on a bid's attractiveness: 0.5 for a fresh key up to 1.0.
+
+    Awarding divides price by this weight, so a fresh identity must underbid
+    an established one by up to half to win: cheap to enter, costly to fake.
+    """
+    if not 0.0 <= reputation <= 1.0:
+        raise LocalProtocolError("reputation must be in [0, 1]")
+    return 0.5 + 0.5 * reputation

@@ -1,0 +1,373 @@
+"""Verification: which tiles a checker re-renders, how it judges them, how often.
+
+Theory of operation
+-------------------
+A checker re-renders ``k`` square tiles of a worker's frame and compares them
+with the same regions of the worker's image (Blender renders a border region
+bit-identically to the full frame's pixels, DESIGN.md). Everything here is
+pure; the re-render itself is ``node.verify``'s business.
+
+*Which tiles.* The frame is cut into a fixed grid of ``tile_px`` cells (edge
+cells cropped). The checker draws a fresh 32-byte secret *after* it received
+the result and derives ``seed = SHA-256(TILE_DOMAIN || result_digest ||
+secret)``; :func:`select_tiles` expands the seed (SHA-256 in counter mode) into
+a partial Fisher-Yates shuffle of the grid and takes ``k`` distinct cells. The
+worker signed its result before the secret existed, so it cannot know which
+cells will be looked at; the secret is revealed in ``Verdict.secret``, so
+anyone can re-derive the choice and see that the checker did not pick
+convenient tiles (:func:`audit_verdict`). Cells never overlap: for a fixed
+re-render budget that maximises the area looked at, and sampling without
+replacement makes the detection probability exactly hypergeometric.
+
+*How judged* (:func:`compare_tile`). Same renderer build and device class:
+pixels must be identical (``max_abs_diff == 0``). Otherwise the tile passes
+when its PSNR is at least ``min_psnr_millidb`` (60 dB): honest renders on
+another CPU code path measured ~83 dB, every cheat measured 28-38 dB, and 60 dB
+sits about mid-way in log space with >20 dB margin on both sides.
+
+*How often* (:func:`plan_check`). The job's assurance level and the worker's
+reputation (protocol.reputation) give the probability that a frame is
+checked at all and ``k``. A worker that falsifies a fraction ``f`` of the
+frame, aligned to whole cells (its best strategy: partial cells are more
+likely to be hit), touches ``m = ceil(f * N)`` of ``N`` cells and escapes a
+check with probability ``C(N - m, k) / C(N, k)`` (hypergeometric, exact).
+Without the resolution we state the bound ``1 - (1 - f)^k`` (sampling with
+replacement), which never exceeds the exact value: it is the conservative
+figure. Pixels inside a tile are not independent samples, so per-pixel
+formulas such as ``1 - (1 - f)^(k * a)`` overstate detection and are not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.errors import LocalProtocolError
+from protocol.messages import Assurance, TileEvidence, Verdict, VerifyRequest
+
+TILE_DOMAIN = b"pictor/verify/tiles/v1\x00"
+CHECK_DOMAIN = b"pictor/verify/check/v1\x00"
+PSNR_IDENTICAL_MILLIDB = 2**32 - 1  # "infinite" PSNR (identical pixels) on the wire
+_U64 = 2**64
+
+
+@dataclass(frozen=True, order=True)
+class Tile:
+    """A pixel rectangle, origin top-left (image row order), end exclusive."""
+
+    y: int
+    x: int
+    width: int
+    height: int
+
+
+# --- tile selection ---------------------------------------------------------------
+
+
+def tile_seed(result_digest: bytes, secret: bytes) -> bytes:
+    if len(result_digest) != 32 or len(secret) != 32:
+        raise LocalProtocolError("result_digest and secret must be 32 bytes each")
+    return hashlib.sha256(TILE_DOMAIN + result_digest + secret).digest()
+
+
+def tile_grid(width: int, height: int, tile_px: int) -> tuple[Tile, ...]:
+    """The fixed grid of cells, row-major; edge cells are cropped to the frame."""
+    if width < 1 or height < 1 or tile_px < 1:
+        raise LocalProtocolError("width, height and tile_px must be positive")
+    return tuple(
+        Tile(y, x, min(tile_px, width - x), min(tile_px, height - y))
+        for y in range(0, height, tile_px)
+        for x in range(0, width, tile_px)
+    )
+
+
+def _uniform_below(seed: bytes, counter: int, bound: int) -> tuple[int, int]:
+    """An unbiased integer in [0, bound) from the seed's stream; returns (value, next counter)."""
+    limit = _U64 - _U64 % bound
+    while True:
+        block = hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+        value = int.from_bytes(block[:8], "big")
+        if value < limit:
+            return value % bound, counter
+
+
+def select_tiles(
+    result_digest: bytes, secret: bytes, width: int, height: int, k: int, tile_px: int
+) -> tuple[Tile, ...]:
+    """``min(k, N)`` distinct grid cells chosen by the seed; sorted top-left first."""
+    if k < 0:
+        raise LocalProtocolError("k must be >= 0")
+    seed = tile_seed(result_digest, secret)
+    cells = list(tile_grid(width, height, tile_px))
+    take = min(k, len(cells))
+    counter = 0
+    for i in range(take):  # partial Fisher-Yates: cells[:take] is a uniform k-subset
+        j, counter = _uniform_below(seed, counter, len(cells) - i)
+        cells[i], cells[i + j] = cells[i + j], cells[i]
+    return tuple(sorted(cells[:take]))
+
+
+def should_check(draw: bytes, probability: float) -> bool:
+    """Whether to check this frame, from >= 8 unpredictable bytes the caller supplies.
+
+    The requester passes ``SHA-256(CHECK_DOMAIN || its secret || result_digest)``
+    so the decision is unknown to the worker and reproducible by the requester.
+    """
+    if len(draw) < 8:
+        raise LocalProtocolError("need at least 8 bytes to draw from")
+    if probability >= 1.0:
+        return True
+    return int.from_bytes(draw[:8], "big") < probability * _U64
+
+
+# --- comparison ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparisonPolicy:
+    """Thresholds; values and their measurements are in docs/VERIFICATION.md."""
+
+    min_psnr_millidb: int = 60_000
+    exact_max_abs_diff: int = 0  # same build and device class: bit-identical pixels
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_psnr_millidb < PSNR_IDENTICAL_MILLIDB or self.exact_max_abs_diff < 0:
+            raise LocalProtocolError("comparison thresholds out of range")
+
+
+@dataclass(frozen=True)
+class TileCheck:
+    evidence: TileEvidence
+    passed: bool
+
+
+def psnr_millidb(reference: npt.NDArray[np.generic], candidate: npt.NDArray[np.generic]) -> int:
+    """PSNR over every channel, in thousandths of a dB, peak from the dtype."""
+    peak = float(np.iinfo(reference.dtype).max)  # type: ignore[type-var]
+    diff = reference.astype(np.float64) - candidate.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    if mse == 0.0:
+        return PSNR_IDENTICAL_MILLIDB
+    value = math.floor(10_000.0 * math.log10(peak * peak / mse))
+    return max(0, min(value, PSNR_IDENTICAL_MILLIDB - 1))
+
+
+def tile_passes(evidence: TileEvidence, same_build: bool, policy: ComparisonPolicy) -> bool:
+    """The rule, stated on the evidence alone so that an auditor can re-apply it."""
+    if same_build:
+        return evidence.max_abs_diff <= policy.exact_max_abs_diff
+    return evidence.psnr_millidb >= policy.min_psnr_millidb
+
+
+def compare_tile(
+    reference: npt.NDArray[np.generic],
+    candidate: npt.NDArray[np.generic],
+    same_build: bool,
+    policy: ComparisonPolicy,
+    tile: Tile | None = None,
+) -> TileCheck:
+    """Judge one tile: ``reference`` re-rendered by the checker, ``candidate`` cut
+    from the worker's image. Both HxW or HxWxC, same shape and integer dtype."""
+    if reference.shape != candidate.shape or reference.dtype != candidate.dtype:
+        raise LocalProtocolError(
+            f"tile arrays differ: {reference.shape}/{reference.dtype} vs "
+            f"{candidate.shape}/{candidate.dtype}"
+        )
+    if reference.dtype not in (np.uint8, np.uint16) or reference.ndim not in (2, 3):
+        raise LocalProtocolError("tiles must be 2-D or 3-D uint8/uint16 arrays")
+    height, width = reference.shape[:2]
+    where = tile or Tile(0, 0, width, height)
+    if (where.height, where.width) != (height, width):
+        raise LocalProtocolError("tile size and array shape disagree")
+    diff = np.abs(reference.astype(np.int32) - candidate.astype(np.int32))
+    evidence = TileEvidence(
+        x=where.x,
+        y=where.y,
+        width=width,
+        height=height,
+        psnr_millidb=psnr_millidb(reference, candidate),
+        max_abs_diff=int(diff.max()) if diff.size else 0,
+    )
+    return TileCheck(evidence, tile_passes(evidence, same_build, policy))
+
+
+# --- adaptive sampling --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Level:
+    """Sampling for one assurance level: fresh (reputation 0) to trusted (1)."""
+
+    k_fresh: int
+    k_trusted: int
+    check_fresh: float
+    check_trusted: float
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    tile_px: int = 32
+    levels: dict[Assurance, Level] = field(
+        default_factory=lambda: {
+            Assurance.NONE: Level(0, 0, 0.0, 0.0),
+            Assurance.NORMAL: Level(8, 3, 1.0, 0.25),
+            Assurance.HIGH: Level(16, 8, 1.0, 1.0),
+        }
+    )
+
+    def __post_init__(self) -> None:
+        if self.tile_px < 1 or set(self.levels) != set(Assurance):
+            raise LocalProtocolError("tile_px must be positive and every Assurance have a level")
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
+    comparison: ComparisonPolicy = field(default_factory=ComparisonPolicy)
+
+
+DEFAULT_POLICY = VerificationPolicy()
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    check_probability: float
+    k: int
+    tile_px: int
+
+
+def plan_check(
+    assurance: Assurance, reputation: float, policy: VerificationPolicy = DEFAULT_POLICY
+) -> CheckPlan:
+    """Interpolate between the fresh and trusted ends of the level by reputation."""
+    if not 0.0 <= reputation <= 1.0:
+        raise LocalProtocolError("reputation must be in [0, 1]")
+    level = policy.sampling.levels[assurance]
+    k = level.k_fresh - round((level.k_fresh - level.k_trusted) * reputation)
+    q = level.check_fresh - (level.check_fresh - level.check_trusted) * reputation
+    return CheckPlan(q, k, policy.sampling.tile_px)
+
+
+def p_caught_exact(cells: int, k: int, falsified_cells: int) -> float:
+    """P(at least one of k distinct cells out of ``cells`` is falsified): hypergeometric."""
+    if not 0 <= falsified_cells <= cells or k < 0:
+        raise LocalProtocolError("need 0 <= falsified_cells <= cells and k >= 0")
+    k = min(k, cells)
+    return 1.0 - math.comb(cells - falsified_cells, k) / math.comb(cells, k)
+
+
+def p_caught_bound(fraction: float, k: int) -> float:
+    """Conservative P(caught | checked) = 1 - (1 - f)^k (with-replacement bound)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise LocalProtocolError("fraction must be in [0, 1]")
+    return 1.0 - (1.0 - fraction) ** k
+
+
+@dataclass(frozen=True)
+class Explanation:
+    assurance: Assurance
+    reputation: float
+    fraction: float
+    check_probability: float
+    k: int
+    tile_px: int
+    formula: str
+    p_caught_if_checked: float
+    p_caught_per_frame: float
+    frames_for_99: int | None  # cheated frames until caught with >= 99 %; None: never
+    checked_area_share: float | None
+
+
+def explain(
+    assurance: Assurance,
+    reputation: float,
+    fraction: float,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    policy: VerificationPolicy = DEFAULT_POLICY,
+) -> Explanation:
+    """The numbers ``pictor verify --explain`` prints."""
+    plan = plan_check(assurance, reputation, policy)
+    share: float | None = None
+    if width is not None and height is not None:
+        cells = len(tile_grid(width, height, plan.tile_px))
+        falsified = min(cells, math.ceil(fraction * cells))
+        p_checked = p_caught_exact(cells, plan.k, falsified) if plan.k else 0.0
+        formula = f"1 - C(N-m,k)/C(N,k), N={cells} cells, m={falsified}"
+        picked = min(plan.k, cells)
+        share = min(1.0, picked * plan.tile_px**2 / (width * height))
+    else:
+        p_checked = p_caught_bound(fraction, plan.k)
+        formula = "1 - (1-f)^k (lower bound)"
+    p_frame = plan.check_probability * p_checked
+    frames: int | None = None
+    if p_frame >= 1.0:
+        frames = 1
+    elif p_frame > 0.0:
+        frames = max(1, math.ceil(math.log(0.01) / math.log1p(-p_frame)))
+    return Explanation(
+        assurance, reputation, fraction, plan.check_probability, plan.k, plan.tile_px,
+        formula, p_checked, p_frame, frames, share,
+    )  # fmt: skip
+
+
+# --- verdicts -----------------------------------------------------------------------
+
+
+def build_verdict(
+    request: VerifyRequest,
+    *,
+    secret: bytes,
+    checks: Sequence[TileCheck],
+    checker_build: str,
+    checker_device_class: str,
+) -> Verdict:
+    """The Verdict for ``request``; the sender signs it with ``encode_envelope``."""
+    if not checks:
+        raise LocalProtocolError("a verdict needs at least one checked tile")
+    return Verdict(
+        job_id=request.job_id,
+        task_id=request.task_id,
+        frame=request.frame,
+        worker=request.worker,
+        result_digest=request.result_digest,
+        passed=all(c.passed for c in checks),
+        secret=secret,
+        tiles=tuple(c.evidence for c in checks),
+        checker_build=checker_build,
+        checker_device_class=checker_device_class,
+    )
+
+
+def audit_verdict(
+    verdict: Verdict,
+    result_digest: bytes,
+    width: int,
+    height: int,
+    policy: VerificationPolicy = DEFAULT_POLICY,
+    *,
+    same_build: bool | None = None,
+) -> bool:
+    """Does the verdict hold together? Its tiles must be exactly the ones its
+    revealed secret selects for this result, and, when the caller knows whether
+    the builds matched, ``passed`` must follow from the evidence by the policy.
+    (Whether the checker rendered honestly takes a re-render: see disputes.)"""
+    if verdict.result_digest != result_digest or not verdict.tiles:
+        return False
+    expected = select_tiles(
+        result_digest, verdict.secret, width, height, len(verdict.tiles), policy.sampling.tile_px
+    )
+    got = tuple(Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles)
+    if got != expected:
+        return False
+    if same_build is None:
+        return True
+    judged = all(tile_passes(t, same_build, policy.comparison) for t in verdict.tiles)
+    return judged == verdict.passed

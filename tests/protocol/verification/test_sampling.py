@@ -1,0 +1,100 @@
+"""Adaptive sampling and the stated detection probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.errors import LocalProtocolError
+from protocol.messages import Assurance
+from protocol.verification import (
+    explain,
+    p_caught_bound,
+    p_caught_exact,
+    plan_check,
+    select_tiles,
+    tile_grid,
+)
+
+reputations = st.floats(0.0, 1.0)
+
+
+def test_fresh_workers_are_always_checked_hardest() -> None:
+    fresh = plan_check(Assurance.NORMAL, 0.0)
+    trusted = plan_check(Assurance.NORMAL, 1.0)
+    assert (fresh.check_probability, fresh.k) == (1.0, 8)
+    assert (trusted.check_probability, trusted.k) == (0.25, 3)
+    assert plan_check(Assurance.NONE, 0.0).check_probability == 0.0
+    assert plan_check(Assurance.HIGH, 1.0).check_probability == 1.0
+
+
+@given(reputations, reputations)
+def test_better_reputation_never_means_more_checking(a: float, b: float) -> None:
+    lo, hi = sorted((a, b))
+    for assurance in Assurance:
+        p_lo, p_hi = plan_check(assurance, lo), plan_check(assurance, hi)
+        assert p_hi.k <= p_lo.k and p_hi.check_probability <= p_lo.check_probability
+
+
+@given(reputations)
+def test_higher_assurance_never_means_less_checking(r: float) -> None:
+    none, normal, high = (
+        plan_check(a, r) for a in (Assurance.NONE, Assurance.NORMAL, Assurance.HIGH)
+    )
+    assert none.k <= normal.k <= high.k
+    assert none.check_probability <= normal.check_probability <= high.check_probability
+
+
+@given(st.integers(1, 400), st.data())
+def test_exact_is_at_least_the_bound(cells: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(0, cells))
+    m = data.draw(st.integers(0, cells))
+    assert p_caught_exact(cells, k, m) >= p_caught_bound(m / cells, k) - 1e-12
+
+
+def test_hypergeometric_matches_simulation_of_select_tiles() -> None:
+    """The stated formula is what select_tiles actually delivers."""
+    width, height, tile_px, k = 128, 96, 32, 3  # 12 cells
+    grid = tile_grid(width, height, tile_px)
+    falsified = set(grid[:4])  # a cheat covering 4 of 12 cells
+    trials = 4000
+    caught = sum(
+        bool(
+            falsified
+            & set(select_tiles(b"\x07" * 32, i.to_bytes(32, "big"), width, height, k, tile_px))
+        )
+        for i in range(trials)
+    )
+    expected = p_caught_exact(12, 3, 4)  # 1 - C(8,3)/C(12,3) = 1 - 56/220
+    assert expected == pytest.approx(1 - 56 / 220)
+    sigma = math.sqrt(expected * (1 - expected) / trials)
+    assert abs(caught / trials - expected) < 5 * sigma
+
+
+def test_explain_numbers() -> None:
+    e = explain(Assurance.NORMAL, 0.0, 0.5)
+    assert e.k == 8 and e.check_probability == 1.0
+    assert e.p_caught_if_checked == pytest.approx(1 - 0.5**8)
+    assert e.p_caught_per_frame == e.p_caught_if_checked
+    assert e.frames_for_99 == 1
+    trusted = explain(Assurance.NORMAL, 1.0, 0.1)
+    assert trusted.p_caught_per_frame == pytest.approx(0.25 * (1 - 0.9**3))
+    assert trusted.frames_for_99 == math.ceil(
+        math.log(0.01) / math.log(1 - trusted.p_caught_per_frame)
+    )
+    exact = explain(Assurance.NORMAL, 0.0, 0.5, width=640, height=480)  # 300 cells
+    assert exact.p_caught_if_checked == pytest.approx(p_caught_exact(300, 8, 150))
+    assert exact.checked_area_share == pytest.approx(8 * 1024 / (640 * 480))
+    assert explain(Assurance.NONE, 0.0, 1.0).frames_for_99 is None
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(LocalProtocolError):
+        plan_check(Assurance.NORMAL, 1.5)
+    with pytest.raises(LocalProtocolError):
+        p_caught_bound(-0.1, 3)
+    with pytest.raises(LocalProtocolError):
+        p_caught_exact(10, 2, 11)
