@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.backends.pyevm.main import get_default_account_keys
 from web3 import Web3
-from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.rpc import HTTPProvider
 
 from ledger.errors import ChainMismatch, ChainUnreachable
@@ -60,9 +57,9 @@ class DevChain:
 
 @dataclass
 class EmbeddedChain(DevChain):
-    tester: EthereumTester | None = field(default=None, repr=False)
+    tester: Any = field(default=None, repr=False)  # eth_tester.EthereumTester
 
-    def _tester(self) -> EthereumTester:
+    def _tester(self) -> Any:
         assert self.tester is not None
         return self.tester
 
@@ -82,6 +79,11 @@ class EmbeddedChain(DevChain):
 
 def embedded(accounts: int = 10) -> EmbeddedChain:
     """A fresh in-process EVM (eth-tester + py-evm), each account funded with 1M ether."""
+    # Imported here: eth-tester costs a second to import and only dev runs need it.
+    from eth_tester import EthereumTester, PyEVMBackend
+    from eth_tester.backends.pyevm.main import get_default_account_keys
+    from web3.providers.eth_tester import EthereumTesterProvider
+
     keys = get_default_account_keys(accounts)
     tester = EthereumTester(
         PyEVMBackend(genesis_state=PyEVMBackend.generate_genesis_state(num_accounts=accounts))

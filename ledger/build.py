@@ -11,17 +11,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import vyper
-from vyper.compiler import compile_code
+from ledger.artifacts import ARTIFACTS_DIR
 
 LEDGER_DIR = Path(__file__).resolve().parent
 CONTRACTS_DIR = LEDGER_DIR / "contracts"
-ARTIFACTS_DIR = LEDGER_DIR / "artifacts"
 CONTRACT_NAMES = ("Escrow", "TestToken")
 
 
 def compile_contract(name: str) -> dict[str, Any]:
     """Compile ``contracts/<name>.vy`` and return its artifact dictionary."""
+    # Imported here: the compiler takes seconds to import and only this needs it.
+    import vyper
+    from vyper.compiler import compile_code
+
     source_path = CONTRACTS_DIR / f"{name}.vy"
     # A fixed relative contract_path keeps the output independent of the checkout location.
     out = compile_code(
@@ -36,12 +38,6 @@ def compile_contract(name: str) -> dict[str, Any]:
         "bytecode": out["bytecode"],
         "bytecode_runtime": out["bytecode_runtime"],
     }
-
-
-def load_artifact(name: str) -> dict[str, Any]:
-    """The committed artifact of contract ``name``."""
-    artifact: dict[str, Any] = json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())
-    return artifact
 
 
 def write_artifacts() -> list[Path]:

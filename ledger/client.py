@@ -18,7 +18,7 @@ from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
-from ledger.build import load_artifact
+from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
 from ledger.fraud import FraudClaim
 from ledger.tx import TxSender, with_retries

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
-from ledger.build import load_artifact
+from ledger.artifacts import load_artifact
 from ledger.tx import TxSender
 
 

@@ -14,6 +14,7 @@ The private key is held privately and never formatted into a message.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ from typing import Any, TypeVar
 
 import requests
 from eth_account import Account
-from eth_tester.exceptions import TransactionFailed
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -69,8 +69,13 @@ class PreparedTx:
     gas: int
 
 
-# eth-tester reports reverts as its own TransactionFailed, JSON-RPC nodes as ContractLogicError.
-REVERT_ERRORS: tuple[type[BaseException], ...] = (ContractLogicError, TransactionFailed)
+
+def revert_errors() -> tuple[type[BaseException], ...]:
+    """JSON-RPC nodes report reverts as ContractLogicError, eth-tester as its own
+    TransactionFailed. eth-tester is looked up, not imported: it takes a second
+    to import, and if nobody imported it, it cannot be the one raising."""
+    failed = getattr(sys.modules.get("eth_tester.exceptions"), "TransactionFailed", None)
+    return (ContractLogicError, failed) if failed else (ContractLogicError,)
 
 
 def revert_reason(exc: BaseException) -> str:
@@ -87,7 +92,7 @@ def with_retries(fn: Callable[[], T], config: TxConfig, what: str) -> T:
     for attempt in range(1, config.rpc_attempts + 1):
         try:
             return fn()
-        except REVERT_ERRORS as exc:
+        except revert_errors() as exc:
             raise ChainRevert(revert_reason(exc)) from exc
         except TRANSIENT_ERRORS as exc:
             log.warning("%s: RPC attempt %d failed: %s", what, attempt, type(exc).__name__)
@@ -197,7 +202,7 @@ class TxSender:
         }
         try:
             self.w3.eth.call(call, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except REVERT_ERRORS as exc:
+        except revert_errors() as exc:
             return revert_reason(exc)
         except Exception:
             return "reverted on chain (reason unavailable)"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from ledger.artifacts import load_artifact
 from ledger.backends import EmbeddedChain
-from ledger.build import load_artifact
 from ledger.follower import ChainEvent, EventFollower, FollowerConfig
 from tests.ledger.conftest import ETHER, Env
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ledger.build import load_artifact
+from ledger.artifacts import load_artifact
 from ledger.client import EscrowClient
 from ledger.errors import ChainRevert
 from tests.ledger.conftest import ETHER, GRACE_S, Env
