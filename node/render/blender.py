@@ -21,7 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def blender_border(region: Region, width: int, height: int) -> tuple[float, floa
     return (region.x0 / width, region.x1 / width, 1 - region.y1 / height, 1 - region.y0 / height)
 
 
-class _LineParser:
+class LineParser:
     """Turns a Blender child's output lines into frame results and progress calls."""
 
     def __init__(self, progress: ProgressFn | None) -> None:
@@ -155,16 +155,10 @@ class BlenderBackend:
         outputs = await self._render(scene, settings, [frame], border, out_dir, None)
         return outputs[0]
 
-    def _argv(self, workdir: Path) -> list[str]:
-        script, job = str(workdir / "pictor_job.py"), str(workdir / "job.json")
+    def _argv(self, root: Path) -> list[str]:
         if self._bpy:
-            return [self.config.python, script, "--", job]
-        threads = ["-t", str(self.config.threads)] if self.config.threads else []
-        return [
-            self.config.executable, "-b", "-Y", "--factory-startup", *threads,
-            str(workdir / "scene.blend"), "--python-exit-code", "1",
-            "--python", script, "--", job,
-        ]  # fmt: skip
+            return [self.config.python, str(root / "pictor_job.py"), "--", str(root / "job.json")]
+        return blender_argv(self.config.executable, root, self.config.threads)
 
     async def _render(
         self,
@@ -179,29 +173,48 @@ class BlenderBackend:
             return []
         with tempfile.TemporaryDirectory(dir=self.config.work_root, prefix="pictor-") as tmp:
             workdir = Path(tmp)
-            (workdir / "out").mkdir()
-            # The child gets a copy: it may not write to our stored scene blob.
-            shutil.copyfile(scene, workdir / "scene.blend")
-            shutil.copyfile(JOB_SCRIPT, workdir / "pictor_job.py")
             doc = job_document(settings, frames, workdir / "out", self.config.device, border)
             if self._bpy:
                 doc["open_scene"] = str(workdir / "scene.blend")
-            (workdir / "job.json").write_text(json.dumps(doc))
-            parser = _LineParser(progress)
+            prepare_workdir(workdir, scene, doc)
+            parser = LineParser(progress)
             result = await run_sandboxed(
                 self._argv(workdir), workdir, self.config.limits, self.sandbox, parser
             )
-            return _collect(result.returncode, result.tail, parser, frames, out_dir)
+            return collect_frames(result.returncode, result.tail, parser, frames, workdir, out_dir)
 
 
-def _collect(
+def blender_argv(executable: str, root: Path, threads: int) -> list[str]:
+    """The executable's command line for a work directory seen by the child at ``root``."""
+    thread_args = ["-t", str(threads)] if threads else []
+    return [
+        executable, "-b", "-Y", "--factory-startup", *thread_args,
+        str(root / "scene.blend"), "--python-exit-code", "1",
+        "--python", str(root / "pictor_job.py"), "--", str(root / "job.json"),
+    ]  # fmt: skip
+
+
+def prepare_workdir(workdir: Path, scene: Path, doc: dict[str, object]) -> None:
+    (workdir / "out").mkdir()
+    # The child gets a copy: it may not write to our stored scene blob.
+    shutil.copyfile(scene, workdir / "scene.blend")
+    shutil.copyfile(JOB_SCRIPT, workdir / "pictor_job.py")
+    (workdir / "job.json").write_text(json.dumps(doc))
+
+
+def collect_frames(
     returncode: int,
     tail: str,
-    parser: _LineParser,
+    parser: LineParser,
     frames: Sequence[int],
+    workdir: Path,
     out_dir: Path,
-    move: Callable[[str, str], object] = shutil.move,
 ) -> list[FrameOutput]:
+    """Check every frame was reported, and move the files out of the work directory.
+
+    Only the file *name* of a reported path is used, so a child (or container,
+    whose paths differ from ours) cannot point us at a file outside ``out/``.
+    """
     done = {o.frame for o in parser.outputs}
     if returncode != 0 or done != set(frames):
         missing = sorted(set(frames) - done)
@@ -209,7 +222,10 @@ def _collect(
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for output in parser.outputs:
-        dest = out_dir / output.path.name
-        move(str(output.path), str(dest))
+        produced = workdir / "out" / output.path.name
+        if not produced.is_file():
+            raise RenderError(f"frame {output.frame} reported but not written", tail)
+        dest = out_dir / produced.name
+        shutil.move(produced, dest)
         results.append(FrameOutput(output.frame, dest, output.render_s))
     return results
