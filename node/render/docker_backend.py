@@ -163,8 +163,10 @@ class DockerBlenderBackend:
                 lambda: client.containers.run(self.config.image, argv, **self._run_kwargs(workdir))
             )
             try:
+                # The installed trio stubs predate ``abandon_on_cancel``; trio has it.
+                run_sync: Any = trio.to_thread.run_sync
                 with trio.fail_after(self.config.wall_s):
-                    status = await trio.to_thread.run_sync(container.wait, abandon_on_cancel=True)
+                    status = await run_sync(container.wait, abandon_on_cancel=True)
                 logs = await trio.to_thread.run_sync(container.logs)
             except trio.TooSlowError:
                 raise RenderError(f"container timed out after {self.config.wall_s:.0f} s") from None
