@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.build import CONTRACT_NAMES, compile_contract, load_artifact
+from ledger.artifacts import load_artifact
+from ledger.build import CONTRACT_NAMES, compile_contract
 
 
 @pytest.mark.parametrize("name", CONTRACT_NAMES)
