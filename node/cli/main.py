@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from node.cli import demo, keys
+from node.cli import chain, demo, keys
 
 app = typer.Typer(
     name="pictor",
@@ -25,6 +25,7 @@ app = typer.Typer(
 
 app.command("demo")(demo.demo)
 app.add_typer(keys.app, name="keys")
+app.add_typer(chain.app, name="chain")
 
 
 def main() -> None:
