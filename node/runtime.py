@@ -166,6 +166,8 @@ class Node:
             self._persist_send.send_nowait((origin, data, now_ms))
         except trio.WouldBlock:
             self.metrics.rejected.labels("persist_backlog").inc()  # memory view still updated
+        except trio.ClosedResourceError:
+            pass  # stopping: the network outlives the persister by a moment
 
     async def _on_request(self, peer: str, data: bytes) -> bytes | None:
         envelope = self.gate.admit(peer, data)

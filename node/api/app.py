@@ -8,10 +8,10 @@ Bound to 127.0.0.1 only; every route except the OpenAPI document needs
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 API_VERSION = "1"
 
@@ -30,19 +30,18 @@ class NodeView(Protocol):
     async def metrics_text(self) -> bytes: ...
 
 
-def create_app(view: NodeView, token: str) -> FastAPI:
-    app = FastAPI(
-        title="Pictor node API",
-        version=API_VERSION,
-        description="Local control and observation API of one Pictor node (127.0.0.1 only).",
-    )
-    bearer = HTTPBearer(auto_error=False)
+class _BearerAuth:
+    """Dependency checking the bearer token (a class: closures confuse FastAPI's
+    resolution of postponed annotations)."""
 
-    def authorize(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+        self._bearer = HTTPBearer(auto_error=False)
+
+    async def __call__(self, request: Request) -> None:
+        credentials = await self._bearer(request)
+        given = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(given, self._token):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing or bad API token: send 'Authorization: Bearer <token>' "
@@ -50,7 +49,14 @@ def create_app(view: NodeView, token: str) -> FastAPI:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    auth = [Depends(authorize)]
+
+def create_app(view: NodeView, token: str) -> FastAPI:
+    app = FastAPI(
+        title="Pictor node API",
+        version=API_VERSION,
+        description="Local control and observation API of one Pictor node (127.0.0.1 only).",
+    )
+    auth = [Depends(_BearerAuth(token))]
 
     @app.get("/v1/status", dependencies=auth, summary="Node identity, roles, addresses, uptime")
     async def get_status() -> dict[str, Any]:

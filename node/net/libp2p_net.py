@@ -10,6 +10,11 @@ Choices that differ from py-libp2p's defaults, and why:
   included) and its 32-entry per-peer outbound queues drop messages silently
   at burst rates the node uses; both are raised to configured values. Our own
   peer scorer (``node.net.peer_score``) does the real rate limiting.
+* py-libp2p's auto-connector (dials up to 200 peerstore entries whenever
+  fewer than 100 connections are open) is turned off by zero watermarks: our
+  ``Discovery`` owns dialling, so a banned peer is never redialled.
+* Banned peers are refused at connection time by a notifee (py-libp2p's own
+  gate filters by IP only).
 * Delivery happens in the topic validator, not through the subscription
   channel (32 entries, overflow dropped with only a log line): a message the
   node's handler refuses is then also never forwarded to the mesh.
@@ -17,6 +22,8 @@ Choices that differ from py-libp2p's defaults, and why:
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -25,10 +32,12 @@ from typing import Any
 import multiaddr
 import trio
 from libp2p import create_yamux_muxer_option, new_host
+from libp2p.abc import INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
@@ -40,6 +49,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
 from protocol import NodeKey
 
+logger = logging.getLogger(__name__)
 GOSSIPSUB_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
 _FAILURES = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -101,11 +111,39 @@ class _Libp2pStream:
             pass
 
 
+class _RefuseBlocked(INotifee):
+    """Closes connections from blocked peers as soon as they are established."""
+
+    def __init__(self, blocked: set[str]) -> None:
+        self._blocked = blocked
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        if conn.muxed_conn.peer_id.to_base58() in self._blocked:
+            with contextlib.suppress(*_FAILURES):
+                await conn.close()
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        return
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        return
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        return
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        return
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        return
+
+
 class Libp2pNetwork:
     def __init__(self, host: Any, pubsub: _Pubsub) -> None:
         self.host = host
         self.pubsub = pubsub
         self._blocked: set[str] = set()
+        host.get_network().register_notifee(_RefuseBlocked(self._blocked))
 
     @property
     def local_peer(self) -> str:
@@ -148,7 +186,12 @@ class Libp2pNetwork:
             origin = ID(msg.from_id)
             if origin == me:
                 return True
-            return handler(topic, origin.to_base58(), bytes(msg.data))
+            try:
+                return handler(topic, origin.to_base58(), bytes(msg.data))
+            except Exception:
+                # An exception here would kill pubsub's task manager; refuse instead.
+                logger.exception("gossip handler failed on %s", topic)
+                return False
 
         self.pubsub.set_topic_validator(topic, validate, is_async_validator=False)
         await self.pubsub.subscribe(topic)
@@ -187,6 +230,7 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
         sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
         muxer_opt=create_yamux_muxer_option(),
         enable_mDNS=settings.mdns,
+        connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )
 
 

@@ -1,0 +1,93 @@
+"""``pictor node run``: start one node (libp2p host, store, local API) in this process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+from rich.console import Console
+
+from node.app.run import RunningNode, run_until_signalled
+from node.cli.init_cmd import DataDirOption
+from node.config import ConfigError, default_data_dir, load_config
+from node.keyfile import KeyFileError
+from node.log import setup_logging
+
+app = typer.Typer(help="Run and manage the local Pictor node.")
+
+
+def _roles(worker: bool, checker: bool, client: bool) -> list[str] | None:
+    chosen = [
+        name for name, on in (("worker", worker), ("checker", checker), ("client", client)) if on
+    ]
+    return chosen or None
+
+
+def _fail(message: str, code: int = 2) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command("run")
+def run(
+    data_dir: Path | None = DataDirOption,
+    worker: bool = typer.Option(False, "--worker", help="Offer this machine's GPUs as a worker."),
+    checker: bool = typer.Option(False, "--checker", help="Verify other workers' frames."),
+    client: bool = typer.Option(False, "--client", help="Submit render jobs."),
+    listen: Annotated[
+        list[str] | None, typer.Option("--listen", help="libp2p listen multiaddr.")
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None, typer.Option("--bootstrap", help="Peer to dial first.")
+    ] = None,
+    api_port: int | None = typer.Option(None, "--api-port", help="Local API port (0 = any)."),
+    mdns: bool | None = typer.Option(None, "--mdns/--no-mdns", help="mDNS discovery."),
+    log_json: bool | None = typer.Option(None, "--log-json/--log-text", help="Log format."),
+) -> None:
+    """Start the node and run until SIGINT/SIGTERM; then drain, persist and exit 0.
+
+    Prints one JSON line on stdout once ready: {"event": "ready", "node_id", "api", "addrs"}.
+    """
+    data_dir = (data_dir or default_data_dir()).expanduser()
+    if not data_dir.exists():
+        _fail(
+            f"no node data directory at {data_dir}; create it with `pictor init --data-dir {data_dir}`"
+        )
+    overrides = {
+        "roles": _roles(worker, checker, client),
+        "listen_addrs": listen or None,
+        "bootstrap": bootstrap or None,
+        "api_port": api_port,
+        "mdns": mdns,
+        "log_json": log_json,
+    }
+    try:
+        config = load_config(data_dir, overrides=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    setup_logging(json_lines=config.log_json, level=config.log_level)
+    try:
+        trio.run(run_until_signalled, config, _announce)
+    except KeyFileError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot start the node: {exc}", code=1)
+    logging.getLogger(__name__).info("exited cleanly")
+
+
+def _announce(running: RunningNode) -> None:
+    node = running.node
+    line = {
+        "event": "ready",
+        "node_id": node.node_id,
+        "api": running.api_url,
+        "addrs": node.network.listen_addrs(),
+    }
+    print(json.dumps(line), flush=True)
+    sys.stdout.flush()

@@ -1,0 +1,44 @@
+"""Local API: bearer auth (401 without/with a bad token), views, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import trio
+from node_helpers import make_config
+
+from node.app.run import run_node
+from node.cli.init_cmd import init
+from node.keyfile import read_secret_file
+
+
+async def test_api_auth_views_metrics(tmp_path: Path) -> None:
+    init(tmp_path)
+    config = make_config(tmp_path)
+    token = read_secret_file(config.api_token_path)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_node, config, stop)
+        assert config.api_addr_path.read_text().strip() == running.api_url
+        async with httpx.AsyncClient(base_url=running.api_url) as client:
+            assert (await client.get("/v1/status")).status_code == 401
+            bad = {"Authorization": "Bearer nope"}
+            assert (await client.get("/v1/peers", headers=bad)).status_code == 401
+            assert (await client.get("/metrics", headers=bad)).status_code == 401
+            auth = {"Authorization": f"Bearer {token}"}
+            status = (await client.get("/v1/status", headers=auth)).json()
+            assert status["node_id"] == running.node.node_id
+            assert status["connected_peers"] == 0
+            for path in ("/v1/peers", "/v1/network", "/v1/jobs", "/v1/tasks", "/v1/results"):
+                response = await client.get(path, headers=auth)
+                assert response.status_code == 200, path
+                assert response.json() == []
+            metrics = (await client.get("/metrics", headers=auth)).text
+            assert "pictor_peers 0.0" in metrics
+            assert "# HELP pictor_messages_rejected_total Refused inbound messages" in metrics
+            openapi = (await client.get("/openapi.json")).json()
+            assert "/v1/network" in openapi["paths"]
+        stop.set()
+    assert not config.api_addr_path.exists()
+    assert token not in (tmp_path / "config.toml").read_text()
