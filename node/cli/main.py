@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from node.cli import chain, demo, keys
+from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd
 
 app = typer.Typer(
     name="pictor",
@@ -26,6 +26,11 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.add_typer(keys.app, name="keys")
 app.add_typer(chain.app, name="chain")
+app.command("init")(init_cmd.init)
+app.add_typer(node_cmd.app, name="node")
+app.command("status")(status_cmd.status)
+app.command("peers")(status_cmd.peers)
+app.command("network")(status_cmd.network)
 
 
 def main() -> None:
