@@ -58,9 +58,7 @@ class CheckerDriver:
         config = world.scenario.verification
         rng = world.loop.rng
         if request.frame_cid == true_cid(request.job_id, request.frame):
-            passed = rng.random() >= config.false_reject_rate
-            world.metrics.false_rejects += not passed
-            return passed
+            return rng.random() >= config.false_reject_rate
         worker = world.by_id.get(request.worker)
         if (
             self.node.behaviour == "colluder"
@@ -70,9 +68,7 @@ class CheckerDriver:
             return True
         kind = world.result_kind.get(request.task_id, "wrong")
         per_tile = config.partial_detect_per_tile if kind == "partial" else config.detect_per_tile
-        caught = rng.random() < 1 - (1 - per_tile) ** config.tiles_per_check
-        world.metrics.cheats_caught += caught
-        return not caught
+        return rng.random() >= 1 - (1 - per_tile) ** config.tiles_per_check
 
     def _answer(self, arg: tuple[bytes, VerifyRequest, bool]) -> None:
         requester, request, passed = arg

@@ -28,6 +28,7 @@ from protocol.market import (
     RefundDue,
     RequestVerification,
     Send,
+    TaskState,
     WorkerBlocklisted,
 )
 from protocol.messages import (
@@ -36,6 +37,7 @@ from protocol.messages import (
     JobSpec,
     Message,
     RenderSettings,
+    Verdict,
     Voucher,
     job_id_of,
 )
@@ -58,6 +60,7 @@ class RequesterDriver:
         self._targets: dict[bytes, list[int]] = {}  # job id -> workers the announce reached
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
         self._job_count = 0
+        self._rejected: set[bytes] = set()  # task ids already counted as rejected
         grace_ms = int(world.scenario.chain.grace_s * 1000)
         self._config = MarketConfig(refund_grace_ms=grace_ms)
 
@@ -106,7 +109,19 @@ class RequesterDriver:
             self.world.metrics.machine_errors += 1
             self.world.loop.note("machine-error", f"requester: {exc}")
             return
+        if isinstance(message, Verdict) and not message.passed:
+            self._count_rejection(machine, message.task_id)
         self._run(machine, commands)
+
+    def _count_rejection(self, machine: JobMachine, task_id: bytes) -> None:
+        """A checker's failing verdict that the machine acted on: caught or false."""
+        if machine.task_state(task_id) is not TaskState.REJECTED or task_id in self._rejected:
+            return
+        self._rejected.add(task_id)
+        if self.world.result_kind.get(task_id, "honest") == "honest":
+            self.world.metrics.false_rejects += 1
+        else:
+            self.world.metrics.cheats_caught += 1
 
     def stop(self) -> None:
         for job_id in self.jobs:

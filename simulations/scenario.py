@@ -196,6 +196,12 @@ def _check_cross_fields(s: Scenario) -> None:
         for region in part.regions:
             if region not in regions:
                 raise ScenarioError(f"network.partitions[{i}].regions: unknown region {region!r}")
+    chain_s = (s.chain.confirmations + 1) * s.chain.block_time_s
+    if s.scenario.liveness_bound_s < w.deadline_s + chain_s:
+        raise ScenarioError(
+            "scenario.liveness_bound_s: must be at least workload.deadline_s plus the deposit's "
+            f"confirmation time ({w.deadline_s + chain_s:.0f} s), or a job may still be open"
+        )
     if s.verification.assurance not in ("none", "normal", "high"):
         raise ScenarioError("verification.assurance: one of none, normal, high")
     if not s.rendering.gpu_classes:

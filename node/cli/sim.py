@@ -1,0 +1,126 @@
+"""``pictor sim``: run and sweep network simulations (logic in simulations/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulations.loop import InvariantViolation
+from simulations.runner import run_scenario, write_run
+from simulations.scenario import load_scenario
+from simulations.schema import ScenarioError
+from simulations.sweep import (
+    HEADLINE,
+    ProcessExecutor,
+    grid_specs,
+    parse_params,
+    summarise,
+    sweep,
+    write_sweep,
+)
+
+app = typer.Typer(help="Deterministic simulations of a Pictor network.", no_args_is_help=True)
+console = Console()
+
+ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML (see simulations/scenarios/)")]
+OutOpt = Annotated[Path, typer.Option("--out", help="directory for metrics and plots")]
+
+
+@app.command("run")
+def run(
+    scenario: ScenarioArg,
+    seed: Annotated[int, typer.Option(help="the run's only source of randomness")] = 1,
+    out: OutOpt = Path("sim-out"),
+    plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
+) -> None:
+    """Run one scenario: safety phase (faults on), then liveness (faults off)."""
+    config = _load(scenario)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("safety", total=1.0)
+        try:
+            outcome = run_scenario(
+                config, seed,
+                progress=lambda done, phase: bar.update(task, completed=done, description=phase),
+            )  # fmt: skip
+        except InvariantViolation as exc:
+            console.print(f"[red]{exc.report()}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+    paths = write_run(outcome, out, plots=plots)
+    table = Table("metric", "value", title=f"{config.scenario.name} seed={seed}")
+    for key in (
+        *HEADLINE,
+        "jobs_completed",
+        "jobs_failed",
+        "messages_per_frame",
+        "bytes_per_frame",
+    ):
+        table.add_row(key, str(outcome.summary[key]))
+    console.print(table)
+    rate = outcome.events / outcome.wall_s if outcome.wall_s else 0.0
+    console.print(f"{outcome.events} events in {outcome.wall_s:.1f} s ({rate:,.0f} events/s); "
+                  f"wrote {len(paths)} files to {out}")  # fmt: skip
+
+
+@app.command("sweep")
+def sweep_cmd(
+    scenario: ScenarioArg,
+    param: Annotated[list[str], typer.Option(help="dotted.key=v1,v2 (repeatable)")],
+    seeds: Annotated[int, typer.Option(help="seeds per grid point")] = 10,
+    workers: Annotated[int, typer.Option(help="local processes")] = 2,
+    out: OutOpt = Path("sweep-out"),
+) -> None:
+    """Run a parameter grid × seeds in parallel; table and plots with 95 % CIs."""
+    _load(scenario)  # fail early on a bad file
+    try:
+        grid = parse_params(param)
+        specs = grid_specs(str(scenario), grid, seeds)
+        for key, values in grid:  # validate every override before spending CPU
+            for value in values:
+                load_scenario(scenario, {key: value})
+    except ScenarioError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    with console.status(f"{len(specs)} runs on {workers} processes"):
+        results = sweep(ProcessExecutor(workers), specs)
+    rows = summarise(results)
+    paths = write_sweep(out, rows, results)
+    from simulations.plots import plot_sweep
+
+    first_key = grid[0][0]
+    stats = {m: [(r[m], r[f"{m}_ci95"]) for r in rows] for m in HEADLINE[:4]}
+    paths += plot_sweep(out, first_key, [r[first_key] for r in rows], stats)
+    _print_rows(rows, [k for k, _ in grid])
+    failures = [r for r in results if r.violation]
+    for failure in failures:
+        console.print(
+            f"[red]violation[/red] seed={failure.spec.seed} {dict(failure.spec.overrides)}"
+        )
+    if failures:
+        console.print(f"regression entries written to {out / 'regressions.toml'}")
+    console.print(f"wrote {len(paths)} files to {out}")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_rows(rows: list[dict[str, object]], keys: list[str]) -> None:
+    table = Table(*keys, "runs", "viol.", *HEADLINE[:5], title="mean ± 95 % CI")
+    for row in rows:
+        cells = [f"{row[m]} ± {row[f'{m}_ci95']}" for m in HEADLINE[:5]]
+        table.add_row(
+            *(str(row[k]) for k in keys), str(row["runs"]), str(row["violations"]), *cells
+        )
+    console.print(table)
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_scenario(path)
+    except (ScenarioError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None

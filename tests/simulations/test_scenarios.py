@@ -1,0 +1,66 @@
+"""Bundled scenarios validate, and a small version of each survives both phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulations.runner import run_scenario
+from simulations.scenario import Scenario, load_scenario
+from tests.simulations.conftest import SCENARIOS
+
+BUNDLED = ("baseline", "heavy_churn", "cheaters_20pct", "partition", "market_stress")
+
+
+def test_every_bundled_scenario_is_present() -> None:
+    assert sorted(p.stem for p in SCENARIOS.glob("*.toml")) == sorted(BUNDLED)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_scenario_validates(name: str) -> None:
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    assert isinstance(scenario, Scenario)
+    assert scenario.scenario.name == name
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_small_version_runs_safety_and_liveness(name: str, small: dict[str, Any]) -> None:
+    # Keep the scenario's own partitions inside the shortened run.
+    if name == "partition":
+        small["scenario.duration_s"] = 3600
+    outcome = run_scenario(load_scenario(SCENARIOS / f"{name}.toml", small), 11)
+    s = outcome.summary
+    assert s["jobs_submitted"] > 0
+    assert s["jobs_unfinished"] == 0  # liveness held: every job ended
+    assert s["jobs_completed"] + s["jobs_failed"] == s["jobs_submitted"]
+    assert outcome.events > 100
+
+
+def test_adversaries_show_up_in_the_metrics(small: dict[str, Any]) -> None:
+    small["workload.jobs_per_hour"] = 12
+    outcome = run_scenario(load_scenario(SCENARIOS / "cheaters_20pct.toml", small), 5)
+    s = outcome.summary
+    assert s["cheats_submitted"] > 0
+    assert s["cheats_caught"] + s["cheats_missed"] <= s["cheats_submitted"]
+    assert s["cheats_caught"] > 0
+
+
+def test_free_riders_leave_work_unpaid(small: dict[str, Any]) -> None:
+    small["adversaries.free_rider_fraction"] = 1.0
+    outcome = run_scenario(load_scenario(SCENARIOS / "market_stress.toml", small), 2)
+    assert outcome.summary["paid_wei"] == 0
+    assert outcome.summary["unpaid_wei"] > 0
+    assert outcome.summary["redeems"] == 0
+
+
+def test_outputs_are_written(tmp_path: Path, small: dict[str, Any]) -> None:
+    from simulations.runner import write_run
+
+    outcome = run_scenario(load_scenario(SCENARIOS / "baseline.toml", small), 1)
+    names = sorted(p.name for p in write_run(outcome, tmp_path))
+    assert names == sorted([
+        "metrics.json", "metrics.csv", "timeseries.csv", "jobs.csv", "utilisation.png",
+        "price.png", "detection.png", "job_completion_cdf.png",
+    ])  # fmt: skip
