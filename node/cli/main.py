@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd
+from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd, verify
 
 app = typer.Typer(
     name="pictor",
@@ -31,6 +31,7 @@ app.add_typer(node_cmd.app, name="node")
 app.command("status")(status_cmd.status)
 app.command("peers")(status_cmd.peers)
 app.command("network")(status_cmd.network)
+app.command("verify")(verify.verify)
 
 
 def main() -> None:
