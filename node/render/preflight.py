@@ -1,0 +1,136 @@
+"""Scene preflight: what a client should know before announcing a job for a ``.blend``.
+
+The file is inspected by Blender in the sandbox (our ``inspect_scene.py``, the
+scene's own scripts disabled); this module turns the raw facts into findings:
+
+- ``error``: the job cannot render as the artist expects (external files
+  missing or not packed: a worker receives the ``.blend`` alone; no camera);
+- ``pinned``: a setting that would make renders unverifiable, and the value the
+  job pins instead (denoising, adaptive sampling, dither, animated seed);
+- ``script``: embedded Python (registered text blocks, scripted drivers) that
+  will *not* run on any worker, so the render may differ from the artist's;
+- ``info``: the version the file was saved with vs. the renderer build.
+
+Render units are estimated from pixels x samples relative to the reference
+frame (see :mod:`node.render.benchmark`): a crude guide for budgeting, since
+scene complexity is not measured without rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.render.base import RenderError
+from node.render.blender import BlenderConfig
+from node.render.sandbox import SandboxInfo, run_sandboxed
+
+INSPECT_SCRIPT = Path(__file__).with_name("inspect_scene.py")
+REFERENCE_PIXEL_SAMPLES = 320 * 240 * 32  # the reference frame, see reference_scene.py
+_LINE = "PICTOR_SCENE "
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # error | pinned | script | info
+    message: str
+
+
+@dataclass
+class SceneReport:
+    facts: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+    pinned: dict[str, Any] = field(default_factory=dict)
+    frames: int = 0
+    ru_per_frame: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.kind == "error" for f in self.findings)
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ok"] = self.ok
+        out["ru_total"] = round(self.ru_per_frame * self.frames, 3)
+        return out
+
+
+# Settings that make renders unverifiable, and the value a job pins instead.
+_PINS: dict[str, Any] = {
+    "use_denoising": False,
+    "use_adaptive_sampling": False,
+    "use_animated_seed": False,
+    "dither_intensity": 0.0,
+    "resolution_percentage": 100,
+    "use_compositing": False,
+}
+
+
+def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneReport:
+    render = facts["render"]
+    report = SceneReport(facts)
+    for f in facts["external_files"]:
+        what = "missing" if not f["exists"] else "not packed (workers get the .blend alone)"
+        if not f["packed"]:
+            report.findings.append(
+                Finding("error", f"{f['kind']} {f['name']!r} {f['path']}: {what}")
+            )
+    if not render["has_camera"]:
+        report.findings.append(Finding("error", "the scene has no active camera"))
+    for name, pinned in _PINS.items():
+        if render[name] != pinned:
+            report.pinned[name] = pinned
+            report.findings.append(
+                Finding(
+                    "pinned", f"{name} = {render[name]!r} breaks verification; job pins {pinned!r}"
+                )
+            )
+    for text in facts["texts"]:
+        state = "registered to auto-run" if text["registered"] else "not registered"
+        report.findings.append(
+            Finding("script", f"text block {text['name']!r} ({state}) will not run on workers")
+        )
+    for drv in facts["scripted_drivers"]:
+        if not drv["simple"]:
+            report.findings.append(
+                Finding("script", f"scripted driver {drv['owner']}.{drv['path']} "
+                        f"({drv['expression']!r}) will not run on workers")
+            )  # fmt: skip
+    if (
+        renderer_build
+        and not renderer_build.endswith("-" + facts["saved_version"] + ".0")
+        and (not renderer_build.startswith("blender-" + facts["saved_version"]))
+    ):
+        report.findings.append(
+            Finding(
+                "info",
+                f"saved with Blender {facts['saved_version']}; job renders with {renderer_build}",
+            )
+        )
+    report.frames = len(range(render["frame_start"], render["frame_end"] + 1, render["frame_step"]))
+    res_x, res_y = render["resolution"]
+    report.ru_per_frame = round(res_x * res_y * render["samples"] / REFERENCE_PIXEL_SAMPLES, 3)
+    return report
+
+
+async def inspect_scene(scene: Path, config: BlenderConfig, sandbox: SandboxInfo) -> dict[str, Any]:
+    """Run our inspection script on ``scene`` in the sandbox; return its raw facts."""
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(dir=config.work_root, prefix="pictor-") as tmp:
+        workdir = Path(tmp)
+        shutil.copyfile(scene, workdir / "scene.blend")
+        shutil.copyfile(INSPECT_SCRIPT, workdir / "inspect_scene.py")
+        argv = [
+            config.executable, "-b", "-Y", "--factory-startup", str(workdir / "scene.blend"),
+            "--python-exit-code", "1", "--python", str(workdir / "inspect_scene.py"),
+        ]  # fmt: skip
+        result = await run_sandboxed(argv, workdir, config.limits, sandbox, lines.append)
+    found = [line[len(_LINE) :] for line in lines if line.startswith(_LINE)]
+    if result.returncode != 0 or not found:
+        raise RenderError(f"scene inspection failed (exit {result.returncode})", result.tail)
+    facts: dict[str, Any] = json.loads(found[-1])
+    return facts
