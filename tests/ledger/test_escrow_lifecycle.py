@@ -61,3 +61,14 @@ def test_top_up_extends_budget_and_deadline(env: Env) -> None:
     env.requester.deposit(job_id, ETHER, later_s)
     job = env.requester.job(job_id)
     assert (job.remaining_wei, job.deadline_s) == (2 * ETHER, later_s)
+
+
+def test_gas_per_paid_frame_goal(env_fast: Env) -> None:
+    """<= 2,000 gas per frame for 100 frames paid to one worker: deposit + redeem + refund."""
+    env = env_fast
+    job_id, deadline_s = os.urandom(32), env.deadline_in(3600)
+    gas = env.requester.deposit(job_id, ETHER, deadline_s)["gasUsed"]
+    gas += env.outsider.redeem(env.voucher(job_id, env.workers[0], 100 * ETHER // 1000))["gasUsed"]
+    env.chain.advance_time(deadline_s + GRACE_S + 1 - env.chain.timestamp_s())
+    gas += env.outsider.refund(job_id)["gasUsed"]
+    assert gas / 100 <= 2_000, f"{gas / 100:.0f} gas per frame"

@@ -101,3 +101,4 @@ def test_deposit_rules(env: Env) -> None:
         "deadline passed", env.requester.deposit, os.urandom(32), ETHER, env.chain.timestamp_s()
     )
     reverts("no such job", env.outsider.refund, os.urandom(32))
+    reverts("deadline too far", env.requester.deposit, os.urandom(32), ETHER, 2**64)

@@ -7,8 +7,9 @@ import socket
 import pytest
 
 from ledger.backends import connect
+from ledger.client import EscrowClient
 from ledger.errors import ChainMismatch, ChainUnreachable
-from ledger.tx import TxConfig, with_retries
+from ledger.tx import TxConfig, TxSender, with_retries
 from tests.ledger.conftest import Deployed
 
 
@@ -36,6 +37,13 @@ def test_retries_then_gives_up() -> None:
     calls.clear()
     with pytest.raises(ChainUnreachable):
         with_retries(flaky, TxConfig(rpc_attempts=2, retry_backoff_s=0), "flaky")
+
+
+def test_client_refuses_an_address_without_contract(embedded_deployed: Deployed) -> None:
+    chain = embedded_deployed.chain
+    sender = TxSender(chain.w3, chain.funded_keys[0])
+    with pytest.raises(ChainMismatch, match="no contract"):
+        EscrowClient(sender, "0x" + "12" * 20)
 
 
 @pytest.mark.slow

@@ -1,0 +1,109 @@
+"""Gas per escrow operation and per paid frame, measured on the in-process EVM.
+
+    python bench/gas.py
+
+A job of F frames split over W workers costs one deposit, one voucher redeem per
+worker (a single `redeem` for one worker, one `redeem_batch` for several) and
+one refund; the per-frame figure divides that by F and compares it with paying
+each frame by its own transfer (~63,000 gas, the baseline in docs/LEDGER.md).
+Figures are receipts' gasUsed (including the 21,000 base and calldata).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ledger.backends import EmbeddedChain, embedded
+from ledger.client import EscrowClient
+from ledger.deploy import EscrowParams, deploy_escrow
+from ledger.fraud import FraudClaim, order_signatures, sign_claim
+from ledger.tx import TxSender
+from ledger.vouchers import Voucher, sign
+
+BASELINE_GAS_PER_FRAME = 63_000
+ETHER = 10**18
+GRACE_S = 600
+
+
+class Bench:
+    def __init__(self, chain: EmbeddedChain) -> None:
+        self.chain = chain
+        deployer = TxSender(chain.w3, chain.funded_keys[0])
+        self.escrow = deploy_escrow(deployer, EscrowParams(grace_s=GRACE_S, slash_quorum=3))
+        self.clients = [EscrowClient(TxSender(chain.w3, k), self.escrow) for k in chain.funded_keys]
+        self.requester = self.clients[0]
+
+    def voucher(self, job_id: bytes, payee: EscrowClient, cumulative_wei: int) -> Voucher:
+        unsigned = Voucher(self.chain.chain_id, bytes.fromhex(self.escrow[2:]), job_id,
+                           payee.account, cumulative_wei)  # fmt: skip
+        return sign(unsigned, self.chain.funded_keys[0])
+
+    def new_job(self, budget_wei: int = 10 * ETHER) -> tuple[bytes, int, int]:
+        job_id, deadline_s = os.urandom(32), self.chain.timestamp_s() + 3600
+        gas = self.requester.deposit(job_id, budget_wei, deadline_s)["gasUsed"]
+        return job_id, deadline_s, gas
+
+    def refund_gas(self, job_id: bytes, deadline_s: int) -> int:
+        self.chain.advance_time(deadline_s + GRACE_S + 1 - self.chain.timestamp_s())
+        return int(self.requester.refund(job_id)["gasUsed"])
+
+    def job_gas(self, frames: int, workers: int) -> int:
+        """Total gas of one job: deposit, paying every worker, refund of the rest."""
+        job_id, deadline_s, gas = self.new_job()
+        payees = self.clients[1 : workers + 1]
+        per_frame_wei = ETHER // 1000
+        vouchers = [self.voucher(job_id, p, per_frame_wei * (frames // workers)) for p in payees]
+        submitter = self.clients[-1]
+        if workers == 1:
+            gas += submitter.redeem(vouchers[0])["gasUsed"]
+        else:
+            gas += submitter.redeem_batch(vouchers)["gasUsed"]
+        return gas + self.refund_gas(job_id, deadline_s)
+
+
+def per_operation(b: Bench) -> dict[str, int]:
+    gas: dict[str, int] = {}
+    job_id, deadline_s, gas["deposit (native, new job)"] = b.new_job()
+    gas["deposit (top-up)"] = b.requester.deposit(job_id, ETHER, deadline_s)["gasUsed"]
+    worker, other = b.clients[1], b.clients[-1]
+    gas["redeem (first voucher of a payee)"] = other.redeem(b.voucher(job_id, worker, ETHER))["gasUsed"]
+    gas["redeem (later voucher, same payee)"] = other.redeem(b.voucher(job_id, worker, 2 * ETHER))["gasUsed"]
+    batch = [b.voucher(job_id, p, ETHER // 10) for p in b.clients[2:12]]
+    gas["redeem_batch of 10 (total)"] = other.redeem_batch(batch)["gasUsed"]
+    gas["refund"] = b.refund_gas(job_id, deadline_s)
+    gas["stake"] = worker.send(worker.calls.stake(2 * ETHER))["gasUsed"]
+    checkers = b.clients[12:15]
+    for c in checkers:
+        c.send(c.calls.stake(ETHER))
+        gas["register_checker"] = c.send(c.calls.register_checker())["gasUsed"]
+    gas["request_unbond"] = worker.send(worker.calls.request_unbond(ETHER))["gasUsed"]
+    job_id, _, _ = b.new_job()
+    claim = FraudClaim(b.chain.chain_id, bytes.fromhex(b.escrow[2:]), job_id, worker.account, ETHER)
+    sigs = order_signatures(claim, [sign_claim(claim, b.chain.funded_keys[12 + i]) for i in range(3)])
+    gas["slash (quorum of 3)"] = other.send(other.calls.slash(claim, sigs))["gasUsed"]
+    gas["withdraw_credit"] = checkers[0].send(checkers[0].calls.withdraw_credit())["gasUsed"]
+    b.chain.advance_time(7 * 24 * 3600)
+    gas["withdraw_stake"] = worker.send(worker.calls.withdraw_stake())["gasUsed"]
+    return gas
+
+
+def main() -> None:
+    with embedded(accounts=16) as chain:
+        bench = Bench(chain)
+        print("gas per operation (Escrow.vy, py-evm, Prague rules)")
+        for name, gas in per_operation(bench).items():
+            print(f"  {name:<38} {gas:>9,}")
+        print()
+        print(f"amortised gas per paid frame (deposit + payouts + refund) / frames;"
+              f" baseline {BASELINE_GAS_PER_FRAME:,} gas per frame transfer")  # fmt: skip
+        print(f"  {'frames':>6} {'workers':>7} {'job gas':>10} {'gas/frame':>10} {'vs baseline':>12}")
+        for frames in (10, 100, 1000):
+            for workers in (1, 10):
+                total = bench.job_gas(frames, workers)
+                per_frame = total / frames
+                ratio = per_frame / BASELINE_GAS_PER_FRAME
+                print(f"  {frames:>6} {workers:>7} {total:>10,} {per_frame:>10,.0f} {ratio:>11.3f}x")
+
+
+if __name__ == "__main__":
+    main()
