@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import typer
 
+from node.cli import benchmark as benchmark_cmd
 from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd, verify
+from node.cli import scene as scene_cmd
 
 app = typer.Typer(
     name="pictor",
@@ -32,6 +34,8 @@ app.command("status")(status_cmd.status)
 app.command("peers")(status_cmd.peers)
 app.command("network")(status_cmd.network)
 app.command("verify")(verify.verify)
+app.command("benchmark")(benchmark_cmd.benchmark)
+app.add_typer(scene_cmd.app, name="scene")
 
 
 def main() -> None:
