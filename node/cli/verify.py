@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -120,6 +121,8 @@ async def _check(
     if not scene.is_file():
         raise SettingsError(f"scene {scene} not found")
     pixels = load_image(image)  # before any Blender start: a bad image fails fast
+    if shutil.which(blender) is None:
+        raise FileNotFoundError(blender)
     renderer = BlenderTileRenderer(BlenderConfig(executable=blender))
     scene_settings = None if job.complete() else await renderer.read_scene_settings(scene)
     pinned = job.resolve(scene_settings)
@@ -142,7 +145,7 @@ def _render_hint(exc: Exception, blender: str) -> str:
 def _fail(message: str, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"error": message}))
-    Console(stderr=True).print(f"[bold red]pictor verify:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]pictor verify:[/] {message}", highlight=False)
     raise typer.Exit(EXIT_ERROR)
 
 
