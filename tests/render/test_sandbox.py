@@ -1,0 +1,109 @@
+"""The sandbox: scrubbed environment, rlimits, network namespace, timeout, group kill."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.render.sandbox import (
+    SandboxError,
+    SandboxInfo,
+    SandboxLimits,
+    probe_sandbox,
+    run_sandboxed,
+)
+from tests.render.conftest import group_gone
+
+LIMITS = SandboxLimits(wall_s=30, cpu_s=60, address_space_bytes=4 << 30, file_size_bytes=1 << 20)
+
+
+async def _python(
+    code: str, workdir: Path, info: SandboxInfo, limits: SandboxLimits = LIMITS
+) -> list[str]:
+    lines: list[str] = []
+    result = await run_sandboxed([sys.executable, "-c", code], workdir, limits, info, lines.append)
+    assert result.returncode == 0, result.tail
+    return lines
+
+
+async def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PICTOR_API_TOKEN", "secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    lines = await _python(
+        "import os, json; print(json.dumps(dict(os.environ))); print(os.getcwd())",
+        tmp_path,
+        probe_sandbox(),
+    )
+    env = json.loads(lines[0])
+    assert set(env) <= {"PATH", "HOME", "LANG", "TMPDIR", "LC_CTYPE"}
+    assert env["HOME"] == str(tmp_path) and lines[1] == str(tmp_path)
+
+
+async def test_rlimits_are_applied(tmp_path: Path) -> None:
+    code = (
+        "import resource as r; print(r.getrlimit(r.RLIMIT_FSIZE)[0], r.getrlimit(r.RLIMIT_CPU)[0],"
+        " r.getrlimit(r.RLIMIT_AS)[0], r.getrlimit(r.RLIMIT_CORE)[0])"
+    )
+    lines = await _python(code, tmp_path, probe_sandbox())
+    assert lines[0].split() == [str(1 << 20), "60", str(4 << 30), "0"]
+    # Writing past the file size limit fails in the child (SIGXFSZ kills it).
+    big = "open('big', 'wb').write(b'x' * (2 << 20))"
+    result = await run_sandboxed([sys.executable, "-c", big], tmp_path, LIMITS, probe_sandbox())
+    assert result.returncode != 0
+    assert (tmp_path / "big").stat().st_size <= 1 << 20
+
+
+async def test_network_namespace_when_permitted(tmp_path: Path) -> None:
+    info = probe_sandbox()
+    if not info.network_isolated:
+        assert "network not isolated" in info.describe()
+        pytest.skip("this OS does not permit a new network namespace")
+    code = "import socket; print(sorted(n for _, n in socket.if_nameindex()))"
+    lines = await _python(code, tmp_path, info)
+    assert lines[0] == "['lo']"  # a fresh namespace: loopback only, and it is down
+    assert sorted(n for _, n in socket.if_nameindex()) != ["lo"]  # the host has more
+
+
+async def test_without_isolation_the_report_says_so(tmp_path: Path) -> None:
+    info = SandboxInfo(network_prefix=(), rlimits=True)
+    assert info.describe().startswith("network not isolated")
+    await _python("print('ok')", tmp_path, info)
+
+
+async def test_wall_timeout_kills_the_group(tmp_path: Path) -> None:
+    limits = SandboxLimits(wall_s=1.0, cpu_s=60, address_space_bytes=None)
+    lines: list[str] = []
+    # A child that forks a grandchild in the same group, then both sleep.
+    script = "sleep 60 & echo $$; wait"
+    with pytest.raises(SandboxError, match="timed out"):
+        await run_sandboxed(["sh", "-c", script], tmp_path, limits, probe_sandbox(), lines.append)
+    assert group_gone(int(lines[0]))
+
+
+async def test_cancel_kills_the_group(tmp_path: Path) -> None:
+    lines: list[str] = []
+    got_pid = trio.Event()
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        got_pid.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            run_sandboxed, ["sh", "-c", "sleep 60 & echo $$; wait"], tmp_path, LIMITS,
+            probe_sandbox(), on_line,
+        )  # fmt: skip
+        await got_pid.wait()
+        nursery.cancel_scope.cancel()
+    assert group_gone(int(lines[0]))
+
+
+async def test_missing_executable_is_a_sandbox_error(tmp_path: Path) -> None:
+    info = SandboxInfo(network_prefix=(), rlimits=True)
+    with pytest.raises(SandboxError):
+        await run_sandboxed(["/nonexistent/renderer"], tmp_path, LIMITS, info)
