@@ -11,6 +11,10 @@ Defaults and why:
 * ``bid_window_ms`` 5 s: long enough for gossip to reach the network and bids
   to come back (gossip hop 3–9 ms, connects ≥ 250 ms), short enough that an
   artist does not notice it. Bids arriving later are still used.
+* A task must deliver within ``max(min_task_timeout_ms, task_timeout_factor ×
+  the bid's ETA)`` of its award, heartbeats or not (10 min, 4×): otherwise a
+  worker that heartbeats and never renders would hold a frame to the deadline,
+  and one that understates its ETA to win awards would go unpunished.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class MarketConfig:
     blocklist_after_failures: int = 3
     max_tasks_per_worker: int = 4
     verify_timeout_ms: int = 120_000
+    task_timeout_factor: int = 4
+    min_task_timeout_ms: int = 600_000
     refund_grace_ms: int = 24 * 3_600_000
     max_bidders: int = 1_000
 

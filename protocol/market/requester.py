@@ -13,12 +13,14 @@ blocklisted worker nor to a worker that already failed that frame, at most
 when ``spent + reserved + price + checker fee`` would exceed ``budget_wei``.
 
 A lease lives ``lease_ms`` from the award and from every heartbeat (answered
-with LeaseExtended); when it runs out the task expires, the worker is told
-(LeaseRevoked) and charged a failure. A result is checked (renderer build),
+with LeaseExtended), but never past the task's hard deadline (a multiple of
+the bid's ETA, see :mod:`protocol.market.config`); when it runs out the task
+expires, the worker is told (LeaseRevoked) and charged a failure. A result is checked (renderer build),
 then verified: with ``Assurance.NONE`` it is accepted at once, otherwise the
 driver gets :class:`RequestVerification`, picks a checker and calls
 :meth:`assign_checker`; only a Verdict from an assigned checker about the
-exact result (envelope digest) counts. Accepted frames raise the payee's
+exact result (envelope digest) counts. State and bookkeeping live in
+:mod:`protocol.market.jobbook`, the award policy in :mod:`protocol.market.awarding`. Accepted frames raise the payee's
 cumulative amount (:class:`RecordPayment`); a rejected result is a failure.
 
 Retries and blocklist: a frame gets ``max_attempts_per_frame`` = 3 failed
@@ -45,12 +47,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.codec import packb, to_wire
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
+from protocol.market.awarding import Bidder, plan_awards
 from protocol.market.commands import (
     CheckerFeeDue,
     Command,
@@ -66,14 +67,12 @@ from protocol.market.commands import (
     WorkerBlocklisted,
 )
 from protocol.market.config import MarketConfig
+from protocol.market.jobbook import SETTLED, JobBook
+from protocol.market.records import JobStatistics, TaskRecord, result_digest_of
 from protocol.market.tables import (
-    FRAME_TRANSITIONS,
-    JOB_TRANSITIONS,
-    TASK_TRANSITIONS,
     FrameState,
     JobState,
     TaskState,
-    next_state,
 )
 from protocol.messages import (
     Assurance,
@@ -92,96 +91,15 @@ from protocol.messages import (
     Result,
     Verdict,
     VerifyRequest,
-    job_id_of,
 )
 from protocol.topics import JOBS_TOPIC
 
 
-@dataclass
-class _Bidder:
-    worker: bytes
-    price_wei: int
-    eta_s: int
-    payment_address: bytes
-    slots: int
-
-
-@dataclass
-class _Task:
-    task_id: bytes
-    frame: int
-    worker: bytes
-    price_wei: int
-    fee_wei: int
-    payee_address: bytes
-    lease_deadline_ms: int
-    state: TaskState = TaskState.LEASED
-    result_digest: bytes = b""
-    frame_cid: str = ""
-    checkers: set[bytes] = field(default_factory=set)
-    verify_deadline_ms: int = 0
-    fee_paid: bool = False
-
-
-@dataclass
-class _Frame:
-    state: FrameState = FrameState.PENDING
-    failed_attempts: int = 0
-    failed_workers: set[bytes] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class JobStatistics:
-    state: JobState
-    frames_total: int
-    frames_pending: int
-    frames_leased: int
-    frames_verifying: int
-    frames_accepted: int
-    frames_failed: int
-    awards: int
-    bidders: int
-    workers_blocklisted: int
-    owed_wei: int
-    fees_wei: int
-    reserved_wei: int
-    budget_wei: int
-
-    @property
-    def committed_wei(self) -> int:
-        return self.owed_wei + self.fees_wei + self.reserved_wei
-
-
-def result_digest_of(result: Result) -> bytes:
-    """Stand-in for the envelope digest when a driver has no envelope."""
-    return hashlib.sha256(b"pictor/result/v1\x00" + packb(to_wire(result))).digest()
-
-
-class JobMachine:
+class JobMachine(JobBook):
     """The requester's side of one job (see the module docstring)."""
 
     def __init__(self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int) -> None:
-        if job_id != job_id_of(spec):
-            raise IllegalTransition("job_id is not the hash of the spec")
-        self.job_id = job_id
-        self.spec = spec
-        self.config = config
-        self.state = JobState.CREATED
-        self.created_ms = now_ms
-        self._frames = {frame: _Frame() for frame in spec.frames}
-        self._pending: set[int] = set(spec.frames)
-        self._tasks: dict[bytes, _Task] = {}
-        self._active: dict[bytes, _Task] = {}  # LEASED or VERIFYING
-        self._bidders: dict[bytes, _Bidder] = {}
-        self._failures: dict[bytes, int] = {}
-        self._blocklist: set[bytes] = set()
-        self._owed_wei: dict[bytes, int] = {}
-        self._fees_wei = 0
-        self._reserved_wei = 0
-        self._awards = 0
-        self._settled = 0
-        self._window_end_ms = 0
-        self._window_pending = False
+        super().__init__(job_id, spec, config, now_ms)
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,
             Heartbeat: self._on_heartbeat,
@@ -267,33 +185,6 @@ class JobMachine:
             out += self._award(now_ms)
         return out
 
-    # ---- introspection ----
-
-    def statistics(self) -> JobStatistics:
-        counts = {state: 0 for state in FrameState}
-        for frame in self._frames.values():
-            counts[frame.state] += 1
-        return JobStatistics(
-            self.state, len(self._frames), counts[FrameState.PENDING],
-            counts[FrameState.LEASED], counts[FrameState.VERIFYING],
-            counts[FrameState.ACCEPTED], counts[FrameState.FAILED], self._awards,
-            len(self._bidders), len(self._blocklist), sum(self._owed_wei.values()),
-            self._fees_wei, self._reserved_wei, self.spec.budget_wei,
-        )  # fmt: skip
-
-    def frame_states(self) -> dict[int, FrameState]:
-        return {number: frame.state for number, frame in self._frames.items()}
-
-    def owed_wei_by_payee(self) -> dict[bytes, int]:
-        return dict(self._owed_wei)
-
-    def blocklisted(self) -> frozenset[bytes]:
-        return frozenset(self._blocklist)
-
-    def task_state(self, task_id: bytes) -> TaskState | None:
-        task = self._tasks.get(task_id)
-        return None if task is None else task.state
-
     # ---- message handlers ----
 
     def _on_bid(self, sender: bytes, bid: Bid, now_ms: int, _: bytes | None) -> list[Command]:
@@ -302,7 +193,7 @@ class JobMachine:
         if sender not in self._bidders and len(self._bidders) >= self.config.max_bidders:
             return []
         slots = min(bid.frames_wanted, self.config.max_tasks_per_worker)
-        self._bidders[sender] = _Bidder(
+        self._bidders[sender] = Bidder(
             sender, bid.price_wei_per_frame, bid.eta_s_per_frame, bid.payment_address, slots
         )
         return self._award(now_ms)
@@ -315,7 +206,7 @@ class JobMachine:
         self._task_step(task, ev.HeartbeatReceived(task.task_id))
         if was is not TaskState.LEASED:
             return []
-        task.lease_deadline_ms = now_ms + self.config.lease_ms
+        task.lease_deadline_ms = min(now_ms + self.config.lease_ms, task.hard_deadline_ms)
         return [Send(sender, LeaseExtended(self.job_id, task.task_id, task.lease_deadline_ms))]
 
     def _on_result(
@@ -399,30 +290,23 @@ class JobMachine:
         for task in self._active.values():
             if task.state is TaskState.LEASED:
                 leases[task.worker] = leases.get(task.worker, 0) + 1
-        order = sorted(self._pending)
-        out: list[Command] = []
-        bidders = sorted(self._bidders.values(), key=lambda b: (b.price_wei, b.eta_s, b.worker))
-        for bidder in bidders:
-            room = bidder.slots - leases.get(bidder.worker, 0)
-            cost_wei = bidder.price_wei + self._fee_wei(bidder.price_wei)
-            for frame in order:
-                if room <= 0 or self._committed_wei() + cost_wei > self.spec.budget_wei:
-                    break
-                if (
-                    frame in self._pending
-                    and bidder.worker not in self._frames[frame].failed_workers
-                ):
-                    out.append(self._grant(bidder, frame, now_ms))
-                    room -= 1
-        return out
+        failed = {n: self._frames[n].failed_workers for n in self._pending}
+        budget_left_wei = self.spec.budget_wei - self._committed_wei()
+        plan = plan_awards(
+            self._bidders.values(), self._pending, failed, leases, budget_left_wei, self._fee_wei
+        )
+        return [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
 
-    def _grant(self, bidder: _Bidder, frame: int, now_ms: int) -> Send:
+    def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Send:
         self._awards += 1
         seed = b"pictor/task/v1\x00" + self.job_id + self._awards.to_bytes(8, "big")
-        task = _Task(
+        budget_ms = max(
+            self.config.min_task_timeout_ms, self.config.task_timeout_factor * bidder.eta_s * 1000
+        )
+        task = TaskRecord(
             hashlib.sha256(seed).digest(), frame, bidder.worker, bidder.price_wei,
             self._fee_wei(bidder.price_wei), bidder.payment_address,
-            now_ms + self.config.lease_ms,
+            min(now_ms + self.config.lease_ms, now_ms + budget_ms), now_ms + budget_ms,
         )  # fmt: skip
         self._tasks[task.task_id] = self._active[task.task_id] = task
         self._frame_step(frame, ev.FrameAwarded(frame))
@@ -434,7 +318,7 @@ class JobMachine:
         )  # fmt: skip
         return Send(task.worker, award)
 
-    def _accept(self, task: _Task, now_ms: int) -> list[Command]:
+    def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
         self._release(task)
         self._frame_step(task.frame, ev.FrameVerified(task.frame))
         owed = self._owed_wei.get(task.payee_address, 0) + task.price_wei
@@ -447,7 +331,7 @@ class JobMachine:
             *self._after_change(now_ms),
         ]
 
-    def _charge(self, task: _Task, reason: str, now_ms: int) -> list[Command]:
+    def _charge(self, task: TaskRecord, reason: str, now_ms: int) -> list[Command]:
         """``task`` failed by its worker's fault: count it against frame and worker."""
         self._release(task)
         out: list[Command] = []
@@ -486,7 +370,7 @@ class JobMachine:
             self._task_step(task, ev.TaskRevoked(task.task_id))
             self._release(task)
         for number, frame in self._frames.items():
-            if frame.state not in _SETTLED:
+            if frame.state not in SETTLED:
                 self._frame_step(number, ev.JobClosed(number))
                 out.append(FrameFailed(self.job_id, number, reason))
         self._pending.clear()
@@ -502,46 +386,11 @@ class JobMachine:
             out.append(RefundDue(self.job_id, refund_wei, not_before_ms))
         return out
 
-    # ---- bookkeeping ----
-
-    def _request_verification(self, task: _Task, now_ms: int) -> RequestVerification:
+    def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
         return RequestVerification(
             task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid
         )
 
-    def _held(self, sender: bytes, task_id: bytes, frame: int | None = None) -> _Task:
-        task = self._tasks.get(task_id)
-        if task is None or task.worker != sender:
-            raise IllegalMessage("a message about a task the sender does not hold")
-        if frame is not None and frame != task.frame:
-            raise IllegalMessage("a message naming the wrong frame for its task")
-        return task
 
-    def _release(self, task: _Task) -> None:
-        """``task`` left LEASED/VERIFYING: drop it from the live set and the reserve."""
-        self._active.pop(task.task_id, None)
-        self._reserved_wei -= task.price_wei + (0 if task.fee_paid else task.fee_wei)
-
-    def _fee_wei(self, price_wei: int) -> int:
-        if self.spec.assurance is Assurance.NONE:
-            return 0
-        return price_wei * self.spec.checker_fee_bps // 10_000
-
-    def _committed_wei(self) -> int:
-        return sum(self._owed_wei.values()) + self._fees_wei + self._reserved_wei
-
-    def _job_step(self, event: object) -> None:
-        self.state = next_state(JOB_TRANSITIONS, self.state, event)
-
-    def _frame_step(self, number: int, event: object) -> None:
-        frame = self._frames[number]
-        frame.state = next_state(FRAME_TRANSITIONS, frame.state, event)
-        self._settled += frame.state in _SETTLED
-
-    def _task_step(self, task: _Task, event: object) -> None:
-        task.state = next_state(TASK_TRANSITIONS, task.state, event)
-
-
-_SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
-__all__ = ["JobMachine", "JobStatistics", "result_digest_of"]
+__all__ = ["JobMachine", "JobStatistics", "result_digest_of"]  # the last two re-exported

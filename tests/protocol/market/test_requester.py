@@ -313,3 +313,14 @@ def test_the_job_id_must_match_the_spec() -> None:
     harness = MarketHarness()
     with pytest.raises(IllegalTransition):
         JobMachine(bytes(32), harness.spec, MarketConfig(), harness.now_ms)
+
+
+def test_heartbeats_cannot_hold_a_frame_past_the_task_timeout() -> None:
+    config = MarketConfig(min_task_timeout_ms=120_000, task_timeout_factor=1)
+    harness = started(frames=(1,), market=config)
+    (task_id,) = harness.renders
+    lazy = harness.renders[task_id]
+    harness.advance(120_000)
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED
+    assert harness.workers[lazy].task_states()[task_id].name in {"ABANDONED", "REVOKED"}
+    assert len(harness.renders) == 1 and lazy not in harness.renders.values()

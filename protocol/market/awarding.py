@@ -1,0 +1,56 @@
+"""Who gets which frame: the requester's award policy, as one pure function.
+
+Theory of operation
+-------------------
+Bids are standing offers: "up to ``slots`` of my leases at this price". Given
+the pending frames, the live leases per worker and the budget left,
+:func:`plan_awards` walks the bidders cheapest first (price, then ETA, then
+node id, so the plan is deterministic) and hands each one the lowest pending
+frames it may take: never a frame the worker already failed, never more than
+its free slots, and never a frame whose price plus checker fee would overrun
+the budget. Pay-as-bid: an award's price is the bid's price. Blocklisted
+workers and over-priced bids never become bidders (the machine filters them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass
+class Bidder:
+    worker: bytes
+    price_wei: int
+    eta_s: int
+    payment_address: bytes
+    slots: int
+
+
+def plan_awards(
+    bidders: Iterable[Bidder],
+    pending: Collection[int],
+    failed_workers: Mapping[int, Collection[bytes]],
+    leases: Mapping[bytes, int],
+    budget_left_wei: int,
+    fee_wei: Callable[[int], int],
+) -> list[tuple[Bidder, int]]:
+    """The awards to make now, as (bidder, frame) pairs in order."""
+    order = sorted(pending)
+    taken: set[int] = set()
+    plan: list[tuple[Bidder, int]] = []
+    for bidder in sorted(bidders, key=lambda b: (b.price_wei, b.eta_s, b.worker)):
+        room = bidder.slots - leases.get(bidder.worker, 0)
+        cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
+        for frame in order:
+            if room <= 0 or cost_wei > budget_left_wei:
+                break
+            if frame in taken or bidder.worker in failed_workers.get(frame, ()):
+                continue
+            plan.append((bidder, frame))
+            taken.add(frame)
+            room -= 1
+            budget_left_wei -= cost_wei
+        if len(taken) == len(order):
+            break
+    return plan

@@ -1,0 +1,119 @@
+"""JobBook: everything the requester's job machine knows, and how it changes.
+
+Theory of operation
+-------------------
+The state of one job, split from the decisions in
+:mod:`protocol.market.requester` (as h11 splits ``_state.py`` from
+``_connection.py``): the frame and task records, the standing bids, failure
+counts and blocklist, and the money — owed per payee, checker fees spent, and
+``reserved``, the price plus fee of every live task. ``owed + fees + reserved``
+is what the job has paid or promised; awarding keeps it within the budget.
+Every change of a ``state`` field goes through a transition table.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.market.awarding import Bidder
+from protocol.market.config import MarketConfig
+from protocol.market.records import FrameRecord, JobStatistics, TaskRecord
+from protocol.market.tables import (
+    FRAME_TRANSITIONS,
+    JOB_TRANSITIONS,
+    TASK_TRANSITIONS,
+    FrameState,
+    JobState,
+    TaskState,
+    next_state,
+)
+from protocol.messages import Assurance, JobSpec, job_id_of
+
+SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
+
+
+class JobBook:
+    """The job's records and their bookkeeping; no decisions."""
+
+    def __init__(self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int) -> None:
+        if job_id != job_id_of(spec):
+            raise IllegalTransition("job_id is not the hash of the spec")
+        self.job_id = job_id
+        self.spec = spec
+        self.config = config
+        self.state = JobState.CREATED
+        self.created_ms = now_ms
+        self._frames = {frame: FrameRecord() for frame in spec.frames}
+        self._pending: set[int] = set(spec.frames)
+        self._tasks: dict[bytes, TaskRecord] = {}
+        self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
+        self._bidders: dict[bytes, Bidder] = {}
+        self._failures: dict[bytes, int] = {}
+        self._blocklist: set[bytes] = set()
+        self._owed_wei: dict[bytes, int] = {}
+        self._fees_wei = 0
+        self._reserved_wei = 0
+        self._awards = 0
+        self._settled = 0
+        self._window_end_ms = 0
+        self._window_pending = False
+
+    # ---- introspection ----
+
+    def statistics(self) -> JobStatistics:
+        counts = {state: 0 for state in FrameState}
+        for frame in self._frames.values():
+            counts[frame.state] += 1
+        return JobStatistics(
+            self.state, len(self._frames), counts[FrameState.PENDING],
+            counts[FrameState.LEASED], counts[FrameState.VERIFYING],
+            counts[FrameState.ACCEPTED], counts[FrameState.FAILED], self._awards,
+            len(self._bidders), len(self._blocklist), sum(self._owed_wei.values()),
+            self._fees_wei, self._reserved_wei, self.spec.budget_wei,
+        )  # fmt: skip
+
+    def frame_states(self) -> dict[int, FrameState]:
+        return {number: frame.state for number, frame in self._frames.items()}
+
+    def owed_wei_by_payee(self) -> dict[bytes, int]:
+        return dict(self._owed_wei)
+
+    def blocklisted(self) -> frozenset[bytes]:
+        return frozenset(self._blocklist)
+
+    def task_state(self, task_id: bytes) -> TaskState | None:
+        task = self._tasks.get(task_id)
+        return None if task is None else task.state
+
+    # ---- bookkeeping ----
+
+    def _held(self, sender: bytes, task_id: bytes, frame: int | None = None) -> TaskRecord:
+        task = self._tasks.get(task_id)
+        if task is None or task.worker != sender:
+            raise IllegalMessage("a message about a task the sender does not hold")
+        if frame is not None and frame != task.frame:
+            raise IllegalMessage("a message naming the wrong frame for its task")
+        return task
+
+    def _release(self, task: TaskRecord) -> None:
+        """``task`` left LEASED/VERIFYING: drop it from the live set and the reserve."""
+        self._active.pop(task.task_id, None)
+        self._reserved_wei -= task.price_wei + (0 if task.fee_paid else task.fee_wei)
+
+    def _fee_wei(self, price_wei: int) -> int:
+        if self.spec.assurance is Assurance.NONE:
+            return 0
+        return price_wei * self.spec.checker_fee_bps // 10_000
+
+    def _committed_wei(self) -> int:
+        return sum(self._owed_wei.values()) + self._fees_wei + self._reserved_wei
+
+    def _job_step(self, event: object) -> None:
+        self.state = next_state(JOB_TRANSITIONS, self.state, event)
+
+    def _frame_step(self, number: int, event: object) -> None:
+        frame = self._frames[number]
+        frame.state = next_state(FRAME_TRANSITIONS, frame.state, event)
+        self._settled += frame.state in SETTLED
+
+    def _task_step(self, task: TaskRecord, event: object) -> None:
+        task.state = next_state(TASK_TRANSITIONS, task.state, event)

@@ -1,0 +1,71 @@
+"""What the requester remembers about each frame and each award (task).
+
+Plain mutable records owned by :class:`protocol.market.requester.JobMachine`;
+their ``state`` fields only ever change through the tables in
+:mod:`protocol.market.tables`. :class:`JobStatistics` is the read-only view a
+driver or a test gets from ``JobMachine.statistics()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from protocol.codec import packb, to_wire
+from protocol.market.tables import FrameState, JobState, TaskState
+from protocol.messages import Result
+
+
+@dataclass
+class TaskRecord:
+    """One award: one attempt of one frame by one worker."""
+
+    task_id: bytes
+    frame: int
+    worker: bytes
+    price_wei: int
+    fee_wei: int
+    payee_address: bytes
+    lease_deadline_ms: int
+    hard_deadline_ms: int  # heartbeats never extend the lease past this
+    state: TaskState = TaskState.LEASED
+    result_digest: bytes = b""
+    frame_cid: str = ""
+    checkers: set[bytes] = field(default_factory=set)
+    verify_deadline_ms: int = 0
+    fee_paid: bool = False
+
+
+@dataclass
+class FrameRecord:
+    state: FrameState = FrameState.PENDING
+    failed_attempts: int = 0
+    failed_workers: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class JobStatistics:
+    state: JobState
+    frames_total: int
+    frames_pending: int
+    frames_leased: int
+    frames_verifying: int
+    frames_accepted: int
+    frames_failed: int
+    awards: int
+    bidders: int
+    workers_blocklisted: int
+    owed_wei: int
+    fees_wei: int
+    reserved_wei: int
+    budget_wei: int
+
+    @property
+    def committed_wei(self) -> int:
+        """Paid or promised: never more than the budget."""
+        return self.owed_wei + self.fees_wei + self.reserved_wei
+
+
+def result_digest_of(result: Result) -> bytes:
+    """Stand-in for the envelope digest when a driver has no envelope."""
+    return hashlib.sha256(b"pictor/result/v1\x00" + packb(to_wire(result))).digest()
