@@ -13,6 +13,11 @@ runs as a child with:
   (unprivileged user namespace), detected once by :func:`probe_sandbox`;
   otherwise :class:`SandboxInfo` says ``network not isolated`` and the
   capability report carries that line;
+- when the node runs as root (common in containers): another user. The child
+  runs as ``nobody`` via ``setpriv`` (no groups, no new privileges), its work
+  directory handed to that user, so a scene language that writes files (POV-Ray's
+  ``#fopen``, whose own I/O restrictions we found not to hold) cannot touch the
+  node's data; otherwise ``setpriv --no-new-privs`` only;
 - a wall-clock timeout, and its own session (process group), so a timeout or a
   trio cancellation kills the renderer *and* everything it spawned with one
   ``killpg``.
@@ -57,6 +62,8 @@ class SandboxInfo:
 
     network_prefix: tuple[str, ...]  # e.g. ("unshare", "-n", "--"); () when not isolated
     rlimits: bool
+    user_prefix: tuple[str, ...] = ()  # ("setpriv", "--reuid=65534", ..., "--") or ()
+    run_as: tuple[int, int] | None = None  # (uid, gid) the child runs as, when dropped
 
     @property
     def network_isolated(self) -> bool:
@@ -66,7 +73,9 @@ class SandboxInfo:
         net = "network isolated (" + " ".join(self.network_prefix[:-1]) + ")"
         if not self.network_isolated:
             net = "network not isolated"
-        return f"{net}; rlimits {'on' if self.rlimits else 'off'}; scrubbed env; own process group"
+        user = f"runs as uid {self.run_as[0]}" if self.run_as else "runs as the node's user"
+        limits = f"rlimits {'on' if self.rlimits else 'off'}"
+        return f"{net}; {user}; {limits}; scrubbed env; own process group"
 
 
 @dataclass(frozen=True)
@@ -76,23 +85,61 @@ class SandboxResult:
     tail: str
 
 
+_NOBODY = (65534, 65534)
+
+
+def _works(argv: list[str]) -> bool:
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _user_prefix() -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return (), None
+    true = shutil.which("true") or "/bin/true"
+    if os.geteuid() == 0:
+        uid, gid = _NOBODY
+        drop = (
+            setpriv,
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--no-new-privs",
+            "--",
+        )
+        if _works([*drop, true]):
+            return drop, _NOBODY
+    plain = (setpriv, "--no-new-privs", "--")
+    return (plain, None) if _works([*plain, true]) else ((), None)
+
+
 def probe_sandbox() -> SandboxInfo:
-    """Find out once whether a new network namespace is allowed here (it is in most
-    containers only for root; unprivileged user namespaces are often disabled)."""
+    """Find out once what this machine allows: a new network namespace (in most
+    containers only for root; unprivileged user namespaces are often disabled)
+    and dropping to another user."""
+    user_prefix, run_as = _user_prefix()
     unshare = shutil.which("unshare")
     true = shutil.which("true") or "/bin/true"
-    if unshare is None:
-        return SandboxInfo((), rlimits=True)
-    for flags in [("-n",), ("-r", "-n")]:
-        try:
-            done = subprocess.run(
-                [unshare, *flags, "--", true], capture_output=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return SandboxInfo((unshare, *flags, "--"), rlimits=True)
-    return SandboxInfo((), rlimits=True)
+    for flags in [("-n",), ("-r", "-n")] if unshare else []:
+        if _works([str(unshare), *flags, "--", true]):
+            return SandboxInfo((str(unshare), *flags, "--"), True, user_prefix, run_as)
+    return SandboxInfo((), True, user_prefix, run_as)
+
+
+def _hand_over(workdir: Path, run_as: tuple[int, int]) -> None:
+    """Give the work directory tree to the user the child runs as."""
+    uid, gid = run_as
+    for parent in workdir.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            raise SandboxError(f"{parent} is not traversable by uid {uid}: use another work root")
+    os.chown(workdir, uid, gid)
+    for root, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 def scrubbed_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -137,10 +184,12 @@ async def run_sandboxed(
     Cancelling the calling task kills the whole process group before returning.
     """
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    if info.run_as is not None:
+        _hand_over(workdir, info.run_as)
     start = trio.current_time()
     try:
         process = await trio.lowlevel.open_process(
-            [*info.network_prefix, *argv],
+            [*info.network_prefix, *info.user_prefix, *argv],
             cwd=workdir,
             env=scrubbed_env(workdir, env_extra),
             stdin=subprocess.DEVNULL,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,15 @@ def group_gone(pgid: int, within_s: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+@pytest.fixture
+def work_root() -> Iterator[Path]:
+    """A directory the sandbox user can traverse (pytest's tmp_path is private to root,
+    and a sandbox running as root hands renders to ``nobody``)."""
+    with tempfile.TemporaryDirectory(prefix="pictor-test-") as tmp:
+        os.chmod(tmp, 0o711)
+        yield Path(tmp)
 
 
 @pytest.fixture(scope="session")

@@ -84,10 +84,10 @@ async def test_refuses_unknown_engine_before_starting(
 
 @pytest.mark.slow
 async def test_cancel_kills_the_process_group(
-    small_scene: Path, sandbox_info: SandboxInfo, tmp_path: Path
+    small_scene: Path, sandbox_info: SandboxInfo, tmp_path: Path, work_root: Path
 ) -> None:
     long = SMALL.__class__("CYCLES", 64, 48, 1_000_000, 7, "PNG_RGBA8")
-    backend = BlenderBackend(BlenderConfig(work_root=tmp_path), sandbox_info)
+    backend = BlenderBackend(BlenderConfig(work_root=work_root), sandbox_info)
     started = trio.Event()
 
     def progress(_frame: int, _fraction: float) -> None:
@@ -105,7 +105,7 @@ async def test_cancel_kills_the_process_group(
         nursery.cancel_scope.cancel()
     for pgid in pgids:
         assert group_gone(pgid)
-    assert list(tmp_path.iterdir()) == []  # work directory removed too
+    assert list(work_root.iterdir()) == []  # work directory removed too
 
 
 def _blender_pgids() -> set[int]:

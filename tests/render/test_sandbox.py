@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from node.render.sandbox import (
 )
 from tests.render.conftest import group_gone
 
+# ``work_root`` (conftest): a directory the sandbox user can reach.
+
 LIMITS = SandboxLimits(wall_s=30, cpu_s=60, address_space_bytes=4 << 30, file_size_bytes=1 << 20)
 
 
@@ -31,61 +34,61 @@ async def _python(
     return lines
 
 
-async def test_environment_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_environment_is_scrubbed(work_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PICTOR_API_TOKEN", "secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     lines = await _python(
         "import os, json; print(json.dumps(dict(os.environ))); print(os.getcwd())",
-        tmp_path,
+        work_root,
         probe_sandbox(),
     )
     env = json.loads(lines[0])
     assert set(env) <= {"PATH", "HOME", "LANG", "TMPDIR", "LC_CTYPE"}
-    assert env["HOME"] == str(tmp_path) and lines[1] == str(tmp_path)
+    assert env["HOME"] == str(work_root) and lines[1] == str(work_root)
 
 
-async def test_rlimits_are_applied(tmp_path: Path) -> None:
+async def test_rlimits_are_applied(work_root: Path) -> None:
     code = (
         "import resource as r; print(r.getrlimit(r.RLIMIT_FSIZE)[0], r.getrlimit(r.RLIMIT_CPU)[0],"
         " r.getrlimit(r.RLIMIT_AS)[0], r.getrlimit(r.RLIMIT_CORE)[0])"
     )
-    lines = await _python(code, tmp_path, probe_sandbox())
+    lines = await _python(code, work_root, probe_sandbox())
     assert lines[0].split() == [str(1 << 20), "60", str(4 << 30), "0"]
     # Writing past the file size limit fails in the child (SIGXFSZ kills it).
     big = "open('big', 'wb').write(b'x' * (2 << 20))"
-    result = await run_sandboxed([sys.executable, "-c", big], tmp_path, LIMITS, probe_sandbox())
+    result = await run_sandboxed([sys.executable, "-c", big], work_root, LIMITS, probe_sandbox())
     assert result.returncode != 0
-    assert (tmp_path / "big").stat().st_size <= 1 << 20
+    assert (work_root / "big").stat().st_size <= 1 << 20
 
 
-async def test_network_namespace_when_permitted(tmp_path: Path) -> None:
+async def test_network_namespace_when_permitted(work_root: Path) -> None:
     info = probe_sandbox()
     if not info.network_isolated:
         assert "network not isolated" in info.describe()
         pytest.skip("this OS does not permit a new network namespace")
     code = "import socket; print(sorted(n for _, n in socket.if_nameindex()))"
-    lines = await _python(code, tmp_path, info)
+    lines = await _python(code, work_root, info)
     assert lines[0] == "['lo']"  # a fresh namespace: loopback only, and it is down
     assert sorted(n for _, n in socket.if_nameindex()) != ["lo"]  # the host has more
 
 
-async def test_without_isolation_the_report_says_so(tmp_path: Path) -> None:
+async def test_without_isolation_the_report_says_so(work_root: Path) -> None:
     info = SandboxInfo(network_prefix=(), rlimits=True)
     assert info.describe().startswith("network not isolated")
-    await _python("print('ok')", tmp_path, info)
+    await _python("print('ok')", work_root, info)
 
 
-async def test_wall_timeout_kills_the_group(tmp_path: Path) -> None:
+async def test_wall_timeout_kills_the_group(work_root: Path) -> None:
     limits = SandboxLimits(wall_s=1.0, cpu_s=60, address_space_bytes=None)
     lines: list[str] = []
     # A child that forks a grandchild in the same group, then both sleep.
     script = "sleep 60 & echo $$; wait"
     with pytest.raises(SandboxError, match="timed out"):
-        await run_sandboxed(["sh", "-c", script], tmp_path, limits, probe_sandbox(), lines.append)
+        await run_sandboxed(["sh", "-c", script], work_root, limits, probe_sandbox(), lines.append)
     assert group_gone(int(lines[0]))
 
 
-async def test_cancel_kills_the_group(tmp_path: Path) -> None:
+async def test_cancel_kills_the_group(work_root: Path) -> None:
     lines: list[str] = []
     got_pid = trio.Event()
 
@@ -95,7 +98,7 @@ async def test_cancel_kills_the_group(tmp_path: Path) -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(
-            run_sandboxed, ["sh", "-c", "sleep 60 & echo $$; wait"], tmp_path, LIMITS,
+            run_sandboxed, ["sh", "-c", "sleep 60 & echo $$; wait"], work_root, LIMITS,
             probe_sandbox(), on_line,
         )  # fmt: skip
         await got_pid.wait()
@@ -103,7 +106,20 @@ async def test_cancel_kills_the_group(tmp_path: Path) -> None:
     assert group_gone(int(lines[0]))
 
 
-async def test_missing_executable_is_a_sandbox_error(tmp_path: Path) -> None:
+async def test_missing_executable_is_a_sandbox_error(work_root: Path) -> None:
     info = SandboxInfo(network_prefix=(), rlimits=True)
     with pytest.raises(SandboxError):
-        await run_sandboxed(["/nonexistent/renderer"], tmp_path, LIMITS, info)
+        await run_sandboxed(["/nonexistent/renderer"], work_root, LIMITS, info)
+
+
+async def test_runs_as_nobody_when_root(work_root: Path, tmp_path: Path) -> None:
+    info = probe_sandbox()
+    if os.geteuid() != 0:
+        assert info.run_as is None
+        pytest.skip("only root drops to another user")
+    assert info.run_as == (65534, 65534)
+    lines = await _python("import os; print(os.getuid(), os.getgroups())", work_root, info)
+    assert lines[0] == "65534 []"
+    # The node's private directories are out of reach, and we say so up front.
+    with pytest.raises(SandboxError, match="not traversable"):
+        await run_sandboxed(["true"], tmp_path, LIMITS, info)
