@@ -147,17 +147,7 @@ class TaskRevoked:
     task_id: bytes
 
 
-# ---- task lifecycle (worker side) ----
-
-
-@dataclass(frozen=True)
-class AwardAccepted:
-    task_id: bytes
-
-
-@dataclass(frozen=True)
-class AwardRejected:
-    task_id: bytes
+# ---- task lifecycle (worker side; a task is born RENDERING or DECLINED) ----
 
 
 @dataclass(frozen=True)
