@@ -41,7 +41,7 @@ def test_honest_frame_exits_0_with_a_re_derivable_json_verdict(world: World) -> 
     assert doc["builds"]["checker"]["build"] == "blender-3.4.1"
     digest = hashlib.sha256(world.honest[1].read_bytes()).digest()
     assert doc["result_digest"] == digest.hex()
-    tiles = select_tiles(digest, bytes.fromhex(doc["secret"]), 64, 48, len(doc["tiles"]), 32)
+    tiles = select_tiles(digest, bytes.fromhex(doc["secret"]), 64, 48, len(doc["tiles"]), 16)
     assert [(t.x, t.y, t.width, t.height) for t in tiles] == [
         (t["x"], t["y"], t["width"], t["height"]) for t in doc["tiles"]
     ]
@@ -102,10 +102,10 @@ def test_explain_prints_the_stated_probabilities() -> None:
     code, out = _run("--explain", "--fraction", "0.5", "--json")
     assert code == 0
     (row,) = json.loads(out)
-    assert row["k"] == 8 and row["check_probability"] == 1.0
-    assert row["p_caught_if_checked"] == pytest.approx(1 - 0.5**8)
+    assert row["k"] == 24 and row["check_probability"] == 1.0
+    assert row["p_caught_if_checked"] == pytest.approx(1 - 0.5**24)
     code, out = _run("--explain", "--assurance", "high", "--reputation", "1")
-    assert code == 0 and "16" not in out.splitlines()[0] and "8 tiles" in out
+    assert code == 0 and "24 tiles of 16x16 px" in out.splitlines()[0]
     code, out = _run("--explain", "--width", "640")
     assert code == 2
 

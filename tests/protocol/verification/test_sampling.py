@@ -25,8 +25,8 @@ reputations = st.floats(0.0, 1.0)
 def test_fresh_workers_are_always_checked_hardest() -> None:
     fresh = plan_check(Assurance.NORMAL, 0.0)
     trusted = plan_check(Assurance.NORMAL, 1.0)
-    assert (fresh.check_probability, fresh.k) == (1.0, 8)
-    assert (trusted.check_probability, trusted.k) == (0.25, 3)
+    assert (fresh.check_probability, fresh.k) == (1.0, 24)
+    assert (trusted.check_probability, trusted.k) == (0.25, 8)
     assert plan_check(Assurance.NONE, 0.0).check_probability == 0.0
     assert plan_check(Assurance.HIGH, 1.0).check_probability == 1.0
 
@@ -76,18 +76,18 @@ def test_hypergeometric_matches_simulation_of_select_tiles() -> None:
 
 def test_explain_numbers() -> None:
     e = explain(Assurance.NORMAL, 0.0, 0.5)
-    assert e.k == 8 and e.check_probability == 1.0
-    assert e.p_caught_if_checked == pytest.approx(1 - 0.5**8)
+    assert e.k == 24 and e.check_probability == 1.0
+    assert e.p_caught_if_checked == pytest.approx(1 - 0.5**24)
     assert e.p_caught_per_frame == e.p_caught_if_checked
     assert e.frames_for_99 == 1
     trusted = explain(Assurance.NORMAL, 1.0, 0.1)
-    assert trusted.p_caught_per_frame == pytest.approx(0.25 * (1 - 0.9**3))
+    assert trusted.p_caught_per_frame == pytest.approx(0.25 * (1 - 0.9**8))
     assert trusted.frames_for_99 == math.ceil(
         math.log(0.01) / math.log(1 - trusted.p_caught_per_frame)
     )
-    exact = explain(Assurance.NORMAL, 0.0, 0.5, width=640, height=480)  # 300 cells
-    assert exact.p_caught_if_checked == pytest.approx(p_caught_exact(300, 8, 150))
-    assert exact.checked_area_share == pytest.approx(8 * 1024 / (640 * 480))
+    exact = explain(Assurance.NORMAL, 0.0, 0.5, width=640, height=480)  # 1200 cells
+    assert exact.p_caught_if_checked == pytest.approx(p_caught_exact(1200, 24, 600))
+    assert exact.checked_area_share == pytest.approx(24 * 256 / (640 * 480))
     assert explain(Assurance.NONE, 0.0, 1.0).frames_for_99 is None
 
 
