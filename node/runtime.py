@@ -112,7 +112,7 @@ class Node:
         self._stop = trio.Event()
         self._persisted = trio.Event()
         self._readvertise = False
-        self._persist_send, self._persist_recv = trio.open_memory_channel[tuple[str, bytes, int]](
+        self._persist_send, self._persist_recv = trio.open_memory_channel[tuple[str, bytes, list[str], int]](
             1024
         )
         self._ban_send, self._ban_recv = trio.open_memory_channel[str](256)
@@ -163,7 +163,8 @@ class Node:
         self.capacity[origin] = SeenAdvert(advert, now_ms, envelope.timestamp_ms)
         self.discovery.add_candidate(advert.addrs)
         try:
-            self._persist_send.send_nowait((origin, data, now_ms))
+            addrs = [a.rsplit("/p2p/", 1)[0] for a in advert.addrs if a.endswith("/p2p/" + origin)]
+            self._persist_send.send_nowait((origin, data, addrs, now_ms))
         except trio.WouldBlock:
             self.metrics.rejected.labels("persist_backlog").inc()  # memory view still updated
         except trio.ClosedResourceError:
@@ -225,8 +226,8 @@ class Node:
 
     async def _persist_loop(self) -> None:
         async with self._persist_recv:
-            async for peer, envelope, now_ms in self._persist_recv:
-                await self.store.save_advert(peer, envelope, now_ms)
+            async for peer, envelope, addrs, now_ms in self._persist_recv:
+                await self.store.save_advert(peer, envelope, addrs, now_ms)
         self._persisted.set()
 
     async def _ban_loop(self) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hmac
 from typing import Any, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPBearer
 
 API_VERSION = "1"
+MAX_WAIT_S = 60.0
 
 
 class NodeView(Protocol):
@@ -24,6 +25,8 @@ class NodeView(Protocol):
     async def peers(self) -> list[dict[str, Any]]: ...
 
     def network_capacity(self) -> list[dict[str, Any]]: ...
+
+    async def wait_capacity(self, min_peers: int, wait_s: float) -> None: ...
 
     async def rows(self, table: str) -> list[dict[str, Any]]: ...
 
@@ -67,7 +70,12 @@ def create_app(view: NodeView, token: str) -> FastAPI:
         return await view.peers()
 
     @app.get("/v1/network", dependencies=auth, summary="Network capacity from CapacityAdverts")
-    async def get_network() -> list[dict[str, Any]]:
+    async def get_network(
+        min_peers: int = Query(0, ge=0, description="Long-poll: wait for this many adverts"),
+        wait_s: float = Query(0.0, ge=0, le=MAX_WAIT_S, description="...for at most this long"),
+    ) -> list[dict[str, Any]]:
+        if min_peers:
+            await view.wait_capacity(min_peers, wait_s)
         return view.network_capacity()
 
     for table in ("jobs", "tasks", "results"):

@@ -76,6 +76,11 @@ class NodeApiView:
             )
         return out
 
+    async def wait_capacity(self, min_peers: int, wait_s: float) -> None:
+        """Return once adverts from ``min_peers`` peers are known, or after ``wait_s``."""
+        with trio.move_on_after(wait_s):
+            await self.node.wait_until(lambda: len(self.node.capacity) >= min_peers)
+
     async def rows(self, table: str) -> list[dict[str, Any]]:
         return await self.node.store.list_rows(table)
 

@@ -6,19 +6,26 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
 from rich.console import Console
 
-from node.app.run import RunningNode, run_until_signalled
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, default_data_dir, load_config
-from node.keyfile import KeyFileError
+from node.keyfile import KeyFileError, read_key_file, read_payment_key_file, read_secret_file
 from node.log import setup_logging
 
+if TYPE_CHECKING:
+    from node.app.run import RunningNode
+
 app = typer.Typer(help="Run and manage the local Pictor node.")
+
+
+@app.callback()
+def node() -> None:
+    """Run and manage the local Pictor node."""
 
 
 def _roles(worker: bool, checker: bool, client: bool) -> list[str] | None:
@@ -71,11 +78,19 @@ def run(
     except ConfigError as exc:
         _fail(str(exc))
         return
-    setup_logging(json_lines=config.log_json, level=config.log_level)
-    try:
-        trio.run(run_until_signalled, config, _announce)
+    try:  # refuse missing or exposed secrets before starting anything
+        read_key_file(config.key_path)
+        read_payment_key_file(config.payment_key_path)
+        read_secret_file(config.api_token_path)
     except KeyFileError as exc:
         _fail(str(exc))
+    setup_logging(json_lines=config.log_json, level=config.log_level)
+    # Imported here: libp2p and FastAPI take a second or two to import, which
+    # every other `pictor` command should not pay.
+    from node.app.run import run_until_signalled
+
+    try:
+        trio.run(run_until_signalled, config, _announce)
     except OSError as exc:
         _fail(f"cannot start the node: {exc}", code=1)
     logging.getLogger(__name__).info("exited cleanly")

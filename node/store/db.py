@@ -103,8 +103,11 @@ class Store:
     async def ban_peer(self, peer_id: str, until_ms: int) -> None:
         await self.call(lambda c: queries.ban_peer(c, peer_id, until_ms))
 
-    async def save_advert(self, peer_id: str, envelope: bytes, now_ms: int) -> None:
-        await self.call(lambda c: queries.save_advert(c, peer_id, envelope, now_ms))
+    async def save_advert(
+        self, peer_id: str, envelope: bytes, addrs: list[str], now_ms: int
+    ) -> None:
+        """Keep a peer's latest advert and the listen addresses it announced."""
+        await self.call(lambda c: queries.save_advert(c, peer_id, envelope, addrs, now_ms))
 
     async def list_peers(self) -> list[dict[str, object]]:
         return await self.call(queries.list_peers)

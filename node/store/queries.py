@@ -53,8 +53,10 @@ def ban_peer(conn: sqlite3.Connection, peer_id: str, until_ms: int) -> None:
     )
 
 
-def save_advert(conn: sqlite3.Connection, peer_id: str, envelope: bytes, now_ms: int) -> None:
-    upsert_peer(conn, peer_id, [], now_ms)
+def save_advert(
+    conn: sqlite3.Connection, peer_id: str, envelope: bytes, addrs: list[str], now_ms: int
+) -> None:
+    upsert_peer(conn, peer_id, addrs, now_ms)
     conn.execute(
         "UPDATE peers SET advert = ?, advert_ms = ? WHERE peer_id = ?",
         (envelope, now_ms, peer_id),

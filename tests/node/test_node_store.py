@@ -19,7 +19,7 @@ async def test_migrates_and_persists_across_reopen(tmp_path: Path) -> None:
         await store.upsert_peer("p1", ["/ip4/1.2.3.4/tcp/1"], now_ms=10)
         await store.upsert_peer("p1", [], now_ms=20)  # no addrs: keep the known ones
         await store.record_dial("p1", ok=False, now_ms=30)
-        await store.save_advert("p2", b"\x01\x02", now_ms=40)
+        await store.save_advert("p2", b"\x01\x02", ["/ip4/5.6.7.8/tcp/2"], now_ms=40)
     async with open_store(path) as store:
         assert await store.get_identity("node_id") == "12D3abc"
         peers = {p["peer_id"]: p for p in await store.list_peers()}
@@ -27,6 +27,7 @@ async def test_migrates_and_persists_across_reopen(tmp_path: Path) -> None:
         assert peers["p1"]["last_seen_ms"] == 20
         assert peers["p1"]["dial_failures"] == 1
         assert peers["p2"]["advert"] == b"\x01\x02"
+        assert peers["p2"]["addrs"] == ["/ip4/5.6.7.8/tcp/2"]
         assert await store.check_integrity() == "ok"
         assert await store.list_rows("tasks") == []
         assert await store.task_counts() == {}
