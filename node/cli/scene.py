@@ -17,6 +17,12 @@ from node.render.sandbox import SandboxError, probe_sandbox
 
 app = typer.Typer(help="Inspect scenes before rendering them on the network.")
 
+
+@app.callback()
+def scene() -> None:
+    """Inspect scenes before rendering them on the network."""
+
+
 _STYLE = {"error": "red", "pinned": "yellow", "script": "magenta", "info": "cyan"}
 
 

@@ -1,6 +1,8 @@
 """Scene inspection, run *inside* Blender (``-Y``: the scene's own scripts stay off).
 
-    blender -b -Y --factory-startup SCENE --python-exit-code 1 --python inspect_scene.py
+    blender -b -Y --factory-startup SCENE --python-exit-code 1 --python inspect_scene.py -- DIR
+
+DIR is the directory the artist's ``.blend`` lives in, to resolve relative paths.
 
 Prints one line ``PICTOR_SCENE {json}`` describing what the preflight check
 needs: the version the file was saved with, engine, frames, resolution,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import bpy
@@ -27,7 +30,7 @@ _EXTERNAL_COLLECTIONS = (
 )
 
 
-def _external_files() -> list[dict[str, Any]]:
+def _external_files(origin_dir: str) -> list[dict[str, Any]]:
     found = []
     for kind in _EXTERNAL_COLLECTIONS:
         for block in getattr(bpy.data, kind):
@@ -37,10 +40,12 @@ def _external_files() -> list[dict[str, Any]]:
             if kind == "fonts" and path == "<builtin>":
                 continue
             packed = getattr(block, "packed_file", None) is not None
-            absolute = bpy.path.abspath(path)
+            # Relative ("//tex.png") is relative to where the artist keeps the .blend,
+            # not to our sandbox copy; the node checks existence, as the artist's user.
+            absolute = os.path.normpath(bpy.path.abspath(path, start=origin_dir))
             found.append(
                 {"kind": kind, "name": block.name, "path": path, "packed": packed,
-                 "exists": packed or os.path.exists(absolute)}
+                 "absolute": absolute}
             )  # fmt: skip
     return found
 
@@ -84,7 +89,8 @@ def _render_settings(scene: Any) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    origin_dir = argv[argv.index("--") + 1] if "--" in argv else "//"
     scene = bpy.context.scene
     report = {
         # bpy.data.version is (major, minor, file subversion), not a release number.
@@ -94,7 +100,7 @@ def main() -> None:
         "scene": scene.name,
         "scene_count": len(bpy.data.scenes),
         "render": _render_settings(scene),
-        "external_files": _external_files(),
+        "external_files": _external_files(origin_dir),
         "texts": [
             {"name": t.name, "registered": bool(t.use_module), "lines": len(t.lines)}
             for t in bpy.data.texts
@@ -105,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv)

@@ -74,7 +74,8 @@ def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneRe
     render = facts["render"]
     report = SceneReport(facts)
     for f in facts["external_files"]:
-        what = "missing" if not f["exists"] else "not packed (workers get the .blend alone)"
+        exists = Path(f["absolute"]).exists()
+        what = "not packed (workers get the .blend alone)" if exists else "missing"
         if not f["packed"]:
             report.findings.append(
                 Finding("error", f"{f['kind']} {f['name']!r} {f['path']}: {what}")
@@ -112,7 +113,10 @@ def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneRe
             )
         )
     report.frames = len(range(render["frame_start"], render["frame_end"] + 1, render["frame_step"]))
-    res_x, res_y = render["resolution"]
+    # The job renders the size the artist sees (resolution x percentage) at 100 %.
+    pct = render["resolution_percentage"]
+    res_x, res_y = (max(1, v * pct // 100) for v in render["resolution"])
+    report.pinned["resolution"] = [res_x, res_y]
     report.ru_per_frame = round(res_x * res_y * render["samples"] / REFERENCE_PIXEL_SAMPLES, 3)
     return report
 
@@ -127,6 +131,7 @@ async def inspect_scene(scene: Path, config: BlenderConfig, sandbox: SandboxInfo
         argv = [
             config.executable, "-b", "-Y", "--factory-startup", str(workdir / "scene.blend"),
             "--python-exit-code", "1", "--python", str(workdir / "inspect_scene.py"),
+            "--", str(scene.resolve().parent),
         ]  # fmt: skip
         result = await run_sandboxed(argv, workdir, config.limits, sandbox, lines.append)
     found = [line[len(_LINE) :] for line in lines if line.startswith(_LINE)]
