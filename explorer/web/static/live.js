@@ -1,0 +1,53 @@
+// Live updates without a reload: poll the page's JSON twin (data-live-url on <body>)
+// and copy fields into elements marked data-live="field"; refresh inline SVG charts
+// (data-live-svg). No framework, no CDN: the explorer must work offline.
+(function () {
+  "use strict";
+  var body = document.body;
+  var url = body.getAttribute("data-live-url");
+  if (!url) { return; }
+  var every = parseInt(body.getAttribute("data-live-ms") || "3000", 10);
+  var status = document.getElementById("live-status");
+
+  function field(data, path) {
+    return path.split(".").reduce(function (v, k) { return v == null ? v : v[k]; }, data);
+  }
+
+  function apply(data) {
+    document.querySelectorAll("[data-live]").forEach(function (el) {
+      var value = field(data, el.getAttribute("data-live"));
+      if (value == null) { return; }
+      var text = String(value);
+      if (el.textContent !== text) {
+        el.textContent = text;
+        el.classList.remove("updated"); void el.offsetWidth; el.classList.add("updated");
+      }
+    });
+  }
+
+  function charts() {
+    document.querySelectorAll("[data-live-svg]").forEach(function (box) {
+      fetch(box.getAttribute("data-live-svg"), { cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (svg) { if (svg) { box.innerHTML = svg; } })
+        .catch(function () {});
+    });
+  }
+
+  var ticks = 0;
+  function tick() {
+    fetch(url, { cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (data) {
+        apply(data);
+        if (status) { status.textContent = "Live · updated " + new Date().toLocaleTimeString(); }
+      })
+      .catch(function () { if (status) { status.textContent = "Live updates paused (retrying)"; } })
+      .then(function () {
+        ticks += 1;
+        if (ticks % 10 === 0) { charts(); }
+        setTimeout(tick, every);
+      });
+  }
+  setTimeout(tick, every);
+}());

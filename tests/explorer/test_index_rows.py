@@ -1,0 +1,122 @@
+"""The pure indexing step: envelopes and chain events to rows, idempotent, forward-only."""
+
+from __future__ import annotations
+
+import pytest
+
+from explorer import queries
+from explorer.indexer.db import DatabaseUrlError, DbTarget, IndexDb
+from explorer.indexer.rows import apply_chain_event, message_ops
+from explorer.indexer.verify import check_content
+from ledger.follower import ChainEvent
+from protocol import NodeKey
+from protocol.errors import RemoteProtocolError
+from tests.explorer import factory as f
+from tests.explorer.conftest import put
+
+SETTINGS = queries.ReadSettings()
+
+
+async def test_adverts_make_an_overview(index: IndexDb) -> None:
+    keys = [NodeKey.generate() for _ in range(3)]
+    prices = [10, 30, 20]
+    gpus = [("RTX 4090",), ("RTX 4090", "RTX 4090"), ("NVIDIA H100",)]
+    envs = [
+        f.envelope(k, f.advert(k, gpus=g, price_wei_per_ru=p, score_ru_per_hour=100))
+        for k, g, p in zip(keys, gpus, prices, strict=True)
+    ]
+    assert await put(index, *envs) == 3
+    o = await index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
+    assert o["nodes_online"] == 3
+    assert o["capacity_ru_per_hour"] == 300
+    assert o["gpus_by_model"] == [{"model": "RTX 4090", "count": 3}, {"model": "NVIDIA H100", "count": 1}]
+    assert o["median_price_wei_per_ru"] == "20"
+    later = f.wall_ms() + SETTINGS.online_window_ms + 1
+    assert (await index.read(lambda tx: queries.overview(tx, later, SETTINGS)))["nodes_online"] == 0
+
+
+async def test_same_envelope_is_indexed_once(index: IndexDb) -> None:
+    key = NodeKey.generate()
+    env = f.envelope(key, f.advert(key))
+    assert await put(index, env, env) == 1
+    assert await put(index, env) == 0
+    node = await index.read(lambda tx: queries.node(tx, key.node_id.text, f.wall_ms(), SETTINGS))
+    assert node is not None and node["adverts"] == 1
+
+
+async def test_job_frames_move_forward_only(index: IndexDb) -> None:
+    requester, worker, checker = (NodeKey.generate() for _ in range(3))
+    announce = f.job(requester, frames=3)
+    jid = announce.job_id
+    await put(index, f.envelope(requester, announce))
+    await put(index, f.envelope(worker, f.result(jid, 1)), f.envelope(worker, f.result(jid, 2)))
+    await put(index, f.envelope(checker, f.verdict(jid, 1, worker, passed=True)))
+    await put(index, f.envelope(checker, f.verdict(jid, 2, worker, passed=False)))
+    # A late Result cannot move an accepted frame back.
+    await put(index, f.envelope(worker, f.result(jid, 1, task=9)))
+    await put(index, f.envelope(requester, f.voucher(jid, b"\x05" * 20, 123)))
+    job = await index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None
+    assert job["frames_by_state"] == {"accepted": 1, "rejected": 1, "open": 1}
+    assert job["status"] == "running"
+    assert [v["passed"] for v in job["verdicts"]] == [True, False]
+    assert job["vouchers"][0]["cumulative_wei"] == "123"
+    node = await index.read(lambda tx: queries.node(tx, worker.node_id.text, f.wall_ms(), SETTINGS))
+    assert node is not None
+    assert node["verdicts_received"] == {"passed": 1, "failed": 1}
+    assert node["frames_rendered"] == 1
+    o = await index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
+    assert o["jobs_running"] == 1 and o["frames_per_hour"] == 1
+
+
+async def test_only_the_requester_cancels(index: IndexDb) -> None:
+    from protocol.messages import JobCancelled
+
+    requester, other = NodeKey.generate(), NodeKey.generate()
+    announce = f.job(requester)
+    await put(index, f.envelope(requester, announce))
+    await put(index, f.envelope(other, JobCancelled(announce.job_id, "not mine")))
+    job = await index.read(lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None and job["status"] == "running"
+    await put(index, f.envelope(requester, JobCancelled(announce.job_id, "changed my mind")))
+    job = await index.read(lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None and job["status"] == "cancelled"
+
+
+def test_content_checks_refuse_forged_claims() -> None:
+    alice, mallory = NodeKey.generate(), NodeKey.generate()
+    with pytest.raises(RemoteProtocolError):
+        check_content(f.envelope(mallory, f.advert(alice)))  # alice's binding, mallory's envelope
+    with pytest.raises(RemoteProtocolError):
+        check_content(f.envelope(mallory, f.job(alice)))  # a job announced for someone else
+    check_content(f.envelope(alice, f.job(alice)))
+
+
+def test_unindexed_types_map_to_nothing() -> None:
+    from protocol.messages import Heartbeat
+
+    key = NodeKey.generate()
+    assert message_ops(f.envelope(key, Heartbeat(b"\x00" * 32, b"\x00" * 32, 5)), 0) == []
+
+
+async def test_chain_events_keyed_by_block_and_log_index(index: IndexDb) -> None:
+    job_id = b"\x07" * 32
+    event = ChainEvent(
+        "Redeemed",
+        {"job_id": job_id, "payee": "0xAbC0000000000000000000000000000000000001", "amount": 5 * 10**30,
+         "cumulative": 5 * 10**30},
+        block_number=10, log_index=2, block_hash=b"\x00" * 32, tx_hash=b"\x08" * 32,
+    )  # fmt: skip
+    assert await index.write(lambda tx: apply_chain_event(tx, event)) is True
+    assert await index.write(lambda tx: apply_chain_event(tx, event)) is False
+    job = await index.read(lambda tx: queries.job(tx, job_id.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None and job["status"] == "on chain only"
+    assert job["redeemed_wei"] == str(5 * 10**30)  # beyond 64 bits, exact
+
+
+def test_db_url_parsing() -> None:
+    assert DbTarget.parse("postgresql://u@h/db").dialect == "postgresql"
+    assert DbTarget.parse("sqlite:///tmp/x.db") == DbTarget("sqlite", "tmp/x.db")
+    assert DbTarget.parse("index.db") == DbTarget("sqlite", "index.db")
+    with pytest.raises(DatabaseUrlError):
+        DbTarget.parse("mysql://nope")
