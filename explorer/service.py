@@ -66,8 +66,8 @@ class ExplorerConfig:
     web: WebSettings = field(default_factory=WebSettings)
 
     def __post_init__(self) -> None:
-        if bool(self.chain_rpc) != bool(self.contract):
-            raise ValueError("--chain-rpc and --contract go together (or neither)")
+        if self.chain_rpc and not self.contract:
+            raise ValueError("--chain-rpc needs --contract (the escrow to follow)")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} out of range")
         if self.stats_interval_s <= 0 or self.chain_poll_s <= 0:

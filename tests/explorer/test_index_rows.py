@@ -29,7 +29,10 @@ async def test_adverts_make_an_overview(index: IndexDb) -> None:
     o = await index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
     assert o["nodes_online"] == 3
     assert o["capacity_ru_per_hour"] == 300
-    assert o["gpus_by_model"] == [{"model": "RTX 4090", "count": 3}, {"model": "NVIDIA H100", "count": 1}]
+    assert o["gpus_by_model"] == [
+        {"model": "RTX 4090", "count": 3},
+        {"model": "NVIDIA H100", "count": 1},
+    ]
     assert o["median_price_wei_per_ru"] == "20"
     later = f.wall_ms() + SETTINGS.online_window_ms + 1
     assert (await index.read(lambda tx: queries.overview(tx, later, SETTINGS)))["nodes_online"] == 0
