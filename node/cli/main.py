@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+import node.cli.explorer_cmd as explorer_cmd
 from node.cli import benchmark as benchmark_cmd
 from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd, verify
 from node.cli import scene as scene_cmd
@@ -36,6 +37,7 @@ app.command("network")(status_cmd.network)
 app.command("verify")(verify.verify)
 app.command("benchmark")(benchmark_cmd.benchmark)
 app.add_typer(scene_cmd.app, name="scene")
+app.add_typer(explorer_cmd.app, name="explorer")
 
 
 def main() -> None:
