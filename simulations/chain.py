@@ -59,6 +59,7 @@ class ChainModel:
         self.issued: set[tuple[bytes, bytes, int]] = set()  # (job, payee, cumulative)
         self.total_supply_wei = 0
         self.stats = ChainStats()
+        self.touched: list[bytes] = []  # jobs changed since the invariant checker looked
 
     def mint(self, account: bytes, amount_wei: int) -> None:
         self.balances[account] = self.balances.get(account, 0) + amount_wei
@@ -68,13 +69,16 @@ class ChainModel:
         return sum(job.remaining_wei for job in self.jobs.values())
 
     # Transactions: included at the next block, confirmed `confirmations` later.
-    def _submit(self, gas: int, apply: Callable[[], bool], done: Done | None, label: str) -> None:
+    def _submit(
+        self, job_id: bytes, gas: int, apply: Callable[[], bool], done: Done | None, label: str
+    ) -> None:
         now = self._loop.now_ms
         block_ms = (now // self._block_ms + 1) * self._block_ms
         confirm_ms = block_ms + self._config.confirmations * self._block_ms
 
         def include(_: object) -> None:
             ok = apply()
+            self.touched.append(job_id)
             self.stats.txs += 1
             self.stats.gas += gas
             self.stats.gas_wei += int(gas * self._config.gas_price_gwei * 10**9)
@@ -95,7 +99,7 @@ class ChainModel:
             self.stats.deposits += 1
             return True
 
-        self._submit(self._config.gas_deposit, apply, done, "tx-deposit")
+        self._submit(job_id, self._config.gas_deposit, apply, done, "tx-deposit")
 
     def redeem(self, job_id: bytes, payee: bytes, cumulative_wei: int, done: Done | None) -> None:
         def apply() -> bool:
@@ -114,7 +118,7 @@ class ChainModel:
             self.stats.redeems += 1
             return True
 
-        self._submit(self._config.gas_redeem, apply, done, "tx-redeem")
+        self._submit(job_id, self._config.gas_redeem, apply, done, "tx-redeem")
 
     def refund(self, job_id: bytes, done: Done | None) -> None:
         def apply() -> bool:
@@ -130,7 +134,7 @@ class ChainModel:
             self.stats.refunds += 1
             return True
 
-        self._submit(self._config.gas_refund, apply, done, "tx-refund")
+        self._submit(job_id, self._config.gas_refund, apply, done, "tx-refund")
 
     def refund_at_ms(self, job_id: bytes) -> int:
         """The first block time at which a refund of ``job_id`` can succeed."""

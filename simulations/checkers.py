@@ -1,29 +1,43 @@
-"""Checker model: stands in for the verification machine until protocol/ has one.
+"""Checker driver: the real tile selection and judging rules of
+``protocol.verification``, over pixels the simulator models.
 
-What a checker does on a VerifyRequest is *modelled*, not decided: it
-re-renders ``tiles_per_check`` tiles (each costing ``tile_fraction`` of the
-frame on its own GPU) and compares them with the worker's result. The
-simulator knows the true frame (``workers.true_cid``), so the outcome is:
+On a VerifyRequest the checker draws a fresh secret, lets
+``verification.select_tiles`` pick ``k`` grid cells from it and the result's
+digest (``k`` from ``plan_check`` for the job's assurance and a fresh worker,
+or ``verification.tiles_per_check`` when set), "re-renders" them, and builds
+the Verdict with ``verification.build_verdict`` and the policy's
+``tile_passes``. Only the pixels are modelled, from the simulator's ground
+truth about the result (``World.result_kind``):
 
-* the result is the true frame: pass, except a ``false_reject_rate`` of
-  tolerance misses;
-* a wrong frame: caught with probability ``1 - (1 - detect_per_tile) ** tiles``;
-  a partial render with ``partial_detect_per_tile`` per tile;
-* a colluding checker passes every cheater's frame.
+* honest: identical pixels on the same device class, else ~83 dB (DESIGN.md);
+  a ``false_reject_rate`` of tiles come out below the threshold anyway;
+* wrong frame: every tile at 28–38 dB (the measured cheats);
+* partial render: the last ``partial_fraction`` of the grid cells (row-major)
+  is wrong, so detection is the exact hypergeometric chance that a selected
+  cell lands there — the protocol's own tile choice decides;
+* a colluding checker reports identical pixels for every cheater's result.
 
-The answer is a real, signed Verdict sent back through the network; the
-requester's JobMachine decides what it means. Fee vouchers go to its wallet.
+Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU.
 """
 
 from __future__ import annotations
 
-from protocol.messages import Message, TileEvidence, Verdict, VerifyRequest, Voucher
+from protocol.messages import Assurance, Message, TileEvidence, VerifyRequest, Voucher
+from protocol.verification import (
+    DEFAULT_POLICY,
+    PSNR_IDENTICAL_MILLIDB,
+    TileCheck,
+    build_verdict,
+    plan_check,
+    select_tiles,
+    tile_grid,
+    tile_passes,
+)
 from simulations.wallet import Wallet
-from simulations.workers import CHEATERS, true_cid
+from simulations.workers import CHEATERS
 from simulations.world import SimNode, World
 
 MS_PER_HOUR = 3_600_000
-TILE_PX = 32
 
 
 class CheckerDriver:
@@ -48,41 +62,62 @@ class CheckerDriver:
         if scene is None or self.node.gpu is None:
             return
         config = world.scenario.verification
-        tile_ru = scene.ru_per_frame * config.tile_fraction * config.tiles_per_check
+        k = config.tiles_per_check or plan_check(Assurance(config.assurance), 0.0).k
+        tile_ru = scene.ru_per_frame * config.tile_fraction * k
         duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + 2_000
-        passed = self._judge(request)
-        world.loop.call_later(duration_ms, self._answer, (requester, request, passed), "verdict")
+        world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
 
-    def _judge(self, request: VerifyRequest) -> bool:
+    def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
+        requester, request, k = arg
+        if not self.alive:
+            return
         world = self.world
-        config = world.scenario.verification
-        rng = world.loop.rng
-        if request.frame_cid == true_cid(request.job_id, request.frame):
-            return rng.random() >= config.false_reject_rate
+        w, h = world.scenario.workload.resolution_x, world.scenario.workload.resolution_y
+        tile_px = DEFAULT_POLICY.sampling.tile_px
+        secret = world.loop.rng.randbytes(32)
+        tiles = select_tiles(request.result_digest, secret, w, h, k, tile_px)
+        bad_from = self._first_bad_cell(request, len(tile_grid(w, h, tile_px)))
         worker = world.by_id.get(request.worker)
+        same_device = worker is not None and worker.gpu == self.node.gpu
+        checks = []
+        for tile in tiles:
+            cell = (tile.y // tile_px) * -(-w // tile_px) + tile.x // tile_px
+            psnr, diff = self._pixels(cell >= bad_from, same_device)
+            evidence = TileEvidence(tile.x, tile.y, tile.width, tile.height, psnr, diff)
+            checks.append(
+                TileCheck(evidence, tile_passes(evidence, same_device, DEFAULT_POLICY.comparison))
+            )
+        assert self.node.gpu is not None
+        verdict = build_verdict(request, secret=secret, checks=checks,
+                                checker_build="blender-3.4.1",
+                                checker_device_class=self.node.gpu.name)  # fmt: skip
+        world.send(self.node, requester, verdict)
+
+    def _first_bad_cell(self, request: VerifyRequest, cells: int) -> int:
+        """Cells from this index on hold wrong pixels (``cells``: none are wrong)."""
+        world = self.world
+        kind = world.result_kind.get(request.task_id, "wrong")
+        worker = world.by_id.get(request.worker)
+        if kind == "honest":
+            return cells
         if (
             self.node.behaviour == "colluder"
             and worker is not None
             and worker.behaviour in CHEATERS
         ):
-            return True
-        kind = world.result_kind.get(request.task_id, "wrong")
-        per_tile = config.partial_detect_per_tile if kind == "partial" else config.detect_per_tile
-        return rng.random() >= 1 - (1 - per_tile) ** config.tiles_per_check
+            return cells  # reports the cheat as clean
+        if kind == "partial":
+            partial = world.scenario.adversaries.partial_fraction
+            return cells - max(1, round(partial * cells))
+        return 0
 
-    def _answer(self, arg: tuple[bytes, VerifyRequest, bool]) -> None:
-        requester, request, passed = arg
-        if not self.alive:
-            return
-        world = self.world
-        tiles = tuple(
-            TileEvidence(i * TILE_PX, 0, TILE_PX, TILE_PX, 90_000 if passed else 30_000, 0)
-            for i in range(world.scenario.verification.tiles_per_check)
-        )
-        assert self.node.gpu is not None
-        verdict = Verdict(
-            request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, world.loop.rng.randbytes(32), tiles,
-            "blender-3.4.1", self.node.gpu.name,
-        )  # fmt: skip
-        world.send(self.node, requester, verdict)
+    def _pixels(self, wrong: bool, same_device: bool) -> tuple[int, int]:
+        """Modelled (psnr_millidb, max_abs_diff) of one re-rendered tile."""
+        rng = self.world.loop.rng
+        if wrong:
+            return rng.randint(28_000, 38_000), rng.randint(20, 255)
+        if rng.random() < self.world.scenario.verification.false_reject_rate:
+            return rng.randint(40_000, 59_000), rng.randint(2, 8)  # a tolerance miss
+        if same_device:
+            return PSNR_IDENTICAL_MILLIDB, 0
+        return rng.randint(80_000, 86_000), 1

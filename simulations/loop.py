@@ -16,11 +16,14 @@ the tail of the event trace (a ring buffer of the last few hundred events).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+import msgpack
 
 Action = Callable[[Any], None]
 
@@ -99,7 +102,29 @@ class EventLoop:
 
 
 def _short(detail: Any) -> str:
+    """A readable one-liner for a trace entry (only formatted when reported)."""
     if detail is None:
         return ""
-    text = detail.hex()[:16] if isinstance(detail, bytes) else repr(detail)
-    return text if len(text) <= 140 else text[:137] + "..."
+    if isinstance(detail, bytes | bytearray):
+        return _bytes(bytes(detail))
+    if isinstance(detail, tuple | list):
+        return " ".join(_short(item) for item in detail)
+    if dataclasses.is_dataclass(detail):
+        fields = [f"{f.name}={_short(getattr(detail, f.name))}" for f in dataclasses.fields(detail)
+                  if f.name in _TRACE_FIELDS]  # fmt: skip
+        return f"{type(detail).__name__}({', '.join(fields)})"
+    text = repr(detail)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_TRACE_FIELDS = ("job_id", "task_id", "frame", "worker", "passed", "to", "message")
+
+
+def _bytes(data: bytes) -> str:
+    if len(data) <= 32:
+        return data.hex()[:12]
+    try:  # a signed envelope: [version, type, sender, nonce, time, body, signature]
+        head = msgpack.unpackb(data)
+        return f"<{head[1]} {len(data)} B from {head[2].hex()[:12]}>"
+    except Exception:  # not an envelope: just its size
+        return f"<{len(data)} B>"

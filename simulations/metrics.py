@@ -49,6 +49,7 @@ class Metrics:
     cheats_caught: int = 0
     cheats_missed: int = 0
     false_rejects: int = 0
+    frames_from_known_cheaters: int = 0  # accepted after the job caught that worker
     renders_started: int = 0
     renders_failed: int = 0
     decode_rejects: int = 0  # envelopes refused by decode/replay (duplicates, ...)
@@ -133,6 +134,7 @@ class Metrics:
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,
             "false_rejects": self.false_rejects,
+            "frames_from_known_cheaters": self.frames_from_known_cheaters,
             "renders_started": self.renders_started,
             "renders_failed": self.renders_failed,
             "messages": net.messages + net.gossip_messages,

@@ -33,6 +33,7 @@ from protocol.market import (
 )
 from protocol.messages import (
     Assurance,
+    Award,
     JobAnnounce,
     JobSpec,
     Message,
@@ -51,6 +52,9 @@ ESCROW_CONTRACT = bytes.fromhex("e5c0" * 10)
 NO_SIGNATURE = bytes(65)  # vouchers are checked by the chain model's lookup
 
 
+_DECISIONS = (FrameAccepted, FrameFailed, WorkerBlocklisted, JobFinished)
+
+
 class RequesterDriver:
     def __init__(self, world: World, node: SimNode) -> None:
         self.world = world
@@ -61,15 +65,28 @@ class RequesterDriver:
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
-        grace_ms = int(world.scenario.chain.grace_s * 1000)
-        self._config = MarketConfig(refund_grace_ms=grace_ms)
+        m = world.scenario.market
+        self._config = MarketConfig(
+            lease_ms=int(m.lease_s * 1000),
+            heartbeat_interval_ms=int(m.heartbeat_interval_s * 1000),
+            bid_window_ms=int(m.bid_window_s * 1000),
+            max_attempts_per_frame=m.max_attempts_per_frame,
+            blocklist_after_failures=m.blocklist_after_failures,
+            max_tasks_per_worker=m.max_tasks_per_worker,
+            verify_timeout_ms=int(m.verify_timeout_s * 1000),
+            # The contract's grace is the market's: a refund before it would revert.
+            refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
+        )
 
     def submit(self, draw: JobDraw) -> None:
         """A new job arrives: deposit its budget, start the machine when confirmed."""
         world, now = self.world, self.world.epoch_ms()
         self._job_count += 1
         assurance = Assurance(world.scenario.verification.assurance)
-        settings = RenderSettings("cycles", 1920, 1080, 128, self._job_count, "png")
+        w = world.scenario.workload
+        settings = RenderSettings(
+            "cycles", w.resolution_x, w.resolution_y, 128, self._job_count, "png"
+        )
         scene = hashlib.sha256(self.node.node_id + self._job_count.to_bytes(4, "big")).hexdigest()
         spec = JobSpec(
             self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
@@ -110,14 +127,15 @@ class RequesterDriver:
             self.world.loop.note("machine-error", f"requester: {exc}")
             return
         if isinstance(message, Verdict) and not message.passed:
-            self._count_rejection(machine, message.task_id)
+            self._count_rejection(machine, message.task_id, message.worker)
         self._run(machine, commands)
 
-    def _count_rejection(self, machine: JobMachine, task_id: bytes) -> None:
+    def _count_rejection(self, machine: JobMachine, task_id: bytes, worker: bytes) -> None:
         """A checker's failing verdict that the machine acted on: caught or false."""
         if machine.task_state(task_id) is not TaskState.REJECTED or task_id in self._rejected:
             return
         self._rejected.add(task_id)
+        self.world.invariants.cheater_seen(machine.job_id, worker)
         if self.world.result_kind.get(task_id, "honest") == "honest":
             self.world.metrics.false_rejects += 1
         else:
@@ -143,7 +161,11 @@ class RequesterDriver:
 
     def _carry_out(self, machine: JobMachine, cmd: Command) -> None:
         world = self.world
+        if isinstance(cmd, _DECISIONS):
+            world.loop.note(type(cmd).__name__, cmd)  # decisions belong in the trace
         if isinstance(cmd, Send):
+            if isinstance(cmd.message, Award):
+                world.invariants.award_sent(machine.job_id, cmd.message.frame, cmd.to)
             world.send(self.node, cmd.to, cmd.message)
         elif isinstance(cmd, Publish):
             self._publish(machine.job_id, cmd.message)
@@ -159,7 +181,7 @@ class RequesterDriver:
         elif isinstance(cmd, FrameFailed):
             world.metrics.frames_failed += 1
         elif isinstance(cmd, WorkerBlocklisted):
-            world.invariants.cheater_seen(cmd.job_id, cmd.worker)
+            world.invariants.worker_blocklisted(cmd.job_id, cmd.worker)
             world.sybil_caught(cmd.worker)
         elif isinstance(cmd, JobFinished):
             self._finish(cmd.job_id, cmd.outcome.value)

@@ -85,6 +85,9 @@ def run_scenario(
             f"liveness: {len(open_jobs)} job(s) still open {meta.liveness_bound_s:.0f} s "
             "after faults stopped"
         )
+    if meta.check_invariants:
+        world.invariants.check_chain(every_job=True)
+        world.invariants.raise_first(loop)
     world.metrics.sample(loop.now_ms)
     summary = world.metrics.summary(loop.now_ms, world.net.stats, world.chain.stats)
     summary["events"] = loop.events_run

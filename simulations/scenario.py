@@ -34,6 +34,9 @@ class Meta:
     start_ms: int = bounded(1_800_000_000_000, 0, 2**63)  # wall clock handed to machines
     sample_interval_s: float = bounded(300.0, 1, 86400)  # time series resolution
     check_invariants: bool = True  # after every event (VOPR); off only for benchmarks
+    # A frame accepted from a worker the job already caught cheating is a violation.
+    # docs/SIMULATIONS.md, "Findings": the market machine still does this today.
+    known_cheater_invariant: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ class Workload:
     frames_max: int = bounded(40, 1, 10_000)
     ru_per_frame_min: int = bounded(20, 1)
     ru_per_frame_max: int = bounded(200, 1)
+    resolution_x: int = bounded(640, 1, 16_384)  # sets the checkers' tile grid
+    resolution_y: int = bounded(360, 1, 16_384)
     scene_vram_mib_max: int = bounded(16_384, 1)  # scenes need U(1 GiB, this)
     deadline_s: float = bounded(4 * 3600.0, 1)
     price_wei_per_ru: int = bounded(10**12, 0)  # what honest workers ask
@@ -131,11 +136,9 @@ class Workload:
 class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
     checker_fee_bps: int = bounded(1000, 0, 10_000)  # checker's fee, share of the frame price
-    tiles_per_check: int = bounded(4, 1, 256)
-    detect_per_tile: float = bounded(0.6, 0, 1)  # a wrong frame shows in a sampled tile
-    partial_detect_per_tile: float = bounded(0.25, 0, 1)  # a partial render shows in a tile
-    tile_fraction: float = bounded(0.07, 0, 1)  # a tile costs this share of the frame
-    false_reject_rate: float = bounded(0.0, 0, 1)  # honest frame judged wrong (tolerance)
+    tiles_per_check: int = bounded(0, 0, 256)  # 0: protocol.verification.plan_check's k
+    tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
+    false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
 
 
 @dataclass(frozen=True)
@@ -143,12 +146,26 @@ class Adversaries:
     cheater_fraction: float = bounded(0.0, 0, 1)
     cheat_rate: float = bounded(0.5, 0, 1)  # of a cheater's results
     partial_share: float = bounded(0.3, 0, 1)  # of cheats that are partial renders
+    partial_fraction: float = bounded(0.1, 0, 1)  # share of the frame a partial render fakes
     lazy_fraction: float = bounded(0.0, 0, 1)  # accept, never deliver
     colluding_checker_fraction: float = bounded(0.0, 0, 1)  # pass every cheater's frame
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
     sniper_fraction: float = bounded(0.0, 0, 1)  # workers undercutting the ask
     sniper_discount: float = bounded(0.3, 0, 1)
+
+
+@dataclass(frozen=True)
+class Market:
+    """The requester's ``protocol.market.MarketConfig`` (every job uses it)."""
+
+    lease_s: float = bounded(60.0, 1)
+    heartbeat_interval_s: float = bounded(15.0, 0.1)
+    bid_window_s: float = bounded(5.0, 0)
+    verify_timeout_s: float = bounded(120.0, 1)
+    max_attempts_per_frame: int = bounded(3, 1)
+    blocklist_after_failures: int = bounded(3, 1)
+    max_tasks_per_worker: int = bounded(4, 1)
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,7 @@ class Scenario:
     workload: Workload = Workload()
     verification: Verification = Verification()
     adversaries: Adversaries = Adversaries()
+    market: Market = Market()
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -202,6 +220,8 @@ def _check_cross_fields(s: Scenario) -> None:
             "scenario.liveness_bound_s: must be at least workload.deadline_s plus the deposit's "
             f"confirmation time ({w.deadline_s + chain_s:.0f} s), or a job may still be open"
         )
+    if s.market.heartbeat_interval_s >= s.market.lease_s:
+        raise ScenarioError("market.heartbeat_interval_s: must be shorter than market.lease_s")
     if s.verification.assurance not in ("none", "normal", "high"):
         raise ScenarioError("verification.assurance: one of none, normal, high")
     if not s.rendering.gpu_classes:

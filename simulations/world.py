@@ -64,7 +64,8 @@ class World:
         self.net = NetworkModel(self.loop, scenario.network, self._deliver)
         self.chain = ChainModel(self.loop, scenario.chain)
         self.metrics = Metrics()
-        self.invariants = Invariants(self.chain)
+        strict = scenario.scenario.known_cheater_invariant
+        self.invariants = Invariants(self.chain, self.metrics, strict)
         self.nodes: list[SimNode] = []
         self.by_id: dict[bytes, SimNode] = {}
         self.by_address: dict[bytes, SimNode] = {}

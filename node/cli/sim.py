@@ -49,7 +49,7 @@ def run(
                 progress=lambda done, phase: bar.update(task, completed=done, description=phase),
             )  # fmt: skip
         except InvariantViolation as exc:
-            console.print(f"[red]{exc.report()}[/red]", highlight=False)
+            typer.echo(exc.report(), err=True)  # plain: a trace must not be re-wrapped
             raise typer.Exit(1) from None
     paths = write_run(outcome, out, plots=plots)
     table = Table("metric", "value", title=f"{config.scenario.name} seed={seed}")

@@ -1,0 +1,95 @@
+"""How fast does the simulator go? Events/s, wall time and peak memory for a
+1,000- and a 10,000-node network over one simulated day.
+
+    python bench/sim_scale.py                 # 1k and 10k nodes, a full day each
+    python bench/sim_scale.py --quick 0.1     # 10 % of a day, extrapolated (labelled)
+    python bench/sim_scale.py --nodes 1000    # one size only
+
+Each size runs in its own process, so its peak RSS (``resource.getrusage``,
+no tracemalloc overhead) is its own. The network is the gossip-scale setup of
+docs/SIMULATIONS.md: unsigned gossip (``network.sign_gossip = false``; market
+messages stay signed), a job announce reaching 50 workers, heartbeats every
+60 s, invariants on. Goal: 10,000 nodes × 1 day < 10 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY_S = 86_400
+
+
+def scale_scenario(nodes: int, day_fraction: float) -> dict[str, Any]:
+    """A network of ``nodes``: 90 % workers, 5 % checkers, 5 % requesters."""
+    duration_s = DAY_S * day_fraction
+    return {
+        "scenario": {"name": f"scale-{nodes}", "duration_s": duration_s,
+                     "liveness_bound_s": 4 * 3600, "sample_interval_s": 900},
+        "nodes": {"workers": nodes * 90 // 100, "checkers": max(1, nodes * 5 // 100),
+                  "requesters": max(1, nodes * 5 // 100)},
+        "network": {"sign_gossip": False, "gossip_reach": 50, "advert_interval_s": 30,
+                    "loss": 0.001, "duplication": 0.001},
+        "market": {"heartbeat_interval_s": 60, "lease_s": 240},
+        "workload": {"jobs_per_hour": nodes / 100, "frames_min": 5, "frames_max": 40,
+                     "deadline_s": 3 * 3600},
+        "churn": {"crash_per_hour": nodes / 500, "join_per_hour": nodes / 1000,
+                  "leave_per_hour": nodes / 1000},
+    }  # fmt: skip
+
+
+def run_one(nodes: int, day_fraction: float, seed: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    from simulations.runner import run_scenario
+    from simulations.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict(scale_scenario(nodes, day_fraction))
+    started = time.perf_counter()
+    outcome = run_scenario(scenario, seed)
+    wall_s = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    s = outcome.summary
+    return {
+        "nodes": nodes, "day_fraction": day_fraction, "events": outcome.events,
+        "wall_s": round(wall_s, 1), "events_per_s": round(outcome.events / wall_s),
+        "peak_rss_mib": round(peak_mib), "jobs": s["jobs_submitted"],
+        "frames": s["frames_accepted"], "messages": s["messages"],
+        "sim_hours": s["sim_hours"],
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, nargs="*", default=[1000, 10_000])
+    parser.add_argument("--quick", type=float, default=1.0, metavar="DAY_FRACTION",
+                        help="simulate this fraction of a day and extrapolate")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.nodes[0], args.quick, args.seed)))
+        return
+    for nodes in args.nodes:
+        cmd = [sys.executable, __file__, "--one", "--nodes", str(nodes), "--quick",
+               str(args.quick), "--seed", str(args.seed)]  # fmt: skip
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        line = (f"{nodes:>6} nodes: {r['events']:>9,} events in {r['wall_s']:>7.1f} s "
+                f"= {r['events_per_s']:>7,} events/s; peak RSS {r['peak_rss_mib']} MiB; "
+                f"{r['jobs']} jobs, {r['frames']} frames, {r['sim_hours']} simulated h")  # fmt: skip
+        print(line)
+        if args.quick < 1.0:
+            day_s = r["wall_s"] / args.quick
+            print(f"        EXTRAPOLATED from {args.quick:.0%} of a day: about {day_s:,.0f} s "
+                  f"({day_s / 60:.1f} min) for one simulated day")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
