@@ -10,7 +10,7 @@ import typer
 
 import node.cli.explorer_cmd as explorer_cmd
 from node.cli import benchmark as benchmark_cmd
-from node.cli import chain, demo, init_cmd, keys, node_cmd, status_cmd, verify
+from node.cli import chain, demo, init_cmd, keys, node_cmd, sim, status_cmd, verify
 from node.cli import scene as scene_cmd
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.add_typer(keys.app, name="keys")
 app.add_typer(chain.app, name="chain")
+app.add_typer(sim.app, name="sim")
 app.command("init")(init_cmd.init)
 app.add_typer(node_cmd.app, name="node")
 app.command("status")(status_cmd.status)
