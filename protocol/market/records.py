@@ -29,6 +29,7 @@ class TaskRecord:
     lease_deadline_ms: int
     hard_deadline_ms: int  # heartbeats never extend the lease past this
     state: TaskState = TaskState.LEASED
+    result: Result | None = None  # a resent copy (new envelope, same body) is no news
     result_digest: bytes = b""
     frame_cid: str = ""
     checkers: set[bytes] = field(default_factory=set)

@@ -214,7 +214,7 @@ class JobMachine(JobBook):
     ) -> list[Command]:
         task = self._held(sender, result.task_id, result.frame)
         digest = digest if digest is not None else result_digest_of(result)
-        if task.state is TaskState.VERIFYING and digest != task.result_digest:
+        if task.state is TaskState.VERIFYING and result != task.result:
             raise IllegalMessage("a second, different result for one task", penalty=50)
         was = task.state
         if was is TaskState.LEASED and result.renderer_build != self.spec.renderer_build:
@@ -224,7 +224,7 @@ class JobMachine(JobBook):
         if was is not TaskState.LEASED:
             return []
         self._frame_step(task.frame, ev.FrameRendered(task.frame))
-        task.result_digest, task.frame_cid = digest, result.frame_cid
+        task.result, task.result_digest, task.frame_cid = result, digest, result.frame_cid
         if self.spec.assurance is Assurance.NONE:
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)

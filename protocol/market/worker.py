@@ -101,6 +101,7 @@ class WorkerMachine:
         self.created_ms = now_ms
         self._jobs: dict[bytes, _Job] = {}
         self._tasks: dict[bytes, _Task] = {}
+        self._live: dict[bytes, _Task] = {}  # the RENDERING ones
 
     # ---- network input ----
 
@@ -110,13 +111,13 @@ class WorkerMachine:
         if isinstance(message, Award):
             return self._on_award(sender, message, now_ms)
         if isinstance(message, LeaseExtended):
-            task = self._from_requester(sender, message.task_id)
-            if self._step(task, ev.LeaseRenewed(task.task_id)):
+            task = self._from_requester(sender, message.job_id, message.task_id)
+            if task is not None and self._step(task, ev.LeaseRenewed(task.task_id)):
                 task.lease_deadline_ms = max(task.lease_deadline_ms, message.lease_deadline_ms)
             return []
         if isinstance(message, LeaseRevoked):
-            task = self._from_requester(sender, message.task_id)
-            return self._withdraw(task)
+            task = self._from_requester(sender, message.job_id, message.task_id)
+            return [] if task is None else self._withdraw(task)
         if isinstance(message, Voucher):
             return self._on_voucher(sender, message)
         if isinstance(message, JobCancelled):
@@ -162,6 +163,7 @@ class WorkerMachine:
         self._tasks[task.task_id] = task
         if reason:
             return [Send(sender, AwardDeclined(award.job_id, award.task_id, reason))]
+        self._live[task.task_id] = task
         task.lease_deadline_ms = award.lease_deadline_ms
         task.heartbeat_interval_ms = max(1, award.heartbeat_interval_ms)
         task.next_heartbeat_ms = now_ms + task.heartbeat_interval_ms
@@ -197,8 +199,8 @@ class WorkerMachine:
             raise IllegalMessage("a job cancelled by someone other than its requester")
         job.cancelled = True
         out: list[Command] = []
-        for task in list(self._tasks.values()):
-            if task.job_id == cancelled.job_id and task.state is WorkerTaskState.RENDERING:
+        for task in list(self._live.values()):
+            if task.job_id == cancelled.job_id:
                 out += self._withdraw(task)
         return out
 
@@ -235,17 +237,13 @@ class WorkerMachine:
 
     def get_timer(self) -> int | None:
         times = [
-            min(task.next_heartbeat_ms, task.lease_deadline_ms)
-            for task in self._tasks.values()
-            if task.state is WorkerTaskState.RENDERING
+            min(task.next_heartbeat_ms, task.lease_deadline_ms) for task in self._live.values()
         ]
         return min(times, default=None)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
         out: list[Command] = []
-        for task in list(self._tasks.values()):
-            if task.state is not WorkerTaskState.RENDERING:
-                continue
+        for task in list(self._live.values()):
             if now_ms >= task.lease_deadline_ms:
                 self._step(task, ev.LeaseLapsed(task.task_id))
                 out.append(CancelRender(task.task_id))
@@ -287,13 +285,19 @@ class WorkerMachine:
         """Apply ``event``; True when the task was rendering (the event is live)."""
         was = task.state
         task.state = next_state(WORKER_TASK_TRANSITIONS, task.state, event)
+        if task.state is not WorkerTaskState.RENDERING:
+            self._live.pop(task.task_id, None)
         return was is WorkerTaskState.RENDERING
 
-    def _from_requester(self, sender: bytes, task_id: bytes) -> _Task:
+    def _from_requester(self, sender: bytes, job_id: bytes, task_id: bytes) -> _Task | None:
+        """The task a lease message is about; None if its Award never reached us."""
         task = self._tasks.get(task_id)
-        if task is None or task.requester != sender:
-            raise IllegalMessage("a lease message about a task we do not hold from the sender")
-        return task
+        if task is not None and (task.requester, task.job_id) == (sender, job_id):
+            return task
+        job = self._jobs.get(job_id)
+        if task is None and job is not None and job.spec.requester == sender:
+            return None  # the requester's lease ran out on an award we never got
+        raise IllegalMessage("a lease message about a task we do not hold from the sender")
 
     def _local(self, task_id: bytes) -> _Task:
         task = self._tasks.get(task_id)
@@ -302,7 +306,7 @@ class WorkerMachine:
         return task
 
     def _rendering(self) -> int:
-        return sum(1 for task in self._tasks.values() if task.state is WorkerTaskState.RENDERING)
+        return len(self._live)
 
     def _forget_old_jobs(self, now_ms: int) -> None:
         for job_id, job in list(self._jobs.items()):
@@ -310,3 +314,4 @@ class WorkerMachine:
                 del self._jobs[job_id]
                 for task_id in [t.task_id for t in self._tasks.values() if t.job_id == job_id]:
                     del self._tasks[task_id]
+                    self._live.pop(task_id, None)

@@ -6,7 +6,8 @@ machines return. Messages travel as real signed envelopes
 every market message is exercised. Rendering and checking are left to the
 test: ``renders`` holds the tasks workers are rendering, ``verifications``
 the results waiting for a verdict, and the test finishes, fails or judges
-them. ``silence(worker)`` cuts a worker off (its messages and timers stop).
+them. ``silence(worker)`` cuts a worker off (its messages and timers stop);
+``drop_next`` loses messages and ``duplicate`` delivers each one twice.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class MarketHarness:
         self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
         self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
         self.silent: set[bytes] = set()
+        self.drop_next = 0  # lose this many of the next messages sent
+        self.duplicate = False  # deliver every message twice
         self.log: list[Sent] = []  # every command the requester returned
         self.rejected: list[tuple[bytes, RemoteProtocolError]] = []
         self._nonce = 0
@@ -200,9 +203,14 @@ class MarketHarness:
         """Put a signed envelope from ``source`` on the wire (tests forge input with it)."""
         if source in self.silent or to in self.silent:
             return
+        if self.drop_next > 0:
+            self.drop_next -= 1
+            return
         self._nonce += 1
         data = encode_envelope(self.keys[source], message, nonce=self._nonce, now_ms=self.now_ms)
         self.wire.append((source, to, data))
+        if self.duplicate:
+            self.wire.append((source, to, data))  # the same envelope, delivered twice
 
     def silence(self, node: bytes) -> None:
         self.silent.add(node)

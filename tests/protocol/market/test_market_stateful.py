@@ -71,34 +71,31 @@ class MarketStateMachine(RuleBasedStateMachine):
 
     # ---- rules ----
 
-    @precondition(lambda self: self.ready and self.harness.renders)
+    @precondition(lambda self: self.harness.renders)
     @rule(data=st.data(), right_build=st.booleans())
     def finish_render(self, data: st.DataObject, right_build: bool) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.harness.renders)))
         self.harness.finish_render(task_id, build=BUILD if right_build else "blender-2.79")
 
-    @precondition(lambda self: self.ready and self.harness.renders)
+    @precondition(lambda self: self.harness.renders)
     @rule(data=st.data())
     def fail_render(self, data: st.DataObject) -> None:
         self.harness.fail_render(data.draw(st.sampled_from(sorted(self.harness.renders))))
 
-    @precondition(lambda self: self.ready and self.harness.verifications)
+    @precondition(lambda self: self.harness.verifications)
     @rule(data=st.data(), passed=st.booleans())
     def verdict(self, data: st.DataObject, passed: bool) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.harness.verifications)))
         self.harness.verdict(task_id, passed)
 
-    @precondition(lambda self: self.ready)
     @rule(delta_ms=st.sampled_from([1, 1_000, 15_000, 30_000, 61_000, 200_000]))
     def advance(self, delta_ms: int) -> None:
         self.harness.advance(delta_ms)
 
-    @precondition(lambda self: self.ready)
     @rule(data=st.data())
     def silence_worker(self, data: st.DataObject) -> None:
         self.harness.silence(data.draw(st.sampled_from(sorted(self.harness.workers))))
 
-    @precondition(lambda self: self.ready)
     @rule(data=st.data(), frames_wanted=st.integers(1, 3))
     def forge_bid(self, data: st.DataObject, frames_wanted: int) -> None:
         """A worker claims more slots than it has (its machine declines the extra)."""
@@ -109,7 +106,7 @@ class MarketStateMachine(RuleBasedStateMachine):
         self.harness.send(node, self.harness.requester, bid)
         self.harness.pump()
 
-    @precondition(lambda self: self.ready and self.harness.job.state is JobState.OPEN)
+    @precondition(lambda self: self.harness.job.state is JobState.OPEN)
     @rule(data=st.data())
     def result_from_a_stranger(self, data: st.DataObject) -> None:
         """A Result for a task the sender does not hold is refused, and changes nothing."""
@@ -126,7 +123,24 @@ class MarketStateMachine(RuleBasedStateMachine):
             self.harness.job.receive(strangers[0], forged, self.harness.now_ms)
         assert self.harness.job.statistics() == before
 
+    @rule(count=st.integers(1, 3))
+    def lose_messages(self, count: int) -> None:
+        self.harness.drop_next = count
+
+    @rule()
+    def toggle_duplicates(self) -> None:
+        self.harness.duplicate = not self.harness.duplicate
+
     # ---- invariants ----
+
+    @invariant()
+    def workers_keep_to_their_slots_and_are_never_overpaid(self) -> None:
+        if not self.ready:
+            return
+        owed = self.harness.job.owed_wei_by_payee()
+        for worker in self.harness.workers.values():
+            assert worker.statistics().tasks_rendering <= self.harness.worker_slots
+            assert worker.voucher_wei(self.harness.job_id) <= owed.get(worker.payment_address, 0)
 
     @invariant()
     def frames_are_accepted_or_failed_at_most_once(self) -> None:

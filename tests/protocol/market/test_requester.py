@@ -324,3 +324,42 @@ def test_heartbeats_cannot_hold_a_frame_past_the_task_timeout() -> None:
     assert harness.job.task_state(task_id) is TaskState.EXPIRED
     assert harness.workers[lazy].task_states()[task_id].name in {"ABANDONED", "REVOKED"}
     assert len(harness.renders) == 1 and lazy not in harness.renders.values()
+
+
+def test_a_resent_result_is_no_news_but_a_different_one_is_refused() -> None:
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    holder = harness.renders[task_id]
+    harness.finish_render(task_id)
+    result = Result(harness.job_id, task_id, 1, "bafkreiframe", 1234, 3000, BUILD, "cpu-avx2")
+    assert harness.job.receive(holder, result, harness.now_ms, envelope_digest=bytes(32)) == []
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(
+            holder, dataclasses.replace(result, frame_cid="bafkreiother"), harness.now_ms
+        )
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+
+
+def test_every_message_delivered_twice_changes_nothing() -> None:
+    harness = MarketHarness(frames=(1, 2, 3))
+    harness.duplicate = True
+    harness.start()
+    harness.advance(WINDOW_MS)
+    assert len(harness.awards()) == 3
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert len(harness.commands(FrameAccepted)) == 3
+    assert len(harness.commands(CheckerFeeDue)) == 3
+
+
+def test_a_lost_award_expires_and_the_worker_shrugs_off_the_revocation() -> None:
+    # regression (found by the state machine): LeaseRevoked for an award that never arrived
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(50, 60))
+    harness.start()
+    harness.drop_next = 1  # the first Award is lost
+    harness.advance(WINDOW_MS)
+    assert harness.renders == {}
+    harness.advance(MarketConfig().lease_ms)
+    assert len(harness.renders) == 1  # re-awarded after the expiry, to the other worker
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED

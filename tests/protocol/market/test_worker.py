@@ -181,6 +181,10 @@ def test_stops_rendering_when_the_lease_is_revoked_or_the_job_cancelled() -> Non
     with pytest.raises(IllegalMessage):
         machine.receive(STRANGER, revoke, START_MS)
     assert machine.receive(REQUESTER, revoke, START_MS) == [CancelRender(bytes([1]) * 32)]
+    lost_award = LeaseRevoked(JOB, bytes([7]) * 32, "expired")
+    assert machine.receive(REQUESTER, lost_award, START_MS) == []
+    with pytest.raises(IllegalMessage):
+        machine.receive(STRANGER, lost_award, START_MS)
     cancel = JobCancelled(JOB, "deadline passed")
     assert machine.receive(REQUESTER, cancel, START_MS) == [CancelRender(bytes([2]) * 32)]
     assert machine.receive(STRANGER, JobCancelled(bytes(32), "x"), START_MS) == []
