@@ -7,7 +7,8 @@ runs and whose max price covers its ask (``min_price_wei_per_ru ×
 ru_per_frame``) gets one Bid, sent straight to the requester: a standing offer
 of ``slots`` concurrent frames at the ask. An Award for a job it bid on is
 taken when a slot is free (:class:`StartRender`) and declined otherwise, so
-the requester can give the frame to someone else at once.
+the requester can give the frame to someone else at once; a "no free slot"
+decline costs the bid, so the worker bids again once a slot frees up.
 
 While a task renders, the machine's timer sends a Heartbeat every
 ``heartbeat_interval_ms`` the award asked for, and LeaseExtended answers move
@@ -59,6 +60,7 @@ class _Job:
     ask_wei: int
     cancelled: bool = False
     voucher_wei: int = 0
+    rebid: bool = False
 
 
 @dataclass
@@ -117,11 +119,11 @@ class WorkerMachine:
             return []
         if isinstance(message, LeaseRevoked):
             task = self._from_requester(sender, message.job_id, message.task_id)
-            return [] if task is None else self._withdraw(task)
+            return [] if task is None else self._withdraw(task) + self._rebids(now_ms)
         if isinstance(message, Voucher):
             return self._on_voucher(sender, message)
         if isinstance(message, JobCancelled):
-            return self._on_cancelled(sender, message)
+            return self._on_cancelled(sender, message) + self._rebids(now_ms)
         raise IllegalMessage(f"a worker does not take {type(message).__name__}")
 
     def _on_announce(self, sender: bytes, announce: JobAnnounce, now_ms: int) -> list[Command]:
@@ -140,11 +142,14 @@ class WorkerMachine:
             or len(self._jobs) >= self.config.max_known_jobs
         ):
             return []
-        self._jobs[announce.job_id] = _Job(spec, ask_wei)
-        eta_s = -(-spec.ru_per_frame * 3600 // self.config.score_ru_per_hour)
-        slots = min(self.config.slots, len(spec.frames))
-        bid = Bid(announce.job_id, slots, ask_wei, eta_s, self.payment_address)
-        return [Send(spec.requester, bid)]
+        self._jobs[announce.job_id] = job = _Job(spec, ask_wei)
+        return [self._bid(announce.job_id, job)]
+
+    def _bid(self, job_id: bytes, job: _Job) -> Send:
+        eta_s = -(-job.spec.ru_per_frame * 3600 // self.config.score_ru_per_hour)
+        slots = min(self.config.slots, len(job.spec.frames))
+        bid = Bid(job_id, slots, job.ask_wei, eta_s, self.payment_address)
+        return Send(job.spec.requester, bid)
 
     def _on_award(self, sender: bytes, award: Award, now_ms: int) -> list[Command]:
         job = self._jobs.get(award.job_id)
@@ -162,6 +167,7 @@ class WorkerMachine:
                      WorkerTaskState.DECLINED if reason else WorkerTaskState.RENDERING)  # fmt: skip
         self._tasks[task.task_id] = task
         if reason:
+            job.rebid = reason == "no free slot"  # the requester drops our bid; renew it later
             return [Send(sender, AwardDeclined(award.job_id, award.task_id, reason))]
         self._live[task.task_id] = task
         task.lease_deadline_ms = award.lease_deadline_ms
@@ -223,7 +229,7 @@ class WorkerMachine:
             task.job_id, task_id, task.frame, frame_cid, frame_size_bytes, render_time_ms,
             renderer_build, device_class,
         )  # fmt: skip
-        return [Send(task.requester, result)]
+        return [Send(task.requester, result), *self._rebids(now_ms)]
 
     def render_failed(
         self, task_id: bytes, reason: FailureReason, detail: str, now_ms: int
@@ -231,7 +237,8 @@ class WorkerMachine:
         task = self._local(task_id)
         if not self._step(task, ev.RenderFailed(task_id)):
             return []
-        return [Send(task.requester, Failure(task.job_id, task_id, task.frame, reason, detail))]
+        failure = Failure(task.job_id, task_id, task.frame, reason, detail)
+        return [Send(task.requester, failure), *self._rebids(now_ms)]
 
     # ---- time ----
 
@@ -252,7 +259,7 @@ class WorkerMachine:
                 task.next_heartbeat_ms = now_ms + task.heartbeat_interval_ms
                 beat = Heartbeat(task.job_id, task.task_id, task.progress_permille)
                 out.append(Send(task.requester, beat))
-        return out
+        return out + self._rebids(now_ms)
 
     # ---- introspection ----
 
@@ -275,6 +282,17 @@ class WorkerMachine:
         return 0 if job is None else job.voucher_wei
 
     # ---- helpers ----
+
+    def _rebids(self, now_ms: int) -> list[Command]:
+        """A slot is free again: renew the bids that a "no free slot" decline cost us."""
+        if self._rendering() >= self.config.slots:
+            return []
+        out: list[Command] = []
+        for job_id, job in self._jobs.items():
+            if job.rebid and not job.cancelled and now_ms < job.spec.deadline_ms:
+                job.rebid = False
+                out.append(self._bid(job_id, job))
+        return out
 
     def _withdraw(self, task: _Task) -> list[Command]:
         if self._step(task, ev.LeaseWithdrawn(task.task_id)):

@@ -222,3 +222,14 @@ def test_forgets_jobs_long_after_their_deadline() -> None:
 def test_a_worker_takes_no_other_message() -> None:
     with pytest.raises(IllegalMessage):
         worker().receive(REQUESTER, Bid(JOB, 1, 1, 1, MY_ADDRESS), START_MS)
+
+
+def test_bids_again_once_a_slot_frees_after_declining_for_lack_of_one() -> None:
+    machine = worker(slots=1)
+    bid_and_award(machine, award(1), award(2, frame=2))  # the second is declined
+    out = machine.render_finished(bytes([1]) * 32, "bafkreif", 10, 20, BUILD, "cpu", START_MS)
+    assert [type(c.message).__name__ for c in out if isinstance(c, Send)] == ["Result", "Bid"]
+    again = worker(slots=1)
+    bid_and_award(again, award(1), award(2, frame=2))
+    out = again.render_failed(bytes([1]) * 32, FailureReason.OUT_OF_MEMORY, "", SPEC.deadline_ms)
+    assert [type(c.message).__name__ for c in out if isinstance(c, Send)] == ["Failure"]
