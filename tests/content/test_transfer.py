@@ -43,8 +43,8 @@ class FaultySource:
     async def get_chunk(self, cid: str, index: int) -> bytes:
         if self.drop_after is not None and self.served >= self.drop_after:
             raise ChunkSourceError("connection reset by peer")
+        self.served += 1  # counted before the await, so concurrent requests see it
         data = await self.inner.get_chunk(self.serve_cid or cid, index)
-        self.served += 1
         if self.always_corrupt or index in self.corrupt:
             self.corrupt.discard(index)
             return bytes([data[0] ^ 0xFF]) + data[1:]
@@ -89,13 +89,15 @@ async def test_resume_after_dropped_connection_refetches_only_missing(tmp_path: 
     with pytest.raises(TransferError):
         await fetch(cid, [only], local, TransferConfig(retry_backoff_s=0.0, rounds_per_chunk=2))
     assert not local.has(cid)
-    # Concurrent requests can slip past the drop point, so at least 5 chunks arrived.
+    # A chunk served just as the fetch gave up may not have been written: count
+    # what the file kept.
     served_before = only.served
-    assert served_before >= 5
+    assert served_before == 5
     only.drop_after = None  # the peer comes back; a new fetch picks up the partial file
     report = await fetch(cid, [only], local, CONFIG)
-    assert report.chunks_resumed == served_before
-    assert report.chunks_fetched == 8 - served_before == only.served - served_before
+    assert 1 <= report.chunks_resumed <= served_before
+    assert report.chunks_resumed + report.chunks_fetched == 8
+    assert report.chunks_fetched == only.served - served_before  # nothing fetched twice
     assert local.read_bytes(cid) == origin.read_bytes(cid)
     assert not local.partial_path(cid).exists()
 
