@@ -141,6 +141,8 @@ class Metrics:
             "bytes": net.bytes + net.gossip_bytes,
             "messages_per_frame": per_frame(net.messages + net.gossip_messages),
             "bytes_per_frame": per_frame(net.bytes + net.gossip_bytes),
+            "market_messages_per_frame": per_frame(net.messages),
+            "market_bytes_per_frame": per_frame(net.bytes),
             "messages_lost": net.lost,
             "messages_duplicated": net.duplicated,
             "messages_partitioned": net.partitioned,
