@@ -6,7 +6,9 @@
     python bench/sim_scale.py --nodes 1000    # one size only
 
 Each size runs in its own process, so its peak RSS (``resource.getrusage``,
-no tracemalloc overhead) is its own. The network is the gossip-scale setup of
+no tracemalloc overhead) is its own. CPU seconds are printed next to wall
+seconds: a run is single-threaded, so on an otherwise idle 2-core machine the
+two agree, and on a shared machine CPU time is the figure to compare. The network is the gossip-scale setup of
 docs/SIMULATIONS.md: unsigned gossip (``network.sign_gossip = false``; market
 messages stay signed), a job announce reaching 50 workers, heartbeats every
 60 s, invariants on. Goal: 10,000 nodes × 1 day < 10 min on 2 cores.
@@ -52,13 +54,17 @@ def run_one(nodes: int, day_fraction: float, seed: int) -> dict[str, Any]:
 
     scenario = scenario_from_dict(scale_scenario(nodes, day_fraction))
     started = time.perf_counter()
+    cpu_started = time.process_time()
     outcome = run_scenario(scenario, seed)
     wall_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     s = outcome.summary
     return {
         "nodes": nodes, "day_fraction": day_fraction, "events": outcome.events,
-        "wall_s": round(wall_s, 1), "events_per_s": round(outcome.events / wall_s),
+        "wall_s": round(wall_s, 1), "cpu_s": round(cpu_s, 1),
+        "events_per_s": round(outcome.events / wall_s),
+        "events_per_cpu_s": round(outcome.events / cpu_s),
         "peak_rss_mib": round(peak_mib), "jobs": s["jobs_submitted"],
         "frames": s["frames_accepted"], "messages": s["messages"],
         "sim_hours": s["sim_hours"],
@@ -81,14 +87,19 @@ def main() -> None:
                str(args.quick), "--seed", str(args.seed)]  # fmt: skip
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        line = (f"{nodes:>6} nodes: {r['events']:>9,} events in {r['wall_s']:>7.1f} s "
-                f"= {r['events_per_s']:>7,} events/s; peak RSS {r['peak_rss_mib']} MiB; "
-                f"{r['jobs']} jobs, {r['frames']} frames, {r['sim_hours']} simulated h")  # fmt: skip
+        line = (
+            f"{nodes:>6} nodes: {r['events']:>9,} events in {r['wall_s']:.1f} s wall "
+            f"({r['cpu_s']:.1f} s CPU) = {r['events_per_s']:,} events/s "
+            f"({r['events_per_cpu_s']:,} per CPU s); peak RSS {r['peak_rss_mib']} MiB; "
+            f"{r['jobs']} jobs, {r['frames']} frames, {r['sim_hours']} simulated h"
+        )
         print(line)
         if args.quick < 1.0:
-            day_s = r["wall_s"] / args.quick
-            print(f"        EXTRAPOLATED from {args.quick:.0%} of a day: about {day_s:,.0f} s "
-                  f"({day_s / 60:.1f} min) for one simulated day")  # fmt: skip
+            wall_day_s, cpu_day_s = r["wall_s"] / args.quick, r["cpu_s"] / args.quick
+            print(
+                f"        EXTRAPOLATED from {args.quick:.0%} of a day: about {wall_day_s:,.0f} s "
+                f"wall ({cpu_day_s:,.0f} s CPU) for one simulated day"
+            )
 
 
 if __name__ == "__main__":
