@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocol.errors import LocalProtocolError
-from protocol.messages import Assurance, TileEvidence, Verdict, VerifyRequest
+from protocol.messages import Assurance, Result, TileEvidence, Verdict, VerifyRequest
 
 TILE_DOMAIN = b"pictor/verify/tiles/v1\x00"
 CHECK_DOMAIN = b"pictor/verify/check/v1\x00"
@@ -345,6 +345,14 @@ def build_verdict(
         tiles=tuple(c.evidence for c in checks),
         checker_build=checker_build,
         checker_device_class=checker_device_class,
+    )
+
+
+def builds_match(result: Result, verdict: Verdict) -> bool:
+    """Same renderer build and device class on both sides: the exact rule applies."""
+    return (result.renderer_build, result.device_class) == (
+        verdict.checker_build,
+        verdict.checker_device_class,
     )
 
 

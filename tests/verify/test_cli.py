@@ -62,6 +62,7 @@ def test_tampered_frame_exits_1_and_settings_can_come_from_the_scene(world: Worl
 
 
 @needs_blender
+@pytest.mark.slow
 def test_unusable_inputs_exit_2_with_a_hint(world: World, tmp_path: Path) -> None:
     garbage = tmp_path / "frame.png"
     garbage.write_bytes(b"this is not a png")

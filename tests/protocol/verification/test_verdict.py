@@ -10,12 +10,13 @@ import pytest
 from protocol.envelope import decode_envelope, encode_envelope
 from protocol.errors import LocalProtocolError
 from protocol.identity import NodeKey
-from protocol.messages import TileEvidence, Verdict, VerifyRequest
+from protocol.messages import Result, TileEvidence, Verdict, VerifyRequest
 from protocol.verification import (
     DEFAULT_POLICY,
     Tile,
     audit_verdict,
     build_verdict,
+    builds_match,
     compare_tile,
     select_tiles,
 )
@@ -100,3 +101,11 @@ def test_no_tiles_no_verdict() -> None:
             REQUEST, secret=SECRET, checks=[], checker_build="b", checker_device_class="c"
         )
     assert Tile(0, 0, 1, 1) < Tile(0, 1, 1, 1)
+
+
+def test_builds_match_reads_the_result_and_the_verdict() -> None:
+    verdict = _verdict(FRAME.copy())
+    result = Result(b"\x01" * 32, b"\x02" * 32, 3, "cid", 1, 1, "blender-3.4.1", "cpu")
+    assert builds_match(result, verdict)
+    other = Result(b"\x01" * 32, b"\x02" * 32, 3, "cid", 1, 1, "blender-3.4.1", "cuda-sm90")
+    assert not builds_match(other, verdict)
