@@ -25,8 +25,8 @@ from pathlib import Path
 # The probe module lives in the repository; it imports only the stdlib and pynvml.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.render.device import cpu_device_class  # noqa: E402
-from node.render.gpu import probe_gpus  # noqa: E402
+from node.render.device import cpu_device_class
+from node.render.gpu import probe_gpus
 
 
 def main() -> int:
