@@ -83,8 +83,9 @@ def _advert(env: Envelope, m: CapacityAdvert, received_ms: int) -> list[Op]:
     for slot, gpu in enumerate(m.gpus):
         ops.append(
             (
-                "INSERT INTO node_gpus (node_id, slot, model, vram_mib) VALUES (?,?,?,?)",
-                (node, slot, gpu.model, gpu.vram_mib),
+                "INSERT INTO node_gpus (node_id, slot, model, vram_mib, last_seen_ms) "
+                "VALUES (?,?,?,?,?)",
+                (node, slot, gpu.model, gpu.vram_mib, received_ms),
             )
         )
     return ops

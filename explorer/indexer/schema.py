@@ -44,14 +44,18 @@ TABLES = (
         first_seen_ms BIGINT NOT NULL,
         last_seen_ms BIGINT NOT NULL,
         adverts BIGINT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes (last_seen_ms)",
+    # Covering indexes: the overview aggregates read these and never the wide rows.
+    "CREATE INDEX IF NOT EXISTS nodes_online ON nodes (last_seen_ms, score_ru_per_hour)",
+    "CREATE INDEX IF NOT EXISTS nodes_price ON nodes (price_wei_per_ru, last_seen_ms)",
     "CREATE INDEX IF NOT EXISTS nodes_address ON nodes (address)",
     """CREATE TABLE IF NOT EXISTS node_gpus (
         node_id TEXT NOT NULL,
         slot BIGINT NOT NULL,
         model TEXT NOT NULL,
         vram_mib BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
         PRIMARY KEY (node_id, slot))""",
+    "CREATE INDEX IF NOT EXISTS node_gpus_online ON node_gpus (last_seen_ms, model)",
     """CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY,
         requester TEXT NOT NULL,
@@ -85,7 +89,7 @@ TABLES = (
         rendered_ms BIGINT,
         updated_ms BIGINT NOT NULL,
         PRIMARY KEY (job_id, frame))""",
-    "CREATE INDEX IF NOT EXISTS frames_rendered ON frames (rendered_ms)",
+    "CREATE INDEX IF NOT EXISTS frames_rendered ON frames (rendered_ms, state)",
     "CREATE INDEX IF NOT EXISTS frames_worker ON frames (worker, state)",
     """CREATE TABLE IF NOT EXISTS verdicts (
         digest TEXT PRIMARY KEY,

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from explorer import queries
 from explorer.web import ids
+from explorer.web.api import overview_of
 from explorer.web.reader import NotFound, Reader
 from explorer.web.svg import line_chart
 
@@ -48,20 +49,26 @@ def pages_router(r: Reader, templates: Jinja2Templates) -> APIRouter:
         since_ms = r.wall_ms() - r.settings.chart_hours * queries.HOUR_MS
         return await r.read(lambda tx: queries.series(tx, since_ms))
 
+    async def charts() -> dict[str, str]:
+        return charts_for(await history())
+
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> HTMLResponse:
-        now_ms = r.wall_ms()
-        data = await r.read(lambda tx: queries.overview(tx, now_ms, s))
-        charts = charts_for(await history())
+        data = await r.shared("overview", lambda: overview_of(r))
         return page(
-            request, "overview.html", "/api/v1/overview", o=data, charts=charts, titles=CHART_TITLES
+            request,
+            "overview.html",
+            "/api/v1/overview",
+            o=data,
+            charts=await r.shared("charts", charts),
+            titles=CHART_TITLES,
         )
 
     @router.get("/charts/{metric}.svg")
     async def chart(metric: str) -> Response:
         if metric not in CHART_TITLES:
             raise NotFound(f"no chart named {metric[:40]!r}")
-        svg = charts_for(await history())[metric]
+        svg = (await r.shared("charts", charts))[metric]
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @router.get("/nodes", response_class=HTMLResponse)

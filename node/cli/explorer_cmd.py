@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from functools import partial
 from typing import Annotated
 
 import trio
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from explorer.indexer.db import DatabaseUrlError, DbTarget
-from explorer.service import ExplorerConfig, run_explorer
+from explorer.service import Explorer, ExplorerConfig, run_explorer
 from node.log import setup_logging
 
 app = typer.Typer(help="The public explorer: index the network and serve its website.")
@@ -24,15 +25,19 @@ def explorer() -> None:
 async def _serve(config: ExplorerConfig) -> None:
     stop = trio.Event()
     console = Console()
-    async with trio.open_nursery() as nursery:
-        started = await nursery.start(
-            lambda task_status: run_explorer(config, stop, task_status=task_status)
-        )
-        console.print(f"explorer at {started.url} (Ctrl-C to stop)")
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # Listen for signals before starting, so a Ctrl-C during start-up also stops cleanly.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def start() -> None:
+                started: Explorer = await nursery.start(partial(run_explorer, config, stop))
+                console.print(f"explorer at {started.url} (Ctrl-C to stop)")
+
+            nursery.start_soon(start)
             async for _ in signals:
                 stop.set()
                 break
+        console.print("explorer stopped")
 
 
 @app.command("serve")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +22,30 @@ from tests.explorer.factory import wall_ms
 async def index(tmp_path: Path) -> AsyncIterator[IndexDb]:
     async with open_index(str(tmp_path / "explorer.db"), readers=2) as db:
         yield db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IndexDb]:
+    """The index on each dialect; PostgreSQL only when PICTOR_TEST_POSTGRES_URL names a server."""
+    if request.param == "sqlite":
+        async with open_index(str(tmp_path / "explorer.db"), readers=2) as db:
+            yield db
+        return
+    server = os.environ.get("PICTOR_TEST_POSTGRES_URL", "")
+    if not server:
+        pytest.skip(
+            "set PICTOR_TEST_POSTGRES_URL=postgresql://user@host:port/db to test PostgreSQL"
+        )
+    psycopg = pytest.importorskip("psycopg")
+    name = f"explorer_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        async with open_index(server.rsplit("/", 1)[0] + "/" + name, readers=2) as db:
+            yield db
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture

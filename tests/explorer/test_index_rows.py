@@ -17,7 +17,7 @@ from tests.explorer.conftest import put
 SETTINGS = queries.ReadSettings()
 
 
-async def test_adverts_make_an_overview(index: IndexDb) -> None:
+async def test_adverts_make_an_overview(any_index: IndexDb) -> None:
     keys = [NodeKey.generate() for _ in range(3)]
     prices = [10, 30, 20]
     gpus = [("RTX 4090",), ("RTX 4090", "RTX 4090"), ("NVIDIA H100",)]
@@ -25,8 +25,8 @@ async def test_adverts_make_an_overview(index: IndexDb) -> None:
         f.envelope(k, f.advert(k, gpus=g, price_wei_per_ru=p, score_ru_per_hour=100))
         for k, g, p in zip(keys, gpus, prices, strict=True)
     ]
-    assert await put(index, *envs) == 3
-    o = await index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
+    assert await put(any_index, *envs) == 3
+    o = await any_index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
     assert o["nodes_online"] == 3
     assert o["capacity_ru_per_hour"] == 300
     assert o["gpus_by_model"] == [
@@ -35,54 +35,64 @@ async def test_adverts_make_an_overview(index: IndexDb) -> None:
     ]
     assert o["median_price_wei_per_ru"] == "20"
     later = f.wall_ms() + SETTINGS.online_window_ms + 1
-    assert (await index.read(lambda tx: queries.overview(tx, later, SETTINGS)))["nodes_online"] == 0
+    assert (await any_index.read(lambda tx: queries.overview(tx, later, SETTINGS)))[
+        "nodes_online"
+    ] == 0
 
 
-async def test_same_envelope_is_indexed_once(index: IndexDb) -> None:
+async def test_same_envelope_is_indexed_once(any_index: IndexDb) -> None:
     key = NodeKey.generate()
     env = f.envelope(key, f.advert(key))
-    assert await put(index, env, env) == 1
-    assert await put(index, env) == 0
-    node = await index.read(lambda tx: queries.node(tx, key.node_id.text, f.wall_ms(), SETTINGS))
+    assert await put(any_index, env, env) == 1
+    assert await put(any_index, env) == 0
+    node = await any_index.read(
+        lambda tx: queries.node(tx, key.node_id.text, f.wall_ms(), SETTINGS)
+    )
     assert node is not None and node["adverts"] == 1
 
 
-async def test_job_frames_move_forward_only(index: IndexDb) -> None:
+async def test_job_frames_move_forward_only(any_index: IndexDb) -> None:
     requester, worker, checker = (NodeKey.generate() for _ in range(3))
     announce = f.job(requester, frames=3)
     jid = announce.job_id
-    await put(index, f.envelope(requester, announce))
-    await put(index, f.envelope(worker, f.result(jid, 1)), f.envelope(worker, f.result(jid, 2)))
-    await put(index, f.envelope(checker, f.verdict(jid, 1, worker, passed=True)))
-    await put(index, f.envelope(checker, f.verdict(jid, 2, worker, passed=False)))
+    await put(any_index, f.envelope(requester, announce))
+    await put(any_index, f.envelope(worker, f.result(jid, 1)), f.envelope(worker, f.result(jid, 2)))
+    await put(any_index, f.envelope(checker, f.verdict(jid, 1, worker, passed=True)))
+    await put(any_index, f.envelope(checker, f.verdict(jid, 2, worker, passed=False)))
     # A late Result cannot move an accepted frame back.
-    await put(index, f.envelope(worker, f.result(jid, 1, task=9)))
-    await put(index, f.envelope(requester, f.voucher(jid, b"\x05" * 20, 123)))
-    job = await index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
+    await put(any_index, f.envelope(worker, f.result(jid, 1, task=9)))
+    await put(any_index, f.envelope(requester, f.voucher(jid, b"\x05" * 20, 123)))
+    job = await any_index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
     assert job is not None
     assert job["frames_by_state"] == {"accepted": 1, "rejected": 1, "open": 1}
     assert job["status"] == "running"
     assert [v["passed"] for v in job["verdicts"]] == [True, False]
     assert job["vouchers"][0]["cumulative_wei"] == "123"
-    node = await index.read(lambda tx: queries.node(tx, worker.node_id.text, f.wall_ms(), SETTINGS))
+    node = await any_index.read(
+        lambda tx: queries.node(tx, worker.node_id.text, f.wall_ms(), SETTINGS)
+    )
     assert node is not None
     assert node["verdicts_received"] == {"passed": 1, "failed": 1}
     assert node["frames_rendered"] == 1
-    o = await index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
+    o = await any_index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
     assert o["jobs_running"] == 1 and o["frames_per_hour"] == 1
 
 
-async def test_only_the_requester_cancels(index: IndexDb) -> None:
+async def test_only_the_requester_cancels(any_index: IndexDb) -> None:
     from protocol.messages import JobCancelled
 
     requester, other = NodeKey.generate(), NodeKey.generate()
     announce = f.job(requester)
-    await put(index, f.envelope(requester, announce))
-    await put(index, f.envelope(other, JobCancelled(announce.job_id, "not mine")))
-    job = await index.read(lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS))
+    await put(any_index, f.envelope(requester, announce))
+    await put(any_index, f.envelope(other, JobCancelled(announce.job_id, "not mine")))
+    job = await any_index.read(
+        lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS)
+    )
     assert job is not None and job["status"] == "running"
-    await put(index, f.envelope(requester, JobCancelled(announce.job_id, "changed my mind")))
-    job = await index.read(lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS))
+    await put(any_index, f.envelope(requester, JobCancelled(announce.job_id, "changed my mind")))
+    job = await any_index.read(
+        lambda tx: queries.job(tx, announce.job_id.hex(), f.wall_ms(), SETTINGS)
+    )
     assert job is not None and job["status"] == "cancelled"
 
 
@@ -102,7 +112,7 @@ def test_unindexed_types_map_to_nothing() -> None:
     assert message_ops(f.envelope(key, Heartbeat(b"\x00" * 32, b"\x00" * 32, 5)), 0) == []
 
 
-async def test_chain_events_keyed_by_block_and_log_index(index: IndexDb) -> None:
+async def test_chain_events_keyed_by_block_and_log_index(any_index: IndexDb) -> None:
     job_id = b"\x07" * 32
     event = ChainEvent(
         "Redeemed",
@@ -110,9 +120,9 @@ async def test_chain_events_keyed_by_block_and_log_index(index: IndexDb) -> None
          "cumulative": 5 * 10**30},
         block_number=10, log_index=2, block_hash=b"\x00" * 32, tx_hash=b"\x08" * 32,
     )  # fmt: skip
-    assert await index.write(lambda tx: apply_chain_event(tx, event)) is True
-    assert await index.write(lambda tx: apply_chain_event(tx, event)) is False
-    job = await index.read(lambda tx: queries.job(tx, job_id.hex(), f.wall_ms(), SETTINGS))
+    assert await any_index.write(lambda tx: apply_chain_event(tx, event)) is True
+    assert await any_index.write(lambda tx: apply_chain_event(tx, event)) is False
+    job = await any_index.read(lambda tx: queries.job(tx, job_id.hex(), f.wall_ms(), SETTINGS))
     assert job is not None and job["status"] == "on chain only"
     assert job["redeemed_wei"] == str(5 * 10**30)  # beyond 64 bits, exact
 
@@ -123,3 +133,37 @@ def test_db_url_parsing() -> None:
     assert DbTarget.parse("index.db") == DbTarget("sqlite", "index.db")
     with pytest.raises(DatabaseUrlError):
         DbTarget.parse("mysql://nope")
+
+
+async def test_every_read_query_runs(any_index: IndexDb) -> None:
+    checker, worker, requester = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()
+    from protocol.messages import Role
+
+    announce = f.job(requester, frames=2)
+    await put(
+        any_index,
+        f.envelope(checker, f.advert(checker, roles=(Role.CHECKER,))),
+        f.envelope(worker, f.advert(worker)),
+        f.envelope(requester, announce),
+        f.envelope(checker, f.verdict(announce.job_id, 1, worker)),
+    )
+    now_ms = f.wall_ms()
+    checkers = await any_index.read(lambda tx: queries.checkers(tx, SETTINGS))
+    assert [c["node_id"] for c in checkers] == [checker.node_id.text]
+    assert checkers[0]["verdicts_issued"] == 1 and checkers[0]["passed"] == 1
+    assert len(await any_index.read(lambda tx: queries.list_nodes(tx, now_ms, SETTINGS))) == 2
+    assert len(await any_index.read(lambda tx: queries.list_jobs(tx, SETTINGS))) == 1
+    await any_index.write(
+        lambda tx: queries.record_stats(tx, queries.overview(tx, now_ms, SETTINGS), 60_000)
+    )
+    points = await any_index.read(lambda tx: queries.series(tx, now_ms - 3_600_000))
+    assert points[0]["nodes_online"] == 2
+    requester_address = "0x" + "01" * 20
+    found = await any_index.read(lambda tx: queries.find(tx, "address", requester_address))
+    assert found == f"/address/{requester_address}"
+    assert await any_index.read(lambda tx: queries.find(tx, "hash32", announce.job_id.hex())) == (
+        f"/jobs/{announce.job_id.hex()}"
+    )
+    assert await any_index.read(lambda tx: queries.find(tx, "node", worker.node_id.text)) == (
+        f"/nodes/{worker.node_id.text}"
+    )
