@@ -58,7 +58,12 @@ class WorkerDriver:
         ask = scenario.workload.price_wei_per_ru
         if node.behaviour == "sniper":
             ask = int(ask * (1 - scenario.adversaries.sniper_discount))
-        config = WorkerConfig(ask, (RENDERER_BUILD,), 1, max(1, int(node.gpu.score_ru_per_hour)))
+        config = WorkerConfig(
+            min_price_wei_per_ru=ask,
+            renderer_builds=(RENDERER_BUILD,),
+            slots=1,
+            score_ru_per_hour=max(1, int(node.gpu.score_ru_per_hour)),
+        )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
         self._renders: dict[bytes, int] = {}  # task id -> render token
         self._token = 0
