@@ -77,17 +77,25 @@ class EmbeddedChain(DevChain):
         self._tester().revert_to_snapshot(snapshot_id)
 
 
-def embedded(accounts: int = 10) -> EmbeddedChain:
-    """A fresh in-process EVM (eth-tester + py-evm), each account funded with 1M ether."""
+def embedded(accounts: int = 10, genesis_timestamp_s: int | None = None) -> EmbeddedChain:
+    """A fresh in-process EVM (eth-tester + py-evm), each account funded with 1M ether.
+
+    py-evm stamps a new block with max(parent + 1 s, wall clock). Tests pass a
+    ``genesis_timestamp_s`` far ahead of the wall clock so that block time is
+    parent + 1 s only, whatever the machine's speed; nodes leave it to follow
+    the wall clock."""
     # Imported here: eth-tester costs a second to import and only dev runs need it.
     from eth_tester import EthereumTester, PyEVMBackend
     from eth_tester.backends.pyevm.main import get_default_account_keys
     from web3.providers.eth_tester import EthereumTesterProvider
 
     keys = get_default_account_keys(accounts)
-    tester = EthereumTester(
-        PyEVMBackend(genesis_state=PyEVMBackend.generate_genesis_state(num_accounts=accounts))
+    overrides = {} if genesis_timestamp_s is None else {"timestamp": genesis_timestamp_s}
+    backend = PyEVMBackend(
+        genesis_parameters=PyEVMBackend.generate_genesis_params(overrides=overrides),
+        genesis_state=PyEVMBackend.generate_genesis_state(num_accounts=accounts),
     )
+    tester = EthereumTester(backend)
     w3 = Web3(EthereumTesterProvider(tester))
     return EmbeddedChain(w3=w3, funded_keys=tuple(k.to_bytes() for k in keys), tester=tester)
 

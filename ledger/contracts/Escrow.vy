@@ -19,8 +19,8 @@
 #   bucket that can be withdrawn UNBONDING_S later; unbonding stake stays
 #   slashable, so a cheat cannot escape a fraud proof by unbonding first.
 #   Slashing. A worker is slashed for a job when SLASH_QUORUM distinct
-#   registered checkers (each holding >= CHECKER_MIN_STAKE active stake, not the
-#   worker) sign Fraud(jobId, worker, amount). Signatures must be ordered by
+#   registered checkers (each holding >= CHECKER_MIN_STAKE active stake, neither
+#   the worker nor the job's requester) sign Fraud(jobId, worker, amount). Signatures must be ordered by
 #   ascending signer address, which proves distinctness without a loop. A worker
 #   is slashed at most once per job. Half the slashed amount goes to the job's
 #   requester, the rest in equal parts to the signing checkers, credited to
@@ -312,7 +312,7 @@ def slash(job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig,
     assert job.requester != empty(address), "no such job"
     assert not self.slashed[job_id][worker], "already slashed"
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
-    signers: DynArray[address, MAX_SIGNERS] = self._fraud_signers(job_id, worker, amount, sigs)
+    signers: DynArray[address, MAX_SIGNERS] = self._fraud_signers(job_id, worker, job.requester, amount, sigs)
     self.slashed[job_id][worker] = True
     taken: uint256 = self._take_stake(worker, amount)
     share: uint256 = taken // 2 // len(signers)
@@ -420,7 +420,7 @@ def _take_stake(worker: address, amount_max: uint256) -> uint256:
 
 @view
 @internal
-def _fraud_signers(job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]) -> DynArray[address, MAX_SIGNERS]:
+def _fraud_signers(job_id: bytes32, worker: address, requester: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]) -> DynArray[address, MAX_SIGNERS]:
     digest: bytes32 = self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, job_id, worker, amount)))
     signers: DynArray[address, MAX_SIGNERS] = []
     last: uint256 = 0
@@ -430,6 +430,8 @@ def _fraud_signers(job_id: bytes32, worker: address, amount: uint256, sigs: DynA
         assert convert(signer, uint256) > last, "signers not ascending"
         last = convert(signer, uint256)
         assert signer != worker, "worker cannot sign"
+        # The requester receives half of the slash, so it cannot vouch for one.
+        assert signer != requester, "requester cannot sign"
         assert self.is_checker[signer], "not a checker"
         assert self.stakes[signer].active >= CHECKER_MIN_STAKE, "checker stake too low"
         signers.append(signer)

@@ -27,6 +27,8 @@ UNBONDING_S = 3600
 QUORUM = 2
 CHECKER_MIN_STAKE_WEI = 10**18
 ETHER = 10**18
+# Chain time starts here so py-evm never switches to wall-clock block times (year 2100).
+FAR_FUTURE_S = 4_102_444_800
 FAST_TX = TxConfig(receipt_timeout_s=30, receipt_poll_s=0.01, retry_backoff_s=0.01)
 
 
@@ -78,7 +80,7 @@ def _deploy(chain: DevChain) -> Deployed:
 
 @pytest.fixture(scope="session")
 def embedded_deployed() -> Iterator[Deployed]:
-    with embedded() as chain:
+    with embedded(genesis_timestamp_s=FAR_FUTURE_S) as chain:
         yield _deploy(chain)
 
 

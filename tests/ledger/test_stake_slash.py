@@ -100,6 +100,8 @@ def test_slash_rejects_weak_proofs(env: Env) -> None:
     worker.send(worker.calls.stake(CHECKER_MIN_STAKE_WEI))
     worker.send(worker.calls.register_checker())
     reverts("worker cannot sign", send, slash(claim, signed(env, claim, [env.checkers[0], worker])))
+    register([env.requester])
+    reverts("requester cannot sign", send, slash(claim, signed(env, claim, [env.checkers[0], env.requester])))
     other_amount = claim_for(env, job_id, worker, ETHER // 2)
     reverts("not a checker", send, slash(claim, signed(env, other_amount, env.checkers[:2])))
 
