@@ -85,6 +85,7 @@ def test_overview_loads_and_updates_live(
     server.publish(newcomer, CAPACITY_TOPIC, f.sign(newcomer, f.advert(newcomer)))
     # No reload: live.js polls the JSON twin and rewrites the number.
     expect(page.locator("#nodes-online")).to_have_text("3", timeout=10_000)
+    expect(page.locator("text=NVIDIA H100")).to_be_visible()  # the GPU table follows too
     expect(page.locator("#live-status")).to_contain_text("Live")
     page.screenshot(path=str(ARTIFACTS / "overview-live.png"), full_page=True)
 

@@ -25,6 +25,27 @@
     });
   }
 
+  // Tables marked data-live-rows="field" are rebuilt from a list of objects,
+  // one cell per name in data-live-cols; text only (never HTML from the API).
+  function rows(data) {
+    document.querySelectorAll("[data-live-rows]").forEach(function (body) {
+      var list = field(data, body.getAttribute("data-live-rows"));
+      if (!Array.isArray(list) || list.length === 0) { return; }
+      var cols = body.getAttribute("data-live-cols").split(",");
+      var fresh = document.createDocumentFragment();
+      list.forEach(function (item) {
+        var tr = document.createElement("tr");
+        cols.forEach(function (c) {
+          var td = document.createElement("td");
+          td.textContent = String(item[c]);
+          tr.appendChild(td);
+        });
+        fresh.appendChild(tr);
+      });
+      body.replaceChildren(fresh);
+    });
+  }
+
   function charts() {
     document.querySelectorAll("[data-live-svg]").forEach(function (box) {
       fetch(box.getAttribute("data-live-svg"), { cache: "no-store" })
@@ -40,6 +61,7 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (data) {
         apply(data);
+        rows(data);
         if (status) { status.textContent = "Live · updated " + new Date().toLocaleTimeString(); }
       })
       .catch(function () { if (status) { status.textContent = "Live updates paused (retrying)"; } })
