@@ -83,8 +83,8 @@ class EventFollower:
             for event in self._fetch(self.cursor, last):
                 key = (event.block_hash, event.log_index)
                 if key not in self._seen:
+                    callback(event)  # if it raises, the event comes again next poll
                     self._seen[key] = event.block_number
-                    callback(event)
                     delivered += 1
             self._last_hash = self._block_hash(last)
             self.cursor = last + 1

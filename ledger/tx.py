@@ -46,6 +46,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
+    requests.exceptions.HTTPError,  # 5xx / 429 from a provider
     ProviderConnectionError,
     RequestTimedOut,
 )

@@ -77,3 +77,18 @@ def test_event_identity(env_fast: Env) -> None:
     event: ChainEvent = seen[0]
     receipt = env.chain.w3.eth.get_transaction_receipt(event.tx_hash)
     assert receipt["blockNumber"] == event.block_number
+
+
+def test_callback_failure_redelivers(env_fast: Env) -> None:
+    env, seen = env_fast, []
+    f = follower(env, confirmations=0)
+    env.requester.deposit(os.urandom(32), ETHER, env.deadline_in(3600))
+
+    def broken(event: ChainEvent) -> None:
+        raise RuntimeError("store is down")
+
+    try:
+        f.poll(broken)
+    except RuntimeError:
+        pass
+    assert f.poll(seen.append) == 1
