@@ -11,7 +11,7 @@ The embedded chain is not thread-safe: drive it from one thread at a time
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from web3 import Web3
 from web3.providers.rpc import HTTPProvider
@@ -48,7 +48,7 @@ class DevChain:
     def close(self) -> None:
         """Release the chain (stop a process); idempotent."""
 
-    def __enter__(self) -> DevChain:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
