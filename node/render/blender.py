@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trio
+
 from node.render.base import (
     OUTPUT_FORMATS,
     FrameOutput,
@@ -34,6 +36,7 @@ from node.render.base import (
     RenderError,
 )
 from node.render.device import cpu_device_class
+from node.render.gpu import probe_gpus
 from node.render.sandbox import SandboxInfo, SandboxLimits, probe_sandbox, run_sandboxed
 from protocol.messages import RenderSettings
 
@@ -88,6 +91,15 @@ def blender_border(region: Region, width: int, height: int) -> tuple[float, floa
     return (region.x0 / width, region.x1 / width, 1 - region.y1 / height, 1 - region.y0 / height)
 
 
+def gpu_device_class(backend: str) -> str:
+    """``optix-sm90``: the Cycles backend and the first GPU's architecture (both
+    change the kernel that runs, hence the pixels)."""
+    probe = probe_gpus()
+    if not probe.gpus:
+        raise RenderError(f"device {backend} asked for, but no GPU: {probe.detail}")
+    return f"{backend.lower()}-{probe.gpus[0].device_class.removeprefix('cuda-')}"
+
+
 class LineParser:
     """Turns a Blender child's output lines into frame results and progress calls."""
 
@@ -134,8 +146,10 @@ class BlenderBackend:
             match = next((m for line in lines if (m := _VERSION_RE.search(line))), None)
             if match is None:
                 raise RenderError("could not read the Blender version", "\n".join(lines[-20:]))
-            device = cpu_device_class() if self.config.device == "CPU" else self.config.device
-            self._identity = RendererIdentity(f"blender-{match.group(1)}", device.lower())
+            device = cpu_device_class()
+            if self.config.device != "CPU":
+                device = await trio.to_thread.run_sync(gpu_device_class, self.config.device)
+            self._identity = RendererIdentity(f"blender-{match.group(1)}", device)
         return self._identity
 
     async def render_frames(

@@ -123,3 +123,12 @@ def _blender_pgids() -> set[int]:
         if name == "blender" and int(fields[1]) == os.getpid():
             groups.add(int(fields[2]))
     return groups
+
+
+async def test_gpu_device_without_gpu_is_refused(sandbox_info: SandboxInfo) -> None:
+    from node.render.gpu import probe_gpus
+
+    if probe_gpus().available:
+        pytest.skip("this machine has an NVIDIA GPU")
+    with pytest.raises(RenderError, match="no GPU"):
+        await BlenderBackend(BlenderConfig(device="OPTIX"), sandbox_info).identify()
