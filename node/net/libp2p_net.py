@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,12 @@ from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
 from protocol import NodeKey
 
 logger = logging.getLogger(__name__)
-GOSSIPSUB_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
+# 1.2 adds IDONTWANT (fewer duplicate deliveries); js-libp2p 2.x speaks it.
+GOSSIPSUB_PROTOCOLS = [
+    TProtocol("/meshsub/1.2.0"),
+    TProtocol("/meshsub/1.1.0"),
+    TProtocol("/meshsub/1.0.0"),
+]
 _FAILURES = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -221,6 +226,38 @@ class Libp2pNetwork:
         return _Libp2pStream(stream)
 
 
+def _teardown_race(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "closed to new arrivals" in str(exc)
+
+
+@asynccontextmanager
+async def _quiet_teardown(manager: AbstractAsyncContextManager[Any]) -> AsyncIterator[Any]:
+    """Enter ``manager``; on a clean exit, drop py-libp2p's own shutdown races.
+
+    py-libp2p 0.8.1's service manager may spawn a task into a nursery that is
+    already closing while many connections close at once ("Nursery is closed
+    to new arrivals"). That is noise of a finished host, not a failure of the
+    node; anything else, and every error from the body, still propagates.
+    """
+    body_failed = False
+    try:
+        async with manager as value:
+            try:
+                yield value
+            except BaseException:
+                body_failed = True
+                raise
+    except BaseExceptionGroup as group:
+        if body_failed:
+            raise
+        rest = group.subgroup(
+            lambda e: not isinstance(e, BaseExceptionGroup) and not _teardown_race(e)
+        )
+        if rest is not None:
+            raise rest from None
+        logger.debug("ignored py-libp2p teardown race: %r", group)
+
+
 def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> Any:
     """A libp2p host whose peer id is the node id; Noise is its only security."""
     key_pair = create_new_key_pair(key.seed)
@@ -253,7 +290,7 @@ async def open_libp2p_network(
     pubsub.peer_queues = _ResizingQueues(settings.gossip_queue_len)
     listen = [multiaddr.Multiaddr(a) for a in settings.listen_addrs]
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(host.run(listen))
+        await stack.enter_async_context(_quiet_teardown(host.run(listen)))
         await stack.enter_async_context(background_trio_service(pubsub))
         await stack.enter_async_context(background_trio_service(router))
         await pubsub.wait_until_ready()

@@ -1,0 +1,190 @@
+"""Gossip benchmark: advert delivery and latency across N nodes, idle node cost.
+
+Part 1 starts N real nodes (libp2p on loopback, one process), bootstrapped
+from the first, waits until every node has every other node's advert, then
+has every node publish ``--rounds`` signed CapacityAdverts ``--gap-ms`` apart
+and records, for each (advert, receiving node), the time from publish to the
+receiver's gate accepting it. Delivery rate = accepted / (adverts x (N - 1)).
+
+Part 2 starts one ``pictor node run`` process, lets it idle ``--idle-s``
+seconds and reports its RSS and CPU time per minute.
+
+    python bench/gossip.py [--nodes 10] [--rounds 15] [--gap-ms 2000] [--idle-s 30]
+
+The default rate (every node advertising every 2 s) is 15 times the
+normal advert rate; all N nodes share one Python process, so on a small
+machine the figures are CPU-bound, not network-bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import psutil
+import trio
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from node.app.run import random_nonce, wall_ms
+from node.config import NodeConfig
+from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
+from node.runtime import Node
+from node.store import open_store
+from protocol import Envelope, NodeKey, encode_envelope
+from protocol.topics import CAPACITY_TOPIC
+
+
+async def _start_node(stack: AsyncExitStack, data_dir: Path, bootstrap: tuple[str, ...]) -> Node:
+    key = NodeKey.generate()
+    config = NodeConfig(
+        data_dir=data_dir,
+        listen_addrs=("/ip4/127.0.0.1/tcp/0",),
+        bootstrap=bootstrap,
+        mdns=False,
+        api_port=0,
+        advert_interval_s=3600.0,
+    )
+    network = await stack.enter_async_context(open_libp2p_network(key, Libp2pSettings()))
+    store = await stack.enter_async_context(open_store(config.db_path))
+    node = Node(config, key, b"\x33" * 32, network, store, wall_ms=wall_ms, nonce=random_nonce)
+    nursery = await stack.enter_async_context(trio.open_nursery())
+    await nursery.start(node.run)
+    stack.callback(node.stop)
+    return node
+
+
+def _observe(node: Node, arrivals: dict[bytes, list[float]]) -> None:
+    """Record when this node's gate accepts each envelope (by digest)."""
+    admit = node.gate.admit
+
+    def timed_admit(peer: str, data: bytes) -> Envelope | None:
+        envelope = admit(peer, data)
+        if envelope is not None:
+            arrivals.setdefault(envelope.digest, []).append(time.perf_counter())
+        return envelope
+
+    node.gate.admit = timed_admit  # type: ignore[method-assign]
+
+
+async def delivery(n_nodes: int, rounds: int, gap_ms: float) -> dict[str, float]:
+    arrivals: dict[bytes, list[float]] = {}
+    sent: dict[bytes, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with AsyncExitStack() as stack:
+            first = await _start_node(stack, Path(tmp) / "n0", ())
+            boot = tuple(first.network.listen_addrs())
+            nodes = [first] + [
+                await _start_node(stack, Path(tmp) / f"n{i}", boot) for i in range(1, n_nodes)
+            ]
+            t0 = time.perf_counter()
+            with trio.fail_after(60):
+                for node in nodes:
+                    await node.wait_until(lambda n=node: len(n.capacity) == n_nodes - 1)
+            converge_s = time.perf_counter() - t0
+            for node in nodes:
+                _observe(node, arrivals)
+            for _ in range(rounds):
+                for node in nodes:
+                    data = encode_envelope(
+                        node.key, node.make_advert(), nonce=random_nonce(), now_ms=wall_ms()
+                    )
+                    sent[hashlib.sha256(data).digest()] = time.perf_counter()
+                    await node.network.publish(CAPACITY_TOPIC, data)
+                await trio.sleep(gap_ms / 1000)
+            expected = len(sent) * (n_nodes - 1)
+            with trio.move_on_after(10):  # let stragglers land; stop early when complete
+                while sum(len(arrivals.get(d, [])) for d in sent) < expected:
+                    await trio.sleep(0.05)
+            links = sum(len(n.network.connected_peers()) for n in nodes) / n_nodes
+    latencies_ms = sorted((t - sent[d]) * 1000 for d in sent for t in arrivals.get(d, []))
+    q = statistics.quantiles(latencies_ms, n=100) if len(latencies_ms) > 1 else [0.0] * 99
+    return {
+        "nodes": n_nodes,
+        "adverts": len(sent),
+        "delivered": len(latencies_ms),
+        "expected": expected,
+        "delivery_pct": 100.0 * len(latencies_ms) / expected,
+        "latency_p50_ms": q[49],
+        "latency_p90_ms": q[89],
+        "latency_p99_ms": q[98],
+        "latency_max_ms": latencies_ms[-1] if latencies_ms else 0.0,
+        "converge_s": converge_s,
+        "mean_connections": links,
+    }
+
+
+def idle_cost(idle_s: float) -> dict[str, float]:
+    from node.cli.init_cmd import init
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "idle"
+        init(data_dir)
+        command = [
+            sys.executable,
+            "-c",
+            "from node.cli.node_cmd import app; app(prog_name='pictor node')",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--api-port",
+            "0",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ]
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        try:
+            assert process.stdout is not None
+            json.loads(process.stdout.readline())  # ready line
+            proc = psutil.Process(process.pid)
+            cpu0 = sum(proc.cpu_times()[:2])
+            time.sleep(idle_s)
+            cpu_s = sum(proc.cpu_times()[:2]) - cpu0
+            rss_mib = proc.memory_info().rss / 2**20
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    return {"idle_s": idle_s, "rss_mib": rss_mib, "cpu_s_per_min": cpu_s * 60 / idle_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--gap-ms", type=float, default=2000.0)
+    parser.add_argument("--idle-s", type=float, default=30.0)
+    args = parser.parse_args()
+    result = trio.run(delivery, args.nodes, args.rounds, args.gap_ms)
+    print(
+        f"delivery   {result['delivered']}/{result['expected']} = {result['delivery_pct']:.2f} % "
+        f"({result['adverts']} adverts, {result['nodes']} nodes, "
+        f"{result['mean_connections']:.1f} connections/node, converged in {result['converge_s']:.2f} s)"
+    )
+    print(
+        f"latency    p50 {result['latency_p50_ms']:.1f} ms  p90 {result['latency_p90_ms']:.1f} ms  "
+        f"p99 {result['latency_p99_ms']:.1f} ms  max {result['latency_max_ms']:.1f} ms "
+        "(publish -> accepted by the receiver's gate, any number of hops)"
+    )
+    if args.idle_s > 0:
+        idle = idle_cost(args.idle_s)
+        print(
+            f"idle node  RSS {idle['rss_mib']:.0f} MiB, CPU {idle['cpu_s_per_min']:.2f} s per minute "
+            f"(measured over {idle['idle_s']:.0f} s)"
+        )
+    print(json.dumps({"delivery": result, "idle": idle if args.idle_s > 0 else None}))
+
+
+if __name__ == "__main__":
+    main()
