@@ -11,7 +11,10 @@
 3. Real checks: ``check_frame`` with real tile re-renders (node.verify) on every
    honest frame (``--honest-checks`` each, fresh secrets) and on every tampered
    image of frame 1 — the accept/reject figures and the checker's cost.
-4. Sampling trials: ``--trials`` fresh secrets per image; each selects the
+4. Cross-path: frame 1 rendered honestly on Cycles' SSE4.1 kernel
+   (``CYCLES_CPU_NO_AVX2=1``), judged by this AVX2 checker with the tolerance:
+   the false-reject figure for honest workers on other hardware.
+5. Sampling trials: ``--trials`` fresh secrets per image; each selects the
    tiles a check at the default assurance would look at (fresh worker:
    ``plan_check``), judged against the honest frame's pixels. Tiles re-render
    bit-identically to the full frame (step 3 and tests/verify show it), so this
@@ -29,6 +32,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -50,16 +54,19 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from node.render.blender import BlenderBackend, BlenderConfig
+from node.render.base import RendererIdentity
+from node.render.blender import JOB_SCRIPT, BlenderBackend, BlenderConfig, job_document
 from node.verify.blender_tiles import BlenderTileRenderer
 from node.verify.checker import check_frame
 from node.verify.images import Pixels, load_image
 from protocol.messages import Assurance, RenderSettings
 from protocol.verification import (
     DEFAULT_POLICY,
+    PSNR_IDENTICAL_MILLIDB,
     compare_tile,
     p_caught_exact,
     plan_check,
+    psnr_millidb,
     select_tiles,
     tile_grid,
 )
@@ -155,6 +162,24 @@ async def _render(
     start = time.perf_counter()
     outputs = await BlenderBackend(BlenderConfig()).render_frames(scene, settings, frames, out)
     return [o.path for o in outputs], time.perf_counter() - start, [o.render_s for o in outputs]
+
+
+def _render_sse41(scene: Path, settings: RenderSettings, frame: int, out: Path) -> Path:
+    """The honest frame on Cycles' SSE4.1 kernel instead of AVX2 (another CPU code path).
+
+    Cycles reads ``CYCLES_CPU_NO_AVX2`` from the environment; the rendering
+    helper's sandbox scrubs the environment, so this runs Blender directly with
+    the helper's own job script and pinning (our generated scene is trusted).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    doc = job_document(settings, [frame], out, "CPU", None)
+    job = out / "job.json"
+    job.write_text(json.dumps(doc))
+    argv = ["blender", "-b", "-Y", "--factory-startup", str(scene), "--python-exit-code", "1",
+            "--python", str(JOB_SCRIPT), "--", str(job)]  # fmt: skip
+    env = {**os.environ, "CYCLES_CPU_NO_AVX2": "1"}
+    subprocess.run(argv, check=True, capture_output=True, timeout=1200, env=env)
+    return out / f"frame_{frame:06d}.png"
 
 
 def _cells_touched(honest: Pixels, cheat: Pixels, tile_px: int, same_build: bool) -> int:
@@ -260,6 +285,35 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
             check_wall.append(out.render.wall_s)
             check_render.append(out.render.render_s)
 
+    cross: dict[str, object] = {}
+    if args.cross_path:
+        console.print("cross-path: frame 1 on the SSE4.1 kernel, judged by the AVX2 checker ...")
+        path = _render_sse41(scene, settings, 1, work / "sse41")
+        sse = load_image(path)
+        grid = tile_grid(args.width, args.height, tile_px)
+        tiles_psnr = [
+            psnr_millidb(honest[1][t.y : t.y + t.height, t.x : t.x + t.width],
+                         sse[t.y : t.y + t.height, t.x : t.x + t.width])
+            for t in grid
+        ]  # fmt: skip
+        other_class = RendererIdentity(me.build, "cpu-x86_64-sse41")
+        real = await check_frame(
+            renderer, scene, settings, 1, sse, result_digest=hashlib.sha256(b"sse41").digest(),
+            k=plan.k, worker=other_class,
+        )  # fmt: skip
+        diff = np.abs(honest[1].astype(np.int32) - sse.astype(np.int32))
+        cross = {
+            "pixels_differing": int((diff.max(axis=2) > 0).sum()),
+            "max_abs_diff": int(diff.max()),
+            "frame_psnr_db": psnr_millidb(honest[1][..., :3], sse[..., :3]) / 1000,
+            "min_tile_psnr_db": min(tiles_psnr) / 1000,
+            "tiles_differing": sum(p != PSNR_IDENTICAL_MILLIDB for p in tiles_psnr),
+            "real_check_tolerance_accepted": real.accepted,
+            "trials_tolerance_rejected": f"{_trials(honest[1], sse, plan.k, args.trials, False, b'sse')}/{args.trials}",
+            "trials_exact_rejected": f"{_trials(honest[1], sse, plan.k, args.trials, True, b'sse')}/{args.trials}",
+        }
+        console.print(f"cross-path honest frame: {cross}")
+
     rng = np.random.default_rng(11)
     table: dict[str, list[Row]] = {"exact": [], "tolerance": []}
     for name, cheat in {**TAMPERS, **ILLUSTRATIONS}.items():
@@ -296,8 +350,10 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
         )
         for mode, same in (("exact", True), ("tolerance", False))
     }
-    return _summarise(args, console, table, honest_real, honest_trials, frames, plan.k, cells,
-                      worker_wall, worker_render, check_wall, check_render)  # fmt: skip
+    result = _summarise(args, console, table, honest_real, honest_trials, frames, plan.k, cells,
+                        worker_wall, worker_render, check_wall, check_render)  # fmt: skip
+    result["cross_path"] = cross
+    return result
 
 
 def _summarise(
@@ -376,6 +432,12 @@ def main() -> None:
     parser.add_argument("--honest-checks", type=int, default=2)
     parser.add_argument(
         "--quick", action="store_true", help="160x90, 16 samples, 100 trials: a smoke run"
+    )
+    parser.add_argument(
+        "--no-cross-path",
+        dest="cross_path",
+        action="store_false",
+        help="skip rendering frame 1 on the SSE4.1 kernel (honest, other CPU code path)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import trio
 
 from node.render.base import RendererIdentity
+from node.render.blender import JOB_SCRIPT, job_document
 from node.verify.blender_tiles import BlenderTileRenderer
 from node.verify.checker import BuildMismatch, check_frame, verify_result
 from node.verify.images import load_image
@@ -125,3 +129,23 @@ async def test_a_checker_on_another_build_refuses_to_judge(
 
 def test_the_whole_tamper_set_is_built(world: World) -> None:
     assert set(world.tampered) == set(TAMPERS)
+
+
+async def test_an_honest_frame_from_another_cpu_path_passes_the_tolerance(
+    world: World, caching_renderer: CachingRenderer, tmp_path: Path
+) -> None:
+    """Cycles on its SSE4.1 kernel (``CYCLES_CPU_NO_AVX2``) vs this AVX2 checker."""
+    doc = job_document(SETTINGS, [1], tmp_path, "CPU", None)
+    (tmp_path / "job.json").write_text(json.dumps(doc))
+    argv = ["blender", "-b", "-Y", "--factory-startup", str(world.scene), "--python-exit-code",
+            "1", "--python", str(JOB_SCRIPT), "--", str(tmp_path / "job.json")]  # fmt: skip
+    env = {**os.environ, "CYCLES_CPU_NO_AVX2": "1"}
+    await trio.run_process(argv, env=env, capture_stdout=True, capture_stderr=True)
+    image = tmp_path / "frame_000001.png"
+    me = await caching_renderer.identify()
+    outcome = await check_frame(
+        caching_renderer, world.scene, SETTINGS, 1, load_image(image),
+        result_digest=_digest(image), k=K, worker=RendererIdentity(me.build, "cpu-x86_64-sse41"),
+    )  # fmt: skip
+    assert outcome.accepted and not outcome.same_build
+    assert all(c.evidence.max_abs_diff <= 2 for c in outcome.checks)
