@@ -13,6 +13,8 @@ Every change of a ``state`` field goes through a transition table.
 
 from __future__ import annotations
 
+import hashlib
+
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market.awarding import Bidder
 from protocol.market.config import MarketConfig
@@ -92,6 +94,23 @@ class JobBook:
             raise IllegalMessage("a message about a task the sender does not hold")
         if frame is not None and frame != task.frame:
             raise IllegalMessage("a message naming the wrong frame for its task")
+        return task
+
+    def _new_task(self, bidder: Bidder, frame: int, now_ms: int) -> TaskRecord:
+        """Record an award of ``frame`` to ``bidder``: a live task, its cost reserved."""
+        self._awards += 1
+        seed = b"pictor/task/v1\x00" + self.job_id + self._awards.to_bytes(8, "big")
+        timeout_ms = max(
+            self.config.min_task_timeout_ms, self.config.task_timeout_factor * bidder.eta_s * 1000
+        )
+        task = TaskRecord(
+            hashlib.sha256(seed).digest(), frame, bidder.worker, bidder.price_wei,
+            self._fee_wei(bidder.price_wei), bidder.payment_address,
+            now_ms + min(self.config.lease_ms, timeout_ms), now_ms + timeout_ms,
+        )  # fmt: skip
+        self._tasks[task.task_id] = self._active[task.task_id] = task
+        self._pending.discard(frame)
+        self._reserved_wei += task.price_wei + task.fee_wei
         return task
 
     def _release(self, task: TaskRecord) -> None:

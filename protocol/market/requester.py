@@ -26,7 +26,10 @@ cumulative amount (:class:`RecordPayment`); a rejected result is a failure.
 Retries and blocklist: a frame gets ``max_attempts_per_frame`` = 3 failed
 attempts, each by a *different* worker; then it fails. A worker that fails
 ``blocklist_after_failures`` = 3 times in one job (failures, expired leases,
-rejected or invalid results) gets no further award in that job. These are
+rejected or invalid results) gets no further award in that job, and its live
+tasks are revoked and its unverified results dropped (without counting an
+attempt against those frames): a worker caught three times is not trusted
+with the frames it still holds. These are
 Flamenco's numbers, and they fit here for the same reasons: one failure is
 noise (an OOM, a lost connection), three on different frames point at the
 worker, and three different workers failing one frame point at the frame (its
@@ -45,7 +48,6 @@ before any state changes, so the machine stays usable for every other peer.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -137,9 +139,10 @@ class JobMachine(JobBook):
             raise IllegalTransition("no such task")
         if checker == task.worker:
             raise IllegalTransition("a worker cannot check its own result")
-        if self.state is not JobState.OPEN:
-            return []
+        was = task.state
         self._task_step(task, ev.CheckerAssigned(task_id))
+        if was is not TaskState.VERIFYING:
+            return []  # decided meanwhile (revoked, or the job ended): no longer needed
         task.checkers.add(checker)
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
@@ -298,20 +301,8 @@ class JobMachine(JobBook):
         return [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
 
     def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Send:
-        self._awards += 1
-        seed = b"pictor/task/v1\x00" + self.job_id + self._awards.to_bytes(8, "big")
-        budget_ms = max(
-            self.config.min_task_timeout_ms, self.config.task_timeout_factor * bidder.eta_s * 1000
-        )
-        task = TaskRecord(
-            hashlib.sha256(seed).digest(), frame, bidder.worker, bidder.price_wei,
-            self._fee_wei(bidder.price_wei), bidder.payment_address,
-            min(now_ms + self.config.lease_ms, now_ms + budget_ms), now_ms + budget_ms,
-        )  # fmt: skip
-        self._tasks[task.task_id] = self._active[task.task_id] = task
+        task = self._new_task(bidder, frame, now_ms)
         self._frame_step(frame, ev.FrameAwarded(frame))
-        self._pending.discard(frame)
-        self._reserved_wei += task.price_wei + task.fee_wei
         award = Award(
             self.job_id, task.task_id, frame, task.worker, task.price_wei,
             task.lease_deadline_ms, self.config.heartbeat_interval_ms,
@@ -350,7 +341,20 @@ class JobMachine(JobBook):
             self._blocklist.add(task.worker)
             self._bidders.pop(task.worker, None)
             out.append(WorkerBlocklisted(self.job_id, task.worker, failures))
+            out += self._shut_out(task.worker)
         return out + self._after_change(now_ms)
+
+    def _shut_out(self, worker: bytes) -> list[Command]:
+        """A blocklisted worker's live tasks go back to pending: its work is not trusted."""
+        out: list[Command] = []
+        for task in [t for t in self._active.values() if t.worker == worker]:
+            if task.state is TaskState.LEASED:
+                out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
+            self._task_step(task, ev.TaskRevoked(task.task_id))
+            self._release(task)
+            self._frame_step(task.frame, ev.AttemptReturned(task.frame))
+            self._pending.add(task.frame)
+        return out
 
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):

@@ -102,6 +102,7 @@ FRAME_TRANSITIONS: dict[FrameState, dict[type, FrameState]] = {
     },
     FrameState.VERIFYING: {
         ev.FrameVerified: FrameState.ACCEPTED,
+        ev.AttemptReturned: FrameState.PENDING,  # its worker was blocklisted meanwhile
         ev.AttemptFailed: FrameState.PENDING,
         ev.AttemptsExhausted: FrameState.FAILED,
         ev.JobClosed: FrameState.FAILED,
@@ -117,6 +118,9 @@ _STALE_FOR_REQUESTER = (
     ev.AwardRefused,
     ev.VerdictPassed,  # a second checker answering after the first decided
     ev.VerdictFailed,
+    # the driver acting on a RequestVerification issued before a later command
+    # in the same batch revoked the task (its worker got blocklisted)
+    ev.CheckerAssigned,
 )
 
 TASK_TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {

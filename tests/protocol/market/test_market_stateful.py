@@ -189,6 +189,8 @@ class MarketStateMachine(RuleBasedStateMachine):
                 listed.add(command.worker)
             elif isinstance(command, Send) and isinstance(command.message, Award):
                 assert command.to not in listed
+            elif isinstance(command, FrameAccepted):
+                assert command.worker not in listed  # its unverified results were dropped
 
     def teardown(self) -> None:
         if not self.ready:

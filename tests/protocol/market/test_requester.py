@@ -363,3 +363,26 @@ def test_a_lost_award_expires_and_the_worker_shrugs_off_the_revocation() -> None
     assert len(harness.renders) == 1  # re-awarded after the expiry, to the other worker
     finish_all(harness)
     assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_blocklisting_revokes_live_leases_and_drops_unverified_results() -> None:
+    config = MarketConfig(blocklist_after_failures=1, max_tasks_per_worker=3)
+    harness = started(frames=(1, 2, 3), worker_prices_wei_per_ru=(100, 110), worker_slots=3,
+                      market=config)  # fmt: skip
+    bad = next(iter(harness.workers))
+    first, second, third = [t for t, n in harness.renders.items() if n == bad]
+    harness.finish_render(first)  # waits for a verdict
+    harness.fail_render(second)  # strike one: blocklisted
+    assert harness.job.blocklisted() == {bad}
+    assert harness.job.task_state(first) is TaskState.REVOKED
+    assert harness.job.task_state(third) is TaskState.REVOKED
+    assert third not in harness.renders  # LeaseRevoked reached the worker
+    # regression (state machine): a RequestVerification from the same batch comes too late
+    assert harness.job.assign_checker(first, harness.checker_ids[0], harness.now_ms) == []
+    harness.verdict(first, True)  # the checker answers late: ignored, no fee
+    assert harness.commands(FrameAccepted) == []
+    assert harness.commands(CheckerFeeDue) == []
+    assert sorted(harness.renders.values()) == [list(harness.workers)[1]] * 3
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert {c.worker for c in harness.commands(FrameAccepted)} == {list(harness.workers)[1]}  # type: ignore[union-attr]
