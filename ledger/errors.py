@@ -22,6 +22,11 @@ class ChainRevert(LedgerError):
         self.tx_hash = tx_hash
 
 
+class TxRejected(ChainRevert):
+    """The node refused the signed transaction (nonce, funds, fee): it never ran,
+    so its nonce may be unused and the counter must be refetched."""
+
+
 class ChainUnreachable(LedgerError):
     """The RPC endpoint did not answer (or no receipt came in time). Retry later."""
 

@@ -21,7 +21,7 @@ import trio
 from web3.types import TxReceipt
 
 from ledger.client import Call, EscrowClient
-from ledger.errors import ChainRevert, ChainUnreachable
+from ledger.errors import ChainUnreachable, TxRejected
 
 T = TypeVar("T")
 
@@ -44,12 +44,8 @@ class TrioEscrow:
         nonce = await self._allocate_nonce()
         try:
             return await self.run(sender.send, prepared, nonce)
-        except ChainUnreachable:
+        except (ChainUnreachable, TxRejected):
             self._next_nonce = None
-            raise
-        except ChainRevert as exc:
-            if exc.reason.startswith("rejected by node"):
-                self._next_nonce = None
             raise
 
     async def _allocate_nonce(self) -> int:

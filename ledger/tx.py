@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import requests
 from eth_account import Account
+from eth_utils.exceptions import ValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
@@ -35,7 +36,7 @@ from web3.exceptions import (
 )
 from web3.types import TxParams, TxReceipt, Wei
 
-from ledger.errors import ChainRevert, ChainUnreachable
+from ledger.errors import ChainRevert, ChainUnreachable, TxRejected
 from ledger.nonces import NonceManager
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,10 @@ class TxSender:
         def broadcast() -> None:
             try:
                 self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Web3RPCError as exc:
+            except (Web3RPCError, ValidationError) as exc:  # JSON-RPC node, eth-tester
                 # A retry after a lost reply finds our own transaction already there.
                 if "already known" not in str(exc) and not self._known(tx_hash):
-                    raise ChainRevert(f"rejected by node: {exc}", tx_hash=tx_hash) from exc
+                    raise TxRejected(f"rejected by node: {exc}", tx_hash=tx_hash) from exc
 
         with_retries(broadcast, self.config, "send_raw_transaction")
         receipt = self.wait_receipt(tx_hash)
@@ -169,12 +170,8 @@ class TxSender:
         nonce = self.nonces.allocate()
         try:
             return self.send(prepared, nonce)
-        except ChainUnreachable:
+        except (ChainUnreachable, TxRejected):
             self.nonces.resync()
-            raise
-        except ChainRevert as exc:
-            if exc.reason.startswith("rejected by node"):
-                self.nonces.resync()
             raise
 
     def wait_receipt(self, tx_hash: HexBytes) -> TxReceipt:

@@ -209,7 +209,7 @@ def test_random_operations_conserve_escrow(embedded_deployed: Deployed) -> None:
     run_state_machine_as_test(
         lambda: EscrowMachine(embedded_deployed),
         settings=settings(
-            max_examples=8,
+            max_examples=6,
             stateful_step_count=15,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -8,9 +8,9 @@ import pytest
 
 from ledger.backends import connect
 from ledger.client import EscrowClient
-from ledger.errors import ChainMismatch, ChainUnreachable
+from ledger.errors import ChainMismatch, ChainUnreachable, TxRejected
 from ledger.tx import TxConfig, TxSender, with_retries
-from tests.ledger.conftest import Deployed
+from tests.ledger.conftest import Deployed, Env
 
 
 def closed_port() -> int:
@@ -53,3 +53,11 @@ def test_chain_id_mismatch_is_refused(anvil_deployed: Deployed) -> None:
     assert connect(url, 31337).eth.chain_id == 31337
     with pytest.raises(ChainMismatch, match="serves chain id 31337"):
         connect(url, 1)
+
+
+def test_stale_nonce_is_rejected_not_reverted(env: Env) -> None:
+    sender = env.requester.sender  # the deployer: nonce 0 is long used
+    prepared = sender.prepare(env.requester.calls.stake(1).fn, 1)
+    with pytest.raises(TxRejected):
+        sender.send(prepared, nonce=0)
+    assert env.requester.send(env.requester.calls.stake(1))["status"] == 1
