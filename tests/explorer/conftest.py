@@ -24,7 +24,16 @@ async def index(tmp_path: Path) -> AsyncIterator[IndexDb]:
         yield db
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+POSTGRES_URL = os.environ.get("PICTOR_TEST_POSTGRES_URL", "")
+NO_POSTGRES = "set PICTOR_TEST_POSTGRES_URL=postgresql://user@host:port/db to test PostgreSQL"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)),
+    ]
+)
 async def any_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IndexDb]:
     """The index on each dialect; PostgreSQL only when PICTOR_TEST_POSTGRES_URL names a server."""
     if request.param == "sqlite":

@@ -53,6 +53,12 @@ async def wait_subscribed(net: Libp2pNetwork, peer: str) -> None:
         await net.pubsub.wait_for_subscription(ID.from_base58(peer), topic)
 
 
+async def wait_meshed(net: Libp2pNetwork, peer: str) -> None:
+    """Relaying needs ``peer`` in ``net``'s gossipsub mesh, not just subscribed."""
+    for topic in (CAPACITY_TOPIC, JOBS_TOPIC):
+        await net.pubsub.router.wait_for_mesh(ID.from_base58(peer), topic, timeout=20)
+
+
 class Chain:
     def __init__(self, chain: EmbeddedChain) -> None:
         self.chain = chain
@@ -121,6 +127,7 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
                     peer = explorer.gossip.network.local_peer
                     await wait_subscribed(a, peer)
                     await wait_subscribed(b, a.local_peer)
+                    await wait_meshed(a, peer)
                     await a.publish(
                         CAPACITY_TOPIC,
                         f.sign(worker_key, f.advert(worker_key, gpus=("RTX 4090", "RTX 4090"))),
