@@ -39,6 +39,9 @@ class DevChain:
         """Mine a block ``seconds`` after the latest one."""
         raise NotImplementedError
 
+    def mine(self, blocks: int = 1) -> None:
+        raise NotImplementedError
+
     def snapshot(self) -> Any:
         raise NotImplementedError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ledger.anvil import find_anvil
@@ -38,3 +40,12 @@ def test_chain_up_deploys_both_contracts() -> None:
         assert chain.w3.eth.get_code(chain.w3.to_checksum_address(net.escrow))
         assert chain.w3.eth.get_code(chain.w3.to_checksum_address(net.token))
     assert chain.process is not None and chain.process.poll() is not None  # stopped
+
+
+def test_find_anvil_prefers_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = tmp_path / "anvil"
+    binary.write_text("")
+    monkeypatch.setenv("PICTOR_ANVIL", str(binary))
+    assert find_anvil() == binary
+    monkeypatch.setenv("PICTOR_ANVIL", str(tmp_path / "missing"))
+    assert find_anvil() is None  # an explicit setting is never second-guessed

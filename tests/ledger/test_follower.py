@@ -1,11 +1,10 @@
-"""The event follower: confirmation depth, order, idempotence and reorgs (py-evm snapshots)."""
+"""The event follower: confirmation depth, order, idempotence and reorgs (via chain snapshots)."""
 
 from __future__ import annotations
 
 import os
 
 from ledger.artifacts import load_artifact
-from ledger.backends import EmbeddedChain
 from ledger.follower import ChainEvent, EventFollower, FollowerConfig
 from tests.ledger.conftest import ETHER, Env
 
@@ -16,10 +15,9 @@ def follower(env: Env, confirmations: int) -> EventFollower:
     return EventFollower(env.chain.w3, env.escrow, load_artifact("Escrow")["abi"], start, config)
 
 
-def test_events_arrive_in_order_after_confirmations(env_fast: Env) -> None:
-    env, seen = env_fast, []
+def test_events_arrive_in_order_after_confirmations(env: Env) -> None:
+    seen: list[ChainEvent] = []
     chain = env.chain
-    assert isinstance(chain, EmbeddedChain)
     f = follower(env, confirmations=2)
     job_id = os.urandom(32)
     env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
@@ -36,10 +34,9 @@ def test_events_arrive_in_order_after_confirmations(env_fast: Env) -> None:
     assert f.poll(seen.append) == 0  # nothing new: nothing delivered twice
 
 
-def test_reorg_inside_the_depth_is_never_seen(env_fast: Env) -> None:
-    env, seen = env_fast, []
+def test_reorg_inside_the_depth_is_never_seen(env: Env) -> None:
+    seen: list[ChainEvent] = []
     chain = env.chain
-    assert isinstance(chain, EmbeddedChain)
     f = follower(env, confirmations=2)
     fork = chain.snapshot()
     env.requester.deposit(os.urandom(32), ETHER, env.deadline_in(3600))
@@ -50,10 +47,9 @@ def test_reorg_inside_the_depth_is_never_seen(env_fast: Env) -> None:
     assert seen == []
 
 
-def test_deep_reorg_rescans_and_stays_idempotent(env_fast: Env) -> None:
-    env, seen = env_fast, []
+def test_deep_reorg_rescans_and_stays_idempotent(env: Env) -> None:
+    seen: list[ChainEvent] = []
     chain = env.chain
-    assert isinstance(chain, EmbeddedChain)
     f = follower(env, confirmations=0)
     kept = os.urandom(32)
     env.requester.deposit(kept, ETHER, env.deadline_in(3600))
@@ -69,8 +65,8 @@ def test_deep_reorg_rescans_and_stays_idempotent(env_fast: Env) -> None:
     assert sum(1 for e in seen if e.args["job_id"] == kept) == 1
 
 
-def test_event_identity(env_fast: Env) -> None:
-    env, seen = env_fast, []
+def test_event_identity(env: Env) -> None:
+    seen: list[ChainEvent] = []
     f = follower(env, confirmations=0)
     env.requester.deposit(os.urandom(32), ETHER, env.deadline_in(3600))
     f.poll(seen.append)
@@ -79,8 +75,8 @@ def test_event_identity(env_fast: Env) -> None:
     assert receipt["blockNumber"] == event.block_number
 
 
-def test_callback_failure_redelivers(env_fast: Env) -> None:
-    env, seen = env_fast, []
+def test_callback_failure_redelivers(env: Env) -> None:
+    seen: list[ChainEvent] = []
     f = follower(env, confirmations=0)
     env.requester.deposit(os.urandom(32), ETHER, env.deadline_in(3600))
 
