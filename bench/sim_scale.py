@@ -40,8 +40,9 @@ def scale_scenario(nodes: int, day_fraction: float) -> dict[str, Any]:
         "network": {"sign_gossip": False, "gossip_reach": 50, "advert_interval_s": 30,
                     "loss": 0.001, "duplication": 0.001},
         "market": {"heartbeat_interval_s": 60, "lease_s": 240},
+        # 320×180: select_tiles builds the whole tile grid on every check.
         "workload": {"jobs_per_hour": nodes / 100, "frames_min": 5, "frames_max": 40,
-                     "deadline_s": 3 * 3600},
+                     "deadline_s": 3 * 3600, "resolution_x": 320, "resolution_y": 180},
         "churn": {"crash_per_hour": nodes / 500, "join_per_hour": nodes / 1000,
                   "leave_per_hour": nodes / 1000},
     }  # fmt: skip

@@ -30,7 +30,6 @@ from protocol.verification import (
     build_verdict,
     plan_check,
     select_tiles,
-    tile_grid,
     tile_passes,
 )
 from simulations.wallet import Wallet
@@ -76,12 +75,13 @@ class CheckerDriver:
         tile_px = DEFAULT_POLICY.sampling.tile_px
         secret = world.loop.rng.randbytes(32)
         tiles = select_tiles(request.result_digest, secret, w, h, k, tile_px)
-        bad_from = self._first_bad_cell(request, len(tile_grid(w, h, tile_px)))
+        columns = -(-w // tile_px)
+        bad_from = self._first_bad_cell(request, columns * -(-h // tile_px))
         worker = world.by_id.get(request.worker)
         same_device = worker is not None and worker.gpu == self.node.gpu
         checks = []
         for tile in tiles:
-            cell = (tile.y // tile_px) * -(-w // tile_px) + tile.x // tile_px
+            cell = (tile.y // tile_px) * columns + tile.x // tile_px
             psnr, diff = self._pixels(cell >= bad_from, same_device)
             evidence = TileEvidence(tile.x, tile.y, tile.width, tile.height, psnr, diff)
             checks.append(

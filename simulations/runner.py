@@ -111,7 +111,6 @@ def _run_phase(
     until_idle: bool = False,
 ) -> None:
     loop = world.loop
-    jobs = world.metrics.jobs
 
     def all_ended() -> bool:
         return world.metrics.open_jobs == 0
@@ -123,7 +122,7 @@ def _run_phase(
         loop.run_until(t, all_ended if until_idle else None)
         if progress is not None:
             progress((t - start_ms) / (end_ms - start_ms), name)
-        if until_idle and all_ended() and jobs is not None:
+        if until_idle and all_ended():
             return
 
 

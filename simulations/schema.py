@@ -22,9 +22,9 @@ class ScenarioError(ValueError):
     """A scenario file or override is invalid; the message names the key."""
 
 
-def bounded(default: Any, lo: float | None = None, hi: float | None = None, **kw: Any) -> Any:
+def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
     """A dataclass field with inclusive numeric bounds checked by :func:`build`."""
-    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi, **kw})
+    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi})
 
 
 def build(cls: type[T], table: Any, path: str) -> T:
