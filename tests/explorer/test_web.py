@@ -138,3 +138,11 @@ async def test_no_write_methods(client: httpx.AsyncClient) -> None:
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         r = await client.request(method, "/api/v1/overview")
         assert r.status_code == 405
+
+
+async def test_peer_text_is_escaped(client: httpx.AsyncClient, index: IndexDb) -> None:
+    key = NodeKey.generate()
+    await put(index, f.envelope(key, f.advert(key, gpus=("<script>alert(1)</script>",))))
+    for path in ("/", f"/nodes/{key.node_id.text}"):
+        text = (await client.get(path)).text
+        assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
