@@ -5,9 +5,9 @@ Defaults and why:
 * ``lease_ms`` 60 s with ``heartbeat_interval_ms`` 15 s: a lease survives three
   lost heartbeats in a row before a live worker loses its task, and a dead
   worker's frame is free again within a minute.
-* ``max_attempts_per_frame`` 3 and ``blocklist_after_failures`` 3: see the
-  requester module's docstring (Flamenco's numbers, argued for a market where
-  a failure can also be a rejected, possibly dishonest, result).
+* ``max_attempts_per_frame`` 3, ``blocklist_after_failures`` 3 (soft
+  failures) and ``blocklist_after_rejections`` 1 (a checker's failing
+  verdict): see the requester module's docstring.
 * ``bid_window_ms`` 5 s: long enough for gossip to reach the network and bids
   to come back (gossip hop 3–9 ms, connects ≥ 250 ms), short enough that an
   artist does not notice it. Bids arriving later are still used.
@@ -33,6 +33,7 @@ class MarketConfig:
     bid_window_ms: int = 5_000
     max_attempts_per_frame: int = 3
     blocklist_after_failures: int = 3
+    blocklist_after_rejections: int = 1
     max_tasks_per_worker: int = 4
     verify_timeout_ms: int = 120_000
     task_timeout_factor: int = 4
@@ -46,6 +47,7 @@ class MarketConfig:
         for name in (
             "max_attempts_per_frame",
             "blocklist_after_failures",
+            "blocklist_after_rejections",
             "max_tasks_per_worker",
             "verify_timeout_ms",
             "max_bidders",

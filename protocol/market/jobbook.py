@@ -8,7 +8,9 @@ The state of one job, split from the decisions in
 counts and blocklist, and the money — owed per payee, checker fees spent, and
 ``reserved``, the price plus fee of every live task. ``owed + fees + reserved``
 is what the job has paid or promised; awarding keeps it within the budget.
-Every change of a ``state`` field goes through a transition table.
+Every change of a ``state`` field goes through a transition table; the few
+commands made here are pure consequences of bookkeeping (a revoked lease, the
+refund left over).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import hashlib
 
 from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.market import events as ev
 from protocol.market.awarding import Bidder
+from protocol.market.commands import Command, JobFinished, JobOutcome, RefundDue, Send
 from protocol.market.config import MarketConfig
 from protocol.market.records import FrameRecord, JobStatistics, TaskRecord
 from protocol.market.tables import (
@@ -28,7 +32,7 @@ from protocol.market.tables import (
     TaskState,
     next_state,
 )
-from protocol.messages import Assurance, JobSpec, job_id_of
+from protocol.messages import Assurance, JobSpec, LeaseRevoked, job_id_of
 
 SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
 
@@ -50,6 +54,7 @@ class JobBook:
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
         self._failures: dict[bytes, int] = {}
+        self._rejections: dict[bytes, int] = {}
         self._blocklist: set[bytes] = set()
         self._owed_wei: dict[bytes, int] = {}
         self._fees_wei = 0
@@ -87,6 +92,26 @@ class JobBook:
         return None if task is None else task.state
 
     # ---- bookkeeping ----
+
+    def _shut_out(self, worker: bytes) -> list[Command]:
+        """A blocklisted worker's live tasks go back to pending: its work is not trusted."""
+        out: list[Command] = []
+        for task in [t for t in self._active.values() if t.worker == worker]:
+            if task.state is TaskState.LEASED:
+                out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
+            self._task_step(task, ev.TaskRevoked(task.task_id))
+            self._release(task)
+            self._frame_step(task.frame, ev.AttemptReturned(task.frame))
+            self._pending.add(task.frame)
+        return out
+
+    def _settle(self, outcome: JobOutcome) -> list[Command]:
+        out: list[Command] = [JobFinished(self.job_id, outcome)]
+        refund_wei = self.spec.budget_wei - sum(self._owed_wei.values()) - self._fees_wei
+        if refund_wei > 0:
+            not_before_ms = self.spec.deadline_ms + self.config.refund_grace_ms
+            out.append(RefundDue(self.job_id, refund_wei, not_before_ms))
+        return out
 
     def _held(self, sender: bytes, task_id: bytes, frame: int | None = None) -> TaskRecord:
         task = self._tasks.get(task_id)

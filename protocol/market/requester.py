@@ -15,29 +15,38 @@ when ``spent + reserved + price + checker fee`` would exceed ``budget_wei``.
 A lease lives ``lease_ms`` from the award and from every heartbeat (answered
 with LeaseExtended), but never past the task's hard deadline (a multiple of
 the bid's ETA, see :mod:`protocol.market.config`); when it runs out the task
-expires, the worker is told (LeaseRevoked) and charged a failure. A result is checked (renderer build),
-then verified: with ``Assurance.NONE`` it is accepted at once, otherwise the
-driver gets :class:`RequestVerification`, picks a checker and calls
-:meth:`assign_checker`; only a Verdict from an assigned checker about the
-exact result (envelope digest) counts. State and bookkeeping live in
-:mod:`protocol.market.jobbook`, the award policy in :mod:`protocol.market.awarding`. Accepted frames raise the payee's
-cumulative amount (:class:`RecordPayment`); a rejected result is a failure.
+expires, the worker is told (LeaseRevoked) and charged a failure. A result
+is checked (renderer build), then verified: with ``Assurance.NONE`` it is
+accepted at once, otherwise the driver gets :class:`RequestVerification`,
+picks a checker and calls :meth:`assign_checker`; only a Verdict from an
+assigned checker about the exact result (envelope digest) counts. Accepted
+frames raise the payee's cumulative amount (:class:`RecordPayment`). State and
+bookkeeping live in :mod:`protocol.market.jobbook`, the award policy in
+:mod:`protocol.market.awarding`.
 
-Retries and blocklist: a frame gets ``max_attempts_per_frame`` = 3 failed
-attempts, each by a *different* worker; then it fails. A worker that fails
-``blocklist_after_failures`` = 3 times in one job (failures, expired leases,
-rejected or invalid results) gets no further award in that job, and its live
-tasks are revoked and its unverified results dropped (without counting an
-attempt against those frames): a worker caught three times is not trusted
-with the frames it still holds. These are
-Flamenco's numbers, and they fit here for the same reasons: one failure is
+Retries and blocklist (per job):
+
+* a frame gets ``max_attempts_per_frame`` = 3 failed attempts, each by a
+  *different* worker, then it fails;
+* a worker is blocklisted after ``blocklist_after_failures`` = 3 soft failures
+  (Failure messages, expired leases, results from the wrong renderer build),
+  or after ``blocklist_after_rejections`` = 1 result a checker rejected;
+* blocklisting revokes the worker's live leases and drops its results still
+  waiting for a verdict (those frames go back to pending without losing an
+  attempt): it gets nothing more from this job and is trusted with nothing.
+
+The soft numbers are Flamenco's, and fit for the same reasons: one failure is
 noise (an OOM, a lost connection), three on different frames point at the
 worker, and three different workers failing one frame point at the frame (its
-scene), so retrying further burns budget and time. Because attempts must come
-from distinct workers, one broken or dishonest worker can cost a frame at most
-one attempt and a job at most three, and a worker that is honest 90 % of the
-time still loses a frame only with probability 0.1³ = 0.1 %. Declined awards
-are not failures (a worker may be busy), but drop that worker's bid.
+scene), so more retries burn budget and time. Distinct workers per attempt
+mean one broken worker costs a frame at most one attempt, and a worker that
+fails 10 % of its renders still loses a frame with probability 0.1³ = 0.1 %.
+A rejected verdict is not noise: with pinned settings an honest render
+matches within tolerance, so a mismatch is a cheat or broken hardware, and
+one is enough to stop trusting that worker for the rest of the job (a false
+verdict costs an honest worker one job, not its stake). Declined awards are
+not failures (a worker may be busy) but drop that worker's bid until it bids
+again.
 
 At the deadline every open frame fails, live leases are revoked, and the
 unspent budget is due back (:class:`RefundDue`). Late messages for a closed
@@ -59,11 +68,9 @@ from protocol.market.commands import (
     Command,
     FrameAccepted,
     FrameFailed,
-    JobFinished,
     JobOutcome,
     Publish,
     RecordPayment,
-    RefundDue,
     RequestVerification,
     Send,
     WorkerBlocklisted,
@@ -282,7 +289,7 @@ class JobMachine(JobBook):
         out: list[Command] = [CheckerFeeDue(self.job_id, task.task_id, sender, task.fee_wei)]
         if verdict.passed:
             return out + self._accept(task, now_ms)
-        return out + self._charge(task, "result rejected by a checker", now_ms)
+        return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
 
     # ---- decisions ----
 
@@ -322,7 +329,9 @@ class JobMachine(JobBook):
             *self._after_change(now_ms),
         ]
 
-    def _charge(self, task: TaskRecord, reason: str, now_ms: int) -> list[Command]:
+    def _charge(
+        self, task: TaskRecord, reason: str, now_ms: int, *, rejected: bool = False
+    ) -> list[Command]:
         """``task`` failed by its worker's fault: count it against frame and worker."""
         self._release(task)
         out: list[Command] = []
@@ -335,26 +344,17 @@ class JobMachine(JobBook):
         else:
             self._frame_step(task.frame, ev.AttemptFailed(task.frame))
             self._pending.add(task.frame)
-        failures = self._failures.get(task.worker, 0) + 1
-        self._failures[task.worker] = failures
-        if failures >= self.config.blocklist_after_failures and task.worker not in self._blocklist:
+        failures = self._failures[task.worker] = self._failures.get(task.worker, 0) + 1
+        rejections = self._rejections[task.worker] = self._rejections.get(task.worker, 0) + rejected
+        caught = rejections >= self.config.blocklist_after_rejections
+        if (caught or failures >= self.config.blocklist_after_failures) and (
+            task.worker not in self._blocklist
+        ):
             self._blocklist.add(task.worker)
             self._bidders.pop(task.worker, None)
             out.append(WorkerBlocklisted(self.job_id, task.worker, failures))
             out += self._shut_out(task.worker)
         return out + self._after_change(now_ms)
-
-    def _shut_out(self, worker: bytes) -> list[Command]:
-        """A blocklisted worker's live tasks go back to pending: its work is not trusted."""
-        out: list[Command] = []
-        for task in [t for t in self._active.values() if t.worker == worker]:
-            if task.state is TaskState.LEASED:
-                out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
-            self._task_step(task, ev.TaskRevoked(task.task_id))
-            self._release(task)
-            self._frame_step(task.frame, ev.AttemptReturned(task.frame))
-            self._pending.add(task.frame)
-        return out
 
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
@@ -381,14 +381,6 @@ class JobMachine(JobBook):
         out.append(Publish(JOBS_TOPIC, JobCancelled(self.job_id, reason)))
         cancelled = isinstance(event, ev.JobCancelledLocally)
         return out + self._settle(JobOutcome.CANCELLED if cancelled else JobOutcome.EXPIRED)
-
-    def _settle(self, outcome: JobOutcome) -> list[Command]:
-        out: list[Command] = [JobFinished(self.job_id, outcome)]
-        refund_wei = self.spec.budget_wei - sum(self._owed_wei.values()) - self._fees_wei
-        if refund_wei > 0:
-            not_before_ms = self.spec.deadline_ms + self.config.refund_grace_ms
-            out.append(RefundDue(self.job_id, refund_wei, not_before_ms))
-        return out
 
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms

@@ -50,15 +50,17 @@ class MarketStateMachine(RuleBasedStateMachine):
         assurance=st.sampled_from([Assurance.NONE, Assurance.NORMAL]),
         max_tasks=st.integers(1, 3),
         blocklist_after=st.integers(1, 3),
+        rejections_allowed=st.integers(1, 2),
     )
     def setup(
         self, frames: int, prices: list[int], slots: int, budget_frames: int,
-        assurance: Assurance, max_tasks: int, blocklist_after: int,
+        assurance: Assurance, max_tasks: int, blocklist_after: int, rejections_allowed: int,
     ) -> None:  # fmt: skip
         market = MarketConfig(
             lease_ms=60_000, heartbeat_interval_ms=15_000, bid_window_ms=1_000,
             verify_timeout_ms=30_000, max_tasks_per_worker=max_tasks,
             blocklist_after_failures=blocklist_after,
+            blocklist_after_rejections=rejections_allowed,
         )  # fmt: skip
         self.harness = MarketHarness(
             frames=tuple(range(frames)), worker_prices_wei_per_ru=tuple(prices),

@@ -205,12 +205,14 @@ def test_the_budget_bounds_what_is_awarded_at_once() -> None:
     assert harness.job.statistics().frames_accepted == 2
 
 
-def test_a_rejected_result_is_reassigned_and_the_checker_still_paid() -> None:
+def test_a_rejected_result_is_reassigned_its_worker_shut_out_and_the_checker_paid() -> None:
     harness = started(frames=(1,))
     (task_id,) = harness.renders
+    cheat = harness.renders[task_id]
     harness.finish_render(task_id)
     harness.verdict(task_id, False)
     assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert harness.job.blocklisted() == {cheat}  # one rejection is enough
     assert len(harness.commands(CheckerFeeDue)) == 1
     assert len(harness.renders) == 1
     finish_all(harness)
