@@ -1,0 +1,70 @@
+"""Discovery: backoff policy, redial until a peer appears, banned peers skipped."""
+
+from __future__ import annotations
+
+import itertools
+
+import trio
+import trio.testing
+
+from node.net.discovery import Discovery, redial_delay_s
+from node.net.memory import MemoryHub
+
+
+def test_backoff_doubles_and_caps() -> None:
+    assert [redial_delay_s(n, max_s=10) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+class _MemoryStore:
+    """The slice of ``Store`` discovery uses, without threads: trio's autojump
+    clock would otherwise jump while a database call runs on a worker thread."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, dict[str, object]] = {}
+
+    async def list_peers(self) -> list[dict[str, object]]:
+        return list(self.peers.values())
+
+    async def upsert_peer(self, peer_id: str, addrs: list[str], now_ms: int) -> None:
+        row = self.peers.setdefault(peer_id, {"peer_id": peer_id, "addrs": [], "failures": 0})
+        row["addrs"] = addrs or row["addrs"]
+
+    async def record_dial(self, peer_id: str, ok: bool, now_ms: int) -> None:
+        pass
+
+
+async def test_redials_with_backoff_until_peer_appears(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub = MemoryHub()
+    store = _MemoryStore()
+    async with hub.open("me") as me:
+        dials: list[float] = []
+        connect = me.connect
+
+        async def counting_connect(addr: str) -> str:
+            dials.append(trio.current_time())
+            return await connect(addr)
+
+        me.connect = counting_connect  # type: ignore[method-assign]
+        banned = {"bad"}
+        discovery = Discovery(
+            me,
+            store,  # type: ignore[arg-type]
+            max_backoff_s=8,
+            is_banned=banned.__contains__,
+            wall_ms=lambda: 0,
+        )
+        discovery.add_candidate(["/memory/later/p2p/later", "/memory/bad/p2p/bad"])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(discovery.run)
+            await trio.sleep(20)  # virtual: 0, 1, 3, 7, 15 s dials fail
+            assert len(dials) == 5
+            gaps = [round(b - a) for a, b in itertools.pairwise(dials)]
+            assert gaps == [1, 2, 4, 8]
+            async with hub.open("later"):
+                await trio.sleep(10)  # next try at 23 s succeeds
+                assert me.connected_peers() == ["later"]
+                nursery.cancel_scope.cancel()
+    assert store.peers["later"]["addrs"] == ["/memory/later"]
+    assert "bad" not in store.peers  # banned: never dialled
