@@ -7,6 +7,7 @@ without a reload and the page works (statically) with JavaScript off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -37,13 +38,24 @@ def charts_for(rows: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
+Page = Callable[..., HTMLResponse]
+
+
 def pages_router(r: Reader, templates: Jinja2Templates) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    s = r.settings.read
 
     def page(request: Request, name: str, live_url: str | None, **context: Any) -> HTMLResponse:
         context.update(live_url=live_url, live_ms=r.settings.live_poll_ms)
         return templates.TemplateResponse(request, name, context)
+
+    _network_pages(router, r, page)
+    _entity_pages(router, r, page)
+    return router
+
+
+def _network_pages(router: APIRouter, r: Reader, page: Page) -> None:
+    """The overview, its charts, the lists, and search."""
+    s = r.settings.read
 
     async def history() -> list[dict[str, Any]]:
         since_ms = r.wall_ms() - r.settings.chart_hours * queries.HOUR_MS
@@ -77,16 +89,34 @@ def pages_router(r: Reader, templates: Jinja2Templates) -> APIRouter:
         rows = await r.read(lambda tx: queries.list_nodes(tx, now_ms, s, offset))
         return page(request, "nodes.html", None, nodes=rows, offset=offset, page_rows=s.page_rows)
 
+    @router.get("/jobs", response_class=HTMLResponse)
+    async def jobs(request: Request, offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> HTMLResponse:
+        rows = await r.read(lambda tx: queries.list_jobs(tx, s, offset))
+        return page(request, "jobs.html", None, jobs=rows, offset=offset, page_rows=s.page_rows)
+
+    @router.get("/checkers", response_class=HTMLResponse)
+    async def checkers(request: Request) -> HTMLResponse:
+        rows = await r.read(lambda tx: queries.checkers(tx, s))
+        return page(request, "checkers.html", None, checkers=rows)
+
+    @router.get("/search")
+    async def search(q: str = Query("", max_length=ids.MAX_QUERY_CHARS)) -> RedirectResponse:
+        kind, value = ids.classify(q)
+        url = await r.read(lambda tx: queries.find(tx, kind, value))
+        if url is None:
+            raise NotFound(f"nothing in the index matches {value}")
+        return RedirectResponse(url, status_code=303)
+
+
+def _entity_pages(router: APIRouter, r: Reader, page: Page) -> None:
+    """One node, job, transaction or address, by validated id."""
+    s = r.settings.read
+
     @router.get("/nodes/{node_id}", response_class=HTMLResponse)
     async def node(request: Request, node_id: str) -> HTMLResponse:
         nid, now_ms = ids.node_id(node_id), r.wall_ms()
         data = await r.found(lambda tx: queries.node(tx, nid, now_ms, s), "node " + nid)
         return page(request, "node.html", f"/api/v1/nodes/{nid}", n=data)
-
-    @router.get("/jobs", response_class=HTMLResponse)
-    async def jobs(request: Request, offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> HTMLResponse:
-        rows = await r.read(lambda tx: queries.list_jobs(tx, s, offset))
-        return page(request, "jobs.html", None, jobs=rows, offset=offset, page_rows=s.page_rows)
 
     @router.get("/jobs/{job_id}", response_class=HTMLResponse)
     async def job(
@@ -95,11 +125,6 @@ def pages_router(r: Reader, templates: Jinja2Templates) -> APIRouter:
         jid, now_ms = ids.hash32(job_id), r.wall_ms()
         data = await r.found(lambda tx: queries.job(tx, jid, now_ms, s, offset), "job " + jid)
         return page(request, "job.html", f"/api/v1/jobs/{jid}", j=data, page_rows=s.page_rows)
-
-    @router.get("/checkers", response_class=HTMLResponse)
-    async def checkers(request: Request) -> HTMLResponse:
-        rows = await r.read(lambda tx: queries.checkers(tx, s))
-        return page(request, "checkers.html", None, checkers=rows)
 
     @router.get("/tx/{tx_hash}", response_class=HTMLResponse)
     async def transaction(request: Request, tx_hash: str) -> HTMLResponse:
@@ -112,13 +137,3 @@ def pages_router(r: Reader, templates: Jinja2Templates) -> APIRouter:
         a = ids.address(address)
         data = await r.found(lambda tx: queries.address(tx, a, s), "address " + a)
         return page(request, "address.html", None, a=data)
-
-    @router.get("/search")
-    async def search(q: str = Query("", max_length=ids.MAX_QUERY_CHARS)) -> RedirectResponse:
-        kind, value = ids.classify(q)
-        url = await r.read(lambda tx: queries.find(tx, kind, value))
-        if url is None:
-            raise NotFound(f"nothing in the index matches {value}")
-        return RedirectResponse(url, status_code=303)
-
-    return router
