@@ -10,7 +10,9 @@ Defaults and why:
   verdict): see the requester module's docstring.
 * ``bid_window_ms`` 5 s: long enough for gossip to reach the network and bids
   to come back (gossip hop 3–9 ms, connects ≥ 250 ms), short enough that an
-  artist does not notice it. Bids arriving later are still used.
+  artist does not notice it. Bids arriving later are still used, and the
+  announce is repeated every ``reannounce_interval_ms`` (5 min) while frames
+  wait for a worker, so nodes that join later hear of the job.
 * A task must deliver within ``max(min_task_timeout_ms, task_timeout_factor ×
   the bid's ETA)`` of its award, heartbeats or not (10 min, 4×): otherwise a
   worker that heartbeats and never renders would hold a frame to the deadline,
@@ -38,6 +40,7 @@ class MarketConfig:
     verify_timeout_ms: int = 120_000
     task_timeout_factor: int = 4
     min_task_timeout_ms: int = 600_000
+    reannounce_interval_ms: int = 300_000
     refund_grace_ms: int = 24 * 3_600_000
     max_bidders: int = 1_000
 
@@ -51,6 +54,9 @@ class MarketConfig:
             "max_tasks_per_worker",
             "verify_timeout_ms",
             "max_bidders",
+            "task_timeout_factor",
+            "min_task_timeout_ms",
+            "reannounce_interval_ms",
         ):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")

@@ -63,6 +63,7 @@ class JobBook:
         self._settled = 0
         self._window_end_ms = 0
         self._window_pending = False
+        self._next_announce_ms = 0
 
     # ---- introspection ----
 

@@ -48,6 +48,8 @@ verdict costs an honest worker one job, not its stake). Declined awards are
 not failures (a worker may be busy) but drop that worker's bid until it bids
 again.
 
+While frames wait for a worker, the announce is repeated every
+``reannounce_interval_ms`` for nodes that joined since (gossip is not kept).
 At the deadline every open frame fails, live leases are revoked, and the
 unspent budget is due back (:class:`RefundDue`). Late messages for a closed
 job or a decided task are ignored; a message about a task the sender does not
@@ -125,7 +127,7 @@ class JobMachine(JobBook):
         self._job_step(ev.JobStarted(self.job_id))
         self._window_end_ms = now_ms + self.config.bid_window_ms
         self._window_pending = True
-        return [Publish(JOBS_TOPIC, JobAnnounce(self.job_id, self.spec))]
+        return [self._announce(now_ms)]
 
     def receive(
         self, sender: bytes, message: Message, now_ms: int, *, envelope_digest: bytes | None = None
@@ -169,6 +171,8 @@ class JobMachine(JobBook):
         times = [self.spec.deadline_ms]
         if self._window_pending:
             times.append(self._window_end_ms)
+        if self._pending:
+            times.append(self._next_announce_ms)
         for task in self._active.values():
             leased = task.state is TaskState.LEASED
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
@@ -193,6 +197,8 @@ class JobMachine(JobBook):
         if self._window_pending and now_ms >= self._window_end_ms:
             self._window_pending = False
             out += self._award(now_ms)
+        if self._pending and now_ms >= self._next_announce_ms and self.state is JobState.OPEN:
+            out.append(self._announce(now_ms))  # for workers that joined since
         return out
 
     # ---- message handlers ----
@@ -381,6 +387,10 @@ class JobMachine(JobBook):
         out.append(Publish(JOBS_TOPIC, JobCancelled(self.job_id, reason)))
         cancelled = isinstance(event, ev.JobCancelledLocally)
         return out + self._settle(JobOutcome.CANCELLED if cancelled else JobOutcome.EXPIRED)
+
+    def _announce(self, now_ms: int) -> Publish:
+        self._next_announce_ms = now_ms + self.config.reannounce_interval_ms
+        return Publish(JOBS_TOPIC, JobAnnounce(self.job_id, self.spec))
 
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.errors import IllegalMessage, IllegalTransition, LocalProtocolError
 from protocol.market import (
     CheckerFeeDue,
     FrameAccepted,
@@ -388,3 +388,27 @@ def test_blocklisting_revokes_live_leases_and_drops_unverified_results() -> None
     finish_all(harness)
     assert outcome(harness) is JobOutcome.COMPLETED
     assert {c.worker for c in harness.commands(FrameAccepted)} == {list(harness.workers)[1]}  # type: ignore[union-attr]
+
+
+def test_the_announce_is_repeated_only_while_frames_wait_for_a_worker() -> None:
+    lonely = started(frames=(1,), worker_prices_wei_per_ru=(500,))  # nobody can afford it
+    lonely.advance(MarketConfig().reannounce_interval_ms)
+    assert len(lonely.commands(Publish)) == 2
+    busy = started(frames=(1,))
+    busy.advance(MarketConfig().reannounce_interval_ms * 2)
+    assert len(busy.commands(Publish)) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"heartbeat_interval_ms": 60_000},
+        {"max_attempts_per_frame": 0},
+        {"blocklist_after_rejections": 0},
+        {"min_task_timeout_ms": 0},
+        {"bid_window_ms": -1},
+    ],
+)
+def test_market_config_refuses_nonsense(bad: dict[str, int]) -> None:
+    with pytest.raises(LocalProtocolError):
+        MarketConfig(**bad)
