@@ -34,8 +34,8 @@ class Meta:
     start_ms: int = bounded(1_800_000_000_000, 0, 2**63)  # wall clock handed to machines
     sample_interval_s: float = bounded(300.0, 1, 86400)  # time series resolution
     check_invariants: bool = True  # after every event (VOPR); off only for benchmarks
-    # A frame accepted from a worker the job already caught cheating is a violation.
-    # docs/SIMULATIONS.md, "Findings": the market machine still does this today.
+    # A frame accepted from a worker the job already caught cheating is a violation
+    # (off: only counted, as frames_from_known_cheaters; docs/SIMULATIONS.md).
     known_cheater_invariant: bool = True
 
 
