@@ -1,14 +1,15 @@
 """Explorer web: requests/s and p99 latency under a loopback load generator.
 
-    python bench/explorer.py [--seconds 5] [--clients 4] [--nodes 10000] [--frames 100000]
+    python bench/explorer.py [--seconds 10] [--clients 4] [--rounds 5] [--nodes 10000] [--frames 100000]
 
 Builds an index of ``--nodes`` online nodes (1–2 GPUs each) and ``--frames``
-frames (jobs of 100 frames; a third rendered, a third verified, deposits and
-redeems on chain), written directly into SQLite. The explorer's web app runs
+frames (jobs of 100 frames; a third rendered, a third verified, a deposit per
+job on chain), written directly into SQLite. The explorer's web app runs
 in a separate process (hypercorn, trio worker); ``--clients`` threads with
-keep-alive httpx clients hit each route for ``--seconds``. The baseline in the
-same run is ``/healthz``: the same stack without the index, i.e. the floor
-that the framework and the load generator set.
+keep-alive httpx clients hit each route for ``--seconds``, in interleaved
+rounds so that background load on a shared machine affects every route alike.
+The baseline in the same run is ``/healthz``: the same stack without the
+index, i.e. the floor that the framework and the load generator set.
 """
 
 from __future__ import annotations
@@ -112,8 +113,17 @@ async def serve(path: str, port: int) -> None:
         await serve_web(app, "127.0.0.1", port, trio.Event())
 
 
-def load(base: str, path: str, clients: int, seconds: float) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) for ``path`` under ``clients`` threads."""
+def pct(sorted_s: list[float], q: float) -> float:
+    """The q-quantile of sorted seconds, in milliseconds."""
+    return (
+        sorted_s[min(len(sorted_s) - 1, int(q * len(sorted_s)))] * 1000
+        if sorted_s
+        else float("nan")
+    )
+
+
+def load(base: str, path: str, clients: int, seconds: float) -> tuple[list[float], int]:
+    """Latencies (s) and non-200 count for ``path`` under ``clients`` threads for ``seconds``."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -137,9 +147,30 @@ def load(base: str, path: str, clients: int, seconds: float) -> tuple[float, flo
         t.start()
     for t in threads:
         t.join()
-    latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return len(latencies) / seconds, p(0.50), p(0.99), errors[0]
+    return latencies, errors[0]
+
+
+async def in_process(path: str, routes: list[tuple[str, str]], count: int) -> dict[str, list[float]]:
+    """Sequential latencies (s) per route through ASGI, no sockets: the server-side cost."""
+    from explorer.service import wall_ms
+    from explorer.web.app import create_app
+    from explorer.web.reader import WebSettings
+
+    out: dict[str, list[float]] = {}
+    async with open_index(path) as db:
+        # No aggregate cache here: every request computes its page from the index.
+        app = create_app(db, WebSettings(aggregate_ttl_s=0), wall_ms)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+            for _, route in routes:
+                await http.get(route)
+                times = []
+                for _ in range(count):
+                    t0 = time.perf_counter()
+                    (await http.get(route)).raise_for_status()
+                    times.append(time.perf_counter() - t0)
+                out[route] = sorted(times)
+    return out
 
 
 def wait_up(base: str, timeout_s: float = 60) -> None:
@@ -157,8 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per route, all rounds")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per route")
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--port", type=int, default=18_431)
@@ -189,9 +221,33 @@ def main() -> None:
             routes = [("/healthz (baseline)", "/healthz"), ("overview page", "/"),
                       ("overview JSON", "/api/v1/overview"), ("job page", f"/jobs/{job}"),
                       ("job JSON", f"/api/v1/jobs/{job}"), ("node page", "/nodes/" + NodeKey(bytes(32)).node_id.text)]  # fmt: skip
+            # Interleaved rounds, so background load on a shared machine hits every route alike.
+            totals: dict[str, list[float]] = {path: [] for _, path in routes}
+            errors: dict[str, int] = dict.fromkeys(totals, 0)
+            for _ in range(args.rounds):
+                for _, path in routes:
+                    latencies, bad = load(base, path, args.clients, args.seconds / args.rounds)
+                    totals[path] += latencies
+                    errors[path] += bad
             for name, path in routes:
-                rps, p50, p99, errors = load(base, path, args.clients, args.seconds)
-                table.add_row(name, f"{rps:,.0f}", f"{p50:.1f}", f"{p99:.1f}", str(errors))
+                lat = sorted(totals[path])
+                rps = len(lat) / args.seconds
+                table.add_row(
+                    name,
+                    f"{rps:,.0f}",
+                    f"{pct(lat, 0.5):.1f}",
+                    f"{pct(lat, 0.99):.1f}",
+                    str(errors[path]),
+                )
+            console.print(table)
+            server.terminate()
+            server.wait(timeout=10)
+            inner = trio.run(in_process, str(db), routes, 50)
+            table = Table(title="server-side: one request at a time through ASGI, no cache, no socket")
+            for col in ("route", "p50 ms", "p99 ms"):
+                table.add_column(col, justify="right" if col != "route" else "left")
+            for name, path in routes:
+                table.add_row(name, f"{pct(inner[path], 0.5):.1f}", f"{pct(inner[path], 0.99):.1f}")
             console.print(table)
         finally:
             server.terminate()
