@@ -150,7 +150,9 @@ def load(base: str, path: str, clients: int, seconds: float) -> tuple[list[float
     return latencies, errors[0]
 
 
-async def in_process(path: str, routes: list[tuple[str, str]], count: int) -> dict[str, list[float]]:
+async def in_process(
+    path: str, routes: list[tuple[str, str]], count: int
+) -> dict[str, list[float]]:
     """Sequential latencies (s) per route through ASGI, no sockets: the server-side cost."""
     from explorer.service import wall_ms
     from explorer.web.app import create_app
@@ -243,7 +245,9 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=10)
             inner = trio.run(in_process, str(db), routes, 50)
-            table = Table(title="server-side: one request at a time through ASGI, no cache, no socket")
+            table = Table(
+                title="server-side: one request at a time through ASGI, no cache, no socket"
+            )
             for col in ("route", "p50 ms", "p99 ms"):
                 table.add_column(col, justify="right" if col != "route" else "left")
             for name, path in routes:

@@ -145,4 +145,7 @@ async def test_peer_text_is_escaped(client: httpx.AsyncClient, index: IndexDb) -
     await put(index, f.envelope(key, f.advert(key, gpus=("<script>alert(1)</script>",))))
     for path in ("/", f"/nodes/{key.node_id.text}"):
         text = (await client.get(path)).text
-        assert "<script>alert(1)</script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert (
+            "<script>alert(1)</script>" not in text
+            and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        )
