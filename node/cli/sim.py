@@ -108,14 +108,26 @@ def sweep_cmd(
         raise typer.Exit(1)
 
 
+_COLUMNS = {"frames_per_hour": "frames/h", "utilisation": "util", "makespan_s": "makespan s",
+            "cheats_caught": "caught", "cheats_missed": "missed"}  # fmt: skip
+
+
 def _print_rows(rows: list[dict[str, object]], keys: list[str]) -> None:
-    table = Table(*keys, "runs", "viol.", *HEADLINE[:5], title="mean ± 95 % CI")
+    """Only the swept keys that vary, and the headline metrics as mean ± CI."""
+    varying = [k for k in keys if len({str(r[k]) for r in rows}) > 1] or keys[:1]
+    short = [k.rsplit(".", 1)[-1] for k in varying]
+    table = Table(*short, "runs", "viol.", *_COLUMNS.values(), title="mean ± 95 % CI")
     for row in rows:
-        cells = [f"{row[m]} ± {row[f'{m}_ci95']}" for m in HEADLINE[:5]]
+        cells = [f"{_num(row[m])}±{_num(row[f'{m}_ci95'])}" for m in _COLUMNS]
         table.add_row(
-            *(str(row[k]) for k in keys), str(row["runs"]), str(row["violations"]), *cells
+            *(str(row[k]) for k in varying), str(row["runs"]), str(row["violations"]), *cells
         )
     console.print(table)
+
+
+def _num(value: object) -> str:
+    x = float(value)  # type: ignore[arg-type]
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2g}"
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
