@@ -38,38 +38,46 @@ def task(n: int) -> bytes:
     return bytes([n]) * 32
 
 
-messages = st.one_of(
+awards = st.builds(
+    lambda n, f, p: Award(JOB, task(n), f, ME, p, START_MS + 60_000, 15_000),
+    st.integers(1, 4), st.sampled_from([1, 2, 2, 3]), st.sampled_from([1_000, 1_000, 500]),
+)  # fmt: skip
+others = st.one_of(
     st.just(JobAnnounce(JOB, SPEC)),
-    st.builds(lambda n, f, p: Award(JOB, task(n), f, ME, p, START_MS + 60_000, 15_000),
-              st.integers(1, 4), st.sampled_from([1, 2, 3]), st.sampled_from([500, 1_000])),
     st.builds(lambda n: LeaseExtended(JOB, task(n), START_MS + 120_000), st.integers(1, 5)),
     st.builds(lambda n: LeaseRevoked(JOB, task(n), "x"), st.integers(1, 5)),
     st.just(JobCancelled(JOB, "x")),
     st.builds(lambda w: Voucher(1, bytes(20), JOB, ADDRESS, w, bytes(65)), st.integers(0, 5_000)),
     st.just(Heartbeat(JOB, task(1), 1)),
-)  # fmt: skip
+)
+# sampled_from is uniform over its list, so repeats weight the step kinds
 steps = st.lists(
-    st.tuples(st.sampled_from(["message", "finish", "fail", "time"]), st.booleans(), messages,
-              st.integers(0, 30_000)),
+    st.tuples(
+        st.sampled_from(["award"] * 6 + ["other", "finish", "fail", "time"]),
+        st.sampled_from([True, True, True, False]),  # from the requester?
+        awards,
+        others,
+        st.integers(0, 30_000),
+    ),
     max_size=40,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
 def test_worker_survives_any_order_and_keeps_to_its_slots(plan: list) -> None:  # type: ignore[type-arg]
     machine = WorkerMachine(ME, ADDRESS, WorkerConfig(100, (BUILD,), slots=SLOTS), START_MS)
+    machine.receive(REQUESTER, JobAnnounce(JOB, SPEC), START_MS)
     now = START_MS
     started: set[bytes] = set()
     ended: Counter[bytes] = Counter()
-    for kind, from_requester, message, delta_ms in plan:
-        now += delta_ms
+    for kind, from_requester, award, other, delta_ms in plan:
         out: list[object] = []
         rendering = [t for t, s in machine.task_states().items() if s.name == "RENDERING"]
-        if kind == "message":
+        if kind in ("award", "other"):
             sender = REQUESTER if from_requester else STRANGER
             try:
-                out = list(machine.receive(sender, message, now))
+                out = list(machine.receive(sender, award if kind == "award" else other, now))
             except IllegalMessage:
                 pass
         elif kind == "finish" and rendering:
@@ -77,6 +85,7 @@ def test_worker_survives_any_order_and_keeps_to_its_slots(plan: list) -> None:  
         elif kind == "fail" and rendering:
             out = list(machine.render_failed(rendering[0], FailureReason.TIMEOUT, "", now))
         elif kind == "time":
+            now += delta_ms
             timer = machine.get_timer()
             if timer is not None and timer <= now:
                 out = list(machine.handle_timer(now))
