@@ -29,8 +29,14 @@ from protocol.market.commands import (
     WorkerBlocklisted,
 )
 from protocol.market.config import MarketConfig, WorkerConfig
-from protocol.market.requester import JobMachine, JobStatistics
-from protocol.market.tables import FrameState, JobState, TaskState, WorkerTaskState
+from protocol.market.requester import JobMachine, JobStatistics, result_digest_of
+from protocol.market.tables import (
+    FrameState,
+    JobState,
+    TaskState,
+    WorkerTaskState,
+    format_tables,
+)
 from protocol.market.worker import WorkerMachine, WorkerStatistics
 
 __all__ = [
@@ -59,4 +65,6 @@ __all__ = [
     "WorkerMachine",
     "WorkerStatistics",
     "WorkerTaskState",
+    "format_tables",
+    "result_digest_of",
 ]
