@@ -54,3 +54,19 @@ def test_double_payment_by_a_machine_would_be_caught(small: dict[str, Any]) -> N
 def test_clean_run_has_no_violation(small: dict[str, Any]) -> None:
     outcome = run_scenario(load_scenario(SCENARIOS / "heavy_churn.toml", small), 8)
     assert outcome.summary["jobs_unfinished"] == 0
+
+
+def test_liveness_violation_names_the_open_jobs(small: dict[str, Any]) -> None:
+    """Test-only fault: a job that never ends (as if a machine never settled)."""
+    from simulations.metrics import JobRecord
+
+    def never_ending_job(world: World) -> None:
+        if not getattr(world, "_injected", False):
+            world._injected = True  # type: ignore[attr-defined]
+            world.metrics.jobs[b"\x00" * 32] = JobRecord(world.loop.now_ms, 1, 1)
+            world.metrics.open_jobs += 1
+
+    scenario = load_scenario(SCENARIOS / "baseline.toml", small)
+    with pytest.raises(InvariantViolation, match=r"liveness: 1 job\(s\) still open") as info:
+        run_scenario(scenario, 5, hooks=[never_ending_job])
+    assert info.value.seed == 5 and info.value.trace_tail
