@@ -3,7 +3,7 @@
 Part 1 starts N real nodes (libp2p on loopback, one process), bootstrapped
 from the first, waits until every node has every other node's advert, then
 has every node publish ``--rounds`` signed CapacityAdverts ``--gap-ms`` apart
-and records, for each (advert, receiving node), the time from publish to the
+(staggered across nodes, or all at once with ``--burst``) and records, for each (advert, receiving node), the time from publish to the
 receiver's gate accepting it. Delivery rate = accepted / (adverts x (N - 1)).
 
 Part 2 starts one ``pictor node run`` process, lets it idle ``--idle-s``
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -63,6 +64,10 @@ async def _start_node(stack: AsyncExitStack, data_dir: Path, bootstrap: tuple[st
     return node
 
 
+def _knows_all(node: Node, others: int) -> bool:
+    return len(node.capacity) == others
+
+
 def _observe(node: Node, arrivals: dict[bytes, list[float]]) -> None:
     """Record when this node's gate accepts each envelope (by digest)."""
     admit = node.gate.admit
@@ -76,7 +81,9 @@ def _observe(node: Node, arrivals: dict[bytes, list[float]]) -> None:
     node.gate.admit = timed_admit  # type: ignore[method-assign]
 
 
-async def delivery(n_nodes: int, rounds: int, gap_ms: float) -> dict[str, float]:
+async def delivery(
+    n_nodes: int, rounds: int, gap_ms: float, burst: bool = False
+) -> dict[str, float]:
     arrivals: dict[bytes, list[float]] = {}
     sent: dict[bytes, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +96,7 @@ async def delivery(n_nodes: int, rounds: int, gap_ms: float) -> dict[str, float]
             t0 = time.perf_counter()
             with trio.fail_after(60):
                 for node in nodes:
-                    await node.wait_until(lambda n=node: len(n.capacity) == n_nodes - 1)
+                    await node.wait_until(partial(_knows_all, node, n_nodes - 1))
             converge_s = time.perf_counter() - t0
             for node in nodes:
                 _observe(node, arrivals)
@@ -100,7 +107,11 @@ async def delivery(n_nodes: int, rounds: int, gap_ms: float) -> dict[str, float]
                     )
                     sent[hashlib.sha256(data).digest()] = time.perf_counter()
                     await node.network.publish(CAPACITY_TOPIC, data)
-                await trio.sleep(gap_ms / 1000)
+                    # Staggered like real, unsynchronised nodes (--burst: all at once).
+                    if not burst:
+                        await trio.sleep(gap_ms / 1000 / n_nodes)
+                if burst:
+                    await trio.sleep(gap_ms / 1000)
             expected = len(sent) * (n_nodes - 1)
             with trio.move_on_after(10):  # let stragglers land; stop early when complete
                 while sum(len(arrivals.get(d, [])) for d in sent) < expected:
@@ -165,8 +176,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--gap-ms", type=float, default=2000.0)
     parser.add_argument("--idle-s", type=float, default=30.0)
+    parser.add_argument("--burst", action="store_true", help="all nodes publish at once")
     args = parser.parse_args()
-    result = trio.run(delivery, args.nodes, args.rounds, args.gap_ms)
+    result = trio.run(delivery, args.nodes, args.rounds, args.gap_ms, args.burst)
     print(
         f"delivery   {result['delivered']}/{result['expected']} = {result['delivery_pct']:.2f} % "
         f"({result['adverts']} adverts, {result['nodes']} nodes, "
