@@ -3,17 +3,21 @@
 Part 1 starts N real nodes (libp2p on loopback, one process), bootstrapped
 from the first, waits until every node has every other node's advert, then
 has every node publish ``--rounds`` signed CapacityAdverts ``--gap-ms`` apart
-(staggered across nodes, or all at once with ``--burst``) and records, for each (advert, receiving node), the time from publish to the
-receiver's gate accepting it. Delivery rate = accepted / (adverts x (N - 1)).
+(staggered across nodes, or all at once with ``--burst``) and records, for
+each (advert, receiving node), the time from publish to the receiver's gate
+accepting it. Delivery rate = accepted / (adverts x (N - 1)). All N nodes
+share one Python process, so these latencies are CPU-bound, not network-bound.
 
-Part 2 starts one ``pictor node run`` process, lets it idle ``--idle-s``
+Part 2 runs N ``pictor node run`` processes (each its own CPU budget, as in
+real life) advertising every ``--process-advert-s`` (default 5 s, 6x the
+normal rate) and samples
+per-advert latency through their APIs (millisecond wall clock, one host).
+
+Part 3 starts one ``pictor node run`` process, lets it idle ``--idle-s``
 seconds and reports its RSS and CPU time per minute.
 
-    python bench/gossip.py [--nodes 10] [--rounds 15] [--gap-ms 2000] [--idle-s 30]
-
-The default rate (every node advertising every 2 s) is 15 times the
-normal advert rate; all N nodes share one Python process, so on a small
-machine the figures are CPU-bound, not network-bound.
+    python bench/gossip.py [--nodes 10] [--rounds 15] [--gap-ms 2000]
+                           [--process-s 30] [--idle-s 30]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +34,9 @@ import time
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psutil
 import trio
 
@@ -134,31 +141,103 @@ async def delivery(
     }
 
 
-def idle_cost(idle_s: float) -> dict[str, float]:
+def _spawn(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``pictor node run`` (initialising ``data_dir`` first if needed)."""
     from node.cli.init_cmd import init
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "idle"
+    if not (data_dir / "node.key").exists():
         init(data_dir)
-        command = [
-            sys.executable,
-            "-c",
-            "from node.cli.node_cmd import app; app(prog_name='pictor node')",
-            "run",
-            "--data-dir",
-            str(data_dir),
-            "--api-port",
-            "0",
-            "--no-mdns",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ]
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
+    command = [
+        sys.executable,
+        "-c",
+        "from node.cli.node_cmd import app; app(prog_name='pictor node')",
+        "run",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        "0",
+        "--no-mdns",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        *args,
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    assert process.stdout is not None
+    return dict(json.loads(process.stdout.readline()))
+
+
+def processes(n_nodes: int, run_s: float, advert_s: float) -> dict[str, float]:
+    """N ``pictor node run`` processes advertising every ``advert_s``; hop
+    latency from the adverts' own timestamps vs. the receivers' clocks (one
+    host, millisecond resolution), sampled through each node's API."""
+    env = {"PICTOR_ADVERT_INTERVAL_S": str(advert_s)}
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = [_spawn(Path(tmp) / "p0", env=env)]
         try:
-            assert process.stdout is not None
-            json.loads(process.stdout.readline())  # ready line
+            first = _ready(procs[0])
+            boot = first["addrs"][0]
+            procs += [
+                _spawn(Path(tmp) / f"p{i}", "--bootstrap", boot, env=env) for i in range(1, n_nodes)
+            ]
+            readies = [first] + [_ready(p) for p in procs[1:]]
+            clients = []
+            for i, ready in enumerate(readies):
+                token = (Path(tmp) / f"p{i}" / "api.token").read_text().strip()
+                clients.append(
+                    httpx.Client(
+                        base_url=ready["api"],
+                        timeout=60,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                )
+            t0 = time.perf_counter()
+            for client in clients:
+                client.get("/v1/network", params={"min_peers": n_nodes - 1, "wait_s": 60})
+            converge_s = time.perf_counter() - t0
+            samples: dict[tuple[str, str, int], int] = {}
+            deadline = time.perf_counter() + run_s
+            while time.perf_counter() < deadline:
+                for i, client in enumerate(clients):
+                    for advert in client.get("/v1/network").json():
+                        key = (str(i), advert["peer_id"], advert["advert_timestamp_ms"])
+                        samples[key] = advert["received_ms"] - advert["advert_timestamp_ms"]
+                time.sleep(advert_s / 4)
+            rss_mib = sum(psutil.Process(p.pid).memory_info().rss for p in procs) / 2**20 / n_nodes
+        finally:
+            for process in procs:
+                process.terminate()
+            for process in procs:
+                process.wait(timeout=30)
+    latencies = sorted(samples.values())
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "nodes": n_nodes,
+        "samples": len(latencies),
+        "converge_s": converge_s,
+        "hop_p50_ms": q[49],
+        "hop_p90_ms": q[89],
+        "hop_p99_ms": q[98],
+        "hop_max_ms": latencies[-1],
+        "rss_mib_per_node": rss_mib,
+    }
+
+
+def idle_cost(idle_s: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        process = _spawn(Path(tmp) / "idle")
+        try:
+            _ready(process)
             proc = psutil.Process(process.pid)
             cpu0 = sum(proc.cpu_times()[:2])
             time.sleep(idle_s)
@@ -177,6 +256,9 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=2000.0)
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--burst", action="store_true", help="all nodes publish at once")
+    parser.add_argument(
+        "--process-s", type=float, default=30.0, help="seconds of the N-process run (0 skips it)"
+    )
     args = parser.parse_args()
     result = trio.run(delivery, args.nodes, args.rounds, args.gap_ms, args.burst)
     print(
@@ -189,13 +271,29 @@ def main() -> None:
         f"p99 {result['latency_p99_ms']:.1f} ms  max {result['latency_max_ms']:.1f} ms "
         "(publish -> accepted by the receiver's gate, any number of hops)"
     )
+    procs = (
+        processes(args.nodes, args.process_s, advert_s=args.process_advert_s)
+        if args.process_s > 0
+        else None
+    )
+    if procs:
+        print(
+            f"processes  {procs['nodes']} `pictor node run`, adverts every 1 s, "
+            f"{procs['samples']} samples: p50 {procs['hop_p50_ms']:.0f} ms  "
+            f"p90 {procs['hop_p90_ms']:.0f} ms  p99 {procs['hop_p99_ms']:.0f} ms  "
+            f"max {procs['hop_max_ms']:.0f} ms (ms clock), RSS {procs['rss_mib_per_node']:.0f} MiB/node"
+        )
     if args.idle_s > 0:
         idle = idle_cost(args.idle_s)
         print(
             f"idle node  RSS {idle['rss_mib']:.0f} MiB, CPU {idle['cpu_s_per_min']:.2f} s per minute "
             f"(measured over {idle['idle_s']:.0f} s)"
         )
-    print(json.dumps({"delivery": result, "idle": idle if args.idle_s > 0 else None}))
+    print(
+        json.dumps(
+            {"delivery": result, "processes": procs, "idle": idle if args.idle_s > 0 else None}
+        )
+    )
 
 
 if __name__ == "__main__":
