@@ -95,3 +95,20 @@ async def _metrics(node) -> bytes:  # type: ignore[no-untyped-def]
     from node.api.views import NodeApiView
 
     return await NodeApiView(node).metrics_text()
+
+
+async def test_advert_with_someone_elses_payment_binding_is_refused(tmp_path: Path) -> None:
+    hub = MemoryHub()
+    good_key, evil_key, victim_key = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()
+    async with (
+        hub.open(str(good_key.node_id)) as good_net,
+        hub.open(str(evil_key.node_id)) as evil,
+        running_node(make_config(tmp_path), good_net, good_key) as good,
+    ):
+        await evil.connect(good_net.listen_addrs()[0])
+        stolen = make_advert(victim_key)  # binds the victim's payment address
+        await evil.publish(
+            CAPACITY_TOPIC, encode_envelope(evil_key, stolen, nonce=1, now_ms=wall_ms())
+        )
+        assert _rejected(good, evil.local_peer) == {"bad_binding": 1}
+        assert evil.local_peer not in good.capacity
