@@ -7,9 +7,11 @@ from pathlib import Path
 import httpx
 import trio
 from node_helpers import make_config
+from typer.testing import CliRunner
 
 from node.app.run import run_node
 from node.cli.init_cmd import init
+from node.cli.main import app
 from node.keyfile import read_secret_file
 
 
@@ -42,3 +44,28 @@ async def test_api_auth_views_metrics(tmp_path: Path) -> None:
         stop.set()
     assert not config.api_addr_path.exists()
     assert token not in (tmp_path / "config.toml").read_text()
+
+
+async def test_cli_tables_over_the_api(tmp_path: Path) -> None:
+    init(tmp_path)
+    config = make_config(tmp_path)
+    stop = trio.Event()
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(app, [*args, "--data-dir", str(tmp_path)], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(run_node, config, stop)
+        # The CLI is synchronous (httpx): run it off the trio thread serving the API.
+        status = await trio.to_thread.run_sync(cli, "status")
+        assert running.node.node_id in status
+        running.node.scorer.penalize("12D3KooWhostile", 30, "bad_signature", trio.current_time())
+        peers = await trio.to_thread.run_sync(cli, "peers")
+        assert "12D3KooWhostile" in peers
+        assert "bad_signature=1" in peers
+        network = await trio.to_thread.run_sync(cli, "network")
+        assert "free" in network  # table header; no peers yet
+        stop.set()
