@@ -41,6 +41,7 @@ import psutil
 import trio
 
 REPO = Path(__file__).resolve().parents[1]
+SETTLE_S = 5.0
 sys.path.insert(0, str(REPO))
 
 from node.app.run import random_nonce, wall_ms
@@ -105,6 +106,7 @@ async def delivery(
                 for node in nodes:
                     await node.wait_until(partial(_knows_all, node, n_nodes - 1))
             converge_s = time.perf_counter() - t0
+            await trio.sleep(SETTLE_S)  # let the start-up adverts drain first
             for node in nodes:
                 _observe(node, arrivals)
             for _ in range(rounds):
@@ -205,11 +207,15 @@ def processes(n_nodes: int, run_s: float, advert_s: float) -> dict[str, float]:
             for client in clients:
                 client.get("/v1/network", params={"min_peers": n_nodes - 1, "wait_s": 60})
             converge_s = time.perf_counter() - t0
+            time.sleep(SETTLE_S)  # let the start-up adverts drain first
+            start_ms = time.time_ns() // 1_000_000
             samples: dict[tuple[str, str, int], int] = {}
             deadline = time.perf_counter() + run_s
             while time.perf_counter() < deadline:
                 for i, client in enumerate(clients):
                     for advert in client.get("/v1/network").json():
+                        if advert["advert_timestamp_ms"] < start_ms:
+                            continue
                         key = (str(i), advert["peer_id"], advert["advert_timestamp_ms"])
                         samples[key] = advert["received_ms"] - advert["advert_timestamp_ms"]
                 time.sleep(advert_s / 4)
@@ -256,6 +262,7 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=2000.0)
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--burst", action="store_true", help="all nodes publish at once")
+    parser.add_argument("--process-advert-s", type=float, default=5.0)
     parser.add_argument(
         "--process-s", type=float, default=30.0, help="seconds of the N-process run (0 skips it)"
     )
@@ -278,7 +285,7 @@ def main() -> None:
     )
     if procs:
         print(
-            f"processes  {procs['nodes']} `pictor node run`, adverts every 1 s, "
+            f"processes  {procs['nodes']} `pictor node run`, adverts every {args.process_advert_s:g} s, "
             f"{procs['samples']} samples: p50 {procs['hop_p50_ms']:.0f} ms  "
             f"p90 {procs['hop_p90_ms']:.0f} ms  p99 {procs['hop_p99_ms']:.0f} ms  "
             f"max {procs['hop_max_ms']:.0f} ms (ms clock), RSS {procs['rss_mib_per_node']:.0f} MiB/node"

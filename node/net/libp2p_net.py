@@ -45,6 +45,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.tools.anyio_service.exceptions import LifecycleError
 
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
 from protocol import NodeKey
@@ -225,6 +226,8 @@ class Libp2pNetwork:
 
 
 def _teardown_race(exc: BaseException) -> bool:
+    if isinstance(exc, LifecycleError):  # "Cannot schedule task after service has stopped"
+        return True
     return isinstance(exc, RuntimeError) and "closed to new arrivals" in str(exc)
 
 
