@@ -54,6 +54,14 @@ class NodeConfig:
     max_response_bytes: int = 16 << 20
     redial_max_backoff_s: float = 300.0
     shutdown_grace_s: float = 5.0
+    # Roles (issue 7): settlement chain, the worker's ask, market lease length.
+    chain_rpc_url: str = ""
+    chain_id: int = 0
+    escrow_address: str = ""
+    price_wei_per_ru: int = 10**12
+    lease_s: float = 60.0
+    render_threads: int = 0
+    adversary: str = ""  # test-only misbehaviour ("wrong-seed"); never set it on a real node
 
     @property
     def api_token_path(self) -> Path:
@@ -216,4 +224,16 @@ CONFIG_TEMPLATE = """\
 
 # Seconds to drain work on SIGINT/SIGTERM before exiting.
 # shutdown_grace_s = 5.0
+
+# Settlement chain (empty rpc url: no on-chain payment) and the escrow contract.
+# chain_rpc_url = ""
+# chain_id = 0
+# escrow_address = ""
+
+# Worker: asking price per render unit (wei), Blender threads (0 = all cores).
+# price_wei_per_ru = 1000000000000
+# render_threads = 0
+
+# Requester: seconds a lease lasts without a heartbeat.
+# lease_s = 60.0
 """

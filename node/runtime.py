@@ -108,6 +108,7 @@ class Node:
         self.started_s = trio.current_time()
         self._payment = PaymentBinding.create(key, payment_key)
         self._market: MarketHandler | None = None
+        self._gossip_hook: Callable[[Envelope], None] | None = None
         self._changed = trio.Event()
         self._stop = trio.Event()
         self._persisted = trio.Event()
@@ -123,6 +124,10 @@ class Node:
 
     def set_market_handler(self, handler: MarketHandler) -> None:
         self._market = handler
+
+    def set_gossip_hook(self, hook: Callable[[Envelope], None]) -> None:
+        """Hear every admitted gossip message other than adverts (the roles' JobAnnounce)."""
+        self._gossip_hook = hook
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,6 +153,8 @@ class Node:
             except RemoteProtocolError as exc:
                 self.gate.refuse(origin, exc)
                 return False
+        elif self._gossip_hook is not None:
+            self._gossip_hook(envelope)
         self._notify()
         return True
 
@@ -180,6 +187,9 @@ class Node:
             return None
         self._notify()
         return await self._market(envelope)
+
+    def on_bad_frame(self, peer: str, exc: FrameError) -> None:
+        self._on_bad_frame(peer, exc)
 
     def _on_bad_frame(self, peer: str, exc: FrameError) -> None:
         penalty = 50 if exc.reason == "oversize" else 25

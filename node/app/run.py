@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from node.api.app import create_app
+from node.api.jobs_routes import add_job_routes
 from node.api.server import serve_api
 from node.api.views import NodeApiView
 from node.config import NodeConfig
 from node.keyfile import read_key_file, read_payment_key_file, read_secret_file
 from node.log import log_event
 from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
+from node.roles.service import run_roles
 from node.runtime import Node
 from node.store import open_store
 
@@ -84,8 +86,10 @@ async def run_node(
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
+                roles = await nursery.start(run_roles, node, config, payment_key)
                 api_stop = trio.Event()
                 app = create_app(NodeApiView(node), token)
+                add_job_routes(app, roles, token)
                 url = await nursery.start(
                     serve_api, app, config.api_port, api_stop, config.api_addr_path
                 )
@@ -94,6 +98,7 @@ async def run_node(
                 await stop.wait()
                 log_event(logger, logging.INFO, "stopping", grace_s=config.shutdown_grace_s)
                 api_stop.set()
+                roles.stop()
                 node.stop()
     config.api_addr_path.unlink(missing_ok=True)
 

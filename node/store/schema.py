@@ -73,4 +73,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (payer, payee)
     );
     """,
+    # 2: role drivers (issue 7): the requester's machine journal, a job's output
+    # folder, and the vouchers a worker or checker earned.
+    """
+    ALTER TABLE jobs ADD COLUMN out_dir TEXT;
+    CREATE TABLE market_journal (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        peer BLOB NOT NULL,
+        data BLOB NOT NULL,
+        now_ms INTEGER NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE earned_vouchers (
+        chain_id INTEGER NOT NULL,
+        contract BLOB NOT NULL,
+        job_id BLOB NOT NULL,
+        payee BLOB NOT NULL,
+        payer TEXT NOT NULL,
+        cumulative_wei TEXT NOT NULL,
+        signature BLOB NOT NULL,
+        PRIMARY KEY (chain_id, contract, job_id, payee)
+    );
+    """,
 )

@@ -1,0 +1,118 @@
+"""Client-mode routes of the local API: submit, follow, cancel jobs; role statistics.
+
+Mounted by ``node.app.run`` next to the core routes, behind the same bearer
+token. The scene is named by a path on this machine (the API is bound to
+127.0.0.1: client and node share a disk), and the frames land in ``out_dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+from fastapi import Depends, FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from node.api.app import MAX_WAIT_S, _BearerAuth
+from node.roles.requester import RequesterJob
+from node.roles.service import Roles
+from node.roles.submit import SubmitError, SubmitRequest, submit
+
+
+class JobRequest(BaseModel):
+    scene: str = Field(description="Path of the .blend on this machine")
+    frames: list[int] = Field(min_length=1, max_length=10_000)
+    max_price_wei_per_frame: int = Field(gt=0)
+    deadline_s: float = Field(7200.0, gt=0)
+    out_dir: str
+    assurance: str = "normal"
+    resolution: tuple[int, int] | None = None
+    samples: int | None = Field(None, gt=0)
+
+
+def job_json(job: RequesterJob) -> dict[str, Any]:
+    stats = job.machine.statistics()
+    view = job.view
+    spent_wei = sum(view.worker_wei.values()) + sum(view.fee_wei.values())
+    return {
+        "job_id": job.job_id.hex(),
+        "state": stats.state.value,
+        "outcome": view.outcome,
+        "frames": {str(f): s.value for f, s in sorted(job.machine.frame_states().items())},
+        "accepted": {str(f): info for f, info in sorted(view.accepted.items())},
+        "failed": {str(f): r for f, r in view.failed.items()},
+        "frames_total": stats.frames_total,
+        "frames_accepted": stats.frames_accepted,
+        "workers": sorted(view.workers),
+        "blocklisted": sorted(view.blocklisted),
+        "awards": stats.awards,
+        "spent_wei": spent_wei,
+        "budget_wei": stats.budget_wei,
+        "refund_wei": view.refund_wei,
+        "started_ms": view.started_ms,
+        "finished_ms": view.finished_ms,
+        "out_dir": str(job.out_dir),
+        "settings": {"resolution": [job.spec.settings.resolution_x, job.spec.settings.resolution_y],
+                     "samples": job.spec.settings.samples, "seed": job.spec.settings.seed},
+    }  # fmt: skip
+
+
+def roles_json(roles: Roles) -> dict[str, Any]:
+    link = roles.ctx.chain
+    return {
+        "worker": {"rendered": roles.worker.rendered} if roles.worker else None,
+        "checker": {"checked": roles.checker.checked} if roles.checker else None,
+        "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.book.total_owed_wei()}
+        if roles.payee else None,
+        "payment_address": "0x" + roles.ctx.payment_address.hex(),
+        "transactions": [{"what": w, "tx": h, "gas": g} for w, h, g in link.transactions]
+        if link else [],
+    }  # fmt: skip
+
+
+def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
+    auth = [Depends(_BearerAuth(token))]
+
+    def find(job_id: str) -> RequesterJob:
+        try:
+            return roles.requester.jobs[bytes.fromhex(job_id)]
+        except (ValueError, KeyError):
+            raise HTTPException(404, f"no job {job_id} on this node") from None
+
+    @app.post("/v1/client/jobs", dependencies=auth, summary="Submit a Blender job")
+    async def post_job(body: JobRequest) -> dict[str, Any]:
+        request = SubmitRequest(
+            Path(body.scene), tuple(body.frames), body.max_price_wei_per_frame, body.deadline_s,
+            Path(body.out_dir), body.assurance, body.resolution, body.samples,
+        )  # fmt: skip
+        try:
+            job = await submit(roles, request)
+        except SubmitError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return job_json(job)
+
+    @app.get("/v1/client/jobs", dependencies=auth, summary="This node's jobs")
+    async def list_jobs() -> list[dict[str, Any]]:
+        return [job_json(j) for j in roles.requester.jobs.values()]
+
+    @app.get("/v1/client/jobs/{job_id}", dependencies=auth, summary="One job; long-poll")
+    async def get_job(
+        job_id: str,
+        wait_s: float = Query(0.0, ge=0, le=MAX_WAIT_S, description="Wait for a change"),
+    ) -> dict[str, Any]:
+        job = find(job_id)
+        if wait_s and not job.done.is_set():
+            with trio.move_on_after(wait_s):
+                await job.wait_changed()
+        return job_json(job)
+
+    @app.post("/v1/client/jobs/{job_id}/cancel", dependencies=auth, summary="Cancel a job")
+    async def cancel_job(job_id: str) -> dict[str, Any]:
+        job = find(job_id)
+        await roles.requester.cancel(job.job_id)
+        return job_json(job)
+
+    @app.get("/v1/roles", dependencies=auth, summary="Worker, checker and payment statistics")
+    async def get_roles() -> dict[str, Any]:
+        return roles_json(roles)

@@ -1,0 +1,1 @@
+"""A local Pictor network on loopback: anvil, contracts, and ``pictor node run`` processes."""

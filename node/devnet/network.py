@@ -1,0 +1,174 @@
+"""``LocalDevnet``: anvil with the escrow deployed, plus N ``pictor node run`` processes.
+
+Every node gets its own data directory (keys from ``pictor init``; its payment
+key replaced by one of anvil's funded dev keys), listens on loopback with an
+ephemeral port, dials the first node, and settles on the local chain. Nodes
+are real OS processes, so tests can kill one (SIGKILL) and restart it on the
+same data directory. The dev keys are anvil's public mnemonic: never use them
+on a real chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ledger.anvil import AnvilChain
+from ledger.deploy import EscrowParams
+from ledger.devnet import Devnet, bring_up
+from node.devnet.api import NodeApi
+from node.keyfile import write_payment_key_file
+
+READY_TIMEOUT_S = 60.0
+
+
+def pictor_argv() -> list[str]:
+    script = Path(sys.executable).with_name("pictor")
+    return [str(script)] if script.exists() else [shutil.which("pictor") or "pictor"]
+
+
+@dataclass
+class DevnetNode:
+    name: str
+    data_dir: Path
+    roles: tuple[str, ...]
+    process: subprocess.Popen[str] | None = None
+    api: NodeApi | None = None
+    addrs: list[str] = field(default_factory=list)
+    node_id: str = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    workers: int = 3
+    checkers: int = 1
+    lease_s: float = 20.0
+    price_wei_per_ru: int = 10**15
+    render_threads: int = 0
+    adversaries: dict[str, str] = field(default_factory=dict)  # node name -> mode
+    grace_s: int = 3600
+
+
+class LocalDevnet:
+    def __init__(self, base_dir: Path, config: DevnetConfig) -> None:
+        self.base_dir = base_dir
+        self.config = config
+        self.chain: AnvilChain | None = None
+        self.info: Devnet | None = None
+        self.nodes: dict[str, DevnetNode] = {}
+
+    def __enter__(self) -> LocalDevnet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        accounts = 2 + self.config.workers + self.config.checkers
+        self.chain, self.info = bring_up(EscrowParams(grace_s=self.config.grace_s), accounts)
+        names = [("client", ("client",))]
+        names += [(f"worker{i + 1}", ("worker",)) for i in range(self.config.workers)]
+        names += [(f"checker{i + 1}", ("checker",)) for i in range(self.config.checkers)]
+        try:
+            for index, (name, roles) in enumerate(names):
+                node = self._prepare(name, roles, self.chain.funded_keys[index + 1])
+                self.nodes[name] = node
+                self.launch(name)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _prepare(self, name: str, roles: tuple[str, ...], payment_key: bytes) -> DevnetNode:
+        data_dir = self.base_dir / name
+        subprocess.run([*pictor_argv(), "init", "--data-dir", str(data_dir)],
+                       check=True, capture_output=True)  # fmt: skip
+        (data_dir / "payment.key").unlink()
+        write_payment_key_file(data_dir / "payment.key", payment_key)
+        assert self.info is not None
+        settings: dict[str, Any] = {
+            "listen_addrs": ["/ip4/127.0.0.1/tcp/0"], "api_port": 0, "mdns": False,
+            "roles": list(roles), "advert_interval_s": 2.0, "chain_rpc_url": self.info.rpc_url,
+            "chain_id": self.info.chain_id, "escrow_address": self.info.escrow,
+            "price_wei_per_ru": self.config.price_wei_per_ru, "lease_s": self.config.lease_s,
+            "render_threads": self.config.render_threads, "log_json": True,
+        }  # fmt: skip
+        if mode := self.config.adversaries.get(name):
+            settings["adversary"] = mode
+        (data_dir / "config.toml").write_text(
+            "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+        )
+        return DevnetNode(name, data_dir, roles)
+
+    def launch(self, name: str) -> DevnetNode:
+        """Start (or restart) node ``name`` and wait for its ready line."""
+        node = self.nodes[name]
+        argv = [*pictor_argv(), "node", "run", "--data-dir", str(node.data_dir)]
+        first = next(iter(self.nodes.values()))
+        if first is not node and first.addrs:
+            argv += ["--bootstrap", first.addrs[0]]
+        log: IO[str] = (node.data_dir / "node.log").open("a")
+        node.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
+                                        start_new_session=True)  # fmt: skip
+        ready = _read_ready(node.process)
+        node.addrs, node.node_id = ready["addrs"], ready["node_id"]
+        node.api = NodeApi.for_data_dir(node.data_dir)
+        return node
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        node = self.nodes[name]
+        if node.process is not None and node.process.poll() is None:
+            os.killpg(node.process.pid, sig)
+            node.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in self.nodes.values():
+            if node.process is not None:
+                try:
+                    node.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(node.process.pid, signal.SIGKILL)
+                    node.process.wait()
+        if self.chain is not None:
+            self.chain.close()
+            self.chain = None
+
+    def api(self, name: str) -> NodeApi:
+        api = self.nodes[name].api
+        assert api is not None, f"{name} is not running"
+        return api
+
+    def state(self) -> dict[str, Any]:
+        assert self.info is not None
+        return {
+            "rpc_url": self.info.rpc_url, "chain_id": self.info.chain_id,
+            "escrow": self.info.escrow,
+            "nodes": {n.name: {"data_dir": str(n.data_dir), "roles": list(n.roles), "pid": n.pid,
+                               "api": n.api.base_url if n.api else None, "node_id": n.node_id}
+                      for n in self.nodes.values()},
+        }  # fmt: skip
+
+
+def _read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("{"):
+            info: dict[str, Any] = json.loads(line)
+            if info.get("event") == "ready":
+                return info
+    raise RuntimeError(f"node exited (code {process.wait()}) before it was ready; see node.log")

@@ -1,0 +1,151 @@
+"""The node's link to the settlement chain, and the payee's voucher redemption.
+
+Theory of operation. ``ChainLink`` opens lazily and reopens after an outage:
+every call that fails with ``LedgerError`` leaves the link closed, and the
+next call tries again. Nothing is lost meanwhile — a requester keeps its
+deposit pending, a payee keeps its vouchers in the store and redeems them
+once the chain answers (``Payee.run`` retries every ``retry_s``).
+
+``Payee`` keeps a ``ledger.voucher_book.VoucherBook`` of vouchers received
+(verified against the job's requester address first) and redeems what the
+book's policy picks; every voucher is persisted before it is acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+from eth_account import Account
+from web3.types import TxReceipt
+
+from ledger.backends import connect
+from ledger.client import Call, EscrowClient
+from ledger.errors import LedgerError
+from ledger.trio_client import TrioEscrow
+from ledger.tx import TxSender
+from ledger.voucher_book import RedeemPolicy, VoucherBook
+from ledger.vouchers import Voucher as LedgerVoucher
+from ledger.vouchers import VoucherError, verify
+from node.log import log_event
+from node.roles import persist
+from node.store import Store
+from protocol.messages import Voucher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    rpc_url: str
+    chain_id: int
+    escrow_address: str
+
+
+def to_ledger(v: Voucher) -> LedgerVoucher:
+    return LedgerVoucher(v.chain_id, v.contract, v.job_id, v.payee, v.cumulative_wei, v.signature)
+
+
+class ChainLink:
+    """One account's escrow client, (re)opened on demand."""
+
+    def __init__(self, settings: ChainSettings, payment_key: bytes) -> None:
+        self.settings = settings
+        self._key = payment_key
+        self.address = bytes.fromhex(Account.from_key(payment_key).address[2:])
+        self._escrow: TrioEscrow | None = None
+        self._lock = trio.Lock()
+        self.transactions: list[tuple[str, str, int]] = []  # (what, tx hash, gas used)
+
+    @property
+    def contract(self) -> bytes:
+        return bytes.fromhex(self.settings.escrow_address.removeprefix("0x"))
+
+    async def escrow(self) -> TrioEscrow:
+        async with self._lock:
+            if self._escrow is None:
+                self._escrow = await trio.to_thread.run_sync(self._open)
+            return self._escrow
+
+    def _open(self) -> TrioEscrow:
+        w3 = connect(self.settings.rpc_url, self.settings.chain_id, timeout_s=5.0)
+        client = EscrowClient(TxSender(w3, self._key), self.settings.escrow_address)
+        return TrioEscrow(client, trio.CapacityLimiter(1))
+
+    async def send(self, what: str, call_of: str, *args: object) -> TxReceipt:
+        """Send ``escrow.calls.<call_of>(*args)``; ``LedgerError`` closes the link."""
+        try:
+            escrow = await self.escrow()
+            call: Call = getattr(escrow.calls, call_of)(*args)
+            receipt = await escrow.send(call)
+        except LedgerError:
+            self._escrow = None
+            raise
+        self.transactions.append((what, receipt["transactionHash"].hex(), int(receipt["gasUsed"])))
+        log_event(logger, logging.INFO, "transaction", what=what, gas=int(receipt["gasUsed"]))
+        return receipt
+
+    async def gas_price_wei(self) -> int:
+        escrow = await self.escrow()
+        try:
+            return int(await escrow.run(lambda: escrow.client.w3.eth.gas_price))
+        except Exception as exc:  # web3 raises transport errors of many kinds
+            self._escrow = None
+            raise LedgerError(str(exc)) from exc
+
+
+class Payee:
+    """Vouchers this node earned (worker or checker), redeemed on chain."""
+
+    def __init__(self, link: ChainLink, store: Store, policy: RedeemPolicy, retry_s: float) -> None:
+        self.link = link
+        self.store = store
+        self.policy = policy
+        self.retry_s = retry_s
+        self.book = VoucherBook()
+        self.paid_wei = 0
+        self._wake = trio.Event()
+
+    async def load(self) -> None:
+        for row in await self.store.call(persist.load_vouchers):
+            self.book.add(LedgerVoucher(*row))
+
+    async def receive(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
+        ledger_voucher = to_ledger(voucher)
+        try:
+            verify(ledger_voucher, requester_address, chain_id=self.link.settings.chain_id,
+                   contract=self.link.contract)  # fmt: skip
+        except VoucherError as exc:
+            log_event(logger, logging.WARNING, "voucher refused", peer=payer, error=str(exc))
+            return False
+        if self.book.add(ledger_voucher):
+            await self.store.call(partial(persist.save_voucher, payer=payer, v=ledger_voucher))
+            self._wake.set()
+        return True
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.redeem_now()
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "redeem postponed", error=str(exc))
+            self._wake = trio.Event()
+            with trio.move_on_after(self.retry_s):
+                await self._wake.wait()
+
+    async def redeem_now(self) -> None:
+        if self.book.total_owed_wei() == 0:
+            return
+        gas_price_wei = await self.link.gas_price_wei()
+        batch = self.book.choose_batch(gas_price_wei, int(trio.current_time()), self.policy)
+        if not batch:
+            return
+        if len(batch) == 1:
+            await self.link.send("redeem", "redeem", batch[0])
+        else:
+            await self.link.send(f"redeem_batch×{len(batch)}", "redeem_batch", batch)
+        for v in batch:
+            self.paid_wei += self.book.owed_wei(v.key())
+            self.book.mark_paid(v.key(), v.cumulative_wei)

@@ -1,0 +1,69 @@
+"""What a node's role drivers are built from: one frozen settings record and the live parts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.content.net import content_limits
+from node.content.source import ChunkSource
+from node.content.store import ContentStore
+from node.content.transfer import TransferConfig, fetch
+from node.net.reqresp import ReqRespLimits
+from node.render.blender import BlenderConfig
+from node.roles.chain import ChainLink
+from node.roles.common import MarketClock, Outbox, peer_of
+from node.runtime import Node
+from protocol.market import MarketConfig
+
+ADVERSARY_MODES = ("", "wrong-seed")  # test-only behaviours, never on by default
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    price_wei_per_ru: int = 10**12
+    blender: BlenderConfig = field(default_factory=BlenderConfig)
+    market: MarketConfig = field(default_factory=MarketConfig)
+    check_tiles: int = 4
+    redeem_retry_s: float = 2.0
+    adversary: str = ""
+
+
+@dataclass
+class RoleContext:
+    node: Node
+    clock: MarketClock
+    outbox: Outbox
+    content: ContentStore
+    chain: ChainLink | None
+    payment_key: bytes
+    payment_address: bytes
+    settings: RoleSettings
+    work_root: Path
+
+    @property
+    def me(self) -> bytes:
+        return self.node.key.node_id.raw
+
+    async def fetch_from(self, node_id: bytes, cid: str) -> Path:
+        """Bring ``cid`` from ``node_id`` into the content store (verified) and return its path."""
+        if not self.content.has(cid):
+            source: ChunkSource = _peer_source(self.node, peer_of(node_id))
+            await fetch(cid, [source], self.content, TransferConfig())
+        return self.content.path_of(cid)
+
+
+def _peer_source(node: Node, peer: str) -> ChunkSource:
+    from node.content.net import PeerChunkSource
+
+    limits: ReqRespLimits = content_limits(TransferConfig().max_chunk_bytes)
+    return PeerChunkSource(node.network, peer, limits)
+
+
+def make_work_root(data_dir: Path) -> Path:
+    """A render scratch folder the sandbox user can traverse (it may run as ``nobody``)."""
+    root = Path(tempfile.mkdtemp(prefix="pictor-work-"))
+    os.chmod(root, 0o711)
+    return root

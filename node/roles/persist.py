@@ -1,0 +1,80 @@
+"""SQL for the role drivers (tables from store migration 2); each runs in one transaction.
+
+The requester journals every input of a job machine (``market_journal``) so a
+restarted node replays it into a fresh machine and carries on from the same
+state; payees keep the vouchers they earned (``earned_vouchers``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+Row = tuple[int, bytes, bytes, bytes, int, bytes]
+
+
+def load_vouchers(conn: sqlite3.Connection) -> list[Row]:
+    rows = conn.execute(
+        "SELECT chain_id, contract, job_id, payee, cumulative_wei, signature FROM earned_vouchers"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+
+
+def save_voucher(conn: sqlite3.Connection, *, payer: str, v: object) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO earned_vouchers "
+        "(chain_id, contract, job_id, payee, payer, cumulative_wei, signature) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (v.chain_id, v.contract, v.job_id, v.payee, payer, str(v.cumulative_wei), v.signature),  # type: ignore[attr-defined]
+    )
+
+
+def save_job(
+    conn: sqlite3.Connection, *, job_id: str, requester: str, spec: bytes, out_dir: str, now_ms: int
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO jobs (job_id, requester, spec, state, created_ms, updated_ms, out_dir)"
+        " VALUES (?, ?, ?, 'open', ?, ?, ?)",
+        (job_id, requester, spec, now_ms, now_ms, out_dir),
+    )
+
+
+def set_job_state(conn: sqlite3.Connection, *, job_id: str, state: str, now_ms: int) -> None:
+    conn.execute(
+        "UPDATE jobs SET state = ?, updated_ms = ? WHERE job_id = ?", (state, now_ms, job_id)
+    )
+
+
+def open_jobs(conn: sqlite3.Connection) -> list[tuple[str, bytes, str]]:
+    rows = conn.execute(
+        "SELECT job_id, spec, out_dir FROM jobs WHERE state = 'open' AND out_dir IS NOT NULL"
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def journal(
+    conn: sqlite3.Connection, *, job_id: str, kind: str, peer: bytes, data: bytes, now_ms: int
+) -> None:
+    conn.execute(
+        "INSERT INTO market_journal (job_id, seq, kind, peer, data, now_ms) VALUES "
+        "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM market_journal WHERE job_id = ?), ?, ?, ?, ?)",
+        (job_id, job_id, kind, peer, data, now_ms),
+    )
+
+
+def read_journal(conn: sqlite3.Connection, *, job_id: str) -> list[tuple[str, bytes, bytes, int]]:
+    rows = conn.execute(
+        "SELECT kind, peer, data, now_ms FROM market_journal WHERE job_id = ? ORDER BY seq",
+        (job_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def save_task(
+    conn: sqlite3.Connection, *, task_id: str, job_id: str, frame: int, worker: str, state: str,
+    price_wei: int, now_ms: int,
+) -> None:  # fmt: skip
+    conn.execute(
+        "INSERT OR REPLACE INTO tasks (task_id, job_id, frame, worker, state, price_wei, updated_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (task_id, job_id, frame, worker, state, str(price_wei), now_ms),
+    )

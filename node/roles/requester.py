@@ -1,0 +1,312 @@
+"""The requester (client mode) role: one ``JobMachine`` per job, journalled.
+
+Theory of operation. Every input a job machine takes — start, a peer's
+message, a timer, a checker assignment, a cancel — is first appended to the
+job's journal in the store, then fed to the machine, and the commands it
+returns are carried out: ``Send``/``Publish`` through the outbox,
+``RequestVerification`` by picking a checker from capacity adverts,
+``RecordPayment``/``CheckerFeeDue`` by signing a cumulative EIP-712 voucher
+with the payment key and sending it, ``FrameAccepted`` by fetching the frame
+into the job's output folder. A restarted node replays each open job's
+journal into a fresh machine (deterministic: same inputs, same state) with
+side effects off, then re-sends the latest vouchers and lets the timers
+catch up — leases that ran out while it was down expire and are re-awarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+from ledger.vouchers import Voucher as LedgerVoucher
+from ledger.vouchers import sign
+from node.log import log_event
+from node.roles import persist
+from node.roles.common import MarketClock, run_timer
+from node.roles.context import RoleContext
+from protocol.codec import from_wire, packb, to_wire, unpackb
+from protocol.market import (
+    CheckerFeeDue,
+    Command,
+    FrameAccepted,
+    FrameFailed,
+    JobFinished,
+    JobMachine,
+    Publish,
+    RecordPayment,
+    RefundDue,
+    RequestVerification,
+    Send,
+    WorkerBlocklisted,
+)
+from protocol.messages import MESSAGE_TYPES, JobSpec, Message, Role, Voucher
+
+logger = logging.getLogger(__name__)
+CHECKER_WAIT_S = 30.0
+
+
+@dataclass
+class JobView:
+    """What the API and the progress display show; rebuilt by replay."""
+
+    accepted: dict[int, dict[str, object]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    workers: set[str] = field(default_factory=set)
+    blocklisted: set[str] = field(default_factory=set)
+    rejected: int = 0
+    outcome: str | None = None
+    worker_wei: dict[bytes, int] = field(default_factory=dict)
+    fee_wei: dict[bytes, int] = field(default_factory=dict)
+    refund_wei: int = 0
+    started_ms: int = 0
+    finished_ms: int | None = None
+
+
+class RequesterJob:
+    def __init__(self, role: RequesterRole, spec: JobSpec, job_id: bytes, out_dir: Path) -> None:
+        self.role = role
+        self.spec = spec
+        self.job_id = job_id
+        self.out_dir = out_dir
+        self.machine = JobMachine(job_id, spec, role.ctx.settings.market, spec.created_ms)
+        self.view = JobView(started_ms=spec.created_ms)
+        self.live = False  # False while replaying: no side effects
+        self.done = trio.Event()
+        self._lock = trio.Lock()
+        self._changed = trio.Event()
+
+    @property
+    def ctx(self) -> RoleContext:
+        return self.role.ctx
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def step(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        async with self._lock:
+            await self.ctx.node.store.call(partial(
+                persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer, data=data,
+                now_ms=now_ms,
+            ))  # fmt: skip
+            self.apply(kind, peer, data, now_ms)
+
+    def apply(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        machine = self.machine
+        if kind == "start":
+            commands = machine.start(now_ms)
+        elif kind == "msg":
+            msg_type, body, digest = unpackb(data)
+            message: Message = from_wire(MESSAGE_TYPES[msg_type], body)
+            commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
+        elif kind == "timer":
+            commands = machine.handle_timer(now_ms)
+        elif kind == "assign":
+            commands = machine.assign_checker(data, peer, now_ms)
+        else:
+            commands = machine.cancel(now_ms)
+        self.carry_out(commands, now_ms)
+
+    def carry_out(self, commands: list[Command], now_ms: int) -> None:
+        view, live = self.view, self.live
+        for c in commands:
+            if isinstance(c, Send) and live:
+                self.ctx.outbox.send(c.to, c.message)
+            elif isinstance(c, Publish) and live:
+                self.ctx.outbox.publish(c.topic, c.message)
+            elif isinstance(c, RequestVerification) and live:
+                self.role.spawn(self._assign_checker, c)
+            elif isinstance(c, RecordPayment):
+                view.worker_wei[c.payee_address] = c.cumulative_wei
+                self._pay(c.payee_address)
+            elif isinstance(c, CheckerFeeDue):
+                address = self.role.address_of(c.checker)
+                if address is not None:
+                    view.fee_wei[address] = view.fee_wei.get(address, 0) + c.fee_wei
+                    self._pay(address, to=c.checker)
+            elif isinstance(c, FrameAccepted):
+                view.accepted[c.frame] = {"worker": c.worker.hex(), "cid": c.frame_cid,
+                                          "price_wei": c.price_wei, "at_ms": now_ms}  # fmt: skip
+                view.workers.add(c.worker.hex())
+                if live:
+                    self.role.spawn(self._collect, c)
+            elif isinstance(c, FrameFailed):
+                view.failed[c.frame] = c.reason
+            elif isinstance(c, WorkerBlocklisted):
+                view.blocklisted.add(c.worker.hex())
+            elif isinstance(c, RefundDue):
+                view.refund_wei = c.refund_wei
+            elif isinstance(c, JobFinished):
+                view.outcome, view.finished_ms = c.outcome.value, now_ms
+                if live:
+                    self.role.spawn(self._finished)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _pay(self, address: bytes, to: bytes | None = None) -> None:
+        if not self.live:
+            return
+        total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
+        payee_node = to if to is not None else self._worker_of(address)
+        if payee_node is not None:
+            self.ctx.outbox.send(payee_node, self.voucher(address, total))
+
+    def _worker_of(self, address: bytes) -> bytes | None:
+        return self.role.node_of_address(address)
+
+    def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
+        chain = self.ctx.chain
+        chain_id = chain.settings.chain_id if chain else 0
+        contract = chain.contract if chain else bytes(20)
+        unsigned = LedgerVoucher(chain_id, contract, self.job_id, payee, cumulative_wei)
+        signed = sign(unsigned, self.ctx.payment_key)
+        return Voucher(chain_id, contract, self.job_id, payee, cumulative_wei, signed.signature)
+
+    def resend_vouchers(self) -> None:
+        for address in set(self.view.worker_wei) | set(self.view.fee_wei):
+            self._pay(address, to=self.role.node_of_address(address))
+
+    async def run_timer(self) -> None:
+        async def fire(now_ms: int) -> None:
+            await self.step("timer", b"", b"", now_ms)
+
+        await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
+
+    async def _assign_checker(self, c: RequestVerification) -> None:
+        with trio.move_on_after(CHECKER_WAIT_S):
+            await self.ctx.node.wait_until(lambda: self.role.pick_checker(c.worker) is not None)
+        checker = self.role.pick_checker(c.worker)
+        if checker is None:
+            log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
+            return  # the machine's verify timeout asks again
+        await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
+
+    async def _collect(self, c: FrameAccepted) -> None:
+        try:
+            path = await self.ctx.fetch_from(c.worker, c.frame_cid)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.out_dir / f"frame_{c.frame:04d}.png"
+            await trio.to_thread.run_sync(shutil.copyfile, path, dest)
+        except Exception as exc:  # the frame stays downloadable by CID
+            log_event(logger, logging.WARNING, "frame not collected", frame=c.frame, error=str(exc))
+
+    async def _finished(self) -> None:
+        await self.ctx.node.store.call(partial(
+            persist.set_job_state, job_id=self.job_id.hex(), state=self.view.outcome or "finished",
+            now_ms=self.ctx.clock.now_ms(),
+        ))  # fmt: skip
+        self.done.set()
+
+
+def message_record(message: Message, digest: bytes) -> bytes:
+    return packb([type(message).TYPE, to_wire(message), digest])
+
+
+class RequesterRole:
+    def __init__(self, ctx: RoleContext) -> None:
+        self.ctx = ctx
+        self.jobs: dict[bytes, RequesterJob] = {}
+        self._nursery: trio.Nursery | None = None
+        self._next_checker = 0
+
+    @property
+    def clock(self) -> MarketClock:
+        return self.ctx.clock
+
+    def spawn(self, fn: object, *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._resume()
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _resume(self) -> None:
+        for job_hex, spec_bytes, out_dir in await self.ctx.node.store.call(persist.open_jobs):
+            spec = from_wire(JobSpec, unpackb(spec_bytes))
+            job = RequesterJob(self, spec, bytes.fromhex(job_hex), Path(out_dir))
+            for kind, peer, data, now_ms in await self.ctx.node.store.call(
+                partial(persist.read_journal, job_id=job_hex)
+            ):
+                job.apply(kind, peer, data, now_ms)
+            job.live = True
+            self.jobs[job.job_id] = job
+            log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
+                      accepted=len(job.view.accepted))  # fmt: skip
+            self.spawn(self._resume_job, job)
+
+    async def _resume_job(self, job: RequesterJob) -> None:
+        # Give the network a moment to reconnect before the vouchers go out.
+        await self.ctx.node.wait_until(lambda: bool(self.ctx.node.network.connected_peers()))
+        job.resend_vouchers()
+        for frame, info in job.view.accepted.items():
+            if not (job.out_dir / f"frame_{frame:04d}.png").exists():
+                self.spawn(
+                    job._collect,
+                    FrameAccepted(
+                        job.job_id,
+                        frame,
+                        b"",
+                        bytes.fromhex(str(info["worker"])),
+                        str(info["cid"]),
+                        int(str(info["price_wei"])),
+                    ),
+                )
+        await job.run_timer()
+
+    async def start_job(self, spec: JobSpec, job_id: bytes, out_dir: Path) -> RequesterJob:
+        job = RequesterJob(self, spec, job_id, out_dir)
+        job.live = True
+        await self.ctx.node.store.call(partial(
+            persist.save_job, job_id=job_id.hex(), requester=self.ctx.node.node_id,
+            spec=packb(to_wire(spec)), out_dir=str(out_dir), now_ms=self.clock.now_ms(),
+        ))  # fmt: skip
+        self.jobs[job_id] = job
+        await job.step("start", b"", b"", self.clock.now_ms())
+        self.spawn(job.run_timer)
+        return job
+
+    async def receive(self, sender: bytes, message: Message, digest: bytes) -> None:
+        job = self.jobs.get(getattr(message, "job_id", b""))
+        if job is None:
+            return
+        await job.step("msg", sender, message_record(message, digest), self.clock.now_ms())
+
+    async def cancel(self, job_id: bytes) -> None:
+        await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())
+
+    def pick_checker(self, worker: bytes) -> bytes | None:
+        from node.roles.common import raw_of
+
+        peers = sorted(
+            p for p, seen in self.ctx.node.capacity.items()
+            if Role.CHECKER in seen.advert.roles and p in self.ctx.node.network.connected_peers()
+        )  # fmt: skip
+        candidates = [raw_of(p) for p in peers if raw_of(p) != worker]
+        if not candidates:
+            return None
+        self._next_checker += 1
+        return candidates[self._next_checker % len(candidates)]
+
+    def address_of(self, node: bytes) -> bytes | None:
+        from node.roles.common import peer_of
+
+        seen = self.ctx.node.capacity.get(peer_of(node))
+        return seen.advert.payment.address if seen else None
+
+    def node_of_address(self, address: bytes) -> bytes | None:
+        for seen in self.ctx.node.capacity.values():
+            if seen.advert.payment.address == address:
+                return seen.advert.payment.node
+        return None

@@ -1,0 +1,180 @@
+"""Compose a node's role drivers from its config and plug them into the ``Node``.
+
+Theory of operation. ``run_roles`` builds one ``RoleContext`` (market clock,
+outbox, content store served on ``/pictor/content/1.0.0``, chain link when a
+chain is configured), starts the drivers the node's roles ask for, and hooks
+them in: ``Node.set_market_handler`` for direct messages, the node's gossip
+hook for ``JobAnnounce``/``JobCancelled``. Every node can be a requester (the
+API's job routes use it); worker and checker run only with their roles.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import trio
+from eth_account import Account
+
+from ledger.voucher_book import RedeemPolicy
+from node.config import NodeConfig
+from node.content.net import content_limits, serve_content
+from node.content.source import StoreChunkSource
+from node.content.store import ContentStore
+from node.content.transfer import TransferConfig
+from node.log import log_event
+from node.render.blender import BlenderConfig
+from node.roles.chain import ChainLink, ChainSettings, Payee
+from node.roles.checker import CheckerRole
+from node.roles.common import ACK, MarketClock, Outbox
+from node.roles.context import RoleContext, RoleSettings, make_work_root
+from node.roles.requester import RequesterRole
+from node.roles.worker import WorkerRole
+from node.runtime import Node
+from protocol import Envelope, RemoteProtocolError
+from protocol.market import MarketConfig
+from protocol.messages import (
+    Award,
+    AwardDeclined,
+    Bid,
+    Dispute,
+    Failure,
+    Heartbeat,
+    JobAnnounce,
+    JobCancelled,
+    LeaseExtended,
+    LeaseRevoked,
+    Result,
+    Role,
+    Verdict,
+    VerifyRequest,
+    Voucher,
+)
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+logger = logging.getLogger(__name__)
+CONTENT_BUDGET_BYTES = 8 << 30
+TO_REQUESTER = (Bid, Heartbeat, Result, Failure, AwardDeclined, Verdict, Dispute)
+TO_WORKER = (Award, LeaseExtended, LeaseRevoked, JobCancelled)
+
+
+@dataclass
+class Roles:
+    ctx: RoleContext
+    requester: RequesterRole
+    worker: WorkerRole | None
+    checker: CheckerRole | None
+    payee: Payee | None
+    build: str
+    scope: trio.CancelScope
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+    async def handle(self, envelope: Envelope) -> bytes | None:
+        message, sender = envelope.message, envelope.sender.raw
+        try:
+            if isinstance(message, TO_REQUESTER):
+                await self.requester.receive(sender, message, envelope.digest)
+            elif isinstance(message, TO_WORKER) and self.worker is not None:
+                self.worker.receive(sender, message)
+            elif isinstance(message, Voucher):
+                if self.worker is not None and message.job_id in self.worker.specs:
+                    self.worker.receive(sender, message)  # worker pay and checker fees alike
+                elif self.checker is not None:
+                    self.checker.on_voucher(sender, message)
+            elif isinstance(message, VerifyRequest) and self.checker is not None:
+                if not self.checker.receive(sender, message):
+                    return None
+            else:
+                return None
+        except RemoteProtocolError as exc:
+            self.ctx.node.gate.refuse(envelope.sender.text, exc)
+            return None
+        return ACK
+
+    def on_gossip(self, envelope: Envelope) -> None:
+        message, sender = envelope.message, envelope.sender.raw
+        try:
+            if isinstance(message, JobAnnounce):
+                if self.checker is not None:
+                    self.checker.on_announce(message)
+                if self.worker is not None and sender != self.ctx.me:
+                    self.worker.on_announce(sender, message)
+            elif isinstance(message, JobCancelled) and self.worker is not None:
+                self.worker.receive(sender, message)
+        except RemoteProtocolError as exc:
+            self.ctx.node.gate.refuse(envelope.sender.text, exc)
+
+
+def role_settings(config: NodeConfig) -> RoleSettings:
+    lease_ms = int(config.lease_s * 1000)
+    market = MarketConfig(
+        lease_ms=lease_ms, heartbeat_interval_ms=max(1, lease_ms // 4), bid_window_ms=2_000,
+        reannounce_interval_ms=10_000, verify_timeout_ms=60_000,
+        min_task_timeout_ms=max(lease_ms * 2, 120_000),
+    )  # fmt: skip
+    return RoleSettings(
+        price_wei_per_ru=config.price_wei_per_ru,
+        blender=BlenderConfig(threads=config.render_threads),
+        market=market,
+        adversary=config.adversary,
+    )
+
+
+def chain_link(config: NodeConfig, payment_key: bytes) -> ChainLink | None:
+    if not config.chain_rpc_url:
+        return None
+    settings = ChainSettings(config.chain_rpc_url, config.chain_id, config.escrow_address)
+    return ChainLink(settings, payment_key)
+
+
+async def run_roles(
+    node: Node,
+    config: NodeConfig,
+    payment_key: bytes,
+    *,
+    task_status: TaskStatus[Roles] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    settings = role_settings(config)
+    content = ContentStore(config.data_dir / "content", CONTENT_BUDGET_BYTES)
+    serve_content(node.network, StoreChunkSource(content),
+                  content_limits(TransferConfig().max_chunk_bytes), node.on_bad_frame)  # fmt: skip
+    address = bytes.fromhex(Account.from_key(payment_key).address[2:])
+    link = chain_link(config, payment_key)
+    async with trio.open_nursery() as nursery:
+        clock = MarketClock()
+        ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, payment_key,
+                          address, settings, make_work_root(config.data_dir))  # fmt: skip
+        payee = None
+        if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
+            payee = Payee(link, node.store, RedeemPolicy(), settings.redeem_retry_s)
+            await payee.load()
+            nursery.start_soon(payee.run)
+        build = "blender-3.4.1"
+        worker = checker = None
+        if Role.WORKER in config.roles or Role.CHECKER in config.roles:
+            from node.render.blender import BlenderBackend
+            from node.render.sandbox import probe_sandbox
+
+            identity = await BlenderBackend(replace(settings.blender, work_root=ctx.work_root),
+                                            probe_sandbox()).identify()  # fmt: skip
+            build = identity.build
+            if Role.WORKER in config.roles:
+                worker = WorkerRole(ctx, payee, identity.build, identity.device_class)
+                await nursery.start(worker.run)
+            if Role.CHECKER in config.roles:
+                checker = CheckerRole(ctx, payee)
+                await nursery.start(checker.run)
+        requester = RequesterRole(ctx)
+        roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope)
+        node.set_market_handler(roles.handle)
+        node.set_gossip_hook(roles.on_gossip)
+        await nursery.start(requester.run)
+        log_event(logger, logging.INFO, "roles started", roles=[r.value for r in config.roles],
+                  chain=bool(link))  # fmt: skip
+        task_status.started(roles)
+        await trio.sleep_forever()

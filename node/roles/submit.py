@@ -1,0 +1,120 @@
+"""Turn a client's request into an escrowed, announced job.
+
+Order matters: preflight the scene (refuse missing files or no camera), pin
+the verification-safe settings (the render script pins denoise, adaptive
+sampling, dither and the seed from the job's settings on every worker and
+checker alike), publish the scene in the content store, escrow the budget on
+chain under the job id, and only then start the machine (which announces).
+A chain that does not answer delays the deposit and the announce; nothing is
+announced that is not paid for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import trio
+
+from ledger.errors import LedgerError
+from node.log import log_event
+from node.render.base import RenderError
+from node.render.preflight import analyse, inspect_scene
+from node.render.sandbox import probe_sandbox
+from node.roles.requester import RequesterJob
+from node.roles.service import Roles
+from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
+
+logger = logging.getLogger(__name__)
+RU_PER_FRAME = 10
+CHECKER_FEE_BPS = 500
+DEPOSIT_RETRY_S = 2.0
+
+
+class SubmitError(ValueError):
+    """The request or the scene is refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    scene: Path
+    frames: tuple[int, ...]
+    max_price_wei_per_frame: int
+    deadline_s: float
+    out_dir: Path
+    assurance: str = "normal"
+    resolution: tuple[int, int] | None = None
+    samples: int | None = None
+
+
+def budget_for(frames: int, max_price_wei_per_frame: int, fee_bps: int) -> int:
+    """Room for every frame at the price cap, its check, and one re-check each."""
+    return math.ceil(frames * max_price_wei_per_frame * (1 + 2 * fee_bps / 10_000))
+
+
+async def preflight(roles: Roles, scene: Path) -> RenderSettings:
+    blender = replace(roles.ctx.settings.blender, work_root=roles.ctx.work_root)
+    try:
+        facts = await inspect_scene(scene, blender, probe_sandbox())
+    except RenderError as exc:
+        raise SubmitError(f"scene inspection failed: {exc}") from None
+    report = analyse(facts, roles.build)
+    errors = [f.message for f in report.findings if f.kind == "error"]
+    if errors:
+        raise SubmitError("scene refused: " + "; ".join(errors))
+    render = facts["render"]
+    res_x, res_y = report.pinned["resolution"]
+    return RenderSettings(render["engine"], res_x, res_y, max(1, int(render["samples"])),
+                          int(render["seed"]) % (1 << 32), "PNG_RGBA8")  # fmt: skip
+
+
+async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
+    if not request.frames:
+        raise SubmitError("no frames to render")
+    if not request.scene.is_file():
+        raise SubmitError(f"scene {request.scene} not found")
+    try:
+        assurance = Assurance(request.assurance)
+    except ValueError:
+        raise SubmitError(f"assurance {request.assurance!r}: one of normal, high, none") from None
+    settings = await preflight(roles, request.scene)
+    if request.resolution:
+        settings = replace(settings, resolution_x=request.resolution[0],
+                           resolution_y=request.resolution[1])  # fmt: skip
+    if request.samples:
+        settings = replace(settings, samples=request.samples)
+    ctx = roles.ctx
+    cid = await trio.to_thread.run_sync(ctx.content.put_file, request.scene)
+    ctx.content.pin(cid)
+    now_ms = ctx.clock.now_ms()
+    link = ctx.chain
+    escrow = Escrow(link.settings.chain_id, link.contract, bytes(32)) if link else None
+    spec = JobSpec(
+        requester=ctx.me, requester_address=ctx.payment_address, scene_cid=cid,
+        scene_size_bytes=request.scene.stat().st_size, renderer_build=roles.build,
+        settings=settings, frames=request.frames, ru_per_frame=RU_PER_FRAME,
+        max_price_wei_per_frame=request.max_price_wei_per_frame,
+        budget_wei=budget_for(len(request.frames), request.max_price_wei_per_frame,
+                              CHECKER_FEE_BPS),
+        deadline_ms=now_ms + int(request.deadline_s * 1000), assurance=assurance,
+        checker_fee_bps=CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
+    )  # fmt: skip
+    job_id = job_id_of(spec)
+    if link is not None:
+        await deposit(roles, job_id, spec)
+    return await roles.requester.start_job(spec, job_id, request.out_dir.resolve())
+
+
+async def deposit(roles: Roles, job_id: bytes, spec: JobSpec) -> None:
+    """Escrow the budget, waiting out a chain outage (the job is not announced meanwhile)."""
+    link = roles.ctx.chain
+    assert link is not None
+    while True:
+        try:
+            await link.send("deposit", "deposit", job_id, spec.budget_wei, spec.deadline_ms // 1000)
+            return
+        except LedgerError as exc:
+            log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
+            await trio.sleep(DEPOSIT_RETRY_S)

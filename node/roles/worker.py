@@ -1,0 +1,146 @@
+"""The worker role: a trio shell around ``WorkerMachine``.
+
+Theory of operation. Announces (gossip) and market messages (streams) go into
+the machine; its commands are carried out here: ``Send`` through the outbox,
+``StartRender`` starts a render task (fetch the scene by CID from the
+requester, render the frame with the Blender backend in its sandbox, put the
+PNG in the content store for requester and checker to fetch, report back),
+``CancelRender`` cancels that task, ``VoucherReceived`` hands the voucher to
+the payee, which checks its signature and redeems it on chain.
+
+``adversary="wrong-seed"`` renders with another seed and reports it as the
+job's render: a cheat the checkers must catch (tests only; off by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+from node.log import log_event
+from node.render.blender import BlenderBackend
+from node.render.sandbox import probe_sandbox
+from node.roles.chain import Payee
+from node.roles.common import run_timer
+from node.roles.context import RoleContext
+from protocol.market import (
+    CancelRender,
+    Command,
+    Send,
+    StartRender,
+    VoucherReceived,
+    WorkerConfig,
+    WorkerMachine,
+)
+from protocol.messages import FailureReason, JobAnnounce, JobSpec, Message
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerRole:
+    def __init__(
+        self, ctx: RoleContext, payee: Payee | None, build: str, device_class: str
+    ) -> None:
+        self.ctx = ctx
+        self.payee = payee
+        self.build = build
+        self.device_class = device_class
+        config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1)
+        self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
+        self.backend = BlenderBackend(replace(ctx.settings.blender, work_root=ctx.work_root),
+                                      probe_sandbox())  # fmt: skip
+        self.specs: dict[bytes, JobSpec] = {}
+        self.rendered = 0
+        self._renders: dict[bytes, trio.CancelScope] = {}
+        self._changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(run_timer, self.ctx.clock, self.machine.get_timer,
+                               self._fire, lambda: self._changed)  # fmt: skip
+            task_status.started()
+
+    async def _fire(self, now_ms: int) -> None:
+        self.carry_out(self.machine.handle_timer(now_ms))
+
+    def on_announce(self, sender: bytes, announce: JobAnnounce) -> None:
+        self.specs[announce.job_id] = announce.spec
+        self.receive(sender, announce)
+
+    def receive(self, sender: bytes, message: Message) -> None:
+        """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
+        self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
+
+    def carry_out(self, commands: list[Command]) -> None:
+        assert self._nursery is not None
+        for command in commands:
+            if isinstance(command, Send):
+                self.ctx.outbox.send(command.to, command.message)
+            elif isinstance(command, StartRender):
+                scope = trio.CancelScope()
+                self._renders[command.task_id] = scope
+                self._nursery.start_soon(self._render, command, scope)
+            elif isinstance(command, CancelRender):
+                if (running := self._renders.pop(command.task_id, None)) is not None:
+                    running.cancel()
+            elif isinstance(command, VoucherReceived) and self.payee is not None:
+                spec = self.specs.get(command.voucher.job_id)
+                if spec is not None:
+                    self._nursery.start_soon(self.payee.receive, command.voucher,
+                                             spec.requester_address, "requester")  # fmt: skip
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _render(self, command: StartRender, scope: trio.CancelScope) -> None:
+        with scope:
+            try:
+                cid, size, render_ms = await self._render_frame(command)
+            except Exception as exc:  # any failure is reported, not raised
+                log_event(
+                    logger, logging.WARNING, "render failed", frame=command.frame, error=str(exc)
+                )
+                now_ms = self.ctx.clock.now_ms()
+                reason = FailureReason.RENDER_ERROR
+                self.carry_out(
+                    self.machine.render_failed(command.task_id, reason, str(exc)[:200], now_ms)
+                )
+                return
+            finally:
+                self._renders.pop(command.task_id, None)
+            self.rendered += 1
+            self.carry_out(self.machine.render_finished(
+                command.task_id, cid, size, render_ms, self.build, self.device_class,
+                self.ctx.clock.now_ms(),
+            ))  # fmt: skip
+
+    async def _render_frame(self, command: StartRender) -> tuple[str, int, int]:
+        spec = command.spec
+        scene = await self.ctx.fetch_from(spec.requester, spec.scene_cid)
+        settings = spec.settings
+        if self.ctx.settings.adversary == "wrong-seed":
+            settings = replace(settings, seed=(settings.seed + 1) % (1 << 32))
+
+        def progress(_frame: int, fraction: float) -> None:
+            permille = min(999, int(fraction * 1000))
+            self.carry_out(self.machine.render_progress(command.task_id, permille,
+                                                        self.ctx.clock.now_ms()))  # fmt: skip
+
+        out_dir = self.ctx.work_root / f"out-{command.task_id.hex()[:16]}"
+        started_s = trio.current_time()
+        outputs = await self.backend.render_frames(
+            scene, settings, [command.frame], out_dir, progress
+        )
+        render_ms = int((trio.current_time() - started_s) * 1000)
+        path = outputs[0].path
+        cid = await trio.to_thread.run_sync(self.ctx.content.put_file, path)
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        return cid, size, render_ms
