@@ -10,7 +10,7 @@ import typer
 
 import node.cli.explorer_cmd as explorer_cmd
 from node.cli import benchmark as benchmark_cmd
-from node.cli import chain, demo, init_cmd, keys, node_cmd, sim, status_cmd, verify
+from node.cli import chain, demo, devnet, init_cmd, job, keys, node_cmd, sim, status_cmd, verify
 from node.cli import scene as scene_cmd
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ app.command("verify")(verify.verify)
 app.command("benchmark")(benchmark_cmd.benchmark)
 app.add_typer(scene_cmd.app, name="scene")
 app.add_typer(explorer_cmd.app, name="explorer")
+app.add_typer(job.app, name="job")
+app.add_typer(devnet.app, name="devnet")
 
 
 def main() -> None:
