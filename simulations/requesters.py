@@ -61,7 +61,7 @@ class RequesterDriver:
         self.node = node
         self.free_rider = node.behaviour == "free_rider"
         self.jobs: dict[bytes, JobMachine] = {}
-        self._targets: dict[bytes, list[int]] = {}  # job id -> workers the announce reached
+        self._reached: dict[bytes, dict[int, None]] = {}  # job id -> workers any announce reached
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
@@ -194,8 +194,12 @@ class RequesterDriver:
     def _publish(self, job_id: bytes, message: Message) -> None:
         world = self.world
         if isinstance(message, JobAnnounce):
-            self._targets[job_id] = world.gossip_targets()
-        world.publish(self.node, message, self._targets.get(job_id, []))
+            # Each (re-)announce reaches its own sample; a cancel reaches all of them.
+            targets = world.gossip_targets()
+            self._reached.setdefault(job_id, {}).update(dict.fromkeys(targets))
+        else:
+            targets = list(self._reached.get(job_id, {}))
+        world.publish(self.node, message, targets)
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
@@ -247,4 +251,5 @@ class RequesterDriver:
         record.finished_ms = self.world.loop.now_ms
         record.outcome = outcome
         self.jobs.pop(job_id, None)
+        self._reached.pop(job_id, None)
         self.world.disarm((self.node.index, job_id))
