@@ -72,8 +72,12 @@ class RequesterDriver:
             bid_window_ms=int(m.bid_window_s * 1000),
             max_attempts_per_frame=m.max_attempts_per_frame,
             blocklist_after_failures=m.blocklist_after_failures,
+            blocklist_after_rejections=m.blocklist_after_rejections,
             max_tasks_per_worker=m.max_tasks_per_worker,
             verify_timeout_ms=int(m.verify_timeout_s * 1000),
+            task_timeout_factor=m.task_timeout_factor,
+            min_task_timeout_ms=int(m.min_task_timeout_s * 1000),
+            reannounce_interval_ms=int(m.reannounce_interval_s * 1000),
             # The contract's grace is the market's: a refund before it would revert.
             refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
         )

@@ -165,7 +165,11 @@ class Market:
     verify_timeout_s: float = bounded(120.0, 1)
     max_attempts_per_frame: int = bounded(3, 1)
     blocklist_after_failures: int = bounded(3, 1)
+    blocklist_after_rejections: int = bounded(1, 1)
     max_tasks_per_worker: int = bounded(4, 1)
+    task_timeout_factor: int = bounded(4, 1)
+    min_task_timeout_s: float = bounded(600.0, 1)
+    reannounce_interval_s: float = bounded(300.0, 1)
 
 
 @dataclass(frozen=True)
