@@ -38,7 +38,7 @@ def job_json(job: RequesterJob) -> dict[str, Any]:
     return {
         "job_id": job.job_id.hex(),
         "state": stats.state.value,
-        "outcome": view.outcome,
+        "outcome": view.outcome if job.done.is_set() else None,  # frames collected too
         "frames": {str(f): s.value for f, s in sorted(job.machine.frame_states().items())},
         "accepted": {str(f): info for f, info in sorted(view.accepted.items())},
         "failed": {str(f): r for f, r in view.failed.items()},
@@ -61,7 +61,9 @@ def job_json(job: RequesterJob) -> dict[str, Any]:
 def roles_json(roles: Roles) -> dict[str, Any]:
     link = roles.ctx.chain
     return {
-        "worker": {"rendered": roles.worker.rendered} if roles.worker else None,
+        "worker": {"rendered": roles.worker.rendered, "rendering": roles.worker.rendering}
+        if roles.worker
+        else None,
         "checker": {"checked": roles.checker.checked} if roles.checker else None,
         "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.book.total_owed_wei()}
         if roles.payee else None,

@@ -28,7 +28,7 @@ class DemoConfig:
     samples: int = 16
     workers: int = 3
     checkers: int = 1
-    max_price_wei_per_frame: int = 2 * 10**16
+    max_price_wei_per_frame: int = 2 * 10**17
     timeout_s: float = 900.0
 
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +46,10 @@ class DevnetNode:
     node_id: str = ""
 
     @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
@@ -54,9 +59,11 @@ class DevnetConfig:
     workers: int = 3
     checkers: int = 1
     lease_s: float = 20.0
-    price_wei_per_ru: int = 10**15
+    price_wei_per_ru: int = 10**16  # 0.1 ETH a frame: fees clear the redeem policy's gas bar
     render_threads: int = 0
     adversaries: dict[str, str] = field(default_factory=dict)  # node name -> mode
+    # Given anvil's URL, the URL nodes dial for the chain (a test puts a proxy there).
+    rpc_route: Callable[[str], str] | None = None
     grace_s: int = 3600
 
 
@@ -67,6 +74,7 @@ class LocalDevnet:
         self.chain: AnvilChain | None = None
         self.info: Devnet | None = None
         self.nodes: dict[str, DevnetNode] = {}
+        self.node_rpc_url = ""
 
     def __enter__(self) -> LocalDevnet:
         self.start()
@@ -79,6 +87,8 @@ class LocalDevnet:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         accounts = 2 + self.config.workers + self.config.checkers
         self.chain, self.info = bring_up(EscrowParams(grace_s=self.config.grace_s), accounts)
+        route = self.config.rpc_route
+        self.node_rpc_url = route(self.info.rpc_url) if route else self.info.rpc_url
         names = [("client", ("client",))]
         names += [(f"worker{i + 1}", ("worker",)) for i in range(self.config.workers)]
         names += [(f"checker{i + 1}", ("checker",)) for i in range(self.config.checkers)]
@@ -100,7 +110,7 @@ class LocalDevnet:
         assert self.info is not None
         settings: dict[str, Any] = {
             "listen_addrs": ["/ip4/127.0.0.1/tcp/0"], "api_port": 0, "mdns": False,
-            "roles": list(roles), "advert_interval_s": 2.0, "chain_rpc_url": self.info.rpc_url,
+            "roles": list(roles), "advert_interval_s": 2.0, "chain_rpc_url": self.node_rpc_url,
             "chain_id": self.info.chain_id, "escrow_address": self.info.escrow,
             "price_wei_per_ru": self.config.price_wei_per_ru, "lease_s": self.config.lease_s,
             "render_threads": self.config.render_threads, "log_json": True,
@@ -116,9 +126,10 @@ class LocalDevnet:
         """Start (or restart) node ``name`` and wait for its ready line."""
         node = self.nodes[name]
         argv = [*pictor_argv(), "node", "run", "--data-dir", str(node.data_dir)]
-        first = next(iter(self.nodes.values()))
-        if first is not node and first.addrs:
-            argv += ["--bootstrap", first.addrs[0]]
+        # Dial a running peer: the first node for a fresh start, any live one on a restart.
+        peers = [n for n in self.nodes.values() if n is not node and n.addrs and n.running]
+        if peers:
+            argv += ["--bootstrap", peers[0].addrs[0]]
         log: IO[str] = (node.data_dir / "node.log").open("a")
         node.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
                                         start_new_session=True)  # fmt: skip

@@ -52,6 +52,7 @@ from protocol.messages import MESSAGE_TYPES, JobSpec, Message, Role, Voucher
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
+RESUME_WAIT_S = 30.0
 
 
 @dataclass
@@ -81,6 +82,7 @@ class RequesterJob:
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.done = trio.Event()
+        self._collecting = 0
         self._lock = trio.Lock()
         self._changed = trio.Event()
 
@@ -137,7 +139,7 @@ class RequesterJob:
                                           "price_wei": c.price_wei, "at_ms": now_ms}  # fmt: skip
                 view.workers.add(c.worker.hex())
                 if live:
-                    self.role.spawn(self._collect, c)
+                    self.start_collect(c)
             elif isinstance(c, FrameFailed):
                 view.failed[c.frame] = c.reason
             elif isinstance(c, WorkerBlocklisted):
@@ -148,6 +150,9 @@ class RequesterJob:
                 view.outcome, view.finished_ms = c.outcome.value, now_ms
                 if live:
                     self.role.spawn(self._finished)
+        self._notify()
+
+    def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
@@ -189,6 +194,10 @@ class RequesterJob:
             return  # the machine's verify timeout asks again
         await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
 
+    def start_collect(self, c: FrameAccepted) -> None:
+        self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it
+        self.role.spawn(self._collect, c)
+
     async def _collect(self, c: FrameAccepted) -> None:
         try:
             path = await self.ctx.fetch_from(c.worker, c.frame_cid)
@@ -197,8 +206,14 @@ class RequesterJob:
             await trio.to_thread.run_sync(shutil.copyfile, path, dest)
         except Exception as exc:  # the frame stays downloadable by CID
             log_event(logger, logging.WARNING, "frame not collected", frame=c.frame, error=str(exc))
+        finally:
+            self._collecting -= 1
+            self._notify()
 
     async def _finished(self) -> None:
+        # Done means the frames are in the output folder, not merely accepted.
+        while self._collecting:
+            await self.wait_changed()
         await self.ctx.node.store.call(partial(
             persist.set_job_state, job_id=self.job_id.hex(), state=self.view.outcome or "finished",
             now_ms=self.ctx.clock.now_ms(),
@@ -247,22 +262,22 @@ class RequesterRole:
             self.spawn(self._resume_job, job)
 
     async def _resume_job(self, job: RequesterJob) -> None:
-        # Give the network a moment to reconnect before the vouchers go out.
-        await self.ctx.node.wait_until(lambda: bool(self.ctx.node.network.connected_peers()))
-        job.resend_vouchers()
         for frame, info in job.view.accepted.items():
             if not (job.out_dir / f"frame_{frame:04d}.png").exists():
-                self.spawn(
-                    job._collect,
-                    FrameAccepted(
-                        job.job_id,
-                        frame,
-                        b"",
-                        bytes.fromhex(str(info["worker"])),
-                        str(info["cid"]),
-                        int(str(info["price_wei"])),
-                    ),
-                )
+                worker, cid = bytes.fromhex(str(info["worker"])), str(info["cid"])
+                price_wei = int(str(info["price_wei"]))
+                job.start_collect(FrameAccepted(job.job_id, frame, b"", worker, cid, price_wei))
+        # Payees are found by address in capacity adverts: wait for them, then re-send
+        # the latest vouchers (one lost in the crash would otherwise never arrive).
+        payees = set(job.view.worker_wei) | set(job.view.fee_wei)
+        with trio.move_on_after(RESUME_WAIT_S):
+            await self.ctx.node.wait_until(
+                lambda: all(self.node_of_address(a) is not None for a in payees)
+            )
+        job.resend_vouchers()
+        if job.view.outcome is not None:
+            await job._finished()  # it ended just before the crash
+            return
         await job.run_timer()
 
     async def start_job(self, spec: JobSpec, job_id: bytes, out_dir: Path) -> RequesterJob:

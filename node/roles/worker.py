@@ -68,6 +68,10 @@ class WorkerRole:
                                self._fire, lambda: self._changed)  # fmt: skip
             task_status.started()
 
+    @property
+    def rendering(self) -> int:
+        return len(self._renders)
+
     async def _fire(self, now_ms: int) -> None:
         self.carry_out(self.machine.handle_timer(now_ms))
 
