@@ -1,0 +1,55 @@
+"""Failures that must lose nothing: a chain outage, a requester killed and restarted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, paid_wei, submit, wait_paid
+from tests.e2e.proxy import CuttableProxy
+
+pytestmark = [pytest.mark.slow, needs_stack]
+
+
+def test_chain_outage_delays_payment_and_loses_nothing(
+    devnet_factory: Any, scene: Path, tmp_path: Path
+) -> None:
+    proxies: list[CuttableProxy] = []
+
+    def route(rpc_url: str) -> str:
+        parsed = urlparse(rpc_url)
+        proxies.append(CuttableProxy(parsed.hostname or "127.0.0.1", parsed.port or 8545))
+        return proxies[0].url
+
+    net = devnet_factory(workers=1, checkers=1, rpc_route=route)
+    client = net.api("client")
+    job_id = submit(client, scene, tmp_path / "out", 3)  # returns once the deposit is mined
+    proxies[0].cut()
+    job = client.wait_job(job_id, JOB_TIMEOUT_S)
+    assert job["outcome"] == "completed"
+    payees = ["worker1", "checker1"]
+    owed = sum(net.api(n).get("/v1/roles")["payee"]["owed_wei"] for n in payees)
+    assert owed == job["spent_wei"] > 0  # earned, held as vouchers, not yet redeemable
+    assert paid_wei(net, payees) == 0
+    proxies[0].restore()
+    wait_paid(net, payees, job["spent_wei"])
+
+
+def test_requester_killed_and_restarted_finishes_its_job(
+    devnet_factory: Any, scene: Path, tmp_path: Path
+) -> None:
+    net = devnet_factory(workers=2, checkers=1, lease_s=6.0)
+    out = tmp_path / "out"
+    job_id = submit(net.api("client"), scene, out, 6)
+    net.api("client").wait_until(
+        f"/v1/client/jobs/{job_id}", lambda j: j["frames_accepted"] >= 1, JOB_TIMEOUT_S
+    )
+    net.kill("client")
+    net.launch("client")
+    job = net.api("client").wait_job(job_id, JOB_TIMEOUT_S)
+    assert job["outcome"] == "completed"
+    assert sorted(p.name for p in out.glob("*.png")) == [f"frame_{i:04d}.png" for i in range(1, 7)]
+    wait_paid(net, ["worker1", "worker2", "checker1"], job["spent_wei"])
