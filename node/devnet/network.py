@@ -30,6 +30,12 @@ from node.keyfile import write_payment_key_file
 READY_TIMEOUT_S = 60.0
 
 
+def node_env() -> dict[str, str]:
+    """The environment for node processes: no ``PICTOR_*`` variables, which a node
+    would read as config (and refuse when unknown); each node's config.toml rules."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PICTOR_")}
+
+
 def pictor_argv() -> list[str]:
     script = Path(sys.executable).with_name("pictor")
     return [str(script)] if script.exists() else [shutil.which("pictor") or "pictor"]
@@ -104,7 +110,7 @@ class LocalDevnet:
     def _prepare(self, name: str, roles: tuple[str, ...], payment_key: bytes) -> DevnetNode:
         data_dir = self.base_dir / name
         subprocess.run([*pictor_argv(), "init", "--data-dir", str(data_dir)],
-                       check=True, capture_output=True)  # fmt: skip
+                       check=True, capture_output=True, env=node_env())  # fmt: skip
         (data_dir / "payment.key").unlink()
         write_payment_key_file(data_dir / "payment.key", payment_key)
         assert self.info is not None
@@ -132,7 +138,7 @@ class LocalDevnet:
             argv += ["--bootstrap", peers[0].addrs[0]]
         log: IO[str] = (node.data_dir / "node.log").open("a")
         node.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
-                                        start_new_session=True)  # fmt: skip
+                                        start_new_session=True, env=node_env())  # fmt: skip
         ready = _read_ready(node.process)
         node.addrs, node.node_id = ready["addrs"], ready["node_id"]
         node.api = NodeApi.for_data_dir(node.data_dir)
