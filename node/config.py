@@ -21,6 +21,10 @@ from protocol.messages import Role
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "PICTOR_"
+# PICTOR_* variables that belong to tools around the node, not to its config:
+# they are left alone instead of being refused as unknown keys.
+NOT_CONFIG_ENV = frozenset({"PICTOR_DATA_DIR", "PICTOR_ANVIL", "PICTOR_BPY_PYTHON"})
+NOT_CONFIG_ENV_PREFIXES = ("PICTOR_TEST_",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -152,7 +156,9 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     values = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "DATA_DIR":
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG_ENV:
+            continue
+        if name.startswith(NOT_CONFIG_ENV_PREFIXES):
             continue
         key = name[len(ENV_PREFIX) :].lower()
         _check_keys({key: value}, f"environment {name}")

@@ -49,3 +49,13 @@ def test_errors_name_key_and_accepted_values(
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, environ=env)
     assert needle in str(info.value)
+
+
+def test_tool_variables_are_not_mistaken_for_config(tmp_path: Path) -> None:
+    env = {
+        "PICTOR_ANVIL": "/opt/anvil",
+        "PICTOR_BPY_PYTHON": "/opt/bpy/python",
+        "PICTOR_TEST_POSTGRES_URL": "postgresql://x@y/z",
+        "PICTOR_API_PORT": "2001",
+    }
+    assert load_config(tmp_path, environ=env).api_port == 2001
