@@ -96,10 +96,13 @@ def main() -> None:
         )
         print(line)
         if args.quick < 1.0:
-            wall_day_s, cpu_day_s = r["wall_s"] / args.quick, r["cpu_s"] / args.quick
+            # Scale by simulated hours actually run (the liveness tail included).
+            per_day = 24 / r["sim_hours"]
+            wall_day_s, cpu_day_s = r["wall_s"] * per_day, r["cpu_s"] * per_day
             print(
-                f"        EXTRAPOLATED from {args.quick:.0%} of a day: about {wall_day_s:,.0f} s "
-                f"wall ({cpu_day_s:,.0f} s CPU) for one simulated day"
+                f"        EXTRAPOLATED from {r['sim_hours']:.2f} simulated h "
+                f"(--quick {args.quick}): about {wall_day_s:,.0f} s wall "
+                f"({cpu_day_s:,.0f} s CPU) per simulated day"
             )
 
 
