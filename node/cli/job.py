@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,7 +54,7 @@ def parse_wei(text: str) -> int:
     if m is None:
         raise typer.BadParameter(f"bad amount {text!r}; use e.g. 0.02eth, 5gwei, 1000wei")
     unit = {"wei": 1, "gwei": 10**9, "eth": WEI_PER_ETH, None: 1}[m.group(2)]
-    return int(float(m.group(1)) * unit) if "." in m.group(1) else int(m.group(1)) * unit
+    return int(Decimal(m.group(1)) * unit)  # exact: 0.1 ETH is not a binary fraction
 
 
 def eth(wei: int) -> str:

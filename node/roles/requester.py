@@ -34,6 +34,7 @@ from node.roles import persist
 from node.roles.common import MarketClock, run_timer
 from node.roles.context import RoleContext
 from protocol.codec import from_wire, packb, to_wire, unpackb
+from protocol.errors import RemoteProtocolError
 from protocol.market import (
     CheckerFeeDue,
     Command,
@@ -254,7 +255,10 @@ class RequesterRole:
             for kind, peer, data, now_ms in await self.ctx.node.store.call(
                 partial(persist.read_journal, job_id=job_hex)
             ):
-                job.apply(kind, peer, data, now_ms)
+                try:
+                    job.apply(kind, peer, data, now_ms)
+                except RemoteProtocolError:
+                    pass  # refused the first time too, before any state changed
             job.live = True
             self.jobs[job.job_id] = job
             log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
