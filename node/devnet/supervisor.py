@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from node.devnet.network import DevnetConfig, LocalDevnet
@@ -21,7 +22,11 @@ STATE_FILE = "devnet.json"
 
 def main(argv: list[str]) -> int:
     base, workers, checkers = Path(argv[0]), int(argv[1]), int(argv[2])
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    # Handlers, not a blocked mask: children inherit a signal mask, and nodes must
+    # still hear the SIGTERM that stops them.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     net = LocalDevnet(base, DevnetConfig(workers=workers, checkers=checkers, lease_s=60.0))
     net.start()
     try:
@@ -29,7 +34,7 @@ def main(argv: list[str]) -> int:
         tmp = base / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(base / STATE_FILE)
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        stop.wait()
     finally:
         net.stop()
         (base / STATE_FILE).unlink(missing_ok=True)
