@@ -50,6 +50,7 @@ def job_json(job: RequesterJob) -> dict[str, Any]:
         "spent_wei": spent_wei,
         "budget_wei": stats.budget_wei,
         "refund_wei": view.refund_wei,
+        "refunded": view.refunded,
         "started_ms": view.started_ms,
         "finished_ms": view.finished_ms,
         "out_dir": str(job.out_dir),

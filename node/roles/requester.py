@@ -27,6 +27,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+from ledger.client import EscrowClient
 from ledger.vouchers import Voucher as LedgerVoucher
 from ledger.vouchers import sign
 from node.log import log_event
@@ -54,6 +55,7 @@ from protocol.messages import MESSAGE_TYPES, JobSpec, Message, Role, Voucher
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
 RESUME_WAIT_S = 30.0
+REFUND_POLL_S = 5.0
 
 
 @dataclass
@@ -69,6 +71,7 @@ class JobView:
     worker_wei: dict[bytes, int] = field(default_factory=dict)
     fee_wei: dict[bytes, int] = field(default_factory=dict)
     refund_wei: int = 0
+    refunded: bool = False
     started_ms: int = 0
     finished_ms: int | None = None
 
@@ -147,6 +150,8 @@ class RequesterJob:
                 view.blocklisted.add(c.worker.hex())
             elif isinstance(c, RefundDue):
                 view.refund_wei = c.refund_wei
+                if live and self.ctx.chain is not None:
+                    self.role.spawn(self._refund)
             elif isinstance(c, JobFinished):
                 view.outcome, view.finished_ms = c.outcome.value, now_ms
                 if live:
@@ -211,6 +216,32 @@ class RequesterJob:
             self._collecting -= 1
             self._notify()
 
+    async def _refund(self) -> None:
+        """Reclaim the unspent escrow once the chain's clock passes deadline + grace.
+
+        The contract decides on its own clock, so we ask it (a poll: there is no
+        event to wait for); an outage just means asking again later.
+        """
+        link = self.ctx.chain
+        assert link is not None
+        while True:
+            try:
+                escrow = await link.escrow()
+                client = escrow.client
+                state = await escrow.run(client.job, self.job_id)
+                if state.refunded or state.remaining_wei == 0:
+                    return
+                grace_s = await escrow.run(client.grace_s)
+                chain_s = await escrow.run(chain_time_s, client)
+                if chain_s > state.deadline_s + grace_s:
+                    await link.send("refund", "refund", self.job_id)
+                    self.view.refunded = True
+                    self._notify()
+                    return
+            except Exception as exc:  # web3 transport errors are not all LedgerError: retry
+                log_event(logger, logging.WARNING, "refund postponed", error=str(exc)[:200])
+            await trio.sleep(REFUND_POLL_S)
+
     async def _finished(self) -> None:
         # Done means the frames are in the output folder, not merely accepted.
         while self._collecting:
@@ -220,6 +251,10 @@ class RequesterJob:
             now_ms=self.ctx.clock.now_ms(),
         ))  # fmt: skip
         self.done.set()
+
+
+def chain_time_s(client: EscrowClient) -> int:
+    return int(client.w3.eth.get_block("latest")["timestamp"])
 
 
 def message_record(message: Message, digest: bytes) -> bytes:

@@ -78,3 +78,23 @@ def test_cheating_worker_is_caught_unpaid_and_blocklisted(
     assert all(info["worker"] == job["workers"][0] for info in job["accepted"].values())
     wait_paid(net, ["worker2", "checker1"], job["spent_wei"])
     assert net.api("worker1").get("/v1/roles")["payee"]["paid_wei"] == 0
+
+
+def test_cancel_refunds_the_unspent_budget_after_the_grace_period(
+    devnet_factory: Any, scene: Path, tmp_path: Path
+) -> None:
+    net = devnet_factory(workers=1, checkers=1)
+    client = net.api("client")
+    job_id = submit(client, scene, tmp_path / "out", 6, deadline_s=600)
+    job = client.post(f"/v1/client/jobs/{job_id}/cancel")
+    job = client.wait_job(job_id, JOB_TIMEOUT_S)
+    assert job["outcome"] == "cancelled" and not job["refunded"]
+    assert net.chain is not None and net.info is not None
+    escrow = EscrowClient(TxSender(net.chain.w3, net.chain.funded_keys[0]), net.info.escrow)
+    # The contract refunds only after deadline + grace, on its own clock: move it there.
+    net.chain.advance_time(600 + escrow.grace_s() + 60)
+    job = client.wait_until(f"/v1/client/jobs/{job_id}", lambda j: j["refunded"], 60)
+    state = escrow.job(bytes.fromhex(job_id))
+    assert state.refunded and state.remaining_wei == 0
+    assert job["refund_wei"] == job["budget_wei"] - job["spent_wei"]
+    wait_paid(net, ["worker1", "checker1"], job["spent_wei"])
