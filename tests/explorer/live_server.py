@@ -74,7 +74,7 @@ def live_server(tmp: Path, keys: list[NodeKey]) -> Iterator[LiveServer]:
                 ready.put(LiveServer(explorer.url, explorer, token, publishers))
                 await trio.to_thread.run_sync(done.wait)
                 stop.set()
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 nursery.cancel_scope.cancel()
 
     def thread() -> None:

@@ -58,12 +58,12 @@ async def test_redials_with_backoff_until_peer_appears(
         discovery.add_candidate(["/memory/later/p2p/later", "/memory/bad/p2p/bad"])
         async with trio.open_nursery() as nursery:
             await nursery.start(discovery.run)
-            await trio.sleep(20)  # virtual: 0, 1, 3, 7, 15 s dials fail
+            await trio.sleep(20)  # autojump clock: virtual 0, 1, 3, 7, 15 s dials fail
             assert len(dials) == 5
             gaps = [round(b - a) for a, b in itertools.pairwise(dials)]
             assert gaps == [1, 2, 4, 8]
             async with hub.open("later"):
-                await trio.sleep(10)  # next try at 23 s succeeds
+                await trio.sleep(10)  # autojump clock: next try at 23 s succeeds
                 assert me.connected_peers() == ["later"]
                 nursery.cancel_scope.cancel()
     assert store.peers["later"]["addrs"] == ["/memory/later"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -50,12 +51,24 @@ def live_group_members(pgid: int) -> list[int]:
 
 
 def group_gone(pgid: int, within_s: float = 5.0) -> bool:
-    """SIGKILL is delivered asynchronously: poll the process table until the group is gone."""
+    """SIGKILL is delivered asynchronously: wait on each member's pidfd until the group is gone."""
     deadline = time.monotonic() + within_s
-    while live_group_members(pgid):
-        if time.monotonic() > deadline:
+    while alive := live_group_members(pgid):
+        remaining_s = deadline - time.monotonic()
+        if remaining_s <= 0:
             return False
-        time.sleep(0.01)
+        fds = []
+        for pid in alive:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue
+        try:
+            if fds:  # readable once that process has exited
+                select.select(fds, [], [], remaining_s)
+        finally:
+            for fd in fds:
+                os.close(fd)
     return True
 
 
