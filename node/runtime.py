@@ -40,13 +40,24 @@ from node.store import Store
 from protocol import Envelope, NodeKey, PaymentBinding, RemoteProtocolError, ReplayGuard
 from protocol import encode_envelope as encode
 from protocol.errors import BadBinding
-from protocol.messages import CapacityAdvert
+from protocol.messages import CapacityAdvert, GpuInfo
 from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL
 
 logger = logging.getLogger(__name__)
 MarketHandler = Callable[[Envelope], Awaitable[bytes | None]]
 MAX_ADVERT_ADDRS = 16
 SETTLE_S = 0.5
+
+
+@dataclass(frozen=True)
+class OwnCapacity:
+    """What this node offers, as its CapacityAdvert states it (set by the roles)."""
+
+    gpus: tuple[GpuInfo, ...] = ()
+    renderer_builds: tuple[str, ...] = ()
+    score_ru_per_hour: int = 0
+    price_wei_per_ru: int = 0
+    free_slots: Callable[[], int] = lambda: 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,7 @@ class Node:
         self._stop = trio.Event()
         self._persisted = trio.Event()
         self._readvertise = False
+        self.own_capacity = OwnCapacity()
         self._persist_send, self._persist_recv = trio.open_memory_channel[tuple[str, bytes, list[str], int]](
             1024
         )
@@ -128,6 +140,11 @@ class Node:
     def set_gossip_hook(self, hook: Callable[[Envelope], None]) -> None:
         """Hear every admitted gossip message other than adverts (the roles' JobAnnounce)."""
         self._gossip_hook = hook
+
+    def set_capacity(self, capacity: OwnCapacity) -> None:
+        """Change what the adverts offer, and tell the network soon rather than next interval."""
+        self.own_capacity = capacity
+        self._readvertise = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -255,16 +272,17 @@ class Node:
 
     def make_advert(self) -> CapacityAdvert:
         addrs = [a for a in self.network.listen_addrs() if "/0.0.0.0/" not in a and len(a) <= 256]
+        own = self.own_capacity
         return CapacityAdvert(
             roles=self.config.roles,
-            gpus=(),  # the GPU probe is a later issue
-            renderer_builds=(),
-            score_ru_per_hour=0,
-            price_wei_per_ru=0,
+            gpus=own.gpus,
+            renderer_builds=own.renderer_builds,
+            score_ru_per_hour=own.score_ru_per_hour,
+            price_wei_per_ru=own.price_wei_per_ru,
             stake_wei=0,
             payment=self._payment,
             addrs=tuple(addrs[:MAX_ADVERT_ADDRS]),
-            free_slots=0,
+            free_slots=max(0, min(own.free_slots(), 2**16 - 1)),
         )
 
     async def publish_advert(self) -> None:

@@ -25,6 +25,7 @@ from node.content.store import ContentStore
 from node.content.transfer import TransferConfig
 from node.log import log_event
 from node.render.blender import BlenderConfig
+from node.roles.capacity import probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
 from node.roles.common import ACK, MarketClock, Outbox
@@ -169,6 +170,9 @@ async def run_roles(
             if Role.CHECKER in config.roles:
                 checker = CheckerRole(ctx, payee)
                 await nursery.start(checker.run)
+            node.set_capacity(await probe_capacity(config.data_dir, identity.build,
+                                                   identity.device_class,
+                                                   settings.price_wei_per_ru, worker))  # fmt: skip
         requester = RequesterRole(ctx)
         roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope)
         node.set_market_handler(roles.handle)

@@ -1,0 +1,44 @@
+"""A node's advert states its GPUs, renderer build, benchmark score, price and free slots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+from node.net.memory import MemoryHub
+from node.render.benchmark import CACHE_FILE, REFERENCE_VERSION
+from node.roles.capacity import cached_score, probe_capacity
+from protocol import NodeKey
+from tests.node.node_helpers import make_config, running_node
+
+
+def write_score(data_dir: Path, build: str, device: str, score: int) -> None:
+    key = f"{build}/{device}/v{REFERENCE_VERSION}"
+    (data_dir / CACHE_FILE).write_text(json.dumps({key: {"score_ru_per_hour": score}}))
+
+
+def test_cached_score_matches_build_and_device(tmp_path: Path) -> None:
+    assert cached_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2") == 0  # none measured
+    write_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 485)
+    assert cached_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2") == 485
+    assert cached_score(tmp_path, "blender-3.4.1", "cuda-sm90") == 0  # another device
+    (tmp_path / CACHE_FILE).write_text("{not json")
+    assert cached_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2") == 0
+
+
+async def test_advert_carries_probed_capacity(tmp_path: Path) -> None:
+    write_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 485)
+    worker = SimpleNamespace(rendering=0)
+    capacity = await probe_capacity(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 7, worker)
+    assert capacity.gpus == ()  # no NVIDIA driver on CI machines: a clean CPU-only state
+    hub = MemoryHub()
+    key = NodeKey.generate()
+    async with hub.open(key.node_id.text) as net, running_node(make_config(tmp_path), net, key) as node:
+        assert node.make_advert().renderer_builds == ()  # before the roles say anything
+        node.set_capacity(capacity)
+        advert = node.make_advert()
+        assert advert.renderer_builds == ("blender-3.4.1",)
+        assert (advert.score_ru_per_hour, advert.price_wei_per_ru, advert.free_slots) == (485, 7, 1)
+        worker.rendering = 1
+        assert node.make_advert().free_slots == 0
