@@ -38,7 +38,9 @@ from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
     CheckerFeeDue,
+    CheckerOverruled,
     Command,
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     JobFinished,
@@ -88,6 +90,7 @@ class RequesterJob:
         self.done = trio.Event()
         self._collecting = 0
         self._lock = trio.Lock()
+        self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
         self._changed = trio.Event()
 
     @property
@@ -148,6 +151,14 @@ class RequesterJob:
                 view.failed[c.frame] = c.reason
             elif isinstance(c, WorkerBlocklisted):
                 view.blocklisted.add(c.worker.hex())
+            elif isinstance(c, CheckerOverruled):
+                log_event(logger, logging.WARNING, "checker overruled", checker=c.checker.hex()[:16],
+                          task=c.task_id.hex()[:16])  # fmt: skip
+            elif isinstance(c, DisputeResolved):
+                if not c.upheld:
+                    view.blocklisted.discard(c.worker.hex())
+                log_event(logger, logging.INFO, "dispute resolved", task=c.task_id.hex()[:16],
+                          upheld=c.upheld, paid=c.paid, reason=c.reason)  # fmt: skip
             elif isinstance(c, RefundDue):
                 view.refund_wei = c.refund_wei
                 if live and self.ctx.chain is not None:
@@ -192,13 +203,30 @@ class RequesterJob:
         await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
 
     async def _assign_checker(self, c: RequestVerification) -> None:
+        def exclude() -> frozenset[bytes]:
+            if not c.exclude:
+                return frozenset()
+            # a dispute: never a checker already used on the task, nor one being assigned
+            used = self.machine.checkers_excluded(c.task_id)
+            return c.exclude | used | self._assigning.get(c.task_id, frozenset())
+
+        def pick() -> bytes | None:
+            return self.role.pick_checker(c.worker, exclude())
+
         with trio.move_on_after(CHECKER_WAIT_S):
-            await self.ctx.node.wait_until(lambda: self.role.pick_checker(c.worker) is not None)
-        checker = self.role.pick_checker(c.worker)
+            await self.ctx.node.wait_until(lambda: pick() is not None)
+        checker = pick()
         if checker is None:
             log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
-            return  # the machine's verify timeout asks again
-        await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
+            return  # the machine's verify timeout asks again (or ends the dispute)
+        in_flight = self._assigning.setdefault(c.task_id, set())
+        in_flight.add(checker)  # no await between the pick and this
+        try:
+            await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
+        finally:
+            in_flight.discard(checker)
+            if not in_flight:
+                self._assigning.pop(c.task_id, None)
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it
@@ -340,14 +368,14 @@ class RequesterRole:
     async def cancel(self, job_id: bytes) -> None:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())
 
-    def pick_checker(self, worker: bytes) -> bytes | None:
+    def pick_checker(self, worker: bytes, exclude: frozenset[bytes] = frozenset()) -> bytes | None:
         from node.roles.common import raw_of
 
         peers = sorted(
             p for p, seen in self.ctx.node.capacity.items()
             if Role.CHECKER in seen.advert.roles and p in self.ctx.node.network.connected_peers()
         )  # fmt: skip
-        candidates = [raw_of(p) for p in peers if raw_of(p) != worker]
+        candidates = [raw_of(p) for p in peers if raw_of(p) != worker and raw_of(p) not in exclude]
         if not candidates:
             return None
         self._next_checker += 1

@@ -14,7 +14,9 @@ next. The transition tables in :mod:`protocol.market.tables` are the spec.
 from protocol.market.commands import (
     CancelRender,
     CheckerFeeDue,
+    CheckerOverruled,
     Command,
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     JobFinished,
@@ -42,7 +44,9 @@ from protocol.market.worker import WorkerMachine, WorkerStatistics
 __all__ = [
     "CancelRender",
     "CheckerFeeDue",
+    "CheckerOverruled",
     "Command",
+    "DisputeResolved",
     "FrameAccepted",
     "FrameFailed",
     "FrameState",

@@ -45,13 +45,16 @@ class Publish:
 
 @dataclass(frozen=True)
 class RequestVerification:
-    """Pick a checker (never ``worker``) and call ``JobMachine.assign_checker``."""
+    """Pick a checker (never ``worker`` nor one in ``exclude``) and call
+    ``JobMachine.assign_checker``. A dispute asks for several at once; ``exclude``
+    then names the checkers already used on the task."""
 
     task_id: bytes
     frame: int
     worker: bytes
     result_digest: bytes
     frame_cid: str
+    exclude: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,32 @@ class WorkerBlocklisted:
     job_id: bytes
     worker: bytes
     failures: int
+
+
+@dataclass(frozen=True)
+class CheckerOverruled:
+    """A dispute's majority passed a result ``checker`` rejected: a reputation strike."""
+
+    checker: bytes
+    job_id: bytes
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class DisputeResolved:
+    """A dispute ended: ``upheld`` means the rejection stands.
+
+    ``paid`` says whether the disputed result became the frame's accepted one
+    (its worker is then paid its awarded price); an overturned dispute of a
+    frame settled meanwhile only clears the worker's record.
+    """
+
+    job_id: bytes
+    task_id: bytes
+    worker: bytes
+    upheld: bool
+    paid: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -146,6 +175,8 @@ Command = (
     | FrameAccepted
     | FrameFailed
     | WorkerBlocklisted
+    | CheckerOverruled
+    | DisputeResolved
     | JobFinished
     | RefundDue
     | StartRender

@@ -17,6 +17,10 @@ Defaults and why:
   the bid's ETA)`` of its award, heartbeats or not (10 min, 4×): otherwise a
   worker that heartbeats and never renders would hold a frame to the deadline,
   and one that understates its ETA to win awards would go unpunished.
+* ``dispute_window_ms`` 60 s and ``dispute_checkers`` 2: a worker whose result a
+  checker rejected may dispute within a minute of being told; two more
+  checkers are then asked and the majority of the three verdicts decides (an
+  even number keeps the total odd, so there is always a majority).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class MarketConfig:
     reannounce_interval_ms: int = 300_000
     refund_grace_ms: int = 24 * 3_600_000
     max_bidders: int = 1_000
+    dispute_window_ms: int = 60_000
+    dispute_checkers: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval_ms < self.lease_ms:
@@ -60,8 +66,12 @@ class MarketConfig:
         ):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")
-        if self.bid_window_ms < 0 or self.refund_grace_ms < 0:
-            raise LocalProtocolError("bid_window_ms and refund_grace_ms must be >= 0")
+        if self.bid_window_ms < 0 or self.refund_grace_ms < 0 or self.dispute_window_ms < 0:
+            raise LocalProtocolError(
+                "bid_window_ms, refund_grace_ms and dispute_window_ms must be >= 0"
+            )
+        if self.dispute_checkers < 0 or self.dispute_checkers % 2:
+            raise LocalProtocolError("dispute_checkers must be even and >= 0 (0: no disputes)")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,13 @@ class FrameVerified:
 
 
 @dataclass(frozen=True)
+class DisputeWon:
+    """A disputed result was vindicated while the frame was still open: accept it."""
+
+    frame: int
+
+
+@dataclass(frozen=True)
 class AttemptReturned:
     """The award came back without the worker being at fault (declined)."""
 
@@ -144,6 +151,27 @@ class VerdictFailed:
 
 @dataclass(frozen=True)
 class TaskRevoked:
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class DisputeOpened:
+    """The worker disputed the rejecting verdict in time: more checkers are asked."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class DisputeUpheld:
+    """The majority rejected too (or none formed in time): the rejection stands."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class DisputeOverturned:
+    """The majority passed the result: the first checker was wrong."""
+
     task_id: bytes
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from protocol.codec import packb, to_wire
 from protocol.market.tables import FrameState, JobState, TaskState
-from protocol.messages import Result
+from protocol.messages import Result, Verdict
 
 
 @dataclass
@@ -35,6 +35,15 @@ class TaskRecord:
     checkers: set[bytes] = field(default_factory=set)
     verify_deadline_ms: int = 0
     fee_paid: bool = False
+    # the dispute path (see the requester module): the rejecting verdict's
+    # evidence, then the extra checkers asked and their votes
+    rejected_by: bytes = b""
+    verdict_digest: bytes = b""
+    dispute_until_ms: int = 0
+    disputed: bool = False
+    dispute_checkers: set[bytes] = field(default_factory=set)
+    dispute_votes: dict[bytes, bool] = field(default_factory=dict)
+    dispute_reserved_wei: int = 0
 
 
 @dataclass
@@ -70,3 +79,8 @@ class JobStatistics:
 def result_digest_of(result: Result) -> bytes:
     """Stand-in for the envelope digest when a driver has no envelope."""
     return hashlib.sha256(b"pictor/result/v1\x00" + packb(to_wire(result))).digest()
+
+
+def verdict_digest_of(verdict: Verdict) -> bytes:
+    """Stand-in for a verdict's envelope digest when a driver has no envelope."""
+    return hashlib.sha256(b"pictor/verdict/v1\x00" + packb(to_wire(verdict))).digest()

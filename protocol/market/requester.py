@@ -35,6 +35,15 @@ Retries and blocklist (per job):
   waiting for a verdict (those frames go back to pending without losing an
   attempt): it gets nothing more from this job and is trusted with nothing.
 
+A rejected worker may dispute (``Dispute`` naming the verdict's digest, which
+the ``LeaseRevoked`` telling it of the rejection carries) within
+``dispute_window_ms``: ``dispute_checkers`` more checkers, never the worker nor
+one already used, are asked, their fees and the task's price reserved; the
+majority of all verdicts decides. Overturned, the first checker is reported
+(``CheckerOverruled``), the rejection is struck from the worker's record, and
+the frame is accepted from the disputed result if still open (a live retry is
+revoked); upheld, nothing changes. See docs/MARKET.md.
+
 The soft numbers are Flamenco's, and fit for the same reasons: one failure is
 noise (an OOM, a lost connection), three on different frames point at the
 worker, and three different workers failing one frame point at the frame (its
@@ -67,7 +76,9 @@ from protocol.market import events as ev
 from protocol.market.awarding import Bidder, plan_awards
 from protocol.market.commands import (
     CheckerFeeDue,
+    CheckerOverruled,
     Command,
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     JobOutcome,
@@ -79,7 +90,12 @@ from protocol.market.commands import (
 )
 from protocol.market.config import MarketConfig
 from protocol.market.jobbook import SETTLED, JobBook
-from protocol.market.records import JobStatistics, TaskRecord, result_digest_of
+from protocol.market.records import (
+    JobStatistics,
+    TaskRecord,
+    result_digest_of,
+    verdict_digest_of,
+)
 from protocol.market.tables import (
     FrameState,
     JobState,
@@ -118,8 +134,9 @@ class JobMachine(JobBook):
             Failure: self._on_failure,
             AwardDeclined: self._on_declined,
             Verdict: self._on_verdict,
-            Dispute: lambda *_: [],  # judged by the verification machine (later issue)
+            Dispute: self._on_dispute,
         }
+        self._disputes: dict[bytes, TaskRecord] = {}  # DISPUTED tasks
 
     # ---- driver API ----
 
@@ -149,8 +166,15 @@ class JobMachine(JobBook):
         if checker == task.worker:
             raise IllegalTransition("a worker cannot check its own result")
         was = task.state
+        if was is TaskState.DISPUTED:
+            if checker in task.checkers:
+                raise IllegalTransition("a dispute needs checkers not yet used on the task")
+            if len(task.dispute_checkers) >= self.config.dispute_checkers:
+                raise IllegalTransition("the dispute has all its checkers")
         self._task_step(task, ev.CheckerAssigned(task_id))
-        if was is not TaskState.VERIFYING:
+        if was is TaskState.DISPUTED:
+            task.dispute_checkers.add(checker)
+        elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
         task.checkers.add(checker)
         request = VerifyRequest(
@@ -158,6 +182,12 @@ class JobMachine(JobBook):
             task.frame_cid, self.spec.scene_cid, task.fee_wei,
         )  # fmt: skip
         return [Send(checker, request)]
+
+    def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
+        """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
+        worker and every checker already asked about it."""
+        task = self._tasks.get(task_id)
+        return frozenset() if task is None else frozenset(task.checkers | {task.worker})
 
     def cancel(self, now_ms: int) -> list[Command]:
         if self.state is JobState.CREATED:
@@ -176,6 +206,7 @@ class JobMachine(JobBook):
         for task in self._active.values():
             leased = task.state is TaskState.LEASED
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
+        times += [task.verify_deadline_ms for task in self._disputes.values()]
         return min(times)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
@@ -194,6 +225,9 @@ class JobMachine(JobBook):
             elif task.state is TaskState.VERIFYING and now_ms >= task.verify_deadline_ms:
                 self._task_step(task, ev.VerificationTimedOut(task.task_id))
                 out.append(self._request_verification(task, now_ms))
+        for task in list(self._disputes.values()):
+            if self.state is JobState.OPEN and now_ms >= task.verify_deadline_ms:
+                out += self._resolve(task, False, "no majority before the timeout", now_ms)
         if self._window_pending and now_ms >= self._window_end_ms:
             self._window_pending = False
             out += self._award(now_ms)
@@ -275,7 +309,7 @@ class JobMachine(JobBook):
         return self._award(now_ms)
 
     def _on_verdict(
-        self, sender: bytes, verdict: Verdict, now_ms: int, _: bytes | None
+        self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
     ) -> list[Command]:
         task = self._tasks.get(verdict.task_id)
         if task is None or (verdict.worker, verdict.frame) != (task.worker, task.frame):
@@ -287,6 +321,8 @@ class JobMachine(JobBook):
         was = task.state
         event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
         self._task_step(task, event(task.task_id))
+        if was is TaskState.DISPUTED:
+            return self._on_dispute_verdict(task, sender, verdict.passed, now_ms)
         if was is not TaskState.VERIFYING:
             return []
         task.fee_paid = True
@@ -295,7 +331,112 @@ class JobMachine(JobBook):
         out: list[Command] = [CheckerFeeDue(self.job_id, task.task_id, sender, task.fee_wei)]
         if verdict.passed:
             return out + self._accept(task, now_ms)
+        # keep the evidence for a dispute, and tell the worker which verdict to contest
+        task.rejected_by = sender
+        task.verdict_digest = digest if digest is not None else verdict_digest_of(verdict)
+        task.dispute_until_ms = now_ms + self.config.dispute_window_ms
+        reason = f"rejected: verdict {task.verdict_digest.hex()}"
+        out.append(Send(task.worker, LeaseRevoked(self.job_id, task.task_id, reason)))
         return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
+
+    def _on_dispute(
+        self, sender: bytes, dispute: Dispute, now_ms: int, _: bytes | None
+    ) -> list[Command]:
+        task = self._held(sender, dispute.task_id)
+        if not task.rejected_by:
+            raise IllegalMessage("no rejecting verdict on this task to dispute")
+        if dispute.verdict_digest != task.verdict_digest:
+            raise IllegalMessage("a dispute of a verdict we did not act on")
+        if task.disputed:
+            return []  # a resent dispute: already heard
+        if now_ms > task.dispute_until_ms:
+            raise IllegalMessage("a dispute after the dispute window")
+        task.disputed = True
+        reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
+        if self.config.dispute_checkers == 0:
+            return [self._resolved(task, True, False, "disputes are not taken")]
+        if self._committed_wei() + reserve_wei > self.spec.budget_wei:
+            return [self._resolved(task, True, False, "the budget cannot cover a dispute")]
+        self._task_step(task, ev.DisputeOpened(task.task_id))
+        self._reserved_wei += reserve_wei
+        task.dispute_reserved_wei = reserve_wei
+        task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+        self._disputes[task.task_id] = task
+        exclude = frozenset(task.checkers | {task.worker})
+        ask = RequestVerification(
+            task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid, exclude
+        )
+        return [ask] * self.config.dispute_checkers
+
+    def _on_dispute_verdict(
+        self, task: TaskRecord, sender: bytes, passed: bool, now_ms: int
+    ) -> list[Command]:
+        if sender not in task.dispute_checkers or sender in task.dispute_votes:
+            return []  # the first checker again, or a resent verdict
+        task.dispute_votes[sender] = passed
+        task.dispute_reserved_wei -= task.fee_wei
+        self._reserved_wei -= task.fee_wei
+        self._fees_wei += task.fee_wei
+        out: list[Command] = [CheckerFeeDue(self.job_id, task.task_id, sender, task.fee_wei)]
+        needed = self.config.dispute_checkers // 2 + 1  # of dispute_checkers + 1 verdicts
+        passes = sum(task.dispute_votes.values())
+        fails = 1 + len(task.dispute_votes) - passes
+        if passes >= needed:
+            return out + self._resolve(task, True, "the majority passed the result", now_ms)
+        if fails >= needed:
+            return out + self._resolve(task, False, "the majority rejected the result", now_ms)
+        return out
+
+    def _resolve(
+        self, task: TaskRecord, overturned: bool, reason: str, now_ms: int
+    ) -> list[Command]:
+        """End ``task``'s dispute; an overturned one clears the worker and may settle the frame."""
+        del self._disputes[task.task_id]
+        self._reserved_wei -= task.dispute_reserved_wei
+        task.dispute_reserved_wei = 0
+        if not overturned:
+            self._task_step(task, ev.DisputeUpheld(task.task_id))
+            return [self._resolved(task, True, False, reason)]
+        self._task_step(task, ev.DisputeOverturned(task.task_id))
+        out: list[Command] = [CheckerOverruled(task.rejected_by, self.job_id, task.task_id)]
+        worker = task.worker
+        self._rejections[worker] -= 1
+        self._failures[worker] -= 1
+        frame = self._frames[task.frame]
+        frame.failed_workers.discard(worker)
+        if worker in self._blocklist and (
+            self._rejections[worker] < self.config.blocklist_after_rejections
+            and self._failures[worker] < self.config.blocklist_after_failures
+        ):
+            self._blocklist.discard(worker)  # it may bid again
+        if frame.state in SETTLED:
+            return [*out, self._resolved(task, False, False, reason + "; frame settled meanwhile")]
+        frame.failed_attempts -= 1
+        for other in [t for t in self._active.values() if t.frame == task.frame]:
+            if other.state is TaskState.LEASED:
+                why = "frame accepted from a disputed result"
+                out.append(Send(other.worker, LeaseRevoked(self.job_id, other.task_id, why)))
+            self._task_step(other, ev.TaskRevoked(other.task_id))
+            self._release(other)
+            self._frame_step(other.frame, ev.AttemptReturned(other.frame))
+        self._pending.discard(task.frame)
+        self._frame_step(task.frame, ev.DisputeWon(task.frame))
+        out.append(self._resolved(task, False, True, reason))
+        return out + self._pay(task) + self._after_change(now_ms)
+
+    def _resolved(self, task: TaskRecord, upheld: bool, paid: bool, reason: str) -> Command:
+        return DisputeResolved(self.job_id, task.task_id, task.worker, upheld, paid, reason)
+
+    def _end_disputes(self, reason: str) -> list[Command]:
+        """The job ended: open disputes end with it, their reserve released."""
+        out: list[Command] = []
+        for task in list(self._disputes.values()):
+            del self._disputes[task.task_id]
+            self._reserved_wei -= task.dispute_reserved_wei
+            task.dispute_reserved_wei = 0
+            self._task_step(task, ev.DisputeUpheld(task.task_id))
+            out.append(self._resolved(task, True, False, reason))
+        return out
 
     # ---- decisions ----
 
@@ -325,6 +466,9 @@ class JobMachine(JobBook):
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
         self._release(task)
         self._frame_step(task.frame, ev.FrameVerified(task.frame))
+        return self._pay(task) + self._after_change(now_ms)
+
+    def _pay(self, task: TaskRecord) -> list[Command]:
         owed = self._owed_wei.get(task.payee_address, 0) + task.price_wei
         self._owed_wei[task.payee_address] = owed
         return [
@@ -332,7 +476,6 @@ class JobMachine(JobBook):
                 self.job_id, task.frame, task.task_id, task.worker, task.frame_cid, task.price_wei
             ),
             RecordPayment(task.payee_address, owed, self.job_id),
-            *self._after_change(now_ms),
         ]
 
     def _charge(
@@ -367,7 +510,8 @@ class JobMachine(JobBook):
             return self._award(now_ms)
         self._job_step(ev.FramesSettled(self.job_id))
         all_accepted = all(f.state is FrameState.ACCEPTED for f in self._frames.values())
-        return self._settle(JobOutcome.COMPLETED if all_accepted else JobOutcome.PARTIAL)
+        outcome = JobOutcome.COMPLETED if all_accepted else JobOutcome.PARTIAL
+        return self._end_disputes("the job finished") + self._settle(outcome)
 
     def _close(
         self, event: ev.DeadlinePassed | ev.JobCancelledLocally, reason: str
@@ -386,6 +530,7 @@ class JobMachine(JobBook):
         self._pending.clear()
         out.append(Publish(JOBS_TOPIC, JobCancelled(self.job_id, reason)))
         cancelled = isinstance(event, ev.JobCancelledLocally)
+        out += self._end_disputes(reason)
         return out + self._settle(JobOutcome.CANCELLED if cancelled else JobOutcome.EXPIRED)
 
     def _announce(self, now_ms: int) -> Publish:

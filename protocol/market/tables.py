@@ -58,6 +58,8 @@ class TaskState(enum.Enum):
     VERIFYING = "verifying"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    DISPUTED = "disputed"
+    OVERTURNED = "overturned"
     FAILED = "failed"
     DECLINED = "declined"
     EXPIRED = "expired"
@@ -91,6 +93,7 @@ JOB_TRANSITIONS: dict[JobState, dict[type, JobState]] = {
 FRAME_TRANSITIONS: dict[FrameState, dict[type, FrameState]] = {
     FrameState.PENDING: {
         ev.FrameAwarded: FrameState.LEASED,
+        ev.DisputeWon: FrameState.ACCEPTED,  # a live attempt is revoked (returned) first
         ev.JobClosed: FrameState.FAILED,
     },
     FrameState.LEASED: {
@@ -144,11 +147,27 @@ TASK_TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
         ev.HeartbeatReceived: TaskState.VERIFYING,
         ev.ResultReceived: TaskState.VERIFYING,
     },
+    # Rejected by a verdict: the worker may dispute within the dispute window.
+    TaskState.REJECTED: {
+        **{event: TaskState.REJECTED for event in _STALE_FOR_REQUESTER},
+        ev.DisputeOpened: TaskState.DISPUTED,
+    },
+    TaskState.DISPUTED: {
+        ev.CheckerAssigned: TaskState.DISPUTED,
+        ev.VerdictPassed: TaskState.DISPUTED,
+        ev.VerdictFailed: TaskState.DISPUTED,
+        ev.DisputeUpheld: TaskState.REJECTED,
+        ev.DisputeOverturned: TaskState.OVERTURNED,
+        ev.HeartbeatReceived: TaskState.DISPUTED,
+        ev.ResultReceived: TaskState.DISPUTED,
+        ev.FailureReported: TaskState.DISPUTED,
+        ev.AwardRefused: TaskState.DISPUTED,
+    },
     **{
         state: {event: state for event in _STALE_FOR_REQUESTER}
         for state in (
             TaskState.ACCEPTED,
-            TaskState.REJECTED,
+            TaskState.OVERTURNED,
             TaskState.FAILED,
             TaskState.DECLINED,
             TaskState.EXPIRED,
@@ -203,6 +222,7 @@ REMOTE_EVENTS: frozenset[type] = frozenset(
         ev.AwardRefused,
         ev.VerdictPassed,
         ev.VerdictFailed,
+        ev.DisputeOpened,
         ev.LeaseRenewed,
         ev.LeaseWithdrawn,
     }

@@ -29,14 +29,17 @@ from protocol.market import (
     RequestVerification,
     Send,
     StartRender,
+    TaskState,
     WorkerConfig,
     WorkerMachine,
 )
 from protocol.messages import (
     Assurance,
     Award,
+    Dispute,
     FailureReason,
     JobSpec,
+    LeaseRevoked,
     Message,
     RenderSettings,
     Verdict,
@@ -137,6 +140,7 @@ class MarketHarness:
         self.wire: deque[tuple[bytes, bytes, bytes]] = deque()
         self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
         self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
+        self.dispute_requests: list[tuple[bytes, VerifyRequest]] = []  # a disputed task's
         self.silent: set[bytes] = set()
         self.drop_next = 0  # lose this many of the next messages sent
         self.duplicate = False  # deliver every message twice
@@ -199,6 +203,32 @@ class MarketHarness:
         self.send(checker, self.requester, verdict)
         self.pump()
 
+    def dispute_verdict(self, index: int, passed: bool) -> None:
+        """Answer ``dispute_requests[index]`` (it stays listed)."""
+        checker, request = self.dispute_requests[index]
+        verdict = Verdict(
+            request.job_id, request.task_id, request.frame, request.worker,
+            request.result_digest, passed, bytes(32), (), BUILD, "cpu-avx2",
+        )  # fmt: skip
+        self.send(checker, self.requester, verdict)
+        self.pump()
+
+    def rejection_digest(self, task_id: bytes) -> bytes | None:
+        """The verdict digest the requester named when it told the worker of a rejection."""
+        for sent in self.log:
+            message = sent.command.message if isinstance(sent.command, Send) else None
+            if isinstance(message, LeaseRevoked) and message.task_id == task_id:
+                if message.reason.startswith("rejected: verdict "):
+                    return bytes.fromhex(message.reason.removeprefix("rejected: verdict "))
+        return None
+
+    def dispute(self, task_id: bytes, source: bytes | None = None) -> None:
+        """The task's worker (or ``source``) disputes the verdict that rejected it."""
+        worker = self.job._tasks[task_id].worker
+        digest = self.rejection_digest(task_id) or bytes(32)
+        self.send(source or worker, self.requester, Dispute(self.job_id, task_id, digest, "honest"))
+        self.pump()
+
     def send(self, source: bytes, to: bytes, message: Message) -> None:
         """Put a signed envelope from ``source`` on the wire (tests forge input with it)."""
         if source in self.silent or to in self.silent:
@@ -250,8 +280,12 @@ class MarketHarness:
                     to, self.workers[to].receive(source, envelope.message, self.now_ms)
                 )
             else:
-                assert isinstance(envelope.message, VerifyRequest)
-                self.verifications[envelope.message.task_id] = (to, envelope.message)
+                request = envelope.message
+                assert isinstance(request, VerifyRequest)
+                if self.job.task_state(request.task_id) is TaskState.DISPUTED:
+                    self.dispute_requests.append((to, request))
+                else:
+                    self.verifications[request.task_id] = (to, request)
         except RemoteProtocolError as exc:
             if self.strict:
                 raise
@@ -266,10 +300,14 @@ class MarketHarness:
                 for node in self.workers:
                     self.send(self.requester, node, command.message)
             elif isinstance(command, RequestVerification):
-                checker = self._pick_checker(command.worker)
-                self._requester_commands(
-                    self.job.assign_checker(command.task_id, checker, self.now_ms)
-                )
+                exclude = command.exclude
+                if exclude:  # a dispute: the machine refuses a checker used on the task
+                    exclude |= self.job.checkers_excluded(command.task_id)
+                checker = self._pick_checker(command.worker, exclude)
+                if checker is not None:  # else the machine's verify timeout decides
+                    self._requester_commands(
+                        self.job.assign_checker(command.task_id, checker, self.now_ms)
+                    )
             elif isinstance(command, RecordPayment):
                 voucher = Voucher(1, bytes(20), command.job_id, command.payee_address,
                                   command.cumulative_wei, bytes(65))  # fmt: skip
@@ -284,7 +322,9 @@ class MarketHarness:
             elif isinstance(command, CancelRender):
                 self.renders.pop(command.task_id, None)
 
-    def _pick_checker(self, worker: bytes) -> bytes:
-        candidates = [c for c in self.checker_ids if c != worker]
+    def _pick_checker(self, worker: bytes, exclude: frozenset[bytes]) -> bytes | None:
+        candidates = [c for c in self.checker_ids if c != worker and c not in exclude]
+        if not candidates:
+            return None
         self._next_checker += 1
         return candidates[self._next_checker % len(candidates)]

@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from protocol.errors import IllegalMessage
 from protocol.market import (
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     FrameState,
@@ -26,9 +27,10 @@ from protocol.market import (
     RecordPayment,
     RefundDue,
     Send,
+    TaskState,
     WorkerBlocklisted,
 )
-from protocol.messages import Assurance, Award, Bid, Result
+from protocol.messages import Assurance, Award, Bid, Dispute, Result
 from tests.protocol.market.harness import BUILD, RU_PER_FRAME, MarketHarness, address_for
 
 MAX_PRICE_WEI = 2_000
@@ -51,10 +53,12 @@ class MarketStateMachine(RuleBasedStateMachine):
         max_tasks=st.integers(1, 3),
         blocklist_after=st.integers(1, 3),
         rejections_allowed=st.integers(1, 2),
+        checkers=st.integers(2, 4),
     )
     def setup(
         self, frames: int, prices: list[int], slots: int, budget_frames: int,
         assurance: Assurance, max_tasks: int, blocklist_after: int, rejections_allowed: int,
+        checkers: int,
     ) -> None:  # fmt: skip
         market = MarketConfig(
             lease_ms=60_000, heartbeat_interval_ms=15_000, bid_window_ms=1_000,
@@ -66,7 +70,7 @@ class MarketStateMachine(RuleBasedStateMachine):
             frames=tuple(range(frames)), worker_prices_wei_per_ru=tuple(prices),
             worker_slots=slots, market=market, assurance=assurance,
             max_price_wei_per_frame=MAX_PRICE_WEI, budget_wei=budget_frames * 1_600,
-            deadline_after_ms=DEADLINE_MS,
+            deadline_after_ms=DEADLINE_MS, checkers=checkers,
         )  # fmt: skip
         self.harness.start()
         self.ready = True
@@ -89,6 +93,49 @@ class MarketStateMachine(RuleBasedStateMachine):
     def verdict(self, data: st.DataObject, passed: bool) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.harness.verifications)))
         self.harness.verdict(task_id, passed)
+
+    @precondition(lambda self: self.harness.job.state is JobState.OPEN)
+    @rule(data=st.data())
+    def dispute(self, data: st.DataObject) -> None:
+        """A rejected worker disputes: legal within the window, refused after it."""
+        harness = self.harness
+        rejected = sorted(
+            t for t, task in harness.job._tasks.items() if harness.rejection_digest(t) is not None
+        )
+        if not rejected:
+            return
+        task_id = data.draw(st.sampled_from(rejected))
+        task = harness.job._tasks[task_id]
+        if harness.now_ms <= task.dispute_until_ms:
+            harness.dispute(task_id)
+            return
+        digest = harness.rejection_digest(task_id)
+        assert digest is not None
+        late = Dispute(harness.job_id, task_id, digest, "late")
+        if task.disputed:
+            return  # a resent dispute is ignored whenever it comes
+        with pytest.raises(IllegalMessage):
+            harness.job.receive(task.worker, late, harness.now_ms)
+
+    @precondition(lambda self: self.harness.renders or self.harness.verifications)
+    @rule(data=st.data())
+    def reject_then_dispute(self, data: st.DataObject) -> None:
+        """A result is delivered, a checker rejects it and its worker disputes at once."""
+        harness = self.harness
+        task_id = data.draw(st.sampled_from(sorted({*harness.renders, *harness.verifications})))
+        if task_id in harness.renders:
+            harness.finish_render(task_id)
+        if task_id not in harness.verifications:
+            return  # no verification asked (assurance none), or the message was lost
+        self.harness.verdict(task_id, False)
+        if self.harness.rejection_digest(task_id) is not None:
+            self.harness.dispute(task_id)
+
+    @precondition(lambda self: self.harness.dispute_requests)
+    @rule(data=st.data(), passed=st.booleans())
+    def dispute_verdict(self, data: st.DataObject, passed: bool) -> None:
+        index = data.draw(st.integers(0, len(self.harness.dispute_requests) - 1))
+        self.harness.dispute_verdict(index, passed)
 
     @rule(delta_ms=st.sampled_from([1, 1_000, 15_000, 30_000, 61_000, 200_000]))
     def advance(self, delta_ms: int) -> None:
@@ -189,6 +236,8 @@ class MarketStateMachine(RuleBasedStateMachine):
             command = sent.command
             if isinstance(command, WorkerBlocklisted):
                 listed.add(command.worker)
+            elif isinstance(command, DisputeResolved) and not command.upheld:
+                listed.discard(command.worker)  # cleared, unless it has other rejections
             elif isinstance(command, Send) and isinstance(command.message, Award):
                 assert command.to not in listed
             elif isinstance(command, FrameAccepted):
@@ -210,6 +259,9 @@ class MarketStateMachine(RuleBasedStateMachine):
         attempts = Counter(c.frame for c in harness.commands(FrameFailed)
                            if "last attempt" in c.reason)  # type: ignore[union-attr]  # fmt: skip
         assert all(n == 1 for n in attempts.values())
+        resolved = [c.task_id for c in harness.commands(DisputeResolved)]  # type: ignore[union-attr]
+        assert len(resolved) == len(set(resolved))  # each dispute ends once
+        assert all(t.state is not TaskState.DISPUTED for t in harness.job._tasks.values())
 
 
 MarketStateMachine.TestCase.settings = settings(

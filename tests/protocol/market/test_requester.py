@@ -9,6 +9,8 @@ import pytest
 from protocol.errors import IllegalMessage, IllegalTransition, LocalProtocolError
 from protocol.market import (
     CheckerFeeDue,
+    CheckerOverruled,
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     FrameState,
@@ -28,6 +30,7 @@ from protocol.market import (
 from protocol.messages import (
     Assurance,
     Bid,
+    Dispute,
     JobAnnounce,
     JobCancelled,
     LeaseExtended,
@@ -407,8 +410,171 @@ def test_the_announce_is_repeated_only_while_frames_wait_for_a_worker() -> None:
         {"blocklist_after_rejections": 0},
         {"min_task_timeout_ms": 0},
         {"bid_window_ms": -1},
+        {"dispute_window_ms": -1},
+        {"dispute_checkers": 1},
     ],
 )
 def test_market_config_refuses_nonsense(bad: dict[str, int]) -> None:
     with pytest.raises(LocalProtocolError):
         MarketConfig(**bad)
+
+
+# ---- disputes ----
+
+
+def rejected_and_disputed(checkers: int = 4) -> tuple[MarketHarness, bytes, bytes, bytes]:
+    """One frame, its first result rejected, then disputed by its worker."""
+    harness = started(frames=(1,), checkers=checkers)
+    (task_id,) = harness.renders
+    worker = harness.renders[task_id]
+    harness.finish_render(task_id)
+    first_checker, _ = harness.verifications[task_id]
+    harness.verdict(task_id, False)
+    assert harness.rejection_digest(task_id) is not None  # the worker was told
+    harness.dispute(task_id)
+    return harness, task_id, worker, first_checker
+
+
+def test_an_overturned_dispute_accepts_the_result_pays_and_strikes_the_checker() -> None:
+    harness, task_id, worker, first_checker = rejected_and_disputed()
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    asked = [checker for checker, _ in harness.dispute_requests]
+    assert len(asked) == 2 and len(set(asked)) == 2
+    assert first_checker not in asked and worker not in asked
+    (retry,) = harness.renders  # the frame went to another worker meanwhile
+    assert harness.renders[retry] != worker
+    harness.dispute_verdict(0, True)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED  # 1 of 3 so far
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+    assert harness.job.task_state(retry) is TaskState.REVOKED
+    assert harness.commands(CheckerOverruled) == [
+        CheckerOverruled(first_checker, harness.job_id, task_id)
+    ]
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and not resolved.upheld and resolved.paid
+    (accepted,) = harness.commands(FrameAccepted)
+    assert isinstance(accepted, FrameAccepted) and accepted.task_id == task_id
+    assert harness.job.blocklisted() == frozenset()
+    assert len(harness.commands(CheckerFeeDue)) == 3
+    assert outcome(harness) is JobOutcome.COMPLETED
+    stats = harness.job.statistics()
+    assert stats.reserved_wei == 0 and stats.committed_wei <= stats.budget_wei
+
+
+def test_an_upheld_dispute_leaves_the_rejection_and_the_blocklist() -> None:
+    harness, task_id, worker, _ = rejected_and_disputed()
+    harness.dispute_verdict(0, False)  # 2 of 3 reject: decided
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and resolved.upheld and not resolved.paid
+    assert harness.commands(CheckerOverruled) == []
+    assert harness.job.blocklisted() == {worker}
+    harness.dispute_verdict(1, True)  # late: stale, ignored, not paid
+    assert len(harness.commands(CheckerFeeDue)) == 2
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_dispute_without_a_majority_in_time_is_upheld() -> None:
+    harness, task_id, _, _ = rejected_and_disputed()
+    harness.dispute_verdict(0, True)
+    harness.advance(MarketConfig().verify_timeout_ms)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and resolved.upheld
+
+
+def test_an_overturned_dispute_of_a_frame_settled_meanwhile_only_clears_the_worker() -> None:
+    harness = started(frames=(1, 2), checkers=4)
+    first = min(harness.renders, key=lambda t: harness.job._tasks[t].frame)
+    worker = harness.renders[first]
+    harness.finish_render(first)
+    harness.verdict(first, False)
+    harness.dispute(first)
+    (retry,) = [t for t in harness.renders if harness.job._tasks[t].frame == 1]
+    harness.finish_render(retry)
+    harness.verdict(retry, True)  # frame 1 accepted from another worker
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(first) is TaskState.OVERTURNED
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and not resolved.upheld and not resolved.paid
+    assert len(harness.commands(CheckerOverruled)) == 1
+    assert worker not in harness.job.blocklisted()
+    (accepted,) = harness.commands(FrameAccepted)
+    assert isinstance(accepted, FrameAccepted) and accepted.task_id == retry
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_dispute_the_budget_cannot_cover_is_refused_with_a_reason() -> None:
+    price = 100 * RU_PER_FRAME
+    fee = price * 500 // 10_000
+    harness = started(frames=(1,), checkers=4, budget_wei=price + fee + price + fee)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, False)
+    harness.dispute(task_id)
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and resolved.upheld and "budget" in resolved.reason
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert harness.dispute_requests == []
+
+
+def test_illegal_disputes_raise_and_leave_the_machine_usable() -> None:
+    harness = started(frames=(1, 2), checkers=4, worker_prices_wei_per_ru=(100, 110, 120))
+    tasks = sorted(harness.renders, key=lambda t: harness.job._tasks[t].frame)
+    rejected, passed = tasks
+    for task_id in tasks:
+        harness.finish_render(task_id)
+    harness.verdict(rejected, False)
+    harness.verdict(passed, True)
+    stranger = next(w for w in harness.workers if w != harness.job._tasks[rejected].worker)
+    digest = harness.rejection_digest(rejected)
+    assert digest is not None
+    bad = [
+        (stranger, Dispute(harness.job_id, rejected, digest, "not mine")),
+        (harness.job._tasks[rejected].worker, Dispute(harness.job_id, bytes(32), digest, "?")),
+        (harness.job._tasks[passed].worker, Dispute(harness.job_id, passed, digest, "passed")),
+        (harness.job._tasks[rejected].worker, Dispute(harness.job_id, rejected, bytes(32), "?")),
+    ]
+    for sender, message in bad:
+        with pytest.raises(IllegalMessage):
+            harness.job.receive(sender, message, harness.now_ms)
+    harness.advance(MarketConfig().dispute_window_ms + 1)
+    late = Dispute(harness.job_id, rejected, digest, "late")
+    with pytest.raises(IllegalMessage):
+        harness.job.receive(harness.job._tasks[rejected].worker, late, harness.now_ms)
+    assert harness.job.task_state(rejected) is TaskState.REJECTED
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_a_dispute_refuses_a_used_checker_and_extra_checkers() -> None:
+    harness = started(frames=(1,), checkers=2)  # too few: only one more is free
+    (task_id,) = harness.renders
+    worker = harness.renders[task_id]
+    harness.finish_render(task_id)
+    first_checker, _ = harness.verifications[task_id]
+    harness.verdict(task_id, False)
+    harness.dispute(task_id)
+    assert len(harness.dispute_requests) == 1
+    for used in (first_checker, worker, harness.dispute_requests[0][0]):
+        with pytest.raises(IllegalTransition):
+            harness.job.assign_checker(task_id, used, harness.now_ms)
+    with pytest.raises(IllegalTransition):  # one more is fine, a third is not
+        harness.job.assign_checker(task_id, b"x" * 32, harness.now_ms)
+        harness.job.assign_checker(task_id, b"y" * 32, harness.now_ms)
+    harness.advance(MarketConfig().verify_timeout_ms)
+    assert any(
+        isinstance(r, DisputeResolved) and r.upheld for r in harness.commands(DisputeResolved)
+    )
+
+
+def test_a_resent_dispute_is_heard_once() -> None:
+    harness, task_id, _, _ = rejected_and_disputed()
+    harness.dispute(task_id)
+    assert len(harness.dispute_requests) == 2
