@@ -37,7 +37,14 @@ from node.net.peer_score import PeerScorer, ScoreConfig
 from node.net.port import Network, NetworkError
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests
 from node.store import Store
-from protocol import Envelope, NodeKey, PaymentBinding, RemoteProtocolError, ReplayGuard
+from protocol import (
+    Envelope,
+    NodeKey,
+    PaymentBinding,
+    RemoteProtocolError,
+    ReplayGuard,
+    decode_envelope,
+)
 from protocol import encode_envelope as encode
 from protocol.errors import BadBinding
 from protocol.messages import CapacityAdvert, GpuInfo
@@ -175,6 +182,32 @@ class Node:
         self._notify()
         return True
 
+    async def _restore_adverts(self) -> None:
+        """Reload the adverts persisted before a restart, re-verified as if just received.
+
+        The roles need them before the first fresh advert arrives: a requester
+        replaying its journal after a crash maps checkers to payment addresses
+        through them, and without the map it would forget fees it already paid.
+        Their ``received_ms`` stays the original time, so their age shows.
+        """
+        for row in await self.store.list_peers():
+            data, peer = row.get("advert"), str(row["peer_id"])
+            banned_until_ms = int(row.get("banned_until_ms") or 0)  # type: ignore[call-overload]
+            if not isinstance(data, bytes) or banned_until_ms > self._wall_ms():
+                continue
+            try:
+                envelope = decode_envelope(data)
+                advert = envelope.message
+                if not isinstance(advert, CapacityAdvert) or envelope.sender.text != peer:
+                    continue
+                if advert.payment.node != envelope.sender.raw:
+                    continue
+                advert.payment.verify()
+            except RemoteProtocolError:
+                continue  # a store from another version or a tampered file: skip it
+            received_ms = int(row.get("advert_ms") or 0)  # type: ignore[call-overload]
+            self.capacity[peer] = SeenAdvert(advert, received_ms, envelope.timestamp_ms)
+
     def _accept_advert(self, origin: str, envelope: Envelope, data: bytes) -> None:
         advert = envelope.message
         assert isinstance(advert, CapacityAdvert)
@@ -227,6 +260,7 @@ class Node:
 
     async def run(self, *, task_status: TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         await self.store.set_identity("node_id", self.node_id)
+        await self._restore_adverts()
         await self.network.subscribe(CAPACITY_TOPIC, self._on_gossip)
         await self.network.subscribe(JOBS_TOPIC, self._on_gossip)
         self.network.set_stream_handler(

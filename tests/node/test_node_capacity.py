@@ -42,3 +42,24 @@ async def test_advert_carries_probed_capacity(tmp_path: Path) -> None:
         assert (advert.score_ru_per_hour, advert.price_wei_per_ru, advert.free_slots) == (485, 7, 1)
         worker.rendering = 1
         assert node.make_advert().free_slots == 0
+
+
+async def test_restart_restores_persisted_adverts_and_skips_bad_ones(tmp_path: Path) -> None:
+    from node.store import open_store
+    from tests.node.node_helpers import signed_advert, wall_ms
+
+    good, forged, banned = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()
+    now = wall_ms()
+    async with open_store(tmp_path / "node.sqlite3") as store:
+        await store.save_advert(good.node_id.text, signed_advert(good, now), [], now)
+        # An advert stored under another peer's id is not that peer's.
+        await store.save_advert(forged.node_id.text, signed_advert(good, now), [], now)
+        await store.save_advert(banned.node_id.text, signed_advert(banned, now), [], now)
+        await store.ban_peer(banned.node_id.text, now + 3_600_000)
+    key = NodeKey.generate()
+    hub = MemoryHub()
+    config = make_config(tmp_path)
+    async with hub.open(key.node_id.text) as net, running_node(config, net, key) as node:
+        assert set(node.capacity) == {good.node_id.text}
+        seen = node.capacity[good.node_id.text]
+        assert seen.received_ms == now and seen.advert.payment.node == good.node_id.raw
