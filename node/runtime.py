@@ -46,7 +46,7 @@ from protocol import (
     decode_envelope,
 )
 from protocol import encode_envelope as encode
-from protocol.errors import BadBinding
+from protocol.errors import BadBinding, IllegalMessage
 from protocol.messages import CapacityAdvert, GpuInfo
 from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL
 
@@ -197,27 +197,30 @@ class Node:
                 continue
             try:
                 envelope = decode_envelope(data)
-                advert = envelope.message
-                if not isinstance(advert, CapacityAdvert) or envelope.sender.text != peer:
+                if envelope.sender.text != peer:
                     continue
-                if advert.payment.node != envelope.sender.raw:
-                    continue
-                advert.payment.verify()
+                advert = self._checked_advert(envelope, None)
             except RemoteProtocolError:
                 continue  # a store from another version or a tampered file: skip it
             received_ms = int(row.get("advert_ms") or 0)  # type: ignore[call-overload]
             self.capacity[peer] = SeenAdvert(advert, received_ms, envelope.timestamp_ms)
 
-    def _accept_advert(self, origin: str, envelope: Envelope, data: bytes) -> None:
+    @staticmethod
+    def _checked_advert(envelope: Envelope, previous: SeenAdvert | None) -> CapacityAdvert:
+        """The envelope's advert if its payment binding is the sender's and verifies."""
         advert = envelope.message
-        assert isinstance(advert, CapacityAdvert)
+        if not isinstance(advert, CapacityAdvert):
+            raise IllegalMessage(f"{envelope.type} is not a capacity advert")
         if advert.payment.node != envelope.sender.raw:
             raise BadBinding("advert's payment binding is for another node")
-        previous = self.capacity.get(origin)
         # The binding's secp256k1 check is the costliest step (~1 ms); a peer
         # re-sends the same binding every advert, so verify only a new one.
         if previous is None or previous.advert.payment != advert.payment:
             advert.payment.verify()
+        return advert
+
+    def _accept_advert(self, origin: str, envelope: Envelope, data: bytes) -> None:
+        advert = self._checked_advert(envelope, self.capacity.get(origin))
         now_ms = self._wall_ms()
         if origin not in self.capacity:
             self._readvertise = True

@@ -10,6 +10,7 @@ unknown, slow machine rather than trusting a number nobody measured.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -20,7 +21,6 @@ from node.render.gpu import advert_gpus, probe_gpus
 from node.runtime import OwnCapacity
 
 logger = logging.getLogger(__name__)
-WORKER_SLOTS = 1  # the worker role renders one task at a time (WorkerConfig slots=1)
 
 
 def cached_score(data_dir: Path, build: str, device_class: str) -> int:
@@ -36,9 +36,9 @@ async def probe_capacity(
     build: str,
     device_class: str,
     price_wei_per_ru: int,
-    rendering: object | None,
+    free_slots: Callable[[], int],
 ) -> OwnCapacity:
-    """``rendering``: the worker role (its ``rendering`` count gives free slots), or None."""
+    """``free_slots``: the worker role's, or ``lambda: 0`` on a node that does not render."""
     probe = await trio.to_thread.run_sync(probe_gpus)
     score = await trio.to_thread.run_sync(cached_score, data_dir, build, device_class)
     log_event(logger, logging.INFO, "capacity", gpus=len(probe.gpus), gpu_detail=probe.detail,
@@ -46,11 +46,6 @@ async def probe_capacity(
     if score == 0:
         log_event(logger, logging.WARNING, "no benchmark score yet: run `pictor benchmark` "
                   "so requesters can size work for this node")  # fmt: skip
-
-    def free_slots() -> int:
-        if rendering is None:
-            return 0
-        return max(0, WORKER_SLOTS - int(getattr(rendering, "rendering", 0)))
 
     return OwnCapacity(
         gpus=advert_gpus(probe),

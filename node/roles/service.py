@@ -172,7 +172,8 @@ async def run_roles(
                 await nursery.start(checker.run)
             node.set_capacity(await probe_capacity(config.data_dir, identity.build,
                                                    identity.device_class,
-                                                   settings.price_wei_per_ru, worker))  # fmt: skip
+                                                   settings.price_wei_per_ru,
+                                                   worker.free_slots if worker else lambda: 0))  # fmt: skip
         requester = RequesterRole(ctx)
         roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope)
         node.set_market_handler(roles.handle)

@@ -73,6 +73,10 @@ class WorkerRole:
     def rendering(self) -> int:
         return len(self._renders)
 
+    def free_slots(self) -> int:
+        """Slots the machine's config offers minus renders in flight (for the advert)."""
+        return max(0, self.machine.config.slots - self.rendering)
+
     async def _fire(self, now_ms: int) -> None:
         self.carry_out(self.machine.handle_timer(now_ms))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 from node.net.memory import MemoryHub
 from node.render.benchmark import CACHE_FILE, REFERENCE_VERSION
@@ -29,8 +28,10 @@ def test_cached_score_matches_build_and_device(tmp_path: Path) -> None:
 
 async def test_advert_carries_probed_capacity(tmp_path: Path) -> None:
     write_score(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 485)
-    worker = SimpleNamespace(rendering=0)
-    capacity = await probe_capacity(tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 7, worker)
+    in_flight = [0]
+    capacity = await probe_capacity(
+        tmp_path, "blender-3.4.1", "cpu-x86_64-avx2", 7, lambda: 1 - in_flight[0]
+    )
     assert capacity.gpus == ()  # no NVIDIA driver on CI machines: a clean CPU-only state
     hub = MemoryHub()
     key = NodeKey.generate()
@@ -40,7 +41,7 @@ async def test_advert_carries_probed_capacity(tmp_path: Path) -> None:
         advert = node.make_advert()
         assert advert.renderer_builds == ("blender-3.4.1",)
         assert (advert.score_ru_per_hour, advert.price_wei_per_ru, advert.free_slots) == (485, 7, 1)
-        worker.rendering = 1
+        in_flight[0] = 1
         assert node.make_advert().free_slots == 0
 
 
