@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from node.render import benchmark
-from node.render.benchmark import BenchmarkResult, load_cache, save_result, score
+from node.render.benchmark import (
+    BenchmarkResult,
+    load_cache,
+    save_result,
+    score,
+    score_from_render_s,
+)
 from node.render.blender import BlenderBackend, BlenderConfig
 from node.render.sandbox import SandboxInfo
 from tests.render.conftest import needs_blender
@@ -30,6 +36,9 @@ async def test_first_run_measures_then_cache_answers(
     first = await score(backend, tmp_path)
     assert first.build.startswith("blender-") and first.device_class.startswith("cpu-")
     assert first.runs == 2
+    # Exact: the score is a function of the stored time (it once used the unrounded mean
+    # and failed about one run in three).
+    assert first.score_ru_per_hour == score_from_render_s(first.render_s)
     assert first.score_ru_per_hour == pytest.approx(3600 / first.render_s, rel=1e-3)
     cached = json.loads((tmp_path / "benchmark.json").read_text())
     assert cached[first.key]["score_ru_per_hour"] == first.score_ru_per_hour
@@ -55,3 +64,10 @@ def test_cache_is_keyed_by_build_device_and_reference_version(tmp_path: Path) ->
     assert a.key != BenchmarkResult("blender-3.4.1", "cpu-x86_64-avx2", 7.5, 2, 480, 2).key
     (tmp_path / "benchmark.json").write_text("{not json")
     assert load_cache(tmp_path) == {}  # a damaged cache means "measure again"
+
+
+def test_score_follows_the_stored_time_for_any_time() -> None:
+    for render_s in (1e-6, 0.0123456, 0.05, 0.123449, 7.5, 3600.0, 1e6):
+        s = score_from_render_s(render_s)
+        assert s >= 1
+        assert abs(s - 3600 / render_s) <= 0.5 or s == 1
