@@ -15,7 +15,7 @@ Pure functions over eth-account only; nothing here touches a chain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from eth_account import Account
@@ -23,6 +23,10 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.crypto import keccak
+
+from protocol.messages import Voucher
+
+__all__ = ["Voucher", "VoucherError", "digest", "recover_signer", "sign", "verify"]
 
 DOMAIN_NAME = "Pictor Escrow"
 DOMAIN_VERSION = "1"
@@ -39,22 +43,6 @@ UINT256_MAX = 2**256 - 1
 
 class VoucherError(ValueError):
     """A voucher that is malformed or not signed by the expected requester."""
-
-
-@dataclass(frozen=True, slots=True)
-class Voucher:
-    """One signed voucher, field for field as the wire message carries it."""
-
-    chain_id: int
-    contract: bytes  # 20-byte escrow address
-    job_id: bytes  # 32 bytes: hash of the job spec
-    payee: bytes  # 20-byte payee address
-    cumulative_wei: int
-    signature: bytes = b""  # 65 bytes r || s || v, v in {27, 28}
-
-    def key(self) -> tuple[int, bytes, bytes, bytes]:
-        """Identity of the (chain, escrow, job, payee) account this voucher pays into."""
-        return (self.chain_id, self.contract, self.job_id, self.payee)
 
 
 def escrow_domain(chain_id: int, contract: bytes) -> dict[str, Any]:

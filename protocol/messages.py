@@ -283,6 +283,10 @@ class Voucher:
     Typed data: domain ``{name: "Pictor Escrow", version: "1", chainId,
     verifyingContract}``, type ``Voucher(bytes32 jobId,address payee,uint256
     cumulative)``. Each new voucher for (job, payee) supersedes the last.
+
+    The one voucher type of the code base: ledger/ hashes, signs and redeems
+    it, the node stores and sends it. ``signature`` is empty until
+    ``ledger.vouchers.sign`` fills it; an unsigned voucher cannot be encoded.
     """
 
     TYPE: ClassVar[str] = "voucher"
@@ -291,7 +295,11 @@ class Voucher:
     job_id: Bytes32
     payee: Bytes20
     cumulative_wei: U256
-    signature: Bytes65
+    signature: Bytes65 = b""
+
+    def key(self) -> tuple[int, bytes, bytes, bytes]:
+        """The (chain, escrow, job, payee) account this voucher pays into."""
+        return (self.chain_id, self.contract, self.job_id, self.payee)
 
 
 @dataclass(frozen=True)

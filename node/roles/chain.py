@@ -27,7 +27,6 @@ from ledger.errors import LedgerError
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
 from ledger.voucher_book import RedeemPolicy, VoucherBook
-from ledger.vouchers import Voucher as LedgerVoucher
 from ledger.vouchers import VoucherError, verify
 from node.log import log_event
 from node.roles import persist
@@ -42,10 +41,6 @@ class ChainSettings:
     rpc_url: str
     chain_id: int
     escrow_address: str
-
-
-def to_ledger(v: Voucher) -> LedgerVoucher:
-    return LedgerVoucher(v.chain_id, v.contract, v.job_id, v.payee, v.cumulative_wei, v.signature)
 
 
 class ChainLink:
@@ -110,18 +105,17 @@ class Payee:
 
     async def load(self) -> None:
         for row in await self.store.call(persist.load_vouchers):
-            self.book.add(LedgerVoucher(*row))
+            self.book.add(Voucher(*row))
 
     async def receive(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
-        ledger_voucher = to_ledger(voucher)
         try:
-            verify(ledger_voucher, requester_address, chain_id=self.link.settings.chain_id,
+            verify(voucher, requester_address, chain_id=self.link.settings.chain_id,
                    contract=self.link.contract)  # fmt: skip
         except VoucherError as exc:
             log_event(logger, logging.WARNING, "voucher refused", peer=payer, error=str(exc))
             return False
-        if self.book.add(ledger_voucher):
-            await self.store.call(partial(persist.save_voucher, payer=payer, v=ledger_voucher))
+        if self.book.add(voucher):
+            await self.store.call(partial(persist.save_voucher, payer=payer, v=voucher))
             self._wake.set()
         return True
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from protocol.messages import Voucher
+
 Row = tuple[int, bytes, bytes, bytes, int, bytes]
 
 
@@ -19,12 +21,12 @@ def load_vouchers(conn: sqlite3.Connection) -> list[Row]:
     return [(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
 
 
-def save_voucher(conn: sqlite3.Connection, *, payer: str, v: object) -> None:
+def save_voucher(conn: sqlite3.Connection, *, payer: str, v: Voucher) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO earned_vouchers "
         "(chain_id, contract, job_id, payee, payer, cumulative_wei, signature) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (v.chain_id, v.contract, v.job_id, v.payee, payer, str(v.cumulative_wei), v.signature),  # type: ignore[attr-defined]
+        (v.chain_id, v.contract, v.job_id, v.payee, payer, str(v.cumulative_wei), v.signature),
     )
 
 

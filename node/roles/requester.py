@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from ledger.client import EscrowClient
-from ledger.vouchers import Voucher as LedgerVoucher
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
@@ -188,9 +187,8 @@ class RequesterJob:
         chain = self.ctx.chain
         chain_id = chain.settings.chain_id if chain else 0
         contract = chain.contract if chain else bytes(20)
-        unsigned = LedgerVoucher(chain_id, contract, self.job_id, payee, cumulative_wei)
-        signed = sign(unsigned, self.ctx.payment_key)
-        return Voucher(chain_id, contract, self.job_id, payee, cumulative_wei, signed.signature)
+        return sign(Voucher(chain_id, contract, self.job_id, payee, cumulative_wei),
+                    self.ctx.payment_key)  # fmt: skip
 
     def resend_vouchers(self) -> None:
         for address in set(self.view.worker_wei) | set(self.view.fee_wei):
