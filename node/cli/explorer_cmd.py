@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import signal
 from functools import partial
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
 from rich.console import Console
 
-from explorer.indexer.db import DatabaseUrlError, DbTarget
-from explorer.service import Explorer, ExplorerConfig, run_explorer
 from node.log import setup_logging
+
+if TYPE_CHECKING:
+    from explorer.service import ExplorerConfig
+
+# explorer/ builds on node/, so node/ reaches it only from inside the command
+# (tests/test_layering.py): importing the CLI never imports the explorer.
 
 app = typer.Typer(help="The public explorer: index the network and serve its website.")
 
@@ -23,6 +27,8 @@ def explorer() -> None:
 
 
 async def _serve(config: ExplorerConfig) -> None:
+    from explorer.service import Explorer, run_explorer
+
     stop = trio.Event()
     console = Console()
     # Listen for signals before starting, so a Ctrl-C during start-up also stops cleanly.
@@ -68,6 +74,9 @@ def serve(
     log_level: str = typer.Option("INFO", "--log-level", help="Logging level."),
 ) -> None:
     """Join the network passively, index gossip and chain events, serve pages and a JSON API."""
+    from explorer.indexer.db import DatabaseUrlError, DbTarget
+    from explorer.service import ExplorerConfig
+
     try:
         DbTarget.parse(db)
         config = ExplorerConfig(

@@ -10,19 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulations.loop import InvariantViolation
-from simulations.runner import run_scenario, write_run
-from simulations.scenario import load_scenario
-from simulations.schema import ScenarioError
-from simulations.sweep import (
-    HEADLINE,
-    ProcessExecutor,
-    grid_specs,
-    parse_params,
-    summarise,
-    sweep,
-    write_sweep,
-)
+# simulations/ sits beside node/, not below it: every import of it stays inside a
+# command function, so the node program never depends on it at import time
+# (tests/test_layering.py).
 
 app = typer.Typer(help="Deterministic simulations of a Pictor network.", no_args_is_help=True)
 console = Console()
@@ -39,6 +29,10 @@ def run(
     plots: Annotated[bool, typer.Option(help="write PNG plots")] = True,
 ) -> None:
     """Run one scenario: safety phase (faults on), then liveness (faults off)."""
+    from simulations.loop import InvariantViolation
+    from simulations.runner import run_scenario, write_run
+    from simulations.sweep import HEADLINE
+
     config = _load(scenario)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:  # fmt: skip
@@ -76,6 +70,19 @@ def sweep_cmd(
     out: OutOpt = Path("sweep-out"),
 ) -> None:
     """Run a parameter grid × seeds in parallel; table and plots with 95 % CIs."""
+    from simulations.plots import plot_sweep
+    from simulations.scenario import load_scenario
+    from simulations.schema import ScenarioError
+    from simulations.sweep import (
+        HEADLINE,
+        ProcessExecutor,
+        grid_specs,
+        parse_params,
+        summarise,
+        sweep,
+        write_sweep,
+    )
+
     _load(scenario)  # fail early on a bad file
     try:
         grid = parse_params(param)
@@ -90,8 +97,6 @@ def sweep_cmd(
         results = sweep(ProcessExecutor(workers), specs)
     rows = summarise(results)
     paths = write_sweep(out, rows, results)
-    from simulations.plots import plot_sweep
-
     first_key = grid[0][0]
     stats = {m: [(r[m], r[f"{m}_ci95"]) for r in rows] for m in HEADLINE[:4]}
     paths += plot_sweep(out, first_key, [r[first_key] for r in rows], stats)
@@ -131,6 +136,9 @@ def _num(value: object) -> str:
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
+    from simulations.scenario import load_scenario
+    from simulations.schema import ScenarioError
+
     try:
         return load_scenario(path)
     except (ScenarioError, OSError) as exc:
