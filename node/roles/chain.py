@@ -14,15 +14,17 @@ book's policy picks; every voucher is persisted before it is acknowledged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import trio
 from eth_account import Account
 from web3.types import TxReceipt
 
 from ledger.backends import connect
-from ledger.client import Call, EscrowClient
+from ledger.client import Call, EscrowClient, JobState
 from ledger.errors import LedgerError
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
@@ -30,10 +32,12 @@ from ledger.voucher_book import RedeemPolicy, VoucherBook
 from ledger.vouchers import VoucherError, verify
 from node.log import log_event
 from node.roles import persist
+from node.roles.ports import Chain
 from node.store import Store
 from protocol.messages import Voucher
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class ChainSettings:
 
 
 class ChainLink:
-    """One account's escrow client, (re)opened on demand."""
+    """One account's escrow client, (re)opened on demand: the node's ``ports.Chain``."""
 
     def __init__(self, settings: ChainSettings, payment_key: bytes) -> None:
         self.settings = settings
@@ -53,6 +57,10 @@ class ChainLink:
         self._escrow: TrioEscrow | None = None
         self._lock = trio.Lock()
         self.transactions: list[tuple[str, str, int]] = []  # (what, tx hash, gas used)
+
+    @property
+    def chain_id(self) -> int:
+        return self.settings.chain_id
 
     @property
     def contract(self) -> bytes:
@@ -82,19 +90,47 @@ class ChainLink:
         log_event(logger, logging.INFO, "transaction", what=what, gas=int(receipt["gasUsed"]))
         return receipt
 
-    async def gas_price_wei(self) -> int:
-        escrow = await self.escrow()
+    async def _read(self, fn: Callable[[EscrowClient], T]) -> T:
+        """A view on the chain; any failure (web3 raises many kinds) is a ``LedgerError``."""
         try:
-            return int(await escrow.run(lambda: escrow.client.w3.eth.gas_price))
-        except Exception as exc:  # web3 raises transport errors of many kinds
+            escrow = await self.escrow()
+            return await escrow.run(fn, escrow.client)
+        except LedgerError:
             self._escrow = None
-            raise LedgerError(str(exc)) from exc
+            raise
+        except Exception as exc:
+            self._escrow = None
+            raise LedgerError(str(exc)[:300]) from exc
+
+    async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
+        await self.send("deposit", "deposit", job_id, budget_wei, deadline_s)
+
+    async def refund(self, job_id: bytes) -> None:
+        await self.send("refund", "refund", job_id)
+
+    async def redeem(self, vouchers: Sequence[Voucher]) -> None:
+        if len(vouchers) == 1:
+            await self.send("redeem", "redeem", vouchers[0])
+        else:
+            await self.send(f"redeem_batch×{len(vouchers)}", "redeem_batch", list(vouchers))
+
+    async def job(self, job_id: bytes) -> JobState:
+        return await self._read(lambda client: client.job(job_id))
+
+    async def grace_s(self) -> int:
+        return await self._read(lambda client: client.grace_s())
+
+    async def chain_time_s(self) -> int:
+        return await self._read(lambda c: int(c.w3.eth.get_block("latest")["timestamp"]))
+
+    async def gas_price_wei(self) -> int:
+        return await self._read(lambda client: int(client.w3.eth.gas_price))
 
 
 class Payee:
     """Vouchers this node earned (worker or checker), redeemed on chain."""
 
-    def __init__(self, link: ChainLink, store: Store, policy: RedeemPolicy, retry_s: float) -> None:
+    def __init__(self, link: Chain, store: Store, policy: RedeemPolicy, retry_s: float) -> None:
         self.link = link
         self.store = store
         self.policy = policy
@@ -109,7 +145,7 @@ class Payee:
 
     async def receive(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
         try:
-            verify(voucher, requester_address, chain_id=self.link.settings.chain_id,
+            verify(voucher, requester_address, chain_id=self.link.chain_id,
                    contract=self.link.contract)  # fmt: skip
         except VoucherError as exc:
             log_event(logger, logging.WARNING, "voucher refused", peer=payer, error=str(exc))
@@ -136,10 +172,10 @@ class Payee:
         batch = self.book.choose_batch(gas_price_wei, int(trio.current_time()), self.policy)
         if not batch:
             return
-        if len(batch) == 1:
-            await self.link.send("redeem", "redeem", batch[0])
-        else:
-            await self.link.send(f"redeem_batch×{len(batch)}", "redeem_batch", batch)
-        for v in batch:
-            self.paid_wei += self.book.owed_wei(v.key())
-            self.book.mark_paid(v.key(), v.cumulative_wei)
+        # What this batch pays, fixed before the await: a newer voucher for the same
+        # account may arrive while the transaction is in flight.
+        owed = [(v.key(), self.book.owed_wei(v.key()), v.cumulative_wei) for v in batch]
+        await self.link.redeem(batch)
+        for key, amount_wei, cumulative_wei in owed:
+            self.paid_wei += amount_wei
+            self.book.mark_paid(key, cumulative_wei)

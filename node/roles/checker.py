@@ -13,7 +13,6 @@ Checks run one at a time: each is a Blender process.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import trio
@@ -23,10 +22,8 @@ if TYPE_CHECKING:
 
 from node.log import log_event
 from node.render.base import RendererIdentity
-from node.render.sandbox import probe_sandbox
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
-from node.verify.blender_tiles import BlenderTileRenderer
 from node.verify.checker import verify_result
 from protocol.messages import JobAnnounce, JobSpec, VerifyRequest, Voucher
 
@@ -38,8 +35,6 @@ class CheckerRole:
     def __init__(self, ctx: RoleContext, payee: Payee | None) -> None:
         self.ctx = ctx
         self.payee = payee
-        self.renderer = BlenderTileRenderer(replace(ctx.settings.blender, work_root=ctx.work_root),
-                                            probe_sandbox())  # fmt: skip
         self.specs: dict[bytes, JobSpec] = {}
         self.checked = 0
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest]](QUEUE_LEN)
@@ -89,7 +84,7 @@ class CheckerRole:
         scene = await self.ctx.fetch_from(requester, request.scene_cid)
         frame = await self.ctx.fetch_from(request.worker, request.frame_cid)
         verdict = await verify_result(
-            self.renderer, request, scene=scene, frame_image=frame, settings=spec.settings,
+            self.ctx.render.tiles, request, scene=scene, frame_image=frame, settings=spec.settings,
             job_build=spec.renderer_build,
             worker=RendererIdentity(spec.renderer_build, "unknown"),
             k=self.ctx.settings.check_tiles,

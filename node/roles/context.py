@@ -12,9 +12,8 @@ from node.content.source import ChunkSource
 from node.content.store import ContentStore
 from node.content.transfer import TransferConfig, fetch
 from node.net.reqresp import ReqRespLimits
-from node.render.blender import BlenderConfig
-from node.roles.chain import ChainLink
 from node.roles.common import MarketClock, Outbox, peer_of
+from node.roles.ports import Chain, RenderKit
 from node.runtime import Node
 from protocol.market import MarketConfig
 
@@ -24,7 +23,6 @@ ADVERSARY_MODES = ("", "wrong-seed")  # test-only behaviours, never on by defaul
 @dataclass(frozen=True)
 class RoleSettings:
     price_wei_per_ru: int = 10**12
-    blender: BlenderConfig = field(default_factory=BlenderConfig)
     market: MarketConfig = field(default_factory=MarketConfig)
     check_tiles: int = 4
     redeem_retry_s: float = 2.0
@@ -37,7 +35,8 @@ class RoleContext:
     clock: MarketClock
     outbox: Outbox
     content: ContentStore
-    chain: ChainLink | None
+    chain: Chain | None
+    render: RenderKit
     payment_key: bytes
     payment_address: bytes
     settings: RoleSettings

@@ -27,7 +27,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.client import EscrowClient
+from ledger.errors import LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
@@ -86,6 +86,7 @@ class RequesterJob:
         self.machine = JobMachine(job_id, spec, role.ctx.settings.market, spec.created_ms)
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
+        self.steps = 0  # inputs applied (replayed ones included)
         self.done = trio.Event()
         self._collecting = 0
         self._lock = trio.Lock()
@@ -109,6 +110,7 @@ class RequesterJob:
 
     def apply(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
         machine = self.machine
+        self.steps += 1
         if kind == "start":
             commands = machine.start(now_ms)
         elif kind == "msg":
@@ -173,8 +175,8 @@ class RequesterJob:
         self._changed = trio.Event()
 
     def _pay(self, address: bytes, to: bytes | None = None) -> None:
-        if not self.live:
-            return
+        if not self.live or self.ctx.chain is None:
+            return  # without a chain no voucher can be signed or redeemed: books only
         total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
         payee_node = to if to is not None else self._worker_of(address)
         if payee_node is not None:
@@ -185,9 +187,8 @@ class RequesterJob:
 
     def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
         chain = self.ctx.chain
-        chain_id = chain.settings.chain_id if chain else 0
-        contract = chain.contract if chain else bytes(20)
-        return sign(Voucher(chain_id, contract, self.job_id, payee, cumulative_wei),
+        assert chain is not None
+        return sign(Voucher(chain.chain_id, chain.contract, self.job_id, payee, cumulative_wei),
                     self.ctx.payment_key)  # fmt: skip
 
     def resend_vouchers(self) -> None:
@@ -248,23 +249,19 @@ class RequesterJob:
         The contract decides on its own clock, so we ask it (a poll: there is no
         event to wait for); an outage just means asking again later.
         """
-        link = self.ctx.chain
-        assert link is not None
+        chain = self.ctx.chain
+        assert chain is not None
         while True:
             try:
-                escrow = await link.escrow()
-                client = escrow.client
-                state = await escrow.run(client.job, self.job_id)
+                state = await chain.job(self.job_id)
                 if state.refunded or state.remaining_wei == 0:
                     return
-                grace_s = await escrow.run(client.grace_s)
-                chain_s = await escrow.run(chain_time_s, client)
-                if chain_s > state.deadline_s + grace_s:
-                    await link.send("refund", "refund", self.job_id)
+                if await chain.chain_time_s() > state.deadline_s + await chain.grace_s():
+                    await chain.refund(self.job_id)
                     self.view.refunded = True
                     self._notify()
                     return
-            except Exception as exc:  # web3 transport errors are not all LedgerError: retry
+            except LedgerError as exc:
                 log_event(logger, logging.WARNING, "refund postponed", error=str(exc)[:200])
             await trio.sleep(REFUND_POLL_S)
 
@@ -277,10 +274,6 @@ class RequesterJob:
             now_ms=self.ctx.clock.now_ms(),
         ))  # fmt: skip
         self.done.set()
-
-
-def chain_time_s(client: EscrowClient) -> int:
-    return int(client.w3.eth.get_block("latest")["timestamp"])
 
 
 def message_record(message: Message, digest: bytes) -> bytes:

@@ -11,7 +11,8 @@ API's job routes use it); worker and checker run only with their roles.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -30,6 +31,7 @@ from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
 from node.roles.common import ACK, MarketClock, Outbox
 from node.roles.context import RoleContext, RoleSettings, make_work_root
+from node.roles.ports import Chain, RenderKit, blender_kit
 from node.roles.requester import RequesterRole
 from node.roles.worker import WorkerRole
 from node.runtime import Node
@@ -95,6 +97,10 @@ class Roles:
         except RemoteProtocolError as exc:
             self.ctx.node.gate.refuse(envelope.sender.text, exc)
             return None
+        except Exception as exc:  # our bug, not the peer's: say so and keep running
+            log_event(logger, logging.ERROR, "market handler failed", type=message.TYPE,
+                      peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return None
         return ACK
 
     def on_gossip(self, envelope: Envelope) -> None:
@@ -109,6 +115,9 @@ class Roles:
                 self.worker.receive(sender, message)
         except RemoteProtocolError as exc:
             self.ctx.node.gate.refuse(envelope.sender.text, exc)
+        except Exception as exc:  # our bug, not the peer's: say so and keep running
+            log_event(logger, logging.ERROR, "gossip handler failed", type=message.TYPE,
+                      peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
 def role_settings(config: NodeConfig) -> RoleSettings:
@@ -120,7 +129,6 @@ def role_settings(config: NodeConfig) -> RoleSettings:
     )  # fmt: skip
     return RoleSettings(
         price_wei_per_ru=config.price_wei_per_ru,
-        blender=BlenderConfig(threads=config.render_threads),
         market=market,
         adversary=config.adversary,
     )
@@ -133,11 +141,26 @@ def chain_link(config: NodeConfig, payment_key: bytes) -> ChainLink | None:
     return ChainLink(settings, payment_key)
 
 
+@dataclass(frozen=True)
+class RolePorts:
+    """The roles' renderers and chain (``node.roles.ports``); tests pass fakes."""
+
+    render: RenderKit
+    chain: Chain | None
+
+
+def node_ports(config: NodeConfig, payment_key: bytes, work_root: Path) -> RolePorts:
+    """Blender and the configured escrow: what ``pictor node run`` uses."""
+    blender = BlenderConfig(threads=config.render_threads)
+    return RolePorts(blender_kit(blender, work_root), chain_link(config, payment_key))
+
+
 async def run_roles(
     node: Node,
     config: NodeConfig,
     payment_key: bytes,
     *,
+    ports: RolePorts | None = None,
     task_status: TaskStatus[Roles] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     settings = role_settings(config)
@@ -145,11 +168,13 @@ async def run_roles(
     serve_content(node.network, StoreChunkSource(content),
                   content_limits(TransferConfig().max_chunk_bytes), node.on_bad_frame)  # fmt: skip
     address = bytes.fromhex(Account.from_key(payment_key).address[2:])
-    link = chain_link(config, payment_key)
+    work_root = make_work_root(config.data_dir)
+    ports = ports or node_ports(config, payment_key, work_root)
+    link = ports.chain
     async with trio.open_nursery() as nursery:
         clock = MarketClock()
-        ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, payment_key,
-                          address, settings, make_work_root(config.data_dir))  # fmt: skip
+        ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, ports.render,
+                          payment_key, address, settings, work_root)  # fmt: skip
         payee = None
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
             payee = Payee(link, node.store, RedeemPolicy(), settings.redeem_retry_s)
@@ -158,11 +183,7 @@ async def run_roles(
         build = "blender-3.4.1"
         worker = checker = None
         if Role.WORKER in config.roles or Role.CHECKER in config.roles:
-            from node.render.blender import BlenderBackend
-            from node.render.sandbox import probe_sandbox
-
-            identity = await BlenderBackend(replace(settings.blender, work_root=ctx.work_root),
-                                            probe_sandbox()).identify()  # fmt: skip
+            identity = await ports.render.frames.identify()
             build = identity.build
             if Role.WORKER in config.roles:
                 worker = WorkerRole(ctx, payee, identity.build, identity.device_class)

@@ -21,8 +21,7 @@ import trio
 from ledger.errors import LedgerError
 from node.log import log_event
 from node.render.base import RenderError
-from node.render.preflight import analyse, inspect_scene
-from node.render.sandbox import probe_sandbox
+from node.render.preflight import analyse
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
@@ -55,9 +54,8 @@ def budget_for(frames: int, max_price_wei_per_frame: int, fee_bps: int) -> int:
 
 
 async def preflight(roles: Roles, scene: Path) -> RenderSettings:
-    blender = replace(roles.ctx.settings.blender, work_root=roles.ctx.work_root)
     try:
-        facts = await inspect_scene(scene, blender, probe_sandbox())
+        facts = await roles.ctx.render.inspect(scene)
     except RenderError as exc:
         raise SubmitError(f"scene inspection failed: {exc}") from None
     report = analyse(facts, roles.build)
@@ -90,7 +88,7 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
     ctx.content.pin(cid)
     now_ms = ctx.clock.now_ms()
     link = ctx.chain
-    escrow = Escrow(link.settings.chain_id, link.contract, bytes(32)) if link else None
+    escrow = Escrow(link.chain_id, link.contract, bytes(32)) if link else None
     spec = JobSpec(
         requester=ctx.me, requester_address=ctx.payment_address, scene_cid=cid,
         scene_size_bytes=request.scene.stat().st_size, renderer_build=roles.build,
@@ -109,11 +107,11 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
 
 async def deposit(roles: Roles, job_id: bytes, spec: JobSpec) -> None:
     """Escrow the budget, waiting out a chain outage (the job is not announced meanwhile)."""
-    link = roles.ctx.chain
-    assert link is not None
+    chain = roles.ctx.chain
+    assert chain is not None
     while True:
         try:
-            await link.send("deposit", "deposit", job_id, spec.budget_wei, spec.deadline_ms // 1000)
+            await chain.deposit(job_id, spec.budget_wei, spec.deadline_ms // 1000)
             return
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])

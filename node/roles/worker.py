@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from node.log import log_event
-from node.render.blender import BlenderBackend
-from node.render.sandbox import probe_sandbox
 from node.roles.chain import Payee
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
@@ -53,8 +51,6 @@ class WorkerRole:
         self.device_class = device_class
         config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1)
         self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
-        self.backend = BlenderBackend(replace(ctx.settings.blender, work_root=ctx.work_root),
-                                      probe_sandbox())  # fmt: skip
         self.specs: dict[bytes, JobSpec] = {}
         self.rendered = 0
         self._renders: dict[bytes, trio.CancelScope] = {}
@@ -162,7 +158,7 @@ class WorkerRole:
 
         out_dir = self.ctx.work_root / f"out-{command.task_id.hex()[:16]}"
         started_s = trio.current_time()
-        outputs = await self.backend.render_frames(
+        outputs = await self.ctx.render.frames.render_frames(
             scene, settings, [command.frame], out_dir, progress
         )
         render_ms = int((trio.current_time() - started_s) * 1000)

@@ -1,0 +1,112 @@
+"""The role drivers' two seams: what they render with, and how they reach the chain.
+
+Theory of operation. A role never builds a renderer or a chain client of its
+own: ``RoleContext`` hands it a ``RenderKit`` and a ``Chain`` (or no chain).
+The node plugs in Blender (``blender_kit``) and the real escrow
+(``node.roles.chain.ChainLink``); the role tests plug in a deterministic fake
+renderer and an in-memory escrow (tests/node/roles/fakes.py), so every path of
+a role runs in milliseconds under trio's mock clock, with the same code the
+node runs.
+
+Each port is the narrowest interface the roles use today: a new chain call or
+render mode is added here first, then to both implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from ledger.client import JobState
+from node.render.base import FrameOutput, ProgressFn, RendererIdentity
+from node.render.blender import BlenderConfig
+from node.verify.checker import TileRenderer
+from protocol.messages import RenderSettings, Voucher
+
+__all__ = ["Chain", "FrameRenderer", "JobState", "RenderKit", "SceneInspector", "TileRenderer"]
+
+
+class FrameRenderer(Protocol):
+    """Whole frames, as a worker renders them (``node.render.base.Renderer`` has more)."""
+
+    async def identify(self) -> RendererIdentity: ...
+
+    async def render_frames(
+        self,
+        scene: Path,
+        settings: RenderSettings,
+        frames: Sequence[int],
+        out_dir: Path,
+        progress: ProgressFn | None = None,
+    ) -> list[FrameOutput]: ...
+
+
+class SceneInspector(Protocol):
+    """A scene's raw facts (``node.render.preflight.inspect_scene``'s dict)."""
+
+    async def __call__(self, scene: Path) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RenderKit:
+    frames: FrameRenderer  # the worker's renders
+    tiles: TileRenderer  # the checker's re-renders
+    inspect: SceneInspector  # the requester's preflight
+
+
+class Chain(Protocol):
+    """One payment account's view of, and transactions against, the escrow.
+
+    Every method raises ``ledger.errors.LedgerError`` (and only that) when the
+    chain cannot answer or refuses; callers retry later.
+    """
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def contract(self) -> bytes: ...
+
+    @property
+    def address(self) -> bytes: ...
+
+    @property
+    def transactions(self) -> list[tuple[str, str, int]]:
+        """(what, tx hash, gas used) of every transaction this node sent."""
+        ...
+
+    async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None: ...
+
+    async def refund(self, job_id: bytes) -> None: ...
+
+    async def redeem(self, vouchers: Sequence[Voucher]) -> None:
+        """Redeem one voucher, or several in one batch transaction."""
+        ...
+
+    async def job(self, job_id: bytes) -> JobState: ...
+
+    async def grace_s(self) -> int: ...
+
+    async def chain_time_s(self) -> int:
+        """The latest block's timestamp: the clock the contract judges deadlines by."""
+        ...
+
+    async def gas_price_wei(self) -> int: ...
+
+
+def blender_kit(config: BlenderConfig, work_root: Path) -> RenderKit:
+    """The node's real renderers: Blender in its sandbox, probed once."""
+    from node.render.blender import BlenderBackend
+    from node.render.preflight import inspect_scene
+    from node.render.sandbox import probe_sandbox
+    from node.verify.blender_tiles import BlenderTileRenderer
+
+    config = replace(config, work_root=work_root)
+    sandbox = probe_sandbox()
+
+    async def inspect(scene: Path) -> dict[str, Any]:
+        return await inspect_scene(scene, config, sandbox)
+
+    return RenderKit(BlenderBackend(config, sandbox), BlenderTileRenderer(config, sandbox), inspect)

@@ -1,0 +1,54 @@
+"""The requester's journal: killed at any step of a job, restarted, it finishes with
+books that match the chain and nobody paid twice or short."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.roles.cluster import open_cluster
+from tests.roles.test_job_flow import all_paid
+
+FRAMES = 2
+STEPS_OF_A_JOB = 10  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many)
+
+
+async def run_job_killing_requester_at(step: int | None, tmp_path: Path) -> int:
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        await cluster.add("w2", "worker")
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 3)
+        job_id = await cluster.submit("client", frames=FRAMES)
+        job = cluster.members["client"].live().requester.jobs[job_id]
+        if step is not None:
+            while job.steps < step and not job.done.is_set():
+                await job.wait_changed()
+            await cluster.kill("client")
+            client = await cluster.restart("client")
+            job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        assert len(list((tmp_path / "client-out").glob("frame_*.png"))) == FRAMES
+        owed = await all_paid(cluster, "client", job_id)
+        # The books are the chain's: every payee was paid exactly what the job owes it.
+        assert {a: w for (j, a), w in cluster.escrow.paid.items() if j == job_id} == owed
+        assert cluster.escrow.conserved()
+        return job.steps
+
+
+async def test_a_job_takes_about_this_many_steps(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    steps = await run_job_killing_requester_at(None, tmp_path)
+    assert STEPS_OF_A_JOB - 3 <= steps <= STEPS_OF_A_JOB + 3
+
+
+@pytest.mark.parametrize("step", range(1, STEPS_OF_A_JOB + 1))
+async def test_requester_killed_at_a_step_finishes_the_job(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, step: int
+) -> None:
+    await run_job_killing_requester_at(step, tmp_path)
