@@ -156,10 +156,12 @@ class Cluster:
 
 
 @asynccontextmanager
-async def open_cluster(root: Path) -> AsyncIterator[Cluster]:
-    async with trio.open_nursery() as nursery:
-        cluster = Cluster(nursery, root)
-        try:
-            yield cluster
-        finally:
-            nursery.cancel_scope.cancel()
+async def open_cluster(root: Path, limit_s: float = 4 * 3600) -> AsyncIterator[Cluster]:
+    """``limit_s`` of mock time: a test that would wait forever fails instead."""
+    with trio.fail_after(limit_s):
+        async with trio.open_nursery() as nursery:
+            cluster = Cluster(nursery, root)
+            try:
+                yield cluster
+            finally:
+                nursery.cancel_scope.cancel()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ class FakeTiles:
     """The checker's renderer: the same pixels as ``FakeFrames``, region by region."""
 
     delay_s: float = 0.1
+    lie: bool = False  # re-render with another seed: every honest frame then "fails"
     rendered: int = 0
 
     async def identify(self) -> RendererIdentity:
@@ -115,6 +116,8 @@ class FakeTiles:
         out_dir: Path,
     ) -> TileRenders:  # fmt: skip
         await trio.sleep(self.delay_s)
+        if self.lie:
+            settings = replace(settings, seed=settings.seed + 1)
         pixels = frame_pixels(scene, settings, frame)
         paths = tuple(
             _save(pixels[t.y : t.y + t.height, t.x : t.x + t.width], out_dir / f"tile_{i}.png")
@@ -268,6 +271,12 @@ class FakeChain:
         self.delay_s = 0.0
         self.gas_price = 1
         self.calls: list[str] = []
+        self._called = trio.Event()
+
+    async def wait_calls(self, what: str, count: int) -> None:
+        """Wait (no polling) until ``what`` was attempted ``count`` times."""
+        while self.calls.count(what) < count:
+            await self._called.wait()
 
     @property
     def chain_id(self) -> int:
@@ -279,6 +288,8 @@ class FakeChain:
 
     async def _enter(self, what: str) -> None:
         self.calls.append(what)
+        self._called.set()
+        self._called = trio.Event()
         if self.delay_s:
             await trio.sleep(self.delay_s)
         else:

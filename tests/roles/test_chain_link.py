@@ -1,0 +1,81 @@
+"""``ChainLink``, the node's real ``ports.Chain``, against the escrow on anvil.
+
+The role tests use the in-memory escrow; this is the proof that the adapter
+they stand in for does the same against the contract: deposit, views, single
+and batch redeem, refund after deadline + grace, and an outage that closes the
+link until the chain answers again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from eth_account import Account
+
+from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
+from ledger.vouchers import Voucher, sign
+from node.roles.chain import ChainLink, ChainSettings
+from tests.ledger.conftest import ETHER, GRACE_S, Deployed, anvil_deployed
+
+__all__ = ["anvil_deployed"]  # the fixture, imported for this module
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def anvil(anvil_deployed: Deployed) -> Deployed:
+    snapshot = anvil_deployed.chain.snapshot()
+    yield anvil_deployed  # type: ignore[misc]
+    anvil_deployed.chain.revert(snapshot)
+
+
+def link_for(dep: Deployed, key_index: int, url: str | None = None) -> ChainLink:
+    settings = ChainSettings(url or str(dep.chain.rpc_url), dep.chain.chain_id, dep.escrow)
+    return ChainLink(settings, dep.chain.funded_keys[key_index])
+
+
+async def test_deposit_views_redeem_and_refund(anvil: Deployed) -> None:
+    requester, worker, checker = link_for(anvil, 0), link_for(anvil, 1), link_for(anvil, 2)
+    job_id = os.urandom(32)
+    deadline_s = await requester.chain_time_s() + 3600
+    await requester.deposit(job_id, 3 * ETHER, deadline_s)
+    state = await worker.job(job_id)
+    assert (state.requester, state.remaining_wei, state.deadline_s) == (
+        requester.address, 3 * ETHER, deadline_s
+    )
+    assert await worker.grace_s() == GRACE_S
+    assert await worker.gas_price_wei() > 0
+
+    def voucher(payee: bytes, cumulative_wei: int) -> Voucher:
+        unsigned = Voucher(requester.chain_id, requester.contract, job_id, payee, cumulative_wei)
+        return sign(unsigned, anvil.chain.funded_keys[0])
+
+    await worker.redeem([voucher(worker.address, ETHER // 2)])
+    await worker.redeem([voucher(worker.address, ETHER), voucher(checker.address, ETHER // 10)])
+    assert (await worker.job(job_id)).remaining_wei == 3 * ETHER - ETHER - ETHER // 10
+    with pytest.raises(ChainRevert, match="nothing owed"):
+        await worker.redeem([voucher(worker.address, ETHER)])
+    with pytest.raises(ChainRevert, match="grace not over"):
+        await requester.refund(job_id)
+    anvil.chain.advance_time(3600 + GRACE_S + 1)
+    await requester.refund(job_id)
+    assert (await worker.job(job_id)).refunded
+    assert [what for what, _, _ in requester.transactions] == ["deposit", "refund"]
+    assert [what for what, _, _ in worker.transactions] == ["redeem", "redeem_batch×2"]
+
+
+async def test_an_unreachable_chain_is_a_ledger_error_and_the_link_reopens(
+    anvil: Deployed,
+) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = link_for(anvil, 0, url=f"http://127.0.0.1:{port}")
+    with pytest.raises(ChainUnreachable):
+        await dead.chain_time_s()
+    with pytest.raises(LedgerError):
+        await dead.deposit(os.urandom(32), ETHER, 2**40)
+    dead.settings = link_for(anvil, 0).settings  # the chain is back
+    assert await dead.chain_time_s() > 0
+    assert Account.from_key(anvil.chain.funded_keys[0]).address.lower() == "0x" + dead.address.hex()

@@ -1,0 +1,111 @@
+"""The payee: vouchers verified, persisted, redeemed on a slow, failing or racing chain."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+from eth_account import Account
+
+from ledger.voucher_book import RedeemPolicy
+from ledger.vouchers import Voucher, sign
+from node.roles.chain import Payee
+from node.store import Store, open_store
+from tests.roles.fakes import FakeChain, FakeEscrow
+
+RETRY_S = 2.0
+MOCK_LIMIT_S = 600
+GWEI = 10**9  # vouchers worth far more than a redeem's gas at 1 wei/gas
+
+
+class Setup:
+    def __init__(self, store: Store) -> None:
+        self.escrow = FakeEscrow(lambda: int(trio.current_time()) + 1_000_000)
+        self.requester_key = bytes(Account.create().key)
+        self.requester = bytes.fromhex(Account.from_key(self.requester_key).address[2:])
+        self.me = os.urandom(20)
+        self.chain = FakeChain(self.escrow, self.me)
+        self.store = store
+        self.payee = Payee(self.chain, store, RedeemPolicy(), RETRY_S)
+        self.job_id = os.urandom(32)
+        self.escrow.deposit(self.requester, self.job_id, 10**18, 2_000_000)
+
+    def voucher(self, cumulative_wei: int, key: bytes | None = None) -> Voucher:
+        unsigned = Voucher(self.escrow.CHAIN_ID, self.escrow.CONTRACT, self.job_id, self.me,
+                           cumulative_wei)  # fmt: skip
+        return sign(unsigned, key or self.requester_key)
+
+    async def paid_on_chain(self, wei: int) -> None:
+        await self.escrow.wait_until(lambda: self.escrow.paid.get((self.job_id, self.me)) == wei)
+
+
+@asynccontextmanager
+async def payee_running(tmp_path: Path) -> AsyncIterator[Setup]:
+    with trio.fail_after(MOCK_LIMIT_S):  # mock time: a hang fails fast instead
+        async with open_store(tmp_path / "node.db") as store, trio.open_nursery() as nursery:
+            setup = Setup(store)
+            await setup.payee.load()
+            nursery.start_soon(setup.payee.run)
+            yield setup
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_newer_voucher_during_a_slow_redeem_is_not_counted_twice(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with payee_running(tmp_path) as s:
+        s.chain.delay_s = 5.0
+        assert await s.payee.receive(s.voucher(100 * GWEI), s.requester, "requester")
+        await s.chain.wait_calls("redeem", 1)  # in flight now
+        assert await s.payee.receive(s.voucher(300 * GWEI), s.requester, "requester")
+        await s.paid_on_chain(100 * GWEI)
+        await s.paid_on_chain(300 * GWEI)
+        await s.escrow.wait_until(lambda: s.payee.paid_wei == 300 * GWEI)
+        assert s.payee.paid_wei == s.escrow.balances[s.me] == 300 * GWEI
+
+
+async def test_outage_and_revert_postpone_then_pay(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with payee_running(tmp_path) as s:
+        s.chain.down = True
+        assert await s.payee.receive(s.voucher(500 * GWEI), s.requester, "requester")
+        await s.chain.wait_calls("gas_price", 3)  # retried every RETRY_S
+        assert s.escrow.balances == {}
+        s.chain.down = False
+        s.chain.reverts = ["out of gas"]
+        await s.chain.wait_calls("redeem", 2)
+        await s.paid_on_chain(500 * GWEI)
+        assert s.payee.paid_wei == 500 * GWEI
+
+
+async def test_forged_and_foreign_vouchers_are_refused_and_not_kept(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with payee_running(tmp_path) as s:
+        stranger = bytes(Account.create().key)
+        assert not await s.payee.receive(s.voucher(100 * GWEI, stranger), s.requester, "requester")
+        assert s.payee.book.total_owed_wei() == 0
+        assert await s.payee.receive(s.voucher(100 * GWEI), s.requester, "requester")
+        await s.paid_on_chain(100 * GWEI)
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+async def test_vouchers_survive_a_restart_before_redeeming(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, restarts: int
+) -> None:
+    async with open_store(tmp_path / "node.db") as store:
+        s = Setup(store)
+        s.chain.down = True
+        assert await s.payee.receive(s.voucher(700 * GWEI), s.requester, "requester")
+        for _ in range(restarts):
+            s.payee = Payee(s.chain, store, RedeemPolicy(), RETRY_S)
+            await s.payee.load()
+        assert s.payee.book.total_owed_wei() == 700 * GWEI
+        s.chain.down = False
+        await s.payee.redeem_now()
+        assert s.escrow.balances[s.me] == 700 * GWEI
