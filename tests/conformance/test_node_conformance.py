@@ -228,11 +228,6 @@ async def test_spec_peer_bids_renders_and_reports(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a requester without a chain raises VoucherError "
-    "(chain_id 0) out of the market handler on its first accepted frame",
-)
 async def test_spec_peer_serves_its_frame_to_the_requester(tmp_path: Path) -> None:
     async with running_requester(tmp_path) as requester, spec_peer() as peer:
         frame_png = await work_a_frame(requester, peer, "none")

@@ -126,10 +126,9 @@ def task_id_of(job_id: bytes, award_number: int) -> bytes:
     return hashlib.sha256(b"pictor/task/v1\x00" + job_id + award_number.to_bytes(8, "big")).digest()
 
 
-def signed_voucher(payee: bytes, cumulative_wei: int) -> ledger_vouchers.Voucher:
-    unsigned = ledger_vouchers.Voucher(
-        CHAIN_ID, ESCROW, job_id_of(sample_spec()), payee, cumulative_wei
-    )
+def signed_voucher(payee: bytes, cumulative_wei: int) -> Voucher:
+    """The wire voucher, signed by ledger/ with alice's payment key."""
+    unsigned = Voucher(CHAIN_ID, ESCROW, job_id_of(sample_spec()), payee, cumulative_wei)
     return ledger_vouchers.sign(unsigned, ALICE.payment_key)
 
 
@@ -209,21 +208,10 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ),
         ),
         ("dispute", BOB, Dispute(job, task, verdict_digest, "rendered as specified")),
-        (
-            "voucher",
-            ALICE,
-            Voucher(
-                voucher.chain_id,
-                voucher.contract,
-                voucher.job_id,
-                voucher.payee,
-                voucher.cumulative_wei,
-                voucher.signature,
-            ),
-        ),
+        ("voucher", ALICE, voucher),
         ("job_cancelled", ALICE, JobCancelled(job, "cancelled by the user")),
         ("fetch_request", ALICE, FetchRequest(spec.scene_cid, 0, 1 << 20)),
-        ("voucher_to_checker", ALICE, _voucher_message(signed_voucher(CAROL.address, 10**15))),
+        ("voucher_to_checker", ALICE, signed_voucher(CAROL.address, 10**15)),
         (
             "verdict_rejecting",
             CAROL,
@@ -241,10 +229,6 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ),
         ),
     ]
-
-
-def _voucher_message(v: ledger_vouchers.Voucher) -> Voucher:
-    return Voucher(v.chain_id, v.contract, v.job_id, v.payee, v.cumulative_wei, v.signature)
 
 
 def nonce_for(index: int) -> int:
