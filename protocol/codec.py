@@ -136,7 +136,9 @@ def unpackb(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     except MalformedMessage:
         raise
     except ValueError as exc:
-        if "exceeds" in str(exc):
+        # max_ext_len=0 makes msgpack report any ext value as "exceeds": it is
+        # a type that is not part of the protocol, not an oversize one.
+        if "exceeds" in str(exc) and "max_ext_len" not in str(exc):
             raise Oversize(f"undecodable: {exc}") from None
         raise MalformedMessage(f"undecodable: {exc}") from None
     except Exception as exc:  # msgpack raises a zoo of types; all mean the same

@@ -7,9 +7,11 @@ PROTOCOL_VERSION = 1
 CAPACITY_TOPIC = "/pictor/1/capacity"
 JOBS_TOPIC = "/pictor/1/jobs"
 
-# Direct request/response: one signed envelope in, one (or none) out.
+# Direct request/response: one signed envelope in, a 1-byte ack (or nothing) out;
+# answers travel as new requests on new streams (docs/PROTOCOL.md §6).
 MARKET_PROTOCOL = "/pictor/market/1.0.0"
-# Content: a FetchRequest envelope in, raw bytes out (checked against the CID).
+# Content: unsigned manifest/chunk requests, raw replies checked against the CID
+# (node/content/net.py; docs/PROTOCOL.md §7). FetchRequest is not used on it.
 CONTENT_PROTOCOL = "/pictor/content/1.0.0"
 
 GOSSIP_TOPICS = (CAPACITY_TOPIC, JOBS_TOPIC)

@@ -48,8 +48,9 @@ def test_non_canonical_forms_are_refused() -> None:
 def test_floats_and_ext_types_are_not_protocol() -> None:
     with pytest.raises(MalformedMessage):
         unpackb(msgpack.packb(1.5))
-    with pytest.raises(MalformedMessage):
+    with pytest.raises(MalformedMessage) as ext:
         unpackb(msgpack.packb(msgpack.ExtType(5, b"x")))
+    assert not isinstance(ext.value, Oversize)  # not a size problem (penalty 25, not 50)
     with pytest.raises(LocalProtocolError):
         packb({"a": 0.5})
 

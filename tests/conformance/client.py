@@ -1,0 +1,212 @@
+"""A minimal Pictor peer written from docs/PROTOCOL.md and docs/vectors only.
+
+It imports nothing from ``node/`` or ``protocol/`` (a test checks that): the
+canonical msgpack, envelopes, peer ids, payment binding, job ids, framing,
+CIDs, manifests and the content protocol are re-implemented here from the
+spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
+layers (TCP, Noise, yamux, gossipsub) are py-libp2p's, as a second
+implementation would use its own language's libp2p.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from base64 import b32encode
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils.crypto import keccak
+from nacl.signing import SigningKey, VerifyKey
+
+ENVELOPE_DOMAIN = b"pictor/envelope/v1\x00"  # §3
+BIND_DOMAIN = b"pictor/bind-payment-address/v1\x00"  # §8.1
+JOB_DOMAIN = b"pictor/job-spec/v1\x00"  # §8.2
+PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"  # §1: identity multihash of protobuf PublicKey
+MARKET = "/pictor/market/1.0.0"
+CONTENT = "/pictor/content/1.0.0"
+CAPACITY_TOPIC = "/pictor/1/capacity"
+JOBS_TOPIC = "/pictor/1/jobs"
+ACK = b"\x00"
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+class Refused(Exception):
+    """The bytes break the spec; the message names the rule."""
+
+
+def canonical(obj: object) -> bytes:
+    """§2: map keys sorted by UTF-8 bytes, shortest forms (msgpack's own), bin for bytes."""
+
+    def sort(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: sort(value[k]) for k in sorted(value, key=lambda k: k.encode())}
+        if isinstance(value, list | tuple):
+            return [sort(v) for v in value]
+        if isinstance(value, float):
+            raise ValueError("no floats on the wire")
+        return value
+
+    return msgpack.packb(sort(obj), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def u256(value: int) -> bytes:
+    """§2: amounts that may exceed 64 bits are bin 32, big-endian."""
+    return value.to_bytes(32, "big")
+
+
+def b58(data: bytes) -> str:
+    n = int.from_bytes(data, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _B58[r] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def peer_id(public_key: bytes) -> str:
+    return b58(PEER_ID_PREFIX + public_key)
+
+
+@dataclass
+class Opened:
+    type: str
+    sender: bytes
+    nonce: int
+    timestamp_ms: int
+    body: dict[str, Any]
+    digest: bytes
+
+
+class Identity:
+    def __init__(self, seed: bytes, payment_key: bytes) -> None:
+        self._key = SigningKey(seed)
+        self.public = bytes(self._key.verify_key)
+        self.peer_id = peer_id(self.public)
+        self._account = Account.from_key(payment_key)
+        self.address = bytes.fromhex(self._account.address[2:])
+
+    def envelope(self, msg_type: str, body: dict[str, Any], *, nonce: int, now_ms: int) -> bytes:
+        head = [1, msg_type, self.public, nonce, now_ms, body]
+        signature = self._key.sign(ENVELOPE_DOMAIN + canonical(head)).signature
+        return canonical([*head, bytes(signature)])
+
+    def binding(self) -> dict[str, Any]:
+        """§8.1: both keys sign; EIP-55 address with 0x; our own peer id."""
+        text = f"Pictor: payment address {self._account.address} belongs to node {self.peer_id}"
+        signed = self._account.sign_message(encode_defunct(text=text))
+        return {
+            "node": self.public,
+            "address": self.address,
+            "node_signature": bytes(self._key.sign(BIND_DOMAIN + self.address).signature),
+            "address_signature": bytes(signed.signature),
+        }
+
+
+def open_envelope(data: bytes) -> Opened:
+    """§4 steps 1-6 for the messages this client reads (no replay/skew bookkeeping)."""
+    if len(data) > 262_144:
+        raise Refused("oversize")
+    items = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    _check_depth(items, 0)
+    if canonical(items) != data:
+        raise Refused("not canonical")
+    if type(items) is not list or len(items) != 7 or items[0] != 1:
+        raise Refused("not a v1 envelope")
+    _version, msg_type, sender, nonce, ts, body, signature = items
+    try:
+        VerifyKey(sender).verify(ENVELOPE_DOMAIN + canonical(items[:6]), signature)
+    except Exception as exc:
+        raise Refused("bad signature") from exc
+    return Opened(msg_type, sender, nonce, ts, body, hashlib.sha256(data).digest())
+
+
+def _check_depth(value: object, depth: int) -> None:
+    """§2: arrays and maps nest at most 8 deep."""
+    if isinstance(value, list | dict):
+        if depth >= 8:
+            raise Refused("nested too deep")
+        for child in value.values() if isinstance(value, dict) else value:
+            _check_depth(child, depth + 1)
+
+
+def check_binding(binding: dict[str, Any], sender: bytes) -> None:
+    if binding["node"] != sender:
+        raise Refused("binding for another node")
+    VerifyKey(binding["node"]).verify(BIND_DOMAIN + binding["address"], binding["node_signature"])
+    address_hex = binding["address"].hex()
+    digest = keccak(address_hex.encode()).hex()
+    eip55 = "0x" + "".join(
+        c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(address_hex)
+    )
+    text = f"Pictor: payment address {eip55} belongs to node {peer_id(sender)}"
+    signer = Account.recover_message(
+        encode_defunct(text=text), signature=binding["address_signature"]
+    )
+    if signer != eip55:
+        raise Refused("address did not sign the binding text")
+
+
+def job_id(spec: dict[str, Any]) -> bytes:
+    return hashlib.sha256(JOB_DOMAIN + canonical(spec)).digest()
+
+
+def frame(payload: bytes) -> bytes:
+    """§6: a 4-byte big-endian length, then the payload."""
+    return struct.pack(">I", len(payload)) + payload
+
+
+def cid_of(data: bytes) -> str:
+    """§7: CIDv1, raw, sha2-256, base32 lower case without padding, prefix 'b'."""
+    raw = b"\x01\x55\x12\x20" + hashlib.sha256(data).digest()
+    return "b" + b32encode(raw).decode().lower().rstrip("=")
+
+
+def manifest_of(data: bytes, chunk_bytes: int = 1 << 20) -> bytes:
+    chunks = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
+    head = b"PICTMAN1" + hashlib.sha256(data).digest() + struct.pack(">QI", len(data), chunk_bytes)
+    return head + b"".join(hashlib.sha256(c).digest() for c in chunks)
+
+
+def parse_manifest(raw: bytes, cid: str) -> tuple[int, int, list[bytes]]:
+    """(size, chunk size, chunk digests), checked as §7 requires."""
+    if raw[:8] != b"PICTMAN1":
+        raise Refused("not a manifest")
+    digest = raw[8:40]
+    size, chunk_bytes = struct.unpack(">QI", raw[40:52])
+    count = -(-size // chunk_bytes)
+    if cid_of_digest(digest) != cid or len(raw) != 52 + 32 * count:
+        raise Refused("manifest does not match the CID")
+    return size, chunk_bytes, [raw[52 + 32 * i : 84 + 32 * i] for i in range(count)]
+
+
+def cid_of_digest(digest: bytes) -> str:
+    return "b" + b32encode(b"\x01\x55\x12\x20" + digest).decode().lower().rstrip("=")
+
+
+def content_request_manifest(cid: str) -> bytes:
+    return b"M" + cid.encode("ascii")
+
+
+def content_request_chunk(cid: str, index: int) -> bytes:
+    return b"C" + struct.pack(">I", index) + cid.encode("ascii")
+
+
+def answer_content(request: bytes, blobs: dict[str, bytes]) -> bytes:
+    """Serve §7 from a dict of CID -> content, with 1 MiB chunks."""
+    kind, rest = request[:1], request[1:]
+    if kind == b"C" and len(rest) > 4:
+        (index,), rest = struct.unpack(">I", rest[:4]), rest[4:]
+    cid = rest.decode("ascii", "replace")
+    data = blobs.get(cid)
+    if data is None:
+        return b"\x01no content"
+    if kind == b"M":
+        return b"\x00" + manifest_of(data)
+    if kind == b"C":
+        chunk = data[index << 20 : (index + 1) << 20]
+        return b"\x00" + chunk if chunk or (index == 0 and not data) else b"\x01out of range"
+    return b"\x01bad request"

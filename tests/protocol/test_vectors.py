@@ -1,0 +1,139 @@
+"""docs/vectors/*.json are what the code produces, and they check out independently.
+
+The first test regenerates every file in memory from the real code and fails
+on any difference (run ``python -m tests.protocol.vectors_gen`` after a
+deliberate wire change). The others re-check the vectors with libraries other
+than ``protocol/`` where that is possible (PyNaCl, eth-account, hashlib, raw
+msgpack), so a vector is not only self-consistent with the code that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_keys import keys
+from eth_utils.crypto import keccak
+from nacl.signing import VerifyKey
+
+from node.content.manifest import decode_manifest
+from protocol import decode_envelope
+from protocol.messages import MESSAGE_TYPES
+from tests.protocol import vectors_gen
+
+VECTORS = vectors_gen.VECTORS_DIR
+
+
+def load(name: str) -> Any:
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
+
+
+def test_vectors_match_what_the_code_produces() -> None:
+    expected = vectors_gen.render(vectors_gen.all_vectors())
+    on_disk = {p.name for p in VECTORS.glob("*.json")}
+    assert on_disk == set(expected), "run: python -m tests.protocol.vectors_gen"
+    stale = [name for name, text in expected.items() if (VECTORS / name).read_text() != text]
+    assert not stale, f"{stale} differ from the code; run: python -m tests.protocol.vectors_gen"
+
+
+def test_every_message_type_has_an_envelope_vector() -> None:
+    types = {v["type"] for v in load("envelopes.json")["vectors"]}
+    assert types == set(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize("vector", load("envelopes.json")["vectors"], ids=lambda v: v["name"])
+def test_envelope_vector_checks_out(vector: dict[str, Any]) -> None:
+    data = bytes.fromhex(vector["envelope"])
+    items = msgpack.unpackb(data, raw=False)
+    assert items[:5] == [
+        1,
+        vector["type"],
+        bytes.fromhex(vector["sender"]),
+        vector["nonce"],
+        vector["timestamp_ms"],
+    ]
+    assert msgpack.packb(items[5], use_bin_type=True).hex() == vector["body_msgpack"]
+    signing_input = bytes.fromhex(vector["signing_input"])
+    # domain, then the array-of-6 header, then exactly the envelope's first six items
+    assert signing_input[:20] == b"pictor/envelope/v1\x00\x96" and data[:1] == b"\x97"
+    head_items = signing_input[20:]
+    assert data[1 : 1 + len(head_items)] == head_items
+    assert data[1 + len(head_items) :] == b"\xc4\x40" + bytes.fromhex(vector["signature"])
+    VerifyKey(bytes.fromhex(vector["sender"])).verify(
+        signing_input, bytes.fromhex(vector["signature"])
+    )
+    assert hashlib.sha256(data).hexdigest() == vector["digest"]
+    envelope = decode_envelope(data)
+    assert envelope.type == vector["type"] and str(envelope.sender) == vector["peer_id"]
+
+
+@pytest.mark.parametrize("vector", load("bindings.json")["vectors"], ids=lambda v: v["name"])
+def test_binding_vector_checks_out(vector: dict[str, Any]) -> None:
+    address = bytes.fromhex(vector["address"][2:])
+    node_input = bytes.fromhex(vector["node_signing_input"])
+    assert node_input == b"pictor/bind-payment-address/v1\x00" + address
+    VerifyKey(bytes.fromhex(vector["node"])).verify(
+        node_input, bytes.fromhex(vector["node_signature"])
+    )
+    assert vector["text"] == (
+        f"Pictor: payment address {vector['address']} belongs to node {vector['peer_id']}"
+    )
+    signature = bytes.fromhex(vector["address_signature"])
+    assert signature[64] in (27, 28)
+    signer = Account.recover_message(encode_defunct(text=vector["text"]), signature=signature)
+    assert signer == vector["address"]
+
+
+@pytest.mark.parametrize("vector", load("vouchers.json")["vectors"], ids=lambda v: v["payee"])
+def test_voucher_vector_checks_out(vector: dict[str, Any]) -> None:
+    digest = bytes.fromhex(vector["digest"])
+    separator, struct_hash = (
+        bytes.fromhex(vector["domain_separator"]),
+        bytes.fromhex(vector["struct_hash"]),
+    )
+    assert keccak(b"\x19\x01" + separator + struct_hash) == digest
+    signature = bytes.fromhex(vector["signature"])
+    assert signature[64] in (27, 28)
+    sig = keys.Signature(signature[:64] + bytes([signature[64] - 27]))
+    address = sig.recover_public_key_from_msg_hash(digest).to_checksum_address()
+    assert address == vector["signer"]
+
+
+def test_job_id_vectors_check_out() -> None:
+    for vector in load("job_ids.json")["vectors"]:
+        spec = bytes.fromhex(vector["spec_msgpack"])
+        assert bytes.fromhex(vector["hash_input"]) == b"pictor/job-spec/v1\x00" + spec
+        assert hashlib.sha256(b"pictor/job-spec/v1\x00" + spec).hexdigest() == vector["job_id"]
+
+
+def test_content_vectors_check_out() -> None:
+    doc = load("content.json")
+    for vector in doc["vectors"]:
+        manifest = bytes.fromhex(vector["manifest"])
+        size = vector.get("size_bytes") or len(bytes.fromhex(vector["content"]))
+        chunks = -(-size // doc["chunk_size_bytes"])
+        assert len(manifest) == 52 + 32 * chunks
+        digest = manifest[8:40]
+        decoded = decode_manifest(manifest, digest, 1 << 33, 4 << 20)
+        assert decoded.size_bytes == size and decoded.chunk_size_bytes == 1 << 20
+        assert vector["cid"].startswith("bafkrei")
+
+
+def test_stream_vectors_are_four_byte_framed() -> None:
+    doc = load("streams.json")
+    for exchange in doc["market"] + doc["content"]:
+        sent = bytes.fromhex(exchange["opener_sends"]["hex"])
+        (length,) = struct.unpack(">I", sent[:4])
+        assert length == len(sent) - 4
+        reply = exchange["responder_sends"]
+        if reply.get("hex"):
+            body = bytes.fromhex(reply["hex"])
+            assert struct.unpack(">I", body[:4])[0] == len(body) - 4
+    accepted = [e for e in doc["market"] if e["name"].endswith("_accepted")]
+    assert accepted and all(e["responder_sends"]["hex"] == "0000000100" for e in accepted)

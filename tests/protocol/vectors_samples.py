@@ -1,0 +1,252 @@
+"""The fixed inputs of the wire test vectors: test identities, one message of
+every type, job specs and content, all deterministic (see ``vectors_gen``)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from ledger import vouchers as ledger_vouchers
+from node.content.cid import cid_of_bytes
+from node.content.manifest import Manifest, chunk_count_for
+from node.content.source import DEFAULT_CHUNK_BYTES
+from protocol import NodeKey, PaymentBinding
+from protocol.messages import (
+    Assurance,
+    Award,
+    AwardDeclined,
+    Bid,
+    CapacityAdvert,
+    Dispute,
+    Escrow,
+    Failure,
+    FailureReason,
+    FetchRequest,
+    GpuInfo,
+    Heartbeat,
+    JobAnnounce,
+    JobCancelled,
+    JobSpec,
+    LeaseExtended,
+    LeaseRevoked,
+    Message,
+    RenderSettings,
+    Result,
+    Role,
+    TileEvidence,
+    Verdict,
+    VerifyRequest,
+    Voucher,
+    job_id_of,
+)
+
+VECTORS_DIR = Path(__file__).resolve().parents[2] / "docs" / "vectors"
+NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: every vector's "now"
+CHAIN_ID = 31337
+ESCROW = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
+
+
+@dataclass(frozen=True)
+class TestIdentity:
+    name: str
+    role: str
+    node_seed: bytes
+    payment_key: bytes
+
+    @property
+    def key(self) -> NodeKey:
+        return NodeKey(self.node_seed)
+
+    @property
+    def address(self) -> bytes:
+        return bytes.fromhex(Account.from_key(self.payment_key).address[2:])
+
+    @property
+    def binding(self) -> PaymentBinding:
+        return PaymentBinding.create(self.key, self.payment_key)
+
+
+def _seed(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+IDENTITIES = {
+    name: TestIdentity(
+        name,
+        role,
+        _seed(f"pictor test vector node {name}"),
+        _seed(f"pictor test vector pay {name}"),
+    )
+    for name, role in (("alice", "requester"), ("bob", "worker"), ("carol", "checker"))
+}
+ALICE, BOB, CAROL = IDENTITIES["alice"], IDENTITIES["bob"], IDENTITIES["carol"]
+
+
+def jsonable(obj: object) -> Any:
+    """A decoded msgpack tree as JSON: ``bin`` becomes ``{"bin": hex}``, the rest as is."""
+    if isinstance(obj, bytes):
+        return {"bin": obj.hex()}
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+# ------------------------------------------------------------------ samples
+
+
+def sample_spec(with_escrow: bool = True) -> JobSpec:
+    escrow = Escrow(CHAIN_ID, ESCROW, bytes.fromhex("ab" * 32)) if with_escrow else None
+    return JobSpec(
+        requester=ALICE.key.node_id.raw,
+        requester_address=ALICE.address,
+        scene_cid=cid_of_bytes(b"scene.blend bytes"),
+        scene_size_bytes=17,
+        renderer_build="blender-3.4.1",
+        settings=RenderSettings("CYCLES", 640, 360, 16, 1234, "PNG"),
+        frames=(1, 2, 3),
+        ru_per_frame=10,
+        max_price_wei_per_frame=10**16,
+        budget_wei=3 * 10**16,
+        deadline_ms=NOW_MS + 3_600_000,
+        assurance=Assurance.NORMAL,
+        checker_fee_bps=1000,
+        escrow=escrow,
+        created_ms=NOW_MS - 1000,
+    )
+
+
+def task_id_of(job_id: bytes, award_number: int) -> bytes:
+    """How the reference requester names its tasks (opaque to everyone else)."""
+    return hashlib.sha256(b"pictor/task/v1\x00" + job_id + award_number.to_bytes(8, "big")).digest()
+
+
+def signed_voucher(payee: bytes, cumulative_wei: int) -> Voucher:
+    """The wire voucher, signed by ledger/ with alice's payment key."""
+    unsigned = Voucher(CHAIN_ID, ESCROW, job_id_of(sample_spec()), payee, cumulative_wei)
+    return ledger_vouchers.sign(unsigned, ALICE.payment_key)
+
+
+def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
+    """One message of every type, with its signer (name, identity, message)."""
+    spec = sample_spec()
+    job = job_id_of(spec)
+    task = task_id_of(job, 1)
+    bob_id = BOB.key.node_id
+    result_digest = hashlib.sha256(b"stand-in for the result envelope's bytes").digest()
+    verdict_digest = hashlib.sha256(b"stand-in for the verdict envelope's bytes").digest()
+    frame_cid = cid_of_bytes(b"frame 1 png bytes")
+    voucher = signed_voucher(BOB.address, 10**16)
+    advert = CapacityAdvert(
+        roles=(Role.WORKER,),
+        gpus=(GpuInfo("NVIDIA GeForce RTX 4090", 24_564),),
+        renderer_builds=("blender-3.4.1",),
+        score_ru_per_hour=1200,
+        price_wei_per_ru=10**12,
+        stake_wei=0,
+        payment=BOB.binding,
+        addrs=(f"/ip4/203.0.113.7/tcp/4001/p2p/{bob_id}",),
+        free_slots=1,
+    )
+    tiles = (TileEvidence(64, 32, 64, 64, 48_250, 3), TileEvidence(320, 192, 64, 64, 51_000, 2))
+    return [
+        ("capacity_advert", BOB, advert),
+        (
+            "capacity_advert_client",
+            ALICE,
+            CapacityAdvert(
+                (Role.CLIENT,),
+                (),
+                (),
+                0,
+                0,
+                0,
+                ALICE.binding,
+                (f"/ip4/198.51.100.2/tcp/4001/p2p/{ALICE.key.node_id}",),
+                0,
+            ),
+        ),
+        ("job_announce", ALICE, JobAnnounce(job, spec)),
+        ("bid", BOB, Bid(job, 1, 10**16, 30, BOB.address)),
+        ("award", ALICE, Award(job, task, 1, bob_id.raw, 10**16, NOW_MS + 60_000, 15_000)),
+        ("award_declined", BOB, AwardDeclined(job, task, "no free slot")),
+        ("heartbeat", BOB, Heartbeat(job, task, 500)),
+        ("lease_extended", ALICE, LeaseExtended(job, task, NOW_MS + 120_000)),
+        (
+            "lease_revoked",
+            ALICE,
+            LeaseRevoked(job, task, f"rejected: verdict {verdict_digest.hex()}"),
+        ),
+        ("result", BOB, Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")),
+        ("failure", BOB, Failure(job, task, 1, FailureReason.OUT_OF_MEMORY, "CUDA out of memory")),
+        (
+            "verify_request",
+            ALICE,
+            VerifyRequest(
+                job, task, 1, bob_id.raw, result_digest, frame_cid, spec.scene_cid, 10**15
+            ),
+        ),
+        (
+            "verdict",
+            CAROL,
+            Verdict(
+                job,
+                task,
+                1,
+                bob_id.raw,
+                result_digest,
+                True,
+                _seed("checker secret"),
+                tiles,
+                "blender-3.4.1",
+                "cpu",
+            ),
+        ),
+        ("dispute", BOB, Dispute(job, task, verdict_digest, "rendered as specified")),
+        ("voucher", ALICE, voucher),
+        ("job_cancelled", ALICE, JobCancelled(job, "cancelled by the user")),
+        ("fetch_request", ALICE, FetchRequest(spec.scene_cid, 0, 1 << 20)),
+        ("voucher_to_checker", ALICE, signed_voucher(CAROL.address, 10**15)),
+        (
+            "verdict_rejecting",
+            CAROL,
+            Verdict(
+                job,
+                task,
+                1,
+                bob_id.raw,
+                result_digest,
+                False,
+                _seed("checker secret 2"),
+                tiles[:1],
+                "blender-3.4.1",
+                "cpu",
+            ),
+        ),
+    ]
+
+
+def nonce_for(index: int) -> int:
+    # Small and 64-bit-wide nonces both appear, to show the integer forms.
+    return 0xFEDCBA9876543210 if index % 2 else 1000 + index
+
+
+def pattern_bytes(size: int) -> bytes:
+    """The content of the large content vector: byte i is i mod 251."""
+    return bytes(i % 251 for i in range(size))
+
+
+SMALL_CONTENT = b"Pictor test vector content\n"
+LARGE_CONTENT_BYTES = 2_500_000
+
+
+def manifest_of(data: bytes, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Manifest:
+    chunks = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)]
+    assert len(chunks) == chunk_count_for(len(data), chunk_bytes)
+    digests = tuple(hashlib.sha256(c).digest() for c in chunks)
+    return Manifest(hashlib.sha256(data).digest(), len(data), chunk_bytes, digests)
