@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, default_data_dir, load_config
 from node.keyfile import KeyFileError, read_key_file, read_payment_key_file, read_secret_file
@@ -36,7 +36,7 @@ def _roles(worker: bool, checker: bool, client: bool) -> list[str] | None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    err_console().print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
 
