@@ -13,6 +13,7 @@ from node.cli.job_view import eth
 from node.cli.names import short_peer
 from protocol.market.quote import Offer, PriceProposal, ask_wei_per_frame
 from protocol.market.stall import JobFacts, Stall, StallReason, why_stalled
+from protocol.money import format_eth
 
 NEEDS_NO_CHECKER = "none"
 
@@ -85,7 +86,7 @@ def sentence(reason: StallReason, job: JobFacts, adverts: list[dict[str, Any]]) 
         cheapest = reason.cheapest_ask_wei or 0
         return (f"every ask is above your max price {eth(job.max_price_wei_per_frame)} per frame: "
                 f"cheapest ask {eth(cheapest)}; cancel and submit again with "
-                f"--max-price {eth(cheapest).replace(' ETH', 'eth')}, or leave --max-price out "
+                f"--max-price {format_eth(cheapest).replace(' ETH', 'eth')}, or leave --max-price out "
                 "for a proposal")  # fmt: skip
     if kind is Stall.DEADLINE_TOO_SHORT:
         return (f"deadline too short: {reason.left_s} s left, the fastest worker needs "

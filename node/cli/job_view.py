@@ -22,7 +22,8 @@ JOB_ID_CHARS = 16  # what tables print; any unique prefix is accepted back
 
 
 def eth(wei: int) -> str:
-    return format_eth(int(wei))
+    """Up to 6 decimals, exact or marked ``≈`` (integer rounding; the API has exact wei)."""
+    return format_eth(int(wei), 6)
 
 
 class JobClock:
