@@ -198,3 +198,24 @@ def test_scene_check_on_a_non_blender_file_says_what_to_do(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "is not a Blender file" in result.output
     assert "pictor example-scene" in result.output
+
+
+def test_demo_summary_names_each_node_once_and_lists_the_jobs_own_deposit() -> None:
+    from node.devnet.demo import build_summary
+
+    ids = {"client": NodeKey(bytes([7]) * 32).node_id.text, "worker1": WORKERS[0].text,
+           "checker1": WORKERS[1].text}  # fmt: skip
+    job = {**stalled_job(ETH), "outcome": "completed", "frames_accepted": 3,
+           "workers": [WORKERS[0].raw.hex()], "spent_wei": 3 * ETH}  # fmt: skip
+    payees = {"worker1": {"transactions": [{"what": "redeem", "tx": "01", "gas": 5}],
+                          "payee": {"paid_wei": 3 * ETH}, "worker": {"rendered": 3},
+                          "checker": None},
+              "checker1": {"transactions": [], "payee": {"paid_wei": 0}, "worker": None,
+                           "checker": {"checked": 3}}}  # fmt: skip
+    own = [{"what": "deposit", "tx": "02", "gas": 9}]
+    s = build_summary(job, own, payees, ids, 1.0, 2.0)
+    worker = f"worker1 …{WORKERS[0].text[-8:]}"
+    assert s["workers"] == [worker] and s["rendered_by"] == {worker: 3}
+    assert s["checked_by"] == {f"checker1 …{WORKERS[1].text[-8:]}": 3}
+    assert s["peer_ids"][worker] == WORKERS[0].text
+    assert [(t["what"], t["tx"]) for t in s["transactions"]] == [("deposit", "02"), ("redeem", "01")]
