@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -33,6 +33,7 @@ from protocol.money import parse_amount_wei
 
 app = typer.Typer(help="Submit Blender jobs to the network and follow them (client mode).")
 ADVERT_WAIT_S = 15.0  # a node just started has not heard every advert yet
+STALL_AFTER_S = 15.0  # bids arrive within the 2 s bid window; give the market time first
 
 
 def parse_frames(text: str) -> list[int]:
@@ -82,12 +83,40 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+class StallWatch:
+    """Says under the live view why a job is not moving, once it has had time to start."""
+
+    def __init__(self, api: NodeApi) -> None:
+        self.api = api
+        self._asked_s = 0.0
+        self._lines: list[str] = []
+
+    def lines(self, job: dict[str, Any], elapsed_s: float | None) -> list[str]:
+        moving = any(s in ("leased", "verifying") for s in job["frames"].values())
+        if moving or job["outcome"] is not None or (elapsed_s or 0) < STALL_AFTER_S:
+            self._lines = []
+            return []
+        if time.monotonic() - self._asked_s >= STALL_AFTER_S / 3:
+            self._asked_s = time.monotonic()
+            try:
+                has_chain = self.api.get("/v1/roles")["has_chain"]
+                self._lines = stall_lines(job, self.api.get("/v1/network"), has_chain)
+            except ApiError:
+                pass
+        return self._lines
+
+
 def follow(api: NodeApi, job_id: str, console: Console, timeout_s: float) -> dict[str, Any]:
-    clock = JobClock()
+    clock, stalls = JobClock(), StallWatch(api)
+
+    def view(job: dict[str, Any]) -> Group:
+        shown = progress_view(job, clock)
+        notes = [f"[yellow]not moving:[/] {line}" for line in stalls.lines(job, clock.elapsed_s())]
+        return Group(shown, *notes) if notes else shown
+
     job = api.job(job_id)
-    with Live(progress_view(job, clock), console=console, refresh_per_second=4) as live:
-        job = api.wait_job(job_id, timeout_s,
-                           on_change=lambda j: live.update(progress_view(j, clock)))  # fmt: skip
+    with Live(view(job), console=console, refresh_per_second=4) as live:
+        job = api.wait_job(job_id, timeout_s, on_change=lambda j: live.update(view(j)))
     return job
 
 

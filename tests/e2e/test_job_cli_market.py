@@ -219,3 +219,15 @@ def test_demo_summary_names_each_node_once_and_lists_the_jobs_own_deposit() -> N
     assert s["checked_by"] == {f"checker1 …{WORKERS[1].text[-8:]}": 3}
     assert s["peer_ids"][worker] == WORKERS[0].text
     assert [(t["what"], t["tx"]) for t in s["transactions"]] == [("deposit", "02"), ("redeem", "01")]
+
+
+def test_live_view_says_why_a_job_waits_once_it_had_time_to_start() -> None:
+    from node.cli.job import StallWatch
+
+    watch = StallWatch(StubApi(DEVNET))  # type: ignore[arg-type]
+    job = stalled_job(2 * 10**16)
+    assert watch.lines(job, elapsed_s=3.0) == []  # bids may still be coming
+    (line,) = watch.lines(job, elapsed_s=400.0)
+    assert "cheapest ask 0.1 ETH" in line
+    moving = {**job, "frames": {**job["frames"], "1": "leased"}}
+    assert watch.lines(moving, elapsed_s=400.0) == []
