@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from node.api.app import MAX_WAIT_S, _BearerAuth
 from node.roles.chain import ChainLink
+from node.roles.ports import Chain
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
 from node.roles.submit import CHECKER_FEE_BPS, RU_PER_FRAME, SubmitError, SubmitRequest, submit
@@ -109,10 +110,13 @@ def find_job(jobs: Mapping[bytes, RequesterJob], text: str) -> RequesterJob:
 class TxInputs:
     """Transaction inputs this node sent, fetched once each, to tell which job a tx was for.
 
-    ``ChainLink.transactions`` records (what, hash, gas) without the job; the
+    ``Chain.transactions`` records (what, hash, gas) without the job; the
     escrow's calls all carry the job id as an ABI word, so a transaction whose
     input holds the 32 id bytes belongs to that job. Bounded: one entry per
-    transaction this node itself sent.
+    transaction this node itself sent. Only the real ``ChainLink`` can look a
+    transaction up (the ``Chain`` port has no such call); with another chain
+    no transaction is attributed. Once ``transactions`` names the job, this
+    class goes.
     """
 
     def __init__(self) -> None:
@@ -133,7 +137,9 @@ class TxInputs:
         return out
 
     @staticmethod
-    async def _fetch(link: ChainLink, tx_hash: str) -> bytes:
+    async def _fetch(link: Chain, tx_hash: str) -> bytes:
+        if not isinstance(link, ChainLink):
+            return b""
         try:
             escrow = await link.escrow()
             w3 = escrow.client.w3
