@@ -3,6 +3,7 @@ stalls (fast; the node's API is played by a stub serving the JSON the real views
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,16 @@ def test_live_view_says_why_a_job_waits_once_it_had_time_to_start() -> None:
     assert "cheapest ask 0.1 ETH" in line
     moving = {**job, "frames": {**job["frames"], "1": "leased"}}
     assert watch.lines(moving, elapsed_s=400.0) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("blender") is None, reason="needs blender")
+def test_example_scene_writes_a_blend_that_scene_check_accepts(tmp_path: Path) -> None:
+    out = tmp_path / "sample.blend"
+    made = CliRunner().invoke(app, ["example-scene", str(out), "--frames", "2"])
+    assert made.exit_code == 0, made.output
+    assert out.read_bytes().startswith(b"BLENDER")
+    assert f"pictor job submit {out} --frames 1-2" in made.output
+    checked = CliRunner().invoke(app, ["scene", "check", str(out)])
+    assert checked.exit_code == 0, checked.output
+    assert "frames 1..2" in checked.output
