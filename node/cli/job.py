@@ -148,7 +148,9 @@ def price_for(
         return proposal, warnings
     ranked = eligible(workers, build)
     within = [o for o in ranked if o.ask_wei_per_frame <= given_wei]
-    if ranked and not within:
+    if not ranked:
+        warnings.append(f"no worker advertises {build} yet: nobody will bid until one does")
+    elif not within:
         warnings.append(f"every ask is above your max price: cheapest ask "
                         f"{eth(ranked[0].ask_wei_per_frame)} per frame; no worker will bid")  # fmt: skip
     top = max((o.ask_wei_per_frame for o in within), default=given_wei)

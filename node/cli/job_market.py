@@ -36,9 +36,9 @@ def checkers(adverts: list[dict[str, Any]]) -> int:
 
 def proposal_lines(p: PriceProposal, frames: int, proposed: bool) -> list[str]:
     how = "proposed: the cheapest asks covering the job + 10 %" if proposed else "--max-price"
+    cheapest = f"; cheapest ask {eth(p.cheapest_ask_wei)} per frame" if p.cheapest_ask_wei else ""
     return [
-        f"offers   {p.workers} worker(s) at or below your max price; cheapest ask "
-        f"{eth(p.cheapest_ask_wei)} per frame",
+        f"offers   {p.workers} worker(s) at or below your max price{cheapest}",
         f"max      {eth(p.max_price_wei_per_frame)} per frame ({how})",
         f"estimate at most {eth(p.estimate_wei)} for {frames} frame(s), checks included "
         "(pay-as-bid: cheaper bids cost less)",
