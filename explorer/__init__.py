@@ -6,7 +6,7 @@ node's ``Gate``: decode, signer check, ``ReplayGuard``; then content checks)
 and writes it into SQLite (PostgreSQL for a public deployment) through the
 pure mapping in ``explorer.indexer.rows``. ``explorer.indexer.chain`` follows
 the escrow contract's events with ``ledger.follower`` and a persisted cursor.
-``explorer.web`` serves pages and a read-only JSON API (OpenAPI at ``/docs``)
+``explorer.web`` serves pages and a read-only JSON API (OpenAPI at ``/openapi.json``)
 with FastAPI on hypercorn's trio worker; ``explorer.service`` composes it all
 for ``pictor explorer serve``. See docs/EXPLORER.md.
 """

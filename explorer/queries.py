@@ -261,7 +261,8 @@ def job(
     by_name: dict[str, int] = {}
     for e in events:
         by_name[e["name"]] = by_name.get(e["name"], 0) + int(e["amount_wei"] or 0)
-    status = _job_status(row, {r["state"]: int(r["n"]) for r in states}, now_ms)
+    status = _job_status(row, {r["state"]: int(r["n"]) for r in states}, now_ms,
+                         refunded="Refunded" in by_name)  # fmt: skip
     return {
         "job_id": job_id,
         "job": _job_public(row) if row else None,
@@ -280,11 +281,13 @@ def job(
     }
 
 
-def _job_status(row: Row | None, states: dict[str, int], now_ms: int) -> str:
+def _job_status(row: Row | None, states: dict[str, int], now_ms: int, refunded: bool) -> str:
     if row is None:
         return "on chain only"
     if row["cancelled_ms"] is not None:
         return "cancelled"
+    if refunded:  # the escrow returned the rest: the requester has closed the job
+        return "ended (refunded)"
     if sum(states.get(k, 0) for k in DONE_STATES) >= row["frames_total"]:
         return "done"
     return "expired" if row["deadline_ms"] <= now_ms else "running"

@@ -6,6 +6,7 @@ sweeps' worker processes never plot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def plot_run(out_dir: Path, metrics: Metrics) -> list[Path]:
         _line(
             out_dir / "price.png",
             hours,
-            {"price": cols["price_wei_per_ru"]},
+            {"price": price_with_gaps(cols["price_wei_per_ru"], cols["frames_accepted"])},
             "Price paid",
             "wei per render unit",
         ),
@@ -62,6 +63,21 @@ def plot_run(out_dir: Path, metrics: Metrics) -> list[Path]:
     )
     paths.append(_save(fig, out_dir / "job_completion_cdf.png"))
     return paths
+
+
+def price_with_gaps(prices: Sequence[float], frames_accepted: Sequence[float]) -> list[float]:
+    """The price series with NaN (a gap in the line) where an interval accepted no frame.
+
+    The series records 0 for an interval with nothing paid (no render units to
+    divide by); drawn as 0 it reads as free work. No frame accepted in the
+    interval means no payment was priced there.
+    """
+    out = []
+    before = 0.0
+    for price, frames in zip(prices, frames_accepted, strict=True):
+        out.append(price if frames > before else math.nan)
+        before = frames
+    return out
 
 
 def _line(

@@ -1,8 +1,8 @@
 """The explorer's FastAPI app: an app factory, no module-level state.
 
 ``create_app`` wires a :class:`Reader` (the index, read settings and a wall
-clock) into two routers — the JSON read API under ``/api/v1`` (documented at
-``/docs`` and ``/openapi.json``) and the HTML pages that show the same data —
+clock) into two routers — the JSON read API under ``/api/v1`` (documented by
+``/openapi.json``; no ``/docs``: Swagger UI would load from a CDN) and the HTML pages that show the same data —
 plus static files. There are no write endpoints: the index is written only
 by the indexer.
 
@@ -80,6 +80,10 @@ def create_app(db: IndexDb, settings: WebSettings, wall_ms: Callable[[], int]) -
         title="Pictor explorer",
         version=API_VERSION,
         description="Read-only API over the explorer's index of Pictor gossip and escrow events.",
+        # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN; the explorer
+        # serves nothing from elsewhere, so they are off: /openapi.json is the API document.
+        docs_url=None,
+        redoc_url=None,
     )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     filters.install(templates.env)

@@ -6,18 +6,28 @@ import datetime as dt
 from typing import Any
 
 from jinja2 import Environment
+from markupsafe import Markup, escape
 
-WEI_PER_ETH = 10**18
+from protocol.money import format_eth
+
+ETH_DECIMALS = 6
+ZERO_HASH = "0x" + "00" * 32
 
 
-def eth(wei: Any) -> str:
-    """Wei (int or decimal text) as ether with up to 6 decimals, exact for small values."""
+def eth(wei: Any) -> Markup:
+    """Wei (int or decimal text) as ether, in integers: exact up to 6 decimals; an amount
+    that needs more is rounded, marked ``≈``, and its exact wei is the element's title."""
     value = int(wei or 0)
-    whole, frac = divmod(value, WEI_PER_ETH)
-    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
-    if "." in text and len(text.split(".")[1]) > 6 and whole > 0:
-        text = f"{value / WEI_PER_ETH:.6f}".rstrip("0").rstrip(".")
-    return text + " ETH"
+    text = format_eth(value, ETH_DECIMALS)
+    if text.startswith("≈"):
+        return Markup('<span title="{} wei">{}</span>').format(value, text)
+    return Markup(escape(text))
+
+
+def tx_hash(value: Any) -> str:
+    """A transaction hash, or "" for none (a spec written before its deposit carries zeros)."""
+    text = str(value or "")
+    return "" if not text.strip("0x") or text == ZERO_HASH else text
 
 
 def when(ms: Any) -> str:
@@ -37,4 +47,4 @@ def thousands(value: Any) -> str:
 
 
 def install(env: Environment) -> None:
-    env.filters.update(eth=eth, when=when, short=short, thousands=thousands)
+    env.filters.update(eth=eth, when=when, short=short, thousands=thousands, tx_hash=tx_hash)

@@ -7,17 +7,24 @@ token. The scene is named by a path on this machine (the API is bound to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import trio
 from fastapi import Depends, FastAPI, HTTPException, Query
+from hexbytes import HexBytes
 from pydantic import BaseModel, Field
 
 from node.api.app import MAX_WAIT_S, _BearerAuth
+from node.roles.chain import ChainLink
+from node.roles.ports import Chain
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
-from node.roles.submit import SubmitError, SubmitRequest, submit
+from node.roles.submit import CHECKER_FEE_BPS, RU_PER_FRAME, SubmitError, SubmitRequest, submit
+
+HEX = frozenset("0123456789abcdef")
+MAX_CANDIDATES = 10
 
 
 class JobRequest(BaseModel):
@@ -54,6 +61,13 @@ def job_json(job: RequesterJob) -> dict[str, Any]:
         "started_ms": view.started_ms,
         "finished_ms": view.finished_ms,
         "out_dir": str(job.out_dir),
+        "now_ms": job.ctx.clock.now_ms(),
+        "deadline_ms": job.spec.deadline_ms,
+        "max_price_wei_per_frame": job.spec.max_price_wei_per_frame,
+        "renderer_build": job.spec.renderer_build,
+        "ru_per_frame": job.spec.ru_per_frame,
+        "assurance": job.spec.assurance.value,
+        "escrowed": job.spec.escrow is not None,
         "settings": {"resolution": [job.spec.settings.resolution_x, job.spec.settings.resolution_y],
                      "samples": job.spec.settings.samples, "seed": job.spec.settings.seed},
     }  # fmt: skip
@@ -69,19 +83,79 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.book.total_owed_wei()}
         if roles.payee else None,
         "payment_address": "0x" + roles.ctx.payment_address.hex(),
+        "renderer_build": roles.build,
+        "has_chain": link is not None,
+        "ru_per_frame": RU_PER_FRAME,
+        "checker_fee_bps": CHECKER_FEE_BPS,
         "transactions": [{"what": w, "tx": h, "gas": g} for w, h, g in link.transactions]
         if link else [],
     }  # fmt: skip
 
 
+def find_job(jobs: Mapping[bytes, RequesterJob], text: str) -> RequesterJob:
+    """The job whose hex id starts with ``text``: 404 if none, 409 naming them if several."""
+    prefix = text.strip().lower()
+    if not prefix or len(prefix) > 64 or not all(c in HEX for c in prefix):
+        raise HTTPException(404, f"{text[:80]!r} is not a job id (hex, or a unique prefix of one)")
+    matches = [j for j_id, j in jobs.items() if j_id.hex().startswith(prefix)]
+    if not matches:
+        raise HTTPException(404, f"no job {prefix} on this node (`pictor job list` shows them)")
+    if len(matches) > 1:
+        names = ", ".join(sorted(j.job_id.hex()[:16] for j in matches)[:MAX_CANDIDATES])
+        raise HTTPException(409, f"job id prefix {prefix} is ambiguous: {len(matches)} jobs "
+                                 f"match ({names}); give more digits")  # fmt: skip
+    return matches[0]
+
+
+class TxInputs:
+    """Transaction inputs this node sent, fetched once each, to tell which job a tx was for.
+
+    ``Chain.transactions`` records (what, hash, gas) without the job; the
+    escrow's calls all carry the job id as an ABI word, so a transaction whose
+    input holds the 32 id bytes belongs to that job. Bounded: one entry per
+    transaction this node itself sent. Only the real ``ChainLink`` can look a
+    transaction up (the ``Chain`` port has no such call); with another chain
+    no transaction is attributed. Once ``transactions`` names the job, this
+    class goes.
+    """
+
+    def __init__(self) -> None:
+        self._inputs: dict[str, bytes] = {}
+
+    async def of_job(self, roles: Roles, job_id: bytes) -> list[dict[str, Any]]:
+        link = roles.ctx.chain
+        if link is None:
+            return []
+        out = []
+        for what, tx_hash, gas in list(link.transactions):
+            data = self._inputs.get(tx_hash)
+            if data is None:
+                data = await self._fetch(link, tx_hash)
+                self._inputs[tx_hash] = data
+            if job_id in data:
+                out.append({"what": what, "tx": tx_hash, "gas": gas})
+        return out
+
+    @staticmethod
+    async def _fetch(link: Chain, tx_hash: str) -> bytes:
+        if not isinstance(link, ChainLink):
+            return b""
+        try:
+            escrow = await link.escrow()
+            w3 = escrow.client.w3
+            wanted = HexBytes(bytes.fromhex(tx_hash.removeprefix("0x")))
+            tx = await escrow.run(lambda: w3.eth.get_transaction(wanted))
+        except Exception as exc:  # web3 and transport errors of many kinds
+            raise HTTPException(503, f"the chain did not answer: {str(exc)[:200]}") from None
+        return bytes(tx["input"])
+
+
 def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
     auth = [Depends(_BearerAuth(token))]
+    tx_inputs = TxInputs()
 
     def find(job_id: str) -> RequesterJob:
-        try:
-            return roles.requester.jobs[bytes.fromhex(job_id)]
-        except (ValueError, KeyError):
-            raise HTTPException(404, f"no job {job_id} on this node") from None
+        return find_job(roles.requester.jobs, job_id)
 
     @app.post("/v1/client/jobs", dependencies=auth, summary="Submit a Blender job")
     async def post_job(body: JobRequest) -> dict[str, Any]:
@@ -109,6 +183,11 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
             with trio.move_on_after(wait_s):
                 await job.wait_changed()
         return job_json(job)
+
+    @app.get("/v1/client/jobs/{job_id}/transactions", dependencies=auth,
+             summary="This node's transactions for one job (its deposit, refund)")  # fmt: skip
+    async def get_job_transactions(job_id: str) -> list[dict[str, Any]]:
+        return await tx_inputs.of_job(roles, find(job_id).job_id)
 
     @app.post("/v1/client/jobs/{job_id}/cancel", dependencies=auth, summary="Cancel a job")
     async def cancel_job(job_id: str) -> dict[str, Any]:

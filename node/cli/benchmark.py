@@ -9,8 +9,8 @@ from typing import Annotated
 
 import trio
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console, out_console
 from node.config import default_data_dir
 from node.render.base import RenderError
 from node.render.benchmark import score
@@ -42,7 +42,7 @@ def benchmark(
     try:
         result = trio.run(score, backend, directory, not cached)
     except (RenderError, SandboxError) as exc:
-        Console(stderr=True).print(f"[red]benchmark failed:[/] {exc}")
+        err_console().print(f"[red]benchmark failed:[/] {exc}")
         raise typer.Exit(1) from None
     gpus = probe_gpus()
     if as_json:
@@ -53,7 +53,7 @@ def benchmark(
         }
         print(json.dumps(doc, indent=2))
         return
-    console = Console()
+    console = out_console()
     console.print(f"{result.build} on {result.device_class}: {result.score_ru_per_hour} RU/h")
     console.print(f"reference frame {result.render_s:.2f} s (mean of {result.runs})")
     console.print(f"sandbox: {backend.sandbox.describe()}")

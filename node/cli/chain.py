@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
 from ledger.anvil import AnvilNotFound
 from ledger.deploy import EscrowParams
 from ledger.devnet import bring_up
+from node.cli.console import err_console, out_console
 
 app = typer.Typer(help="Run a local EVM dev chain (anvil) with the escrow deployed.")
 DEFAULTS = EscrowParams()
@@ -21,12 +21,12 @@ def up(
     accounts: int = typer.Option(10, help="Funded dev accounts."),
 ) -> None:
     """Start anvil, deploy Escrow and TestToken, print the addresses, run until Ctrl-C."""
-    console = Console()
+    console = out_console()
     params = EscrowParams(grace_s=grace_s, unbonding_s=unbonding_s, slash_quorum=quorum)
     try:
         chain, net = bring_up(params, accounts)
     except AnvilNotFound as exc:
-        Console(stderr=True).print(f"[red]{exc}[/]")
+        err_console().print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     console.print(f"RPC URL   {net.rpc_url}")
     console.print(f"chain id  {net.chain_id}")

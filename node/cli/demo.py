@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from node.cli.job import eth, progress_view
+from node.cli.console import err_console, out_console
+from node.cli.job_view import JobClock, eth, progress_view
 
 
 def demo(
@@ -30,27 +30,25 @@ def demo(
     and render, checkers re-render tiles, accepted frames are paid with
     vouchers that workers redeem on chain. Frames and summary.json land in OUT.
     """
-    import time
-
     from node.devnet.demo import DemoConfig, run_demo
 
-    console = Console()
+    console = out_console()
     w, _, h = resolution.partition("x")
     config = DemoConfig(out.resolve(), frames, (int(w), int(h)), samples, workers, checkers)
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    clock = JobClock()  # counts from the job's start, not the demo's
     live = Live(console=console, refresh_per_second=4, transient=True)
 
-    def on_change(job: dict[str, Any]) -> None:
+    def on_change(job: dict[str, Any], names: dict[str, str]) -> None:
         if not live.is_started:
             live.start()
-        live.update(progress_view(job, started))
+        live.update(progress_view(job, clock, names))
 
     try:
         summary = run_demo(config, on_change, lambda s: console.print(f"[dim]·[/] {s}"))
     except Exception as exc:
         live.stop()
-        Console(stderr=True).print(f"[bold red]demo failed:[/] {exc}")
+        err_console().print(f"[bold red]demo failed:[/] {exc}")
         raise typer.Exit(1) from None
     live.stop()
     console.print(_summary(summary))
@@ -64,6 +62,7 @@ def _summary(s: dict[str, Any]) -> Table:
     t.add_row("time", f"job {s['job_wall_s']} s, whole demo {s['demo_wall_s']} s")
     t.add_row("cost", f"{eth(s['spent_wei'])} (escrowed {eth(s['budget_wei'])})")
     t.add_row("paid on chain", eth(s["paid_on_chain_wei"]))
+    t.add_row("workers", ", ".join(s["workers"]) or "—")
     t.add_row("rendered by", ", ".join(f"{n}: {c}" for n, c in s["rendered_by"].items()))
     t.add_row("checked by", ", ".join(f"{n}: {c}" for n, c in s["checked_by"].items()))
     t.add_row("reassigned", str(s["reassigned"]))

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console, out_console
 from node.devnet.supervisor import STATE_FILE
 
 app = typer.Typer(help="Run a local Pictor network (anvil chain + node processes) on loopback.")
@@ -38,10 +38,10 @@ def up(
     base: Annotated[Path, DirOption] = Path("pictor-devnet"),
 ) -> None:
     """Start anvil with the escrow deployed, a client node, workers and checkers; return."""
-    console = Console()
+    console = out_console()
     base = base.resolve()
     if (base / STATE_FILE).exists():
-        Console(stderr=True).print(f"[red]a devnet already runs in {base}[/]; `pictor devnet down`")
+        err_console().print(f"[red]a devnet already runs in {base}[/]; `pictor devnet down`")
         raise typer.Exit(1)
     base.mkdir(parents=True, exist_ok=True)
     log = (base / "supervisor.log").open("a")
@@ -50,7 +50,7 @@ def up(
     deadline = time.monotonic() + UP_TIMEOUT_S
     while not (base / STATE_FILE).exists():
         if process.poll() is not None or time.monotonic() > deadline:
-            Console(stderr=True).print(f"[red]devnet did not start[/]; see {base}/supervisor.log")
+            err_console().print(f"[red]devnet did not start[/]; see {base}/supervisor.log")
             raise typer.Exit(1)
         time.sleep(0.2)
     state = json.loads((base / STATE_FILE).read_text())
@@ -60,9 +60,9 @@ def up(
             f"{name:<10} {', '.join(node['roles']):<8} api {node['api']}  {node['data_dir']}"
         )
     client = state["nodes"]["client"]["data_dir"]
-    console.print("\nsubmit a job:")
-    console.print(f"  pictor job submit SCENE.blend --frames 1-8 --data-dir {client}")
-    console.print(f"stop it:\n  pictor devnet down --dir {base}")
+    console.print("\nsubmit a job (no scene at hand? `pictor example-scene scene.blend` makes one):")
+    console.print(f"  pictor job submit scene.blend --frames 1-8 --data-dir {client}", highlight=False)
+    console.print(f"stop it:\n  pictor devnet down --dir {base}", highlight=False)
 
 
 @app.command("down")
@@ -70,7 +70,7 @@ def down(base: Annotated[Path, DirOption] = Path("pictor-devnet")) -> None:
     """Stop the devnet's nodes and chain."""
     state_path = base.resolve() / STATE_FILE
     if not state_path.exists():
-        Console(stderr=True).print(f"no devnet runs in {base}")
+        err_console().print(f"no devnet runs in {base}")
         raise typer.Exit(1)
     pid = json.loads(state_path.read_text())["supervisor_pid"]
     if _alive(pid):
@@ -79,4 +79,4 @@ def down(base: Annotated[Path, DirOption] = Path("pictor-devnet")) -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     state_path.unlink(missing_ok=True)
-    Console().print("devnet stopped")
+    out_console().print("devnet stopped")

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console, out_console
 from node.log import setup_logging
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ async def _serve(config: ExplorerConfig) -> None:
     from explorer.service import Explorer, run_explorer
 
     stop = trio.Event()
-    console = Console()
+    console = out_console()
     # Listen for signals before starting, so a Ctrl-C during start-up also stops cleanly.
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -92,7 +92,7 @@ def serve(
             port=port,
         )
     except (ValueError, DatabaseUrlError) as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+        err_console().print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     setup_logging(json_lines=False, level=log_level)
     trio.run(_serve, config)

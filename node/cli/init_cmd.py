@@ -7,8 +7,8 @@ import secrets
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from node.cli.console import out_console
 from node.config import CONFIG_FILE, CONFIG_TEMPLATE, default_data_dir, load_config
 from node.keyfile import (
     read_key_file,
@@ -44,7 +44,7 @@ def init(data_dir: Path | None = DataDirOption) -> None:
     if not (data_dir / CONFIG_FILE).exists():
         (data_dir / CONFIG_FILE).write_text(CONFIG_TEMPLATE)
         created.append(CONFIG_FILE)
-    console = Console()
+    console = out_console()
     console.print(f"data dir  {data_dir}")
     console.print(f"node id   {read_key_file(config.key_path).node_id}")
     console.print(f"created   {', '.join(created) if created else 'nothing (all present)'}")

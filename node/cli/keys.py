@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console, out_console
 from node.keyfile import (
     KeyFileError,
     read_key_file,
@@ -32,7 +32,7 @@ def new(
     """Create an Ed25519 node key and a secp256k1 payment key (files mode 0600)."""
     node_path, pay_path = data_dir / "node.key", data_dir / "payment.key"
     if not force and (node_path.exists() or pay_path.exists()):
-        Console(stderr=True).print(
+        err_console().print(
             f"[red]Keys already exist in {data_dir}.[/] Use --force to replace them "
             "(the old identity and its reputation are then lost)."
         )
@@ -49,9 +49,9 @@ def show(data_dir: Path = DirOption) -> None:
         key = read_key_file(data_dir / "node.key")
         binding = PaymentBinding.create(key, read_payment_key_file(data_dir / "payment.key"))
     except KeyFileError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/]")
+        err_console().print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
     binding.verify()
-    console = Console()
+    console = out_console()
     console.print(f"node id          {key.node_id}")
     console.print(f"payment address  {address_text(binding.address)}")

@@ -10,7 +10,19 @@ import typer
 
 import node.cli.explorer_cmd as explorer_cmd
 from node.cli import benchmark as benchmark_cmd
-from node.cli import chain, demo, devnet, init_cmd, job, keys, node_cmd, sim, status_cmd, verify
+from node.cli import (
+    chain,
+    demo,
+    devnet,
+    doctor,
+    init_cmd,
+    job,
+    keys,
+    node_cmd,
+    sim,
+    status_cmd,
+    verify,
+)
 from node.cli import scene as scene_cmd
 
 app = typer.Typer(
@@ -33,11 +45,13 @@ app.add_typer(sim.app, name="sim")
 app.command("init")(init_cmd.init)
 app.add_typer(node_cmd.app, name="node")
 app.command("status")(status_cmd.status)
+app.command("doctor")(doctor.doctor)
 app.command("peers")(status_cmd.peers)
 app.command("network")(status_cmd.network)
 app.command("verify")(verify.verify)
 app.command("benchmark")(benchmark_cmd.benchmark)
 app.add_typer(scene_cmd.app, name="scene")
+app.command("example-scene")(scene_cmd.example_scene)
 app.add_typer(explorer_cmd.app, name="explorer")
 app.add_typer(job.app, name="job")
 app.add_typer(devnet.app, name="devnet")

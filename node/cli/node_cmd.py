@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console
 from node.cli.init_cmd import DataDirOption
-from node.config import ConfigError, default_data_dir, load_config
+from node.config import ConfigError, NodeConfig, default_data_dir, load_config
 from node.keyfile import KeyFileError, read_key_file, read_payment_key_file, read_secret_file
-from node.log import setup_logging
+from node.log import log_event, setup_logging
+from protocol.messages import Role
 
 if TYPE_CHECKING:
     from node.app.run import RunningNode
@@ -36,7 +37,7 @@ def _roles(worker: bool, checker: bool, client: bool) -> list[str] | None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    err_console().print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
 
@@ -85,6 +86,8 @@ def run(
     except KeyFileError as exc:
         _fail(str(exc))
     setup_logging(json_lines=config.log_json, level=config.log_level)
+    for warning in standalone_warnings(config):
+        log_event(logging.getLogger(__name__), logging.WARNING, warning)
     # Imported here: libp2p and FastAPI take a second or two to import, which
     # every other `pictor` command should not pay.
     from node.app.run import run_until_signalled
@@ -94,6 +97,30 @@ def run(
     except OSError as exc:
         _fail(f"cannot start the node: {exc}", code=1)
     logging.getLogger(__name__).info("exited cleanly")
+
+
+def standalone_warnings(config: NodeConfig) -> list[str]:
+    """What keeps a worker or checker from being found or paid, said at start with the fix."""
+    if not {Role.WORKER, Role.CHECKER} & set(config.roles):
+        return []
+    out = []
+    loopback_only = all("/127." in a or "/ip6/::1/" in a for a in config.listen_addrs)
+    if not config.bootstrap:
+        heard = ("only nodes on this LAN that mDNS finds" if config.mdns and not loopback_only
+                 else "nobody")  # fmt: skip
+        out.append(f"no bootstrap peer: this node dials {heard}, so it hears of no jobs unless "
+                   "another node bootstraps from it. Pass --bootstrap with a running node's "
+                   "address: `pictor status` there lists listen_addrs (/ip4/.../tcp/.../p2p/"
+                   "12D3KooW...; replace 0.0.0.0 with that machine's IP), or set bootstrap in "
+                   "config.toml")  # fmt: skip
+    if loopback_only:
+        out.append("listening on loopback only: nodes on other machines cannot dial it "
+                   "(--listen /ip4/0.0.0.0/tcp/4001)")  # fmt: skip
+    if not config.chain_rpc_url:
+        out.append("no chain configured: vouchers earned cannot be redeemed, so this node is "
+                   "not paid. Set chain_rpc_url, chain_id and escrow_address in "
+                   f"{config.data_dir / 'config.toml'}")  # fmt: skip
+    return out
 
 
 def _announce(running: RunningNode) -> None:

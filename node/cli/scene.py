@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import trio
 import typer
-from rich.console import Console
 
+from node.cli.console import err_console, out_console
 from node.render.base import RenderError
 from node.render.blender import BlenderBackend, BlenderConfig
 from node.render.preflight import analyse, inspect_scene
@@ -24,6 +25,28 @@ def scene() -> None:
 
 
 _STYLE = {"error": "red", "pinned": "yellow", "script": "magenta", "info": "cyan"}
+# How a .blend begins: plain, or compressed with zstd (Blender 3.0+) or gzip (older).
+BLEND_MAGICS = {b"BLENDER": "", b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
+MAKE_ONE = "or make a sample with `pictor example-scene scene.blend`"
+
+
+def blend_problem(path: Path) -> str | None:
+    """What is wrong with ``path`` as a .blend, judged from its first bytes; None if nothing."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror}"
+    if any(head.startswith(magic) for magic in BLEND_MAGICS):
+        return None
+    what = "is empty" if not head else f"does not start like a .blend (first bytes {head[:8]!r})"
+    return (f"{path} is not a Blender file: it {what}. Save the scene from Blender "
+            f"(File > Save As, .blend), {MAKE_ONE}")  # fmt: skip
+
+
+def _tail(exc: Exception) -> str:
+    lines = [ln for ln in str(getattr(exc, "args", ("", ""))[-1]).splitlines() if ln.strip()]
+    return "\n".join(lines[-5:])
 
 
 async def _check(scene: Path, blender: str) -> dict[str, object]:
@@ -45,10 +68,22 @@ def check(
 
     Exit status 1 when the scene has errors (missing or unpacked files, no camera).
     """
+    problem = blend_problem(scene)
+    if problem:
+        err_console().print(f"[red]not a scene:[/] {problem}", highlight=False)
+        raise typer.Exit(2)
+    if shutil.which(blender) is None:
+        err_console().print(f"[red]Blender not found[/] ({blender!r}): install it "
+                            "(`sudo apt-get install blender`, or scripts/setup) or pass --blender")  # fmt: skip
+        raise typer.Exit(2)
     try:
         report = trio.run(_check, scene, blender)
     except (RenderError, SandboxError) as exc:
-        Console(stderr=True).print(f"[red]inspection failed:[/] {exc}")
+        tail = _tail(exc) if isinstance(exc, RenderError) else ""
+        err_console().print(f"[red]inspection failed:[/] {exc.args[0] if exc.args else exc}"
+                            f"{chr(10) + tail if tail else ''}\nBlender could not open the scene "
+                            f"for inspection: open it in Blender and save it again, {MAKE_ONE}",
+                            highlight=False)  # fmt: skip
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(report, indent=2))
@@ -58,8 +93,30 @@ def check(
         raise typer.Exit(1)
 
 
+def example_scene(
+    out: Annotated[Path, typer.Argument(dir_okay=False, help="Where to write the .blend.")],
+    frames: Annotated[int, typer.Option(min=1, max=250, help="Animation length.")] = 8,
+    blender: Annotated[str, typer.Option(help="Blender executable to build it with.")] = "blender",
+) -> None:
+    """Write a sample scene to OUT: the demo's animation (a moving sphere), made by Blender."""
+    from node.devnet.scene import build_scene
+
+    if shutil.which(blender) is None:
+        err_console().print(f"[red]Blender not found[/] ({blender!r}): install it "
+                            "(`sudo apt-get install blender`, or scripts/setup) or pass --blender")  # fmt: skip
+        raise typer.Exit(2)
+    try:
+        build_scene(out, frames, blender)
+    except RuntimeError as exc:
+        err_console().print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    out_console().print(f"wrote {out} ({frames} frames); check it with `pictor scene check {out}`, "
+                        f"render it with `pictor job submit {out} --frames 1-{frames}`",
+                        highlight=False)  # fmt: skip
+
+
 def _print(report: dict[str, object]) -> None:
-    console = Console()
+    console = out_console()
     facts = report["facts"]
     assert isinstance(facts, dict)
     render = facts["render"]

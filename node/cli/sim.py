@@ -6,16 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from node.cli.console import out_console
 
 # simulations/ sits beside node/, not below it: every import of it stays inside a
 # command function, so the node program never depends on it at import time
 # (tests/test_layering.py).
 
 app = typer.Typer(help="Deterministic simulations of a Pictor network.", no_args_is_help=True)
-console = Console()
+console = out_console()
 
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML (see simulations/scenarios/)")]
 OutOpt = Annotated[Path, typer.Option("--out", help="directory for metrics and plots")]

@@ -7,16 +7,16 @@ from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from node.cli.console import err_console, out_console
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, default_data_dir, load_config
 from node.keyfile import KeyFileError, read_secret_file
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    err_console().print(f"[bold red]error:[/] {message}")
     raise typer.Exit(1)
 
 
@@ -51,7 +51,7 @@ def status(data_dir: Path | None = DataDirOption) -> None:
     table = Table(show_header=False, box=None)
     for key, value in info.items():
         table.add_row(key, "\n".join(value) if isinstance(value, list) else str(value))
-    Console().print(table)
+    out_console().print(table)
 
 
 def peers(data_dir: Path | None = DataDirOption) -> None:
@@ -67,7 +67,7 @@ def peers(data_dir: Path | None = DataDirOption) -> None:
             rejected,
             "\n".join(peer["addrs"]),
         )
-    Console().print(table)
+    out_console().print(table)
 
 
 def network(data_dir: Path | None = DataDirOption) -> None:
@@ -84,4 +84,4 @@ def network(data_dir: Path | None = DataDirOption) -> None:
             advert["price_wei_per_ru"],
             str(advert["free_slots"]),
         )
-    Console().print(table)
+    out_console().print(table)

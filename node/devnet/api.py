@@ -21,6 +21,7 @@ class ApiError(RuntimeError):
 class NodeApi:
     base_url: str
     token: str
+    data_dir: Path | None = None  # to say how to start the node when it is not reachable
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> NodeApi:
@@ -28,7 +29,7 @@ class NodeApi:
         token = read_secret_file(config.api_token_path)
         addr = config.api_addr_path
         base = addr.read_text().strip() if addr.exists() else f"http://127.0.0.1:{config.api_port}"
-        return cls(base, token)
+        return cls(base, token, data_dir)
 
     def _call(self, method: str, path: str, timeout_s: float, **kw: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -37,7 +38,7 @@ class NodeApi:
                 method, self.base_url + path, headers=headers, timeout=timeout_s, **kw
             )
         except httpx.TransportError as exc:
-            raise ApiError(f"node not reachable at {self.base_url}: {exc}") from None
+            raise ApiError(f"node not reachable at {self.base_url} ({exc}); {self.start_hint()}") from None
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail", r.text)
@@ -45,6 +46,12 @@ class NodeApi:
                 detail = r.text
             raise ApiError(f"{method} {path}: {r.status_code} {detail}")
         return r.json()
+
+    def start_hint(self) -> str:
+        """The next command to run when the node does not answer."""
+        where = f" --data-dir {self.data_dir}" if self.data_dir else ""
+        return (f"start it with `pictor node run{where}`, or run `pictor devnet up` for a "
+                "local test network")  # fmt: skip
 
     def get(self, path: str, timeout_s: float = 10.0) -> Any:
         return self._call("GET", path, timeout_s)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cli.names import named, short_peer
 from node.devnet.network import DevnetConfig, LocalDevnet
 from node.devnet.scene import build_scene
 
@@ -32,7 +33,8 @@ class DemoConfig:
     timeout_s: float = 900.0
 
 
-def run_demo(config: DemoConfig, on_change: Callable[[dict[str, Any]], None] | None = None,
+def run_demo(config: DemoConfig,
+             on_change: Callable[[dict[str, Any], dict[str, str]], None] | None = None,
              on_stage: Callable[[str], None] = lambda _: None) -> dict[str, Any]:  # fmt: skip
     started_s = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pictor-demo-") as tmp:
@@ -53,12 +55,16 @@ def run_demo(config: DemoConfig, on_change: Callable[[dict[str, Any]], None] | N
                 "out_dir": str(config.out_dir.resolve()), "resolution": list(config.resolution),
                 "samples": config.samples,
             })  # fmt: skip
-            final = client.wait_job(job["job_id"], config.timeout_s, on_change)
+            node_ids = {n.name: n.node_id for n in net.nodes.values()}
+            names = display_names(node_ids)
+            watch = (lambda j: on_change(j, names)) if on_change else None
+            final = client.wait_job(job["job_id"], config.timeout_s, watch)
             job_s = time.monotonic() - submitted_s
             on_stage("waiting for workers and checkers to redeem their vouchers on chain")
             payees = {n: net.api(n) for n in net.nodes if n != "client"}
             paid = wait_paid(payees, final["spent_wei"], PAYMENT_TIMEOUT_S)
-            summary = build_summary(final, client.get("/v1/roles"), paid, job_s,
+            own_txs = client.get(f"/v1/client/jobs/{final['job_id']}/transactions")
+            summary = build_summary(final, own_txs, paid, node_ids, job_s,
                                     time.monotonic() - started_s)  # fmt: skip
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -75,11 +81,25 @@ def wait_paid(payees: dict[str, Any], spent_wei: int, timeout_s: float) -> dict[
         time.sleep(0.5)
 
 
-def build_summary(job: dict[str, Any], client_roles: dict[str, Any], payees: dict[str, Any],
-                  job_s: float, total_s: float) -> dict[str, Any]:  # fmt: skip
-    txs = list(client_roles["transactions"])
-    for name, roles in payees.items():
-        txs += [{**t, "node": name} for t in roles["transactions"]]
+def display_names(node_ids: dict[str, str]) -> dict[str, str]:
+    """Short peer id -> the demo's one name for that node (``worker1 …3Xk9aBcD``)."""
+    return {short_peer(peer): named(role_name, peer) for role_name, peer in node_ids.items()}
+
+
+def build_summary(job: dict[str, Any], client_txs: list[dict[str, Any]],
+                  payees: dict[str, Any], node_ids: dict[str, str], job_s: float,
+                  total_s: float) -> dict[str, Any]:  # fmt: skip
+    """The demo's summary: each node named once, as ``worker1 …3Xk9aBcD`` (role, short peer
+    id), with the full peer ids under ``peer_ids``; the client's transactions are this job's."""
+    names = display_names(node_ids)
+
+    def name(node: str) -> str:
+        return names.get(short_peer(node), short_peer(node))
+
+    by_role = {role_name: named(role_name, peer) for role_name, peer in node_ids.items()}
+    txs = [{**t, "node": by_role.get("client", "client")} for t in client_txs]
+    for role_name, roles in payees.items():
+        txs += [{**t, "node": by_role.get(role_name, role_name)} for t in roles["transactions"]]
     redeems = [t for t in txs if t["what"].startswith("redeem")]
     frames = max(1, job["frames_accepted"])
     return {
@@ -92,11 +112,14 @@ def build_summary(job: dict[str, Any], client_roles: dict[str, Any], payees: dic
         "spent_wei": job["spent_wei"],
         "budget_wei": job["budget_wei"],
         "paid_on_chain_wei": sum(r["payee"]["paid_wei"] for r in payees.values() if r["payee"]),
-        "workers": job["workers"],
-        "blocklisted": job["blocklisted"],
+        "workers": sorted(name(w) for w in job["workers"]),
+        "blocklisted": sorted(name(w) for w in job["blocklisted"]),
         "reassigned": max(0, job["awards"] - job["frames_accepted"]),
-        "rendered_by": {n: r["worker"]["rendered"] for n, r in payees.items() if r["worker"]},
-        "checked_by": {n: r["checker"]["checked"] for n, r in payees.items() if r["checker"]},
+        "rendered_by": {by_role.get(n, n): r["worker"]["rendered"]
+                        for n, r in payees.items() if r["worker"]},
+        "checked_by": {by_role.get(n, n): r["checker"]["checked"]
+                       for n, r in payees.items() if r["checker"]},
+        "peer_ids": {by_role[n]: peer for n, peer in node_ids.items()},
         "transactions": txs,
         "redeem_gas_per_frame": round(sum(t["gas"] for t in redeems) / frames),
         "out_dir": job["out_dir"],

@@ -34,6 +34,7 @@ from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.commands import CancelRender, Command, Send, StartRender, VoucherReceived
 from protocol.market.config import WorkerConfig
+from protocol.market.quote import ask_wei_per_frame
 from protocol.market.tables import WORKER_TASK_TRANSITIONS, WorkerTaskState, next_state
 from protocol.messages import (
     Award,
@@ -133,7 +134,7 @@ class WorkerMachine:
         if sender != spec.requester:
             raise IllegalMessage("a job announced by someone other than its requester")
         self._forget_old_jobs(now_ms)
-        ask_wei = self.config.min_price_wei_per_ru * spec.ru_per_frame
+        ask_wei = ask_wei_per_frame(self.config.min_price_wei_per_ru, spec.ru_per_frame)
         if (
             announce.job_id in self._jobs
             or spec.deadline_ms <= now_ms

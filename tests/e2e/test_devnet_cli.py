@@ -22,7 +22,10 @@ def test_devnet_up_then_down(tmp_path: Path) -> None:
                          "--dir", str(base)], capture_output=True, text=True, timeout=180,
                         env=node_env(), check=False)  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "pictor job submit" in up.stdout
+    # the copy-paste command is one line even when stdout is a pipe (rich wrapped it at 80)
+    client_dir = str(base / "client")
+    (line,) = [ln for ln in up.stdout.splitlines() if "pictor job submit" in ln]
+    assert line.strip().endswith(f"--data-dir {client_dir}"), up.stdout
     state = json.loads((base / "devnet.json").read_text())
     assert set(state["nodes"]) == {"client", "worker1", "checker1"}
     status = NodeApi.for_data_dir(Path(state["nodes"]["client"]["data_dir"])).get("/v1/status")

@@ -13,11 +13,27 @@
     return path.split(".").reduce(function (v, k) { return v == null ? v : v[k]; }, data);
   }
 
+  // Wei (decimal text) as ether with BigInt, the same text as the server's eth filter:
+  // exact up to 6 decimals, else rounded half up and marked "≈". Never a float.
+  function eth(wei) {
+    var v; try { v = BigInt(String(wei)); } catch (e) { return String(wei); }
+    var unit = BigInt("1000000000000000000"), step = BigInt("1000000000000");
+    var whole = v / unit, digits = (v % unit).toString().padStart(18, "0").replace(/0+$/, "");
+    var mark = "";
+    if (digits.length > 6) {
+      var r = (v + step / BigInt(2)) / step * step;
+      whole = r / unit;
+      digits = (r % unit).toString().padStart(18, "0").slice(0, 6).replace(/0+$/, "");
+      mark = "≈";
+    }
+    return mark + whole.toString() + (digits ? "." + digits : "") + " ETH";
+  }
+
   function apply(data) {
     document.querySelectorAll("[data-live]").forEach(function (el) {
       var value = field(data, el.getAttribute("data-live"));
       if (value == null) { return; }
-      var text = String(value);
+      var text = el.getAttribute("data-live-format") === "eth" ? eth(value) : String(value);
       if (el.textContent !== text) {
         el.textContent = text;
         el.classList.remove("updated"); void el.offsetWidth; el.classList.add("updated");

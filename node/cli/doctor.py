@@ -1,0 +1,201 @@
+"""``pictor doctor``: is this machine ready to work on a Pictor network, and if not, what to do.
+
+Each check says ok, warn or fail, what it found, and the next command to run:
+Blender (the renderer every worker and checker runs), the sandbox (scenes
+render without network access, as another user), the GPU (NVML), the chain
+(RPC answers with the configured chain id and the escrow has code), the node
+(running, listening beyond loopback, connected to peers), the ports (free
+for a node that is not running) and the clock (peers' adverts arrive within
+the replay window, the chain's newest block is not far from our time). Exit
+status 1 when any check fails.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.table import Table
+
+from node.cli.console import out_console
+from node.cli.init_cmd import DataDirOption
+from node.config import ConfigError, NodeConfig, default_data_dir, load_config
+from node.devnet.api import ApiError, NodeApi
+
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def clock_skew_s(adverts: list[dict[str, Any]]) -> float | None:
+    """Median of (received - signed) over peers' adverts: how far our clock runs ahead of
+    theirs, plus gossip delay (milliseconds on a LAN). None without adverts."""
+    gaps = [(a["received_ms"] - a["advert_timestamp_ms"]) / 1000 for a in adverts]
+    return statistics.median(gaps) if gaps else None
+
+
+def judge_clock(skew_s: float | None, window_s: float, source: str) -> Check:
+    if skew_s is None:
+        return Check("clock", "warn", "nothing to compare with (no peers' adverts, no chain)",
+                     "run the node connected to peers, then `pictor doctor` again")  # fmt: skip
+    if abs(skew_s) > window_s:
+        return Check("clock", "fail", f"{skew_s:+.1f} s from {source}; messages more than "
+                     f"{window_s:.0f} s off are refused as replays",
+                     "sync the clock: `timedatectl set-ntp true`")  # fmt: skip
+    if abs(skew_s) > window_s / 4:
+        return Check("clock", "warn", f"{skew_s:+.1f} s from {source}", "enable NTP")
+    return Check("clock", "ok", f"{skew_s:+.1f} s from {source}")
+
+
+def check_blender(executable: str = "blender") -> Check:
+    try:
+        done = subprocess.run([executable, "-b", "--factory-startup", "--version"],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("blender", "fail", f"{executable}: {exc}",
+                     "install it: `sudo apt-get install blender` (or scripts/setup)")  # fmt: skip
+    version = next((ln.strip() for ln in done.stdout.splitlines() if ln.startswith("Blender")), "")
+    if done.returncode != 0 or not version:
+        return Check("blender", "fail", f"{executable} --version failed (exit {done.returncode})",
+                     "reinstall Blender")  # fmt: skip
+    return Check("blender", "ok", version)
+
+
+def check_sandbox() -> Check:
+    from node.render.sandbox import probe_sandbox
+
+    box = probe_sandbox()
+    user = "as another user" if box.run_as else "as this user"
+    if not box.network_isolated:
+        return Check("sandbox", "warn", f"scenes would render with network access, {user}",
+                     "allow network namespaces (`unshare -n true` must work: run as root or "
+                     "enable unprivileged user namespaces)")  # fmt: skip
+    return Check("sandbox", "ok", f"no network for scenes, {user}")
+
+
+def check_gpu() -> Check:
+    from node.render.gpu import probe_gpus
+
+    probe = probe_gpus()
+    if not probe.available:
+        return Check("gpu", "warn", f"{probe.detail}: renders run on the CPU",
+                     "install the NVIDIA driver to render on a GPU")  # fmt: skip
+    models = ", ".join(f"{g.model} ({g.vram_mib} MiB)" for g in probe.gpus)
+    return Check("gpu", "ok", f"{probe.detail}: {models}; driver {probe.driver_version}")
+
+
+def _rpc(url: str, method: str, params: list[Any]) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    return httpx.post(url, json=body, timeout=5).json()["result"]
+
+
+def check_chain(config: NodeConfig) -> tuple[Check, float | None]:
+    """The chain check, and the chain clock's offset from ours (for the clock check)."""
+    if not config.chain_rpc_url:
+        return Check("chain", "warn", "no chain configured: this node can neither escrow nor be "
+                     "paid", f"set chain_rpc_url, chain_id, escrow_address in "
+                     f"{config.data_dir / 'config.toml'}"), None  # fmt: skip
+    url = config.chain_rpc_url
+    try:
+        chain_id = int(_rpc(url, "eth_chainId", []), 16)
+        code = _rpc(url, "eth_getCode", [config.escrow_address, "latest"])
+        block = _rpc(url, "eth_getBlockByNumber", ["latest", False])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return Check("chain", "fail", f"{url} does not answer: {exc}",
+                     "start the chain or fix chain_rpc_url"), None  # fmt: skip
+    offset_s = time.time() - int(block["timestamp"], 16)
+    if chain_id != config.chain_id:
+        return Check("chain", "fail", f"{url} is chain {chain_id}, config says {config.chain_id}",
+                     "fix chain_id in config.toml"), offset_s  # fmt: skip
+    if code in ("0x", "", None):
+        return Check("chain", "fail", f"no contract at escrow_address {config.escrow_address}",
+                     "fix escrow_address in config.toml"), offset_s  # fmt: skip
+    return Check("chain", "ok", f"chain {chain_id} at {url}, escrow deployed"), offset_s
+
+
+def check_node(config: NodeConfig) -> tuple[list[Check], list[dict[str, Any]] | None]:
+    """Node, reachability and ports; the adverts it knows when it runs (for the clock)."""
+    start = f"pictor node run --data-dir {config.data_dir}"
+    try:
+        api = NodeApi.for_data_dir(config.data_dir)
+    except (OSError, ValueError) as exc:
+        return [Check("node", "fail", f"cannot read its API token: {exc}", "pictor init"),
+                check_ports(config)], None  # fmt: skip
+    try:
+        status = api.get("/v1/status")
+        adverts: list[dict[str, Any]] = api.get("/v1/network")
+    except ApiError:
+        return [Check("node", "warn", f"not running (nothing answers at {api.base_url})", start),
+                check_ports(config)], None  # fmt: skip
+    checks = [Check("node", "ok", f"{status['node_id']} running, roles "
+                    f"{', '.join(status['roles']) or 'none'}")]  # fmt: skip
+    addrs = status["listen_addrs"]
+    if all("/127." in a or "/ip6/::1/" in a for a in addrs):
+        checks.append(Check("reachability", "warn", "listening on loopback only",
+                            "--listen /ip4/0.0.0.0/tcp/4001"))  # fmt: skip
+    elif status["connected_peers"] == 0:
+        checks.append(Check("reachability", "warn", "no peer connected",
+                            "pass --bootstrap <a running node's address> (docs/NODE.md)"))  # fmt: skip
+    else:
+        checks.append(Check("reachability", "ok", f"{status['connected_peers']} peer(s) "
+                            f"connected, {len(adverts)} advert(s) known"))  # fmt: skip
+    return checks, adverts
+
+
+def check_ports(config: NodeConfig) -> Check:
+    busy = []
+    ports = [("API", "127.0.0.1", config.api_port)]
+    for addr in config.listen_addrs:
+        parts = addr.split("/")
+        if len(parts) >= 5 and parts[1] == "ip4" and parts[3] == "tcp":
+            ports.append(("libp2p", parts[2], int(parts[4])))
+    for what, host, port in ports:
+        if port == 0:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                busy.append(f"{what} {host}:{port} ({exc.strerror})")
+    if busy:
+        return Check("ports", "fail", "in use: " + ", ".join(busy),
+                     "stop what holds them, or pick others (--api-port, --listen)")  # fmt: skip
+    return Check("ports", "ok", "API and listen ports free")
+
+
+def doctor(data_dir: Path | None = DataDirOption) -> None:
+    """Check Blender, sandbox, GPU, chain, the node's reachability, ports and clock."""
+    import typer
+
+    data_dir = (data_dir or default_data_dir()).expanduser()
+    try:
+        config = load_config(data_dir)
+    except ConfigError as exc:
+        out_console().print(f"[red]config:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    checks = [check_blender(), check_sandbox(), check_gpu()]
+    chain, chain_offset_s = check_chain(config)
+    node_checks, adverts = check_node(config)
+    checks += [chain, *node_checks]
+    if adverts:
+        checks.append(judge_clock(clock_skew_s(adverts), config.replay_skew_s, "peers' adverts"))
+    else:
+        checks.append(judge_clock(chain_offset_s, config.replay_skew_s, "the chain's newest block"))
+    table = Table("check", "", "found", "fix")
+    for c in checks:
+        table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
+    out_console().print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)

@@ -1,0 +1,97 @@
+"""What a job will cost, before it is submitted: asks, a proposed max price, the escrow.
+
+Theory of operation
+-------------------
+A worker bids on a job when it runs the job's renderer build and its ask
+(``price_wei_per_ru × ru_per_frame``, :func:`ask_wei_per_frame`, the same
+product :class:`~protocol.market.worker.WorkerMachine` bids) is at most the
+job's max price per frame. So a requester who reads the workers' adverts can
+propose a max price that is sure to draw bids: walk the offers that run the
+build cheapest first until their free slots cover the frames (every worker
+counts at least one slot: slots free up as frames finish), take the highest
+ask among them and add a margin for asks that move while the job is announced.
+
+Awards are pay-as-bid, so the estimate is an upper bound at the chosen asks:
+every frame at the highest chosen ask plus one checker fee. The escrow is
+larger (:func:`budget_wei`: room for one re-check per frame); what is not
+spent is refunded after the deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+BPS = 10_000
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One worker's standing offer, as read from its CapacityAdvert."""
+
+    worker: str
+    ask_wei_per_frame: int
+    renderer_builds: tuple[str, ...]
+    free_slots: int
+    score_ru_per_hour: int
+
+
+@dataclass(frozen=True)
+class PriceProposal:
+    max_price_wei_per_frame: int
+    workers: int  # offers at or below the proposed max price that run the build
+    cheapest_ask_wei: int
+    estimate_wei: int  # upper bound: every frame at the chosen asks, plus one check each
+    budget_wei: int  # what the escrow holds until the deadline
+
+
+def ask_wei_per_frame(price_wei_per_ru: int, ru_per_frame: int) -> int:
+    """A worker's ask for one frame: the product its bid carries."""
+    return price_wei_per_ru * ru_per_frame
+
+
+def checker_fee_wei(price_wei: int, fee_bps: int) -> int:
+    """One check's fee for a frame paid ``price_wei`` (rounded down, as the requester pays it)."""
+    return price_wei * fee_bps // BPS
+
+
+def budget_wei(frames: int, max_price_wei_per_frame: int, fee_bps: int) -> int:
+    """The escrow: every frame at the cap, its check and one re-check, rounded up, in integers."""
+    return -(-frames * max_price_wei_per_frame * (BPS + 2 * fee_bps) // BPS)
+
+
+def eligible(offers: Iterable[Offer], renderer_build: str) -> list[Offer]:
+    """Offers that run the build, cheapest first (then fastest, then by name)."""
+    runs = [o for o in offers if renderer_build in o.renderer_builds]
+    return sorted(runs, key=lambda o: (o.ask_wei_per_frame, -o.score_ru_per_hour, o.worker))
+
+
+def propose_max_price(
+    offers: Iterable[Offer], renderer_build: str, frames: int, fee_bps: int, margin_bps: int = 1_000
+) -> PriceProposal | None:
+    """The max price per frame that the cheapest offers covering ``frames`` accept.
+
+    ``None`` when no offer runs the build: no price would draw a bid.
+    """
+    if frames < 1 or margin_bps < 0:
+        raise ValueError("frames must be >= 1 and margin_bps >= 0")
+    ranked = eligible(offers, renderer_build)
+    if not ranked:
+        return None
+    covered = 0
+    top_ask_wei = ranked[0].ask_wei_per_frame
+    for offer in ranked:
+        top_ask_wei = offer.ask_wei_per_frame
+        covered += max(1, offer.free_slots)
+        if covered >= frames:
+            break
+    max_price_wei = top_ask_wei + -(-top_ask_wei * margin_bps // BPS)
+    if max_price_wei == 0:
+        max_price_wei = 1  # a job's max price is positive; free workers still bid
+    return PriceProposal(
+        max_price_wei_per_frame=max_price_wei,
+        workers=sum(1 for o in ranked if o.ask_wei_per_frame <= max_price_wei),
+        cheapest_ask_wei=ranked[0].ask_wei_per_frame,
+        estimate_wei=frames * (top_ask_wei + checker_fee_wei(top_ask_wei, fee_bps)),
+        budget_wei=budget_wei(frames, max_price_wei, fee_bps),
+    )
