@@ -56,6 +56,8 @@ class JobBook:
         self._failures: dict[bytes, int] = {}
         self._rejections: dict[bytes, int] = {}
         self._blocklist: set[bytes] = set()
+        # A blocklisted worker's bid, kept while a dispute may still clear it.
+        self._parked_bids: dict[bytes, Bidder] = {}
         self._owed_wei: dict[bytes, int] = {}
         self._fees_wei = 0
         self._reserved_wei = 0

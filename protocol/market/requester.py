@@ -409,6 +409,9 @@ class JobMachine(JobBook):
             and self._failures[worker] < self.config.blocklist_after_failures
         ):
             self._blocklist.discard(worker)  # it may bid again
+            if (bid := self._parked_bids.pop(worker, None)) is not None:
+                # Its bid stands again: its machine will not re-bid a job it bid on.
+                self._bidders.setdefault(worker, bid)
         if frame.state in SETTLED:
             return [*out, self._resolved(task, False, False, reason + "; frame settled meanwhile")]
         frame.failed_attempts -= 1
@@ -500,7 +503,9 @@ class JobMachine(JobBook):
             task.worker not in self._blocklist
         ):
             self._blocklist.add(task.worker)
-            self._bidders.pop(task.worker, None)
+            parked = self._bidders.pop(task.worker, None)
+            if parked is not None and rejected:
+                self._parked_bids[task.worker] = parked  # a won dispute restores it
             out.append(WorkerBlocklisted(self.job_id, task.worker, failures))
             out += self._shut_out(task.worker)
         return out + self._after_change(now_ms)

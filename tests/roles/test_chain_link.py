@@ -20,7 +20,6 @@ from node.roles.chain import ChainLink, ChainSettings
 from tests.ledger.conftest import ETHER, GRACE_S, Deployed, anvil_deployed
 
 __all__ = ["anvil_deployed"]  # the fixture, imported for this module
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""Submitting (preflight, escrow through an outage), cancelling and the refund after it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.roles.submit import SubmitError, SubmitRequest, submit
+from tests.roles.cluster import open_cluster
+from tests.roles.fakes import write_scene
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"frames": ()}, "no frames"),
+        ({"scene": Path("/nonexistent/scene.json")}, "not found"),
+        ({"assurance": "paranoid"}, "one of normal, high, none"),
+        ({"scene": "no-camera"}, "no active camera"),
+        ({"scene": "not-a-scene"}, "inspection failed"),
+    ],
+)
+async def test_submit_refuses_with_a_reason_and_escrows_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, change: dict[str, object], error: str
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        values: dict[str, object] = {
+            "scene": write_scene(tmp_path / "ok.json"), "frames": (1, 2),
+            "max_price_wei_per_frame": 10**14, "deadline_s": 600.0, "out_dir": tmp_path / "out",
+        }  # fmt: skip
+        values.update(change)
+        if values["scene"] == "no-camera":
+            values["scene"] = write_scene(tmp_path / "dark.json", has_camera=False)
+        elif values["scene"] == "not-a-scene":
+            (tmp_path / "junk.json").write_bytes(b"\x00BLENDER?")
+            values["scene"] = tmp_path / "junk.json"
+        with pytest.raises(SubmitError, match=error):
+            await submit(client.live(), SubmitRequest(**values))  # type: ignore[arg-type]
+        assert cluster.escrow.log == [] and not client.live().requester.jobs
+
+
+async def test_settings_override_and_deposit_waits_out_an_outage(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        assert client.chain is not None
+        client.chain.down = True
+        request = SubmitRequest(write_scene(tmp_path / "s.json"), (1,), 10**14, 600.0,
+                                tmp_path / "out", resolution=(16, 8), samples=2)  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(submit, client.live(), request)
+            await client.chain.wait_calls("deposit", 3)
+            assert not client.live().requester.jobs  # nothing announced before it is paid for
+            client.chain.down = False
+        (job,) = client.live().requester.jobs.values()
+        assert (job.spec.settings.resolution_x, job.spec.settings.resolution_y) == (16, 8)
+        assert job.spec.settings.samples == 2
+        assert cluster.escrow.jobs[job.job_id].remaining_wei == job.spec.budget_wei
+
+
+async def test_cancelled_job_is_refunded_after_deadline_and_grace(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")  # no worker: nothing will be rendered
+        job_id = await cluster.submit("client", frames=2, deadline_s=120.0)
+        requester = client.live().requester
+        job = requester.jobs[job_id]
+        await requester.cancel(job_id)
+        await job.done.wait()
+        assert job.view.outcome == "cancelled"
+        await cluster.escrow.wait_until(lambda: cluster.escrow.jobs[job_id].refunded)
+        assert cluster.escrow.balances[client.address] == job.spec.budget_wei
+        assert job.view.refunded and job.view.refund_wei == job.spec.budget_wei
+        # The chain said "grace not over" until it was: the node asked, never forced it.
+        assert client.chain is not None and client.chain.calls.count("refund") == 1
