@@ -12,7 +12,6 @@ announced that is not paid for.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from node.render.base import RenderError
 from node.render.preflight import analyse
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
+from protocol.market.quote import budget_wei
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
 
 logger = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ class SubmitRequest:
     assurance: str = "normal"
     resolution: tuple[int, int] | None = None
     samples: int | None = None
-
-
-def budget_for(frames: int, max_price_wei_per_frame: int, fee_bps: int) -> int:
-    """Room for every frame at the price cap, its check, and one re-check each."""
-    return math.ceil(frames * max_price_wei_per_frame * (1 + 2 * fee_bps / 10_000))
 
 
 async def preflight(roles: Roles, scene: Path) -> RenderSettings:
@@ -94,7 +89,7 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
         scene_size_bytes=request.scene.stat().st_size, renderer_build=roles.build,
         settings=settings, frames=request.frames, ru_per_frame=RU_PER_FRAME,
         max_price_wei_per_frame=request.max_price_wei_per_frame,
-        budget_wei=budget_for(len(request.frames), request.max_price_wei_per_frame,
+        budget_wei=budget_wei(len(request.frames), request.max_price_wei_per_frame,
                               CHECKER_FEE_BPS),
         deadline_ms=now_ms + int(request.deadline_s * 1000), assurance=assurance,
         checker_fee_bps=CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
