@@ -71,9 +71,8 @@ class RendererIdentity:
     device_class: str  # e.g. "cpu-x86_64-avx2", "cuda-sm90"
 
 
-class Renderer(Protocol):
-    @property
-    def name(self) -> str: ...
+class FrameRenderer(Protocol):
+    """Whole frames: what a worker role needs of a backend."""
 
     async def identify(self) -> RendererIdentity:
         """Which build and device this backend renders with (cached after the first call)."""
@@ -89,6 +88,13 @@ class Renderer(Protocol):
     ) -> list[FrameOutput]:
         """Render whole frames into ``out_dir``; raises ``RenderError``."""
         ...
+
+
+class Renderer(FrameRenderer, Protocol):
+    """A backend: whole frames, regions of a frame, and its name."""
+
+    @property
+    def name(self) -> str: ...
 
     async def render_region(
         self,

@@ -20,27 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ledger.client import JobState
-from node.render.base import FrameOutput, ProgressFn, RendererIdentity
+from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.verify.checker import TileRenderer
-from protocol.messages import RenderSettings, Voucher
+from protocol.messages import Voucher
 
 __all__ = ["Chain", "FrameRenderer", "JobState", "RenderKit", "SceneInspector", "TileRenderer"]
-
-
-class FrameRenderer(Protocol):
-    """Whole frames, as a worker renders them (``node.render.base.Renderer`` has more)."""
-
-    async def identify(self) -> RendererIdentity: ...
-
-    async def render_frames(
-        self,
-        scene: Path,
-        settings: RenderSettings,
-        frames: Sequence[int],
-        out_dir: Path,
-        progress: ProgressFn | None = None,
-    ) -> list[FrameOutput]: ...
 
 
 class SceneInspector(Protocol):
