@@ -13,12 +13,9 @@ from typing import Any
 
 import trio
 from fastapi import Depends, FastAPI, HTTPException, Query
-from hexbytes import HexBytes
 from pydantic import BaseModel, Field
 
 from node.api.app import MAX_WAIT_S, _BearerAuth
-from node.roles.chain import ChainLink
-from node.roles.ports import Chain
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
 from node.roles.submit import CHECKER_FEE_BPS, RU_PER_FRAME, SubmitError, SubmitRequest, submit
@@ -87,8 +84,7 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         "has_chain": link is not None,
         "ru_per_frame": RU_PER_FRAME,
         "checker_fee_bps": CHECKER_FEE_BPS,
-        "transactions": [{"what": w, "tx": h, "gas": g} for w, h, g in link.transactions]
-        if link else [],
+        "transactions": [tx.as_json() for tx in link.transactions] if link else [],
     }  # fmt: skip
 
 
@@ -107,52 +103,8 @@ def find_job(jobs: Mapping[bytes, RequesterJob], text: str) -> RequesterJob:
     return matches[0]
 
 
-class TxInputs:
-    """Transaction inputs this node sent, fetched once each, to tell which job a tx was for.
-
-    ``Chain.transactions`` records (what, hash, gas) without the job; the
-    escrow's calls all carry the job id as an ABI word, so a transaction whose
-    input holds the 32 id bytes belongs to that job. Bounded: one entry per
-    transaction this node itself sent. Only the real ``ChainLink`` can look a
-    transaction up (the ``Chain`` port has no such call); with another chain
-    no transaction is attributed. Once ``transactions`` names the job, this
-    class goes.
-    """
-
-    def __init__(self) -> None:
-        self._inputs: dict[str, bytes] = {}
-
-    async def of_job(self, roles: Roles, job_id: bytes) -> list[dict[str, Any]]:
-        link = roles.ctx.chain
-        if link is None:
-            return []
-        out = []
-        for what, tx_hash, gas in list(link.transactions):
-            data = self._inputs.get(tx_hash)
-            if data is None:
-                data = await self._fetch(link, tx_hash)
-                self._inputs[tx_hash] = data
-            if job_id in data:
-                out.append({"what": what, "tx": tx_hash, "gas": gas})
-        return out
-
-    @staticmethod
-    async def _fetch(link: Chain, tx_hash: str) -> bytes:
-        if not isinstance(link, ChainLink):
-            return b""
-        try:
-            escrow = await link.escrow()
-            w3 = escrow.client.w3
-            wanted = HexBytes(bytes.fromhex(tx_hash.removeprefix("0x")))
-            tx = await escrow.run(lambda: w3.eth.get_transaction(wanted))
-        except Exception as exc:  # web3 and transport errors of many kinds
-            raise HTTPException(503, f"the chain did not answer: {str(exc)[:200]}") from None
-        return bytes(tx["input"])
-
-
 def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
     auth = [Depends(_BearerAuth(token))]
-    tx_inputs = TxInputs()
 
     def find(job_id: str) -> RequesterJob:
         return find_job(roles.requester.jobs, job_id)
@@ -187,7 +139,9 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
     @app.get("/v1/client/jobs/{job_id}/transactions", dependencies=auth,
              summary="This node's transactions for one job (its deposit, refund)")  # fmt: skip
     async def get_job_transactions(job_id: str) -> list[dict[str, Any]]:
-        return await tx_inputs.of_job(roles, find(job_id).job_id)
+        job_id_raw, chain = find(job_id).job_id, roles.ctx.chain
+        txs = chain.transactions if chain is not None else []
+        return [tx.as_json() for tx in txs if job_id_raw in tx.job_ids]
 
     @app.post("/v1/client/jobs/{job_id}/cancel", dependencies=auth, summary="Cancel a job")
     async def cancel_job(job_id: str) -> dict[str, Any]:

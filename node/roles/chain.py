@@ -32,7 +32,7 @@ from ledger.voucher_book import RedeemPolicy, VoucherBook
 from ledger.vouchers import VoucherError, verify
 from node.log import log_event
 from node.roles import persist
-from node.roles.ports import Chain
+from node.roles.ports import Chain, ChainTx
 from node.store import Store
 from protocol.messages import Voucher
 
@@ -56,7 +56,7 @@ class ChainLink:
         self.address = bytes.fromhex(Account.from_key(payment_key).address[2:])
         self._escrow: TrioEscrow | None = None
         self._lock = trio.Lock()
-        self.transactions: list[tuple[str, str, int]] = []  # (what, tx hash, gas used)
+        self.transactions: list[ChainTx] = []
 
     @property
     def chain_id(self) -> int:
@@ -77,8 +77,10 @@ class ChainLink:
         client = EscrowClient(TxSender(w3, self._key), self.settings.escrow_address)
         return TrioEscrow(client, trio.CapacityLimiter(1))
 
-    async def send(self, what: str, call_of: str, *args: object) -> TxReceipt:
-        """Send ``escrow.calls.<call_of>(*args)``; ``LedgerError`` closes the link."""
+    async def send(
+        self, what: str, job_ids: tuple[bytes, ...], call_of: str, *args: object
+    ) -> TxReceipt:
+        """Send ``escrow.calls.<call_of>(*args)`` for ``job_ids``; ``LedgerError`` closes the link."""
         try:
             escrow = await self.escrow()
             call: Call = getattr(escrow.calls, call_of)(*args)
@@ -86,8 +88,9 @@ class ChainLink:
         except LedgerError:
             self._escrow = None
             raise
-        self.transactions.append((what, receipt["transactionHash"].hex(), int(receipt["gasUsed"])))
-        log_event(logger, logging.INFO, "transaction", what=what, gas=int(receipt["gasUsed"]))
+        gas = int(receipt["gasUsed"])
+        self.transactions.append(ChainTx(what, receipt["transactionHash"].hex(), gas, job_ids))
+        log_event(logger, logging.INFO, "transaction", what=what, gas=gas)
         return receipt
 
     async def _read(self, fn: Callable[[EscrowClient], T]) -> T:
@@ -103,16 +106,17 @@ class ChainLink:
             raise LedgerError(str(exc)[:300]) from exc
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
-        await self.send("deposit", "deposit", job_id, budget_wei, deadline_s)
+        await self.send("deposit", (job_id,), "deposit", job_id, budget_wei, deadline_s)
 
     async def refund(self, job_id: bytes) -> None:
-        await self.send("refund", "refund", job_id)
+        await self.send("refund", (job_id,), "refund", job_id)
 
     async def redeem(self, vouchers: Sequence[Voucher]) -> None:
+        jobs = tuple(dict.fromkeys(v.job_id for v in vouchers))
         if len(vouchers) == 1:
-            await self.send("redeem", "redeem", vouchers[0])
+            await self.send("redeem", jobs, "redeem", vouchers[0])
         else:
-            await self.send(f"redeem_batch×{len(vouchers)}", "redeem_batch", list(vouchers))
+            await self.send(f"redeem_batch×{len(vouchers)}", jobs, "redeem_batch", list(vouchers))
 
     async def job(self, job_id: bytes) -> JobState:
         return await self._read(lambda client: client.job(job_id))

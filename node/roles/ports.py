@@ -25,7 +25,7 @@ from node.render.blender import BlenderConfig
 from node.verify.checker import TileRenderer
 from protocol.messages import Voucher
 
-__all__ = ["Chain", "FrameRenderer", "JobState", "RenderKit", "SceneInspector", "TileRenderer"]
+__all__ = ["Chain", "ChainTx", "FrameRenderer", "JobState", "RenderKit", "SceneInspector", "TileRenderer"]
 
 
 class SceneInspector(Protocol):
@@ -39,6 +39,20 @@ class RenderKit:
     frames: FrameRenderer  # the worker's renders
     tiles: TileRenderer  # the checker's re-renders
     inspect: SceneInspector  # the requester's preflight
+
+
+@dataclass(frozen=True)
+class ChainTx:
+    """A transaction this node sent: what for, its hash, gas used, and the jobs it touched."""
+
+    what: str
+    tx_hash: str
+    gas: int
+    job_ids: tuple[bytes, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"what": self.what, "tx": self.tx_hash, "gas": self.gas,
+                "jobs": [j.hex() for j in self.job_ids]}  # fmt: skip
 
 
 class Chain(Protocol):
@@ -58,8 +72,8 @@ class Chain(Protocol):
     def address(self) -> bytes: ...
 
     @property
-    def transactions(self) -> list[tuple[str, str, int]]:
-        """(what, tx hash, gas used) of every transaction this node sent."""
+    def transactions(self) -> list[ChainTx]:
+        """Every transaction this node sent, oldest first."""
         ...
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None: ...

@@ -30,7 +30,7 @@ from ledger.client import JobState
 from ledger.errors import ChainRevert, ChainUnreachable
 from ledger.vouchers import VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
-from node.roles.ports import RenderKit
+from node.roles.ports import ChainTx, RenderKit
 from node.verify.blender_tiles import TileRenders
 from protocol.messages import RenderSettings, Voucher
 from protocol.verification import Tile
@@ -265,7 +265,7 @@ class FakeChain:
     def __init__(self, escrow: FakeEscrow, address: bytes) -> None:
         self.escrow = escrow
         self.address = address
-        self.transactions: list[tuple[str, str, int]] = []
+        self.transactions: list[ChainTx] = []
         self.down = False  # every call raises ChainUnreachable while True
         self.reverts: list[str] = []  # the next transactions revert with these reasons
         self.delay_s = 0.0
@@ -297,23 +297,23 @@ class FakeChain:
         if self.down:
             raise ChainUnreachable(f"{what}: chain down")
 
-    async def _transact(self, what: str, fn: Callable[[], None]) -> None:
+    async def _transact(self, what: str, jobs: tuple[bytes, ...], fn: Callable[[], None]) -> None:
         await self._enter(what)
         if self.reverts:
             raise ChainRevert(self.reverts.pop(0))
         fn()
-        self.transactions.append((what, f"0x{len(self.transactions):064x}", 50_000))
+        self.transactions.append(ChainTx(what, f"0x{len(self.transactions):064x}", 50_000, jobs))
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
-        await self._transact(
-            "deposit", lambda: self.escrow.deposit(self.address, job_id, budget_wei, deadline_s)
-        )
+        await self._transact("deposit", (job_id,),
+                             lambda: self.escrow.deposit(self.address, job_id, budget_wei, deadline_s))  # fmt: skip
 
     async def refund(self, job_id: bytes) -> None:
-        await self._transact("refund", lambda: self.escrow.refund(job_id))
+        await self._transact("refund", (job_id,), lambda: self.escrow.refund(job_id))
 
     async def redeem(self, vouchers: Sequence[Voucher]) -> None:
-        await self._transact("redeem", lambda: self.escrow.redeem(list(vouchers)))
+        jobs = tuple(dict.fromkeys(v.job_id for v in vouchers))
+        await self._transact("redeem", jobs, lambda: self.escrow.redeem(list(vouchers)))
 
     async def job(self, job_id: bytes) -> JobState:
         await self._enter("job")

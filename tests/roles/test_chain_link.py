@@ -60,8 +60,9 @@ async def test_deposit_views_redeem_and_refund(anvil: Deployed) -> None:
     anvil.chain.advance_time(3600 + GRACE_S + 1)
     await requester.refund(job_id)
     assert (await worker.job(job_id)).refunded
-    assert [what for what, _, _ in requester.transactions] == ["deposit", "refund"]
-    assert [what for what, _, _ in worker.transactions] == ["redeem", "redeem_batch×2"]
+    assert [tx.what for tx in requester.transactions] == ["deposit", "refund"]
+    assert [tx.what for tx in worker.transactions] == ["redeem", "redeem_batch×2"]
+    assert all(tx.job_ids == (job_id,) for tx in requester.transactions + worker.transactions)
 
 
 async def test_an_unreachable_chain_is_a_ledger_error_and_the_link_reopens(
