@@ -15,8 +15,9 @@ import trio
 from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from ledger.errors import LedgerError
 from node.api.app import MAX_WAIT_S, _BearerAuth
-from node.roles.requester import RequesterJob
+from node.roles.requester import RefundNotYet, RequesterJob
 from node.roles.service import Roles
 from node.roles.submit import CHECKER_FEE_BPS, RU_PER_FRAME, SubmitError, SubmitRequest, submit
 
@@ -148,6 +149,18 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
         job = find(job_id)
         await roles.requester.cancel(job.job_id)
         return job_json(job)
+
+    @app.post("/v1/client/jobs/{job_id}/refund", dependencies=auth,
+              summary="Reclaim a job's unspent escrow (after its deadline + grace)")  # fmt: skip
+    async def refund_job(job_id: str) -> dict[str, Any]:
+        job = find(job_id)
+        try:
+            refunded_wei = await job.refund_now()
+        except RefundNotYet as exc:
+            raise HTTPException(409, str(exc)) from None
+        except LedgerError as exc:
+            raise HTTPException(503, f"the chain did not answer: {str(exc)[:200]}") from None
+        return {**job_json(job), "refunded_now_wei": refunded_wei}
 
     @app.get("/v1/roles", dependencies=auth, summary="Worker, checker and payment statistics")
     async def get_roles() -> dict[str, Any]:

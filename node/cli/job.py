@@ -301,6 +301,24 @@ def cancel(
                         "(the escrow returns it after the deadline's grace period)")  # fmt: skip
 
 
+@app.command("refund")
+def refund(
+    job_id: Annotated[str, typer.Argument(help="Job id or any unique prefix of it.")],
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Reclaim a job's unspent escrow now (the node also does it by itself once the chain
+    passes the job's deadline + grace, also after a restart)."""
+    try:
+        job = _api(data_dir).post(f"/v1/client/jobs/{job_id}/refund")
+    except ApiError as exc:
+        _fail(str(exc))
+        raise
+    if job["refunded_now_wei"]:
+        out_console().print(f"refunded {eth(job['refunded_now_wei'])} to this node's address")
+    else:
+        out_console().print("nothing left to refund: the escrow of this job is settled")
+
+
 @app.command("download")
 def download(
     job_id: Annotated[str, typer.Argument(help="Job id or any unique prefix of it.")],

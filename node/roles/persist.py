@@ -46,9 +46,12 @@ def set_job_state(conn: sqlite3.Connection, *, job_id: str, state: str, now_ms: 
     )
 
 
-def open_jobs(conn: sqlite3.Connection) -> list[tuple[str, bytes, str]]:
+def unsettled_jobs(conn: sqlite3.Connection) -> list[tuple[str, bytes, str]]:
+    """This node's jobs whose escrow is not yet settled: open ones, and ended ones whose
+    refund the journal does not record (a restart must still reclaim it)."""
     rows = conn.execute(
-        "SELECT job_id, spec, out_dir FROM jobs WHERE state = 'open' AND out_dir IS NOT NULL"
+        "SELECT job_id, spec, out_dir FROM jobs WHERE out_dir IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM market_journal m WHERE m.job_id = jobs.job_id AND m.kind = 'refunded')"
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 

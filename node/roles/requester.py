@@ -71,10 +71,15 @@ class JobView:
     outcome: str | None = None
     worker_wei: dict[bytes, int] = field(default_factory=dict)
     fee_wei: dict[bytes, int] = field(default_factory=dict)
-    refund_wei: int = 0
-    refunded: bool = False
+    refund_wei: int = 0  # what the machine's books leave unspent
+    refunded: bool = False  # the escrow is settled (refunded, or nothing was left)
+    refunded_wei: int = 0  # what our refund transaction returned
     started_ms: int = 0
     finished_ms: int | None = None
+
+
+class RefundNotYet(Exception):
+    """The escrow cannot be refunded now; the message says when or why not."""
 
 
 class RequesterJob:
@@ -121,6 +126,9 @@ class RequesterJob:
             commands = machine.handle_timer(now_ms)
         elif kind == "assign":
             commands = machine.assign_checker(data, peer, now_ms)
+        elif kind == "refunded":  # not a machine input: the escrow is settled
+            self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
+            commands = []
         else:
             commands = machine.cancel(now_ms)
         self.carry_out(commands, now_ms)
@@ -247,23 +255,43 @@ class RequesterJob:
         """Reclaim the unspent escrow once the chain's clock passes deadline + grace.
 
         The contract decides on its own clock, so we ask it (a poll: there is no
-        event to wait for); an outage just means asking again later.
+        event to wait for); an outage just means asking again later. Runs when
+        the job ends, and again after every restart until the journal says done.
         """
-        chain = self.ctx.chain
-        assert chain is not None
         while True:
             try:
-                state = await chain.job(self.job_id)
-                if state.refunded or state.remaining_wei == 0:
-                    return
-                if await chain.chain_time_s() > state.deadline_s + await chain.grace_s():
-                    await chain.refund(self.job_id)
-                    self.view.refunded = True
-                    self._notify()
-                    return
+                await self.refund_now()
+                return
+            except RefundNotYet:
+                pass
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "refund postponed", error=str(exc)[:200])
             await trio.sleep(REFUND_POLL_S)
+
+    async def refund_now(self) -> int:
+        """Refund what the escrow still holds for this job, if the chain allows it now.
+
+        Returns the wei refunded (0 when there was nothing left or it was
+        already refunded); raises ``RefundNotYet`` before deadline + grace and
+        ``LedgerError`` when the chain does not answer. Either way a job whose
+        escrow is settled is journalled as such, so a restart stops asking.
+        """
+        chain = self.ctx.chain
+        if chain is None:
+            raise RefundNotYet("this node has no chain configured: nothing was escrowed")
+        state = await chain.job(self.job_id)
+        refund_wei = 0
+        if not state.refunded and state.remaining_wei > 0:
+            open_until_s = state.deadline_s + await chain.grace_s()
+            wait_s = open_until_s - await chain.chain_time_s()
+            if wait_s >= 0:
+                raise RefundNotYet(f"the escrow refunds after deadline + grace: in {wait_s + 1} s "
+                                   f"(chain time {open_until_s + 1})")  # fmt: skip
+            await chain.refund(self.job_id)
+            refund_wei = state.remaining_wei
+        if not self.view.refunded:
+            await self.step("refunded", b"", refund_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+        return refund_wei
 
     async def _finished(self) -> None:
         # Done means the frames are in the output folder, not merely accepted.
@@ -303,7 +331,7 @@ class RequesterRole:
             await trio.sleep_forever()
 
     async def _resume(self) -> None:
-        for job_hex, spec_bytes, out_dir in await self.ctx.node.store.call(persist.open_jobs):
+        for job_hex, spec_bytes, out_dir in await self.ctx.node.store.call(persist.unsettled_jobs):
             spec = from_wire(JobSpec, unpackb(spec_bytes))
             job = RequesterJob(self, spec, bytes.fromhex(job_hex), Path(out_dir))
             for kind, peer, data, now_ms in await self.ctx.node.store.call(
@@ -334,7 +362,9 @@ class RequesterRole:
             )
         job.resend_vouchers()
         if job.view.outcome is not None:
-            await job._finished()  # it ended just before the crash
+            if self.ctx.chain is not None and not job.view.refunded:
+                self.spawn(job._refund)  # it ended before the restart: reclaim what is left
+            await job._finished()
             return
         await job.run_timer()
 

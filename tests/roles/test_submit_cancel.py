@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from node.roles.requester import RefundNotYet
 from node.roles.submit import SubmitError, SubmitRequest, submit
 from tests.roles.cluster import open_cluster
 from tests.roles.fakes import write_scene
@@ -73,8 +74,50 @@ async def test_cancelled_job_is_refunded_after_deadline_and_grace(
         await requester.cancel(job_id)
         await job.done.wait()
         assert job.view.outcome == "cancelled"
-        await cluster.escrow.wait_until(lambda: cluster.escrow.jobs[job_id].refunded)
+        while not job.view.refunded:
+            await job.wait_changed()
+        assert cluster.escrow.jobs[job_id].refunded
         assert cluster.escrow.balances[client.address] == job.spec.budget_wei
-        assert job.view.refunded and job.view.refund_wei == job.spec.budget_wei
+        assert job.view.refund_wei == job.view.refunded_wei == job.spec.budget_wei
         # The chain said "grace not over" until it was: the node asked, never forced it.
+        assert client.chain is not None and client.chain.calls.count("refund") == 1
+
+
+async def test_a_restarted_requester_still_reclaims_its_refund(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 13 item 6: the refund task started only for live jobs, so a requester that
+    restarted after its job ended never reclaimed the unspent escrow."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        job_id = await cluster.submit("client", frames=2, deadline_s=120.0)
+        job = client.live().requester.jobs[job_id]
+        await client.live().requester.cancel(job_id)
+        await job.done.wait()
+        await cluster.kill("client")  # before deadline + grace: nothing refunded yet
+        assert not cluster.escrow.jobs[job_id].refunded
+        await cluster.restart("client")
+        resumed = client.live().requester.jobs[job_id]
+        while not resumed.view.refunded:
+            await resumed.wait_changed()
+        assert cluster.escrow.balances[client.address] == job.spec.budget_wei
+        await cluster.kill("client")
+        await cluster.restart("client")  # settled now: no longer resumed, never asked again
+        assert resumed.view.refunded and resumed.view.refunded_wei == job.spec.budget_wei
+        assert job_id not in client.live().requester.jobs
+
+
+async def test_refund_by_hand_says_when_and_then_refunds(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        job_id = await cluster.submit("client", frames=1, deadline_s=120.0)
+        job = client.live().requester.jobs[job_id]
+        with pytest.raises(RefundNotYet, match="refunds after deadline"):
+            await job.refund_now()
+        await job.done.wait()  # expires at the deadline (nobody bids)
+        while not job.view.refunded:
+            await job.wait_changed()
+        assert await job.refund_now() == 0  # settled already: nothing left, no error
         assert client.chain is not None and client.chain.calls.count("refund") == 1
