@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,9 +58,11 @@ async def build_reference_scene(backend: BlenderBackend, out_path: Path, frames:
     config = backend.config
     with tempfile.TemporaryDirectory(dir=config.work_root, prefix="pictor-") as tmp:
         workdir = Path(tmp)
+        script = workdir / REFERENCE_SCRIPT.name  # the sandbox sees its work dir, not ours
+        shutil.copyfile(REFERENCE_SCRIPT, script)
         argv = [
             config.executable, "-b", "-Y", "--factory-startup", "--python-exit-code", "1",
-            "--python", str(REFERENCE_SCRIPT), "--", str(workdir / "ref.blend"), str(frames),
+            "--python", str(script), "--", str(workdir / "ref.blend"), str(frames),
         ]  # fmt: skip
         result = await run_sandboxed(argv, workdir, config.limits, backend.sandbox)
         if result.returncode != 0 or not (workdir / "ref.blend").exists():

@@ -18,6 +18,16 @@ runs as a child with:
   directory handed to that user, so a scene language that writes files (POV-Ray's
   ``#fopen``, whose own I/O restrictions we found not to hold) cannot touch the
   node's data; otherwise ``setpriv --no-new-privs`` only;
+- a filesystem of its own where bubblewrap runs (Debian ``bubblewrap``): the
+  system's programs and libraries read-only, a fresh ``/tmp``, ``/proc`` and
+  ``/dev``, and its work directory — nothing else. A scene that names
+  ``/etc/passwd``, ``~/.ssh`` or the node's data as a texture or a cache finds
+  no such file, and nothing outside the work directory is writable. bubblewrap
+  also gives the render its own PID namespace and ``--die-with-parent``: a
+  node killed with SIGKILL takes its renders with it (PR_SET_PDEATHSIG set on
+  the renderer itself would be cleared by the switch to ``nobody``). Where
+  bubblewrap is missing or refused, :func:`probe_sandbox` falls back to the
+  rest of this list and the capability report says ``filesystem not isolated``;
 - a wall-clock timeout, and its own session (process group), so a timeout or a
   trio cancellation kills the renderer *and* everything it spawned with one
   ``killpg``.
@@ -34,6 +44,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,18 +75,34 @@ class SandboxInfo:
     rlimits: bool
     user_prefix: tuple[str, ...] = ()  # ("setpriv", "--reuid=65534", ..., "--") or ()
     run_as: tuple[int, int] | None = None  # (uid, gid) the child runs as, when dropped
+    bwrap: str | None = None  # bubblewrap, when it works here: own filesystem, PID and net
 
     @property
     def network_isolated(self) -> bool:
-        return bool(self.network_prefix)
+        return bool(self.network_prefix) or self.bwrap is not None
+
+    @property
+    def filesystem_isolated(self) -> bool:
+        return self.bwrap is not None
 
     def describe(self) -> str:
-        net = "network isolated (" + " ".join(self.network_prefix[:-1]) + ")"
-        if not self.network_isolated:
+        if self.bwrap is not None:
+            net = "network isolated (bubblewrap)"
+        elif self.network_prefix:
+            net = "network isolated (" + " ".join(self.network_prefix[:-1]) + ")"
+        else:
             net = "network not isolated"
+        fs = ("filesystem: work dir + read-only system (bubblewrap), dies with the node"
+              if self.bwrap else "filesystem not isolated (install bubblewrap)")  # fmt: skip
         user = f"runs as uid {self.run_as[0]}" if self.run_as else "runs as the node's user"
         limits = f"rlimits {'on' if self.rlimits else 'off'}"
-        return f"{net}; {user}; {limits}; scrubbed env; own process group"
+        return f"{net}; {fs}; {user}; {limits}; scrubbed env; own process group"
+
+    def prefix(self, workdir: Path, program: str) -> list[str]:
+        """The argv before ``program`` that contains it in this sandbox."""
+        if self.bwrap is None:
+            return [*self.network_prefix, *self.user_prefix]
+        return [*filesystem_args(self.bwrap, workdir, program), *self.user_prefix]
 
 
 @dataclass(frozen=True)
@@ -117,11 +144,71 @@ def _user_prefix() -> tuple[tuple[str, ...], tuple[int, int] | None]:
     return (plain, None) if _works([*plain, true]) else ((), None)
 
 
+# What a renderer may read: programs, libraries, fonts and the loader's cache. Not
+# /etc as a whole (passwd, keys, configs), not /home, /root, /srv, /var or /work.
+SYSTEM_READ_ONLY = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+    "/etc/fonts", "/etc/localtime", "/etc/OpenCL", "/etc/vulkan", "/etc/glvnd", "/sys",
+)  # fmt: skip
+
+
+def filesystem_args(bwrap: str, workdir: Path, program: str) -> list[str]:
+    """bubblewrap's view for one render: read-only system, fresh /tmp, the work dir."""
+    # Folders bubblewrap makes for mount points are root-only (0700): a renderer that
+    # runs as nobody could not reach /etc/ld.so.cache or /etc/alternatives through them.
+    args = [bwrap, "--perms", "0755", "--dir", "/etc"]
+    for path in SYSTEM_READ_ONLY:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    for home in program_homes(program):  # a renderer installed elsewhere (/opt, a venv)
+        args += ["--ro-bind", str(home), str(home)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for device in sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev/dri").glob("*")):
+        args += ["--dev-bind", str(device), str(device)]
+    work = workdir.resolve()
+    for parent in reversed(work.parents):  # traversable by nobody, as outside (0711)
+        if str(parent) not in ("/", "/tmp"):
+            args += ["--perms", "0711", "--dir", str(parent)]
+    args += ["--bind", str(work), str(work), "--chdir", str(work)]
+    return [*args, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--"]  # fmt: skip
+
+
+def program_homes(program: str) -> list[Path]:
+    """Where ``program`` lives outside the system paths: its install tree (the parent
+    of ``bin/``, or its own folder) and, for a virtualenv's python, the virtualenv."""
+    found = Path(shutil.which(program) or program)
+    resolved = found.resolve()
+    homes = [resolved.parent.parent if resolved.parent.name == "bin" else resolved.parent]
+    if (found.parent.parent / "pyvenv.cfg").exists():
+        homes.append(found.parent.parent.resolve())
+    def is_system(path: Path) -> bool:
+        return any(path == Path(p) or Path(p) in path.parents for p in SYSTEM_READ_ONLY)
+
+    return [h for h in dict.fromkeys(homes) if not is_system(h)]
+
+
+def _probe_bwrap() -> str | None:
+    bwrap = shutil.which("bwrap")
+    true = shutil.which("true") or "/bin/true"
+    if bwrap is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="pictor-probe-") as tmp:
+        return bwrap if _works([*filesystem_args(bwrap, Path(tmp), true), true]) else None
+
+
 def probe_sandbox() -> SandboxInfo:
-    """Find out once what this machine allows: a new network namespace (in most
-    containers only for root; unprivileged user namespaces are often disabled)
-    and dropping to another user."""
+    """Find out once what this machine allows: bubblewrap (own filesystem, PID and
+    network namespaces), else a new network namespace (in most containers only for
+    root; unprivileged user namespaces are often disabled), and dropping to another
+    user."""
     user_prefix, run_as = _user_prefix()
+    bwrap = _probe_bwrap()
+    if bwrap is not None:
+        return SandboxInfo((), True, user_prefix, run_as, bwrap)
     unshare = shutil.which("unshare")
     true = shutil.which("true") or "/bin/true"
     for flags in [("-n",), ("-r", "-n")] if unshare else []:
@@ -189,7 +276,7 @@ async def run_sandboxed(
     start = trio.current_time()
     try:
         process = await trio.lowlevel.open_process(
-            [*info.network_prefix, *info.user_prefix, *argv],
+            [*info.prefix(workdir, argv[0]), *argv],
             cwd=workdir,
             env=scrubbed_env(workdir, env_extra),
             stdin=subprocess.DEVNULL,

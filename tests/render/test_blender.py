@@ -109,8 +109,9 @@ async def test_cancel_kills_the_process_group(
 
 
 def _blender_pgids() -> set[int]:
-    """Process groups of blender processes that are children of this test process."""
-    groups = set()
+    """Process groups of blender processes descending from this test process (directly,
+    or through bubblewrap and setpriv)."""
+    parent_of, names, group_of = {}, {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -118,11 +119,19 @@ def _blender_pgids() -> set[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        pid = int(entry.name)
+        names[pid] = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        if name == "blender" and int(fields[1]) == os.getpid():
-            groups.add(int(fields[2]))
-    return groups
+        parent_of[pid], group_of[pid] = int(fields[1]), int(fields[2])
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parent_of.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return {group_of[p] for p, name in names.items() if name == "blender" and descends(p)}
 
 
 async def test_gpu_device_without_gpu_is_refused(sandbox_info: SandboxInfo) -> None:

@@ -43,7 +43,8 @@ async def test_environment_is_scrubbed(work_root: Path, monkeypatch: pytest.Monk
         probe_sandbox(),
     )
     env = json.loads(lines[0])
-    assert set(env) <= {"PATH", "HOME", "LANG", "TMPDIR", "LC_CTYPE"}
+    # PWD: bubblewrap sets it to the work directory it changes into.
+    assert set(env) <= {"PATH", "HOME", "LANG", "TMPDIR", "LC_CTYPE", "PWD"}
     assert env["HOME"] == str(work_root) and lines[1] == str(work_root)
 
 
