@@ -17,7 +17,15 @@ Choices that differ from py-libp2p's defaults, and why:
   gate filters by IP only).
 * Delivery happens in the topic validator, not through the subscription
   channel (32 entries, overflow dropped with only a log line): a message the
-  node's handler refuses is then also never forwarded to the mesh.
+  node's handler refuses is then also never forwarded to the mesh. The
+  validator hands the handler the *forwarding* peer too, so a REJECT blames
+  the peer that sent us the bytes (see ``node.net.port.Verdict``).
+* The peerstore pins the node's own record. py-libp2p's holds at most 1,000
+  peers and, when full, evicts peers without addresses first — the node's own
+  key record has none, so a thousand dialled strangers made ``publish``
+  raise ``PeerStoreError`` (a ``KeyError``) and the node exit.
+* ``publish`` turns every exception of the library into ``NetworkError``: a
+  failed advert is logged, never fatal.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -47,7 +56,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 
-from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
+from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
 from protocol import NodeKey
 
 logger = logging.getLogger(__name__)
@@ -82,6 +91,27 @@ class _ResizingQueues(dict[Any, Any]):
     def __setitem__(self, peer: Any, queue: Any) -> None:
         queue._queue.max_size = self._max_len
         super().__setitem__(peer, queue)
+
+
+class PinnedPeerStore(PeerStore):
+    """A ``PeerStore`` whose eviction never removes the pinned peers (our own key)."""
+
+    def __init__(self, pinned: set[ID] | None = None) -> None:
+        super().__init__()
+        self.pinned: set[ID] = pinned or set()
+
+    def _enforce_peer_limit(self) -> None:
+        held = {p: self.peer_data_map.pop(p) for p in self.pinned if p in self.peer_data_map}
+        self.max_peers -= len(held)
+        try:
+            super()._enforce_peer_limit()
+        finally:
+            self.max_peers += len(held)
+            self.peer_data_map.update(held)
+
+    def clear_peerdata(self, peer_id: ID) -> None:
+        if peer_id not in self.pinned:
+            super().clear_peerdata(peer_id)
 
 
 class _Pubsub(Pubsub):
@@ -191,11 +221,14 @@ class Libp2pNetwork:
             if origin == me:
                 return True
             try:
-                return handler(topic, origin.to_base58(), bytes(msg.data))
+                verdict = handler(topic, origin.to_base58(), bytes(msg.data), forwarder.to_base58())
             except Exception:
                 # An exception here would kill pubsub's task manager; refuse instead.
                 logger.exception("gossip handler failed on %s", topic)
                 return False
+            # py-libp2p validators are boolean: IGNORE and REJECT both drop the
+            # message unforwarded; the blame was laid by the handler.
+            return verdict is Verdict.ACCEPT or verdict is True
 
         self.pubsub.set_topic_validator(topic, validate, is_async_validator=False)
         await self.pubsub.subscribe(topic)
@@ -203,8 +236,8 @@ class Libp2pNetwork:
     async def publish(self, topic: str, data: bytes) -> None:
         try:
             await self.pubsub.publish(topic, data)
-        except _FAILURES as exc:
-            raise NetworkError(f"publish on {topic} failed: {exc}") from exc
+        except Exception as exc:  # the library raises KeyErrors too: never fatal to us
+            raise NetworkError(f"publish on {topic} failed: {exc!r}") from exc
 
     def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
         async def on_stream(stream: Any) -> None:
@@ -263,8 +296,10 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
     """A libp2p host whose peer id is the node id; Noise is its only security."""
     key_pair = create_new_key_pair(key.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    peerstore = PinnedPeerStore({ID.from_pubkey(key_pair.public_key)})
     return new_host(
         key_pair=key_pair,
+        peerstore_opt=peerstore,
         sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
         muxer_opt=create_yamux_muxer_option(),
         enable_mDNS=settings.mdns,
