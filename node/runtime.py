@@ -264,7 +264,7 @@ class Node:
         self._on_bad_frame(peer, exc)
 
     def _on_bad_frame(self, peer: str, exc: FrameError) -> None:
-        penalty = 50 if exc.reason == "oversize" else 25
+        penalty = {"oversize": 50, "displaced": 5}.get(exc.reason, 25)
         self.gate.refuse(peer, RemoteProtocolError(str(exc), penalty=penalty), exc.reason)
 
     def _on_ban(self, peer: str) -> None:

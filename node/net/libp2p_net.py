@@ -123,6 +123,10 @@ class _Pubsub(Pubsub):
 class _Libp2pStream:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self.remote_host: str | None = None
+        with contextlib.suppress(Exception):  # not every transport knows it
+            address = stream.get_remote_address()
+            self.remote_host = str(address[0]) if address else None
 
     async def send_all(self, data: bytes) -> None:
         try:

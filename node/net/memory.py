@@ -124,6 +124,8 @@ class MemoryNetwork:
 
     async def open_stream(self, peer: str, protocol_id: str) -> ByteStream:
         other = self._remote(peer)
+        if self._peer in other._blocked:
+            raise NetworkError(f"{peer} refuses us")
         handler = other._streams.get(protocol_id)
         if handler is None:
             raise NetworkError(f"{peer} does not speak {protocol_id}")
