@@ -12,9 +12,9 @@ were refused):
 1. *Reading the request*, under ``read_timeout_s`` (an honest peer writes its
    request as soon as the stream opens). Pending reads are bounded per peer,
    per remote IP and in total; a new stream over a bound does not wait or get
-   refused — it displaces the oldest pending read of that peer or that IP,
-   and, when the total is reached, the oldest of the biggest holder (the IP,
-   then the peer, with the most pending reads). An honest request is pending
+   refused — it displaces the peer's own oldest pending read (over the
+   per-peer bound) or the oldest read of the biggest holder (the IP, then the
+   peer, with the most pending reads) on that IP or overall. An honest request is pending
    for milliseconds and one at a time, a silent stream until it times out, so
    the displaced one is the hoarder's. A displaced or timed-out read is
    reported to ``on_bad_frame`` (reason ``displaced`` or ``timeout``), so the
@@ -131,11 +131,15 @@ class InboundLimiter:
     def start_read(self, peer: str, host: str | None) -> tuple[int, _Pending]:
         """Register a stream waiting for its request, displacing others over a bound."""
         limits = self.limits
-        self._displace_oldest(lambda p: p.peer == peer, limits.max_pending_per_peer)
+        own = [k for k, p in self._pending.items() if p.peer == peer]
+        for key in own[: max(0, len(own) - limits.max_pending_per_peer + 1)]:
+            self._displace(key)  # a peer over its own bound pays itself
         if host is not None:
-            self._displace_oldest(lambda p: p.host == host, limits.max_pending_per_ip)
+            same_ip = [k for k, p in self._pending.items() if p.host == host]
+            if len(same_ip) >= limits.max_pending_per_ip:
+                self._displace_hoarder(same_ip)
         if len(self._pending) >= limits.max_pending_reads:
-            self._displace_hoarder()
+            self._displace_hoarder(list(self._pending))
         key, pending = next(self._ids), _Pending(peer, host)
         self._pending[key] = pending
         return key, pending
@@ -149,20 +153,17 @@ class InboundLimiter:
         pending.scope.cancel()
         self.displaced += 1
 
-    def _displace_oldest(self, match: Callable[[_Pending], bool], limit: int) -> None:
-        group = [k for k, p in self._pending.items() if match(p)]
-        for key in group[: max(0, len(group) - limit + 1)]:
-            self._displace(key)
-
-    def _displace_hoarder(self) -> None:
-        hosts = Counter(p.host for p in self._pending.values() if p.host is not None)
-        peers = Counter(p.peer for p in self._pending.values())
+    def _displace_hoarder(self, keys: list[int]) -> None:
+        """Displace the oldest read of the biggest holder (IP, then peer) among ``keys``."""
+        group = [(k, self._pending[k]) for k in keys]
+        hosts = Counter(p.host for _, p in group if p.host is not None)
+        peers = Counter(p.peer for _, p in group)
 
         def holding(item: tuple[int, _Pending]) -> tuple[int, int, int]:
             key, p = item
             return (hosts[p.host] if p.host is not None else 0, peers[p.peer], -key)
 
-        self._displace(max(self._pending.items(), key=holding)[0])
+        self._displace(max(group, key=holding)[0])
 
     def try_handle(self, peer: str) -> bool:
         limits = self.limits

@@ -131,3 +131,13 @@ async def _open_attacker(  # type: ignore[no-untyped-def]
         await net.connect(f"/memory/{server}/p2p/{server}")
         task_status.started(net)
         await trio.sleep_forever()
+
+
+def test_limiter_displaces_the_hoarder_on_a_shared_ip() -> None:
+    limiter = InboundLimiter(ReqRespLimits(max_pending_per_ip=8, max_pending_per_peer=4))
+    honest_key, honest = limiter.start_read("honest", "127.0.0.1")  # the oldest read on the IP
+    for i in range(200):  # three attackers on the same address, reopening
+        limiter.start_read(f"evil-{i % 3}", "127.0.0.1")
+    assert not honest.displaced
+    assert limiter.statistics()["pending"] == 8
+    limiter.end_read(honest_key)
