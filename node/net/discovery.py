@@ -78,6 +78,12 @@ def plausible_addr(addr: str) -> bool:
     return not (ip.is_unspecified or ip.is_multicast or broadcast)
 
 
+def _answered_first(row: dict[str, object]) -> tuple[bool, int]:
+    answered = row.get("last_dial_ms") is not None and row.get("dial_failures") == 0
+    last_seen_ms = row.get("last_seen_ms")
+    return (not answered, -(last_seen_ms if isinstance(last_seen_ms, int) else 0))
+
+
 @dataclass(frozen=True)
 class DialPolicy:
     max_candidates: int = 256
@@ -171,7 +177,7 @@ class Discovery:
         now_ms = self._wall_ms()
         rows = await self._store.list_peers()
         # Peers that answered a dial before come first; the cap keeps the rest.
-        rows.sort(key=lambda r: (r.get("dial_failures") != 0, -int(r.get("last_seen_ms") or 0)))  # type: ignore[call-overload]
+        rows.sort(key=_answered_first)
         for peer in rows[: self.policy.max_candidates]:
             banned_until_ms = peer["banned_until_ms"]
             assert isinstance(banned_until_ms, int)

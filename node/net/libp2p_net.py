@@ -10,9 +10,12 @@ Choices that differ from py-libp2p's defaults, and why:
   included) and its 32-entry per-peer outbound queues drop messages silently
   at burst rates the node uses; both are raised to configured values. Our own
   peer scorer (``node.net.peer_score``) does the real rate limiting.
-* py-libp2p's auto-connector (dials up to 200 peerstore entries whenever
-  fewer than 100 connections are open) is turned off by zero watermarks: our
-  ``Discovery`` owns dialling, so a banned peer is never redialled.
+* py-libp2p's auto-connector is switched off: our ``Discovery`` owns
+  dialling, so a banned peer is never redialled and a stranger's advertised
+  address is dialled at the rate our dial policy allows, not again and again
+  from the peerstore. Zero watermarks do not do it in 0.8.1 (the target is the
+  midpoint of low and the default high watermark, 150 connections), and a zero
+  high watermark would make the pruner close every connection.
 * Banned peers are refused at connection time by a notifee (py-libp2p's own
   gate filters by IP only).
 * Delivery happens in the topic validator, not through the subscription
@@ -301,7 +304,7 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
     key_pair = create_new_key_pair(key.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     peerstore = PinnedPeerStore({ID.from_pubkey(key_pair.public_key)})
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         peerstore_opt=peerstore,
         sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
@@ -309,6 +312,14 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
         enable_mDNS=settings.mdns,
         connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )
+    swarm: Any = host.get_network()
+    swarm.auto_connector.maybe_connect = _never_auto_dial
+    return host
+
+
+async def _never_auto_dial() -> None:
+    """Replaces py-libp2p's auto-connector cycle (see module docstring)."""
+    return
 
 
 @asynccontextmanager

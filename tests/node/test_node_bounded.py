@@ -89,3 +89,21 @@ async def test_stored_peers_pruned_keeping_answering_and_banned(tmp_path: Path) 
         assert await store.prune_peers(50, now) == 302 - 51
         peers = {str(p["peer_id"]) for p in await store.list_peers()}
         assert len(peers) == 51 and {"friend", "villain"} <= peers
+
+
+async def test_libp2p_auto_connector_never_dials_the_peerstore() -> None:
+    async with libp2p_nodes(1) as [(_, net)]:
+        swarm = net.host.get_network()
+        for i in range(5):  # addresses our discovery once tried: closed loopback ports
+            stranger = ID.from_pubkey(create_new_key_pair(NodeKey.generate().seed).public_key)
+            net.host.get_peerstore().add_addrs(
+                stranger, [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{9 + i}")], 0
+            )
+        dialled: list[ID] = []
+
+        async def dial_peer(peer_id: ID) -> None:
+            dialled.append(peer_id)
+
+        swarm.dial_peer = dial_peer
+        await swarm.auto_connector.maybe_connect()
+        assert dialled == []

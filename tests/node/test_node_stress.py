@@ -58,12 +58,12 @@ class Honest:
 
     async def run(self, source: PeerChunkSource, cid: str, rate_per_s: float) -> None:
         while True:
-            self.asked += 1
             try:
                 await source.get_manifest(cid)
                 self.answered += 1
             except ChunkSourceError as exc:
                 self.failures.append(str(exc)[:120])
+            self.asked += 1  # counted once answered or failed, not when cut off at the end
             await trio.sleep(1 / rate_per_s)
 
 
