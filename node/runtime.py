@@ -242,7 +242,7 @@ class Node:
             self._persist_send.send_nowait((origin, data, addrs, now_ms))
         except trio.WouldBlock:
             self.metrics.rejected.labels("persist_backlog").inc()  # memory view still updated
-        except trio.ClosedResourceError:
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # stopping: the network outlives the persister by a moment
 
     def _evict_adverts(self) -> None:

@@ -14,9 +14,9 @@ were refused):
    per remote IP and in total; a new stream over a bound does not wait or get
    refused — it displaces the peer's own oldest pending read (over the
    per-peer bound) or the oldest read of the biggest holder (the IP, then the
-   peer, with the most pending reads) on that IP or overall. An honest request is pending
-   for milliseconds and one at a time, a silent stream until it times out, so
-   the displaced one is the hoarder's. A displaced or timed-out read is
+   peer, with the most pending reads) on that IP or overall. An honest
+   request is pending for milliseconds and one at a time, a silent stream
+   until it times out, so the displaced one is the hoarder's. A displaced or timed-out read is
    reported to ``on_bad_frame`` (reason ``displaced`` or ``timeout``), so the
    node's scorer bans a peer that keeps doing it.
 2. *Handling*: at most ``max_concurrent_inbound`` handlers in all and
@@ -201,8 +201,9 @@ def serve_requests(
     """A stream handler answering each request with ``handler(peer, request)``.
 
     ``None`` from the handler closes the stream without a response (a refused
-    request). ``on_bad_frame`` hears about peers that break framing or stay
-    silent past ``read_timeout_s``; a displaced stream is nobody's fault.
+    request). ``on_bad_frame`` hears about peers that break framing, stay
+    silent past ``read_timeout_s`` or hold streams that get displaced (a small
+    fault: the displaced stream is the biggest holder's).
     """
     inbound = limiter or InboundLimiter(limits)
 
@@ -236,10 +237,11 @@ def serve_requests(
                 return await read_frame(stream, limits.max_request_bytes)
         finally:
             inbound.end_read(key)
-            if pending.displaced:
-                on_bad_frame(peer, FrameError("stream displaced by newer ones", "displaced"))
-            elif pending.scope.cancelled_caught:
-                on_bad_frame(peer, FrameError("no request in time", "timeout"))
+            if pending.scope.cancelled_caught:  # no request: displaced, or silent too long
+                if pending.displaced:
+                    on_bad_frame(peer, FrameError("stream displaced by newer ones", "displaced"))
+                else:
+                    on_bad_frame(peer, FrameError("no request in time", "timeout"))
         return None
 
     return serve
