@@ -110,7 +110,7 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
         for e in exc.errors()
     ]
-    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def _rows_route(view: NodeView, table: str) -> Any:
