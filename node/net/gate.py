@@ -98,7 +98,10 @@ class Gate:
         if self.scorer.is_banned(origin, now_s):
             self.metrics.rejected.labels("banned_origin").inc()
             return Verdict.IGNORE, None
-        admission = self.scorer.admit(forwarder, now_s)
+        # Over its rate a peer flooding its own messages is penalised; one
+        # relaying others' is only slowed down (IGNORE), or a busy honest relay
+        # in a big network would be banned for being well connected.
+        admission = self.scorer.admit(forwarder, now_s, throttle_penalty=forwarder == origin)
         if admission is not Admission.ALLOWED:
             self.metrics.rejected.labels(admission.value).inc()
             if admission is Admission.BANNED:

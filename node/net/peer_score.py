@@ -110,8 +110,12 @@ class PeerScorer:
         record = self._peers.get(peer)
         return record is not None and now_s < record.banned_until_s
 
-    def admit(self, peer: str, now_s: float) -> Admission:
-        """Spend one token for a message from ``peer``; say whether to process it."""
+    def admit(self, peer: str, now_s: float, *, throttle_penalty: bool = True) -> Admission:
+        """Spend one token for a message from ``peer``; say whether to process it.
+
+        ``throttle_penalty=False``: over the rate, drop without blame (a relay
+        forwarding other peers' gossip is busy, not hostile).
+        """
         record = self._record(peer, now_s)
         if now_s < record.banned_until_s:
             return Admission.BANNED
@@ -119,7 +123,8 @@ class PeerScorer:
         record.tokens = min(self.config.burst, record.tokens + max(0.0, refill))
         record.tokens_at_s = now_s
         if record.tokens < 1.0:
-            self.penalize(peer, self.config.throttle_penalty, "throttled", now_s)
+            penalty = self.config.throttle_penalty if throttle_penalty else 0.0
+            self.penalize(peer, penalty, "throttled", now_s)
             return Admission.BANNED if self.is_banned(peer, now_s) else Admission.THROTTLED
         record.tokens -= 1.0
         return Admission.ALLOWED

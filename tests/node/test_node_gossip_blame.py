@@ -74,3 +74,25 @@ async def test_stale_history_ignored_without_blame(tmp_path: Path) -> None:
         assert origin not in views  # nothing laid on the original sender
         assert node.capacity[origin].timestamp_ms > wall_ms() - 5_000  # only the fresh one
         assert not node.banned
+
+
+async def test_busy_relay_is_slowed_not_banned(tmp_path: Path) -> None:
+    hub = MemoryHub()
+    key, relay_key = NodeKey.generate(), NodeKey.generate()
+    config = make_config(tmp_path, ban_score=100, peer_burst=20, peer_rate_per_s=5)
+    async with (
+        hub.open(key.node_id.text) as net,
+        hub.open(relay_key.node_id.text) as relay,
+        running_node(config, net, key) as node,
+    ):
+        await relay.connect(net.listen_addrs()[0])
+        for _ in range(300):  # valid adverts of 300 peers, relayed far over the rate
+            origin = NodeKey.generate()
+            await relay.publish_as(
+                origin.node_id.text, CAPACITY_TOPIC, signed_advert(origin, wall_ms())
+            )
+        views = _views(node)
+        assert views[relay.local_peer].rejected["throttled"] > 200
+        assert views[relay.local_peer].score == 0.0
+        assert relay.local_peer not in node.banned
+        assert 20 <= len(node.capacity) < 300
