@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 from node.app.run import random_nonce, wall_ms
 from node.config import NodeConfig
 from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
+from node.net.port import Verdict
 from node.runtime import Node
 from node.store import open_store
 from protocol import Envelope, NodeKey, encode_envelope
@@ -78,15 +79,15 @@ def _knows_all(node: Node, others: int) -> bool:
 
 def _observe(node: Node, arrivals: dict[bytes, list[float]]) -> None:
     """Record when this node's gate accepts each envelope (by digest)."""
-    admit = node.gate.admit
+    admit = node.gate.admit_gossip
 
-    def timed_admit(peer: str, data: bytes) -> Envelope | None:
-        envelope = admit(peer, data)
+    def timed_admit(forwarder: str, origin: str, data: bytes) -> tuple[Verdict, Envelope | None]:
+        verdict, envelope = admit(forwarder, origin, data)
         if envelope is not None:
             arrivals.setdefault(envelope.digest, []).append(time.perf_counter())
-        return envelope
+        return verdict, envelope
 
-    node.gate.admit = timed_admit  # type: ignore[method-assign]
+    node.gate.admit_gossip = timed_admit  # type: ignore[method-assign]
 
 
 async def delivery(

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 from node.api.metrics import NodeMetrics
 from node.config import NodeConfig
 from node.log import log_event
-from node.net.discovery import Discovery
+from node.net.discovery import Discovery, plausible_addr
 from node.net.gate import Gate
 from node.net.peer_score import PeerScorer, ScoreConfig
-from node.net.port import Network, NetworkError
+from node.net.port import Network, Verdict
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests
 from node.store import Store
 from protocol import (
@@ -54,6 +54,12 @@ logger = logging.getLogger(__name__)
 MarketHandler = Callable[[Envelope], Awaitable[bytes | None]]
 MAX_ADVERT_ADDRS = 16
 SETTLE_S = 0.5
+# Strangers can mint identities, so what they make us keep has a cap:
+# adverts known (evicting the longest-unrefreshed tenth when full; honest
+# peers re-advertise every interval) and peers kept in the store.
+MAX_KNOWN_ADVERTS = 4096
+MAX_STORED_PEERS = 2048
+PRUNE_EVERY = 256  # adverts persisted between two prunes of the peers table
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class Node:
             timeout_s=config.request_timeout_s,
         )
         self.capacity: dict[str, SeenAdvert] = {}
+        self.max_known_adverts = MAX_KNOWN_ADVERTS
+        self.max_stored_peers = MAX_STORED_PEERS
         self.banned: set[str] = set()
         self.started_s = trio.current_time()
         self._payment = PaymentBinding.create(key, payment_key)
@@ -167,20 +175,20 @@ class Node:
 
     # -- inbound -------------------------------------------------------------
 
-    def _on_gossip(self, topic: str, origin: str, data: bytes) -> bool:
-        envelope = self.gate.admit(origin, data)
+    def _on_gossip(self, topic: str, origin: str, data: bytes, forwarder: str) -> Verdict:
+        verdict, envelope = self.gate.admit_gossip(forwarder, origin, data)
         if envelope is None:
-            return False
+            return verdict
         if isinstance(envelope.message, CapacityAdvert):
             try:
                 self._accept_advert(origin, envelope, data)
             except RemoteProtocolError as exc:
-                self.gate.refuse(origin, exc)
-                return False
+                self.gate.refuse(forwarder, exc)
+                return Verdict.REJECT
         elif self._gossip_hook is not None:
             self._gossip_hook(envelope)
         self._notify()
-        return True
+        return Verdict.ACCEPT
 
     async def _restore_adverts(self) -> None:
         """Reload the adverts persisted before a restart, re-verified as if just received.
@@ -224,15 +232,26 @@ class Node:
         now_ms = self._wall_ms()
         if origin not in self.capacity:
             self._readvertise = True
+            if len(self.capacity) >= self.max_known_adverts:
+                self._evict_adverts()
         self.capacity[origin] = SeenAdvert(advert, now_ms, envelope.timestamp_ms)
-        self.discovery.add_candidate(advert.addrs)
+        self.discovery.add_advertised(origin, advert.addrs)
+        own = [a for a in advert.addrs if a.endswith("/p2p/" + origin) and plausible_addr(a)]
+        addrs = [a.rsplit("/p2p/", 1)[0] for a in own[: self.discovery.policy.max_addrs_per_peer]]
         try:
-            addrs = [a.rsplit("/p2p/", 1)[0] for a in advert.addrs if a.endswith("/p2p/" + origin)]
             self._persist_send.send_nowait((origin, data, addrs, now_ms))
         except trio.WouldBlock:
             self.metrics.rejected.labels("persist_backlog").inc()  # memory view still updated
-        except trio.ClosedResourceError:
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # stopping: the network outlives the persister by a moment
+
+    def _evict_adverts(self) -> None:
+        """Drop the tenth of known adverts refreshed longest ago."""
+        count = max(1, self.max_known_adverts // 10)
+        oldest = sorted(self.capacity, key=lambda p: self.capacity[p].received_ms)[:count]
+        for peer in oldest:
+            del self.capacity[peer]
+        self.metrics.rejected.labels("advert_evicted").inc(len(oldest))
 
     async def _on_request(self, peer: str, data: bytes) -> bytes | None:
         envelope = self.gate.admit(peer, data)
@@ -245,7 +264,7 @@ class Node:
         self._on_bad_frame(peer, exc)
 
     def _on_bad_frame(self, peer: str, exc: FrameError) -> None:
-        penalty = 50 if exc.reason == "oversize" else 25
+        penalty = {"oversize": 50, "displaced": 5}.get(exc.reason, 25)
         self.gate.refuse(peer, RemoteProtocolError(str(exc), penalty=penalty), exc.reason)
 
     def _on_ban(self, peer: str) -> None:
@@ -263,13 +282,14 @@ class Node:
 
     async def run(self, *, task_status: TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         await self.store.set_identity("node_id", self.node_id)
+        await self.store.prune_peers(self.max_stored_peers, self._wall_ms())
         await self._restore_adverts()
         await self.network.subscribe(CAPACITY_TOPIC, self._on_gossip)
         await self.network.subscribe(JOBS_TOPIC, self._on_gossip)
         self.network.set_stream_handler(
             MARKET_PROTOCOL, serve_requests(self._on_request, self.limits, self._on_bad_frame)
         )
-        self.discovery.add_candidate(self.config.bootstrap)
+        self.discovery.add_candidate(self.config.bootstrap, pinned=True)
         async with trio.open_nursery() as outer:
             outer.start_soon(self._persist_loop)
             async with trio.open_nursery() as services:
@@ -293,9 +313,13 @@ class Node:
         log_event(logger, logging.INFO, "node stopped", peer=self.node_id)
 
     async def _persist_loop(self) -> None:
+        saved = 0
         async with self._persist_recv:
             async for peer, envelope, addrs, now_ms in self._persist_recv:
                 await self.store.save_advert(peer, envelope, addrs, now_ms)
+                saved += 1
+                if saved % PRUNE_EVERY == 0:
+                    await self.store.prune_peers(self.max_stored_peers, now_ms)
         self._persisted.set()
 
     async def _ban_loop(self) -> None:
@@ -326,8 +350,8 @@ class Node:
         data = encode(self.key, self.make_advert(), nonce=self._nonce(), now_ms=self._wall_ms())
         try:
             await self.network.publish(CAPACITY_TOPIC, data)
-        except NetworkError as exc:
-            log_event(logger, logging.WARNING, "advert not published", error=str(exc))
+        except Exception as exc:  # any network's failure: the next interval tries again
+            log_event(logger, logging.WARNING, "advert not published", error=repr(exc))
             return
         self.metrics.messages_out.labels(CapacityAdvert.TYPE).inc()
 

@@ -34,7 +34,7 @@ from node.api.metrics import NodeMetrics
 from node.log import log_event
 from node.net.gate import Gate
 from node.net.peer_score import PeerScorer, ScoreConfig
-from node.net.port import Network, NetworkError
+from node.net.port import Network, NetworkError, Verdict
 from protocol import Envelope, RemoteProtocolError, ReplayGuard
 from protocol.topics import GOSSIP_TOPICS
 
@@ -70,21 +70,21 @@ class GossipIndexer:
         self._changed = trio.Event()
         self._send, self._recv = trio.open_memory_channel[tuple[Envelope, int]](QUEUE_LEN)
 
-    def on_gossip(self, topic: str, origin: str, data: bytes) -> bool:
-        envelope = self.gate.admit(origin, data)
+    def on_gossip(self, topic: str, origin: str, data: bytes, forwarder: str) -> Verdict:
+        verdict, envelope = self.gate.admit_gossip(forwarder, origin, data)
         if envelope is None:
-            return False
+            return verdict
         try:
             check_content(envelope)
         except RemoteProtocolError as exc:
-            self.gate.refuse(origin, exc)
-            return False
+            self.gate.refuse(forwarder, exc)
+            return Verdict.REJECT
         try:
             self._send.send_nowait((envelope, self._wall_ms()))
         except trio.WouldBlock:
             self.dropped += 1
             self.metrics.rejected.labels("index_backlog").inc()
-        return True
+        return Verdict.ACCEPT
 
     async def wait_indexed(self, count: int) -> None:
         """Wait (no polling) until at least ``count`` new envelopes are in the index."""

@@ -3,6 +3,8 @@
 Bound to 127.0.0.1 only; every route except the OpenAPI document needs
 ``Authorization: Bearer <token>`` with the token from the 0600 file that
 ``pictor init`` wrote. The token is compared in constant time and never logged.
+``node.api.guard`` checks it first, with the body's size and JSON depth,
+before anything reads or parses the body; the route dependency checks again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import hmac
 from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+
+from node.api.guard import ApiGuard
 
 API_VERSION = "1"
 MAX_WAIT_S = 60.0
@@ -59,6 +65,8 @@ def create_app(view: NodeView, token: str) -> FastAPI:
         version=API_VERSION,
         description="Local control and observation API of one Pictor node (127.0.0.1 only).",
     )
+    app.add_middleware(ApiGuard, token=token)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     auth = [Depends(_BearerAuth(token))]
 
     @app.get("/v1/status", dependencies=auth, summary="Node identity, roles, addresses, uptime")
@@ -92,6 +100,17 @@ def create_app(view: NodeView, token: str) -> FastAPI:
         return Response(await view.metrics_text(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """422 naming each refused field; FastAPI's own handler echoes the input back
+    and fails with a 500 when that input is NaN or Infinity."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def _rows_route(view: NodeView, table: str) -> Any:

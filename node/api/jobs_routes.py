@@ -9,31 +9,73 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_type_hints
 
 import trio
 from fastapi import Depends, FastAPI, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ledger.errors import LedgerError
 from node.api.app import MAX_WAIT_S, _BearerAuth
 from node.roles.requester import RefundNotYet, RequesterJob
 from node.roles.service import Roles
-from node.roles.submit import CHECKER_FEE_BPS, RU_PER_FRAME, SubmitError, SubmitRequest, submit
+from node.roles.submit import (
+    CHECKER_FEE_BPS,
+    RU_PER_FRAME,
+    SubmitError,
+    SubmitRequest,
+    submit,
+)
+from protocol.codec import U256, Range
+from protocol.errors import LocalProtocolError
+from protocol.market.quote import budget_wei
+from protocol.messages import MAX_FRAMES_PER_JOB, Frame, RenderSettings
 
 HEX = frozenset("0123456789abcdef")
 MAX_CANDIDATES = 10
 
 
+def _bounds(annotated: Any) -> Range:
+    """The protocol's ``Range`` of an annotated integer: its limits are the API's."""
+    return next(m for m in get_args(annotated)[1:] if isinstance(m, Range))
+
+
+def _field_bounds(name: str) -> Range:
+    return _bounds(get_type_hints(RenderSettings, include_extras=True)[name])
+
+
+_FRAME, _U256 = _bounds(Frame), _bounds(U256)
+_RES, _SAMPLES = _field_bounds("resolution_x"), _field_bounds("samples")
+MAX_DEADLINE_S = 366 * 86_400
+Pixels = Annotated[int, Field(ge=_RES.lo, le=_RES.hi)]
+
+
 class JobRequest(BaseModel):
+    """A job as the client sends it; every bound is the protocol's, checked before submit."""
+
     scene: str = Field(description="Path of the .blend on this machine")
-    frames: list[int] = Field(min_length=1, max_length=10_000)
-    max_price_wei_per_frame: int = Field(gt=0)
-    deadline_s: float = Field(7200.0, gt=0)
+    frames: list[Annotated[int, Field(ge=_FRAME.lo, le=_FRAME.hi)]] = Field(
+        min_length=1, max_length=MAX_FRAMES_PER_JOB
+    )
+    max_price_wei_per_frame: int = Field(gt=0, le=_U256.hi)
+    deadline_s: float = Field(7200.0, gt=0, le=MAX_DEADLINE_S, allow_inf_nan=False)
     out_dir: str
     assurance: str = "normal"
-    resolution: tuple[int, int] | None = None
-    samples: int | None = Field(None, gt=0)
+    resolution: tuple[Pixels, Pixels] | None = None
+    samples: int | None = Field(None, ge=_SAMPLES.lo, le=_SAMPLES.hi)
+
+    @field_validator("frames")
+    @classmethod
+    def _no_repeats(cls, frames: list[int]) -> list[int]:
+        if len(set(frames)) != len(frames):
+            raise ValueError("frames must not repeat")
+        return frames
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> JobRequest:
+        if budget_wei(len(self.frames), self.max_price_wei_per_frame, CHECKER_FEE_BPS) > _U256.hi:
+            raise ValueError("frames × max_price_wei_per_frame exceeds what escrow can hold")
+        return self
 
 
 def job_json(job: RequesterJob) -> dict[str, Any]:
@@ -118,7 +160,7 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
         )  # fmt: skip
         try:
             job = await submit(roles, request)
-        except SubmitError as exc:
+        except (SubmitError, LocalProtocolError) as exc:  # the latter: a value the wire refuses
             raise HTTPException(422, str(exc)) from None
         return job_json(job)
 

@@ -8,6 +8,16 @@ or stream peer — so nobody speaks for somebody else), then the
 its ``penalty`` hint is added to the peer's score; a peer crossing the ban
 score is handed to ``on_ban`` (the node disconnects and blocks it; ``on_ban``
 must be idempotent, it is called again for stragglers from a banned peer).
+
+Gossip is judged differently (``admit_gossip``), because its origin is not
+who sent us the bytes: an origin id is free (a fresh key per message), the
+forwarding peer is a live, authenticated connection. So the rate limit is
+spent and every REJECT is scored against the *forwarder* — the gossipsub
+rule: a peer that forwards what it should have validated pays for it.
+Messages that are validly signed but stale or already seen (gossip history
+re-sent, clock skew, replays) are IGNOREd: dropped, counted, never
+penalised, since an honest forwarder cannot know what we have seen and its
+history window is longer than our skew window.
 """
 
 from __future__ import annotations
@@ -19,7 +29,9 @@ from collections.abc import Callable
 from node.api.metrics import NodeMetrics
 from node.log import log_event
 from node.net.peer_score import Action, Admission, PeerScorer
+from node.net.port import Verdict
 from protocol import Envelope, RemoteProtocolError, ReplayGuard, decode_envelope
+from protocol.errors import ClockSkew, ReplayDetected
 
 logger = logging.getLogger(__name__)
 SENDER_MISMATCH_PENALTY = 100
@@ -77,6 +89,43 @@ class Gate:
             return None
         self.metrics.messages_in.labels(envelope.type).inc()
         return envelope
+
+    def admit_gossip(
+        self, forwarder: str, origin: str, data: bytes
+    ) -> tuple[Verdict, Envelope | None]:
+        """Judge one gossip message: the envelope when ACCEPTed, and who pays for a REJECT."""
+        now_s = self._now_s()
+        if self.scorer.is_banned(origin, now_s):
+            self.metrics.rejected.labels("banned_origin").inc()
+            return Verdict.IGNORE, None
+        # Over its rate a peer flooding its own messages is penalised; one
+        # relaying others' is only slowed down (IGNORE), or a busy honest relay
+        # in a big network would be banned for being well connected.
+        admission = self.scorer.admit(forwarder, now_s, throttle_penalty=forwarder == origin)
+        if admission is not Admission.ALLOWED:
+            self.metrics.rejected.labels(admission.value).inc()
+            if admission is Admission.BANNED:
+                self._on_ban(forwarder)
+            return Verdict.IGNORE, None
+        try:
+            envelope = decode_envelope(data)
+        except RemoteProtocolError as exc:
+            self.refuse(forwarder, exc)
+            return Verdict.REJECT, None
+        if str(envelope.sender) != origin:
+            mismatch = f"signed by {envelope.sender}, gossiped as {origin}"
+            blame = RemoteProtocolError(mismatch, penalty=SENDER_MISMATCH_PENALTY)
+            self.refuse(forwarder, blame, "sender_mismatch")
+            return Verdict.REJECT, None
+        try:
+            self.guard.check(envelope, now_ms=self._wall_ms())
+        except (ClockSkew, ReplayDetected) as exc:
+            reason = "stale" if isinstance(exc, ClockSkew) else "replay_ignored"
+            self.metrics.rejected.labels(reason).inc()
+            self.scorer.penalize(forwarder, 0.0, reason, now_s)  # counted, not blamed
+            return Verdict.IGNORE, None
+        self.metrics.messages_in.labels(envelope.type).inc()
+        return Verdict.ACCEPT, envelope
 
     def refuse(self, peer: str, exc: RemoteProtocolError, reason: str | None = None) -> None:
         """Count and score one refused message from ``peer``."""

@@ -10,14 +10,25 @@ Choices that differ from py-libp2p's defaults, and why:
   included) and its 32-entry per-peer outbound queues drop messages silently
   at burst rates the node uses; both are raised to configured values. Our own
   peer scorer (``node.net.peer_score``) does the real rate limiting.
-* py-libp2p's auto-connector (dials up to 200 peerstore entries whenever
-  fewer than 100 connections are open) is turned off by zero watermarks: our
-  ``Discovery`` owns dialling, so a banned peer is never redialled.
+* py-libp2p's auto-connector is switched off: our ``Discovery`` owns
+  dialling, so a banned peer is never redialled and a stranger's advertised
+  address is dialled at the rate our dial policy allows, not again and again
+  from the peerstore. Zero watermarks do not do it in 0.8.1 (the target is the
+  midpoint of low and the default high watermark, 150 connections), and a zero
+  high watermark would make the pruner close every connection.
 * Banned peers are refused at connection time by a notifee (py-libp2p's own
   gate filters by IP only).
 * Delivery happens in the topic validator, not through the subscription
   channel (32 entries, overflow dropped with only a log line): a message the
-  node's handler refuses is then also never forwarded to the mesh.
+  node's handler refuses is then also never forwarded to the mesh. The
+  validator hands the handler the *forwarding* peer too, so a REJECT blames
+  the peer that sent us the bytes (see ``node.net.port.Verdict``).
+* The peerstore pins the node's own record. py-libp2p's holds at most 1,000
+  peers and, when full, evicts peers without addresses first — the node's own
+  key record has none, so a thousand dialled strangers made ``publish``
+  raise ``PeerStoreError`` (a ``KeyError``) and the node exit.
+* ``publish`` turns every exception of the library into ``NetworkError``: a
+  failed advert is logged, never fatal.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -47,7 +59,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 
-from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
+from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
 from protocol import NodeKey
 
 logger = logging.getLogger(__name__)
@@ -84,6 +96,27 @@ class _ResizingQueues(dict[Any, Any]):
         super().__setitem__(peer, queue)
 
 
+class PinnedPeerStore(PeerStore):
+    """A ``PeerStore`` whose eviction never removes the pinned peers (our own key)."""
+
+    def __init__(self, pinned: set[ID] | None = None) -> None:
+        super().__init__()
+        self.pinned: set[ID] = pinned or set()
+
+    def _enforce_peer_limit(self) -> None:
+        held = {p: self.peer_data_map.pop(p) for p in self.pinned if p in self.peer_data_map}
+        self.max_peers -= len(held)
+        try:
+            super()._enforce_peer_limit()
+        finally:
+            self.max_peers += len(held)
+            self.peer_data_map.update(held)
+
+    def clear_peerdata(self, peer_id: ID) -> None:
+        if peer_id not in self.pinned:
+            super().clear_peerdata(peer_id)
+
+
 class _Pubsub(Pubsub):
     def notify_subscriptions(self, publish_message: Any) -> None:
         # Delivered already by the topic validator (see module docstring).
@@ -93,6 +126,10 @@ class _Pubsub(Pubsub):
 class _Libp2pStream:
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self.remote_host: str | None = None
+        with contextlib.suppress(Exception):  # not every transport knows it
+            address = stream.get_remote_address()
+            self.remote_host = str(address[0]) if address else None
 
     async def send_all(self, data: bytes) -> None:
         try:
@@ -191,11 +228,14 @@ class Libp2pNetwork:
             if origin == me:
                 return True
             try:
-                return handler(topic, origin.to_base58(), bytes(msg.data))
+                verdict = handler(topic, origin.to_base58(), bytes(msg.data), forwarder.to_base58())
             except Exception:
                 # An exception here would kill pubsub's task manager; refuse instead.
                 logger.exception("gossip handler failed on %s", topic)
                 return False
+            # py-libp2p validators are boolean: IGNORE and REJECT both drop the
+            # message unforwarded; the blame was laid by the handler.
+            return verdict is Verdict.ACCEPT or verdict is True
 
         self.pubsub.set_topic_validator(topic, validate, is_async_validator=False)
         await self.pubsub.subscribe(topic)
@@ -203,8 +243,8 @@ class Libp2pNetwork:
     async def publish(self, topic: str, data: bytes) -> None:
         try:
             await self.pubsub.publish(topic, data)
-        except _FAILURES as exc:
-            raise NetworkError(f"publish on {topic} failed: {exc}") from exc
+        except Exception as exc:  # the library raises KeyErrors too: never fatal to us
+            raise NetworkError(f"publish on {topic} failed: {exc!r}") from exc
 
     def set_stream_handler(self, protocol_id: str, handler: StreamHandler) -> None:
         async def on_stream(stream: Any) -> None:
@@ -263,13 +303,23 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
     """A libp2p host whose peer id is the node id; Noise is its only security."""
     key_pair = create_new_key_pair(key.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    peerstore = PinnedPeerStore({ID.from_pubkey(key_pair.public_key)})
+    host = new_host(
         key_pair=key_pair,
+        peerstore_opt=peerstore,
         sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
         muxer_opt=create_yamux_muxer_option(),
         enable_mDNS=settings.mdns,
         connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )
+    swarm: Any = host.get_network()
+    swarm.auto_connector.maybe_connect = _never_auto_dial
+    return host
+
+
+async def _never_auto_dial() -> None:
+    """Replaces py-libp2p's auto-connector cycle (see module docstring)."""
+    return
 
 
 @asynccontextmanager

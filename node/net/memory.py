@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import trio
 import trio.testing
 
-from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
+from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, accepted
 
 
 class MemoryHub:
@@ -84,10 +84,18 @@ class MemoryNetwork:
         self._topics[topic] = handler
 
     async def publish(self, topic: str, data: bytes) -> None:
+        await self.publish_as(self._peer, topic, data)
+
+    async def publish_as(self, origin: str, topic: str, data: bytes) -> None:
+        """Gossip ``data`` as if ``origin`` had published it and we forward it.
+
+        On libp2p the origin signs its gossip, so claiming an origin costs an
+        attacker a fresh key, nothing more; tests of forwarder blame use this.
+        """
         await trio.lowlevel.checkpoint()
-        message_id = (self._peer, next(self._seq))
+        message_id = (origin, next(self._seq))
         self._seen.add(message_id)
-        self._forward(topic, self._peer, message_id, data)
+        self._forward(topic, origin, message_id, data)
 
     def _forward(self, topic: str, origin: str, message_id: tuple[str, int], data: bytes) -> None:
         for peer in sorted(self._links):
@@ -102,7 +110,7 @@ class MemoryNetwork:
             return
         self._seen.add(message_id)
         handler = self._topics.get(topic)
-        if handler is not None and handler(topic, origin, data):
+        if handler is not None and accepted(handler(topic, origin, data, forwarder)):
             self._forward(topic, origin, message_id, data)
 
     def _remote(self, peer: str) -> MemoryNetwork:
@@ -116,6 +124,8 @@ class MemoryNetwork:
 
     async def open_stream(self, peer: str, protocol_id: str) -> ByteStream:
         other = self._remote(peer)
+        if self._peer in other._blocked:
+            raise NetworkError(f"{peer} refuses us")
         handler = other._streams.get(protocol_id)
         if handler is None:
             raise NetworkError(f"{peer} does not speak {protocol_id}")

@@ -10,6 +10,11 @@ clock hiccup recovers, while a peer that keeps sending garbage crosses
 ``ban_score`` and is banned for ``ban_s``: the node disconnects it and refuses
 its traffic until the ban ends.
 
+Records are bounded (``max_records``): past the cap, the least telling ones
+go first — records whose score has decayed to nothing, then unbanned ones by
+lowest score, and only then bans, soonest-ending first — so a stranger who
+mints identities can neither grow memory nor wash a bad peer's record out.
+
 This module never reads a clock: every call takes ``now_s`` (seconds, any
 monotonic origin), so tests and simulations drive it directly.
 """
@@ -41,6 +46,7 @@ class ScoreConfig:
     ban_score: float = 100.0
     ban_s: float = 3600.0
     throttle_penalty: float = 1.0
+    max_records: int = 10_000
 
 
 @dataclass
@@ -71,9 +77,30 @@ class PeerScorer:
     def _record(self, peer: str, now_s: float) -> PeerRecord:
         record = self._peers.get(peer)
         if record is None:
+            if len(self._peers) >= self.config.max_records:
+                self._evict(now_s)
             record = PeerRecord(tokens=self.config.burst, tokens_at_s=now_s, score_at_s=now_s)
             self._peers[peer] = record
         return record
+
+    def _evict(self, now_s: float) -> None:
+        """Make room: drop about a tenth of the records, least telling first."""
+        self.forget_idle(now_s)
+        keep = self.config.max_records - max(1, self.config.max_records // 10)
+        excess = len(self._peers) - keep
+        if excess <= 0:
+            return
+
+        def value(item: tuple[str, PeerRecord]) -> tuple[bool, float, float]:
+            _, record = item
+            banned = now_s < record.banned_until_s
+            return (banned, record.banned_until_s, self._decayed(record, now_s))
+
+        for peer, _ in sorted(self._peers.items(), key=value)[:excess]:
+            del self._peers[peer]
+
+    def __len__(self) -> int:
+        return len(self._peers)
 
     def _decayed(self, record: PeerRecord, now_s: float) -> float:
         elapsed_s = max(0.0, now_s - record.score_at_s)
@@ -83,8 +110,12 @@ class PeerScorer:
         record = self._peers.get(peer)
         return record is not None and now_s < record.banned_until_s
 
-    def admit(self, peer: str, now_s: float) -> Admission:
-        """Spend one token for a message from ``peer``; say whether to process it."""
+    def admit(self, peer: str, now_s: float, *, throttle_penalty: bool = True) -> Admission:
+        """Spend one token for a message from ``peer``; say whether to process it.
+
+        ``throttle_penalty=False``: over the rate, drop without blame (a relay
+        forwarding other peers' gossip is busy, not hostile).
+        """
         record = self._record(peer, now_s)
         if now_s < record.banned_until_s:
             return Admission.BANNED
@@ -92,7 +123,8 @@ class PeerScorer:
         record.tokens = min(self.config.burst, record.tokens + max(0.0, refill))
         record.tokens_at_s = now_s
         if record.tokens < 1.0:
-            self.penalize(peer, self.config.throttle_penalty, "throttled", now_s)
+            penalty = self.config.throttle_penalty if throttle_penalty else 0.0
+            self.penalize(peer, penalty, "throttled", now_s)
             return Admission.BANNED if self.is_banned(peer, now_s) else Admission.THROTTLED
         record.tokens -= 1.0
         return Admission.ALLOWED
@@ -128,5 +160,6 @@ class PeerScorer:
         """Drop records of unbanned peers whose score has decayed away (bounded memory)."""
         for peer, record in list(self._peers.items()):
             idle = self._decayed(record, now_s) < min_score and now_s >= record.banned_until_s
-            if idle and record.tokens >= self.config.burst:
+            refilled = record.tokens + (now_s - record.tokens_at_s) * self.config.rate_per_s
+            if idle and refilled >= self.config.burst:
                 del self._peers[peer]

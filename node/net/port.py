@@ -4,10 +4,15 @@ Peers are named by their peer id text ("12D3KooW..."), which is also the
 ``str()`` of the sender's ``NodeId`` in every signed envelope, so the network
 layer and the protocol layer agree on who is who without a lookup.
 
-Gossip handlers are synchronous and return whether the message is valid:
-the libp2p implementation runs them as gossipsub topic validators, so a
-message the node refuses is not forwarded to the rest of the mesh. A handler
-that needs to do async work hands the message on through a bounded channel.
+Gossip handlers are synchronous and return a ``Verdict`` (gossipsub's
+validation result): ACCEPT delivers and forwards; IGNORE drops without
+blame (stale history, a message over a rate limit); REJECT drops and blames
+the peer that *forwarded* it — the only peer we know sent us the bytes, since
+an origin id costs an attacker nothing. The libp2p implementation runs
+handlers as gossipsub topic validators, so a message the node refuses is not
+forwarded to the rest of the mesh. A handler that needs to do async work
+hands the message on through a bounded channel. ``True``/``False`` are still
+understood as ACCEPT/REJECT.
 
 Request/response is built on streams, the same way for every implementation,
 in :mod:`node.net.reqresp`, so framing and size limits are enforced (and
@@ -16,10 +21,23 @@ abuse scored) by our code rather than differently by each transport.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-GossipHandler = Callable[[str, str, bytes], bool]  # (topic, origin peer, data) -> valid?
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"
+    IGNORE = "ignore"
+    REJECT = "reject"
+
+
+# (topic, origin peer, data, forwarding peer) -> verdict
+GossipHandler = Callable[[str, str, bytes, str], "Verdict | bool"]
+
+
+def accepted(verdict: Verdict | bool) -> bool:
+    return verdict is Verdict.ACCEPT or verdict is True
 
 
 class NetworkError(Exception):

@@ -109,6 +109,10 @@ class Store:
         """Keep a peer's latest advert and the listen addresses it announced."""
         await self.call(lambda c: queries.save_advert(c, peer_id, envelope, addrs, now_ms))
 
+    async def prune_peers(self, keep: int, now_ms: int) -> int:
+        """Bound the peers table (strangers' adverts land there); return rows removed."""
+        return await self.call(lambda c: queries.prune_peers(c, keep, now_ms))
+
     async def list_peers(self) -> list[dict[str, object]]:
         return await self.call(queries.list_peers)
 

@@ -63,6 +63,29 @@ def save_advert(
     )
 
 
+def prune_peers(conn: sqlite3.Connection, keep: int, now_ms: int) -> int:
+    """Keep at most ``keep`` unbanned and ``keep`` banned peers; return how many went.
+
+    Unbanned peers that answered a dial and were seen lately stay; of the
+    banned, those whose ban ends last.
+    """
+    before = conn.total_changes
+    conn.execute(
+        """DELETE FROM peers WHERE peer_id IN (
+             SELECT peer_id FROM peers WHERE banned_until_ms <= ?
+             ORDER BY (last_dial_ms IS NOT NULL AND dial_failures = 0) DESC, last_seen_ms DESC
+             LIMIT -1 OFFSET ?)""",
+        (now_ms, keep),
+    )
+    conn.execute(
+        """DELETE FROM peers WHERE peer_id IN (
+             SELECT peer_id FROM peers WHERE banned_until_ms > ?
+             ORDER BY banned_until_ms DESC LIMIT -1 OFFSET ?)""",
+        (now_ms, keep),
+    )
+    return conn.total_changes - before
+
+
 def list_peers(conn: sqlite3.Connection) -> list[dict[str, object]]:
     rows = conn.execute("SELECT * FROM peers ORDER BY peer_id").fetchall()
     peers = []

@@ -51,7 +51,7 @@ async def test_burst_through_gossipsub_is_not_dropped() -> None:
         done = {peer: trio.Event() for peer in got}
 
         def collector(net_peer: str):  # type: ignore[no-untyped-def]
-            def handle(topic: str, origin: str, data: bytes) -> bool:
+            def handle(topic: str, origin: str, data: bytes, forwarder: str) -> bool:
                 got[net_peer].append(data)
                 if len(got[net_peer]) == burst:
                     done[net_peer].set()

@@ -40,9 +40,9 @@ class NodeProcess:
     api: str
     addrs: list[str]
 
-    async def get(self, path: str) -> Any:
+    async def get(self, path: str, timeout_s: float = 30) -> Any:
         token = read_secret_file(self.data_dir / "api.token")
-        async with httpx.AsyncClient(base_url=self.api, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=self.api, timeout=timeout_s) as client:
             response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
             response.raise_for_status()
             return response.json()

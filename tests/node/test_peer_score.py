@@ -43,3 +43,14 @@ def test_forget_idle_drops_recovered_peers_only() -> None:
     scorer.penalize("old", 1, "x", 0.0)
     scorer.forget_idle(4.0, min_score=0.1)
     assert [v.peer for v in scorer.view(4.0)] == ["banned"]
+
+
+def test_records_are_bounded_and_bans_outlive_strangers() -> None:
+    scorer = PeerScorer(ScoreConfig(max_records=100, ban_score=100, ban_s=3600))
+    scorer.penalize("villain", 100, "bad_signature", 0.0)  # banned
+    scorer.penalize("suspect", 50, "malformed_message", 0.0)
+    for i in range(10_000):  # fresh identities, each sends one message
+        scorer.admit(f"stranger-{i}", 1.0 + i * 1e-4)
+        assert len(scorer) <= 100
+    assert scorer.is_banned("villain", 2.0)
+    assert scorer.score("suspect", 2.0) > 40  # the most telling records stay

@@ -1,0 +1,148 @@
+"""The API's front door: token, body size and JSON depth, checked before parsing.
+
+FastAPI checks the token in a dependency, which runs *after* it has read and
+parsed the request body; hypercorn sets no body limit. So a caller without
+the token could make the node buffer any body (two 200 MB bodies left +200 MB
+RSS), and a ~100,000-deep JSON body segfaulted the process (importing the
+chain libraries raises the recursion limit to 100,000, past the C stack).
+This pure ASGI middleware runs first, in this order, each step cheap:
+
+1. the bearer token (constant-time compare) unless the path is public (the
+   OpenAPI document and its viewers) — 401 without reading the body;
+2. a declared ``Content-Length`` over ``max_body_bytes`` — 413 unread;
+3. the body read in chunks, stopped at ``max_body_bytes`` — 413;
+4. the nesting depth of ``[``/``{`` outside JSON strings over
+   ``max_json_depth`` — 400, before any parser sees it.
+
+The body is then replayed to the app unchanged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_BODY_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+_TOKENS = re.compile(rb'[\[\]{}"\\]')
+UNAUTHORIZED = (
+    "missing or bad API token: send 'Authorization: Bearer <token>' "
+    "with the token from the node's api.token file"
+)
+
+
+class BodyTooDeep(ValueError):
+    pass
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """Deepest ``[``/``{`` nesting outside strings; raises ``BodyTooDeep`` past ``limit``.
+
+    Returns 0 without scanning when the body has too few brackets to exceed it.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return 0  # cannot be deeper than the limit: skip the scan
+    depth = deepest = 0
+    in_string, skip_at = False, -1
+    for match in _TOKENS.finditer(body):
+        char = match.group()
+        if in_string:
+            if match.start() == skip_at:
+                continue  # the character after a backslash is escaped
+            if char == b"\\":
+                skip_at = match.end()
+            elif char == b'"':
+                in_string = False
+            continue
+        if char == b'"':
+            in_string = True
+        elif char in b"[{":
+            depth += 1
+            if depth > limit:
+                raise BodyTooDeep(f"JSON nested deeper than {limit} levels")
+            deepest = max(deepest, depth)
+        elif char in b"]}":
+            depth -= 1
+    return deepest
+
+
+class ApiGuard:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_json_depth: int = MAX_JSON_DEPTH,
+    ) -> None:
+        self.app = app
+        self._token = token.encode()
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope.get("path") not in PUBLIC_PATHS and not self._authorized(headers):
+            await _reply(send, 401, UNAUTHORIZED, ((b"www-authenticate", b"Bearer"),))
+            return
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body_bytes:
+            await _reply(send, 413, f"request body over {self.max_body_bytes} bytes")
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _reply(send, 413, f"request body over {self.max_body_bytes} bytes")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            json_depth(body, self.max_json_depth)
+        except BodyTooDeep as exc:
+            await _reply(send, 400, str(exc))
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _reply(
+    send: Send, status: int, detail: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + list(extra)})
+    await send({"type": "http.response.body", "body": body})
