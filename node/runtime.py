@@ -47,7 +47,7 @@ from protocol import (
 )
 from protocol import encode_envelope as encode
 from protocol.errors import BadBinding, IllegalMessage
-from protocol.messages import CapacityAdvert, GpuInfo
+from protocol.messages import CapacityAdvert, GpuInfo, JobAnnounce, check_announce
 from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL
 
 logger = logging.getLogger(__name__)
@@ -185,8 +185,15 @@ class Node:
             except RemoteProtocolError as exc:
                 self.gate.refuse(forwarder, exc)
                 return Verdict.REJECT
-        elif self._gossip_hook is not None:
-            self._gossip_hook(envelope)
+        else:
+            try:
+                if isinstance(envelope.message, JobAnnounce):
+                    check_announce(envelope.message, envelope.sender.raw)
+                if self._gossip_hook is not None:
+                    self._gossip_hook(envelope)
+            except RemoteProtocolError as exc:  # we checked it: the relay could have too
+                self.gate.refuse(forwarder, exc)
+                return Verdict.REJECT
         self._notify()
         return Verdict.ACCEPT
 

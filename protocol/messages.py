@@ -34,6 +34,7 @@ from protocol.codec import (
     packb,
     to_wire,
 )
+from protocol.errors import IllegalMessage
 from protocol.identity import PaymentBinding
 
 Cid = Annotated[str, MaxLen(128)]
@@ -361,3 +362,15 @@ Message = (
 def job_id_of(spec: JobSpec) -> bytes:
     """SHA-256 of the spec's canonical encoding: the job's id everywhere."""
     return hashlib.sha256(b"pictor/job-spec/v1\x00" + packb(to_wire(spec))).digest()
+
+
+def check_announce(announce: JobAnnounce, sender: bytes) -> None:
+    """Raise ``IllegalMessage`` unless ``announce`` is its requester's, under its own id.
+
+    Every node checks this before it forwards an announce (so a relay that
+    forwards a bad one is to blame), and a worker again before it bids.
+    """
+    if announce.job_id != job_id_of(announce.spec):
+        raise IllegalMessage("job_id is not the hash of the spec", penalty=50)
+    if sender != announce.spec.requester:
+        raise IllegalMessage("a job announced by someone other than its requester")

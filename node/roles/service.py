@@ -104,6 +104,7 @@ class Roles:
         return ACK
 
     def on_gossip(self, envelope: Envelope) -> None:
+        """Raises ``RemoteProtocolError``: the node then blames the forwarding peer."""
         message, sender = envelope.message, envelope.sender.raw
         try:
             if isinstance(message, JobAnnounce):
@@ -113,8 +114,8 @@ class Roles:
                     self.worker.on_announce(sender, message)
             elif isinstance(message, JobCancelled) and self.worker is not None:
                 self.worker.receive(sender, message)
-        except RemoteProtocolError as exc:
-            self.ctx.node.gate.refuse(envelope.sender.text, exc)
+        except RemoteProtocolError:
+            raise
         except Exception as exc:  # our bug, not the peer's: say so and keep running
             log_event(logger, logging.ERROR, "gossip handler failed", type=message.TYPE,
                       peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip

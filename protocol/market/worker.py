@@ -51,7 +51,7 @@ from protocol.messages import (
     Message,
     Result,
     Voucher,
-    job_id_of,
+    check_announce,
 )
 
 
@@ -129,10 +129,7 @@ class WorkerMachine:
 
     def _on_announce(self, sender: bytes, announce: JobAnnounce, now_ms: int) -> list[Command]:
         spec = announce.spec
-        if announce.job_id != job_id_of(spec):
-            raise IllegalMessage("job_id is not the hash of the spec", penalty=50)
-        if sender != spec.requester:
-            raise IllegalMessage("a job announced by someone other than its requester")
+        check_announce(announce, sender)
         self._forget_old_jobs(now_ms)
         ask_wei = ask_wei_per_frame(self.config.min_price_wei_per_ru, spec.ru_per_frame)
         if (

@@ -96,3 +96,36 @@ async def test_busy_relay_is_slowed_not_banned(tmp_path: Path) -> None:
         assert views[relay.local_peer].score == 0.0
         assert relay.local_peer not in node.banned
         assert 20 <= len(node.capacity) < 300
+
+
+async def test_a_bad_announce_is_rejected_by_every_node_and_blames_its_relay(
+    tmp_path: Path,
+) -> None:
+    """A node without the worker role once accepted and forwarded an announce whose id
+    is not its spec's hash (only workers checked), so honest relays spread it and the
+    worker blamed them; now every node checks it before forwarding."""
+    from protocol.messages import JobAnnounce, job_id_of
+    from protocol.topics import JOBS_TOPIC
+    from tests.protocol.market.harness import make_spec
+
+    hub = MemoryHub()
+    key, relay_key, origin_key = NodeKey.generate(), NodeKey.generate(), NodeKey.generate()
+    async with (
+        hub.open(key.node_id.text) as net,  # a node with no roles at all
+        hub.open(relay_key.node_id.text) as relay,
+        running_node(make_config(tmp_path), net, key) as node,
+    ):
+        await relay.connect(net.listen_addrs()[0])
+        spec = make_spec(origin_key.node_id.raw, (1, 2), max_price_wei_per_frame=10,
+                         budget_wei=100, deadline_ms=wall_ms() + 60_000)  # fmt: skip
+        heard: list[object] = []
+        node.set_gossip_hook(lambda envelope: heard.append(envelope.message))
+        good = JobAnnounce(job_id_of(spec), spec)
+        bad = JobAnnounce(bytes(32), spec)
+        for nonce, announce in enumerate((bad, good), start=1):
+            data = encode_envelope(origin_key, announce, nonce=nonce, now_ms=wall_ms())
+            await relay.publish_as(origin_key.node_id.text, JOBS_TOPIC, data)
+        assert heard == [good]
+        views = _views(node)
+        assert views[relay.local_peer].rejected == {"illegal_message": 1}
+        assert origin_key.node_id.text not in views
