@@ -64,6 +64,10 @@ def create_app(view: NodeView, token: str) -> FastAPI:
         title="Pictor node API",
         version=API_VERSION,
         description="Local control and observation API of one Pictor node (127.0.0.1 only).",
+        # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN: off, the
+        # schema stays at /openapi.json (nothing a node serves comes from elsewhere).
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(ApiGuard, token=token)
     app.add_exception_handler(RequestValidationError, _invalid_request)

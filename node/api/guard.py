@@ -33,7 +33,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset({"/openapi.json"})  # /docs and /redoc are off (CDN)
 _TOKENS = re.compile(rb'[\[\]{}"\\]')
 UNAUTHORIZED = (
     "missing or bad API token: send 'Authorization: Bearer <token>' "

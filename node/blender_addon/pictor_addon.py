@@ -68,11 +68,27 @@ def _request(
         raise RuntimeError(f"node refused: {exc.code} {detail}") from None
 
 
+def eth_text_to_wei(text: str) -> int:
+    """``"0.2"`` -> 200000000000000000, exactly (money is integers; this file runs in
+    Blender's own Python, so it cannot use the node's ``protocol.money``)."""
+    whole, _, fraction = text.strip().removesuffix("ETH").removesuffix("eth").strip().partition(".")
+    if not (whole or fraction) or not (whole or "0").isdigit() or not (fraction or "0").isdigit():
+        raise ValueError(f"{text!r} is not an amount of ETH (e.g. 0.2)")
+    if len(fraction) > 18:
+        raise ValueError(f"{text!r} has more than 18 decimals")
+    return int(whole or "0") * WEI_PER_ETH + int(fraction.ljust(18, "0"))
+
+
+def wei_to_eth_text(wei: int) -> str:
+    whole, fraction = divmod(wei, WEI_PER_ETH)
+    return f"{whole}.{fraction:018d}".rstrip("0").rstrip(".") + " ETH"
+
+
 def _update(settings: Any, job: dict[str, Any]) -> None:
     settings.job_id = job["job_id"]
     settings.frames_done = job["frames_accepted"]
     settings.frames_total = job["frames_total"]
-    settings.spent_eth = job["spent_wei"] / WEI_PER_ETH
+    settings.spent = wei_to_eth_text(int(job["spent_wei"]))
     settings.state = job["outcome"] or job["state"]
 
 
@@ -82,14 +98,14 @@ class PictorSettings(bpy.types.PropertyGroup):
         subtype="DIR_PATH",
         description="The local node's data directory (~/.pictor)",
     )
-    max_price_eth: bpy.props.FloatProperty(name="Max price / frame (ETH)", default=0.2, min=0.0)
+    max_price_eth: bpy.props.StringProperty(name="Max price / frame (ETH)", default="0.2")
     deadline_h: bpy.props.FloatProperty(name="Deadline (hours)", default=2.0, min=0.01)
     out_dir: bpy.props.StringProperty(name="Output", subtype="DIR_PATH", default="//pictor-out")
     job_id: bpy.props.StringProperty(name="Job")
     state: bpy.props.StringProperty(name="State")
     frames_done: bpy.props.IntProperty(name="Frames done")
     frames_total: bpy.props.IntProperty(name="Frames")
-    spent_eth: bpy.props.FloatProperty(name="Spent (ETH)")
+    spent: bpy.props.StringProperty(name="Spent")
 
 
 class PICTOR_OT_submit(bpy.types.Operator):
@@ -110,10 +126,15 @@ class PICTOR_OT_submit(bpy.types.Operator):
             if bpy.data.filepath
             else os.path.join(folder, "pictor-out")
         )
+        try:
+            max_price_wei = eth_text_to_wei(settings.max_price_eth)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"Pictor: {exc}")
+            return {"CANCELLED"}
         body = {
             "scene": path,
             "frames": list(range(scene.frame_start, scene.frame_end + 1, scene.frame_step)),
-            "max_price_wei_per_frame": int(settings.max_price_eth * WEI_PER_ETH),
+            "max_price_wei_per_frame": max_price_wei,
             "deadline_s": settings.deadline_h * 3600,
             "out_dir": out_dir,
         }
@@ -185,7 +206,7 @@ class PICTOR_PT_panel(bpy.types.Panel):
             box.label(text=f"Job {settings.job_id[:16]}: {settings.state}")
             box.label(
                 text=f"{settings.frames_done}/{settings.frames_total} frames, "
-                f"{settings.spent_eth:.4f} ETH spent"
+                f"{settings.spent} spent"
             )
             box.operator("pictor.refresh")
 

@@ -26,6 +26,14 @@ scene.render.resolution_percentage = 100
 scene.cycles.samples = 8
 scene.pictor.data_dir = {data_dir!r}
 scene.pictor.out_dir = {out_dir!r}
+scene.pictor.max_price_eth = "2.5x"
+try:  # not an amount: refused with the reason (an operator's error raises headless)
+    bpy.ops.pictor.submit()
+    raise AssertionError("a price that is not an amount was accepted")
+except RuntimeError as exc:
+    assert "not an amount of ETH" in str(exc), exc
+assert not scene.pictor.job_id  # nothing was sent
+scene.pictor.max_price_eth = "0.2"
 assert bpy.ops.pictor.submit() == {{"FINISHED"}}
 assert scene.pictor.frames_total == 2
 """
@@ -53,4 +61,5 @@ def test_addon_submits_the_frame_range_and_shows_progress(
     job = net.api("client").wait_job(job_ids[0], JOB_TIMEOUT_S)
     assert job["outcome"] == "completed"
     assert job["settings"]["resolution"] == [64, 48]
+    assert job["max_price_wei_per_frame"] == 2 * 10**17  # exactly: parsed as integers
     assert sorted(p.name for p in out.glob("*.png")) == ["frame_0001.png", "frame_0002.png"]

@@ -41,6 +41,8 @@ async def test_api_auth_views_metrics(tmp_path: Path) -> None:
             assert "# HELP pictor_messages_rejected_total Refused inbound messages" in metrics
             openapi = (await client.get("/openapi.json")).json()
             assert "/v1/network" in openapi["paths"]
+            for cdn_page in ("/docs", "/redoc"):  # they load Swagger UI / ReDoc from a CDN
+                assert (await client.get(cdn_page)).status_code in (401, 404)
         stop.set()
     assert not config.api_addr_path.exists()
     assert token not in (tmp_path / "config.toml").read_text()
