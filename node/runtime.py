@@ -186,14 +186,20 @@ class Node:
                 self.gate.refuse(forwarder, exc)
                 return Verdict.REJECT
         else:
-            try:
-                if isinstance(envelope.message, JobAnnounce):
+            if isinstance(envelope.message, JobAnnounce):
+                try:
                     check_announce(envelope.message, envelope.sender.raw)
-                if self._gossip_hook is not None:
+                except RemoteProtocolError as exc:  # stateless: the relay could have checked
+                    self.gate.refuse(forwarder, exc)
+                    return Verdict.REJECT
+            if self._gossip_hook is not None:
+                try:
                     self._gossip_hook(envelope)
-            except RemoteProtocolError as exc:  # we checked it: the relay could have too
-                self.gate.refuse(forwarder, exc)
-                return Verdict.REJECT
+                except RemoteProtocolError as exc:
+                    # Judged against our own state (a job only we know): a relay could not
+                    # have known, so the signer pays and the message goes no further.
+                    self.gate.refuse(origin, exc)
+                    return Verdict.IGNORE
         self._notify()
         return Verdict.ACCEPT
 

@@ -30,7 +30,7 @@ import trio
 
 from node.render.base import RenderError
 from node.render.blender import BlenderBackend
-from node.render.sandbox import run_sandboxed
+from node.render.sandbox import run_sandboxed, take_file
 from protocol.messages import RenderSettings
 
 REFERENCE_SCRIPT = Path(__file__).with_name("reference_scene.py")
@@ -67,8 +67,7 @@ async def build_reference_scene(backend: BlenderBackend, out_path: Path, frames:
         result = await run_sandboxed(argv, workdir, config.limits, backend.sandbox)
         if result.returncode != 0 or not (workdir / "ref.blend").exists():
             raise RenderError("could not build the reference scene", result.tail)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(workdir / "ref.blend", out_path)
+        take_file(workdir, "ref.blend", out_path)
 
 
 async def run_benchmark(backend: BlenderBackend, measured_frames: int = 2) -> BenchmarkResult:

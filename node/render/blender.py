@@ -37,7 +37,14 @@ from node.render.base import (
 )
 from node.render.device import cpu_device_class
 from node.render.gpu import probe_gpus
-from node.render.sandbox import SandboxInfo, SandboxLimits, probe_sandbox, run_sandboxed
+from node.render.sandbox import (
+    SandboxError,
+    SandboxInfo,
+    SandboxLimits,
+    probe_sandbox,
+    run_sandboxed,
+    take_file,
+)
 from protocol.messages import RenderSettings
 
 # Run inside Blender, never imported here (it imports bpy).
@@ -236,10 +243,10 @@ def collect_frames(
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for output in parser.outputs:
-        produced = workdir / "out" / output.path.name
-        if not produced.is_file():
-            raise RenderError(f"frame {output.frame} reported but not written", tail)
-        dest = out_dir / produced.name
-        shutil.move(produced, dest)
+        name = output.path.name
+        try:  # never a plain is_file/move: the child may have planted symlinks
+            dest = take_file(workdir, f"out/{name}", out_dir / name)
+        except SandboxError as exc:
+            raise RenderError(f"frame {output.frame} reported but not taken: {exc}", tail) from None
         results.append(FrameOutput(output.frame, dest, output.render_s))
     return results

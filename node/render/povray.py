@@ -27,7 +27,14 @@ import trio
 
 from node.render.base import FrameOutput, ProgressFn, Region, RendererIdentity, RenderError
 from node.render.device import cpu_device_class
-from node.render.sandbox import SandboxInfo, SandboxLimits, probe_sandbox, run_sandboxed
+from node.render.sandbox import (
+    SandboxError,
+    SandboxInfo,
+    SandboxLimits,
+    probe_sandbox,
+    run_sandboxed,
+    take_file,
+)
 from protocol.messages import RenderSettings
 
 _VERSION_RE = re.compile(r"POV-Ray (\d+(?:\.\d+)+)")
@@ -139,12 +146,12 @@ class PovrayBackend:
             (conf_dir / "povray.conf").write_text(_CONF)
             start = trio.current_time()
             result = await run_sandboxed(argv, workdir, self.config.limits, self.sandbox)
-            rendered = workdir / "out.png"
-            if result.returncode != 0 or not rendered.exists():
+            if result.returncode != 0:
                 raise RenderError(f"povray exited {result.returncode}", result.tail)
-            out.mkdir(parents=True, exist_ok=True)
-            dest = out / f"frame_{frame:06d}.png"
-            shutil.move(rendered, dest)
+            try:  # the child owns its work dir: out.png may be a planted symlink
+                dest = take_file(workdir, "out.png", out / f"frame_{frame:06d}.png")
+            except SandboxError as exc:
+                raise RenderError(f"povray wrote no frame: {exc}", result.tail) from None
             return FrameOutput(frame, dest, trio.current_time() - start)
 
 

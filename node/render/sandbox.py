@@ -39,10 +39,12 @@ results); only a bounded tail is kept for error messages.
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -179,16 +181,35 @@ def filesystem_args(bwrap: str, workdir: Path, program: str) -> list[str]:
 
 def program_homes(program: str) -> list[Path]:
     """Where ``program`` lives outside the system paths: its install tree (the parent
-    of ``bin/``, or its own folder) and, for a virtualenv's python, the virtualenv."""
-    found = Path(shutil.which(program) or program)
+    of ``bin/``, or its own folder) and, for a virtualenv's python, the virtualenv.
+
+    Never ``/``, a home directory or a folder above one: a renderer in ``~/bin``
+    gets ``~/bin``, not the home with its ``.pictor`` and ``.ssh``. Raises
+    ``SandboxError`` for a program that cannot be found (a relative name would
+    otherwise resolve against the node's working directory).
+    """
+    located = shutil.which(program)
+    if located is None:
+        raise SandboxError(f"cannot start {program}: not found (give its absolute path)")
+    found = Path(located).absolute()
     resolved = found.resolve()
-    homes = [resolved.parent.parent if resolved.parent.name == "bin" else resolved.parent]
+    tree = resolved.parent.parent if resolved.parent.name == "bin" else resolved.parent
+    if not _bindable(tree):
+        tree = resolved.parent  # ~/bin/blender: ~/bin only
+    homes = [tree]
     if (found.parent.parent / "pyvenv.cfg").exists():
         homes.append(found.parent.parent.resolve())
-    def is_system(path: Path) -> bool:
-        return any(path == Path(p) or Path(p) in path.parents for p in SYSTEM_READ_ONLY)
+    return [h for h in dict.fromkeys(homes) if _bindable(h) and not _is_system(h)]
 
-    return [h for h in dict.fromkeys(homes) if not is_system(h)]
+
+def _is_system(path: Path) -> bool:
+    return any(path == Path(p) or Path(p) in path.parents for p in SYSTEM_READ_ONLY)
+
+
+def _bindable(path: Path) -> bool:
+    """Not the root, nor a home directory or anything above one."""
+    homes = {Path.home().resolve(), Path("/root")} | set(Path("/home").glob("*"))
+    return path != Path("/") and not any(h == path or path in h.parents for h in homes)
 
 
 def _probe_bwrap() -> str | None:
@@ -256,6 +277,61 @@ def _kill_group(process: trio.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # already gone
+
+
+def take_file(workdir: Path, relative: str, dest: Path) -> Path:
+    """Copy a file the sandboxed child produced out of its work directory, safely.
+
+    The child owns its work directory: any name in it may be a symlink to a
+    host file (``out -> /root/.pictor``), which ``is_file``/``shutil.move`` run
+    by the node would follow and carry off. So every component is opened with
+    ``O_NOFOLLOW`` relative to the one before, the file must be a regular file
+    no larger than the child may write, and its bytes are copied (never renamed:
+    a rename can take a hard-linked host file along). Raises ``SandboxError``.
+    """
+    parts = Path(relative).parts
+    if not parts or any(p in ("..", "/", "") for p in parts):
+        raise SandboxError(f"{relative!r}: not a path inside the work directory")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fds = [os.open(workdir, flags | os.O_DIRECTORY)]
+    try:
+        for part in parts[:-1]:
+            fds.append(os.open(part, flags | os.O_DIRECTORY, dir_fd=fds[-1]))
+        try:
+            fd = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fds[-1])
+        except OSError as exc:
+            raise SandboxError(f"{relative}: not produced as a plain file ({exc.strerror})") from None
+        fds.append(fd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SandboxError(f"{relative}: not a regular file")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with open(fd, "rb", closefd=False) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out)
+        return dest
+    except NotADirectoryError:
+        raise SandboxError(f"{relative}: a folder on the way is not a plain folder") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SandboxError(f"{relative}: a symlink on the way (refused)") from None
+        raise
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def produced_names(workdir: Path, folder: str) -> list[str]:
+    """Names of the plain files the child left in ``workdir/folder`` (no symlinks)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(workdir / folder, flags)
+    except OSError as exc:
+        raise SandboxError(f"{folder}: not a plain folder ({exc.strerror})") from None
+    try:
+        with os.scandir(fd) as entries:
+            return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+    finally:
+        os.close(fd)
 
 
 async def run_sandboxed(

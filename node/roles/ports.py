@@ -4,7 +4,7 @@ Theory of operation. A role never builds a renderer or a chain client of its
 own: ``RoleContext`` hands it a ``RenderKit`` and a ``Chain`` (or no chain).
 The node plugs in Blender (``blender_kit``) and the real escrow
 (``node.roles.chain.ChainLink``); the role tests plug in a deterministic fake
-renderer and an in-memory escrow (tests/node/roles/fakes.py), so every path of
+renderer and an in-memory escrow (tests/roles/fakes.py), so every path of
 a role runs in milliseconds under trio's mock clock, with the same code the
 node runs.
 

@@ -104,7 +104,8 @@ class Roles:
         return ACK
 
     def on_gossip(self, envelope: Envelope) -> None:
-        """Raises ``RemoteProtocolError``: the node then blames the forwarding peer."""
+        """Raises ``RemoteProtocolError`` for a message illegal in our state: the node
+        then blames its signer (a relay could not have known) and stops it there."""
         message, sender = envelope.message, envelope.sender.raw
         try:
             if isinstance(message, JobAnnounce):

@@ -23,7 +23,14 @@ from pathlib import Path
 
 from node.render.base import RendererIdentity, RenderError
 from node.render.blender import JOB_SCRIPT, BlenderBackend, BlenderConfig, job_document
-from node.render.sandbox import SandboxInfo, probe_sandbox, run_sandboxed
+from node.render.sandbox import (
+    SandboxError,
+    SandboxInfo,
+    probe_sandbox,
+    produced_names,
+    run_sandboxed,
+    take_file,
+)
 from protocol.messages import RenderSettings
 from protocol.verification import Tile
 
@@ -121,6 +128,9 @@ class BlenderTileRenderer:
             if result.returncode != 0:
                 raise RenderError(f"blender exited {result.returncode}", result.tail)
             out_dir.mkdir(parents=True, exist_ok=True)
-            for produced in sorted((workdir / "out").iterdir()):
-                shutil.move(str(produced), str(out_dir / produced.name))
+            try:  # the child owns its work dir: never follow what it left there
+                for name in produced_names(workdir, "out"):
+                    take_file(workdir, f"out/{name}", out_dir / name)
+            except SandboxError as exc:
+                raise RenderError(f"tiles not taken: {exc}", result.tail) from None
             return lines, result.wall_s

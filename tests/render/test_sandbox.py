@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,3 +125,87 @@ async def test_runs_as_nobody_when_root(work_root: Path, tmp_path: Path) -> None
     # The node's private directories are out of reach, and we say so up front.
     with pytest.raises(SandboxError, match="not traversable"):
         await run_sandboxed(["true"], tmp_path, LIMITS, info)
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        "os.symlink(SECRET, 'out/frame_0001.png')",  # the frame is a link to a host file
+        "os.rmdir('out'); os.symlink(os.path.dirname(SECRET), 'out')",  # out/ is a link
+        "os.mkfifo('out/frame_0001.png')",  # would block a reader forever
+    ],
+)
+async def test_what_a_render_leaves_is_taken_without_following_links(
+    work_root: Path, tmp_path: Path, plant: str
+) -> None:
+    """A render owns its work dir; the node once is_file()'d and moved what it named there,
+    as root, following links: a planted ``out -> ~/.pictor`` carried node.key off as a
+    frame (found by review). Taking a file now refuses links and non-regular files."""
+    from node.render.sandbox import produced_names, take_file
+
+    secret = tmp_path / "node.key"
+    secret.write_bytes(b"host secret")
+    (work_root / "out").mkdir()
+    code = f"import os; SECRET = {str(secret)!r}; {plant}"
+    done = subprocess.run([sys.executable, "-c", code], cwd=work_root, check=False)
+    assert done.returncode == 0
+    dest = tmp_path / "taken" / "frame_0001.png"
+    with pytest.raises(SandboxError):
+        take_file(work_root, "out/frame_0001.png", dest)
+    assert not dest.exists()
+    assert secret.read_bytes() == b"host secret"  # still there, untouched
+    if (work_root / "out").is_dir() and not (work_root / "out").is_symlink():
+        assert produced_names(work_root, "out") == []  # a link or fifo is not a product
+
+
+def test_a_plain_product_is_copied(work_root: Path, tmp_path: Path) -> None:
+    from node.render.sandbox import produced_names, take_file
+
+    (work_root / "out").mkdir()
+    (work_root / "out" / "tile_0.png").write_bytes(b"pixels")
+    assert produced_names(work_root, "out") == ["tile_0.png"]
+    taken = take_file(work_root, "out/tile_0.png", tmp_path / "t" / "tile_0.png")
+    assert taken.read_bytes() == b"pixels"
+    with pytest.raises(SandboxError):
+        take_file(work_root, "../etc/passwd", tmp_path / "x")
+
+
+def test_a_planted_out_link_cannot_carry_a_host_file_off_as_a_frame(
+    work_root: Path, tmp_path: Path
+) -> None:
+    """The attack through the Blender backend's own collection step."""
+    from node.render.base import FrameOutput, RenderError
+    from node.render.blender import LineParser, collect_frames
+
+    keys = tmp_path / "data"
+    keys.mkdir()
+    (keys / "node.key").write_bytes(b"host secret")
+    (work_root / "out").symlink_to(keys)  # what a compromised renderer can leave behind
+    parser = LineParser(None)
+    parser.outputs.append(FrameOutput(1, Path("/anything/node.key"), 0.1))
+    with pytest.raises(RenderError, match="not taken"):
+        collect_frames(0, "", parser, [1], work_root, tmp_path / "frames")
+    assert (keys / "node.key").read_bytes() == b"host secret"
+    assert not (tmp_path / "frames" / "node.key").exists()
+
+
+def test_a_renderer_outside_the_system_never_exposes_a_home(tmp_path: Path) -> None:
+    """Review finding: a renderer in ~/bin bound the whole home (~/.pictor, ~/.ssh) into
+    the sandbox, and a name ``which`` could not find bound the working directory."""
+    from node.render.sandbox import program_homes
+
+    home_bin = Path.home() / "bin"
+    created = not home_bin.exists()
+    home_bin.mkdir(exist_ok=True)
+    program = home_bin / f"pictor-test-renderer-{os.getpid()}"
+    try:
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+        assert program_homes(str(program)) == [home_bin.resolve()]
+    finally:
+        program.unlink()
+        if created:
+            home_bin.rmdir()
+    with pytest.raises(SandboxError, match="not found"):
+        program_homes("pictor-no-such-renderer")
+    assert program_homes("sh") == []  # system programs need nothing extra

@@ -93,3 +93,32 @@ async def test_workers_dispute_a_lying_checker_and_are_paid(
             )  # fmt: skip
             assert owed.get(worker.address, 0) == earned
         assert len(job.view.accepted) == 3
+
+
+async def test_a_forged_cancel_costs_its_signer_not_the_honest_relay(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Only a worker that knows the job can tell a cancel is forged; the relays that
+    passed it on could not, so blaming them (review finding) let a forger get honest
+    relays banned."""
+    from protocol import NodeKey, encode_envelope
+    from protocol.messages import JobCancelled
+    from protocol.topics import JOBS_TOPIC
+
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker", frames=FakeFrames(gate=trio.Event()))
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=1)
+        node = worker.live().ctx.node
+        await node.wait_until(lambda: job_id in worker.live().worker.specs)  # type: ignore[union-attr]
+        forger, relay_key = NodeKey.generate(), NodeKey.generate()
+        async with cluster.hub.open(relay_key.node_id.text) as relay:
+            await relay.connect(node.network.listen_addrs()[0])
+            forged = encode_envelope(forger, JobCancelled(job_id, "forged"), nonce=1,
+                                     now_ms=cluster.wall_ms())  # fmt: skip
+            await relay.publish_as(forger.node_id.text, JOBS_TOPIC, forged)
+            views = {v.peer: v for v in node.scorer.view(trio.current_time())}
+            assert views[forger.node_id.text].score > 0
+            assert relay.local_peer not in views or views[relay.local_peer].score == 0
+        assert not worker.live().worker.machine._jobs[job_id].cancelled  # type: ignore[union-attr]
