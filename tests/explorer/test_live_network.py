@@ -76,6 +76,7 @@ class Chain:
         unsigned = Voucher(
             self.chain.chain_id,
             bytes.fromhex(self.escrow[2:]),
+            self.requester.account,
             job_id,
             self.worker_address,
             cumulative_wei,
@@ -100,6 +101,7 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
         )
         job_id = announce.job_id
         chain.requester.deposit(job_id, ETHER, chain.chain.timestamp_s() + 3600)
+        chain.requester.open_lanes(job_id, [(chain.worker_address, ETHER // 2)])
         first_tx = chain.redeem(job_id, ETHER // 10)
 
         config = ExplorerConfig(

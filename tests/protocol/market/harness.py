@@ -309,7 +309,7 @@ class MarketHarness:
                         self.job.assign_checker(command.task_id, checker, self.now_ms)
                     )
             elif isinstance(command, RecordPayment):
-                voucher = Voucher(1, bytes(20), command.job_id, command.payee_address,
+                voucher = Voucher(1, bytes(20), bytes(20), command.job_id, command.payee_address,
                                   command.cumulative_wei, bytes(65))  # fmt: skip
                 self.send(self.requester, self.payee_owner[command.payee_address], voucher)
 
