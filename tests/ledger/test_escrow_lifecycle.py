@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
+import pytest
+from eth_account import Account
+
+from ledger.vouchers import sign
 from tests.ledger.conftest import ETHER, GRACE_S, Env
 
 
@@ -68,3 +73,38 @@ def test_top_up_extends_budget_and_deadline(env: Env) -> None:
     env.requester.deposit(job_id, ETHER, later_s)
     job = env.requester.job(job_id)
     assert (job.remaining_wei, job.deadline_s) == (2 * ETHER, later_s)
+
+
+def fund(env: Env, address: bytes) -> None:
+    """Give ``address`` 1 wei, as a worker that pays its own gas holds coin."""
+    sender = env.requester.sender
+    tx = {"to": env.chain.w3.to_checksum_address(address), "value": 1, "gas": 21_000,
+          "nonce": sender.nonces.allocate(), "chainId": env.chain.chain_id,
+          "maxFeePerGas": 10**12, "maxPriorityFeePerGas": 1}  # fmt: skip
+    signed = Account.sign_transaction(tx, env.key_of(env.requester))
+    env.chain.w3.eth.send_raw_transaction(signed.raw_transaction)
+
+
+@pytest.mark.parametrize("workers", [1, 10])
+def test_gas_per_paid_frame_goal(env_fast: Env, workers: int) -> None:
+    """<= 2,500 gas per frame at 100 frames per worker, counting every transaction
+    of the job: deposit, one open_lanes for all workers, the redeem(s), refund."""
+    env, frames = env_fast, 100 * workers
+    payees = [os.urandom(20) for _ in range(workers)]
+    for payee in payees:
+        fund(env, payee)
+    job_id, deadline_s = os.urandom(32), env.deadline_in(3600)
+    per_worker_wei = 100 * ETHER // 1000
+    gas = env.requester.deposit(job_id, ETHER, deadline_s)["gasUsed"]
+    gas += env.requester.open_lanes(job_id, [(p, per_worker_wei) for p in payees])["gasUsed"]
+    vouchers = [replace(env.voucher(job_id, env.workers[0], per_worker_wei), payee=p, signature=b"")
+                for p in payees]  # fmt: skip
+    signed = [sign(v, env.key_of(env.requester)) for v in vouchers]
+    if workers == 1:
+        gas += env.outsider.redeem(signed[0])["gasUsed"]
+    else:
+        gas += env.outsider.redeem_batch(signed)["gasUsed"]
+    assert sum(env.requester.paid_wei(job_id, p) for p in payees) == workers * per_worker_wei
+    env.chain.advance_time(deadline_s + GRACE_S + 1 - env.chain.timestamp_s())
+    gas += env.outsider.refund(job_id, env.requester.account)["gasUsed"]
+    assert gas / frames <= 2_500, f"{gas / frames:.0f} gas per frame"
