@@ -74,6 +74,15 @@ class Secured:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainReadings:
+    """What ``VoucherBook.plan`` needs from the chain, read in one go before a batch."""
+
+    lanes: dict[Key, Lane]
+    chain_time_s: int  # the latest block's timestamp
+    gas_price_wei: int
+
+
+@dataclass(frozen=True, slots=True)
 class StakeState:
     active_wei: int
     unbonding_wei: int
@@ -201,6 +210,11 @@ class EscrowClient:
             for v in vouchers
             if v.chain_id == self.sender.chain_id and v.contract == bytes.fromhex(self.address[2:])
         }
+
+    def readings(self, vouchers: Iterable[Voucher]) -> ChainReadings:
+        """Lanes of ``vouchers``, chain time and gas price; blocking (run it on a thread,
+        then plan in the caller's task: ``book.plan(r.lanes, r.chain_time_s, ...)``)."""
+        return ChainReadings(self.lanes_of(vouchers), self.chain_time_s(), self.gas_price_wei())
 
     def chain_time_s(self) -> int:
         """The latest block's timestamp: the clock the contract judges deadlines by."""

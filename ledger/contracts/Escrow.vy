@@ -281,8 +281,8 @@ def open_lanes(job_id: bytes32, fundings: DynArray[LaneFunding, MAX_BATCH]):
         assert f.amount <= job.unallocated, "over budget"
         job.unallocated -= f.amount
         packed: uint256 = self.lane_of[key][f.payee]
-        # Cannot overflow 128 bits: every lane total is at most `remaining`.
         total: uint256 = (packed & AMOUNT_MAX) + f.amount
+        assert total <= AMOUNT_MAX, "amount too large"  # the paid half must stay intact
         self.lane_of[key][f.payee] = (packed & ~AMOUNT_MAX) | total
         log LaneFunded(job_id=job_id, requester=msg.sender, payee=f.payee, amount=f.amount, lane=total)
     self.job_funds[key] = job.remaining | (job.unallocated << 128)
