@@ -72,6 +72,23 @@ class Secured:
         """Pay the requester can no longer take back (0 once refunded)."""
         return 0 if self.refunded or not self.exists else self.lane_wei - self.paid_wei
 
+    def problem(self, *, token: bytes, cumulative_wei: int, redeem_by_s: int) -> str | None:
+        """None when vouchers totalling ``cumulative_wei`` for this job will pay in full
+        if redeemed by ``redeem_by_s`` (chain time: when the work is done plus the time
+        to redeem); otherwise why not. A worker asks before it bids and before each
+        frame, with ``cumulative_wei`` its total after that frame."""
+        if not self.exists:
+            return "no such job on chain"
+        if self.refunded:
+            return "job refunded"
+        if self.token != token:
+            return "job pays in another token"
+        if redeem_by_s > self.redeem_until_s:
+            return f"vouchers stop paying at {self.redeem_until_s}, before {redeem_by_s}"
+        if self.lane_wei < cumulative_wei:
+            return f"{self.lane_wei} wei secured, {cumulative_wei} wei needed"
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ChainReadings:

@@ -115,6 +115,16 @@ def test_worker_reads_everything_it_needs_before_bidding(env: Env) -> None:
     assert worker.secured(env.requester.account, job_id).secured_wei == ETHER // 5 - ETHER // 20
     # Someone else's job with the same id is another job: nothing secured there.
     assert not worker.secured(env.outsider.account, job_id).exists
+    s = worker.secured(env.requester.account, job_id)
+    done_s = deadline_s  # the work is done and redeemed by the deadline
+    assert s.problem(token=bytes(20), cumulative_wei=ETHER // 5, redeem_by_s=done_s) is None
+    assert s.problem(token=bytes(20), cumulative_wei=ETHER // 5 + 1, redeem_by_s=done_s) == (
+        f"{ETHER // 5} wei secured, {ETHER // 5 + 1} wei needed")  # fmt: skip
+    assert "stop paying" in str(s.problem(token=bytes(20), cumulative_wei=1,
+                                          redeem_by_s=deadline_s + GRACE_S + 1))  # fmt: skip
+    assert s.problem(token=b"\x01" * 20, cumulative_wei=1, redeem_by_s=done_s) == (
+        "job pays in another token")  # fmt: skip
+    assert never.problem(token=bytes(20), cumulative_wei=1, redeem_by_s=0) == "no such job on chain"
 
 
 def test_job_ids_cannot_be_squatted(env: Env) -> None:
