@@ -109,3 +109,23 @@ def test_deposit_rules(env: Env) -> None:
     )
     reverts("no such job", env.outsider.refund, os.urandom(32), env.requester.account)
     reverts("deadline too far", env.requester.deposit, os.urandom(32), ETHER, 2**64)
+
+
+def test_high_s_twin_does_not_pay(env: Env) -> None:
+    """The malleable twin of a valid signature is refused on chain, singly and in a
+    batch (the client refuses to build it, so the calls are made by hand)."""
+    job_id, _ = open_job(env)
+    v = env.voucher(job_id, env.workers[0], ETHER // 10)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    r, s, rec = v.signature[:32], int.from_bytes(v.signature[32:64], "big"), v.signature[64]
+    twin_sig = (55 - rec, r, (n - s).to_bytes(32, "big"))  # v 27 <-> 28
+    address = env.chain.w3.to_checksum_address
+    entry = (address(v.requester), v.job_id, address(v.payee), v.cumulative_wei, twin_sig)
+    fns = env.outsider.contract.functions
+    with pytest.raises(ChainRevert) as info:
+        env.outsider.sender.transact(fns.redeem(*entry))
+    assert info.value.reason == "bad signature"
+    receipt = env.outsider.sender.transact(fns.redeem_batch([entry]))
+    skipped = env.outsider.contract.events.RedeemSkipped().process_receipt(receipt)
+    assert [e["args"]["reason"] for e in skipped] == [4]  # SKIP_BAD_SIGNATURE
+    assert env.requester.paid_wei(job_id, env.workers[0].account) == 0
