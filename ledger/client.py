@@ -204,11 +204,13 @@ class EscrowClient:
         return JobState(to_canonical_address(requester_), to_canonical_address(token),
                         remaining, deadline, refunded, unallocated)  # fmt: skip
 
-    def lane(self, job_id: bytes, payee: bytes, requester: bytes | None = None) -> Lane:
+    def lane(self, job_id: bytes, payee: bytes, requester: bytes) -> Lane:
         total, paid = self._view("lanes", self._who(requester), job_id, self._who(payee))
         return Lane(int(total), int(paid))
 
-    def paid_wei(self, job_id: bytes, payee: bytes, requester: bytes | None = None) -> int:
+    def paid_wei(self, job_id: bytes, payee: bytes, requester: bytes) -> int:
+        """What (requester, job_id) has paid ``payee`` so far (the requester is part of
+        the job's identity: a payee must name it)."""
         return int(self._view("paid", self._who(requester), job_id, self._who(payee)))
 
     def secured(self, requester: bytes, job_id: bytes, payee: bytes | None = None) -> Secured:

@@ -41,7 +41,7 @@ def test_full_job_lifecycle(env: Env) -> None:
     env.outsider.redeem_batch([fee, more])
     assert balance(env, checker.account) - before_c == ETHER // 10
     assert balance(env, worker.account) - before_w == 3 * ETHER
-    assert env.requester.paid_wei(job_id, worker.account) == 3 * ETHER
+    assert env.requester.paid_wei(job_id, worker.account, env.requester.account) == 3 * ETHER
     secured = worker.secured(env.requester.account, job_id)
     assert (secured.lane_wei, secured.paid_wei, secured.secured_wei) == (3 * ETHER, 3 * ETHER, 0)
     assert secured.redeem_until_s == deadline_s + GRACE_S
@@ -104,7 +104,7 @@ def test_gas_per_paid_frame_goal(env_fast: Env, workers: int) -> None:
         gas += env.outsider.redeem(signed[0])["gasUsed"]
     else:
         gas += env.outsider.redeem_batch(signed)["gasUsed"]
-    assert sum(env.requester.paid_wei(job_id, p) for p in payees) == workers * per_worker_wei
+    assert sum(env.requester.paid_wei(job_id, p, env.requester.account) for p in payees) == workers * per_worker_wei
     env.chain.advance_time(deadline_s + GRACE_S + 1 - env.chain.timestamp_s())
     gas += env.outsider.refund(job_id, env.requester.account)["gasUsed"]
     assert gas / frames <= 2_500, f"{gas / frames:.0f} gas per frame"

@@ -41,14 +41,14 @@ def test_replayed_and_stale_vouchers_pay_nothing(env: Env) -> None:
     env.outsider.redeem(new)
     reverts("nothing owed", env.outsider.redeem, new)
     reverts("nothing owed", env.outsider.redeem, old)
-    assert env.requester.paid_wei(job_id, worker.account) == ETHER // 5
+    assert env.requester.paid_wei(job_id, worker.account, env.requester.account) == ETHER // 5
 
 
 def test_voucher_pays_at_most_its_lane(env: Env) -> None:
     job_id, _ = open_job(env, budget_wei=ETHER)
     worker = env.workers[0]
     env.outsider.redeem(env.voucher(job_id, worker, 2 * ETHER))  # owed 2, lane 0.5
-    assert env.requester.paid_wei(job_id, worker.account) == ETHER // 2
+    assert env.requester.paid_wei(job_id, worker.account, env.requester.account) == ETHER // 2
     reverts("lane spent", env.outsider.redeem, env.voucher(job_id, worker, 2 * ETHER))
     reverts("nothing owed", env.outsider.redeem, env.voucher(job_id, worker, ETHER // 2))
     # No lane at all: nothing is secured for this payee.
@@ -128,4 +128,4 @@ def test_high_s_twin_does_not_pay(env: Env) -> None:
     receipt = env.outsider.sender.transact(fns.redeem_batch([entry]))
     skipped = env.outsider.contract.events.RedeemSkipped().process_receipt(receipt)
     assert [e["args"]["reason"] for e in skipped] == [4]  # SKIP_BAD_SIGNATURE
-    assert env.requester.paid_wei(job_id, env.workers[0].account) == 0
+    assert env.requester.paid_wei(job_id, env.workers[0].account, env.requester.account) == 0

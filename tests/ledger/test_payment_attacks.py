@@ -45,7 +45,7 @@ def test_requester_cannot_claw_back_a_workers_secured_pay(env: Env) -> None:
     # The unallocated half can only go to a lane the requester opens, never the worker's.
     env.requester.open_lanes(job_id, [(puppet.account, ETHER // 2)])
     env.outsider.redeem_batch(greedy)
-    assert env.requester.paid_wei(job_id, puppet.account) == ETHER // 2
+    assert env.requester.paid_wei(job_id, puppet.account, env.requester.account) == ETHER // 2
     env.outsider.redeem(env.voucher(job_id, worker, ETHER // 2))
     assert balance(env, worker.account) - before == ETHER // 2
     assert env.requester.job(job_id).remaining_wei == 0
@@ -60,7 +60,7 @@ def test_promises_beyond_the_budget_are_impossible(env: Env) -> None:
     env.requester.open_lanes(job_id, [(env.workers[1].account, 2 * ETHER // 5)])
     env.outsider.redeem(env.voucher(job_id, env.workers[1], ETHER))
     env.outsider.redeem(env.voucher(job_id, env.workers[0], ETHER))
-    assert [env.requester.paid_wei(job_id, w.account) for w in env.workers[:2]] == [
+    assert [env.requester.paid_wei(job_id, w.account, env.requester.account) for w in env.workers[:2]] == [
         3 * ETHER // 5, 2 * ETHER // 5]  # fmt: skip
 
 
@@ -141,7 +141,7 @@ def test_job_ids_cannot_be_squatted(env: Env) -> None:
     with pytest.raises(ChainRevert, match="lane spent"):
         env.outsider.redeem(mine)
     env.outsider.redeem(env.voucher(job_id, worker, ETHER // 2))
-    assert env.requester.paid_wei(job_id, worker.account) == ETHER // 2
+    assert env.requester.paid_wei(job_id, worker.account, env.requester.account) == ETHER // 2
 
 
 def test_fraud_signatures_name_the_requester(env: Env) -> None:
@@ -201,7 +201,7 @@ def test_a_payee_that_refuses_payment_is_skipped(env: Env, payee_kind: str) -> N
     assert balance(env, worker.account) - before == ETHER // 4
     assert [e["reason"] for e in events(env, receipt, "RedeemSkipped")] == [PAYMENT_FAILED]
     assert receipt["gasUsed"] < 300_000  # the burner got 100k gas, not 63/64 of the batch's
-    assert env.requester.lane(job_id, bad).paid_wei == 0
+    assert env.requester.lane(job_id, bad, env.requester.account).paid_wei == 0
     assert env.requester.job(job_id).remaining_wei == 3 * ETHER // 4
     assert env.requester.balance_wei() == 3 * ETHER // 4
     with pytest.raises(ChainRevert):
@@ -249,4 +249,4 @@ def test_token_that_refuses_a_payee_is_skipped_in_a_batch(env: Env) -> None:
     receipt = env.outsider.redeem_batch([env.voucher(job_id, x, ETHER // 4) for x in w[:2]])
     assert [e["reason"] for e in events(env, receipt, "RedeemSkipped")] == [PAYMENT_FAILED]
     assert token.functions.balanceOf(w[1].sender.address).call() == ETHER // 4 * 99 // 100
-    assert req.lane(job_id, w[0].account).paid_wei == 0
+    assert req.lane(job_id, w[0].account, env.requester.account).paid_wei == 0
