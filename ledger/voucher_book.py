@@ -167,6 +167,11 @@ class VoucherBook:
         entry = self._entries.get(key)
         return entry.voucher if entry else None
 
+    def redeem_by_s(self, key: Key) -> int | None:
+        """The redeem-by time kept for ``key``'s lane, or None when no voucher is kept."""
+        entry = self._entries.get(key)
+        return entry.redeem_by_s if entry else None
+
     def owed_wei(self, key: Key) -> int:
         entry = self._entries.get(key)
         return entry.owed_wei if entry else 0

@@ -16,6 +16,7 @@ catch up — leases that ran out while it was down expire and are re-awarded.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,7 +28,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.errors import LedgerError
+from ledger.errors import ChainRevert, LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
@@ -42,6 +43,7 @@ from protocol.market import (
     DisputeResolved,
     FrameAccepted,
     FrameFailed,
+    FundLanes,
     JobFinished,
     JobMachine,
     Publish,
@@ -57,6 +59,8 @@ logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
 RESUME_WAIT_S = 30.0
 REFUND_POLL_S = 5.0
+FUND_RETRY_S = 1.0
+FUND_RETRY_MAX_S = 30.0
 
 
 @dataclass
@@ -97,6 +101,9 @@ class RequesterJob:
         self._lock = trio.Lock()
         self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
         self._changed = trio.Event()
+        # Sends and lane fundings leave in the machine's order, one at a time: an
+        # award goes out only after the FundLanes that secures it was mined.
+        self._queue_in, self._queue_out = trio.open_memory_channel[Send | FundLanes](math.inf)
 
     @property
     def ctx(self) -> RoleContext:
@@ -124,8 +131,8 @@ class RequesterJob:
             commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
-        elif kind == "assign":
-            commands = machine.assign_checker(data, peer, now_ms)
+        elif kind == "assign":  # task id, then the checker's payment address (if known)
+            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
         elif kind == "refunded":  # not a machine input: the escrow is settled
             self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
             commands = []
@@ -136,8 +143,11 @@ class RequesterJob:
     def carry_out(self, commands: list[Command], now_ms: int) -> None:
         view, live = self.view, self.live
         for c in commands:
-            if isinstance(c, Send) and live:
-                self.ctx.outbox.send(c.to, c.message)
+            if isinstance(c, Send | FundLanes) and live:
+                if self.ctx.chain is not None:
+                    self._queue_in.send_nowait(c)
+                elif isinstance(c, Send):
+                    self.ctx.outbox.send(c.to, c.message)
             elif isinstance(c, Publish) and live:
                 self.ctx.outbox.publish(c.topic, c.message)
             elif isinstance(c, RequestVerification) and live:
@@ -146,7 +156,7 @@ class RequesterJob:
                 view.worker_wei[c.payee_address] = c.cumulative_wei
                 self._pay(c.payee_address)
             elif isinstance(c, CheckerFeeDue):
-                address = self.role.address_of(c.checker)
+                address = c.payee_address or self.role.address_of(c.checker)
                 if address is not None:
                     view.fee_wei[address] = view.fee_wei.get(address, 0) + c.fee_wei
                     self._pay(address, to=c.checker)
@@ -196,8 +206,46 @@ class RequesterJob:
     def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
         chain = self.ctx.chain
         assert chain is not None
-        return sign(Voucher(chain.chain_id, chain.contract, self.job_id, payee, cumulative_wei),
-                    self.ctx.payment_key)  # fmt: skip
+        unsigned = Voucher(chain.chain_id, chain.contract, chain.address, self.job_id, payee,
+                           cumulative_wei)  # fmt: skip
+        return sign(unsigned, self.ctx.payment_key)
+
+    async def run_queue(self) -> None:
+        """Carry out Sends and FundLanes in order (see ``_queue_in``)."""
+        async for command in self._queue_out:
+            if isinstance(command, Send):
+                self.ctx.outbox.send(command.to, command.message)
+            else:
+                await self.fund_lanes(dict(command.lane_totals))
+
+    def refund_lanes(self) -> None:
+        """After a restart: fund every lane up to the machine's books (a funding lost
+        in the crash is redone; one that was mined is not repeated)."""
+        totals = self.machine.lanes_wei()
+        if totals and self.ctx.chain is not None:
+            self._queue_in.send_nowait(FundLanes(self.job_id, (), tuple(totals.items())))
+
+    async def fund_lanes(self, totals: dict[bytes, int]) -> None:
+        """Bring the job's lanes up to ``totals``: read them, fund the difference in one
+        transaction; a chain outage is retried with backoff, a revert is final."""
+        chain = self.ctx.chain
+        assert chain is not None
+        delay_s = FUND_RETRY_S
+        while True:
+            try:
+                have = await chain.lanes(self.job_id, list(totals))
+                fundings = [(a, t - have.get(a, 0)) for a, t in totals.items() if t > have.get(a, 0)]
+                if fundings:
+                    await chain.open_lanes(self.job_id, fundings)
+                return
+            except ChainRevert as exc:
+                log_event(logger, logging.WARNING, "lanes not funded", job=self.job_id.hex()[:16],
+                          error=str(exc)[:200])  # fmt: skip
+                return
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "lane funding postponed", error=str(exc)[:200])
+            await trio.sleep(delay_s)
+            delay_s = min(delay_s * 2, FUND_RETRY_MAX_S)
 
     def resend_vouchers(self) -> None:
         for address in set(self.view.worker_wei) | set(self.view.fee_wei):
@@ -228,8 +276,9 @@ class RequesterJob:
             return  # the machine's verify timeout asks again (or ends the dispute)
         in_flight = self._assigning.setdefault(c.task_id, set())
         in_flight.add(checker)  # no await between the pick and this
+        address = self.role.address_of(checker) or b""
         try:
-            await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
+            await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:
@@ -343,6 +392,8 @@ class RequesterRole:
                     pass  # refused the first time too, before any state changed
             job.live = True
             self.jobs[job.job_id] = job
+            job.refund_lanes()
+            self.spawn(job.run_queue)
             log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
                       accepted=len(job.view.accepted))  # fmt: skip
             self.spawn(self._resume_job, job)
@@ -376,6 +427,7 @@ class RequesterRole:
             spec=packb(to_wire(spec)), out_dir=str(out_dir), now_ms=self.clock.now_ms(),
         ))  # fmt: skip
         self.jobs[job_id] = job
+        self.spawn(job.run_queue)
         await job.step("start", b"", b"", self.clock.now_ms())
         self.spawn(job.run_timer)
         return job

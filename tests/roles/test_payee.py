@@ -33,10 +33,11 @@ class Setup:
         self.payee = Payee(self.chain, store, RedeemPolicy(), RETRY_S)
         self.job_id = os.urandom(32)
         self.escrow.deposit(self.requester, self.job_id, 10**18, 2_000_000)
+        self.escrow.open_lanes(self.requester, self.job_id, [(self.me, 10**15)])
 
     def voucher(self, cumulative_wei: int, key: bytes | None = None) -> Voucher:
-        unsigned = Voucher(self.escrow.CHAIN_ID, self.escrow.CONTRACT, self.job_id, self.me,
-                           cumulative_wei)  # fmt: skip
+        unsigned = Voucher(self.escrow.CHAIN_ID, self.escrow.CONTRACT, self.requester,
+                           self.job_id, self.me, cumulative_wei)  # fmt: skip
         return sign(unsigned, key or self.requester_key)
 
     async def paid_on_chain(self, wei: int) -> None:
@@ -74,7 +75,7 @@ async def test_outage_and_revert_postpone_then_pay(
     async with payee_running(tmp_path) as s:
         s.chain.down = True
         assert await s.payee.receive(s.voucher(500 * GWEI), s.requester, "requester")
-        await s.chain.wait_calls("gas_price", 3)  # retried every RETRY_S
+        await s.chain.wait_calls("secured", 3)  # retried every RETRY_S
         assert s.escrow.balances == {}
         s.chain.down = False
         s.chain.reverts = ["out of gas"]
@@ -105,7 +106,7 @@ async def test_vouchers_survive_a_restart_before_redeeming(
         for _ in range(restarts):
             s.payee = Payee(s.chain, store, RedeemPolicy(), RETRY_S)
             await s.payee.load()
-        assert s.payee.book.total_owed_wei() == 700 * GWEI
+        assert s.payee.owed_wei() == 700 * GWEI  # its redeem-by time is read once the chain answers
         s.chain.down = False
         await s.payee.redeem_now()
         assert s.escrow.balances[s.me] == 700 * GWEI
