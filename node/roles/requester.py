@@ -32,6 +32,7 @@ from ledger.errors import ChainRevert, LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
+from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, run_timer
 from node.roles.context import RoleContext
 from protocol.codec import from_wire, packb, to_wire, unpackb
@@ -103,7 +104,10 @@ class RequesterJob:
         self._changed = trio.Event()
         # Sends and lane fundings leave in the machine's order, one at a time: an
         # award goes out only after the FundLanes that secures it was mined.
-        self._queue_in, self._queue_out = trio.open_memory_channel[Send | FundLanes](math.inf)
+        self._queue_in, self._queue_out = trio.open_memory_channel[Send | FundLanes | Clawback](
+            math.inf
+        )
+        self._clawed = False  # adversary "clawback" only
 
     @property
     def ctx(self) -> RoleContext:
@@ -198,7 +202,10 @@ class RequesterJob:
         total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
         payee_node = to if to is not None else self._worker_of(address)
         if payee_node is not None:
-            self.ctx.outbox.send(payee_node, self.voucher(address, total))
+            if self.ctx.settings.adversary == "clawback" and not self._clawed:
+                self._clawed = True
+                self._queue_in.send_nowait(Clawback())
+            self._queue_in.send_nowait(Send(payee_node, self.voucher(address, total)))
 
     def _worker_of(self, address: bytes) -> bytes | None:
         return self.role.node_of_address(address)
@@ -215,8 +222,10 @@ class RequesterJob:
         async for command in self._queue_out:
             if isinstance(command, Send):
                 self.ctx.outbox.send(command.to, command.message)
-            else:
+            elif isinstance(command, FundLanes):
                 await self.fund_lanes(dict(command.lane_totals))
+            else:
+                await claw_back(self)
 
     def refund_lanes(self) -> None:
         """After a restart: fund every lane up to the machine's books (a funding lost

@@ -8,6 +8,15 @@ PNG in the content store for requester and checker to fetch, report back),
 ``CancelRender`` cancels that task, ``VoucherReceived`` hands the voucher to
 the payee, which checks its signature and redeems it on chain.
 
+Pay before work. With a chain, the worker reads the escrow (``Chain.secured``)
+before it bids on an announce (the job exists for that requester, is not
+refunded, pays in the native coin, and its vouchers still pay
+``REDEEM_MARGIN_S`` after the job's deadline) and again before it starts each
+awarded frame: its lane must then also cover what the requester's vouchers
+have promised it so far plus every frame it is rendering for the job, this one
+included. When it does not (or the chain does not answer), the award is
+declined (``AwardDeclined`` with the reason) and nothing is rendered.
+
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
 """
@@ -23,10 +32,12 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+from ledger.errors import LedgerError
 from node.log import log_event
 from node.roles.chain import Payee
-from node.roles.common import run_timer
+from node.roles.common import peer_of, run_timer
 from node.roles.context import RoleContext
+from protocol.errors import RemoteProtocolError
 from protocol.market import (
     CancelRender,
     Command,
@@ -36,9 +47,20 @@ from protocol.market import (
     WorkerConfig,
     WorkerMachine,
 )
-from protocol.messages import Dispute, FailureReason, JobAnnounce, JobSpec, LeaseRevoked, Message
+from protocol.messages import (
+    Dispute,
+    FailureReason,
+    JobAnnounce,
+    JobSpec,
+    LeaseRevoked,
+    Message,
+    job_id_of,
+)
 
 logger = logging.getLogger(__name__)
+REDEEM_MARGIN_S = 30  # after the job's deadline, time the worker wants left to redeem
+MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
+NATIVE_TOKEN = bytes(20)
 
 
 class WorkerRole:
@@ -57,6 +79,7 @@ class WorkerRole:
         self._disputed: set[bytes] = set()  # tasks whose rejection we contested
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._checking: set[bytes] = set()  # announces whose escrow is being read
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -78,7 +101,46 @@ class WorkerRole:
 
     def on_announce(self, sender: bytes, announce: JobAnnounce) -> None:
         self.specs[announce.job_id] = announce.spec
-        self.receive(sender, announce)
+        job_id, spec = announce.job_id, announce.spec
+        malformed = job_id != job_id_of(spec) or sender != spec.requester
+        if self.ctx.chain is None or malformed or self.machine.knows_job(job_id):
+            self.receive(sender, announce)  # the machine refuses or ignores it at once
+            return
+        if job_id in self._checking or len(self._checking) >= MAX_CHECKS:
+            return
+        self._checking.add(job_id)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._check_then_bid, sender, announce)
+
+    async def _check_then_bid(self, sender: bytes, announce: JobAnnounce) -> None:
+        try:
+            problem = await self.pay_problem(announce.spec, announce.job_id, 0)
+        finally:
+            self._checking.discard(announce.job_id)
+        if problem is not None:
+            log_event(logger, logging.INFO, "job not bid on", job=announce.job_id.hex()[:16],
+                      reason=problem)  # fmt: skip
+            return
+        try:
+            self.receive(sender, announce)
+        except RemoteProtocolError as exc:
+            self.ctx.node.gate.refuse(peer_of(sender), exc)
+
+    async def pay_problem(self, spec: JobSpec, job_id: bytes, cumulative_wei: int) -> str | None:
+        """Why vouchers totalling ``cumulative_wei`` for the job might not pay, or None."""
+        chain = self.ctx.chain
+        if chain is None:
+            return None
+        escrow = spec.escrow
+        if escrow is None or (escrow.chain_id, escrow.contract) != (chain.chain_id, chain.contract):
+            return "the job is not escrowed on our chain"
+        try:
+            secured = await chain.secured(spec.requester_address, job_id)
+        except LedgerError as exc:
+            return f"chain unreachable: {str(exc)[:100]}"
+        redeem_by_s = spec.deadline_ms // 1000 + REDEEM_MARGIN_S
+        return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
+                               redeem_by_s=redeem_by_s)  # fmt: skip
 
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
@@ -124,6 +186,19 @@ class WorkerRole:
 
     async def _render(self, command: StartRender, scope: trio.CancelScope) -> None:
         with scope:
+            # Our total for the job once this frame is paid: vouchers so far plus every
+            # frame in flight (this one included), read before any await.
+            owed_wei = self.machine.voucher_wei(command.job_id)
+            cumulative_wei = owed_wei + self.machine.in_flight_wei(command.job_id)
+            problem = await self.pay_problem(command.spec, command.job_id, cumulative_wei)
+            if problem is not None:
+                self._renders.pop(command.task_id, None)
+                log_event(logger, logging.WARNING, "award declined: pay not secured",
+                          frame=command.frame, reason=problem)  # fmt: skip
+                self.carry_out(self.machine.decline(
+                    command.task_id, f"pay not secured: {problem}", self.ctx.clock.now_ms()
+                ))  # fmt: skip
+                return
             try:
                 cid, size, render_ms = await self._render_frame(command)
             except Exception as exc:  # any failure is reported, not raised

@@ -63,8 +63,9 @@ def test_requester_killed_and_restarted_finishes_its_job(
     # its redeem was in flight twice: 0.635 vs 0.630 ETH, about one run in three).
     assert net.chain is not None and net.info is not None
     escrow = EscrowClient(TxSender(net.chain.w3, net.chain.funded_keys[0]), net.info.escrow)
+    requester = to_canonical_address(net.api("client").get("/v1/roles")["payment_address"])
     on_chain = 0
     for name in names:
         address = to_canonical_address(net.api(name).get("/v1/roles")["payment_address"])
-        on_chain += escrow.paid_wei(bytes.fromhex(job["job_id"]), address)
+        on_chain += escrow.paid_wei(bytes.fromhex(job["job_id"]), address, requester)
     assert on_chain == job["spent_wei"] == paid_wei(net, names) > 0
