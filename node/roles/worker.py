@@ -39,9 +39,8 @@ from ledger.client import Secured
 from ledger.errors import LedgerError
 from node.log import log_event
 from node.roles.chain import Payee
-from node.roles.common import peer_of, run_timer
+from node.roles.common import run_timer
 from node.roles.context import RoleContext
-from protocol.errors import RemoteProtocolError
 from protocol.market import (
     CancelRender,
     Command,
@@ -58,7 +57,7 @@ from protocol.messages import (
     JobSpec,
     LeaseRevoked,
     Message,
-    job_id_of,
+    check_announce,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,11 +105,12 @@ class WorkerRole:
         self.carry_out(self.machine.handle_timer(now_ms))
 
     def on_announce(self, sender: bytes, announce: JobAnnounce) -> None:
+        """Raises ``IllegalMessage`` (the node blames the forwarder) for a malformed one."""
+        check_announce(announce, sender)
         self.specs[announce.job_id] = announce.spec
-        job_id, spec = announce.job_id, announce.spec
-        malformed = job_id != job_id_of(spec) or sender != spec.requester
-        if self.ctx.chain is None or malformed or self.machine.knows_job(job_id):
-            self.receive(sender, announce)  # the machine refuses or ignores it at once
+        job_id = announce.job_id
+        if self.ctx.chain is None or self.machine.knows_job(job_id):
+            self.receive(sender, announce)  # no chain to ask, or the machine ignores it
             return
         if job_id in self._checking or len(self._checking) >= MAX_CHECKS:
             return
@@ -127,10 +127,7 @@ class WorkerRole:
             log_event(logger, logging.INFO, "job not bid on", job=announce.job_id.hex()[:16],
                       reason=problem)  # fmt: skip
             return
-        try:
-            self.receive(sender, announce)
-        except RemoteProtocolError as exc:
-            self.ctx.node.gate.refuse(peer_of(sender), exc)
+        self.receive(sender, announce)  # checked already (check_announce): it cannot raise
 
     async def pay_problem(self, spec: JobSpec, job_id: bytes, cumulative_wei: int) -> str | None:
         """Why vouchers totalling ``cumulative_wei`` for the job might not pay, or None."""
