@@ -20,8 +20,12 @@ is checked (renderer build), then verified: with ``Assurance.NONE`` it is
 accepted at once, otherwise the driver gets :class:`RequestVerification`,
 picks a checker and calls :meth:`assign_checker`; only a Verdict from an
 assigned checker about the exact result (envelope digest) counts. Accepted
-frames raise the payee's cumulative amount (:class:`RecordPayment`). State and
-bookkeeping live in :mod:`protocol.market.jobbook`, the award policy in
+frames raise the payee's cumulative amount (:class:`RecordPayment`). Pay is
+secured before work: an award round, a checker assignment (when the driver
+names the checker's payment address) or a dispute that leaves a payee's lane
+short emits one :class:`FundLanes` ahead of the messages it secures, sized in
+chunks by :mod:`protocol.market.lanes`. State and bookkeeping live in
+:mod:`protocol.market.jobbook`, the award policy in
 :mod:`protocol.market.awarding`.
 
 Retries and blocklist (per job):
