@@ -16,7 +16,6 @@ catch up — leases that ran out while it was down expire and are re-awarded.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,13 +27,14 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.errors import ChainRevert, LedgerError
+from ledger.errors import LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, run_timer
 from node.roles.context import RoleContext
+from node.roles.lanes import JobQueue
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
@@ -60,8 +60,6 @@ logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
 RESUME_WAIT_S = 30.0
 REFUND_POLL_S = 5.0
-FUND_RETRY_S = 1.0
-FUND_RETRY_MAX_S = 30.0
 
 
 @dataclass
@@ -102,11 +100,10 @@ class RequesterJob:
         self._lock = trio.Lock()
         self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
         self._changed = trio.Event()
-        # Sends and lane fundings leave in the machine's order, one at a time: an
-        # award goes out only after the FundLanes that secures it was mined.
-        self._queue_in, self._queue_out = trio.open_memory_channel[Send | FundLanes | Clawback](
-            math.inf
-        )
+        # With a chain, sends and lane fundings leave in the machine's order, one at a
+        # time: an award goes out only after the FundLanes that secures it was mined.
+        chain = role.ctx.chain
+        self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
         self._clawed = False  # adversary "clawback" only
 
     @property
@@ -148,8 +145,8 @@ class RequesterJob:
         view, live = self.view, self.live
         for c in commands:
             if isinstance(c, Send | FundLanes) and live:
-                if self.ctx.chain is not None:
-                    self._queue_in.send_nowait(c)
+                if self.queue is not None:
+                    self.queue.put(c)
                 elif isinstance(c, Send):
                     self.ctx.outbox.send(c.to, c.message)
             elif isinstance(c, Publish) and live:
@@ -197,15 +194,15 @@ class RequesterJob:
         self._changed = trio.Event()
 
     def _pay(self, address: bytes, to: bytes | None = None) -> None:
-        if not self.live or self.ctx.chain is None:
+        if not self.live or self.queue is None:
             return  # without a chain no voucher can be signed or redeemed: books only
         total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
         payee_node = to if to is not None else self._worker_of(address)
         if payee_node is not None:
             if self.ctx.settings.adversary == "clawback" and not self._clawed:
                 self._clawed = True
-                self._queue_in.send_nowait(Clawback())
-            self._queue_in.send_nowait(Send(payee_node, self.voucher(address, total)))
+                self.queue.put(Clawback())
+            self.queue.put(Send(payee_node, self.voucher(address, total)))
 
     def _worker_of(self, address: bytes) -> bytes | None:
         return self.role.node_of_address(address)
@@ -218,43 +215,8 @@ class RequesterJob:
         return sign(unsigned, self.ctx.payment_key)
 
     async def run_queue(self) -> None:
-        """Carry out Sends and FundLanes in order (see ``_queue_in``)."""
-        async for command in self._queue_out:
-            if isinstance(command, Send):
-                self.ctx.outbox.send(command.to, command.message)
-            elif isinstance(command, FundLanes):
-                await self.fund_lanes(dict(command.lane_totals))
-            else:
-                await claw_back(self)
-
-    def refund_lanes(self) -> None:
-        """After a restart: fund every lane up to the machine's books (a funding lost
-        in the crash is redone; one that was mined is not repeated)."""
-        totals = self.machine.lanes_wei()
-        if totals and self.ctx.chain is not None:
-            self._queue_in.send_nowait(FundLanes(self.job_id, (), tuple(totals.items())))
-
-    async def fund_lanes(self, totals: dict[bytes, int]) -> None:
-        """Bring the job's lanes up to ``totals``: read them, fund the difference in one
-        transaction; a chain outage is retried with backoff, a revert is final."""
-        chain = self.ctx.chain
-        assert chain is not None
-        delay_s = FUND_RETRY_S
-        while True:
-            try:
-                have = await chain.lanes(self.job_id, list(totals))
-                fundings = [(a, t - have.get(a, 0)) for a, t in totals.items() if t > have.get(a, 0)]
-                if fundings:
-                    await chain.open_lanes(self.job_id, fundings)
-                return
-            except ChainRevert as exc:
-                log_event(logger, logging.WARNING, "lanes not funded", job=self.job_id.hex()[:16],
-                          error=str(exc)[:200])  # fmt: skip
-                return
-            except LedgerError as exc:
-                log_event(logger, logging.WARNING, "lane funding postponed", error=str(exc)[:200])
-            await trio.sleep(delay_s)
-            delay_s = min(delay_s * 2, FUND_RETRY_MAX_S)
+        if self.queue is not None:
+            await self.queue.run(self.ctx.outbox)
 
     def resend_vouchers(self) -> None:
         for address in set(self.view.worker_wei) | set(self.view.fee_wei):
@@ -401,7 +363,8 @@ class RequesterRole:
                     pass  # refused the first time too, before any state changed
             job.live = True
             self.jobs[job.job_id] = job
-            job.refund_lanes()
+            if job.queue is not None:
+                job.queue.restore(job.machine.lanes_wei())
             self.spawn(job.run_queue)
             log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
                       accepted=len(job.view.accepted))  # fmt: skip

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.roles.requester import RequesterJob
+from node.roles import lanes
+from node.roles.ports import Chain
 from tests.roles.cluster import open_cluster
 from tests.roles.fakes import FakeChain
 
@@ -42,10 +43,10 @@ async def test_no_bid_on_a_job_that_was_never_deposited(
 async def test_an_award_whose_lane_was_not_funded_is_declined_not_rendered(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def no_lanes(self: RequesterJob, totals: dict[bytes, int]) -> None:
+    async def no_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
         await trio.lowlevel.checkpoint()  # a requester that awards without securing the pay
 
-    monkeypatch.setattr(RequesterJob, "fund_lanes", no_lanes)
+    monkeypatch.setattr(lanes, "fund_lanes", no_lanes)
     async with open_cluster(tmp_path) as cluster:
         client = await cluster.add("client", "client")
         worker = await cluster.add("w1", "worker")
