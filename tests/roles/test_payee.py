@@ -13,6 +13,7 @@ from eth_account import Account
 
 from ledger.voucher_book import RedeemPolicy
 from ledger.vouchers import Voucher, sign
+from node.roles import persist
 from node.roles.chain import Payee
 from node.store import Store, open_store
 from tests.roles.fakes import FakeChain, FakeEscrow
@@ -110,3 +111,47 @@ async def test_vouchers_survive_a_restart_before_redeeming(
         s.chain.down = False
         await s.payee.redeem_now()
         assert s.escrow.balances[s.me] == 700 * GWEI
+
+
+async def test_a_voucher_someone_else_redeemed_drops_out_and_the_others_still_pay(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 13, problem 3: the payee's plan follows paid() on chain, not its own record,
+    so a voucher redeemed for it by anyone (or before a restart) joins no batch."""
+    async with open_store(tmp_path / "node.db") as store:
+        s = Setup(store)
+        other_job = os.urandom(32)
+        s.escrow.deposit(s.requester, other_job, 10**18, 2_000_000)
+        s.escrow.open_lanes(s.requester, other_job, [(s.me, 10**15)])
+        first = s.voucher(400 * GWEI)
+        second = sign(Voucher(s.escrow.CHAIN_ID, s.escrow.CONTRACT, s.requester, other_job,
+                              s.me, 600 * GWEI), s.requester_key)  # fmt: skip
+        s.chain.down = True  # held, not yet redeemed
+        assert await s.payee.receive(first, s.requester, "requester")
+        assert await s.payee.receive(second, s.requester, "requester")
+        s.escrow.redeem(first)  # a third party front-runs one of them
+        s.chain.down = False
+        await s.payee.redeem_now()
+        assert s.escrow.skipped == [] and s.escrow.balances[s.me] == 1000 * GWEI
+        assert s.payee.paid_wei == 1000 * GWEI and s.payee.owed_wei() == 0
+        # restarted, it knows what the chain paid (persisted) and redeems nothing twice
+        s.payee = Payee(s.chain, store, RedeemPolicy(), RETRY_S)
+        await s.payee.load()
+        assert s.payee.paid_wei == 1000 * GWEI and s.payee.owed_wei() == 0
+        await s.payee.redeem_now()
+        assert s.chain.calls.count("redeem") == 1
+
+
+async def test_a_voucher_past_its_redeem_by_time_is_written_off_and_forgotten(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_store(tmp_path / "node.db") as store:
+        s = Setup(store)
+        s.chain.gas_price = 10**6  # 30k gas x 1e6 wei: more than the voucher is worth
+        assert await s.payee.receive(s.voucher(GWEI), s.requester, "requester")
+        await s.payee.redeem_now()  # not worth its gas before the urgent margin
+        assert s.payee.owed_wei() == GWEI and not s.escrow.balances
+        await trio.sleep(2_000_000)  # mock time: past deadline + grace
+        await s.payee.redeem_now()
+        assert s.payee.owed_wei() == 0 and not s.escrow.balances
+        assert await store.call(persist.load_vouchers) == []
