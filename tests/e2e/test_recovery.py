@@ -43,7 +43,8 @@ def test_chain_outage_delays_payment_and_loses_nothing(
     assert paid_wei(net, payees) == paid_before  # nothing redeemable while cut off
     assert owed + paid_before == job["spent_wei"] and owed > 0  # held as vouchers
     proxies[0].restore()
-    wait_paid(net, payees, job["spent_wei"])
+    # A redeem in flight at the cut waits out its receipt (receipt_timeout_s, 120 s).
+    wait_paid(net, payees, job["spent_wei"], timeout_s=JOB_TIMEOUT_S)
 
 
 def test_requester_killed_and_restarted_finishes_its_job(
