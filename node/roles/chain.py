@@ -210,12 +210,20 @@ class Payee:
         return True
 
     async def _keep(self, voucher: Voucher, payer: str, redeem_by_s: int) -> None:
+        """Hold ``voucher`` (redeem-by known: in the book; else until it is read), keep
+        only the newest per lane whatever order concurrent receives finish in, and
+        persist that newest one."""
+        key = voucher.key()
+        redeem_by_s = redeem_by_s or self.book.redeem_by_s(key) or 0
+        waiting = self._unknown.pop(key, None)
+        held = [voucher] + ([waiting[0]] if waiting else [])
+        newest = max(held, key=lambda v: v.cumulative_wei)
         if redeem_by_s > 0:
-            self._unknown.pop(voucher.key(), None)
-            self.book.add(voucher, redeem_by_s)
+            self.book.add(newest, redeem_by_s)
+            newest = self.book.latest(key) or newest
         else:
-            self._unknown[voucher.key()] = (voucher, payer)
-        await self.store.call(partial(persist.save_voucher, payer=payer, v=voucher,
+            self._unknown[key] = (newest, payer)
+        await self.store.call(partial(persist.save_voucher, payer=payer, v=newest,
                                       redeem_by_s=redeem_by_s))  # fmt: skip
 
     async def run(self) -> None:

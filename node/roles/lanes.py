@@ -41,6 +41,8 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> N
             fundings = [(a, t - have.get(a, 0)) for a, t in totals.items() if t > have.get(a, 0)]
             if fundings:
                 await chain.open_lanes(job_id, fundings)
+                log_event(logger, logging.INFO, "lanes funded", job=job_id.hex()[:16],
+                          lanes={"0x" + a.hex(): w for a, w in fundings})  # fmt: skip
             return
         except ChainRevert as exc:
             log_event(logger, logging.WARNING, "lanes not funded", job=job_id.hex()[:16],

@@ -11,6 +11,8 @@ import pytest
 import trio
 from eth_account import Account
 
+from ledger.client import Secured
+from ledger.errors import ChainUnreachable
 from ledger.voucher_book import RedeemPolicy
 from ledger.vouchers import Voucher, sign
 from node.roles import persist
@@ -155,3 +157,33 @@ async def test_a_voucher_past_its_redeem_by_time_is_written_off_and_forgotten(
         await s.payee.redeem_now()
         assert s.payee.owed_wei() == 0 and not s.escrow.balances
         assert await store.call(persist.load_vouchers) == []
+
+
+async def test_concurrent_receives_keep_the_newest_voucher_whatever_order_they_finish(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The older voucher's chain read answers after the newer one's failed: the newer
+    voucher (held until its redeem-by time is read) must not be dropped for it (it was:
+    a worker in the chain-outage e2e test ended paid one frame short)."""
+    async with open_store(tmp_path / "node.db") as store:
+        s = Setup(store)
+        answer, real_secured, reads = trio.Event(), s.chain.secured, []
+
+        async def secured(requester: bytes, job_id: bytes) -> Secured:
+            reads.append(job_id)
+            if len(reads) == 1:  # the older voucher's read: slow, then answers
+                await answer.wait()
+                return await real_secured(requester, job_id)
+            raise ChainUnreachable("chain down")  # the newer one's: fails at once
+
+        s.chain.secured = secured  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(s.payee.receive, s.voucher(100 * GWEI), s.requester, "requester")
+            await trio.sleep(1)
+            assert await s.payee.receive(s.voucher(300 * GWEI), s.requester, "requester")
+            answer.set()
+        assert s.payee.owed_wei() == 300 * GWEI
+        (row,) = await store.call(persist.load_vouchers)
+        assert row[5] == 300 * GWEI and row[9] > 0  # the newest, with its redeem-by time
+        await s.payee.redeem_now()
+        assert s.escrow.balances[s.me] == 300 * GWEI
