@@ -2,11 +2,13 @@
 
     python bench/gas.py
 
-A job of F frames split over W workers costs one deposit, one voucher redeem per
-worker (a single `redeem` for one worker, one `redeem_batch` for several) and
-one refund; the per-frame figure divides that by F and compares it with paying
-each frame by its own transfer (~63,000 gas, the baseline in docs/LEDGER.md).
-Figures are receipts' gasUsed (including the 21,000 base and calldata).
+A job of F frames split over W workers costs one deposit, the lanes (one
+`open_lanes` transaction for all W workers per funding round), one voucher
+redeem per worker (a single `redeem` for one worker, one `redeem_batch` for
+several) and one refund; the per-frame figure divides that by F and compares it
+with paying each frame by its own transfer (~63,000 gas, the baseline in
+docs/LEDGER.md). Figures are receipts' gasUsed (including the 21,000 base and
+calldata). Payees are accounts that already hold coin (workers pay gas).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class Bench:
         self.requester = self.clients[0]
 
     def voucher(self, job_id: bytes, payee: EscrowClient, cumulative_wei: int) -> Voucher:
-        unsigned = Voucher(self.chain.chain_id, bytes.fromhex(self.escrow[2:]), job_id,
-                           payee.account, cumulative_wei)  # fmt: skip
+        unsigned = Voucher(self.chain.chain_id, bytes.fromhex(self.escrow[2:]),
+                           self.requester.account, job_id, payee.account, cumulative_wei)  # fmt: skip
         return sign(unsigned, self.chain.funded_keys[0])
 
     def new_job(self, budget_wei: int = 10 * ETHER) -> tuple[bytes, int, int]:
@@ -47,12 +49,16 @@ class Bench:
         self.chain.advance_time(deadline_s + GRACE_S + 1 - self.chain.timestamp_s())
         return int(self.requester.refund(job_id)["gasUsed"])
 
-    def job_gas(self, frames: int, workers: int) -> int:
-        """Total gas of one job: deposit, paying every worker, refund of the rest."""
+    def job_gas(self, frames: int, workers: int, rounds: int = 1) -> int:
+        """Total gas of one job: deposit, lanes funded in ``rounds`` transactions
+        (each covering every worker), paying every worker, refund of the rest."""
         job_id, deadline_s, gas = self.new_job()
         payees = self.clients[1 : workers + 1]
-        per_frame_wei = ETHER // 1000
-        vouchers = [self.voucher(job_id, p, per_frame_wei * (frames // workers)) for p in payees]
+        per_worker_wei = ETHER // 1000 * (frames // workers)
+        for _ in range(rounds):
+            fundings = [(p.account, per_worker_wei // rounds) for p in payees]
+            gas += self.requester.open_lanes(job_id, fundings)["gasUsed"]
+        vouchers = [self.voucher(job_id, p, per_worker_wei) for p in payees]
         submitter = self.clients[-1]
         if workers == 1:
             gas += submitter.redeem(vouchers[0])["gasUsed"]
@@ -66,10 +72,17 @@ def per_operation(b: Bench) -> dict[str, int]:
     job_id, deadline_s, gas["deposit (native, new job)"] = b.new_job()
     gas["deposit (top-up)"] = b.requester.deposit(job_id, ETHER, deadline_s)["gasUsed"]
     worker, other = b.clients[1], b.clients[-1]
+    lane = [(worker.account, 3 * ETHER)]
+    gas["open_lanes, 1 new lane"] = b.requester.open_lanes(job_id, lane)["gasUsed"]
+    gas["open_lanes, top up 1 lane"] = b.requester.open_lanes(job_id, lane)["gasUsed"]
+    ten = [(p.account, ETHER // 10) for p in b.clients[2:12]]
+    gas["open_lanes, 10 new lanes (total)"] = b.requester.open_lanes(job_id, ten)["gasUsed"]
+    gas["open_lanes, top up 10 lanes (total)"] = b.requester.open_lanes(job_id, ten)["gasUsed"]
     gas["redeem (first voucher of a payee)"] = other.redeem(b.voucher(job_id, worker, ETHER))["gasUsed"]
     gas["redeem (later voucher, same payee)"] = other.redeem(b.voucher(job_id, worker, 2 * ETHER))["gasUsed"]
     batch = [b.voucher(job_id, p, ETHER // 10) for p in b.clients[2:12]]
     gas["redeem_batch of 10 (total)"] = other.redeem_batch(batch)["gasUsed"]
+    gas["redeem_batch of 10, all skipped (total)"] = other.redeem_batch(batch)["gasUsed"]
     gas["refund"] = b.refund_gas(job_id, deadline_s)
     gas["stake"] = worker.send(worker.calls.stake(2 * ETHER))["gasUsed"]
     checkers = b.clients[12:15]
@@ -78,7 +91,8 @@ def per_operation(b: Bench) -> dict[str, int]:
         gas["register_checker"] = c.send(c.calls.register_checker())["gasUsed"]
     gas["request_unbond"] = worker.send(worker.calls.request_unbond(ETHER))["gasUsed"]
     job_id, _, _ = b.new_job()
-    claim = FraudClaim(b.chain.chain_id, bytes.fromhex(b.escrow[2:]), job_id, worker.account, ETHER)
+    claim = FraudClaim(b.chain.chain_id, bytes.fromhex(b.escrow[2:]), b.requester.account,
+                       job_id, worker.account, ETHER)  # fmt: skip
     sigs = order_signatures(claim, [sign_claim(claim, b.chain.funded_keys[12 + i]) for i in range(3)])
     gas["slash (quorum of 3)"] = other.send(other.calls.slash(claim, sigs))["gasUsed"]
     gas["withdraw_credit"] = checkers[0].send(checkers[0].calls.withdraw_credit())["gasUsed"]
@@ -96,13 +110,16 @@ def main() -> None:
         print()
         print(f"amortised gas per paid frame (deposit + payouts + refund) / frames;"
               f" baseline {BASELINE_GAS_PER_FRAME:,} gas per frame transfer")  # fmt: skip
-        print(f"  {'frames':>6} {'workers':>7} {'job gas':>10} {'gas/frame':>10} {'vs baseline':>12}")
-        for frames in (10, 100, 1000):
+        print(f"  {'frames':>6} {'workers':>7} {'lane txs':>8} {'job gas':>10} {'gas/frame':>10}"
+              f" {'vs baseline':>12}")  # fmt: skip
+        for frames_per_worker, rounds in ((1, 1), (10, 1), (100, 1), (100, 10), (1000, 1)):
             for workers in (1, 10):
-                total = bench.job_gas(frames, workers)
+                frames = frames_per_worker * workers
+                total = bench.job_gas(frames, workers, rounds)
                 per_frame = total / frames
                 ratio = per_frame / BASELINE_GAS_PER_FRAME
-                print(f"  {frames:>6} {workers:>7} {total:>10,} {per_frame:>10,.0f} {ratio:>11.3f}x")
+                print(f"  {frames:>6} {workers:>7} {rounds:>8} {total:>10,} {per_frame:>10,.0f}"
+                      f" {ratio:>11.3f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

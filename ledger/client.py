@@ -4,10 +4,15 @@
 contract calls without sending anything; ``EscrowClient`` reads state and
 sends those calls from one account through a ``TxSender``. The trio wrapper
 reuses ``EscrowCalls`` and does its own nonce hand-out.
+
+Jobs are keyed on chain by (requester, job id). Where a method takes
+``requester=None`` it means this client's own account (the requester's view
+of its own jobs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +27,7 @@ from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
 from ledger.fraud import FraudClaim
 from ledger.tx import TxSender, with_retries
+from ledger.voucher_book import Key, Lane
 from ledger.vouchers import Voucher, split_signature
 
 NATIVE = "0x0000000000000000000000000000000000000000"
@@ -37,11 +43,60 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class JobState:
-    requester: bytes
+    requester: bytes  # 20 zero bytes: no such job
     token: bytes
-    remaining_wei: int
+    remaining_wei: int  # deposited, not yet paid or refunded (lanes included)
     deadline_s: int
     refunded: bool
+    unallocated_wei: int = 0  # the part of remaining_wei in no lane
+
+    @property
+    def exists(self) -> bool:
+        return self.requester != bytes(20)
+
+
+@dataclass(frozen=True, slots=True)
+class Secured:
+    """What a payee checks before it bids and before each frame (one call)."""
+
+    exists: bool
+    token: bytes
+    deadline_s: int
+    redeem_until_s: int  # deadline + grace: the last block time a voucher pays
+    refunded: bool
+    lane_wei: int
+    paid_wei: int
+
+    @property
+    def secured_wei(self) -> int:
+        """Pay the requester can no longer take back (0 once refunded)."""
+        return 0 if self.refunded or not self.exists else self.lane_wei - self.paid_wei
+
+    def problem(self, *, token: bytes, cumulative_wei: int, redeem_by_s: int) -> str | None:
+        """None when vouchers totalling ``cumulative_wei`` for this job will pay in full
+        if redeemed by ``redeem_by_s`` (chain time: when the work is done plus the time
+        to redeem); otherwise why not. A worker asks before it bids and before each
+        frame, with ``cumulative_wei`` its total after that frame."""
+        if not self.exists:
+            return "no such job on chain"
+        if self.refunded:
+            return "job refunded"
+        if self.token != token:
+            return "job pays in another token"
+        if redeem_by_s > self.redeem_until_s:
+            return f"vouchers stop paying at {self.redeem_until_s}, before {redeem_by_s}"
+        if self.lane_wei < cumulative_wei:
+            return f"{self.lane_wei} wei secured, {cumulative_wei} wei needed"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReadings:
+    """What ``VoucherBook.plan`` needs from the chain, read in one go before a batch."""
+
+    lanes: dict[Key, Lane]
+    chain_time_s: int  # the latest block's timestamp
+    gas_price_wei: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +109,7 @@ class StakeState:
 def voucher_arg(v: Voucher) -> tuple[Any, ...]:
     """The contract's ``Voucher`` struct for ``v``."""
     return (
+        Web3.to_checksum_address(v.requester),
         v.job_id,
         Web3.to_checksum_address(v.payee),
         v.cumulative_wei,
@@ -62,22 +118,33 @@ def voucher_arg(v: Voucher) -> tuple[Any, ...]:
 
 
 class EscrowCalls:
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, account: bytes | None = None) -> None:
         self.contract = contract
+        self.account = account  # the sender: default requester of refund / slash
+
+    def _requester(self, requester: bytes | None) -> ChecksumAddress:
+        who = requester if requester is not None else self.account
+        if who is None:
+            raise ValueError("requester needed: these calls have no sending account")
+        return Web3.to_checksum_address(who)
 
     def deposit(self, job_id: bytes, amount_wei: int, deadline_s: int, token: str = NATIVE) -> Call:
         fn = self.contract.functions.deposit(job_id, deadline_s, token, amount_wei)
         return Call(fn, amount_wei if token == NATIVE else 0)
 
-    def redeem(self, v: Voucher) -> Call:
-        job_id, payee, cumulative, sig = voucher_arg(v)
-        return Call(self.contract.functions.redeem(job_id, payee, cumulative, sig))
+    def open_lanes(self, job_id: bytes, fundings: Iterable[tuple[bytes, int]]) -> Call:
+        """Fund (open or top up) payees' lanes of the sender's job: (payee, amount) pairs."""
+        args = [(Web3.to_checksum_address(payee), amount) for payee, amount in fundings]
+        return Call(self.contract.functions.open_lanes(job_id, args))
 
-    def redeem_batch(self, vouchers: list[Voucher]) -> Call:
+    def redeem(self, v: Voucher) -> Call:
+        return Call(self.contract.functions.redeem(*voucher_arg(v)))
+
+    def redeem_batch(self, vouchers: Sequence[Voucher]) -> Call:
         return Call(self.contract.functions.redeem_batch([voucher_arg(v) for v in vouchers]))
 
-    def refund(self, job_id: bytes) -> Call:
-        return Call(self.contract.functions.refund(job_id))
+    def refund(self, job_id: bytes, requester: bytes | None = None) -> Call:
+        return Call(self.contract.functions.refund(self._requester(requester), job_id))
 
     def stake(self, amount_wei: int) -> Call:
         return Call(self.contract.functions.stake(), amount_wei)
@@ -94,7 +161,9 @@ class EscrowCalls:
     def slash(self, claim: FraudClaim, ordered_signatures: list[bytes]) -> Call:
         sigs = [split_signature(s) for s in ordered_signatures]
         worker = Web3.to_checksum_address(claim.worker)
-        return Call(self.contract.functions.slash(claim.job_id, worker, claim.amount_wei, sigs))
+        requester = Web3.to_checksum_address(claim.requester)
+        fn = self.contract.functions.slash(requester, claim.job_id, worker, claim.amount_wei, sigs)
+        return Call(fn)
 
     def withdraw_credit(self) -> Call:
         return Call(self.contract.functions.withdraw_credit())
@@ -112,7 +181,7 @@ class EscrowClient:
         self.contract = self.w3.eth.contract(
             address=self.address, abi=load_artifact("Escrow")["abi"]
         )
-        self.calls = EscrowCalls(self.contract)
+        self.calls = EscrowCalls(self.contract, self.account)
 
     @property
     def account(self) -> bytes:
@@ -125,13 +194,54 @@ class EscrowClient:
         fn = getattr(self.contract.functions, name)(*args)
         return with_retries(fn.call, self.sender.config, name)
 
-    def job(self, job_id: bytes) -> JobState:
-        requester, token, remaining, deadline, refunded = self._view("jobs", job_id)
-        return JobState(to_canonical_address(requester), to_canonical_address(token),
-                        remaining, deadline, refunded)  # fmt: skip
+    def _who(self, requester: bytes | None) -> ChecksumAddress:
+        return Web3.to_checksum_address(requester if requester is not None else self.account)
 
-    def paid_wei(self, job_id: bytes, payee: bytes) -> int:
-        return int(self._view("paid", job_id, Web3.to_checksum_address(payee)))
+    def job(self, job_id: bytes, requester: bytes | None = None) -> JobState:
+        requester_, token, remaining, unallocated, deadline, refunded = self._view(
+            "jobs", self._who(requester), job_id
+        )
+        return JobState(to_canonical_address(requester_), to_canonical_address(token),
+                        remaining, deadline, refunded, unallocated)  # fmt: skip
+
+    def lane(self, job_id: bytes, payee: bytes, requester: bytes) -> Lane:
+        total, paid = self._view("lanes", self._who(requester), job_id, self._who(payee))
+        return Lane(int(total), int(paid))
+
+    def paid_wei(self, job_id: bytes, payee: bytes, requester: bytes) -> int:
+        """What (requester, job_id) has paid ``payee`` so far (the requester is part of
+        the job's identity: a payee must name it)."""
+        return int(self._view("paid", self._who(requester), job_id, self._who(payee)))
+
+    def secured(self, requester: bytes, job_id: bytes, payee: bytes | None = None) -> Secured:
+        """The chain's answer to "is my pay for this job secured?" (payee: this account)."""
+        exists, token, deadline, until, refunded, lane, paid = self._view(
+            "secured", self._who(requester), job_id, self._who(payee)
+        )
+        return Secured(bool(exists), to_canonical_address(token), int(deadline), int(until),
+                       bool(refunded), int(lane), int(paid))  # fmt: skip
+
+    def lanes_of(self, vouchers: Iterable[Voucher]) -> dict[Key, Lane]:
+        """Chain-true lane and paid amount for each voucher's key, read just before a batch
+        (vouchers for another chain or escrow are left out)."""
+        return {
+            v.key(): self.lane(v.job_id, v.payee, v.requester)
+            for v in vouchers
+            if v.chain_id == self.sender.chain_id and v.contract == bytes.fromhex(self.address[2:])
+        }
+
+    def readings(self, vouchers: Iterable[Voucher]) -> ChainReadings:
+        """Lanes of ``vouchers``, chain time and gas price; blocking (run it on a thread,
+        then plan in the caller's task: ``book.plan(r.lanes, r.chain_time_s, ...)``)."""
+        return ChainReadings(self.lanes_of(vouchers), self.chain_time_s(), self.gas_price_wei())
+
+    def chain_time_s(self) -> int:
+        """The latest block's timestamp: the clock the contract judges deadlines by."""
+        block = with_retries(lambda: self.w3.eth.get_block("latest"), self.sender.config, "block")
+        return int(block["timestamp"])
+
+    def gas_price_wei(self) -> int:
+        return int(with_retries(lambda: self.w3.eth.gas_price, self.sender.config, "gas_price"))
 
     def stake_of(self, account: bytes) -> StakeState:
         active, unbonding, unbond_at = self._view("stakes", Web3.to_checksum_address(account))
@@ -162,8 +272,11 @@ class EscrowClient:
     def redeem(self, v: Voucher) -> TxReceipt:
         return self.send(self.calls.redeem(v))
 
-    def redeem_batch(self, vouchers: list[Voucher]) -> TxReceipt:
+    def open_lanes(self, job_id: bytes, fundings: Iterable[tuple[bytes, int]]) -> TxReceipt:
+        return self.send(self.calls.open_lanes(job_id, fundings))
+
+    def redeem_batch(self, vouchers: Sequence[Voucher]) -> TxReceipt:
         return self.send(self.calls.redeem_batch(vouchers))
 
-    def refund(self, job_id: bytes) -> TxReceipt:
-        return self.send(self.calls.refund(job_id))
+    def refund(self, job_id: bytes, requester: bytes | None = None) -> TxReceipt:
+        return self.send(self.calls.refund(job_id, requester))

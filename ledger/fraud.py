@@ -1,6 +1,6 @@
 """Fraud proofs: checkers' EIP-712 signatures that let the escrow slash a worker.
 
-Typed data ``Fraud(bytes32 jobId,address worker,uint256 amount)`` in the same
+Typed data ``Fraud(address requester,bytes32 jobId,address worker,uint256 amount)`` in the same
 "Pictor Escrow" domain as vouchers. Each checker signs the same (job, worker,
 amount) on its own; whoever submits the proof orders the signatures by
 ascending signer address, which is how the contract proves they are distinct.
@@ -17,6 +17,7 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 from ledger.vouchers import escrow_domain, split_signature
 
 FRAUD_TYPE = [
+    {"name": "requester", "type": "address"},
     {"name": "jobId", "type": "bytes32"},
     {"name": "worker", "type": "address"},
     {"name": "amount", "type": "uint256"},
@@ -27,6 +28,7 @@ FRAUD_TYPE = [
 class FraudClaim:
     chain_id: int
     contract: bytes  # 20-byte escrow address
+    requester: bytes  # 20-byte requester: jobs are keyed by (requester, job_id)
     job_id: bytes  # 32 bytes
     worker: bytes  # 20-byte address of the worker to slash
     amount_wei: int
@@ -37,6 +39,7 @@ def signable(claim: FraudClaim) -> SignableMessage:
         domain_data=escrow_domain(claim.chain_id, claim.contract),
         message_types={"Fraud": FRAUD_TYPE},
         message_data={
+            "requester": to_checksum_address(claim.requester),
             "jobId": claim.job_id,
             "worker": to_checksum_address(claim.worker),
             "amount": claim.amount_wei,

@@ -1,34 +1,49 @@
-"""A payee's vouchers and the decision when redeeming them is worth the gas.
+"""A payee's vouchers and the plan of what to redeem, judged by the chain.
 
-The book keeps, per (chain, escrow, job, payee), only the latest voucher (the
-largest cumulative) and what the chain has paid so far. It stores plain
-values, so a node can persist it anywhere (``to_rows`` / ``from_rows``): SQLite,
-a file, memory.
+The book keeps, per (chain, escrow, requester, job, payee), only the latest
+voucher (the largest cumulative), what the chain has paid so far and the
+job's redeem-by time (deadline + grace, from the chain: a required input).
+It stores plain values, so a node can persist it anywhere (``to_rows`` /
+``from_rows``): SQLite, a file, memory.
 
-Redeeming costs gas whatever the amount, so small debts wait and are redeemed
-together: a batch goes out when the total owed exceeds ``factor`` times its gas
-cost at the current gas price. Vouchers whose job is about to leave the grace
-period go out regardless — late is worth nothing.
+``plan_redemptions`` is pure: given the entries, the lanes and paid amounts
+just read from the chain (``EscrowClient.lanes_of``), the chain's time (the
+latest block's timestamp, passed in: never a local clock) and the gas price,
+it returns what to redeem and what the chain will pay for each (computed
+before any await), and what is written off. A voucher pays
+``min(cumulative, lane) - paid``. Small debts wait until they are worth
+``profit_factor`` times their gas; within ``urgent_margin_s`` of the redeem-by
+time every voucher worth more than its own gas goes out. What can no longer
+be paid (the job's redeem-by time has passed) is written off with the reason.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from ledger.vouchers import Voucher
 
-Key = tuple[int, bytes, bytes, bytes]  # (chain_id, contract, job_id, payee)
-Row = tuple[int, bytes, bytes, bytes, int, bytes, int, int]
+Key = tuple[int, bytes, bytes, bytes, bytes]  # (chain_id, contract, requester, job_id, payee)
+Row = tuple[int, bytes, bytes, bytes, bytes, int, bytes, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A payee's lane of one job as the chain reports it."""
+
+    total_wei: int  # allotted to the payee so far
+    paid_wei: int  # paid to the payee so far
 
 
 @dataclass(frozen=True, slots=True)
 class RedeemPolicy:
     # Measured on Escrow.vy (bench/gas.py); used as estimates, not limits.
-    gas_single: int = 75_000  # one `redeem`
+    gas_single: int = 60_000  # one `redeem`
     gas_batch_base: int = 30_000  # fixed part of `redeem_batch`
-    gas_batch_item: int = 45_000  # each voucher in a batch
-    profit_factor: float = 10.0  # redeem when owed > factor × gas cost
-    urgent_margin_s: int = 3600  # redeem regardless this long before the grace period ends
+    gas_batch_item: int = 30_000  # each voucher in a batch
+    profit_factor: int = 10  # without urgency, redeem when owed > factor × gas cost
+    urgent_margin_s: int = 3600  # this close to redeem-by, anything worth its gas goes
     max_batch: int = 64  # the contract's MAX_BATCH
 
     def batch_gas(self, count: int) -> int:
@@ -38,40 +53,124 @@ class RedeemPolicy:
 @dataclass(slots=True)
 class Entry:
     voucher: Voucher
-    paid_wei: int = 0
-    redeem_by_s: int = 0  # deadline + grace of the job; 0 = unknown
+    paid_wei: int  # as last read from the chain (or a Redeemed event)
+    redeem_by_s: int  # deadline + grace of the job (chain time)
 
     @property
     def owed_wei(self) -> int:
         return max(0, self.voucher.cumulative_wei - self.paid_wei)
 
 
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    voucher: Voucher
+    amount_wei: int  # what the chain pays for it, given the lane read before planning
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff:
+    voucher: Voucher
+    unpaid_wei: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Plan:
+    redeem: list[Redemption] = field(default_factory=list)
+    written_off: list[WriteOff] = field(default_factory=list)
+
+    @property
+    def vouchers(self) -> list[Voucher]:
+        return [r.voucher for r in self.redeem]
+
+    @property
+    def total_wei(self) -> int:
+        return sum(r.amount_wei for r in self.redeem)
+
+
+def payable_wei(cumulative_wei: int, lane: Lane) -> int:
+    """What the contract pays for a voucher now: up to the lane, beyond what was paid."""
+    return max(0, min(cumulative_wei, lane.total_wei) - lane.paid_wei)
+
+
+def plan_redemptions(
+    entries: Iterable[Entry],
+    lanes: Mapping[Key, Lane],
+    chain_time_s: int,
+    gas_price_wei: int,
+    policy: RedeemPolicy,
+) -> Plan:
+    """What to redeem now (largest first), and what is lost for good.
+
+    Entries without a lane reading are left alone (the chain did not answer
+    for them). Integer arithmetic only."""
+    plan = Plan()
+    item_cost_wei = gas_price_wei * policy.gas_batch_item
+    candidates: list[tuple[Redemption, bool]] = []  # (redemption, urgent)
+    for entry in entries:
+        lane = lanes.get(entry.voucher.key())
+        if lane is None:
+            continue
+        unpaid_wei = entry.voucher.cumulative_wei - lane.paid_wei
+        if unpaid_wei <= 0:
+            continue
+        due_wei = payable_wei(entry.voucher.cumulative_wei, lane)
+        if chain_time_s >= entry.redeem_by_s:
+            reason = ("beyond the lane" if due_wei == 0 else
+                      "not worth its gas" if due_wei <= item_cost_wei else "expired")  # fmt: skip
+            plan.written_off.append(WriteOff(entry.voucher, unpaid_wei, reason))
+            continue
+        urgent = entry.redeem_by_s - chain_time_s <= policy.urgent_margin_s
+        factor = 1 if urgent else policy.profit_factor
+        if due_wei > item_cost_wei * factor:
+            candidates.append((Redemption(entry.voucher, due_wei), urgent))
+    candidates.sort(key=lambda c: c[0].amount_wei, reverse=True)
+    chosen = candidates[: policy.max_batch]
+    if not chosen:
+        return plan
+    total_wei = sum(r.amount_wei for r, _ in chosen)
+    cost_wei = gas_price_wei * policy.batch_gas(len(chosen))
+    factor = 1 if any(urgent for _, urgent in chosen) else policy.profit_factor
+    if total_wei > cost_wei * factor:
+        plan.redeem = [r for r, _ in chosen]
+    return plan
+
+
 class VoucherBook:
     def __init__(self) -> None:
         self._entries: dict[Key, Entry] = {}
 
-    def add(self, voucher: Voucher, redeem_by_s: int = 0) -> bool:
-        """Keep ``voucher`` if it raises the cumulative; caller verified its signature."""
+    def add(self, voucher: Voucher, redeem_by_s: int) -> bool:
+        """Keep ``voucher`` if it raises the cumulative; caller verified its signature.
+
+        ``redeem_by_s`` is the job's deadline + grace as the chain reports it
+        (``EscrowClient.secured``); it only ever moves later, as deadlines do."""
+        if redeem_by_s <= 0:
+            raise ValueError("redeem_by_s must be the job's deadline + grace (chain time)")
         entry = self._entries.get(voucher.key())
         if entry is None:
             self._entries[voucher.key()] = Entry(voucher, 0, redeem_by_s)
             return True
-        if redeem_by_s:
-            entry.redeem_by_s = redeem_by_s
+        entry.redeem_by_s = max(entry.redeem_by_s, redeem_by_s)
         if voucher.cumulative_wei <= entry.voucher.cumulative_wei:
             return False
         entry.voucher = voucher
         return True
 
-    def mark_paid(self, key: Key, cumulative_wei: int) -> None:
-        """Record a ``Redeemed`` event; idempotent, and never moves backwards."""
+    def mark_paid(self, key: Key, paid_total_wei: int) -> None:
+        """Record a ``Redeemed`` event (its total paid); idempotent, never moves backwards."""
         entry = self._entries.get(key)
         if entry is not None:
-            entry.paid_wei = max(entry.paid_wei, cumulative_wei)
+            entry.paid_wei = max(entry.paid_wei, paid_total_wei)
 
     def latest(self, key: Key) -> Voucher | None:
         entry = self._entries.get(key)
         return entry.voucher if entry else None
+
+    def redeem_by_s(self, key: Key) -> int | None:
+        """The redeem-by time kept for ``key``'s lane, or None when no voucher is kept."""
+        entry = self._entries.get(key)
+        return entry.redeem_by_s if entry else None
 
     def owed_wei(self, key: Key) -> int:
         entry = self._entries.get(key)
@@ -80,26 +179,26 @@ class VoucherBook:
     def total_owed_wei(self) -> int:
         return sum(e.owed_wei for e in self._entries.values())
 
-    def choose_batch(self, gas_price_wei: int, now_s: int, policy: RedeemPolicy) -> list[Voucher]:
-        """Vouchers to redeem now, largest first; empty when waiting is cheaper."""
-        live = [e for e in self._entries.values() if e.owed_wei > 0]
-        live = [e for e in live if not e.redeem_by_s or now_s <= e.redeem_by_s]
-        live.sort(key=lambda e: e.owed_wei, reverse=True)
-        item_cost_wei = gas_price_wei * policy.gas_batch_item * policy.profit_factor
-        # A voucher joins when urgent or when it pays for its own marginal gas.
-        chosen = [e for e in live if self._urgent(e, now_s, policy) or e.owed_wei > item_cost_wei]
-        chosen = chosen[: policy.max_batch]
-        if not chosen:
-            return []
-        total_wei = sum(e.owed_wei for e in chosen)
-        cost_wei = gas_price_wei * policy.batch_gas(len(chosen))
-        if any(self._urgent(e, now_s, policy) for e in chosen) or total_wei > cost_wei * policy.profit_factor:
-            return [e.voucher for e in chosen]
-        return []
+    def unsettled(self) -> list[Voucher]:
+        """Vouchers the chain may still owe on: read their lanes before planning."""
+        return [e.voucher for e in self._entries.values() if e.owed_wei > 0]
 
-    @staticmethod
-    def _urgent(entry: Entry, now_s: int, policy: RedeemPolicy) -> bool:
-        return bool(entry.redeem_by_s) and entry.redeem_by_s - now_s <= policy.urgent_margin_s
+    def plan(self, lanes: Mapping[Key, Lane], chain_time_s: int, gas_price_wei: int,
+             policy: RedeemPolicy) -> Plan:  # fmt: skip
+        """Sync paid amounts to the chain's, then ``plan_redemptions``; written-off
+        entries leave the book (the caller logs them)."""
+        for key, lane in lanes.items():
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.paid_wei = lane.paid_wei  # the chain is the truth, also after a reorg
+        plan = plan_redemptions(self._entries.values(), lanes, chain_time_s, gas_price_wei, policy)
+        for w in plan.written_off:
+            del self._entries[w.voucher.key()]
+        for key in lanes:  # settled and over: nothing more can come of them
+            entry = self._entries.get(key)
+            if entry is not None and entry.owed_wei == 0 and chain_time_s >= entry.redeem_by_s:
+                del self._entries[key]
+        return plan
 
     def to_rows(self) -> list[Row]:
         return [
@@ -108,9 +207,9 @@ class VoucherBook:
         ]
 
     @classmethod
-    def from_rows(cls, rows: list[Row]) -> VoucherBook:
+    def from_rows(cls, rows: Iterable[Row]) -> VoucherBook:
         book = cls()
-        for chain_id, contract, job_id, payee, cumulative_wei, signature, paid_wei, by_s in rows:
-            voucher = Voucher(chain_id, contract, job_id, payee, cumulative_wei, signature)
+        for chain_id, contract, requester, job_id, payee, cumulative_wei, signature, paid_wei, by_s in rows:
+            voucher = Voucher(chain_id, contract, requester, job_id, payee, cumulative_wei, signature)
             book._entries[voucher.key()] = Entry(voucher, paid_wei, by_s)
         return book

@@ -1,14 +1,15 @@
 """Cumulative EIP-712 payment vouchers, off-chain: hash, sign, recover, verify.
 
-A voucher says "for job J, the requester owes payee P a total of C wei (or
-token units) so far". Each new voucher for the same (J, P) carries a larger C
+A voucher says "for job J of requester R, R owes payee P a total of C wei (or
+token units) so far". Jobs are keyed on chain by (requester, job id), so the
+requester is part of what is signed. Each new voucher for the same (J, P) carries a larger C
 and supersedes the older ones; the escrow pays C minus what it already paid.
 So a payee only ever needs to keep its latest voucher, and losing or replaying
 an old one costs nobody anything.
 
 Typed data (must match ``ledger/contracts/Escrow.vy`` and the wire message):
 domain ``{name: "Pictor Escrow", version: "1", chainId, verifyingContract}``,
-type ``Voucher(bytes32 jobId,address payee,uint256 cumulative)``.
+type ``Voucher(address requester,bytes32 jobId,address payee,uint256 cumulative)``.
 
 Pure functions over eth-account only; nothing here touches a chain.
 """
@@ -31,6 +32,7 @@ __all__ = ["Voucher", "VoucherError", "digest", "recover_signer", "sign", "verif
 DOMAIN_NAME = "Pictor Escrow"
 DOMAIN_VERSION = "1"
 VOUCHER_TYPE = [
+    {"name": "requester", "type": "address"},
     {"name": "jobId", "type": "bytes32"},
     {"name": "payee", "type": "address"},
     {"name": "cumulative", "type": "uint256"},
@@ -56,8 +58,8 @@ def escrow_domain(chain_id: int, contract: bytes) -> dict[str, Any]:
 
 def check_shape(voucher: Voucher) -> None:
     """Raise VoucherError unless every field has the size the contract expects."""
-    if len(voucher.contract) != 20 or len(voucher.payee) != 20:
-        raise VoucherError("contract and payee must be 20-byte addresses")
+    if len(voucher.contract) != 20 or len(voucher.payee) != 20 or len(voucher.requester) != 20:
+        raise VoucherError("contract, requester and payee must be 20-byte addresses")
     if len(voucher.job_id) != 32:
         raise VoucherError("job_id must be 32 bytes")
     if not 0 < voucher.cumulative_wei <= UINT256_MAX:
@@ -72,6 +74,7 @@ def signable(voucher: Voucher) -> SignableMessage:
         domain_data=escrow_domain(voucher.chain_id, voucher.contract),
         message_types={"Voucher": VOUCHER_TYPE},
         message_data={
+            "requester": to_checksum_address(voucher.requester),
             "jobId": voucher.job_id,
             "payee": to_checksum_address(voucher.payee),
             "cumulative": voucher.cumulative_wei,
@@ -120,5 +123,7 @@ def verify(voucher: Voucher, requester: bytes, *, chain_id: int, contract: bytes
         raise VoucherError(f"voucher for chain {voucher.chain_id}, expected {chain_id}")
     if voucher.contract != contract:
         raise VoucherError("voucher for another escrow contract")
+    if voucher.requester != requester:
+        raise VoucherError("voucher for another requester's job")
     if recover_signer(voucher) != requester:
         raise VoucherError("voucher not signed by the job's requester")

@@ -282,8 +282,10 @@ class Voucher:
     """A cumulative EIP-712 payment voucher signed by the requester's address.
 
     Typed data: domain ``{name: "Pictor Escrow", version: "1", chainId,
-    verifyingContract}``, type ``Voucher(bytes32 jobId,address payee,uint256
-    cumulative)``. Each new voucher for (job, payee) supersedes the last.
+    verifyingContract}``, type ``Voucher(address requester,bytes32 jobId,address
+    payee,uint256 cumulative)``. The escrow keys jobs by (requester, job id), so
+    the voucher names the requester's payment address. Each new voucher for
+    (requester, job, payee) supersedes the last.
 
     The one voucher type of the code base: ledger/ hashes, signs and redeems
     it, the node stores and sends it. ``signature`` is empty until
@@ -293,14 +295,15 @@ class Voucher:
     TYPE: ClassVar[str] = "voucher"
     chain_id: U64
     contract: Bytes20
+    requester: Bytes20  # the requester's payment address: the job is (requester, job_id)
     job_id: Bytes32
     payee: Bytes20
     cumulative_wei: U256
     signature: Bytes65 = b""
 
-    def key(self) -> tuple[int, bytes, bytes, bytes]:
-        """The (chain, escrow, job, payee) account this voucher pays into."""
-        return (self.chain_id, self.contract, self.job_id, self.payee)
+    def key(self) -> tuple[int, bytes, bytes, bytes, bytes]:
+        """The (chain, escrow, requester, job, payee) lane this voucher pays from."""
+        return (self.chain_id, self.contract, self.requester, self.job_id, self.payee)
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,8 @@ class RequesterDriver:
         else:
             world.metrics.paid_wei += cumulative_wei - last
         world.chain.issued.add((job_id, payee, cumulative_wei))
-        voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, job_id, payee, cumulative_wei, NO_SIGNATURE)
+        voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, self.node.address, job_id, payee,
+                          cumulative_wei, NO_SIGNATURE)  # fmt: skip
         world.send(self.node, world.by_address[payee].node_id, voucher)
 
     def _finish(self, job_id: bytes, outcome: str) -> None:

@@ -1,35 +1,52 @@
 # pragma version 0.4.3
 # @title Pictor Escrow
-# @notice Per-job escrow paid out by cumulative EIP-712 vouchers, worker and
-#         checker stake with an unbonding delay, and slashing by a checker quorum.
+# @notice Per-job escrow with per-payee lanes paid out by cumulative EIP-712
+#         vouchers, worker and checker stake with an unbonding delay, and
+#         slashing by a checker quorum.
 # @dev Theory of operation
-#   Jobs. A requester deposits a budget for `job_id` (the hash of the job spec)
-#   in native coin or in one ERC-20 token, with a deadline. Top-ups by the same
-#   requester add to the budget and may only push the deadline later.
-#   Vouchers. For each payee (worker or checker) the requester signs
-#   Voucher(jobId, payee, cumulative): the total it owes that payee for the job
-#   so far. The contract remembers what it has paid each (job, payee) and pays
-#   `cumulative - paid`, so a newer voucher supersedes older ones, replay pays
-#   nothing, and one redeem per payee per job settles any number of frames.
+#   Jobs. A job is keyed by (requester, job_id): `key = keccak256(abi_encode(
+#   requester, job_id))`, so nobody can squat another requester's id. The
+#   requester deposits a budget in native coin or in one ERC-20 token, with a
+#   deadline; top-ups add to the budget and may only push the deadline later.
+#   Token deposits credit the balance the escrow actually received, so a
+#   fee-on-transfer token cannot make other jobs insolvent.
+#   Lanes. The deposit is unallocated until the requester carves lanes out of
+#   it: `open_lanes` moves funds into the lane of (job, payee), several payees
+#   per transaction. A lane only grows, and nothing but that payee's vouchers
+#   can spend it before deadline + GRACE_S, so a worker that sees its lane on
+#   chain knows that much pay is secured: the requester cannot claw it back
+#   (a voucher to itself or a sock puppet spends only that payee's own lane) and
+#   cannot promise more than it deposited (lanes sum to at most the deposit).
+#   Vouchers. For each payee the requester signs
+#   Voucher(requester, jobId, payee, cumulative): the total it owes that payee
+#   for the job so far. The contract pays `min(cumulative, lane) - paid`, so a
+#   newer voucher supersedes older ones, replay pays nothing, a voucher beyond
+#   the lane pays what is secured now and the rest after a top-up, and one
+#   redeem per payee per job settles any number of frames. `redeem` reverts
+#   with the reason; `redeem_batch` skips (and logs) entries that cannot pay,
+#   including payees whose payment fails, so one stale entry cannot sink the
+#   batch.
 #   Time. Vouchers redeem while block.timestamp <= deadline + GRACE_S. Only after
-#   that (strictly later) can anyone refund the remainder to the requester; the
-#   refund closes the job and no voucher pays afterwards. The grace period gives
-#   payees holding vouchers signed just before the deadline time to redeem.
+#   that (strictly later) can anyone refund the remainder (unallocated funds and
+#   unpaid lane balances) to the requester; the refund closes the job and no
+#   voucher pays afterwards.
 #   Stake. Native coin only. `request_unbond` moves stake into an unbonding
 #   bucket that can be withdrawn UNBONDING_S later; unbonding stake stays
 #   slashable, so a cheat cannot escape a fraud proof by unbonding first.
 #   Slashing. A worker is slashed for a job when SLASH_QUORUM distinct
 #   registered checkers (each holding >= CHECKER_MIN_STAKE active stake, neither
-#   the worker nor the job's requester) sign Fraud(jobId, worker, amount). Signatures must be ordered by
-#   ascending signer address, which proves distinctness without a loop. A worker
-#   is slashed at most once per job. Half the slashed amount goes to the job's
-#   requester, the rest in equal parts to the signing checkers, credited to
-#   pull-payment balances (`withdraw_credit`), so one reverting recipient cannot
-#   block a slash.
+#   the worker nor the job's requester) sign Fraud(requester, jobId, worker,
+#   amount). Signatures must be ordered by ascending signer address, which
+#   proves distinctness without a loop. A worker is slashed at most once per
+#   job. Half the slashed amount goes to the job's requester, the rest in equal
+#   parts to the signing checkers, credited to pull-payment balances
+#   (`withdraw_credit`), so one reverting recipient cannot block a slash.
 #   Storage. A job is two slots: `job_meta` packs requester (bits 0-159),
-#   deadline (160-223), refunded (224) and "pays in a token" (225); `job_remaining`
-#   is the budget left. The token address gets a slot only for token jobs. One
-#   slot fewer per deposit and one cold read fewer per redeem is ~25k gas a job.
+#   deadline (160-223), refunded (224) and "pays in a token" (225); `job_funds`
+#   packs remaining (0-127: deposited, not yet paid or refunded) and unallocated
+#   (128-255: the part of remaining in no lane). A lane is one slot: total
+#   allotted (0-127) and paid (128-255). Amounts are capped at 2**128 - 1. The
+#   token address gets a slot only for token jobs.
 #   Payments use raw_call with value (never `send`, whose 2,300-gas stipend
 #   breaks contract wallets); every external state change is nonreentrant and
 #   updates storage before it transfers.
@@ -37,11 +54,30 @@
 from ethereum.ercs import IERC20
 
 struct Job:
-    requester: address
+    requester: address  # empty(address): no such job
     token: address  # empty(address) = native coin
-    remaining: uint256  # budget not yet paid out or refunded
+    remaining: uint256  # deposited, not yet paid out or refunded (lanes included)
+    unallocated: uint256  # the part of `remaining` in no lane
     deadline: uint256  # unix seconds
     refunded: bool
+
+struct Lane:
+    total: uint256  # allotted to the payee so far
+    paid: uint256  # paid to the payee so far (<= total)
+
+struct Secured:
+    # What a payee checks before it bids and before each frame, in one call.
+    exists: bool
+    token: address
+    deadline: uint256
+    redeem_until: uint256  # deadline + GRACE_S: the last block time a voucher pays
+    refunded: bool
+    lane: uint256
+    paid: uint256
+
+struct LaneFunding:
+    payee: address
+    amount: uint256
 
 struct Stake:
     active: uint256
@@ -54,6 +90,7 @@ struct Sig:
     s: bytes32
 
 struct Voucher:
+    requester: address
     job_id: bytes32
     payee: address
     cumulative: uint256
@@ -63,14 +100,28 @@ event Deposited:
     job_id: indexed(bytes32)
     requester: indexed(address)
     token: address
-    amount: uint256
+    amount: uint256  # what the escrow received
     deadline: uint256
+
+event LaneFunded:
+    job_id: indexed(bytes32)
+    requester: indexed(address)
+    payee: indexed(address)
+    amount: uint256
+    lane: uint256  # the lane's total after this funding
 
 event Redeemed:
     job_id: indexed(bytes32)
+    requester: indexed(address)
     payee: indexed(address)
     amount: uint256
-    cumulative: uint256
+    cumulative: uint256  # total paid to the payee for this job so far
+
+event RedeemSkipped:
+    job_id: indexed(bytes32)
+    requester: indexed(address)
+    payee: indexed(address)
+    reason: uint256  # one of the SKIP_* codes
 
 event Refunded:
     job_id: indexed(bytes32)
@@ -95,6 +146,7 @@ event CheckerRegistered:
 
 event Slashed:
     job_id: indexed(bytes32)
+    requester: indexed(address)
     worker: indexed(address)
     amount: uint256
 
@@ -110,18 +162,31 @@ MAX_BATCH: constant(uint256) = 64
 REFUNDED_BIT: constant(uint256) = 1 << 224
 TOKEN_BIT: constant(uint256) = 1 << 225
 DEADLINE_MAX: constant(uint256) = (1 << 64) - 1
+AMOUNT_MAX: constant(uint256) = (1 << 128) - 1
 MAX_SIGNERS: constant(uint256) = 16
+# Gas forwarded with each payment in a batch: ample for contract wallets, and a
+# payee that burns gas cannot starve the rest of the batch.
+BATCH_PAY_GAS: constant(uint256) = 100000
 # secp256k1n / 2: larger s values are the malleable twin of a valid signature.
 SECP256K1_HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
+
+# Why a batch entry paid nothing (RedeemSkipped.reason).
+SKIP_NO_JOB: constant(uint256) = 1
+SKIP_REFUNDED: constant(uint256) = 2
+SKIP_EXPIRED: constant(uint256) = 3
+SKIP_BAD_SIGNATURE: constant(uint256) = 4
+SKIP_NOTHING_OWED: constant(uint256) = 5  # cumulative <= paid
+SKIP_LANE_SPENT: constant(uint256) = 6  # owed, but the lane holds nothing more
+SKIP_PAYMENT_FAILED: constant(uint256) = 7  # the payee (or token) refused the transfer
 
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 VOUCHER_TYPEHASH: constant(bytes32) = keccak256(
-    "Voucher(bytes32 jobId,address payee,uint256 cumulative)"
+    "Voucher(address requester,bytes32 jobId,address payee,uint256 cumulative)"
 )
 FRAUD_TYPEHASH: constant(bytes32) = keccak256(
-    "Fraud(bytes32 jobId,address worker,uint256 amount)"
+    "Fraud(address requester,bytes32 jobId,address worker,uint256 amount)"
 )
 
 GRACE_S: public(immutable(uint256))
@@ -130,13 +195,14 @@ SLASH_QUORUM: public(immutable(uint256))
 CHECKER_MIN_STAKE: public(immutable(uint256))
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 
+# Per-job state is keyed by job_key(requester, job_id).
 job_meta: HashMap[bytes32, uint256]
-job_remaining: HashMap[bytes32, uint256]
+job_funds: HashMap[bytes32, uint256]
 job_token: HashMap[bytes32, address]
-paid: public(HashMap[bytes32, HashMap[address, uint256]])
+lane_of: HashMap[bytes32, HashMap[address, uint256]]
 stakes: public(HashMap[address, Stake])
 is_checker: public(HashMap[address, bool])
-slashed: public(HashMap[bytes32, HashMap[address, bool]])
+slashed: HashMap[bytes32, HashMap[address, bool]]
 credit: public(HashMap[address, uint256])
 
 
@@ -144,6 +210,7 @@ credit: public(HashMap[address, uint256])
 def __init__(grace_s: uint256, unbonding_s: uint256, slash_quorum: uint256, checker_min_stake: uint256):
     assert slash_quorum > 0 and slash_quorum <= MAX_SIGNERS, "bad quorum"
     assert checker_min_stake > 0, "checkers must stake"
+    assert grace_s <= DEADLINE_MAX, "grace too long"
     GRACE_S = grace_s
     UNBONDING_S = unbonding_s
     SLASH_QUORUM = slash_quorum
@@ -160,77 +227,148 @@ def __init__(grace_s: uint256, unbonding_s: uint256, slash_quorum: uint256, chec
 @nonreentrant
 def deposit(job_id: bytes32, deadline: uint256, token: address, amount: uint256):
     """
-    @notice Open or top up the escrow of `job_id`. Native coin: token is
-            empty(address) and amount must equal msg.value. ERC-20: msg.value is 0
-            and `amount` is pulled with transferFrom (approve first).
+    @notice Open or top up the escrow of (msg.sender, job_id). Native coin:
+            token is empty(address) and amount must equal msg.value. ERC-20:
+            msg.value is 0 and `amount` is pulled with transferFrom (approve
+            first); the job is credited what the escrow actually received.
     """
     assert amount > 0, "zero deposit"
     assert deadline > block.timestamp, "deadline passed"
     assert deadline <= DEADLINE_MAX, "deadline too far"
-    job: Job = self._load(job_id)
+    key: bytes32 = self._key(msg.sender, job_id)
+    job: Job = self._load(key)
     if job.requester == empty(address):
-        job = Job(requester=msg.sender, token=token, remaining=0, deadline=deadline, refunded=False)
+        job = Job(requester=msg.sender, token=token, remaining=0, unallocated=0, deadline=deadline, refunded=False)
         if token != empty(address):
-            self.job_token[job_id] = token
+            self.job_token[key] = token
     else:
-        assert job.requester == msg.sender, "not requester"
         assert job.token == token, "token mismatch"
         assert not job.refunded, "refunded"
         assert deadline >= job.deadline, "deadline earlier"
     job.deadline = deadline
-    self.job_meta[job_id] = self._pack(job)
-    self.job_remaining[job_id] = job.remaining + amount
+    received: uint256 = amount
     if token == empty(address):
         assert msg.value == amount, "value != amount"
     else:
         assert msg.value == 0, "value with token"
+        before: uint256 = staticcall IERC20(token).balanceOf(self)
         assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True), "transferFrom failed"
-    log Deposited(job_id=job_id, requester=msg.sender, token=token, amount=amount, deadline=deadline)
+        received = staticcall IERC20(token).balanceOf(self) - before
+        assert received > 0, "nothing received"
+    job.remaining += received
+    job.unallocated += received
+    assert job.remaining <= AMOUNT_MAX, "amount too large"
+    self.job_meta[key] = self._pack(job)
+    self.job_funds[key] = job.remaining | (job.unallocated << 128)
+    log Deposited(job_id=job_id, requester=msg.sender, token=token, amount=received, deadline=deadline)
 
 
 @external
 @nonreentrant
-def redeem(job_id: bytes32, payee: address, cumulative: uint256, sig: Sig):
+def open_lanes(job_id: bytes32, fundings: DynArray[LaneFunding, MAX_BATCH]):
     """
-    @notice Pay `payee` what the requester's voucher owes beyond what was paid.
-            Anyone may submit; the money always goes to `payee`.
+    @notice Move unallocated budget of (msg.sender, job_id) into payees'
+            lanes: open a lane or top it up. A lane only grows; only the
+            payee's vouchers spend it until deadline + GRACE_S.
     """
-    job: Job = self._load(job_id)
-    amount: uint256 = self._settle(job_id, job, payee, cumulative, sig)
-    self.job_remaining[job_id] = job.remaining - amount
+    key: bytes32 = self._key(msg.sender, job_id)
+    job: Job = self._load(key)
+    assert job.requester != empty(address), "no such job"
+    assert not job.refunded, "refunded"
+    assert block.timestamp <= job.deadline + GRACE_S, "job expired"
+    for f: LaneFunding in fundings:
+        assert f.payee != empty(address), "zero payee"
+        assert f.amount <= job.unallocated, "over budget"
+        job.unallocated -= f.amount
+        packed: uint256 = self.lane_of[key][f.payee]
+        total: uint256 = (packed & AMOUNT_MAX) + f.amount
+        assert total <= AMOUNT_MAX, "amount too large"  # the paid half must stay intact
+        self.lane_of[key][f.payee] = (packed & ~AMOUNT_MAX) | total
+        log LaneFunded(job_id=job_id, requester=msg.sender, payee=f.payee, amount=f.amount, lane=total)
+    self.job_funds[key] = job.remaining | (job.unallocated << 128)
+
+
+@external
+@nonreentrant
+def redeem(requester: address, job_id: bytes32, payee: address, cumulative: uint256, sig: Sig):
+    """
+    @notice Pay `payee` what the requester's voucher owes beyond what was paid,
+            up to the payee's lane. Anyone may submit; the money always goes
+            to `payee`. Reverts with the reason when nothing can be paid.
+    """
+    key: bytes32 = self._key(requester, job_id)
+    job: Job = self._load(key)
+    code: uint256 = self._check(key, job, requester, job_id, payee, cumulative, sig)
+    assert code != SKIP_NO_JOB, "no such job"
+    assert code != SKIP_REFUNDED, "refunded"
+    assert code != SKIP_EXPIRED, "voucher expired"
+    assert code != SKIP_BAD_SIGNATURE, "bad signature"
+    packed: uint256 = self.lane_of[key][payee]
+    amount: uint256 = self._due(packed, cumulative)
+    assert cumulative > packed >> 128, "nothing owed"
+    assert amount > 0, "lane spent"
+    paid: uint256 = (packed >> 128) + amount
+    self.lane_of[key][payee] = (packed & AMOUNT_MAX) | (paid << 128)
+    self.job_funds[key] = (job.remaining - amount) | (job.unallocated << 128)
     self._pay(job.token, payee, amount)
+    log Redeemed(job_id=job_id, requester=requester, payee=payee, amount=amount, cumulative=paid)
 
 
 @external
 @nonreentrant
-def redeem_batch(vouchers: DynArray[Voucher, MAX_BATCH]):
+def redeem_batch(vouchers: DynArray[Voucher, MAX_BATCH]) -> uint256:
     """
     @notice Redeem many vouchers in one transaction (any jobs, any payees).
-            All or nothing: one bad voucher reverts the batch, so callers
-            verify vouchers off-chain first.
+            An entry that cannot pay (stale, forged, expired, lane spent, or a
+            payee that refuses the payment) is skipped and logged with
+            RedeemSkipped; the others pay. Returns the number of entries paid.
     """
+    count: uint256 = 0
     for v: Voucher in vouchers:
-        job: Job = self._load(v.job_id)
-        amount: uint256 = self._settle(v.job_id, job, v.payee, v.cumulative, v.sig)
-        self.job_remaining[v.job_id] = job.remaining - amount
-        self._pay(job.token, v.payee, amount)
+        key: bytes32 = self._key(v.requester, v.job_id)
+        job: Job = self._load(key)
+        code: uint256 = self._check(key, job, v.requester, v.job_id, v.payee, v.cumulative, v.sig)
+        packed: uint256 = 0
+        amount: uint256 = 0
+        if code == 0:
+            packed = self.lane_of[key][v.payee]
+            amount = self._due(packed, v.cumulative)
+            if v.cumulative <= packed >> 128:
+                code = SKIP_NOTHING_OWED
+            elif amount == 0:
+                code = SKIP_LANE_SPENT
+        if code == 0:
+            paid: uint256 = (packed >> 128) + amount
+            self.lane_of[key][v.payee] = (packed & AMOUNT_MAX) | (paid << 128)
+            self.job_funds[key] = (job.remaining - amount) | (job.unallocated << 128)
+            if self._try_pay(job.token, v.payee, amount):
+                log Redeemed(job_id=v.job_id, requester=v.requester, payee=v.payee, amount=amount, cumulative=paid)
+                count += 1
+                continue
+            # Undo: nothing was paid (reentry is impossible, the lock is held).
+            self.lane_of[key][v.payee] = packed
+            self.job_funds[key] = job.remaining | (job.unallocated << 128)
+            code = SKIP_PAYMENT_FAILED
+        log RedeemSkipped(job_id=v.job_id, requester=v.requester, payee=v.payee, reason=code)
+    return count
 
 
 @external
 @nonreentrant
-def refund(job_id: bytes32):
+def refund(requester: address, job_id: bytes32):
     """
-    @notice After deadline + grace, return the unpaid remainder to the
-            requester and close the job. Anyone may call; the money goes to the
-            requester.
+    @notice After deadline + grace, return the remainder (unallocated funds
+            and unpaid lane balances) to the requester and close the job.
+            Anyone may call; the money goes to the requester.
     """
-    job: Job = self._load(job_id)
+    key: bytes32 = self._key(requester, job_id)
+    job: Job = self._load(key)
     assert job.requester != empty(address), "no such job"
     assert not job.refunded, "refunded"
     assert block.timestamp > job.deadline + GRACE_S, "grace not over"
     job.refunded = True
-    self.job_meta[job_id] = self._pack(job)
-    self.job_remaining[job_id] = 0
+    self.job_meta[key] = self._pack(job)
+    self.job_funds[key] = 0
     if job.remaining > 0:
         self._pay(job.token, job.requester, job.remaining)
     log Refunded(job_id=job_id, requester=job.requester, amount=job.remaining)
@@ -238,20 +376,62 @@ def refund(job_id: bytes32):
 
 @view
 @external
-def jobs(job_id: bytes32) -> Job:
-    return self._load(job_id)
+def job_key(requester: address, job_id: bytes32) -> bytes32:
+    return self._key(requester, job_id)
 
 
 @view
 @external
-def voucher_digest(job_id: bytes32, payee: address, cumulative: uint256) -> bytes32:
-    return self._digest(keccak256(abi_encode(VOUCHER_TYPEHASH, job_id, payee, cumulative)))
+def jobs(requester: address, job_id: bytes32) -> Job:
+    return self._load(self._key(requester, job_id))
 
 
 @view
 @external
-def fraud_digest(job_id: bytes32, worker: address, amount: uint256) -> bytes32:
-    return self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, job_id, worker, amount)))
+def lanes(requester: address, job_id: bytes32, payee: address) -> Lane:
+    packed: uint256 = self.lane_of[self._key(requester, job_id)][payee]
+    return Lane(total=packed & AMOUNT_MAX, paid=packed >> 128)
+
+
+@view
+@external
+def paid(requester: address, job_id: bytes32, payee: address) -> uint256:
+    return self.lane_of[self._key(requester, job_id)][payee] >> 128
+
+
+@view
+@external
+def secured(requester: address, job_id: bytes32, payee: address) -> Secured:
+    key: bytes32 = self._key(requester, job_id)
+    job: Job = self._load(key)
+    packed: uint256 = self.lane_of[key][payee]
+    return Secured(
+        exists=job.requester != empty(address),
+        token=job.token,
+        deadline=job.deadline,
+        redeem_until=job.deadline + GRACE_S,
+        refunded=job.refunded,
+        lane=packed & AMOUNT_MAX,
+        paid=packed >> 128,
+    )
+
+
+@view
+@external
+def voucher_digest(requester: address, job_id: bytes32, payee: address, cumulative: uint256) -> bytes32:
+    return self._digest(keccak256(abi_encode(VOUCHER_TYPEHASH, requester, job_id, payee, cumulative)))
+
+
+@view
+@external
+def fraud_digest(requester: address, job_id: bytes32, worker: address, amount: uint256) -> bytes32:
+    return self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, requester, job_id, worker, amount)))
+
+
+@view
+@external
+def is_slashed(requester: address, job_id: bytes32, worker: address) -> bool:
+    return self.slashed[self._key(requester, job_id)][worker]
 
 
 # ---------------------------------------------------------------- stake
@@ -303,23 +483,24 @@ def register_checker():
 
 @external
 @nonreentrant
-def slash(job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]):
+def slash(requester: address, job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]):
     """
     @notice Slash `worker` by `amount` (capped at its active + unbonding stake)
             on a fraud proof signed by SLASH_QUORUM registered checkers.
     """
-    job: Job = self._load(job_id)
+    key: bytes32 = self._key(requester, job_id)
+    job: Job = self._load(key)
     assert job.requester != empty(address), "no such job"
-    assert not self.slashed[job_id][worker], "already slashed"
+    assert not self.slashed[key][worker], "already slashed"
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
-    signers: DynArray[address, MAX_SIGNERS] = self._fraud_signers(job_id, worker, job.requester, amount, sigs)
-    self.slashed[job_id][worker] = True
+    signers: DynArray[address, MAX_SIGNERS] = self._fraud_signers(requester, job_id, worker, amount, sigs)
+    self.slashed[key][worker] = True
     taken: uint256 = self._take_stake(worker, amount)
     share: uint256 = taken // 2 // len(signers)
     for signer: address in signers:
         self._credit(signer, share)
-    self._credit(job.requester, taken - share * len(signers))
-    log Slashed(job_id=job_id, worker=worker, amount=taken)
+    self._credit(requester, taken - share * len(signers))
+    log Slashed(job_id=job_id, requester=requester, worker=worker, amount=taken)
 
 
 @external
@@ -334,17 +515,25 @@ def withdraw_credit():
 
 # ---------------------------------------------------------------- internals
 
+@pure
+@internal
+def _key(requester: address, job_id: bytes32) -> bytes32:
+    return keccak256(abi_encode(requester, job_id))
+
+
 @view
 @internal
-def _load(job_id: bytes32) -> Job:
-    meta: uint256 = self.job_meta[job_id]
+def _load(key: bytes32) -> Job:
+    meta: uint256 = self.job_meta[key]
+    funds: uint256 = self.job_funds[key]
     token: address = empty(address)
     if meta & TOKEN_BIT != 0:
-        token = self.job_token[job_id]
+        token = self.job_token[key]
     return Job(
         requester=convert(convert(meta & convert(max_value(uint160), uint256), uint160), address),
         token=token,
-        remaining=self.job_remaining[job_id],
+        remaining=funds & AMOUNT_MAX,
+        unallocated=funds >> 128,
         deadline=(meta >> 160) & DEADLINE_MAX,
         refunded=meta & REFUNDED_BIT != 0,
     )
@@ -370,25 +559,37 @@ def _digest(struct_hash: bytes32) -> bytes32:
 @view
 @internal
 def _recover(digest: bytes32, sig: Sig) -> address:
-    assert convert(sig.s, uint256) <= SECP256K1_HALF_N, "malleable signature"
+    # empty(address) for a malleable (high-s) or unrecoverable signature.
+    if convert(sig.s, uint256) > SECP256K1_HALF_N:
+        return empty(address)
     return ecrecover(digest, sig.v, sig.r, sig.s)
 
 
+@view
 @internal
-def _settle(job_id: bytes32, job: Job, payee: address, cumulative: uint256, sig: Sig) -> uint256:
-    # Checks and the paid-so-far update for one voucher; returns the amount due.
-    assert job.requester != empty(address), "no such job"
-    assert not job.refunded, "refunded"
-    assert block.timestamp <= job.deadline + GRACE_S, "voucher expired"
-    digest: bytes32 = self._digest(keccak256(abi_encode(VOUCHER_TYPEHASH, job_id, payee, cumulative)))
-    assert self._recover(digest, sig) == job.requester, "bad signature"
-    already: uint256 = self.paid[job_id][payee]
-    assert cumulative > already, "nothing owed"
-    amount: uint256 = cumulative - already
-    assert amount <= job.remaining, "over budget"
-    self.paid[job_id][payee] = cumulative
-    log Redeemed(job_id=job_id, payee=payee, amount=amount, cumulative=cumulative)
-    return amount
+def _check(key: bytes32, job: Job, requester: address, job_id: bytes32, payee: address, cumulative: uint256, sig: Sig) -> uint256:
+    # 0 when the voucher is for a live job and signed by its requester, else a SKIP_* code.
+    if job.requester == empty(address):
+        return SKIP_NO_JOB
+    if job.refunded:
+        return SKIP_REFUNDED
+    if block.timestamp > job.deadline + GRACE_S:
+        return SKIP_EXPIRED
+    digest: bytes32 = self._digest(keccak256(abi_encode(VOUCHER_TYPEHASH, requester, job_id, payee, cumulative)))
+    if self._recover(digest, sig) != requester:
+        return SKIP_BAD_SIGNATURE
+    return 0
+
+
+@pure
+@internal
+def _due(packed_lane: uint256, cumulative: uint256) -> uint256:
+    # What a voucher for `cumulative` pays now: up to the lane, beyond what was paid.
+    payable_total: uint256 = min(cumulative, packed_lane & AMOUNT_MAX)
+    already: uint256 = packed_lane >> 128
+    if payable_total <= already:
+        return 0
+    return payable_total - already
 
 
 @internal
@@ -397,6 +598,27 @@ def _pay(token: address, to: address, amount: uint256):
         raw_call(to, b"", value=amount)
     else:
         assert extcall IERC20(token).transfer(to, amount, default_return_value=True), "transfer failed"
+
+
+@internal
+def _try_pay(token: address, to: address, amount: uint256) -> bool:
+    # Like _pay, but reports a refused payment instead of reverting.
+    if token == empty(address):
+        return raw_call(to, b"", value=amount, gas=BATCH_PAY_GAS, revert_on_failure=False)
+    ok: bool = False
+    response: Bytes[32] = b""
+    ok, response = raw_call(
+        token,
+        abi_encode(to, amount, method_id=method_id("transfer(address,uint256)")),
+        max_outsize=32,
+        gas=BATCH_PAY_GAS,
+        revert_on_failure=False,
+    )
+    if not ok:
+        return False
+    if len(response) == 0:
+        return True  # tokens that return nothing (the token was a contract at deposit)
+    return len(response) == 32 and extract32(response, 0, output_type=uint256) == 1
 
 
 @internal
@@ -420,12 +642,13 @@ def _take_stake(worker: address, amount_max: uint256) -> uint256:
 
 @view
 @internal
-def _fraud_signers(job_id: bytes32, worker: address, requester: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]) -> DynArray[address, MAX_SIGNERS]:
-    digest: bytes32 = self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, job_id, worker, amount)))
+def _fraud_signers(requester: address, job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]) -> DynArray[address, MAX_SIGNERS]:
+    digest: bytes32 = self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, requester, job_id, worker, amount)))
     signers: DynArray[address, MAX_SIGNERS] = []
     last: uint256 = 0
     for sig: Sig in sigs:
-        signer: address = self._recover(digest, sig)
+        assert convert(sig.s, uint256) <= SECP256K1_HALF_N, "malleable signature"
+        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
         # Strictly ascending addresses: distinct signers without a nested loop.
         assert convert(signer, uint256) > last, "signers not ascending"
         last = convert(signer, uint256)

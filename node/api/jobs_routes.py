@@ -120,7 +120,7 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         if roles.worker
         else None,
         "checker": {"checked": roles.checker.checked} if roles.checker else None,
-        "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.book.total_owed_wei()}
+        "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.owed_wei()}
         if roles.payee else None,
         "payment_address": "0x" + roles.ctx.payment_address.hex(),
         "renderer_build": roles.build,

@@ -24,11 +24,11 @@ from eth_account import Account
 from web3.types import TxReceipt
 
 from ledger.backends import connect
-from ledger.client import Call, EscrowClient, JobState
+from ledger.client import Call, ChainReadings, EscrowClient, JobState, Secured
 from ledger.errors import LedgerError
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
-from ledger.voucher_book import RedeemPolicy, VoucherBook
+from ledger.voucher_book import Key, RedeemPolicy, VoucherBook
 from ledger.vouchers import VoucherError, verify
 from node.log import log_event
 from node.roles import persist
@@ -111,6 +111,10 @@ class ChainLink:
     async def refund(self, job_id: bytes) -> None:
         await self.send("refund", (job_id,), "refund", job_id)
 
+    async def open_lanes(self, job_id: bytes, fundings: Sequence[tuple[bytes, int]]) -> None:
+        await self.send(f"open_lanes×{len(fundings)}", (job_id,), "open_lanes", job_id,
+                        list(fundings))  # fmt: skip
+
     async def redeem(self, vouchers: Sequence[Voucher]) -> None:
         jobs = tuple(dict.fromkeys(v.job_id for v in vouchers))
         if len(vouchers) == 1:
@@ -120,6 +124,17 @@ class ChainLink:
 
     async def job(self, job_id: bytes) -> JobState:
         return await self._read(lambda client: client.job(job_id))
+
+    async def lanes(self, job_id: bytes, payees: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._read(lambda client: {
+            p: client.lane(job_id, p, self.address).total_wei for p in payees
+        })  # fmt: skip
+
+    async def secured(self, requester: bytes, job_id: bytes) -> Secured:
+        return await self._read(lambda client: client.secured(requester, job_id))
+
+    async def readings(self, vouchers: Sequence[Voucher]) -> ChainReadings:
+        return await self._read(lambda client: client.readings(vouchers))
 
     async def grace_s(self) -> int:
         return await self._read(lambda client: client.grace_s())
@@ -132,7 +147,17 @@ class ChainLink:
 
 
 class Payee:
-    """Vouchers this node earned (worker or checker), redeemed on chain."""
+    """Vouchers this node earned (worker or checker), redeemed on chain.
+
+    Each voucher is verified, then persisted with its job's redeem-by time
+    (deadline + grace, read from the chain when the first voucher of a job
+    arrives; while the chain does not answer it is kept as unknown and read
+    before the next plan). Before each batch the payee reads the lanes, chain
+    time and gas price (``Chain.readings``) and plans with
+    ``VoucherBook.plan``: paid amounts are the chain's, each redemption's
+    amount is fixed before the transaction is awaited, and vouchers that can
+    no longer pay are logged as written off and dropped.
+    """
 
     def __init__(self, link: Chain, store: Store, policy: RedeemPolicy, retry_s: float) -> None:
         self.link = link
@@ -140,12 +165,28 @@ class Payee:
         self.policy = policy
         self.retry_s = retry_s
         self.book = VoucherBook()
-        self.paid_wei = 0
+        self._unknown: dict[Key, tuple[Voucher, str]] = {}  # redeem-by not read yet
+        self._paid: dict[Key, int] = {}  # paid per lane: the chain's, plus our last redeem
         self._wake = trio.Event()
+
+    @property
+    def paid_wei(self) -> int:
+        """What the chain has paid this node for the vouchers it holds or held."""
+        return sum(self._paid.values())
+
+    def owed_wei(self) -> int:
+        return self.book.total_owed_wei() + sum(v.cumulative_wei for v, _ in self._unknown.values())
 
     async def load(self) -> None:
         for row in await self.store.call(persist.load_vouchers):
-            self.book.add(Voucher(*row))
+            voucher = Voucher(*row[:7])
+            payer, paid_wei, redeem_by_s = row[7:]
+            if redeem_by_s > 0:
+                self.book.add(voucher, redeem_by_s)
+                self.book.mark_paid(voucher.key(), paid_wei)
+                self._paid[voucher.key()] = paid_wei
+            else:
+                self._unknown[voucher.key()] = (voucher, payer)
 
     async def receive(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
         try:
@@ -154,10 +195,36 @@ class Payee:
         except VoucherError as exc:
             log_event(logger, logging.WARNING, "voucher refused", peer=payer, error=str(exc))
             return False
-        if self.book.add(voucher):
-            await self.store.call(partial(persist.save_voucher, payer=payer, v=voucher))
-            self._wake.set()
+        key = voucher.key()
+        known = self.book.latest(key) or self._unknown.get(key, (None, ""))[0]
+        if known is not None and known.cumulative_wei >= voucher.cumulative_wei:
+            return True  # nothing new
+        redeem_by_s = self.book.redeem_by_s(key)
+        if redeem_by_s is None:
+            try:
+                redeem_by_s = (await self.link.secured(voucher.requester, voucher.job_id)).redeem_until_s
+            except LedgerError:
+                redeem_by_s = 0  # unknown: read again before the next plan
+        await self._keep(voucher, payer, redeem_by_s)
+        self._wake.set()
         return True
+
+    async def _keep(self, voucher: Voucher, payer: str, redeem_by_s: int) -> None:
+        """Hold ``voucher`` (redeem-by known: in the book; else until it is read), keep
+        only the newest per lane whatever order concurrent receives finish in, and
+        persist that newest one."""
+        key = voucher.key()
+        redeem_by_s = redeem_by_s or self.book.redeem_by_s(key) or 0
+        waiting = self._unknown.pop(key, None)
+        held = [voucher] + ([waiting[0]] if waiting else [])
+        newest = max(held, key=lambda v: v.cumulative_wei)
+        if redeem_by_s > 0:
+            self.book.add(newest, redeem_by_s)
+            newest = self.book.latest(key) or newest
+        else:
+            self._unknown[key] = (newest, payer)
+        await self.store.call(partial(persist.save_voucher, payer=payer, v=newest,
+                                      redeem_by_s=redeem_by_s))  # fmt: skip
 
     async def run(self) -> None:
         while True:
@@ -170,16 +237,29 @@ class Payee:
                 await self._wake.wait()
 
     async def redeem_now(self) -> None:
-        if self.book.total_owed_wei() == 0:
+        for voucher, payer in list(self._unknown.values()):
+            secured = await self.link.secured(voucher.requester, voucher.job_id)
+            await self._keep(voucher, payer, secured.redeem_until_s)
+        vouchers = self.book.unsettled()
+        if not vouchers:
             return
-        gas_price_wei = await self.link.gas_price_wei()
-        batch = self.book.choose_batch(gas_price_wei, int(trio.current_time()), self.policy)
-        if not batch:
+        readings = await self.link.readings(vouchers)
+        # Planned without an await: the amounts are fixed before the transaction.
+        plan = self.book.plan(readings.lanes, readings.chain_time_s, readings.gas_price_wei,
+                              self.policy)  # fmt: skip
+        for key, lane in readings.lanes.items():
+            self._paid[key] = lane.paid_wei
+        for w in plan.written_off:
+            log_event(logger, logging.WARNING, "voucher written off", job=w.voucher.job_id.hex()[:16],
+                      unpaid_wei=w.unpaid_wei, reason=w.reason)  # fmt: skip
+        await self.store.call(partial(persist.sync_vouchers, rows=self.book.to_rows(),
+                                      gone=[w.voucher.key() for w in plan.written_off]))  # fmt: skip
+        if not plan.redeem:
             return
-        # What this batch pays, fixed before the await: a newer voucher for the same
-        # account may arrive while the transaction is in flight.
-        owed = [(v.key(), self.book.owed_wei(v.key()), v.cumulative_wei) for v in batch]
-        await self.link.redeem(batch)
-        for key, amount_wei, cumulative_wei in owed:
-            self.paid_wei += amount_wei
-            self.book.mark_paid(key, cumulative_wei)
+        await self.link.redeem(plan.vouchers)
+        for r in plan.redeem:
+            key = r.voucher.key()
+            paid_wei = readings.lanes[key].paid_wei + r.amount_wei
+            self.book.mark_paid(key, paid_wei)
+            self._paid[key] = paid_wei
+        await self.store.call(partial(persist.sync_vouchers, rows=self.book.to_rows(), gone=[]))

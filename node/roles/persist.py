@@ -1,4 +1,4 @@
-"""SQL for the role drivers (tables from store migration 2); each runs in one transaction.
+"""SQL for the role drivers (tables from store migrations 2 and 3); each runs in one transaction.
 
 The requester journals every input of a job machine (``market_journal``) so a
 restarted node replays it into a fresh machine and carries on from the same
@@ -9,25 +9,53 @@ from __future__ import annotations
 
 import sqlite3
 
+from ledger.voucher_book import Key
+from ledger.voucher_book import Row as BookRow
 from protocol.messages import Voucher
 
-Row = tuple[int, bytes, bytes, bytes, int, bytes]
+# (chain_id, contract, requester, job_id, payee, cumulative_wei, signature, payer,
+#  paid_wei, redeem_by_s)
+Row = tuple[int, bytes, bytes, bytes, bytes, int, bytes, str, int, int]
+_KEY = "chain_id = ? AND contract = ? AND requester = ? AND job_id = ? AND payee = ?"
 
 
 def load_vouchers(conn: sqlite3.Connection) -> list[Row]:
     rows = conn.execute(
-        "SELECT chain_id, contract, job_id, payee, cumulative_wei, signature FROM earned_vouchers"
+        "SELECT chain_id, contract, requester, job_id, payee, cumulative_wei, signature, payer,"
+        " paid_wei, redeem_by_s FROM earned_vouchers"
     ).fetchall()
-    return [(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], int(r[8]), r[9]) for r in rows]
 
 
-def save_voucher(conn: sqlite3.Connection, *, payer: str, v: Voucher) -> None:
+def save_voucher(conn: sqlite3.Connection, *, payer: str, v: Voucher, redeem_by_s: int) -> None:
+    """Keep ``v`` (the newest for its lane); what was paid on it so far stays."""
     conn.execute(
-        "INSERT OR REPLACE INTO earned_vouchers "
-        "(chain_id, contract, job_id, payee, payer, cumulative_wei, signature) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (v.chain_id, v.contract, v.job_id, v.payee, payer, str(v.cumulative_wei), v.signature),
-    )
+        "INSERT INTO earned_vouchers (chain_id, contract, requester, job_id, payee, payer,"
+        " cumulative_wei, signature, redeem_by_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO UPDATE SET payer = excluded.payer,"
+        " cumulative_wei = excluded.cumulative_wei, signature = excluded.signature,"
+        " redeem_by_s = MAX(redeem_by_s, excluded.redeem_by_s)",
+        (v.chain_id, v.contract, v.requester, v.job_id, v.payee, payer, str(v.cumulative_wei),
+         v.signature, redeem_by_s),
+    )  # fmt: skip
+
+
+def sync_vouchers(conn: sqlite3.Connection, *, rows: list[BookRow], gone: list[Key]) -> None:
+    """Make the stored book the payee's ``VoucherBook`` (``to_rows``): paid amounts and
+    redeem-by times updated, vouchers written off (``gone``) or settled and over
+    deleted; vouchers whose redeem-by time is still unknown stay."""
+    kept = set()
+    for chain_id, contract, requester, job_id, payee, _cum, _sig, paid_wei, by_s in rows:
+        key = (chain_id, contract, requester, job_id, payee)
+        kept.add(key)
+        conn.execute(f"UPDATE earned_vouchers SET paid_wei = ?, redeem_by_s = ? WHERE {_KEY}",
+                     (str(paid_wei), by_s, *key))  # fmt: skip
+    stored = conn.execute(
+        "SELECT chain_id, contract, requester, job_id, payee FROM earned_vouchers"
+        " WHERE redeem_by_s > 0"
+    ).fetchall()
+    for key in [*gone, *(tuple(r) for r in stored if tuple(r) not in kept)]:
+        conn.execute(f"DELETE FROM earned_vouchers WHERE {_KEY}", key)
 
 
 def save_job(

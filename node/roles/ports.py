@@ -19,13 +19,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.client import JobState
+from ledger.client import ChainReadings, JobState, Secured
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.verify.checker import TileRenderer
 from protocol.messages import Voucher
 
-__all__ = ["Chain", "ChainTx", "FrameRenderer", "JobState", "RenderKit", "SceneInspector", "TileRenderer"]
+__all__ = [
+    "Chain", "ChainReadings", "ChainTx", "FrameRenderer", "JobState", "RenderKit",
+    "SceneInspector", "Secured", "TileRenderer",
+]  # fmt: skip
 
 
 class SceneInspector(Protocol):
@@ -80,11 +83,29 @@ class Chain(Protocol):
 
     async def refund(self, job_id: bytes) -> None: ...
 
+    async def open_lanes(self, job_id: bytes, fundings: Sequence[tuple[bytes, int]]) -> None:
+        """Move (payee address, wei) amounts of this account's job into payees' lanes."""
+        ...
+
     async def redeem(self, vouchers: Sequence[Voucher]) -> None:
         """Redeem one voucher, or several in one batch transaction."""
         ...
 
-    async def job(self, job_id: bytes) -> JobState: ...
+    async def job(self, job_id: bytes) -> JobState:
+        """This account's job ``job_id`` (the requester's own view)."""
+        ...
+
+    async def lanes(self, job_id: bytes, payees: Sequence[bytes]) -> dict[bytes, int]:
+        """The lane totals of ``payees`` in this account's job ``job_id``."""
+        ...
+
+    async def secured(self, requester: bytes, job_id: bytes) -> Secured:
+        """What (requester, job_id) has secured for this account: a payee's pre-bid check."""
+        ...
+
+    async def readings(self, vouchers: Sequence[Voucher]) -> ChainReadings:
+        """The lanes of ``vouchers``, chain time and gas price: a payee's plan input."""
+        ...
 
     async def grace_s(self) -> int: ...
 

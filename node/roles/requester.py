@@ -31,8 +31,10 @@ from ledger.errors import LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
+from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, run_timer
 from node.roles.context import RoleContext
+from node.roles.lanes import JobQueue
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
@@ -42,6 +44,7 @@ from protocol.market import (
     DisputeResolved,
     FrameAccepted,
     FrameFailed,
+    FundLanes,
     JobFinished,
     JobMachine,
     Publish,
@@ -97,6 +100,11 @@ class RequesterJob:
         self._lock = trio.Lock()
         self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
         self._changed = trio.Event()
+        # With a chain, sends and lane fundings leave in the machine's order, one at a
+        # time: an award goes out only after the FundLanes that secures it was mined.
+        chain = role.ctx.chain
+        self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
+        self._clawed = False  # adversary "clawback" only
 
     @property
     def ctx(self) -> RoleContext:
@@ -124,8 +132,8 @@ class RequesterJob:
             commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
-        elif kind == "assign":
-            commands = machine.assign_checker(data, peer, now_ms)
+        elif kind == "assign":  # task id, then the checker's payment address (if known)
+            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
         elif kind == "refunded":  # not a machine input: the escrow is settled
             self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
             commands = []
@@ -136,8 +144,11 @@ class RequesterJob:
     def carry_out(self, commands: list[Command], now_ms: int) -> None:
         view, live = self.view, self.live
         for c in commands:
-            if isinstance(c, Send) and live:
-                self.ctx.outbox.send(c.to, c.message)
+            if isinstance(c, Send | FundLanes) and live:
+                if self.queue is not None:
+                    self.queue.put(c)
+                elif isinstance(c, Send):
+                    self.ctx.outbox.send(c.to, c.message)
             elif isinstance(c, Publish) and live:
                 self.ctx.outbox.publish(c.topic, c.message)
             elif isinstance(c, RequestVerification) and live:
@@ -146,7 +157,7 @@ class RequesterJob:
                 view.worker_wei[c.payee_address] = c.cumulative_wei
                 self._pay(c.payee_address)
             elif isinstance(c, CheckerFeeDue):
-                address = self.role.address_of(c.checker)
+                address = c.payee_address or self.role.address_of(c.checker)
                 if address is not None:
                     view.fee_wei[address] = view.fee_wei.get(address, 0) + c.fee_wei
                     self._pay(address, to=c.checker)
@@ -183,12 +194,15 @@ class RequesterJob:
         self._changed = trio.Event()
 
     def _pay(self, address: bytes, to: bytes | None = None) -> None:
-        if not self.live or self.ctx.chain is None:
+        if not self.live or self.queue is None:
             return  # without a chain no voucher can be signed or redeemed: books only
         total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
         payee_node = to if to is not None else self._worker_of(address)
         if payee_node is not None:
-            self.ctx.outbox.send(payee_node, self.voucher(address, total))
+            if self.ctx.settings.adversary == "clawback" and not self._clawed:
+                self._clawed = True
+                self.queue.put(Clawback())
+            self.queue.put(Send(payee_node, self.voucher(address, total)))
 
     def _worker_of(self, address: bytes) -> bytes | None:
         return self.role.node_of_address(address)
@@ -196,8 +210,13 @@ class RequesterJob:
     def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
         chain = self.ctx.chain
         assert chain is not None
-        return sign(Voucher(chain.chain_id, chain.contract, self.job_id, payee, cumulative_wei),
-                    self.ctx.payment_key)  # fmt: skip
+        unsigned = Voucher(chain.chain_id, chain.contract, chain.address, self.job_id, payee,
+                           cumulative_wei)  # fmt: skip
+        return sign(unsigned, self.ctx.payment_key)
+
+    async def run_queue(self) -> None:
+        if self.queue is not None:
+            await self.queue.run(self.ctx.outbox)
 
     def resend_vouchers(self) -> None:
         for address in set(self.view.worker_wei) | set(self.view.fee_wei):
@@ -228,8 +247,9 @@ class RequesterJob:
             return  # the machine's verify timeout asks again (or ends the dispute)
         in_flight = self._assigning.setdefault(c.task_id, set())
         in_flight.add(checker)  # no await between the pick and this
+        address = self.role.address_of(checker) or b""
         try:
-            await self.step("assign", checker, c.task_id, self.ctx.clock.now_ms())
+            await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:
@@ -343,6 +363,9 @@ class RequesterRole:
                     pass  # refused the first time too, before any state changed
             job.live = True
             self.jobs[job.job_id] = job
+            if job.queue is not None:
+                job.queue.restore(job.machine.lanes_wei())
+            self.spawn(job.run_queue)
             log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
                       accepted=len(job.view.accepted))  # fmt: skip
             self.spawn(self._resume_job, job)
@@ -376,6 +399,7 @@ class RequesterRole:
             spec=packb(to_wire(spec)), out_dir=str(out_dir), now_ms=self.clock.now_ms(),
         ))  # fmt: skip
         self.jobs[job_id] = job
+        self.spawn(job.run_queue)
         await job.step("start", b"", b"", self.clock.now_ms())
         self.spawn(job.run_timer)
         return job

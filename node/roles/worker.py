@@ -8,6 +8,18 @@ PNG in the content store for requester and checker to fetch, report back),
 ``CancelRender`` cancels that task, ``VoucherReceived`` hands the voucher to
 the payee, which checks its signature and redeems it on chain.
 
+Pay before work. With a chain, the worker reads the escrow (``Chain.secured``)
+before it bids on an announce (the job exists for that requester, is not
+refunded, pays in the native coin, and its vouchers still pay
+``REDEEM_MARGIN_S`` after the job's deadline) and again before it starts each
+awarded frame: its lane must then also cover what the requester's vouchers
+have promised it so far plus every frame it is rendering for the job, this one
+included. When it does not (or the chain does not answer), the award is
+declined (``AwardDeclined`` with the reason) and nothing is rendered; the
+requester then drops our bid for that job (a transient outage is not retried:
+known limitation). A reading that covered the frame is kept and reused, so
+the chain is read again only when the lane must have grown.
+
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
 """
@@ -23,6 +35,8 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+from ledger.client import Secured
+from ledger.errors import LedgerError
 from node.log import log_event
 from node.roles.chain import Payee
 from node.roles.common import run_timer
@@ -36,9 +50,21 @@ from protocol.market import (
     WorkerConfig,
     WorkerMachine,
 )
-from protocol.messages import Dispute, FailureReason, JobAnnounce, JobSpec, LeaseRevoked, Message
+from protocol.messages import (
+    Dispute,
+    FailureReason,
+    JobAnnounce,
+    JobSpec,
+    LeaseRevoked,
+    Message,
+    check_announce,
+)
 
 logger = logging.getLogger(__name__)
+REDEEM_MARGIN_S = 30  # after the job's deadline, time the worker wants left to redeem
+MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
+NATIVE_TOKEN = bytes(20)
+MAX_SECURED = 1024  # chain readings kept (jobs the machine still knows are kept first)
 
 
 class WorkerRole:
@@ -57,6 +83,8 @@ class WorkerRole:
         self._disputed: set[bytes] = set()  # tasks whose rejection we contested
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._checking: set[bytes] = set()  # announces whose escrow is being read
+        self._secured: dict[bytes, Secured] = {}  # the last reading per job (see pay_problem)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -77,8 +105,60 @@ class WorkerRole:
         self.carry_out(self.machine.handle_timer(now_ms))
 
     def on_announce(self, sender: bytes, announce: JobAnnounce) -> None:
+        """Raises ``IllegalMessage`` (the node blames the forwarder) for a malformed one."""
+        check_announce(announce, sender)
         self.specs[announce.job_id] = announce.spec
-        self.receive(sender, announce)
+        job_id = announce.job_id
+        if self.ctx.chain is None or self.machine.knows_job(job_id):
+            self.receive(sender, announce)  # no chain to ask, or the machine ignores it
+            return
+        if job_id in self._checking or len(self._checking) >= MAX_CHECKS:
+            return
+        self._checking.add(job_id)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._check_then_bid, sender, announce)
+
+    async def _check_then_bid(self, sender: bytes, announce: JobAnnounce) -> None:
+        try:
+            problem = await self.pay_problem(announce.spec, announce.job_id, 0)
+        finally:
+            self._checking.discard(announce.job_id)
+        if problem is not None:
+            log_event(logger, logging.INFO, "job not bid on", job=announce.job_id.hex()[:16],
+                      reason=problem)  # fmt: skip
+            return
+        self.receive(sender, announce)  # checked already (check_announce): it cannot raise
+
+    async def pay_problem(self, spec: JobSpec, job_id: bytes, cumulative_wei: int) -> str | None:
+        """Why vouchers totalling ``cumulative_wei`` for the job might not pay, or None."""
+        chain = self.ctx.chain
+        if chain is None:
+            return None
+        escrow = spec.escrow
+        if escrow is None or (escrow.chain_id, escrow.contract) != (chain.chain_id, chain.contract):
+            return "the job is not escrowed on our chain"
+        redeem_by_s = spec.deadline_ms // 1000 + REDEEM_MARGIN_S
+
+        def problem(secured: Secured) -> str | None:
+            return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
+                                   redeem_by_s=redeem_by_s)  # fmt: skip
+
+        # A reading that secured enough stays true: a lane only grows, a deadline only
+        # moves later, and no refund comes before deadline + grace. So the chain is
+        # read only when the last reading does not cover this frame (a lone worker's
+        # chunked lane: about once per job), and an outage meanwhile costs nothing.
+        cached = self._secured.get(job_id)
+        if cached is not None and problem(cached) is None:
+            return None
+        try:
+            secured = await chain.secured(spec.requester_address, job_id)
+        except LedgerError as exc:
+            return f"chain unreachable: {str(exc)[:100]}"
+        if len(self._secured) >= MAX_SECURED:
+            self._secured = {j: s for j, s in self._secured.items() if self.machine.knows_job(j)}
+        if len(self._secured) < MAX_SECURED:
+            self._secured[job_id] = secured
+        return problem(secured)
 
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
@@ -124,6 +204,19 @@ class WorkerRole:
 
     async def _render(self, command: StartRender, scope: trio.CancelScope) -> None:
         with scope:
+            # Our total for the job once this frame is paid: vouchers so far plus every
+            # frame in flight (this one included), read before any await.
+            owed_wei = self.machine.voucher_wei(command.job_id)
+            cumulative_wei = owed_wei + self.machine.in_flight_wei(command.job_id)
+            problem = await self.pay_problem(command.spec, command.job_id, cumulative_wei)
+            if problem is not None:
+                self._renders.pop(command.task_id, None)
+                log_event(logger, logging.WARNING, "award declined: pay not secured",
+                          frame=command.frame, reason=problem)  # fmt: skip
+                self.carry_out(self.machine.decline(
+                    command.task_id, f"pay not secured: {problem}", self.ctx.clock.now_ms()
+                ))  # fmt: skip
+                return
             try:
                 cid, size, render_ms = await self._render_frame(command)
             except Exception as exc:  # any failure is reported, not raised

@@ -97,4 +97,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chain_id, contract, job_id, payee)
     );
     """,
+    # 3: lanes (issue 13): a voucher names its requester (the escrow keys jobs by
+    # requester and id), and the payee keeps what the chain paid per lane and the
+    # job's redeem-by time (deadline + grace; 0 while not yet read from the chain).
+    # Vouchers kept before this migration were signed for the old escrow's type
+    # (no requester) and cannot pay on the new one: they are dropped.
+    """
+    DROP TABLE earned_vouchers;
+    CREATE TABLE earned_vouchers (
+        chain_id INTEGER NOT NULL,
+        contract BLOB NOT NULL,
+        requester BLOB NOT NULL,
+        job_id BLOB NOT NULL,
+        payee BLOB NOT NULL,
+        payer TEXT NOT NULL,
+        cumulative_wei TEXT NOT NULL,
+        signature BLOB NOT NULL,
+        paid_wei TEXT NOT NULL DEFAULT '0',
+        redeem_by_s INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (chain_id, contract, requester, job_id, payee)
+    );
+    """,
 )

@@ -34,23 +34,30 @@ def plan_awards(
     leases: Mapping[bytes, int],
     budget_left_wei: int,
     fee_wei: Callable[[int], int],
+    lane_slack: Mapping[bytes, int] | None = None,
 ) -> list[tuple[Bidder, int]]:
-    """The awards to make now, as (bidder, frame) pairs in order."""
+    """The awards to make now, as (bidder, frame) pairs in order.
+
+    ``lane_slack`` (per payment address) is money already in a bidder's lane beyond
+    what it is owed or holds: it pays that bidder's prices before the budget does."""
     order = sorted(pending)
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
     for bidder in sorted(bidders, key=lambda b: (b.price_wei, b.eta_s, b.worker)):
         room = bidder.slots - leases.get(bidder.worker, 0)
         cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
+        slack_wei = (lane_slack or {}).get(bidder.payment_address, 0)
         for frame in order:
-            if room <= 0 or cost_wei > budget_left_wei:
+            from_lane_wei = min(slack_wei, bidder.price_wei)
+            if room <= 0 or cost_wei - from_lane_wei > budget_left_wei:
                 break
             if frame in taken or bidder.worker in failed_workers.get(frame, ()):
                 continue
             plan.append((bidder, frame))
             taken.add(frame)
             room -= 1
-            budget_left_wei -= cost_wei
+            slack_wei -= from_lane_wei
+            budget_left_wei -= cost_wei - from_lane_wei
         if len(taken) == len(order):
             break
     return plan

@@ -68,12 +68,26 @@ class RecordPayment:
 
 @dataclass(frozen=True)
 class CheckerFeeDue:
-    """A checker answered; it has earned ``fee_wei`` (paid by the driver)."""
+    """A checker answered; it has earned ``fee_wei`` (paid by the driver) at
+    ``payee_address`` (empty when the driver did not name it at assignment)."""
 
     job_id: bytes
     task_id: bytes
     checker: bytes
     fee_wei: int
+    payee_address: bytes = b""
+
+
+@dataclass(frozen=True)
+class FundLanes:
+    """Move escrow into payees' lanes (``fundings``: (payment address, wei) pairs) and
+    only then carry out the rest of the batch: the awards or checker assignment it
+    secures. ``lane_totals`` are those lanes' totals after this funding (a driver
+    that lost track, e.g. after a crash, funds up to them)."""
+
+    job_id: bytes
+    fundings: tuple[tuple[bytes, int], ...]
+    lane_totals: tuple[tuple[bytes, int], ...]
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,7 @@ Command = (
     | RequestVerification
     | RecordPayment
     | CheckerFeeDue
+    | FundLanes
     | FrameAccepted
     | FrameFailed
     | WorkerBlocklisted

@@ -213,5 +213,12 @@ class RenderFinished:
 
 
 @dataclass(frozen=True)
+class PayUnsecured:
+    """The worker's driver found the award's pay not secured on chain: it declines."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class RenderFailed:
     task_id: bytes

@@ -20,8 +20,16 @@ import hashlib
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.awarding import Bidder
-from protocol.market.commands import Command, JobFinished, JobOutcome, RefundDue, Send
+from protocol.market.commands import (
+    Command,
+    FundLanes,
+    JobFinished,
+    JobOutcome,
+    RefundDue,
+    Send,
+)
 from protocol.market.config import MarketConfig
+from protocol.market.lanes import LaneBook
 from protocol.market.records import FrameRecord, JobStatistics, TaskRecord
 from protocol.market.tables import (
     FRAME_TRANSITIONS,
@@ -59,6 +67,13 @@ class JobBook:
         # A blocklisted worker's bid, kept while a dispute may still clear it.
         self._parked_bids: dict[bytes, Bidder] = {}
         self._owed_wei: dict[bytes, int] = {}
+        # Lanes (protocol.market.lanes): funded totals per payment address, the
+        # checkers' payment addresses, fees earned per address, fees of assigned
+        # checks not yet answered ((task_id, checker) -> fee).
+        self._lanes = LaneBook(spec.budget_wei)
+        self._checker_addresses: dict[bytes, bytes] = {}
+        self._fees_by_address: dict[bytes, int] = {}
+        self._fees_pending: dict[tuple[bytes, bytes], int] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -86,6 +101,14 @@ class JobBook:
 
     def owed_wei_by_payee(self) -> dict[bytes, int]:
         return dict(self._owed_wei)
+
+    def lanes_wei(self) -> dict[bytes, int]:
+        """What the machine has had funded into each payee's lane so far."""
+        return dict(self._lanes.lanes_wei)
+
+    def lane_needs_wei(self) -> dict[bytes, int]:
+        """Per payment address: owed so far plus its tasks and checks in flight."""
+        return self._lane_needs()
 
     def blocklisted(self) -> frozenset[bytes]:
         return frozenset(self._blocklist)
@@ -153,6 +176,35 @@ class JobBook:
 
     def _committed_wei(self) -> int:
         return sum(self._owed_wei.values()) + self._fees_wei + self._reserved_wei
+
+    def _lane_needs(self) -> dict[bytes, int]:
+        needs = dict(self._owed_wei)
+        for address, fees in self._fees_by_address.items():
+            needs[address] = needs.get(address, 0) + fees
+        for task in [*self._active.values(), *(t for t in self._tasks.values()
+                                              if t.state is TaskState.DISPUTED)]:  # fmt: skip
+            needs[task.payee_address] = needs.get(task.payee_address, 0) + task.price_wei
+        for (_, checker), fee in self._fees_pending.items():
+            address = self._checker_addresses[checker]
+            needs[address] = needs.get(address, 0) + fee
+        return needs
+
+    def _free_wei(self, needs: dict[bytes, int]) -> int:
+        """Budget neither committed nor parked in a lane beyond its payee's need."""
+        slack = sum(self._lanes.slack(needs).values())
+        return self.spec.budget_wei - self._committed_wei() - slack
+
+    def _fund(self, chunks: dict[bytes, int], spare_wei: int | None = None) -> list[Command]:
+        """A ``FundLanes`` for the payees of ``chunks`` whose lanes fall short of their
+        need (topped up by their chunk), or nothing."""
+        needs = self._lane_needs()
+        if spare_wei is None:
+            spare_wei = self._free_wei(needs)
+        fundings = self._lanes.top_up(needs, chunks, spare_wei)
+        if not fundings:
+            return []
+        totals = tuple((a, self._lanes.lanes_wei[a]) for a, _ in fundings)
+        return [FundLanes(self.job_id, fundings, totals)]
 
     def _job_step(self, event: object) -> None:
         self.state = next_state(JOB_TRANSITIONS, self.state, event)

@@ -20,8 +20,12 @@ is checked (renderer build), then verified: with ``Assurance.NONE`` it is
 accepted at once, otherwise the driver gets :class:`RequestVerification`,
 picks a checker and calls :meth:`assign_checker`; only a Verdict from an
 assigned checker about the exact result (envelope digest) counts. Accepted
-frames raise the payee's cumulative amount (:class:`RecordPayment`). State and
-bookkeeping live in :mod:`protocol.market.jobbook`, the award policy in
+frames raise the payee's cumulative amount (:class:`RecordPayment`). Pay is
+secured before work: an award round, a checker assignment (when the driver
+names the checker's payment address) or a dispute that leaves a payee's lane
+short emits one :class:`FundLanes` ahead of the messages it secures, sized in
+chunks by :mod:`protocol.market.lanes`. State and bookkeeping live in
+:mod:`protocol.market.jobbook`, the award policy in
 :mod:`protocol.market.awarding`.
 
 Retries and blocklist (per job):
@@ -158,8 +162,12 @@ class JobMachine(JobBook):
             return []  # before start or after the end: nothing left to decide
         return handler(sender, message, now_ms, envelope_digest)
 
-    def assign_checker(self, task_id: bytes, checker: bytes, now_ms: int) -> list[Command]:
-        """The driver chose ``checker`` for a :class:`RequestVerification`."""
+    def assign_checker(
+        self, task_id: bytes, checker: bytes, now_ms: int, checker_address: bytes = b""
+    ) -> list[Command]:
+        """The driver chose ``checker`` (paid at ``checker_address``) for a
+        :class:`RequestVerification`. With an address the checker's lane is funded
+        (``FundLanes``, before the request) and its fee is due to that address."""
         task = self._tasks.get(task_id)
         if task is None:
             raise IllegalTransition("no such task")
@@ -181,7 +189,15 @@ class JobMachine(JobBook):
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
             task.frame_cid, self.spec.scene_cid, task.fee_wei,
         )  # fmt: skip
-        return [Send(checker, request)]
+        if not checker_address or task.fee_wei == 0:
+            return [Send(checker, request)]
+        self._checker_addresses.setdefault(checker, checker_address)
+        self._fees_pending[(task_id, checker)] = task.fee_wei
+        checkers = len(set(self._checker_addresses.values()))
+        unsettled = len(self._frames) - self._settled
+        chunk_wei = task.fee_wei * max(0, unsettled - 1) // checkers
+        address = self._checker_addresses[checker]
+        return [*self._fund({address: chunk_wei}), Send(checker, request)]
 
     def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
         """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
@@ -328,7 +344,7 @@ class JobMachine(JobBook):
         task.fee_paid = True
         self._reserved_wei -= task.fee_wei
         self._fees_wei += task.fee_wei
-        out: list[Command] = [CheckerFeeDue(self.job_id, task.task_id, sender, task.fee_wei)]
+        out: list[Command] = [self._fee_due(task, sender)]
         if verdict.passed:
             return out + self._accept(task, now_ms)
         # keep the evidence for a dispute, and tell the worker which verdict to contest
@@ -355,7 +371,7 @@ class JobMachine(JobBook):
         reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
         if self.config.dispute_checkers == 0:
             return [self._resolved(task, True, False, "disputes are not taken")]
-        if self._committed_wei() + reserve_wei > self.spec.budget_wei:
+        if reserve_wei > self._free_wei(self._lane_needs()):
             return [self._resolved(task, True, False, "the budget cannot cover a dispute")]
         self._task_step(task, ev.DisputeOpened(task.task_id))
         self._reserved_wei += reserve_wei
@@ -366,7 +382,8 @@ class JobMachine(JobBook):
         ask = RequestVerification(
             task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid, exclude
         )
-        return [ask] * self.config.dispute_checkers
+        # the worker's lane must cover the price should the dispute be won
+        return [*self._fund({task.payee_address: 0}), *[ask] * self.config.dispute_checkers]
 
     def _on_dispute_verdict(
         self, task: TaskRecord, sender: bytes, passed: bool, now_ms: int
@@ -377,7 +394,7 @@ class JobMachine(JobBook):
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         self._fees_wei += task.fee_wei
-        out: list[Command] = [CheckerFeeDue(self.job_id, task.task_id, sender, task.fee_wei)]
+        out: list[Command] = [self._fee_due(task, sender)]
         needed = self.config.dispute_checkers // 2 + 1  # of dispute_checkers + 1 verdicts
         passes = sum(task.dispute_votes.values())
         fails = 1 + len(task.dispute_votes) - passes
@@ -427,6 +444,14 @@ class JobMachine(JobBook):
         out.append(self._resolved(task, False, True, reason))
         return out + self._pay(task) + self._after_change(now_ms)
 
+    def _fee_due(self, task: TaskRecord, checker: bytes) -> CheckerFeeDue:
+        """``checker`` earned ``task``'s fee: book it to its payment address."""
+        self._fees_pending.pop((task.task_id, checker), None)
+        address = self._checker_addresses.get(checker, b"")
+        if address:
+            self._fees_by_address[address] = self._fees_by_address.get(address, 0) + task.fee_wei
+        return CheckerFeeDue(self.job_id, task.task_id, checker, task.fee_wei, address)
+
     def _resolved(self, task: TaskRecord, upheld: bool, paid: bool, reason: str) -> Command:
         return DisputeResolved(self.job_id, task.task_id, task.worker, upheld, paid, reason)
 
@@ -451,13 +476,23 @@ class JobMachine(JobBook):
             if task.state is TaskState.LEASED:
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
-        budget_left_wei = self.spec.budget_wei - self._committed_wei()
+        needs = self._lane_needs()
         plan = plan_awards(
-            self._bidders.values(), self._pending, failed, leases, budget_left_wei, self._fee_wei
-        )
-        return [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
+            self._bidders.values(), self._pending, failed, leases, self._free_wei(needs),
+            self._fee_wei, self._lanes.slack(needs),
+        )  # fmt: skip
+        sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
+        if not sends:
+            return []
+        # One FundLanes per round, before its awards: each awarded worker's lane is
+        # topped up, when short, by its share of the frames still pending.
+        share = -(-len(self._pending) // max(1, len(self._bidders)))
+        chunks = {b.payment_address: b.price_wei * share for b, _ in plan}
+        needs = self._lane_needs()
+        fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
+        return [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
 
-    def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Send:
+    def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Command:
         task = self._new_task(bidder, frame, now_ms)
         self._frame_step(frame, ev.FrameAwarded(frame))
         award = Award(

@@ -191,6 +191,7 @@ WORKER_TASK_TRANSITIONS: dict[WorkerTaskState, dict[type, WorkerTaskState]] = {
         ev.LeaseRenewed: WorkerTaskState.RENDERING,
         ev.RenderFinished: WorkerTaskState.SUBMITTED,
         ev.RenderFailed: WorkerTaskState.FAILED,
+        ev.PayUnsecured: WorkerTaskState.DECLINED,
         ev.LeaseLapsed: WorkerTaskState.ABANDONED,
         ev.LeaseWithdrawn: WorkerTaskState.REVOKED,
     },

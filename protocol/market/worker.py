@@ -238,6 +238,22 @@ class WorkerMachine:
         failure = Failure(task.job_id, task_id, task.frame, reason, detail)
         return [Send(task.requester, failure), *self._rebids(now_ms)]
 
+    def decline(self, task_id: bytes, reason: str, now_ms: int) -> list[Command]:
+        """The driver will not render an award it took (e.g. its pay is not secured on
+        chain): the requester is told (``AwardDeclined``, no failure held against us)."""
+        task = self._local(task_id)
+        if not self._step(task, ev.PayUnsecured(task_id)):
+            return []
+        declined = AwardDeclined(task.job_id, task_id, reason[:200])
+        return [CancelRender(task_id), Send(task.requester, declined), *self._rebids(now_ms)]
+
+    def in_flight_wei(self, job_id: bytes) -> int:
+        """The prices of this job's awards we are rendering now."""
+        return sum(t.price_wei for t in self._live.values() if t.job_id == job_id)
+
+    def knows_job(self, job_id: bytes) -> bool:
+        return job_id in self._jobs
+
     # ---- time ----
 
     def get_timer(self) -> int | None:

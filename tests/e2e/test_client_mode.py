@@ -32,12 +32,15 @@ def test_job_completes_verified_and_paid_on_chain(
     # The chain agrees: what the escrow paid each payee is what the job owed it.
     assert net.chain is not None and net.info is not None
     escrow = EscrowClient(TxSender(net.chain.w3, net.chain.funded_keys[0]), net.info.escrow)
+    requester = to_canonical_address(client.get("/v1/roles")["payment_address"])
     on_chain = 0
     for name in payees:
-        address = net.api(name).get("/v1/roles")["payment_address"]
-        on_chain += escrow.paid_wei(bytes.fromhex(job_id), to_canonical_address(address))
+        address = to_canonical_address(net.api(name).get("/v1/roles")["payment_address"])
+        on_chain += escrow.paid_wei(bytes.fromhex(job_id), address, requester)
+        # every payee was paid out of its own lane, funded before its work
+        assert escrow.lane(bytes.fromhex(job_id), address, requester).total_wei > 0
     assert on_chain == job["spent_wei"] > 0
-    remaining = escrow.job(bytes.fromhex(job_id)).remaining_wei
+    remaining = escrow.job(bytes.fromhex(job_id), requester).remaining_wei
     assert remaining == job["budget_wei"] - job["spent_wei"]
 
 
@@ -94,7 +97,8 @@ def test_cancel_refunds_the_unspent_budget_after_the_grace_period(
     # The contract refunds only after deadline + grace, on its own clock: move it there.
     net.chain.advance_time(600 + escrow.grace_s() + 60)
     job = client.wait_until(f"/v1/client/jobs/{job_id}", lambda j: j["refunded"], 60)
-    state = escrow.job(bytes.fromhex(job_id))
+    requester = to_canonical_address(client.get("/v1/roles")["payment_address"])
+    state = escrow.job(bytes.fromhex(job_id), requester)
     assert state.refunded and state.remaining_wei == 0
     assert job["refund_wei"] == job["budget_wei"] - job["spent_wei"]
     wait_paid(net, ["worker1", "checker1"], job["spent_wei"])

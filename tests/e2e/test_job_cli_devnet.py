@@ -49,7 +49,8 @@ def test_devnet_recipe_submits_at_a_proposed_price_and_finishes(
     assert len(list((tmp_path / "out").glob("frame_*.png"))) == 2
     # The summary lists this job's deposit, not the first job's.
     txs = net.api("client").get(f"/v1/client/jobs/{job_id[:12]}/transactions")
-    assert [t["what"] for t in txs] == ["deposit"]
+    assert txs[0]["what"] == "deposit"  # then the lanes that secured the awards
+    assert all(t["what"].startswith("open_lanes") for t in txs[1:]) and len(txs) >= 2
     low_txs = net.api("client").get(f"/v1/client/jobs/{low_id}/transactions")
     assert [t["what"] for t in low_txs] == ["deposit"] and low_txs[0]["tx"] != txs[0]["tx"]
     assert txs[0]["tx"] in done.stdout and low_txs[0]["tx"] not in done.stdout

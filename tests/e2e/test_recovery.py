@@ -11,7 +11,7 @@ from eth_utils import to_canonical_address
 
 from ledger.client import EscrowClient
 from ledger.tx import TxSender
-from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, paid_wei, submit, wait_paid
+from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, paid_wei, submit
 from tests.e2e.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.slow, needs_stack]
@@ -30,15 +30,25 @@ def test_chain_outage_delays_payment_and_loses_nothing(
     net = devnet_factory(workers=1, checkers=1, rpc_route=route)
     client = net.api("client")
     job_id = submit(client, scene, tmp_path / "out", 3)  # returns once the deposit is mined
+    # Work starts only once its pay is secured: the lone worker's and the checker's lanes
+    # are funded in chunks that cover the whole job by the first accepted frame.
+    client.wait_until(f"/v1/client/jobs/{job_id}", lambda j: j["frames_accepted"] >= 1,
+                      JOB_TIMEOUT_S)  # fmt: skip
     proxies[0].cut()
-    job = client.wait_job(job_id, JOB_TIMEOUT_S)
-    assert job["outcome"] == "completed"
     payees = ["worker1", "checker1"]
+    paid_before = paid_wei(net, payees)
+    job = client.wait_job(job_id, JOB_TIMEOUT_S)
+    assert job["outcome"] == "completed"  # the worker trusted its earlier lane reading
     owed = sum(net.api(n).get("/v1/roles")["payee"]["owed_wei"] for n in payees)
-    assert owed == job["spent_wei"] > 0  # earned, held as vouchers, not yet redeemable
-    assert paid_wei(net, payees) == 0
+    assert paid_wei(net, payees) == paid_before  # nothing redeemable while cut off
+    assert owed + paid_before == job["spent_wei"] and owed > 0  # held as vouchers
     proxies[0].restore()
-    wait_paid(net, payees, job["spent_wei"])
+    # A redeem in flight at the cut waits out its receipt (receipt_timeout_s, 120 s).
+    for name in payees:
+        net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0,
+                                 JOB_TIMEOUT_S)  # fmt: skip
+    views = {n: net.api(n).get("/v1/roles")["payee"] for n in payees}
+    assert paid_wei(net, payees) == job["spent_wei"], (views, job["accepted"])
 
 
 def test_requester_killed_and_restarted_finishes_its_job(
@@ -63,8 +73,9 @@ def test_requester_killed_and_restarted_finishes_its_job(
     # its redeem was in flight twice: 0.635 vs 0.630 ETH, about one run in three).
     assert net.chain is not None and net.info is not None
     escrow = EscrowClient(TxSender(net.chain.w3, net.chain.funded_keys[0]), net.info.escrow)
+    requester = to_canonical_address(net.api("client").get("/v1/roles")["payment_address"])
     on_chain = 0
     for name in names:
         address = to_canonical_address(net.api(name).get("/v1/roles")["payment_address"])
-        on_chain += escrow.paid_wei(bytes.fromhex(job["job_id"]), address)
+        on_chain += escrow.paid_wei(bytes.fromhex(job["job_id"]), address, requester)
     assert on_chain == job["spent_wei"] == paid_wei(net, names) > 0

@@ -125,6 +125,7 @@ def voucher(job_id: bytes, payee: bytes, cumulative_wei: int) -> Voucher:
     return Voucher(
         chain_id=1,
         contract=b"\x09" * 20,
+        requester=b"\x08" * 20,
         job_id=job_id,
         payee=payee,
         cumulative_wei=cumulative_wei,

@@ -76,6 +76,7 @@ class Chain:
         unsigned = Voucher(
             self.chain.chain_id,
             bytes.fromhex(self.escrow[2:]),
+            self.requester.account,
             job_id,
             self.worker_address,
             cumulative_wei,
@@ -100,6 +101,7 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
         )
         job_id = announce.job_id
         chain.requester.deposit(job_id, ETHER, chain.chain.timestamp_s() + 3600)
+        chain.requester.open_lanes(job_id, [(chain.worker_address, ETHER // 2)])
         first_tx = chain.redeem(job_id, ETHER // 10)
 
         config = ExplorerConfig(
@@ -149,7 +151,7 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
         assert o["nodes_online"] == 2 and o["gpus_online"] == 2 and o["jobs_running"] == 1
         assert o["gpus_by_model"] == [{"model": "RTX 4090", "count": 2}]
         assert job["frames_by_state"] == {"open": 3}
-        assert [e["name"] for e in job["transactions"]] == ["Deposited", "Redeemed"]
+        assert [e["name"] for e in job["transactions"]] == ["Deposited", "LaneFunded", "Redeemed"]
         assert job["deposited_wei"] == str(ETHER) and job["redeemed_wei"] == str(ETHER // 10)
         assert tx["events"][0]["name"] == "Redeemed"
         assert node_page.status_code == 200 and "RTX 4090" in node_page.text
@@ -167,5 +169,5 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
                     job = (await http.get(f"/api/v1/jobs/{job_id.hex()}")).json()
                     assert (await http.get(f"/api/v1/tx/{second_tx}")).status_code == 200
         names = [e["name"] for e in job["transactions"]]
-        assert names == ["Deposited", "Redeemed", "Redeemed"]  # no gap, no duplicate
+        assert names == ["Deposited", "LaneFunded", "Redeemed", "Redeemed"]  # no gap, no duplicate
         assert job["redeemed_wei"] == str(ETHER // 4)  # cumulative: 0.1 then 0.15 more

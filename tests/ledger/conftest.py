@@ -63,10 +63,24 @@ class Env:
         raise KeyError(client.sender.address)
 
     def voucher(self, job_id: bytes, payee: EscrowClient, cumulative_wei: int,
-                signer: EscrowClient | None = None, chain_id: int | None = None) -> Voucher:  # fmt: skip
-        unsigned = Voucher(chain_id or self.chain.chain_id, self.contract_bytes, job_id,
-                           payee.account, cumulative_wei)  # fmt: skip
-        return sign(unsigned, self.key_of(signer or self.requester))
+                signer: EscrowClient | None = None, chain_id: int | None = None,
+                requester: EscrowClient | None = None) -> Voucher:  # fmt: skip
+        """A voucher of ``requester``'s job (default: env.requester), signed by ``signer``
+        (default: that requester)."""
+        owner = requester or self.requester
+        unsigned = Voucher(chain_id or self.chain.chain_id, self.contract_bytes, owner.account,
+                           job_id, payee.account, cumulative_wei)  # fmt: skip
+        return sign(unsigned, self.key_of(signer or owner))
+
+    def open_job(self, budget_wei: int = ETHER, lifetime_s: int = 3600,
+                 lanes: dict[int, int] | None = None) -> tuple[bytes, int]:  # fmt: skip
+        """A fresh job of env.requester; ``lanes`` funds workers[i] with the amount."""
+        job_id, deadline_s = os.urandom(32), self.deadline_in(lifetime_s)
+        self.requester.deposit(job_id, budget_wei, deadline_s)
+        if lanes:
+            fundings = [(self.workers[i].account, amount) for i, amount in lanes.items()]
+            self.requester.open_lanes(job_id, fundings)
+        return job_id, deadline_s
 
     def deadline_in(self, seconds: int) -> int:
         return self.chain.timestamp_s() + seconds

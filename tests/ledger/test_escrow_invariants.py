@@ -1,9 +1,12 @@
 """Random operation sequences against the escrow on py-evm, checked against a model.
 
-Every operation's outcome (pays or reverts) is predicted by a small model and
-compared; after every step the contract's native balance must equal
+Every operation's outcome (pays, skips or reverts) is predicted by a small model
+and compared; after every step the contract's native balance must equal
 deposits + stakes − payouts − refunds − stake withdrawals − slashed-out (credit
-withdrawals), and job budgets and stakes must match the model.
+withdrawals), and job budgets, lanes and stakes must match the model. Two
+requesters use the same job ids (a squatter), vouchers are redeemed singly and
+in batches (with stale, forged and duplicate entries, which are skipped), and
+every lane always holds at least what its payee has not been paid.
 """
 
 from __future__ import annotations
@@ -30,17 +33,21 @@ from tests.ledger.conftest import (
 MILLI = 10**15
 amounts = st.integers(min_value=0, max_value=50).map(lambda n: n * MILLI)
 jobs = st.integers(min_value=0, max_value=2)
+owners = st.integers(min_value=0, max_value=1)  # 0: the requester, 1: a squatter reusing ids
 workers = st.integers(min_value=0, max_value=1)
+JobKey = tuple[int, bytes]  # (owner, job id)
 
 
 @dataclass
 class Model:
     inflow_wei: int = 0  # deposits + stakes
     outflow_wei: int = 0  # payouts + refunds + stake withdrawals + credit withdrawals
-    remaining: dict[bytes, int] = field(default_factory=dict)
-    deadline: dict[bytes, int] = field(default_factory=dict)
-    refunded: set[bytes] = field(default_factory=set)
-    paid: dict[tuple[bytes, bytes], int] = field(default_factory=dict)
+    remaining: dict[JobKey, int] = field(default_factory=dict)
+    unallocated: dict[JobKey, int] = field(default_factory=dict)
+    deadline: dict[JobKey, int] = field(default_factory=dict)
+    refunded: set[JobKey] = field(default_factory=set)
+    lane: dict[tuple[JobKey, bytes], int] = field(default_factory=dict)
+    paid: dict[tuple[JobKey, bytes], int] = field(default_factory=dict)
     active: dict[bytes, int] = field(default_factory=dict)
     unbonding: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # amount, unbond_at
     credit: dict[bytes, int] = field(default_factory=dict)
@@ -55,14 +62,16 @@ class EscrowMachine(RuleBasedStateMachine):
         self.env: Env = make_env(dep)
         self.job_ids = [os.urandom(32) for _ in range(3)]
         self.model = Model()
+        self.touched: set[JobKey] = set()  # jobs changed since the last check (reads are slow)
         for checker in self.env.checkers[:2]:
             checker.send(checker.calls.stake(CHECKER_MIN_STAKE_WEI))
             checker.send(checker.calls.register_checker())
             self.model.inflow_wei += CHECKER_MIN_STAKE_WEI
             self.model.active[checker.account] = CHECKER_MIN_STAKE_WEI
-        # Start from open jobs and staked workers so that most operations can succeed.
+        # Start from open jobs with lanes and staked workers so that most operations can succeed.
         for job in range(3):
-            self.deposit(job, 60 * MILLI)
+            self.deposit(0, job, 60 * MILLI)
+            self.open_lanes(0, job, 20 * MILLI, 20 * MILLI)
         for worker in range(2):
             self.stake(worker, 20 * MILLI)
 
@@ -80,45 +89,93 @@ class EscrowMachine(RuleBasedStateMachine):
             return
         assert expect_ok, "expected a revert"
 
-    @rule(job=jobs, amount_wei=amounts)
-    def deposit(self, job: int, amount_wei: int) -> None:
-        m, job_id = self.model, self.job_ids[job]
-        deadline_s = max(m.deadline.get(job_id, 0), self.next_block_s() + 2000)
-        ok = amount_wei > 0 and job_id not in m.refunded
-        self.attempt(
-            self.env.requester, self.env.requester.calls.deposit(job_id, amount_wei, deadline_s), ok
-        )
+    def owner(self, owner: int) -> EscrowClient:
+        return [self.env.requester, self.env.outsider][owner]
+
+    def live(self, key: JobKey) -> bool:
+        m = self.model
+        return (key in m.remaining and key not in m.refunded
+                and self.next_block_s() <= m.deadline[key] + GRACE_S)  # fmt: skip
+
+    @rule(owner=owners, job=jobs, amount_wei=amounts)
+    def deposit(self, owner: int, job: int, amount_wei: int) -> None:
+        m, key, client = self.model, (owner, self.job_ids[job]), self.owner(owner)
+        deadline_s = max(m.deadline.get(key, 0), self.next_block_s() + 2000)
+        ok = amount_wei > 0 and key not in m.refunded
+        self.attempt(client, client.calls.deposit(key[1], amount_wei, deadline_s), ok)
         if ok:
             m.inflow_wei += amount_wei
-            m.remaining[job_id] = m.remaining.get(job_id, 0) + amount_wei
-            m.deadline[job_id] = deadline_s
+            m.remaining[key] = m.remaining.get(key, 0) + amount_wei
+            m.unallocated[key] = m.unallocated.get(key, 0) + amount_wei
+            m.deadline[key] = deadline_s
+            self.touched.add(key)
 
-    @rule(job=jobs, worker=workers, cumulative_wei=amounts)
-    def redeem(self, job: int, worker: int, cumulative_wei: int) -> None:
-        m, job_id, payee = self.model, self.job_ids[job], self.env.workers[worker]
+    @rule(owner=owners, job=jobs, first_wei=amounts, second_wei=amounts)
+    def open_lanes(self, owner: int, job: int, first_wei: int, second_wei: int) -> None:
+        m, key, client = self.model, (owner, self.job_ids[job]), self.owner(owner)
+        payees = [w.account for w in self.env.workers[:2]]
+        ok = self.live(key) and first_wei + second_wei <= m.unallocated[key]
+        call = client.calls.open_lanes(key[1], zip(payees, [first_wei, second_wei], strict=True))
+        self.attempt(client, call, ok)
+        if ok:
+            m.unallocated[key] -= first_wei + second_wei
+            self.touched.add(key)
+            for payee, amount_wei in zip(payees, [first_wei, second_wei], strict=True):
+                m.lane[(key, payee)] = m.lane.get((key, payee), 0) + amount_wei
+
+    def due(self, key: JobKey, payee: bytes, cumulative_wei: int) -> int:
+        m = self.model
+        if not self.live(key):
+            return 0
+        paid = m.paid.get((key, payee), 0)
+        return max(0, min(cumulative_wei, m.lane.get((key, payee), 0)) - paid)
+
+    def apply_redeem(self, key: JobKey, payee: bytes, amount_wei: int) -> None:
+        m = self.model
+        self.touched.add(key)
+        m.outflow_wei += amount_wei
+        m.remaining[key] -= amount_wei
+        m.paid[(key, payee)] = m.paid.get((key, payee), 0) + amount_wei
+
+    @rule(owner=owners, job=jobs, worker=workers, cumulative_wei=amounts)
+    def redeem(self, owner: int, job: int, worker: int, cumulative_wei: int) -> None:
+        key, payee = (owner, self.job_ids[job]), self.env.workers[worker]
         if cumulative_wei == 0:
             return
-        paid = m.paid.get((job_id, payee.account), 0)
-        due_wei = cumulative_wei - paid
-        ok = (job_id in m.remaining and job_id not in m.refunded and 0 < due_wei <= m.remaining[job_id]
-              and self.next_block_s() <= m.deadline[job_id] + GRACE_S)  # fmt: skip
-        voucher = self.env.voucher(job_id, payee, cumulative_wei)
-        self.attempt(self.env.outsider, self.env.outsider.calls.redeem(voucher), ok)
-        if ok:
-            m.outflow_wei += due_wei
-            m.remaining[job_id] -= due_wei
-            m.paid[(job_id, payee.account)] = cumulative_wei
+        due_wei = self.due(key, payee.account, cumulative_wei)
+        voucher = self.env.voucher(key[1], payee, cumulative_wei, requester=self.owner(owner))
+        self.attempt(self.env.outsider, self.env.outsider.calls.redeem(voucher), due_wei > 0)
+        if due_wei > 0:
+            self.apply_redeem(key, payee.account, due_wei)
 
-    @rule(job=jobs)
-    def refund(self, job: int) -> None:
-        m, job_id = self.model, self.job_ids[job]
-        ok = (job_id in m.remaining and job_id not in m.refunded
-              and self.next_block_s() > m.deadline[job_id] + GRACE_S)  # fmt: skip
-        self.attempt(self.env.outsider, self.env.outsider.calls.refund(job_id), ok)
+    @rule(entries=st.lists(st.tuples(owners, jobs, workers, amounts, st.booleans()),
+                           min_size=1, max_size=4))  # fmt: skip
+    def redeem_batch(self, entries: list[tuple[int, int, int, int, bool]]) -> None:
+        """Any mix of good, stale, forged and repeated entries: the batch never reverts."""
+        batch = []
+        for owner, job, worker, cumulative_wei, forged in entries:
+            key, payee = (owner, self.job_ids[job]), self.env.workers[worker]
+            signer = payee if forged else None
+            batch.append(self.env.voucher(key[1], payee, cumulative_wei + 1, signer=signer,
+                                          requester=self.owner(owner)))  # fmt: skip
+            due_wei = 0 if forged else self.due(key, payee.account, cumulative_wei + 1)
+            if due_wei > 0:
+                self.apply_redeem(key, payee.account, due_wei)
+        self.attempt(self.env.outsider, self.env.outsider.calls.redeem_batch(batch), True)
+
+    @rule(owner=owners, job=jobs)
+    def refund(self, owner: int, job: int) -> None:
+        m, key = self.model, (owner, self.job_ids[job])
+        ok = (key in m.remaining and key not in m.refunded
+              and self.next_block_s() > m.deadline[key] + GRACE_S)  # fmt: skip
+        call = self.env.outsider.calls.refund(key[1], self.owner(owner).account)
+        self.attempt(self.env.outsider, call, ok)
         if ok:
-            m.outflow_wei += m.remaining[job_id]
-            m.remaining[job_id] = 0
-            m.refunded.add(job_id)
+            m.outflow_wei += m.remaining[key]
+            m.remaining[key] = 0
+            m.unallocated[key] = 0
+            m.refunded.add(key)
+            self.touched.add(key)
 
     @rule(worker=workers, amount_wei=amounts)
     def stake(self, worker: int, amount_wei: int) -> None:
@@ -150,13 +207,12 @@ class EscrowMachine(RuleBasedStateMachine):
     @rule(job=jobs, worker=workers, amount_wei=amounts)
     def slash(self, job: int, worker: int, amount_wei: int) -> None:
         m, job_id, w = self.model, self.job_ids[job], self.env.workers[worker]
-        claim = FraudClaim(
-            self.env.chain.chain_id, self.env.contract_bytes, job_id, w.account, amount_wei
-        )
+        claim = FraudClaim(self.env.chain.chain_id, self.env.contract_bytes,
+                           self.env.requester.account, job_id, w.account, amount_wei)  # fmt: skip
         sigs = order_signatures(
             claim, [sign_claim(claim, self.env.key_of(c)) for c in self.env.checkers[:2]]
         )
-        ok = job_id in m.remaining and (job_id, w.account) not in m.slashed
+        ok = (0, job_id) in m.remaining and (job_id, w.account) not in m.slashed
         self.attempt(self.env.outsider, self.env.outsider.calls.slash(claim, sigs), ok)
         if ok:
             self.apply_slash(job_id, w.account, amount_wei)
@@ -196,9 +252,24 @@ class EscrowMachine(RuleBasedStateMachine):
 
     @invariant()
     def state_matches_model(self) -> None:
-        client = self.env.outsider
-        for job_id, remaining_wei in self.model.remaining.items():
-            assert client.job(job_id).remaining_wei == remaining_wei
+        # Every job changed since the last check; untouched jobs cannot have moved
+        # without the balance check above noticing the money.
+        m, client = self.model, self.env.outsider
+        touched, self.touched = self.touched, set()
+        for key in touched:
+            remaining_wei = m.remaining[key]
+            job = client.job(key[1], self.owner(key[0]).account)
+            assert (job.remaining_wei, job.unallocated_wei) == (remaining_wei, m.unallocated[key])
+            unpaid_in_lanes = 0
+            for w in self.env.workers[:2]:
+                lane = client.lane(key[1], w.account, self.owner(key[0]).account)
+                assert lane.paid_wei <= lane.total_wei
+                if key not in m.refunded:
+                    assert lane.total_wei == m.lane.get((key, w.account), 0)
+                    assert lane.paid_wei == m.paid.get((key, w.account), 0)
+                    unpaid_in_lanes += lane.total_wei - lane.paid_wei
+            if key not in m.refunded:  # every lane's unpaid part is still in the job
+                assert job.remaining_wei == job.unallocated_wei + unpaid_in_lanes
         for w in self.env.workers[:2]:
             st_ = client.stake_of(w.account)
             assert st_.active_wei == self.model.active.get(w.account, 0)

@@ -21,16 +21,18 @@ def test_events_arrive_in_order_after_confirmations(env: Env) -> None:
     f = follower(env, confirmations=2)
     job_id = os.urandom(32)
     env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
+    env.requester.open_lanes(job_id, [(w.account, ETHER // 10) for w in env.workers[:2]])
     env.outsider.redeem_batch([env.voucher(job_id, w, ETHER // 10) for w in env.workers[:2]])
-    assert f.poll(seen.append) == 0  # the batch block is not deep enough yet
-    chain.mine(1)
-    assert f.poll(seen.append) == 1 and seen[0].name == "Deposited"
+    assert f.poll(seen.append) == 1 and seen[0].name == "Deposited"  # 2 blocks deep
+    assert f.poll(seen.append) == 0  # the lanes block is not deep enough yet
     chain.mine(1)
     assert f.poll(seen.append) == 2
-    assert [e.name for e in seen] == ["Deposited", "Redeemed", "Redeemed"]
+    chain.mine(1)
+    assert f.poll(seen.append) == 2
+    assert [e.name for e in seen] == ["Deposited", *["LaneFunded"] * 2, *["Redeemed"] * 2]
     assert [e.position for e in seen] == sorted(e.position for e in seen)
-    assert seen[1].args["payee"] == env.workers[0].sender.address
-    assert seen[1].args["amount"] == ETHER // 10
+    assert seen[3].args["payee"] == env.workers[0].sender.address
+    assert seen[3].args["amount"] == ETHER // 10
     assert f.poll(seen.append) == 0  # nothing new: nothing delivered twice
 
 

@@ -25,7 +25,8 @@ def register(checkers: list[EscrowClient]) -> None:
 
 
 def claim_for(env: Env, job_id: bytes, worker: EscrowClient, amount_wei: int) -> FraudClaim:
-    return FraudClaim(env.chain.chain_id, env.contract_bytes, job_id, worker.account, amount_wei)
+    return FraudClaim(env.chain.chain_id, env.contract_bytes, env.requester.account, job_id,
+                      worker.account, amount_wei)  # fmt: skip
 
 
 def signed(env: Env, claim: FraudClaim, signers: list[EscrowClient]) -> list[bytes]:

@@ -26,10 +26,11 @@ def test_token_job_pays_in_token(env: Env) -> None:
         req.deposit(job_id, 11 * ETHER, deadline_s, token=env.token)
     req.deposit(job_id, 10 * ETHER, deadline_s, token=env.token)
     assert req.balance_wei() == 0  # no native coin moved
+    req.open_lanes(job_id, [(worker.account, 4 * ETHER)])
     env.outsider.redeem(env.voucher(job_id, worker, 4 * ETHER))
     balance = token.functions.balanceOf  # type: ignore[attr-defined]
     assert balance(worker.sender.address).call() == 4 * ETHER
     env.chain.advance_time(deadline_s + GRACE_S + 1 - env.chain.timestamp_s())
-    env.outsider.refund(job_id)
+    env.outsider.refund(job_id, req.account)
     assert balance(req.sender.address).call() == 6 * ETHER
     assert balance(env.escrow).call() == 0

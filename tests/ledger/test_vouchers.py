@@ -20,7 +20,9 @@ PAYEE = b"\x44" * 20
 
 
 def signed(cumulative_wei: int = 10**18, chain_id: int = 1) -> Voucher:
-    return vouchers.sign(Voucher(chain_id, CONTRACT, JOB, PAYEE, cumulative_wei), REQUESTER.key)
+    requester = to_canonical_address(REQUESTER.address)
+    return vouchers.sign(Voucher(chain_id, CONTRACT, requester, JOB, PAYEE, cumulative_wei),
+                         REQUESTER.key)  # fmt: skip
 
 
 def verify(v: Voucher) -> None:
@@ -41,6 +43,7 @@ def test_sign_then_verify_round_trip() -> None:
         ({"payee": b"\x55" * 20}, "not signed"),
         ({"job_id": b"\x66" * 32}, "not signed"),
         ({"chain_id": 5}, "chain 5"),
+        ({"requester": b"\x88" * 20}, "another requester"),
         ({"contract": b"\x77" * 20}, "another escrow"),
         ({"signature": b"\x00" * 65}, "v must be"),
         ({"job_id": b"short"}, "32 bytes"),
@@ -65,6 +68,6 @@ def test_digest_matches_the_contract(env_fast: Env) -> None:
     job_id = os.urandom(32)
     v = env_fast.voucher(job_id, env_fast.workers[0], 12345)
     on_chain = env_fast.requester.contract.functions.voucher_digest(
-        job_id, env_fast.workers[0].sender.address, 12345
+        env_fast.requester.sender.address, job_id, env_fast.workers[0].sender.address, 12345
     ).call()
     assert bytes(on_chain) == vouchers.digest(v)

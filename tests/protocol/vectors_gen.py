@@ -168,6 +168,9 @@ def binding_vectors() -> dict[str, Any]:
     }
 
 
+VOUCHER_TYPE = "Voucher(address requester,bytes32 jobId,address payee,uint256 cumulative)"
+
+
 def voucher_vectors() -> dict[str, Any]:
     out = []
     for payee, amount in ((BOB, 10**16), (CAROL, 10**15), (BOB, 2 * 10**16)):
@@ -177,6 +180,7 @@ def voucher_vectors() -> dict[str, Any]:
             {
                 "chain_id": voucher.chain_id,
                 "verifying_contract": address_text(voucher.contract),
+                "requester": address_text(voucher.requester),
                 "job_id": voucher.job_id.hex(),
                 "payee": address_text(voucher.payee),
                 "cumulative_wei": str(voucher.cumulative_wei),
@@ -192,10 +196,8 @@ def voucher_vectors() -> dict[str, Any]:
         "domain_type": "EIP712Domain(string name,string version,uint256 chainId,address "
         "verifyingContract)",
         "domain": {"name": ledger_vouchers.DOMAIN_NAME, "version": ledger_vouchers.DOMAIN_VERSION},
-        "voucher_type": "Voucher(bytes32 jobId,address payee,uint256 cumulative)",
-        "voucher_typehash": keccak(
-            b"Voucher(bytes32 jobId,address payee,uint256 cumulative)"
-        ).hex(),
+        "voucher_type": VOUCHER_TYPE,
+        "voucher_typehash": keccak(VOUCHER_TYPE.encode()).hex(),
         "vectors": out,
     }
 

@@ -128,7 +128,9 @@ def task_id_of(job_id: bytes, award_number: int) -> bytes:
 
 def signed_voucher(payee: bytes, cumulative_wei: int) -> Voucher:
     """The wire voucher, signed by ledger/ with alice's payment key."""
-    unsigned = Voucher(CHAIN_ID, ESCROW, job_id_of(sample_spec()), payee, cumulative_wei)
+    spec = sample_spec()
+    unsigned = Voucher(CHAIN_ID, ESCROW, spec.requester_address, job_id_of(spec), payee,
+                       cumulative_wei)  # fmt: skip
     return ledger_vouchers.sign(unsigned, ALICE.payment_key)
 
 

@@ -6,9 +6,10 @@ tile re-render is the same region of the same function, so honest results pass
 the real checker code bit for bit and a result rendered with another seed is
 rejected. Renders can be delayed (mock-clock sleeps), held at a gate, or fail.
 
-``FakeEscrow`` is the escrow contract's rules in memory (deposit, cumulative
-voucher redeem with the real EIP-712 signature check, all-or-nothing batches,
-refund after deadline + grace), with integer balances; ``FakeChain`` is one
+``FakeEscrow`` is the escrow contract's rules in memory (jobs keyed by
+requester and id, lanes, cumulative vouchers paying up to their lane with the
+real EIP-712 signature check, batches that skip what cannot pay, refund after
+deadline + grace), with integer balances; ``FakeChain`` is one
 account's ``ports.Chain`` onto it, with an outage switch, injected reverts and
 a per-call delay.
 """
@@ -26,8 +27,9 @@ import numpy as np
 import trio
 from PIL import Image
 
-from ledger.client import JobState
+from ledger.client import ChainReadings, JobState, Secured
 from ledger.errors import ChainRevert, ChainUnreachable
+from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
 from node.roles.ports import ChainTx, RenderKit
@@ -155,13 +157,27 @@ def fake_kit(frames: FakeFrames | None = None, tiles: FakeTiles | None = None) -
 @dataclass
 class EscrowJob:
     requester: bytes
-    remaining_wei: int
+    remaining_wei: int  # deposited, not yet paid or refunded (lanes included)
     deadline_s: int
     refunded: bool = False
+    unallocated_wei: int = 0  # the part of remaining_wei in no lane
+
+
+JobKey = tuple[bytes, bytes]  # (requester, job_id), as the contract keys jobs
+# Why a batch entry paid nothing: the contract's SKIP_* codes.
+SKIPS = {"no such job": 1, "refunded": 2, "voucher expired": 3, "bad signature": 4,
+         "nothing owed": 5, "lane spent": 6}  # fmt: skip
 
 
 class FakeEscrow:
-    """The contract's rules (ledger/contracts/Escrow.vy) in memory; integers only."""
+    """The contract's rules (ledger/contracts/Escrow.vy) in memory; integers only.
+
+    Jobs are keyed by (requester, job id); ``open_lanes`` carves payees' lanes
+    out of the unallocated budget; a voucher pays ``min(cumulative, lane) -
+    paid``; ``redeem`` reverts with the contract's reason, a batch skips
+    entries that cannot pay; ``refund`` returns the unallocated budget and
+    every lane's unpaid part after deadline + grace.
+    """
 
     CHAIN_ID = 31337
     CONTRACT = bytes.fromhex("e7" * 20)
@@ -169,11 +185,12 @@ class FakeEscrow:
     def __init__(self, now_s: Callable[[], int], grace_s: int = 60) -> None:
         self.now_s = now_s
         self.grace = grace_s
-        self.jobs: dict[bytes, EscrowJob] = {}
-        self.paid: dict[tuple[bytes, bytes], int] = {}
+        self.jobs: dict[JobKey, EscrowJob] = {}
+        self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
         self.deposited_wei = 0
         self.log: list[tuple[str, bytes, int]] = []  # (event, account, amount)
+        self.skipped: list[tuple[bytes, bytes, int]] = []  # (job_id, payee, SKIP code)
         self._changed = trio.Event()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
@@ -186,59 +203,113 @@ class FakeEscrow:
         self._changed.set()
         self._changed = trio.Event()
 
+    def job_of(self, job_id: bytes) -> EscrowJob:
+        """The one job with this id (tests use random ids)."""
+        (job,) = [j for (_, jid), j in self.jobs.items() if jid == job_id]
+        return job
+
+    @property
+    def paid(self) -> dict[tuple[bytes, bytes], int]:
+        """Paid so far per (job_id, payee), every requester's jobs together."""
+        out: dict[tuple[bytes, bytes], int] = {}
+        for (_, job_id, payee), lane in self.lanes.items():
+            if lane.paid_wei:
+                out[(job_id, payee)] = out.get((job_id, payee), 0) + lane.paid_wei
+        return out
+
+    def lane(self, requester: bytes, job_id: bytes, payee: bytes) -> Lane:
+        return self.lanes.get((requester, job_id, payee), Lane(0, 0))
+
     def deposit(self, sender: bytes, job_id: bytes, amount_wei: int, deadline_s: int) -> None:
         if amount_wei <= 0:
             raise ChainRevert("zero deposit")
-        job = self.jobs.get(job_id)
+        if deadline_s <= self.now_s():
+            raise ChainRevert("deadline passed")
+        job = self.jobs.get((sender, job_id))
         if job is None:
-            self.jobs[job_id] = EscrowJob(sender, amount_wei, deadline_s)
-        elif job.requester != sender:
-            raise ChainRevert("not requester")
-        else:
-            job.remaining_wei += amount_wei
-            job.deadline_s = max(job.deadline_s, deadline_s)
+            job = self.jobs[(sender, job_id)] = EscrowJob(sender, 0, deadline_s)
+        elif job.refunded:
+            raise ChainRevert("refunded")
+        elif deadline_s < job.deadline_s:
+            raise ChainRevert("deadline earlier")
+        job.deadline_s = deadline_s
+        job.remaining_wei += amount_wei
+        job.unallocated_wei += amount_wei
         self.deposited_wei += amount_wei
         self._mined("deposit", sender, amount_wei)
 
-    def redeem(self, vouchers: Sequence[Voucher]) -> None:
-        """All or nothing, like ``redeem_batch``."""
-        staged: dict[tuple[bytes, bytes], int] = {}
-        spent: dict[bytes, int] = {}
-        pays: list[tuple[bytes, int]] = []
-        for v in vouchers:
-            job = self.jobs.get(v.job_id)
-            if job is None:
-                raise ChainRevert("no such job")
-            if job.refunded:
-                raise ChainRevert("refunded")
-            if self.now_s() > job.deadline_s + self.grace:
-                raise ChainRevert("voucher expired")
-            if (v.chain_id, v.contract) != (self.CHAIN_ID, self.CONTRACT):
-                raise ChainRevert("bad signature")
-            try:
-                if recover_signer(v) != job.requester:
-                    raise ChainRevert("bad signature")
-            except VoucherError:
-                raise ChainRevert("bad signature") from None
-            key = (v.job_id, v.payee)
-            already = staged.get(key, self.paid.get(key, 0))
-            if v.cumulative_wei <= already:
-                raise ChainRevert("nothing owed")
-            amount = v.cumulative_wei - already
-            if amount > job.remaining_wei - spent.get(v.job_id, 0):
+    def open_lanes(self, sender: bytes, job_id: bytes, fundings: Sequence[tuple[bytes, int]]) -> None:
+        job = self.jobs.get((sender, job_id))
+        if job is None:
+            raise ChainRevert("no such job")
+        if job.refunded:
+            raise ChainRevert("refunded")
+        if self.now_s() > job.deadline_s + self.grace:
+            raise ChainRevert("job expired")
+        unallocated = job.unallocated_wei
+        for payee, amount in fundings:  # checked in full first: a revert changes nothing
+            if payee == bytes(20):
+                raise ChainRevert("zero payee")
+            if amount > unallocated:
                 raise ChainRevert("over budget")
-            staged[key] = v.cumulative_wei
-            spent[v.job_id] = spent.get(v.job_id, 0) + amount
-            pays.append((v.payee, amount))
-        self.paid.update(staged)
-        for job_id, amount in spent.items():
-            self.jobs[job_id].remaining_wei -= amount
-        for payee, amount in pays:
-            self.balances[payee] = self.balances.get(payee, 0) + amount
-            self._mined("redeem", payee, amount)
+            unallocated -= amount
+        job.unallocated_wei = unallocated
+        for payee, amount in fundings:
+            lane = self.lane(sender, job_id, payee)
+            self.lanes[(sender, job_id, payee)] = Lane(lane.total_wei + amount, lane.paid_wei)
+            self._mined("lane", payee, amount)
 
-    def refund(self, job_id: bytes) -> None:
-        job = self.jobs.get(job_id)
+    def _due(self, v: Voucher) -> tuple[str | None, int]:
+        """(why the voucher pays nothing, or None; what it pays), as ``_check`` + ``_due``."""
+        job = self.jobs.get((v.requester, v.job_id))
+        if job is None:
+            return "no such job", 0
+        if job.refunded:
+            return "refunded", 0
+        if self.now_s() > job.deadline_s + self.grace:
+            return "voucher expired", 0
+        if (v.chain_id, v.contract) != (self.CHAIN_ID, self.CONTRACT):
+            return "bad signature", 0
+        try:
+            if recover_signer(v) != v.requester:
+                return "bad signature", 0
+        except VoucherError:
+            return "bad signature", 0
+        lane = self.lane(v.requester, v.job_id, v.payee)
+        if v.cumulative_wei <= lane.paid_wei:
+            return "nothing owed", 0
+        amount = payable_wei(v.cumulative_wei, lane)
+        return ("lane spent", 0) if amount == 0 else (None, amount)
+
+    def _pay(self, v: Voucher, amount: int) -> None:
+        job = self.jobs[(v.requester, v.job_id)]
+        lane = self.lane(v.requester, v.job_id, v.payee)
+        self.lanes[(v.requester, v.job_id, v.payee)] = Lane(lane.total_wei, lane.paid_wei + amount)
+        job.remaining_wei -= amount
+        self.balances[v.payee] = self.balances.get(v.payee, 0) + amount
+        self._mined("redeem", v.payee, amount)
+
+    def redeem(self, v: Voucher) -> None:
+        """``redeem``: reverts with the reason when nothing can be paid."""
+        why, amount = self._due(v)
+        if why is not None:
+            raise ChainRevert(why)
+        self._pay(v, amount)
+
+    def redeem_batch(self, vouchers: Sequence[Voucher]) -> int:
+        """``redeem_batch``: entries that cannot pay are skipped (and logged)."""
+        count = 0
+        for v in vouchers:
+            why, amount = self._due(v)
+            if why is not None:
+                self.skipped.append((v.job_id, v.payee, SKIPS[why]))
+                continue
+            self._pay(v, amount)
+            count += 1
+        return count
+
+    def refund(self, requester: bytes, job_id: bytes) -> None:
+        job = self.jobs.get((requester, job_id))
         if job is None:
             raise ChainRevert("no such job")
         if job.refunded:
@@ -246,16 +317,32 @@ class FakeEscrow:
         if self.now_s() <= job.deadline_s + self.grace:
             raise ChainRevert("grace not over")
         job.refunded = True
-        amount, job.remaining_wei = job.remaining_wei, 0
+        amount, job.remaining_wei, job.unallocated_wei = job.remaining_wei, 0, 0
         self.balances[job.requester] = self.balances.get(job.requester, 0) + amount
         self._mined("refund", job.requester, amount)
 
+    def secured(self, requester: bytes, job_id: bytes, payee: bytes) -> Secured:
+        job = self.jobs.get((requester, job_id))
+        lane = self.lane(requester, job_id, payee)
+        if job is None:
+            return Secured(False, bytes(20), 0, self.grace, False, lane.total_wei, lane.paid_wei)
+        return Secured(True, bytes(20), job.deadline_s, job.deadline_s + self.grace,
+                       job.refunded, lane.total_wei, lane.paid_wei)  # fmt: skip
+
     def paid_to(self, payee: bytes) -> int:
-        return sum(amount for (_, p), amount in self.paid.items() if p == payee)
+        return sum(lane.paid_wei for (_, _, p), lane in self.lanes.items() if p == payee)
 
     def conserved(self) -> bool:
-        """Every wei deposited is still escrowed or was paid out exactly once."""
+        """Every wei deposited is still escrowed or was paid out exactly once, and no
+        job's lanes hold more than it deposited."""
         held = sum(j.remaining_wei for j in self.jobs.values())
+        for (requester, job_id), job in self.jobs.items():
+            lanes = [ln for (r, j, _), ln in self.lanes.items() if (r, j) == (requester, job_id)]
+            unpaid = sum(ln.total_wei - ln.paid_wei for ln in lanes)
+            if not job.refunded and unpaid + job.unallocated_wei != job.remaining_wei:
+                return False
+            if any(ln.paid_wei > ln.total_wei for ln in lanes):
+                return False
         return held + sum(self.balances.values()) == self.deposited_wei
 
 
@@ -309,18 +396,40 @@ class FakeChain:
                              lambda: self.escrow.deposit(self.address, job_id, budget_wei, deadline_s))  # fmt: skip
 
     async def refund(self, job_id: bytes) -> None:
-        await self._transact("refund", (job_id,), lambda: self.escrow.refund(job_id))
+        await self._transact("refund", (job_id,), lambda: self.escrow.refund(self.address, job_id))
+
+    async def open_lanes(self, job_id: bytes, fundings: Sequence[tuple[bytes, int]]) -> None:
+        await self._transact("open_lanes", (job_id,),
+                             lambda: self.escrow.open_lanes(self.address, job_id, list(fundings)))  # fmt: skip
 
     async def redeem(self, vouchers: Sequence[Voucher]) -> None:
         jobs = tuple(dict.fromkeys(v.job_id for v in vouchers))
-        await self._transact("redeem", jobs, lambda: self.escrow.redeem(list(vouchers)))
+        if len(vouchers) == 1:
+            await self._transact("redeem", jobs, lambda: self.escrow.redeem(vouchers[0]))
+        else:
+            await self._transact("redeem", jobs, lambda: self.escrow.redeem_batch(vouchers))
 
     async def job(self, job_id: bytes) -> JobState:
         await self._enter("job")
-        job = self.escrow.jobs.get(job_id)
+        job = self.escrow.jobs.get((self.address, job_id))
         if job is None:
             return JobState(bytes(20), bytes(20), 0, 0, False)
-        return JobState(job.requester, bytes(20), job.remaining_wei, job.deadline_s, job.refunded)
+        return JobState(job.requester, bytes(20), job.remaining_wei, job.deadline_s,
+                        job.refunded, job.unallocated_wei)  # fmt: skip
+
+    async def lanes(self, job_id: bytes, payees: Sequence[bytes]) -> dict[bytes, int]:
+        await self._enter("lanes")
+        return {p: self.escrow.lane(self.address, job_id, p).total_wei for p in payees}
+
+    async def secured(self, requester: bytes, job_id: bytes) -> Secured:
+        await self._enter("secured")
+        return self.escrow.secured(requester, job_id, self.address)
+
+    async def readings(self, vouchers: Sequence[Voucher]) -> ChainReadings:
+        await self._enter("readings")
+        lanes = {v.key(): self.escrow.lane(v.requester, v.job_id, v.payee) for v in vouchers
+                 if (v.chain_id, v.contract) == (self.chain_id, self.contract)}  # fmt: skip
+        return ChainReadings(lanes, self.escrow.now_s(), self.gas_price)
 
     async def grace_s(self) -> int:
         await self._enter("grace")

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 
 from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
+from ledger.voucher_book import Lane
 from ledger.vouchers import Voucher, sign
 from node.roles.chain import ChainLink, ChainSettings
 from tests.ledger.conftest import ETHER, GRACE_S, Deployed, anvil_deployed
@@ -39,29 +40,43 @@ async def test_deposit_views_redeem_and_refund(anvil: Deployed) -> None:
     job_id = os.urandom(32)
     deadline_s = await requester.chain_time_s() + 3600
     await requester.deposit(job_id, 3 * ETHER, deadline_s)
-    state = await worker.job(job_id)
+    state = await requester.job(job_id)
     assert (state.requester, state.remaining_wei, state.deadline_s) == (
         requester.address, 3 * ETHER, deadline_s
     )
+    assert not (await worker.secured(requester.address, job_id)).lane_wei
+    await requester.open_lanes(job_id, [(worker.address, ETHER), (checker.address, ETHER // 10)])
+    assert await requester.lanes(job_id, [worker.address, checker.address]) == {
+        worker.address: ETHER, checker.address: ETHER // 10
+    }
+    secured = await worker.secured(requester.address, job_id)
+    assert (secured.lane_wei, secured.redeem_until_s) == (ETHER, deadline_s + GRACE_S)
     assert await worker.grace_s() == GRACE_S
     assert await worker.gas_price_wei() > 0
 
     def voucher(payee: bytes, cumulative_wei: int) -> Voucher:
-        unsigned = Voucher(requester.chain_id, requester.contract, job_id, payee, cumulative_wei)
+        unsigned = Voucher(requester.chain_id, requester.contract, requester.address, job_id,
+                           payee, cumulative_wei)  # fmt: skip
         return sign(unsigned, anvil.chain.funded_keys[0])
 
     await worker.redeem([voucher(worker.address, ETHER // 2)])
-    await worker.redeem([voucher(worker.address, ETHER), voucher(checker.address, ETHER // 10)])
-    assert (await worker.job(job_id)).remaining_wei == 3 * ETHER - ETHER - ETHER // 10
+    readings = await worker.readings([voucher(worker.address, ETHER)])
+    assert list(readings.lanes.values()) == [Lane(ETHER, ETHER // 2)]
+    assert readings.chain_time_s > 0 and readings.gas_price_wei > 0
+    # beyond its lane a voucher pays what the lane holds; a stale entry is skipped
+    batch = [voucher(worker.address, 2 * ETHER), voucher(checker.address, ETHER // 10),
+             voucher(worker.address, ETHER // 2)]  # fmt: skip
+    await worker.redeem(batch)
+    assert (await requester.job(job_id)).remaining_wei == 3 * ETHER - ETHER - ETHER // 10
     with pytest.raises(ChainRevert, match="nothing owed"):
         await worker.redeem([voucher(worker.address, ETHER)])
     with pytest.raises(ChainRevert, match="grace not over"):
         await requester.refund(job_id)
     anvil.chain.advance_time(3600 + GRACE_S + 1)
     await requester.refund(job_id)
-    assert (await worker.job(job_id)).refunded
-    assert [tx.what for tx in requester.transactions] == ["deposit", "refund"]
-    assert [tx.what for tx in worker.transactions] == ["redeem", "redeem_batch×2"]
+    assert (await requester.job(job_id)).refunded
+    assert [tx.what for tx in requester.transactions] == ["deposit", "open_lanes×2", "refund"]
+    assert [tx.what for tx in worker.transactions] == ["redeem", "redeem_batch×3"]
     assert all(tx.job_ids == (job_id,) for tx in requester.transactions + worker.transactions)
 
 

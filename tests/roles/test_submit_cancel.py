@@ -60,7 +60,7 @@ async def test_settings_override_and_deposit_waits_out_an_outage(
         (job,) = client.live().requester.jobs.values()
         assert (job.spec.settings.resolution_x, job.spec.settings.resolution_y) == (16, 8)
         assert job.spec.settings.samples == 2
-        assert cluster.escrow.jobs[job.job_id].remaining_wei == job.spec.budget_wei
+        assert cluster.escrow.job_of(job.job_id).remaining_wei == job.spec.budget_wei
 
 
 async def test_cancelled_job_is_refunded_after_deadline_and_grace(
@@ -76,7 +76,7 @@ async def test_cancelled_job_is_refunded_after_deadline_and_grace(
         assert job.view.outcome == "cancelled"
         while not job.view.refunded:
             await job.wait_changed()
-        assert cluster.escrow.jobs[job_id].refunded
+        assert cluster.escrow.job_of(job_id).refunded
         assert cluster.escrow.balances[client.address] == job.spec.budget_wei
         assert job.view.refund_wei == job.view.refunded_wei == job.spec.budget_wei
         # The chain said "grace not over" until it was: the node asked, never forced it.
@@ -95,7 +95,7 @@ async def test_a_restarted_requester_still_reclaims_its_refund(
         await client.live().requester.cancel(job_id)
         await job.done.wait()
         await cluster.kill("client")  # before deadline + grace: nothing refunded yet
-        assert not cluster.escrow.jobs[job_id].refunded
+        assert not cluster.escrow.job_of(job_id).refunded
         await cluster.restart("client")
         resumed = client.live().requester.jobs[job_id]
         while not resumed.view.refunded:

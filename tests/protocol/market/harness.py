@@ -133,10 +133,12 @@ class MarketHarness:
             self.payee_owner[address_for(f"worker{i}")] = node
             self.workers[node] = WorkerMachine(node, address_for(f"worker{i}"), config, self.now_ms)
         self.checker_ids: list[bytes] = []
+        self.checker_addresses: dict[bytes, bytes] = {}
         for i in range(self.checkers):
             key = key_for(f"checker{i}")
             self.keys[key.node_id.raw] = key
             self.checker_ids.append(key.node_id.raw)
+            self.checker_addresses[key.node_id.raw] = address_for(f"checker{i}")
         self.wire: deque[tuple[bytes, bytes, bytes]] = deque()
         self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
         self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
@@ -305,11 +307,12 @@ class MarketHarness:
                     exclude |= self.job.checkers_excluded(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
                 if checker is not None:  # else the machine's verify timeout decides
+                    address = self.checker_addresses[checker]
                     self._requester_commands(
-                        self.job.assign_checker(command.task_id, checker, self.now_ms)
+                        self.job.assign_checker(command.task_id, checker, self.now_ms, address)
                     )
             elif isinstance(command, RecordPayment):
-                voucher = Voucher(1, bytes(20), command.job_id, command.payee_address,
+                voucher = Voucher(1, bytes(20), bytes(20), command.job_id, command.payee_address,
                                   command.cumulative_wei, bytes(65))  # fmt: skip
                 self.send(self.requester, self.payee_owner[command.payee_address], voucher)
 

@@ -17,10 +17,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from protocol.errors import IllegalMessage
 from protocol.market import (
+    CheckerFeeDue,
     DisputeResolved,
     FrameAccepted,
     FrameFailed,
     FrameState,
+    FundLanes,
     JobFinished,
     JobState,
     MarketConfig,
@@ -226,6 +228,33 @@ class MarketStateMachine(RuleBasedStateMachine):
             stats = self.harness.job.statistics()
             assert stats.committed_wei <= self.harness.budget_wei
             assert stats.reserved_wei >= 0
+
+    @invariant()
+    def lanes_stay_within_the_budget_and_cover_every_award_and_debt(self) -> None:
+        """Issue 13: the worker's pay is in its lane before its award goes out, the
+        lanes never sum past the deposit, and no payee is owed more than its lane."""
+        if not self.ready:
+            return
+        harness, job = self.harness, self.harness.job
+        lanes: Counter[bytes] = Counter()
+        for sent in harness.log:
+            command = sent.command
+            if isinstance(command, FundLanes):
+                for address, amount_wei in command.fundings:
+                    assert amount_wei > 0
+                    lanes[address] += amount_wei
+                assert dict(command.lane_totals) == {a: lanes[a] for a, _ in command.fundings}
+            elif isinstance(command, Send) and isinstance(command.message, Award):
+                address = harness.workers[command.to].payment_address
+                assert lanes[address] >= command.message.price_wei
+        assert dict(lanes) == job.lanes_wei()
+        assert sum(lanes.values()) <= harness.budget_wei
+        owed: Counter[bytes] = Counter(job.owed_wei_by_payee())
+        for fee in harness.commands(CheckerFeeDue):
+            assert isinstance(fee, CheckerFeeDue) and fee.payee_address
+            owed[fee.payee_address] += fee.fee_wei
+        for address, owed_wei in owed.items():
+            assert owed_wei <= lanes[address], "a payee is owed more than its lane"
 
     @invariant()
     def blocklisted_workers_get_no_new_award(self) -> None:

@@ -195,7 +195,7 @@ def test_stops_rendering_when_the_lease_is_revoked_or_the_job_cancelled() -> Non
 def test_keeps_only_newer_vouchers_for_its_own_address() -> None:
     machine = worker()
     bid_and_award(machine)
-    voucher = Voucher(1, bytes(20), JOB, MY_ADDRESS, 1_000, bytes(65))
+    voucher = Voucher(1, bytes(20), bytes(20), JOB, MY_ADDRESS, 1_000, bytes(65))
     assert machine.receive(REQUESTER, voucher, START_MS) == [VoucherReceived(voucher)]
     assert (
         machine.receive(REQUESTER, dataclasses.replace(voucher, cumulative_wei=900), START_MS) == []

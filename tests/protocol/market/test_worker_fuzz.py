@@ -47,7 +47,7 @@ others = st.one_of(
     st.builds(lambda n: LeaseExtended(JOB, task(n), START_MS + 120_000), st.integers(1, 5)),
     st.builds(lambda n: LeaseRevoked(JOB, task(n), "x"), st.integers(1, 5)),
     st.just(JobCancelled(JOB, "x")),
-    st.builds(lambda w: Voucher(1, bytes(20), JOB, ADDRESS, w, bytes(65)), st.integers(0, 5_000)),
+    st.builds(lambda w: Voucher(1, bytes(20), bytes(20), JOB, ADDRESS, w, bytes(65)), st.integers(0, 5_000)),
     st.just(Heartbeat(JOB, task(1), 1)),
 )
 # sampled_from is uniform over its list, so repeats weight the step kinds

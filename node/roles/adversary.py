@@ -1,0 +1,57 @@
+"""Test-only misbehaviour of a requester (``adversary="clawback"``); never on by default.
+
+The clawback is the attack lanes exist to stop (issue 13): once the first
+frame is paid, the requester moves every unallocated wei of the job into a
+lane of its own second address (a sock puppet), signs that address a voucher
+for everything the escrow still holds for the job, and redeems it before it
+sends the worker its voucher. On the old escrow this emptied the job and the
+worker's voucher reverted "over budget"; with lanes it takes only what no
+payee's lane holds, and the honest worker is still paid in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eth_account import Account
+
+from ledger.errors import LedgerError
+from ledger.vouchers import sign
+from node.log import log_event
+from protocol.messages import Voucher
+
+if TYPE_CHECKING:
+    from node.roles.requester import RequesterJob
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Clawback:
+    """A marker in a requester job's send queue: claw back before the next send."""
+
+
+def sock_puppet(payment_key: bytes) -> bytes:
+    """The requester's second payment address (derived from its key)."""
+    key = hashlib.sha256(payment_key + b"pictor/sock-puppet").digest()
+    return bytes.fromhex(Account.from_key(key).address[2:])
+
+
+async def claw_back(job: RequesterJob) -> None:
+    chain = job.ctx.chain
+    assert chain is not None
+    sock = sock_puppet(job.ctx.payment_key)
+    try:
+        state = await chain.job(job.job_id)
+        if state.unallocated_wei > 0:
+            await chain.open_lanes(job.job_id, [(sock, state.unallocated_wei)])
+        unsigned = Voucher(chain.chain_id, chain.contract, chain.address, job.job_id, sock,
+                           state.remaining_wei)  # fmt: skip
+        await chain.redeem([sign(unsigned, job.ctx.payment_key)])
+        log_event(logger, logging.WARNING, "clawback redeemed", job=job.job_id.hex()[:16],
+                  voucher_wei=state.remaining_wei)  # fmt: skip
+    except LedgerError as exc:
+        log_event(logger, logging.WARNING, "clawback refused", error=str(exc)[:200])

@@ -1,0 +1,63 @@
+"""Issue 13, problem 2: the worker renders only what the chain has secured for it.
+
+On the old node the worker checked nothing but voucher signatures: it bid on
+a job that was never deposited and rendered frames whose pay no lane held.
+Now it reads the escrow before it bids and before each frame, and declines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.roles import lanes
+from node.roles.ports import Chain
+from tests.roles.cluster import open_cluster
+from tests.roles.fakes import FakeChain
+
+DEADLINE_S = 300.0
+
+
+async def test_no_bid_on_a_job_that_was_never_deposited(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_deposit(self: FakeChain, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
+        await trio.lowlevel.checkpoint()  # a requester announcing a job it never paid for
+
+    monkeypatch.setattr(FakeChain, "deposit", no_deposit)
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=2, deadline_s=DEADLINE_S)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "expired" and not job.view.accepted
+        assert worker.kit.frames.started == 0  # type: ignore[attr-defined]
+        assert "secured" in worker.chain.calls  # type: ignore[union-attr]
+        assert job.machine.statistics().awards == 0  # it never bid
+
+
+async def test_an_award_whose_lane_was_not_funded_is_declined_not_rendered(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
+        await trio.lowlevel.checkpoint()  # a requester that awards without securing the pay
+
+    monkeypatch.setattr(lanes, "fund_lanes", no_lanes)
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=2, deadline_s=DEADLINE_S)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "expired" and not job.view.accepted
+        assert worker.kit.frames.started == 0  # type: ignore[attr-defined]
+        assert worker.live().worker is not None
+        assert worker.live().worker.machine.statistics().awards_declined >= 1
+        assert job.machine.statistics().awards >= 1
+        assert cluster.escrow.paid == {}
