@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -95,6 +96,7 @@ class RequesterJob:
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.steps = 0  # inputs applied (replayed ones included)
+        self._refund_lock = trio.Lock()
         self.done = trio.Event()
         self._collecting = 0
         self._lock = trio.Lock()
@@ -137,8 +139,10 @@ class RequesterJob:
         elif kind == "refunded":  # not a machine input: the escrow is settled
             self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
             commands = []
-        else:
+        elif kind == "cancel":
             commands = machine.cancel(now_ms)
+        else:  # a journal written by a newer version: never guess (it once meant "cancel")
+            raise ValueError(f"unknown journal entry {kind!r}")
         self.carry_out(commands, now_ms)
 
     def carry_out(self, commands: list[Command], now_ms: int) -> None:
@@ -296,9 +300,21 @@ class RequesterJob:
         ``LedgerError`` when the chain does not answer. Either way a job whose
         escrow is settled is journalled as such, so a restart stops asking.
         """
+        async with self._refund_lock:  # the route and the watcher must not both refund
+            return await self._refund_now()
+
+    async def _refund_now(self) -> int:
         chain = self.ctx.chain
         if chain is None:
             raise RefundNotYet("this node has no chain configured: nothing was escrowed")
+        escrow = self.spec.escrow
+        if escrow is not None and (escrow.chain_id, escrow.contract) != (chain.chain_id,
+                                                                         chain.contract):
+            raise RefundNotYet(
+                f"the job was escrowed on chain {escrow.chain_id} contract "
+                f"0x{escrow.contract.hex()}; this node is configured for chain {chain.chain_id} "
+                f"contract 0x{chain.contract.hex()}: point it there to reclaim"
+            )
         state = await chain.job(self.job_id)
         refund_wei = 0
         if not state.refunded and state.remaining_wei > 0:
@@ -321,7 +337,18 @@ class RequesterJob:
             persist.set_job_state, job_id=self.job_id.hex(), state=self.view.outcome or "finished",
             now_ms=self.ctx.clock.now_ms(),
         ))  # fmt: skip
+        if self.spec.escrow is None and not self.view.refunded:
+            # Nothing was escrowed: settled now, or every restart would resume it again.
+            await self.step("refunded", b"", bytes(32), self.ctx.clock.now_ms())
         self.done.set()
+
+
+async def _contained(fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    try:
+        await fn(*args)
+    except Exception as exc:  # cancellation (a BaseException) still passes
+        log_event(logger, logging.ERROR, "requester task failed", task=getattr(fn, "__name__", "?"),
+                  error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
 def message_record(message: Message, digest: bytes) -> bytes:
@@ -339,9 +366,10 @@ class RequesterRole:
     def clock(self) -> MarketClock:
         return self.ctx.clock
 
-    def spawn(self, fn: object, *args: object) -> None:
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``fn(*args)`` beside the role; a bug in it is logged, never fatal."""
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+        self._nursery.start_soon(_contained, fn, *args)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -361,6 +389,9 @@ class RequesterRole:
                     job.apply(kind, peer, data, now_ms)
                 except RemoteProtocolError:
                     pass  # refused the first time too, before any state changed
+                except Exception as exc:  # a bug met live was contained then; so it is now
+                    log_event(logger, logging.ERROR, "journal entry not replayed", kind=kind,
+                              job=job_hex[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
             job.live = True
             self.jobs[job.job_id] = job
             if job.queue is not None:

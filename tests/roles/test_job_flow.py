@@ -65,3 +65,7 @@ async def test_client_without_chain_survives_verdicts(
         assert job.view.outcome == "completed"
         assert cluster.members["client"].node is not None  # still running
         assert cluster.escrow.log == []
+        # Nothing was escrowed, so the job is settled: a restart does not resume it.
+        await cluster.kill("client")
+        client = await cluster.restart("client")
+        assert job_id not in client.live().requester.jobs
