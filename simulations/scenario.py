@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
 from simulations.schema import ScenarioError, apply_override, bounded, build, parse_value
 
 DEFAULT_LATENCY_MS = {
@@ -135,7 +136,7 @@ class Workload:
 @dataclass(frozen=True)
 class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
-    checker_fee_bps: int = bounded(1000, 0, 10_000)  # checker's fee, share of the frame price
+    checker_fee_bps: int = bounded(DEFAULT_CHECKER_FEE_BPS, 0, 10_000)  # share of the price
     tiles_per_check: int = bounded(0, 0, 256)  # 0: protocol.verification.plan_check's k
     tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold

@@ -17,18 +17,18 @@ from pathlib import Path
 
 import trio
 
-from ledger.errors import LedgerError
+from ledger.errors import ChainRevert, LedgerError, TxRejected
 from node.log import log_event
 from node.render.base import RenderError
 from node.render.preflight import analyse
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
-from protocol.market.quote import budget_wei
+from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
 
 logger = logging.getLogger(__name__)
 RU_PER_FRAME = 10
-CHECKER_FEE_BPS = 500
+CHECKER_FEE_BPS = DEFAULT_CHECKER_FEE_BPS
 DEPOSIT_RETRY_S = 2.0
 
 
@@ -108,6 +108,10 @@ async def deposit(roles: Roles, job_id: bytes, spec: JobSpec) -> None:
         try:
             await chain.deposit(job_id, spec.budget_wei, spec.deadline_ms // 1000)
             return
+        except TxRejected as exc:  # never ran (nonce, fee): try again
+            log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
+        except ChainRevert as exc:  # the contract said no: final, say why
+            raise SubmitError(f"the escrow refused the deposit: {exc.reason}") from None
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
-            await trio.sleep(DEPOSIT_RETRY_S)
+        await trio.sleep(DEPOSIT_RETRY_S)

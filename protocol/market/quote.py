@@ -23,6 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 BPS = 10_000
+# The checker's fee per check, a share of the frame price: the founding design's 10 %.
+# One default for the node, the simulator and the estimates; a job states its own.
+DEFAULT_CHECKER_FEE_BPS = 1_000
 
 
 @dataclass(frozen=True)

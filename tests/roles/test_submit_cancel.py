@@ -121,3 +121,16 @@ async def test_refund_by_hand_says_when_and_then_refunds(
             await job.wait_changed()
         assert await job.refund_now() == 0  # settled already: nothing left, no error
         assert client.chain is not None and client.chain.calls.count("refund") == 1
+
+
+async def test_a_refused_deposit_is_final_and_says_why(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A revert (the contract said no) used to be retried every 2 s forever."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        assert client.chain is not None
+        client.chain.reverts = ["deadline too far"]
+        with pytest.raises(SubmitError, match="refused the deposit: deadline too far"):
+            await cluster.submit("client", frames=1)
+        assert client.chain.calls.count("deposit") == 1 and not client.live().requester.jobs
