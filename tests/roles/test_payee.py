@@ -153,7 +153,7 @@ async def test_a_voucher_past_its_redeem_by_time_is_written_off_and_forgotten(
         assert await s.payee.receive(s.voucher(GWEI), s.requester, "requester")
         await s.payee.redeem_now()  # not worth its gas before the urgent margin
         assert s.payee.owed_wei() == GWEI and not s.escrow.balances
-        await trio.sleep(2_000_000)  # mock time: past deadline + grace
+        await trio.sleep(2_000_000)  # autojump: mock time passes deadline + grace
         await s.payee.redeem_now()
         assert s.payee.owed_wei() == 0 and not s.escrow.balances
         assert await store.call(persist.load_vouchers) == []
@@ -167,11 +167,12 @@ async def test_concurrent_receives_keep_the_newest_voucher_whatever_order_they_f
     a worker in the chain-outage e2e test ended paid one frame short)."""
     async with open_store(tmp_path / "node.db") as store:
         s = Setup(store)
-        answer, real_secured, reads = trio.Event(), s.chain.secured, []
+        answer, asked, real_secured, reads = trio.Event(), trio.Event(), s.chain.secured, []
 
         async def secured(requester: bytes, job_id: bytes) -> Secured:
             reads.append(job_id)
             if len(reads) == 1:  # the older voucher's read: slow, then answers
+                asked.set()
                 await answer.wait()
                 return await real_secured(requester, job_id)
             raise ChainUnreachable("chain down")  # the newer one's: fails at once
@@ -179,7 +180,7 @@ async def test_concurrent_receives_keep_the_newest_voucher_whatever_order_they_f
         s.chain.secured = secured  # type: ignore[method-assign]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(s.payee.receive, s.voucher(100 * GWEI), s.requester, "requester")
-            await trio.sleep(1)
+            await asked.wait()  # the older voucher's read is in flight
             assert await s.payee.receive(s.voucher(300 * GWEI), s.requester, "requester")
             answer.set()
         assert s.payee.owed_wei() == 300 * GWEI
