@@ -165,18 +165,25 @@ def filesystem_args(bwrap: str, workdir: Path, program: str) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.exists(path):
             args += ["--ro-bind", path, path]
-    for home in program_homes(program):  # a renderer installed elsewhere (/opt, a venv)
-        args += ["--ro-bind", str(home), str(home)]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for device in sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev/dri").glob("*")):
         args += ["--dev-bind", str(device), str(device)]
+    # After the fresh /tmp, or it would hide a renderer or a virtualenv that lives there.
+    for home in program_homes(program):  # a renderer installed elsewhere (/opt, a venv)
+        args += [*_parents(home), "--ro-bind", str(home), str(home)]
     work = workdir.resolve()
-    for parent in reversed(work.parents):  # traversable by nobody, as outside (0711)
-        if str(parent) not in ("/", "/tmp"):
-            args += ["--perms", "0711", "--dir", str(parent)]
-    args += ["--bind", str(work), str(work), "--chdir", str(work)]
+    args += [*_parents(work), "--bind", str(work), str(work), "--chdir", str(work)]
     return [*args, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--"]  # fmt: skip
+
+
+def _parents(path: Path) -> list[str]:
+    """Create ``path``'s parents in the sandbox traversable by nobody (0711, as outside)."""
+    out: list[str] = []
+    for parent in reversed(path.parents):
+        if str(parent) not in ("/", "/tmp"):
+            out += ["--perms", "0711", "--dir", str(parent)]
+    return out
 
 
 def program_homes(program: str) -> list[Path]:
