@@ -20,7 +20,6 @@ from node.api.app import MAX_WAIT_S, _BearerAuth
 from node.roles.requester import RefundNotYet, RequesterJob
 from node.roles.service import Roles
 from node.roles.submit import (
-    CHECKER_FEE_BPS,
     RU_PER_FRAME,
     SubmitError,
     SubmitRequest,
@@ -28,7 +27,7 @@ from node.roles.submit import (
 )
 from protocol.codec import U256, Range
 from protocol.errors import LocalProtocolError
-from protocol.market.quote import budget_wei
+from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
 from protocol.messages import MAX_FRAMES_PER_JOB, Frame, RenderSettings
 
 HEX = frozenset("0123456789abcdef")
@@ -73,7 +72,7 @@ class JobRequest(BaseModel):
 
     @model_validator(mode="after")
     def _budget_fits(self) -> JobRequest:
-        if budget_wei(len(self.frames), self.max_price_wei_per_frame, CHECKER_FEE_BPS) > _U256.hi:
+        if budget_wei(len(self.frames), self.max_price_wei_per_frame, DEFAULT_CHECKER_FEE_BPS) > _U256.hi:
             raise ValueError("frames × max_price_wei_per_frame exceeds what escrow can hold")
         return self
 
@@ -126,7 +125,7 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         "renderer_build": roles.build,
         "has_chain": link is not None,
         "ru_per_frame": RU_PER_FRAME,
-        "checker_fee_bps": CHECKER_FEE_BPS,
+        "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
         "transactions": [tx.as_json() for tx in link.transactions] if link else [],
     }  # fmt: skip
 

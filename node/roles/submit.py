@@ -28,7 +28,6 @@ from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id
 
 logger = logging.getLogger(__name__)
 RU_PER_FRAME = 10
-CHECKER_FEE_BPS = DEFAULT_CHECKER_FEE_BPS
 DEPOSIT_RETRY_S = 2.0
 
 
@@ -90,9 +89,9 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
         settings=settings, frames=request.frames, ru_per_frame=RU_PER_FRAME,
         max_price_wei_per_frame=request.max_price_wei_per_frame,
         budget_wei=budget_wei(len(request.frames), request.max_price_wei_per_frame,
-                              CHECKER_FEE_BPS),
+                              DEFAULT_CHECKER_FEE_BPS),
         deadline_ms=now_ms + int(request.deadline_s * 1000), assurance=assurance,
-        checker_fee_bps=CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
+        checker_fee_bps=DEFAULT_CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
     )  # fmt: skip
     job_id = job_id_of(spec)
     if link is not None:
