@@ -234,6 +234,10 @@ def job(
     events = tx.all(
         "SELECT * FROM chain_events WHERE job_id = ? ORDER BY block_number, log_index", (job_id,)
     )
+    if row is not None:
+        # The escrow keys jobs by (requester, id): anyone may deposit under this id with
+        # their own account, and those events are not this job's money.
+        events = [e for e in events if e["requester"] in (None, row["requester_address"])]
     if row is None and not events:
         return None
     states = tx.all(

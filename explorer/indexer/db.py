@@ -14,6 +14,7 @@ rows come back as plain dicts from both drivers.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -123,11 +124,25 @@ def _migrate(tx: Tx) -> None:
     found = tx.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
     if found is not None and int(found) > SCHEMA_VERSION:
         raise RuntimeError(f"index schema {found} is newer than this explorer ({SCHEMA_VERSION})")
+    if found is not None and int(found) < 2:
+        _add_event_requester(tx)
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
+
+
+def _add_event_requester(tx: Tx) -> None:
+    """Schema 1 → 2: chain events learn their job's requester, read back from the stored args."""
+    tx.execute("ALTER TABLE chain_events ADD COLUMN requester TEXT")
+    for row in tx.all("SELECT block_number, log_index, args FROM chain_events"):
+        requester = json.loads(row["args"]).get("requester")
+        if requester is not None:
+            tx.execute(
+                "UPDATE chain_events SET requester = ? WHERE block_number = ? AND log_index = ?",
+                (str(requester).lower(), row["block_number"], row["log_index"]),
+            )
 
 
 class IndexDb:

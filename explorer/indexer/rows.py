@@ -285,10 +285,11 @@ def chain_event_ops(event: ChainEvent) -> list[Op]:
         (args[k] for k in ("payee", "worker", "account", "checker", "requester") if k in args), None
     )
     amount = args.get("amount")
+    requester = args.get("requester")  # the escrow keys a job by (requester, id): both identify it
     return [
         (
-            "INSERT INTO chain_events (block_number, log_index, name, tx_hash, job_id, account, "
-            "amount_wei, args) VALUES (?,?,?,?,?,?,?,?) "
+            "INSERT INTO chain_events (block_number, log_index, name, tx_hash, job_id, requester, "
+            "account, amount_wei, args) VALUES (?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (block_number, log_index) DO NOTHING",
             (
                 event.block_number,
@@ -296,6 +297,7 @@ def chain_event_ops(event: ChainEvent) -> list[Op]:
                 event.name,
                 "0x" + event.tx_hash.hex(),
                 bytes(job).hex() if job is not None else None,
+                str(requester).lower() if requester is not None else None,
                 str(account).lower() if account is not None else None,
                 str(amount) if amount is not None else None,
                 json.dumps({k: _jsonable(v) for k, v in args.items()}),

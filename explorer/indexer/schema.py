@@ -17,7 +17,7 @@ resumes exactly where the last commit ended — no gap, no duplicate.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chain_events.requester (jobs on chain are keyed by requester and id)
 WEI_DIGITS = 78  # len(str(2**256 - 1))
 
 TABLES = (
@@ -126,6 +126,7 @@ TABLES = (
         name TEXT NOT NULL,
         tx_hash TEXT NOT NULL,
         job_id TEXT,
+        requester TEXT,
         account TEXT,
         amount_wei TEXT,
         args TEXT NOT NULL,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from explorer import queries
-from explorer.indexer.db import DatabaseUrlError, DbTarget, IndexDb
+from explorer.indexer.db import DatabaseUrlError, DbTarget, IndexDb, open_index
 from explorer.indexer.rows import apply_chain_event, message_ops
 from explorer.indexer.verify import check_content
 from ledger.follower import ChainEvent
@@ -167,3 +170,61 @@ async def test_every_read_query_runs(any_index: IndexDb) -> None:
     assert await any_index.read(lambda tx: queries.find(tx, "node", worker.node_id.text)) == (
         f"/nodes/{worker.node_id.text}"
     )
+
+
+def _event(name: str, job_id: bytes, requester: str, amount: int, block: int) -> ChainEvent:
+    return ChainEvent(
+        name, {"job_id": job_id, "requester": requester, "amount": amount},
+        block_number=block, log_index=0, block_hash=b"\x00" * 32, tx_hash=bytes([block]) * 32,
+    )  # fmt: skip
+
+
+async def test_a_squatters_escrow_under_the_same_id_is_not_the_jobs_money(
+    any_index: IndexDb,
+) -> None:
+    """The escrow keys jobs by (requester, id): a stranger may deposit and refund under a job's
+    id with its own account. The job page counts only its own requester's events."""
+    alice = NodeKey.generate()
+    own = "0x" + "11" * 20
+    announce = f.job(alice, requester_address=bytes.fromhex(own[2:]))
+    await put(any_index, f.envelope(alice, announce))
+    job_id = announce.job_id
+    for event in (
+        _event("Deposited", job_id, "0x" + "11" * 20, 10**18, 1),
+        _event("Deposited", job_id, "0x" + "22" * 20, 5 * 10**18, 2),
+        _event("Refunded", job_id, "0x" + "22" * 20, 5 * 10**18, 3),
+    ):
+        assert await any_index.write(lambda tx, e=event: apply_chain_event(tx, e))
+    job = await any_index.read(lambda tx: queries.job(tx, job_id.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None
+    assert job["deposited_wei"] == str(10**18)
+    assert job["refunded_wei"] == "0"
+    assert job["status"] == "running"  # not "ended (refunded)" by someone else's refund
+    assert [t["requester"] for t in job["transactions"]] == [own]
+
+
+async def test_an_index_of_schema_1_learns_its_events_requesters(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE chain_events (block_number BIGINT NOT NULL, log_index BIGINT NOT NULL,
+            name TEXT NOT NULL, tx_hash TEXT NOT NULL, job_id TEXT, account TEXT,
+            amount_wei TEXT, args TEXT NOT NULL, PRIMARY KEY (block_number, log_index));
+        INSERT INTO chain_events VALUES (7, 0, 'Refunded', '0x08', 'aa', '0xab',
+            '5', '{"job_id": "0xaa", "requester": "0xAB", "amount": "5"}');
+        INSERT INTO chain_events VALUES (8, 0, 'Staked', '0x09', NULL, '0xcd', '1',
+            '{"account": "0xCD", "amount": "1"}');"""
+    )
+    conn.commit()
+    conn.close()
+    async with open_index(str(path), readers=1) as db:
+        rows = await db.read(
+            lambda tx: tx.all("SELECT block_number, requester FROM chain_events ORDER BY 1")
+        )
+        version = await db.read(
+            lambda tx: tx.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+        )
+    assert [(r["block_number"], r["requester"]) for r in rows] == [(7, "0xab"), (8, None)]
+    assert version == "2"

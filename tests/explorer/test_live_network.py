@@ -95,6 +95,7 @@ async def test_real_nodes_and_chain_show_the_right_counts(tmp_path: Path) -> Non
         announce = f.job(
             requester_key,
             frames=3,
+            requester_address=bytes.fromhex(Account.from_key(chain.requester_key).address[2:]),
             escrow=Escrow(
                 dev.chain_id, bytes.fromhex(chain.escrow[2:]), bytes(deposit["transactionHash"])
             ),
