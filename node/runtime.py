@@ -32,7 +32,7 @@ from node.api.metrics import NodeMetrics
 from node.config import NodeConfig
 from node.log import log_event
 from node.net.discovery import Discovery, plausible_addr
-from node.net.gate import Gate
+from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer, ScoreConfig
 from node.net.port import Network, Verdict
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests
@@ -48,7 +48,7 @@ from protocol import (
 from protocol import encode_envelope as encode
 from protocol.errors import BadBinding, IllegalMessage
 from protocol.messages import CapacityAdvert, GpuInfo, JobAnnounce, check_announce
-from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL
+from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL, MARKET_REFUSED
 
 logger = logging.getLogger(__name__)
 MarketHandler = Callable[[Envelope], Awaitable[bytes | None]]
@@ -268,8 +268,12 @@ class Node:
 
     async def _on_request(self, peer: str, data: bytes) -> bytes | None:
         envelope = self.gate.admit(peer, data)
-        if envelope is None or self._market is None:
-            return None
+        if envelope is Refusal.BUSY:
+            return None  # closed without a reply: the sender may retry later
+        if envelope is Refusal.FINAL:
+            return MARKET_REFUSED  # the sender must not resend it (docs/PROTOCOL.md §6.1)
+        if self._market is None:
+            return None  # no roles yet (starting): worth a retry
         self._notify()
         return await self._market(envelope)
 

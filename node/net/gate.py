@@ -22,6 +22,7 @@ history window is longer than our skew window.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections.abc import Callable
@@ -35,6 +36,14 @@ from protocol.errors import ClockSkew, ReplayDetected
 
 logger = logging.getLogger(__name__)
 SENDER_MISMATCH_PENALTY = 100
+
+
+class Refusal(enum.Enum):
+    """Why ``Gate.admit`` refused: ``BUSY`` (rate limit, ban — nothing was read, so the
+    same bytes may pass later) or ``FINAL`` (the message itself is wrong and was scored)."""
+
+    BUSY = "busy"
+    FINAL = "final"
 
 
 def _reason(exc: Exception) -> str:
@@ -59,8 +68,8 @@ class Gate:
         self._wall_ms = wall_ms
         self._on_ban = on_ban
 
-    def admit(self, peer: str, data: bytes) -> Envelope | None:
-        """Return the verified envelope, or ``None`` when it is refused (and scored)."""
+    def admit(self, peer: str, data: bytes) -> Envelope | Refusal:
+        """Return the verified envelope, or why it was refused (a final refusal is scored)."""
         now_s = self._now_s()
         admission = self.scorer.admit(peer, now_s)
         if admission is not Admission.ALLOWED:
@@ -68,12 +77,12 @@ class Gate:
             if admission is Admission.BANNED:
                 # Idempotent on the node's side: a banned peer is cut off once.
                 self._on_ban(peer)
-            return None
+            return Refusal.BUSY
         try:
             envelope = decode_envelope(data)
         except RemoteProtocolError as exc:
             self.refuse(peer, exc)
-            return None
+            return Refusal.FINAL
         if str(envelope.sender) != peer:
             mismatch = f"signed by {envelope.sender}, sent by {peer}"
             self.refuse(
@@ -81,12 +90,12 @@ class Gate:
                 RemoteProtocolError(mismatch, penalty=SENDER_MISMATCH_PENALTY),
                 "sender_mismatch",
             )
-            return None
+            return Refusal.FINAL
         try:
             self.guard.check(envelope, now_ms=self._wall_ms())
         except RemoteProtocolError as exc:
             self.refuse(peer, exc)
-            return None
+            return Refusal.FINAL
         self.metrics.messages_in.labels(envelope.type).inc()
         return envelope
 

@@ -28,10 +28,11 @@ from node.runtime import Node
 from protocol import encode_envelope
 from protocol.identity import NodeId
 from protocol.messages import Message
-from protocol.topics import MARKET_PROTOCOL
+from protocol.topics import MARKET_ACK, MARKET_PROTOCOL, MARKET_REFUSED
 
 logger = logging.getLogger(__name__)
-ACK = b"\x00"
+ACK = MARKET_ACK
+REFUSED = MARKET_REFUSED
 SEND_ATTEMPTS = 4
 SEND_BACKOFF_S = 0.5
 
@@ -87,9 +88,13 @@ class Outbox:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 # A fresh envelope per attempt: the replay guard refuses a resent nonce.
-                await request(
+                reply = await request(
                     self._node.network, peer, MARKET_PROTOCOL, self.encode(message), self._limits
                 )
+                if reply == REFUSED:  # final: a resend would be refused (and scored) again
+                    log_event(logger, logging.WARNING, "message refused", peer=peer,
+                              type=message.TYPE)  # fmt: skip
+                    return
                 self._node.metrics.messages_out.labels(message.TYPE).inc()
                 return
             except NetworkError as exc:

@@ -29,7 +29,7 @@ from node.render.blender import BlenderConfig
 from node.roles.capacity import probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
-from node.roles.common import ACK, MarketClock, Outbox
+from node.roles.common import ACK, REFUSED, MarketClock, Outbox
 from node.roles.context import RoleContext, RoleSettings, make_work_root
 from node.roles.ports import Chain, RenderKit, blender_kit
 from node.roles.requester import RequesterRole
@@ -78,6 +78,8 @@ class Roles:
         self.scope.cancel()
 
     async def handle(self, envelope: Envelope) -> bytes | None:
+        """``ACK``; ``REFUSED`` for good (scored where the sender broke a rule); ``None``
+        where the node itself failed or is busy (the sender may retry)."""
         message, sender = envelope.message, envelope.sender.raw
         try:
             if isinstance(message, TO_REQUESTER):
@@ -91,12 +93,12 @@ class Roles:
                     self.checker.on_voucher(sender, message)
             elif isinstance(message, VerifyRequest) and self.checker is not None:
                 if not self.checker.receive(sender, message):
-                    return None
+                    return None  # busy: the sender may try again
             else:
-                return None
+                return REFUSED  # no role here takes it
         except RemoteProtocolError as exc:
             self.ctx.node.gate.refuse(envelope.sender.text, exc)
-            return None
+            return REFUSED
         except Exception as exc:  # our bug, not the peer's: say so and keep running
             log_event(logger, logging.ERROR, "market handler failed", type=message.TYPE,
                       peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip

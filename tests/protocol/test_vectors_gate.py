@@ -27,13 +27,13 @@ from node.content.net import CONTENT_PROTOCOL, content_limits, serve_content
 from node.content.source import StoreChunkSource
 from node.content.store import ContentStore
 from node.content.transfer import TransferConfig
-from node.net.gate import Gate
+from node.net.gate import Gate, Refusal
 from node.net.memory import MemoryHub
 from node.net.peer_score import PeerScorer
 from node.runtime import Node
 from node.store import open_store
 from protocol import NodeKey, RemoteProtocolError, ReplayGuard, decode_envelope
-from protocol.topics import CAPACITY_TOPIC, MARKET_PROTOCOL
+from protocol.topics import CAPACITY_TOPIC, MARKET_PROTOCOL, MARKET_REFUSED
 from tests.protocol.vectors_gen import IDENTITIES, VECTORS_DIR
 
 NEGATIVE = json.loads((VECTORS_DIR / "negative.json").read_text())
@@ -73,9 +73,9 @@ def by_path(*paths: str) -> list[dict[str, Any]]:
 def test_gate_refuses_negative_envelope(vector: dict[str, Any]) -> None:
     gate, peer = fresh_gate(), peer_of(vector["delivered_by"])
     for earlier in vector["prelude"]:
-        assert gate.admit(peer, bytes.fromhex(earlier)) is not None
+        assert gate.admit(peer, bytes.fromhex(earlier)) is not Refusal.FINAL
     data = input_bytes(vector["input"])
-    assert gate.admit(peer, data) is None
+    assert gate.admit(peer, data) is Refusal.FINAL
     [view] = gate.scorer.view(0.0)
     assert view.rejected == {vector["reason"]: 1}
     assert view.score == vector["penalty"]
@@ -166,7 +166,11 @@ async def test_running_node_refuses_negative_vector(tmp_path: Path, vector: dict
             )
         assert not any(v.rejected for v in node.scorer.view(trio.current_time()))
         reply = await deliver(node, peer_net, vector, input_bytes(vector["input"]))
-        assert reply == b"", "a refused request is closed without a reply"
+        whole_frame = vector["path"] in ("envelope", "market_stream")
+        if whole_frame and vector["error"] != "FrameError":  # the gate refused: for good (§6.1)
+            assert reply == b"\x00\x00\x00\x01" + MARKET_REFUSED
+        else:  # broken framing or content: closed without a reply
+            assert reply == b""
         views = {v.peer: v for v in node.scorer.view(trio.current_time())}
         assert views[peer].rejected == {vector["reason"]: 1}
         assert views[peer].score == pytest.approx(vector["penalty"], rel=1e-3)

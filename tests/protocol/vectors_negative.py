@@ -243,8 +243,9 @@ def negative_vectors() -> dict[str, Any]:
         "'prelude' envelopes are received (and accepted) first. 'error' is the reference's "
         "error class, 'reason' its metrics label, 'penalty' the points charged to the "
         "delivering peer (docs/PROTOCOL.md §4, §9). An input of prefix_hex/fill_hex/length is "
-        "prefix_hex followed by fill_hex repeated up to length bytes. Refused stream requests "
-        "are closed without a reply.",
+        "prefix_hex followed by fill_hex repeated up to length bytes. A whole market frame the "
+        "gate refuses is answered 0x01 (refused for good, §6.1), then closed; broken framing "
+        "and refused content requests are closed without a reply.",
         "now_ms": NOW_MS,
         "vectors": _envelope_negatives() + _advert_negatives() + _frame_negatives(),
     }

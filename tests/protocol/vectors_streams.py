@@ -24,10 +24,10 @@ from node.content.net import content_handler, content_limits
 from node.content.source import StoreChunkSource
 from node.content.store import ContentStore
 from node.content.transfer import TransferConfig
-from node.net.gate import Gate
+from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests, write_frame
-from node.roles.common import ACK
+from node.roles.common import ACK, REFUSED
 from protocol import ReplayGuard, encode_envelope
 from tests.protocol.vectors_samples import (
     ALICE,
@@ -97,7 +97,10 @@ def _market_handler() -> Handler:
     )
 
     async def handle(peer: str, data: bytes) -> bytes | None:
-        return ACK if gate.admit(peer, data) is not None else None
+        admitted = gate.admit(peer, data)
+        if admitted is Refusal.BUSY:
+            return None
+        return REFUSED if admitted is Refusal.FINAL else ACK
 
     return handle
 
@@ -120,7 +123,7 @@ def market_exchanges() -> list[dict[str, Any]]:
             "bid",
             CAROL,
             ALICE,
-            "bob's bid delivered by carol: sender mismatch, closed without a reply",
+            "bob's bid delivered by carol: sender mismatch, refused for good (0x01), then close",
         ),
     ]
     out = []
