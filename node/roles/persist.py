@@ -68,6 +68,12 @@ def save_job(
     )
 
 
+def forget_job(conn: sqlite3.Connection, *, job_id: str) -> None:
+    """Drop a job that never started (its deposit was refused): nothing to resume."""
+    conn.execute("DELETE FROM market_journal WHERE job_id = ?", (job_id,))
+    conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+
 def set_job_state(conn: sqlite3.Connection, *, job_id: str, state: str, now_ms: int) -> None:
     conn.execute(
         "UPDATE jobs SET state = ?, updated_ms = ? WHERE job_id = ?", (state, now_ms, job_id)

@@ -35,6 +35,7 @@ from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, run_timer
 from node.roles.context import RoleContext
+from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.lanes import JobQueue
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
@@ -392,6 +393,9 @@ class RequesterRole:
                 except Exception as exc:  # a bug met live was contained then; so it is now
                     log_event(logger, logging.ERROR, "journal entry not replayed", kind=kind,
                               job=job_hex[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            if job.steps == 0:  # saved, never started: killed while depositing
+                self.spawn(self._start_saved, job)
+                continue
             job.live = True
             self.jobs[job.job_id] = job
             if job.queue is not None:
@@ -422,13 +426,35 @@ class RequesterRole:
             return
         await job.run_timer()
 
-    async def start_job(self, spec: JobSpec, job_id: bytes, out_dir: Path) -> RequesterJob:
-        job = RequesterJob(self, spec, job_id, out_dir)
-        job.live = True
+    async def save_job(self, spec: JobSpec, job_id: bytes, out_dir: Path) -> None:
+        """Record the job (idempotent); until its first journal entry it is resumed by
+        escrowing and starting it (``_start_saved``)."""
         await self.ctx.node.store.call(partial(
             persist.save_job, job_id=job_id.hex(), requester=self.ctx.node.node_id,
             spec=packb(to_wire(spec)), out_dir=str(out_dir), now_ms=self.clock.now_ms(),
         ))  # fmt: skip
+
+    async def forget_job(self, job_id: bytes) -> None:
+        await self.ctx.node.store.call(partial(persist.forget_job, job_id=job_id.hex()))
+
+    async def _start_saved(self, job: RequesterJob) -> None:
+        """A job saved but never started: the node was killed while depositing."""
+        if self.ctx.chain is not None:
+            try:
+                await escrow_once(self.ctx.chain, job.spec, job.job_id)
+            except DepositRefused as exc:
+                log_event(logger, logging.WARNING, "saved job dropped: deposit refused",
+                          job=job.job_id.hex()[:16], reason=str(exc))  # fmt: skip
+                await self.forget_job(job.job_id)
+                return
+        log_event(logger, logging.INFO, "saved job started after a restart",
+                  job=job.job_id.hex()[:16])  # fmt: skip
+        await self.start_job(job.spec, job.job_id, job.out_dir)
+
+    async def start_job(self, spec: JobSpec, job_id: bytes, out_dir: Path) -> RequesterJob:
+        job = RequesterJob(self, spec, job_id, out_dir)
+        job.live = True
+        await self.save_job(spec, job_id, out_dir)
         self.jobs[job_id] = job
         self.spawn(job.run_queue)
         await job.step("start", b"", b"", self.clock.now_ms())

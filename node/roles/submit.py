@@ -17,10 +17,9 @@ from pathlib import Path
 
 import trio
 
-from ledger.errors import ChainRevert, LedgerError, TxRejected
-from node.log import log_event
 from node.render.base import RenderError
 from node.render.preflight import analyse
+from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
@@ -28,7 +27,6 @@ from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id
 
 logger = logging.getLogger(__name__)
 RU_PER_FRAME = 10
-DEPOSIT_RETRY_S = 2.0
 
 
 class SubmitError(ValueError):
@@ -93,24 +91,14 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
         deadline_ms=now_ms + int(request.deadline_s * 1000), assurance=assurance,
         checker_fee_bps=DEFAULT_CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
     )  # fmt: skip
-    job_id = job_id_of(spec)
+    job_id, out_dir = job_id_of(spec), request.out_dir.resolve()
     if link is not None:
-        await deposit(roles, job_id, spec)
-    return await roles.requester.start_job(spec, job_id, request.out_dir.resolve())
-
-
-async def deposit(roles: Roles, job_id: bytes, spec: JobSpec) -> None:
-    """Escrow the budget, waiting out a chain outage (the job is not announced meanwhile)."""
-    chain = roles.ctx.chain
-    assert chain is not None
-    while True:
+        # Saved before any money moves: killed from here on, the node resumes the job
+        # (escrow_once finds a deposit that was mined) instead of forgetting it.
+        await roles.requester.save_job(spec, job_id, out_dir)
         try:
-            await chain.deposit(job_id, spec.budget_wei, spec.deadline_ms // 1000)
-            return
-        except TxRejected as exc:  # never ran (nonce, fee): try again
-            log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
-        except ChainRevert as exc:  # the contract said no: final, say why
-            raise SubmitError(f"the escrow refused the deposit: {exc.reason}") from None
-        except LedgerError as exc:
-            log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
-        await trio.sleep(DEPOSIT_RETRY_S)
+            await escrow_once(link, spec, job_id)
+        except DepositRefused as exc:
+            await roles.requester.forget_job(job_id)
+            raise SubmitError(f"the escrow refused the deposit: {exc}") from None
+    return await roles.requester.start_job(spec, job_id, out_dir)

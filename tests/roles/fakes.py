@@ -355,6 +355,9 @@ class FakeChain:
         self.transactions: list[ChainTx] = []
         self.down = False  # every call raises ChainUnreachable while True
         self.reverts: list[str] = []  # the next transactions revert with these reasons
+        # The next transactions are mined, but their sender never hears back: it sees the
+        # chain unreachable ("lost"), or waits for its receipt until it is killed ("hang").
+        self.after_mined: list[str] = []
         self.delay_s = 0.0
         self.gas_price = 1
         self.calls: list[str] = []
@@ -390,6 +393,10 @@ class FakeChain:
             raise ChainRevert(self.reverts.pop(0))
         fn()
         self.transactions.append(ChainTx(what, f"0x{len(self.transactions):064x}", 50_000, jobs))
+        if self.after_mined:
+            if self.after_mined.pop(0) == "hang":
+                await trio.sleep_forever()
+            raise ChainUnreachable(f"{what}: mined, but the receipt was lost")
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
         await self._transact("deposit", (job_id,),

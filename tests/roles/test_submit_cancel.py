@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ async def test_settings_override_and_deposit_waits_out_an_outage(
                                 tmp_path / "out", resolution=(16, 8), samples=2)  # fmt: skip
         async with trio.open_nursery() as nursery:
             nursery.start_soon(submit, client.live(), request)
-            await client.chain.wait_calls("deposit", 3)
+            await client.chain.wait_calls("job", 3)  # asks first whether it exists already
             assert not client.live().requester.jobs  # nothing announced before it is paid for
             client.chain.down = False
         (job,) = client.live().requester.jobs.values()
@@ -134,3 +135,43 @@ async def test_a_refused_deposit_is_final_and_says_why(
         with pytest.raises(SubmitError, match="refused the deposit: deadline too far"):
             await cluster.submit("client", frames=1)
         assert client.chain.calls.count("deposit") == 1 and not client.live().requester.jobs
+
+
+async def test_a_deposit_whose_receipt_was_lost_is_not_made_twice(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The deposit was mined but the node saw an outage; retrying it topped the job up
+    with a second budget (the contract adds deposits to an existing job)."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        assert client.chain is not None
+        client.chain.after_mined = ["lost"]
+        job_id = await cluster.submit("client", frames=1)
+        job = client.live().requester.jobs[job_id]
+        assert cluster.escrow.deposited_wei == job.spec.budget_wei
+        assert cluster.escrow.job_of(job_id).remaining_wei == job.spec.budget_wei
+
+
+async def test_a_requester_killed_while_depositing_resumes_the_job_and_its_refund(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Killed after the deposit was mined but before the job was saved, the node forgot
+    the job: the money stayed in escrow with nobody to announce, run or refund it."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")  # no worker: the job will expire
+        assert client.chain is not None
+        client.chain.after_mined = ["hang"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(cluster.submit, "client", frames=1, deadline_s=120.0))
+            await client.chain.wait_calls("deposit", 1)
+            await trio.testing.wait_all_tasks_blocked()
+            await cluster.kill("client")
+            nursery.cancel_scope.cancel()  # the submit call died with its node
+        assert cluster.escrow.deposited_wei > 0  # the money is in escrow
+        await cluster.restart("client")
+        (job,) = client.live().requester.jobs.values()
+        while not job.view.refunded:
+            await job.wait_changed()
+        assert cluster.escrow.job_of(job.job_id).refunded
+        assert cluster.escrow.deposited_wei == job.spec.budget_wei  # once, not again
+        assert cluster.escrow.balances[client.address] == job.spec.budget_wei
