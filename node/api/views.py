@@ -6,6 +6,7 @@ from typing import Any
 
 import trio
 
+from node.render.gpu import probe_gpus
 from node.runtime import Node
 from protocol.identity import address_text
 
@@ -85,9 +86,22 @@ class NodeApiView:
         return await self.node.store.list_rows(table)
 
     async def metrics_text(self) -> bytes:
-        metrics = self.node.metrics
-        metrics.peers.set(len(self.node.network.connected_peers()))
+        node, metrics = self.node, self.node.metrics
+        metrics.peers.set(len(node.network.connected_peers()))
         metrics.tasks.clear()
-        for state, count in (await self.node.store.task_counts()).items():
+        for state, count in (await node.store.task_counts()).items():
             metrics.tasks.labels(state).set(count)
+        metrics.set_peer_scores((v.score, v.banned) for v in node.scorer.view(trio.current_time()))
+        probe = await trio.to_thread.run_sync(probe_gpus)  # NVML: a few ms; none here is fine
+        for gauge in (metrics.gpu_utilization, metrics.gpu_temperature, metrics.gpu_memory_used,
+                      metrics.gpu_power):  # fmt: skip
+            gauge.clear()
+        for gpu in probe.gpus:
+            labels = (str(gpu.index), gpu.model)
+            for gauge, value in ((metrics.gpu_utilization, gpu.utilization_pct),
+                                 (metrics.gpu_temperature, gpu.temperature_c),
+                                 (metrics.gpu_memory_used, gpu.vram_used_mib),
+                                 (metrics.gpu_power, gpu.power_w)):  # fmt: skip
+                if value is not None:
+                    gauge.labels(*labels).set(value)
         return metrics.render()

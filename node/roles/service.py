@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from node.roles.common import ACK, REFUSED, MarketClock, Outbox
 from node.roles.context import RoleContext, RoleSettings, make_work_root
 from node.roles.ports import Chain, RenderKit, blender_kit
 from node.roles.requester import RequesterRole
+from node.roles.role_metrics import refresh_role_metrics
 from node.roles.worker import WorkerRole
 from node.runtime import Node
 from protocol import Envelope, RemoteProtocolError
@@ -206,5 +208,10 @@ async def run_roles(
         await nursery.start(requester.run)
         log_event(logger, logging.INFO, "roles started", roles=[r.value for r in config.roles],
                   chain=bool(link))  # fmt: skip
-        task_status.started(roles)
-        await trio.sleep_forever()
+        refresh = partial(refresh_role_metrics, roles)
+        node.metrics.refreshers.append(refresh)
+        try:
+            task_status.started(roles)
+            await trio.sleep_forever()
+        finally:
+            node.metrics.refreshers.remove(refresh)

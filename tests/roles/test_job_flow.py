@@ -30,7 +30,7 @@ async def test_job_is_rendered_checked_paid_and_collected(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        await cluster.add("client", "client")
+        client = await cluster.add("client", "client")
         await cluster.add("w1", "worker")
         await cluster.add("w2", "worker")
         checker = await cluster.add("c1", "checker")
@@ -47,6 +47,11 @@ async def test_job_is_rendered_checked_paid_and_collected(
         assert sum(owed.values()) == sum(cluster.escrow.balances.values())
         assert cluster.escrow.conserved()
         assert checker.live().checker is not None and checker.live().checker.checked >= 4
+        # /metrics mirrors the roles (docs/grafana/pictor-node.json charts these)
+        checked = checker.live().checker.checked
+        assert checker.node is not None and client.node is not None
+        assert f"pictor_checks_done {checked}.0" in checker.node.metrics.render().decode()
+        assert 'pictor_jobs{state="completed"} 1.0' in client.node.metrics.render().decode()
 
 
 async def test_client_without_chain_survives_verdicts(
