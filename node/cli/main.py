@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 import node.cli.explorer_cmd as explorer_cmd
+from node.cli import addon_cmd
 from node.cli import benchmark as benchmark_cmd
 from node.cli import (
     chain,
@@ -52,6 +53,7 @@ app.command("verify")(verify.verify)
 app.command("benchmark")(benchmark_cmd.benchmark)
 app.add_typer(scene_cmd.app, name="scene")
 app.command("example-scene")(scene_cmd.example_scene)
+app.command("addon-zip")(addon_cmd.addon_zip)
 app.add_typer(explorer_cmd.app, name="explorer")
 app.add_typer(job.app, name="job")
 app.add_typer(devnet.app, name="devnet")
