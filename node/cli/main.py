@@ -9,9 +9,8 @@ from __future__ import annotations
 import typer
 
 import node.cli.explorer_cmd as explorer_cmd
-from node.cli import addon_cmd
-from node.cli import benchmark as benchmark_cmd
 from node.cli import (
+    addon_cmd,
     chain,
     demo,
     devnet,
@@ -24,6 +23,7 @@ from node.cli import (
     status_cmd,
     verify,
 )
+from node.cli import benchmark as benchmark_cmd
 from node.cli import scene as scene_cmd
 
 app = typer.Typer(
