@@ -91,7 +91,8 @@ def start_anvil(
     binary = binary or find_anvil()
     if binary is None:
         raise AnvilNotFound(
-            "anvil not found: set PICTOR_ANVIL, or run "
+            "anvil not found: put it on PATH (`npm install -g @foundry-rs/anvil`), set "
+            "PICTOR_ANVIL to its path, or in a checkout run "
             "`npm install --prefix .cache/npm @foundry-rs/anvil`"
         )
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ REFERENCE_SCRIPT = Path(__file__).resolve().parents[1] / "render" / "reference_s
 
 def build_scene(out: Path, frames: int, blender: str = "blender") -> Path:
     """Write a ``frames``-long animation to ``out`` (a sphere moves, so every frame differs)."""
+    out = out.resolve()  # Blender saves only to absolute paths ("scene.blend" failed)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [blender, "-b", "-Y", "--factory-startup", "--python-exit-code", "1",
