@@ -13,6 +13,7 @@ from node.cli.console import err_console, out_console
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, default_data_dir, load_config
 from node.keyfile import KeyFileError, read_secret_file
+from protocol.money import format_eth
 
 
 def _fail(message: str) -> None:
@@ -20,7 +21,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _get(data_dir: Path | None, path: str) -> Any:
+def _get(data_dir: Path | None, path: str, *, optional: bool = False) -> Any:
     data_dir = (data_dir or default_data_dir()).expanduser()
     try:
         config = load_config(data_dir)
@@ -41,6 +42,8 @@ def _get(data_dir: Path | None, path: str) -> Any:
         raise
     if response.status_code == 401:
         _fail(f"the node at {base} refused the API token in {config.api_token_path}")
+    if optional and response.status_code == 404:
+        return None
     response.raise_for_status()
     return response.json()
 
@@ -51,7 +54,26 @@ def status(data_dir: Path | None = DataDirOption) -> None:
     table = Table(show_header=False, box=None)
     for key, value in info.items():
         table.add_row(key, "\n".join(value) if isinstance(value, list) else str(value))
+    for key, value in _work_rows(_get(data_dir, "/v1/roles", optional=True)):
+        table.add_row(key, value)
     out_console().print(table)
+
+
+def _work_rows(roles: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What the node did and earned: frames, checks, and pay (exact ETH from wei)."""
+    if not roles:
+        return []
+    rows = []
+    if roles.get("worker"):
+        rows.append(("frames rendered", str(roles["worker"]["rendered"])))
+    if roles.get("checker"):
+        rows.append(("frames checked", str(roles["checker"]["checked"])))
+    if roles.get("payee"):
+        rows.append(("earned (paid on chain)", format_eth(int(roles["payee"]["paid_wei"]))))
+        rows.append(("owed (vouchers held)", format_eth(int(roles["payee"]["owed_wei"]))))
+    elif roles.get("worker") or roles.get("checker"):
+        rows.append(("earned", "nothing can be paid: no chain configured (chain_rpc_url)"))
+    return rows
 
 
 def peers(data_dir: Path | None = DataDirOption) -> None:

@@ -9,6 +9,7 @@ so the code that runs is the wheel's (asserted).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_a_worker_installed_from_the_wheel_renders_and_is_paid(venv: Path, tmp_p
             "frame_0002.png",
         ], out
         status = run(pictor, "status", "--data-dir", str(devnet / "worker1"))
-        assert "worker" in status
+        assert re.search(r"frames rendered\s+[12]\b", status), status
+        assert "earned (paid on chain)" in status, status
     finally:
         subprocess.run([pictor, "devnet", "down", "--dir", str(devnet)], cwd=work, env=env,
                        capture_output=True, timeout=120, check=False)  # fmt: skip

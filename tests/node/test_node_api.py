@@ -71,3 +71,17 @@ async def test_cli_tables_over_the_api(tmp_path: Path) -> None:
         network = await trio.to_thread.run_sync(cli, "network")
         assert "free" in network  # table header; no peers yet
         stop.set()
+
+
+def test_status_shows_work_and_earnings_in_exact_eth() -> None:
+    from node.cli.status_cmd import _work_rows
+
+    roles = {"worker": {"rendered": 7, "rendering": 1}, "checker": {"checked": 3},
+             "payee": {"paid_wei": 1_760_000_000_000_000_000, "owed_wei": 1}}  # fmt: skip
+    assert _work_rows(roles) == [
+        ("frames rendered", "7"), ("frames checked", "3"),
+        ("earned (paid on chain)", "1.76 ETH"), ("owed (vouchers held)", "0.000000000000000001 ETH"),
+    ]  # fmt: skip
+    unpaid = _work_rows({"worker": {"rendered": 0, "rendering": 0}, "checker": None, "payee": None})
+    assert unpaid[-1][0] == "earned" and "no chain" in unpaid[-1][1]
+    assert _work_rows(None) == []
