@@ -1,12 +1,13 @@
 """Parameter sweeps: a grid of scenario overrides × seeds over local processes.
 
-Runs go through a tiny :class:`Executor` protocol (``map(fn, items)`` in item
-order), so a Ray or Dask backend is one small class: the default wraps
-``concurrent.futures.ProcessPoolExecutor``. Each run is a pure function of
-(scenario file, overrides, seed), so the results do not depend on which
-process ran what. A run that violates an invariant comes back as a failure
-with its seed and a ready-to-paste regression entry (tests/simulations/
-regressions.toml).
+Runs go through the :class:`~simulations.executors.Executor` protocol
+(``map(fn, items)`` in item order): local processes, Ray or Dask
+(simulations/executors.py). Each run is a pure function of (scenario file,
+overrides, seed), so the results — and the files written — do not depend on
+which engine or process ran what. A run that violates an invariant comes back
+as a failure with its seed and a ready-to-paste regression entry
+(tests/simulations/regressions.toml); a run that crashes comes back with its
+seed and the tail of its trace, and the others still finish.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import itertools
 import json
 import math
 import statistics
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
+from simulations.executors import Executor, ProcessExecutor, TaskError
 from simulations.loop import InvariantViolation
 from simulations.schema import ScenarioError, parse_value
 
-T = TypeVar("T")
-R = TypeVar("R")
 HEADLINE = (
     "frames_per_hour",
     "utilisation",
@@ -73,26 +72,7 @@ _T95 = (
 )
 
 
-class Executor(Protocol):
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
-
-
-class ProcessExecutor:
-    """Local processes; ``workers=1`` runs inline (handy under a debugger)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        if self.workers <= 1:
-            return map(fn, items)
-        pool = ProcessPoolExecutor(max_workers=self.workers)
-
-        def results() -> Iterator[R]:
-            with pool:
-                yield from pool.map(fn, items)
-
-        return results()
+__all__ = ["Executor", "ProcessExecutor"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +87,7 @@ class RunResult:
     spec: RunSpec
     summary: dict[str, Any] | None
     violation: str | None
+    error: str | None = None  # the run crashed: the tail of its trace
 
 
 def parse_params(params: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -145,7 +126,11 @@ def run_spec(spec: RunSpec) -> RunResult:
 
 
 def sweep(executor: Executor, specs: list[RunSpec]) -> list[RunResult]:
-    return list(executor.map(run_spec, specs))
+    """Every spec's result in spec order; a crashed run is kept as an error."""
+    return [
+        RunResult(spec, None, None, outcome.trace) if isinstance(outcome, TaskError) else outcome
+        for spec, outcome in zip(specs, executor.map(run_spec, specs), strict=True)
+    ]
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
@@ -169,7 +154,8 @@ def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
         ok = [r.summary for r in runs if r.summary is not None]
         row: dict[str, Any] = {k: parse_value(v) for k, v in overrides}
         row["runs"] = len(runs)
-        row["violations"] = len(runs) - len(ok)
+        row["violations"] = sum(1 for r in runs if r.violation)
+        row["errors"] = sum(1 for r in runs if r.error)
         for metric in HEADLINE:
             mean, half = mean_ci95([float(s[metric]) for s in ok])
             row[metric] = round(mean, 4)
@@ -203,6 +189,7 @@ def write_sweep(out_dir: Path, rows: list[dict[str, Any]], results: list[RunResu
             "seed": r.spec.seed,
             "summary": r.summary,
             "violation": r.violation,
+            "error": r.error,
         }
         for r in results
     ]

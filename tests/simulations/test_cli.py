@@ -65,3 +65,13 @@ def test_sweep_refuses_a_bad_param(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["sweep", str(scenario), "--param", "network.lossy=0.1"])
     assert result.exit_code == 2
     assert "network.lossy" in result.output
+
+
+def test_sweep_refuses_an_unknown_executor_and_an_address_for_local(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(TINY)
+    base = ["sweep", str(scenario), "--param", "network.loss=0", "--seeds", "1"]
+    result = CliRunner().invoke(app, [*base, "--executor", "spark"])
+    assert result.exit_code == 2 and "one of local, ray, dask" in result.output
+    result = CliRunner().invoke(app, [*base, "--address", "tcp://h:8786"])
+    assert result.exit_code == 2 and "local executor has none" in result.output
