@@ -26,6 +26,8 @@ ENV_PREFIX = "PICTOR_"
 NOT_CONFIG_ENV = frozenset({"PICTOR_DATA_DIR", "PICTOR_ANVIL", "PICTOR_BPY_PYTHON"})
 NOT_CONFIG_ENV_PREFIXES = ("PICTOR_TEST_",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
+REACHABILITY = ("auto", "public", "private")
+_CHOICES = {"log_level": LOG_LEVELS, "reachability": REACHABILITY}
 
 
 class ConfigError(ValueError):
@@ -57,6 +59,11 @@ class NodeConfig:
     max_request_bytes: int = 1 << 20
     max_response_bytes: int = 16 << 20
     redial_max_backoff_s: float = 300.0
+    # Behind NAT (issue 14): "private" holds relay slots, "auto" asks the relays
+    # (AutoNAT); relays default to the bootstrap peers.
+    reachability: str = "auto"
+    relays: tuple[str, ...] = ()
+    hole_punch: bool = False
     shutdown_grace_s: float = 5.0
     # Roles (issue 7): settlement chain, the worker's ask, market lease length.
     chain_rpc_url: str = ""
@@ -101,8 +108,8 @@ def _accepted(name: str) -> str:
     kind = _FIELDS[name].type
     if name == "roles":
         return "a list of " + ", ".join(r.value for r in Role)
-    if name == "log_level":
-        return "one of " + ", ".join(LOG_LEVELS)
+    if name in _CHOICES:
+        return "one of " + ", ".join(_CHOICES[name])
     return {
         "bool": "true or false",
         "int": "an integer >= 0",
@@ -133,7 +140,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
                 raise bad
             return value
         if kind == "str":
-            if not isinstance(raw, str) or (name == "log_level" and raw not in LOG_LEVELS):
+            if not isinstance(raw, str) or (name in _CHOICES and raw not in _CHOICES[name]):
                 raise bad
             return raw
         if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
@@ -227,6 +234,14 @@ CONFIG_TEMPLATE = """\
 
 # Accepted clock difference for signed messages.
 # replay_skew_s = 60.0
+
+# Behind a home router: "private" reserves a slot at each relay and advertises
+# only /p2p-circuit addresses; "auto" asks the relays (AutoNAT) first; "public"
+# never uses a relay. Relays (full multiaddrs) default to the bootstrap peers.
+# hole_punch tries DCUtR to turn relayed connections into direct ones.
+# reachability = "auto"
+# relays = []
+# hole_punch = false
 
 # Seconds to drain work on SIGINT/SIGTERM before exiting.
 # shutdown_grace_s = 5.0

@@ -161,6 +161,10 @@ class Node:
         self.own_capacity = capacity
         self._readvertise = True
 
+    def addresses_changed(self) -> None:
+        """The network's dialable addresses changed (a relay slot): advertise soon."""
+        self._readvertise = True
+
     def stop(self) -> None:
         self._stop.set()
 

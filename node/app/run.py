@@ -33,7 +33,9 @@ from node.api.views import NodeApiView
 from node.config import NodeConfig
 from node.keyfile import read_key_file, read_payment_key_file, read_secret_file
 from node.log import log_event
-from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
+from node.net.libp2p_net import Libp2pNetwork, Libp2pSettings, open_libp2p_network
+from node.net.reachability import DialBackAutoNAT, keep_reachable
+from node.net.relay import RelayHopLimits
 from node.roles.service import run_roles
 from node.runtime import Node
 from node.store import open_store
@@ -57,12 +59,14 @@ class RunningNode:
     api_url: str
 
 
-def libp2p_settings(config: NodeConfig) -> Libp2pSettings:
+def libp2p_settings(config: NodeConfig, relay_hop: RelayHopLimits | None = None) -> Libp2pSettings:
     return Libp2pSettings(
+        relay_hop=relay_hop,
         listen_addrs=config.listen_addrs,
         mdns=config.mdns,
         gossip_rate_per_s=config.gossip_rate_per_s,
         gossip_queue_len=config.gossip_queue_len,
+        hole_punch=config.hole_punch,
     )
 
 
@@ -70,6 +74,7 @@ async def run_node(
     config: NodeConfig,
     stop: trio.Event,
     *,
+    relay_hop: RelayHopLimits | None = None,
     task_status: TaskStatus[RunningNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
@@ -80,12 +85,16 @@ async def run_node(
         await store.save_config(
             {f.name: str(getattr(config, f.name)) for f in dataclasses.fields(config)}
         )
-        async with open_libp2p_network(key, libp2p_settings(config)) as network:
+        async with open_libp2p_network(key, libp2p_settings(config, relay_hop)) as network:
+            if relay_hop is not None:  # a relay also tells nodes whether they need one
+                DialBackAutoNAT(network.host)
             node = Node(
                 config, key, payment_key, network, store, wall_ms=wall_ms, nonce=random_nonce
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
+                reach = trio.CancelScope()
+                nursery.start_soon(_keep_reachable, reach, network, config, node)
                 roles = await nursery.start(run_roles, node, config, payment_key)
                 api_stop = trio.Event()
                 app = create_app(NodeApiView(node), token)
@@ -99,12 +108,25 @@ async def run_node(
                 log_event(logger, logging.INFO, "stopping", grace_s=config.shutdown_grace_s)
                 api_stop.set()
                 roles.stop()
+                reach.cancel()
                 node.stop()
     config.api_addr_path.unlink(missing_ok=True)
 
 
+async def _keep_reachable(
+    scope: trio.CancelScope, network: Libp2pNetwork, config: NodeConfig, node: Node
+) -> None:
+    if network.relaying is None:
+        return
+    with scope:
+        await keep_reachable(network, network.relaying, config.relays or config.bootstrap,
+                             config.reachability, node.addresses_changed)  # fmt: skip
+
+
 async def run_until_signalled(
-    config: NodeConfig, on_started: Callable[[RunningNode], None] | None = None
+    config: NodeConfig,
+    on_started: Callable[[RunningNode], None] | None = None,
+    relay_hop: RelayHopLimits | None = None,
 ) -> None:
     """``run_node`` with SIGINT/SIGTERM as the stop trigger and a bounded shutdown."""
     stop = trio.Event()
@@ -122,7 +144,7 @@ async def run_until_signalled(
             nursery.cancel_scope.cancel()
 
         async def run_then_finish(*, task_status: TaskStatus[RunningNode]) -> None:
-            await run_node(config, stop, task_status=task_status)
+            await run_node(config, stop, relay_hop=relay_hop, task_status=task_status)
             nursery.cancel_scope.cancel()  # drained: stop the watchdog too
 
         nursery.start_soon(watch_signals)

@@ -12,6 +12,7 @@ import node.cli.explorer_cmd as explorer_cmd
 from node.cli import (
     addon_cmd,
     chain,
+    coordinator_cmd,
     demo,
     devnet,
     doctor,
@@ -57,6 +58,7 @@ app.command("addon-zip")(addon_cmd.addon_zip)
 app.add_typer(explorer_cmd.app, name="explorer")
 app.add_typer(job.app, name="job")
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(coordinator_cmd.app, name="coordinator")
 
 
 def main() -> None:

@@ -56,6 +56,13 @@ def run(
     api_port: int | None = typer.Option(None, "--api-port", help="Local API port (0 = any)."),
     mdns: bool | None = typer.Option(None, "--mdns/--no-mdns", help="mDNS discovery."),
     log_json: bool | None = typer.Option(None, "--log-json/--log-text", help="Log format."),
+    reachability: str | None = typer.Option(
+        None, "--reachability", help="auto, public or private (behind NAT: use a relay)."
+    ),
+    relay: Annotated[
+        list[str] | None,
+        typer.Option("--relay", help="Relay multiaddr (default: the bootstrap peers)."),
+    ] = None,
 ) -> None:
     """Start the node and run until SIGINT/SIGTERM; then drain, persist and exit 0.
 
@@ -73,6 +80,8 @@ def run(
         "api_port": api_port,
         "mdns": mdns,
         "log_json": log_json,
+        "reachability": reachability,
+        "relays": relay or None,
     }
     try:
         config = load_config(data_dir, overrides=overrides)

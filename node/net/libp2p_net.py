@@ -29,6 +29,10 @@ Choices that differ from py-libp2p's defaults, and why:
   raise ``PeerStoreError`` (a ``KeyError``) and the node exit.
 * ``publish`` turns every exception of the library into ``NetworkError``: a
   failed advert is logged, never fatal.
+* Circuit relay v2 is wired in by ``node.net.relay``: ``connect`` dials
+  ``/p2p-circuit`` addresses through it (``host.connect`` drops them), and a
+  node that knows it is behind NAT (``private``) lists only its relay
+  addresses as the ones others can dial.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
+from node.net.relay import RelayHopLimits, Relaying, is_circuit, run_relaying
 from protocol import NodeKey
 
 logger = logging.getLogger(__name__)
@@ -78,6 +83,8 @@ class Libp2pSettings:
     gossip_queue_len: int = 4096
     heartbeat_interval_s: int = 1
     max_gossip_rpc_bytes: int = 1 << 20
+    relay_hop: RelayHopLimits | None = None  # be a relay for others (the coordinator)
+    hole_punch: bool = False  # DCUtR: try to replace relayed connections by direct ones
 
 
 class _ResizingQueues(dict[Any, Any]):
@@ -180,9 +187,11 @@ class _RefuseBlocked(INotifee):
 
 
 class Libp2pNetwork:
-    def __init__(self, host: Any, pubsub: _Pubsub) -> None:
+    def __init__(self, host: Any, pubsub: _Pubsub, relaying: Relaying | None = None) -> None:
         self.host = host
         self.pubsub = pubsub
+        self.relaying = relaying
+        self.private = False  # behind NAT: only relay addresses are dialable
         self._blocked: set[str] = set()
         host.get_network().register_notifee(_RefuseBlocked(self._blocked))
 
@@ -191,7 +200,10 @@ class Libp2pNetwork:
         return str(self.host.get_id().to_base58())
 
     def listen_addrs(self) -> list[str]:
-        return [str(addr) for addr in self.host.get_addrs()]
+        circuits = self.relaying.circuit_addrs() if self.relaying else []
+        if self.private:
+            return circuits
+        return circuits + [str(addr) for addr in self.host.get_addrs()]
 
     def connected_peers(self) -> list[str]:
         return sorted(peer.to_base58() for peer in self.host.get_connected_peers())
@@ -204,6 +216,10 @@ class Libp2pNetwork:
         peer = str(info.peer_id.to_base58())
         if peer in self._blocked:
             raise NetworkError(f"{peer} is banned")
+        if is_circuit(addr):
+            if self.relaying is None:
+                raise NetworkError(f"no relay transport to dial {addr}")
+            return await self.relaying.dial(addr)
         try:
             await self.host.connect(info)
         except _FAILURES as exc:
@@ -345,4 +361,6 @@ async def open_libp2p_network(
         await stack.enter_async_context(background_trio_service(pubsub))
         await stack.enter_async_context(background_trio_service(router))
         await pubsub.wait_until_ready()
-        yield Libp2pNetwork(host, pubsub)
+        relaying = Relaying(host, settings.relay_hop, settings.hole_punch)
+        await stack.enter_async_context(run_relaying(relaying))
+        yield Libp2pNetwork(host, pubsub, relaying)

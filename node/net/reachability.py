@@ -1,0 +1,159 @@
+"""Reachability: is this node dialable from the internet, and if not, hold a relay slot.
+
+Theory of operation. ``keep_reachable`` runs as one of the node's services:
+
+* ``reachability = "public"``: nothing to do; the node lists its own addresses.
+* ``"private"`` (the operator knows the node is behind NAT): reserve a slot at
+  each configured relay, list only the ``/p2p-circuit`` addresses, and
+  re-reserve whenever a relay connection is lost.
+* ``"auto"``: ask the relays with AutoNAT v1 to dial us back; a relay that
+  reached us says public, one that could not says private (then as above); no
+  answer leaves the node as it is and asks again later.
+
+AutoNAT in py-libp2p 0.8.1, as measured behind the nft NAT of tests/netns: its
+server "dials back" with ``host.connect``, which returns at once when a
+connection to the peer exists — and the request itself arrives on one — so
+it answers OK to every peer, NAT or not (docs/NODE.md has the repro).
+``DialBackAutoNAT`` (what the coordinator serves) dials a fresh connection
+instead. Its client sends our listen addresses, which behind NAT are private
+ones that the server (rightly) refuses to dial; ``ask_reachability`` sends our
+listen ports at the address the server observed us at instead, as go-libp2p
+does, so the answer is about the address others would dial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.host.autonat import AutoNATService
+from libp2p.host.autonat.pb.autonat_pb2 import Message
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+
+from node.log import log_event
+from node.net.port import NetworkError
+from node.net.relay import Relaying
+
+logger = logging.getLogger(__name__)
+MODES = ("auto", "public", "private")
+DIAL_BACK_TIMEOUT_S = 5.0
+
+
+class DialBackAutoNAT(AutoNATService):
+    """An AutoNAT v1 server whose dial-back is a new connection, not the one asking."""
+
+    async def _try_dial(self, peer_id: ID, addrs: list[bytes]) -> bytes | None:
+        swarm: Any = self.host.get_network()
+        for raw in addrs:
+            try:
+                with trio.fail_after(DIAL_BACK_TIMEOUT_S):
+                    conn = await swarm.dial_addr(multiaddr.Multiaddr(raw), peer_id)
+            except Exception:  # refused, reset, timed out: not reachable there
+                continue
+            with trio.move_on_after(1.0):
+                await conn.close()
+            return bytes(raw)
+        return None
+
+
+def _observed_ips(host: Any) -> list[str]:
+    manager = getattr(host, "_observed_addr_manager", None)
+    if manager is None:
+        return []
+    ips = []
+    for addr in manager.addrs(min_observers=1):
+        try:
+            ips.append(str(addr.value_for_protocol("ip4")))
+        except Exception:
+            continue
+    return ips
+
+
+def _tcp_ports(host: Any) -> list[int]:
+    ports = []
+    for addr in host.get_addrs():
+        try:
+            ports.append(int(addr.value_for_protocol("tcp")))
+        except Exception:
+            continue
+    return ports
+
+
+async def ask_reachability(host: Any, server: str, timeout_s: float = 15.0) -> str | None:
+    """AutoNAT v1 against ``server`` (peer id): "public", "private", or None for no answer."""
+    ips = _observed_ips(host)
+    ports = _tcp_ports(host)
+    addrs = [
+        multiaddr.Multiaddr(f"/ip4/{ip}/tcp/{port}").to_bytes() for ip in ips for port in ports
+    ]
+    client = AutoNATService(host, serve=False)
+    try:
+        status, _ = await client.query_server(
+            ID.from_base58(server), addrs or None, timeout=timeout_s
+        )
+    except Exception as exc:  # no AutoNAT there, or it went away
+        log_event(logger, logging.DEBUG, "autonat: no answer", server=server, error=repr(exc))
+        return None
+    if status == Message.OK:
+        return "public"
+    if status in (Message.E_DIAL_ERROR, Message.E_DIAL_REFUSED):
+        return "private"
+    return None
+
+
+def _peer_of(addr: str) -> str:
+    return str(info_from_p2p_addr(multiaddr.Multiaddr(addr)).peer_id.to_base58())
+
+
+async def keep_reachable(
+    network: Any,
+    relaying: Relaying,
+    relays: Sequence[str],
+    mode: str,
+    on_change: Callable[[], None],
+    *,
+    recheck_s: float = 30.0,
+) -> None:
+    """Hold relay reservations while the node is private (see module docstring)."""
+    if mode == "public" or not relays:
+        return
+    private = mode == "private"
+    while True:
+        if not private:
+            for relay in relays:
+                try:
+                    await network.connect(relay)
+                except NetworkError:
+                    continue
+                answer = await ask_reachability(network.host, _peer_of(relay))
+                if answer is not None:
+                    log_event(logger, logging.INFO, "reachability", answer=answer, by=relay)
+                    private = answer == "private"
+                    break
+            if not private:
+                await trio.sleep(recheck_s * 20)
+                continue
+        connected = set(network.connected_peers())
+        changed = not network.private
+        network.private = True
+        for relay in relays:
+            peer = _peer_of(relay)
+            if peer in relaying.relays() and peer in connected:
+                continue
+            relaying.forget(peer)
+            try:
+                circuit = await relaying.reserve(relay)
+            except NetworkError as exc:
+                log_event(logger, logging.WARNING, "relay reservation failed", relay=relay,
+                          error=str(exc))  # fmt: skip
+                changed = True
+                continue
+            log_event(logger, logging.INFO, "relay reserved", circuit=circuit)
+            changed = True
+        if changed:
+            on_change()
+        await trio.sleep(recheck_s)

@@ -1,0 +1,183 @@
+"""Circuit relay v2 for the node: reach peers behind NAT through a relay.
+
+Theory of operation. py-libp2p 0.8.1 ships the relay pieces but does not wire
+them into the host: ``host.connect`` drops ``/p2p-circuit`` addresses, nothing
+reserves a slot, and nothing puts relay addresses in what a node advertises.
+``Relaying`` does the wiring:
+
+* it always serves the STOP side (accept a circuit a relay opens to us), and
+  the HOP side (be a relay) only when given ``RelayHopLimits`` — the
+  coordinator does that;
+* ``reserve(relay_addr)`` dials the relay, reserves a slot (py-libp2p refreshes
+  it before it expires) and remembers the circuit address
+  ``<relay addr>/p2p-circuit/p2p/<us>`` that others dial to reach us;
+* ``dial(addr)`` opens a relayed connection to a ``/p2p-circuit`` address; the
+  swarm then treats it like any other connection (gossip, streams);
+* with ``hole_punch``, py-libp2p's DCUtR service tries to replace relayed
+  connections by direct ones (see docs/NODE.md for what was measured).
+
+The relay only carries bytes of a Noise session between the two ends: it can
+drop or delay them, never read, forge or alter a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
+from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+from libp2p.relay.circuit_v2.resources import RelayLimits
+from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.net.port import NetworkError
+
+logger = logging.getLogger(__name__)
+CIRCUIT = "/p2p-circuit"
+
+
+@dataclass(frozen=True)
+class RelayHopLimits:
+    """What a relay (hop) grants: bounded, since any stranger may ask.
+
+    ``max_reservations`` caps the peers holding a slot at once (each slot lasts
+    ``reservation_ttl_s`` unless refreshed); a circuit carries at most
+    ``circuit_bytes`` in both directions together and lives at most
+    ``circuit_s``; a reserved peer is the end of at most ``circuits_per_peer``
+    circuits at once.
+    """
+
+    max_reservations: int = 256
+    circuits_per_peer: int = 16
+    circuit_bytes: int = 256 << 20
+    circuit_s: int = 3600
+    reservation_ttl_s: int = 900
+
+    def libp2p(self) -> RelayLimits:
+        return RelayLimits(
+            duration=self.circuit_s,
+            data=self.circuit_bytes,
+            max_circuit_conns=self.circuits_per_peer,
+            max_reservations=self.max_reservations,
+            reservation_ttl=self.reservation_ttl_s,
+        )
+
+
+def is_circuit(addr: str) -> bool:
+    return CIRCUIT + "/" in addr
+
+
+def is_relayed(conn: Any) -> bool:
+    """Whether a swarm connection runs over a relay."""
+    try:
+        return any(CIRCUIT in str(a) for a in conn.get_transport_addresses())
+    except Exception:  # a connection closing under us has no addresses left
+        return False
+
+
+class Relaying:
+    def __init__(self, host: Any, hop: RelayHopLimits | None, hole_punch: bool) -> None:
+        self.host = host
+        self.hop = hop
+        limits = (hop or RelayHopLimits()).libp2p()
+        self.protocol = CircuitV2Protocol(host, limits=limits, allow_hop=hop is not None)
+        # STOP only: CLIENT would make py-libp2p reserve a slot at the relay on
+        # every dial through it (a dialler needs none; only the dialled end does).
+        config = RelayConfig(roles=RelayRole.STOP, limits=limits)
+        self.transport = CircuitV2Transport(host, self.protocol, config)
+        self.dcutr = DCUtRProtocol(host) if hole_punch else None
+        self._circuits: dict[str, str] = {}  # relay peer -> our circuit address there
+        self._nursery: trio.Nursery | None = None
+
+    def circuit_addrs(self) -> list[str]:
+        return list(self._circuits.values())
+
+    def relays(self) -> list[str]:
+        return list(self._circuits)
+
+    async def reserve(self, relay_addr: str, timeout_s: float = 20.0) -> str:
+        """Reserve a slot at the relay ``relay_addr`` (with /p2p/); returns our circuit address."""
+        assert self._nursery is not None, "Relaying is not running"
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(relay_addr))
+        except Exception as exc:
+            raise NetworkError(f"not a relay multiaddr with /p2p/: {relay_addr}") from exc
+        try:
+            with trio.fail_after(timeout_s):
+                await self.host.connect(info)
+                stream = await self.host.new_stream(info.peer_id, [HOP_PROTOCOL])
+                try:
+                    ok = await self.transport.reserve(stream, info.peer_id, self._nursery)
+                finally:
+                    await stream.close()
+        except Exception as exc:  # the library raises a zoo of types
+            raise NetworkError(f"reservation at {relay_addr} failed: {exc!r}") from exc
+        if not ok:
+            raise NetworkError(f"relay {relay_addr} refused a reservation")
+        relay = info.peer_id.to_base58()
+        circuit = f"{relay_addr}{CIRCUIT}/p2p/{self.host.get_id().to_base58()}"
+        self._circuits[relay] = circuit
+        return circuit
+
+    def forget(self, relay: str) -> None:
+        self._circuits.pop(relay, None)
+
+    async def dial(self, addr: str) -> str:
+        """Open a relayed connection to ``addr`` (``.../p2p-circuit/p2p/<peer>``)."""
+        try:
+            maddr = multiaddr.Multiaddr(addr)
+            peer = ID.from_base58(addr.rsplit("/p2p/", 1)[1])
+        except Exception as exc:
+            raise NetworkError(f"not a circuit multiaddr: {addr}") from exc
+        if self.host.get_network().get_connections(peer):
+            return str(peer.to_base58())
+        try:
+            await self.transport.dial(maddr)
+        except Exception as exc:
+            raise NetworkError(f"relayed dial {addr} failed: {exc!r}") from exc
+        return str(peer.to_base58())
+
+    def direct_peers(self) -> set[str]:
+        """Peers with at least one connection that is not relayed."""
+        network = self.host.get_network()
+        return {
+            peer.to_base58()
+            for peer, conns in network.get_connections_map().items()
+            if any(not is_relayed(c) for c in conns)
+        }
+
+    async def hole_punch(self, peer: str) -> bool:
+        """Ask DCUtR to turn the relayed connection to ``peer`` into a direct one."""
+        if self.dcutr is None:
+            return False
+        try:
+            return bool(await self.dcutr.initiate_hole_punch(ID.from_base58(peer)))
+        except Exception as exc:
+            logger.debug("hole punch to %s failed: %r", peer, exc)
+            return False
+
+
+@asynccontextmanager
+async def run_relaying(relaying: Relaying) -> AsyncIterator[Relaying]:
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(background_trio_service(relaying.protocol))
+        await relaying.protocol.event_started.wait()
+        if relaying.dcutr is not None:
+            await stack.enter_async_context(background_trio_service(relaying.dcutr))
+            await relaying.dcutr.event_started.wait()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        relaying._nursery = nursery
+        try:
+            yield relaying
+        finally:
+            nursery.cancel_scope.cancel()
