@@ -36,6 +36,7 @@ import ctypes
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -120,6 +121,38 @@ class Host:
         if errors:
             raise errors[0]
         return result[0]  # type: ignore[no-any-return]
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def forward(listener: socket.socket, upstream: tuple[str, int]) -> None:
+    """Serve ``listener`` (made in some namespace) by connecting each client to
+    ``upstream`` from this process's own namespace — e.g. loopback anvil into the
+    public namespace. Daemon threads; they end when the listener is closed."""
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                server = socket.create_connection(upstream)
+            except OSError:
+                return
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
 
 
 @dataclass
