@@ -63,7 +63,7 @@ class NodeConfig:
     # (AutoNAT); relays default to the bootstrap peers.
     reachability: str = "auto"
     relays: tuple[str, ...] = ()
-    hole_punch: bool = False
+    hole_punch: bool = True
     shutdown_grace_s: float = 5.0
     # Roles (issue 7): settlement chain, the worker's ask, market lease length.
     chain_rpc_url: str = ""
@@ -241,7 +241,7 @@ CONFIG_TEMPLATE = """\
 # hole_punch tries DCUtR to turn relayed connections into direct ones.
 # reachability = "auto"
 # relays = []
-# hole_punch = false
+# hole_punch = true
 
 # Seconds to drain work on SIGINT/SIGTERM before exiting.
 # shutdown_grace_s = 5.0

@@ -116,7 +116,7 @@ async def keep_reachable(
     mode: str,
     on_change: Callable[[], None],
     *,
-    recheck_s: float = 30.0,
+    recheck_s: float = 10.0,
 ) -> None:
     """Hold relay reservations while the node is private (see module docstring)."""
     if mode == "public" or not relays:

@@ -7,10 +7,13 @@ behind it::
     home host 10.<i>.0.2 --veth-- 10.<i>.0.1 router 100.64.<i>.2 --veth-- 100.64.<i>.1 public
                                                (nft masquerade)              + PUBLIC_IP on lo
 
-The router forwards and masquerades everything leaving on its public veth,
+The router forwards and masquerades everything leaving on its public veth
+and silently drops whatever arrives there that is not a reply,
 so a home host reaches the public namespace and appears there as
-``100.64.<i>.2``; the public namespace has no route into any home, and no
-home can reach another home's host — as behind real home routers.
+``100.64.<i>.2``; the public namespace forwards between routers (one
+router's public address reaches another's, as on the internet) but has no
+route into any home, and no home can reach another home's host — as behind
+real home routers.
 
 Both ends of every veth are created directly inside their namespaces, so
 nothing is added to the machine's own namespace and interface names cannot
@@ -170,6 +173,9 @@ class Internet:
         try:
             self.public = Host(self._add_ns("pub"), PUBLIC_IP, self)
             self.public.exec("ip", "addr", "add", f"{PUBLIC_IP}/32", "dev", "lo")
+            # The public namespace is also the internet's core: it forwards between
+            # routers (a new namespace does not), so routers reach each other.
+            self.public.exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         except BaseException:
             self.close()
             raise
@@ -206,10 +212,18 @@ class Internet:
             _sh("ip", "netns", "exec", router, "ip", "route", "add", "default", "via",
                 f"100.64.{i}.1")  # fmt: skip
             _sh("ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            # Masquerade out; from the wan side accept only replies and drop the
+            # rest silently, as home routers do (no RST for an unsolicited SYN).
             rules = (
                 "table ip nat {\n"
                 "  chain post { type nat hook postrouting priority 100; "
                 'oifname "wan" masquerade; }\n'
+                "}\n"
+                "table ip filter {\n"
+                "  chain input { type filter hook input priority 0; "
+                'iifname "wan" ct state established,related accept; iifname "wan" drop; }\n'
+                "  chain forward { type filter hook forward priority 0; "
+                'iifname "wan" ct state established,related accept; iifname "wan" drop; }\n'
                 "}\n"
             )
             _sh("ip", "netns", "exec", router, "nft", "-f", "-", input_text=rules)

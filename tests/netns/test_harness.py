@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -14,8 +15,8 @@ def _listen(ip: str) -> socket.socket:
     return socket.create_server((ip, 0))
 
 
-def _dial(ip: str, port: int) -> socket.socket:
-    return socket.create_connection((ip, port), timeout=3)
+def _dial(ip: str, port: int, timeout_s: float = 3.0) -> socket.socket:
+    return socket.create_connection((ip, port), timeout=timeout_s)
 
 
 def test_home_reaches_public_through_its_router(internet: Internet) -> None:
@@ -39,9 +40,44 @@ def test_nobody_dials_into_a_home(internet: Internet) -> None:
     port = server.getsockname()[1]
     for dialer, target in ((internet.public, two.ip), (one, two.ip),
                            (one, internet.router_ip(two))):  # fmt: skip
-        with pytest.raises(OSError):
-            dialer.call(_dial, target, port)
+        with pytest.raises(OSError):  # no route, or dropped without an answer (1 s)
+            dialer.call(_dial, target, port, 1.0)
     server.close()
+
+
+def test_routers_reach_each_other_and_simultaneous_open_punches_through(
+    internet: Internet,
+) -> None:
+    """What DCUtR relies on: both hosts dial each other's router from their own port."""
+    one, two = internet.add_home(), internet.add_home()
+
+    def bound(port: int) -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.settimeout(5)
+        return s
+
+    a, b = one.call(bound, 5001), two.call(bound, 5002)
+    errors: list[BaseException] = []
+
+    def connect(s: socket.socket, addr: tuple[str, int]) -> None:
+        try:
+            s.connect(addr)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=connect, args=(a, (internet.router_ip(two), 5002))),
+               threading.Thread(target=connect, args=(b, (internet.router_ip(one), 5001)))]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    a.sendall(b"punched")
+    assert b.recv(7) == b"punched"
+    a.close()
+    b.close()
 
 
 def test_close_removes_namespaces_and_processes(netns_ok: None) -> None:
