@@ -105,8 +105,25 @@ async def ask_reachability(host: Any, server: str, timeout_s: float = 15.0) -> s
     return None
 
 
-def _peer_of(addr: str) -> str:
-    return str(info_from_p2p_addr(multiaddr.Multiaddr(addr)).peer_id.to_base58())
+def _peer_of(addr: str) -> str | None:
+    try:
+        return str(info_from_p2p_addr(multiaddr.Multiaddr(addr)).peer_id.to_base58())
+    except Exception:  # multiaddr raises a zoo of types for bad text
+        return None
+
+
+async def _ask_relays(network: Any, relays: dict[str, str]) -> str | None:
+    """The first answer a relay gives over AutoNAT, or None when none answers."""
+    for relay, peer in relays.items():
+        try:
+            await network.connect(relay)
+        except NetworkError:
+            continue
+        answer = await ask_reachability(network.host, peer)
+        if answer is not None:
+            log_event(logger, logging.INFO, "reachability", answer=answer, by=relay)
+            return answer
+    return None
 
 
 async def keep_reachable(
@@ -117,41 +134,49 @@ async def keep_reachable(
     on_change: Callable[[], None],
     *,
     recheck_s: float = 10.0,
+    max_backoff_s: float = 300.0,
 ) -> None:
-    """Hold relay reservations while the node is private (see module docstring)."""
-    if mode == "public" or not relays:
+    """Hold relay reservations while the node is private (see module docstring).
+
+    Every ``recheck_s`` a relay whose connection is gone loses its address and
+    is asked again; one that refuses is retried after 10, 20, 40 ... s (at most
+    ``max_backoff_s``), so a bootstrap peer that is no relay costs little.
+    """
+    valid = {relay: peer for relay in relays if (peer := _peer_of(relay)) is not None}
+    for bad in set(relays) - set(valid):
+        log_event(logger, logging.WARNING, "not a relay multiaddr with /p2p/", relay=bad)
+    if mode == "public" or not valid:
         return
-    private = mode == "private"
+    while mode == "auto":
+        answer = await _ask_relays(network, valid)
+        if answer == "private":
+            break
+        await trio.sleep(recheck_s * 60)  # public, or nobody to ask: ask again much later
+    network.private = True
+    on_change()
+    failures: dict[str, int] = {}
+    due_s: dict[str, float] = {}
     while True:
-        if not private:
-            for relay in relays:
-                try:
-                    await network.connect(relay)
-                except NetworkError:
-                    continue
-                answer = await ask_reachability(network.host, _peer_of(relay))
-                if answer is not None:
-                    log_event(logger, logging.INFO, "reachability", answer=answer, by=relay)
-                    private = answer == "private"
-                    break
-            if not private:
-                await trio.sleep(recheck_s * 20)
-                continue
         connected = set(network.connected_peers())
-        changed = not network.private
-        network.private = True
-        for relay in relays:
-            peer = _peer_of(relay)
-            if peer in relaying.relays() and peer in connected:
+        changed = False
+        for relay, peer in valid.items():
+            if peer in relaying.relays():
+                if peer in connected:
+                    continue
+                relaying.forget(peer)  # its relay address leads nowhere now
+                changed = True
+            if due_s.get(relay, 0.0) > trio.current_time():
                 continue
-            relaying.forget(peer)
             try:
                 circuit = await relaying.reserve(relay)
             except NetworkError as exc:
+                failures[relay] = failures.get(relay, 0) + 1
+                wait_s = min(max_backoff_s, recheck_s * 2 ** (failures[relay] - 1))
+                due_s[relay] = trio.current_time() + wait_s
                 log_event(logger, logging.WARNING, "relay reservation failed", relay=relay,
-                          error=str(exc))  # fmt: skip
-                changed = True
+                          error=str(exc), retry_s=wait_s)  # fmt: skip
                 continue
+            failures.pop(relay, None)
             log_event(logger, logging.INFO, "relay reserved", circuit=circuit)
             changed = True
         if changed:

@@ -35,8 +35,13 @@ async def test_private_node_lists_only_its_relay_address_and_is_reached_through_
     ):
         assert private.relaying is not None
         changed = trio.Event()
+
+        def on_change() -> None:  # called when going private, then once reserved
+            if private.listen_addrs():
+                changed.set()
+
         nursery.start_soon(keep_reachable, private, private.relaying, relay.listen_addrs(),
-                           "private", changed.set)  # fmt: skip
+                           "private", on_change)  # fmt: skip
         with trio.fail_after(20):
             await changed.wait()
         addrs = private.listen_addrs()
@@ -51,6 +56,16 @@ async def test_private_node_lists_only_its_relay_address_and_is_reached_through_
             await stream.send_all(b"hi")
             assert await stream.receive_some(64) == b"echo:hi"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_malformed_relay_address_is_skipped_not_fatal() -> None:
+    async with open_libp2p_network(NodeKey.generate(), Libp2pSettings()) as node:
+        assert node.relaying is not None
+        calls: list[None] = []
+        with trio.fail_after(5):  # returns: no valid relay to hold a slot at
+            await keep_reachable(node, node.relaying, ["/ip4/1.2.3/tcp/x", "junk"], "private",
+                                 lambda: calls.append(None))  # fmt: skip
+        assert not calls and not node.private
 
 
 async def test_circuit_address_without_a_reservation_fails_cleanly() -> None:
