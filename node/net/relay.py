@@ -14,7 +14,13 @@ reserves a slot, and nothing puts relay addresses in what a node advertises.
 * ``dial(addr)`` opens a relayed connection to a ``/p2p-circuit`` address; the
   swarm then treats it like any other connection (gossip, streams);
 * with ``hole_punch``, py-libp2p's DCUtR service tries to replace relayed
-  connections by direct ones (see docs/NODE.md for what was measured).
+  connections by direct ones (see docs/NODE.md for what was measured). DCUtR
+  makes us dial addresses a peer names, so ``GuardedDCUtR`` keeps it from
+  being a dial-reflection tool (issue 14 B): it dials only public IP
+  addresses (no loopback, private, link-local, multicast or unspecified one,
+  no DNS name), at most ``MAX_PUNCH_ADDRS`` of a peer's, and answers at most
+  ``PUNCH_BURST`` hole punches at once, then one every ``1 / PUNCH_RATE_PER_S``
+  seconds, whoever asks.
 
 The relay only carries bytes of a Noise session between the two ends: it can
 drop or delay them, never read, forge or alter a message.
@@ -22,6 +28,8 @@ drop or delay them, never read, forge or alter a message.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -44,6 +52,61 @@ from node.net.port import NetworkError
 
 logger = logging.getLogger(__name__)
 CIRCUIT = "/p2p-circuit"
+MAX_PUNCH_ADDRS = 4
+PUNCH_RATE_PER_S = 0.5
+PUNCH_BURST = 4.0
+
+
+def punchable(addr: Any) -> bool:
+    """Whether a hole punch may dial ``addr`` (a Multiaddr): a public IP with tcp or udp."""
+    parts = str(addr).split("/")
+    if len(parts) < 5 or parts[1] not in ("ip4", "ip6") or parts[3] not in ("tcp", "udp"):
+        return False
+    try:
+        ip = ipaddress.ip_address(parts[2])
+    except ValueError:
+        return False
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                or ip.is_unspecified or ip.is_reserved)  # fmt: skip
+
+
+class GuardedDCUtR(DCUtRProtocol):
+    """py-libp2p's DCUtR, dialling only public addresses and at a bounded rate."""
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self._tokens = PUNCH_BURST
+        self._tokens_at_s = trio.current_time()
+
+    def _take_token(self) -> bool:
+        now_s = trio.current_time()
+        refill = (now_s - self._tokens_at_s) * PUNCH_RATE_PER_S
+        self._tokens = min(PUNCH_BURST, self._tokens + refill)
+        self._tokens_at_s = now_s
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    async def _handle_dcutr_stream(self, stream: Any) -> None:
+        if not self._take_token():
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            return
+        await super()._handle_dcutr_stream(stream)
+
+    def _decode_observed_addrs(self, addr_bytes: list[bytes]) -> list[Any]:
+        decoded = super()._decode_observed_addrs(addr_bytes[: 4 * MAX_PUNCH_ADDRS])
+        return [a for a in decoded if punchable(a)][:MAX_PUNCH_ADDRS]
+
+    async def _dial_peer(self, peer_id: Any, addr: Any, *args: Any, **kwargs: Any) -> None:
+        # The library's own dial swallows its failures; a refusal does the same.
+        if punchable(addr):  # not e.g. a listen address from identify: 0.0.0.0, 127.0.0.1
+            await super()._dial_peer(peer_id, addr, *args, **kwargs)
+
+    async def _spam_udp_for_hole_punch(self, addr: Any, stop: trio.Event) -> None:
+        if punchable(addr):
+            await super()._spam_udp_for_hole_punch(addr, stop)
 
 
 @dataclass(frozen=True)
@@ -95,7 +158,7 @@ class Relaying:
         # every dial through it (a dialler needs none; only the dialled end does).
         config = RelayConfig(roles=RelayRole.STOP, limits=limits)
         self.transport = CircuitV2Transport(host, self.protocol, config)
-        self.dcutr = DCUtRProtocol(host) if hole_punch else None
+        self.dcutr = GuardedDCUtR(host) if hole_punch else None
         self._circuits: dict[str, str] = {}  # relay peer -> our circuit address there
         self._nursery: trio.Nursery | None = None
 

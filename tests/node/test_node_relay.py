@@ -9,12 +9,21 @@ import trio
 from libp2p.host.autonat import AutoNATService
 from libp2p.host.autonat.pb.autonat_pb2 import Message
 from libp2p.peer.id import ID
+from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from multiaddr import Multiaddr
 
 from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
 from node.net.port import ByteStream, NetworkError
 from node.net.reachability import DialBackAutoNAT, ask_reachability, keep_reachable
-from node.net.relay import RelayHopLimits, is_circuit, is_relayed
+from node.net.relay import (
+    MAX_PUNCH_ADDRS,
+    PUNCH_BURST,
+    GuardedDCUtR,
+    RelayHopLimits,
+    is_circuit,
+    is_relayed,
+    punchable,
+)
 from protocol import NodeKey
 
 ECHO = "/pictor-test/echo/1"
@@ -117,3 +126,49 @@ async def test_dial_back_autonat_tells_reachable_from_not_the_stock_server_does_
                 # py-libp2p 0.8.1's server "dials back" over the connection the question
                 # came on, so it says OK where nothing listens (docs/NODE.md).
                 assert status == (Message.E_DIAL_ERROR if server is fixed else Message.OK)
+
+
+@pytest.mark.parametrize(
+    ("addr", "ok"),
+    [("/ip4/100.64.2.2/tcp/4001", True), ("/ip4/1.2.3.4/udp/4001/quic-v1", True),
+     ("/ip6/2001:4860::1/tcp/1", True), ("/ip4/127.0.0.1/tcp/22", False),
+     ("/ip4/10.0.0.5/tcp/4001", False), ("/ip4/192.168.1.1/tcp/80", False),
+     ("/ip4/0.0.0.0/tcp/4001", False), ("/ip4/224.0.0.1/udp/5353", False),
+     ("/ip6/::1/tcp/1", False), ("/ip6/fe80::1/tcp/1", False),
+     ("/dns4/example.com/tcp/443", False), ("/ip4/1.2.3.4/tcp/1/p2p-circuit", True)],
+)  # fmt: skip
+def test_hole_punches_dial_only_public_addresses(addr: str, ok: bool) -> None:
+    assert punchable(Multiaddr(addr)) is ok
+
+
+async def test_a_stranger_cannot_make_the_node_dial_loopback_or_punch_at_will(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dialled: list[str] = []
+    handled: list[object] = []
+
+    async def dial(self: object, peer: object, addr: object, *args: object) -> None:
+        dialled.append(str(addr))
+
+    async def handle(self: object, stream: object) -> None:
+        handled.append(stream)
+
+    monkeypatch.setattr(DCUtRProtocol, "_dial_peer", dial)
+    monkeypatch.setattr(DCUtRProtocol, "_handle_dcutr_stream", handle)
+    async with open_libp2p_network(NodeKey.generate(), Libp2pSettings(hole_punch=True)) as node:
+        dcutr = node.relaying.dcutr if node.relaying else None
+        assert isinstance(dcutr, GuardedDCUtR)
+        peer = ID.from_base58(NodeKey.generate().node_id.text)
+        for addr in ("/ip4/127.0.0.1/tcp/22", "/ip4/10.0.0.1/tcp/80", "/ip4/1.2.3.4/tcp/4001"):
+            await dcutr._dial_peer(peer, Multiaddr(addr))
+        assert dialled == ["/ip4/1.2.3.4/tcp/4001"]
+        many = [Multiaddr(f"/ip4/1.2.3.{i}/tcp/4001").to_bytes() for i in range(1, 50)]
+        assert len(dcutr._decode_observed_addrs(many)) == MAX_PUNCH_ADDRS
+
+        class Stream:
+            async def reset(self) -> None:
+                return
+
+        for _ in range(20):  # a burst from strangers: only PUNCH_BURST are served now
+            await dcutr._handle_dcutr_stream(Stream())
+        assert len(handled) == PUNCH_BURST
