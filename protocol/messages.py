@@ -68,6 +68,24 @@ class FailureReason(enum.StrEnum):
     SHUTTING_DOWN = "shutting_down"
 
 
+class DeclineReason(enum.StrEnum):
+    """Why a worker declines an award: an ``AwardDeclined.reason`` starts with one of
+    these (``"scene refused: <detail>"``). The requester decides nothing from it (a
+    decline returns the frame and drops the bid, whatever the reason); people read it."""
+
+    JOB_CANCELLED = "job cancelled"
+    PRICE_BELOW_ASK = "price below ask"
+    LEASE_EXPIRED = "lease already expired"
+    NO_FREE_SLOT = "no free slot"
+    PAY_UNSECURED = "pay not secured"
+    SCENE_REFUSED = "scene refused"  # the worker's own preflight refused the scene
+    TOO_SLOW = "cannot finish before the deadline"
+
+    def text(self, detail: str = "") -> str:
+        """The wire reason: this code, then the detail (cut to fit ``Text``)."""
+        return (f"{self.value}: {detail}" if detail else self.value)[:200]
+
+
 @dataclass(frozen=True)
 class GpuInfo:
     model: Name

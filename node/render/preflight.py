@@ -70,18 +70,31 @@ _PINS: dict[str, Any] = {
 }
 
 
+def refusals(facts: dict[str, Any]) -> list[str]:
+    """Why a scene cannot be rendered as a job (empty: it can). Pure, so the requester's
+    preflight and every worker's (``node.roles.scene_gate``) refuse the same scenes.
+
+    A job ships the ``.blend`` alone: every external file it uses must be packed in it.
+    """
+    out = [
+        f"{f['kind']} {f['name']!r} {f['path']}: not packed (the job ships the .blend alone)"
+        for f in facts["external_files"]
+        if not f["packed"]
+    ]
+    if not facts["render"]["has_camera"]:
+        out.append("the scene has no active camera")
+    return out
+
+
 def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneReport:
     render = facts["render"]
     report = SceneReport(facts)
-    for f in facts["external_files"]:
-        exists = Path(f["absolute"]).exists()
-        what = "not packed (workers get the .blend alone)" if exists else "missing"
-        if not f["packed"]:
-            report.findings.append(
-                Finding("error", f"{f['kind']} {f['name']!r} {f['path']}: {what}")
-            )
-    if not render["has_camera"]:
-        report.findings.append(Finding("error", "the scene has no active camera"))
+    for refusal in refusals(facts):
+        report.findings.append(Finding("error", refusal))
+    for f in facts["external_files"]:  # the artist's disk: say which ones are missing there
+        if not f["packed"] and not Path(f["absolute"]).exists():
+            report.findings.append(Finding("error", f"{f['kind']} {f['name']!r} {f['path']}: "
+                                           "missing on this machine too"))  # fmt: skip
     for name, pinned in _PINS.items():
         if render[name] != pinned:
             report.pinned[name] = pinned

@@ -3,7 +3,9 @@
 Theory of operation. Announces (gossip) and market messages (streams) go into
 the machine; its commands are carried out here: ``Send`` through the outbox,
 ``StartRender`` starts a render task (fetch the scene by CID from the
-requester, render the frame with the Blender backend in its sandbox, put the
+requester, preflight it ourselves — :mod:`node.roles.scene_gate`; a refused
+scene is declined, ``scene refused: <why>``, and never rendered — render the
+frame with the Blender backend in its sandbox, put the
 PNG in the content store for requester and checker to fetch, report back),
 ``CancelRender`` cancels that task, ``VoucherReceived`` hands the voucher to
 the payee, which checks its signature and redeems it on chain.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -41,6 +44,7 @@ from node.log import log_event
 from node.roles.chain import Payee
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
+from node.roles.scene_gate import SceneGate
 from protocol.market import (
     CancelRender,
     Command,
@@ -85,6 +89,7 @@ class WorkerRole:
         self._nursery: trio.Nursery | None = None
         self._checking: set[bytes] = set()  # announces whose escrow is being read
         self._secured: dict[bytes, Secured] = {}  # the last reading per job (see pay_problem)
+        self.scene_gate = SceneGate(ctx.render.inspect)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -214,11 +219,18 @@ class WorkerRole:
                 log_event(logger, logging.WARNING, "award declined: pay not secured",
                           frame=command.frame, reason=problem)  # fmt: skip
                 self.carry_out(self.machine.decline(
-                    command.task_id, f"pay not secured: {problem}", self.ctx.clock.now_ms()
+                    command.task_id, problem, self.ctx.clock.now_ms()
                 ))  # fmt: skip
                 return
             try:
-                cid, size, render_ms = await self._render_frame(command)
+                scene = await self.ctx.fetch_from(command.spec.requester, command.spec.scene_cid)
+                refusal = await self.scene_gate.refusal(scene, command.spec)
+                if refusal is not None:
+                    self._renders.pop(command.task_id, None)
+                    self.carry_out(self.machine.refuse_scene(command.task_id, refusal,
+                                                             self.ctx.clock.now_ms()))  # fmt: skip
+                    return
+                cid, size, render_ms = await self._render_frame(command, scene)
             except Exception as exc:  # any failure is reported, not raised
                 log_event(
                     logger, logging.WARNING, "render failed", frame=command.frame, error=str(exc)
@@ -237,9 +249,8 @@ class WorkerRole:
                 self.ctx.clock.now_ms(),
             ))  # fmt: skip
 
-    async def _render_frame(self, command: StartRender) -> tuple[str, int, int]:
+    async def _render_frame(self, command: StartRender, scene: Path) -> tuple[str, int, int]:
         spec = command.spec
-        scene = await self.ctx.fetch_from(spec.requester, spec.scene_cid)
         settings = spec.settings
         if self.ctx.settings.adversary == "wrong-seed":
             settings = replace(settings, seed=(settings.seed + 1) % (1 << 32))

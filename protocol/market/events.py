@@ -220,5 +220,13 @@ class PayUnsecured:
 
 
 @dataclass(frozen=True)
+class SceneRefused:
+    """The worker's own preflight refused the job's scene (or the frame is more work than
+    it can finish in time): it declines this award and every later one of the job."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class RenderFailed:
     task_id: bytes

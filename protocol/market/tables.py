@@ -192,6 +192,7 @@ WORKER_TASK_TRANSITIONS: dict[WorkerTaskState, dict[type, WorkerTaskState]] = {
         ev.RenderFinished: WorkerTaskState.SUBMITTED,
         ev.RenderFailed: WorkerTaskState.FAILED,
         ev.PayUnsecured: WorkerTaskState.DECLINED,
+        ev.SceneRefused: WorkerTaskState.DECLINED,
         ev.LeaseLapsed: WorkerTaskState.ABANDONED,
         ev.LeaseWithdrawn: WorkerTaskState.REVOKED,
     },

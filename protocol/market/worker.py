@@ -40,6 +40,7 @@ from protocol.messages import (
     Award,
     AwardDeclined,
     Bid,
+    DeclineReason,
     Failure,
     FailureReason,
     Heartbeat,
@@ -62,6 +63,7 @@ class _Job:
     cancelled: bool = False
     voucher_wei: int = 0
     rebid: bool = False
+    refused: str = ""  # why our preflight refused the job's scene: every award is declined
 
 
 @dataclass
@@ -160,29 +162,34 @@ class WorkerMachine:
             if (known.job_id, known.frame) != (award.job_id, award.frame):
                 raise IllegalMessage("one task id for two different awards", penalty=50)
             return []  # the same award delivered twice
-        reason = self._decline_reason(job, award, now_ms)
+        reason, detail = self._decline_reason(job, award, now_ms)
         task = _Task(award.task_id, award.job_id, award.frame, sender, award.price_wei,
                      WorkerTaskState.DECLINED if reason else WorkerTaskState.RENDERING)  # fmt: skip
         self._tasks[task.task_id] = task
-        if reason:
-            job.rebid = reason == "no free slot"  # the requester drops our bid; renew it later
-            return [Send(sender, AwardDeclined(award.job_id, award.task_id, reason))]
+        if reason is not None:
+            # The requester drops our bid on any decline; renew it once a slot is free.
+            job.rebid = reason is DeclineReason.NO_FREE_SLOT
+            return [Send(sender, AwardDeclined(award.job_id, award.task_id, reason.text(detail)))]
         self._live[task.task_id] = task
         task.lease_deadline_ms = award.lease_deadline_ms
         task.heartbeat_interval_ms = max(1, award.heartbeat_interval_ms)
         task.next_heartbeat_ms = now_ms + task.heartbeat_interval_ms
         return [StartRender(task.task_id, award.job_id, award.frame, job.spec)]
 
-    def _decline_reason(self, job: _Job, award: Award, now_ms: int) -> str:
+    def _decline_reason(
+        self, job: _Job, award: Award, now_ms: int
+    ) -> tuple[DeclineReason | None, str]:
+        if job.refused:
+            return DeclineReason.SCENE_REFUSED, job.refused
         if job.cancelled:
-            return "job cancelled"
+            return DeclineReason.JOB_CANCELLED, ""
         if award.price_wei < job.ask_wei:
-            return "price below ask"
+            return DeclineReason.PRICE_BELOW_ASK, ""
         if award.lease_deadline_ms <= now_ms:
-            return "lease already expired"
+            return DeclineReason.LEASE_EXPIRED, ""
         if self._rendering() >= self.config.slots:
-            return "no free slot"
-        return ""
+            return DeclineReason.NO_FREE_SLOT, ""
+        return None, ""
 
     def _on_voucher(self, sender: bytes, voucher: Voucher) -> list[Command]:
         job = self._jobs.get(voucher.job_id)
@@ -244,8 +251,24 @@ class WorkerMachine:
         task = self._local(task_id)
         if not self._step(task, ev.PayUnsecured(task_id)):
             return []
-        declined = AwardDeclined(task.job_id, task_id, reason[:200])
+        declined = AwardDeclined(task.job_id, task_id, DeclineReason.PAY_UNSECURED.text(reason))
         return [CancelRender(task_id), Send(task.requester, declined), *self._rebids(now_ms)]
+
+    def refuse_scene(self, task_id: bytes, detail: str, now_ms: int) -> list[Command]:
+        """The driver's preflight refused the scene of this award's job (see
+        ``node.roles.scene_gate``): this award and every live or later one of the job is
+        declined (``scene refused: <detail>``), and the worker never bids on it again."""
+        task = self._local(task_id)
+        job = self._jobs.get(task.job_id)
+        if job is not None:
+            job.refused, job.rebid = detail[:160] or "refused", False
+        out: list[Command] = []
+        text = DeclineReason.SCENE_REFUSED.text(detail)
+        for live in [t for t in self._live.values() if t.job_id == task.job_id]:
+            self._step(live, ev.SceneRefused(live.task_id))
+            out += [CancelRender(live.task_id),
+                    Send(live.requester, AwardDeclined(live.job_id, live.task_id, text))]  # fmt: skip
+        return out + self._rebids(now_ms) if out else out
 
     def in_flight_wei(self, job_id: bytes) -> int:
         """The prices of this job's awards we are rendering now."""
@@ -303,7 +326,7 @@ class WorkerMachine:
             return []
         out: list[Command] = []
         for job_id, job in self._jobs.items():
-            if job.rebid and not job.cancelled and now_ms < job.spec.deadline_ms:
+            if job.rebid and not (job.cancelled or job.refused) and now_ms < job.spec.deadline_ms:
                 job.rebid = False
                 out.append(self._bid(job_id, job))
         return out

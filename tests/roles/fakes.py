@@ -42,10 +42,12 @@ FAKE_DEVICE = "cpu-fake"
 
 
 def write_scene(path: Path, *, resolution: tuple[int, int] = (32, 24), samples: int = 4,
-                seed: int = 0, has_camera: bool = True) -> Path:  # fmt: skip
+                seed: int = 0, has_camera: bool = True,
+                external_files: Sequence[dict[str, Any]] = ()) -> Path:  # fmt: skip
     """A "scene" the fake kit understands: the facts preflight reads, as JSON."""
     path.write_text(json.dumps({"resolution": list(resolution), "samples": samples,
-                                "seed": seed, "has_camera": has_camera}))  # fmt: skip
+                                "seed": seed, "has_camera": has_camera,
+                                "external_files": list(external_files)}))  # fmt: skip
     return path
 
 
@@ -143,8 +145,8 @@ async def fake_inspect(scene: Path) -> dict[str, Any]:
         "dither_intensity": 0.0, "use_compositing": False,
         "frame_start": 1, "frame_end": 4, "frame_step": 1,
     }  # fmt: skip
-    return {"render": render, "external_files": [], "texts": [], "scripted_drivers": [],
-            "saved_version": "3.4"}  # fmt: skip
+    return {"render": render, "external_files": spec.get("external_files", []), "texts": [],
+            "scripted_drivers": [], "saved_version": "3.4"}  # fmt: skip
 
 
 def fake_kit(frames: FakeFrames | None = None, tiles: FakeTiles | None = None) -> RenderKit:

@@ -233,3 +233,21 @@ def test_bids_again_once_a_slot_frees_after_declining_for_lack_of_one() -> None:
     bid_and_award(again, award(1), award(2, frame=2))
     out = again.render_failed(bytes([1]) * 32, FailureReason.OUT_OF_MEMORY, "", SPEC.deadline_ms)
     assert [type(c.message).__name__ for c in out if isinstance(c, Send)] == ["Failure"]
+
+
+def test_a_scene_its_preflight_refused_declines_every_award_of_the_job_and_never_rebids() -> None:
+    machine = worker(slots=2)
+    bid_and_award(machine, award(1), award(2, frame=2))
+    out = machine.refuse_scene(bytes([1]) * 32, "image 'x' at /etc/passwd is not packed", START_MS)
+    declined = [c.message for c in out if isinstance(c, Send)]
+    assert {c.task_id for c in out if isinstance(c, CancelRender)} == {bytes([1]) * 32,
+                                                                        bytes([2]) * 32}
+    assert all(isinstance(m, AwardDeclined) for m in declined) and len(declined) == 2
+    assert declined[0].reason.startswith("scene refused: image 'x'")  # type: ignore[union-attr]
+    assert all(s is WorkerTaskState.DECLINED for s in machine.task_states().values())
+    # A later award of the job is declined at once, with the same reason; no bid follows.
+    (send,) = machine.receive(REQUESTER, award(3, frame=3), START_MS)
+    assert isinstance(send, Send) and isinstance(send.message, AwardDeclined)
+    assert send.message.reason.startswith("scene refused")
+    assert machine.handle_timer(START_MS + 1) == []
+    assert machine.statistics().awards_declined == 3
