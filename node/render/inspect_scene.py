@@ -6,8 +6,10 @@ DIR is the directory the artist's ``.blend`` lives in, to resolve relative paths
 
 Prints one line ``PICTOR_SCENE {json}`` describing what the preflight check
 needs: the version the file was saved with, engine, frames, resolution,
-samples, the settings that break verification, external files and embedded
-scripts. It only reads; it never renders.
+samples, the settings that break verification, external files (data-blocks and
+nodes that read a file by path), simulation cache directories, and embedded
+scripts (text blocks; scripted drivers on any data-block, node trees embedded in
+materials, worlds and lights included). It only reads; it never renders.
 """
 
 from __future__ import annotations
@@ -50,21 +52,80 @@ def _external_files(origin_dir: str) -> list[dict[str, Any]]:
     return found
 
 
-def _drivers() -> list[dict[str, str]]:
+def _id_blocks() -> list[tuple[str, Any]]:
+    """Every data-block of the file, and the node trees embedded in them (a material's,
+    a world's, a light's, a scene's compositor tree are not in ``bpy.data.node_groups``)."""
+    found = []
+    for kind in dir(bpy.data):
+        collection = getattr(bpy.data, kind, None)
+        if not isinstance(collection, bpy.types.bpy_prop_collection) or kind == "window_managers":
+            continue
+        for block in collection:
+            if not isinstance(block, bpy.types.ID):
+                continue
+            found.append((f"{kind}/{block.name}", block))
+            tree = getattr(block, "node_tree", None)
+            if isinstance(tree, bpy.types.NodeTree):
+                found.append((f"{kind}/{block.name}/node_tree", tree))
+    return found
+
+
+def _drivers(blocks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     scripted = []
-    for kind in ("objects", "meshes", "materials", "scenes", "shape_keys", "node_groups",
-                 "lights", "cameras", "worlds"):  # fmt: skip
-        for block in getattr(bpy.data, kind):
-            anim = getattr(block, "animation_data", None)
-            for fcurve in anim.drivers if anim else ():
-                driver = fcurve.driver
-                if driver.type == "SCRIPTED":
-                    scripted.append(
-                        {"owner": f"{kind}/{block.name}", "path": fcurve.data_path,
-                         "expression": driver.expression[:200],
-                         "simple": bool(driver.is_simple_expression)}
-                    )  # fmt: skip
+    for owner, block in blocks:
+        anim = getattr(block, "animation_data", None)
+        for fcurve in anim.drivers if anim else ():
+            driver = fcurve.driver
+            if driver.type == "SCRIPTED":
+                scripted.append(
+                    {"owner": owner, "path": fcurve.data_path,
+                     "expression": driver.expression[:200],
+                     "simple": bool(driver.is_simple_expression)}
+                )  # fmt: skip
     return scripted
+
+
+# Nodes that read a file by path themselves (not through an image data-block).
+_FILE_NODES = {"ShaderNodeTexIES": "IES light profile", "ShaderNodeScript": "OSL script"}
+
+
+def _node_files(blocks: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for owner, tree in blocks:
+        if not isinstance(tree, bpy.types.NodeTree):
+            continue
+        for node in tree.nodes:
+            kind = _FILE_NODES.get(node.bl_idname)
+            if kind and node.mode == "EXTERNAL" and node.filepath:
+                found.append({"kind": kind, "name": f"{owner}/{node.name}", "path": node.filepath,
+                              "packed": False, "absolute": node.filepath})  # fmt: skip
+    return found
+
+
+def _cache_dirs() -> list[dict[str, str]]:
+    """Directories a simulation reads its cache from or writes it to, set in the scene."""
+    found = []
+    for obj in bpy.data.objects:
+        for mod in obj.modifiers:
+            owner = f"objects/{obj.name}/{mod.name}"
+            if mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
+                found.append({"kind": "fluid cache", "owner": owner,
+                              "path": mod.domain_settings.cache_directory})  # fmt: skip
+            elif mod.type == "OCEAN":
+                found.append({"kind": "ocean cache", "owner": owner, "path": mod.filepath})
+            elif mod.type == "DYNAMIC_PAINT" and mod.canvas_settings:
+                for surface in mod.canvas_settings.canvas_surfaces:
+                    found.append({"kind": "dynamic paint output", "owner": owner,
+                                  "path": surface.image_output_path})  # fmt: skip
+            cache = getattr(mod, "point_cache", None)
+            if cache is not None and cache.use_external:
+                found.append({"kind": "point cache", "owner": owner, "path": cache.filepath})
+        for system in obj.particle_systems:
+            cache = system.point_cache
+            if cache.use_external:
+                found.append({"kind": "particle cache", "owner": f"objects/{obj.name}/{system.name}",
+                              "path": cache.filepath})  # fmt: skip
+    return found
 
 
 def _render_settings(scene: Any) -> dict[str, Any]:
@@ -92,6 +153,7 @@ def _render_settings(scene: Any) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     origin_dir = argv[argv.index("--") + 1] if "--" in argv else "//"
     scene = bpy.context.scene
+    blocks = _id_blocks()
     report = {
         # bpy.data.version is (major, minor, file subversion), not a release number.
         "saved_version": "{}.{}".format(*bpy.data.version[:2]),
@@ -100,12 +162,13 @@ def main(argv: list[str]) -> None:
         "scene": scene.name,
         "scene_count": len(bpy.data.scenes),
         "render": _render_settings(scene),
-        "external_files": _external_files(origin_dir),
+        "external_files": _external_files(origin_dir) + _node_files(blocks),
+        "cache_dirs": _cache_dirs(),
         "texts": [
             {"name": t.name, "registered": bool(t.use_module), "lines": len(t.lines)}
             for t in bpy.data.texts
         ],
-        "scripted_drivers": _drivers(),
+        "scripted_drivers": _drivers(blocks),
     }
     print("PICTOR_SCENE " + json.dumps(report), flush=True)
 

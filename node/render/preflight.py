@@ -3,8 +3,11 @@
 The file is inspected by Blender in the sandbox (our ``inspect_scene.py``, the
 scene's own scripts disabled); this module turns the raw facts into findings:
 
-- ``error``: the job cannot render as the artist expects (external files
-  missing or not packed: a worker receives the ``.blend`` alone; no camera);
+- ``error``: the job cannot render as the artist expects, or would reach
+  outside its own content (:func:`refusals`, which every worker applies too:
+  external files — images, libraries, volumes, fonts, IES and OSL files —
+  not packed, since a worker receives the ``.blend`` alone; a simulation cache
+  directory outside the scene's folder; no camera);
 - ``pinned``: a setting that would make renders unverifiable, and the value the
   job pins instead (denoising, adaptive sampling, dither, animated seed);
 - ``script``: embedded Python (registered text blocks, scripted drivers) that
@@ -19,6 +22,7 @@ scene complexity is not measured without rendering.
 from __future__ import annotations
 
 import json
+import posixpath
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -70,6 +74,17 @@ _PINS: dict[str, Any] = {
 }
 
 
+def stays_inside(path: str) -> bool:
+    """Whether a Blender path resolves inside the scene's own folder: empty, or relative
+    (``//``) and never climbing out of it (``//../x``, ``///etc`` do)."""
+    if not path:
+        return True
+    if not path.startswith("//"):
+        return False
+    rest = posixpath.normpath(path[2:].replace("\\", "/") or ".")
+    return not (rest == ".." or rest.startswith(("../", "/")))
+
+
 def refusals(facts: dict[str, Any]) -> list[str]:
     """Why a scene cannot be rendered as a job (empty: it can). Pure, so the requester's
     preflight and every worker's (``node.roles.scene_gate``) refuse the same scenes.
@@ -80,6 +95,12 @@ def refusals(facts: dict[str, Any]) -> list[str]:
         f"{f['kind']} {f['name']!r} {f['path']}: not packed (the job ships the .blend alone)"
         for f in facts["external_files"]
         if not f["packed"]
+    ]
+    out += [
+        f"{c['kind']} of {c['owner']} at {c['path']!r}: a cache directory must stay inside "
+        "the scene's own folder (a relative path, //name)"
+        for c in facts.get("cache_dirs", ())
+        if not stays_inside(c["path"])
     ]
     if not facts["render"]["has_camera"]:
         out.append("the scene has no active camera")

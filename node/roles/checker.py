@@ -3,7 +3,8 @@
 Theory of operation. The job's pinned settings come from its ``JobAnnounce``
 (gossip; every node hears it), the scene from the requester and the frame
 from the worker, both by CID through the content store (verified chunk by
-chunk). ``node.verify.verify_result`` re-renders tiles chosen from a secret
+chunk). The scene is preflighted first (:mod:`node.roles.scene_gate`, as a
+worker does): a refused scene gets no verdict and no re-render. ``node.verify.verify_result`` re-renders tiles chosen from a secret
 drawn after the result existed and builds the verdict, which goes back to
 the requester. The worker's device class is not on the wire, so the
 comparison uses the cross-hardware tolerance (``worker`` identity unknown).
@@ -24,6 +25,7 @@ from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
+from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
 from protocol.messages import JobAnnounce, JobSpec, VerifyRequest, Voucher
 
@@ -37,6 +39,7 @@ class CheckerRole:
         self.payee = payee
         self.specs: dict[bytes, JobSpec] = {}
         self.checked = 0
+        self.scene_gate = SceneGate(ctx.render.inspect)
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest]](QUEUE_LEN)
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
 
@@ -82,6 +85,9 @@ class CheckerRole:
     async def _check(self, requester: bytes, request: VerifyRequest) -> None:
         spec = self.specs[request.job_id]
         scene = await self.ctx.fetch_from(requester, request.scene_cid)
+        refusal = await self.scene_gate.refusal(scene, request.scene_cid)
+        if refusal is not None:  # logged by the gate; no verdict: the requester times out
+            return
         frame = await self.ctx.fetch_from(request.worker, request.frame_cid)
         verdict = await verify_result(
             self.ctx.render.tiles, request, scene=scene, frame_image=frame, settings=spec.settings,

@@ -1,4 +1,4 @@
-"""The worker's own preflight: every scene it accepts is inspected before it renders.
+"""Workers' and checkers' own preflight: every scene is inspected before it renders.
 
 Theory of operation. The requester's client runs preflight before it
 announces a job, but a modified client skips it, so a worker never trusts
@@ -6,7 +6,8 @@ that: before its first frame of a job it inspects the scene itself (the same
 sandboxed inspection, ``RenderKit.inspect``) and applies the same rules
 (:func:`node.render.preflight.refusals`). A refused scene is declined with a
 typed reason (``AwardDeclined``: ``scene refused: <why>``, see
-``WorkerMachine.refuse_scene``) and logged; nothing of it is rendered.
+``WorkerMachine.refuse_scene``) and logged; nothing of it is rendered. A
+checker asked to verify a frame of a refused scene sends no verdict.
 
 An inspection costs a Blender start (about a second): its result is kept per
 scene CID, at most ``MAX_SCENES`` of them (the oldest go first), and concurrent
@@ -27,7 +28,6 @@ from node.log import log_event
 from node.render.base import RenderError
 from node.render.preflight import refusals
 from node.roles.ports import SceneInspector
-from protocol.messages import JobSpec
 
 logger = logging.getLogger(__name__)
 MAX_SCENES = 256
@@ -47,11 +47,12 @@ class SceneGate:
         self._inspect = inspect
         self._scenes: dict[str, _Inspection] = {}
 
-    async def refusal(self, scene: Path, spec: JobSpec) -> str | None:
+    async def refusal(self, scene: Path, cid: str) -> str | None:
+        """Why the scene ``cid`` (stored at ``scene``) is refused; None when it is not."""
         while True:
-            entry = self._scenes.get(spec.scene_cid)
+            entry = self._scenes.get(cid)
             if entry is None:
-                entry = await self._run(scene, spec.scene_cid)
+                entry = await self._run(scene, cid)
                 break
             await entry.done.wait()
             if entry.facts is not None or entry.error:
@@ -60,7 +61,7 @@ class SceneGate:
         if entry.facts is not None:
             why = "; ".join(refusals(entry.facts)) or None
         if why is not None:
-            log_event(logger, logging.WARNING, "scene refused", scene=spec.scene_cid[:24],
+            log_event(logger, logging.WARNING, "scene refused", scene=cid[:24],
                       reason=why[:300])  # fmt: skip
         return why
 

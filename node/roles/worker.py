@@ -224,7 +224,7 @@ class WorkerRole:
                 return
             try:
                 scene = await self.ctx.fetch_from(command.spec.requester, command.spec.scene_cid)
-                refusal = await self.scene_gate.refusal(scene, command.spec)
+                refusal = await self.scene_gate.refusal(scene, command.spec.scene_cid)
                 if refusal is not None:
                     self._renders.pop(command.task_id, None)
                     self.carry_out(self.machine.refuse_scene(command.task_id, refusal,
