@@ -19,12 +19,7 @@ from ledger.errors import LedgerError
 from node.api.app import MAX_WAIT_S, _BearerAuth
 from node.roles.requester import RefundNotYet, RequesterJob
 from node.roles.service import Roles
-from node.roles.submit import (
-    RU_PER_FRAME,
-    SubmitError,
-    SubmitRequest,
-    submit,
-)
+from node.roles.submit import SubmitError, SubmitRequest, preflight, submit
 from protocol.codec import U256, Range
 from protocol.errors import LocalProtocolError
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
@@ -77,6 +72,14 @@ class JobRequest(BaseModel):
         return self
 
 
+class SceneRequest(BaseModel):
+    """A scene to price before submitting it: the job's overrides, as ``JobRequest``'s."""
+
+    scene: str = Field(description="Path of the .blend on this machine")
+    resolution: tuple[Pixels, Pixels] | None = None
+    samples: int | None = Field(None, ge=_SAMPLES.lo, le=_SAMPLES.hi)
+
+
 def job_json(job: RequesterJob) -> dict[str, Any]:
     stats = job.machine.statistics()
     view = job.view
@@ -124,7 +127,6 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         "payment_address": "0x" + roles.ctx.payment_address.hex(),
         "renderer_build": roles.build,
         "has_chain": link is not None,
-        "ru_per_frame": RU_PER_FRAME,
         "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
         "transactions": [tx.as_json() for tx in link.transactions] if link else [],
     }  # fmt: skip
@@ -162,6 +164,19 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
         except (SubmitError, LocalProtocolError) as exc:  # the latter: a value the wire refuses
             raise HTTPException(422, str(exc)) from None
         return job_json(job)
+
+    @app.post("/v1/client/scenes/estimate", dependencies=auth,
+              summary="Preflight a scene and price it: render units per frame, pinned settings")  # fmt: skip
+    async def estimate_scene(body: SceneRequest) -> dict[str, Any]:
+        if not Path(body.scene).is_file():
+            raise HTTPException(422, f"scene {body.scene} not found")
+        try:
+            settings, ru = await preflight(roles, Path(body.scene), body.resolution, body.samples)
+        except SubmitError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"ru_per_frame": ru, "settings": {
+            "engine": settings.engine, "resolution": [settings.resolution_x, settings.resolution_y],
+            "samples": settings.samples, "seed": settings.seed}}  # fmt: skip
 
     @app.get("/v1/client/jobs", dependencies=auth, summary="This node's jobs")
     async def list_jobs() -> list[dict[str, Any]]:

@@ -129,11 +129,13 @@ def network_adverts(api: NodeApi) -> list[dict[str, Any]]:
 
 
 def price_for(
-    roles: dict[str, Any], adverts: list[dict[str, Any]], frames: int, given_wei: int | None
-) -> tuple[PriceProposal, list[str]]:
-    """The max price (given or proposed), its figures, and warnings; exits when hopeless."""
+    roles: dict[str, Any], adverts: list[dict[str, Any]], frames: int, given_wei: int | None,
+    ru_per_frame: int,
+) -> tuple[PriceProposal, list[str]]:  # fmt: skip
+    """The max price (given or proposed), its figures, and warnings; exits when hopeless.
+    ``ru_per_frame``: the scene's, as the node's preflight prices it (the job's number)."""
     build, fee_bps = roles["renderer_build"], roles["checker_fee_bps"]
-    workers = offers(adverts, roles["ru_per_frame"])
+    workers = offers(adverts, ru_per_frame)
     warnings: list[str] = []
     if not checkers(adverts):
         warnings.append("no checker advertises yet: frames will wait for verification")
@@ -196,12 +198,23 @@ def submit(
     api, console = _api(data_dir), out_console()
     frame_list = parse_frames(frames)
     given_wei = parse_wei(max_price) if max_price is not None else None
+    overrides: dict[str, Any] = {}
+    if resolution:
+        w, _, h = resolution.partition("x")
+        overrides["resolution"] = [int(w), int(h)]
+    if samples:
+        overrides["samples"] = samples
     try:
         roles = api.get("/v1/roles")
-        proposal, warnings = price_for(roles, network_adverts(api), len(frame_list), given_wei)
+        scene_cost = api.post("/v1/client/scenes/estimate",
+                              {"scene": str(scene.resolve()), **overrides})  # fmt: skip
+        ru = int(scene_cost["ru_per_frame"])
+        proposal, warnings = price_for(roles, network_adverts(api), len(frame_list), given_wei, ru)
     except ApiError as exc:
         _fail(str(exc))
         raise
+    console.print(f"scene: {ru} RU per frame (a 320x240 frame at 32 samples is 1 RU)",
+                  highlight=False)  # fmt: skip
     for line in proposal_lines(proposal, len(frame_list), given_wei is None):
         console.print(line, highlight=False)
     for warning in warnings:
@@ -212,12 +225,8 @@ def submit(
         "max_price_wei_per_frame": proposal.max_price_wei_per_frame,
         "deadline_s": parse_duration_s(deadline),
         "assurance": assurance, "out_dir": str((out or Path("pictor-out")).resolve()),
+        **overrides,
     }  # fmt: skip
-    if resolution:
-        w, _, h = resolution.partition("x")
-        body["resolution"] = [int(w), int(h)]
-    if samples:
-        body["samples"] = samples
     started_s = time.monotonic()
     try:
         job = api.post("/v1/client/jobs", body)

@@ -131,6 +131,9 @@ def _cache_dirs() -> list[dict[str, str]]:
 def _render_settings(scene: Any) -> dict[str, Any]:
     render, cycles = scene.render, scene.cycles
     layers_denoise = any(layer.cycles.use_denoising for layer in scene.view_layers)
+    paths = {"max_bounces": cycles.max_bounces, "diffuse": cycles.diffuse_bounces,
+             "glossy": cycles.glossy_bounces, "transmission": cycles.transmission_bounces,
+             "volume": cycles.volume_bounces}  # fmt: skip
     return {
         "engine": render.engine,
         "frame_start": scene.frame_start,
@@ -146,6 +149,7 @@ def _render_settings(scene: Any) -> dict[str, Any]:
         "dither_intensity": render.dither_intensity,
         "use_compositing": bool(render.use_compositing and scene.use_nodes),
         "has_camera": scene.camera is not None,
+        "light_paths": paths,
         "file_format": render.image_settings.file_format,
     }
 

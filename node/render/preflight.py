@@ -14,9 +14,10 @@ scene's own scripts disabled); this module turns the raw facts into findings:
   will *not* run on any worker, so the render may differ from the artist's;
 - ``info``: the version the file was saved with vs. the renderer build.
 
-Render units are estimated from pixels x samples relative to the reference
-frame (see :mod:`node.render.benchmark`): a crude guide for budgeting, since
-scene complexity is not measured without rendering.
+Render units per frame come from the one cost model, :mod:`protocol.cost`
+(resolution, samples, the scene's light paths): the number the job announces
+and every party prices by. Settings above ``protocol.cost.MAX_RU_PER_FRAME``
+are an ``error``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from typing import Any
 from node.render.base import RenderError
 from node.render.blender import BlenderConfig
 from node.render.sandbox import SandboxInfo, run_sandboxed
+from protocol.cost import REFERENCE_PATHS, LightPaths, ru_per_frame, settings_problem
+from protocol.messages import RenderSettings
 
 INSPECT_SCRIPT = Path(__file__).with_name("inspect_scene.py")
-REFERENCE_PIXEL_SAMPLES = 320 * 240 * 32  # the reference frame, see reference_scene.py
+MAX_SIDE, MAX_SAMPLES = 16_384, 1 << 20  # RenderSettings' wire limits
 _LINE = "PICTOR_SCENE "
 
 
@@ -50,7 +53,7 @@ class SceneReport:
     findings: list[Finding] = field(default_factory=list)
     pinned: dict[str, Any] = field(default_factory=dict)
     frames: int = 0
-    ru_per_frame: float = 0.0
+    ru_per_frame: int = 0
 
     @property
     def ok(self) -> bool:
@@ -59,7 +62,7 @@ class SceneReport:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["ok"] = self.ok
-        out["ru_total"] = round(self.ru_per_frame * self.frames, 3)
+        out["ru_total"] = self.ru_per_frame * self.frames
         return out
 
 
@@ -85,11 +88,27 @@ def stays_inside(path: str) -> bool:
     return not (rest == ".." or rest.startswith(("../", "/")))
 
 
-def refusals(facts: dict[str, Any]) -> list[str]:
+def light_paths(facts: dict[str, Any]) -> LightPaths:
+    """The scene's light paths for the cost model (the reference's when not Cycles)."""
+    paths = facts["render"].get("light_paths")
+    if facts["render"]["engine"] != "CYCLES" or not isinstance(paths, dict):
+        return REFERENCE_PATHS
+    return LightPaths(**{k: int(paths[k]) for k in ("max_bounces", "diffuse", "glossy",
+                                                   "transmission", "volume")})  # fmt: skip
+
+
+def job_ru(facts: dict[str, Any], settings: RenderSettings) -> int:
+    """Render units per frame of a job rendering this scene with ``settings``."""
+    return ru_per_frame(settings.resolution_x, settings.resolution_y, settings.samples,
+                        light_paths(facts))  # fmt: skip
+
+
+def refusals(facts: dict[str, Any], settings: RenderSettings | None = None) -> list[str]:
     """Why a scene cannot be rendered as a job (empty: it can). Pure, so the requester's
     preflight and every worker's (``node.roles.scene_gate``) refuse the same scenes.
 
     A job ships the ``.blend`` alone: every external file it uses must be packed in it.
+    ``settings`` are the job's (they override the scene's resolution and samples).
     """
     out = [
         f"{f['kind']} {f['name']!r} {f['path']}: not packed (the job ships the .blend alone)"
@@ -104,7 +123,33 @@ def refusals(facts: dict[str, Any]) -> list[str]:
     ]
     if not facts["render"]["has_camera"]:
         out.append("the scene has no active camera")
+    if settings is None:
+        (res_x, res_y), samples = _scene_resolution(facts), facts["render"]["samples"]
+        if max(res_x, res_y) > MAX_SIDE or samples > MAX_SAMPLES:
+            out.append(f"{res_x}x{res_y} at {samples} samples: a job renders at most "
+                       f"{MAX_SIDE}x{MAX_SIDE} at {MAX_SAMPLES} samples")  # fmt: skip
+        settings = scene_settings(facts)
+    problem = settings_problem(settings.resolution_x, settings.resolution_y, settings.samples,
+                               light_paths(facts))  # fmt: skip
+    if problem:
+        out.append(problem)
     return out
+
+
+def scene_settings(facts: dict[str, Any]) -> RenderSettings:
+    """The settings a job pins for this scene as the artist saved it: the size the artist
+    sees (resolution x percentage) at 100 %, its samples and seed, 8-bit PNG."""
+    render = facts["render"]
+    res_x, res_y = _scene_resolution(facts)
+    samples = min(MAX_SAMPLES, max(1, int(render["samples"])))
+    return RenderSettings(render["engine"], min(MAX_SIDE, res_x), min(MAX_SIDE, res_y), samples,
+                          int(render["seed"]) % (1 << 32), "PNG_RGBA8")  # fmt: skip
+
+
+def _scene_resolution(facts: dict[str, Any]) -> tuple[int, int]:
+    pct = facts["render"]["resolution_percentage"]
+    res_x, res_y = (max(1, v * pct // 100) for v in facts["render"]["resolution"])
+    return res_x, res_y
 
 
 def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneReport:
@@ -147,11 +192,9 @@ def analyse(facts: dict[str, Any], renderer_build: str | None = None) -> SceneRe
             )
         )
     report.frames = len(range(render["frame_start"], render["frame_end"] + 1, render["frame_step"]))
-    # The job renders the size the artist sees (resolution x percentage) at 100 %.
-    pct = render["resolution_percentage"]
-    res_x, res_y = (max(1, v * pct // 100) for v in render["resolution"])
-    report.pinned["resolution"] = [res_x, res_y]
-    report.ru_per_frame = round(res_x * res_y * render["samples"] / REFERENCE_PIXEL_SAMPLES, 3)
+    settings = scene_settings(facts)
+    report.pinned["resolution"] = [settings.resolution_x, settings.resolution_y]
+    report.ru_per_frame = job_ru(facts, settings)
     return report
 
 

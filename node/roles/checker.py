@@ -85,7 +85,8 @@ class CheckerRole:
     async def _check(self, requester: bytes, request: VerifyRequest) -> None:
         spec = self.specs[request.job_id]
         scene = await self.ctx.fetch_from(requester, request.scene_cid)
-        refusal = await self.scene_gate.refusal(scene, request.scene_cid)
+        refusal = await self.scene_gate.refusal(scene, request.scene_cid, spec.settings,
+                                                spec.ru_per_frame)  # fmt: skip
         if refusal is not None:  # logged by the gate; no verdict: the requester times out
             return
         frame = await self.ctx.fetch_from(request.worker, request.frame_cid)

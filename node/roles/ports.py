@@ -22,12 +22,14 @@ from typing import Any, Protocol
 from ledger.client import ChainReadings, JobState, Secured
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
+from node.render.probe import Probe
 from node.verify.checker import TileRenderer
-from protocol.messages import Voucher
+from protocol.cost import LightPaths
+from protocol.messages import RenderSettings, Voucher
 
 __all__ = [
     "Chain", "ChainReadings", "ChainTx", "FrameRenderer", "JobState", "RenderKit",
-    "SceneInspector", "Secured", "TileRenderer",
+    "SceneInspector", "SceneProbe", "Secured", "TileRenderer",
 ]  # fmt: skip
 
 
@@ -37,11 +39,20 @@ class SceneInspector(Protocol):
     async def __call__(self, scene: Path) -> dict[str, Any]: ...
 
 
+class SceneProbe(Protocol):
+    """A short timed render of one frame (``node.render.probe.probe_render``)."""
+
+    async def __call__(
+        self, scene: Path, settings: RenderSettings, paths: LightPaths, frame: int
+    ) -> Probe: ...
+
+
 @dataclass(frozen=True)
 class RenderKit:
     frames: FrameRenderer  # the worker's renders
     tiles: TileRenderer  # the checker's re-renders
-    inspect: SceneInspector  # the requester's preflight
+    inspect: SceneInspector  # preflight: the requester's, and every worker's and checker's
+    probe: SceneProbe | None = None  # the worker's measure of a scene it accepts
 
 
 @dataclass(frozen=True)
@@ -120,13 +131,18 @@ def blender_kit(config: BlenderConfig, work_root: Path) -> RenderKit:
     """The node's real renderers: Blender in its sandbox, probed once."""
     from node.render.blender import BlenderBackend
     from node.render.preflight import inspect_scene
+    from node.render.probe import probe_render
     from node.render.sandbox import probe_sandbox
     from node.verify.blender_tiles import BlenderTileRenderer
 
     config = replace(config, work_root=work_root)
     sandbox = probe_sandbox()
+    frames = BlenderBackend(config, sandbox)
 
     async def inspect(scene: Path) -> dict[str, Any]:
         return await inspect_scene(scene, config, sandbox)
 
-    return RenderKit(BlenderBackend(config, sandbox), BlenderTileRenderer(config, sandbox), inspect)
+    async def probe(scene: Path, settings: RenderSettings, paths: LightPaths, frame: int) -> Probe:
+        return await probe_render(frames, scene, settings, paths, frame, work_root)
+
+    return RenderKit(frames, BlenderTileRenderer(config, sandbox), inspect, probe)

@@ -1,7 +1,9 @@
 """Turn a client's request into an escrowed, announced job.
 
-Order matters: preflight the scene (refuse missing files or no camera), pin
-the verification-safe settings (the render script pins denoise, adaptive
+Order matters: preflight the scene (refuse what workers refuse: unpacked
+files, caches outside the scene, no camera, absurd settings), price it in
+render units (:mod:`protocol.cost`, the same number ``pictor scene check``
+prints), pin the verification-safe settings (the render script pins denoise, adaptive
 sampling, dither and the seed from the job's settings on every worker and
 checker alike), publish the scene in the content store, escrow the budget on
 chain under the job id, and only then start the machine (which announces).
@@ -18,7 +20,7 @@ from pathlib import Path
 import trio
 
 from node.render.base import RenderError
-from node.render.preflight import analyse
+from node.render.preflight import job_ru, refusals, scene_settings
 from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.requester import RequesterJob
 from node.roles.service import Roles
@@ -26,7 +28,6 @@ from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
 
 logger = logging.getLogger(__name__)
-RU_PER_FRAME = 10
 
 
 class SubmitError(ValueError):
@@ -45,19 +46,25 @@ class SubmitRequest:
     samples: int | None = None
 
 
-async def preflight(roles: Roles, scene: Path) -> RenderSettings:
+async def preflight(
+    roles: Roles, scene: Path, resolution: tuple[int, int] | None = None, samples: int | None = None
+) -> tuple[RenderSettings, int]:
+    """The job's pinned settings (the scene's, with the request's overrides) and its render
+    units per frame (:func:`node.render.preflight.job_ru`); refuses what workers refuse."""
     try:
         facts = await roles.ctx.render.inspect(scene)
     except RenderError as exc:
         raise SubmitError(f"scene inspection failed: {exc}") from None
-    report = analyse(facts, roles.build)
-    errors = [f.message for f in report.findings if f.kind == "error"]
+    settings = scene_settings(facts)
+    if resolution:
+        settings = replace(settings, resolution_x=resolution[0], resolution_y=resolution[1])
+    if samples:
+        settings = replace(settings, samples=samples)
+    # With overrides, the job's size decides, not the size the scene was saved with.
+    errors = refusals(facts, settings if (resolution or samples) else None)
     if errors:
         raise SubmitError("scene refused: " + "; ".join(errors))
-    render = facts["render"]
-    res_x, res_y = report.pinned["resolution"]
-    return RenderSettings(render["engine"], res_x, res_y, max(1, int(render["samples"])),
-                          int(render["seed"]) % (1 << 32), "PNG_RGBA8")  # fmt: skip
+    return settings, job_ru(facts, settings)
 
 
 async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
@@ -69,12 +76,7 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
         assurance = Assurance(request.assurance)
     except ValueError:
         raise SubmitError(f"assurance {request.assurance!r}: one of normal, high, none") from None
-    settings = await preflight(roles, request.scene)
-    if request.resolution:
-        settings = replace(settings, resolution_x=request.resolution[0],
-                           resolution_y=request.resolution[1])  # fmt: skip
-    if request.samples:
-        settings = replace(settings, samples=request.samples)
+    settings, ru = await preflight(roles, request.scene, request.resolution, request.samples)
     ctx = roles.ctx
     cid = await trio.to_thread.run_sync(ctx.content.put_file, request.scene)
     ctx.content.pin(cid)
@@ -84,7 +86,7 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
     spec = JobSpec(
         requester=ctx.me, requester_address=ctx.payment_address, scene_cid=cid,
         scene_size_bytes=request.scene.stat().st_size, renderer_build=roles.build,
-        settings=settings, frames=request.frames, ru_per_frame=RU_PER_FRAME,
+        settings=settings, frames=request.frames, ru_per_frame=ru,
         max_price_wei_per_frame=request.max_price_wei_per_frame,
         budget_wei=budget_wei(len(request.frames), request.max_price_wei_per_frame,
                               DEFAULT_CHECKER_FEE_BPS),

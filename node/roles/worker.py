@@ -73,13 +73,15 @@ MAX_SECURED = 1024  # chain readings kept (jobs the machine still knows are kept
 
 class WorkerRole:
     def __init__(
-        self, ctx: RoleContext, payee: Payee | None, build: str, device_class: str
-    ) -> None:
+        self, ctx: RoleContext, payee: Payee | None, build: str, device_class: str,
+        score_ru_per_hour: int = 0,
+    ) -> None:  # fmt: skip
         self.ctx = ctx
         self.payee = payee
         self.build = build
         self.device_class = device_class
-        config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1)
+        config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1,
+                              score_ru_per_hour=score_ru_per_hour)  # fmt: skip
         self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
         self.specs: dict[bytes, JobSpec] = {}
         self.rendered = 0
@@ -89,7 +91,7 @@ class WorkerRole:
         self._nursery: trio.Nursery | None = None
         self._checking: set[bytes] = set()  # announces whose escrow is being read
         self._secured: dict[bytes, Secured] = {}  # the last reading per job (see pay_problem)
-        self.scene_gate = SceneGate(ctx.render.inspect)
+        self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -224,11 +226,7 @@ class WorkerRole:
                 return
             try:
                 scene = await self.ctx.fetch_from(command.spec.requester, command.spec.scene_cid)
-                refusal = await self.scene_gate.refusal(scene, command.spec.scene_cid)
-                if refusal is not None:
-                    self._renders.pop(command.task_id, None)
-                    self.carry_out(self.machine.refuse_scene(command.task_id, refusal,
-                                                             self.ctx.clock.now_ms()))  # fmt: skip
+                if not await self._accept_scene(command, scene):
                     return
                 cid, size, render_ms = await self._render_frame(command, scene)
             except Exception as exc:  # any failure is reported, not raised
@@ -248,6 +246,30 @@ class WorkerRole:
                 command.task_id, cid, size, render_ms, self.build, self.device_class,
                 self.ctx.clock.now_ms(),
             ))  # fmt: skip
+
+    async def _accept_scene(self, command: StartRender, scene: Path) -> bool:
+        """Our own preflight, then (with a measured score) the probe's verdict on time."""
+        spec = command.spec
+        refusal = await self.scene_gate.refusal(scene, spec.scene_cid, spec.settings,
+                                                spec.ru_per_frame)  # fmt: skip
+        if refusal is not None:
+            self._renders.pop(command.task_id, None)
+            self.carry_out(self.machine.refuse_scene(command.task_id, refusal,
+                                                     self.ctx.clock.now_ms()))  # fmt: skip
+            return False
+        score = self.machine.config.score_ru_per_hour
+        if not score:
+            return True
+        complexity = await self.scene_gate.complexity_permille(scene, spec, command.frame, score)
+        if complexity is None:
+            return True
+        declined = self.machine.scene_measured(command.task_id, complexity, self.ctx.clock.now_ms())
+        if declined:
+            self._renders.pop(command.task_id, None)
+            log_event(logger, logging.WARNING, "award declined: cannot finish before the deadline",
+                      frame=command.frame, complexity_permille=complexity)  # fmt: skip
+            self.carry_out(declined)
+        return not declined
 
     async def _render_frame(self, command: StartRender, scene: Path) -> tuple[str, int, int]:
         spec = command.spec

@@ -81,12 +81,14 @@ class WorkerConfig:
     min_price_wei_per_ru: int
     renderer_builds: tuple[str, ...]
     slots: int = 1
-    score_ru_per_hour: int = 3_600
+    # Its benchmark score; 0 = not measured: bids then quote 1 s per RU and the worker
+    # cannot judge whether a frame ends before the deadline, so it does not try.
+    score_ru_per_hour: int = 0
     max_known_jobs: int = 1_000
     job_memory_ms: int = 24 * 3_600_000
 
     def __post_init__(self) -> None:
         if self.min_price_wei_per_ru < 0:
             raise LocalProtocolError("min_price_wei_per_ru must be >= 0")
-        if self.slots < 1 or self.score_ru_per_hour < 1 or self.max_known_jobs < 1:
-            raise LocalProtocolError("slots, score_ru_per_hour and max_known_jobs must be >= 1")
+        if self.slots < 1 or self.score_ru_per_hour < 0 or self.max_known_jobs < 1:
+            raise LocalProtocolError("slots and max_known_jobs must be >= 1, the score >= 0")

@@ -228,5 +228,12 @@ class SceneRefused:
 
 
 @dataclass(frozen=True)
+class FrameTooSlow:
+    """The worker's probe render says this frame would not end before the job's deadline."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class RenderFailed:
     task_id: bytes

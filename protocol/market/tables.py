@@ -193,6 +193,7 @@ WORKER_TASK_TRANSITIONS: dict[WorkerTaskState, dict[type, WorkerTaskState]] = {
         ev.RenderFailed: WorkerTaskState.FAILED,
         ev.PayUnsecured: WorkerTaskState.DECLINED,
         ev.SceneRefused: WorkerTaskState.DECLINED,
+        ev.FrameTooSlow: WorkerTaskState.DECLINED,
         ev.LeaseLapsed: WorkerTaskState.ABANDONED,
         ev.LeaseWithdrawn: WorkerTaskState.REVOKED,
     },

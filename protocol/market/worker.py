@@ -5,7 +5,11 @@ Theory of operation
 One :class:`WorkerMachine` per node. A JobAnnounce whose renderer build it
 runs and whose max price covers its ask (``min_price_wei_per_ru ×
 ru_per_frame``) gets one Bid, sent straight to the requester: a standing offer
-of ``slots`` concurrent frames at the ask. An Award for a job it bid on is
+of ``slots`` concurrent frames at the ask — unless, by its measured benchmark
+score (:mod:`protocol.cost`), a frame would end after the job's deadline. The
+same test declines an award, with what the driver's probe render measured of
+the scene (:meth:`scene_measured`); a scene the driver's preflight refused
+declines every award of the job (:meth:`refuse_scene`). An Award for a job it bid on is
 taken when a slot is free (:class:`StartRender`) and declined otherwise, so
 the requester can give the frame to someone else at once; a "no free slot"
 decline costs the bid, so the worker bids again once a slot frees up.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.cost import PERMILLE, finishes_in_time, frame_time_ms
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.commands import CancelRender, Command, Send, StartRender, VoucherReceived
@@ -64,6 +69,7 @@ class _Job:
     voucher_wei: int = 0
     rebid: bool = False
     refused: str = ""  # why our preflight refused the job's scene: every award is declined
+    complexity_permille: int = PERMILLE  # what our probe render measured of the scene
 
 
 @dataclass
@@ -140,13 +146,27 @@ class WorkerMachine:
             or spec.renderer_build not in self.config.renderer_builds
             or ask_wei > spec.max_price_wei_per_frame
             or len(self._jobs) >= self.config.max_known_jobs
+            or self._late(spec, PERMILLE, now_ms)
         ):
             return []
         self._jobs[announce.job_id] = job = _Job(spec, ask_wei)
         return [self._bid(announce.job_id, job)]
 
+    def _frame_ms(self, spec: JobSpec, complexity_permille: int) -> int | None:
+        """How long a frame of the job takes us; None when our score is not measured."""
+        score = self.config.score_ru_per_hour
+        return frame_time_ms(spec.ru_per_frame, score, complexity_permille) if score else None
+
+    def _late(self, spec: JobSpec, complexity_permille: int, now_ms: int) -> str:
+        """Why a frame started now would not end before the deadline ("" when it would)."""
+        frame_ms = self._frame_ms(spec, complexity_permille)
+        if frame_ms is None or finishes_in_time(now_ms, spec.deadline_ms, frame_ms):
+            return ""
+        left_s = max(0, spec.deadline_ms - now_ms) // 1000
+        return f"a frame of {spec.ru_per_frame} RU takes about {-(-frame_ms // 1000)} s here, {left_s} s left"
+
     def _bid(self, job_id: bytes, job: _Job) -> Send:
-        eta_s = -(-job.spec.ru_per_frame * 3600 // self.config.score_ru_per_hour)
+        eta_s = -(-job.spec.ru_per_frame * 3600 // (self.config.score_ru_per_hour or 3600))
         slots = min(self.config.slots, len(job.spec.frames))
         bid = Bid(job_id, slots, job.ask_wei, eta_s, self.payment_address)
         return Send(job.spec.requester, bid)
@@ -187,6 +207,8 @@ class WorkerMachine:
             return DeclineReason.PRICE_BELOW_ASK, ""
         if award.lease_deadline_ms <= now_ms:
             return DeclineReason.LEASE_EXPIRED, ""
+        if late := self._late(job.spec, job.complexity_permille, now_ms):
+            return DeclineReason.TOO_SLOW, late
         if self._rendering() >= self.config.slots:
             return DeclineReason.NO_FREE_SLOT, ""
         return None, ""
@@ -269,6 +291,26 @@ class WorkerMachine:
             out += [CancelRender(live.task_id),
                     Send(live.requester, AwardDeclined(live.job_id, live.task_id, text))]  # fmt: skip
         return out + self._rebids(now_ms) if out else out
+
+    def scene_measured(
+        self, task_id: bytes, complexity_permille: int, now_ms: int
+    ) -> list[Command]:
+        """The driver's probe render measured the scene of this award's job (see
+        ``protocol.cost.complexity_permille``). Kept for the job's later awards; when this
+        frame would now end after the deadline it is declined (``cannot finish before the
+        deadline: ...``), and no bid is renewed for the job."""
+        task = self._local(task_id)
+        job = self._jobs.get(task.job_id)
+        if job is None or task.state is not WorkerTaskState.RENDERING:
+            return []
+        job.complexity_permille = max(1, complexity_permille)
+        late = self._late(job.spec, job.complexity_permille, now_ms)
+        if not late:
+            return []
+        job.rebid = False
+        self._step(task, ev.FrameTooSlow(task_id))
+        declined = AwardDeclined(task.job_id, task_id, DeclineReason.TOO_SLOW.text(late))
+        return [CancelRender(task_id), Send(task.requester, declined), *self._rebids(now_ms)]
 
     def in_flight_wei(self, job_id: bytes) -> int:
         """The prices of this job's awards we are rendering now."""

@@ -33,7 +33,7 @@ def advert(peer: str, roles: list[str], price_wei_per_ru: int = 10**16) -> dict[
 DEVNET = [advert(w.text, ["worker"]) for w in WORKERS] + [
     advert(NodeKey(bytes([9]) * 32).node_id.text, ["checker"])
 ]
-ROLES = {"renderer_build": BUILD, "has_chain": True, "ru_per_frame": 10, "checker_fee_bps": 500,
+ROLES = {"renderer_build": BUILD, "has_chain": True, "checker_fee_bps": 500,
          "transactions": []}  # fmt: skip
 
 
@@ -55,6 +55,8 @@ class StubApi:
         self.adverts = adverts
         self.job_json = job
         self.posted: list[tuple[str, Any]] = []
+        self.estimated: list[Any] = []
+        self.ru_per_frame = 10
 
     def get(self, path: str, timeout_s: float = 10.0) -> Any:
         if path.startswith("/v1/network"):
@@ -66,6 +68,9 @@ class StubApi:
         raise AssertionError(path)
 
     def post(self, path: str, body: dict[str, Any] | None = None, **_: Any) -> Any:
+        if path == "/v1/client/scenes/estimate":  # the node's preflight prices the scene
+            self.estimated.append(body)
+            return {"ru_per_frame": self.ru_per_frame, "settings": {}}
         self.posted.append((path, body))
         return {**stalled_job(body["max_price_wei_per_frame"] if body else 1),
                 "frames": {str(f): "pending" for f in (body or {}).get("frames", [1])}}
@@ -101,6 +106,20 @@ def test_submit_proposes_a_price_the_devnet_workers_accept(
     assert "max      0.11 ETH per frame (proposed" in result.output
     assert "estimate at most 0.315 ETH for 3 frame(s)" in result.output
     assert "escrow   0.363 ETH held until the deadline" in result.output
+
+
+def test_submit_prices_the_scene_s_own_render_units(
+    monkeypatch: pytest.MonkeyPatch, scene: Path
+) -> None:
+    api = StubApi(DEVNET)
+    api.ru_per_frame = 1  # a small scene: a tenth of the asks above
+    result = run(monkeypatch, api, "job", "submit", str(scene), "--frames", "1-3", "--yes",
+                 "--no-wait", "--resolution", "64x48", "--samples", "8")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert api.estimated == [{"scene": str(scene.resolve()), "resolution": [64, 48], "samples": 8}]
+    ((_, body),) = api.posted
+    assert body["max_price_wei_per_frame"] == 11 * ETH // 1000
+    assert "scene: 1 RU per frame" in result.output
 
 
 def test_submit_without_a_terminal_or_yes_refuses_and_names_yes(

@@ -54,7 +54,7 @@ async def test_missing_and_unpacked_textures(
     assert pinned["use_animated_seed"] is False and pinned["resolution_percentage"] == 100
     assert pinned["resolution"] == [160, 120]  # what the artist sees at 50 %
     assert pinned["use_denoising"] is False and pinned["dither_intensity"] == 0.0
-    assert report.frames == 3 and report.ru_per_frame == pytest.approx(0.5 * 0.5, abs=0.01)
+    assert report.frames == 3 and report.ru_per_frame == 1  # 160x120 at 32: a quarter, rounded up
 
 
 @pytest.mark.slow
@@ -68,7 +68,32 @@ def test_cli_flags_embedded_scripts(small_scene: Path, tmp_path: Path) -> None:
     assert any("scripted driver" in m and "location" in m for m in scripts)
     assert report["facts"]["render"]["engine"] == "CYCLES"
     assert report["facts"]["saved_version"] == "3.4"
-    assert report["ru_total"] == pytest.approx(3.0)  # reference resolution and samples
+    assert report["ru_per_frame"] == 1 and report["ru_total"] == 3  # the reference frame
+
+
+_ABSURD = """
+import bpy
+scene = bpy.context.scene
+scene.render.resolution_x = scene.render.resolution_y = 16384
+scene.cycles.samples = 1048576
+bpy.ops.wm.save_as_mainfile(filepath={out!r})
+"""
+
+
+@pytest.mark.slow
+def test_cli_refuses_absurd_settings_and_prices_what_the_job_would_announce(
+    small_scene: Path, tmp_path: Path
+) -> None:
+    """On main this scene passed with exit 0 at "1.0 RU/frame" and was announced at 10 RU."""
+    absurd = tmp_path / "absurd.blend"
+    done = blender_expr(small_scene, _ABSURD.format(out=str(absurd)), "-Y")
+    assert done.returncode == 0 and absurd.exists(), done.stdout[-2000:]
+    result = CliRunner().invoke(app, ["check", str(absurd)])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "16384x16384 at 1048576 samples with 12 bounces is about 114,532,462 RU per frame" in text
+    assert "lower the resolution or the samples" in text
+    assert "estimated 114532462 RU/frame" in text  # the number a job would announce
 
 
 # A valid 1x1 RGBA PNG, so Blender accepts the image as a real file.

@@ -34,7 +34,7 @@ from protocol.messages import Role
 from tests.roles.fakes import FakeChain, FakeEscrow, FakeFrames, FakeTiles, fake_kit, write_scene
 
 ROLE_NAMES = {"worker": Role.WORKER, "checker": Role.CHECKER, "client": Role.CLIENT}
-PRICE_WEI_PER_RU = 10**13  # x 10 RU per frame = 1e14 wei per frame
+PRICE_WEI_PER_RU = 10**13  # x 1 RU per frame (the fake scenes are tiny) = 1e13 wei per frame
 
 
 @dataclass

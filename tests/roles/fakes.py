@@ -32,8 +32,10 @@ from ledger.errors import ChainRevert, ChainUnreachable
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
+from node.render.probe import Probe, probe_of
 from node.roles.ports import ChainTx, RenderKit
 from node.verify.blender_tiles import TileRenders
+from protocol.cost import LightPaths, frame_work
 from protocol.messages import RenderSettings, Voucher
 from protocol.verification import Tile
 
@@ -76,6 +78,8 @@ class FakeFrames:
     gate: trio.Event | None = None  # renders wait for it when set
     rendered: list[int] = field(default_factory=list)
     started: int = 0
+    probe_s: float = 0.01  # how long the worker's probe render of a scene takes
+    probed: int = 0
 
     async def identify(self) -> RendererIdentity:
         return RendererIdentity(FAKE_BUILD, FAKE_DEVICE)
@@ -150,7 +154,17 @@ async def fake_inspect(scene: Path) -> dict[str, Any]:
 
 
 def fake_kit(frames: FakeFrames | None = None, tiles: FakeTiles | None = None) -> RenderKit:
-    return RenderKit(frames or FakeFrames(), tiles or FakeTiles(), fake_inspect)
+    frames = frames or FakeFrames()
+
+    async def probe(scene: Path, settings: RenderSettings, paths: LightPaths, frame: int) -> Probe:
+        """A probe render taking ``frames.probe_s`` (mock time)."""
+        frames.probed += 1
+        await trio.sleep(frames.probe_s)
+        small = probe_of(settings)
+        work = frame_work(small.resolution_x, small.resolution_y, small.samples, paths)
+        return Probe(max(1, int(frames.probe_s * 1000)), work)
+
+    return RenderKit(frames, tiles or FakeTiles(), fake_inspect, probe)
 
 
 # -- chain ---------------------------------------------------------------------

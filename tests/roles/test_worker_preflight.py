@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
+from node.render.preflight import analyse
+from node.roles import service
 from node.roles import submit as submit_module
 from node.roles.service import Roles
 from protocol.messages import RenderSettings
 from tests.roles.cluster import open_cluster
+from tests.roles.fakes import FakeFrames, fake_inspect
 
 LEAK = {"kind": "images", "name": "leak", "path": "/etc/passwd", "packed": False,
         "absolute": "/etc/passwd"}  # fmt: skip
@@ -29,9 +33,9 @@ async def test_a_worker_refuses_a_scene_the_requester_never_preflighted(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def skip_preflight(roles: Roles, scene: Path) -> RenderSettings:
+    async def skip_preflight(roles: Roles, scene: Path, *_: Any) -> tuple[RenderSettings, int]:
         await trio.lowlevel.checkpoint()  # a modified client: no preflight at all
-        return RenderSettings("CYCLES", 32, 24, 4, 0, "PNG_RGBA8")
+        return RenderSettings("CYCLES", 32, 24, 4, 0, "PNG_RGBA8"), 1
 
     monkeypatch.setattr(submit_module, "preflight", skip_preflight)
     caplog.set_level(logging.WARNING, logger="node.roles.scene_gate")
@@ -69,3 +73,75 @@ async def test_a_clean_scene_is_inspected_once_per_worker_and_rendered(
         await job.done.wait()
         assert job.view.outcome == "completed" and len(job.view.accepted) == 3
         assert len(gate._scenes) == 1  # one inspection for the job's three frames
+
+
+async def test_a_job_priced_below_its_scene_s_render_units_is_refused(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = RenderSettings("CYCLES", 3200, 2400, 32, 0, "PNG_RGBA8")  # 100 RU a frame
+
+    async def underpriced(roles: Roles, scene: Path, *_: Any) -> tuple[RenderSettings, int]:
+        await trio.lowlevel.checkpoint()  # a modified client announcing 1 RU a frame
+        return big, 1
+
+    monkeypatch.setattr(submit_module, "preflight", underpriced)
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=2, deadline_s=300.0)
+        job = client.live().requester.jobs[job_id]
+        assert job.spec.ru_per_frame == 1
+        await job.done.wait()
+        assert not job.view.accepted and worker.kit.frames.started == 0  # type: ignore[attr-defined]
+        assert worker.live().worker.machine.statistics().awards_declined >= 1  # type: ignore[union-attr]
+
+
+async def test_a_worker_whose_probe_says_it_would_miss_the_deadline_declines(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A measured 36 RU/h: a 1 RU frame is priced at 100 s, and the job allows 300 s. The
+    # probe (32x24 at 4 samples) takes 20 s, about 14,000x what the formula predicts.
+    monkeypatch.setattr(service, "cached_score", lambda *_: 36)
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker", frames=FakeFrames(probe_s=20.0))
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=2, deadline_s=300.0)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        frames = worker.kit.frames
+        assert frames.probed == 1 and frames.started == 0  # type: ignore[attr-defined]
+        machine = worker.live().worker.machine  # type: ignore[union-attr]
+        assert machine.statistics().awards_declined >= 1 and not job.view.accepted
+
+
+async def test_a_worker_whose_probe_fits_the_deadline_renders(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "cached_score", lambda *_: 36)
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=2, deadline_s=3600.0)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert len(job.view.accepted) == 2
+        assert worker.kit.frames.probed == 1  # type: ignore[attr-defined]
+
+
+async def test_the_job_announces_the_render_units_scene_check_prints(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """On main `scene check` printed 1.0 RU/frame while every job said 10."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=1, resolution=(640, 480), samples=64)
+        spec = client.live().requester.jobs[job_id].spec
+        scene = next(tmp_path.glob("client-scene-*.json"))
+        report = analyse(await fake_inspect(scene), "blender-3.4.1")
+        assert spec.ru_per_frame == report.ru_per_frame == 8  # 4x the pixels, 2x the samples

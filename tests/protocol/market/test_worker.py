@@ -213,7 +213,7 @@ def test_forgets_jobs_long_after_their_deadline() -> None:
     bid_and_award(machine, award(1))
     later = SPEC.deadline_ms + machine.config.job_memory_ms
     other = make_spec(REQUESTER, (7,), max_price_wei_per_frame=2_000, budget_wei=1,
-                      deadline_ms=later + 1_000)  # fmt: skip
+                      deadline_ms=later + 3_600_000)  # fmt: skip
     machine.receive(REQUESTER, JobAnnounce(job_id_of(other), other), later)
     assert machine.statistics().jobs_known == 1
     assert machine.task_states() == {}
@@ -251,3 +251,38 @@ def test_a_scene_its_preflight_refused_declines_every_award_of_the_job_and_never
     assert send.message.reason.startswith("scene refused")
     assert machine.handle_timer(START_MS + 1) == []
     assert machine.statistics().awards_declined == 3
+
+
+def test_no_bid_on_a_job_whose_frame_cannot_end_before_its_deadline() -> None:
+    # score 36 RU/h and 10 RU a frame: 1,000 s a frame.
+    short = make_spec(REQUESTER, (1,), max_price_wei_per_frame=2_000, budget_wei=10**6,
+                      deadline_ms=START_MS + 999_000)  # fmt: skip
+    assert worker().receive(REQUESTER, JobAnnounce(job_id_of(short), short), START_MS) == []
+    unmeasured = WorkerMachine(ME, MY_ADDRESS, WorkerConfig(100, (BUILD,)), START_MS)
+    assert unmeasured.receive(REQUESTER, JobAnnounce(job_id_of(short), short), START_MS) != []
+    assert worker().receive(REQUESTER, ANNOUNCE, START_MS) != []  # an hour left: it bids
+
+
+def test_an_award_that_would_end_after_the_deadline_is_declined_as_too_slow() -> None:
+    machine = worker()
+    machine.receive(REQUESTER, ANNOUNCE, START_MS)
+    late_ms = SPEC.deadline_ms - 999_000
+    (send,) = machine.receive(REQUESTER, dataclasses.replace(award(1), lease_deadline_ms=late_ms
+                                                             + 60_000), late_ms)  # fmt: skip
+    assert isinstance(send, Send) and isinstance(send.message, AwardDeclined)
+    assert send.message.reason.startswith("cannot finish before the deadline: a frame of 10 RU")
+
+
+def test_a_probe_that_measures_a_heavy_scene_declines_the_frame_and_later_ones() -> None:
+    machine = worker()
+    bid_and_award(machine, award(1))
+    # 1,000 s a frame as priced; the probe says 4x that, and 3,600 s are left.
+    assert machine.scene_measured(bytes([1]) * 32, 2_000, START_MS) == []  # 2,000 s: fits
+    out = machine.scene_measured(bytes([1]) * 32, 4_000, START_MS)
+    assert CancelRender(bytes([1]) * 32) in out
+    (declined,) = [c.message for c in out if isinstance(c, Send)]
+    assert isinstance(declined, AwardDeclined) and "4000 s here" in declined.reason
+    assert machine.task_states()[bytes([1]) * 32] is WorkerTaskState.DECLINED
+    (send,) = machine.receive(REQUESTER, award(2, frame=2), START_MS)
+    assert isinstance(send.message, AwardDeclined)  # type: ignore[attr-defined]
+    assert send.message.reason.startswith("cannot finish")  # type: ignore[attr-defined]

@@ -1,0 +1,159 @@
+"""One cost model: render units per frame, how long a frame takes a worker, what is absurd.
+
+Theory of operation
+-------------------
+**1 render unit (RU)** is the work of one reference frame: the reference scene
+(``node/render/reference_scene.py``) at 320 x 240, 32 samples, Cycles, with
+the job pins and Blender's default light paths (12 bounces). A worker's
+benchmark score is how many reference frames it renders per hour.
+
+Path tracing costs about the same per camera sample per pixel, and each bounce
+a path may take adds roughly one more ray and light sample. So a frame's work
+is estimated from the job's resolution and samples and the scene's light
+paths, relative to the reference frame::
+
+    ru_per_frame = ceil(pixels x samples x path_weight(bounces)
+                        / (320 x 240 x 32 x path_weight(12)))        (at least 1)
+
+where ``path_weight(b) = PATH_BASE + b``: the camera ray, its first hit and
+light samples weigh ``PATH_BASE`` bounce units (measured, see below), each
+bounce a path may take one more. ``bounces`` is what a path may take at most
+(:func:`effective_bounces`). This is the one number ``pictor scene check``
+prints, the job spec announces (``JobSpec.ru_per_frame``), the budget and the
+workers' asks are priced from (``price_wei_per_ru x ru_per_frame``), and the
+bids' ETAs and deadlines are judged by.
+
+Scene content (geometry, shaders, lights) is what the formula cannot see: a
+worker measures it with a short probe render when it accepts a scene (in
+``node/``) and hands the result in as ``complexity_permille`` — the probe's
+time against what the formula predicts for the probe on that worker —
+to :func:`frame_time_ms`, which it compares with the time left before the job's
+deadline (:func:`finishes_in_time`). The probe only moves a worker's own
+decisions, never the job's price, so every party computes the same RU.
+
+:func:`settings_problem` refuses absurd settings (a frame of more than
+``MAX_RU_PER_FRAME``) with a message that says how far off they are.
+
+Integers only (RU, permille, milliseconds): every party must get the same
+numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+REFERENCE_PIXEL_SAMPLES = 320 * 240 * 32
+REFERENCE_BOUNCES = 12  # Blender's default max_bounces, which the reference scene keeps
+# The path weight of a path that may not bounce, in bounce units. Measured on the reference
+# scene (320x240, 32 samples, best of 2 frames, loaded 2-core box): 0 bounces 4.88 s,
+# 2 bounces 4.92 s, 12 bounces 6.21 s, so a path that may not bounce costs about 79 % of one
+# that may bounce 12 times; 36 / (36 + 12) = 75 %. Open scenes lose most paths early; a closed
+# room pays more per bounce, which a worker's probe render measures (complexity_permille).
+PATH_BASE = 36
+MAX_BOUNCES = 1024  # Cycles' own upper limit
+# A frame above this is refused: about 20 h on a worker that scores 50,000 RU/h, months on a
+# CPU (this repository's 2-core box scores about 485 RU/h).
+MAX_RU_PER_FRAME = 1_000_000
+PERMILLE = 1000
+
+
+@dataclass(frozen=True)
+class LightPaths:
+    """The scene's light-path limits (Cycles ``max_bounces`` and the per-kind caps)."""
+
+    max_bounces: int = REFERENCE_BOUNCES
+    diffuse: int = 4
+    glossy: int = 4
+    transmission: int = 12
+    volume: int = 0
+
+
+REFERENCE_PATHS = LightPaths()
+
+
+def effective_bounces(paths: LightPaths) -> int:
+    """Bounces a path may take at most: the total cap, or the largest per-kind cap below it."""
+    kinds = max(paths.diffuse, paths.glossy, paths.transmission, paths.volume)
+    return max(0, min(paths.max_bounces, kinds, MAX_BOUNCES))
+
+
+def path_weight(paths: LightPaths) -> int:
+    return PATH_BASE + effective_bounces(paths)
+
+
+def frame_work(resolution_x: int, resolution_y: int, samples: int, paths: LightPaths) -> int:
+    """Pixels x samples x path weight: the numerator of the RU formula."""
+    if resolution_x < 1 or resolution_y < 1 or samples < 1:
+        raise ValueError("resolution and samples must be >= 1")
+    return resolution_x * resolution_y * samples * path_weight(paths)
+
+
+REFERENCE_WORK = REFERENCE_PIXEL_SAMPLES * path_weight(REFERENCE_PATHS)
+
+
+def ru_per_frame(resolution_x: int, resolution_y: int, samples: int, paths: LightPaths) -> int:
+    """Render units of one frame (see the module docstring); at least 1, rounded up."""
+    work = frame_work(resolution_x, resolution_y, samples, paths)
+    return max(1, -(-work // REFERENCE_WORK))
+
+
+def settings_problem(
+    resolution_x: int, resolution_y: int, samples: int, paths: LightPaths
+) -> str | None:
+    """Why these settings are absurd for the network, or None."""
+    ru = ru_per_frame(resolution_x, resolution_y, samples, paths)
+    if ru <= MAX_RU_PER_FRAME:
+        return None
+    return (
+        f"{resolution_x}x{resolution_y} at {samples} samples with {effective_bounces(paths)} "
+        f"bounces is about {ru:,} RU per frame, {ru // MAX_RU_PER_FRAME:,} times the "
+        f"{MAX_RU_PER_FRAME:,} RU a frame may be (a reference frame, 320x240 at 32 samples, "
+        "is 1 RU): lower the resolution or the samples"
+    )
+
+
+def frame_time_ms(ru: int, score_ru_per_hour: int, complexity_permille: int = PERMILLE) -> int:
+    """How long a worker scoring ``score_ru_per_hour`` takes for a frame of ``ru`` RU,
+    scaled by what its probe measured of the scene (1000 = as the formula predicts)."""
+    return work_time_ms(ru * REFERENCE_WORK, score_ru_per_hour, complexity_permille)
+
+
+def work_time_ms(work: int, score_ru_per_hour: int, complexity_permille: int = PERMILLE) -> int:
+    """:func:`frame_time_ms` of :func:`frame_work` units, before rounding to whole RU."""
+    if score_ru_per_hour < 1 or complexity_permille < 1:
+        raise ValueError("score_ru_per_hour and complexity_permille must be >= 1")
+    return -(-work * 3_600_000 * complexity_permille
+             // (REFERENCE_WORK * score_ru_per_hour * PERMILLE))  # fmt: skip
+
+
+PROBE_PIXELS = 120 * 90  # a probe render's size: about 1/7 of the reference frame's pixels
+PROBE_SAMPLES = 16
+
+
+def probe_settings(resolution_x: int, resolution_y: int, samples: int) -> tuple[int, int, int]:
+    """The small render a worker measures a scene with: the job's aspect ratio at about
+    ``PROBE_PIXELS`` pixels, at most ``PROBE_SAMPLES`` samples (never more than the job)."""
+    if resolution_x < 1 or resolution_y < 1 or samples < 1:
+        raise ValueError("resolution and samples must be >= 1")
+    scale_sq = resolution_x * resolution_y
+    x = max(
+        1, min(resolution_x, math.isqrt(PROBE_PIXELS * resolution_x * resolution_x // scale_sq))
+    )
+    y = max(1, min(resolution_y, PROBE_PIXELS // x))
+    return x, y, min(samples, PROBE_SAMPLES)
+
+
+def complexity_permille(probe_ms: int, probe_work: int, score_ru_per_hour: int) -> int:
+    """A probe render of ``probe_work`` (:func:`frame_work` of the probe's settings) took
+    ``probe_ms`` on a worker scoring ``score_ru_per_hour``: its time against the formula's,
+    in permille (at least 1)."""
+    if probe_work < 1 or score_ru_per_hour < 1:
+        raise ValueError("probe_work and score_ru_per_hour must be >= 1")
+    predicted_ms = probe_work * 3_600_000 // (REFERENCE_WORK * score_ru_per_hour)
+    return max(1, probe_ms * PERMILLE // max(1, predicted_ms))
+
+
+def finishes_in_time(now_ms: int, deadline_ms: int, frame_ms: int) -> bool:
+    """Whether a frame started now and taking ``frame_ms`` ends by the deadline."""
+    return now_ms + frame_ms <= deadline_ms
