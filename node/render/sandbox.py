@@ -25,7 +25,9 @@ runs as a child with:
   no such file, and nothing outside the work directory is writable. bubblewrap
   also gives the render its own PID namespace and ``--die-with-parent``: a
   node killed with SIGKILL takes its renders with it (PR_SET_PDEATHSIG set on
-  the renderer itself would be cleared by the switch to ``nobody``). Where
+  the renderer itself would be cleared by the switch to ``nobody``). That
+  signal follows the *thread* that forked bubblewrap, so every child is forked
+  by one thread living as long as the node (:mod:`node.render.spawn`). Where
   bubblewrap is missing or refused, :func:`probe_sandbox` falls back to the
   rest of this list and the capability report says ``filesystem not isolated``;
 - a wall-clock timeout, and its own session (process group), so a timeout or a
@@ -52,6 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trio
+
+from node.render.spawn import Child, open_child
 
 _TAIL_LINES = 60
 _MAX_LINE_BYTES = 64 * 1024
@@ -279,7 +283,7 @@ def _limit_child(limits: SandboxLimits) -> Callable[[], None]:
     return apply
 
 
-def _kill_group(process: trio.Process) -> None:
+def _kill_group(process: Child) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -358,7 +362,7 @@ async def run_sandboxed(
         _hand_over(workdir, info.run_as)
     start = trio.current_time()
     try:
-        process = await trio.lowlevel.open_process(
+        process = await open_child(
             [*info.prefix(workdir, argv[0]), *argv],
             cwd=workdir,
             env=scrubbed_env(workdir, env_extra),
@@ -380,6 +384,7 @@ async def run_sandboxed(
         _kill_group(process)
         with trio.CancelScope(shield=True):
             await process.wait()
+        process.close()
     wall_s = trio.current_time() - start
     if scope.cancelled_caught:
         raise SandboxError(f"{Path(argv[0]).name} timed out after {limits.wall_s:.0f} s")
