@@ -384,7 +384,7 @@ async def run_sandboxed(
         _kill_group(process)
         with trio.CancelScope(shield=True):
             await process.wait()
-        process.close()
+            await process.aclose()
     wall_s = trio.current_time() - start
     if scope.cancelled_caught:
         raise SandboxError(f"{Path(argv[0]).name} timed out after {limits.wall_s:.0f} s")

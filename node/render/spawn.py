@@ -49,8 +49,8 @@ class Child:
                 os.close(pidfd)
         return self._popen.wait()
 
-    def close(self) -> None:
-        self.stdout.close()
+    async def aclose(self) -> None:
+        await self.stdout.aclose()
 
 
 class Spawner:
