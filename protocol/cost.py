@@ -26,8 +26,8 @@ bids' ETAs and deadlines are judged by.
 Scene content (geometry, shaders, lights) is what the formula cannot see: a
 worker measures it with a short probe render when it accepts a scene (in
 ``node/``) and hands the result in as ``complexity_permille`` — the probe's
-time against what the formula predicts for the probe on that worker —
-to :func:`frame_time_ms`, which it compares with the time left before the job's
+time per unit of work against its probe of the reference scene
+(:func:`complexity_permille`) — to :func:`frame_time_ms`, which it compares with the time left before the job's
 deadline (:func:`finishes_in_time`). The probe only moves a worker's own
 decisions, never the job's price, so every party computes the same RU.
 
@@ -144,14 +144,23 @@ def probe_settings(resolution_x: int, resolution_y: int, samples: int) -> tuple[
     return x, y, min(samples, PROBE_SAMPLES)
 
 
-def complexity_permille(probe_ms: int, probe_work: int, score_ru_per_hour: int) -> int:
-    """A probe render of ``probe_work`` (:func:`frame_work` of the probe's settings) took
-    ``probe_ms`` on a worker scoring ``score_ru_per_hour``: its time against the formula's,
-    in permille (at least 1)."""
-    if probe_work < 1 or score_ru_per_hour < 1:
-        raise ValueError("probe_work and score_ru_per_hour must be >= 1")
-    predicted_ms = probe_work * 3_600_000 // (REFERENCE_WORK * score_ru_per_hour)
-    return max(1, probe_ms * PERMILLE // max(1, predicted_ms))
+REFERENCE_PROBE = probe_settings(320, 240, 32)  # (120, 90, 16): the reference frame's probe
+REFERENCE_PROBE_WORK = frame_work(*REFERENCE_PROBE, REFERENCE_PATHS)
+
+
+def complexity_permille(probe_ms: int, probe_work: int, reference_probe_ms: int) -> int:
+    """A worker's probe of a scene (``probe_work``: :func:`frame_work` of its settings) took
+    ``probe_ms``; the same worker's probe of the reference scene (at :data:`REFERENCE_PROBE`,
+    measured with its benchmark) took ``reference_probe_ms``. The scene's cost per unit of
+    work against the reference's, in permille (at least 1).
+
+    Comparing two probes, not a probe with the formula: a probe is small, so the fixed part
+    of a frame (scene sync, BVH build, kernel warm-up) is most of its time — measured here,
+    a reference probe took 1.03 s where the benchmark's per-RU time predicts 0.43 s — and
+    that part cancels between two probes of similar size."""
+    if probe_work < 1 or reference_probe_ms < 1:
+        raise ValueError("probe_work and reference_probe_ms must be >= 1")
+    return max(1, probe_ms * REFERENCE_PROBE_WORK * PERMILLE // (reference_probe_ms * probe_work))
 
 
 def finishes_in_time(now_ms: int, deadline_ms: int, frame_ms: int) -> bool:

@@ -65,7 +65,8 @@ class DevnetConfig:
     workers: int = 3
     checkers: int = 1
     lease_s: float = 20.0
-    price_wei_per_ru: int = 10**16  # 0.1 ETH a frame: fees clear the redeem policy's gas bar
+    # 0.1 ETH a frame (its scenes are 1 RU: protocol.cost): fees clear the redeem policy's gas bar
+    price_wei_per_ru: int = 10**17
     render_threads: int = 0
     adversaries: dict[str, str] = field(default_factory=dict)  # node name -> mode
     # Given anvil's URL, the URL nodes dial for the chain (a test puts a proxy there).

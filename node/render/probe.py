@@ -5,9 +5,9 @@ what it cannot see (geometry, shaders, lights) a worker measures when it
 accepts a scene: one frame of the job at ``protocol.cost.probe_settings``
 (the job's aspect ratio at about 120 x 90, at most 16 samples), rendered by
 the same backend and sandbox as the job's frames. The renderer's own time for
-that frame (start-up and scene load excluded, as for the benchmark) against
-what the formula predicts for the probe at this machine's score is the
-scene's ``complexity_permille``.
+that frame (start-up and scene load excluded, as for the benchmark) per unit
+of work, against the same machine's probe of the reference scene (measured by
+``pictor benchmark``), is the scene's ``complexity_permille``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class Probe:
     render_ms: int  # the renderer's own time for the probe frame
     work: int  # protocol.cost.frame_work of the probe's settings
 
-    def complexity_permille(self, score_ru_per_hour: int) -> int:
-        return complexity_permille(self.render_ms, self.work, score_ru_per_hour)
+    def complexity_permille(self, reference_probe_ms: int) -> int:
+        """Against this machine's probe of the reference scene (``BenchmarkResult.probe_ms``)."""
+        return complexity_permille(self.render_ms, self.work, reference_probe_ms)
 
 
 def probe_of(settings: RenderSettings) -> RenderSettings:

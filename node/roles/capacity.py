@@ -24,11 +24,16 @@ logger = logging.getLogger(__name__)
 
 
 def cached_score(data_dir: Path, build: str, device_class: str) -> int:
+    return cached_benchmark(data_dir, build, device_class)[0]
+
+
+def cached_benchmark(data_dir: Path, build: str, device_class: str) -> tuple[int, int]:
+    """(score in RU/h, the reference probe's ms) from the cache; 0 for what is not there."""
     entry = load_cache(data_dir).get(f"{build}/{device_class}/v{REFERENCE_VERSION}")
     try:
-        return int(entry["score_ru_per_hour"]) if entry else 0
-    except (KeyError, TypeError, ValueError):
-        return 0
+        return (int(entry["score_ru_per_hour"]), int(entry.get("probe_ms", 0))) if entry else (0, 0)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return 0, 0
 
 
 async def probe_capacity(

@@ -18,9 +18,9 @@ scene CID, at most ``MAX_SCENES`` of them (the oldest go first), and concurrent
 awards of one scene wait for the one inspection in flight. A scene Blender
 cannot even open for inspection is refused too.
 
-Once a worker with a measured benchmark score accepts a scene it probes it
-(:mod:`node.render.probe`, once per scene and settings): the measured
-complexity goes to ``WorkerMachine.scene_measured``, which declines the frame
+Once a worker with a measured benchmark (score and reference probe) accepts a
+scene it probes it (:mod:`node.render.probe`, once per scene and settings):
+the measured complexity goes to ``WorkerMachine.scene_measured``, which declines the frame
 when it would end after the job's deadline.
 """
 
@@ -86,7 +86,7 @@ class SceneGate:
         return why
 
     async def complexity_permille(
-        self, scene: Path, spec: JobSpec, frame: int, score_ru_per_hour: int
+        self, scene: Path, spec: JobSpec, frame: int, reference_probe_ms: int
     ) -> int | None:
         """What a probe render measures of an accepted scene (``protocol.cost``), once per
         scene and settings; None when this kit cannot probe or the probe failed."""
@@ -105,8 +105,8 @@ class SceneGate:
             self._probes[key] = probe
             log_event(logger, logging.INFO, "scene probed", scene=spec.scene_cid[:24],
                       probe_ms=probe.render_ms,
-                      complexity_permille=probe.complexity_permille(score_ru_per_hour))  # fmt: skip
-        return self._probes[key].complexity_permille(score_ru_per_hour)
+                      complexity_permille=probe.complexity_permille(reference_probe_ms))  # fmt: skip
+        return self._probes[key].complexity_permille(reference_probe_ms)
 
     async def _run(self, scene: Path, cid: str) -> _Inspection:
         while len(self._scenes) >= MAX_SCENES:

@@ -27,7 +27,7 @@ from node.content.store import ContentStore
 from node.content.transfer import TransferConfig
 from node.log import log_event
 from node.render.blender import BlenderConfig
-from node.roles.capacity import cached_score, probe_capacity
+from node.roles.capacity import cached_benchmark, probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
 from node.roles.common import ACK, REFUSED, MarketClock, Outbox
@@ -192,9 +192,9 @@ async def run_roles(
             identity = await ports.render.frames.identify()
             build = identity.build
             if Role.WORKER in config.roles:
-                score = await trio.to_thread.run_sync(cached_score, config.data_dir,
+                speed = await trio.to_thread.run_sync(cached_benchmark, config.data_dir,
                                                       identity.build, identity.device_class)  # fmt: skip
-                worker = WorkerRole(ctx, payee, identity.build, identity.device_class, score)
+                worker = WorkerRole(ctx, payee, identity.build, identity.device_class, *speed)
                 await nursery.start(worker.run)
             if Role.CHECKER in config.roles:
                 checker = CheckerRole(ctx, payee)

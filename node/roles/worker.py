@@ -74,7 +74,7 @@ MAX_SECURED = 1024  # chain readings kept (jobs the machine still knows are kept
 class WorkerRole:
     def __init__(
         self, ctx: RoleContext, payee: Payee | None, build: str, device_class: str,
-        score_ru_per_hour: int = 0,
+        score_ru_per_hour: int = 0, reference_probe_ms: int = 0,
     ) -> None:  # fmt: skip
         self.ctx = ctx
         self.payee = payee
@@ -92,6 +92,7 @@ class WorkerRole:
         self._checking: set[bytes] = set()  # announces whose escrow is being read
         self._secured: dict[bytes, Secured] = {}  # the last reading per job (see pay_problem)
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
+        self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -257,10 +258,10 @@ class WorkerRole:
             self.carry_out(self.machine.refuse_scene(command.task_id, refusal,
                                                      self.ctx.clock.now_ms()))  # fmt: skip
             return False
-        score = self.machine.config.score_ru_per_hour
-        if not score:
+        if not (self.machine.config.score_ru_per_hour and self.reference_probe_ms):
             return True
-        complexity = await self.scene_gate.complexity_permille(scene, spec, command.frame, score)
+        complexity = await self.scene_gate.complexity_permille(scene, spec, command.frame,
+                                                               self.reference_probe_ms)  # fmt: skip
         if complexity is None:
             return True
         declined = self.machine.scene_measured(command.task_id, complexity, self.ctx.clock.now_ms())

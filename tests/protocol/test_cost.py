@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from protocol.cost import (
     MAX_RU_PER_FRAME,
     REFERENCE_PATHS,
+    REFERENCE_PROBE,
+    REFERENCE_PROBE_WORK,
     LightPaths,
     complexity_permille,
     effective_bounces,
@@ -48,9 +50,11 @@ def test_frame_time_follows_score_and_measured_complexity() -> None:
     assert frame_time_ms(1, 3600) == 1000
     assert frame_time_ms(10, 485) == 74_227  # rounded up
     assert frame_time_ms(10, 485, complexity_permille=2000) == 148_454
-    work = frame_work(320, 240, 32, REFERENCE_PATHS)
-    assert complexity_permille(7_423, work, 485) == 1000  # as predicted (7.42 s)
-    assert complexity_permille(14_850, work, 485) == 2000
+    assert complexity_permille(1_028, REFERENCE_PROBE_WORK, 1_028) == 1000  # the reference
+    heavy = complexity_permille(2_413, REFERENCE_PROBE_WORK, 1_028)  # bench/cost_model.py
+    assert heavy == 2347
+    two_bounces = frame_work(*REFERENCE_PROBE, LightPaths(max_bounces=2))
+    assert complexity_permille(1_028, two_bounces, 1_028) == 1263  # as slow with less work
     assert finishes_in_time(0, 1000, 1000) and not finishes_in_time(1, 1000, 1000)
 
 

@@ -101,8 +101,8 @@ async def test_a_worker_whose_probe_says_it_would_miss_the_deadline_declines(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A measured 36 RU/h: a 1 RU frame is priced at 100 s, and the job allows 300 s. The
-    # probe (32x24 at 4 samples) takes 20 s, about 14,000x what the formula predicts.
-    monkeypatch.setattr(service, "cached_score", lambda *_: 36)
+    # probe (32x24 at 4 samples) takes 20 s where the reference's (120x90 at 16) took 1 s.
+    monkeypatch.setattr(service, "cached_benchmark", lambda *_: (36, 1_000))
     async with open_cluster(tmp_path) as cluster:
         client = await cluster.add("client", "client")
         worker = await cluster.add("w1", "worker", frames=FakeFrames(probe_s=20.0))
@@ -119,7 +119,8 @@ async def test_a_worker_whose_probe_says_it_would_miss_the_deadline_declines(
 async def test_a_worker_whose_probe_fits_the_deadline_renders(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "cached_score", lambda *_: 36)
+    # The probe takes 10 ms for 1/56 of the reference probe's work, which took 1 s: 0.56x.
+    monkeypatch.setattr(service, "cached_benchmark", lambda *_: (36, 1_000))
     async with open_cluster(tmp_path) as cluster:
         client = await cluster.add("client", "client")
         worker = await cluster.add("w1", "worker")
