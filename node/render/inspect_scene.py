@@ -154,6 +154,19 @@ def _render_settings(scene: Any) -> dict[str, Any]:
     }
 
 
+# The report is one line the node reads (at most 64 KiB): lists are cut to MAX_LISTED
+# entries, the ones that matter first (unpacked files, caches not under "//", scripted
+# drivers that are not simple), and strings to MAX_TEXT characters. A cut list still holds
+# an offending entry whenever the scene has one, so preflight refuses what it must.
+MAX_LISTED = 30
+MAX_TEXT = 256
+
+
+def _bounded(entries: list[dict[str, Any]], worst_first: Any) -> list[dict[str, Any]]:
+    ordered = sorted(entries, key=worst_first)[:MAX_LISTED]
+    return [{k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in e.items()} for e in ordered]
+
+
 def main(argv: list[str]) -> None:
     origin_dir = argv[argv.index("--") + 1] if "--" in argv else "//"
     scene = bpy.context.scene
@@ -166,14 +179,16 @@ def main(argv: list[str]) -> None:
         "scene": scene.name,
         "scene_count": len(bpy.data.scenes),
         "render": _render_settings(scene),
-        "external_files": _external_files(origin_dir) + _node_files(blocks),
-        "cache_dirs": _cache_dirs(),
-        "texts": [
+        "external_files": _bounded(_external_files(origin_dir) + _node_files(blocks),
+                                   lambda f: f["packed"]),
+        "cache_dirs": _bounded(_cache_dirs(), lambda c: c["path"][:2] == "//" and not (
+            c["path"][2:3] == "/" or ".." in c["path"] or "\\" in c["path"])),
+        "texts": _bounded([
             {"name": t.name, "registered": bool(t.use_module), "lines": len(t.lines)}
             for t in bpy.data.texts
-        ],
-        "scripted_drivers": _drivers(blocks),
-    }
+        ], lambda t: not t["registered"]),
+        "scripted_drivers": _bounded(_drivers(blocks), lambda d: d["simple"]),
+    }  # fmt: skip
     print("PICTOR_SCENE " + json.dumps(report), flush=True)
 
 

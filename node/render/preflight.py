@@ -214,5 +214,8 @@ async def inspect_scene(scene: Path, config: BlenderConfig, sandbox: SandboxInfo
     found = [line[len(_LINE) :] for line in lines if line.startswith(_LINE)]
     if result.returncode != 0 or not found:
         raise RenderError(f"scene inspection failed (exit {result.returncode})", result.tail)
-    facts: dict[str, Any] = json.loads(found[-1])
+    try:
+        facts: dict[str, Any] = json.loads(found[-1])
+    except ValueError:  # cut at the line limit, or not ours
+        raise RenderError("scene inspection printed an unreadable report", result.tail) from None
     return facts
