@@ -362,10 +362,22 @@ class RequesterRole:
         self.jobs: dict[bytes, RequesterJob] = {}
         self._nursery: trio.Nursery | None = None
         self._next_checker = 0
+        self._jobs_changed = trio.Event()
 
     @property
     def clock(self) -> MarketClock:
         return self.ctx.clock
+
+    def _add(self, job: RequesterJob) -> None:
+        self.jobs[job.job_id] = job
+        self._jobs_changed.set()
+        self._jobs_changed = trio.Event()
+
+    async def wait_jobs(self, count: int) -> None:
+        """Return once this node has ``count`` jobs (a saved job starts after a restart
+        only once its deposit is confirmed)."""
+        while len(self.jobs) < count:
+            await self._jobs_changed.wait()
 
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run ``fn(*args)`` beside the role; a bug in it is logged, never fatal."""
@@ -397,7 +409,7 @@ class RequesterRole:
                 self.spawn(self._start_saved, job)
                 continue
             job.live = True
-            self.jobs[job.job_id] = job
+            self._add(job)
             if job.queue is not None:
                 job.queue.restore(job.machine.lanes_wei())
             self.spawn(job.run_queue)
@@ -455,7 +467,7 @@ class RequesterRole:
         job = RequesterJob(self, spec, job_id, out_dir)
         job.live = True
         await self.save_job(spec, job_id, out_dir)
-        self.jobs[job_id] = job
+        self._add(job)
         self.spawn(job.run_queue)
         await job.step("start", b"", b"", self.clock.now_ms())
         self.spawn(job.run_timer)

@@ -169,6 +169,7 @@ async def test_a_requester_killed_while_depositing_resumes_the_job_and_its_refun
             nursery.cancel_scope.cancel()  # the submit call died with its node
         assert cluster.escrow.deposited_wei > 0  # the money is in escrow
         await cluster.restart("client")
+        await client.live().requester.wait_jobs(1)  # it starts once the deposit is confirmed
         (job,) = client.live().requester.jobs.values()
         while not job.view.refunded:
             await job.wait_changed()
