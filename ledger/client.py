@@ -315,6 +315,11 @@ class EscrowClient:
     def grace_s(self) -> int:
         return int(self._view("GRACE_S"))
 
+    def coin_of_wei(self, account: bytes | None = None) -> int:
+        """Native coin held by ``account`` (default: this client's account)."""
+        who = self._who(account)
+        return int(with_retries(lambda: self.w3.eth.get_balance(who), self.sender.config, "balance"))
+
     def balance_wei(self) -> int:
         return int(
             with_retries(
