@@ -52,7 +52,8 @@
 #   the worker, half to the answering checkers). Otherwise, after the window,
 #   anyone executes it: half of the taken stake to the requester, half in
 #   equal parts to the claimers, whose locks are released. One claim per
-#   (job, worker, task, frame). Signatures are ordered by ascending signer
+#   (job, worker, task, frame); at most MAX_SIGNERS - 1 claimers, so every claim
+#   can be answered. Signatures are ordered by ascending signer
 #   address, which proves distinctness without a loop; payouts are credited
 #   to pull-payment balances (`withdraw_credit`), so one reverting recipient
 #   cannot block a settlement.
@@ -590,6 +591,8 @@ def claim_fraud(
     claim_id: bytes32 = self._claim_id(ref, worker)
     assert self.claims[claim_id].status == 0, "already claimed"
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
+    # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
+    assert len(sigs) < MAX_SIGNERS, "too many claimers"
     digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount)
     claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
     for c: address in claimers:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 
 import pytest
+from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
 from ledger.errors import ChainRevert
 from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign
+from ledger.tx import TxSender
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
     ETHER,
+    FAST_TX,
     SLASH_CAP_WEI,
     UNBONDING_S,
     Env,
@@ -299,3 +302,25 @@ def test_checker_that_unbonded_no_longer_counts(env: Env) -> None:
     assert not quitter.is_checker(quitter.account)
     reverts("not a checker", open_claim, env,
             claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
+
+
+def test_a_claim_always_leaves_room_for_a_larger_answer(env_fast: Env) -> None:
+    """Sixteen colluding checkers (the most the contract reads) would make a claim no larger
+    quorum could answer: claims take at most fifteen."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
+    w3, funder = env.chain.w3, env.requester.sender.address
+    keys = [Account.create().key for _ in range(16)]
+    colluders = []
+    for key in keys:
+        w3.eth.send_transaction({"from": funder, "to": Account.from_key(key).address,
+                                 "value": 2 * ETHER})  # fmt: skip
+        colluders.append(EscrowClient(TxSender(w3, bytes(key), FAST_TX), env.escrow))
+    register(colluders)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    worker_sig = sign(claim.ref, env.key_of(worker))
+    sigs = order_signatures(claim, [sign(claim, bytes(k)) for k in keys])
+    send, calls = env.outsider.send, env.outsider.calls
+    reverts("too many claimers", send, calls.claim_fraud(claim, worker_sig, sigs))
+    send(calls.claim_fraud(claim, worker_sig, sigs[:15]))
