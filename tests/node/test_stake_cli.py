@@ -19,6 +19,7 @@ from ledger.deploy import EscrowParams, deploy_escrow
 from ledger.tx import TxSender
 from node.cli.main import app
 from node.keyfile import write_payment_key_file
+from node.roles.chain import ChainLink, ChainSettings
 
 UNBONDING_S = 600
 ETHER = 10**18
@@ -99,3 +100,17 @@ def test_stake_cli_refusals(tmp_path: Path, chain: tuple[AnvilChain, str]) -> No
     write_payment_key_file(bare / "payment.key", bytes(Account.create().key))
     code, out = pictor(bare, "status")
     assert code == 1 and "no chain configured" in out, out
+
+
+async def test_chain_link_reads_the_stake_the_cli_deposited(
+    tmp_path: Path, chain: tuple[AnvilChain, str]
+) -> None:
+    """What the node's adverts state (``ChainLink.active_stake_wei``) is what `pictor stake`
+    put on chain for the same payment key."""
+    anvil, escrow = chain
+    key = anvil.funded_keys[5]
+    link = ChainLink(ChainSettings(str(anvil.rpc_url), anvil.chain_id, escrow), key)
+    assert await link.active_stake_wei() == 0
+    code, out = pictor(node_dir(tmp_path, anvil, escrow, key), "deposit", "250000000000000000")
+    assert code == 0, out
+    assert await link.active_stake_wei() == ETHER // 4
