@@ -1,6 +1,6 @@
 """Gas per escrow operation and per paid frame, measured on the in-process EVM.
 
-    python bench/gas.py
+    python -m bench.gas     (as a script, bench/protocol.py would shadow the protocol package)
 
 A job of F frames split over W workers costs one deposit, the lanes (one
 `open_lanes` transaction for all W workers per funding round), one voucher

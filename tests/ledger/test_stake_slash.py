@@ -7,10 +7,11 @@ import os
 
 import pytest
 from eth_account import Account
+from eth_utils.crypto import keccak
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
 from ledger.errors import ChainRevert
-from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign
+from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign, signable
 from ledger.tx import TxSender
 from tests.ledger.conftest import (
     CHALLENGE_S,
@@ -324,3 +325,18 @@ def test_a_claim_always_leaves_room_for_a_larger_answer(env_fast: Env) -> None:
     send, calls = env.outsider.send, env.outsider.calls
     reverts("too many claimers", send, calls.claim_fraud(claim, worker_sig, sigs))
     send(calls.claim_fraud(claim, worker_sig, sigs[:15]))
+
+
+def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
+    """ledger.fraud's Result, Fraud and Clean hash exactly as Escrow.vy does."""
+    env = env_fast
+    claim = claim_for(env, result_of(env, os.urandom(32), frame=7), env.workers[0], 12345)
+    fns, worker = env.outsider.contract.functions, env.chain.w3.to_checksum_address(claim.worker)
+
+    def local(message: object) -> bytes:
+        msg = signable(message)  # type: ignore[arg-type]
+        return keccak(b"\x19" + msg.version + msg.header + msg.body)
+
+    assert fns.result_digest(claim.ref.arg()).call() == local(claim.ref)
+    assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345).call() == local(claim)
+    assert fns.clean_digest(claim.ref.arg(), worker, TILES).call() == local(claim.answer)
