@@ -182,10 +182,10 @@ async def run_roles(
         clock = MarketClock()
         ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, ports.render,
                           payment_key, address, settings, work_root)  # fmt: skip
-        if link is not None:
-            nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.active_stake_wei).run)
         payee = None
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
+            # Stake matters in the adverts of those who work or check.
+            nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.active_stake_wei).run)
             payee = Payee(link, node.store, RedeemPolicy(), settings.redeem_retry_s)
             await payee.load()
             nursery.start_soon(payee.run)
