@@ -4,8 +4,8 @@
 ``refresh_s`` and hands it to the node (``Node.set_confirmed_stake``), which
 re-advertises when it changed. When the chain cannot be read, the last reading
 stands for at most ``max_age_s`` (an RPC hiccup does not make the advert flap);
-after that the advert says 0, because nothing confirms the stake any more. A
-node without a chain never starts a watch, so its adverts say 0.
+after that the advert says 0, because nothing confirms the stake any more.
+Only workers and checkers with a chain start a watch; other nodes advertise 0.
 """
 
 from __future__ import annotations
