@@ -1,6 +1,6 @@
 """Gas per escrow operation and per paid frame, measured on the in-process EVM.
 
-    python bench/gas.py
+    python -m bench.gas     (as a script, bench/protocol.py would shadow the protocol package)
 
 A job of F frames split over W workers costs one deposit, the lanes (one
 `open_lanes` transaction for all W workers per funding round), one voucher
@@ -18,7 +18,8 @@ import os
 from ledger.backends import EmbeddedChain, embedded
 from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams, deploy_escrow
-from ledger.fraud import FraudClaim, order_signatures, sign_claim
+from ledger.fraud import FraudClaim, ResultRef, order_signatures
+from ledger.fraud import sign as sign_typed
 from ledger.tx import TxSender
 from ledger.vouchers import Voucher, sign
 
@@ -34,6 +35,14 @@ class Bench:
         self.escrow = deploy_escrow(deployer, EscrowParams(grace_s=GRACE_S, slash_quorum=3))
         self.clients = [EscrowClient(TxSender(chain.w3, k), self.escrow) for k in chain.funded_keys]
         self.requester = self.clients[0]
+
+    def key_of(self, client: EscrowClient) -> bytes:
+        return self.chain.funded_keys[self.clients.index(client)]
+
+    def claim(self, job_id: bytes, worker: EscrowClient, frame: int) -> FraudClaim:
+        ref = ResultRef(self.chain.chain_id, bytes.fromhex(self.escrow[2:]), self.requester.account,
+                        job_id, b"\x01" * 32, frame, b"\x02" * 32)  # fmt: skip
+        return FraudClaim(ref, worker.account, b"\x03" * 32, ETHER // 10)
 
     def voucher(self, job_id: bytes, payee: EscrowClient, cumulative_wei: int) -> Voucher:
         unsigned = Voucher(self.chain.chain_id, bytes.fromhex(self.escrow[2:]),
@@ -85,17 +94,28 @@ def per_operation(b: Bench) -> dict[str, int]:
     gas["redeem_batch of 10, all skipped (total)"] = other.redeem_batch(batch)["gasUsed"]
     gas["refund"] = b.refund_gas(job_id, deadline_s)
     gas["stake"] = worker.send(worker.calls.stake(2 * ETHER))["gasUsed"]
-    checkers = b.clients[12:15]
+    checkers = b.clients[8:15]  # 3 claim, 4 answer
     for c in checkers:
         c.send(c.calls.stake(ETHER))
         gas["register_checker"] = c.send(c.calls.register_checker())["gasUsed"]
-    gas["request_unbond"] = worker.send(worker.calls.request_unbond(ETHER))["gasUsed"]
+    gas["request_unbond"] = worker.send(worker.calls.request_unbond(ETHER // 2))["gasUsed"]
     job_id, _, _ = b.new_job()
-    claim = FraudClaim(b.chain.chain_id, bytes.fromhex(b.escrow[2:]), b.requester.account,
-                       job_id, worker.account, ETHER)  # fmt: skip
-    sigs = order_signatures(claim, [sign_claim(claim, b.chain.funded_keys[12 + i]) for i in range(3)])
-    gas["slash (quorum of 3)"] = other.send(other.calls.slash(claim, sigs))["gasUsed"]
-    gas["withdraw_credit"] = checkers[0].send(checkers[0].calls.withdraw_credit())["gasUsed"]
+    claimers, answerers = checkers[:3], checkers[3:]
+    for frame in (0, 1):  # frame 0 is executed, frame 1 answered
+        claim = b.claim(job_id, worker, frame)
+        sigs = order_signatures(claim, [sign_typed(claim, b.key_of(c)) for c in claimers])
+        worker_sig = sign_typed(claim.ref, b.key_of(worker))
+        receipt = other.send(other.calls.claim_fraud(claim, worker_sig, sigs))
+        gas["claim_fraud (quorum of 3)"] = receipt["gasUsed"]
+    answer = b.claim(job_id, worker, 1).answer
+    sigs = order_signatures(answer, [sign_typed(answer, b.key_of(c)) for c in answerers])
+    claimer_addrs = sorted(c.account for c in claimers)
+    call = other.calls.answer_claim(answer, claimer_addrs, sigs)
+    gas["answer_claim (quorum of 4)"] = other.send(call)["gasUsed"]
+    b.chain.advance_time(2 * 24 * 3600)
+    call = other.calls.execute_slash(b.claim(job_id, worker, 0), claimer_addrs)
+    gas["execute_slash (quorum of 3)"] = other.send(call)["gasUsed"]
+    gas["withdraw_credit"] = answerers[0].send(answerers[0].calls.withdraw_credit())["gasUsed"]
     b.chain.advance_time(7 * 24 * 3600)
     gas["withdraw_stake"] = worker.send(worker.calls.withdraw_stake())["gasUsed"]
     return gas

@@ -25,7 +25,7 @@ from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
-from ledger.fraud import FraudClaim
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
 from ledger.vouchers import Voucher, split_signature
@@ -104,6 +104,24 @@ class StakeState:
     active_wei: int
     unbonding_wei: int
     unbond_at_s: int
+    locked_wei: int = 0  # the part of active_wei backing pending fraud claims
+
+    @property
+    def free_wei(self) -> int:
+        """Active stake that can be unbonded or put at risk behind a new claim."""
+        return self.active_wei - self.locked_wei
+
+
+CLAIM_NONE, CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_ANSWERED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimState:
+    taken_wei: int  # worker stake the claim holds
+    amount_wei: int  # stake each claimer has locked
+    settle_at_s: int  # executable from then on; answerable strictly before
+    commit: bytes
+    status: int  # CLAIM_*
 
 
 def voucher_arg(v: Voucher) -> tuple[Any, ...]:
@@ -158,11 +176,34 @@ class EscrowCalls:
     def register_checker(self) -> Call:
         return Call(self.contract.functions.register_checker())
 
-    def slash(self, claim: FraudClaim, ordered_signatures: list[bytes]) -> Call:
+    def claim_fraud(
+        self, claim: FraudClaim, worker_signature: bytes, ordered_signatures: Sequence[bytes]
+    ) -> Call:
+        """Open a fraud claim: the worker's own Result signature plus the claimers'."""
         sigs = [split_signature(s) for s in ordered_signatures]
-        worker = Web3.to_checksum_address(claim.worker)
-        requester = Web3.to_checksum_address(claim.requester)
-        fn = self.contract.functions.slash(requester, claim.job_id, worker, claim.amount_wei, sigs)
+        fn = self.contract.functions.claim_fraud(
+            claim.ref.arg(), Web3.to_checksum_address(claim.worker),
+            split_signature(worker_signature), claim.tiles, claim.amount_wei, sigs,
+        )  # fmt: skip
+        return Call(fn)
+
+    def answer_claim(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_signatures: Sequence[bytes]
+    ) -> Call:
+        """Cancel a pending claim with a larger quorum's Clean signatures; ``claimers``
+        are the claim's signers in the claim's (ascending) order."""
+        sigs = [split_signature(s) for s in ordered_signatures]
+        fn = self.contract.functions.answer_claim(
+            answer.ref.arg(), Web3.to_checksum_address(answer.worker), answer.tiles,
+            [Web3.to_checksum_address(c) for c in claimers], sigs,
+        )  # fmt: skip
+        return Call(fn)
+
+    def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> Call:
+        fn = self.contract.functions.execute_slash(
+            claim.ref.arg(), Web3.to_checksum_address(claim.worker), claim.tiles,
+            [Web3.to_checksum_address(c) for c in claimers],
+        )  # fmt: skip
         return Call(fn)
 
     def withdraw_credit(self) -> Call:
@@ -243,9 +284,27 @@ class EscrowClient:
     def gas_price_wei(self) -> int:
         return int(with_retries(lambda: self.w3.eth.gas_price, self.sender.config, "gas_price"))
 
-    def stake_of(self, account: bytes) -> StakeState:
-        active, unbonding, unbond_at = self._view("stakes", Web3.to_checksum_address(account))
-        return StakeState(active, unbonding, unbond_at)
+    def stake_of(self, account: bytes | None = None) -> StakeState:
+        """Stake of ``account`` (default: this client's account)."""
+        active, unbonding, unbond_at, locked = self._view("stakes", self._who(account))
+        return StakeState(int(active), int(unbonding), int(unbond_at), int(locked))
+
+    def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
+        claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
+        taken, amount, settle_at, commit, status = self._view("claims", claim_id)
+        return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status))
+
+    def checker_min_stake_wei(self) -> int:
+        return int(self._view("CHECKER_MIN_STAKE"))
+
+    def slash_cap_wei(self) -> int:
+        return int(self._view("SLASH_CAP"))
+
+    def challenge_s(self) -> int:
+        return int(self._view("CHALLENGE_S"))
+
+    def unbonding_s(self) -> int:
+        return int(self._view("UNBONDING_S"))
 
     def credit_wei(self, account: bytes) -> int:
         return int(self._view("credit", Web3.to_checksum_address(account)))
@@ -255,6 +314,11 @@ class EscrowClient:
 
     def grace_s(self) -> int:
         return int(self._view("GRACE_S"))
+
+    def coin_of_wei(self, account: bytes | None = None) -> int:
+        """Native coin held by ``account`` (default: this client's account)."""
+        who = self._who(account)
+        return int(with_retries(lambda: self.w3.eth.get_balance(who), self.sender.config, "balance"))
 
     def balance_wei(self) -> int:
         return int(

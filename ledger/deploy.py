@@ -19,6 +19,10 @@ class EscrowParams:
     unbonding_s: int = 7 * 24 * 3600  # stake stays slashable this long after unbond request
     slash_quorum: int = 3  # distinct registered checkers needed for a fraud proof
     checker_min_stake_wei: int = 10**18
+    # The most one fraud claim (one frame) can take from a worker; each claimer locks as much
+    # of its own stake. Why 0.1 ether: docs/LEDGER.md, "Slash cap".
+    slash_cap_wei: int = 10**17
+    challenge_s: int = 2 * 24 * 3600  # a worker's time to answer a fraud claim
 
 
 def deploy_contract(sender: TxSender, name: str, *args: object) -> ChecksumAddress:
@@ -32,9 +36,8 @@ def deploy_contract(sender: TxSender, name: str, *args: object) -> ChecksumAddre
 
 def deploy_escrow(sender: TxSender, params: EscrowParams | None = None) -> ChecksumAddress:
     p = params or EscrowParams()
-    return deploy_contract(
-        sender, "Escrow", p.grace_s, p.unbonding_s, p.slash_quorum, p.checker_min_stake_wei
-    )
+    return deploy_contract(sender, "Escrow", p.grace_s, p.unbonding_s, p.slash_quorum,
+                           p.checker_min_stake_wei, p.slash_cap_wei, p.challenge_s)  # fmt: skip
 
 
 def deploy_test_token(sender: TxSender) -> ChecksumAddress:

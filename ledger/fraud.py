@@ -1,14 +1,27 @@
-"""Fraud proofs: checkers' EIP-712 signatures that let the escrow slash a worker.
+"""Fraud claims and their answers, off-chain: the EIP-712 typed data the escrow checks.
 
-Typed data ``Fraud(address requester,bytes32 jobId,address worker,uint256 amount)`` in the same
-"Pictor Escrow" domain as vouchers. Each checker signs the same (job, worker,
-amount) on its own; whoever submits the proof orders the signatures by
-ascending signer address, which is how the contract proves they are distinct.
+Three messages, all in the "Pictor Escrow" domain of the vouchers:
+
+- ``Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)``
+  is signed by the WORKER's payment key when it delivers a frame (``frameDigest``:
+  sha256 of the frame file). A fraud claim must carry it, so only a worker that
+  delivered that very result can be accused.
+- ``Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
+  bytes32 frameDigest,bytes32 tiles,uint256 amount)`` is signed by each claiming
+  checker; ``tiles`` commits to the tiles it re-rendered.
+- ``Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
+  bytes32 frameDigest,bytes32 tiles)`` is signed by each checker of a worker's answer:
+  it re-rendered the same tiles and found the result right.
+
+Whoever submits signatures orders them by ascending signer address
+(``order_signatures``), which is how the contract proves they are distinct.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -16,48 +29,104 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 
 from ledger.vouchers import escrow_domain, split_signature
 
-FRAUD_TYPE = [
+RESULT_TYPE = [
     {"name": "requester", "type": "address"},
     {"name": "jobId", "type": "bytes32"},
-    {"name": "worker", "type": "address"},
-    {"name": "amount", "type": "uint256"},
+    {"name": "taskId", "type": "bytes32"},
+    {"name": "frame", "type": "uint256"},
+    {"name": "frameDigest", "type": "bytes32"},
 ]
+_WORKER_RESULT = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "worker", "type": "address"}, *RESULT_TYPE[2:]]
+CLEAN_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}]
+FRAUD_TYPE = [*CLEAN_TYPE, {"name": "amount", "type": "uint256"}]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRef:
+    """One delivered result, as the worker signs it and the contract identifies a claim."""
+
+    chain_id: int
+    contract: bytes  # 20-byte escrow address
+    requester: bytes  # 20 bytes: jobs are keyed by (requester, job_id)
+    job_id: bytes  # 32 bytes
+    task_id: bytes  # 32 bytes
+    frame: int
+    frame_digest: bytes  # 32 bytes: sha256 of the delivered frame file
+
+    def arg(self) -> tuple[Any, ...]:
+        """The contract's ``ResultRef`` struct."""
+        return (to_checksum_address(self.requester), self.job_id, self.task_id, self.frame,
+                self.frame_digest)  # fmt: skip
+
+    def _fields(self) -> dict[str, Any]:
+        return {"requester": to_checksum_address(self.requester), "jobId": self.job_id,
+                "taskId": self.task_id, "frame": self.frame, "frameDigest": self.frame_digest}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CleanAnswer:
+    """A worker's answer to a claim: the same tiles re-checked and found right."""
+
+    ref: ResultRef
+    worker: bytes  # 20 bytes
+    tiles: bytes  # 32 bytes: commitment to the re-rendered tiles (the claim's)
 
 
 @dataclass(frozen=True, slots=True)
 class FraudClaim:
-    chain_id: int
-    contract: bytes  # 20-byte escrow address
-    requester: bytes  # 20-byte requester: jobs are keyed by (requester, job_id)
-    job_id: bytes  # 32 bytes
-    worker: bytes  # 20-byte address of the worker to slash
-    amount_wei: int
+    ref: ResultRef
+    worker: bytes  # 20-byte address of the accused worker (who signed ``ref``)
+    tiles: bytes  # 32 bytes: commitment to the tiles the claimers re-rendered
+    amount_wei: int  # per-frame slash, at most the contract's SLASH_CAP
+
+    @property
+    def answer(self) -> CleanAnswer:
+        """What an answering quorum signs for this claim."""
+        return CleanAnswer(self.ref, self.worker, self.tiles)
 
 
-def signable(claim: FraudClaim) -> SignableMessage:
+Message = ResultRef | FraudClaim | CleanAnswer
+
+
+def signable(message: Message) -> SignableMessage:
+    if isinstance(message, ResultRef):
+        ref, name, types, data = message, "Result", RESULT_TYPE, message._fields()
+    else:
+        ref = message.ref
+        data = {**ref._fields(), "worker": to_checksum_address(message.worker), "tiles": message.tiles}
+        if isinstance(message, FraudClaim):
+            name, types, data = "Fraud", FRAUD_TYPE, {**data, "amount": message.amount_wei}
+        else:
+            name, types = "Clean", CLEAN_TYPE
     return encode_typed_data(
-        domain_data=escrow_domain(claim.chain_id, claim.contract),
-        message_types={"Fraud": FRAUD_TYPE},
-        message_data={
-            "requester": to_checksum_address(claim.requester),
-            "jobId": claim.job_id,
-            "worker": to_checksum_address(claim.worker),
-            "amount": claim.amount_wei,
-        },
+        domain_data=escrow_domain(ref.chain_id, ref.contract),
+        message_types={name: types},
+        message_data=data,
     )
 
 
-def sign_claim(claim: FraudClaim, checker_key: bytes) -> bytes:
-    """One checker's 65-byte signature over ``claim``."""
-    return bytes(Account.sign_message(signable(claim), checker_key).signature)
+def sign(message: Message, key: bytes) -> bytes:
+    """A 65-byte signature over ``message`` (the worker signs a ``ResultRef``, checkers
+    sign a ``FraudClaim`` or a ``CleanAnswer``)."""
+    return bytes(Account.sign_message(signable(message), key).signature)
 
 
-def recover_checker(claim: FraudClaim, signature: bytes) -> bytes:
+def recover(message: Message, signature: bytes) -> bytes:
+    """The 20-byte signer of ``signature`` over ``message`` (rejects malleable ones)."""
     split_signature(signature)
-    return to_canonical_address(Account.recover_message(signable(claim), signature=signature))
+    return to_canonical_address(Account.recover_message(signable(message), signature=signature))
 
 
-def order_signatures(claim: FraudClaim, signatures: list[bytes]) -> list[bytes]:
+def sign_claim(claim: FraudClaim, checker_key: bytes) -> bytes:
+    return sign(claim, checker_key)
+
+
+def order_signatures(message: Message, signatures: Iterable[bytes]) -> list[bytes]:
     """Signatures sorted by ascending signer, duplicates (same signer) dropped."""
-    by_signer = {recover_checker(claim, sig): sig for sig in signatures}
+    by_signer = {recover(message, sig): sig for sig in signatures}
     return [by_signer[signer] for signer in sorted(by_signer)]
+
+
+def signers(message: Message, ordered_signatures: Iterable[bytes]) -> list[bytes]:
+    """The signers, in order: a claim's settlement names its claimers."""
+    return [recover(message, sig) for sig in ordered_signatures]

@@ -140,6 +140,7 @@ class Node:
         self._persisted = trio.Event()
         self._readvertise = False
         self.own_capacity = OwnCapacity()
+        self.confirmed_stake_wei = 0  # adverts state only stake the chain confirmed (StakeWatch)
         self._persist_send, self._persist_recv = trio.open_memory_channel[tuple[str, bytes, list[str], int]](
             1024
         )
@@ -164,6 +165,12 @@ class Node:
     def addresses_changed(self) -> None:
         """The network's dialable addresses changed (a relay slot): advertise soon."""
         self._readvertise = True
+
+    def set_confirmed_stake(self, stake_wei: int) -> None:
+        """The active stake the chain just confirmed (0 when it cannot say); adverts state it."""
+        if stake_wei != self.confirmed_stake_wei:
+            self.confirmed_stake_wei = stake_wei
+            self._readvertise = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -361,7 +368,7 @@ class Node:
             renderer_builds=own.renderer_builds,
             score_ru_per_hour=own.score_ru_per_hour,
             price_wei_per_ru=own.price_wei_per_ru,
-            stake_wei=0,
+            stake_wei=min(self.confirmed_stake_wei, 2**256 - 1),
             payment=self._payment,
             addrs=tuple(addrs[:MAX_ADVERT_ADDRS]),
             free_slots=max(0, min(own.free_slots(), 2**16 - 1)),

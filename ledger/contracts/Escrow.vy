@@ -30,17 +30,33 @@
 #   that (strictly later) can anyone refund the remainder (unallocated funds and
 #   unpaid lane balances) to the requester; the refund closes the job and no
 #   voucher pays afterwards.
-#   Stake. Native coin only. `request_unbond` moves stake into an unbonding
-#   bucket that can be withdrawn UNBONDING_S later; unbonding stake stays
-#   slashable, so a cheat cannot escape a fraud proof by unbonding first.
-#   Slashing. A worker is slashed for a job when SLASH_QUORUM distinct
-#   registered checkers (each holding >= CHECKER_MIN_STAKE active stake, neither
-#   the worker nor the job's requester) sign Fraud(requester, jobId, worker,
-#   amount). Signatures must be ordered by ascending signer address, which
-#   proves distinctness without a loop. A worker is slashed at most once per
-#   job. Half the slashed amount goes to the job's requester, the rest in equal
-#   parts to the signing checkers, credited to pull-payment balances
-#   (`withdraw_credit`), so one reverting recipient cannot block a slash.
+#   Stake. Native coin only. `request_unbond` moves free stake (active minus
+#   what pending claims lock) into an unbonding bucket withdrawable UNBONDING_S
+#   later; unbonding stake stays slashable, so a cheat cannot escape a fraud
+#   proof by unbonding first. A checker whose active stake drops under
+#   CHECKER_MIN_STAKE loses its checker flag.
+#   Slashing is two-phase and per frame. `claim_fraud` needs (a) the worker's
+#   own EIP-712 signature over Result(requester, jobId, taskId, frame,
+#   frameDigest), so only a worker that delivered that result can be accused,
+#   and (b) SLASH_QUORUM distinct registered checkers (neither the worker nor
+#   the requester) signing Fraud(requester, jobId, worker, taskId, frame,
+#   frameDigest, tiles, amount), `tiles` committing to the tiles they
+#   re-rendered. The amount is at most SLASH_CAP; it is taken from the
+#   worker's stake into the claim at once, and each signer must hold that much
+#   free stake, which is locked until the claim settles. During CHALLENGE_S
+#   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
+#   frameDigest, tiles) signed by MORE distinct registered checkers than
+#   signed the claim, none of them a claimer, the worker or the requester,
+#   each with at least `amount` free stake: the claim is cancelled, the worker
+#   gets its stake back, and every claimer loses its locked `amount` (half to
+#   the worker, half to the answering checkers). Otherwise, after the window,
+#   anyone executes it: half of the taken stake to the requester, half in
+#   equal parts to the claimers, whose locks are released. One claim per
+#   (job, worker, task, frame); at most MAX_SIGNERS - 1 claimers, so every claim
+#   can be answered. Signatures are ordered by ascending signer
+#   address, which proves distinctness without a loop; payouts are credited
+#   to pull-payment balances (`withdraw_credit`), so one reverting recipient
+#   cannot block a settlement.
 #   Storage. A job is two slots: `job_meta` packs requester (bits 0-159),
 #   deadline (160-223), refunded (224) and "pays in a token" (225); `job_funds`
 #   packs remaining (0-127: deposited, not yet paid or refunded) and unallocated
@@ -83,6 +99,22 @@ struct Stake:
     active: uint256
     unbonding: uint256
     unbond_at: uint256  # unix seconds when `unbonding` becomes withdrawable
+    locked: uint256  # the part of `active` backing pending fraud claims (<= active)
+
+struct ResultRef:
+    # Which delivered result a claim is about; the worker signed exactly this.
+    requester: address
+    job_id: bytes32
+    task_id: bytes32
+    frame: uint256
+    frame_digest: bytes32  # sha256 of the frame file the worker delivered
+
+struct Claim:
+    taken: uint256  # worker stake held by the claim
+    amount: uint256  # stake each claimer has locked
+    settle_at: uint256  # executable from then on; answerable strictly before
+    commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
+    status: uint256  # CLAIM_* code
 
 struct Sig:
     v: uint8
@@ -144,10 +176,28 @@ event StakeWithdrawn:
 event CheckerRegistered:
     checker: indexed(address)
 
-event Slashed:
+event CheckerDeregistered:
+    checker: indexed(address)
+
+event FraudClaimed:
+    claim_id: indexed(bytes32)
     job_id: indexed(bytes32)
-    requester: indexed(address)
     worker: indexed(address)
+    requester: address
+    frame: uint256
+    amount: uint256  # worker stake taken into the claim
+    settle_at: uint256
+
+event ClaimAnswered:
+    claim_id: indexed(bytes32)
+    worker: indexed(address)
+    penalty: uint256  # claimers' locked stake forfeited, in total
+
+event Slashed:
+    claim_id: indexed(bytes32)
+    job_id: indexed(bytes32)
+    worker: indexed(address)
+    requester: address
     amount: uint256
 
 event Credited:
@@ -185,14 +235,25 @@ DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
 VOUCHER_TYPEHASH: constant(bytes32) = keccak256(
     "Voucher(address requester,bytes32 jobId,address payee,uint256 cumulative)"
 )
-FRAUD_TYPEHASH: constant(bytes32) = keccak256(
-    "Fraud(address requester,bytes32 jobId,address worker,uint256 amount)"
+RESULT_TYPEHASH: constant(bytes32) = keccak256(
+    "Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)"
 )
+FRAUD_TYPEHASH: constant(bytes32) = keccak256(
+    "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles,uint256 amount)"
+)
+CLEAN_TYPEHASH: constant(bytes32) = keccak256(
+    "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles)"
+)
+CLAIM_PENDING: constant(uint256) = 1
+CLAIM_EXECUTED: constant(uint256) = 2
+CLAIM_ANSWERED: constant(uint256) = 3
 
 GRACE_S: public(immutable(uint256))
 UNBONDING_S: public(immutable(uint256))
 SLASH_QUORUM: public(immutable(uint256))
 CHECKER_MIN_STAKE: public(immutable(uint256))
+SLASH_CAP: public(immutable(uint256))
+CHALLENGE_S: public(immutable(uint256))
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 
 # Per-job state is keyed by job_key(requester, job_id).
@@ -202,15 +263,27 @@ job_token: HashMap[bytes32, address]
 lane_of: HashMap[bytes32, HashMap[address, uint256]]
 stakes: public(HashMap[address, Stake])
 is_checker: public(HashMap[address, bool])
-slashed: HashMap[bytes32, HashMap[address, bool]]
+claims: public(HashMap[bytes32, Claim])
 credit: public(HashMap[address, uint256])
 
 
 @deploy
-def __init__(grace_s: uint256, unbonding_s: uint256, slash_quorum: uint256, checker_min_stake: uint256):
-    assert slash_quorum > 0 and slash_quorum <= MAX_SIGNERS, "bad quorum"
+def __init__(
+    grace_s: uint256,
+    unbonding_s: uint256,
+    slash_quorum: uint256,
+    checker_min_stake: uint256,
+    slash_cap: uint256,
+    challenge_s: uint256,
+):
+    # The quorum stays below MAX_SIGNERS so that a larger quorum can answer a claim.
+    assert slash_quorum > 0 and slash_quorum < MAX_SIGNERS, "bad quorum"
     assert checker_min_stake > 0, "checkers must stake"
+    assert slash_cap > 0 and slash_cap <= AMOUNT_MAX, "bad slash cap"
+    assert challenge_s > 0 and challenge_s <= DEADLINE_MAX, "bad challenge window"
     assert grace_s <= DEADLINE_MAX, "grace too long"
+    SLASH_CAP = slash_cap
+    CHALLENGE_S = challenge_s
     GRACE_S = grace_s
     UNBONDING_S = unbonding_s
     SLASH_QUORUM = slash_quorum
@@ -424,14 +497,26 @@ def voucher_digest(requester: address, job_id: bytes32, payee: address, cumulati
 
 @view
 @external
-def fraud_digest(requester: address, job_id: bytes32, worker: address, amount: uint256) -> bytes32:
-    return self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, requester, job_id, worker, amount)))
+def result_digest(ref: ResultRef) -> bytes32:
+    return self._result_digest(ref)
 
 
 @view
 @external
-def is_slashed(requester: address, job_id: bytes32, worker: address) -> bool:
-    return self.slashed[self._key(requester, job_id)][worker]
+def fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256) -> bytes32:
+    return self._fraud_digest(ref, worker, tiles, amount)
+
+
+@view
+@external
+def clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
+    return self._clean_digest(ref, worker, tiles)
+
+
+@pure
+@external
+def claim_id(ref: ResultRef, worker: address) -> bytes32:
+    return self._claim_id(ref, worker)
 
 
 # ---------------------------------------------------------------- stake
@@ -449,16 +534,18 @@ def stake():
 @nonreentrant
 def request_unbond(amount: uint256):
     """
-    @notice Start unbonding `amount`; withdrawable UNBONDING_S from now. A new
-            request restarts the clock for the whole unbonding bucket, so stake
-            cannot dodge a pending fraud proof by unbonding in slices.
+    @notice Start unbonding `amount` of free stake (active, not locked by a
+            pending claim); withdrawable UNBONDING_S from now. A new request
+            restarts the clock for the whole unbonding bucket, so stake cannot
+            dodge a pending fraud proof by unbonding in slices.
     """
     st: Stake = self.stakes[msg.sender]
-    assert amount > 0 and amount <= st.active, "bad amount"
+    assert amount > 0 and amount <= st.active - st.locked, "bad amount"
     st.active -= amount
     st.unbonding += amount
     st.unbond_at = block.timestamp + UNBONDING_S
     self.stakes[msg.sender] = st
+    self._sync_checker(msg.sender)
     log UnbondRequested(account=msg.sender, amount=amount, unbond_at=st.unbond_at)
 
 
@@ -483,24 +570,116 @@ def register_checker():
 
 @external
 @nonreentrant
-def slash(requester: address, job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]):
+def claim_fraud(
+    ref: ResultRef,
+    worker: address,
+    worker_sig: Sig,
+    tiles: bytes32,
+    amount: uint256,
+    sigs: DynArray[Sig, MAX_SIGNERS],
+) -> bytes32:
     """
-    @notice Slash `worker` by `amount` (capped at its active + unbonding stake)
-            on a fraud proof signed by SLASH_QUORUM registered checkers.
+    @notice Open a fraud claim against `worker` for the result it signed:
+            takes up to `amount` (<= SLASH_CAP) of its stake into the claim and
+            locks `amount` of each signing checker's free stake until the
+            claim settles. Executable CHALLENGE_S later unless answered.
     """
-    key: bytes32 = self._key(requester, job_id)
-    job: Job = self._load(key)
-    assert job.requester != empty(address), "no such job"
-    assert not self.slashed[key][worker], "already slashed"
+    assert self._load(self._key(ref.requester, ref.job_id)).requester != empty(address), "no such job"
+    assert amount > 0 and amount <= SLASH_CAP, "amount above cap"
+    assert worker != empty(address), "zero worker"
+    assert self._recover(self._result_digest(ref), worker_sig) == worker, "not the worker's result"
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    assert self.claims[claim_id].status == 0, "already claimed"
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
-    signers: DynArray[address, MAX_SIGNERS] = self._fraud_signers(requester, job_id, worker, amount, sigs)
-    self.slashed[key][worker] = True
+    # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
+    assert len(sigs) < MAX_SIGNERS, "too many claimers"
+    digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount)
+    claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
+    for c: address in claimers:
+        self.stakes[c].locked += amount
     taken: uint256 = self._take_stake(worker, amount)
-    share: uint256 = taken // 2 // len(signers)
-    for signer: address in signers:
-        self._credit(signer, share)
-    self._credit(requester, taken - share * len(signers))
-    log Slashed(job_id=job_id, requester=requester, worker=worker, amount=taken)
+    assert taken > 0, "nothing to slash"
+    settle_at: uint256 = block.timestamp + CHALLENGE_S
+    self.claims[claim_id] = Claim(
+        taken=taken,
+        amount=amount,
+        settle_at=settle_at,
+        commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
+        status=CLAIM_PENDING,
+    )
+    log FraudClaimed(
+        claim_id=claim_id,
+        job_id=ref.job_id,
+        worker=worker,
+        requester=ref.requester,
+        frame=ref.frame,
+        amount=taken,
+        settle_at=settle_at,
+    )
+    return claim_id
+
+
+@external
+@nonreentrant
+def answer_claim(
+    ref: ResultRef,
+    worker: address,
+    tiles: bytes32,
+    claimers: DynArray[address, MAX_SIGNERS],
+    sigs: DynArray[Sig, MAX_SIGNERS],
+):
+    """
+    @notice Cancel a pending claim with Clean signatures of more registered
+            checkers than claimed it, none of them a claimer. The worker's
+            stake returns; the claimers' locked stake is forfeited, half to
+            the worker and half to the answering checkers.
+    """
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    claim: Claim = self.claims[claim_id]
+    assert claim.status == CLAIM_PENDING, "no pending claim"
+    assert block.timestamp < claim.settle_at, "challenge window over"
+    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert len(sigs) > len(claimers), "quorum not larger"
+    digest: bytes32 = self._clean_digest(ref, worker, tiles)
+    answerers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, claim.amount)
+    for a: address in answerers:
+        assert a not in claimers, "claimer cannot answer"
+    self.claims[claim_id].status = CLAIM_ANSWERED
+    self.stakes[worker].active += claim.taken
+    for c: address in claimers:
+        st: Stake = self.stakes[c]
+        st.locked -= claim.amount
+        st.active -= claim.amount
+        self.stakes[c] = st
+        self._sync_checker(c)
+    penalty: uint256 = claim.amount * len(claimers)
+    share: uint256 = penalty // 2 // len(answerers)
+    for a: address in answerers:
+        self._credit(a, share)
+    self._credit(worker, penalty - share * len(answerers))
+    log ClaimAnswered(claim_id=claim_id, worker=worker, penalty=penalty)
+
+
+@external
+@nonreentrant
+def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: DynArray[address, MAX_SIGNERS]):
+    """
+    @notice After the challenge window, slash: half of the stake the claim
+            holds to the job's requester, half in equal parts to the
+            claimers, whose locks are released. Anyone may call.
+    """
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    claim: Claim = self.claims[claim_id]
+    assert claim.status == CLAIM_PENDING, "no pending claim"
+    assert block.timestamp >= claim.settle_at, "challenge window open"
+    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    self.claims[claim_id].status = CLAIM_EXECUTED
+    share: uint256 = claim.taken // 2 // len(claimers)
+    for c: address in claimers:
+        self.stakes[c].locked -= claim.amount
+        self._credit(c, share)
+    self._credit(ref.requester, claim.taken - share * len(claimers))
+    log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
 
 
 @external
@@ -630,20 +809,66 @@ def _credit(account: address, amount: uint256):
 
 @internal
 def _take_stake(worker: address, amount_max: uint256) -> uint256:
-    # Active stake first, then the unbonding bucket.
+    # Free active stake first, then the unbonding bucket; stake locked behind
+    # the worker's own pending claims (as a checker) stays with those claims.
     st: Stake = self.stakes[worker]
-    from_active: uint256 = min(amount_max, st.active)
+    from_active: uint256 = min(amount_max, st.active - st.locked)
     from_unbonding: uint256 = min(amount_max - from_active, st.unbonding)
     st.active -= from_active
     st.unbonding -= from_unbonding
     self.stakes[worker] = st
+    self._sync_checker(worker)
     return from_active + from_unbonding
+
+
+@internal
+def _sync_checker(account: address):
+    # The checker flag lasts only while the account keeps the minimum active stake.
+    if self.is_checker[account] and self.stakes[account].active < CHECKER_MIN_STAKE:
+        self.is_checker[account] = False
+        log CheckerDeregistered(checker=account)
+
+
+@pure
+@internal
+def _claim_id(ref: ResultRef, worker: address) -> bytes32:
+    return keccak256(abi_encode(ref.requester, ref.job_id, worker, ref.task_id, ref.frame))
 
 
 @view
 @internal
-def _fraud_signers(requester: address, job_id: bytes32, worker: address, amount: uint256, sigs: DynArray[Sig, MAX_SIGNERS]) -> DynArray[address, MAX_SIGNERS]:
-    digest: bytes32 = self._digest(keccak256(abi_encode(FRAUD_TYPEHASH, requester, job_id, worker, amount)))
+def _result_digest(ref: ResultRef) -> bytes32:
+    return self._digest(
+        keccak256(abi_encode(RESULT_TYPEHASH, ref.requester, ref.job_id, ref.task_id, ref.frame, ref.frame_digest))
+    )
+
+
+@view
+@internal
+def _fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256) -> bytes32:
+    return self._digest(keccak256(abi_encode(
+        FRAUD_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles, amount
+    )))
+
+
+@view
+@internal
+def _clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
+    return self._digest(keccak256(abi_encode(
+        CLEAN_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles
+    )))
+
+
+@view
+@internal
+def _signers(
+    digest: bytes32,
+    sigs: DynArray[Sig, MAX_SIGNERS],
+    requester: address,
+    worker: address,
+    at_risk: uint256,
+) -> DynArray[address, MAX_SIGNERS]:
+    # Distinct registered checkers, each with at least `at_risk` free stake.
     signers: DynArray[address, MAX_SIGNERS] = []
     last: uint256 = 0
     for sig: Sig in sigs:
@@ -653,9 +878,11 @@ def _fraud_signers(requester: address, job_id: bytes32, worker: address, amount:
         assert convert(signer, uint256) > last, "signers not ascending"
         last = convert(signer, uint256)
         assert signer != worker, "worker cannot sign"
-        # The requester receives half of the slash, so it cannot vouch for one.
+        # The requester receives half of a slash, so it cannot vouch for one.
         assert signer != requester, "requester cannot sign"
         assert self.is_checker[signer], "not a checker"
-        assert self.stakes[signer].active >= CHECKER_MIN_STAKE, "checker stake too low"
+        st: Stake = self.stakes[signer]
+        assert st.active >= CHECKER_MIN_STAKE, "checker stake too low"
+        assert st.active - st.locked >= at_risk, "stake at risk too low"
         signers.append(signer)
     return signers

@@ -18,11 +18,14 @@ def up(
     grace_s: int = typer.Option(DEFAULTS.grace_s, help="Voucher grace period after a job's deadline."),
     unbonding_s: int = typer.Option(DEFAULTS.unbonding_s, help="Stake unbonding delay."),
     quorum: int = typer.Option(DEFAULTS.slash_quorum, help="Checker signatures needed to slash."),
+    slash_cap_wei: int = typer.Option(DEFAULTS.slash_cap_wei, help="Most one fraud claim (one frame) takes, wei."),
+    challenge_s: int = typer.Option(DEFAULTS.challenge_s, help="Time a worker has to answer a fraud claim."),
     accounts: int = typer.Option(10, help="Funded dev accounts."),
 ) -> None:
     """Start anvil, deploy Escrow and TestToken, print the addresses, run until Ctrl-C."""
     console = out_console()
-    params = EscrowParams(grace_s=grace_s, unbonding_s=unbonding_s, slash_quorum=quorum)
+    params = EscrowParams(grace_s=grace_s, unbonding_s=unbonding_s, slash_quorum=quorum,
+                          slash_cap_wei=slash_cap_wei, challenge_s=challenge_s)  # fmt: skip
     try:
         chain, net = bring_up(params, accounts)
     except AnvilNotFound as exc:

@@ -21,6 +21,7 @@ from node.cli import (
     keys,
     node_cmd,
     sim,
+    stake,
     status_cmd,
     verify,
 )
@@ -59,6 +60,7 @@ app.add_typer(explorer_cmd.app, name="explorer")
 app.add_typer(job.app, name="job")
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(coordinator_cmd.app, name="coordinator")
+app.add_typer(stake.app, name="stake")
 
 
 def main() -> None:

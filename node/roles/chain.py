@@ -105,6 +105,10 @@ class ChainLink:
             self._escrow = None
             raise LedgerError(str(exc)[:300]) from exc
 
+    async def active_stake_wei(self) -> int:
+        """This account's active stake in the escrow, as the chain has it now."""
+        return (await self._read(lambda c: c.stake_of(self.address))).active_wei
+
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
         await self.send("deposit", (job_id,), "deposit", job_id, budget_wei, deadline_s)
 

@@ -126,6 +126,10 @@ class Chain(Protocol):
 
     async def gas_price_wei(self) -> int: ...
 
+    async def active_stake_wei(self) -> int:
+        """This account's active stake in the escrow (what its adverts may state)."""
+        ...
+
 
 def blender_kit(config: BlenderConfig, work_root: Path) -> RenderKit:
     """The node's real renderers: Blender in its sandbox, probed once."""

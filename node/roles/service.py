@@ -37,6 +37,7 @@ from node.roles.requester import RequesterRole
 from node.roles.role_metrics import refresh_role_metrics
 from node.roles.worker import WorkerRole
 from node.runtime import Node
+from node.stake_watch import StakeWatch
 from protocol import Envelope, RemoteProtocolError
 from protocol.market import MarketConfig
 from protocol.messages import (
@@ -183,6 +184,8 @@ async def run_roles(
                           payment_key, address, settings, work_root)  # fmt: skip
         payee = None
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
+            # Stake matters in the adverts of those who work or check.
+            nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.active_stake_wei).run)
             payee = Payee(link, node.store, RedeemPolicy(), settings.redeem_retry_s)
             await payee.load()
             nursery.start_soon(payee.run)

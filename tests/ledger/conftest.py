@@ -27,6 +27,8 @@ UNBONDING_S = 3600
 QUORUM = 2
 CHECKER_MIN_STAKE_WEI = 10**18
 ETHER = 10**18
+SLASH_CAP_WEI = ETHER // 2
+CHALLENGE_S = 1800
 # Chain time starts here so py-evm never switches to wall-clock block times (year 2100).
 FAR_FUTURE_S = 4_102_444_800
 FAST_TX = TxConfig(receipt_timeout_s=30, receipt_poll_s=0.01, retry_backoff_s=0.01)
@@ -42,7 +44,7 @@ class Deployed:
 @dataclass
 class Env:
     """Named parties on a deployed escrow. Keys: 0 deployer/requester, 1-3 workers,
-    4-7 checkers, 8 outsider."""
+    4-7 and 9 checkers, 8 outsider."""
 
     chain: DevChain
     escrow: str
@@ -88,7 +90,8 @@ class Env:
 
 def _deploy(chain: DevChain) -> Deployed:
     sender = TxSender(chain.w3, chain.funded_keys[0], FAST_TX)
-    params = EscrowParams(GRACE_S, UNBONDING_S, QUORUM, CHECKER_MIN_STAKE_WEI)
+    params = EscrowParams(GRACE_S, UNBONDING_S, QUORUM, CHECKER_MIN_STAKE_WEI, SLASH_CAP_WEI,
+                          CHALLENGE_S)  # fmt: skip
     return Deployed(chain, deploy_escrow(sender, params), deploy_test_token(sender))
 
 
@@ -130,7 +133,7 @@ def make_env(dep: Deployed) -> Env:
         return EscrowClient(TxSender(dep.chain.w3, dep.chain.funded_keys[i], FAST_TX), dep.escrow)
 
     return Env(dep.chain, dep.escrow, dep.token, client(0), [client(i) for i in (1, 2, 3)],
-               [client(i) for i in (4, 5, 6, 7)], client(8))  # fmt: skip
+               [client(i) for i in (4, 5, 6, 7, 9)], client(8))  # fmt: skip
 
 
 @pytest.fixture

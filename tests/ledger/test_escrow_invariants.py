@@ -3,7 +3,8 @@
 Every operation's outcome (pays, skips or reverts) is predicted by a small model
 and compared; after every step the contract's native balance must equal
 deposits + stakes − payouts − refunds − stake withdrawals − slashed-out (credit
-withdrawals), and job budgets, lanes and stakes must match the model. Two
+withdrawals), and job budgets, lanes, stakes, locks and claims must match the model.
+Fraud claims are opened, answered by a larger quorum or executed after the window. Two
 requesters use the same job ids (a squatter), vouchers are redeemed singly and
 in batches (with stale, forged and duplicate entries, which are skipped), and
 every lane always holds at least what its payee has not been paid.
@@ -18,12 +19,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from ledger.client import EscrowClient
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
 from ledger.errors import ChainRevert
-from ledger.fraud import FraudClaim, order_signatures, sign_claim
+from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign
 from tests.ledger.conftest import (
+    CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
     GRACE_S,
+    SLASH_CAP_WEI,
     UNBONDING_S,
     Deployed,
     Env,
@@ -35,7 +38,19 @@ amounts = st.integers(min_value=0, max_value=50).map(lambda n: n * MILLI)
 jobs = st.integers(min_value=0, max_value=2)
 owners = st.integers(min_value=0, max_value=1)  # 0: the requester, 1: a squatter reusing ids
 workers = st.integers(min_value=0, max_value=1)
+frames = st.integers(min_value=0, max_value=1)
+stakers = st.integers(min_value=0, max_value=3)
 JobKey = tuple[int, bytes]  # (owner, job id)
+ClaimKey = tuple[int, int, int]  # (job, worker, frame) of the requester's jobs
+TILES = b"\x01" * 32
+
+
+@dataclass
+class ClaimModel:
+    taken_wei: int
+    amount_wei: int
+    settle_at_s: int
+    status: int = CLAIM_PENDING
 
 
 @dataclass
@@ -51,7 +66,9 @@ class Model:
     active: dict[bytes, int] = field(default_factory=dict)
     unbonding: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # amount, unbond_at
     credit: dict[bytes, int] = field(default_factory=dict)
-    slashed: set[tuple[bytes, bytes]] = field(default_factory=set)
+    locked: dict[bytes, int] = field(default_factory=dict)
+    checker: set[bytes] = field(default_factory=set)
+    claims: dict[ClaimKey, ClaimModel] = field(default_factory=dict)
 
 
 class EscrowMachine(RuleBasedStateMachine):
@@ -63,11 +80,13 @@ class EscrowMachine(RuleBasedStateMachine):
         self.job_ids = [os.urandom(32) for _ in range(3)]
         self.model = Model()
         self.touched: set[JobKey] = set()  # jobs changed since the last check (reads are slow)
-        for checker in self.env.checkers[:2]:
+        # Checkers 0-1 claim, 2-4 (a larger quorum) answer.
+        for checker in self.env.checkers:
             checker.send(checker.calls.stake(CHECKER_MIN_STAKE_WEI))
             checker.send(checker.calls.register_checker())
             self.model.inflow_wei += CHECKER_MIN_STAKE_WEI
             self.model.active[checker.account] = CHECKER_MIN_STAKE_WEI
+            self.model.checker.add(checker.account)
         # Start from open jobs with lanes and staked workers so that most operations can succeed.
         for job in range(3):
             self.deposit(0, job, 60 * MILLI)
@@ -184,19 +203,24 @@ class EscrowMachine(RuleBasedStateMachine):
         self.model.inflow_wei += amount_wei
         self.model.active[w.account] = self.model.active.get(w.account, 0) + amount_wei
 
-    @rule(worker=workers, amount_wei=amounts)
-    def unbond(self, worker: int, amount_wei: int) -> None:
-        m, w = self.model, self.env.workers[worker]
-        ok = 0 < amount_wei <= m.active.get(w.account, 0)
+    def staker(self, who: int) -> EscrowClient:
+        """Workers 0-1, then the two claiming checkers (whose locks bound what they unbond)."""
+        return [*self.env.workers[:2], *self.env.checkers[:2]][who]
+
+    @rule(who=stakers, amount_wei=amounts)
+    def unbond(self, who: int, amount_wei: int) -> None:
+        m, w = self.model, self.staker(who)
+        ok = 0 < amount_wei <= m.active.get(w.account, 0) - m.locked.get(w.account, 0)
         self.attempt(w, w.calls.request_unbond(amount_wei), ok)
         if ok:
             m.active[w.account] -= amount_wei
             pending = m.unbonding.get(w.account, (0, 0))[0]
             m.unbonding[w.account] = (pending + amount_wei, self.next_block_s() + UNBONDING_S)
+            self.sync_checker(w.account)
 
-    @rule(worker=workers)
-    def withdraw_stake(self, worker: int) -> None:
-        m, w = self.model, self.env.workers[worker]
+    @rule(who=stakers)
+    def withdraw_stake(self, who: int) -> None:
+        m, w = self.model, self.staker(who)
         amount_wei, unbond_at_s = m.unbonding.get(w.account, (0, 0))
         ok = amount_wei > 0 and self.next_block_s() >= unbond_at_s
         self.attempt(w, w.calls.withdraw_stake(), ok)
@@ -204,38 +228,94 @@ class EscrowMachine(RuleBasedStateMachine):
             m.outflow_wei += amount_wei
             m.unbonding[w.account] = (0, unbond_at_s)
 
-    @rule(job=jobs, worker=workers, amount_wei=amounts)
-    def slash(self, job: int, worker: int, amount_wei: int) -> None:
-        m, job_id, w = self.model, self.job_ids[job], self.env.workers[worker]
-        claim = FraudClaim(self.env.chain.chain_id, self.env.contract_bytes,
-                           self.env.requester.account, job_id, w.account, amount_wei)  # fmt: skip
-        sigs = order_signatures(
-            claim, [sign_claim(claim, self.env.key_of(c)) for c in self.env.checkers[:2]]
-        )
-        ok = (0, job_id) in m.remaining and (job_id, w.account) not in m.slashed
-        self.attempt(self.env.outsider, self.env.outsider.calls.slash(claim, sigs), ok)
-        if ok:
-            self.apply_slash(job_id, w.account, amount_wei)
+    def claim_of(self, job: int, worker: int, frame: int, amount_wei: int) -> FraudClaim:
+        ref = ResultRef(self.env.chain.chain_id, self.env.contract_bytes, self.env.requester.account,
+                        self.job_ids[job], b"\x02" * 32, frame, b"\x03" * 32)  # fmt: skip
+        return FraudClaim(ref, self.env.workers[worker].account, TILES, amount_wei)
 
-    def apply_slash(self, job_id: bytes, worker: bytes, amount_wei: int) -> None:
+    def can_sign(self, account: bytes, at_risk_wei: int) -> bool:
         m = self.model
-        m.slashed.add((job_id, worker))
-        from_active = min(amount_wei, m.active.get(worker, 0))
-        pending, unbond_at_s = m.unbonding.get(worker, (0, 0))
-        from_unbonding = min(amount_wei - from_active, pending)
-        m.active[worker] = m.active.get(worker, 0) - from_active
-        m.unbonding[worker] = (pending - from_unbonding, unbond_at_s)
-        taken = from_active + from_unbonding
-        share = taken // 2 // 2
-        for c in self.env.checkers[:2]:
-            m.credit[c.account] = m.credit.get(c.account, 0) + share
-        m.credit[self.env.requester.account] = (
-            m.credit.get(self.env.requester.account, 0) + taken - 2 * share
-        )
+        active = m.active.get(account, 0)
+        return (account in m.checker and active >= CHECKER_MIN_STAKE_WEI
+                and active - m.locked.get(account, 0) >= at_risk_wei)  # fmt: skip
 
-    @rule(who=st.integers(min_value=0, max_value=2))
+    def sync_checker(self, account: bytes) -> None:
+        if self.model.active.get(account, 0) < CHECKER_MIN_STAKE_WEI:
+            self.model.checker.discard(account)
+
+    def claimers(self) -> list[EscrowClient]:
+        return self.env.checkers[:2]
+
+    @rule(job=jobs, worker=workers, frame=frames, amount_wei=amounts)
+    def claim(self, job: int, worker: int, frame: int, amount_wei: int) -> None:
+        m, w = self.model, self.env.workers[worker]
+        claim = self.claim_of(job, worker, frame, amount_wei)
+        key = self.env.key_of
+        sigs = order_signatures(claim, [sign(claim, key(c)) for c in self.claimers()])
+        pending, unbond_at_s = m.unbonding.get(w.account, (0, 0))
+        from_active = min(amount_wei, m.active.get(w.account, 0))
+        from_unbonding = min(amount_wei - from_active, pending)
+        ok = ((0, self.job_ids[job]) in m.remaining and (job, worker, frame) not in m.claims
+              and 0 < amount_wei <= SLASH_CAP_WEI and from_active + from_unbonding > 0
+              and all(self.can_sign(c.account, amount_wei) for c in self.claimers()))  # fmt: skip
+        call = self.env.outsider.calls.claim_fraud(claim, sign(claim.ref, key(w)), sigs)
+        self.attempt(self.env.outsider, call, ok)
+        if ok:
+            m.active[w.account] -= from_active
+            m.unbonding[w.account] = (pending - from_unbonding, unbond_at_s)
+            for c in self.claimers():
+                m.locked[c.account] = m.locked.get(c.account, 0) + amount_wei
+            m.claims[(job, worker, frame)] = ClaimModel(
+                from_active + from_unbonding, amount_wei, self.next_block_s() + CHALLENGE_S
+            )
+
+    def pending(self, job: int, worker: int, frame: int) -> ClaimModel | None:
+        c = self.model.claims.get((job, worker, frame))
+        return c if c is not None and c.status == CLAIM_PENDING else None
+
+    @rule(job=jobs, worker=workers, frame=frames)
+    def execute(self, job: int, worker: int, frame: int) -> None:
+        m, c = self.model, self.pending(job, worker, frame)
+        claim = self.claim_of(job, worker, frame, c.amount_wei if c else 0)
+        claimers = sorted(x.account for x in self.claimers())
+        ok = c is not None and self.next_block_s() >= c.settle_at_s
+        self.attempt(self.env.outsider, self.env.outsider.calls.execute_slash(claim, claimers), ok)
+        if c is not None and ok:
+            c.status = CLAIM_EXECUTED
+            share = c.taken_wei // 2 // 2
+            for x in claimers:
+                m.locked[x] -= c.amount_wei
+                m.credit[x] = m.credit.get(x, 0) + share
+            requester = self.env.requester.account
+            m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei - 2 * share
+
+    @rule(job=jobs, worker=workers, frame=frames)
+    def answer(self, job: int, worker: int, frame: int) -> None:
+        m, c = self.model, self.pending(job, worker, frame)
+        amount_wei = c.amount_wei if c else 0
+        answer = self.claim_of(job, worker, frame, amount_wei).answer
+        answerers = self.env.checkers[2:5]
+        sigs = order_signatures(answer, [sign(answer, self.env.key_of(a)) for a in answerers])
+        claimers = sorted(x.account for x in self.claimers())
+        ok = (c is not None and self.next_block_s() < c.settle_at_s
+              and all(self.can_sign(a.account, amount_wei) for a in answerers))  # fmt: skip
+        self.attempt(self.env.outsider, self.env.outsider.calls.answer_claim(answer, claimers, sigs), ok)
+        if c is not None and ok:
+            c.status = CLAIM_ANSWERED
+            w = self.env.workers[worker].account
+            m.active[w] = m.active.get(w, 0) + c.taken_wei
+            for x in claimers:
+                m.locked[x] -= amount_wei
+                m.active[x] -= amount_wei
+                self.sync_checker(x)
+            share = 2 * amount_wei // 2 // 3
+            for a in answerers:
+                m.credit[a.account] = m.credit.get(a.account, 0) + share
+            m.credit[w] = m.credit.get(w, 0) + 2 * amount_wei - 3 * share
+
+    @rule(who=st.integers(min_value=0, max_value=7))
     def withdraw_credit(self, who: int) -> None:
-        client = [self.env.requester, *self.env.checkers[:2]][who]
+        client = [self.env.requester, *self.env.checkers, *self.env.workers[:2]][who]
         owed = self.model.credit.get(client.account, 0)
         self.attempt(client, client.calls.withdraw_credit(), owed > 0)
         self.model.outflow_wei += owed
@@ -270,10 +350,13 @@ class EscrowMachine(RuleBasedStateMachine):
                     unpaid_in_lanes += lane.total_wei - lane.paid_wei
             if key not in m.refunded:  # every lane's unpaid part is still in the job
                 assert job.remaining_wei == job.unallocated_wei + unpaid_in_lanes
-        for w in self.env.workers[:2]:
+        for w in [*self.env.workers[:2], *self.env.checkers]:
             st_ = client.stake_of(w.account)
             assert st_.active_wei == self.model.active.get(w.account, 0)
             assert st_.unbonding_wei == self.model.unbonding.get(w.account, (0, 0))[0]
+            assert st_.locked_wei == self.model.locked.get(w.account, 0)
+        for c in self.env.checkers:
+            assert client.is_checker(c.account) == (c.account in self.model.checker)
 
 
 def test_random_operations_conserve_escrow(embedded_deployed: Deployed) -> None:

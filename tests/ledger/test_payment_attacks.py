@@ -16,9 +16,17 @@ import pytest
 from web3.logs import DISCARD
 
 from ledger.errors import ChainRevert
-from ledger.fraud import FraudClaim, order_signatures, sign_claim
+from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign_claim
+from ledger.fraud import sign as sign_message
 from ledger.vouchers import sign
-from tests.ledger.conftest import CHECKER_MIN_STAKE_WEI, ETHER, GRACE_S, Env
+from tests.ledger.conftest import (
+    CHALLENGE_S,
+    CHECKER_MIN_STAKE_WEI,
+    ETHER,
+    GRACE_S,
+    SLASH_CAP_WEI,
+    Env,
+)
 from tests.ledger.mocks import deploy_mock, mock_contract
 
 # RedeemSkipped.reason codes (Escrow.vy SKIP_*).
@@ -154,15 +162,21 @@ def test_fraud_signatures_name_the_requester(env: Env) -> None:
     for c in env.checkers[:2]:
         c.send(c.calls.stake(CHECKER_MIN_STAKE_WEI))
         c.send(c.calls.register_checker())
-    claim = FraudClaim(env.chain.chain_id, env.contract_bytes, env.requester.account, job_id,
-                       worker.account, ETHER)  # fmt: skip
+    ref = ResultRef(env.chain.chain_id, env.contract_bytes, env.requester.account, job_id,
+                    bytes(32), 0, b"\x01" * 32)  # fmt: skip
+    claim = FraudClaim(ref, worker.account, bytes(32), SLASH_CAP_WEI)
     sigs = order_signatures(claim, [sign_claim(claim, env.key_of(c)) for c in env.checkers[:2]])
-    replayed = FraudClaim(env.chain.chain_id, env.contract_bytes, puppet.account, job_id,
-                          worker.account, ETHER)  # fmt: skip
+    replayed = FraudClaim(replace(ref, requester=puppet.account), worker.account, bytes(32),
+                          SLASH_CAP_WEI)  # fmt: skip
+    # Even with the worker's signed result for the puppet's job, our proof does not transfer.
+    replayed_result = sign_message(replayed.ref, env.key_of(worker))
     with pytest.raises(ChainRevert):
-        puppet.send(puppet.calls.slash(replayed, sigs))
-    puppet.send(puppet.calls.slash(claim, sigs))
-    assert env.requester.credit_wei(env.requester.account) == ETHER // 2
+        puppet.send(puppet.calls.claim_fraud(replayed, replayed_result, sigs))
+    puppet.send(puppet.calls.claim_fraud(claim, sign_message(ref, env.key_of(worker)), sigs))
+    env.chain.advance_time(CHALLENGE_S)
+    claimers = sorted(c.account for c in env.checkers[:2])
+    puppet.send(puppet.calls.execute_slash(claim, claimers))
+    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 2
     assert puppet.credit_wei(puppet.account) == 0
 
 

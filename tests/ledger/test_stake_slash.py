@@ -1,15 +1,29 @@
-"""Stake, unbonding delay, checker registration and slashing by quorum."""
+"""Stake, unbonding, checker registration and two-phase slashing (claim, window, execute
+or answer), on the real contract. Each attack test failed on the one-step ``slash`` it replaced."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
 
-from ledger.client import EscrowClient
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
 from ledger.errors import ChainRevert
-from ledger.fraud import FraudClaim, order_signatures, sign_claim
-from tests.ledger.conftest import CHECKER_MIN_STAKE_WEI, ETHER, UNBONDING_S, Env
+from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign, signable
+from ledger.tx import TxSender
+from tests.ledger.conftest import (
+    CHALLENGE_S,
+    CHECKER_MIN_STAKE_WEI,
+    ETHER,
+    FAST_TX,
+    SLASH_CAP_WEI,
+    UNBONDING_S,
+    Env,
+)
+
+TILES = bytes(range(32))  # the claimers' commitment to the tiles they re-rendered
 
 
 def reverts(reason: str, fn: object, *args: object) -> None:
@@ -18,19 +32,42 @@ def reverts(reason: str, fn: object, *args: object) -> None:
     assert info.value.reason == reason
 
 
-def register(checkers: list[EscrowClient]) -> None:
+def register(checkers: list[EscrowClient], stake_wei: int = CHECKER_MIN_STAKE_WEI) -> None:
     for c in checkers:
-        c.send(c.calls.stake(CHECKER_MIN_STAKE_WEI))
+        c.send(c.calls.stake(stake_wei))
         c.send(c.calls.register_checker())
 
 
-def claim_for(env: Env, job_id: bytes, worker: EscrowClient, amount_wei: int) -> FraudClaim:
-    return FraudClaim(env.chain.chain_id, env.contract_bytes, env.requester.account, job_id,
-                      worker.account, amount_wei)  # fmt: skip
+def result_of(env: Env, job_id: bytes, frame: int = 1, content: bytes = b"frame") -> ResultRef:
+    return ResultRef(env.chain.chain_id, env.contract_bytes, env.requester.account, job_id,
+                     b"\x07" * 32, frame, content.ljust(32, b"\0"))  # fmt: skip
 
 
-def signed(env: Env, claim: FraudClaim, signers: list[EscrowClient]) -> list[bytes]:
-    return order_signatures(claim, [sign_claim(claim, env.key_of(s)) for s in signers])
+def claim_for(env: Env, ref: ResultRef, worker: EscrowClient, amount_wei: int) -> FraudClaim:
+    return FraudClaim(ref, worker.account, TILES, amount_wei)
+
+
+def signed(env: Env, message: object, signers: list[EscrowClient]) -> list[bytes]:
+    return order_signatures(message, [sign(message, env.key_of(s)) for s in signers])  # type: ignore[arg-type]
+
+
+def open_claim(env: Env, claim: FraudClaim, claimers: list[EscrowClient],
+               result_signer: EscrowClient | None = None) -> None:  # fmt: skip
+    """Submit ``claim`` with the worker's own Result signature (or ``result_signer``'s)."""
+    worker = result_signer or next(w for w in env.workers if w.account == claim.worker)
+    worker_sig = sign(claim.ref, env.key_of(worker))
+    env.outsider.send(env.outsider.calls.claim_fraud(claim, worker_sig, signed(env, claim, claimers)))
+
+
+def ordered(clients: list[EscrowClient]) -> list[bytes]:
+    return sorted(c.account for c in clients)
+
+
+def staked_job(env: Env, worker: EscrowClient, stake_wei: int) -> bytes:
+    job_id = os.urandom(32)
+    env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
+    worker.send(worker.calls.stake(stake_wei))
+    return job_id
 
 
 def test_unbonding_delay(env: Env) -> None:
@@ -60,75 +97,246 @@ def test_checker_registration_needs_stake(env: Env) -> None:
     assert checker.is_checker(checker.account)
 
 
-def test_slash_by_quorum_splits_between_requester_and_checkers(env: Env) -> None:
-    job_id, worker = os.urandom(32), env.workers[0]
-    env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
-    worker.send(worker.calls.stake(4 * ETHER))
+def test_checker_flag_cleared_when_active_stake_drops_under_minimum(env_fast: Env) -> None:
+    env = env_fast
+    checker = env.checkers[0]
+    register([checker], CHECKER_MIN_STAKE_WEI + 10)
+    checker.send(checker.calls.request_unbond(10))  # still at the minimum
+    assert checker.is_checker(checker.account)
+    checker.send(checker.calls.request_unbond(1))
+    assert not checker.is_checker(checker.account)
+    # A worker that is also a checker loses the flag when a slash takes it under the minimum.
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, CHECKER_MIN_STAKE_WEI)
+    worker.send(worker.calls.register_checker())
+    register(env.checkers[1:3])
+    open_claim(env, claim_for(env, result_of(env, job_id), worker, 1), env.checkers[1:3])
+    assert not worker.is_checker(worker.account)
+
+
+def test_uninvolved_worker_cannot_be_slashed(env_fast: Env) -> None:
+    """A quorum accuses a staked worker that never delivered this result."""
+    env = env_fast
+    bystander, cheat = env.workers[2], env.workers[0]
+    job_id = staked_job(env, bystander, ETHER)
     register(env.checkers[:2])
-    claim = claim_for(env, job_id, worker, 2 * ETHER)
-    env.outsider.send(env.outsider.calls.slash(claim, signed(env, claim, env.checkers[:2])))
-    assert worker.stake_of(worker.account).active_wei == 2 * ETHER
-    assert env.requester.credit_wei(env.requester.account) == ETHER
+    ref = result_of(env, job_id)
+    claim = claim_for(env, ref, bystander, SLASH_CAP_WEI)
+    send, calls = env.outsider.send, env.outsider.calls
+    quorum = signed(env, claim, env.checkers[:2])
+    for forger in (env.checkers[0], env.requester, cheat):  # nobody signs for the bystander
+        forged = sign(ref, env.key_of(forger))
+        reverts("not the worker's result", send, calls.claim_fraud(claim, forged, quorum))
+    # The bystander's own signature over another result (another frame, another digest).
+    for other in (result_of(env, job_id, frame=2), result_of(env, job_id, content=b"other")):
+        theirs = sign(other, env.key_of(bystander))
+        reverts("not the worker's result", send, calls.claim_fraud(claim, theirs, quorum))
+    assert bystander.stake_of().active_wei == ETHER
+
+
+def test_claim_executes_after_the_window_and_splits(env: Env) -> None:
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 4 * ETHER)
+    register(env.checkers[:2])
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])
+    assert worker.stake_of().active_wei == 4 * ETHER - SLASH_CAP_WEI  # held by the claim
+    state = env.outsider.claim(claim.ref, worker.account)
+    assert (state.status, state.taken_wei) == (CLAIM_PENDING, SLASH_CAP_WEI)
     for c in env.checkers[:2]:
-        assert c.credit_wei(c.account) == ETHER // 2
+        assert c.stake_of().locked_wei == SLASH_CAP_WEI
+    claimers = ordered(env.checkers[:2])
+    execute = env.outsider.calls.execute_slash(claim, claimers)
+    reverts("challenge window open", env.outsider.send, execute)
+    reverts("already claimed", open_claim, env, claim, env.checkers[:2])
+    env.chain.advance_time(CHALLENGE_S)
+    reverts("wrong claim", env.outsider.send,
+            env.outsider.calls.execute_slash(claim, claimers[::-1]))  # fmt: skip
+    env.outsider.send(execute)
+    assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_EXECUTED
+    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 2
+    for c in env.checkers[:2]:
+        assert c.credit_wei(c.account) == SLASH_CAP_WEI // 4
+        assert c.stake_of().locked_wei == 0
     before = env.outsider.balance_wei()
     checker = env.checkers[0]
     checker.send(checker.calls.withdraw_credit())
-    assert checker.credit_wei(checker.account) == 0
-    assert before - env.outsider.balance_wei() == ETHER // 2  # left the escrow
-    reverts(
-        "already slashed",
-        env.outsider.send,
-        env.outsider.calls.slash(claim, signed(env, claim, env.checkers[:2])),
-    )
+    assert before - env.outsider.balance_wei() == SLASH_CAP_WEI // 4  # left the escrow
+    reverts("no pending claim", env.outsider.send, execute)
 
 
-def test_slash_rejects_weak_proofs(env: Env) -> None:
-    job_id, worker = os.urandom(32), env.workers[0]
-    env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
-    worker.send(worker.calls.stake(ETHER))
+def test_slash_is_capped_per_frame(env_fast: Env) -> None:
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 100 * ETHER)
+    register(env.checkers[:2], 100 * ETHER)
+    ref = result_of(env, job_id)
+    reverts("amount above cap", open_claim, env, claim_for(env, ref, worker, 100 * ETHER),
+            env.checkers[:2])  # fmt: skip
+    reverts("amount above cap", open_claim, env, claim_for(env, ref, worker, 0), env.checkers[:2])
+    for frame in (1, 2):  # each frame is its own claim, each capped
+        open_claim(env, claim_for(env, result_of(env, job_id, frame), worker, SLASH_CAP_WEI),
+                   env.checkers[:2])  # fmt: skip
+    assert worker.stake_of().active_wei == 100 * ETHER - 2 * SLASH_CAP_WEI
+
+
+def test_signers_put_their_own_stake_at_risk(env_fast: Env) -> None:
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 10 * ETHER)
+    register(env.checkers[:2])  # exactly the minimum: 1 ether each, cap 0.5 ether
+    open_claim(env, claim_for(env, result_of(env, job_id, 1), worker, SLASH_CAP_WEI),
+               env.checkers[:2])  # fmt: skip
+    c = env.checkers[0]
+    assert c.stake_of().free_wei == CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI
+    reverts("bad amount", c.send, c.calls.request_unbond(CHECKER_MIN_STAKE_WEI))  # locked
+    open_claim(env, claim_for(env, result_of(env, job_id, 2), worker, SLASH_CAP_WEI),
+               env.checkers[:2])  # fmt: skip
+    reverts("stake at risk too low", open_claim, env,
+            claim_for(env, result_of(env, job_id, 3), worker, 1), env.checkers[:2])  # fmt: skip
+
+
+def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
+    worker, honest = env.workers[0], env.checkers[2:5]
+    job_id = staked_job(env, worker, 2 * ETHER)
+    liars = env.checkers[:2]
+    register(liars)
+    register(honest)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, liars)
+    answer, claimers = claim.answer, ordered(liars)
+    send, calls = env.outsider.send, env.outsider.calls
+    reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
+    mixed = signed(env, answer, [*honest[:2], liars[0]])
+    reverts("claimer cannot answer", send, calls.answer_claim(answer, claimers, mixed))
+    other_tiles = type(answer)(answer.ref, answer.worker, bytes(32))
+    reverts("wrong claim", send, calls.answer_claim(other_tiles, claimers, signed(env, other_tiles, honest)))
+    reverts("not a checker", send, calls.answer_claim(answer, claimers,
+                                                      signed(env, claim, honest)))  # fmt: skip
+    send(calls.answer_claim(answer, claimers, signed(env, answer, honest)))
+    assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
+    assert worker.stake_of().active_wei == 2 * ETHER
+    penalty = 2 * SLASH_CAP_WEI
+    for liar in liars:
+        st = liar.stake_of()
+        assert (st.active_wei, st.locked_wei) == (CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI, 0)
+        assert not liar.is_checker(liar.account)  # now under the minimum
+    share = penalty // 2 // 3
+    for h in honest:
+        assert h.credit_wei(h.account) == share
+    assert worker.credit_wei(worker.account) == penalty - 3 * share
+    env.chain.advance_time(CHALLENGE_S)
+    reverts("no pending claim", send, calls.execute_slash(claim, claimers))
+
+
+def test_answer_comes_too_late_after_the_window(env_fast: Env) -> None:
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
+    register(env.checkers)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])
+    env.chain.advance_time(CHALLENGE_S)
+    reverts("challenge window over", env.outsider.send, env.outsider.calls.answer_claim(
+        claim.answer, ordered(env.checkers[:2]), signed(env, claim.answer, env.checkers[2:5])))  # fmt: skip
+
+
+def test_claim_rejects_weak_proofs(env: Env) -> None:
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
     register(env.checkers[:2])
-    claim = claim_for(env, job_id, worker, ETHER)
-    slash = env.outsider.calls.slash
-    send = env.outsider.send
-    reverts("below quorum", send, slash(claim, signed(env, claim, env.checkers[:1])))
-    one = sign_claim(claim, env.key_of(env.checkers[0]))
-    reverts("signers not ascending", send, slash(claim, [one, one]))
-    reverts("signers not ascending", send, slash(claim, signed(env, claim, env.checkers[:2])[::-1]))
-    reverts(
-        "not a checker", send, slash(claim, signed(env, claim, [env.checkers[0], env.checkers[3]]))
-    )
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    worker_sig = sign(claim.ref, env.key_of(worker))
+    send, calls = env.outsider.send, env.outsider.calls
+    reverts("below quorum", send, calls.claim_fraud(claim, worker_sig, signed(env, claim, env.checkers[:1])))
+    one = sign(claim, env.key_of(env.checkers[0]))
+    reverts("signers not ascending", send, calls.claim_fraud(claim, worker_sig, [one, one]))
+    backwards = signed(env, claim, env.checkers[:2])[::-1]
+    reverts("signers not ascending", send, calls.claim_fraud(claim, worker_sig, backwards))
+    outsider = signed(env, claim, [env.checkers[0], env.checkers[3]])
+    reverts("not a checker", send, calls.claim_fraud(claim, worker_sig, outsider))
     worker.send(worker.calls.stake(CHECKER_MIN_STAKE_WEI))
     worker.send(worker.calls.register_checker())
-    reverts("worker cannot sign", send, slash(claim, signed(env, claim, [env.checkers[0], worker])))
+    self_sig = signed(env, claim, [env.checkers[0], worker])
+    reverts("worker cannot sign", send, calls.claim_fraud(claim, worker_sig, self_sig))
     register([env.requester])
-    reverts("requester cannot sign", send, slash(claim, signed(env, claim, [env.checkers[0], env.requester])))
-    other_amount = claim_for(env, job_id, worker, ETHER // 2)
-    reverts("not a checker", send, slash(claim, signed(env, other_amount, env.checkers[:2])))
+    by_requester = signed(env, claim, [env.checkers[0], env.requester])
+    reverts("requester cannot sign", send, calls.claim_fraud(claim, worker_sig, by_requester))
+    other_amount = claim_for(env, claim.ref, worker, SLASH_CAP_WEI // 2)
+    reverts("not a checker", send,
+            calls.claim_fraud(claim, worker_sig, signed(env, other_amount, env.checkers[:2])))  # fmt: skip
+    no_job = claim_for(env, result_of(env, os.urandom(32)), worker, SLASH_CAP_WEI)
+    reverts("no such job", send, calls.claim_fraud(no_job, sign(no_job.ref, env.key_of(worker)),
+                                                   signed(env, no_job, env.checkers[:2])))  # fmt: skip
 
 
 def test_unbonding_stake_stays_slashable(env: Env) -> None:
-    job_id, worker = os.urandom(32), env.workers[0]
-    env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
-    worker.send(worker.calls.stake(2 * ETHER))
-    worker.send(worker.calls.request_unbond(2 * ETHER))
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, SLASH_CAP_WEI // 2)
+    worker.send(worker.calls.request_unbond(SLASH_CAP_WEI // 2))
     register(env.checkers[:2])
-    claim = claim_for(env, job_id, worker, 5 * ETHER)  # more than the stake: capped
-    env.outsider.send(env.outsider.calls.slash(claim, signed(env, claim, env.checkers[:2])))
-    st = worker.stake_of(worker.account)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)  # more than it has
+    open_claim(env, claim, env.checkers[:2])
+    st = worker.stake_of()
     assert (st.active_wei, st.unbonding_wei) == (0, 0)
-    assert env.requester.credit_wei(env.requester.account) == ETHER
-    env.chain.advance_time(UNBONDING_S)
+    env.chain.advance_time(max(UNBONDING_S, CHALLENGE_S))
     reverts("nothing unbonding", worker.send, worker.calls.withdraw_stake())
+    env.outsider.send(env.outsider.calls.execute_slash(claim, ordered(env.checkers[:2])))
+    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 4
+
+
+def test_worker_without_stake_cannot_be_claimed(env_fast: Env) -> None:
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, env.workers[1], ETHER)
+    register(env.checkers[:2])
+    reverts("nothing to slash", open_claim, env,
+            claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
 
 
 def test_checker_that_unbonded_no_longer_counts(env: Env) -> None:
-    job_id, worker = os.urandom(32), env.workers[0]
-    env.requester.deposit(job_id, ETHER, env.deadline_in(3600))
-    worker.send(worker.calls.stake(ETHER))
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
     register(env.checkers[:2])
     quitter = env.checkers[1]
     quitter.send(quitter.calls.request_unbond(CHECKER_MIN_STAKE_WEI))
-    claim = claim_for(env, job_id, worker, ETHER)
-    reverts("checker stake too low", env.outsider.send,
-            env.outsider.calls.slash(claim, signed(env, claim, env.checkers[:2])))  # fmt: skip
+    assert not quitter.is_checker(quitter.account)
+    reverts("not a checker", open_claim, env,
+            claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
+
+
+def test_a_claim_always_leaves_room_for_a_larger_answer(env_fast: Env) -> None:
+    """Sixteen colluding checkers (the most the contract reads) would make a claim no larger
+    quorum could answer: claims take at most fifteen."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
+    w3, funder = env.chain.w3, env.requester.sender.address
+    keys = [Account.create().key for _ in range(16)]
+    colluders = []
+    for key in keys:
+        w3.eth.send_transaction({"from": funder, "to": Account.from_key(key).address,
+                                 "value": 2 * ETHER})  # fmt: skip
+        colluders.append(EscrowClient(TxSender(w3, bytes(key), FAST_TX), env.escrow))
+    register(colluders)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    worker_sig = sign(claim.ref, env.key_of(worker))
+    sigs = order_signatures(claim, [sign(claim, bytes(k)) for k in keys])
+    send, calls = env.outsider.send, env.outsider.calls
+    reverts("too many claimers", send, calls.claim_fraud(claim, worker_sig, sigs))
+    send(calls.claim_fraud(claim, worker_sig, sigs[:15]))
+
+
+def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
+    """ledger.fraud's Result, Fraud and Clean hash exactly as Escrow.vy does."""
+    env = env_fast
+    claim = claim_for(env, result_of(env, os.urandom(32), frame=7), env.workers[0], 12345)
+    fns, worker = env.outsider.contract.functions, env.chain.w3.to_checksum_address(claim.worker)
+
+    def local(message: object) -> bytes:
+        msg = signable(message)  # type: ignore[arg-type]
+        return keccak(b"\x19" + msg.version + msg.header + msg.body)
+
+    assert fns.result_digest(claim.ref.arg()).call() == local(claim.ref)
+    assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345).call() == local(claim)
+    assert fns.clean_digest(claim.ref.arg(), worker, TILES).call() == local(claim.answer)

@@ -204,6 +204,7 @@ class FakeEscrow:
         self.jobs: dict[JobKey, EscrowJob] = {}
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
+        self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
         self.deposited_wei = 0
         self.log: list[tuple[str, bytes, int]] = []  # (event, account, amount)
         self.skipped: list[tuple[bytes, bytes, int]] = []  # (job_id, payee, SKIP code)
@@ -465,3 +466,7 @@ class FakeChain:
     async def gas_price_wei(self) -> int:
         await self._enter("gas_price")
         return self.gas_price
+
+    async def active_stake_wei(self) -> int:
+        await self._enter("stake")
+        return self.escrow.stakes.get(self.address, 0)
