@@ -186,14 +186,19 @@ class RecordBook:
         info = self.jobs.get(job_id)
         return None if info is None else info.requester
 
-    def add(self, env: Envelope, now_ms: int, *, rate_limited: bool = True) -> Added:
+    def add(
+        self, env: Envelope, now_ms: int, *, rate_limited: bool = True,
+        opened: CheckedTask | None = None,
+    ) -> Added:  # fmt: skip
         """Keep one verified WorkRecord envelope if it counts; see the module doc.
 
         Raises ``RemoteProtocolError`` when the record is inconsistent or not
-        signed by the job's requester. ``rate_limited=False`` is for replaying
-        the node's own store, which admitted these records once already.
+        signed by the job's requester. ``rate_limited=False`` is for history
+        (the store, a sync page), which is old by nature. ``opened`` is
+        ``open_record(env)`` when the caller has it already (it costs two
+        signature checks).
         """
-        task = open_record(env)
+        task = opened if opened is not None else open_record(env)
         info = self.jobs.get(task.job_id)
         if info is None:
             return Added.UNKNOWN_JOB

@@ -46,7 +46,7 @@ from node.record.sync import (
 )
 from protocol import Envelope, RemoteProtocolError, decode_envelope, encode_envelope
 from protocol.messages import JobAnnounce, JobClosed, Message, WorkRecord, check_announce
-from protocol.record import Added, RecordBook, RecordConfig, open_record
+from protocol.record import Added, CheckedTask, RecordBook, RecordConfig, open_record
 from protocol.reputation import WorkerHistory
 from protocol.topics import RECORD_SYNC_PROTOCOL
 
@@ -95,14 +95,13 @@ class RecordService:
             self._announces.popitem(last=False)
 
     def on_gossip(self, env: Envelope, forwarder: str, origin: str) -> Verdict:
-        try:
-            if isinstance(env.message, WorkRecord):
-                open_record(env)  # stateless: a relay could have checked it
+        try:  # stateless: a relay could have checked it
+            opened = open_record(env) if isinstance(env.message, WorkRecord) else None
         except RemoteProtocolError as exc:
             self.node.gate.refuse(forwarder, exc)
             return Verdict.REJECT
         try:
-            added = self._take(env, rate_limited=True)
+            added = self._take(env, rate_limited=True, opened=opened)
         except RemoteProtocolError as exc:  # judged against the job's requester: the signer's fault
             self.node.gate.refuse(origin, exc)
             return Verdict.IGNORE
@@ -120,11 +119,15 @@ class RecordService:
             return None
         return self._take(env, rate_limited=False)
 
-    def _take(self, env: Envelope, *, rate_limited: bool, persist: bool = True) -> Added:
+    def _take(
+        self, env: Envelope, *, rate_limited: bool, persist: bool = True,
+        opened: CheckedTask | None = None,
+    ) -> Added:  # fmt: skip
         now_ms = self.node._wall_ms()
         message = env.message
         if isinstance(message, WorkRecord):
-            added, kind = self.book.add(env, now_ms, rate_limited=rate_limited), rows.WORK
+            added = self.book.add(env, now_ms, rate_limited=rate_limited, opened=opened)
+            kind = rows.WORK
         elif isinstance(message, JobClosed):
             added, kind = self.book.close(env, now_ms), rows.CLOSED
         else:
@@ -183,7 +186,9 @@ class RecordService:
             )
             if not items:
                 return read
-            for data in items:
+            for i, data in enumerate(items):
+                if i % 64 == 63:
+                    await trio.lowlevel.checkpoint()
                 try:
                     env = decode_envelope(data)
                     if isinstance(env.message, JobAnnounce):
@@ -219,8 +224,10 @@ class RecordService:
                 cursor, items = decode_response(reply, cursor)
                 if not items:
                     break
-                for data in items:
-                    self.ingest(data)
+                for i, data in enumerate(items):
+                    self.ingest(data)  # ~1 ms each (three signatures): let others run
+                    if i % 16 == 15:
+                        await trio.lowlevel.checkpoint()
             except NetworkError:
                 break
             except (SyncError, RemoteProtocolError) as exc:  # served junk: its fault, stop here

@@ -7,6 +7,8 @@ import itertools
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import NodeKey, decode_envelope, encode_envelope
 from protocol.errors import RemoteProtocolError
@@ -169,9 +171,31 @@ def test_job_closed_only_by_its_requester_and_within_its_frames() -> None:
     book = w.book()
     stranger = NodeKey.generate()
     with pytest.raises(RemoteProtocolError):
-        book.close(decode_envelope(signed(stranger, JobClosed(w.job, ClosedOutcome.COMPLETED, 1, 0))), NOW_MS)
+        book.close(
+            decode_envelope(signed(stranger, JobClosed(w.job, ClosedOutcome.COMPLETED, 1, 0))),
+            NOW_MS,
+        )
     with pytest.raises(RemoteProtocolError):
-        book.close(decode_envelope(signed(w.requester, JobClosed(w.job, ClosedOutcome.COMPLETED, 101, 0))), NOW_MS)
+        book.close(
+            decode_envelope(signed(w.requester, JobClosed(w.job, ClosedOutcome.COMPLETED, 101, 0))),
+            NOW_MS,
+        )
     closed = decode_envelope(signed(w.requester, JobClosed(w.job, ClosedOutcome.COMPLETED, 100, 0)))
     assert book.close(closed, NOW_MS) is Added.NEW
     assert book.jobs[w.job].closed is not None
+
+
+_ONE_WORLD: list[World] = []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=600), st.binary(max_size=600), st.booleans())
+def test_any_bytes_in_a_record_raise_only_remote_errors(
+    result: bytes, verdict: bytes, ok: bool
+) -> None:
+    if not _ONE_WORLD:
+        _ONE_WORLD.append(World())
+    w = _ONE_WORLD[0]
+    env = decode_envelope(signed(w.requester, WorkRecord(w.job, ok, result, verdict)))
+    with pytest.raises(RemoteProtocolError):
+        w.book().add(env, NOW_MS)
