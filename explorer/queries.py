@@ -56,7 +56,8 @@ def overview(tx: Tx, now_ms: int, s: ReadSettings) -> dict[str, Any]:
         (cutoff,),
     )
     jobs_running = tx.scalar(
-        "SELECT COUNT(*) FROM jobs j WHERE j.cancelled_ms IS NULL AND j.deadline_ms > ? "
+        "SELECT COUNT(*) FROM jobs j WHERE j.cancelled_ms IS NULL AND j.closed_ms IS NULL "
+        "AND j.deadline_ms > ? "
         "AND EXISTS (SELECT 1 FROM frames f WHERE f.job_id = j.job_id "
         "AND f.state NOT IN ('accepted', 'rendered'))",
         (now_ms,),
@@ -285,11 +286,17 @@ def job(
     }
 
 
+_CLOSED_STATUS = {"completed": "done", "partial": "done (partial)", "expired": "expired",
+                  "cancelled": "cancelled"}  # fmt: skip
+
+
 def _job_status(row: Row | None, states: dict[str, int], now_ms: int, refunded: bool) -> str:
     if row is None:
         return "on chain only"
     if row["cancelled_ms"] is not None:
         return "cancelled"
+    if row["closed_ms"] is not None:  # the requester's signed word (JobClosed)
+        return _CLOSED_STATUS.get(row["outcome"], "done")
     if refunded:  # the escrow returned the rest: the requester has closed the job
         return "ended (refunded)"
     if sum(states.get(k, 0) for k in DONE_STATES) >= row["frames_total"]:

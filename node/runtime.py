@@ -36,6 +36,8 @@ from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer, ScoreConfig
 from node.net.port import Network, Verdict
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests
+from node.record.service import RecordService
+from node.record.sync import SYNC_LIMITS
 from node.store import Store
 from protocol import (
     Envelope,
@@ -47,8 +49,22 @@ from protocol import (
 )
 from protocol import encode_envelope as encode
 from protocol.errors import BadBinding, IllegalMessage
-from protocol.messages import CapacityAdvert, GpuInfo, JobAnnounce, check_announce
-from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, MARKET_PROTOCOL, MARKET_REFUSED
+from protocol.messages import (
+    CapacityAdvert,
+    GpuInfo,
+    JobAnnounce,
+    JobClosed,
+    WorkRecord,
+    check_announce,
+)
+from protocol.topics import (
+    CAPACITY_TOPIC,
+    JOBS_TOPIC,
+    MARKET_PROTOCOL,
+    MARKET_REFUSED,
+    RECORD_SYNC_PROTOCOL,
+    RECORD_TOPIC,
+)
 
 logger = logging.getLogger(__name__)
 MarketHandler = Callable[[Envelope], Awaitable[bytes | None]]
@@ -145,6 +161,7 @@ class Node:
             1024
         )
         self._ban_send, self._ban_recv = trio.open_memory_channel[str](256)
+        self.record = RecordService(self)
 
     @property
     def node_id(self) -> str:
@@ -196,6 +213,10 @@ class Node:
             except RemoteProtocolError as exc:
                 self.gate.refuse(forwarder, exc)
                 return Verdict.REJECT
+        elif isinstance(envelope.message, WorkRecord | JobClosed):
+            verdict = self.record.on_gossip(envelope, forwarder, origin)
+            if verdict is not Verdict.ACCEPT:
+                return verdict
         else:
             if isinstance(envelope.message, JobAnnounce):
                 try:
@@ -203,6 +224,7 @@ class Node:
                 except RemoteProtocolError as exc:  # stateless: the relay could have checked
                     self.gate.refuse(forwarder, exc)
                     return Verdict.REJECT
+                self.record.on_announce(envelope)
             if self._gossip_hook is not None:
                 try:
                     self._gossip_hook(envelope)
@@ -312,16 +334,22 @@ class Node:
         await self.store.set_identity("node_id", self.node_id)
         await self.store.prune_peers(self.max_stored_peers, self._wall_ms())
         await self._restore_adverts()
+        await self.record.load()
         await self.network.subscribe(CAPACITY_TOPIC, self._on_gossip)
         await self.network.subscribe(JOBS_TOPIC, self._on_gossip)
+        await self.network.subscribe(RECORD_TOPIC, self._on_gossip)
         self.network.set_stream_handler(
             MARKET_PROTOCOL, serve_requests(self._on_request, self.limits, self._on_bad_frame)
+        )
+        self.network.set_stream_handler(
+            RECORD_SYNC_PROTOCOL, serve_requests(self.record.serve, SYNC_LIMITS, self._on_bad_frame)
         )
         self.discovery.add_candidate(self.config.bootstrap, pinned=True)
         async with trio.open_nursery() as outer:
             outer.start_soon(self._persist_loop)
             async with trio.open_nursery() as services:
                 await services.start(self.discovery.run)
+                await services.start(self.record.run)
                 services.start_soon(self._ban_loop)
                 services.start_soon(self._advert_loop)
                 log_event(

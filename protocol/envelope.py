@@ -22,7 +22,7 @@ they live in :class:`protocol.replay.ReplayGuard`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.codec import DEFAULT_LIMITS, Limits, from_wire, packb, to_wire, unpackb
@@ -52,6 +52,9 @@ class Envelope:
     timestamp_ms: int
     message: Message
     digest: bytes  # SHA-256 of the wire bytes: a stable id for this envelope
+    # the wire bytes themselves, so a receiver can pass the signed original on
+    # (the public work record carries a worker's Result and a checker's Verdict)
+    wire: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def type(self) -> str:
@@ -104,4 +107,4 @@ def _decode(data: bytes, limits: Limits) -> Envelope:
         raise UnknownMessageType(f"unknown message type {msg_type!r:.40}")
     message: Message = from_wire(cls, body, limits)
     digest = hashlib.sha256(bytes(data)).digest()
-    return Envelope(version, sender_id, nonce, timestamp_ms, message, digest)
+    return Envelope(version, sender_id, nonce, timestamp_ms, message, digest, bytes(data))

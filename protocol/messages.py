@@ -9,7 +9,9 @@ envelope and names it in ``docs/PROTOCOL.md``.
 Flow (DESIGN.md, "The market, message by message"):
 CapacityAdvert (gossip) -> JobAnnounce (gossip) -> Bid -> Award -> Heartbeat*
 -> Result | Failure -> VerifyRequest -> Verdict -> Voucher; plus AwardDeclined,
-LeaseRevoked, JobCancelled and Dispute for the unhappy paths.
+LeaseRevoked, JobCancelled and Dispute for the unhappy paths. The public work
+record (gossip ``/pictor/1/record``, :mod:`protocol.record`): WorkRecord per
+checked task and JobClosed per finished job, both signed by the requester.
 """
 
 from __future__ import annotations
@@ -331,6 +333,47 @@ class JobCancelled:
     reason: Text
 
 
+class ClosedOutcome(enum.StrEnum):
+    """How a job ended (``protocol.market.JobOutcome``'s values)."""
+
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+MAX_RESULT_ENVELOPE_BYTES = 4096  # a Result envelope is ~0.4 kB
+MAX_VERDICT_ENVELOPE_BYTES = 16_384  # a Verdict with 256 tiles is ~7 kB
+
+
+@dataclass(frozen=True)
+class WorkRecord:
+    """The requester's public record of one checked task (gossip ``/pictor/1/record``).
+
+    ``result`` is the worker's own signed Result envelope and ``verdict`` the
+    checker's signed Verdict envelope about it, byte for byte as received; by
+    signing the record the requester says this verdict is the one it acted on
+    and ``accepted`` is what it did. What makes it count: protocol.record.
+    """
+
+    TYPE: ClassVar[str] = "work_record"
+    job_id: Bytes32
+    accepted: bool
+    result: Annotated[bytes, MaxLen(MAX_RESULT_ENVELOPE_BYTES)]
+    verdict: Annotated[bytes, MaxLen(MAX_VERDICT_ENVELOPE_BYTES)]
+
+
+@dataclass(frozen=True)
+class JobClosed:
+    """The requester's public word that its job ended, and how (``/pictor/1/record``)."""
+
+    TYPE: ClassVar[str] = "job_closed"
+    job_id: Bytes32
+    outcome: ClosedOutcome
+    frames_accepted: Annotated[int, Range(0, MAX_FRAMES_PER_JOB)]
+    frames_failed: Annotated[int, Range(0, MAX_FRAMES_PER_JOB)]
+
+
 @dataclass(frozen=True)
 class FetchRequest:
     """Ask a peer for a byte range of content by CID (content stream)."""
@@ -358,6 +401,8 @@ MESSAGE_CLASSES: tuple[type, ...] = (
     Voucher,
     JobCancelled,
     FetchRequest,
+    WorkRecord,
+    JobClosed,
 )
 MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
 Message = (
@@ -377,6 +422,8 @@ Message = (
     | Voucher
     | JobCancelled
     | FetchRequest
+    | WorkRecord
+    | JobClosed
 )
 
 

@@ -6,6 +6,8 @@ PROTOCOL_VERSION = 1
 
 CAPACITY_TOPIC = "/pictor/1/capacity"
 JOBS_TOPIC = "/pictor/1/jobs"
+# The public work record: WorkRecord and JobClosed, signed by a job's requester.
+RECORD_TOPIC = "/pictor/1/record"
 
 # Direct request/response: one signed envelope in, a 1-byte ack (or nothing) out;
 # answers travel as new requests on new streams (docs/PROTOCOL.md §6).
@@ -18,6 +20,8 @@ MARKET_REFUSED = b"\x01"
 # Content: unsigned manifest/chunk requests, raw replies checked against the CID
 # (node/content/net.py; docs/PROTOCOL.md §7). FetchRequest is not used on it.
 CONTENT_PROTOCOL = "/pictor/content/1.0.0"
+# The work record's history, in pages, for a node that was not listening (node/record/sync.py).
+RECORD_SYNC_PROTOCOL = "/pictor/record-sync/1.0.0"
 
-GOSSIP_TOPICS = (CAPACITY_TOPIC, JOBS_TOPIC)
-STREAM_PROTOCOLS = (MARKET_PROTOCOL, CONTENT_PROTOCOL)
+GOSSIP_TOPICS = (CAPACITY_TOPIC, JOBS_TOPIC, RECORD_TOPIC)
+STREAM_PROTOCOLS = (MARKET_PROTOCOL, CONTENT_PROTOCOL, RECORD_SYNC_PROTOCOL)

@@ -126,6 +126,8 @@ def _migrate(tx: Tx) -> None:
         raise RuntimeError(f"index schema {found} is newer than this explorer ({SCHEMA_VERSION})")
     if found is not None and int(found) < 2:
         _add_event_requester(tx)
+    if found is not None and int(found) < 3:
+        _add_job_closure(tx)
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -143,6 +145,18 @@ def _add_event_requester(tx: Tx) -> None:
                 "UPDATE chain_events SET requester = ? WHERE block_number = ? AND log_index = ?",
                 (str(requester).lower(), row["block_number"], row["log_index"]),
             )
+
+
+def _add_job_closure(tx: Tx) -> None:
+    """Schema 2 → 3: jobs learn their requester's JobClosed (a jobs table made just now has it)."""
+    if tx.dialect == "postgresql":
+        names = {r["column_name"] for r in tx.all(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}  # fmt: skip
+    else:
+        names = {r["name"] for r in tx.all("PRAGMA table_info(jobs)")}
+    for column, kind in (("closed_ms", "BIGINT"), ("outcome", "TEXT")):
+        if column not in names:
+            tx.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
 
 class IndexDb:

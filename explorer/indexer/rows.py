@@ -9,9 +9,13 @@ points the writer uses; each starts with the event's idempotence key
 that key was new, so replays after a restart change nothing.
 
 Frame state only moves forward (open → awarded → rendered/failed →
-accepted/rejected), and only the job's requester may award or cancel: those
-checks are in the statements' WHERE clauses, so out-of-order or forged
-updates from other senders are harmless no-ops.
+accepted/rejected; a rejected frame may be accepted after a re-award), and
+only the job's requester may award, record or close: those checks are in the
+statements' WHERE clauses, so out-of-order or forged updates from other
+senders are harmless no-ops. Verdicts are indexed only from the public work
+record (``WorkRecord``, :mod:`protocol.record`): a bare ``Verdict`` on gossip
+is anyone's claim (a stranger could sign one "rejecting" any worker) and is
+not indexed, nor is a bare ``Result``.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from protocol.messages import (
     Failure,
     JobAnnounce,
     JobCancelled,
-    Result,
-    Verdict,
+    JobClosed,
     Voucher,
+    WorkRecord,
 )
+from protocol.record import open_record
 
 Op = tuple[str, tuple[Any, ...]]
 FRAME_STATES = ("open", "awarded", "rendered", "failed", "accepted", "rejected")
@@ -156,22 +161,58 @@ def _award(env: Envelope, m: Award, received_ms: int) -> list[Op]:
     ]
 
 
-def _result(env: Envelope, m: Result, received_ms: int) -> list[Op]:
+_JOB_BY_REQUESTER = "EXISTS (SELECT 1 FROM jobs WHERE jobs.job_id = ? AND jobs.requester = ?)"
+
+
+def _work_record(env: Envelope, m: WorkRecord, received_ms: int) -> list[Op]:
+    """A checked task, as the job's requester recorded it (checked: verify.check_content)."""
+    t = open_record(env)
+    job, requester = t.job_id.hex(), env.sender.text
+    worker, state = node_text(t.worker), "accepted" if t.passed else "rejected"
     return [
         (
-            "UPDATE frames SET state = 'rendered', worker = ?, task_id = ?, frame_cid = ?, "
-            "render_time_ms = ?, rendered_ms = ?, updated_ms = ? "
-            "WHERE job_id = ? AND frame = ? AND state IN ('open', 'awarded', 'failed')",
+            "INSERT INTO verdicts (digest, job_id, frame, worker, checker, passed, tiles, "
+            f"timestamp_ms) SELECT ?,?,?,?,?,?,?,? WHERE {_JOB_BY_REQUESTER} "
+            "ON CONFLICT (digest) DO NOTHING",
             (
-                env.sender.text,
-                m.task_id.hex(),
-                m.frame_cid,
-                m.render_time_ms,
-                env.timestamp_ms,
-                received_ms,
-                m.job_id.hex(),
-                m.frame,
+                t.verdict_digest.hex(),
+                job,
+                t.frame,
+                worker,
+                node_text(t.checker),
+                int(t.passed),
+                t.tiles,
+                t.timestamp_ms,
+                job,
+                requester,
             ),
+        ),
+        (
+            "UPDATE frames SET state = ?, worker = ?, task_id = ?, frame_cid = ?, "
+            "render_time_ms = ?, rendered_ms = ?, updated_ms = ? "
+            f"WHERE job_id = ? AND frame = ? AND state <> 'accepted' AND {_BY_REQUESTER}",
+            (
+                state,
+                worker,
+                t.task_id.hex(),
+                t.frame_cid,
+                t.render_time_ms,
+                t.timestamp_ms,
+                received_ms,
+                job,
+                t.frame,
+                requester,
+            ),
+        ),
+    ]
+
+
+def _closed(env: Envelope, m: JobClosed, received_ms: int) -> list[Op]:
+    return [
+        (
+            "UPDATE jobs SET closed_ms = ?, outcome = ? WHERE job_id = ? AND requester = ? "
+            "AND closed_ms IS NULL",
+            (env.timestamp_ms, m.outcome.value, m.job_id.hex(), env.sender.text),
         )
     ]
 
@@ -183,33 +224,6 @@ def _failure(env: Envelope, m: Failure, received_ms: int) -> list[Op]:
             "WHERE job_id = ? AND frame = ? AND state IN ('open', 'awarded')",
             (env.sender.text, received_ms, m.job_id.hex(), m.frame),
         )
-    ]
-
-
-def _verdict(env: Envelope, m: Verdict, received_ms: int) -> list[Op]:
-    worker, job = node_text(m.worker), m.job_id.hex()
-    state = "accepted" if m.passed else "rejected"
-    return [
-        (
-            "INSERT INTO verdicts (digest, job_id, frame, worker, checker, passed, tiles, "
-            "timestamp_ms) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (digest) DO NOTHING",
-            (
-                env.digest.hex(),
-                job,
-                m.frame,
-                worker,
-                env.sender.text,
-                int(m.passed),
-                len(m.tiles),
-                env.timestamp_ms,
-            ),
-        ),
-        (
-            "UPDATE frames SET state = ?, worker = ?, updated_ms = ?, "
-            "rendered_ms = COALESCE(rendered_ms, ?) "
-            "WHERE job_id = ? AND frame = ? AND state NOT IN ('accepted', 'rejected')",
-            (state, worker, received_ms, env.timestamp_ms, job, m.frame),
-        ),
     ]
 
 
@@ -262,9 +276,9 @@ _MAPPERS: dict[type, Callable[[Envelope, Any, int], list[Op]]] = {
     CapacityAdvert: _advert,
     JobAnnounce: _announce,
     Award: _award,
-    Result: _result,
     Failure: _failure,
-    Verdict: _verdict,
+    WorkRecord: _work_record,
+    JobClosed: _closed,
     Dispute: _dispute,
     Voucher: _voucher,
     JobCancelled: _cancelled,

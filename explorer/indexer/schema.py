@@ -17,7 +17,9 @@ resumes exactly where the last commit ended — no gap, no duplicate.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: chain_events.requester (jobs on chain are keyed by requester and id)
+# 2: chain_events.requester (jobs on chain are keyed by requester and id)
+# 3: jobs.closed_ms and jobs.outcome (the requester's JobClosed, issue 16)
+SCHEMA_VERSION = 3
 WEI_DIGITS = 78  # len(str(2**256 - 1))
 
 TABLES = (
@@ -75,7 +77,9 @@ TABLES = (
         escrow_tx TEXT NOT NULL,
         created_ms BIGINT NOT NULL,
         announced_ms BIGINT NOT NULL,
-        cancelled_ms BIGINT)""",
+        cancelled_ms BIGINT,
+        closed_ms BIGINT,
+        outcome TEXT)""",
     "CREATE INDEX IF NOT EXISTS jobs_requester ON jobs (requester)",
     "CREATE INDEX IF NOT EXISTS jobs_deadline ON jobs (deadline_ms)",
     """CREATE TABLE IF NOT EXISTS frames (

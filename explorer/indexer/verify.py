@@ -4,14 +4,17 @@
 self-consistent, so the public index never shows a claim the signer could
 not make: an advert's payment binding must be the sender's and verify both
 ways, an announced job id must be the hash of its spec and its requester
-the sender.
+the sender; a work record must carry a worker's signed result and a checker's
+signed verdict on exactly it (``protocol.record.open_record``; that its
+signer is the job's requester is checked where it is indexed).
 """
 
 from __future__ import annotations
 
 from protocol import Envelope
 from protocol.errors import BadBinding, RemoteProtocolError
-from protocol.messages import CapacityAdvert, JobAnnounce, job_id_of
+from protocol.messages import CapacityAdvert, JobAnnounce, WorkRecord, job_id_of
+from protocol.record import open_record
 
 
 class InconsistentMessage(RemoteProtocolError):
@@ -32,3 +35,5 @@ def check_content(env: Envelope) -> None:
             raise InconsistentMessage(
                 "job announced by someone other than its requester", penalty=50
             )
+    elif isinstance(m, WorkRecord):
+        open_record(env)

@@ -9,6 +9,7 @@ import trio
 from node.render.gpu import probe_gpus
 from node.runtime import Node
 from protocol.identity import address_text
+from protocol.reputation import score
 
 VERSION = "0.1.0"
 
@@ -59,6 +60,8 @@ class NodeApiView:
         out = []
         for peer, seen in sorted(self.node.capacity.items()):
             advert = seen.advert
+            # from the public work record (node.record), the same for every node that holds it
+            history = self.node.record.history(advert.payment.node)
             out.append(
                 {
                     "peer_id": peer,
@@ -73,6 +76,8 @@ class NodeApiView:
                     "addrs": list(advert.addrs),
                     "advert_timestamp_ms": seen.timestamp_ms,
                     "received_ms": seen.received_ms,
+                    "record": {"accepted": history.accepted, "rejected": history.rejected},
+                    "reputation": round(score(history), 4),
                 }
             )
         return out

@@ -56,7 +56,20 @@ from protocol.market import (
     Send,
     WorkerBlocklisted,
 )
-from protocol.messages import MESSAGE_TYPES, JobSpec, Message, Role, Voucher
+from protocol.messages import (
+    MESSAGE_TYPES,
+    ClosedOutcome,
+    JobAnnounce,
+    JobClosed,
+    JobSpec,
+    Message,
+    Result,
+    Role,
+    Verdict,
+    Voucher,
+    WorkRecord,
+)
+from protocol.topics import RECORD_TOPIC
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
@@ -108,6 +121,7 @@ class RequesterJob:
         chain = role.ctx.chain
         self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
         self._clawed = False  # adversary "clawback" only
+        self.results: dict[bytes, bytes] = {}  # task -> the worker's signed Result (one per award)
 
     @property
     def ctx(self) -> RoleContext:
@@ -129,10 +143,11 @@ class RequesterJob:
         self.steps += 1
         if kind == "start":
             commands = machine.start(now_ms)
-        elif kind == "msg":
-            msg_type, body, digest = unpackb(data)
+        elif kind == "msg":  # [type, body, digest] and, since issue 16, the signed wire bytes
+            msg_type, body, digest, *wire = unpackb(data)
             message: Message = from_wire(MESSAGE_TYPES[msg_type], body)
             commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
+            self.record_evidence(peer, message, wire[0] if wire else b"", commands)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
         elif kind == "assign":  # task id, then the checker's payment address (if known)
@@ -155,7 +170,10 @@ class RequesterJob:
                 elif isinstance(c, Send):
                     self.ctx.outbox.send(c.to, c.message)
             elif isinstance(c, Publish) and live:
-                self.ctx.outbox.publish(c.topic, c.message)
+                if isinstance(c.message, JobAnnounce):  # our own record must know our jobs
+                    self.ctx.node.record.publish_soon(c.topic, c.message)
+                else:
+                    self.ctx.outbox.publish(c.topic, c.message)
             elif isinstance(c, RequestVerification) and live:
                 self.role.spawn(self._assign_checker, c)
             elif isinstance(c, RecordPayment):
@@ -192,7 +210,28 @@ class RequesterJob:
                 view.outcome, view.finished_ms = c.outcome.value, now_ms
                 if live:
                     self.role.spawn(self._finished)
+                    closed = JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
+                                       len(view.accepted), len(view.failed))  # fmt: skip
+                    self.ctx.node.record.publish_soon(RECORD_TOPIC, closed)
         self._notify()
+
+    def record_evidence(
+        self, peer: bytes, message: Message, wire: bytes, commands: list[Command]
+    ) -> None:
+        """Keep workers' signed results; publish a WorkRecord for each verdict we act on.
+
+        A verdict is acted on when the machine pays its checker's fee for it
+        (the first verdict on a task that was being verified).
+        """
+        if isinstance(message, Result) and wire:
+            self.results.setdefault(message.task_id, wire)
+        elif isinstance(message, Verdict) and wire and self.live:
+            result = self.results.get(message.task_id)
+            paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
+                       and c.checker == peer for c in commands)  # fmt: skip
+            if paid and result is not None:
+                record = WorkRecord(self.job_id, message.passed, result, wire)
+                self.ctx.node.record.publish_soon(RECORD_TOPIC, record)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -352,8 +391,8 @@ async def _contained(fn: Callable[..., Awaitable[object]], *args: object) -> Non
                   error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
-def message_record(message: Message, digest: bytes) -> bytes:
-    return packb([type(message).TYPE, to_wire(message), digest])
+def message_record(message: Message, digest: bytes, wire: bytes = b"") -> bytes:
+    return packb([type(message).TYPE, to_wire(message), digest, wire])
 
 
 class RequesterRole:
@@ -473,11 +512,11 @@ class RequesterRole:
         self.spawn(job.run_timer)
         return job
 
-    async def receive(self, sender: bytes, message: Message, digest: bytes) -> None:
+    async def receive(self, sender: bytes, message: Message, digest: bytes, wire: bytes = b"") -> None:
         job = self.jobs.get(getattr(message, "job_id", b""))
         if job is None:
             return
-        await job.step("msg", sender, message_record(message, digest), self.clock.now_ms())
+        await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
 
     async def cancel(self, job_id: bytes) -> None:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())

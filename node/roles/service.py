@@ -86,7 +86,7 @@ class Roles:
         message, sender = envelope.message, envelope.sender.raw
         try:
             if isinstance(message, TO_REQUESTER):
-                await self.requester.receive(sender, message, envelope.digest)
+                await self.requester.receive(sender, message, envelope.digest, envelope.wire)
             elif isinstance(message, TO_WORKER) and self.worker is not None:
                 self.worker.receive(sender, message)
             elif isinstance(message, Voucher):

@@ -118,4 +118,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chain_id, contract, requester, job_id, payee)
     );
     """,
+    # 4: the public work record (issue 16): the job announces, work records and
+    # job closures this node keeps and serves to fresh peers, in arrival order
+    # (seq is the sync cursor). node/record/store.py bounds the table.
+    """
+    CREATE TABLE work_record (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest BLOB NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        job_id BLOB NOT NULL,
+        envelope BLOB NOT NULL,
+        received_ms INTEGER NOT NULL
+    );
+    CREATE INDEX work_record_by_job ON work_record(job_id, kind);
+    """,
 )

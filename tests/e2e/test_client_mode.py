@@ -29,6 +29,12 @@ def test_job_completes_verified_and_paid_on_chain(
     payees = ["worker1", "worker2", "checker1"]
     wait_paid(net, payees, job["spent_wei"])
     assert net.api("checker1").get("/v1/roles")["checker"]["checked"] >= 4
+    # The public work record reached another node over real gossip: it knows the
+    # workers' accepted frames without having asked for them (issue 16).
+    adverts = net.api("checker1").wait_until(
+        "/v1/network", lambda v: sum(e["record"]["accepted"] for e in v) >= 4, 30
+    )
+    assert sum(e["record"]["rejected"] for e in adverts) == 0
     # The chain agrees: what the escrow paid each payee is what the job owed it.
     assert net.chain is not None and net.info is not None
     escrow = EscrowClient(TxSender(net.chain.w3, net.chain.funded_keys[0]), net.info.escrow)

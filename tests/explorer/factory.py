@@ -20,6 +20,7 @@ from protocol.messages import (
     Role,
     Verdict,
     Voucher,
+    WorkRecord,
     job_id_of,
 )
 
@@ -131,3 +132,19 @@ def voucher(job_id: bytes, payee: bytes, cumulative_wei: int) -> Voucher:
         cumulative_wei=cumulative_wei,
         signature=b"\x00" * 65,
     )
+
+
+def work_record(
+    worker: NodeKey, checker: NodeKey, job_id: bytes, frame: int, passed: bool = True,
+    task: int | None = None,
+) -> WorkRecord:  # fmt: skip
+    """The requester's record of one checked task: the worker's signed result, the
+    checker's signed verdict on exactly it (sign the record as the requester)."""
+    r = result(job_id, frame, task if task is not None else frame)
+    result_wire = sign(worker, r)
+    v = Verdict(
+        job_id=job_id, task_id=r.task_id, frame=frame, worker=worker.node_id.raw,
+        result_digest=decode_envelope(result_wire).digest, passed=passed, secret=b"\x03" * 32,
+        tiles=(), checker_build="blender-3.4.1", checker_device_class="cpu-avx2",
+    )  # fmt: skip
+    return WorkRecord(job_id, passed, result_wire, sign(checker, v))

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from protocol import NodeKey
-from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC
+from protocol.messages import ClosedOutcome, JobClosed
+from protocol.topics import CAPACITY_TOPIC, JOBS_TOPIC, RECORD_TOPIC
 from tests.explorer import factory as f
 from tests.explorer.live_server import LiveServer, live_server
 
@@ -107,6 +108,42 @@ def test_search_finds_a_node_and_a_job(server: LiveServer, keys: list[NodeKey], 
     expect(page.locator("#job-id")).to_have_text(announce.job_id.hex())
     expect(page.locator(".pill.open").first).to_contain_text("open: 3")
     page.screenshot(path=str(ARTIFACTS / "job.png"), full_page=True)
+
+
+def test_a_finished_job_shows_its_frames_workers_and_verdicts(
+    server: LiveServer, keys: list[NodeKey], page: Any
+) -> None:
+    """The requester's public work record (issue 16): a finished, paid job used to read
+    "running" with every frame "open", no workers and no verdicts."""
+    from playwright.sync_api import expect
+
+    worker, requester, checker = keys
+    announce = f.job(requester, frames=2)
+    job_id = announce.job_id
+    server.publish(requester, JOBS_TOPIC, f.sign(requester, announce))
+    for frame in (1, 2):
+        record = f.work_record(worker, checker, job_id, frame, passed=True, task=10 + frame)
+        server.publish(requester, RECORD_TOPIC, f.sign(requester, record))
+    closed = JobClosed(job_id, ClosedOutcome.COMPLETED, 2, 0)
+    server.publish(requester, RECORD_TOPIC, f.sign(requester, closed))
+    page.goto(server.url + "/jobs/" + job_id.hex())
+    expect(page.locator("[data-live=status]")).to_have_text("done")
+    expect(page.locator(".pill.accepted").first).to_contain_text("accepted: 2")
+    assert page.locator(".pill.open").count() == 0
+    workers = page.locator("section:has(h2:text-is('Workers')) li")
+    expect(workers).to_have_count(1)
+    expect(workers.first).to_contain_text("2 frames")
+    assert workers.first.locator("a").get_attribute("href") == "/nodes/" + worker.node_id.text
+    verdicts = page.locator("section:has(h2:text-is('Verdicts')) tbody tr")
+    expect(verdicts).to_have_count(2)
+    expect(verdicts.first).to_contain_text("passed")
+    checker_link = verdicts.first.locator("a").nth(1)
+    assert checker_link.get_attribute("href") == "/nodes/" + checker.node_id.text
+    page.screenshot(path=str(ARTIFACTS / "job-finished.png"), full_page=True)
+    # the worker's page shows its history from the same record
+    page.goto(server.url + "/nodes/" + worker.node_id.text)
+    expect(page.locator(f"a[href='/jobs/{job_id.hex()}']").first).to_be_visible()
+    expect(page.locator("body")).to_contain_text("2 ✓ / 0 ✗")
 
 
 def test_bad_and_unknown_ids_show_the_error_page(server: LiveServer, page: Any) -> None:

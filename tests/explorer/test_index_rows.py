@@ -59,26 +59,60 @@ async def test_job_frames_move_forward_only(any_index: IndexDb) -> None:
     announce = f.job(requester, frames=3)
     jid = announce.job_id
     await put(any_index, f.envelope(requester, announce))
-    await put(any_index, f.envelope(worker, f.result(jid, 1)), f.envelope(worker, f.result(jid, 2)))
-    await put(any_index, f.envelope(checker, f.verdict(jid, 1, worker, passed=True)))
-    await put(any_index, f.envelope(checker, f.verdict(jid, 2, worker, passed=False)))
-    # A late Result cannot move an accepted frame back.
-    await put(any_index, f.envelope(worker, f.result(jid, 1, task=9)))
+    await put(any_index, f.envelope(requester, f.work_record(worker, checker, jid, 1, True)))
+    await put(any_index, f.envelope(requester, f.work_record(worker, checker, jid, 2, False)))
+    # A late record (another task) cannot move an accepted frame back.
+    await put(any_index, f.envelope(requester, f.work_record(worker, checker, jid, 1, False, 9)))
     await put(any_index, f.envelope(requester, f.voucher(jid, b"\x05" * 20, 123)))
     job = await any_index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
     assert job is not None
     assert job["frames_by_state"] == {"accepted": 1, "rejected": 1, "open": 1}
     assert job["status"] == "running"
-    assert [v["passed"] for v in job["verdicts"]] == [True, False]
+    assert [v["passed"] for v in job["verdicts"]][:2] == [True, False]
     assert job["vouchers"][0]["cumulative_wei"] == "123"
     node = await any_index.read(
         lambda tx: queries.node(tx, worker.node_id.text, f.wall_ms(), SETTINGS)
     )
     assert node is not None
-    assert node["verdicts_received"] == {"passed": 1, "failed": 1}
+    assert node["verdicts_received"] == {"passed": 1, "failed": 2}
     assert node["frames_rendered"] == 1
     o = await any_index.read(lambda tx: queries.overview(tx, f.wall_ms(), SETTINGS))
     assert o["jobs_running"] == 1 and o["frames_per_hour"] == 1
+
+
+async def test_only_the_jobs_requester_records_and_closes_it(any_index: IndexDb) -> None:
+    """Defamation attempts: a bare verdict from a stranger, a stranger's well-formed record
+    for someone else's job, a stranger's closure. None is indexed; the requester's are."""
+    from protocol.messages import ClosedOutcome, JobClosed
+
+    requester, worker, checker, stranger = (NodeKey.generate() for _ in range(4))
+    announce = f.job(requester, frames=2)
+    jid = announce.job_id
+    await put(any_index, f.envelope(requester, announce))
+    await put(
+        any_index,
+        f.envelope(stranger, f.verdict(jid, 1, worker, passed=False)),
+        f.envelope(stranger, f.work_record(worker, checker, jid, 1, False)),
+        f.envelope(stranger, JobClosed(jid, ClosedOutcome.COMPLETED, 2, 0)),
+    )
+    job = await any_index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None and job["verdicts"] == [] and job["status"] == "running"
+    assert job["frames_by_state"] == {"open": 2}
+    await put(
+        any_index,
+        f.envelope(requester, f.work_record(worker, checker, jid, 1)),
+        f.envelope(requester, f.work_record(worker, checker, jid, 2)),
+        f.envelope(requester, JobClosed(jid, ClosedOutcome.COMPLETED, 2, 0)),
+    )
+    job = await any_index.read(lambda tx: queries.job(tx, jid.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None and job["status"] == "done"
+    assert job["frames_by_state"] == {"accepted": 2}
+    assert job["workers"] == [{"worker": worker.node_id.text, "frames": 2}]
+    assert {v["checker"] for v in job["verdicts"]} == {checker.node_id.text}
+    node = await any_index.read(
+        lambda tx: queries.node(tx, worker.node_id.text, f.wall_ms(), SETTINGS)
+    )
+    assert node is not None and node["verdicts_received"] == {"passed": 2, "failed": 0}
 
 
 async def test_only_the_requester_cancels(any_index: IndexDb) -> None:
@@ -148,7 +182,7 @@ async def test_every_read_query_runs(any_index: IndexDb) -> None:
         f.envelope(checker, f.advert(checker, roles=(Role.CHECKER,))),
         f.envelope(worker, f.advert(worker)),
         f.envelope(requester, announce),
-        f.envelope(checker, f.verdict(announce.job_id, 1, worker)),
+        f.envelope(requester, f.work_record(worker, checker, announce.job_id, 1)),
     )
     now_ms = f.wall_ms()
     checkers = await any_index.read(lambda tx: queries.checkers(tx, SETTINGS))
@@ -227,4 +261,4 @@ async def test_an_index_of_schema_1_learns_its_events_requesters(tmp_path: Path)
             lambda tx: tx.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
         )
     assert [(r["block_number"], r["requester"]) for r in rows] == [(7, "0xab"), (8, None)]
-    assert version == "2"
+    assert version == "3"

@@ -34,8 +34,7 @@ async def seeded(index: IndexDb) -> dict[str, str]:
         index,
         f.envelope(worker, f.advert(worker, gpus=("RTX 4090",))),
         f.envelope(requester, announce),
-        f.envelope(worker, f.result(announce.job_id, 1)),
-        f.envelope(checker, f.verdict(announce.job_id, 1, worker)),
+        f.envelope(requester, f.work_record(worker, checker, announce.job_id, 1)),
     )
     return {"worker": worker.node_id.text, "job": announce.job_id.hex()}
 

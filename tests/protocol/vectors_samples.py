@@ -14,13 +14,14 @@ from ledger import vouchers as ledger_vouchers
 from node.content.cid import cid_of_bytes
 from node.content.manifest import Manifest, chunk_count_for
 from node.content.source import DEFAULT_CHUNK_BYTES
-from protocol import NodeKey, PaymentBinding
+from protocol import NodeKey, PaymentBinding, encode_envelope
 from protocol.messages import (
     Assurance,
     Award,
     AwardDeclined,
     Bid,
     CapacityAdvert,
+    ClosedOutcome,
     Dispute,
     Escrow,
     Failure,
@@ -30,6 +31,7 @@ from protocol.messages import (
     Heartbeat,
     JobAnnounce,
     JobCancelled,
+    JobClosed,
     JobSpec,
     LeaseExtended,
     LeaseRevoked,
@@ -41,6 +43,7 @@ from protocol.messages import (
     Verdict,
     VerifyRequest,
     Voucher,
+    WorkRecord,
     job_id_of,
 )
 
@@ -214,6 +217,8 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
         ("job_cancelled", ALICE, JobCancelled(job, "cancelled by the user")),
         ("fetch_request", ALICE, FetchRequest(spec.scene_cid, 0, 1 << 20)),
         ("voucher_to_checker", ALICE, signed_voucher(CAROL.address, 10**15)),
+        ("work_record", ALICE, sample_work_record(job, task, frame_cid, tiles)),
+        ("job_closed", ALICE, JobClosed(job, ClosedOutcome.COMPLETED, 3, 0)),
         (
             "verdict_rejecting",
             CAROL,
@@ -231,6 +236,18 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ),
         ),
     ]
+
+
+def sample_work_record(
+    job: bytes, task: bytes, frame_cid: str, tiles: tuple[TileEvidence, ...]
+) -> WorkRecord:
+    """Bob's signed result and Carol's signed verdict on it, recorded by Alice."""
+    result = Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")
+    result_wire = encode_envelope(BOB.key, result, nonce=7, now_ms=NOW_MS - 5_000)
+    verdict = Verdict(job, task, 1, BOB.key.node_id.raw, hashlib.sha256(result_wire).digest(),
+                      True, _seed("checker secret"), tiles, "blender-3.4.1", "cpu")  # fmt: skip
+    verdict_wire = encode_envelope(CAROL.key, verdict, nonce=8, now_ms=NOW_MS - 2_000)
+    return WorkRecord(job, True, result_wire, verdict_wire)
 
 
 def nonce_for(index: int) -> int:
