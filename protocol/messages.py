@@ -45,6 +45,8 @@ Frame = Annotated[int, Range(0, 1_000_000)]
 Permille = Annotated[int, Range(0, 1000)]
 Bps = Annotated[int, Range(0, 10_000)]
 MAX_FRAMES_PER_JOB = 10_000
+MAX_CHECK_TILES = 256  # bounds a checker's work per request (the largest plan asks 48)
+CheckTiles = Annotated[int, Range(1, MAX_CHECK_TILES)]
 
 
 class Role(enum.StrEnum):
@@ -259,6 +261,7 @@ class VerifyRequest:
     frame_cid: Cid
     scene_cid: Cid
     fee_wei: U256
+    tiles: CheckTiles  # k: how many grid cells to re-render (protocol.verification)
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,27 @@ renders (checked at the maximum rate while the score is low) and wall time,
 which a Sybil factory cannot skip. The score is monotone non-decreasing in
 ``accepted`` and ``age_ms``, non-increasing in every bad counter, and bounded.
 
-Users: sampling (:func:`protocol.verification.plan_check` checks low scores
-more), awarding (:func:`award_weight` ranks bids), and the blocklist
+Users: sampling (:func:`protocol.verification.plan_frame_check` checks low
+scores more), awarding (:func:`award_weight` ranks bids), and the blocklist
 (:func:`blocklisted`). Floats are fine here: the score is a local decision of
 each node, never a wire value.
+
+Where the history comes from: the requester's job machine says what it
+judged (``protocol.market.commands.WorkerJudged``: a checker passed or
+rejected a result, a signed failure, an expired lease, a rejection struck by a
+won dispute), and every driver folds those into one :class:`ReputationBook`
+with :meth:`ReputationBook.judge` — the same function in the node and the
+simulator. The book keeps counts and the time the worker was first judged
+(``first_seen_ms``); ``age_ms`` is computed from the caller's ``now``. It holds
+at most ``max_workers`` identities, dropping the least recently judged one
+when full: a dropped identity reads as fresh, which no identity can exploit
+(fresh is the minimum score, see above).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, replace
 
 from protocol.errors import LocalProtocolError
 
@@ -120,3 +132,78 @@ def award_weight(reputation: float) -> float:
     if not 0.0 <= reputation <= 1.0:
         raise LocalProtocolError("reputation must be in [0, 1]")
     return 0.5 + 0.5 * reputation
+
+
+# --- the book a requester keeps ---------------------------------------------------
+
+
+class Judgement(enum.Enum):
+    """What a requester observed about one result or lease of a worker."""
+
+    ACCEPTED = "accepted"  # a checker passed its result
+    REJECTED = "rejected"  # a checker rejected its result
+    FAILED = "failed"  # a signed failure, or a result from the wrong renderer build
+    TIMED_OUT = "timed_out"  # its lease ran out
+    CLEARED = "cleared"  # a dispute overturned a rejection: that strike is struck
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """The stored form of a history: counts and when the worker was first judged."""
+
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    first_seen_ms: int = 0
+
+    def history(self, now_ms: int) -> WorkerHistory:
+        return WorkerHistory(self.accepted, self.rejected, self.failed, self.timed_out,
+                             max(0, now_ms - self.first_seen_ms))  # fmt: skip
+
+
+def judged(record: WorkerRecord | None, judgement: Judgement, now_ms: int) -> WorkerRecord:
+    """``record`` (None: never judged) after ``judgement`` at ``now_ms``."""
+    r = record if record is not None else WorkerRecord(first_seen_ms=now_ms)
+    if judgement is Judgement.ACCEPTED:
+        return replace(r, accepted=r.accepted + 1)
+    if judgement is Judgement.REJECTED:
+        return replace(r, rejected=r.rejected + 1)
+    if judgement is Judgement.FAILED:
+        return replace(r, failed=r.failed + 1)
+    if judgement is Judgement.TIMED_OUT:
+        return replace(r, timed_out=r.timed_out + 1)
+    return replace(r, rejected=max(0, r.rejected - 1))  # CLEARED
+
+
+class ReputationBook:
+    """One requester's view of the workers it judged (bounded; see the module doc)."""
+
+    def __init__(self, max_workers: int = 100_000) -> None:
+        if max_workers < 1:
+            raise LocalProtocolError("max_workers must be at least 1")
+        self.max_workers = max_workers
+        self._records: dict[bytes, WorkerRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def record(self, worker: bytes) -> WorkerRecord | None:
+        return self._records.get(worker)
+
+    def history(self, worker: bytes, now_ms: int) -> WorkerHistory:
+        record = self._records.get(worker)
+        return FRESH if record is None else record.history(now_ms)
+
+    def judge(self, worker: bytes, judgement: Judgement, now_ms: int) -> WorkerRecord:
+        """Fold one judgement in; returns the worker's new record (to store)."""
+        record = judged(self._records.pop(worker, None), judgement, now_ms)
+        self.load(worker, record)
+        return record
+
+    def load(self, worker: bytes, record: WorkerRecord) -> None:
+        """Put a stored record back (a restart); the most recent goes last."""
+        self._records.pop(worker, None)
+        self._records[worker] = record
+        while len(self._records) > self.max_workers:
+            del self._records[next(iter(self._records))]  # the least recently judged

@@ -29,7 +29,10 @@ under that worst case and 17 dB over the loudest cheat.
 
 *How often* (:func:`plan_check`). The job's assurance level and the worker's
 reputation (protocol.reputation) give the probability that a frame is
-checked at all and ``k``. A worker that falsifies a fraction ``f`` of the
+checked at all and ``k``; :func:`plan_frame_check` turns that into the
+decision for one result (checked or not, from a draw the worker cannot
+predict, and ``k``), which the requester's job machine sends the checker in
+``VerifyRequest.tiles``. A worker that falsifies a fraction ``f`` of the
 frame, aligned to whole cells (its best strategy: partial cells are more
 likely to be hit), touches ``m = ceil(f * N)`` of ``N`` cells and escapes a
 check with probability ``C(N - m, k) / C(N, k)`` (hypergeometric, exact).
@@ -254,6 +257,41 @@ def plan_check(
     k = level.k_fresh - round((level.k_fresh - level.k_trusted) * reputation)
     q = level.check_fresh - (level.check_fresh - level.check_trusted) * reputation
     return CheckPlan(q, k, policy.sampling.tile_px)
+
+
+def check_draw(check_secret: bytes, result_digest: bytes) -> bytes:
+    """The bytes :func:`should_check` draws from for one result.
+
+    ``check_secret`` is the requester's, drawn for the job and never sent to the
+    worker, so the worker cannot tell which of its results will be checked; the
+    requester (and anyone it reveals the secret to) can recompute every draw."""
+    if len(check_secret) != 32 or len(result_digest) != 32:
+        raise LocalProtocolError("check_secret and result_digest must be 32 bytes each")
+    return hashlib.sha256(CHECK_DOMAIN + check_secret + result_digest).digest()
+
+
+def plan_frame_check(
+    assurance: Assurance,
+    reputation: float,
+    check_secret: bytes | None,
+    result_digest: bytes,
+    policy: VerificationPolicy = DEFAULT_POLICY,
+) -> int:
+    """How many tiles to check this result with; 0: it is not checked.
+
+    The one decision every driver uses (the requester's job machine calls it
+    for each result): :func:`plan_check` gives the share of frames and ``k``,
+    :func:`should_check` draws from :func:`check_draw`. Without a secret
+    (``None``) every result is checked, the safe side. A checked result gets at
+    least one tile."""
+    plan = plan_check(assurance, reputation, policy)
+    if plan.check_probability <= 0.0 or plan.k <= 0:
+        return 0
+    if check_secret is not None and not should_check(
+        check_draw(check_secret, result_digest), plan.check_probability
+    ):
+        return 0
+    return max(1, plan.k)
 
 
 def p_caught_exact(cells: int, k: int, falsified_cells: int) -> float:

@@ -4,7 +4,9 @@ Theory of operation. The job's pinned settings come from its ``JobAnnounce``
 (gossip; every node hears it), the scene from the requester and the frame
 from the worker, both by CID through the content store (verified chunk by
 chunk). The scene is preflighted first (:mod:`node.roles.scene_gate`, as a
-worker does): a refused scene gets no verdict and no re-render. ``node.verify.verify_result`` re-renders tiles chosen from a secret
+worker does): a refused scene gets no verdict and no re-render.
+``node.verify.verify_result`` re-renders ``request.tiles`` cells (k from the
+requester's check plan, protocol.verification) chosen from a secret
 drawn after the result existed and builds the verdict, which goes back to
 the requester. The worker's device class is not on the wire, so the
 comparison uses the cross-hardware tolerance (``worker`` identity unknown).
@@ -94,7 +96,6 @@ class CheckerRole:
             self.ctx.render.tiles, request, scene=scene, frame_image=frame, settings=spec.settings,
             job_build=spec.renderer_build,
             worker=RendererIdentity(spec.renderer_build, "unknown"),
-            k=self.ctx.settings.check_tiles,
         )  # fmt: skip
         self.checked += 1
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)

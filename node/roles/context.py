@@ -24,7 +24,6 @@ ADVERSARY_MODES = ("", "wrong-seed", "clawback")  # test-only behaviours, never 
 class RoleSettings:
     price_wei_per_ru: int = 10**12
     market: MarketConfig = field(default_factory=MarketConfig)
-    check_tiles: int = 4
     redeem_retry_s: float = 2.0
     adversary: str = ""
 

@@ -137,16 +137,16 @@ async def verify_result(
     settings: RenderSettings,
     job_build: str,
     worker: RendererIdentity,
-    k: int,
     policy: VerificationPolicy = DEFAULT_POLICY,
 ) -> Verdict:
-    """The checker role's call: a Verdict for ``request`` (sign it, then send it).
+    """The checker role's call: a Verdict for ``request`` (sign it, then send it),
+    re-rendering the ``request.tiles`` cells the requester's check plan asked for.
 
     An image that cannot be read, has the wrong size or format is the worker's
     fault: the verdict rejects it with one zero-PSNR tile as evidence. A build
     this checker does not run or a failed re-render raises: no verdict.
     """
-    secret = new_secret()
+    secret, k = new_secret(), request.tiles
     try:
         image = load_image(frame_image)
         outcome = await check_frame(

@@ -30,6 +30,7 @@ from protocol.market.commands import (
     StartRender,
     VoucherReceived,
     WorkerBlocklisted,
+    WorkerJudged,
 )
 from protocol.market.config import MarketConfig, WorkerConfig
 from protocol.market.requester import JobMachine, JobStatistics, result_digest_of
@@ -68,6 +69,7 @@ __all__ = [
     "VoucherReceived",
     "WorkerBlocklisted",
     "WorkerConfig",
+    "WorkerJudged",
     "WorkerMachine",
     "WorkerStatistics",
     "WorkerTaskState",

@@ -4,8 +4,11 @@ Theory of operation
 -------------------
 Bids are standing offers: "up to ``slots`` of my leases at this price". Given
 the pending frames, the live leases per worker and the budget left,
-:func:`plan_awards` walks the bidders cheapest first (price, then ETA, then
-node id, so the plan is deterministic) and hands each one the lowest pending
+:func:`plan_awards` walks the bidders cheapest first — by price divided by
+the bidder's weight (``protocol.reputation.award_weight``: 0.5 for a fresh
+identity up to 1.0 for a trusted one, so a newcomer must underbid a trusted
+worker by up to half to go first), then ETA, then node id, so the plan is
+deterministic — and hands each one the lowest pending
 frames it may take: never a frame the worker already failed, never more than
 its free slots, and never a frame whose price plus checker fee would overrun
 the budget. Pay-as-bid: an award's price is the bid's price. Blocklisted
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 @dataclass
@@ -35,15 +39,22 @@ def plan_awards(
     budget_left_wei: int,
     fee_wei: Callable[[int], int],
     lane_slack: Mapping[bytes, int] | None = None,
+    weights: Mapping[bytes, float] | None = None,
 ) -> list[tuple[Bidder, int]]:
     """The awards to make now, as (bidder, frame) pairs in order.
 
     ``lane_slack`` (per payment address) is money already in a bidder's lane beyond
-    what it is owed or holds: it pays that bidder's prices before the budget does."""
+    what it is owed or holds: it pays that bidder's prices before the budget does.
+    ``weights`` (per worker, in (0, 1]; missing: 1) rank bids, never their price:
+    pay-as-bid still pays the bid's own price."""
     order = sorted(pending)
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
-    for bidder in sorted(bidders, key=lambda b: (b.price_wei, b.eta_s, b.worker)):
+
+    def rank(b: Bidder) -> tuple[Fraction, int, bytes]:  # exact: no float rounding of wei
+        return (b.price_wei / Fraction((weights or {}).get(b.worker, 1.0)), b.eta_s, b.worker)
+
+    for bidder in sorted(bidders, key=rank):
         room = bidder.slots - leases.get(bidder.worker, 0)
         cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
         slack_wei = (lane_slack or {}).get(bidder.payment_address, 0)

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from protocol.messages import JobSpec, Message, Voucher
+from protocol.reputation import Judgement
 
 
 class JobOutcome(enum.Enum):
@@ -117,6 +118,16 @@ class WorkerBlocklisted:
 
 
 @dataclass(frozen=True)
+class WorkerJudged:
+    """Fold ``judgement`` into the requester's ``ReputationBook`` for ``worker``
+    (``protocol.reputation``): the one feed of a requester's reputation view."""
+
+    job_id: bytes
+    worker: bytes
+    judgement: Judgement
+
+
+@dataclass(frozen=True)
 class CheckerOverruled:
     """A dispute's majority passed a result ``checker`` rejected: a reputation strike."""
 
@@ -190,6 +201,7 @@ Command = (
     | FrameAccepted
     | FrameFailed
     | WorkerBlocklisted
+    | WorkerJudged
     | CheckerOverruled
     | DisputeResolved
     | JobFinished

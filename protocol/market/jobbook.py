@@ -41,6 +41,15 @@ from protocol.market.tables import (
     next_state,
 )
 from protocol.messages import Assurance, JobSpec, LeaseRevoked, job_id_of
+from protocol.reputation import (
+    FRESH,
+    WorkerHistory,
+    WorkerRecord,
+    award_weight,
+    blocklisted,
+    score,
+)
+from protocol.verification import plan_frame_check
 
 SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
 
@@ -48,9 +57,18 @@ SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
 class JobBook:
     """The job's records and their bookkeeping; no decisions."""
 
-    def __init__(self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int) -> None:
+    def __init__(
+        self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
+        check_secret: bytes | None = None,
+    ) -> None:  # fmt: skip
         if job_id != job_id_of(spec):
             raise IllegalTransition("job_id is not the hash of the spec")
+        if check_secret is not None and len(check_secret) != 32:
+            raise IllegalTransition("check_secret must be 32 bytes")
+        # Reputation (protocol.reputation): the requester's records of workers as the
+        # driver last fed them, and the secret that decides which results are checked.
+        self._check_secret = check_secret
+        self._worker_records: dict[bytes, WorkerRecord] = {}
         self.job_id = job_id
         self.spec = spec
         self.config = config
@@ -116,6 +134,36 @@ class JobBook:
     def task_state(self, task_id: bytes) -> TaskState | None:
         task = self._tasks.get(task_id)
         return None if task is None else task.state
+
+    # ---- reputation ----
+
+    def set_worker_record(self, worker: bytes, record: WorkerRecord | None) -> list[Command]:
+        """The driver's reputation record of ``worker`` (from its ``ReputationBook``),
+        fed before that worker's bids and results whenever it changed. Bounded: past
+        ``max_bidders`` workers a new one reads as fresh."""
+        if record is None:
+            self._worker_records.pop(worker, None)
+        elif worker in self._worker_records or len(self._worker_records) < self.config.max_bidders:
+            self._worker_records[worker] = record
+        return []
+
+    def _history(self, worker: bytes, now_ms: int) -> WorkerHistory:
+        record = self._worker_records.get(worker)
+        return FRESH if record is None else record.history(now_ms)
+
+    def _offender(self, worker: bytes, now_ms: int) -> bool:
+        """Blocklisted by its history (across jobs), not only by this job's counts."""
+        return blocklisted(self._history(worker, now_ms))
+
+    def _award_weights(self, workers: list[bytes], now_ms: int) -> dict[bytes, float]:
+        return {w: award_weight(score(self._history(w, now_ms))) for w in workers}
+
+    def _plan_tiles(self, task: TaskRecord, now_ms: int) -> int:
+        """k for ``task``'s result; 0: accepted unchecked (protocol.verification)."""
+        reputation = score(self._history(task.worker, now_ms))
+        return plan_frame_check(
+            self.spec.assurance, reputation, self._check_secret, task.result_digest
+        )
 
     # ---- bookkeeping ----
 

@@ -33,6 +33,7 @@ class TaskRecord:
     result_digest: bytes = b""
     frame_cid: str = ""
     checkers: set[bytes] = field(default_factory=set)
+    tiles: int = 0  # k of the check plan for its result (0: not checked)
     verify_deadline_ms: int = 0
     fee_paid: bool = False
     # the dispute path (see the requester module): the rejecting verdict's

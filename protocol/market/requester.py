@@ -6,9 +6,10 @@ One :class:`JobMachine` per job. ``start`` gossips the JobAnnounce and opens a
 bid window; bids are *standing offers* ("up to n of my leases at this price")
 kept per worker, and once the window has closed every change that frees work
 or capacity (a bid, a result, a failure, an expiry) runs :meth:`_award`
-again. Awarding is cheapest-first (price, then ETA, then node id so it is
-deterministic), pay-as-bid, never above ``max_price_wei_per_frame``, never to a
-blocklisted worker nor to a worker that already failed that frame, at most
+again. Awarding is cheapest-first by price over the worker's reputation weight
+(then ETA, then node id so it is deterministic), pay-as-bid, never above
+``max_price_wei_per_frame``, never to a worker blocklisted by this job or by
+its reputation record, nor to a worker that already failed that frame, at most
 ``min(frames_wanted, max_tasks_per_worker)`` live leases per worker, and never
 when ``spent + reserved + price + checker fee`` would exceed ``budget_wei``.
 
@@ -16,10 +17,16 @@ A lease lives ``lease_ms`` from the award and from every heartbeat (answered
 with LeaseExtended), but never past the task's hard deadline (a multiple of
 the bid's ETA, see :mod:`protocol.market.config`); when it runs out the task
 expires, the worker is told (LeaseRevoked) and charged a failure. A result
-is checked (renderer build), then verified: with ``Assurance.NONE`` it is
-accepted at once, otherwise the driver gets :class:`RequestVerification`,
+is checked (renderer build), then verified as the check plan says
+(:func:`protocol.verification.plan_frame_check`, from the job's assurance, the
+worker's reputation and a draw from the requester's ``check_secret``): a
+result the plan skips is accepted at once, otherwise the driver gets
+:class:`RequestVerification`,
 picks a checker and calls :meth:`assign_checker`; only a Verdict from an
-assigned checker about the exact result (envelope digest) counts. Accepted
+assigned checker about the exact result (envelope digest) counts; the
+checker is told the plan's ``k`` (``VerifyRequest.tiles``). Reputation comes
+in through :meth:`set_worker_record` (the driver's ``ReputationBook``) and goes
+out as :class:`WorkerJudged` (what a verdict, failure or expiry showed). Accepted
 frames raise the payee's cumulative amount (:class:`RecordPayment`). Pay is
 secured before work: an award round, a checker assignment (when the driver
 names the checker's payment address) or a dispute that leaves a payee's lane
@@ -91,6 +98,7 @@ from protocol.market.commands import (
     RequestVerification,
     Send,
     WorkerBlocklisted,
+    WorkerJudged,
 )
 from protocol.market.config import MarketConfig
 from protocol.market.jobbook import SETTLED, JobBook
@@ -106,7 +114,6 @@ from protocol.market.tables import (
     TaskState,
 )
 from protocol.messages import (
-    Assurance,
     Award,
     AwardDeclined,
     Bid,
@@ -123,14 +130,18 @@ from protocol.messages import (
     Verdict,
     VerifyRequest,
 )
+from protocol.reputation import Judgement
 from protocol.topics import JOBS_TOPIC
 
 
 class JobMachine(JobBook):
     """The requester's side of one job (see the module docstring)."""
 
-    def __init__(self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int) -> None:
-        super().__init__(job_id, spec, config, now_ms)
+    def __init__(
+        self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
+        *, check_secret: bytes | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(job_id, spec, config, now_ms, check_secret)
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,
             Heartbeat: self._on_heartbeat,
@@ -187,7 +198,7 @@ class JobMachine(JobBook):
         task.checkers.add(checker)
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
-            task.frame_cid, self.spec.scene_cid, task.fee_wei,
+            task.frame_cid, self.spec.scene_cid, task.fee_wei, task.tiles,
         )  # fmt: skip
         if not checker_address or task.fee_wei == 0:
             return [Send(checker, request)]
@@ -237,7 +248,7 @@ class JobMachine(JobBook):
             if task.state is TaskState.LEASED and now_ms >= task.lease_deadline_ms:
                 self._task_step(task, ev.LeaseExpired(task.task_id))
                 out.append(Send(task.worker, LeaseRevoked(self.job_id, task.task_id, "expired")))
-                out += self._charge(task, "lease expired", now_ms)
+                out += self._charge(task, "lease expired", now_ms, timed_out=True)
             elif task.state is TaskState.VERIFYING and now_ms >= task.verify_deadline_ms:
                 self._task_step(task, ev.VerificationTimedOut(task.task_id))
                 out.append(self._request_verification(task, now_ms))
@@ -256,6 +267,8 @@ class JobMachine(JobBook):
     def _on_bid(self, sender: bytes, bid: Bid, now_ms: int, _: bytes | None) -> list[Command]:
         if sender in self._blocklist or bid.price_wei_per_frame > self.spec.max_price_wei_per_frame:
             return []
+        if self._offender(sender, now_ms):
+            return []  # its record (across jobs) blocklists it: no award, no bid kept
         if sender not in self._bidders and len(self._bidders) >= self.config.max_bidders:
             return []
         slots = min(bid.frames_wanted, self.config.max_tasks_per_worker)
@@ -291,7 +304,8 @@ class JobMachine(JobBook):
             return []
         self._frame_step(task.frame, ev.FrameRendered(task.frame))
         task.result, task.result_digest, task.frame_cid = result, digest, result.frame_cid
-        if self.spec.assurance is Assurance.NONE:
+        task.tiles = self._plan_tiles(task, now_ms)
+        if task.tiles == 0:  # the check plan skips it (or the job asks for no checks)
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)
         return [self._request_verification(task, now_ms), *self._award(now_ms)]
@@ -346,6 +360,7 @@ class JobMachine(JobBook):
         self._fees_wei += task.fee_wei
         out: list[Command] = [self._fee_due(task, sender)]
         if verdict.passed:
+            out.append(WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED))
             return out + self._accept(task, now_ms)
         # keep the evidence for a dispute, and tell the worker which verdict to contest
         task.rejected_by = sender
@@ -415,7 +430,10 @@ class JobMachine(JobBook):
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             return [self._resolved(task, True, False, reason)]
         self._task_step(task, ev.DisputeOverturned(task.task_id))
-        out: list[Command] = [CheckerOverruled(task.rejected_by, self.job_id, task.task_id)]
+        out: list[Command] = [
+            CheckerOverruled(task.rejected_by, self.job_id, task.task_id),
+            WorkerJudged(self.job_id, task.worker, Judgement.CLEARED),
+        ]
         worker = task.worker
         self._rejections[worker] -= 1
         self._failures[worker] -= 1
@@ -477,9 +495,10 @@ class JobMachine(JobBook):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
+        bidders = [b for b in self._bidders.values() if not self._offender(b.worker, now_ms)]
         plan = plan_awards(
-            self._bidders.values(), self._pending, failed, leases, self._free_wei(needs),
-            self._fee_wei, self._lanes.slack(needs),
+            bidders, self._pending, failed, leases, self._free_wei(needs), self._fee_wei,
+            self._lanes.slack(needs), self._award_weights([b.worker for b in bidders], now_ms),
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
         if not sends:
@@ -517,11 +536,14 @@ class JobMachine(JobBook):
         ]
 
     def _charge(
-        self, task: TaskRecord, reason: str, now_ms: int, *, rejected: bool = False
-    ) -> list[Command]:
+        self, task: TaskRecord, reason: str, now_ms: int, *, rejected: bool = False,
+        timed_out: bool = False,
+    ) -> list[Command]:  # fmt: skip
         """``task`` failed by its worker's fault: count it against frame and worker."""
         self._release(task)
-        out: list[Command] = []
+        judgement = Judgement.REJECTED if rejected else Judgement.FAILED
+        out: list[Command] = [WorkerJudged(self.job_id, task.worker,
+                                           Judgement.TIMED_OUT if timed_out else judgement)]  # fmt: skip
         frame = self._frames[task.frame]
         frame.failed_attempts += 1
         frame.failed_workers.add(task.worker)

@@ -193,7 +193,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             "verify_request",
             ALICE,
             VerifyRequest(
-                job, task, 1, bob_id.raw, result_digest, frame_cid, spec.scene_cid, 10**15
+                job, task, 1, bob_id.raw, result_digest, frame_cid, spec.scene_cid, 10**15, 24
             ),
         ),
         (

@@ -88,6 +88,7 @@ def _request(image: Path) -> VerifyRequest:
     return VerifyRequest(
         job_id=b"\x01" * 32, task_id=b"\x02" * 32, frame=1, worker=b"\x03" * 32,
         result_digest=_digest(image), frame_cid="bafkframe", scene_cid="bafkscene", fee_wei=1,
+        tiles=K,
     )  # fmt: skip
 
 
@@ -105,7 +106,7 @@ async def test_verify_result_gives_a_signed_auditable_verdict(
     request = _request(image)
     verdict = await verify_result(
         caching_renderer, request, scene=world.scene, frame_image=image, settings=SETTINGS,
-        job_build=BUILD, worker=await caching_renderer.identify(), k=K,
+        job_build=BUILD, worker=await caching_renderer.identify(),
     )  # fmt: skip
     assert verdict.passed is (image_name == "honest")
     key = NodeKey(b"\x11" * 32)

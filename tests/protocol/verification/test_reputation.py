@@ -85,3 +85,34 @@ def test_history_refuses_negative_counts() -> None:
         WorkerHistory(accepted=-1)
     with pytest.raises(LocalProtocolError):
         award_weight(1.5)
+
+
+def test_the_book_folds_judgements_and_a_won_dispute_strikes_a_rejection() -> None:
+    from protocol.reputation import Judgement, ReputationBook
+
+    book = ReputationBook()
+    w = b"w" * 32
+    assert book.history(w, 5) == FRESH
+    for judgement in (Judgement.ACCEPTED, Judgement.REJECTED, Judgement.FAILED,
+                      Judgement.TIMED_OUT):  # fmt: skip
+        book.judge(w, judgement, 1_000)
+    assert book.history(w, 1_000 + DAY_MS) == WorkerHistory(1, 1, 1, 1, DAY_MS)
+    book.judge(w, Judgement.CLEARED, 2_000)
+    book.judge(w, Judgement.CLEARED, 2_000)  # never below zero
+    record = book.record(w)
+    assert record is not None and record.rejected == 0 and record.first_seen_ms == 1_000
+
+
+def test_the_book_is_bounded_and_drops_the_least_recently_judged() -> None:
+    from protocol.reputation import Judgement, ReputationBook
+
+    book = ReputationBook(max_workers=3)
+    ids = [bytes([i]) * 32 for i in range(5)]
+    for worker in ids[:3]:
+        book.judge(worker, Judgement.ACCEPTED, 0)
+    book.judge(ids[0], Judgement.ACCEPTED, 1)  # judged again: most recent now
+    book.judge(ids[3], Judgement.ACCEPTED, 2)
+    book.judge(ids[4], Judgement.ACCEPTED, 3)
+    assert len(book) == 3
+    assert book.record(ids[1]) is None and book.record(ids[2]) is None
+    assert book.history(ids[0], 1).accepted == 2

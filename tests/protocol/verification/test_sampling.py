@@ -98,3 +98,30 @@ def test_bad_inputs_are_refused() -> None:
         p_caught_bound(-0.1, 3)
     with pytest.raises(LocalProtocolError):
         p_caught_exact(10, 2, 11)
+
+
+@given(reputations)
+def test_a_checked_share_is_never_zero_below_assurance_none(r: float) -> None:
+    for assurance in (Assurance.NORMAL, Assurance.HIGH):
+        plan = plan_check(assurance, r)
+        assert plan.check_probability >= 0.25 and plan.k >= 1
+
+
+def test_plan_frame_check_draws_from_the_secret_at_the_planned_rate() -> None:
+    import hashlib
+
+    from protocol.verification import plan_frame_check
+
+    secret = hashlib.sha256(b"s").digest()
+    digests = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4_000)]
+    ks = [plan_frame_check(Assurance.NORMAL, 1.0, secret, d) for d in digests]
+    assert set(ks) == {0, 8}
+    assert 0.22 < sum(k > 0 for k in ks) / len(ks) < 0.28
+    # reproducible from the secret, and another secret draws otherwise
+    assert ks == [plan_frame_check(Assurance.NORMAL, 1.0, secret, d) for d in digests]
+    other = hashlib.sha256(b"t").digest()
+    assert ks != [plan_frame_check(Assurance.NORMAL, 1.0, other, d) for d in digests]
+    # no secret: every result checked; a fresh worker: every result, k fresh
+    assert {plan_frame_check(Assurance.NORMAL, 1.0, None, d) for d in digests[:50]} == {8}
+    assert {plan_frame_check(Assurance.NORMAL, 0.0, secret, d) for d in digests[:50]} == {24}
+    assert plan_frame_check(Assurance.NONE, 0.0, None, digests[0]) == 0

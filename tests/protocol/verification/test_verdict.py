@@ -33,6 +33,7 @@ REQUEST = VerifyRequest(
     frame_cid="bafkreiframe",
     scene_cid="bafkreiscene",
     fee_wei=10,
+    tiles=4,
 )
 rng = np.random.default_rng(7)
 FRAME = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
