@@ -3,8 +3,8 @@
 
 On a VerifyRequest the checker draws a fresh secret, lets
 ``verification.select_tiles`` pick ``k`` grid cells from it and the result's
-digest (``k`` from ``plan_check`` for the job's assurance and a fresh worker,
-or ``verification.tiles_per_check`` when set), "re-renders" them, and builds
+digest (``k`` is the request's ``tiles``: the requester's check plan, in which
+``verification.tiles_per_check`` overrides ``k`` when set), "re-renders" them, and builds
 the Verdict with ``verification.build_verdict`` and the policy's
 ``tile_passes``. Only the pixels are modelled, from the simulator's ground
 truth about the result (``World.result_kind``):
@@ -22,13 +22,12 @@ Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU.
 
 from __future__ import annotations
 
-from protocol.messages import Assurance, Message, TileEvidence, VerifyRequest, Voucher
+from protocol.messages import Message, TileEvidence, VerifyRequest, Voucher
 from protocol.verification import (
     DEFAULT_POLICY,
     PSNR_IDENTICAL_MILLIDB,
     TileCheck,
     build_verdict,
-    plan_check,
     select_tiles,
     tile_passes,
 )
@@ -61,7 +60,7 @@ class CheckerDriver:
         if scene is None or self.node.gpu is None:
             return
         config = world.scenario.verification
-        k = config.tiles_per_check or plan_check(Assurance(config.assurance), 0.0).k
+        k = request.tiles
         tile_ru = scene.ru_per_frame * config.tile_fraction * k
         duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + 2_000
         world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")

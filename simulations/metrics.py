@@ -44,6 +44,9 @@ class Metrics:
     ru_accepted: int = 0
     paid_wei: int = 0  # voucher increments sent to workers for frames
     fees_wei: int = 0  # voucher increments sent to checkers
+    checks_requested: int = 0  # VerifyRequests sent (the checkers' work)
+    tiles_requested: int = 0  # the tiles those requests asked for
+    results_unchecked: int = 0  # results the check plan accepted without a check
     unpaid_wei: int = 0  # owed by free riders, never vouched for
     cheats_submitted: int = 0
     cheats_caught: int = 0
@@ -129,6 +132,9 @@ class Metrics:
             else 0.0,
             "paid_wei": self.paid_wei,
             "checker_fees_wei": self.fees_wei,
+            "checks_requested": self.checks_requested,
+            "tiles_requested": self.tiles_requested,
+            "results_unchecked": self.results_unchecked,
             "unpaid_wei": self.unpaid_wei,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,

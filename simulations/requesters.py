@@ -8,11 +8,19 @@ what a frame costs, what is owed — is the machine's.
 
 A free-riding requester carries out everything except ``RecordPayment`` and
 ``CheckerFeeDue``: it never signs a voucher.
+
+Reputation as in the node: one ``ReputationBook`` per requester, fed by the
+machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
+and results whenever it changed; each job's ``check_secret`` is drawn from the
+seeded RNG. ``verification.reputation = false`` feeds no records (every worker
+reads as fresh: every frame checked, awards by price). ``prior_accepted`` and
+``prior_age_days`` start every book with the first workers already known.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from protocol import RemoteProtocolError
 from protocol.market import (
@@ -30,18 +38,24 @@ from protocol.market import (
     Send,
     TaskState,
     WorkerBlocklisted,
+    WorkerJudged,
 )
 from protocol.messages import (
     Assurance,
     Award,
+    Bid,
     JobAnnounce,
     JobSpec,
     Message,
     RenderSettings,
+    Result,
     Verdict,
+    VerifyRequest,
     Voucher,
     job_id_of,
 )
+from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
+from protocol.verification import DEFAULT_POLICY, VerificationPolicy
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
 from simulations.world import SimNode, World
@@ -65,6 +79,17 @@ class RequesterDriver:
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
+        self._checked: set[bytes] = set()  # task ids a checker was asked about
+        v = world.scenario.verification
+        self.reputation = ReputationBook()
+        self._use_reputation = v.reputation
+        self._policy = fixed_tiles_policy(v.tiles_per_check)
+        self._fed: dict[bytes, dict[bytes, WorkerRecord | None]] = {}  # job -> worker -> record
+        if v.prior_accepted:
+            first_seen_ms = world.epoch_ms() - int(v.prior_age_days * DAY_MS)
+            for worker in world.workers:
+                record = WorkerRecord(accepted=v.prior_accepted, first_seen_ms=first_seen_ms)
+                self.reputation.load(worker.node_id, record)
         m = world.scenario.market
         self._config = MarketConfig(
             lease_ms=int(m.lease_s * 1000),
@@ -113,15 +138,28 @@ class RequesterDriver:
 
         world.chain.deposit(self.node.address, job_id, spec.budget_wei, deadline_ms, deposited)
 
-    def _start(self, job_id: bytes, spec: JobSpec) -> None:
-        machine = JobMachine(job_id, spec, self._config, self.world.epoch_ms())
+    def _start(self, job_id: bytes, spec: JobSpec, check_secret: bytes | None = None) -> None:
+        secret = check_secret or self.world.loop.rng.randbytes(32)
+        machine = JobMachine(job_id, spec, self._config, self.world.epoch_ms(),
+                             check_secret=secret, verification=self._policy)  # fmt: skip
         self.jobs[job_id] = machine
+        self._fed[job_id] = {}
         self._run(machine, machine.start(self.world.epoch_ms()))
+
+    def feed(self, machine: JobMachine, worker: bytes) -> None:
+        """Give ``machine`` the worker's record from the book, when it changed."""
+        record = self.reputation.record(worker) if self._use_reputation else None
+        fed = self._fed.setdefault(machine.job_id, {})
+        if fed.get(worker) != record:
+            fed[worker] = record
+            machine.set_worker_record(worker, record)
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         machine = self.jobs.get(getattr(message, "job_id", b""))
         if machine is None:
             return  # a job that ended (or never was ours): late messages are ignored
+        if isinstance(message, Bid | Result):  # the decisions that read reputation
+            self.feed(machine, sender)
         try:
             commands = machine.receive(
                 sender, message, self.world.epoch_ms(), envelope_digest=digest
@@ -170,7 +208,13 @@ class RequesterDriver:
         if isinstance(cmd, Send):
             if isinstance(cmd.message, Award):
                 world.invariants.award_sent(machine.job_id, cmd.message.frame, cmd.to)
+            elif isinstance(cmd.message, VerifyRequest):
+                self._checked.add(cmd.message.task_id)
+                world.metrics.checks_requested += 1
+                world.metrics.tiles_requested += cmd.message.tiles
             world.send(self.node, cmd.to, cmd.message)
+        elif isinstance(cmd, WorkerJudged):
+            self.reputation.judge(cmd.worker, cmd.judgement, world.epoch_ms())
         elif isinstance(cmd, Publish):
             self._publish(machine.job_id, cmd.message)
         elif isinstance(cmd, RequestVerification):
@@ -207,7 +251,10 @@ class RequesterDriver:
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
-        checkers = [c for c in world.online_checkers() if c.node_id != cmd.worker]
+        exclude = {cmd.worker}
+        if cmd.exclude:  # a dispute: never a checker already used on the task
+            exclude |= cmd.exclude | machine.checkers_excluded(cmd.task_id)
+        checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
         if not checkers:
             return  # the machine's verify timeout asks again later
         checker = world.loop.rng.choice(checkers)
@@ -222,6 +269,8 @@ class RequesterDriver:
         metrics.frames_accepted += 1
         metrics.ru_accepted += world.scenes[cmd.job_id].ru_per_frame
         metrics.jobs[cmd.job_id].frames_accepted += 1
+        if cmd.task_id not in self._checked:
+            metrics.results_unchecked += 1
         if world.result_kind.get(cmd.task_id, "honest") != "honest":
             metrics.cheats_missed += 1
             world.loop.note("cheat-missed", cmd.task_id)
@@ -256,5 +305,19 @@ class RequesterDriver:
         record.finished_ms = self.world.loop.now_ms
         record.outcome = outcome
         self.jobs.pop(job_id, None)
+        self._fed.pop(job_id, None)
         self._reached.pop(job_id, None)
         self.world.disarm((self.node.index, job_id))
+
+
+def fixed_tiles_policy(tiles_per_check: int) -> VerificationPolicy:
+    """The default policy, or one whose every checking level asks ``tiles_per_check``."""
+    if not tiles_per_check:
+        return DEFAULT_POLICY
+    levels = {
+        assurance: replace(level, k_fresh=tiles_per_check if level.k_fresh else 0,
+                           k_trusted=tiles_per_check if level.k_trusted else 0)
+        for assurance, level in DEFAULT_POLICY.sampling.levels.items()
+    }  # fmt: skip
+    sampling = replace(DEFAULT_POLICY.sampling, levels=levels)
+    return replace(DEFAULT_POLICY, sampling=sampling)

@@ -138,6 +138,9 @@ class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
     checker_fee_bps: int = bounded(DEFAULT_CHECKER_FEE_BPS, 0, 10_000)  # share of the price
     tiles_per_check: int = bounded(0, 0, 256)  # 0: protocol.verification.plan_check's k
+    reputation: bool = True  # requesters keep a ReputationBook and the machine uses it
+    prior_accepted: int = bounded(0, 0)  # an established network: every requester knows
+    prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
     tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
 

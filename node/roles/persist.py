@@ -1,8 +1,9 @@
-"""SQL for the role drivers (tables from store migrations 2 and 3); each runs in one transaction.
+"""SQL for the role drivers (tables from store migrations 2, 3 and 5); each runs in one transaction.
 
 The requester journals every input of a job machine (``market_journal``) so a
 restarted node replays it into a fresh machine and carries on from the same
-state; payees keep the vouchers they earned (``earned_vouchers``).
+state, and keeps its reputation view (``worker_records``); payees keep the
+vouchers they earned (``earned_vouchers``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sqlite3
 from ledger.voucher_book import Key
 from ledger.voucher_book import Row as BookRow
 from protocol.messages import Voucher
+from protocol.reputation import WorkerRecord
 
 # (chain_id, contract, requester, job_id, payee, cumulative_wei, signature, payer,
 #  paid_wei, redeem_by_s)
@@ -56,6 +58,35 @@ def sync_vouchers(conn: sqlite3.Connection, *, rows: list[BookRow], gone: list[K
     ).fetchall()
     for key in [*gone, *(tuple(r) for r in stored if tuple(r) not in kept)]:
         conn.execute(f"DELETE FROM earned_vouchers WHERE {_KEY}", key)
+
+
+def load_worker_records(
+    conn: sqlite3.Connection, *, limit: int
+) -> list[tuple[bytes, WorkerRecord]]:
+    """The ``limit`` most recently judged workers, least recent first (the book's order)."""
+    rows = conn.execute(
+        "SELECT worker, accepted, rejected, failed, timed_out, first_seen_ms FROM worker_records"
+        " ORDER BY judged_ms DESC, worker LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [(r[0], WorkerRecord(r[1], r[2], r[3], r[4], r[5])) for r in reversed(rows)]
+
+
+def save_worker_record(
+    conn: sqlite3.Connection, *, worker: bytes, record: WorkerRecord, now_ms: int, limit: int
+) -> None:
+    """Keep ``record``; past ``limit`` workers the least recently judged are dropped."""
+    conn.execute(
+        "INSERT OR REPLACE INTO worker_records (worker, accepted, rejected, failed, timed_out,"
+        " first_seen_ms, judged_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (worker, record.accepted, record.rejected, record.failed, record.timed_out,
+         record.first_seen_ms, now_ms),
+    )  # fmt: skip
+    conn.execute(
+        "DELETE FROM worker_records WHERE worker IN (SELECT worker FROM worker_records"
+        " ORDER BY judged_ms, worker DESC LIMIT MAX(0, (SELECT COUNT(*) FROM worker_records) - ?))",
+        (limit,),
+    )
 
 
 def save_job(

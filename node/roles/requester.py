@@ -11,10 +11,19 @@ into the job's output folder. A restarted node replays each open job's
 journal into a fresh machine (deterministic: same inputs, same state) with
 side effects off, then re-sends the latest vouchers and lets the timers
 catch up — leases that ran out while it was down expire and are re-awarded.
+
+Reputation: the role keeps one ``ReputationBook`` (stored in
+``worker_records``), fed by the machines' ``WorkerJudged``. Before a bid or a
+result from a worker is fed to a machine, that worker's record is, when it
+changed since the machine last saw it (a journalled ``record`` input, so a
+replay decides the same). Each job's ``check_secret`` is derived from the
+node's key and the job id: stable across restarts, unknown to workers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -55,9 +64,11 @@ from protocol.market import (
     RequestVerification,
     Send,
     WorkerBlocklisted,
+    WorkerJudged,
 )
 from protocol.messages import (
     MESSAGE_TYPES,
+    Bid,
     ClosedOutcome,
     JobAnnounce,
     JobClosed,
@@ -69,12 +80,31 @@ from protocol.messages import (
     Voucher,
     WorkRecord,
 )
+from protocol.reputation import ReputationBook, WorkerRecord
 from protocol.topics import RECORD_TOPIC
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
 RESUME_WAIT_S = 30.0
 REFUND_POLL_S = 5.0
+MAX_WORKER_RECORDS = 100_000
+CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
+
+
+def check_secret_of(node_seed: bytes, job_id: bytes) -> bytes:
+    """The job's check secret: HMAC of the job id under the node's private key seed."""
+    return hmac.new(node_seed, CHECK_SECRET_DOMAIN + job_id, hashlib.sha256).digest()
+
+
+def _pack_record(record: WorkerRecord | None) -> bytes:
+    if record is None:
+        return b""
+    r = record
+    return packb([r.accepted, r.rejected, r.failed, r.timed_out, r.first_seen_ms])
+
+
+def _unpack_record(data: bytes) -> WorkerRecord | None:
+    return None if not data else WorkerRecord(*(int(v) for v in unpackb(data)))
 
 
 @dataclass
@@ -106,7 +136,11 @@ class RequesterJob:
         self.spec = spec
         self.job_id = job_id
         self.out_dir = out_dir
-        self.machine = JobMachine(job_id, spec, role.ctx.settings.market, spec.created_ms)
+        secret = check_secret_of(role.ctx.node.key.seed, job_id)
+        self.machine = JobMachine(
+            job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret
+        )
+        self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.steps = 0  # inputs applied (replayed ones included)
@@ -150,6 +184,9 @@ class RequesterJob:
             self.record_evidence(peer, message, wire[0] if wire else b"", commands)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
+        elif kind == "record":  # the worker's reputation record, as the book had it
+            record = self.fed[peer] = _unpack_record(data)
+            commands = machine.set_worker_record(peer, record)
         elif kind == "assign":  # task id, then the checker's payment address (if known)
             commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
         elif kind == "refunded":  # not a machine input: the escrow is settled
@@ -194,6 +231,8 @@ class RequesterJob:
                 view.failed[c.frame] = c.reason
             elif isinstance(c, WorkerBlocklisted):
                 view.blocklisted.add(c.worker.hex())
+            elif isinstance(c, WorkerJudged) and live:  # replayed ones are in the book
+                self.role.judge(c, now_ms)
             elif isinstance(c, CheckerOverruled):
                 log_event(logger, logging.WARNING, "checker overruled", checker=c.checker.hex()[:16],
                           task=c.task_id.hex()[:16])  # fmt: skip
@@ -399,6 +438,7 @@ class RequesterRole:
     def __init__(self, ctx: RoleContext) -> None:
         self.ctx = ctx
         self.jobs: dict[bytes, RequesterJob] = {}
+        self.reputation = ReputationBook(MAX_WORKER_RECORDS)
         self._nursery: trio.Nursery | None = None
         self._next_checker = 0
         self._jobs_changed = trio.Event()
@@ -426,6 +466,10 @@ class RequesterRole:
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            for worker, record in await self.ctx.node.store.call(
+                partial(persist.load_worker_records, limit=MAX_WORKER_RECORDS)
+            ):
+                self.reputation.load(worker, record)
             await self._resume()
             task_status.started()
             await trio.sleep_forever()
@@ -516,7 +560,24 @@ class RequesterRole:
         job = self.jobs.get(getattr(message, "job_id", b""))
         if job is None:
             return
+        if isinstance(message, Bid | Result):  # the decisions that read reputation
+            record = self.reputation.record(sender)
+            if job.fed.get(sender) != record:
+                await job.step("record", sender, _pack_record(record), self.clock.now_ms())
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
+
+    def judge(self, judged: WorkerJudged, now_ms: int) -> None:
+        """Fold a machine's judgement into the book, and keep it."""
+        self.reputation.judge(judged.worker, judged.judgement, now_ms)
+        self.spawn(self._save_record, judged.worker, now_ms)
+
+    async def _save_record(self, worker: bytes, now_ms: int) -> None:
+        record = self.reputation.record(worker)  # the newest, whichever write runs last
+        if record is not None:
+            await self.ctx.node.store.call(partial(
+                persist.save_worker_record, worker=worker, record=record, now_ms=now_ms,
+                limit=MAX_WORKER_RECORDS,
+            ))  # fmt: skip
 
     async def cancel(self, job_id: bytes) -> None:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())

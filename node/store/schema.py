@@ -132,4 +132,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX work_record_by_job ON work_record(job_id, kind);
     """,
+    # 5: the requester's reputation view (issue 16): per worker, what its job
+    # machines judged (protocol.reputation.WorkerRecord) and when last judged.
+    """
+    CREATE TABLE worker_records (
+        worker BLOB PRIMARY KEY,
+        accepted INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        timed_out INTEGER NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        judged_ms INTEGER NOT NULL
+    );
+    CREATE INDEX worker_records_judged ON worker_records (judged_ms);
+    """,
 )

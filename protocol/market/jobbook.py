@@ -49,7 +49,7 @@ from protocol.reputation import (
     blocklisted,
     score,
 )
-from protocol.verification import plan_frame_check
+from protocol.verification import DEFAULT_POLICY, VerificationPolicy, plan_frame_check
 
 SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
 
@@ -59,7 +59,7 @@ class JobBook:
 
     def __init__(
         self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
-        check_secret: bytes | None = None,
+        check_secret: bytes | None = None, verification: VerificationPolicy = DEFAULT_POLICY,
     ) -> None:  # fmt: skip
         if job_id != job_id_of(spec):
             raise IllegalTransition("job_id is not the hash of the spec")
@@ -68,6 +68,7 @@ class JobBook:
         # Reputation (protocol.reputation): the requester's records of workers as the
         # driver last fed them, and the secret that decides which results are checked.
         self._check_secret = check_secret
+        self._verification = verification
         self._worker_records: dict[bytes, WorkerRecord] = {}
         self.job_id = job_id
         self.spec = spec
@@ -160,9 +161,14 @@ class JobBook:
 
     def _plan_tiles(self, task: TaskRecord, now_ms: int) -> int:
         """k for ``task``'s result; 0: accepted unchecked (protocol.verification)."""
-        reputation = score(self._history(task.worker, now_ms))
+        return self.check_plan(task.worker, task.result_digest, now_ms)
+
+    def check_plan(self, worker: bytes, result_digest: bytes, now_ms: int) -> int:
+        """What this machine decides for a result of ``worker`` with this digest now:
+        the tiles to check it with, 0 for none (drivers and tests compare plans)."""
+        reputation = score(self._history(worker, now_ms))
         return plan_frame_check(
-            self.spec.assurance, reputation, self._check_secret, task.result_digest
+            self.spec.assurance, reputation, self._check_secret, result_digest, self._verification
         )
 
     # ---- bookkeeping ----

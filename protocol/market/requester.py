@@ -132,6 +132,7 @@ from protocol.messages import (
 )
 from protocol.reputation import Judgement
 from protocol.topics import JOBS_TOPIC
+from protocol.verification import DEFAULT_POLICY, VerificationPolicy
 
 
 class JobMachine(JobBook):
@@ -139,9 +140,9 @@ class JobMachine(JobBook):
 
     def __init__(
         self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
-        *, check_secret: bytes | None = None,
+        *, check_secret: bytes | None = None, verification: VerificationPolicy = DEFAULT_POLICY,
     ) -> None:  # fmt: skip
-        super().__init__(job_id, spec, config, now_ms, check_secret)
+        super().__init__(job_id, spec, config, now_ms, check_secret, verification)
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,
             Heartbeat: self._on_heartbeat,
