@@ -14,7 +14,8 @@ machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
 and results whenever it changed; each job's ``check_secret`` is drawn from the
 seeded RNG. ``verification.reputation = false`` feeds no records (every worker
 reads as fresh: every frame checked, awards by price). ``prior_accepted`` and
-``prior_age_days`` start every book with the first workers already known.
+``prior_age_days`` start every book with the first workers already known
+(``prior_cheaters = false``: only the honest ones).
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class RequesterDriver:
         if v.prior_accepted:
             first_seen_ms = world.epoch_ms() - int(v.prior_age_days * DAY_MS)
             for worker in world.workers:
+                if worker.behaviour != "honest" and not v.prior_cheaters:
+                    continue
                 record = WorkerRecord(accepted=v.prior_accepted, first_seen_ms=first_seen_ms)
                 self.reputation.load(worker.node_id, record)
         m = world.scenario.market

@@ -141,6 +141,7 @@ class Verification:
     reputation: bool = True  # requesters keep a ReputationBook and the machine uses it
     prior_accepted: int = bounded(0, 0)  # an established network: every requester knows
     prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
+    prior_cheaters: bool = True  # cheaters too (they behaved until now), or honest ones only
     tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
 
