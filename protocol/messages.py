@@ -219,10 +219,15 @@ class LeaseExtended:
 
 @dataclass(frozen=True)
 class LeaseRevoked:
+    """Requester -> worker: the task is over for you. ``verdict_digest`` names the
+    rejecting verdict (its envelope digest) when a checker rejected the result:
+    the reference a ``Dispute`` must quote; nil for every other revocation."""
+
     TYPE: ClassVar[str] = "lease_revoked"
     job_id: Bytes32
     task_id: Bytes32
     reason: Text
+    verdict_digest: Bytes32 | None = None
 
 
 @dataclass(frozen=True)

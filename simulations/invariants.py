@@ -15,7 +15,9 @@ loop's after-event hook raises it with the seed and the trace tail.
   a worker's result on a checker's failing verdict, no later frame of that
   worker is accepted for that job (``scenario.known_cheater_invariant``; the
   count is always in the metrics as ``frames_from_known_cheaters``); and a
-  worker the machine blocklisted gets no further award in that job;
+  worker the machine blocklisted gets no further award in that job — unless a
+  dispute's majority struck that rejection (the machine then clears the worker,
+  and so does this check: :meth:`Invariants.rejection_struck`);
 * budgets respected: what a job pays never exceeds its budget, and no frame is
   paid more than the job's price cap.
 """
@@ -51,7 +53,8 @@ class Invariants:
         self._strict_cheaters = strict_cheaters
         self.blocklisted: dict[bytes, set[bytes]] = {}  # job id -> workers
         self.books: dict[bytes, JobBook] = {}
-        self.known_cheaters: dict[bytes, set[bytes]] = {}  # job id -> workers caught cheating
+        # job id -> workers caught cheating -> rejections standing against them
+        self.known_cheaters: dict[bytes, dict[bytes, int]] = {}
         self._failures: list[str] = []
         self._last_txs = 0
 
@@ -62,7 +65,18 @@ class Invariants:
         self.books[job_id] = JobBook(budget_wei, max_price_wei_per_frame)
 
     def cheater_seen(self, job_id: bytes, worker: bytes) -> None:
-        self.known_cheaters.setdefault(job_id, set()).add(worker)
+        seen = self.known_cheaters.setdefault(job_id, {})
+        seen[worker] = seen.get(worker, 0) + 1
+
+    def rejection_struck(self, job_id: bytes, worker: bytes, still_blocklisted: bool) -> None:
+        """A dispute's majority passed a result the machine had rejected."""
+        seen = self.known_cheaters.get(job_id, {})
+        if seen.get(worker, 0) > 1:
+            seen[worker] -= 1
+        else:
+            seen.pop(worker, None)
+        if not still_blocklisted:
+            self.blocklisted.get(job_id, set()).discard(worker)
 
     def worker_blocklisted(self, job_id: bytes, worker: bytes) -> None:
         self.blocklisted.setdefault(job_id, set()).add(worker)

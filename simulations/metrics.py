@@ -47,6 +47,8 @@ class Metrics:
     checks_requested: int = 0  # VerifyRequests sent (the checkers' work)
     tiles_requested: int = 0  # the tiles those requests asked for
     results_unchecked: int = 0  # results the check plan accepted without a check
+    disputes_resolved: int = 0  # rejections a worker contested, decided by a majority
+    disputes_overturned: int = 0  # ... in the worker's favour
     unpaid_wei: int = 0  # owed by free riders, never vouched for
     cheats_submitted: int = 0
     cheats_caught: int = 0
@@ -135,6 +137,8 @@ class Metrics:
             "checks_requested": self.checks_requested,
             "tiles_requested": self.tiles_requested,
             "results_unchecked": self.results_unchecked,
+            "disputes_resolved": self.disputes_resolved,
+            "disputes_overturned": self.disputes_overturned,
             "unpaid_wei": self.unpaid_wei,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,

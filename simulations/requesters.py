@@ -27,6 +27,7 @@ from protocol import RemoteProtocolError
 from protocol.market import (
     CheckerFeeDue,
     Command,
+    DisputeResolved,
     FrameAccepted,
     FrameFailed,
     JobFinished,
@@ -218,6 +219,12 @@ class RequesterDriver:
             world.send(self.node, cmd.to, cmd.message)
         elif isinstance(cmd, WorkerJudged):
             self.reputation.judge(cmd.worker, cmd.judgement, world.epoch_ms())
+        elif isinstance(cmd, DisputeResolved):
+            world.metrics.disputes_resolved += 1
+            if not cmd.upheld:
+                world.metrics.disputes_overturned += 1
+                still = cmd.worker in machine.blocklisted()
+                world.invariants.rejection_struck(cmd.job_id, cmd.worker, still)
         elif isinstance(cmd, Publish):
             self._publish(machine.job_id, cmd.message)
         elif isinstance(cmd, RequestVerification):

@@ -55,11 +55,9 @@ from protocol.market import (
     WorkerMachine,
 )
 from protocol.messages import (
-    Dispute,
     FailureReason,
     JobAnnounce,
     JobSpec,
-    LeaseRevoked,
     Message,
     check_announce,
 )
@@ -80,13 +78,14 @@ class WorkerRole:
         self.payee = payee
         self.build = build
         self.device_class = device_class
+        # The machine contests rejections of our results; a test adversary never does.
         config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1,
-                              score_ru_per_hour=score_ru_per_hour)  # fmt: skip
+                              score_ru_per_hour=score_ru_per_hour,
+                              dispute_rejections=not ctx.settings.adversary)  # fmt: skip
         self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
         self.specs: dict[bytes, JobSpec] = {}
         self.rendered = 0
         self._renders: dict[bytes, trio.CancelScope] = {}
-        self._disputed: set[bytes] = set()  # tasks whose rejection we contested
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._checking: set[bytes] = set()  # announces whose escrow is being read
@@ -171,24 +170,6 @@ class WorkerRole:
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
         self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
-        if isinstance(message, LeaseRevoked):
-            self._dispute(sender, message)
-
-    def _dispute(self, sender: bytes, revoked: LeaseRevoked) -> None:
-        """An honest worker contests a rejection of its result, once per task."""
-        prefix = "rejected: verdict "
-        if not revoked.reason.startswith(prefix) or self.ctx.settings.adversary:
-            return
-        try:
-            digest = bytes.fromhex(revoked.reason.removeprefix(prefix))
-        except ValueError:
-            return
-        if len(digest) != 32 or revoked.task_id in self._disputed:
-            return
-        self._disputed.add(revoked.task_id)
-        log_event(logger, logging.INFO, "disputing a rejection", task=revoked.task_id.hex()[:16])
-        dispute = Dispute(revoked.job_id, revoked.task_id, digest, "rendered as specified")
-        self.ctx.outbox.send(sender, dispute)
 
     def carry_out(self, commands: list[Command]) -> None:
         assert self._nursery is not None

@@ -86,6 +86,7 @@ class WorkerConfig:
     score_ru_per_hour: int = 0
     max_known_jobs: int = 1_000
     job_memory_ms: int = 24 * 3_600_000
+    dispute_rejections: bool = True  # contest every rejection of a result we submitted
 
     def __post_init__(self) -> None:
         if self.min_price_wei_per_ru < 0:

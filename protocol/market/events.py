@@ -194,6 +194,20 @@ class LeaseRenewed:
 
 
 @dataclass(frozen=True)
+class ResultRejected:
+    """LeaseRevoked naming the verdict that rejected our submitted result."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
+class DisputeSent:
+    """We contested that verdict (a Dispute quoting its digest went out)."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class LeaseLapsed:
     """The worker's own copy of the lease deadline passed: it stops rendering."""
 

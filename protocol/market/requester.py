@@ -47,7 +47,7 @@ Retries and blocklist (per job):
   attempt): it gets nothing more from this job and is trusted with nothing.
 
 A rejected worker may dispute (``Dispute`` naming the verdict's digest, which
-the ``LeaseRevoked`` telling it of the rejection carries) within
+the ``LeaseRevoked`` telling it of the rejection carries in ``verdict_digest``) within
 ``dispute_window_ms``: ``dispute_checkers`` more checkers, never the worker nor
 one already used, are asked, their fees and the task's price reserved; the
 majority of all verdicts decides. Overturned, the first checker is reported
@@ -367,8 +367,9 @@ class JobMachine(JobBook):
         task.rejected_by = sender
         task.verdict_digest = digest if digest is not None else verdict_digest_of(verdict)
         task.dispute_until_ms = now_ms + self.config.dispute_window_ms
-        reason = f"rejected: verdict {task.verdict_digest.hex()}"
-        out.append(Send(task.worker, LeaseRevoked(self.job_id, task.task_id, reason)))
+        revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
+                               task.verdict_digest)  # fmt: skip
+        out.append(Send(task.worker, revoked))
         return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
 
     def _on_dispute(

@@ -69,6 +69,8 @@ class TaskState(enum.Enum):
 class WorkerTaskState(enum.Enum):
     RENDERING = "rendering"
     SUBMITTED = "submitted"
+    REJECTED = "rejected"  # a checker rejected our result (the requester said which verdict)
+    DISPUTED = "disputed"  # and we contested it: the requester's majority decides
     FAILED = "failed"
     DECLINED = "declined"
     ABANDONED = "abandoned"
@@ -201,6 +203,21 @@ WORKER_TASK_TRANSITIONS: dict[WorkerTaskState, dict[type, WorkerTaskState]] = {
     WorkerTaskState.SUBMITTED: {
         ev.LeaseRenewed: WorkerTaskState.SUBMITTED,
         ev.LeaseWithdrawn: WorkerTaskState.SUBMITTED,
+        ev.ResultRejected: WorkerTaskState.REJECTED,
+    },
+    # The machine decides at once whether to contest (WorkerConfig.dispute_rejections);
+    # a resent revocation is a stale echo.
+    WorkerTaskState.REJECTED: {
+        ev.DisputeSent: WorkerTaskState.DISPUTED,
+        ev.LeaseRenewed: WorkerTaskState.REJECTED,
+        ev.LeaseWithdrawn: WorkerTaskState.REJECTED,
+        ev.ResultRejected: WorkerTaskState.REJECTED,
+    },
+    # The outcome reaches us as a voucher (won) or not at all (upheld).
+    WorkerTaskState.DISPUTED: {
+        ev.LeaseRenewed: WorkerTaskState.DISPUTED,
+        ev.LeaseWithdrawn: WorkerTaskState.DISPUTED,
+        ev.ResultRejected: WorkerTaskState.DISPUTED,
     },
     WorkerTaskState.FAILED: {
         ev.LeaseRenewed: WorkerTaskState.FAILED,
@@ -228,6 +245,7 @@ REMOTE_EVENTS: frozenset[type] = frozenset(
         ev.DisputeOpened,
         ev.LeaseRenewed,
         ev.LeaseWithdrawn,
+        ev.ResultRejected,
     }
 )
 

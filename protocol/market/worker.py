@@ -22,6 +22,11 @@ abandoned (:class:`CancelRender`): the requester has expired it too and
 would ignore the result. The driver reports the render's end with
 :meth:`render_finished` (→ Result) or :meth:`render_failed` (→ Failure).
 
+A LeaseRevoked that names a verdict (``verdict_digest``) says a checker
+rejected a result we submitted: SUBMITTED → REJECTED, and unless
+``dispute_rejections`` is off the machine contests it at once with a
+``Dispute`` quoting that digest (REJECTED → DISPUTED). No text is parsed.
+
 Vouchers are cumulative per (job, payee): only a larger amount than the last
 one is news (:class:`VoucherReceived`); its EIP-712 signature is the ledger's
 to check. Messages only the job's requester may send (Award, LeaseExtended,
@@ -46,6 +51,7 @@ from protocol.messages import (
     AwardDeclined,
     Bid,
     DeclineReason,
+    Dispute,
     Failure,
     FailureReason,
     Heartbeat,
@@ -96,6 +102,7 @@ class WorkerStatistics:
     tasks_revoked: int
     awards_declined: int
     vouchers_wei: int
+    tasks_disputed: int = 0
 
 
 class WorkerMachine:
@@ -128,7 +135,11 @@ class WorkerMachine:
             return []
         if isinstance(message, LeaseRevoked):
             task = self._from_requester(sender, message.job_id, message.task_id)
-            return [] if task is None else self._withdraw(task) + self._rebids(now_ms)
+            if task is None:
+                return []
+            if message.verdict_digest is not None:
+                return self._on_rejected(task, message.verdict_digest)
+            return self._withdraw(task) + self._rebids(now_ms)
         if isinstance(message, Voucher):
             return self._on_voucher(sender, message)
         if isinstance(message, JobCancelled):
@@ -212,6 +223,20 @@ class WorkerMachine:
         if self._rendering() >= self.config.slots:
             return DeclineReason.NO_FREE_SLOT, ""
         return None, ""
+
+    def _on_rejected(self, task: _Task, verdict_digest: bytes) -> list[Command]:
+        """A checker rejected our result: contest it (if configured), once.
+
+        Only a SUBMITTED task can be rejected (the table refuses a rejection of a
+        task we never delivered, as the requester's peer fault); the requester
+        decides by the majority of more checkers and pays if we win."""
+        was = task.state
+        self._step(task, ev.ResultRejected(task.task_id))  # raises unless SUBMITTED or stale
+        if was is not WorkerTaskState.SUBMITTED or not self.config.dispute_rejections:
+            return []
+        self._step(task, ev.DisputeSent(task.task_id))
+        dispute = Dispute(task.job_id, task.task_id, verdict_digest, "rendered as specified")
+        return [Send(task.requester, dispute)]
 
     def _on_voucher(self, sender: bytes, voucher: Voucher) -> list[Command]:
         job = self._jobs.get(voucher.job_id)
@@ -351,6 +376,7 @@ class WorkerMachine:
             counts[WorkerTaskState.SUBMITTED], counts[WorkerTaskState.FAILED],
             counts[WorkerTaskState.ABANDONED], counts[WorkerTaskState.REVOKED],
             counts[WorkerTaskState.DECLINED], sum(j.voucher_wei for j in self._jobs.values()),
+            counts[WorkerTaskState.DISPUTED],
         )  # fmt: skip
 
     def task_states(self) -> dict[bytes, WorkerTaskState]:

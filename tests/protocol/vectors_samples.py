@@ -185,7 +185,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
         (
             "lease_revoked",
             ALICE,
-            LeaseRevoked(job, task, f"rejected: verdict {verdict_digest.hex()}"),
+            LeaseRevoked(job, task, "rejected by a checker", verdict_digest),
         ),
         ("result", BOB, Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")),
         ("failure", BOB, Failure(job, task, 1, FailureReason.OUT_OF_MEMORY, "CUDA out of memory")),

@@ -85,6 +85,14 @@ async def test_workers_dispute_a_lying_checker_and_are_paid(
         assert job.view.outcome == "completed"
         assert liar.kit.tiles.rendered >= 1  # type: ignore[attr-defined]
         assert not job.view.blocklisted  # every lie was overturned by a dispute
+        # The workers' own machines decided to contest (typed verdict reference, no text).
+        from protocol.market import WorkerTaskState
+
+        disputed = [
+            s for w in honest for s in w.live().worker.machine.task_states().values()  # type: ignore[union-attr]
+            if s is WorkerTaskState.DISPUTED
+        ]  # fmt: skip
+        assert len(disputed) >= 1
         owed = await all_paid(cluster, "client", job_id)
         for worker in honest:
             earned = sum(

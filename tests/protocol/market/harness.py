@@ -110,6 +110,7 @@ class MarketHarness:
     budget_wei: int = 1_000_000
     deadline_after_ms: int = 3_600_000
     strict: bool = True  # re-raise a peer's protocol error instead of recording it
+    worker_disputes: bool = False  # workers' machines contest rejections themselves
 
     def __post_init__(self) -> None:
         self.now_ms = START_MS
@@ -128,7 +129,8 @@ class MarketHarness:
         for i, price in enumerate(self.worker_prices_wei_per_ru):
             key = key_for(f"worker{i}")
             node = key.node_id.raw
-            config = WorkerConfig(price, (BUILD,), slots=self.worker_slots)
+            config = WorkerConfig(price, (BUILD,), slots=self.worker_slots,
+                                  dispute_rejections=self.worker_disputes)  # fmt: skip
             self.keys[node] = key
             self.payee_owner[address_for(f"worker{i}")] = node
             self.workers[node] = WorkerMachine(node, address_for(f"worker{i}"), config, self.now_ms)
@@ -220,8 +222,8 @@ class MarketHarness:
         for sent in self.log:
             message = sent.command.message if isinstance(sent.command, Send) else None
             if isinstance(message, LeaseRevoked) and message.task_id == task_id:
-                if message.reason.startswith("rejected: verdict "):
-                    return bytes.fromhex(message.reason.removeprefix("rejected: verdict "))
+                if message.verdict_digest is not None:
+                    return message.verdict_digest
         return None
 
     def dispute(self, task_id: bytes, source: bytes | None = None) -> None:

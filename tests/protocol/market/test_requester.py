@@ -578,3 +578,21 @@ def test_a_resent_dispute_is_heard_once() -> None:
     harness, task_id, _, _ = rejected_and_disputed()
     harness.dispute(task_id)
     assert len(harness.dispute_requests) == 2
+
+
+def test_workers_contest_a_rejection_on_their_own_and_the_majority_pays_them() -> None:
+    """No test hand: the worker's machine reads the typed verdict reference on the
+    revocation and disputes; two more checkers (never the first) pass it."""
+    harness = started(frames=(1,), checkers=3, worker_disputes=True)
+    (task_id,) = harness.renders
+    worker = harness.renders[task_id]
+    harness.finish_render(task_id)
+    first_checker, _ = harness.verifications[task_id]
+    harness.verdict(task_id, False)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    assert {c for c, _ in harness.dispute_requests} == set(harness.checker_ids) - {first_checker}
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+    (accepted,) = harness.commands(FrameAccepted)
+    assert isinstance(accepted, FrameAccepted) and accepted.worker == worker

@@ -286,3 +286,40 @@ def test_a_probe_that_measures_a_heavy_scene_declines_the_frame_and_later_ones()
     (send,) = machine.receive(REQUESTER, award(2, frame=2), START_MS)
     assert isinstance(send.message, AwardDeclined)  # type: ignore[attr-defined]
     assert send.message.reason.startswith("cannot finish")  # type: ignore[attr-defined]
+
+
+def test_a_rejection_naming_a_verdict_is_disputed_by_the_machine_once() -> None:
+    from protocol.messages import Dispute
+
+    machine = worker()
+    bid_and_award(machine, award(1))
+    task = bytes([1]) * 32
+    machine.render_finished(task, "bafkreif", 10, 20, BUILD, "cpu", START_MS)
+    digest = bytes([0xAB]) * 32
+    rejected = LeaseRevoked(JOB, task, "rejected by a checker", digest)
+    with pytest.raises(IllegalMessage):
+        machine.receive(STRANGER, rejected, START_MS)
+    (sent,) = machine.receive(REQUESTER, rejected, START_MS)
+    assert sent == Send(REQUESTER, Dispute(JOB, task, digest, "rendered as specified"))
+    assert machine.task_states()[task] is WorkerTaskState.DISPUTED
+    assert machine.statistics().tasks_disputed == 1
+    assert machine.receive(REQUESTER, rejected, START_MS) == []  # a resent revocation
+    assert machine.task_states()[task] is WorkerTaskState.DISPUTED
+
+
+def test_a_rejection_of_a_task_never_delivered_is_the_requesters_fault() -> None:
+    machine = worker()
+    bid_and_award(machine, award(1))
+    rejected = LeaseRevoked(JOB, bytes([1]) * 32, "rejected by a checker", bytes(32))
+    with pytest.raises(IllegalMessage):  # still rendering: nothing to reject
+        machine.receive(REQUESTER, rejected, START_MS)
+
+
+def test_a_worker_configured_not_to_dispute_only_notes_the_rejection() -> None:
+    config = WorkerConfig(100, (BUILD,), score_ru_per_hour=36, dispute_rejections=False)
+    machine = WorkerMachine(ME, MY_ADDRESS, config, START_MS)
+    bid_and_award(machine, award(1))
+    task = bytes([1]) * 32
+    machine.render_finished(task, "bafkreif", 10, 20, BUILD, "cpu", START_MS)
+    assert machine.receive(REQUESTER, LeaseRevoked(JOB, task, "r", bytes(32)), START_MS) == []
+    assert machine.task_states()[task] is WorkerTaskState.REJECTED
