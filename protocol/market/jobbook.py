@@ -163,6 +163,12 @@ class JobBook:
         """k for ``task``'s result; 0: accepted unchecked (protocol.verification)."""
         return self.check_plan(task.worker, task.result_digest, now_ms)
 
+    def _tiles_expected(self, task: TaskRecord) -> int:
+        """How many tiles a verdict on ``task`` must carry: ``min(k, cells)``."""
+        settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
+        cells = -(-settings.resolution_x // tile_px) * -(-settings.resolution_y // tile_px)
+        return min(task.tiles, cells)
+
     def check_plan(self, worker: bytes, result_digest: bytes, now_ms: int) -> int:
         """What this machine decides for a result of ``worker`` with this digest now:
         the tiles to check it with, 0 for none (drivers and tests compare plans)."""

@@ -349,6 +349,8 @@ class JobMachine(JobBook):
             raise IllegalMessage("a verdict from a node we did not ask", penalty=50)
         if verdict.result_digest != task.result_digest:
             raise IllegalMessage("a verdict about another result")
+        if len(verdict.tiles) != self._tiles_expected(task):
+            raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
         was = task.state
         event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
         self._task_step(task, event(task.task_id))

@@ -42,6 +42,7 @@ from protocol.messages import (
     LeaseRevoked,
     Message,
     RenderSettings,
+    TileEvidence,
     Verdict,
     VerifyRequest,
     Voucher,
@@ -55,6 +56,11 @@ START_MS = 1_700_000_000_000
 
 def key_for(name: str) -> NodeKey:
     return NodeKey(hashlib.sha256(name.encode()).digest())
+
+
+def tiles_for(request: VerifyRequest) -> tuple[TileEvidence, ...]:
+    """Placeholder evidence, as many tiles as the request asked (the frame has 300 cells)."""
+    return tuple(TileEvidence(16 * i % 320, 0, 16, 16, 90_000, 0) for i in range(request.tiles))
 
 
 def address_for(name: str) -> bytes:
@@ -202,7 +208,7 @@ class MarketHarness:
         checker, request = self.verifications.pop(task_id)
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, bytes(32), (), BUILD, "cpu-avx2",
+            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
         )  # fmt: skip
         self.send(checker, self.requester, verdict)
         self.pump()
@@ -212,7 +218,7 @@ class MarketHarness:
         checker, request = self.dispute_requests[index]
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, bytes(32), (), BUILD, "cpu-avx2",
+            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
         )  # fmt: skip
         self.send(checker, self.requester, verdict)
         self.pump()

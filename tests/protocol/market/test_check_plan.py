@@ -129,3 +129,28 @@ def test_judgements_come_out_for_the_drivers_book() -> None:
         book.judge(worker, judgement, harness.now_ms)
     assert book.history(cheat, harness.now_ms).rejected == 1
     assert book.history(flaky, harness.now_ms).failed == 1
+
+
+def test_a_verdict_on_fewer_tiles_than_asked_is_refused() -> None:
+    import dataclasses
+
+    import pytest
+
+    from protocol.errors import IllegalMessage
+    from protocol.market import TaskState
+    from tests.protocol.market.harness import tiles_for
+
+    harness = harness_with({}, frames=(1,), worker_prices_wei_per_ru=(100,))
+    (task_id,) = list(harness.renders)
+    harness.finish_render(task_id)
+    checker, request = harness.verifications[task_id]
+    assert request.tiles == 24
+    skimped = dataclasses.replace(request, tiles=4)  # a checker that looked at 4 of 24
+    harness.verifications[task_id] = (checker, skimped)
+    with pytest.raises(IllegalMessage):
+        harness.verdict(task_id, True)
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING  # nothing changed
+    assert tiles_for(request) and len(tiles_for(request)) == 24
+    harness.verifications[task_id] = (checker, request)
+    harness.verdict(task_id, True)
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
