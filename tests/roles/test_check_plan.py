@@ -111,7 +111,8 @@ async def test_reputation_changes_an_award_and_verdicts_feed_the_stored_book(
         await job.done.wait()
         # The fresh worker bid a third less, yet the trusted one was awarded the frame.
         assert job.view.workers == {dear.key.node_id.raw.hex()}
-        assert {int(str(i["price_wei"])) for i in job.view.accepted.values()} == {15 * 10**13}
+        dear_price_wei = 3 * PRICE_WEI_PER_RU // 2 * job.spec.ru_per_frame  # pay-as-bid
+        assert {int(str(i["price_wei"])) for i in job.view.accepted.values()} == {dear_price_wei}
 
         # Without the record, the cheaper bid wins: the record made the difference.
         requester.reputation.load(dear.key.node_id.raw, WorkerRecord(first_seen_ms=0))
