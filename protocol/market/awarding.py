@@ -51,8 +51,11 @@ def plan_awards(
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
 
-    def rank(b: Bidder) -> tuple[Fraction, int, bytes]:  # exact: no float rounding of wei
-        return (b.price_wei / Fraction((weights or {}).get(b.worker, 1.0)), b.eta_s, b.worker)
+    # Exact ranks (Fractions, no float rounding of wei): price times 1 / weight.
+    per_weight = {worker: 1 / Fraction(w) for worker, w in (weights or {}).items()}
+
+    def rank(b: Bidder) -> tuple[Fraction, int, bytes]:
+        return (b.price_wei * per_weight.get(b.worker, Fraction(1)), b.eta_s, b.worker)
 
     for bidder in sorted(bidders, key=rank):
         room = bidder.slots - leases.get(bidder.worker, 0)
