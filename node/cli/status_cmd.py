@@ -15,6 +15,8 @@ from node.config import ConfigError, default_data_dir, load_config
 from node.keyfile import KeyFileError, read_secret_file
 from protocol.money import format_eth
 
+API_TIMEOUT_S = 30.0  # a busy node (renders, a loaded box) still answers within this
+
 
 def _fail(message: str) -> None:
     err_console().print(f"[bold red]error:[/] {message}")
@@ -36,7 +38,12 @@ def _get(data_dir: Path | None, path: str, *, optional: bool = False) -> Any:
         else f"http://127.0.0.1:{config.api_port}"
     )
     try:
-        response = httpx.get(base + path, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = httpx.get(base + path, headers={"Authorization": f"Bearer {token}"},
+                             timeout=API_TIMEOUT_S)  # fmt: skip
+    except httpx.TimeoutException:
+        _fail(f"the node at {base} did not answer within {API_TIMEOUT_S:.0f} s (busy?); "
+              "try again, or see its log")  # fmt: skip
+        raise
     except httpx.TransportError:
         _fail(f"node not running at {base}; start it with `pictor node run --data-dir {data_dir}`")
         raise
