@@ -18,9 +18,11 @@ awarded frame: its lane must then also cover what the requester's vouchers
 have promised it so far plus every frame it is rendering for the job, this one
 included. When it does not (or the chain does not answer), the award is
 declined (``AwardDeclined`` with the reason) and nothing is rendered; the
-requester then drops our bid for that job (a transient outage is not retried:
-known limitation). A reading that covered the frame is kept and reused, so
-the chain is read again only when the lane must have grown.
+requester then drops our bid for that job, and the machine bids again after a
+backoff, a bounded number of times (the lane may only be late: our reading
+lags the requester's funding, or our chain was out). A reading that covered
+the frame is kept and reused, so the chain is read again only when the lane
+must have grown.
 
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
