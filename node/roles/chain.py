@@ -177,6 +177,13 @@ class Payee:
     def owed_wei(self) -> int:
         return self.book.total_owed_wei() + sum(v.cumulative_wei for v, _ in self._unknown.values())
 
+    def voucher_wei(self, requester_address: bytes, job_id: bytes) -> int:
+        """The largest cumulative amount a voucher of this job has promised us so far."""
+        link = self.link
+        key = (link.chain_id, link.contract, requester_address, job_id, link.address)
+        voucher = self.book.latest(key) or self._unknown.get(key, (None, ""))[0]
+        return 0 if voucher is None else voucher.cumulative_wei
+
     async def load(self) -> None:
         for row in await self.store.call(persist.load_vouchers):
             voucher = Voucher(*row[:7])

@@ -98,3 +98,30 @@ async def test_a_worker_that_declined_an_unsecured_award_bids_again_and_gets_the
         owed = await all_paid(cluster, "client", job_id)
         assert owed[worker.address] == cluster.escrow.paid[(job_id, worker.address)] > 0
 
+
+async def test_a_checker_does_not_check_what_its_lane_does_not_secure(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requester that funds its workers' lanes but never its checker's: the checker
+    used to verify anyway (for a fee no lane held); now it reads its lane first."""
+    real_fund = lanes.fund_lanes
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        checker = await cluster.add("c1", "checker")
+
+        async def workers_only(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
+            totals = {a: w for a, w in totals.items() if a != checker.address}
+            await real_fund(chain, job_id, totals)
+
+        monkeypatch.setattr(lanes, "fund_lanes", workers_only)
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=1, deadline_s=DEADLINE_S)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "expired" and not job.view.accepted
+        role = checker.live().checker
+        assert role is not None and role.refused >= 1
+        assert role.checked == 0 and checker.kit.tiles.rendered == 0  # type: ignore[attr-defined]
+        assert "secured" in checker.chain.calls  # type: ignore[union-attr]
+        assert (job_id, checker.address) not in cluster.escrow.paid
