@@ -35,7 +35,7 @@ from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
-from protocol.messages import JobAnnounce, JobSpec, VerifyRequest, Voucher
+from protocol.messages import JobAnnounce, JobCancelled, JobSpec, VerifyRequest, Voucher
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
@@ -77,6 +77,13 @@ class CheckerRole:
                 self._vouchers_in.send_nowait((voucher, spec.requester_address))
             except trio.WouldBlock:
                 pass  # the requester re-sends a cumulative voucher with the next fee
+
+    def on_cancelled(self, sender: bytes, cancelled: JobCancelled) -> None:
+        """The job's requester closed it: no larger voucher will come (the payee may
+        redeem ours now)."""
+        spec = self.specs.get(cancelled.job_id)
+        if self.payee is not None and spec is not None and spec.requester == sender:
+            self.payee.job_over(spec.requester_address, cancelled.job_id)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -58,7 +58,7 @@ from protocol.market import (
     Send,
     WorkerBlocklisted,
 )
-from protocol.messages import MESSAGE_TYPES, JobSpec, Message, Role, Voucher
+from protocol.messages import MESSAGE_TYPES, JobCancelled, JobSpec, Message, Role, Voucher
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
@@ -339,7 +339,17 @@ class RequesterJob:
         if self.spec.escrow is None and not self.view.refunded:
             # Nothing was escrowed: settled now, or every restart would resume it again.
             await self.step("refunded", b"", bytes(32), self.ctx.clock.now_ms())
+        self._tell_payees_it_is_over()
         self.done.set()
+
+    def _tell_payees_it_is_over(self) -> None:
+        """Every payee holds its last voucher now: tell it no larger one will come, so it
+        redeems once instead of per voucher. After the vouchers, in the job's queue."""
+        if self.queue is None:
+            return
+        over = JobCancelled(self.job_id, f"finished: {self.view.outcome}")
+        for node in sorted(set(self.payee_nodes.values())):
+            self.queue.put(Send(node, over))
 
 
 async def _contained(fn: Callable[..., Awaitable[object]], *args: object) -> None:

@@ -57,6 +57,7 @@ from protocol.messages import (
     Dispute,
     FailureReason,
     JobAnnounce,
+    JobCancelled,
     JobSpec,
     LeaseRevoked,
     Message,
@@ -142,6 +143,10 @@ class WorkerRole:
         self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
         if isinstance(message, LeaseRevoked):
             self._dispute(sender, message)
+        elif isinstance(message, JobCancelled) and self.payee is not None:
+            spec = self.specs.get(message.job_id)
+            if spec is not None and spec.requester == sender:  # the job is over
+                self.payee.job_over(spec.requester_address, message.job_id)
 
     def _dispute(self, sender: bytes, revoked: LeaseRevoked) -> None:
         """An honest worker contests a rejection of its result, once per task."""
