@@ -40,6 +40,7 @@ from protocol.messages import JobAnnounce, JobCancelled, JobSpec, VerifyRequest,
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
 MAX_ANSWERED_JOBS = 1024  # jobs whose verdicts' fees are remembered (oldest forgotten)
+MAX_ANSWERED_TASKS = 4096  # per job (beyond: not remembered, the check is more lenient)
 
 
 class CheckerRole:
@@ -52,7 +53,9 @@ class CheckerRole:
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest]](QUEUE_LEN)
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
         self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
-        self._answered_wei: dict[bytes, int] = {}  # fees of the verdicts sent, per job
+        # job -> task -> fee of the verdict sent: a task asked again (a verify timeout, a
+        # requester restarted) is paid once, so it counts once
+        self._answered: dict[bytes, dict[bytes, int]] = {}
         self.refused = 0  # checks not made: their pay was not secured
 
     def on_announce(self, announce: JobAnnounce) -> None:
@@ -98,11 +101,12 @@ class CheckerRole:
 
     async def _pay_problem(self, spec: JobSpec, request: VerifyRequest) -> str | None:
         """Why this check's fee might not be paid, or None (read before any await)."""
-        promised_wei = self._answered_wei.get(request.job_id, 0)
+        answered = self._answered.get(request.job_id, {})
+        promised_wei = sum(answered.values())
         if self.payee is not None:
             voucher_wei = self.payee.voucher_wei(spec.requester_address, request.job_id)
             promised_wei = max(promised_wei, voucher_wei)
-        cumulative_wei = promised_wei + request.fee_wei
+        cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
         return await self._pay_check.problem(spec, request.job_id, cumulative_wei)
 
     async def _vouchers(self) -> None:
@@ -130,9 +134,11 @@ class CheckerRole:
             k=self.ctx.settings.check_tiles,
         )  # fmt: skip
         self.checked += 1
-        answered_wei = self._answered_wei.pop(request.job_id, 0) + request.fee_wei
-        self._answered_wei[request.job_id] = answered_wei  # the newest last
-        if len(self._answered_wei) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
-            del self._answered_wei[next(iter(self._answered_wei))]
+        answered = self._answered.pop(request.job_id, {})
+        self._answered[request.job_id] = answered  # the newest job last
+        if len(answered) < MAX_ANSWERED_TASKS:
+            answered[request.task_id] = request.fee_wei
+        if len(self._answered) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
+            del self._answered[next(iter(self._answered))]
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)
         self.ctx.outbox.send(requester, verdict)

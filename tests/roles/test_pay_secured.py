@@ -17,7 +17,7 @@ from ledger.client import Secured
 from node.roles import lanes
 from node.roles.ports import Chain
 from tests.roles.cluster import open_cluster
-from tests.roles.fakes import FakeChain
+from tests.roles.fakes import FakeChain, FakeFrames, FakeTiles
 from tests.roles.test_job_flow import all_paid
 
 DEADLINE_S = 300.0
@@ -125,3 +125,23 @@ async def test_a_checker_does_not_check_what_its_lane_does_not_secure(
         assert role.checked == 0 and checker.kit.tiles.rendered == 0  # type: ignore[attr-defined]
         assert "secured" in checker.chain.calls  # type: ignore[union-attr]
         assert (job_id, checker.address) not in cluster.escrow.paid
+
+
+async def test_a_check_asked_again_counts_once_against_the_checkers_lane(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A slow check (70 s) outlives the requester's verify timeout (60 s), so the
+    checker is asked about the same task again. Counting that fee twice, it found its
+    lane short for the next frame's check, refused it for good, and the job stalled."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker", frames=FakeFrames(delay_s=65.0))
+        checker = await cluster.add("c1", "checker", tiles=FakeTiles(delay_s=70.0))
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=2)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        role = checker.live().checker
+        assert role is not None and role.checked >= 3  # the first frame twice
+        assert role.refused == 0
+        assert job.view.outcome == "completed"
