@@ -15,7 +15,9 @@ import trio
 from tests.roles.cluster import open_cluster
 from tests.roles.test_job_flow import all_paid
 
-GAS_PRICE_WEI = 10**6  # a redeem (60k gas) costs 6e10 wei: 10,000× that is 6e14 > 4 frames
+GAS_PRICE_WEI = 10**6  # a redeem (60k gas) costs 6e10 wei: 10,000x that, 6e14, is more
+# than the job pays anyone (4 frames at most 1e14 each), while a frame's price or fee
+# (1e13, 1e12 at the cluster's asks) is worth far more than one redeem
 
 
 async def test_payees_redeem_once_when_the_job_is_over(
@@ -36,7 +38,7 @@ async def test_payees_redeem_once_when_the_job_is_over(
         done_s = trio.current_time()
         owed = await all_paid(cluster, "client", job_id)
         assert trio.current_time() - done_s < 60  # told the job is over: not at redeem-by
-        assert owed[worker.address] == 4 * 10**14 and owed[checker.address] > 0
+        assert owed[worker.address] > owed[checker.address] > 10 * GAS_PRICE_WEI * 60_000
         for member in (worker, checker):
             redeems = [t for t in member.chain.transactions if t.what == "redeem"]  # type: ignore[union-attr]
             assert len(redeems) == 1, f"{member.name} redeemed {len(redeems)} times"
