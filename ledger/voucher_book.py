@@ -11,10 +11,21 @@ just read from the chain (``EscrowClient.lanes_of``), the chain's time (the
 latest block's timestamp, passed in: never a local clock) and the gas price,
 it returns what to redeem and what the chain will pay for each (computed
 before any await), and what is written off. A voucher pays
-``min(cumulative, lane) - paid``. Small debts wait until they are worth
-``profit_factor`` times their gas; within ``urgent_margin_s`` of the redeem-by
-time every voucher worth more than its own gas goes out. What can no longer
-be paid (the job's redeem-by time has passed) is written off with the reason.
+``min(cumulative, lane) - paid``.
+
+When to redeem. A lane secures its pay until the job's redeem-by time (the
+requester cannot take it back before), so waiting costs the payee nothing but
+time, while every redeem costs gas: the book batches. A voucher goes out
+
+* once its job is *over* (``mark_final``: its requester said so; no larger
+  voucher will come) or within ``urgent_margin_s`` of its redeem-by time
+  (chain time), as soon as it is worth more than its gas;
+* before that, only when the batch is worth ``profit_factor`` (10,000) times
+  its gas: a payee of a long job is paid along the way, but never gives more
+  than 0.01 % of it to gas for being early.
+
+What can no longer be paid (the job's redeem-by time has passed) is written
+off with the reason.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ class RedeemPolicy:
     gas_single: int = 60_000  # one `redeem`
     gas_batch_base: int = 30_000  # fixed part of `redeem_batch`
     gas_batch_item: int = 30_000  # each voucher in a batch
-    profit_factor: int = 10  # without urgency, redeem when owed > factor × gas cost
+    profit_factor: int = 10_000  # job running, not urgent: redeem when owed > factor × gas
     urgent_margin_s: int = 3600  # this close to redeem-by, anything worth its gas goes
     max_batch: int = 64  # the contract's MAX_BATCH
 
@@ -55,6 +66,7 @@ class Entry:
     voucher: Voucher
     paid_wei: int  # as last read from the chain (or a Redeemed event)
     redeem_by_s: int  # deadline + grace of the job (chain time)
+    final: bool = False  # the job is over: no larger voucher will come
 
     @property
     def owed_wei(self) -> int:
@@ -120,7 +132,8 @@ def plan_redemptions(
                       "not worth its gas" if due_wei <= item_cost_wei else "expired")  # fmt: skip
             plan.written_off.append(WriteOff(entry.voucher, unpaid_wei, reason))
             continue
-        urgent = entry.redeem_by_s - chain_time_s <= policy.urgent_margin_s
+        # no reason left to wait: the job is over, or its redeem-by time is near
+        urgent = entry.final or entry.redeem_by_s - chain_time_s <= policy.urgent_margin_s
         factor = 1 if urgent else policy.profit_factor
         if due_wei > item_cost_wei * factor:
             candidates.append((Redemption(entry.voucher, due_wei), urgent))
@@ -156,6 +169,15 @@ class VoucherBook:
             return False
         entry.voucher = voucher
         return True
+
+    def mark_final(self, requester: bytes, job_id: bytes) -> bool:
+        """The job is over (its requester said so): redeem its vouchers once they are
+        worth their gas. True when a voucher of the job is held."""
+        held = False
+        for key, entry in self._entries.items():
+            if key[2:4] == (requester, job_id):
+                entry.final = held = True
+        return held
 
     def mark_paid(self, key: Key, paid_total_wei: int) -> None:
         """Record a ``Redeemed`` event (its total paid); idempotent, never moves backwards."""

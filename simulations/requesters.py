@@ -6,8 +6,8 @@ commands (send, gossip, pick a checker, send vouchers, claim the refund) and
 keep its timer armed. Every decision — whom to award, when a lease expired,
 what a frame costs, what is owed — is the machine's.
 
-A free-riding requester carries out everything except ``RecordPayment`` and
-``CheckerFeeDue``: it never signs a voucher.
+A free-riding requester carries out everything except ``RecordPayment`` (for
+frames and checks alike): it never signs a voucher.
 
 Reputation as in the node: one ``ReputationBook`` per requester, fed by the
 machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
@@ -231,9 +231,11 @@ class RequesterDriver:
             self._pick_checker(machine, cmd)
         elif isinstance(cmd, RecordPayment):
             world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
-            self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei, fee=False)
+            self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
         elif isinstance(cmd, CheckerFeeDue):
-            self._pay_fee(cmd)
+            world.invariants.fee_due(cmd.job_id, cmd.payee_address, cmd.fee_wei)
+            if not self.free_rider:
+                world.metrics.fees_wei += cmd.fee_wei  # its RecordPayment follows
         elif isinstance(cmd, FrameAccepted):
             self._accepted(cmd)
         elif isinstance(cmd, FrameFailed):
@@ -268,7 +270,9 @@ class RequesterDriver:
         if not checkers:
             return  # the machine's verify timeout asks again later
         checker = world.loop.rng.choice(checkers)
-        self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, world.epoch_ms()))
+        now_ms = world.epoch_ms()
+        self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
+                                                  checker.address))  # fmt: skip
 
     def _accepted(self, cmd: FrameAccepted) -> None:
         world, metrics = self.world, self.world.metrics
@@ -277,6 +281,8 @@ class RequesterDriver:
             cmd.job_id, cmd.frame, cmd.worker, worker.address, cmd.price_wei
         )
         metrics.frames_accepted += 1
+        if not self.free_rider:
+            metrics.paid_wei += cmd.price_wei  # its RecordPayment follows
         metrics.ru_accepted += world.scenes[cmd.job_id].ru_per_frame
         metrics.jobs[cmd.job_id].frames_accepted += 1
         if cmd.task_id not in self._checked:
@@ -285,24 +291,13 @@ class RequesterDriver:
             metrics.cheats_missed += 1
             world.loop.note("cheat-missed", cmd.task_id)
 
-    def _pay_fee(self, cmd: CheckerFeeDue) -> None:
-        payee = self.world.by_id[cmd.checker].address
-        self.world.invariants.fee_due(cmd.job_id, payee, cmd.fee_wei)
-        cumulative = self._paid.get((cmd.job_id, payee), 0) + cmd.fee_wei
-        self.world.invariants.payment_recorded(cmd.job_id, payee, cumulative)
-        self._pay(cmd.job_id, payee, cumulative, fee=True)
-
-    def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int, *, fee: bool) -> None:
+    def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> None:
         world = self.world
         last = self._paid.get((job_id, payee), 0)
         self._paid[(job_id, payee)] = cumulative_wei
         if self.free_rider:
             world.metrics.unpaid_wei += cumulative_wei - last
             return
-        if fee:
-            world.metrics.fees_wei += cumulative_wei - last
-        else:
-            world.metrics.paid_wei += cumulative_wei - last
         world.chain.issued.add((job_id, payee, cumulative_wei))
         voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, self.node.address, job_id, payee,
                           cumulative_wei, NO_SIGNATURE)  # fmt: skip

@@ -83,7 +83,7 @@ class SceneRequest(BaseModel):
 def job_json(job: RequesterJob) -> dict[str, Any]:
     stats = job.machine.statistics()
     view = job.view
-    spent_wei = sum(view.worker_wei.values()) + sum(view.fee_wei.values())
+    spent_wei = sum(job.machine.due_wei_by_payee().values())
     return {
         "job_id": job.job_id.hex(),
         "state": stats.state.value,

@@ -38,6 +38,7 @@ from protocol.messages import Voucher
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_JOBS_OVER = 1024  # jobs remembered as over (the oldest forgotten: then redeem-by decides)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Payee:
         self.book = VoucherBook()
         self._unknown: dict[Key, tuple[Voucher, str]] = {}  # redeem-by not read yet
         self._paid: dict[Key, int] = {}  # paid per lane: the chain's, plus our last redeem
+        self._over: dict[tuple[bytes, bytes], None] = {}  # (requester, job) said to be over
         self._wake = trio.Event()
 
     @property
@@ -180,6 +182,23 @@ class Payee:
 
     def owed_wei(self) -> int:
         return self.book.total_owed_wei() + sum(v.cumulative_wei for v, _ in self._unknown.values())
+
+    def job_over(self, requester_address: bytes, job_id: bytes) -> None:
+        """The job's requester says the job is over (the caller checked it is): no
+        larger voucher will come, so ours are redeemed once worth their gas."""
+        self._over.pop((requester_address, job_id), None)
+        self._over[(requester_address, job_id)] = None  # the newest last
+        if len(self._over) > MAX_JOBS_OVER:
+            del self._over[next(iter(self._over))]
+        if self.book.mark_final(requester_address, job_id):
+            self._wake.set()
+
+    def voucher_wei(self, requester_address: bytes, job_id: bytes) -> int:
+        """The largest cumulative amount a voucher of this job has promised us so far."""
+        link = self.link
+        key = (link.chain_id, link.contract, requester_address, job_id, link.address)
+        voucher = self.book.latest(key) or self._unknown.get(key, (None, ""))[0]
+        return 0 if voucher is None else voucher.cumulative_wei
 
     async def load(self) -> None:
         for row in await self.store.call(persist.load_vouchers):
@@ -224,6 +243,8 @@ class Payee:
         newest = max(held, key=lambda v: v.cumulative_wei)
         if redeem_by_s > 0:
             self.book.add(newest, redeem_by_s)
+            if (voucher.requester, voucher.job_id) in self._over:
+                self.book.mark_final(voucher.requester, voucher.job_id)
             newest = self.book.latest(key) or newest
         else:
             self._unknown[key] = (newest, payer)

@@ -11,6 +11,13 @@ drawn after the result existed and builds the verdict, which goes back to
 the requester. The worker's device class is not on the wire, so the
 comparison uses the cross-hardware tolerance (``worker`` identity unknown).
 Checks run one at a time: each is a Blender process.
+
+Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
+before each check the checker reads the escrow; its lane must hold what the
+job has promised it so far (its latest voucher, or the fees of its verdicts
+sent for the job if more) plus this check's fee. When it does not, or the
+chain does not answer, nothing is rendered and no verdict is sent: the
+requester's verify timeout asks again (perhaps another checker).
 """
 
 from __future__ import annotations
@@ -27,12 +34,15 @@ from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
+from node.roles.paycheck import PayCheck
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
-from protocol.messages import JobAnnounce, JobSpec, VerifyRequest, Voucher
+from protocol.messages import JobAnnounce, JobCancelled, JobSpec, VerifyRequest, Voucher
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
+MAX_ANSWERED_JOBS = 1024  # jobs whose verdicts' fees are remembered (oldest forgotten)
+MAX_ANSWERED_TASKS = 4096  # per job (beyond: not remembered, the check is more lenient)
 
 
 class CheckerRole:
@@ -44,6 +54,11 @@ class CheckerRole:
         self.scene_gate = SceneGate(ctx.render.inspect)
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest]](QUEUE_LEN)
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
+        self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
+        # job -> task -> fee of the verdict sent: a task asked again (a verify timeout, a
+        # requester restarted) is paid once, so it counts once
+        self._answered: dict[bytes, dict[bytes, int]] = {}
+        self.refused = 0  # checks not made: their pay was not secured
 
     def on_announce(self, announce: JobAnnounce) -> None:
         self.specs[announce.job_id] = announce.spec
@@ -68,6 +83,13 @@ class CheckerRole:
             except trio.WouldBlock:
                 pass  # the requester re-sends a cumulative voucher with the next fee
 
+    def on_cancelled(self, sender: bytes, cancelled: JobCancelled) -> None:
+        """The job's requester closed it: no larger voucher will come (the payee may
+        redeem ours now)."""
+        spec = self.specs.get(cancelled.job_id)
+        if self.payee is not None and spec is not None and spec.requester == sender:
+            self.payee.job_over(spec.requester_address, cancelled.job_id)
+
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._vouchers)
@@ -79,6 +101,16 @@ class CheckerRole:
                     log_event(logger, logging.WARNING, "check failed", frame=request.frame,
                               error=str(exc)[:300])  # fmt: skip
 
+    async def _pay_problem(self, spec: JobSpec, request: VerifyRequest) -> str | None:
+        """Why this check's fee might not be paid, or None (read before any await)."""
+        answered = self._answered.get(request.job_id, {})
+        promised_wei = sum(answered.values())
+        if self.payee is not None:
+            voucher_wei = self.payee.voucher_wei(spec.requester_address, request.job_id)
+            promised_wei = max(promised_wei, voucher_wei)
+        cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
+        return await self._pay_check.problem(spec, request.job_id, cumulative_wei)
+
     async def _vouchers(self) -> None:
         async for voucher, address in self._vouchers_out:
             if self.payee is not None:
@@ -86,6 +118,11 @@ class CheckerRole:
 
     async def _check(self, requester: bytes, request: VerifyRequest) -> None:
         spec = self.specs[request.job_id]
+        if (problem := await self._pay_problem(spec, request)) is not None:
+            self.refused += 1
+            log_event(logger, logging.WARNING, "check refused: pay not secured",
+                      frame=request.frame, reason=problem)  # fmt: skip
+            return
         scene = await self.ctx.fetch_from(requester, request.scene_cid)
         refusal = await self.scene_gate.refusal(scene, request.scene_cid, spec.settings,
                                                 spec.ru_per_frame)  # fmt: skip
@@ -98,5 +135,11 @@ class CheckerRole:
             worker=RendererIdentity(spec.renderer_build, "unknown"),
         )  # fmt: skip
         self.checked += 1
+        answered = self._answered.pop(request.job_id, {})
+        self._answered[request.job_id] = answered  # the newest job last
+        if len(answered) < MAX_ANSWERED_TASKS:
+            answered[request.task_id] = request.fee_wei
+        if len(self._answered) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
+            del self._answered[next(iter(self._answered))]
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)
         self.ctx.outbox.send(requester, verdict)

@@ -48,8 +48,11 @@ class MarketClock:
         return self._offset_ms + int(trio.current_time() * 1000)
 
     def trio_time_of(self, wall_ms: int) -> float:
-        """The ``trio.current_time()`` at which the market clock reads ``wall_ms``."""
-        return (wall_ms - self._offset_ms) / 1000
+        """A ``trio.current_time()`` at which the market clock reads ``wall_ms``: half a
+        millisecond in, since ``n / 1000 * 1000`` is below ``n`` for some ``n`` (1001,
+        1003, ...) and a timer woken there read the clock one ms early, re-armed for
+        the same instant and spun forever under trio's autojump clock."""
+        return (wall_ms - self._offset_ms + 0.5) / 1000
 
 
 def peer_of(node_id: bytes) -> str:

@@ -4,13 +4,16 @@ Theory of operation. Every input a job machine takes — start, a peer's
 message, a timer, a checker assignment, a cancel — is first appended to the
 job's journal in the store, then fed to the machine, and the commands it
 returns are carried out: ``Send``/``Publish`` through the outbox,
-``RequestVerification`` by picking a checker from capacity adverts,
-``RecordPayment``/``CheckerFeeDue`` by signing a cumulative EIP-712 voucher
-with the payment key and sending it, ``FrameAccepted`` by fetching the frame
-into the job's output folder. A restarted node replays each open job's
-journal into a fresh machine (deterministic: same inputs, same state) with
-side effects off, then re-sends the latest vouchers and lets the timers
-catch up — leases that ran out while it was down expire and are re-awarded.
+``RequestVerification`` by picking a checker from capacity adverts (its
+payment address, read from the advert then, is journalled with the
+assignment), ``RecordPayment`` by signing the EIP-712 voucher for exactly the
+machine's cumulative amount (workers and checkers alike: the machine keeps the
+only books) and sending it to the payee node the machine names,
+``FrameAccepted`` by fetching the frame into the job's output folder. A
+restarted node replays each open job's journal into a fresh machine
+(deterministic: same inputs, same state) with side effects off, then re-sends
+the latest vouchers and lets the timers catch up — leases that ran out while
+it was down expire and are re-awarded.
 
 Reputation: the role keeps one ``ReputationBook`` (stored in
 ``worker_records``), fed by the machines' ``WorkerJudged``. Before a bid or a
@@ -42,7 +45,7 @@ from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
-from node.roles.common import MarketClock, run_timer
+from node.roles.common import MarketClock, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.lanes import JobQueue
@@ -71,6 +74,7 @@ from protocol.messages import (
     Bid,
     ClosedOutcome,
     JobAnnounce,
+    JobCancelled,
     JobClosed,
     JobSpec,
     Message,
@@ -117,8 +121,6 @@ class JobView:
     blocklisted: set[str] = field(default_factory=set)
     rejected: int = 0
     outcome: str | None = None
-    worker_wei: dict[bytes, int] = field(default_factory=dict)
-    fee_wei: dict[bytes, int] = field(default_factory=dict)
     refund_wei: int = 0  # what the machine's books leave unspent
     refunded: bool = False  # the escrow is settled (refunded, or nothing was left)
     refunded_wei: int = 0  # what our refund transaction returned
@@ -156,6 +158,7 @@ class RequesterJob:
         self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
         self._clawed = False  # adversary "clawback" only
         self.results: dict[bytes, bytes] = {}  # task -> the worker's signed Result (one per award)
+        self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
 
     @property
     def ctx(self) -> RoleContext:
@@ -214,13 +217,8 @@ class RequesterJob:
             elif isinstance(c, RequestVerification) and live:
                 self.role.spawn(self._assign_checker, c)
             elif isinstance(c, RecordPayment):
-                view.worker_wei[c.payee_address] = c.cumulative_wei
-                self._pay(c.payee_address)
-            elif isinstance(c, CheckerFeeDue):
-                address = c.payee_address or self.role.address_of(c.checker)
-                if address is not None:
-                    view.fee_wei[address] = view.fee_wei.get(address, 0) + c.fee_wei
-                    self._pay(address, to=c.checker)
+                self.payee_nodes[c.payee_address] = c.node
+                self._pay(c.payee_address, c.cumulative_wei)
             elif isinstance(c, FrameAccepted):
                 view.accepted[c.frame] = {"worker": c.worker.hex(), "cid": c.frame_cid,
                                           "price_wei": c.price_wei, "at_ms": now_ms}  # fmt: skip
@@ -276,19 +274,14 @@ class RequesterJob:
         self._changed.set()
         self._changed = trio.Event()
 
-    def _pay(self, address: bytes, to: bytes | None = None) -> None:
+    def _pay(self, address: bytes, cumulative_wei: int) -> None:
         if not self.live or self.queue is None:
             return  # without a chain no voucher can be signed or redeemed: books only
-        total = self.view.worker_wei.get(address, 0) + self.view.fee_wei.get(address, 0)
-        payee_node = to if to is not None else self._worker_of(address)
-        if payee_node is not None:
-            if self.ctx.settings.adversary == "clawback" and not self._clawed:
-                self._clawed = True
-                self.queue.put(Clawback())
-            self.queue.put(Send(payee_node, self.voucher(address, total)))
-
-    def _worker_of(self, address: bytes) -> bytes | None:
-        return self.role.node_of_address(address)
+        if self.ctx.settings.adversary == "clawback" and not self._clawed:
+            self._clawed = True
+            self.queue.put(Clawback())
+        voucher = self.voucher(address, cumulative_wei)
+        self.queue.put(Send(self.payee_nodes[address], voucher))
 
     def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
         chain = self.ctx.chain
@@ -302,8 +295,8 @@ class RequesterJob:
             await self.queue.run(self.ctx.outbox)
 
     def resend_vouchers(self) -> None:
-        for address in set(self.view.worker_wei) | set(self.view.fee_wei):
-            self._pay(address, to=self.role.node_of_address(address))
+        for address, cumulative_wei in self.machine.due_wei_by_payee().items():
+            self._pay(address, cumulative_wei)
 
     async def run_timer(self) -> None:
         async def fire(now_ms: int) -> None:
@@ -330,7 +323,10 @@ class RequesterJob:
             return  # the machine's verify timeout asks again (or ends the dispute)
         in_flight = self._assigning.setdefault(c.task_id, set())
         in_flight.add(checker)  # no await between the pick and this
-        address = self.role.address_of(checker) or b""
+        address = self.role.address_of(checker)
+        if address is None:  # its advert went since the pick: the verify timeout asks again
+            log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
+            return
         try:
             await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
         finally:
@@ -387,8 +383,10 @@ class RequesterJob:
         if chain is None:
             raise RefundNotYet("this node has no chain configured: nothing was escrowed")
         escrow = self.spec.escrow
-        if escrow is not None and (escrow.chain_id, escrow.contract) != (chain.chain_id,
-                                                                         chain.contract):
+        if escrow is not None and (escrow.chain_id, escrow.contract) != (
+            chain.chain_id,
+            chain.contract,
+        ):
             raise RefundNotYet(
                 f"the job was escrowed on chain {escrow.chain_id} contract "
                 f"0x{escrow.contract.hex()}; this node is configured for chain {chain.chain_id} "
@@ -405,7 +403,9 @@ class RequesterJob:
             await chain.refund(self.job_id)
             refund_wei = state.remaining_wei
         if not self.view.refunded:
-            await self.step("refunded", b"", refund_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+            await self.step(
+                "refunded", b"", refund_wei.to_bytes(32, "big"), self.ctx.clock.now_ms()
+            )
         return refund_wei
 
     async def _finished(self) -> None:
@@ -419,7 +419,17 @@ class RequesterJob:
         if self.spec.escrow is None and not self.view.refunded:
             # Nothing was escrowed: settled now, or every restart would resume it again.
             await self.step("refunded", b"", bytes(32), self.ctx.clock.now_ms())
+        self._tell_payees_it_is_over()
         self.done.set()
+
+    def _tell_payees_it_is_over(self) -> None:
+        """Every payee holds its last voucher now: tell it no larger one will come, so it
+        redeems once instead of per voucher. After the vouchers, in the job's queue."""
+        if self.queue is None:
+            return
+        over = JobCancelled(self.job_id, f"finished: {self.view.outcome}")
+        for node in sorted(set(self.payee_nodes.values())):
+            self.queue.put(Send(node, over))
 
 
 async def _contained(fn: Callable[..., Awaitable[object]], *args: object) -> None:
@@ -506,13 +516,11 @@ class RequesterRole:
                 worker, cid = bytes.fromhex(str(info["worker"])), str(info["cid"])
                 price_wei = int(str(info["price_wei"]))
                 job.start_collect(FrameAccepted(job.job_id, frame, b"", worker, cid, price_wei))
-        # Payees are found by address in capacity adverts: wait for them, then re-send
-        # the latest vouchers (one lost in the crash would otherwise never arrive).
-        payees = set(job.view.worker_wei) | set(job.view.fee_wei)
+        # The journal names the payees' nodes: wait until they are heard of again, then
+        # re-send the latest vouchers (one lost in the crash would otherwise never arrive).
+        payees = {peer_of(n) for n in job.payee_nodes.values()}
         with trio.move_on_after(RESUME_WAIT_S):
-            await self.ctx.node.wait_until(
-                lambda: all(self.node_of_address(a) is not None for a in payees)
-            )
+            await self.ctx.node.wait_until(lambda: payees <= self.ctx.node.capacity.keys())
         job.resend_vouchers()
         if job.view.outcome is not None:
             if self.ctx.chain is not None and not job.view.refunded:
@@ -596,13 +604,5 @@ class RequesterRole:
         return candidates[self._next_checker % len(candidates)]
 
     def address_of(self, node: bytes) -> bytes | None:
-        from node.roles.common import peer_of
-
         seen = self.ctx.node.capacity.get(peer_of(node))
         return seen.advert.payment.address if seen else None
-
-    def node_of_address(self, address: bytes) -> bytes | None:
-        for seen in self.ctx.node.capacity.values():
-            if seen.advert.payment.address == address:
-                return seen.advert.payment.node
-        return None

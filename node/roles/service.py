@@ -87,6 +87,8 @@ class Roles:
         try:
             if isinstance(message, TO_REQUESTER):
                 await self.requester.receive(sender, message, envelope.digest, envelope.wire)
+            elif isinstance(message, JobCancelled) and (self.worker or self.checker):
+                self._job_over(sender, message)
             elif isinstance(message, TO_WORKER) and self.worker is not None:
                 self.worker.receive(sender, message)
             elif isinstance(message, Voucher):
@@ -108,6 +110,14 @@ class Roles:
             return None
         return ACK
 
+    def _job_over(self, sender: bytes, message: JobCancelled) -> None:
+        """A requester closed its job (gossip when cancelled or expired, a direct message
+        to its payees when it finished): no more work, and no larger voucher, comes."""
+        if self.checker is not None:
+            self.checker.on_cancelled(sender, message)
+        if self.worker is not None:
+            self.worker.receive(sender, message)  # raises for a stranger: it is blamed
+
     def on_gossip(self, envelope: Envelope) -> None:
         """Raises ``RemoteProtocolError`` for a message illegal in our state: the node
         then blames its signer (a relay could not have known) and stops it there."""
@@ -118,8 +128,8 @@ class Roles:
                     self.checker.on_announce(message)
                 if self.worker is not None and sender != self.ctx.me:
                     self.worker.on_announce(sender, message)
-            elif isinstance(message, JobCancelled) and self.worker is not None:
-                self.worker.receive(sender, message)
+            elif isinstance(message, JobCancelled):
+                self._job_over(sender, message)
         except RemoteProtocolError:
             raise
         except Exception as exc:  # our bug, not the peer's: say so and keep running

@@ -10,17 +10,17 @@ PNG in the content store for requester and checker to fetch, report back),
 ``CancelRender`` cancels that task, ``VoucherReceived`` hands the voucher to
 the payee, which checks its signature and redeems it on chain.
 
-Pay before work. With a chain, the worker reads the escrow (``Chain.secured``)
-before it bids on an announce (the job exists for that requester, is not
-refunded, pays in the native coin, and its vouchers still pay
-``REDEEM_MARGIN_S`` after the job's deadline) and again before it starts each
-awarded frame: its lane must then also cover what the requester's vouchers
-have promised it so far plus every frame it is rendering for the job, this one
-included. When it does not (or the chain does not answer), the award is
-declined (``AwardDeclined`` with the reason) and nothing is rendered; the
-requester then drops our bid for that job (a transient outage is not retried:
-known limitation). A reading that covered the frame is kept and reused, so
-the chain is read again only when the lane must have grown.
+Pay before work. With a chain, the worker reads the escrow
+(:mod:`node.roles.paycheck`) before it bids on an announce (the job exists for
+that requester, is not refunded, pays in the native coin, and its vouchers
+still pay ``REDEEM_MARGIN_S`` after the job's deadline) and again before it
+starts each awarded frame: its lane must then also cover what the requester's
+vouchers have promised it so far plus every frame it is rendering for the job,
+this one included. When it does not (or the chain does not answer), the award
+is declined (``AwardDeclined`` with the reason) and nothing is rendered; the
+requester then drops our bid for that job, and the machine bids again after a
+backoff, a bounded number of times (the lane may only be late: our reading
+lags the requester's funding, or our chain was out).
 
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
@@ -38,12 +38,11 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.client import Secured
-from ledger.errors import LedgerError
 from node.log import log_event
 from node.roles.chain import Payee
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
+from node.roles.paycheck import PayCheck
 from node.roles.scene_gate import SceneGate
 from protocol.market import (
     CancelRender,
@@ -57,16 +56,14 @@ from protocol.market import (
 from protocol.messages import (
     FailureReason,
     JobAnnounce,
+    JobCancelled,
     JobSpec,
     Message,
     check_announce,
 )
 
 logger = logging.getLogger(__name__)
-REDEEM_MARGIN_S = 30  # after the job's deadline, time the worker wants left to redeem
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
-NATIVE_TOKEN = bytes(20)
-MAX_SECURED = 1024  # chain readings kept (jobs the machine still knows are kept first)
 
 
 class WorkerRole:
@@ -89,7 +86,7 @@ class WorkerRole:
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._checking: set[bytes] = set()  # announces whose escrow is being read
-        self._secured: dict[bytes, Secured] = {}  # the last reading per job (see pay_problem)
+        self._pay_check = PayCheck(ctx.chain, self.machine.knows_job)
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
         self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
 
@@ -138,38 +135,15 @@ class WorkerRole:
 
     async def pay_problem(self, spec: JobSpec, job_id: bytes, cumulative_wei: int) -> str | None:
         """Why vouchers totalling ``cumulative_wei`` for the job might not pay, or None."""
-        chain = self.ctx.chain
-        if chain is None:
-            return None
-        escrow = spec.escrow
-        if escrow is None or (escrow.chain_id, escrow.contract) != (chain.chain_id, chain.contract):
-            return "the job is not escrowed on our chain"
-        redeem_by_s = spec.deadline_ms // 1000 + REDEEM_MARGIN_S
-
-        def problem(secured: Secured) -> str | None:
-            return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
-                                   redeem_by_s=redeem_by_s)  # fmt: skip
-
-        # A reading that secured enough stays true: a lane only grows, a deadline only
-        # moves later, and no refund comes before deadline + grace. So the chain is
-        # read only when the last reading does not cover this frame (a lone worker's
-        # chunked lane: about once per job), and an outage meanwhile costs nothing.
-        cached = self._secured.get(job_id)
-        if cached is not None and problem(cached) is None:
-            return None
-        try:
-            secured = await chain.secured(spec.requester_address, job_id)
-        except LedgerError as exc:
-            return f"chain unreachable: {str(exc)[:100]}"
-        if len(self._secured) >= MAX_SECURED:
-            self._secured = {j: s for j, s in self._secured.items() if self.machine.knows_job(j)}
-        if len(self._secured) < MAX_SECURED:
-            self._secured[job_id] = secured
-        return problem(secured)
+        return await self._pay_check.problem(spec, job_id, cumulative_wei)
 
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
         self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
+        if isinstance(message, JobCancelled) and self.payee is not None:
+            spec = self.specs.get(message.job_id)
+            if spec is not None and spec.requester == sender:  # the job is over
+                self.payee.job_over(spec.requester_address, message.job_id)
 
     def carry_out(self, commands: list[Command]) -> None:
         assert self._nursery is not None

@@ -60,17 +60,21 @@ class RequestVerification:
 
 @dataclass(frozen=True)
 class RecordPayment:
-    """Sign and send the payee a Voucher for ``cumulative_wei`` on this job."""
+    """Sign a Voucher for ``cumulative_wei`` on this job to ``payee_address`` and send it
+    to ``node``, the payee that just earned more. The amount is everything the job
+    owes that address (frames rendered and checks done): sign exactly this, never a
+    sum of one's own."""
 
     payee_address: bytes
     cumulative_wei: int
     job_id: bytes
+    node: bytes = b""
 
 
 @dataclass(frozen=True)
 class CheckerFeeDue:
-    """A checker answered; it has earned ``fee_wei`` (paid by the driver) at
-    ``payee_address`` (empty when the driver did not name it at assignment)."""
+    """A checker answered; it has earned ``fee_wei`` at ``payee_address`` (the address
+    named at its assignment). A record: the :class:`RecordPayment` that follows pays it."""
 
     job_id: bytes
     task_id: bytes

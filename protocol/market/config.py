@@ -87,9 +87,16 @@ class WorkerConfig:
     max_known_jobs: int = 1_000
     job_memory_ms: int = 24 * 3_600_000
     dispute_rejections: bool = True  # contest every rejection of a result we submitted
+    # After an award declined because its pay was not secured (the lane not yet
+    # funded as our chain reading sees it, or the chain did not answer), bid again
+    # after unsecured_rebid_ms, doubling, at most unsecured_rebids times in a row.
+    unsecured_rebids: int = 3
+    unsecured_rebid_ms: int = 10_000
 
     def __post_init__(self) -> None:
         if self.min_price_wei_per_ru < 0:
             raise LocalProtocolError("min_price_wei_per_ru must be >= 0")
+        if self.unsecured_rebids < 0 or self.unsecured_rebid_ms < 1:
+            raise LocalProtocolError("unsecured_rebids must be >= 0, unsecured_rebid_ms >= 1")
         if self.slots < 1 or self.score_ru_per_hour < 0 or self.max_known_jobs < 1:
             raise LocalProtocolError("slots and max_known_jobs must be >= 1, the score >= 0")

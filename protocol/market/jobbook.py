@@ -21,10 +21,13 @@ from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.awarding import Bidder
 from protocol.market.commands import (
+    CheckerFeeDue,
     Command,
+    FrameAccepted,
     FundLanes,
     JobFinished,
     JobOutcome,
+    RecordPayment,
     RefundDue,
     Send,
 )
@@ -85,6 +88,7 @@ class JobBook:
         self._blocklist: set[bytes] = set()
         # A blocklisted worker's bid, kept while a dispute may still clear it.
         self._parked_bids: dict[bytes, Bidder] = {}
+        self._disputes: dict[bytes, TaskRecord] = {}  # DISPUTED tasks
         self._owed_wei: dict[bytes, int] = {}
         # Lanes (protocol.market.lanes): funded totals per payment address, the
         # checkers' payment addresses, fees earned per address, fees of assigned
@@ -119,7 +123,16 @@ class JobBook:
         return {number: frame.state for number, frame in self._frames.items()}
 
     def owed_wei_by_payee(self) -> dict[bytes, int]:
+        """Per payment address, what accepted frames earned it (checks not included)."""
         return dict(self._owed_wei)
+
+    def due_wei_by_payee(self) -> dict[bytes, int]:
+        """Per payment address, everything the job owes it, frames and checks: the
+        cumulative amount of its latest :class:`RecordPayment`."""
+        due = dict(self._owed_wei)
+        for address, fees_wei in self._fees_by_address.items():
+            due[address] = due.get(address, 0) + fees_wei
+        return due
 
     def lanes_wei(self) -> dict[bytes, int]:
         """What the machine has had funded into each payee's lane so far."""
@@ -191,6 +204,30 @@ class JobBook:
             self._pending.add(task.frame)
         return out
 
+    def _pay(self, task: TaskRecord) -> list[Command]:
+        """``task``'s frame is accepted: its worker is owed its price."""
+        address = task.payee_address
+        self._owed_wei[address] = self._owed_wei.get(address, 0) + task.price_wei
+        accepted = FrameAccepted(
+            self.job_id, task.frame, task.task_id, task.worker, task.frame_cid, task.price_wei
+        )
+        return [accepted, self._payment(address, task.worker)]
+
+    def _fee_due(self, task: TaskRecord, checker: bytes) -> list[Command]:
+        """``checker`` answered about ``task``: it is owed the fee at its address."""
+        self._fees_pending.pop((task.task_id, checker), None)
+        self._fees_wei += task.fee_wei
+        address = self._checker_addresses[checker]
+        due = CheckerFeeDue(self.job_id, task.task_id, checker, task.fee_wei, address)
+        if task.fee_wei == 0:
+            return [due]
+        self._fees_by_address[address] = self._fees_by_address.get(address, 0) + task.fee_wei
+        return [due, self._payment(address, checker)]
+
+    def _payment(self, address: bytes, node: bytes) -> RecordPayment:
+        cumulative_wei = self._owed_wei.get(address, 0) + self._fees_by_address.get(address, 0)
+        return RecordPayment(address, cumulative_wei, self.job_id, node)
+
     def _settle(self, outcome: JobOutcome) -> list[Command]:
         out: list[Command] = [JobFinished(self.job_id, outcome)]
         refund_wei = self.spec.budget_wei - sum(self._owed_wei.values()) - self._fees_wei
@@ -238,9 +275,7 @@ class JobBook:
         return sum(self._owed_wei.values()) + self._fees_wei + self._reserved_wei
 
     def _lane_needs(self) -> dict[bytes, int]:
-        needs = dict(self._owed_wei)
-        for address, fees in self._fees_by_address.items():
-            needs[address] = needs.get(address, 0) + fees
+        needs = self.due_wei_by_payee()
         for task in [*self._active.values(), *(t for t in self._tasks.values()
                                               if t.state is TaskState.DISPUTED)]:  # fmt: skip
             needs[task.payee_address] = needs.get(task.payee_address, 0) + task.price_wei

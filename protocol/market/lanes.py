@@ -35,6 +35,11 @@ class LaneBook:
     def total_wei(self) -> int:
         return sum(self.lanes_wei.values())
 
+    def can_cover(self, address: bytes, need_wei: int) -> bool:
+        """Whether ``address``'s lane holds ``need_wei`` or can still be funded to it."""
+        lane_wei = self.lanes_wei.get(address, 0)
+        return need_wei - lane_wei <= self.budget_wei - self.total_wei
+
     def slack(self, needs: Mapping[bytes, int]) -> dict[bytes, int]:
         """Per payee, what its lane holds beyond its need."""
         return {a: max(0, lane - needs.get(a, 0)) for a, lane in self.lanes_wei.items()}

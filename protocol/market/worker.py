@@ -14,6 +14,14 @@ taken when a slot is free (:class:`StartRender`) and declined otherwise, so
 the requester can give the frame to someone else at once; a "no free slot"
 decline costs the bid, so the worker bids again once a slot frees up.
 
+The driver checks that an award's pay is secured on chain before it renders,
+and declines it through :meth:`decline` when it is not (``PayUnsecured``).
+That too costs the bid, but the lane may only be late (our chain reading lags
+the requester's funding, or our chain did not answer), so the worker bids again
+after ``unsecured_rebid_ms``, doubling each time, at most ``unsecured_rebids``
+times in a row (a frame of the job rendered resets the count): a requester that
+never secures the pay costs a few chain reads, not a loop.
+
 While a task renders, the machine's timer sends a Heartbeat every
 ``heartbeat_interval_ms`` the award asked for, and LeaseExtended answers move
 the worker's copy of the lease deadline. If that deadline passes with no
@@ -73,9 +81,11 @@ class _Job:
     ask_wei: int
     cancelled: bool = False
     voucher_wei: int = 0
-    rebid: bool = False
+    rebid: bool = False  # bid again once a slot is free
     refused: str = ""  # why our preflight refused the job's scene: every award is declined
     complexity_permille: int = PERMILLE  # what our probe render measured of the scene
+    unsecured: int = 0  # awards declined in a row because their pay was not secured
+    rebid_at_ms: int | None = None  # when to bid again after such a decline
 
 
 @dataclass
@@ -277,6 +287,8 @@ class WorkerMachine:
         task = self._local(task_id)
         if not self._step(task, ev.RenderFinished(task_id)):
             return []
+        if (job := self._jobs.get(task.job_id)) is not None:
+            job.unsecured = 0  # its pay was secured: later declines start counting afresh
         result = Result(
             task.job_id, task_id, task.frame, frame_cid, frame_size_bytes, render_time_ms,
             renderer_build, device_class,
@@ -293,11 +305,16 @@ class WorkerMachine:
         return [Send(task.requester, failure), *self._rebids(now_ms)]
 
     def decline(self, task_id: bytes, reason: str, now_ms: int) -> list[Command]:
-        """The driver will not render an award it took (e.g. its pay is not secured on
-        chain): the requester is told (``AwardDeclined``, no failure held against us)."""
+        """The driver will not render an award it took (its pay is not secured on
+        chain): the requester is told (``AwardDeclined``, no failure held against us),
+        and a bid for the job goes out again later (see the module docstring)."""
         task = self._local(task_id)
         if not self._step(task, ev.PayUnsecured(task_id)):
             return []
+        job = self._jobs.get(task.job_id)
+        if job is not None and job.unsecured < self.config.unsecured_rebids:
+            job.rebid_at_ms = now_ms + self.config.unsecured_rebid_ms * 2**job.unsecured
+            job.unsecured += 1
         declined = AwardDeclined(task.job_id, task_id, DeclineReason.PAY_UNSECURED.text(reason))
         return [CancelRender(task_id), Send(task.requester, declined), *self._rebids(now_ms)]
 
@@ -308,7 +325,7 @@ class WorkerMachine:
         task = self._local(task_id)
         job = self._jobs.get(task.job_id)
         if job is not None:
-            job.refused, job.rebid = detail[:160] or "refused", False
+            job.refused, job.rebid, job.rebid_at_ms = detail[:160] or "refused", False, None
         out: list[Command] = []
         text = DeclineReason.SCENE_REFUSED.text(detail)
         for live in [t for t in self._live.values() if t.job_id == task.job_id]:
@@ -332,7 +349,7 @@ class WorkerMachine:
         late = self._late(job.spec, job.complexity_permille, now_ms)
         if not late:
             return []
-        job.rebid = False
+        job.rebid, job.rebid_at_ms = False, None
         self._step(task, ev.FrameTooSlow(task_id))
         declined = AwardDeclined(task.job_id, task_id, DeclineReason.TOO_SLOW.text(late))
         return [CancelRender(task_id), Send(task.requester, declined), *self._rebids(now_ms)]
@@ -350,6 +367,7 @@ class WorkerMachine:
         times = [
             min(task.next_heartbeat_ms, task.lease_deadline_ms) for task in self._live.values()
         ]
+        times += [j.rebid_at_ms for j in self._jobs.values() if j.rebid_at_ms is not None]
         return min(times, default=None)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
@@ -389,12 +407,17 @@ class WorkerMachine:
     # ---- helpers ----
 
     def _rebids(self, now_ms: int) -> list[Command]:
-        """A slot is free again: renew the bids that a "no free slot" decline cost us."""
-        if self._rendering() >= self.config.slots:
-            return []
+        """Renew the bids a decline cost us: once a slot is free ("no free slot"), or
+        once the wait after an unsecured award is over and a slot is free."""
+        free = self._rendering() < self.config.slots
         out: list[Command] = []
         for job_id, job in self._jobs.items():
-            if job.rebid and not (job.cancelled or job.refused) and now_ms < job.spec.deadline_ms:
+            if job.cancelled or job.refused or now_ms >= job.spec.deadline_ms:
+                job.rebid, job.rebid_at_ms = False, None
+                continue
+            if job.rebid_at_ms is not None and now_ms >= job.rebid_at_ms:
+                job.rebid, job.rebid_at_ms = True, None
+            if job.rebid and free:
                 job.rebid = False
                 out.append(self._bid(job_id, job))
         return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ledger.voucher_book import RedeemPolicy, VoucherBook
 from tests.ledger.conftest import ETHER, GRACE_S, Env
 
-POLICY = RedeemPolicy()
+POLICY = RedeemPolicy(profit_factor=10)  # what is paid, not when: redeem mid-job
 
 
 def test_front_run_and_restart_do_not_freeze_the_payee(env_fast: Env) -> None:

@@ -11,11 +11,7 @@ from tests.roles.cluster import Cluster, open_cluster
 
 def owed_by(cluster: Cluster, client: str, job_id: bytes) -> dict[bytes, int]:
     """What the requester's books say it owes each payment address for the job."""
-    view = cluster.members[client].live().requester.jobs[job_id].view
-    owed = dict(view.worker_wei)
-    for address, fee in view.fee_wei.items():
-        owed[address] = owed.get(address, 0) + fee
-    return owed
+    return cluster.members[client].live().requester.jobs[job_id].machine.due_wei_by_payee()
 
 
 async def all_paid(cluster: Cluster, client: str, job_id: bytes) -> dict[bytes, int]:

@@ -217,10 +217,14 @@ class MarketStateMachine(RuleBasedStateMachine):
             worker = self.harness.workers[command.worker]
             expected[worker.payment_address] += command.price_wei
         assert self.harness.job.owed_wei_by_payee() == dict(expected)
+        for fee in self.harness.commands(CheckerFeeDue):
+            assert isinstance(fee, CheckerFeeDue)
+            expected[fee.payee_address] += fee.fee_wei
+        # one set of books: each payee's last cumulative is all it earned, checks included
         last_payment = {
             c.payee_address: c.cumulative_wei for c in self.harness.commands(RecordPayment)
         }  # type: ignore[union-attr]
-        assert last_payment == dict(expected)
+        assert last_payment == +expected == self.harness.job.due_wei_by_payee()
 
     @invariant()
     def the_budget_is_never_exceeded(self) -> None:

@@ -310,7 +310,10 @@ def test_payments_are_cumulative_per_payee() -> None:
     harness = started(frames=(1, 2, 3), worker_prices_wei_per_ru=(100,), worker_slots=1)
     while harness.renders:
         finish_all(harness)
-    payments = [c.cumulative_wei for c in harness.commands(RecordPayment)]  # type: ignore[union-attr]
+    worker = address_for("worker0")
+    payments = [
+        c.cumulative_wei for c in harness.commands(RecordPayment) if c.payee_address == worker
+    ]  # type: ignore[union-attr]
     assert payments == [1000, 2000, 3000]
 
 
@@ -383,7 +386,9 @@ def test_blocklisting_revokes_live_leases_and_drops_unverified_results() -> None
     assert harness.job.task_state(third) is TaskState.REVOKED
     assert third not in harness.renders  # LeaseRevoked reached the worker
     # regression (state machine): a RequestVerification from the same batch comes too late
-    assert harness.job.assign_checker(first, harness.checker_ids[0], harness.now_ms) == []
+    checker = harness.checker_ids[0]
+    address = harness.checker_addresses[checker]
+    assert harness.job.assign_checker(first, checker, harness.now_ms, address) == []
     harness.verdict(first, True)  # the checker answers late: ignored, no fee
     assert harness.commands(FrameAccepted) == []
     assert harness.commands(CheckerFeeDue) == []
@@ -564,10 +569,10 @@ def test_a_dispute_refuses_a_used_checker_and_extra_checkers() -> None:
     assert len(harness.dispute_requests) == 1
     for used in (first_checker, worker, harness.dispute_requests[0][0]):
         with pytest.raises(IllegalTransition):
-            harness.job.assign_checker(task_id, used, harness.now_ms)
+            harness.job.assign_checker(task_id, used, harness.now_ms, bytes(20))
     with pytest.raises(IllegalTransition):  # one more is fine, a third is not
-        harness.job.assign_checker(task_id, b"x" * 32, harness.now_ms)
-        harness.job.assign_checker(task_id, b"y" * 32, harness.now_ms)
+        harness.job.assign_checker(task_id, b"x" * 32, harness.now_ms, bytes(20))
+        harness.job.assign_checker(task_id, b"y" * 32, harness.now_ms, bytes(20))
     harness.advance(MarketConfig().verify_timeout_ms)
     assert any(
         isinstance(r, DisputeResolved) and r.upheld for r in harness.commands(DisputeResolved)

@@ -323,3 +323,51 @@ def test_a_worker_configured_not_to_dispute_only_notes_the_rejection() -> None:
     machine.render_finished(task, "bafkreif", 10, 20, BUILD, "cpu", START_MS)
     assert machine.receive(REQUESTER, LeaseRevoked(JOB, task, "r", bytes(32)), START_MS) == []
     assert machine.task_states()[task] is WorkerTaskState.REJECTED
+
+
+def bids(commands: list[object]) -> list[Bid]:
+    return [c.message for c in commands if isinstance(c, Send) and isinstance(c.message, Bid)]
+
+
+def test_an_award_declined_for_unsecured_pay_is_bid_for_again_later_and_boundedly() -> None:
+    """Issue 13: declining an unsecured award cost the bid for good (the requester drops
+    it); the lane may only be late, so the worker bids again, backing off, a few times."""
+    machine = worker()
+    (start,) = bid_and_award(machine, award(1))
+    assert isinstance(start, StartRender)
+    out = machine.decline(start.task_id, "pay not secured: 0 wei secured", START_MS)
+    assert bids(out) == []  # not at once: the lane needs time to show up
+    rebid_ms = WorkerConfig(1, ()).unsecured_rebid_ms
+    assert machine.get_timer() == START_MS + rebid_ms
+    assert bids(machine.handle_timer(START_MS + rebid_ms - 1)) == []
+    (again,) = bids(machine.handle_timer(START_MS + rebid_ms))
+    assert again.job_id == JOB
+    # declined again and again: the waits double, then it gives up on the job
+    now_ms, waits = START_MS + rebid_ms, []
+    for task in range(2, 10):
+        (start,) = machine.receive(REQUESTER, award(task, lease_ms=10**8), now_ms)
+        assert isinstance(start, StartRender)
+        machine.decline(start.task_id, "pay not secured", now_ms)
+        due_ms = machine.get_timer()
+        if due_ms is None:
+            break
+        waits.append(due_ms - now_ms)
+        now_ms = due_ms
+        assert len(bids(machine.handle_timer(now_ms))) == 1
+    assert waits == [2 * rebid_ms, 4 * rebid_ms]
+    assert machine.get_timer() is None and bids(machine.handle_timer(now_ms + 10**7)) == []
+
+
+def test_a_rendered_frame_resets_the_unsecured_count_and_a_cancel_stops_the_rebid() -> None:
+    machine = worker()
+    (start,) = bid_and_award(machine, award(1))
+    machine.decline(start.task_id, "pay not secured", START_MS)
+    rebid_ms = WorkerConfig(1, ()).unsecured_rebid_ms
+    machine.handle_timer(START_MS + rebid_ms)
+    (start,) = machine.receive(REQUESTER, award(2, lease_ms=10**6), START_MS + rebid_ms)
+    machine.render_finished(start.task_id, "bafkreiframe", 1, 1, BUILD, "cpu", START_MS + rebid_ms)
+    (start,) = machine.receive(REQUESTER, award(3, lease_ms=10**6), START_MS + rebid_ms)
+    machine.decline(start.task_id, "pay not secured", START_MS + rebid_ms)
+    assert machine.get_timer() == START_MS + 2 * rebid_ms  # the first wait again, not doubled
+    machine.receive(REQUESTER, JobCancelled(JOB, "done"), START_MS + rebid_ms + 1)
+    assert machine.get_timer() is None

@@ -1,0 +1,260 @@
+"""The requester's verification desk: checkers, their verdicts, and disputes.
+
+Theory of operation
+-------------------
+Part of :class:`protocol.market.requester.JobMachine`, split out by topic (the
+state lives in :mod:`protocol.market.jobbook`). A result waiting for a verdict
+makes the machine emit :class:`RequestVerification`; the driver picks a checker
+and calls :meth:`VerifyDesk.assign_checker` with the checker's payment address
+(the machine owes the fee there, so a driver that replays its inputs must
+record the address with the assignment). Only a Verdict from an assigned
+checker about the exact result (envelope digest) and on the plan's number of
+tiles (``VerifyRequest.tiles``) counts; it earns the checker
+its fee (:class:`CheckerFeeDue`, then the address's new cumulative amount in a
+:class:`RecordPayment`, as for a worker's frame: one set of books).
+
+A rejected worker may dispute (``Dispute`` naming the verdict's digest, which
+the ``LeaseRevoked`` telling it of the rejection carries in ``verdict_digest``) within
+``dispute_window_ms``: ``dispute_checkers`` more checkers, never the worker nor
+one already used, are asked, their fees and the task's price reserved; the
+majority of all verdicts decides. Overturned, the first checker is reported
+(``CheckerOverruled``), the rejection is struck from the worker's record, and
+the frame is accepted from the disputed result if still open (a live retry is
+revoked); upheld, nothing changes. See docs/MARKET.md.
+
+What to do with an accepted or rejected result (accept and pay, charge the
+worker, award again or settle) is the job machine's decision: the three hooks
+at the end are its methods.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.market import events as ev
+from protocol.market.commands import (
+    CheckerOverruled,
+    Command,
+    DisputeResolved,
+    RequestVerification,
+    Send,
+    WorkerJudged,
+)
+from protocol.market.jobbook import SETTLED, JobBook
+from protocol.market.records import TaskRecord, verdict_digest_of
+from protocol.market.tables import TaskState
+from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
+from protocol.reputation import Judgement
+
+
+class VerifyDesk(JobBook):
+    """Checker assignment, verdicts and disputes of one job (see the module docstring)."""
+
+    def assign_checker(
+        self, task_id: bytes, checker: bytes, now_ms: int, checker_address: bytes
+    ) -> list[Command]:
+        """The driver chose ``checker`` for a :class:`RequestVerification`; it is paid
+        at ``checker_address`` (a driver that replays must pass the address it passed
+        live: it is part of the input). Its lane is funded (``FundLanes``, before the
+        request) and its fee is owed to that address, in its cumulative amount."""
+        if len(checker_address) != 20:
+            raise IllegalTransition("a checker is assigned with its 20-byte payment address")
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise IllegalTransition("no such task")
+        if checker == task.worker:
+            raise IllegalTransition("a worker cannot check its own result")
+        was = task.state
+        if was is TaskState.DISPUTED:
+            if checker in task.checkers:
+                raise IllegalTransition("a dispute needs checkers not yet used on the task")
+            if len(task.dispute_checkers) >= self.config.dispute_checkers:
+                raise IllegalTransition("the dispute has all its checkers")
+        address = self._checker_addresses.get(checker, checker_address)
+        need_wei = self._lane_needs().get(address, 0) + task.fee_wei
+        live = was in (TaskState.VERIFYING, TaskState.DISPUTED)
+        if live and task.fee_wei and not self._lanes.can_cover(address, need_wei):
+            # Budget left in no lane can pay this checker (a re-assignment after a
+            # verify timeout, say): ask nobody we could not pay. The timeout asks again.
+            return []
+        self._task_step(task, ev.CheckerAssigned(task_id))
+        if was is TaskState.DISPUTED:
+            task.dispute_checkers.add(checker)
+        elif was is not TaskState.VERIFYING:
+            return []  # decided meanwhile (revoked, or the job ended): no longer needed
+        task.checkers.add(checker)
+        request = VerifyRequest(
+            self.job_id, task_id, task.frame, task.worker, task.result_digest,
+            task.frame_cid, self.spec.scene_cid, task.fee_wei, task.tiles,
+        )  # fmt: skip
+        self._checker_addresses.setdefault(checker, checker_address)
+        if task.fee_wei == 0:
+            return [Send(checker, request)]
+        self._fees_pending[(task_id, checker)] = task.fee_wei
+        checkers = len(set(self._checker_addresses.values()))
+        unsettled = len(self._frames) - self._settled
+        chunk_wei = task.fee_wei * max(0, unsettled - 1) // checkers
+        return [*self._fund({address: chunk_wei}), Send(checker, request)]
+
+    def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
+        """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
+        worker and every checker already asked about it."""
+        task = self._tasks.get(task_id)
+        return frozenset() if task is None else frozenset(task.checkers | {task.worker})
+
+    def _on_verdict(
+        self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
+    ) -> list[Command]:
+        task = self._tasks.get(verdict.task_id)
+        if task is None or (verdict.worker, verdict.frame) != (task.worker, task.frame):
+            raise IllegalMessage("a verdict about a task we do not know")
+        if sender not in task.checkers:
+            raise IllegalMessage("a verdict from a node we did not ask", penalty=50)
+        if verdict.result_digest != task.result_digest:
+            raise IllegalMessage("a verdict about another result")
+        if len(verdict.tiles) != self._tiles_expected(task):
+            raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
+        was = task.state
+        event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
+        self._task_step(task, event(task.task_id))
+        if was is TaskState.DISPUTED:
+            return self._on_dispute_verdict(task, sender, verdict.passed, now_ms)
+        if was is not TaskState.VERIFYING:
+            return []
+        task.fee_paid = True
+        self._reserved_wei -= task.fee_wei
+        out: list[Command] = self._fee_due(task, sender)
+        if verdict.passed:
+            out.append(WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED))
+            return out + self._accept(task, now_ms)
+        # keep the evidence for a dispute, and tell the worker which verdict to contest
+        task.rejected_by = sender
+        task.verdict_digest = digest if digest is not None else verdict_digest_of(verdict)
+        task.dispute_until_ms = now_ms + self.config.dispute_window_ms
+        revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
+                               task.verdict_digest)  # fmt: skip
+        out.append(Send(task.worker, revoked))
+        return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
+
+    def _on_dispute(
+        self, sender: bytes, dispute: Dispute, now_ms: int, _: bytes | None
+    ) -> list[Command]:
+        task = self._held(sender, dispute.task_id)
+        if not task.rejected_by:
+            raise IllegalMessage("no rejecting verdict on this task to dispute")
+        if dispute.verdict_digest != task.verdict_digest:
+            raise IllegalMessage("a dispute of a verdict we did not act on")
+        if task.disputed:
+            return []  # a resent dispute: already heard
+        if now_ms > task.dispute_until_ms:
+            raise IllegalMessage("a dispute after the dispute window")
+        task.disputed = True
+        reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
+        if self.config.dispute_checkers == 0:
+            return [self._resolved(task, True, False, "disputes are not taken")]
+        if reserve_wei > self._free_wei(self._lane_needs()):
+            return [self._resolved(task, True, False, "the budget cannot cover a dispute")]
+        self._task_step(task, ev.DisputeOpened(task.task_id))
+        self._reserved_wei += reserve_wei
+        task.dispute_reserved_wei = reserve_wei
+        task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+        self._disputes[task.task_id] = task
+        exclude = frozenset(task.checkers | {task.worker})
+        ask = RequestVerification(
+            task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid, exclude
+        )
+        # the worker's lane must cover the price should the dispute be won
+        return [*self._fund({task.payee_address: 0}), *[ask] * self.config.dispute_checkers]
+
+    def _on_dispute_verdict(
+        self, task: TaskRecord, sender: bytes, passed: bool, now_ms: int
+    ) -> list[Command]:
+        if sender not in task.dispute_checkers or sender in task.dispute_votes:
+            return []  # the first checker again, or a resent verdict
+        task.dispute_votes[sender] = passed
+        task.dispute_reserved_wei -= task.fee_wei
+        self._reserved_wei -= task.fee_wei
+        out: list[Command] = self._fee_due(task, sender)
+        needed = self.config.dispute_checkers // 2 + 1  # of dispute_checkers + 1 verdicts
+        passes = sum(task.dispute_votes.values())
+        fails = 1 + len(task.dispute_votes) - passes
+        if passes >= needed:
+            return out + self._resolve(task, True, "the majority passed the result", now_ms)
+        if fails >= needed:
+            return out + self._resolve(task, False, "the majority rejected the result", now_ms)
+        return out
+
+    def _resolve(
+        self, task: TaskRecord, overturned: bool, reason: str, now_ms: int
+    ) -> list[Command]:
+        """End ``task``'s dispute; an overturned one clears the worker and may settle the frame."""
+        del self._disputes[task.task_id]
+        self._reserved_wei -= task.dispute_reserved_wei
+        task.dispute_reserved_wei = 0
+        if not overturned:
+            self._task_step(task, ev.DisputeUpheld(task.task_id))
+            return [self._resolved(task, True, False, reason)]
+        self._task_step(task, ev.DisputeOverturned(task.task_id))
+        out: list[Command] = [
+            CheckerOverruled(task.rejected_by, self.job_id, task.task_id),
+            WorkerJudged(self.job_id, task.worker, Judgement.CLEARED),
+        ]
+        worker = task.worker
+        self._rejections[worker] -= 1
+        self._failures[worker] -= 1
+        frame = self._frames[task.frame]
+        frame.failed_workers.discard(worker)
+        if worker in self._blocklist and (
+            self._rejections[worker] < self.config.blocklist_after_rejections
+            and self._failures[worker] < self.config.blocklist_after_failures
+        ):
+            self._blocklist.discard(worker)  # it may bid again
+            if (bid := self._parked_bids.pop(worker, None)) is not None:
+                # Its bid stands again: its machine will not re-bid a job it bid on.
+                self._bidders.setdefault(worker, bid)
+        if frame.state in SETTLED:
+            return [*out, self._resolved(task, False, False, reason + "; frame settled meanwhile")]
+        frame.failed_attempts -= 1
+        for other in [t for t in self._active.values() if t.frame == task.frame]:
+            if other.state is TaskState.LEASED:
+                why = "frame accepted from a disputed result"
+                out.append(Send(other.worker, LeaseRevoked(self.job_id, other.task_id, why)))
+            self._task_step(other, ev.TaskRevoked(other.task_id))
+            self._release(other)
+            self._frame_step(other.frame, ev.AttemptReturned(other.frame))
+        self._pending.discard(task.frame)
+        self._frame_step(task.frame, ev.DisputeWon(task.frame))
+        out.append(self._resolved(task, False, True, reason))
+        return out + self._pay(task) + self._after_change(now_ms)
+
+    def _resolved(self, task: TaskRecord, upheld: bool, paid: bool, reason: str) -> Command:
+        return DisputeResolved(self.job_id, task.task_id, task.worker, upheld, paid, reason)
+
+    def _end_disputes(self, reason: str) -> list[Command]:
+        """The job ended: open disputes end with it, their reserve released."""
+        out: list[Command] = []
+        for task in list(self._disputes.values()):
+            del self._disputes[task.task_id]
+            self._reserved_wei -= task.dispute_reserved_wei
+            task.dispute_reserved_wei = 0
+            self._task_step(task, ev.DisputeUpheld(task.task_id))
+            out.append(self._resolved(task, True, False, reason))
+        return out
+
+    def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
+        task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+        return RequestVerification(
+            task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid
+        )
+
+    # ---- the job machine's decisions (protocol.market.requester) ----
+
+    def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
+        raise NotImplementedError
+
+    def _charge(
+        self, task: TaskRecord, reason: str, now_ms: int, *, rejected: bool = False
+    ) -> list[Command]:
+        raise NotImplementedError
+
+    def _after_change(self, now_ms: int) -> list[Command]:
+        raise NotImplementedError
