@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -43,6 +44,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -124,6 +126,20 @@ class Host:
         if errors:
             raise errors[0]
         return result[0]  # type: ignore[no-any-return]
+
+    def call_in_process(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (module-level, picklable) in a fresh process inside this
+        namespace. For anything that starts threads of its own — an event loop: threads
+        made by a thread in a namespace are in it too, and trio keeps its worker threads
+        in a process-wide cache, so ``call(trio.run, ...)`` left threads behind that later
+        tests of this process reused, their 127.0.0.1 being this namespace's."""
+
+        def in_child() -> T:
+            spawn = multiprocessing.get_context("spawn")  # forked from this (namespaced) thread
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                return pool.submit(fn, *args).result()
+
+        return self.call(in_child)
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

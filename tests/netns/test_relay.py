@@ -76,6 +76,6 @@ def test_nodes_behind_two_nats_meet_through_the_relay(internet: Internet, tmp_pa
 
     # Content from B, fetched by a peer behind NAT A over a relayed connection.
     circuit = _circuits_of(seen_by_a, b.node_id)[0]
-    got, relayed = home_a.call(_fetch_through_relay, circuit, b.node_id, cid, tmp_path / "fetched")
+    got, relayed = home_a.call_in_process(_fetch_through_relay, circuit, b.node_id, cid, tmp_path / "fetched")
     assert relayed
     assert got == payload
