@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from ledger.vouchers import Voucher
 
 Key = tuple[int, bytes, bytes, bytes, bytes]  # (chain_id, contract, requester, job_id, payee)
+MAX_JOBS_OVER = 1024  # jobs remembered as over (the oldest forgotten: then redeem-by decides)
 Row = tuple[int, bytes, bytes, bytes, bytes, int, bytes, int, int]
 
 
@@ -152,6 +153,7 @@ def plan_redemptions(
 class VoucherBook:
     def __init__(self) -> None:
         self._entries: dict[Key, Entry] = {}
+        self._over: dict[tuple[bytes, bytes], None] = {}  # (requester, job) said to be over
 
     def add(self, voucher: Voucher, redeem_by_s: int) -> bool:
         """Keep ``voucher`` if it raises the cumulative; caller verified its signature.
@@ -162,7 +164,8 @@ class VoucherBook:
             raise ValueError("redeem_by_s must be the job's deadline + grace (chain time)")
         entry = self._entries.get(voucher.key())
         if entry is None:
-            self._entries[voucher.key()] = Entry(voucher, 0, redeem_by_s)
+            final = (voucher.requester, voucher.job_id) in self._over
+            self._entries[voucher.key()] = Entry(voucher, 0, redeem_by_s, final)
             return True
         entry.redeem_by_s = max(entry.redeem_by_s, redeem_by_s)
         if voucher.cumulative_wei <= entry.voucher.cumulative_wei:
@@ -170,9 +173,21 @@ class VoucherBook:
         entry.voucher = voucher
         return True
 
+    def job_over(self, requester: bytes, job_id: bytes) -> bool:
+        """The job is over (its requester said so, and the caller checked it was the
+        requester): no larger voucher will come, so its vouchers — held now or arriving
+        later, as a notice may overtake the last voucher — are redeemed once worth their
+        gas. The last ``MAX_JOBS_OVER`` such jobs are remembered. True when a voucher of
+        the job is held."""
+        self._over.pop((requester, job_id), None)
+        self._over[(requester, job_id)] = None  # the newest last
+        if len(self._over) > MAX_JOBS_OVER:
+            del self._over[next(iter(self._over))]
+        return self.mark_final(requester, job_id)
+
     def mark_final(self, requester: bytes, job_id: bytes) -> bool:
-        """The job is over (its requester said so): redeem its vouchers once they are
-        worth their gas. True when a voucher of the job is held."""
+        """The job is over: redeem the vouchers held now once they are worth their gas.
+        True when a voucher of the job is held (``job_over`` also covers later ones)."""
         held = False
         for key, entry in self._entries.items():
             if key[2:4] == (requester, job_id):

@@ -38,7 +38,6 @@ from protocol.messages import Voucher
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_JOBS_OVER = 1024  # jobs remembered as over (the oldest forgotten: then redeem-by decides)
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,6 @@ class Payee:
         self.book = VoucherBook()
         self._unknown: dict[Key, tuple[Voucher, str]] = {}  # redeem-by not read yet
         self._paid: dict[Key, int] = {}  # paid per lane: the chain's, plus our last redeem
-        self._over: dict[tuple[bytes, bytes], None] = {}  # (requester, job) said to be over
         self._wake = trio.Event()
 
     @property
@@ -186,11 +184,7 @@ class Payee:
     def job_over(self, requester_address: bytes, job_id: bytes) -> None:
         """The job's requester says the job is over (the caller checked it is): no
         larger voucher will come, so ours are redeemed once worth their gas."""
-        self._over.pop((requester_address, job_id), None)
-        self._over[(requester_address, job_id)] = None  # the newest last
-        if len(self._over) > MAX_JOBS_OVER:
-            del self._over[next(iter(self._over))]
-        if self.book.mark_final(requester_address, job_id):
+        if self.book.job_over(requester_address, job_id):
             self._wake.set()
 
     def voucher_wei(self, requester_address: bytes, job_id: bytes) -> int:
@@ -242,9 +236,7 @@ class Payee:
         held = [voucher] + ([waiting[0]] if waiting else [])
         newest = max(held, key=lambda v: v.cumulative_wei)
         if redeem_by_s > 0:
-            self.book.add(newest, redeem_by_s)
-            if (voucher.requester, voucher.job_id) in self._over:
-                self.book.mark_final(voucher.requester, voucher.job_id)
+            self.book.add(newest, redeem_by_s)  # final at once if the job is over
             newest = self.book.latest(key) or newest
         else:
             self._unknown[key] = (newest, payer)

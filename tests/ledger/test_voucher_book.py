@@ -111,3 +111,28 @@ def test_rows_round_trip() -> None:
     again = VoucherBook.from_rows(book.to_rows())
     assert again.to_rows() == book.to_rows()
     assert again.total_owed_wei() == 300
+
+
+def test_a_job_over_notice_also_covers_a_voucher_that_arrives_after_it() -> None:
+    """The requester's "job over" may overtake its last voucher on the network: the
+    voucher arriving later is redeemed at once (worth its gas), not after 10,000×."""
+    book = VoucherBook()
+    owed = 3 * ITEM_COST  # worth its gas (60k single), far below profit_factor × gas
+    lanes = {key(1): Lane(10**18, 0)}
+    assert not book.job_over(REQUESTER, bytes([1]) * 32)  # nothing held yet
+    book.add(voucher(1, 1, owed), redeem_by_s=100_000)
+    assert book.plan(lanes, 0, 10 * GWEI, POLICY).vouchers == [voucher(1, 1, owed)]
+    other = VoucherBook()  # without the notice the same voucher waits
+    other.add(voucher(1, 1, owed), redeem_by_s=100_000)
+    assert other.plan(lanes, 0, 10 * GWEI, POLICY).redeem == []
+
+
+def test_jobs_over_are_remembered_within_a_bound() -> None:
+    from ledger.voucher_book import MAX_JOBS_OVER
+
+    book = VoucherBook()
+    for n in range(MAX_JOBS_OVER + 10):
+        book.job_over(REQUESTER, n.to_bytes(32, "big"))
+    assert len(book._over) == MAX_JOBS_OVER
+    book.add(voucher(1, 1, 2 * ITEM_COST), redeem_by_s=100_000)  # job 0x01.. forgotten
+    assert book.plan({key(1): Lane(10**18, 0)}, 0, 10 * GWEI, POLICY).redeem == []
