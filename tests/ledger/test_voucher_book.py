@@ -130,9 +130,13 @@ def test_a_job_over_notice_also_covers_a_voucher_that_arrives_after_it() -> None
 def test_jobs_over_are_remembered_within_a_bound() -> None:
     from ledger.voucher_book import MAX_JOBS_OVER
 
+    lanes = {key(1): Lane(10**18, 0), key(2): Lane(10**18, 0)}
     book = VoucherBook()
-    for n in range(MAX_JOBS_OVER + 10):
-        book.job_over(REQUESTER, n.to_bytes(32, "big"))
+    book.job_over(REQUESTER, bytes([1]) * 32)  # the oldest: forgotten below
+    book.job_over(REQUESTER, bytes([2]) * 32)
+    for n in range(MAX_JOBS_OVER - 1):
+        book.job_over(b"\x07" * 20, n.to_bytes(32, "big"))
     assert len(book._over) == MAX_JOBS_OVER
-    book.add(voucher(1, 1, 2 * ITEM_COST), redeem_by_s=100_000)  # job 0x01.. forgotten
-    assert book.plan({key(1): Lane(10**18, 0)}, 0, 10 * GWEI, POLICY).redeem == []
+    book.add(voucher(1, 1, 3 * ITEM_COST), redeem_by_s=100_000)
+    book.add(voucher(2, 1, 3 * ITEM_COST), redeem_by_s=100_000)
+    assert book.plan(lanes, 0, 10 * GWEI, POLICY).vouchers == [voucher(2, 1, 3 * ITEM_COST)]
