@@ -231,11 +231,23 @@ class VoucherBook:
         plan = plan_redemptions(self._entries.values(), lanes, chain_time_s, gas_price_wei, policy)
         for w in plan.written_off:
             del self._entries[w.voucher.key()]
-        for key in lanes:  # settled and over: nothing more can come of them
-            entry = self._entries.get(key)
-            if entry is not None and entry.owed_wei == 0 and chain_time_s >= entry.redeem_by_s:
+        for key, entry in list(self._entries.items()):  # settled and over: nothing more comes
+            if entry.owed_wei == 0 and chain_time_s >= entry.redeem_by_s:
                 del self._entries[key]
         return plan
+
+    def next_change_s(self, chain_time_s: int, policy: RedeemPolicy) -> int | None:
+        """The next chain time at which ``plan`` may decide otherwise with the same lanes
+        and gas price: an owed voucher's urgent margin begins, or its redeem-by passes.
+        None when nothing is owed. A driver that cannot poll sleeps until then."""
+        times = []
+        for e in self._entries.values():
+            if e.owed_wei == 0:
+                continue
+            urgent_s = e.redeem_by_s - policy.urgent_margin_s
+            times.append(urgent_s if not e.final and urgent_s > chain_time_s else e.redeem_by_s)
+        later = [t for t in times if t > chain_time_s]
+        return min(later) if later else None
 
     def to_rows(self) -> list[Row]:
         return [

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ledger.voucher_book import Lane
 from simulations.loop import EventLoop
 from simulations.scenario import Chain
 
@@ -42,7 +43,8 @@ class ChainStats:
     gas: int = 0
     gas_wei: int = 0
     deposits: int = 0
-    redeems: int = 0
+    redeems: int = 0  # vouchers paid
+    redeem_txs: int = 0  # transactions that carried them (`redeem_batch` pays many)
     refunds: int = 0
 
 
@@ -70,7 +72,8 @@ class ChainModel:
 
     # Transactions: included at the next block, confirmed `confirmations` later.
     def _submit(
-        self, job_id: bytes, gas: int, apply: Callable[[], bool], done: Done | None, label: str
+        self, job_id: bytes | list[bytes], gas: int, apply: Callable[[], bool], done: Done | None,
+        label: str,
     ) -> None:
         now = self._loop.now_ms
         block_ms = (now // self._block_ms + 1) * self._block_ms
@@ -78,7 +81,7 @@ class ChainModel:
 
         def include(_: object) -> None:
             ok = apply()
-            self.touched.append(job_id)
+            self.touched.extend(job_id if isinstance(job_id, list) else [job_id])
             self.stats.txs += 1
             self.stats.gas += gas
             self.stats.gas_wei += int(gas * self._config.gas_price_gwei * 10**9)
@@ -101,24 +104,55 @@ class ChainModel:
 
         self._submit(job_id, self._config.gas_deposit, apply, done, "tx-deposit")
 
-    def redeem(self, job_id: bytes, payee: bytes, cumulative_wei: int, done: Done | None) -> None:
-        def apply() -> bool:
-            job = self.jobs.get(job_id)
-            if job is None or job.refunded or (job_id, payee, cumulative_wei) not in self.issued:
-                return False
-            if self._loop.now_ms > job.deadline_ms + int(self._config.grace_s * 1000):
-                return False
-            delta = cumulative_wei - job.paid_to.get(payee, 0)
-            if delta <= 0 or delta > job.remaining_wei:
-                return False
-            job.paid_to[payee] = cumulative_wei
-            job.remaining_wei -= delta
-            job.paid_wei += delta
-            self.balances[payee] = self.balances.get(payee, 0) + delta
-            self.stats.redeems += 1
-            return True
+    def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> bool:
+        """One voucher as ``redeem`` pays it: ``cumulative`` minus what was paid."""
+        job = self.jobs.get(job_id)
+        if job is None or job.refunded or (job_id, payee, cumulative_wei) not in self.issued:
+            return False
+        if self._loop.now_ms > job.deadline_ms + int(self._config.grace_s * 1000):
+            return False
+        delta = cumulative_wei - job.paid_to.get(payee, 0)
+        if delta <= 0 or delta > job.remaining_wei:
+            return False
+        job.paid_to[payee] = cumulative_wei
+        job.remaining_wei -= delta
+        job.paid_wei += delta
+        self.balances[payee] = self.balances.get(payee, 0) + delta
+        self.stats.redeems += 1
+        return True
 
-        self._submit(job_id, self._config.gas_redeem, apply, done, "tx-redeem")
+    def redeem(self, job_id: bytes, payee: bytes, cumulative_wei: int, done: Done | None) -> None:
+        self.redeem_batch([(job_id, payee, cumulative_wei)], done)
+
+    def redeem_batch(self, vouchers: list[tuple[bytes, bytes, int]], done: Done | None) -> None:
+        """``redeem`` for one voucher, ``redeem_batch`` for several: the contract skips a
+        voucher that cannot pay and pays the others; ``done(ok)`` says whether any paid."""
+
+        def apply() -> bool:
+            self.stats.redeem_txs += 1
+            paid = [self._pay(job_id, payee, cum) for job_id, payee, cum in vouchers]
+            return any(paid)
+
+        self._submit([v[0] for v in vouchers], self.redeem_gas(len(vouchers)), apply, done,
+                     "tx-redeem")  # fmt: skip
+
+    def redeem_gas(self, count: int) -> int:
+        c = self._config
+        return c.gas_redeem if count == 1 else c.gas_redeem + (count - 1) * c.gas_redeem_item
+
+    def lane(self, job_id: bytes, payee: bytes) -> Lane | None:
+        """What a payee's lane reads: lanes are not modelled, so everything the job still
+        holds is the payee's to claim (``paid`` is the chain's). None: no such job."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        paid_wei = job.paid_to.get(payee, 0)
+        return Lane(paid_wei + job.remaining_wei, paid_wei)
+
+    def redeem_by_ms(self, job_id: bytes) -> int | None:
+        """The last block time a voucher of ``job_id`` still pays (deadline + grace)."""
+        job = self.jobs.get(job_id)
+        return None if job is None else job.deadline_ms + int(self._config.grace_s * 1000)
 
     def refund(self, job_id: bytes, done: Done | None) -> None:
         def apply() -> bool:

@@ -22,7 +22,7 @@ Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU.
 
 from __future__ import annotations
 
-from protocol.messages import Message, TileEvidence, VerifyRequest, Voucher
+from protocol.messages import JobCancelled, Message, TileEvidence, VerifyRequest, Voucher
 from protocol.verification import (
     DEFAULT_POLICY,
     PSNR_IDENTICAL_MILLIDB,
@@ -48,6 +48,8 @@ class CheckerDriver:
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, Voucher):
             self.wallet.receive(message)
+        elif isinstance(message, JobCancelled):  # the job is over: redeem what it owes
+            self.wallet.job_over(self.world.by_id[sender].address, message.job_id)
         elif isinstance(message, VerifyRequest):
             self._verify(sender, message)
 

@@ -4,7 +4,8 @@ modelled GPU, and the worker-side adversaries.
 The driver is the node's renderer and wallet: ``StartRender`` becomes a
 render of modelled duration (``models.render_outcome``) that ends in
 ``render_finished`` or ``render_failed``; ``CancelRender`` stops it;
-``VoucherReceived`` is kept and redeemed on chain after ``redeem_delay_s``.
+``VoucherReceived`` goes to the wallet, which redeems as the node's payee does
+(``simulations/wallet.py``).
 Bidding, slots, heartbeats and lease handling are the machine's.
 
 Behaviours (what a dishonest operator's modified node does):
@@ -34,7 +35,7 @@ from protocol.market import (
     WorkerConfig,
     WorkerMachine,
 )
-from protocol.messages import FailureReason, Message, Voucher
+from protocol.messages import FailureReason, JobCancelled, Message, Voucher
 from simulations.models import render_outcome
 from simulations.requesters import RENDERER_BUILD
 from simulations.wallet import Wallet
@@ -76,6 +77,8 @@ class WorkerDriver:
             self.world.metrics.machine_errors += 1
             self.world.loop.note("machine-error", f"worker: {exc}")
             return
+        if isinstance(message, JobCancelled):  # from its requester (the machine checked)
+            self.wallet.job_over(self.world.by_id[sender].address, message.job_id)
         self._run(commands)
 
     def stop(self) -> None:

@@ -24,7 +24,6 @@ def _inject_after_first_redeem(world: World) -> None:
 
 
 def test_injected_violation_reports_seed_and_trace(small: dict[str, Any]) -> None:
-    small["chain.redeem_delay_s"] = 30
     scenario = load_scenario(SCENARIOS / "baseline.toml", small)
     with pytest.raises(InvariantViolation) as info:
         run_scenario(scenario, 4242, hooks=[_inject_after_first_redeem])
