@@ -42,6 +42,7 @@ class MarketConfig:
     blocklist_after_rejections: int = 1
     max_tasks_per_worker: int = 4
     verify_timeout_ms: int = 120_000
+    verify_attempts: int = 5
     task_timeout_factor: int = 4
     min_task_timeout_ms: int = 600_000
     reannounce_interval_ms: int = 300_000
@@ -58,6 +59,7 @@ class MarketConfig:
             "blocklist_after_failures",
             "blocklist_after_rejections",
             "max_tasks_per_worker",
+            "verify_attempts",
             "verify_timeout_ms",
             "max_bidders",
             "task_timeout_factor",

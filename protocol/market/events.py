@@ -140,6 +140,14 @@ class VerificationTimedOut:
 
 
 @dataclass(frozen=True)
+class VerificationAbandoned:
+    """``verify_attempts`` checkers in a row gave no verdict in time: the result is
+    given up as unverifiable (most often its worker no longer serves its content)."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class VerdictPassed:
     task_id: bytes
 

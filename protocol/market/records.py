@@ -35,6 +35,7 @@ class TaskRecord:
     checkers: set[bytes] = field(default_factory=set)
     tiles: int = 0  # k of the check plan for its result (0: not checked)
     verify_deadline_ms: int = 0
+    verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
     fee_paid: bool = False
     # the dispute path (see the requester module): the rejecting verdict's
     # evidence, then the extra checkers asked and their votes

@@ -189,8 +189,11 @@ class JobMachine(VerifyDesk):
                 out.append(Send(task.worker, LeaseRevoked(self.job_id, task.task_id, "expired")))
                 out += self._charge(task, "lease expired", now_ms, timed_out=True)
             elif task.state is TaskState.VERIFYING and now_ms >= task.verify_deadline_ms:
-                self._task_step(task, ev.VerificationTimedOut(task.task_id))
-                out.append(self._request_verification(task, now_ms))
+                if task.verify_asks >= self.config.verify_attempts:
+                    out += self._abandon(task, now_ms)
+                else:
+                    self._task_step(task, ev.VerificationTimedOut(task.task_id))
+                    out.append(self._request_verification(task, now_ms))
         for task in list(self._disputes.values()):
             if self.state is JobState.OPEN and now_ms >= task.verify_deadline_ms:
                 out += self._resolve(task, False, "no majority before the timeout", now_ms)
@@ -276,6 +279,19 @@ class JobMachine(VerifyDesk):
         self._pending.add(task.frame)
         self._bidders.pop(sender, None)  # it does not want (more) work from us now
         return self._award(now_ms)
+
+    def _abandon(self, task: TaskRecord, now_ms: int) -> list[Command]:
+        """No checker judged the result in ``verify_attempts`` asks: most often its worker
+        is gone and nobody can fetch the frame (or every checker is slow). The frame goes
+        back to pending without losing an attempt and nobody is blamed: silence does not
+        say whose fault it is (a worker that is gone does not bid again)."""
+        self._task_step(task, ev.VerificationAbandoned(task.task_id))
+        self._release(task)
+        self._frame_step(task.frame, ev.AttemptReturned(task.frame))
+        self._pending.add(task.frame)
+        reason = "result unverifiable"
+        return [Send(task.worker, LeaseRevoked(self.job_id, task.task_id, reason)),
+                *self._after_change(now_ms)]  # fmt: skip
 
     # ---- decisions ----
 

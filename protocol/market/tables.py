@@ -142,6 +142,7 @@ TASK_TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
         ev.CheckerAssigned: TaskState.VERIFYING,
         ev.VerificationWaived: TaskState.ACCEPTED,
         ev.VerificationTimedOut: TaskState.VERIFYING,
+        ev.VerificationAbandoned: TaskState.EXPIRED,
         ev.VerdictPassed: TaskState.ACCEPTED,
         ev.VerdictFailed: TaskState.REJECTED,
         ev.TaskRevoked: TaskState.REVOKED,

@@ -242,6 +242,7 @@ class VerifyDesk(JobBook):
 
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+        task.verify_asks += 1
         return RequestVerification(
             task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid
         )

@@ -245,6 +245,29 @@ def test_an_unanswered_verification_is_asked_again() -> None:
     assert outcome(harness) is JobOutcome.COMPLETED
 
 
+def test_a_result_no_checker_can_judge_is_given_up_and_its_frame_rendered_again() -> None:
+    """Found by bench/sim_fidelity.py: a worker killed after delivering its result left
+    the frame verifying for the rest of the job (no checker could fetch the frame)."""
+    harness = started(frames=(1,))
+    (task_id,) = harness.renders
+    worker = harness.renders[task_id]
+    harness.finish_render(task_id)
+    attempts = MarketConfig().verify_attempts
+    for _ in range(attempts):  # every checker asked stays silent
+        harness.verifications.pop(task_id, None)
+        harness.advance(MarketConfig().verify_timeout_ms)
+    assert len(harness.commands(RequestVerification)) == attempts
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED
+    assert harness.job.frame_states()[1] is not FrameState.VERIFYING
+    revoked = [c.message for c in harness.commands(Send)
+               if isinstance(c.message, LeaseRevoked) and c.message.task_id == task_id]  # fmt: skip
+    assert [r.reason for r in revoked] == ["result unverifiable"]
+    assert harness.job._failures.get(worker, 0) == 0  # silence blames nobody
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert len(harness.commands(FrameAccepted)) == 1
+
+
 def test_a_declined_award_moves_on_without_a_failure() -> None:
     harness = MarketHarness(frames=(1, 2))
     harness.start()
