@@ -64,7 +64,8 @@ class CheckerDriver:
         config = world.scenario.verification
         k = request.tiles
         tile_ru = scene.ru_per_frame * config.tile_fraction * k
-        duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + 2_000
+        overhead_ms = int(config.check_overhead_s * 1000)
+        duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + overhead_ms
         world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
 
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:

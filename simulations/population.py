@@ -97,6 +97,18 @@ class Population:
             ("crash", churn.crash_per_hour),
         ):
             self._next_churn(kind, rate)
+        for at_s in churn.kill_workers_at_s:
+            self.world.loop.call_at(int(at_s * 1000), self._kill, None, "kill")
+
+    def _kill(self, _: object) -> None:
+        """A scripted kill: the first worker rendering (else the first online), for good."""
+        online = [n for n in self.world.workers if n.online]
+        busy = [n for n in online if isinstance(n.driver, WorkerDriver) and n.driver.rendering]
+        if busy or online:
+            node = (busy or online)[0]
+            self.world.loop.note("kill", f"worker#{node.index}")
+            self.world.metrics.crashes += 1
+            self._halt(node)
 
     def stop_churn(self) -> None:
         self._churn_on = False

@@ -116,6 +116,10 @@ class Churn:
     leave_per_hour: float = bounded(0.0, 0)
     crash_per_hour: float = bounded(0.0, 0)
     restart_after_s: float = bounded(600.0, 0)  # a crashed node returns with its key
+    # Scripted kills (s from the start): the first worker with a render in flight (else
+    # the first online one) is killed for good — bench/sim_fidelity.py's "one worker
+    # killed mid-job", at the moment the real run killed one.
+    kill_workers_at_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class Verification:
     prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
     prior_cheaters: bool = True  # cheaters too (they behaved until now), or honest ones only
     tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
+    check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
 
 

@@ -81,6 +81,10 @@ class WorkerDriver:
             self.wallet.job_over(self.world.by_id[sender].address, message.job_id)
         self._run(commands)
 
+    @property
+    def rendering(self) -> bool:
+        return bool(self._renders)
+
     def stop(self) -> None:
         """Crash or leave: renders in flight are lost, the timer dies."""
         self.alive = self.wallet.alive = False

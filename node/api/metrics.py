@@ -32,6 +32,14 @@ class NodeMetrics:
             "pictor_messages_in", "Accepted inbound messages", ["type"], registry=r
         )
         self.messages_out = Counter("pictor_messages_out", "Messages sent", ["type"], registry=r)
+        # Direct streams only (not gossip): what a market costs per frame (bench/sim_fidelity.py)
+        self.stream_messages = Counter(
+            "pictor_stream_messages", "Market messages on direct streams", ["direction", "type"],
+            registry=r,
+        )  # fmt: skip
+        self.stream_bytes = Counter(
+            "pictor_stream_bytes", "Envelope bytes of those messages", ["direction"], registry=r
+        )
         self.rejected = Counter(
             "pictor_messages_rejected", "Refused inbound messages", ["reason"], registry=r
         )

@@ -97,6 +97,8 @@ class Gate:
             self.refuse(peer, exc)
             return Refusal.FINAL
         self.metrics.messages_in.labels(envelope.type).inc()
+        self.metrics.stream_messages.labels("in", envelope.type).inc()
+        self.metrics.stream_bytes.labels("in").inc(len(data))
         return envelope
 
     def admit_gossip(

@@ -91,14 +91,16 @@ class Outbox:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 # A fresh envelope per attempt: the replay guard refuses a resent nonce.
-                reply = await request(
-                    self._node.network, peer, MARKET_PROTOCOL, self.encode(message), self._limits
-                )
+                data = self.encode(message)
+                reply = await request(self._node.network, peer, MARKET_PROTOCOL, data, self._limits)
                 if reply == REFUSED:  # final: a resend would be refused (and scored) again
                     log_event(logger, logging.WARNING, "message refused", peer=peer,
                               type=message.TYPE)  # fmt: skip
                     return
-                self._node.metrics.messages_out.labels(message.TYPE).inc()
+                metrics = self._node.metrics
+                metrics.messages_out.labels(message.TYPE).inc()
+                metrics.stream_messages.labels("out", message.TYPE).inc()
+                metrics.stream_bytes.labels("out").inc(len(data))
                 return
             except NetworkError as exc:
                 error = str(exc)

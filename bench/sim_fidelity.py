@@ -1,0 +1,265 @@
+"""Does the simulator predict a real run? The same small job on a devnet and in the simulator.
+
+    python bench/sim_fidelity.py                       # 3 workers, 1 checker, 12 frames
+    python bench/sim_fidelity.py --frames 6 --json OUT # the CI test's reduced run
+
+1. **Fit** (measured here, before the devnet starts): the reference scene of the
+   devnet (``node.devnet.scene``) at the job's resolution and samples, rendered as
+   a worker renders it (node.render's Blender backend, one process per frame,
+   start-up included) — alone, then ``--workers`` at once, as the devnet's
+   workers share this machine's cores; and one real tile check at the plan's k
+   for a fresh worker (node.verify). From these: the simulated GPU's score (RU per
+   hour from the concurrent frame time), the tile share (tile pixels over frame
+   pixels) and the check's fixed cost (the check's wall time minus its tiles'
+   share of a frame). The network is loopback (1 ms), the chain anvil's (one
+   block per transaction: 0.1 s blocks). Market timings and prices are the
+   devnet node's own (``role_settings`` of a devnet ``NodeConfig``), not typed in.
+2. **Real**: ``LocalDevnet`` (anvil, real ``pictor node run`` processes,
+   Blender); the job is submitted, one worker is SIGKILLed once ``--kill-after``
+   frames are accepted, the job runs to the end and the surviving payees redeem.
+   Makespan is submission to the job's ``finished_ms``; messages and envelope
+   bytes are the requester's direct-stream counters (``pictor_stream_*`` in
+   /metrics: every market message has the requester at one end); gas is every
+   transaction the requester and the surviving payees sent (the killed worker
+   never redeems); spend is the job's ``spent_wei``.
+3. **Simulated**: the same job (frames, RU, price, cap, deadline), nodes and kill
+   time in ``simulations`` with the fitted models, invariants on.
+
+Prints both side by side with the relative error of each figure; ``--json``
+writes them. Goal (issue 20): makespan and spend within 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# Run as a script, this file's folder would shadow the `protocol` package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import httpx
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from node.config import NodeConfig
+from node.devnet.network import DevnetConfig, LocalDevnet
+from node.devnet.scene import build_scene
+from node.render.blender import BlenderBackend, BlenderConfig
+from node.roles.service import role_settings
+from node.verify.blender_tiles import BlenderTileRenderer
+from node.verify.checker import check_frame
+from node.verify.images import load_image
+from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
+from protocol.messages import Assurance, RenderSettings
+from protocol.verification import DEFAULT_POLICY, plan_check
+from simulations.runner import run_scenario
+from simulations.scenario import scenario_from_dict
+
+MAX_PRICE_WEI = 2 * 10**17  # the demo's cap: twice the devnet ask of 0.1 ETH a 1-RU frame
+DEADLINE_S = 7200.0  # the API's default job deadline
+JOB_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class Fit:
+    frame_alone_s: float  # one frame, one Blender process, start-up included
+    frame_shared_s: float  # the same with `workers` renders at once on this machine
+    check_s: float  # one tile check at the plan's k, start-up included
+    k: int
+    tile_fraction: float  # a tile's pixels over the frame's
+    check_overhead_s: float  # check_s minus its tiles' share of a (shared) frame
+
+
+@dataclass(frozen=True)
+class Figures:
+    makespan_s: float
+    frames_per_hour: float
+    messages_per_frame: float
+    bytes_per_frame: float
+    gas_per_frame: float
+    spend_wei: int
+
+
+def _settings(args: argparse.Namespace) -> RenderSettings:
+    return RenderSettings("CYCLES", args.width, args.height, args.samples, 0, "PNG_RGBA8")
+
+
+async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
+    settings = _settings(args)
+    backend = BlenderBackend(BlenderConfig())
+
+    async def one(frame: int, out: Path) -> float:
+        start = time.perf_counter()
+        await backend.render_frames(scene, settings, [frame], out)
+        return time.perf_counter() - start
+
+    alone = [await one(f, work / "alone") for f in (1, 2)]
+    shared: list[float] = []
+
+    async def timed(frame: int) -> None:
+        shared.append(await one(frame, work / f"shared{frame}"))
+
+    async with trio.open_nursery() as nursery:
+        for f in range(1, args.workers + 1):
+            nursery.start_soon(timed, f)
+    renderer = BlenderTileRenderer()
+    me = await renderer.identify()
+    k = plan_check(Assurance.NORMAL, 0.0).k
+    image = load_image(next((work / "alone").glob("*1.png")))
+    outcome = await check_frame(renderer, scene, settings, 1, image, result_digest=b"\x01" * 32,
+                                k=k, worker=me)  # fmt: skip
+    tile_px = DEFAULT_POLICY.sampling.tile_px
+    tile_fraction = min(1.0, tile_px * tile_px / (args.width * args.height))
+    frame_shared_s = sum(shared) / len(shared)
+    check_s = outcome.render.wall_s
+    overhead_s = max(0.0, check_s - k * tile_fraction * frame_shared_s)
+    return Fit(sum(alone) / len(alone), frame_shared_s, check_s, k, tile_fraction, overhead_s)
+
+
+def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
+    text = httpx.get(api_base + "/metrics", headers={"Authorization": f"Bearer {token}"},
+                     timeout=10).text  # fmt: skip
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v
+                                           for k, v in (labels or {}).items()):  # fmt: skip
+                total += sample.value
+    return total
+
+
+def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures, float, int]:
+    """The job on a devnet: figures, the kill's offset from submission (s), RU per frame."""
+    config = DevnetConfig(workers=args.workers, checkers=1)
+    with LocalDevnet(work / "net", config) as net:
+        client = net.api("client")
+        client.wait_until("/v1/network", lambda v: len(v) >= args.workers + 1, 60)
+        submitted_ms = time.time() * 1000
+        job = client.post("/v1/client/jobs", {
+            "scene": str(scene), "frames": list(range(1, args.frames + 1)),
+            "max_price_wei_per_frame": MAX_PRICE_WEI, "deadline_s": DEADLINE_S,
+            "out_dir": str(work / "out"), "resolution": [args.width, args.height],
+            "samples": args.samples,
+        })  # fmt: skip
+        job_id = job["job_id"]
+        client.wait_until(f"/v1/client/jobs/{job_id}",
+                          lambda j: j["frames_accepted"] >= args.kill_after, JOB_TIMEOUT_S)  # fmt: skip
+        kill_s = time.time() - submitted_ms / 1000
+        net.kill("worker1")
+        final = client.wait_job(job_id, JOB_TIMEOUT_S)
+        payees = [n for n in net.nodes if n not in ("client", "worker1")]
+        for name in payees:
+            net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0, 120)
+        gas = sum(t["gas"] for t in client.get(f"/v1/client/jobs/{job_id}/transactions"))
+        gas += sum(t["gas"] for n in payees for t in net.api(n).get("/v1/roles")["transactions"])
+        base, token = client.base_url, client.token
+        messages = _metric(base, token, "pictor_stream_messages_total")
+        stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
+    frames = max(1, final["frames_accepted"])
+    makespan_s = (final["finished_ms"] - submitted_ms) / 1000
+    figures = Figures(makespan_s, frames * 3600 / makespan_s, messages / frames,
+                      stream_bytes / frames, gas / frames, int(final["spent_wei"]))  # fmt: skip
+    return figures, kill_s, int(final["ru_per_frame"])
+
+
+def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int) -> Figures:
+    market = role_settings(NodeConfig(lease_s=DevnetConfig().lease_s)).market
+    price_wei_per_ru = DevnetConfig().price_wei_per_ru
+    first_job_s = 10.0
+    raw: dict[str, Any] = {
+        "scenario": {"name": "fidelity", "duration_s": first_job_s + DEADLINE_S,
+                     "liveness_bound_s": DEADLINE_S + 60, "sample_interval_s": 60},
+        "nodes": {"workers": args.workers, "checkers": 1, "requesters": 1},
+        "network": {"regions": ["local"], "latency_ms": {"local-local": 1.0}, "jitter_ms": 0.5,
+                    "bandwidth_mbit_s": 1000.0, "advert_interval_s": 30.0},
+        "rendering": {"gpu_classes": [{"name": "this-machine", "weight": 1.0,
+                                       "score_ru_per_hour": ru_per_frame * 3600
+                                       / fitted.frame_shared_s, "vram_mib": 65_536}],
+                      "time_noise": 0.05, "failure_rate": 0.0},
+        "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
+        "churn": {"kill_workers_at_s": [first_job_s + kill_s]},
+        "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
+                     "frames_min": args.frames, "frames_max": args.frames,
+                     "ru_per_frame_min": ru_per_frame, "ru_per_frame_max": ru_per_frame,
+                     "resolution_x": args.width, "resolution_y": args.height,
+                     "scene_vram_mib_max": 1024, "deadline_s": DEADLINE_S,
+                     "price_wei_per_ru": price_wei_per_ru,
+                     "max_price_factor": MAX_PRICE_WEI / (ru_per_frame * price_wei_per_ru),
+                     "budget_factor": 1.0},
+        "verification": {"assurance": "normal", "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
+                         "tile_fraction": fitted.tile_fraction,
+                         "check_overhead_s": fitted.check_overhead_s},
+        "market": {"lease_s": market.lease_ms / 1000,
+                   "heartbeat_interval_s": market.heartbeat_interval_ms / 1000,
+                   "bid_window_s": market.bid_window_ms / 1000,
+                   "verify_timeout_s": market.verify_timeout_ms / 1000,
+                   "max_attempts_per_frame": market.max_attempts_per_frame,
+                   "max_tasks_per_worker": market.max_tasks_per_worker,
+                   "min_task_timeout_s": market.min_task_timeout_ms / 1000,
+                   "reannounce_interval_s": market.reannounce_interval_ms / 1000},
+    }  # fmt: skip
+    outcome = run_scenario(scenario_from_dict(raw), args.seed)
+    m = outcome.metrics
+    job = next(iter(m.jobs.values()))
+    frames = max(1, job.frames_accepted)
+    assert job.finished_ms is not None, "the simulated job did not finish"
+    makespan_s = (job.finished_ms - job.submitted_ms) / 1000
+    s = outcome.summary
+    return Figures(makespan_s, frames * 3600 / makespan_s, s["market_messages_per_frame"],
+                   s["market_bytes_per_frame"], s["gas"] / frames,
+                   m.paid_wei + m.fees_wei)  # fmt: skip
+
+
+def compare(real: Figures, sim: Figures) -> dict[str, dict[str, float]]:
+    rows = {}
+    for name, r in asdict(real).items():
+        s = asdict(sim)[name]
+        rows[name] = {"real": r, "sim": s, "error": (s - r) / r if r else 0.0}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--kill-after", type=int, default=1, help="accepted frames before the kill")
+    parser.add_argument("--width", type=int, default=160)
+    parser.add_argument("--height", type=int, default=120)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pictor-fidelity-") as tmp:
+        work = Path(tmp)
+        scene = build_scene(work / "fidelity.blend", args.frames)
+        print(f"fit: rendering {args.width}x{args.height} at {args.samples} samples ...", flush=True)
+        fitted = trio.run(fit, args, scene, work)
+        print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
+              f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
+              f"{fitted.check_overhead_s:.2f} s", flush=True)  # fmt: skip
+        print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, worker1 "
+              f"killed after {args.kill_after} accepted ...", flush=True)  # fmt: skip
+        real, kill_s, ru = real_run(args, scene, work)
+    print(f"  killed at {kill_s:.1f} s; simulating ...", flush=True)
+    sim = sim_run(args, fitted, kill_s, ru)
+    rows = compare(real, sim)
+    print(f"\n{'figure':<20}{'real':>16}{'simulated':>16}{'error':>9}")
+    for name, row in rows.items():
+        print(f"{name:<20}{row['real']:>16.6g}{row['sim']:>16.6g}{row['error']:>+9.1%}")
+    print(f"\n(wall {time.perf_counter() - started:.0f} s, start-up and fit included)")
+    if args.json:
+        args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
+                                         "figures": rows}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
