@@ -28,6 +28,8 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import to_canonical_address, to_checksum_address
 
 from ledger.vouchers import escrow_domain, split_signature
+from protocol.cid import sha256_of_cid
+from protocol.messages import JobSpec, Result
 
 RESULT_TYPE = [
     {"name": "requester", "type": "address"},
@@ -130,3 +132,32 @@ def order_signatures(message: Message, signatures: Iterable[bytes]) -> list[byte
 def signers(message: Message, ordered_signatures: Iterable[bytes]) -> list[bytes]:
     """The signers, in order: a claim's settlement names its claimers."""
     return [recover(message, sig) for sig in ordered_signatures]
+
+
+def result_ref(spec: JobSpec, job_id: bytes, task_id: bytes, frame: int, frame_cid: str) -> ResultRef | None:
+    """What the worker signs for a frame of an escrowed job; None without an escrow
+    (nothing to slash) or for a frame CID that is not our one shape."""
+    digest = sha256_of_cid(frame_cid)
+    if spec.escrow is None or digest is None:
+        return None
+    escrow = spec.escrow
+    return ResultRef(escrow.chain_id, escrow.contract, spec.requester_address, job_id, task_id,
+                     frame, digest)  # fmt: skip
+
+
+def sign_result(spec: JobSpec, result: Result, key: bytes) -> bytes | None:
+    """The worker's ``Result.result_sig`` for ``result`` (None when the job has no escrow)."""
+    ref = result_ref(spec, result.job_id, result.task_id, result.frame, result.frame_cid)
+    return None if ref is None else sign(ref, key)
+
+
+def result_signer(spec: JobSpec, result: Result) -> bytes | None:
+    """The payment address that signed ``result`` (its ``result_sig``), or None when it
+    carries no signature the contract would take (missing, malleable, unrecoverable)."""
+    ref = result_ref(spec, result.job_id, result.task_id, result.frame, result.frame_cid)
+    if ref is None or result.result_sig is None:
+        return None
+    try:
+        return recover(ref, result.result_sig)
+    except Exception:  # eth_keys/eth_account raise several unrelated types for bad bytes
+        return None

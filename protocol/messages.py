@@ -232,6 +232,13 @@ class LeaseRevoked:
 
 @dataclass(frozen=True)
 class Result:
+    """A worker's rendered frame. ``result_sig`` is the worker's payment key's EIP-712
+    signature over ``Result(requester, jobId, taskId, frame, frameDigest)``
+    (``ledger.fraud``; ``frameDigest`` is the sha2-256 inside ``frame_cid``): what a
+    fraud claim must carry, so only the worker that delivered this result can be
+    slashed for it. An escrowed job's requester refuses a result without a valid
+    one (``protocol.market.requester``); nil when the job has no escrow."""
+
     TYPE: ClassVar[str] = "result"
     job_id: Bytes32
     task_id: Bytes32
@@ -241,6 +248,7 @@ class Result:
     render_time_ms: U64
     renderer_build: Name
     device_class: Name
+    result_sig: Bytes65 | None = None
 
 
 @dataclass(frozen=True)

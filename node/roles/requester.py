@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from ledger.errors import LedgerError
+from ledger.fraud import result_signer
 from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
@@ -140,7 +141,8 @@ class RequesterJob:
         self.out_dir = out_dir
         secret = check_secret_of(role.ctx.node.key.seed, job_id)
         self.machine = JobMachine(
-            job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret
+            job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret,
+            result_signer=partial(result_signer, spec),
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.view = JobView(started_ms=spec.created_ms)

@@ -38,6 +38,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+from ledger.fraud import result_ref, sign
 from node.log import log_event
 from node.roles.chain import Payee
 from node.roles.common import run_timer
@@ -200,8 +201,16 @@ class WorkerRole:
             self.rendered += 1
             self.carry_out(self.machine.render_finished(
                 command.task_id, cid, size, render_ms, self.build, self.device_class,
-                self.ctx.clock.now_ms(),
+                self.ctx.clock.now_ms(), result_sig=self._result_sig(command, cid),
             ))  # fmt: skip
+
+    def _result_sig(self, command: StartRender, frame_cid: str) -> bytes | None:
+        """Our payment key's signature of the result (escrowed jobs only): it makes us
+        answerable for this frame, and only for this frame (see ``ledger.fraud``)."""
+        if self.ctx.settings.adversary == "unsigned-result":
+            return None
+        ref = result_ref(command.spec, command.job_id, command.task_id, command.frame, frame_cid)
+        return None if ref is None else sign(ref, self.ctx.payment_key)
 
     async def _accept_scene(self, command: StartRender, scene: Path) -> bool:
         """Our own preflight, then (with a measured score) the probe's verdict on time."""

@@ -17,7 +17,9 @@ A lease lives ``lease_ms`` from the award and from every heartbeat (answered
 with LeaseExtended), but never past the task's hard deadline (a multiple of
 the bid's ETA, see :mod:`protocol.market.config`); when it runs out the task
 expires, the worker is told (LeaseRevoked) and charged a failure. A result
-is checked (renderer build), then verified as the check plan says
+is checked (renderer build; for an escrowed job, given a ``result_signer``,
+its ``result_sig`` must recover to the payee address the worker bid with: a
+result no fraud claim could name is a failed attempt), then verified as the check plan says
 (:func:`protocol.verification.plan_frame_check`, from the job's assurance, the
 worker's reputation and a draw from the requester's ``check_secret``): a
 result the plan skips is accepted at once, otherwise the driver gets
@@ -123,8 +125,12 @@ class JobMachine(VerifyDesk):
     def __init__(
         self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
         *, check_secret: bytes | None = None, verification: VerificationPolicy = DEFAULT_POLICY,
+        result_signer: Callable[[Result], bytes | None] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(job_id, spec, config, now_ms, check_secret, verification)
+        # Recovers a Result's result_sig to a payment address (the driver's crypto:
+        # ledger.fraud.result_signer); None leaves results of this job unsigned-checked.
+        self._result_signer = result_signer
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,
             Heartbeat: self._on_heartbeat,
@@ -238,9 +244,9 @@ class JobMachine(VerifyDesk):
         if task.state is TaskState.VERIFYING and result != task.result:
             raise IllegalMessage("a second, different result for one task", penalty=50)
         was = task.state
-        if was is TaskState.LEASED and result.renderer_build != self.spec.renderer_build:
+        if was is TaskState.LEASED and (problem := self._result_problem(task, result)):
             self._task_step(task, ev.ResultInvalid(task.task_id))
-            return self._charge(task, "wrong renderer build", now_ms)
+            return self._charge(task, problem, now_ms)
         self._task_step(task, ev.ResultReceived(task.task_id))
         if was is not TaskState.LEASED:
             return []
@@ -251,6 +257,17 @@ class JobMachine(VerifyDesk):
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)
         return [self._request_verification(task, now_ms), *self._award(now_ms)]
+
+    def _result_problem(self, task: TaskRecord, result: Result) -> str:
+        """Why ``result`` cannot be taken as delivered ("" when it can)."""
+        if result.renderer_build != self.spec.renderer_build:
+            return "wrong renderer build"
+        if self._result_signer is not None and self.spec.escrow is not None:
+            # Only a result signed by the payee's own key can back a fraud claim (the
+            # contract's claim_fraud): without one, a cheat could never be slashed.
+            if self._result_signer(result) != task.payee_address:
+                return "result not signed by the worker's payment key"
+        return ""
 
     def _on_failure(
         self, sender: bytes, failure: Failure, now_ms: int, _: bytes | None

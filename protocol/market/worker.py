@@ -282,8 +282,10 @@ class WorkerMachine:
 
     def render_finished(
         self, task_id: bytes, frame_cid: str, frame_size_bytes: int, render_time_ms: int,
-        renderer_build: str, device_class: str, now_ms: int,
+        renderer_build: str, device_class: str, now_ms: int, *, result_sig: bytes | None = None,
     ) -> list[Command]:  # fmt: skip
+        """``result_sig``: the driver's payment-key signature of the Result (an escrowed
+        job's requester refuses one without it; see ``Result``)."""
         task = self._local(task_id)
         if not self._step(task, ev.RenderFinished(task_id)):
             return []
@@ -291,7 +293,7 @@ class WorkerMachine:
             job.unsecured = 0  # its pay was secured: later declines start counting afresh
         result = Result(
             task.job_id, task_id, task.frame, frame_cid, frame_size_bytes, render_time_ms,
-            renderer_build, device_class,
+            renderer_build, device_class, result_sig,
         )  # fmt: skip
         return [Send(task.requester, result), *self._rebids(now_ms)]
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+
+from eth_account import Account
 
 from protocol.envelope import decode_envelope, encode_envelope
 from protocol.errors import RemoteProtocolError
@@ -37,11 +41,13 @@ from protocol.messages import (
     Assurance,
     Award,
     Dispute,
+    Escrow,
     FailureReason,
     JobSpec,
     LeaseRevoked,
     Message,
     RenderSettings,
+    Result,
     TileEvidence,
     Verdict,
     VerifyRequest,
@@ -52,6 +58,10 @@ from protocol.messages import (
 BUILD = "blender-3.4.1"
 RU_PER_FRAME = 10
 START_MS = 1_700_000_000_000
+
+
+def eth_address(key: bytes) -> bytes:
+    return bytes.fromhex(Account.from_key(key).address[2:])
 
 
 def key_for(name: str) -> NodeKey:
@@ -67,6 +77,11 @@ def address_for(name: str) -> bytes:
     return hashlib.sha256(b"address:" + name.encode()).digest()[:20]
 
 
+def eth_key_for(name: str) -> bytes:
+    """A secp256k1 payment key (for harnesses whose workers sign their results)."""
+    return hashlib.sha256(b"eth-key:" + name.encode()).digest()
+
+
 def make_spec(
     requester: bytes,
     frames: tuple[int, ...],
@@ -76,6 +91,7 @@ def make_spec(
     deadline_ms: int,
     assurance: Assurance = Assurance.NORMAL,
     checker_fee_bps: int = 500,
+    escrow: Escrow | None = None,
 ) -> JobSpec:
     return JobSpec(
         requester=requester,
@@ -91,7 +107,7 @@ def make_spec(
         deadline_ms=deadline_ms,
         assurance=assurance,
         checker_fee_bps=checker_fee_bps,
-        escrow=None,
+        escrow=escrow,
         created_ms=START_MS,
     )
 
@@ -117,6 +133,10 @@ class MarketHarness:
     deadline_after_ms: int = 3_600_000
     strict: bool = True  # re-raise a peer's protocol error instead of recording it
     worker_disputes: bool = False  # workers' machines contest rejections themselves
+    # An escrowed job whose workers sign results with real payment keys (eth_key_for),
+    # checked by ``result_signer`` (see ledger.fraud); finish_render signs unless told.
+    escrow: Escrow | None = None
+    result_signer: Callable[[JobSpec, Result], bytes | None] | None = None
 
     def __post_init__(self) -> None:
         self.now_ms = START_MS
@@ -125,10 +145,15 @@ class MarketHarness:
         self.spec = make_spec(
             self.requester, self.frames, max_price_wei_per_frame=self.max_price_wei_per_frame,
             budget_wei=self.budget_wei, deadline_ms=START_MS + self.deadline_after_ms,
-            assurance=self.assurance,
+            assurance=self.assurance, escrow=self.escrow,
         )  # fmt: skip
         self.job_id = job_id_of(self.spec)
-        self.job = JobMachine(self.job_id, self.spec, self.market, self.now_ms)
+        signer = self.result_signer
+        self.job = JobMachine(
+            self.job_id, self.spec, self.market, self.now_ms,
+            result_signer=None if signer is None else partial(signer, self.spec),
+        )  # fmt: skip
+        self.payment_keys: dict[bytes, bytes] = {}  # worker node -> its payment key
         self.keys: dict[bytes, NodeKey] = {self.requester: self.requester_key}
         self.workers: dict[bytes, WorkerMachine] = {}
         self.payee_owner: dict[bytes, bytes] = {}
@@ -138,8 +163,12 @@ class MarketHarness:
             config = WorkerConfig(price, (BUILD,), slots=self.worker_slots,
                                   dispute_rejections=self.worker_disputes)  # fmt: skip
             self.keys[node] = key
-            self.payee_owner[address_for(f"worker{i}")] = node
-            self.workers[node] = WorkerMachine(node, address_for(f"worker{i}"), config, self.now_ms)
+            address = address_for(f"worker{i}")
+            if self.escrow is not None:
+                self.payment_keys[node] = eth_key_for(f"worker{i}")
+                address = eth_address(self.payment_keys[node])
+            self.payee_owner[address] = node
+            self.workers[node] = WorkerMachine(node, address, config, self.now_ms)
         self.checker_ids: list[bytes] = []
         self.checker_addresses: dict[bytes, bytes] = {}
         for i in range(self.checkers):
@@ -188,10 +217,13 @@ class MarketHarness:
             raise AssertionError("timers never settle")
         self.now_ms = target
 
-    def finish_render(self, task_id: bytes, build: str = BUILD, cid: str = "bafkreiframe") -> None:
+    def finish_render(
+        self, task_id: bytes, build: str = BUILD, cid: str = "bafkreiframe",
+        result_sig: bytes | None = None,
+    ) -> None:  # fmt: skip
         node = self.renders.pop(task_id)
         commands = self.workers[node].render_finished(
-            task_id, cid, 1234, 3000, build, "cpu-avx2", self.now_ms
+            task_id, cid, 1234, 3000, build, "cpu-avx2", self.now_ms, result_sig=result_sig
         )
         self._worker_commands(node, commands)
         self.pump()
