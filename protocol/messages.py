@@ -313,6 +313,36 @@ class Dispute:
     reason: Text
 
 
+MAX_CLAIMERS = 16  # the escrow's MAX_SIGNERS: no claim has more signers
+
+
+@dataclass(frozen=True)
+class FraudSignRequest:
+    """Requester -> a checker whose verdict rejected a result that a dispute's majority
+    rejected too: sign the EIP-712 ``Fraud`` claim (``ledger.fraud``) over the worker's
+    signed Result, ``tiles`` = ``protocol.slashing.tiles_commitment(verdict_digests)``.
+    A checker signs only for a result it rejected itself (``protocol.slashing.may_sign``)."""
+
+    TYPE: ClassVar[str] = "fraud_sign_request"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    worker_address: Bytes20
+    frame_cid: Cid
+    verdict_digests: Annotated[tuple[Bytes32, ...], MaxLen(MAX_CLAIMERS)]
+    amount_wei: U256
+
+
+@dataclass(frozen=True)
+class FraudSigned:
+    """Checker -> requester: its ``Fraud`` signature for the claim it was asked to sign."""
+
+    TYPE: ClassVar[str] = "fraud_signed"
+    job_id: Bytes32
+    task_id: Bytes32
+    signature: Bytes65
+
+
 @dataclass(frozen=True)
 class Voucher:
     """A cumulative EIP-712 payment voucher signed by the requester's address.
@@ -419,6 +449,8 @@ MESSAGE_CLASSES: tuple[type, ...] = (
     FetchRequest,
     WorkRecord,
     JobClosed,
+    FraudSignRequest,
+    FraudSigned,
 )
 MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
 Message = (
@@ -440,6 +472,8 @@ Message = (
     | FetchRequest
     | WorkRecord
     | JobClosed
+    | FraudSignRequest
+    | FraudSigned
 )
 
 

@@ -158,6 +158,25 @@ class DisputeResolved:
 
 
 @dataclass(frozen=True)
+class SlashDue:
+    """A dispute's majority rejected a signed result of an escrowed job: claim the
+    worker's stake for this frame (``protocol.slashing``). ``rejecters`` are the
+    checkers whose verdicts rejected it (the claim's signers), ``verdict_digests``
+    those verdicts' body digests (``records.verdict_digest_of``: the same for every
+    resend of a verdict), which the claim's ``tiles`` commit to."""
+
+    job_id: bytes
+    task_id: bytes
+    frame: int
+    worker: bytes
+    worker_address: bytes
+    frame_cid: str
+    result_sig: bytes
+    rejecters: tuple[bytes, ...]
+    verdict_digests: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class JobFinished:
     job_id: bytes
     outcome: JobOutcome
@@ -208,6 +227,7 @@ Command = (
     | WorkerJudged
     | CheckerOverruled
     | DisputeResolved
+    | SlashDue
     | JobFinished
     | RefundDue
     | StartRender

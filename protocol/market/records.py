@@ -45,6 +45,10 @@ class TaskRecord:
     disputed: bool = False
     dispute_checkers: set[bytes] = field(default_factory=set)
     dispute_votes: dict[bytes, bool] = field(default_factory=dict)
+    # body digests (records.verdict_digest_of) of the rejecting verdict and the dispute's:
+    # what a fraud claim's ``tiles`` commit to (protocol.slashing)
+    rejection_body: bytes = b""
+    dispute_digests: dict[bytes, bytes] = field(default_factory=dict)  # checker -> verdict
     dispute_reserved_wei: int = 0
 
 

@@ -17,7 +17,11 @@ A rejected worker may dispute (``Dispute`` naming the verdict's digest, which
 the ``LeaseRevoked`` telling it of the rejection carries in ``verdict_digest``) within
 ``dispute_window_ms``: ``dispute_checkers`` more checkers, never the worker nor
 one already used, are asked, their fees and the task's price reserved; the
-majority of all verdicts decides. Overturned, the first checker is reported
+majority of all verdicts decides. Upheld by a majority's verdicts (not by a
+timeout), for an escrowed job and a signed result, the machine emits
+:class:`SlashDue` naming the rejecting checkers and their verdicts: the driver
+gathers their fraud signatures and claims the worker's stake
+(:mod:`protocol.slashing`). Overturned, the first checker is reported
 (``CheckerOverruled``), the rejection is struck from the worker's record, and
 the frame is accepted from the disputed result if still open (a live retry is
 revoked); upheld, nothing changes. See docs/MARKET.md.
@@ -37,6 +41,7 @@ from protocol.market.commands import (
     DisputeResolved,
     RequestVerification,
     Send,
+    SlashDue,
     WorkerJudged,
 )
 from protocol.market.jobbook import SETTLED, JobBook
@@ -117,7 +122,8 @@ class VerifyDesk(JobBook):
         event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
         self._task_step(task, event(task.task_id))
         if was is TaskState.DISPUTED:
-            return self._on_dispute_verdict(task, sender, verdict.passed, now_ms)
+            body = verdict_digest_of(verdict)  # resends keep it (an envelope digest changes)
+            return self._on_dispute_verdict(task, sender, verdict.passed, body, now_ms)
         if was is not TaskState.VERIFYING:
             return []
         task.fee_paid = True
@@ -128,6 +134,7 @@ class VerifyDesk(JobBook):
             return out + self._accept(task, now_ms)
         # keep the evidence for a dispute, and tell the worker which verdict to contest
         task.rejected_by = sender
+        task.rejection_body = verdict_digest_of(verdict)
         task.verdict_digest = digest if digest is not None else verdict_digest_of(verdict)
         task.dispute_until_ms = now_ms + self.config.dispute_window_ms
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
@@ -166,11 +173,12 @@ class VerifyDesk(JobBook):
         return [*self._fund({task.payee_address: 0}), *[ask] * self.config.dispute_checkers]
 
     def _on_dispute_verdict(
-        self, task: TaskRecord, sender: bytes, passed: bool, now_ms: int
+        self, task: TaskRecord, sender: bytes, passed: bool, digest: bytes, now_ms: int
     ) -> list[Command]:
         if sender not in task.dispute_checkers or sender in task.dispute_votes:
             return []  # the first checker again, or a resent verdict
         task.dispute_votes[sender] = passed
+        task.dispute_digests[sender] = digest
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
@@ -180,8 +188,20 @@ class VerifyDesk(JobBook):
         if passes >= needed:
             return out + self._resolve(task, True, "the majority passed the result", now_ms)
         if fails >= needed:
-            return out + self._resolve(task, False, "the majority rejected the result", now_ms)
+            out += self._resolve(task, False, "the majority rejected the result", now_ms)
+            return out + self._slash(task)
         return out
+
+    def _slash(self, task: TaskRecord) -> list[Command]:
+        """A majority upheld the rejection: the worker's stake answers for the frame, if
+        the job is escrowed and the result is signed (the claim must carry it)."""
+        result = task.result
+        if self.spec.escrow is None or result is None or result.result_sig is None:
+            return []
+        rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
+        digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
+        return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
+                         task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests))]  # fmt: skip
 
     def _resolve(
         self, task: TaskRecord, overturned: bool, reason: str, now_ms: int

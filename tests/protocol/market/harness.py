@@ -185,6 +185,7 @@ class MarketHarness:
         self.duplicate = False  # deliver every message twice
         self.log: list[Sent] = []  # every command the requester returned
         self.rejected: list[tuple[bytes, RemoteProtocolError]] = []
+        self.verdicts: list[tuple[bytes, Verdict]] = []  # every verdict the checkers sent
         self._nonce = 0
         self._next_checker = 0
 
@@ -242,6 +243,7 @@ class MarketHarness:
             request.job_id, request.task_id, request.frame, request.worker,
             request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
         )  # fmt: skip
+        self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
         self.pump()
 
@@ -252,6 +254,7 @@ class MarketHarness:
             request.job_id, request.task_id, request.frame, request.worker,
             request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
         )  # fmt: skip
+        self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
         self.pump()
 

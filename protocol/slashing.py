@@ -1,0 +1,66 @@
+"""When a requester slashes, and what its claimers sign: the fraud claim's plan.
+
+Theory of operation
+-------------------
+The escrow (``ledger/contracts/Escrow.vy``) slashes a worker for one frame when
+a quorum of registered, staked checkers sign an EIP-712 ``Fraud`` claim over
+the worker's own signed Result (``Result.result_sig``). The node never slashes
+on one checker's word: only when a *dispute* ends with the majority rejecting
+the result (:class:`protocol.market.SlashDue`, from the job machine), and only
+the checkers whose verdicts rejected it are asked to sign. Their ``tiles``
+field commits to that evidence: the SHA-256 of the rejecting verdicts' body
+digests (``protocol.market.records.verdict_digest_of``: a resent verdict
+travels in a fresh envelope, but its body digest stays), sorted (:func:`tiles_commitment`), so an answering quorum
+(``answer_claim``) re-checks the same verdicts' tiles and a checker can see
+its own verdict is among them.
+
+A checker signs only a claim about a result it rejected itself
+(:func:`may_sign`): the same job, task, frame and frame CID it judged, its own
+verdict's digest in the commitment, and an amount no larger than it agreed to
+put at risk. A claim the contract could not take (fewer rejecters than its
+quorum) is not started (:func:`claim_possible`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"
+
+
+def tiles_commitment(verdict_digests: Iterable[bytes]) -> bytes:
+    """The claim's ``tiles``: SHA-256 over the rejecting verdicts' body digests, sorted."""
+    return hashlib.sha256(TILES_DOMAIN + b"".join(sorted(verdict_digests))).digest()
+
+
+def claim_possible(rejecters: int, quorum: int) -> bool:
+    """The contract takes a claim of at least ``quorum`` signers (and fewer than its
+    MAX_SIGNERS, which the dispute sizes keep far below)."""
+    return quorum > 0 and rejecters >= quorum
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What a checker remembers of a verdict that rejected a result."""
+
+    frame: int
+    frame_cid: str
+    verdict_digest: bytes
+
+
+def may_sign(
+    rejection: Rejection | None, frame: int, frame_cid: str, verdict_digests: Iterable[bytes],
+    amount_wei: int, max_at_risk_wei: int,
+) -> str:  # fmt: skip
+    """Why a checker must not sign this fraud claim ("" when it may)."""
+    if rejection is None:
+        return "we did not reject this task's result"
+    if (rejection.frame, rejection.frame_cid) != (frame, frame_cid):
+        return "the claim names another result than the one we rejected"
+    if rejection.verdict_digest not in set(verdict_digests):
+        return "our verdict is not among the claim's evidence"
+    if not 0 < amount_wei <= max_at_risk_wei:
+        return "the claim puts more of our stake at risk than we allow"
+    return ""

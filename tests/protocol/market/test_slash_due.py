@@ -1,0 +1,81 @@
+"""A dispute whose majority rejects a signed result of an escrowed job makes the
+requester's machine claim the worker's stake (SlashDue); nothing else does."""
+
+from __future__ import annotations
+
+from ledger.fraud import result_ref, result_signer, sign
+from protocol.market import MarketConfig, SlashDue, TaskState
+from protocol.market.records import verdict_digest_of
+from protocol.messages import Verdict
+from protocol.slashing import Rejection, claim_possible, may_sign, tiles_commitment
+from tests.protocol.market.harness import MarketHarness
+from tests.protocol.market.test_result_sig import ESCROW, cid_of
+
+WINDOW_MS = MarketConfig().bid_window_ms
+CID = cid_of(b"a frame")
+
+
+def disputed(*, escrowed: bool = True, signed: bool = True) -> tuple[MarketHarness, bytes]:
+    harness = MarketHarness(frames=(1,), checkers=4, escrow=ESCROW if escrowed else None,
+                            result_signer=result_signer)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    sig = None
+    if escrowed and signed:
+        ref = result_ref(harness.spec, harness.job_id, task_id, 1, CID)
+        assert ref is not None
+        sig = sign(ref, harness.payment_keys[harness.renders[task_id]])
+    harness.finish_render(task_id, cid=CID if escrowed else "bafkreiframe", result_sig=sig)
+    harness.verdict(task_id, False)
+    harness.dispute(task_id)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    return harness, task_id
+
+
+def verdicts_sent(harness: MarketHarness, task_id: bytes) -> dict[bytes, Verdict]:
+    return {c: v for c, v in harness.verdicts if v.task_id == task_id}
+
+
+def test_an_upheld_dispute_claims_the_signed_result_of_its_rejecters() -> None:
+    harness, task_id = disputed()
+    harness.dispute_verdict(0, False)  # 2 of 3 reject: upheld by a majority
+    (due,) = harness.commands(SlashDue)
+    assert isinstance(due, SlashDue)
+    task = harness.job._tasks[task_id]
+    first = next(iter(task.checkers - task.dispute_checkers))
+    second = harness.dispute_requests[0][0]
+    assert due.rejecters == (first, second)
+    assert due.worker == task.worker and due.worker_address == task.payee_address
+    assert (due.frame, due.frame_cid, due.result_sig) == (1, CID, task.result.result_sig)  # type: ignore[union-attr]
+    sent = verdicts_sent(harness, task_id)
+    assert due.verdict_digests == (verdict_digest_of(sent[first]), verdict_digest_of(sent[second]))
+
+
+def test_no_claim_without_a_majority_rejecting_a_signed_escrowed_result() -> None:
+    overturned, _ = disputed()
+    overturned.dispute_verdict(0, True)
+    overturned.dispute_verdict(1, True)
+    timed_out, _ = disputed()
+    timed_out.dispute_verdict(0, True)
+    timed_out.advance(MarketConfig().verify_timeout_ms)  # upheld, but by no majority
+    unescrowed, _ = disputed(escrowed=False)
+    unescrowed.dispute_verdict(0, False)
+    for harness in (overturned, timed_out, unescrowed):
+        assert harness.commands(SlashDue) == []
+
+
+def test_a_checker_signs_only_what_it_rejected() -> None:
+    mine = b"\x01" * 32
+    rejection = Rejection(1, CID, mine)
+    others = [b"\x02" * 32, mine]
+    assert may_sign(rejection, 1, CID, others, 10, 10) == ""
+    assert may_sign(None, 1, CID, others, 10, 10)
+    assert may_sign(rejection, 2, CID, others, 10, 10)  # another frame
+    assert may_sign(rejection, 1, cid_of(b"other"), others, 10, 10)  # another result
+    assert may_sign(rejection, 1, CID, [b"\x02" * 32], 10, 10)  # our verdict left out
+    assert may_sign(rejection, 1, CID, others, 11, 10)  # more at risk than allowed
+    assert may_sign(rejection, 1, CID, others, 0, 10)
+    assert tiles_commitment(others) == tiles_commitment(reversed(others))
+    assert tiles_commitment(others) != tiles_commitment([mine])
+    assert claim_possible(3, 3) and not claim_possible(2, 3) and not claim_possible(5, 0)
