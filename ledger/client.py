@@ -124,6 +124,15 @@ class ClaimState:
     status: int  # CLAIM_*
 
 
+@dataclass(frozen=True, slots=True)
+class FraudTerms:
+    """The escrow's immutable slashing rules, as a claimer needs them."""
+
+    quorum: int  # SLASH_QUORUM: signers a claim needs
+    cap_wei: int  # SLASH_CAP: the most one claim (one frame) takes
+    challenge_s: int  # CHALLENGE_S: the worker's time to answer
+
+
 def voucher_arg(v: Voucher) -> tuple[Any, ...]:
     """The contract's ``Voucher`` struct for ``v``."""
     return (
@@ -302,6 +311,9 @@ class EscrowClient:
 
     def challenge_s(self) -> int:
         return int(self._view("CHALLENGE_S"))
+
+    def fraud_terms(self) -> FraudTerms:
+        return FraudTerms(int(self._view("SLASH_QUORUM")), self.slash_cap_wei(), self.challenge_s())
 
     def unbonding_s(self) -> int:
         return int(self._view("UNBONDING_S"))

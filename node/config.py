@@ -72,7 +72,7 @@ class NodeConfig:
     price_wei_per_ru: int = 10**12
     lease_s: float = 60.0
     render_threads: int = 0
-    adversary: str = ""  # test-only misbehaviour ("wrong-seed", "unsigned-result"); never on a real node
+    adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node
 
     @property
     def api_token_path(self) -> Path:

@@ -24,8 +24,17 @@ from eth_account import Account
 from web3.types import TxReceipt
 
 from ledger.backends import connect
-from ledger.client import Call, ChainReadings, EscrowClient, JobState, Secured
+from ledger.client import (
+    Call,
+    ChainReadings,
+    ClaimState,
+    EscrowClient,
+    FraudTerms,
+    JobState,
+    Secured,
+)
 from ledger.errors import LedgerError
+from ledger.fraud import FraudClaim, ResultRef
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
 from ledger.voucher_book import Key, RedeemPolicy, VoucherBook
@@ -108,6 +117,25 @@ class ChainLink:
     async def active_stake_wei(self) -> int:
         """This account's active stake in the escrow, as the chain has it now."""
         return (await self._read(lambda c: c.stake_of(self.address))).active_wei
+
+    async def stake_of(self, account: bytes) -> int:
+        return (await self._read(lambda c: c.stake_of(account))).active_wei
+
+    async def fraud_terms(self) -> FraudTerms:
+        return await self._read(lambda c: c.fraud_terms())
+
+    async def claim_fraud(
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
+    ) -> None:
+        await self.send("claim_fraud", (claim.ref.job_id,), "claim_fraud", claim, worker_sig,
+                        list(ordered_sigs))  # fmt: skip
+
+    async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
+        await self.send("execute_slash", (claim.ref.job_id,), "execute_slash", claim,
+                        list(claimers))  # fmt: skip
+
+    async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
+        return await self._read(lambda c: c.claim(ref, worker))
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
         await self.send("deposit", (job_id,), "deposit", job_id, budget_wei, deadline_s)

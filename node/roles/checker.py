@@ -12,6 +12,11 @@ the requester. The worker's device class is not on the wire, so the
 comparison uses the cross-hardware tolerance (``worker`` identity unknown).
 Checks run one at a time: each is a Blender process.
 
+A rejecting verdict is remembered (bounded): when a dispute's majority upholds
+it, the requester asks us to sign a fraud claim (``FraudSignRequest``), and we
+sign only one about that very result (``protocol.slashing.may_sign``), putting
+at most ``MAX_AT_RISK_WEI`` of our stake behind it.
+
 Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
 before each check the checker reads the escrow; its lane must hold what the
 job has promised it so far (its latest voucher, or the fees of its verdicts
@@ -23,6 +28,7 @@ requester's verify timeout asks again (perhaps another checker).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import trio
@@ -30,6 +36,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+from ledger.fraud import FraudClaim, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.chain import Payee
@@ -37,12 +44,26 @@ from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
-from protocol.messages import JobAnnounce, JobCancelled, JobSpec, VerifyRequest, Voucher
+from protocol.errors import IllegalMessage
+from protocol.market.records import verdict_digest_of
+from protocol.messages import (
+    FraudSigned,
+    FraudSignRequest,
+    JobAnnounce,
+    JobCancelled,
+    JobSpec,
+    VerifyRequest,
+    Voucher,
+)
+from protocol.slashing import Rejection, may_sign, tiles_commitment
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
 MAX_ANSWERED_JOBS = 1024  # jobs whose verdicts' fees are remembered (oldest forgotten)
 MAX_ANSWERED_TASKS = 4096  # per job (beyond: not remembered, the check is more lenient)
+MAX_REJECTIONS = 4096  # rejecting verdicts remembered for fraud claims (oldest forgotten)
+# The most of our stake one claim may lock: the default escrow's SLASH_CAP (docs/LEDGER.md).
+MAX_AT_RISK_WEI = 10**17
 
 
 class CheckerRole:
@@ -59,6 +80,9 @@ class CheckerRole:
         # requester restarted) is paid once, so it counts once
         self._answered: dict[bytes, dict[bytes, int]] = {}
         self.refused = 0  # checks not made: their pay was not secured
+        # (job, task) -> our rejecting verdict: what we may sign a fraud claim for (bounded)
+        self._rejections: OrderedDict[tuple[bytes, bytes], Rejection] = OrderedDict()
+        self.fraud_signed = 0  # fraud claims we signed
 
     def on_announce(self, announce: JobAnnounce) -> None:
         self.specs[announce.job_id] = announce.spec
@@ -142,4 +166,30 @@ class CheckerRole:
         if len(self._answered) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
             del self._answered[next(iter(self._answered))]
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)
+        if not verdict.passed:
+            key = (request.job_id, request.task_id)
+            self._rejections[key] = Rejection(request.frame, request.frame_cid,
+                                              verdict_digest_of(verdict))  # fmt: skip
+            while len(self._rejections) > MAX_REJECTIONS:
+                self._rejections.popitem(last=False)
         self.ctx.outbox.send(requester, verdict)
+
+    def on_fraud_sign_request(self, sender: bytes, request: FraudSignRequest) -> None:
+        """Sign the job's requester's fraud claim about a result we rejected ourselves
+        (``protocol.slashing.may_sign``); raises ``IllegalMessage`` for anything else."""
+        spec = self.specs.get(request.job_id)
+        if spec is None or spec.requester != sender or self.ctx.chain is None:
+            raise IllegalMessage("a fraud claim about a job we do not check for its sender")
+        rejection = self._rejections.get((request.job_id, request.task_id))
+        why = may_sign(rejection, request.frame, request.frame_cid, request.verdict_digests,
+                       request.amount_wei, MAX_AT_RISK_WEI)  # fmt: skip
+        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
+        if why or ref is None:
+            raise IllegalMessage(f"fraud claim not signed: {why or 'no escrow'}", penalty=10)
+        claim = FraudClaim(ref, request.worker_address, tiles_commitment(request.verdict_digests),
+                           request.amount_wei)  # fmt: skip
+        self.fraud_signed += 1
+        log_event(logger, logging.INFO, "fraud claim signed", frame=request.frame,
+                  worker=request.worker_address.hex())  # fmt: skip
+        signed = FraudSigned(request.job_id, request.task_id, sign(claim, self.ctx.payment_key))
+        self.ctx.outbox.send(sender, signed)

@@ -148,3 +148,24 @@ def save_task(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (task_id, job_id, frame, worker, state, str(price_wei), now_ms),
     )
+
+
+def save_claim(
+    conn: sqlite3.Connection, *, job_id: bytes, task_id: bytes, state: str, data: bytes,
+    now_ms: int, only_new: bool = False,
+) -> bool:  # fmt: skip
+    """Keep a fraud claim's state; with ``only_new`` an existing claim is left as it is.
+    True when the row was written."""
+    verb = "INSERT OR IGNORE" if only_new else "INSERT OR REPLACE"
+    cur = conn.execute(
+        f"{verb} INTO fraud_claims (job_id, task_id, state, data, updated_ms) VALUES (?, ?, ?, ?, ?)",
+        (job_id, task_id, state, data, now_ms),
+    )
+    return cur.rowcount > 0
+
+
+def open_claims(conn: sqlite3.Connection, *, final: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """(state, data) of every claim not in a ``final`` state."""
+    marks = ", ".join("?" * len(final))
+    rows = conn.execute(f"SELECT state, data FROM fraud_claims WHERE state NOT IN ({marks})", final)
+    return [(r[0], r[1]) for r in rows.fetchall()]

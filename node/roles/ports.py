@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.client import ChainReadings, JobState, Secured
+from ledger.client import ChainReadings, ClaimState, FraudTerms, JobState, Secured
+from ledger.fraud import FraudClaim, ResultRef
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.render.probe import Probe
@@ -128,6 +129,28 @@ class Chain(Protocol):
 
     async def active_stake_wei(self) -> int:
         """This account's active stake in the escrow (what its adverts may state)."""
+        ...
+
+    async def stake_of(self, account: bytes) -> int:
+        """``account``'s active stake (a requester's check of a bidder or a checker)."""
+        ...
+
+    async def fraud_terms(self) -> FraudTerms:
+        """The escrow's quorum, slash cap and challenge window."""
+        ...
+
+    async def claim_fraud(
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
+    ) -> None:
+        """Open ``claim`` with the worker's Result signature and the claimers' (ascending)."""
+        ...
+
+    async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
+        """Settle ``claim`` after its window (``claimers`` ascending, as claimed)."""
+        ...
+
+    async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
+        """The escrow's claim on ``worker``'s result ``ref`` (status 0: none)."""
         ...
 
 

@@ -50,6 +50,7 @@ from node.roles.common import MarketClock, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.lanes import JobQueue
+from node.roles.slasher import Slasher
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
@@ -67,6 +68,7 @@ from protocol.market import (
     RefundDue,
     RequestVerification,
     Send,
+    SlashDue,
     WorkerBlocklisted,
     WorkerJudged,
 )
@@ -236,6 +238,8 @@ class RequesterJob:
             elif isinstance(c, CheckerOverruled):
                 log_event(logger, logging.WARNING, "checker overruled", checker=c.checker.hex()[:16],
                           task=c.task_id.hex()[:16])  # fmt: skip
+            elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
+                self.role.slasher.on_slash_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
                 if not c.upheld:
                     view.blocklisted.discard(c.worker.hex())
@@ -454,6 +458,7 @@ class RequesterRole:
         self._nursery: trio.Nursery | None = None
         self._next_checker = 0
         self._jobs_changed = trio.Event()
+        self.slasher = Slasher(ctx, self.spawn)
 
     @property
     def clock(self) -> MarketClock:
@@ -483,6 +488,7 @@ class RequesterRole:
             ):
                 self.reputation.load(worker, record)
             await self._resume()
+            self.spawn(self.slasher.resume)
             task_status.started()
             await trio.sleep_forever()
 

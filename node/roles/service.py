@@ -46,6 +46,8 @@ from protocol.messages import (
     Bid,
     Dispute,
     Failure,
+    FraudSigned,
+    FraudSignRequest,
     Heartbeat,
     JobAnnounce,
     JobCancelled,
@@ -96,6 +98,10 @@ class Roles:
                     self.worker.receive(sender, message)  # worker pay and checker fees alike
                 elif self.checker is not None:
                     self.checker.on_voucher(sender, message)
+            elif isinstance(message, FraudSigned):
+                self.requester.slasher.on_fraud_signed(sender, message)
+            elif isinstance(message, FraudSignRequest) and self.checker is not None:
+                self.checker.on_fraud_sign_request(sender, message)
             elif isinstance(message, VerifyRequest) and self.checker is not None:
                 if not self.checker.receive(sender, message):
                     return None  # busy: the sender may try again

@@ -64,6 +64,7 @@ from protocol.messages import (
 )
 
 logger = logging.getLogger(__name__)
+BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
 
 
@@ -79,7 +80,7 @@ class WorkerRole:
         # The machine contests rejections of our results; a test adversary never does.
         config = WorkerConfig(ctx.settings.price_wei_per_ru, (build,), slots=1,
                               score_ru_per_hour=score_ru_per_hour,
-                              dispute_rejections=not ctx.settings.adversary)  # fmt: skip
+                              dispute_rejections=ctx.settings.adversary in ("", BRAZEN))  # fmt: skip
         self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
         self.specs: dict[bytes, JobSpec] = {}
         self.rendered = 0
@@ -239,7 +240,7 @@ class WorkerRole:
     async def _render_frame(self, command: StartRender, scene: Path) -> tuple[str, int, int]:
         spec = command.spec
         settings = spec.settings
-        if self.ctx.settings.adversary == "wrong-seed":
+        if self.ctx.settings.adversary in ("wrong-seed", BRAZEN):
             settings = replace(settings, seed=(settings.seed + 1) % (1 << 32))
 
         def progress(_frame: int, fraction: float) -> None:

@@ -146,4 +146,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX worker_records_judged ON worker_records (judged_ms);
     """,
+    # 6: the requester's fraud claims (issue 17): one per disputed-and-upheld task,
+    # from gathering its checkers' signatures to execution, so that a restart does
+    # not lose a claim in its challenge window (node/roles/slasher.py).
+    """
+    CREATE TABLE fraud_claims (
+        job_id BLOB NOT NULL,
+        task_id BLOB NOT NULL,
+        state TEXT NOT NULL,
+        data BLOB NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (job_id, task_id)
+    );
+    """,
 )

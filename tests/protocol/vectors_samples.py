@@ -4,12 +4,13 @@ every type, job specs and content, all deterministic (see ``vectors_gen``)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 
+from ledger import fraud
 from ledger import vouchers as ledger_vouchers
 from node.content.cid import cid_of_bytes
 from node.content.manifest import Manifest, chunk_count_for
@@ -27,6 +28,8 @@ from protocol.messages import (
     Failure,
     FailureReason,
     FetchRequest,
+    FraudSigned,
+    FraudSignRequest,
     GpuInfo,
     Heartbeat,
     JobAnnounce,
@@ -46,6 +49,7 @@ from protocol.messages import (
     WorkRecord,
     job_id_of,
 )
+from protocol.slashing import tiles_commitment
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "docs" / "vectors"
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: every vector's "now"
@@ -137,6 +141,22 @@ def signed_voucher(payee: bytes, cumulative_wei: int) -> Voucher:
     return ledger_vouchers.sign(unsigned, ALICE.payment_key)
 
 
+def signed_result(spec: JobSpec, job: bytes, task: bytes, frame_cid: str) -> Result:
+    """Bob's result of the escrowed sample job, signed with his payment key (ledger.fraud)."""
+    unsigned = Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")
+    return replace(unsigned, result_sig=fraud.sign_result(spec, unsigned, BOB.payment_key))
+
+
+def signed_fraud(
+    spec: JobSpec, job: bytes, task: bytes, frame_cid: str, verdict: bytes
+) -> FraudSigned:
+    """Carol's Fraud signature on a claim against Bob's sample result."""
+    ref = fraud.result_ref(spec, job, task, 1, frame_cid)
+    assert ref is not None
+    claim = fraud.FraudClaim(ref, BOB.address, tiles_commitment([verdict]), 10**17)
+    return FraudSigned(job, task, fraud.sign(claim, CAROL.payment_key))
+
+
 def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
     """One message of every type, with its signer (name, identity, message)."""
     spec = sample_spec()
@@ -187,7 +207,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ALICE,
             LeaseRevoked(job, task, "rejected by a checker", verdict_digest),
         ),
-        ("result", BOB, Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")),
+        ("result", BOB, signed_result(spec, job, task, frame_cid)),
         ("failure", BOB, Failure(job, task, 1, FailureReason.OUT_OF_MEMORY, "CUDA out of memory")),
         (
             "verify_request",
@@ -219,6 +239,12 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
         ("voucher_to_checker", ALICE, signed_voucher(CAROL.address, 10**15)),
         ("work_record", ALICE, sample_work_record(job, task, frame_cid, tiles)),
         ("job_closed", ALICE, JobClosed(job, ClosedOutcome.COMPLETED, 3, 0)),
+        (
+            "fraud_sign_request",
+            ALICE,
+            FraudSignRequest(job, task, 1, BOB.address, frame_cid, (verdict_digest,), 10**17),
+        ),
+        ("fraud_signed", CAROL, signed_fraud(spec, job, task, frame_cid, verdict_digest)),
         (
             "verdict_rejecting",
             CAROL,

@@ -27,8 +27,18 @@ import numpy as np
 import trio
 from PIL import Image
 
-from ledger.client import ChainReadings, JobState, Secured
+from ledger.client import (
+    CLAIM_EXECUTED,
+    CLAIM_PENDING,
+    ChainReadings,
+    ClaimState,
+    FraudTerms,
+    JobState,
+    Secured,
+)
 from ledger.errors import ChainRevert, ChainUnreachable
+from ledger.fraud import FraudClaim, ResultRef
+from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
@@ -205,6 +215,11 @@ class FakeEscrow:
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
         self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
+        self.terms = FraudTerms(quorum=2, cap_wei=10**17, challenge_s=3600)
+        self.checkers: set[bytes] = set()  # registered checkers
+        self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
+        self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
+        self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.deposited_wei = 0
         self.log: list[tuple[str, bytes, int]] = []  # (event, account, amount)
         self.skipped: list[tuple[bytes, bytes, int]] = []  # (job_id, payee, SKIP code)
@@ -346,6 +361,64 @@ class FakeEscrow:
         return Secured(True, bytes(20), job.deadline_s, job.deadline_s + self.grace,
                        job.refunded, lane.total_wei, lane.paid_wei)  # fmt: skip
 
+    # -- stake claims: the contract's claim_fraud / execute_slash rules that the node meets
+
+    def register(self, account: bytes, stake_wei: int) -> None:
+        """Stake and register a checker (a test's setup)."""
+        self.stakes[account] = self.stakes.get(account, 0) + stake_wei
+        self.checkers.add(account)
+
+    def claim_fraud(self, claim: FraudClaim, worker_sig: bytes, sigs: Sequence[bytes]) -> None:
+        ref, worker = claim.ref, claim.worker
+        if (ref.requester, ref.job_id) not in self.jobs:
+            raise ChainRevert("no such job")
+        if not 0 < claim.amount_wei <= self.terms.cap_wei:
+            raise ChainRevert("amount above cap")
+        if fraud_recover(ref, worker_sig) != worker:
+            raise ChainRevert("not the worker's result")
+        key = (ref, worker)
+        if key in self.claims:
+            raise ChainRevert("already claimed")
+        if len(sigs) < self.terms.quorum:
+            raise ChainRevert("below quorum")
+        signers = [fraud_recover(claim, sig) for sig in sigs]
+        if signers != sorted(set(signers)):
+            raise ChainRevert("signers not ascending")
+        for signer in signers:
+            if signer in (worker, ref.requester):
+                raise ChainRevert("worker cannot sign")
+            if signer not in self.checkers:
+                raise ChainRevert("not a checker")
+            if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < claim.amount_wei:
+                raise ChainRevert("stake at risk too low")
+        taken = min(claim.amount_wei, self.stakes.get(worker, 0))
+        if taken == 0:
+            raise ChainRevert("nothing to slash")
+        for signer in signers:
+            self.locked[signer] = self.locked.get(signer, 0) + claim.amount_wei
+        self.stakes[worker] -= taken
+        self.claims[key] = ClaimState(taken, claim.amount_wei,
+                                      self.now_s() + self.terms.challenge_s,
+                                      claim.tiles + b"".join(signers), CLAIM_PENDING)  # fmt: skip
+        self._mined("claim", worker, taken)
+
+    def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
+        state = self.claims.get((claim.ref, claim.worker))
+        if state is None or state.status != CLAIM_PENDING:
+            raise ChainRevert("no pending claim")
+        if self.now_s() < state.settle_at_s:
+            raise ChainRevert("challenge window open")
+        if state.commit != claim.tiles + b"".join(claimers):
+            raise ChainRevert("wrong claim")
+        self.claims[(claim.ref, claim.worker)] = replace(state, status=CLAIM_EXECUTED)
+        share = state.taken_wei // 2 // len(claimers)
+        for c in claimers:
+            self.locked[c] -= state.amount_wei
+            self.credit[c] = self.credit.get(c, 0) + share
+        requester = claim.ref.requester
+        self.credit[requester] = self.credit.get(requester, 0) + state.taken_wei - share * len(claimers)
+        self._mined("slash", claim.worker, state.taken_wei)
+
     def paid_to(self, payee: bytes) -> int:
         return sum(lane.paid_wei for (_, _, p), lane in self.lanes.items() if p == payee)
 
@@ -470,3 +543,25 @@ class FakeChain:
     async def active_stake_wei(self) -> int:
         await self._enter("stake")
         return self.escrow.stakes.get(self.address, 0)
+
+    async def stake_of(self, account: bytes) -> int:
+        await self._enter("stake_of")
+        return self.escrow.stakes.get(account, 0)
+
+    async def fraud_terms(self) -> FraudTerms:
+        await self._enter("fraud_terms")
+        return self.escrow.terms
+
+    async def claim_fraud(
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
+    ) -> None:
+        await self._transact("claim_fraud", (claim.ref.job_id,),
+                             lambda: self.escrow.claim_fraud(claim, worker_sig, ordered_sigs))  # fmt: skip
+
+    async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
+        await self._transact("execute_slash", (claim.ref.job_id,),
+                             lambda: self.escrow.execute_slash(claim, claimers))  # fmt: skip
+
+    async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
+        await self._enter("claim_state")
+        return self.escrow.claims.get((ref, worker), ClaimState(0, 0, 0, b"", 0))

@@ -1,0 +1,240 @@
+"""The requester's fraud claims: gather the rejecters' signatures, claim, execute.
+
+Theory of operation. A job machine emits ``SlashDue`` when a dispute's
+majority rejected a signed result of an escrowed job (``protocol.slashing``
+says why only then). The slasher turns it into an on-chain claim in three
+stored steps (``fraud_claims``, store migration 6), so a restart resumes a
+claim where it stood and never loses one in its challenge window:
+
+* ``gathering``: each rejecting checker gets a ``FraudSignRequest`` (again
+  every ``RESEND_S``); ``FraudSigned`` answers are kept when they recover to
+  a distinct signer. With the escrow's quorum of them, ``claim_fraud`` goes out
+  with the worker's own ``result_sig``. Fewer rejecters than the quorum, no
+  quorum within ``SIGN_WAIT_S``, or a claim the escrow refuses for good: the
+  claim is ``impossible`` (logged; nothing was locked).
+* ``claimed``: the escrow holds the worker's stake until ``settle_at``; the
+  slasher sleeps until the chain's clock passes it, then ``execute_slash``.
+* ``executed`` or ``answered`` (the worker's larger quorum cancelled it): done.
+
+Chain outages only postpone a step (``LedgerError``: retried after
+``CHAIN_RETRY_S``). Signatures are not stored: a restart while gathering asks
+the checkers again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+import trio
+
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.errors import ChainRevert, LedgerError, TxRejected
+from ledger.fraud import FraudClaim, ResultRef, order_signatures, recover, result_ref, signers
+from node.log import log_event
+from node.roles import persist
+from node.roles.context import RoleContext
+from protocol.codec import packb, unpackb
+from protocol.errors import IllegalMessage
+from protocol.market import SlashDue
+from protocol.messages import FraudSigned, FraudSignRequest, JobSpec
+from protocol.slashing import claim_possible, tiles_commitment
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+GATHERING, CLAIMED, EXECUTED, ANSWERED, IMPOSSIBLE = (
+    "gathering", "claimed", "executed", "answered", "impossible",
+)  # fmt: skip
+FINAL = (EXECUTED, ANSWERED, IMPOSSIBLE)
+SIGN_WAIT_S = 600.0
+RESEND_S = 60.0
+CHAIN_RETRY_S = 30.0
+MAX_WAIT_S = 600.0  # the longest sleep before the chain's clock is read again
+
+
+@dataclass
+class Claim:
+    claim: FraudClaim
+    worker_sig: bytes
+    frame_cid: str
+    rejecters: tuple[bytes, ...]  # checker node ids (asked to sign)
+    verdict_digests: tuple[bytes, ...]
+    state: str = GATHERING
+    claimers: tuple[bytes, ...] = ()  # signer addresses, ascending, once claimed
+    settle_at_s: int = 0
+    sigs: dict[bytes, bytes] = field(default_factory=dict)  # signer address -> signature
+
+    @property
+    def key(self) -> tuple[bytes, bytes]:
+        return (self.claim.ref.job_id, self.claim.ref.task_id)
+
+    def pack(self) -> bytes:
+        r, c = self.claim.ref, self.claim
+        return packb([r.chain_id, r.contract, r.requester, r.job_id, r.task_id, r.frame,
+                      r.frame_digest, c.worker, c.tiles, c.amount_wei.to_bytes(32, "big"),
+                      self.worker_sig, self.frame_cid, list(self.rejecters),
+                      list(self.verdict_digests), list(self.claimers), self.settle_at_s])  # fmt: skip
+
+    @classmethod
+    def unpack(cls, state: str, data: bytes) -> Claim:
+        (chain_id, contract, requester, job_id, task_id, frame, digest, worker, tiles, amount,
+         worker_sig, frame_cid, rejecters, digests, claimers, settle_at_s) = unpackb(data)  # fmt: skip
+        ref = ResultRef(chain_id, contract, requester, job_id, task_id, frame, digest)
+        claim = FraudClaim(ref, worker, tiles, int.from_bytes(amount, "big"))
+        return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), state,
+                   tuple(claimers), settle_at_s)  # fmt: skip
+
+
+class Slasher:
+    """One per requester role (see the module docstring)."""
+
+    def __init__(self, ctx: RoleContext, spawn: Callable[..., None]) -> None:
+        self.ctx = ctx
+        self._spawn = spawn
+        self._running: dict[tuple[bytes, bytes], Claim] = {}
+        self._changed = trio.Event()
+        self.settled: dict[tuple[bytes, bytes], str] = {}  # final states reached here
+
+    def on_slash_due(self, spec: JobSpec, due: SlashDue) -> None:
+        """Carry out a machine's ``SlashDue`` (live or replayed: a stored claim wins)."""
+        if self.ctx.chain is not None:
+            self._spawn(self._start, spec, due)
+
+    async def resume(self) -> None:
+        """Continue every stored claim that has not ended (after a restart)."""
+        rows = await self.ctx.node.store.call(partial(persist.open_claims, final=FINAL))
+        for state, data in rows:
+            self._spawn(self._run, Claim.unpack(state, data))
+
+    def on_fraud_signed(self, sender: bytes, signed: FraudSigned) -> None:
+        claim = self._running.get((signed.job_id, signed.task_id))
+        if claim is None or claim.state != GATHERING:
+            return  # late, or resent after the claim went out
+        if sender not in claim.rejecters:
+            raise IllegalMessage("a fraud signature we did not ask for", penalty=10)
+        try:
+            signer = recover(claim.claim, signed.signature)
+        except Exception as exc:  # eth_keys raises several types for bad bytes
+            raise IllegalMessage("a fraud signature that does not recover", penalty=10) from exc
+        if signer in (claim.claim.worker, claim.claim.ref.requester):
+            raise IllegalMessage("a fraud signature by the worker or the requester", penalty=10)
+        claim.sigs[signer] = signed.signature
+        self._notify()
+
+    async def wait_settled(self, job_id: bytes, task_id: bytes) -> str:
+        """Wait for the claim on (job, task) to end here; its final state."""
+        while (job_id, task_id) not in self.settled:
+            await self._changed.wait()
+        return self.settled[(job_id, task_id)]
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _start(self, spec: JobSpec, due: SlashDue) -> None:
+        chain = self.ctx.chain
+        assert chain is not None
+        ref = result_ref(spec, due.job_id, due.task_id, due.frame, due.frame_cid)
+        if ref is None:
+            return
+        terms = await self._chain(chain.fraud_terms)
+        tiles = tiles_commitment(due.verdict_digests)
+        claim = Claim(FraudClaim(ref, due.worker_address, tiles, terms.cap_wei), due.result_sig,
+                      due.frame_cid, due.rejecters, due.verdict_digests)  # fmt: skip
+        if not claim_possible(len(due.rejecters), terms.quorum):
+            claim.state = IMPOSSIBLE
+            log_event(logger, logging.WARNING, "fraud claim impossible", frame=due.frame,
+                      rejecters=len(due.rejecters), quorum=terms.quorum)  # fmt: skip
+        if await self._save(claim, only_new=True) and claim.state == GATHERING:
+            await self._run(claim)
+
+    async def _run(self, claim: Claim) -> None:
+        if claim.key in self._running:
+            return
+        self._running[claim.key] = claim
+        try:
+            if claim.state == GATHERING:
+                await self._gather(claim)
+            if claim.state == CLAIMED:
+                await self._execute(claim)
+        finally:
+            del self._running[claim.key]
+        if claim.state in FINAL:
+            self.settled[claim.key] = claim.state
+            self._notify()
+
+    async def _gather(self, claim: Claim) -> None:
+        chain = self.ctx.chain
+        assert chain is not None
+        terms = await self._chain(chain.fraud_terms)
+        c = claim.claim
+        request = FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
+                                   claim.frame_cid, claim.verdict_digests, c.amount_wei)  # fmt: skip
+        give_up_at = trio.current_time() + SIGN_WAIT_S
+        while len(claim.sigs) < terms.quorum:
+            if trio.current_time() >= give_up_at:
+                return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
+            for checker in claim.rejecters:
+                self.ctx.outbox.send(checker, request)
+            with trio.move_on_after(RESEND_S):
+                while len(claim.sigs) < terms.quorum:
+                    await self._changed.wait()
+        ordered = order_signatures(c, claim.sigs.values())
+        try:
+            await self._chain(partial(chain.claim_fraud, c, claim.worker_sig, ordered))
+        except ChainRevert as exc:
+            if exc.reason != "already claimed":  # "already": we sent it before a restart
+                return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
+        claim.state = CLAIMED
+        await self._save(claim)
+        log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
+                  amount_wei=state.taken_wei, settle_at_s=state.settle_at_s)  # fmt: skip
+
+    async def _execute(self, claim: Claim) -> None:
+        chain = self.ctx.chain
+        assert chain is not None
+        c = claim.claim
+        while (now_s := await self._chain(chain.chain_time_s)) < claim.settle_at_s:
+            await trio.sleep(min(MAX_WAIT_S, claim.settle_at_s - now_s))
+        try:
+            await self._chain(partial(chain.execute_slash, c, claim.claimers))
+        except ChainRevert:
+            status = (await self._chain(partial(chain.claim_state, c.ref, c.worker))).status
+            if status == CLAIM_PENDING:
+                raise  # a bug of ours: the task fails loudly, the claim stays stored
+            final = {CLAIM_ANSWERED: ANSWERED, CLAIM_EXECUTED: EXECUTED}.get(status, IMPOSSIBLE)
+            return await self._end(claim, final, "settled by someone else")
+        await self._end(claim, EXECUTED, "stake taken")
+
+    async def _end(self, claim: Claim, state: str, why: str) -> None:
+        claim.state = state
+        await self._save(claim)
+        level = logging.INFO if state == EXECUTED else logging.WARNING
+        log_event(logger, level, f"fraud claim {state}", frame=claim.claim.ref.frame, why=why)
+
+    async def _save(self, claim: Claim, *, only_new: bool = False) -> bool:
+        job_id, task_id = claim.key
+        saved: bool = await self.ctx.node.store.call(partial(
+            persist.save_claim, job_id=job_id, task_id=task_id, state=claim.state,
+            data=claim.pack(), now_ms=self.ctx.clock.now_ms(), only_new=only_new,
+        ))  # fmt: skip
+        return saved
+
+    async def _chain(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()`` until the chain answers; a revert is the caller's to judge."""
+        while True:
+            try:
+                return await fn()
+            except ChainRevert as exc:
+                if not isinstance(exc, TxRejected):  # never ran: nonce or fee, try again
+                    raise
+                log_event(logger, logging.WARNING, "fraud claim postponed", error=str(exc)[:200])
+                await trio.sleep(CHAIN_RETRY_S)
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "fraud claim postponed", error=str(exc)[:200])
+                await trio.sleep(CHAIN_RETRY_S)

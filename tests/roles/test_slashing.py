@@ -1,0 +1,112 @@
+"""Issue 17: the node slashes when a dispute upholds a rejection, and only then.
+
+Real roles on the in-memory hub with the fake escrow (its claim_fraud and
+execute_slash check the same signatures the contract does, with
+``ledger.fraud``): a cheat renders with the wrong seed and disputes its
+rejection; the dispute's checkers reject it too; the requester's node gathers
+the rejecters' fraud signatures, claims the cheat's stake, survives a restart
+during the challenge window and executes the claim after it. An honest worker
+that a lying checker rejected wins its dispute and keeps its stake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
+from node.roles.slasher import EXECUTED
+from protocol.envelope import decode_envelope
+from protocol.errors import IllegalMessage
+from protocol.messages import FraudSignRequest, Result
+from tests.roles.cluster import Cluster, open_cluster
+from tests.roles.fakes import FakeTiles
+
+STAKE_WEI = 10**18
+
+
+async def staked_checkers(cluster: Cluster, count: int, liar: bool = False) -> list[object]:
+    out = []
+    for i in range(1, count + 1):
+        tiles = FakeTiles(lie=True) if liar and i == 1 else None
+        member = await cluster.add(f"c{i}", "checker", tiles=tiles)
+        cluster.escrow.register(member.address, STAKE_WEI)
+        out.append(member)
+    return out
+
+
+async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+        cluster.escrow.stakes[cheat.address] = STAKE_WEI
+        await staked_checkers(cluster, 3)
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=1)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(s.status == CLAIM_PENDING for s in escrow.claims.values()))
+        ((ref, worker), state) = next(iter(escrow.claims.items()))
+        assert (ref.job_id, worker) == (job_id, cheat.address)
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei  # held by the claim
+        # The requester restarts inside the challenge window: the stored claim goes on.
+        await cluster.kill("client")
+        client = await cluster.restart("client")
+        await escrow.wait_until(lambda: escrow.claims[(ref, worker)].status == CLAIM_EXECUTED)
+        assert escrow.now_s() >= state.settle_at_s
+        requester = client.address
+        assert escrow.credit[requester] >= escrow.terms.cap_wei // 2
+        slasher = client.live().requester.slasher
+        assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+        assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
+
+
+async def test_an_honest_worker_rejected_by_a_liar_keeps_its_stake(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        honest = await cluster.add("w1", "worker")
+        cluster.escrow.stakes[honest.address] = STAKE_WEI
+        checkers = await staked_checkers(cluster, 3, liar=True)
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=3)
+        job = cluster.members["client"].live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        assert checkers[0].kit.tiles.rendered >= 1  # type: ignore[attr-defined]  # the liar lied
+        assert checkers[0].live().checker.fraud_signed == 0  # type: ignore[attr-defined]
+        assert cluster.escrow.claims == {}
+        assert cluster.escrow.stakes[honest.address] == STAKE_WEI
+
+
+async def test_checkers_sign_no_claim_against_an_uninvolved_or_accepted_worker(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A requester that asks checkers to sign a fraud claim about a result they passed,
+    or about a worker that never delivered it, gets nothing to claim with."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        honest = await cluster.add("w1", "worker")
+        bystander = await cluster.add("w2", "client")  # staked, never works for this job
+        cluster.escrow.stakes[honest.address] = cluster.escrow.stakes[bystander.address] = STAKE_WEI
+        checkers = await staked_checkers(cluster, 3)
+        await cluster.settle("client", 5)
+        job_id = await cluster.submit("client", frames=2)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        requester = client.key.node_id.raw
+        for task_id, wire in job.results.items():
+            result = decode_envelope(wire).message
+            assert isinstance(result, Result)
+            for worker in (honest.address, bystander.address):
+                request = FraudSignRequest(job_id, task_id, result.frame, worker, result.frame_cid,
+                                           (bytes(32),), 10**17)  # fmt: skip
+                for c in checkers:
+                    with pytest.raises(IllegalMessage):
+                        c.live().checker.on_fraud_sign_request(requester, request)  # type: ignore[attr-defined]
+        assert all(c.live().checker.fraud_signed == 0 for c in checkers)  # type: ignore[attr-defined]
+        assert cluster.escrow.claims == {}
