@@ -96,6 +96,7 @@ RESUME_WAIT_S = 30.0
 REFUND_POLL_S = 5.0
 MAX_WORKER_RECORDS = 100_000
 CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
+STAKE_TTL_S = 60.0  # a confirmed stake is read again after this long
 
 
 def check_secret_of(node_seed: bytes, job_id: bytes) -> bytes:
@@ -147,6 +148,7 @@ class RequesterJob:
             result_signer=partial(result_signer, spec),
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
+        self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.steps = 0  # inputs applied (replayed ones included)
@@ -194,6 +196,9 @@ class RequesterJob:
         elif kind == "record":  # the worker's reputation record, as the book had it
             record = self.fed[peer] = _unpack_record(data)
             commands = machine.set_worker_record(peer, record)
+        elif kind == "stake":  # a payment address's confirmed stake, as the chain had it
+            stake_wei = self.stakes_fed[peer] = int.from_bytes(data, "big")
+            commands = machine.set_stake(peer, stake_wei)
         elif kind == "assign":  # task id, then the checker's payment address (if known)
             commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
         elif kind == "refunded":  # not a machine input: the escrow is settled
@@ -318,9 +323,17 @@ class RequesterJob:
             used = self.machine.checkers_excluded(c.task_id)
             return c.exclude | used | self._assigning.get(c.task_id, frozenset())
 
-        def pick() -> bytes | None:
-            return self.role.pick_checker(c.worker, exclude())
+        def qualifies(checker: bytes) -> bool:
+            address = self.role.address_of(checker)
+            return address is not None and self.machine.stake_qualifies(address)
 
+        def pick() -> bytes | None:
+            return self.role.pick_checker(c.worker, exclude(), qualifies)
+
+        if self.machine.config.min_stake_wei:  # read the candidates' stake first
+            for candidate in self.role.pick_checkers(c.worker):
+                if (known := self.role.address_of(candidate)) is not None:
+                    await self.feed_stake(known)
         with trio.move_on_after(CHECKER_WAIT_S):
             await self.ctx.node.wait_until(lambda: pick() is not None)
         checker = pick()
@@ -339,6 +352,12 @@ class RequesterJob:
             in_flight.discard(checker)
             if not in_flight:
                 self._assigning.pop(c.task_id, None)
+
+    async def feed_stake(self, address: bytes) -> None:
+        """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
+        stake_wei = await self.role.confirmed_stake(address)
+        if stake_wei is not None and self.stakes_fed.get(address) != stake_wei:
+            await self.step("stake", address, stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it
@@ -459,6 +478,7 @@ class RequesterRole:
         self._next_checker = 0
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn)
+        self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
 
     @property
     def clock(self) -> MarketClock:
@@ -580,6 +600,8 @@ class RequesterRole:
             record = self.reputation.record(sender)
             if job.fed.get(sender) != record:
                 await job.step("record", sender, _pack_record(record), self.clock.now_ms())
+        if isinstance(message, Bid) and job.machine.config.min_stake_wei:
+            await job.feed_stake(message.payment_address)  # the award decision reads it
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
 
     def judge(self, judged: WorkerJudged, now_ms: int) -> None:
@@ -598,18 +620,45 @@ class RequesterRole:
     async def cancel(self, job_id: bytes) -> None:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())
 
-    def pick_checker(self, worker: bytes, exclude: frozenset[bytes] = frozenset()) -> bytes | None:
+    def pick_checkers(self, worker: bytes) -> list[bytes]:
+        """Connected nodes advertising the checker role, ``worker`` excepted, in order."""
         from node.roles.common import raw_of
 
         peers = sorted(
             p for p, seen in self.ctx.node.capacity.items()
             if Role.CHECKER in seen.advert.roles and p in self.ctx.node.network.connected_peers()
         )  # fmt: skip
-        candidates = [raw_of(p) for p in peers if raw_of(p) != worker and raw_of(p) not in exclude]
+        return [raw_of(p) for p in peers if raw_of(p) != worker]
+
+    def pick_checker(
+        self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
+        qualifies: Callable[[bytes], bool] = lambda _: True,
+    ) -> bytes | None:  # fmt: skip
+        candidates = [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
         if not candidates:
             return None
         self._next_checker += 1
         return candidates[self._next_checker % len(candidates)]
+
+    async def confirmed_stake(self, address: bytes) -> int | None:
+        """``address``'s active stake as the chain has it (read at most every
+        ``STAKE_TTL_S``); None without a chain or while it does not answer."""
+        chain = self.ctx.chain
+        if chain is None:
+            return None
+        now_s = trio.current_time()
+        cached = self._stakes.get(address)
+        if cached is not None and now_s - cached[1] < STAKE_TTL_S:
+            return cached[0]
+        try:
+            stake_wei = await chain.stake_of(address)
+        except LedgerError as exc:
+            log_event(logger, logging.WARNING, "stake not read", error=str(exc)[:200])
+            return None
+        if len(self._stakes) >= MAX_WORKER_RECORDS:
+            self._stakes.clear()  # a stranger's addresses stay bounded; re-read as needed
+        self._stakes[address] = (stake_wei, now_s)
+        return stake_wei
 
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))

@@ -13,6 +13,13 @@ frames it may take: never a frame the worker already failed, never more than
 its free slots, and never a frame whose price plus checker fee would overrun
 the budget. Pay-as-bid: an award's price is the bid's price. Blocklisted
 workers and over-priced bids never become bidders (the machine filters them).
+
+A requester may require stake (``MarketConfig.min_stake_wei``): a bidder whose
+payment address the chain confirms holding less — or whose stake the driver
+has not read — gets nothing, and a checker below it is not asked
+(:func:`stake_qualifies`, the one test both use). Stake is what a fraud claim
+takes, so a requester that asks for it deals only with identities a cheat
+would cost money (``protocol.slashing``).
 """
 
 from __future__ import annotations
@@ -75,3 +82,8 @@ def plan_awards(
         if len(taken) == len(order):
             break
     return plan
+
+
+def stake_qualifies(stake_wei: int | None, min_stake_wei: int) -> bool:
+    """Whether a confirmed stake (None: not read) meets the requester's minimum."""
+    return min_stake_wei == 0 or (stake_wei is not None and stake_wei >= min_stake_wei)

@@ -19,7 +19,7 @@ import hashlib
 
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
-from protocol.market.awarding import Bidder
+from protocol.market.awarding import Bidder, stake_qualifies
 from protocol.market.commands import (
     CheckerFeeDue,
     Command,
@@ -83,6 +83,7 @@ class JobBook:
         self._tasks: dict[bytes, TaskRecord] = {}
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
+        self._stakes: dict[bytes, int] = {}  # payment address -> confirmed stake (set_stake)
         self._failures: dict[bytes, int] = {}
         self._rejections: dict[bytes, int] = {}
         self._blocklist: set[bytes] = set()
@@ -160,6 +161,18 @@ class JobBook:
         elif worker in self._worker_records or len(self._worker_records) < self.config.max_bidders:
             self._worker_records[worker] = record
         return []
+
+    def set_stake(self, address: bytes, stake_wei: int) -> list[Command]:
+        """The chain-confirmed active stake of payment ``address`` (a bidder's or a
+        checker's), fed by the driver before the bid or assignment it decides. Bounded
+        like the records: past ``max_bidders`` addresses a new one reads as unknown."""
+        if address in self._stakes or len(self._stakes) < self.config.max_bidders:
+            self._stakes[address] = stake_wei
+        return []
+
+    def stake_qualifies(self, address: bytes) -> bool:
+        """Whether ``address`` may work or check for this job (its minimum stake)."""
+        return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei)
 
     def _history(self, worker: bytes, now_ms: int) -> WorkerHistory:
         record = self._worker_records.get(worker)

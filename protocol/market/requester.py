@@ -321,7 +321,8 @@ class JobMachine(VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
-        bidders = [b for b in self._bidders.values() if not self._offender(b.worker, now_ms)]
+        bidders = [b for b in self._bidders.values()
+                   if not self._offender(b.worker, now_ms) and self.stake_qualifies(b.payment_address)]  # fmt: skip
         plan = plan_awards(
             bidders, self._pending, failed, leases, self._free_wei(needs), self._fee_wei,
             self._lanes.slack(needs), self._award_weights([b.worker for b in bidders], now_ms),

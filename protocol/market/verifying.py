@@ -68,6 +68,8 @@ class VerifyDesk(JobBook):
             raise IllegalTransition("no such task")
         if checker == task.worker:
             raise IllegalTransition("a worker cannot check its own result")
+        if not self.stake_qualifies(self._checker_addresses.get(checker, checker_address)):
+            return []  # below the job's minimum stake: the verify timeout asks again
         was = task.state
         if was is TaskState.DISPUTED:
             if checker in task.checkers:

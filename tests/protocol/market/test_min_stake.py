@@ -1,0 +1,74 @@
+"""Issue 17: a requester may require a minimum stake of its workers and checkers.
+
+Stake is fed by the driver (``set_stake``: what the chain confirms for a payment
+address); a bidder without enough gets no award however cheap, a checker
+without enough is not asked. Attack: 1,000 fresh identities bidding 1 wei with
+no stake get nothing.
+"""
+
+from __future__ import annotations
+
+from protocol.identity import NodeKey
+from protocol.market import MarketConfig, RequestVerification, TaskState
+from protocol.market.awarding import stake_qualifies
+from protocol.messages import Award, Bid, VerifyRequest
+from tests.protocol.market.harness import MarketHarness, address_for
+
+MIN_WEI = 10**18
+STAKED = MarketConfig(min_stake_wei=MIN_WEI)
+
+
+def harness_with(stakes: dict[str, int], **kwargs: object) -> MarketHarness:
+    harness = MarketHarness(market=STAKED, **kwargs)  # type: ignore[arg-type]
+    for name, stake_wei in stakes.items():
+        harness.job.set_stake(address_for(name), stake_wei)
+    harness.start()
+    harness.advance(STAKED.bid_window_ms)
+    return harness
+
+
+def test_only_workers_with_the_minimum_stake_are_awarded() -> None:
+    # worker0 (cheapest) never staked, worker1 below the minimum, worker2 at it.
+    harness = harness_with({"worker1": MIN_WEI - 1, "worker2": MIN_WEI, "checker0": MIN_WEI,
+                            "checker1": MIN_WEI}, frames=(1, 2, 3), worker_slots=3)  # fmt: skip
+    winners = {award.worker for _, award in harness.awards()}
+    assert winners == {list(harness.workers)[2]}
+    assert len(harness.awards()) == 3
+
+
+def test_a_checker_below_the_minimum_is_not_asked() -> None:
+    harness = harness_with({"worker0": MIN_WEI, "checker0": MIN_WEI - 1, "checker1": MIN_WEI},
+                           frames=(1,), worker_prices_wei_per_ru=(100,))  # fmt: skip
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    assert harness.commands(RequestVerification)
+    asked = [checker for checker, _ in harness.verifications.values()]
+    assert asked == [harness.checker_ids[1]]
+    # Assigning the unstaked one anyway changes nothing (no request, no fee owed).
+    commands = harness.job.assign_checker(task_id, harness.checker_ids[0], harness.now_ms,
+                                          address_for("checker0"))  # fmt: skip
+    assert not any(isinstance(getattr(c, "message", None), VerifyRequest) for c in commands)
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+
+
+def test_without_a_minimum_nobody_needs_stake() -> None:
+    harness = MarketHarness(frames=(1,))
+    harness.start()
+    harness.advance(STAKED.bid_window_ms)
+    assert len(harness.awards()) == 1
+    assert stake_qualifies(None, 0) and not stake_qualifies(None, 1)
+    assert stake_qualifies(5, 5) and not stake_qualifies(4, 5)
+
+
+def test_a_thousand_unstaked_identities_bidding_one_wei_get_nothing() -> None:
+    harness = harness_with({"worker0": MIN_WEI, "checker0": MIN_WEI, "checker1": MIN_WEI},
+                           frames=(1, 2, 3), worker_prices_wei_per_ru=(100,))  # fmt: skip
+    (task_id,) = harness.renders  # its one staked worker holds a frame; two wait for it
+    sent = []
+    for i in range(1_000):
+        sybil = NodeKey.generate().node_id.raw
+        bid = Bid(harness.job_id, 10, 1, 1, address_for(f"sybil{i}"))
+        sent += harness.job.receive(sybil, bid, harness.now_ms)
+    assert not [c for c in sent if isinstance(getattr(c, "message", None), Award)]
+    harness.finish_render(task_id)  # the staked worker's slot frees: the next frame is its
+    assert {award.worker for _, award in harness.awards()} == {next(iter(harness.workers))}
