@@ -29,6 +29,7 @@ job's render: a cheat the checkers must catch (tests only; off by default).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,9 +39,10 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import result_ref, sign
+from ledger.fraud import ResultRef, result_ref, sign
 from node.log import log_event
 from node.roles.chain import Payee
+from node.roles.claim_watch import ClaimWatch
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
@@ -59,6 +61,7 @@ from protocol.messages import (
     JobAnnounce,
     JobCancelled,
     JobSpec,
+    LeaseRevoked,
     Message,
     check_announce,
 )
@@ -66,6 +69,7 @@ from protocol.messages import (
 logger = logging.getLogger(__name__)
 BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
+MAX_SIGNED = 4096  # signed results remembered, to watch the rejected ones for claims
 
 
 class WorkerRole:
@@ -91,12 +95,17 @@ class WorkerRole:
         self._pay_check = PayCheck(ctx.chain, self.machine.knows_job)
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
         self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
+        # Our signed results (bounded), and the watch for fraud claims on rejected ones.
+        self._signed: OrderedDict[bytes, ResultRef] = OrderedDict()
+        self.claim_watch = None if ctx.chain is None else ClaimWatch(ctx.chain)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(run_timer, self.ctx.clock, self.machine.get_timer,
                                self._fire, lambda: self._changed)  # fmt: skip
+            if self.claim_watch is not None:
+                nursery.start_soon(self.claim_watch.run)
             task_status.started()
 
     @property
@@ -142,6 +151,10 @@ class WorkerRole:
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
         self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
+        if isinstance(message, LeaseRevoked) and message.verdict_digest is not None:
+            ref = self._signed.get(message.task_id)  # a checker rejected a result we signed
+            if ref is not None and self.claim_watch is not None and ref.job_id == message.job_id:
+                self.claim_watch.watch(ref)
         if isinstance(message, JobCancelled) and self.payee is not None:
             spec = self.specs.get(message.job_id)
             if spec is not None and spec.requester == sender:  # the job is over
@@ -211,7 +224,12 @@ class WorkerRole:
         if self.ctx.settings.adversary == "unsigned-result":
             return None
         ref = result_ref(command.spec, command.job_id, command.task_id, command.frame, frame_cid)
-        return None if ref is None else sign(ref, self.ctx.payment_key)
+        if ref is None:
+            return None
+        self._signed[command.task_id] = ref
+        while len(self._signed) > MAX_SIGNED:
+            self._signed.popitem(last=False)
+        return sign(ref, self.ctx.payment_key)
 
     async def _accept_scene(self, command: StartRender, scene: Path) -> bool:
         """Our own preflight, then (with a measured score) the probe's verdict on time."""

@@ -52,6 +52,10 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         ((ref, worker), state) = next(iter(escrow.claims.items()))
         assert (ref.job_id, worker) == (job_id, cheat.address)
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei  # held by the claim
+        # The cheat's own node sees the claim against it (it could answer it now).
+        watch = cheat.live().worker.claim_watch  # type: ignore[union-attr]
+        assert watch is not None
+        await watch.wait_claim(job_id, ref.task_id, "pending")
         # The requester restarts inside the challenge window: the stored claim goes on.
         await cluster.kill("client")
         client = await cluster.restart("client")
@@ -61,6 +65,7 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         assert escrow.credit[requester] >= escrow.terms.cap_wei // 2
         slasher = client.live().requester.slasher
         assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+        await watch.wait_claim(job_id, ref.task_id, "executed")
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
 
 
