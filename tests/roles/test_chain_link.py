@@ -2,8 +2,8 @@
 
 The role tests use the in-memory escrow; this is the proof that the adapter
 they stand in for does the same against the contract: deposit, views, single
-and batch redeem, refund after deadline + grace, and an outage that closes the
-link until the chain answers again.
+and batch redeem, refund after deadline + grace, a fraud claim and its
+execution, and an outage that closes the link until the chain answers again.
 """
 
 from __future__ import annotations
@@ -14,11 +14,23 @@ import socket
 import pytest
 from eth_account import Account
 
+from ledger import fraud
+from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
+from ledger.fraud import ResultRef
 from ledger.voucher_book import Lane
 from ledger.vouchers import Voucher, sign
 from node.roles.chain import ChainLink, ChainSettings
-from tests.ledger.conftest import ETHER, GRACE_S, Deployed, anvil_deployed
+from protocol.slashing import tiles_commitment
+from tests.ledger.conftest import (
+    CHALLENGE_S,
+    ETHER,
+    GRACE_S,
+    QUORUM,
+    SLASH_CAP_WEI,
+    Deployed,
+    anvil_deployed,
+)
 
 __all__ = ["anvil_deployed"]  # the fixture, imported for this module
 
@@ -94,3 +106,38 @@ async def test_an_unreachable_chain_is_a_ledger_error_and_the_link_reopens(
     dead.settings = link_for(anvil, 0).settings  # the chain is back
     assert await dead.chain_time_s() > 0
     assert Account.from_key(anvil.chain.funded_keys[0]).address.lower() == "0x" + dead.address.hex()
+
+
+async def test_fraud_claim_through_the_link(anvil: Deployed) -> None:
+    """The requester node's chain calls for a fraud claim, on the real contract: terms,
+    stake reads, claim_fraud with the worker's result signature, claim_state,
+    execute_slash after the window (anvil's clock)."""
+    requester, worker = link_for(anvil, 0), link_for(anvil, 1)
+    checkers = [link_for(anvil, i) for i in (4, 5)]
+    job_id = os.urandom(32)
+    await requester.deposit(job_id, ETHER, await requester.chain_time_s() + 3600)
+    await worker.send("stake", (), "stake", ETHER)
+    for c in checkers:
+        await c.send("stake", (), "stake", ETHER)
+        await c.send("register", (), "register_checker")
+    terms = await requester.fraud_terms()
+    assert (terms.quorum, terms.cap_wei, terms.challenge_s) == (QUORUM, SLASH_CAP_WEI, CHALLENGE_S)
+    assert await requester.stake_of(worker.address) == ETHER
+    ref = ResultRef(requester.chain_id, requester.contract, requester.address, job_id,
+                    os.urandom(32), 1, os.urandom(32))  # fmt: skip
+    worker_sig = fraud.sign(ref, anvil.chain.funded_keys[1])
+    claim = fraud.FraudClaim(ref, worker.address, tiles_commitment([os.urandom(32)]), terms.cap_wei)
+    sigs = fraud.order_signatures(claim, [fraud.sign(claim, anvil.chain.funded_keys[i]) for i in (4, 5)])
+    forged = fraud.sign(ref, anvil.chain.funded_keys[2])  # not the worker's own result
+    with pytest.raises(ChainRevert, match="not the worker's result"):
+        await requester.claim_fraud(claim, forged, sigs)
+    await requester.claim_fraud(claim, worker_sig, sigs)
+    state = await requester.claim_state(ref, worker.address)
+    assert (state.status, state.taken_wei) == (CLAIM_PENDING, terms.cap_wei)
+    assert await requester.stake_of(worker.address) == ETHER - terms.cap_wei
+    claimers = fraud.signers(claim, sigs)
+    with pytest.raises(ChainRevert, match="challenge window open"):
+        await requester.execute_slash(claim, claimers)
+    anvil.chain.advance_time(CHALLENGE_S + 1)
+    await requester.execute_slash(claim, claimers)
+    assert (await worker.claim_state(ref, worker.address)).status == CLAIM_EXECUTED
