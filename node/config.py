@@ -72,6 +72,8 @@ class NodeConfig:
     price_wei_per_ru: int = 10**12
     # As a requester: workers and checkers must hold this much confirmed stake (0: none).
     min_stake_wei: int = 0
+    # As a requester: live leases all unproven workers together may hold (0: no limit).
+    trial_leases: int = 0
     lease_s: float = 60.0
     render_threads: int = 0
     adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node

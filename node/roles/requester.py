@@ -600,7 +600,8 @@ class RequesterRole:
             record = self.reputation.record(sender)
             if job.fed.get(sender) != record:
                 await job.step("record", sender, _pack_record(record), self.clock.now_ms())
-        if isinstance(message, Bid) and job.machine.config.min_stake_wei:
+        market = job.machine.config
+        if isinstance(message, Bid) and (market.min_stake_wei or market.trial_leases):
             await job.feed_stake(message.payment_address)  # the award decision reads it
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
 

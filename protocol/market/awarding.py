@@ -28,6 +28,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
+from protocol.capacity import TRIAL_SLOTS
+
 
 @dataclass
 class Bidder:
@@ -47,13 +49,17 @@ def plan_awards(
     fee_wei: Callable[[int], int],
     lane_slack: Mapping[bytes, int] | None = None,
     weights: Mapping[bytes, float] | None = None,
+    trial: Collection[bytes] = (),
+    trial_room: int = 0,
 ) -> list[tuple[Bidder, int]]:
     """The awards to make now, as (bidder, frame) pairs in order.
 
     ``lane_slack`` (per payment address) is money already in a bidder's lane beyond
     what it is owed or holds: it pays that bidder's prices before the budget does.
     ``weights`` (per worker, in (0, 1]; missing: 1) rank bids, never their price:
-    pay-as-bid still pays the bid's own price."""
+    pay-as-bid still pays the bid's own price. Workers in ``trial`` (unproven,
+    protocol.capacity) hold at most ``TRIAL_SLOTS`` lease each and ``trial_room`` new
+    ones together."""
     order = sorted(pending)
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
@@ -66,6 +72,9 @@ def plan_awards(
 
     for bidder in sorted(bidders, key=rank):
         room = bidder.slots - leases.get(bidder.worker, 0)
+        on_trial = bidder.worker in trial
+        if on_trial:
+            room = min(room, TRIAL_SLOTS - leases.get(bidder.worker, 0), trial_room)
         cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
         slack_wei = (lane_slack or {}).get(bidder.payment_address, 0)
         for frame in order:
@@ -77,6 +86,7 @@ def plan_awards(
             plan.append((bidder, frame))
             taken.add(frame)
             room -= 1
+            trial_room -= on_trial
             slack_wei -= from_lane_wei
             budget_left_wei -= cost_wei - from_lane_wei
         if len(taken) == len(order):

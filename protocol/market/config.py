@@ -53,10 +53,13 @@ class MarketConfig:
     # Workers and checkers whose chain-confirmed stake (fed by the driver: set_stake) is
     # below this get no award and no check; 0 = no minimum. See protocol.market.awarding.
     min_stake_wei: int = 0
+    # Live leases all unproven bidders together may hold (protocol.capacity: trial
+    # frames); 0 = no trial limit.
+    trial_leases: int = 0
 
     def __post_init__(self) -> None:
-        if self.min_stake_wei < 0:
-            raise LocalProtocolError("min_stake_wei must be >= 0")
+        if self.min_stake_wei < 0 or self.trial_leases < 0:
+            raise LocalProtocolError("min_stake_wei and trial_leases must be >= 0")
         if not 0 < self.heartbeat_interval_ms < self.lease_ms:
             raise LocalProtocolError("need 0 < heartbeat_interval_ms < lease_ms")
         for name in (

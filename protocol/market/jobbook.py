@@ -84,6 +84,7 @@ class JobBook:
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
         self._stakes: dict[bytes, int] = {}  # payment address -> confirmed stake (set_stake)
+        self._capacity: dict[bytes, int] = {}  # worker -> challenge-capped score
         self._failures: dict[bytes, int] = {}
         self._rejections: dict[bytes, int] = {}
         self._blocklist: set[bytes] = set()
@@ -168,6 +169,13 @@ class JobBook:
         like the records: past ``max_bidders`` addresses a new one reads as unknown."""
         if address in self._stakes or len(self._stakes) < self.config.max_bidders:
             self._stakes[address] = stake_wei
+        return []
+
+    def set_capacity_proof(self, worker: bytes, score_ru_per_hour: int) -> list[Command]:
+        """``worker`` passed a timed capacity challenge: believe at most this score
+        (``protocol.capacity.capped_score``) and count it as proven. Bounded like stakes."""
+        if worker in self._capacity or len(self._capacity) < self.config.max_bidders:
+            self._capacity[worker] = max(1, score_ru_per_hour)
         return []
 
     def stake_qualifies(self, address: bytes) -> bool:

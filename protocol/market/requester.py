@@ -79,8 +79,10 @@ before any state changes, so the machine stays usable for every other peer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from protocol.capacity import eta_floor_s, is_proven
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.awarding import Bidder, plan_awards
@@ -321,11 +323,13 @@ class JobMachine(VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
-        bidders = [b for b in self._bidders.values()
+        bidders = [self._capped(b) for b in self._bidders.values()
                    if not self._offender(b.worker, now_ms) and self.stake_qualifies(b.payment_address)]  # fmt: skip
+        trial, trial_room = self._trial(bidders, leases)
         plan = plan_awards(
             bidders, self._pending, failed, leases, self._free_wei(needs), self._fee_wei,
             self._lanes.slack(needs), self._award_weights([b.worker for b in bidders], now_ms),
+            trial, trial_room,
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
         if not sends:
@@ -337,6 +341,28 @@ class JobMachine(VerifyDesk):
         needs = self._lane_needs()
         fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
         return [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
+
+    def _capped(self, bidder: Bidder) -> Bidder:
+        """The bid as the plan ranks it: its ETA no shorter than a capacity challenge
+        showed the worker can render (protocol.capacity)."""
+        score = self._capacity.get(bidder.worker)
+        if score is None:
+            return bidder
+        floor_s = eta_floor_s(self.spec.ru_per_frame, score)
+        return bidder if bidder.eta_s >= floor_s else replace(bidder, eta_s=floor_s)
+
+    def _trial(self, bidders: list[Bidder], leases: dict[bytes, int]) -> tuple[set[bytes], int]:
+        """Unproven bidders and how many new trial leases they may take together."""
+        if not self.config.trial_leases:
+            return set(), 0
+        trial = {b.worker for b in bidders if not self._proven(b)}
+        held = sum(leases.get(worker, 0) for worker in trial)
+        return trial, max(0, self.config.trial_leases - held)
+
+    def _proven(self, bidder: Bidder) -> bool:
+        record = self._worker_records.get(bidder.worker)
+        return is_proven(self._stakes.get(bidder.payment_address),
+                         0 if record is None else record.accepted, bidder.worker in self._capacity)  # fmt: skip
 
     def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Command:
         task = self._new_task(bidder, frame, now_ms)
