@@ -16,7 +16,9 @@ refund left over).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
+from protocol.capacity import eta_floor_s, is_proven
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.awarding import Bidder, stake_qualifies
@@ -181,6 +183,28 @@ class JobBook:
     def stake_qualifies(self, address: bytes) -> bool:
         """Whether ``address`` may work or check for this job (its minimum stake)."""
         return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei)
+
+    def _capped(self, bidder: Bidder) -> Bidder:
+        """The bid as the plan ranks it: its ETA no shorter than a capacity challenge
+        showed the worker can render (protocol.capacity)."""
+        score = self._capacity.get(bidder.worker)
+        if score is None:
+            return bidder
+        floor_s = eta_floor_s(self.spec.ru_per_frame, score)
+        return bidder if bidder.eta_s >= floor_s else replace(bidder, eta_s=floor_s)
+
+    def _trial(self, bidders: list[Bidder], leases: dict[bytes, int]) -> tuple[set[bytes], int]:
+        """Unproven bidders and how many new trial leases they may take together."""
+        if not self.config.trial_leases:
+            return set(), 0
+        trial = {b.worker for b in bidders if not self._proven(b)}
+        held = sum(leases.get(worker, 0) for worker in trial)
+        return trial, max(0, self.config.trial_leases - held)
+
+    def _proven(self, bidder: Bidder) -> bool:
+        record = self._worker_records.get(bidder.worker)
+        return is_proven(self._stakes.get(bidder.payment_address),
+                         0 if record is None else record.accepted, bidder.worker in self._capacity)  # fmt: skip
 
     def _history(self, worker: bytes, now_ms: int) -> WorkerHistory:
         record = self._worker_records.get(worker)

@@ -79,10 +79,8 @@ before any state changes, so the machine stays usable for every other peer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from protocol.capacity import eta_floor_s, is_proven
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.awarding import Bidder, plan_awards
@@ -341,28 +339,6 @@ class JobMachine(VerifyDesk):
         needs = self._lane_needs()
         fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
         return [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
-
-    def _capped(self, bidder: Bidder) -> Bidder:
-        """The bid as the plan ranks it: its ETA no shorter than a capacity challenge
-        showed the worker can render (protocol.capacity)."""
-        score = self._capacity.get(bidder.worker)
-        if score is None:
-            return bidder
-        floor_s = eta_floor_s(self.spec.ru_per_frame, score)
-        return bidder if bidder.eta_s >= floor_s else replace(bidder, eta_s=floor_s)
-
-    def _trial(self, bidders: list[Bidder], leases: dict[bytes, int]) -> tuple[set[bytes], int]:
-        """Unproven bidders and how many new trial leases they may take together."""
-        if not self.config.trial_leases:
-            return set(), 0
-        trial = {b.worker for b in bidders if not self._proven(b)}
-        held = sum(leases.get(worker, 0) for worker in trial)
-        return trial, max(0, self.config.trial_leases - held)
-
-    def _proven(self, bidder: Bidder) -> bool:
-        record = self._worker_records.get(bidder.worker)
-        return is_proven(self._stakes.get(bidder.payment_address),
-                         0 if record is None else record.accepted, bidder.worker in self._capacity)  # fmt: skip
 
     def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Command:
         task = self._new_task(bidder, frame, now_ms)
