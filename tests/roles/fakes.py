@@ -215,7 +215,7 @@ class FakeEscrow:
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
         self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
-        self.terms = FraudTerms(quorum=2, cap_wei=10**17, challenge_s=3600)
+        self.terms = FraudTerms(quorum=2, cap_wei=10**17, challenge_s=900)
         self.checkers: set[bytes] = set()  # registered checkers
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
