@@ -61,6 +61,9 @@ class CheckerDriver:
         scene = world.scenes.get(request.job_id)
         if scene is None or self.node.gpu is None:
             return
+        source = world.by_id.get(request.worker)
+        if source is None or not source.online:
+            return  # nobody serves the frame: no verdict (the node's check fails to fetch it)
         config = world.scenario.verification
         k = request.tiles
         tile_ru = scene.ru_per_frame * config.tile_fraction * k

@@ -45,11 +45,14 @@ class RoleContext:
     def me(self) -> bytes:
         return self.node.key.node_id.raw
 
-    async def fetch_from(self, node_id: bytes, cid: str) -> Path:
-        """Bring ``cid`` from ``node_id`` into the content store (verified) and return its path."""
+    async def fetch_from(self, node_id: bytes, cid: str, *also: bytes) -> Path:
+        """Bring ``cid`` from ``node_id`` — or, failing it, from any of ``also`` — into the
+        content store (verified against the CID) and return its path."""
         if not self.content.has(cid):
-            source: ChunkSource = _peer_source(self.node, peer_of(node_id))
-            await fetch(cid, [source], self.content, TransferConfig())
+            sources: list[ChunkSource] = [
+                _peer_source(self.node, peer_of(n)) for n in dict.fromkeys((node_id, *also))
+            ]
+            await fetch(cid, sources, self.content, TransferConfig())
         return self.content.path_of(cid)
 
 

@@ -365,7 +365,9 @@ class RequesterJob:
 
     async def _collect(self, c: FrameAccepted) -> None:
         try:
-            path = await self.ctx.fetch_from(c.worker, c.frame_cid)
+            # The checkers that judged it hold a copy: a worker gone since still delivers.
+            checkers = sorted(self.machine.checkers_excluded(c.task_id) - {c.worker})
+            path = await self.ctx.fetch_from(c.worker, c.frame_cid, *checkers)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             dest = self.out_dir / f"frame_{c.frame:04d}.png"
             await trio.to_thread.run_sync(shutil.copyfile, path, dest)
