@@ -1,17 +1,19 @@
 """The coordinator: a public node that relays for nodes behind NAT.
 
 It is an ordinary Pictor node (gossip, discovery, local API, no roles) run with
-two more services: circuit relay v2 *hop* — reservations and circuits bounded
-by ``RelayHopLimits`` — and an AutoNAT v1 server that dials back on a fresh
-connection (``node.net.reachability.DialBackAutoNAT``). Nodes that list it as
-a bootstrap peer learn the network through its gossip, learn from it whether
-they are reachable, and reserve a slot there when they are not.
+three more services: circuit relay v2 *hop* — reservations and circuits bounded
+by ``RelayHopLimits`` — an AutoNAT v1 server that dials back on a fresh
+connection (``node.net.reachability.DialBackAutoNAT``), and the Kademlia DHT
+in server mode (``node.net.dht``, bounded stores). Nodes that list it as a
+bootstrap peer learn the network through its gossip and its DHT (rendezvous
+provider records: they find each other without a list naming them), learn
+from it whether they are reachable, and reserve a slot there when they are
+not.
 
 Optional by construction: nodes that reach each other directly, or through
 another coordinator, never need this one; it relays Noise-encrypted bytes and
 forwards signed gossip, so it can drop messages but not forge or alter them.
-What it does not do yet: Kademlia peer routing (bootstrap and adverts carry
-addresses instead) and per-IP limits on reservations (py-libp2p 0.8.1 caps
+What it does not do yet: per-IP limits on reservations (py-libp2p 0.8.1 caps
 them in total only).
 """
 
@@ -32,7 +34,7 @@ def coordinator_config(
     data_dir: Path, listen_addrs: tuple[str, ...], environ: dict[str, str] | None = None
 ) -> NodeConfig:
     """The node config a coordinator runs with: no roles, public, no mDNS."""
-    overrides: dict[str, object] = {"mdns": False, "reachability": "public"}
+    overrides: dict[str, object] = {"mdns": False, "reachability": "public", "dht": "server"}
     if listen_addrs:
         overrides["listen_addrs"] = list(listen_addrs)
     config = load_config(data_dir, environ=environ, overrides=overrides)

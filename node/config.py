@@ -27,7 +27,8 @@ NOT_CONFIG_ENV = frozenset({"PICTOR_DATA_DIR", "PICTOR_ANVIL", "PICTOR_BPY_PYTHO
 NOT_CONFIG_ENV_PREFIXES = ("PICTOR_TEST_",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 REACHABILITY = ("auto", "public", "private")
-_CHOICES = {"log_level": LOG_LEVELS, "reachability": REACHABILITY}
+DHT_MODES = ("auto", "server", "client", "off")
+_CHOICES = {"log_level": LOG_LEVELS, "reachability": REACHABILITY, "dht": DHT_MODES}
 
 
 class ConfigError(ValueError):
@@ -64,6 +65,9 @@ class NodeConfig:
     reachability: str = "auto"
     relays: tuple[str, ...] = ()
     hole_punch: bool = True
+    # Kademlia DHT (rendezvous, peer routing): "auto" serves it when the node
+    # is public and only asks when it may be behind NAT.
+    dht: str = "auto"
     shutdown_grace_s: float = 5.0
     # Roles (issue 7): settlement chain, the worker's ask, market lease length.
     chain_rpc_url: str = ""
@@ -77,6 +81,13 @@ class NodeConfig:
     lease_s: float = 60.0
     render_threads: int = 0
     adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node
+
+    @property
+    def dht_mode(self) -> str:
+        """The DHT mode the network runs: "server", "client" or "off"."""
+        if self.dht != "auto":
+            return self.dht
+        return "server" if self.reachability == "public" else "client"
 
     @property
     def api_token_path(self) -> Path:
@@ -246,6 +257,11 @@ CONFIG_TEMPLATE = """\
 # reachability = "auto"
 # relays = []
 # hole_punch = true
+
+# Kademlia DHT: find peers through any DHT server (a coordinator) without a
+# bootstrap list naming them. "auto": server when reachability = "public",
+# client (asks, never answers) otherwise; "server", "client" or "off".
+# dht = "auto"
 
 # Seconds to drain work on SIGINT/SIGTERM before exiting.
 # shutdown_grace_s = 5.0

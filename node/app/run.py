@@ -33,9 +33,11 @@ from node.api.views import NodeApiView
 from node.config import NodeConfig
 from node.keyfile import read_key_file, read_payment_key_file, read_secret_file
 from node.log import log_event
+from node.net.dht import network_key
 from node.net.libp2p_net import Libp2pNetwork, Libp2pSettings, open_libp2p_network
 from node.net.reachability import DialBackAutoNAT, keep_reachable
 from node.net.relay import RelayHopLimits
+from node.net.rendezvous import run_rendezvous
 from node.roles.service import run_roles
 from node.runtime import Node
 from node.store import open_store
@@ -67,6 +69,7 @@ def libp2p_settings(config: NodeConfig, relay_hop: RelayHopLimits | None = None)
         gossip_rate_per_s=config.gossip_rate_per_s,
         gossip_queue_len=config.gossip_queue_len,
         hole_punch=config.hole_punch,
+        dht=config.dht_mode,
     )
 
 
@@ -95,6 +98,8 @@ async def run_node(
                 await nursery.start(node.run)
                 reach = trio.CancelScope()
                 nursery.start_soon(_keep_reachable, reach, network, config, node)
+                meet = trio.CancelScope()
+                nursery.start_soon(_rendezvous, meet, network, config, node)
                 roles = await nursery.start(run_roles, node, config, payment_key)
                 api_stop = trio.Event()
                 app = create_app(NodeApiView(node), token)
@@ -109,6 +114,7 @@ async def run_node(
                 api_stop.set()
                 roles.stop()
                 reach.cancel()
+                meet.cancel()
                 node.stop()
     config.api_addr_path.unlink(missing_ok=True)
 
@@ -121,6 +127,18 @@ async def _keep_reachable(
     with scope:
         await keep_reachable(network, network.relaying, config.relays or config.bootstrap,
                              config.reachability, node.addresses_changed)  # fmt: skip
+
+
+async def _rendezvous(
+    scope: trio.CancelScope, network: Libp2pNetwork, config: NodeConfig, node: Node
+) -> None:
+    if network.dht is None:
+        return
+    with scope:
+        await run_rendezvous(network.dht, network.local_peer, network.listen_addrs,
+                             network.connected_peers,
+                             lambda addrs: node.discovery.add_candidate(addrs, pinned=False),
+                             network_key(config.chain_id))  # fmt: skip
 
 
 async def run_until_signalled(

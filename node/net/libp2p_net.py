@@ -33,6 +33,8 @@ Choices that differ from py-libp2p's defaults, and why:
   ``/p2p-circuit`` addresses through it (``host.connect`` drops them), and a
   node that knows it is behind NAT (``private``) lists only its relay
   addresses as the ones others can dial.
+* The Kademlia DHT (``node.net.dht``), when ``dht`` is not "off", runs with
+  bounded stores and bounded inbound streams; ``Libp2pNetwork.dht`` is it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import multiaddr
@@ -52,6 +54,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.kad_dht.kad_dht import DHTMode
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -63,6 +66,8 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 
+from node.net.dht import BoundedDHT
+from node.net.dht_store import DhtLimits
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
 from node.net.relay import RelayHopLimits, Relaying, is_circuit, run_relaying
 from protocol import NodeKey
@@ -85,6 +90,8 @@ class Libp2pSettings:
     max_gossip_rpc_bytes: int = 1 << 20
     relay_hop: RelayHopLimits | None = None  # be a relay for others (the coordinator)
     hole_punch: bool = False  # DCUtR: try to replace relayed connections by direct ones
+    dht: str = "off"  # Kademlia: "server" (answers), "client" (only asks), "off"
+    dht_limits: DhtLimits = field(default_factory=DhtLimits)
 
 
 class _ResizingQueues(dict[Any, Any]):
@@ -187,10 +194,17 @@ class _RefuseBlocked(INotifee):
 
 
 class Libp2pNetwork:
-    def __init__(self, host: Any, pubsub: _Pubsub, relaying: Relaying | None = None) -> None:
+    def __init__(
+        self,
+        host: Any,
+        pubsub: _Pubsub,
+        relaying: Relaying | None = None,
+        dht: BoundedDHT | None = None,
+    ) -> None:
         self.host = host
         self.pubsub = pubsub
         self.relaying = relaying
+        self.dht = dht
         self.private = False  # behind NAT: only relay addresses are dialable
         self._blocked: set[str] = set()
         host.get_network().register_notifee(_RefuseBlocked(self._blocked))
@@ -363,4 +377,9 @@ async def open_libp2p_network(
         await pubsub.wait_until_ready()
         relaying = Relaying(host, settings.relay_hop, settings.hole_punch)
         await stack.enter_async_context(run_relaying(relaying))
-        yield Libp2pNetwork(host, pubsub, relaying)
+        network = Libp2pNetwork(host, pubsub, relaying)
+        if settings.dht != "off":
+            mode = DHTMode.SERVER if settings.dht == "server" else DHTMode.CLIENT
+            network.dht = BoundedDHT(host, mode, settings.dht_limits, network._blocked.__contains__)
+            await stack.enter_async_context(background_trio_service(network.dht))
+        yield network
