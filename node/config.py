@@ -68,6 +68,8 @@ class NodeConfig:
     # Kademlia DHT (rendezvous, peer routing): "auto" serves it when the node
     # is public and only asks when it may be behind NAT.
     dht: str = "auto"
+    # QUIC beside TCP (udp, same port): listened on, and dialled first when a peer offers it.
+    quic: bool = False
     shutdown_grace_s: float = 5.0
     # Roles (issue 7): settlement chain, the worker's ask, market lease length.
     chain_rpc_url: str = ""
@@ -262,6 +264,11 @@ CONFIG_TEMPLATE = """\
 # bootstrap list naming them. "auto": server when reachability = "public",
 # client (asks, never answers) otherwise; "server", "client" or "off".
 # dht = "auto"
+
+# Also listen on QUIC (udp/<port>/quic-v1 beside each tcp address) and dial a
+# peer's QUIC address first, falling back to TCP. Off by default: py-libp2p's
+# QUIC moved bulk data ~30x slower than its TCP here (docs/NODE.md).
+# quic = false
 
 # Seconds to drain work on SIGINT/SIGTERM before exiting.
 # shutdown_grace_s = 5.0

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from node.api.metrics import NodeMetrics
 from node.config import NodeConfig
 from node.log import log_event
-from node.net.discovery import Discovery, plausible_addr
+from node.net.discovery import DialPolicy, Discovery, plausible_addr
 from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer, ScoreConfig
 from node.net.port import Network, Verdict
@@ -137,6 +137,7 @@ class Node:
             max_backoff_s=config.redial_max_backoff_s,
             is_banned=lambda peer: self.scorer.is_banned(peer, trio.current_time()),
             wall_ms=wall_ms,
+            policy=DialPolicy(prefer_quic=config.quic),
         )
         self.limits = ReqRespLimits(
             max_request_bytes=config.max_request_bytes,

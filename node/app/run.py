@@ -70,6 +70,7 @@ def libp2p_settings(config: NodeConfig, relay_hop: RelayHopLimits | None = None)
         gossip_queue_len=config.gossip_queue_len,
         hole_punch=config.hole_punch,
         dht=config.dht_mode,
+        quic=config.quic,
     )
 
 

@@ -19,6 +19,8 @@ dialling them all let an attacker make every node dial whatever it chose):
 * the table holds at most ``max_candidates`` peers; an advert candidate that
   failed ``max_advert_failures`` dials in a row is forgotten, and a new one
   replaces the worst advert candidate or is dropped — bootstrap peers stay;
+* with ``prefer_quic`` a peer's QUIC addresses are tried before its others,
+  so a failed QUIC dial falls back to TCP;
 * dialling stops once ``max_peers`` connections are open, at most
   ``max_in_flight`` dials run at once, and all dials together spend a token
   bucket (``dial_rate_per_s``, ``dial_burst``): whatever the adverts say, a node
@@ -92,6 +94,7 @@ class DialPolicy:
     max_in_flight: int = 4
     dial_rate_per_s: float = 1.0
     dial_burst: float = 8.0
+    prefer_quic: bool = False  # dial a peer's QUIC addresses first, then the others (TCP)
 
 
 @dataclass
@@ -153,7 +156,8 @@ class Discovery:
             limit = self.policy.max_addrs_per_peer
             if addr not in candidate.addrs and (pinned or len(candidate.addrs) < limit):
                 if pinned or plausible_addr(addr):
-                    candidate.addrs.append(addr)
+                    first = self.policy.prefer_quic and "/quic-v1/" in addr
+                    candidate.addrs.insert(0, addr) if first else candidate.addrs.append(addr)
                     self._wake.set()
 
     def add_advertised(self, origin: str, addrs: tuple[str, ...]) -> None:

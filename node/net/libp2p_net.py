@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ logger = logging.getLogger(__name__)
 # nodes at ~40 % of a core of control chatter (1 % without; measured with
 # bench/gossip.py's setup). js and go libp2p still speak 1.1.
 GOSSIPSUB_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
+QUIC_DIAL_TIMEOUT_S = 5.0
 _FAILURES = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
@@ -90,6 +92,7 @@ class Libp2pSettings:
     max_gossip_rpc_bytes: int = 1 << 20
     relay_hop: RelayHopLimits | None = None  # be a relay for others (the coordinator)
     hole_punch: bool = False  # DCUtR: try to replace relayed connections by direct ones
+    quic: bool = False  # also listen on QUIC (udp/<same port>/quic-v1) beside each TCP address
     dht: str = "off"  # Kademlia: "server" (answers), "client" (only asks), "off"
     dht_limits: DhtLimits = field(default_factory=DhtLimits)
 
@@ -234,8 +237,14 @@ class Libp2pNetwork:
             if self.relaying is None:
                 raise NetworkError(f"no relay transport to dial {addr}")
             return await self.relaying.dial(addr)
+        # A QUIC dial to a port nobody answers waits out py-libp2p's 10 s handshake
+        # timeout, twice (the swarm retries); bounded here so the TCP fallback comes soon.
+        limit_s = QUIC_DIAL_TIMEOUT_S if "/quic-v1" in addr else math.inf
         try:
-            await self.host.connect(info)
+            with trio.fail_after(limit_s):
+                await self.host.connect(info)
+        except trio.TooSlowError as exc:
+            raise NetworkError(f"dial {addr}: no QUIC handshake in {limit_s} s") from exc
         except _FAILURES as exc:
             raise NetworkError(f"dial {addr} failed: {exc}") from exc
         return peer
@@ -329,8 +338,27 @@ async def _quiet_teardown(manager: AbstractAsyncContextManager[Any]) -> AsyncIte
         logger.debug("ignored py-libp2p teardown race: %r", group)
 
 
+def with_quic(listen_addrs: tuple[str, ...]) -> tuple[str, ...]:
+    """``listen_addrs`` plus a QUIC address on the same IP and port for each TCP one."""
+    quic = []
+    for addr in listen_addrs:
+        parts = addr.split("/")
+        if len(parts) == 5 and parts[1] in ("ip4", "ip6") and parts[3] == "tcp":
+            quic.append(f"/{parts[1]}/{parts[2]}/udp/{parts[4]}/quic-v1")
+    return tuple(listen_addrs) + tuple(a for a in quic if a not in listen_addrs)
+
+
+def listen_multiaddrs(settings: Libp2pSettings) -> list[multiaddr.Multiaddr]:
+    addrs = with_quic(settings.listen_addrs) if settings.quic else settings.listen_addrs
+    return [multiaddr.Multiaddr(a) for a in addrs]
+
+
 def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> Any:
-    """A libp2p host whose peer id is the node id; Noise is its only security."""
+    """A libp2p host whose peer id is the node id; Noise is its only security.
+
+    The transports follow the listen addresses: TCP, and QUIC (py-libp2p's,
+    aioquic under trio; TLS 1.3 is its security) when one is a quic-v1 address.
+    """
     key_pair = create_new_key_pair(key.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     peerstore = PinnedPeerStore({ID.from_pubkey(key_pair.public_key)})
@@ -340,6 +368,7 @@ def build_host(key: NodeKey, settings: Libp2pSettings, sec_opt: Any = None) -> A
         sec_opt=sec_opt or {NOISE_PROTOCOL_ID: noise},
         muxer_opt=create_yamux_muxer_option(),
         enable_mDNS=settings.mdns,
+        listen_addrs=listen_multiaddrs(settings),
         connection_config=ConnectionConfig(min_connections=0, low_watermark=0),
     )
     swarm: Any = host.get_network()
@@ -369,7 +398,7 @@ async def open_libp2p_network(
         host, router, strict_signing=True, max_inbound_rpc_size=settings.max_gossip_rpc_bytes
     )
     pubsub.peer_queues = _ResizingQueues(settings.gossip_queue_len)
-    listen = [multiaddr.Multiaddr(a) for a in settings.listen_addrs]
+    listen = listen_multiaddrs(settings)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(_quiet_teardown(host.run(listen)))
         await stack.enter_async_context(background_trio_service(pubsub))
