@@ -13,8 +13,10 @@ not.
 Optional by construction: nodes that reach each other directly, or through
 another coordinator, never need this one; it relays Noise-encrypted bytes and
 forwards signed gossip, so it can drop messages but not forge or alter them.
-What it does not do yet: per-IP limits on reservations (py-libp2p 0.8.1 caps
-them in total only).
+Against strangers: relay slots only in the asker's own name and at most
+``RelayHopLimits.reservations_per_ip`` per IP address (``BoundedHop``); AutoNAT
+requests bounded in number, per IP, in time and in dial-backs
+(``DialBackAutoNAT``); DHT records and streams bounded (``node.net.dht_store``).
 """
 
 from __future__ import annotations

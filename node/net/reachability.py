@@ -23,7 +23,9 @@ does, so the answer is about the address others would dial.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ from libp2p.host.autonat import AutoNATService
 from libp2p.host.autonat.pb.autonat_pb2 import Message
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.utils.varint import encode_varint_prefixed
 
 from node.log import log_event
 from node.net.port import NetworkError
@@ -41,14 +44,56 @@ from node.net.relay import Relaying
 logger = logging.getLogger(__name__)
 MODES = ("auto", "public", "private")
 DIAL_BACK_TIMEOUT_S = 5.0
+MAX_DIAL_BACK_ADDRS = 4
+REQUEST_DEADLINE_S = 10.0 + MAX_DIAL_BACK_ADDRS * DIAL_BACK_TIMEOUT_S
 
 
 class DialBackAutoNAT(AutoNATService):
-    """An AutoNAT v1 server whose dial-back is a new connection, not the one asking."""
+    """An AutoNAT v1 server whose dial-back is a new connection, not the one asking.
+
+    Bounded, since any stranger may ask: at most ``max_active`` requests are
+    served at once and ``per_ip`` from one IP address (others are answered
+    E_DIAL_REFUSED at once), a request is served for at most
+    ``REQUEST_DEADLINE_S`` (py-libp2p reads the request without a timeout), and
+    at most ``MAX_DIAL_BACK_ADDRS`` of its addresses are dialled (py-libp2p
+    dials every address at the asker's IP, 5 s each).
+    """
+
+    def __init__(self, host: Any, max_active: int = 8, per_ip: int = 2) -> None:
+        super().__init__(host)
+        self.max_active = max_active
+        self.per_ip = per_ip
+        self._active: Counter[str | None] = Counter()
+        self.refused = 0
+
+    async def handle_stream(self, stream: Any) -> None:
+        ip = self._observed_ip(stream)
+        busy = sum(self._active.values()) >= self.max_active or self._active[ip] >= self.per_ip
+        if busy:
+            self.refused += 1
+            refusal = Message(type=Message.DIAL_RESPONSE)
+            refusal.dialResponse.status = Message.E_DIAL_REFUSED
+            refusal.dialResponse.statusText = "busy"
+            with contextlib.suppress(Exception):
+                await stream.write(encode_varint_prefixed(refusal.SerializeToString()))
+            with contextlib.suppress(Exception):
+                await stream.close()
+            return
+        self._active[ip] += 1
+        try:
+            with trio.move_on_after(REQUEST_DEADLINE_S) as scope:
+                await super().handle_stream(stream)
+            if scope.cancelled_caught:
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+        finally:
+            self._active[ip] -= 1
+            if self._active[ip] <= 0:
+                del self._active[ip]
 
     async def _try_dial(self, peer_id: ID, addrs: list[bytes]) -> bytes | None:
         swarm: Any = self.host.get_network()
-        for raw in addrs:
+        for raw in addrs[:MAX_DIAL_BACK_ADDRS]:
             try:
                 with trio.fail_after(DIAL_BACK_TIMEOUT_S):
                     conn = await swarm.dial_addr(multiaddr.Multiaddr(raw), peer_id)

@@ -42,10 +42,13 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+from libp2p.relay.circuit_v2.protocol_buffer import StatusCode, to_proto_status
 from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+from libp2p.relay.circuit_v2.utils import write_delimited_msg
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.net.port import NetworkError
@@ -117,7 +120,9 @@ class RelayHopLimits:
     ``reservation_ttl_s`` unless refreshed); a circuit carries at most
     ``circuit_bytes`` in both directions together and lives at most
     ``circuit_s``; a reserved peer is the end of at most ``circuits_per_peer``
-    circuits at once.
+    circuits at once. Peers at one IP address hold at most
+    ``reservations_per_ip`` slots (``BoundedHop``), so fresh identities from
+    one machine cannot take every slot from honest nodes.
     """
 
     max_reservations: int = 256
@@ -125,6 +130,7 @@ class RelayHopLimits:
     circuit_bytes: int = 256 << 20
     circuit_s: int = 3600
     reservation_ttl_s: int = 900
+    reservations_per_ip: int = 8
 
     def libp2p(self) -> RelayLimits:
         return RelayLimits(
@@ -134,6 +140,64 @@ class RelayHopLimits:
             max_reservations=self.max_reservations,
             reservation_ttl=self.reservation_ttl_s,
         )
+
+
+def _remote_ip(stream: Any) -> str | None:
+    try:
+        address = stream.get_remote_address()
+    except Exception:  # a relayed or closing stream may not know it
+        return None
+    return str(address[0]) if address else None
+
+
+class BoundedHop(CircuitV2Protocol):
+    """py-libp2p's relay, granting a slot only to the asking peer and a few per IP.
+
+    py-libp2p 0.8.1 reserves for whatever peer id the RESERVE message names
+    (one connection could take every slot, in anybody's name) and counts
+    slots in total only.
+    """
+
+    def __init__(self, host: Any, hop: RelayHopLimits) -> None:
+        super().__init__(host, limits=hop.libp2p(), allow_hop=True)
+        self.reservations_per_ip = hop.reservations_per_ip
+        self._ip_of: dict[Any, str | None] = {}  # reserved peer -> the IP it reserved from
+        self._pending: list[str] = []
+        self.refused = 0
+
+    def _holders_at(self, ip: str) -> int:
+        held = self.resource_manager._reservations
+        for peer in [p for p in self._ip_of if p not in held]:
+            del self._ip_of[peer]  # expired or released: the library dropped it
+        return sum(1 for at in self._ip_of.values() if at == ip) + self._pending.count(ip)
+
+    async def _handle_reserve(self, stream: Any, msg: Any) -> None:
+        peer = stream.muxed_conn.peer_id
+        ip = _remote_ip(stream)
+        named = ID(msg.peer.id) if msg.HasField("peer") and msg.peer.id else peer
+        status = None
+        if named != peer:
+            status = StatusCode.PERMISSION_DENIED
+        elif not self.resource_manager.has_reservation(peer) and ip is not None:
+            if self._holders_at(ip) >= self.reservations_per_ip:
+                status = StatusCode.RESOURCE_LIMIT_EXCEEDED
+        if status is not None:
+            self.refused += 1
+            with contextlib.suppress(Exception):
+                await write_delimited_msg(
+                    stream, HopMessage(type=HopMessage.STATUS, status=to_proto_status(status))
+                )
+            return
+        fresh = not self.resource_manager.has_reservation(peer)
+        if fresh and ip is not None:
+            self._pending.append(ip)  # counted while the library answers (it awaits)
+        try:
+            await super()._handle_reserve(stream, msg)
+        finally:
+            if fresh and ip is not None:
+                self._pending.remove(ip)
+        if self.resource_manager.has_reservation(peer):
+            self._ip_of.setdefault(peer, ip)
 
 
 def is_circuit(addr: str) -> bool:
@@ -153,7 +217,9 @@ class Relaying:
         self.host = host
         self.hop = hop
         limits = (hop or RelayHopLimits()).libp2p()
-        self.protocol = CircuitV2Protocol(host, limits=limits, allow_hop=hop is not None)
+        self.protocol = (
+            BoundedHop(host, hop) if hop is not None else CircuitV2Protocol(host, limits=limits)
+        )
         # STOP only: CLIENT would make py-libp2p reserve a slot at the relay on
         # every dial through it (a dialler needs none; only the dialled end does).
         config = RelayConfig(roles=RelayRole.STOP, limits=limits)
