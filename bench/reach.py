@@ -13,7 +13,11 @@ homes behind nft masquerade routers, then measures, printing one JSON object:
   how many ended with a direct connection;
 * ``relay_mib_s`` / ``direct_mib_s``: one stream of ``--mib`` MiB from home 2
   to home 1 through the relay, and from home 2 to a host in the public
-  namespace (direct, through NAT 2 only).
+  namespace (direct, through NAT 2 only); ``quic_mib_s``: the same direct
+  path over py-libp2p's QUIC instead of TCP;
+* ``dht_find_s``: a fresh host behind NAT 2 that knows only the coordinator
+  finds node A (behind NAT 1, private) through the DHT — rendezvous, then
+  peer routing — and connects to its relay address.
 """
 
 from __future__ import annotations
@@ -101,8 +105,8 @@ async def _until(stop: threading.Event) -> None:
     await trio.to_thread.run_sync(stop.wait)
 
 
-def _settings(listen: str, hole_punch: bool = False) -> Libp2pSettings:
-    return Libp2pSettings(listen_addrs=(listen,), hole_punch=hole_punch)
+def _settings(listen: str, hole_punch: bool = False, quic: bool = False) -> Libp2pSettings:
+    return Libp2pSettings(listen_addrs=(listen,), hole_punch=hole_punch, quic=quic)
 
 
 def autonat(net: Internet) -> dict[str, str | None]:
@@ -152,7 +156,7 @@ async def _send(network: Libp2pNetwork, peer: str, mib: int) -> float:
     started = trio.current_time()
     for _ in range(mib * (1 << 20) // CHUNK):
         await stream.send_all(block)
-    await stream._stream.close()  # type: ignore[attr-defined]  # half-close: the sink answers
+    await stream._stream.close_write()  # type: ignore[attr-defined]  # the sink answers (QUIC: close() closes both ways)
     answer = b""
     while len(answer) < 8 and (chunk := await stream.receive_some(8)):
         answer += chunk
@@ -160,22 +164,24 @@ async def _send(network: Libp2pNetwork, peer: str, mib: int) -> float:
     return mib / (trio.current_time() - started)
 
 
-def throughput(net: Internet, boot: str, mib: int, relayed: bool) -> float:
+def throughput(net: Internet, boot: str, mib: int, relayed: bool, quic: bool = False) -> float:
     """Home 2 sends ``mib`` MiB to home 1 through the relay, or to the public namespace."""
     assert net.public is not None
     server_host = net.homes[0] if relayed else net.public
     listen = "/ip4/0.0.0.0/tcp/4201" if relayed else f"/ip4/{net.public.ip}/tcp/4201"
 
     async def server(handoff: queue.Queue[Any], stop: threading.Event) -> None:
-        async with open_libp2p_network(NodeKey.generate(), _settings(listen)) as me:
+        async with open_libp2p_network(NodeKey.generate(), _settings(listen, quic=quic)) as me:
             me.set_stream_handler(SINK, _sink)
-            addr = await me.relaying.reserve(boot) if relayed else me.listen_addrs()[-1]  # type: ignore[union-attr]
+            addrs = [a for a in me.listen_addrs() if ("/quic-v1/" in a) == quic]
+            addr = await me.relaying.reserve(boot) if relayed else addrs[-1]  # type: ignore[union-attr]
             handoff.put((addr, me.local_peer))
             await _until(stop)
 
     async def client(handoff: queue.Queue[Any]) -> float:
         addr, peer = await trio.to_thread.run_sync(handoff.get)
-        async with open_libp2p_network(NodeKey.generate(), _settings("/ip4/0.0.0.0/tcp/0")) as me:
+        settings = _settings("/ip4/0.0.0.0/tcp/0", quic=quic)
+        async with open_libp2p_network(NodeKey.generate(), settings) as me:
             await me.connect(addr)
             return round(await _send(me, peer, mib), 1)
 
@@ -217,10 +223,30 @@ def hole_punch(net: Internet, boot: str, attempts: int, wait_s: float = 10.0) ->
     return dict(run_pair(net.homes[0], server, net.homes[1], client))
 
 
+def dht_find_s(net: Internet, tmp: Path, boot: str) -> float:
+    """A node behind NAT 1 found by a host behind NAT 2 through the DHT alone."""
+    from node.config import load_config
+    from tests.netns.test_dht import _seek
+
+    home_a, home_b = net.homes
+    a = start_node(home_a, tmp / "dht-a", dict(os.environ), boot, "--reachability", "private")
+    try:
+        started = time.monotonic()
+        found, routed, relayed = home_b.call_in_process(
+            _seek, boot, a.node_id, load_config(tmp / "dht-a").chain_id
+        )
+        assert found and routed and relayed
+        return round(time.monotonic() - started, 2)
+    finally:
+        a.process.terminate()
+        a.process.wait(timeout=15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--attempts", type=int, default=20)
     parser.add_argument("--mib", type=int, default=16)
+    parser.add_argument("--skip-punch", action="store_true", help="no hole-punch attempts")
     args = parser.parse_args()
     reason = unavailable_reason()
     if reason:
@@ -229,12 +255,17 @@ def main() -> None:
         assert net.public is not None
         net.add_home()
         net.add_home()
-        coordinator = start_coordinator(net.public, Path(tmp) / "coordinator", dict(os.environ))
+        # Every hole-punch attempt is a fresh host reserving from the same home (one IP).
+        coordinator = start_coordinator(net.public, Path(tmp) / "coordinator", dict(os.environ),
+                                        4001, "--reservations-per-ip", "64")  # fmt: skip
         boot = next(a for a in coordinator.addrs if net.public.ip in a)
         out: dict[str, Any] = {"autonat": autonat(net)}
-        out["hole_punch"] = hole_punch(net, boot, args.attempts)
+        if not args.skip_punch:
+            out["hole_punch"] = hole_punch(net, boot, args.attempts)
         out["relay_mib_s"] = throughput(net, boot, args.mib, relayed=True)
         out["direct_mib_s"] = throughput(net, boot, args.mib, relayed=False)
+        out["quic_mib_s"] = throughput(net, boot, args.mib, relayed=False, quic=True)
+        out["dht_find_s"] = dht_find_s(net, Path(tmp), boot)
         out["first_advert_s"] = first_advert_s(net, Path(tmp), boot)
         print(json.dumps(out, indent=2))
 

@@ -47,6 +47,7 @@ def run(
     ] = None,
     api_port: int | None = typer.Option(None, "--api-port", help="Local API port (0 = any)."),
     max_reservations: int = typer.Option(256, help="Peers holding a relay slot at once."),
+    reservations_per_ip: int = typer.Option(8, help="Relay slots held from one IP address."),
     circuit_mib: int = typer.Option(256, help="MiB a relayed connection may carry."),
     circuit_s: int = typer.Option(3600, help="Seconds a relayed connection may last."),
 ) -> None:
@@ -74,6 +75,6 @@ def run(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     limits = RelayHopLimits(max_reservations=max_reservations, circuit_bytes=circuit_mib << 20,
-                            circuit_s=circuit_s)  # fmt: skip
+                            circuit_s=circuit_s, reservations_per_ip=reservations_per_ip)  # fmt: skip
     setup_logging(json_lines=config.log_json, level=config.log_level)
     run_coordinator(config, limits, _announce)

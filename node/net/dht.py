@@ -126,6 +126,12 @@ class BoundedDHT(KadDHT):
                 if self._streams_per_ip[ip] <= 0:
                     del self._streams_per_ip[ip]
 
+    async def add_peer(self, peer_id: ID, *, skip_server_mode_check: bool = False) -> bool:
+        # py-libp2p adds every peer that opens a DHT stream, skipping the check
+        # that it serves the DHT: client-mode askers (nodes behind NAT) were then
+        # handed out as closer peers that nobody can dial. Always check.
+        return bool(await self.routing_table.add_peer(peer_id))
+
     # -- client side -----------------------------------------------------
 
     async def join(self, peers: list[str]) -> int:

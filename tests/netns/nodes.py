@@ -54,11 +54,11 @@ def _start(host: Host, argv: list[str], data_dir: Path, env: dict[str, str]) -> 
 
 
 def start_coordinator(
-    host: Host, data_dir: Path, env: dict[str, str], port: int = COORDINATOR_PORT
+    host: Host, data_dir: Path, env: dict[str, str], port: int = COORDINATOR_PORT, *flags: str
 ) -> Running:
     argv = [sys.executable, "-c", _CLI.format(module="coordinator_cmd", name="coordinator"),
             "run", "--data-dir", str(data_dir), "--api-port", "0",
-            "--listen", f"/ip4/{host.ip}/tcp/{port}"]  # fmt: skip
+            "--listen", f"/ip4/{host.ip}/tcp/{port}", *flags]  # fmt: skip
     return _start(host, argv, data_dir, env)
 
 
