@@ -139,6 +139,18 @@ class _Pubsub(Pubsub):
         # Delivered already by the topic validator (see module docstring).
         return
 
+    async def _teardown_if_connected(self, peer_id: ID) -> None:
+        # py-libp2p 0.8.1 runs this when a peer is blacklisted (banned) and does
+        # ``del self.peers[peer_id]`` after awaiting the stream's reset; when the
+        # peer hangs up meanwhile, its dead-peer handler has removed it already,
+        # and the KeyError stopped pubsub's service and with it the node.
+        stream = self.peers.get(peer_id)
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self.peers.pop(peer_id, None)
+        self._forget_all_subscriptions(peer_id)
+
 
 class _Libp2pStream:
     def __init__(self, stream: Any) -> None:

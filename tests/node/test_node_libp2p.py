@@ -95,3 +95,24 @@ async def test_request_response_and_size_limit() -> None:
         with pytest.raises(NetworkError):
             await request(a, b.local_peer, "/t/1", b"x" * 2000, big)
         assert bad == ["oversize"]
+
+
+async def test_a_banned_peer_hanging_up_during_teardown_does_not_stop_pubsub() -> None:
+    """py-libp2p's blacklist teardown deleted the peer after an await; if the peer's
+    own disconnect removed it meanwhile, the KeyError stopped pubsub (and the node)."""
+    from node.net.libp2p_net import open_libp2p_network
+
+    async with open_libp2p_network(NodeKey.generate(), Libp2pSettings()) as net:
+        gone = ID.from_pubkey(create_new_key_pair().public_key)
+        peers = net.pubsub.peers
+
+        class HangsUp:  # the stream of a peer that disconnects while we reset it
+            async def reset(self) -> None:
+                await trio.lowlevel.checkpoint()
+                peers.pop(gone, None)  # what pubsub's dead-peer handler does
+
+        peers[gone] = HangsUp()  # type: ignore[assignment]
+        await net.pubsub._teardown_if_connected(gone)
+        assert gone not in peers
+        net.block(gone.to_base58())  # the real path: blacklist, then teardown as a task
+        await net.publish("t", b"still running")
