@@ -21,12 +21,15 @@ were refused):
    node's scorer bans a peer that keeps doing it.
 2. *Handling*: at most ``max_concurrent_inbound`` handlers in all and
    ``max_handling_per_peer`` per peer; over either, the stream is closed
-   unanswered. Only a complete, well-framed request gets this far.
+   unanswered. Only a complete, well-framed request gets this far. A handler
+   that raises (a bug, or the store closing under it at shutdown) is logged
+   and its request goes unanswered; the exception never reaches the host.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -36,6 +39,7 @@ import trio
 
 from node.net.port import ByteStream, Network, NetworkError, StreamHandler
 
+logger = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
 
 
@@ -214,7 +218,13 @@ def serve_requests(
                 return
             try:
                 with trio.move_on_after(limits.timeout_s) as scope:
-                    response = await handler(peer, request_bytes)
+                    try:
+                        response = await handler(peer, request_bytes)
+                    except Exception:
+                        # A handler's bug, or its store closing under it at shutdown:
+                        # this request goes unanswered; the host's streams go on.
+                        logger.exception("request handler failed", extra={"peer": peer})
+                        return
                     if response is not None:
                         await write_frame(stream, response)
                 if scope.cancelled_caught:

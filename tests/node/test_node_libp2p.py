@@ -97,6 +97,22 @@ async def test_request_response_and_size_limit() -> None:
         assert bad == ["oversize"]
 
 
+async def test_a_handler_that_raises_leaves_the_request_unanswered_and_the_host_up() -> None:
+    limits = ReqRespLimits(max_request_bytes=1000, timeout_s=5)
+
+    async def flaky(peer: str, data: bytes) -> bytes:
+        if data == b"boom":
+            raise RuntimeError("Cannot operate on a closed database.")  # as at shutdown
+        return data
+
+    async with libp2p_nodes(2) as [(_, a), (_, b)]:
+        b.set_stream_handler("/t/1", serve_requests(flaky, limits, lambda p, e: None))
+        await a.connect(b.listen_addrs()[0])
+        with pytest.raises(NetworkError):
+            await request(a, b.local_peer, "/t/1", b"boom", limits)
+        assert await request(a, b.local_peer, "/t/1", b"next", limits) == b"next"
+
+
 async def test_a_banned_peer_hanging_up_during_teardown_does_not_stop_pubsub() -> None:
     """py-libp2p's blacklist teardown deleted the peer after an await; if the peer's
     own disconnect removed it meanwhile, the KeyError stopped pubsub (and the node)."""
