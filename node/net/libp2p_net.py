@@ -59,9 +59,7 @@ from libp2p.kad_dht.kad_dht import DHTMode
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import GossipSub
-from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
@@ -69,6 +67,7 @@ from libp2p.tools.anyio_service.exceptions import LifecycleError
 
 from node.net.dht import BoundedDHT
 from node.net.dht_store import DhtLimits
+from node.net.libp2p_parts import PinnedPeerStore, ResizingQueues, TunedPubsub
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
 from node.net.relay import RelayHopLimits, Relaying, is_circuit, run_relaying
 from protocol import NodeKey
@@ -95,61 +94,6 @@ class Libp2pSettings:
     quic: bool = False  # also listen on QUIC (udp/<same port>/quic-v1) beside each TCP address
     dht: str = "off"  # Kademlia: "server" (answers), "client" (only asks), "off"
     dht_limits: DhtLimits = field(default_factory=DhtLimits)
-
-
-class _ResizingQueues(dict[Any, Any]):
-    """Pubsub's per-peer outbound queues, resized as pubsub creates them.
-
-    py-libp2p builds each ``RpcQueue()`` with a hard-coded 32 entries and no
-    hook; a burst of publishes larger than that is dropped for that peer.
-    """
-
-    def __init__(self, max_len: int) -> None:
-        super().__init__()
-        self._max_len = max_len
-
-    def __setitem__(self, peer: Any, queue: Any) -> None:
-        queue._queue.max_size = self._max_len
-        super().__setitem__(peer, queue)
-
-
-class PinnedPeerStore(PeerStore):
-    """A ``PeerStore`` whose eviction never removes the pinned peers (our own key)."""
-
-    def __init__(self, pinned: set[ID] | None = None) -> None:
-        super().__init__()
-        self.pinned: set[ID] = pinned or set()
-
-    def _enforce_peer_limit(self) -> None:
-        held = {p: self.peer_data_map.pop(p) for p in self.pinned if p in self.peer_data_map}
-        self.max_peers -= len(held)
-        try:
-            super()._enforce_peer_limit()
-        finally:
-            self.max_peers += len(held)
-            self.peer_data_map.update(held)
-
-    def clear_peerdata(self, peer_id: ID) -> None:
-        if peer_id not in self.pinned:
-            super().clear_peerdata(peer_id)
-
-
-class _Pubsub(Pubsub):
-    def notify_subscriptions(self, publish_message: Any) -> None:
-        # Delivered already by the topic validator (see module docstring).
-        return
-
-    async def _teardown_if_connected(self, peer_id: ID) -> None:
-        # py-libp2p 0.8.1 runs this when a peer is blacklisted (banned) and does
-        # ``del self.peers[peer_id]`` after awaiting the stream's reset; when the
-        # peer hangs up meanwhile, its dead-peer handler has removed it already,
-        # and the KeyError stopped pubsub's service and with it the node.
-        stream = self.peers.get(peer_id)
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            self.peers.pop(peer_id, None)
-        self._forget_all_subscriptions(peer_id)
 
 
 class _Libp2pStream:
@@ -212,7 +156,7 @@ class Libp2pNetwork:
     def __init__(
         self,
         host: Any,
-        pubsub: _Pubsub,
+        pubsub: TunedPubsub,
         relaying: Relaying | None = None,
         dht: BoundedDHT | None = None,
     ) -> None:
@@ -406,10 +350,10 @@ async def open_libp2p_network(
         heartbeat_interval=settings.heartbeat_interval_s,
         max_messages_per_topic_per_second=settings.gossip_rate_per_s,
     )
-    pubsub = _Pubsub(
+    pubsub = TunedPubsub(
         host, router, strict_signing=True, max_inbound_rpc_size=settings.max_gossip_rpc_bytes
     )
-    pubsub.peer_queues = _ResizingQueues(settings.gossip_queue_len)
+    pubsub.peer_queues = ResizingQueues(settings.gossip_queue_len)
     listen = listen_multiaddrs(settings)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(_quiet_teardown(host.run(listen)))
