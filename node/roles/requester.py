@@ -21,8 +21,11 @@ result from a worker is fed to a machine, that worker's record — our book
 merged with the public work record's history of it
 (``protocol.reputation.with_public``), so a fresh requester ranks workers by
 what others recorded — is, when it changed since the machine last saw it (a
-journalled ``record`` input, so a replay decides the same). Each job's ``check_secret`` is derived from the
-node's key and the job id: stable across restarts, unknown to workers.
+journalled ``record`` input, so a replay decides the same). The judgements an
+input causes are stored in the same transaction as its journal entry (a
+replay never judges again). Each job's ``check_secret`` is derived from the
+node's key and the job id: stable across restarts, unknown to workers. What a
+job puts in the public work record: :mod:`node.roles.job_record`.
 """
 
 from __future__ import annotations
@@ -52,12 +55,12 @@ from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
+from node.roles.job_record import JobRecord
 from node.roles.lanes import JobQueue
 from node.roles.slasher import Slasher
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
-    CheckerFeeDue,
     CheckerOverruled,
     Command,
     DisputeResolved,
@@ -76,11 +79,9 @@ from protocol.market import (
     WorkerJudged,
 )
 from protocol.messages import (
-    MAX_DISPUTE_VERDICTS,
     MESSAGE_TYPES,
     Bid,
     ClosedOutcome,
-    DisputeRecord,
     JobAnnounce,
     JobCancelled,
     JobClosed,
@@ -88,12 +89,9 @@ from protocol.messages import (
     Message,
     Result,
     Role,
-    Verdict,
     Voucher,
-    WorkRecord,
 )
 from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
-from protocol.topics import RECORD_TOPIC
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
@@ -168,12 +166,7 @@ class RequesterJob:
         chain = role.ctx.chain
         self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
         self._clawed = False  # adversary "clawback" only
-        self.results: dict[bytes, bytes] = {}  # task -> the worker's signed Result (one per award)
-        self._recorded: set[bytes] = set()  # tasks whose first verdict is in a WorkRecord
-        self._rejections: dict[bytes, bytes] = {}  # task -> its rejecting verdict's digest
-        self._dispute_verdicts: dict[bytes, list[bytes]] = {}  # task -> dispute verdicts' wire
-        self._pending_records: list[tuple[bytes, WorkRecord | DisputeRecord | JobClosed]] = []
-        self._replayed_records: list[tuple[bytes, WorkRecord | DisputeRecord | JobClosed]] = []
+        self.record = JobRecord(job_id, spec)  # its part of the public work record
         self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
 
     @property
@@ -218,7 +211,7 @@ class RequesterJob:
             msg_type, body, digest, *wire = unpackb(data)
             message: Message = from_wire(MESSAGE_TYPES[msg_type], body)
             commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
-            self.record_evidence(peer, message, wire[0] if wire else b"", digest, commands)
+            self.record.evidence(peer, message, wire[0] if wire else b"", digest, commands)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
         elif kind == "record":  # the worker's reputation record, as the book had it
@@ -273,7 +266,7 @@ class RequesterJob:
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
-                self._record_dispute(c)
+                self.record.dispute_resolved(c)
                 if not c.upheld:
                     view.blocklisted.discard(c.worker.hex())
                 log_event(logger, logging.INFO, "dispute resolved", task=c.task_id.hex()[:16],
@@ -286,81 +279,10 @@ class RequesterJob:
                 view.outcome, view.finished_ms = c.outcome.value, now_ms
                 if live:
                     self.role.spawn(self._finished)
-                self._publish_record(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
-                                               len(view.accepted), len(view.failed)))  # fmt: skip
-        self._flush_records()
+                self.record.closed(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
+                                             len(view.accepted), len(view.failed)))  # fmt: skip
+        self.record.flush(self.ctx.node.record, live)
         self._notify()
-
-    def record_evidence(
-        self, peer: bytes, message: Message, wire: bytes, digest: bytes, commands: list[Command]
-    ) -> None:
-        """Keep workers' signed results and the verdicts we act on; record them publicly.
-
-        A verdict is acted on when the machine pays its checker's fee for it:
-        the first one on a task is published in a WorkRecord, those of its
-        dispute in a DisputeRecord once the dispute is resolved (``carry_out``).
-        Runs on replay too, so what a crash kept from being published goes out
-        after the restart (:meth:`republish`).
-        """
-        if isinstance(message, Result) and wire:
-            self.results.setdefault(message.task_id, wire)
-        elif isinstance(message, Verdict) and wire:
-            result = self.results.get(message.task_id)
-            paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
-                       and c.checker == peer for c in commands)  # fmt: skip
-            if not paid or result is None:
-                return
-            if message.task_id not in self._recorded:
-                self._recorded.add(message.task_id)
-                if not message.passed:  # what a DisputeRecord names
-                    self._rejections[message.task_id] = digest
-                record = WorkRecord(self.job_id, message.passed, result, wire)
-                self._publish_record(record, message.task_id)
-            else:  # a dispute checker's verdict
-                    self._dispute_verdicts.setdefault(message.task_id, []).append(wire)
-
-    def _record_dispute(self, c: DisputeResolved) -> None:
-        wires = self._dispute_verdicts.pop(c.task_id, [])[:MAX_DISPUTE_VERDICTS]
-        result = self.results.get(c.task_id)
-        disputed = self._rejections.get(c.task_id)
-        if wires and result is not None and disputed is not None:  # others can count them
-            record = DisputeRecord(self.job_id, c.task_id, disputed, result, tuple(wires))
-            self._publish_record(record, c.task_id)
-
-    def _publish_record(
-        self, message: WorkRecord | DisputeRecord | JobClosed, task_id: bytes = b""
-    ) -> None:
-        """Queue a record; ``carry_out`` publishes it (live) or keeps it for ``republish``."""
-        self._pending_records.append((task_id, message))
-
-    def _flush_records(self) -> None:
-        if self.live:
-            for _, message in self._pending_records:
-                self.ctx.node.record.publish_soon(RECORD_TOPIC, message)
-        else:
-            self._replayed_records += self._pending_records
-        self._pending_records.clear()
-
-    def republish(self) -> int:
-        """After a replay: publish the records the public record (our own book, rebuilt
-        from the store) lacks — a crash came between the decision and the publication."""
-        book = self.ctx.node.record.book
-        if book.requester_of(self.job_id) is None:  # its announce was never stored: learn it
-            self.ctx.node.record.learn_own(JobAnnounce(self.job_id, self.spec))
-        missing = 0
-        for task_id, message in self._replayed_records:
-            if isinstance(message, WorkRecord):
-                known = task_id in book.tasks
-            elif isinstance(message, DisputeRecord):
-                known = task_id in book.disputes
-            else:
-                info = book.jobs.get(self.job_id)
-                known = info is not None and info.closed is not None
-            if not known:
-                missing += 1
-                self.ctx.node.record.publish_soon(RECORD_TOPIC, message)
-        self._replayed_records.clear()
-        return missing
 
     def _notify(self) -> None:
         self._changed.set()
@@ -630,7 +552,7 @@ class RequesterRole:
             await node.wait_until(
                 lambda: any(s.received_ms >= resumed_ms for s in node.capacity.values())
             )
-        if missing := job.republish():
+        if missing := job.record.republish(node.record):
             log_event(logger, logging.WARNING, "records republished after a restart",
                       job=job.job_id.hex()[:16], records=missing)  # fmt: skip
 
