@@ -21,9 +21,10 @@ A verdict counts for worker W, once, when all of these hold:
    naming W, for the same job, task and frame;
 3. R, W and C are three different keys, and ``accepted`` is what C said;
 4. it is the first record for that task (one per task id);
-5. C is admitted by ``RecordConfig.checker_counts`` — always true today; the
-   hook where stake-gating (issue 17) plugs in: only checkers with confirmed
-   stake once stake exists.
+5. C is admitted by ``RecordConfig.checker_counts``: :func:`stake_admits` of
+   its chain-confirmed stake (node/record/stakes.py) — every checker while
+   the network asks no checker stake, else only those whose confirmed active
+   stake is at least the minimum.
 
 So a sybil checker cannot defame a worker that never worked for its requester:
 without W's signature on a Result for that very job and task there is no
@@ -208,6 +209,16 @@ class Added(enum.Enum):
 
 def _always(_checker: bytes) -> bool:
     return True
+
+
+def stake_admits(stake_wei: int | None, min_stake_wei: int) -> bool:
+    """Rule 5 with stake: a checker counts when the network asks no checker stake
+    (``min_stake_wei`` 0: the escrow's minimum, or no chain) or when its chain-confirmed
+    active stake is known (not None) and at least the minimum. What a node plugs into
+    ``RecordConfig.checker_counts`` (node/record/stakes.py)."""
+    if min_stake_wei <= 0:
+        return True
+    return stake_wei is not None and stake_wei >= min_stake_wei
 
 
 @dataclass(frozen=True)
