@@ -107,23 +107,27 @@ def test_a_lying_checker_is_overruled_and_the_worker_paid(
     envs = wait_record(net, "checker3", bytes.fromhex(job_id))
     worker, liar = (NodeId.from_text(net.nodes[n].node_id).raw for n in ("worker1", "checker1"))
     book = book_of(envs)
+    # Usually one dispute; two when the liar is asked again (a result dropped while the
+    # worker was blocklisted is rendered and checked anew once the dispute clears it).
     disputes = [e.message for e in envs if isinstance(e.message, DisputeRecord)]
-    assert len(disputes) == 1 and len(disputes[0].verdicts) == 2
-    rejected = book.tasks[disputes[0].task_id]
-    assert rejected.checker == liar and not rejected.passed and book.overturned(rejected)
-    assert book.checker_history(liar).overruled == 1
+    assert disputes and all(len(d.verdicts) == 2 for d in disputes)
+    for d in disputes:
+        rejected = book.tasks[d.task_id]
+        assert rejected.checker == liar and not rejected.passed and book.overturned(rejected)
+    assert book.checker_history(liar).overruled == len(disputes)
     history = book.history(worker, max(e.timestamp_ms for e in envs))
-    assert (history.accepted, history.rejected) == (FRAMES - 1, 0)  # the struck one is neither
+    recorded = len(book.tasks_of(worker))
+    assert (history.accepted, history.rejected) == (recorded - len(disputes), 0)  # struck: neither
 
     view, checkers, liar_node = trio.run(
         explorer_view, f"sqlite:///{tmp_path / 'index.sqlite3'}", envs, job_id,
         net.nodes["checker1"].node_id,
     )  # fmt: skip
+    liar_id = net.nodes["checker1"].node_id
     assert view["status"] == "done"
     assert [f["state"] for f in view["frames"]] == ["accepted"] * FRAMES
-    overruled = [v for v in view["verdicts"] if v["overruled"]]
-    assert [v["checker"] for v in overruled] == [net.nodes["checker1"].node_id]
-    assert [d["reason"] for d in view["disputes"]] == ["overturned"]
-    by_checker = {c["node_id"]: c for c in checkers}
-    assert by_checker[net.nodes["checker1"].node_id]["overruled"] == 1
-    assert liar_node is not None and liar_node["verdicts_overruled"] == 1
+    overruled = [v["checker"] for v in view["verdicts"] if v["overruled"]]
+    assert overruled == [liar_id] * len(disputes)
+    assert [d["reason"] for d in view["disputes"]] == ["overturned"] * len(disputes)
+    assert {c["node_id"]: c["overruled"] for c in checkers}[liar_id] == len(disputes)
+    assert liar_node is not None and liar_node["verdicts_overruled"] == len(disputes)
