@@ -173,6 +173,11 @@ class RequesterJob:
     def ctx(self) -> RoleContext:
         return self.role.ctx
 
+    @property
+    def results(self) -> dict[bytes, bytes]:
+        """Task -> the worker's signed Result envelope (one per award)."""
+        return self.record.results
+
     async def wait_changed(self) -> None:
         await self._changed.wait()
 
