@@ -46,9 +46,9 @@ MODES: dict[str, dict[str, Any]] = {
                                   "verification.prior_age_days": 30.0,
                                   "verification.prior_cheaters": False},
 }  # fmt: skip
-# A fresh worker's check (24 tiles x tile_fraction 0.07 of the frame each) outlasts the
-# scenario's 120 s verify timeout on slow cards, and the request is then sent again
-# (simulator finding, issue 16): a long timeout keeps re-requests out of the spend.
+# A long verify timeout keeps re-requests out of the spend. (With 16 px tiles once costed
+# as 32 px ones, 0.07 of the frame each, a fresh worker's 24-tile check outlasted the
+# scenario's 120 s on slow cards; tile_fraction is now protocol.cost's: 24 x 0.0175.)
 COMMON: dict[str, Any] = {"market.verify_timeout_s": 3600.0}
 KEYS = ("checks_requested", "tiles_requested", "checker_fees_wei", "results_unchecked",
         "frames_accepted", "cheats_submitted", "cheats_caught", "cheats_missed",

@@ -167,12 +167,14 @@ def node(tx: Tx, node_id: str, now_ms: int, s: ReadSettings) -> dict[str, Any] |
     if row is None and not frames and not verdicts and not issued:
         return None
     by_state = {r["state"]: int(r["n"]) for r in frames}
-    passed = int(
-        tx.scalar("SELECT COUNT(*) FROM verdicts WHERE worker = ? AND passed = 1", (node_id,)) or 0
-    )
-    failed = int(
-        tx.scalar("SELECT COUNT(*) FROM verdicts WHERE worker = ? AND passed = 0", (node_id,)) or 0
-    )
+    # A dispute checker's verdict decides a dispute and is no count of its own; a
+    # rejection a dispute overturned is no strike (protocol.record, "Disputes").
+    passed = int(tx.scalar("SELECT COUNT(*) FROM verdicts WHERE worker = ? AND passed = 1 "
+                           "AND dispute = 0", (node_id,)) or 0)  # fmt: skip
+    failed = int(tx.scalar("SELECT COUNT(*) FROM verdicts WHERE worker = ? AND passed = 0 "
+                           "AND dispute = 0 AND overruled = 0", (node_id,)) or 0)  # fmt: skip
+    overruled = int(tx.scalar("SELECT COUNT(*) FROM verdicts WHERE checker = ? AND overruled = 1",
+                              (node_id,)) or 0)  # fmt: skip
     info = _node_public(row, now_ms, s) if row else {"node_id": node_id, "online": False}
     address = row["address"] if row else None
     earned = (
@@ -198,6 +200,7 @@ def node(tx: Tx, node_id: str, now_ms: int, s: ReadSettings) -> dict[str, Any] |
         "verdicts_received": {"passed": passed, "failed": failed},
         "recent_verdicts": [_verdict(v) for v in verdicts],
         "verdicts_issued": issued,
+        "verdicts_overruled": overruled,
         "reputation": round(score(history), 4),
         "earnings_wei": _sum_wei(earned),
         "redeems": [_event(e) for e in earned[: s.page_rows]],
@@ -306,8 +309,8 @@ def _job_status(row: Row | None, states: dict[str, int], now_ms: int, refunded: 
 
 def checkers(tx: Tx, s: ReadSettings) -> list[dict[str, Any]]:
     rows = tx.all(
-        "SELECT checker, COUNT(*) AS verdicts, SUM(passed) AS passed FROM verdicts "
-        "GROUP BY checker ORDER BY verdicts DESC, checker LIMIT ?",
+        "SELECT checker, COUNT(*) AS verdicts, SUM(passed) AS passed, SUM(overruled) AS overruled "
+        "FROM verdicts GROUP BY checker ORDER BY verdicts DESC, checker LIMIT ?",
         (s.page_rows,),
     )
     registered = tx.all("SELECT account FROM chain_events WHERE name = 'CheckerRegistered'")
@@ -327,11 +330,13 @@ def checkers(tx: Tx, s: ReadSettings) -> list[dict[str, Any]]:
             "passed": int(r["passed"] or 0),
             "rejected": int(r["verdicts"]) - int(r["passed"] or 0),
             "disputes": against.get(r["checker"], 0),
+            "overruled": int(r["overruled"] or 0),
         }
         for r in rows
     ]
     out += [
-        {"node_id": r["node_id"], "verdicts_issued": 0, "passed": 0, "rejected": 0, "disputes": 0}
+        {"node_id": r["node_id"], "verdicts_issued": 0, "passed": 0, "rejected": 0, "disputes": 0,
+         "overruled": 0}
         for r in role
         if r["node_id"] not in seen
     ]

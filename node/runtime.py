@@ -51,6 +51,7 @@ from protocol import encode_envelope as encode
 from protocol.errors import BadBinding, IllegalMessage
 from protocol.messages import (
     CapacityAdvert,
+    DisputeRecord,
     GpuInfo,
     JobAnnounce,
     JobClosed,
@@ -214,7 +215,7 @@ class Node:
             except RemoteProtocolError as exc:
                 self.gate.refuse(forwarder, exc)
                 return Verdict.REJECT
-        elif isinstance(envelope.message, WorkRecord | JobClosed):
+        elif isinstance(envelope.message, WorkRecord | DisputeRecord | JobClosed):
             verdict = self.record.on_gossip(envelope, forwarder, origin)
             if verdict is not Verdict.ACCEPT:
                 return verdict

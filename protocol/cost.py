@@ -163,6 +163,18 @@ def complexity_permille(probe_ms: int, probe_work: int, reference_probe_ms: int)
     return max(1, probe_ms * REFERENCE_PROBE_WORK * PERMILLE // (reference_probe_ms * probe_work))
 
 
+# A tile check's re-render of one tile, as a share of its frame's render time (parts
+# per million). DESIGN.md measured 5–10 % of a 320 x 240 frame for a 32 x 32 tile
+# (mostly the border render's overhead at that size); taken at 7 % and scaled by
+# the tile's area to the protocol's tile size (SamplingPolicy.tile_px, 16 px: 1.75 %).
+TILE_32PX_COST_PPM = 70_000
+
+
+def tile_cost_ppm(tile_px: int) -> int:
+    """One ``tile_px`` tile's re-render cost as parts per million of the frame (>= 1)."""
+    return max(1, TILE_32PX_COST_PPM * tile_px * tile_px // (32 * 32))
+
+
 def finishes_in_time(now_ms: int, deadline_ms: int, frame_ms: int) -> bool:
     """Whether a frame started now and taking ``frame_ms`` ends by the deadline."""
     return now_ms + frame_ms <= deadline_ms

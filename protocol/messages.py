@@ -11,7 +11,8 @@ CapacityAdvert (gossip) -> JobAnnounce (gossip) -> Bid -> Award -> Heartbeat*
 -> Result | Failure -> VerifyRequest -> Verdict -> Voucher; plus AwardDeclined,
 LeaseRevoked, JobCancelled and Dispute for the unhappy paths. The public work
 record (gossip ``/pictor/1/record``, :mod:`protocol.record`): WorkRecord per
-checked task and JobClosed per finished job, both signed by the requester.
+checked task, DisputeRecord per dispute decided on verdicts and JobClosed per
+finished job, all signed by the requester.
 """
 
 from __future__ import annotations
@@ -409,6 +410,31 @@ class WorkRecord:
     verdict: Annotated[bytes, MaxLen(MAX_VERDICT_ENVELOPE_BYTES)]
 
 
+MAX_DISPUTE_VERDICTS = 8  # protocol.market.MarketConfig.dispute_checkers is bounded by it
+
+
+@dataclass(frozen=True)
+class DisputeRecord:
+    """The requester's public record of a dispute's verdicts (gossip ``/pictor/1/record``).
+
+    ``verdict_digest`` is the disputed (rejecting) verdict's envelope digest,
+    as in the task's WorkRecord and the worker's Dispute; ``result`` is the
+    disputed Result envelope and ``verdicts`` the dispute checkers' signed
+    Verdict envelopes about it, byte for byte as received. The outcome is not
+    stated: every reader counts it from the signed verdicts (protocol.record).
+    """
+
+    TYPE: ClassVar[str] = "dispute_record"
+    job_id: Bytes32
+    task_id: Bytes32
+    verdict_digest: Bytes32
+    result: Annotated[bytes, MaxLen(MAX_RESULT_ENVELOPE_BYTES)]
+    verdicts: Annotated[
+        tuple[Annotated[bytes, MaxLen(MAX_VERDICT_ENVELOPE_BYTES)], ...],
+        MaxLen(MAX_DISPUTE_VERDICTS),
+    ]
+
+
 @dataclass(frozen=True)
 class JobClosed:
     """The requester's public word that its job ended, and how (``/pictor/1/record``)."""
@@ -451,6 +477,7 @@ MESSAGE_CLASSES: tuple[type, ...] = (
     JobClosed,
     FraudSignRequest,
     FraudSigned,
+    DisputeRecord,
 )
 MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
 Message = (
@@ -474,6 +501,7 @@ Message = (
     | JobClosed
     | FraudSignRequest
     | FraudSigned
+    | DisputeRecord
 )
 
 

@@ -21,9 +21,10 @@ A verdict counts for worker W, once, when all of these hold:
    naming W, for the same job, task and frame;
 3. R, W and C are three different keys, and ``accepted`` is what C said;
 4. it is the first record for that task (one per task id);
-5. C is admitted by ``RecordConfig.checker_counts`` — always true today; the
-   hook where stake-gating (issue 17) plugs in: only checkers with confirmed
-   stake once stake exists.
+5. C is admitted by ``RecordConfig.checker_counts``: :func:`stake_admits` of
+   its chain-confirmed stake (node/record/stakes.py) — every checker while
+   the network asks no checker stake, else only those whose confirmed active
+   stake is at least the minimum.
 
 So a sybil checker cannot defame a worker that never worked for its requester:
 without W's signature on a Result for that very job and task there is no
@@ -33,6 +34,20 @@ that render for each other earn "accepted" counts. The score's pessimistic
 prior and its maturity time bound what that buys, and stake (the hook above)
 is what will price it; until then every node and the explorer can at least
 see who checked whom.
+
+Disputes. A rejection the worker disputed is settled by more checkers; the
+requester publishes their signed verdicts about the same Result in a
+:class:`DisputeRecord` (no stated outcome: it is counted here). It applies to
+the task's recorded rejection when its signer is that task's requester, each
+verdict is about exactly the recorded Result, and its checkers are distinct
+and none of worker, requester or the first checker. The rejection is
+OVERTURNED when the passing verdicts outnumber the failing ones, the first
+checker's rejection included (:func:`overturned`), counting only admitted
+checkers (rule 5) — the machine's rule (protocol.market.verifying) when all
+count. An overturned rejection is no strike for the worker (it is neither a
+rejection nor an acceptance in its history, as ``Judgement.CLEARED`` in a
+requester's own book) and is one for the first checker
+(:meth:`RecordBook.checker_history`: ``overruled``).
 
 Rules 1–3 are stateless except for knowing the job's requester:
 :func:`open_record` checks 2 and 3 (a relay can, so a relay that forwards a
@@ -54,6 +69,7 @@ from dataclasses import dataclass, field
 from protocol.envelope import Envelope, decode_envelope
 from protocol.errors import IllegalMessage, LocalProtocolError
 from protocol.messages import (
+    DisputeRecord,
     JobAnnounce,
     JobClosed,
     Result,
@@ -118,17 +134,91 @@ def open_record(env: Envelope) -> CheckedTask:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DisputeVotes:
+    """A dispute's verdicts as read from a verified DisputeRecord: ``(checker, passed)``."""
+
+    job_id: bytes
+    task_id: bytes
+    requester: bytes
+    verdict_digest: bytes  # the disputed rejection's
+    result_digest: bytes
+    votes: tuple[tuple[bytes, bool], ...]
+
+
+def open_dispute(env: Envelope) -> DisputeVotes:
+    """The votes a DisputeRecord envelope carries; raises ``RemoteProtocolError`` if inconsistent.
+
+    Stateless, like :func:`open_record`; that the task's recorded rejection is
+    about this result and by another checker is :meth:`RecordBook.dispute`'s.
+    """
+    record = env.message
+    if not isinstance(record, DisputeRecord):
+        raise IllegalMessage(f"{env.type} is not a dispute record")
+    result_env = decode_envelope(record.result)
+    result = result_env.message
+    if not isinstance(result, Result):
+        raise IllegalMessage("a dispute record carries the disputed result", penalty=50)
+    worker, same = result_env.sender.raw, (record.job_id, record.task_id, result.frame)
+    if (result.job_id, result.task_id) != same[:2] or not record.verdicts:
+        raise IllegalMessage("a dispute record about another task, or without verdicts", penalty=50)
+    votes: list[tuple[bytes, bool]] = []
+    for wire in record.verdicts:
+        verdict_env = decode_envelope(wire)
+        verdict = verdict_env.message
+        if not isinstance(verdict, Verdict):
+            raise IllegalMessage("a dispute record carries verdicts", penalty=50)
+        if verdict.result_digest != result_env.digest or verdict.worker != worker:
+            raise IllegalMessage("a dispute verdict about another result", penalty=50)
+        if (verdict.job_id, verdict.task_id, verdict.frame) != same:
+            raise IllegalMessage("a dispute verdict about another task", penalty=50)
+        votes.append((verdict_env.sender.raw, verdict.passed))
+    signers = [c for c, _ in votes]
+    if len(set(signers)) != len(signers) or {worker, env.sender.raw} & set(signers):
+        raise IllegalMessage("dispute checkers must be distinct and neither worker nor requester",
+                             penalty=50)  # fmt: skip
+    return DisputeVotes(record.job_id, record.task_id, env.sender.raw, record.verdict_digest,
+                        result_env.digest, tuple(votes))  # fmt: skip
+
+
+def overturned(first_counts: bool, votes: list[bool]) -> bool:
+    """A dispute's outcome: the passes outnumber the rejections (the first one included
+    when its checker counts). ``votes`` are the counted dispute verdicts."""
+    passes = sum(votes)
+    return passes > len(votes) - passes + int(first_counts)
+
+
+@dataclass(frozen=True)
+class CheckerHistory:
+    """What the public record says of one checker: counted verdicts, and how many of its
+    rejections a dispute overturned."""
+
+    verdicts: int = 0
+    overruled: int = 0
+
+
 class Added(enum.Enum):
     """What :meth:`RecordBook.add` did with a record (the driver maps it to gossip verdicts)."""
 
     NEW = "new"  # kept; forward it
     DUPLICATE = "duplicate"  # that task is recorded already: ignore
     UNKNOWN_JOB = "unknown_job"  # no announce heard for the job: ignore
+    UNKNOWN_TASK = "unknown_task"  # a dispute of a rejection not (or no longer) recorded
     OVER_RATE = "over_rate"  # the requester records faster than allowed: ignore
 
 
 def _always(_checker: bytes) -> bool:
     return True
+
+
+def stake_admits(stake_wei: int | None, min_stake_wei: int) -> bool:
+    """Rule 5 with stake: a checker counts when the network asks no checker stake
+    (``min_stake_wei`` 0: the escrow's minimum, or no chain) or when its chain-confirmed
+    active stake is known (not None) and at least the minimum. What a node plugs into
+    ``RecordConfig.checker_counts`` (node/record/stakes.py)."""
+    if min_stake_wei <= 0:
+        return True
+    return stake_wei is not None and stake_wei >= min_stake_wei
 
 
 @dataclass(frozen=True)
@@ -166,6 +256,10 @@ class RecordBook:
         self.jobs: OrderedDict[bytes, JobInfo] = OrderedDict()
         self.tasks: OrderedDict[bytes, CheckedTask] = OrderedDict()
         self._by_worker: dict[bytes, dict[bytes, None]] = {}  # worker -> its task ids, in order
+        self._by_checker: dict[bytes, dict[bytes, None]] = {}  # checker -> its task ids
+        self.disputes: dict[
+            bytes, DisputeVotes
+        ] = {}  # task id -> its dispute (recorded tasks only)
         self._buckets: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
 
     def learn_job(self, announce: JobAnnounce, sender: bytes) -> bool:
@@ -210,13 +304,51 @@ class RecordBook:
             return Added.OVER_RATE
         self.tasks[task.task_id] = task
         self._by_worker.setdefault(task.worker, {})[task.task_id] = None
+        self._by_checker.setdefault(task.checker, {})[task.task_id] = None
         while len(self.tasks) > self.config.max_tasks:
             _, old = self.tasks.popitem(last=False)
-            mine = self._by_worker[old.worker]
-            mine.pop(old.task_id, None)
-            if not mine:
-                del self._by_worker[old.worker]
+            self.disputes.pop(old.task_id, None)
+            for index, key in ((self._by_worker, old.worker), (self._by_checker, old.checker)):
+                mine = index[key]
+                mine.pop(old.task_id, None)
+                if not mine:
+                    del index[key]
         return Added.NEW
+
+    def dispute(self, env: Envelope, *, opened: DisputeVotes | None = None) -> Added:
+        """Keep a DisputeRecord about a recorded rejection (first one per task); see the
+        module doc. Raises ``RemoteProtocolError`` when it is inconsistent or does not
+        fit the recorded task. Its rate is the record's: at most one per recorded task."""
+        votes = opened if opened is not None else open_dispute(env)
+        info = self.jobs.get(votes.job_id)
+        if info is None:
+            return Added.UNKNOWN_JOB
+        if info.requester != votes.requester:
+            raise IllegalMessage(
+                "a dispute record signed by someone other than the job's requester"
+            )
+        task = self.tasks.get(votes.task_id)
+        if task is None:
+            return Added.UNKNOWN_TASK
+        if task.passed or (task.result_digest, task.verdict_digest) != (
+            votes.result_digest,
+            votes.verdict_digest,
+        ):
+            raise IllegalMessage("a dispute record about no recorded rejection", penalty=50)
+        if any(checker == task.checker for checker, _ in votes.votes):
+            raise IllegalMessage("the rejecting checker cannot vote in its dispute", penalty=50)
+        if votes.task_id in self.disputes:
+            return Added.DUPLICATE
+        self.disputes[votes.task_id] = votes
+        return Added.NEW
+
+    def overturned(self, task: CheckedTask) -> bool:
+        """Whether a dispute overturned ``task``'s rejection, counting admitted checkers only."""
+        votes = self.disputes.get(task.task_id)
+        if votes is None or task.passed:
+            return False
+        counts = self.config.checker_counts
+        return overturned(counts(task.checker), [p for c, p in votes.votes if counts(c)])
 
     def close(self, env: Envelope, now_ms: int) -> Added:
         """Keep a JobClosed from the job's requester (first one wins)."""
@@ -256,12 +388,20 @@ class RecordBook:
         the requester's signed clock (never later than ``now_ms``).
         """
         counted = [t for t in self.tasks_of(worker) if self.config.checker_counts(t.checker)]
+        counted = [t for t in counted if not self.overturned(t)]  # struck: no strike, no pass
         if not counted:
             return WorkerHistory()
         accepted = sum(t.passed for t in counted)
         first_ms = min(min(t.timestamp_ms for t in counted), now_ms)
         return WorkerHistory(accepted=accepted, rejected=len(counted) - accepted,
                              age_ms=now_ms - first_ms)  # fmt: skip
+
+    def checker_history(self, checker: bytes) -> CheckerHistory:
+        """The checker's counted verdicts (as first checker) and its overruled rejections."""
+        tasks = [self.tasks[t] for t in self._by_checker.get(checker, {})]
+        if not self.config.checker_counts(checker):
+            return CheckerHistory()
+        return CheckerHistory(len(tasks), sum(self.overturned(t) for t in tasks))
 
     def workers(self) -> list[bytes]:
         return list(self._by_worker)

@@ -37,7 +37,10 @@ judged (``protocol.market.commands.WorkerJudged``: a checker passed or
 rejected a result, a signed failure, an expired lease, a rejection struck by a
 won dispute), and every driver folds those into one :class:`ReputationBook`
 with :meth:`ReputationBook.judge` — the same function in the node and the
-simulator. The book keeps counts and the time the worker was first judged
+simulator. What a requester's machine is given is :func:`with_public`: its own
+record merged with the worker's history in the public work record
+(:mod:`protocol.record`), so a requester that never met a worker ranks it by
+what others recorded. The book keeps counts and the time the worker was first judged
 (``first_seen_ms``); ``age_ms`` is computed from the caller's ``now``. It holds
 at most ``max_workers`` identities, dropping the least recently judged one
 when full: a dropped identity reads as fresh, which no identity can exploit
@@ -174,6 +177,30 @@ def judged(record: WorkerRecord | None, judgement: Judgement, now_ms: int) -> Wo
     if judgement is Judgement.TIMED_OUT:
         return replace(r, timed_out=r.timed_out + 1)
     return replace(r, rejected=max(0, r.rejected - 1))  # CLEARED
+
+
+def with_public(
+    own: WorkerRecord | None, public: WorkerHistory, now_ms: int
+) -> WorkerRecord | None:
+    """What a requester's machine is given about a worker: its own book and the public record.
+
+    The public record holds this requester's own verdicts too (it publishes
+    every one it acts on), so verdict counts take the larger of the two,
+    never the sum — a verdict is never counted twice, and one the record has
+    not (yet) got still counts. Failures and expired leases only the
+    requester that suffered them saw. First seen: the earlier of the two.
+    None when neither knows the worker (fresh: the minimum score).
+    """
+    if public == FRESH:
+        return own
+    first_ms = now_ms - public.age_ms
+    if own is None:
+        return WorkerRecord(public.accepted, public.rejected, public.failed, public.timed_out,
+                            first_ms)  # fmt: skip
+    return WorkerRecord(
+        max(own.accepted, public.accepted), max(own.rejected, public.rejected),
+        own.failed, own.timed_out, min(own.first_seen_ms, first_ms),
+    )  # fmt: skip
 
 
 class ReputationBook:

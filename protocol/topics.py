@@ -6,7 +6,7 @@ PROTOCOL_VERSION = 1
 
 CAPACITY_TOPIC = "/pictor/1/capacity"
 JOBS_TOPIC = "/pictor/1/jobs"
-# The public work record: WorkRecord and JobClosed, signed by a job's requester.
+# The public work record: WorkRecord, DisputeRecord and JobClosed, signed by a job's requester.
 RECORD_TOPIC = "/pictor/1/record"
 
 # Direct request/response: one signed envelope in, a 1-byte ack (or nothing) out;

@@ -17,7 +17,8 @@ truth about the result (``World.result_kind``):
   cell lands there — the protocol's own tile choice decides;
 * a colluding checker reports identical pixels for every cheater's result.
 
-Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU.
+Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU
+(by default ``protocol.cost.tile_cost_ppm`` of the protocol's tile size).
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol.cost import tile_cost_ppm
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
+from protocol.verification import DEFAULT_POLICY
 from simulations.schema import ScenarioError, apply_override, bounded, build, parse_value
 
 DEFAULT_LATENCY_MS = {
@@ -139,6 +141,9 @@ class Workload:
     budget_factor: float = bounded(1.5, 0)  # budget = frames × cap × this
 
 
+TILE_FRACTION = tile_cost_ppm(DEFAULT_POLICY.sampling.tile_px) / 1_000_000
+
+
 @dataclass(frozen=True)
 class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
@@ -148,7 +153,9 @@ class Verification:
     prior_accepted: int = bounded(0, 0)  # an established network: every requester knows
     prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
     prior_cheaters: bool = True  # cheaters too (they behaved until now), or honest ones only
-    tile_fraction: float = bounded(0.07, 0, 1)  # a 32 px tile costs this share of the frame
+    # One tile's re-render cost as a share of the frame: protocol.cost's, for the protocol's
+    # tile size (16 px: 0.0175)
+    tile_fraction: float = bounded(TILE_FRACTION, 0, 1)
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
 

@@ -128,6 +128,9 @@ def _migrate(tx: Tx) -> None:
         _add_event_requester(tx)
     if found is not None and int(found) < 3:
         _add_job_closure(tx)
+    if found is not None and int(found) < 4:
+        _add_columns(tx, "verdicts", (("dispute", "BIGINT NOT NULL DEFAULT 0"),
+                                      ("overruled", "BIGINT NOT NULL DEFAULT 0")))  # fmt: skip
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -149,14 +152,19 @@ def _add_event_requester(tx: Tx) -> None:
 
 def _add_job_closure(tx: Tx) -> None:
     """Schema 2 → 3: jobs learn their requester's JobClosed (a jobs table made just now has it)."""
+    _add_columns(tx, "jobs", (("closed_ms", "BIGINT"), ("outcome", "TEXT")))
+
+
+def _add_columns(tx: Tx, table: str, columns: tuple[tuple[str, str], ...]) -> None:
+    """Add the columns ``table`` lacks (a table made just now by TABLES has them all)."""
     if tx.dialect == "postgresql":
         names = {r["column_name"] for r in tx.all(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}  # fmt: skip
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,))}  # fmt: skip
     else:
-        names = {r["name"] for r in tx.all("PRAGMA table_info(jobs)")}
-    for column, kind in (("closed_ms", "BIGINT"), ("outcome", "TEXT")):
+        names = {r["name"] for r in tx.all(f"PRAGMA table_info({table})")}
+    for column, kind in columns:
         if column not in names:
-            tx.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 class IndexDb:

@@ -15,7 +15,10 @@ statements' WHERE clauses, so out-of-order or forged updates from other
 senders are harmless no-ops. Verdicts are indexed only from the public work
 record (``WorkRecord``, :mod:`protocol.record`): a bare ``Verdict`` on gossip
 is anyone's claim (a stranger could sign one "rejecting" any worker) and is
-not indexed, nor is a bare ``Result``.
+not indexed, nor is a bare ``Result``. A ``DisputeRecord`` adds its checkers'
+verdicts (``dispute = 1``), a ``disputes`` row, and when the verdicts overturn
+the rejection (``protocol.record.overturned``, every checker counted) marks
+the rejecting verdict ``overruled`` and the frame accepted.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from explorer.indexer.db import Tx
 from explorer.indexer.schema import wei_key
 from ledger.follower import ChainEvent
 from protocol import Envelope, NodeId
+from protocol.envelope import decode_envelope
 from protocol.identity import address_text
 from protocol.messages import (
     Award,
     CapacityAdvert,
     Dispute,
+    DisputeRecord,
     Failure,
     JobAnnounce,
     JobCancelled,
@@ -40,7 +45,7 @@ from protocol.messages import (
     Voucher,
     WorkRecord,
 )
-from protocol.record import open_record
+from protocol.record import open_dispute, open_record, overturned
 
 Op = tuple[str, tuple[Any, ...]]
 FRAME_STATES = ("open", "awarded", "rendered", "failed", "accepted", "rejected")
@@ -207,6 +212,44 @@ def _work_record(env: Envelope, m: WorkRecord, received_ms: int) -> list[Op]:
     ]
 
 
+def _dispute_record(env: Envelope, m: DisputeRecord, received_ms: int) -> list[Op]:
+    """A dispute's verdicts, as the job's requester recorded them (checked: verify.check_content)."""
+    votes = open_dispute(env)
+    job, requester, task = m.job_id.hex(), env.sender.text, m.task_id.hex()
+    result = decode_envelope(m.result)
+    worker, frame = node_text(result.sender.raw), getattr(result.message, "frame", 0)
+    ops: list[Op] = []
+    for wire, (checker, passed) in zip(m.verdicts, votes.votes, strict=True):
+        verdict = decode_envelope(wire)
+        ops.append((
+            "INSERT INTO verdicts (digest, job_id, frame, worker, checker, passed, tiles, "
+            f"timestamp_ms, dispute) SELECT ?,?,?,?,?,?,?,?,1 WHERE {_JOB_BY_REQUESTER} "
+            "ON CONFLICT (digest) DO NOTHING",
+            (verdict.digest.hex(), job, frame, worker, node_text(checker), int(passed),
+             len(getattr(verdict.message, "tiles", ())), env.timestamp_ms, job, requester),
+        ))  # fmt: skip
+    won = overturned(True, [passed for _, passed in votes.votes])
+    ops.append((
+        "INSERT INTO disputes (digest, job_id, task_id, sender, verdict_digest, reason, "
+        f"timestamp_ms) SELECT ?,?,?,?,?,?,? WHERE {_JOB_BY_REQUESTER} "
+        "ON CONFLICT (digest) DO NOTHING",
+        (env.digest.hex(), job, task, requester, m.verdict_digest.hex(),
+         "overturned" if won else "upheld", env.timestamp_ms, job, requester),
+    ))  # fmt: skip
+    if won:
+        ops.append((
+            "UPDATE verdicts SET overruled = 1 WHERE digest = ? AND job_id = ? AND frame = ? "
+            f"AND worker = ? AND passed = 0 AND dispute = 0 AND {_JOB_BY_REQUESTER}",
+            (m.verdict_digest.hex(), job, frame, worker, job, requester),
+        ))  # fmt: skip
+        ops.append((
+            "UPDATE frames SET state = 'accepted', updated_ms = ? "
+            f"WHERE job_id = ? AND frame = ? AND task_id = ? AND state = 'rejected' AND {_BY_REQUESTER}",
+            (received_ms, job, frame, task, requester),
+        ))  # fmt: skip
+    return ops
+
+
 def _closed(env: Envelope, m: JobClosed, received_ms: int) -> list[Op]:
     return [
         (
@@ -278,6 +321,7 @@ _MAPPERS: dict[type, Callable[[Envelope, Any, int], list[Op]]] = {
     Award: _award,
     Failure: _failure,
     WorkRecord: _work_record,
+    DisputeRecord: _dispute_record,
     JobClosed: _closed,
     Dispute: _dispute,
     Voucher: _voucher,

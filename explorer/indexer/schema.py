@@ -19,7 +19,9 @@ from __future__ import annotations
 
 # 2: chain_events.requester (jobs on chain are keyed by requester and id)
 # 3: jobs.closed_ms and jobs.outcome (the requester's JobClosed, issue 16)
-SCHEMA_VERSION = 3
+# 4: verdicts.dispute (a dispute checker's) and verdicts.overruled (a rejection a
+#    dispute overturned): the requester's DisputeRecord, issue 16
+SCHEMA_VERSION = 4
 WEI_DIGITS = 78  # len(str(2**256 - 1))
 
 TABLES = (
@@ -103,7 +105,9 @@ TABLES = (
         checker TEXT NOT NULL,
         passed BIGINT NOT NULL,
         tiles BIGINT NOT NULL,
-        timestamp_ms BIGINT NOT NULL)""",
+        timestamp_ms BIGINT NOT NULL,
+        dispute BIGINT NOT NULL DEFAULT 0,
+        overruled BIGINT NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS verdicts_job ON verdicts (job_id)",
     "CREATE INDEX IF NOT EXISTS verdicts_worker ON verdicts (worker)",
     "CREATE INDEX IF NOT EXISTS verdicts_checker ON verdicts (checker)",

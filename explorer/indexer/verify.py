@@ -6,15 +6,16 @@ not make: an advert's payment binding must be the sender's and verify both
 ways, an announced job id must be the hash of its spec and its requester
 the sender; a work record must carry a worker's signed result and a checker's
 signed verdict on exactly it (``protocol.record.open_record``; that its
-signer is the job's requester is checked where it is indexed).
+signer is the job's requester is checked where it is indexed), a dispute
+record checkers' verdicts on exactly the disputed result (``open_dispute``).
 """
 
 from __future__ import annotations
 
 from protocol import Envelope
 from protocol.errors import BadBinding, RemoteProtocolError
-from protocol.messages import CapacityAdvert, JobAnnounce, WorkRecord, job_id_of
-from protocol.record import open_record
+from protocol.messages import CapacityAdvert, DisputeRecord, JobAnnounce, WorkRecord, job_id_of
+from protocol.record import open_dispute, open_record
 
 
 class InconsistentMessage(RemoteProtocolError):
@@ -37,3 +38,5 @@ def check_content(env: Envelope) -> None:
             )
     elif isinstance(m, WorkRecord):
         open_record(env)
+    elif isinstance(m, DisputeRecord):
+        open_dispute(env)

@@ -22,6 +22,9 @@ from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler
 class MemoryHub:
     def __init__(self) -> None:
         self.nodes: dict[str, MemoryNetwork] = {}
+        # Gossip message ids: one counter for the hub, so a node restarted on the hub
+        # never reuses an id its peers saw (libp2p seeds its seqno from the clock).
+        self.message_seq = itertools.count()
 
     @asynccontextmanager
     async def open(self, peer: str) -> AsyncIterator[MemoryNetwork]:
@@ -46,7 +49,7 @@ class MemoryNetwork:
         self._blocked: set[str] = set()
         self._topics: dict[str, GossipHandler] = {}
         self._seen: set[tuple[str, int]] = set()
-        self._seq = itertools.count()
+        self._seq = hub.message_seq
         self._streams: dict[str, StreamHandler] = {}
 
     @property

@@ -2,7 +2,7 @@
 
 Theory of operation. Every node, whatever its roles, keeps a
 ``protocol.record.RecordBook``: it learns each job's requester from the job's
-announce (``on_announce``), judges each ``WorkRecord``/``JobClosed`` heard on
+announce (``on_announce``), judges each ``WorkRecord``/``DisputeRecord``/``JobClosed`` heard on
 ``/pictor/1/record`` (``on_gossip``) and persists what it kept in the store's
 ``work_record`` table through a bounded channel (gossip validation never waits
 on SQLite). Blame follows the gate's rule: a record inconsistent in itself is
@@ -45,8 +45,23 @@ from node.record.sync import (
     encode_response,
 )
 from protocol import Envelope, RemoteProtocolError, decode_envelope, encode_envelope
-from protocol.messages import JobAnnounce, JobClosed, Message, WorkRecord, check_announce
-from protocol.record import Added, CheckedTask, RecordBook, RecordConfig, open_record
+from protocol.messages import (
+    DisputeRecord,
+    JobAnnounce,
+    JobClosed,
+    Message,
+    WorkRecord,
+    check_announce,
+)
+from protocol.record import (
+    Added,
+    CheckedTask,
+    DisputeVotes,
+    RecordBook,
+    RecordConfig,
+    open_dispute,
+    open_record,
+)
 from protocol.reputation import WorkerHistory
 from protocol.topics import RECORD_SYNC_PROTOCOL
 
@@ -94,9 +109,20 @@ class RecordService:
         while len(self._announces) > self.book.config.max_jobs:
             self._announces.popitem(last=False)
 
+    def learn_own(self, announce: JobAnnounce) -> None:
+        """Know one of our own jobs without announcing it (a requester resuming a job whose
+        announce never reached the store): our records of it are then kept and served."""
+        wire = encode_envelope(self.node.key, announce, nonce=self.node._nonce(),
+                               now_ms=self.node._wall_ms())  # fmt: skip
+        self.on_announce(decode_envelope(wire))
+
     def on_gossip(self, env: Envelope, forwarder: str, origin: str) -> Verdict:
+        opened: CheckedTask | DisputeVotes | None = None
         try:  # stateless: a relay could have checked it
-            opened = open_record(env) if isinstance(env.message, WorkRecord) else None
+            if isinstance(env.message, WorkRecord):
+                opened = open_record(env)
+            elif isinstance(env.message, DisputeRecord):
+                opened = open_dispute(env)
         except RemoteProtocolError as exc:
             self.node.gate.refuse(forwarder, exc)
             return Verdict.REJECT
@@ -121,13 +147,17 @@ class RecordService:
 
     def _take(
         self, env: Envelope, *, rate_limited: bool, persist: bool = True,
-        opened: CheckedTask | None = None,
+        opened: CheckedTask | DisputeVotes | None = None,
     ) -> Added:  # fmt: skip
         now_ms = self.node._wall_ms()
         message = env.message
         if isinstance(message, WorkRecord):
-            added = self.book.add(env, now_ms, rate_limited=rate_limited, opened=opened)
+            task = opened if isinstance(opened, CheckedTask) else None
+            added = self.book.add(env, now_ms, rate_limited=rate_limited, opened=task)
             kind = rows.WORK
+        elif isinstance(message, DisputeRecord):  # at most one per recorded task: no own rate
+            votes = opened if isinstance(opened, DisputeVotes) else None
+            added, kind = self.book.dispute(env, opened=votes), rows.DISPUTE
         elif isinstance(message, JobClosed):
             added, kind = self.book.close(env, now_ms), rows.CLOSED
         else:
@@ -264,7 +294,11 @@ class RecordService:
             await self.sync_from(peers[0])
 
     async def _publish_loop(self) -> None:
+        network = self.node.network
         async for topic, message in self._out_recv:
+            # Gossip published to nobody is lost for good (peers sync history only when
+            # they start): a node just (re)started waits for its first connection.
+            await self.node.wait_until(lambda: bool(network.connected_peers()))
             await self.publish(topic, message)
 
     async def _persist_loop(self) -> None:

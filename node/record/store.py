@@ -1,6 +1,6 @@
 """The ``work_record`` table: what a node keeps of the public record, in arrival order.
 
-Rows are whole signed envelopes (announce, work record, job closure), so a
+Rows are whole signed envelopes (announce, work record, dispute record, job closure), so a
 node restarting or serving a fresh peer hands out exactly what it verified;
 ``seq`` orders them (an announce is stored just before its job's first
 record) and is the sync cursor. The table is bounded: past ``keep`` rows the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-ANNOUNCE, WORK, CLOSED = "announce", "work", "closed"
+ANNOUNCE, WORK, CLOSED, DISPUTE = "announce", "work", "closed", "dispute"
 
 
 def save(

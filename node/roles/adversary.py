@@ -1,4 +1,9 @@
-"""Test-only misbehaviour of a requester (``adversary="clawback"``); never on by default.
+"""Test-only misbehaviour (``adversary=...`` in the node config); never on by default.
+
+``clawback`` (a requester) is below. ``false-reject`` (a checker) rejects every
+result it checks, honest or not, with tile evidence that looks like a mismatch
+(low PSNR, large differences): the lie a dispute exists to overturn (issue 16;
+tests/e2e/test_dispute.py). ``wrong-seed`` (a worker) is in node/roles/worker.py.
 
 The clawback is the attack lanes exist to stop (issue 13): once the first
 frame is paid, the requester moves every unallocated wei of the job into a
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from eth_account import Account
@@ -21,12 +26,23 @@ from eth_account import Account
 from ledger.errors import LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
-from protocol.messages import Voucher
+from protocol.messages import Verdict, Voucher
 
 if TYPE_CHECKING:
     from node.roles.requester import RequesterJob
 
 logger = logging.getLogger(__name__)
+
+
+FALSE_REJECT = "false-reject"
+LIE_PSNR_MILLIDB = 21_000  # where the measured cheats sit (28–38 dB), and lower
+
+
+def false_reject(verdict: Verdict) -> Verdict:
+    """The verdict a lying checker signs instead of ``verdict``: a rejection."""
+    tiles = tuple(replace(t, psnr_millidb=min(t.psnr_millidb, LIE_PSNR_MILLIDB), max_abs_diff=255)
+                  for t in verdict.tiles)  # fmt: skip
+    return replace(verdict, passed=False, tiles=tiles)
 
 
 @dataclass(frozen=True)

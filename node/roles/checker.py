@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from ledger.fraud import FraudClaim, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
+from node.roles.adversary import FALSE_REJECT, false_reject
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
@@ -158,6 +159,8 @@ class CheckerRole:
             job_build=spec.renderer_build,
             worker=RendererIdentity(spec.renderer_build, "unknown"),
         )  # fmt: skip
+        if self.ctx.settings.adversary == FALSE_REJECT:  # test-only: a lying checker
+            verdict = false_reject(verdict)
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last

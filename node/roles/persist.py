@@ -9,6 +9,7 @@ vouchers they earned (``earned_vouchers``).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from ledger.voucher_book import Key
 from ledger.voucher_book import Row as BookRow
@@ -129,6 +130,18 @@ def journal(
         "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM market_journal WHERE job_id = ?), ?, ?, ?, ?)",
         (job_id, job_id, kind, peer, data, now_ms),
     )
+
+
+def journal_judged(
+    conn: sqlite3.Connection, *, journal: Callable[[sqlite3.Connection], None],
+    records: list[tuple[bytes, WorkerRecord]], now_ms: int, limit: int,
+) -> None:  # fmt: skip
+    """One journal entry (``journal``, a bound :func:`journal`) and the worker records
+    its judgements changed, together: a replay never judges again, so a record
+    written after its entry would be lost in a crash between the two."""
+    journal(conn)
+    for worker, record in records:
+        save_worker_record(conn, worker=worker, record=record, now_ms=now_ms, limit=limit)
 
 
 def read_journal(conn: sqlite3.Connection, *, job_id: str) -> list[tuple[str, bytes, bytes, int]]:

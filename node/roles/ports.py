@@ -153,6 +153,10 @@ class Chain(Protocol):
         """The escrow's claim on ``worker``'s result ``ref`` (status 0: none)."""
         ...
 
+    async def checker_min_stake_wei(self) -> int:
+        """The escrow's minimum stake of a registered checker (0: none asked)."""
+        ...
+
 
 def blender_kit(config: BlenderConfig, work_root: Path) -> RenderKit:
     """The node's real renderers: Blender in its sandbox, probed once."""

@@ -17,10 +17,15 @@ it was down expire and are re-awarded.
 
 Reputation: the role keeps one ``ReputationBook`` (stored in
 ``worker_records``), fed by the machines' ``WorkerJudged``. Before a bid or a
-result from a worker is fed to a machine, that worker's record is, when it
-changed since the machine last saw it (a journalled ``record`` input, so a
-replay decides the same). Each job's ``check_secret`` is derived from the
-node's key and the job id: stable across restarts, unknown to workers.
+result from a worker is fed to a machine, that worker's record — our book
+merged with the public work record's history of it
+(``protocol.reputation.with_public``), so a fresh requester ranks workers by
+what others recorded — is, when it changed since the machine last saw it (a
+journalled ``record`` input, so a replay decides the same). The judgements an
+input causes are stored in the same transaction as its journal entry (a
+replay never judges again). Each job's ``check_secret`` is derived from the
+node's key and the job id: stable across restarts, unknown to workers. What a
+job puts in the public work record: :mod:`node.roles.job_record`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import hashlib
 import hmac
 import logging
 import shutil
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,12 +55,12 @@ from node.roles.adversary import Clawback, claw_back
 from node.roles.common import MarketClock, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
+from node.roles.job_record import JobRecord
 from node.roles.lanes import JobQueue
 from node.roles.slasher import Slasher
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
-    CheckerFeeDue,
     CheckerOverruled,
     Command,
     DisputeResolved,
@@ -83,12 +89,9 @@ from protocol.messages import (
     Message,
     Result,
     Role,
-    Verdict,
     Voucher,
-    WorkRecord,
 )
-from protocol.reputation import ReputationBook, WorkerRecord
-from protocol.topics import RECORD_TOPIC
+from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
@@ -163,34 +166,57 @@ class RequesterJob:
         chain = role.ctx.chain
         self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
         self._clawed = False  # adversary "clawback" only
-        self.results: dict[bytes, bytes] = {}  # task -> the worker's signed Result (one per award)
+        self.record = JobRecord(job_id, spec)  # its part of the public work record
         self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
 
     @property
     def ctx(self) -> RoleContext:
         return self.role.ctx
 
+    @property
+    def results(self) -> dict[bytes, bytes]:
+        """Task -> the worker's signed Result envelope (one per award)."""
+        return self.record.results
+
     async def wait_changed(self) -> None:
         await self._changed.wait()
 
     async def step(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        """Feed one input, keep it, then carry out what it caused.
+
+        The input's journal entry and the reputation records its judgements
+        changed are written in ONE transaction, after the machine took the
+        input and before anything it caused is carried out or published. A
+        crash before that commit loses the input and all it caused (nothing
+        left the node; its sender was not answered and asks again); after it,
+        a replay rebuilds the machine and the book holds each judgement once.
+        An input the machine refuses raises before changing any state and is
+        not journalled.
+        """
         async with self._lock:
-            await self.ctx.node.store.call(partial(
-                persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer, data=data,
-                now_ms=now_ms,
-            ))  # fmt: skip
-            self.apply(kind, peer, data, now_ms)
+            commands = self.feed(kind, peer, data, now_ms)
+            journal = partial(persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer,
+                              data=data, now_ms=now_ms)  # fmt: skip
+            if not any(isinstance(c, WorkerJudged) for c in commands):
+                await self.ctx.node.store.call(journal)
+            else:
+                await self.role.keep_judged(journal, commands, now_ms)
+            self.carry_out(commands, now_ms)
 
     def apply(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        """Replay one journal entry (its judgements are in the stored book already)."""
+        self.carry_out(self.feed(kind, peer, data, now_ms), now_ms)
+
+    def feed(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> list[Command]:
+        """One input into the machine; the commands it returned, not yet carried out."""
         machine = self.machine
-        self.steps += 1
         if kind == "start":
             commands = machine.start(now_ms)
         elif kind == "msg":  # [type, body, digest] and, since issue 16, the signed wire bytes
             msg_type, body, digest, *wire = unpackb(data)
             message: Message = from_wire(MESSAGE_TYPES[msg_type], body)
             commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
-            self.record_evidence(peer, message, wire[0] if wire else b"", commands)
+            self.record.evidence(peer, message, wire[0] if wire else b"", digest, commands)
         elif kind == "timer":
             commands = machine.handle_timer(now_ms)
         elif kind == "record":  # the worker's reputation record, as the book had it
@@ -208,7 +234,8 @@ class RequesterJob:
             commands = machine.cancel(now_ms)
         else:  # a journal written by a newer version: never guess (it once meant "cancel")
             raise ValueError(f"unknown journal entry {kind!r}")
-        self.carry_out(commands, now_ms)
+        self.steps += 1
+        return commands
 
     def carry_out(self, commands: list[Command], now_ms: int) -> None:
         view, live = self.view, self.live
@@ -238,14 +265,13 @@ class RequesterJob:
                 view.failed[c.frame] = c.reason
             elif isinstance(c, WorkerBlocklisted):
                 view.blocklisted.add(c.worker.hex())
-            elif isinstance(c, WorkerJudged) and live:  # replayed ones are in the book
-                self.role.judge(c, now_ms)
             elif isinstance(c, CheckerOverruled):
                 log_event(logger, logging.WARNING, "checker overruled", checker=c.checker.hex()[:16],
                           task=c.task_id.hex()[:16])  # fmt: skip
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
+                self.record.dispute_resolved(c)
                 if not c.upheld:
                     view.blocklisted.discard(c.worker.hex())
                 log_event(logger, logging.INFO, "dispute resolved", task=c.task_id.hex()[:16],
@@ -258,28 +284,10 @@ class RequesterJob:
                 view.outcome, view.finished_ms = c.outcome.value, now_ms
                 if live:
                     self.role.spawn(self._finished)
-                    closed = JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
-                                       len(view.accepted), len(view.failed))  # fmt: skip
-                    self.ctx.node.record.publish_soon(RECORD_TOPIC, closed)
+                self.record.closed(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
+                                             len(view.accepted), len(view.failed)))  # fmt: skip
+        self.record.flush(self.ctx.node.record, live)
         self._notify()
-
-    def record_evidence(
-        self, peer: bytes, message: Message, wire: bytes, commands: list[Command]
-    ) -> None:
-        """Keep workers' signed results; publish a WorkRecord for each verdict we act on.
-
-        A verdict is acted on when the machine pays its checker's fee for it
-        (the first verdict on a task that was being verified).
-        """
-        if isinstance(message, Result) and wire:
-            self.results.setdefault(message.task_id, wire)
-        elif isinstance(message, Verdict) and wire and self.live:
-            result = self.results.get(message.task_id)
-            paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
-                       and c.checker == peer for c in commands)  # fmt: skip
-            if paid and result is not None:
-                record = WorkRecord(self.job_id, message.passed, result, wire)
-                self.ctx.node.record.publish_soon(RECORD_TOPIC, record)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -481,6 +489,7 @@ class RequesterRole:
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
+        self._judging = trio.Lock()
 
     @property
     def clock(self) -> MarketClock:
@@ -540,7 +549,20 @@ class RequesterRole:
                       accepted=len(job.view.accepted))  # fmt: skip
             self.spawn(self._resume_job, job)
 
+    async def _republish(self, job: RequesterJob, resumed_ms: int) -> None:
+        """What a crash kept from the public record goes out once a peer is heard from
+        since the restart (gossip published before that reaches nobody)."""
+        node = self.ctx.node
+        with trio.move_on_after(RESUME_WAIT_S):
+            await node.wait_until(
+                lambda: any(s.received_ms >= resumed_ms for s in node.capacity.values())
+            )
+        if missing := job.record.republish(node.record):
+            log_event(logger, logging.WARNING, "records republished after a restart",
+                      job=job.job_id.hex()[:16], records=missing)  # fmt: skip
+
     async def _resume_job(self, job: RequesterJob) -> None:
+        resumed_ms = self.ctx.node._wall_ms()
         for frame, info in job.view.accepted.items():
             if not (job.out_dir / f"frame_{frame:04d}.png").exists():
                 worker, cid = bytes.fromhex(str(info["worker"])), str(info["cid"])
@@ -552,6 +574,7 @@ class RequesterRole:
         with trio.move_on_after(RESUME_WAIT_S):
             await self.ctx.node.wait_until(lambda: payees <= self.ctx.node.capacity.keys())
         job.resend_vouchers()
+        self.spawn(self._republish, job, resumed_ms)
         if job.view.outcome is not None:
             if self.ctx.chain is not None and not job.view.refunded:
                 self.spawn(job._refund)  # it ended before the restart: reclaim what is left
@@ -599,7 +622,7 @@ class RequesterRole:
         if job is None:
             return
         if isinstance(message, Bid | Result):  # the decisions that read reputation
-            record = self.reputation.record(sender)
+            record = self.worker_record(sender)
             if job.fed.get(sender) != record:
                 await job.step("record", sender, _pack_record(record), self.clock.now_ms())
         market = job.machine.config
@@ -607,18 +630,31 @@ class RequesterRole:
             await job.feed_stake(message.payment_address)  # the award decision reads it
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
 
-    def judge(self, judged: WorkerJudged, now_ms: int) -> None:
-        """Fold a machine's judgement into the book, and keep it."""
-        self.reputation.judge(judged.worker, judged.judgement, now_ms)
-        self.spawn(self._save_record, judged.worker, now_ms)
+    def worker_record(self, worker: bytes) -> WorkerRecord | None:
+        """What our machines are given: our own book merged with the public record's
+        history (protocol.reputation.with_public; journalled as a ``record`` input)."""
+        now_ms = self.clock.now_ms()
+        public = self.ctx.node.record.book.history(worker, now_ms)
+        return with_public(self.reputation.record(worker), public, now_ms)
 
-    async def _save_record(self, worker: bytes, now_ms: int) -> None:
-        record = self.reputation.record(worker)  # the newest, whichever write runs last
-        if record is not None:
+    async def keep_judged(
+        self, journal: Callable[[sqlite3.Connection], None], commands: list[Command], now_ms: int
+    ) -> None:
+        """Write ``journal`` and the records its ``WorkerJudged`` changed in one
+        transaction, then fold them into the book. One at a time across jobs: two
+        jobs judging one worker must not both start from the same record."""
+        async with self._judging:
+            records: dict[bytes, WorkerRecord] = {}
+            for c in commands:
+                if isinstance(c, WorkerJudged):
+                    before = records.get(c.worker) or self.reputation.record(c.worker)
+                    records[c.worker] = judged(before, c.judgement, now_ms)
             await self.ctx.node.store.call(partial(
-                persist.save_worker_record, worker=worker, record=record, now_ms=now_ms,
-                limit=MAX_WORKER_RECORDS,
+                persist.journal_judged, journal=journal, records=list(records.items()),
+                now_ms=now_ms, limit=MAX_WORKER_RECORDS,
             ))  # fmt: skip
+            for worker, record in records.items():
+                self.reputation.load(worker, record)
 
     async def cancel(self, job_id: bytes) -> None:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())

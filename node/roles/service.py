@@ -11,7 +11,7 @@ API's job routes use it); worker and checker run only with their roles.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +26,7 @@ from node.content.source import StoreChunkSource
 from node.content.store import ContentStore
 from node.content.transfer import TransferConfig
 from node.log import log_event
+from node.record.stakes import CheckerStakes
 from node.render.blender import BlenderConfig
 from node.roles.capacity import cached_benchmark, probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
@@ -38,7 +39,7 @@ from node.roles.role_metrics import refresh_role_metrics
 from node.roles.worker import WorkerRole
 from node.runtime import Node
 from node.stake_watch import StakeWatch
-from protocol import Envelope, RemoteProtocolError
+from protocol import Envelope, NodeId, RemoteProtocolError
 from protocol.market import MarketConfig
 from protocol.messages import (
     Award,
@@ -143,6 +144,12 @@ class Roles:
                       peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
+def _payment_address(node: Node, checker: bytes) -> bytes | None:
+    """The payment address ``checker``'s capacity advert binds to its key (None: no advert)."""
+    seen = node.capacity.get(NodeId(checker).text)
+    return None if seen is None else seen.advert.payment.address
+
+
 def role_settings(config: NodeConfig) -> RoleSettings:
     lease_ms = int(config.lease_s * 1000)
     market = MarketConfig(
@@ -200,6 +207,11 @@ async def run_roles(
         ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, ports.render,
                           payment_key, address, settings, work_root)  # fmt: skip
         payee = None
+        if link is not None:  # verdicts count in the public record by checkers' confirmed stake
+            stakes = CheckerStakes(link.checker_min_stake_wei, link.stake_of,
+                                   partial(_payment_address, node))  # fmt: skip
+            node.record.book.config = replace(node.record.book.config, checker_counts=stakes.counts)
+            nursery.start_soon(stakes.run)
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
             # Stake matters in the adverts of those who work or check.
             nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.active_stake_wei).run)

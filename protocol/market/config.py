@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.errors import LocalProtocolError
+from protocol.messages import MAX_DISPUTE_VERDICTS
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class MarketConfig:
             )
         if self.dispute_checkers < 0 or self.dispute_checkers % 2:
             raise LocalProtocolError("dispute_checkers must be even and >= 0 (0: no disputes)")
+        if self.dispute_checkers > MAX_DISPUTE_VERDICTS:  # a DisputeRecord carries them all
+            raise LocalProtocolError(f"dispute_checkers must be at most {MAX_DISPUTE_VERDICTS}")
 
 
 @dataclass(frozen=True)

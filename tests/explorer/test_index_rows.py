@@ -261,4 +261,57 @@ async def test_an_index_of_schema_1_learns_its_events_requesters(tmp_path: Path)
             lambda tx: tx.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
         )
     assert [(r["block_number"], r["requester"]) for r in rows] == [(7, "0xab"), (8, None)]
-    assert version == "3"
+    assert version == "4"
+
+
+async def test_an_index_of_schema_3_learns_dispute_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '3');
+        CREATE TABLE verdicts (digest TEXT PRIMARY KEY, job_id TEXT NOT NULL,
+            frame BIGINT NOT NULL, worker TEXT NOT NULL, checker TEXT NOT NULL,
+            passed BIGINT NOT NULL, tiles BIGINT NOT NULL, timestamp_ms BIGINT NOT NULL);
+        INSERT INTO verdicts VALUES ('dd', 'aa', 1, 'w', 'c', 0, 24, 5);"""
+    )
+    conn.commit()
+    conn.close()
+    async with open_index(str(path), readers=1) as db:
+        rows = await db.read(lambda tx: tx.all("SELECT digest, dispute, overruled FROM verdicts"))
+    assert rows == [{"digest": "dd", "dispute": 0, "overruled": 0}]
+
+
+async def test_a_dispute_record_overrules_the_rejection_and_accepts_the_frame(
+    any_index: IndexDb,
+) -> None:
+    from protocol import decode_envelope
+    from tests.protocol.test_record import World, signed
+    from tests.protocol.test_record_disputes import dispute, rejected
+
+    w = World()
+    r = rejected(w, 3)
+    honest = [NodeKey.generate(), NodeKey.generate()]
+    overturn = dispute(w, r, [(k, True) for k in honest])
+    announce = decode_envelope(signed(w.requester, w.announce))
+    assert await put(any_index, announce, r.record, overturn) == 3
+    job = await any_index.read(lambda tx: queries.job(tx, w.job.hex(), f.wall_ms(), SETTINGS))
+    assert job is not None
+    frame = next(fr for fr in job["frames"] if fr["frame"] == 3)
+    assert frame["state"] == "accepted"
+    first = next(v for v in job["verdicts"] if not v["dispute"])
+    assert first["overruled"] == 1 and first["checker"] == w.checker.node_id.text
+    assert sorted(v["passed"] for v in job["verdicts"] if v["dispute"]) == [True, True]
+    assert [d["reason"] for d in job["disputes"]] == ["overturned"]
+    checkers = await any_index.read(lambda tx: queries.checkers(tx, SETTINGS))
+    liar = next(c for c in checkers if c["node_id"] == w.checker.node_id.text)
+    assert liar["overruled"] == 1 and liar["disputes"] == 1
+    worker = await any_index.read(
+        lambda tx: queries.node(tx, w.worker.node_id.text, f.wall_ms(), SETTINGS)
+    )
+    assert worker is not None and worker["verdicts_received"] == {"passed": 0, "failed": 0}
+    # A forged one — signed by a stranger — changes nothing.
+    stranger = dispute(w, rejected(w, 4), [(k, True) for k in honest], by=NodeKey.generate())
+    await put(any_index, stranger)
+    again = await any_index.read(lambda tx: queries.job(tx, w.job.hex(), f.wall_ms(), SETTINGS))
+    assert again is not None and [d["reason"] for d in again["disputes"]] == ["overturned"]

@@ -24,6 +24,7 @@ from protocol.messages import (
     CapacityAdvert,
     ClosedOutcome,
     Dispute,
+    DisputeRecord,
     Escrow,
     Failure,
     FailureReason,
@@ -261,6 +262,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 "cpu",
             ),
         ),
+        ("dispute_record", ALICE, sample_dispute_record(job, task, frame_cid, tiles)),
     ]
 
 
@@ -274,6 +276,15 @@ def sample_work_record(
                       True, _seed("checker secret"), tiles, "blender-3.4.1", "cpu")  # fmt: skip
     verdict_wire = encode_envelope(CAROL.key, verdict, nonce=8, now_ms=NOW_MS - 2_000)
     return WorkRecord(job, True, result_wire, verdict_wire)
+
+
+def sample_dispute_record(
+    job: bytes, task: bytes, frame_cid: str, tiles: tuple[TileEvidence, ...]
+) -> DisputeRecord:
+    """Carol's passing verdict on Bob's disputed result, recorded by Alice (the disputed
+    rejection's digest stands for another checker's verdict)."""
+    record = sample_work_record(job, task, frame_cid, tiles)
+    return DisputeRecord(job, task, _seed("the disputed verdict"), record.result, (record.verdict,))
 
 
 def nonce_for(index: int) -> int:

@@ -220,6 +220,7 @@ class FakeEscrow:
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
+        self.checker_min_stake_wei = 0  # none asked unless a test sets it
         self.deposited_wei = 0
         self.log: list[tuple[str, bytes, int]] = []  # (event, account, amount)
         self.skipped: list[tuple[bytes, bytes, int]] = []  # (job_id, payee, SKIP code)
@@ -565,3 +566,6 @@ class FakeChain:
     async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
         await self._enter("claim_state")
         return self.escrow.claims.get((ref, worker), ClaimState(0, 0, 0, b"", 0))
+
+    async def checker_min_stake_wei(self) -> int:
+        return self.escrow.checker_min_stake_wei

@@ -72,7 +72,7 @@ async def test_a_stranger_cannot_defame_a_worker_on_the_record_topic(
         await node.wait_until(lambda: node.record.book.jobs[job_id].closed is not None)
         w1 = worker.key.node_id.raw
         real = node.record.book.tasks_of(w1)[0]
-        stored = client.live().requester.jobs[job_id].results[real.task_id]
+        stored = client.live().requester.jobs[job_id].record.results[real.task_id]
 
         from protocol import decode_envelope
         from protocol.messages import Verdict
@@ -111,7 +111,7 @@ async def test_a_hostile_history_server_is_blamed_and_cannot_stall_a_fresh_node(
         await cluster.settle("client", 2)
         job_id = await cluster.submit("client", frames=2)
         await client.live().requester.jobs[job_id].done.wait()
-        stored = client.live().requester.jobs[job_id].results
+        stored = client.live().requester.jobs[job_id].record.results
         liar = NodeKey.generate()
         asked: list[int] = []
 

@@ -58,3 +58,17 @@ def test_defaults_are_complete() -> None:
     scenario = scenario_from_dict({})
     assert scenario.nodes.workers > 0
     assert scenario.network.latency_ms["eu-us"] > 0
+
+
+def test_tile_fraction_is_the_protocols_cost_of_its_tile_size() -> None:
+    """One value from protocol/: the simulator costs a tile as protocol.cost does, for the
+    tile size the protocol checks (16 px), not a 32 px tile's share."""
+    from protocol.cost import tile_cost_ppm
+    from protocol.verification import DEFAULT_POLICY
+    from simulations.scenario import Verification
+
+    tile_px = DEFAULT_POLICY.sampling.tile_px
+    assert tile_px == 16
+    assert Verification().tile_fraction == tile_cost_ppm(tile_px) / 1_000_000 == 0.0175
+    assert tile_cost_ppm(32) == 4 * tile_cost_ppm(16)  # area-scaled
+    assert 24 * Verification().tile_fraction < 0.5  # a fresh worker's check: under half a frame

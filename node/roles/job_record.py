@@ -1,0 +1,110 @@
+"""What one requester job contributes to the public work record, and when it goes out.
+
+Theory of operation. The job's inputs pass through here as they are fed to
+its machine (live, and again on a replay): workers' signed results are kept;
+the first verdict the machine acts on for a task (the one whose checker fee
+it pays) becomes a ``WorkRecord``; the verdicts of a dispute become a
+``DisputeRecord`` when the machine resolves it; the job's end a
+``JobClosed``. Records are queued while an input is applied and handed out
+only after the input was journalled (``flush``): live, to the node's record
+service for gossip; on a replay, kept, so that after a restart
+:meth:`JobRecord.republish` can publish what the public record (the node's
+own book, rebuilt from its store and its peers) lacks — a crash between a
+decision and its publication then loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from protocol.market import CheckerFeeDue, Command, DisputeResolved
+from protocol.messages import (
+    MAX_DISPUTE_VERDICTS,
+    DisputeRecord,
+    JobAnnounce,
+    JobClosed,
+    JobSpec,
+    Message,
+    Result,
+    Verdict,
+    WorkRecord,
+)
+from protocol.topics import RECORD_TOPIC
+
+if TYPE_CHECKING:
+    from node.record.service import RecordService
+
+Record = WorkRecord | DisputeRecord | JobClosed
+
+
+@dataclass
+class JobRecord:
+    job_id: bytes
+    spec: JobSpec
+    results: dict[bytes, bytes] = field(default_factory=dict)  # task -> the worker's Result
+    _recorded: set[bytes] = field(default_factory=set)  # tasks with a WorkRecord
+    _rejections: dict[bytes, bytes] = field(default_factory=dict)  # task -> rejection's digest
+    _dispute_verdicts: dict[bytes, list[bytes]] = field(default_factory=dict)  # task -> wires
+    _pending: list[tuple[bytes, Record]] = field(default_factory=list)
+    _replayed: list[tuple[bytes, Record]] = field(default_factory=list)
+
+    def evidence(
+        self, peer: bytes, message: Message, wire: bytes, digest: bytes, commands: list[Command]
+    ) -> None:
+        """One message the machine took (``wire``: its signed bytes) and what it returned."""
+        if isinstance(message, Result) and wire:
+            self.results.setdefault(message.task_id, wire)
+        elif isinstance(message, Verdict) and wire:
+            result = self.results.get(message.task_id)
+            paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
+                       and c.checker == peer for c in commands)  # fmt: skip
+            if not paid or result is None:
+                return
+            if message.task_id in self._recorded:  # a dispute checker's verdict
+                self._dispute_verdicts.setdefault(message.task_id, []).append(wire)
+                return
+            self._recorded.add(message.task_id)
+            if not message.passed:  # what a DisputeRecord names
+                self._rejections[message.task_id] = digest
+            record = WorkRecord(self.job_id, message.passed, result, wire)
+            self._pending.append((message.task_id, record))
+
+    def dispute_resolved(self, c: DisputeResolved) -> None:
+        wires = self._dispute_verdicts.pop(c.task_id, [])[:MAX_DISPUTE_VERDICTS]
+        result, disputed = self.results.get(c.task_id), self._rejections.get(c.task_id)
+        if wires and result is not None and disputed is not None:  # decided on verdicts
+            record = DisputeRecord(self.job_id, c.task_id, disputed, result, tuple(wires))
+            self._pending.append((c.task_id, record))
+
+    def closed(self, closed: JobClosed) -> None:
+        self._pending.append((b"", closed))
+
+    def flush(self, service: RecordService, live: bool) -> None:
+        """After an input was journalled: publish its records (live) or keep them (replay)."""
+        if live:
+            for _, message in self._pending:
+                service.publish_soon(RECORD_TOPIC, message)
+        else:
+            self._replayed += self._pending
+        self._pending.clear()
+
+    def republish(self, service: RecordService) -> int:
+        """After a replay: publish what the public record lacks; returns how many."""
+        book = service.book
+        if book.requester_of(self.job_id) is None:  # its announce was never stored: learn it
+            service.learn_own(JobAnnounce(self.job_id, self.spec))
+        missing = 0
+        for task_id, message in self._replayed:
+            if isinstance(message, WorkRecord):
+                known = task_id in book.tasks
+            elif isinstance(message, DisputeRecord):
+                known = task_id in book.disputes
+            else:
+                info = book.jobs.get(self.job_id)
+                known = info is not None and info.closed is not None
+            if not known:
+                missing += 1
+                service.publish_soon(RECORD_TOPIC, message)
+        self._replayed.clear()
+        return missing

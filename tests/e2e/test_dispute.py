@@ -1,0 +1,133 @@
+"""Issue 16: a dispute across processes on a devnet with three checkers.
+
+``checker1`` runs the test-only adversary ``false-reject`` (node/roles/
+adversary.py): it rejects every result it checks with tile evidence that
+looks like a mismatch. The requester picks checkers in turn, so the liar
+checks one of the worker's frames; the worker's machine disputes the
+rejection, the requester asks the two other checkers, both pass the result,
+and the majority overturns the rejection. Then, on real processes, anvil and
+Blender: the frame is accepted and the worker paid on chain for every frame;
+the public work record — read from the store of a node that only heard it on
+gossip — holds the requester's DisputeRecord, and from it the worker has no
+strike while the liar has one overruled rejection; the explorer's indexer,
+fed those same envelopes, shows the rejection overruled, the dispute and the
+frame accepted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from explorer import queries
+from explorer.indexer.db import Tx, open_index
+from explorer.indexer.rows import apply_message
+from node.devnet.network import LocalDevnet
+from protocol import NodeId, decode_envelope
+from protocol.envelope import Envelope
+from protocol.messages import DisputeRecord, JobAnnounce, JobClosed, WorkRecord
+from protocol.record import RecordBook
+from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, submit, wait_paid
+
+pytestmark = [pytest.mark.slow, needs_stack]
+FRAMES = 3  # one per checker: the liar is asked about one of them
+RECORD_TIMEOUT_S = 60.0
+
+
+def stored_record(net: LocalDevnet, name: str) -> list[Envelope]:
+    """The public record as node ``name`` persisted it (its store, read-only)."""
+    db = net.nodes[name].data_dir / "node.sqlite3"
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT envelope FROM work_record ORDER BY seq").fetchall()
+    return [decode_envelope(bytes(r[0])) for r in rows]
+
+
+def wait_record(net: LocalDevnet, name: str, job_id: bytes) -> list[Envelope]:
+    """Poll ``name``'s store (bounded) until it holds the job's dispute and closure."""
+    deadline = time.monotonic() + RECORD_TIMEOUT_S
+    while True:
+        envs = [e for e in stored_record(net, name) if getattr(e.message, "job_id", b"") == job_id]
+        kinds = {type(e.message) for e in envs}
+        if {DisputeRecord, JobClosed} <= kinds:
+            return envs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}'s record of the job: {sorted(k.__name__ for k in kinds)}")
+        time.sleep(0.2)
+
+
+def book_of(envs: list[Envelope]) -> RecordBook:
+    book = RecordBook()
+    for env in envs:
+        m = env.message
+        if isinstance(m, JobAnnounce):
+            book.learn_job(m, env.sender.raw)
+        elif isinstance(m, WorkRecord):
+            book.add(env, env.timestamp_ms, rate_limited=False)
+        elif isinstance(m, DisputeRecord):
+            book.dispute(env)
+        elif isinstance(m, JobClosed):
+            book.close(env, env.timestamp_ms)
+    return book
+
+
+async def explorer_view(db_url: str, envs: list[Envelope], job_hex: str, liar: str) -> Any:
+    async with open_index(db_url, readers=1) as index:
+
+        def write(tx: Tx) -> int:
+            return sum(apply_message(tx, e, e.timestamp_ms) for e in envs)
+
+        await index.write(write)
+        s = queries.ReadSettings()
+        now_ms = max(e.timestamp_ms for e in envs)
+        job = await index.read(lambda tx: queries.job(tx, job_hex, now_ms, s))
+        checkers = await index.read(lambda tx: queries.checkers(tx, s))
+        liar_node = await index.read(lambda tx: queries.node(tx, liar, now_ms, s))
+        return job, checkers, liar_node
+
+
+def test_a_lying_checker_is_overruled_and_the_worker_paid(
+    devnet_factory: Any, scene: Path, tmp_path: Path
+) -> None:
+    net = devnet_factory(workers=1, checkers=3, adversaries={"checker1": "false-reject"})
+    client = net.api("client")
+    job_id = submit(client, scene, tmp_path / "out", FRAMES)
+    job = client.wait_job(job_id, JOB_TIMEOUT_S)
+    assert job["outcome"] == "completed", job
+    assert sorted(job["accepted"]) == [str(f) for f in range(1, FRAMES + 1)]
+    wait_paid(net, ["worker1", "checker1", "checker2", "checker3"], job["spent_wei"])
+    worker_paid = net.api("worker1").get("/v1/roles")["payee"]["paid_wei"]
+    assert worker_paid == sum(int(i["price_wei"]) for i in job["accepted"].values()) > 0
+
+    # The public record, as a node that was neither requester nor liar kept it from gossip.
+    envs = wait_record(net, "checker3", bytes.fromhex(job_id))
+    worker, liar = (NodeId.from_text(net.nodes[n].node_id).raw for n in ("worker1", "checker1"))
+    book = book_of(envs)
+    # Usually one dispute; two when the liar is asked again (a result dropped while the
+    # worker was blocklisted is rendered and checked anew once the dispute clears it).
+    disputes = [e.message for e in envs if isinstance(e.message, DisputeRecord)]
+    assert disputes and all(len(d.verdicts) == 2 for d in disputes)
+    for d in disputes:
+        rejected = book.tasks[d.task_id]
+        assert rejected.checker == liar and not rejected.passed and book.overturned(rejected)
+    assert book.checker_history(liar).overruled == len(disputes)
+    history = book.history(worker, max(e.timestamp_ms for e in envs))
+    recorded = len(book.tasks_of(worker))
+    assert (history.accepted, history.rejected) == (recorded - len(disputes), 0)  # struck: neither
+
+    view, checkers, liar_node = trio.run(
+        explorer_view, f"sqlite:///{tmp_path / 'index.sqlite3'}", envs, job_id,
+        net.nodes["checker1"].node_id,
+    )  # fmt: skip
+    liar_id = net.nodes["checker1"].node_id
+    assert view["status"] == "done"
+    assert [f["state"] for f in view["frames"]] == ["accepted"] * FRAMES
+    overruled = [v["checker"] for v in view["verdicts"] if v["overruled"]]
+    assert overruled == [liar_id] * len(disputes)
+    assert [d["reason"] for d in view["disputes"]] == ["overturned"] * len(disputes)
+    assert {c["node_id"]: c["overruled"] for c in checkers}[liar_id] == len(disputes)
+    assert liar_node is not None and liar_node["verdicts_overruled"] == len(disputes)
