@@ -150,12 +150,15 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
             "samples": args.samples,
         })  # fmt: skip
         job_id = job["job_id"]
-        client.wait_until(f"/v1/client/jobs/{job_id}",
-                          lambda j: j["frames_accepted"] >= args.kill_after, JOB_TIMEOUT_S)  # fmt: skip
-        kill_s = time.time() - submitted_ms / 1000
-        net.kill("worker1")
+        kill_s = -1.0
+        if args.kill_after > 0:
+            client.wait_until(f"/v1/client/jobs/{job_id}",
+                              lambda j: j["frames_accepted"] >= args.kill_after, JOB_TIMEOUT_S)  # fmt: skip
+            kill_s = time.time() - submitted_ms / 1000
+            net.kill("worker1")
         final = client.wait_job(job_id, JOB_TIMEOUT_S)
-        payees = [n for n in net.nodes if n not in ("client", "worker1")]
+        killed = ("worker1",) if kill_s >= 0 else ()
+        payees = [n for n in net.nodes if n != "client" and n not in killed]
         for name in payees:
             net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0, 120)
         gas = sum(t["gas"] for t in client.get(f"/v1/client/jobs/{job_id}/transactions"))
@@ -171,7 +174,7 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
 
 
 def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int) -> Figures:
-    market = role_settings(NodeConfig(lease_s=DevnetConfig().lease_s)).market
+    market = role_settings(NodeConfig(Path("."), lease_s=DevnetConfig().lease_s)).market
     price_wei_per_ru = DevnetConfig().price_wei_per_ru
     first_job_s = 10.0
     raw: dict[str, Any] = {
@@ -185,7 +188,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                                        / fitted.frame_shared_s, "vram_mib": 65_536}],
                       "time_noise": 0.05, "failure_rate": 0.0},
         "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
-        "churn": {"kill_workers_at_s": [first_job_s + kill_s]},
+        "churn": {"kill_workers_at_s": [first_job_s + kill_s] if kill_s >= 0 else []},
         "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
                      "frames_min": args.frames, "frames_max": args.frames,
                      "ru_per_frame_min": ru_per_frame, "ru_per_frame_max": ru_per_frame,
@@ -230,26 +233,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--kill-after", type=int, default=1, help="accepted frames before the kill")
+    parser.add_argument("--kill-after", type=int, default=1,
+                        help="kill worker1 once this many frames are accepted (0: no kill)")
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--reuse", type=Path,
+                        help="a previous --json: simulate again against its fit and real run")
     args = parser.parse_args()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pictor-fidelity-") as tmp:
-        work = Path(tmp)
-        scene = build_scene(work / "fidelity.blend", args.frames)
-        print(f"fit: rendering {args.width}x{args.height} at {args.samples} samples ...", flush=True)
-        fitted = trio.run(fit, args, scene, work)
-        print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
-              f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
-              f"{fitted.check_overhead_s:.2f} s", flush=True)  # fmt: skip
-        print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, worker1 "
-              f"killed after {args.kill_after} accepted ...", flush=True)  # fmt: skip
-        real, kill_s, ru = real_run(args, scene, work)
-    print(f"  killed at {kill_s:.1f} s; simulating ...", flush=True)
+    if args.reuse:
+        saved = json.loads(args.reuse.read_text())
+        fitted, kill_s, ru = Fit(**saved["fit"]), saved["kill_s"], saved["ru_per_frame"]
+        real = Figures(**{k: v["real"] for k, v in saved["figures"].items()})
+        real = Figures(**{**asdict(real), "spend_wei": int(real.spend_wei)})
+    else:
+        fitted, real, kill_s, ru = measure(args)
+        if args.json:  # kept even if the simulation below fails: --reuse it
+            rows = {k: {"real": v} for k, v in asdict(real).items()}
+            args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
+                                             "ru_per_frame": ru, "figures": rows}, indent=2))  # fmt: skip
+    print(f"  {f'worker1 killed at {kill_s:.1f} s' if kill_s >= 0 else 'no kill'}; simulating ...",
+          flush=True)  # fmt: skip
     sim = sim_run(args, fitted, kill_s, ru)
     rows = compare(real, sim)
     print(f"\n{'figure':<20}{'real':>16}{'simulated':>16}{'error':>9}")
@@ -258,8 +265,24 @@ def main() -> None:
     print(f"\n(wall {time.perf_counter() - started:.0f} s, start-up and fit included)")
     if args.json:
         args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
-                                         "figures": rows}, indent=2))  # fmt: skip
+                                         "ru_per_frame": ru, "figures": rows}, indent=2))  # fmt: skip
 
+
+def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int]:
+    with tempfile.TemporaryDirectory(prefix="pictor-fidelity-") as tmp:
+        work = Path(tmp)
+        scene = build_scene(work / "fidelity.blend", args.frames)
+        print(f"fit: rendering {args.width}x{args.height} at {args.samples} samples ...", flush=True)
+        fitted = trio.run(fit, args, scene, work)
+        print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
+              f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
+              f"{fitted.check_overhead_s:.2f} s", flush=True)  # fmt: skip
+        kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
+        print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
+              flush=True)  # fmt: skip
+        real, kill_s, ru = real_run(args, scene, work)
+    print(f"  real: {asdict(real)}", flush=True)
+    return fitted, real, kill_s, ru
 
 if __name__ == "__main__":
     main()
