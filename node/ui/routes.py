@@ -46,7 +46,7 @@ from node.roles.submit import SubmitError, preflight
 from node.ui.snapshot import Snapshots, UiLimits, money
 from node.ui.uploads import UploadDir, UploadRefused
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, propose_max_price
-from protocol.messages import MAX_FRAMES_PER_JOB
+from protocol.messages import MAX_FRAMES_PER_JOB, RenderSettings
 
 KEEPALIVE_S = 15.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
@@ -115,6 +115,7 @@ def add_ui_routes(
     ui_dir = roles.ctx.node.config.data_dir / "ui"
     uploads = UploadDir(ui_dir / "scenes", max_scene_bytes, limits.keep_uploads)
     pages = {path: (static_file(name), kind) for path, (name, kind) in STATIC.items()}
+    inspected: dict[tuple[Any, ...], tuple[RenderSettings, int]] = {}  # newest last, bounded
 
     @app.get("/ui", include_in_schema=False)
     async def ui_root() -> Response:
@@ -144,10 +145,16 @@ def add_ui_routes(
     async def quote(body: QuoteRequest) -> dict[str, Any]:
         if not Path(body.scene).is_file():
             raise HTTPException(422, f"scene {body.scene} not found")
-        try:
-            settings, ru = await preflight(roles, Path(body.scene), body.resolution, body.samples)
-        except SubmitError as exc:
-            raise HTTPException(422, str(exc)) from None
+        scene = Path(body.scene)
+        key = (str(scene), scene.stat().st_mtime_ns, body.resolution, body.samples)
+        if key not in inspected:  # a Blender process: seconds; the frame count does not matter
+            try:
+                inspected[key] = await preflight(roles, scene, body.resolution, body.samples)
+            except SubmitError as exc:
+                raise HTTPException(422, str(exc)) from None
+            while len(inspected) > limits.keep_uploads:
+                del inspected[next(iter(inspected))]
+        settings, ru = inspected[key]
         adverts = snapshots.adverts()
         proposal = propose_max_price(offers(adverts, ru), roles.build, body.frames,
                                      DEFAULT_CHECKER_FEE_BPS)  # fmt: skip

@@ -302,7 +302,7 @@ async function estimate() {
       ["settings", `${q.settings.engine} ${q.settings.resolution.join("×")}, ${q.settings.samples} samples`],
       ["checkers", q.checkers]];
     if (p) {
-      pairs.push(["workers", p.workers + " at or below the proposed price; cheapest ask " + p.cheapest_ask.eth],
+      pairs.push(["workers", p.workers + " at or below the proposed price; cheapest ask " + p.cheapest_ask.eth + " per frame"],
         ["estimate", "at most " + p.estimate.eth + " for " + frames.length + " frame(s), checks included", "quote-estimate"],
         ["escrow", p.budget.eth + " held until the deadline; the unspent part is refunded"]);
       $("#max-price").value = p.max_price_per_frame.eth.replace(" ETH", "");
