@@ -23,9 +23,10 @@ upload path in ``streamed`` (a .blend for the dashboard) is not buffered: its
 ``Content-Length`` must be declared and within the path's own limit (411,
 413), and the app reads it as a stream that ends with ``BodyOverLimit``
 should more arrive than that. Requests that change something (not GET/HEAD)
-whose ``Origin`` is another site than the ``Host`` they were sent to get 403:
-the token rides in a header no other site can set, and this is one more
-fence (CSRF, DNS rebinding).
+whose ``Origin`` is another site than the ``Host`` they were sent to get 403,
+and so does any request whose ``Host`` is not a loopback name (a web page
+whose DNS name was rebound to 127.0.0.1): the token rides in a header no
+other site can set, and these are two more fences (CSRF, DNS rebinding).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ SCENE_UPLOAD_PATH = "/v1/ui/scenes"
 MAX_SCENE_BYTES = 2 << 30  # a .blend with packed textures; streamed to disk, never buffered
 STREAMED = {SCENE_UPLOAD_PATH: MAX_SCENE_BYTES}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+LOOPBACK_NAMES = frozenset({b"127.0.0.1", b"localhost", b"[::1]"})
 _TOKENS = re.compile(rb'[\[\]{}"\\]')
 UNAUTHORIZED = (
     "missing or bad API token: send 'Authorization: Bearer <token>' "
@@ -116,6 +118,9 @@ class ApiGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if not _loopback_host(headers):
+            await _reply(send, 403, "address the node as 127.0.0.1 or localhost (the API is local)")
+            return
         if scope.get("path") not in PUBLIC_PATHS and not self._authorized(headers):
             await _reply(send, 401, UNAUTHORIZED, ((b"www-authenticate", b"Bearer"),))
             return
@@ -165,6 +170,20 @@ class ApiGuard:
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+
+
+def _loopback_host(headers: dict[bytes, bytes]) -> bool:
+    """No ``Host``, or one naming this machine: a page whose DNS name was rebound to
+    127.0.0.1 sends its own name and is refused."""
+    host = headers.get(b"host")
+    if host is None:
+        return True
+    name = (
+        host[: host.index(b"]") + 1]
+        if host.startswith(b"[") and b"]" in host
+        else host.split(b":")[0]
+    )
+    return name.lower() in LOOPBACK_NAMES
 
 
 def _same_origin(headers: dict[bytes, bytes]) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -49,6 +50,7 @@ from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, propose_max_price
 from protocol.messages import MAX_FRAMES_PER_JOB, RenderSettings
 
 KEEPALIVE_S = 15.0
+STALE_ZIP_S = 3600.0
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
 PAGE_HEADERS = {
@@ -217,6 +219,9 @@ def _zip(pngs: list[Path], ui_dir: Path) -> Path:
     if not pngs:
         raise HTTPException(404, "no frame has arrived yet")
     ui_dir.mkdir(parents=True, exist_ok=True)
+    for old in ui_dir.glob("*.zip"):  # left by downloads cut short (their cleanup never ran)
+        if time.time() - old.stat().st_mtime > STALE_ZIP_S:
+            old.unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile(dir=ui_dir, suffix=".zip", delete=False) as out:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:  # PNGs: compressed already
             for png in pngs:

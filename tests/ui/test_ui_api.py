@@ -70,6 +70,13 @@ async def test_uploads_are_checked_bounded_and_cross_site_posts_refused(tmp_path
             evil = await client.post("/v1/ui/scenes", content=BLEND,
                                      headers={"Origin": "http://evil.example"})  # fmt: skip
             assert evil.status_code == 403
+            rebound = await client.get(
+                "/ui/", headers={"Host": f"evil.example:{url.rsplit(':', 1)[1]}"}
+            )
+            assert rebound.status_code == 403  # a DNS name rebound to 127.0.0.1 gets nothing
+            assert (
+                await client.get("/v1/ui/state", headers={"Host": "localhost"})
+            ).status_code == 200
             cancel = await client.post("/v1/client/jobs/00/cancel",
                                        headers={"Origin": "http://127.0.0.1.evil.example"})  # fmt: skip
             assert cancel.status_code == 403

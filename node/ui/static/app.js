@@ -197,7 +197,11 @@ function jobCard(job) {
   const zip = el("button", "Download all", "download-zip");
   zip.type = "button";
   zip.addEventListener("click", () => download(`/v1/ui/jobs/${job.job_id}/frames.zip`, short(job.job_id) + "-frames.zip"));
-  head.append(cancel, zip);
+  const refund = el("button", "Refund", "refund");
+  refund.type = "button";
+  refund.title = "Reclaim the unspent escrow (possible after the deadline + the contract's grace period)";
+  refund.addEventListener("click", () => api("POST", `/v1/client/jobs/${job.job_id}/refund`).then(() => showError(null), showError));
+  head.append(cancel, zip, refund);
   const bar = el("div", null, "bar"); bar.append(el("div"));
   card.append(head, bar, el("div", null, "stalled"), el("div", null, "thumbs"));
   return card;
@@ -214,6 +218,7 @@ function updateJob(card, job) {
   $(".bar > div", card).style.width = (100 * job.frames_accepted / Math.max(1, job.frames_total)) + "%";
   $(".cancel", card).hidden = job.outcome !== null;
   $(".download-zip", card).hidden = job.ready.length === 0;
+  $(".refund", card).hidden = !(job.outcome && job.escrowed && !job.refunded && job.spent.wei !== job.budget.wei);
   const stalled = $(".stalled", card);
   stalled.replaceChildren(...job.stalled.map(s => el("div", s)));
   const thumbs = $(".thumbs", card);
