@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 MAX_JOBS = 50
 MAX_READY_FRAMES = 500  # frames per job listed as downloadable (thumbnails: the UI's choice)
 MAX_VERDICTS = 100
+MAX_FAILED = 50  # failed frames listed per job, with their reasons
 MAX_VOUCHER_ROWS = 50
 MAX_TASKS = 16
 GPU_PROBE_EVERY_S = 5.0
@@ -75,9 +76,8 @@ def job_row(job: RequesterJob, adverts: list[dict[str, Any]], has_chain: bool) -
         "job_id": full["job_id"], "short_id": full["job_id"][:16], "state": full["state"],
         "outcome": full["outcome"], "frames_total": full["frames_total"],
         "frames_accepted": full["frames_accepted"], "frame_states": counts,
-        "frames": [int(f) for f in full["frames"]][:MAX_READY_FRAMES],
         "ready": ready_frames(job.out_dir, [int(f) for f in full["frames"]]),
-        "failed": full["failed"],
+        "failed": dict(list(full["failed"].items())[:MAX_FAILED]),
         "workers": [peer_name(bytes.fromhex(w)) for w in full["workers"]],
         "spent": money(full["spent_wei"]), "budget": money(full["budget_wei"]),
         "refund": money(full["refund_wei"] or 0), "refunded": full["refunded"],

@@ -74,7 +74,8 @@ class UploadDir:
                 if size == 0:
                     raise UploadRefused(422, "empty upload")
                 path = self.root / f"{digest.hexdigest()}.blend"
-                part.replace(path)
+                if not path.exists():  # the same scene again: the file (and its mtime) stays
+                    part.replace(path)
             finally:
                 part.unlink(missing_ok=True)
             self._prune(keep_path=path)

@@ -9,6 +9,7 @@ this to about a minute.
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import zipfile
@@ -110,12 +111,14 @@ def test_submit_watch_download_and_cancel(
         assert sorted(archive.namelist()) == ["frame_0001.png", "frame_0002.png"]
         assert archive.read("frame_0001.png")[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # A second job, cancelled from the page before it finishes.
+    # A second job, its scene dropped on the page this time, cancelled before it finishes.
+    drop_file(page, "#drop", scene, "dropped.blend")
+    expect(page.locator("#scene-name")).to_have_text("dropped.blend")
     page.fill("#frames", "1-6")
     page.click("#estimate")  # the scene's inspection is remembered: this one is quick
     expect(page.locator("#quote-estimate")).to_contain_text("6 frame(s)")
     page.click("#submit")
-    expect(page.locator(".job")).to_have_count(2)
+    expect(page.locator(".job")).to_have_count(2, timeout=60_000)  # submit inspects the scene again
     second = page.locator(".job").first
     second.locator(".cancel").click()
     expect(second.locator(".status")).to_have_text("cancelled", timeout=60_000)
@@ -156,3 +159,20 @@ def test_checker_sees_its_verdicts_and_fees(devnet: LocalDevnet, browser: Any) -
     assert page.locator("#verdicts td.rejected").count() == 0
     expect(page.locator("#fees tbody tr").first).to_contain_text("ETH", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "checker-verdicts.png"), full_page=True)
+
+
+def drop_file(page: Any, target: str, path: Path, name: str) -> None:
+    """Drag ``path`` from the desktop onto ``target``: a real ``drop`` event whose
+    DataTransfer holds the file (what a browser makes of a file dropped from outside)."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name));
+            return transfer;
+        }""",
+        [data, name],
+    )
+    page.dispatch_event(target, "dragover", {"dataTransfer": transfer})
+    page.dispatch_event(target, "drop", {"dataTransfer": transfer})

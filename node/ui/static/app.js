@@ -323,7 +323,7 @@ async function estimate() {
 async function submit() {
   showError(null);
   const button = $("#submit");
-  button.disabled = true;
+  button.disabled = true; button.textContent = "Submitting…";
   try {
     const body = Object.assign({
       scene: state.upload.scene, frames: parseFrames($("#frames").value),
@@ -334,7 +334,7 @@ async function submit() {
     $("#quote").hidden = true;
     if (state.doc) render(Object.assign({}, state.doc, { jobs: [{ ...placeholder(job) }, ...state.doc.jobs.filter(j => j.job_id !== job.job_id)] }));
   } catch (err) { showError(err); }
-  button.disabled = false;
+  button.disabled = false; button.textContent = "Submit and escrow";
 }
 function placeholder(job) {
   const zero = { wei: "0", eth: "0 ETH" };
