@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 MAX_JOBS = 50
 MAX_READY_FRAMES = 500  # frames per job listed as downloadable (thumbnails: the UI's choice)
 MAX_VERDICTS = 100
+MAX_RECORD_SCAN = 20_000  # newest record entries searched for our verdicts, per document
 MAX_FAILED = 50  # failed frames listed per job, with their reasons
 MAX_VOUCHER_ROWS = 50
 MAX_TASKS = 16
@@ -108,6 +109,7 @@ class Snapshots:
         self._doc: dict[str, Any] = {}
         self._gpu: GpuProbe | None = None
         self._gpu_s = -1e9
+        self._ended: dict[bytes, tuple[tuple[bool, int | None], dict[str, Any]]] = {}
 
     async def get(self) -> dict[str, Any]:
         """The newest document, rebuilt when older than ``min_interval_s``."""
@@ -133,12 +135,27 @@ class Snapshots:
                 "has_chain": has_chain, "renderer_build": roles.build,
             },
             "network": self._network(adverts),
-            "jobs": [job_row(j, adverts, has_chain) for j in jobs],
+            "jobs": [self._job_row(j, adverts, has_chain) for j in jobs],
             "worker": self._worker(),
             "earnings": await self._earnings(),
             "checker": self._checker(),
             "gpus": await self._gpus(),
         }  # fmt: skip
+
+    def _job_row(
+        self, job: RequesterJob, adverts: list[dict[str, Any]], has_chain: bool
+    ) -> dict[str, Any]:
+        """A running job's row is built afresh; an ended job's is kept until its refund
+        changes (a 10,000-frame job costs tens of ms to describe: not every second)."""
+        if not job.done.is_set():
+            return job_row(job, adverts, has_chain)
+        key = (job.view.refunded, job.view.refund_wei)
+        kept = self._ended.get(job.job_id)
+        if kept is None or kept[0] != key:
+            kept = self._ended[job.job_id] = (key, job_row(job, adverts, has_chain))
+            while len(self._ended) > 2 * MAX_JOBS:
+                del self._ended[next(iter(self._ended))]
+        return kept[1]
 
     def adverts(self) -> list[dict[str, Any]]:
         """The adverts as ``/v1/network`` has them (what the stall reasons read)."""
@@ -198,7 +215,9 @@ class Snapshots:
             return None
         me = self.roles.ctx.me
         verdicts = []
-        for task in reversed(self.roles.ctx.node.record.book.tasks.values()):
+        for scanned, task in enumerate(reversed(self.roles.ctx.node.record.book.tasks.values())):
+            if scanned >= MAX_RECORD_SCAN:
+                break  # the record holds everyone's verdicts: ours are among the newest
             if task.checker == me:
                 verdicts.append({"job_id": task.job_id.hex(), "frame": task.frame,
                                  "worker": peer_name(task.worker), "passed": task.passed,

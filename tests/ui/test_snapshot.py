@@ -44,8 +44,10 @@ async def test_each_view_reads_the_roles_live_and_after_payment(
         await cluster.escrow.wait_until(
             lambda: all(cluster.escrow.paid.get((job_id, a), 0) == w for a, w in owed.items())
         )
-        done = await Snapshots(client.live(), UiLimits()).build()
+        viewer = Snapshots(client.live(), UiLimits())
+        done = await viewer.build()
         (row,) = done["jobs"]
+        assert (await viewer.build())["jobs"][0] is row  # an ended job is described once
         assert row["outcome"] == "completed" and row["ready"] == [1, 2]
         assert row["spent"]["wei"] == str(sum(owed.values())) and row["stalled"] == []
 
