@@ -43,8 +43,10 @@ async def test_page_is_public_and_everything_else_needs_the_token(tmp_path: Path
             assert page.status_code == 200 and "Pictor" in page.text
             assert page.headers["content-security-policy"] == CSP
             assert token not in page.text
+            assert "http" not in page.text  # nothing from elsewhere (no CDN)
             for asset in ("/ui/app.js", "/ui/app.css"):
-                assert (await client.get(asset)).status_code == 200
+                served = await client.get(asset)
+                assert served.status_code == 200 and "http" not in served.text
             assert (await client.get("/ui")).headers["location"] == "/ui/"
             for path in ("/v1/ui/state", "/v1/ui/events", "/v1/ui/jobs/ab/frames/1",
                          "/v1/ui/jobs/ab/frames.zip"):  # fmt: skip
