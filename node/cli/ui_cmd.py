@@ -43,7 +43,7 @@ def ui(
         err_console().print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
     link = login_link(api.base_url, api.token)
-    out_console().print(link, highlight=False, soft_wrap=True)
+    out_console().print(link, highlight=False, soft_wrap=True, markup=False)
     err_console().print(
         "The link holds this node's API token: whoever has it controls the node. "
         "It works only on this machine (the API listens on 127.0.0.1).",
