@@ -117,7 +117,6 @@ def add_ui_routes(
     ui_dir = roles.ctx.node.config.data_dir / "ui"
     uploads = UploadDir(ui_dir / "scenes", max_scene_bytes, limits.keep_uploads)
     pages = {path: (static_file(name), kind) for path, (name, kind) in STATIC.items()}
-    inspected: dict[tuple[Any, ...], tuple[RenderSettings, int]] = {}  # newest last, bounded
 
     @app.get("/ui", include_in_schema=False)
     async def ui_root() -> Response:
@@ -125,6 +124,29 @@ def add_ui_routes(
 
     for path, (body, kind) in pages.items():
         app.add_api_route(path, _page(body, kind), methods=["GET"], include_in_schema=False)
+
+    @app.get("/v1/ui/state", dependencies=auth, summary="The dashboard's document, once")
+    async def state() -> dict[str, Any]:
+        return await snapshots.get()
+
+    @app.get("/v1/ui/events", dependencies=auth,
+             summary="The dashboard's document as Server-Sent Events, on each change")  # fmt: skip
+    async def events() -> Response:
+        if not slots.try_take():
+            raise HTTPException(429, f"{limits.max_streams} dashboard streams are open already")
+        return EventStream(_events(snapshots, limits), slots)
+
+    _scene_routes(app, auth, roles, snapshots, ui_dir, uploads, limits.keep_uploads)
+    _frame_routes(app, auth, roles, ui_dir)
+    return snapshots
+
+
+def _scene_routes(
+    app: FastAPI, auth: list[Any], roles: Roles, snapshots: Snapshots, ui_dir: Path,
+    uploads: UploadDir, keep: int,
+) -> None:  # fmt: skip
+    """Upload a scene, then price it (the Render view's first two steps)."""
+    inspected: dict[tuple[Any, ...], tuple[RenderSettings, int]] = {}  # newest last, bounded
 
     @app.post(SCENE_UPLOAD_PATH, dependencies=auth,
               summary="Upload a .blend (raw body, streamed to disk; the dashboard's drop zone)")  # fmt: skip
@@ -154,7 +176,7 @@ def add_ui_routes(
                 inspected[key] = await preflight(roles, scene, body.resolution, body.samples)
             except SubmitError as exc:
                 raise HTTPException(422, str(exc)) from None
-            while len(inspected) > limits.keep_uploads:
+            while len(inspected) > keep:
                 del inspected[next(iter(inspected))]
         settings, ru = inspected[key]
         adverts = snapshots.adverts()
@@ -171,16 +193,9 @@ def add_ui_routes(
                 "estimate": money(proposal.estimate_wei), "budget": money(proposal.budget_wei)},
         }  # fmt: skip
 
-    @app.get("/v1/ui/state", dependencies=auth, summary="The dashboard's document, once")
-    async def state() -> dict[str, Any]:
-        return await snapshots.get()
 
-    @app.get("/v1/ui/events", dependencies=auth,
-             summary="The dashboard's document as Server-Sent Events, on each change")  # fmt: skip
-    async def events() -> Response:
-        if not slots.try_take():
-            raise HTTPException(429, f"{limits.max_streams} dashboard streams are open already")
-        return EventStream(_events(snapshots, limits), slots)
+def _frame_routes(app: FastAPI, auth: list[Any], roles: Roles, ui_dir: Path) -> None:
+    """A job's frames as they arrive: one PNG, or all of them in a zip."""
 
     @app.get("/v1/ui/jobs/{job_id}/frames/{frame}", dependencies=auth,
              summary="One rendered frame (PNG)")  # fmt: skip
@@ -204,8 +219,6 @@ def add_ui_routes(
         return FileResponse(zip_path, media_type="application/zip",
                             filename=f"{job.job_id.hex()[:16]}-frames.zip",
                             background=BackgroundTask(zip_path.unlink, missing_ok=True))  # fmt: skip
-
-    return snapshots
 
 
 def _page(body: bytes, kind: str) -> Any:
