@@ -179,7 +179,8 @@ function renderJobs(doc) {
   for (const job of doc.jobs) {
     seen.add(job.job_id);
     let card = box.querySelector(`.job[data-job="${job.job_id}"]`);
-    if (!card) { card = jobCard(job); box.prepend(card); }
+    if (!card) card = jobCard(job);
+    box.append(card);  // in the document's order, newest first (moving a card keeps its thumbnails)
     updateJob(card, job);
   }
   for (const card of box.querySelectorAll(".job")) if (!seen.has(card.dataset.job)) card.remove();
