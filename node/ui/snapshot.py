@@ -131,7 +131,7 @@ class Snapshots:
                 "roles": [r.value for r in node.config.roles],
                 "uptime_s": round(trio.current_time() - node.started_s),
                 "connected_peers": len(node.network.connected_peers()),
-                "payment_address": "0x" + roles.ctx.payment_address.hex(),
+                "payment_address": address_text(roles.ctx.payment_address),
                 "has_chain": has_chain, "renderer_build": roles.build,
             },
             "network": self._network(adverts),

@@ -136,7 +136,7 @@ function renderCloud(doc) {
     ["connected peers", n.connected_peers], ["uptime", n.uptime_s + " s"],
     ["payment address", n.payment_address], ["chain", n.has_chain ? "configured" : "none (nothing is paid)"],
     ["renderer", n.renderer_build]]);
-  facts($("#network-facts"), [["workers", net.workers, "net-workers"], ["checkers", net.checkers, "net-checkers"],
+  facts($("#network-facts"), [["other workers", net.workers, "net-workers"], ["other checkers", net.checkers, "net-checkers"],
     ["cheapest ask", net.cheapest_ask_per_ru ? net.cheapest_ask_per_ru.eth + " per render unit" : "-"],
     ["free slots", net.free_slots]]);
   $("#gpu-detail").textContent = doc.gpus.detail;
