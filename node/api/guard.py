@@ -15,6 +15,18 @@ This pure ASGI middleware runs first, in this order, each step cheap:
    ``max_json_depth`` — 400, before any parser sees it.
 
 The body is then replayed to the app unchanged.
+
+Two exceptions, both named here. The dashboard's page and its script and
+style (``node.ui``) are public: a browser cannot send a header when it opens
+a link; they hold no secret, and everything they fetch needs the token. An
+upload path in ``streamed`` (a .blend for the dashboard) is not buffered: its
+``Content-Length`` must be declared and within the path's own limit (411,
+413), and the app reads it as a stream that ends with ``BodyOverLimit``
+should more arrive than that. Requests that change something (not GET/HEAD)
+whose ``Origin`` is another site than the ``Host`` they were sent to get 403,
+and so does any request whose ``Host`` is not a loopback name (a web page
+whose DNS name was rebound to 127.0.0.1): the token rides in a header no
+other site can set, and these are two more fences (CSRF, DNS rebinding).
 """
 
 from __future__ import annotations
@@ -33,7 +45,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
-PUBLIC_PATHS = frozenset({"/openapi.json"})  # /docs and /redoc are off (CDN)
+UI_PATHS = frozenset({"/ui", "/ui/", "/ui/app.js", "/ui/app.css"})  # node.ui: no secrets
+PUBLIC_PATHS = frozenset({"/openapi.json"}) | UI_PATHS  # /docs and /redoc are off (CDN)
+SCENE_UPLOAD_PATH = "/v1/ui/scenes"
+MAX_SCENE_BYTES = 2 << 30  # a .blend with packed textures; streamed to disk, never buffered
+STREAMED = {SCENE_UPLOAD_PATH: MAX_SCENE_BYTES}
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+LOOPBACK_NAMES = frozenset({b"127.0.0.1", b"localhost", b"[::1]"})
 _TOKENS = re.compile(rb'[\[\]{}"\\]')
 UNAUTHORIZED = (
     "missing or bad API token: send 'Authorization: Bearer <token>' "
@@ -43,6 +61,10 @@ UNAUTHORIZED = (
 
 class BodyTooDeep(ValueError):
     pass
+
+
+class BodyOverLimit(ValueError):
+    """A streamed body sent more bytes than it declared (the app stops reading)."""
 
 
 def json_depth(body: bytes, limit: int) -> int:
@@ -83,19 +105,31 @@ class ApiGuard:
         token: str,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_json_depth: int = MAX_JSON_DEPTH,
+        streamed: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self._token = token.encode()
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        self.streamed = STREAMED if streamed is None else streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if not _loopback_host(headers):
+            await _reply(send, 403, "address the node as 127.0.0.1 or localhost (the API is local)")
+            return
         if scope.get("path") not in PUBLIC_PATHS and not self._authorized(headers):
             await _reply(send, 401, UNAUTHORIZED, ((b"www-authenticate", b"Bearer"),))
+            return
+        if scope.get("method") not in SAFE_METHODS and not _same_origin(headers):
+            await _reply(send, 403, "cross-site request refused (Origin is not this node's API)")
+            return
+        limit = self.streamed.get(scope.get("path", ""))
+        if limit is not None:
+            await self._stream(scope, receive, send, headers, limit)
             return
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.max_body_bytes:
@@ -121,9 +155,60 @@ class ApiGuard:
             return
         await self.app(scope, _replay(body, receive), send)
 
+    async def _stream(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], limit: int
+    ) -> None:
+        declared = headers.get(b"content-length")
+        if declared is None or not declared.isdigit():
+            await _reply(send, 411, "send the upload with a Content-Length")
+            return
+        if int(declared) > limit:
+            await _reply(send, 413, f"upload over {limit} bytes")
+            return
+        await self.app(scope, _counted(receive, int(declared)), send)
+
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+
+
+def _loopback_host(headers: dict[bytes, bytes]) -> bool:
+    """No ``Host``, or one naming this machine: a page whose DNS name was rebound to
+    127.0.0.1 sends its own name and is refused."""
+    host = headers.get(b"host")
+    if host is None:
+        return True
+    name = (
+        host[: host.index(b"]") + 1]
+        if host.startswith(b"[") and b"]" in host
+        else host.split(b":")[0]
+    )
+    return name.lower() in LOOPBACK_NAMES
+
+
+def _same_origin(headers: dict[bytes, bytes]) -> bool:
+    """No ``Origin`` (not a browser's cross-site request) or one naming the ``Host``."""
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    _, _, netloc = origin.partition(b"://")
+    return netloc != b"" and netloc == headers.get(b"host")
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises ``BodyOverLimit`` once more than ``limit`` bytes came."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise BodyOverLimit(f"upload over {limit} bytes")
+        return message
+
+    return counted
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

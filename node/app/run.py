@@ -41,6 +41,7 @@ from node.net.rendezvous import run_rendezvous
 from node.roles.service import run_roles
 from node.runtime import Node
 from node.store import open_store
+from node.ui.routes import add_ui_routes
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_MARGIN_S = 3.0
@@ -105,6 +106,7 @@ async def run_node(
                 api_stop = trio.Event()
                 app = create_app(NodeApiView(node), token)
                 add_job_routes(app, roles, token)
+                add_ui_routes(app, roles, token)
                 url = await nursery.start(
                     serve_api, app, config.api_port, api_stop, config.api_addr_path
                 )

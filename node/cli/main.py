@@ -23,6 +23,7 @@ from node.cli import (
     sim,
     stake,
     status_cmd,
+    ui_cmd,
     verify,
 )
 from node.cli import benchmark as benchmark_cmd
@@ -49,6 +50,7 @@ app.command("init")(init_cmd.init)
 app.add_typer(node_cmd.app, name="node")
 app.command("status")(status_cmd.status)
 app.command("doctor")(doctor.doctor)
+app.command("ui")(ui_cmd.ui)
 app.command("peers")(status_cmd.peers)
 app.command("network")(status_cmd.network)
 app.command("verify")(verify.verify)

@@ -115,6 +115,18 @@ class WorkerStatistics:
     tasks_disputed: int = 0
 
 
+@dataclass(frozen=True)
+class RenderingTask:
+    """A frame the worker is rendering now (for a dashboard: ``rendering_tasks``)."""
+
+    task_id: bytes
+    job_id: bytes
+    frame: int
+    price_wei: int
+    progress_permille: int
+    lease_deadline_ms: int
+
+
 class WorkerMachine:
     """The worker's side of the market (see the module docstring)."""
 
@@ -401,6 +413,10 @@ class WorkerMachine:
 
     def task_states(self) -> dict[bytes, WorkerTaskState]:
         return {task_id: task.state for task_id, task in self._tasks.items()}
+
+    def rendering_tasks(self) -> list[RenderingTask]:
+        return [RenderingTask(t.task_id, t.job_id, t.frame, t.price_wei, t.progress_permille,
+                              t.lease_deadline_ms) for t in self._live.values()]  # fmt: skip
 
     def voucher_wei(self, job_id: bytes) -> int:
         job = self._jobs.get(job_id)
