@@ -81,6 +81,8 @@ class NodeConfig:
     # As a requester: live leases all unproven workers together may hold (0: no limit).
     trial_leases: int = 0
     lease_s: float = 60.0
+    # Forced errors: checked results per million that also get a plant (issue 17).
+    plant_rate_ppm: int = 50_000
     render_threads: int = 0
     adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node
 
@@ -284,4 +286,8 @@ CONFIG_TEMPLATE = """\
 
 # Requester: seconds a lease lasts without a heartbeat.
 # lease_s = 60.0
+
+# Requester: forced errors, per million checked results: a planted bad frame
+# that tests the checker (docs/VERIFICATION.md, "Forced errors").
+# plant_rate_ppm = 50000
 """

@@ -301,6 +301,9 @@ class Verdict:
     tiles: Annotated[tuple[TileEvidence, ...], MaxLen(256)]
     checker_build: Name
     checker_device_class: Name
+    # one per tile, in order: protocol.verification.tile_digest of the checker's own
+    # re-render of that tile (a commitment: one later re-render proves a lying checker)
+    tile_digests: Annotated[tuple[Bytes32, ...], MaxLen(256)]
 
 
 @dataclass(frozen=True)

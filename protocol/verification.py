@@ -150,6 +150,27 @@ class ComparisonPolicy:
 class TileCheck:
     evidence: TileEvidence
     passed: bool
+    digest: bytes = bytes(32)  # tile_digest of the checker's re-render; zeros: none made
+
+
+TILE_PIXELS_DOMAIN = b"pictor/verify/tile-pixels/v1\x00"
+
+
+def tile_digest(pixels: npt.NDArray[np.generic]) -> bytes:
+    """The commitment to one tile's pixels that a ``Verdict`` carries per tile:
+    SHA-256 of the domain, height and width (u16), channels and bytes per sample
+    (u8), then every sample big-endian, row-major. Any re-render of the tile on the
+    same build and device class must hash the same (Blender renders bit-identically
+    there, docs/VERIFICATION.md), so a checker that committed to pixels it did not
+    render is proved wrong by one re-render of one tile."""
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
+        raise LocalProtocolError("tiles must be 2-D or 3-D uint8/uint16 arrays")
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    size = pixels.dtype.itemsize
+    head = height.to_bytes(2, "big") + width.to_bytes(2, "big") + bytes((channels, size))
+    body = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder(">")).tobytes()
+    return hashlib.sha256(TILE_PIXELS_DOMAIN + head + body).digest()
 
 
 def psnr_millidb(reference: npt.NDArray[np.generic], candidate: npt.NDArray[np.generic]) -> int:
@@ -199,7 +220,7 @@ def compare_tile(
         psnr_millidb=psnr_millidb(reference, candidate),
         max_abs_diff=int(diff.max()) if diff.size else 0,
     )
-    return TileCheck(evidence, tile_passes(evidence, same_build, policy))
+    return TileCheck(evidence, tile_passes(evidence, same_build, policy), tile_digest(reference))
 
 
 # --- adaptive sampling --------------------------------------------------------------
@@ -383,6 +404,7 @@ def build_verdict(
         tiles=tuple(c.evidence for c in checks),
         checker_build=checker_build,
         checker_device_class=checker_device_class,
+        tile_digests=tuple(c.digest for c in checks),
     )
 
 
@@ -409,6 +431,8 @@ def audit_verdict(
     (Whether the checker rendered honestly takes a re-render: see disputes.)"""
     if verdict.result_digest != result_digest or not verdict.tiles:
         return False
+    if len(verdict.tile_digests) != len(verdict.tiles):
+        return False  # the commitment to the re-render must cover every tile
     expected = select_tiles(
         result_digest, verdict.secret, width, height, len(verdict.tiles), policy.sampling.tile_px
     )

@@ -3,7 +3,10 @@
 ``clawback`` (a requester) is below. ``false-reject`` (a checker) rejects every
 result it checks, honest or not, with tile evidence that looks like a mismatch
 (low PSNR, large differences): the lie a dispute exists to overturn (issue 16;
-tests/e2e/test_dispute.py). ``wrong-seed`` (a worker) is in node/roles/worker.py.
+tests/e2e/test_dispute.py). ``lazy`` (a checker) answers every check "passed"
+without rendering (:func:`lazy_verdict`): the verifier's dilemma that forced
+errors exist to catch (issue 17). ``wrong-seed`` (a worker) is in
+node/roles/worker.py.
 
 The clawback is the attack lanes exist to stop (issue 13): once the first
 frame is paid, the requester moves every unallocated wei of the job into a
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,9 +30,20 @@ from eth_account import Account
 from ledger.errors import LedgerError
 from ledger.vouchers import sign
 from node.log import log_event
-from protocol.messages import Verdict, Voucher
+from node.verify.images import ImageError, load_image
+from protocol.messages import JobSpec, TileEvidence, Verdict, VerifyRequest, Voucher
+from protocol.verification import (
+    DEFAULT_POLICY,
+    PSNR_IDENTICAL_MILLIDB,
+    TileCheck,
+    build_verdict,
+    select_tiles,
+    tile_digest,
+)
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from node.roles.requester import RequesterJob
 
 logger = logging.getLogger(__name__)
@@ -71,3 +86,26 @@ async def claw_back(job: RequesterJob) -> None:
                   voucher_wei=state.remaining_wei)  # fmt: skip
     except LedgerError as exc:
         log_event(logger, logging.WARNING, "clawback refused", error=str(exc)[:200])
+
+
+async def lazy_verdict(request: VerifyRequest, frame: Path, spec: JobSpec) -> Verdict:
+    """``lazy`` (a checker): the verifier's dilemma played. It renders nothing and
+    passes every frame, with the most plausible verdict it can make without
+    rendering: the tiles its secret selects, each "identical", and as its
+    commitment the digests of the worker's own tiles (what an honest re-render of
+    an honest frame would hash to). Forced errors catch it (protocol.forced_errors)."""
+    secret = os.urandom(32)
+    settings = spec.settings
+    tiles = select_tiles(request.result_digest, secret, settings.resolution_x,
+                         settings.resolution_y, request.tiles, DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+    try:
+        image = load_image(frame)
+    except ImageError:
+        image = None
+    checks = []
+    for t in tiles:
+        cut = None if image is None else image[t.y : t.y + t.height, t.x : t.x + t.width]
+        evidence = TileEvidence(t.x, t.y, t.width, t.height, PSNR_IDENTICAL_MILLIDB, 0)
+        checks.append(TileCheck(evidence, True, bytes(32) if cut is None else tile_digest(cut)))
+    return build_verdict(request, secret=secret, checks=checks,
+                         checker_build=spec.renderer_build, checker_device_class="cpu")  # fmt: skip

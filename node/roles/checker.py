@@ -1,9 +1,10 @@
 """The checker role: answer a ``VerifyRequest`` with a signed ``Verdict``.
 
 Theory of operation. The job's pinned settings come from its ``JobAnnounce``
-(gossip; every node hears it), the scene from the requester and the frame
-from the worker, both by CID through the content store (verified chunk by
-chunk). The scene is preflighted first (:mod:`node.roles.scene_gate`, as a
+(gossip; every node hears it), the scene and the frame from the requester
+(the frame in the requester's re-encoding, so that a planted result cannot be
+told from a real one: node.roles.plants), both by CID through the content store
+(verified chunk by chunk). The scene is preflighted first (:mod:`node.roles.scene_gate`, as a
 worker does): a refused scene gets no verdict and no re-render.
 ``node.verify.verify_result`` re-renders ``request.tiles`` cells (k from the
 requester's check plan, protocol.verification) chosen from a secret
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 from ledger.fraud import FraudClaim, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
-from node.roles.adversary import FALSE_REJECT, false_reject
+from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
@@ -153,12 +154,17 @@ class CheckerRole:
                                                 spec.ru_per_frame)  # fmt: skip
         if refusal is not None:  # logged by the gate; no verdict: the requester times out
             return
-        frame = await self.ctx.fetch_from(request.worker, request.frame_cid)
-        verdict = await verify_result(
-            self.ctx.render.tiles, request, scene=scene, frame_image=frame, settings=spec.settings,
-            job_build=spec.renderer_build,
-            worker=RendererIdentity(spec.renderer_build, "unknown"),
-        )  # fmt: skip
+        # From the requester, never the worker: it serves every frame it asks about
+        # (real or planted, node.roles.plants); where it comes from must not tell.
+        frame = await self.ctx.fetch_from(requester, request.frame_cid)
+        if self.ctx.settings.adversary == "lazy":  # test-only: passes without rendering
+            verdict = await lazy_verdict(request, frame, spec)
+        else:
+            verdict = await verify_result(
+                self.ctx.render.tiles, request, scene=scene, frame_image=frame,
+                settings=spec.settings, job_build=spec.renderer_build,
+                worker=RendererIdentity(spec.renderer_build, "unknown"),
+            )  # fmt: skip
         if self.ctx.settings.adversary == FALSE_REJECT:  # test-only: a lying checker
             verdict = false_reject(verdict)
         self.checked += 1

@@ -15,6 +15,7 @@ decision and its publication then loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,13 +81,17 @@ class JobRecord:
     def closed(self, closed: JobClosed) -> None:
         self._pending.append((b"", closed))
 
-    def flush(self, service: RecordService, live: bool) -> None:
-        """After an input was journalled: publish its records (live) or keep them (replay)."""
+    def flush(
+        self, service: RecordService, live: bool, held: Callable[[bytes], bool] = lambda _: False
+    ) -> None:
+        """After an input was journalled: publish its records (live) or keep them (replay).
+        Live, records go out in order up to the first whose task is ``held`` (a task with
+        a forced error open, node.roles.plants); that one and the rest wait for a later flush."""
         if live:
-            for _, message in self._pending:
-                service.publish_soon(RECORD_TOPIC, message)
-        else:
-            self._replayed += self._pending
+            while self._pending and not held(self._pending[0][0]):
+                service.publish_soon(RECORD_TOPIC, self._pending.pop(0)[1])
+            return
+        self._replayed += self._pending
         self._pending.clear()
 
     def republish(self, service: RecordService) -> int:

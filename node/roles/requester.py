@@ -57,6 +57,7 @@ from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.job_record import JobRecord
 from node.roles.lanes import JobQueue
+from node.roles.plants import CheckFrames, apply_plant_entry
 from node.roles.slasher import Slasher
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
@@ -69,9 +70,11 @@ from protocol.market import (
     FundLanes,
     JobFinished,
     JobMachine,
+    PlantJudged,
     Publish,
     RecordPayment,
     RefundDue,
+    RequestPlant,
     RequestVerification,
     Send,
     SlashDue,
@@ -168,6 +171,7 @@ class RequesterJob:
         self._clawed = False  # adversary "clawback" only
         self.record = JobRecord(job_id, spec)  # its part of the public work record
         self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
+        self.frames = CheckFrames(self)  # what checkers are served; plants (forced errors)
 
     @property
     def ctx(self) -> RoleContext:
@@ -227,6 +231,8 @@ class RequesterJob:
             commands = machine.set_stake(peer, stake_wei)
         elif kind == "assign":  # task id, then the checker's payment address (if known)
             commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
+        elif kind == "plant":  # task id, the checker's payment address, the plant's CID
+            commands = apply_plant_entry(self, peer, data, now_ms)
         elif kind == "refunded":  # not a machine input: the escrow is settled
             self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
             commands = []
@@ -241,6 +247,8 @@ class RequesterJob:
         view, live = self.view, self.live
         for c in commands:
             if isinstance(c, Send | FundLanes) and live:
+                if isinstance(c, Send):  # checkers get the frame from us (node.roles.plants)
+                    c = Send(c.to, self.frames.rewrite(c.message))
                 if self.queue is not None:
                     self.queue.put(c)
                 elif isinstance(c, Send):
@@ -252,6 +260,10 @@ class RequesterJob:
                     self.ctx.outbox.publish(c.topic, c.message)
             elif isinstance(c, RequestVerification) and live:
                 self.role.spawn(self._assign_checker, c)
+            elif isinstance(c, RequestPlant) and live:
+                self.role.spawn(self.frames.plant, c)
+            elif isinstance(c, PlantJudged):
+                self.frames.judged(c)
             elif isinstance(c, RecordPayment):
                 self.payee_nodes[c.payee_address] = c.node
                 self._pay(c.payee_address, c.cumulative_wei)
@@ -286,7 +298,7 @@ class RequesterJob:
                     self.role.spawn(self._finished)
                 self.record.closed(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
                                              len(view.accepted), len(view.failed)))  # fmt: skip
-        self.record.flush(self.ctx.node.record, live)
+        self.record.flush(self.ctx.node.record, live, self.frames.holding)
         self._notify()
 
     def _notify(self) -> None:
@@ -342,6 +354,7 @@ class RequesterJob:
             for candidate in self.role.pick_checkers(c.worker):
                 if (known := self.role.address_of(candidate)) is not None:
                     await self.feed_stake(known)
+        await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
         with trio.move_on_after(CHECKER_WAIT_S):
             await self.ctx.node.wait_until(lambda: pick() is not None)
         checker = pick()
@@ -490,6 +503,7 @@ class RequesterRole:
         self.slasher = Slasher(ctx, self.spawn)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._judging = trio.Lock()
+        self.struck: set[bytes] = set()  # checkers that passed one of our plants
 
     @property
     def clock(self) -> MarketClock:
@@ -673,6 +687,7 @@ class RequesterRole:
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
         qualifies: Callable[[bytes], bool] = lambda _: True,
     ) -> bytes | None:  # fmt: skip
+        exclude = exclude | self.struck  # never again a checker that passed a plant of ours
         candidates = [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
         if not candidates:
             return None

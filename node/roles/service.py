@@ -156,7 +156,7 @@ def role_settings(config: NodeConfig) -> RoleSettings:
         lease_ms=lease_ms, heartbeat_interval_ms=max(1, lease_ms // 4), bid_window_ms=2_000,
         reannounce_interval_ms=10_000, verify_timeout_ms=60_000,
         min_task_timeout_ms=max(lease_ms * 2, 120_000), min_stake_wei=config.min_stake_wei,
-        trial_leases=config.trial_leases,
+        trial_leases=config.trial_leases, plant_rate_ppm=config.plant_rate_ppm,
     )  # fmt: skip
     return RoleSettings(
         price_wei_per_ru=config.price_wei_per_ru,

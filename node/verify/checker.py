@@ -180,7 +180,8 @@ async def _unusable_image_verdict(
         policy.sampling.tile_px,
     )  # fmt: skip
     checks = [
-        TileCheck(TileEvidence(t.x, t.y, t.width, t.height, 0, 65_535), passed=False) for t in tiles
+        TileCheck(TileEvidence(t.x, t.y, t.width, t.height, 0, 65_535), passed=False)
+        for t in tiles  # nothing re-rendered: the zero digest commits to no pixels
     ]
     return build_verdict(
         request,

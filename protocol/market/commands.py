@@ -132,6 +132,33 @@ class WorkerJudged:
 
 
 @dataclass(frozen=True)
+class RequestPlant:
+    """Make a plant of this task's result (protocol.forced_errors.perturb with ``key``
+    on the worker's frame ``frame_cid``), store it, pick a checker (never ``worker``
+    nor one in ``exclude``) and call ``JobMachine.assign_plant`` with the plant's CID."""
+
+    task_id: bytes
+    frame: int
+    worker: bytes
+    frame_cid: str
+    key: bytes
+    exclude: frozenset[bytes] = frozenset()
+
+
+@dataclass(frozen=True)
+class PlantJudged:
+    """A checker's verdict on a plant: ``missed`` (it passed a known-bad frame: its
+    fee is withheld, a strike for the checker) or not (it rejected it: paid as usual).
+    ``verdict_digest`` names the verdict, the evidence of a miss."""
+
+    job_id: bytes
+    task_id: bytes
+    checker: bytes
+    missed: bool
+    verdict_digest: bytes
+
+
+@dataclass(frozen=True)
 class CheckerOverruled:
     """A dispute's majority passed a result ``checker`` rejected: a reputation strike."""
 
@@ -226,6 +253,8 @@ Command = (
     | WorkerBlocklisted
     | WorkerJudged
     | CheckerOverruled
+    | RequestPlant
+    | PlantJudged
     | DisputeResolved
     | SlashDue
     | JobFinished

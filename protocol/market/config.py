@@ -57,6 +57,7 @@ class MarketConfig:
     # Live leases all unproven bidders together may hold (protocol.capacity: trial
     # frames); 0 = no trial limit.
     trial_leases: int = 0
+    plant_rate_ppm: int = 0  # forced errors per million checked results (protocol.forced_errors)
 
     def __post_init__(self) -> None:
         if self.min_stake_wei < 0 or self.trial_leases < 0:
@@ -81,6 +82,8 @@ class MarketConfig:
             raise LocalProtocolError(
                 "bid_window_ms, refund_grace_ms and dispute_window_ms must be >= 0"
             )
+        if not 0 <= self.plant_rate_ppm <= 1_000_000:
+            raise LocalProtocolError("plant_rate_ppm must be within 0..1,000,000")
         if self.dispute_checkers < 0 or self.dispute_checkers % 2:
             raise LocalProtocolError("dispute_checkers must be even and >= 0 (0: no disputes)")
         if self.dispute_checkers > MAX_DISPUTE_VERDICTS:  # a DisputeRecord carries them all

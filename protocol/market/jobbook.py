@@ -260,13 +260,18 @@ class JobBook:
 
     def _fee_due(self, task: TaskRecord, checker: bytes) -> list[Command]:
         """``checker`` answered about ``task``: it is owed the fee at its address."""
-        self._fees_pending.pop((task.task_id, checker), None)
-        self._fees_wei += task.fee_wei
+        return self._fee_due_wei(task.task_id, checker, task.fee_wei)
+
+    def _fee_due_wei(self, task_id: bytes, checker: bytes, fee_wei: int) -> list[Command]:
+        """``checker`` answered about ``task_id`` (a real check or a plant): it is owed
+        ``fee_wei`` at its address."""
+        self._fees_pending.pop((task_id, checker), None)
+        self._fees_wei += fee_wei
         address = self._checker_addresses[checker]
-        due = CheckerFeeDue(self.job_id, task.task_id, checker, task.fee_wei, address)
-        if task.fee_wei == 0:
+        due = CheckerFeeDue(self.job_id, task_id, checker, fee_wei, address)
+        if fee_wei == 0:
             return [due]
-        self._fees_by_address[address] = self._fees_by_address.get(address, 0) + task.fee_wei
+        self._fees_by_address[address] = self._fees_by_address.get(address, 0) + fee_wei
         return [due, self._payment(address, checker)]
 
     def _payment(self, address: bytes, node: bytes) -> RecordPayment:

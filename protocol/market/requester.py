@@ -95,6 +95,7 @@ from protocol.market.commands import (
 )
 from protocol.market.config import MarketConfig
 from protocol.market.jobbook import SETTLED
+from protocol.market.plants import PlantDesk
 from protocol.market.records import JobStatistics, TaskRecord, result_digest_of
 from protocol.market.tables import FrameState, JobState, TaskState
 from protocol.market.verifying import VerifyDesk
@@ -119,7 +120,7 @@ from protocol.topics import JOBS_TOPIC
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy
 
 
-class JobMachine(VerifyDesk):
+class JobMachine(PlantDesk, VerifyDesk):
     """The requester's side of one job (see the module docstring)."""
 
     def __init__(
@@ -131,6 +132,7 @@ class JobMachine(VerifyDesk):
         # Recovers a Result's result_sig to a payment address (the driver's crypto:
         # ledger.fraud.result_signer); None leaves results of this job unsigned-checked.
         self._result_signer = result_signer
+        self._plants_init()
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,
             Heartbeat: self._on_heartbeat,
@@ -179,13 +181,18 @@ class JobMachine(VerifyDesk):
             leased = task.state is TaskState.LEASED
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
         times += [task.verify_deadline_ms for task in self._disputes.values()]
+        times += self._plant_deadlines()
         return min(times)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
         if self.state is not JobState.OPEN:
             return []
-        if now_ms >= self.spec.deadline_ms:
+        frames_settled = self._settled == len(self._frames)
+        if now_ms >= self.spec.deadline_ms and not frames_settled:
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
+        if self._plant_timeouts(now_ms, everything=now_ms >= self.spec.deadline_ms):
+            if frames_settled:  # the job waited only for its plants
+                return self._after_change(now_ms)
         out: list[Command] = []
         for task in list(self._active.values()):
             if self.state is not JobState.OPEN:
@@ -256,7 +263,8 @@ class JobMachine(VerifyDesk):
         if task.tiles == 0:  # the check plan skips it (or the job asks for no checks)
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)
-        return [self._request_verification(task, now_ms), *self._award(now_ms)]
+        verify = self._request_verification(task, now_ms)
+        return [verify, *self._maybe_plant(task), *self._award(now_ms)]
 
     def _result_problem(self, task: TaskRecord, result: Result) -> str:
         """Why ``result`` cannot be taken as delivered ("" when it can)."""
@@ -389,6 +397,8 @@ class JobMachine(VerifyDesk):
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
             return self._award(now_ms)
+        if self._plants:
+            return []  # every frame is settled; the job ends once its plants are decided
         self._job_step(ev.FramesSettled(self.job_id))
         all_accepted = all(f.state is FrameState.ACCEPTED for f in self._frames.values())
         outcome = JobOutcome.COMPLETED if all_accepted else JobOutcome.PARTIAL

@@ -70,6 +70,8 @@ class VerifyDesk(JobBook):
             raise IllegalTransition("a worker cannot check its own result")
         if not self.stake_qualifies(self._checker_addresses.get(checker, checker_address)):
             return []  # below the job's minimum stake: the verify timeout asks again
+        if self._plant_checker(task_id) == checker:
+            return []  # the task's plant went to it (a driver's race): the timeout asks again
         was = task.state
         if was is TaskState.DISPUTED:
             if checker in task.checkers:
@@ -111,6 +113,8 @@ class VerifyDesk(JobBook):
     def _on_verdict(
         self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
     ) -> list[Command]:
+        if self._is_plant_verdict(sender, verdict):
+            return self._on_plant_verdict(sender, verdict, now_ms, digest)
         task = self._tasks.get(verdict.task_id)
         if task is None or (verdict.worker, verdict.frame) != (task.worker, task.frame):
             raise IllegalMessage("a verdict about a task we do not know")
@@ -120,6 +124,8 @@ class VerifyDesk(JobBook):
             raise IllegalMessage("a verdict about another result")
         if len(verdict.tiles) != self._tiles_expected(task):
             raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
+        if len(verdict.tile_digests) != len(verdict.tiles):
+            raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         was = task.state
         event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
         self._task_step(task, event(task.task_id))
@@ -270,6 +276,17 @@ class VerifyDesk(JobBook):
         )
 
     # ---- the job machine's decisions (protocol.market.requester) ----
+
+    def _is_plant_verdict(self, sender: bytes, verdict: Verdict) -> bool:
+        raise NotImplementedError  # protocol.market.plants
+
+    def _on_plant_verdict(
+        self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
+    ) -> list[Command]:
+        raise NotImplementedError
+
+    def _plant_checker(self, task_id: bytes) -> bytes | None:
+        raise NotImplementedError
 
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
         raise NotImplementedError

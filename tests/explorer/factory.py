@@ -119,6 +119,7 @@ def verdict(job_id: bytes, frame: int, worker: NodeKey, passed: bool = True) -> 
         tiles=(),
         checker_build="blender-3.4.1",
         checker_device_class="cpu-avx2",
+        tile_digests=(),
     )
 
 
@@ -146,5 +147,6 @@ def work_record(
         job_id=job_id, task_id=r.task_id, frame=frame, worker=worker.node_id.raw,
         result_digest=decode_envelope(result_wire).digest, passed=passed, secret=b"\x03" * 32,
         tiles=(), checker_build="blender-3.4.1", checker_device_class="cpu-avx2",
+        tile_digests=(),
     )  # fmt: skip
     return WorkRecord(job_id, passed, result_wire, sign(checker, v))

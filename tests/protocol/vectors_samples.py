@@ -231,6 +231,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 tiles,
                 "blender-3.4.1",
                 "cpu",
+                digests_for(tiles),
             ),
         ),
         ("dispute", BOB, Dispute(job, task, verdict_digest, "rendered as specified")),
@@ -260,6 +261,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 tiles[:1],
                 "blender-3.4.1",
                 "cpu",
+                digests_for(tiles[:1]),
             ),
         ),
         ("dispute_record", ALICE, sample_dispute_record(job, task, frame_cid, tiles)),
@@ -273,7 +275,8 @@ def sample_work_record(
     result = Result(job, task, 1, frame_cid, 17, 21_500, "blender-3.4.1", "cuda")
     result_wire = encode_envelope(BOB.key, result, nonce=7, now_ms=NOW_MS - 5_000)
     verdict = Verdict(job, task, 1, BOB.key.node_id.raw, hashlib.sha256(result_wire).digest(),
-                      True, _seed("checker secret"), tiles, "blender-3.4.1", "cpu")  # fmt: skip
+                      True, _seed("checker secret"), tiles, "blender-3.4.1", "cpu",
+                      digests_for(tiles))  # fmt: skip
     verdict_wire = encode_envelope(CAROL.key, verdict, nonce=8, now_ms=NOW_MS - 2_000)
     return WorkRecord(job, True, result_wire, verdict_wire)
 
@@ -285,6 +288,11 @@ def sample_dispute_record(
     rejection's digest stands for another checker's verdict)."""
     record = sample_work_record(job, task, frame_cid, tiles)
     return DisputeRecord(job, task, _seed("the disputed verdict"), record.result, (record.verdict,))
+
+
+def digests_for(tiles: tuple[TileEvidence, ...]) -> tuple[bytes, ...]:
+    """The checker's commitment: one re-rendered tile digest per tile (sample values)."""
+    return tuple(_seed(f"tile {t.x},{t.y}") for t in tiles)
 
 
 def nonce_for(index: int) -> int:

@@ -80,7 +80,7 @@ async def test_a_stranger_cannot_defame_a_worker_on_the_record_topic(
         puppet, stranger = NodeKey.generate(), NodeKey.generate()
         result = decode_envelope(stored)
         rejection = Verdict(job_id, real.task_id, real.frame, w1, result.digest, False, bytes(32),
-                            (), "blender-3.4.1", "cpu")  # fmt: skip
+                            (), "blender-3.4.1", "cpu", ())  # fmt: skip
         verdict_wire = encode_envelope(puppet, rejection, nonce=1, now_ms=cluster.wall_ms())
         forged = WorkRecord(job_id, False, stored, verdict_wire)
         data = encode_envelope(stranger, forged, nonce=2, now_ms=cluster.wall_ms())

@@ -30,6 +30,7 @@ from protocol.market import (
     MarketConfig,
     Publish,
     RecordPayment,
+    RequestPlant,
     RequestVerification,
     Send,
     StartRender,
@@ -68,9 +69,17 @@ def key_for(name: str) -> NodeKey:
     return NodeKey(hashlib.sha256(name.encode()).digest())
 
 
+PLANT_CID = "bafkreiplant"  # the harness's plant CIDs start so
+
+
 def tiles_for(request: VerifyRequest) -> tuple[TileEvidence, ...]:
     """Placeholder evidence, as many tiles as the request asked (the frame has 300 cells)."""
     return tuple(TileEvidence(16 * i % 320, 0, 16, 16, 90_000, 0) for i in range(request.tiles))
+
+
+def digests_for(request: VerifyRequest) -> tuple[bytes, ...]:
+    """The checker's commitment: one (placeholder) re-rendered tile digest per tile."""
+    return tuple(hashlib.sha256(b"tile %d" % i).digest() for i in range(request.tiles))
 
 
 def address_for(name: str) -> bytes:
@@ -137,6 +146,7 @@ class MarketHarness:
     # checked by ``result_signer`` (see ledger.fraud); finish_render signs unless told.
     escrow: Escrow | None = None
     result_signer: Callable[[JobSpec, Result], bytes | None] | None = None
+    check_secret: bytes | None = None  # the requester's (plants need one)
 
     def __post_init__(self) -> None:
         self.now_ms = START_MS
@@ -152,6 +162,7 @@ class MarketHarness:
         self.job = JobMachine(
             self.job_id, self.spec, self.market, self.now_ms,
             result_signer=None if signer is None else partial(signer, self.spec),
+            check_secret=self.check_secret,
         )  # fmt: skip
         self.payment_keys: dict[bytes, bytes] = {}  # worker node -> its payment key
         self.keys: dict[bytes, NodeKey] = {self.requester: self.requester_key}
@@ -180,6 +191,7 @@ class MarketHarness:
         self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
         self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
         self.dispute_requests: list[tuple[bytes, VerifyRequest]] = []  # a disputed task's
+        self.plants: dict[bytes, tuple[bytes, VerifyRequest]] = {}  # task id -> plant's check
         self.silent: set[bytes] = set()
         self.drop_next = 0  # lose this many of the next messages sent
         self.duplicate = False  # deliver every message twice
@@ -242,6 +254,18 @@ class MarketHarness:
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
             request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
+            digests_for(request),
+        )  # fmt: skip
+        self.send(checker, self.requester, verdict)
+        self.pump()
+
+    def plant_verdict(self, task_id: bytes, passed: bool) -> None:
+        """The checker of ``task_id``'s plant answers (``passed``: a lazy checker)."""
+        checker, request = self.plants.pop(task_id)
+        verdict = Verdict(
+            request.job_id, request.task_id, request.frame, request.worker,
+            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
+            digests_for(request),
         )  # fmt: skip
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
@@ -253,6 +277,7 @@ class MarketHarness:
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
             request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
+            digests_for(request),
         )  # fmt: skip
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
@@ -327,7 +352,9 @@ class MarketHarness:
             else:
                 request = envelope.message
                 assert isinstance(request, VerifyRequest)
-                if self.job.task_state(request.task_id) is TaskState.DISPUTED:
+                if request.frame_cid.startswith(PLANT_CID):
+                    self.plants[request.task_id] = (to, request)
+                elif self.job.task_state(request.task_id) is TaskState.DISPUTED:
                     self.dispute_requests.append((to, request))
                 else:
                     self.verifications[request.task_id] = (to, request)
@@ -353,6 +380,15 @@ class MarketHarness:
                     address = self.checker_addresses[checker]
                     self._requester_commands(
                         self.job.assign_checker(command.task_id, checker, self.now_ms, address)
+                    )
+            elif isinstance(command, RequestPlant):
+                exclude = command.exclude | self.job.checkers_excluded(command.task_id)
+                checker = self._pick_checker(command.worker, exclude)
+                if checker is not None:
+                    address = self.checker_addresses[checker]
+                    cid = PLANT_CID + command.key.hex()[:16]
+                    self._requester_commands(
+                        self.job.assign_plant(command.task_id, checker, cid, self.now_ms, address)
                     )
             elif isinstance(command, RecordPayment) and command.node in self.workers:
                 # (checkers here are played by the test: their vouchers stay in the log)

@@ -308,7 +308,7 @@ def test_illegal_input_raises_and_leaves_the_machine_usable() -> None:
     harness.finish_render(holder_task)
     checker, request = harness.verifications[holder_task]
     forged = Verdict(harness.job_id, holder_task, request.frame, holder, request.result_digest,
-                     True, bytes(32), (), BUILD, "cpu")  # fmt: skip
+                     True, bytes(32), (), BUILD, "cpu", ())  # fmt: skip
     with pytest.raises(IllegalMessage):
         harness.job.receive(holder, forged, harness.now_ms)  # a worker vouching for itself
     with pytest.raises(IllegalMessage):

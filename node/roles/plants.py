@@ -1,0 +1,126 @@
+"""The requester's side of forced errors: frames served to checkers, plants, strikes.
+
+Theory of operation. A checker fetches every frame it judges from the
+requester, never from the worker, and always as the requester's canonical
+re-encoding (:mod:`node.verify.plant`): a real frame and a plant come from the
+same node, in the same encoding, under CIDs the worker has never held, so
+neither the content source nor the file tells them apart (the worker cannot be
+asked "do you hold this CID?" to sort them). :meth:`CheckFrames.prepare` makes
+the canonical copy before a check is assigned; :meth:`CheckFrames.rewrite`
+puts its CID into the outgoing ``VerifyRequest``.
+
+A ``RequestPlant`` from the job machine (:mod:`protocol.market.plants`) is
+carried out by :meth:`CheckFrames.plant`: the worker's frame perturbed with the
+machine's key and stored, a checker chosen that is neither the worker nor on
+the task, and the assignment journalled (``plant`` entry) so a replay decides
+the same. The work record of a task with an open plant is held back until the
+plant is decided (:meth:`CheckFrames.holding`, ``JobRecord.flush``): a lazy checker waiting for the
+public record to see which frame the worker really delivered would otherwise
+learn that its request was a plant before it answered.
+
+A checker whose verdict passed a plant (``PlantJudged.missed``) is struck:
+this requester never asks it again (:attr:`CheckFrames.struck`, rebuilt from
+the journals of open jobs on restart), its fee for the plant is withheld by
+the machine, and the miss is logged with the verdict's digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from node.log import log_event
+from node.verify.images import ImageError
+from node.verify.plant import canonical_png, plant_png
+from protocol.market import Command, PlantJudged, RequestPlant
+from protocol.messages import Message, VerifyRequest
+from protocol.verification import DEFAULT_POLICY
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from node.roles.requester import RequesterJob
+
+logger = logging.getLogger(__name__)
+MAX_CHECK_FRAMES = 4_096  # worker CID -> canonical CID, per job (oldest forgotten)
+
+
+class CheckFrames:
+    """One job's frames as checkers see them (see the module docstring)."""
+
+    def __init__(self, job: RequesterJob) -> None:
+        self.job = job
+        self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
+        self._fetching = trio.Lock()  # one fetch at a time: a CID's partial file is shared
+
+    async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
+        async with self._fetching:
+            return await self.job.ctx.fetch_from(worker, frame_cid)
+
+    async def prepare(self, worker: bytes, frame_cid: str) -> None:
+        """Make the canonical copy of the worker's frame (no-op when made already)."""
+        if frame_cid in self.canonical:
+            return
+        ctx = self.job.ctx
+        path = await self._fetch(worker, frame_cid)
+        try:
+            data = canonical_png(path)  # on the loop, as the checker decodes (a frame: ms)
+        except ImageError:
+            # Not an image: served as delivered, for the checker to reject (a plant is
+            # never made of one, and any lazy pass of it is provably wrong to anyone).
+            self._remember(frame_cid, frame_cid)
+            return
+        self._remember(frame_cid, ctx.content.put_bytes(data))
+
+    def _remember(self, frame_cid: str, served: str) -> None:
+        self.canonical[frame_cid] = served
+        if len(self.canonical) > MAX_CHECK_FRAMES:
+            del self.canonical[next(iter(self.canonical))]
+
+    def rewrite(self, message: Message) -> Message:
+        """A ``VerifyRequest`` about a worker's frame names the canonical copy instead."""
+        if isinstance(message, VerifyRequest) and message.frame_cid in self.canonical:
+            from dataclasses import replace
+
+            return replace(message, frame_cid=self.canonical[message.frame_cid])
+        return message
+
+    async def plant(self, c: RequestPlant) -> None:
+        """Carry out a ``RequestPlant``: make and store the plant, pick, journal, send."""
+        job, ctx = self.job, self.job.ctx
+        path = await self._fetch(c.worker, c.frame_cid)
+        tile_px = DEFAULT_POLICY.sampling.tile_px
+        try:
+            data = plant_png(path, c.key, tile_px)
+        except ImageError:
+            return  # the real check rejects the frame; nothing to plant on
+        plant_cid = ctx.content.put_bytes(data)
+        used = job.machine.checkers_excluded(c.task_id)
+        checker = job.role.pick_checker(c.worker, c.exclude | used)
+        if checker is None:
+            return
+        address = job.role.address_of(checker)
+        if address is None:
+            return
+        entry = c.task_id + address + plant_cid.encode()
+        await job.step("plant", checker, entry, ctx.clock.now_ms())
+
+    def judged(self, c: PlantJudged) -> None:
+        """A plant's verdict: a miss strikes its checker with this requester."""
+        if c.missed:
+            self.job.role.struck.add(c.checker)
+            log_event(logger, logging.WARNING, "checker passed a plant", checker=c.checker.hex()[:16],
+                      task=c.task_id.hex()[:16], verdict=c.verdict_digest.hex()[:16])  # fmt: skip
+
+    def holding(self, task_id: bytes) -> bool:
+        """Whether the task's public record must wait: its plant is being made or is
+        out without a verdict (``JobRecord.flush`` keeps it until then)."""
+        return self.job.machine.plant_open(task_id)
+
+
+def apply_plant_entry(job: RequesterJob, checker: bytes, data: bytes, now_ms: int) -> list[Command]:
+    """A journalled ``plant`` entry: task id (32), payment address (20), plant CID."""
+    task_id, address, plant_cid = data[:32], data[32:52], data[52:].decode()
+    return job.machine.assign_plant(task_id, checker, plant_cid, now_ms, address)

@@ -1,0 +1,107 @@
+"""Forced errors (after Truebit): the requester plants known-bad results for checkers.
+
+Theory of operation
+-------------------
+A checker is paid per verdict, and nothing else ever tests it: a lazy checker
+that answers "passed" without rendering keeps its fee (the verifier's
+dilemma). So the requester sometimes sends a checker a *plant*: the same
+``VerifyRequest`` it sends for a real result (same job, task, frame, worker,
+result digest and tile count) but naming a frame the requester made by
+perturbing the real frame's pixels in **every** grid cell (:func:`perturb`).
+Whatever tiles the checker's secret picks, an honest re-render differs from the
+plant beyond the comparison policy (:func:`perturb`'s guarantee), so an honest
+checker always rejects a plant, and a "passed" verdict on one is a miss
+(:func:`plant_missed`).
+
+What the checker must not be able to see is which requests are plants; the
+node serves every frame to checkers itself, re-encoded the same way
+(``node/verify/plant.py``, docs/VERIFICATION.md "Forced errors"). Which results
+get a plant is drawn like the check plan: from the requester's per-job secret
+and the result digest (:func:`should_plant`), so nobody else can predict it and
+a replay decides the same. The rate is the requester's (``plant_rate_ppm``).
+
+Why a miss is safe to punish: the perturbation is keyed by the requester's
+secret (:func:`plant_key`), drawn after the worker signed its result, so a
+worker cannot have pre-compensated it; an honest render of any cell differs
+from the plant by at least ``PLANT_DELTA`` on ``PLANT_PIXELS_PER_CELL`` pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import numpy.typing as npt
+
+from protocol.errors import LocalProtocolError
+from protocol.messages import Verdict
+from protocol.verification import _uniform_below, tile_grid
+
+PLANT_DOMAIN = b"pictor/verify/plant/v1\x00"
+PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
+PLANT_PIXELS_PER_CELL = 4  # pixels changed in every cell (fewer in a smaller edge cell)
+PLANT_DELTA = 6  # levels (8-bit; 16-bit images: x257) added or subtracted per colour channel
+PPM = 1_000_000
+
+# PLANT_DELTA and PLANT_PIXELS_PER_CELL against the 55 dB tolerance: a full 16 px RGBA
+# cell holds 1,024 samples; 4 pixels x 3 colour channels x 6^2 = 432 squared levels
+# give MSE 0.42 and PSNR 51.9 dB < 55; smaller cells and greyscale read lower. Exact
+# comparison (same build and device class) rejects any change.
+
+
+def plant_draw(check_secret: bytes, result_digest: bytes) -> bytes:
+    if len(check_secret) != 32 or len(result_digest) != 32:
+        raise LocalProtocolError("check_secret and result_digest must be 32 bytes each")
+    return hashlib.sha256(PLANT_DOMAIN + check_secret + result_digest).digest()
+
+
+def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bool:
+    """Whether this result also gets a plant (``rate_ppm`` in millionths; integer maths)."""
+    if not 0 <= rate_ppm <= PPM:
+        raise LocalProtocolError("rate_ppm must be within 0..1,000,000")
+    draw = int.from_bytes(plant_draw(check_secret, result_digest)[:8], "big")
+    return draw * PPM < rate_ppm * 2**64
+
+
+def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:
+    """The secret that places the perturbation (revealed only with a miss's evidence)."""
+    return hashlib.sha256(PLANT_KEY_DOMAIN + plant_draw(check_secret, result_digest)).digest()
+
+
+def perturb(pixels: npt.NDArray[np.generic], key: bytes, tile_px: int) -> npt.NDArray[np.generic]:
+    """A copy of ``pixels`` (HxW or HxWxC, uint8/uint16) changed in every ``tile_px``
+    cell of the grid: ``min(PLANT_PIXELS_PER_CELL, cell pixels)`` distinct pixels
+    chosen by ``key`` get ``PLANT_DELTA`` levels up or down (whichever stays in
+    range) on each colour channel (alpha is left alone: a changed alpha would tell)."""
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
+        raise LocalProtocolError("a plant is made from a 2-D or 3-D uint8/uint16 image")
+    if len(key) != 32:
+        raise LocalProtocolError("the plant key is 32 bytes")
+    height, width = pixels.shape[:2]
+    out = pixels.copy()
+    view = out if out.ndim == 3 else out[:, :, None]
+    channels = view.shape[2]
+    colour = range(min(3, channels)) if channels in (3, 4) else range(channels)
+    peak = int(np.iinfo(pixels.dtype).max)  # type: ignore[type-var]
+    delta = PLANT_DELTA * (257 if pixels.dtype == np.uint16 else 1)
+    counter = 0
+    for cell in tile_grid(width, height, tile_px):
+        area = cell.width * cell.height
+        chosen: set[int] = set()
+        while len(chosen) < min(PLANT_PIXELS_PER_CELL, area):
+            index, counter = _uniform_below(key, counter, area)
+            chosen.add(index)
+        for index in sorted(chosen):
+            y, x = cell.y + index // cell.width, cell.x + index % cell.width
+            for c in colour:
+                value = int(view[y, x, c])
+                view[y, x, c] = value + delta if value + delta <= peak else value - delta
+    return out
+
+
+def plant_missed(verdict: Verdict) -> bool:
+    """A verdict on a plant that passes it: the checker did not look (or lied).
+
+    Every cell of a plant differs from any honest render beyond the policy, so an
+    honest checker's verdict on a plant always fails; this is never true of one."""
+    return verdict.passed

@@ -1,0 +1,163 @@
+"""The requester's plant desk: forced errors that test its checkers.
+
+Theory of operation
+-------------------
+Part of :class:`protocol.market.requester.JobMachine` (state in
+:mod:`protocol.market.jobbook`). When a result goes to verification the
+machine draws, from its ``check_secret`` and the result digest
+(:func:`protocol.forced_errors.should_plant`, ``MarketConfig.plant_rate_ppm``),
+whether to plant as well; if so it emits :class:`RequestPlant`. The driver
+makes the plant (the worker's frame perturbed in every cell with the command's
+key), picks a checker other than the worker and the task's checkers, and calls
+:meth:`PlantDesk.assign_plant` with the plant's CID: the machine reserves and
+funds the check's fee as for a real check and sends a ``VerifyRequest`` equal
+to the real one but for ``frame_cid``.
+
+The plant's verdict never touches the task, its frame or its worker (a plant
+is never paid and never a worker's strike). A verdict that rejects the plant
+earns its fee like any verdict; one that passes it is a miss
+(:func:`protocol.forced_errors.plant_missed`): the fee is withheld and
+:class:`PlantJudged` ``missed`` tells the driver to strike the checker. No
+verdict before the verify timeout: the reservation is released, nothing owed,
+no strike (a checker that leaves checks unanswered loses the real fees too,
+since it cannot tell which are plants). At most one plant per task.
+
+A job whose frames are all settled ends only once its open plants are decided
+(or time out), so that an honest checker's late verdict on a plant is still
+paid from the job and the refund never counts on a fee it still owes; past the
+job's deadline open plants are dropped (nothing owed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.errors import IllegalMessage, IllegalTransition
+from protocol.forced_errors import plant_key, plant_missed, should_plant
+from protocol.market.commands import Command, PlantJudged, RequestPlant, Send
+from protocol.market.jobbook import JobBook
+from protocol.market.records import TaskRecord, verdict_digest_of
+from protocol.messages import Verdict, VerifyRequest
+
+
+@dataclass
+class PlantRecord:
+    task_id: bytes
+    checker: bytes
+    frame_cid: str
+    fee_wei: int
+    deadline_ms: int
+
+
+class PlantDesk(JobBook):
+    """Plants of one job (see the module docstring)."""
+
+    def _plants_init(self) -> None:
+        self._plants: dict[bytes, PlantRecord] = {}  # task id -> its plant (one per task)
+        self._plants_asked: set[bytes] = set()  # task ids a plant was requested for
+        self._plant_misses: dict[bytes, int] = {}  # checker -> plants it passed
+
+    @property
+    def plant_misses(self) -> dict[bytes, int]:
+        """Checkers that passed a plant in this job, and how many."""
+        return dict(self._plant_misses)
+
+    def _maybe_plant(self, task: TaskRecord) -> list[Command]:
+        """The result of ``task`` goes to verification: a plant too, if the draw says so."""
+        rate = self.config.plant_rate_ppm
+        secret = self._check_secret
+        if rate == 0 or secret is None or task.fee_wei == 0 or task.task_id in self._plants_asked:
+            return []
+        if not should_plant(secret, task.result_digest, rate):
+            return []
+        self._plants_asked.add(task.task_id)
+        key = plant_key(secret, task.result_digest)
+        exclude = frozenset(task.checkers | {task.worker} | set(self._plant_misses))
+        return [RequestPlant(task.task_id, task.frame, task.worker, task.frame_cid, key, exclude)]
+
+    def assign_plant(
+        self, task_id: bytes, checker: bytes, plant_cid: str, now_ms: int, checker_address: bytes
+    ) -> list[Command]:
+        """The driver made the plant of ``task_id`` (``plant_cid``) and chose ``checker``,
+        paid at ``checker_address``: reserve and fund its fee, send the request."""
+        if len(checker_address) != 20:
+            raise IllegalTransition("a checker is assigned with its 20-byte payment address")
+        task = self._tasks.get(task_id)
+        if task is None or task_id not in self._plants_asked:
+            raise IllegalTransition("no plant was asked for this task")
+        if checker == task.worker:
+            raise IllegalTransition("a worker cannot check a plant of its own result")
+        if checker in task.checkers:
+            return []  # it checks the real result (a driver's race): no plant
+        if plant_cid == task.frame_cid:
+            raise IllegalTransition("a plant must name a frame other than the worker's")
+        if task_id in self._plants or task.result is None:
+            return []  # already planted (a replayed driver), or nothing to plant on
+        fee = task.fee_wei
+        address = self._checker_addresses.get(checker, checker_address)
+        if fee > self._free_wei(self._lane_needs()):
+            return []  # the budget cannot pay this check: no plant
+        self._checker_addresses.setdefault(checker, checker_address)
+        self._plants[task_id] = PlantRecord(
+            task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms
+        )
+        self._reserved_wei += fee
+        self._fees_pending[(task_id, checker)] = fee
+        request = VerifyRequest(
+            self.job_id, task_id, task.frame, task.worker, task.result_digest,
+            plant_cid, self.spec.scene_cid, fee, task.tiles,
+        )  # fmt: skip
+        return [*self._fund({address: fee}), Send(checker, request)]
+
+    def plant_open(self, task_id: bytes) -> bool:
+        """Whether ``task_id`` has a plant out without a verdict yet."""
+        return task_id in self._plants
+
+    def _plant_checker(self, task_id: bytes) -> bytes | None:
+        plant = self._plants.get(task_id)
+        return None if plant is None else plant.checker
+
+    def _is_plant_verdict(self, sender: bytes, verdict: Verdict) -> bool:
+        plant = self._plants.get(verdict.task_id)
+        return plant is not None and plant.checker == sender
+
+    def _on_plant_verdict(
+        self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
+    ) -> list[Command]:
+        plant = self._plants[verdict.task_id]
+        task = self._tasks[verdict.task_id]
+        if (verdict.worker, verdict.frame, verdict.result_digest) != (
+            task.worker, task.frame, task.result_digest
+        ):  # fmt: skip
+            raise IllegalMessage("a verdict about another result")
+        if len(verdict.tiles) != self._tiles_expected(task):
+            raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
+        if len(verdict.tile_digests) != len(verdict.tiles):
+            raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
+        del self._plants[verdict.task_id]
+        self._reserved_wei -= plant.fee_wei
+        digest = digest if digest is not None else verdict_digest_of(verdict)
+        missed = plant_missed(verdict)
+        judged = PlantJudged(self.job_id, task.task_id, sender, missed, digest)
+        if missed:
+            self._fees_pending.pop((task.task_id, sender), None)
+            self._plant_misses[sender] = self._plant_misses.get(sender, 0) + 1
+            return [judged, *self._after_change(now_ms)]
+        fee = self._fee_due_wei(task.task_id, sender, plant.fee_wei)
+        return [judged, *fee, *self._after_change(now_ms)]
+
+    def _plant_timeouts(self, now_ms: int, *, everything: bool = False) -> bool:
+        """Plants unanswered by their deadline (``everything``: all of them, the job's
+        deadline passed): nothing owed, the reservation released. True if any went."""
+        expired = [p for p in self._plants.values() if everything or now_ms >= p.deadline_ms]
+        for plant in expired:
+            del self._plants[plant.task_id]
+            self._reserved_wei -= plant.fee_wei
+            self._fees_pending.pop((plant.task_id, plant.checker), None)
+        return bool(expired)
+
+    def _plant_deadlines(self) -> list[int]:
+        return [p.deadline_ms for p in self._plants.values()]
+
+    def _after_change(self, now_ms: int) -> list[Command]:
+        raise NotImplementedError  # the job machine's (protocol.market.requester)

@@ -1,0 +1,152 @@
+"""Forced errors in the job machine: plants test checkers and cost workers nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from protocol.errors import IllegalMessage
+from protocol.market import (
+    CheckerFeeDue,
+    FrameState,
+    JobFinished,
+    MarketConfig,
+    PlantJudged,
+    RecordPayment,
+    RefundDue,
+    RequestPlant,
+    TaskState,
+    WorkerJudged,
+)
+from protocol.messages import Verdict
+from protocol.reputation import Judgement
+from tests.protocol.market.harness import (
+    BUILD,
+    RU_PER_FRAME,
+    MarketHarness,
+    address_for,
+    tiles_for,
+)
+
+WINDOW_MS = MarketConfig().bid_window_ms
+SECRET = b"\x42" * 32
+ALWAYS = MarketConfig(plant_rate_ppm=1_000_000)
+
+
+def planted(**kwargs: object) -> MarketHarness:
+    """A job whose every checked result also gets a plant, its results delivered."""
+    options: dict[str, object] = {"frames": (1,), "checkers": 3, "market": ALWAYS,
+                                  "check_secret": SECRET, **kwargs}  # fmt: skip
+    harness = MarketHarness(**options)  # type: ignore[arg-type]
+    harness.start()
+    harness.advance(WINDOW_MS)
+    for task_id in list(harness.renders):
+        harness.finish_render(task_id)
+    return harness
+
+
+def fees_to(harness: MarketHarness, checker: bytes) -> int:
+    return sum(c.fee_wei for c in harness.commands(CheckerFeeDue) if c.checker == checker)  # type: ignore[union-attr]
+
+
+def test_a_plant_looks_like_the_real_request_but_for_the_frame() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    real_checker, real = harness.verifications[task_id]
+    plant_checker, plant = harness.plants[task_id]
+    assert plant_checker not in (real_checker, real.worker)
+    assert plant.frame_cid != real.frame_cid
+    # everything the checker reads off the request is the real one's
+    assert dataclasses.replace(plant, frame_cid=real.frame_cid) == real
+
+
+def test_a_lazy_checker_that_passes_a_plant_loses_its_fee_and_is_struck() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    lazy, _ = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=True)
+    (judged,) = harness.commands(PlantJudged)
+    assert isinstance(judged, PlantJudged)
+    assert (judged.checker, judged.missed) == (lazy, True)
+    assert fees_to(harness, lazy) == 0
+    assert harness.job.plant_misses == {lazy: 1}
+    # the worker's real result is untouched by the plant: still being verified
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    harness.verdict(task_id, passed=True)
+    assert set(harness.job.frame_states().values()) == {FrameState.ACCEPTED}
+    # the fee withheld is refunded to the requester: nothing of it in the books
+    (refund,) = harness.commands(RefundDue)
+    assert isinstance(refund, RefundDue)
+    spent = sum(harness.job.owed_wei_by_payee().values()) + sum(
+        c.fee_wei
+        for c in harness.commands(CheckerFeeDue)  # type: ignore[union-attr]
+    )
+    assert refund.refund_wei == harness.budget_wei - spent
+
+
+def test_an_honest_checker_that_rejects_a_plant_is_paid_and_the_worker_is_not_charged() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    honest, request = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=False)
+    (judged,) = harness.commands(PlantJudged)
+    assert isinstance(judged, PlantJudged) and not judged.missed
+    assert fees_to(harness, honest) == request.fee_wei
+    assert harness.job.plant_misses == {}
+    # a plant's rejection is no worker strike, no failed attempt, no revoked lease
+    assert not [c for c in harness.commands(WorkerJudged)
+                if c.judgement is not Judgement.ACCEPTED]  # type: ignore[union-attr]  # fmt: skip
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    harness.verdict(task_id, passed=True)
+    payments = {c.payee_address: c.cumulative_wei for c in harness.commands(RecordPayment)}  # type: ignore[union-attr]
+    price = harness.worker_prices_wei_per_ru[0] * RU_PER_FRAME
+    assert payments[address_for("worker0")] == price  # its price, once, as without plants
+    assert harness.commands(JobFinished)
+
+
+def test_a_plant_verdict_must_commit_to_every_tile() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    checker, request = harness.plants[task_id]
+    short = Verdict(request.job_id, task_id, request.frame, request.worker, request.result_digest,
+                    True, bytes(32), tiles_for(request), BUILD, "cpu", ())  # fmt: skip
+    harness.send(checker, harness.requester, short)
+    with pytest.raises(IllegalMessage):
+        harness.pump()
+    assert harness.job.plant_misses == {}
+
+
+def test_a_job_ends_only_when_its_plants_are_decided() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    harness.verdict(task_id, passed=True)
+    assert set(harness.job.frame_states().values()) == {FrameState.ACCEPTED}
+    assert harness.commands(JobFinished) == []  # the plant's verdict may still be owed
+    checker, request = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=False)
+    assert harness.commands(JobFinished)
+    assert fees_to(harness, checker) == request.fee_wei
+
+
+def test_an_unanswered_plant_owes_nothing_and_strikes_nobody() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    harness.verdict(task_id, passed=True)
+    harness.plants.clear()  # its checker never answers
+    harness.advance(MarketConfig().verify_timeout_ms + 1)
+    assert harness.commands(PlantJudged) == []
+    assert harness.job.plant_misses == {}
+    (refund,) = harness.commands(RefundDue)
+    spent = sum(harness.job.owed_wei_by_payee().values()) + sum(
+        c.fee_wei
+        for c in harness.commands(CheckerFeeDue)  # type: ignore[union-attr]
+    )
+    assert isinstance(refund, RefundDue) and refund.refund_wei == harness.budget_wei - spent
+
+
+def test_the_plant_rate_is_the_requesters_draw() -> None:
+    none = planted(frames=(1, 2, 3), market=MarketConfig())
+    assert none.commands(RequestPlant) == []
+    no_secret = planted(frames=(1, 2, 3), check_secret=None)
+    assert no_secret.commands(RequestPlant) == []

@@ -1,0 +1,82 @@
+"""Forced errors with real nodes: a lazy checker is caught by a plant, an honest one
+cannot be framed, and the workers never notice (issue 17, item 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from tests.roles.cluster import Cluster, Member, open_cluster
+from tests.roles.test_job_flow import all_paid
+
+EVERY_RESULT = 1_000_000  # plant_rate_ppm: every checked result gets a plant
+
+
+def checker_fees(cluster: Cluster, job_id: bytes) -> int:
+    """The fee of one check in this job (every fake worker asks the same price)."""
+    job = cluster.members["client"].live().requester.jobs[job_id]
+    (fee,) = {t.fee_wei for t in job.machine._tasks.values()}
+    return fee
+
+
+def answered(member: Member) -> int:
+    checker = member.live().checker
+    assert checker is not None
+    return checker.checked
+
+
+async def test_a_lazy_checker_is_caught_by_a_plant_and_loses_its_fee(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        workers = [await cluster.add(f"w{i}", "worker") for i in (1, 2)]
+        lazy = await cluster.add("lazy", "checker", adversary="lazy")
+        honest = await cluster.add("c1", "checker")
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=4)
+        role = client.live().requester
+        job = role.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        lazy_id = lazy.key.node_id.raw
+        assert lazy_id in role.struck  # it passed a plant: this requester never asks it again
+        assert job.machine.plant_misses == {lazy_id: 1}
+        assert lazy.kit.tiles.rendered == 0  # type: ignore[attr-defined]  # it never rendered
+        assert honest.key.node_id.raw not in role.struck
+        # the plant's fee is withheld; every other verdict it sent is paid
+        owed = await all_paid(cluster, "client", job_id)
+        fee = checker_fees(cluster, job_id)
+        assert owed.get(lazy.address, 0) == fee * (answered(lazy) - 1)
+        assert owed[honest.address] == fee * answered(honest)
+        # workers: every frame paid at its price once, nobody rejected or blocklisted
+        assert not job.view.blocklisted and job.view.rejected == 0
+        earned = sum(int(str(f["price_wei"])) for f in job.view.accepted.values())
+        assert sum(owed.get(w.address, 0) for w in workers) == earned
+
+
+async def test_an_honest_checker_cannot_be_framed_by_plants(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Every checked result gets a plant; honest checkers reject every plant (each cell
+    of a plant fails the comparison), are paid for every verdict, and are never struck."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        worker = await cluster.add("w1", "worker")
+        checkers = [await cluster.add(f"c{i}", "checker") for i in (1, 2)]
+        await cluster.settle("client", 3)
+        job_id = await cluster.submit("client", frames=3)
+        role = client.live().requester
+        job = role.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        assert len(job.machine._plants_asked) == 3 and not job.machine._plants
+        assert role.struck == set() and job.machine.plant_misses == {}
+        owed = await all_paid(cluster, "client", job_id)
+        fee = checker_fees(cluster, job_id)
+        assert sum(answered(c) for c in checkers) == 6  # 3 real checks, 3 plants
+        for checker in checkers:
+            assert owed.get(checker.address, 0) == fee * answered(checker)
+        earned = sum(int(str(f["price_wei"])) for f in job.view.accepted.values())
+        assert owed[worker.address] == earned and not job.view.blocklisted
