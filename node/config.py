@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protocol.market.config import MarketConfig
 from protocol.messages import Role
 
 CONFIG_FILE = "config.toml"
@@ -82,7 +83,7 @@ class NodeConfig:
     trial_leases: int = 0
     lease_s: float = 60.0
     # Forced errors: checked results per million that also get a plant (issue 17).
-    plant_rate_ppm: int = 50_000
+    plant_rate_ppm: int = MarketConfig().plant_rate_ppm
     render_threads: int = 0
     adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node
 
@@ -289,5 +290,5 @@ CONFIG_TEMPLATE = """\
 
 # Requester: forced errors, per million checked results: a planted bad frame
 # that tests the checker (docs/VERIFICATION.md, "Forced errors").
-# plant_rate_ppm = 50000
+# plant_rate_ppm = 100000
 """

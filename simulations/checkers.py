@@ -15,10 +15,16 @@ truth about the result (``World.result_kind``):
 * partial render: the last ``partial_fraction`` of the grid cells (row-major)
   is wrong, so detection is the exact hypergeometric chance that a selected
   cell lands there — the protocol's own tile choice decides;
-* a colluding checker reports identical pixels for every cheater's result.
+* a colluding checker reports identical pixels for every cheater's result,
+  without looking (so it passes a plant of one too);
+* a plant (forced error, ``World.plants``): every cell wrong;
+* a lazy checker renders nothing and reports every tile identical.
 
 Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU
-(by default ``protocol.cost.tile_cost_ppm`` of the protocol's tile size).
+(by default ``protocol.cost.tile_cost_ppm`` of the protocol's tile size).;
+what it costs the checker in wei is ``verification.check_cost_bps`` of the
+frame's price for a 24-tile check, scaled by k / 24 (the frame's price is the
+fee over ``checker_fee_bps``), booked in ``Metrics.checker_cost_wei``.
 """
 
 from __future__ import annotations
@@ -67,9 +73,16 @@ class CheckerDriver:
             return  # nobody serves the frame: no verdict (the node's check fails to fetch it)
         config = world.scenario.verification
         k = request.tiles
+        if self.node.behaviour == "lazy_checker":  # answers at once, renders nothing
+            world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
+            return
         tile_ru = scene.ru_per_frame * config.tile_fraction * k
         overhead_ms = int(config.check_overhead_s * 1000)
         duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + overhead_ms
+        if config.checker_fee_bps:
+            cost = request.fee_wei * config.check_cost_bps * k // (config.checker_fee_bps * 24)
+            costs = world.metrics.checker_cost_wei
+            costs[self.node.node_id] = costs.get(self.node.node_id, 0) + cost
         world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
 
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
@@ -104,14 +117,18 @@ class CheckerDriver:
         world = self.world
         kind = world.result_kind.get(request.task_id, "wrong")
         worker = world.by_id.get(request.worker)
-        if kind == "honest":
-            return cells
+        if self.node.behaviour == "lazy_checker":
+            return cells  # "looked", saw nothing wrong
         if (
             self.node.behaviour == "colluder"
             and worker is not None
             and worker.behaviour in CHEATERS
         ):
             return cells  # reports the cheat as clean
+        if request.frame_cid in world.plants:
+            return 0  # a plant: every cell differs from an honest render
+        if kind == "honest":
+            return cells
         if kind == "partial":
             partial = world.scenario.adversaries.partial_fraction
             return cells - max(1, round(partial * cells))

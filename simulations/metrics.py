@@ -58,6 +58,11 @@ class Metrics:
     renders_started: int = 0
     renders_failed: int = 0
     decode_rejects: int = 0  # envelopes refused by decode/replay (duplicates, ...)
+    plants_sent: int = 0  # forced errors: planted results sent to checkers
+    plants_missed: int = 0  # ... that a checker passed (it is struck)
+    plant_fees_wei: int = 0  # fees due for verdicts on plants (what forced errors cost)
+    checker_fees_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> fees due
+    checker_cost_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> its renders
     machine_errors: int = 0  # RemoteProtocolError raised by a machine
     crashes: int = 0
     joins: int = 0
@@ -144,6 +149,9 @@ class Metrics:
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,
             "false_rejects": self.false_rejects,
+            "plants_sent": self.plants_sent,
+            "plants_missed": self.plants_missed,
+            "plant_fees_wei": self.plant_fees_wei,
             "frames_from_known_cheaters": self.frames_from_known_cheaters,
             "renders_started": self.renders_started,
             "renders_failed": self.renders_failed,
@@ -169,6 +177,18 @@ class Metrics:
             "joins": self.joins,
             "leaves": self.leaves,
         }
+
+
+def checker_profits(metrics: Metrics, behaviours: dict[bytes, str]) -> dict[str, int]:
+    """Mean fees minus render cost per checker, by kind (wei; ``behaviours``: every
+    checker's). A kind absent from the run reports 0."""
+    out: dict[str, int] = {}
+    for kind, name in (("lazy_checker", "lazy"), ("honest", "honest"), ("colluder", "colluding")):
+        nodes = [n for n, b in behaviours.items() if b == kind]
+        total = sum(metrics.checker_fees_wei.get(n, 0) - metrics.checker_cost_wei.get(n, 0)
+                    for n in nodes)  # fmt: skip
+        out[f"{name}_checker_profit_wei"] = total // len(nodes) if nodes else 0
+    return out
 
 
 def _pct(values: list[int], q: float) -> float:

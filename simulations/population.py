@@ -46,7 +46,9 @@ class Population:
         for behaviour in roles:
             self.spawn("worker", behaviour)
         c = s.nodes.checkers
-        checker_roles = ["colluder"] * round(c * adv.colluding_checker_fraction) + ["honest"] * c
+        checker_roles = (["colluder"] * round(c * adv.colluding_checker_fraction)
+                         + ["lazy_checker"] * round(c * adv.lazy_checker_fraction)
+                         + ["honest"] * c)  # fmt: skip
         for behaviour in checker_roles[:c]:
             self.spawn("checker", behaviour)
         r = s.nodes.requesters

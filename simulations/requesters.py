@@ -33,9 +33,11 @@ from protocol.market import (
     JobFinished,
     JobMachine,
     MarketConfig,
+    PlantJudged,
     Publish,
     RecordPayment,
     RefundDue,
+    RequestPlant,
     RequestVerification,
     Send,
     TaskState,
@@ -83,6 +85,8 @@ class RequesterDriver:
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
         self._checked: set[bytes] = set()  # task ids a checker was asked about
+        self.struck: set[bytes] = set()  # checkers that passed one of our plants
+        self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
@@ -110,6 +114,7 @@ class RequesterDriver:
             reannounce_interval_ms=int(m.reannounce_interval_s * 1000),
             # The contract's grace is the market's: a refund before it would revert.
             refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
+            plant_rate_ppm=m.plant_rate_ppm,
         )
 
     def submit(self, draw: JobDraw) -> None:
@@ -216,6 +221,9 @@ class RequesterDriver:
             elif isinstance(cmd.message, VerifyRequest):
                 self._checked.add(cmd.message.task_id)
                 world.metrics.checks_requested += 1
+                if cmd.message.frame_cid in world.plants:
+                    world.metrics.plants_sent += 1
+                    self._plants.add((cmd.message.task_id, cmd.to))
                 world.metrics.tiles_requested += cmd.message.tiles
             world.send(self.node, cmd.to, cmd.message)
         elif isinstance(cmd, WorkerJudged):
@@ -230,6 +238,12 @@ class RequesterDriver:
             self._publish(machine.job_id, cmd.message)
         elif isinstance(cmd, RequestVerification):
             self._pick_checker(machine, cmd)
+        elif isinstance(cmd, RequestPlant):
+            self._plant(machine, cmd)
+        elif isinstance(cmd, PlantJudged):
+            if cmd.missed:
+                world.metrics.plants_missed += 1
+                self.struck.add(cmd.checker)
         elif isinstance(cmd, RecordPayment):
             world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
             self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
@@ -237,6 +251,10 @@ class RequesterDriver:
             world.invariants.fee_due(cmd.job_id, cmd.payee_address, cmd.fee_wei)
             if not self.free_rider:
                 world.metrics.fees_wei += cmd.fee_wei  # its RecordPayment follows
+                fees = world.metrics.checker_fees_wei
+                fees[cmd.checker] = fees.get(cmd.checker, 0) + cmd.fee_wei
+                if (cmd.task_id, cmd.checker) in self._plants:
+                    world.metrics.plant_fees_wei += cmd.fee_wei
         elif isinstance(cmd, FrameAccepted):
             self._accepted(cmd)
         elif isinstance(cmd, FrameFailed):
@@ -262,9 +280,23 @@ class RequesterDriver:
             targets = list(self._reached.get(job_id, {}))
         world.publish(self.node, message, targets)
 
+    def _plant(self, machine: JobMachine, cmd: RequestPlant) -> None:
+        """A plant of the task's result: every cell wrong (modelled by its CID)."""
+        world = self.world
+        exclude = {cmd.worker} | cmd.exclude | machine.checkers_excluded(cmd.task_id) | self.struck
+        checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
+        if not checkers:
+            return
+        checker = world.loop.rng.choice(checkers)
+        cid = "bafkplant" + cmd.key.hex()[:48]
+        world.plants.add(cid)
+        now_ms = world.epoch_ms()
+        self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
+                                                checker.address))  # fmt: skip
+
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
-        exclude = {cmd.worker}
+        exclude = {cmd.worker} | self.struck
         if cmd.exclude:  # a dispute: never a checker already used on the task
             exclude |= cmd.exclude | machine.checkers_excluded(cmd.task_id)
         checkers = [c for c in world.online_checkers() if c.node_id not in exclude]

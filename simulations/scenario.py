@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.cost import tile_cost_ppm
+from protocol.market.config import MarketConfig
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
 from protocol.verification import DEFAULT_POLICY
 from simulations.schema import ScenarioError, apply_override, bounded, build, parse_value
@@ -158,6 +159,9 @@ class Verification:
     tile_fraction: float = bounded(TILE_FRACTION, 0, 1)
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
+    # What an honest 24-tile check costs its checker, as a share of the frame's price
+    # (bench/verification.py: 6.2 % of the worker's wall time); scaled by k / 24.
+    check_cost_bps: int = bounded(620, 0, 10_000)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ class Adversaries:
     partial_fraction: float = bounded(0.1, 0, 1)  # share of the frame a partial render fakes
     lazy_fraction: float = bounded(0.0, 0, 1)  # accept, never deliver
     colluding_checker_fraction: float = bounded(0.0, 0, 1)  # pass every cheater's frame
+    lazy_checker_fraction: float = bounded(0.0, 0, 1)  # pass everything, never render
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
     sniper_fraction: float = bounded(0.0, 0, 1)  # workers undercutting the ask
@@ -189,6 +194,7 @@ class Market:
     task_timeout_factor: int = bounded(4, 1)
     min_task_timeout_s: float = bounded(600.0, 1)
     reannounce_interval_s: float = bounded(300.0, 1)
+    plant_rate_ppm: int = bounded(MarketConfig().plant_rate_ppm, 0, 1_000_000)  # forced errors
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class SimNode:
     address: bytes
     region: int
     role: str  # worker | checker | requester
-    behaviour: str  # honest | cheater | lazy | colluder | sybil | free_rider | sniper
+    behaviour: str  # honest | cheater | lazy | colluder | lazy_checker | sybil | free_rider | sniper
     gpu: GpuClass | None = None
     online: bool = True
     replay: ReplayGuard = field(default_factory=ReplayGuard)
@@ -71,6 +71,7 @@ class World:
         self.by_address: dict[bytes, SimNode] = {}
         self.scenes: dict[bytes, JobDraw] = {}  # job id -> what the scene really needs
         self.result_kind: dict[bytes, str] = {}  # task id -> honest | wrong | partial
+        self.plants: set[str] = set()  # frame CIDs of planted results (every cell wrong)
         self.faults_on = True
         self.workers: list[SimNode] = []
         self.checkers: list[SimNode] = []

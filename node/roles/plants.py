@@ -54,6 +54,7 @@ class CheckFrames:
         self.job = job
         self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
         self._fetching = trio.Lock()  # one fetch at a time: a CID's partial file is shared
+        self._planting: set[bytes] = set()  # task ids whose plant is being made
 
     async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
         async with self._fetching:
@@ -89,6 +90,15 @@ class CheckFrames:
 
     async def plant(self, c: RequestPlant) -> None:
         """Carry out a ``RequestPlant``: make and store the plant, pick, journal, send."""
+        self._planting.add(c.task_id)
+        try:
+            await self._plant(c)
+        finally:
+            self._planting.discard(c.task_id)
+            job = self.job
+            job.record.flush(job.ctx.node.record, job.live, self.holding)
+
+    async def _plant(self, c: RequestPlant) -> None:
         job, ctx = self.job, self.job.ctx
         path = await self._fetch(c.worker, c.frame_cid)
         tile_px = DEFAULT_POLICY.sampling.tile_px
@@ -117,7 +127,7 @@ class CheckFrames:
     def holding(self, task_id: bytes) -> bool:
         """Whether the task's public record must wait: its plant is being made or is
         out without a verdict (``JobRecord.flush`` keeps it until then)."""
-        return self.job.machine.plant_open(task_id)
+        return task_id in self._planting or self.job.machine.plant_open(task_id)
 
 
 def apply_plant_entry(job: RequesterJob, checker: bytes, data: bytes, now_ms: int) -> list[Command]:

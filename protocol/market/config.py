@@ -21,6 +21,12 @@ Defaults and why:
   checker rejected may dispute within a minute of being told; two more
   checkers are then asked and the majority of the three verdicts decides (an
   even number keeps the total odd, so there is always a majority).
+* ``plant_rate_ppm`` 100,000: one checked result in ten also gets a planted
+  bad copy for another checker (forced errors, :mod:`protocol.market.plants`).
+  Chosen with ``bench/forced_errors.py`` on the ``lazy_checkers`` scenario
+  (docs/VERIFICATION.md, "Forced errors"): from this rate up a lazy checker
+  earns less than an honest one; the plants cost requesters about 1 % of
+  what they pay for frames.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class MarketConfig:
     # Live leases all unproven bidders together may hold (protocol.capacity: trial
     # frames); 0 = no trial limit.
     trial_leases: int = 0
-    plant_rate_ppm: int = 0  # forced errors per million checked results (protocol.forced_errors)
+    plant_rate_ppm: int = 100_000  # forced errors per million checked results (see above)
 
     def __post_init__(self) -> None:
         if self.min_stake_wei < 0 or self.trial_leases < 0:

@@ -11,7 +11,9 @@ from simulations.runner import run_scenario
 from simulations.scenario import Scenario, load_scenario
 from tests.simulations.conftest import SCENARIOS
 
-BUNDLED = ("baseline", "heavy_churn", "cheaters_20pct", "partition", "market_stress")
+BUNDLED = (
+    "baseline", "heavy_churn", "cheaters_20pct", "partition", "market_stress", "lazy_checkers",
+)  # fmt: skip
 
 
 def test_every_bundled_scenario_is_present() -> None:
@@ -45,6 +47,23 @@ def test_adversaries_show_up_in_the_metrics(small: dict[str, Any]) -> None:
     assert s["cheats_submitted"] > 0
     assert s["cheats_caught"] + s["cheats_missed"] <= s["cheats_submitted"]
     assert s["cheats_caught"] > 0
+
+
+def test_plants_catch_lazy_checkers_and_cost_honest_ones_nothing(small: dict[str, Any]) -> None:
+    """Every checked result planted: the lazy checker passes its first plant and is
+    struck by that requester; honest checkers reject every plant and are paid."""
+    small.update({"workload.jobs_per_hour": 12, "market.plant_rate_ppm": 1_000_000})
+    outcome = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 3)
+    s = outcome.summary
+    assert s["plants_sent"] > 0
+    requesters = outcome.world.scenario.nodes.requesters
+    lazy = [c for c in outcome.world.checkers if c.behaviour == "lazy_checker"]
+    assert 1 <= s["plants_missed"] <= len(lazy) * requesters  # once per requester at most
+    assert s["honest_checker_profit_wei"] > s["lazy_checker_profit_wei"]
+    without = dict(small, **{"market.plant_rate_ppm": 0})
+    idle = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", without), 3).summary
+    assert idle["plants_sent"] == 0
+    assert idle["lazy_checker_profit_wei"] > idle["honest_checker_profit_wei"]  # the dilemma
 
 
 def test_free_riders_leave_work_unpaid(small: dict[str, Any]) -> None:

@@ -1,0 +1,90 @@
+"""What forced errors cost and what they take from lazy checkers (issue 17).
+
+    python bench/forced_errors.py                          # lazy_checkers, 5 rates x 4 seeds
+    python bench/forced_errors.py --scenario cheaters_20pct --rates 0,100000 --seeds 20
+    python bench/forced_errors.py --json
+
+Runs a bundled scenario (default ``lazy_checkers``: 2 lazy checkers in 6, 10 %
+cheating workers, 6 simulated hours) at each plant rate (``market.plant_rate_ppm``)
+over the same seeds, in parallel processes. Printed per rate, as means per
+run: the profit of a lazy and of an honest checker (fees due minus the
+modelled cost of the re-renders it made, ``verification.check_cost_bps``:
+6.2 % of the frame's price for 24 tiles, bench/verification.py), plants sent
+and missed, what the plants' fees cost the requesters against all fees and
+against the frames' price, cheats submitted and missed (accepted), and
+missed as a share of the cheats submitted. Every figure is a simulator
+counter; the decisions are the real ``protocol`` machines'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("lazy_checker_profit_wei", "honest_checker_profit_wei", "colluding_checker_profit_wei",
+        "plants_sent", "plants_missed", "plant_fees_wei", "checker_fees_wei", "paid_wei",
+        "cheats_submitted", "cheats_caught", "cheats_missed", "frames_accepted",
+        "jobs_completed", "jobs_failed")  # fmt: skip
+
+
+def one(args: tuple[str, int, int]) -> dict[str, Any]:
+    scenario_name, rate, seed = args
+    sys.path.insert(0, str(ROOT))
+    from simulations.runner import run_scenario
+    from simulations.scenario import load_scenario
+
+    path = ROOT / "simulations/scenarios" / f"{scenario_name}.toml"
+    summary = run_scenario(load_scenario(path, {"market.plant_rate_ppm": rate}), seed).summary
+    return {key: summary[key] for key in KEYS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", default="lazy_checkers")
+    parser.add_argument("--rates", default="0,20000,50000,100000,200000")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    jobs = [(args.scenario, rate, seed) for rate in rates for seed in range(1, args.seeds + 1)]
+    with ProcessPoolExecutor(args.workers) as pool:
+        runs = list(pool.map(one, jobs))
+    results: dict[int, dict[str, Any]] = {}
+    for (_, rate, _), run in zip(jobs, runs, strict=True):
+        point = results.setdefault(rate, dict.fromkeys(KEYS, 0))
+        for key in KEYS:
+            point[key] += run[key]
+    for point in results.values():
+        for key in KEYS:
+            point[key] = point[key] / args.seeds
+        submitted = point["cheats_submitted"]
+        point["missed_share"] = point["cheats_missed"] / submitted if submitted else 0.0
+        fees = point["checker_fees_wei"]
+        point["plant_fee_share"] = point["plant_fees_wei"] / fees if fees else 0.0
+        paid = point["paid_wei"]
+        point["plant_fees_per_price"] = point["plant_fees_wei"] / paid if paid else 0.0
+    if args.json:
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return
+    print(f"{args.scenario}, {args.seeds} seed(s) per rate, means per run")
+    head = ("plant ppm", "lazy profit wei", "honest profit wei", "plants", "missed",
+            "plant fees / fees", "plant fees / frame pay", "cheats", "missed", "missed share")
+    print(" | ".join(head))
+    for rate, p in results.items():
+        print(" | ".join(str(x) for x in (
+            rate, f"{p['lazy_checker_profit_wei']:.3g}", f"{p['honest_checker_profit_wei']:.3g}",
+            f"{p['plants_sent']:.1f}", f"{p['plants_missed']:.1f}",
+            f"{p['plant_fee_share']:.1%}", f"{p['plant_fees_per_price']:.2%}",
+            f"{p['cheats_submitted']:.1f}", f"{p['cheats_missed']:.2f}",
+            f"{p['missed_share']:.2%}",
+        )))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
