@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MAX_CHECK_FRAMES = 4_096  # worker CID -> canonical CID, per job (oldest forgotten)
+PLANT_WAIT_S = 30.0  # how long a plant waits for the task's real check to be assigned
 
 
 class CheckFrames:
@@ -107,6 +108,10 @@ class CheckFrames:
         except ImageError:
             return  # the real check rejects the frame; nothing to plant on
         plant_cid = ctx.content.put_bytes(data)
+        # After the real check is assigned, so the two never pick the same checker.
+        with trio.move_on_after(PLANT_WAIT_S):
+            while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
+                await job.wait_changed()
         used = job.machine.checkers_excluded(c.task_id)
         checker = job.role.pick_checker(c.worker, c.exclude | used)
         if checker is None:

@@ -337,11 +337,13 @@ class RequesterJob:
 
     async def _assign_checker(self, c: RequestVerification) -> None:
         def exclude() -> frozenset[bytes]:
+            planted = self.machine.plant_checker(c.task_id)  # it holds the task's plant
+            plant = frozenset() if planted is None else frozenset({planted})
             if not c.exclude:
-                return frozenset()
+                return plant
             # a dispute: never a checker already used on the task, nor one being assigned
             used = self.machine.checkers_excluded(c.task_id)
-            return c.exclude | used | self._assigning.get(c.task_id, frozenset())
+            return plant | c.exclude | used | self._assigning.get(c.task_id, frozenset())
 
         def qualifies(checker: bytes) -> bool:
             address = self.role.address_of(checker)

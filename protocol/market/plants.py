@@ -113,7 +113,8 @@ class PlantDesk(JobBook):
         """Whether ``task_id`` has a plant out without a verdict yet."""
         return task_id in self._plants
 
-    def _plant_checker(self, task_id: bytes) -> bytes | None:
+    def plant_checker(self, task_id: bytes) -> bytes | None:
+        """The checker ``task_id``'s open plant went to, if any (never its real checker)."""
         plant = self._plants.get(task_id)
         return None if plant is None else plant.checker
 

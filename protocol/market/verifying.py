@@ -70,7 +70,7 @@ class VerifyDesk(JobBook):
             raise IllegalTransition("a worker cannot check its own result")
         if not self.stake_qualifies(self._checker_addresses.get(checker, checker_address)):
             return []  # below the job's minimum stake: the verify timeout asks again
-        if self._plant_checker(task_id) == checker:
+        if self.plant_checker(task_id) == checker:
             return []  # the task's plant went to it (a driver's race): the timeout asks again
         was = task.state
         if was is TaskState.DISPUTED:
@@ -285,7 +285,7 @@ class VerifyDesk(JobBook):
     ) -> list[Command]:
         raise NotImplementedError
 
-    def _plant_checker(self, task_id: bytes) -> bytes | None:
+    def plant_checker(self, task_id: bytes) -> bytes | None:
         raise NotImplementedError
 
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
