@@ -113,7 +113,11 @@ class CheckFrames:
             while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
                 await job.wait_changed()
         used = job.machine.checkers_excluded(c.task_id)
-        checker = job.role.pick_checker(c.worker, c.exclude | used)
+        def qualifies(node: bytes) -> bool:  # the job's minimum stake, as for a real check
+            address = job.role.address_of(node)
+            return address is not None and job.machine.stake_qualifies(address)
+
+        checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies)
         if checker is None:
             return
         address = job.role.address_of(checker)

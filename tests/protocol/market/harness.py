@@ -256,6 +256,7 @@ class MarketHarness:
             request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
             digests_for(request),
         )  # fmt: skip
+        self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
         self.pump()
 
