@@ -45,7 +45,8 @@ def others_record(
                                      "cpu"))  # fmt: skip
         digest = decode_envelope(result).digest
         verdict = sign(checker, Verdict(job, task, frame, worker.node_id.raw, digest, True,
-                                        bytes(32), TILES, "blender-3.4.1", "cpu"))  # fmt: skip
+                                        bytes(32), TILES, "blender-3.4.1", "cpu",
+                                        (bytes(32),) * len(TILES)))  # fmt: skip
         book.add(decode_envelope(sign(other, WorkRecord(job, True, result, verdict))), at_ms)
     return book
 
