@@ -52,9 +52,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from node.config import NodeConfig
 from node.devnet.network import DevnetConfig, LocalDevnet
 from node.devnet.scene import build_scene
-from node.render.blender import BlenderBackend, BlenderConfig
+from node.render.blender import BlenderConfig
+from node.roles.ports import blender_kit
 from node.roles.service import role_settings
-from node.verify.blender_tiles import BlenderTileRenderer
 from node.verify.checker import check_frame
 from node.verify.images import load_image
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
@@ -76,6 +76,7 @@ class Fit:
     k: int
     tile_fraction: float  # a tile's pixels over the frame's
     check_overhead_s: float  # check_s minus its tiles' share of a (shared) frame
+    inspect_s: float  # the node's preflight inspection of the scene (a Blender start)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,12 @@ def _settings(args: argparse.Namespace) -> RenderSettings:
 
 async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     settings = _settings(args)
-    backend = BlenderBackend(BlenderConfig())
+    (work / "kit").mkdir()
+    kit = blender_kit(BlenderConfig(), work / "kit")  # the node's own: sandboxed, probed
+    backend = kit.frames
+    start = time.perf_counter()
+    await kit.inspect(scene)  # a worker's and a checker's preflight before a job's first frame
+    inspect_s = time.perf_counter() - start
 
     async def one(frame: int, out: Path) -> float:
         start = time.perf_counter()
@@ -110,7 +116,7 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     async with trio.open_nursery() as nursery:
         for f in range(1, args.workers + 1):
             nursery.start_soon(timed, f)
-    renderer = BlenderTileRenderer()
+    renderer = kit.tiles
     me = await renderer.identify()
     k = plan_check(Assurance.NORMAL, 0.0).k
     image = load_image(next((work / "alone").glob("*1.png")))
@@ -121,7 +127,8 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     frame_shared_s = sum(shared) / len(shared)
     check_s = outcome.render.wall_s
     overhead_s = max(0.0, check_s - k * tile_fraction * frame_shared_s)
-    return Fit(sum(alone) / len(alone), frame_shared_s, check_s, k, tile_fraction, overhead_s)
+    return Fit(sum(alone) / len(alone), frame_shared_s, check_s, k, tile_fraction, overhead_s,
+               inspect_s)  # fmt: skip
 
 
 def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -163,6 +170,13 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
             net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0, 120)
         gas = sum(t["gas"] for t in client.get(f"/v1/client/jobs/{job_id}/transactions"))
         gas += sum(t["gas"] for n in payees for t in net.api(n).get("/v1/roles")["transactions"])
+        if args.json:  # the nodes' logs next to the figures: where the real time went
+            logs = args.json.with_suffix(".logs")
+            logs.mkdir(exist_ok=True)
+            for name in net.nodes:
+                log = work / "net" / name / "node.log"
+                if log.exists():
+                    (logs / f"{name}.log").write_text(log.read_text())
         base, token = client.base_url, client.token
         messages = _metric(base, token, "pictor_stream_messages_total")
         stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
@@ -186,7 +200,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "rendering": {"gpu_classes": [{"name": "this-machine", "weight": 1.0,
                                        "score_ru_per_hour": ru_per_frame * 3600
                                        / fitted.frame_shared_s, "vram_mib": 65_536}],
-                      "time_noise": 0.05, "failure_rate": 0.0},
+                      "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.inspect_s},
         "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
         "churn": {"kill_workers_at_s": [first_job_s + kill_s] if kill_s >= 0 else []},
         "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
@@ -271,12 +285,14 @@ def main() -> None:
 def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int]:
     with tempfile.TemporaryDirectory(prefix="pictor-fidelity-") as tmp:
         work = Path(tmp)
+        work.chmod(0o755)  # the sandbox renders as nobody, inside
         scene = build_scene(work / "fidelity.blend", args.frames)
         print(f"fit: rendering {args.width}x{args.height} at {args.samples} samples ...", flush=True)
         fitted = trio.run(fit, args, scene, work)
         print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
               f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
-              f"{fitted.check_overhead_s:.2f} s", flush=True)  # fmt: skip
+              f"{fitted.check_overhead_s:.2f} s; scene inspection {fitted.inspect_s:.2f} s",
+              flush=True)  # fmt: skip
         kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
         print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
               flush=True)  # fmt: skip

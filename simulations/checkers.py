@@ -29,6 +29,8 @@ fee over ``checker_fee_bps``), booked in ``Metrics.checker_cost_wei``.
 
 from __future__ import annotations
 
+from collections import deque
+
 from protocol.messages import JobCancelled, Message, TileEvidence, VerifyRequest, Voucher
 from protocol.verification import (
     DEFAULT_POLICY,
@@ -43,6 +45,7 @@ from simulations.workers import CHEATERS
 from simulations.world import SimNode, World
 
 MS_PER_HOUR = 3_600_000
+QUEUE_LEN = 64  # node/roles/checker.py: checks waiting beyond the one running
 
 
 class CheckerDriver:
@@ -51,6 +54,9 @@ class CheckerDriver:
         self.node = node
         self.wallet = Wallet(world, vouchers)
         self.alive = True
+        self._queue: deque[tuple[bytes, VerifyRequest]] = deque()  # checks waiting, in order
+        self._busy = False
+        self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, Voucher):
@@ -64,31 +70,52 @@ class CheckerDriver:
         self.alive = self.wallet.alive = False
 
     def _verify(self, requester: bytes, request: VerifyRequest) -> None:
+        """Queue the check, as the node does: one at a time, ``QUEUE_LEN`` waiting at most
+        (a request beyond is dropped; the requester's verify timeout asks again)."""
+        if len(self._queue) >= QUEUE_LEN:
+            return
+        self._queue.append((requester, request))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
         world = self.world
-        scene = world.scenes.get(request.job_id)
-        if scene is None or self.node.gpu is None:
+        self._busy = False
+        while self._queue and self.alive:
+            requester, request = self._queue.popleft()
+            scene = world.scenes.get(request.job_id)
+            if scene is None or self.node.gpu is None:
+                continue
+            source = world.by_id.get(request.worker)
+            if source is None or not source.online:
+                continue  # nobody serves the frame: no verdict (the node cannot fetch it)
+            config = world.scenario.verification
+            k = request.tiles
+            self._busy = True
+            if self.node.behaviour == "lazy_checker":  # answers at once, renders nothing
+                world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
+                return
+            tile_ru = scene.ru_per_frame * config.tile_fraction * k
+            overhead_ms = int(config.check_overhead_s * 1000)
+            if request.job_id not in self._set_up:  # first check of the job: scene + preflight
+                self._set_up.add(request.job_id)
+                overhead_ms += int(world.scenario.rendering.job_setup_s * 1000)
+            duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + overhead_ms
+            if config.checker_fee_bps:
+                cost = request.fee_wei * config.check_cost_bps * k // (config.checker_fee_bps * 24)
+                costs = world.metrics.checker_cost_wei
+                costs[self.node.node_id] = costs.get(self.node.node_id, 0) + cost
+            world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
             return
-        source = world.by_id.get(request.worker)
-        if source is None or not source.online:
-            return  # nobody serves the frame: no verdict (the node's check fails to fetch it)
-        config = world.scenario.verification
-        k = request.tiles
-        if self.node.behaviour == "lazy_checker":  # answers at once, renders nothing
-            world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
-            return
-        tile_ru = scene.ru_per_frame * config.tile_fraction * k
-        overhead_ms = int(config.check_overhead_s * 1000)
-        duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + overhead_ms
-        if config.checker_fee_bps:
-            cost = request.fee_wei * config.check_cost_bps * k // (config.checker_fee_bps * 24)
-            costs = world.metrics.checker_cost_wei
-            costs[self.node.node_id] = costs.get(self.node.node_id, 0) + cost
-        world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
 
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
-        requester, request, k = arg
         if not self.alive:
             return
+        self._judge(arg)
+        self._next()
+
+    def _judge(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
+        requester, request, k = arg
         world = self.world
         w, h = world.scenario.workload.resolution_x, world.scenario.workload.resolution_y
         tile_px = DEFAULT_POLICY.sampling.tile_px

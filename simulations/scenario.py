@@ -97,6 +97,10 @@ class Rendering:
     time_noise: float = bounded(0.1, 0, 1)  # render time × U(1-x, 1+x)
     failure_rate: float = bounded(0.01, 0, 1)  # a render ends in RENDER_ERROR
     result_size_bytes: int = bounded(4_000_000, 1)
+    # A node's cost before its first frame or check of a job: fetching the scene and
+    # inspecting it itself (the node's preflight: a Blender start). bench/sim_fidelity.py
+    # measures it; 0 = not modelled.
+    job_setup_s: float = bounded(0.0, 0)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ class WorkerDriver:
         )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
         self._renders: dict[bytes, int] = {}  # task id -> render token
+        self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
         self._token = 0
         self.alive = True
 
@@ -131,6 +132,9 @@ class WorkerDriver:
         )
         kind, duration_ms = self._cheat(outcome.duration_ms) if outcome.ok else ("", 0)
         duration_ms = duration_ms or outcome.duration_ms
+        if cmd.job_id not in self._set_up:  # its first frame of the job: scene + preflight
+            self._set_up.add(cmd.job_id)
+            duration_ms += int(world.scenario.rendering.job_setup_s * 1000)
         arg = (cmd, self._token, outcome.ok, outcome.reason, kind, duration_ms)
         world.loop.call_later(duration_ms, self._render_done, arg, "render-done")
 
