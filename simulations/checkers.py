@@ -86,9 +86,6 @@ class CheckerDriver:
             scene = world.scenes.get(request.job_id)
             if scene is None or self.node.gpu is None:
                 continue
-            source = world.by_id.get(request.worker)
-            if source is None or not source.online:
-                continue  # nobody serves the frame: no verdict (the node cannot fetch it)
             config = world.scenario.verification
             k = request.tiles
             self._busy = True
