@@ -1,17 +1,21 @@
 """Does the simulator predict a real run? The same small job on a devnet and in the simulator.
 
     python bench/sim_fidelity.py                       # 3 workers, 1 checker, 12 frames
-    python bench/sim_fidelity.py --frames 6 --json OUT # the CI test's reduced run
+    python bench/sim_fidelity.py --frames 4 --workers 2 --kill-after 0 --json OUT
+                                                       # the CI test's reduced run
+    python bench/sim_fidelity.py --reuse OUT           # simulate again against a saved run
 
 1. **Fit** (measured here, before the devnet starts): the reference scene of the
    devnet (``node.devnet.scene``) at the job's resolution and samples, rendered as
    a worker renders it (node.render's Blender backend, one process per frame,
-   start-up included) — alone, then ``--workers`` at once, as the devnet's
-   workers share this machine's cores; and one real tile check at the plan's k
-   for a fresh worker (node.verify). From these: the simulated GPU's score (RU per
-   hour from the concurrent frame time), the tile share (tile pixels over frame
-   pixels) and the check's fixed cost (the check's wall time minus its tiles'
-   share of a frame). The network is loopback (1 ms), the chain anvil's (one
+   start-up included, the node's own sandboxed render kit) — alone, then
+   ``--workers`` at once, as the devnet's workers share this machine's cores; one
+   real tile check at the plan's k for a fresh worker (node.verify); the node's
+   preflight inspection of the scene. From these: the simulated GPU's score (RU
+   per hour from the concurrent frame time), the tile share (tile pixels over
+   frame pixels), the check's fixed cost (the check's wall time minus its tiles'
+   share of a frame) and a node's setup before its first frame or check of a job
+   (the inspection). The network is loopback (1 ms), the chain anvil's (one
    block per transaction: 0.1 s blocks). Market timings and prices are the
    devnet node's own (``role_settings`` of a devnet ``NodeConfig``), not typed in.
 2. **Real**: ``LocalDevnet`` (anvil, real ``pictor node run`` processes,

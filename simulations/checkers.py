@@ -45,6 +45,7 @@ from simulations.workers import CHEATERS
 from simulations.world import SimNode, World
 
 MS_PER_HOUR = 3_600_000
+
 QUEUE_LEN = 64  # node/roles/checker.py: checks waiting beyond the one running
 
 
@@ -54,7 +55,8 @@ class CheckerDriver:
         self.node = node
         self.wallet = Wallet(world, vouchers)
         self.alive = True
-        self._queue: deque[tuple[bytes, VerifyRequest]] = deque()  # checks waiting, in order
+        self._queue: deque[tuple[bytes, VerifyRequest, int]] = deque()  # waiting, in order
+        self._stale_ms = int(world.scenario.market.verify_timeout_s * 1000)
         self._busy = False
         self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
 
@@ -74,7 +76,7 @@ class CheckerDriver:
         (a request beyond is dropped; the requester's verify timeout asks again)."""
         if len(self._queue) >= QUEUE_LEN:
             return
-        self._queue.append((requester, request))
+        self._queue.append((requester, request, self.world.loop.now_ms))
         if not self._busy:
             self._next()
 
@@ -82,7 +84,9 @@ class CheckerDriver:
         world = self.world
         self._busy = False
         while self._queue and self.alive:
-            requester, request = self._queue.popleft()
+            requester, request, queued_ms = self._queue.popleft()
+            if world.loop.now_ms - queued_ms >= self._stale_ms:
+                continue  # its requester has asked another checker by now: not worth rendering
             scene = world.scenes.get(request.job_id)
             if scene is None or self.node.gpu is None:
                 continue

@@ -75,7 +75,9 @@ class CheckerRole:
         self.specs: dict[bytes, JobSpec] = {}
         self.checked = 0
         self.scene_gate = SceneGate(ctx.render.inspect)
-        self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest]](QUEUE_LEN)
+        self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest, int]](
+            QUEUE_LEN
+        )
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
         self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
         # job -> task -> fee of the verdict sent: a task asked again (a verify timeout, a
@@ -95,7 +97,7 @@ class CheckerRole:
         if spec is None or spec.requester != sender:
             return False
         try:
-            self._send.send_nowait((sender, request))
+            self._send.send_nowait((sender, request, self.ctx.clock.now_ms()))
         except trio.WouldBlock:
             return False
         return True
@@ -120,7 +122,14 @@ class CheckerRole:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._vouchers)
             task_status.started()
-            async for requester, request in self._recv:
+            async for requester, request, queued_ms in self._recv:
+                waited_ms = self.ctx.clock.now_ms() - queued_ms
+                if waited_ms >= self.ctx.settings.market.verify_timeout_ms:
+                    # Its requester has asked another checker by now: a verdict would come
+                    # late and go unpaid (simulations/checkers.py does the same).
+                    log_event(logger, logging.INFO, "check skipped: waited too long",
+                              frame=request.frame, waited_ms=waited_ms)  # fmt: skip
+                    continue
                 try:
                     await self._check(requester, request)
                 except Exception as exc:  # no verdict; the requester times out
