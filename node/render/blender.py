@@ -205,13 +205,17 @@ class BlenderBackend:
             return collect_frames(result.returncode, result.tail, parser, frames, workdir, out_dir)
 
 
-def blender_argv(executable: str, root: Path, threads: int) -> list[str]:
-    """The executable's command line for a work directory seen by the child at ``root``."""
+def blender_argv(
+    executable: str, root: Path, threads: int, script: str = "pictor_job.py",
+    document: str = "job.json",
+) -> list[str]:  # fmt: skip
+    """The executable's command line for a work directory seen by the child at ``root``:
+    ``scene.blend`` opened with scripts disabled, then our ``script`` given ``document``."""
     thread_args = ["-t", str(threads)] if threads else []
     return [
         executable, "-b", "-Y", "--factory-startup", *thread_args,
         str(root / "scene.blend"), "--python-exit-code", "1",
-        "--python", str(root / "pictor_job.py"), "--", str(root / "job.json"),
+        "--python", str(root / script), "--", str(root / document),
     ]  # fmt: skip
 
 

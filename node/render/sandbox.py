@@ -358,11 +358,38 @@ async def run_sandboxed(
     Cancelling the calling task kills the whole process group before returning.
     """
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    start = trio.current_time()
+    process = await start_sandboxed(argv, workdir, limits, info, env_extra)
+    try:
+        with trio.move_on_after(limits.wall_s) as scope:
+            await pump_lines(process.stdout, tail, on_line)
+            returncode = await process.wait()
+    finally:
+        # Normal exit, timeout or cancellation: nothing of the group may outlive us.
+        await end_child(process)
+    wall_s = trio.current_time() - start
+    if scope.cancelled_caught:
+        raise SandboxError(f"{Path(argv[0]).name} timed out after {limits.wall_s:.0f} s")
+    return SandboxResult(returncode, wall_s, "\n".join(tail))
+
+
+async def start_sandboxed(
+    argv: Sequence[str],
+    workdir: Path,
+    limits: SandboxLimits,
+    info: SandboxInfo,
+    env_extra: dict[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> Child:
+    """Start ``argv`` contained (see the module doc), its output on ``Child.stdout``.
+
+    The caller must end it with :func:`end_child`, also when cancelled. ``pass_fds``
+    are inherited by the renderer (a command channel of a long-lived render).
+    """
     if info.run_as is not None:
         _hand_over(workdir, info.run_as)
-    start = trio.current_time()
     try:
-        process = await open_child(
+        return await open_child(
             [*info.prefix(workdir, argv[0]), *argv],
             cwd=workdir,
             env=scrubbed_env(workdir, env_extra),
@@ -371,45 +398,54 @@ async def run_sandboxed(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_limit_child(limits) if info.rlimits else None,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
-    try:
-        with trio.move_on_after(limits.wall_s) as scope:
-            assert process.stdout is not None
-            await _pump_lines(process.stdout, tail, on_line)
-            returncode = await process.wait()
-    finally:
-        # Normal exit, timeout or cancellation: nothing of the group may outlive us.
-        _kill_group(process)
-        with trio.CancelScope(shield=True):
-            await process.wait()
-            await process.aclose()
-    wall_s = trio.current_time() - start
-    if scope.cancelled_caught:
-        raise SandboxError(f"{Path(argv[0]).name} timed out after {limits.wall_s:.0f} s")
-    return SandboxResult(returncode, wall_s, "\n".join(tail))
 
 
-async def _pump_lines(
+async def end_child(process: Child) -> None:
+    """Kill the child's whole process group and reap it (shielded: also when cancelled)."""
+    _kill_group(process)
+    with trio.CancelScope(shield=True):
+        await process.wait()
+        await process.aclose()
+
+
+class LineSplitter:
+    """Bytes in, lines out, a partial line kept across calls; over-long lines are cut."""
+
+    def __init__(self, tail: collections.deque[str], on_line: Callable[[str], None] | None) -> None:
+        self.tail = tail
+        self.on_line = on_line
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        if len(self._pending) > _MAX_LINE_BYTES:  # a renderer spewing without newlines
+            lines.append(self._pending)
+            self._pending = b""
+        for raw in lines:
+            self._emit(raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending.decode("utf-8", "replace"))
+            self._pending = b""
+
+    def _emit(self, line: str) -> None:
+        self.tail.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+
+
+async def pump_lines(
     stream: trio.abc.ReceiveStream,
     tail: collections.deque[str],
     on_line: Callable[[str], None] | None,
 ) -> None:
-    pending = b""
+    splitter = LineSplitter(tail, on_line)
     while chunk := await stream.receive_some(65536):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > _MAX_LINE_BYTES:  # a renderer spewing without newlines
-            lines.append(pending)
-            pending = b""
-        for raw in lines:
-            line = raw.decode("utf-8", "replace").rstrip("\r")
-            tail.append(line)
-            if on_line is not None:
-                on_line(line)
-    if pending:
-        line = pending.decode("utf-8", "replace")
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+        splitter.feed(chunk)
+    splitter.flush()

@@ -39,6 +39,10 @@ class Child:
     def returncode(self) -> int | None:
         return self._popen.returncode
 
+    def poll(self) -> int | None:
+        """The exit status if the child has ended (reaps it), else None; never blocks."""
+        return self._popen.poll()
+
     async def wait(self) -> int:
         """Wait for the child's exit without a thread (a pidfd turns readable), reap it."""
         if self._popen.poll() is None:
