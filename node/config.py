@@ -29,7 +29,11 @@ NOT_CONFIG_ENV_PREFIXES = ("PICTOR_TEST_",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 REACHABILITY = ("auto", "public", "private")
 DHT_MODES = ("auto", "server", "client", "off")
-_CHOICES = {"log_level": LOG_LEVELS, "reachability": REACHABILITY, "dht": DHT_MODES}
+RENDER_DEVICES = ("auto", "CPU", "CUDA", "OPTIX")
+_CHOICES = {
+    "log_level": LOG_LEVELS, "reachability": REACHABILITY, "dht": DHT_MODES,
+    "render_device": RENDER_DEVICES,
+}  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -85,6 +89,9 @@ class NodeConfig:
     # Forced errors: checked results per million that also get a plant (issue 17).
     plant_rate_ppm: int = MarketConfig().plant_rate_ppm
     render_threads: int = 0
+    render_device: str = "auto"  # Cycles device: auto (from the NVML probe), CPU, CUDA, OPTIX
+    warm_renders: int = 2  # warm Blender processes (one per job's scene); 0: one per render
+    warm_idle_s: float = 300.0  # a warm process is closed after this long unused
     adversary: str = ""  # test-only misbehaviour (node.roles.context.ADVERSARY_MODES); never on a real node
 
     @property
@@ -284,6 +291,13 @@ CONFIG_TEMPLATE = """\
 # Worker: asking price per render unit (wei), Blender threads (0 = all cores).
 # price_wei_per_ru = 1000000000000
 # render_threads = 0
+# Cycles device: "auto" picks OptiX, then CUDA, when the NVML probe finds a GPU and
+# this Blender can use it, else the CPU.
+# render_device = "auto"
+# Warm Blender processes kept (one per job's scene, frames and checks alike), and how
+# long an unused one is kept; 0 renders every frame and check in a new process.
+# warm_renders = 2
+# warm_idle_s = 300.0
 
 # Requester: seconds a lease lasts without a heartbeat.
 # lease_s = 60.0

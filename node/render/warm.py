@@ -180,7 +180,10 @@ class WarmProcess:
             nursery.cancel_scope.cancel()
         self._splitter.on_line = None
         if reply is None:
+            released = self._closed  # closed under us: the job ended, do not start another
             await self.close()  # reaps it: the exit status goes into the message
+            if released:
+                raise RenderError("blender process closed: its job is over")
             code = self._child.returncode
             raise ProcessDied(f"blender exited {code} before answering", self.tail_text())
         return reply

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
@@ -79,6 +80,7 @@ class CheckerRole:
             QUEUE_LEN
         )
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
+        self._releases, self._releases_out = trio.open_memory_channel[Path](16)
         self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
         # job -> task -> fee of the verdict sent: a task asked again (a verify timeout, a
         # requester restarted) is paid once, so it counts once
@@ -115,12 +117,21 @@ class CheckerRole:
         """The job's requester closed it: no larger voucher will come (the payee may
         redeem ours now)."""
         spec = self.specs.get(cancelled.job_id)
-        if self.payee is not None and spec is not None and spec.requester == sender:
+        if spec is None or spec.requester != sender:
+            return
+        if self.payee is not None:
             self.payee.job_over(spec.requester_address, cancelled.job_id)
+        release = self.ctx.render.release_tiles
+        if release is not None and self.ctx.content.has(spec.scene_cid):
+            try:  # the warm process that kept the job's scene for its checks
+                self._releases.send_nowait(self.ctx.content.path_of(spec.scene_cid))
+            except trio.WouldBlock:
+                pass  # closed when idle instead
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._vouchers)
+            nursery.start_soon(self._release_scenes)
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms
@@ -145,6 +156,12 @@ class CheckerRole:
             promised_wei = max(promised_wei, voucher_wei)
         cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
         return await self._pay_check.problem(spec, request.job_id, cumulative_wei)
+
+    async def _release_scenes(self) -> None:
+        release = self.ctx.render.release_tiles
+        async for scene in self._releases_out:
+            if release is not None:
+                await release(scene)
 
     async def _vouchers(self) -> None:
         async for voucher, address in self._vouchers_out:

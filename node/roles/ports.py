@@ -14,7 +14,7 @@ render mode is added here first, then to both implementations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from ledger.fraud import FraudClaim, ResultRef
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.render.probe import Probe
+from node.render.warm import WarmConfig
 from node.verify.checker import TileRenderer
 from protocol.cost import LightPaths
 from protocol.messages import RenderSettings, Voucher
@@ -48,12 +49,19 @@ class SceneProbe(Protocol):
     ) -> Probe: ...
 
 
+SceneRelease = Callable[[Path], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class RenderKit:
     frames: FrameRenderer  # the worker's renders
     tiles: TileRenderer  # the checker's re-renders
     inspect: SceneInspector  # preflight: the requester's, and every worker's and checker's
     probe: SceneProbe | None = None  # the worker's measure of a scene it accepts
+    # A role is done with a scene (its job ended or was cancelled): close the warm
+    # Blender process that kept it loaded (node.render.warm). None: nothing kept.
+    release_frames: SceneRelease | None = None
+    release_tiles: SceneRelease | None = None
 
 
 @dataclass(frozen=True)
@@ -158,22 +166,34 @@ class Chain(Protocol):
         ...
 
 
-def blender_kit(config: BlenderConfig, work_root: Path) -> RenderKit:
-    """The node's real renderers: Blender in its sandbox, probed once."""
+def blender_kit(
+    config: BlenderConfig, work_root: Path, warm: WarmConfig | None = None
+) -> RenderKit:
+    """The node's real renderers: Blender in its sandbox, probed once; with ``warm``
+    (max_processes > 0) frames and checks render in one warm process per job."""
     from node.render.blender import BlenderBackend
     from node.render.preflight import inspect_scene
     from node.render.probe import probe_render
     from node.render.sandbox import probe_sandbox
+    from node.render.warm import WarmPool
+    from node.render.warm_frames import WarmFrameRenderer
     from node.verify.blender_tiles import BlenderTileRenderer
+    from node.verify.warm_tiles import SCRIPTS, WarmTileRenderer
 
     config = replace(config, work_root=work_root)
     sandbox = probe_sandbox()
-    frames = BlenderBackend(config, sandbox)
+    backend = BlenderBackend(config, sandbox)
+    one_shot_tiles = BlenderTileRenderer(config, sandbox)
 
     async def inspect(scene: Path) -> dict[str, Any]:
         return await inspect_scene(scene, config, sandbox)
 
     async def probe(scene: Path, settings: RenderSettings, paths: LightPaths, frame: int) -> Probe:
-        return await probe_render(frames, scene, settings, paths, frame, work_root)
+        return await probe_render(backend, scene, settings, paths, frame, work_root)
 
-    return RenderKit(frames, BlenderTileRenderer(config, sandbox), inspect, probe)
+    if warm is None or warm.max_processes == 0:
+        return RenderKit(backend, one_shot_tiles, inspect, probe)
+    pool = WarmPool(config, sandbox, warm, SCRIPTS)
+    frames = WarmFrameRenderer(backend, pool)
+    tiles = WarmTileRenderer(one_shot_tiles, pool)
+    return RenderKit(frames, tiles, inspect, probe, frames.release, tiles.release)

@@ -28,6 +28,9 @@ from node.content.transfer import TransferConfig
 from node.log import log_event
 from node.record.stakes import CheckerStakes
 from node.render.blender import BlenderConfig
+from node.render.device_choice import choose_device
+from node.render.sandbox import SandboxLimits
+from node.render.warm import WarmConfig
 from node.roles.capacity import cached_benchmark, probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
@@ -181,9 +184,14 @@ class RolePorts:
 
 
 def node_ports(config: NodeConfig, payment_key: bytes, work_root: Path) -> RolePorts:
-    """Blender and the configured escrow: what ``pictor node run`` uses."""
-    blender = BlenderConfig(threads=config.render_threads)
-    return RolePorts(blender_kit(blender, work_root), chain_link(config, payment_key))
+    """Blender and the configured escrow: what ``pictor node run`` uses (blocks: it may
+    ask NVML and Blender which device to render on)."""
+    device, why = choose_device(config.render_device)
+    log_event(logger, logging.INFO, "render device", device=device, why=why)
+    limits = SandboxLimits() if device == "CPU" else SandboxLimits(address_space_bytes=None)
+    blender = BlenderConfig(threads=config.render_threads, device=device, limits=limits)
+    warm = WarmConfig(config.warm_renders, config.warm_idle_s)
+    return RolePorts(blender_kit(blender, work_root, warm), chain_link(config, payment_key))
 
 
 async def run_roles(
@@ -200,7 +208,8 @@ async def run_roles(
                   content_limits(TransferConfig().max_chunk_bytes), node.on_bad_frame)  # fmt: skip
     address = bytes.fromhex(Account.from_key(payment_key).address[2:])
     work_root = make_work_root(config.data_dir)
-    ports = ports or node_ports(config, payment_key, work_root)
+    if ports is None:
+        ports = await trio.to_thread.run_sync(node_ports, config, payment_key, work_root)
     link = ports.chain
     async with trio.open_nursery() as nursery:
         clock = MarketClock()

@@ -155,10 +155,18 @@ class WorkerRole:
             ref = self._signed.get(message.task_id)  # a checker rejected a result we signed
             if ref is not None and self.claim_watch is not None and ref.job_id == message.job_id:
                 self.claim_watch.watch(ref)
-        if isinstance(message, JobCancelled) and self.payee is not None:
+        if isinstance(message, JobCancelled):
             spec = self.specs.get(message.job_id)
             if spec is not None and spec.requester == sender:  # the job is over
-                self.payee.job_over(spec.requester_address, message.job_id)
+                if self.payee is not None:
+                    self.payee.job_over(spec.requester_address, message.job_id)
+                self._release_scene(spec)
+
+    def _release_scene(self, spec: JobSpec) -> None:
+        """Close the warm Blender process that kept the job's scene (if the kit keeps one)."""
+        release = self.ctx.render.release_frames
+        if release is not None and self.ctx.content.has(spec.scene_cid) and self._nursery:
+            self._nursery.start_soon(release, self.ctx.content.path_of(spec.scene_cid))
 
     def carry_out(self, commands: list[Command]) -> None:
         assert self._nursery is not None
