@@ -101,6 +101,11 @@ class WarmProcess:
         return Path(self._tmp.name)
 
     @property
+    def pid(self) -> int | None:
+        """The sandbox's process id (its process group), while started."""
+        return self._child.pid if self._child is not None else None
+
+    @property
     def alive(self) -> bool:
         return not self._closed and self._child is not None and self._child.poll() is None
 
@@ -113,7 +118,9 @@ class WarmProcess:
             shutil.copyfile(source, workdir / name)
         ours, theirs = socket.socketpair()
         try:
-            serve = {"fd": theirs.fileno(), "idle_s": self.idle_s + _SELF_EXIT_MARGIN_S}
+            # The script leaves by itself a little after the pool would have closed it.
+            idle_s = self.idle_s + min(_SELF_EXIT_MARGIN_S, self.idle_s)
+            serve = {"fd": theirs.fileno(), "idle_s": idle_s}
             (workdir / "serve.json").write_text(json.dumps(serve))
             argv = blender_argv(self.config.executable, workdir, self.config.threads,
                                 "pictor_serve.py", "serve.json")  # fmt: skip
@@ -281,6 +288,10 @@ class WarmPool:
     def processes(self) -> int:
         return len(self._processes)
 
+    def process_of(self, kind: str, scene: Path) -> WarmProcess | None:
+        """The warm process kept for ``scene`` (tests and metrics)."""
+        return self._processes.get((kind, scene.resolve()))
+
     async def render(
         self,
         kind: str,
@@ -312,8 +323,8 @@ class WarmPool:
                     if reused and attempt == 0:  # it may have died while idle: once more afresh
                         continue
                     raise
-                except RenderError:
-                    self._forget(key, process)
+                except BaseException:  # a failure, a timeout or our caller's cancellation
+                    self._forget(key, process)  # closed by render(): state unknown
                     raise
                 if process.cpu_s > self.config.limits.cpu_s / 2:
                     await self._close(key)
