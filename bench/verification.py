@@ -23,7 +23,11 @@
 
 Checker cost is the check's Blender process wall time over the worker's
 per-frame process wall time (start-up included on both sides), and the same
-for Blender's own render time only.
+for Blender's own render time only: one process per frame and per check, as
+nodes rendered before issue 15. Then the same with warm processes, as nodes
+render now (bench/warm_costs.py): one check's share of one frame over a
+``--job-frames`` job, start-up included, and the average checking cost per
+accepted frame under the plan's sampling.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from bench.warm_costs import warm_costs
 from node.render.base import RendererIdentity
 from node.render.blender import JOB_SCRIPT, BlenderBackend, BlenderConfig, job_document
 from node.verify.blender_tiles import BlenderTileRenderer
@@ -353,6 +358,21 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
     result = _summarise(args, console, table, honest_real, honest_trials, frames, plan.k, cells,
                         worker_wall, worker_render, check_wall, check_render)  # fmt: skip
     result["cross_path"] = cross
+    console.print(f"warm processes (as a node renders now): worker and checker, "
+                  f"{args.warm_checks} checks at k={plan.k} ...")  # fmt: skip
+    warm = await warm_costs(scene, settings, frames, args.job_frames, args.warm_checks)
+    result["warm"] = warm
+    console.print(
+        f"warm checker: one check {warm['check_share_job']:.1%} of the worker's frame "
+        f"(wall, start-up included on both sides, a {args.job_frames}-frame job: first check "
+        f"{warm['checker_first_check_wall_s']:.2f} s then {warm['checker_steady_check_wall_s']:.2f}"
+        f" s; worker's first frame {warm['worker_first_frame_wall_s']:.1f} s then "
+        f"{warm['worker_steady_frame_wall_s']:.1f} s); steady {warm['check_share_steady']:.1%}\n"
+        f"checking cost per accepted frame under the plan's sampling (warm, of the worker's "
+        f"frame wall): fresh worker {warm['cost_per_accepted_frame_r0.0']:.1%}, reputation 0.5 "
+        f"{warm['cost_per_accepted_frame_r0.5']:.1%}, trusted "
+        f"{warm['cost_per_accepted_frame_r1.0']:.1%}"
+    )
     return result
 
 
@@ -439,6 +459,10 @@ def main() -> None:
         action="store_false",
         help="skip rendering frame 1 on the SSE4.1 kernel (honest, other CPU code path)",
     )
+    parser.add_argument("--job-frames", type=int, default=12,
+                        help="frames of the job the warm start-up is spread over")  # fmt: skip
+    parser.add_argument("--warm-checks", type=int, default=4,
+                        help="checks rendered in the warm checker process at the fresh k")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.quick:

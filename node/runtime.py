@@ -88,6 +88,7 @@ class OwnCapacity:
     score_ru_per_hour: int = 0
     price_wei_per_ru: int = 0
     free_slots: Callable[[], int] = lambda: 0
+    device_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -402,6 +403,7 @@ class Node:
             payment=self._payment,
             addrs=tuple(addrs[:MAX_ADVERT_ADDRS]),
             free_slots=max(0, min(own.free_slots(), 2**16 - 1)),
+            device_class=own.device_class[:64],
         )
 
     async def publish_advert(self) -> None:

@@ -111,6 +111,7 @@ class CapacityAdvert:
     payment: PaymentBinding
     addrs: Annotated[tuple[Multiaddr, ...], MaxLen(16)]
     free_slots: U16
+    device_class: Name = ""  # what it renders on ("cpu-x86_64-avx2", "optix-sm90"); "": nothing
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,9 @@ class VerifyRequest:
     scene_cid: Cid
     fee_wei: U256
     tiles: CheckTiles  # k: how many grid cells to re-render (protocol.verification)
+    # The worker's Result.device_class: a checker of the same build and class compares
+    # exactly, any other with the tolerance (protocol.verification.compare_tile).
+    worker_device_class: Name = ""
 
 
 @dataclass(frozen=True)

@@ -58,4 +58,5 @@ async def probe_capacity(
         score_ru_per_hour=score,
         price_wei_per_ru=price_wei_per_ru,
         free_slots=free_slots,
+        device_class=device_class,
     )

@@ -9,9 +9,11 @@ worker does): a refused scene gets no verdict and no re-render.
 ``node.verify.verify_result`` re-renders ``request.tiles`` cells (k from the
 requester's check plan, protocol.verification) chosen from a secret
 drawn after the result existed and builds the verdict, which goes back to
-the requester. The worker's device class is not on the wire, so the
-comparison uses the cross-hardware tolerance (``worker`` identity unknown).
-Checks run one at a time: each is a Blender process.
+the requester. The request carries the worker's device class (from its
+Result): the same build and class as ours compares exactly, anything else
+with the cross-hardware tolerance. Checks run one at a time, in a warm
+Blender process per job that keeps the scene loaded (node.verify.warm_tiles),
+closed when the job's requester closes the job.
 
 A rejecting verdict is remembered (bounded): when a dispute's majority upholds
 it, the requester asks us to sign a fraud claim (``FraudSignRequest``), and we
@@ -189,7 +191,7 @@ class CheckerRole:
             verdict = await verify_result(
                 self.ctx.render.tiles, request, scene=scene, frame_image=frame,
                 settings=spec.settings, job_build=spec.renderer_build,
-                worker=RendererIdentity(spec.renderer_build, "unknown"),
+                worker=RendererIdentity(spec.renderer_build, request.worker_device_class),
             )  # fmt: skip
         if self.ctx.settings.adversary == FALSE_REJECT:  # test-only: a lying checker
             verdict = false_reject(verdict)

@@ -94,6 +94,7 @@ class VerifyDesk(JobBook):
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
             task.frame_cid, self.spec.scene_cid, task.fee_wei, task.tiles,
+            task.result.device_class if task.result is not None else "",
         )  # fmt: skip
         self._checker_addresses.setdefault(checker, checker_address)
         if task.fee_wei == 0:

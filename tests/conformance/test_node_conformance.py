@@ -154,7 +154,8 @@ def advert_body(peer: Peer) -> dict[str, Any]:
     addrs = [f"{a}" for a in peer.host.get_addrs()]
     return {"roles": ["worker"], "gpus": [], "renderer_builds": [BUILD], "score_ru_per_hour": 3600,
             "price_wei_per_ru": client.u256(10**12), "stake_wei": client.u256(0),
-            "payment": peer.me.binding(), "addrs": addrs, "free_slots": 1}  # fmt: skip
+            "payment": peer.me.binding(), "addrs": addrs, "free_slots": 1,
+            "device_class": "cpu-x86_64-avx2"}  # fmt: skip
 
 
 async def work_a_frame(requester: Requester, peer: Peer, assurance: str) -> bytes:

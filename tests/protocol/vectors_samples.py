@@ -178,6 +178,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
         payment=BOB.binding,
         addrs=(f"/ip4/203.0.113.7/tcp/4001/p2p/{bob_id}",),
         free_slots=1,
+        device_class="cuda",
     )
     tiles = (TileEvidence(64, 32, 64, 64, 48_250, 3), TileEvidence(320, 192, 64, 64, 51_000, 2))
     return [
@@ -214,7 +215,16 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             "verify_request",
             ALICE,
             VerifyRequest(
-                job, task, 1, bob_id.raw, result_digest, frame_cid, spec.scene_cid, 10**15, 24
+                job,
+                task,
+                1,
+                bob_id.raw,
+                result_digest,
+                frame_cid,
+                spec.scene_cid,
+                10**15,
+                24,
+                "cuda",
             ),
         ),
         (

@@ -1,0 +1,92 @@
+"""The checker's cost with warm Blender processes, as a node now renders (bench/verification.py).
+
+A worker renders a job's frames in one warm process (node.render.warm_frames)
+and a checker checks them in one warm process per job (node.verify.warm_tiles).
+Measured here, same scene and settings as the rest of bench/verification.py:
+
+- the worker: ``--frames`` + 1 frames rendered warm, one command each; the
+  first call's wall holds the start-up, the others are steady;
+- the checker: checks at the fresh worker's k (and one at the trusted k), one
+  command each; again the first call holds the start-up.
+
+A job of ``job_frames`` frames then costs the worker ``first + (n-1) * steady``
+and the checker, for a fresh worker (every frame checked), the same shape:
+the ratio is one check's share of one frame, start-up included on both sides.
+The average checking cost per accepted frame under the plan's sampling is
+``q(r) * check(k(r))`` over the worker's frame for reputation r = 0, 0.5, 1
+(protocol.verification.plan_check), ``check(k)`` interpolated linearly in k
+between the two measured k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import trio
+
+from node.render.blender import BlenderBackend, BlenderConfig
+from node.render.sandbox import probe_sandbox
+from node.render.warm import WarmConfig, WarmPool
+from node.render.warm_frames import WarmFrameRenderer
+from node.verify.blender_tiles import BlenderTileRenderer
+from node.verify.warm_tiles import SCRIPTS, WarmTileRenderer
+from protocol.messages import Assurance, RenderSettings
+from protocol.verification import DEFAULT_POLICY, plan_check, select_tiles
+
+
+async def warm_costs(
+    scene: Path, settings: RenderSettings, frames: list[int], job_frames: int, checks: int
+) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="pictor-bench-warm-") as tmp:
+        root = Path(tmp)
+        os.chmod(root, 0o711)  # the sandbox may render as another user
+        config, sandbox = BlenderConfig(work_root=root), probe_sandbox()
+        pool = WarmPool(config, sandbox, WarmConfig(max_processes=2), SCRIPTS)
+        worker = WarmFrameRenderer(BlenderBackend(config, sandbox), pool)
+        frame_wall = []
+        for frame in [*frames, frames[0]]:
+            start = trio.current_time()
+            await worker.render_frames(scene, settings, [frame], root / "frames")
+            frame_wall.append(trio.current_time() - start)
+        checker = WarmTileRenderer(BlenderTileRenderer(config, sandbox), pool)
+        fresh, trusted = plan_check(Assurance.NORMAL, 0.0), plan_check(Assurance.NORMAL, 1.0)
+        check_wall: dict[int, list[float]] = {fresh.k: [], trusted.k: []}
+        for i in range(checks + 1):
+            k = trusted.k if i == checks else fresh.k
+            digest = hashlib.sha256(f"warm-{i}".encode()).digest()
+            tiles = select_tiles(digest, os.urandom(32), settings.resolution_x,
+                                 settings.resolution_y, k, DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+            done = await checker.render_tiles(scene, settings, frames[i % len(frames)], tiles,
+                                              root / f"check-{i}")  # fmt: skip
+            check_wall[k].append(done.wall_s)
+        await pool.aclose()
+    steady_frame = statistics.fmean(frame_wall[1:])
+    steady_check = statistics.fmean(check_wall[fresh.k][1:])
+    per_tile = (steady_check - check_wall[trusted.k][0]) / max(1, fresh.k - trusted.k)
+    n = job_frames
+    worker_job = frame_wall[0] + (n - 1) * steady_frame
+    checker_job = check_wall[fresh.k][0] + (n - 1) * steady_check
+
+    def check_s(k: int) -> float:
+        return max(0.0, steady_check + (k - fresh.k) * per_tile)
+
+    per_frame = worker_job / n
+    return {
+        "worker_first_frame_wall_s": frame_wall[0],
+        "worker_steady_frame_wall_s": steady_frame,
+        "checker_first_check_wall_s": check_wall[fresh.k][0],
+        "checker_steady_check_wall_s": steady_check,
+        "checker_trusted_k_check_wall_s": check_wall[trusted.k][0],
+        "job_frames": n,
+        "check_share_job": checker_job / worker_job,
+        "check_share_steady": steady_check / steady_frame,
+        **{
+            f"cost_per_accepted_frame_r{r}": plan_check(Assurance.NORMAL, r).check_probability
+            * check_s(plan_check(Assurance.NORMAL, r).k) / per_frame
+            for r in (0.0, 0.5, 1.0)
+        },
+    }  # fmt: skip
