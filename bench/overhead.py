@@ -31,6 +31,9 @@ from node.devnet.network import DevnetConfig, LocalDevnet
 from node.devnet.scene import build_scene
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+# The devnet asks 10^17 wei per render unit and a 640x360, 64-sample frame of its scene
+# is 6 RU (protocol/cost.py): 2 * 10^17 a frame, as before the cost model, got no bid.
+MAX_PRICE_WEI_PER_FRAME = 10**19
 PIN = (
     "import bpy; s = bpy.context.scene; s.render.resolution_x, s.render.resolution_y = {w}, {h};"
     "s.render.resolution_percentage = 100; s.cycles.samples = {samples};"
@@ -72,7 +75,7 @@ def through_pictor(base: Path, scene: Path, frames: int, w: int, h: int, samples
         started = time.monotonic()
         job = client.post("/v1/client/jobs", {
             "scene": str(scene), "frames": list(range(1, frames + 1)),
-            "max_price_wei_per_frame": 2 * 10**17, "out_dir": str(base / "out"),
+            "max_price_wei_per_frame": MAX_PRICE_WEI_PER_FRAME, "out_dir": str(base / "out"),
             "resolution": [w, h], "samples": samples,
         })  # fmt: skip
         final = client.wait_job(job["job_id"], 3600)
