@@ -94,6 +94,7 @@ class WarmProcess:
         self._sock: trio.SocketStream | None = None
         self._splitter = LineSplitter(self.tail, None)
         self._closed = False
+        self.opened = False  # start() ran (the pool starts it under its lock)
 
     @property
     def workdir(self) -> Path:
@@ -133,6 +134,7 @@ class WarmProcess:
         finally:
             theirs.close()
         self._sock = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+        self.opened = True
 
     async def render(
         self,
@@ -177,15 +179,20 @@ class WarmProcess:
         body = json.dumps(command).encode()
         self._splitter.on_line = on_line
         reply: dict[str, Any] | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump, nursery.cancel_scope)
+        refused: RenderError | None = None
+        async with trio.open_nursery() as nursery:  # raise nothing in here: no group
+            nursery.start_soon(self._pump)
             try:
                 await self._sock.send_all(struct.pack(">I", len(body)) + body)
                 reply = await self._receive()
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
                 reply = None
+            except RenderError as exc:  # an oversized or unreadable reply
+                refused = exc
             nursery.cancel_scope.cancel()
         self._splitter.on_line = None
+        if refused is not None:
+            raise refused
         if reply is None:
             released = self._closed  # closed under us: the job ended, do not start another
             await self.close()  # reaps it: the exit status goes into the message
@@ -223,7 +230,7 @@ class WarmProcess:
             data += chunk
         return data
 
-    async def _pump(self, scope: trio.CancelScope) -> None:
+    async def _pump(self) -> None:
         assert self._child is not None
         while chunk := await self._child.stdout.receive_some(65536):
             self._splitter.feed(chunk)
@@ -312,8 +319,10 @@ class WarmPool:
                 process = await self._open(key, scene)
                 if process is None:
                     return None
-            async with process.lock:
-                if not process.alive:  # closed while we waited for it
+            async with process.lock:  # held from the start: no command before it runs
+                if not process.opened:
+                    await self._start(key, process, scene)
+                elif not process.alive:  # died, or closed while we waited for it
                     self._forget(key, process)
                     continue
                 try:
@@ -340,25 +349,31 @@ class WarmPool:
             await self._close(key)
 
     async def _open(self, key: tuple[str, Path], scene: Path) -> WarmProcess | None:
+        """A new process registered under ``key`` (started by its first command)."""
         if len(self._processes) >= self.warm.max_processes:
             idle = [(p.last_used, k) for k, p in self._processes.items() if not p.lock.locked()]
             if not idle:
                 return None
             await self._close(min(idle)[1])
+            if key in self._processes:  # another task opened it meanwhile
+                return self._processes[key]
         process = self.process_factory(self.config, self.sandbox, self.warm.idle_s)
-        self._processes[key] = process  # counted before the await: the bound holds
+        self._processes[key] = process  # counted at once: the bound holds
+        return process
+
+    async def _start(self, key: tuple[str, Path], process: WarmProcess, scene: Path) -> None:
         try:
             await process.start(scene, self.scripts)
         except BaseException:
             self._forget(key, process)
+            await process.close()
             raise
         self.started += 1
-        return process
 
     async def _sweep(self) -> None:
         now = trio.current_time()
         for key, process in list(self._processes.items()):
-            if process.lock.locked():
+            if process.lock.locked() or not process.opened:
                 continue
             if not process.alive or now - process.last_used > self.warm.idle_s:
                 await self._close(key)

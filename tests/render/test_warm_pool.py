@@ -38,12 +38,14 @@ class StandIn(WarmProcess):
         return not self._closed and not self.dead
 
     async def start(self, scene: Path, scripts: Mapping[str, Path]) -> None:
-        await trio.lowlevel.checkpoint()
+        await trio.sleep(2.0)  # Blender's start-up: others may ask meanwhile
+        self.opened = True
 
     async def render(
         self, job: dict[str, Any], items: Sequence[dict[str, Any]], out_dir: Path,
         on_line: Callable[[str], None] | None = None,
     ) -> list[Rendered]:  # fmt: skip
+        assert self.opened, "a command sent before the process started"
         try:
             if StandIn.gate is not None:
                 await StandIn.gate.wait()
@@ -161,3 +163,18 @@ async def test_a_released_process_is_not_restarted_for_the_command_it_was_runnin
         await warm.release("frames", Path("a"))  # the job was cancelled mid-frame
         StandIn.gate.set()
     assert warm.started == 1 and warm.processes == 0
+
+
+async def test_two_first_commands_for_one_scene_share_one_process(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    warm = pool()
+    done: list[object] = []
+
+    async def render() -> None:
+        done.append(await warm.render("frames", Path("a"), {}, ITEM, Path("out")))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(render)
+        nursery.start_soon(render)
+    assert len(done) == 2 and all(d is not None for d in done) and warm.started == 1
