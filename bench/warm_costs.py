@@ -13,9 +13,9 @@ A job of ``job_frames`` frames then costs the worker ``first + (n-1) * steady``
 and the checker, for a fresh worker (every frame checked), the same shape:
 the ratio is one check's share of one frame, start-up included on both sides.
 The average checking cost per accepted frame under the plan's sampling is
-``q(r) * check(k(r))`` over the worker's frame for reputation r = 0, 0.5, 1
-(protocol.verification.plan_check), ``check(k)`` interpolated linearly in k
-between the two measured k.
+``q(r) * check(k(r)) + start-up / n`` over the worker's frame (start-up
+included) for reputation r = 0, 0.5, 1 (protocol.verification.plan_check),
+``check(k)`` interpolated linearly in k between the two measured k.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ async def warm_costs(
         return max(0.0, steady_check + (k - fresh.k) * per_tile)
 
     per_frame = worker_job / n
+    startup_s = max(0.0, check_wall[fresh.k][0] - steady_check)  # paid once per job
+
+    def per_accepted(r: float) -> float:
+        plan = plan_check(Assurance.NORMAL, r)
+        return (plan.check_probability * check_s(plan.k) + startup_s / n) / per_frame
+
     return {
         "worker_first_frame_wall_s": frame_wall[0],
         "worker_steady_frame_wall_s": steady_frame,
@@ -84,9 +90,5 @@ async def warm_costs(
         "job_frames": n,
         "check_share_job": checker_job / worker_job,
         "check_share_steady": steady_check / steady_frame,
-        **{
-            f"cost_per_accepted_frame_r{r}": plan_check(Assurance.NORMAL, r).check_probability
-            * check_s(plan_check(Assurance.NORMAL, r).k) / per_frame
-            for r in (0.0, 0.5, 1.0)
-        },
+        **{f"cost_per_accepted_frame_r{r}": per_accepted(r) for r in (0.0, 0.5, 1.0)},
     }  # fmt: skip
