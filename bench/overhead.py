@@ -41,11 +41,32 @@ PIN = (
 )
 
 
-def cpu_s_of(pid: int) -> float:
-    """utime + stime + reaped children's, of a live process (fields 14-17 of /proc/PID/stat)."""
+def _stat(pid: int) -> list[str]:
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return sum(int(v) for v in fields[11:15]) / TICKS_PER_S
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_s_of(pid: int) -> float:
+    """utime + stime + reaped children's (fields 14-17 of /proc/PID/stat) of a live
+    process, plus the same for each of its live descendants: a warm Blender process
+    still running when the job ends has not been reaped, so its time is in no
+    parent's cutime yet (counting only the node missed it)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += sum(int(v) for v in _stat(current)[11:15])
+        except OSError:
+            continue  # exited and reaped meanwhile: counted in its parent's cutime
+        todo += children.get(current, [])
+    return total / TICKS_PER_S
 
 
 def baseline(scene: Path, frames: int, w: int, h: int, samples: int) -> tuple[float, float]:
