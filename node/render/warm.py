@@ -133,6 +133,11 @@ class WarmProcess:
             raise
         finally:
             theirs.close()
+        if self._closed:  # released while Blender was starting: nobody will close it later
+            ours.close()
+            await end_child(self._child)
+            self._cleanup_dir()
+            raise RenderError("blender process closed while starting: its job is over")
         self._sock = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
         self.opened = True
 

@@ -38,6 +38,7 @@ def test_an_explicit_device_is_taken_as_given() -> None:
     assert choose_device("CUDA", lambda: NO_GPU, _never)[0] == "CUDA"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("blender") is None, reason="blender not installed")
 def test_this_blender_lists_no_gpu_backend_on_a_machine_without_one() -> None:
     assert blender_gpu_backends() == frozenset()
