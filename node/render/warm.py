@@ -58,6 +58,7 @@ SERVE_SCRIPT = Path(__file__).with_name("blender_serve.py")
 MAX_REPLY_BYTES = 256 * 1024
 _TAIL_LINES = 60
 _SELF_EXIT_MARGIN_S = 30.0
+GRACE_S = 5.0  # an idle process closed gets this long to exit by itself
 
 
 class ProcessDied(RenderError):
@@ -264,15 +265,23 @@ class WarmProcess:
     def tail_text(self) -> str:
         return "\n".join(self.tail)
 
-    async def close(self) -> None:
-        """Kill and reap the process, remove its work directory (idempotent)."""
+    async def close(self, grace_s: float = 0.0) -> None:
+        """End the process, reap it, remove its work directory (idempotent).
+
+        With ``grace_s`` (an idle process) closing the channel lets the script quit
+        and Blender exit by itself first, so its CPU time is accounted to the node
+        like a one-shot render's; then, or at once, the whole group is killed."""
         if self._closed:
             return
         self._closed = True
         if self._sock is not None:
             with trio.CancelScope(shield=True):
-                await self._sock.aclose()
+                await self._sock.aclose()  # EOF: the script's loop ends
         if self._child is not None:
+            if grace_s > 0:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + grace_s
+                    await self._child.wait()
             await end_child(self._child)
         self._cleanup_dir()
 
@@ -341,17 +350,22 @@ class WarmPool:
                     self._forget(key, process)  # closed by render(): state unknown
                     raise
                 if process.cpu_s > self.config.limits.cpu_s / 2:
-                    await self._close(key)
+                    await self._close(key, GRACE_S)
                 return rendered
         raise RenderError("blender process could not be kept running")
 
     async def release(self, kind: str, scene: Path) -> None:
         """The caller is done with ``scene`` (job over or cancelled): close its process."""
-        await self._close((kind, scene.resolve()))
+        await self._close((kind, scene.resolve()), self._grace((kind, scene.resolve())))
 
     async def aclose(self) -> None:
         for key in list(self._processes):
-            await self._close(key)
+            await self._close(key, self._grace(key))
+
+    def _grace(self, key: tuple[str, Path]) -> float:
+        """Let an idle process exit by itself; a busy one is killed mid-command."""
+        process = self._processes.get(key)
+        return GRACE_S if process is not None and not process.lock.locked() else 0.0
 
     async def _open(self, key: tuple[str, Path], scene: Path) -> WarmProcess | None:
         """A new process registered under ``key`` (started by its first command)."""
@@ -359,7 +373,7 @@ class WarmPool:
             idle = [(p.last_used, k) for k, p in self._processes.items() if not p.lock.locked()]
             if not idle:
                 return None
-            await self._close(min(idle)[1])
+            await self._close(min(idle)[1], GRACE_S)
             if key in self._processes:  # another task opened it meanwhile
                 return self._processes[key]
         process = self.process_factory(self.config, self.sandbox, self.warm.idle_s)
@@ -381,12 +395,12 @@ class WarmPool:
             if process.lock.locked() or not process.opened:
                 continue
             if not process.alive or now - process.last_used > self.warm.idle_s:
-                await self._close(key)
+                await self._close(key, GRACE_S)
 
-    async def _close(self, key: tuple[str, Path]) -> None:
+    async def _close(self, key: tuple[str, Path], grace_s: float = 0.0) -> None:
         process = self._processes.pop(key, None)
         if process is not None:
-            await process.close()
+            await process.close(grace_s)
 
     def _forget(self, key: tuple[str, Path], process: WarmProcess) -> None:
         if self._processes.get(key) is process:

@@ -63,7 +63,7 @@ class StandIn(WarmProcess):
         finally:
             self.last_used = trio.current_time()
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 0.0) -> None:
         self._closed = True
 
 
