@@ -107,7 +107,7 @@ class PlantDesk(JobBook):
         self._fees_pending[(task_id, checker)] = fee
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
-            plant_cid, self.spec.scene_cid, fee, task.tiles,
+            plant_cid, self.spec.scene_cid, fee, task.tiles, task.result.device_class,
         )  # fmt: skip
         return [*self._fund({address: fee}), Send(checker, request)]
 
