@@ -57,7 +57,8 @@ from node.config import NodeConfig
 from node.devnet.network import DevnetConfig, LocalDevnet
 from node.devnet.scene import build_scene
 from node.render.blender import BlenderConfig
-from node.roles.ports import blender_kit
+from node.render.warm import WarmConfig
+from node.roles.ports import RenderKit, blender_kit
 from node.roles.service import role_settings
 from node.verify.checker import check_frame
 from node.verify.images import load_image
@@ -74,13 +75,13 @@ JOB_TIMEOUT_S = 900.0
 
 @dataclass(frozen=True)
 class Fit:
-    frame_alone_s: float  # one frame, one Blender process, start-up included
+    frame_alone_s: float  # one frame in a warm Blender process (the node's), alone
     frame_shared_s: float  # the same with `workers` renders at once on this machine
     check_s: float  # one tile check at the plan's k, start-up included
     k: int
     tile_fraction: float  # a tile's pixels over the frame's
     check_overhead_s: float  # check_s minus its tiles' share of a (shared) frame
-    inspect_s: float  # the node's preflight inspection of the scene (a Blender start)
+    setup_s: float  # before a node's first frame of a job: inspection + warm process start
 
 
 @dataclass(frozen=True)
@@ -99,27 +100,36 @@ def _settings(args: argparse.Namespace) -> RenderSettings:
 
 async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     settings = _settings(args)
-    (work / "kit").mkdir()
-    kit = blender_kit(BlenderConfig(), work / "kit")  # the node's own: sandboxed, probed
-    backend = kit.frames
+    node = NodeConfig(Path("."))
+    warm = WarmConfig(node.warm_renders, node.warm_idle_s)
+
+    def kit_at(name: str) -> RenderKit:  # the node's own: sandboxed, one warm Blender per job
+        (work / name).mkdir()
+        return blender_kit(BlenderConfig(), work / name, warm)
+
+    async def frames(kit: RenderKit, numbers: list[int], out: Path) -> list[float]:
+        times = []
+        for frame in numbers:
+            start = time.perf_counter()
+            await kit.frames.render_frames(scene, settings, [frame], out)
+            times.append(time.perf_counter() - start)
+        return times
+
+    kit = kit_at("kit")
     start = time.perf_counter()
     await kit.inspect(scene)  # a worker's and a checker's preflight before a job's first frame
     inspect_s = time.perf_counter() - start
-
-    async def one(frame: int, out: Path) -> float:
-        start = time.perf_counter()
-        await backend.render_frames(scene, settings, [frame], out)
-        return time.perf_counter() - start
-
-    alone = [await one(f, work / "alone") for f in (1, 2)]
+    alone = await frames(kit, [1, 2, 3], work / "alone")  # the first starts the warm process
+    steady_s = sum(alone[1:]) / 2
+    warm_start_s = max(0.0, alone[0] - steady_s)
     shared: list[float] = []
 
-    async def timed(frame: int) -> None:
-        shared.append(await one(frame, work / f"shared{frame}"))
+    async def worker(i: int) -> None:  # each devnet worker has its own warm process
+        shared.extend((await frames(kit_at(f"w{i}"), [1, 2], work / f"shared{i}"))[1:])
 
     async with trio.open_nursery() as nursery:
-        for f in range(1, args.workers + 1):
-            nursery.start_soon(timed, f)
+        for i in range(args.workers):
+            nursery.start_soon(worker, i)
     renderer = kit.tiles
     me = await renderer.identify()
     k = plan_check(Assurance.NORMAL, 0.0).k
@@ -131,8 +141,8 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     frame_shared_s = sum(shared) / len(shared)
     check_s = outcome.render.wall_s
     overhead_s = max(0.0, check_s - k * tile_fraction * frame_shared_s)
-    return Fit(sum(alone) / len(alone), frame_shared_s, check_s, k, tile_fraction, overhead_s,
-               inspect_s)  # fmt: skip
+    return Fit(steady_s, frame_shared_s, check_s, k, tile_fraction, overhead_s,
+               inspect_s + warm_start_s)  # fmt: skip
 
 
 def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -204,7 +214,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "rendering": {"gpu_classes": [{"name": "this-machine", "weight": 1.0,
                                        "score_ru_per_hour": ru_per_frame * 3600
                                        / fitted.frame_shared_s, "vram_mib": 65_536}],
-                      "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.inspect_s},
+                      "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.setup_s},
         "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
         "churn": {"kill_workers_at_s": [first_job_s + kill_s] if kill_s >= 0 else []},
         "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
@@ -295,7 +305,7 @@ def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int]:
         fitted = trio.run(fit, args, scene, work)
         print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
               f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
-              f"{fitted.check_overhead_s:.2f} s; scene inspection {fitted.inspect_s:.2f} s",
+              f"{fitted.check_overhead_s:.2f} s; setup per job {fitted.setup_s:.2f} s",
               flush=True)  # fmt: skip
         kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
         print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
