@@ -147,8 +147,11 @@ class Roles:
                       peer=envelope.sender.text, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
-def _payment_address(node: Node, checker: bytes) -> bytes | None:
-    """The payment address ``checker``'s capacity advert binds to its key (None: no advert)."""
+def _payment_address(node: Node, own: bytes, checker: bytes) -> bytes | None:
+    """The payment address ``checker``'s capacity advert binds to its key (None: no advert);
+    our own verdicts are ours (``own``): a node keeps no advert of itself."""
+    if checker == node.key.node_id.raw:
+        return own
     seen = node.capacity.get(NodeId(checker).text)
     return None if seen is None else seen.advert.payment.address
 
@@ -218,7 +221,7 @@ async def run_roles(
         payee = None
         if link is not None:  # verdicts count in the public record by checkers' confirmed stake
             stakes = CheckerStakes(link.checker_min_stake_wei, link.stake_of,
-                                   partial(_payment_address, node))  # fmt: skip
+                                   partial(_payment_address, node, address))  # fmt: skip
             node.record.book.config = replace(node.record.book.config, checker_counts=stakes.counts)
             nursery.start_soon(stakes.run)
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
