@@ -102,7 +102,7 @@ RESUME_WAIT_S = 30.0
 REFUND_POLL_S = 5.0
 MAX_WORKER_RECORDS = 100_000
 CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
-STAKE_TTL_S = 60.0  # a confirmed stake is read again after this long
+STAKE_TTL_S = 60  # seconds: a confirmed stake is read again after this long
 
 
 def check_secret_of(node_seed: bytes, job_id: bytes) -> bytes:
