@@ -48,12 +48,15 @@ def stored_record(net: LocalDevnet, name: str) -> list[Envelope]:
 
 
 def wait_record(net: LocalDevnet, name: str, job_id: bytes) -> list[Envelope]:
-    """Poll ``name``'s store (bounded) until it holds the job's dispute and closure."""
+    """Poll ``name``'s store (bounded) until it holds the job's closure and a dispute for
+    every rejection (the liar may reject twice; a dispute can end after the job closed)."""
     deadline = time.monotonic() + RECORD_TIMEOUT_S
     while True:
         envs = [e for e in stored_record(net, name) if getattr(e.message, "job_id", b"") == job_id]
         kinds = {type(e.message) for e in envs}
-        if {DisputeRecord, JobClosed} <= kinds:
+        rejections = sum(isinstance(e.message, WorkRecord) and not e.message.passed for e in envs)
+        disputes = sum(isinstance(e.message, DisputeRecord) for e in envs)
+        if {DisputeRecord, JobClosed} <= kinds and disputes >= rejections:
             return envs
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}'s record of the job: {sorted(k.__name__ for k in kinds)}")
