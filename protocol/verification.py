@@ -280,6 +280,12 @@ def plan_check(
     return CheckPlan(q, k, policy.sampling.tile_px)
 
 
+def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
+    """A checker's queued request that has waited a verify timeout is not worth rendering:
+    its requester has asked another checker by then, and a late verdict goes unpaid."""
+    return waited_ms >= verify_timeout_ms
+
+
 def check_draw(check_secret: bytes, result_digest: bytes) -> bytes:
     """The bytes :func:`should_check` draws from for one result.
 

@@ -121,9 +121,6 @@ class ChainModel:
         self.stats.redeems += 1
         return True
 
-    def redeem(self, job_id: bytes, payee: bytes, cumulative_wei: int, done: Done | None) -> None:
-        self.redeem_batch([(job_id, payee, cumulative_wei)], done)
-
     def redeem_batch(self, vouchers: list[tuple[bytes, bytes, int]], done: Done | None) -> None:
         """``redeem`` for one voucher, ``redeem_batch`` for several: the contract skips a
         voucher that cannot pay and pays the others; ``done(ok)`` says whether any paid."""

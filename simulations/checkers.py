@@ -37,6 +37,7 @@ from protocol.verification import (
     PSNR_IDENTICAL_MILLIDB,
     TileCheck,
     build_verdict,
+    check_stale,
     select_tiles,
     tile_passes,
 )
@@ -85,8 +86,8 @@ class CheckerDriver:
         self._busy = False
         while self._queue and self.alive:
             requester, request, queued_ms = self._queue.popleft()
-            if world.loop.now_ms - queued_ms >= self._stale_ms:
-                continue  # its requester has asked another checker by now: not worth rendering
+            if check_stale(world.loop.now_ms - queued_ms, self._stale_ms):
+                continue
             scene = world.scenes.get(request.job_id)
             if scene is None or self.node.gpu is None:
                 continue

@@ -61,6 +61,7 @@ from protocol.messages import (
     Voucher,
 )
 from protocol.slashing import Rejection, may_sign, tiles_commitment
+from protocol.verification import check_stale
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
@@ -137,9 +138,7 @@ class CheckerRole:
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms
-                if waited_ms >= self.ctx.settings.market.verify_timeout_ms:
-                    # Its requester has asked another checker by now: a verdict would come
-                    # late and go unpaid (simulations/checkers.py does the same).
+                if check_stale(waited_ms, self.ctx.settings.market.verify_timeout_ms):
                     log_event(logger, logging.INFO, "check skipped: waited too long",
                               frame=request.frame, waited_ms=waited_ms)  # fmt: skip
                     continue
