@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -284,6 +284,20 @@ def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
     """A checker's queued request that has waited a verify timeout is not worth rendering:
     its requester has asked another checker by then, and a late verdict goes unpaid."""
     return waited_ms >= verify_timeout_ms
+
+
+def choose_checker(candidates: Sequence[bytes], given: Mapping[bytes, int], draw: int) -> bytes:
+    """The checker a requester asks, among ``candidates`` (those it may ask for this
+    task): one it has given the fewest checks of this kind (``given``; real checks and
+    plants are counted apart), ties broken by ``draw`` (the caller's randomness), so
+    every checker gets its share and none can predict which check comes to it. A
+    rotation over one counter sent, with two checkers and a plant per result, every
+    real check to one checker and every plant to the other."""
+    if not candidates:
+        raise LocalProtocolError("no candidate checker")
+    fewest = min(given.get(c, 0) for c in candidates)
+    tied = sorted(c for c in candidates if given.get(c, 0) == fewest)
+    return tied[draw % len(tied)]
 
 
 def check_draw(check_secret: bytes, result_digest: bytes) -> bytes:

@@ -60,7 +60,7 @@ from protocol.messages import (
     job_id_of,
 )
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
-from protocol.verification import DEFAULT_POLICY, VerificationPolicy
+from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
 from simulations.world import SimNode, World
@@ -86,6 +86,8 @@ class RequesterDriver:
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
         self._checked: set[bytes] = set()  # task ids a checker was asked about
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
+        # checker -> checks given it, real checks and plants apart (as the node counts)
+        self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
         v = world.scenario.verification
         self.reputation = ReputationBook()
@@ -287,12 +289,20 @@ class RequesterDriver:
         checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
         if not checkers:
             return
-        checker = world.loop.rng.choice(checkers)
+        checker = self._choose(checkers, "plant")
         cid = "bafkplant" + cmd.key.hex()[:48]
         world.plants.add(cid)
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
+
+    def _choose(self, checkers: list[SimNode], kind: str) -> SimNode:
+        """The node's choice (``protocol.verification.choose_checker``), drawn from the run's rng."""
+        by_id = {c.node_id: c for c in checkers}
+        given = self._given[kind]
+        chosen = choose_checker(list(by_id), given, self.world.loop.rng.getrandbits(64))
+        given[chosen] = given.get(chosen, 0) + 1
+        return by_id[chosen]
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
@@ -302,7 +312,7 @@ class RequesterDriver:
         checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
         if not checkers:
             return  # the machine's verify timeout asks again later
-        checker = world.loop.rng.choice(checkers)
+        checker = self._choose(checkers, "check")
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
                                                   checker.address))  # fmt: skip

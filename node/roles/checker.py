@@ -68,6 +68,7 @@ QUEUE_LEN = 64
 MAX_ANSWERED_JOBS = 1024  # jobs whose verdicts' fees are remembered (oldest forgotten)
 MAX_ANSWERED_TASKS = 4096  # per job (beyond: not remembered, the check is more lenient)
 MAX_REJECTIONS = 4096  # rejecting verdicts remembered for fraud claims (oldest forgotten)
+MAX_SPECS = 4096  # announced jobs remembered (least recently announced forgotten)
 # The most of our stake one claim may lock: the default escrow's SLASH_CAP (docs/LEDGER.md).
 MAX_AT_RISK_WEI = 10**17
 
@@ -76,7 +77,8 @@ class CheckerRole:
     def __init__(self, ctx: RoleContext, payee: Payee | None) -> None:
         self.ctx = ctx
         self.payee = payee
-        self.specs: dict[bytes, JobSpec] = {}
+        # every announce a stranger signs lands here: bounded, oldest forgotten
+        self.specs: OrderedDict[bytes, JobSpec] = OrderedDict()
         self.checked = 0
         self.scene_gate = SceneGate(ctx.render.inspect)
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest, int]](
@@ -94,7 +96,12 @@ class CheckerRole:
         self.fraud_signed = 0  # fraud claims we signed
 
     def on_announce(self, announce: JobAnnounce) -> None:
+        """A job we may be asked to check: gossiped (validated before it got here) or
+        sent by its requester directly (the caller runs ``check_announce``)."""
         self.specs[announce.job_id] = announce.spec
+        self.specs.move_to_end(announce.job_id)
+        while len(self.specs) > MAX_SPECS:
+            self.specs.popitem(last=False)
 
     def receive(self, sender: bytes, request: VerifyRequest) -> bool:
         """Queue a check; False when we cannot take it (unknown job or full queue)."""

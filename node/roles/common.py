@@ -84,10 +84,14 @@ class Outbox:
     def send(self, to: bytes, message: Message) -> None:
         self._nursery.start_soon(self._deliver, peer_of(to), message)
 
+    async def deliver(self, to: bytes, message: Message) -> bool:
+        """Send and wait: True once ``to`` acknowledged it (False: refused or not delivered)."""
+        return await self._deliver(peer_of(to), message)
+
     def publish(self, topic: str, message: Message) -> None:
         self._nursery.start_soon(self._publish, topic, message)
 
-    async def _deliver(self, peer: str, message: Message) -> None:
+    async def _deliver(self, peer: str, message: Message) -> bool:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 # A fresh envelope per attempt: the replay guard refuses a resent nonce.
@@ -96,17 +100,18 @@ class Outbox:
                 if reply == REFUSED:  # final: a resend would be refused (and scored) again
                     log_event(logger, logging.WARNING, "message refused", peer=peer,
                               type=message.TYPE)  # fmt: skip
-                    return
+                    return False
                 metrics = self._node.metrics
                 metrics.messages_out.labels(message.TYPE).inc()
                 metrics.stream_messages.labels("out", message.TYPE).inc()
                 metrics.stream_bytes.labels("out").inc(len(data))
-                return
+                return True
             except NetworkError as exc:
                 error = str(exc)
             await trio.sleep(SEND_BACKOFF_S * (attempt + 1))
         log_event(logger, logging.WARNING, "message not delivered", peer=peer,
                   type=message.TYPE, error=error)  # fmt: skip
+        return False
 
     async def _publish(self, topic: str, message: Message) -> None:
         try:

@@ -117,7 +117,7 @@ class CheckFrames:
             address = job.role.address_of(node)
             return address is not None and job.machine.stake_qualifies(address)
 
-        checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies)
+        checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies, "plant")
         if checker is None:
             return
         address = job.role.address_of(checker)

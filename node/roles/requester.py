@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -95,6 +96,7 @@ from protocol.messages import (
     Voucher,
 )
 from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
+from protocol.verification import choose_checker
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = 30.0
@@ -163,6 +165,7 @@ class RequesterJob:
         self._collecting = 0
         self._lock = trio.Lock()
         self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
+        self._introduced: set[bytes] = set()  # checkers sent our announce (bounded by peers)
         self._changed = trio.Event()
         # With a chain, sends and lane fundings leave in the machine's order, one at a
         # time: an award goes out only after the FundLanes that secures it was mined.
@@ -358,7 +361,9 @@ class RequesterJob:
                     await self.feed_stake(known)
         await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
         with trio.move_on_after(CHECKER_WAIT_S):
-            await self.ctx.node.wait_until(lambda: pick() is not None)
+            await self.ctx.node.wait_until(
+                lambda: bool(self.role.checker_candidates(c.worker, exclude(), qualifies))
+            )
         checker = pick()
         if checker is None:
             log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
@@ -370,11 +375,23 @@ class RequesterJob:
             log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
             return
         try:
+            await self._introduce(checker)
             await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:
                 self._assigning.pop(c.task_id, None)
+
+    async def _introduce(self, checker: bytes) -> None:
+        """Send ``checker`` our announce directly, once per job: a checker knows a job
+        only from its announce, and one that joined after it (a dispute's fresh
+        checkers, often) refused every check until the next re-announce, so a
+        dispute could end for want of verdicts. Not delivered: the check is asked
+        anyway, and the verify timeout asks again."""
+        if checker in self._introduced:
+            return
+        if await self.ctx.outbox.deliver(checker, JobAnnounce(self.job_id, self.spec)):
+            self._introduced.add(checker)
 
     async def feed_stake(self, address: bytes) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
@@ -500,7 +517,8 @@ class RequesterRole:
         self.jobs: dict[bytes, RequesterJob] = {}
         self.reputation = ReputationBook(MAX_WORKER_RECORDS)
         self._nursery: trio.Nursery | None = None
-        self._next_checker = 0
+        # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
+        self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
@@ -685,16 +703,31 @@ class RequesterRole:
         )  # fmt: skip
         return [raw_of(p) for p in peers if raw_of(p) != worker]
 
-    def pick_checker(
+    def checker_candidates(
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
         qualifies: Callable[[bytes], bool] = lambda _: True,
-    ) -> bytes | None:  # fmt: skip
+    ) -> list[bytes]:  # fmt: skip
+        """The checkers :meth:`pick_checker` chooses among; no side effect, so a
+        wait may poll it (polling the pick itself turned the rotation by the
+        number of polls: which checker got a frame was luck)."""
         exclude = exclude | self.struck  # never again a checker that passed a plant of ours
-        candidates = [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
+        return [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
+
+    def pick_checker(
+        self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
+        qualifies: Callable[[bytes], bool] = lambda _: True, kind: str = "check",
+    ) -> bytes | None:  # fmt: skip
+        """The checker to ask (``protocol.verification.choose_checker``); ``kind`` is
+        ``check`` or ``plant``, counted apart."""
+        candidates = self.checker_candidates(worker, exclude, qualifies)
         if not candidates:
             return None
-        self._next_checker += 1
-        return candidates[self._next_checker % len(candidates)]
+        given = self._given[kind]
+        checker = choose_checker(candidates, given, secrets.randbits(64))
+        if len(given) >= MAX_WORKER_RECORDS:
+            given.clear()  # strangers' ids stay bounded; the shares start again
+        given[checker] = given.get(checker, 0) + 1
+        return checker
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every

@@ -62,6 +62,7 @@ from protocol.messages import (
     Verdict,
     VerifyRequest,
     Voucher,
+    check_announce,
 )
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ class Roles:
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:
                 self.checker.on_fraud_sign_request(sender, message)
+            elif isinstance(message, JobAnnounce) and self.checker is not None:
+                # a requester introduces its job to a checker that joined after the announce
+                check_announce(message, sender)
+                self.checker.on_announce(message)
             elif isinstance(message, VerifyRequest) and self.checker is not None:
                 if not self.checker.receive(sender, message):
                     return None  # busy: the sender may try again

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
-from protocol.messages import VerifyRequest
+from protocol.messages import JobAnnounce, VerifyRequest
 from tests.roles.cluster import open_cluster
 
 
@@ -33,3 +34,32 @@ async def test_a_finally_refused_message_is_not_resent(
         await trio.sleep(30)  # mock time: longer than every retry's backoff together
         assert client.node is not None
         assert received(client.node, "verify_request") == 1
+
+
+async def test_a_checker_takes_a_job_announce_only_from_its_requester_and_keeps_a_bounded_few(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A requester introduces its job to a checker directly (one that joined after the
+    announce knew nothing of it and refused its checks); anyone else's announce is
+    refused, and a stranger's flood of genuine announces stays bounded."""
+    from dataclasses import replace
+
+    from node.roles import checker as checker_module
+    from protocol.messages import job_id_of
+    from tests.protocol.vectors_samples import sample_spec
+
+    monkeypatch.setattr(checker_module, "MAX_SPECS", 2)
+    async with open_cluster(tmp_path) as cluster:
+        checker = await cluster.add("c1", "checker")
+        sender = await cluster.add("w1", "worker")
+        await cluster.settle("w1", 1)
+        outbox, to = sender.live().ctx.outbox, checker.key.node_id.raw
+        specs = checker.live().checker.specs  # type: ignore[union-attr]
+        forged = sample_spec()  # names another requester than its sender
+        assert not await outbox.deliver(to, JobAnnounce(job_id_of(forged), forged))
+        assert not specs
+        mine = [replace(forged, requester=sender.key.node_id.raw, created_ms=forged.created_ms + i)
+                for i in range(3)]  # fmt: skip
+        for spec in mine:
+            assert await outbox.deliver(to, JobAnnounce(job_id_of(spec), spec))
+        assert list(specs) == [job_id_of(spec) for spec in mine[1:]]  # the oldest forgotten
