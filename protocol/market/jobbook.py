@@ -16,6 +16,7 @@ refund left over).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import replace
 
 from protocol.capacity import eta_floor_s, is_proven
@@ -108,6 +109,23 @@ class JobBook:
         self._window_end_ms = 0
         self._window_pending = False
         self._next_announce_ms = 0
+        # Settled: a bid's award plan gave nobody anything and since then only bids
+        # came, or bidders' standing changed (``_touched``); the next plan then walks
+        # only those and the lease holders (requester.py ``_award``; a bidder's
+        # blocklisting by its record does not change with time alone). A flood of late bids cost one plan
+        # over every bidder each, quadratic: 1,000 took ~26 s of CPU.
+        self._quiet = False
+        self._touched: set[bytes] = set()
+        self._planned_nothing = False  # the last award plan gave nobody anything
+
+    def _unsettle(self) -> None:
+        """Any input but a bid or a bidder's standing: the next plan walks every bidder."""
+        self._quiet = False
+        self._touched.clear()
+
+    def _touch(self, workers: Iterable[bytes]) -> None:
+        if self._quiet:
+            self._touched.update(workers)
 
     # ---- introspection ----
 
@@ -159,6 +177,9 @@ class JobBook:
         """The driver's reputation record of ``worker`` (from its ``ReputationBook``),
         fed before that worker's bids and results whenever it changed. Bounded: past
         ``max_bidders`` workers a new one reads as fresh."""
+        if self._worker_records.get(worker) == record:
+            return []
+        self._touch((worker,))
         if record is None:
             self._worker_records.pop(worker, None)
         elif worker in self._worker_records or len(self._worker_records) < self.config.max_bidders:
@@ -169,6 +190,9 @@ class JobBook:
         """The chain-confirmed active stake of payment ``address`` (a bidder's or a
         checker's), fed by the driver before the bid or assignment it decides. Bounded
         like the records: past ``max_bidders`` addresses a new one reads as unknown."""
+        if self._stakes.get(address) == stake_wei:
+            return []
+        self._touch(b.worker for b in self._bidders.values() if b.payment_address == address)
         if address in self._stakes or len(self._stakes) < self.config.max_bidders:
             self._stakes[address] = stake_wei
         return []
@@ -176,6 +200,7 @@ class JobBook:
     def set_capacity_proof(self, worker: bytes, score_ru_per_hour: int) -> list[Command]:
         """``worker`` passed a timed capacity challenge: believe at most this score
         (``protocol.capacity.capped_score``) and count it as proven. Bounded like stakes."""
+        self._touch((worker,))
         if worker in self._capacity or len(self._capacity) < self.config.max_bidders:
             self._capacity[worker] = max(1, score_ru_per_hour)
         return []

@@ -78,7 +78,7 @@ before any state changes, so the machine stays usable for every other peer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from protocol.errors import IllegalMessage, IllegalTransition
@@ -146,6 +146,7 @@ class JobMachine(PlantDesk, VerifyDesk):
     # ---- driver API ----
 
     def start(self, now_ms: int) -> list[Command]:
+        self._unsettle()
         self._job_step(ev.JobStarted(self.job_id))
         self._window_end_ms = now_ms + self.config.bid_window_ms
         self._window_pending = True
@@ -161,9 +162,12 @@ class JobMachine(PlantDesk, VerifyDesk):
             raise IllegalTransition("a message for another job was routed to this machine")
         if self.state is not JobState.OPEN:
             return []  # before start or after the end: nothing left to decide
+        if not isinstance(message, Bid):
+            self._unsettle()
         return handler(sender, message, now_ms, envelope_digest)
 
     def cancel(self, now_ms: int) -> list[Command]:
+        self._unsettle()
         if self.state is JobState.CREATED:
             self._job_step(ev.JobCancelledLocally(self.job_id))
             return self._settle(JobOutcome.CANCELLED)
@@ -187,6 +191,7 @@ class JobMachine(PlantDesk, VerifyDesk):
     def handle_timer(self, now_ms: int) -> list[Command]:
         if self.state is not JobState.OPEN:
             return []
+        self._unsettle()
         frames_settled = self._settled == len(self._frames)
         if now_ms >= self.spec.deadline_ms and not frames_settled:
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
@@ -230,7 +235,12 @@ class JobMachine(PlantDesk, VerifyDesk):
         self._bidders[sender] = Bidder(
             sender, bid.price_wei_per_frame, bid.eta_s_per_frame, bid.payment_address, slots
         )
-        return self._award(now_ms)
+        self._touch((sender,))
+        commands = self._award(now_ms)
+        # Settled only by a bid's plan that gave nothing: an input that changes more than
+        # the bidders (a lease ending, a verdict) may re-plan several times within itself.
+        self._quiet = self._planned_nothing
+        return commands
 
     def _on_heartbeat(
         self, sender: bytes, beat: Heartbeat, now_ms: int, _: bytes | None
@@ -321,6 +331,7 @@ class JobMachine(PlantDesk, VerifyDesk):
     # ---- decisions ----
 
     def _award(self, now_ms: int) -> list[Command]:
+        self._planned_nothing = False
         if self.state is not JobState.OPEN or self._window_pending or not self._pending:
             return []
         leases: dict[bytes, int] = {}
@@ -329,15 +340,29 @@ class JobMachine(PlantDesk, VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
-        bidders = [self._capped(b) for b in self._bidders.values()
-                   if not self._offender(b.worker, now_ms) and self.stake_qualifies(b.payment_address)]  # fmt: skip
-        trial, trial_room = self._trial(bidders, leases)
+
+        def eligible(workers: Iterable[bytes]) -> list[Bidder]:
+            return [self._capped(b) for w in workers if (b := self._bidders.get(w)) is not None
+                    and not self._offender(w, now_ms) and self.stake_qualifies(b.payment_address)]  # fmt: skip
+
+        # Settled (only bids and standing changed since a bid's plan gave nothing): a
+        # bidder that got nothing keeps getting nothing while others take frames and
+        # budget, so only the touched bidders can; the lease holders count for trial_room.
+        if self._quiet:
+            bidders = eligible(self._touched)
+            holders = eligible(w for w in leases if w not in self._touched)
+            trial, trial_room = self._trial(bidders + holders, leases)
+        else:
+            bidders = eligible(self._bidders)
+            trial, trial_room = self._trial(bidders, leases)
+        self._touched.clear()
         plan = plan_awards(
             bidders, self._pending, failed, leases, self._free_wei(needs), self._fee_wei,
             self._lanes.slack(needs), self._award_weights([b.worker for b in bidders], now_ms),
             trial, trial_room,
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
+        self._planned_nothing = not sends
         if not sends:
             return []
         # One FundLanes per round, before its awards: each awarded worker's lane is

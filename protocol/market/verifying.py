@@ -61,6 +61,7 @@ class VerifyDesk(JobBook):
         at ``checker_address`` (a driver that replays must pass the address it passed
         live: it is part of the input). Its lane is funded (``FundLanes``, before the
         request) and its fee is owed to that address, in its cumulative amount."""
+        self._unsettle()  # its fee is reserved from the budget the plan spends
         if len(checker_address) != 20:
             raise IllegalTransition("a checker is assigned with its 20-byte payment address")
         task = self._tasks.get(task_id)
