@@ -95,7 +95,11 @@ class JobRecord:
         self._pending.clear()
 
     def republish(self, service: RecordService) -> int:
-        """After a replay: publish what the public record lacks; returns how many."""
+        """After a replay: publish the job's records again; returns how many our own
+        book lacked. All of them go out, not only those: a record is in our book (and
+        store) before its gossip leaves, so a kill in between kept one from every peer
+        although our book had it (the role tests found it once store writes ran
+        inline). A peer that has a record ignores it again, unpenalised (PROTOCOL.md §5)."""
         book = service.book
         if book.requester_of(self.job_id) is None:  # its announce was never stored: learn it
             service.learn_own(JobAnnounce(self.job_id, self.spec))
@@ -108,8 +112,7 @@ class JobRecord:
             else:
                 info = book.jobs.get(self.job_id)
                 known = info is not None and info.closed is not None
-            if not known:
-                missing += 1
-                service.publish_soon(RECORD_TOPIC, message)
+            missing += not known
+            service.publish_soon(RECORD_TOPIC, message)
         self._replayed.clear()
         return missing

@@ -65,9 +65,13 @@ def migrate(conn: sqlite3.Connection) -> int:
 class Store:
     """Async facade over one SQLite connection; see the module docstring."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, inline: bool = False) -> None:
         self._conn = conn
         self._limiter = trio.CapacityLimiter(1)
+        # Inline: run each call on the trio thread itself (tests under trio's autojump
+        # clock, which jumps whenever every task waits, a thread's work included: a
+        # lease could expire while a journal write was still on the database thread).
+        self._inline = inline
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction on the database thread."""
@@ -82,6 +86,10 @@ class Store:
             self._conn.execute("COMMIT")
             return result
 
+        if self._inline:
+            result = run()
+            await trio.lowlevel.checkpoint()
+            return result
         return await trio.to_thread.run_sync(run, limiter=self._limiter)
 
     # Thin named wrappers so callers read as intent, not SQL.
@@ -127,13 +135,14 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(path: Path) -> AsyncIterator[Store]:
-    """Open (creating and migrating as needed) and finally close the store."""
+async def open_store(path: Path, *, inline: bool = False) -> AsyncIterator[Store]:
+    """Open (creating and migrating as needed) and finally close the store; ``inline``:
+    see :class:`Store` (tests only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await trio.to_thread.run_sync(_connect, path)
     try:
         await trio.to_thread.run_sync(migrate, conn)
-        yield Store(conn)
+        yield Store(conn, inline=inline)
     finally:
         # Shielded: closing checkpoints the WAL and must finish even on cancel.
         with trio.CancelScope(shield=True):

@@ -110,7 +110,8 @@ class Cluster:
         config = NodeConfig(data_dir=member.data_dir, **values)
         try:
             with trio.CancelScope() as member.scope:
-                async with self.hub.open(member.peer) as net, open_store(config.db_path) as store:
+                async with self.hub.open(member.peer) as net, \
+                        open_store(config.db_path, inline=True) as store:  # autojump: see Store
                     async with trio.open_nursery() as nursery:
                         node = Node(config, member.key, member.payment_key, net, store,
                                     wall_ms=self.wall_ms, nonce=partial(next, self._nonces))  # fmt: skip
