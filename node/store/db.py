@@ -140,10 +140,13 @@ async def open_store(path: Path, *, inline: bool = False) -> AsyncIterator[Store
     see :class:`Store` (tests only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = await trio.to_thread.run_sync(_connect, path)
+    store = Store(conn, inline=inline)
     try:
         await trio.to_thread.run_sync(migrate, conn)
-        yield Store(conn, inline=inline)
+        yield store
     finally:
-        # Shielded: closing checkpoints the WAL and must finish even on cancel.
+        # Shielded: closing checkpoints the WAL and must finish even on cancel. Behind
+        # the store's limiter: never while a call of a task that outlived the block
+        # still runs on the connection (two threads in one connection can crash SQLite).
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(conn.close)
+            await trio.to_thread.run_sync(conn.close, limiter=store._limiter)
