@@ -56,6 +56,7 @@ class Metrics:
     false_rejects: int = 0
     frames_from_known_cheaters: int = 0  # accepted after the job caught that worker
     renders_started: int = 0
+    awards_declined: int = 0  # pay not secured on chain (the worker's pay check)
     renders_failed: int = 0
     decode_rejects: int = 0  # envelopes refused by decode/replay (duplicates, ...)
     plants_sent: int = 0  # forced errors: planted results sent to checkers
@@ -154,6 +155,7 @@ class Metrics:
             "plant_fees_wei": self.plant_fees_wei,
             "frames_from_known_cheaters": self.frames_from_known_cheaters,
             "renders_started": self.renders_started,
+            "awards_declined": self.awards_declined,
             "renders_failed": self.renders_failed,
             "messages": net.messages + net.gossip_messages,
             "bytes": net.bytes + net.gossip_bytes,

@@ -6,8 +6,17 @@ commands (send, gossip, pick a checker, send vouchers, claim the refund) and
 keep its timer armed. Every decision — whom to award, when a lease expired,
 what a frame costs, what is owed — is the machine's.
 
+Lanes as in the node (``node/roles/lanes.py``): a job's ``Send`` and
+``FundLanes`` commands leave in the machine's order, and a message leaves only
+after every funding before it was mined (a reverted funding is final: the
+worker whose lane stayed short declines its award).
+
 A free-riding requester carries out everything except ``RecordPayment`` (for
-frames and checks alike): it never signs a voucher.
+frames and checks alike): it never signs a voucher. A clawback requester
+(``node/roles/adversary.py``'s ``clawback``) does, once per job before its
+first voucher: it funds a lane of its own second address (a sock puppet) with
+everything still unallocated, signs that address a voucher for all the job
+still holds and redeems it; lanes keep the workers' funded pay out of its reach.
 
 Reputation as in the node: one ``ReputationBook`` per requester, fed by the
 machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
@@ -30,6 +39,7 @@ from protocol.market import (
     DisputeResolved,
     FrameAccepted,
     FrameFailed,
+    FundLanes,
     JobFinished,
     JobMachine,
     MarketConfig,
@@ -61,6 +71,7 @@ from protocol.messages import (
 )
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
+from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
 from simulations.world import SimNode, World
@@ -79,6 +90,9 @@ class RequesterDriver:
         self.world = world
         self.node = node
         self.free_rider = node.behaviour == "free_rider"
+        self.clawback = node.behaviour == "clawback"
+        self._clawed: set[bytes] = set()  # jobs clawed back (once each)
+        self._queues = JobQueues(world, node)
         self.jobs: dict[bytes, JobMachine] = {}
         self._reached: dict[bytes, dict[int, None]] = {}  # job id -> workers any announce reached
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
@@ -227,7 +241,9 @@ class RequesterDriver:
                     world.metrics.plants_sent += 1
                     self._plants.add((cmd.message.task_id, cmd.to))
                 world.metrics.tiles_requested += cmd.message.tiles
-            world.send(self.node, cmd.to, cmd.message)
+            self._queues.put(machine.job_id, cmd)
+        elif isinstance(cmd, FundLanes):
+            self._queues.put(machine.job_id, cmd)
         elif isinstance(cmd, WorkerJudged):
             self.reputation.judge(cmd.worker, cmd.judgement, world.epoch_ms())
         elif isinstance(cmd, DisputeResolved):
@@ -341,10 +357,13 @@ class RequesterDriver:
         if self.free_rider:
             world.metrics.unpaid_wei += cumulative_wei - last
             return
+        if self.clawback and job_id not in self._clawed:
+            self._clawed.add(job_id)
+            self._queues.put(job_id, Clawback())
         world.chain.issued.add((job_id, payee, cumulative_wei))
         voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, self.node.address, job_id, payee,
                           cumulative_wei, NO_SIGNATURE)  # fmt: skip
-        world.send(self.node, world.by_address[payee].node_id, voucher)
+        self._queues.put(job_id, Send(world.by_address[payee].node_id, voucher))
 
     def _finish(self, job_id: bytes, outcome: str) -> None:
         self._tell_payees_it_is_over(job_id, outcome)
@@ -368,7 +387,7 @@ class RequesterDriver:
             self._paid.pop((job_id, payee))
             if not self.free_rider:
                 over = JobCancelled(job_id, f"finished: {outcome}")
-                world.send(self.node, world.by_address[payee].node_id, over)
+                self._queues.put(job_id, Send(world.by_address[payee].node_id, over))
 
 
 def fixed_tiles_policy(tiles_per_check: int) -> VerificationPolicy:

@@ -114,6 +114,11 @@ class Chain:
     gas_redeem: int = bounded(53_857, 0)  # one voucher (bench/gas.py)
     gas_redeem_item: int = bounded(25_966, 0)  # each further voucher of a batch (10: 287,549)
     gas_refund: int = bounded(50_000, 0)
+    # open_lanes: a base plus each lane it opens or tops up (docs/LEDGER.md's table:
+    # 1 new lane 56,654, 10 new 288,869; 1 top-up 39,554, 10 top-ups 117,869)
+    gas_open_lanes: int = bounded(30_852, 0)
+    gas_lane_new: int = bounded(25_802, 0)
+    gas_lane_top_up: int = bounded(8_702, 0)
     grace_s: float = bounded(3600.0, 0)  # escrow: vouchers redeem until deadline + grace
 
 

@@ -6,7 +6,11 @@ render of modelled duration (``models.render_outcome``) that ends in
 ``render_finished`` or ``render_failed``; ``CancelRender`` stops it;
 ``VoucherReceived`` goes to the wallet, which redeems as the node's payee does
 (``simulations/wallet.py``).
-Bidding, slots, heartbeats and lease handling are the machine's.
+Bidding, slots, heartbeats and lease handling are the machine's. Before it
+renders, the driver checks its pay is secured as the node does
+(``node/roles/paycheck.py``: ``ledger.secured.Secured.problem`` on the job's
+lane, for its vouchers so far plus every frame in flight) and declines the
+award when it is not (``WorkerMachine.decline``).
 
 Behaviours (what a dishonest operator's modified node does):
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S
 from protocol import RemoteProtocolError
 from protocol.market import (
     CancelRender,
@@ -113,8 +118,22 @@ class WorkerDriver:
         if self.alive:
             world.arm(("w", self.node.index), self.machine.get_timer(), self._on_timer)
 
+    def _pay_problem(self, cmd: StartRender) -> str | None:
+        """Why this frame's pay might not be paid (the node's PayCheck), or None."""
+        job_id = cmd.job_id
+        cumulative_wei = self.machine.voucher_wei(job_id) + self.machine.in_flight_wei(job_id)
+        secured = self.world.chain.secured(job_id, self.node.address)
+        return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
+                               redeem_by_s=cmd.spec.deadline_ms // 1000 + REDEEM_MARGIN_S)  # fmt: skip
+
     def _start_render(self, cmd: StartRender) -> None:
         world = self.world
+        problem = self._pay_problem(cmd)
+        if problem is not None:
+            world.metrics.awards_declined += 1
+            world.loop.note("declined", problem)
+            self._run(self.machine.decline(cmd.task_id, problem, world.epoch_ms()))
+            return
         world.metrics.renders_started += 1
         if self.node.behaviour == "lazy":
             return  # takes the award, never renders: only the deadline frees the frame
