@@ -45,6 +45,7 @@ class Metrics:
     paid_wei: int = 0  # voucher increments sent to workers for frames
     fees_wei: int = 0  # voucher increments sent to checkers
     checks_requested: int = 0  # VerifyRequests sent (the checkers' work)
+    checks_refused: int = 0  # by a checker whose fee was not secured on chain
     tiles_requested: int = 0  # the tiles those requests asked for
     results_unchecked: int = 0  # results the check plan accepted without a check
     disputes_resolved: int = 0  # rejections a worker contested, decided by a majority
@@ -64,6 +65,9 @@ class Metrics:
     plant_fees_wei: int = 0  # fees due for verdicts on plants (what forced errors cost)
     checker_fees_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> fees due
     checker_cost_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> its renders
+    work_cost_wei: dict[bytes, int] = field(default_factory=dict)  # worker -> renders it finished
+    owed_wei: dict[tuple[bytes, bytes], int] = field(default_factory=dict)  # (job, payee) -> books
+    bad_frames_paid_wei: int = 0  # honest requesters' pay for accepted wrong or partial frames
     machine_errors: int = 0  # RemoteProtocolError raised by a machine
     crashes: int = 0
     joins: int = 0
@@ -141,6 +145,7 @@ class Metrics:
             "paid_wei": self.paid_wei,
             "checker_fees_wei": self.fees_wei,
             "checks_requested": self.checks_requested,
+            "checks_refused": self.checks_refused,
             "tiles_requested": self.tiles_requested,
             "results_unchecked": self.results_unchecked,
             "disputes_resolved": self.disputes_resolved,

@@ -131,6 +131,7 @@ class RequesterDriver:
             # The contract's grace is the market's: a refund before it would revert.
             refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
             plant_rate_ppm=m.plant_rate_ppm,
+            trial_leases=m.trial_leases,
         )
 
     def submit(self, draw: JobDraw) -> None:
@@ -264,6 +265,7 @@ class RequesterDriver:
                 self.struck.add(cmd.checker)
         elif isinstance(cmd, RecordPayment):
             world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
+            world.metrics.owed_wei[(cmd.job_id, cmd.payee_address)] = cmd.cumulative_wei
             self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
         elif isinstance(cmd, CheckerFeeDue):
             world.invariants.fee_due(cmd.job_id, cmd.payee_address, cmd.fee_wei)
@@ -348,6 +350,8 @@ class RequesterDriver:
             metrics.results_unchecked += 1
         if world.result_kind.get(cmd.task_id, "honest") != "honest":
             metrics.cheats_missed += 1
+            if self.node.behaviour == "honest":
+                metrics.bad_frames_paid_wei += cmd.price_wei
             world.loop.note("cheat-missed", cmd.task_id)
 
     def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> None:

@@ -184,6 +184,11 @@ class Adversaries:
     lazy_checker_fraction: float = bounded(0.0, 0, 1)  # pass everything, never render
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
+    clawback_fraction: float = bounded(0.0, 0, 1)  # requesters that claw the escrow back
+    # A sybil capacity flood: fresh identities of one operator claiming flood_score_factor
+    # times their card's score at 1 wei per RU, returning wrong frames (replaced when caught)
+    flood_identities: int = bounded(0, 0, 10_000)
+    flood_score_factor: float = bounded(100.0, 1, 1e6)
     sniper_fraction: float = bounded(0.0, 0, 1)  # workers undercutting the ask
     sniper_discount: float = bounded(0.3, 0, 1)
 
@@ -204,6 +209,7 @@ class Market:
     min_task_timeout_s: float = bounded(600.0, 1)
     reannounce_interval_s: float = bounded(300.0, 1)
     plant_rate_ppm: int = bounded(MarketConfig().plant_rate_ppm, 0, 1_000_000)  # forced errors
+    trial_leases: int = bounded(MarketConfig().trial_leases, 0, 1_000_000)  # protocol.capacity
 
 
 @dataclass(frozen=True)

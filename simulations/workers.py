@@ -20,6 +20,10 @@ Behaviours (what a dishonest operator's modified node does):
 * ``lazy`` — accepts awards and never renders; its machine keeps
   heartbeating, so the lease stays alive until the job's deadline.
 * ``sniper`` — asks ``sniper_discount`` below the going price to win awards.
+* ``flood`` — a sybil capacity flood: fresh identities that claim
+  ``flood_score_factor`` times their card's score and ask 1 wei per RU (so they
+  win cheapest-first awards), and cheat like a sybil (always wrong frames here:
+  ``cheat_rate`` 1 for them); a caught one is replaced by a fresh key.
 
 Vouchers are the node's persisted state: a crashed worker comes back with its
 key and its vouchers (and redeems them), but not its in-flight renders.
@@ -46,7 +50,8 @@ from simulations.requesters import RENDERER_BUILD
 from simulations.wallet import Wallet
 from simulations.world import SimNode, World
 
-CHEATERS = ("cheater", "sybil")
+CHEATERS = ("cheater", "sybil", "flood")
+WORK_TENTHS = {"honest": 10, "partial": 5, "wrong": 1}  # a result's render time, of an honest one
 
 
 def true_cid(job_id: bytes, frame: int) -> str:
@@ -62,13 +67,16 @@ class WorkerDriver:
         self.wallet = Wallet(world, vouchers)  # persisted: survives crashes
         scenario = world.scenario
         ask = scenario.workload.price_wei_per_ru
+        score = node.gpu.score_ru_per_hour
         if node.behaviour == "sniper":
             ask = int(ask * (1 - scenario.adversaries.sniper_discount))
+        elif node.behaviour == "flood":  # claims a huge card and works for almost nothing
+            ask, score = 1, score * scenario.adversaries.flood_score_factor
         config = WorkerConfig(
             min_price_wei_per_ru=ask,
             renderer_builds=(RENDERER_BUILD,),
             slots=1,
-            score_ru_per_hour=max(1, int(node.gpu.score_ru_per_hour)),
+            score_ru_per_hour=max(1, int(score)),
         )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
         self._renders: dict[bytes, int] = {}  # task id -> render token
@@ -161,7 +169,9 @@ class WorkerDriver:
         """Does this result cheat? A cheat also saves the cheater time."""
         adv = self.world.scenario.adversaries
         rng = self.world.loop.rng
-        if self.node.behaviour not in CHEATERS or rng.random() >= adv.cheat_rate:
+        if self.node.behaviour not in CHEATERS:
+            return ("honest", duration_ms)
+        if self.node.behaviour != "flood" and rng.random() >= adv.cheat_rate:
             return ("honest", duration_ms)
         if rng.random() < adv.partial_share:
             return ("partial", duration_ms // 2 + 1)
@@ -187,6 +197,9 @@ class WorkerDriver:
                 "bafk" + hashlib.sha256(cid.encode() + kind.encode() + cmd.task_id).hexdigest()[:52]
             )
         world.result_kind[cmd.task_id] = kind
+        ru_wei = world.scenes[cmd.job_id].ru_per_frame * world.scenario.workload.price_wei_per_ru
+        costs = world.metrics.work_cost_wei  # at the honest ask; a cheat costs its share
+        costs[self.node.node_id] = costs.get(self.node.node_id, 0) + ru_wei * WORK_TENTHS[kind] // 10
         size = world.scenario.rendering.result_size_bytes
         assert self.node.gpu is not None
         self._run(
