@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S, Secured
 from ledger.errors import LedgerError
+from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S, Secured
 from node.roles.ports import Chain
 from protocol.messages import JobSpec
 
