@@ -12,7 +12,8 @@ Every figure comes from the run's own books (docs/SIMULATIONS.md, Adversaries):
   (``RecordPayment``) minus their income: a free rider signs nothing, a
   clawback takes what the lanes leave it.
 
-``attacker_profit_wei``: over every node that is not honest, income minus cost
+``attacker_nodes``: identities that are not honest (replaced sybils count
+again). ``attacker_profit_wei``: over every such node that is not honest, income minus cost
 (workers, checkers) or what it withheld (requesters). ``honest_margin_wei``:
 what as many honest nodes of the same roles made in the same run (their mean),
 so that a profit can be read against playing fair. ``honest_loss_wei``: pay
@@ -67,6 +68,7 @@ def adversary_accounts(world: World) -> dict[str, int]:
     margin = sum(count * sum(honest[role]) // max(1, len(honest[role]))
                  for role, count in attackers.items())  # fmt: skip
     return {
+        "attacker_nodes": sum(attackers.values()),
         "attacker_profit_wei": profit,
         "honest_margin_wei": margin,
         "honest_loss_wei": honest_loss,
