@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulations.adversary_table import ROWS, SEEDS, run_row, table  # noqa: E402
+from simulations.adversary_table import ROWS, SEEDS, run_row, table
 
 
 def _one(args: tuple[int, int]) -> dict[str, int]:
