@@ -19,7 +19,9 @@ what as many honest nodes of the same roles made in the same run (their mean),
 so that a profit can be read against playing fair. ``honest_loss_wei``: pay
 honest payees earned and do not get, plus what honest requesters paid for
 accepted wrong or partial frames, plus their fees to lazy checkers (checks
-never made). Gas is left out (the chain model does not book it per account).
+never made). A worker's net includes the stake fraud claims took from it
+(``slashed_wei`` in all), a claimer's or requester's their shares of it. Gas is
+left out (the chain model does not book it per account).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ HONEST = "honest"
 
 
 def adversary_accounts(world: World) -> dict[str, int]:
-    income = _income(world)
+    income = payee_income(world)
     metrics, by_address = world.metrics, world.by_address
     net: dict[bytes, int] = defaultdict(int)  # node id -> its net, by its role's rule
     honest_loss = metrics.bad_frames_paid_wei
@@ -56,6 +58,13 @@ def adversary_accounts(world: World) -> dict[str, int]:
         node = by_address.get(payee)
         if node is not None:
             net[node.node_id] += paid
+    chain = world.chain
+    for address, wei in chain.credits.items():  # shares of slashes
+        if (node := by_address.get(address)) is not None:
+            net[node.node_id] += wei
+    for address, wei in chain.slashed.items():  # stake lost to fraud claims
+        if (node := by_address.get(address)) is not None:
+            net[node.node_id] -= wei
     honest: dict[str, list[int]] = defaultdict(list)
     attackers: dict[str, int] = defaultdict(int)
     profit = 0
@@ -72,10 +81,11 @@ def adversary_accounts(world: World) -> dict[str, int]:
         "attacker_profit_wei": profit,
         "honest_margin_wei": margin,
         "honest_loss_wei": honest_loss,
+        "slashed_wei": sum(chain.slashed.values()),
     }
 
 
-def _income(world: World) -> dict[tuple[bytes, bytes], int]:
+def payee_income(world: World) -> dict[tuple[bytes, bytes], int]:
     """(job, payee) -> what its vouchers pay on chain (see the module docstring)."""
     chain = world.chain
     newest: dict[tuple[bytes, bytes], int] = {}

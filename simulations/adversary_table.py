@@ -28,6 +28,7 @@ SIZE: dict[str, Any] = {
     "workload.frames_max": 10,
     "workload.deadline_s": 1800,
 }
+STAKE_WEI = 10**17  # 0.1 ETH per worker (the escrow's default slash cap): rows that stake
 ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("none (control)", "baseline", {}),
     ("requester clawback", "requester_clawback", {}),
@@ -35,14 +36,20 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("lazy checkers", "lazy_checkers", {}),
     ("colluding checker quorum", "colluding_quorum", {}),
     ("sybil capacity flood", "sybil_flood", {}),
-    ("sybil capacity flood, trial_leases = 2", "sybil_flood", {"market.trial_leases": 2}),
-)
+    ("sybil capacity flood, trial leases", "sybil_flood", {"market.trial_leases": 2}),
+    ("sybil capacity flood, trial leases, honest workers staked", "sybil_flood",
+     {"market.trial_leases": 2, "nodes.worker_stake_wei": STAKE_WEI}),
+    ("cheating workers, staked", "cheaters_20pct", {"nodes.worker_stake_wei": STAKE_WEI}),
+    ("cheating workers, staked, slash quorum 2, checks at the measured cost", "cheaters_20pct",
+     {"nodes.worker_stake_wei": STAKE_WEI, "chain.slash_quorum": 2,
+      "verification.tile_fraction": 0.0026}),
+)  # fmt: skip
 KEYS = ("attacker_nodes", "attacker_profit_wei", "honest_margin_wei", "honest_loss_wei",
-        "jobs_failed", "jobs_submitted", "frames_accepted")  # fmt: skip
+        "slashed_wei", "jobs_failed", "jobs_submitted", "frames_accepted")  # fmt: skip
 HEADER = (
     "| adversary | scenario | attacker identities | attacker's profit (µETH) "
-    "| honest peers' (µETH) | honest nodes' loss (µETH) | jobs failed | frames accepted |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| honest peers' (µETH) | honest nodes' loss (µETH) | stake slashed (µETH) | jobs failed "
+    "| frames accepted |\n|---|---|---|---|---|---|---|---|---|"
 )
 MICRO_ETH_WEI = 10**12
 
@@ -66,14 +73,22 @@ def table(run: Runner = run_row) -> str:
         runs = [run(row, seed) for seed in SEEDS]
         mean = {key: sum(r[key] for r in runs) // len(runs) for key in KEYS}
         label, name, overrides = row
-        scenario = name + "".join(f", {k} = {v}" for k, v in overrides.items())
+        scenario = name + "".join(f", {k} = {_value(v)}" for k, v in overrides.items())
         failed = f"{sum(r['jobs_failed'] for r in runs)} of {sum(r['jobs_submitted'] for r in runs)}"
         lines.append(
             f"| {label} | `{scenario}` | {mean['attacker_nodes']} "
             f"| {micro_eth(mean['attacker_profit_wei'])} | {micro_eth(mean['honest_margin_wei'])} "
-            f"| {micro_eth(mean['honest_loss_wei'])} | {failed} | {mean['frames_accepted']} |"
+            f"| {micro_eth(mean['honest_loss_wei'])} | {micro_eth(mean['slashed_wei'])} "
+            f"| {failed} | {mean['frames_accepted']} |"
         )
     return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    """An override as the table shows it (a power of ten of wei as 10^n)."""
+    if isinstance(value, int) and value >= 10**6 and str(value).rstrip("0") == "1":
+        return f"10^{len(str(value)) - 1}"
+    return str(value)
 
 
 def micro_eth(wei: int) -> str:

@@ -70,13 +70,46 @@ class ChainModel:
         self.total_supply_wei = 0
         self.stats = ChainStats()
         self.touched: list[bytes] = []  # jobs changed since the invariant checker looked
+        self.stakes: dict[bytes, int] = {}  # address -> active stake
+        self.slashed: dict[bytes, int] = {}  # worker address -> stake taken by fraud claims
+        self.credits: dict[bytes, int] = {}  # address -> its shares of slashes (pull payments)
 
     def mint(self, account: bytes, amount_wei: int) -> None:
         self.balances[account] = self.balances.get(account, 0) + amount_wei
         self.total_supply_wei += amount_wei
 
     def locked_wei(self) -> int:
-        return sum(job.remaining_wei for job in self.jobs.values())
+        return sum(job.remaining_wei for job in self.jobs.values()) + sum(self.stakes.values())
+
+    def stake(self, account: bytes, amount_wei: int) -> None:
+        """``account`` holds ``amount_wei`` of active stake from the start (minted)."""
+        self.stakes[account] = self.stakes.get(account, 0) + amount_wei
+        self.total_supply_wei += amount_wei
+
+    def slash(
+        self, job_id: bytes, worker: bytes, claimers: list[bytes], requester: bytes,
+        amount_wei: int,
+    ) -> None:  # fmt: skip
+        """A fraud claim, executed (the challenge window is not modelled: nobody answers):
+        up to ``amount_wei`` of the worker's stake, half to the claimers in equal parts,
+        the rest to the job's requester (``execute_slash``)."""
+
+        def apply() -> bool:
+            taken = min(amount_wei, self.stakes.get(worker, 0))
+            if taken <= 0 or not claimers:
+                return False  # "nothing to slash"
+            self.stakes[worker] -= taken
+            self.slashed[worker] = self.slashed.get(worker, 0) + taken
+            share = taken // 2 // len(claimers)
+            for claimer in claimers:
+                self.credits[claimer] = self.credits.get(claimer, 0) + share
+                self.balances[claimer] = self.balances.get(claimer, 0) + share
+            rest = taken - share * len(claimers)
+            self.credits[requester] = self.credits.get(requester, 0) + rest
+            self.balances[requester] = self.balances.get(requester, 0) + rest
+            return True
+
+        self._submit(job_id, 0, apply, None, "tx-slash")
 
     # Transactions: included at the next block, confirmed `confirmations` later.
     def _submit(

@@ -51,6 +51,8 @@ class Metrics:
     disputes_resolved: int = 0  # rejections a worker contested, decided by a majority
     disputes_overturned: int = 0  # ... in the worker's favour
     unpaid_wei: int = 0  # owed by free riders, never vouched for
+    slashes: int = 0  # fraud claims made (a dispute's quorum rejected a signed result)
+    slashes_impossible: int = 0  # SlashDue with fewer rejecters than the escrow's quorum
     cheats_submitted: int = 0
     cheats_caught: int = 0
     cheats_missed: int = 0
@@ -151,6 +153,8 @@ class Metrics:
             "disputes_resolved": self.disputes_resolved,
             "disputes_overturned": self.disputes_overturned,
             "unpaid_wei": self.unpaid_wei,
+            "slashes": self.slashes,
+            "slashes_impossible": self.slashes_impossible,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,

@@ -45,7 +45,9 @@ class Population:
         roles += ["flood"] * adv.flood_identities
         world.loop.rng.shuffle(roles)
         for behaviour in roles:
-            self.spawn("worker", behaviour)
+            node = self.spawn("worker", behaviour)
+            if s.nodes.worker_stake_wei and behaviour != "flood":
+                world.chain.stake(node.address, s.nodes.worker_stake_wei)
         c = s.nodes.checkers
         checker_roles = (["colluder"] * round(c * adv.colluding_checker_fraction)
                          + ["lazy_checker"] * round(c * adv.lazy_checker_fraction)

