@@ -26,7 +26,7 @@ from web3.types import TxReceipt
 from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
-from ledger.secured import Secured
+from ledger.secured import Secured as Secured  # re-exported: callers import it from here
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
 from ledger.vouchers import Voucher, split_signature
