@@ -1,10 +1,13 @@
 """Chain model: blocks, confirmations, gas, and the escrow's bookkeeping.
 
 The escrow follows ``ledger/contracts/Escrow.vy``: ``deposit`` locks a job's
-budget with a deadline; ``redeem(job, payee, cumulative)`` pays ``cumulative``
-minus what that payee was already paid, while ``block time <= deadline +
-grace``; ``refund`` returns the remainder to the requester strictly after
-that, and no voucher pays afterwards. A transaction is included in the next
+budget with a deadline, unallocated; ``open_lanes`` moves unallocated escrow
+into payees' lanes (a lane only grows; lanes sum to at most the deposit, else
+the whole transaction reverts); ``redeem(job, payee, cumulative)`` pays
+``min(cumulative, lane)`` minus what that payee was already paid (the
+contract's ``_due``), while ``block time <= deadline + grace``; ``refund``
+returns the remainder (unallocated and unpaid lanes) to the requester strictly
+after that, and no voucher pays afterwards. A transaction is included in the next
 block and its callback runs after ``confirmations`` more blocks. Failed calls
 (a revert) still burn gas, as on chain.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ledger.secured import NATIVE_TOKEN, Secured
 from ledger.voucher_book import Lane
 from simulations.loop import EventLoop
 from simulations.scenario import Chain
@@ -34,6 +38,8 @@ class EscrowJob:
     refunded_wei: int = 0
     refunded: bool = False
     paid_to: dict[bytes, int] = field(default_factory=dict)  # payee -> cumulative paid
+    lanes: dict[bytes, int] = field(default_factory=dict)  # payee -> lane total funded
+    unallocated_wei: int = 0  # the part of remaining in no lane
 
 
 @dataclass
@@ -43,6 +49,7 @@ class ChainStats:
     gas: int = 0
     gas_wei: int = 0
     deposits: int = 0
+    lane_txs: int = 0  # open_lanes transactions that funded
     redeems: int = 0  # vouchers paid
     redeem_txs: int = 0  # transactions that carried them (`redeem_batch` pays many)
     refunds: int = 0
@@ -52,8 +59,9 @@ Done = Callable[[bool], None]
 
 
 class ChainModel:
-    def __init__(self, loop: EventLoop, config: Chain) -> None:
+    def __init__(self, loop: EventLoop, config: Chain, start_ms: int = 0) -> None:
         self._loop = loop
+        self.start_ms = start_ms  # epoch of loop time 0: block timestamps
         self._config = config
         self._block_ms = int(config.block_time_s * 1000)
         self.balances: dict[bytes, int] = {}
@@ -62,18 +70,51 @@ class ChainModel:
         self.total_supply_wei = 0
         self.stats = ChainStats()
         self.touched: list[bytes] = []  # jobs changed since the invariant checker looked
+        self.stakes: dict[bytes, int] = {}  # address -> active stake
+        self.slashed: dict[bytes, int] = {}  # worker address -> stake taken by fraud claims
+        self.credits: dict[bytes, int] = {}  # address -> its shares of slashes (pull payments)
 
     def mint(self, account: bytes, amount_wei: int) -> None:
         self.balances[account] = self.balances.get(account, 0) + amount_wei
         self.total_supply_wei += amount_wei
 
     def locked_wei(self) -> int:
-        return sum(job.remaining_wei for job in self.jobs.values())
+        return sum(job.remaining_wei for job in self.jobs.values()) + sum(self.stakes.values())
+
+    def stake(self, account: bytes, amount_wei: int) -> None:
+        """``account`` holds ``amount_wei`` of active stake from the start (minted)."""
+        self.stakes[account] = self.stakes.get(account, 0) + amount_wei
+        self.total_supply_wei += amount_wei
+
+    def slash(
+        self, job_id: bytes, worker: bytes, claimers: list[bytes], requester: bytes,
+        amount_wei: int,
+    ) -> None:  # fmt: skip
+        """A fraud claim, executed (the challenge window is not modelled: nobody answers):
+        up to ``amount_wei`` of the worker's stake, half to the claimers in equal parts,
+        the rest to the job's requester (``execute_slash``)."""
+
+        def apply() -> bool:
+            taken = min(amount_wei, self.stakes.get(worker, 0))
+            if taken <= 0 or not claimers:
+                return False  # "nothing to slash"
+            self.stakes[worker] -= taken
+            self.slashed[worker] = self.slashed.get(worker, 0) + taken
+            share = taken // 2 // len(claimers)
+            for claimer in claimers:
+                self.credits[claimer] = self.credits.get(claimer, 0) + share
+                self.balances[claimer] = self.balances.get(claimer, 0) + share
+            rest = taken - share * len(claimers)
+            self.credits[requester] = self.credits.get(requester, 0) + rest
+            self.balances[requester] = self.balances.get(requester, 0) + rest
+            return True
+
+        self._submit(job_id, 0, apply, None, "tx-slash")
 
     # Transactions: included at the next block, confirmed `confirmations` later.
     def _submit(
         self, job_id: bytes | list[bytes], gas: int, apply: Callable[[], bool], done: Done | None,
-        label: str,
+        label: str, included: Done | None = None,
     ) -> None:
         now = self._loop.now_ms
         block_ms = (now // self._block_ms + 1) * self._block_ms
@@ -86,6 +127,8 @@ class ChainModel:
             self.stats.gas += gas
             self.stats.gas_wei += int(gas * self._config.gas_price_gwei * 10**9)
             self.stats.reverts += not ok
+            if included is not None:
+                included(ok)
             if done is not None:
                 self._loop.call_at(confirm_ms, lambda _: done(ok), None, f"{label}-confirmed")
 
@@ -98,30 +141,66 @@ class ChainModel:
             if self.balances.get(requester, 0) < amount_wei or job_id in self.jobs:
                 return False
             self.balances[requester] -= amount_wei
-            self.jobs[job_id] = EscrowJob(requester, deadline_ms, amount_wei, amount_wei)
+            self.jobs[job_id] = EscrowJob(requester, deadline_ms, amount_wei, amount_wei,
+                                          unallocated_wei=amount_wei)  # fmt: skip
             self.stats.deposits += 1
             return True
 
         self._submit(job_id, self._config.gas_deposit, apply, done, "tx-deposit")
 
+    def open_lanes(
+        self, sender: bytes, job_id: bytes, fundings: list[tuple[bytes, int]],
+        included: Done | None = None,
+    ) -> None:  # fmt: skip
+        """Fund lanes (``(payee, wei)`` pairs) from the job's unallocated escrow, all or
+        nothing; ``included(ok)`` runs once the transaction is in a block (the node sends
+        what a funding secures once it is mined)."""
+
+        def apply() -> bool:
+            job = self.jobs.get(job_id)
+            total = sum(amount for _, amount in fundings)
+            if job is None or job.refunded or job.requester != sender:
+                return False
+            if self._loop.now_ms > job.deadline_ms + int(self._config.grace_s * 1000):
+                return False  # "job expired"
+            if total > job.unallocated_wei:
+                return False  # "over budget", as the contract refuses
+            for payee, amount in fundings:
+                job.lanes[payee] = job.lanes.get(payee, 0) + amount
+            job.unallocated_wei -= total
+            self.stats.lane_txs += 1
+            return True
+
+        job = self.jobs.get(job_id)
+        lanes = {} if job is None else job.lanes
+        c = self._config
+        gas = c.gas_open_lanes + sum(
+            c.gas_lane_top_up if payee in lanes else c.gas_lane_new for payee, _ in fundings
+        )
+        self._submit(job_id, gas, apply, None, "tx-lanes", included)
+
     def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> bool:
-        """One voucher as ``redeem`` pays it: ``cumulative`` minus what was paid."""
+        """One voucher as ``redeem`` pays it: up to the payee's lane, beyond what was paid."""
         job = self.jobs.get(job_id)
         if job is None or job.refunded or (job_id, payee, cumulative_wei) not in self.issued:
             return False
         if self._loop.now_ms > job.deadline_ms + int(self._config.grace_s * 1000):
             return False
-        delta = cumulative_wei - job.paid_to.get(payee, 0)
+        paid = job.paid_to.get(payee, 0)
+        delta = min(cumulative_wei, job.lanes.get(payee, 0)) - paid
         if delta <= 0 or delta > job.remaining_wei:
             return False
-        job.paid_to[payee] = cumulative_wei
+        job.paid_to[payee] = paid + delta
         job.remaining_wei -= delta
         job.paid_wei += delta
         self.balances[payee] = self.balances.get(payee, 0) + delta
         self.stats.redeems += 1
         return True
 
-    def redeem_batch(self, vouchers: list[tuple[bytes, bytes, int]], done: Done | None) -> None:
+    def redeem_batch(
+        self, vouchers: list[tuple[bytes, bytes, int]], done: Done | None,
+        included: Done | None = None,
+    ) -> None:  # fmt: skip
         """``redeem`` for one voucher, ``redeem_batch`` for several: the contract skips a
         voucher that cannot pay and pays the others; ``done(ok)`` says whether any paid."""
 
@@ -131,20 +210,27 @@ class ChainModel:
             return any(paid)
 
         self._submit([v[0] for v in vouchers], self.redeem_gas(len(vouchers)), apply, done,
-                     "tx-redeem")  # fmt: skip
+                     "tx-redeem", included)  # fmt: skip
 
     def redeem_gas(self, count: int) -> int:
         c = self._config
         return c.gas_redeem if count == 1 else c.gas_redeem + (count - 1) * c.gas_redeem_item
 
     def lane(self, job_id: bytes, payee: bytes) -> Lane | None:
-        """What a payee's lane reads: lanes are not modelled, so everything the job still
-        holds is the payee's to claim (``paid`` is the chain's). None: no such job."""
+        """What a payee's lane reads (total funded, paid). None: no such job."""
         job = self.jobs.get(job_id)
         if job is None:
             return None
-        paid_wei = job.paid_to.get(payee, 0)
-        return Lane(paid_wei + job.remaining_wei, paid_wei)
+        return Lane(job.lanes.get(payee, 0), job.paid_to.get(payee, 0))
+
+    def secured(self, job_id: bytes, payee: bytes) -> Secured:
+        """``Escrow.secured`` as a payee reads it before it works (chain time = epoch)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return Secured(False, NATIVE_TOKEN, 0, 0, False, 0, 0)
+        until_s = (self.start_ms + job.deadline_ms) // 1000 + int(self._config.grace_s)
+        return Secured(True, NATIVE_TOKEN, (self.start_ms + job.deadline_ms) // 1000, until_s,
+                       job.refunded, job.lanes.get(payee, 0), job.paid_to.get(payee, 0))  # fmt: skip
 
     def redeem_by_ms(self, job_id: bytes) -> int | None:
         """The last block time a voucher of ``job_id`` still pays (deadline + grace)."""

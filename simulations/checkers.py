@@ -20,6 +20,10 @@ truth about the result (``World.result_kind``):
 * a plant (forced error, ``World.plants``): every cell wrong;
 * a lazy checker renders nothing and reports every tile identical.
 
+Before a check, as the node's checker does, the driver makes sure its fee is
+secured on chain (its lane holds every fee promised so far plus this one) and
+otherwise answers nothing (``checks_refused``): the requester times out.
+
 Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU
 (by default ``protocol.cost.tile_cost_ppm`` of the protocol's tile size).;
 what it costs the checker in wei is ``verification.check_cost_bps`` of the
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S
 from protocol.messages import JobCancelled, Message, TileEvidence, VerifyRequest, Voucher
 from protocol.verification import (
     DEFAULT_POLICY,
@@ -60,12 +65,14 @@ class CheckerDriver:
         self._stale_ms = int(world.scenario.market.verify_timeout_s * 1000)
         self._busy = False
         self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
+        self._answered: dict[bytes, dict[bytes, int]] = {}  # job -> task -> fee of our verdict
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, Voucher):
             self.wallet.receive(message)
         elif isinstance(message, JobCancelled):  # the job is over: redeem what it owes
             self.wallet.job_over(self.world.by_id[sender].address, message.job_id)
+            self._answered.pop(message.job_id, None)
         elif isinstance(message, VerifyRequest):
             self._verify(sender, message)
 
@@ -91,6 +98,9 @@ class CheckerDriver:
             scene = world.scenes.get(request.job_id)
             if scene is None or self.node.gpu is None:
                 continue
+            if self._pay_problem(request) is not None:  # no verdict: the requester times out
+                world.metrics.checks_refused += 1
+                continue
             config = world.scenario.verification
             k = request.tiles
             self._busy = True
@@ -109,6 +119,16 @@ class CheckerDriver:
                 costs[self.node.node_id] = costs.get(self.node.node_id, 0) + cost
             world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
             return
+
+    def _pay_problem(self, request: VerifyRequest) -> str | None:
+        """Why this check's fee might not be paid (the node's checker: node/roles/checker.py)."""
+        answered = self._answered.get(request.job_id, {})
+        voucher = self.wallet.vouchers.get(request.job_id)
+        promised_wei = max(sum(answered.values()), voucher.cumulative_wei if voucher else 0)
+        cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
+        secured = self.world.chain.secured(request.job_id, self.node.address)
+        return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
+                               redeem_by_s=secured.deadline_s + REDEEM_MARGIN_S)  # fmt: skip
 
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
         if not self.alive:
@@ -139,6 +159,7 @@ class CheckerDriver:
         verdict = build_verdict(request, secret=secret, checks=checks,
                                 checker_build="blender-3.4.1",
                                 checker_device_class=self.node.gpu.name)  # fmt: skip
+        self._answered.setdefault(request.job_id, {})[request.task_id] = request.fee_wei
         world.send(self.node, requester, verdict)
 
     def _first_bad_cell(self, request: VerifyRequest, cells: int) -> int:

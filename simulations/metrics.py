@@ -45,17 +45,21 @@ class Metrics:
     paid_wei: int = 0  # voucher increments sent to workers for frames
     fees_wei: int = 0  # voucher increments sent to checkers
     checks_requested: int = 0  # VerifyRequests sent (the checkers' work)
+    checks_refused: int = 0  # by a checker whose fee was not secured on chain
     tiles_requested: int = 0  # the tiles those requests asked for
     results_unchecked: int = 0  # results the check plan accepted without a check
     disputes_resolved: int = 0  # rejections a worker contested, decided by a majority
     disputes_overturned: int = 0  # ... in the worker's favour
     unpaid_wei: int = 0  # owed by free riders, never vouched for
+    slashes: int = 0  # fraud claims made (a dispute's quorum rejected a signed result)
+    slashes_impossible: int = 0  # SlashDue with fewer rejecters than the escrow's quorum
     cheats_submitted: int = 0
     cheats_caught: int = 0
     cheats_missed: int = 0
     false_rejects: int = 0
     frames_from_known_cheaters: int = 0  # accepted after the job caught that worker
     renders_started: int = 0
+    awards_declined: int = 0  # pay not secured on chain (the worker's pay check)
     renders_failed: int = 0
     decode_rejects: int = 0  # envelopes refused by decode/replay (duplicates, ...)
     plants_sent: int = 0  # forced errors: planted results sent to checkers
@@ -63,6 +67,9 @@ class Metrics:
     plant_fees_wei: int = 0  # fees due for verdicts on plants (what forced errors cost)
     checker_fees_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> fees due
     checker_cost_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> its renders
+    work_cost_wei: dict[bytes, int] = field(default_factory=dict)  # worker -> renders it finished
+    owed_wei: dict[tuple[bytes, bytes], int] = field(default_factory=dict)  # (job, payee) -> books
+    bad_frames_paid_wei: int = 0  # honest requesters' pay for accepted wrong or partial frames
     machine_errors: int = 0  # RemoteProtocolError raised by a machine
     crashes: int = 0
     joins: int = 0
@@ -140,11 +147,14 @@ class Metrics:
             "paid_wei": self.paid_wei,
             "checker_fees_wei": self.fees_wei,
             "checks_requested": self.checks_requested,
+            "checks_refused": self.checks_refused,
             "tiles_requested": self.tiles_requested,
             "results_unchecked": self.results_unchecked,
             "disputes_resolved": self.disputes_resolved,
             "disputes_overturned": self.disputes_overturned,
             "unpaid_wei": self.unpaid_wei,
+            "slashes": self.slashes,
+            "slashes_impossible": self.slashes_impossible,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,
@@ -154,6 +164,7 @@ class Metrics:
             "plant_fees_wei": self.plant_fees_wei,
             "frames_from_known_cheaters": self.frames_from_known_cheaters,
             "renders_started": self.renders_started,
+            "awards_declined": self.awards_declined,
             "renders_failed": self.renders_failed,
             "messages": net.messages + net.gossip_messages,
             "bytes": net.bytes + net.gossip_bytes,

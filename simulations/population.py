@@ -42,9 +42,12 @@ class Population:
         roles = (["cheater"] * round(n * adv.cheater_fraction) + ["lazy"] * round(n * adv.lazy_fraction)
                  + ["sniper"] * round(n * adv.sniper_fraction))  # fmt: skip
         roles = (roles + ["honest"] * n)[:n] + ["sybil"] * adv.sybil_identities
+        roles += ["flood"] * adv.flood_identities
         world.loop.rng.shuffle(roles)
         for behaviour in roles:
-            self.spawn("worker", behaviour)
+            node = self.spawn("worker", behaviour)
+            if s.nodes.worker_stake_wei and behaviour != "flood":
+                world.chain.stake(node.address, s.nodes.worker_stake_wei)
         c = s.nodes.checkers
         checker_roles = (["colluder"] * round(c * adv.colluding_checker_fraction)
                          + ["lazy_checker"] * round(c * adv.lazy_checker_fraction)
@@ -52,7 +55,8 @@ class Population:
         for behaviour in checker_roles[:c]:
             self.spawn("checker", behaviour)
         r = s.nodes.requesters
-        requester_roles = ["free_rider"] * round(r * adv.free_rider_fraction) + ["honest"] * r
+        requester_roles = (["free_rider"] * round(r * adv.free_rider_fraction)
+                           + ["clawback"] * round(r * adv.clawback_fraction) + ["honest"] * r)  # fmt: skip
         funds_wei = 10**30  # requesters are never the bottleneck; budgets are
         for behaviour in requester_roles[:r]:
             node = self.spawn("requester", behaviour)
@@ -130,9 +134,8 @@ class Population:
             metrics.joins += 1
             self.spawn("worker", "honest")
         else:
-            pool = [
-                n for n in world.workers + world.checkers if n.online and n.behaviour != "sybil"
-            ]
+            pool = [n for n in world.workers + world.checkers
+                    if n.online and n.behaviour not in ("sybil", "flood")]  # fmt: skip
             if pool:
                 node = world.loop.rng.choice(pool)
                 world.loop.note(kind, f"{node.role}#{node.index}")
@@ -150,12 +153,12 @@ class Population:
             self._boot(node)
 
     def _replace_sybil(self, node_id: bytes) -> None:
-        """A blocklisted sybil identity is dropped and a fresh key takes its place."""
+        """A blocklisted sybil (or flood) identity is dropped and a fresh key takes its place."""
         node = self.world.by_id.get(node_id)
-        if node is None or node.behaviour != "sybil" or not node.online:
+        if node is None or node.behaviour not in ("sybil", "flood") or not node.online:
             return
         self._halt(node)
-        self.spawn("worker", "sybil")
+        self.spawn("worker", node.behaviour)
 
     # ---- background gossip ----
 

@@ -6,8 +6,17 @@ commands (send, gossip, pick a checker, send vouchers, claim the refund) and
 keep its timer armed. Every decision — whom to award, when a lease expired,
 what a frame costs, what is owed — is the machine's.
 
+Lanes as in the node (``node/roles/lanes.py``): a job's ``Send`` and
+``FundLanes`` commands leave in the machine's order, and a message leaves only
+after every funding before it was mined (a reverted funding is final: the
+worker whose lane stayed short declines its award).
+
 A free-riding requester carries out everything except ``RecordPayment`` (for
-frames and checks alike): it never signs a voucher.
+frames and checks alike): it never signs a voucher. A clawback requester
+(``node/roles/adversary.py``'s ``clawback``) does, once per job before its
+first voucher: it funds a lane of its own second address (a sock puppet) with
+everything still unallocated, signs that address a voucher for all the job
+still holds and redeems it; lanes keep the workers' funded pay out of its reach.
 
 Reputation as in the node: one ``ReputationBook`` per requester, fed by the
 machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
@@ -30,6 +39,7 @@ from protocol.market import (
     DisputeResolved,
     FrameAccepted,
     FrameFailed,
+    FundLanes,
     JobFinished,
     JobMachine,
     MarketConfig,
@@ -40,6 +50,7 @@ from protocol.market import (
     RequestPlant,
     RequestVerification,
     Send,
+    SlashDue,
     TaskState,
     WorkerBlocklisted,
     WorkerJudged,
@@ -48,6 +59,7 @@ from protocol.messages import (
     Assurance,
     Award,
     Bid,
+    Escrow,
     JobAnnounce,
     JobCancelled,
     JobSpec,
@@ -60,7 +72,9 @@ from protocol.messages import (
     job_id_of,
 )
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
+from protocol.slashing import claim_possible
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
+from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
 from simulations.world import SimNode, World
@@ -68,6 +82,7 @@ from simulations.world import SimNode, World
 RENDERER_BUILD = "blender-3.4.1"
 CHAIN_ID = 31337
 ESCROW_CONTRACT = bytes.fromhex("e5c0" * 10)
+ESCROW = Escrow(CHAIN_ID, ESCROW_CONTRACT, bytes(32))  # as node/roles/submit.py names it
 NO_SIGNATURE = bytes(65)  # vouchers are checked by the chain model's lookup
 
 
@@ -79,6 +94,9 @@ class RequesterDriver:
         self.world = world
         self.node = node
         self.free_rider = node.behaviour == "free_rider"
+        self.clawback = node.behaviour == "clawback"
+        self._clawed: set[bytes] = set()  # jobs clawed back (once each)
+        self._queues = JobQueues(world, node)
         self.jobs: dict[bytes, JobMachine] = {}
         self._reached: dict[bytes, dict[int, None]] = {}  # job id -> workers any announce reached
         self._paid: dict[tuple[bytes, bytes], int] = {}  # (job, payee) -> cumulative voucher
@@ -117,6 +135,7 @@ class RequesterDriver:
             # The contract's grace is the market's: a refund before it would revert.
             refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
             plant_rate_ppm=m.plant_rate_ppm,
+            trial_leases=m.trial_leases,
         )
 
     def submit(self, draw: JobDraw) -> None:
@@ -133,7 +152,7 @@ class RequesterDriver:
             self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
             RENDERER_BUILD, settings, tuple(range(draw.frames)), draw.ru_per_frame,
             draw.max_price_wei_per_frame, draw.budget_wei, now + draw.deadline_ms, assurance,
-            world.scenario.verification.checker_fee_bps, None, now,
+            world.scenario.verification.checker_fee_bps, ESCROW, now,
         )  # fmt: skip
         job_id = job_id_of(spec)
         world.scenes[job_id] = draw
@@ -172,6 +191,9 @@ class RequesterDriver:
             return  # a job that ended (or never was ours): late messages are ignored
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             self.feed(machine, sender)
+        if isinstance(message, Bid) and self._config.trial_leases:  # stake proves a bidder
+            machine.set_stake(message.payment_address,
+                              self.world.chain.stakes.get(message.payment_address, 0))  # fmt: skip
         try:
             commands = machine.receive(
                 sender, message, self.world.epoch_ms(), envelope_digest=digest
@@ -227,7 +249,9 @@ class RequesterDriver:
                     world.metrics.plants_sent += 1
                     self._plants.add((cmd.message.task_id, cmd.to))
                 world.metrics.tiles_requested += cmd.message.tiles
-            world.send(self.node, cmd.to, cmd.message)
+            self._queues.put(machine.job_id, cmd)
+        elif isinstance(cmd, FundLanes):
+            self._queues.put(machine.job_id, cmd)
         elif isinstance(cmd, WorkerJudged):
             self.reputation.judge(cmd.worker, cmd.judgement, world.epoch_ms())
         elif isinstance(cmd, DisputeResolved):
@@ -242,12 +266,15 @@ class RequesterDriver:
             self._pick_checker(machine, cmd)
         elif isinstance(cmd, RequestPlant):
             self._plant(machine, cmd)
+        elif isinstance(cmd, SlashDue):
+            self._slash(cmd)
         elif isinstance(cmd, PlantJudged):
             if cmd.missed:
                 world.metrics.plants_missed += 1
                 self.struck.add(cmd.checker)
         elif isinstance(cmd, RecordPayment):
             world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
+            world.metrics.owed_wei[(cmd.job_id, cmd.payee_address)] = cmd.cumulative_wei
             self._pay(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
         elif isinstance(cmd, CheckerFeeDue):
             world.invariants.fee_due(cmd.job_id, cmd.payee_address, cmd.fee_wei)
@@ -317,6 +344,18 @@ class RequesterDriver:
         self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
                                                   checker.address))  # fmt: skip
 
+    def _slash(self, due: SlashDue) -> None:
+        """The node's slasher, in one step: a claim by the rejecting checkers (when they
+        are a quorum) for the escrow's cap, executed (no answer is modelled)."""
+        world, chain = self.world, self.world.scenario.chain
+        if not claim_possible(len(due.rejecters), chain.slash_quorum):
+            world.metrics.slashes_impossible += 1
+            return
+        world.metrics.slashes += 1
+        claimers = [world.by_id[c].address for c in due.rejecters if c in world.by_id]
+        world.chain.slash(due.job_id, due.worker_address, claimers, self.node.address,
+                          chain.slash_cap_wei)  # fmt: skip
+
     def _accepted(self, cmd: FrameAccepted) -> None:
         world, metrics = self.world, self.world.metrics
         worker = world.by_id[cmd.worker]
@@ -332,6 +371,8 @@ class RequesterDriver:
             metrics.results_unchecked += 1
         if world.result_kind.get(cmd.task_id, "honest") != "honest":
             metrics.cheats_missed += 1
+            if self.node.behaviour == "honest":
+                metrics.bad_frames_paid_wei += cmd.price_wei
             world.loop.note("cheat-missed", cmd.task_id)
 
     def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> None:
@@ -341,10 +382,13 @@ class RequesterDriver:
         if self.free_rider:
             world.metrics.unpaid_wei += cumulative_wei - last
             return
+        if self.clawback and job_id not in self._clawed:
+            self._clawed.add(job_id)
+            self._queues.put(job_id, Clawback())
         world.chain.issued.add((job_id, payee, cumulative_wei))
         voucher = Voucher(CHAIN_ID, ESCROW_CONTRACT, self.node.address, job_id, payee,
                           cumulative_wei, NO_SIGNATURE)  # fmt: skip
-        world.send(self.node, world.by_address[payee].node_id, voucher)
+        self._queues.put(job_id, Send(world.by_address[payee].node_id, voucher))
 
     def _finish(self, job_id: bytes, outcome: str) -> None:
         self._tell_payees_it_is_over(job_id, outcome)
@@ -368,7 +412,7 @@ class RequesterDriver:
             self._paid.pop((job_id, payee))
             if not self.free_rider:
                 over = JobCancelled(job_id, f"finished: {outcome}")
-                world.send(self.node, world.by_address[payee].node_id, over)
+                self._queues.put(job_id, Send(world.by_address[payee].node_id, over))
 
 
 def fixed_tiles_policy(tiles_per_check: int) -> VerificationPolicy:

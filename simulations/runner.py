@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulations.accounts import adversary_accounts
 from simulations.metrics import Metrics, checker_profits, write_outputs
 from simulations.models import draw_job, next_arrival_ms
 from simulations.population import Population
@@ -91,6 +92,7 @@ def run_scenario(
     world.metrics.sample(loop.now_ms)
     summary = world.metrics.summary(loop.now_ms, world.net.stats, world.chain.stats)
     summary.update(checker_profits(world.metrics, {c.node_id: c.behaviour for c in world.checkers}))
+    summary.update(adversary_accounts(world))
     summary["events"] = loop.events_run
     summary["seed"] = seed
     summary["scenario"] = meta.name

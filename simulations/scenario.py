@@ -48,6 +48,9 @@ class Nodes:
     workers: int = bounded(30, 0, 100_000)
     checkers: int = bounded(5, 0, 10_000)
     requesters: int = bounded(4, 1, 10_000)
+    # Stake each worker holds in the escrow from the start (flood identities hold none);
+    # 0 = none: the node's default, stake is optional
+    worker_stake_wei: int = bounded(0, 0, 10**30)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,16 @@ class Chain:
     gas_redeem: int = bounded(53_857, 0)  # one voucher (bench/gas.py)
     gas_redeem_item: int = bounded(25_966, 0)  # each further voucher of a batch (10: 287,549)
     gas_refund: int = bounded(50_000, 0)
+    # open_lanes: a base plus each lane it opens or tops up (docs/LEDGER.md's table:
+    # 1 new lane 56,654, 10 new 288,869; 1 top-up 39,554, 10 top-ups 117,869)
+    gas_open_lanes: int = bounded(30_852, 0)
+    gas_lane_new: int = bounded(25_802, 0)
+    gas_lane_top_up: int = bounded(8_702, 0)
     grace_s: float = bounded(3600.0, 0)  # escrow: vouchers redeem until deadline + grace
+    # Fraud claims (ledger/deploy.py's defaults): distinct rejecting checkers a claim
+    # needs, and the most it takes from the worker's stake
+    slash_quorum: int = bounded(3, 1, 63)
+    slash_cap_wei: int = bounded(10**17, 1, 2**128)
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,11 @@ class Adversaries:
     lazy_checker_fraction: float = bounded(0.0, 0, 1)  # pass everything, never render
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
+    clawback_fraction: float = bounded(0.0, 0, 1)  # requesters that claw the escrow back
+    # A sybil capacity flood: fresh identities of one operator claiming flood_score_factor
+    # times their card's score at 1 wei per RU, returning wrong frames (replaced when caught)
+    flood_identities: int = bounded(0, 0, 10_000)
+    flood_score_factor: float = bounded(100.0, 1, 1e6)
     sniper_fraction: float = bounded(0.0, 0, 1)  # workers undercutting the ask
     sniper_discount: float = bounded(0.3, 0, 1)
 
@@ -199,6 +216,7 @@ class Market:
     min_task_timeout_s: float = bounded(600.0, 1)
     reannounce_interval_s: float = bounded(300.0, 1)
     plant_rate_ppm: int = bounded(MarketConfig().plant_rate_ppm, 0, 1_000_000)  # forced errors
+    trial_leases: int = bounded(MarketConfig().trial_leases, 0, 1_000_000)  # protocol.capacity
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,11 @@ render of modelled duration (``models.render_outcome``) that ends in
 ``render_finished`` or ``render_failed``; ``CancelRender`` stops it;
 ``VoucherReceived`` goes to the wallet, which redeems as the node's payee does
 (``simulations/wallet.py``).
-Bidding, slots, heartbeats and lease handling are the machine's.
+Bidding, slots, heartbeats and lease handling are the machine's. Before it
+renders, the driver checks its pay is secured as the node does
+(``node/roles/paycheck.py``: ``ledger.secured.Secured.problem`` on the job's
+lane, for its vouchers so far plus every frame in flight) and declines the
+award when it is not (``WorkerMachine.decline``).
 
 Behaviours (what a dishonest operator's modified node does):
 
@@ -16,6 +20,10 @@ Behaviours (what a dishonest operator's modified node does):
 * ``lazy`` — accepts awards and never renders; its machine keeps
   heartbeating, so the lease stays alive until the job's deadline.
 * ``sniper`` — asks ``sniper_discount`` below the going price to win awards.
+* ``flood`` — a sybil capacity flood: fresh identities that claim
+  ``flood_score_factor`` times their card's score and ask 1 wei per RU (so they
+  win cheapest-first awards), and cheat like a sybil (always wrong frames here:
+  ``cheat_rate`` 1 for them); a caught one is replaced by a fresh key.
 
 Vouchers are the node's persisted state: a crashed worker comes back with its
 key and its vouchers (and redeems them), but not its in-flight renders.
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S
 from protocol import RemoteProtocolError
 from protocol.market import (
     CancelRender,
@@ -41,7 +50,8 @@ from simulations.requesters import RENDERER_BUILD
 from simulations.wallet import Wallet
 from simulations.world import SimNode, World
 
-CHEATERS = ("cheater", "sybil")
+CHEATERS = ("cheater", "sybil", "flood")
+WORK_TENTHS = {"honest": 10, "partial": 5, "wrong": 1}  # a result's render time, of an honest one
 
 
 def true_cid(job_id: bytes, frame: int) -> str:
@@ -57,13 +67,16 @@ class WorkerDriver:
         self.wallet = Wallet(world, vouchers)  # persisted: survives crashes
         scenario = world.scenario
         ask = scenario.workload.price_wei_per_ru
+        score = node.gpu.score_ru_per_hour
         if node.behaviour == "sniper":
             ask = int(ask * (1 - scenario.adversaries.sniper_discount))
+        elif node.behaviour == "flood":  # claims a huge card and works for almost nothing
+            ask, score = 1, score * scenario.adversaries.flood_score_factor
         config = WorkerConfig(
             min_price_wei_per_ru=ask,
             renderer_builds=(RENDERER_BUILD,),
             slots=1,
-            score_ru_per_hour=max(1, int(node.gpu.score_ru_per_hour)),
+            score_ru_per_hour=max(1, int(score)),
         )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
         self._renders: dict[bytes, int] = {}  # task id -> render token
@@ -113,8 +126,22 @@ class WorkerDriver:
         if self.alive:
             world.arm(("w", self.node.index), self.machine.get_timer(), self._on_timer)
 
+    def _pay_problem(self, cmd: StartRender) -> str | None:
+        """Why this frame's pay might not be paid (the node's PayCheck), or None."""
+        job_id = cmd.job_id
+        cumulative_wei = self.machine.voucher_wei(job_id) + self.machine.in_flight_wei(job_id)
+        secured = self.world.chain.secured(job_id, self.node.address)
+        return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
+                               redeem_by_s=cmd.spec.deadline_ms // 1000 + REDEEM_MARGIN_S)  # fmt: skip
+
     def _start_render(self, cmd: StartRender) -> None:
         world = self.world
+        problem = self._pay_problem(cmd)
+        if problem is not None:
+            world.metrics.awards_declined += 1
+            world.loop.note("declined", problem)
+            self._run(self.machine.decline(cmd.task_id, problem, world.epoch_ms()))
+            return
         world.metrics.renders_started += 1
         if self.node.behaviour == "lazy":
             return  # takes the award, never renders: only the deadline frees the frame
@@ -142,7 +169,9 @@ class WorkerDriver:
         """Does this result cheat? A cheat also saves the cheater time."""
         adv = self.world.scenario.adversaries
         rng = self.world.loop.rng
-        if self.node.behaviour not in CHEATERS or rng.random() >= adv.cheat_rate:
+        if self.node.behaviour not in CHEATERS:
+            return ("honest", duration_ms)
+        if self.node.behaviour != "flood" and rng.random() >= adv.cheat_rate:
             return ("honest", duration_ms)
         if rng.random() < adv.partial_share:
             return ("partial", duration_ms // 2 + 1)
@@ -168,10 +197,14 @@ class WorkerDriver:
                 "bafk" + hashlib.sha256(cid.encode() + kind.encode() + cmd.task_id).hexdigest()[:52]
             )
         world.result_kind[cmd.task_id] = kind
+        ru_wei = world.scenes[cmd.job_id].ru_per_frame * world.scenario.workload.price_wei_per_ru
+        costs = world.metrics.work_cost_wei  # at the honest ask; a cheat costs its share
+        costs[self.node.node_id] = costs.get(self.node.node_id, 0) + ru_wei * WORK_TENTHS[kind] // 10
         size = world.scenario.rendering.result_size_bytes
         assert self.node.gpu is not None
         self._run(
             self.machine.render_finished(
-                cmd.task_id, cid, size, duration_ms, RENDERER_BUILD, self.node.gpu.name, now
+                cmd.task_id, cid, size, duration_ms, RENDERER_BUILD, self.node.gpu.name, now,
+                result_sig=self.node.address + bytes(45),  # a stand-in, as vouchers' (chain.py)
             )
         )

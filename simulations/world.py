@@ -62,7 +62,7 @@ class World:
         self.loop = EventLoop(seed)
         self.start_ms = scenario.scenario.start_ms
         self.net = NetworkModel(self.loop, scenario.network, self._deliver)
-        self.chain = ChainModel(self.loop, scenario.chain)
+        self.chain = ChainModel(self.loop, scenario.chain, self.start_ms)
         self.metrics = Metrics()
         strict = scenario.scenario.known_cheater_invariant
         self.invariants = Invariants(self.chain, self.metrics, strict)
@@ -72,6 +72,7 @@ class World:
         self.scenes: dict[bytes, JobDraw] = {}  # job id -> what the scene really needs
         self.result_kind: dict[bytes, str] = {}  # task id -> honest | wrong | partial
         self.plants: set[str] = set()  # frame CIDs of planted results (every cell wrong)
+        self.clawback_addresses: dict[bytes, bytes] = {}  # sock puppet -> its requester
         self.faults_on = True
         self.workers: list[SimNode] = []
         self.checkers: list[SimNode] = []

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ledger.client import Secured
 from ledger.errors import LedgerError
+from ledger.secured import NATIVE_TOKEN, REDEEM_MARGIN_S, Secured
 from node.roles.ports import Chain
 from protocol.messages import JobSpec
 
-REDEEM_MARGIN_S = 30  # after the job's deadline, time the payee wants left to redeem
-NATIVE_TOKEN = bytes(20)
 MAX_SECURED = 1024  # chain readings kept (jobs still known are kept first)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ledger.voucher_book import RedeemPolicy
+from ledger.voucher_book import Lane, RedeemPolicy
 from protocol.messages import Voucher
 from simulations.chain import ChainModel
 from simulations.loop import EventLoop
@@ -30,6 +30,9 @@ def world() -> SimpleNamespace:
     chain.deposit(REQUESTER, JOB, 10 * FRAME_WEI, DEADLINE_MS, None)
     loop.run_until(60_000)
     assert JOB in chain.jobs
+    chain.open_lanes(REQUESTER, JOB, [(PAYEE, 10 * FRAME_WEI)])  # the payee's pay, secured
+    loop.run_until(80_000)
+    assert chain.lane(JOB, PAYEE) == Lane(10 * FRAME_WEI, 0)
     return SimpleNamespace(loop=loop, chain=chain, scenario=SimpleNamespace(chain=config))
 
 
