@@ -129,7 +129,7 @@ class WorkerDriver:
     def _pay_problem(self, cmd: StartRender) -> str | None:
         """Why this frame's pay might not be paid (the node's PayCheck), or None."""
         job_id = cmd.job_id
-        cumulative_wei = self.machine.voucher_wei(job_id) + self.machine.in_flight_wei(job_id)
+        cumulative_wei = self.machine.pay_needed_wei(job_id)  # as the node's worker asks
         secured = self.world.chain.secured(job_id, self.node.address)
         return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
                                redeem_by_s=cmd.spec.deadline_ms // 1000 + REDEEM_MARGIN_S)  # fmt: skip

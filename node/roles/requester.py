@@ -342,6 +342,7 @@ class RequesterJob:
         def exclude() -> frozenset[bytes]:
             planted = self.machine.plant_checker(c.task_id)  # it holds the task's plant
             plant = frozenset() if planted is None else frozenset({planted})
+            plant |= self.machine.checkers_barred()  # overruled by a dispute of this job
             if not c.exclude:
                 return plant
             # a dispute: never a checker already used on the task, nor one being assigned

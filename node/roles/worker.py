@@ -190,10 +190,9 @@ class WorkerRole:
 
     async def _render(self, command: StartRender, scope: trio.CancelScope) -> None:
         with scope:
-            # Our total for the job once this frame is paid: vouchers so far plus every
-            # frame in flight (this one included), read before any await.
-            owed_wei = self.machine.voucher_wei(command.job_id)
-            cumulative_wei = owed_wei + self.machine.in_flight_wei(command.job_id)
+            # Our total for the job once this frame is paid: every result delivered and
+            # every frame in flight (this one included), read before any await.
+            cumulative_wei = self.machine.pay_needed_wei(command.job_id)
             problem = await self.pay_problem(command.spec, command.job_id, cumulative_wei)
             if problem is not None:
                 self._renders.pop(command.task_id, None)

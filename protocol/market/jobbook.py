@@ -94,6 +94,7 @@ class JobBook:
         # A blocklisted worker's bid, kept while a dispute may still clear it.
         self._parked_bids: dict[bytes, Bidder] = {}
         self._disputes: dict[bytes, TaskRecord] = {}  # DISPUTED tasks
+        self._overruled: set[bytes] = set()  # checkers a dispute overruled (ones we asked)
         self._owed_wei: dict[bytes, int] = {}
         # Lanes (protocol.market.lanes): funded totals per payment address, the
         # checkers' payment addresses, fees earned per address, fees of assigned

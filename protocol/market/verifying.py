@@ -73,6 +73,8 @@ class VerifyDesk(JobBook):
             return []  # below the job's minimum stake: the verify timeout asks again
         if self.plant_checker(task_id) == checker:
             return []  # the task's plant went to it (a driver's race): the timeout asks again
+        if checker in self._overruled:
+            return []  # overruled since the driver picked it: the timeout asks again
         was = task.state
         if was is TaskState.DISPUTED:
             if checker in task.checkers:
@@ -105,6 +107,13 @@ class VerifyDesk(JobBook):
         unsettled = len(self._frames) - self._settled
         chunk_wei = task.fee_wei * max(0, unsettled - 1) // checkers
         return [*self._fund({address: chunk_wei}), Send(checker, request)]
+
+    def checkers_barred(self) -> frozenset[bytes]:
+        """Checkers this job asks no more (``assign_checker`` ignores them): each had a
+        rejection overturned by a dispute's majority here. Asking one again invited the
+        same lie and another dispute (and, with each checker given its share, the
+        overruled one was the next asked: it had checked least)."""
+        return frozenset(self._overruled)
 
     def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
         """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
@@ -224,6 +233,7 @@ class VerifyDesk(JobBook):
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             return [self._resolved(task, True, False, reason)]
         self._task_step(task, ev.DisputeOverturned(task.task_id))
+        self._overruled.add(task.rejected_by)
         out: list[Command] = [
             CheckerOverruled(task.rejected_by, self.job_id, task.task_id),
             WorkerJudged(self.job_id, task.worker, Judgement.CLEARED),

@@ -74,6 +74,9 @@ from protocol.messages import (
     check_announce,
 )
 
+# Results delivered that the job may still pay (a won dispute pays too).
+_OWED_STATES = frozenset({WorkerTaskState.SUBMITTED, WorkerTaskState.DISPUTED})
+
 
 @dataclass
 class _Job:
@@ -371,6 +374,20 @@ class WorkerMachine:
     def in_flight_wei(self, job_id: bytes) -> int:
         """The prices of this job's awards we are rendering now."""
         return sum(t.price_wei for t in self._live.values() if t.job_id == job_id)
+
+    def pay_needed_wei(self, job_id: bytes) -> int:
+        """What this job owes us in all once every frame we delivered (and did not lose
+        to a standing rejection) and every frame we are rendering is paid: what its
+        lane must hold before we render another. Vouchers received plus renders in
+        flight missed results delivered and still waiting for their voucher, so a
+        worker started frames its lane no longer covered (the simulator's clawback
+        scenario: an honest worker lost a frame). A result stays SUBMITTED once paid,
+        so the delivered sum covers the vouchers too, but never less than them."""
+        delivered = sum(t.price_wei for t in self._tasks.values() if t.job_id == job_id
+                        and t.state in _OWED_STATES)  # fmt: skip
+        job = self._jobs.get(job_id)
+        paid = 0 if job is None else job.voucher_wei
+        return max(delivered, paid) + self.in_flight_wei(job_id)
 
     def knows_job(self, job_id: bytes) -> bool:
         return job_id in self._jobs

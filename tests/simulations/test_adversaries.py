@@ -70,14 +70,35 @@ def test_clawback_takes_only_what_no_lane_holds(small: dict[str, Any]) -> None:
     assert s["attacker_profit_wei"] == s["honest_loss_wei"]  # what it gains, they lose
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a worker's pay check counts vouchers received and renders in flight, not results "
-    "delivered and still waiting for their voucher: it starts a frame its lane no longer covers"))  # fmt: skip
+def shortfalls(outcome: Any, role: str) -> int:
+    """What honest payees of ``role`` earned and their vouchers do not pay on chain."""
+    world, income = outcome.world, payee_income(outcome.world)
+    short = 0
+    for (job_id, payee), owed in world.metrics.owed_wei.items():
+        node = world.by_address.get(payee)
+        if node is not None and node.role == role and node.behaviour == "honest":
+            short += max(0, owed - income.get((job_id, payee), 0))
+    return short
+
+
 def test_clawback_takes_nothing_from_honest_workers(small: dict[str, Any]) -> None:
+    """A worker's pay check counted vouchers received and renders in flight, not results
+    delivered and still waiting for their voucher, so it started frames its lane no
+    longer covered (20-72 uETH lost per run); ``WorkerMachine.pay_needed_wei`` counts them."""
     small["nodes.requesters"] = 1
     small["adversaries.clawback_fraction"] = 1.0
-    s = run_scenario(load_scenario(SCENARIOS / "requester_clawback.toml", small), 1).summary
-    assert s["honest_loss_wei"] == 0
+    outcome = run_scenario(load_scenario(SCENARIOS / "requester_clawback.toml", small), 1)
+    assert shortfalls(outcome, "worker") == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "honest checkers still lose a check fee or two per run to a clawback (11-12 uETH each, "
+    "seed 1): cause not found yet"))  # fmt: skip
+def test_clawback_takes_nothing_from_honest_checkers(small: dict[str, Any]) -> None:
+    small["nodes.requesters"] = 1
+    small["adversaries.clawback_fraction"] = 1.0
+    outcome = run_scenario(load_scenario(SCENARIOS / "requester_clawback.toml", small), 1)
+    assert shortfalls(outcome, "checker") == 0
 
 
 def test_a_free_riders_gain_is_its_workers_loss(small: dict[str, Any]) -> None:

@@ -529,7 +529,10 @@ def test_an_overturned_dispute_of_a_frame_settled_meanwhile_only_clears_the_work
     assert harness.job.task_state(first) is TaskState.OVERTURNED
     (resolved,) = harness.commands(DisputeResolved)
     assert isinstance(resolved, DisputeResolved) and not resolved.upheld and not resolved.paid
-    assert len(harness.commands(CheckerOverruled)) == 1
+    (overruled,) = harness.commands(CheckerOverruled)
+    assert isinstance(overruled, CheckerOverruled)
+    assert harness.job.checkers_barred() == {overruled.checker}  # this job asks it no more
+    assert harness.job.assign_checker(retry, overruled.checker, harness.now_ms, b"\x01" * 20) == []
     assert worker not in harness.job.blocklisted()
     (accepted,) = harness.commands(FrameAccepted)
     assert isinstance(accepted, FrameAccepted) and accepted.task_id == retry
