@@ -46,11 +46,12 @@ class ClaimWatch:
         self._changed = trio.Event()
 
     def watch(self, ref: ResultRef) -> None:
-        """Watch our signed result ``ref`` (a checker rejected it) for claims."""
+        """Watch our signed result ``ref`` for claims, from the next poll on (a result
+        just signed cannot be claimed before it is delivered, so no read now: a job's
+        every result would otherwise cost a read of all watched ones)."""
         self._watched[(ref.job_id, ref.task_id)] = (ref, trio.current_time() + WATCH_FOR_S)
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
-        self._notify()
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
         while self.claims.get((job_id, task_id)) != status:
