@@ -15,9 +15,10 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
 3. keeps each ``CleanSigned`` that recovers to a distinct signer that is no
-   claimer, not us and not the requester, with at least the claim's amount of
-   stake (read from the chain), and as soon as it holds one more than the
-   claimers, sends ``answer_claim`` (signatures ascending by signer);
+   claimer, not us and not the requester, registered with at least the
+   claim's amount of stake (read from the chain), and as soon as it holds one more than the
+   claimers, sends ``answer_claim`` (signatures ascending by signer); refused
+   for a signer the escrow does not count, it tries again with more;
 4. gives up at the claim's ``settle_at`` (chain time): the claim then executes.
 
 Chain outages postpone a step (``LedgerError``: retried after ``CHAIN_RETRY_S``).
@@ -51,6 +52,8 @@ MAX_ASKED = 32  # checkers asked per claim (a larger quorum needs at most 16)
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
 MAX_WAIT_S = 600.0  # the longest wait before the chain's clock is read again
+# Reverts after which no answer can succeed (anything else: a signer the escrow did not count)
+FINAL_REVERTS = ("no pending claim", "challenge window over", "wrong claim")
 
 
 class _Answer:
@@ -119,21 +122,29 @@ class Answerer:
         chain = self.ctx.chain
         assert chain is not None
         key = (request.job_id, request.task_id)
-        staked: dict[bytes, bool] = {}
+        counted: dict[bytes, bool] = {}  # signer -> the escrow would count it
+        refused_with = 0  # signatures in the last answer the escrow refused
         while True:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
                 return self._end(key, "challenge window over before a larger quorum signed")
-            for signer in [s for s in run.sigs if s not in staked]:
-                staked[signer] = await self._chain(partial(chain.stake_of, signer)) >= run.amount_wei
-            good = [sig for signer, sig in run.sigs.items() if staked[signer]]
-            if len(good) > len(run.claimers):
+            for signer in [s for s in run.sigs if s not in counted]:
+                counted[signer] = await self._counts(signer, run.amount_wei)
+            good = [sig for signer, sig in run.sigs.items() if counted[signer]]
+            if len(good) > max(len(run.claimers), refused_with):
                 ordered = order_signatures(run.answer, good)
                 try:
                     await self._chain(partial(chain.answer_claim, run.answer, run.claimers, ordered))
                 except ChainRevert as exc:
-                    return self._end(key, f"escrow refused the answer: {exc.reason}")
-                return self._end(key, "answered")
+                    if exc.reason in FINAL_REVERTS:
+                        return self._end(key, f"escrow refused the answer: {exc.reason}")
+                    # a signer the escrow does not count (deregistered, stake locked
+                    # meanwhile): try again once more signatures came
+                    refused_with = len(good)
+                    log_event(logger, logging.WARNING, "claim answer refused; asking on",
+                              reason=exc.reason, signatures=len(good))  # fmt: skip
+                else:
+                    return self._end(key, "answered")
             if not run.asked:
                 return self._end(key, "no checker to ask")
             for checker in run.asked:
@@ -141,6 +152,15 @@ class Answerer:
             run.changed = trio.Event()
             with trio.move_on_after(min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)):
                 await run.changed.wait()
+
+    async def _counts(self, signer: bytes, amount_wei: int) -> bool:
+        """Whether the escrow would count ``signer``'s answer: a registered checker with
+        at least the claim's amount of stake (locks by its own claims are not read)."""
+        chain = self.ctx.chain
+        assert chain is not None
+        if not await self._chain(partial(chain.is_checker, signer)):
+            return False
+        return await self._chain(partial(chain.stake_of, signer)) >= amount_wei
 
     def _checkers(self, excluded: Iterable[bytes], requester: bytes) -> list[bytes]:
         """Checkers we know (their adverts), bar the claimers, the requester and us."""

@@ -138,6 +138,9 @@ class ChainLink:
     async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
         return await self._read(lambda c: c.claim(ref, worker))
 
+    async def is_checker(self, account: bytes) -> bool:
+        return await self._read(lambda c: c.is_checker(account))
+
     async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         return await self._read(lambda c: c.claim_evidence(ref, worker))
 

@@ -168,6 +168,10 @@ class Chain(Protocol):
         """The escrow's claim on ``worker``'s result ``ref`` (status 0: none)."""
         ...
 
+    async def is_checker(self, account: bytes) -> bool:
+        """Whether the escrow counts ``account`` as a registered checker now."""
+        ...
+
     async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The claim's tiles and claimers, as the escrow logged them (None: no claim)."""
         ...

@@ -617,6 +617,10 @@ class FakeChain:
         await self._enter("claim_state")
         return self.escrow.claims.get((ref, worker), ClaimState(0, 0, 0, b"", 0))
 
+    async def is_checker(self, account: bytes) -> bool:
+        await self._enter("is_checker")
+        return account in self.escrow.checkers
+
     async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         await self._enter("claim_evidence")
         return self.escrow.evidence(ref, worker)

@@ -7,7 +7,8 @@ registered, staked checkers (keys of the test's own, no node behind them)
 signs a false ``Fraud`` claim over the worker's signed result and opens it.
 The worker's node sees the pending claim, asks the other checkers it knows to
 re-check its result, gathers three ``Clean`` signatures (one more than the
-claimers) and answers within the window: the claim is cancelled, the worker's
+claimers; a fourth checker signs too but is not registered, and is left out)
+and answers within the window: the claim is cancelled, the worker's
 stake is whole again, and the colluders lose what they locked.
 """
 
@@ -39,10 +40,14 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         for i in range(1, 4):
             checkers.append(member := await cluster.add(f"c{i}", "checker"))
             escrow.register(member.address, STAKE_WEI)
+        # Staked but not registered: it re-checks and signs, but the escrow would refuse an
+        # answer with its signature, so the worker must leave it out.
+        unregistered = await cluster.add("c4", "checker")
+        escrow.stakes[unregistered.address] = STAKE_WEI
         colluders = [bytes(Account.create().key) for _ in range(2)]
         for key in colluders:
             escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
-        await cluster.settle("w1", 4)
+        await cluster.settle("w1", 5)
         job_id = await cluster.submit("client", frames=1)
         job = client.live().requester.jobs[job_id]
         await job.done.wait()
@@ -74,6 +79,8 @@ async def test_a_colluding_quorums_false_claim_is_answered(
             assert escrow.stakes[colluder] == STAKE_WEI - claim.amount_wei
         assert escrow.credit[honest.address] >= claim.amount_wei  # half of both forfeits
         assert sum(c.live().checker.rechecks.signed for c in checkers) == 3  # type: ignore[union-attr]
+        # one answer went out, and the escrow took it: the unregistered signer was left out
+        assert [t.what for t in honest.chain.transactions].count("answer_claim") == 1  # type: ignore[union-attr]
         answerer = honest.live().worker.answerer  # type: ignore[union-attr]
         assert answerer.answered[(job_id, task_id)] == "answered"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
