@@ -30,6 +30,7 @@ signatures they gave and send them again without re-rendering).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import TypeVar
@@ -49,6 +50,7 @@ from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, Role
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ASKED = 32  # checkers asked per claim (a larger quorum needs at most 16)
+MAX_ENDED = 1024  # ended answers remembered
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
 MAX_WAIT_S = 600.0  # the longest wait before the chain's clock is read again
@@ -76,7 +78,9 @@ class Answerer:
         self.specs = specs
         self.device_class = device_class
         self._running: dict[tuple[bytes, bytes], _Answer] = {}
-        self.answered: dict[tuple[bytes, bytes], str] = {}  # (job, task) -> how it ended
+        self._starting: set[tuple[bytes, bytes]] = set()  # reading the claim's evidence
+        # (job, task) -> how its answer ended (the newest MAX_ENDED)
+        self.answered: OrderedDict[tuple[bytes, bytes], str] = OrderedDict()
 
     def on_clean_signed(self, sender: bytes, signed: CleanSigned) -> None:
         run = self._running.get((signed.job_id, signed.task_id))
@@ -99,12 +103,16 @@ class Answerer:
         key = (ref.job_id, ref.task_id)
         spec = self.specs.get(ref.job_id)
         chain = self.ctx.chain
-        if key in self._running or chain is None:
+        if key in self._running or key in self._starting or chain is None:
             return
         if spec is None:
             return self._end(key, "job forgotten: cannot ask for re-checks")
-        evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
-        state = await self._chain(partial(chain.claim_state, ref, chain.address))
+        self._starting.add(key)
+        try:
+            evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
+            state = await self._chain(partial(chain.claim_state, ref, chain.address))
+        finally:
+            self._starting.discard(key)
         if evidence is None or state.status != CLAIM_PENDING:
             return self._end(key, "no pending claim to answer")
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, spec.requester)
@@ -177,6 +185,8 @@ class Answerer:
 
     def _end(self, key: tuple[bytes, bytes], how: str) -> None:
         self.answered[key] = how
+        while len(self.answered) > MAX_ENDED:
+            self.answered.popitem(last=False)
         level = logging.INFO if how == "answered" else logging.WARNING
         log_event(logger, level, "fraud claim answer", job=key[0].hex()[:16], how=how)
 
