@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_canonical_address
 from web3 import Web3
@@ -88,6 +89,22 @@ class ClaimState:
     settle_at_s: int  # executable from then on; answerable strictly before
     commit: bytes
     status: int  # CLAIM_*
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimEvidence:
+    """What an answer to a pending claim must name (``answer_claim``): the claim's
+    ``tiles`` and its claimers (ascending), as its ``FraudClaimed`` event logged them."""
+
+    tiles: bytes
+    claimers: tuple[bytes, ...]
+
+
+def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -> bytes:
+    """The escrow's ``Claim.commit``: keccak256(abi_encode(frame_digest, tiles, claimers))."""
+    encoded = abi_encode(["bytes32", "bytes32", "address[]"],
+                         [frame_digest, tiles, [Web3.to_checksum_address(c) for c in claimers]])  # fmt: skip
+    return bytes(Web3.keccak(encoded))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +285,27 @@ class EscrowClient:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
         taken, amount, settle_at, commit, status = self._view("claims", claim_id)
         return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status))
+
+    def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
+        """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
+        ``FraudClaimed`` event, checked against the claim's stored commitment (None: no
+        claim, or no event that matches it). Reads the logs from block 0: fine for the
+        chains Pictor runs on today; a long-lived chain wants a starting block."""
+        state = self.claim(ref, worker)
+        if state.status == 0:
+            return None
+        claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
+        event = self.contract.events.FraudClaimed
+        logs = with_retries(
+            lambda: event.get_logs(argument_filters={"claim_id": claim_id}, from_block=0),
+            self.sender.config, "get_logs",
+        )  # fmt: skip
+        for entry in logs:
+            tiles = bytes(entry["args"]["tiles"])
+            claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
+            if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
+                return ClaimEvidence(tiles, claimers)
+        return None
 
     def checker_min_stake_wei(self) -> int:
         return int(self._view("CHECKER_MIN_STAKE"))

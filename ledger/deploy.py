@@ -9,6 +9,8 @@ from web3 import Web3
 
 from ledger.artifacts import load_artifact
 from ledger.tx import TxSender
+from protocol.market.config import MarketConfig
+from protocol.slashing import upheld_rejecters
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +19,10 @@ class EscrowParams:
 
     grace_s: int = 24 * 3600  # vouchers stay redeemable this long after the deadline
     unbonding_s: int = 7 * 24 * 3600  # stake stays slashable this long after unbond request
-    slash_quorum: int = 3  # distinct registered checkers needed for a fraud proof
+    # Distinct registered checkers needed for a fraud proof: as many as the rejecting
+    # verdicts of a default dispute that upholds a rejection (docs/VERIFICATION.md,
+    # "Slashing quorum"); any more and no dispute could ever be claimed.
+    slash_quorum: int = upheld_rejecters(MarketConfig().dispute_checkers)
     checker_min_stake_wei: int = 10**18
     # The most one fraud claim (one frame) can take from a worker; each claimer locks as much
     # of its own stake. Why 0.1 ether: docs/LEDGER.md, "Slash cap".

@@ -31,3 +31,11 @@ def sha256_of_cid(cid: str) -> bytes | None:
     if base64.b32encode(raw).decode().rstrip("=").lower() != cid[1:]:
         return None  # non-canonical trailing bits: one content, one name
     return raw[4:]
+
+
+def cid_of_sha256(digest: bytes) -> str:
+    """The CID naming the content whose SHA-256 is ``digest`` (the inverse of
+    :func:`sha256_of_cid`)."""
+    if len(digest) != 32:
+        raise ValueError("a sha2-256 digest is 32 bytes")
+    return "b" + base64.b32encode(_PREFIX + digest).decode().rstrip("=").lower()

@@ -352,6 +352,34 @@ class FraudSigned:
 
 
 @dataclass(frozen=True)
+class CleanSignRequest:
+    """Worker -> a staked checker, while a fraud claim against the worker's result is
+    pending on the escrow: re-check that result (the scene and the frame fetched from
+    the worker by CID) and, if it passes, sign the EIP-712 ``Clean`` answer
+    (``ledger.fraud.CleanAnswer``) over the claim's ``tiles``, which the checker reads
+    from the escrow itself, as it reads that the claim is pending and that it is not
+    among its claimers. ``worker_device_class``: the class the frame was rendered on."""
+
+    TYPE: ClassVar[str] = "clean_sign_request"
+    job_id: Bytes32
+    task_id: Bytes32
+    frame: Frame
+    worker_address: Bytes20
+    frame_cid: Cid
+    worker_device_class: Name = ""
+
+
+@dataclass(frozen=True)
+class CleanSigned:
+    """Checker -> worker: its ``Clean`` signature for the answer it was asked to sign."""
+
+    TYPE: ClassVar[str] = "clean_signed"
+    job_id: Bytes32
+    task_id: Bytes32
+    signature: Bytes65
+
+
+@dataclass(frozen=True)
 class Voucher:
     """A cumulative EIP-712 payment voucher signed by the requester's address.
 
@@ -485,6 +513,8 @@ MESSAGE_CLASSES: tuple[type, ...] = (
     FraudSignRequest,
     FraudSigned,
     DisputeRecord,
+    CleanSignRequest,
+    CleanSigned,
 )
 MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
 Message = (
@@ -509,6 +539,8 @@ Message = (
     | FraudSignRequest
     | FraudSigned
     | DisputeRecord
+    | CleanSignRequest
+    | CleanSigned
 )
 
 

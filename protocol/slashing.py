@@ -27,12 +27,40 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from protocol.messages import JobSpec
+from protocol.verification import DEFAULT_POLICY, plan_check
+
 TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"
 
 
 def tiles_commitment(verdict_digests: Iterable[bytes]) -> bytes:
     """The claim's ``tiles``: SHA-256 over the rejecting verdicts' body digests, sorted."""
     return hashlib.sha256(TILES_DOMAIN + b"".join(sorted(verdict_digests))).digest()
+
+
+def upheld_rejecters(dispute_checkers: int) -> int:
+    """Rejecting verdicts a dispute of ``dispute_checkers`` carries when it upholds a
+    rejection: the majority of its ``dispute_checkers + 1`` verdicts (the first
+    checker's and the dispute's), and no more, since the dispute ends the moment a
+    majority is reached. The escrow's default quorum is this number for the market's
+    default dispute (``ledger.deploy.EscrowParams``): with a larger quorum no dispute
+    could ever be claimed (docs/VERIFICATION.md, "Slashing quorum")."""
+    return dispute_checkers // 2 + 1
+
+
+def dispute_checkers_for(quorum: int) -> int:
+    """The smallest dispute whose upheld rejection carries ``quorum`` rejecters."""
+    return 2 * max(quorum - 1, 1)
+
+
+def recheck_tiles(spec: JobSpec) -> int:
+    """Tiles a checker re-renders before it signs a claimed worker's answer: what the
+    job's check plan asks of a fresh worker (its largest ``k``, since a stake hangs on
+    it), at most the frame's cells."""
+    tile_px = DEFAULT_POLICY.sampling.tile_px
+    s = spec.settings
+    cells = -(-s.resolution_x // tile_px) * -(-s.resolution_y // tile_px)
+    return max(1, min(plan_check(spec.assurance, 0.0).k, cells))
 
 
 def claim_possible(rejecters: int, quorum: int) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from protocol.cost import tile_cost_ppm
 from protocol.market.config import MarketConfig
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
+from protocol.slashing import upheld_rejecters
 from protocol.verification import DEFAULT_POLICY
 from simulations.schema import ScenarioError, apply_override, bounded, build, parse_value
 
@@ -124,8 +125,9 @@ class Chain:
     gas_lane_top_up: int = bounded(8_702, 0)
     grace_s: float = bounded(3600.0, 0)  # escrow: vouchers redeem until deadline + grace
     # Fraud claims (ledger/deploy.py's defaults): distinct rejecting checkers a claim
-    # needs, and the most it takes from the worker's stake
-    slash_quorum: int = bounded(3, 1, 63)
+    # needs (as many as a default dispute's upheld rejection carries), and the most it
+    # takes from the worker's stake
+    slash_quorum: int = bounded(upheld_rejecters(MarketConfig().dispute_checkers), 1, 63)
     slash_cap_wei: int = bounded(10**17, 1, 2**128)
 
 

@@ -187,6 +187,9 @@ event FraudClaimed:
     frame: uint256
     amount: uint256  # worker stake taken into the claim
     settle_at: uint256
+    # What an answer must name (answer_claim): the worker reads them here.
+    tiles: bytes32
+    claimers: DynArray[address, MAX_SIGNERS]
 
 event ClaimAnswered:
     claim_id: indexed(bytes32)
@@ -615,6 +618,8 @@ def claim_fraud(
         frame=ref.frame,
         amount=taken,
         settle_at=settle_at,
+        tiles=tiles,
+        claimers=claimers,
     )
     return claim_id
 

@@ -27,6 +27,7 @@ from ledger.backends import connect
 from ledger.client import (
     Call,
     ChainReadings,
+    ClaimEvidence,
     ClaimState,
     EscrowClient,
     FraudTerms,
@@ -34,7 +35,7 @@ from ledger.client import (
     Secured,
 )
 from ledger.errors import LedgerError
-from ledger.fraud import FraudClaim, ResultRef
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
 from ledger.voucher_book import Key, RedeemPolicy, VoucherBook
@@ -136,6 +137,18 @@ class ChainLink:
 
     async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
         return await self._read(lambda c: c.claim(ref, worker))
+
+    async def is_checker(self, account: bytes) -> bool:
+        return await self._read(lambda c: c.is_checker(account))
+
+    async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
+        return await self._read(lambda c: c.claim_evidence(ref, worker))
+
+    async def answer_claim(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
+    ) -> None:
+        await self.send("answer_claim", (answer.ref.job_id,), "answer_claim", answer,
+                        list(claimers), list(ordered_sigs))  # fmt: skip
 
     async def checker_min_stake_wei(self) -> int:
         return await self._read(lambda c: c.checker_min_stake_wei())

@@ -18,7 +18,9 @@ closed when the job's requester closes the job.
 A rejecting verdict is remembered (bounded): when a dispute's majority upholds
 it, the requester asks us to sign a fraud claim (``FraudSignRequest``), and we
 sign only one about that very result (``protocol.slashing.may_sign``), putting
-at most ``MAX_AT_RISK_WEI`` of our stake behind it.
+at most ``MAX_AT_RISK_WEI`` of our stake behind it. A worker that a claim
+names may ask us to re-check its result and sign its answer
+(``CleanSignRequest``): :mod:`node.roles.rechecks`.
 
 Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
 before each check the checker reads the escrow; its lane must hold what the
@@ -47,6 +49,7 @@ from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
 from node.roles.chain import Payee
 from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
+from node.roles.rechecks import Rechecks
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
 from protocol.errors import IllegalMessage
@@ -94,6 +97,8 @@ class CheckerRole:
         # (job, task) -> our rejecting verdict: what we may sign a fraud claim for (bounded)
         self._rejections: OrderedDict[tuple[bytes, bytes], Rejection] = OrderedDict()
         self.fraud_signed = 0  # fraud claims we signed
+        # re-checks a claimed worker asks for, to answer a claim (node.roles.rechecks)
+        self.rechecks = Rechecks(ctx, self.specs, self.scene_gate)
 
     def on_announce(self, announce: JobAnnounce) -> None:
         """A job we may be asked to check: gossiped (validated before it got here) or
@@ -142,6 +147,7 @@ class CheckerRole:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._vouchers)
             nursery.start_soon(self._release_scenes)
+            nursery.start_soon(self.rechecks.run)
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms

@@ -1,23 +1,24 @@
-"""A worker watches the escrow for fraud claims against its own rejected results.
+"""A worker watches the escrow for fraud claims against its own signed results.
 
 Theory of operation. A claim can only name a result the worker signed
-(``Result.result_sig``), and a requester only claims after a dispute upheld a
-rejection, so the results worth watching are the ones a ``LeaseRevoked``
-told us were rejected. The worker role hands each such result here
+(``Result.result_sig``). An honest requester claims only after a dispute
+upheld a rejection, but a requester colluding with a quorum of checkers can
+claim any result the worker signed, so the worker role hands every result it
+signs here, from the moment it signs it
 (:meth:`ClaimWatch.watch`, bounded: the oldest is dropped past
 ``MAX_WATCHED``); every ``POLL_S`` the watch reads the escrow's claim on
 each, for ``WATCH_FOR_S`` (the unbonding delay: after it, stake we unbonded is
 beyond reach), and reports what it finds — a pending claim as a warning with
-its settle time, while the worker can still answer it, and its end. Answering
-(``answer_claim`` with a larger quorum of staked checkers' ``Clean``
-signatures over the same tiles) needs checkers that re-check for the worker;
-no message asks for that yet, so the report is what an operator acts on.
+its settle time, while the worker can still answer it, and its end. A pending
+claim is handed to ``on_pending`` (the worker's :mod:`node.roles.answerer`,
+which gathers a larger quorum's ``Clean`` signatures and answers it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import trio
 
@@ -35,18 +36,22 @@ STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSW
 
 
 class ClaimWatch:
-    def __init__(self, chain: Chain) -> None:
+    def __init__(
+        self, chain: Chain, on_pending: Callable[[ResultRef, int], None] | None = None
+    ) -> None:
         self.chain = chain
+        self.on_pending = on_pending  # called with (ref, settle_at_s) when a claim appears
         self._watched: OrderedDict[tuple[bytes, bytes], tuple[ResultRef, float]] = OrderedDict()
         self.claims: dict[tuple[bytes, bytes], str] = {}  # (job, task) -> claim status seen
         self._changed = trio.Event()
 
     def watch(self, ref: ResultRef) -> None:
-        """Watch our signed result ``ref`` (a checker rejected it) for claims."""
+        """Watch our signed result ``ref`` for claims, from the next poll on (a result
+        just signed cannot be claimed before it is delivered, so no read now: a job's
+        every result would otherwise cost a read of all watched ones)."""
         self._watched[(ref.job_id, ref.task_id)] = (ref, trio.current_time() + WATCH_FOR_S)
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
-        self._notify()
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
         while self.claims.get((job_id, task_id)) != status:
@@ -83,4 +88,6 @@ class ClaimWatch:
                       settle_at_s=state.settle_at_s)  # fmt: skip
             if status != "pending":
                 del self._watched[key]
+            elif self.on_pending is not None:
+                self.on_pending(ref, state.settle_at_s)
             self._notify()

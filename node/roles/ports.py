@@ -19,8 +19,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ledger.client import ChainReadings, ClaimState, FraudTerms, JobState, Secured
-from ledger.fraud import FraudClaim, ResultRef
+from ledger.client import (
+    ChainReadings,
+    ClaimEvidence,
+    ClaimState,
+    FraudTerms,
+    JobState,
+    Secured,
+)
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.render.probe import Probe
@@ -159,6 +166,21 @@ class Chain(Protocol):
 
     async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
         """The escrow's claim on ``worker``'s result ``ref`` (status 0: none)."""
+        ...
+
+    async def is_checker(self, account: bytes) -> bool:
+        """Whether the escrow counts ``account`` as a registered checker now."""
+        ...
+
+    async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
+        """The claim's tiles and claimers, as the escrow logged them (None: no claim)."""
+        ...
+
+    async def answer_claim(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
+    ) -> None:
+        """Cancel the claim ``answer`` answers with more Clean signatures (ascending)
+        than it has ``claimers`` (ascending, as claimed)."""
         ...
 
     async def checker_min_stake_wei(self) -> int:

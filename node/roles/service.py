@@ -48,6 +48,8 @@ from protocol.messages import (
     Award,
     AwardDeclined,
     Bid,
+    CleanSigned,
+    CleanSignRequest,
     Dispute,
     Failure,
     FraudSigned,
@@ -107,6 +109,11 @@ class Roles:
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:
                 self.checker.on_fraud_sign_request(sender, message)
+            elif isinstance(message, CleanSignRequest) and self.checker is not None:
+                if not self.checker.rechecks.receive(sender, message):
+                    return None  # busy, or a job we do not know: the worker asks others
+            elif isinstance(message, CleanSigned) and self.worker is not None:
+                self.worker.answerer.on_clean_signed(sender, message)
             elif isinstance(message, JobAnnounce) and self.checker is not None:
                 # a requester introduces its job to a checker that joined after the announce
                 check_announce(message, sender)

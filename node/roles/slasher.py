@@ -41,7 +41,7 @@ from protocol.codec import packb, unpackb
 from protocol.errors import IllegalMessage
 from protocol.market import SlashDue
 from protocol.messages import FraudSigned, FraudSignRequest, JobSpec
-from protocol.slashing import claim_possible, tiles_commitment
+from protocol.slashing import claim_possible, dispute_checkers_for, tiles_commitment
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -147,7 +147,8 @@ class Slasher:
         if not claim_possible(len(due.rejecters), terms.quorum):
             claim.state = IMPOSSIBLE
             log_event(logger, logging.WARNING, "fraud claim impossible", frame=due.frame,
-                      rejecters=len(due.rejecters), quorum=terms.quorum)  # fmt: skip
+                      rejecters=len(due.rejecters), quorum=terms.quorum,
+                      dispute_checkers_needed=dispute_checkers_for(terms.quorum))  # fmt: skip
         if await self._save(claim, only_new=True) and claim.state == GATHERING:
             await self._run(claim)
 

@@ -29,7 +29,6 @@ job's render: a cheat the checkers must catch (tests only; off by default).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
 
 from ledger.fraud import ResultRef, result_ref, sign
 from node.log import log_event
+from node.roles.answerer import Answerer
 from node.roles.chain import Payee
 from node.roles.claim_watch import ClaimWatch
 from node.roles.common import run_timer
@@ -61,7 +61,6 @@ from protocol.messages import (
     JobAnnounce,
     JobCancelled,
     JobSpec,
-    LeaseRevoked,
     Message,
     check_announce,
 )
@@ -69,7 +68,6 @@ from protocol.messages import (
 logger = logging.getLogger(__name__)
 BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
-MAX_SIGNED = 4096  # signed results remembered, to watch the rejected ones for claims
 
 
 class WorkerRole:
@@ -95,9 +93,11 @@ class WorkerRole:
         self._pay_check = PayCheck(ctx.chain, self.machine.knows_job)
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
         self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
-        # Our signed results (bounded), and the watch for fraud claims on rejected ones.
-        self._signed: OrderedDict[bytes, ResultRef] = OrderedDict()
-        self.claim_watch = None if ctx.chain is None else ClaimWatch(ctx.chain)
+        # The watch for fraud claims on our signed results, and their answers.
+        self.answerer = Answerer(ctx, self.specs, lambda: self.device_class)
+        self.claim_watch = (
+            None if ctx.chain is None else ClaimWatch(ctx.chain, self._answer_claim)
+        )
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -107,6 +107,11 @@ class WorkerRole:
             if self.claim_watch is not None:
                 nursery.start_soon(self.claim_watch.run)
             task_status.started()
+
+    def _answer_claim(self, ref: ResultRef, settle_at_s: int) -> None:
+        """A claim on our result is pending: answer it (node.roles.answerer)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s)
 
     @property
     def rendering(self) -> int:
@@ -151,10 +156,6 @@ class WorkerRole:
     def receive(self, sender: bytes, message: Message) -> None:
         """Feed the machine; ``IllegalMessage`` propagates to the caller (peer scoring)."""
         self.carry_out(self.machine.receive(sender, message, self.ctx.clock.now_ms()))
-        if isinstance(message, LeaseRevoked) and message.verdict_digest is not None:
-            ref = self._signed.get(message.task_id)  # a checker rejected a result we signed
-            if ref is not None and self.claim_watch is not None and ref.job_id == message.job_id:
-                self.claim_watch.watch(ref)
         if isinstance(message, JobCancelled):
             spec = self.specs.get(message.job_id)
             if spec is not None and spec.requester == sender:  # the job is over
@@ -233,9 +234,8 @@ class WorkerRole:
         ref = result_ref(command.spec, command.job_id, command.task_id, command.frame, frame_cid)
         if ref is None:
             return None
-        self._signed[command.task_id] = ref
-        while len(self._signed) > MAX_SIGNED:
-            self._signed.popitem(last=False)
+        if self.claim_watch is not None:  # any signed result can be claimed: watch it
+            self.claim_watch.watch(ref)
         return sign(ref, self.ctx.payment_key)
 
     async def _accept_scene(self, command: StartRender, scene: Path) -> bool:

@@ -49,6 +49,7 @@ from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import TaskState
 from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
 from protocol.reputation import Judgement
+from protocol.slashing import upheld_rejecters
 
 
 class VerifyDesk(JobBook):
@@ -201,7 +202,7 @@ class VerifyDesk(JobBook):
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
-        needed = self.config.dispute_checkers // 2 + 1  # of dispute_checkers + 1 verdicts
+        needed = upheld_rejecters(self.config.dispute_checkers)  # a majority of all verdicts
         passes = sum(task.dispute_votes.values())
         fails = 1 + len(task.dispute_votes) - passes
         if passes >= needed:

@@ -205,6 +205,11 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
     open_claim(env, claim, liars)
     answer, claimers = claim.answer, ordered(liars)
+    # What the worker's node reads to answer: the claim's tiles and claimers, logged by
+    # FraudClaimed and matching the claim's commitment (none for an unclaimed result).
+    evidence = worker.claim_evidence(claim.ref, worker.account)
+    assert evidence is not None and (evidence.tiles, list(evidence.claimers)) == (TILES, claimers)
+    assert worker.claim_evidence(result_of(env, job_id, 2), worker.account) is None
     send, calls = env.outsider.send, env.outsider.calls
     reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
     mixed = signed(env, answer, [*honest[:2], liars[0]])

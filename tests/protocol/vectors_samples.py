@@ -22,6 +22,8 @@ from protocol.messages import (
     AwardDeclined,
     Bid,
     CapacityAdvert,
+    CleanSigned,
+    CleanSignRequest,
     ClosedOutcome,
     Dispute,
     DisputeRecord,
@@ -158,6 +160,16 @@ def signed_fraud(
     return FraudSigned(job, task, fraud.sign(claim, CAROL.payment_key))
 
 
+def signed_clean(
+    spec: JobSpec, job: bytes, task: bytes, frame_cid: str, verdict: bytes
+) -> CleanSigned:
+    """A checker's Clean signature answering that claim for Bob (Carol here: vectors only)."""
+    ref = fraud.result_ref(spec, job, task, 1, frame_cid)
+    assert ref is not None
+    answer = fraud.CleanAnswer(ref, BOB.address, tiles_commitment([verdict]))
+    return CleanSigned(job, task, fraud.sign(answer, CAROL.payment_key))
+
+
 def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
     """One message of every type, with its signer (name, identity, message)."""
     spec = sample_spec()
@@ -257,6 +269,8 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             FraudSignRequest(job, task, 1, BOB.address, frame_cid, (verdict_digest,), 10**17),
         ),
         ("fraud_signed", CAROL, signed_fraud(spec, job, task, frame_cid, verdict_digest)),
+        ("clean_sign_request", BOB, CleanSignRequest(job, task, 1, BOB.address, frame_cid, "cuda")),
+        ("clean_signed", CAROL, signed_clean(spec, job, task, frame_cid, verdict_digest)),
         (
             "verdict_rejecting",
             CAROL,

@@ -28,16 +28,19 @@ import trio
 from PIL import Image
 
 from ledger.client import (
+    CLAIM_ANSWERED,
     CLAIM_EXECUTED,
     CLAIM_PENDING,
     ChainReadings,
+    ClaimEvidence,
     ClaimState,
     FraudTerms,
     JobState,
     Secured,
 )
+from ledger.deploy import EscrowParams
 from ledger.errors import ChainRevert, ChainUnreachable
-from ledger.fraud import FraudClaim, ResultRef
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
 from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
@@ -48,6 +51,8 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.messages import RenderSettings, Voucher
 from protocol.verification import Tile
+
+ESCROW_DEFAULTS = EscrowParams()
 
 FAKE_BUILD = "blender-3.4.1"  # what the roles pin; the fake claims it so jobs match
 FAKE_DEVICE = "cpu-fake"
@@ -215,7 +220,9 @@ class FakeEscrow:
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
         self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
-        self.terms = FraudTerms(quorum=2, cap_wei=10**17, challenge_s=900)
+        # The deployed escrow's defaults (a shorter challenge window: tests wait it out)
+        self.terms = FraudTerms(quorum=ESCROW_DEFAULTS.slash_quorum,
+                                cap_wei=ESCROW_DEFAULTS.slash_cap_wei, challenge_s=900)
         self.checkers: set[bytes] = set()  # registered checkers
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
@@ -403,6 +410,49 @@ class FakeEscrow:
                                       claim.tiles + b"".join(signers), CLAIM_PENDING)  # fmt: skip
         self._mined("claim", worker, taken)
 
+    def evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
+        """The claim's FraudClaimed event: its tiles and claimers (the commit holds both)."""
+        state = self.claims.get((ref, worker))
+        if state is None:
+            return None
+        rest = state.commit[32:]
+        return ClaimEvidence(state.commit[:32], tuple(rest[i : i + 20] for i in range(0, len(rest), 20)))
+
+    def answer_claim(self, answer: CleanAnswer, claimers: Sequence[bytes], sigs: Sequence[bytes]) -> None:
+        """The contract's answer_claim: more distinct registered, staked checkers than claimed,
+        none a claimer, the worker or the requester, sign Clean within the window."""
+        ref, worker = answer.ref, answer.worker
+        state = self.claims.get((ref, worker))
+        if state is None or state.status != CLAIM_PENDING:
+            raise ChainRevert("no pending claim")
+        if self.now_s() >= state.settle_at_s:
+            raise ChainRevert("challenge window over")
+        if state.commit != answer.tiles + b"".join(claimers):
+            raise ChainRevert("wrong claim")
+        if len(sigs) <= len(claimers):
+            raise ChainRevert("quorum not larger")
+        answerers = [fraud_recover(answer, sig) for sig in sigs]
+        if answerers != sorted(set(answerers)):
+            raise ChainRevert("signers not ascending")
+        for a in answerers:
+            if a in (worker, ref.requester) or a in claimers:
+                raise ChainRevert("cannot answer")
+            if a not in self.checkers:
+                raise ChainRevert("not a checker")
+            if self.stakes.get(a, 0) - self.locked.get(a, 0) < state.amount_wei:
+                raise ChainRevert("stake at risk too low")
+        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
+        self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
+        for c in claimers:
+            self.locked[c] -= state.amount_wei
+            self.stakes[c] -= state.amount_wei
+        penalty = state.amount_wei * len(claimers)
+        share = penalty // 2 // len(answerers)
+        for a in answerers:
+            self.credit[a] = self.credit.get(a, 0) + share
+        self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(answerers)
+        self._mined("answer", worker, state.taken_wei)
+
     def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         state = self.claims.get((claim.ref, claim.worker))
         if state is None or state.status != CLAIM_PENDING:
@@ -566,6 +616,20 @@ class FakeChain:
     async def claim_state(self, ref: ResultRef, worker: bytes) -> ClaimState:
         await self._enter("claim_state")
         return self.escrow.claims.get((ref, worker), ClaimState(0, 0, 0, b"", 0))
+
+    async def is_checker(self, account: bytes) -> bool:
+        await self._enter("is_checker")
+        return account in self.escrow.checkers
+
+    async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
+        await self._enter("claim_evidence")
+        return self.escrow.evidence(ref, worker)
+
+    async def answer_claim(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
+    ) -> None:
+        await self._transact("answer_claim", (answer.ref.job_id,),
+                             lambda: self.escrow.answer_claim(answer, claimers, ordered_sigs))  # fmt: skip
 
     async def checker_min_stake_wei(self) -> int:
         return self.escrow.checker_min_stake_wei

@@ -15,7 +15,7 @@ import pytest
 from eth_account import Account
 
 from ledger import fraud
-from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
 from ledger.fraud import ResultRef
 from ledger.voucher_book import Lane
@@ -141,3 +141,32 @@ async def test_fraud_claim_through_the_link(anvil: Deployed) -> None:
     anvil.chain.advance_time(CHALLENGE_S + 1)
     await requester.execute_slash(claim, claimers)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_EXECUTED
+
+
+async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
+    """The worker node's chain calls for answering a claim, on the real contract: the
+    claim's evidence from its FraudClaimed event, then answer_claim with one more
+    Clean signature than there are claimers (what node.roles.answerer sends)."""
+    requester, worker = link_for(anvil, 0), link_for(anvil, 1)
+    job_id = os.urandom(32)
+    await requester.deposit(job_id, ETHER, await requester.chain_time_s() + 3600)
+    await worker.send("stake", (), "stake", ETHER)
+    for i in range(4, 9):
+        c = link_for(anvil, i)
+        await c.send("stake", (), "stake", ETHER)
+        await c.send("register", (), "register_checker")
+    ref = ResultRef(requester.chain_id, requester.contract, requester.address, job_id,
+                    os.urandom(32), 1, os.urandom(32))  # fmt: skip
+    assert await worker.claim_evidence(ref, worker.address) is None
+    keys = anvil.chain.funded_keys
+    claim = fraud.FraudClaim(ref, worker.address, os.urandom(32), SLASH_CAP_WEI)
+    sigs = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (4, 5)])
+    await requester.claim_fraud(claim, fraud.sign(ref, keys[1]), sigs)
+    evidence = await worker.claim_evidence(ref, worker.address)
+    assert evidence is not None
+    assert (evidence.tiles, list(evidence.claimers)) == (claim.tiles, fraud.signers(claim, sigs))
+    answer = fraud.CleanAnswer(ref, worker.address, evidence.tiles)
+    clean = fraud.order_signatures(answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)])
+    await worker.answer_claim(answer, evidence.claimers, clean)
+    assert (await worker.claim_state(ref, worker.address)).status == CLAIM_ANSWERED
+    assert await worker.stake_of(worker.address) == ETHER

@@ -40,6 +40,11 @@ async def staked_checkers(cluster: Cluster, count: int, liar: bool = False) -> l
 async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
+    """With the escrow's default quorum (the fake takes ``EscrowParams()``'s) and the
+    market's default dispute, an upheld rejection carries enough rejecters to claim
+    (with a quorum of 3 the claim was "impossible" and this test ran out of time).
+    The cheat's own node tries to answer: the one checker that is no claimer
+    re-renders its tiles, finds them wrong and signs nothing."""
     async with open_cluster(tmp_path) as cluster:
         await cluster.add("client", "client")
         cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
@@ -66,6 +71,8 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         slasher = client.live().requester.slasher
         assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
         await watch.wait_claim(job_id, ref.task_id, "executed")
+        answerer = cheat.live().worker.answerer  # type: ignore[union-attr]
+        assert answerer.answered[(job_id, ref.task_id)].startswith("challenge window over")
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
 
 

@@ -3,11 +3,19 @@ requester's machine claim the worker's stake (SlashDue); nothing else does."""
 
 from __future__ import annotations
 
+from ledger.deploy import EscrowParams
 from ledger.fraud import result_ref, result_signer, sign
 from protocol.market import MarketConfig, SlashDue, TaskState
 from protocol.market.records import verdict_digest_of
 from protocol.messages import Verdict
-from protocol.slashing import Rejection, claim_possible, may_sign, tiles_commitment
+from protocol.slashing import (
+    Rejection,
+    claim_possible,
+    dispute_checkers_for,
+    may_sign,
+    tiles_commitment,
+    upheld_rejecters,
+)
 from tests.protocol.market.harness import MarketHarness
 from tests.protocol.market.test_result_sig import ESCROW, cid_of
 
@@ -50,6 +58,22 @@ def test_an_upheld_dispute_claims_the_signed_result_of_its_rejecters() -> None:
     assert (due.frame, due.frame_cid, due.result_sig) == (1, CID, task.result.result_sig)  # type: ignore[union-attr]
     sent = verdicts_sent(harness, task_id)
     assert due.verdict_digests == (verdict_digest_of(sent[first]), verdict_digest_of(sent[second]))
+
+
+def test_the_default_escrow_takes_what_a_default_dispute_upholds() -> None:
+    """The rejecters an upheld default dispute names reach the default escrow's quorum
+    (it was 3 against 2 rejecters: no claim could ever be made), and for any dispute
+    size the smallest dispute for a quorum upholds with that many rejecters."""
+    harness, _ = disputed()
+    harness.dispute_verdict(0, False)
+    (due,) = harness.commands(SlashDue)
+    assert isinstance(due, SlashDue)
+    quorum = EscrowParams().slash_quorum
+    assert len(due.rejecters) == upheld_rejecters(MarketConfig().dispute_checkers) == quorum
+    assert claim_possible(len(due.rejecters), quorum)
+    for q in range(1, 6):
+        assert upheld_rejecters(dispute_checkers_for(q)) >= q
+        assert q == 1 or upheld_rejecters(dispute_checkers_for(q) - 2) < q  # the smallest
 
 
 def test_no_claim_without_a_majority_rejecting_a_signed_escrowed_result() -> None:

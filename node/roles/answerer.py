@@ -1,0 +1,202 @@
+"""A worker answers a false fraud claim against its result before the window ends.
+
+Theory of operation. The escrow holds a claimed worker's stake for the claim's
+challenge window (``CHALLENGE_S``); within it, the worker cancels the claim
+with ``answer_claim``: ``Clean`` signatures of MORE registered, staked checkers
+than signed the claim, none of them a claimer (``ledger.fraud.CleanAnswer``).
+When the worker's :class:`node.roles.claim_watch.ClaimWatch` sees a pending
+claim on one of its results, it hands the result here and :meth:`Answerer.answer`:
+
+1. reads the claim's evidence from the escrow (its ``tiles`` and claimers, from
+   the ``FraudClaimed`` event, checked against the claim's commitment);
+2. asks every checker it knows of (capacity adverts with the checker role),
+   except the claimers and the job's requester, at most ``MAX_ASKED`` of them,
+   to re-check the result (``CleanSignRequest``; again every ``RESEND_S``).
+   Each re-renders tiles of the frame, fetched from us, and signs only if they
+   pass (``node.roles.rechecks``);
+3. keeps each ``CleanSigned`` that recovers to a distinct signer that is no
+   claimer, not us and not the requester, registered with at least the
+   claim's amount of stake (read from the chain), and as soon as it holds one more than the
+   claimers, sends ``answer_claim`` (signatures ascending by signer); refused
+   for a signer the escrow does not count, it tries again with more;
+4. gives up at the claim's ``settle_at`` (chain time): the claim then executes.
+
+Chain outages postpone a step (``LedgerError``: retried after ``CHAIN_RETRY_S``).
+One answer runs per claim; the state is not stored: after a restart the watch
+sees the claim pending again and the answer starts over (the checkers keep the
+signatures they gave and send them again without re-rendering).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
+from typing import TypeVar
+
+import trio
+
+from ledger.client import CLAIM_PENDING
+from ledger.errors import ChainRevert, LedgerError
+from ledger.fraud import CleanAnswer, ResultRef, order_signatures, recover
+from node.log import log_event
+from node.roles.common import raw_of
+from node.roles.context import RoleContext
+from protocol.cid import cid_of_sha256
+from protocol.errors import IllegalMessage
+from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, Role
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_ASKED = 32  # checkers asked per claim (a larger quorum needs at most 16)
+MAX_ENDED = 1024  # ended answers remembered
+RESEND_S = 60.0
+CHAIN_RETRY_S = 30.0
+MAX_WAIT_S = 600.0  # the longest wait before the chain's clock is read again
+# Reverts after which no answer can succeed (anything else: a signer the escrow did not count)
+FINAL_REVERTS = ("no pending claim", "challenge window over", "wrong claim")
+
+
+class _Answer:
+    def __init__(self, answer: CleanAnswer, claimers: tuple[bytes, ...], amount_wei: int,
+                 asked: frozenset[bytes]) -> None:  # fmt: skip
+        self.answer = answer
+        self.claimers = claimers
+        self.amount_wei = amount_wei
+        self.asked = asked  # checker node ids
+        self.sigs: dict[bytes, bytes] = {}  # signer address -> signature
+        self.changed = trio.Event()
+
+
+class Answerer:
+    """One per worker role (see the module docstring)."""
+
+    def __init__(self, ctx: RoleContext, specs: Mapping[bytes, JobSpec],
+                 device_class: Callable[[], str]) -> None:  # fmt: skip
+        self.ctx = ctx
+        self.specs = specs
+        self.device_class = device_class
+        self._running: dict[tuple[bytes, bytes], _Answer] = {}
+        self._starting: set[tuple[bytes, bytes]] = set()  # reading the claim's evidence
+        # (job, task) -> how its answer ended (the newest MAX_ENDED)
+        self.answered: OrderedDict[tuple[bytes, bytes], str] = OrderedDict()
+
+    def on_clean_signed(self, sender: bytes, signed: CleanSigned) -> None:
+        run = self._running.get((signed.job_id, signed.task_id))
+        if run is None:
+            return  # late: the claim was answered or its window ended
+        if sender not in run.asked:
+            raise IllegalMessage("a clean signature we did not ask for", penalty=10)
+        try:
+            signer = recover(run.answer, signed.signature)
+        except Exception as exc:  # eth_keys raises several types for bad bytes
+            raise IllegalMessage("a clean signature that does not recover", penalty=10) from exc
+        ref = run.answer.ref
+        if signer in run.claimers or signer in (run.answer.worker, ref.requester):
+            raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
+        run.sigs[signer] = signed.signature
+        run.changed.set()
+
+    async def answer(self, ref: ResultRef, settle_at_s: int) -> None:
+        """Answer the pending claim on our result ``ref`` before ``settle_at_s``."""
+        key = (ref.job_id, ref.task_id)
+        spec = self.specs.get(ref.job_id)
+        chain = self.ctx.chain
+        if key in self._running or key in self._starting or chain is None:
+            return
+        if spec is None:
+            return self._end(key, "job forgotten: cannot ask for re-checks")
+        self._starting.add(key)
+        try:
+            evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
+            state = await self._chain(partial(chain.claim_state, ref, chain.address))
+        finally:
+            self._starting.discard(key)
+        if evidence is None or state.status != CLAIM_PENDING:
+            return self._end(key, "no pending claim to answer")
+        asked = self._checkers(set(evidence.claimers) | {ref.requester}, spec.requester)
+        run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
+                      state.amount_wei, frozenset(asked))  # fmt: skip
+        request = CleanSignRequest(ref.job_id, ref.task_id, ref.frame, chain.address,
+                                   cid_of_sha256(ref.frame_digest), self.device_class())  # fmt: skip
+        self._running[key] = run
+        try:
+            await self._gather(run, request, settle_at_s)
+        finally:
+            del self._running[key]
+
+    async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int) -> None:
+        chain = self.ctx.chain
+        assert chain is not None
+        key = (request.job_id, request.task_id)
+        counted: dict[bytes, bool] = {}  # signer -> the escrow would count it
+        refused_with = 0  # signatures in the last answer the escrow refused
+        while True:
+            now_s = await self._chain(chain.chain_time_s)
+            if now_s >= settle_at_s:
+                return self._end(key, "challenge window over before a larger quorum signed")
+            for signer in [s for s in run.sigs if s not in counted]:
+                counted[signer] = await self._counts(signer, run.amount_wei)
+            good = [sig for signer, sig in run.sigs.items() if counted[signer]]
+            if len(good) > max(len(run.claimers), refused_with):
+                ordered = order_signatures(run.answer, good)
+                try:
+                    await self._chain(partial(chain.answer_claim, run.answer, run.claimers, ordered))
+                except ChainRevert as exc:
+                    if exc.reason in FINAL_REVERTS:
+                        return self._end(key, f"escrow refused the answer: {exc.reason}")
+                    # a signer the escrow does not count (deregistered, stake locked
+                    # meanwhile): try again once more signatures came
+                    refused_with = len(good)
+                    log_event(logger, logging.WARNING, "claim answer refused; asking on",
+                              reason=exc.reason, signatures=len(good))  # fmt: skip
+                else:
+                    return self._end(key, "answered")
+            if not run.asked:
+                return self._end(key, "no checker to ask")
+            for checker in run.asked:
+                self.ctx.outbox.send(checker, request)
+            run.changed = trio.Event()
+            with trio.move_on_after(min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)):
+                await run.changed.wait()
+
+    async def _counts(self, signer: bytes, amount_wei: int) -> bool:
+        """Whether the escrow would count ``signer``'s answer: a registered checker with
+        at least the claim's amount of stake (locks by its own claims are not read)."""
+        chain = self.ctx.chain
+        assert chain is not None
+        if not await self._chain(partial(chain.is_checker, signer)):
+            return False
+        return await self._chain(partial(chain.stake_of, signer)) >= amount_wei
+
+    def _checkers(self, excluded: Iterable[bytes], requester: bytes) -> list[bytes]:
+        """Checkers we know (their adverts), bar the claimers, the requester and us."""
+        excluded = set(excluded)
+        me = self.ctx.node.key.node_id.raw
+        out = []
+        for peer, seen in self.ctx.node.capacity.items():
+            node_id = raw_of(peer)
+            if Role.CHECKER not in seen.advert.roles or node_id in (me, requester):
+                continue
+            if seen.advert.payment.address not in excluded:
+                out.append(node_id)
+        return sorted(out)[:MAX_ASKED]
+
+    def _end(self, key: tuple[bytes, bytes], how: str) -> None:
+        self.answered[key] = how
+        while len(self.answered) > MAX_ENDED:
+            self.answered.popitem(last=False)
+        level = logging.INFO if how == "answered" else logging.WARNING
+        log_event(logger, level, "fraud claim answer", job=key[0].hex()[:16], how=how)
+
+    async def _chain(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()`` until the chain answers; a revert is the caller's to judge."""
+        while True:
+            try:
+                return await fn()
+            except ChainRevert:
+                raise
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "claim answer postponed", error=str(exc)[:200])
+                await trio.sleep(CHAIN_RETRY_S)

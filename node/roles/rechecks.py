@@ -1,0 +1,128 @@
+"""A checker re-checks a claimed worker's result and signs its answer if it passes.
+
+Theory of operation. A worker whose result a fraud claim names asks staked
+checkers for ``Clean`` signatures (``CleanSignRequest``, node.roles.answerer).
+A checker takes the request only about a job it knows (its announce, with an
+escrow) and queues it (bounded: ``QUEUE_LEN``; a full queue answers "busy").
+Before any render it reads the escrow: a claim on that result by that worker
+must be pending, and its evidence (tiles, claimers) must be logged; we must
+not be a claimer, the worker or the requester. Only then does it fetch the
+scene and the frame from the asking worker by CID (the frame's CID is the
+digest the worker signed), preflight the scene as for any check, and
+re-render ``protocol.slashing.recheck_tiles`` cells chosen from a fresh
+secret: the most a check plan asks, since a stake hangs on it. All tiles
+pass: it signs ``Clean`` over the claim's own ``tiles`` and sends
+``CleanSigned``; anything else: no signature. What it signed is remembered
+(bounded), so a worker that asks again gets the signature back without a
+second render; a result that failed is not re-rendered either.
+
+A false ``Clean`` costs nothing on chain today (the escrow does not lock an
+answerer's stake): a checker's honesty here rests on its reputation and on
+its stake being at risk in everything else it signs; docs/VERIFICATION.md says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import trio
+
+from ledger.client import CLAIM_PENDING
+from ledger.fraud import CleanAnswer, result_ref, sign
+from node.log import log_event
+from node.render.base import RendererIdentity
+from node.roles.adversary import FALSE_REJECT
+from node.roles.context import RoleContext
+from node.roles.scene_gate import SceneGate
+from node.verify.checker import verify_result
+from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, VerifyRequest
+from protocol.slashing import recheck_tiles
+
+logger = logging.getLogger(__name__)
+QUEUE_LEN = 8
+MAX_REMEMBERED = 1024  # re-checks whose outcome is kept (oldest forgotten)
+
+Key = tuple[bytes, bytes, bytes]  # job, task, worker address
+
+
+class Rechecks:
+    def __init__(self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate) -> None:
+        self.ctx = ctx
+        self.specs = specs
+        self.gate = gate
+        self._send, self._recv = trio.open_memory_channel[tuple[bytes, CleanSignRequest]](QUEUE_LEN)
+        self._done: OrderedDict[Key, bytes | None] = OrderedDict()  # signature, or None: refused
+        self.signed = 0  # Clean signatures given (re-sends not counted)
+        self.rendered = 0  # re-checks rendered
+
+    def receive(self, sender: bytes, request: CleanSignRequest) -> bool:
+        """Queue a re-check; False when we cannot take it (unknown job, busy)."""
+        spec = self.specs.get(request.job_id)
+        if spec is None or spec.escrow is None or self.ctx.chain is None:
+            return False
+        key = (request.job_id, request.task_id, request.worker_address)
+        if key in self._done:
+            signature = self._done[key]
+            if signature is not None:  # asked again: the same answer, no second render
+                self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
+            return True
+        try:
+            self._send.send_nowait((sender, request))
+        except trio.WouldBlock:
+            return False
+        return True
+
+    async def run(self) -> None:
+        async for sender, request in self._recv:
+            try:
+                await self._recheck(sender, request)
+            except Exception as exc:  # no signature; the worker asks others
+                log_event(logger, logging.WARNING, "re-check failed", frame=request.frame,
+                          error=f"{type(exc).__name__}: {str(exc)[:300]}")  # fmt: skip
+
+    async def _recheck(self, sender: bytes, request: CleanSignRequest) -> None:
+        key = (request.job_id, request.task_id, request.worker_address)
+        spec = self.specs.get(request.job_id)
+        chain = self.ctx.chain
+        if key in self._done or spec is None or chain is None:
+            return  # queued twice, or forgotten meanwhile
+        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
+        if ref is None:
+            return
+        state = await chain.claim_state(ref, request.worker_address)
+        evidence = await chain.claim_evidence(ref, request.worker_address)
+        if state.status != CLAIM_PENDING or evidence is None:
+            return  # not asked by the chain: we render nothing for it
+        if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
+            return self._remember(key, None)
+        scene = await self.ctx.fetch_from(sender, spec.scene_cid)
+        refusal = await self.gate.refusal(scene, spec.scene_cid, spec.settings, spec.ru_per_frame)
+        if refusal is not None:
+            return self._remember(key, None)
+        frame = await self.ctx.fetch_from(sender, request.frame_cid)
+        check = VerifyRequest(request.job_id, request.task_id, request.frame, sender, bytes(32),
+                              request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
+                              request.worker_device_class)  # fmt: skip
+        verdict = await verify_result(
+            self.ctx.render.tiles, check, scene=scene, frame_image=frame, settings=spec.settings,
+            job_build=spec.renderer_build,
+            worker=RendererIdentity(spec.renderer_build, request.worker_device_class),
+        )  # fmt: skip
+        self.rendered += 1
+        passed = verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
+        log_event(logger, logging.INFO, "re-check for a claimed worker", frame=request.frame,
+                  passed=passed, worker=request.worker_address.hex())  # fmt: skip
+        if not passed:
+            return self._remember(key, None)
+        answer = CleanAnswer(ref, request.worker_address, evidence.tiles)
+        signature = sign(answer, self.ctx.payment_key)
+        self.signed += 1
+        self._remember(key, signature)
+        self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
+
+    def _remember(self, key: Key, signature: bytes | None) -> None:
+        self._done[key] = signature
+        while len(self._done) > MAX_REMEMBERED:
+            self._done.popitem(last=False)

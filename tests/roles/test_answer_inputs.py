@@ -1,0 +1,50 @@
+"""What a worker's answerer takes from the network: only Clean signatures it asked for,
+by signers the escrow would count (no claimer, not the worker, not the requester)."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+from eth_account import Account
+
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, sign
+from node.roles.answerer import Answerer, _Answer
+from protocol.errors import IllegalMessage
+from protocol.messages import CleanSigned
+
+
+def key_and_address() -> tuple[bytes, bytes]:
+    account = Account.create()
+    return bytes(account.key), bytes.fromhex(account.address[2:])
+
+
+async def test_only_asked_checkers_that_may_answer_count() -> None:
+    (_, requester), (_, worker) = key_and_address(), key_and_address()
+    claimer_key, claimer = key_and_address()
+    honest_key, _ = key_and_address()
+    ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
+    answer = CleanAnswer(ref, worker, os.urandom(32))
+    answerer = Answerer(SimpleNamespace(), {}, lambda: "")  # type: ignore[arg-type]
+    asked, stranger = b"\x01" * 32, b"\x02" * 32
+    run = _Answer(answer, (claimer,), 10**17, frozenset({asked}))
+    answerer._running[(ref.job_id, ref.task_id)] = run
+
+    def signed(key: bytes, message: object = answer) -> CleanSigned:
+        return CleanSigned(ref.job_id, ref.task_id, sign(message, key))  # type: ignore[arg-type]
+
+    with pytest.raises(IllegalMessage, match="did not ask"):
+        answerer.on_clean_signed(stranger, signed(honest_key))
+    with pytest.raises(IllegalMessage, match="claimer"):
+        answerer.on_clean_signed(asked, signed(claimer_key))
+    with pytest.raises(IllegalMessage, match="does not recover"):
+        answerer.on_clean_signed(asked, CleanSigned(ref.job_id, ref.task_id, b"\xff" * 65))
+    # A Fraud signature is no Clean one: it recovers to someone else, who asked nothing.
+    fraud = FraudClaim(ref, worker, answer.tiles, 10**17)
+    answerer.on_clean_signed(asked, signed(honest_key, fraud))
+    answerer.on_clean_signed(asked, signed(honest_key))
+    honest = bytes.fromhex(Account.from_key(honest_key).address[2:])
+    assert run.sigs[honest] == signed(honest_key).signature
+    assert len(run.sigs) == 2  # the stray one counts for nobody the escrow would take
+    answerer.on_clean_signed(asked, CleanSigned(os.urandom(32), ref.task_id, b"\xff" * 65))  # late
