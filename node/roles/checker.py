@@ -183,7 +183,9 @@ class CheckerRole:
                 await self.payee.receive(voucher, address, "requester")
 
     async def _check(self, requester: bytes, request: VerifyRequest) -> None:
-        spec = self.specs[request.job_id]
+        spec = self.specs.get(request.job_id)
+        if spec is None:  # forgotten while queued (MAX_SPECS newer announces): no check
+            return
         if (problem := await self._pay_problem(spec, request)) is not None:
             self.refused += 1
             log_event(logger, logging.WARNING, "check refused: pay not secured",

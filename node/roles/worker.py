@@ -29,6 +29,7 @@ job's render: a cheat the checkers must catch (tests only; off by default).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +68,7 @@ from protocol.messages import (
 
 logger = logging.getLogger(__name__)
 BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
+MAX_SPECS = 4096  # announced jobs remembered beyond those the machine knows
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
 
 
@@ -84,7 +86,10 @@ class WorkerRole:
                               score_ru_per_hour=score_ru_per_hour,
                               dispute_rejections=ctx.settings.adversary in ("", BRAZEN))  # fmt: skip
         self.machine = WorkerMachine(ctx.me, ctx.payment_address, config, ctx.clock.now_ms())
-        self.specs: dict[bytes, JobSpec] = {}
+        # every announce a stranger signs lands here: bounded, least recently announced
+        # forgotten first, never one of a job the machine still knows (bounded by
+        # WorkerConfig.max_known_jobs)
+        self.specs: OrderedDict[bytes, JobSpec] = OrderedDict()
         self.rendered = 0
         self._renders: dict[bytes, trio.CancelScope] = {}
         self._changed = trio.Event()
@@ -127,8 +132,11 @@ class WorkerRole:
     def on_announce(self, sender: bytes, announce: JobAnnounce) -> None:
         """Raises ``IllegalMessage`` (the node blames the forwarder) for a malformed one."""
         check_announce(announce, sender)
-        self.specs[announce.job_id] = announce.spec
         job_id = announce.job_id
+        self.specs[job_id] = announce.spec
+        self.specs.move_to_end(job_id)
+        if len(self.specs) > MAX_SPECS:
+            self._forget_specs()
         if self.ctx.chain is None or self.machine.knows_job(job_id):
             self.receive(sender, announce)  # no chain to ask, or the machine ignores it
             return
@@ -137,6 +145,13 @@ class WorkerRole:
         self._checking.add(job_id)
         assert self._nursery is not None
         self._nursery.start_soon(self._check_then_bid, sender, announce)
+
+    def _forget_specs(self) -> None:
+        for job_id in list(self.specs):  # oldest first
+            if len(self.specs) <= MAX_SPECS:
+                return
+            if not self.machine.knows_job(job_id):
+                del self.specs[job_id]
 
     async def _check_then_bid(self, sender: bytes, announce: JobAnnounce) -> None:
         try:

@@ -63,3 +63,30 @@ async def test_a_checker_takes_a_job_announce_only_from_its_requester_and_keeps_
         for spec in mine:
             assert await outbox.deliver(to, JobAnnounce(job_id_of(spec), spec))
         assert list(specs) == [job_id_of(spec) for spec in mine[1:]]  # the oldest forgotten
+
+
+async def test_a_workers_remembered_announces_stay_bounded_and_keep_its_jobs(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every announce a stranger signs was kept forever (a slash17 review finding); the
+    oldest are forgotten, never one of a job the worker's machine still knows."""
+    from dataclasses import replace
+
+    from node.roles import worker as worker_module
+    from protocol.messages import job_id_of
+    from tests.protocol.vectors_samples import sample_spec
+
+    monkeypatch.setattr(worker_module, "MAX_SPECS", 2)
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=1)
+        role = worker.live().worker
+        assert role is not None
+        await worker.live().ctx.node.wait_until(lambda: role.machine.knows_job(job_id))
+        stranger = sample_spec()
+        for i in range(5):
+            spec = replace(stranger, created_ms=stranger.created_ms + i)
+            role.on_announce(spec.requester, JobAnnounce(job_id_of(spec), spec))
+        assert job_id in role.specs and len(role.specs) == 2
