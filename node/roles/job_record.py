@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from protocol.market import CheckerFeeDue, Command, DisputeResolved
+from protocol.market import CheckerFeeDue, Command, DisputeResolved, PlantJudged
 from protocol.messages import (
     MAX_DISPUTE_VERDICTS,
     DisputeRecord,
@@ -57,6 +57,8 @@ class JobRecord:
         if isinstance(message, Result) and wire:
             self.results.setdefault(message.task_id, wire)
         elif isinstance(message, Verdict) and wire:
+            if any(isinstance(c, PlantJudged) for c in commands):
+                return  # a verdict on our plant, not on the worker's result: never public
             result = self.results.get(message.task_id)
             paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
                        and c.checker == peer for c in commands)  # fmt: skip

@@ -76,6 +76,13 @@ async def test_an_honest_checker_cannot_be_framed_by_plants(
         owed = await all_paid(cluster, "client", job_id)
         fee = checker_fees(cluster, job_id)
         assert sum(answered(c) for c in checkers) == 6  # 3 real checks, 3 plants
+        # A plant's verdict never reaches the public record: a rejected plant published as
+        # the worker's rejection defamed an honest worker everywhere (seen in the e2e
+        # dispute test: the plant's verdict came first and stood as the task's record).
+        node = client.live().ctx.node
+        await node.wait_until(lambda: node.record.book.jobs[job_id].closed is not None)
+        history = node.record.history(worker.key.node_id.raw)
+        assert (history.accepted, history.rejected) == (3, 0)
         for checker in checkers:
             assert owed.get(checker.address, 0) == fee * answered(checker)
         earned = sum(int(str(f["price_wei"])) for f in job.view.accepted.values())
