@@ -245,7 +245,8 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
     )
     settings = RenderSettings("CYCLES", args.width, args.height, args.samples, 7, "PNG_RGBA8")
     console.print(
-        f"scene {args.width}x{args.height}, {args.samples} samples, frames {frames}; rendering as a worker ..."
+        f"scene {args.width}x{args.height}, {args.samples} samples, frames {frames}; load average "
+        f"{os.getloadavg()[0]:.1f}; rendering as a worker ..."
     )
     honest: dict[int, Pixels] = {}
     worker_wall, worker_render = [], []
@@ -362,6 +363,7 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
                   f"{args.warm_checks} checks at k={plan.k} ...")  # fmt: skip
     warm = await warm_costs(scene, settings, frames, args.job_frames, args.warm_checks)
     result["warm"] = warm
+    result["load_average_end"] = os.getloadavg()[0]
     console.print(
         f"warm checker: one check {warm['check_share_job']:.1%} of the worker's frame "
         f"(wall, start-up included on both sides, a {args.job_frames}-frame job: first check "
@@ -371,7 +373,14 @@ async def _run(args: argparse.Namespace, console: Console, work: Path) -> dict[s
         f"checking cost per accepted frame under the plan's sampling (warm, of the worker's "
         f"frame wall): fresh worker {warm['cost_per_accepted_frame_r0.0']:.1%}, reputation 0.5 "
         f"{warm['cost_per_accepted_frame_r0.5']:.1%}, trusted "
-        f"{warm['cost_per_accepted_frame_r1.0']:.1%}"
+        f"{warm['cost_per_accepted_frame_r1.0']:.1%}\n"
+        f"in CPU time (each warm Blender process's own, start-up included): one check "
+        f"{warm['cpu_check_share_job']:.1%} of the worker's frame over the job (first check "
+        f"{warm['checker_first_check_cpu_s']:.2f} s then {warm['checker_steady_check_cpu_s']:.2f} s"
+        f" of CPU; worker's first frame {warm['worker_first_frame_cpu_s']:.1f} s then "
+        f"{warm['worker_steady_frame_cpu_s']:.1f} s); steady {warm['cpu_check_share_steady']:.1%}; "
+        f"warm tiles identical to the worker's frame: {warm['tiles_identical']}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     return result
 

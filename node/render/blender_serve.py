@@ -17,9 +17,11 @@ a 4-byte big-endian length and a JSON object. A render command::
      "dir": "out-3", "items": [{"frame": 1, "tile": null | [x0, y0, x1, y1],
                                 "name": "frame_000001.png"}, ...]}
 
-Every item is pinned with ``blender_job._pin`` (for a tile: with the border
-``blender_tiles_job.border`` gives, the same the one-shot scripts use), then
-``frame_set`` and one render, written to ``dir/name``. The reply::
+A whole frame (``tile`` null) is pinned with ``blender_job._pin``, set with
+``frame_set`` and rendered to ``dir/name``. Consecutive tiles of one frame
+render together through ``blender_tiles_job.render_tiles``, as the one-shot
+tile script does: pinned once (the border ``blender_tiles_job.border`` gives),
+one ``frame_set``, one scene sync kept between the tiles. The reply::
 
     {"ok": true, "items": [{"name": ..., "render_s": 0.41}, ...], "cpu_s": 12.3}
     {"ok": false, "error": "..."}
@@ -94,19 +96,39 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
 def render(command: dict[str, Any], pin: Any) -> dict[str, Any]:
     scene = bpy.context.scene
     job = command["job"]
-    width, height = job["resolution"]
     out_dir = os.path.join(_HERE, os.path.basename(command["dir"]))
     done = []
-    for item in command["items"]:
-        start = time.perf_counter()
-        tile = item.get("tile")
-        border = _load("pictor_tiles").border(tile, width, height) if tile else None
-        pin(scene, {**job, "border": border})
-        scene.frame_set(item["frame"])
-        scene.render.filepath = os.path.join(out_dir, os.path.basename(item["name"]))
-        bpy.ops.render.render(write_still=True)
-        done.append({"name": item["name"], "render_s": round(time.perf_counter() - start, 4)})
+    for run in _runs(command["items"]):
+        paths = [os.path.join(out_dir, os.path.basename(item["name"])) for item in run]
+        if run[0].get("tile"):  # tiles of one frame: one pin, one frame_set, one scene sync
+            tiles = [item["tile"] for item in run]
+            seconds = _load("pictor_tiles").render_tiles(
+                scene, pin, job, run[0]["frame"], tiles, paths
+            )
+        else:
+            start = time.perf_counter()
+            pin(scene, {**job, "border": None})
+            scene.frame_set(run[0]["frame"])
+            scene.render.filepath = paths[0]
+            bpy.ops.render.render(write_still=True)
+            seconds = [time.perf_counter() - start]
+        done += [
+            {"name": i["name"], "render_s": round(s, 4)} for i, s in zip(run, seconds, strict=True)
+        ]
     return {"ok": True, "items": done, "cpu_s": round(time.process_time(), 3)}
+
+
+def _runs(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Whole frames one by one; consecutive tiles of one frame together."""
+    runs: list[list[dict[str, Any]]] = []
+    for item in items:
+        last = runs[-1][-1] if runs else None
+        if (item.get("tile") and last is not None and last.get("tile")
+                and last["frame"] == item["frame"]):  # fmt: skip
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
 def main(argv: list[str]) -> None:

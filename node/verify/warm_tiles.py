@@ -3,10 +3,11 @@
 A check re-renders ``k`` small tiles; with a process per check, start-up and
 scene load were most of its cost (1.2 s of wall against 0.45 s of tile
 renders, measured on main). Here every check of one job renders in the same
-process (:class:`node.render.warm.WarmPool`), which pins each tile exactly as
-the one-shot tile script does (``blender_job._pin`` with
-``blender_tiles_job.border``). When every warm slot is busy the check renders
-one-shot (:class:`node.verify.blender_tiles.BlenderTileRenderer`).
+process (:class:`node.render.warm.WarmPool`), which renders a check's tiles
+with the one-shot tile script's own ``blender_tiles_job.render_tiles``
+(``blender_job._pin`` once with ``blender_tiles_job.border``, one ``frame_set``,
+the scene kept synced between tiles). When every warm slot is busy the check
+renders one-shot (:class:`node.verify.blender_tiles.BlenderTileRenderer`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 from node.render.base import RenderError
-from node.render.blender import BlenderBackend, BlenderConfig
+from node.render.blender import BlenderBackend, BlenderConfig, job_document
 from node.render.sandbox import SandboxInfo, SandboxLimits
 from node.render.warm import WarmConfig, WarmPool, WarmProcess
 from node.render.warm_frames import WarmFrameRenderer
@@ -64,6 +64,21 @@ async def test_warm_frames_and_tiles_are_bit_identical_to_fresh_renders(
         for cell, path in zip(cells, done.paths, strict=True):
             region = fresh[frame][cell.y : cell.y + cell.height, cell.x : cell.x + cell.width]
             assert np.array_equal(load_image(path), region), f"tile {cell} of frame {frame}"
+    # One command mixing frames: each run of one frame's tiles is synced once, kept
+    # between its tiles (persistent data), and still changes when the frame does.
+    job = job_document(SMALL, [1], Path("."), config.device, None)
+    mixed = [(3, cells[0]), (3, cells[1]), (1, cells[1]), (3, cells[2])]
+    y, x = slice(cells[1].y, cells[1].y + 16), slice(cells[1].x, cells[1].x + 16)
+    assert not np.array_equal(fresh[1][y, x], fresh[3][y, x])  # a stale tile would show
+    items = [
+        {"frame": f, "tile": [c.x, c.y, c.x + c.width, c.y + c.height], "name": f"m{i}.png"}
+        for i, (f, c) in enumerate(mixed)
+    ]
+    done_mixed = await pool.render("tiles", small_scene, job, items, work_root / "mixed")
+    assert done_mixed is not None
+    for (frame, cell), rendered in zip(mixed, done_mixed, strict=True):
+        region = fresh[frame][cell.y : cell.y + cell.height, cell.x : cell.x + cell.width]
+        assert np.array_equal(load_image(rendered.path), region), f"mixed: {cell} of {frame}"
     assert pool.started == 2 and pool.processes == 2  # one for frames, one for checks
 
     warm_frames = pool.process_of("frames", small_scene)
