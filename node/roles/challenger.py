@@ -59,6 +59,12 @@ class Challenger:
         self.judged = 0  # challenges judged (passed or not)
         # Bidders met while every challenge slot was taken (bounded; oldest first).
         self._waiting: dict[bytes, tuple[RequesterJob, Bid]] = {}
+        self._judged_event = trio.Event()
+
+    async def wait_judged(self, count: int) -> None:
+        """Return once ``count`` challenges were judged (passed, caught or unanswered)."""
+        while self.judged < count:
+            await self._judged_event.wait()
 
     async def on_bid(self, job: RequesterJob, worker: bytes, bid: Bid) -> None:
         """Before ``bid`` is fed: feed the worker's known outcome, or challenge it."""
@@ -153,6 +159,8 @@ class Challenger:
     async def _decided(self, pending: Open, outcome: Outcome) -> None:
         """``outcome`` is recorded in the book: log it, feed the jobs the worker bid on."""
         self.judged += 1
+        self._judged_event.set()
+        self._judged_event = trio.Event()
         log_event(logger, logging.INFO, "capacity challenge judged", worker=pending.worker.hex()[:16],
                   passed=outcome.passed, score_ru_per_hour=outcome.score_ru_per_hour,
                   measured_ms=outcome.measured_ms, reason=outcome.reason)  # fmt: skip

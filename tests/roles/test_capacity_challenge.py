@@ -12,6 +12,7 @@ from pathlib import Path
 import trio
 
 from node.render.benchmark import REFERENCE_VERSION, BenchmarkResult, save_result
+from protocol.messages import CapacityChallenge, ChallengeAnswer
 from tests.roles.cluster import Cluster, Member, open_cluster
 from tests.roles.fakes import FAKE_BUILD, FAKE_DEVICE, FakeFrames
 
@@ -61,16 +62,17 @@ async def test_a_flood_of_fresh_identities_gets_at_most_the_trial_frames(
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
         client = await cluster.add("client", "client", trial_leases=TRIAL)
-        # the flood renders slowly too, so a trial frame it wins stays leased a while
-        sybils = [await liar(cluster, f"sybil{i}", FakeFrames(delay_s=5.0)) for i in range(6)]
+        # the flood renders slowly (5 s a frame): its challenges are judged after the bid
+        # window closed, so the cheapest of it wins the one trial lease first
+        sybils = [await liar(cluster, f"sybil{i}", FakeFrames(delay_s=5.0)) for i in range(5)]
         staked = await cluster.add("staked", "worker")
         cluster.escrow.stakes[staked.address] = 10**18
         await cluster.add("checker", "checker")
-        await cluster.settle("client", 8)
+        await cluster.settle("client", 7)
         job_id = await cluster.submit("client", frames=6)
         job = client.live().requester.jobs[job_id]
         peak = 0
-        while not job.done.is_set():
+        while job.view.outcome is None:
             leased = {t.worker for t in job.machine._active.values()}
             peak = max(peak, len(leased & {s.key.node_id.raw for s in sybils}))
             await job.wait_changed()
@@ -80,7 +82,24 @@ async def test_a_flood_of_fresh_identities_gets_at_most_the_trial_frames(
         assert len(workers_of(client, job_id) & flood) <= TRIAL
         assert staked.key.node_id.raw.hex() in workers_of(client, job_id)
         challenger = client.live().requester.challenger
+        await challenger.wait_judged(len(sybils))  # the last waited for a challenge slot
         now_ms = client.live().ctx.clock.now_ms()
         outcomes = [challenger.book.outcome(s.key.node_id.raw, now_ms) for s in sybils]
         assert all(o is not None and o.caught for o in outcomes)  # every one challenged
         assert challenger.book.outcome(staked.key.node_id.raw, now_ms) is None  # staked: none
+
+
+async def test_uninvited_challenges_and_answers_are_refused(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A stranger cannot buy free renders with challenges, nor plant an answer."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", trial_leases=TRIAL)
+        worker = await cluster.add("worker", "worker")
+        await cluster.settle("client", 1)
+        challenge = CapacityChallenge(b"c" * 32, b"j" * 32)  # a job the worker never bid on
+        assert not await client.live().ctx.outbox.deliver(worker.key.node_id.raw, challenge)
+        answer = ChallengeAnswer(b"c" * 32, b"j" * 32, "bafkfake", 1, FAKE_BUILD, FAKE_DEVICE)
+        assert not await worker.live().ctx.outbox.deliver(client.key.node_id.raw, answer)
+        assert worker.live().worker.challenges.answered == 0  # type: ignore[union-attr]
+        assert worker.kit.frames.started == 0  # type: ignore[attr-defined]
