@@ -22,7 +22,9 @@ It never renders the whole challenge itself.
 
 :func:`judge` turns that into an :class:`Outcome`: the score to believe is
 ``protocol.capacity.capped_score`` of the bidder's claim (the larger of its
-advert's score and the speed its bid's ETA implies: :func:`claimed_score`);
+advert's score and the speed its bid's ETA implies: :func:`claimed_score`;
+a bidder whose advert has no score claims nothing, and the measured speed is
+believed);
 the challenge *passes* only when the tile matched and the claim was within
 the margin, and the bidder is then proven. A wrong tile or a claim beyond the
 margin *catches* it: its speed is capped and the job awards it nothing more
@@ -47,7 +49,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
-from protocol.capacity import DEFAULT_MARGIN_PERMILLE, capped_score
+from protocol.capacity import DEFAULT_MARGIN_PERMILLE, capped_score, measured_score
 from protocol.errors import IllegalMessage, LocalProtocolError
 from protocol.messages import ChallengeAnswer, JobSpec, RenderSettings
 
@@ -95,7 +97,11 @@ def challenge_of(spec: JobSpec, job_id: bytes, challenge_id: bytes) -> Challenge
 
 
 def claimed_score(advert_score_ru_per_hour: int, ru_per_frame: int, eta_s: int) -> int:
-    """The speed a bidder claims: its advert's score or what its bid's ETA implies."""
+    """The speed a bidder claims: its advert's score or what its bid's ETA implies,
+    whichever is higher; 0 (no claim) when its advert has no score — its ETA is then
+    the worker's placeholder of 1 s per RU, not a measurement (WorkerConfig)."""
+    if advert_score_ru_per_hour <= 0:
+        return 0
     return max(advert_score_ru_per_hour, ru_per_frame * 3600 // max(1, eta_s))
 
 
@@ -120,6 +126,8 @@ def judge(
         return UNANSWERED
     if not output_ok:
         return Outcome(False, True, 1, None, "the answer's tile did not match")
+    if claimed_ru_per_hour <= 0:  # nothing claimed: the measured speed is believed
+        return Outcome(True, False, max(1, measured_score(ru, measured_ms)), measured_ms, "passed")
     score = capped_score(claimed_ru_per_hour, ru, measured_ms, margin_permille)
     if score < claimed_ru_per_hour:
         return Outcome(False, True, score, measured_ms, "slower than claimed beyond the margin")

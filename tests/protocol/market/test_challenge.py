@@ -56,7 +56,11 @@ def test_judgement_passes_honest_noise_and_catches_lies() -> None:
     late = judge(100, 10, None, True)
     assert late == UNANSWERED and not late.caught and not late.passed
     # a bid's ETA claims speed too: 10 RU in 1 s is 36,000 RU/h whatever the advert says
-    assert claimed_score(0, 10, 1) == 36_000 and claimed_score(50_000, 10, 1) == 50_000
+    assert claimed_score(100, 10, 1) == 36_000 and claimed_score(50_000, 10, 1) == 50_000
+    # no score in the advert: its ETA is a placeholder, the measured speed is believed
+    assert claimed_score(0, 10, 1) == 0
+    unmeasured = judge(0, 10, 60_000, True)
+    assert unmeasured.passed and unmeasured.score_ru_per_hour == 600
 
 
 def test_the_book_is_bounded_and_answers_only_what_it_asked() -> None:
