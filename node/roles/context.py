@@ -7,6 +7,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trio
+
 from node.content.net import content_limits
 from node.content.source import ChunkSource
 from node.content.store import ContentStore
@@ -40,6 +42,9 @@ class RoleContext:
     payment_address: bytes
     settings: RoleSettings
     work_root: Path
+    # CID -> the fetch in progress: two roles (a task and a capacity challenge) that
+    # want one scene at once fetch it once (two fetches would share one partial file).
+    _fetching: dict[str, trio.Event] = field(default_factory=dict)
 
     @property
     def me(self) -> bytes:
@@ -48,11 +53,18 @@ class RoleContext:
     async def fetch_from(self, node_id: bytes, cid: str, *also: bytes) -> Path:
         """Bring ``cid`` from ``node_id`` — or, failing it, from any of ``also`` — into the
         content store (verified against the CID) and return its path."""
+        while not self.content.has(cid) and cid in self._fetching:
+            await self._fetching[cid].wait()  # then ours, if theirs failed
         if not self.content.has(cid):
             sources: list[ChunkSource] = [
                 _peer_source(self.node, peer_of(n)) for n in dict.fromkeys((node_id, *also))
             ]
-            await fetch(cid, sources, self.content, TransferConfig())
+            done = self._fetching[cid] = trio.Event()
+            try:
+                await fetch(cid, sources, self.content, TransferConfig())
+            finally:
+                del self._fetching[cid]
+                done.set()
         return self.content.path_of(cid)
 
 
