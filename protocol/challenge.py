@@ -61,7 +61,9 @@ MIN_SIDE_PX = 16
 def challenge_settings(spec: JobSpec, challenge_id: bytes) -> RenderSettings:
     """The job's settings at 1/CHALLENGE_SCALE per side, seeded by ``challenge_id``."""
     s = spec.settings
-    seed = int.from_bytes(hashlib.sha256(CHALLENGE_DOMAIN + challenge_id).digest()[:4], "big")
+    # 31 bits: Blender's Cycles seed is a signed 32-bit int (a larger one fails the render)
+    digest = hashlib.sha256(CHALLENGE_DOMAIN + challenge_id).digest()
+    seed = int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF
     return replace(
         s,
         resolution_x=max(min(MIN_SIDE_PX, s.resolution_x), s.resolution_x // CHALLENGE_SCALE),

@@ -41,6 +41,8 @@ def test_the_challenge_is_derived_from_its_id_and_the_job() -> None:
     assert (one.settings.resolution_x, one.settings.resolution_y) == half
     assert (one.settings.engine, one.settings.samples) == (s.engine, s.samples)
     assert one.frame == min(SPEC.frames)
+    # Blender's seed is a signed 32-bit int: every derived seed must fit
+    assert all(0 <= challenge_of(SPEC, JOB, cid(n)).settings.seed < 2**31 for n in range(200))
     assert one.ru == -(-SPEC.ru_per_frame // 4)  # a quarter of the pixels, rounded up
     with pytest.raises(IllegalMessage):
         challenge_of(SPEC, JOB, b"short")
