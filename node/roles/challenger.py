@@ -56,7 +56,9 @@ class Challenger:
     def __init__(self, role: RequesterRole) -> None:
         self.role = role
         self.book = ChallengeBook()
-        self.judged = 0  # challenges judged (passed or not)
+        self.judged = 0  # challenges judged (passed, caught or unanswered)
+        self.passed = 0
+        self.caught = 0
         # Bidders met while every challenge slot was taken (bounded; oldest first).
         self._waiting: dict[bytes, tuple[RequesterJob, Bid]] = {}
         self._judged_event = trio.Event()
@@ -144,10 +146,11 @@ class Challenger:
         except (BuildMismatch, RenderError) as exc:
             log_event(logger, logging.WARNING, "capacity challenge not judged", error=str(exc)[:200])
             return None
-        except Exception as exc:  # a fetch that failed: the worker did not deliver
+        except Exception as exc:  # a failed fetch: the network's fault or the worker's,
+            # we cannot tell, so nothing is decided (the bidder stays on trial frames)
             log_event(logger, logging.INFO, "capacity challenge answer not fetched",
                       error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
-            return False
+            return None
         return outcome.accepted
 
     async def _expire_after(self, timeout_ms: int) -> None:
@@ -159,6 +162,8 @@ class Challenger:
     async def _decided(self, pending: Open, outcome: Outcome) -> None:
         """``outcome`` is recorded in the book: log it, feed the jobs the worker bid on."""
         self.judged += 1
+        self.passed += outcome.passed
+        self.caught += outcome.caught
         self._judged_event.set()
         self._judged_event = trio.Event()
         log_event(logger, logging.INFO, "capacity challenge judged", worker=pending.worker.hex()[:16],
