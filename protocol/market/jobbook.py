@@ -239,6 +239,11 @@ class JobBook:
             return set(), 0
         trial = {b.worker for b in bidders if not self._proven(b)}
         held = sum(leases.get(worker, 0) for worker in trial)
+        # a caught bidder is no bidder any more, but the trial lease it won before its
+        # challenge was judged still counts: the unproven never hold more together
+        held += sum(
+            n for worker, n in leases.items() if worker not in trial and self.caught(worker)
+        )
         return trial, max(0, self.config.trial_leases - held)
 
     def _proven(self, bidder: Bidder) -> bool:

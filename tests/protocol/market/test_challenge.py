@@ -17,8 +17,8 @@ from protocol.challenge import (
 )
 from protocol.errors import IllegalMessage, LocalProtocolError
 from protocol.market import MarketConfig
-from protocol.messages import ChallengeAnswer
-from tests.protocol.market.harness import MarketHarness
+from protocol.messages import Award, Bid, ChallengeAnswer
+from tests.protocol.market.harness import MarketHarness, address_for
 
 SPEC = MarketHarness().spec
 JOB = b"j" * 32
@@ -114,3 +114,19 @@ def test_a_caught_bidder_gets_no_award_and_a_passed_one_leaves_its_trial() -> No
     assert counts[honest] == 4  # proven: all its slots
     assert counts[third] == 1  # unproven: the one trial lease
     assert harness.job.caught(cheap) and not harness.job.caught(honest)
+
+
+def test_a_trial_lease_won_before_the_challenge_was_judged_still_counts() -> None:
+    market = MarketConfig(trial_leases=1)
+    harness = MarketHarness(market=market, frames=tuple(range(1, 5)),
+                            worker_prices_wei_per_ru=(1, 100))  # fmt: skip
+    cheap, other = list(harness.workers)
+    harness.start()
+    harness.advance(market.bid_window_ms)
+    ((_, award),) = harness.awards()
+    assert award.worker == cheap  # the one trial lease, before any challenge was judged
+    out = harness.job.capacity_judged(cheap, 600, False, harness.now_ms)  # caught mid-render
+    assert not [c for c in out if isinstance(getattr(c, "message", None), Award)]
+    rebid = Bid(harness.job_id, 1, 1_000, 30, address_for("worker1"))
+    out = harness.job.receive(other, rebid, harness.now_ms)  # re-plans the other bidder
+    assert not [c for c in out if isinstance(getattr(c, "message", None), Award)]
