@@ -72,6 +72,12 @@ def challenge_settings(spec: JobSpec, challenge_id: bytes) -> RenderSettings:
     )
 
 
+def max_answer_bytes(settings: RenderSettings) -> int:
+    """The largest challenge frame a challenger fetches: 8 bytes a pixel (16-bit RGBA,
+    uncompressed) plus 64 KiB of headers. A bigger answer is a wrong one."""
+    return settings.resolution_x * settings.resolution_y * 8 + (64 << 10)
+
+
 def challenge_ru(spec: JobSpec, settings: RenderSettings) -> int:
     """Render units of the challenge: the frame's, scaled by pixels (at least 1)."""
     full = spec.settings.resolution_x * spec.settings.resolution_y

@@ -31,7 +31,14 @@ from node.render.base import RendererIdentity, RenderError
 from node.roles.common import peer_of
 from node.verify.checker import BuildMismatch, check_frame
 from node.verify.images import ImageError, load_image
-from protocol.challenge import ChallengeBook, Open, Outcome, claimed_score, judge
+from protocol.challenge import (
+    ChallengeBook,
+    Open,
+    Outcome,
+    claimed_score,
+    judge,
+    max_answer_bytes,
+)
 from protocol.codec import packb, unpackb
 from protocol.messages import Bid, CapacityChallenge, ChallengeAnswer
 
@@ -131,8 +138,11 @@ class Challenger:
         job = self.role.jobs.get(challenge.job_id)
         if job is None or not ctx.content.has(job.spec.scene_cid):
             return None
+        limit = max_answer_bytes(challenge.settings)
+        if answer.frame_size_bytes > limit:
+            return False  # no frame of that size is this challenge's: we fetch none
         try:
-            path = await ctx.fetch_from(pending.worker, answer.frame_cid)
+            path = await ctx.fetch_from(pending.worker, answer.frame_cid, max_bytes=limit)
             image = load_image(path)
             outcome = await check_frame(
                 ctx.render.tiles, ctx.content.path_of(job.spec.scene_cid), challenge.settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trio
@@ -50,9 +50,12 @@ class RoleContext:
     def me(self) -> bytes:
         return self.node.key.node_id.raw
 
-    async def fetch_from(self, node_id: bytes, cid: str, *also: bytes) -> Path:
+    async def fetch_from(
+        self, node_id: bytes, cid: str, *also: bytes, max_bytes: int | None = None
+    ) -> Path:
         """Bring ``cid`` from ``node_id`` — or, failing it, from any of ``also`` — into the
-        content store (verified against the CID) and return its path."""
+        content store (verified against the CID) and return its path; ``max_bytes``
+        refuses larger content (default: the transfer's own limit)."""
         while not self.content.has(cid) and cid in self._fetching:
             await self._fetching[cid].wait()  # then ours, if theirs failed
         if not self.content.has(cid):
@@ -61,7 +64,10 @@ class RoleContext:
             ]
             done = self._fetching[cid] = trio.Event()
             try:
-                await fetch(cid, sources, self.content, TransferConfig())
+                config = TransferConfig()
+                if max_bytes is not None:
+                    config = replace(config, max_content_bytes=max_bytes)
+                await fetch(cid, sources, self.content, config)
             finally:
                 del self._fetching[cid]
                 done.set()

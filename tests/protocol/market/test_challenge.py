@@ -14,6 +14,7 @@ from protocol.challenge import (
     challenge_of,
     claimed_score,
     judge,
+    max_answer_bytes,
 )
 from protocol.errors import IllegalMessage, LocalProtocolError
 from protocol.market import MarketConfig
@@ -46,6 +47,8 @@ def test_the_challenge_is_derived_from_its_id_and_the_job() -> None:
     assert one.ru == -(-SPEC.ru_per_frame // 4)  # a quarter of the pixels, rounded up
     with pytest.raises(IllegalMessage):
         challenge_of(SPEC, JOB, b"short")
+    # an answer is fetched only up to a 16-bit RGBA frame of the challenge's size
+    assert max_answer_bytes(one.settings) == 160 * 120 * 8 + 65_536
 
 
 def test_judgement_passes_honest_noise_and_catches_lies() -> None:
