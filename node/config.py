@@ -83,8 +83,10 @@ class NodeConfig:
     price_wei_per_ru: int = 10**12
     # As a requester: workers and checkers must hold this much confirmed stake (0: none).
     min_stake_wei: int = 0
-    # As a requester: live leases all unproven workers together may hold (0: no limit).
-    trial_leases: int = 0
+    # As a requester: live leases all unproven workers together may hold (0: no limit,
+    # and no capacity challenges). Unproven: no confirmed stake, no accepted frame, no
+    # passed challenge (protocol.capacity; docs/VERIFICATION.md, "Capacity challenges").
+    trial_leases: int = 2
     lease_s: float = 60.0
     # Forced errors: checked results per million that also get a plant (issue 17).
     plant_rate_ppm: int = MarketConfig().plant_rate_ppm

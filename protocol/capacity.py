@@ -23,8 +23,10 @@ machine's award plan (:mod:`protocol.market.awarding`):
   plan then ranks the bidder by an ETA no shorter than the capped score allows
   (:func:`eta_floor_s`), so an inflated claim buys nothing.
 
-The node does not issue challenges yet; the driver input exists
-(``JobMachine.set_capacity_proof``) so that it can.
+The challenge itself — what is rendered, how it is timed and judged, and a
+caught bidder's exclusion from the job's awards — is :mod:`protocol.challenge`;
+the node's requester issues it (``node.roles.challenger``) and feeds
+``JobMachine.capacity_judged``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ envelope and names it in ``docs/PROTOCOL.md``.
 Flow (DESIGN.md, "The market, message by message"):
 CapacityAdvert (gossip) -> JobAnnounce (gossip) -> Bid -> Award -> Heartbeat*
 -> Result | Failure -> VerifyRequest -> Verdict -> Voucher; plus AwardDeclined,
-LeaseRevoked, JobCancelled and Dispute for the unhappy paths. The public work
+LeaseRevoked, JobCancelled and Dispute for the unhappy paths;
+CapacityChallenge -> ChallengeAnswer for a bidder's timed capacity challenge. The public work
 record (gossip ``/pictor/1/record``, :mod:`protocol.record`): WorkRecord per
 checked task, DisputeRecord per dispute decided on verdicts and JobClosed per
 finished job, all signed by the requester.
@@ -380,6 +381,31 @@ class CleanSigned:
 
 
 @dataclass(frozen=True)
+class CapacityChallenge:
+    """Requester -> a bidder it has no proof of: render the challenge ``challenge_id``
+    derives for this job now (protocol.challenge.challenge_of: the job's scene at a
+    quarter of its pixels, seeded by the id) and answer with a ``ChallengeAnswer``."""
+
+    TYPE: ClassVar[str] = "capacity_challenge"
+    challenge_id: Bytes32
+    job_id: Bytes32
+
+
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    """Worker -> the challenger: the rendered challenge frame, by CID (the challenger
+    times the exchange on its own clock and re-renders one tile of it)."""
+
+    TYPE: ClassVar[str] = "challenge_answer"
+    challenge_id: Bytes32
+    job_id: Bytes32
+    frame_cid: Cid
+    frame_size_bytes: U64
+    renderer_build: Name
+    device_class: Name
+
+
+@dataclass(frozen=True)
 class Voucher:
     """A cumulative EIP-712 payment voucher signed by the requester's address.
 
@@ -515,6 +541,8 @@ MESSAGE_CLASSES: tuple[type, ...] = (
     DisputeRecord,
     CleanSignRequest,
     CleanSigned,
+    CapacityChallenge,
+    ChallengeAnswer,
 )
 MESSAGE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in MESSAGE_CLASSES}  # type: ignore[attr-defined]
 Message = (
@@ -541,6 +569,8 @@ Message = (
     | DisputeRecord
     | CleanSignRequest
     | CleanSigned
+    | CapacityChallenge
+    | ChallengeAnswer
 )
 
 

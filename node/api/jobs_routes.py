@@ -122,6 +122,9 @@ def roles_json(roles: Roles) -> dict[str, Any]:
         if roles.worker
         else None,
         "checker": {"checked": roles.checker.checked} if roles.checker else None,
+        "challenges": {"judged": roles.requester.challenger.judged,  # capacity challenges
+                       "passed": roles.requester.challenger.passed,  # we issued
+                       "caught": roles.requester.challenger.caught},
         "payee": {"paid_wei": roles.payee.paid_wei, "owed_wei": roles.payee.owed_wei()}
         if roles.payee else None,
         "payment_address": "0x" + roles.ctx.payment_address.hex(),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import trio
 
 from node.content.net import content_limits
 from node.content.source import ChunkSource
@@ -40,19 +42,35 @@ class RoleContext:
     payment_address: bytes
     settings: RoleSettings
     work_root: Path
+    # CID -> the fetch in progress: two roles (a task and a capacity challenge) that
+    # want one scene at once fetch it once (two fetches would share one partial file).
+    _fetching: dict[str, trio.Event] = field(default_factory=dict)
 
     @property
     def me(self) -> bytes:
         return self.node.key.node_id.raw
 
-    async def fetch_from(self, node_id: bytes, cid: str, *also: bytes) -> Path:
+    async def fetch_from(
+        self, node_id: bytes, cid: str, *also: bytes, max_bytes: int | None = None
+    ) -> Path:
         """Bring ``cid`` from ``node_id`` — or, failing it, from any of ``also`` — into the
-        content store (verified against the CID) and return its path."""
+        content store (verified against the CID) and return its path; ``max_bytes``
+        refuses larger content (default: the transfer's own limit)."""
+        while not self.content.has(cid) and cid in self._fetching:
+            await self._fetching[cid].wait()  # then ours, if theirs failed
         if not self.content.has(cid):
             sources: list[ChunkSource] = [
                 _peer_source(self.node, peer_of(n)) for n in dict.fromkeys((node_id, *also))
             ]
-            await fetch(cid, sources, self.content, TransferConfig())
+            done = self._fetching[cid] = trio.Event()
+            try:
+                config = TransferConfig()
+                if max_bytes is not None:
+                    config = replace(config, max_content_bytes=max_bytes)
+                await fetch(cid, sources, self.content, config)
+            finally:
+                del self._fetching[cid]
+                done.set()
         return self.content.path_of(cid)
 
 

@@ -53,6 +53,7 @@ from ledger.vouchers import sign
 from node.log import log_event
 from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
+from node.roles.challenger import Challenger, unpack_outcome
 from node.roles.common import MarketClock, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
@@ -157,6 +158,7 @@ class RequesterJob:
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
+        self.capacity_fed: dict[bytes, bytes] = {}  # challenge outcomes given (by worker)
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.steps = 0  # inputs applied (replayed ones included)
@@ -232,6 +234,10 @@ class RequesterJob:
         elif kind == "stake":  # a payment address's confirmed stake, as the chain had it
             stake_wei = self.stakes_fed[peer] = int.from_bytes(data, "big")
             commands = machine.set_stake(peer, stake_wei)
+        elif kind == "capacity":  # a capacity challenge's outcome (node.roles.challenger)
+            self.capacity_fed[peer] = data
+            score, passed = unpack_outcome(data)
+            commands = machine.capacity_judged(peer, score, passed, now_ms)
         elif kind == "assign":  # task id, then the checker's payment address (if known)
             commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
         elif kind == "plant":  # task id, the checker's payment address, the plant's CID
@@ -525,6 +531,7 @@ class RequesterRole:
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
+        self.challenger = Challenger(self)  # capacity challenges of unproven bidders
 
     @property
     def clock(self) -> MarketClock:
@@ -663,6 +670,8 @@ class RequesterRole:
         market = job.machine.config
         if isinstance(message, Bid) and (market.min_stake_wei or market.trial_leases):
             await job.feed_stake(message.payment_address)  # the award decision reads it
+        if isinstance(message, Bid) and market.trial_leases:
+            await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
 
     def worker_record(self, worker: bytes) -> WorkerRecord | None:

@@ -48,6 +48,8 @@ from protocol.messages import (
     Award,
     AwardDeclined,
     Bid,
+    CapacityChallenge,
+    ChallengeAnswer,
     CleanSigned,
     CleanSignRequest,
     Dispute,
@@ -105,6 +107,10 @@ class Roles:
                     self.worker.receive(sender, message)  # worker pay and checker fees alike
                 elif self.checker is not None:
                     self.checker.on_voucher(sender, message)
+            elif isinstance(message, ChallengeAnswer):
+                self.requester.challenger.on_answer(sender, message)
+            elif isinstance(message, CapacityChallenge) and self.worker is not None:
+                self.worker.on_challenge(sender, message)
             elif isinstance(message, FraudSigned):
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:

@@ -43,6 +43,7 @@ from ledger.fraud import ResultRef, result_ref, sign
 from node.log import log_event
 from node.roles.answerer import Answerer
 from node.roles.chain import Payee
+from node.roles.challenge_answer import ChallengeAnswerer
 from node.roles.claim_watch import ClaimWatch
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
@@ -58,6 +59,7 @@ from protocol.market import (
     WorkerMachine,
 )
 from protocol.messages import (
+    CapacityChallenge,
     FailureReason,
     JobAnnounce,
     JobCancelled,
@@ -103,6 +105,8 @@ class WorkerRole:
         self.claim_watch = (
             None if ctx.chain is None else ClaimWatch(ctx.chain, self._answer_claim)
         )
+        self.challenges = ChallengeAnswerer(ctx, self.specs, self.machine.knows_job,
+                                            (build, device_class), self.scene_gate)  # fmt: skip
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -177,6 +181,12 @@ class WorkerRole:
                 if self.payee is not None:
                     self.payee.job_over(spec.requester_address, message.job_id)
                 self._release_scene(spec)
+
+    def on_challenge(self, sender: bytes, challenge: CapacityChallenge) -> None:
+        """A requester's capacity challenge (node.roles.challenge_answer); raises
+        ``IllegalMessage`` for one we never invited."""
+        assert self._nursery is not None
+        self.challenges.receive(sender, challenge, self._nursery)
 
     def _release_scene(self, spec: JobSpec) -> None:
         """Close the warm Blender process that kept the job's scene (if the kit keeps one)."""

@@ -87,7 +87,8 @@ class JobBook:
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
         self._stakes: dict[bytes, int] = {}  # payment address -> confirmed stake (set_stake)
-        self._capacity: dict[bytes, int] = {}  # worker -> challenge-capped score
+        # worker -> (challenge-capped score, whether its challenge passed)
+        self._capacity: dict[bytes, tuple[int, bool]] = {}
         self._failures: dict[bytes, int] = {}
         self._rejections: dict[bytes, int] = {}
         self._blocklist: set[bytes] = set()
@@ -165,6 +166,10 @@ class JobBook:
         """Per payment address: owed so far plus its tasks and checks in flight."""
         return self._lane_needs()
 
+    def has_bidder(self, worker: bytes) -> bool:
+        """Whether ``worker``'s bid stands (or is parked while a dispute may clear it)."""
+        return worker in self._bidders or worker in self._parked_bids
+
     def blocklisted(self) -> frozenset[bytes]:
         return frozenset(self._blocklist)
 
@@ -198,13 +203,22 @@ class JobBook:
             self._stakes[address] = stake_wei
         return []
 
-    def set_capacity_proof(self, worker: bytes, score_ru_per_hour: int) -> list[Command]:
-        """``worker`` passed a timed capacity challenge: believe at most this score
-        (``protocol.capacity.capped_score``) and count it as proven. Bounded like stakes."""
+    def set_capacity_proof(
+        self, worker: bytes, score_ru_per_hour: int, passed: bool = True
+    ) -> list[Command]:
+        """``worker``'s timed capacity challenge was judged (protocol.challenge.judge):
+        believe at most this score (``protocol.capacity.capped_score``) and, when it
+        ``passed``, count it as proven; when not, it was caught (a wrong answer or a
+        claim beyond the margin) and gets no award (:meth:`caught`). Bounded like
+        stakes."""
         self._touch((worker,))
         if worker in self._capacity or len(self._capacity) < self.config.max_bidders:
-            self._capacity[worker] = max(1, score_ru_per_hour)
+            self._capacity[worker] = (max(1, score_ru_per_hour), passed)
         return []
+
+    def caught(self, worker: bytes) -> bool:
+        """Whether ``worker`` failed its capacity challenge: no award from this job."""
+        return not self._capacity.get(worker, (0, True))[1]
 
     def stake_qualifies(self, address: bytes) -> bool:
         """Whether ``address`` may work or check for this job (its minimum stake)."""
@@ -213,10 +227,10 @@ class JobBook:
     def _capped(self, bidder: Bidder) -> Bidder:
         """The bid as the plan ranks it: its ETA no shorter than a capacity challenge
         showed the worker can render (protocol.capacity)."""
-        score = self._capacity.get(bidder.worker)
-        if score is None:
+        proof = self._capacity.get(bidder.worker)
+        if proof is None:
             return bidder
-        floor_s = eta_floor_s(self.spec.ru_per_frame, score)
+        floor_s = eta_floor_s(self.spec.ru_per_frame, proof[0])
         return bidder if bidder.eta_s >= floor_s else replace(bidder, eta_s=floor_s)
 
     def _trial(self, bidders: list[Bidder], leases: dict[bytes, int]) -> tuple[set[bytes], int]:
@@ -225,12 +239,18 @@ class JobBook:
             return set(), 0
         trial = {b.worker for b in bidders if not self._proven(b)}
         held = sum(leases.get(worker, 0) for worker in trial)
+        # a caught bidder is no bidder any more, but the trial lease it won before its
+        # challenge was judged still counts: the unproven never hold more together
+        held += sum(
+            n for worker, n in leases.items() if worker not in trial and self.caught(worker)
+        )
         return trial, max(0, self.config.trial_leases - held)
 
     def _proven(self, bidder: Bidder) -> bool:
         record = self._worker_records.get(bidder.worker)
         return is_proven(self._stakes.get(bidder.payment_address),
-                         0 if record is None else record.accepted, bidder.worker in self._capacity)  # fmt: skip
+                         0 if record is None else record.accepted,
+                         self._capacity.get(bidder.worker, (0, False))[1])  # fmt: skip
 
     def _history(self, worker: bytes, now_ms: int) -> WorkerHistory:
         record = self._worker_records.get(worker)

@@ -173,6 +173,15 @@ class JobMachine(PlantDesk, VerifyDesk):
             return self._settle(JobOutcome.CANCELLED)
         return self._close(ev.JobCancelledLocally(self.job_id), "cancelled by the requester")
 
+    def capacity_judged(
+        self, worker: bytes, score_ru_per_hour: int, passed: bool, now_ms: int
+    ) -> list[Command]:
+        """A capacity challenge of ``worker`` was judged (``set_capacity_proof``): the
+        awards it changes go out now (a proven bidder leaves its trial; a caught one,
+        ``passed`` False, gets no award from now on)."""
+        self.set_capacity_proof(worker, score_ru_per_hour, passed)
+        return self._award(now_ms)
+
     def get_timer(self) -> int | None:
         if self.state is not JobState.OPEN:
             return None
@@ -343,7 +352,8 @@ class JobMachine(PlantDesk, VerifyDesk):
 
         def eligible(workers: Iterable[bytes]) -> list[Bidder]:
             return [self._capped(b) for w in workers if (b := self._bidders.get(w)) is not None
-                    and not self._offender(w, now_ms) and self.stake_qualifies(b.payment_address)]  # fmt: skip
+                    and not self._offender(w, now_ms) and self.stake_qualifies(b.payment_address)
+                    and not self.caught(w)]  # fmt: skip
 
         # Settled (only bids and standing changed since a bid's plan gave nothing): a
         # bidder that got nothing keeps getting nothing while others take frames and

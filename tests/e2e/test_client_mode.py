@@ -29,6 +29,10 @@ def test_job_completes_verified_and_paid_on_chain(
     payees = ["worker1", "worker2", "checker1"]
     wait_paid(net, payees, job["spent_wei"])
     assert net.api("checker1").get("/v1/roles")["checker"]["checked"] >= 4
+    # Both fresh workers were challenged (trial leases are on by default): real Blender
+    # renders the quarter-size challenge and the client's one-tile re-render matches it.
+    roles = client.wait_until("/v1/roles", lambda r: r["challenges"]["judged"] >= 2, 120)
+    assert roles["challenges"]["passed"] == 2 and roles["challenges"]["caught"] == 0
     # The public work record reached another node over real gossip: it knows the
     # workers' accepted frames without having asked for them (issue 16).
     adverts = net.api("checker1").wait_until(

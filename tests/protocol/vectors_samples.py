@@ -22,6 +22,8 @@ from protocol.messages import (
     AwardDeclined,
     Bid,
     CapacityAdvert,
+    CapacityChallenge,
+    ChallengeAnswer,
     CleanSigned,
     CleanSignRequest,
     ClosedOutcome,
@@ -289,6 +291,14 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ),
         ),
         ("dispute_record", ALICE, sample_dispute_record(job, task, frame_cid, tiles)),
+        ("capacity_challenge", ALICE, CapacityChallenge(_seed("challenge 1"), job)),
+        (
+            "challenge_answer",
+            BOB,
+            ChallengeAnswer(
+                _seed("challenge 1"), job, cid_of_bytes(b"challenge png"), 9, "blender-3.4.1", "cuda"
+            ),
+        ),
     ]
 
 

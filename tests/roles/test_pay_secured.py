@@ -51,7 +51,7 @@ async def test_an_award_whose_lane_was_not_funded_is_declined_not_rendered(
 
     monkeypatch.setattr(lanes, "fund_lanes", no_lanes)
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
+        client = await cluster.add("client", "client", trial_leases=0)  # counts task renders only
         worker = await cluster.add("w1", "worker")
         await cluster.add("c1", "checker")
         await cluster.settle("client", 2)
@@ -73,7 +73,7 @@ async def test_a_worker_that_declined_an_unsecured_award_bids_again_and_gets_the
     block behind): it declines its first award. It used to lose its bid for the job
     for good (the job expired unrendered); now it bids again and renders the job."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
+        client = await cluster.add("client", "client", trial_leases=0)  # counts task renders only
         worker = await cluster.add("w1", "worker")
         await cluster.add("c1", "checker")
         chain = worker.chain

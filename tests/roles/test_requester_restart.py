@@ -12,7 +12,8 @@ from tests.roles.cluster import open_cluster
 from tests.roles.test_job_flow import all_paid
 
 FRAMES = 2
-STEPS_OF_A_JOB = 10  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many)
+STEPS_OF_A_JOB = 13  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many),
+# capacity challenges' outcomes included (node.roles.challenger)
 
 
 async def run_job_killing_requester_at(step: int | None, tmp_path: Path) -> int:

@@ -104,7 +104,7 @@ async def test_a_worker_whose_probe_says_it_would_miss_the_deadline_declines(
     # probe (32x24 at 4 samples) takes 20 s where the reference's (120x90 at 16) took 1 s.
     monkeypatch.setattr(service, "cached_benchmark", lambda *_: (36, 1_000))
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
+        client = await cluster.add("client", "client", trial_leases=0)  # counts task renders only
         worker = await cluster.add("w1", "worker", frames=FakeFrames(probe_s=20.0))
         await cluster.settle("client", 1)
         job_id = await cluster.submit("client", frames=2, deadline_s=300.0)

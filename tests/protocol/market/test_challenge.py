@@ -1,0 +1,135 @@
+"""Issue 17 item 3: the capacity challenge's derivation, judgement and bounded book
+(protocol.challenge), and what a judged challenge does to a job's awards."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from protocol.challenge import (
+    UNANSWERED,
+    ChallengeBook,
+    ChallengeConfig,
+    challenge_of,
+    claimed_score,
+    judge,
+    max_answer_bytes,
+)
+from protocol.errors import IllegalMessage, LocalProtocolError
+from protocol.market import MarketConfig
+from protocol.messages import Award, Bid, ChallengeAnswer
+from tests.protocol.market.harness import MarketHarness, address_for
+
+SPEC = MarketHarness().spec
+JOB = b"j" * 32
+
+
+def cid(n: int) -> bytes:
+    return hashlib.sha256(n.to_bytes(4, "big")).digest()
+
+
+def answer(challenge_id: bytes, job_id: bytes = JOB) -> ChallengeAnswer:
+    return ChallengeAnswer(challenge_id, job_id, "bafk", 10, "blender-3.4.1", "cpu")
+
+
+def test_the_challenge_is_derived_from_its_id_and_the_job() -> None:
+    one, again = challenge_of(SPEC, JOB, cid(1)), challenge_of(SPEC, JOB, cid(1))
+    other = challenge_of(SPEC, JOB, cid(2))
+    assert one == again and one.settings.seed != other.settings.seed  # no answer to copy
+    s = SPEC.settings
+    half = (s.resolution_x // 2, s.resolution_y // 2)
+    assert (one.settings.resolution_x, one.settings.resolution_y) == half
+    assert (one.settings.engine, one.settings.samples) == (s.engine, s.samples)
+    assert one.frame == min(SPEC.frames)
+    # Blender's seed is a signed 32-bit int: every derived seed must fit
+    assert all(0 <= challenge_of(SPEC, JOB, cid(n)).settings.seed < 2**31 for n in range(200))
+    assert one.ru == -(-SPEC.ru_per_frame // 4)  # a quarter of the pixels, rounded up
+    with pytest.raises(IllegalMessage):
+        challenge_of(SPEC, JOB, b"short")
+    # an answer is fetched only up to a 16-bit RGBA frame of the challenge's size
+    assert max_answer_bytes(one.settings) == 160 * 120 * 8 + 65_536
+
+
+def test_judgement_passes_honest_noise_and_catches_lies() -> None:
+    # 10 RU in 60 s shows 600 RU/h; the 3x margin believes claims up to 1,800
+    assert judge(1_500, 10, 60_000, True).passed
+    lie = judge(1_000_000, 10, 60_000, True)
+    assert lie.caught and not lie.passed and lie.score_ru_per_hour == 600
+    wrong = judge(100, 10, 60_000, False)
+    assert wrong.caught and not wrong.passed
+    late = judge(100, 10, None, True)
+    assert late == UNANSWERED and not late.caught and not late.passed
+    # a bid's ETA claims speed too: 10 RU in 1 s is 36,000 RU/h whatever the advert says
+    assert claimed_score(100, 10, 1) == 36_000 and claimed_score(50_000, 10, 1) == 50_000
+    # no score in the advert: its ETA is a placeholder, the measured speed is believed
+    assert claimed_score(0, 10, 1) == 0
+    unmeasured = judge(0, 10, 60_000, True)
+    assert unmeasured.passed and unmeasured.score_ru_per_hour == 600
+
+
+def test_the_book_is_bounded_and_answers_only_what_it_asked() -> None:
+    book = ChallengeBook(ChallengeConfig(max_in_flight=2, timeout_ms=1_000, max_remembered=3,
+                                         remember_ms=10_000))  # fmt: skip
+    a, b, c = b"a" * 32, b"b" * 32, b"c" * 32
+    book.issue(SPEC, JOB, a, 100, cid(1), 0)
+    assert not book.wants(a, 0)  # one open per worker
+    with pytest.raises(LocalProtocolError):
+        book.issue(SPEC, JOB, a, 100, cid(9), 0)
+    book.issue(SPEC, JOB, b, 100, cid(2), 0)
+    assert not book.wants(c, 0)  # two in flight: no room
+    with pytest.raises(IllegalMessage):
+        book.answered(b, answer(cid(1)), 10)  # a's challenge, answered by b
+    with pytest.raises(IllegalMessage):
+        book.answered(a, answer(cid(1), b"x" * 32), 10)  # another job
+    with pytest.raises(IllegalMessage):
+        book.answered(c, answer(cid(3)), 10)  # never sent
+    pending, measured_ms = book.answered(a, answer(cid(1)), 250)
+    assert pending.worker == a and measured_ms == 250
+    assert not book.wants(c, 250)  # still judging a's answer: it counts
+    book.judged(pending, judge(100, 10, measured_ms, True), 300)
+    assert book.wants(c, 300) and book.outcome(a, 300) is not None
+    (expired,) = book.expire(1_000)  # b never answered
+    assert expired[0].worker == b and expired[1] == UNANSWERED
+    with pytest.raises(IllegalMessage):
+        book.answered(b, answer(cid(2)), 1_001)  # too late: closed
+    assert book.outcome(a, 10_300) is None  # forgotten after remember_ms: challenged again
+    for n in range(10):
+        book.record(bytes([n]) * 32, UNANSWERED, 0)
+    assert book.statistics() == (0, 0, 3)
+
+
+def test_a_caught_bidder_gets_no_award_and_a_passed_one_leaves_its_trial() -> None:
+    market = MarketConfig(trial_leases=1, max_tasks_per_worker=4)
+    harness = MarketHarness(market=market, frames=tuple(range(1, 9)), worker_slots=4,
+                            worker_prices_wei_per_ru=(1, 100, 100))  # fmt: skip
+    cheap, honest, third = list(harness.workers)
+    harness.start()
+    harness.pump()
+    now_ms = harness.now_ms
+    assert harness.job.capacity_judged(cheap, 600, False, now_ms) == []  # window still open
+    harness.job.capacity_judged(honest, 3_600, True, now_ms)
+    harness.advance(market.bid_window_ms)
+    counts: dict[bytes, int] = {}
+    for _, award in harness.awards():
+        counts[award.worker] = counts.get(award.worker, 0) + 1
+    assert cheap not in counts  # the cheapest bid, caught: nothing
+    assert counts[honest] == 4  # proven: all its slots
+    assert counts[third] == 1  # unproven: the one trial lease
+    assert harness.job.caught(cheap) and not harness.job.caught(honest)
+
+
+def test_a_trial_lease_won_before_the_challenge_was_judged_still_counts() -> None:
+    market = MarketConfig(trial_leases=1)
+    harness = MarketHarness(market=market, frames=tuple(range(1, 5)),
+                            worker_prices_wei_per_ru=(1, 100))  # fmt: skip
+    cheap, other = list(harness.workers)
+    harness.start()
+    harness.advance(market.bid_window_ms)
+    ((_, award),) = harness.awards()
+    assert award.worker == cheap  # the one trial lease, before any challenge was judged
+    out = harness.job.capacity_judged(cheap, 600, False, harness.now_ms)  # caught mid-render
+    assert not [c for c in out if isinstance(getattr(c, "message", None), Award)]
+    rebid = Bid(harness.job_id, 1, 1_000, 30, address_for("worker1"))
+    out = harness.job.receive(other, rebid, harness.now_ms)  # re-plans the other bidder
+    assert not [c for c in out if isinstance(getattr(c, "message", None), Award)]
