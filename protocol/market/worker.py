@@ -103,6 +103,7 @@ class _Task:
     heartbeat_interval_ms: int = 1
     next_heartbeat_ms: int = 0
     progress_permille: int = 0
+    withdrawn: bool = False  # the requester revoked it (no verdict): it will not pay it
 
 
 @dataclass(frozen=True)
@@ -382,9 +383,13 @@ class WorkerMachine:
         flight missed results delivered and still waiting for their voucher, so a
         worker started frames its lane no longer covered (the simulator's clawback
         scenario: an honest worker lost a frame). A result stays SUBMITTED once paid,
-        so the delivered sum covers the vouchers too, but never less than them."""
+        so the delivered sum covers the vouchers too, but never less than them. A
+        result whose lease the requester revoked without a verdict (it crossed the
+        revocation, or the worker was blocklisted meanwhile) is not counted: its frame
+        is awarded again and paid once (counting it stalled a lone worker's job in the
+        e2e dispute test)."""
         delivered = sum(t.price_wei for t in self._tasks.values() if t.job_id == job_id
-                        and t.state in _OWED_STATES)  # fmt: skip
+                        and t.state in _OWED_STATES and not t.withdrawn)  # fmt: skip
         job = self._jobs.get(job_id)
         paid = 0 if job is None else job.voucher_wei
         return max(delivered, paid) + self.in_flight_wei(job_id)
@@ -458,6 +463,7 @@ class WorkerMachine:
         return out
 
     def _withdraw(self, task: _Task) -> list[Command]:
+        task.withdrawn = True
         if self._step(task, ev.LeaseWithdrawn(task.task_id)):
             return [CancelRender(task.task_id)]
         return []

@@ -371,3 +371,20 @@ def test_a_rendered_frame_resets_the_unsecured_count_and_a_cancel_stops_the_rebi
     assert machine.get_timer() == START_MS + 2 * rebid_ms  # the first wait again, not doubled
     machine.receive(REQUESTER, JobCancelled(JOB, "done"), START_MS + rebid_ms + 1)
     assert machine.get_timer() is None
+
+
+def test_pay_needed_counts_results_delivered_and_not_revoked() -> None:
+    """What the lane must hold before another frame: results delivered and still unpaid
+    count (they did not: a worker rendered frames its lane no longer covered), results
+    whose lease the requester revoked without a verdict do not (they stalled a lone
+    worker: its frame is awarded again and paid once), vouchers are a floor."""
+    machine = worker(slots=2)
+    bid_and_award(machine, award(1, frame=1), award(2, frame=2))
+    assert machine.pay_needed_wei(JOB) == 2_000  # two renders in flight
+    machine.render_finished(bytes([1]) * 32, "bafkreif", 10, 20, BUILD, "cpu", START_MS)
+    assert machine.pay_needed_wei(JOB) == 2_000  # one delivered, unpaid; one in flight
+    machine.receive(REQUESTER, LeaseRevoked(JOB, bytes([1]) * 32, "blocklisted"), START_MS)
+    assert machine.pay_needed_wei(JOB) == 1_000  # the revoked result will not be paid
+    voucher = Voucher(1, bytes(20), SPEC.requester_address, JOB, MY_ADDRESS, 1_500, b"")
+    machine.receive(REQUESTER, voucher, START_MS)
+    assert machine.pay_needed_wei(JOB) == 2_500  # paid so far, plus the render in flight
