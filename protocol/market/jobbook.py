@@ -284,11 +284,13 @@ class JobBook:
     # ---- bookkeeping ----
 
     def _shut_out(self, worker: bytes) -> list[Command]:
-        """A blocklisted worker's live tasks go back to pending: its work is not trusted."""
+        """A blocklisted worker's live tasks go back to pending: its work is not trusted.
+        Each is revoked, a delivered result's too: the worker must know it will not be
+        paid for it (its pay check counted it, and a lone worker's next frame of this
+        job then read as uncovered: the e2e dispute test stalled)."""
         out: list[Command] = []
         for task in [t for t in self._active.values() if t.worker == worker]:
-            if task.state is TaskState.LEASED:
-                out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
+            out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
             self._task_step(task, ev.TaskRevoked(task.task_id))
             self._release(task)
             self._frame_step(task.frame, ev.AttemptReturned(task.frame))
