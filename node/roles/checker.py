@@ -71,7 +71,8 @@ QUEUE_LEN = 64
 MAX_ANSWERED_JOBS = 1024  # jobs whose verdicts' fees are remembered (oldest forgotten)
 MAX_ANSWERED_TASKS = 4096  # per job (beyond: not remembered, the check is more lenient)
 MAX_REJECTIONS = 4096  # rejecting verdicts remembered for fraud claims (oldest forgotten)
-MAX_SPECS = 4096  # announced jobs remembered (least recently announced forgotten)
+MAX_SPECS = 4096  # announced jobs remembered (least recently announced or used forgotten)
+MAX_SPECS_PER_REQUESTER = 64  # a requester's own flood evicts only its own jobs
 # The most of our stake one claim may lock: the default escrow's SLASH_CAP (docs/LEDGER.md).
 MAX_AT_RISK_WEI = 10**17
 
@@ -103,8 +104,13 @@ class CheckerRole:
     def on_announce(self, announce: JobAnnounce) -> None:
         """A job we may be asked to check: gossiped (validated before it got here) or
         sent by its requester directly (the caller runs ``check_announce``)."""
-        self.specs[announce.job_id] = announce.spec
-        self.specs.move_to_end(announce.job_id)
+        job_id, requester = announce.job_id, announce.spec.requester
+        if job_id not in self.specs:  # one requester's flood evicts only its own jobs
+            mine = [j for j, spec in self.specs.items() if spec.requester == requester]
+            if len(mine) >= MAX_SPECS_PER_REQUESTER:
+                del self.specs[mine[0]]
+        self.specs[job_id] = announce.spec
+        self.specs.move_to_end(job_id)
         while len(self.specs) > MAX_SPECS:
             self.specs.popitem(last=False)
 
@@ -113,6 +119,7 @@ class CheckerRole:
         spec = self.specs.get(request.job_id)
         if spec is None or spec.requester != sender:
             return False
+        self.specs.move_to_end(request.job_id)  # a job in use is the last forgotten
         try:
             self._send.send_nowait((sender, request, self.ctx.clock.now_ms()))
         except trio.WouldBlock:

@@ -126,7 +126,16 @@ class JobBook:
         self._touched.clear()
 
     def _touch(self, workers: Iterable[bytes]) -> None:
-        if self._quiet:
+        """``workers``' standing changed (a bid, a record, a stake, a capacity proof).
+        One that holds a live task unsettles the job: its standing decides the trial
+        room every other bidder may get (a holder proven frees a trial lease for a
+        bidder that got nothing; found in review: the quick plan missed it)."""
+        if not self._quiet:
+            return
+        workers = set(workers)
+        if any(task.worker in workers for task in self._active.values()):
+            self._unsettle()
+        else:
             self._touched.update(workers)
 
     # ---- introspection ----

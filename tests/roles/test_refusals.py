@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from protocol import NodeKey
 from protocol.messages import JobAnnounce, VerifyRequest
 from tests.roles.cluster import open_cluster
 
@@ -90,3 +91,29 @@ async def test_a_workers_remembered_announces_stay_bounded_and_keep_its_jobs(
             spec = replace(stranger, created_ms=stranger.created_ms + i)
             role.on_announce(spec.requester, JobAnnounce(job_id_of(spec), spec))
         assert job_id in role.specs and len(role.specs) == 2
+
+
+async def test_one_requesters_announce_flood_evicts_only_its_own_jobs(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding: 4,096 junk announces from one identity evicted every real job a
+    checker knew (its checks then refused, its fee vouchers dropped)."""
+    from dataclasses import replace
+
+    from node.roles import checker as checker_module
+    from protocol.messages import job_id_of
+    from tests.protocol.vectors_samples import sample_spec
+
+    monkeypatch.setattr(checker_module, "MAX_SPECS_PER_REQUESTER", 3)
+    async with open_cluster(tmp_path) as cluster:
+        checker = await cluster.add("c1", "checker")
+        await cluster.settle("c1", 0)
+        role = checker.live().checker
+        assert role is not None
+        real = sample_spec()
+        role.on_announce(JobAnnounce(job_id_of(real), real))
+        flooder = NodeKey.generate().node_id.raw
+        for i in range(10):
+            junk = replace(real, requester=flooder, created_ms=real.created_ms + i + 1)
+            role.on_announce(JobAnnounce(job_id_of(junk), junk))
+        assert job_id_of(real) in role.specs and len(role.specs) == 4
