@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -286,18 +286,29 @@ def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
     return waited_ms >= verify_timeout_ms
 
 
-def choose_checker(candidates: Sequence[bytes], given: Mapping[bytes, int], draw: int) -> bytes:
+def choose_checker(
+    candidates: Sequence[bytes], given: MutableMapping[bytes, int], draw: int
+) -> bytes:
     """The checker a requester asks, among ``candidates`` (those it may ask for this
     task): one it has given the fewest checks of this kind (``given``; real checks and
     plants are counted apart), ties broken by ``draw`` (the caller's randomness), so
-    every checker gets its share and none can predict which check comes to it. A
-    rotation over one counter sent, with two checkers and a plant per result, every
-    real check to one checker and every plant to the other."""
+    every checker gets its share and no checker can tell that the next check is its
+    own. The choice is counted in ``given``, and a candidate seen for the first time
+    enters it level with the least-asked candidate: it joins the ties, it does not
+    jump the queue (a fresh identity at zero took every check until it caught up, so
+    churning checker identities captured most checks; found in review). A rotation over one counter
+    sent, with two checkers and a plant per result, every real check to one checker
+    and every plant to the other."""
     if not candidates:
         raise LocalProtocolError("no candidate checker")
-    fewest = min(given.get(c, 0) for c in candidates)
-    tied = sorted(c for c in candidates if given.get(c, 0) == fewest)
-    return tied[draw % len(tied)]
+    floor = min((given[c] for c in candidates if c in given), default=0)
+    for c in candidates:
+        given.setdefault(c, floor)  # a newcomer starts level with the least-asked
+    fewest = min(given[c] for c in candidates)
+    tied = sorted(c for c in candidates if given[c] == fewest)
+    chosen = tied[draw % len(tied)]
+    given[chosen] += 1
+    return chosen
 
 
 def check_draw(check_secret: bytes, result_digest: bytes) -> bytes:

@@ -328,7 +328,6 @@ class RequesterDriver:
         by_id = {c.node_id: c for c in checkers}
         given = self._given[kind]
         chosen = choose_checker(list(by_id), given, self.world.loop.rng.getrandbits(64))
-        given[chosen] = given.get(chosen, 0) + 1
         return by_id[chosen]
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:

@@ -733,11 +733,9 @@ class RequesterRole:
         if not candidates:
             return None
         given = self._given[kind]
-        checker = choose_checker(candidates, given, secrets.randbits(64))
         if len(given) >= MAX_WORKER_RECORDS:
             given.clear()  # strangers' ids stay bounded; the shares start again
-        given[checker] = given.get(checker, 0) + 1
-        return checker
+        return choose_checker(candidates, given, secrets.randbits(64))
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every
