@@ -45,7 +45,9 @@ class OtherDeviceTiles(FakeTiles):
 
 async def _run_job(tmp_path: Path, tiles: FakeTiles, until_done: bool) -> tuple[set[str], str]:
     async with open_cluster(tmp_path) as cluster:
-        await cluster.add("client", "client")
+        # the checker's comparison is under test, not the requester's capacity challenge
+        # (a nudged frame fails the challenge's exact tile first: no award at all)
+        await cluster.add("client", "client", trial_leases=0)
         await cluster.add("w1", "worker", frames=NudgedFrames())
         await cluster.add("c1", "checker", tiles=tiles)
         await cluster.settle("client", 2)
