@@ -118,7 +118,6 @@ class JobBook:
         # over every bidder each, quadratic: 1,000 took ~26 s of CPU.
         self._quiet = False
         self._touched: set[bytes] = set()
-        self._planned_nothing = False  # the last award plan gave nobody anything
 
     def _unsettle(self) -> None:
         """Any input but a bid or a bidder's standing: the next plan walks every bidder."""

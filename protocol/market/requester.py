@@ -246,9 +246,10 @@ class JobMachine(PlantDesk, VerifyDesk):
         )
         self._touch((sender,))
         commands = self._award(now_ms)
-        # Settled only by a bid's plan that gave nothing: an input that changes more than
-        # the bidders (a lease ending, a verdict) may re-plan several times within itself.
-        self._quiet = self._planned_nothing
+        # Settled only by a bid that got no award (nor anyone else: nothing was planned, or
+        # nothing could be): an input that changes more than the bidders (a lease ending,
+        # a verdict) may re-plan several times within itself.
+        self._quiet = not commands
         return commands
 
     def _on_heartbeat(
@@ -340,7 +341,6 @@ class JobMachine(PlantDesk, VerifyDesk):
     # ---- decisions ----
 
     def _award(self, now_ms: int) -> list[Command]:
-        self._planned_nothing = False
         if self.state is not JobState.OPEN or self._window_pending or not self._pending:
             return []
         leases: dict[bytes, int] = {}
@@ -372,7 +372,6 @@ class JobMachine(PlantDesk, VerifyDesk):
             trial, trial_room,
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
-        self._planned_nothing = not sends
         if not sends:
             return []
         # One FundLanes per round, before its awards: each awarded worker's lane is
