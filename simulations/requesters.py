@@ -332,9 +332,7 @@ class RequesterDriver:
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
-        exclude = {cmd.worker} | self.struck | machine.checkers_barred()
-        if cmd.exclude:  # a dispute: never a checker already used on the task
-            exclude |= cmd.exclude | machine.checkers_excluded(cmd.task_id)
+        exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
         checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
         if not checkers:
             return  # the machine's verify timeout asks again later

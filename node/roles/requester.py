@@ -346,14 +346,13 @@ class RequesterJob:
 
     async def _assign_checker(self, c: RequestVerification) -> None:
         def exclude() -> frozenset[bytes]:
-            planted = self.machine.plant_checker(c.task_id)  # it holds the task's plant
-            plant = frozenset() if planted is None else frozenset({planted})
-            plant |= self.machine.checkers_barred()  # overruled by a dispute of this job
+            # the worker, its plant's checker, checkers overruled in this job and, in a
+            # dispute, those already used (protocol: JobMachine.checkers_refused)
+            refused = self.machine.checkers_refused(c.task_id) | c.exclude
             if not c.exclude:
-                return plant
-            # a dispute: never a checker already used on the task, nor one being assigned
-            used = self.machine.checkers_excluded(c.task_id)
-            return plant | c.exclude | used | self._assigning.get(c.task_id, frozenset())
+                return refused
+            # a dispute: nor one being assigned
+            return refused | self._assigning.get(c.task_id, frozenset())
 
         def qualifies(checker: bytes) -> bool:
             address = self.role.address_of(checker)

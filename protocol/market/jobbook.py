@@ -104,6 +104,9 @@ class JobBook:
         self._checker_addresses: dict[bytes, bytes] = {}
         self._fees_by_address: dict[bytes, int] = {}
         self._fees_pending: dict[tuple[bytes, bytes], int] = {}
+        # Checks out when their task was revoked (its worker shut out): task id -> (the
+        # fee still reserved for them, their verify deadline). See VerifyDesk._orphan.
+        self._orphans: dict[bytes, tuple[int, int]] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -299,11 +302,17 @@ class JobBook:
         out: list[Command] = []
         for task in [t for t in self._active.values() if t.worker == worker]:
             out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
+            was = task.state
             self._task_step(task, ev.TaskRevoked(task.task_id))
             self._release(task)
+            if was is TaskState.VERIFYING:
+                self._orphan(task)
             self._frame_step(task.frame, ev.AttemptReturned(task.frame))
             self._pending.add(task.frame)
         return out
+
+    def _orphan(self, task: TaskRecord) -> None:
+        raise NotImplementedError  # protocol.market.verifying
 
     def _pay(self, task: TaskRecord) -> list[Command]:
         """``task``'s frame is accepted: its worker is owed its price."""

@@ -56,6 +56,10 @@ class PlantDesk(JobBook):
         self._plants: dict[bytes, PlantRecord] = {}  # task id -> its plant (one per task)
         self._plants_asked: set[bytes] = set()  # task ids a plant was requested for
         self._plant_misses: dict[bytes, int] = {}  # checker -> plants it passed
+        # task id -> the checker its plant went to, kept after the plant is decided or
+        # expired: that checker's verdicts on the task are plant verdicts for good (a late
+        # one taken as the real check's verdict rejected an honest result)
+        self._plant_holders: dict[bytes, bytes] = {}
 
     @property
     def plant_misses(self) -> dict[bytes, int]:
@@ -104,6 +108,7 @@ class PlantDesk(JobBook):
         self._plants[task_id] = PlantRecord(
             task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms
         )
+        self._plant_holders[task_id] = checker
         self._reserved_wei += fee
         self._fees_pending[(task_id, checker)] = fee
         request = VerifyRequest(
@@ -117,18 +122,19 @@ class PlantDesk(JobBook):
         return task_id in self._plants
 
     def plant_checker(self, task_id: bytes) -> bytes | None:
-        """The checker ``task_id``'s open plant went to, if any (never its real checker)."""
-        plant = self._plants.get(task_id)
-        return None if plant is None else plant.checker
+        """The checker ``task_id``'s plant went to, if any, open or not: never its real
+        checker (it would receive two requests naming one task: one is a plant)."""
+        return self._plant_holders.get(task_id)
 
     def _is_plant_verdict(self, sender: bytes, verdict: Verdict) -> bool:
-        plant = self._plants.get(verdict.task_id)
-        return plant is not None and plant.checker == sender
+        return self._plant_holders.get(verdict.task_id) == sender
 
     def _on_plant_verdict(
         self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
     ) -> list[Command]:
-        plant = self._plants[verdict.task_id]
+        plant = self._plants.get(verdict.task_id)
+        if plant is None:
+            return []  # after its timeout (or a resend of a judged one): unpaid, no penalty
         task = self._tasks[verdict.task_id]
         if (verdict.worker, verdict.frame, verdict.result_digest) != (
             task.worker, task.frame, task.result_digest

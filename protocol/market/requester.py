@@ -194,7 +194,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             leased = task.state is TaskState.LEASED
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
         times += [task.verify_deadline_ms for task in self._disputes.values()]
-        times += self._plant_deadlines()
+        times += self._plant_deadlines() + self._orphan_deadlines()
         return min(times)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
@@ -204,8 +204,10 @@ class JobMachine(PlantDesk, VerifyDesk):
         frames_settled = self._settled == len(self._frames)
         if now_ms >= self.spec.deadline_ms and not frames_settled:
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
-        if self._plant_timeouts(now_ms, everything=now_ms >= self.spec.deadline_ms):
-            if frames_settled:  # the job waited only for its plants
+        past = now_ms >= self.spec.deadline_ms
+        expired = self._plant_timeouts(now_ms, everything=past)
+        if self._orphan_timeouts(now_ms, everything=past) or expired:
+            if frames_settled:  # the job waited only for its plants and orphaned checks
                 return self._after_change(now_ms)
         out: list[Command] = []
         for task in list(self._active.values()):
@@ -431,8 +433,8 @@ class JobMachine(PlantDesk, VerifyDesk):
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
             return self._award(now_ms)
-        if self._plants:
-            return []  # every frame is settled; the job ends once its plants are decided
+        if self._plants or self._orphans:
+            return []  # every frame is settled; the job ends once its paid checks are decided
         self._job_step(ev.FramesSettled(self.job_id))
         all_accepted = all(f.state is FrameState.ACCEPTED for f in self._frames.values())
         outcome = JobOutcome.COMPLETED if all_accepted else JobOutcome.PARTIAL

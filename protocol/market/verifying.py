@@ -109,6 +109,21 @@ class VerifyDesk(JobBook):
         chunk_wei = task.fee_wei * max(0, unsettled - 1) // checkers
         return [*self._fund({address: chunk_wei}), Send(checker, request)]
 
+    def checkers_refused(self, task_id: bytes) -> frozenset[bytes]:
+        """Nodes :meth:`assign_checker` would not take for ``task_id`` now, for a driver
+        to leave out of its choice (node and simulator): its worker, the checker its
+        plant went to, every checker a dispute of this job overruled, and during a
+        dispute every checker already used on the task."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return frozenset(self._overruled)
+        out = {task.worker, *self._overruled}
+        if (holder := self.plant_checker(task_id)) is not None:
+            out.add(holder)
+        if task.state is TaskState.DISPUTED:
+            out |= task.checkers | task.dispute_checkers
+        return frozenset(out)
+
     def checkers_barred(self) -> frozenset[bytes]:
         """Checkers this job asks no more (``assign_checker`` ignores them): each had a
         rejection overturned by a dispute's majority here. Asking one again invited the
@@ -138,6 +153,8 @@ class VerifyDesk(JobBook):
             raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
+        if task.task_id in self._orphans:
+            return self._on_orphan_verdict(task, sender, now_ms)
         was = task.state
         event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
         self._task_step(task, event(task.task_id))
@@ -280,6 +297,41 @@ class VerifyDesk(JobBook):
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             out.append(self._resolved(task, True, False, reason))
         return out
+
+    # ---- checks orphaned by a revoked task ----
+
+    def _orphan(self, task: TaskRecord) -> None:
+        """``task`` was revoked while its check was out (its worker was shut out): the
+        checker we asked cannot know and renders anyway, so its verdict, if it comes
+        by the check's verify deadline, is still paid (honest checkers lost these fees,
+        a lazy one that answers at once almost never did). The fee stays reserved
+        until then; the verdict changes nothing else."""
+        if task.fee_paid or task.fee_wei == 0 or not task.checkers:
+            return
+        self._orphans[task.task_id] = (task.fee_wei, task.verify_deadline_ms)
+        self._reserved_wei += task.fee_wei  # _release gave it back with the price
+
+    def _on_orphan_verdict(self, task: TaskRecord, sender: bytes, now_ms: int) -> list[Command]:
+        fee_wei, _ = self._orphans.pop(task.task_id)
+        self._reserved_wei -= fee_wei
+        task.fee_paid = True
+        for checker in task.checkers - {sender}:  # the first verdict is paid, as for any check
+            self._fees_pending.pop((task.task_id, checker), None)
+        return self._fee_due(task, sender) + self._after_change(now_ms)
+
+    def _orphan_timeouts(self, now_ms: int, *, everything: bool = False) -> bool:
+        """Orphaned checks unanswered by their deadline (``everything``: all of them):
+        nothing owed, the reservation released. True if any went."""
+        expired = [t for t, (_, due) in self._orphans.items() if everything or now_ms >= due]
+        for task_id in expired:
+            fee_wei, _ = self._orphans.pop(task_id)
+            self._reserved_wei -= fee_wei
+            for checker in self._tasks[task_id].checkers:
+                self._fees_pending.pop((task_id, checker), None)
+        return bool(expired)
+
+    def _orphan_deadlines(self) -> list[int]:
+        return [due for _, due in self._orphans.values()]
 
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms

@@ -373,9 +373,7 @@ class MarketHarness:
                 for node in self.workers:
                     self.send(self.requester, node, command.message)
             elif isinstance(command, RequestVerification):
-                exclude = command.exclude | self.job.checkers_barred()
-                if command.exclude:  # a dispute: the machine refuses a checker used on the task
-                    exclude |= self.job.checkers_excluded(command.task_id)
+                exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
                 if checker is not None:  # else the machine's verify timeout decides
                     address = self.checker_addresses[checker]

@@ -150,3 +150,37 @@ def test_the_plant_rate_is_the_requesters_draw() -> None:
     assert none.commands(RequestPlant) == []
     no_secret = planted(frames=(1, 2, 3), check_secret=None)
     assert no_secret.commands(RequestPlant) == []
+
+
+def test_a_late_plant_verdict_is_neither_penalised_nor_taken_for_the_real_one() -> None:
+    """Review finding: once a plant timed out, its checker's late verdict (a rejection:
+    an honest checker rejects every plant) read as a verdict from a node we did not ask
+    (penalty 50), and, had that checker since been asked for the real check, as the
+    real check's verdict: an honest result rejected. Its holder is never asked for the
+    real check, and its verdicts stay plant verdicts."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    holder, _ = harness.plants[task_id]
+    harness.advance(MarketConfig().verify_timeout_ms + 1)  # plant and real check time out
+    assert holder in harness.job.checkers_refused(task_id)
+    address = harness.checker_addresses[holder]
+    assert harness.job.assign_checker(task_id, holder, harness.now_ms, address) == []
+    harness.plant_verdict(task_id, passed=False)  # late: unpaid, unpunished, no effect
+    assert harness.rejected == []
+    assert harness.commands(PlantJudged) == []
+    assert fees_to(harness, holder) == 0
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    harness.verdict(task_id, passed=True)
+    assert set(harness.job.frame_states().values()) == {FrameState.ACCEPTED}
+    assert harness.commands(JobFinished)
+
+
+def test_a_resent_plant_verdict_is_not_penalised() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    harness.plant_verdict(task_id, passed=False)
+    checker, verdict = harness.verdicts[-1]
+    harness.send(checker, harness.requester, verdict)  # resent (a lost acknowledgement)
+    harness.pump()
+    assert harness.rejected == []
+    assert len(harness.commands(PlantJudged)) == 1

@@ -412,13 +412,41 @@ def test_blocklisting_revokes_live_leases_and_drops_unverified_results() -> None
     checker = harness.checker_ids[0]
     address = harness.checker_addresses[checker]
     assert harness.job.assign_checker(first, checker, harness.now_ms, address) == []
-    harness.verdict(first, True)  # the checker answers late: ignored, no fee
+    asked = harness.verifications[first][0]  # the checker asked before the blocklisting
+    harness.verdict(first, True)  # it could not know: paid its fee, nothing else changes
     assert harness.commands(FrameAccepted) == []
-    assert harness.commands(CheckerFeeDue) == []
+    assert [(c.task_id, c.checker) for c in harness.commands(CheckerFeeDue)] == [(first, asked)]  # type: ignore[union-attr]
     assert sorted(harness.renders.values()) == [list(harness.workers)[1]] * 3
     finish_all(harness)
     assert outcome(harness) is JobOutcome.COMPLETED
     assert {c.worker for c in harness.commands(FrameAccepted)} == {list(harness.workers)[1]}  # type: ignore[union-attr]
+
+
+def test_a_check_orphaned_by_a_blocklisting_is_paid_only_by_its_deadline() -> None:
+    """Review finding: a result being checked when its worker was blocklisted was dropped
+    with its check: the checker, which cannot know, rendered for nothing (honest checkers
+    lost these fees; a lazy one answering at once hardly ever did), and the fee stayed
+    counted in its lane's needs for the rest of the job. Now the fee stays reserved
+    until the check's verify deadline: answered by then, paid; not, released."""
+    config = MarketConfig(blocklist_after_failures=1, max_tasks_per_worker=3)
+    harness = started(frames=(1, 2, 3), worker_prices_wei_per_ru=(100, 110), worker_slots=3,
+                      market=config)  # fmt: skip
+    bad = next(iter(harness.workers))
+    first, second, _ = [t for t, n in harness.renders.items() if n == bad]
+    harness.finish_render(first)
+    harness.fail_render(second)  # blocklisted while `first` is being checked
+    assert harness.job.task_state(first) is TaskState.REVOKED
+    harness.verifications.pop(first)  # its checker never answers
+    finish_all(harness)
+    assert harness.commands(JobFinished) == []  # the orphaned check may still be owed
+    harness.advance(MarketConfig().verify_timeout_ms + 1)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert first not in {c.task_id for c in harness.commands(CheckerFeeDue)}  # type: ignore[union-attr]
+    (refund,) = harness.commands(RefundDue)
+    spent = sum(harness.job.owed_wei_by_payee().values()) + sum(
+        c.fee_wei for c in harness.commands(CheckerFeeDue)  # type: ignore[union-attr]
+    )
+    assert isinstance(refund, RefundDue) and refund.refund_wei == harness.budget_wei - spent
 
 
 def test_the_announce_is_repeated_only_while_frames_wait_for_a_worker() -> None:
