@@ -185,6 +185,15 @@ class RecordService:
             self.unpublished += 1
             log_event(logger, logging.WARNING, "record not published", type=message.TYPE)
 
+    async def publish_queued(self, topic: str, message: Message) -> None:
+        """Queue one of our own messages, waiting while the queue is full (a restart's
+        republish of every record of its resumed jobs could exceed it, and the rest were
+        dropped with a warning each); nothing queued once the service closed."""
+        try:
+            await self._out_send.send((topic, message))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.unpublished += 1
+
     async def publish(self, topic: str, message: Message) -> None:
         """Sign and gossip one of our own messages, keeping it in our own record first."""
         wire = encode_envelope(self.node.key, message, nonce=self.node._nonce(),

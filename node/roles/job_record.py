@@ -96,7 +96,7 @@ class JobRecord:
         self._replayed += self._pending
         self._pending.clear()
 
-    def republish(self, service: RecordService) -> int:
+    async def republish(self, service: RecordService) -> int:
         """After a replay: publish the job's records again; returns how many our own
         book lacked. All of them go out, not only those: a record is in our book (and
         store) before its gossip leaves, so a kill in between kept one from every peer
@@ -115,6 +115,7 @@ class JobRecord:
                 info = book.jobs.get(self.job_id)
                 known = info is not None and info.closed is not None
             missing += not known
-            service.publish_soon(RECORD_TOPIC, message)
-        self._replayed.clear()
+        replayed, self._replayed = self._replayed, []
+        for _, message in replayed:  # however many: the queue waits, it drops nothing
+            await service.publish_queued(RECORD_TOPIC, message)
         return missing

@@ -598,7 +598,7 @@ class RequesterRole:
             await node.wait_until(
                 lambda: any(s.received_ms >= resumed_ms for s in node.capacity.values())
             )
-        if missing := job.record.republish(node.record):
+        if missing := await job.record.republish(node.record):
             log_event(logger, logging.WARNING, "records republished after a restart",
                       job=job.job_id.hex()[:16], records=missing)  # fmt: skip
 
