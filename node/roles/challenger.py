@@ -5,7 +5,9 @@ Theory of operation. A job that keeps unproven bidders to trial frames
 bid is fed to the machine, a bidder that has no fresh outcome here, no
 confirmed stake and no accepted frame on record is sent a ``CapacityChallenge``
 (``protocol.challenge.ChallengeBook`` decides whether and keeps it bounded).
-The answer is timed on our market clock from the send; then the answer's
+The answer is timed on our market clock from the send (judged with the
+challenge's allowance for the scene's transfer and the renderer's start:
+``protocol.challenge``); then the answer's
 frame is fetched from the worker and one tile of it, chosen from a secret
 drawn now, is re-rendered with our own tile renderer (``node.verify.check_frame``:
 exact within one build and device class). ``protocol.challenge.judge`` gives
@@ -99,7 +101,7 @@ class Challenger:
         self.role.ctx.outbox.send(worker, CapacityChallenge(challenge.challenge_id, job.job_id))
         log_event(logger, logging.INFO, "capacity challenge sent", worker=worker.hex()[:16],
                   claimed_ru_per_hour=claimed, challenge_ru=challenge.ru)  # fmt: skip
-        self.role.spawn(self._expire_after, self.book.config.timeout_ms)
+        self.role.spawn(self._expire_after, self.book.config.timeout_ms + challenge.allowance_ms)
 
     def _next(self) -> None:
         """A challenge closed: challenge the longest-waiting bidder still worth it."""
@@ -125,7 +127,8 @@ class Challenger:
             ok = await self._tile_matches(pending, answer)
             if ok is not None:  # None: we could not judge it; the bidder stays on trial
                 outcome = judge(pending.claimed_ru_per_hour, pending.challenge.ru, measured_ms,
-                                ok, self.book.config.margin_permille)  # fmt: skip
+                                ok, self.book.config.margin_permille,
+                                pending.challenge.allowance_ms)  # fmt: skip
         finally:
             self.book.judged(pending, outcome, self.role.clock.now_ms())
         if outcome is not None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from protocol.capacity import MS_PER_HOUR, measured_score
 from protocol.challenge import (
+    START_ALLOWANCE_MS,
     UNANSWERED,
     ChallengeBook,
     ChallengeConfig,
@@ -89,10 +93,11 @@ def test_the_book_is_bounded_and_answers_only_what_it_asked() -> None:
     assert not book.wants(c, 250)  # still judging a's answer: it counts
     book.judged(pending, judge(100, 10, measured_ms, True), 300)
     assert book.wants(c, 300) and book.outcome(a, 300) is not None
-    (expired,) = book.expire(1_000)  # b never answered
+    late_ms = 1_000 + challenge_of(SPEC, JOB, cid(2)).allowance_ms  # timeout + allowance
+    (expired,) = book.expire(late_ms)  # b never answered
     assert expired[0].worker == b and expired[1] == UNANSWERED
     with pytest.raises(IllegalMessage):
-        book.answered(b, answer(cid(2)), 1_001)  # too late: closed
+        book.answered(b, answer(cid(2)), late_ms + 1)  # too late: closed
     assert book.outcome(a, 10_300) is None  # forgotten after remember_ms: challenged again
     for n in range(10):
         book.record(bytes([n]) * 32, UNANSWERED, 0)
@@ -133,3 +138,55 @@ def test_a_trial_lease_won_before_the_challenge_was_judged_still_counts() -> Non
     rebid = Bid(harness.job_id, 1, 1_000, 30, address_for("worker1"))
     out = harness.job.receive(other, rebid, harness.now_ms)  # re-plans the other bidder
     assert not [c for c in out if isinstance(getattr(c, "message", None), Award)]
+
+
+MARGIN = 3_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ru=st.integers(1, 10**6),
+    speed=st.integers(1, 10**9),  # the worker's true RU/h
+    overhead_ms=st.integers(0, 200_000),  # transfer, start-up, messages
+    allowance=st.integers(0, 200_000),
+)
+def test_no_honest_worker_whose_overheads_fit_the_allowance_is_caught(
+    ru: int, speed: int, overhead_ms: int, allowance: int
+) -> None:
+    """Review finding: the time includes the scene's transfer and Blender's start, so a
+    fast GPU on a light scene (a quarter frame in 0.2 s, seconds of start-up) was
+    'slower than claimed beyond the margin' and shut out for 24 h."""
+    assume(overhead_ms <= allowance)
+    render_ms = -(-ru * MS_PER_HOUR // speed)  # its real render time, rounded up
+    assume(render_ms >= 100)  # a clock in ms cannot time less to within the margin
+    outcome = judge(speed, ru, render_ms + overhead_ms, True, MARGIN, allowance)
+    assert outcome.passed and not outcome.caught
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ru=st.integers(1, 10**6),
+    measured_ms=st.integers(1, 10**7),
+    claimed=st.integers(1, 10**12),
+    allowance=st.integers(0, 200_000),
+)
+def test_no_bidder_is_believed_more_than_the_margin_times_what_it_showed(
+    ru: int, measured_ms: int, claimed: int, allowance: int
+) -> None:
+    """The allowance must not buy a liar speed: whatever it claims, a passed bidder's
+    believed score is at most the margin times the speed its answer showed."""
+    outcome = judge(claimed, ru, measured_ms, True, MARGIN, allowance)
+    shown = measured_score(ru, measured_ms)
+    assert outcome.score_ru_per_hour <= max(1, shown * MARGIN // 1000)
+    if outcome.passed:
+        assert outcome.score_ru_per_hour <= claimed
+
+
+def test_a_challenge_allows_for_its_scenes_transfer() -> None:
+    one = challenge_of(SPEC, JOB, cid(1))
+    assert one.allowance_ms == START_ALLOWANCE_MS + SPEC.scene_size_bytes * 1000 // (1 << 20)
+    book = ChallengeBook(ChallengeConfig(timeout_ms=1_000))
+    book.issue(SPEC, JOB, b"w" * 32, 100, cid(1), 0)
+    assert book.next_timeout_ms() == 1_000 + one.allowance_ms
+    assert book.expire(1_000 + one.allowance_ms - 1) == []
+    assert len(book.expire(1_000 + one.allowance_ms)) == 1
