@@ -2,8 +2,8 @@
 
 It imports nothing from ``node/`` or ``protocol/`` (a test checks that): the
 canonical msgpack, envelopes, peer ids, payment binding, job ids, framing,
-CIDs, manifests and the content protocol are re-implemented here from the
-spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
+CIDs, manifests, the content and record-sync protocols and the EIP-712
+result signature are re-implemented here from the spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
 layers (TCP, Noise, yamux, gossipsub) are py-libp2p's, as a second
 implementation would use its own language's libp2p.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from base64 import b32encode
+from base64 import b32decode, b32encode
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils.crypto import keccak
 from nacl.signing import SigningKey, VerifyKey
 
@@ -28,8 +28,10 @@ JOB_DOMAIN = b"pictor/job-spec/v1\x00"  # §8.2
 PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"  # §1: identity multihash of protobuf PublicKey
 MARKET = "/pictor/market/1.0.0"
 CONTENT = "/pictor/content/1.0.0"
+RECORD_SYNC = "/pictor/record-sync/1.0.0"
 CAPACITY_TOPIC = "/pictor/1/capacity"
 JOBS_TOPIC = "/pictor/1/jobs"
+RECORD_TOPIC = "/pictor/1/record"
 ACK = b"\x00"
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -93,6 +95,22 @@ class Identity:
         head = [1, msg_type, self.public, nonce, now_ms, body]
         signature = self._key.sign(ENVELOPE_DOMAIN + canonical(head)).signature
         return canonical([*head, bytes(signature)])
+
+    def result_sig(self, escrow: dict[str, Any], requester_address: bytes, job: bytes,
+                   task: bytes, frame_number: int, frame_cid: str) -> bytes:  # fmt: skip
+        """§8.4: the EIP-712 ``Result`` signature an escrowed job's result carries."""
+        signable = encode_typed_data(
+            domain_data={"name": "Pictor Escrow", "version": "1", "chainId": escrow["chain_id"],
+                         "verifyingContract": "0x" + escrow["contract"].hex()},
+            message_types={"Result": [
+                {"name": "requester", "type": "address"}, {"name": "jobId", "type": "bytes32"},
+                {"name": "taskId", "type": "bytes32"}, {"name": "frame", "type": "uint256"},
+                {"name": "frameDigest", "type": "bytes32"}]},
+            message_data={"requester": "0x" + requester_address.hex(), "jobId": job,
+                          "taskId": task, "frame": frame_number,
+                          "frameDigest": digest_of_cid(frame_cid)},
+        )
+        return bytes(self._account.sign_message(signable).signature)
 
     def binding(self) -> dict[str, Any]:
         """§8.1: both keys sign; EIP-55 address with 0x; our own peer id."""
@@ -183,6 +201,17 @@ def parse_manifest(raw: bytes, cid: str) -> tuple[int, int, list[bytes]]:
     return size, chunk_bytes, [raw[52 + 32 * i : 84 + 32 * i] for i in range(count)]
 
 
+def digest_of_cid(cid: str) -> bytes:
+    """§7: the sha2-256 inside a CID of the one accepted form."""
+    if not cid.startswith("b"):
+        raise Refused("bad cid")
+    text = cid[1:].upper()
+    raw = b32decode(text + "=" * (-len(text) % 8))
+    if raw[:4] != b"\x01\x55\x12\x20" or len(raw) != 36 or cid_of_digest(raw[4:]) != cid:
+        raise Refused("bad cid")
+    return raw[4:]
+
+
 def cid_of_digest(digest: bytes) -> str:
     return "b" + b32encode(b"\x01\x55\x12\x20" + digest).decode().lower().rstrip("=")
 
@@ -210,3 +239,27 @@ def answer_content(request: bytes, blobs: dict[str, bytes]) -> bytes:
         chunk = data[index << 20 : (index + 1) << 20]
         return b"\x00" + chunk if chunk or (index == 0 and not data) else b"\x01out of range"
     return b"\x01bad request"
+
+
+def sync_request(after_seq: int, limit: int = 256) -> bytes:
+    """§7.1: [after_seq, limit] in canonical msgpack."""
+    return canonical([after_seq, limit])
+
+
+def canonical_unpack(data: bytes) -> Any:
+    """Decode msgpack and refuse it unless it is canonical (§2)."""
+    value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    if canonical(value) != data:
+        raise Refused("not canonical")
+    return value
+
+
+def parse_sync_page(data: bytes, after_seq: int) -> tuple[int, list[Opened]]:
+    """§7.1: [last_seq, [envelope, ...]]; every envelope opened (signature checked)."""
+    page = canonical_unpack(data)
+    if type(page) is not list or len(page) != 2:
+        raise Refused("not a sync page")
+    last_seq, items = page
+    if items and last_seq <= after_seq:
+        raise Refused("the cursor did not advance")
+    return last_seq, [open_envelope(item) for item in items]

@@ -101,6 +101,36 @@ def test_stream_framing_reproduced() -> None:
             assert client.frame(reply).hex() == exchange["responder_sends"]["hex"]
 
 
+def test_result_signature_reproduced() -> None:
+    """§8.4: the worker's EIP-712 Result signature, from the spec text alone."""
+    result = next(v for v in load("envelopes.json")["vectors"] if v["type"] == "result")
+    body = from_json(result["body"])
+    spec = from_json(load("job_ids.json")["vectors"][0]["spec"])
+    assert spec["escrow"] is not None and client.job_id(spec) == body["job_id"]
+    sig = IDENTITIES[result["signer"]].result_sig(
+        spec["escrow"], spec["requester_address"], body["job_id"], body["task_id"],
+        body["frame"], body["frame_cid"])  # fmt: skip
+    claim = next(v for v in load("claims.json")["vectors"] if v["name"] == "result")
+    assert sig == body["result_sig"] and sig.hex() == claim["signature"]
+
+
+def test_record_sync_reproduced() -> None:
+    """§7.1: requests framed byte for byte; every page parses and its envelopes verify."""
+    types = {}
+    for exchange in load("streams.json")["record_sync"]:
+        after, limit = client.canonical_unpack(bytes.fromhex(exchange["request"]))
+        request = client.sync_request(after, limit)
+        assert client.frame(request).hex() == exchange["opener_sends"]["hex"]
+        reply = bytes.fromhex(exchange["responder_sends"]["hex"])
+        assert client.frame(reply[4:]) == reply
+        last, envelopes = client.parse_sync_page(reply[4:], after)
+        assert last >= after and len(envelopes) <= limit
+        types[exchange["name"]] = [e.type for e in envelopes]
+    assert types["sync_first_page"] == ["job_announce", "work_record", "dispute_record",
+                                        "job_closed"]  # fmt: skip
+    assert types["sync_end"] == []
+
+
 def test_client_refuses_decode_level_negatives() -> None:
     refused = 0
     for vector in load("negative.json")["vectors"]:

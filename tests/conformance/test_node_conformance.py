@@ -7,7 +7,8 @@ only, no renderer needed) on a real py-libp2p host. The peer is
 its own py-libp2p host with Noise, yamux and gossipsub. It advertises, hears
 the node's advert and a job announce, fetches the scene over the content
 protocol, bids, is awarded, heartbeats, and reports a result whose frame the
-requester then fetches from it — each step checked from the peer's side,
+requester then fetches from it, and pages the job's public record from the
+node's history (record-sync) — each step checked from the peer's side,
 with the spec's bytes (frames, acks, answers on new streams).
 """
 
@@ -231,9 +232,21 @@ async def test_spec_peer_bids_renders_and_reports(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_spec_peer_serves_its_frame_to_the_requester(tmp_path: Path) -> None:
     async with running_requester(tmp_path) as requester, spec_peer() as peer:
+        record = await peer.pubsub.subscribe(client.RECORD_TOPIC)
         frame_png = await work_a_frame(requester, peer, "none")
         with trio.fail_after(20):
             await requester.wait_for_frame(frame_png)  # fetched from the peer's content server
         cid = client.cid_of(frame_png)
         assert peer.content_requests[0] == client.content_request_manifest(cid)
+        with trio.fail_after(20):  # the one-frame job ends: its requester says so (§5.1)
+            closed = await next_gossip(record, "job_closed")
+        # §7.1: the node's stored history, paged from position 0
+        node_peer = client.peer_id(closed.sender)
+        page = await peer.request(node_peer, client.RECORD_SYNC, client.sync_request(0))
+        last, envelopes = client.parse_sync_page(page, 0)
+        assert [e.type for e in envelopes] == ["job_announce", "job_closed"] and last >= 2
+        assert envelopes[1].digest == closed.digest and envelopes[0].body["job_id"] == (
+            closed.body["job_id"])  # fmt: skip
+        end = await peer.request(node_peer, client.RECORD_SYNC, client.sync_request(last))
+        assert client.parse_sync_page(end, last) == (last, [])
         assert requester.refusals() == {}

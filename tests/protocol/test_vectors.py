@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
 from eth_utils.crypto import keccak
 from nacl.signing import VerifyKey
@@ -127,7 +127,7 @@ def test_content_vectors_check_out() -> None:
 
 def test_stream_vectors_are_four_byte_framed() -> None:
     doc = load("streams.json")
-    for exchange in doc["market"] + doc["content"]:
+    for exchange in doc["market"] + doc["content"] + doc["record_sync"]:
         sent = bytes.fromhex(exchange["opener_sends"]["hex"])
         (length,) = struct.unpack(">I", sent[:4])
         assert length == len(sent) - 4
@@ -137,3 +137,52 @@ def test_stream_vectors_are_four_byte_framed() -> None:
             assert struct.unpack(">I", body[:4])[0] == len(body) - 4
     accepted = [e for e in doc["market"] if e["name"].endswith("_accepted")]
     assert accepted and all(e["responder_sends"]["hex"] == "0000000100" for e in accepted)
+
+
+def test_record_sync_vectors_check_out() -> None:
+    """Pages hold the very envelopes of envelopes.json, in store order, as [last_seq, [...]]."""
+    envelopes = {v["type"]: bytes.fromhex(v["envelope"]) for v in load("envelopes.json")["vectors"]}
+    order = ["job_announce", "work_record", "dispute_record", "job_closed"]
+    pages = {e["name"]: e for e in load("streams.json")["record_sync"]}
+    expected = {"sync_first_page": (0, 256, 4, order), "sync_two_items": (0, 2, 2, order[:2]),
+                "sync_next_page": (2, 2, 4, order[2:]), "sync_end": (4, 256, 4, [])}  # fmt: skip
+    assert set(pages) == set(expected)
+    for name, (after, limit, last, types) in expected.items():
+        assert msgpack.unpackb(bytes.fromhex(pages[name]["request"])) == [after, limit]
+        reply = bytes.fromhex(pages[name]["responder_sends"]["hex"])[4:]
+        assert msgpack.unpackb(reply, raw=False) == [last, [envelopes[t] for t in types]]
+
+
+_EIP712_FIELDS = {"requester": "address", "jobId": "bytes32", "worker": "address",
+                  "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
+                  "tiles": "bytes32", "amount": "uint256"}  # fmt: skip
+
+
+@pytest.mark.parametrize("vector", load("claims.json")["vectors"], ids=lambda v: v["name"])
+def test_claim_vector_checks_out(vector: dict[str, Any]) -> None:
+    """Hashed again from the type text alone with eth-account, signer recovered with eth-keys."""
+    doc = load("claims.json")
+    primary, fields = vector["type"].split("(", 1)
+    names = [f.split(" ")[1] for f in fields.rstrip(")").split(",")]
+    assert list(vector["message"]) == [n for n in _EIP712_FIELDS if n in names]
+    message = {n: v if _EIP712_FIELDS[n] == "address" else
+               int(v) if _EIP712_FIELDS[n] == "uint256" else bytes.fromhex(v)
+               for n, v in vector["message"].items()}  # fmt: skip
+    signable = encode_typed_data(
+        domain_data={"name": "Pictor Escrow", "version": "1", "chainId": doc["chain_id"],
+                     "verifyingContract": doc["verifying_contract"]},
+        message_types={primary: [{"name": n, "type": _EIP712_FIELDS[n]} for n in names]},
+        message_data=message,
+    )
+    assert bytes(signable.header).hex() == vector["domain_separator"]
+    assert bytes(signable.body).hex() == vector["struct_hash"]
+    digest = keccak(b"\x19\x01" + bytes(signable.header) + bytes(signable.body))
+    assert digest.hex() == vector["digest"]
+    assert keccak(vector["type"].encode()).hex() == vector["typehash"]
+    signature = bytes.fromhex(vector["signature"])
+    assert signature[64] in (27, 28)
+    sig = keys.Signature(signature[:64] + bytes([signature[64] - 27]))
+    assert sig.recover_public_key_from_msg_hash(digest).to_checksum_address() == vector["signer"]
+    tiles = hashlib.sha256(bytes.fromhex(doc["tiles_domain"]) + b"".join(
+        sorted(bytes.fromhex(d) for d in doc["verdict_digests"]))).hexdigest()  # fmt: skip
+    assert tiles == doc["tiles"] and vector["message"].get("tiles", tiles) == tiles

@@ -7,8 +7,9 @@ difference, so the vectors cannot drift from what the node really sends.
 Everything is deterministic: keys come from fixed seeds (``vectors_samples``),
 nonces and timestamps are constants, Ed25519 and RFC 6979 secp256k1
 signatures are deterministic, and the stream exchanges (``vectors_streams``)
-are recorded from the node's own framing and content code over in-memory
-streams. Negative vectors are in ``vectors_negative``.
+are recorded from the node's own framing, content and record-sync code over
+in-memory streams. Negative vectors are in ``vectors_negative``, the EIP-712
+result/fraud/clean signatures in ``vectors_claims``.
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ def content_vectors() -> dict[str, Any]:
 
 
 def all_vectors() -> dict[str, Any]:
+    from tests.protocol.vectors_claims import claim_vectors
     from tests.protocol.vectors_negative import negative_vectors
     from tests.protocol.vectors_streams import stream_vectors
 
@@ -237,6 +239,7 @@ def all_vectors() -> dict[str, Any]:
         "job_ids.json": job_id_vectors(),
         "bindings.json": binding_vectors(),
         "vouchers.json": voucher_vectors(),
+        "claims.json": claim_vectors(),
         "content.json": content_vectors(),
         "streams.json": stream_vectors(),
         "negative.json": negative_vectors(),

@@ -18,7 +18,7 @@ from protocol import NodeKey, encode_envelope
 from protocol.codec import packb, to_wire
 from protocol.envelope import SIGNING_DOMAIN
 from protocol.identity import BIND_ADDRESS_DOMAIN
-from protocol.messages import AwardDeclined, Bid, CapacityAdvert, Heartbeat
+from protocol.messages import AwardDeclined, Bid, CapacityAdvert, Heartbeat, JobAnnounce
 from tests.protocol.vectors_samples import ALICE, BOB, CAROL, NOW_MS, TestIdentity, sample_messages
 from tests.protocol.vectors_streams import ENVELOPE_LIMIT, envelope_of
 
@@ -80,9 +80,11 @@ def _neg(
     path: str = "envelope",
     peer: TestIdentity = BOB,
     prelude: tuple[bytes, ...] = (),
+    origin: TestIdentity | None = None,
+    verdict: str = "REJECT",
 ) -> dict[str, Any]:
     error, reason, penalty = outcome
-    return {
+    vector = {
         "name": name,
         "comment": comment,
         "path": path,
@@ -93,6 +95,9 @@ def _neg(
         "reason": reason,
         "penalty": penalty,
     }
+    if path.startswith("gossip_"):  # who signed the pubsub message, and gossipsub's verdict
+        vector |= {"origin": (origin or peer).name, "verdict": verdict}
+    return vector
 
 
 def _with(parts: list[bytes], index: int, item: bytes) -> list[bytes]:
@@ -203,6 +208,52 @@ def _advert_negatives() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _gossip_negatives() -> list[dict[str, Any]]:
+    """Gossip: REJECTs are the forwarder's fault (carol forwards here), stale or replayed
+    messages are IGNOREd unpenalised (docs/PROTOCOL.md §4, §5)."""
+    advert = next(m for n, _s, m in sample_messages() if n == "capacity_advert")
+    announce = next(m for n, _s, m in sample_messages() if n == "job_announce")
+    assert isinstance(announce, JobAnnounce)
+    fresh = encode_envelope(BOB.key, advert, nonce=21, now_ms=NOW_MS)
+    stale = encode_envelope(BOB.key, advert, nonce=22, now_ms=NOW_MS - 60_001)
+    wrong_id = dataclasses.replace(announce, job_id=bytes(32))
+    ignored = ("ClockSkew", "stale", 0)
+    return [
+        _neg("gossip_stale_advert", "bob's advert 60,001 ms old (gossip history), forwarded by "
+             "carol: IGNORE, nobody penalised (the forwarder's 'stale' count goes up)", stale,
+             ignored, path="gossip_capacity", peer=CAROL, origin=BOB, verdict="IGNORE"),
+        _neg("gossip_replayed_advert", "bob's advert again (the prelude), forwarded by carol: "
+             "IGNORE, nobody penalised", fresh, ("ReplayDetected", "replay_ignored", 0),
+             path="gossip_capacity", peer=CAROL, origin=BOB, verdict="IGNORE", prelude=(fresh,)),
+        _neg("gossip_origin_mismatch", "bob's valid advert in a pubsub message whose origin "
+             "(from) is alice, forwarded by carol: carol pays", fresh,
+             ("RemoteProtocolError", "sender_mismatch", 100), path="gossip_capacity", peer=CAROL,
+             origin=ALICE),
+        _neg("announce_job_id_not_spec_hash", "alice's announce with job_id = 32 zero bytes, "
+             "forwarded by carol", encode_envelope(ALICE.key, wrong_id, nonce=23, now_ms=NOW_MS),
+             ("IllegalMessage", "illegal_message", 50), path="gossip_jobs", peer=CAROL,
+             origin=ALICE),
+        _neg("announce_not_by_requester", "alice's job announced (signed) by bob, forwarded by "
+             "carol", encode_envelope(BOB.key, announce, nonce=24, now_ms=NOW_MS),
+             ("IllegalMessage", "illegal_message", 10), path="gossip_jobs", peer=CAROL,
+             origin=BOB),
+    ]  # fmt: skip
+
+
+def _sync_negatives() -> list[dict[str, Any]]:
+    sync = "record_sync_stream"
+    return [
+        _neg("sync_limit_zero", "a record-sync request [0, 0] (limit 1..256): closed unanswered",
+             struct.pack(">I", 3) + packb([0, 0]), ("SyncError", "bad_sync_request", 25),
+             path=sync),
+        _neg("sync_not_canonical", "[0, 1] with 0 as uint8 (0xcc00): not canonical",
+             struct.pack(">I", 4) + bytes.fromhex("92cc0001"), ("SyncError", "bad_sync_request",
+                                                                 25), path=sync),
+        _neg("sync_request_over_limit", "a 33-byte record-sync request (limit 32)",
+             struct.pack(">I", 33) + bytes(33), FRAME_OVERSIZE, path=sync),
+    ]  # fmt: skip
+
+
 def leb128(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -238,14 +289,19 @@ def _frame_negatives() -> list[dict[str, Any]]:
 def negative_vectors() -> dict[str, Any]:
     return {
         "comment": "Inputs a receiver must refuse. 'path': envelope = the bytes of one envelope "
-        "as received on a stream or gossip; gossip_capacity = an envelope on /pictor/1/capacity; "
-        "market_stream / content_stream = raw bytes on a fresh stream of that protocol. "
-        "'prelude' envelopes are received (and accepted) first. 'error' is the reference's "
-        "error class, 'reason' its metrics label, 'penalty' the points charged to the "
-        "delivering peer (docs/PROTOCOL.md §4, §9). An input of prefix_hex/fill_hex/length is "
+        "as received on a stream (framed as on the market protocol); gossip_capacity / "
+        "gossip_jobs = an envelope on /pictor/1/capacity / /pictor/1/jobs, in a pubsub message "
+        "whose origin ('from') is 'origin', forwarded by 'delivered_by'; market_stream / "
+        "content_stream / record_sync_stream = raw bytes on a fresh stream of that protocol. "
+        "'prelude' envelopes are received (and accepted) first, the same way (a market stream "
+        "from the same peer, or gossip with the same origin and forwarder). 'error' is the reference's error class, 'reason' its metrics label, 'penalty' "
+        "the points charged to the delivering peer (on gossip the forwarder), 'verdict' "
+        "gossipsub's validation result (REJECT or IGNORE: either way not forwarded) "
+        "(docs/PROTOCOL.md §4, §9). An input of prefix_hex/fill_hex/length is "
         "prefix_hex followed by fill_hex repeated up to length bytes. A whole market frame the "
-        "gate refuses is answered 0x01 (refused for good, §6.1), then closed; broken framing "
-        "and refused content requests are closed without a reply.",
+        "gate refuses is answered 0x01 (refused for good, §6.1), then closed; broken framing, "
+        "refused content requests and refused record-sync requests are closed without a reply.",
         "now_ms": NOW_MS,
-        "vectors": _envelope_negatives() + _advert_negatives() + _frame_negatives(),
+        "vectors": _envelope_negatives() + _advert_negatives() + _gossip_negatives()
+        + _frame_negatives() + _sync_negatives(),
     }

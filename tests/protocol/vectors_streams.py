@@ -3,8 +3,9 @@
 Recorded, bytes on the wire each way, from the node's own code:
 ``node.net.reqresp`` framing, the inbound ``Gate`` answering the market
 protocol with the roles' 1-byte ``ACK`` (as ``Node._on_request`` and
-``Roles.handle`` do), and ``node.content.net`` serving a real
-``ContentStore`` — over in-memory streams.
+``Roles.handle`` do), ``node.content.net`` serving a real ``ContentStore``,
+and ``RecordService.serve`` paging a real store's work record (the node's
+own record-sync handler) — over in-memory streams.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import struct
 import tempfile
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,11 @@ from node.content.transfer import TransferConfig
 from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer
 from node.net.reqresp import FrameError, ReqRespLimits, serve_requests, write_frame
+from node.record import store as record_rows
+from node.record.service import RecordService
+from node.record.sync import SYNC_LIMITS, encode_request
 from node.roles.common import ACK, REFUSED
+from node.store import open_store
 from protocol import ReplayGuard, encode_envelope
 from tests.protocol.vectors_samples import (
     ALICE,
@@ -197,6 +203,58 @@ def content_exchanges() -> list[dict[str, Any]]:
     return out
 
 
+class _SyncPeer:
+    """What ``RecordService.serve`` reads of its ``Node``: scorer, gate, store."""
+
+    def __init__(self, store: Any) -> None:
+        self.scorer = PeerScorer()
+        self.gate = Gate(self.scorer, ReplayGuard(), NodeMetrics(), now_s=lambda: 0.0,
+                         wall_ms=lambda: NOW_MS, on_ban=lambda _peer: None)  # fmt: skip
+        self.store = store
+
+
+RECORD_KINDS = {"job_announce": record_rows.ANNOUNCE, "work_record": record_rows.WORK,
+                "dispute_record": record_rows.DISPUTE, "job_closed": record_rows.CLOSED}  # fmt: skip
+
+
+async def _sync_replies(frames: list[bytes]) -> list[bytes]:
+    rows = []
+    for name, kind in RECORD_KINDS.items():
+        _signer, envelope = envelope_of(name)
+        job_id = bytes(32)  # the table's job column; not on the wire
+        rows.append((hashlib.sha256(envelope).digest(), kind, job_id, envelope, NOW_MS))
+    with tempfile.TemporaryDirectory() as tmp:
+        async with open_store(Path(tmp) / "node.db", inline=True) as store:
+            await store.call(partial(record_rows.save, rows=rows, keep=100))
+            service = RecordService(_SyncPeer(store))  # type: ignore[arg-type]
+            return [
+                await _exchange(service.serve, SYNC_LIMITS, CAROL.key.node_id.text, frame)
+                for frame in frames
+            ]
+
+
+def record_sync_exchanges() -> list[dict[str, Any]]:
+    cases = [
+        ("sync_first_page", encode_request(0), "[0, 256] -> [4, [announce, work_record, "
+         "dispute_record, job_closed]]: everything after position 0, oldest first"),
+        ("sync_two_items", encode_request(0, 2), "[0, 2] -> [2, [announce, work_record]]"),
+        ("sync_next_page", encode_request(2, 2), "[2, 2] -> [4, [dispute_record, job_closed]]"),
+        ("sync_end", encode_request(4), "[4, 256] -> [4, []]: an empty list is the end"),
+    ]  # fmt: skip
+    replies = trio.run(_sync_replies, [framed(request) for _n, request, _c in cases])
+    return [
+        {
+            "name": name,
+            "protocol": "/pictor/record-sync/1.0.0",
+            "comment": comment,
+            "request": request.hex(),
+            "opener_sends": _bytes_field(framed(request)),
+            "responder_sends": _bytes_field(reply),
+        }
+        for (name, request, comment), reply in zip(cases, replies, strict=True)
+    ]
+
+
 def stream_vectors() -> dict[str, Any]:
     return {
         "comment": "Bytes on the wire each way after multistream-select has chosen the protocol. "
@@ -205,4 +263,5 @@ def stream_vectors() -> dict[str, Any]:
         "now_ms": NOW_MS,
         "market": market_exchanges(),
         "content": content_exchanges(),
+        "record_sync": record_sync_exchanges(),
     }

@@ -1,0 +1,96 @@
+"""EIP-712 result, fraud and clean signatures for ``docs/vectors/claims.json`` (see ``vectors_gen``).
+
+The same objects the sample ``result``, ``fraud_signed`` and ``clean_signed``
+envelopes carry (``vectors_samples.sample_messages``), signed by ``ledger.fraud``:
+so a second implementation can check its typed-data hashing step by step and
+then find the very signatures inside ``envelopes.json`` (docs/PROTOCOL.md §8.4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from ledger import fraud
+from node.content.cid import cid_of_bytes
+from protocol.identity import address_text
+from protocol.messages import job_id_of
+from protocol.slashing import TILES_DOMAIN, tiles_commitment
+from tests.protocol.vectors_samples import BOB, CAROL, sample_spec, task_id_of
+
+RESULT_TYPE = (
+    "Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)"
+)
+CLEAN_TYPE = (
+    "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,"
+    "bytes32 frameDigest,bytes32 tiles)"
+)
+FRAUD_TYPE = (
+    "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,"
+    "bytes32 frameDigest,bytes32 tiles,uint256 amount)"
+)
+
+
+def _vector(
+    name: str, type_text: str, message: fraud.Message, key: bytes, fields: dict[str, Any]
+) -> dict[str, Any]:
+    signable = fraud.signable(message)
+    signature = fraud.sign(message, key)
+    digest = keccak(b"\x19\x01" + bytes(signable.header) + bytes(signable.body))
+    signer = fraud.recover(message, signature)
+    return {
+        "name": name,
+        "type": type_text,
+        "typehash": keccak(type_text.encode()).hex(),
+        "message": fields,
+        "domain_separator": bytes(signable.header).hex(),
+        "struct_hash": bytes(signable.body).hex(),
+        "digest": digest.hex(),
+        "signer": address_text(signer),
+        "signature": signature.hex(),
+    }
+
+
+def claim_vectors() -> dict[str, Any]:
+    spec = sample_spec()
+    job = job_id_of(spec)
+    task = task_id_of(job, 1)
+    frame_cid = cid_of_bytes(b"frame 1 png bytes")
+    verdict_digest = hashlib.sha256(b"stand-in for the verdict envelope's bytes").digest()
+    ref = fraud.result_ref(spec, job, task, 1, frame_cid)
+    assert ref is not None
+    tiles = tiles_commitment([verdict_digest])
+    claim = fraud.FraudClaim(ref, BOB.address, tiles, 10**17)
+    base = {
+        "requester": address_text(ref.requester),
+        "jobId": job.hex(),
+        "taskId": task.hex(),
+        "frame": 1,
+        "frameDigest": ref.frame_digest.hex(),
+    }
+    with_worker = {  # in the type's field order
+        "requester": base["requester"], "jobId": base["jobId"],
+        "worker": address_text(BOB.address), "taskId": base["taskId"], "frame": 1,
+        "frameDigest": base["frameDigest"], "tiles": tiles.hex(),
+    }  # fmt: skip
+    return {
+        "comment": "EIP-712 typed data in the escrow's domain (the vouchers'): Result is signed "
+        "by the worker's payment key (result.result_sig), Fraud and Clean by checkers "
+        "(fraud_signed / clean_signed.signature). The signatures are the ones in envelopes.json. "
+        "frameDigest is the sha2-256 inside frame_cid; tiles = SHA-256(tiles_domain || sorted "
+        "verdict body digests); amount is decimal text.",
+        "chain_id": ref.chain_id,
+        "verifying_contract": address_text(ref.contract),
+        "frame_cid": frame_cid,
+        "tiles_domain": TILES_DOMAIN.hex(),
+        "verdict_digests": [verdict_digest.hex()],
+        "tiles": tiles.hex(),
+        "vectors": [
+            _vector("result", RESULT_TYPE, ref, BOB.payment_key, base),
+            _vector("fraud", FRAUD_TYPE, claim, CAROL.payment_key,
+                    {**with_worker, "amount": str(claim.amount_wei)}),
+            _vector("clean", CLEAN_TYPE, claim.answer, CAROL.payment_key, with_worker),
+        ],
+    }
