@@ -24,6 +24,10 @@ were refused):
    unanswered. Only a complete, well-framed request gets this far. A handler
    that raises (a bug, or the store closing under it at shutdown) is logged
    and its request goes unanswered; the exception never reaches the host.
+   The exchange has ``timeout_s``: a handler of ours still running then (a
+   chain read hanging) closes the stream unanswered without blaming the
+   peer; a response write still blocked then (the peer does not read) is
+   the peer's ``timeout``.
 """
 
 from __future__ import annotations
@@ -216,6 +220,7 @@ def serve_requests(
             request_bytes = await _read_request(peer, stream)
             if request_bytes is None or not inbound.try_handle(peer):
                 return
+            writing = False
             try:
                 with trio.move_on_after(limits.timeout_s) as scope:
                     try:
@@ -226,9 +231,12 @@ def serve_requests(
                         logger.exception("request handler failed", extra={"peer": peer})
                         return
                     if response is not None:
+                        writing = True
                         await write_frame(stream, response)
-                if scope.cancelled_caught:
-                    on_bad_frame(peer, FrameError("request too slow", "timeout"))
+                if scope.cancelled_caught and writing:  # the peer did not read its answer
+                    on_bad_frame(peer, FrameError("response not read in time", "timeout"))
+                elif scope.cancelled_caught:  # our own handler was slow: not the peer's fault
+                    logger.warning("request handler too slow", extra={"peer": peer})
             finally:
                 inbound.end_handle(peer)
         except FrameError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+import trio.testing
 from node_helpers import make_advert, make_config, running_node, wall_ms
 
 from node.net.memory import MemoryHub
@@ -141,3 +142,42 @@ def test_limiter_displaces_the_hoarder_on_a_shared_ip() -> None:
     assert not honest.displaced
     assert limiter.statistics()["pending"] == 8
     limiter.end_read(honest_key)
+
+
+async def test_our_own_slow_handler_is_not_the_askers_fault(autojump_clock: trio.abc.Clock) -> None:
+    """A handler that outlives the deadline (the requester's chain read of a bidder's stake
+    hanging, a busy store) closes the stream unanswered; it used to charge the honest asker
+    25 points (``timeout``) each time, so four slow reads banned it (docs/PROTOCOL.md §6)."""
+    blamed: list[str] = []
+    limits = ReqRespLimits(timeout_s=2)
+
+    async def slow(_peer: str, _data: bytes) -> bytes:
+        await trio.sleep(5)
+        return b"late"
+
+    hub = MemoryHub()
+    async with hub.open("server") as server, hub.open("asker") as asker:
+        server.set_stream_handler(PROTOCOL, serve_requests(slow, limits, lambda p, e: blamed.append(e.reason)))
+        await asker.connect("/memory/server/p2p/server")
+        stream = await asker.open_stream("server", PROTOCOL)
+        await stream.send_all(b"\x00\x00\x00\x01x")
+        assert await stream.receive_some() == b""  # closed unanswered at the deadline
+    assert blamed == []
+
+
+async def test_a_peer_that_does_not_read_its_response_is_blamed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The response write blocking past the deadline is the asker's doing: ``timeout``."""
+    blamed: list[str] = []
+    limits = ReqRespLimits(timeout_s=2)
+
+    async def big(_peer: str, _data: bytes) -> bytes:
+        return bytes(8 << 20)
+
+    client, server_side = trio.testing.lockstep_stream_pair()
+    serve = serve_requests(big, limits, lambda p, e: blamed.append(e.reason))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, "asker", server_side)
+        await client.send_all(b"\x00\x00\x00\x01x")  # then never reads
+    assert blamed == ["timeout"]
