@@ -88,6 +88,7 @@ class Identity:
         self._key = SigningKey(seed)
         self.public = bytes(self._key.verify_key)
         self.peer_id = peer_id(self.public)
+        self.peer_id_bytes = PEER_ID_PREFIX + self.public
         self._account = Account.from_key(payment_key)
         self.address = bytes.fromhex(self._account.address[2:])
 
@@ -263,3 +264,13 @@ def parse_sync_page(data: bytes, after_seq: int) -> tuple[int, list[Opened]]:
     if items and last_seq <= after_seq:
         raise Refused("the cursor did not advance")
     return last_seq, [open_envelope(item) for item in items]
+
+
+def dht_network_key(chain_id: int) -> bytes:
+    """§1: the rendezvous key whose providers are one settlement chain's nodes."""
+    return hashlib.sha256(b"pictor/1/network/" + str(chain_id).encode()).digest()
+
+
+def dht_peer_key(peer_id_bytes: bytes) -> bytes:
+    """§1: the key a node provides its own addresses under."""
+    return hashlib.sha256(b"pictor/1/peer/" + peer_id_bytes).digest()

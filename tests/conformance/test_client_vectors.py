@@ -47,6 +47,9 @@ def test_peer_ids_and_addresses() -> None:
         me = IDENTITIES[ident["name"]]
         assert me.peer_id == ident["peer_id"] and me.public.hex() == ident["node_id"]
         assert "0x" + me.address.hex() == ident["payment_address"].lower()
+        assert client.dht_peer_key(me.peer_id_bytes).hex() == ident["dht_peer_key"]
+    for network in load("keys.json")["dht_network_keys"]:
+        assert client.dht_network_key(network["chain_id"]).hex() == network["key"]
 
 
 @pytest.mark.parametrize("vector", load("envelopes.json")["vectors"], ids=lambda v: v["name"])

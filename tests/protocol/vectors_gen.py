@@ -57,8 +57,15 @@ VECTORS_DIR = Path(__file__).resolve().parents[2] / "docs" / "vectors"
 
 
 def keys_vectors() -> dict[str, Any]:
+    from node.net.dht import network_key, peer_key
+
     return {
-        "comment": "Test keys only: never use these seeds for anything real.",
+        "comment": "Test keys only: never use these seeds for anything real. dht_peer_key = "
+        "SHA-256('pictor/1/peer/' || peer_id_bytes); dht_network_keys: SHA-256('pictor/1/network/' "
+        "|| chain id in decimal) (docs/PROTOCOL.md §1, Kademlia DHT).",
+        "dht_network_keys": [
+            {"chain_id": chain, "key": network_key(chain).hex()} for chain in (1, 31337)
+        ],
         "identities": [
             {
                 "name": ident.name,
@@ -69,6 +76,7 @@ def keys_vectors() -> dict[str, Any]:
                 "peer_id_bytes": (b"\x00\x24\x08\x01\x12\x20" + ident.key.node_id.raw).hex(),
                 "payment_private_key": ident.payment_key.hex(),
                 "payment_address": address_text(ident.address),
+                "dht_peer_key": peer_key(ident.key.node_id.text).hex(),
             }
             for ident in IDENTITIES.values()
         ],
