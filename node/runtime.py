@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 from node.api.metrics import NodeMetrics
 from node.config import NodeConfig
 from node.log import log_event
+from node.net.bans import Bans
 from node.net.discovery import DialPolicy, Discovery, plausible_addr
 from node.net.gate import Gate, Refusal
 from node.net.peer_score import PeerScorer, ScoreConfig
@@ -149,7 +150,8 @@ class Node:
         self.capacity: dict[str, SeenAdvert] = {}
         self.max_known_adverts = MAX_KNOWN_ADVERTS
         self.max_stored_peers = MAX_STORED_PEERS
-        self.banned: set[str] = set()
+        self.banned = Bans(config.ban_s)  # node.net.bans: each ends, at most MAX_BANNED
+        self._ban_added = trio.Event()
         self.started_s = trio.current_time()
         self._payment = PaymentBinding.create(key, payment_key)
         self._market: MarketHandler | None = None
@@ -323,7 +325,9 @@ class Node:
     def _on_ban(self, peer: str) -> None:
         if peer in self.banned:
             return
-        self.banned.add(peer)
+        for ended in self.banned.add(peer, trio.current_time()):
+            self.network.unblock(ended)  # the oldest ban, ended early (bounded)
+        self._ban_added.set()
         self.metrics.banned.inc()
         self.network.block(peer)
         try:
@@ -354,6 +358,7 @@ class Node:
                 await services.start(self.discovery.run)
                 await services.start(self.record.run)
                 services.start_soon(self._ban_loop)
+                services.start_soon(self._unban_loop)
                 services.start_soon(self._advert_loop)
                 log_event(
                     logger,
@@ -388,6 +393,21 @@ class Node:
             until_ms = self._wall_ms() + int(self.config.ban_s * 1000)
             await self.network.disconnect(peer)
             await self.store.ban_peer(peer, until_ms)
+            self._notify()
+
+    async def _unban_loop(self) -> None:
+        """End each ban after ``ban_s`` (docs/PROTOCOL.md §9): the peer may connect and
+        gossip again, its score still decaying from the ban."""
+        while True:
+            end_s = self.banned.next_end_s()
+            if end_s is None:
+                self._ban_added = trio.Event()
+                await self._ban_added.wait()
+                continue
+            await trio.sleep_until(end_s)
+            for peer in self.banned.expire(trio.current_time()):
+                self.network.unblock(peer)
+                log_event(logger, logging.INFO, "peer ban ended", peer=peer)
             self._notify()
 
     def make_advert(self) -> CapacityAdvert:

@@ -215,6 +215,10 @@ class Libp2pNetwork:
         self._blocked.add(peer)
         self.pubsub.add_to_blacklist(ID.from_base58(peer))
 
+    def unblock(self, peer: str) -> None:
+        self._blocked.discard(peer)
+        self.pubsub.remove_from_blacklist(ID.from_base58(peer))
+
     async def subscribe(self, topic: str, handler: GossipHandler) -> None:
         me = self.host.get_id()
 

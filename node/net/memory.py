@@ -82,6 +82,9 @@ class MemoryNetwork:
     def block(self, peer: str) -> None:
         self._blocked.add(peer)
 
+    def unblock(self, peer: str) -> None:
+        self._blocked.discard(peer)
+
     async def subscribe(self, topic: str, handler: GossipHandler) -> None:
         await trio.lowlevel.checkpoint()
         self._topics[topic] = handler

@@ -1,0 +1,57 @@
+"""A ban ends after ban_s, and a flood of banned identities is bounded (node.net.bans).
+
+Found in the protocol audit (issue 18): the network layer's block lasted until the
+node restarted, although PROTOCOL.md promised ``ban_s``; and the set of banned peers
+only grew, one entry per banned identity, which a stranger can mint for free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+import trio.testing
+from node_helpers import make_config, running_node, signed_advert, wall_ms
+
+from node.net.bans import Bans
+from node.net.memory import MemoryHub
+from protocol import NodeKey
+from protocol.topics import CAPACITY_TOPIC
+
+
+def test_bans_end_in_order_and_stay_bounded() -> None:
+    bans = Bans(ban_s=60.0, limit=3)
+    assert bans.add("a", 0.0) == [] and bans.add("b", 1.0) == [] and bans.add("c", 2.0) == []
+    assert bans.add("d", 3.0) == ["a"]  # past the limit the oldest ends early
+    assert len(bans) == 3 and "a" not in bans and "d" in bans
+    assert bans.next_end_s() == 61.0
+    assert bans.expire(61.9) == ["b"] and bans.expire(63.0) == ["c", "d"]
+    assert bans.next_end_s() is None and len(bans) == 0
+
+
+async def test_a_banned_peer_is_heard_again_after_ban_s(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    hub = MemoryHub()
+    key, evil_key = NodeKey.generate(), NodeKey.generate()
+    config = make_config(tmp_path, ban_score=100, peer_burst=1000, ban_s=600.0)
+    async with (
+        hub.open(key.node_id.text) as net,
+        hub.open(evil_key.node_id.text) as evil,
+        running_node(config, net, key) as node,
+    ):
+        await evil.connect(net.listen_addrs()[0])
+        while evil.local_peer not in node.banned:  # forged adverts until it is banned
+            fresh = NodeKey.generate()
+            good = signed_advert(fresh, wall_ms())
+            await evil.publish_as(fresh.node_id.text, CAPACITY_TOPIC, good[:-1] + b"\x00")
+        banned_at = trio.current_time()
+        with trio.fail_after(config.ban_s + 60):
+            await node.wait_until(lambda: evil.local_peer not in node.banned)
+        assert trio.current_time() - banned_at >= config.ban_s
+        assert evil.local_peer not in net._blocked  # the network takes it again
+        honest_key = NodeKey.generate()
+        await evil.connect(net.listen_addrs()[0])
+        await evil.publish_as(honest_key.node_id.text, CAPACITY_TOPIC,
+                              signed_advert(honest_key, wall_ms()))  # fmt: skip
+        with trio.fail_after(30):
+            await node.wait_until(lambda: honest_key.node_id.text in node.capacity)
