@@ -391,8 +391,9 @@ class JobBook:
 
     def _lane_needs(self) -> dict[bytes, int]:
         needs = self.due_wei_by_payee()
-        for task in [*self._active.values(), *(t for t in self._tasks.values()
-                                              if t.state is TaskState.DISPUTED)]:  # fmt: skip
+        # the DISPUTED tasks are _disputes (scanning every task made this O(tasks) per
+        # bid and decline: 85 of 200 s of CPU in a 6 h baseline simulation)
+        for task in [*self._active.values(), *self._disputes.values()]:
             needs[task.payee_address] = needs.get(task.payee_address, 0) + task.price_wei
         for (_, checker), fee in self._fees_pending.items():
             address = self._checker_addresses[checker]
