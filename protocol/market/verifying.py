@@ -31,7 +31,9 @@ the lever against colluding checkers): after each passing verdict but the last t
 result stays verifying (``CheckPassed``), that checker is paid, and another checker,
 never one already asked about the task, is requested with a fee of its own; any
 rejection takes the rejection path above (the dispute's majority does not count the
-earlier passes: they were on other tiles).
+earlier passes: they were on other tiles). A job whose budget has no room left for
+another fee (a quote leaves room for one re-check per frame) accepts on the passes it
+has rather than overspend its escrow.
 
 What to do with an accepted or rejected result (accept and pay, charge the
 worker, award again or settle) is the job machine's decision: the three hooks
@@ -168,6 +170,8 @@ class VerifyDesk(JobBook):
         if was is TaskState.VERIFYING and sender in task.passed_by:
             return []  # a resent pass: counted once
         more = was is TaskState.VERIFYING and len(task.passed_by) + 1 < task.checks_needed
+        if more and task.fee_wei > self._free_wei(self._lane_needs()):
+            more = False  # no budget left for another fee: the passes so far decide
         event = (
             ev.VerdictFailed
             if not verdict.passed

@@ -82,3 +82,17 @@ def test_normal_assurance_and_trusted_workers_keep_one_checker() -> None:
         harness.verdict(task_id, True)
         assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
         assert len(requests(harness, task_id)) == 1
+
+
+def test_a_budget_without_room_for_a_second_fee_accepts_on_the_first_pass() -> None:
+    """The escrow is never overspent for the second check (a quote leaves room for one
+    re-check per frame; a budget cut to one frame and its first fee has none)."""
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=3,
+                            assurance=Assurance.HIGH, budget_wei=1_000 + 50 + 10)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, True)
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+    assert len(requests(harness, task_id)) == 1
