@@ -124,7 +124,8 @@ class VerifyDesk(JobBook):
         """Nodes :meth:`assign_checker` would not take for ``task_id`` now, for a driver
         to leave out of its choice (node and simulator): its worker, the checker its
         plant went to, every checker a dispute of this job overruled, and during a
-        dispute every checker already used on the task."""
+        dispute or after a pass the plan wants another checker's after, every checker
+        already used on the task."""
         task = self._tasks.get(task_id)
         if task is None:
             return frozenset(self._overruled)
@@ -133,6 +134,8 @@ class VerifyDesk(JobBook):
             out.add(holder)
         if task.state is TaskState.DISPUTED:
             out |= task.checkers | task.dispute_checkers
+        elif task.passed_by:  # the plan's next checker: never one already asked
+            out |= task.checkers
         return frozenset(out)
 
     def checkers_barred(self) -> frozenset[bytes]:
