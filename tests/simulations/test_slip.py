@@ -32,7 +32,12 @@ def test_every_cheat_is_booked_and_checkers_keep_up_at_the_measured_cost() -> No
     # results were given up unverified, their honest workers went unpaid, checkers lost
     # fees to verify timeouts (main, seed 1 of the full scenario: 0 of 32 jobs completed).
     assert s["cheats_unverified"] == 0
-    assert s["honest_checker_profit_wei"] > 0 and s["honest_margin_wei"] >= 0
+    assert s["honest_checker_profit_wei"] > 0
+    # an honest node loses at most about a frame's pay a run (a job that ends with a frame
+    # in flight); with the old cost each lost 30x that (2 h run: -4.4e15 wei per node)
+    w = load_scenario(SCENARIOS / "cheaters_20pct.toml").workload
+    frame_wei = int(w.ru_per_frame_max * w.price_wei_per_ru * w.max_price_factor)
+    assert s["honest_margin_wei"] > -frame_wei * s["attacker_nodes"]
 
 
 def test_the_colluder_is_what_slips_with_one_checker_and_a_second_one_stops_it() -> None:
