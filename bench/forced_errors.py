@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("lazy_checker_profit_wei", "honest_checker_profit_wei", "colluding_checker_profit_wei",
         "plants_sent", "plants_missed", "plant_fees_wei", "checker_fees_wei", "paid_wei",
-        "cheats_submitted", "cheats_caught", "cheats_missed", "frames_accepted",
+        "cheats_submitted", "cheats_caught", "cheats_missed", "cheats_revoked", "frames_accepted",
         "jobs_completed", "jobs_failed")  # fmt: skip
 
 
@@ -63,8 +63,9 @@ def main() -> None:
     for point in results.values():
         for key in KEYS:
             point[key] = point[key] / args.seeds
-        submitted = point["cheats_submitted"]
-        point["missed_share"] = point["cheats_missed"] / submitted if submitted else 0.0
+        # the slip figure (simulations.metrics.slip_ppm): of the cheats decided on
+        decided = point["cheats_missed"] + point["cheats_caught"] + point["cheats_revoked"]
+        point["missed_share"] = point["cheats_missed"] / decided if decided else 0.0
         fees = point["checker_fees_wei"]
         point["plant_fee_share"] = point["plant_fees_wei"] / fees if fees else 0.0
         paid = point["paid_wei"]
@@ -74,7 +75,7 @@ def main() -> None:
         return
     print(f"{args.scenario}, {args.seeds} seed(s) per rate, means per run")
     head = ("plant ppm", "lazy profit wei", "honest profit wei", "plants", "missed",
-            "plant fees / fees", "plant fees / frame pay", "cheats", "missed", "missed share")
+            "plant fees / fees", "plant fees / frame pay", "cheats", "missed", "slip (of decided)")
     print(" | ".join(head))
     for rate, p in results.items():
         print(" | ".join(str(x) for x in (

@@ -163,16 +163,25 @@ def complexity_permille(probe_ms: int, probe_work: int, reference_probe_ms: int)
     return max(1, probe_ms * REFERENCE_PROBE_WORK * PERMILLE // (reference_probe_ms * probe_work))
 
 
-# A tile check's re-render of one tile, as a share of its frame's render time (parts
-# per million). DESIGN.md measured 5–10 % of a 320 x 240 frame for a 32 x 32 tile
-# (mostly the border render's overhead at that size); taken at 7 % and scaled by
-# the tile's area to the protocol's tile size (SamplingPolicy.tile_px, 16 px: 1.75 %).
-TILE_32PX_COST_PPM = 70_000
+# A tile check's re-render of one tile, as a share of its frame's render time (parts per
+# million): the tile's share of the frame's pixels. Measured with the checker as it now runs
+# (docs/RENDERING.md, "One pin, one frame set, one kept sync per check": one setup per check,
+# the scene kept synced between tiles): at 640 x 360, 64 samples, a steady 24-tile check took
+# 0.48 s of CPU against 15 s for the frame, 0.08 s of it at 1 sample (what is not path
+# tracing), so the tiles' own path tracing, 24 x 256 of 230,400 pixels = 2.7 % of the frame,
+# is most of a check; what is left is fixed per check, not per tile (the simulator's
+# ``verification.check_overhead_s``). The old figure here, 7 % of a frame for a 32 px tile
+# at 320 x 240 scaled to 16 px (1.75 % a tile at any resolution), was one Blender process
+# per tile, whose start-up and scene load it counted once per tile: 16x the measured cost at
+# 640 x 360, which overloaded the simulated checkers (docs/SIMULATIONS.md, Findings).
 
 
-def tile_cost_ppm(tile_px: int) -> int:
-    """One ``tile_px`` tile's re-render cost as parts per million of the frame (>= 1)."""
-    return max(1, TILE_32PX_COST_PPM * tile_px * tile_px // (32 * 32))
+def tile_cost_ppm(tile_px: int, width: int, height: int) -> int:
+    """One ``tile_px`` tile's re-render cost as parts per million of a ``width`` x ``height``
+    frame: its share of the frame's pixels (>= 1)."""
+    if tile_px < 1 or width < 1 or height < 1:
+        raise ValueError("tile_px, width and height must be >= 1")
+    return max(1, min(1_000_000, tile_px * tile_px * 1_000_000 // (width * height)))
 
 
 def finishes_in_time(now_ms: int, deadline_ms: int, frame_ms: int) -> bool:

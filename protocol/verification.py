@@ -228,12 +228,21 @@ def compare_tile(
 
 @dataclass(frozen=True)
 class Level:
-    """Sampling for one assurance level: fresh (reputation 0) to trusted (1)."""
+    """Sampling for one assurance level: fresh (reputation 0) to trusted (1).
+
+    ``checkers_*``: how many different checkers must each pass a checked result, each
+    drawing its own ``k`` tiles. A second checker is the lever against a colluding
+    checker (it passes its partners' cheats without looking: a cheat now slips only when
+    every checker asked colludes) and against partial fakes (two independent draws:
+    ``P(escape)`` squared); it costs a second check and fee per result
+    (docs/VERIFICATION.md, "The slip figure")."""
 
     k_fresh: int
     k_trusted: int
     check_fresh: float
     check_trusted: float
+    checkers_fresh: int = 1
+    checkers_trusted: int = 1
 
 
 @dataclass(frozen=True)
@@ -243,13 +252,15 @@ class SamplingPolicy:
         default_factory=lambda: {
             Assurance.NONE: Level(0, 0, 0.0, 0.0),
             Assurance.NORMAL: Level(24, 8, 1.0, 0.25),
-            Assurance.HIGH: Level(48, 24, 1.0, 1.0),
+            Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2),
         }
     )
 
     def __post_init__(self) -> None:
         if self.tile_px < 1 or set(self.levels) != set(Assurance):
             raise LocalProtocolError("tile_px must be positive and every Assurance have a level")
+        if any(min(v.checkers_fresh, v.checkers_trusted) < 1 for v in self.levels.values()):
+            raise LocalProtocolError("a checked result needs at least one checker")
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,7 @@ class CheckPlan:
     check_probability: float
     k: int
     tile_px: int
+    checkers: int = 1  # different checkers that must each pass a checked result
 
 
 def plan_check(
@@ -277,7 +289,8 @@ def plan_check(
     level = policy.sampling.levels[assurance]
     k = level.k_fresh - round((level.k_fresh - level.k_trusted) * reputation)
     q = level.check_fresh - (level.check_fresh - level.check_trusted) * reputation
-    return CheckPlan(q, k, policy.sampling.tile_px)
+    n = level.checkers_fresh - round((level.checkers_fresh - level.checkers_trusted) * reputation)
+    return CheckPlan(q, k, policy.sampling.tile_px, n)
 
 
 def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
@@ -398,6 +411,9 @@ def explain(
     else:
         p_checked = p_caught_bound(fraction, plan.k)
         formula = "1 - (1-f)^k (lower bound)"
+    if plan.checkers > 1:  # each checker draws its own tiles: every one must miss
+        p_checked = 1.0 - (1.0 - p_checked) ** plan.checkers
+        formula = f"1 - (1 - [{formula}])^{plan.checkers} checkers"
     p_frame = plan.check_probability * p_checked
     frames: int | None = None
     if p_frame >= 1.0:

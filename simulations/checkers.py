@@ -24,8 +24,9 @@ Before a check, as the node's checker does, the driver makes sure its fee is
 secured on chain (its lane holds every fee promised so far plus this one) and
 otherwise answers nothing (``checks_refused``): the requester times out.
 
-Re-rendering costs ``tile_fraction`` of the frame per tile on the checker's GPU
-(by default ``protocol.cost.tile_cost_ppm`` of the protocol's tile size).;
+Re-rendering costs ``scenario.tile_fraction`` of the frame per tile on the checker's GPU
+(by default ``protocol.cost.tile_cost_ppm``: the tile's share of the frame's pixels) plus
+``check_overhead_s`` per check;
 what it costs the checker in wei is ``verification.check_cost_bps`` of the
 frame's price for a 24-tile check, scaled by k / 24 (the frame's price is the
 fee over ``checker_fee_bps``), booked in ``Metrics.checker_cost_wei``.
@@ -46,6 +47,7 @@ from protocol.verification import (
     select_tiles,
     tile_passes,
 )
+from simulations.scenario import tile_fraction
 from simulations.wallet import Wallet
 from simulations.workers import CHEATERS
 from simulations.world import SimNode, World
@@ -107,7 +109,7 @@ class CheckerDriver:
             if self.node.behaviour == "lazy_checker":  # answers at once, renders nothing
                 world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
                 return
-            tile_ru = scene.ru_per_frame * config.tile_fraction * k
+            tile_ru = scene.ru_per_frame * tile_fraction(world.scenario) * k
             overhead_ms = int(config.check_overhead_s * 1000)
             if request.job_id not in self._set_up:  # first check of the job: scene + preflight
                 self._set_up.add(request.job_id)

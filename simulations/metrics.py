@@ -56,6 +56,10 @@ class Metrics:
     cheats_submitted: int = 0
     cheats_caught: int = 0
     cheats_missed: int = 0
+    # what became of the other cheated results (docs/SIMULATIONS.md, "The slip figure")
+    cheats_revoked: int = 0  # dropped unjudged: its worker was blocklisted for another result
+    cheats_unverified: int = 0  # no checker answered in time: given up, the frame re-awarded
+    cheats_missed_by: dict[str, int] = field(default_factory=dict)  # why accepted: MISS_CAUSES
     false_rejects: int = 0
     frames_from_known_cheaters: int = 0  # accepted after the job caught that worker
     renders_started: int = 0
@@ -158,6 +162,10 @@ class Metrics:
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,
+            **{f"cheats_missed_{c}": self.cheats_missed_by.get(c, 0) for c in MISS_CAUSES},
+            "cheats_revoked": self.cheats_revoked,
+            "cheats_unverified": self.cheats_unverified,
+            "cheat_slip_ppm": slip_ppm(self.cheats_missed, self.cheats_caught, self.cheats_revoked),
             "false_rejects": self.false_rejects,
             "plants_sent": self.plants_sent,
             "plants_missed": self.plants_missed,
@@ -188,6 +196,20 @@ class Metrics:
             "joins": self.joins,
             "leaves": self.leaves,
         }
+
+
+# Why a cheated result was accepted: no check (the plan waived it), the checker that passed it
+# colludes with the cheater or renders nothing, an honest checker's tiles missed the fake, or
+# a dispute's majority overturned the rejection.
+MISS_CAUSES = ("unchecked", "colluder", "lazy", "sampled", "overturned")
+
+
+def slip_ppm(missed: int, caught: int, revoked: int) -> int:
+    """Cheated results accepted, per million cheated results a requester decided on: accepted,
+    rejected by a verdict, or dropped with their blocklisted worker. Results given up unverified
+    are left out: their frame is re-awarded and decided on again (counted then)."""
+    decided = missed + caught + revoked
+    return missed * 1_000_000 // decided if decided else 0
 
 
 def checker_profits(metrics: Metrics, behaviours: dict[bytes, str]) -> dict[str, int]:

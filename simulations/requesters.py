@@ -77,6 +77,7 @@ from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_che
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
+from simulations.slip import CheatFates
 from simulations.world import SimNode, World
 
 RENDERER_BUILD = "blender-3.4.1"
@@ -103,6 +104,7 @@ class RequesterDriver:
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
         self._checked: set[bytes] = set()  # task ids a checker was asked about
+        self.fates = CheatFates(world)  # what became of each cheat: the slip's books
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
         # checker -> checks given it, real checks and plants apart (as the node counts)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
@@ -110,7 +112,7 @@ class RequesterDriver:
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
-        self._policy = fixed_tiles_policy(v.tiles_per_check)
+        self._policy = scenario_policy(v.tiles_per_check, v.checkers_fresh)
         self._fed: dict[bytes, dict[bytes, WorkerRecord | None]] = {}  # job -> worker -> record
         if v.prior_accepted:
             first_seen_ms = world.epoch_ms() - int(v.prior_age_days * DAY_MS)
@@ -204,6 +206,10 @@ class RequesterDriver:
             return
         if isinstance(message, Verdict) and not message.passed:
             self._count_rejection(machine, message.task_id, message.worker)
+        elif isinstance(message, Verdict) and (message.task_id, sender) not in self._plants:
+            self.fates.passed(message.task_id, sender)
+        elif isinstance(message, Result):
+            self.fates.delivered(machine.job_id, message.task_id)
         self._run(machine, commands)
 
     def _count_rejection(self, machine: JobMachine, task_id: bytes, worker: bytes) -> None:
@@ -258,6 +264,7 @@ class RequesterDriver:
             world.metrics.disputes_resolved += 1
             if not cmd.upheld:
                 world.metrics.disputes_overturned += 1
+                self.fates.overturned(cmd.task_id)
                 still = cmd.worker in machine.blocklisted()
                 world.invariants.rejection_struck(cmd.job_id, cmd.worker, still)
         elif isinstance(cmd, Publish):
@@ -366,8 +373,8 @@ class RequesterDriver:
         metrics.jobs[cmd.job_id].frames_accepted += 1
         if cmd.task_id not in self._checked:
             metrics.results_unchecked += 1
+        self.fates.accepted(cmd.task_id, checked=cmd.task_id in self._checked)
         if world.result_kind.get(cmd.task_id, "honest") != "honest":
-            metrics.cheats_missed += 1
             if self.node.behaviour == "honest":
                 metrics.bad_frames_paid_wei += cmd.price_wei
             world.loop.note("cheat-missed", cmd.task_id)
@@ -389,6 +396,7 @@ class RequesterDriver:
 
     def _finish(self, job_id: bytes, outcome: str) -> None:
         self._tell_payees_it_is_over(job_id, outcome)
+        self.fates.job_over(job_id, self.jobs.get(job_id))
         record = self.world.metrics.jobs[job_id]
         if record.finished_ms is None:
             self.world.metrics.open_jobs -= 1
@@ -412,13 +420,17 @@ class RequesterDriver:
                 self._queues.put(job_id, Send(world.by_address[payee].node_id, over))
 
 
-def fixed_tiles_policy(tiles_per_check: int) -> VerificationPolicy:
-    """The default policy, or one whose every checking level asks ``tiles_per_check``."""
-    if not tiles_per_check:
+def scenario_policy(tiles_per_check: int, checkers_fresh: int = 0) -> VerificationPolicy:
+    """The default policy, or one whose every checking level asks ``tiles_per_check``
+    and/or wants ``checkers_fresh`` checkers to pass a fresh worker's result (0: the
+    protocol's, for either)."""
+    if not tiles_per_check and not checkers_fresh:
         return DEFAULT_POLICY
+    k = tiles_per_check
     levels = {
-        assurance: replace(level, k_fresh=tiles_per_check if level.k_fresh else 0,
-                           k_trusted=tiles_per_check if level.k_trusted else 0)
+        assurance: replace(level, k_fresh=(k or level.k_fresh) if level.k_fresh else 0,
+                           k_trusted=(k or level.k_trusted) if level.k_trusted else 0,
+                           checkers_fresh=checkers_fresh or level.checkers_fresh)
         for assurance, level in DEFAULT_POLICY.sampling.levels.items()
     }  # fmt: skip
     sampling = replace(DEFAULT_POLICY.sampling, levels=levels)

@@ -160,21 +160,20 @@ class Workload:
     budget_factor: float = bounded(1.5, 0)  # budget = frames × cap × this
 
 
-TILE_FRACTION = tile_cost_ppm(DEFAULT_POLICY.sampling.tile_px) / 1_000_000
-
-
 @dataclass(frozen=True)
 class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
     checker_fee_bps: int = bounded(DEFAULT_CHECKER_FEE_BPS, 0, 10_000)  # share of the price
     tiles_per_check: int = bounded(0, 0, 256)  # 0: protocol.verification.plan_check's k
+    # checkers that must each pass a fresh worker's result; 0: the protocol's level
+    checkers_fresh: int = bounded(0, 0, 8)
     reputation: bool = True  # requesters keep a ReputationBook and the machine uses it
     prior_accepted: int = bounded(0, 0)  # an established network: every requester knows
     prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
     prior_cheaters: bool = True  # cheaters too (they behaved until now), or honest ones only
-    # One tile's re-render cost as a share of the frame: protocol.cost's, for the protocol's
-    # tile size (16 px: 0.0175)
-    tile_fraction: float = bounded(TILE_FRACTION, 0, 1)
+    # One tile's re-render cost as a share of the frame; 0: protocol.cost's, the protocol's
+    # tile (16 px) over the workload's frame (640 x 360: 0.001111), see tile_fraction()
+    tile_fraction: float = bounded(0.0, 0, 1)
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
     # What an honest 24-tile check costs its checker, as a share of the frame's price
@@ -250,6 +249,16 @@ def scenario_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = N
     scenario = build(Scenario, raw, "")
     _check_cross_fields(scenario)
     return scenario
+
+
+def tile_fraction(s: Scenario) -> float:
+    """One checked tile's re-render cost as a share of its frame: ``verification.tile_fraction``
+    when set, else ``protocol.cost.tile_cost_ppm`` of the protocol's tile size at the
+    workload's resolution (a check's fixed cost is ``verification.check_overhead_s``)."""
+    if s.verification.tile_fraction:
+        return s.verification.tile_fraction
+    w = s.workload
+    return tile_cost_ppm(DEFAULT_POLICY.sampling.tile_px, w.resolution_x, w.resolution_y) / 1e6
 
 
 def _check_cross_fields(s: Scenario) -> None:

@@ -2,8 +2,9 @@
 
 Theory of operation. The job's inputs pass through here as they are fed to
 its machine (live, and again on a replay): workers' signed results are kept;
-the first verdict the machine acts on for a task (the one whose checker fee
-it pays) becomes a ``WorkRecord``; the verdicts of a dispute become a
+the first verdict the machine decides a task on (the one whose checker fee it
+pays; with a plan of two checkers, the last: a pass the machine answers by
+asking the next checker decides nothing) becomes a ``WorkRecord``; the verdicts of a dispute become a
 ``DisputeRecord`` when the machine resolves it; the job's end a
 ``JobClosed``. Records are queued while an input is applied and handed out
 only after the input was journalled (``flush``): live, to the node's record
@@ -19,7 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from protocol.market import CheckerFeeDue, Command, DisputeResolved, PlantJudged
+from protocol.market import (
+    CheckerFeeDue,
+    Command,
+    DisputeResolved,
+    PlantJudged,
+    RequestVerification,
+)
 from protocol.messages import (
     MAX_DISPUTE_VERDICTS,
     DisputeRecord,
@@ -64,6 +71,9 @@ class JobRecord:
                        and c.checker == peer for c in commands)  # fmt: skip
             if not paid or result is None:
                 return
+            if any(isinstance(c, RequestVerification) and c.task_id == message.task_id
+                   for c in commands):  # fmt: skip
+                return  # a pass before the plan's next checker: that one's verdict decides
             if message.task_id in self._recorded:  # a dispute checker's verdict
                 self._dispute_verdicts.setdefault(message.task_id, []).append(wire)
                 return

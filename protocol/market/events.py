@@ -153,6 +153,14 @@ class VerdictPassed:
 
 
 @dataclass(frozen=True)
+class CheckPassed:
+    """One checker passed the result and the plan wants another, different one
+    (``verification.Level.checkers_*``): the result waits for the next verdict."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class VerdictFailed:
     task_id: bytes
 

@@ -55,7 +55,12 @@ from protocol.reputation import (
     blocklisted,
     score,
 )
-from protocol.verification import DEFAULT_POLICY, VerificationPolicy, plan_frame_check
+from protocol.verification import (
+    DEFAULT_POLICY,
+    VerificationPolicy,
+    plan_check,
+    plan_frame_check,
+)
 
 SETTLED = (FrameState.ACCEPTED, FrameState.FAILED)
 
@@ -283,6 +288,11 @@ class JobBook:
         settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
         cells = -(-settings.resolution_x // tile_px) * -(-settings.resolution_y // tile_px)
         return min(task.tiles, cells)
+
+    def checkers_needed(self, worker: bytes, now_ms: int) -> int:
+        """How many different checkers must each pass a checked result of ``worker``."""
+        reputation = score(self._history(worker, now_ms))
+        return plan_check(self.spec.assurance, reputation, self._verification).checkers
 
     def check_plan(self, worker: bytes, result_digest: bytes, now_ms: int) -> int:
         """What this machine decides for a result of ``worker`` with this digest now:

@@ -34,6 +34,8 @@ class TaskRecord:
     frame_cid: str = ""
     checkers: set[bytes] = field(default_factory=set)
     tiles: int = 0  # k of the check plan for its result (0: not checked)
+    checks_needed: int = 1  # different checkers that must each pass it (the plan's)
+    passed_by: set[bytes] = field(default_factory=set)  # checkers that passed it so far
     verify_deadline_ms: int = 0
     verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
     fee_paid: bool = False

@@ -143,6 +143,7 @@ TASK_TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
         ev.VerificationWaived: TaskState.ACCEPTED,
         ev.VerificationTimedOut: TaskState.VERIFYING,
         ev.VerificationAbandoned: TaskState.EXPIRED,
+        ev.CheckPassed: TaskState.VERIFYING,
         ev.VerdictPassed: TaskState.ACCEPTED,
         ev.VerdictFailed: TaskState.REJECTED,
         ev.TaskRevoked: TaskState.REVOKED,

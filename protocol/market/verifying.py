@@ -26,6 +26,15 @@ gathers their fraud signatures and claims the worker's stake
 the frame is accepted from the disputed result if still open (a live retry is
 revoked); upheld, nothing changes. See docs/MARKET.md.
 
+A plan may want more than one checker per result (``verification.Level.checkers_*``,
+the lever against colluding checkers): after each passing verdict but the last the
+result stays verifying (``CheckPassed``), that checker is paid, and another checker,
+never one already asked about the task, is requested with a fee of its own; any
+rejection takes the rejection path above (the dispute's majority does not count the
+earlier passes: they were on other tiles). A job whose budget has no room left for
+another fee (a quote leaves room for one re-check per frame) accepts on the passes it
+has rather than overspend its escrow.
+
 What to do with an accepted or rejected result (accept and pay, charge the
 worker, award again or settle) is the job machine's decision: the three hooks
 at the end are its methods.
@@ -76,6 +85,8 @@ class VerifyDesk(JobBook):
             return []  # the task's plant went to it (a driver's race): the timeout asks again
         if checker in self._overruled:
             return []  # overruled since the driver picked it: the timeout asks again
+        if checker in task.passed_by:
+            return []  # it passed the result already: the next check needs another checker
         was = task.state
         if was is TaskState.DISPUTED:
             if checker in task.checkers:
@@ -113,7 +124,8 @@ class VerifyDesk(JobBook):
         """Nodes :meth:`assign_checker` would not take for ``task_id`` now, for a driver
         to leave out of its choice (node and simulator): its worker, the checker its
         plant went to, every checker a dispute of this job overruled, and during a
-        dispute every checker already used on the task."""
+        dispute or after a pass the plan wants another checker's after, every checker
+        already used on the task."""
         task = self._tasks.get(task_id)
         if task is None:
             return frozenset(self._overruled)
@@ -122,6 +134,8 @@ class VerifyDesk(JobBook):
             out.add(holder)
         if task.state is TaskState.DISPUTED:
             out |= task.checkers | task.dispute_checkers
+        elif task.passed_by:  # the plan's next checker: never one already asked
+            out |= task.checkers
         return frozenset(out)
 
     def checkers_barred(self) -> frozenset[bytes]:
@@ -156,7 +170,16 @@ class VerifyDesk(JobBook):
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
         was = task.state
-        event = ev.VerdictPassed if verdict.passed else ev.VerdictFailed
+        if was is TaskState.VERIFYING and sender in task.passed_by:
+            return []  # a resent pass: counted once
+        more = was is TaskState.VERIFYING and len(task.passed_by) + 1 < task.checks_needed
+        if more and task.fee_wei > self._free_wei(self._lane_needs()):
+            more = False  # no budget left for another fee: the passes so far decide
+        event = (
+            ev.VerdictFailed
+            if not verdict.passed
+            else (ev.CheckPassed if more else ev.VerdictPassed)
+        )
         self._task_step(task, event(task.task_id))
         if was is TaskState.DISPUTED:
             body = verdict_digest_of(verdict)  # resends keep it (an envelope digest changes)
@@ -166,6 +189,8 @@ class VerifyDesk(JobBook):
         task.fee_paid = True
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
+        if verdict.passed and more:
+            return out + self._next_check(task, sender, now_ms)
         if verdict.passed:
             out.append(WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED))
             return out + self._accept(task, now_ms)
@@ -178,6 +203,15 @@ class VerifyDesk(JobBook):
                                task.verdict_digest)  # fmt: skip
         out.append(Send(task.worker, revoked))
         return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
+
+    def _next_check(self, task: TaskRecord, passed_by: bytes, now_ms: int) -> list[Command]:
+        """``passed_by`` passed the result and the plan wants another checker: reserve its
+        fee and ask one not yet used on the task (its own tiles, its own verify timeouts)."""
+        task.passed_by.add(passed_by)
+        task.fee_paid = False
+        self._reserved_wei += task.fee_wei
+        task.verify_asks = 0
+        return [self._request_verification(task, now_ms)]
 
     def _on_dispute(
         self, sender: bytes, dispute: Dispute, now_ms: int, _: bytes | None
@@ -336,8 +370,10 @@ class VerifyDesk(JobBook):
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
         task.verify_asks += 1
+        # after a pass, never a checker already asked (the drivers add every one used)
+        exclude = frozenset(task.checkers | {task.worker}) if task.passed_by else frozenset()
         return RequestVerification(
-            task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid
+            task.task_id, task.frame, task.worker, task.result_digest, task.frame_cid, exclude
         )
 
     # ---- the job machine's decisions (protocol.market.requester) ----

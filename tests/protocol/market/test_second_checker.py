@@ -1,0 +1,98 @@
+"""A plan that wants two checkers per result (``Level.checkers_fresh``; high assurance
+by default): the lever against a colluding checker, which passes its partners' cheats
+without looking. A fresh worker's result is accepted only once two different checkers
+each passed it on their own tiles, each paid; either one's rejection rejects it."""
+
+from __future__ import annotations
+
+from protocol.market import CheckerFeeDue, FrameAccepted, RequestVerification, TaskState
+from protocol.messages import Assurance, VerifyRequest
+from protocol.reputation import DAY_MS, WorkerRecord
+from protocol.verification import DEFAULT_POLICY, plan_check
+from tests.protocol.market.harness import START_MS, MarketHarness
+from tests.protocol.market.test_check_plan import WINDOW_MS
+
+TRUSTED = WorkerRecord(accepted=2_000, first_seen_ms=START_MS - 60 * DAY_MS)
+
+
+def delivered(assurance: Assurance, record: WorkerRecord | None = None) -> tuple[MarketHarness, bytes]:
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=3,
+                            assurance=assurance)  # fmt: skip
+    if record is not None:
+        harness.job.set_worker_record(next(iter(harness.workers)), record)
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    return harness, task_id
+
+
+def requests(harness: MarketHarness, task_id: bytes) -> list[tuple[bytes, VerifyRequest]]:
+    return [(s.command.to, s.command.message) for s in harness.log
+            if isinstance(getattr(s.command, "message", None), VerifyRequest)
+            and s.command.message.task_id == task_id]  # fmt: skip
+
+
+def test_the_levels_want_two_checkers_for_fresh_workers_at_high_assurance_only() -> None:
+    assert plan_check(Assurance.HIGH, 0.0).checkers == 2
+    assert plan_check(Assurance.HIGH, 1.0).checkers == 1
+    assert plan_check(Assurance.NORMAL, 0.0).checkers == 1
+    assert DEFAULT_POLICY.sampling.levels[Assurance.HIGH].checkers_trusted == 1
+
+
+def test_a_fresh_workers_result_needs_two_different_checkers_to_pass() -> None:
+    harness, task_id = delivered(Assurance.HIGH)
+    harness.verdict(task_id, True)
+    assert not harness.commands(FrameAccepted)
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    (first, _), (second, request) = requests(harness, task_id)
+    assert first != second and request.tiles == plan_check(Assurance.HIGH, 0.0).k
+    again = [c for c in harness.commands(RequestVerification) if c.task_id == task_id][-1]
+    assert first in again.exclude  # the drivers never ask the first checker again
+    harness.verdict(task_id, True)
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+    fees = [c.checker for c in harness.commands(CheckerFeeDue)]
+    assert fees == [first, second]  # each check paid once
+
+
+def test_the_second_checkers_rejection_rejects_what_the_first_passed() -> None:
+    harness, task_id = delivered(Assurance.HIGH)
+    harness.verdict(task_id, True)  # a colluder's pass
+    harness.verdict(task_id, False)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert not harness.commands(FrameAccepted)
+
+
+def test_a_resent_pass_is_not_a_second_check() -> None:
+    harness, task_id = delivered(Assurance.HIGH)
+    checker, _ = harness.verifications[task_id]
+    harness.verdict(task_id, True)
+    _, pass_once = harness.verdicts[-1]
+    harness.send(checker, harness.requester, pass_once)  # the same checker's verdict again
+    harness.pump()
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    assert not harness.commands(FrameAccepted)
+
+
+def test_normal_assurance_and_trusted_workers_keep_one_checker() -> None:
+    for assurance, record in ((Assurance.NORMAL, None), (Assurance.HIGH, TRUSTED)):
+        harness, task_id = delivered(assurance, record)
+        if task_id not in harness.verifications:
+            continue  # a trusted worker's result the plan left unchecked
+        harness.verdict(task_id, True)
+        assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+        assert len(requests(harness, task_id)) == 1
+
+
+def test_a_budget_without_room_for_a_second_fee_accepts_on_the_first_pass() -> None:
+    """The escrow is never overspent for the second check (a quote leaves room for one
+    re-check per frame; a budget cut to one frame and its first fee has none)."""
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=3,
+                            assurance=Assurance.HIGH, budget_wei=1_000 + 50 + 10)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, True)
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+    assert len(requests(harness, task_id)) == 1
