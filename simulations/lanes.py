@@ -3,7 +3,8 @@
 As the node's ``JobQueue`` (node/roles/lanes.py): the job machine emits
 ``FundLanes`` ahead of the awards (or checker request) it secures; every
 ``Send`` and ``FundLanes`` of a job leaves in order, and a message leaves only
-after every funding before it was mined (included in a block). A reverted
+after every funding before it was mined (included in a block); fundings queued
+behind one in flight go out as one transaction (:func:`merged`). A reverted
 funding is final: the worker whose lane stayed short declines its award.
 
 ``Clawback`` is the clawback requester's marker (node/roles/adversary.py): in
@@ -76,7 +77,31 @@ class JobQueues:
         while held:
             item = held.popleft()
             if not isinstance(item, Send):
+                if isinstance(item, FundLanes):
+                    item = merged(item, held)
                 self._held[job_id] = held
                 self._transact(job_id, item)
                 return
             self.world.send(self.node, item.to, item.message)
+
+
+def merged(first: FundLanes, held: deque[Queued]) -> FundLanes:
+    """``first`` and every funding queued behind it (up to a clawback) as one
+    transaction, as the node's ``JobQueue._merge``; those fundings leave ``held``, its
+    sends stay in order."""
+    fundings = dict(first.fundings)
+    totals = dict(first.lane_totals)
+    kept: deque[Queued] = deque()
+    merging = True
+    for queued in held:
+        if merging and isinstance(queued, FundLanes):
+            for address, wei in queued.fundings:
+                fundings[address] = fundings.get(address, 0) + wei
+            for address, total in queued.lane_totals:
+                totals[address] = max(totals.get(address, 0), total)
+            continue
+        merging = merging and not isinstance(queued, Clawback)
+        kept.append(queued)
+    held.clear()
+    held.extend(kept)
+    return FundLanes(first.job_id, tuple(fundings.items()), tuple(totals.items()))

@@ -4,6 +4,9 @@ Theory of operation. The job machine emits ``FundLanes`` ahead of the awards
 (or checker request) it secures (protocol/market/lanes.py). ``JobQueue`` keeps
 every ``Send`` and ``FundLanes`` of a job in one FIFO and carries them out one
 at a time, so a message leaves only after every funding before it was mined.
+Fundings queued behind one in flight go out as one transaction (``_merge``:
+the highest total per lane), so an award waits for at most the transaction in
+flight and the next, however many fundings queued meanwhile.
 ``fund_lanes`` reads the lanes first and funds only the difference to the
 machine's totals: a retry after an outage (backoff ``FUND_RETRY_S`` doubling to
 ``FUND_RETRY_MAX_S``) or a restart (``restore`` queues the replayed machine's
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -73,10 +77,46 @@ class JobQueue:
             self.put(FundLanes(self.job_id, (), tuple(totals.items())))
 
     async def run(self, outbox: Outbox) -> None:
-        async for item in self._out:
+        pending: deque[Send | FundLanes | Clawback] = deque()
+        while True:
+            if pending:
+                item = pending.popleft()
+            else:
+                try:
+                    item = await self._out.receive()
+                except trio.EndOfChannel:
+                    return
             if isinstance(item, Send):
                 outbox.send(item.to, item.message)
             elif isinstance(item, FundLanes):
-                await fund_lanes(self.chain, self.job_id, dict(item.lane_totals))
+                totals = self._merge(item, pending)
+                await fund_lanes(self.chain, self.job_id, totals)
             else:
                 await self._claw_back()
+
+    def _merge(
+        self, first: FundLanes, pending: deque[Send | FundLanes | Clawback]
+    ) -> dict[bytes, int]:
+        """The lane totals to fund now: ``first``'s and those of every funding queued
+        behind it (up to a clawback), which leave ``pending``; its sends stay, in order.
+        One transaction at a time, each a block or more, had every award wait for all
+        the fundings queued before it: a simulated 6 h run saw 268 leases expire before
+        their award left (simulations/scenarios/baseline.toml, seed 1)."""
+        while True:
+            try:
+                pending.append(self._out.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        totals = dict(first.lane_totals)
+        kept: deque[Send | FundLanes | Clawback] = deque()
+        merging = True
+        for queued in pending:
+            if merging and isinstance(queued, FundLanes):
+                for address, total in queued.lane_totals:
+                    totals[address] = max(totals.get(address, 0), total)
+                continue
+            merging = merging and not isinstance(queued, Clawback)
+            kept.append(queued)
+        pending.clear()
+        pending.extend(kept)
+        return totals

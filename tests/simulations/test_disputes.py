@@ -20,8 +20,12 @@ def test_simulated_workers_dispute_and_false_rejections_are_overturned(
         "market.verify_timeout_s": 3600.0,  # checks finish: disputes reach a majority
     }
     scenario = load_scenario(SCENARIOS / "cheaters_20pct.toml", overrides)
-    summary = run_scenario(scenario, 1).summary  # deterministic: 13 disputes, 6 won
-    assert summary["false_rejects"] > 0
-    assert summary["disputes_resolved"] > 0
-    assert 0 < summary["disputes_overturned"] <= summary["disputes_resolved"]
-    assert summary["jobs_unfinished"] == 0
+    # Each dispute of a false rejection is won with p ~ 0.38 (its two checkers must
+    # both pass 24 tiles at 2 % false rejects each): one seed's 7 disputes all lost
+    # once (p ~ 0.035), so two seeds, deterministic (7 and 13 disputes, 2 won).
+    runs = [run_scenario(scenario, seed).summary for seed in (1, 2)]
+    total = {key: sum(r[key] for r in runs) for key in runs[0] if isinstance(runs[0][key], int)}
+    assert total["false_rejects"] > 0
+    assert total["disputes_resolved"] > 0
+    assert 0 < total["disputes_overturned"] <= total["disputes_resolved"]
+    assert total["jobs_unfinished"] == 0
