@@ -19,6 +19,7 @@ import hashlib
 from collections import deque
 
 from protocol.market import FundLanes, Send
+from protocol.market.funding_queue import merge_fundings
 from simulations.world import SimNode, World
 
 
@@ -86,22 +87,9 @@ class JobQueues:
 
 
 def merged(first: FundLanes, held: deque[Queued]) -> FundLanes:
-    """``first`` and every funding queued behind it (up to a clawback) as one
-    transaction, as the node's ``JobQueue._merge``; those fundings leave ``held``, its
-    sends stay in order."""
-    fundings = dict(first.fundings)
-    totals = dict(first.lane_totals)
-    kept: deque[Queued] = deque()
-    merging = True
-    for queued in held:
-        if merging and isinstance(queued, FundLanes):
-            for address, wei in queued.fundings:
-                fundings[address] = fundings.get(address, 0) + wei
-            for address, total in queued.lane_totals:
-                totals[address] = max(totals.get(address, 0), total)
-            continue
-        merging = merging and not isinstance(queued, Clawback)
-        kept.append(queued)
+    """``first`` and every funding queued behind it, as the node merges them
+    (``protocol.market.funding_queue``); those fundings leave ``held``."""
+    one, kept = merge_fundings(first, held)
     held.clear()
     held.extend(kept)
-    return FundLanes(first.job_id, tuple(fundings.items()), tuple(totals.items()))
+    return one

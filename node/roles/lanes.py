@@ -4,8 +4,8 @@ Theory of operation. The job machine emits ``FundLanes`` ahead of the awards
 (or checker request) it secures (protocol/market/lanes.py). ``JobQueue`` keeps
 every ``Send`` and ``FundLanes`` of a job in one FIFO and carries them out one
 at a time, so a message leaves only after every funding before it was mined.
-Fundings queued behind one in flight go out as one transaction (``_merge``:
-the highest total per lane), so an award waits for at most the transaction in
+Fundings queued behind one in flight go out as one transaction
+(``protocol.market.funding_queue``: the highest total per lane), so an award waits for at most the transaction in
 flight and the next, however many fundings queued meanwhile.
 ``fund_lanes`` reads the lanes first and funds only the difference to the
 machine's totals: a retry after an outage (backoff ``FUND_RETRY_S`` doubling to
@@ -29,6 +29,7 @@ from node.roles.adversary import Clawback
 from node.roles.common import Outbox
 from node.roles.ports import Chain
 from protocol.market import FundLanes, Send
+from protocol.market.funding_queue import merge_fundings
 
 logger = logging.getLogger(__name__)
 FUND_RETRY_S = 1.0
@@ -97,26 +98,14 @@ class JobQueue:
     def _merge(
         self, first: FundLanes, pending: deque[Send | FundLanes | Clawback]
     ) -> dict[bytes, int]:
-        """The lane totals to fund now: ``first``'s and those of every funding queued
-        behind it (up to a clawback), which leave ``pending``; its sends stay, in order.
-        One transaction at a time, each a block or more, had every award wait for all
-        the fundings queued before it: a simulated 6 h run saw 268 leases expire before
-        their award left (simulations/scenarios/baseline.toml, seed 1)."""
+        """The lane totals to fund now: ``first``'s merged with every funding queued
+        behind it (``protocol.market.funding_queue``); those leave ``pending``."""
         while True:
             try:
                 pending.append(self._out.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
                 break
-        totals = dict(first.lane_totals)
-        kept: deque[Send | FundLanes | Clawback] = deque()
-        merging = True
-        for queued in pending:
-            if merging and isinstance(queued, FundLanes):
-                for address, total in queued.lane_totals:
-                    totals[address] = max(totals.get(address, 0), total)
-                continue
-            merging = merging and not isinstance(queued, Clawback)
-            kept.append(queued)
+        merged, kept = merge_fundings(first, pending)
         pending.clear()
         pending.extend(kept)
-        return totals
+        return dict(merged.lane_totals)
