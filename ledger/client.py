@@ -31,16 +31,20 @@ from ledger.secured import Secured as Secured  # re-exported: callers import it 
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
 from ledger.vouchers import Voucher, split_signature
+from protocol.fraud_evidence import find_evidence
 
 NATIVE = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A contract call plus the native value it carries."""
+    """A contract call plus the native value it carries, and bytes appended to its
+    calldata after the ABI-encoded arguments (``tail``: a fraud claim's published
+    evidence, ``protocol.fraud_evidence``; the contract ignores them)."""
 
     fn: ContractFunction
     value_wei: int = 0
+    tail: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,9 @@ class ClaimEvidence:
 
     tiles: bytes
     claimers: tuple[bytes, ...]
+    # what the claim's transaction published after its arguments (protocol.fraud_evidence:
+    # the rejecting verdicts ``tiles`` commits to; b"" when it published nothing)
+    published: bytes = b""
 
 
 def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -> bytes:
@@ -169,15 +176,17 @@ class EscrowCalls:
         return Call(self.contract.functions.register_checker())
 
     def claim_fraud(
-        self, claim: FraudClaim, worker_signature: bytes, ordered_signatures: Sequence[bytes]
-    ) -> Call:
-        """Open a fraud claim: the worker's own Result signature plus the claimers'."""
+        self, claim: FraudClaim, worker_signature: bytes, ordered_signatures: Sequence[bytes],
+        evidence: bytes = b"",
+    ) -> Call:  # fmt: skip
+        """Open a fraud claim: the worker's own Result signature plus the claimers'; the
+        ``evidence`` (``protocol.fraud_evidence.pack_evidence``) rides after the arguments."""
         sigs = [split_signature(s) for s in ordered_signatures]
         fn = self.contract.functions.claim_fraud(
             claim.ref.arg(), Web3.to_checksum_address(claim.worker),
             split_signature(worker_signature), claim.tiles, claim.amount_wei, sigs,
         )  # fmt: skip
-        return Call(fn)
+        return Call(fn, tail=evidence)
 
     def answer_claim(
         self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_signatures: Sequence[bytes]
@@ -221,7 +230,7 @@ class EscrowClient:
         return to_canonical_address(self.sender.address)
 
     def send(self, call: Call) -> TxReceipt:
-        return self.sender.transact(call.fn, call.value_wei)
+        return self.sender.transact(call.fn, call.value_wei, call.tail)
 
     def _view(self, name: str, *args: Any) -> Any:
         fn = getattr(self.contract.functions, name)(*args)
@@ -289,8 +298,10 @@ class EscrowClient:
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
         ``FraudClaimed`` event, checked against the claim's stored commitment (None: no
-        claim, or no event that matches it). Reads the logs from block 0: fine for the
-        chains Pictor runs on today; a long-lived chain wants a starting block."""
+        claim, or no event that matches it), and the evidence its transaction published
+        (``protocol.fraud_evidence.find_evidence``; judged by the reader). Reads the logs
+        from block 0: fine for the chains Pictor runs on today; a long-lived chain wants a
+        starting block."""
         state = self.claim(ref, worker)
         if state.status == 0:
             return None
@@ -304,8 +315,15 @@ class EscrowClient:
             tiles = bytes(entry["args"]["tiles"])
             claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
             if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
-                return ClaimEvidence(tiles, claimers)
+                published = self._published(entry["transactionHash"])
+                return ClaimEvidence(tiles, claimers, published)
         return None
+
+    def _published(self, tx_hash: Any) -> bytes:
+        """The evidence a claim's transaction carried after its arguments (b"": none)."""
+        tx = with_retries(lambda: self.w3.eth.get_transaction(tx_hash), self.sender.config,
+                          "get_transaction")  # fmt: skip
+        return find_evidence(bytes(tx["input"]))
 
     def checker_min_stake_wei(self) -> int:
         return int(self._view("CHECKER_MIN_STAKE"))

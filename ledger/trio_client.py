@@ -40,7 +40,7 @@ class TrioEscrow:
 
     async def send(self, call: Call) -> TxReceipt:
         sender = self.client.sender
-        prepared = await self.run(sender.prepare, call.fn, call.value_wei)
+        prepared = await self.run(sender.prepare, call.fn, call.value_wei, call.tail)
         nonce = await self._allocate_nonce()
         try:
             return await self.run(sender.send, prepared, nonce)

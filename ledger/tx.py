@@ -125,8 +125,18 @@ class TxSender:
             "get_transaction_count",
         )
 
-    def prepare(self, fn: ContractFunction, value_wei: int = 0) -> PreparedTx:
+    def prepare(self, fn: ContractFunction, value_wei: int = 0, tail: bytes = b"") -> PreparedTx:
+        """Simulate and build ``fn``'s transaction; ``tail`` is appended to its calldata
+        after the ABI-encoded arguments (the contract ignores trailing bytes)."""
         params: TxParams = {"from": self.address, "value": Wei(value_wei), "chainId": self.chain_id}
+        if tail:
+            data = HexBytes(fn._encode_transaction_data()) + tail
+            params = {**params, "to": fn.address, "data": data}
+            estimate = with_retries(lambda: self.w3.eth.estimate_gas(params), self.config,
+                                    "estimate_gas")  # fmt: skip
+            gas = int(estimate * self.config.gas_margin)
+            built: TxParams = {**params, "gas": gas, **self._fees()}  # type: ignore[typeddict-item]
+            return PreparedTx(params=built, gas=gas)
         estimate = with_retries(lambda: fn.estimate_gas(params), self.config, "estimate_gas")
         gas = int(estimate * self.config.gas_margin)
         built = with_retries(
@@ -164,9 +174,9 @@ class TxSender:
             raise ChainRevert(self._replay_reason(prepared, receipt), tx_hash=tx_hash)
         return receipt
 
-    def transact(self, fn: ContractFunction, value_wei: int = 0) -> TxReceipt:
+    def transact(self, fn: ContractFunction, value_wei: int = 0, tail: bytes = b"") -> TxReceipt:
         """prepare + send with a nonce from this sender's own NonceManager."""
-        prepared = self.prepare(fn, value_wei)
+        prepared = self.prepare(fn, value_wei, tail)
         nonce = self.nonces.allocate()
         try:
             return self.send(prepared, nonce)

@@ -81,6 +81,7 @@ class Answerer:
         self._starting: set[tuple[bytes, bytes]] = set()  # reading the claim's evidence
         # (job, task) -> how its answer ended (the newest MAX_ENDED)
         self.answered: OrderedDict[tuple[bytes, bytes], str] = OrderedDict()
+        self._ended = trio.Event()  # set (and replaced) whenever an answer ends
 
     def on_clean_signed(self, sender: bytes, signed: CleanSigned) -> None:
         run = self._running.get((signed.job_id, signed.task_id))
@@ -97,6 +98,12 @@ class Answerer:
             raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
         run.sigs[signer] = signed.signature
         run.changed.set()
+
+    async def wait_ended(self, job_id: bytes, task_id: bytes) -> str:
+        """Wait until the answer about (job, task) has ended; how it ended."""
+        while (job_id, task_id) not in self.answered:
+            await self._ended.wait()
+        return self.answered[(job_id, task_id)]
 
     async def answer(self, ref: ResultRef, settle_at_s: int) -> None:
         """Answer the pending claim on our result ``ref`` before ``settle_at_s``."""
@@ -187,6 +194,8 @@ class Answerer:
         self.answered[key] = how
         while len(self.answered) > MAX_ENDED:
             self.answered.popitem(last=False)
+        self._ended.set()
+        self._ended = trio.Event()
         level = logging.INFO if how == "answered" else logging.WARNING
         log_event(logger, level, "fraud claim answer", job=key[0].hex()[:16], how=how)
 

@@ -126,10 +126,11 @@ class ChainLink:
         return await self._read(lambda c: c.fraud_terms())
 
     async def claim_fraud(
-        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
-    ) -> None:
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes],
+        evidence: bytes = b"",
+    ) -> None:  # fmt: skip
         await self.send("claim_fraud", (claim.ref.job_id,), "claim_fraud", claim, worker_sig,
-                        list(ordered_sigs))  # fmt: skip
+                        list(ordered_sigs), evidence)  # fmt: skip
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         await self.send("execute_slash", (claim.ref.job_id,), "execute_slash", claim,

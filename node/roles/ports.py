@@ -155,9 +155,11 @@ class Chain(Protocol):
         ...
 
     async def claim_fraud(
-        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
-    ) -> None:
-        """Open ``claim`` with the worker's Result signature and the claimers' (ascending)."""
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes],
+        evidence: bytes = b"",
+    ) -> None:  # fmt: skip
+        """Open ``claim`` with the worker's Result signature and the claimers' (ascending),
+        publishing ``evidence`` (``protocol.fraud_evidence``) in the same transaction."""
         ...
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:

@@ -5,16 +5,26 @@ checkers for ``Clean`` signatures (``CleanSignRequest``, node.roles.answerer).
 A checker takes the request only about a job it knows (its announce, with an
 escrow) and queues it (bounded: ``QUEUE_LEN``; a full queue answers "busy").
 Before any render it reads the escrow: a claim on that result by that worker
-must be pending, and its evidence (tiles, claimers) must be logged; we must
-not be a claimer, the worker or the requester. Only then does it fetch the
-scene and the frame from the asking worker by CID (the frame's CID is the
+must be pending (a request naming a result no claim ever named is scored
+against its sender, since the worker reads its claims from the same chain), and its evidence (tiles, claimers) must be logged; we must
+not be a claimer, the worker or the requester. It also reads, from the
+claim's own transaction, the rejecting verdicts the claimers published
+(``protocol.fraud_evidence``): kept only when their commitment is the claim's
+``tiles`` and each rejects this very task and frame. Only then does it fetch
+the scene and the frame from the asking worker by CID (the frame's CID is the
 digest the worker signed), preflight the scene as for any check, and
-re-render ``protocol.slashing.recheck_tiles`` cells chosen from a fresh
-secret: the most a check plan asks, since a stake hangs on it. All tiles
-pass: it signs ``Clean`` over the claim's own ``tiles`` and sends
-``CleanSigned``; anything else: no signature. What it signed is remembered
-(bounded), so a worker that asks again gets the signature back without a
-second render; a result that failed is not re-rendered either.
+re-render every grid cell those verdicts name, plus
+``protocol.slashing.recheck_tiles`` cells chosen from a fresh secret (the
+most a check plan asks, since a stake hangs on it). The worker sends nothing
+but the request's names: it cannot choose the tiles, nor hide the claimers'
+(a partial fake whose bad cells the claimers found fails here, whatever our
+own draw). A claim whose transaction published no evidence that matches its
+``tiles`` (claimers that hid it; an honest slasher always publishes) is
+re-checked on our own cells only. All tiles pass: it signs ``Clean`` over the
+claim's own ``tiles`` and sends ``CleanSigned``; anything else: no
+signature. What it signed is remembered (bounded), so a worker that asks
+again gets the signature back without a second render; a result that failed
+is not re-rendered either.
 
 A false ``Clean`` costs nothing on chain today (the escrow does not lock an
 answerer's stake): a checker's honesty here rests on its reputation and on
@@ -29,20 +39,25 @@ from collections.abc import Mapping
 
 import trio
 
-from ledger.client import CLAIM_PENDING
+from ledger.client import CLAIM_NONE, CLAIM_PENDING
 from ledger.fraud import CleanAnswer, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT
+from node.roles.common import peer_of
 from node.roles.context import RoleContext
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
+from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import claimed_cells, claimed_verdicts
 from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, VerifyRequest
 from protocol.slashing import recheck_tiles
+from protocol.verification import DEFAULT_POLICY
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 8
 MAX_REMEMBERED = 1024  # re-checks whose outcome is kept (oldest forgotten)
+NO_CLAIM_PENALTY = 5
 
 Key = tuple[bytes, bytes, bytes]  # job, task, worker address
 
@@ -92,15 +107,26 @@ class Rechecks:
         if ref is None:
             return
         state = await chain.claim_state(ref, request.worker_address)
+        if state.status == CLAIM_NONE:  # no claim ever named that result: a lie, or our
+            # chain reader a block behind (a small penalty that decays); nothing rendered
+            self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(
+                "a re-check of a result no claim names", penalty=NO_CLAIM_PENALTY))  # fmt: skip
+            return
         evidence = await chain.claim_evidence(ref, request.worker_address)
         if state.status != CLAIM_PENDING or evidence is None:
-            return  # not asked by the chain: we render nothing for it
+            return  # answered or executed meanwhile: we render nothing for it
         if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
             return self._remember(key, None)
         scene = await self.ctx.fetch_from(sender, spec.scene_cid)
         refusal = await self.gate.refusal(scene, spec.scene_cid, spec.settings, spec.ru_per_frame)
         if refusal is not None:
             return self._remember(key, None)
+        verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
+                                    request.task_id, request.frame)  # fmt: skip
+        settings = spec.settings
+        required = () if verdicts is None else claimed_cells(
+            verdicts, settings.resolution_x, settings.resolution_y, DEFAULT_POLICY.sampling.tile_px
+        )  # fmt: skip
         frame = await self.ctx.fetch_from(sender, request.frame_cid)
         check = VerifyRequest(request.job_id, request.task_id, request.frame, sender, bytes(32),
                               request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
@@ -109,11 +135,13 @@ class Rechecks:
             self.ctx.render.tiles, check, scene=scene, frame_image=frame, settings=spec.settings,
             job_build=spec.renderer_build,
             worker=RendererIdentity(spec.renderer_build, request.worker_device_class),
+            required=required,
         )  # fmt: skip
         self.rendered += 1
         passed = verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
         log_event(logger, logging.INFO, "re-check for a claimed worker", frame=request.frame,
-                  passed=passed, worker=request.worker_address.hex())  # fmt: skip
+                  passed=passed, worker=request.worker_address.hex(),
+                  claimed_tiles=len(required), evidence=verdicts is not None)  # fmt: skip
         if not passed:
             return self._remember(key, None)
         answer = CleanAnswer(ref, request.worker_address, evidence.tiles)

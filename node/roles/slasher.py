@@ -9,7 +9,9 @@ claim where it stood and never loses one in its challenge window:
 * ``gathering``: each rejecting checker gets a ``FraudSignRequest`` (again
   every ``RESEND_S``); ``FraudSigned`` answers are kept when they recover to
   a distinct signer. With the escrow's quorum of them, ``claim_fraud`` goes out
-  with the worker's own ``result_sig``. Fewer rejecters than the quorum, no
+  with the worker's own ``result_sig``, and the rejecting verdicts themselves
+  after its arguments (``protocol.fraud_evidence``: the preimage of the claim's
+  ``tiles``), so checkers asked to answer the claim re-check the tiles they name. Fewer rejecters than the quorum, no
   quorum within ``SIGN_WAIT_S``, or a claim the escrow refuses for good: the
   claim is ``impossible`` (logged; nothing was locked).
 * ``claimed``: the escrow holds the worker's stake until ``settle_at``; the
@@ -37,10 +39,11 @@ from ledger.fraud import FraudClaim, ResultRef, order_signatures, recover, resul
 from node.log import log_event
 from node.roles import persist
 from node.roles.context import RoleContext
-from protocol.codec import packb, unpackb
+from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import pack_evidence
 from protocol.market import SlashDue
-from protocol.messages import FraudSigned, FraudSignRequest, JobSpec
+from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, Verdict
 from protocol.slashing import claim_possible, dispute_checkers_for, tiles_commitment
 
 logger = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class Claim:
     frame_cid: str
     rejecters: tuple[bytes, ...]  # checker node ids (asked to sign)
     verdict_digests: tuple[bytes, ...]
+    verdicts: tuple[Verdict, ...] = ()  # the preimage of ``claim.tiles``, published with it
     state: str = GATHERING
     claimers: tuple[bytes, ...] = ()  # signer addresses, ascending, once claimed
     settle_at_s: int = 0
@@ -76,16 +80,20 @@ class Claim:
         return packb([r.chain_id, r.contract, r.requester, r.job_id, r.task_id, r.frame,
                       r.frame_digest, c.worker, c.tiles, c.amount_wei.to_bytes(32, "big"),
                       self.worker_sig, self.frame_cid, list(self.rejecters),
-                      list(self.verdict_digests), list(self.claimers), self.settle_at_s])  # fmt: skip
+                      list(self.verdict_digests), list(self.claimers), self.settle_at_s,
+                      [to_wire(v) for v in self.verdicts]])  # fmt: skip
 
     @classmethod
     def unpack(cls, state: str, data: bytes) -> Claim:
+        fields = unpackb(data)
         (chain_id, contract, requester, job_id, task_id, frame, digest, worker, tiles, amount,
-         worker_sig, frame_cid, rejecters, digests, claimers, settle_at_s) = unpackb(data)  # fmt: skip
+         worker_sig, frame_cid, rejecters, digests, claimers, settle_at_s) = fields[:16]  # fmt: skip
+        # rows stored before claims published their evidence have no verdicts
+        verdicts = tuple(from_wire(Verdict, v) for v in (fields[16] if len(fields) > 16 else ()))
         ref = ResultRef(chain_id, contract, requester, job_id, task_id, frame, digest)
         claim = FraudClaim(ref, worker, tiles, int.from_bytes(amount, "big"))
-        return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), state,
-                   tuple(claimers), settle_at_s)  # fmt: skip
+        return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), verdicts,
+                   state, tuple(claimers), settle_at_s)  # fmt: skip
 
 
 class Slasher:
@@ -143,7 +151,7 @@ class Slasher:
         terms = await self._chain(chain.fraud_terms)
         tiles = tiles_commitment(due.verdict_digests)
         claim = Claim(FraudClaim(ref, due.worker_address, tiles, terms.cap_wei), due.result_sig,
-                      due.frame_cid, due.rejecters, due.verdict_digests)  # fmt: skip
+                      due.frame_cid, due.rejecters, due.verdict_digests, due.verdicts)  # fmt: skip
         if not claim_possible(len(due.rejecters), terms.quorum):
             claim.state = IMPOSSIBLE
             log_event(logger, logging.WARNING, "fraud claim impossible", frame=due.frame,
@@ -184,8 +192,12 @@ class Slasher:
                 while len(claim.sigs) < terms.quorum:
                     await self._changed.wait()
         ordered = order_signatures(c, claim.sigs.values())
+        evidence = pack_evidence(claim.verdicts)
+        if not evidence:  # answerers then re-check tiles of their own choice only
+            log_event(logger, logging.WARNING, "fraud claim without published evidence",
+                      frame=c.ref.frame, verdicts=len(claim.verdicts))  # fmt: skip
         try:
-            await self._chain(partial(chain.claim_fraud, c, claim.worker_sig, ordered))
+            await self._chain(partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence))
         except ChainRevert as exc:
             if exc.reason != "already claimed":  # "already": we sent it before a restart
                 return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")

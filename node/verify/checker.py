@@ -86,8 +86,11 @@ async def check_frame(
     job_build: str | None = None,
     secret: bytes | None = None,
     policy: VerificationPolicy = DEFAULT_POLICY,
+    required: Sequence[Tile] = (),
 ) -> CheckOutcome:
-    """Re-render ``k`` tiles chosen from (result_digest, secret) and compare.
+    """Re-render ``k`` tiles chosen from (result_digest, secret) and compare, and
+    the ``required`` ones too (cells a fraud claim's verdicts named: a re-check
+    for a claimed worker must cover them).
 
     ``worker`` is the worker's declared build and device class: identical to
     ours means exact comparison; unknown or different means the PSNR tolerance.
@@ -105,6 +108,7 @@ async def check_frame(
         result_digest, secret, settings.resolution_x, settings.resolution_y, k,
         policy.sampling.tile_px,
     )  # fmt: skip
+    tiles = tuple(sorted(set(tiles) | set(required)))
     same_build = worker == checker
     with tempfile.TemporaryDirectory(prefix="pictor-verify-") as tmp:
         render = await renderer.render_tiles(scene, settings, frame, tiles, Path(tmp))
@@ -138,9 +142,11 @@ async def verify_result(
     job_build: str,
     worker: RendererIdentity,
     policy: VerificationPolicy = DEFAULT_POLICY,
+    required: Sequence[Tile] = (),
 ) -> Verdict:
     """The checker role's call: a Verdict for ``request`` (sign it, then send it),
-    re-rendering the ``request.tiles`` cells the requester's check plan asked for.
+    re-rendering the ``request.tiles`` cells the requester's check plan asked for
+    (and the ``required`` ones: see :func:`check_frame`).
 
     An image that cannot be read, has the wrong size or format is the worker's
     fault: the verdict rejects it with one zero-PSNR tile as evidence. A build
@@ -152,7 +158,7 @@ async def verify_result(
         outcome = await check_frame(
             renderer, scene, settings, request.frame, image,
             result_digest=request.result_digest, k=k, worker=worker,
-            job_build=job_build, secret=secret, policy=policy,
+            job_build=job_build, secret=secret, policy=policy, required=required,
         )  # fmt: skip
     except ImageError:
         return await _unusable_image_verdict(renderer, request, secret, settings, k, policy)

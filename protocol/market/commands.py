@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from protocol.messages import JobSpec, Message, Voucher
+from protocol.messages import JobSpec, Message, Verdict, Voucher
 from protocol.reputation import Judgement
 
 
@@ -190,7 +190,9 @@ class SlashDue:
     worker's stake for this frame (``protocol.slashing``). ``rejecters`` are the
     checkers whose verdicts rejected it (the claim's signers), ``verdict_digests``
     those verdicts' body digests (``records.verdict_digest_of``: the same for every
-    resend of a verdict), which the claim's ``tiles`` commit to."""
+    resend of a verdict), which the claim's ``tiles`` commit to; ``verdicts`` are those
+    verdicts themselves, in the same order: the claim publishes them
+    (``protocol.fraud_evidence``) so answering checkers re-check the same tiles."""
 
     job_id: bytes
     task_id: bytes
@@ -201,6 +203,7 @@ class SlashDue:
     result_sig: bytes
     rejecters: tuple[bytes, ...]
     verdict_digests: tuple[bytes, ...]
+    verdicts: tuple[Verdict, ...] = ()
 
 
 @dataclass(frozen=True)

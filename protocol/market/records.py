@@ -51,6 +51,10 @@ class TaskRecord:
     # what a fraud claim's ``tiles`` commit to (protocol.slashing)
     rejection_body: bytes = b""
     dispute_digests: dict[bytes, bytes] = field(default_factory=dict)  # checker -> verdict
+    # the verdicts themselves: the commitment's preimage, published with a claim
+    # (protocol.fraud_evidence); only rejecting ones are kept
+    rejection_verdict: Verdict | None = None
+    dispute_rejections: dict[bytes, Verdict] = field(default_factory=dict)  # checker -> verdict
     dispute_reserved_wei: int = 0
 
 

@@ -183,7 +183,7 @@ class VerifyDesk(JobBook):
         self._task_step(task, event(task.task_id))
         if was is TaskState.DISPUTED:
             body = verdict_digest_of(verdict)  # resends keep it (an envelope digest changes)
-            return self._on_dispute_verdict(task, sender, verdict.passed, body, now_ms)
+            return self._on_dispute_verdict(task, sender, verdict, body, now_ms)
         if was is not TaskState.VERIFYING:
             return []
         task.fee_paid = True
@@ -197,6 +197,7 @@ class VerifyDesk(JobBook):
         # keep the evidence for a dispute, and tell the worker which verdict to contest
         task.rejected_by = sender
         task.rejection_body = verdict_digest_of(verdict)
+        task.rejection_verdict = verdict
         task.verdict_digest = digest if digest is not None else verdict_digest_of(verdict)
         task.dispute_until_ms = now_ms + self.config.dispute_window_ms
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
@@ -244,12 +245,15 @@ class VerifyDesk(JobBook):
         return [*self._fund({task.payee_address: 0}), *[ask] * self.config.dispute_checkers]
 
     def _on_dispute_verdict(
-        self, task: TaskRecord, sender: bytes, passed: bool, digest: bytes, now_ms: int
+        self, task: TaskRecord, sender: bytes, verdict: Verdict, digest: bytes, now_ms: int
     ) -> list[Command]:
         if sender not in task.dispute_checkers or sender in task.dispute_votes:
             return []  # the first checker again, or a resent verdict
+        passed = verdict.passed
         task.dispute_votes[sender] = passed
         task.dispute_digests[sender] = digest
+        if not passed:
+            task.dispute_rejections[sender] = verdict
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
@@ -271,8 +275,10 @@ class VerifyDesk(JobBook):
             return []
         rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
         digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
+        verdicts = [task.rejection_verdict] + [task.dispute_rejections[c] for c in rejecters[1:]]
         return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
-                         task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests))]  # fmt: skip
+                         task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests),
+                         tuple(v for v in verdicts if v is not None))]  # fmt: skip
 
     def _resolve(
         self, task: TaskRecord, overturned: bool, reason: str, now_ms: int

@@ -13,6 +13,10 @@ from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowC
 from ledger.errors import ChainRevert
 from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign, signable
 from ledger.tx import TxSender
+from protocol.fraud_evidence import claimed_verdicts, pack_evidence
+from protocol.market.records import verdict_digest_of
+from protocol.messages import TileEvidence, Verdict
+from protocol.slashing import tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -232,6 +236,45 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     assert worker.credit_wei(worker.account) == penalty - 3 * share
     env.chain.advance_time(CHALLENGE_S)
     reverts("no pending claim", send, calls.execute_slash(claim, claimers))
+
+
+def test_a_claim_publishes_its_evidence_after_the_arguments(env_fast: Env) -> None:
+    """The slasher's rejecting verdicts ride in claim_fraud's calldata after the ABI
+    arguments (protocol.fraud_evidence): the contract takes the claim unchanged, and any
+    node reads them back from the chain, checked against the claim's ``tiles``."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 4 * ETHER)
+    register(env.checkers[:2])
+    ref = result_of(env, job_id)
+    verdicts = [rejecting_verdict(ref, i) for i in range(2)]
+    blob = pack_evidence(verdicts)
+    tiles = tiles_commitment(verdict_digest_of(v) for v in verdicts)
+    claim = FraudClaim(ref, worker.account, tiles, SLASH_CAP_WEI)
+    worker_sig = sign(claim.ref, env.key_of(worker))
+    sigs = signed(env, claim, env.checkers[:2])
+    receipt = env.outsider.send(env.outsider.calls.claim_fraud(claim, worker_sig, sigs, blob))
+    evidence = worker.claim_evidence(ref, worker.account)
+    assert evidence is not None and evidence.tiles == tiles and evidence.published == blob
+    found = claimed_verdicts(evidence.published, tiles, ref.job_id, ref.task_id, ref.frame)
+    assert found == tuple(verdicts)
+    # a claim without evidence publishes none (and costs less: the calldata)
+    plain = FraudClaim(result_of(env, job_id, 2), worker.account, tiles, SLASH_CAP_WEI)
+    bare = env.outsider.send(env.outsider.calls.claim_fraud(
+        plain, sign(plain.ref, env.key_of(worker)), signed(env, plain, env.checkers[:2])))  # fmt: skip
+    bare_evidence = worker.claim_evidence(plain.ref, worker.account)
+    assert bare_evidence is not None and bare_evidence.published == b""
+    print(f"claim_fraud gas: {bare['gasUsed']} bare, {receipt['gasUsed']} with "
+          f"{len(blob)} bytes of evidence")  # fmt: skip
+
+
+def rejecting_verdict(ref: ResultRef, checker: int, tiles: int = 24) -> Verdict:
+    """A dispute-sized rejecting verdict (the default plan's 24 fresh tiles)."""
+    evidence = tuple(TileEvidence(16 * (i % 8), 16 * (i // 8), 16, 16, 21_000, 255)
+                     for i in range(tiles))  # fmt: skip
+    return Verdict(ref.job_id, ref.task_id, ref.frame, bytes([checker]) * 32, bytes(32), False,
+                   bytes([9 + checker]) * 32, evidence, "blender-4.2", "cpu",
+                   tuple(bytes([i]) * 32 for i in range(tiles)))  # fmt: skip
 
 
 def test_answer_comes_too_late_after_the_window(env_fast: Env) -> None:

@@ -144,14 +144,14 @@ class Cluster:
 
     async def submit(
         self, client: str, frames: int = 4, *, max_price_wei: int = 2 * 10**14,
-        deadline_s: float = 3600.0, **scene: Any,
+        deadline_s: float = 3600.0, assurance: str = "normal", **scene: Any,
     ) -> bytes:  # fmt: skip
         member = self.members[client]
         scene_path = write_scene(self.root / f"{client}-scene-{len(self.members)}.json", **scene)
         job = await submit(member.live(), SubmitRequest(
             scene=scene_path, frames=tuple(range(1, frames + 1)),
             max_price_wei_per_frame=max_price_wei, deadline_s=deadline_s,
-            out_dir=self.root / f"{client}-out",
+            out_dir=self.root / f"{client}-out", assurance=assurance,
         ))  # fmt: skip
         return job.job_id
 

@@ -49,6 +49,7 @@ from node.render.probe import Probe, probe_of
 from node.roles.ports import ChainTx, RenderKit
 from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
+from protocol.fraud_evidence import find_evidence
 from protocol.messages import RenderSettings, Voucher
 from protocol.verification import Tile
 
@@ -95,6 +96,7 @@ class FakeFrames:
     started: int = 0
     probe_s: float = 0.01  # how long the worker's probe render of a scene takes
     probed: int = 0
+    corrupt: tuple[Tile, ...] = ()  # a partial fake: these cells' colours inverted
 
     async def identify(self) -> RendererIdentity:
         return RendererIdentity(FAKE_BUILD, FAKE_DEVICE)
@@ -117,7 +119,10 @@ class FakeFrames:
             await trio.sleep(self.delay_s)
             if self.fail(frame):
                 raise RenderError(f"fake render of frame {frame} failed")
-            path = _save(frame_pixels(scene, settings, frame), out_dir / f"frame_{frame:04d}.png")
+            pixels = frame_pixels(scene, settings, frame)
+            for t in self.corrupt:
+                pixels[t.y : t.y + t.height, t.x : t.x + t.width, :3] ^= 0xFF
+            path = _save(pixels, out_dir / f"frame_{frame:04d}.png")
             self.rendered.append(frame)
             outputs.append(FrameOutput(frame, path, self.delay_s))
         return outputs
@@ -226,6 +231,7 @@ class FakeEscrow:
         self.checkers: set[bytes] = set()  # registered checkers
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
+        self.published: dict[tuple[ResultRef, bytes], bytes] = {}  # claim -> evidence carried
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.checker_min_stake_wei = 0  # none asked unless a test sets it
         self.deposited_wei = 0
@@ -376,7 +382,10 @@ class FakeEscrow:
         self.stakes[account] = self.stakes.get(account, 0) + stake_wei
         self.checkers.add(account)
 
-    def claim_fraud(self, claim: FraudClaim, worker_sig: bytes, sigs: Sequence[bytes]) -> None:
+    def claim_fraud(self, claim: FraudClaim, worker_sig: bytes, sigs: Sequence[bytes],
+                    evidence: bytes = b"") -> None:  # fmt: skip
+        """``evidence``: what the transaction carried after its arguments (kept as the
+        chain would: ``claim_evidence`` reads it back, as the real client does)."""
         ref, worker = claim.ref, claim.worker
         if (ref.requester, ref.job_id) not in self.jobs:
             raise ChainRevert("no such job")
@@ -408,6 +417,7 @@ class FakeEscrow:
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
                                       claim.tiles + b"".join(signers), CLAIM_PENDING)  # fmt: skip
+        self.published[key] = find_evidence(evidence)
         self._mined("claim", worker, taken)
 
     def evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
@@ -416,7 +426,8 @@ class FakeEscrow:
         if state is None:
             return None
         rest = state.commit[32:]
-        return ClaimEvidence(state.commit[:32], tuple(rest[i : i + 20] for i in range(0, len(rest), 20)))
+        return ClaimEvidence(state.commit[:32], tuple(rest[i : i + 20] for i in range(0, len(rest), 20)),
+                             self.published.get((ref, worker), b""))  # fmt: skip
 
     def answer_claim(self, answer: CleanAnswer, claimers: Sequence[bytes], sigs: Sequence[bytes]) -> None:
         """The contract's answer_claim: more distinct registered, staked checkers than claimed,
@@ -604,10 +615,11 @@ class FakeChain:
         return self.escrow.terms
 
     async def claim_fraud(
-        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes]
-    ) -> None:
+        self, claim: FraudClaim, worker_sig: bytes, ordered_sigs: Sequence[bytes],
+        evidence: bytes = b"",
+    ) -> None:  # fmt: skip
         await self._transact("claim_fraud", (claim.ref.job_id,),
-                             lambda: self.escrow.claim_fraud(claim, worker_sig, ordered_sigs))  # fmt: skip
+                             lambda: self.escrow.claim_fraud(claim, worker_sig, ordered_sigs, evidence))  # fmt: skip
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         await self._transact("execute_slash", (claim.ref.job_id,),

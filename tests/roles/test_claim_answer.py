@@ -16,14 +16,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_PENDING
-from ledger.fraud import FraudClaim, order_signatures, result_ref, sign
+from ledger.fraud import FraudClaim, order_signatures, result_ref, sign, signers
 from protocol.envelope import decode_envelope
-from protocol.messages import CleanSignRequest, Result
+from protocol.fraud_evidence import pack_evidence
+from protocol.market.records import verdict_digest_of
+from protocol.messages import CleanSignRequest, Result, TileEvidence, Verdict
+from protocol.slashing import tiles_commitment
+from protocol.verification import DEFAULT_POLICY, Tile, select_tiles, tile_grid
 from tests.roles.cluster import open_cluster
+from tests.roles.fakes import FakeFrames
 
 STAKE_WEI = 10**18
 
@@ -85,3 +91,69 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert answerer.answered[(job_id, task_id)] == "answered"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
+
+
+SECRET = bytes(range(32))  # every checker's draw, fixed so the test knows its cell
+
+
+def claimers_verdict(job_id: bytes, task_id: bytes, frame: int, bad: Tile, n: int) -> Verdict:
+    """A claimer's rejecting verdict: the bad cell, re-rendered and far off."""
+    return Verdict(job_id, task_id, frame, bytes([n]) * 32, bytes(32), False, bytes([n]) * 32,
+                   (TileEvidence(bad.x, bad.y, bad.width, bad.height, 9_000, 255),),
+                   "fake", "fake", (bytes([n]) * 32,))  # fmt: skip
+
+
+async def test_a_partial_fake_cannot_escape_a_true_claim_through_honest_answerers(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: a worker fakes one cell of a frame; claimers found it and claimed. Honest
+    answering checkers that re-rendered only cells of their own choice missed it and signed
+    ``Clean``, so the cheat kept its stake (it did before the claim published its verdicts).
+    Now each answerer re-renders the cells the claim's published verdicts name as well: the
+    bad cell fails, nobody signs, and the claim stands. The answerers' own draw is fixed
+    (SECRET) and the bad cell chosen outside it, so the test cannot pass by luck."""
+    monkeypatch.setattr("node.verify.checker.new_secret", lambda: SECRET)
+    width, height, tile_px = 64, 48, DEFAULT_POLICY.sampling.tile_px
+    # an assurance-"none" job: its requester checks nothing, so the fake is delivered, and
+    # an answerer's own draw is recheck_tiles = 1 cell, the one below
+    (drawn,) = select_tiles(bytes(32), SECRET, width, height, 1, tile_px)
+    bad = next(t for t in tile_grid(width, height, tile_px) if t != drawn)
+    async with open_cluster(tmp_path) as cluster:
+        escrow = cluster.escrow
+        await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", frames=FakeFrames(corrupt=(bad,)))
+        escrow.stakes[cheat.address] = STAKE_WEI
+        checkers = []
+        for i in range(1, 4):
+            checkers.append(member := await cluster.add(f"c{i}", "checker"))
+            escrow.register(member.address, STAKE_WEI)
+        claimer_keys = [bytes(Account.create().key) for _ in range(2)]
+        for key in claimer_keys:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        await cluster.settle("w1", 4)
+        job_id = await cluster.submit("client", frames=1, assurance="none", resolution=(width, height))
+        job = cluster.members["client"].live().requester.jobs[job_id]
+        await job.done.wait()
+        ((task_id, wire),) = job.results.items()
+        result = decode_envelope(wire).message
+        assert isinstance(result, Result) and result.result_sig is not None
+        ref = result_ref(job.spec, job_id, task_id, result.frame, result.frame_cid)
+        assert ref is not None
+
+        # The claimers' true claim, its verdicts published with it (as the node's slasher does).
+        verdicts = [claimers_verdict(job_id, task_id, result.frame, bad, n) for n in (1, 2)]
+        tiles = tiles_commitment(verdict_digest_of(v) for v in verdicts)
+        claim = FraudClaim(ref, cheat.address, tiles, escrow.terms.cap_wei)
+        sigs = order_signatures(claim, [sign(claim, key) for key in claimer_keys])
+        escrow.claim_fraud(claim, result.result_sig, sigs, pack_evidence(verdicts))
+        state = escrow.claims[(ref, cheat.address)]
+
+        answerer = cheat.live().worker.answerer  # type: ignore[union-attr]
+        how = await answerer.wait_ended(job_id, task_id)
+        assert how.startswith("challenge window over") and escrow.now_s() >= state.settle_at_s
+        rechecks = [c.live().checker.rechecks for c in checkers]  # type: ignore[union-attr]
+        assert sum(r.rendered for r in rechecks) == 3  # each re-checked it once...
+        assert sum(r.signed for r in rechecks) == 0  # ...and none signed
+        assert escrow.claims[(ref, cheat.address)].status == CLAIM_PENDING
+        escrow.execute_slash(claim, signers(claim, sigs))  # the claim stands
+        assert escrow.stakes[cheat.address] == STAKE_WEI - claim.amount_wei

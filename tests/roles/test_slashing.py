@@ -20,6 +20,7 @@ from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
 from node.roles.slasher import EXECUTED
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import claimed_verdicts
 from protocol.messages import FraudSignRequest, Result
 from tests.roles.cluster import Cluster, open_cluster
 from tests.roles.fakes import FakeTiles
@@ -57,6 +58,13 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         ((ref, worker), state) = next(iter(escrow.claims.items()))
         assert (ref.job_id, worker) == (job_id, cheat.address)
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei  # held by the claim
+        # The claim published the rejecting verdicts its tiles commit to: two (the default
+        # quorum), each about this result, naming the cells an answerer must re-render.
+        evidence = escrow.evidence(ref, worker)
+        assert evidence is not None
+        verdicts = claimed_verdicts(evidence.published, evidence.tiles, job_id, ref.task_id, ref.frame)
+        assert verdicts is not None and len(verdicts) == 2
+        assert all(v.tiles and not v.passed for v in verdicts)
         # The cheat's own node sees the claim against it (it could answer it now).
         watch = cheat.live().worker.claim_watch  # type: ignore[union-attr]
         assert watch is not None

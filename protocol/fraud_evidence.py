@@ -1,0 +1,94 @@
+"""A fraud claim's published evidence: the rejecting verdicts its ``tiles`` commit to.
+
+Theory of operation
+-------------------
+A claim's ``tiles`` is ``protocol.slashing.tiles_commitment`` of the rejecting
+verdicts' body digests (``records.verdict_digest_of``), so the verdicts
+themselves are the commitment's preimage. The requester's slasher appends them
+(:func:`pack_evidence`) to the calldata of its ``claim_fraud`` transaction,
+after the ABI-encoded arguments: the escrow ignores trailing calldata, so the
+contract is unchanged, and every node reads them from the chain
+(``ledger.client.EscrowClient.claim_evidence``), not from the worker, who could
+leave out the verdicts that hurt it.
+
+A checker asked to sign a worker's ``Clean`` answer reads them with
+:func:`claimed_tiles`: bounded bytes (``MAX_EVIDENCE_BYTES``, at most
+``MAX_CLAIMERS`` verdicts of the schema's bounded size), decoded, their
+commitment recomputed and compared with the claim's ``tiles``, each verdict
+about this very task and frame and a rejection. Then it re-renders every grid
+cell those verdicts name as well as its own random ones, and signs only if all
+pass. Published evidence that is missing, oversized, malformed or does not
+match the commitment is no evidence (``None``): the checker then re-checks
+its own random cells, as it would for a claim with none. An honest slasher
+always publishes, so only claimers that hide their evidence get the weaker
+answer, and only a worker facing such claimers gains from it: it cannot
+remove published evidence, and the calldata is the claimers' own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from protocol.codec import Limits, from_wire, packb, to_wire, unpackb
+from protocol.errors import ProtocolError
+from protocol.market.records import verdict_digest_of
+from protocol.messages import MAX_CLAIMERS, Verdict
+from protocol.slashing import tiles_commitment
+from protocol.verification import Tile, tile_grid
+
+EVIDENCE_MAGIC = b"pictor/fraud-evidence/v1\x00"
+# The most a slasher publishes and a reader decodes: three verdicts (the default
+# dispute's rejecters) of the schema's 256 tiles each fit with room to spare.
+MAX_EVIDENCE_BYTES = 64 * 1024
+_LIMITS = Limits(max_message_bytes=MAX_EVIDENCE_BYTES)  # the schema bounds each verdict
+
+
+def pack_evidence(verdicts: Iterable[Verdict]) -> bytes:
+    """The bytes a slasher appends to its ``claim_fraud`` calldata (b"" when they would
+    exceed ``MAX_EVIDENCE_BYTES`` or name more than ``MAX_CLAIMERS`` verdicts: a reader
+    would refuse them, so none are published)."""
+    verdicts = list(verdicts)
+    blob = EVIDENCE_MAGIC + packb([to_wire(v) for v in verdicts])
+    if not verdicts or len(verdicts) > MAX_CLAIMERS or len(blob) > MAX_EVIDENCE_BYTES:
+        return b""
+    return blob
+
+
+def find_evidence(calldata: bytes) -> bytes:
+    """The evidence part of a ``claim_fraud`` transaction's input (b"": none), found by
+    its magic prefix: whatever follows it is judged by :func:`claimed_tiles`."""
+    at = calldata.find(EVIDENCE_MAGIC)
+    return b"" if at < 0 else calldata[at : at + len(EVIDENCE_MAGIC) + MAX_EVIDENCE_BYTES + 1]
+
+
+def claimed_verdicts(
+    blob: bytes, tiles: bytes, job_id: bytes, task_id: bytes, frame: int
+) -> tuple[Verdict, ...] | None:
+    """The published verdicts when they are the claim's evidence: their commitment is
+    ``tiles``, each rejects this job's task and frame. None otherwise."""
+    if not blob.startswith(EVIDENCE_MAGIC) or len(blob) > len(EVIDENCE_MAGIC) + MAX_EVIDENCE_BYTES:
+        return None
+    try:
+        raw = unpackb(blob[len(EVIDENCE_MAGIC) :], _LIMITS)
+        if not isinstance(raw, list) or not 0 < len(raw) <= MAX_CLAIMERS:
+            return None
+        verdicts = tuple(from_wire(Verdict, item) for item in raw)
+    except ProtocolError:
+        return None
+    if tiles_commitment(verdict_digest_of(v) for v in verdicts) != tiles:
+        return None
+    if any((v.job_id, v.task_id, v.frame, v.passed) != (job_id, task_id, frame, False)
+           for v in verdicts):  # fmt: skip
+        return None
+    return verdicts
+
+
+def claimed_cells(
+    verdicts: Iterable[Verdict], width: int, height: int, tile_px: int
+) -> tuple[Tile, ...]:
+    """The grid cells the verdicts re-rendered (sorted, each once): what an answering
+    checker must re-render too. A rectangle that is no cell of the frame's grid is
+    left out (no honest verdict names one)."""
+    grid = set(tile_grid(width, height, tile_px))
+    named = {Tile(t.y, t.x, t.width, t.height) for v in verdicts for t in v.tiles}
+    return tuple(sorted(named & grid))
