@@ -22,16 +22,18 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
 4. gives up at the claim's ``settle_at`` (chain time): the claim then executes.
 
 Chain outages postpone a step (``LedgerError``: retried after ``CHAIN_RETRY_S``).
-One answer runs per claim; the state is not stored: after a restart the watch
-sees the claim pending again and the answer starts over (the checkers keep the
-signatures they gave and send them again without re-rendering).
+One answer runs per claim; its state is not stored, but the watch is: after a
+restart the watch sees the claim pending again and the answer starts over (the
+checkers keep the signatures they gave and send them again without
+re-rendering). It needs nothing of the job but the requester's node id, which
+the watch keeps.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
 
@@ -45,7 +47,7 @@ from node.roles.common import raw_of
 from node.roles.context import RoleContext
 from protocol.cid import cid_of_sha256
 from protocol.errors import IllegalMessage
-from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, Role
+from protocol.messages import CleanSigned, CleanSignRequest, Role
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,10 +74,8 @@ class _Answer:
 class Answerer:
     """One per worker role (see the module docstring)."""
 
-    def __init__(self, ctx: RoleContext, specs: Mapping[bytes, JobSpec],
-                 device_class: Callable[[], str]) -> None:  # fmt: skip
+    def __init__(self, ctx: RoleContext, device_class: Callable[[], str]) -> None:
         self.ctx = ctx
-        self.specs = specs
         self.device_class = device_class
         self._running: dict[tuple[bytes, bytes], _Answer] = {}
         self._starting: set[tuple[bytes, bytes]] = set()  # reading the claim's evidence
@@ -105,15 +105,13 @@ class Answerer:
             await self._ended.wait()
         return self.answered[(job_id, task_id)]
 
-    async def answer(self, ref: ResultRef, settle_at_s: int) -> None:
-        """Answer the pending claim on our result ``ref`` before ``settle_at_s``."""
+    async def answer(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
+        """Answer the pending claim on our result ``ref`` before ``settle_at_s``
+        (``requester``: the node id of the job's requester, never asked)."""
         key = (ref.job_id, ref.task_id)
-        spec = self.specs.get(ref.job_id)
         chain = self.ctx.chain
         if key in self._running or key in self._starting or chain is None:
             return
-        if spec is None:
-            return self._end(key, "job forgotten: cannot ask for re-checks")
         self._starting.add(key)
         try:
             evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
@@ -122,7 +120,7 @@ class Answerer:
             self._starting.discard(key)
         if evidence is None or state.status != CLAIM_PENDING:
             return self._end(key, "no pending claim to answer")
-        asked = self._checkers(set(evidence.claimers) | {ref.requester}, spec.requester)
+        asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked))  # fmt: skip
         request = CleanSignRequest(ref.job_id, ref.task_id, ref.frame, chain.address,

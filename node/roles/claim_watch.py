@@ -11,7 +11,14 @@ each, for ``WATCH_FOR_S`` (the unbonding delay: after it, stake we unbonded is
 beyond reach), and reports what it finds — a pending claim as a warning with
 its settle time, while the worker can still answer it, and its end. A pending
 claim is handed to ``on_pending`` (the worker's :mod:`node.roles.answerer`,
-which gathers a larger quorum's ``Clean`` signatures and answers it).
+which gathers a larger quorum's ``Clean`` signatures and answers it), with the
+node id of the job's requester (whom the answer does not ask).
+
+The watch is stored (``claim_watch``, store migration 7; each result written
+by a saver task as soon as it is watched, dropped when its claim ended or its
+time ran out), so a node restarted inside a claim's window loads it and
+answers the claim: the scene and frame it serves to the answering checkers
+are in its content store, and nothing else of the job is needed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -26,32 +34,86 @@ from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import LedgerError
 from ledger.fraud import ResultRef
 from node.log import log_event
+from node.roles import persist
 from node.roles.ports import Chain
+from node.store import Store
+from protocol.codec import packb, unpackb
 
 logger = logging.getLogger(__name__)
 MAX_WATCHED = 1024
 POLL_S = 300.0
 WATCH_FOR_S = 7 * 24 * 3600.0
 STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSWERED: "answered"}
+Key = tuple[bytes, bytes]  # (job, task)
+
+
+class _Watched:
+    def __init__(self, ref: ResultRef, requester: bytes, until_ms: int) -> None:
+        self.ref, self.requester, self.until_ms = ref, requester, until_ms
+
+    def pack(self) -> bytes:
+        r = self.ref
+        return packb([r.chain_id, r.contract, r.requester, r.job_id, r.task_id, r.frame,
+                      r.frame_digest, self.requester])  # fmt: skip
+
+    @classmethod
+    def unpack(cls, data: bytes, until_ms: int) -> _Watched:
+        chain_id, contract, requester_address, job_id, task_id, frame, digest, requester = unpackb(data)
+        ref = ResultRef(chain_id, contract, requester_address, job_id, task_id, frame, digest)
+        return cls(ref, requester, until_ms)
 
 
 class ClaimWatch:
     def __init__(
-        self, chain: Chain, on_pending: Callable[[ResultRef, int], None] | None = None
-    ) -> None:
+        self, chain: Chain, store: Store, now_ms: Callable[[], int],
+        on_pending: Callable[[ResultRef, int, bytes], None] | None = None,
+    ) -> None:  # fmt: skip
         self.chain = chain
-        self.on_pending = on_pending  # called with (ref, settle_at_s) when a claim appears
-        self._watched: OrderedDict[tuple[bytes, bytes], tuple[ResultRef, float]] = OrderedDict()
-        self.claims: dict[tuple[bytes, bytes], str] = {}  # (job, task) -> claim status seen
+        self.store = store
+        self.now_ms = now_ms  # wall clock: the watch outlives a restart
+        # called with (ref, settle_at_s, requester node id) when a claim appears
+        self.on_pending = on_pending
+        self._watched: OrderedDict[Key, _Watched] = OrderedDict()
+        self.claims: dict[Key, str] = {}  # (job, task) -> claim status seen
         self._changed = trio.Event()
+        self._saves, self._to_save = trio.open_memory_channel[_Watched | Key](MAX_WATCHED)
 
-    def watch(self, ref: ResultRef) -> None:
-        """Watch our signed result ``ref`` for claims, from the next poll on (a result
-        just signed cannot be claimed before it is delivered, so no read now: a job's
-        every result would otherwise cost a read of all watched ones)."""
-        self._watched[(ref.job_id, ref.task_id)] = (ref, trio.current_time() + WATCH_FOR_S)
+    def watch(self, ref: ResultRef, requester: bytes) -> None:
+        """Watch our signed result ``ref`` (of ``requester``'s job) for claims, from the
+        next poll on (a result just signed cannot be claimed before it is delivered, so
+        no read now: a job's every result would otherwise cost a read of all watched
+        ones). The saver stores it at once; should its queue be full, the watch still
+        holds it in memory (a warning says a restart would forget it)."""
+        entry = _Watched(ref, requester, self.now_ms() + int(WATCH_FOR_S * 1000))
+        self._watched[(ref.job_id, ref.task_id)] = entry
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
+        self._save(entry)
+
+    def _save(self, what: _Watched | Key) -> None:
+        try:
+            self._saves.send_nowait(what)
+        except trio.WouldBlock:
+            log_event(logger, logging.WARNING, "claim watch not stored: a restart forgets it")
+
+    async def load(self) -> None:
+        """Watch again what a previous run of the node stored."""
+        rows = await self.store.call(persist.watched_results)
+        for data, until_ms in rows:
+            entry = _Watched.unpack(data, until_ms)
+            self._watched.setdefault((entry.ref.job_id, entry.ref.task_id), entry)
+        while len(self._watched) > MAX_WATCHED:
+            self._watched.popitem(last=False)
+
+    async def _saver(self) -> None:
+        async for what in self._to_save:
+            if isinstance(what, _Watched):
+                await self.store.call(partial(
+                    persist.watch_result, job_id=what.ref.job_id, task_id=what.ref.task_id,
+                    data=what.pack(), until_ms=what.until_ms, keep=MAX_WATCHED,
+                ))  # fmt: skip
+            else:
+                await self.store.call(partial(persist.unwatch_result, job_id=what[0], task_id=what[1]))
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
         while self.claims.get((job_id, task_id)) != status:
@@ -62,16 +124,21 @@ class ClaimWatch:
         self._changed = trio.Event()
 
     async def run(self) -> None:
-        while True:
-            await self.poll()
-            with trio.move_on_after(POLL_S):
-                await self._changed.wait()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._saver)
+            await self.load()
+            while True:
+                await self.poll()
+                with trio.move_on_after(POLL_S):
+                    await self._changed.wait()
 
     async def poll(self) -> None:
-        now = trio.current_time()
-        for key, (ref, until) in list(self._watched.items()):
-            if now >= until:
+        now_ms = self.now_ms()
+        for key, entry in list(self._watched.items()):
+            ref = entry.ref
+            if now_ms >= entry.until_ms:
                 del self._watched[key]
+                self._save(key)
                 continue
             try:
                 state = await self.chain.claim_state(ref, self.chain.address)
@@ -88,6 +155,7 @@ class ClaimWatch:
                       settle_at_s=state.settle_at_s)  # fmt: skip
             if status != "pending":
                 del self._watched[key]
+                self._save(key)
             elif self.on_pending is not None:
-                self.on_pending(ref, state.settle_at_s)
+                self.on_pending(ref, state.settle_at_s, entry.requester)
             self._notify()

@@ -1,4 +1,4 @@
-"""SQL for the role drivers (tables from store migrations 2, 3 and 5); each runs in one transaction.
+"""SQL for the role drivers (tables from store migrations 2, 3, 5, 6 and 7); each runs in one transaction.
 
 The requester journals every input of a job machine (``market_journal``) so a
 restarted node replays it into a fresh machine and carries on from the same
@@ -182,3 +182,28 @@ def open_claims(conn: sqlite3.Connection, *, final: tuple[str, ...]) -> list[tup
     marks = ", ".join("?" * len(final))
     rows = conn.execute(f"SELECT state, data FROM fraud_claims WHERE state NOT IN ({marks})", final)
     return [(r[0], r[1]) for r in rows.fetchall()]
+
+
+def watch_result(
+    conn: sqlite3.Connection, *, job_id: bytes, task_id: bytes, data: bytes, until_ms: int,
+    keep: int,
+) -> None:  # fmt: skip
+    """Keep a signed result in the claim watch; only the newest ``keep`` stay."""
+    conn.execute(
+        "INSERT OR REPLACE INTO claim_watch (job_id, task_id, data, until_ms) VALUES (?, ?, ?, ?)",
+        (job_id, task_id, data, until_ms),
+    )
+    conn.execute(
+        "DELETE FROM claim_watch WHERE rowid NOT IN"
+        " (SELECT rowid FROM claim_watch ORDER BY until_ms DESC, rowid DESC LIMIT ?)", (keep,)
+    )  # fmt: skip
+
+
+def unwatch_result(conn: sqlite3.Connection, *, job_id: bytes, task_id: bytes) -> None:
+    conn.execute("DELETE FROM claim_watch WHERE job_id = ? AND task_id = ?", (job_id, task_id))
+
+
+def watched_results(conn: sqlite3.Connection) -> list[tuple[bytes, int]]:
+    """(data, until_ms) of every watched result, oldest first."""
+    rows = conn.execute("SELECT data, until_ms FROM claim_watch ORDER BY until_ms, rowid")
+    return [(r[0], int(r[1])) for r in rows.fetchall()]

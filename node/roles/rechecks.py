@@ -110,7 +110,7 @@ class Rechecks:
         if state.status == CLAIM_NONE:  # no claim ever named that result: a lie, or our
             # chain reader a block behind (a small penalty that decays); nothing rendered
             self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(
-                "a re-check of a result no claim names", penalty=NO_CLAIM_PENALTY))  # fmt: skip
+                "a re-check of a result no claim names", penalty=NO_CLAIM_PENALTY), "recheck_unclaimed")  # fmt: skip
             return
         evidence = await chain.claim_evidence(ref, request.worker_address)
         if state.status != CLAIM_PENDING or evidence is None:

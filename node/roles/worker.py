@@ -101,10 +101,10 @@ class WorkerRole:
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
         self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
         # The watch for fraud claims on our signed results, and their answers.
-        self.answerer = Answerer(ctx, self.specs, lambda: self.device_class)
-        self.claim_watch = (
-            None if ctx.chain is None else ClaimWatch(ctx.chain, self._answer_claim)
-        )
+        self.answerer = Answerer(ctx, lambda: self.device_class)
+        self.claim_watch = None if ctx.chain is None else ClaimWatch(
+            ctx.chain, ctx.node.store, ctx.clock.now_ms, self._answer_claim
+        )  # fmt: skip
         self.challenges = ChallengeAnswerer(ctx, self.specs, self.machine.knows_job,
                                             (build, device_class), self.scene_gate)  # fmt: skip
 
@@ -117,10 +117,10 @@ class WorkerRole:
                 nursery.start_soon(self.claim_watch.run)
             task_status.started()
 
-    def _answer_claim(self, ref: ResultRef, settle_at_s: int) -> None:
+    def _answer_claim(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
         """A claim on our result is pending: answer it (node.roles.answerer)."""
         if self._nursery is not None:
-            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s)
+            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s, requester)
 
     @property
     def rendering(self) -> int:
@@ -260,7 +260,7 @@ class WorkerRole:
         if ref is None:
             return None
         if self.claim_watch is not None:  # any signed result can be claimed: watch it
-            self.claim_watch.watch(ref)
+            self.claim_watch.watch(ref, command.spec.requester)
         return sign(ref, self.ctx.payment_key)
 
     async def _accept_scene(self, command: StartRender, scene: Path) -> bool:

@@ -159,4 +159,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, task_id)
     );
     """,
+    # 7: the worker's claim watch (issue 17): every result it signed, watched for fraud
+    # claims until ``until_ms``, so a restart inside a claim's window still answers it
+    # (node/roles/claim_watch.py; the newest MAX_WATCHED are kept).
+    """
+    CREATE TABLE claim_watch (
+        job_id BLOB NOT NULL,
+        task_id BLOB NOT NULL,
+        data BLOB NOT NULL,
+        until_ms INTEGER NOT NULL,
+        PRIMARY KEY (job_id, task_id)
+    );
+    """,
 )

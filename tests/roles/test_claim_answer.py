@@ -22,13 +22,15 @@ from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_PENDING
 from ledger.fraud import FraudClaim, order_signatures, result_ref, sign, signers
+from node.roles.claim_watch import POLL_S
+from protocol.cid import cid_of_sha256
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import CleanSignRequest, Result, TileEvidence, Verdict
 from protocol.slashing import tiles_commitment
 from protocol.verification import DEFAULT_POLICY, Tile, select_tiles, tile_grid
-from tests.roles.cluster import open_cluster
+from tests.roles.cluster import Member, open_cluster
 from tests.roles.fakes import FakeFrames
 
 STAKE_WEI = 10**18
@@ -64,11 +66,13 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         ref = result_ref(job.spec, job_id, task_id, result.frame, result.frame_cid)
         assert ref is not None
 
-        # A stranger's re-check request about a result no claim names renders nothing.
+        # A stranger's re-check request about a result no claim names renders nothing, and
+        # is scored against its sender (the worker reads its claims from the same chain).
         asked = CleanSignRequest(job_id, task_id, result.frame, honest.address, result.frame_cid)
         rechecks = checkers[0].live().checker.rechecks  # type: ignore[union-attr]
         await rechecks._recheck(honest.key.node_id.raw, asked)
         assert rechecks.rendered == 0 and rechecks.signed == 0
+        assert rejected(checkers[0], honest) == {"recheck_unclaimed": 1}
 
         # The colluders' false claim: any tiles, the cap, the worker's own result signature.
         claim = FraudClaim(ref, honest.address, b"\x07" * 32, escrow.terms.cap_wei)
@@ -91,6 +95,13 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert answerer.answered[(job_id, task_id)] == "answered"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
+
+
+def rejected(checker: Member, sender: Member) -> dict[str, int]:
+    """What ``checker``'s node refused from ``sender``, by reason."""
+    gate = checker.live().ctx.node.gate
+    (view,) = [v for v in gate.scorer.view(0.0) if v.peer == sender.peer]
+    return view.rejected
 
 
 SECRET = bytes(range(32))  # every checker's draw, fixed so the test knows its cell
@@ -147,6 +158,12 @@ async def test_a_partial_fake_cannot_escape_a_true_claim_through_honest_answerer
         sigs = order_signatures(claim, [sign(claim, key) for key in claimer_keys])
         escrow.claim_fraud(claim, result.result_sig, sigs, pack_evidence(verdicts))
         state = escrow.claims[(ref, cheat.address)]
+        # While it is pending, a request naming another frame file than the claimed one (the
+        # claim binds the digest the worker signed) is refused and scored, never rendered.
+        forged = CleanSignRequest(job_id, task_id, result.frame, cheat.address, cid_of_sha256(bytes(32)))
+        first = checkers[0].live().checker.rechecks  # type: ignore[union-attr]
+        await first._recheck(cheat.key.node_id.raw, forged)
+        assert first.rendered == 0 and rejected(checkers[0], cheat) == {"recheck_unclaimed": 1}
 
         answerer = cheat.live().worker.answerer  # type: ignore[union-attr]
         how = await answerer.wait_ended(job_id, task_id)
@@ -157,3 +174,42 @@ async def test_a_partial_fake_cannot_escape_a_true_claim_through_honest_answerer
         assert escrow.claims[(ref, cheat.address)].status == CLAIM_PENDING
         escrow.execute_slash(claim, signers(claim, sigs))  # the claim stands
         assert escrow.stakes[cheat.address] == STAKE_WEI - claim.amount_wei
+
+
+async def test_a_restarted_worker_still_answers_a_claim_on_a_result_signed_before(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The claim watch is stored: a worker restarted after it delivered a frame (a
+    colluding quorum's claim comes while it was down, or just after) loads the results it
+    signed and answers the claim. Before, the restarted watch was empty and the claim
+    executed unanswered."""
+    async with open_cluster(tmp_path) as cluster:
+        escrow = cluster.escrow
+        client = await cluster.add("client", "client")
+        honest = await cluster.add("w1", "worker")
+        escrow.stakes[honest.address] = STAKE_WEI
+        for i in range(1, 4):
+            escrow.register((await cluster.add(f"c{i}", "checker")).address, STAKE_WEI)
+        colluders = [bytes(Account.create().key) for _ in range(2)]
+        for key in colluders:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        await cluster.settle("w1", 4)
+        job_id = await cluster.submit("client", frames=1)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        ((task_id, wire),) = job.results.items()
+        result = decode_envelope(wire).message
+        assert isinstance(result, Result) and result.result_sig is not None
+        ref = result_ref(job.spec, job_id, task_id, result.frame, result.frame_cid)
+        assert ref is not None
+
+        await cluster.kill("w1")
+        claim = FraudClaim(ref, honest.address, b"\x07" * 32, escrow.terms.cap_wei)
+        escrow.claim_fraud(claim, result.result_sig,
+                           order_signatures(claim, [sign(claim, key) for key in colluders]))  # fmt: skip
+        honest = await cluster.restart("w1")
+        watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
+        with trio.fail_after(2 * POLL_S):  # the restarted watch's first poll finds it
+            await watch.wait_claim(job_id, task_id, "pending")
+        await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_ANSWERED)
+        assert escrow.stakes[honest.address] == STAKE_WEI

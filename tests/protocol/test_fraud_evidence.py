@@ -1,0 +1,88 @@
+"""A claim's published evidence is used only when it is the claim's: refusals (issue 17).
+
+An answering checker re-renders the cells a claim's published verdicts name;
+evidence that does not commit to the claim's ``tiles``, is about another
+result or is no rejection, is oversized or malformed, is refused (``None``):
+the checker then re-checks its own cells only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.fraud_evidence import (
+    EVIDENCE_MAGIC,
+    MAX_EVIDENCE_BYTES,
+    claimed_cells,
+    claimed_verdicts,
+    find_evidence,
+    pack_evidence,
+)
+from protocol.market.records import verdict_digest_of
+from protocol.messages import MAX_CLAIMERS, TileEvidence, Verdict
+from protocol.slashing import tiles_commitment
+from protocol.verification import Tile
+
+JOB, TASK, FRAME = b"\x01" * 32, b"\x02" * 32, 3
+
+
+def verdict(n: int, cells: tuple[tuple[int, int], ...] = ((0, 0), (16, 16))) -> Verdict:
+    tiles = tuple(TileEvidence(x, y, 16, 16, 20_000, 200) for x, y in cells)
+    return Verdict(JOB, TASK, FRAME, bytes([n]) * 32, b"\x05" * 32, False, bytes([n]) * 32,
+                   tiles, "b", "d", tuple(bytes([n, i]) * 16 for i in range(len(tiles))))  # fmt: skip
+
+
+def commitment(verdicts: list[Verdict]) -> bytes:
+    return tiles_commitment(verdict_digest_of(v) for v in verdicts)
+
+
+def test_the_claims_own_verdicts_are_taken_and_name_their_cells() -> None:
+    verdicts = [verdict(1), verdict(2, ((16, 16), (32, 0)))]
+    blob = pack_evidence(verdicts)
+    calldata = b"\xab" * 300 + blob  # the ABI-encoded arguments come first
+    assert find_evidence(calldata) == blob
+    found = claimed_verdicts(find_evidence(calldata), commitment(verdicts), JOB, TASK, FRAME)
+    assert found == tuple(verdicts)
+    # each cell once, sorted; a rectangle that is no cell of a 48x32 frame's grid is left out
+    odd = verdict(3, ((5, 5),))
+    assert claimed_cells([*verdicts, odd], 48, 32, 16) == (
+        Tile(0, 0, 16, 16), Tile(0, 32, 16, 16), Tile(16, 16, 16, 16),
+    )  # fmt: skip
+
+
+def test_evidence_that_is_not_the_claims_is_refused() -> None:
+    verdicts = [verdict(1), verdict(2)]
+    tiles = commitment(verdicts)
+    blob = pack_evidence(verdicts)
+    # another commitment: verdicts the claimers did not commit to (or one left out)
+    assert claimed_verdicts(blob, commitment([verdicts[0]]), JOB, TASK, FRAME) is None
+    assert claimed_verdicts(pack_evidence(verdicts[:1]), tiles, JOB, TASK, FRAME) is None
+    # committed to, but about another task or frame, or a verdict that passed
+    for other in (replace(verdicts[1], task_id=b"\x09" * 32), replace(verdicts[1], frame=4),
+                  replace(verdicts[1], passed=True)):  # fmt: skip
+        forged = [verdicts[0], other]
+        assert claimed_verdicts(pack_evidence(forged), commitment(forged), JOB, TASK, FRAME) is None
+    # asked about another result than the one the evidence names
+    assert claimed_verdicts(blob, tiles, JOB, TASK, FRAME + 1) is None
+    # nothing, no magic, truncated, oversized
+    assert claimed_verdicts(b"", tiles, JOB, TASK, FRAME) is None
+    assert claimed_verdicts(blob[len(EVIDENCE_MAGIC) :], tiles, JOB, TASK, FRAME) is None
+    assert claimed_verdicts(blob[:-5], tiles, JOB, TASK, FRAME) is None
+    assert claimed_verdicts(blob + b"\x00" * MAX_EVIDENCE_BYTES, tiles, JOB, TASK, FRAME) is None
+
+
+def test_a_slasher_publishes_nothing_a_reader_would_refuse() -> None:
+    assert pack_evidence([]) == b""
+    assert pack_evidence([verdict(1)] * (MAX_CLAIMERS + 1)) == b""
+    big = verdict(1, tuple((16 * i, 0) for i in range(256)))
+    assert pack_evidence([big] * 16) == b""  # over MAX_EVIDENCE_BYTES
+    assert len(pack_evidence([big] * 3)) <= MAX_EVIDENCE_BYTES  # the default dispute's worst case
+
+
+@given(st.binary(max_size=2048))
+def test_arbitrary_published_bytes_never_raise(tail: bytes) -> None:
+    blob = find_evidence(b"\x00" * 4 + EVIDENCE_MAGIC + tail)
+    assert claimed_verdicts(blob, b"\x00" * 32, JOB, TASK, FRAME) is None
