@@ -10,9 +10,10 @@ the result (:class:`protocol.market.SlashDue`, from the job machine), and only
 the checkers whose verdicts rejected it are asked to sign. Their ``tiles``
 field commits to that evidence: the SHA-256 of the rejecting verdicts' body
 digests (``protocol.market.records.verdict_digest_of``: a resent verdict
-travels in a fresh envelope, but its body digest stays), sorted (:func:`tiles_commitment`), so an answering quorum
-(``answer_claim``) re-checks the same verdicts' tiles and a checker can see
-its own verdict is among them.
+travels in a fresh envelope, but its body digest stays), sorted (:func:`tiles_commitment`), so a checker can see
+its own verdict is among them, and the verdicts themselves, published with the
+claim (``protocol.fraud_evidence``), tell an answering quorum
+(``answer_claim``) which tiles to re-check.
 
 A checker signs only a claim about a result it rejected itself
 (:func:`may_sign`): the same job, task, frame and frame CID it judged, its own

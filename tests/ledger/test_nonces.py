@@ -34,7 +34,7 @@ class FlakySender:
     def pending_nonce(self) -> int:
         return self.chain_nonce
 
-    def prepare(self, fn: Any, value_wei: int) -> str:
+    def prepare(self, fn: Any, value_wei: int, tail: bytes = b"") -> str:
         return "prepared"
 
     def send(self, prepared: str, nonce: int) -> dict[str, int]:

@@ -26,7 +26,7 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     honest_key, _ = key_and_address()
     ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
     answer = CleanAnswer(ref, worker, os.urandom(32))
-    answerer = Answerer(SimpleNamespace(), {}, lambda: "")  # type: ignore[arg-type]
+    answerer = Answerer(SimpleNamespace(), lambda: "")  # type: ignore[arg-type]
     asked, stranger = b"\x01" * 32, b"\x02" * 32
     run = _Answer(answer, (claimer,), 10**17, frozenset({asked}))
     answerer._running[(ref.job_id, ref.task_id)] = run
