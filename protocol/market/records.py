@@ -54,7 +54,7 @@ class TaskRecord:
     # the verdicts themselves: the commitment's preimage, published with a claim
     # (protocol.fraud_evidence); only rejecting ones are kept
     rejection_verdict: Verdict | None = None
-    dispute_rejections: dict[bytes, Verdict] = field(default_factory=dict)  # checker -> verdict
+    dispute_rejects: dict[bytes, Verdict] = field(default_factory=dict)  # checker -> verdict
     dispute_reserved_wei: int = 0
 
 

@@ -253,7 +253,7 @@ class VerifyDesk(JobBook):
         task.dispute_votes[sender] = passed
         task.dispute_digests[sender] = digest
         if not passed:
-            task.dispute_rejections[sender] = verdict
+            task.dispute_rejects[sender] = verdict
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
@@ -275,7 +275,7 @@ class VerifyDesk(JobBook):
             return []
         rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
         digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
-        verdicts = [task.rejection_verdict] + [task.dispute_rejections[c] for c in rejecters[1:]]
+        verdicts = [task.rejection_verdict] + [task.dispute_rejects[c] for c in rejecters[1:]]
         return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
                          task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests),
                          tuple(v for v in verdicts if v is not None))]  # fmt: skip
