@@ -34,6 +34,8 @@ from ledger.vouchers import Voucher, split_signature
 from protocol.fraud_evidence import find_evidence
 
 NATIVE = "0x0000000000000000000000000000000000000000"
+# blocks per eth_getLogs query: providers cap a query's range (as ledger/follower.py)
+LOG_RANGE_BLOCKS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,25 +301,49 @@ class EscrowClient:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
         ``FraudClaimed`` event, checked against the claim's stored commitment (None: no
         claim, or no event that matches it), and the evidence its transaction published
-        (``protocol.fraud_evidence.find_evidence``; judged by the reader). Reads the logs
-        from block 0: fine for the chains Pictor runs on today; a long-lived chain wants a
-        starting block."""
+        (``protocol.fraud_evidence.find_evidence``; judged by the reader). The logs are
+        read from the claim's own block on, ``LOG_RANGE_BLOCKS`` at a time: the block
+        is found by its timestamp (``settle_at − CHALLENGE_S``), since reading from
+        block 0 is refused by providers that cap a query's range, and slow anyway."""
         state = self.claim(ref, worker)
         if state.status == 0:
             return None
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
         event = self.contract.events.FraudClaimed
-        logs = with_retries(
-            lambda: event.get_logs(argument_filters={"claim_id": claim_id}, from_block=0),
-            self.sender.config, "get_logs",
-        )  # fmt: skip
-        for entry in logs:
-            tiles = bytes(entry["args"]["tiles"])
-            claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
-            if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
-                published = self._published(entry["transactionHash"])
-                return ClaimEvidence(tiles, claimers, published)
+        head = int(with_retries(lambda: self.w3.eth.block_number, self.sender.config, "block"))
+        first = self._first_block_at(state.settle_at_s - self.challenge_s(), head)
+        while first <= head:
+            last = min(head, first + LOG_RANGE_BLOCKS - 1)
+            logs = with_retries(
+                lambda a=first, b=last: event.get_logs(  # type: ignore[misc]
+                    argument_filters={"claim_id": claim_id}, from_block=a, to_block=b
+                ),
+                self.sender.config, "get_logs",
+            )  # fmt: skip
+            for entry in logs:
+                tiles = bytes(entry["args"]["tiles"])
+                claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
+                if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
+                    published = self._published(entry["transactionHash"])
+                    return ClaimEvidence(tiles, claimers, published)
+            first = last + 1
         return None
+
+    def _block_time_s(self, number: int) -> int:
+        block = with_retries(lambda: self.w3.eth.get_block(number), self.sender.config, "block")
+        return int(block["timestamp"])
+
+    def _first_block_at(self, timestamp_s: int, head: int) -> int:
+        """The first block whose timestamp is at least ``timestamp_s`` (a binary search:
+        block timestamps never decrease), or ``head``."""
+        lo, hi = 0, head
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._block_time_s(mid) < timestamp_s:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def _published(self, tx_hash: Any) -> bytes:
         """The evidence a claim's transaction carried after its arguments (b"": none)."""

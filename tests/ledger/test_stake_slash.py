@@ -4,12 +4,19 @@ or answer), on the real contract. Each attack test failed on the one-step ``slas
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
+from ledger.client import (
+    CLAIM_ANSWERED,
+    CLAIM_EXECUTED,
+    CLAIM_PENDING,
+    LOG_RANGE_BLOCKS,
+    EscrowClient,
+)
 from ledger.errors import ChainRevert
 from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign, signable
 from ledger.tx import TxSender
@@ -388,3 +395,34 @@ def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
     assert fns.result_digest(claim.ref.arg()).call() == local(claim.ref)
     assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345).call() == local(claim)
     assert fns.clean_digest(claim.ref.arg(), worker, TILES).call() == local(claim.answer)
+
+
+def test_claim_evidence_reads_the_logs_from_the_claims_block_in_capped_ranges(
+    env_fast: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's lookup read FraudClaimed logs from block 0 in one query: providers
+    that cap a query's range refuse that on any long-lived chain. It now finds the
+    claim's block by its timestamp and reads from there, LOG_RANGE_BLOCKS at a time."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 4 * ETHER)
+    register(env.checkers[:2])
+    env.outsider.w3.provider.make_request("anvil_mine", [hex(2 * LOG_RANGE_BLOCKS)])  # type: ignore[arg-type]
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])
+    claimed_at = worker.w3.eth.block_number
+    env.outsider.w3.provider.make_request("anvil_mine", [hex(3 * LOG_RANGE_BLOCKS)])  # type: ignore[arg-type]
+    queries: list[tuple[int, int]] = []
+    get_logs = worker.w3.eth.get_logs
+
+    def capped(params: Any) -> Any:
+        first, last = int(params["fromBlock"]), int(params["toBlock"])
+        queries.append((first, last))
+        assert last - first < LOG_RANGE_BLOCKS, "a range the provider refuses"
+        return get_logs(params)
+
+    monkeypatch.setattr(worker.w3.eth, "get_logs", capped)
+    evidence = worker.claim_evidence(claim.ref, worker.account)
+    assert evidence is not None and evidence.tiles == TILES
+    assert queries[0][0] <= claimed_at <= queries[0][1]  # found in its first query
+    assert len(queries) == 1
