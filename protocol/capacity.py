@@ -13,7 +13,9 @@ machine's award plan (:mod:`protocol.market.awarding`):
   > 0 an unproven bidder holds at most ``TRIAL_SLOTS`` live lease, and all
   unproven bidders together at most ``trial_leases`` of the job's: a flood of
   1,000 identities gets that many trial frames at a time, each checked as a
-  fresh worker's is (protocol.verification), never the job.
+  fresh worker's is (protocol.verification), never the job. A trial frame's
+  failure costs its frame no attempt (``max_attempts_per_frame``): a stream
+  of fresh keys would otherwise fail every frame in three tries.
 * **Challenge-capped speed.** A challenge is a small seeded render of
   ``challenge_ru`` render units whose output the challenger can check exactly
   (same build and device class); the driver times it. :func:`capped_score`

@@ -50,19 +50,36 @@ but caps its believed speed.
 :class:`ChallengeBook` is the challenger's bounded state: at most
 ``max_in_flight`` challenges open at once, one outcome remembered per worker
 (``max_remembered``, oldest forgotten) for ``remember_ms``, an open challenge
-failed after ``timeout_ms``. A flood of fresh identities therefore costs the
-requester at most ``max_in_flight`` tile re-renders at a time; the driver queues the rest
-(bounded) and challenges them as challenges close, and bidders never
-challenged stay on trial frames.
+failed once :func:`answer_timeout_ms` passed: ``timeout_ms``, or as long as the
+claim itself allows within the margin (an answer that late still passes, so it
+is awaited), never more than ``max_timeout_ms`` (a slow claim holds a challenge
+slot that long at most), plus the challenge's allowance. A flood of fresh
+identities therefore costs the requester at most ``max_in_flight`` tile
+re-renders at a time. What to do with a bid is :meth:`ChallengeBook.on_bid`'s
+one decision (feed a fresh outcome, nothing for a proven bidder, challenge now,
+or queue); the book queues at most ``max_waiting`` bidders and
+:meth:`ChallengeBook.next_waiting` gives the longest-waiting one still worth a
+challenge when one closes. Bidders never challenged stay on trial frames. The
+node's requester (``node.roles.challenger``) and the simulator's
+(``simulations/challenges.py``) both drive it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Generic, TypeVar
 
-from protocol.capacity import DEFAULT_MARGIN_PERMILLE, capped_score, measured_score
+from protocol.capacity import (
+    DEFAULT_MARGIN_PERMILLE,
+    MS_PER_HOUR,
+    capped_score,
+    is_proven,
+    measured_score,
+)
 from protocol.errors import IllegalMessage, LocalProtocolError
 from protocol.messages import ChallengeAnswer, JobSpec, RenderSettings
 
@@ -148,6 +165,12 @@ class Outcome:
     measured_ms: int | None  # None: no answer in time, or the answer was wrong
     reason: str
 
+    @property
+    def decides(self) -> bool:
+        """Whether a job is given it (``JobMachine.capacity_judged``): no answer in time
+        decides nothing, the bidder stays on trial frames."""
+        return self.passed or self.caught
+
 
 UNANSWERED = Outcome(False, False, 1, None, "no answer in time")
 
@@ -180,12 +203,32 @@ class ChallengeConfig:
     remember_ms: int = 24 * 3_600_000
     max_remembered: int = 10_000
     margin_permille: int = DEFAULT_MARGIN_PERMILLE
+    max_timeout_ms: int = 15 * 60_000  # a claim of a slow render is awaited this long at most
+    max_waiting: int = 256  # bidders queued for a challenge slot (more stay on trial frames)
 
     def __post_init__(self) -> None:
         if min(self.max_in_flight, self.timeout_ms, self.max_remembered) < 1:
             raise LocalProtocolError("max_in_flight, timeout_ms and max_remembered must be >= 1")
         if self.margin_permille < 1000:
             raise LocalProtocolError("margin_permille must be >= 1000 (1x: no slack)")
+        if self.max_timeout_ms < self.timeout_ms or self.max_waiting < 0:
+            raise LocalProtocolError("max_timeout_ms must be >= timeout_ms, max_waiting >= 0")
+
+
+def answer_timeout_ms(
+    config: ChallengeConfig, claimed_ru_per_hour: int, ru: int, allowance_ms: int = 0
+) -> int:
+    """How long a challenge of ``ru`` render units waits for its answer: ``timeout_ms``,
+    or the claim's own render time times the margin when that is longer (an answer
+    within it passes: a quarter of a 20-minute frame outlasts 120 s on an honest card),
+    at most ``max_timeout_ms``; plus the challenge's ``allowance_ms``. No claim:
+    ``timeout_ms`` plus the allowance."""
+    wait_ms = config.timeout_ms
+    if claimed_ru_per_hour > 0:
+        claimed_ms = -(-ru * MS_PER_HOUR // claimed_ru_per_hour)
+        allowed_ms = claimed_ms * config.margin_permille // 1000
+        wait_ms = min(config.max_timeout_ms, max(config.timeout_ms, allowed_ms))
+    return wait_ms + allowance_ms
 
 
 @dataclass(frozen=True)
@@ -198,14 +241,61 @@ class Open:
     sent_ms: int
 
 
-class ChallengeBook:
-    """The challenger's open challenges and remembered outcomes (bounded)."""
+class OnBid(Enum):
+    """What a requester does with a bid of a job that keeps the unproven to trial frames."""
+
+    FEED = "feed"  # a fresh outcome of the bidder's: give it to the job (if it decides)
+    PROVEN = "proven"  # staked or with an accepted frame: no challenge
+    ISSUE = "issue"  # challenge it now (ChallengeBook.issue)
+    QUEUED = "queued"  # challenged when a challenge closes (ChallengeBook.next_waiting)
+    NOTHING = "nothing"  # its challenge is open, or the queue is full: it stays on trial
+
+
+T = TypeVar("T")
+
+
+class ChallengeBook(Generic[T]):
+    """The challenger's open challenges, remembered outcomes and the bidders waiting for a
+    challenge slot (each with the driver's ``T``: what it needs to issue it later), bounded."""
 
     def __init__(self, config: ChallengeConfig = ChallengeConfig()) -> None:
         self.config = config
         self._open: dict[bytes, Open] = {}  # challenge id -> open challenge
         self._outcomes: OrderedDict[bytes, tuple[Outcome, int]] = OrderedDict()  # worker ->
         self._judging = 0  # answered, being judged (a tile re-render each): they count too
+        self._waiting: dict[bytes, T] = {}  # worker -> the driver's bid, oldest first
+
+    def on_bid(
+        self, worker: bytes, stake_wei: int | None, accepted_frames: int, bid: T, now_ms: int
+    ) -> OnBid:
+        """Before a bid of ``worker`` is fed to its job (see :class:`OnBid`); ``stake_wei``
+        is its payment address's confirmed stake, ``accepted_frames`` its record's."""
+        if self.outcome(worker, now_ms) is not None:
+            return OnBid.FEED
+        if is_proven(stake_wei, accepted_frames, False):
+            return OnBid.PROVEN
+        if self.wants(worker, now_ms):
+            return OnBid.ISSUE
+        room = worker in self._waiting or len(self._waiting) < self.config.max_waiting
+        if room and not self.open_for(worker):
+            self._waiting[worker] = bid  # a newer bid replaces its older one, in its place
+            return OnBid.QUEUED
+        return OnBid.NOTHING
+
+    def next_waiting(self, now_ms: int, live: Callable[[T], bool]) -> tuple[bytes, T] | None:
+        """A challenge closed: the longest-waiting bidder to challenge now, or None (none
+        waiting, or no room yet). Waiting bidders settled meanwhile (an outcome, an open
+        challenge) or whose bid is no longer ``live`` (its job ended) leave the queue."""
+        while self._waiting:
+            worker, bid = next(iter(self._waiting.items()))
+            settled = self.outcome(worker, now_ms) is not None or self.open_for(worker)
+            worth = not settled and live(bid)
+            if worth and not self.wants(worker, now_ms):
+                return None  # no room yet
+            del self._waiting[worker]
+            if worth:
+                return worker, bid
+        return None
 
     def outcome(self, worker: bytes, now_ms: int) -> Outcome | None:
         """``worker``'s remembered outcome, if it is still fresh."""
@@ -277,9 +367,15 @@ class ChallengeBook:
         return min(self._deadline_ms(o) for o in self._open.values())
 
     def _deadline_ms(self, pending: Open) -> int:
-        """An open challenge fails unanswered after the timeout plus its allowance."""
-        return pending.sent_ms + self.config.timeout_ms + pending.challenge.allowance_ms
+        """An open challenge fails unanswered after :func:`answer_timeout_ms`."""
+        challenge = pending.challenge
+        return pending.sent_ms + answer_timeout_ms(self.config, pending.claimed_ru_per_hour,
+                                                   challenge.ru, challenge.allowance_ms)  # fmt: skip
 
     def statistics(self) -> tuple[int, int, int]:
         """(open challenges, answers being judged, remembered outcomes)."""
         return len(self._open), self._judging, len(self._outcomes)
+
+    def waiting(self) -> int:
+        """Bidders queued for a challenge slot."""
+        return len(self._waiting)

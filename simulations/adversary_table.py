@@ -4,8 +4,9 @@ Each row runs a bundled scenario (``simulations/scenarios/``) under the
 protocol's default parameters, shortened (``SIZE``: 40 minutes of arrivals,
 the scenario's own nodes) for ``SEEDS``, and prints per run (mean over the
 seeds) the accounts of ``simulations.accounts``: the attacker's profit, what
-as many honest peers made in the same run, the honest nodes' loss, plus the
-jobs that failed and the frames accepted. ``bench/adversaries.py`` prints it;
+as many honest peers made in the same run, the honest nodes' loss, what honest
+workers' unpaid capacity-challenge renders cost them (``challenge_cost_wei``,
+part of their costs), plus the jobs that failed and the frames accepted. ``bench/adversaries.py`` prints it;
 tests/simulations/test_adversary_table.py checks that the doc shows exactly
 what this prints.
 """
@@ -35,21 +36,22 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("free riders", "free_riders", {}),
     ("lazy checkers", "lazy_checkers", {}),
     ("colluding checker quorum", "colluding_quorum", {}),
-    ("sybil capacity flood", "sybil_flood", {}),
-    ("sybil capacity flood, trial leases", "sybil_flood", {"market.trial_leases": 2}),
-    ("sybil capacity flood, trial leases, honest workers staked", "sybil_flood",
-     {"market.trial_leases": 2, "nodes.worker_stake_wei": STAKE_WEI}),
+    ("sybil capacity flood (trial leases and capacity challenges)", "sybil_flood", {}),
+    ("sybil capacity flood, neither", "sybil_flood", {"market.trial_leases": 0}),
+    ("sybil capacity flood, honest workers staked", "sybil_flood",
+     {"nodes.worker_stake_wei": STAKE_WEI}),
     ("cheating workers, staked", "cheaters_20pct", {"nodes.worker_stake_wei": STAKE_WEI}),
     ("cheating workers, staked, slash quorum 2, checks at the measured cost", "cheaters_20pct",
      {"nodes.worker_stake_wei": STAKE_WEI, "chain.slash_quorum": 2,
       "verification.tile_fraction": 0.0026}),
 )  # fmt: skip
 KEYS = ("attacker_nodes", "attacker_profit_wei", "honest_margin_wei", "honest_loss_wei",
-        "slashed_wei", "jobs_failed", "jobs_submitted", "frames_accepted")  # fmt: skip
+        "challenge_cost_wei", "slashed_wei", "jobs_failed", "jobs_submitted",
+        "frames_accepted")  # fmt: skip
 HEADER = (
     "| adversary | scenario | attacker identities | attacker's profit (µETH) "
-    "| honest peers' (µETH) | honest nodes' loss (µETH) | stake slashed (µETH) | jobs failed "
-    "| frames accepted |\n|---|---|---|---|---|---|---|---|---|"
+    "| honest peers' (µETH) | honest nodes' loss (µETH) | honest challenge renders (µETH) "
+    "| stake slashed (µETH) | jobs failed | frames accepted |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 MICRO_ETH_WEI = 10**12
 
@@ -78,7 +80,8 @@ def table(run: Runner = run_row) -> str:
         lines.append(
             f"| {label} | `{scenario}` | {mean['attacker_nodes']} "
             f"| {micro_eth(mean['attacker_profit_wei'])} | {micro_eth(mean['honest_margin_wei'])} "
-            f"| {micro_eth(mean['honest_loss_wei'])} | {micro_eth(mean['slashed_wei'])} "
+            f"| {micro_eth(mean['honest_loss_wei'])} | {micro_eth(mean['challenge_cost_wei'])} "
+            f"| {micro_eth(mean['slashed_wei'])} "
             f"| {failed} | {mean['frames_accepted']} |"
         )
     return "\n".join(lines)

@@ -69,6 +69,11 @@ class Metrics:
     plants_sent: int = 0  # forced errors: planted results sent to checkers
     plants_missed: int = 0  # ... that a checker passed (it is struck)
     plant_fees_wei: int = 0  # fees due for verdicts on plants (what forced errors cost)
+    challenges_sent: int = 0  # capacity challenges of unproven bidders (simulations/challenges.py)
+    challenges_passed: int = 0
+    challenges_caught: int = 0  # a wrong answer, or slower than claimed beyond the margin
+    challenges_unanswered: int = 0  # no answer in time: the bidder stays on trial frames
+    challenge_cost_wei: int = 0  # the unpaid challenge renders of honest workers, at the ask
     checker_fees_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> fees due
     checker_cost_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> its renders
     work_cost_wei: dict[bytes, int] = field(default_factory=dict)  # worker -> renders it finished
@@ -170,6 +175,11 @@ class Metrics:
             "plants_sent": self.plants_sent,
             "plants_missed": self.plants_missed,
             "plant_fees_wei": self.plant_fees_wei,
+            "challenges_sent": self.challenges_sent,
+            "challenges_passed": self.challenges_passed,
+            "challenges_caught": self.challenges_caught,
+            "challenges_unanswered": self.challenges_unanswered,
+            "challenge_cost_wei": self.challenge_cost_wei,
             "frames_from_known_cheaters": self.frames_from_known_cheaters,
             "renders_started": self.renders_started,
             "awards_declined": self.awards_declined,

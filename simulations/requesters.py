@@ -59,6 +59,7 @@ from protocol.messages import (
     Assurance,
     Award,
     Bid,
+    ChallengeAnswer,
     Escrow,
     JobAnnounce,
     JobCancelled,
@@ -74,6 +75,7 @@ from protocol.messages import (
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
 from protocol.slashing import claim_possible
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
+from simulations.challenges import Challenger
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
@@ -139,6 +141,8 @@ class RequesterDriver:
             plant_rate_ppm=m.plant_rate_ppm,
             trial_leases=m.trial_leases,
         )
+        # capacity challenges of unproven bidders, as the node's (with trial leases only)
+        self.challenges = Challenger(self) if m.trial_leases else None
 
     def submit(self, draw: JobDraw) -> None:
         """A new job arrives: deposit its budget, start the machine when confirmed."""
@@ -179,15 +183,23 @@ class RequesterDriver:
         self._fed[job_id] = {}
         self._run(machine, machine.start(self.world.epoch_ms()))
 
+    def record_for(self, worker: bytes) -> WorkerRecord | None:
+        """What the machines are given of ``worker``'s record (None: reputation off)."""
+        return self.reputation.record(worker) if self._use_reputation else None
+
     def feed(self, machine: JobMachine, worker: bytes) -> None:
         """Give ``machine`` the worker's record from the book, when it changed."""
-        record = self.reputation.record(worker) if self._use_reputation else None
+        record = self.record_for(worker)
         fed = self._fed.setdefault(machine.job_id, {})
         if fed.get(worker) != record:
             fed[worker] = record
             machine.set_worker_record(worker, record)
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
+        if isinstance(message, ChallengeAnswer):  # the node's challenger, not its machine
+            if self.challenges is not None:
+                self.challenges.on_answer(sender, message)
+            return
         machine = self.jobs.get(getattr(message, "job_id", b""))
         if machine is None:
             return  # a job that ended (or never was ours): late messages are ignored
@@ -196,6 +208,8 @@ class RequesterDriver:
         if isinstance(message, Bid) and self._config.trial_leases:  # stake proves a bidder
             machine.set_stake(message.payment_address,
                               self.world.chain.stakes.get(message.payment_address, 0))  # fmt: skip
+        if isinstance(message, Bid) and self.challenges is not None:  # its outcome, or a challenge
+            self.challenges.on_bid(machine, sender, message)
         try:
             commands = machine.receive(
                 sender, message, self.world.epoch_ms(), envelope_digest=digest
@@ -231,6 +245,9 @@ class RequesterDriver:
         machine = self.jobs.get(job_id)
         if machine is not None:
             self._run(machine, machine.handle_timer(self.world.epoch_ms()))
+
+    def run(self, machine: JobMachine, commands: list[Command]) -> None:
+        self._run(machine, commands)
 
     def _run(self, machine: JobMachine, commands: list[Command]) -> None:
         for command in commands:
@@ -404,6 +421,8 @@ class RequesterDriver:
         record.outcome = outcome
         self.jobs.pop(job_id, None)
         self._fed.pop(job_id, None)
+        if self.challenges is not None:
+            self.challenges.job_over(job_id)
         self._reached.pop(job_id, None)
         self.world.disarm((self.node.index, job_id))
 

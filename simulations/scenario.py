@@ -160,6 +160,9 @@ class Workload:
     budget_factor: float = bounded(1.5, 0)  # budget = frames × cap × this
 
 
+NODE_TRIAL_LEASES = 2  # node/config.py's NodeConfig.trial_leases (not imported: no node here)
+
+
 @dataclass(frozen=True)
 class Verification:
     assurance: str = "normal"  # protocol.messages.Assurance: none = no checking at all
@@ -217,7 +220,9 @@ class Market:
     min_task_timeout_s: float = bounded(600.0, 1)
     reannounce_interval_s: float = bounded(300.0, 1)
     plant_rate_ppm: int = bounded(MarketConfig().plant_rate_ppm, 0, 1_000_000)  # forced errors
-    trial_leases: int = bounded(MarketConfig().trial_leases, 0, 1_000_000)  # protocol.capacity
+    # protocol.capacity: the node's default (NodeConfig.trial_leases; a test checks), with
+    # its capacity challenges (simulations/challenges.py); 0: neither
+    trial_leases: int = bounded(NODE_TRIAL_LEASES, 0, 1_000_000)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ Behaviours (what a dishonest operator's modified node does):
   win cheapest-first awards), and cheat like a sybil (always wrong frames here:
   ``cheat_rate`` 1 for them); a caught one is replaced by a fresh key.
 
-Vouchers are the node's persisted state: a crashed worker comes back with its
+A requester's capacity challenge is answered as the node's answerer does
+(``simulations/challenges.py``). Vouchers are the node's persisted state: a crashed worker comes back with its
 key and its vouchers (and redeems them), but not its in-flight renders.
 """
 
@@ -44,7 +45,8 @@ from protocol.market import (
     WorkerConfig,
     WorkerMachine,
 )
-from protocol.messages import FailureReason, JobCancelled, Message, Voucher
+from protocol.messages import CapacityChallenge, FailureReason, JobCancelled, Message, Voucher
+from simulations.challenges import ChallengeAnswerer
 from simulations.models import render_outcome
 from simulations.requesters import RENDERER_BUILD
 from simulations.wallet import Wallet
@@ -79,12 +81,17 @@ class WorkerDriver:
             score_ru_per_hour=max(1, int(score)),
         )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
+        world.adverts[node.node_id] = config.score_ru_per_hour  # what its adverts claim
+        self.challenges = ChallengeAnswerer(self, RENDERER_BUILD)  # simulations/challenges.py
         self._renders: dict[bytes, int] = {}  # task id -> render token
-        self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
+        self.set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
         self._token = 0
         self.alive = True
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
+        if isinstance(message, CapacityChallenge):  # the node's answerer, not its machine
+            self.challenges.receive(sender, message)
+            return
         try:
             commands = self.machine.receive(sender, message, self.world.epoch_ms())
         except RemoteProtocolError as exc:
@@ -159,8 +166,8 @@ class WorkerDriver:
         )
         kind, duration_ms = self._cheat(outcome.duration_ms) if outcome.ok else ("", 0)
         duration_ms = duration_ms or outcome.duration_ms
-        if cmd.job_id not in self._set_up:  # its first frame of the job: scene + preflight
-            self._set_up.add(cmd.job_id)
+        if cmd.job_id not in self.set_up:  # its first frame of the job: scene + preflight
+            self.set_up.add(cmd.job_id)
             duration_ms += int(world.scenario.rendering.job_setup_s * 1000)
         arg = (cmd, self._token, outcome.ok, outcome.reason, kind, duration_ms)
         world.loop.call_later(duration_ms, self._render_done, arg, "render-done")

@@ -72,6 +72,7 @@ class World:
         self.scenes: dict[bytes, JobDraw] = {}  # job id -> what the scene really needs
         self.result_kind: dict[bytes, str] = {}  # task id -> honest | wrong | partial
         self.plants: set[str] = set()  # frame CIDs of planted results (every cell wrong)
+        self.adverts: dict[bytes, int] = {}  # worker -> the score its capacity adverts claim
         self.clawback_addresses: dict[bytes, bytes] = {}  # sock puppet -> its requester
         self.faults_on = True
         self.workers: list[SimNode] = []

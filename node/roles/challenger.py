@@ -4,7 +4,8 @@ Theory of operation. A job that keeps unproven bidders to trial frames
 (``MarketConfig.trial_leases``) challenges each new bidder once: before its
 bid is fed to the machine, a bidder that has no fresh outcome here, no
 confirmed stake and no accepted frame on record is sent a ``CapacityChallenge``
-(``protocol.challenge.ChallengeBook`` decides whether and keeps it bounded).
+(``protocol.challenge.ChallengeBook.on_bid`` decides, queues the bidders met
+while every challenge slot is taken and keeps it all bounded).
 The answer is timed on our market clock from the send (judged with the
 challenge's allowance for the scene's transfer and the renderer's start:
 ``protocol.challenge``); then the answer's
@@ -16,7 +17,8 @@ worker bid on as a journalled ``capacity`` input (a replay decides the same).
 
 A challenge we cannot judge ourselves (no renderer of the job's build, our
 re-render failed) decides nothing: the bidder stays on trial frames, which an
-accepted frame ends anyway. No answer within the book's timeout fails it.
+accepted frame ends anyway. No answer in time fails it: ``protocol.challenge.answer_timeout_ms``,
+longer than the book's timeout when the claim itself says the render takes longer.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from node.verify.checker import BuildMismatch, check_frame
 from node.verify.images import ImageError, load_image
 from protocol.challenge import (
     ChallengeBook,
+    OnBid,
     Open,
     Outcome,
+    answer_timeout_ms,
     claimed_score,
     judge,
     max_answer_bytes,
@@ -48,7 +52,6 @@ if TYPE_CHECKING:
     from node.roles.requester import RequesterJob, RequesterRole
 
 logger = logging.getLogger(__name__)
-MAX_WAITING = 256  # bidders queued for a challenge slot (more stay on trial frames)
 
 
 def pack_outcome(outcome: Outcome) -> bytes:
@@ -64,12 +67,11 @@ def unpack_outcome(data: bytes) -> tuple[int, bool]:
 class Challenger:
     def __init__(self, role: RequesterRole) -> None:
         self.role = role
-        self.book = ChallengeBook()
+        # its queue holds the (job, bid) of bidders met while every challenge slot was taken
+        self.book: ChallengeBook[tuple[RequesterJob, Bid]] = ChallengeBook()
         self.judged = 0  # challenges judged (passed, caught or unanswered)
         self.passed = 0
         self.caught = 0
-        # Bidders met while every challenge slot was taken (bounded; oldest first).
-        self._waiting: dict[bytes, tuple[RequesterJob, Bid]] = {}
         self._judged_event = trio.Event()
 
     async def wait_judged(self, count: int) -> None:
@@ -80,17 +82,16 @@ class Challenger:
     async def on_bid(self, job: RequesterJob, worker: bytes, bid: Bid) -> None:
         """Before ``bid`` is fed: feed the worker's known outcome, or challenge it."""
         now_ms = self.role.clock.now_ms()
-        outcome = self.book.outcome(worker, now_ms)
-        if outcome is not None:
-            await self.feed(job, worker, outcome)
-            return
         record = self.role.worker_record(worker)
-        if job.stakes_fed.get(bid.payment_address) or (record is not None and record.accepted):
-            return  # proven already (protocol.capacity.is_proven)
-        if self.book.wants(worker, now_ms):
+        accepted = 0 if record is None else record.accepted
+        step = self.book.on_bid(worker, job.stakes_fed.get(bid.payment_address), accepted,
+                                (job, bid), now_ms)  # fmt: skip
+        if step is OnBid.FEED:
+            outcome = self.book.outcome(worker, now_ms)
+            assert outcome is not None
+            await self.feed(job, worker, outcome)
+        elif step is OnBid.ISSUE:
             self._issue(job, worker, bid, now_ms)
-        elif len(self._waiting) < MAX_WAITING and not self.book.open_for(worker):
-            self._waiting[worker] = (job, bid)  # challenged when a challenge closes
 
     def _issue(self, job: RequesterJob, worker: bytes, bid: Bid, now_ms: int) -> None:
         seen = self.role.ctx.node.capacity.get(peer_of(worker))
@@ -101,20 +102,17 @@ class Challenger:
         self.role.ctx.outbox.send(worker, CapacityChallenge(challenge.challenge_id, job.job_id))
         log_event(logger, logging.INFO, "capacity challenge sent", worker=worker.hex()[:16],
                   claimed_ru_per_hour=claimed, challenge_ru=challenge.ru)  # fmt: skip
-        self.role.spawn(self._expire_after, self.book.config.timeout_ms + challenge.allowance_ms)
+        timeout_ms = answer_timeout_ms(self.book.config, claimed, challenge.ru,
+                                       challenge.allowance_ms)  # fmt: skip
+        self.role.spawn(self._expire_after, timeout_ms)
 
     def _next(self) -> None:
         """A challenge closed: challenge the longest-waiting bidder still worth it."""
         now_ms = self.role.clock.now_ms()
-        while self._waiting:
-            worker, (job, bid) = next(iter(self._waiting.items()))
-            settled = self.book.outcome(worker, now_ms) is not None or self.book.open_for(worker)
-            if not settled and job.view.outcome is None and not self.book.wants(worker, now_ms):
-                return  # no room yet
-            del self._waiting[worker]
-            if not settled and job.view.outcome is None:
-                self._issue(job, worker, bid, now_ms)
-                return
+        waiting = self.book.next_waiting(now_ms, lambda bid: bid[0].view.outcome is None)
+        if waiting is not None:
+            worker, (job, bid) = waiting
+            self._issue(job, worker, bid, now_ms)
 
     def on_answer(self, sender: bytes, answer: ChallengeAnswer) -> None:
         """Raises ``IllegalMessage`` for an answer to nothing we asked ``sender``."""
@@ -189,7 +187,7 @@ class Challenger:
     async def feed(self, job: RequesterJob, worker: bytes, outcome: Outcome) -> None:
         """Give ``job``'s machine the outcome (journalled) unless it has it already; no
         answer decides nothing (the bidder stays on trial)."""
-        if not (outcome.passed or outcome.caught):
+        if not outcome.decides:
             return
         data = pack_outcome(outcome)
         if job.capacity_fed.get(worker) != data:

@@ -262,6 +262,12 @@ class JobBook:
         )
         return trial, max(0, self.config.trial_leases - held)
 
+    def _on_trial(self, worker: bytes, payment_address: bytes) -> bool:
+        """Whether ``worker`` is kept to trial frames now (unproven, trial leases on)."""
+        if not self.config.trial_leases:
+            return False
+        return not self._proven(Bidder(worker, 0, 0, payment_address, 0))
+
     def _proven(self, bidder: Bidder) -> bool:
         record = self._worker_records.get(bidder.worker)
         return is_proven(self._stakes.get(bidder.payment_address),

@@ -39,6 +39,7 @@ class TaskRecord:
     verify_deadline_ms: int = 0
     verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
     fee_paid: bool = False
+    attempt_charged: bool = False  # its failure cost the frame an attempt (not on trial)
     # the dispute path (see the requester module): the rejecting verdict's
     # evidence, then the extra checkers asked and their votes
     rejected_by: bytes = b""

@@ -42,7 +42,10 @@ chunks by :mod:`protocol.market.lanes`. State and bookkeeping live in
 Retries and blocklist (per job):
 
 * a frame gets ``max_attempts_per_frame`` = 3 failed attempts, each by a
-  *different* worker, then it fails;
+  *different* worker, then it fails; a failure of a worker on trial frames
+  (unproven: ``MarketConfig.trial_leases``, protocol.capacity) costs the frame
+  no attempt, since fresh identities cost nothing and would fail any frame in
+  three tries (the worker is charged as usual);
 * a worker is blocklisted after ``blocklist_after_failures`` = 3 soft failures
   (Failure messages, expired leases, results from the wrong renderer build),
   or after ``blocklist_after_rejections`` = 1 result a checker rejected;
@@ -409,7 +412,9 @@ class JobMachine(PlantDesk, VerifyDesk):
         out: list[Command] = [WorkerJudged(self.job_id, task.worker,
                                            Judgement.TIMED_OUT if timed_out else judgement)]  # fmt: skip
         frame = self._frames[task.frame]
-        frame.failed_attempts += 1
+        # a fresh identity's failure says nothing about the frame (protocol.capacity)
+        task.attempt_charged = not self._on_trial(task.worker, task.payee_address)
+        frame.failed_attempts += task.attempt_charged
         frame.failed_workers.add(task.worker)
         if frame.failed_attempts >= self.config.max_attempts_per_frame:
             self._frame_step(task.frame, ev.AttemptsExhausted(task.frame))

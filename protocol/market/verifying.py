@@ -311,7 +311,7 @@ class VerifyDesk(JobBook):
                 self._bidders.setdefault(worker, bid)
         if frame.state in SETTLED:
             return [*out, self._resolved(task, False, False, reason + "; frame settled meanwhile")]
-        frame.failed_attempts -= 1
+        frame.failed_attempts -= task.attempt_charged
         for other in [t for t in self._active.values() if t.frame == task.frame]:
             if other.state is TaskState.LEASED:
                 why = "frame accepted from a disputed result"

@@ -397,6 +397,11 @@ class WorkerMachine:
     def knows_job(self, job_id: bytes) -> bool:
         return job_id in self._jobs
 
+    def job_spec(self, job_id: bytes) -> JobSpec | None:
+        """The spec of a job we know (bid on), or None."""
+        job = self._jobs.get(job_id)
+        return None if job is None else job.spec
+
     # ---- time ----
 
     def get_timer(self) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from protocol.capacity import capped_score, eta_floor_s, is_proven, measured_score
 from protocol.identity import NodeKey
-from protocol.market import MarketConfig
+from protocol.market import FrameFailed, FrameState, MarketConfig
 from protocol.messages import Award, Bid
 from tests.protocol.market.harness import RU_PER_FRAME, MarketHarness, address_for
 
@@ -86,3 +86,31 @@ def test_a_fake_score_is_capped_after_its_challenge() -> None:
     harness.advance(TRIAL.bid_window_ms)
     ((_, award),) = harness.awards()
     assert award.worker == honest
+
+
+def rejected_three_times(market: MarketConfig, staked: bool = False) -> MarketHarness:
+    """One frame, three workers in turn return a result the checker rejects."""
+    harness = MarketHarness(market=market, frames=(1,), worker_slots=1, checkers=2)
+    if staked:
+        for n in range(3):
+            harness.job.set_stake(address_for(f"worker{n}"), 1)
+    started(harness)
+    for _ in range(3):
+        (task_id,) = list(harness.renders)
+        harness.finish_render(task_id)
+        harness.verdict(task_id, passed=False)
+    return harness
+
+
+def test_a_workers_failure_on_trial_costs_the_frame_no_attempt() -> None:
+    """Three different workers failing a frame point at the frame, unless they are fresh
+    identities: a flood of keys (sybil_flood in the simulator, issue 20) took a trial
+    lease each before its capacity challenge was judged and failed every frame of
+    every job in three tries. A failure on trial costs its worker as before."""
+    on_trial = rejected_three_times(TRIAL)
+    assert on_trial.commands(FrameFailed) == []
+    assert on_trial.job.frame_states()[1] is not FrameState.FAILED
+    assert len(on_trial.job.blocklisted()) == 3  # each worker is still out of the job
+    known = rejected_three_times(TRIAL, staked=True)  # past their trial: attempts count
+    assert known.commands(FrameFailed)
+    assert rejected_three_times(MarketConfig()).commands(FrameFailed)  # no trial leases

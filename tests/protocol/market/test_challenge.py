@@ -15,6 +15,8 @@ from protocol.challenge import (
     UNANSWERED,
     ChallengeBook,
     ChallengeConfig,
+    OnBid,
+    answer_timeout_ms,
     challenge_of,
     claimed_score,
     judge,
@@ -74,7 +76,7 @@ def test_judgement_passes_honest_noise_and_catches_lies() -> None:
 
 def test_the_book_is_bounded_and_answers_only_what_it_asked() -> None:
     book = ChallengeBook(ChallengeConfig(max_in_flight=2, timeout_ms=1_000, max_remembered=3,
-                                         remember_ms=10_000))  # fmt: skip
+                                         remember_ms=10_000, max_timeout_ms=1_000))  # fmt: skip
     a, b, c = b"a" * 32, b"b" * 32, b"c" * 32
     book.issue(SPEC, JOB, a, 100, cid(1), 0)
     assert not book.wants(a, 0)  # one open per worker
@@ -102,6 +104,48 @@ def test_the_book_is_bounded_and_answers_only_what_it_asked() -> None:
     for n in range(10):
         book.record(bytes([n]) * 32, UNANSWERED, 0)
     assert book.statistics() == (0, 0, 3)
+
+
+def test_an_answer_is_awaited_as_long_as_the_claim_allows_within_the_margin() -> None:
+    """A quarter of a 20-minute frame takes 5 minutes on the honest card that claimed it:
+    a 120 s timeout failed it (found by the simulator's sybil_flood, issue 20)."""
+    config = ChallengeConfig()
+    assert answer_timeout_ms(config, 0, 50) == config.timeout_ms  # no claim
+    assert answer_timeout_ms(config, 3_600_000, 50) == config.timeout_ms  # fast: 50 ms
+    assert answer_timeout_ms(config, 600, 50) == 3 * 300_000  # 5 min claimed, 3x margin
+    assert answer_timeout_ms(config, 1, 50) == config.max_timeout_ms  # a slot held 15 min at most
+    assert answer_timeout_ms(config, 600, 50, 10_000) == 3 * 300_000 + 10_000  # + allowance
+    book: ChallengeBook[None] = ChallengeBook(config)
+    challenge = book.issue(SPEC, JOB, b"a" * 32, 1, cid(1), 0)
+    deadline_ms = config.max_timeout_ms + challenge.allowance_ms
+    assert book.next_timeout_ms() == deadline_ms
+    assert book.expire(deadline_ms - 1) == []
+
+
+def test_what_a_bid_gets_and_who_waits_for_a_challenge_slot() -> None:
+    """The node's challenger and the simulator's take this one decision (issue 20)."""
+    book: ChallengeBook[str] = ChallengeBook(ChallengeConfig(max_in_flight=1, max_waiting=2,
+                                                             timeout_ms=1_000))  # fmt: skip
+    a, b, c, d = (bytes([n]) * 32 for n in range(4))
+    assert book.on_bid(a, 10**17, 0, "a", 0) is OnBid.PROVEN  # staked
+    assert book.on_bid(a, None, 1, "a", 0) is OnBid.PROVEN  # an accepted frame
+    assert book.on_bid(a, 0, 0, "a", 0) is OnBid.ISSUE
+    book.issue(SPEC, JOB, a, 100, cid(1), 0)
+    assert book.on_bid(a, 0, 0, "a2", 0) is OnBid.NOTHING  # its challenge is open
+    assert book.on_bid(b, 0, 0, "b", 0) is OnBid.QUEUED  # no slot: waits
+    assert book.on_bid(c, 0, 0, "c", 0) is OnBid.QUEUED
+    assert book.on_bid(b, 0, 0, "b2", 0) is OnBid.QUEUED  # its newer bid, in its place
+    assert book.on_bid(d, 0, 0, "d", 0) is OnBid.NOTHING  # the queue is full
+    assert book.waiting() == 2
+    assert book.next_waiting(0, lambda bid: True) is None  # no room yet: nobody leaves
+    pending, measured_ms = book.answered(a, answer(cid(1)), 100)
+    book.judged(pending, judge(100, 10, measured_ms, True), 200)
+    assert book.on_bid(a, 0, 0, "a3", 200) is OnBid.FEED  # its fresh outcome
+    # b's job ended: it leaves the queue; c is next
+    assert book.next_waiting(200, lambda bid: bid != "b2") == (c, "c")
+    assert book.waiting() == 0
+    assert UNANSWERED.decides is False and judge(100, 10, None, False).decides is False
+    assert judge(100, 10, 50, False).decides and judge(100, 10, 50, True).decides
 
 
 def test_a_caught_bidder_gets_no_award_and_a_passed_one_leaves_its_trial() -> None:
@@ -185,7 +229,7 @@ def test_no_bidder_is_believed_more_than_the_margin_times_what_it_showed(
 def test_a_challenge_allows_for_its_scenes_transfer() -> None:
     one = challenge_of(SPEC, JOB, cid(1))
     assert one.allowance_ms == START_ALLOWANCE_MS + SPEC.scene_size_bytes * 1000 // (1 << 20)
-    book = ChallengeBook(ChallengeConfig(timeout_ms=1_000))
+    book = ChallengeBook(ChallengeConfig(timeout_ms=1_000, max_timeout_ms=1_000))
     book.issue(SPEC, JOB, b"w" * 32, 100, cid(1), 0)
     assert book.next_timeout_ms() == 1_000 + one.allowance_ms
     assert book.expire(1_000 + one.allowance_ms - 1) == []
