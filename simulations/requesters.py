@@ -282,6 +282,8 @@ class RequesterDriver:
             if not cmd.upheld:
                 world.metrics.disputes_overturned += 1
                 self.fates.overturned(cmd.task_id)
+                if cmd.task_id in self._rejected and world.result_kind.get(cmd.task_id, "honest") != "honest":
+                    world.metrics.cheats_caught -= 1  # not caught after all: a miss if accepted
                 still = cmd.worker in machine.blocklisted()
                 world.invariants.rejection_struck(cmd.job_id, cmd.worker, still)
         elif isinstance(cmd, Publish):
