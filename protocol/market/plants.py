@@ -37,6 +37,7 @@ from protocol.forced_errors import plant_key, plant_missed, should_plant
 from protocol.market.commands import Command, PlantJudged, RequestPlant, Send
 from protocol.market.jobbook import JobBook
 from protocol.market.records import TaskRecord, verdict_digest_of
+from protocol.market.tables import TaskState
 from protocol.messages import Verdict, VerifyRequest
 
 
@@ -60,6 +61,11 @@ class PlantDesk(JobBook):
         # expired: that checker's verdicts on the task are plant verdicts for good (a late
         # one taken as the real check's verdict rejected an honest result)
         self._plant_holders: dict[bytes, bytes] = {}
+        # task id -> the body digest of its plant's verdict, once judged: a resend of it
+        # is ignored, and the holder may then sit in the task's dispute (with three
+        # checkers a holder barred for good left a dispute without its two checkers:
+        # "no majority before the timeout" upheld a liar's rejection of an honest worker)
+        self._plant_verdicts: dict[bytes, bytes] = {}
 
     @property
     def plant_misses(self) -> dict[bytes, int]:
@@ -126,8 +132,25 @@ class PlantDesk(JobBook):
         checker (it would receive two requests naming one task: one is a plant)."""
         return self._plant_holders.get(task_id)
 
+    def plant_holder_refused(self, task_id: bytes, checker: bytes) -> bool:
+        """Whether ``checker`` holds ``task_id``'s plant and may not check the task now:
+        never its real check; in a dispute, only while its plant is not judged (an open
+        or expired plant's verdict could still come and read as a dispute verdict)."""
+        if self._plant_holders.get(task_id) != checker:
+            return False
+        task = self._tasks.get(task_id)
+        disputed = task is not None and task.state is TaskState.DISPUTED
+        return not (disputed and task_id in self._plant_verdicts)
+
     def _is_plant_verdict(self, sender: bytes, verdict: Verdict) -> bool:
-        return self._plant_holders.get(verdict.task_id) == sender
+        if self._plant_holders.get(verdict.task_id) != sender:
+            return False
+        task = self._tasks.get(verdict.task_id)
+        if task is None or sender not in task.dispute_checkers:
+            return True
+        # a dispute checker that held the judged plant: its dispute verdict, unless it is
+        # the plant verdict resent (the same body)
+        return self._plant_verdicts.get(verdict.task_id) == verdict_digest_of(verdict)
 
     def _on_plant_verdict(
         self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None
@@ -145,6 +168,7 @@ class PlantDesk(JobBook):
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         del self._plants[verdict.task_id]
+        self._plant_verdicts[verdict.task_id] = verdict_digest_of(verdict)
         self._reserved_wei -= plant.fee_wei
         digest = digest if digest is not None else verdict_digest_of(verdict)
         missed = plant_missed(verdict)

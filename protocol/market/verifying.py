@@ -81,7 +81,7 @@ class VerifyDesk(JobBook):
             raise IllegalTransition("a worker cannot check its own result")
         if not self.stake_qualifies(self._checker_addresses.get(checker, checker_address)):
             return []  # below the job's minimum stake: the verify timeout asks again
-        if self.plant_checker(task_id) == checker:
+        if self.plant_holder_refused(task_id, checker):
             return []  # the task's plant went to it (a driver's race): the timeout asks again
         if checker in self._overruled:
             return []  # overruled since the driver picked it: the timeout asks again
@@ -130,7 +130,8 @@ class VerifyDesk(JobBook):
         if task is None:
             return frozenset(self._overruled)
         out = {task.worker, *self._overruled}
-        if (holder := self.plant_checker(task_id)) is not None:
+        holder = self.plant_checker(task_id)
+        if holder is not None and self.plant_holder_refused(task_id, holder):
             out.add(holder)
         if task.state is TaskState.DISPUTED:
             out |= task.checkers | task.dispute_checkers
@@ -393,6 +394,9 @@ class VerifyDesk(JobBook):
         raise NotImplementedError
 
     def plant_checker(self, task_id: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def plant_holder_refused(self, task_id: bytes, checker: bytes) -> bool:
         raise NotImplementedError
 
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:

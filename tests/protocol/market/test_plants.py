@@ -184,3 +184,38 @@ def test_a_resent_plant_verdict_is_not_penalised() -> None:
     harness.pump()
     assert harness.rejected == []
     assert len(harness.commands(PlantJudged)) == 1
+
+
+def test_a_judged_plant_holder_may_sit_in_its_tasks_dispute_and_its_resend_is_no_vote() -> None:
+    """Holders barred for good starved disputes: with three checkers, a liar's rejection
+    and a plant at the third left one checker for a dispute of two, which ended "no
+    majority before the timeout" against an honest worker (a flaky role test, one run in
+    ten). Once its plant is judged the holder may sit in the dispute; a resend of its
+    plant verdict then still counts for nothing."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    holder, _ = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=False)  # judged: an honest holder rejects it
+    plant_checker, plant_verdict = harness.verdicts[-1]
+    harness.verdict(task_id, passed=False)  # the real checker lies
+    harness.dispute(task_id)
+    harness.pump()
+    asked = {checker for checker, _ in harness.dispute_requests}
+    assert len(asked) == 2 and holder in asked
+    harness.send(plant_checker, harness.requester, plant_verdict)  # the plant verdict, resent
+    harness.pump()
+    assert harness.rejected == [] and harness.job.task_state(task_id) is TaskState.DISPUTED
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+
+
+def test_an_unjudged_plant_holder_sits_in_no_dispute_of_its_task() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    holder, _ = harness.plants[task_id]  # its plant verdict is still due
+    harness.verdict(task_id, passed=False)
+    harness.dispute(task_id)
+    harness.pump()
+    assert holder not in {checker for checker, _ in harness.dispute_requests}
+    assert holder in harness.job.checkers_refused(task_id)
