@@ -20,6 +20,20 @@ get a plant is drawn like the check plan: from the requester's per-job secret
 and the result digest (:func:`should_plant`), so nobody else can predict it and
 a replay decides the same. The rate is the requester's (``plant_rate_ppm``).
 
+Probation (:func:`plant_rate_ppm`): the rate a requester applies to a plant
+depends on how well it knows the chosen checker. A checker it has seen reject
+``tested`` of its plants gets plants at ``max(base, PPM // (2 + tested))``: one
+real check in two at first, falling to the base rate after ``PPM // base - 2``
+rejected plants (8 at the default 10 %). With a flat rate a lazy newcomer
+collected about ``1 / rate`` fees from each requester before its first plant,
+more than its strike cost it (an honest check's render costs 62 % of its fee in
+the simulator, so an honest checker keeps 38 %); on probation it collects
+about two. The machine draws once per result at the highest rate
+(:func:`should_plant` with ``plant_rate_ppm(0, base)``) and the driver, having
+chosen the plant's checker, keeps the plant only if the same draw is also below
+that checker's rate (:func:`plant_kept`): the draw is uniform, so a plant goes
+to a checker at exactly its rate, and a replay decides the same.
+
 Why a miss is safe to punish: the perturbation is keyed by the requester's
 secret (:func:`plant_key`), drawn after the worker signed its result, so a
 worker cannot have pre-compensated it; an honest render of any cell differs
@@ -55,12 +69,43 @@ def plant_draw(check_secret: bytes, result_digest: bytes) -> bytes:
     return hashlib.sha256(PLANT_DOMAIN + check_secret + result_digest).digest()
 
 
-def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bool:
-    """Whether this result also gets a plant (``rate_ppm`` in millionths; integer maths)."""
+def plant_position(check_secret: bytes, result_digest: bytes) -> int:
+    """The result's uniform 64-bit draw that :func:`should_plant` and :func:`plant_kept` read."""
+    return int.from_bytes(plant_draw(check_secret, result_digest)[:8], "big")
+
+
+def plant_kept(position: int, rate_ppm: int) -> bool:
+    """Whether a result whose draw is ``position`` gets a plant at ``rate_ppm``."""
     if not 0 <= rate_ppm <= PPM:
         raise LocalProtocolError("rate_ppm must be within 0..1,000,000")
-    draw = int.from_bytes(plant_draw(check_secret, result_digest)[:8], "big")
-    return draw * PPM < rate_ppm * 2**64
+    if not 0 <= position < 2**64:
+        raise LocalProtocolError("a plant draw is 64 bits")
+    return position * PPM < rate_ppm * 2**64
+
+
+def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bool:
+    """Whether this result also gets a plant (``rate_ppm`` in millionths; integer maths)."""
+    return plant_kept(plant_position(check_secret, result_digest), rate_ppm)
+
+
+def plant_rate_ppm(tested: int, base_ppm: int) -> int:
+    """The plant rate for a checker the requester has seen reject ``tested`` of its
+    plants: ``max(base_ppm, PPM // (2 + tested))`` (probation, module docstring);
+    0 when plants are off (``base_ppm`` 0). Never above ``plant_rate_ppm(0, base)``,
+    the rate the machine draws at, which a driver's :func:`plant_kept` narrows."""
+    if not 0 <= base_ppm <= PPM or tested < 0:
+        raise LocalProtocolError("base_ppm must be within 0..1,000,000 and tested >= 0")
+    if base_ppm == 0:
+        return 0
+    return max(base_ppm, PPM // (2 + tested))
+
+
+def plant_goes(position: int, tested: int, base_ppm: int) -> bool:
+    """The driver's decision on a ``RequestPlant`` (draw ``position``) once it chose a
+    checker that rejected ``tested`` of its plants: send the plant or drop it. Node and
+    simulator both call this; the choice of the checker is ``choose_checker``'s, so
+    every checker is offered its share of plant draws and keeps its own rate of them."""
+    return plant_kept(position, plant_rate_ppm(tested, base_ppm))
 
 
 def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:
