@@ -22,13 +22,18 @@ a replay decides the same. The rate is the requester's (``plant_rate_ppm``).
 
 Probation (:func:`plant_rate_ppm`): the rate a requester applies to a plant
 depends on how well it knows the chosen checker. A checker it has seen reject
-``tested`` of its plants gets plants at ``max(base, PPM // (2 + tested))``: one
-real check in two at first, falling to the base rate after ``PPM // base - 2``
-rejected plants (8 at the default 10 %). With a flat rate a lazy newcomer
+``tested`` of its plants gets plants at ``max(base, PPM // (2 + PROBATION_STEP
+* tested))``: one check in two while untested, one in six after one rejected
+plant, then the base rate (10 % by default). With a flat rate a lazy newcomer
 collected about ``1 / rate`` fees from each requester before its first plant,
 more than its strike cost it (an honest check's render costs 62 % of its fee in
-the simulator, so an honest checker keeps 38 %); on probation it collects
-about two. The machine draws once per result at the highest rate
+the simulator, so an honest checker keeps 38 %); on probation it collects about
+two. A longer probation (``PPM // (2 + tested)``, 8 plants to the base) took
+no more from lazy checkers in the simulator (within the noise of 4 seeds) and
+cost requesters 1.7 times as much
+(docs/VERIFICATION.md "Forced errors"): a lazy checker is caught by its first
+plant, and a strategic one waits out any probation, so the base rate, not the
+probation, prices it. The machine draws once per result at the highest rate
 (:func:`should_plant` with ``plant_rate_ppm(0, base)``) and the driver, having
 chosen the plant's checker, keeps the plant only if the same draw is also below
 that checker's rate (:func:`plant_kept`): the draw is uniform, so a plant goes
@@ -56,6 +61,7 @@ PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
 PLANT_PIXELS_PER_CELL = 4  # pixels changed in every cell (fewer in a smaller edge cell)
 PLANT_DELTA = 6  # levels (8-bit; 16-bit images: x257) added or subtracted per colour channel
 PPM = 1_000_000
+PROBATION_STEP = 4  # plant rates 1/2, 1/6, 1/10, ... for 0, 1, 2, ... plants rejected
 
 # PLANT_DELTA and PLANT_PIXELS_PER_CELL against the 55 dB tolerance: a full 16 px RGBA
 # cell holds 1,024 samples; 4 pixels x 3 colour channels x 6^2 = 432 squared levels
@@ -90,14 +96,15 @@ def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bo
 
 def plant_rate_ppm(tested: int, base_ppm: int) -> int:
     """The plant rate for a checker the requester has seen reject ``tested`` of its
-    plants: ``max(base_ppm, PPM // (2 + tested))`` (probation, module docstring);
+    plants: ``max(base_ppm, PPM // (2 + PROBATION_STEP * tested))`` (probation, module
+    docstring);
     0 when plants are off (``base_ppm`` 0). Never above ``plant_rate_ppm(0, base)``,
     the rate the machine draws at, which a driver's :func:`plant_kept` narrows."""
     if not 0 <= base_ppm <= PPM or tested < 0:
         raise LocalProtocolError("base_ppm must be within 0..1,000,000 and tested >= 0")
     if base_ppm == 0:
         return 0
-    return max(base_ppm, PPM // (2 + tested))
+    return max(base_ppm, PPM // (2 + PROBATION_STEP * tested))
 
 
 def plant_goes(position: int, tested: int, base_ppm: int) -> bool:

@@ -27,10 +27,10 @@ def test_the_rate_falls_with_plants_rejected_but_never_below_the_base(tested: in
     assert plant_rate_ppm(tested + 1, base) <= rate
 
 
-def test_probation_ends_after_eight_plants_at_the_default_rate() -> None:
-    rates = [plant_rate_ppm(t, BASE) for t in range(10)]
-    assert rates[:3] == [500_000, 333_333, 250_000]
-    assert rates[7] > BASE and rates[8] == rates[9] == BASE
+def test_probation_ends_after_two_plants_at_the_default_rate() -> None:
+    rates = [plant_rate_ppm(t, BASE) for t in range(5)]
+    assert rates == [500_000, 166_666, BASE, BASE, BASE]
+    assert plant_rate_ppm(3, 50_000) == 71_428 and plant_rate_ppm(5, 50_000) == 50_000
     with pytest.raises(LocalProtocolError):
         plant_rate_ppm(-1, BASE)
     with pytest.raises(LocalProtocolError):
@@ -42,7 +42,7 @@ def test_a_plant_that_goes_was_drawn_by_the_machine(position: int, tested: int, 
     """The driver only narrows the machine's draw (one draw, so a replay decides the same)."""
     if plant_goes(position, tested, base):
         assert plant_kept(position, plant_rate_ppm(0, base))
-        assert plant_kept(position, base) or tested < PPM // max(base, 1)
+        assert plant_kept(position, base) or tested < PPM // max(base, 1) // 4
 
 
 def lazy_against_honest(results: int, probation: bool, seed: int) -> tuple[int, int]:
