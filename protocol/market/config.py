@@ -28,8 +28,8 @@ Defaults and why:
   then one in six (``protocol.forced_errors.plant_rate_ppm``). Chosen with
   ``bench/forced_errors.py`` on the ``lazy_checkers`` scenario
   (docs/VERIFICATION.md, "Forced errors"): with probation a lazy checker earns
-  about a third of what an honest one does at 5-20 %, while a flat 10 % left it
-  earning more; the plants cost requesters about 1.2 % of what they pay for
+  30-42 % of what an honest one does at 5-20 %, while a flat 10 % left it
+  earning about as much (more in 3 seeds of 4); the plants cost requesters about 1.2 % of what they pay for
   frames. The base rate prices a strategic checker that renders until trusted
   and then goes lazy: it takes about ``1 / rate`` of its share of checks' fees
   from a requester before a plant reaches it.
