@@ -29,8 +29,8 @@ collected about ``1 / rate`` fees from each requester before its first plant,
 more than its strike cost it (an honest check's render costs 62 % of its fee in
 the simulator, so an honest checker keeps 38 %); on probation it collects about
 two. A longer probation (``PPM // (2 + tested)``, 8 plants to the base) took
-about as much from lazy checkers in the simulator (1.08e14 against 1.24e14 wei
-a run, within the noise of 4 seeds) and cost requesters 1.7 times as much
+about as much from lazy checkers in the simulator (within the noise of 4
+seeds) and cost requesters 1.7 times as much
 (docs/VERIFICATION.md "Forced errors"): a lazy checker is caught by its first
 plant, and a strategic one waits out any probation, so the base rate, not the
 probation, prices it. The machine draws once per result at the highest rate
