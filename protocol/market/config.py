@@ -28,9 +28,9 @@ Defaults and why:
   then one in six (``protocol.forced_errors.plant_rate_ppm``). Chosen with
   ``bench/forced_errors.py`` on the ``lazy_checkers`` scenario
   (docs/VERIFICATION.md, "Forced errors"): with probation a lazy checker earns
-  36-41 % of what an honest one does at 5-20 %, while a flat 10 % left it
-  earning about as much (more in 3 seeds of 4); the plants cost requesters
-  about 1.3 % of what they pay for frames. The base rate prices a strategic
+  21-27 % of what an honest one does at 5-20 %, while a flat 10 % left it
+  earning more (4.7e14 wei a run against 2.9e14); the plants cost requesters
+  about 1.2 % of what they pay for frames. The base rate prices a strategic
   checker that renders until trusted and then goes lazy: it takes about
   ``1 / rate`` of its share of checks' fees from a requester before a plant
   reaches it; at 10 % one that turns lazy after 20 checks earns about what an

@@ -19,9 +19,10 @@ HALF: dict[str, Any] = {
 def test_a_lazy_checker_earns_less_than_an_honest_one_at_the_default_rate() -> None:
     """The attack: at a flat 10 % a lazy checker took about ten real checks' fees from
     each requester before its first plant, while an honest checker keeps 38 % of a
-    fee (check_cost_bps 620): main before probation plants gave lazy 3.3e14 / 2.8e14
-    wei against honest 1.1e14 / 1.9e14 here (seeds 1, 2). On probation a checker the
-    requester does not know is planted at up to one check in two."""
+    fee (check_cost_bps 620): main before probation plants (281afeb) gave lazy
+    3.9e14 / 2.1e14 wei against honest 1.1e14 / 3.1e14 here (seeds 1, 2: 5.9e14
+    against 4.2e14 summed). On probation a checker the requester does not know is
+    planted at up to one check in two."""
     lazy = honest = missed = 0
     for seed in (1, 2):
         s = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", HALF), seed).summary
