@@ -3,10 +3,14 @@
     python bench/forced_errors.py                          # lazy_checkers, 5 rates x 4 seeds
     python bench/forced_errors.py --scenario cheaters_20pct --rates 0,100000 --seeds 20
     python bench/forced_errors.py --json
+    python bench/forced_errors.py --rates 100000 --after 20      # strategic lazy checkers
 
 Runs a bundled scenario (default ``lazy_checkers``: 2 lazy checkers in 6, 10 %
-cheating workers, 6 simulated hours) at each plant rate (``market.plant_rate_ppm``)
-over the same seeds, in parallel processes. Printed per rate, as means per
+cheating workers, 6 simulated hours) at each base plant rate
+(``market.plant_rate_ppm``; a checker the requester does not know yet is
+planted more often, ``protocol.forced_errors.plant_rate_ppm``) over the same
+seeds, in parallel processes; ``--after N`` makes the lazy checkers strategic
+(honest for their first N checks, ``adversaries.lazy_checker_after``). Printed per rate, as means per
 run: the profit of a lazy and of an honest checker (fees due minus the
 modelled cost of the re-renders it made, ``verification.check_cost_bps``:
 6.2 % of the frame's price for 24 tiles, bench/verification.py), plants sent
@@ -32,15 +36,22 @@ KEYS = ("lazy_checker_profit_wei", "honest_checker_profit_wei", "colluding_check
         "jobs_completed", "jobs_failed")  # fmt: skip
 
 
-def one(args: tuple[str, int, int]) -> dict[str, Any]:
-    scenario_name, rate, seed = args
+def one(args: tuple[str, int, int, int]) -> dict[str, Any]:
+    scenario_name, rate, seed, after = args
     sys.path.insert(0, str(ROOT))
     from simulations.runner import run_scenario
     from simulations.scenario import load_scenario
 
     path = ROOT / "simulations/scenarios" / f"{scenario_name}.toml"
-    summary = run_scenario(load_scenario(path, {"market.plant_rate_ppm": rate}), seed).summary
+    summary = run_scenario(load_scenario(path, overrides(rate, after)), seed).summary
     return {key: summary[key] for key in KEYS}
+
+
+def overrides(rate: int, after: int) -> dict[str, int]:
+    over = {"market.plant_rate_ppm": rate}
+    if after:
+        over["adversaries.lazy_checker_after"] = after
+    return over
 
 
 def main() -> None:
@@ -49,14 +60,16 @@ def main() -> None:
     parser.add_argument("--rates", default="0,20000,50000,100000,200000")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--after", type=int, default=0, help="lazy checkers render first N checks")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
-    jobs = [(args.scenario, rate, seed) for rate in rates for seed in range(1, args.seeds + 1)]
+    seeds = range(1, args.seeds + 1)
+    jobs = [(args.scenario, rate, seed, args.after) for rate in rates for seed in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(one, jobs))
     results: dict[int, dict[str, Any]] = {}
-    for (_, rate, _), run in zip(jobs, runs, strict=True):
+    for (_, rate, _, _), run in zip(jobs, runs, strict=True):
         point = results.setdefault(rate, dict.fromkeys(KEYS, 0))
         for key in KEYS:
             point[key] += run[key]
@@ -73,7 +86,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
         return
-    print(f"{args.scenario}, {args.seeds} seed(s) per rate, means per run")
+    strategy = f", lazy after {args.after} checks" if args.after else ""
+    print(f"{args.scenario}{strategy}, {args.seeds} seed(s) per rate, means per run")
     head = ("plant ppm", "lazy profit wei", "honest profit wei", "plants", "missed",
             "plant fees / fees", "plant fees / frame pay", "cheats", "missed", "slip (of decided)")
     print(" | ".join(head))

@@ -20,6 +20,25 @@ get a plant is drawn like the check plan: from the requester's per-job secret
 and the result digest (:func:`should_plant`), so nobody else can predict it and
 a replay decides the same. The rate is the requester's (``plant_rate_ppm``).
 
+Probation (:func:`plant_rate_ppm`): the rate a requester applies to a plant
+depends on how well it knows the chosen checker. A checker it has seen reject
+``tested`` of its plants gets plants at ``max(base, PPM // (2 + PROBATION_STEP
+* tested))``: one check in two while untested, one in six after one rejected
+plant, then the base rate (10 % by default). With a flat rate a lazy newcomer
+collected about ``1 / rate`` fees from each requester before its first plant,
+more than its strike cost it (an honest check's render costs 62 % of its fee in
+the simulator, so an honest checker keeps 38 %); on probation it collects about
+two. A longer probation (``PPM // (2 + tested)``, 8 plants to the base) took
+about as much from lazy checkers in the simulator (within the noise of 4
+seeds) and cost requesters 1.7 times as much
+(docs/VERIFICATION.md "Forced errors"): a lazy checker is caught by its first
+plant, and a strategic one waits out any probation, so the base rate, not the
+probation, prices it. The machine draws once per result at the highest rate
+(:func:`should_plant` with ``plant_rate_ppm(0, base)``) and the driver, having
+chosen the plant's checker, keeps the plant only if the same draw is also below
+that checker's rate (:func:`plant_kept`): the draw is uniform, so a plant goes
+to a checker at exactly its rate, and a replay decides the same.
+
 Why a miss is safe to punish: the perturbation is keyed by the requester's
 secret (:func:`plant_key`), drawn after the worker signed its result, so a
 worker cannot have pre-compensated it; an honest render of any cell differs
@@ -42,6 +61,7 @@ PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
 PLANT_PIXELS_PER_CELL = 4  # pixels changed in every cell (fewer in a smaller edge cell)
 PLANT_DELTA = 6  # levels (8-bit; 16-bit images: x257) added or subtracted per colour channel
 PPM = 1_000_000
+PROBATION_STEP = 4  # plant rates 1/2, 1/6, 1/10, ... for 0, 1, 2, ... plants rejected
 
 # PLANT_DELTA and PLANT_PIXELS_PER_CELL against the 55 dB tolerance: a full 16 px RGBA
 # cell holds 1,024 samples; 4 pixels x 3 colour channels x 6^2 = 432 squared levels
@@ -55,12 +75,44 @@ def plant_draw(check_secret: bytes, result_digest: bytes) -> bytes:
     return hashlib.sha256(PLANT_DOMAIN + check_secret + result_digest).digest()
 
 
-def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bool:
-    """Whether this result also gets a plant (``rate_ppm`` in millionths; integer maths)."""
+def plant_position(check_secret: bytes, result_digest: bytes) -> int:
+    """The result's uniform 64-bit draw that :func:`should_plant` and :func:`plant_kept` read."""
+    return int.from_bytes(plant_draw(check_secret, result_digest)[:8], "big")
+
+
+def plant_kept(position: int, rate_ppm: int) -> bool:
+    """Whether a result whose draw is ``position`` gets a plant at ``rate_ppm``."""
     if not 0 <= rate_ppm <= PPM:
         raise LocalProtocolError("rate_ppm must be within 0..1,000,000")
-    draw = int.from_bytes(plant_draw(check_secret, result_digest)[:8], "big")
-    return draw * PPM < rate_ppm * 2**64
+    if not 0 <= position < 2**64:
+        raise LocalProtocolError("a plant draw is 64 bits")
+    return position * PPM < rate_ppm * 2**64
+
+
+def should_plant(check_secret: bytes, result_digest: bytes, rate_ppm: int) -> bool:
+    """Whether this result also gets a plant (``rate_ppm`` in millionths; integer maths)."""
+    return plant_kept(plant_position(check_secret, result_digest), rate_ppm)
+
+
+def plant_rate_ppm(tested: int, base_ppm: int) -> int:
+    """The plant rate for a checker the requester has seen reject ``tested`` of its
+    plants: ``max(base_ppm, PPM // (2 + PROBATION_STEP * tested))`` (probation, module
+    docstring);
+    0 when plants are off (``base_ppm`` 0). Never above ``plant_rate_ppm(0, base)``,
+    the rate the machine draws at, which a driver's :func:`plant_kept` narrows."""
+    if not 0 <= base_ppm <= PPM or tested < 0:
+        raise LocalProtocolError("base_ppm must be within 0..1,000,000 and tested >= 0")
+    if base_ppm == 0:
+        return 0
+    return max(base_ppm, PPM // (2 + PROBATION_STEP * tested))
+
+
+def plant_goes(position: int, tested: int, base_ppm: int) -> bool:
+    """The driver's decision on a ``RequestPlant`` (draw ``position``) once it chose a
+    checker that rejected ``tested`` of its plants: send the plant or drop it. Node and
+    simulator both call this; the choice of the checker is ``choose_checker``'s, so
+    every checker is offered its share of plant draws and keeps its own rate of them."""
+    return plant_kept(position, plant_rate_ppm(tested, base_ppm))
 
 
 def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:

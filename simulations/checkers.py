@@ -18,7 +18,9 @@ truth about the result (``World.result_kind``):
 * a colluding checker reports identical pixels for every cheater's result,
   without looking (so it passes a plant of one too);
 * a plant (forced error, ``World.plants``): every cell wrong;
-* a lazy checker renders nothing and reports every tile identical.
+* a lazy checker renders nothing and reports every tile identical (a strategic
+  one, ``adversaries.lazy_checker_after`` = N, only from its N+1-th check on:
+  before that it renders like an honest checker).
 
 Before a check, as the node's checker does, the driver makes sure its fee is
 secured on chain (its lane holds every fee promised so far plus this one) and
@@ -68,6 +70,12 @@ class CheckerDriver:
         self._busy = False
         self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
         self._answered: dict[bytes, dict[bytes, int]] = {}  # job -> task -> fee of our verdict
+        self._rendered = 0  # checks answered with a render (a strategic lazy checker counts them)
+
+    def _lazy(self) -> bool:
+        """Whether this check is answered without rendering (see the module docstring)."""
+        after = self.world.scenario.adversaries.lazy_checker_after
+        return self.node.behaviour == "lazy_checker" and self._rendered >= after
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, Voucher):
@@ -106,7 +114,7 @@ class CheckerDriver:
             config = world.scenario.verification
             k = request.tiles
             self._busy = True
-            if self.node.behaviour == "lazy_checker":  # answers at once, renders nothing
+            if self._lazy():  # answers at once, renders nothing
                 world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
                 return
             tile_ru = scene.ru_per_frame * tile_fraction(world.scenario) * k
@@ -135,7 +143,9 @@ class CheckerDriver:
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
         if not self.alive:
             return
+        rendered = not self._lazy()
         self._judge(arg)
+        self._rendered += rendered
         self._next()
 
     def _judge(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
@@ -169,7 +179,7 @@ class CheckerDriver:
         world = self.world
         kind = world.result_kind.get(request.task_id, "wrong")
         worker = world.by_id.get(request.worker)
-        if self.node.behaviour == "lazy_checker":
+        if self._lazy():
             return cells  # "looked", saw nothing wrong
         if (
             self.node.behaviour == "colluder"

@@ -33,6 +33,7 @@ import hashlib
 from dataclasses import replace
 
 from protocol import RemoteProtocolError
+from protocol.forced_errors import plant_goes
 from protocol.market import (
     CheckerFeeDue,
     Command,
@@ -111,6 +112,7 @@ class RequesterDriver:
         # checker -> checks given it, real checks and plants apart (as the node counts)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
+        self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
@@ -298,6 +300,8 @@ class RequesterDriver:
             if cmd.missed:
                 world.metrics.plants_missed += 1
                 self.struck.add(cmd.checker)
+            else:
+                self.tested[cmd.checker] = self.tested.get(cmd.checker, 0) + 1
         elif isinstance(cmd, RecordPayment):
             world.invariants.payment_recorded(cmd.job_id, cmd.payee_address, cmd.cumulative_wei)
             world.metrics.owed_wei[(cmd.job_id, cmd.payee_address)] = cmd.cumulative_wei
@@ -343,6 +347,9 @@ class RequesterDriver:
         if not checkers:
             return
         checker = self._choose(checkers, "plant")
+        tested = self.tested.get(checker.node_id, 0)
+        if not plant_goes(cmd.position, tested, machine.config.plant_rate_ppm):
+            return  # probation: this checker's rate is below the machine's draw
         cid = "bafkplant" + cmd.key.hex()[:48]
         world.plants.add(cid)
         now_ms = world.epoch_ms()

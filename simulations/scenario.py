@@ -193,6 +193,9 @@ class Adversaries:
     lazy_fraction: float = bounded(0.0, 0, 1)  # accept, never deliver
     colluding_checker_fraction: float = bounded(0.0, 0, 1)  # pass every cheater's frame
     lazy_checker_fraction: float = bounded(0.0, 0, 1)  # pass everything, never render
+    # A strategic lazy checker: renders its first lazy_checker_after checks honestly
+    # (earning the requesters' trust: probation plants), then passes everything
+    lazy_checker_after: int = bounded(0, 0, 1_000_000)
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
     clawback_fraction: float = bounded(0.0, 0, 1)  # requesters that claw the escrow back

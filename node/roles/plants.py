@@ -18,6 +18,13 @@ plant is decided (:meth:`CheckFrames.holding`, ``JobRecord.flush``): a lazy chec
 public record to see which frame the worker really delivered would otherwise
 learn that its request was a plant before it answered.
 
+The plant goes only if the machine's draw is below the chosen checker's
+probation rate (``protocol.forced_errors.plant_goes``, with the plants of ours it
+rejected: :attr:`RequesterRole.tested`, at most ``MAX_TESTED`` checkers, in
+memory: after a restart every checker is on probation again, which costs
+plants, never a missed test; the journals' replay of open jobs counts theirs
+again). The frame is fetched and perturbed only for a plant that goes.
+
 A checker whose verdict passed a plant (``PlantJudged.missed``) is struck:
 this requester never asks it again (:attr:`CheckFrames.struck`, rebuilt from
 the journals of open jobs on restart), its fee for the plant is withheld by
@@ -34,6 +41,7 @@ import trio
 from node.log import log_event
 from node.verify.images import ImageError
 from node.verify.plant import canonical_png, plant_png
+from protocol.forced_errors import plant_goes
 from protocol.market import Command, PlantJudged, RequestPlant
 from protocol.messages import Message, VerifyRequest
 from protocol.verification import DEFAULT_POLICY
@@ -45,6 +53,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MAX_CHECK_FRAMES = 4_096  # worker CID -> canonical CID, per job (oldest forgotten)
+MAX_TESTED = 100_000  # checkers whose rejected plants we count (as MAX_WORKER_RECORDS)
 PLANT_WAIT_S = 30.0  # how long a plant waits for the task's real check to be assigned
 
 
@@ -101,13 +110,6 @@ class CheckFrames:
 
     async def _plant(self, c: RequestPlant) -> None:
         job, ctx = self.job, self.job.ctx
-        path = await self._fetch(c.worker, c.frame_cid)
-        tile_px = DEFAULT_POLICY.sampling.tile_px
-        try:
-            data = plant_png(path, c.key, tile_px)
-        except ImageError:
-            return  # the real check rejects the frame; nothing to plant on
-        plant_cid = ctx.content.put_bytes(data)
         # After the real check is assigned, so the two never pick the same checker.
         with trio.move_on_after(PLANT_WAIT_S):
             while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
@@ -120,14 +122,28 @@ class CheckFrames:
         checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies, "plant")
         if checker is None:
             return
+        tested = job.role.tested.get(checker, 0)
+        if not plant_goes(c.position, tested, job.machine.config.plant_rate_ppm):
+            return  # probation: this checker's rate is below the machine's draw
         address = job.role.address_of(checker)
         if address is None:
             return
+        path = await self._fetch(c.worker, c.frame_cid)
+        try:
+            data = plant_png(path, c.key, DEFAULT_POLICY.sampling.tile_px)
+        except ImageError:
+            return  # the real check rejects the frame; nothing to plant on
+        plant_cid = ctx.content.put_bytes(data)
         entry = c.task_id + address + plant_cid.encode()
         await job.step("plant", checker, entry, ctx.clock.now_ms())
 
     def judged(self, c: PlantJudged) -> None:
         """A plant's verdict: a miss strikes its checker with this requester."""
+        if not c.missed:  # probation: a checker we know gets fewer plants
+            role = self.job.role
+            if len(role.tested) >= MAX_TESTED and c.checker not in role.tested:
+                role.tested.clear()  # strangers' ids stay bounded; probation starts again
+            role.tested[c.checker] = role.tested.get(c.checker, 0) + 1
         if c.missed:
             self.job.role.struck.add(c.checker)
             log_event(logger, logging.WARNING, "checker passed a plant", checker=c.checker.hex()[:16],

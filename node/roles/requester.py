@@ -530,6 +530,7 @@ class RequesterRole:
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
+        self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (node.roles.plants)
         self.challenger = Challenger(self)  # capacity challenges of unproven bidders
 
     @property

@@ -135,7 +135,10 @@ class WorkerJudged:
 class RequestPlant:
     """Make a plant of this task's result (protocol.forced_errors.perturb with ``key``
     on the worker's frame ``frame_cid``), store it, pick a checker (never ``worker``
-    nor one in ``exclude``) and call ``JobMachine.assign_plant`` with the plant's CID."""
+    nor one in ``exclude``) and call ``JobMachine.assign_plant`` with the plant's CID.
+    The machine drew at the highest (probation) rate: the driver keeps the plant only
+    if ``position`` is also below the chosen checker's rate
+    (``protocol.forced_errors.plant_kept`` with ``plant_rate_ppm``)."""
 
     task_id: bytes
     frame: int
@@ -143,6 +146,7 @@ class RequestPlant:
     frame_cid: str
     key: bytes
     exclude: frozenset[bytes] = frozenset()
+    position: int = 0  # the result's plant draw (protocol.forced_errors.plant_position)
 
 
 @dataclass(frozen=True)

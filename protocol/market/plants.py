@@ -5,8 +5,10 @@ Theory of operation
 Part of :class:`protocol.market.requester.JobMachine` (state in
 :mod:`protocol.market.jobbook`). When a result goes to verification the
 machine draws, from its ``check_secret`` and the result digest
-(:func:`protocol.forced_errors.should_plant`, ``MarketConfig.plant_rate_ppm``),
-whether to plant as well; if so it emits :class:`RequestPlant`. The driver
+(:func:`protocol.forced_errors.plant_position`), whether to plant as well, at
+the highest rate probation gives (``plant_rate_ppm(0, MarketConfig.plant_rate_ppm)``);
+if so it emits :class:`RequestPlant`, and the driver keeps the plant only if the
+same draw is below the rate for the checker it chose (``plant_kept``). The driver
 makes the plant (the worker's frame perturbed in every cell with the command's
 key), picks a checker other than the worker and the task's checkers, and calls
 :meth:`PlantDesk.assign_plant` with the plant's CID: the machine reserves and
@@ -33,7 +35,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.errors import IllegalMessage, IllegalTransition
-from protocol.forced_errors import plant_key, plant_missed, should_plant
+from protocol.forced_errors import (
+    plant_kept,
+    plant_key,
+    plant_missed,
+    plant_position,
+    plant_rate_ppm,
+)
 from protocol.market.commands import Command, PlantJudged, RequestPlant, Send
 from protocol.market.jobbook import JobBook
 from protocol.market.records import TaskRecord, verdict_digest_of
@@ -74,16 +82,18 @@ class PlantDesk(JobBook):
 
     def _maybe_plant(self, task: TaskRecord) -> list[Command]:
         """The result of ``task`` goes to verification: a plant too, if the draw says so."""
-        rate = self.config.plant_rate_ppm
+        rate = plant_rate_ppm(0, self.config.plant_rate_ppm)  # the highest: probation's
         secret = self._check_secret
         if rate == 0 or secret is None or task.fee_wei == 0 or task.task_id in self._plants_asked:
             return []
-        if not should_plant(secret, task.result_digest, rate):
+        position = plant_position(secret, task.result_digest)
+        if not plant_kept(position, rate):
             return []
         self._plants_asked.add(task.task_id)
         key = plant_key(secret, task.result_digest)
         exclude = frozenset(task.checkers | {task.worker} | set(self._plant_misses))
-        return [RequestPlant(task.task_id, task.frame, task.worker, task.frame_cid, key, exclude)]
+        return [RequestPlant(task.task_id, task.frame, task.worker, task.frame_cid, key, exclude,
+                             position)]  # fmt: skip
 
     def assign_plant(
         self, task_id: bytes, checker: bytes, plant_cid: str, now_ms: int, checker_address: bytes

@@ -73,6 +73,9 @@ async def test_an_honest_checker_cannot_be_framed_by_plants(
         assert job.view.outcome == "completed"
         assert len(job.machine._plants_asked) == 3 and not job.machine._plants
         assert role.struck == set() and job.machine.plant_misses == {}
+        # probation: each rejected plant counted for its checker (fewer plants later)
+        assert sum(role.tested.values()) == 3
+        assert set(role.tested) <= {c.key.node_id.raw for c in checkers}
         owed = await all_paid(cluster, "client", job_id)
         fee = checker_fees(cluster, job_id)
         assert sum(answered(c) for c in checkers) == 6  # 3 real checks, 3 plants

@@ -21,13 +21,20 @@ def _run(seed: int, **overrides: Any) -> dict[str, Any]:
     return run_scenario(scenario, seed).summary
 
 
-def test_every_cheat_is_booked_and_checkers_keep_up_at_the_measured_cost() -> None:
+def test_every_cheat_is_booked() -> None:
     s = _run(1)
     decided = s["cheats_caught"] + s["cheats_missed"] + s["cheats_revoked"]
     assert 0 < decided + s["cheats_unverified"] <= s["cheats_submitted"]
     assert sum(s[f"cheats_missed_{c}"] for c in MISS_CAUSES) == s["cheats_missed"]
     assert s["cheat_slip_ppm"] == slip_ppm(s["cheats_missed"], s["cheats_caught"],
                                            s["cheats_revoked"])  # fmt: skip
+
+
+def test_checkers_keep_up_at_the_measured_cost() -> None:
+    """(A strict xfail on the probation-plants branch: seed 1 fell behind there with 91
+    plants in 624 checks; with lane fundings merged and judged plant holders allowed
+    in disputes, on main, it keeps up.)"""
+    s = _run(1)
     # With a 24-tile check at 42 % of a frame (the old tile cost) the checkers fell behind:
     # results were given up unverified, their honest workers went unpaid, checkers lost
     # fees to verify timeouts (main, seed 1 of the full scenario: 0 of 32 jobs completed).

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from protocol.errors import IllegalMessage
+from protocol.forced_errors import plant_kept, plant_position, plant_rate_ppm
 from protocol.market import (
     CheckerFeeDue,
     FrameState,
@@ -146,8 +147,18 @@ def test_an_unanswered_plant_owes_nothing_and_strikes_nobody() -> None:
 
 
 def test_the_plant_rate_is_the_requesters_draw() -> None:
-    none = planted(frames=(1, 2, 3), market=MarketConfig())
+    none = planted(frames=(1, 2, 3), market=MarketConfig(plant_rate_ppm=0))
     assert none.commands(RequestPlant) == []
+    # The machine draws at probation's highest rate (one in two at the default 10 %)
+    # and names the draw, so the driver can keep the plant at its checker's rate.
+    some = planted(frames=tuple(range(1, 13)), market=MarketConfig())
+    asked = {c.task_id: c.position for c in some.commands(RequestPlant)}  # type: ignore[union-attr]
+    positions = {task_id: plant_position(SECRET, request.result_digest)
+                 for task_id, (_, request) in some.verifications.items()}  # fmt: skip
+    highest = plant_rate_ppm(0, MarketConfig().plant_rate_ppm)
+    assert highest == 500_000
+    assert asked == {t: p for t, p in positions.items() if plant_kept(p, highest)}
+    assert 0 < len(asked) < len(positions)
     no_secret = planted(frames=(1, 2, 3), check_secret=None)
     assert no_secret.commands(RequestPlant) == []
 
