@@ -320,9 +320,9 @@ class JobBook:
             out.append(Send(worker, LeaseRevoked(self.job_id, task.task_id, "blocklisted")))
             was = task.state
             self._task_step(task, ev.TaskRevoked(task.task_id))
-            self._release(task)
             if was is TaskState.VERIFYING:
                 self._orphan(task)
+            self._release(task)
             self._frame_step(task.frame, ev.AttemptReturned(task.frame))
             self._pending.add(task.frame)
         return out
@@ -393,9 +393,15 @@ class JobBook:
         return task
 
     def _release(self, task: TaskRecord) -> None:
-        """``task`` left LEASED/VERIFYING: drop it from the live set and the reserve."""
+        """``task`` left LEASED/VERIFYING: drop it from the live set and the reserve,
+        and its checks' pending fees: a verdict now is no longer paid (but an orphaned
+        check's, until its deadline). They stayed counted in the lanes' needs for the
+        rest of the job (a timed-out checker's, a losing second verdict's: review)."""
         self._active.pop(task.task_id, None)
         self._reserved_wei -= task.price_wei + (0 if task.fee_paid else task.fee_wei)
+        if task.task_id not in self._orphans:
+            for checker in task.checkers:
+                self._fees_pending.pop((task.task_id, checker), None)
 
     def _fee_wei(self, price_wei: int) -> int:
         if self.spec.assurance is Assurance.NONE:

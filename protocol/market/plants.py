@@ -148,6 +148,8 @@ class PlantDesk(JobBook):
         or expired plant's verdict could still come and read as a dispute verdict)."""
         if self._plant_holders.get(task_id) != checker:
             return False
+        if checker in self._plant_misses:
+            return True  # it passed a plant of this job: no vote in its disputes either
         task = self._tasks.get(task_id)
         disputed = task is not None and task.state is TaskState.DISPUTED
         return not (disputed and task_id in self._plant_verdicts)

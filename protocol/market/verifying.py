@@ -288,6 +288,7 @@ class VerifyDesk(JobBook):
         del self._disputes[task.task_id]
         self._reserved_wei -= task.dispute_reserved_wei
         task.dispute_reserved_wei = 0
+        self._drop_dispute_fees(task)
         if not overturned:
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             return [self._resolved(task, True, False, reason)]
@@ -335,6 +336,7 @@ class VerifyDesk(JobBook):
             del self._disputes[task.task_id]
             self._reserved_wei -= task.dispute_reserved_wei
             task.dispute_reserved_wei = 0
+            self._drop_dispute_fees(task)
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             out.append(self._resolved(task, True, False, reason))
         return out
@@ -353,6 +355,8 @@ class VerifyDesk(JobBook):
         self._reserved_wei += task.fee_wei  # _release gave it back with the price
 
     def _on_orphan_verdict(self, task: TaskRecord, sender: bytes, now_ms: int) -> list[Command]:
+        if (task.task_id, sender) not in self._fees_pending:
+            return []  # a verdict already paid, resent (review: a pass paid twice)
         fee_wei, _ = self._orphans.pop(task.task_id)
         self._reserved_wei -= fee_wei
         task.fee_paid = True
@@ -373,6 +377,12 @@ class VerifyDesk(JobBook):
 
     def _orphan_deadlines(self) -> list[int]:
         return [due for _, due in self._orphans.values()]
+
+    def _drop_dispute_fees(self, task: TaskRecord) -> None:
+        """The dispute ended: a dispute checker that has not voted is not paid now, so
+        its fee leaves the lanes' needs."""
+        for checker in task.dispute_checkers:
+            self._fees_pending.pop((task.task_id, checker), None)
 
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms

@@ -230,3 +230,17 @@ def test_an_unjudged_plant_holder_sits_in_no_dispute_of_its_task() -> None:
     harness.pump()
     assert holder not in {checker for checker, _ in harness.dispute_requests}
     assert holder in harness.job.checkers_refused(task_id)
+
+
+def test_a_holder_that_passed_its_plant_gets_no_vote_in_the_tasks_dispute() -> None:
+    """Review finding: once judged, any holder could sit in its task's dispute, a lazy
+    one too (node and simulator leave struck checkers out; the machine did not)."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    holder, _ = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=True)  # a miss
+    harness.verdict(task_id, passed=False)
+    harness.dispute(task_id)
+    harness.pump()
+    assert holder not in {checker for checker, _ in harness.dispute_requests}
+    assert holder in harness.job.checkers_refused(task_id)

@@ -655,3 +655,42 @@ def test_workers_contest_a_rejection_on_their_own_and_the_majority_pays_them() -
     assert harness.job.task_state(task_id) is TaskState.OVERTURNED
     (accepted,) = harness.commands(FrameAccepted)
     assert isinstance(accepted, FrameAccepted) and accepted.worker == worker
+
+
+def test_a_resent_pass_of_an_orphaned_check_is_not_paid_again() -> None:
+    """Review finding: at high assurance a fresh worker's result needs two checkers'
+    passes; blocklisted after the first pass, its task's check was orphaned and the first
+    checker's resent pass was paid a second time, popping the second checker's fee."""
+    config = MarketConfig(blocklist_after_failures=1, max_tasks_per_worker=3)
+    harness = started(frames=(1, 2, 3), worker_prices_wei_per_ru=(100, 110), worker_slots=3,
+                      market=config, checkers=3, assurance=Assurance.HIGH)  # fmt: skip
+    bad = next(iter(harness.workers))
+    first, second = [t for t, n in harness.renders.items() if n == bad][:2]
+    harness.finish_render(first)
+    one, _ = harness.verifications[first]
+    harness.verdict(first, True)  # the first pass; the plan asks a second checker
+    two, _ = harness.verifications[first]
+    _, pass_once = harness.verdicts[-1]
+    harness.fail_render(second)  # blocklisted: the second check is orphaned
+    assert harness.job.task_state(first) is TaskState.REVOKED
+    harness.send(one, harness.requester, pass_once)  # the first pass, resent
+    harness.pump()
+    harness.verdict(first, True)  # the second checker answers in time: paid
+    fees = [(c.task_id, c.checker) for c in harness.commands(CheckerFeeDue)]  # type: ignore[union-attr]
+    assert fees.count((first, one)) == 1 and fees.count((first, two)) == 1
+
+
+def test_no_pending_fee_outlives_its_check() -> None:
+    """Review finding: a checker that timed out and was replaced kept its fee in the
+    lanes' needs for the rest of the job (as did a losing verdict, or a dispute checker
+    that never voted), so lanes were funded for fees never owed."""
+    harness = started(frames=(1, 2), worker_prices_wei_per_ru=(100,), worker_slots=2, checkers=3)
+    task_id = next(iter(harness.renders))
+    harness.finish_render(task_id)
+    harness.verifications.pop(task_id)  # its checker never answers
+    harness.advance(MarketConfig().verify_timeout_ms + 1)
+    assert task_id in harness.verifications  # asked again, of another checker
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    owed = harness.job.due_wei_by_payee()
+    assert harness.job.lane_needs_wei() == {a: w for a, w in owed.items() if w}
