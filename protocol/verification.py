@@ -108,14 +108,28 @@ def select_tiles(
     """``min(k, N)`` distinct grid cells chosen by the seed; sorted top-left first."""
     if k < 0:
         raise LocalProtocolError("k must be >= 0")
+    if width < 1 or height < 1 or tile_px < 1:
+        raise LocalProtocolError("width, height and tile_px must be positive")
     seed = tile_seed(result_digest, secret)
-    cells = list(tile_grid(width, height, tile_px))
-    take = min(k, len(cells))
+    columns = -(-width // tile_px)
+    cells = columns * -(-height // tile_px)
+    take = min(k, cells)
+    # A partial Fisher-Yates over the cells' row-major indices, its swaps kept sparse
+    # (the same draws and result as swapping in the whole tile_grid, which was built for
+    # every check: a twelfth of a simulated run's time): position i is final once drawn.
+    moved: dict[int, int] = {}
+    chosen = []
     counter = 0
-    for i in range(take):  # partial Fisher-Yates: cells[:take] is a uniform k-subset
-        j, counter = _uniform_below(seed, counter, len(cells) - i)
-        cells[i], cells[i + j] = cells[i + j], cells[i]
-    return tuple(sorted(cells[:take]))
+    for i in range(take):
+        j, counter = _uniform_below(seed, counter, cells - i)
+        picked = moved.get(i + j, i + j)
+        moved[i + j] = moved.get(i, i)
+        chosen.append(picked)
+    tiles = []
+    for index in chosen:
+        y, x = index // columns * tile_px, index % columns * tile_px
+        tiles.append(Tile(y, x, min(tile_px, width - x), min(tile_px, height - y)))
+    return tuple(sorted(tiles))
 
 
 def should_check(draw: bytes, probability: float) -> bool:
