@@ -243,7 +243,11 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                    "max_attempts_per_frame": market.max_attempts_per_frame,
                    "max_tasks_per_worker": market.max_tasks_per_worker,
                    "min_task_timeout_s": market.min_task_timeout_ms / 1000,
-                   "reannounce_interval_s": market.reannounce_interval_ms / 1000},
+                   "reannounce_interval_s": market.reannounce_interval_ms / 1000,
+                   # The simulator's capacity-challenge model (default on since issue 20) is
+                   # not calibrated: with it the reduced run's makespan read -30 % against
+                   # the devnet (two runs); the fit compares without it, as it was fitted.
+                   "trial_leases": 0},
     }  # fmt: skip
     outcome = run_scenario(scenario_from_dict(raw), args.seed)
     m = outcome.metrics

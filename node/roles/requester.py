@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 from ledger.errors import LedgerError
 from ledger.fraud import result_signer
 from ledger.vouchers import sign
+from node.content.transfer import TransferError
 from node.log import log_event
 from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
@@ -247,6 +248,8 @@ class RequesterJob:
             commands = []
         elif kind == "cancel":
             commands = machine.cancel(now_ms)
+        elif kind == "unfetchable":  # task id: its frame could not be fetched, worker gone
+            commands = machine.result_unfetchable(data, now_ms)
         else:  # a journal written by a newer version: never guess (it once meant "cancel")
             raise ValueError(f"unknown journal entry {kind!r}")
         self.steps += 1
@@ -365,7 +368,15 @@ class RequesterJob:
             for candidate in self.role.pick_checkers(c.worker):
                 if (known := self.role.address_of(candidate)) is not None:
                     await self.feed_stake(known)
-        await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
+        try:
+            await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
+        except TransferError as exc:
+            gone = peer_of(c.worker) not in self.ctx.node.network.connected_peers()
+            log_event(logger, logging.WARNING, "result frame not fetched", frame=c.frame,
+                      worker_gone=gone, error=str(exc)[:200])  # fmt: skip
+            if gone and not c.exclude:  # nobody can check it: abandoned now, no blame
+                await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
+            return  # else the machine's verify timeout asks again
         with trio.move_on_after(CHECKER_WAIT_S):
             await self.ctx.node.wait_until(
                 lambda: bool(self.role.checker_candidates(c.worker, exclude(), qualifies))

@@ -331,6 +331,18 @@ class JobMachine(PlantDesk, VerifyDesk):
         self._bidders.pop(sender, None)  # it does not want (more) work from us now
         return self._award(now_ms)
 
+    def result_unfetchable(self, task_id: bytes, now_ms: int) -> list[Command]:
+        """The driver could not fetch ``task_id``'s frame from its worker, which is no
+        longer connected: nobody can check it, so it is abandoned now, as after
+        ``verify_attempts`` unanswered asks (no blame, the frame back to pending), not
+        ten minutes later (a worker killed after it delivered stalled its job: the e2e
+        kill test timed out). Only a result still waiting for its check."""
+        self._unsettle()
+        task = self._tasks.get(task_id)
+        if self.state is not JobState.OPEN or task is None or task.state is not TaskState.VERIFYING:
+            return []
+        return self._abandon(task, now_ms)
+
     def _abandon(self, task: TaskRecord, now_ms: int) -> list[Command]:
         """No checker judged the result in ``verify_attempts`` asks: most often its worker
         is gone and nobody can fetch the frame (or every checker is slow). The frame goes

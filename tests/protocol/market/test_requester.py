@@ -694,3 +694,18 @@ def test_no_pending_fee_outlives_its_check() -> None:
     assert outcome(harness) is JobOutcome.COMPLETED
     owed = harness.job.due_wei_by_payee()
     assert harness.job.lane_needs_wei() == {a: w for a, w in owed.items() if w}
+
+
+def test_a_result_whose_frame_cannot_be_fetched_is_abandoned_at_once() -> None:
+    """The e2e kill test timed out in CI: a worker killed just after it delivered left a
+    result nobody could fetch, and the job waited five verify timeouts (10 min) before
+    abandoning it. The driver now says so (its worker gone) and the machine abandons the
+    result at once: no blame, its frame back to pending."""
+    harness = started(frames=(1,), worker_prices_wei_per_ru=(100, 110))
+    task_id = next(iter(harness.renders))
+    harness.finish_render(task_id)
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    assert harness.job.result_unfetchable(task_id, harness.now_ms)  # LeaseRevoked, re-award
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED  # as after five timeouts
+    assert harness.job.result_unfetchable(task_id, harness.now_ms) == []  # once only
+    assert harness.job.blocklisted() == frozenset()
