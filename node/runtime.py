@@ -325,8 +325,10 @@ class Node:
     def _on_ban(self, peer: str) -> None:
         if peer in self.banned:
             return
-        for ended in self.banned.add(peer, trio.current_time()):
+        now_s = trio.current_time()
+        for ended in self.banned.add(peer, now_s):
             self.network.unblock(ended)  # the oldest ban, ended early (bounded)
+            self.scorer.end_ban(ended, now_s)  # one ban, one end: requests too
         self._ban_added.set()
         self.metrics.banned.inc()
         self.network.block(peer)

@@ -110,6 +110,14 @@ class PeerScorer:
         record = self._peers.get(peer)
         return record is not None and now_s < record.banned_until_s
 
+    def end_ban(self, peer: str, now_s: float) -> None:
+        """End ``peer``'s ban now (its score keeps decaying): the node's ban list ended
+        it early to stay bounded (node.net.bans), and the scorer must agree, or the
+        network would take the peer's gossip while its requests read banned."""
+        record = self._peers.get(peer)
+        if record is not None:
+            record.banned_until_s = min(record.banned_until_s, now_s)
+
     def admit(self, peer: str, now_s: float, *, throttle_penalty: bool = True) -> Admission:
         """Spend one token for a message from ``peer``; say whether to process it.
 

@@ -55,3 +55,35 @@ async def test_a_banned_peer_is_heard_again_after_ban_s(
                               signed_advert(honest_key, wall_ms()))  # fmt: skip
         with trio.fail_after(30):
             await node.wait_until(lambda: honest_key.node_id.text in node.capacity)
+
+
+async def test_a_ban_ended_early_ends_in_every_layer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Past the limit the oldest ban ends early: the network takes the peer again, and
+    so must the scorer (it used to still read banned, refusing the peer's requests
+    while its gossip was taken: two answers to one question)."""
+    hub = MemoryHub()
+    key = NodeKey.generate()
+    evil_keys = [NodeKey.generate() for _ in range(3)]
+    config = make_config(tmp_path, ban_score=100, peer_burst=1000, ban_s=600.0)
+    async with (
+        hub.open(key.node_id.text) as net,
+        hub.open(evil_keys[0].node_id.text) as first,
+        hub.open(evil_keys[1].node_id.text) as second,
+        hub.open(evil_keys[2].node_id.text) as third,
+        running_node(config, net, key) as node,
+    ):
+        node.banned.limit = 2
+        for evil in (first, second, third):
+            await evil.connect(net.listen_addrs()[0])
+            while evil.local_peer not in node.banned:  # forged adverts until it is banned
+                fresh = NodeKey.generate()
+                good = signed_advert(fresh, wall_ms())
+                await evil.publish_as(fresh.node_id.text, CAPACITY_TOPIC, good[:-1] + b"\x00")
+        now_s = trio.current_time()
+        assert first.local_peer not in node.banned  # ended early: the oldest of three
+        assert first.local_peer not in net._blocked
+        assert not node.scorer.is_banned(first.local_peer, now_s)
+        for evil in (second, third):
+            assert evil.local_peer in net._blocked and node.scorer.is_banned(evil.local_peer, now_s)
