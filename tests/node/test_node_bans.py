@@ -13,9 +13,19 @@ import trio.testing
 from node_helpers import make_config, running_node, signed_advert, wall_ms
 
 from node.net.bans import Bans
-from node.net.memory import MemoryHub
+from node.net.memory import MemoryHub, MemoryNetwork
+from node.runtime import Node
 from protocol import NodeKey
 from protocol.topics import CAPACITY_TOPIC
+
+
+async def _get_banned(node: Node, net: MemoryNetwork, evil: MemoryNetwork) -> None:
+    """``evil`` connects and sends forged adverts until ``node`` bans it."""
+    await evil.connect(net.listen_addrs()[0])
+    while evil.local_peer not in node.banned:
+        fresh = NodeKey.generate()
+        good = signed_advert(fresh, wall_ms())
+        await evil.publish_as(fresh.node_id.text, CAPACITY_TOPIC, good[:-1] + b"\x00")
 
 
 def test_bans_end_in_order_and_stay_bounded() -> None:
@@ -39,11 +49,7 @@ async def test_a_banned_peer_is_heard_again_after_ban_s(
         hub.open(evil_key.node_id.text) as evil,
         running_node(config, net, key) as node,
     ):
-        await evil.connect(net.listen_addrs()[0])
-        while evil.local_peer not in node.banned:  # forged adverts until it is banned
-            fresh = NodeKey.generate()
-            good = signed_advert(fresh, wall_ms())
-            await evil.publish_as(fresh.node_id.text, CAPACITY_TOPIC, good[:-1] + b"\x00")
+        await _get_banned(node, net, evil)
         banned_at = trio.current_time()
         with trio.fail_after(config.ban_s + 60):
             await node.wait_until(lambda: evil.local_peer not in node.banned)
@@ -76,11 +82,7 @@ async def test_a_ban_ended_early_ends_in_every_layer(
     ):
         node.banned.limit = 2
         for evil in (first, second, third):
-            await evil.connect(net.listen_addrs()[0])
-            while evil.local_peer not in node.banned:  # forged adverts until it is banned
-                fresh = NodeKey.generate()
-                good = signed_advert(fresh, wall_ms())
-                await evil.publish_as(fresh.node_id.text, CAPACITY_TOPIC, good[:-1] + b"\x00")
+            await _get_banned(node, net, evil)
         now_s = trio.current_time()
         assert first.local_peer not in node.banned  # ended early: the oldest of three
         assert first.local_peer not in net._blocked
