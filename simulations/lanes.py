@@ -4,8 +4,12 @@ As the node's ``JobQueue`` (node/roles/lanes.py): the job machine emits
 ``FundLanes`` ahead of the awards (or checker request) it secures; every
 ``Send`` and ``FundLanes`` of a job leaves in order, and a message leaves only
 after every funding before it was mined (included in a block); fundings queued
-behind one in flight go out as one transaction (:func:`merged`). A reverted
-funding is final: the worker whose lane stayed short declines its award.
+behind one in flight go out as one transaction (:func:`merged`). As the node's
+``fund_lanes``, a funding brings the lanes up to the machine's ``lane_totals``
+(:func:`to_totals`), not by its deltas: a reverted funding is final (the worker
+whose lane stayed short declines its award), but the next funding of the same
+lane makes up for it, as on the node; by deltas a revert left every lane it
+named short for the rest of the job.
 
 ``Clawback`` is the clawback requester's marker (node/roles/adversary.py): in
 its turn the requester reads the job, funds a lane of its sock puppet with
@@ -19,7 +23,8 @@ import hashlib
 from collections import deque
 
 from protocol.market import FundLanes, Send
-from protocol.market.funding_queue import merge_fundings
+from protocol.market.funding_queue import lane_shortfall, merge_fundings
+from simulations.chain import EscrowJob
 from simulations.world import SimNode, World
 
 
@@ -59,7 +64,7 @@ class JobQueues:
             self._release(job_id)
 
         if isinstance(item, FundLanes):
-            chain.open_lanes(address, job_id, list(item.fundings), mined)
+            chain.open_lanes(address, job_id, to_totals(chain.jobs.get(job_id), item), mined)
             return
         job = chain.jobs.get(job_id)  # the clawback: read the job, fund the sock, redeem
         if job is None or job.refunded:
@@ -84,6 +89,12 @@ class JobQueues:
                 self._transact(job_id, item)
                 return
             self.world.send(self.node, item.to, item.message)
+
+
+def to_totals(job: EscrowJob | None, funding: FundLanes) -> list[tuple[bytes, int]]:
+    """What ``funding`` moves: each lane up to its total, from what the chain holds now
+    (one transaction at a time per job, so nothing of this job is in flight)."""
+    return lane_shortfall({} if job is None else job.lanes, funding.lane_totals)
 
 
 def merged(first: FundLanes, held: deque[Queued]) -> FundLanes:

@@ -29,7 +29,7 @@ from node.roles.adversary import Clawback
 from node.roles.common import Outbox
 from node.roles.ports import Chain
 from protocol.market import FundLanes, Send
-from protocol.market.funding_queue import merge_fundings
+from protocol.market.funding_queue import lane_shortfall, merge_fundings
 
 logger = logging.getLogger(__name__)
 FUND_RETRY_S = 1.0
@@ -43,7 +43,7 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> N
     while True:
         try:
             have = await chain.lanes(job_id, list(totals))
-            fundings = [(a, t - have.get(a, 0)) for a, t in totals.items() if t > have.get(a, 0)]
+            fundings = lane_shortfall(have, totals.items())
             if fundings:
                 await chain.open_lanes(job_id, fundings)
                 log_event(logger, logging.INFO, "lanes funded", job=job_id.hex()[:16],

@@ -12,7 +12,7 @@ clawback adversary's marker), and the sends keep their order behind it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from protocol.market.commands import FundLanes, Send
@@ -38,3 +38,13 @@ def merge_fundings(first: FundLanes, queued: Iterable[T]) -> tuple[FundLanes, li
         merging = merging and isinstance(item, Send)
         kept.append(item)
     return FundLanes(first.job_id, tuple(fundings.items()), tuple(totals.items())), kept
+
+
+def lane_shortfall(
+    have: Mapping[bytes, int], totals: Iterable[tuple[bytes, int]]
+) -> list[tuple[bytes, int]]:
+    """The fundings that bring each lane from what the chain holds (``have``) up to the
+    machine's total: what a driver sends, so that a reverted funding is made up by the
+    next one of the same lane, and a retry never funds twice (node/roles/lanes.py,
+    simulations/lanes.py)."""
+    return [(a, t - have.get(a, 0)) for a, t in totals if t > have.get(a, 0)]
