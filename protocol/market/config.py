@@ -35,7 +35,10 @@ Defaults and why:
   ``1 / rate`` of its share of checks' fees from a requester before a plant
   reaches it; at 10 % one that turns lazy after 20 checks earns 0.69x what an
   honest checker does, one that turns lazy after 60 (late in a 6 h run) 1.21x
-  (0.97x at 20 %, for 0.6 % more of frame pay).
+  (0.97x at 20 %, for 0.6 % more of frame pay, but its own take hardly moved:
+  the honest figure did). No base rate prices a checker that whitewashes after
+  each strike (docs/VERIFICATION.md, "The base rate stays 10 %"); stake a miss
+  can take would.
 """
 
 from __future__ import annotations
