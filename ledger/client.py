@@ -12,6 +12,8 @@ of its own jobs).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from protocol.fraud_evidence import find_evidence
 NATIVE = "0x0000000000000000000000000000000000000000"
 # blocks per eth_getLogs query: providers cap a query's range (as ledger/follower.py)
 LOG_RANGE_BLOCKS = 2_000
+EVIDENCE_CACHE = 1_024  # claims whose evidence EscrowClient.claim_evidence keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,10 @@ class EscrowClient:
             address=self.address, abi=load_artifact("Escrow")["abi"]
         )
         self.calls = EscrowCalls(self.contract, self.account)
+        # claim_evidence's finds, by (ref, worker, the claim's commitment): a claim's event
+        # and calldata never change, and the answerer and every recheck request read them
+        self._evidence: OrderedDict[tuple[ResultRef, bytes, bytes], ClaimEvidence] = OrderedDict()
+        self._evidence_lock = threading.Lock()  # called from worker threads (node.roles.chain)
 
     @property
     def account(self) -> bytes:
@@ -301,13 +308,32 @@ class EscrowClient:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
         ``FraudClaimed`` event, checked against the claim's stored commitment (None: no
         claim, or no event that matches it), and the evidence its transaction published
-        (``protocol.fraud_evidence.find_evidence``; judged by the reader). The logs are
+        (``protocol.fraud_evidence.find_evidence``; judged by the reader). What was found
+        is kept (``EVIDENCE_CACHE`` claims): the answerer and every re-check request for
+        the claim ask again, and the search costs about log2(head) block reads. The logs are
         read from the claim's own block on, ``LOG_RANGE_BLOCKS`` at a time: the block
         is found by its timestamp (``settle_at − CHALLENGE_S``), since reading from
         block 0 is refused by providers that cap a query's range, and slow anyway."""
         state = self.claim(ref, worker)
         if state.status == 0:
             return None
+        key = (ref, worker, state.commit)
+        with self._evidence_lock:
+            if (found := self._evidence.get(key)) is not None:
+                self._evidence.move_to_end(key)
+                return found
+        found = self._find_evidence(ref, worker, state)
+        if found is not None:
+            with self._evidence_lock:
+                self._evidence[key] = found
+                while len(self._evidence) > EVIDENCE_CACHE:
+                    self._evidence.popitem(last=False)
+        return found
+
+    def _find_evidence(
+        self, ref: ResultRef, worker: bytes, state: ClaimState
+    ) -> ClaimEvidence | None:
+        """The binary search for the claim's block and the log reads (see claim_evidence)."""
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
         event = self.contract.events.FraudClaimed
         head = int(with_retries(lambda: self.w3.eth.block_number, self.sender.config, "block"))

@@ -426,3 +426,13 @@ def test_claim_evidence_reads_the_logs_from_the_claims_block_in_capped_ranges(
     assert evidence is not None and evidence.tiles == TILES
     assert queries[0][0] <= claimed_at <= queries[0][1]  # found in its first query
     assert len(queries) == 1
+    blocks_read: list[int] = []
+    get_block = worker.w3.eth.get_block
+
+    def counted(number: Any) -> Any:
+        blocks_read.append(number)
+        return get_block(number)
+
+    monkeypatch.setattr(worker.w3.eth, "get_block", counted)
+    assert worker.claim_evidence(claim.ref, worker.account) == evidence  # asked again:
+    assert len(queries) == 1 and not blocks_read  # kept, no second search (~log2(head) reads)
