@@ -6,9 +6,9 @@ It keeps vouchers and decides when to redeem exactly as the node's payee
 "finished" notice, ``job_over``) or its redeem-by time is near, as soon as it
 is worth its gas; before that only a batch worth ``profit_factor`` times its
 gas goes; everything due at once leaves in one ``redeem_batch``. Before each
-plan it reads the chain model's lanes (lanes are not modelled: a payee may
-claim what its job still holds) and plans with the chain's time, which is the
-loop's. Where the node polls every ``redeem_retry_s``, the wallet sleeps until
+plan it reads the payee's lanes from the chain model (funded and paid, as the
+node reads ``Escrow.lanes``: a voucher pays only up to its lane) and plans with
+the chain's time, which is the loop's. Where the node polls every ``redeem_retry_s``, the wallet sleeps until
 the book's next change (``VoucherBook.next_change_s``) or the next voucher.
 
 ``vouchers`` (job id -> newest voucher) is the node's persisted state: it
