@@ -4,13 +4,17 @@
     python bench/forced_errors.py --scenario cheaters_20pct --rates 0,100000 --seeds 20
     python bench/forced_errors.py --json
     python bench/forced_errors.py --rates 100000 --after 20      # strategic lazy checkers
+    python bench/forced_errors.py --rates 100000 --whitewash     # fresh key after each strike
 
 Runs a bundled scenario (default ``lazy_checkers``: 2 lazy checkers in 6, 10 %
 cheating workers, 6 simulated hours) at each base plant rate
 (``market.plant_rate_ppm``; a checker the requester does not know yet is
 planted more often, ``protocol.forced_errors.plant_rate_ppm``) over the same
 seeds, in parallel processes; ``--after N`` makes the lazy checkers strategic
-(honest for their first N checks, ``adversaries.lazy_checker_after``). Printed per rate, as means per
+(honest for their first N checks, ``adversaries.lazy_checker_after``), ``--whitewash``
+makes them come back to a requester that struck them under a fresh key
+(``adversaries.lazy_checker_whitewash``: probation again, N counted per requester
+and key; a key costs nothing). Printed per rate, as means per
 run: the profit of a lazy and of an honest checker (fees due minus the
 modelled cost of the re-renders it made, ``verification.check_cost_bps``:
 6.2 % of the frame's price for 24 tiles, bench/verification.py), plants sent
@@ -36,21 +40,23 @@ KEYS = ("lazy_checker_profit_wei", "honest_checker_profit_wei", "colluding_check
         "jobs_completed", "jobs_failed")  # fmt: skip
 
 
-def one(args: tuple[str, int, int, int]) -> dict[str, Any]:
-    scenario_name, rate, seed, after = args
+def one(args: tuple[str, int, int, int, bool]) -> dict[str, Any]:
+    scenario_name, rate, seed, after, whitewash = args
     sys.path.insert(0, str(ROOT))
     from simulations.runner import run_scenario
     from simulations.scenario import load_scenario
 
     path = ROOT / "simulations/scenarios" / f"{scenario_name}.toml"
-    summary = run_scenario(load_scenario(path, overrides(rate, after)), seed).summary
+    summary = run_scenario(load_scenario(path, overrides(rate, after, whitewash)), seed).summary
     return {key: summary[key] for key in KEYS}
 
 
-def overrides(rate: int, after: int) -> dict[str, int]:
-    over = {"market.plant_rate_ppm": rate}
+def overrides(rate: int, after: int, whitewash: bool) -> dict[str, int | bool]:
+    over: dict[str, int | bool] = {"market.plant_rate_ppm": rate}
     if after:
         over["adversaries.lazy_checker_after"] = after
+    if whitewash:
+        over["adversaries.lazy_checker_whitewash"] = True
     return over
 
 
@@ -61,15 +67,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--after", type=int, default=0, help="lazy checkers render first N checks")
+    parser.add_argument("--whitewash", action="store_true",
+                        help="a struck lazy checker returns under a fresh key")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     seeds = range(1, args.seeds + 1)
-    jobs = [(args.scenario, rate, seed, args.after) for rate in rates for seed in seeds]
+    jobs = [(args.scenario, rate, seed, args.after, args.whitewash) for rate in rates for seed in seeds]
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(one, jobs))
     results: dict[int, dict[str, Any]] = {}
-    for (_, rate, _, _), run in zip(jobs, runs, strict=True):
+    for (_, rate, *_), run in zip(jobs, runs, strict=True):
         point = results.setdefault(rate, dict.fromkeys(KEYS, 0))
         for key in KEYS:
             point[key] += run[key]
@@ -87,6 +95,7 @@ def main() -> None:
         print(json.dumps(results, indent=2, sort_keys=True))
         return
     strategy = f", lazy after {args.after} checks" if args.after else ""
+    strategy += ", whitewashing" if args.whitewash else ""
     print(f"{args.scenario}{strategy}, {args.seeds} seed(s) per rate, means per run")
     head = ("plant ppm", "lazy profit wei", "honest profit wei", "plants", "missed",
             "plant fees / fees", "plant fees / frame pay", "cheats", "missed", "slip (of decided)")

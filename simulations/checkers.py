@@ -20,7 +20,9 @@ truth about the result (``World.result_kind``):
 * a plant (forced error, ``World.plants``): every cell wrong;
 * a lazy checker renders nothing and reports every tile identical (a strategic
   one, ``adversaries.lazy_checker_after`` = N, only from its N+1-th check on:
-  before that it renders like an honest checker).
+  before that it renders like an honest checker; a whitewashing one,
+  ``adversaries.lazy_checker_whitewash``, counts per requester and comes back
+  to a requester that struck it under a fresh key, :meth:`CheckerDriver.whitewashed`).
 
 Before a check, as the node's checker does, the driver makes sure its fee is
 secured on chain (its lane holds every fee promised so far plus this one) and
@@ -71,11 +73,22 @@ class CheckerDriver:
         self._set_up: set[bytes] = set()  # jobs whose scene this run fetched and inspected
         self._answered: dict[bytes, dict[bytes, int]] = {}  # job -> task -> fee of our verdict
         self._rendered = 0  # checks answered with a render (a strategic lazy checker counts them)
+        # a whitewashing one counts them per requester, under its current key there
+        self._rendered_for: dict[bytes, int] = {}
 
-    def _lazy(self) -> bool:
+    def _lazy(self, requester: bytes) -> bool:
         """Whether this check is answered without rendering (see the module docstring)."""
-        after = self.world.scenario.adversaries.lazy_checker_after
-        return self.node.behaviour == "lazy_checker" and self._rendered >= after
+        if self.node.behaviour != "lazy_checker":
+            return False
+        adversaries = self.world.scenario.adversaries
+        if adversaries.lazy_checker_whitewash:
+            return self._rendered_for.get(requester, 0) >= adversaries.lazy_checker_after
+        return self._rendered >= adversaries.lazy_checker_after
+
+    def whitewashed(self, requester: bytes) -> None:
+        """``requester`` struck us and we come back to it under a fresh key (a whitewashing
+        lazy checker): it knows nothing of the new key, and we start our act again."""
+        self._rendered_for.pop(requester, None)
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, Voucher):
@@ -114,7 +127,7 @@ class CheckerDriver:
             config = world.scenario.verification
             k = request.tiles
             self._busy = True
-            if self._lazy():  # answers at once, renders nothing
+            if self._lazy(requester):  # answers at once, renders nothing
                 world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
                 return
             tile_ru = scene.ru_per_frame * tile_fraction(world.scenario) * k
@@ -143,9 +156,11 @@ class CheckerDriver:
     def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
         if not self.alive:
             return
-        rendered = not self._lazy()
+        requester = arg[0]
+        rendered = not self._lazy(requester)
         self._judge(arg)
         self._rendered += rendered
+        self._rendered_for[requester] = self._rendered_for.get(requester, 0) + rendered
         self._next()
 
     def _judge(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
@@ -156,7 +171,7 @@ class CheckerDriver:
         secret = world.loop.rng.randbytes(32)
         tiles = select_tiles(request.result_digest, secret, w, h, k, tile_px)
         columns = -(-w // tile_px)
-        bad_from = self._first_bad_cell(request, columns * -(-h // tile_px))
+        bad_from = self._first_bad_cell(requester, request, columns * -(-h // tile_px))
         worker = world.by_id.get(request.worker)
         same_device = worker is not None and worker.gpu == self.node.gpu
         checks = []
@@ -174,12 +189,12 @@ class CheckerDriver:
         self._answered.setdefault(request.job_id, {})[request.task_id] = request.fee_wei
         world.send(self.node, requester, verdict)
 
-    def _first_bad_cell(self, request: VerifyRequest, cells: int) -> int:
+    def _first_bad_cell(self, requester: bytes, request: VerifyRequest, cells: int) -> int:
         """Cells from this index on hold wrong pixels (``cells``: none are wrong)."""
         world = self.world
         kind = world.result_kind.get(request.task_id, "wrong")
         worker = world.by_id.get(request.worker)
-        if self._lazy():
+        if self._lazy(requester):
             return cells  # "looked", saw nothing wrong
         if (
             self.node.behaviour == "colluder"

@@ -299,7 +299,7 @@ class RequesterDriver:
         elif isinstance(cmd, PlantJudged):
             if cmd.missed:
                 world.metrics.plants_missed += 1
-                self.struck.add(cmd.checker)
+                self._strike(cmd.checker)
             else:
                 self.tested[cmd.checker] = self.tested.get(cmd.checker, 0) + 1
         elif isinstance(cmd, RecordPayment):
@@ -338,6 +338,22 @@ class RequesterDriver:
         else:
             targets = list(self._reached.get(job_id, {}))
         world.publish(self.node, message, targets)
+
+    def _strike(self, checker_id: bytes) -> None:
+        """Ask ``checker_id`` nothing again (it passed our plant); a whitewashing lazy
+        checker comes back under a fresh key, which we know nothing of."""
+        checker = self.world.by_id[checker_id]
+        whitewash = self.world.scenario.adversaries.lazy_checker_whitewash
+        if not (whitewash and checker.behaviour == "lazy_checker"):
+            self.struck.add(checker_id)
+            return
+        from simulations.checkers import CheckerDriver  # it imports us (through workers)
+
+        assert isinstance(checker.driver, CheckerDriver)
+        self.tested.pop(checker_id, None)
+        for given in self._given.values():
+            given.pop(checker_id, None)
+        checker.driver.whitewashed(self.node.node_id)
 
     def _plant(self, machine: JobMachine, cmd: RequestPlant) -> None:
         """A plant of the task's result: every cell wrong (modelled by its CID)."""

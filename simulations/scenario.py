@@ -196,6 +196,10 @@ class Adversaries:
     # A strategic lazy checker: renders its first lazy_checker_after checks honestly
     # (earning the requesters' trust: probation plants), then passes everything
     lazy_checker_after: int = bounded(0, 0, 1_000_000)
+    # A whitewashing lazy checker: struck by a requester, it comes back to that requester
+    # under a fresh key (probation starts again, lazy_checker_after counts per requester
+    # and key); identities cost nothing here
+    lazy_checker_whitewash: bool = False
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
     clawback_fraction: float = bounded(0.0, 0, 1)  # requesters that claw the escrow back

@@ -43,3 +43,16 @@ def test_a_strategic_lazy_checker_renders_its_first_checks(small: dict[str, Any]
     strategic = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 1).summary
     assert lazy["plants_missed"] >= 1
     assert strategic["plants_sent"] > 0 and strategic["plants_missed"] == 0
+
+
+def test_a_whitewashing_lazy_checker_comes_back_under_a_fresh_key(small: dict[str, Any]) -> None:
+    """adversaries.lazy_checker_whitewash: struck by a requester, the lazy checker comes
+    back to it under a fresh key (probation again) instead of losing that requester's
+    checks for good, so it keeps missing plants (and taking fees) all run long."""
+    small.update({"workload.jobs_per_hour": 12, "market.plant_rate_ppm": 1_000_000})
+    plain = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 1).summary
+    small["adversaries.lazy_checker_whitewash"] = True
+    white = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 1).summary
+    assert plain["plants_missed"] >= 1
+    assert white["plants_missed"] > 2 * plain["plants_missed"]
+    assert white["lazy_checker_profit_wei"] > plain["lazy_checker_profit_wei"]
