@@ -36,10 +36,14 @@ writes them. Goal (issue 20): makespan and spend within 10 %.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,7 @@ from node.roles.ports import RenderKit, blender_kit
 from node.roles.service import role_settings
 from node.verify.checker import check_frame
 from node.verify.images import load_image
+from protocol.challenge import scaled_settings
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
 from protocol.messages import Assurance, RenderSettings
 from protocol.verification import DEFAULT_POLICY, plan_check
@@ -82,6 +87,22 @@ class Fit:
     tile_fraction: float  # a tile's pixels over the frame's
     check_overhead_s: float  # check_s minus its tiles' share of a (shared) frame
     setup_s: float  # before a node's first frame of a job: inspection + warm process start
+    # Capacity challenges (trial leases), measured as the devnet's nodes meet them: every
+    # worker challenged at once when the job's bids arrive, the requester judging their
+    # answers together on its one renderer.
+    answer_s: float = 0.0  # a worker's answer: a fresh kit's inspection + quarter render
+    judge_s: float = 0.0  # the requester's judgement: one tile re-rendered, cold kit
+    first_check_s: float = 0.0  # the checker's first check meanwhile, its setup included
+    preflight_s: float = 0.0  # the requester's preflight inspection before it deposits
+
+    def challenge_start_s(self, args: argparse.Namespace, ru_per_frame: int) -> float:
+        """The answer's cost beyond what the simulator models of it: the job's setup
+        and the challenge's render units (protocol.challenge.challenge_ru, at least 1)
+        at the simulated GPU's speed."""
+        quarter = scaled_settings(_settings(args), bytes(32))
+        part = quarter.resolution_x * quarter.resolution_y
+        ru = max(1, -(-ru_per_frame * part // (args.width * args.height)))
+        return max(0.0, self.answer_s - self.setup_s - ru / ru_per_frame * self.frame_shared_s)
 
 
 @dataclass(frozen=True)
@@ -143,6 +164,7 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
                               k=k, worker=me)  # fmt: skip
     steady = await check_frame(renderer, scene, settings, 1, image, result_digest=b"\x01" * 32,
                                k=k, worker=me)  # fmt: skip
+    answer_s, judge_s, first_check_s = await _challenges(args, scene, settings, kit_at, k, work)
     tile_px = DEFAULT_POLICY.sampling.tile_px
     tile_fraction = min(1.0, tile_px * tile_px / (args.width * args.height))
     frame_shared_s = sum(shared) / len(shared)
@@ -150,7 +172,70 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     check_s = steady.render.wall_s + start_up_s / max(1, args.frames)
     overhead_s = max(0.0, check_s - k * tile_fraction * frame_shared_s)
     return Fit(steady_s, frame_shared_s, check_s, k, tile_fraction, overhead_s,
-               inspect_s + warm_start_s)  # fmt: skip
+               inspect_s + warm_start_s, answer_s, judge_s, first_check_s, inspect_s)  # fmt: skip
+
+
+async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSettings,
+                      kit_at: Callable[[str], RenderKit], k: int,
+                      work: Path) -> tuple[float, float, float]:  # fmt: skip
+    """A worker's challenge answer, the requester's judgement and the checker's first
+    check, each timed as the devnet's nodes meet them (means over the workers).
+
+    The requester challenges every bidder when the bids arrive, so ``--workers``
+    answers render at once, each in a fresh kit (a worker meets the job at its
+    challenge: preflight inspection, then the quarter frame starts the job's warm
+    Blender: node.roles.challenge_answer). The answers arrive together; the requester
+    judges them on its one fresh kit (one tile each: node.roles.challenger) while the
+    workers render their first (trial) frames in their warm processes and the checker
+    starts on the first result (a fresh kit: inspection, then a check of ``k`` tiles).
+    """
+    challenge = scaled_settings(settings, b"\x07" * 32)
+    answers: list[float] = []
+    kits: list[RenderKit] = []
+    images: list[Path] = []
+
+    async def answer(i: int) -> None:
+        kit = kit_at(f"answer{i}")
+        start = time.perf_counter()
+        await kit.inspect(scene)
+        out = await kit.frames.render_frames(scene, challenge, [1], work / f"answer{i}-out")
+        answers.append(time.perf_counter() - start)
+        kits.append(kit)
+        images.append(out[0].path)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(args.workers):
+            nursery.start_soon(answer, i)
+    requester = kit_at("requester")
+    me = await requester.tiles.identify()
+    judges: list[float] = []
+    first_check: list[float] = []
+
+    async def judge(path: Path) -> None:
+        start = time.perf_counter()
+        await check_frame(requester.tiles, scene, challenge, 1, load_image(path),
+                          result_digest=hashlib.sha256(path.read_bytes()).digest(), k=1,
+                          worker=me)  # fmt: skip
+        judges.append(time.perf_counter() - start)
+
+    async def frame(i: int) -> None:
+        await kits[i].frames.render_frames(scene, settings, [2], work / f"trial{i}")
+
+    async def check() -> None:
+        kit = kit_at("checker")
+        start = time.perf_counter()
+        await kit.inspect(scene)
+        image = load_image(next((work / "alone").glob("*1.png")))
+        await check_frame(kit.tiles, scene, settings, 1, image, result_digest=b"\x02" * 32,
+                          k=k, worker=me)  # fmt: skip
+        first_check.append(time.perf_counter() - start)
+
+    async with trio.open_nursery() as nursery:
+        for i, path in enumerate(images):
+            nursery.start_soon(judge, path)
+            nursery.start_soon(frame, i)
+        nursery.start_soon(check)
+    return sum(answers) / len(answers), sum(judges) / len(judges), first_check[0]
 
 
 def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -199,6 +284,8 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
                 log = work / "net" / name / "node.log"
                 if log.exists():
                     (logs / f"{name}.log").write_text(log.read_text())
+            _write_journal(work / "net" / "client" / "node.sqlite3", submitted_ms,
+                           logs / "journal.txt")  # fmt: skip
         base, token = client.base_url, client.token
         messages = _metric(base, token, "pictor_stream_messages_total")
         stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
@@ -207,6 +294,14 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
     figures = Figures(makespan_s, frames * 3600 / makespan_s, messages / frames,
                       stream_bytes / frames, gas / frames, int(final["spent_wei"]))  # fmt: skip
     return figures, kill_s, int(final["ru_per_frame"])
+
+
+def _write_journal(db: Path, submitted_ms: float, out: Path) -> None:
+    """The requester's market journal as a timeline: seconds from submission, input, peer."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT now_ms, kind, peer FROM market_journal ORDER BY now_ms, seq")
+        out.write_text("".join(f"{(now - submitted_ms) / 1000:8.3f} {kind:<12} {peer.hex()[:16]}\n"
+                               for now, kind, peer in rows))  # fmt: skip
 
 
 def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int) -> Figures:
@@ -222,7 +317,9 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "rendering": {"gpu_classes": [{"name": "this-machine", "weight": 1.0,
                                        "score_ru_per_hour": ru_per_frame * 3600
                                        / fitted.frame_shared_s, "vram_mib": 65_536}],
-                      "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.setup_s},
+                      "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.setup_s,
+                      "challenge_start_s": fitted.challenge_start_s(args, ru_per_frame),
+                      "preflight_s": fitted.preflight_s},
         "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
         "churn": {"kill_workers_at_s": [first_job_s + kill_s] if kill_s >= 0 else []},
         "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
@@ -235,7 +332,8 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                      "budget_factor": 1.0},
         "verification": {"assurance": "normal", "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
                          "tile_fraction": fitted.tile_fraction,
-                         "check_overhead_s": fitted.check_overhead_s},
+                         "check_overhead_s": fitted.check_overhead_s,
+                         "challenge_judge_s": fitted.judge_s},
         "market": {"lease_s": market.lease_ms / 1000,
                    "heartbeat_interval_s": market.heartbeat_interval_ms / 1000,
                    "bid_window_s": market.bid_window_ms / 1000,
@@ -244,10 +342,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                    "max_tasks_per_worker": market.max_tasks_per_worker,
                    "min_task_timeout_s": market.min_task_timeout_ms / 1000,
                    "reannounce_interval_s": market.reannounce_interval_ms / 1000,
-                   # The simulator's capacity-challenge model (default on since issue 20) is
-                   # not calibrated: with it the reduced run's makespan read -30 % against
-                   # the devnet (two runs); the fit compares without it, as it was fitted.
-                   "trial_leases": 0},
+                   "trial_leases": market.trial_leases},
     }  # fmt: skip
     outcome = run_scenario(scenario_from_dict(raw), args.seed)
     m = outcome.metrics
@@ -317,7 +412,8 @@ def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int]:
         fitted = trio.run(fit, args, scene, work)
         print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
               f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
-              f"{fitted.check_overhead_s:.2f} s; setup per job {fitted.setup_s:.2f} s",
+              f"{fitted.check_overhead_s:.2f} s; setup per job {fitted.setup_s:.2f} s; challenge "
+              f"answer {fitted.answer_s:.2f} s, judged in {fitted.judge_s:.2f} s",
               flush=True)  # fmt: skip
         kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
         print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",

@@ -96,7 +96,11 @@ FETCH_FLOOR_BYTES_PER_S = 1 << 20
 
 def challenge_settings(spec: JobSpec, challenge_id: bytes) -> RenderSettings:
     """The job's settings at 1/CHALLENGE_SCALE per side, seeded by ``challenge_id``."""
-    s = spec.settings
+    return scaled_settings(spec.settings, challenge_id)
+
+
+def scaled_settings(s: RenderSettings, challenge_id: bytes) -> RenderSettings:
+    """``s`` as a challenge renders it (:func:`challenge_settings` of a job with ``s``)."""
     # 31 bits: Blender's Cycles seed is a signed 32-bit int (a larger one fails the render)
     digest = hashlib.sha256(CHALLENGE_DOMAIN + challenge_id).digest()
     seed = int.from_bytes(digest[:4], "big") & 0x7FFF_FFFF

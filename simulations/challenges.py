@@ -11,7 +11,7 @@ requester's clock from the send (``ChallengeBook.answered``); the claim is the
 node's (``protocol.challenge.claimed_score`` of the worker's advertised score and
 its bid's ETA). Judging — fetching the answer's frame (a quarter of
 ``rendering.result_size_bytes``, at most ``max_answer_bytes``) and re-rendering one tile — takes that
-transfer plus ``verification.check_overhead_s``; the tile matches exactly when
+transfer plus ``verification.challenge_judge_s``; the tile matches exactly when
 the answer's CID is the challenge's true one (:func:`challenge_cid`: the
 simulator's ground truth, as ``workers.true_cid`` for frames). ``judge`` and the
 job's ``capacity_judged`` then decide, exactly as in the node.
@@ -22,12 +22,16 @@ is dropped: the requester's timeout leaves it on trial). Its answer takes the
 scene's transfer (``JobSpec.scene_size_bytes`` over the network model, the first
 time the worker meets the job) plus ``rendering.job_setup_s`` (likewise), plus a
 render of the challenge's render units on its modelled card
-(``models.render_outcome``: it may fail, then no answer). The render is
+(``models.render_outcome``: it may fail, then no answer) plus
+``rendering.challenge_start_s`` (a small render's fixed cost; both measured by
+bench/sim_fidelity.py). The render is
 unpaid: an honest worker's is booked at its ask in ``work_cost_wei`` and
 ``challenge_cost_wei``. A flood identity answers as it renders frames: a wrong
 frame in a tenth of the time, and its operator replaces an identity a
-challenge caught with a fresh one (as one a job blocklisted). The challenge render runs beside any paid
-render (the node's answerer starts its own renderer process).
+challenge caught with a fresh one (as one a job blocklisted). The node renders a challenge in the job's
+warm Blender process (node.render.warm: one command at a time), so a frame of
+the job awarded while the answer renders starts after it (:meth:`ChallengeAnswerer.holds_ms`);
+the answer does not wait for paid renders of other jobs, nor they for it.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ class Challenger:
         if answer.frame_size_bytes <= max_answer_bytes(pending.challenge.settings) and node:
             fetch_ms = int(world.net.latency_ms(node.index, self.driver.node.index,
                                                 answer.frame_size_bytes))  # fmt: skip
-        delay_ms = fetch_ms + int(world.scenario.verification.check_overhead_s * 1000)
+        delay_ms = fetch_ms + int(world.scenario.verification.challenge_judge_s * 1000)
         world.loop.call_later(delay_ms, self._judge, (pending, measured_ms, answer), "challenge-judge")
 
     def _judge(self, arg: tuple[Open, int, ChallengeAnswer]) -> None:
@@ -191,6 +195,15 @@ class ChallengeAnswerer:
         self.build = build
         self._answered: OrderedDict[bytes, None] = OrderedDict()  # job ids
         self._busy = False
+        self._holding: tuple[bytes, int] | None = None  # (job id, render's end ms)
+
+    def holds_ms(self, job_id: bytes) -> int:
+        """How much longer the answer's render holds ``job_id``'s renderer: the node
+        renders a challenge in the job's warm process, so a frame of the job awarded
+        meanwhile waits for it (node.render.warm: one command at a time)."""
+        if self._holding is None or self._holding[0] != job_id:
+            return 0
+        return max(0, self._holding[1] - self.world.loop.now_ms)
 
     def receive(self, sender: bytes, message: CapacityChallenge) -> None:
         world, driver = self.world, self.driver
@@ -207,6 +220,7 @@ class ChallengeAnswerer:
         self._busy = True
         challenge = challenge_of(spec, message.job_id, message.challenge_id)
         duration_ms, ok = self._render_ms(sender, spec, challenge)
+        self._holding = (message.job_id, world.loop.now_ms + duration_ms)
         world.loop.call_later(duration_ms, self._done, (sender, challenge, ok), "challenge-render")
 
     def _render_ms(self, requester: bytes, spec: JobSpec, challenge: Challenge) -> tuple[int, bool]:
@@ -223,7 +237,7 @@ class ChallengeAnswerer:
         scene = world.scenes[challenge.job_id]
         outcome = render_outcome(world.loop.rng, world.scenario.rendering, node.gpu, challenge.ru,
                                  scene.scene_vram_mib)  # fmt: skip
-        render_ms = outcome.duration_ms
+        render_ms = outcome.duration_ms + int(world.scenario.rendering.challenge_start_s * 1000)
         honest = node.behaviour != "flood"
         if outcome.ok and not honest:
             render_ms = render_ms // 10 + 1  # a wrong frame, as its paid ones
@@ -238,6 +252,7 @@ class ChallengeAnswerer:
     def _done(self, arg: tuple[bytes, Challenge, bool]) -> None:
         requester, challenge, ok = arg
         self._busy = False
+        self._holding = None
         driver = self.driver
         if not driver.alive or not ok:
             return  # crashed meanwhile, or the render failed: no answer

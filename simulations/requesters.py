@@ -175,7 +175,14 @@ class RequesterDriver:
             else:
                 self._finish(job_id, "deposit_failed")
 
-        world.chain.deposit(self.node.address, job_id, spec.budget_wei, deadline_ms, deposited)
+        def deposit(_: object) -> None:
+            world.chain.deposit(self.node.address, job_id, spec.budget_wei, deadline_ms, deposited)
+
+        preflight_ms = int(world.scenario.rendering.preflight_s * 1000)  # the node's own, first
+        if preflight_ms:
+            world.loop.call_later(preflight_ms, deposit, None, "preflight")
+        else:
+            deposit(None)
 
     def _start(self, job_id: bytes, spec: JobSpec, check_secret: bytes | None = None) -> None:
         secret = check_secret or self.world.loop.rng.randbytes(32)

@@ -105,6 +105,15 @@ class Rendering:
     # inspecting it itself (the node's preflight: a Blender start). bench/sim_fidelity.py
     # measures it; 0 = not modelled.
     job_setup_s: float = bounded(0.0, 0)
+    # A worker's capacity-challenge answer besides the job's setup and the challenge's
+    # render: what the answer's small render costs beyond its share of a frame (Blender's
+    # fixed cost per render), with every bidder answering at once. Measured by
+    # bench/sim_fidelity.py; 0 = not modelled.
+    challenge_start_s: float = bounded(0.0, 0)
+    # A requester's own preflight before it deposits and announces a job (the node's
+    # ``pictor`` client inspects the scene: a Blender start). Measured by
+    # bench/sim_fidelity.py; 0 = not modelled.
+    preflight_s: float = bounded(0.0, 0)
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,9 @@ class Verification:
     # tile (16 px) over the workload's frame (640 x 360: 0.001111), see tile_fraction()
     tile_fraction: float = bounded(0.0, 0, 1)
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
+    # A requester's judgement of a capacity challenge's answer besides the frame's fetch:
+    # a cold tile renderer's start and one tile (bench/sim_fidelity.py measures it).
+    challenge_judge_s: float = bounded(2.0, 0)
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
     # What an honest 24-tile check costs its checker, as a share of the frame's price
     # (bench/verification.py: 6.2 % of the worker's wall time); scaled by k / 24.

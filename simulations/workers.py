@@ -169,6 +169,7 @@ class WorkerDriver:
         if cmd.job_id not in self.set_up:  # its first frame of the job: scene + preflight
             self.set_up.add(cmd.job_id)
             duration_ms += int(world.scenario.rendering.job_setup_s * 1000)
+        duration_ms += self.challenges.holds_ms(cmd.job_id)  # after the job's challenge render
         arg = (cmd, self._token, outcome.ok, outcome.reason, kind, duration_ms)
         world.loop.call_later(duration_ms, self._render_done, arg, "render-done")
 
