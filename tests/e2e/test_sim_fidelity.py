@@ -28,6 +28,7 @@ def test_simulated_makespan_and_spend_follow_a_real_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     figures = json.loads(out.read_text())["figures"]
     report = run.stdout[-2000:]
+    print(report)  # the table, shown with pytest -rP
     assert abs(figures["makespan_s"]["error"]) <= 0.25, report
     assert abs(figures["spend_wei"]["error"]) <= 0.10, report
 
