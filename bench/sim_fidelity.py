@@ -218,8 +218,9 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
                           worker=me)  # fmt: skip
         judges.append(time.perf_counter() - start)
 
-    async def frame(i: int) -> None:
-        await kits[i].frames.render_frames(scene, settings, [2], work / f"trial{i}")
+    async def frames(i: int) -> None:  # the workers render on until the checker is done
+        for n in range(1000):
+            await kits[i].frames.render_frames(scene, settings, [1], work / f"trial{i}-{n}")
 
     async def check() -> None:
         kit = kit_at("checker")
@@ -230,11 +231,14 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
                           k=k, worker=me)  # fmt: skip
         first_check.append(time.perf_counter() - start)
 
-    async with trio.open_nursery() as nursery:
-        for i, path in enumerate(images):
-            nursery.start_soon(judge, path)
-            nursery.start_soon(frame, i)
-        nursery.start_soon(check)
+    async with trio.open_nursery() as rendering:
+        for i in range(len(kits)):
+            rendering.start_soon(frames, i)
+        async with trio.open_nursery() as nursery:
+            for path in images:
+                nursery.start_soon(judge, path)
+            nursery.start_soon(check)
+        rendering.cancel_scope.cancel()
     return sum(answers) / len(answers), sum(judges) / len(judges), first_check[0]
 
 
@@ -333,7 +337,8 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "verification": {"assurance": "normal", "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
                          "tile_fraction": fitted.tile_fraction,
                          "check_overhead_s": fitted.check_overhead_s,
-                         "challenge_judge_s": fitted.judge_s},
+                         "challenge_judge_s": fitted.judge_s,
+                         "checker_setup_s": max(0.0, fitted.first_check_s - fitted.check_s)},
         "market": {"lease_s": market.lease_ms / 1000,
                    "heartbeat_interval_s": market.heartbeat_interval_ms / 1000,
                    "bid_window_s": market.bid_window_ms / 1000,

@@ -134,7 +134,8 @@ class CheckerDriver:
             overhead_ms = int(config.check_overhead_s * 1000)
             if request.job_id not in self._set_up:  # first check of the job: scene + preflight
                 self._set_up.add(request.job_id)
-                overhead_ms += int(world.scenario.rendering.job_setup_s * 1000)
+                setup_s = config.checker_setup_s or world.scenario.rendering.job_setup_s
+                overhead_ms += int(setup_s * 1000)
             duration_ms = int(tile_ru / self.node.gpu.score_ru_per_hour * MS_PER_HOUR) + overhead_ms
             if config.checker_fee_bps:
                 cost = request.fee_wei * config.check_cost_bps * k // (config.checker_fee_bps * 24)

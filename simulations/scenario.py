@@ -190,6 +190,10 @@ class Verification:
     # A requester's judgement of a capacity challenge's answer besides the frame's fetch:
     # a cold tile renderer's start and one tile (bench/sim_fidelity.py measures it).
     challenge_judge_s: float = bounded(2.0, 0)
+    # A checker's cost before its first check of a job (the scene's fetch and its own
+    # preflight); 0: rendering.job_setup_s. bench/sim_fidelity.py measures it as the
+    # devnet's checker meets it: while the workers render and the requester judges.
+    checker_setup_s: float = bounded(0.0, 0)
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
     # What an honest 24-tile check costs its checker, as a share of the frame's price
     # (bench/verification.py: 6.2 % of the worker's wall time); scaled by k / 24.
