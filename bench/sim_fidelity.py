@@ -194,8 +194,9 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
     challenge: preflight inspection, then the quarter frame starts the job's warm
     Blender: node.roles.challenge_answer). The answers arrive together; the requester
     judges them on its one fresh kit (one tile each: node.roles.challenger) while the
-    workers render their first (trial) frames in their warm processes and the checker
-    starts on the first result (a fresh kit: inspection, then a check of ``k`` tiles).
+    workers render the job's frames in their warm processes (``--frames`` spread over
+    them) and the checker starts on the first result (a fresh kit: inspection, then a
+    check of ``k`` tiles).
     """
     challenge = scaled_settings(settings, b"\x07" * 32)
     answers: list[float] = []
@@ -226,8 +227,8 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
                           worker=me)  # fmt: skip
         judges.append(time.perf_counter() - start)
 
-    async def frames(i: int) -> None:  # the workers render on until the checker is done
-        for n in range(1000):
+    async def frames(i: int) -> None:  # the job's frames, spread over the workers
+        for n in range(-(-args.frames // args.workers)):
             await kits[i].frames.render_frames(scene, settings, [1], work / f"trial{i}-{n}")
 
     async def check() -> None:
@@ -239,14 +240,11 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
                           k=k, worker=me)  # fmt: skip
         first_check.append(time.perf_counter() - start)
 
-    async with trio.open_nursery() as rendering:
-        for i in range(len(kits)):
-            rendering.start_soon(frames, i)
-        async with trio.open_nursery() as nursery:
-            for path in images:
-                nursery.start_soon(judge, path)
-            nursery.start_soon(check)
-        rendering.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        for i, path in enumerate(images):
+            nursery.start_soon(frames, i)
+            nursery.start_soon(judge, path)
+        nursery.start_soon(check)
     return sum(answers) / len(answers), sum(judges) / len(judges), first_check[0]
 
 
