@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 
 from protocol.capacity import TRIAL_SLOTS
 
@@ -64,13 +63,7 @@ def plan_awards(
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
 
-    # Exact ranks (Fractions, no float rounding of wei): price times 1 / weight.
-    per_weight = {worker: 1 / Fraction(w) for worker, w in (weights or {}).items()}
-
-    def rank(b: Bidder) -> tuple[Fraction, int, bytes]:
-        return (b.price_wei * per_weight.get(b.worker, Fraction(1)), b.eta_s, b.worker)
-
-    for bidder in sorted(bidders, key=rank):
+    for bidder in ranked(bidders, weights or {}):
         room = bidder.slots - leases.get(bidder.worker, 0)
         on_trial = bidder.worker in trial
         if on_trial:
@@ -92,6 +85,27 @@ def plan_awards(
         if len(taken) == len(order):
             break
     return plan
+
+
+def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bidder]:
+    """``bidders`` cheapest first: by price over weight (missing: 1) exactly, no float
+    rounding of wei, then ETA, then node id.
+
+    The rank is an integer, not a Fraction (Fractions were a quarter of a simulated
+    network's award plans): a weight is ``n / d`` exactly (``as_integer_ratio``), so
+    price over weight is ``price * d / n``; two different such quotients differ by at
+    least ``1 / (n1 * n2)``, more than ``2 ** -(2 * bits)`` for ``bits`` the longest
+    ``n``, so their floors after a left shift by ``2 * bits + 1`` keep their order, and
+    equal quotients get equal ranks (tests/protocol/market/test_awarding.py compares
+    it with the Fraction rank)."""
+    ratios = {worker: w.as_integer_ratio() for worker, w in weights.items()}
+    shift = 2 * max((abs(n).bit_length() for n, _ in ratios.values()), default=1) + 1
+
+    def rank(b: Bidder) -> tuple[int, int, bytes]:
+        n, d = ratios.get(b.worker, (1, 1))
+        return ((b.price_wei * d << shift) // n, b.eta_s, b.worker)
+
+    return sorted(bidders, key=rank)
 
 
 def stake_qualifies(stake_wei: int | None, min_stake_wei: int) -> bool:
