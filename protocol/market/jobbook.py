@@ -37,6 +37,7 @@ from protocol.market.commands import (
 from protocol.market.config import MarketConfig
 from protocol.market.lanes import LaneBook
 from protocol.market.records import FrameRecord, JobStatistics, TaskRecord
+from protocol.market.settled import PlanMark
 from protocol.market.tables import (
     FRAME_TRANSITIONS,
     JOB_TRANSITIONS,
@@ -119,30 +120,35 @@ class JobBook:
         self._window_end_ms = 0
         self._window_pending = False
         self._next_announce_ms = 0
-        # Settled: a bid's award plan gave nobody anything and since then only bids
-        # came, or bidders' standing changed (``_touched``); the next plan then walks
-        # only those and the lease holders (requester.py ``_award``; a bidder's
-        # blocklisting by its record does not change with time alone). A flood of late bids cost one plan
-        # over every bidder each, quadratic: 1,000 took ~26 s of CPU.
+        # Settled: an award plan ran and left every bidder blocked (``PlanMark``); since
+        # then bids came, or bidders' standing changed (``_touched``); the next plan
+        # walks only those and the bidders whose leases ended, unless the mark no longer
+        # holds (protocol.market.settled; requester.py ``_walk``; a bidder's blocklisting
+        # by its record does not change with time alone). A flood of late bids cost one
+        # plan over every bidder each, quadratic: 1,000 took ~26 s of CPU.
         self._quiet = False
         self._touched: set[bytes] = set()
+        self._mark: PlanMark | None = None
 
     def _unsettle(self) -> None:
-        """Any input but a bid or a bidder's standing: the next plan walks every bidder."""
+        """The next plan walks every bidder (an input the mark does not see changed)."""
         self._quiet = False
         self._touched.clear()
 
+    def _mark_settled(
+        self, leases: dict[bytes, int], free_wei: int, slack: dict[bytes, int], trial_room: int
+    ) -> None:
+        """A plan ran; these are the inputs it left every bidder blocked under."""
+        self._quiet = True
+        self._mark = PlanMark(frozenset(self._pending), free_wei, slack, leases, trial_room)
+
     def _touch(self, workers: Iterable[bytes]) -> None:
         """``workers``' standing changed (a bid, a record, a stake, a capacity proof).
-        One that holds a live task unsettles the job: its standing decides the trial
-        room every other bidder may get (a holder proven frees a trial lease for a
-        bidder that got nothing; found in review: the quick plan missed it)."""
-        if not self._quiet:
-            return
-        workers = set(workers)
-        if any(task.worker in workers for task in self._active.values()):
-            self._unsettle()
-        else:
+        A lease holder's standing also decides the trial room every other bidder may
+        get (a holder proven frees a trial lease for a bidder that got nothing; found
+        in review: the quick plan missed it): the next plan compares the trial room
+        with its mark's and walks every bidder when it grew."""
+        if self._quiet:
             self._touched.update(workers)
 
     # ---- introspection ----
@@ -253,7 +259,7 @@ class JobBook:
         """Unproven bidders and how many new trial leases they may take together."""
         if not self.config.trial_leases:
             return set(), 0
-        trial = {b.worker for b in bidders if not self._proven(b)}
+        trial = self._unproven(bidders)
         held = sum(leases.get(worker, 0) for worker in trial)
         # a caught bidder is no bidder any more, but the trial lease it won before its
         # challenge was judged still counts: the unproven never hold more together
@@ -261,6 +267,12 @@ class JobBook:
             n for worker, n in leases.items() if worker not in trial and self.caught(worker)
         )
         return trial, max(0, self.config.trial_leases - held)
+
+    def _unproven(self, bidders: list[Bidder]) -> set[bytes]:
+        """The bidders kept to trial frames (none when trial leases are off)."""
+        if not self.config.trial_leases:
+            return set()
+        return {b.worker for b in bidders if not self._proven(b)}
 
     def _on_trial(self, worker: bytes, payment_address: bytes) -> bool:
         """Whether ``worker`` is kept to trial frames now (unproven, trial leases on)."""

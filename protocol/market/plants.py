@@ -100,7 +100,6 @@ class PlantDesk(JobBook):
     ) -> list[Command]:
         """The driver made the plant of ``task_id`` (``plant_cid``) and chose ``checker``,
         paid at ``checker_address``: reserve and fund its fee, send the request."""
-        self._unsettle()  # its fee is reserved from the budget the plan spends
         if len(checker_address) != 20:
             raise IllegalTransition("a checker is assigned with its 20-byte payment address")
         task = self._tasks.get(task_id)

@@ -165,8 +165,6 @@ class JobMachine(PlantDesk, VerifyDesk):
             raise IllegalTransition("a message for another job was routed to this machine")
         if self.state is not JobState.OPEN:
             return []  # before start or after the end: nothing left to decide
-        if not isinstance(message, Bid):
-            self._unsettle()
         return handler(sender, message, now_ms, envelope_digest)
 
     def cancel(self, now_ms: int) -> list[Command]:
@@ -203,7 +201,6 @@ class JobMachine(PlantDesk, VerifyDesk):
     def handle_timer(self, now_ms: int) -> list[Command]:
         if self.state is not JobState.OPEN:
             return []
-        self._unsettle()
         frames_settled = self._settled == len(self._frames)
         if now_ms >= self.spec.deadline_ms and not frames_settled:
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
@@ -250,12 +247,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             sender, bid.price_wei_per_frame, bid.eta_s_per_frame, bid.payment_address, slots
         )
         self._touch((sender,))
-        commands = self._award(now_ms)
-        # Settled only by a bid that got no award (nor anyone else: nothing was planned, or
-        # nothing could be): an input that changes more than the bidders (a lease ending,
-        # a verdict) may re-plan several times within itself.
-        self._quiet = not commands
-        return commands
+        return self._award(now_ms)
 
     def _on_heartbeat(
         self, sender: bytes, beat: Heartbeat, now_ms: int, _: bytes | None
@@ -337,7 +329,6 @@ class JobMachine(PlantDesk, VerifyDesk):
         ``verify_attempts`` unanswered asks (no blame, the frame back to pending), not
         ten minutes later (a worker killed after it delivered stalled its job: the e2e
         kill test timed out). Only a result still waiting for its check."""
-        self._unsettle()
         task = self._tasks.get(task_id)
         if self.state is not JobState.OPEN or task is None or task.state is not TaskState.VERIFYING:
             return []
@@ -367,38 +358,64 @@ class JobMachine(PlantDesk, VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
+        free_wei, slack = self._free_wei(needs), self._lanes.slack(needs)
 
-        def eligible(workers: Iterable[bytes]) -> list[Bidder]:
-            return [self._capped(b) for w in workers if (b := self._bidders.get(w)) is not None
-                    and not self._offender(w, now_ms) and self.stake_qualifies(b.payment_address)
-                    and not self.caught(w)]  # fmt: skip
-
-        # Settled (only bids and standing changed since a bid's plan gave nothing): a
-        # bidder that got nothing keeps getting nothing while others take frames and
-        # budget, so only the touched bidders can; the lease holders count for trial_room.
-        if self._quiet:
-            bidders = eligible(self._touched)
-            holders = eligible(w for w in leases if w not in self._touched)
-            trial, trial_room = self._trial(bidders + holders, leases)
-        else:
-            bidders = eligible(self._bidders)
-            trial, trial_room = self._trial(bidders, leases)
+        bidders, trial, trial_room = self._walk(leases, free_wei, slack, now_ms)
         self._touched.clear()
         plan = plan_awards(
-            bidders, self._pending, failed, leases, self._free_wei(needs), self._fee_wei,
-            self._lanes.slack(needs), self._award_weights([b.worker for b in bidders], now_ms),
-            trial, trial_room,
+            bidders, self._pending, failed, leases, free_wei, self._fee_wei, slack,
+            self._award_weights([b.worker for b in bidders], now_ms), trial, trial_room,
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
-        if not sends:
-            return []
-        # One FundLanes per round, before its awards: each awarded worker's lane is
-        # topped up, when short, by its share of the frames still pending.
-        share = -(-len(self._pending) // max(1, len(self._bidders)))
-        chunks = {b.payment_address: b.price_wei * share for b, _ in plan}
-        needs = self._lane_needs()
-        fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
-        return [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
+        out: list[Command] = []
+        if sends:
+            # One FundLanes per round, before its awards: each awarded worker's lane is
+            # topped up, when short, by its share of the frames still pending.
+            share = -(-len(self._pending) // max(1, len(self._bidders)))
+            chunks = {b.payment_address: b.price_wei * share for b, _ in plan}
+            needs = self._lane_needs()
+            fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
+            out = [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
+            for bidder, _ in plan:
+                leases[bidder.worker] = leases.get(bidder.worker, 0) + 1
+            trial_room -= sum(bidder.worker in trial for bidder, _ in plan)
+            needs = self._lane_needs()
+            free_wei, slack = self._free_wei(needs), self._lanes.slack(needs)
+        self._mark_settled(leases, free_wei, slack, trial_room)
+        return out
+
+    def _walk(
+        self, leases: dict[bytes, int], free_wei: int, slack: dict[bytes, int], now_ms: int
+    ) -> tuple[list[Bidder], set[bytes], int]:
+        """The bidders the plan must walk, those of them on trial, and the trial room.
+
+        Settled (jobbook.PlanMark): after a plan every bidder it walked is blocked, so
+        only the touched bidders and those whose leases ended or lanes' slack grew since
+        can take a frame, unless something every bidder shares loosened. The trial room
+        changes only with its holders' leases and standing: then they are counted again."""
+        mark = self._mark
+        if self._quiet and mark is not None and mark.holds(self._pending, free_wei):
+            self._touched.update(w for w, n in mark.leases.items() if leases.get(w, 0) < n)
+            if grown := mark.slack_grown(slack):
+                self._touched.update(
+                    b.worker for b in self._bidders.values() if b.payment_address in grown
+                )
+            bidders = self._eligible(self._touched, now_ms)
+            if self._touched.isdisjoint(mark.leases):
+                return bidders, self._unproven(bidders), mark.trial_room
+            holders = self._eligible([w for w in leases if w not in self._touched], now_ms)
+            trial, trial_room = self._trial(bidders + holders, leases)
+            if trial_room <= mark.trial_room:
+                return bidders, trial, trial_room
+            # a trial lease ended: any unproven bidder may take it
+        bidders = self._eligible(self._bidders, now_ms)
+        return bidders, *self._trial(bidders, leases)
+
+    def _eligible(self, workers: Iterable[bytes], now_ms: int) -> list[Bidder]:
+        """The standing bids of ``workers`` that may be awarded, as the plan ranks them."""
+        return [self._capped(b) for w in workers if (b := self._bidders.get(w)) is not None
+                and not self._offender(w, now_ms) and self.stake_qualifies(b.payment_address)
+                and not self.caught(w)]  # fmt: skip
 
     def _grant(self, bidder: Bidder, frame: int, now_ms: int) -> Command:
         task = self._new_task(bidder, frame, now_ms)

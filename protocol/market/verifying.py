@@ -71,7 +71,6 @@ class VerifyDesk(JobBook):
         at ``checker_address`` (a driver that replays must pass the address it passed
         live: it is part of the input). Its lane is funded (``FundLanes``, before the
         request) and its fee is owed to that address, in its cumulative amount."""
-        self._unsettle()  # its fee is reserved from the budget the plan spends
         if len(checker_address) != 20:
             raise IllegalTransition("a checker is assigned with its 20-byte payment address")
         task = self._tasks.get(task_id)
@@ -293,6 +292,7 @@ class VerifyDesk(JobBook):
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             return [self._resolved(task, True, False, reason)]
         self._task_step(task, ev.DisputeOverturned(task.task_id))
+        self._unsettle()  # the worker may take the frame again, and its bid may stand again
         self._overruled.add(task.rejected_by)
         out: list[Command] = [
             CheckerOverruled(task.rejected_by, self.job_id, task.task_id),
