@@ -116,3 +116,36 @@ def test_cross_field_checks_become_schema_errors(message: JobAnnounce) -> None:
     with pytest.raises(SchemaError, match="repeats"):
         from_wire(JobAnnounce, repeated)
     assert dataclasses.is_dataclass(message)
+
+
+def _packb_by_encoded_keys(obj: object) -> bytes:
+    """The canonical form as first written: map keys sorted by their UTF-8 bytes."""
+
+    def canon(o: object) -> object:
+        if isinstance(o, dict):
+            return {k: canon(o[k]) for k in sorted(o, key=lambda k: k.encode())}
+        if isinstance(o, list | tuple):
+            return [canon(v) for v in o]
+        return o
+
+    return msgpack.packb(canon(obj), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers(0, 2**64 - 1) | st.binary(max_size=8) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=6),
+    max_leaves=30,
+)
+
+
+@given(plain)
+def test_keys_in_str_order_are_keys_in_utf8_byte_order(value: object) -> None:
+    """packb sorts map keys as str, not by their encoded bytes: the same bytes, for any
+    keys (astral and surrogate-free text included: UTF-8 keeps code point order)."""
+    assert packb(value) == _packb_by_encoded_keys(value)
+
+
+def test_key_order_across_utf8_lengths() -> None:
+    keys = {"\U0001f600": 1, "\uffff": 2, "\u00e9": 3, "z": 4, "": 5, "\u0800": 6}
+    assert packb(keys) == _packb_by_encoded_keys(keys)
+    assert list(unpackb(packb(keys))) == ["", "z", "\u00e9", "\u0800", "\uffff", "\U0001f600"]
