@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.codec import Limits, from_wire, packb, to_wire, unpackb
+from protocol.codec import Limits, _check_depth, from_wire, packb, to_wire, unpackb
 from protocol.errors import LocalProtocolError, MalformedMessage, Oversize, SchemaError
 from protocol.messages import Bid, Heartbeat, JobAnnounce
 from tests.protocol.strategies import any_message, strategy_for
@@ -149,3 +149,26 @@ def test_key_order_across_utf8_lengths() -> None:
     keys = {"\U0001f600": 1, "\uffff": 2, "\u00e9": 3, "z": 4, "": 5, "\u0800": 6}
     assert packb(keys) == _packb_by_encoded_keys(keys)
     assert list(unpackb(packb(keys))) == ["", "z", "\u00e9", "\u0800", "\uffff", "\U0001f600"]
+
+
+def _depth_refused_as_first_written(obj: object, max_depth: int) -> bool:
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+@given(plain, st.integers(0, 6))
+def test_the_depth_check_refuses_what_it_refused(value: object, max_depth: int) -> None:
+    """_check_depth keeps only containers on its stack: the same values refused."""
+    refused = False
+    try:
+        _check_depth(value, max_depth)
+    except Oversize:
+        refused = True
+    assert refused == _depth_refused_as_first_written(value, max_depth)
