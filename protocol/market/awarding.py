@@ -91,12 +91,13 @@ def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bi
     """``bidders`` cheapest first: by price over weight (missing: 1) exactly, no float
     rounding of wei, then ETA, then node id.
 
-    The rank is an integer, not a Fraction (Fractions were a quarter of a simulated
-    network's award plans): a weight is ``n / d`` exactly (``as_integer_ratio``), so
-    price over weight is ``price * d / n``; two different such quotients differ by at
-    least ``1 / (n1 * n2)``, more than ``2 ** -(2 * bits)`` for ``bits`` the longest
-    ``n``, so their floors after a left shift by ``2 * bits + 1`` keep their order, and
-    equal quotients get equal ranks (tests/protocol/market/test_awarding.py compares
+    The rank is an integer, not a Fraction (making and comparing Fractions was two
+    thirds of the award plan's time in bench/sim_scale.py with trial leases): a weight
+    is ``n / d`` exactly (``as_integer_ratio``), so price over weight is
+    ``price * d / n``; two different such quotients differ by at least
+    ``1 / (n1 * n2)``, more than ``2 ** -(2 * bits)`` for ``bits`` the longest ``n``,
+    so their floors after a left shift by ``2 * bits + 1`` keep their order, and equal
+    quotients get equal ranks (tests/protocol/market/test_awarding.py compares
     it with the Fraction rank)."""
     ratios = {worker: w.as_integer_ratio() for worker, w in weights.items()}
     shift = 2 * max((abs(n).bit_length() for n, _ in ratios.values()), default=1) + 1
