@@ -123,6 +123,7 @@ class RequesterDriver:
         self.public: PublicRecord | None = (
             shared_record(world) if v.reputation and v.public_record else None
         )
+        self._depth = 0  # nested _run calls (a command carried out feeds the machine)
         if v.prior_accepted:
             first_seen_ms = world.epoch_ms() - int(v.prior_age_days * DAY_MS)
             for worker in world.workers:
@@ -275,9 +276,13 @@ class RequesterDriver:
         self._run(machine, commands)
 
     def _run(self, machine: JobMachine, commands: list[Command]) -> None:
-        for command in commands:
-            self._carry_out(machine, command)
-        if self.public is not None:
+        self._depth += 1
+        try:
+            for command in commands:
+                self._carry_out(machine, command)
+        finally:
+            self._depth -= 1
+        if self.public is not None and not self._depth:  # once the whole input was applied
             self.public.flush(self.node, machine)
         job_id = machine.job_id
         if job_id in self.jobs:
