@@ -19,8 +19,10 @@ everything still unallocated, signs that address a voucher for all the job
 still holds and redeems it; lanes keep the workers' funded pay out of its reach.
 
 Reputation as in the node: one ``ReputationBook`` per requester, fed by the
-machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
-and results whenever it changed; each job's ``check_secret`` is drawn from the
+machines' ``WorkerJudged``; a worker's record — the book merged with the public
+work record's history (``with_public``; :mod:`simulations.public_record`, which
+this driver publishes into as the node's requester does) — goes to a machine
+before its bids and results whenever it changed; each job's ``check_secret`` is drawn from the
 seeded RNG. ``verification.reputation = false`` feeds no records (every worker
 reads as fresh: every frame checked, awards by price). ``prior_accepted`` and
 ``prior_age_days`` start every book with the first workers already known
