@@ -293,6 +293,14 @@ class RecordBook:
         signature checks).
         """
         task = opened if opened is not None else open_record(env)
+        return self.add_task(task, now_ms, rate_limited=rate_limited)
+
+    def add_task(self, task: CheckedTask, now_ms: int, *, rate_limited: bool = True) -> Added:
+        """Keep one task read from a WorkRecord (rules 1 and 4, the rate and the bounds).
+
+        What :meth:`add` does after opening the envelope; a driver that builds the
+        task from messages it carried (the simulator, which signs no records) counts
+        it here by the same rules."""
         info = self.jobs.get(task.job_id)
         if info is None:
             return Added.UNKNOWN_JOB
@@ -320,6 +328,11 @@ class RecordBook:
         module doc. Raises ``RemoteProtocolError`` when it is inconsistent or does not
         fit the recorded task. Its rate is the record's: at most one per recorded task."""
         votes = opened if opened is not None else open_dispute(env)
+        return self.add_dispute(votes)
+
+    def add_dispute(self, votes: DisputeVotes) -> Added:
+        """Keep a dispute's votes read from a DisputeRecord (what :meth:`dispute` does
+        after opening the envelope; for a driver that builds them, as :meth:`add_task`)."""
         info = self.jobs.get(votes.job_id)
         if info is None:
             return Added.UNKNOWN_JOB
@@ -355,16 +368,21 @@ class RecordBook:
         closed = env.message
         if not isinstance(closed, JobClosed):
             raise IllegalMessage(f"{env.type} is not a job closure")
+        return self.add_closed(closed, env.sender.raw, env.timestamp_ms)
+
+    def add_closed(self, closed: JobClosed, signer: bytes, timestamp_ms: int) -> Added:
+        """Keep a job's closure by ``signer`` (what :meth:`close` does after reading the
+        envelope)."""
         info = self.jobs.get(closed.job_id)
         if info is None:
             return Added.UNKNOWN_JOB
-        if info.requester != env.sender.raw:
+        if info.requester != signer:
             raise IllegalMessage("a job closed by someone other than its requester")
         if closed.frames_accepted + closed.frames_failed > info.frames:
             raise IllegalMessage("a job closed with more frames than it has", penalty=50)
         if info.closed is not None:
             return Added.DUPLICATE
-        info.closed, info.closed_ms = closed, env.timestamp_ms
+        info.closed, info.closed_ms = closed, timestamp_ms
         return Added.NEW
 
     def _take(self, sender: bytes, now_ms: int) -> bool:

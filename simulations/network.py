@@ -91,6 +91,14 @@ class NetworkModel:
             base + self._loop.rng.random() * self._config.jitter_ms + size_bytes * self._ms_per_byte
         )
 
+    def gossip_reach_ms(self, src: int) -> float:
+        """When a gossip from ``src`` has reached every node (no draw): the mesh's most
+        hops, each over ``src``'s slowest link with the full jitter (the public record)."""
+        n = max(len(self.online), 2)
+        max_hops = max(1, math.ceil(math.log(n) / math.log(max(self._config.gossip_fanout, 2))))
+        slowest = max(self._latency_ms[self.region_of[src]])
+        return max_hops * (slowest + self._config.jitter_ms)
+
     def send(self, src: int, dst: int, payload: Any, size_bytes: int) -> None:
         """Carry one direct message; it may be lost, duplicated or cut off."""
         stats = self.stats

@@ -19,8 +19,10 @@ everything still unallocated, signs that address a voucher for all the job
 still holds and redeems it; lanes keep the workers' funded pay out of its reach.
 
 Reputation as in the node: one ``ReputationBook`` per requester, fed by the
-machines' ``WorkerJudged``; a worker's record goes to a machine before its bids
-and results whenever it changed; each job's ``check_secret`` is drawn from the
+machines' ``WorkerJudged``; a worker's record — the book merged with the public
+work record's history (``with_public``; :mod:`simulations.public_record`, which
+this driver publishes into as the node's requester does) — goes to a machine
+before its bids and results whenever it changed; each job's ``check_secret`` is drawn from the
 seeded RNG. ``verification.reputation = false`` feeds no records (every worker
 reads as fresh: every frame checked, awards by price). ``prior_accepted`` and
 ``prior_age_days`` start every book with the first workers already known
@@ -73,13 +75,14 @@ from protocol.messages import (
     Voucher,
     job_id_of,
 )
-from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord
+from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord, with_public
 from protocol.slashing import claim_possible
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
 from simulations.challenges import Challenger
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
+from simulations.public_record import PublicRecord, shared_record
 from simulations.slip import CheatFates
 from simulations.world import SimNode, World
 
@@ -118,6 +121,11 @@ class RequesterDriver:
         self._use_reputation = v.reputation
         self._policy = scenario_policy(v.tiles_per_check, v.checkers_fresh)
         self._fed: dict[bytes, dict[bytes, WorkerRecord | None]] = {}  # job -> worker -> record
+        # the network's public work record (with reputation only: else nobody reads it)
+        self.public: PublicRecord | None = (
+            shared_record(world) if v.reputation and v.public_record else None
+        )
+        self._depth = 0  # nested _run calls (a command carried out feeds the machine)
         if v.prior_accepted:
             first_seen_ms = world.epoch_ms() - int(v.prior_age_days * DAY_MS)
             for worker in world.workers:
@@ -190,11 +198,20 @@ class RequesterDriver:
                              check_secret=secret, verification=self._policy)  # fmt: skip
         self.jobs[job_id] = machine
         self._fed[job_id] = {}
+        if self.public is not None:
+            self.public.job_started(JobAnnounce(job_id, spec))
         self._run(machine, machine.start(self.world.epoch_ms()))
 
     def record_for(self, worker: bytes) -> WorkerRecord | None:
-        """What the machines are given of ``worker``'s record (None: reputation off)."""
-        return self.reputation.record(worker) if self._use_reputation else None
+        """What the machines are given of ``worker``'s record (None: reputation off): our
+        book merged with the public record's history, as the node's ``worker_record``."""
+        if not self._use_reputation:
+            return None
+        if self.public is None:
+            return self.reputation.record(worker)
+        now_ms = self.world.epoch_ms()
+        public = self.public.history(worker, now_ms)
+        return with_public(self.reputation.record(worker), public, now_ms)
 
     def feed(self, machine: JobMachine, worker: bytes) -> None:
         """Give ``machine`` the worker's record from the book, when it changed."""
@@ -227,6 +244,8 @@ class RequesterDriver:
             self.world.metrics.machine_errors += 1
             self.world.loop.note("machine-error", f"requester: {exc}")
             return
+        if self.public is not None and isinstance(message, Result | Verdict):
+            self.public.taken(self.node.node_id, sender, message, digest or b"", commands)
         if isinstance(message, Verdict) and not message.passed:
             self._count_rejection(machine, message.task_id, message.worker)
         elif isinstance(message, Verdict) and (message.task_id, sender) not in self._plants:
@@ -259,8 +278,14 @@ class RequesterDriver:
         self._run(machine, commands)
 
     def _run(self, machine: JobMachine, commands: list[Command]) -> None:
-        for command in commands:
-            self._carry_out(machine, command)
+        self._depth += 1
+        try:
+            for command in commands:
+                self._carry_out(machine, command)
+        finally:
+            self._depth -= 1
+        if self.public is not None and not self._depth:  # once the whole input was applied
+            self.public.flush(self.node, machine)
         job_id = machine.job_id
         if job_id in self.jobs:
             self.world.arm(
@@ -287,6 +312,8 @@ class RequesterDriver:
         elif isinstance(cmd, WorkerJudged):
             self.reputation.judge(cmd.worker, cmd.judgement, world.epoch_ms())
         elif isinstance(cmd, DisputeResolved):
+            if self.public is not None:
+                self.public.dispute_resolved(self.node.node_id, cmd)
             world.metrics.disputes_resolved += 1
             if not cmd.upheld:
                 world.metrics.disputes_overturned += 1
@@ -325,10 +352,15 @@ class RequesterDriver:
             self._accepted(cmd)
         elif isinstance(cmd, FrameFailed):
             world.metrics.frames_failed += 1
+            if self.public is not None:
+                self.public.frame_failed(cmd.job_id)
         elif isinstance(cmd, WorkerBlocklisted):
             world.invariants.worker_blocklisted(cmd.job_id, cmd.worker)
             world.sybil_caught(cmd.worker)
         elif isinstance(cmd, JobFinished):
+            if self.public is not None:
+                accepted = world.metrics.jobs[cmd.job_id].frames_accepted
+                self.public.job_closed(cmd.job_id, cmd.outcome.value, accepted)
             self._finish(cmd.job_id, cmd.outcome.value)
         elif isinstance(cmd, RefundDue):
             at_ms = max(cmd.not_before_ms - world.start_ms, world.chain.refund_at_ms(cmd.job_id))

@@ -180,6 +180,8 @@ class Verification:
     # checkers that must each pass a fresh worker's result; 0: the protocol's level
     checkers_fresh: int = bounded(0, 0, 8)
     reputation: bool = True  # requesters keep a ReputationBook and the machine uses it
+    # requesters publish their verdicts and read everyone's (protocol.record), as the node
+    public_record: bool = True
     prior_accepted: int = bounded(0, 0)  # an established network: every requester knows
     prior_age_days: float = bounded(0.0, 0)  # each first worker with this many accepted frames
     prior_cheaters: bool = True  # cheaters too (they behaved until now), or honest ones only

@@ -79,6 +79,7 @@ class World:
         self.checkers: list[SimNode] = []
         self._timers: dict[Any, tuple[int, int]] = {}
         self._timer_gen = 0
+        self.public_record: Any = None  # simulations.public_record.shared_record's
         # Set by the population: a blocklisted sybil identity is replaced.
         self.sybil_caught: Callable[[bytes], None] = lambda node_id: None
 

@@ -2,9 +2,9 @@
 
 Theory of operation. The job's inputs pass through here as they are fed to
 its machine (live, and again on a replay): workers' signed results are kept;
-the first verdict the machine decides a task on (the one whose checker fee it
-pays; with a plan of two checkers, the last: a pass the machine answers by
-asking the next checker decides nothing) becomes a ``WorkRecord``; the verdicts of a dispute become a
+the first verdict the machine decides a task on becomes a ``WorkRecord``
+(which verdict that is: ``protocol.record_trigger``, the simulator's rule
+too); the verdicts of a dispute become a
 ``DisputeRecord`` when the machine resolves it; the job's end a
 ``JobClosed``. Records are queued while an input is applied and handed out
 only after the input was journalled (``flush``): live, to the node's record
@@ -20,13 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from protocol.market import (
-    CheckerFeeDue,
-    Command,
-    DisputeResolved,
-    PlantJudged,
-    RequestVerification,
-)
+from protocol.market import Command, DisputeResolved
 from protocol.messages import (
     MAX_DISPUTE_VERDICTS,
     DisputeRecord,
@@ -38,6 +32,7 @@ from protocol.messages import (
     Verdict,
     WorkRecord,
 )
+from protocol.record_trigger import VerdictUse, verdict_use
 from protocol.topics import RECORD_TOPIC
 
 if TYPE_CHECKING:
@@ -64,24 +59,19 @@ class JobRecord:
         if isinstance(message, Result) and wire:
             self.results.setdefault(message.task_id, wire)
         elif isinstance(message, Verdict) and wire:
-            if any(isinstance(c, PlantJudged) for c in commands):
-                return  # a verdict on our plant, not on the worker's result: never public
             result = self.results.get(message.task_id)
-            paid = any(isinstance(c, CheckerFeeDue) and c.task_id == message.task_id
-                       and c.checker == peer for c in commands)  # fmt: skip
-            if not paid or result is None:
+            if result is None:
                 return
-            if any(isinstance(c, RequestVerification) and c.task_id == message.task_id
-                   for c in commands):  # fmt: skip
-                return  # a pass before the plan's next checker: that one's verdict decides
-            if message.task_id in self._recorded:  # a dispute checker's verdict
+            recorded = message.task_id in self._recorded
+            use = verdict_use(message.task_id, peer, commands, recorded=recorded)
+            if use is VerdictUse.DISPUTE:  # a dispute checker's verdict
                 self._dispute_verdicts.setdefault(message.task_id, []).append(wire)
-                return
-            self._recorded.add(message.task_id)
-            if not message.passed:  # what a DisputeRecord names
-                self._rejections[message.task_id] = digest
-            record = WorkRecord(self.job_id, message.passed, result, wire)
-            self._pending.append((message.task_id, record))
+            elif use is VerdictUse.WORK:
+                self._recorded.add(message.task_id)
+                if not message.passed:  # what a DisputeRecord names
+                    self._rejections[message.task_id] = digest
+                record = WorkRecord(self.job_id, message.passed, result, wire)
+                self._pending.append((message.task_id, record))
 
     def dispute_resolved(self, c: DisputeResolved) -> None:
         wires = self._dispute_verdicts.pop(c.task_id, [])[:MAX_DISPUTE_VERDICTS]

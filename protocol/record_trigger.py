@@ -1,0 +1,48 @@
+"""Which of a requester's verdicts go in the public work record (:mod:`protocol.record`).
+
+Theory of operation
+-------------------
+A requester publishes a ``WorkRecord`` for the verdict its job machine decided
+a task on, and gathers the verdicts of that task's dispute for a
+``DisputeRecord``. Which verdict that is, the machine's commands in answer to
+it say: the verdict whose checker fee it pays (``CheckerFeeDue`` to that
+checker for that task), unless the machine asks another checker of the same
+task in the same breath (a pass before the plan's next checker decides
+nothing: the last one's verdict does); never a verdict on one of our own
+planted results (``PlantJudged``: a test of the checker, not a word about the
+worker). The first deciding verdict of a task is its WorkRecord; a later one
+(the task's record is out) is a dispute checker's vote.
+
+One rule for both drivers: the node (``node.roles.job_record``, which wraps
+the signed wires) and the simulator (``simulations.public_record``, which
+builds the counted task from the messages it carried).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from protocol.market import CheckerFeeDue, Command, PlantJudged, RequestVerification
+
+
+class VerdictUse(enum.Enum):
+    NONE = "none"  # not public: a plant's verdict, an unpaid one, or a pass before the next checker
+    WORK = "work"  # the task's WorkRecord
+    DISPUTE = "dispute"  # a vote for the task's DisputeRecord
+
+
+def verdict_use(
+    task_id: bytes, checker: bytes, commands: Sequence[Command], *, recorded: bool
+) -> VerdictUse:
+    """What ``checker``'s verdict about ``task_id`` is for the public record, given the
+    ``commands`` the machine returned for it and whether the task was ``recorded``."""
+    if any(isinstance(c, PlantJudged) for c in commands):
+        return VerdictUse.NONE
+    paid = any(isinstance(c, CheckerFeeDue) and c.task_id == task_id and c.checker == checker
+               for c in commands)  # fmt: skip
+    if not paid:
+        return VerdictUse.NONE
+    if any(isinstance(c, RequestVerification) and c.task_id == task_id for c in commands):
+        return VerdictUse.NONE
+    return VerdictUse.DISPUTE if recorded else VerdictUse.WORK
