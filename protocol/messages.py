@@ -278,6 +278,10 @@ class VerifyRequest:
     scene_cid: Cid
     fee_wei: U256
     tiles: CheckTiles  # k: how many grid cells to re-render (protocol.verification)
+    # The requester's draw (protocol.tile_secret.request_tile_secret): the checker MUST
+    # select its tiles from (result_digest, tile_secret) and reveal it in Verdict.secret;
+    # a verdict with any other secret is refused (a checker must not choose its cells).
+    tile_secret: Bytes32
     # The worker's Result.device_class: a checker of the same build and class compares
     # exactly, any other with the tolerance (protocol.verification.compare_tile).
     worker_device_class: Name = ""

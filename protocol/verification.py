@@ -8,14 +8,18 @@ bit-identically to the full frame's pixels, DESIGN.md). Everything here is
 pure; the re-render itself is ``node.verify``'s business.
 
 *Which tiles.* The frame is cut into a fixed grid of ``tile_px`` cells (edge
-cells cropped). The checker draws a fresh 32-byte secret *after* it received
-the result and derives ``seed = SHA-256(TILE_DOMAIN || result_digest ||
-secret)``; :func:`select_tiles` expands the seed (SHA-256 in counter mode) into
-a partial Fisher-Yates shuffle of the grid and takes ``k`` distinct cells. The
-worker signed its result before the secret existed, so it cannot know which
-cells will be looked at; the secret is revealed in ``Verdict.secret``, so
-anyone can re-derive the choice and see that the checker did not pick
-convenient tiles (:func:`audit_verdict`). Cells never overlap: for a fixed
+cells cropped). The requester draws a 32-byte tile secret for each request
+*after* the worker signed its result (:mod:`protocol.tile_secret`: from its
+job's ``check_secret``, never sent to the worker) and sends it in
+``VerifyRequest.tile_secret``; the checker derives ``seed = SHA-256(TILE_DOMAIN
+|| result_digest || secret)`` from it, and :func:`select_tiles` expands the seed
+(SHA-256 in counter mode) into a partial Fisher-Yates shuffle of the grid and
+takes ``k`` distinct cells. The worker cannot know which cells will be looked
+at, and the checker cannot choose them either (a checker that drew its own
+secret could redraw until the cells missed a partial fake): the requester
+refuses a verdict whose secret or tiles are not its draw's. The secret is
+revealed in ``Verdict.secret``, so anyone can re-derive the choice
+(:func:`audit_verdict`). Cells never overlap: for a fixed
 re-render budget that maximises the area looked at, and sampling without
 replacement makes the detection probability exactly hypergeometric.
 
@@ -446,12 +450,13 @@ def explain(
 def build_verdict(
     request: VerifyRequest,
     *,
-    secret: bytes,
     checks: Sequence[TileCheck],
     checker_build: str,
     checker_device_class: str,
 ) -> Verdict:
-    """The Verdict for ``request``; the sender signs it with ``encode_envelope``."""
+    """The Verdict for ``request``; the sender signs it with ``encode_envelope``.
+    Its secret is the request's ``tile_secret``: ``checks`` must be on the tiles
+    that secret selects (the requester refuses anything else)."""
     if not checks:
         raise LocalProtocolError("a verdict needs at least one checked tile")
     return Verdict(
@@ -461,7 +466,7 @@ def build_verdict(
         worker=request.worker,
         result_digest=request.result_digest,
         passed=all(c.passed for c in checks),
-        secret=secret,
+        secret=request.tile_secret,
         tiles=tuple(c.evidence for c in checks),
         checker_build=checker_build,
         checker_device_class=checker_device_class,

@@ -1,8 +1,9 @@
 """Checker driver: the real tile selection and judging rules of
 ``protocol.verification``, over pixels the simulator models.
 
-On a VerifyRequest the checker draws a fresh secret, lets
-``verification.select_tiles`` pick ``k`` grid cells from it and the result's
+On a VerifyRequest the checker lets ``verification.select_tiles`` pick ``k``
+grid cells from the request's ``tile_secret`` (the requester's draw, which its
+machine holds every verdict to: protocol.tile_secret) and the result's
 digest (``k`` is the request's ``tiles``: the requester's check plan, in which
 ``verification.tiles_per_check`` overrides ``k`` when set), "re-renders" them, and builds
 the Verdict with ``verification.build_verdict`` and the policy's
@@ -169,8 +170,7 @@ class CheckerDriver:
         world = self.world
         w, h = world.scenario.workload.resolution_x, world.scenario.workload.resolution_y
         tile_px = DEFAULT_POLICY.sampling.tile_px
-        secret = world.loop.rng.randbytes(32)
-        tiles = select_tiles(request.result_digest, secret, w, h, k, tile_px)
+        tiles = select_tiles(request.result_digest, request.tile_secret, w, h, k, tile_px)
         columns = -(-w // tile_px)
         bad_from = self._first_bad_cell(requester, request, columns * -(-h // tile_px))
         worker = world.by_id.get(request.worker)
@@ -184,7 +184,7 @@ class CheckerDriver:
                 TileCheck(evidence, tile_passes(evidence, same_device, DEFAULT_POLICY.comparison))
             )
         assert self.node.gpu is not None
-        verdict = build_verdict(request, secret=secret, checks=checks,
+        verdict = build_verdict(request, checks=checks,
                                 checker_build="blender-3.4.1",
                                 checker_device_class=self.node.gpu.name)  # fmt: skip
         self._answered.setdefault(request.job_id, {})[request.task_id] = request.fee_wei

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -91,10 +90,11 @@ async def claw_back(job: RequesterJob) -> None:
 async def lazy_verdict(request: VerifyRequest, frame: Path, spec: JobSpec) -> Verdict:
     """``lazy`` (a checker): the verifier's dilemma played. It renders nothing and
     passes every frame, with the most plausible verdict it can make without
-    rendering: the tiles its secret selects, each "identical", and as its
-    commitment the digests of the worker's own tiles (what an honest re-render of
-    an honest frame would hash to). Forced errors catch it (protocol.forced_errors)."""
-    secret = os.urandom(32)
+    rendering: the tiles the request's secret selects (the requester refuses any
+    other), each "identical", and as its commitment the digests of the worker's own
+    tiles (what an honest re-render of an honest frame would hash to). Forced errors
+    catch it (protocol.forced_errors)."""
+    secret = request.tile_secret
     settings = spec.settings
     tiles = select_tiles(request.result_digest, secret, settings.resolution_x,
                          settings.resolution_y, request.tiles, DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
@@ -107,5 +107,5 @@ async def lazy_verdict(request: VerifyRequest, frame: Path, spec: JobSpec) -> Ve
         cut = None if image is None else image[t.y : t.y + t.height, t.x : t.x + t.width]
         evidence = TileEvidence(t.x, t.y, t.width, t.height, PSNR_IDENTICAL_MILLIDB, 0)
         checks.append(TileCheck(evidence, True, bytes(32) if cut is None else tile_digest(cut)))
-    return build_verdict(request, secret=secret, checks=checks,
+    return build_verdict(request, checks=checks,
                          checker_build=spec.renderer_build, checker_device_class="cpu")  # fmt: skip

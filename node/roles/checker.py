@@ -7,9 +7,10 @@ told from a real one: node.roles.plants), both by CID through the content store
 (verified chunk by chunk). The scene is preflighted first (:mod:`node.roles.scene_gate`, as a
 worker does): a refused scene gets no verdict and no re-render.
 ``node.verify.verify_result`` re-renders ``request.tiles`` cells (k from the
-requester's check plan, protocol.verification) chosen from a secret
-drawn after the result existed and builds the verdict, which goes back to
-the requester. The request carries the worker's device class (from its
+requester's check plan, protocol.verification) chosen by the request's
+``tile_secret`` (the requester's draw: protocol.tile_secret; a verdict on any
+other cells is refused) and builds the verdict, which goes back to the
+requester. The request carries the worker's device class (from its
 Result): the same build and class as ours compares exactly, anything else
 with the cross-hardware tolerance. Checks run one at a time, in a warm
 Blender process per job that keeps the scene loaded (node.verify.warm_tiles),

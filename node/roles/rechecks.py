@@ -47,7 +47,7 @@ from node.roles.adversary import FALSE_REJECT
 from node.roles.common import peer_of
 from node.roles.context import RoleContext
 from node.roles.scene_gate import SceneGate
-from node.verify.checker import verify_result
+from node.verify.checker import new_secret, verify_result
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_cells, claimed_verdicts
 from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, VerifyRequest
@@ -128,9 +128,10 @@ class Rechecks:
             verdicts, settings.resolution_x, settings.resolution_y, DEFAULT_POLICY.sampling.tile_px
         )  # fmt: skip
         frame = await self.ctx.fetch_from(sender, request.frame_cid)
+        # our own draw: no requester asks this check (the claimers' cells are ``required``)
         check = VerifyRequest(request.job_id, request.task_id, request.frame, sender, bytes(32),
                               request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
-                              request.worker_device_class)  # fmt: skip
+                              new_secret(), request.worker_device_class)  # fmt: skip
         verdict = await verify_result(
             self.ctx.render.tiles, check, scene=scene, frame_image=frame, settings=spec.settings,
             job_build=spec.renderer_build,

@@ -1,4 +1,4 @@
-"""One check: pick tiles from the secret, re-render them, judge the worker's image.
+"""One check: pick tiles from the tile secret, re-render them, judge the worker's image.
 
 :func:`check_frame` is what ``pictor verify`` runs; :func:`verify_result` is the
 entry point for a node's checker role: give it the ``VerifyRequest``, the
@@ -60,7 +60,8 @@ class CheckOutcome:
 
 
 def new_secret() -> bytes:
-    """The checker's per-check secret: drawn after the result exists, revealed in the verdict."""
+    """A fresh tile secret, for a check no requester drew one for (``pictor verify``,
+    a re-check for a claimed worker). A requester's check uses ``request.tile_secret``."""
     return os.urandom(32)
 
 
@@ -145,14 +146,15 @@ async def verify_result(
     required: Sequence[Tile] = (),
 ) -> Verdict:
     """The checker role's call: a Verdict for ``request`` (sign it, then send it),
-    re-rendering the ``request.tiles`` cells the requester's check plan asked for
-    (and the ``required`` ones: see :func:`check_frame`).
+    re-rendering the ``request.tiles`` cells the requester's check plan asked for,
+    chosen by the request's ``tile_secret`` (the requester refuses any other draw),
+    and the ``required`` ones (see :func:`check_frame`).
 
     An image that cannot be read, has the wrong size or format is the worker's
     fault: the verdict rejects it with one zero-PSNR tile as evidence. A build
     this checker does not run or a failed re-render raises: no verdict.
     """
-    secret, k = new_secret(), request.tiles
+    secret, k = request.tile_secret, request.tiles
     try:
         image = load_image(frame_image)
         outcome = await check_frame(
@@ -164,7 +166,6 @@ async def verify_result(
         return await _unusable_image_verdict(renderer, request, secret, settings, k, policy)
     return build_verdict(
         request,
-        secret=outcome.secret,
         checks=outcome.checks,
         checker_build=outcome.checker.build,
         checker_device_class=outcome.checker.device_class,
@@ -191,7 +192,6 @@ async def _unusable_image_verdict(
     ]
     return build_verdict(
         request,
-        secret=secret,
         checks=checks,
         checker_build=checker.build,
         checker_device_class=checker.device_class,

@@ -47,7 +47,7 @@ from protocol.market.tables import (
     TaskState,
     next_state,
 )
-from protocol.messages import Assurance, JobSpec, LeaseRevoked, job_id_of
+from protocol.messages import Assurance, JobSpec, LeaseRevoked, Verdict, job_id_of
 from protocol.reputation import (
     FRESH,
     WorkerHistory,
@@ -56,6 +56,7 @@ from protocol.reputation import (
     blocklisted,
     score,
 )
+from protocol.tile_secret import CheckKind, request_tile_secret, verdict_draw_refusal
 from protocol.verification import (
     DEFAULT_POLICY,
     VerificationPolicy,
@@ -306,6 +307,25 @@ class JobBook:
         settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
         cells = -(-settings.resolution_x // tile_px) * -(-settings.resolution_y // tile_px)
         return min(task.tiles, cells)
+
+    def _tile_secret(self, task: TaskRecord, checker: bytes, kind: CheckKind) -> bytes:
+        """The tile secret a request about ``task``'s result to ``checker`` carries."""
+        return request_tile_secret(
+            self._check_secret, task.task_id, task.result_digest, checker, kind
+        )
+
+    def _refuse_off_draw(
+        self, task: TaskRecord, checker: bytes, verdict: Verdict, kind: CheckKind
+    ) -> None:
+        """Refuse a verdict not on the tiles our request's secret selects (a checker
+        must not choose its cells: protocol.tile_secret), scored as a malformed one."""
+        settings = self.spec.settings
+        why = verdict_draw_refusal(
+            verdict, self._tile_secret(task, checker, kind), settings.resolution_x,
+            settings.resolution_y, self._tiles_expected(task), self._verification.sampling.tile_px,
+        )  # fmt: skip
+        if why is not None:
+            raise IllegalMessage(why, penalty=50)
 
     def checkers_needed(self, worker: bytes, now_ms: int) -> int:
         """How many different checkers must each pass a checked result of ``worker``."""

@@ -13,7 +13,9 @@ makes the plant (the worker's frame perturbed in every cell with the command's
 key), picks a checker other than the worker and the task's checkers, and calls
 :meth:`PlantDesk.assign_plant` with the plant's CID: the machine reserves and
 funds the check's fee as for a real check and sends a ``VerifyRequest`` equal
-to the real one but for ``frame_cid``.
+to the real one but for ``frame_cid`` and its own ``tile_secret`` (a draw of its
+own kind, :class:`protocol.tile_secret.CheckKind`: as unpredictable to the checker
+as a real check's).
 
 The plant's verdict never touches the task, its frame or its worker (a plant
 is never paid and never a worker's strike). A verdict that rejects the plant
@@ -47,6 +49,7 @@ from protocol.market.jobbook import JobBook
 from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import TaskState
 from protocol.messages import Verdict, VerifyRequest
+from protocol.tile_secret import CheckKind
 
 
 @dataclass
@@ -128,7 +131,8 @@ class PlantDesk(JobBook):
         self._fees_pending[(task_id, checker)] = fee
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
-            plant_cid, self.spec.scene_cid, fee, task.tiles, task.result.device_class,
+            plant_cid, self.spec.scene_cid, fee, task.tiles,
+            self._tile_secret(task, checker, CheckKind.PLANT), task.result.device_class,
         )  # fmt: skip
         return [*self._fund({address: fee}), Send(checker, request)]
 
@@ -178,6 +182,7 @@ class PlantDesk(JobBook):
             raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
+        self._refuse_off_draw(task, sender, verdict, CheckKind.PLANT)
         del self._plants[verdict.task_id]
         self._plant_verdicts[verdict.task_id] = verdict_digest_of(verdict)
         self._reserved_wei -= plant.fee_wei

@@ -8,8 +8,10 @@ makes the machine emit :class:`RequestVerification`; the driver picks a checker
 and calls :meth:`VerifyDesk.assign_checker` with the checker's payment address
 (the machine owes the fee there, so a driver that replays its inputs must
 record the address with the assignment). Only a Verdict from an assigned
-checker about the exact result (envelope digest) and on the plan's number of
-tiles (``VerifyRequest.tiles``) counts; it earns the checker
+checker about the exact result (envelope digest), on the plan's number of
+tiles (``VerifyRequest.tiles``) and on exactly the cells the request's
+``tile_secret`` selects (:mod:`protocol.tile_secret`: the checker must not choose
+them) counts; it earns the checker
 its fee (:class:`CheckerFeeDue`, then the address's new cumulative amount in a
 :class:`RecordPayment`, as for a worker's frame: one set of books).
 
@@ -59,6 +61,7 @@ from protocol.market.tables import TaskState
 from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
 from protocol.reputation import Judgement
 from protocol.slashing import upheld_rejecters
+from protocol.tile_secret import CheckKind
 
 
 class VerifyDesk(JobBook):
@@ -105,9 +108,11 @@ class VerifyDesk(JobBook):
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
         task.checkers.add(checker)
+        kind = CheckKind.DISPUTE if was is TaskState.DISPUTED else CheckKind.CHECK
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
             task.frame_cid, self.spec.scene_cid, task.fee_wei, task.tiles,
+            self._tile_secret(task, checker, kind),
             task.result.device_class if task.result is not None else "",
         )  # fmt: skip
         self._checker_addresses.setdefault(checker, checker_address)
@@ -167,6 +172,8 @@ class VerifyDesk(JobBook):
             raise IllegalMessage("a verdict on another number of tiles than asked", penalty=50)
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
+        kind = CheckKind.DISPUTE if sender in task.dispute_checkers else CheckKind.CHECK
+        self._refuse_off_draw(task, sender, verdict, kind)
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
         was = task.state

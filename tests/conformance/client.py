@@ -2,8 +2,8 @@
 
 It imports nothing from ``node/`` or ``protocol/`` (a test checks that): the
 canonical msgpack, envelopes, peer ids, payment binding, job ids, framing,
-CIDs, manifests, the content and record-sync protocols and the EIP-712
-result signature are re-implemented here from the spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
+CIDs, manifests, the content and record-sync protocols, the EIP-712
+result signature and tile selection (which cells a verdict must name) are re-implemented here from the spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
 layers (TCP, Noise, yamux, gossipsub) are py-libp2p's, as a second
 implementation would use its own language's libp2p.
 """
@@ -274,3 +274,57 @@ def dht_network_key(chain_id: int) -> bytes:
 def dht_peer_key(peer_id_bytes: bytes) -> bytes:
     """§1: the key a node provides its own addresses under."""
     return hashlib.sha256(b"pictor/1/peer/" + peer_id_bytes).digest()
+
+
+TILES_DOMAIN = b"pictor/verify/tiles/v1\x00"  # §6.1, verify_request.tile_secret
+TILE_SECRET_DOMAIN = b"pictor/verify/tile-secret/v1\x00"  # §6.1: the reference's draw
+
+
+def select_tiles(
+    result_digest: bytes, tile_secret: bytes, width: int, height: int, k: int, tile_px: int = 16
+) -> list[tuple[int, int, int, int]]:
+    """§6.1: the cells a checker re-renders, (x, y, width, height) sorted by (y, x)."""
+    seed = hashlib.sha256(TILES_DOMAIN + result_digest + tile_secret).digest()
+    columns, rows = -(-width // tile_px), -(-height // tile_px)
+    cells = list(range(columns * rows))
+    counter = 0
+
+    def below(bound: int) -> int:
+        nonlocal counter
+        limit = 2**64 - 2**64 % bound
+        while True:
+            block = hashlib.sha256(seed + struct.pack(">Q", counter)).digest()
+            counter += 1
+            value = int.from_bytes(block[:8], "big")
+            if value < limit:
+                return value % bound
+
+    picked = []
+    for i in range(min(k, len(cells))):
+        j = below(len(cells) - i)
+        cells[i], cells[i + j] = cells[i + j], cells[i]
+        picked.append(cells[i])
+    out = []
+    for n in picked:
+        x, y = n % columns * tile_px, n // columns * tile_px
+        out.append((x, y, min(tile_px, width - x), min(tile_px, height - y)))
+    return sorted(out, key=lambda t: (t[1], t[0]))
+
+
+def reference_tile_secret(
+    check_secret: bytes, task_id: bytes, result_digest: bytes, checker: bytes, kind: int
+) -> bytes:
+    """§6.1: how the reference requester draws a request's tile_secret."""
+    data = check_secret + task_id + result_digest + checker + bytes([kind])
+    return hashlib.sha256(TILE_SECRET_DOMAIN + data).digest()
+
+
+def verdict_follows(verdict: dict[str, Any], request: dict[str, Any], width: int,
+                    height: int) -> bool:  # fmt: skip
+    """§6.1: a verdict on exactly the cells its request's tile_secret selects."""
+    if verdict["secret"] != request["tile_secret"]:
+        return False
+    want = select_tiles(request["result_digest"], request["tile_secret"], width, height,
+                        request["tiles"])  # fmt: skip
+    got = [(t["x"], t["y"], t["width"], t["height"]) for t in verdict["tiles"]]
+    return got == want

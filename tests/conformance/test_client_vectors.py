@@ -160,3 +160,35 @@ def test_client_does_not_import_the_reference() -> None:
         n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
     }
     assert not roots & {"node", "protocol", "ledger", "tests"}, roots
+
+
+def test_tile_selection_reproduced() -> None:
+    """§6.1: the cells a verify_request's tile_secret selects, from the spec text alone,
+    and the reference requester's tile secrets."""
+    doc = load("tiles.json")
+    assert bytes.fromhex(doc["tiles_domain"]) == client.TILES_DOMAIN
+    for v in doc["selections"]:
+        tiles = client.select_tiles(bytes.fromhex(v["result_digest"]),
+                                    bytes.fromhex(v["tile_secret"]), v["width"], v["height"],
+                                    v["k"], v["tile_px"])  # fmt: skip
+        assert [list(t) for t in tiles] == v["tiles"]
+    for v in doc["tile_secrets"]:
+        parts = [bytes.fromhex(v[n]) for n in ("check_secret", "task_id", "result_digest",
+                                                "checker")]  # fmt: skip
+        assert client.reference_tile_secret(*parts, v["kind"]).hex() == v["tile_secret"]
+    assert len({v["tile_secret"] for v in doc["tile_secrets"]}) == len(doc["tile_secrets"])
+
+
+def test_a_verdict_is_held_to_its_requests_tile_secret() -> None:
+    """§6.1: the checker must re-render the request's draw and reveal its secret."""
+    v = load("tiles.json")["selections"][0]
+    request = {"result_digest": bytes.fromhex(v["result_digest"]),
+               "tile_secret": bytes.fromhex(v["tile_secret"]), "tiles": v["k"]}  # fmt: skip
+    tiles = [{"x": x, "y": y, "width": w, "height": h} for x, y, w, h in v["tiles"]]
+    honest = {"secret": request["tile_secret"], "tiles": tiles}
+    assert client.verdict_follows(honest, request, v["width"], v["height"])
+    assert not client.verdict_follows({**honest, "secret": bytes(32)}, request, v["width"],
+                                      v["height"])  # fmt: skip
+    moved = [{**tiles[0], "x": (tiles[0]["x"] + 16) % v["width"]}, *tiles[1:]]
+    assert not client.verdict_follows({**honest, "tiles": moved}, request, v["width"],
+                                      v["height"])  # fmt: skip

@@ -240,6 +240,7 @@ def all_vectors() -> dict[str, Any]:
     from tests.protocol.vectors_claims import claim_vectors
     from tests.protocol.vectors_negative import negative_vectors
     from tests.protocol.vectors_streams import stream_vectors
+    from tests.protocol.vectors_tiles import tile_vectors
 
     return {
         "keys.json": keys_vectors(),
@@ -251,6 +252,7 @@ def all_vectors() -> dict[str, Any]:
         "content.json": content_vectors(),
         "streams.json": stream_vectors(),
         "negative.json": negative_vectors(),
+        "tiles.json": tile_vectors(),
     }
 
 

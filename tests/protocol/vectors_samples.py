@@ -238,6 +238,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 spec.scene_cid,
                 10**15,
                 24,
+                hashlib.sha256(b"alice's tile secret").digest(),
                 "cuda",
             ),
         ),

@@ -123,7 +123,7 @@ async def test_a_partial_fake_cannot_escape_a_true_claim_through_honest_answerer
     Now each answerer re-renders the cells the claim's published verdicts name as well: the
     bad cell fails, nobody signs, and the claim stands. The answerers' own draw is fixed
     (SECRET) and the bad cell chosen outside it, so the test cannot pass by luck."""
-    monkeypatch.setattr("node.verify.checker.new_secret", lambda: SECRET)
+    monkeypatch.setattr("node.roles.rechecks.new_secret", lambda: SECRET)
     width, height, tile_px = 64, 48, DEFAULT_POLICY.sampling.tile_px
     # an assurance-"none" job: its requester checks nothing, so the fake is delivered, and
     # an answerer's own draw is recheck_tiles = 1 cell, the one below

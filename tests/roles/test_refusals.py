@@ -30,6 +30,7 @@ async def test_a_finally_refused_message_is_not_resent(
         request = VerifyRequest(
             job_id=b"\x01" * 32, task_id=b"\x02" * 32, frame=1, worker=worker.key.node_id.raw,
             result_digest=b"\x03" * 32, frame_cid=cid, scene_cid=cid, fee_wei=1, tiles=4,
+            tile_secret=b"\x04" * 32,
         )  # fmt: skip
         worker.live().ctx.outbox.send(client.key.node_id.raw, request)
         await trio.sleep(30)  # mock time: longer than every retry's backoff together

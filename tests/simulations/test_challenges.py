@@ -35,10 +35,13 @@ def test_challenges_catch_the_flood_and_pass_honest_workers() -> None:
                 judged["passed" if result.passed else "caught"].add(worker.behaviour)
     assert judged == {"passed": {"honest"}, "caught": {"flood"}}
     assert s["challenge_cost_wei"] > 0  # the honest workers' unpaid renders
-    # without trial leases (and so challenges) the flood takes nearly every frame and fails it
+    # without trial leases (and so challenges) the flood takes nearly every frame and fails
+    # it: every job fails, where with them none does. (Frames accepted were compared until
+    # the two runs' job arrivals drifted apart: 24 of 4 jobs against 20 of 7 failed ones.)
     without = run_scenario(load_scenario(SCENARIOS / "sybil_flood.toml",
                                          SIZE | {"market.trial_leases": 0}), 1).summary  # fmt: skip
-    assert s["frames_accepted"] > 2 * without["frames_accepted"]
+    assert s["jobs_failed"] == 0 < s["jobs_submitted"]
+    assert without["jobs_failed"] == without["jobs_submitted"] > 0
     assert without["challenges_sent"] == 0
 
 

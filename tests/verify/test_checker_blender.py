@@ -88,7 +88,7 @@ def _request(image: Path) -> VerifyRequest:
     return VerifyRequest(
         job_id=b"\x01" * 32, task_id=b"\x02" * 32, frame=1, worker=b"\x03" * 32,
         result_digest=_digest(image), frame_cid="bafkframe", scene_cid="bafkscene", fee_wei=1,
-        tiles=K,
+        tiles=K, tile_secret=hashlib.sha256(b"the requester's draw").digest(),
     )  # fmt: skip
 
 
@@ -113,6 +113,7 @@ async def test_verify_result_gives_a_signed_auditable_verdict(
     envelope = decode_envelope(encode_envelope(key, verdict, nonce=7, now_ms=1))
     assert envelope.sender == key.node_id and isinstance(envelope.message, Verdict)
     signed = envelope.message
+    assert signed.secret == request.tile_secret  # the requester's draw, not the checker's
     assert audit_verdict(signed, request.result_digest, 64, 48, same_build=True)
     again = select_tiles(request.result_digest, signed.secret, 64, 48, len(signed.tiles), 16)
     assert [(t.x, t.y) for t in again] == [(t.x, t.y) for t in signed.tiles]

@@ -55,6 +55,7 @@ from protocol.messages import (
     Voucher,
     job_id_of,
 )
+from protocol.verification import DEFAULT_POLICY, select_tiles
 
 BUILD = "blender-3.4.1"
 RU_PER_FRAME = 10
@@ -73,8 +74,11 @@ PLANT_CID = "bafkreiplant"  # the harness's plant CIDs start so
 
 
 def tiles_for(request: VerifyRequest) -> tuple[TileEvidence, ...]:
-    """Placeholder evidence, as many tiles as the request asked (the frame has 300 cells)."""
-    return tuple(TileEvidence(16 * i % 320, 0, 16, 16, 90_000, 0) for i in range(request.tiles))
+    """Evidence on the cells the request's tile secret selects (the requester refuses any
+    other), as many as it asked for (the 320x240 frame has 300 cells)."""
+    tiles = select_tiles(request.result_digest, request.tile_secret, 320, 240, request.tiles,
+                         DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+    return tuple(TileEvidence(t.x, t.y, t.width, t.height, 90_000, 0) for t in tiles)
 
 
 def digests_for(request: VerifyRequest) -> tuple[bytes, ...]:
@@ -253,8 +257,8 @@ class MarketHarness:
         checker, request = self.verifications.pop(task_id)
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
-            digests_for(request),
+            request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
+            "cpu-avx2", digests_for(request),
         )  # fmt: skip
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
@@ -265,8 +269,8 @@ class MarketHarness:
         checker, request = self.plants.pop(task_id)
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
-            digests_for(request),
+            request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
+            "cpu-avx2", digests_for(request),
         )  # fmt: skip
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
@@ -277,8 +281,8 @@ class MarketHarness:
         checker, request = self.dispute_requests[index]
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, bytes(32), tiles_for(request), BUILD, "cpu-avx2",
-            digests_for(request),
+            request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
+            "cpu-avx2", digests_for(request),
         )  # fmt: skip
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)

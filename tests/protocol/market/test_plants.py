@@ -58,8 +58,11 @@ def test_a_plant_looks_like_the_real_request_but_for_the_frame() -> None:
     plant_checker, plant = harness.plants[task_id]
     assert plant_checker not in (real_checker, real.worker)
     assert plant.frame_cid != real.frame_cid
-    # everything the checker reads off the request is the real one's
-    assert dataclasses.replace(plant, frame_cid=real.frame_cid) == real
+    # everything the checker reads off the request is the real one's, but for the tile
+    # secret: each request its own draw, as two real checks of one task have too
+    assert plant.tile_secret != real.tile_secret
+    alike = dataclasses.replace(plant, frame_cid=real.frame_cid, tile_secret=real.tile_secret)
+    assert alike == real
 
 
 def test_a_lazy_checker_that_passes_a_plant_loses_its_fee_and_is_struck() -> None:

@@ -34,13 +34,14 @@ REQUEST = VerifyRequest(
     scene_cid="bafkreiscene",
     fee_wei=10,
     tiles=4,
+    tile_secret=SECRET,
 )
 rng = np.random.default_rng(7)
 FRAME = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
 
 
-def _verdict(candidate: np.ndarray, secret: bytes = SECRET, k: int = 4) -> Verdict:
-    tiles = select_tiles(DIGEST, secret, W, H, k, DEFAULT_POLICY.sampling.tile_px)
+def _verdict(candidate: np.ndarray, k: int = 4) -> Verdict:
+    tiles = select_tiles(DIGEST, SECRET, W, H, k, DEFAULT_POLICY.sampling.tile_px)
     checks = [
         compare_tile(
             FRAME[t.y : t.y + t.height, t.x : t.x + t.width],
@@ -53,7 +54,6 @@ def _verdict(candidate: np.ndarray, secret: bytes = SECRET, k: int = 4) -> Verdi
     ]
     return build_verdict(
         REQUEST,
-        secret=secret,
         checks=checks,
         checker_build="blender-3.4.1",
         checker_device_class="cpu",
@@ -99,7 +99,7 @@ def test_a_pass_contradicting_its_evidence_fails_the_audit() -> None:
 def test_no_tiles_no_verdict() -> None:
     with pytest.raises(LocalProtocolError):
         build_verdict(
-            REQUEST, secret=SECRET, checks=[], checker_build="b", checker_device_class="c"
+            REQUEST, checks=[], checker_build="b", checker_device_class="c"
         )
     assert Tile(0, 0, 1, 1) < Tile(0, 1, 1, 1)
 
