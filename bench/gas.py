@@ -18,7 +18,7 @@ import os
 from ledger.backends import EmbeddedChain, embedded
 from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams, deploy_escrow
-from ledger.fraud import FraudClaim, ResultRef, order_signatures
+from ledger.fraud import CheckerPass, FraudClaim, ResultRef, order_signatures
 from ledger.fraud import sign as sign_typed
 from ledger.tx import TxSender
 from ledger.vouchers import Voucher, sign
@@ -107,6 +107,15 @@ def per_operation(b: Bench) -> dict[str, int]:
         worker_sig = sign_typed(claim.ref, b.key_of(worker))
         receipt = other.send(other.calls.claim_fraud(claim, worker_sig, sigs))
         gas["claim_fraud (quorum of 3)"] = receipt["gasUsed"]
+    # A claim on a checker's pass of frame 2 (the checker staked; same quorum of 3).
+    accused = b.clients[15]
+    accused.send(accused.calls.stake(ETHER))
+    signed_pass = CheckerPass(b.claim(job_id, accused, 2).ref, accused.account, b"\x03" * 32)
+    pass_claim = signed_pass.claim(ETHER // 10)
+    sigs = order_signatures(pass_claim, [sign_typed(pass_claim, b.key_of(c)) for c in claimers])
+    call = other.calls.claim_pass(signed_pass, sign_typed(signed_pass, b.key_of(accused)),
+                                  pass_claim.amount_wei, sigs)  # fmt: skip
+    gas["claim_pass (quorum of 3)"] = other.send(call)["gasUsed"]
     answer = b.claim(job_id, worker, 1).answer
     sigs = order_signatures(answer, [sign_typed(answer, b.key_of(c)) for c in answerers])
     claimer_addrs = sorted(c.account for c in claimers)
@@ -122,7 +131,7 @@ def per_operation(b: Bench) -> dict[str, int]:
 
 
 def main() -> None:
-    with embedded(accounts=16) as chain:
+    with embedded(accounts=17) as chain:
         bench = Bench(chain)
         print("gas per operation (Escrow.vy, py-evm, Prague rules)")
         for name, gas in per_operation(bench).items():

@@ -28,7 +28,7 @@ from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
 from ledger.secured import Secured as Secured  # re-exported: callers import it from here
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
@@ -190,6 +190,21 @@ class EscrowCalls:
         fn = self.contract.functions.claim_fraud(
             claim.ref.arg(), Web3.to_checksum_address(claim.worker),
             split_signature(worker_signature), claim.tiles, claim.amount_wei, sigs,
+        )  # fmt: skip
+        return Call(fn, tail=evidence)
+
+    def claim_pass(
+        self, signed_pass: CheckerPass, pass_signature: bytes, amount_wei: int,
+        ordered_signatures: Sequence[bytes], evidence: bytes = b"",
+    ) -> Call:  # fmt: skip
+        """Open a claim against a checker's pass: its own Pass signature plus the claimers'
+        over ``signed_pass.claim(amount_wei)``. Answered and executed as a fraud claim
+        with the checker as the worker (``answer_claim``, ``execute_slash``,
+        ``claim_evidence``)."""
+        sigs = [split_signature(s) for s in ordered_signatures]
+        fn = self.contract.functions.claim_pass(
+            signed_pass.ref.arg(), Web3.to_checksum_address(signed_pass.checker),
+            split_signature(pass_signature), signed_pass.tiles, amount_wei, sigs,
         )  # fmt: skip
         return Call(fn, tail=evidence)
 

@@ -1,6 +1,6 @@
 """Fraud claims and their answers, off-chain: the EIP-712 typed data the escrow checks.
 
-Three messages, all in the "Pictor Escrow" domain of the vouchers:
+Four messages, all in the "Pictor Escrow" domain of the vouchers:
 
 - ``Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)``
   is signed by the WORKER's payment key when it delivers a frame (``frameDigest``:
@@ -12,6 +12,12 @@ Three messages, all in the "Pictor Escrow" domain of the vouchers:
 - ``Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
   bytes32 frameDigest,bytes32 tiles)`` is signed by each checker of a worker's answer:
   it re-rendered the same tiles and found the result right.
+- ``Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,
+  bytes32 frameDigest,bytes32 tiles)`` is signed by a CHECKER that passed the frame
+  (for a plant: the plant's digest); ``tiles`` commits to its own tiles and the digests
+  it committed. It makes the pass claimable (``claim_pass``): the claimers sign
+  ``Fraud`` with ``worker`` = the checker and the same ``tiles``
+  (``CheckerPass.claim``), and the claim is then answered and executed as a worker's.
 
 Whoever submits signatures orders them by ascending signer address
 (``order_signatures``), which is how the contract proves they are distinct.
@@ -41,6 +47,8 @@ RESULT_TYPE = [
 _WORKER_RESULT = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "worker", "type": "address"}, *RESULT_TYPE[2:]]
 CLEAN_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}]
 FRAUD_TYPE = [*CLEAN_TYPE, {"name": "amount", "type": "uint256"}]
+PASS_TYPE = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "checker", "type": "address"},
+             *RESULT_TYPE[2:], {"name": "tiles", "type": "bytes32"}]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +95,30 @@ class FraudClaim:
         return CleanAnswer(self.ref, self.worker, self.tiles)
 
 
-Message = ResultRef | FraudClaim | CleanAnswer
+@dataclass(frozen=True, slots=True)
+class CheckerPass:
+    """A checker's signed pass of a result: the evidence that makes it claimable."""
+
+    ref: ResultRef  # the frame it judged (a plant's: the plant's digest)
+    checker: bytes  # 20-byte payment address of the checker (the signer)
+    tiles: bytes  # 32 bytes: commitment to its own tiles and committed digests
+
+    def claim(self, amount_wei: int) -> FraudClaim:
+        """What claimers sign to accuse this pass: Fraud with the checker as the accused
+        and the pass's own ``tiles`` (the contract takes no other)."""
+        return FraudClaim(self.ref, self.checker, self.tiles, amount_wei)
+
+
+Message = ResultRef | FraudClaim | CleanAnswer | CheckerPass
 
 
 def signable(message: Message) -> SignableMessage:
     if isinstance(message, ResultRef):
         ref, name, types, data = message, "Result", RESULT_TYPE, message._fields()
+    elif isinstance(message, CheckerPass):
+        ref, name, types = message.ref, "Pass", PASS_TYPE
+        data = {**ref._fields(), "checker": to_checksum_address(message.checker),
+                "tiles": message.tiles}  # fmt: skip
     else:
         ref = message.ref
         data = {**ref._fields(), "worker": to_checksum_address(message.worker), "tiles": message.tiles}
@@ -109,7 +135,7 @@ def signable(message: Message) -> SignableMessage:
 
 def sign(message: Message, key: bytes) -> bytes:
     """A 65-byte signature over ``message`` (the worker signs a ``ResultRef``, checkers
-    sign a ``FraudClaim`` or a ``CleanAnswer``)."""
+    sign a ``FraudClaim``, a ``CleanAnswer`` or their own ``CheckerPass``)."""
     return bytes(Account.sign_message(signable(message), key).signature)
 
 
