@@ -35,7 +35,9 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 
 from ledger.vouchers import escrow_domain, split_signature
 from protocol.cid import sha256_of_cid
-from protocol.messages import JobSpec, Result
+from protocol.market.records import verdict_digest_of
+from protocol.messages import JobSpec, Result, Verdict
+from protocol.slashing import tiles_commitment
 
 RESULT_TYPE = [
     {"name": "requester", "type": "address"},
@@ -169,6 +171,18 @@ def result_ref(spec: JobSpec, job_id: bytes, task_id: bytes, frame: int, frame_c
     escrow = spec.escrow
     return ResultRef(escrow.chain_id, escrow.contract, spec.requester_address, job_id, task_id,
                      frame, digest)  # fmt: skip
+
+
+def checker_pass(spec: JobSpec, verdict: Verdict, frame_cid: str, checker: bytes) -> CheckerPass | None:
+    """What a checker signs for its passing ``verdict`` of the frame ``frame_cid`` (a
+    plant's CID for a plant): its ``tiles`` commit to that verdict's body digest, hence to
+    its tile rectangles and committed digests (``tiles_commitment`` of one verdict, so the
+    verdict is the claim's published evidence: ``protocol.fraud_evidence.claimed_pass``).
+    None without an escrow or for a verdict that did not pass."""
+    ref = result_ref(spec, verdict.job_id, verdict.task_id, verdict.frame, frame_cid)
+    if ref is None or not verdict.passed:
+        return None
+    return CheckerPass(ref, checker, tiles_commitment([verdict_digest_of(verdict)]))
 
 
 def sign_result(spec: JobSpec, result: Result, key: bytes) -> bytes | None:

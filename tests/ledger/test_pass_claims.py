@@ -10,12 +10,25 @@ another frame, a requester framing an honest checker with a colluding quorum."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from eth_utils.crypto import keccak
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
-from ledger.fraud import CheckerPass, FraudClaim, ResultRef, sign, signable
-from protocol.fraud_evidence import pack_evidence
+from ledger.fraud import (
+    CheckerPass,
+    FraudClaim,
+    ResultRef,
+    checker_pass,
+    result_ref,
+    sign,
+    signable,
+)
+from node.content.cid import cid_of_bytes
+from protocol.fraud_evidence import claimed_pass, pack_evidence
+from protocol.market.records import verdict_digest_of
+from protocol.messages import job_id_of
+from protocol.slashing import tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -32,6 +45,7 @@ from tests.ledger.test_stake_slash import (
     reverts,
     signed,
 )
+from tests.protocol.vectors_samples import CAROL, sample_spec, task_id_of
 
 CHECKER_TILES = bytes([0xC7]) * 32  # the accused checker's commitment to its own tiles
 
@@ -75,8 +89,11 @@ def test_a_wrong_pass_is_claimed_and_executed(env: Env) -> None:
     checker = staked_checker(env, CHECKER_MIN_STAKE_WEI)
     register(env.checkers[:2])
     ref = plant_of(env, job(env))
-    judged, pass_sig = signed_pass(env, ref, checker)
-    blob = pack_evidence([rejecting_verdict(ref, 0)])  # whatever the claimers publish
+    # the checker's passing verdict of the plant: its Pass commits to it, claimers publish it
+    passed = replace(rejecting_verdict(ref, 0), passed=True)
+    tiles = tiles_commitment([verdict_digest_of(passed)])
+    judged, pass_sig = signed_pass(env, ref, checker, tiles)
+    blob = pack_evidence([passed])
     claim = open_pass_claim(env, judged, pass_sig, env.checkers[:2], evidence=blob)
     assert checker.stake_of().active_wei == CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI
     assert not checker.is_checker(checker.account)  # under the minimum now
@@ -85,8 +102,9 @@ def test_a_wrong_pass_is_claimed_and_executed(env: Env) -> None:
     evidence = env.outsider.claim_evidence(ref, checker.account)  # the accused's node reads this
     claimers = ordered(env.checkers[:2])
     assert evidence is not None
-    assert (evidence.tiles, list(evidence.claimers), evidence.published) == (
-        CHECKER_TILES, claimers, blob)  # fmt: skip
+    assert (evidence.tiles, list(evidence.claimers), evidence.published) == (tiles, claimers, blob)
+    found = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
+    assert found == passed  # the tiles and digests an answering checker re-renders
     reverts("already claimed", open_pass_claim, env, judged, pass_sig, env.checkers[:2])
     env.chain.advance_time(CHALLENGE_S)
     env.outsider.send(env.outsider.calls.execute_slash(claim, claimers))
@@ -230,3 +248,19 @@ def test_pass_digest_matches_the_contract(env_fast: Env) -> None:
     fns, checker = env.outsider.contract.functions, env.chain.w3.to_checksum_address(judged.checker)
     assert fns.pass_digest(judged.ref.arg(), checker, TILES).call() == local
     assert local != keccak(b"\x19" + (m := signable(judged.claim(1).answer)).version + m.header + m.body)
+
+
+def test_checker_pass_commits_to_the_checkers_passing_verdict() -> None:
+    """What a checker's node will sign for a passing verdict (ledger.fraud.checker_pass):
+    the frame it judged and the commitment to that verdict, whose body names its tiles and
+    committed digests; nothing for a rejection or a job without escrow."""
+    spec = sample_spec()
+    job_id = job_id_of(spec)
+    task_id, cid = task_id_of(job_id, 1), cid_of_bytes(b"a plant's bytes")
+    ref = result_ref(spec, job_id, task_id, 1, cid)
+    assert ref is not None
+    passed = replace(rejecting_verdict(ref, 0), passed=True)
+    expected = CheckerPass(ref, CAROL.address, tiles_commitment([verdict_digest_of(passed)]))
+    assert checker_pass(spec, passed, cid, CAROL.address) == expected
+    assert checker_pass(spec, replace(passed, passed=False), cid, CAROL.address) is None
+    assert checker_pass(replace(spec, escrow=None), passed, cid, CAROL.address) is None
