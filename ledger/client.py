@@ -98,6 +98,7 @@ class ClaimState:
     settle_at_s: int  # executable from then on; answerable strictly before
     commit: bytes
     status: int  # CLAIM_*
+    answered_by: int = 0  # signers of the last answer: a new claim needs more
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,8 +317,9 @@ class EscrowClient:
 
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        taken, amount, settle_at, commit, status = self._view("claims", claim_id)
-        return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status))
+        taken, amount, settle_at, commit, status, answered_by = self._view("claims", claim_id)
+        return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status),
+                          int(answered_by))  # fmt: skip
 
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its

@@ -41,7 +41,7 @@
 #   and (b) SLASH_QUORUM distinct registered checkers (neither the worker nor
 #   the requester) signing Fraud(requester, jobId, worker, taskId, frame,
 #   frameDigest, tiles, amount), `tiles` committing to the tiles they
-#   re-rendered. The amount is at most SLASH_CAP; it is taken from the
+#   re-rendered. The amount is SLASH_CAP, no less; it is taken from the
 #   worker's stake into the claim at once, and each signer must hold that much
 #   free stake, which is locked until the claim settles. During CHALLENGE_S
 #   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
@@ -52,8 +52,11 @@
 #   the worker, half to the answering checkers). Otherwise, after the window,
 #   anyone executes it: half of the taken stake to the requester, half in
 #   equal parts to the claimers, whose locks are released. One claim per
-#   (job, worker, task, frame); at most MAX_SIGNERS - 1 claimers, so every claim
-#   can be answered.
+#   (job, worker, task, frame) at a time, executed at most once; after an
+#   answer the frame may be claimed again, by more signers than the answer had
+#   (so the accused's friends cannot use the frame up by claiming and answering
+#   it themselves, nor by a cheap claim: the amount is always the cap). At most
+#   MAX_SIGNERS - 1 claimers, so every claim can be answered.
 #   Checkers are claimable too. `claim_pass` accuses a checker of a wrong
 #   pass: in place of the worker's Result it needs the checker's own signature
 #   over Pass(requester, jobId, checker, taskId, frame, frameDigest, tiles),
@@ -126,6 +129,7 @@ struct Claim:
     settle_at: uint256  # executable from then on; answerable strictly before
     commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
     status: uint256  # CLAIM_* code
+    answered_by: uint256  # signers of the last answer: a new claim needs more
 
 struct Sig:
     v: uint8
@@ -661,6 +665,7 @@ def answer_claim(
     for a: address in answerers:
         assert a not in claimers, "claimer cannot answer"
     self.claims[claim_id].status = CLAIM_ANSWERED
+    self.claims[claim_id].answered_by = len(answerers)
     self.stakes[worker].active += claim.taken
     for c: address in claimers:
         st: Stake = self.stakes[c]
@@ -848,9 +853,15 @@ def _open_claim(
     # Both claims, once the accused's involvement is proven: `worker` is the
     # accused (the worker of claim_fraud, the checker of claim_pass).
     assert self._load(self._key(ref.requester, ref.job_id)).requester != empty(address), "no such job"
-    assert amount > 0 and amount <= SLASH_CAP, "amount above cap"
+    # The whole cap: the first claim decides what the frame costs, and one for 1 wei by
+    # the accused's friends would make it cost 1 wei.
+    assert amount == SLASH_CAP, "amount is not the cap"
     claim_id: bytes32 = self._claim_id(ref, worker)
-    assert self.claims[claim_id].status == 0, "already claimed"
+    prior: Claim = self.claims[claim_id]
+    assert prior.status == 0 or prior.status == CLAIM_ANSWERED, "already claimed"
+    # An answered claim does not use up the frame (the accused's friends could claim
+    # and answer it at no cost to them): a quorum larger than the answer's may claim again.
+    assert len(sigs) > prior.answered_by, "answered by a quorum as large"
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
     # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
     assert len(sigs) < MAX_SIGNERS, "too many claimers"
@@ -867,6 +878,7 @@ def _open_claim(
         settle_at=settle_at,
         commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
         status=CLAIM_PENDING,
+        answered_by=prior.answered_by,
     )
     log FraudClaimed(
         claim_id=claim_id,

@@ -132,10 +132,10 @@ def test_claimers_cannot_claim_other_tiles_than_the_pass_signed(env_fast: Env) -
     # the checker's tiles in the call, the claimers' signatures over theirs
     reverts("not a checker", send,
             calls.claim_pass(judged, pass_sig, SLASH_CAP_WEI, quorum_elsewhere))  # fmt: skip
-    # nor over another amount than the call names, nor above the cap
+    # nor over another amount than the call names, nor another than the cap
     other_amount = signed(env, judged.claim(SLASH_CAP_WEI // 2), env.checkers[:2])
     reverts("not a checker", send, calls.claim_pass(judged, pass_sig, SLASH_CAP_WEI, other_amount))
-    reverts("amount above cap", open_pass_claim, env, judged, pass_sig, env.checkers[:2],
+    reverts("amount is not the cap", open_pass_claim, env, judged, pass_sig, env.checkers[:2],
             SLASH_CAP_WEI + 1)  # fmt: skip
     assert checker.stake_of().active_wei == 2 * ETHER
     open_pass_claim(env, judged, pass_sig, env.checkers[:2])  # at its own tiles it can
