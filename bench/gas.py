@@ -18,7 +18,7 @@ import os
 from ledger.backends import EmbeddedChain, embedded
 from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams, deploy_escrow
-from ledger.fraud import FraudClaim, ResultRef, order_signatures
+from ledger.fraud import CheckerPass, FraudClaim, ResultRef, order_signatures
 from ledger.fraud import sign as sign_typed
 from ledger.tx import TxSender
 from ledger.vouchers import Voucher, sign
@@ -115,6 +115,18 @@ def per_operation(b: Bench) -> dict[str, int]:
     b.chain.advance_time(2 * 24 * 3600)
     call = other.calls.execute_slash(b.claim(job_id, worker, 0), claimer_addrs)
     gas["execute_slash (quorum of 3)"] = other.send(call)["gasUsed"]
+    # Claims on a checker's passes of frames 2 and 3, signed by three checkers that still
+    # hold the minimum; like claim_fraud's figure, the second one's (claimers' locks and
+    # the accused's stake already non-zero).
+    accused = b.clients[15]
+    accused.send(accused.calls.stake(ETHER))
+    for frame in (2, 3):
+        signed_pass = CheckerPass(b.claim(job_id, accused, frame).ref, accused.account, b"\x03" * 32)
+        pass_claim = signed_pass.claim(ETHER // 10)
+        sigs = order_signatures(pass_claim, [sign_typed(pass_claim, b.key_of(c)) for c in answerers[:3]])
+        call = other.calls.claim_pass(signed_pass, sign_typed(signed_pass, b.key_of(accused)),
+                                      pass_claim.amount_wei, sigs)  # fmt: skip
+        gas["claim_pass (quorum of 3)"] = other.send(call)["gasUsed"]
     gas["withdraw_credit"] = answerers[0].send(answerers[0].calls.withdraw_credit())["gasUsed"]
     b.chain.advance_time(7 * 24 * 3600)
     gas["withdraw_stake"] = worker.send(worker.calls.withdraw_stake())["gasUsed"]
@@ -122,7 +134,7 @@ def per_operation(b: Bench) -> dict[str, int]:
 
 
 def main() -> None:
-    with embedded(accounts=16) as chain:
+    with embedded(accounts=17) as chain:
         bench = Bench(chain)
         print("gas per operation (Escrow.vy, py-evm, Prague rules)")
         for name, gas in per_operation(bench).items():

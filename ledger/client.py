@@ -28,7 +28,7 @@ from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
 from ledger.secured import Secured as Secured  # re-exported: callers import it from here
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
@@ -98,6 +98,7 @@ class ClaimState:
     settle_at_s: int  # executable from then on; answerable strictly before
     commit: bytes
     status: int  # CLAIM_*
+    answered_by: int = 0  # signers of the last answer: a new claim needs more
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +191,21 @@ class EscrowCalls:
         fn = self.contract.functions.claim_fraud(
             claim.ref.arg(), Web3.to_checksum_address(claim.worker),
             split_signature(worker_signature), claim.tiles, claim.amount_wei, sigs,
+        )  # fmt: skip
+        return Call(fn, tail=evidence)
+
+    def claim_pass(
+        self, signed_pass: CheckerPass, pass_signature: bytes, amount_wei: int,
+        ordered_signatures: Sequence[bytes], evidence: bytes = b"",
+    ) -> Call:  # fmt: skip
+        """Open a claim against a checker's pass: its own Pass signature plus the claimers'
+        over ``signed_pass.claim(amount_wei)``. Answered and executed as a fraud claim
+        with the checker as the worker (``answer_claim``, ``execute_slash``,
+        ``claim_evidence``)."""
+        sigs = [split_signature(s) for s in ordered_signatures]
+        fn = self.contract.functions.claim_pass(
+            signed_pass.ref.arg(), Web3.to_checksum_address(signed_pass.checker),
+            split_signature(pass_signature), signed_pass.tiles, amount_wei, sigs,
         )  # fmt: skip
         return Call(fn, tail=evidence)
 
@@ -301,8 +317,9 @@ class EscrowClient:
 
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        taken, amount, settle_at, commit, status = self._view("claims", claim_id)
-        return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status))
+        taken, amount, settle_at, commit, status, answered_by = self._view("claims", claim_id)
+        return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status),
+                          int(answered_by))  # fmt: skip
 
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its

@@ -1,6 +1,6 @@
 """Fraud claims and their answers, off-chain: the EIP-712 typed data the escrow checks.
 
-Three messages, all in the "Pictor Escrow" domain of the vouchers:
+Four messages, all in the "Pictor Escrow" domain of the vouchers:
 
 - ``Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)``
   is signed by the WORKER's payment key when it delivers a frame (``frameDigest``:
@@ -12,6 +12,12 @@ Three messages, all in the "Pictor Escrow" domain of the vouchers:
 - ``Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
   bytes32 frameDigest,bytes32 tiles)`` is signed by each checker of a worker's answer:
   it re-rendered the same tiles and found the result right.
+- ``Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,
+  bytes32 frameDigest,bytes32 tiles)`` is signed by a CHECKER that passed the frame
+  (for a plant: the plant's digest); ``tiles`` commits to its own tiles and the digests
+  it committed. It makes the pass claimable (``claim_pass``): the claimers sign
+  ``Fraud`` with ``worker`` = the checker and the same ``tiles``
+  (``CheckerPass.claim``), and the claim is then answered and executed as a worker's.
 
 Whoever submits signatures orders them by ascending signer address
 (``order_signatures``), which is how the contract proves they are distinct.
@@ -29,7 +35,9 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 
 from ledger.vouchers import escrow_domain, split_signature
 from protocol.cid import sha256_of_cid
-from protocol.messages import JobSpec, Result
+from protocol.market.records import verdict_digest_of
+from protocol.messages import JobSpec, Result, Verdict
+from protocol.slashing import tiles_commitment
 
 RESULT_TYPE = [
     {"name": "requester", "type": "address"},
@@ -41,6 +49,8 @@ RESULT_TYPE = [
 _WORKER_RESULT = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "worker", "type": "address"}, *RESULT_TYPE[2:]]
 CLEAN_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}]
 FRAUD_TYPE = [*CLEAN_TYPE, {"name": "amount", "type": "uint256"}]
+PASS_TYPE = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "checker", "type": "address"},
+             *RESULT_TYPE[2:], {"name": "tiles", "type": "bytes32"}]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +97,30 @@ class FraudClaim:
         return CleanAnswer(self.ref, self.worker, self.tiles)
 
 
-Message = ResultRef | FraudClaim | CleanAnswer
+@dataclass(frozen=True, slots=True)
+class CheckerPass:
+    """A checker's signed pass of a result: the evidence that makes it claimable."""
+
+    ref: ResultRef  # the frame it judged (a plant's: the plant's digest)
+    checker: bytes  # 20-byte payment address of the checker (the signer)
+    tiles: bytes  # 32 bytes: commitment to its own tiles and committed digests
+
+    def claim(self, amount_wei: int) -> FraudClaim:
+        """What claimers sign to accuse this pass: Fraud with the checker as the accused
+        and the pass's own ``tiles`` (the contract takes no other)."""
+        return FraudClaim(self.ref, self.checker, self.tiles, amount_wei)
+
+
+Message = ResultRef | FraudClaim | CleanAnswer | CheckerPass
 
 
 def signable(message: Message) -> SignableMessage:
     if isinstance(message, ResultRef):
         ref, name, types, data = message, "Result", RESULT_TYPE, message._fields()
+    elif isinstance(message, CheckerPass):
+        ref, name, types = message.ref, "Pass", PASS_TYPE
+        data = {**ref._fields(), "checker": to_checksum_address(message.checker),
+                "tiles": message.tiles}  # fmt: skip
     else:
         ref = message.ref
         data = {**ref._fields(), "worker": to_checksum_address(message.worker), "tiles": message.tiles}
@@ -109,7 +137,7 @@ def signable(message: Message) -> SignableMessage:
 
 def sign(message: Message, key: bytes) -> bytes:
     """A 65-byte signature over ``message`` (the worker signs a ``ResultRef``, checkers
-    sign a ``FraudClaim`` or a ``CleanAnswer``)."""
+    sign a ``FraudClaim``, a ``CleanAnswer`` or their own ``CheckerPass``)."""
     return bytes(Account.sign_message(signable(message), key).signature)
 
 
@@ -143,6 +171,18 @@ def result_ref(spec: JobSpec, job_id: bytes, task_id: bytes, frame: int, frame_c
     escrow = spec.escrow
     return ResultRef(escrow.chain_id, escrow.contract, spec.requester_address, job_id, task_id,
                      frame, digest)  # fmt: skip
+
+
+def checker_pass(spec: JobSpec, verdict: Verdict, frame_cid: str, checker: bytes) -> CheckerPass | None:
+    """What a checker signs for its passing ``verdict`` of the frame ``frame_cid`` (a
+    plant's CID for a plant): its ``tiles`` commit to that verdict's body digest, hence to
+    its tile rectangles and committed digests (``tiles_commitment`` of one verdict, so the
+    verdict is the claim's published evidence: ``protocol.fraud_evidence.claimed_pass``).
+    None without an escrow or for a verdict that did not pass."""
+    ref = result_ref(spec, verdict.job_id, verdict.task_id, verdict.frame, frame_cid)
+    if ref is None or not verdict.passed:
+        return None
+    return CheckerPass(ref, checker, tiles_commitment([verdict_digest_of(verdict)]))
 
 
 def sign_result(spec: JobSpec, result: Result, key: bytes) -> bytes | None:

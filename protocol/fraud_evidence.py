@@ -61,11 +61,8 @@ def find_evidence(calldata: bytes) -> bytes:
     return b"" if at < 0 else calldata[at : at + len(EVIDENCE_MAGIC) + MAX_EVIDENCE_BYTES + 1]
 
 
-def claimed_verdicts(
-    blob: bytes, tiles: bytes, job_id: bytes, task_id: bytes, frame: int
-) -> tuple[Verdict, ...] | None:
-    """The published verdicts when they are the claim's evidence: their commitment is
-    ``tiles``, each rejects this job's task and frame. None otherwise."""
+def _committed(blob: bytes, tiles: bytes) -> tuple[Verdict, ...] | None:
+    """The published verdicts when their commitment is ``tiles`` (None: no evidence)."""
     if not blob.startswith(EVIDENCE_MAGIC) or len(blob) > len(EVIDENCE_MAGIC) + MAX_EVIDENCE_BYTES:
         return None
     try:
@@ -77,10 +74,38 @@ def claimed_verdicts(
         return None
     if tiles_commitment(verdict_digest_of(v) for v in verdicts) != tiles:
         return None
+    return verdicts
+
+
+def claimed_verdicts(
+    blob: bytes, tiles: bytes, job_id: bytes, task_id: bytes, frame: int
+) -> tuple[Verdict, ...] | None:
+    """The published verdicts when they are the claim's evidence: their commitment is
+    ``tiles``, each rejects this job's task and frame. None otherwise."""
+    verdicts = _committed(blob, tiles)
+    if verdicts is None:
+        return None
     if any((v.job_id, v.task_id, v.frame, v.passed) != (job_id, task_id, frame, False)
            for v in verdicts):  # fmt: skip
         return None
     return verdicts
+
+
+def claimed_pass(
+    blob: bytes, tiles: bytes, job_id: bytes, task_id: bytes, frame: int
+) -> Verdict | None:
+    """The evidence of a claim against a checker's pass (the escrow's ``claim_pass``):
+    the checker's own passing verdict for this job's task and frame, alone, whose
+    commitment is ``tiles`` (the ``tiles`` its ``Pass`` signature names:
+    ``tiles_commitment`` of that verdict's body digest). Its tiles and committed
+    digests are what an answering checker re-renders. None otherwise."""
+    verdicts = _committed(blob, tiles)
+    if verdicts is None or len(verdicts) != 1:
+        return None
+    (v,) = verdicts
+    if (v.job_id, v.task_id, v.frame, v.passed) != (job_id, task_id, frame, True):
+        return None
+    return v
 
 
 def claimed_cells(

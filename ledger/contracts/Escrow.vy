@@ -41,7 +41,7 @@
 #   and (b) SLASH_QUORUM distinct registered checkers (neither the worker nor
 #   the requester) signing Fraud(requester, jobId, worker, taskId, frame,
 #   frameDigest, tiles, amount), `tiles` committing to the tiles they
-#   re-rendered. The amount is at most SLASH_CAP; it is taken from the
+#   re-rendered. The amount is SLASH_CAP, no less; it is taken from the
 #   worker's stake into the claim at once, and each signer must hold that much
 #   free stake, which is locked until the claim settles. During CHALLENGE_S
 #   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
@@ -52,8 +52,22 @@
 #   the worker, half to the answering checkers). Otherwise, after the window,
 #   anyone executes it: half of the taken stake to the requester, half in
 #   equal parts to the claimers, whose locks are released. One claim per
-#   (job, worker, task, frame); at most MAX_SIGNERS - 1 claimers, so every claim
-#   can be answered. Signatures are ordered by ascending signer
+#   (job, worker, task, frame) at a time, executed at most once; after an
+#   answer the frame may be claimed again, by more signers than the answer had
+#   (so the accused's friends cannot use the frame up by claiming and answering
+#   it themselves, nor by a cheap claim: the amount is always the cap). At most
+#   MAX_SIGNERS - 1 claimers, so every claim can be answered.
+#   Checkers are claimable too. `claim_pass` accuses a checker of a wrong
+#   pass: in place of the worker's Result it needs the checker's own signature
+#   over Pass(requester, jobId, checker, taskId, frame, frameDigest, tiles),
+#   `tiles` committing to the tiles the checker re-rendered and the digests it
+#   committed, and the claimers sign Fraud with worker := the checker and the
+#   SAME `tiles`: they attest that the frame is wrong where the checker looked,
+#   so a checker whose tiles matched cannot be slashed for a fake elsewhere in
+#   the frame. From then on it is the worker's claim with the checker as the
+#   accused (`worker` in the event, answer_claim and execute_slash); claim ids
+#   are (job, accused, task, frame), so a node that both delivered and passed a
+#   frame answers for it once. Signatures are ordered by ascending signer
 #   address, which proves distinctness without a loop; payouts are credited
 #   to pull-payment balances (`withdraw_credit`), so one reverting recipient
 #   cannot block a settlement.
@@ -115,6 +129,7 @@ struct Claim:
     settle_at: uint256  # executable from then on; answerable strictly before
     commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
     status: uint256  # CLAIM_* code
+    answered_by: uint256  # signers of the last answer: a new claim needs more
 
 struct Sig:
     v: uint8
@@ -246,6 +261,9 @@ FRAUD_TYPEHASH: constant(bytes32) = keccak256(
 )
 CLEAN_TYPEHASH: constant(bytes32) = keccak256(
     "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles)"
+)
+PASS_TYPEHASH: constant(bytes32) = keccak256(
+    "Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles)"
 )
 CLAIM_PENDING: constant(uint256) = 1
 CLAIM_EXECUTED: constant(uint256) = 2
@@ -516,6 +534,12 @@ def clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
     return self._clean_digest(ref, worker, tiles)
 
 
+@view
+@external
+def pass_digest(ref: ResultRef, checker: address, tiles: bytes32) -> bytes32:
+    return self._pass_digest(ref, checker, tiles)
+
+
 @pure
 @external
 def claim_id(ref: ResultRef, worker: address) -> bytes32:
@@ -587,41 +611,32 @@ def claim_fraud(
             locks `amount` of each signing checker's free stake until the
             claim settles. Executable CHALLENGE_S later unless answered.
     """
-    assert self._load(self._key(ref.requester, ref.job_id)).requester != empty(address), "no such job"
-    assert amount > 0 and amount <= SLASH_CAP, "amount above cap"
     assert worker != empty(address), "zero worker"
     assert self._recover(self._result_digest(ref), worker_sig) == worker, "not the worker's result"
-    claim_id: bytes32 = self._claim_id(ref, worker)
-    assert self.claims[claim_id].status == 0, "already claimed"
-    assert len(sigs) >= SLASH_QUORUM, "below quorum"
-    # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
-    assert len(sigs) < MAX_SIGNERS, "too many claimers"
-    digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount)
-    claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
-    for c: address in claimers:
-        self.stakes[c].locked += amount
-    taken: uint256 = self._take_stake(worker, amount)
-    assert taken > 0, "nothing to slash"
-    settle_at: uint256 = block.timestamp + CHALLENGE_S
-    self.claims[claim_id] = Claim(
-        taken=taken,
-        amount=amount,
-        settle_at=settle_at,
-        commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
-        status=CLAIM_PENDING,
-    )
-    log FraudClaimed(
-        claim_id=claim_id,
-        job_id=ref.job_id,
-        worker=worker,
-        requester=ref.requester,
-        frame=ref.frame,
-        amount=taken,
-        settle_at=settle_at,
-        tiles=tiles,
-        claimers=claimers,
-    )
-    return claim_id
+    return self._open_claim(ref, worker, tiles, amount, sigs)
+
+
+@external
+@nonreentrant
+def claim_pass(
+    ref: ResultRef,
+    checker: address,
+    pass_sig: Sig,
+    tiles: bytes32,
+    amount: uint256,
+    sigs: DynArray[Sig, MAX_SIGNERS],
+) -> bytes32:
+    """
+    @notice Open a claim against `checker` for a result it passed: its own
+            Pass signature over `ref` and `tiles` (its re-rendered tiles) is
+            the proof it judged that frame at those tiles, and the claimers'
+            Fraud signatures name the same `tiles`, so they attest a wrong
+            pass where the checker looked. Otherwise a fraud claim with the
+            checker as the accused: answered and executed the same way.
+    """
+    assert checker != empty(address), "zero checker"
+    assert self._recover(self._pass_digest(ref, checker, tiles), pass_sig) == checker, "not the checker's pass"
+    return self._open_claim(ref, checker, tiles, amount, sigs)
 
 
 @external
@@ -650,6 +665,7 @@ def answer_claim(
     for a: address in answerers:
         assert a not in claimers, "claimer cannot answer"
     self.claims[claim_id].status = CLAIM_ANSWERED
+    self.claims[claim_id].answered_by = len(answerers)
     self.stakes[worker].active += claim.taken
     for c: address in claimers:
         st: Stake = self.stakes[c]
@@ -827,6 +843,58 @@ def _take_stake(worker: address, amount_max: uint256) -> uint256:
 
 
 @internal
+def _open_claim(
+    ref: ResultRef,
+    worker: address,
+    tiles: bytes32,
+    amount: uint256,
+    sigs: DynArray[Sig, MAX_SIGNERS],
+) -> bytes32:
+    # Both claims, once the accused's involvement is proven: `worker` is the
+    # accused (the worker of claim_fraud, the checker of claim_pass).
+    assert self._load(self._key(ref.requester, ref.job_id)).requester != empty(address), "no such job"
+    # The whole cap: the first claim decides what the frame costs, and one for 1 wei by
+    # the accused's friends would make it cost 1 wei.
+    assert amount == SLASH_CAP, "amount is not the cap"
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    prior: Claim = self.claims[claim_id]
+    assert prior.status == 0 or prior.status == CLAIM_ANSWERED, "already claimed"
+    # An answered claim does not use up the frame (the accused's friends could claim
+    # and answer it at no cost to them): a quorum larger than the answer's may claim again.
+    assert len(sigs) > prior.answered_by, "answered by a quorum as large"
+    assert len(sigs) >= SLASH_QUORUM, "below quorum"
+    # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
+    assert len(sigs) < MAX_SIGNERS, "too many claimers"
+    digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount)
+    claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
+    for c: address in claimers:
+        self.stakes[c].locked += amount
+    taken: uint256 = self._take_stake(worker, amount)
+    assert taken > 0, "nothing to slash"
+    settle_at: uint256 = block.timestamp + CHALLENGE_S
+    self.claims[claim_id] = Claim(
+        taken=taken,
+        amount=amount,
+        settle_at=settle_at,
+        commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
+        status=CLAIM_PENDING,
+        answered_by=prior.answered_by,
+    )
+    log FraudClaimed(
+        claim_id=claim_id,
+        job_id=ref.job_id,
+        worker=worker,
+        requester=ref.requester,
+        frame=ref.frame,
+        amount=taken,
+        settle_at=settle_at,
+        tiles=tiles,
+        claimers=claimers,
+    )
+    return claim_id
+
+
+@internal
 def _sync_checker(account: address):
     # The checker flag lasts only while the account keeps the minimum active stake.
     if self.is_checker[account] and self.stakes[account].active < CHECKER_MIN_STAKE:
@@ -861,6 +929,14 @@ def _fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint2
 def _clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
     return self._digest(keccak256(abi_encode(
         CLEAN_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles
+    )))
+
+
+@view
+@internal
+def _pass_digest(ref: ResultRef, checker: address, tiles: bytes32) -> bytes32:
+    return self._digest(keccak256(abi_encode(
+        PASS_TYPEHASH, ref.requester, ref.job_id, checker, ref.task_id, ref.frame, ref.frame_digest, tiles
     )))
 
 

@@ -40,6 +40,9 @@ owners = st.integers(min_value=0, max_value=1)  # 0: the requester, 1: a squatte
 workers = st.integers(min_value=0, max_value=1)
 frames = st.integers(min_value=0, max_value=1)
 stakers = st.integers(min_value=0, max_value=3)
+# A claim is taken only at the cap; other amounts are drawn to be refused.
+claim_amounts = st.one_of(st.just(SLASH_CAP_WEI), amounts)
+CHECKER_STAKE_WEI = CHECKER_MIN_STAKE_WEI + 2 * SLASH_CAP_WEI  # survives a lost claim
 JobKey = tuple[int, bytes]  # (owner, job id)
 ClaimKey = tuple[int, int, int]  # (job, worker, frame) of the requester's jobs
 TILES = b"\x01" * 32
@@ -82,10 +85,10 @@ class EscrowMachine(RuleBasedStateMachine):
         self.touched: set[JobKey] = set()  # jobs changed since the last check (reads are slow)
         # Checkers 0-1 claim, 2-4 (a larger quorum) answer.
         for checker in self.env.checkers:
-            checker.send(checker.calls.stake(CHECKER_MIN_STAKE_WEI))
+            checker.send(checker.calls.stake(CHECKER_STAKE_WEI))
             checker.send(checker.calls.register_checker())
-            self.model.inflow_wei += CHECKER_MIN_STAKE_WEI
-            self.model.active[checker.account] = CHECKER_MIN_STAKE_WEI
+            self.model.inflow_wei += CHECKER_STAKE_WEI
+            self.model.active[checker.account] = CHECKER_STAKE_WEI
             self.model.checker.add(checker.account)
         # Start from open jobs with lanes and staked workers so that most operations can succeed.
         for job in range(3):
@@ -246,7 +249,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def claimers(self) -> list[EscrowClient]:
         return self.env.checkers[:2]
 
-    @rule(job=jobs, worker=workers, frame=frames, amount_wei=amounts)
+    @rule(job=jobs, worker=workers, frame=frames, amount_wei=claim_amounts)
     def claim(self, job: int, worker: int, frame: int, amount_wei: int) -> None:
         m, w = self.model, self.env.workers[worker]
         claim = self.claim_of(job, worker, frame, amount_wei)
@@ -255,8 +258,9 @@ class EscrowMachine(RuleBasedStateMachine):
         pending, unbond_at_s = m.unbonding.get(w.account, (0, 0))
         from_active = min(amount_wei, m.active.get(w.account, 0))
         from_unbonding = min(amount_wei - from_active, pending)
+        # (an answered claim stays: two claimers never outnumber its three answerers)
         ok = ((0, self.job_ids[job]) in m.remaining and (job, worker, frame) not in m.claims
-              and 0 < amount_wei <= SLASH_CAP_WEI and from_active + from_unbonding > 0
+              and amount_wei == SLASH_CAP_WEI and from_active + from_unbonding > 0
               and all(self.can_sign(c.account, amount_wei) for c in self.claimers()))  # fmt: skip
         call = self.env.outsider.calls.claim_fraud(claim, sign(claim.ref, key(w)), sigs)
         self.attempt(self.env.outsider, call, ok)

@@ -121,7 +121,7 @@ def test_checker_flag_cleared_when_active_stake_drops_under_minimum(env_fast: En
     job_id = staked_job(env, worker, CHECKER_MIN_STAKE_WEI)
     worker.send(worker.calls.register_checker())
     register(env.checkers[1:3])
-    open_claim(env, claim_for(env, result_of(env, job_id), worker, 1), env.checkers[1:3])
+    open_claim(env, claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI), env.checkers[1:3])
     assert not worker.is_checker(worker.account)
 
 
@@ -182,9 +182,9 @@ def test_slash_is_capped_per_frame(env_fast: Env) -> None:
     job_id = staked_job(env, worker, 100 * ETHER)
     register(env.checkers[:2], 100 * ETHER)
     ref = result_of(env, job_id)
-    reverts("amount above cap", open_claim, env, claim_for(env, ref, worker, 100 * ETHER),
-            env.checkers[:2])  # fmt: skip
-    reverts("amount above cap", open_claim, env, claim_for(env, ref, worker, 0), env.checkers[:2])
+    for amount_wei in (100 * ETHER, SLASH_CAP_WEI + 1, SLASH_CAP_WEI - 1, 0):  # the cap, exactly
+        reverts("amount is not the cap", open_claim, env, claim_for(env, ref, worker, amount_wei),
+                env.checkers[:2])  # fmt: skip
     for frame in (1, 2):  # each frame is its own claim, each capped
         open_claim(env, claim_for(env, result_of(env, job_id, frame), worker, SLASH_CAP_WEI),
                    env.checkers[:2])  # fmt: skip
@@ -204,7 +204,7 @@ def test_signers_put_their_own_stake_at_risk(env_fast: Env) -> None:
     open_claim(env, claim_for(env, result_of(env, job_id, 2), worker, SLASH_CAP_WEI),
                env.checkers[:2])  # fmt: skip
     reverts("stake at risk too low", open_claim, env,
-            claim_for(env, result_of(env, job_id, 3), worker, 1), env.checkers[:2])  # fmt: skip
+            claim_for(env, result_of(env, job_id, 3), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
 
 
 def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:

@@ -17,6 +17,7 @@ from protocol.fraud_evidence import (
     EVIDENCE_MAGIC,
     MAX_EVIDENCE_BYTES,
     claimed_cells,
+    claimed_pass,
     claimed_verdicts,
     find_evidence,
     pack_evidence,
@@ -72,6 +73,21 @@ def test_evidence_that_is_not_the_claims_is_refused() -> None:
     assert claimed_verdicts(blob[len(EVIDENCE_MAGIC) :], tiles, JOB, TASK, FRAME) is None
     assert claimed_verdicts(blob[:-5], tiles, JOB, TASK, FRAME) is None
     assert claimed_verdicts(blob + b"\x00" * MAX_EVIDENCE_BYTES, tiles, JOB, TASK, FRAME) is None
+
+
+def test_a_pass_claims_evidence_is_the_checkers_own_passing_verdict() -> None:
+    """A claim against a checker's pass publishes that one passing verdict: its commitment
+    is the tiles of the checker's Pass signature (ledger.fraud.checker_pass)."""
+    passed = replace(verdict(1), passed=True)
+    tiles = commitment([passed])
+    assert claimed_pass(pack_evidence([passed]), tiles, JOB, TASK, FRAME) == passed
+    assert claimed_verdicts(pack_evidence([passed]), tiles, JOB, TASK, FRAME) is None
+    for other in (verdict(1), replace(passed, frame=4), replace(passed, task_id=b"\x09" * 32)):
+        assert claimed_pass(pack_evidence([other]), commitment([other]), JOB, TASK, FRAME) is None
+    two = [passed, replace(verdict(2), passed=True)]
+    assert claimed_pass(pack_evidence(two), commitment(two), JOB, TASK, FRAME) is None
+    assert claimed_pass(pack_evidence([passed]), commitment([verdict(1)]), JOB, TASK, FRAME) is None
+    assert claimed_pass(b"", tiles, JOB, TASK, FRAME) is None
 
 
 def test_a_slasher_publishes_nothing_a_reader_would_refuse() -> None:

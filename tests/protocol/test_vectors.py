@@ -154,7 +154,7 @@ def test_record_sync_vectors_check_out() -> None:
 
 
 _EIP712_FIELDS = {"requester": "address", "jobId": "bytes32", "worker": "address",
-                  "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
+                  "checker": "address", "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
                   "tiles": "bytes32", "amount": "uint256"}  # fmt: skip
 
 

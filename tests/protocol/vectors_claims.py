@@ -1,9 +1,11 @@
-"""EIP-712 result, fraud and clean signatures for ``docs/vectors/claims.json`` (see ``vectors_gen``).
+"""EIP-712 result, fraud, clean and pass signatures for ``docs/vectors/claims.json`` (see ``vectors_gen``).
 
 The same objects the sample ``result``, ``fraud_signed`` and ``clean_signed``
 envelopes carry (``vectors_samples.sample_messages``), signed by ``ledger.fraud``:
 so a second implementation can check its typed-data hashing step by step and
 then find the very signatures inside ``envelopes.json`` (docs/PROTOCOL.md §8.4).
+``Pass`` travels in no message yet (a checker signs it for the escrow's ``claim_pass``);
+its vector is here for the hashing alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ RESULT_TYPE = (
 )
 CLEAN_TYPE = (
     "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,"
+    "bytes32 frameDigest,bytes32 tiles)"
+)
+PASS_TYPE = (
+    "Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,"
     "bytes32 frameDigest,bytes32 tiles)"
 )
 FRAUD_TYPE = (
@@ -75,12 +81,19 @@ def claim_vectors() -> dict[str, Any]:
         "worker": address_text(BOB.address), "taskId": base["taskId"], "frame": 1,
         "frameDigest": base["frameDigest"], "tiles": tiles.hex(),
     }  # fmt: skip
+    checker_pass = fraud.CheckerPass(ref, CAROL.address, tiles)
+    with_checker = {  # Pass: the checker (the signer) in the worker's place
+        ("checker" if k == "worker" else k): address_text(CAROL.address) if k == "worker" else v
+        for k, v in with_worker.items()
+    }
     return {
         "comment": "EIP-712 typed data in the escrow's domain (the vouchers'): Result is signed "
         "by the worker's payment key (result.result_sig), Fraud and Clean by checkers "
         "(fraud_signed / clean_signed.signature). The signatures are the ones in envelopes.json. "
         "frameDigest is the sha2-256 inside frame_cid; tiles = SHA-256(tiles_domain || sorted "
-        "verdict body digests); amount is decimal text.",
+        "verdict body digests); amount is decimal text. Pass is signed by a checker over the "
+        "frame it passed (tiles: of its one passing verdict's body digest); no message carries "
+        "it yet.",
         "chain_id": ref.chain_id,
         "verifying_contract": address_text(ref.contract),
         "frame_cid": frame_cid,
@@ -92,5 +105,6 @@ def claim_vectors() -> dict[str, Any]:
             _vector("fraud", FRAUD_TYPE, claim, CAROL.payment_key,
                     {**with_worker, "amount": str(claim.amount_wei)}),
             _vector("clean", CLEAN_TYPE, claim.answer, CAROL.payment_key, with_worker),
+            _vector("pass", PASS_TYPE, checker_pass, CAROL.payment_key, with_checker),
         ],
     }

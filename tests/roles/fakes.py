@@ -389,13 +389,16 @@ class FakeEscrow:
         ref, worker = claim.ref, claim.worker
         if (ref.requester, ref.job_id) not in self.jobs:
             raise ChainRevert("no such job")
-        if not 0 < claim.amount_wei <= self.terms.cap_wei:
-            raise ChainRevert("amount above cap")
+        if claim.amount_wei != self.terms.cap_wei:
+            raise ChainRevert("amount is not the cap")
         if fraud_recover(ref, worker_sig) != worker:
             raise ChainRevert("not the worker's result")
         key = (ref, worker)
-        if key in self.claims:
+        prior = self.claims.get(key)
+        if prior is not None and prior.status != CLAIM_ANSWERED:
             raise ChainRevert("already claimed")
+        if prior is not None and len(sigs) <= prior.answered_by:
+            raise ChainRevert("answered by a quorum as large")
         if len(sigs) < self.terms.quorum:
             raise ChainRevert("below quorum")
         signers = [fraud_recover(claim, sig) for sig in sigs]
@@ -416,7 +419,8 @@ class FakeEscrow:
         self.stakes[worker] -= taken
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
-                                      claim.tiles + b"".join(signers), CLAIM_PENDING)  # fmt: skip
+                                      claim.tiles + b"".join(signers), CLAIM_PENDING,
+                                      0 if prior is None else prior.answered_by)  # fmt: skip
         self.published[key] = find_evidence(evidence)
         self._mined("claim", worker, taken)
 
@@ -452,7 +456,8 @@ class FakeEscrow:
                 raise ChainRevert("not a checker")
             if self.stakes.get(a, 0) - self.locked.get(a, 0) < state.amount_wei:
                 raise ChainRevert("stake at risk too low")
-        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
+        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED,
+                                             answered_by=len(answerers))  # fmt: skip
         self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
         for c in claimers:
             self.locked[c] -= state.amount_wei
