@@ -192,8 +192,17 @@ def _short(seed: int, **overrides: Any) -> dict[str, Any]:
 
 
 def test_with_the_record_cheaters_get_fewer_frames_network_wide() -> None:
-    """cheaters_20pct (2 h, seed 1): each requester knowing only its own verdicts kept
-    awarding cheaters others had caught; with the record they are refused everywhere."""
-    alone, shared = _short(1, **{"verification.public_record": False}), _short(1)
-    assert shared["cheats_submitted"] < alone["cheats_submitted"] * 3 // 4
-    assert shared["jobs_unfinished"] == 0
+    """cheaters_20pct (the full 6 h, seeds 1-6, summed): each requester knowing only its
+    own verdicts kept awarding cheaters others had caught; with the record they are
+    refused everywhere once it holds their third rejection. A single seed, or 2 h, is
+    noise: a cheater needs hours to collect three rejections (on the merged main, 2 h
+    summed over seeds 1-6 gave 139 cheats alone and 142 shared; 6 h gave 307 and 209)."""
+    alone = shared = 0
+    for seed in range(1, 7):
+        full = load_scenario(SCENARIOS / "cheaters_20pct.toml")
+        off = load_scenario(SCENARIOS / "cheaters_20pct.toml", {"verification.public_record": False})
+        on = run_scenario(full, seed).summary
+        alone += run_scenario(off, seed).summary["cheats_submitted"]
+        shared += on["cheats_submitted"]
+        assert on["jobs_unfinished"] == 0
+    assert shared < alone * 85 // 100

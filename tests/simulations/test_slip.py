@@ -48,7 +48,9 @@ def test_checkers_keep_up_at_the_measured_cost() -> None:
 
 
 def test_the_colluder_is_what_slips_with_one_checker_and_a_second_one_stops_it() -> None:
-    one, two = _run(2), _run(2, **{"verification.checkers_fresh": 2})
-    assert one["cheats_missed_colluder"] > 0
-    assert two["cheats_missed_colluder"] == 0
-    assert two["cheat_slip_ppm"] < one["cheat_slip_ppm"]
+    # seeds 1-3 summed: one seed may give the colluder no partner's cheat to pass
+    one = [_run(seed) for seed in (1, 2, 3)]
+    two = [_run(seed, **{"verification.checkers_fresh": 2}) for seed in (1, 2, 3)]
+    assert sum(s["cheats_missed_colluder"] for s in one) > 0
+    assert sum(s["cheats_missed_colluder"] for s in two) == 0
+    assert sum(s["cheats_missed"] for s in two) < sum(s["cheats_missed"] for s in one)
