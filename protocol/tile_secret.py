@@ -44,7 +44,7 @@ import hashlib
 
 from protocol.errors import LocalProtocolError
 from protocol.messages import Verdict
-from protocol.verification import Tile, select_tiles
+from protocol.verification import tiles_drawn
 
 TILE_SECRET_DOMAIN = b"pictor/verify/tile-secret/v1\x00"
 NO_CHECK_SECRET = bytes(32)  # a machine without one: public draws (tests only)
@@ -88,8 +88,6 @@ def verdict_draw_refusal(
     refused here: nothing it rendered with its own draw can be told from a grind.)"""
     if verdict.secret != tile_secret:
         return "a verdict whose tile secret is not the one its request sent"
-    expected = select_tiles(verdict.result_digest, tile_secret, width, height, k, tile_px)
-    got = tuple(Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles)
-    if got != expected:
+    if not tiles_drawn(verdict, tile_secret, width, height, k, tile_px):
         return "a verdict on other tiles than its request's secret selects"
     return None

@@ -482,6 +482,16 @@ def builds_match(result: Result, verdict: Verdict) -> bool:
     )
 
 
+def tiles_drawn(
+    verdict: Verdict, secret: bytes, width: int, height: int, k: int, tile_px: int
+) -> bool:
+    """Are the verdict's tiles exactly, in order, the ``k`` cells ``secret`` selects for
+    its result (:func:`select_tiles`)? The one check of a verdict's draw, for
+    :func:`audit_verdict` and the requester's (``protocol.tile_secret``)."""
+    expected = select_tiles(verdict.result_digest, secret, width, height, k, tile_px)
+    return tuple(Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles) == expected
+
+
 def audit_verdict(
     verdict: Verdict,
     result_digest: bytes,
@@ -499,11 +509,9 @@ def audit_verdict(
         return False
     if len(verdict.tile_digests) != len(verdict.tiles):
         return False  # the commitment to the re-render must cover every tile
-    expected = select_tiles(
-        result_digest, verdict.secret, width, height, len(verdict.tiles), policy.sampling.tile_px
-    )
-    got = tuple(Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles)
-    if got != expected:
+    if not tiles_drawn(
+        verdict, verdict.secret, width, height, len(verdict.tiles), policy.sampling.tile_px
+    ):
         return False
     if same_build is None:
         return True
