@@ -24,6 +24,9 @@ lags the requester's funding, or our chain was out).
 
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
+``adversary="stall"`` takes its awards and never finishes a frame (a machine
+that hangs mid-render, for the lease-expiry tests: the render in flight stays
+visible until the process is killed).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from protocol.messages import (
 
 logger = logging.getLogger(__name__)
 BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
+STALL = "stall"  # test adversary: holds its leases, never finishes a frame
 MAX_SPECS = 4096  # announced jobs remembered beyond those the machine knows
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
 
@@ -298,6 +302,8 @@ class WorkerRole:
             self.carry_out(self.machine.render_progress(command.task_id, permille,
                                                         self.ctx.clock.now_ms()))  # fmt: skip
 
+        if self.ctx.settings.adversary == STALL:  # hangs mid-frame until killed
+            await trio.sleep_forever()
         out_dir = self.ctx.work_root / f"out-{command.task_id.hex()[:16]}"
         started_s = trio.current_time()
         outputs = await self.ctx.render.frames.render_frames(
