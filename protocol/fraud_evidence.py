@@ -134,7 +134,7 @@ def may_sign_pass(
     claim names): we re-rendered exactly the accused's cells, and they are wrong.
     Whether the accused's ``Pass`` signature names that frame is the caller's to
     check (``ledger.fraud.pass_signer``: a signature is not the protocol's)."""
-    if verdict is None or not verdict.passed:
+    if verdict is None or not verdict.passed or not verdict.tiles:
         return "the claim carries no passing verdict"
     if (verdict.job_id, verdict.task_id, verdict.frame) != (job_id, task_id, frame):
         return "the passing verdict is about another frame than the claim"

@@ -114,7 +114,10 @@ class Roles:
             elif isinstance(message, FraudSigned):
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:
-                self.checker.on_fraud_sign_request(sender, message)
+                if message.pass_verdict is None:
+                    self.checker.on_fraud_sign_request(sender, message)
+                elif not self.checker.pass_rechecks.receive(sender, message):
+                    return None  # busy, or a job we do not know: the requester asks again
             elif isinstance(message, CleanSignRequest) and self.checker is not None:
                 if not self.checker.rechecks.receive(sender, message):
                     return None  # busy, or a job we do not know: the worker asks others
