@@ -10,7 +10,10 @@ worker does): a refused scene gets no verdict and no re-render.
 requester's check plan, protocol.verification) chosen by the request's
 ``tile_secret`` (the requester's draw: protocol.tile_secret; a verdict on any
 other cells is refused) and builds the verdict, which goes back to the
-requester. The request carries the worker's device class (from its
+requester; a passing verdict of an escrowed job carries our payment key's
+signed ``Pass`` (``Verdict.pass_sig``, ``ledger.fraud.sign_pass``: what makes the
+pass claimable if the frame was wrong, protocol.signed_pass), or the requester
+refuses it. The request carries the worker's device class (from its
 Result): the same build and class as ours compares exactly, anything else
 with the cross-hardware tolerance. Checks run one at a time, in a warm
 Blender process per job that keeps the scene loaded (node.verify.warm_tiles),
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +49,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import FraudClaim, result_ref, sign
+from ledger.fraud import FraudClaim, result_ref, sign, sign_pass
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
@@ -223,6 +227,10 @@ class CheckerRole:
             )  # fmt: skip
         if self.ctx.settings.adversary == FALSE_REJECT:  # test-only: a lying checker
             verdict = false_reject(verdict)
+        # A pass of an escrowed job is signed (a lazy checker's too: the requester refuses
+        # an unsigned one), which makes it claimable if the frame was wrong (issue 17).
+        verdict = replace(verdict, pass_sig=sign_pass(spec, verdict, request.frame_cid,
+                                                      self.ctx.payment_key))  # fmt: skip
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from ledger.errors import LedgerError
-from ledger.fraud import result_signer
+from ledger.fraud import pass_signer, result_signer
 from ledger.vouchers import sign
 from node.content.transfer import TransferError
 from node.log import log_event
@@ -156,7 +156,7 @@ class RequesterJob:
         secret = check_secret_of(role.ctx.node.key.seed, job_id)
         self.machine = JobMachine(
             job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret,
-            result_signer=partial(result_signer, spec),
+            result_signer=partial(result_signer, spec), pass_signer=partial(pass_signer, spec),
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)

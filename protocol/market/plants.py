@@ -184,6 +184,7 @@ class PlantDesk(JobBook):
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         self._refuse_off_draw(task, sender, verdict, CheckKind.PLANT)
+        self._refuse_unsigned_pass(sender, verdict, plant.frame_cid)
         del self._plants[verdict.task_id]
         self._plant_verdicts[verdict.task_id] = verdict_digest_of(verdict)
         self._reserved_wei -= plant.fee_wei
