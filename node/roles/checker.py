@@ -49,11 +49,12 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import FraudClaim, result_ref, sign, sign_pass
+from ledger.fraud import FraudClaim, checker_pass, result_ref, sign, sign_pass
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
 from node.roles.chain import Payee
+from node.roles.claim_defence import ClaimDefence
 from node.roles.context import RoleContext
 from node.roles.pass_rechecks import PassRechecks
 from node.roles.paycheck import PayCheck
@@ -86,9 +87,10 @@ MAX_AT_RISK_WEI = 10**17
 
 
 class CheckerRole:
-    def __init__(self, ctx: RoleContext, payee: Payee | None) -> None:
+    def __init__(self, ctx: RoleContext, payee: Payee | None, defence: ClaimDefence) -> None:
         self.ctx = ctx
         self.payee = payee
+        self.defence = defence  # the node's watch on what we sign (node.roles.claim_defence)
         # every announce a stranger signs lands here: bounded, oldest forgotten
         self.specs: OrderedDict[bytes, JobSpec] = OrderedDict()
         self.checked = 0
@@ -231,6 +233,9 @@ class CheckerRole:
         # an unsigned one), which makes it claimable if the frame was wrong (issue 17).
         verdict = replace(verdict, pass_sig=sign_pass(spec, verdict, request.frame_cid,
                                                       self.ctx.payment_key))  # fmt: skip
+        signed = checker_pass(spec, verdict, request.frame_cid, self.ctx.payment_address)
+        if verdict.pass_sig is not None and signed is not None:  # a signed pass can be claimed
+            self.defence.watch_signed(signed.ref, requester)
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last

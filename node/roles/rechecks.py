@@ -20,11 +20,17 @@ but the request's names: it cannot choose the tiles, nor hide the claimers'
 (a partial fake whose bad cells the claimers found fails here, whatever our
 own draw). A claim whose transaction published no evidence that matches its
 ``tiles`` (claimers that hid it; an honest slasher always publishes) is
-re-checked on our own cells only. All tiles pass: it signs ``Clean`` over the
+re-checked on our own cells only. A claim against a checker's pass
+(``Escrow.claim_pass``, answered by that checker the same way) publishes its
+passing verdict instead (``claimed_pass``): its cells are the ones re-rendered.
+All tiles pass: it signs ``Clean`` over the
 claim's own ``tiles`` and sends ``CleanSigned``; anything else: no
 signature. What it signed is remembered (bounded), so a worker that asks
 again gets the signature back without a second render; a result that failed
 is not re-rendered either.
+
+The queue, the render and the remembered outcomes are :class:`RecheckQueue`'s,
+shared with node.roles.pass_rechecks (a requester's claim against a pass).
 
 A false ``Clean`` costs nothing on chain today (the escrow does not lock an
 answerer's stake): a checker's honesty here rests on its reputation and on
@@ -50,7 +56,7 @@ from node.roles.context import RoleContext
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import new_secret, verify_result
 from protocol.errors import IllegalMessage
-from protocol.fraud_evidence import claimed_cells, claimed_verdicts
+from protocol.fraud_evidence import claimed_cells, claimed_pass, claimed_verdicts
 from protocol.messages import (
     CleanSigned,
     CleanSignRequest,
@@ -176,6 +182,9 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
             return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip
+        a_pass = claimed_pass(evidence.published, evidence.tiles, request.job_id,
+                              request.task_id, request.frame)  # a claim on a checker's pass
+        verdicts = verdicts if a_pass is None else (a_pass,)
         settings = spec.settings
         required = () if verdicts is None else claimed_cells(
             verdicts, settings.resolution_x, settings.resolution_y, DEFAULT_POLICY.sampling.tile_px

@@ -13,18 +13,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
+from eth_account import Account
 
-from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
-from ledger.fraud import sign_pass
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.fraud import checker_pass, order_signatures, sign, sign_pass
 from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS
 from protocol.envelope import decode_envelope
-from protocol.fraud_evidence import claimed_pass
+from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market import PassClaimDue
 from protocol.messages import Result, TileEvidence, Verdict
 from protocol.verification import DEFAULT_POLICY, select_tiles
 from tests.roles.cluster import Cluster, Member, open_cluster
+
+if TYPE_CHECKING:
+    from node.roles.requester import RequesterJob
 
 EVERY_RESULT = 1_000_000  # plant_rate_ppm: every checked result gets a plant
 STAKE_WEI = 10**18
@@ -44,6 +49,17 @@ async def pass_claim_settled(client: Member) -> tuple[bytes, bytes, str]:
         await slasher._changed.wait()
     job_id, task_id, _ = ended[0]
     return job_id, task_id, slasher.settled[ended[0]]
+
+
+async def one_frame(cluster: Cluster) -> tuple[RequesterJob, bytes, Result]:
+    """The client's job of one frame, done: the job, its task and the accepted result."""
+    job_id = await cluster.submit("client", frames=1)
+    job = cluster.members["client"].live().requester.jobs[job_id]
+    await job.done.wait()
+    ((task_id, wire),) = job.results.items()
+    result = decode_envelope(wire).message
+    assert isinstance(result, Result)
+    return job, task_id, result
 
 
 async def test_a_lazy_checker_that_passes_a_plant_loses_the_cap_across_a_restart(
@@ -80,7 +96,10 @@ async def test_a_lazy_checker_that_passes_a_plant_loses_the_cap_across_a_restart
         assert escrow.now_s() >= state.settle_at_s
         assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei  # taken for good
         assert escrow.credit[client.address] >= escrow.terms.cap_wei // 2
-        assert await client.live().requester.slasher.wait_settled(job_id, ref.task_id, PASS) == EXECUTED
+        assert (
+            await client.live().requester.slasher.wait_settled(job_id, ref.task_id, PASS)
+            == EXECUTED
+        )
         assert sum(1 for t in client.chain.transactions if t.what == "claim_pass") == 1  # type: ignore[union-attr]
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
         assert all(escrow.stakes[c.address] == STAKE_WEI for c in honest)
@@ -120,25 +139,20 @@ async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
         await cluster.add("w1", "worker")
         checkers = [await staked(cluster, f"c{i}") for i in (1, 2, 3, 4)]
         await cluster.settle("client", 5)
-        job_id = await cluster.submit("client", frames=1)
         role = client.live().requester
-        job = role.jobs[job_id]
-        await job.done.wait()
-        ((task_id, wire),) = job.results.items()
-        result = decode_envelope(wire).message
-        assert isinstance(result, Result)
+        job, task_id, result = await one_frame(cluster)
         served = job.frames.canonical[result.frame_cid]  # what checkers were served
         accused = checkers[0]
         settings, spec, task = job.spec.settings, job.spec, job.machine._tasks[task_id]
         secret = b"\x05" * 32
         cells = select_tiles(task.result_digest, secret, settings.resolution_x,
                              settings.resolution_y, 3, DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
-        verdict = Verdict(job_id, task_id, result.frame, task.worker, task.result_digest, True,
+        verdict = Verdict(job.job_id, task_id, result.frame, task.worker, task.result_digest, True,
                           secret, tuple(TileEvidence(t.x, t.y, t.width, t.height, 99_000, 0)
                                         for t in cells),
                           spec.renderer_build, "cpu", tuple(bytes(32) for _ in cells))  # fmt: skip
         verdict = replace(verdict, pass_sig=sign_pass(spec, verdict, served, accused.payment_key))
-        due = PassClaimDue(job_id, task_id, result.frame, served, accused.key.node_id.raw,
+        due = PassClaimDue(job.job_id, task_id, result.frame, served, accused.key.node_id.raw,
                            accused.address, verdict)  # fmt: skip
         role.slasher.on_pass_claim_due(spec, due)
         _, _, final = await pass_claim_settled(client)
@@ -148,3 +162,53 @@ async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
         assert all(c.live().checker.pass_rechecks.signed == 0 for c in others)  # type: ignore[union-attr]
         assert cluster.escrow.claims == {}
         assert cluster.escrow.stakes[accused.address] == STAKE_WEI
+
+
+async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Colluders (two staked accounts) claim an honest checker's signed pass of a right
+    frame. The checker's node watches every pass it signs, sees the claim, and asks the
+    other checkers to re-check: they re-render the pass's cells (its published verdict)
+    of the frame, fetched from the accused, find them right and sign Clean; their larger
+    quorum cancels the claim, and the checker's stake is whole again."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client", plant_rate_ppm=0)
+        await cluster.add("w1", "worker")
+        checkers = [await staked(cluster, f"c{i}") for i in (1, 2, 3, 4)]
+        sent: list[tuple[Member, Verdict]] = []
+        for member in checkers:  # what each checker sends, to find a signed pass
+            outbox = member.live().ctx.outbox
+
+            def spy(to: bytes, message: object, m: Member = member, send=outbox.send) -> None:  # type: ignore[no-untyped-def]
+                if isinstance(message, Verdict):
+                    sent.append((m, message))
+                send(to, message)
+
+            outbox.send = spy  # type: ignore[method-assign]
+        await cluster.settle("client", 5)
+        job, task_id, result = await one_frame(cluster)
+        job_id = job.job_id
+        accused, verdict = next((m, v) for m, v in sent if v.passed and v.task_id == task_id)
+        assert verdict.pass_sig is not None
+        served = job.frames.canonical[result.frame_cid]
+        signed = checker_pass(job.spec, verdict, served, accused.address)
+        assert signed is not None
+        escrow = cluster.escrow
+        colluders = [Account.create().key for _ in range(escrow.terms.quorum)]
+        for key in colluders:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        claim = signed.claim(escrow.terms.cap_wei)
+        sigs = order_signatures(claim, [sign(claim, key) for key in colluders])
+        escrow.claim_pass(
+            signed, verdict.pass_sig, claim.amount_wei, sigs, pack_evidence([verdict])
+        )
+        key = (signed.ref, accused.address)
+        assert escrow.claims[key].status == CLAIM_PENDING
+        assert escrow.stakes[accused.address] == STAKE_WEI - claim.amount_wei
+        await escrow.wait_until(lambda: escrow.claims[key].status == CLAIM_ANSWERED)
+        assert escrow.stakes[accused.address] == STAKE_WEI
+        others = [c for c in checkers if c is not accused]
+        assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
+        defence = accused.live().checker.defence  # type: ignore[union-attr]
+        assert defence.answerer.answered[(job_id, task_id)] == "answered"
