@@ -55,6 +55,7 @@ from ledger.fraud import (
     CheckerPass,
     FraudClaim,
     ResultRef,
+    checker_pass,
     order_signatures,
     recover,
     result_ref,
@@ -224,14 +225,14 @@ class Slasher:
         chain = self.ctx.chain
         assert chain is not None
         verdict = due.verdict
-        ref = result_ref(spec, due.job_id, due.task_id, due.frame, due.plant_cid)
-        if ref is None or verdict.pass_sig is None:
+        # what the checker signed it judged (the Pass its pass_sig is over), claimed
+        signed = checker_pass(spec, verdict, due.plant_cid, due.checker_address)
+        if signed is None or verdict.pass_sig is None:
             return
         terms = await self._chain(chain.fraud_terms)
-        digest = verdict_digest_of(verdict)
-        signed = CheckerPass(ref, due.checker_address, tiles_commitment([digest]))
-        claim = Claim(signed.claim(terms.cap_wei), verdict.pass_sig, due.plant_cid, (), (digest,),
-                      (verdict,), kind=PASS, excluded=(due.checker, verdict.worker))  # fmt: skip
+        claim = Claim(signed.claim(terms.cap_wei), verdict.pass_sig, due.plant_cid, (),
+                      (verdict_digest_of(verdict),), (verdict,), kind=PASS,
+                      excluded=(due.checker, verdict.worker))  # fmt: skip
         if await self._save(claim, only_new=True):
             await self._run(claim)
 
