@@ -122,15 +122,17 @@ def claimed_cells(
 def may_sign_pass(
     verdict: Verdict | None, job_id: bytes, task_id: bytes, frame: int,
     verdict_digests: Iterable[bytes], amount_wei: int, max_at_risk_wei: int,
-    ours: Verdict | None = None,
+    max_cells: int, ours: Verdict | None = None,
 ) -> str:  # fmt: skip
     """Why a checker must not sign a claim against another checker's pass (``Escrow.
     claim_pass``: ``Fraud`` with the passing checker as the accused) ("" when it may).
 
     Before its render (``ours`` None): ``verdict`` is a passing verdict about this job's
     task and frame, the claim's commitment is that verdict alone (``verdict_digests``:
-    its body digest, so its ``tiles`` are the ones the accused's ``Pass`` signed) and
-    the amount is one we put at risk. After (``ours``: our verdict on the frame the
+    its body digest, so its ``tiles`` are the ones the accused's ``Pass`` signed), it
+    names at most ``max_cells`` cells (``protocol.slashing.recheck_tiles``: the most a
+    check of the job asks, so a requester cannot have us render a frame for nothing)
+    and the amount is one we put at risk. After (``ours``: our verdict on the frame the
     claim names): we re-rendered exactly the accused's cells, and they are wrong.
     Whether the accused's ``Pass`` signature names that frame is the caller's to
     check (``ledger.fraud.pass_signer``: a signature is not the protocol's)."""
@@ -140,6 +142,8 @@ def may_sign_pass(
         return "the passing verdict is about another frame than the claim"
     if tuple(verdict_digests) != (verdict_digest_of(verdict),):
         return "the claim's evidence is not the passing verdict alone"
+    if len(verdict.tiles) > max_cells:
+        return "the passing verdict names more cells than a check of this job asks"
     why = at_risk_refusal(amount_wei, max_at_risk_wei)
     if why or ours is None:
         return why

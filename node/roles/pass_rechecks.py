@@ -9,7 +9,9 @@ carrying the passing verdict (``pass_verdict``). Before anything is queued
 sender), the request must come from the job's requester, and
 ``protocol.fraud_evidence.may_sign_pass`` must find a passing verdict about this
 very task and frame, the claim's commitment that verdict alone, and an amount
-within ``MAX_AT_RISK_WEI``; the verdict's ``pass_sig`` must recover to the
+within ``MAX_AT_RISK_WEI``, on no more cells than the job's check plan asks
+(``recheck_tiles``: a requester cannot have us render whole frames for
+nothing); the verdict's ``pass_sig`` must recover to the
 accused's address over the ``Pass`` of the request's frame CID
 (``ledger.fraud.pass_signer``), so the claim names a frame the accused signed
 it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
@@ -41,6 +43,7 @@ from node.roles.scene_gate import SceneGate
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import may_sign_pass
 from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, VerifyRequest
+from protocol.slashing import recheck_tiles
 from protocol.verification import Tile
 
 logger = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ class PassRechecks(RecheckQueue[FraudSignRequest]):
             raise IllegalMessage("a pass claim about a job we do not check for its sender")
         verdict, chain = request.pass_verdict, self.ctx.chain
         why = may_sign_pass(verdict, request.job_id, request.task_id, request.frame,
-                            request.verdict_digests, request.amount_wei, self.max_at_risk_wei)  # fmt: skip
+                            request.verdict_digests, request.amount_wei, self.max_at_risk_wei,
+                            recheck_tiles(spec))  # fmt: skip
         if not why and chain is not None and chain.address == request.worker_address:
             why = "we are the accused"
         if not why and verdict is not None:
@@ -94,7 +98,7 @@ class PassRechecks(RecheckQueue[FraudSignRequest]):
         ours = await self._render(sender, spec, check, cells)
         why = "the scene failed its preflight" if ours is None else may_sign_pass(
             verdict, request.job_id, request.task_id, request.frame, request.verdict_digests,
-            request.amount_wei, self.max_at_risk_wei, ours,
+            request.amount_wei, self.max_at_risk_wei, recheck_tiles(spec), ours,
         )  # fmt: skip
         log_event(logger, logging.INFO, "re-check of a claimed pass", frame=request.frame,
                   accused=request.worker_address.hex(), sign=not why, why=why)  # fmt: skip

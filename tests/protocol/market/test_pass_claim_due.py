@@ -112,13 +112,14 @@ def test_what_a_claimer_of_a_pass_checks() -> None:
     verdict = _pass()
     digests = (verdict_digest_of(verdict),)
     ok = dict(job_id=b"j" * 32, task_id=b"t" * 32, frame=3, verdict_digests=digests,
-              amount_wei=CAP, max_at_risk_wei=CAP)  # fmt: skip
+              amount_wei=CAP, max_at_risk_wei=CAP, max_cells=2)  # fmt: skip
     assert may_sign_pass(verdict, **ok) == ""  # type: ignore[arg-type]
     assert may_sign_pass(None, **ok)  # type: ignore[arg-type]
     assert may_sign_pass(_pass(passed=False, pass_sig=None), **ok)  # type: ignore[arg-type]
     assert may_sign_pass(verdict, **{**ok, "frame": 4})  # type: ignore[arg-type]
     assert may_sign_pass(verdict, **{**ok, "verdict_digests": digests * 2})  # type: ignore[arg-type]
     assert may_sign_pass(verdict, **{**ok, "amount_wei": CAP + 1})  # type: ignore[arg-type]
+    assert "more cells" in may_sign_pass(verdict, **{**ok, "max_cells": 1})  # type: ignore[arg-type]
     # the signature is not part of what the claim commits to
     assert may_sign_pass(_pass(pass_sig=b"\x08" * 65), **ok) == ""  # type: ignore[arg-type]
     # after the render: exactly the accused's cells, found wrong
