@@ -29,7 +29,8 @@ task's worker), ``quorum + SPARE_CLAIMERS`` at first and ``SPARE_CLAIMERS``
 more each resend, at most ``MAX_ASKED``. Each gets a ``FraudSignRequest``
 carrying the passing verdict (node.roles.pass_rechecks re-renders its cells)
 and only a signature that recovers to the address it was picked under counts.
-Fewer staked checkers than the quorum at the start: ``impossible``, nothing
+An accused without stake (nothing to take: no claimer renders for it) or
+fewer staked checkers than the quorum at the start: ``impossible``, nothing
 locked (the strike and the withheld fee stay, ``node.roles.plants``). With the
 quorum, ``claim_pass`` goes out with the checker's own ``pass_sig`` and its
 verdict as the published evidence; then ``claimed`` and ``executed`` as above.
@@ -262,6 +263,8 @@ class Slasher:
             if trio.current_time() >= give_up_at:
                 return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
             if claim.kind == PASS:
+                if not claim.picked and not await self._chain(partial(chain.stake_of, c.worker)):
+                    return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
                 await self._pick(claim, terms.quorum, terms.cap_wei)
                 if len(claim.picked) < terms.quorum:  # only at the start: picks only grow
                     return await self._end(claim, IMPOSSIBLE, "too few staked checkers")

@@ -128,6 +128,23 @@ async def test_too_few_staked_checkers_claim_nothing(
         assert honest.live().checker.pass_rechecks.rendered == 0  # type: ignore[union-attr]
 
 
+async def test_a_lazy_checker_without_stake_costs_no_claimer_a_render(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Nothing to take: the claim is impossible before anyone is asked."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy")
+        cluster.escrow.checkers.add(lazy.address)  # registered, never staked
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        await cluster.submit("client", frames=6)
+        _, _, final = await pass_claim_settled(client)
+        assert final == IMPOSSIBLE and cluster.escrow.claims == {}
+        assert all(c.live().checker.pass_rechecks.rendered == 0 for c in honest)  # type: ignore[union-attr]
+
+
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
