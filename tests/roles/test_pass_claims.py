@@ -229,3 +229,19 @@ async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
         assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
         defence = accused.live().checker.defence  # type: ignore[union-attr]
         assert defence.answerer.answered[(job_id, task_id)] == "answered"
+
+
+def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> None:
+    from ledger.fraud import FraudClaim, ResultRef
+    from node.roles.slasher import FRAUD, GATHERING, Claim
+    from protocol.codec import packb, unpackb
+
+    ref = ResultRef(1, b"\xe7" * 20, b"\x01" * 20, b"j" * 32, b"t" * 32, 3, b"d" * 32)
+    claim = Claim(FraudClaim(ref, b"\x02" * 20, b"x" * 32, 10**17), b"s" * 65, "bafyplant",
+                  (), (b"v" * 32,), kind=PASS, excluded=(b"a" * 32, b"w" * 32))  # fmt: skip
+    back = Claim.unpack(GATHERING, claim.pack())
+    assert (back.kind, back.excluded, back.claim, back.key) == (
+        PASS, claim.excluded, claim.claim, (b"j" * 32, b"t" * 32, PASS)
+    )  # fmt: skip
+    older = packb(unpackb(claim.pack())[:17])  # a row stored before pass claims
+    assert Claim.unpack(GATHERING, older).kind == FRAUD
