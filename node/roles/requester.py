@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from ledger.errors import LedgerError
-from ledger.fraud import result_signer
+from ledger.fraud import pass_signer, result_signer
 from ledger.vouchers import sign
 from node.config import PASS_CLAIM_STAKE
 from node.content.transfer import TransferError
@@ -74,6 +74,7 @@ from protocol.market import (
     FundLanes,
     JobFinished,
     JobMachine,
+    PassClaimDue,
     PlantJudged,
     Publish,
     RecordPayment,
@@ -156,7 +157,7 @@ class RequesterJob:
         secret = check_secret_of(role.ctx.node.key.seed, job_id)
         self.machine = JobMachine(
             job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret,
-            result_signer=partial(result_signer, spec),
+            result_signer=partial(result_signer, spec), pass_signer=partial(pass_signer, spec),
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
@@ -299,6 +300,8 @@ class RequesterJob:
                           task=c.task_id.hex()[:16])  # fmt: skip
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
+            elif isinstance(c, PassClaimDue):  # as SlashDue: a checker passed our plant
+                self.role.slasher.on_pass_claim_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
                 self.record.dispute_resolved(c)
                 if not c.upheld:
@@ -569,7 +572,7 @@ class RequesterRole:
         # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._jobs_changed = trio.Event()
-        self.slasher = Slasher(ctx, self.spawn)
+        self.slasher = Slasher(ctx, self.spawn, self.staked_checkers)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
@@ -798,6 +801,34 @@ class RequesterRole:
                 log_event(logger, logging.WARNING, "slash cap not read", error=str(exc)[:200])
                 return None
         return self._pass_claim_wei
+
+    async def staked_checkers(
+        self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,
+        count: int,
+    ) -> dict[bytes, bytes]:  # fmt: skip
+        """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
+        advertising the checker role, not struck, none in ``exclude`` nor paid at one of
+        ``exclude_addresses``, registered with the escrow and holding ``min_stake_wei``
+        by the chain. Node id -> payment address, in a random order."""
+        chain = self.ctx.chain
+        picked: dict[bytes, bytes] = {}
+        candidates = self.checker_candidates(b"", exclude)
+        secrets.SystemRandom().shuffle(candidates)
+        for node in candidates:
+            address = self.address_of(node)
+            if chain is None or len(picked) >= count:
+                break
+            if address is None or address in exclude_addresses or address in picked.values():
+                continue
+            stake_wei = await self.confirmed_stake(address)
+            if stake_wei is None or stake_wei < min_stake_wei:
+                continue
+            try:
+                if await chain.is_checker(address):
+                    picked[node] = address
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "checker not read", error=str(exc)[:200])
+        return picked
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every

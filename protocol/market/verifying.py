@@ -11,7 +11,8 @@ record the address with the assignment). Only a Verdict from an assigned
 checker about the exact result (envelope digest), on the plan's number of
 tiles (``VerifyRequest.tiles``) and on exactly the cells the request's
 ``tile_secret`` selects (:mod:`protocol.tile_secret`: the checker must not choose
-them) counts; it earns the checker
+them) and, passing a result of an escrowed job, signed by the checker's payment key
+(:mod:`protocol.signed_pass`: a claimable pass) counts; it earns the checker
 its fee (:class:`CheckerFeeDue`, then the address's new cumulative amount in a
 :class:`RecordPayment`, as for a worker's frame: one set of books).
 
@@ -174,6 +175,7 @@ class VerifyDesk(JobBook):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         kind = CheckKind.DISPUTE if sender in task.dispute_checkers else CheckKind.CHECK
         self._refuse_off_draw(task, sender, verdict, kind)
+        self._refuse_unsigned_pass(sender, verdict, task.frame_cid)
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
         was = task.state
@@ -283,9 +285,10 @@ class VerifyDesk(JobBook):
         rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
         digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
         verdicts = [task.rejection_verdict] + [task.dispute_rejects[c] for c in rejecters[1:]]
+        addresses = tuple(self._checker_addresses.get(c, b"") for c in rejecters)
         return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
                          task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests),
-                         tuple(v for v in verdicts if v is not None))]  # fmt: skip
+                         tuple(v for v in verdicts if v is not None), addresses)]  # fmt: skip
 
     def _resolve(
         self, task: TaskRecord, overturned: bool, reason: str, now_ms: int
