@@ -15,8 +15,9 @@ holding the cap, which each claim locks of its signers); executed at once (nobod
 answers a true claim), it takes ``min(SLASH_CAP, stake)`` of the checker, half to the
 claimers in equal parts and half to the requester (``ChainModel.slash``). Not modelled:
 the escrow's registration minimum for signers (``CHECKER_MIN_STAKE``, 1 ether by
-default: the devnet's checkers hold it) and the claimers' re-render cost (24 tiles, a
-few µETH, against a share of 0.025 ETH).
+default: the devnet's checkers hold it) and the claimers' re-render cost (a check's,
+against a share of 0.025 ETH); claimers are taken fewest claims signed first (the
+node's slasher picks at random), and nobody answers (a true claim has no answer).
 
 A whitewashing lazy checker (``adversaries.lazy_checker_whitewash``) posts its stake
 again for each fresh key once the claim took it: that stake is the capital it loses
