@@ -8,7 +8,9 @@ is the job machine's (``JobMachine.checker_qualifies``, fed the checker's stake 
 A checker that passes a plant of an escrowed job is claimed, as the node's claim of a
 missed plant does (``Escrow.claim_pass``, docs/VERIFICATION.md "Claiming a checker's
 pass on chain"): every cell of a plant is perturbed (``protocol.forced_errors``), so the
-checker's own tiles are wrong wherever it looked, and a quorum of other staked checkers
+checker's own tiles are wrong wherever it looked (``plant_covers``, the job machine's
+test before its ``PassClaimDue``: the simulator's checkers sign no passes, so its
+machines emit none), and a quorum of other staked checkers
 that re-render them signs. The claim is made only when the escrow could take it
 (``protocol.slashing.claim_possible``: at least ``chain.slash_quorum`` other checkers
 holding the cap, which each claim locks of its signers); executed at once (nobody
@@ -28,8 +30,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from protocol.forced_errors import plant_covers
 from protocol.market import JobMachine
+from protocol.messages import Verdict
 from protocol.slashing import claim_possible
+from protocol.verification import DEFAULT_POLICY
 from simulations.scenario import PASS_CLAIM_STAKE, Scenario
 
 if TYPE_CHECKING:
@@ -50,8 +55,16 @@ def asks(world: World, machine: JobMachine, checker: SimNode) -> bool:
     return machine.checker_qualifies(checker.address)
 
 
-def claim_missed_plant(world: World, requester: SimNode, job_id: bytes, checker: SimNode) -> None:
-    """The requester claims ``checker``'s pass of its plant (see the module docstring)."""
+def claim_missed_plant(
+    world: World, requester: SimNode, job_id: bytes, checker: SimNode, verdict: Verdict | None
+) -> None:
+    """The requester claims ``checker``'s pass of its plant, ``verdict`` (see the module
+    docstring), when every cell it names was perturbed (``plant_covers``, as the job
+    machine asks before its ``PassClaimDue``)."""
+    w = world.scenario.workload
+    tile_px = DEFAULT_POLICY.sampling.tile_px
+    if verdict is None or not plant_covers(verdict, w.resolution_x, w.resolution_y, tile_px):
+        return
     cap_wei, quorum = world.scenario.chain.slash_cap_wei, world.scenario.chain.slash_quorum
     signed = world.metrics.pass_claims_signed
     others = sorted(

@@ -117,6 +117,7 @@ class RequesterDriver:
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
+        self._verdict: Verdict | None = None  # the verdict being fed to a machine
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
@@ -256,6 +257,7 @@ class RequesterDriver:
             self.fates.passed(message.task_id, sender)
         elif isinstance(message, Result):
             self.fates.delivered(machine.job_id, message.task_id)
+        self._verdict = message if isinstance(message, Verdict) else None  # a claim's evidence
         self._run(machine, commands)
 
     def _count_rejection(self, machine: JobMachine, task_id: bytes, worker: bytes) -> None:
@@ -337,7 +339,8 @@ class RequesterDriver:
         elif isinstance(cmd, PlantJudged):
             if cmd.missed:
                 world.metrics.plants_missed += 1
-                claim_missed_plant(world, self.node, machine.job_id, world.by_id[cmd.checker])
+                claim_missed_plant(world, self.node, machine.job_id, world.by_id[cmd.checker],
+                                   self._verdict)  # fmt: skip
                 self._strike(cmd.checker)
             else:
                 self.tested[cmd.checker] = self.tested.get(cmd.checker, 0) + 1
