@@ -345,7 +345,14 @@ class FraudSignRequest:
     """Requester -> a checker whose verdict rejected a result that a dispute's majority
     rejected too: sign the EIP-712 ``Fraud`` claim (``ledger.fraud``) over the worker's
     signed Result, ``tiles`` = ``protocol.slashing.tiles_commitment(verdict_digests)``.
-    A checker signs only for a result it rejected itself (``protocol.slashing.may_sign``)."""
+    A checker signs only for a result it rejected itself (``protocol.slashing.may_sign``).
+
+    With ``pass_verdict`` it is a claim against a CHECKER that passed a plant
+    (``Escrow.claim_pass``): ``worker_address`` is that checker's address, ``frame_cid``
+    the plant it was served, ``verdict_digests`` the passing verdict's body digest
+    alone, and the asked checker (any staked one, not the accused) re-renders exactly
+    that verdict's cells of the frame and signs only when they are wrong
+    (``protocol.fraud_evidence.may_sign_pass``)."""
 
     TYPE: ClassVar[str] = "fraud_sign_request"
     job_id: Bytes32
@@ -355,6 +362,7 @@ class FraudSignRequest:
     frame_cid: Cid
     verdict_digests: Annotated[tuple[Bytes32, ...], MaxLen(MAX_CLAIMERS)]
     amount_wei: U256
+    pass_verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ from protocol.market import (
     FundLanes,
     JobFinished,
     JobMachine,
+    PassClaimDue,
     PlantJudged,
     Publish,
     RecordPayment,
@@ -293,6 +294,8 @@ class RequesterJob:
                           task=c.task_id.hex()[:16])  # fmt: skip
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
+            elif isinstance(c, PassClaimDue):  # as SlashDue: a checker passed our plant
+                self.role.slasher.on_pass_claim_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
                 self.record.dispute_resolved(c)
                 if not c.upheld:
@@ -539,7 +542,7 @@ class RequesterRole:
         # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._jobs_changed = trio.Event()
-        self.slasher = Slasher(ctx, self.spawn)
+        self.slasher = Slasher(ctx, self.spawn, self.staked_checkers)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -749,6 +752,34 @@ class RequesterRole:
         if len(given) >= MAX_WORKER_RECORDS:
             given.clear()  # strangers' ids stay bounded; the shares start again
         return choose_checker(candidates, given, secrets.randbits(64))
+
+    async def staked_checkers(
+        self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,
+        count: int,
+    ) -> dict[bytes, bytes]:  # fmt: skip
+        """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
+        advertising the checker role, not struck, none in ``exclude`` nor paid at one of
+        ``exclude_addresses``, registered with the escrow and holding ``min_stake_wei``
+        by the chain. Node id -> payment address, in a random order."""
+        chain = self.ctx.chain
+        picked: dict[bytes, bytes] = {}
+        candidates = self.checker_candidates(b"", exclude)
+        secrets.SystemRandom().shuffle(candidates)
+        for node in candidates:
+            address = self.address_of(node)
+            if chain is None or len(picked) >= count:
+                break
+            if address is None or address in exclude_addresses or address in picked.values():
+                continue
+            stake_wei = await self.confirmed_stake(address)
+            if stake_wei is None or stake_wei < min_stake_wei:
+                continue
+            try:
+                if await chain.is_checker(address):
+                    picked[node] = address
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "checker not read", error=str(exc)[:200])
+        return picked
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every

@@ -211,6 +211,25 @@ class SlashDue:
 
 
 @dataclass(frozen=True)
+class PassClaimDue:
+    """A checker passed a plant of an escrowed job and signed its pass
+    (``Verdict.pass_sig``): claim its stake for the frame (``Escrow.claim_pass``;
+    ``protocol.fraud_evidence.may_sign_pass`` says what its claimers check).
+    ``plant_cid`` is the frame it judged, ``checker_address`` the payment address its
+    fee was owed at (the pass's signer), ``verdict`` its passing verdict: the claim's
+    ``tiles`` commit to it and the claim publishes it. Replayed from the journal like
+    :class:`SlashDue`: a claim stored before wins."""
+
+    job_id: bytes
+    task_id: bytes
+    frame: int
+    plant_cid: str
+    checker: bytes
+    checker_address: bytes
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
 class JobFinished:
     job_id: bytes
     outcome: JobOutcome
@@ -264,6 +283,7 @@ Command = (
     | PlantJudged
     | DisputeResolved
     | SlashDue
+    | PassClaimDue
     | JobFinished
     | RefundDue
     | StartRender

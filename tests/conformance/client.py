@@ -179,6 +179,27 @@ def pass_signed_by(escrow: dict[str, Any] | None, requester_address: bytes,
 SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
+def pass_claim_refusal(escrow: dict[str, Any], requester_address: bytes,
+                       request: dict[str, Any], max_at_risk_wei: int) -> str:  # fmt: skip
+    """§8.4 (``Fraud``): why a checker asked to sign a claim against another checker's
+    pass (a ``fraud_sign_request`` with ``pass_verdict``) must refuse before it renders
+    ("" when it may go on to re-render exactly the verdict's cells)."""
+    verdict = request.get("pass_verdict")
+    if not isinstance(verdict, dict) or not verdict["passed"] or not verdict["tiles"]:
+        return "no passing verdict"
+    names = ("job_id", "task_id", "frame")
+    if any(verdict[n] != request[n] for n in names):
+        return "a verdict about another frame"
+    if list(request["verdict_digests"]) != [verdict_body_digest(verdict)]:
+        return "the evidence is not the passing verdict alone"
+    if not 0 < int.from_bytes(request["amount_wei"], "big") <= max_at_risk_wei:
+        return "too much at risk"
+    if not pass_signed_by(escrow, requester_address, verdict, request["frame_cid"],
+                          request["worker_address"]):  # fmt: skip
+        return "not the accused's pass of that frame"
+    return ""
+
+
 def open_envelope(data: bytes) -> Opened:
     """§4 steps 1-6 for the messages this client reads (no replay/skew bookkeeping)."""
     if len(data) > 262_144:

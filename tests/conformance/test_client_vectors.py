@@ -225,3 +225,27 @@ def test_pass_signature_reproduced_and_checked() -> None:
     assert client.pass_signed_by(None, requester, unsigned, frame_cid, carol.address)  # no escrow
     assert client.pass_signed_by(escrow, requester, {**unsigned, "passed": False}, frame_cid,
                                  carol.address)  # a rejection  # fmt: skip
+
+
+def test_pass_claim_request_checked_from_the_spec() -> None:
+    """§8.4: a fraud_sign_request carrying a pass_verdict names the accused's signed pass of
+    that frame, its body digest alone as evidence; anything else is refused unrendered."""
+    vector = next(v for v in load("envelopes.json")["vectors"]
+                  if v["name"] == "fraud_sign_request_pass")  # fmt: skip
+    request = from_json(vector["body"])
+    spec = from_json(load("job_ids.json")["vectors"][0]["spec"])
+    escrow, requester, cap = spec["escrow"], spec["requester_address"], 10**17
+    assert client.pass_claim_refusal(escrow, requester, request, cap) == ""
+    verdict = request["pass_verdict"]
+    bob = IDENTITIES["bob"]
+    refused = [
+        {**request, "pass_verdict": None},
+        {**request, "pass_verdict": {**verdict, "passed": False}},
+        {**request, "frame": request["frame"] + 1},
+        {**request, "verdict_digests": [bytes(32)]},
+        {**request, "amount_wei": (cap + 1).to_bytes(32, "big")},
+        {**request, "worker_address": bob.address},  # not the signer of the pass
+        {**request, "frame_cid": client.cid_of(b"another frame")},  # not the frame it signed
+    ]
+    for bad in refused:
+        assert client.pass_claim_refusal(escrow, requester, bad, cap)

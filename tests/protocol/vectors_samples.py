@@ -16,6 +16,7 @@ from node.content.cid import cid_of_bytes
 from node.content.manifest import Manifest, chunk_count_for
 from node.content.source import DEFAULT_CHUNK_BYTES
 from protocol import NodeKey, PaymentBinding, encode_envelope
+from protocol.market.records import verdict_digest_of
 from protocol.messages import (
     Assurance,
     Award,
@@ -308,7 +309,19 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 _seed("challenge 1"), job, cid_of_bytes(b"challenge png"), 9, "blender-3.4.1", "cuda"
             ),
         ),
+        ("fraud_sign_request_pass", ALICE, pass_claim_request(spec, job, result_digest, frame_cid)),
     ]
+
+
+def pass_claim_request(
+    spec: JobSpec, job: bytes, result_digest: bytes, frame_cid: str
+) -> FraudSignRequest:
+    """Alice asks a staked checker to sign a claim against Carol's signed pass of
+    ``frame_cid`` (as if a plant): Carol's address accused, her verdict's body digest
+    alone as the evidence, the verdict itself in ``pass_verdict``."""
+    verdict = sample_verdict(spec, result_digest, frame_cid)
+    return FraudSignRequest(job, verdict.task_id, verdict.frame, CAROL.address, frame_cid,
+                            (verdict_digest_of(verdict),), 10**17, verdict)  # fmt: skip
 
 
 def sample_work_record(
