@@ -105,7 +105,9 @@ class Claim:
     sigs: dict[bytes, bytes] = field(default_factory=dict)  # signer address -> signature
     kind: str = FRAUD
     excluded: tuple[bytes, ...] = ()  # node ids never asked (a pass claim's accused, worker)
-    picked: dict[bytes, bytes] = field(default_factory=dict)  # pass: node id -> its address
+    # node id -> the address whose signature alone counts for it: a pass claim's picked
+    # claimers; a fraud claim's rejecters, as the job machine assigned them
+    picked: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[bytes, bytes, str]:
@@ -117,7 +119,8 @@ class Claim:
                       r.frame_digest, c.worker, c.tiles, c.amount_wei.to_bytes(32, "big"),
                       self.worker_sig, self.frame_cid, list(self.rejecters),
                       list(self.verdict_digests), list(self.claimers), self.settle_at_s,
-                      [to_wire(v) for v in self.verdicts], self.kind, list(self.excluded)])  # fmt: skip
+                      [to_wire(v) for v in self.verdicts], self.kind, list(self.excluded),
+                      [] if self.kind == PASS else [self.picked.get(r, b"") for r in self.rejecters]])  # fmt: skip
 
     @classmethod
     def unpack(cls, state: str, data: bytes) -> Claim:
@@ -127,10 +130,13 @@ class Claim:
         # rows stored before claims published their evidence have no verdicts (nor a kind)
         verdicts = tuple(from_wire(Verdict, v) for v in (fields[16] if len(fields) > 16 else ()))
         kind, excluded = (fields[17], tuple(fields[18])) if len(fields) > 18 else (FRAUD, ())
+        # a fraud claim's rejecters' addresses (rows stored before them have none)
+        picked = {r: a for r, a in zip(rejecters, fields[19], strict=False) if a} if len(fields) > 19 else {}
         ref = ResultRef(chain_id, contract, requester, job_id, task_id, frame, digest)
         claim = FraudClaim(ref, worker, tiles, int.from_bytes(amount, "big"))
         return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), verdicts,
-                   state, tuple(claimers), settle_at_s, kind=kind, excluded=excluded)  # fmt: skip
+                   state, tuple(claimers), settle_at_s, kind=kind, excluded=excluded,
+                   picked=picked if kind == FRAUD else {})  # fmt: skip
 
     def request(self) -> FraudSignRequest:
         """What each checker asked to sign gets (a pass claim's carries the pass)."""
@@ -187,8 +193,10 @@ class Slasher:
                 continue
             if signer in (claim.claim.worker, claim.claim.ref.requester):
                 why = "a fraud signature by the accused or the requester"
-            elif claim.kind == PASS and claim.picked.get(sender) != signer:
-                why = "a fraud signature by another key than the one we picked"
+            elif (claim.kind == PASS or claim.picked) and claim.picked.get(sender) != signer:
+                # another key's signature would count toward the quorum, and the escrow
+                # would then refuse the claim ("not a checker"): one rejecter could spoil it
+                why = "a fraud signature by another key than the one the checker was assigned"
             else:
                 claim.sigs[signer] = signed.signature
                 return self._notify()
@@ -212,8 +220,10 @@ class Slasher:
             return
         terms = await self._chain(chain.fraud_terms)
         tiles = tiles_commitment(due.verdict_digests)
+        picked = {r: a for r, a in zip(due.rejecters, due.rejecter_addresses, strict=False) if a}
         claim = Claim(FraudClaim(ref, due.worker_address, tiles, terms.cap_wei), due.result_sig,
-                      due.frame_cid, due.rejecters, due.verdict_digests, due.verdicts)  # fmt: skip
+                      due.frame_cid, due.rejecters, due.verdict_digests, due.verdicts,
+                      picked=picked)  # fmt: skip
         if not claim_possible(len(due.rejecters), terms.quorum):
             claim.state = IMPOSSIBLE
             log_event(logger, logging.WARNING, "fraud claim impossible", frame=due.frame,

@@ -196,7 +196,8 @@ class SlashDue:
     those verdicts' body digests (``records.verdict_digest_of``: the same for every
     resend of a verdict), which the claim's ``tiles`` commit to; ``verdicts`` are those
     verdicts themselves, in the same order: the claim publishes them
-    (``protocol.fraud_evidence``) so answering checkers re-check the same tiles."""
+    (``protocol.fraud_evidence``) so answering checkers re-check the same tiles;
+    ``rejecter_addresses`` the payment addresses they were assigned under."""
 
     job_id: bytes
     task_id: bytes
@@ -208,6 +209,9 @@ class SlashDue:
     rejecters: tuple[bytes, ...]
     verdict_digests: tuple[bytes, ...]
     verdicts: tuple[Verdict, ...] = ()
+    # the payment address each rejecter was assigned under, in ``rejecters``' order: the
+    # only key whose fraud signature counts for it (another key's would spoil the claim)
+    rejecter_addresses: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -291,9 +291,10 @@ class VerifyDesk(JobBook):
         rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
         digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
         verdicts = [task.rejection_verdict] + [task.dispute_rejects[c] for c in rejecters[1:]]
+        addresses = tuple(self._checker_addresses.get(c, b"") for c in rejecters)
         return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
                          task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests),
-                         tuple(v for v in verdicts if v is not None))]  # fmt: skip
+                         tuple(v for v in verdicts if v is not None), addresses)]  # fmt: skip
 
     def _resolve(
         self, task: TaskRecord, overturned: bool, reason: str, now_ms: int
