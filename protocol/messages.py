@@ -302,7 +302,7 @@ class Verdict:
     """A checker's judgement of a result. ``pass_sig``: for a passing verdict of an
     escrowed job, the checker's payment key's EIP-712 signature over ``Pass(requester,
     jobId, checker, taskId, frame, frameDigest, tiles)`` (``ledger.fraud.checker_pass``;
-    ``frameDigest`` is the sha2-256 inside the judged frame's CID, a plant's for a plant,
+    ``frameDigest`` is the sha2-256 inside the request's ``frame_cid``, the frame judged,
     ``tiles`` = ``protocol.slashing.tiles_commitment([verdict_digest_of(verdict)])``). It
     makes the pass claimable if the frame was wrong; the requester refuses a passing
     verdict of an escrowed job without a valid one. The verdict's body digest

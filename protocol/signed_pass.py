@@ -5,7 +5,9 @@ Theory of operation
 A checker that passes a result of an escrowed job signs the EIP-712 ``Pass``
 (``ledger.fraud.checker_pass``) with its payment key and sends the signature in
 ``Verdict.pass_sig``. The ``Pass`` names the checker's payment address and the
-judged frame (a plant's, for a plant), and its ``tiles`` commit to the verdict's
+judged frame, the one its request named (a plant's, for a plant; the node serves
+a real check its own copy of the worker's frame: ``VerifyDesk.assign_checker``'s
+``frame_cid``), and its ``tiles`` commit to the verdict's
 body digest (``protocol.market.records.verdict_digest_of``, taken with
 ``pass_sig`` cleared): the verdict is the claim's published evidence. With it a
 staked quorum that re-renders the checker's own tiles can take the checker's

@@ -245,8 +245,9 @@ class RequesterJob:
             self.capacity_fed[peer] = data
             score, passed = unpack_outcome(data)
             commands = machine.capacity_judged(peer, score, passed, now_ms)
-        elif kind == "assign":  # task id, then the checker's payment address (if known)
-            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
+        elif kind == "assign":  # task id, the checker's payment address, the CID it is served
+            served = data[52:].decode() or None  # (older entries: the worker's own)
+            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:52], served)
         elif kind == "plant":  # task id, the checker's payment address, the plant's CID
             commands = apply_plant_entry(self, peer, data, now_ms)
         elif kind == "refunded":  # not a machine input: the escrow is settled
@@ -265,8 +266,6 @@ class RequesterJob:
         view, live = self.view, self.live
         for c in commands:
             if isinstance(c, Send | FundLanes) and live:
-                if isinstance(c, Send):  # checkers get the frame from us (node.roles.plants)
-                    c = Send(c.to, self.frames.rewrite(c.message))
                 if self.queue is not None:
                     self.queue.put(c)
                 elif isinstance(c, Send):
@@ -406,7 +405,10 @@ class RequesterJob:
             return
         try:
             await self._introduce(checker)
-            await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
+            # checkers get the frame from us, as our copy (node.roles.plants): the request
+            # and the checker's signed pass name that copy's CID
+            entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
+            await self.step("assign", checker, entry, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:

@@ -33,6 +33,9 @@ class TaskRecord:
     result_digest: bytes = b""
     frame_cid: str = ""
     checkers: set[bytes] = field(default_factory=set)
+    # checker -> the frame CID its request named (the driver's copy for checkers, e.g.
+    # a re-encoding; the worker's by default): what its signed pass must name
+    check_cids: dict[bytes, str] = field(default_factory=dict)
     tiles: int = 0  # k of the check plan for its result (0: not checked)
     checks_needed: int = 1  # different checkers that must each pass it (the plan's)
     passed_by: set[bytes] = field(default_factory=set)  # checkers that passed it so far

@@ -6,6 +6,7 @@ never paid, and the job completes on the honest checker's signed passes."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 import trio
 from eth_account import Account
+from PIL import Image
 
 from ledger.fraud import pass_signer, sign_pass
 from node.roles import checker as checker_module
+from node.roles import plants as requester_plants
 from protocol.messages import JobSpec, Verdict
 from tests.roles.cluster import Member, open_cluster
 from tests.roles.test_job_flow import all_paid
@@ -50,7 +53,16 @@ async def test_checkers_whose_passes_are_not_signed_by_them_are_refused_and_the_
             signed.append((spec, replace(verdict, pass_sig=sig), frame_cid))
         return sig
 
+    def recoded(path: Path) -> bytes:
+        """The requester's copy for checkers, with bytes (and a CID) of its own, as a
+        real render's re-encoding has (the fake worker already writes the canonical
+        encoding): a pass must name the copy its checker was sent."""
+        out = io.BytesIO()
+        Image.open(path).save(out, format="PNG", compress_level=1)
+        return out.getvalue()
+
     monkeypatch.setattr(checker_module, "sign_pass", signing)
+    monkeypatch.setattr(requester_plants, "canonical_png", recoded)
     async with open_cluster(tmp_path) as cluster:
         # no plants: a forger renders honestly, and its rejection of a plant is paid
         client = await cluster.add("client", "client", plant_rate_ppm=0)
@@ -82,8 +94,10 @@ async def test_checkers_whose_passes_are_not_signed_by_them_are_refused_and_the_
         assert total >= 1
         assert not refusals(honest, client)
         assert owed[honest.address] > 0
-        # the honest passes recover to the honest checker's payment address
+        # the honest passes name the copies served and recover to the honest checker
+        copies = job.frames.canonical
+        assert copies and all(copy != cid for cid, copy in copies.items())
         assert signed and all(
-            pass_signer(spec, verdict, cid, honest.address) == honest.address
-            for spec, verdict, cid in signed
-        )
+            cid in copies.values() and pass_signer(spec, verdict, cid, honest.address)
+            == honest.address for spec, verdict, cid in signed
+        )  # fmt: skip

@@ -87,6 +87,11 @@ def digests_for(request: VerifyRequest) -> tuple[bytes, ...]:
     return tuple(hashlib.sha256(b"tile %d" % i).digest() for i in range(request.tiles))
 
 
+def copy_of(frame_cid: str) -> str:
+    """The CID a ``serve_copies`` harness serves checkers ``frame_cid`` under."""
+    return cid_of_sha256(hashlib.sha256(b"copy of " + frame_cid.encode()).digest())
+
+
 def address_for(name: str) -> bytes:
     return hashlib.sha256(b"address:" + name.encode()).digest()[:20]
 
@@ -157,6 +162,9 @@ class MarketHarness:
     # real CIDs, which a Pass can name).
     pass_signer: Callable[[JobSpec, Verdict, str, bytes], bytes | None] | None = None
     pass_sign: Callable[[JobSpec, Verdict, str, bytes], bytes | None] | None = None
+    # Serve checkers a copy of each frame under its own CID (as the node serves its
+    # re-encoding): assign_checker is told it, requests and passes name it.
+    serve_copies: bool = False
     check_secret: bytes | None = None  # the requester's (plants need one)
 
     def __post_init__(self) -> None:
@@ -396,9 +404,9 @@ class MarketHarness:
                 checker = self._pick_checker(command.worker, exclude)
                 if checker is not None:  # else the machine's verify timeout decides
                     address = self.checker_addresses[checker]
-                    self._requester_commands(
-                        self.job.assign_checker(command.task_id, checker, self.now_ms, address)
-                    )
+                    served = copy_of(command.frame_cid) if self.serve_copies else None
+                    self._requester_commands(self.job.assign_checker(
+                        command.task_id, checker, self.now_ms, address, served))  # fmt: skip
             elif isinstance(command, RequestPlant):
                 exclude = command.exclude | self.job.checkers_excluded(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)

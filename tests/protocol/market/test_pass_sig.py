@@ -32,7 +32,7 @@ from protocol.market import (
 )
 from protocol.market.records import verdict_digest_of
 from protocol.messages import Escrow, Verdict, VerifyRequest
-from tests.protocol.market.harness import MarketHarness, eth_address, eth_key_for
+from tests.protocol.market.harness import MarketHarness, copy_of, eth_address, eth_key_for
 
 ESCROW = Escrow(31337, b"\xee" * 20, b"\x01" * 32)
 WINDOW_MS = MarketConfig().bid_window_ms
@@ -227,3 +227,22 @@ def test_a_pass_signature_recovers_to_its_checker_only_for_its_own_verdict(
     moved = replace(signed, tile_digests=(*v.tile_digests, other))  # another commitment
     assert pass_signer(SPEC, moved, CID, ADDRESS) != ADDRESS
     assert pass_signer(SPEC, replace(signed, passed=False), CID, ADDRESS) is None
+
+
+def test_a_pass_must_name_the_copy_the_checker_was_served() -> None:
+    """The node serves checkers its own copy of the frame (node.roles.plants): the
+    request names it, and so must the pass; one over the worker's CID is refused."""
+    harness = signing(serve_copies=True)
+    (task_id,) = harness.verifications
+    checker, request = harness.verifications.pop(task_id)
+    worker_cid = frame_cid(task_id)
+    assert request.frame_cid == copy_of(worker_cid) != worker_cid
+    honest = harness.make_verdict(checker, request, True)
+    key = harness.checker_keys[checker]
+    harness.send(checker, harness.requester,
+                 replace(honest, pass_sig=sign_pass(harness.spec, honest, worker_cid, key)))  # fmt: skip
+    harness.pump()
+    assert [e.penalty for e in refusals(harness, checker)] == [50]
+    harness.send(checker, harness.requester, honest)  # over the copy it was sent
+    harness.pump()
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
