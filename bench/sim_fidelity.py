@@ -49,6 +49,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,14 +99,19 @@ def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None 
     return total
 
 
-def real_run(args: argparse.Namespace, scene: Path,
-             work: Path) -> tuple[Figures, float, int, int]:  # fmt: skip
-    """The job on a devnet: figures, the kill's offset from submission (s), RU per frame and
-    the chain's gas price when the job ended (what the payees' redeem plans read)."""
+def real_run(args: argparse.Namespace, scene: Path, work: Path,
+             fit: Callable[[str], Fit]) -> tuple[Figures, float, int, int, Fit]:  # fmt: skip
+    """The job on a devnet: figures, the kill's offset from submission (s), RU per frame,
+    the chain's gas price when the job ended (what the payees' redeem plans read) and the
+    mean of two fits made beside the devnet's running nodes, before the job and after."""
     config = DevnetConfig(workers=args.workers, checkers=1)
     with LocalDevnet(work / "net", config) as net:
         client = net.api("client")
         client.wait_until("/v1/network", lambda v: len(v) >= args.workers + 1, 60)
+        before = fit("before the job")
+        kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
+        print(f"real: {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
+              flush=True)  # fmt: skip
         submitted_ms = time.time() * 1000
         job = client.post("/v1/client/jobs", {
             "scene": str(scene), "frames": list(range(1, args.frames + 1)),
@@ -141,11 +147,15 @@ def real_run(args: argparse.Namespace, scene: Path,
         base, token = client.base_url, client.token
         messages = _metric(base, token, "pictor_stream_messages_total")
         stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
+        print(f"  real: makespan {(final['finished_ms'] - submitted_ms) / 1000:.1f} s", flush=True)
+        after = fit("after the job")
     frames = max(1, final["frames_accepted"])
     makespan_s = (final["finished_ms"] - submitted_ms) / 1000
     figures = Figures(makespan_s, frames * 3600 / makespan_s, messages / frames,
                       stream_bytes / frames, gas / frames, int(final["spent_wei"]))  # fmt: skip
-    return figures, kill_s, int(final["ru_per_frame"]), gas_price_wei
+    fields = {name: (value + getattr(after, name)) / 2 for name, value in asdict(before).items()}
+    fitted = Fit(**{**fields, "k": before.k})
+    return figures, kill_s, int(final["ru_per_frame"]), gas_price_wei, fitted
 
 
 def _write_journal(db: Path, submitted_ms: float, out: Path) -> None:
@@ -271,16 +281,16 @@ def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int, dict[st
         work = Path(tmp)
         work.chmod(0o755)  # the sandbox renders as nobody, inside
         scene = build_scene(work / "fidelity.blend", args.frames)
-        before = fit_in(args, scene, work / "fit-before", "before the run")
-        kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
-        print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
-              flush=True)  # fmt: skip
-        real, kill_s, ru, gas_price_wei = real_run(args, scene, work)
+        print(f"devnet: {args.workers} workers + 1 checker ...", flush=True)
+
+        def fit(when: str) -> Fit:
+            return fit_in(args, scene, work / f"fit-{when.split()[0]}",
+                          f"{when}, beside the devnet's nodes")
+
+        real, kill_s, ru, gas_price_wei, fitted = real_run(args, scene, work, fit)
         print(f"  real: {asdict(real)}", flush=True)
-        after = fit_in(args, scene, work / "fit-after", "after the run")
-    fields = {name: (value + getattr(after, name)) / 2 for name, value in asdict(before).items()}
     chain = {"gas_price_wei": gas_price_wei, "gas": measure_modelled()}
-    return Fit(**{**fields, "k": before.k}), real, kill_s, ru, chain
+    return fitted, real, kill_s, ru, chain
 
 
 if __name__ == "__main__":
