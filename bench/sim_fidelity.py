@@ -5,26 +5,30 @@
                                                        # the CI test's reduced run
     python bench/sim_fidelity.py --reuse OUT           # simulate again against a saved run
 
-1. **Fit** (measured here, before the devnet starts and again after it stops; the
-   model takes the mean of the two, as the box's background load moves): the
-   reference scene of the devnet (``node.devnet.scene``) at the job's resolution
-   and samples, rendered as a worker renders it (the node's own sandboxed render
-   kit, one warm Blender per job) — alone, then ``--workers`` at once, as the
-   devnet's workers share this machine's cores; a warm tile check at the plan's
-   k (node.verify); the node's preflight inspection of the scene. Then capacity
-   challenges as the devnet meets them (the node runs with trial leases):
-   ``--workers`` answers at once, each a fresh kit's inspection and quarter frame;
-   the requester's judgements of them on one fresh kit (one tile each) while the
-   workers render and the checker makes its first check (inspection + k tiles).
-   From these: the simulated GPU's score (RU per hour from the concurrent frame
-   time), the tile share (tile pixels over frame pixels), the check's fixed cost
-   (the warm check's wall time minus its tiles' share of a frame), a node's setup
+1. **Fit** (bench/fidelity_fit.py; measured here, beside the devnet's running nodes,
+   once before the job is submitted and again after the payees redeemed; the model
+   takes the mean of the two, as the box's background load moves): the reference
+   scene of the devnet (``node.devnet.scene``) at the job's resolution and samples,
+   rendered as a worker renders it (the node's own sandboxed render kit, one warm
+   Blender per job) — alone, then ``--workers`` at once, as the devnet's workers
+   share this machine's cores; a steady check as the node's checker makes one (the
+   frame's fetch over the node's content transfer, libp2p on loopback, then a warm
+   tile check at the plan's k, node.verify); the node's preflight inspection of the
+   scene. Then capacity challenges as the devnet meets them (the node runs with
+   trial leases): ``--workers`` answers at once, each a fresh kit's inspection and
+   quarter frame; the requester's judgements of them on one fresh kit (one tile
+   each) while the workers render and the checker makes its first check (inspection
+   + k tiles). From these: the simulated GPU's score (RU per hour from the concurrent
+   frame time), the tile share (tile pixels over frame pixels), the check's fixed
+   cost (the fetch and the check minus its tiles' share of a frame), a node's setup
    before its first frame of a job (inspection + warm start), the requester's
-   preflight (the inspection), the answer's cost beyond that setup and its
-   modelled render, the judgement, and the checker's first-check excess. The
-   network is loopback (1 ms), the chain anvil's (one block per transaction: 0.1
-   s blocks). Market timings and prices are the devnet node's own
-   (``role_settings`` of a devnet ``NodeConfig``), not typed in; trial leases too.
+   preflight (the inspection), the answer's cost beyond that setup and its modelled
+   render, the judgement, and the checker's first-check excess. The network is
+   loopback (1 ms), the chain anvil's (one block per transaction: 0.1 s blocks), its
+   gas price the devnet's when the job ends, each modelled operation's gas measured
+   on the in-process EVM (bench/gas.py's ``modelled``). Market timings and prices
+   are the devnet node's own (``role_settings`` of a devnet ``NodeConfig``), not
+   typed in; trial leases too.
 2. **Real**: ``LocalDevnet`` (anvil, real ``pictor node run`` processes,
    Blender); the job is submitted, one worker is SIGKILLed once ``--kill-after``
    frames are accepted, the job runs to the end and the surviving payees redeem.
