@@ -195,9 +195,31 @@ def result_signer(spec: JobSpec, result: Result) -> bytes | None:
     """The payment address that signed ``result`` (its ``result_sig``), or None when it
     carries no signature the contract would take (missing, malleable, unrecoverable)."""
     ref = result_ref(spec, result.job_id, result.task_id, result.frame, result.frame_cid)
-    if ref is None or result.result_sig is None:
+    return _signer(ref, result.result_sig)
+
+
+def _signer(message: Message | None, signature: bytes | None) -> bytes | None:
+    """``recover``, or None for no message, no signature or one the contract would refuse."""
+    if message is None or signature is None:
         return None
     try:
-        return recover(ref, result.result_sig)
+        return recover(message, signature)
     except Exception:  # eth_keys/eth_account raise several unrelated types for bad bytes
         return None
+
+
+def sign_pass(spec: JobSpec, verdict: Verdict, frame_cid: str, key: bytes) -> bytes | None:
+    """The checker's ``Verdict.pass_sig`` for its passing ``verdict`` of ``frame_cid``
+    (None without an escrow or for a rejection: nothing to sign)."""
+    checker = to_canonical_address(Account.from_key(key).address)
+    signed = checker_pass(spec, verdict, frame_cid, checker)
+    return None if signed is None else sign(signed, key)
+
+
+def pass_signer(spec: JobSpec, verdict: Verdict, frame_cid: str, checker: bytes) -> bytes | None:
+    """The address that signed ``verdict.pass_sig`` as the ``Pass`` of ``checker`` (the
+    payment address the checker was assigned under: the Pass names its signer, so the
+    signature is recovered over the Pass that names it). ``checker`` itself when the
+    signature is that checker's; None when there is nothing the contract would take
+    (no escrow, a rejection, missing, malleable or unrecoverable signature)."""
+    return _signer(checker_pass(spec, verdict, frame_cid, checker), verdict.pass_sig)

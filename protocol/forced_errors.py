@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from protocol.errors import LocalProtocolError
 from protocol.messages import Verdict
-from protocol.verification import _uniform_below, tile_grid
+from protocol.verification import Tile, _uniform_below, tile_grid
 
 PLANT_DOMAIN = b"pictor/verify/plant/v1\x00"
 PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
@@ -157,3 +157,14 @@ def plant_missed(verdict: Verdict) -> bool:
     Every cell of a plant differs from any honest render beyond the policy, so an
     honest checker's verdict on a plant always fails; this is never true of one."""
     return verdict.passed
+
+
+def plant_covers(verdict: Verdict, width: int, height: int, tile_px: int) -> bool:
+    """Whether every cell ``verdict`` names is a cell :func:`perturb` changed (a cell of
+    the frame's ``tile_px`` grid: a plant changes every one). Only then can a pass of the
+    plant be claimed against its checker's stake: its own cells were all wrong, so
+    claimers re-rendering exactly them find it. A verdict naming another rectangle (the
+    machine refuses one off its draw anyway) might have looked where nothing changed."""
+    grid = set(tile_grid(width, height, tile_px))
+    return bool(verdict.tiles) and all(Tile(t.y, t.x, t.width, t.height) in grid
+                                       for t in verdict.tiles)  # fmt: skip

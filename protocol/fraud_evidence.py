@@ -33,7 +33,7 @@ from protocol.codec import Limits, from_wire, packb, to_wire, unpackb
 from protocol.errors import ProtocolError
 from protocol.market.records import verdict_digest_of
 from protocol.messages import MAX_CLAIMERS, Verdict
-from protocol.slashing import tiles_commitment
+from protocol.slashing import at_risk_refusal, tiles_commitment
 from protocol.verification import Tile, tile_grid
 
 EVIDENCE_MAGIC = b"pictor/fraud-evidence/v1\x00"
@@ -117,3 +117,39 @@ def claimed_cells(
     grid = set(tile_grid(width, height, tile_px))
     named = {Tile(t.y, t.x, t.width, t.height) for v in verdicts for t in v.tiles}
     return tuple(sorted(named & grid))
+
+
+def may_sign_pass(
+    verdict: Verdict | None, job_id: bytes, task_id: bytes, frame: int,
+    verdict_digests: Iterable[bytes], amount_wei: int, max_at_risk_wei: int,
+    max_cells: int, ours: Verdict | None = None,
+) -> str:  # fmt: skip
+    """Why a checker must not sign a claim against another checker's pass (``Escrow.
+    claim_pass``: ``Fraud`` with the passing checker as the accused) ("" when it may).
+
+    Before its render (``ours`` None): ``verdict`` is a passing verdict about this job's
+    task and frame, the claim's commitment is that verdict alone (``verdict_digests``:
+    its body digest, so its ``tiles`` are the ones the accused's ``Pass`` signed), it
+    names at most ``max_cells`` cells (``protocol.slashing.recheck_tiles``: the most a
+    check of the job asks, so a requester cannot have us render a frame for nothing)
+    and the amount is one we put at risk. After (``ours``: our verdict on the frame the
+    claim names): we re-rendered exactly the accused's cells, and they are wrong.
+    Whether the accused's ``Pass`` signature names that frame is the caller's to
+    check (``ledger.fraud.pass_signer``: a signature is not the protocol's)."""
+    if verdict is None or not verdict.passed or not verdict.tiles:
+        return "the claim carries no passing verdict"
+    if (verdict.job_id, verdict.task_id, verdict.frame) != (job_id, task_id, frame):
+        return "the passing verdict is about another frame than the claim"
+    if tuple(verdict_digests) != (verdict_digest_of(verdict),):
+        return "the claim's evidence is not the passing verdict alone"
+    if len(verdict.tiles) > max_cells:
+        return "the passing verdict names more cells than a check of this job asks"
+    why = at_risk_refusal(amount_wei, max_at_risk_wei)
+    if why or ours is None:
+        return why
+    cells = {(t.x, t.y, t.width, t.height) for t in verdict.tiles}
+    if {(t.x, t.y, t.width, t.height) for t in ours.tiles} != cells:
+        return "we did not re-render exactly the accused's cells"
+    if ours.passed:
+        return "the accused's cells are right: its pass stands"
+    return ""

@@ -299,6 +299,16 @@ class TileEvidence:
 
 @dataclass(frozen=True)
 class Verdict:
+    """A checker's judgement of a result. ``pass_sig``: for a passing verdict of an
+    escrowed job, the checker's payment key's EIP-712 signature over ``Pass(requester,
+    jobId, checker, taskId, frame, frameDigest, tiles)`` (``ledger.fraud.checker_pass``;
+    ``frameDigest`` is the sha2-256 inside the request's ``frame_cid``, the frame judged,
+    ``tiles`` = ``protocol.slashing.tiles_commitment([verdict_digest_of(verdict)])``). It
+    makes the pass claimable if the frame was wrong; the requester refuses a passing
+    verdict of an escrowed job without a valid one. The verdict's body digest
+    (``protocol.market.records.verdict_digest_of``) is taken with ``pass_sig`` cleared,
+    so the signature is not inside what it signs. Nil for a rejection or without escrow."""
+
     TYPE: ClassVar[str] = "verdict"
     job_id: Bytes32
     task_id: Bytes32
@@ -313,6 +323,7 @@ class Verdict:
     # one per tile, in order: protocol.verification.tile_digest of the checker's own
     # re-render of that tile (a commitment: one later re-render proves a lying checker)
     tile_digests: Annotated[tuple[Bytes32, ...], MaxLen(256)]
+    pass_sig: Bytes65 | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +345,14 @@ class FraudSignRequest:
     """Requester -> a checker whose verdict rejected a result that a dispute's majority
     rejected too: sign the EIP-712 ``Fraud`` claim (``ledger.fraud``) over the worker's
     signed Result, ``tiles`` = ``protocol.slashing.tiles_commitment(verdict_digests)``.
-    A checker signs only for a result it rejected itself (``protocol.slashing.may_sign``)."""
+    A checker signs only for a result it rejected itself (``protocol.slashing.may_sign``).
+
+    With ``pass_verdict`` it is a claim against a CHECKER that passed a plant
+    (``Escrow.claim_pass``): ``worker_address`` is that checker's address, ``frame_cid``
+    the plant it was served, ``verdict_digests`` the passing verdict's body digest
+    alone, and the asked checker (any staked one, not the accused) re-renders exactly
+    that verdict's cells of the frame and signs only when they are wrong
+    (``protocol.fraud_evidence.may_sign_pass``)."""
 
     TYPE: ClassVar[str] = "fraud_sign_request"
     job_id: Bytes32
@@ -344,6 +362,7 @@ class FraudSignRequest:
     frame_cid: Cid
     verdict_digests: Annotated[tuple[Bytes32, ...], MaxLen(MAX_CLAIMERS)]
     amount_wei: U256
+    pass_verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ claim (``protocol.fraud_evidence``), tell an answering quorum
 (``answer_claim``) which tiles to re-check.
 
 A checker signs only a claim about a result it rejected itself
-(:func:`may_sign`): the same job, task, frame and frame CID it judged, its own
+(:func:`may_sign`; a claim against another checker's pass of a plant:
+``protocol.fraud_evidence.may_sign_pass``): the same job, task, frame and frame CID it judged, its own
 verdict's digest in the commitment, and an amount no larger than it agreed to
 put at risk. A claim the contract could not take (fewer rejecters than its
 quorum) is not started (:func:`claim_possible`).
@@ -90,6 +91,13 @@ def may_sign(
         return "the claim names another result than the one we rejected"
     if rejection.verdict_digest not in set(verdict_digests):
         return "our verdict is not among the claim's evidence"
+    return at_risk_refusal(amount_wei, max_at_risk_wei)
+
+
+def at_risk_refusal(amount_wei: int, max_at_risk_wei: int) -> str:
+    """Why a claim for ``amount_wei`` must not carry our signature ("" when it may):
+    the escrow locks that much of each signer's stake until the claim ends. Every claim
+    a checker signs (a worker's fraud, another checker's pass) asks this."""
     if not 0 < amount_wei <= max_at_risk_wei:
         return "the claim puts more of our stake at risk than we allow"
     return ""

@@ -90,7 +90,7 @@ def tables() -> str:
         msg_type = getattr(cls, "TYPE", None)
         title = f"`{msg_type}` — {cls.__name__}" if msg_type else f"{cls.__name__} (struct)"
         out.append(f"#### {title}\n")
-        doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         if doc and not doc.startswith(cls.__name__ + "("):
             out.append(f"{doc}\n")
         out.append("| field | wire type |\n|---|---|")

@@ -71,6 +71,8 @@ class DevnetConfig:
     price_wei_per_ru: int = 10**17
     render_threads: int = 0
     adversaries: dict[str, str] = field(default_factory=dict)  # node name -> mode
+    # node name -> config.toml settings over the devnet's own (a test's plant rate, ...)
+    node_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Given anvil's URL, the URL nodes dial for the chain (a test puts a proxy there).
     rpc_route: Callable[[str], str] | None = None
     grace_s: int = 3600
@@ -136,6 +138,7 @@ class LocalDevnet:
         }  # fmt: skip
         if mode := self.config.adversaries.get(name):
             settings["adversary"] = mode
+        settings.update(self.config.node_settings.get(name, {}))
         (data_dir / "config.toml").write_text(
             "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
         )

@@ -143,6 +143,10 @@ class Gate:
         reason = reason or _reason(exc)
         self.metrics.rejected.labels(reason).inc()
         action = self.scorer.penalize(peer, exc.penalty, reason, self._now_s())
-        log_event(logger, logging.DEBUG, "refused message", peer=peer, reason=reason)
+        # What the peer did, said (INFO: each refusal costs the peer points, so a peer is
+        # banned after a handful of lines; the honest checkers an e2e run saw banned for
+        # passes the requester checked against the wrong CID left no line saying why).
+        log_event(logger, logging.INFO, "refused message", peer=peer, reason=reason,
+                  penalty=exc.penalty, why=str(exc)[:200])  # fmt: skip
         if action is Action.DISCONNECT:
             self._on_ban(peer)

@@ -92,8 +92,10 @@ async def lazy_verdict(request: VerifyRequest, frame: Path, spec: JobSpec) -> Ve
     passes every frame, with the most plausible verdict it can make without
     rendering: the tiles the request's secret selects (the requester refuses any
     other), each "identical", and as its commitment the digests of the worker's own
-    tiles (what an honest re-render of an honest frame would hash to). Forced errors
-    catch it (protocol.forced_errors)."""
+    tiles (what an honest re-render of an honest frame would hash to). The checker
+    role signs its pass as any other (``Verdict.pass_sig``): a real lazy checker signs
+    too, since the requester refuses an unsigned pass, so each pass it is paid for is
+    claimable. Forced errors catch it (protocol.forced_errors)."""
     secret = request.tile_secret
     settings = spec.settings
     tiles = select_tiles(request.result_digest, secret, settings.resolution_x,

@@ -1,5 +1,10 @@
 """A worker answers a false fraud claim against its result before the window ends.
 
+(A checker answers a claim against its signed pass the same way: the escrow's
+``claim_pass`` accuses it as a fraud claim accuses a worker, and the node's one
+watch, node.roles.claim_defence, hands either here. The frame the re-checkers
+fetch from us is then the one we checked, and they compare with the tolerance.)
+
 Theory of operation. The escrow holds a claimed worker's stake for the claim's
 challenge window (``CHALLENGE_S``); within it, the worker cancels the claim
 with ``answer_claim``: ``Clean`` signatures of MORE registered, staked checkers
@@ -47,6 +52,7 @@ from node.roles.common import raw_of
 from node.roles.context import RoleContext
 from protocol.cid import cid_of_sha256
 from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import claimed_pass
 from protocol.messages import CleanSigned, CleanSignRequest, Role
 
 logger = logging.getLogger(__name__)
@@ -123,8 +129,12 @@ class Answerer:
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked))  # fmt: skip
+        # A claim on our pass (we checked the frame, another rendered it): its evidence is
+        # our passing verdict, and the re-checkers compare with the tolerance.
+        ours = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
+        device_class = "" if ours is not None else self.device_class()
         request = CleanSignRequest(ref.job_id, ref.task_id, ref.frame, chain.address,
-                                   cid_of_sha256(ref.frame_digest), self.device_class())  # fmt: skip
+                                   cid_of_sha256(ref.frame_digest), device_class)  # fmt: skip
         self._running[key] = run
         try:
             await self._gather(run, request, settle_at_s)

@@ -35,7 +35,7 @@ from ledger.client import (
     Secured,
 )
 from ledger.errors import LedgerError
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
 from ledger.trio_client import TrioEscrow
 from ledger.tx import TxSender
 from ledger.voucher_book import Key, RedeemPolicy, VoucherBook
@@ -131,6 +131,13 @@ class ChainLink:
     ) -> None:  # fmt: skip
         await self.send("claim_fraud", (claim.ref.job_id,), "claim_fraud", claim, worker_sig,
                         list(ordered_sigs), evidence)  # fmt: skip
+
+    async def claim_pass(
+        self, signed_pass: CheckerPass, pass_sig: bytes, amount_wei: int,
+        ordered_sigs: Sequence[bytes], evidence: bytes = b"",
+    ) -> None:  # fmt: skip
+        await self.send("claim_pass", (signed_pass.ref.job_id,), "claim_pass", signed_pass,
+                        pass_sig, amount_wei, list(ordered_sigs), evidence)  # fmt: skip
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         await self.send("execute_slash", (claim.ref.job_id,), "execute_slash", claim,

@@ -10,7 +10,10 @@ worker does): a refused scene gets no verdict and no re-render.
 requester's check plan, protocol.verification) chosen by the request's
 ``tile_secret`` (the requester's draw: protocol.tile_secret; a verdict on any
 other cells is refused) and builds the verdict, which goes back to the
-requester. The request carries the worker's device class (from its
+requester; a passing verdict of an escrowed job carries our payment key's
+signed ``Pass`` (``Verdict.pass_sig``, ``ledger.fraud.sign_pass``: what makes the
+pass claimable if the frame was wrong, protocol.signed_pass), or the requester
+refuses it. The request carries the worker's device class (from its
 Result): the same build and class as ours compares exactly, anything else
 with the cross-hardware tolerance. Checks run one at a time, in a warm
 Blender process per job that keeps the scene loaded (node.verify.warm_tiles),
@@ -21,7 +24,9 @@ it, the requester asks us to sign a fraud claim (``FraudSignRequest``), and we
 sign only one about that very result (``protocol.slashing.may_sign``), putting
 at most ``MAX_AT_RISK_WEI`` of our stake behind it. A worker that a claim
 names may ask us to re-check its result and sign its answer
-(``CleanSignRequest``): :mod:`node.roles.rechecks`.
+(``CleanSignRequest``): :mod:`node.roles.rechecks`. A requester whose plant
+another checker passed may ask us to sign a claim against that pass
+(``FraudSignRequest.pass_verdict``): :mod:`node.roles.pass_rechecks`.
 
 Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
 before each check the checker reads the escrow; its lane must hold what the
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,12 +49,14 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import FraudClaim, result_ref, sign
+from ledger.fraud import FraudClaim, checker_pass, result_ref, sign, sign_pass
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
 from node.roles.chain import Payee
+from node.roles.claim_defence import ClaimDefence
 from node.roles.context import RoleContext
+from node.roles.pass_rechecks import PassRechecks
 from node.roles.paycheck import PayCheck
 from node.roles.rechecks import Rechecks
 from node.roles.scene_gate import SceneGate
@@ -79,9 +87,10 @@ MAX_AT_RISK_WEI = 10**17
 
 
 class CheckerRole:
-    def __init__(self, ctx: RoleContext, payee: Payee | None) -> None:
+    def __init__(self, ctx: RoleContext, payee: Payee | None, defence: ClaimDefence) -> None:
         self.ctx = ctx
         self.payee = payee
+        self.defence = defence  # the node's watch on what we sign (node.roles.claim_defence)
         # every announce a stranger signs lands here: bounded, oldest forgotten
         self.specs: OrderedDict[bytes, JobSpec] = OrderedDict()
         self.checked = 0
@@ -101,6 +110,8 @@ class CheckerRole:
         self.fraud_signed = 0  # fraud claims we signed
         # re-checks a claimed worker asks for, to answer a claim (node.roles.rechecks)
         self.rechecks = Rechecks(ctx, self.specs, self.scene_gate)
+        # claims against another checker's pass of a plant (node.roles.pass_rechecks)
+        self.pass_rechecks = PassRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
 
     def on_announce(self, announce: JobAnnounce) -> None:
         """A job we may be asked to check: gossiped (validated before it got here) or
@@ -156,6 +167,7 @@ class CheckerRole:
             nursery.start_soon(self._vouchers)
             nursery.start_soon(self._release_scenes)
             nursery.start_soon(self.rechecks.run)
+            nursery.start_soon(self.pass_rechecks.run)
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms
@@ -217,6 +229,13 @@ class CheckerRole:
             )  # fmt: skip
         if self.ctx.settings.adversary == FALSE_REJECT:  # test-only: a lying checker
             verdict = false_reject(verdict)
+        # A pass of an escrowed job is signed (a lazy checker's too: the requester refuses
+        # an unsigned one), which makes it claimable if the frame was wrong (issue 17).
+        verdict = replace(verdict, pass_sig=sign_pass(spec, verdict, request.frame_cid,
+                                                      self.ctx.payment_key))  # fmt: skip
+        signed = checker_pass(spec, verdict, request.frame_cid, self.ctx.payment_address)
+        if verdict.pass_sig is not None and signed is not None:  # a signed pass can be claimed
+            self.defence.watch_signed(signed.ref, requester)
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last

@@ -19,7 +19,7 @@ from node.roles.ports import Chain, RenderKit
 from node.runtime import Node
 from protocol.market import MarketConfig
 
-ADVERSARY_MODES = ("", "wrong-seed", "wrong-seed-disputed", "clawback", "unsigned-result", "lazy")  # test-only behaviours, never on by default
+ADVERSARY_MODES = ("", "wrong-seed", "wrong-seed-disputed", "clawback", "unsigned-result", "lazy", "stall")  # test-only behaviours, never on by default
 
 
 @dataclass(frozen=True)

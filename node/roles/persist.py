@@ -163,24 +163,33 @@ def save_task(
     )
 
 
+CLAIM_TABLES = ("fraud_claims", "pass_claims")  # a worker's result, a checker's pass
+
+
 def save_claim(
     conn: sqlite3.Connection, *, job_id: bytes, task_id: bytes, state: str, data: bytes,
-    now_ms: int, only_new: bool = False,
+    now_ms: int, only_new: bool = False, table: str = "fraud_claims",
 ) -> bool:  # fmt: skip
     """Keep a fraud claim's state; with ``only_new`` an existing claim is left as it is.
     True when the row was written."""
+    if table not in CLAIM_TABLES:
+        raise ValueError(f"no claim table {table!r}")
     verb = "INSERT OR IGNORE" if only_new else "INSERT OR REPLACE"
     cur = conn.execute(
-        f"{verb} INTO fraud_claims (job_id, task_id, state, data, updated_ms) VALUES (?, ?, ?, ?, ?)",
+        f"{verb} INTO {table} (job_id, task_id, state, data, updated_ms) VALUES (?, ?, ?, ?, ?)",
         (job_id, task_id, state, data, now_ms),
     )
     return cur.rowcount > 0
 
 
-def open_claims(conn: sqlite3.Connection, *, final: tuple[str, ...]) -> list[tuple[str, bytes]]:
-    """(state, data) of every claim not in a ``final`` state."""
+def open_claims(
+    conn: sqlite3.Connection, *, final: tuple[str, ...], table: str = "fraud_claims"
+) -> list[tuple[str, bytes]]:
+    """(state, data) of every claim in ``table`` not in a ``final`` state."""
+    if table not in CLAIM_TABLES:
+        raise ValueError(f"no claim table {table!r}")
     marks = ", ".join("?" * len(final))
-    rows = conn.execute(f"SELECT state, data FROM fraud_claims WHERE state NOT IN ({marks})", final)
+    rows = conn.execute(f"SELECT state, data FROM {table} WHERE state NOT IN ({marks})", final)
     return [(r[0], r[1]) for r in rows.fetchall()]
 
 

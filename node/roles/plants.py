@@ -6,8 +6,10 @@ re-encoding (:mod:`node.verify.plant`): a real frame and a plant come from the
 same node, in the same encoding, under CIDs the worker has never held, so
 neither the content source nor the file tells them apart (the worker cannot be
 asked "do you hold this CID?" to sort them). :meth:`CheckFrames.prepare` makes
-the canonical copy before a check is assigned; :meth:`CheckFrames.rewrite`
-puts its CID into the outgoing ``VerifyRequest``.
+the canonical copy before a check is assigned; :meth:`CheckFrames.served` is its
+CID, which the assignment gives the job machine (journalled with it): the
+``VerifyRequest`` names it, and so does the checker's signed pass
+(``Verdict.pass_sig``), which the machine checks against it.
 
 A ``RequestPlant`` from the job machine (:mod:`protocol.market.plants`) is
 carried out by :meth:`CheckFrames.plant`: the worker's frame perturbed with the
@@ -43,7 +45,6 @@ from node.verify.images import ImageError
 from node.verify.plant import canonical_png, plant_png
 from protocol.forced_errors import plant_goes
 from protocol.market import Command, PlantJudged, RequestPlant
-from protocol.messages import Message, VerifyRequest
 from protocol.verification import DEFAULT_POLICY
 
 if TYPE_CHECKING:
@@ -90,13 +91,10 @@ class CheckFrames:
         if len(self.canonical) > MAX_CHECK_FRAMES:
             del self.canonical[next(iter(self.canonical))]
 
-    def rewrite(self, message: Message) -> Message:
-        """A ``VerifyRequest`` about a worker's frame names the canonical copy instead."""
-        if isinstance(message, VerifyRequest) and message.frame_cid in self.canonical:
-            from dataclasses import replace
-
-            return replace(message, frame_cid=self.canonical[message.frame_cid])
-        return message
+    def served(self, frame_cid: str) -> str:
+        """The CID checkers get the worker's frame ``frame_cid`` under: its canonical copy
+        once :meth:`prepare` made it (the frame itself when it is not an image)."""
+        return self.canonical.get(frame_cid, frame_cid)
 
     async def plant(self, c: RequestPlant) -> None:
         """Carry out a ``RequestPlant``: make and store the plant, pick, journal, send."""

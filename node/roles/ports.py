@@ -27,7 +27,7 @@ from ledger.client import (
     JobState,
     Secured,
 )
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
 from node.render.base import FrameRenderer
 from node.render.blender import BlenderConfig
 from node.render.probe import Probe
@@ -160,6 +160,15 @@ class Chain(Protocol):
     ) -> None:  # fmt: skip
         """Open ``claim`` with the worker's Result signature and the claimers' (ascending),
         publishing ``evidence`` (``protocol.fraud_evidence``) in the same transaction."""
+        ...
+
+    async def claim_pass(
+        self, signed_pass: CheckerPass, pass_sig: bytes, amount_wei: int,
+        ordered_sigs: Sequence[bytes], evidence: bytes = b"",
+    ) -> None:  # fmt: skip
+        """Open a claim against a checker's pass (``Escrow.claim_pass``): its own
+        ``Pass`` signature and the claimers' ``Fraud`` ones over
+        ``signed_pass.claim(amount_wei)`` (ascending), publishing ``evidence``."""
         ...
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:

@@ -20,11 +20,17 @@ but the request's names: it cannot choose the tiles, nor hide the claimers'
 (a partial fake whose bad cells the claimers found fails here, whatever our
 own draw). A claim whose transaction published no evidence that matches its
 ``tiles`` (claimers that hid it; an honest slasher always publishes) is
-re-checked on our own cells only. All tiles pass: it signs ``Clean`` over the
+re-checked on our own cells only. A claim against a checker's pass
+(``Escrow.claim_pass``, answered by that checker the same way) publishes its
+passing verdict instead (``claimed_pass``): its cells are the ones re-rendered.
+All tiles pass: it signs ``Clean`` over the
 claim's own ``tiles`` and sends ``CleanSigned``; anything else: no
 signature. What it signed is remembered (bounded), so a worker that asks
 again gets the signature back without a second render; a result that failed
 is not re-rendered either.
+
+The queue, the render and the remembered outcomes are :class:`RecheckQueue`'s,
+shared with node.roles.pass_rechecks (a requester's claim against a pass).
 
 A false ``Clean`` costs nothing on chain today (the escrow does not lock an
 answerer's stake): a checker's honesty here rests on its reputation and on
@@ -35,7 +41,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Generic, TypeVar
 
 import trio
 
@@ -49,39 +56,56 @@ from node.roles.context import RoleContext
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import new_secret, verify_result
 from protocol.errors import IllegalMessage
-from protocol.fraud_evidence import claimed_cells, claimed_verdicts
-from protocol.messages import CleanSigned, CleanSignRequest, JobSpec, VerifyRequest
+from protocol.fraud_evidence import claimed_cells, claimed_pass, claimed_verdicts
+from protocol.messages import (
+    CleanSigned,
+    CleanSignRequest,
+    FraudSignRequest,
+    JobSpec,
+    Verdict,
+    VerifyRequest,
+)
 from protocol.slashing import recheck_tiles
-from protocol.verification import DEFAULT_POLICY
+from protocol.verification import DEFAULT_POLICY, Tile
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 8
 MAX_REMEMBERED = 1024  # re-checks whose outcome is kept (oldest forgotten)
 NO_CLAIM_PENALTY = 5
 
-Key = tuple[bytes, bytes, bytes]  # job, task, worker address
+Key = tuple[bytes, bytes, bytes]  # job, task, accused address
+Request = TypeVar("Request", CleanSignRequest, FraudSignRequest)
 
 
-class Rechecks:
+class RecheckQueue(Generic[Request]):
+    """Re-checks strangers ask of us before we sign about a claim: queued (bounded:
+    ``QUEUE_LEN``; a full queue answers "busy"), rendered one at a time, and each
+    outcome remembered (bounded: ``MAX_REMEMBERED``), so asking again costs no second
+    render. The claim's side is the subclass's: :class:`Rechecks` answers a claimed
+    worker (``Clean``), ``node.roles.pass_rechecks`` a requester claiming a pass."""
+
     def __init__(self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate) -> None:
         self.ctx = ctx
         self.specs = specs
         self.gate = gate
-        self._send, self._recv = trio.open_memory_channel[tuple[bytes, CleanSignRequest]](QUEUE_LEN)
+        channel = trio.open_memory_channel[tuple[bytes, Request]](QUEUE_LEN)
+        self._send: trio.MemorySendChannel[tuple[bytes, Request]] = channel[0]
+        self._recv: trio.MemoryReceiveChannel[tuple[bytes, Request]] = channel[1]
         self._done: OrderedDict[Key, bytes | None] = OrderedDict()  # signature, or None: refused
-        self.signed = 0  # Clean signatures given (re-sends not counted)
+        self.signed = 0  # signatures given (re-sends not counted)
         self.rendered = 0  # re-checks rendered
 
-    def receive(self, sender: bytes, request: CleanSignRequest) -> bool:
+    def receive(self, sender: bytes, request: Request) -> bool:
         """Queue a re-check; False when we cannot take it (unknown job, busy)."""
         spec = self.specs.get(request.job_id)
         if spec is None or spec.escrow is None or self.ctx.chain is None:
             return False
+        self._vet(sender, spec, request)
         key = (request.job_id, request.task_id, request.worker_address)
         if key in self._done:
             signature = self._done[key]
             if signature is not None:  # asked again: the same answer, no second render
-                self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
+                self._answer(sender, request, signature)
             return True
         try:
             self._send.send_nowait((sender, request))
@@ -93,9 +117,48 @@ class Rechecks:
         async for sender, request in self._recv:
             try:
                 await self._recheck(sender, request)
-            except Exception as exc:  # no signature; the worker asks others
+            except Exception as exc:  # no signature; the asker asks others
                 log_event(logger, logging.WARNING, "re-check failed", frame=request.frame,
                           error=f"{type(exc).__name__}: {str(exc)[:300]}")  # fmt: skip
+
+    def _vet(self, sender: bytes, spec: JobSpec, request: Request) -> None:
+        """Refuse a request before it is queued (raise ``IllegalMessage``)."""
+
+    def _answer(self, sender: bytes, request: Request, signature: bytes) -> None:
+        raise NotImplementedError
+
+    async def _recheck(self, sender: bytes, request: Request) -> None:
+        raise NotImplementedError
+
+    async def _render(
+        self, source: bytes, spec: JobSpec, check: VerifyRequest, required: Sequence[Tile]
+    ) -> Verdict | None:
+        """Our verdict on ``check.frame_cid`` (the scene and frame fetched from
+        ``source``), re-rendering ``check``'s draw and the ``required`` cells; None
+        when the scene fails its preflight."""
+        scene = await self.ctx.fetch_from(source, spec.scene_cid)
+        refusal = await self.gate.refusal(scene, spec.scene_cid, spec.settings, spec.ru_per_frame)
+        if refusal is not None:
+            return None
+        frame = await self.ctx.fetch_from(source, check.frame_cid)
+        verdict = await verify_result(
+            self.ctx.render.tiles, check, scene=scene, frame_image=frame, settings=spec.settings,
+            job_build=spec.renderer_build,
+            worker=RendererIdentity(spec.renderer_build, check.worker_device_class),
+            required=required,
+        )  # fmt: skip
+        self.rendered += 1
+        return verdict
+
+    def _remember(self, key: Key, signature: bytes | None) -> None:
+        self._done[key] = signature
+        while len(self._done) > MAX_REMEMBERED:
+            self._done.popitem(last=False)
+
+
+class Rechecks(RecheckQueue[CleanSignRequest]):
+    def _answer(self, sender: bytes, request: CleanSignRequest, signature: bytes) -> None:
+        self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
 
     async def _recheck(self, sender: bytes, request: CleanSignRequest) -> None:
         key = (request.job_id, request.task_id, request.worker_address)
@@ -117,28 +180,22 @@ class Rechecks:
             return  # answered or executed meanwhile: we render nothing for it
         if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
             return self._remember(key, None)
-        scene = await self.ctx.fetch_from(sender, spec.scene_cid)
-        refusal = await self.gate.refusal(scene, spec.scene_cid, spec.settings, spec.ru_per_frame)
-        if refusal is not None:
-            return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip
+        a_pass = claimed_pass(evidence.published, evidence.tiles, request.job_id,
+                              request.task_id, request.frame)  # a claim on a checker's pass
+        verdicts = verdicts if a_pass is None else (a_pass,)
         settings = spec.settings
         required = () if verdicts is None else claimed_cells(
             verdicts, settings.resolution_x, settings.resolution_y, DEFAULT_POLICY.sampling.tile_px
         )  # fmt: skip
-        frame = await self.ctx.fetch_from(sender, request.frame_cid)
         # our own draw: no requester asks this check (the claimers' cells are ``required``)
         check = VerifyRequest(request.job_id, request.task_id, request.frame, sender, bytes(32),
                               request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
                               new_secret(), request.worker_device_class)  # fmt: skip
-        verdict = await verify_result(
-            self.ctx.render.tiles, check, scene=scene, frame_image=frame, settings=spec.settings,
-            job_build=spec.renderer_build,
-            worker=RendererIdentity(spec.renderer_build, request.worker_device_class),
-            required=required,
-        )  # fmt: skip
-        self.rendered += 1
+        verdict = await self._render(sender, spec, check, required)
+        if verdict is None:
+            return self._remember(key, None)
         passed = verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
         log_event(logger, logging.INFO, "re-check for a claimed worker", frame=request.frame,
                   passed=passed, worker=request.worker_address.hex(),
@@ -149,9 +206,4 @@ class Rechecks:
         signature = sign(answer, self.ctx.payment_key)
         self.signed += 1
         self._remember(key, signature)
-        self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
-
-    def _remember(self, key: Key, signature: bytes | None) -> None:
-        self._done[key] = signature
-        while len(self._done) > MAX_REMEMBERED:
-            self._done.popitem(last=False)
+        self._answer(sender, request, signature)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 from ledger.errors import LedgerError
-from ledger.fraud import result_signer
+from ledger.fraud import pass_signer, result_signer
 from ledger.vouchers import sign
 from node.content.transfer import TransferError
 from node.log import log_event
@@ -73,6 +73,7 @@ from protocol.market import (
     FundLanes,
     JobFinished,
     JobMachine,
+    PassClaimDue,
     PlantJudged,
     Publish,
     RecordPayment,
@@ -155,7 +156,7 @@ class RequesterJob:
         secret = check_secret_of(role.ctx.node.key.seed, job_id)
         self.machine = JobMachine(
             job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret,
-            result_signer=partial(result_signer, spec),
+            result_signer=partial(result_signer, spec), pass_signer=partial(pass_signer, spec),
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
@@ -239,8 +240,9 @@ class RequesterJob:
             self.capacity_fed[peer] = data
             score, passed = unpack_outcome(data)
             commands = machine.capacity_judged(peer, score, passed, now_ms)
-        elif kind == "assign":  # task id, then the checker's payment address (if known)
-            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:])
+        elif kind == "assign":  # task id, the checker's payment address, the CID it is served
+            served = data[52:].decode() or None  # (older entries: the worker's own)
+            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:52], served)
         elif kind == "plant":  # task id, the checker's payment address, the plant's CID
             commands = apply_plant_entry(self, peer, data, now_ms)
         elif kind == "refunded":  # not a machine input: the escrow is settled
@@ -259,8 +261,6 @@ class RequesterJob:
         view, live = self.view, self.live
         for c in commands:
             if isinstance(c, Send | FundLanes) and live:
-                if isinstance(c, Send):  # checkers get the frame from us (node.roles.plants)
-                    c = Send(c.to, self.frames.rewrite(c.message))
                 if self.queue is not None:
                     self.queue.put(c)
                 elif isinstance(c, Send):
@@ -294,6 +294,8 @@ class RequesterJob:
                           task=c.task_id.hex()[:16])  # fmt: skip
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
+            elif isinstance(c, PassClaimDue):  # as SlashDue: a checker passed our plant
+                self.role.slasher.on_pass_claim_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
                 self.record.dispute_resolved(c)
                 if not c.upheld:
@@ -393,7 +395,10 @@ class RequesterJob:
             return
         try:
             await self._introduce(checker)
-            await self.step("assign", checker, c.task_id + address, self.ctx.clock.now_ms())
+            # checkers get the frame from us, as our copy (node.roles.plants): the request
+            # and the checker's signed pass name that copy's CID
+            entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
+            await self.step("assign", checker, entry, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:
@@ -537,7 +542,7 @@ class RequesterRole:
         # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._jobs_changed = trio.Event()
-        self.slasher = Slasher(ctx, self.spawn)
+        self.slasher = Slasher(ctx, self.spawn, self.staked_checkers)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -747,6 +752,34 @@ class RequesterRole:
         if len(given) >= MAX_WORKER_RECORDS:
             given.clear()  # strangers' ids stay bounded; the shares start again
         return choose_checker(candidates, given, secrets.randbits(64))
+
+    async def staked_checkers(
+        self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,
+        count: int,
+    ) -> dict[bytes, bytes]:  # fmt: skip
+        """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
+        advertising the checker role, not struck, none in ``exclude`` nor paid at one of
+        ``exclude_addresses``, registered with the escrow and holding ``min_stake_wei``
+        by the chain. Node id -> payment address, in a random order."""
+        chain = self.ctx.chain
+        picked: dict[bytes, bytes] = {}
+        candidates = self.checker_candidates(b"", exclude)
+        secrets.SystemRandom().shuffle(candidates)
+        for node in candidates:
+            address = self.address_of(node)
+            if chain is None or len(picked) >= count:
+                break
+            if address is None or address in exclude_addresses or address in picked.values():
+                continue
+            stake_wei = await self.confirmed_stake(address)
+            if stake_wei is None or stake_wei < min_stake_wei:
+                continue
+            try:
+                if await chain.is_checker(address):
+                    picked[node] = address
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "checker not read", error=str(exc)[:200])
+        return picked
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every

@@ -34,6 +34,7 @@ from node.render.warm import WarmConfig
 from node.roles.capacity import cached_benchmark, probe_capacity
 from node.roles.chain import ChainLink, ChainSettings, Payee
 from node.roles.checker import CheckerRole
+from node.roles.claim_defence import ClaimDefence
 from node.roles.common import ACK, REFUSED, MarketClock, Outbox
 from node.roles.context import RoleContext, RoleSettings, make_work_root
 from node.roles.ports import Chain, RenderKit, blender_kit
@@ -87,6 +88,7 @@ class Roles:
     payee: Payee | None
     build: str
     scope: trio.CancelScope
+    defence: ClaimDefence | None = None  # the node's answers to claims on what it signed
 
     def stop(self) -> None:
         self.scope.cancel()
@@ -114,12 +116,15 @@ class Roles:
             elif isinstance(message, FraudSigned):
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:
-                self.checker.on_fraud_sign_request(sender, message)
+                if message.pass_verdict is None:
+                    self.checker.on_fraud_sign_request(sender, message)
+                elif not self.checker.pass_rechecks.receive(sender, message):
+                    return None  # busy, or a job we do not know: the requester asks again
             elif isinstance(message, CleanSignRequest) and self.checker is not None:
                 if not self.checker.rechecks.receive(sender, message):
                     return None  # busy, or a job we do not know: the worker asks others
-            elif isinstance(message, CleanSigned) and self.worker is not None:
-                self.worker.answerer.on_clean_signed(sender, message)
+            elif isinstance(message, CleanSigned) and self.defence is not None:
+                self.defence.answerer.on_clean_signed(sender, message)
             elif isinstance(message, JobAnnounce) and self.checker is not None:
                 # a requester introduces its job to a checker that joined after the announce
                 check_announce(message, sender)
@@ -249,24 +254,30 @@ async def run_roles(
             await payee.load()
             nursery.start_soon(payee.run)
         build = "blender-3.4.1"
-        worker = checker = None
+        worker = checker = defence = None
         if Role.WORKER in config.roles or Role.CHECKER in config.roles:
             identity = await ports.render.frames.identify()
             build = identity.build
+            # One watch on what our payment key signs, for both roles: a checker-only node
+            # answers claims on its passes with the tolerance (no frame of its own).
+            device = identity.device_class if Role.WORKER in config.roles else ""
+            defence = ClaimDefence(ctx, lambda: device)
+            await nursery.start(defence.run)
             if Role.WORKER in config.roles:
                 speed = await trio.to_thread.run_sync(cached_benchmark, config.data_dir,
                                                       identity.build, identity.device_class)  # fmt: skip
-                worker = WorkerRole(ctx, payee, identity.build, identity.device_class, *speed)
+                worker = WorkerRole(ctx, payee, identity.build, identity.device_class, *speed,
+                                    defence=defence)  # fmt: skip
                 await nursery.start(worker.run)
             if Role.CHECKER in config.roles:
-                checker = CheckerRole(ctx, payee)
+                checker = CheckerRole(ctx, payee, defence)
                 await nursery.start(checker.run)
             node.set_capacity(await probe_capacity(config.data_dir, identity.build,
                                                    identity.device_class,
                                                    settings.price_wei_per_ru,
                                                    worker.free_slots if worker else lambda: 0))  # fmt: skip
         requester = RequesterRole(ctx)
-        roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope)
+        roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope, defence)
         node.set_market_handler(roles.handle)
         node.set_gossip_hook(roles.on_gossip)
         await nursery.start(requester.run)

@@ -18,6 +18,23 @@ claim where it stood and never loses one in its challenge window:
   slasher sleeps until the chain's clock passes it, then ``execute_slash``.
 * ``executed`` or ``answered`` (the worker's larger quorum cancelled it): done.
 
+A checker that passed a plant of an escrowed job and signed its pass
+(``PassClaimDue``, ``protocol.market.plants``) is claimed the same way, kind
+``pass`` (stored apart: ``pass_claims``, store migration 8, since one task may
+see both a worker's and a plant checker's claim): the claimers asked are not
+the accused's fellow judges but staked checkers the requester picks while
+gathering (``pick_claimers``: advertising the checker role, registered with the
+escrow and holding at least the cap by the chain, never the accused nor the
+task's worker), ``quorum + SPARE_CLAIMERS`` at first and ``SPARE_CLAIMERS``
+more each resend, at most ``MAX_ASKED``. Each gets a ``FraudSignRequest``
+carrying the passing verdict (node.roles.pass_rechecks re-renders its cells)
+and only a signature that recovers to the address it was picked under counts.
+An accused without stake (nothing to take: no claimer renders for it) or
+fewer staked checkers than the quorum at the start: ``impossible``, nothing
+locked (the strike and the withheld fee stay, ``node.roles.plants``). With the
+quorum, ``claim_pass`` goes out with the checker's own ``pass_sig`` and its
+verdict as the published evidence; then ``claimed`` and ``executed`` as above.
+
 Chain outages only postpone a step (``LedgerError``: retried after
 ``CHAIN_RETRY_S``). Signatures are not stored: a restart while gathering asks
 the checkers again.
@@ -35,15 +52,25 @@ import trio
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import ChainRevert, LedgerError, TxRejected
-from ledger.fraud import FraudClaim, ResultRef, order_signatures, recover, result_ref, signers
+from ledger.fraud import (
+    CheckerPass,
+    FraudClaim,
+    ResultRef,
+    checker_pass,
+    order_signatures,
+    recover,
+    result_ref,
+    signers,
+)
 from node.log import log_event
 from node.roles import persist
 from node.roles.context import RoleContext
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import pack_evidence
-from protocol.market import SlashDue
-from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, Verdict
+from protocol.market import PassClaimDue, SlashDue
+from protocol.market.records import verdict_digest_of
+from protocol.messages import MAX_CLAIMERS, FraudSigned, FraudSignRequest, JobSpec, Verdict
 from protocol.slashing import claim_possible, dispute_checkers_for, tiles_commitment
 
 logger = logging.getLogger(__name__)
@@ -52,6 +79,12 @@ GATHERING, CLAIMED, EXECUTED, ANSWERED, IMPOSSIBLE = (
     "gathering", "claimed", "executed", "answered", "impossible",
 )  # fmt: skip
 FINAL = (EXECUTED, ANSWERED, IMPOSSIBLE)
+FRAUD, PASS = "fraud", "pass"  # a worker's result, a checker's pass of a plant
+TABLES = {FRAUD: "fraud_claims", PASS: "pass_claims"}
+SPARE_CLAIMERS = 2  # asked beyond the quorum (one may be busy or gone)
+MAX_ASKED = 2 * MAX_CLAIMERS  # checkers asked to sign one pass claim, over all resends
+# exclude node ids, exclude addresses, the stake each needs, how many: node id -> address
+PickClaimers = Callable[[frozenset[bytes], frozenset[bytes], int, int], Awaitable[dict[bytes, bytes]]]
 SIGN_WAIT_S = 600.0
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
@@ -60,20 +93,25 @@ MAX_WAIT_S = 600.0  # the longest sleep before the chain's clock is read again
 
 @dataclass
 class Claim:
-    claim: FraudClaim
-    worker_sig: bytes
-    frame_cid: str
-    rejecters: tuple[bytes, ...]  # checker node ids (asked to sign)
+    claim: FraudClaim  # a pass claim's: ``CheckerPass.claim`` (the checker is the accused)
+    worker_sig: bytes  # the accused's own: its Result signature, or its pass_sig
+    frame_cid: str  # the frame judged (a pass claim's: the plant)
+    rejecters: tuple[bytes, ...]  # checker node ids asked to sign (pass: picked while gathering)
     verdict_digests: tuple[bytes, ...]
     verdicts: tuple[Verdict, ...] = ()  # the preimage of ``claim.tiles``, published with it
     state: str = GATHERING
     claimers: tuple[bytes, ...] = ()  # signer addresses, ascending, once claimed
     settle_at_s: int = 0
     sigs: dict[bytes, bytes] = field(default_factory=dict)  # signer address -> signature
+    kind: str = FRAUD
+    excluded: tuple[bytes, ...] = ()  # node ids never asked (a pass claim's accused, worker)
+    # node id -> the address whose signature alone counts for it: a pass claim's picked
+    # claimers; a fraud claim's rejecters, as the job machine assigned them
+    picked: dict[bytes, bytes] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[bytes, bytes]:
-        return (self.claim.ref.job_id, self.claim.ref.task_id)
+    def key(self) -> tuple[bytes, bytes, str]:
+        return (self.claim.ref.job_id, self.claim.ref.task_id, self.kind)
 
     def pack(self) -> bytes:
         r, c = self.claim.ref, self.claim
@@ -81,62 +119,94 @@ class Claim:
                       r.frame_digest, c.worker, c.tiles, c.amount_wei.to_bytes(32, "big"),
                       self.worker_sig, self.frame_cid, list(self.rejecters),
                       list(self.verdict_digests), list(self.claimers), self.settle_at_s,
-                      [to_wire(v) for v in self.verdicts]])  # fmt: skip
+                      [to_wire(v) for v in self.verdicts], self.kind, list(self.excluded),
+                      [] if self.kind == PASS else [self.picked.get(r, b"") for r in self.rejecters]])  # fmt: skip
 
     @classmethod
     def unpack(cls, state: str, data: bytes) -> Claim:
         fields = unpackb(data)
         (chain_id, contract, requester, job_id, task_id, frame, digest, worker, tiles, amount,
          worker_sig, frame_cid, rejecters, digests, claimers, settle_at_s) = fields[:16]  # fmt: skip
-        # rows stored before claims published their evidence have no verdicts
+        # rows stored before claims published their evidence have no verdicts (nor a kind)
         verdicts = tuple(from_wire(Verdict, v) for v in (fields[16] if len(fields) > 16 else ()))
+        kind, excluded = (fields[17], tuple(fields[18])) if len(fields) > 18 else (FRAUD, ())
+        # a fraud claim's rejecters' addresses (rows stored before them have none)
+        picked = {r: a for r, a in zip(rejecters, fields[19], strict=False) if a} if len(fields) > 19 else {}
         ref = ResultRef(chain_id, contract, requester, job_id, task_id, frame, digest)
         claim = FraudClaim(ref, worker, tiles, int.from_bytes(amount, "big"))
         return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), verdicts,
-                   state, tuple(claimers), settle_at_s)  # fmt: skip
+                   state, tuple(claimers), settle_at_s, kind=kind, excluded=excluded,
+                   picked=picked if kind == FRAUD else {})  # fmt: skip
+
+    def request(self) -> FraudSignRequest:
+        """What each checker asked to sign gets (a pass claim's carries the pass)."""
+        c = self.claim
+        shown = self.verdicts[0] if self.kind == PASS else None
+        return FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
+                                self.frame_cid, self.verdict_digests, c.amount_wei, shown)  # fmt: skip
 
 
 class Slasher:
     """One per requester role (see the module docstring)."""
 
-    def __init__(self, ctx: RoleContext, spawn: Callable[..., None]) -> None:
+    def __init__(
+        self, ctx: RoleContext, spawn: Callable[..., None], pick_claimers: PickClaimers | None = None
+    ) -> None:
         self.ctx = ctx
         self._spawn = spawn
-        self._running: dict[tuple[bytes, bytes], Claim] = {}
+        self._pick_claimers = pick_claimers
+        self._running: dict[tuple[bytes, bytes, str], Claim] = {}
         self._changed = trio.Event()
-        self.settled: dict[tuple[bytes, bytes], str] = {}  # final states reached here
+        self.settled: dict[tuple[bytes, bytes, str], str] = {}  # final states reached here
 
     def on_slash_due(self, spec: JobSpec, due: SlashDue) -> None:
         """Carry out a machine's ``SlashDue`` (live or replayed: a stored claim wins)."""
         if self.ctx.chain is not None:
             self._spawn(self._start, spec, due)
 
+    def on_pass_claim_due(self, spec: JobSpec, due: PassClaimDue) -> None:
+        """Carry out a machine's ``PassClaimDue`` (live or replayed: a stored claim wins)."""
+        if self.ctx.chain is not None and self._pick_claimers is not None:
+            self._spawn(self._start_pass, spec, due)
+
     async def resume(self) -> None:
         """Continue every stored claim that has not ended (after a restart)."""
-        rows = await self.ctx.node.store.call(partial(persist.open_claims, final=FINAL))
-        for state, data in rows:
-            self._spawn(self._run, Claim.unpack(state, data))
+        for table in TABLES.values():
+            rows = await self.ctx.node.store.call(partial(persist.open_claims, final=FINAL,
+                                                          table=table))  # fmt: skip
+            for state, data in rows:
+                self._spawn(self._run, Claim.unpack(state, data))
 
     def on_fraud_signed(self, sender: bytes, signed: FraudSigned) -> None:
-        claim = self._running.get((signed.job_id, signed.task_id))
-        if claim is None or claim.state != GATHERING:
+        gathering = [c for c in self._running.values() if c.state == GATHERING
+                     and c.key[:2] == (signed.job_id, signed.task_id)]  # fmt: skip
+        if not gathering:
             return  # late, or resent after the claim went out
-        if sender not in claim.rejecters:
+        asked = [c for c in gathering if sender in c.rejecters]
+        if not asked:
             raise IllegalMessage("a fraud signature we did not ask for", penalty=10)
-        try:
-            signer = recover(claim.claim, signed.signature)
-        except Exception as exc:  # eth_keys raises several types for bad bytes
-            raise IllegalMessage("a fraud signature that does not recover", penalty=10) from exc
-        if signer in (claim.claim.worker, claim.claim.ref.requester):
-            raise IllegalMessage("a fraud signature by the worker or the requester", penalty=10)
-        claim.sigs[signer] = signed.signature
-        self._notify()
+        why = "a fraud signature that does not recover"
+        for claim in asked:  # one task may have a worker's and a plant checker's claim
+            try:
+                signer = recover(claim.claim, signed.signature)
+            except Exception:  # eth_keys raises several types for bad bytes
+                continue
+            if signer in (claim.claim.worker, claim.claim.ref.requester):
+                why = "a fraud signature by the accused or the requester"
+            elif (claim.kind == PASS or claim.picked) and claim.picked.get(sender) != signer:
+                # another key's signature would count toward the quorum, and the escrow
+                # would then refuse the claim ("not a checker"): one rejecter could spoil it
+                why = "a fraud signature by another key than the one the checker was assigned"
+            else:
+                claim.sigs[signer] = signed.signature
+                return self._notify()
+        raise IllegalMessage(why, penalty=10)
 
-    async def wait_settled(self, job_id: bytes, task_id: bytes) -> str:
-        """Wait for the claim on (job, task) to end here; its final state."""
-        while (job_id, task_id) not in self.settled:
+    async def wait_settled(self, job_id: bytes, task_id: bytes, kind: str = FRAUD) -> str:
+        """Wait for the claim of ``kind`` on (job, task) to end here; its final state."""
+        while (job_id, task_id, kind) not in self.settled:
             await self._changed.wait()
-        return self.settled[(job_id, task_id)]
+        return self.settled[(job_id, task_id, kind)]
 
     def _notify(self) -> None:
         self._changed.set()
@@ -150,14 +220,31 @@ class Slasher:
             return
         terms = await self._chain(chain.fraud_terms)
         tiles = tiles_commitment(due.verdict_digests)
+        picked = {r: a for r, a in zip(due.rejecters, due.rejecter_addresses, strict=False) if a}
         claim = Claim(FraudClaim(ref, due.worker_address, tiles, terms.cap_wei), due.result_sig,
-                      due.frame_cid, due.rejecters, due.verdict_digests, due.verdicts)  # fmt: skip
+                      due.frame_cid, due.rejecters, due.verdict_digests, due.verdicts,
+                      picked=picked)  # fmt: skip
         if not claim_possible(len(due.rejecters), terms.quorum):
             claim.state = IMPOSSIBLE
             log_event(logger, logging.WARNING, "fraud claim impossible", frame=due.frame,
                       rejecters=len(due.rejecters), quorum=terms.quorum,
                       dispute_checkers_needed=dispute_checkers_for(terms.quorum))  # fmt: skip
         if await self._save(claim, only_new=True) and claim.state == GATHERING:
+            await self._run(claim)
+
+    async def _start_pass(self, spec: JobSpec, due: PassClaimDue) -> None:
+        chain = self.ctx.chain
+        assert chain is not None
+        verdict = due.verdict
+        # what the checker signed it judged (the Pass its pass_sig is over), claimed
+        signed = checker_pass(spec, verdict, due.plant_cid, due.checker_address)
+        if signed is None or verdict.pass_sig is None:
+            return
+        terms = await self._chain(chain.fraud_terms)
+        claim = Claim(signed.claim(terms.cap_wei), verdict.pass_sig, due.plant_cid, (),
+                      (verdict_digest_of(verdict),), (verdict,), kind=PASS,
+                      excluded=(due.checker, verdict.worker))  # fmt: skip
+        if await self._save(claim, only_new=True):
             await self._run(claim)
 
     async def _run(self, claim: Claim) -> None:
@@ -180,24 +267,35 @@ class Slasher:
         assert chain is not None
         terms = await self._chain(chain.fraud_terms)
         c = claim.claim
-        request = FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
-                                   claim.frame_cid, claim.verdict_digests, c.amount_wei)  # fmt: skip
+        request = claim.request()
         give_up_at = trio.current_time() + SIGN_WAIT_S
         while len(claim.sigs) < terms.quorum:
             if trio.current_time() >= give_up_at:
                 return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
+            if claim.kind == PASS:
+                if not claim.picked and not await self._chain(partial(chain.stake_of, c.worker)):
+                    return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
+                await self._pick(claim, terms.quorum, terms.cap_wei)
+                if len(claim.picked) < terms.quorum:  # only at the start: picks only grow
+                    return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
             for checker in claim.rejecters:
                 self.ctx.outbox.send(checker, request)
             with trio.move_on_after(RESEND_S):
                 while len(claim.sigs) < terms.quorum:
                     await self._changed.wait()
-        ordered = order_signatures(c, claim.sigs.values())
+        ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
         evidence = pack_evidence(claim.verdicts)
         if not evidence:  # answerers then re-check tiles of their own choice only
             log_event(logger, logging.WARNING, "fraud claim without published evidence",
                       frame=c.ref.frame, verdicts=len(claim.verdicts))  # fmt: skip
+        if claim.kind == PASS:
+            signed = CheckerPass(c.ref, c.worker, c.tiles)
+            submit = partial(chain.claim_pass, signed, claim.worker_sig, c.amount_wei, ordered,
+                             evidence)  # fmt: skip
+        else:
+            submit = partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence)
         try:
-            await self._chain(partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence))
+            await self._chain(submit)
         except ChainRevert as exc:
             if exc.reason != "already claimed":  # "already": we sent it before a restart
                 return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
@@ -206,7 +304,23 @@ class Slasher:
         claim.state = CLAIMED
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
-                  amount_wei=state.taken_wei, settle_at_s=state.settle_at_s)  # fmt: skip
+                  amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    async def _pick(self, claim: Claim, quorum: int, cap_wei: int) -> None:
+        """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,
+        ``SPARE_CLAIMERS`` more on each resend, ``MAX_ASKED`` in all."""
+        assert self._pick_claimers is not None
+        want = min(quorum + SPARE_CLAIMERS if not claim.picked else SPARE_CLAIMERS,
+                   MAX_ASKED - len(claim.picked))  # fmt: skip
+        if want <= 0:
+            return
+        c = claim.claim
+        picked = await self._pick_claimers(
+            frozenset(claim.excluded) | frozenset(claim.picked),
+            frozenset({c.worker, c.ref.requester}), cap_wei, want,
+        )  # fmt: skip
+        claim.picked.update(picked)
+        claim.rejecters = tuple(claim.picked)
 
     async def _execute(self, claim: Claim) -> None:
         chain = self.ctx.chain
@@ -228,13 +342,15 @@ class Slasher:
         claim.state = state
         await self._save(claim)
         level = logging.INFO if state == EXECUTED else logging.WARNING
-        log_event(logger, level, f"fraud claim {state}", frame=claim.claim.ref.frame, why=why)
+        log_event(logger, level, f"fraud claim {state}", frame=claim.claim.ref.frame, why=why,
+                  kind=claim.kind)  # fmt: skip
 
     async def _save(self, claim: Claim, *, only_new: bool = False) -> bool:
-        job_id, task_id = claim.key
+        job_id, task_id, _ = claim.key
         saved: bool = await self.ctx.node.store.call(partial(
             persist.save_claim, job_id=job_id, task_id=task_id, state=claim.state,
             data=claim.pack(), now_ms=self.ctx.clock.now_ms(), only_new=only_new,
+            table=TABLES[claim.kind],
         ))  # fmt: skip
         return saved
 

@@ -24,6 +24,9 @@ lags the requester's funding, or our chain was out).
 
 ``adversary="wrong-seed"`` renders with another seed and reports it as the
 job's render: a cheat the checkers must catch (tests only; off by default).
+``adversary="stall"`` takes its awards and never finishes a frame (a machine
+that hangs mid-render, for the lease-expiry tests: the render in flight stays
+visible until the process is killed).
 """
 
 from __future__ import annotations
@@ -39,12 +42,11 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import ResultRef, result_ref, sign
+from ledger.fraud import result_ref, sign
 from node.log import log_event
-from node.roles.answerer import Answerer
 from node.roles.chain import Payee
 from node.roles.challenge_answer import ChallengeAnswerer
-from node.roles.claim_watch import ClaimWatch
+from node.roles.claim_defence import ClaimDefence
 from node.roles.common import run_timer
 from node.roles.context import RoleContext
 from node.roles.paycheck import PayCheck
@@ -70,6 +72,7 @@ from protocol.messages import (
 
 logger = logging.getLogger(__name__)
 BRAZEN = "wrong-seed-disputed"  # test adversary: cheats, then disputes its rejection
+STALL = "stall"  # test adversary: holds its leases, never finishes a frame
 MAX_SPECS = 4096  # announced jobs remembered beyond those the machine knows
 MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-announced later)
 
@@ -77,7 +80,7 @@ MAX_CHECKS = 8  # announces checked on chain at once; more are dropped (re-annou
 class WorkerRole:
     def __init__(
         self, ctx: RoleContext, payee: Payee | None, build: str, device_class: str,
-        score_ru_per_hour: int = 0, reference_probe_ms: int = 0,
+        score_ru_per_hour: int = 0, reference_probe_ms: int = 0, *, defence: ClaimDefence,
     ) -> None:  # fmt: skip
         self.ctx = ctx
         self.payee = payee
@@ -100,11 +103,11 @@ class WorkerRole:
         self._pay_check = PayCheck(ctx.chain, self.machine.knows_job)
         self.scene_gate = SceneGate(ctx.render.inspect, ctx.render.probe)
         self.reference_probe_ms = reference_probe_ms  # from our benchmark; 0: we cannot probe
-        # The watch for fraud claims on our signed results, and their answers.
-        self.answerer = Answerer(ctx, lambda: self.device_class)
-        self.claim_watch = None if ctx.chain is None else ClaimWatch(
-            ctx.chain, ctx.node.store, ctx.clock.now_ms, self._answer_claim
-        )  # fmt: skip
+        # The watch for fraud claims on our signed results, and their answers: the
+        # node's, shared with its checker role (node.roles.claim_defence).
+        self.defence = defence
+        self.answerer = self.defence.answerer
+        self.claim_watch = self.defence.watch
         self.challenges = ChallengeAnswerer(ctx, self.specs, self.machine.knows_job,
                                             (build, device_class), self.scene_gate)  # fmt: skip
 
@@ -113,14 +116,7 @@ class WorkerRole:
             self._nursery = nursery
             nursery.start_soon(run_timer, self.ctx.clock, self.machine.get_timer,
                                self._fire, lambda: self._changed)  # fmt: skip
-            if self.claim_watch is not None:
-                nursery.start_soon(self.claim_watch.run)
             task_status.started()
-
-    def _answer_claim(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
-        """A claim on our result is pending: answer it (node.roles.answerer)."""
-        if self._nursery is not None:
-            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s, requester)
 
     @property
     def rendering(self) -> int:
@@ -259,8 +255,7 @@ class WorkerRole:
         ref = result_ref(command.spec, command.job_id, command.task_id, command.frame, frame_cid)
         if ref is None:
             return None
-        if self.claim_watch is not None:  # any signed result can be claimed: watch it
-            self.claim_watch.watch(ref, command.spec.requester)
+        self.defence.watch_signed(ref, command.spec.requester)  # any signed result can be claimed
         return sign(ref, self.ctx.payment_key)
 
     async def _accept_scene(self, command: StartRender, scene: Path) -> bool:
@@ -298,6 +293,8 @@ class WorkerRole:
             self.carry_out(self.machine.render_progress(command.task_id, permille,
                                                         self.ctx.clock.now_ms()))  # fmt: skip
 
+        if self.ctx.settings.adversary == STALL:  # hangs mid-frame until killed
+            await trio.sleep_forever()
         out_dir = self.ctx.work_root / f"out-{command.task_id.hex()[:16]}"
         started_s = trio.current_time()
         outputs = await self.ctx.render.frames.render_frames(

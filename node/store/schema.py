@@ -7,6 +7,18 @@ own transaction, so a crash mid-upgrade leaves the previous version intact.
 
 from __future__ import annotations
 
+# A requester's claims, one row per (job, task), from gathering to execution (6 and 8).
+_CLAIMS = """
+    CREATE TABLE {table} (
+        job_id BLOB NOT NULL,
+        task_id BLOB NOT NULL,
+        state TEXT NOT NULL,
+        data BLOB NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (job_id, task_id)
+    );
+    """
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: everything issue 3 needs; amounts are decimal text (wei exceeds i64).
     """
@@ -149,16 +161,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: the requester's fraud claims (issue 17): one per disputed-and-upheld task,
     # from gathering its checkers' signatures to execution, so that a restart does
     # not lose a claim in its challenge window (node/roles/slasher.py).
-    """
-    CREATE TABLE fraud_claims (
-        job_id BLOB NOT NULL,
-        task_id BLOB NOT NULL,
-        state TEXT NOT NULL,
-        data BLOB NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        PRIMARY KEY (job_id, task_id)
-    );
-    """,
+    _CLAIMS.format(table="fraud_claims"),
     # 7: the worker's claim watch (issue 17): every result it signed, watched for fraud
     # claims until ``until_ms``, so a restart inside a claim's window still answers it
     # (node/roles/claim_watch.py; the newest MAX_WATCHED are kept).
@@ -171,4 +174,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, task_id)
     );
     """,
+    # 8: the requester's claims against checkers that passed its plants (issue 17), kept
+    # as migration 6 keeps fraud claims; apart, since one task may have both a worker's
+    # claim and its plant checker's (node/roles/slasher.py).
+    _CLAIMS.format(table="pass_claims"),
 )

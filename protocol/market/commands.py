@@ -196,7 +196,8 @@ class SlashDue:
     those verdicts' body digests (``records.verdict_digest_of``: the same for every
     resend of a verdict), which the claim's ``tiles`` commit to; ``verdicts`` are those
     verdicts themselves, in the same order: the claim publishes them
-    (``protocol.fraud_evidence``) so answering checkers re-check the same tiles."""
+    (``protocol.fraud_evidence``) so answering checkers re-check the same tiles;
+    ``rejecter_addresses`` the payment addresses they were assigned under."""
 
     job_id: bytes
     task_id: bytes
@@ -208,6 +209,28 @@ class SlashDue:
     rejecters: tuple[bytes, ...]
     verdict_digests: tuple[bytes, ...]
     verdicts: tuple[Verdict, ...] = ()
+    # the payment address each rejecter was assigned under, in ``rejecters``' order: the
+    # only key whose fraud signature counts for it (another key's would spoil the claim)
+    rejecter_addresses: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class PassClaimDue:
+    """A checker passed a plant of an escrowed job and signed its pass
+    (``Verdict.pass_sig``): claim its stake for the frame (``Escrow.claim_pass``;
+    ``protocol.fraud_evidence.may_sign_pass`` says what its claimers check).
+    ``plant_cid`` is the frame it judged, ``checker_address`` the payment address its
+    fee was owed at (the pass's signer), ``verdict`` its passing verdict: the claim's
+    ``tiles`` commit to it and the claim publishes it. Replayed from the journal like
+    :class:`SlashDue`: a claim stored before wins."""
+
+    job_id: bytes
+    task_id: bytes
+    frame: int
+    plant_cid: str
+    checker: bytes
+    checker_address: bytes
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -264,6 +287,7 @@ Command = (
     | PlantJudged
     | DisputeResolved
     | SlashDue
+    | PassClaimDue
     | JobFinished
     | RefundDue
     | StartRender

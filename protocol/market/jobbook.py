@@ -56,6 +56,7 @@ from protocol.reputation import (
     blocklisted,
     score,
 )
+from protocol.signed_pass import PassSigner, unsigned_pass_refusal
 from protocol.tile_secret import CheckKind, request_tile_secret, verdict_draw_refusal
 from protocol.verification import (
     DEFAULT_POLICY,
@@ -109,6 +110,9 @@ class JobBook:
         # checks not yet answered ((task_id, checker) -> fee).
         self._lanes = LaneBook(spec.budget_wei)
         self._checker_addresses: dict[bytes, bytes] = {}
+        # Recovers a passing verdict's pass_sig (the driver's crypto, set by the job
+        # machine: ledger.fraud.pass_signer); None checks no pass signature.
+        self._pass_signer: PassSigner | None = None
         self._fees_by_address: dict[bytes, int] = {}
         self._fees_pending: dict[tuple[bytes, bytes], int] = {}
         # Checks out when their task was revoked (its worker shut out): task id -> (the
@@ -324,6 +328,14 @@ class JobBook:
             verdict, self._tile_secret(task, checker, kind), settings.resolution_x,
             settings.resolution_y, self._tiles_expected(task), self._verification.sampling.tile_px,
         )  # fmt: skip
+        if why is not None:
+            raise IllegalMessage(why, penalty=50)
+
+    def _refuse_unsigned_pass(self, checker: bytes, verdict: Verdict, frame_cid: str) -> None:
+        """Refuse a passing verdict of an escrowed job whose ``pass_sig`` is not the
+        checker's (protocol.signed_pass), scored as one off the tile draw."""
+        address = self._checker_addresses.get(checker)
+        why = unsigned_pass_refusal(self.spec, verdict, frame_cid, address, self._pass_signer)
         if why is not None:
             raise IllegalMessage(why, penalty=50)
 

@@ -38,13 +38,14 @@ from dataclasses import dataclass
 
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.forced_errors import (
+    plant_covers,
     plant_kept,
     plant_key,
     plant_missed,
     plant_position,
     plant_rate_ppm,
 )
-from protocol.market.commands import Command, PlantJudged, RequestPlant, Send
+from protocol.market.commands import Command, PassClaimDue, PlantJudged, RequestPlant, Send
 from protocol.market.jobbook import JobBook
 from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import TaskState
@@ -183,6 +184,7 @@ class PlantDesk(JobBook):
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         self._refuse_off_draw(task, sender, verdict, CheckKind.PLANT)
+        self._refuse_unsigned_pass(sender, verdict, plant.frame_cid)
         del self._plants[verdict.task_id]
         self._plant_verdicts[verdict.task_id] = verdict_digest_of(verdict)
         self._reserved_wei -= plant.fee_wei
@@ -192,9 +194,21 @@ class PlantDesk(JobBook):
         if missed:
             self._fees_pending.pop((task.task_id, sender), None)
             self._plant_misses[sender] = self._plant_misses.get(sender, 0) + 1
-            return [judged, *self._after_change(now_ms)]
+            return [judged, *self._pass_claim(task, plant, verdict), *self._after_change(now_ms)]
         fee = self._fee_due_wei(task.task_id, sender, plant.fee_wei)
         return [judged, *fee, *self._after_change(now_ms)]
+
+    def _pass_claim(self, task: TaskRecord, plant: PlantRecord, verdict: Verdict) -> list[Command]:
+        """A missed plant of an escrowed job whose verdict signed its pass: claim the
+        checker's stake, when every cell it names was perturbed (``plant_covers``)."""
+        address = self._checker_addresses.get(plant.checker)
+        settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
+        if self.spec.escrow is None or verdict.pass_sig is None or address is None:
+            return []
+        if not plant_covers(verdict, settings.resolution_x, settings.resolution_y, tile_px):
+            return []
+        return [PassClaimDue(self.job_id, task.task_id, task.frame, plant.frame_cid,
+                             plant.checker, address, verdict)]  # fmt: skip
 
     def _plant_timeouts(self, now_ms: int, *, everything: bool = False) -> bool:
         """Plants unanswered by their deadline (``everything``: all of them, the job's

@@ -9,7 +9,7 @@ driver or a test gets from ``JobMachine.statistics()``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from protocol.codec import packb, to_wire
 from protocol.market.tables import FrameState, JobState, TaskState
@@ -33,6 +33,9 @@ class TaskRecord:
     result_digest: bytes = b""
     frame_cid: str = ""
     checkers: set[bytes] = field(default_factory=set)
+    # checker -> the frame CID its request named (the driver's copy for checkers, e.g.
+    # a re-encoding; the worker's by default): what its signed pass must name
+    check_cids: dict[bytes, str] = field(default_factory=dict)
     tiles: int = 0  # k of the check plan for its result (0: not checked)
     checks_needed: int = 1  # different checkers that must each pass it (the plan's)
     passed_by: set[bytes] = field(default_factory=set)  # checkers that passed it so far
@@ -95,5 +98,9 @@ def result_digest_of(result: Result) -> bytes:
 
 
 def verdict_digest_of(verdict: Verdict) -> bytes:
-    """Stand-in for a verdict's envelope digest when a driver has no envelope."""
-    return hashlib.sha256(b"pictor/verdict/v1\x00" + packb(to_wire(verdict))).digest()
+    """A verdict's body digest: what fraud claims and signed passes commit to
+    (``protocol.slashing.tiles_commitment``), the same for a resent verdict (an envelope
+    digest is not). Taken with ``pass_sig`` cleared: the pass signature signs this
+    digest, so it cannot be inside it."""
+    body = replace(verdict, pass_sig=None)
+    return hashlib.sha256(b"pictor/verdict/v1\x00" + packb(to_wire(body))).digest()

@@ -26,7 +26,9 @@ result the plan skips is accepted at once, otherwise the driver gets
 :class:`RequestVerification`,
 picks a checker and calls :meth:`assign_checker`; only a Verdict from an
 assigned checker about the exact result (envelope digest) counts; the
-checker is told the plan's ``k`` (``VerifyRequest.tiles``). Reputation comes
+checker is told the plan's ``k`` (``VerifyRequest.tiles``); for an escrowed job,
+given a ``pass_signer``, a passing verdict must carry the checker's signed Pass
+(:mod:`protocol.signed_pass`). Reputation comes
 in through :meth:`set_worker_record` (the driver's ``ReputationBook``) and goes
 out as :class:`WorkerJudged` (what a verdict, failure or expiry showed). Accepted
 frames raise the payee's cumulative amount (:class:`RecordPayment`; a checker's
@@ -119,6 +121,7 @@ from protocol.messages import (
     Verdict,
 )
 from protocol.reputation import Judgement
+from protocol.signed_pass import PassSigner
 from protocol.topics import JOBS_TOPIC
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy
 
@@ -130,11 +133,15 @@ class JobMachine(PlantDesk, VerifyDesk):
         self, job_id: bytes, spec: JobSpec, config: MarketConfig, now_ms: int,
         *, check_secret: bytes | None = None, verification: VerificationPolicy = DEFAULT_POLICY,
         result_signer: Callable[[Result], bytes | None] | None = None,
+        pass_signer: PassSigner | None = None,
     ) -> None:  # fmt: skip
         super().__init__(job_id, spec, config, now_ms, check_secret, verification)
         # Recovers a Result's result_sig to a payment address (the driver's crypto:
         # ledger.fraud.result_signer); None leaves results of this job unsigned-checked.
         self._result_signer = result_signer
+        # The same for a passing Verdict's pass_sig (ledger.fraud.pass_signer: a pass of
+        # an escrowed job must be the checker's signed, claimable one, protocol.signed_pass)
+        self._pass_signer = pass_signer
         self._plants_init()
         self._handlers: dict[type, Callable[[bytes, Any, int, bytes | None], list[Command]]] = {
             Bid: self._on_bid,

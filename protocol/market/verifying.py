@@ -11,7 +11,8 @@ record the address with the assignment). Only a Verdict from an assigned
 checker about the exact result (envelope digest), on the plan's number of
 tiles (``VerifyRequest.tiles``) and on exactly the cells the request's
 ``tile_secret`` selects (:mod:`protocol.tile_secret`: the checker must not choose
-them) counts; it earns the checker
+them) and, passing a result of an escrowed job, signed by the checker's payment key
+(:mod:`protocol.signed_pass`: a claimable pass) counts; it earns the checker
 its fee (:class:`CheckerFeeDue`, then the address's new cumulative amount in a
 :class:`RecordPayment`, as for a worker's frame: one set of books).
 
@@ -68,12 +69,17 @@ class VerifyDesk(JobBook):
     """Checker assignment, verdicts and disputes of one job (see the module docstring)."""
 
     def assign_checker(
-        self, task_id: bytes, checker: bytes, now_ms: int, checker_address: bytes
-    ) -> list[Command]:
+        self, task_id: bytes, checker: bytes, now_ms: int, checker_address: bytes,
+        frame_cid: str | None = None,
+    ) -> list[Command]:  # fmt: skip
         """The driver chose ``checker`` for a :class:`RequestVerification`; it is paid
         at ``checker_address`` (a driver that replays must pass the address it passed
         live: it is part of the input). Its lane is funded (``FundLanes``, before the
-        request) and its fee is owed to that address, in its cumulative amount."""
+        request) and its fee is owed to that address, in its cumulative amount.
+        ``frame_cid``: the CID the driver serves the checker the worker's frame under
+        (the node's re-encoding, node.roles.plants; None: the worker's own), named in
+        the request and in the checker's signed pass (protocol.signed_pass); part of
+        the input, as the address is."""
         if len(checker_address) != 20:
             raise IllegalTransition("a checker is assigned with its 20-byte payment address")
         task = self._tasks.get(task_id)
@@ -108,10 +114,11 @@ class VerifyDesk(JobBook):
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
         task.checkers.add(checker)
+        served = task.check_cids[checker] = frame_cid or task.frame_cid
         kind = CheckKind.DISPUTE if was is TaskState.DISPUTED else CheckKind.CHECK
         request = VerifyRequest(
             self.job_id, task_id, task.frame, task.worker, task.result_digest,
-            task.frame_cid, self.spec.scene_cid, task.fee_wei, task.tiles,
+            served, self.spec.scene_cid, task.fee_wei, task.tiles,
             self._tile_secret(task, checker, kind),
             task.result.device_class if task.result is not None else "",
         )  # fmt: skip
@@ -174,6 +181,7 @@ class VerifyDesk(JobBook):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         kind = CheckKind.DISPUTE if sender in task.dispute_checkers else CheckKind.CHECK
         self._refuse_off_draw(task, sender, verdict, kind)
+        self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
         was = task.state
@@ -283,9 +291,10 @@ class VerifyDesk(JobBook):
         rejecters = [task.rejected_by] + [c for c, ok in task.dispute_votes.items() if not ok]
         digests = [task.rejection_body] + [task.dispute_digests[c] for c in rejecters[1:]]
         verdicts = [task.rejection_verdict] + [task.dispute_rejects[c] for c in rejecters[1:]]
+        addresses = tuple(self._checker_addresses.get(c, b"") for c in rejecters)
         return [SlashDue(self.job_id, task.task_id, task.frame, task.worker, task.payee_address,
                          task.frame_cid, result.result_sig, tuple(rejecters), tuple(digests),
-                         tuple(v for v in verdicts if v is not None))]  # fmt: skip
+                         tuple(v for v in verdicts if v is not None), addresses)]  # fmt: skip
 
     def _resolve(
         self, task: TaskRecord, overturned: bool, reason: str, now_ms: int

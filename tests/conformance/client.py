@@ -3,7 +3,7 @@
 It imports nothing from ``node/`` or ``protocol/`` (a test checks that): the
 canonical msgpack, envelopes, peer ids, payment binding, job ids, framing,
 CIDs, manifests, the content and record-sync protocols, the EIP-712
-result signature and tile selection (which cells a verdict must name) are re-implemented here from the spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
+result and pass signatures and tile selection (which cells a verdict must name) are re-implemented here from the spec's text, with stock libraries (msgpack, PyNaCl, eth-account). The libp2p
 layers (TCP, Noise, yamux, gossipsub) are py-libp2p's, as a second
 implementation would use its own language's libp2p.
 """
@@ -100,17 +100,15 @@ class Identity:
     def result_sig(self, escrow: dict[str, Any], requester_address: bytes, job: bytes,
                    task: bytes, frame_number: int, frame_cid: str) -> bytes:  # fmt: skip
         """§8.4: the EIP-712 ``Result`` signature an escrowed job's result carries."""
-        signable = encode_typed_data(
-            domain_data={"name": "Pictor Escrow", "version": "1", "chainId": escrow["chain_id"],
-                         "verifyingContract": "0x" + escrow["contract"].hex()},
-            message_types={"Result": [
-                {"name": "requester", "type": "address"}, {"name": "jobId", "type": "bytes32"},
-                {"name": "taskId", "type": "bytes32"}, {"name": "frame", "type": "uint256"},
-                {"name": "frameDigest", "type": "bytes32"}]},
-            message_data={"requester": "0x" + requester_address.hex(), "jobId": job,
-                          "taskId": task, "frame": frame_number,
-                          "frameDigest": digest_of_cid(frame_cid)},
-        )
+        signable = _typed(escrow, "Result", {
+            "requester": "0x" + requester_address.hex(), "jobId": job, "taskId": task,
+            "frame": frame_number, "frameDigest": digest_of_cid(frame_cid)})  # fmt: skip
+        return bytes(self._account.sign_message(signable).signature)
+
+    def pass_sig(self, escrow: dict[str, Any], requester_address: bytes,
+                 verdict: dict[str, Any], frame_cid: str) -> bytes:  # fmt: skip
+        """§6.1, §8.4: ``verdict.pass_sig``, our EIP-712 ``Pass`` of a passing verdict."""
+        signable = _pass(escrow, requester_address, verdict, frame_cid, self.address)
         return bytes(self._account.sign_message(signable).signature)
 
     def binding(self) -> dict[str, Any]:
@@ -123,6 +121,83 @@ class Identity:
             "node_signature": bytes(self._key.sign(BIND_DOMAIN + self.address).signature),
             "address_signature": bytes(signed.signature),
         }
+
+
+_EIP712_TYPES = {"requester": "address", "jobId": "bytes32", "checker": "address",
+                 "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
+                 "tiles": "bytes32"}  # fmt: skip
+VERDICT_DOMAIN = b"pictor/verdict/v1\x00"  # §6.1: a verdict's body digest
+FRAUD_TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"  # §6.1, §8.4
+
+
+def _typed(escrow: dict[str, Any], name: str, data: dict[str, Any]) -> Any:
+    """§8.4: typed data in the escrow's domain, its fields in ``data``'s order."""
+    return encode_typed_data(
+        domain_data={"name": "Pictor Escrow", "version": "1", "chainId": escrow["chain_id"],
+                     "verifyingContract": "0x" + escrow["contract"].hex()},
+        message_types={name: [{"name": n, "type": _EIP712_TYPES[n]} for n in data]},
+        message_data=data,
+    )
+
+
+def verdict_body_digest(verdict: dict[str, Any]) -> bytes:
+    """§6.1: SHA-256 of the domain and the canonical verdict body with ``pass_sig`` nil."""
+    return hashlib.sha256(VERDICT_DOMAIN + canonical({**verdict, "pass_sig": None})).digest()
+
+
+def _pass(escrow: dict[str, Any], requester_address: bytes, verdict: dict[str, Any],
+          frame_cid: str, checker: bytes) -> Any:  # fmt: skip
+    """§8.4: the ``Pass`` of ``verdict`` naming ``checker``; ``tiles`` commits to the
+    verdict's body digest alone."""
+    tiles = hashlib.sha256(FRAUD_TILES_DOMAIN + verdict_body_digest(verdict)).digest()
+    return _typed(escrow, "Pass", {
+        "requester": "0x" + requester_address.hex(), "jobId": verdict["job_id"],
+        "checker": "0x" + checker.hex(), "taskId": verdict["task_id"], "frame": verdict["frame"],
+        "frameDigest": digest_of_cid(frame_cid), "tiles": tiles})  # fmt: skip
+
+
+def pass_signed_by(escrow: dict[str, Any] | None, requester_address: bytes,
+                   verdict: dict[str, Any], frame_cid: str, checker: bytes) -> bool:  # fmt: skip
+    """§6.1: whether a requester takes ``verdict`` from the checker it assigned at payment
+    address ``checker``: a rejection, or a job without escrow, needs no signature; a pass
+    of an escrowed job needs ``pass_sig`` recovering to ``checker`` (low ``s``)."""
+    if escrow is None or not verdict["passed"]:
+        return True
+    sig = verdict.get("pass_sig")
+    if not isinstance(sig, bytes) or len(sig) != 65 or sig[64] not in (27, 28):
+        return False
+    if int.from_bytes(sig[32:64], "big") > SECP256K1_HALF_N:
+        return False
+    signable = _pass(escrow, requester_address, verdict, frame_cid, checker)
+    try:
+        signer = Account.recover_message(signable, signature=sig)
+    except Exception:  # eth-account raises several types for bad bytes
+        return False
+    return bytes.fromhex(signer[2:]) == checker
+
+
+SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def pass_claim_refusal(escrow: dict[str, Any], requester_address: bytes,
+                       request: dict[str, Any], max_at_risk_wei: int) -> str:  # fmt: skip
+    """§8.4 (``Fraud``): why a checker asked to sign a claim against another checker's
+    pass (a ``fraud_sign_request`` with ``pass_verdict``) must refuse before it renders
+    ("" when it may go on to re-render exactly the verdict's cells)."""
+    verdict = request.get("pass_verdict")
+    if not isinstance(verdict, dict) or not verdict["passed"] or not verdict["tiles"]:
+        return "no passing verdict"
+    names = ("job_id", "task_id", "frame")
+    if any(verdict[n] != request[n] for n in names):
+        return "a verdict about another frame"
+    if list(request["verdict_digests"]) != [verdict_body_digest(verdict)]:
+        return "the evidence is not the passing verdict alone"
+    if not 0 < int.from_bytes(request["amount_wei"], "big") <= max_at_risk_wei:
+        return "too much at risk"
+    if not pass_signed_by(escrow, requester_address, verdict, request["frame_cid"],
+                          request["worker_address"]):  # fmt: skip
+        return "not the accused's pass of that frame"
+    return ""
 
 
 def open_envelope(data: bytes) -> Opened:

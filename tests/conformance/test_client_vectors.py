@@ -192,3 +192,60 @@ def test_a_verdict_is_held_to_its_requests_tile_secret() -> None:
     moved = [{**tiles[0], "x": (tiles[0]["x"] + 16) % v["width"]}, *tiles[1:]]
     assert not client.verdict_follows({**honest, "tiles": moved}, request, v["width"],
                                       v["height"])  # fmt: skip
+
+
+def test_pass_signature_reproduced_and_checked() -> None:
+    """§6.1, §8.4: a passing verdict's pass_sig, from the spec text alone: the body digest
+    leaves pass_sig out, the Pass commits to it, and a requester takes only the assigned
+    checker's signature over that very verdict and frame."""
+    verdict = next(v for v in load("envelopes.json")["vectors"] if v["type"] == "verdict")
+    body = from_json(verdict["body"])
+    spec = from_json(load("job_ids.json")["vectors"][0]["spec"])
+    assert client.job_id(spec) == body["job_id"] and body["passed"]
+    claims = load("claims.json")
+    frame_cid, escrow, requester = claims["frame_cid"], spec["escrow"], spec["requester_address"]
+    assert client.verdict_body_digest(body).hex() == claims["pass_verdict_digest"]
+    carol = IDENTITIES[verdict["signer"]]
+    sig = carol.pass_sig(escrow, requester, body, frame_cid)
+    vector = next(v for v in claims["vectors"] if v["name"] == "pass")
+    assert sig == body["pass_sig"] and sig.hex() == vector["signature"]
+    assert client.pass_signed_by(escrow, requester, body, frame_cid, carol.address)
+    bob = IDENTITIES["bob"]
+    other_tiles = {**body, "tile_digests": [bytes(32)] * len(body["tile_digests"])}
+    refused = [  # unsigned, another key, signed over other tiles, not the assigned checker
+        ({**body, "pass_sig": None}, carol.address),
+        ({**body, "pass_sig": bob.pass_sig(escrow, requester, body, frame_cid)}, carol.address),
+        ({**body, "pass_sig": carol.pass_sig(escrow, requester, other_tiles, frame_cid)},
+         carol.address),
+        (body, bob.address),
+    ]  # fmt: skip
+    for v, checker in refused:
+        assert not client.pass_signed_by(escrow, requester, v, frame_cid, checker)
+    unsigned = {**body, "pass_sig": None}
+    assert client.pass_signed_by(None, requester, unsigned, frame_cid, carol.address)  # no escrow
+    assert client.pass_signed_by(escrow, requester, {**unsigned, "passed": False}, frame_cid,
+                                 carol.address)  # a rejection  # fmt: skip
+
+
+def test_pass_claim_request_checked_from_the_spec() -> None:
+    """§8.4: a fraud_sign_request carrying a pass_verdict names the accused's signed pass of
+    that frame, its body digest alone as evidence; anything else is refused unrendered."""
+    vector = next(v for v in load("envelopes.json")["vectors"]
+                  if v["name"] == "fraud_sign_request_pass")  # fmt: skip
+    request = from_json(vector["body"])
+    spec = from_json(load("job_ids.json")["vectors"][0]["spec"])
+    escrow, requester, cap = spec["escrow"], spec["requester_address"], 10**17
+    assert client.pass_claim_refusal(escrow, requester, request, cap) == ""
+    verdict = request["pass_verdict"]
+    bob = IDENTITIES["bob"]
+    refused = [
+        {**request, "pass_verdict": None},
+        {**request, "pass_verdict": {**verdict, "passed": False}},
+        {**request, "frame": request["frame"] + 1},
+        {**request, "verdict_digests": [bytes(32)]},
+        {**request, "amount_wei": (cap + 1).to_bytes(32, "big")},
+        {**request, "worker_address": bob.address},  # not the signer of the pass
+        {**request, "frame_cid": client.cid_of(b"another frame")},  # not the frame it signed
+    ]
+    for bad in refused:
+        assert client.pass_claim_refusal(escrow, requester, bad, cap)

@@ -57,11 +57,14 @@ def test_job_completes_verified_and_paid_on_chain(
 def test_worker_killed_mid_frame_lease_expires_and_job_completes(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:
-    net = devnet_factory(workers=2, checkers=1, lease_s=6.0)
+    # worker1 hangs in its first frame (``stall``), so the render in flight that the
+    # test waits for stays there until the kill: a real frame of this tiny scene can
+    # start and finish between two polls (it did, one CI run in three).
+    net = devnet_factory(workers=2, checkers=1, lease_s=6.0, adversaries={"worker1": "stall"})
     client = net.api("client")
     job_id = submit(client, scene, tmp_path / "out", 4)
     net.api("worker1").wait_until("/v1/roles", lambda r: r["worker"]["rendering"] > 0, 60)
-    net.kill("worker1")
+    net.kill("worker1")  # a real SIGKILL while it holds the lease
     job = client.wait_job(job_id, JOB_TIMEOUT_S)
     assert job["outcome"] == "completed"
     assert job["awards"] > job["frames_accepted"]  # the killed worker's frame was re-awarded

@@ -185,4 +185,8 @@ def test_claim_vector_checks_out(vector: dict[str, Any]) -> None:
     assert sig.recover_public_key_from_msg_hash(digest).to_checksum_address() == vector["signer"]
     tiles = hashlib.sha256(bytes.fromhex(doc["tiles_domain"]) + b"".join(
         sorted(bytes.fromhex(d) for d in doc["verdict_digests"]))).hexdigest()  # fmt: skip
-    assert tiles == doc["tiles"] and vector["message"].get("tiles", tiles) == tiles
+    assert tiles == doc["tiles"]
+    if vector["name"] == "pass":  # a pass commits to its own verdict's body digest
+        tiles = hashlib.sha256(bytes.fromhex(doc["tiles_domain"])
+                               + bytes.fromhex(doc["pass_verdict_digest"])).hexdigest()  # fmt: skip
+    assert vector["message"].get("tiles", tiles) == tiles

@@ -4,8 +4,9 @@ The same objects the sample ``result``, ``fraud_signed`` and ``clean_signed``
 envelopes carry (``vectors_samples.sample_messages``), signed by ``ledger.fraud``:
 so a second implementation can check its typed-data hashing step by step and
 then find the very signatures inside ``envelopes.json`` (docs/PROTOCOL.md §8.4).
-``Pass`` travels in no message yet (a checker signs it for the escrow's ``claim_pass``);
-its vector is here for the hashing alone.
+``Pass`` is the sample ``verdict`` envelope's ``pass_sig``: its ``tiles`` commit to
+that verdict's body digest (taken with ``pass_sig`` cleared), given as
+``pass_verdict_digest``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ from eth_utils.crypto import keccak
 from ledger import fraud
 from node.content.cid import cid_of_bytes
 from protocol.identity import address_text
+from protocol.market.records import verdict_digest_of
 from protocol.messages import job_id_of
 from protocol.slashing import TILES_DOMAIN, tiles_commitment
-from tests.protocol.vectors_samples import BOB, CAROL, sample_spec, task_id_of
+from tests.protocol.vectors_samples import (
+    BOB,
+    CAROL,
+    SAMPLE_FRAME_CID_BYTES,
+    SAMPLE_RESULT_DIGEST,
+    sample_spec,
+    sample_verdict,
+    task_id_of,
+)
 
 RESULT_TYPE = (
     "Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)"
@@ -63,7 +73,7 @@ def claim_vectors() -> dict[str, Any]:
     spec = sample_spec()
     job = job_id_of(spec)
     task = task_id_of(job, 1)
-    frame_cid = cid_of_bytes(b"frame 1 png bytes")
+    frame_cid = cid_of_bytes(SAMPLE_FRAME_CID_BYTES)
     verdict_digest = hashlib.sha256(b"stand-in for the verdict envelope's bytes").digest()
     ref = fraud.result_ref(spec, job, task, 1, frame_cid)
     assert ref is not None
@@ -81,30 +91,37 @@ def claim_vectors() -> dict[str, Any]:
         "worker": address_text(BOB.address), "taskId": base["taskId"], "frame": 1,
         "frameDigest": base["frameDigest"], "tiles": tiles.hex(),
     }  # fmt: skip
-    checker_pass = fraud.CheckerPass(ref, CAROL.address, tiles)
-    with_checker = {  # Pass: the checker (the signer) in the worker's place
+    verdict = sample_verdict(spec, SAMPLE_RESULT_DIGEST, frame_cid)
+    pass_digest = verdict_digest_of(verdict)
+    checker_pass = fraud.checker_pass(spec, verdict, frame_cid, CAROL.address)
+    assert checker_pass is not None and checker_pass.ref == ref
+    pass_tiles = tiles_commitment([pass_digest])
+    with_checker = {  # Pass: the checker (the signer) in the worker's place, its own tiles
         ("checker" if k == "worker" else k): address_text(CAROL.address) if k == "worker" else v
         for k, v in with_worker.items()
-    }
+    } | {"tiles": pass_tiles.hex()}
+    passed = _vector("pass", PASS_TYPE, checker_pass, CAROL.payment_key, with_checker)
+    assert passed["signature"] == (verdict.pass_sig or b"").hex()  # the envelope's
     return {
         "comment": "EIP-712 typed data in the escrow's domain (the vouchers'): Result is signed "
         "by the worker's payment key (result.result_sig), Fraud and Clean by checkers "
         "(fraud_signed / clean_signed.signature). The signatures are the ones in envelopes.json. "
         "frameDigest is the sha2-256 inside frame_cid; tiles = SHA-256(tiles_domain || sorted "
         "verdict body digests); amount is decimal text. Pass is signed by a checker over the "
-        "frame it passed (tiles: of its one passing verdict's body digest); no message carries "
-        "it yet.",
+        "frame it passed and is the sample verdict's pass_sig: its tiles = SHA-256(tiles_domain "
+        "|| pass_verdict_digest), the body digest of that verdict with pass_sig nil.",
         "chain_id": ref.chain_id,
         "verifying_contract": address_text(ref.contract),
         "frame_cid": frame_cid,
         "tiles_domain": TILES_DOMAIN.hex(),
         "verdict_digests": [verdict_digest.hex()],
         "tiles": tiles.hex(),
+        "pass_verdict_digest": pass_digest.hex(),
         "vectors": [
             _vector("result", RESULT_TYPE, ref, BOB.payment_key, base),
             _vector("fraud", FRAUD_TYPE, claim, CAROL.payment_key,
                     {**with_worker, "amount": str(claim.amount_wei)}),
             _vector("clean", CLEAN_TYPE, claim.answer, CAROL.payment_key, with_worker),
-            _vector("pass", PASS_TYPE, checker_pass, CAROL.payment_key, with_checker),
+            passed,
         ],
     }

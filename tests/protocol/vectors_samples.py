@@ -16,6 +16,7 @@ from node.content.cid import cid_of_bytes
 from node.content.manifest import Manifest, chunk_count_for
 from node.content.source import DEFAULT_CHUNK_BYTES
 from protocol import NodeKey, PaymentBinding, encode_envelope
+from protocol.market.records import verdict_digest_of
 from protocol.messages import (
     Assurance,
     Award,
@@ -172,15 +173,39 @@ def signed_clean(
     return CleanSigned(job, task, fraud.sign(answer, CAROL.payment_key))
 
 
+def signed_pass(spec: JobSpec, verdict: Verdict, frame_cid: str) -> Verdict:
+    """Carol's passing verdict with its pass signature (``Verdict.pass_sig``: her
+    payment key's EIP-712 Pass over the frame she judged, ledger.fraud)."""
+    return replace(verdict, pass_sig=fraud.sign_pass(spec, verdict, frame_cid, CAROL.payment_key))
+
+
+def sample_verdict(spec: JobSpec, result_digest: bytes, frame_cid: str) -> Verdict:
+    """Carol's signed pass of Bob's sample result (the ``verdict`` envelope; the ``pass``
+    vector of claims.json is its signature)."""
+    job = job_id_of(spec)
+    tiles = sample_tiles()
+    verdict = Verdict(job, task_id_of(job, 1), 1, BOB.key.node_id.raw, result_digest, True,
+                      _seed("checker secret"), tiles, "blender-3.4.1", "cpu", digests_for(tiles))  # fmt: skip
+    return signed_pass(spec, verdict, frame_cid)
+
+
+def sample_tiles() -> tuple[TileEvidence, ...]:
+    return (TileEvidence(64, 32, 64, 64, 48_250, 3), TileEvidence(320, 192, 64, 64, 51_000, 2))
+
+
+SAMPLE_RESULT_DIGEST = hashlib.sha256(b"stand-in for the result envelope's bytes").digest()
+SAMPLE_FRAME_CID_BYTES = b"frame 1 png bytes"
+
+
 def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
     """One message of every type, with its signer (name, identity, message)."""
     spec = sample_spec()
     job = job_id_of(spec)
     task = task_id_of(job, 1)
     bob_id = BOB.key.node_id
-    result_digest = hashlib.sha256(b"stand-in for the result envelope's bytes").digest()
+    result_digest = SAMPLE_RESULT_DIGEST
     verdict_digest = hashlib.sha256(b"stand-in for the verdict envelope's bytes").digest()
-    frame_cid = cid_of_bytes(b"frame 1 png bytes")
+    frame_cid = cid_of_bytes(SAMPLE_FRAME_CID_BYTES)
     voucher = signed_voucher(BOB.address, 10**16)
     advert = CapacityAdvert(
         roles=(Role.WORKER,),
@@ -194,7 +219,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
         free_slots=1,
         device_class="cuda",
     )
-    tiles = (TileEvidence(64, 32, 64, 64, 48_250, 3), TileEvidence(320, 192, 64, 64, 51_000, 2))
+    tiles = sample_tiles()
     return [
         ("capacity_advert", BOB, advert),
         (
@@ -242,23 +267,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 "cuda",
             ),
         ),
-        (
-            "verdict",
-            CAROL,
-            Verdict(
-                job,
-                task,
-                1,
-                bob_id.raw,
-                result_digest,
-                True,
-                _seed("checker secret"),
-                tiles,
-                "blender-3.4.1",
-                "cpu",
-                digests_for(tiles),
-            ),
-        ),
+        ("verdict", CAROL, sample_verdict(spec, result_digest, frame_cid)),
         ("dispute", BOB, Dispute(job, task, verdict_digest, "rendered as specified")),
         ("voucher", ALICE, voucher),
         ("job_cancelled", ALICE, JobCancelled(job, "cancelled by the user")),
@@ -300,7 +309,19 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 _seed("challenge 1"), job, cid_of_bytes(b"challenge png"), 9, "blender-3.4.1", "cuda"
             ),
         ),
+        ("fraud_sign_request_pass", ALICE, pass_claim_request(spec, job, result_digest, frame_cid)),
     ]
+
+
+def pass_claim_request(
+    spec: JobSpec, job: bytes, result_digest: bytes, frame_cid: str
+) -> FraudSignRequest:
+    """Alice asks a staked checker to sign a claim against Carol's signed pass of
+    ``frame_cid`` (as if a plant): Carol's address accused, her verdict's body digest
+    alone as the evidence, the verdict itself in ``pass_verdict``."""
+    verdict = sample_verdict(spec, result_digest, frame_cid)
+    return FraudSignRequest(job, verdict.task_id, verdict.frame, CAROL.address, frame_cid,
+                            (verdict_digest_of(verdict),), 10**17, verdict)  # fmt: skip
 
 
 def sample_work_record(
@@ -312,6 +333,7 @@ def sample_work_record(
     verdict = Verdict(job, task, 1, BOB.key.node_id.raw, hashlib.sha256(result_wire).digest(),
                       True, _seed("checker secret"), tiles, "blender-3.4.1", "cpu",
                       digests_for(tiles))  # fmt: skip
+    verdict = signed_pass(sample_spec(), verdict, frame_cid)
     verdict_wire = encode_envelope(CAROL.key, verdict, nonce=8, now_ms=NOW_MS - 2_000)
     return WorkRecord(job, True, result_wire, verdict_wire)
 

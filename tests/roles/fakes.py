@@ -40,7 +40,7 @@ from ledger.client import (
 )
 from ledger.deploy import EscrowParams
 from ledger.errors import ChainRevert, ChainUnreachable
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
 from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
@@ -386,13 +386,24 @@ class FakeEscrow:
                     evidence: bytes = b"") -> None:  # fmt: skip
         """``evidence``: what the transaction carried after its arguments (kept as the
         chain would: ``claim_evidence`` reads it back, as the real client does)."""
+        if fraud_recover(claim.ref, worker_sig) != claim.worker:
+            raise ChainRevert("not the worker's result")
+        self._open_claim(claim, sigs, evidence)
+
+    def claim_pass(self, signed: CheckerPass, pass_sig: bytes, amount_wei: int,
+                   sigs: Sequence[bytes], evidence: bytes = b"") -> None:  # fmt: skip
+        """The contract's claim_pass: the checker's own Pass, then a fraud claim with
+        the checker as the accused."""
+        if fraud_recover(signed, pass_sig) != signed.checker:
+            raise ChainRevert("not the checker's pass")
+        self._open_claim(signed.claim(amount_wei), sigs, evidence)
+
+    def _open_claim(self, claim: FraudClaim, sigs: Sequence[bytes], evidence: bytes) -> None:
         ref, worker = claim.ref, claim.worker
         if (ref.requester, ref.job_id) not in self.jobs:
             raise ChainRevert("no such job")
         if claim.amount_wei != self.terms.cap_wei:
             raise ChainRevert("amount is not the cap")
-        if fraud_recover(ref, worker_sig) != worker:
-            raise ChainRevert("not the worker's result")
         key = (ref, worker)
         prior = self.claims.get(key)
         if prior is not None and prior.status != CLAIM_ANSWERED:
@@ -625,6 +636,13 @@ class FakeChain:
     ) -> None:  # fmt: skip
         await self._transact("claim_fraud", (claim.ref.job_id,),
                              lambda: self.escrow.claim_fraud(claim, worker_sig, ordered_sigs, evidence))  # fmt: skip
+
+    async def claim_pass(
+        self, signed: CheckerPass, pass_sig: bytes, amount_wei: int,
+        ordered_sigs: Sequence[bytes], evidence: bytes = b"",
+    ) -> None:  # fmt: skip
+        await self._transact("claim_pass", (signed.ref.job_id,), lambda: self.escrow.claim_pass(
+            signed, pass_sig, amount_wei, ordered_sigs, evidence))  # fmt: skip
 
     async def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         await self._transact("execute_slash", (claim.ref.job_id,),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
@@ -20,7 +21,10 @@ from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
 from ledger.fraud import ResultRef
 from ledger.voucher_book import Lane
 from ledger.vouchers import Voucher, sign
+from node.content.cid import cid_of_bytes
 from node.roles.chain import ChainLink, ChainSettings
+from protocol.fraud_evidence import claimed_pass, pack_evidence
+from protocol.messages import Escrow, TileEvidence, Verdict
 from protocol.slashing import tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
@@ -31,6 +35,7 @@ from tests.ledger.conftest import (
     Deployed,
     anvil_deployed,
 )
+from tests.protocol.vectors_samples import sample_spec
 
 __all__ = ["anvil_deployed"]  # the fixture, imported for this module
 
@@ -170,3 +175,46 @@ async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
     await worker.answer_claim(answer, evidence.claimers, clean)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_ANSWERED
     assert await worker.stake_of(worker.address) == ETHER
+
+
+@pytest.mark.slow
+async def test_the_pass_claim_a_node_builds_is_taken_by_the_contract(anvil: Deployed) -> None:
+    """A missed plant's claim as the nodes build it, on the real contract: the checker's
+    ``pass_sig`` (``sign_pass``, as the checker role signs every pass), the claimers'
+    ``Fraud`` over ``checker_pass(...).claim(cap)`` (node.roles.pass_rechecks), and
+    ``claim_pass`` through the link with the passing verdict as published evidence
+    (node.roles.slasher); the accused reads its verdict back from the chain
+    (``claimed_pass``, node.roles.rechecks), and after the window the cap is taken."""
+    requester, checker = link_for(anvil, 0), link_for(anvil, 1)
+    keys = anvil.chain.funded_keys
+    job_id = os.urandom(32)
+    await requester.deposit(job_id, ETHER, await requester.chain_time_s() + 3600)
+    for i in (1, 4, 5):
+        member = link_for(anvil, i)
+        await member.send("stake", (), "stake", ETHER)
+        await member.send("register", (), "register_checker")
+    terms = await requester.fraud_terms()
+    spec = replace(sample_spec(), requester_address=requester.address,
+                   escrow=Escrow(requester.chain_id, requester.contract, bytes(32)))  # fmt: skip
+    plant_cid = cid_of_bytes(b"a plant of frame 1")
+    verdict = Verdict(job_id, os.urandom(32), 1, os.urandom(32), os.urandom(32), True,
+                      os.urandom(32), (TileEvidence(0, 0, 16, 16, 99_000, 0),), "blender-3.4.1",
+                      "cpu", (os.urandom(32),))  # fmt: skip
+    verdict = replace(verdict, pass_sig=fraud.sign_pass(spec, verdict, plant_cid, keys[1]))
+    assert verdict.pass_sig is not None
+    signed = fraud.checker_pass(spec, verdict, plant_cid, checker.address)
+    assert signed is not None
+    claim = signed.claim(terms.cap_wei)
+    sigs = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (4, 5)])
+    await requester.claim_pass(signed, verdict.pass_sig, terms.cap_wei, sigs,
+                               pack_evidence([verdict]))  # fmt: skip
+    ref = signed.ref
+    state = await checker.claim_state(ref, checker.address)
+    assert (state.status, state.taken_wei) == (CLAIM_PENDING, terms.cap_wei)
+    evidence = await checker.claim_evidence(ref, checker.address)
+    assert evidence is not None
+    assert claimed_pass(evidence.published, evidence.tiles, job_id, ref.task_id, 1) == verdict
+    anvil.chain.advance_time(CHALLENGE_S + 1)
+    await requester.execute_slash(claim, fraud.signers(claim, sigs))
+    assert (await checker.claim_state(ref, checker.address)).status == CLAIM_EXECUTED
+    assert await checker.stake_of(checker.address) == ETHER - terms.cap_wei

@@ -15,13 +15,17 @@ from pathlib import Path
 
 import pytest
 import trio
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_canonical_address
 
 from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
-from node.roles.slasher import EXECUTED
+from ledger.fraud import FraudClaim, ResultRef, sign
+from node.roles.slasher import EXECUTED, Claim, Slasher
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_verdicts
-from protocol.messages import FraudSignRequest, Result
+from protocol.messages import FraudSigned, FraudSignRequest, Result
 from tests.roles.cluster import Cluster, open_cluster
 from tests.roles.fakes import FakeTiles
 
@@ -130,3 +134,29 @@ async def test_checkers_sign_no_claim_against_an_uninvolved_or_accepted_worker(
                         c.live().checker.on_fraud_sign_request(requester, request)  # type: ignore[attr-defined]
         assert all(c.live().checker.fraud_signed == 0 for c in checkers)  # type: ignore[attr-defined]
         assert cluster.escrow.claims == {}
+
+
+def test_a_rejecter_signing_with_another_key_is_refused() -> None:
+    """Review (issue 17): a rejecter's fraud signature counted whatever key made it, so
+    one rejecter could sign with an unstaked key, complete the quorum, and have the
+    escrow refuse the claim ("not a checker"): the cheat kept its stake. Only the key
+    the job machine assigned the rejecter under counts now (``SlashDue.
+    rejecter_addresses``), as for a pass claim's picked claimers."""
+    rejecter_key, other_key = (Account.create() for _ in range(2))
+    rejecter = b"\x0c" * 32  # its node id
+    ref = ResultRef(31337, b"\x01" * 20, b"\x02" * 20, b"\x03" * 32, b"\x04" * 32, 1, b"\x05" * 32)
+    claim = Claim(FraudClaim(ref, b"\x06" * 20, b"\x07" * 32, 10**17), b"", "", (rejecter,),
+                  (b"\x08" * 32,), picked={rejecter: to_canonical_address(rejecter_key.address)})  # fmt: skip
+    slasher = Slasher(None, lambda *_: None)  # type: ignore[arg-type]  # no I/O in this path
+    slasher._running[claim.key] = claim
+
+    def signed(key: LocalAccount) -> FraudSigned:
+        return FraudSigned(ref.job_id, ref.task_id, sign(claim.claim, bytes(key.key)))
+
+    with pytest.raises(IllegalMessage, match="another key"):
+        slasher.on_fraud_signed(rejecter, signed(other_key))
+    assert claim.sigs == {}
+    slasher.on_fraud_signed(rejecter, signed(rejecter_key))
+    assert list(claim.sigs) == [to_canonical_address(rejecter_key.address)]
+    # A row stored before the addresses were kept reads back without them (any key, as then).
+    assert Claim.unpack(claim.state, claim.pack()).picked == claim.picked

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from eth_account import Account
 
+from protocol.cid import cid_of_sha256
 from protocol.envelope import decode_envelope, encode_envelope
 from protocol.errors import RemoteProtocolError
 from protocol.identity import NodeKey
@@ -86,6 +87,11 @@ def digests_for(request: VerifyRequest) -> tuple[bytes, ...]:
     return tuple(hashlib.sha256(b"tile %d" % i).digest() for i in range(request.tiles))
 
 
+def copy_of(frame_cid: str) -> str:
+    """The CID a ``serve_copies`` harness serves checkers ``frame_cid`` under."""
+    return cid_of_sha256(hashlib.sha256(b"copy of " + frame_cid.encode()).digest())
+
+
 def address_for(name: str) -> bytes:
     return hashlib.sha256(b"address:" + name.encode()).digest()[:20]
 
@@ -150,6 +156,15 @@ class MarketHarness:
     # checked by ``result_signer`` (see ledger.fraud); finish_render signs unless told.
     escrow: Escrow | None = None
     result_signer: Callable[[JobSpec, Result], bytes | None] | None = None
+    # Pass signatures (protocol.signed_pass), for an escrowed job: ``pass_signer`` checks
+    # them in the machine (ledger.fraud.pass_signer), ``pass_sign`` makes the checkers
+    # sign their passes with real payment keys (ledger.fraud.sign_pass; plants then get
+    # real CIDs, which a Pass can name).
+    pass_signer: Callable[[JobSpec, Verdict, str, bytes], bytes | None] | None = None
+    pass_sign: Callable[[JobSpec, Verdict, str, bytes], bytes | None] | None = None
+    # Serve checkers a copy of each frame under its own CID (as the node serves its
+    # re-encoding): assign_checker is told it, requests and passes name it.
+    serve_copies: bool = False
     check_secret: bytes | None = None  # the requester's (plants need one)
 
     def __post_init__(self) -> None:
@@ -167,6 +182,7 @@ class MarketHarness:
             self.job_id, self.spec, self.market, self.now_ms,
             result_signer=None if signer is None else partial(signer, self.spec),
             check_secret=self.check_secret,
+            pass_signer=None if self.pass_signer is None else partial(self.pass_signer, self.spec),
         )  # fmt: skip
         self.payment_keys: dict[bytes, bytes] = {}  # worker node -> its payment key
         self.keys: dict[bytes, NodeKey] = {self.requester: self.requester_key}
@@ -186,11 +202,17 @@ class MarketHarness:
             self.workers[node] = WorkerMachine(node, address, config, self.now_ms)
         self.checker_ids: list[bytes] = []
         self.checker_addresses: dict[bytes, bytes] = {}
+        self.checker_keys: dict[bytes, bytes] = {}  # checker node -> its payment key
         for i in range(self.checkers):
             key = key_for(f"checker{i}")
             self.keys[key.node_id.raw] = key
             self.checker_ids.append(key.node_id.raw)
-            self.checker_addresses[key.node_id.raw] = address_for(f"checker{i}")
+            self.checker_keys[key.node_id.raw] = eth_key_for(f"checker{i}")
+            self.checker_addresses[key.node_id.raw] = (
+                address_for(f"checker{i}") if self.pass_sign is None
+                else eth_address(self.checker_keys[key.node_id.raw])
+            )  # fmt: skip
+        self.plant_cids: set[str] = set()
         self.wire: deque[tuple[bytes, bytes, bytes]] = deque()
         self.renders: dict[bytes, bytes] = {}  # task id -> worker rendering it
         self.verifications: dict[bytes, tuple[bytes, VerifyRequest]] = {}
@@ -255,11 +277,7 @@ class MarketHarness:
 
     def verdict(self, task_id: bytes, passed: bool) -> None:
         checker, request = self.verifications.pop(task_id)
-        verdict = Verdict(
-            request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
-            "cpu-avx2", digests_for(request),
-        )  # fmt: skip
+        verdict = self.make_verdict(checker, request, passed)
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
         self.pump()
@@ -267,11 +285,7 @@ class MarketHarness:
     def plant_verdict(self, task_id: bytes, passed: bool) -> None:
         """The checker of ``task_id``'s plant answers (``passed``: a lazy checker)."""
         checker, request = self.plants.pop(task_id)
-        verdict = Verdict(
-            request.job_id, request.task_id, request.frame, request.worker,
-            request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
-            "cpu-avx2", digests_for(request),
-        )  # fmt: skip
+        verdict = self.make_verdict(checker, request, passed)
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
         self.pump()
@@ -279,14 +293,23 @@ class MarketHarness:
     def dispute_verdict(self, index: int, passed: bool) -> None:
         """Answer ``dispute_requests[index]`` (it stays listed)."""
         checker, request = self.dispute_requests[index]
+        verdict = self.make_verdict(checker, request, passed)
+        self.verdicts.append((checker, verdict))
+        self.send(checker, self.requester, verdict)
+        self.pump()
+
+    def make_verdict(self, checker: bytes, request: VerifyRequest, passed: bool) -> Verdict:
+        """``checker``'s verdict on the cells ``request`` draws, signed when it passes and
+        the harness signs passes (``pass_sign``)."""
         verdict = Verdict(
             request.job_id, request.task_id, request.frame, request.worker,
             request.result_digest, passed, request.tile_secret, tiles_for(request), BUILD,
             "cpu-avx2", digests_for(request),
         )  # fmt: skip
-        self.verdicts.append((checker, verdict))
-        self.send(checker, self.requester, verdict)
-        self.pump()
+        if self.pass_sign is None:
+            return verdict
+        key = self.checker_keys[checker]
+        return replace(verdict, pass_sig=self.pass_sign(self.spec, verdict, request.frame_cid, key))
 
     def rejection_digest(self, task_id: bytes) -> bytes | None:
         """The verdict digest the requester named when it told the worker of a rejection."""
@@ -357,7 +380,7 @@ class MarketHarness:
             else:
                 request = envelope.message
                 assert isinstance(request, VerifyRequest)
-                if request.frame_cid.startswith(PLANT_CID):
+                if request.frame_cid.startswith(PLANT_CID) or request.frame_cid in self.plant_cids:
                     self.plants[request.task_id] = (to, request)
                 elif self.job.task_state(request.task_id) is TaskState.DISPUTED:
                     self.dispute_requests.append((to, request))
@@ -381,15 +404,18 @@ class MarketHarness:
                 checker = self._pick_checker(command.worker, exclude)
                 if checker is not None:  # else the machine's verify timeout decides
                     address = self.checker_addresses[checker]
-                    self._requester_commands(
-                        self.job.assign_checker(command.task_id, checker, self.now_ms, address)
-                    )
+                    served = copy_of(command.frame_cid) if self.serve_copies else None
+                    self._requester_commands(self.job.assign_checker(
+                        command.task_id, checker, self.now_ms, address, served))  # fmt: skip
             elif isinstance(command, RequestPlant):
                 exclude = command.exclude | self.job.checkers_excluded(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
                 if checker is not None:
                     address = self.checker_addresses[checker]
                     cid = PLANT_CID + command.key.hex()[:16]
+                    if self.pass_sign is not None:  # a CID a Pass can name
+                        cid = cid_of_sha256(hashlib.sha256(cid.encode()).digest())
+                        self.plant_cids.add(cid)
                     self._requester_commands(
                         self.job.assign_plant(command.task_id, checker, cid, self.now_ms, address)
                     )

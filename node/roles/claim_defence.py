@@ -1,0 +1,54 @@
+"""The node's defence against claims on what its payment key signed: one per node.
+
+A worker's signed results (``Result.result_sig``, node.roles.worker) and a
+checker's signed passes (``Verdict.pass_sig``, node.roles.checker: the escrow's
+``claim_pass`` accuses the checker as a fraud claim accuses a worker) are both
+claims against this node's payment address, answered the same way. So one
+:class:`node.roles.claim_watch.ClaimWatch` watches every signed ref of either
+role and one :class:`node.roles.answerer.Answerer` answers any pending claim
+it sees (a node with both roles running two watches would load each other's
+stored rows and answer one claim twice). Built by ``run_roles`` for a node with
+a chain and the worker or checker role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from ledger.fraud import ResultRef
+from node.roles.answerer import Answerer
+from node.roles.claim_watch import ClaimWatch
+from node.roles.context import RoleContext
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+
+class ClaimDefence:
+    def __init__(self, ctx: RoleContext, device_class: Callable[[], str]) -> None:
+        self.answerer = Answerer(ctx, device_class)
+        self.watch = None if ctx.chain is None else ClaimWatch(
+            ctx.chain, ctx.node.store, ctx.clock.now_ms, self._answer
+        )  # fmt: skip
+        self._nursery: trio.Nursery | None = None
+
+    def watch_signed(self, ref: ResultRef, requester: bytes) -> None:
+        """Watch ``ref`` (a result or a pass we signed, of ``requester``'s job) for claims."""
+        if self.watch is not None:
+            self.watch.watch(ref, requester)
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.watch is not None:
+                nursery.start_soon(self.watch.run)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _answer(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
+        """A claim on what we signed is pending: answer it (node.roles.answerer)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s, requester)

@@ -1,0 +1,110 @@
+"""A checker asked to claim another checker's pass re-renders its cells, and signs if wrong.
+
+Theory of operation. A requester whose plant a checker passed, with a signed
+``Pass`` (``Verdict.pass_sig``), claims that checker's stake
+(``Escrow.claim_pass``, node.roles.slasher) and asks staked checkers that are
+neither the accused nor the worker to sign the claim: a ``FraudSignRequest``
+carrying the passing verdict (``pass_verdict``). Before anything is queued
+(:meth:`PassRechecks._vet`: a refusal is an ``IllegalMessage`` scored against the
+sender), the request must come from the job's requester, and
+``protocol.fraud_evidence.may_sign_pass`` must find a passing verdict about this
+very task and frame, the claim's commitment that verdict alone, and an amount
+within ``MAX_AT_RISK_WEI``, on no more cells than the job's check plan asks
+(``recheck_tiles``: a requester cannot have us render whole frames for
+nothing); the verdict's ``pass_sig`` must recover to the
+accused's address over the ``Pass`` of the request's frame CID
+(``ledger.fraud.pass_signer``), so the claim names a frame the accused signed
+it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
+full queue answers "busy" and the requester asks again), each is rendered once
+(:class:`node.roles.rechecks.RecheckQueue`, shared with the re-checks that
+answer claims): unless the escrow already holds a claim on that pass, we fetch
+the scene and the frame from the requester (by CID: what we judge is what the
+accused signed it judged) and re-render exactly the verdict's cells (its revealed
+``secret`` selects them for its ``result_digest``; they are also ``required``,
+and a verdict whose cells are not its draw gives us more cells than its own,
+which ``may_sign_pass`` refuses). The comparison is the cross-hardware one (we
+do not know the worker's device class): a plant differs from any honest render
+beyond it. Only when our re-render rejects those cells do we sign ``Fraud``
+over ``CheckerPass.claim`` (the accused's own ``tiles``) and send
+``FraudSigned``; a pass whose cells are right gets no signature, ever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.fraud import checker_pass, pass_signer, sign
+from node.log import log_event
+from node.roles.context import RoleContext
+from node.roles.rechecks import RecheckQueue
+from node.roles.scene_gate import SceneGate
+from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import may_sign_pass
+from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, VerifyRequest
+from protocol.slashing import recheck_tiles
+from protocol.verification import Tile
+
+logger = logging.getLogger(__name__)
+REFUSAL_PENALTY = 10  # as for a fraud claim we would not sign (node.roles.checker)
+
+
+class PassRechecks(RecheckQueue[FraudSignRequest]):
+    """Claims against a checker's pass we are asked to sign (see the module docstring)."""
+
+    def __init__(
+        self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate,
+        max_at_risk_wei: int,
+    ) -> None:  # fmt: skip
+        super().__init__(ctx, specs, gate)
+        self.max_at_risk_wei = max_at_risk_wei
+
+    def _vet(self, sender: bytes, spec: JobSpec, request: FraudSignRequest) -> None:
+        if spec.requester != sender:
+            raise IllegalMessage("a pass claim about a job we do not check for its sender")
+        verdict, chain = request.pass_verdict, self.ctx.chain
+        why = may_sign_pass(verdict, request.job_id, request.task_id, request.frame,
+                            request.verdict_digests, request.amount_wei, self.max_at_risk_wei,
+                            recheck_tiles(spec))  # fmt: skip
+        if not why and chain is not None and chain.address == request.worker_address:
+            why = "we are the accused"
+        if not why and verdict is not None:
+            signer = pass_signer(spec, verdict, request.frame_cid, request.worker_address)
+            if signer != request.worker_address:
+                why = "the accused did not sign this pass of that frame"
+        if why:
+            raise IllegalMessage(f"pass claim not signed: {why}", penalty=REFUSAL_PENALTY)
+
+    def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
+        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
+
+    async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
+        key = (request.job_id, request.task_id, request.worker_address)
+        spec = self.specs.get(request.job_id)
+        chain, verdict = self.ctx.chain, request.pass_verdict
+        if key in self._done or spec is None or chain is None or verdict is None:
+            return  # queued twice, or forgotten meanwhile
+        signed = checker_pass(spec, verdict, request.frame_cid, request.worker_address)
+        if signed is None:
+            return
+        state = await chain.claim_state(signed.ref, request.worker_address)
+        if state.status in (CLAIM_PENDING, CLAIM_EXECUTED):
+            return  # claimed already (a requester resending after its claim went out)
+        check = VerifyRequest(request.job_id, request.task_id, request.frame, verdict.worker,
+                              verdict.result_digest, request.frame_cid, spec.scene_cid, 0,
+                              len(verdict.tiles), verdict.secret, "")  # fmt: skip
+        cells = tuple(Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles)
+        ours = await self._render(sender, spec, check, cells)
+        why = "the scene failed its preflight" if ours is None else may_sign_pass(
+            verdict, request.job_id, request.task_id, request.frame, request.verdict_digests,
+            request.amount_wei, self.max_at_risk_wei, recheck_tiles(spec), ours,
+        )  # fmt: skip
+        log_event(logger, logging.INFO, "re-check of a claimed pass", frame=request.frame,
+                  accused=request.worker_address.hex(), sign=not why, why=why)  # fmt: skip
+        if why:
+            return self._remember(key, None)
+        signature = sign(signed.claim(request.amount_wei), self.ctx.payment_key)
+        self.signed += 1
+        self._remember(key, signature)
+        self._answer(sender, request, signature)

@@ -1,0 +1,133 @@
+"""A checker that passed a plant of an escrowed job and signed its pass makes the
+requester's machine claim its stake (PassClaimDue); nothing else does, and never a
+verdict whose cells the plant did not all change."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from protocol.errors import IllegalMessage
+from protocol.forced_errors import plant_covers
+from protocol.fraud_evidence import may_sign_pass
+from protocol.market import MarketConfig, PassClaimDue, PlantJudged
+from protocol.market.records import verdict_digest_of
+from protocol.messages import TileEvidence, Verdict
+from tests.protocol.market.harness import BUILD, MarketHarness, digests_for, tiles_for
+from tests.protocol.market.test_result_sig import ESCROW
+
+WINDOW_MS = MarketConfig().bid_window_ms
+SECRET = b"\x42" * 32
+ALWAYS = MarketConfig(plant_rate_ppm=1_000_000)
+SIG = b"\x07" * 65  # the machine leaves the signature's check to its driver
+
+
+def planted(*, escrowed: bool = True) -> MarketHarness:
+    harness = MarketHarness(frames=(1,), checkers=3, market=ALWAYS, check_secret=SECRET,
+                            escrow=ESCROW if escrowed else None)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    for task_id in list(harness.renders):
+        harness.finish_render(task_id)
+    return harness
+
+
+def plant_verdict(harness: MarketHarness, passed: bool, pass_sig: bytes | None) -> Verdict:
+    (task_id,) = harness.verifications
+    checker, request = harness.plants.pop(task_id)
+    verdict = Verdict(
+        request.job_id, request.task_id, request.frame, request.worker, request.result_digest,
+        passed, request.tile_secret, tiles_for(request), BUILD, "cpu-avx2",
+        digests_for(request), pass_sig,
+    )  # fmt: skip
+    harness.send(checker, harness.requester, verdict)
+    harness.pump()
+    return verdict
+
+
+def test_a_signed_pass_of_a_plant_is_claimed_against_its_checker() -> None:
+    harness = planted()
+    (task_id,) = harness.verifications
+    lazy, request = harness.plants[task_id]
+    verdict = plant_verdict(harness, True, SIG)
+    (due,) = harness.commands(PassClaimDue)
+    assert isinstance(due, PassClaimDue)
+    assert (due.task_id, due.frame, due.plant_cid, due.checker) == (
+        task_id, 1, request.frame_cid, lazy
+    )  # fmt: skip
+    assert due.checker_address == harness.checker_addresses[lazy]
+    assert due.verdict == verdict and due.verdict.pass_sig == SIG
+
+
+@pytest.mark.parametrize(
+    ("escrowed", "passed", "pass_sig"),
+    [(True, False, None), (True, True, None), (False, True, SIG)],
+    ids=["rejected-plant", "unsigned-pass", "no-escrow"],
+)
+def test_no_pass_claim_otherwise(escrowed: bool, passed: bool, pass_sig: bytes | None) -> None:
+    harness = planted(escrowed=escrowed)
+    plant_verdict(harness, passed, pass_sig)
+    (judged,) = harness.commands(PlantJudged)
+    assert isinstance(judged, PlantJudged) and judged.missed == passed
+    assert harness.commands(PassClaimDue) == []
+
+
+def test_a_miss_is_decided_only_on_cells_the_plant_changed() -> None:
+    """A plant changes every cell of the grid (``perturb``), and the machine takes a
+    plant verdict only on the cells its draw selects, all grid cells: a claimed miss is
+    always on perturbed cells. A verdict naming any other rectangle is refused before
+    it can be judged, and ``plant_covers`` would not claim it either."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    checker, request = harness.plants[task_id]
+    drawn = tiles_for(request)
+    settings = harness.spec.settings
+    tile_px = 16  # DEFAULT_POLICY's grid, the one plants are made on
+    on_grid = Verdict(request.job_id, task_id, request.frame, request.worker,
+                      request.result_digest, True, request.tile_secret, drawn, BUILD, "cpu",
+                      digests_for(request), SIG)  # fmt: skip
+    assert plant_covers(on_grid, settings.resolution_x, settings.resolution_y, tile_px)
+    shifted = tuple(dataclasses.replace(t, x=t.x + 1) for t in drawn)
+    off_grid = dataclasses.replace(on_grid, tiles=shifted)
+    assert not plant_covers(off_grid, settings.resolution_x, settings.resolution_y, tile_px)
+    assert not plant_covers(dataclasses.replace(on_grid, tiles=()), 320, 240, tile_px)
+    harness.send(checker, harness.requester, off_grid)
+    with pytest.raises(IllegalMessage):
+        harness.pump()
+    assert harness.commands(PassClaimDue) == [] and harness.job.plant_misses == {}
+
+
+def _pass(**changes: object) -> Verdict:
+    tiles = (TileEvidence(0, 0, 16, 16, 60_000, 0), TileEvidence(16, 0, 16, 16, 60_000, 0))
+    verdict = Verdict(b"j" * 32, b"t" * 32, 3, b"w" * 32, b"r" * 32, True, b"s" * 32, tiles,
+                      BUILD, "cpu", (b"d" * 32, b"e" * 32), SIG)  # fmt: skip
+    return dataclasses.replace(verdict, **changes)  # type: ignore[arg-type]
+
+
+CAP = 10**17
+
+
+def test_what_a_claimer_of_a_pass_checks() -> None:
+    verdict = _pass()
+    digests = (verdict_digest_of(verdict),)
+    ok = dict(job_id=b"j" * 32, task_id=b"t" * 32, frame=3, verdict_digests=digests,
+              amount_wei=CAP, max_at_risk_wei=CAP, max_cells=2)  # fmt: skip
+    assert may_sign_pass(verdict, **ok) == ""  # type: ignore[arg-type]
+    assert may_sign_pass(None, **ok)  # type: ignore[arg-type]
+    assert may_sign_pass(_pass(passed=False, pass_sig=None), **ok)  # type: ignore[arg-type]
+    assert may_sign_pass(verdict, **{**ok, "frame": 4})  # type: ignore[arg-type]
+    assert may_sign_pass(verdict, **{**ok, "verdict_digests": digests * 2})  # type: ignore[arg-type]
+    assert may_sign_pass(verdict, **{**ok, "amount_wei": CAP + 1})  # type: ignore[arg-type]
+    assert "more cells" in may_sign_pass(verdict, **{**ok, "max_cells": 1})  # type: ignore[arg-type]
+    # the signature is not part of what the claim commits to
+    assert may_sign_pass(_pass(pass_sig=b"\x08" * 65), **ok) == ""  # type: ignore[arg-type]
+    # after the render: exactly the accused's cells, found wrong
+    wrong = _pass(passed=False, pass_sig=None, tiles=tuple(reversed(verdict.tiles)))
+    assert may_sign_pass(verdict, **ok, ours=wrong) == ""  # type: ignore[arg-type]
+    right = dataclasses.replace(wrong, passed=True)
+    assert "pass stands" in may_sign_pass(verdict, **ok, ours=right)  # type: ignore[arg-type]
+    fewer = dataclasses.replace(wrong, tiles=wrong.tiles[:1])
+    assert "exactly" in may_sign_pass(verdict, **ok, ours=fewer)  # type: ignore[arg-type]
+    more = dataclasses.replace(wrong, tiles=(*wrong.tiles, TileEvidence(32, 0, 16, 16, 0, 9)))
+    assert "exactly" in may_sign_pass(verdict, **ok, ours=more)  # type: ignore[arg-type]

@@ -1,0 +1,247 @@
+"""Issue 17: a checker that passes a plant of an escrowed job loses stake, and only then.
+
+Real roles on the in-memory hub with the fake escrow (its ``claim_pass`` checks the
+checker's own Pass signature and the claimers' Fraud ones as the contract does):
+the requester plants every result; the lazy checker passes its plant with a signed
+pass; the requester asks staked checkers to re-render the pass's cells of the plant,
+claims with their signatures, survives a restart inside the challenge window and
+takes the cap once it has passed. Honest claimers never sign against a pass whose
+cells are right, and with too few staked checkers nothing is claimed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from eth_account import Account
+
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.fraud import checker_pass, order_signatures, sign, sign_pass
+from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS
+from protocol.envelope import decode_envelope
+from protocol.fraud_evidence import claimed_pass, pack_evidence
+from protocol.market import PassClaimDue
+from protocol.messages import Result, TileEvidence, Verdict
+from protocol.verification import DEFAULT_POLICY, select_tiles
+from tests.roles.cluster import Cluster, Member, open_cluster
+
+if TYPE_CHECKING:
+    from node.roles.requester import RequesterJob
+
+EVERY_RESULT = 1_000_000  # plant_rate_ppm: every checked result gets a plant
+STAKE_WEI = 10**18
+
+
+async def staked(cluster: Cluster, name: str, adversary: str | None = None) -> Member:
+    extra = {} if adversary is None else {"adversary": adversary}
+    member = await cluster.add(name, "checker", **extra)
+    cluster.escrow.register(member.address, STAKE_WEI)
+    return member
+
+
+async def pass_claim_settled(client: Member) -> tuple[bytes, bytes, str]:
+    """(job, task, final state) of the first pass claim that ended at ``client``."""
+    slasher = client.live().requester.slasher
+    while not (ended := [k for k in slasher.settled if k[2] == PASS]):
+        await slasher._changed.wait()
+    job_id, task_id, _ = ended[0]
+    return job_id, task_id, slasher.settled[ended[0]]
+
+
+async def one_frame(cluster: Cluster) -> tuple[RequesterJob, bytes, Result]:
+    """The client's job of one frame, done: the job, its task and the accepted result."""
+    job_id = await cluster.submit("client", frames=1)
+    job = cluster.members["client"].live().requester.jobs[job_id]
+    await job.done.wait()
+    ((task_id, wire),) = job.results.items()
+    result = decode_envelope(wire).message
+    assert isinstance(result, Result)
+    return job, task_id, result
+
+
+async def test_a_lazy_checker_that_passes_a_plant_loses_the_cap_across_a_restart(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        lazy = await staked(cluster, "lazy", "lazy")
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        job_id = await cluster.submit("client", frames=6)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        ((ref, accused), state) = next(iter(escrow.claims.items()))
+        assert (ref.job_id, accused, state.status) == (job_id, lazy.address, CLAIM_PENDING)
+        assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei  # held
+        # The claim published the lazy checker's own passing verdict: the cells it named.
+        evidence = escrow.evidence(ref, accused)
+        assert evidence is not None
+        verdict = claimed_pass(evidence.published, evidence.tiles, job_id, ref.task_id, ref.frame)
+        assert verdict is not None and verdict.passed and verdict.pass_sig is not None
+        claimers = set(evidence.claimers)
+        assert len(claimers) >= escrow.terms.quorum
+        assert claimers <= {c.address for c in honest}  # never the accused nor the worker
+        signed = sum(c.live().checker.pass_rechecks.signed for c in honest)  # type: ignore[union-attr]
+        assert signed >= escrow.terms.quorum
+        # The requester restarts inside the challenge window: the stored claim goes on.
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        await cluster.kill("client")
+        client = await cluster.restart("client")
+        await escrow.wait_until(lambda: escrow.claims[(ref, accused)].status == CLAIM_EXECUTED)
+        assert escrow.now_s() >= state.settle_at_s
+        assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei  # taken for good
+        assert escrow.credit[client.address] >= escrow.terms.cap_wei // 2
+        assert (
+            await client.live().requester.slasher.wait_settled(job_id, ref.task_id, PASS)
+            == EXECUTED
+        )
+        assert sum(1 for t in client.chain.transactions if t.what == "claim_pass") == 1  # type: ignore[union-attr]
+        assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
+        assert all(escrow.stakes[c.address] == STAKE_WEI for c in honest)
+        assert escrow.conserved()
+
+
+async def test_too_few_staked_checkers_claim_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """One staked checker besides the lazy one, below the escrow's quorum: the claim is
+    impossible and nothing is locked; the strike and the withheld fee stay."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        lazy = await staked(cluster, "lazy", "lazy")
+        honest = await staked(cluster, "c1")
+        await cluster.settle("client", 3)
+        job_id = await cluster.submit("client", frames=4)
+        assert cluster.escrow.terms.quorum > 1
+        claimed_job, _, final = await pass_claim_settled(client)
+        assert (claimed_job, final) == (job_id, IMPOSSIBLE)
+        role = client.live().requester
+        assert lazy.key.node_id.raw in role.struck
+        assert cluster.escrow.claims == {} and not any(cluster.escrow.locked.values())
+        assert cluster.escrow.stakes[lazy.address] == STAKE_WEI
+        assert honest.live().checker.pass_rechecks.rendered == 0  # type: ignore[union-attr]
+
+
+async def test_a_lazy_checker_without_stake_costs_no_claimer_a_render(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Nothing to take: the claim is impossible before anyone is asked."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy")
+        cluster.escrow.checkers.add(lazy.address)  # registered, never staked
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        await cluster.submit("client", frames=6)
+        _, _, final = await pass_claim_settled(client)
+        assert final == IMPOSSIBLE and cluster.escrow.claims == {}
+        assert all(c.live().checker.pass_rechecks.rendered == 0 for c in honest)  # type: ignore[union-attr]
+
+
+async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A requester that claims an honest checker's pass (here: of the worker's real
+    frame, as if a plant had left that checker's cells unchanged) gets no signature:
+    every claimer re-renders exactly those cells, finds them right and signs nothing."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        checkers = [await staked(cluster, f"c{i}") for i in (1, 2, 3, 4)]
+        await cluster.settle("client", 5)
+        role = client.live().requester
+        job, task_id, result = await one_frame(cluster)
+        served = job.frames.canonical[result.frame_cid]  # what checkers were served
+        accused = checkers[0]
+        settings, spec, task = job.spec.settings, job.spec, job.machine._tasks[task_id]
+        secret = b"\x05" * 32
+        cells = select_tiles(task.result_digest, secret, settings.resolution_x,
+                             settings.resolution_y, 3, DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+        verdict = Verdict(job.job_id, task_id, result.frame, task.worker, task.result_digest, True,
+                          secret, tuple(TileEvidence(t.x, t.y, t.width, t.height, 99_000, 0)
+                                        for t in cells),
+                          spec.renderer_build, "cpu", tuple(bytes(32) for _ in cells))  # fmt: skip
+        verdict = replace(verdict, pass_sig=sign_pass(spec, verdict, served, accused.payment_key))
+        due = PassClaimDue(job.job_id, task_id, result.frame, served, accused.key.node_id.raw,
+                           accused.address, verdict)  # fmt: skip
+        role.slasher.on_pass_claim_due(spec, due)
+        _, _, final = await pass_claim_settled(client)
+        assert final == IMPOSSIBLE
+        others = checkers[1:]
+        assert sum(c.live().checker.pass_rechecks.rendered for c in others) >= 2  # type: ignore[union-attr]
+        assert all(c.live().checker.pass_rechecks.signed == 0 for c in others)  # type: ignore[union-attr]
+        assert cluster.escrow.claims == {}
+        assert cluster.escrow.stakes[accused.address] == STAKE_WEI
+
+
+async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Colluders (two staked accounts) claim an honest checker's signed pass of a right
+    frame. The checker's node watches every pass it signs, sees the claim, and asks the
+    other checkers to re-check: they re-render the pass's cells (its published verdict)
+    of the frame, fetched from the accused, find them right and sign Clean; their larger
+    quorum cancels the claim, and the checker's stake is whole again."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client", plant_rate_ppm=0)
+        await cluster.add("w1", "worker")
+        checkers = [await staked(cluster, f"c{i}") for i in (1, 2, 3, 4)]
+        sent: list[tuple[Member, Verdict]] = []
+        for member in checkers:  # what each checker sends, to find a signed pass
+            outbox = member.live().ctx.outbox
+
+            def spy(to: bytes, message: object, m: Member = member, send=outbox.send) -> None:  # type: ignore[no-untyped-def]
+                if isinstance(message, Verdict):
+                    sent.append((m, message))
+                send(to, message)
+
+            outbox.send = spy  # type: ignore[method-assign]
+        await cluster.settle("client", 5)
+        job, task_id, result = await one_frame(cluster)
+        job_id = job.job_id
+        accused, verdict = next((m, v) for m, v in sent if v.passed and v.task_id == task_id)
+        assert verdict.pass_sig is not None
+        served = job.frames.canonical[result.frame_cid]
+        signed = checker_pass(job.spec, verdict, served, accused.address)
+        assert signed is not None
+        escrow = cluster.escrow
+        colluders = [Account.create().key for _ in range(escrow.terms.quorum)]
+        for key in colluders:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        claim = signed.claim(escrow.terms.cap_wei)
+        sigs = order_signatures(claim, [sign(claim, key) for key in colluders])
+        escrow.claim_pass(
+            signed, verdict.pass_sig, claim.amount_wei, sigs, pack_evidence([verdict])
+        )
+        key = (signed.ref, accused.address)
+        assert escrow.claims[key].status == CLAIM_PENDING
+        assert escrow.stakes[accused.address] == STAKE_WEI - claim.amount_wei
+        await escrow.wait_until(lambda: escrow.claims[key].status == CLAIM_ANSWERED)
+        assert escrow.stakes[accused.address] == STAKE_WEI
+        others = [c for c in checkers if c is not accused]
+        assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
+        defence = accused.live().checker.defence  # type: ignore[union-attr]
+        assert defence.answerer.answered[(job_id, task_id)] == "answered"
+
+
+def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> None:
+    from ledger.fraud import FraudClaim, ResultRef
+    from node.roles.slasher import FRAUD, GATHERING, Claim
+    from protocol.codec import packb, unpackb
+
+    ref = ResultRef(1, b"\xe7" * 20, b"\x01" * 20, b"j" * 32, b"t" * 32, 3, b"d" * 32)
+    claim = Claim(FraudClaim(ref, b"\x02" * 20, b"x" * 32, 10**17), b"s" * 65, "bafyplant",
+                  (), (b"v" * 32,), kind=PASS, excluded=(b"a" * 32, b"w" * 32))  # fmt: skip
+    back = Claim.unpack(GATHERING, claim.pack())
+    assert (back.kind, back.excluded, back.claim, back.key) == (
+        PASS, claim.excluded, claim.claim, (b"j" * 32, b"t" * 32, PASS)
+    )  # fmt: skip
+    older = packb(unpackb(claim.pack())[:17])  # a row stored before pass claims
+    assert Claim.unpack(GATHERING, older).kind == FRAUD
