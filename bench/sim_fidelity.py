@@ -5,26 +5,30 @@
                                                        # the CI test's reduced run
     python bench/sim_fidelity.py --reuse OUT           # simulate again against a saved run
 
-1. **Fit** (measured here, before the devnet starts and again after it stops; the
-   model takes the mean of the two, as the box's background load moves): the
-   reference scene of the devnet (``node.devnet.scene``) at the job's resolution
-   and samples, rendered as a worker renders it (the node's own sandboxed render
-   kit, one warm Blender per job) — alone, then ``--workers`` at once, as the
-   devnet's workers share this machine's cores; a warm tile check at the plan's
-   k (node.verify); the node's preflight inspection of the scene. Then capacity
-   challenges as the devnet meets them (the node runs with trial leases):
-   ``--workers`` answers at once, each a fresh kit's inspection and quarter frame;
-   the requester's judgements of them on one fresh kit (one tile each) while the
-   workers render and the checker makes its first check (inspection + k tiles).
-   From these: the simulated GPU's score (RU per hour from the concurrent frame
-   time), the tile share (tile pixels over frame pixels), the check's fixed cost
-   (the warm check's wall time minus its tiles' share of a frame), a node's setup
+1. **Fit** (bench/fidelity_fit.py; measured here, beside the devnet's running nodes,
+   once before the job is submitted and again after the payees redeemed; the model
+   takes the mean of the two, as the box's background load moves): the reference
+   scene of the devnet (``node.devnet.scene``) at the job's resolution and samples,
+   rendered as a worker renders it (the node's own sandboxed render kit, one warm
+   Blender per job) — alone, then ``--workers`` at once, as the devnet's workers
+   share this machine's cores; a steady check as the node's checker makes one (the
+   frame's fetch over the node's content transfer, libp2p on loopback, then a warm
+   tile check at the plan's k, node.verify); the node's preflight inspection of the
+   scene. Then capacity challenges as the devnet meets them (the node runs with
+   trial leases): ``--workers`` answers at once, each a fresh kit's inspection and
+   quarter frame; the requester's judgements of them on one fresh kit (one tile
+   each) while the workers render and the checker makes its first check (inspection
+   + k tiles). From these: the simulated GPU's score (RU per hour from the concurrent
+   frame time), the tile share (tile pixels over frame pixels), the check's fixed
+   cost (the fetch and the check minus its tiles' share of a frame), a node's setup
    before its first frame of a job (inspection + warm start), the requester's
-   preflight (the inspection), the answer's cost beyond that setup and its
-   modelled render, the judgement, and the checker's first-check excess. The
-   network is loopback (1 ms), the chain anvil's (one block per transaction: 0.1
-   s blocks). Market timings and prices are the devnet node's own
-   (``role_settings`` of a devnet ``NodeConfig``), not typed in; trial leases too.
+   preflight (the inspection), the answer's cost beyond that setup and its modelled
+   render, the judgement, and the checker's first-check excess. The network is
+   loopback (1 ms), the chain anvil's (one block per transaction: 0.1 s blocks), its
+   gas price the devnet's when the job ends, each modelled operation's gas measured
+   on the in-process EVM (bench/gas.py's ``modelled``). Market timings and prices
+   are the devnet node's own (``role_settings`` of a devnet ``NodeConfig``), not
+   typed in; trial leases too.
 2. **Real**: ``LocalDevnet`` (anvil, real ``pictor node run`` processes,
    Blender); the job is submitted, one worker is SIGKILLed once ``--kill-after``
    frames are accepted, the job runs to the end and the surviving payees redeem.
@@ -44,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import sqlite3
 import sys
@@ -61,55 +64,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import httpx
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.fidelity_fit import Fit, fit_in
+from bench.gas import measure_modelled
 from node.config import NodeConfig
 from node.devnet.network import DevnetConfig, LocalDevnet
 from node.devnet.scene import build_scene
-from node.render.blender import BlenderConfig
-from node.render.warm import WarmConfig
-from node.roles.ports import RenderKit, blender_kit
 from node.roles.service import role_settings
-from node.verify.checker import check_frame
-from node.verify.images import load_image
-from protocol.challenge import scaled_settings
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
-from protocol.messages import Assurance, RenderSettings
-from protocol.verification import DEFAULT_POLICY, plan_check
 from simulations.runner import run_scenario
 from simulations.scenario import scenario_from_dict
 
 MAX_PRICE_WEI = 2 * 10**17  # the demo's cap: twice the devnet ask of 0.1 ETH a 1-RU frame
 DEADLINE_S = 7200.0  # the API's default job deadline
 JOB_TIMEOUT_S = 900.0
-
-
-@dataclass(frozen=True)
-class Fit:
-    frame_alone_s: float  # one frame in a warm Blender process (the node's), alone
-    frame_shared_s: float  # the same with `workers` renders at once on this machine
-    check_s: float  # one tile check at the plan's k in the checker's warm process
-    k: int
-    tile_fraction: float  # a tile's pixels over the frame's
-    check_overhead_s: float  # check_s minus its tiles' share of a (shared) frame
-    setup_s: float  # before a node's first frame of a job: inspection + warm process start
-    # Capacity challenges (trial leases), measured as the devnet's nodes meet them: every
-    # worker challenged at once when the job's bids arrive, the requester judging their
-    # answers together on its one renderer.
-    answer_s: float = 0.0  # a worker's answer: a fresh kit's inspection + quarter render
-    judge_s: float = 0.0  # the requester's judgement: one tile re-rendered, cold kit
-    first_check_s: float = 0.0  # the checker's first check meanwhile, its setup included
-    preflight_s: float = 0.0  # the requester's preflight inspection before it deposits
-
-    def challenge_start_s(self, args: argparse.Namespace, ru_per_frame: int) -> float:
-        """The answer's cost beyond what the simulator models of it: the job's setup
-        and the challenge's render units (protocol.challenge.challenge_ru, at least 1)
-        at the simulated GPU's speed."""
-        quarter = scaled_settings(_settings(args), bytes(32))
-        part = quarter.resolution_x * quarter.resolution_y
-        ru = max(1, -(-ru_per_frame * part // (args.width * args.height)))
-        return max(0.0, self.answer_s - self.setup_s - ru / ru_per_frame * self.frame_shared_s)
 
 
 @dataclass(frozen=True)
@@ -120,132 +89,6 @@ class Figures:
     bytes_per_frame: float
     gas_per_frame: float
     spend_wei: int
-
-
-def _settings(args: argparse.Namespace) -> RenderSettings:
-    return RenderSettings("CYCLES", args.width, args.height, args.samples, 0, "PNG_RGBA8")
-
-
-async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
-    settings = _settings(args)
-    node = NodeConfig(Path("."))
-    warm = WarmConfig(node.warm_renders, node.warm_idle_s)
-
-    def kit_at(name: str) -> RenderKit:  # the node's own: sandboxed, one warm Blender per job
-        (work / name).mkdir()
-        return blender_kit(BlenderConfig(), work / name, warm)
-
-    async def frames(kit: RenderKit, numbers: list[int], out: Path) -> list[float]:
-        times = []
-        for frame in numbers:
-            start = time.perf_counter()
-            await kit.frames.render_frames(scene, settings, [frame], out)
-            times.append(time.perf_counter() - start)
-        return times
-
-    kit = kit_at("kit")
-    start = time.perf_counter()
-    await kit.inspect(scene)  # a worker's and a checker's preflight before a job's first frame
-    inspect_s = time.perf_counter() - start
-    alone = await frames(kit, [1, 2, 3], work / "alone")  # the first starts the warm process
-    steady_s = sum(alone[1:]) / 2
-    warm_start_s = max(0.0, alone[0] - steady_s)
-    shared: list[float] = []
-
-    async def worker(i: int) -> None:  # each devnet worker has its own warm process
-        shared.extend((await frames(kit_at(f"w{i}"), [1, 2], work / f"shared{i}"))[1:])
-
-    async with trio.open_nursery() as nursery:
-        for i in range(args.workers):
-            nursery.start_soon(worker, i)
-    renderer = kit.tiles
-    me = await renderer.identify()
-    k = plan_check(Assurance.NORMAL, 0.0).k
-    image = load_image(next((work / "alone").glob("*1.png")))
-    # The node's checker keeps one warm Blender per job (issue 15): its first check pays the
-    # start-up, the next ones do not. A check's cost is a warm one; the checker's first
-    # check of the job, start-up and inspection included, is timed as the devnet's checker
-    # meets it (_challenges) and the simulator charges its excess once (checker_setup_s).
-    # (A cold check charged to every check overestimated the makespan by 40 % in CI; the
-    # start-up spread over the job's checks counted it twice once the first was timed.)
-    # This first check starts the warm process.
-    await check_frame(renderer, scene, settings, 1, image, result_digest=b"\x01" * 32,
-                      k=k, worker=me)  # fmt: skip
-    steady = await check_frame(renderer, scene, settings, 1, image, result_digest=b"\x01" * 32,
-                               k=k, worker=me)  # fmt: skip
-    answer_s, judge_s, first_check_s = await _challenges(args, scene, settings, kit_at, k, work)
-    tile_px = DEFAULT_POLICY.sampling.tile_px
-    tile_fraction = min(1.0, tile_px * tile_px / (args.width * args.height))
-    frame_shared_s = sum(shared) / len(shared)
-    check_s = steady.render.wall_s
-    overhead_s = max(0.0, check_s - k * tile_fraction * frame_shared_s)
-    return Fit(steady_s, frame_shared_s, check_s, k, tile_fraction, overhead_s,
-               inspect_s + warm_start_s, answer_s, judge_s, first_check_s, inspect_s)  # fmt: skip
-
-
-async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSettings,
-                      kit_at: Callable[[str], RenderKit], k: int,
-                      work: Path) -> tuple[float, float, float]:  # fmt: skip
-    """A worker's challenge answer, the requester's judgement and the checker's first
-    check, each timed as the devnet's nodes meet them (means over the workers).
-
-    The requester challenges every bidder when the bids arrive, so ``--workers``
-    answers render at once, each in a fresh kit (a worker meets the job at its
-    challenge: preflight inspection, then the quarter frame starts the job's warm
-    Blender: node.roles.challenge_answer). The answers arrive together; the requester
-    judges them on its one fresh kit (one tile each: node.roles.challenger) while the
-    workers render the job's frames in their warm processes (``--frames`` spread over
-    them) and the checker starts on the first result (a fresh kit: inspection, then a
-    check of ``k`` tiles).
-    """
-    challenge = scaled_settings(settings, b"\x07" * 32)
-    answers: list[float] = []
-    kits: list[RenderKit] = []
-    images: list[Path] = []
-
-    async def answer(i: int) -> None:
-        kit = kit_at(f"answer{i}")
-        start = time.perf_counter()
-        await kit.inspect(scene)
-        out = await kit.frames.render_frames(scene, challenge, [1], work / f"answer{i}-out")
-        answers.append(time.perf_counter() - start)
-        kits.append(kit)
-        images.append(out[0].path)
-
-    async with trio.open_nursery() as nursery:
-        for i in range(args.workers):
-            nursery.start_soon(answer, i)
-    requester = kit_at("requester")
-    me = await requester.tiles.identify()
-    judges: list[float] = []
-    first_check: list[float] = []
-
-    async def judge(path: Path) -> None:
-        start = time.perf_counter()
-        await check_frame(requester.tiles, scene, challenge, 1, load_image(path),
-                          result_digest=hashlib.sha256(path.read_bytes()).digest(), k=1,
-                          worker=me)  # fmt: skip
-        judges.append(time.perf_counter() - start)
-
-    async def frames(i: int) -> None:  # the job's frames, spread over the workers
-        for n in range(-(-args.frames // args.workers)):
-            await kits[i].frames.render_frames(scene, settings, [1], work / f"trial{i}-{n}")
-
-    async def check() -> None:
-        kit = kit_at("checker")
-        start = time.perf_counter()
-        await kit.inspect(scene)
-        image = load_image(next((work / "alone").glob("*1.png")))
-        await check_frame(kit.tiles, scene, settings, 1, image, result_digest=b"\x02" * 32,
-                          k=k, worker=me)  # fmt: skip
-        first_check.append(time.perf_counter() - start)
-
-    async with trio.open_nursery() as nursery:
-        for i, path in enumerate(images):
-            nursery.start_soon(frames, i)
-            nursery.start_soon(judge, path)
-        nursery.start_soon(check)
-    return sum(answers) / len(answers), sum(judges) / len(judges), first_check[0]
 
 
 def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -260,12 +103,19 @@ def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None 
     return total
 
 
-def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures, float, int]:
-    """The job on a devnet: figures, the kill's offset from submission (s), RU per frame."""
+def real_run(args: argparse.Namespace, scene: Path, work: Path,
+             fit: Callable[[str], Fit]) -> tuple[Figures, float, int, int, Fit]:  # fmt: skip
+    """The job on a devnet: figures, the kill's offset from submission (s), RU per frame,
+    the chain's gas price when the job ended (what the payees' redeem plans read) and the
+    mean of two fits made beside the devnet's running nodes, before the job and after."""
     config = DevnetConfig(workers=args.workers, checkers=1)
     with LocalDevnet(work / "net", config) as net:
         client = net.api("client")
         client.wait_until("/v1/network", lambda v: len(v) >= args.workers + 1, 60)
+        before = fit("before the job")
+        kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
+        print(f"real: {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
+              flush=True)  # fmt: skip
         submitted_ms = time.time() * 1000
         job = client.post("/v1/client/jobs", {
             "scene": str(scene), "frames": list(range(1, args.frames + 1)),
@@ -281,6 +131,8 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
             kill_s = time.time() - submitted_ms / 1000
             net.kill("worker1")
         final = client.wait_job(job_id, JOB_TIMEOUT_S)
+        assert net.chain is not None
+        gas_price_wei = int(net.chain.w3.eth.gas_price)  # as the payees' plans read it now
         killed = ("worker1",) if kill_s >= 0 else ()
         payees = [n for n in net.nodes if n != "client" and n not in killed]
         for name in payees:
@@ -299,11 +151,15 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path) -> tuple[Figures
         base, token = client.base_url, client.token
         messages = _metric(base, token, "pictor_stream_messages_total")
         stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
+        print(f"  real: makespan {(final['finished_ms'] - submitted_ms) / 1000:.1f} s", flush=True)
+        after = fit("after the job")
     frames = max(1, final["frames_accepted"])
     makespan_s = (final["finished_ms"] - submitted_ms) / 1000
     figures = Figures(makespan_s, frames * 3600 / makespan_s, messages / frames,
                       stream_bytes / frames, gas / frames, int(final["spent_wei"]))  # fmt: skip
-    return figures, kill_s, int(final["ru_per_frame"])
+    fields = {name: (value + getattr(after, name)) / 2 for name, value in asdict(before).items()}
+    fitted = Fit(**{**fields, "k": before.k})
+    return figures, kill_s, int(final["ru_per_frame"]), gas_price_wei, fitted
 
 
 def _write_journal(db: Path, submitted_ms: float, out: Path) -> None:
@@ -314,7 +170,8 @@ def _write_journal(db: Path, submitted_ms: float, out: Path) -> None:
                                for now, kind, peer in rows))  # fmt: skip
 
 
-def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int) -> Figures:
+def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int,
+            chain: dict[str, Any]) -> Figures:  # fmt: skip
     market = role_settings(NodeConfig(Path("."), lease_s=DevnetConfig().lease_s)).market
     price_wei_per_ru = DevnetConfig().price_wei_per_ru
     first_job_s = 10.0
@@ -330,7 +187,9 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                       "time_noise": 0.05, "failure_rate": 0.0, "job_setup_s": fitted.setup_s,
                       "challenge_start_s": fitted.challenge_start_s(args, ru_per_frame),
                       "preflight_s": fitted.preflight_s},
-        "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0},
+        "chain": {"block_time_s": 0.1, "confirmations": 0, "grace_s": 3600.0,
+                  "gas_price_gwei": chain["gas_price_wei"] / 10**9,
+                  **chain["gas"]},
         "churn": {"kill_workers_at_s": [first_job_s + kill_s] if kill_s >= 0 else []},
         "workload": {"jobs_per_hour": 1e-6, "first_job_s": first_job_s,
                      "frames_min": args.frames, "frames_max": args.frames,
@@ -393,17 +252,19 @@ def main() -> None:
     if args.reuse:
         saved = json.loads(args.reuse.read_text())
         fitted, kill_s, ru = Fit(**saved["fit"]), saved["kill_s"], saved["ru_per_frame"]
+        chain = saved["chain"]
         real = Figures(**{k: v["real"] for k, v in saved["figures"].items()})
         real = Figures(**{**asdict(real), "spend_wei": int(real.spend_wei)})
     else:
-        fitted, real, kill_s, ru = measure(args)
+        fitted, real, kill_s, ru, chain = measure(args)
         if args.json:  # kept even if the simulation below fails: --reuse it
             rows = {k: {"real": v} for k, v in asdict(real).items()}
             args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
-                                             "ru_per_frame": ru, "figures": rows}, indent=2))  # fmt: skip
+                                             "ru_per_frame": ru, "chain": chain,
+                                             "figures": rows}, indent=2))  # fmt: skip
     print(f"  {f'worker1 killed at {kill_s:.1f} s' if kill_s >= 0 else 'no kill'}; simulating ...",
           flush=True)  # fmt: skip
-    sim = sim_run(args, fitted, kill_s, ru)
+    sim = sim_run(args, fitted, kill_s, ru, chain)
     rows = compare(real, sim)
     print(f"\n{'figure':<20}{'real':>16}{'simulated':>16}{'error':>9}")
     for name, row in rows.items():
@@ -411,40 +272,29 @@ def main() -> None:
     print(f"\n(wall {time.perf_counter() - started:.0f} s, start-up and fit included)")
     if args.json:
         args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
-                                         "ru_per_frame": ru, "figures": rows}, indent=2))  # fmt: skip
+                                         "ru_per_frame": ru, "chain": chain,
+                                         "figures": rows}, indent=2))  # fmt: skip
 
 
-def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int]:
+def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int, dict[str, Any]]:
     """Fit, run the devnet, fit again: the model takes the mean of the two fits, so that a
-    change in this machine's background load between the fit and the run weighs half."""
+    change in this machine's background load between the fit and the run weighs half.
+    The chain: the gas of each escrow operation the simulator models, measured on the
+    in-process EVM (bench/gas.py, as the node sends each), and the devnet's gas price."""
     with tempfile.TemporaryDirectory(prefix="pictor-fidelity-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # the sandbox renders as nobody, inside
         scene = build_scene(work / "fidelity.blend", args.frames)
-        before = _fit_in(args, scene, work / "fit-before", "before the run")
-        kill = f"worker1 killed after {args.kill_after} accepted" if args.kill_after else "no kill"
-        print(f"real: devnet, {args.workers} workers + 1 checker, {args.frames} frames, {kill} ...",
-              flush=True)  # fmt: skip
-        real, kill_s, ru = real_run(args, scene, work)
+        print(f"devnet: {args.workers} workers + 1 checker ...", flush=True)
+
+        def fit(when: str) -> Fit:
+            return fit_in(args, scene, work / f"fit-{when.split()[0]}",
+                          f"{when}, beside the devnet's nodes")
+
+        real, kill_s, ru, gas_price_wei, fitted = real_run(args, scene, work, fit)
         print(f"  real: {asdict(real)}", flush=True)
-        after = _fit_in(args, scene, work / "fit-after", "after the run")
-    fields = {name: (value + getattr(after, name)) / 2 for name, value in asdict(before).items()}
-    return Fit(**{**fields, "k": before.k}), real, kill_s, ru
-
-
-def _fit_in(args: argparse.Namespace, scene: Path, work: Path, when: str) -> Fit:
-    work.mkdir()
-    work.chmod(0o755)
-    print(f"fit {when}: rendering {args.width}x{args.height} at {args.samples} samples ...",
-          flush=True)  # fmt: skip
-    fitted = trio.run(fit, args, scene, work)
-    print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
-          f"{args.workers} at once; check (k={fitted.k}) {fitted.check_s:.2f} s -> fixed "
-          f"{fitted.check_overhead_s:.2f} s; setup per job {fitted.setup_s:.2f} s; preflight "
-          f"{fitted.preflight_s:.2f} s; challenge answer {fitted.answer_s:.2f} s, judged in "
-          f"{fitted.judge_s:.2f} s; checker's first check meanwhile {fitted.first_check_s:.2f} s",
-          flush=True)  # fmt: skip
-    return fitted
+    chain = {"gas_price_wei": gas_price_wei, "gas": measure_modelled()}
+    return fitted, real, kill_s, ru, chain
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ docs/SIMULATIONS.md, Calibration) or spend by more than 10 %.
 
 The devnet's five processes and the fit share this machine's cores, so the box's
 background load between the fits and the run moves the makespan error (measured
-on a shared 2-core box at load 4-9: -28 % to +29 %, most runs within ±13 %). A run
+on a shared 2-core box at load 4-9: -28 % to +29 %, most runs within ±13 %; on
+4a8014f at load 2.6-7: +6.8 %, -22.4 %, then +25.6 % and -18.1 % on its rerun; 60-139 s). A run
 over the limit is run once more: a model that is off fails both, a load swing rarely.
 """
 

@@ -1,0 +1,34 @@
+"""The simulator's gas model, fed what bench/gas.py's ``modelled`` measures, charges what the
+escrow charges: bench/sim_fidelity.py sets the simulator's ``chain.gas_*`` from it."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from bench.gas import ETHER, Bench, modelled
+from ledger.backends import embedded
+from simulations.scenario import Chain
+
+
+def test_the_measured_gas_predicts_other_lane_and_batch_sizes() -> None:
+    with embedded(accounts=6) as chain:
+        bench = Bench(chain)
+        gas = modelled(bench)
+        assert set(gas) <= {f.name for f in fields(Chain)}  # every figure is a model parameter
+        job_id, _, _ = bench.new_job()
+        payees = bench.clients[1:5]
+        lanes = [(p.account, ETHER) for p in payees]
+        opened = bench.requester.open_lanes(job_id, lanes)["gasUsed"]
+        topped = bench.requester.open_lanes(job_id, lanes)["gasUsed"]
+        payee = payees[0]
+        jobs = [bench.new_job()[0] for _ in range(3)]
+        for job in jobs:
+            bench.requester.open_lanes(job, [(payee.account, ETHER)])
+        batch = payee.redeem_batch([bench.voucher(j, payee, ETHER // 10) for j in jobs])["gasUsed"]
+    # simulations.chain: open_lanes is a base plus each lane; a batch, a redeem plus each
+    # further voucher (calldata varies by a few gas with the random job ids)
+    assert abs(opened - (gas["gas_open_lanes"] + 4 * gas["gas_lane_new"])) <= 100
+    assert abs(topped - (gas["gas_open_lanes"] + 4 * gas["gas_lane_top_up"])) <= 100
+    # a batch's fixed cost beyond a single redeem's is not modelled (bench/gas.py: 2,620 gas)
+    assert 0 <= batch - (gas["gas_redeem"] + 2 * gas["gas_redeem_item"]) <= 3_000
+    assert gas["gas_redeem"] < 53_000  # the payee's own redeem: its account is warm
