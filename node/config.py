@@ -36,6 +36,11 @@ _CHOICES = {
 }  # fmt: skip
 
 
+# checker_stake_wei's default: what one claim of a checker's pass takes, the escrow's
+# SLASH_CAP as its chain says (node.roles.requester resolves it).
+PASS_CLAIM_STAKE = -1
+
+
 class ConfigError(ValueError):
     """A config key is unknown or its value is refused; the message says which."""
 
@@ -83,6 +88,11 @@ class NodeConfig:
     price_wei_per_ru: int = 10**12
     # As a requester: workers and checkers must hold this much confirmed stake (0: none).
     min_stake_wei: int = 0
+    # As a requester with a chain: ask only checkers whose confirmed stake is at least
+    # this. Default (-1): what one claim of a missed plant takes, the escrow's SLASH_CAP
+    # read from the chain (docs/VERIFICATION.md, "Checker stake"); 0: nothing beyond
+    # min_stake_wei. Without a chain: no requirement.
+    checker_stake_wei: int = PASS_CLAIM_STAKE
     # As a requester: live leases all unproven workers together may hold (0: no limit,
     # and no capacity challenges). Unproven: no confirmed stake, no accepted frame, no
     # passed challenge (protocol.capacity; docs/VERIFICATION.md, "Capacity challenges").
@@ -139,6 +149,8 @@ def _accepted(name: str) -> str:
         return "a list of " + ", ".join(r.value for r in Role)
     if name in _CHOICES:
         return "one of " + ", ".join(_CHOICES[name])
+    if name == "checker_stake_wei":
+        return "an integer >= 0, or -1: the escrow's SLASH_CAP"
     return {
         "bool": "true or false",
         "int": "an integer >= 0",
@@ -165,7 +177,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             if isinstance(raw, bool):
                 raise bad
             value = int(raw) if kind == "int" else float(raw)
-            if value < 0:
+            if value < 0 and not (name == "checker_stake_wei" and value == PASS_CLAIM_STAKE):
                 raise bad
             return value
         if kind == "str":
@@ -307,4 +319,10 @@ CONFIG_TEMPLATE = """\
 # Requester: forced errors, per million checked results: a planted bad frame
 # that tests the checker (docs/VERIFICATION.md, "Forced errors").
 # plant_rate_ppm = 100000
+
+# Requester: stake workers and checkers must hold (wei; 0: none), and what checkers
+# alone must hold: -1 is what one claim of a missed plant takes (the escrow's
+# SLASH_CAP, read from the chain), 0 nothing more (docs/VERIFICATION.md, "Checker stake").
+# min_stake_wei = 0
+# checker_stake_wei = -1
 """

@@ -19,8 +19,9 @@ what as many honest nodes of the same roles made in the same run (their mean),
 so that a profit can be read against playing fair. ``honest_loss_wei``: pay
 honest payees earned and do not get, plus what honest requesters paid for
 accepted wrong or partial frames, plus their fees to lazy checkers (checks
-never made). A worker's net includes the stake fraud claims took from it
-(``slashed_wei`` in all), a claimer's or requester's their shares of it. Gas is
+never made). A worker's or checker's net includes the stake claims took from it
+(``slashed_wei`` in all: fraud claims, claims of missed plants), a claimer's or
+requester's their shares of it. Gas is
 left out (the chain model does not book it per account).
 """
 
@@ -59,12 +60,8 @@ def adversary_accounts(world: World) -> dict[str, int]:
         if node is not None:
             net[node.node_id] += paid
     chain = world.chain
-    for address, wei in chain.credits.items():  # shares of slashes
-        if (node := by_address.get(address)) is not None:
-            net[node.node_id] += wei
-    for address, wei in chain.slashed.items():  # stake lost to fraud claims
-        if (node := by_address.get(address)) is not None:
-            net[node.node_id] -= wei
+    for node_id, wei in stake_net(world).items():
+        net[node_id] += wei
     honest: dict[str, list[int]] = defaultdict(list)
     attackers: dict[str, int] = defaultdict(int)
     profit = 0
@@ -83,6 +80,19 @@ def adversary_accounts(world: World) -> dict[str, int]:
         "honest_loss_wei": honest_loss,
         "slashed_wei": sum(chain.slashed.values()),
     }
+
+
+def stake_net(world: World) -> dict[bytes, int]:
+    """Node id -> its shares of slashes (a claimer's, a requester's) minus the stake claims
+    took from it (a worker's fraud, a checker's missed plant)."""
+    net: dict[bytes, int] = defaultdict(int)
+    for address, wei in world.chain.credits.items():
+        if (node := world.by_address.get(address)) is not None:
+            net[node.node_id] += wei
+    for address, wei in world.chain.slashed.items():
+        if (node := world.by_address.get(address)) is not None:
+            net[node.node_id] -= wei
+    return dict(net)
 
 
 def payee_income(world: World) -> dict[tuple[bytes, bytes], int]:

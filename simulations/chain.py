@@ -71,7 +71,7 @@ class ChainModel:
         self.stats = ChainStats()
         self.touched: list[bytes] = []  # jobs changed since the invariant checker looked
         self.stakes: dict[bytes, int] = {}  # address -> active stake
-        self.slashed: dict[bytes, int] = {}  # worker address -> stake taken by fraud claims
+        self.slashed: dict[bytes, int] = {}  # accused address -> stake taken by claims
         self.credits: dict[bytes, int] = {}  # address -> its shares of slashes (pull payments)
 
     def mint(self, account: bytes, amount_wei: int) -> None:
@@ -88,11 +88,13 @@ class ChainModel:
 
     def slash(
         self, job_id: bytes, worker: bytes, claimers: list[bytes], requester: bytes,
-        amount_wei: int,
+        amount_wei: int, included: Done | None = None,
     ) -> None:  # fmt: skip
         """A fraud claim, executed (the challenge window is not modelled: nobody answers):
         up to ``amount_wei`` of the worker's stake, half to the claimers in equal parts,
-        the rest to the job's requester (``execute_slash``)."""
+        the rest to the job's requester (``execute_slash``). ``worker`` is the accused: a
+        worker (``claim_fraud``) or a checker (``claim_pass``); ``included(ok)`` runs once
+        the claim is in a block."""
 
         def apply() -> bool:
             taken = min(amount_wei, self.stakes.get(worker, 0))
@@ -109,7 +111,7 @@ class ChainModel:
             self.balances[requester] = self.balances.get(requester, 0) + rest
             return True
 
-        self._submit(job_id, 0, apply, None, "tx-slash")
+        self._submit(job_id, 0, apply, None, "tx-slash", included)
 
     # Transactions: included at the next block, confirmed `confirmations` later.
     def _submit(

@@ -53,6 +53,9 @@ class Metrics:
     unpaid_wei: int = 0  # owed by free riders, never vouched for
     slashes: int = 0  # fraud claims made (a dispute's quorum rejected a signed result)
     slashes_impossible: int = 0  # SlashDue with fewer rejecters than the escrow's quorum
+    pass_claims: int = 0  # missed plants claimed against the checker's stake (pass_claims.py)
+    pass_claims_impossible: int = 0  # ... not claimed: fewer other staked checkers than a quorum
+    pass_claims_signed: dict[bytes, int] = field(default_factory=dict)  # checker -> claims signed
     cheats_submitted: int = 0
     cheats_caught: int = 0
     cheats_missed: int = 0
@@ -164,6 +167,8 @@ class Metrics:
             "unpaid_wei": self.unpaid_wei,
             "slashes": self.slashes,
             "slashes_impossible": self.slashes_impossible,
+            "pass_claims": self.pass_claims,
+            "pass_claims_impossible": self.pass_claims_impossible,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,
@@ -222,15 +227,22 @@ def slip_ppm(missed: int, caught: int, revoked: int) -> int:
     return missed * 1_000_000 // decided if decided else 0
 
 
-def checker_profits(metrics: Metrics, behaviours: dict[bytes, str]) -> dict[str, int]:
-    """Mean fees minus render cost per checker, by kind (wei; ``behaviours``: every
+def checker_profits(
+    metrics: Metrics, behaviours: dict[bytes, str], stakes: dict[bytes, int] | None = None
+) -> dict[str, int]:
+    """Mean fees minus render cost per checker, plus what claims gave it and minus the
+    stake they took (``stakes``: node -> that net, ``simulations.accounts.stake_net``; also
+    reported alone, ``*_checker_stake_net_wei``), by kind (wei; ``behaviours``: every
     checker's). A kind absent from the run reports 0."""
     out: dict[str, int] = {}
+    stakes = stakes or {}
     for kind, name in (("lazy_checker", "lazy"), ("honest", "honest"), ("colluder", "colluding")):
         nodes = [n for n, b in behaviours.items() if b == kind]
         total = sum(metrics.checker_fees_wei.get(n, 0) - metrics.checker_cost_wei.get(n, 0)
-                    for n in nodes)  # fmt: skip
+                    + stakes.get(n, 0) for n in nodes)  # fmt: skip
         out[f"{name}_checker_profit_wei"] = total // len(nodes) if nodes else 0
+        staked = sum(stakes.get(n, 0) for n in nodes)  # the claims' part of it
+        out[f"{name}_checker_stake_net_wei"] = staked // len(nodes) if nodes else 0
     return out
 
 

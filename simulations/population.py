@@ -53,7 +53,9 @@ class Population:
                          + ["lazy_checker"] * round(c * adv.lazy_checker_fraction)
                          + ["honest"] * c)  # fmt: skip
         for behaviour in checker_roles[:c]:
-            self.spawn("checker", behaviour)
+            checker = self.spawn("checker", behaviour)
+            if s.nodes.checker_stake_wei:
+                world.chain.stake(checker.address, s.nodes.checker_stake_wei)
         r = s.nodes.requesters
         requester_roles = (["free_rider"] * round(r * adv.free_rider_fraction)
                            + ["clawback"] * round(r * adv.clawback_fraction) + ["honest"] * r)  # fmt: skip

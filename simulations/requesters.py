@@ -82,6 +82,7 @@ from simulations.challenges import Challenger
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
 from simulations.models import JobDraw
+from simulations.pass_claims import asks, checker_stake_wei, claim_missed_plant
 from simulations.public_record import PublicRecord, shared_record
 from simulations.slip import CheatFates
 from simulations.world import SimNode, World
@@ -116,6 +117,7 @@ class RequesterDriver:
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
+        self._verdict: Verdict | None = None  # the verdict being fed to a machine
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
@@ -153,6 +155,7 @@ class RequesterDriver:
         )
         # capacity challenges of unproven bidders, as the node's (with trial leases only)
         self.challenges = Challenger(self) if m.trial_leases else None
+        self._checker_stake_wei = checker_stake_wei(world.scenario)  # asked of checkers
 
     def submit(self, draw: JobDraw) -> None:
         """A new job arrives: deposit its budget, start the machine when confirmed."""
@@ -198,6 +201,8 @@ class RequesterDriver:
                              check_secret=secret, verification=self._policy)  # fmt: skip
         self.jobs[job_id] = machine
         self._fed[job_id] = {}
+        if self._checker_stake_wei:  # the node journals it before its first check
+            machine.set_pass_claim_stake(self._checker_stake_wei)
         if self.public is not None:
             self.public.job_started(JobAnnounce(job_id, spec))
         self._run(machine, machine.start(self.world.epoch_ms()))
@@ -252,6 +257,7 @@ class RequesterDriver:
             self.fates.passed(message.task_id, sender)
         elif isinstance(message, Result):
             self.fates.delivered(machine.job_id, message.task_id)
+        self._verdict = message if isinstance(message, Verdict) else None  # a claim's evidence
         self._run(machine, commands)
 
     def _count_rejection(self, machine: JobMachine, task_id: bytes, worker: bytes) -> None:
@@ -333,6 +339,8 @@ class RequesterDriver:
         elif isinstance(cmd, PlantJudged):
             if cmd.missed:
                 world.metrics.plants_missed += 1
+                claim_missed_plant(world, self.node, machine.job_id, world.by_id[cmd.checker],
+                                   self._verdict)  # fmt: skip
                 self._strike(cmd.checker)
             else:
                 self.tested[cmd.checker] = self.tested.get(cmd.checker, 0) + 1
@@ -398,7 +406,8 @@ class RequesterDriver:
         """A plant of the task's result: every cell wrong (modelled by its CID)."""
         world = self.world
         exclude = {cmd.worker} | cmd.exclude | machine.checkers_excluded(cmd.task_id) | self.struck
-        checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
+        checkers = [c for c in world.online_checkers()
+                    if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not checkers:
             return
         checker = self._choose(checkers, "plant")
@@ -421,7 +430,8 @@ class RequesterDriver:
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
         exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
-        checkers = [c for c in world.online_checkers() if c.node_id not in exclude]
+        checkers = [c for c in world.online_checkers()
+                    if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not checkers:
             return  # the machine's verify timeout asks again later
         checker = self._choose(checkers, "check")

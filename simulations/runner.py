@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulations.accounts import adversary_accounts
+from simulations.accounts import adversary_accounts, stake_net
 from simulations.metrics import Metrics, checker_profits, write_outputs
 from simulations.models import draw_job, next_arrival_ms
 from simulations.population import Population
@@ -91,7 +91,8 @@ def run_scenario(
         world.invariants.raise_first(loop)
     world.metrics.sample(loop.now_ms)
     summary = world.metrics.summary(loop.now_ms, world.net.stats, world.chain.stats)
-    summary.update(checker_profits(world.metrics, {c.node_id: c.behaviour for c in world.checkers}))
+    behaviours = {c.node_id: c.behaviour for c in world.checkers}
+    summary.update(checker_profits(world.metrics, behaviours, stake_net(world)))
     summary.update(adversary_accounts(world))
     summary["events"] = loop.events_run
     summary["seed"] = seed

@@ -52,6 +52,10 @@ class Nodes:
     # Stake each worker holds in the escrow from the start (flood identities hold none);
     # 0 = none: the node's default, stake is optional
     worker_stake_wei: int = bounded(0, 0, 10**30)
+    # Stake each checker holds from the start: the escrow's default SLASH_CAP, what the
+    # node's requester asks of checkers by default (market.checker_stake_wei). A
+    # whitewashing lazy checker posts it again under each fresh key (simulations/pass_claims.py)
+    checker_stake_wei: int = bounded(10**17, 0, 10**30)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class Workload:
 
 
 NODE_TRIAL_LEASES = 2  # node/config.py's NodeConfig.trial_leases (not imported: no node here)
+PASS_CLAIM_STAKE = -1  # node/config.py's: checker_stake_wei = the escrow's SLASH_CAP
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,10 @@ class Market:
     # protocol.capacity: the node's default (NodeConfig.trial_leases; a test checks), with
     # its capacity challenges (simulations/challenges.py); 0: neither
     trial_leases: int = bounded(NODE_TRIAL_LEASES, 0, 1_000_000)
+    # Stake a checker must hold to be asked a check or sent a plant (the node's
+    # NodeConfig.checker_stake_wei): -1 = chain.slash_cap_wei, what a claim of a missed
+    # plant takes (the node's default); 0 = none
+    checker_stake_wei: int = bounded(PASS_CLAIM_STAKE, PASS_CLAIM_STAKE, 10**30)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,12 @@ def run(
         list[str] | None,
         typer.Option("--relay", help="Relay multiaddr (default: the bootstrap peers)."),
     ] = None,
+    checker_stake_wei: int | None = typer.Option(
+        None, "--checker-stake-wei",
+        help="As a requester with a chain: ask only checkers whose confirmed stake is at "
+        "least this (wei). Default -1: what one claim of a missed plant takes (the "
+        "escrow's SLASH_CAP); 0: no checker stake (min_stake_wei still applies).",
+    ),
 ) -> None:
     """Start the node and run until SIGINT/SIGTERM; then drain, persist and exit 0.
 
@@ -82,6 +88,7 @@ def run(
         "log_json": log_json,
         "reachability": reachability,
         "relays": relay or None,
+        "checker_stake_wei": checker_stake_wei,
     }
     try:
         config = load_config(data_dir, overrides=overrides)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from node.config import PASS_CLAIM_STAKE
 from node.content.net import content_limits
 from node.content.source import ChunkSource
 from node.content.store import ContentStore
@@ -28,6 +29,9 @@ class RoleSettings:
     market: MarketConfig = field(default_factory=MarketConfig)
     redeem_retry_s: float = 2.0
     adversary: str = ""
+    # As a requester with a chain: the stake checkers must hold (NodeConfig.checker_stake_wei;
+    # PASS_CLAIM_STAKE: the escrow's SLASH_CAP, node.roles.requester resolves it)
+    checker_stake_wei: int = PASS_CLAIM_STAKE
 
 
 @dataclass

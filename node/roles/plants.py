@@ -113,9 +113,11 @@ class CheckFrames:
             while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
                 await job.wait_changed()
         used = job.machine.checkers_excluded(c.task_id)
-        def qualifies(node: bytes) -> bool:  # the job's minimum stake, as for a real check
+        if not await job.feed_checker_stake():
+            return  # what a checker must hold is not known: no plant
+        def qualifies(node: bytes) -> bool:  # the stake a checker needs, as for a real check
             address = job.role.address_of(node)
-            return address is not None and job.machine.stake_qualifies(address)
+            return address is not None and job.machine.checker_qualifies(address)
 
         checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies, "plant")
         if checker is None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 from ledger.errors import LedgerError
 from ledger.fraud import pass_signer, result_signer
 from ledger.vouchers import sign
+from node.config import PASS_CLAIM_STAKE
 from node.content.transfer import TransferError
 from node.log import log_event
 from node.roles import persist
@@ -160,6 +161,7 @@ class RequesterJob:
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
+        self.checker_stake_fed = False  # the machine knows what stake a checker needs
         self.capacity_fed: dict[bytes, bytes] = {}  # challenge outcomes given (by worker)
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
@@ -236,6 +238,9 @@ class RequesterJob:
         elif kind == "stake":  # a payment address's confirmed stake, as the chain had it
             stake_wei = self.stakes_fed[peer] = int.from_bytes(data, "big")
             commands = machine.set_stake(peer, stake_wei)
+        elif kind == "checker_stake":  # what a checker must hold (RequesterRole.checker_stake_wei)
+            self.checker_stake_fed = True
+            commands = machine.set_pass_claim_stake(int.from_bytes(data, "big"))
         elif kind == "capacity":  # a capacity challenge's outcome (node.roles.challenger)
             self.capacity_fed[peer] = data
             score, passed = unpack_outcome(data)
@@ -361,15 +366,20 @@ class RequesterJob:
 
         def qualifies(checker: bytes) -> bool:
             address = self.role.address_of(checker)
-            return address is not None and self.machine.stake_qualifies(address)
+            return address is not None and self.machine.checker_qualifies(address)
 
         def pick() -> bytes | None:
             return self.role.pick_checker(c.worker, exclude(), qualifies)
 
-        if self.machine.config.min_stake_wei:  # read the candidates' stake first
-            for candidate in self.role.pick_checkers(c.worker):
-                if (known := self.role.address_of(candidate)) is not None:
-                    await self.feed_stake(known)
+        def ready_or_new(known: list[bytes]) -> Callable[[], bool]:
+            """A checker may be asked now, or checkers other than ``known`` came."""
+            return lambda: bool(self.role.checker_candidates(c.worker, exclude(), qualifies)) or (
+                self.role.pick_checkers(c.worker) != known
+            )
+
+        if not await self.feed_checker_stake():
+            return  # what a checker must hold is not known: the verify timeout asks again
+        await self._feed_checker_stakes(c.worker)
         try:
             await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
         except TransferError as exc:
@@ -380,9 +390,9 @@ class RequesterJob:
                 await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
             return  # else the machine's verify timeout asks again
         with trio.move_on_after(CHECKER_WAIT_S):
-            await self.ctx.node.wait_until(
-                lambda: bool(self.role.checker_candidates(c.worker, exclude(), qualifies))
-            )
+            while not self.role.checker_candidates(c.worker, exclude(), qualifies):
+                await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
+                await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
         checker = pick()
         if checker is None:
             log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
@@ -414,6 +424,28 @@ class RequesterJob:
             return
         if await self.ctx.outbox.deliver(checker, JobAnnounce(self.job_id, self.spec)):
             self._introduced.add(checker)
+
+    async def _feed_checker_stakes(self, worker: bytes) -> None:
+        """Feed the machine the confirmed stake of every checker we could ask, when a
+        checker needs any (their assignment decision reads it)."""
+        if not (self.machine.config.min_stake_wei or self.machine.pass_claim_wei):
+            return
+        for candidate in self.role.pick_checkers(worker):
+            if (known := self.role.address_of(candidate)) is not None:
+                await self.feed_stake(known)
+
+    async def feed_checker_stake(self) -> bool:
+        """Tell the machine, once per job, the stake a checker must hold to be asked
+        (:meth:`RequesterRole.checker_stake_wei`, journalled: a replay asks the same);
+        False while it is not known (the chain did not answer): ask no checker then."""
+        if self.checker_stake_fed:
+            return True
+        stake_wei = await self.role.checker_stake_wei()
+        if stake_wei is None:
+            return False
+        if stake_wei and not self.checker_stake_fed:
+            await self.step("checker_stake", b"", stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+        return True
 
     async def feed_stake(self, address: bytes) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
@@ -544,6 +576,7 @@ class RequesterRole:
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
+        self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (node.roles.plants)
@@ -752,6 +785,24 @@ class RequesterRole:
         if len(given) >= MAX_WORKER_RECORDS:
             given.clear()  # strangers' ids stay bounded; the shares start again
         return choose_checker(candidates, given, secrets.randbits(64))
+
+    async def checker_stake_wei(self) -> int | None:
+        """The stake a checker must hold for us to ask it, beyond a job's minimum: 0
+        without a chain; else the setting (``NodeConfig.checker_stake_wei``) or, by
+        default, what one claim of a missed plant takes (the escrow's SLASH_CAP, read
+        once: immutable); None while the chain does not answer."""
+        setting, chain = self.ctx.settings.checker_stake_wei, self.ctx.chain
+        if chain is None:
+            return 0
+        if setting != PASS_CLAIM_STAKE:
+            return setting
+        if self._pass_claim_wei is None:
+            try:
+                self._pass_claim_wei = (await chain.fraud_terms()).cap_wei
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "slash cap not read", error=str(exc)[:200])
+                return None
+        return self._pass_claim_wei
 
     async def staked_checkers(
         self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,

@@ -191,6 +191,7 @@ def role_settings(config: NodeConfig) -> RoleSettings:
         price_wei_per_ru=config.price_wei_per_ru,
         market=market,
         adversary=config.adversary,
+        checker_stake_wei=config.checker_stake_wei,
     )
 
 

@@ -19,7 +19,10 @@ payment address the chain confirms holding less — or whose stake the driver
 has not read — gets nothing, and a checker below it is not asked
 (:func:`stake_qualifies`, the one test both use). Stake is what a fraud claim
 takes, so a requester that asks for it deals only with identities a cheat
-would cost money (``protocol.slashing``).
+would cost money (``protocol.slashing``). A checker must also hold what a claim
+of its pass takes, when the requester asks that (:func:`checker_qualifies`: the
+node asks the escrow's ``SLASH_CAP`` by default), so that a missed plant can cost
+a checker more than its fees (docs/VERIFICATION.md, "Checker stake").
 """
 
 from __future__ import annotations
@@ -112,3 +115,11 @@ def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bi
 def stake_qualifies(stake_wei: int | None, min_stake_wei: int) -> bool:
     """Whether a confirmed stake (None: not read) meets the requester's minimum."""
     return min_stake_wei == 0 or (stake_wei is not None and stake_wei >= min_stake_wei)
+
+
+def checker_qualifies(stake_wei: int | None, min_stake_wei: int, pass_claim_wei: int) -> bool:
+    """Whether a checker with this confirmed stake (None: not read) may be asked: it
+    meets the job's minimum and holds ``pass_claim_wei``, what a claim of a pass it
+    should not have signed takes (the escrow's SLASH_CAP; 0: not required). The
+    requester's one test for checks and plants alike."""
+    return stake_qualifies(stake_wei, max(min_stake_wei, pass_claim_wei))

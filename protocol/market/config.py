@@ -38,7 +38,8 @@ Defaults and why:
   (0.97x at 20 %, for 0.6 % more of frame pay, but its own take hardly moved:
   the honest figure did). No base rate prices a checker that whitewashes after
   each strike (docs/VERIFICATION.md, "The base rate stays 10 %"); stake a miss
-  can take would.
+  can take does, in the simulator (docs/VERIFICATION.md, "Checker stake"): a
+  requester asks it of checkers by default (``JobMachine.set_pass_claim_stake``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from dataclasses import replace
 from protocol.capacity import eta_floor_s, is_proven
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
-from protocol.market.awarding import Bidder, stake_qualifies
+from protocol.market.awarding import Bidder, checker_qualifies, stake_qualifies
 from protocol.market.commands import (
     CheckerFeeDue,
     Command,
@@ -95,6 +95,7 @@ class JobBook:
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
         self._stakes: dict[bytes, int] = {}  # payment address -> confirmed stake (set_stake)
+        self.pass_claim_wei = 0  # stake a checker must hold for a claim of its pass (set_...)
         # worker -> (challenge-capped score, whether its challenge passed)
         self._capacity: dict[bytes, tuple[int, bool]] = {}
         self._failures: dict[bytes, int] = {}
@@ -247,9 +248,23 @@ class JobBook:
         """Whether ``worker`` failed its capacity challenge: no award from this job."""
         return not self._capacity.get(worker, (0, True))[1]
 
+    def set_pass_claim_stake(self, stake_wei: int) -> list[Command]:
+        """Checkers must hold ``stake_wei`` besides the job's minimum: what a claim of a
+        missed plant takes (the node: the escrow's SLASH_CAP, read from its chain before
+        the first check it assigns, journalled). 0: not required."""
+        if stake_wei < 0:
+            raise IllegalTransition("a checker's stake requirement is >= 0")
+        self.pass_claim_wei = stake_wei
+        return []
+
     def stake_qualifies(self, address: bytes) -> bool:
-        """Whether ``address`` may work or check for this job (its minimum stake)."""
+        """Whether ``address`` may work for this job (its minimum stake)."""
         return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei)
+
+    def checker_qualifies(self, address: bytes) -> bool:
+        """Whether the checker paid at ``address`` may be asked a check or sent a plant."""
+        return checker_qualifies(self._stakes.get(address), self.config.min_stake_wei,
+                                 self.pass_claim_wei)  # fmt: skip
 
     def _capped(self, bidder: Bidder) -> Bidder:
         """The bid as the plan ranks it: its ETA no shorter than a capacity challenge

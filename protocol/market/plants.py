@@ -119,8 +119,8 @@ class PlantDesk(JobBook):
             return []  # already planted (a replayed driver), or nothing to plant on
         fee = task.fee_wei
         address = self._checker_addresses.get(checker, checker_address)
-        if not self.stake_qualifies(address):
-            return []  # below the job's minimum stake, as for a real check: no plant
+        if not self.checker_qualifies(address):
+            return []  # below the stake a checker needs, as for a real check: no plant
         if fee > self._free_wei(self._lane_needs()):
             return []  # the budget cannot pay this check: no plant
         self._checker_addresses.setdefault(checker, checker_address)

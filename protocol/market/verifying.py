@@ -87,8 +87,8 @@ class VerifyDesk(JobBook):
             raise IllegalTransition("no such task")
         if checker == task.worker:
             raise IllegalTransition("a worker cannot check its own result")
-        if not self.stake_qualifies(self._checker_addresses.get(checker, checker_address)):
-            return []  # below the job's minimum stake: the verify timeout asks again
+        if not self.checker_qualifies(self._checker_addresses.get(checker, checker_address)):
+            return []  # below the stake a checker needs: the verify timeout asks again
         if self.plant_holder_refused(task_id, checker):
             return []  # the task's plant went to it (a driver's race): the timeout asks again
         if checker in self._overruled:

@@ -59,3 +59,20 @@ def test_tool_variables_are_not_mistaken_for_config(tmp_path: Path) -> None:
         "PICTOR_API_PORT": "2001",
     }
     assert load_config(tmp_path, environ=env).api_port == 2001
+
+
+def test_checkers_must_cover_a_pass_claim_by_default(tmp_path: Path) -> None:
+    """checker_stake_wei: -1 (the escrow's SLASH_CAP, read from the chain) unless set; 0
+    turns it off; nothing else below 0. The devnet's checkers stake the escrow's checker
+    minimum, which covers the default cap, so `pictor demo` keeps its checkers."""
+    from ledger.deploy import EscrowParams
+    from node.config import PASS_CLAIM_STAKE
+
+    assert load_config(tmp_path, environ={}).checker_stake_wei == PASS_CLAIM_STAKE
+    env = {"PICTOR_CHECKER_STAKE_WEI": "0"}
+    assert load_config(tmp_path, environ=env).checker_stake_wei == 0
+    flags = {"checker_stake_wei": 10**18}
+    assert load_config(tmp_path, environ=env, overrides=flags).checker_stake_wei == 10**18
+    with pytest.raises(ConfigError, match="or -1: the escrow's SLASH_CAP"):
+        load_config(tmp_path, environ={"PICTOR_CHECKER_STAKE_WEI": "-2"})
+    assert EscrowParams().checker_min_stake_wei >= EscrowParams().slash_cap_wei

@@ -80,8 +80,10 @@ class Cluster:
 
     async def add(
         self, name: str, *roles: str, chain: bool = True, frames: FakeFrames | None = None,
-        tiles: FakeTiles | None = None, **config: Any,
+        tiles: FakeTiles | None = None, stake: bool = True, **config: Any,
     ) -> Member:  # fmt: skip
+        """A member playing ``roles``; a checker on the chain holds what a claim of its
+        pass takes (a requester asks no other by default) unless ``stake`` is False."""
         key = NodeKey.generate()
         payment_key = Account.create().key
         address = bytes.fromhex(Account.from_key(payment_key).address[2:])
@@ -90,6 +92,8 @@ class Cluster:
             tuple(ROLE_NAMES[r] for r in roles), fake_kit(frames, tiles),
             FakeChain(self.escrow, address) if chain else None, config,
         )  # fmt: skip
+        if chain and "checker" in roles and stake:  # as the devnet does: what a pass claim takes
+            self.escrow.stakes[address] = self.escrow.stakes.get(address, 0) + self.escrow.terms.cap_wei
         self.members[name] = member
         await self.start(member)
         return member

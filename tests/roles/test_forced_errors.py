@@ -90,3 +90,40 @@ async def test_an_honest_checker_cannot_be_framed_by_plants(
             assert owed.get(checker.address, 0) == fee * answered(checker)
         earned = sum(int(str(f["price_wei"])) for f in job.view.accepted.values())
         assert owed[worker.address] == earned and not job.view.blocklisted
+
+
+async def test_by_default_a_checker_without_a_pass_claims_stake_is_never_asked(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The attack (issue 17): a lazy checker struck for a missed plant whitewashes under
+    a fresh key, since the miss cost it one fee (docs/VERIFICATION.md, "Checker stake").
+    A requester with a chain asks, by default, only checkers whose confirmed stake covers
+    what one claim of their pass takes (the escrow's SLASH_CAP): a fresh key without it
+    gets no check and no plant; ``checker_stake_wei = 0`` turns that off."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        fresh = await cluster.add("fresh", "checker", adversary="lazy", stake=False)
+        short = await cluster.add("short", "checker", adversary="lazy", stake=False)
+        cap_wei = cluster.escrow.terms.cap_wei
+        cluster.escrow.stakes[short.address] = cap_wei - 1
+        staked = [await cluster.add(f"c{i}", "checker") for i in (1, 2)]
+        await cluster.settle("client", 5)
+        job_id = await cluster.submit("client", frames=3)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        assert job.machine.pass_claim_wei == cap_wei
+        assert answered(fresh) == answered(short) == 0  # never asked: no check, no plant
+        assert sum(answered(c) for c in staked) == 6  # 3 checks and 3 plants
+        owed = await all_paid(cluster, "client", job_id)
+        assert fresh.address not in owed and short.address not in owed
+        # turned off, the same fresh key is asked (and caught by a plant, as before)
+        relaxed = await cluster.add("relaxed", "client", plant_rate_ppm=EVERY_RESULT,
+                                    checker_stake_wei=0)  # fmt: skip
+        await cluster.settle("relaxed", 5)
+        job_id = await cluster.submit("relaxed", frames=3)
+        job = relaxed.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.machine.pass_claim_wei == 0
+        assert answered(fresh) + answered(short) > 0

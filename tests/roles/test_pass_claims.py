@@ -37,7 +37,7 @@ STAKE_WEI = 10**18
 
 async def staked(cluster: Cluster, name: str, adversary: str | None = None) -> Member:
     extra = {} if adversary is None else {"adversary": adversary}
-    member = await cluster.add(name, "checker", **extra)
+    member = await cluster.add(name, "checker", stake=False, **extra)  # exactly STAKE_WEI
     cluster.escrow.register(member.address, STAKE_WEI)
     return member
 
@@ -133,9 +133,11 @@ async def test_a_lazy_checker_without_stake_costs_no_claimer_a_render(
 ) -> None:
     """Nothing to take: the claim is impossible before anyone is asked."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        # a requester that asks unstaked checkers too (not the default: checker_stake_wei)
+        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT,
+                                   checker_stake_wei=0)  # fmt: skip
         await cluster.add("w1", "worker")
-        lazy = await cluster.add("lazy", "checker", adversary="lazy")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy", stake=False)
         cluster.escrow.checkers.add(lazy.address)  # registered, never staked
         honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
         await cluster.settle("client", 5)

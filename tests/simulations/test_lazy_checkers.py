@@ -14,6 +14,9 @@ HALF: dict[str, Any] = {
     "scenario.liveness_bound_s": 10_800,
     "workload.deadline_s": 7_200,
 }
+# Forced errors alone: no checker stakes, no requester asks it (the node's default since
+# issue 17 is that they do: test_checker_stake_makes_a_whitewashing_lazy_checker_lose)
+NO_STAKE: dict[str, Any] = {"nodes.checker_stake_wei": 0, "market.checker_stake_wei": 0}
 
 
 def test_a_lazy_checker_earns_less_than_an_honest_one_at_the_default_rate() -> None:
@@ -22,10 +25,12 @@ def test_a_lazy_checker_earns_less_than_an_honest_one_at_the_default_rate() -> N
     fee (check_cost_bps 620): main before probation plants (281afeb) gave lazy
     3.9e14 / 2.1e14 wei against honest 1.1e14 / 3.1e14 here (seeds 1, 2: 5.9e14
     against 4.2e14 summed). On probation a checker the requester does not know is
-    planted at up to one check in two."""
+    planted at up to one check in two. Without checker stake: probation alone."""
     lazy = honest = missed = 0
     for seed in (1, 2):
-        s = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", HALF), seed).summary
+        s = run_scenario(
+            load_scenario(SCENARIOS / "lazy_checkers.toml", HALF | NO_STAKE), seed
+        ).summary
         lazy += s["lazy_checker_profit_wei"]
         honest += s["honest_checker_profit_wei"]
         missed += s["plants_missed"]
@@ -48,11 +53,55 @@ def test_a_strategic_lazy_checker_renders_its_first_checks(small: dict[str, Any]
 def test_a_whitewashing_lazy_checker_comes_back_under_a_fresh_key(small: dict[str, Any]) -> None:
     """adversaries.lazy_checker_whitewash: struck by a requester, the lazy checker comes
     back to it under a fresh key (probation again) instead of losing that requester's
-    checks for good, so it keeps missing plants (and taking fees) all run long."""
-    small.update({"workload.jobs_per_hour": 12, "market.plant_rate_ppm": 1_000_000})
+    checks for good, so it keeps missing plants (and taking fees) all run long (without
+    checker stake: with it, each miss costs it the stake its fresh key brings)."""
+    small.update({"workload.jobs_per_hour": 12, "market.plant_rate_ppm": 1_000_000, **NO_STAKE})
     plain = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 1).summary
     small["adversaries.lazy_checker_whitewash"] = True
     white = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), 1).summary
     assert plain["plants_missed"] >= 1
     assert white["plants_missed"] > 2 * plain["plants_missed"]
     assert white["lazy_checker_profit_wei"] > plain["lazy_checker_profit_wei"]
+
+
+def test_checker_stake_makes_a_whitewashing_lazy_checker_lose() -> None:
+    """The attack (docs/VERIFICATION.md, "The base rate stays 10 %"): struck for a missed
+    plant, a lazy checker comes back under a fresh key, since the miss cost it one fee;
+    with no checker stake it out-earns an honest checker. With the node's defaults
+    (checkers stake the escrow's SLASH_CAP, requesters ask no other, a missed plant is
+    claimed: simulations/pass_claims.py) each miss takes its stake, which each fresh key
+    must bring again, and its profit falls below an honest checker's (seeds 1 and 2
+    summed; each seed alone too, in the bench)."""
+    whitewash = {**HALF, "adversaries.lazy_checker_whitewash": True}
+    free = {**whitewash, "nodes.checker_stake_wei": 0, "market.checker_stake_wei": 0}
+    for overrides, lazy_wins in ((free, True), (whitewash, False)):
+        lazy = honest = missed = claimed = lost = 0
+        for seed in (1, 2):
+            s = run_scenario(
+                load_scenario(SCENARIOS / "lazy_checkers.toml", overrides), seed
+            ).summary
+            lazy += s["lazy_checker_profit_wei"]
+            honest += s["honest_checker_profit_wei"]
+            missed += s["plants_missed"]
+            claimed += s["pass_claims"]
+            lost += s["lazy_checker_stake_net_wei"]
+        assert missed >= 2 * 8  # it keeps missing plants under fresh keys either way
+        assert (lazy > honest) is lazy_wins
+        if lazy_wins:
+            assert claimed == lost == 0  # nothing staked: nothing to claim
+        else:  # every miss claimed (5 other staked checkers, quorum 2): 0.1 ETH each
+            assert claimed == missed and lost < 0
+
+
+def test_the_simulators_checker_stake_defaults_are_the_nodes() -> None:
+    """Checkers stake what the node's requester asks by default (the escrow's SLASH_CAP),
+    and the simulated requesters ask it (market.checker_stake_wei = the node's -1)."""
+    from ledger.deploy import EscrowParams
+    from node.config import PASS_CLAIM_STAKE, NodeConfig
+    from simulations.pass_claims import checker_stake_wei
+    from simulations.scenario import Scenario
+
+    s = Scenario()
+    assert s.market.checker_stake_wei == PASS_CLAIM_STAKE == NodeConfig.checker_stake_wei
+    assert checker_stake_wei(s) == s.chain.slash_cap_wei == EscrowParams().slash_cap_wei
+    assert s.nodes.checker_stake_wei == checker_stake_wei(s)

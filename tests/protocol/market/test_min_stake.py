@@ -1,4 +1,5 @@
-"""Issue 17: a requester may require a minimum stake of its workers and checkers.
+"""Issue 17: a requester may require a minimum stake of its workers and checkers,
+and of checkers what a claim of their pass takes (``set_pass_claim_stake``).
 
 Stake is fed by the driver (``set_stake``: what the chain confirms for a payment
 address); a bidder without enough gets no award however cheap, a checker
@@ -8,9 +9,12 @@ no stake get nothing.
 
 from __future__ import annotations
 
+import pytest
+
+from protocol.errors import IllegalTransition
 from protocol.identity import NodeKey
 from protocol.market import MarketConfig, RequestVerification, TaskState
-from protocol.market.awarding import stake_qualifies
+from protocol.market.awarding import checker_qualifies, stake_qualifies
 from protocol.messages import Award, Bid, VerifyRequest
 from tests.protocol.market.harness import MarketHarness, address_for
 
@@ -72,3 +76,49 @@ def test_a_thousand_unstaked_identities_bidding_one_wei_get_nothing() -> None:
     assert not [c for c in sent if isinstance(getattr(c, "message", None), Award)]
     harness.finish_render(task_id)  # the staked worker's slot frees: the next frame is its
     assert {award.worker for _, award in harness.awards()} == {next(iter(harness.workers))}
+
+
+CAP_WEI = 10**17  # the escrow's default SLASH_CAP: what one claim of a pass takes
+CLAIMABLE = MarketConfig(plant_rate_ppm=1_000_000)  # every checked result planted
+
+
+def test_a_checker_without_what_a_pass_claim_takes_is_never_asked() -> None:
+    """The attack (issue 17): a lazy checker whose missed plant costs only its fee comes
+    back under a fresh key and out-earns an honest one (docs/VERIFICATION.md). With the
+    requirement set, a checker under it — unstaked, unread or one wei short — gets no
+    check and no plant, however often the requester asks; the job's own minimum is 0."""
+    harness = MarketHarness(market=CLAIMABLE, frames=(1, 2, 3), checkers=4,
+                            check_secret=b"\x42" * 32)  # fmt: skip
+    harness.job.set_pass_claim_stake(CAP_WEI)
+    harness.job.set_stake(address_for("checker0"), CAP_WEI - 1)
+    harness.job.set_stake(address_for("checker1"), 0)  # checker2: never read
+    harness.job.set_stake(address_for("checker3"), CAP_WEI)
+    harness.start()
+    harness.advance(CLAIMABLE.bid_window_ms)
+    for _ in range(3):
+        for task_id in list(harness.renders):
+            harness.finish_render(task_id)
+        harness.advance(CLAIMABLE.verify_timeout_ms)
+    asked = {checker for checker, _ in harness.verifications.values()}
+    asked |= {checker for checker, _ in harness.plants.values()}
+    assert asked == {harness.checker_ids[3]}
+    for i in range(3):  # assigning one anyway changes nothing: no request, no fee
+        task_id = next(iter(harness.verifications))
+        checker, address = harness.checker_ids[i], address_for(f"checker{i}")
+        commands = harness.job.assign_checker(task_id, checker, harness.now_ms, address)
+        commands += harness.job.assign_plant(task_id, checker, "bafkplant", harness.now_ms, address)
+        assert not any(isinstance(getattr(c, "message", None), VerifyRequest) for c in commands)
+
+
+def test_the_pass_claim_requirement_is_the_checkers_alone() -> None:
+    """Workers need only the job's minimum (0 here): the pass-claim stake is a checker's."""
+    harness = MarketHarness(frames=(1,))
+    harness.job.set_pass_claim_stake(CAP_WEI)
+    harness.start()
+    harness.advance(STAKED.bid_window_ms)
+    assert len(harness.awards()) == 1
+    assert checker_qualifies(CAP_WEI, 0, CAP_WEI) and not checker_qualifies(CAP_WEI - 1, 0, CAP_WEI)
+    assert checker_qualifies(None, 0, 0) and not checker_qualifies(None, 0, 1)
+    assert not checker_qualifies(MIN_WEI - 1, MIN_WEI, CAP_WEI)  # the larger of the two
+    with pytest.raises(IllegalTransition):
+        harness.job.set_pass_claim_stake(-1)
