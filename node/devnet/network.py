@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.anvil import AnvilChain
-from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams
-from ledger.devnet import Devnet, bring_up
-from ledger.tx import TxSender
+from ledger.devnet import Devnet, bring_up, stake_checker
 from node.devnet.api import NodeApi
 from node.keyfile import write_payment_key_file
 
@@ -106,21 +104,14 @@ class LocalDevnet:
         try:
             for index, (name, roles) in enumerate(names):
                 if "checker" in roles:
-                    self._stake_checker(self.chain.funded_keys[index + 1])
+                    assert self.info is not None
+                    stake_checker(self.chain, self.info.escrow, self.chain.funded_keys[index + 1])
                 node = self._prepare(name, roles, self.chain.funded_keys[index + 1])
                 self.nodes[name] = node
                 self.launch(name)
         except BaseException:
             self.stop()
             raise
-
-    def _stake_checker(self, payment_key: bytes) -> None:
-        """A devnet checker stakes the escrow's minimum and registers, as a real one must
-        for its verdicts to count in the public record (protocol.record.stake_admits)."""
-        assert self.chain is not None and self.info is not None
-        client = EscrowClient(TxSender(self.chain.w3, payment_key), self.info.escrow)
-        client.send(client.calls.stake(client.checker_min_stake_wei()))
-        client.send(client.calls.register_checker())
 
     def _prepare(self, name: str, roles: tuple[str, ...], payment_key: bytes) -> DevnetNode:
         data_dir = self.base_dir / name

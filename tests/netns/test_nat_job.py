@@ -24,7 +24,7 @@ from eth_utils import to_canonical_address
 from ledger.anvil import AnvilChain, find_anvil
 from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams
-from ledger.devnet import Devnet, bring_up
+from ledger.devnet import Devnet, bring_up, stake_checker
 from ledger.tx import TxSender
 from node.cli.init_cmd import init
 from node.devnet.network import node_env
@@ -86,6 +86,8 @@ def test_job_across_three_nats_is_paid_and_outlives_a_coordinator(
     nodes: dict[str, Running] = {}
     for index, (name, home) in enumerate(zip(("client", "worker", "checker"), homes, strict=True)):
         _configure(tmp_path / name, [name], anvil.funded_keys[index + 1], info, boot)
+        if name == "checker":  # requesters ask only checkers whose stake covers a pass claim
+            stake_checker(anvil, info.escrow, anvil.funded_keys[index + 1])
         nodes[name] = start_node(home, tmp_path / name, env, None)
     client, worker, checker = nodes["client"], nodes["worker"], nodes["checker"]
     client.wait_until("/v1/network", lambda v: _seen(v, worker.node_id, checker.node_id), 90)
