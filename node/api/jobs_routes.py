@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ledger.errors import LedgerError
 from node.api.app import MAX_WAIT_S, _BearerAuth
-from node.roles.requester import RefundNotYet, RequesterJob
+from node.roles.requester_job import RefundNotYet, RequesterJob
 from node.roles.service import Roles
 from node.roles.submit import SubmitError, SubmitRequest, preflight, submit
 from protocol.codec import U256, Range

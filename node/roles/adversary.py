@@ -43,7 +43,7 @@ from protocol.verification import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from node.roles.requester import RequesterJob
+    from node.roles.requester_job import RequesterJob
 
 logger = logging.getLogger(__name__)
 

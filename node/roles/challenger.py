@@ -49,7 +49,8 @@ from protocol.codec import packb, unpackb
 from protocol.messages import Bid, CapacityChallenge, ChallengeAnswer
 
 if TYPE_CHECKING:
-    from node.roles.requester import RequesterJob, RequesterRole
+    from node.roles.requester import RequesterRole
+    from node.roles.requester_job import RequesterJob
 
 logger = logging.getLogger(__name__)
 

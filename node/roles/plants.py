@@ -50,7 +50,7 @@ from protocol.verification import DEFAULT_POLICY
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from node.roles.requester import RequesterJob
+    from node.roles.requester_job import RequesterJob
 
 logger = logging.getLogger(__name__)
 MAX_CHECK_FRAMES = 4_096  # worker CID -> canonical CID, per job (oldest forgotten)

@@ -22,7 +22,7 @@ import trio
 from node.render.base import RenderError
 from node.render.preflight import job_ru, refusals, scene_settings
 from node.roles.deposit import DepositRefused, escrow_once
-from node.roles.requester import RequesterJob
+from node.roles.requester_job import RequesterJob
 from node.roles.service import Roles
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of

@@ -31,7 +31,7 @@ from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS
 from protocol.money import format_eth
 
 if TYPE_CHECKING:
-    from node.roles.requester import RequesterJob
+    from node.roles.requester_job import RequesterJob
     from node.roles.service import Roles
 
 MAX_JOBS = 50

@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from node.roles import persist
-from node.roles.requester import check_secret_of
+from node.roles.requester_job import check_secret_of
 from protocol.market import TaskState
 from protocol.messages import Assurance
 from protocol.reputation import DAY_MS, WorkerRecord, score

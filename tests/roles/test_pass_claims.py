@@ -29,7 +29,7 @@ from protocol.verification import DEFAULT_POLICY, select_tiles
 from tests.roles.cluster import Cluster, Member, open_cluster
 
 if TYPE_CHECKING:
-    from node.roles.requester import RequesterJob
+    from node.roles.requester_job import RequesterJob
 
 EVERY_RESULT = 1_000_000  # plant_rate_ppm: every checked result gets a plant
 STAKE_WEI = 10**18

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.roles.requester import RefundNotYet
+from node.roles.requester_job import RefundNotYet
 from node.roles.submit import SubmitError, SubmitRequest, submit
 from tests.roles.cluster import open_cluster
 from tests.roles.fakes import write_scene

@@ -1,0 +1,535 @@
+"""One requester job: a ``JobMachine`` fed through its journal (node.roles.requester).
+
+Theory of operation. Every input the job's machine takes is first appended to
+the job's journal in the store (:meth:`RequesterJob.step`), then fed to the
+machine (:meth:`RequesterJob.feed`), and the commands it returns are carried
+out (:meth:`RequesterJob.carry_out`): sends, checker assignments, vouchers,
+frame downloads, the deposit, lanes, refunds, plants and claims. A replay feeds
+the same journal with side effects off and reaches the same state. The role
+that owns the jobs, resumes them and picks checkers is
+:class:`node.roles.requester.RequesterRole`; its docstring tells the whole story.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+
+    from node.roles.requester import RequesterRole
+
+from ledger.errors import LedgerError
+from ledger.fraud import pass_signer, result_signer
+from ledger.vouchers import sign
+from node.content.transfer import TransferError
+from node.log import log_event
+from node.roles import persist
+from node.roles.adversary import Clawback, claw_back
+from node.roles.challenger import unpack_outcome
+from node.roles.common import peer_of, run_timer
+from node.roles.context import RoleContext
+from node.roles.job_record import JobRecord
+from node.roles.lanes import JobQueue
+from node.roles.plants import CheckFrames, apply_plant_entry
+from protocol.codec import from_wire, packb, to_wire, unpackb
+from protocol.market import (
+    CheckerOverruled,
+    Command,
+    DisputeResolved,
+    FrameAccepted,
+    FrameFailed,
+    FundLanes,
+    JobFinished,
+    JobMachine,
+    PassClaimDue,
+    PlantJudged,
+    Publish,
+    RecordPayment,
+    RefundDue,
+    RequestPlant,
+    RequestVerification,
+    Send,
+    SlashDue,
+    WorkerBlocklisted,
+    WorkerJudged,
+)
+from protocol.messages import (
+    MESSAGE_TYPES,
+    ClosedOutcome,
+    JobAnnounce,
+    JobCancelled,
+    JobClosed,
+    JobSpec,
+    Message,
+    Voucher,
+)
+from protocol.reputation import WorkerRecord
+
+logger = logging.getLogger(__name__)
+CHECKER_WAIT_S = 30.0
+REFUND_POLL_S = 5.0
+CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
+
+
+def check_secret_of(node_seed: bytes, job_id: bytes) -> bytes:
+    """The job's check secret: HMAC of the job id under the node's private key seed."""
+    return hmac.new(node_seed, CHECK_SECRET_DOMAIN + job_id, hashlib.sha256).digest()
+
+
+def pack_record(record: WorkerRecord | None) -> bytes:
+    if record is None:
+        return b""
+    r = record
+    return packb([r.accepted, r.rejected, r.failed, r.timed_out, r.first_seen_ms])
+
+
+def unpack_record(data: bytes) -> WorkerRecord | None:
+    return None if not data else WorkerRecord(*(int(v) for v in unpackb(data)))
+
+
+@dataclass
+class JobView:
+    """What the API and the progress display show; rebuilt by replay."""
+
+    accepted: dict[int, dict[str, object]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    workers: set[str] = field(default_factory=set)
+    blocklisted: set[str] = field(default_factory=set)
+    rejected: int = 0
+    outcome: str | None = None
+    refund_wei: int = 0  # what the machine's books leave unspent
+    refunded: bool = False  # the escrow is settled (refunded, or nothing was left)
+    refunded_wei: int = 0  # what our refund transaction returned
+    started_ms: int = 0
+    finished_ms: int | None = None
+
+
+class RefundNotYet(Exception):
+    """The escrow cannot be refunded now; the message says when or why not."""
+
+
+class RequesterJob:
+    def __init__(self, role: RequesterRole, spec: JobSpec, job_id: bytes, out_dir: Path) -> None:
+        self.role = role
+        self.spec = spec
+        self.job_id = job_id
+        self.out_dir = out_dir
+        secret = check_secret_of(role.ctx.node.key.seed, job_id)
+        self.machine = JobMachine(
+            job_id, spec, role.ctx.settings.market, spec.created_ms, check_secret=secret,
+            result_signer=partial(result_signer, spec), pass_signer=partial(pass_signer, spec),
+        )
+        self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
+        self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
+        self.checker_stake_fed = False  # the machine knows what stake a checker needs
+        self.capacity_fed: dict[bytes, bytes] = {}  # challenge outcomes given (by worker)
+        self.view = JobView(started_ms=spec.created_ms)
+        self.live = False  # False while replaying: no side effects
+        self.steps = 0  # inputs applied (replayed ones included)
+        self._refund_lock = trio.Lock()
+        self.done = trio.Event()
+        self._collecting = 0
+        self._lock = trio.Lock()
+        self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
+        self._introduced: set[bytes] = set()  # checkers sent our announce (bounded by peers)
+        self._changed = trio.Event()
+        # With a chain, sends and lane fundings leave in the machine's order, one at a
+        # time: an award goes out only after the FundLanes that secures it was mined.
+        chain = role.ctx.chain
+        self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
+        self._clawed = False  # adversary "clawback" only
+        self.record = JobRecord(job_id, spec)  # its part of the public work record
+        self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
+        self.frames = CheckFrames(self)  # what checkers are served; plants (forced errors)
+
+    @property
+    def ctx(self) -> RoleContext:
+        return self.role.ctx
+
+    @property
+    def results(self) -> dict[bytes, bytes]:
+        """Task -> the worker's signed Result envelope (one per award)."""
+        return self.record.results
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def step(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        """Feed one input, keep it, then carry out what it caused.
+
+        The input's journal entry and the reputation records its judgements
+        changed are written in ONE transaction, after the machine took the
+        input and before anything it caused is carried out or published. A
+        crash before that commit loses the input and all it caused (nothing
+        left the node; its sender was not answered and asks again); after it,
+        a replay rebuilds the machine and the book holds each judgement once.
+        An input the machine refuses raises before changing any state and is
+        not journalled.
+        """
+        async with self._lock:
+            commands = self.feed(kind, peer, data, now_ms)
+            journal = partial(persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer,
+                              data=data, now_ms=now_ms)  # fmt: skip
+            if not any(isinstance(c, WorkerJudged) for c in commands):
+                await self.ctx.node.store.call(journal)
+            else:
+                await self.role.keep_judged(journal, commands, now_ms)
+            self.carry_out(commands, now_ms)
+
+    def apply(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        """Replay one journal entry (its judgements are in the stored book already)."""
+        self.carry_out(self.feed(kind, peer, data, now_ms), now_ms)
+
+    def feed(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> list[Command]:
+        """One input into the machine; the commands it returned, not yet carried out."""
+        machine = self.machine
+        if kind == "start":
+            commands = machine.start(now_ms)
+        elif kind == "msg":  # [type, body, digest] and, since issue 16, the signed wire bytes
+            msg_type, body, digest, *wire = unpackb(data)
+            message: Message = from_wire(MESSAGE_TYPES[msg_type], body)
+            commands = machine.receive(peer, message, now_ms, envelope_digest=digest or None)
+            self.record.evidence(peer, message, wire[0] if wire else b"", digest, commands)
+        elif kind == "timer":
+            commands = machine.handle_timer(now_ms)
+        elif kind == "record":  # the worker's reputation record, as the book had it
+            record = self.fed[peer] = unpack_record(data)
+            commands = machine.set_worker_record(peer, record)
+        elif kind == "stake":  # a payment address's confirmed stake, as the chain had it
+            stake_wei = self.stakes_fed[peer] = int.from_bytes(data, "big")
+            commands = machine.set_stake(peer, stake_wei)
+        elif kind == "checker_stake":  # what a checker must hold (RequesterRole.checker_stake_wei)
+            self.checker_stake_fed = True
+            commands = machine.set_pass_claim_stake(int.from_bytes(data, "big"))
+        elif kind == "capacity":  # a capacity challenge's outcome (node.roles.challenger)
+            self.capacity_fed[peer] = data
+            score, passed = unpack_outcome(data)
+            commands = machine.capacity_judged(peer, score, passed, now_ms)
+        elif kind == "assign":  # task id, the checker's payment address, the CID it is served
+            served = data[52:].decode() or None  # (older entries: the worker's own)
+            commands = machine.assign_checker(data[:32], peer, now_ms, data[32:52], served)
+        elif kind == "plant":  # task id, the checker's payment address, the plant's CID
+            commands = apply_plant_entry(self, peer, data, now_ms)
+        elif kind == "refunded":  # not a machine input: the escrow is settled
+            self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")
+            commands = []
+        elif kind == "cancel":
+            commands = machine.cancel(now_ms)
+        elif kind == "unfetchable":  # task id: its frame could not be fetched, worker gone
+            commands = machine.result_unfetchable(data, now_ms)
+        else:  # a journal written by a newer version: never guess (it once meant "cancel")
+            raise ValueError(f"unknown journal entry {kind!r}")
+        self.steps += 1
+        return commands
+
+    def carry_out(self, commands: list[Command], now_ms: int) -> None:
+        view, live = self.view, self.live
+        for c in commands:
+            if isinstance(c, Send | FundLanes) and live:
+                if self.queue is not None:
+                    self.queue.put(c)
+                elif isinstance(c, Send):
+                    self.ctx.outbox.send(c.to, c.message)
+            elif isinstance(c, Publish) and live:
+                if isinstance(c.message, JobAnnounce):  # our own record must know our jobs
+                    self.ctx.node.record.publish_soon(c.topic, c.message)
+                else:
+                    self.ctx.outbox.publish(c.topic, c.message)
+            elif isinstance(c, RequestVerification) and live:
+                self.role.spawn(self._assign_checker, c)
+            elif isinstance(c, RequestPlant) and live:
+                self.role.spawn(self.frames.plant, c)
+            elif isinstance(c, PlantJudged):
+                self.frames.judged(c)
+            elif isinstance(c, RecordPayment):
+                self.payee_nodes[c.payee_address] = c.node
+                self._pay(c.payee_address, c.cumulative_wei)
+            elif isinstance(c, FrameAccepted):
+                view.accepted[c.frame] = {"worker": c.worker.hex(), "cid": c.frame_cid,
+                                          "price_wei": c.price_wei, "at_ms": now_ms}  # fmt: skip
+                view.workers.add(c.worker.hex())
+                if live:
+                    self.start_collect(c)
+            elif isinstance(c, FrameFailed):
+                view.failed[c.frame] = c.reason
+            elif isinstance(c, WorkerBlocklisted):
+                view.blocklisted.add(c.worker.hex())
+            elif isinstance(c, CheckerOverruled):
+                log_event(logger, logging.WARNING, "checker overruled", checker=c.checker.hex()[:16],
+                          task=c.task_id.hex()[:16])  # fmt: skip
+            elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
+                self.role.slasher.on_slash_due(self.spec, c)
+            elif isinstance(c, PassClaimDue):  # as SlashDue: a checker passed our plant
+                self.role.slasher.on_pass_claim_due(self.spec, c)
+            elif isinstance(c, DisputeResolved):
+                self.record.dispute_resolved(c)
+                if not c.upheld:
+                    view.blocklisted.discard(c.worker.hex())
+                log_event(logger, logging.INFO, "dispute resolved", task=c.task_id.hex()[:16],
+                          upheld=c.upheld, paid=c.paid, reason=c.reason)  # fmt: skip
+            elif isinstance(c, RefundDue):
+                view.refund_wei = c.refund_wei
+                if live and self.ctx.chain is not None:
+                    self.role.spawn(self._refund)
+            elif isinstance(c, JobFinished):
+                view.outcome, view.finished_ms = c.outcome.value, now_ms
+                if live:
+                    self.role.spawn(self._finished)
+                self.record.closed(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
+                                             len(view.accepted), len(view.failed)))  # fmt: skip
+        self.record.flush(self.ctx.node.record, live, self.frames.holding)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _pay(self, address: bytes, cumulative_wei: int) -> None:
+        if not self.live or self.queue is None:
+            return  # without a chain no voucher can be signed or redeemed: books only
+        if self.ctx.settings.adversary == "clawback" and not self._clawed:
+            self._clawed = True
+            self.queue.put(Clawback())
+        voucher = self.voucher(address, cumulative_wei)
+        self.queue.put(Send(self.payee_nodes[address], voucher))
+
+    def voucher(self, payee: bytes, cumulative_wei: int) -> Voucher:
+        chain = self.ctx.chain
+        assert chain is not None
+        unsigned = Voucher(chain.chain_id, chain.contract, chain.address, self.job_id, payee,
+                           cumulative_wei)  # fmt: skip
+        return sign(unsigned, self.ctx.payment_key)
+
+    async def run_queue(self) -> None:
+        if self.queue is not None:
+            await self.queue.run(self.ctx.outbox)
+
+    def resend_vouchers(self) -> None:
+        for address, cumulative_wei in self.machine.due_wei_by_payee().items():
+            self._pay(address, cumulative_wei)
+
+    async def run_timer(self) -> None:
+        async def fire(now_ms: int) -> None:
+            await self.step("timer", b"", b"", now_ms)
+
+        await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
+
+    async def _assign_checker(self, c: RequestVerification) -> None:
+        def exclude() -> frozenset[bytes]:
+            # the worker, its plant's checker, checkers overruled in this job and, in a
+            # dispute, those already used (protocol: JobMachine.checkers_refused)
+            refused = self.machine.checkers_refused(c.task_id) | c.exclude
+            if not c.exclude:
+                return refused
+            # a dispute: nor one being assigned
+            return refused | self._assigning.get(c.task_id, frozenset())
+
+        def qualifies(checker: bytes) -> bool:
+            address = self.role.address_of(checker)
+            return address is not None and self.machine.checker_qualifies(address)
+
+        def pick() -> bytes | None:
+            return self.role.pick_checker(c.worker, exclude(), qualifies)
+
+        def ready_or_new(known: list[bytes]) -> Callable[[], bool]:
+            """A checker may be asked now, or checkers other than ``known`` came."""
+            return lambda: bool(self.role.checker_candidates(c.worker, exclude(), qualifies)) or (
+                self.role.pick_checkers(c.worker) != known
+            )
+
+        if not await self.feed_checker_stake():
+            return  # what a checker must hold is not known: the verify timeout asks again
+        await self._feed_checker_stakes(c.worker)
+        try:
+            await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
+        except TransferError as exc:
+            gone = peer_of(c.worker) not in self.ctx.node.network.connected_peers()
+            log_event(logger, logging.WARNING, "result frame not fetched", frame=c.frame,
+                      worker_gone=gone, error=str(exc)[:200])  # fmt: skip
+            if gone and not c.exclude:  # nobody can check it: abandoned now, no blame
+                await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
+            return  # else the machine's verify timeout asks again
+        with trio.move_on_after(CHECKER_WAIT_S):
+            while not self.role.checker_candidates(c.worker, exclude(), qualifies):
+                await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
+                await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
+        checker = pick()
+        if checker is None:
+            log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
+            return  # the machine's verify timeout asks again (or ends the dispute)
+        in_flight = self._assigning.setdefault(c.task_id, set())
+        in_flight.add(checker)  # no await between the pick and this
+        address = self.role.address_of(checker)
+        if address is None:  # its advert went since the pick: the verify timeout asks again
+            log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
+            return
+        try:
+            await self._introduce(checker)
+            # checkers get the frame from us, as our copy (node.roles.plants): the request
+            # and the checker's signed pass name that copy's CID
+            entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
+            await self.step("assign", checker, entry, self.ctx.clock.now_ms())
+        finally:
+            in_flight.discard(checker)
+            if not in_flight:
+                self._assigning.pop(c.task_id, None)
+
+    async def _introduce(self, checker: bytes) -> None:
+        """Send ``checker`` our announce directly, once per job: a checker knows a job
+        only from its announce, and one that joined after it (a dispute's fresh
+        checkers, often) refused every check until the next re-announce, so a
+        dispute could end for want of verdicts. Not delivered: the check is asked
+        anyway, and the verify timeout asks again."""
+        if checker in self._introduced:
+            return
+        if await self.ctx.outbox.deliver(checker, JobAnnounce(self.job_id, self.spec)):
+            self._introduced.add(checker)
+
+    async def _feed_checker_stakes(self, worker: bytes) -> None:
+        """Feed the machine the confirmed stake of every checker we could ask, when a
+        checker needs any (their assignment decision reads it)."""
+        if not (self.machine.config.min_stake_wei or self.machine.pass_claim_wei):
+            return
+        for candidate in self.role.pick_checkers(worker):
+            if (known := self.role.address_of(candidate)) is not None:
+                await self.feed_stake(known)
+
+    async def feed_checker_stake(self) -> bool:
+        """Tell the machine, once per job, the stake a checker must hold to be asked
+        (:meth:`RequesterRole.checker_stake_wei`, journalled: a replay asks the same);
+        False while it is not known (the chain did not answer): ask no checker then."""
+        if self.checker_stake_fed:
+            return True
+        stake_wei = await self.role.checker_stake_wei()
+        if stake_wei is None:
+            return False
+        if stake_wei and not self.checker_stake_fed:
+            await self.step("checker_stake", b"", stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+        return True
+
+    async def feed_stake(self, address: bytes) -> None:
+        """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
+        stake_wei = await self.role.confirmed_stake(address)
+        if stake_wei is not None and self.stakes_fed.get(address) != stake_wei:
+            await self.step("stake", address, stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+
+    def start_collect(self, c: FrameAccepted) -> None:
+        self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it
+        self.role.spawn(self._collect, c)
+
+    async def _collect(self, c: FrameAccepted) -> None:
+        try:
+            # The checkers that judged it hold a copy: a worker gone since still delivers.
+            checkers = sorted(self.machine.checkers_excluded(c.task_id) - {c.worker})
+            path = await self.ctx.fetch_from(c.worker, c.frame_cid, *checkers)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.out_dir / f"frame_{c.frame:04d}.png"
+            await trio.to_thread.run_sync(shutil.copyfile, path, dest)
+        except Exception as exc:  # the frame stays downloadable by CID
+            log_event(logger, logging.WARNING, "frame not collected", frame=c.frame, error=str(exc))
+        finally:
+            self._collecting -= 1
+            self._notify()
+
+    async def _refund(self) -> None:
+        """Reclaim the unspent escrow once the chain's clock passes deadline + grace.
+
+        The contract decides on its own clock, so we ask it (a poll: there is no
+        event to wait for); an outage just means asking again later. Runs when
+        the job ends, and again after every restart until the journal says done.
+        """
+        while True:
+            try:
+                await self.refund_now()
+                return
+            except RefundNotYet:
+                pass
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "refund postponed", error=str(exc)[:200])
+            await trio.sleep(REFUND_POLL_S)
+
+    async def refund_now(self) -> int:
+        """Refund what the escrow still holds for this job, if the chain allows it now.
+
+        Returns the wei refunded (0 when there was nothing left or it was
+        already refunded); raises ``RefundNotYet`` before deadline + grace and
+        ``LedgerError`` when the chain does not answer. Either way a job whose
+        escrow is settled is journalled as such, so a restart stops asking.
+        """
+        async with self._refund_lock:  # the route and the watcher must not both refund
+            return await self._refund_now()
+
+    async def _refund_now(self) -> int:
+        chain = self.ctx.chain
+        if chain is None:
+            raise RefundNotYet("this node has no chain configured: nothing was escrowed")
+        escrow = self.spec.escrow
+        if escrow is not None and (escrow.chain_id, escrow.contract) != (
+            chain.chain_id,
+            chain.contract,
+        ):
+            raise RefundNotYet(
+                f"the job was escrowed on chain {escrow.chain_id} contract "
+                f"0x{escrow.contract.hex()}; this node is configured for chain {chain.chain_id} "
+                f"contract 0x{chain.contract.hex()}: point it there to reclaim"
+            )
+        state = await chain.job(self.job_id)
+        refund_wei = 0
+        if not state.refunded and state.remaining_wei > 0:
+            open_until_s = state.deadline_s + await chain.grace_s()
+            wait_s = open_until_s - await chain.chain_time_s()
+            if wait_s >= 0:
+                raise RefundNotYet(f"the escrow refunds after deadline + grace: in {wait_s + 1} s "
+                                   f"(chain time {open_until_s + 1})")  # fmt: skip
+            await chain.refund(self.job_id)
+            refund_wei = state.remaining_wei
+        if not self.view.refunded:
+            await self.step(
+                "refunded", b"", refund_wei.to_bytes(32, "big"), self.ctx.clock.now_ms()
+            )
+        return refund_wei
+
+    async def _finished(self) -> None:
+        # Done means the frames are in the output folder, not merely accepted.
+        while self._collecting:
+            await self.wait_changed()
+        await self.ctx.node.store.call(partial(
+            persist.set_job_state, job_id=self.job_id.hex(), state=self.view.outcome or "finished",
+            now_ms=self.ctx.clock.now_ms(),
+        ))  # fmt: skip
+        if self.spec.escrow is None and not self.view.refunded:
+            # Nothing was escrowed: settled now, or every restart would resume it again.
+            await self.step("refunded", b"", bytes(32), self.ctx.clock.now_ms())
+        self._tell_payees_it_is_over()
+        self.done.set()
+
+    def _tell_payees_it_is_over(self) -> None:
+        """Every payee holds its last voucher now: tell it no larger one will come, so it
+        redeems once instead of per voucher. After the vouchers, in the job's queue."""
+        if self.queue is None:
+            return
+        over = JobCancelled(self.job_id, f"finished: {self.view.outcome}")
+        for node in sorted(set(self.payee_nodes.values())):
+            self.queue.put(Send(node, over))
+
+
+async def contained(fn: Callable[..., Awaitable[object]], *args: object) -> None:
+    try:
+        await fn(*args)
+    except Exception as exc:  # cancellation (a BaseException) still passes
+        log_event(logger, logging.ERROR, "requester task failed", task=getattr(fn, "__name__", "?"),
+                  error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+
+
+def message_record(message: Message, digest: bytes, wire: bytes = b"") -> bytes:
+    return packb([type(message).TYPE, to_wire(message), digest, wire])
