@@ -35,6 +35,15 @@ from protocol.verification import DEFAULT_POLICY, plan_check
 TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"
 
 
+def takeable_wei(active_wei: int, locked_wei: int, unbonding_wei: int) -> int:
+    """What a claim could take from an account's stake, as the escrow's ``_take_stake``
+    takes it: its free active stake (what backs its own pending claims stays with them)
+    and its unbonding stake (still slashable until withdrawn). A checker that requests
+    to unbond all it has after taking checks has nothing *active*, yet a claim on its
+    passes still takes the cap: asking for active stake alone let it escape every claim."""
+    return max(0, active_wei - locked_wei) + max(0, unbonding_wei)
+
+
 def tiles_commitment(verdict_digests: Iterable[bytes]) -> bytes:
     """The claim's ``tiles``: SHA-256 over the rejecting verdicts' body digests, sorted."""
     return hashlib.sha256(TILES_DOMAIN + b"".join(sorted(verdict_digests))).digest()

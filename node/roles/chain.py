@@ -45,6 +45,7 @@ from node.roles import persist
 from node.roles.ports import Chain, ChainTx
 from node.store import Store
 from protocol.messages import Voucher
+from protocol.slashing import takeable_wei
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,6 +122,10 @@ class ChainLink:
 
     async def stake_of(self, account: bytes) -> int:
         return (await self._read(lambda c: c.stake_of(account))).active_wei
+
+    async def takeable_of(self, account: bytes) -> int:
+        state = await self._read(lambda c: c.stake_of(account))
+        return takeable_wei(state.active_wei, state.locked_wei, state.unbonding_wei)
 
     async def fraud_terms(self) -> FraudTerms:
         return await self._read(lambda c: c.fraud_terms())

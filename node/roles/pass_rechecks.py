@@ -17,8 +17,10 @@ accused's address over the ``Pass`` of the request's frame CID
 it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
 full queue answers "busy" and the requester asks again), each is rendered once
 (:class:`node.roles.rechecks.RecheckQueue`, shared with the re-checks that
-answer claims): unless the escrow already holds a claim on that pass, we fetch
-the scene and the frame from the requester (by CID: what we judge is what the
+answer claims): unless the escrow already holds a claim on that pass or the
+accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
+on chain: a requester must not have us render for a claim the escrow refuses), we
+fetch the scene and the frame from the requester (by CID: what we judge is what the
 accused signed it judged) and re-render exactly the verdict's cells (its revealed
 ``secret`` selects them for its ``result_digest``; they are also ``required``,
 and a verdict whose cells are not its draw gives us more cells than its own,
@@ -91,6 +93,12 @@ class PassRechecks(RecheckQueue[FraudSignRequest]):
         state = await chain.claim_state(signed.ref, request.worker_address)
         if state.status in (CLAIM_PENDING, CLAIM_EXECUTED):
             return  # claimed already (a requester resending after its claim went out)
+        if not await chain.takeable_of(request.worker_address):
+            # nothing a claim could take ("nothing to slash"): a requester naming a fresh,
+            # stakeless key as the accused would have us render for nothing (review)
+            log_event(logger, logging.INFO, "pass claim not re-checked: the accused holds no stake",
+                      accused=request.worker_address.hex())  # fmt: skip
+            return self._remember(key, None)
         check = VerifyRequest(request.job_id, request.task_id, request.frame, verdict.worker,
                               verdict.result_digest, request.frame_cid, spec.scene_cid, 0,
                               len(verdict.tiles), verdict.secret, "")  # fmt: skip

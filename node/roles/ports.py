@@ -150,6 +150,11 @@ class Chain(Protocol):
         """``account``'s active stake (a requester's check of a bidder or a checker)."""
         ...
 
+    async def takeable_of(self, account: bytes) -> int:
+        """What a claim could take from ``account`` (``protocol.slashing.takeable_wei``:
+        free active plus unbonding stake)."""
+        ...
+
     async def fraud_terms(self) -> FraudTerms:
         """The escrow's quorum, slash cap and challenge window."""
         ...

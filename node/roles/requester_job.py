@@ -420,7 +420,10 @@ class RequesterJob:
     async def feed_stake(self, address: bytes) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
         stake_wei = await self.role.confirmed_stake(address)
-        if stake_wei is not None and self.stakes_fed.get(address) != stake_wei:
+        # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
+        # is met, no bidder proven), and a flood of stakeless identities then adds
+        # nothing to the journal (review: each added a 'stake' entry of 0 per job).
+        if stake_wei is not None and self.stakes_fed.get(address, 0) != stake_wei:
             await self.step("stake", address, stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
 
     def start_collect(self, c: FrameAccepted) -> None:

@@ -120,7 +120,7 @@ class Claim:
                       self.worker_sig, self.frame_cid, list(self.rejecters),
                       list(self.verdict_digests), list(self.claimers), self.settle_at_s,
                       [to_wire(v) for v in self.verdicts], self.kind, list(self.excluded),
-                      [] if self.kind == PASS else [self.picked.get(r, b"") for r in self.rejecters]])  # fmt: skip
+                      [self.picked.get(r, b"") for r in self.rejecters]])  # fmt: skip
 
     @classmethod
     def unpack(cls, state: str, data: bytes) -> Claim:
@@ -130,13 +130,15 @@ class Claim:
         # rows stored before claims published their evidence have no verdicts (nor a kind)
         verdicts = tuple(from_wire(Verdict, v) for v in (fields[16] if len(fields) > 16 else ()))
         kind, excluded = (fields[17], tuple(fields[18])) if len(fields) > 18 else (FRAUD, ())
-        # a fraud claim's rejecters' addresses (rows stored before them have none)
+        # the addresses whose signatures count (a fraud claim's rejecters, a pass claim's
+        # picks: kept, so that a pick asked before a restart that signs after it is heard;
+        # rows stored before them have none)
         picked = {r: a for r, a in zip(rejecters, fields[19], strict=False) if a} if len(fields) > 19 else {}
         ref = ResultRef(chain_id, contract, requester, job_id, task_id, frame, digest)
         claim = FraudClaim(ref, worker, tiles, int.from_bytes(amount, "big"))
         return cls(claim, worker_sig, frame_cid, tuple(rejecters), tuple(digests), verdicts,
                    state, tuple(claimers), settle_at_s, kind=kind, excluded=excluded,
-                   picked=picked if kind == FRAUD else {})  # fmt: skip
+                   picked=picked)  # fmt: skip
 
     def request(self) -> FraudSignRequest:
         """What each checker asked to sign gets (a pass claim's carries the pass)."""
@@ -273,7 +275,7 @@ class Slasher:
             if trio.current_time() >= give_up_at:
                 return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
             if claim.kind == PASS:
-                if not claim.picked and not await self._chain(partial(chain.stake_of, c.worker)):
+                if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
                     return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
                 await self._pick(claim, terms.quorum, terms.cap_wei)
                 if len(claim.picked) < terms.quorum:  # only at the start: picks only grow

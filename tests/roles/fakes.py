@@ -225,6 +225,7 @@ class FakeEscrow:
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
         self.balances: dict[bytes, int] = {}
         self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
+        self.unbonding: dict[bytes, int] = {}  # stake an account asked to unbond (set by tests)
         # The deployed escrow's defaults (a shorter challenge window: tests wait it out)
         self.terms = FraudTerms(quorum=ESCROW_DEFAULTS.slash_quorum,
                                 cap_wei=ESCROW_DEFAULTS.slash_cap_wei, challenge_s=900)
@@ -422,12 +423,17 @@ class FakeEscrow:
                 raise ChainRevert("not a checker")
             if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < claim.amount_wei:
                 raise ChainRevert("stake at risk too low")
-        taken = min(claim.amount_wei, self.stakes.get(worker, 0))
+        # free active stake first, then the unbonding bucket (Escrow._take_stake)
+        from_active = min(claim.amount_wei, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
+        from_unbonding = min(claim.amount_wei - from_active, self.unbonding.get(worker, 0))
+        taken = from_active + from_unbonding
         if taken == 0:
             raise ChainRevert("nothing to slash")
         for signer in signers:
             self.locked[signer] = self.locked.get(signer, 0) + claim.amount_wei
-        self.stakes[worker] -= taken
+        self.stakes[worker] = self.stakes.get(worker, 0) - from_active
+        if from_unbonding:
+            self.unbonding[worker] -= from_unbonding
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
                                       claim.tiles + b"".join(signers), CLAIM_PENDING,
@@ -625,6 +631,10 @@ class FakeChain:
     async def stake_of(self, account: bytes) -> int:
         await self._enter("stake_of")
         return self.escrow.stakes.get(account, 0)
+
+    async def takeable_of(self, account: bytes) -> int:
+        await self._enter("takeable_of")
+        return self.escrow.stakes.get(account, 0) + self.escrow.unbonding.get(account, 0)
 
     async def fraud_terms(self) -> FraudTerms:
         await self._enter("fraud_terms")

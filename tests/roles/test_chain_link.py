@@ -113,6 +113,18 @@ async def test_an_unreachable_chain_is_a_ledger_error_and_the_link_reopens(
     assert Account.from_key(anvil.chain.funded_keys[0]).address.lower() == "0x" + dead.address.hex()
 
 
+async def test_unbonding_stake_is_still_takeable(anvil: Deployed) -> None:
+    """What a claim could take, read as the escrow takes it (``protocol.slashing.
+    takeable_wei``): a checker that asked to unbond all it staked has no active stake,
+    but a claim on its passes still takes from the unbonding bucket."""
+    reader, checker = link_for(anvil, 0), link_for(anvil, 3)
+    await checker.send("stake", (), "stake", ETHER)
+    assert await reader.takeable_of(checker.address) == ETHER
+    await checker.send("unbond", (), "request_unbond", ETHER)
+    assert await reader.stake_of(checker.address) == 0
+    assert await reader.takeable_of(checker.address) == ETHER
+
+
 async def test_fraud_claim_through_the_link(anvil: Deployed) -> None:
     """The requester node's chain calls for a fraud claim, on the real contract: terms,
     stake reads, claim_fraud with the worker's result signature, claim_state,

@@ -147,6 +147,28 @@ async def test_a_lazy_checker_without_stake_costs_no_claimer_a_render(
         assert all(c.live().checker.pass_rechecks.rendered == 0 for c in honest)  # type: ignore[union-attr]
 
 
+async def test_a_lazy_checker_that_unbonded_is_still_claimed(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review (this stop): the slasher asked whether the accused had *active* stake, so a
+    checker that took checks while staked and then asked to unbond everything escaped
+    every claim ("holds no stake"), though the escrow still takes unbonding stake. The
+    claim now asks what the escrow could take (``protocol.slashing.takeable_wei``)."""
+    async with open_cluster(tmp_path) as cluster:
+        # asked while its stake was active; here its stake is all unbonding from the start
+        await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT, checker_stake_wei=0)
+        await cluster.add("w1", "worker")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy", stake=False)
+        cluster.escrow.checkers.add(lazy.address)
+        cluster.escrow.unbonding[lazy.address] = STAKE_WEI
+        [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        await cluster.submit("client", frames=6)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        assert escrow.unbonding[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
+
+
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -247,3 +269,8 @@ def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> No
     )  # fmt: skip
     older = packb(unpackb(claim.pack())[:17])  # a row stored before pass claims
     assert Claim.unpack(GATHERING, older).kind == FRAUD
+    # The picks are kept (review: a pick asked before a restart that signed after it was
+    # refused, "a fraud signature we did not ask for", and scored).
+    claim.picked = {b"p" * 32: b"\x03" * 20, b"q" * 32: b"\x04" * 20}
+    claim.rejecters = tuple(claim.picked)
+    assert Claim.unpack(GATHERING, claim.pack()).picked == claim.picked
