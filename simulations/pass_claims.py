@@ -13,13 +13,13 @@ test before its ``PassClaimDue``: the simulator's checkers sign no passes, so it
 machines emit none), and a quorum of other staked checkers
 that re-render them signs. The claim is made only when the escrow could take it
 (``protocol.slashing.claim_possible``: at least ``chain.slash_quorum`` other checkers
-holding the cap, which each claim locks of its signers); executed at once (nobody
-answers a true claim), it takes ``min(SLASH_CAP, stake)`` of the checker, half to the
+holding the cap, which each claim locks of its signers); executed at once (not
+modelled: an answer by the accused's sybils, docs/VERIFICATION.md), it takes ``min(SLASH_CAP, stake)`` of the checker, half to the
 claimers in equal parts and half to the requester (``ChainModel.slash``). Not modelled:
 the escrow's registration minimum for signers (``CHECKER_MIN_STAKE``, 1 ether by
 default: the devnet's checkers hold it) and the claimers' re-render cost (a check's,
 against a share of 0.025 ETH); claimers are taken fewest claims signed first (the
-node's slasher picks at random), and nobody answers (a true claim has no answer).
+node's slasher picks at random), and nobody answers (the accused's sybils could).
 
 A whitewashing lazy checker (``adversaries.lazy_checker_whitewash``) posts its stake
 again for each fresh key once the claim took it: that stake is the capital it loses
