@@ -3,7 +3,9 @@
 Each check says ok, warn or fail, what it found, and the next command to run:
 Blender (the renderer every worker and checker runs), the sandbox (scenes
 render without network access, as another user), the GPU (NVML), the chain
-(RPC answers with the configured chain id and the escrow has code), the node
+(RPC answers with the configured chain id and the escrow has code), a checker's
+stake (requesters ask only checkers whose stake covers a claim of their pass; the
+record counts verdicts of registered checkers with the escrow's minimum), the node
 (running, listening beyond loopback, connected to peers), the ports (free
 for a node that is not running) and the clock (peers' adverts arrive within
 the replay window, the chain's newest block is not far from our time). Exit
@@ -23,10 +25,12 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from ledger.errors import LedgerError
 from node.cli.console import out_console
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, NodeConfig, default_data_dir, load_config
 from node.devnet.api import ApiError, NodeApi
+from protocol.money import format_eth
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
@@ -125,6 +129,39 @@ def check_chain(config: NodeConfig) -> tuple[Check, float | None]:
     return Check("chain", "ok", f"chain {chain_id} at {url}, escrow deployed"), offset_s
 
 
+def judge_checker_stake(active_wei: int, registered: bool, minimum_wei: int, cap_wei: int) -> Check:
+    """A checker is asked for checks only with stake covering a claim of its pass (the
+    slash cap: requesters' default ``checker_stake_wei``) and counts in the public record
+    only registered with the escrow's minimum."""
+    need_wei = max(minimum_wei, cap_wei)
+    # a bare number is wei (protocol.money): exact, whatever the amount
+    fix = f"pictor stake deposit {need_wei - active_wei if registered else need_wei} --checker"
+    if active_wei < cap_wei:
+        return Check("checker stake", "fail", f"{format_eth(active_wei)} active: requesters ask "
+                     f"only checkers holding {format_eth(cap_wei)} (a claim of one pass)", fix)  # fmt: skip
+    if not registered or active_wei < minimum_wei:
+        return Check("checker stake", "warn", f"{format_eth(active_wei)} active, "
+                     f"{'registered' if registered else 'not registered'}: verdicts count in the "
+                     f"public record from {format_eth(minimum_wei)}, registered", fix)  # fmt: skip
+    return Check("checker stake", "ok", f"{format_eth(active_wei)} active, registered")
+
+
+def check_checker_stake(config: NodeConfig) -> Check | None:
+    """The checker's stake as its chain has it (None: not a checker, or no chain)."""
+    if "checker" not in config.roles or not config.chain_rpc_url or not config.escrow_address:
+        return None
+    from node.cli.stake import StakeError, open_escrow
+
+    try:
+        escrow = open_escrow(config.data_dir)
+        state = escrow.stake_of()
+        return judge_checker_stake(state.active_wei, escrow.is_checker(escrow.account),
+                                   escrow.checker_min_stake_wei(), escrow.slash_cap_wei())  # fmt: skip
+    except (StakeError, LedgerError) as exc:
+        return Check("checker stake", "fail", f"cannot read it: {str(exc)[:120]}",
+                     "see the chain check above")  # fmt: skip
+
+
 def check_node(config: NodeConfig) -> tuple[list[Check], list[dict[str, Any]] | None]:
     """Node, reachability and ports; the adverts it knows when it runs (for the clock)."""
     start = f"pictor node run --data-dir {config.data_dir}"
@@ -189,6 +226,8 @@ def doctor(data_dir: Path | None = DataDirOption) -> None:
     chain, chain_offset_s = check_chain(config)
     node_checks, adverts = check_node(config)
     checks += [chain, *node_checks]
+    if chain.status == "ok" and (stake := check_checker_stake(config)) is not None:
+        checks.append(stake)
     if adverts:
         checks.append(judge_clock(clock_skew_s(adverts), config.replay_skew_s, "peers' adverts"))
     else:

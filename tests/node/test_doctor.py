@@ -8,7 +8,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from node.cli.doctor import check_chain, check_ports, clock_skew_s, judge_clock
+from node.cli.doctor import (
+    check_chain,
+    check_ports,
+    clock_skew_s,
+    judge_checker_stake,
+    judge_clock,
+)
 from node.cli.init_cmd import init
 from node.cli.main import app
 from node.config import load_config
@@ -55,3 +61,17 @@ def test_doctor_command_reports_every_check(tmp_path: Path) -> None:
     assert f"pictor node run --data-dir {tmp_path}" in result.output
     assert result.exit_code in (0, 1)  # 1 only when a check failed
     assert (result.exit_code == 1) == ("│ fail" in result.output)
+
+
+def test_a_checker_is_told_when_its_stake_keeps_requesters_away() -> None:
+    """Requesters ask only checkers whose stake covers a claim of their pass (the cap), by
+    default: a checker below it gets no checks, and is told the command that fixes it."""
+    cap, minimum = 10**17, 10**18
+    short = judge_checker_stake(0, False, minimum, cap)
+    assert short.status == "fail" and short.fix == f"pictor stake deposit {minimum} --checker"
+    assert "0.1 ETH" in short.detail
+    unregistered = judge_checker_stake(cap, False, minimum, cap)
+    assert unregistered.status == "warn" and "not registered" in unregistered.detail
+    assert judge_checker_stake(minimum, True, minimum, cap).status == "ok"
+    topped = judge_checker_stake(cap, True, minimum, cap)
+    assert topped.status == "warn" and topped.fix == f"pictor stake deposit {minimum - cap} --checker"
