@@ -44,6 +44,14 @@ def takeable_wei(active_wei: int, locked_wei: int, unbonding_wei: int) -> int:
     return max(0, active_wei - locked_wei) + max(0, unbonding_wei)
 
 
+def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
+    """Whether a registered checker's stake can back one more claim of ``amount_wei`` as a
+    signer: the escrow locks ``amount_wei`` of each signer's *free* active stake, and
+    refuses the whole claim ("stake at risk too low") for one signer short of it. A
+    checker whose stake other pending claims hold is no claimer, whatever it holds."""
+    return active_wei - locked_wei >= amount_wei
+
+
 def tiles_commitment(verdict_digests: Iterable[bytes]) -> bytes:
     """The claim's ``tiles``: SHA-256 over the rejecting verdicts' body digests, sorted."""
     return hashlib.sha256(TILES_DOMAIN + b"".join(sorted(verdict_digests))).digest()

@@ -45,7 +45,7 @@ from node.roles import persist
 from node.roles.ports import Chain, ChainTx
 from node.store import Store
 from protocol.messages import Voucher
-from protocol.slashing import takeable_wei
+from protocol.slashing import may_back_claim, takeable_wei
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,6 +122,10 @@ class ChainLink:
 
     async def stake_of(self, account: bytes) -> int:
         return (await self._read(lambda c: c.stake_of(account))).active_wei
+
+    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
+        state = await self._read(lambda c: c.stake_of(account))
+        return may_back_claim(state.active_wei, state.locked_wei, amount_wei)
 
     async def takeable_of(self, account: bytes) -> int:
         state = await self._read(lambda c: c.stake_of(account))

@@ -150,6 +150,11 @@ class Chain(Protocol):
         """``account``'s active stake (a requester's check of a bidder or a checker)."""
         ...
 
+    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
+        """Whether ``account``'s free stake can back one more claim of ``amount_wei`` as a
+        signer (``protocol.slashing.may_back_claim``)."""
+        ...
+
     async def takeable_of(self, account: bytes) -> int:
         """What a claim could take from ``account`` (``protocol.slashing.takeable_wei``:
         free active plus unbonding stake)."""

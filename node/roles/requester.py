@@ -326,8 +326,10 @@ class RequesterRole:
     ) -> dict[bytes, bytes]:  # fmt: skip
         """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
         advertising the checker role, not struck, none in ``exclude`` nor paid at one of
-        ``exclude_addresses``, registered with the escrow and holding ``min_stake_wei``
-        by the chain. Node id -> payment address, in a random order."""
+        ``exclude_addresses``, registered with the escrow and with ``min_stake_wei`` of
+        free stake by the chain (``protocol.slashing.may_back_claim``: one signer short of
+        it and the escrow refuses the whole claim). Node id -> payment address, in a
+        random order."""
         chain = self.ctx.chain
         picked: dict[bytes, bytes] = {}
         candidates = self.checker_candidates(b"", exclude)
@@ -338,11 +340,8 @@ class RequesterRole:
                 break
             if address is None or address in exclude_addresses or address in picked.values():
                 continue
-            stake_wei = await self.confirmed_stake(address)
-            if stake_wei is None or stake_wei < min_stake_wei:
-                continue
-            try:
-                if await chain.is_checker(address):
+            try:  # free stake (other pending claims lock theirs), read now: picks are rare
+                if await chain.can_back_claim(address, min_stake_wei) and await chain.is_checker(address):
                     picked[node] = address
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "checker not read", error=str(exc)[:200])

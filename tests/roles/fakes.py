@@ -51,6 +51,7 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
 from protocol.messages import RenderSettings, Voucher
+from protocol.slashing import may_back_claim
 from protocol.verification import Tile
 
 ESCROW_DEFAULTS = EscrowParams()
@@ -631,6 +632,11 @@ class FakeChain:
     async def stake_of(self, account: bytes) -> int:
         await self._enter("stake_of")
         return self.escrow.stakes.get(account, 0)
+
+    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
+        await self._enter("can_back_claim")
+        return may_back_claim(self.escrow.stakes.get(account, 0),
+                              self.escrow.locked.get(account, 0), amount_wei)  # fmt: skip
 
     async def takeable_of(self, account: bytes) -> int:
         await self._enter("takeable_of")

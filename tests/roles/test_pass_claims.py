@@ -169,6 +169,30 @@ async def test_a_lazy_checker_that_unbonded_is_still_claimed(
         assert escrow.unbonding[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
 
 
+async def test_a_checker_whose_stake_other_claims_hold_is_not_picked_to_sign(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review (this stop): claimers were picked by active stake, but the escrow locks each
+    signer's *free* stake and refuses the whole claim for one signer short of it ("stake
+    at risk too low"), after every claimer had rendered. A checker whose stake other
+    pending claims hold (an honest claimer's, for their 2-day window) is not picked now
+    (``protocol.slashing.may_back_claim``), and the claim goes out with the others."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+        await cluster.add("w1", "worker")
+        lazy = await staked(cluster, "lazy", "lazy")
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        escrow = cluster.escrow
+        busy = honest[0]
+        escrow.locked[busy.address] = STAKE_WEI  # all of it behind other claims
+        await cluster.settle("client", 5)
+        await cluster.submit("client", frames=6)
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
+        evidence = escrow.evidence(ref, accused)
+        assert evidence is not None and busy.address not in evidence.claimers
+
+
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
