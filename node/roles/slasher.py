@@ -278,7 +278,7 @@ class Slasher:
                 if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
                     return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
                 await self._pick(claim, terms.quorum, terms.cap_wei)
-                if len(claim.picked) < terms.quorum:  # only at the start: picks only grow
+                if not claim_possible(len(claim.picked), terms.quorum):  # picks only grow
                     return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
             for checker in claim.rejecters:
                 self.ctx.outbox.send(checker, request)
