@@ -7,7 +7,9 @@
 #   Jobs. A job is keyed by (requester, job_id): `key = keccak256(abi_encode(
 #   requester, job_id))`, so nobody can squat another requester's id. The
 #   requester deposits a budget in native coin or in one ERC-20 token, with a
-#   deadline; top-ups add to the budget and may only push the deadline later.
+#   deadline; top-ups add to the budget and may only push the deadline later,
+#   and only while the job's vouchers pay (so the claim window below never
+#   reopens).
 #   Token deposits credit the balance the escrow actually received, so a
 #   fee-on-transfer token cannot make other jobs insolvent.
 #   Lanes. The deposit is unallocated until the requester carves lanes out of
@@ -56,7 +58,11 @@
 #   answer the frame may be claimed again, by more signers than the answer had
 #   (so the accused's friends cannot use the frame up by claiming and answering
 #   it themselves, nor by a cheap claim: the amount is always the cap). At most
-#   MAX_SIGNERS - 1 claimers, so every claim can be answered.
+#   MAX_SIGNERS - 1 claimers, so every claim can be answered. A claim opens only
+#   while the job's vouchers pay (block.timestamp <= deadline + GRACE_S, the
+#   deadline as top-ups last pushed it): the accused watches each result it
+#   signed until then, plus CHALLENGE_S, and no longer (an unbounded window
+#   let a requester claim an old result once the accused's watch had lapsed).
 #   Checkers are claimable too. `claim_pass` accuses a checker of a wrong
 #   pass: in place of the worker's Result it needs the checker's own signature
 #   over Pass(requester, jobId, checker, taskId, frame, frameDigest, tiles),
@@ -339,6 +345,9 @@ def deposit(job_id: bytes32, deadline: uint256, token: address, amount: uint256)
         assert job.token == token, "token mismatch"
         assert not job.refunded, "refunded"
         assert deadline >= job.deadline, "deadline earlier"
+        # Only while its vouchers pay: a top-up after that would reopen the claim
+        # window of results whose signers stopped watching them.
+        assert block.timestamp <= job.deadline + GRACE_S, "job expired"
     job.deadline = deadline
     received: uint256 = amount
     if token == empty(address):
@@ -852,7 +861,12 @@ def _open_claim(
 ) -> bytes32:
     # Both claims, once the accused's involvement is proven: `worker` is the
     # accused (the worker of claim_fraud, the checker of claim_pass).
-    assert self._load(self._key(ref.requester, ref.job_id)).requester != empty(address), "no such job"
+    job: Job = self._load(self._key(ref.requester, ref.job_id))
+    assert job.requester != empty(address), "no such job"
+    # The claim window: while the job's vouchers pay. After it nothing of the job is
+    # owed, and its worker and checkers stop watching their results for claims; an
+    # old result claimable forever would be one the accused no longer answers.
+    assert block.timestamp <= job.deadline + GRACE_S, "claim window over"
     # The whole cap: the first claim decides what the frame costs, and one for 1 wei by
     # the accused's friends would make it cost 1 wei.
     assert amount == SLASH_CAP, "amount is not the cap"

@@ -4,15 +4,27 @@ Theory of operation. A claim can only name a result the worker signed
 (``Result.result_sig``). An honest requester claims only after a dispute
 upheld a rejection, but a requester colluding with a quorum of checkers can
 claim any result the worker signed, so the worker role hands every result it
-signs here, from the moment it signs it
-(:meth:`ClaimWatch.watch`, bounded: the oldest is dropped past
-``MAX_WATCHED``); every ``POLL_S`` the watch reads the escrow's claim on
-each, for ``WATCH_FOR_S`` (the unbonding delay: after it, stake we unbonded is
-beyond reach), and reports what it finds — a pending claim as a warning with
-its settle time, while the worker can still answer it, and its end. A pending
-claim is handed to ``on_pending`` (the worker's :mod:`node.roles.answerer`,
-which gathers a larger quorum's ``Clean`` signatures and answers it), with the
-node id of the job's requester (whom the answer does not ask).
+signs here, from the moment it signs it (:meth:`ClaimWatch.watch`; a checker's
+signed passes too, node.roles.claim_defence). Each poll (every ``POLL_S``, or
+when woken) reads the escrow's claim on up to ``POLL_BATCH`` of them, the
+least recently read first, so the RPC load stays bounded however many are
+watched, and every one is read at least every ``MAX_WATCHED / POLL_BATCH``
+polls (:func:`reread_bound_s`, far inside the escrow's challenge window). It
+reports what it finds: a pending claim as a warning with its settle time,
+while the worker can still answer it, and its end. A pending claim is handed
+to ``on_pending`` (the worker's :mod:`node.roles.answerer`, which gathers a
+larger quorum's ``Clean`` signatures and answers it), with the node id of the
+job's requester (whom the answer does not ask).
+
+How long. The escrow opens a claim only while the job's vouchers pay
+(``protocol.slashing.claim_window_open``), and refuses a top-up after that, so
+a result is watched until its job's deadline plus the grace and the challenge
+window (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
+signing, then, before it is let go, the job's deadline is read again and the
+watch extended to what it says (a top-up may have pushed it later). A chain
+that does not answer keeps the result watched. Past ``MAX_WATCHED`` results
+the oldest is dropped with a warning: a node signing results faster than that
+for one window is beyond what it can defend (a frame a minute for 11 days).
 
 The watch is stored (``claim_watch``, store migration 7; each result written
 by a saver task as soon as it is watched, dropped when its claim ended or its
@@ -30,7 +42,7 @@ from functools import partial
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.errors import LedgerError
 from ledger.fraud import ResultRef
 from node.log import log_event
@@ -38,11 +50,13 @@ from node.roles import persist
 from node.roles.ports import Chain
 from node.store import Store
 from protocol.codec import packb, unpackb
+from protocol.slashing import claim_watch_ends_s
 
 logger = logging.getLogger(__name__)
-MAX_WATCHED = 1024
+MAX_WATCHED = 16_384
 POLL_S = 300.0
-WATCH_FOR_S = 7 * 24 * 3600.0
+POLL_BATCH = 256  # claim reads per poll, at most
+WATCH_FOR_S = 3 * 24 * 3600.0  # the first look at the job's claim window
 STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSWERED: "answered"}
 Key = tuple[bytes, bytes]  # (job, task)
 
@@ -78,6 +92,11 @@ class ClaimWatch:
         self._changed = trio.Event()
         self._saves, self._to_save = trio.open_memory_channel[_Watched | Key](MAX_WATCHED)
 
+    @property
+    def watching(self) -> int:
+        """How many signed results are watched now."""
+        return len(self._watched)
+
     def watch(self, ref: ResultRef, requester: bytes) -> None:
         """Watch our signed result ``ref`` (of ``requester``'s job) for claims, from the
         next poll on (a result just signed cannot be claimed before it is delivered, so
@@ -87,7 +106,9 @@ class ClaimWatch:
         entry = _Watched(ref, requester, self.now_ms() + int(WATCH_FOR_S * 1000))
         self._watched[(ref.job_id, ref.task_id)] = entry
         while len(self._watched) > MAX_WATCHED:
-            self._watched.popitem(last=False)
+            (job_id, _), dropped = self._watched.popitem(last=False)
+            log_event(logger, logging.WARNING, "claim watch full: a result no longer watched",
+                      job=job_id.hex()[:16], frame=dropped.ref.frame)  # fmt: skip
         self._save(entry)
 
     def _save(self, what: _Watched | Key) -> None:
@@ -133,29 +154,61 @@ class ClaimWatch:
                     await self._changed.wait()
 
     async def poll(self) -> None:
+        """Read the claims on the ``POLL_BATCH`` results read least recently (each goes
+        to the back of the line), and let go of those whose claim window has closed."""
         now_ms = self.now_ms()
-        for key, entry in list(self._watched.items()):
-            ref = entry.ref
-            if now_ms >= entry.until_ms:
-                del self._watched[key]
-                self._save(key)
+        for key in list(self._watched)[:POLL_BATCH]:
+            entry = self._watched.get(key)
+            if entry is None:
                 continue
+            self._watched.move_to_end(key)
             try:
-                state = await self.chain.claim_state(ref, self.chain.address)
+                if now_ms >= entry.until_ms and not await self._extend(entry):
+                    del self._watched[key]
+                    self._save(key)
+                    continue
+                state = await self.chain.claim_state(entry.ref, self.chain.address)
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "claims not read", error=str(exc)[:200])
                 return  # the next poll tries again
-            status = STATUS_NAMES.get(state.status)
-            if status is None or self.claims.get(key) == status:
-                continue
-            self.claims[key] = status
-            level = logging.WARNING if status != "answered" else logging.INFO
-            log_event(logger, level, f"fraud claim against us: {status}", frame=ref.frame,
-                      job=ref.job_id.hex()[:16], taken_wei=state.taken_wei,
-                      settle_at_s=state.settle_at_s)  # fmt: skip
-            if status != "pending":
-                del self._watched[key]
-                self._save(key)
-            elif self.on_pending is not None:
-                self.on_pending(ref, state.settle_at_s, entry.requester)
-            self._notify()
+            self._seen(key, entry, state)
+
+    async def _extend(self, entry: _Watched) -> bool:
+        """Whether ``entry``'s job can still be claimed on (or answered): its deadline read
+        again, the watch then runs to ``claim_watch_ends_s`` (stored). Raises
+        ``LedgerError`` while the chain does not answer: the result stays watched."""
+        ref = entry.ref
+        secured = await self.chain.secured(ref.requester, ref.job_id)
+        if not secured.exists:
+            return False  # no claim opens on a job the escrow does not hold
+        terms = await self.chain.fraud_terms()
+        grace_s = secured.redeem_until_s - secured.deadline_s
+        ends_s = claim_watch_ends_s(secured.deadline_s, grace_s, terms.challenge_s)
+        if await self.chain.chain_time_s() >= ends_s:
+            return False
+        entry.until_ms = ends_s * 1000
+        self._save(entry)
+        return True
+
+    def _seen(self, key: Key, entry: _Watched, state: ClaimState) -> None:
+        ref = entry.ref
+        status = STATUS_NAMES.get(state.status)
+        if status is None or self.claims.get(key) == status:
+            return
+        self.claims[key] = status
+        level = logging.WARNING if status != "answered" else logging.INFO
+        log_event(logger, level, f"fraud claim against us: {status}", frame=ref.frame,
+                  job=ref.job_id.hex()[:16], taken_wei=state.taken_wei,
+                  settle_at_s=state.settle_at_s)  # fmt: skip
+        if status != "pending":
+            del self._watched[key]
+            self._save(key)
+        elif self.on_pending is not None:
+            self.on_pending(ref, state.settle_at_s, entry.requester)
+        self._notify()
+
+
+def reread_bound_s() -> float:
+    """The longest a watched result waits between two reads of its claim (a full watch,
+    ``POLL_BATCH`` a poll): what a claim's answer may lose of its challenge window."""
+    return MAX_WATCHED / POLL_BATCH * POLL_S

@@ -71,7 +71,12 @@ from protocol.fraud_evidence import pack_evidence
 from protocol.market import PassClaimDue, SlashDue
 from protocol.market.records import verdict_digest_of
 from protocol.messages import MAX_CLAIMERS, FraudSigned, FraudSignRequest, JobSpec, Verdict
-from protocol.slashing import claim_possible, dispute_checkers_for, tiles_commitment
+from protocol.slashing import (
+    claim_possible,
+    claim_window_open,
+    dispute_checkers_for,
+    tiles_commitment,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -270,6 +275,8 @@ class Slasher:
         terms = await self._chain(chain.fraud_terms)
         c = claim.claim
         request = claim.request()
+        if not await self._window_open(claim):
+            return await self._end(claim, IMPOSSIBLE, "claim window over")
         give_up_at = trio.current_time() + SIGN_WAIT_S
         while len(claim.sigs) < terms.quorum:
             if trio.current_time() >= give_up_at:
@@ -307,6 +314,16 @@ class Slasher:
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    async def _window_open(self, claim: Claim) -> bool:
+        """Whether the escrow still opens a claim on the job (``claim_window_open``): past
+        it, asking checkers to re-render and sign is work for a claim it refuses."""
+        chain, ref = self.ctx.chain, claim.claim.ref
+        assert chain is not None
+        secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
+        now_s = await self._chain(chain.chain_time_s)
+        grace_s = secured.redeem_until_s - secured.deadline_s
+        return claim_window_open(now_s, secured.deadline_s, grace_s)
 
     async def _pick(self, claim: Claim, quorum: int, cap_wei: int) -> None:
         """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,

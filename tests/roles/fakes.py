@@ -280,6 +280,8 @@ class FakeEscrow:
             raise ChainRevert("refunded")
         elif deadline_s < job.deadline_s:
             raise ChainRevert("deadline earlier")
+        elif self.now_s() > job.deadline_s + self.grace:
+            raise ChainRevert("job expired")
         job.deadline_s = deadline_s
         job.remaining_wei += amount_wei
         job.unallocated_wei += amount_wei
@@ -402,8 +404,11 @@ class FakeEscrow:
 
     def _open_claim(self, claim: FraudClaim, sigs: Sequence[bytes], evidence: bytes) -> None:
         ref, worker = claim.ref, claim.worker
-        if (ref.requester, ref.job_id) not in self.jobs:
+        job = self.jobs.get((ref.requester, ref.job_id))
+        if job is None:
             raise ChainRevert("no such job")
+        if self.now_s() > job.deadline_s + self.grace:
+            raise ChainRevert("claim window over")
         if claim.amount_wei != self.terms.cap_wei:
             raise ChainRevert("amount is not the cap")
         key = (ref, worker)

@@ -11,6 +11,8 @@ from protocol.messages import Verdict
 from protocol.slashing import (
     Rejection,
     claim_possible,
+    claim_watch_ends_s,
+    claim_window_open,
     dispute_checkers_for,
     may_sign,
     tiles_commitment,
@@ -103,3 +105,12 @@ def test_a_checker_signs_only_what_it_rejected() -> None:
     assert tiles_commitment(others) == tiles_commitment(reversed(others))
     assert tiles_commitment(others) != tiles_commitment([mine])
     assert claim_possible(3, 3) and not claim_possible(2, 3) and not claim_possible(5, 0)
+
+
+def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
+    """As Escrow._open_claim decides (its last second: tests/ledger/test_claim_window.py):
+    open through deadline + grace; the signer watches a challenge window beyond it."""
+    assert claim_window_open(1_000 + 600, 1_000, 600)
+    assert not claim_window_open(1_000 + 601, 1_000, 600)
+    ends = claim_watch_ends_s(1_000, 600, 900)
+    assert ends == 2_500 and not claim_window_open(ends - 900 + 1, 1_000, 600)
