@@ -90,7 +90,7 @@ class RequesterRole:
         # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._jobs_changed = trio.Event()
-        self.slasher = Slasher(ctx, self.spawn, self.staked_checkers)
+        self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
@@ -319,6 +319,12 @@ class RequesterRole:
                 log_event(logger, logging.WARNING, "slash cap not read", error=str(exc)[:200])
                 return None
         return self._pass_claim_wei
+
+    async def introduce(self, job_id: bytes, checker: bytes) -> None:
+        """Send ``checker`` the announce of our job ``job_id`` (the slasher's picks)."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            await job.introduce(checker, again=True)
 
     async def staked_checkers(
         self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,

@@ -374,7 +374,7 @@ class RequesterJob:
             log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
             return
         try:
-            await self._introduce(checker)
+            await self.introduce(checker)
             # checkers get the frame from us, as our copy (node.roles.plants): the request
             # and the checker's signed pass name that copy's CID
             entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
@@ -384,13 +384,15 @@ class RequesterJob:
             if not in_flight:
                 self._assigning.pop(c.task_id, None)
 
-    async def _introduce(self, checker: bytes) -> None:
-        """Send ``checker`` our announce directly, once per job: a checker knows a job
-        only from its announce, and one that joined after it (a dispute's fresh
-        checkers, often) refused every check until the next re-announce, so a
-        dispute could end for want of verdicts. Not delivered: the check is asked
-        anyway, and the verify timeout asks again."""
-        if checker in self._introduced:
+    async def introduce(self, checker: bytes, again: bool = False) -> None:
+        """Send ``checker`` our announce directly, once per job (``again``: even if sent
+        before): a checker knows a job only from its announce, and one that joined
+        after it (a dispute's fresh checkers, often) refused every check until the next
+        re-announce, so a dispute could end for want of verdicts. Not delivered: the
+        check is asked anyway, and the verify timeout asks again. The slasher sends it
+        ``again`` to a claim's picks: a checker's map of jobs is bounded, and one that
+        let the job go refused to re-render for the claim."""
+        if checker in self._introduced and not again:
             return
         if await self.ctx.outbox.deliver(checker, JobAnnounce(self.job_id, self.spec)):
             self._introduced.add(checker)

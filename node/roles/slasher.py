@@ -26,14 +26,20 @@ the accused's fellow judges but staked checkers the requester picks while
 gathering (``pick_claimers``: advertising the checker role, registered with the
 escrow and holding at least the cap by the chain, never the accused nor the
 task's worker), ``quorum + SPARE_CLAIMERS`` at first and ``SPARE_CLAIMERS``
-more each resend, at most ``MAX_ASKED``. Each gets a ``FraudSignRequest``
-carrying the passing verdict (node.roles.pass_rechecks re-renders its cells)
+more each resend, at most ``MAX_ASKED``. Each gets the job's announce first
+(``introduce``: a pick may never have heard it, or have let it go) and then a
+``FraudSignRequest`` carrying the passing verdict (node.roles.pass_rechecks
+re-renders its cells)
 and only a signature that recovers to the address it was picked under counts.
 An accused without stake (nothing to take: no claimer renders for it) or
 fewer staked checkers than the quorum at the start: ``impossible``, nothing
 locked (the strike and the withheld fee stay, ``node.roles.plants``). With the
 quorum, ``claim_pass`` goes out with the checker's own ``pass_sig`` and its
 verdict as the published evidence; then ``claimed`` and ``executed`` as above.
+
+A claim is not started once the escrow's claim window for its job has closed
+(``protocol.slashing.claim_window_open``: the claimers would render for a claim
+it refuses): ``impossible``.
 
 Chain outages only postpone a step (``LedgerError``: retried after
 ``CHAIN_RETRY_S``). Signatures are not stored: a restart while gathering asks
@@ -90,6 +96,8 @@ SPARE_CLAIMERS = 2  # asked beyond the quorum (one may be busy or gone)
 MAX_ASKED = 2 * MAX_CLAIMERS  # checkers asked to sign one pass claim, over all resends
 # exclude node ids, exclude addresses, the stake each needs, how many: node id -> address
 PickClaimers = Callable[[frozenset[bytes], frozenset[bytes], int, int], Awaitable[dict[bytes, bytes]]]
+# job id, checker: send that checker the job's announce (a pick may not know the job)
+Introduce = Callable[[bytes, bytes], Awaitable[None]]
 SIGN_WAIT_S = 600.0
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
@@ -157,11 +165,13 @@ class Slasher:
     """One per requester role (see the module docstring)."""
 
     def __init__(
-        self, ctx: RoleContext, spawn: Callable[..., None], pick_claimers: PickClaimers | None = None
-    ) -> None:
+        self, ctx: RoleContext, spawn: Callable[..., None], pick_claimers: PickClaimers | None = None,
+        introduce: Introduce | None = None,
+    ) -> None:  # fmt: skip
         self.ctx = ctx
         self._spawn = spawn
         self._pick_claimers = pick_claimers
+        self._introduce = introduce
         self._running: dict[tuple[bytes, bytes, str], Claim] = {}
         self._changed = trio.Event()
         self.settled: dict[tuple[bytes, bytes, str], str] = {}  # final states reached here
@@ -340,6 +350,9 @@ class Slasher:
         )  # fmt: skip
         claim.picked.update(picked)
         claim.rejecters = tuple(claim.picked)
+        if self._introduce is not None:  # it re-renders the job's plant: it must know it
+            for checker in picked:
+                await self._introduce(c.ref.job_id, checker)
 
     async def _execute(self, claim: Claim) -> None:
         chain = self.ctx.chain

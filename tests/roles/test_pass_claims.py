@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import pytest
 import trio
 from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.fraud import checker_pass, order_signatures, sign, sign_pass
-from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS
+from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market import PassClaimDue
-from protocol.messages import Result, TileEvidence, Verdict
+from protocol.messages import JobSpec, Result, TileEvidence, Verdict
 from protocol.verification import DEFAULT_POLICY, select_tiles
 from tests.roles.cluster import Cluster, Member, open_cluster
 
@@ -40,6 +41,17 @@ async def staked(cluster: Cluster, name: str, adversary: str | None = None) -> M
     member = await cluster.add(name, "checker", stake=False, **extra)  # exactly STAKE_WEI
     cluster.escrow.register(member.address, STAKE_WEI)
     return member
+
+
+async def lazy_and_three_honest(cluster: Cluster) -> tuple[Member, Member, list[Member]]:
+    """The client (planting every result), a worker, a staked lazy checker and three
+    staked honest ones, settled: (client, lazy, honest)."""
+    client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
+    await cluster.add("w1", "worker")
+    lazy = await staked(cluster, "lazy", "lazy")
+    honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+    await cluster.settle("client", 5)
+    return client, lazy, honest
 
 
 async def pass_claim_settled(client: Member) -> tuple[bytes, bytes, str]:
@@ -66,11 +78,7 @@ async def test_a_lazy_checker_that_passes_a_plant_loses_the_cap_across_a_restart
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
-        await cluster.add("w1", "worker")
-        lazy = await staked(cluster, "lazy", "lazy")
-        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
-        await cluster.settle("client", 5)
+        client, lazy, honest = await lazy_and_three_honest(cluster)
         job_id = await cluster.submit("client", frames=6)
         escrow = cluster.escrow
         await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
@@ -191,6 +199,63 @@ async def test_a_checker_whose_stake_other_claims_hold_is_not_picked_to_sign(
         ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
         evidence = escrow.evidence(ref, accused)
         assert evidence is not None and busy.address not in evidence.claimers
+
+
+async def test_picks_that_do_not_know_the_job_are_sent_its_announce(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review (stop 26, finding 9): a checker knows a job only from its announce, so a
+    pick that joined after it, or whose bounded map let it go, refused to re-render until
+    the job's next re-announce (5 min, and none once every frame is awarded): the claim
+    waited or ran out of signatures. The slasher now sends each pick the announce before
+    its request. Here every staked checker forgets the job just before the picks are
+    made, after the job had introduced itself to it: they sign in the first round."""
+    async with open_cluster(tmp_path) as cluster:
+        client, lazy, honest = await lazy_and_three_honest(cluster)
+        slasher = client.live().requester.slasher
+        pick = slasher._pick_claimers
+        assert pick is not None
+        picked_at: list[float] = []
+
+        async def pick_from_forgetful(*args: Any) -> dict[bytes, bytes]:
+            for job in client.live().requester.jobs.values():
+                job._introduced.update(c.key.node_id.raw for c in honest)
+            for c in honest:
+                c.live().checker.specs.clear()  # type: ignore[union-attr]
+            picked_at.append(trio.current_time())
+            return await pick(*args)
+
+        slasher._pick_claimers = pick_from_forgetful
+        await cluster.submit("client", frames=6)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        assert trio.current_time() - picked_at[0] < RESEND_S  # the first round signed
+        assert (await pass_claim_settled(client))[2] != IMPOSSIBLE
+
+
+async def test_no_claim_is_started_once_the_escrows_window_for_the_job_closed(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The escrow refuses a claim past the job's deadline + grace ("claim window over",
+    tests/ledger/test_claim_window.py); the slasher sees it before it asks anyone to
+    re-render for a claim that cannot go out."""
+    async with open_cluster(tmp_path) as cluster:
+        client, _, honest = await lazy_and_three_honest(cluster)
+        escrow, slasher = cluster.escrow, client.live().requester.slasher
+        due = slasher.on_pass_claim_due
+        clock = escrow.now_s
+
+        def late(spec: JobSpec, claim_due: PassClaimDue) -> None:
+            escrow.now_s = lambda: clock() + 30 * 24 * 3600  # the chain's clock, a month on
+            due(spec, claim_due)
+
+        slasher.on_pass_claim_due = late  # type: ignore[method-assign]
+        await cluster.submit("client", frames=6)
+        assert (await pass_claim_settled(client))[2] == IMPOSSIBLE
+        whys = [getattr(r, "fields", {}).get("why") for r in caplog.records]
+        assert "claim window over" in whys
+        assert sum(c.live().checker.pass_rechecks.rendered for c in honest) == 0  # type: ignore[union-attr]
+        assert not escrow.claims
 
 
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
