@@ -121,6 +121,8 @@ class Claim:
     # node id -> the address whose signature alone counts for it: a pass claim's picked
     # claimers; a fraud claim's rejecters, as the job machine assigned them
     picked: dict[bytes, bytes] = field(default_factory=dict)
+    # signer addresses left out before submitting (short of stake then; not stored)
+    short: set[bytes] = field(default_factory=set)
 
     @property
     def key(self) -> tuple[bytes, bytes, str]:
@@ -214,6 +216,8 @@ class Slasher:
                 # another key's signature would count toward the quorum, and the escrow
                 # would then refuse the claim ("not a checker"): one rejecter could spoil it
                 why = "a fraud signature by another key than the one the checker was assigned"
+            elif signer in claim.short:
+                return None  # left out for want of stake; its resend changes nothing
             else:
                 claim.sigs[signer] = signed.signature
                 return self._notify()
@@ -288,20 +292,23 @@ class Slasher:
         if not await self._window_open(claim):
             return await self._end(claim, IMPOSSIBLE, "claim window over")
         give_up_at = trio.current_time() + SIGN_WAIT_S
-        while len(claim.sigs) < terms.quorum:
-            if trio.current_time() >= give_up_at:
-                return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
-            if claim.kind == PASS:
-                if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
-                    return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
-                await self._pick(claim, terms.quorum, terms.cap_wei)
-                if not claim_possible(len(claim.picked), terms.quorum):  # picks only grow
-                    return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
-            for checker in claim.rejecters:
-                self.ctx.outbox.send(checker, request)
-            with trio.move_on_after(RESEND_S):
-                while len(claim.sigs) < terms.quorum:
-                    await self._changed.wait()
+        while True:
+            while len(claim.sigs) < terms.quorum:
+                if trio.current_time() >= give_up_at:
+                    return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
+                if claim.kind == PASS:
+                    if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
+                        return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
+                    await self._pick(claim, terms.quorum, terms.cap_wei)
+                    if not claim_possible(len(claim.picked), terms.quorum):  # picks only grow
+                        return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
+                for checker in claim.rejecters:
+                    self.ctx.outbox.send(checker, request)
+                with trio.move_on_after(RESEND_S):
+                    while len(claim.sigs) < terms.quorum:
+                        await self._changed.wait()
+            if not await self._leave_out_short(claim):
+                break
         ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
         evidence = pack_evidence(claim.verdicts)
         if not evidence:  # answerers then re-check tiles of their own choice only
@@ -324,6 +331,26 @@ class Slasher:
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    async def _leave_out_short(self, claim: Claim) -> bool:
+        """Read every signer again just before the claim goes out, and leave out (for this
+        claim: ``claim.short``) one the escrow would refuse the whole claim for: no longer
+        registered, or short of free stake for ``amount`` (another claim locked it, or
+        it unbonded, since it was picked: ``protocol.slashing.may_back_claim``). Whether
+        any was left out: the caller then waits for more signatures."""
+        chain, amount_wei = self.ctx.chain, claim.claim.amount_wei
+        assert chain is not None
+        short = [
+            signer for signer in list(claim.sigs)
+            if not await self._chain(partial(chain.can_back_claim, signer, amount_wei))
+            or not await self._chain(partial(chain.is_checker, signer))
+        ]  # fmt: skip
+        for signer in short:
+            del claim.sigs[signer]
+            claim.short.add(signer)
+            log_event(logger, logging.WARNING, "claim signer left out: short of stake",
+                      signer=signer.hex(), frame=claim.claim.ref.frame, kind=claim.kind)  # fmt: skip
+        return bool(short)
 
     async def _window_open(self, claim: Claim) -> bool:
         """Whether the escrow still opens a claim on the job (``claim_window_open``): past

@@ -25,7 +25,7 @@ from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market import PassClaimDue
-from protocol.messages import JobSpec, Result, TileEvidence, Verdict
+from protocol.messages import FraudSigned, JobSpec, Result, TileEvidence, Verdict
 from protocol.verification import DEFAULT_POLICY, select_tiles
 from tests.roles.cluster import Cluster, Member, open_cluster
 
@@ -256,6 +256,37 @@ async def test_no_claim_is_started_once_the_escrows_window_for_the_job_closed(
         assert "claim window over" in whys
         assert sum(c.live().checker.pass_rechecks.rendered for c in honest) == 0  # type: ignore[union-attr]
         assert not escrow.claims
+
+
+async def test_a_signer_whose_stake_went_elsewhere_after_it_signed_is_left_out(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review (stop 26): picks are read for free stake when picked, but one whose stake
+    another claim locks (or that unbonds) before the claim goes out made the escrow
+    refuse the whole claim ("stake at risk too low") after every claimer had rendered.
+    The slasher reads its signers again before it submits, leaves out one that is short
+    and waits for another's signature."""
+    async with open_cluster(tmp_path) as cluster:
+        client, lazy, honest = await lazy_and_three_honest(cluster)
+        escrow, slasher = cluster.escrow, client.live().requester.slasher
+        heard = slasher.on_fraud_signed
+        short: list[bytes] = []
+
+        def first_signer_busy_elsewhere(sender: bytes, signed: FraudSigned) -> None:
+            heard(sender, signed)
+            if not short:
+                member = next(c for c in honest if c.key.node_id.raw == sender)
+                short.append(member.address)
+                escrow.locked[member.address] = STAKE_WEI  # all of it, by another claim
+
+        slasher.on_fraud_signed = first_signer_busy_elsewhere  # type: ignore[method-assign]
+        await cluster.submit("client", frames=6)
+        job_id, task_id, state = await pass_claim_settled(client)
+        assert state != IMPOSSIBLE
+        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
+        evidence = escrow.evidence(ref, accused)
+        assert evidence is not None and short[0] not in evidence.claimers
+        assert len(evidence.claimers) >= escrow.terms.quorum
 
 
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
