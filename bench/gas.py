@@ -120,6 +120,7 @@ def per_operation(b: Bench) -> dict[str, int]:
     # the accused's stake already non-zero).
     accused = b.clients[15]
     accused.send(accused.calls.stake(ETHER))
+    job_id, _, _ = b.new_job()  # a claim opens only inside the job's window (deadline + grace)
     for frame in (2, 3):
         signed_pass = CheckerPass(b.claim(job_id, accused, frame).ref, accused.account, b"\x03" * 32)
         pass_claim = signed_pass.claim(ETHER // 10)

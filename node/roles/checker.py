@@ -131,6 +131,9 @@ class CheckerRole:
         spec = self.specs.get(request.job_id)
         if spec is None or spec.requester != sender:
             return False
+        watch = self.defence.watch
+        if spec.escrow is not None and watch is not None and watch.full:
+            return False  # a pass we sign must stay watched (node.roles.claim_watch)
         self.specs.move_to_end(request.job_id)  # a job in use is the last forgotten
         try:
             self._send.send_nowait((sender, request, self.ctx.clock.now_ms()))

@@ -9,7 +9,9 @@ signed passes too, node.roles.claim_defence). Each poll (every ``POLL_S``, or
 when woken) reads the escrow's claim on up to ``POLL_BATCH`` of them, the
 least recently read first, so the RPC load stays bounded however many are
 watched, and every one is read at least every ``MAX_WATCHED / POLL_BATCH``
-polls (:func:`reread_bound_s`, far inside the escrow's challenge window). It
+polls (:func:`reread_bound_s`); more a poll when the escrow's challenge window is
+short, so each is read within a quarter of it. A read that fails is tried again
+next time round (``MAX_FAILED_READS`` a poll). It
 reports what it finds: a pending claim as a warning with its settle time,
 while the worker can still answer it, and its end. A pending claim is handed
 to ``on_pending`` (the worker's :mod:`node.roles.answerer`, which gathers a
@@ -21,10 +23,14 @@ How long. The escrow opens a claim only while the job's vouchers pay
 a result is watched until its job's deadline plus the grace and the challenge
 window (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
 signing, then, before it is let go, the job's deadline is read again and the
-watch extended to what it says (a top-up may have pushed it later). A chain
-that does not answer keeps the result watched. Past ``MAX_WATCHED`` results
-the oldest is dropped with a warning: a node signing results faster than that
-for one window is beyond what it can defend (a frame a minute for 11 days).
+watch extended to what it says (a top-up may have pushed it later, only inside
+the window), clamped to ``MAX_UNTIL_MS``. A chain that does not answer, or says
+the job does not exist, keeps the result watched. A full watch
+(``MAX_WATCHED``) makes the worker and checker roles take no new work to sign
+(:attr:`ClaimWatch.full`): a requester that has us sign more, or keeps its
+windows open with top-ups, cannot push older results out. Each result is a
+watch row of its own, keyed by its frame digest too (a requester that had us
+sign two frames of one task cannot make the second replace the first).
 
 The watch is stored (``claim_watch``, store migration 7; each result written
 by a saver task as soon as it is watched, dropped when its claim ended or its
@@ -55,15 +61,28 @@ from protocol.slashing import claim_watch_ends_s
 logger = logging.getLogger(__name__)
 MAX_WATCHED = 16_384
 POLL_S = 300.0
-POLL_BATCH = 256  # claim reads per poll, at most
+POLL_BATCH = 256  # claim reads per poll, at least (more when a short challenge window asks)
+READS_WITHIN = 4  # every result is read within a 1/READS_WITHIN of the challenge window
+MAX_FAILED_READS = 8  # chain errors a poll takes before it leaves the rest to the next
 WATCH_FOR_S = 3 * 24 * 3600.0  # the first look at the job's claim window
+MAX_UNTIL_MS = 2**62  # a store INTEGER; a job's deadline may be as far as 2**64 - 1 s
 STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSWERED: "answered"}
-Key = tuple[bytes, bytes]  # (job, task)
+Key = tuple[bytes, bytes, bytes]  # (job, task, frame digest): one signature each
 
 
 class _Watched:
     def __init__(self, ref: ResultRef, requester: bytes, until_ms: int) -> None:
         self.ref, self.requester, self.until_ms = ref, requester, until_ms
+
+    @property
+    def key(self) -> Key:
+        return (self.ref.job_id, self.ref.task_id, self.ref.frame_digest)
+
+    @property
+    def stored_task(self) -> bytes:
+        """The store's ``task_id`` column: the task and the frame digest (a requester that
+        had us sign two frames of one task must not make the second replace the first)."""
+        return self.ref.task_id + self.ref.frame_digest
 
     def pack(self) -> bytes:
         r = self.ref
@@ -88,32 +107,41 @@ class ClaimWatch:
         # called with (ref, settle_at_s, requester node id) when a claim appears
         self.on_pending = on_pending
         self._watched: OrderedDict[Key, _Watched] = OrderedDict()
-        self.claims: dict[Key, str] = {}  # (job, task) -> claim status seen
+        self.claims: dict[tuple[bytes, bytes], str] = {}  # (job, task) -> claim status seen
+        self._challenge_s: int | None = None  # the escrow's CHALLENGE_S, once read
         self._changed = trio.Event()
-        self._saves, self._to_save = trio.open_memory_channel[_Watched | Key](MAX_WATCHED)
+        self._saves, self._to_save = trio.open_memory_channel[tuple[bool, _Watched]](MAX_WATCHED)
 
     @property
     def watching(self) -> int:
         """How many signed results are watched now."""
         return len(self._watched)
 
+    @property
+    def full(self) -> bool:
+        """Whether the watch holds all it can: the worker and checker roles then take no
+        new work to sign (what a node signs stays within what it can defend)."""
+        return len(self._watched) >= MAX_WATCHED
+
     def watch(self, ref: ResultRef, requester: bytes) -> None:
         """Watch our signed result ``ref`` (of ``requester``'s job) for claims, from the
         next poll on (a result just signed cannot be claimed before it is delivered, so
         no read now: a job's every result would otherwise cost a read of all watched
         ones). The saver stores it at once; should its queue be full, the watch still
-        holds it in memory (a warning says a restart would forget it)."""
+        holds it in memory (a warning says a restart would forget it). Past
+        ``MAX_WATCHED`` (the roles stop taking work first: :attr:`full`) the entry read
+        longest ago is dropped, with a warning."""
         entry = _Watched(ref, requester, self.now_ms() + int(WATCH_FOR_S * 1000))
-        self._watched[(ref.job_id, ref.task_id)] = entry
+        self._watched[entry.key] = entry
         while len(self._watched) > MAX_WATCHED:
-            (job_id, _), dropped = self._watched.popitem(last=False)
+            (job_id, _, _), dropped = self._watched.popitem(last=False)
             log_event(logger, logging.WARNING, "claim watch full: a result no longer watched",
                       job=job_id.hex()[:16], frame=dropped.ref.frame)  # fmt: skip
-        self._save(entry)
+        self._save(True, entry)
 
-    def _save(self, what: _Watched | Key) -> None:
+    def _save(self, keep: bool, entry: _Watched) -> None:
         try:
-            self._saves.send_nowait(what)
+            self._saves.send_nowait((keep, entry))
         except trio.WouldBlock:
             log_event(logger, logging.WARNING, "claim watch not stored: a restart forgets it")
 
@@ -122,19 +150,26 @@ class ClaimWatch:
         rows = await self.store.call(persist.watched_results)
         for data, until_ms in rows:
             entry = _Watched.unpack(data, until_ms)
-            self._watched.setdefault((entry.ref.job_id, entry.ref.task_id), entry)
+            self._watched.setdefault(entry.key, entry)
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
 
     async def _saver(self) -> None:
-        async for what in self._to_save:
-            if isinstance(what, _Watched):
-                await self.store.call(partial(
-                    persist.watch_result, job_id=what.ref.job_id, task_id=what.ref.task_id,
-                    data=what.pack(), until_ms=what.until_ms, keep=MAX_WATCHED,
-                ))  # fmt: skip
-            else:
-                await self.store.call(partial(persist.unwatch_result, job_id=what[0], task_id=what[1]))
+        async for keep, entry in self._to_save:
+            job_id, task = entry.ref.job_id, entry.stored_task
+            try:
+                if keep:
+                    await self.store.call(partial(
+                        persist.watch_result, job_id=job_id, task_id=task, data=entry.pack(),
+                        until_ms=entry.until_ms, keep=MAX_WATCHED,
+                    ))  # fmt: skip
+                else:  # rows stored before the digest joined the key have the task alone
+                    for stored in (task, entry.ref.task_id):
+                        await self.store.call(partial(persist.unwatch_result, job_id=job_id,
+                                                      task_id=stored))  # fmt: skip
+            except Exception as exc:  # the watch in memory goes on; a restart may forget it
+                log_event(logger, logging.ERROR, "claim watch not stored",
+                          error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
         while self.claims.get((job_id, task_id)) != status:
@@ -153,11 +188,24 @@ class ClaimWatch:
                 with trio.move_on_after(POLL_S):
                     await self._changed.wait()
 
+    async def reads_per_poll(self) -> int:
+        """``POLL_BATCH``, or more when the escrow's challenge window is short: every
+        watched result is read within ``1 / READS_WITHIN`` of it (:func:`reread_bound_s`)."""
+        if self._challenge_s is None:
+            try:
+                self._challenge_s = (await self.chain.fraud_terms()).challenge_s
+            except LedgerError:
+                return POLL_BATCH
+        polls = max(1, int(self._challenge_s / READS_WITHIN // POLL_S))
+        return max(POLL_BATCH, -(-len(self._watched) // polls))
+
     async def poll(self) -> None:
-        """Read the claims on the ``POLL_BATCH`` results read least recently (each goes
-        to the back of the line), and let go of those whose claim window has closed."""
-        now_ms = self.now_ms()
-        for key in list(self._watched)[:POLL_BATCH]:
+        """Read the claims on the results read least recently (each goes to the back of
+        the line; :meth:`reads_per_poll` of them), and let go of those whose claim window
+        has closed. A read that fails is tried again next time round; after
+        ``MAX_FAILED_READS`` failures the rest waits for the next poll."""
+        now_ms, failed = self.now_ms(), 0
+        for key in list(self._watched)[: await self.reads_per_poll()]:
             entry = self._watched.get(key)
             if entry is None:
                 continue
@@ -165,50 +213,63 @@ class ClaimWatch:
             try:
                 if now_ms >= entry.until_ms and not await self._extend(entry):
                     del self._watched[key]
-                    self._save(key)
+                    self._save(False, entry)
                     continue
                 state = await self.chain.claim_state(entry.ref, self.chain.address)
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "claims not read", error=str(exc)[:200])
-                return  # the next poll tries again
-            self._seen(key, entry, state)
+                failed += 1
+                if failed >= MAX_FAILED_READS:
+                    return
+                continue
+            self._seen(entry, state)
 
     async def _extend(self, entry: _Watched) -> bool:
         """Whether ``entry``'s job can still be claimed on (or answered): its deadline read
-        again, the watch then runs to ``claim_watch_ends_s`` (stored). Raises
-        ``LedgerError`` while the chain does not answer: the result stays watched."""
+        again, the watch then runs to ``claim_watch_ends_s`` (stored; at most
+        ``MAX_UNTIL_MS``). Raises ``LedgerError`` while the chain does not answer: the
+        result stays watched, as it does when the chain says the job does not exist (it
+        existed when we signed, and escrow jobs are never deleted: a node behind)."""
         ref = entry.ref
         secured = await self.chain.secured(ref.requester, ref.job_id)
         if not secured.exists:
-            return False  # no claim opens on a job the escrow does not hold
+            log_event(logger, logging.WARNING, "claim watch: the chain does not know the job",
+                      job=ref.job_id.hex()[:16])  # fmt: skip
+            entry.until_ms = self.now_ms() + int(WATCH_FOR_S * 1000)
+            return True
         terms = await self.chain.fraud_terms()
         grace_s = secured.redeem_until_s - secured.deadline_s
         ends_s = claim_watch_ends_s(secured.deadline_s, grace_s, terms.challenge_s)
         if await self.chain.chain_time_s() >= ends_s:
             return False
-        entry.until_ms = ends_s * 1000
-        self._save(entry)
+        entry.until_ms = min(ends_s * 1000, MAX_UNTIL_MS)
+        self._save(True, entry)
         return True
 
-    def _seen(self, key: Key, entry: _Watched, state: ClaimState) -> None:
+    def _seen(self, entry: _Watched, state: ClaimState) -> None:
         ref = entry.ref
         status = STATUS_NAMES.get(state.status)
-        if status is None or self.claims.get(key) == status:
+        if status is None or self.claims.get((ref.job_id, ref.task_id)) == status:
             return
-        self.claims[key] = status
+        self.claims[(ref.job_id, ref.task_id)] = status
         level = logging.WARNING if status != "answered" else logging.INFO
         log_event(logger, level, f"fraud claim against us: {status}", frame=ref.frame,
                   job=ref.job_id.hex()[:16], taken_wei=state.taken_wei,
                   settle_at_s=state.settle_at_s)  # fmt: skip
-        if status != "pending":
-            del self._watched[key]
-            self._save(key)
-        elif self.on_pending is not None:
+        if status == "executed":
+            del self._watched[entry.key]
+            self._save(False, entry)
+        elif status == "pending" and self.on_pending is not None:
             self.on_pending(ref, state.settle_at_s, entry.requester)
+        # answered: still watched, since a larger quorum may claim the frame again
         self._notify()
 
 
-def reread_bound_s() -> float:
-    """The longest a watched result waits between two reads of its claim (a full watch,
-    ``POLL_BATCH`` a poll): what a claim's answer may lose of its challenge window."""
-    return MAX_WATCHED / POLL_BATCH * POLL_S
+def reread_bound_s(challenge_s: int | None = None) -> float:
+    """The longest a watched result waits between two reads of its claim, for a full
+    watch (``POLL_BATCH`` a poll, or more for a short ``challenge_s``): what a claim's
+    answer may lose of its challenge window."""
+    cycle = -(-MAX_WATCHED // POLL_BATCH)  # polls a full watch takes at POLL_BATCH
+    if challenge_s is not None:
+        cycle = min(cycle, max(1, int(challenge_s / READS_WITHIN // POLL_S)))
+    return cycle * POLL_S

@@ -99,6 +99,9 @@ PickClaimers = Callable[[frozenset[bytes], frozenset[bytes], int, int], Awaitabl
 # job id, checker: send that checker the job's announce (a pick may not know the job)
 Introduce = Callable[[bytes, bytes], Awaitable[None]]
 SIGN_WAIT_S = 600.0
+INTRODUCE_S = 15.0  # the picks' announces, sent together, wait at most this
+# the escrow's reverts that name one signer's state: it is left out, the rest go on
+SIGNER_REVERTS = frozenset({"stake at risk too low", "not a checker"})
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
 MAX_WAIT_S = 600.0  # the longest sleep before the chain's clock is read again
@@ -307,8 +310,31 @@ class Slasher:
                 with trio.move_on_after(RESEND_S):
                     while len(claim.sigs) < terms.quorum:
                         await self._changed.wait()
-            if not await self._leave_out_short(claim):
-                break
+            if await self._leave_out_short(claim):
+                continue
+            try:
+                await self._chain(self._submission(claim))
+            except ChainRevert as exc:
+                # a signer's stake moved between our read and the block (it unbonded, or
+                # another claim locked it): leave it out and gather on, as before a read
+                if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim):
+                    continue
+                if exc.reason != "already claimed":  # "already": we sent it before a restart
+                    return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
+            break
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # as submitted
+        claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
+        claim.state = CLAIMED
+        await self._save(claim)
+        log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
+                  amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    def _submission(self, claim: Claim) -> Callable[[], Awaitable[None]]:
+        """The claim transaction with the signatures gathered (ascending, at most the
+        escrow's MAX_SIGNERS - 1) and the verdicts its tiles commit to, published."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
         ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
         evidence = pack_evidence(claim.verdicts)
         if not evidence:  # answerers then re-check tiles of their own choice only
@@ -316,21 +342,9 @@ class Slasher:
                       frame=c.ref.frame, verdicts=len(claim.verdicts))  # fmt: skip
         if claim.kind == PASS:
             signed = CheckerPass(c.ref, c.worker, c.tiles)
-            submit = partial(chain.claim_pass, signed, claim.worker_sig, c.amount_wei, ordered,
-                             evidence)  # fmt: skip
-        else:
-            submit = partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence)
-        try:
-            await self._chain(submit)
-        except ChainRevert as exc:
-            if exc.reason != "already claimed":  # "already": we sent it before a restart
-                return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
-        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
-        claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
-        claim.state = CLAIMED
-        await self._save(claim)
-        log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
-                  amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+            return partial(chain.claim_pass, signed, claim.worker_sig, c.amount_wei, ordered,
+                           evidence)  # fmt: skip
+        return partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence)
 
     async def _leave_out_short(self, claim: Claim) -> bool:
         """Read every signer again just before the claim goes out, and leave out (for this
@@ -377,9 +391,11 @@ class Slasher:
         )  # fmt: skip
         claim.picked.update(picked)
         claim.rejecters = tuple(claim.picked)
-        if self._introduce is not None:  # it re-renders the job's plant: it must know it
-            for checker in picked:
-                await self._introduce(c.ref.job_id, checker)
+        if self._introduce is not None and picked:  # it re-renders the job's plant: it must know it
+            with trio.move_on_after(INTRODUCE_S):  # one unreachable pick must not hold the rest
+                async with trio.open_nursery() as nursery:
+                    for checker in picked:
+                        nursery.start_soon(self._introduce, c.ref.job_id, checker)
 
     async def _execute(self, claim: Claim) -> None:
         chain = self.ctx.chain

@@ -21,7 +21,7 @@ from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.fraud import checker_pass, order_signatures, sign, sign_pass
-from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S
+from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S, Claim
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market import PassClaimDue
@@ -52,6 +52,18 @@ async def lazy_and_three_honest(cluster: Cluster) -> tuple[Member, Member, list[
     honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
     await cluster.settle("client", 5)
     return client, lazy, honest
+
+
+async def claimed_without(cluster: Cluster, client: Member, lazy: Member, left: list[bytes]) -> None:
+    """Run a 6-frame job: the lazy checker is claimed by a quorum, ``left[0]`` not in it."""
+    await cluster.submit("client", frames=6)
+    _, _, state = await pass_claim_settled(client)
+    assert state != IMPOSSIBLE
+    escrow = cluster.escrow
+    ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
+    evidence = escrow.evidence(ref, accused)
+    assert evidence is not None and left[0] not in evidence.claimers
+    assert len(evidence.claimers) >= escrow.terms.quorum
 
 
 async def pass_claim_settled(client: Member) -> tuple[bytes, bytes, str]:
@@ -280,13 +292,31 @@ async def test_a_signer_whose_stake_went_elsewhere_after_it_signed_is_left_out(
                 escrow.locked[member.address] = STAKE_WEI  # all of it, by another claim
 
         slasher.on_fraud_signed = first_signer_busy_elsewhere  # type: ignore[method-assign]
-        await cluster.submit("client", frames=6)
-        job_id, task_id, state = await pass_claim_settled(client)
-        assert state != IMPOSSIBLE
-        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
-        evidence = escrow.evidence(ref, accused)
-        assert evidence is not None and short[0] not in evidence.claimers
-        assert len(evidence.claimers) >= escrow.terms.quorum
+        await claimed_without(cluster, client, lazy, short)
+
+
+async def test_a_signer_whose_stake_moves_after_the_last_read_is_left_out_on_the_revert(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review: between the slasher's read of its signers and the block, a pick (a friend
+    of the accused) unbonds: the escrow reverts "stake at risk too low", and the claim
+    ended 'impossible' for good. The revert now leaves that signer out too, and the
+    gathering goes on."""
+    async with open_cluster(tmp_path) as cluster:
+        client, lazy, _ = await lazy_and_three_honest(cluster)
+        escrow, slasher = cluster.escrow, client.live().requester.slasher
+        read = slasher._leave_out_short
+        moved: list[bytes] = []
+
+        async def stake_moves_after_the_read(claim: Claim) -> bool:
+            short = await read(claim)
+            if not short and not moved:
+                moved.append(next(iter(claim.sigs)))
+                escrow.locked[moved[0]] = STAKE_WEI  # before the claim's block
+            return short
+
+        slasher._leave_out_short = stake_moves_after_the_read  # type: ignore[method-assign]
+        await claimed_without(cluster, client, lazy, moved)
 
 
 async def test_honest_claimers_never_sign_against_a_pass_whose_cells_are_right(
