@@ -83,22 +83,31 @@ class Answerer:
     def __init__(self, ctx: RoleContext, device_class: Callable[[], str]) -> None:
         self.ctx = ctx
         self.device_class = device_class
-        self._running: dict[tuple[bytes, bytes], _Answer] = {}
-        self._starting: set[tuple[bytes, bytes]] = set()  # reading the claim's evidence
+        # (job, task, frame digest): one claim each (two frames signed for one task are two
+        # claims, and answering one must not leave the other unanswered)
+        self._running: dict[tuple[bytes, bytes, bytes], _Answer] = {}
+        self._starting: set[tuple[bytes, bytes, bytes]] = set()  # reading the claim's evidence
         # (job, task) -> how its answer ended (the newest MAX_ENDED)
         self.answered: OrderedDict[tuple[bytes, bytes], str] = OrderedDict()
         self._ended = trio.Event()  # set (and replaced) whenever an answer ends
 
     def on_clean_signed(self, sender: bytes, signed: CleanSigned) -> None:
-        run = self._running.get((signed.job_id, signed.task_id))
-        if run is None:
+        runs = [r for k, r in self._running.items() if k[:2] == (signed.job_id, signed.task_id)]
+        if not runs:
             return  # late: the claim was answered or its window ended
-        if sender not in run.asked:
+        runs = [r for r in runs if sender in r.asked]
+        if not runs:
             raise IllegalMessage("a clean signature we did not ask for", penalty=10)
-        try:
-            signer = recover(run.answer, signed.signature)
-        except Exception as exc:  # eth_keys raises several types for bad bytes
-            raise IllegalMessage("a clean signature that does not recover", penalty=10) from exc
+        # the claim whose answer it signs (one per frame digest): the one its signature
+        # recovers to the sender's advertised payment address for
+        advertised = self._payment_address(sender) if len(runs) > 1 else None
+        for run in runs:
+            try:
+                signer = recover(run.answer, signed.signature)
+            except Exception as exc:  # eth_keys raises several types for bad bytes
+                raise IllegalMessage("a clean signature that does not recover", penalty=10) from exc
+            if advertised is None or signer == advertised:
+                break
         ref = run.answer.ref
         if signer in run.claimers or signer in (run.answer.worker, ref.requester):
             raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
@@ -114,7 +123,7 @@ class Answerer:
     async def answer(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
         """Answer the pending claim on our result ``ref`` before ``settle_at_s``
         (``requester``: the node id of the job's requester, never asked)."""
-        key = (ref.job_id, ref.task_id)
+        key = (ref.job_id, ref.task_id, ref.frame_digest)
         chain = self.ctx.chain
         if key in self._running or key in self._starting or chain is None:
             return
@@ -125,7 +134,7 @@ class Answerer:
         finally:
             self._starting.discard(key)
         if evidence is None or state.status != CLAIM_PENDING:
-            return self._end(key, "no pending claim to answer")
+            return self._end(key[:2], "no pending claim to answer")
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked))  # fmt: skip
@@ -139,7 +148,7 @@ class Answerer:
         try:
             await self._gather(run, request, settle_at_s)
         finally:
-            del self._running[key]
+            del self._running[key]  # ``answered`` says how, by (job, task)
 
     async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int) -> None:
         chain = self.ctx.chain
@@ -184,6 +193,13 @@ class Answerer:
         if not await self._chain(partial(chain.is_checker, signer)):
             return False
         return await self._chain(partial(chain.stake_of, signer)) >= amount_wei
+
+    def _payment_address(self, node_id: bytes) -> bytes | None:
+        """The payment address ``node_id`` advertises (None: no advert of it)."""
+        for peer, seen in self.ctx.node.capacity.items():
+            if raw_of(peer) == node_id:
+                return seen.advert.payment.address
+        return None
 
     def _checkers(self, excluded: Iterable[bytes], requester: bytes) -> list[bytes]:
         """Checkers we know (their adverts), bar the claimers, the requester and us."""

@@ -107,7 +107,7 @@ class ClaimWatch:
         # called with (ref, settle_at_s, requester node id) when a claim appears
         self.on_pending = on_pending
         self._watched: OrderedDict[Key, _Watched] = OrderedDict()
-        self.claims: dict[tuple[bytes, bytes], str] = {}  # (job, task) -> claim status seen
+        self.claims: dict[Key, str] = {}  # claim status seen (not stored; bounded by the watch)
         self._challenge_s: int | None = None  # the escrow's CHALLENGE_S, once read
         self._changed = trio.Event()
         self._saves, self._to_save = trio.open_memory_channel[tuple[bool, _Watched]](MAX_WATCHED)
@@ -172,7 +172,8 @@ class ClaimWatch:
                           error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
-        while self.claims.get((job_id, task_id)) != status:
+        """Wait until a claim on a result of (job, task) was seen in ``status``."""
+        while not any(k[:2] == (job_id, task_id) and s == status for k, s in self.claims.items()):
             await self._changed.wait()
 
     def _notify(self) -> None:
@@ -249,9 +250,12 @@ class ClaimWatch:
     def _seen(self, entry: _Watched, state: ClaimState) -> None:
         ref = entry.ref
         status = STATUS_NAMES.get(state.status)
-        if status is None or self.claims.get((ref.job_id, ref.task_id)) == status:
+        if status is None or self.claims.get(entry.key) == status:
             return
-        self.claims[(ref.job_id, ref.task_id)] = status
+        self.claims.pop(entry.key, None)
+        self.claims[entry.key] = status  # the newest last; the oldest go past MAX_WATCHED
+        while len(self.claims) > MAX_WATCHED:
+            del self.claims[next(iter(self.claims))]
         level = logging.WARNING if status != "answered" else logging.INFO
         log_event(logger, level, f"fraud claim against us: {status}", frame=ref.frame,
                   job=ref.job_id.hex()[:16], taken_wei=state.taken_wei,

@@ -79,6 +79,15 @@ class Watching:
         return len(await self.store.call(persist.watched_results))
 
 
+async def two_frames_of_one_task(w: Watching, job_id: bytes) -> tuple[ResultRef, ResultRef]:
+    """Two results we signed for one task (two encodings of its frame), both watched."""
+    first = w.ref(job_id)
+    second = replace(first, frame_digest=os.urandom(32))
+    w.watch.watch(first, b"requester-node")
+    w.watch.watch(second, b"requester-node")
+    return first, second
+
+
 @asynccontextmanager
 async def watching(tmp_path: Path) -> AsyncIterator[Watching]:
     async with open_store(tmp_path / "node.db", inline=True) as store, trio.open_nursery() as nursery:
@@ -191,10 +200,7 @@ async def test_two_frames_signed_for_one_task_are_both_watched(
     claimed it unanswered."""
     async with watching(tmp_path) as w:
         job_id = w.job(deadline_in_s=10 * DAY_S)
-        first = w.ref(job_id)
-        second = replace(first, frame_digest=os.urandom(32))
-        w.watch.watch(first, b"requester-node")
-        w.watch.watch(second, b"requester-node")
+        first, _ = await two_frames_of_one_task(w, job_id)
         await trio.testing.wait_all_tasks_blocked()
         assert w.watch.watching == 2 and await w.stored() == 2
         await w.claimed_now_is_seen(first)
@@ -266,3 +272,18 @@ async def test_a_full_watch_takes_no_new_work_to_sign(
         assert senders == {cluster.members["w2"].key.node_id.raw}
         assert full_checker.live().checker.checked == 0  # type: ignore[union-attr]
         assert cluster.members["c2"].live().checker.checked >= 3  # type: ignore[union-attr]
+
+
+async def test_claims_on_two_frames_of_one_task_are_both_handed_to_the_answerer(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Claim statuses were kept by (job, task): a second claim, on the other frame of the
+    task, read "pending" as already seen and was never answered."""
+    async with watching(tmp_path) as w:
+        job_id = w.job(deadline_in_s=10 * DAY_S)
+        first, second = await two_frames_of_one_task(w, job_id)
+        w.claim(first)
+        w.claim(second)
+        await w.watch.poll()
+        assert sorted(w.pending, key=lambda r: r.frame_digest) == sorted(
+            [first, second], key=lambda r: r.frame_digest)
