@@ -271,6 +271,10 @@ class EscrowClient:
         return JobState(to_canonical_address(requester_), to_canonical_address(token),
                         remaining, deadline, refunded, unallocated)  # fmt: skip
 
+    def job_created_s(self, job_id: bytes, requester: bytes | None = None) -> int:
+        """The job's first deposit, to the minute (no deadline beyond it + MAX_JOB_S)."""
+        return int(self._view("job_created", self._who(requester), job_id))
+
     def lane(self, job_id: bytes, payee: bytes, requester: bytes) -> Lane:
         total, paid = self._view("lanes", self._who(requester), job_id, self._who(payee))
         return Lane(int(total), int(paid))
@@ -402,6 +406,10 @@ class EscrowClient:
 
     def challenge_s(self) -> int:
         return int(self._view("CHALLENGE_S"))
+
+    def max_job_s(self) -> int:
+        """The furthest a job's deadline may lie after its first deposit (MAX_JOB_S)."""
+        return int(self._view("MAX_JOB_S"))
 
     def fraud_terms(self) -> FraudTerms:
         return FraudTerms(int(self._view("SLASH_QUORUM")), self.slash_cap_wei(), self.challenge_s())

@@ -28,6 +28,9 @@ class EscrowParams:
     # of its own stake. Why 0.1 ether: docs/LEDGER.md, "Slash cap".
     slash_cap_wei: int = 10**17
     challenge_s: int = 2 * 24 * 3600  # a worker's time to answer a fraud claim
+    # No job's deadline lies further than this after its first deposit (top-ups included):
+    # the claim window of anything signed for a job ends by then + grace_s.
+    max_job_s: int = 30 * 24 * 3600
 
 
 def deploy_contract(sender: TxSender, name: str, *args: object) -> ChecksumAddress:
@@ -42,7 +45,8 @@ def deploy_contract(sender: TxSender, name: str, *args: object) -> ChecksumAddre
 def deploy_escrow(sender: TxSender, params: EscrowParams | None = None) -> ChecksumAddress:
     p = params or EscrowParams()
     return deploy_contract(sender, "Escrow", p.grace_s, p.unbonding_s, p.slash_quorum,
-                           p.checker_min_stake_wei, p.slash_cap_wei, p.challenge_s)  # fmt: skip
+                           p.checker_min_stake_wei, p.slash_cap_wei, p.challenge_s,
+                           p.max_job_s)  # fmt: skip
 
 
 def deploy_test_token(sender: TxSender) -> ChecksumAddress:

@@ -9,7 +9,10 @@
 #   requester deposits a budget in native coin or in one ERC-20 token, with a
 #   deadline; top-ups add to the budget and may only push the deadline later,
 #   and only while the job's vouchers pay (so the claim window below never
-#   reopens).
+#   reopens). No deadline lies more than MAX_JOB_S after the job's first
+#   deposit (its minute, kept with the job), top-ups included, so the claim
+#   window of any result ends by then plus GRACE_S: what a signer watches is
+#   bounded in time.
 #   Token deposits credit the balance the escrow actually received, so a
 #   fee-on-transfer token cannot make other jobs insolvent.
 #   Lanes. The deposit is unallocated until the requester carves lanes out of
@@ -78,7 +81,8 @@
 #   to pull-payment balances (`withdraw_credit`), so one reverting recipient
 #   cannot block a settlement.
 #   Storage. A job is two slots: `job_meta` packs requester (bits 0-159),
-#   deadline (160-223), refunded (224) and "pays in a token" (225); `job_funds`
+#   deadline (160-223), refunded (224), "pays in a token" (225) and the minute
+#   of its first deposit (226-255, unix seconds // 60); `job_funds`
 #   packs remaining (0-127: deposited, not yet paid or refunded) and unallocated
 #   (128-255: the part of remaining in no lane). A lane is one slot: total
 #   allotted (0-127) and paid (128-255). Amounts are capped at 2**128 - 1. The
@@ -235,6 +239,8 @@ event CreditWithdrawn:
 MAX_BATCH: constant(uint256) = 64
 REFUNDED_BIT: constant(uint256) = 1 << 224
 TOKEN_BIT: constant(uint256) = 1 << 225
+CREATED_SHIFT: constant(uint256) = 226
+CREATED_MAX: constant(uint256) = (1 << 30) - 1  # minutes: until the year 4011
 DEADLINE_MAX: constant(uint256) = (1 << 64) - 1
 AMOUNT_MAX: constant(uint256) = (1 << 128) - 1
 MAX_SIGNERS: constant(uint256) = 16
@@ -281,6 +287,7 @@ SLASH_QUORUM: public(immutable(uint256))
 CHECKER_MIN_STAKE: public(immutable(uint256))
 SLASH_CAP: public(immutable(uint256))
 CHALLENGE_S: public(immutable(uint256))
+MAX_JOB_S: public(immutable(uint256))
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 
 # Per-job state is keyed by job_key(requester, job_id).
@@ -302,6 +309,7 @@ def __init__(
     checker_min_stake: uint256,
     slash_cap: uint256,
     challenge_s: uint256,
+    max_job_s: uint256,
 ):
     # The quorum stays below MAX_SIGNERS so that a larger quorum can answer a claim.
     assert slash_quorum > 0 and slash_quorum < MAX_SIGNERS, "bad quorum"
@@ -309,6 +317,8 @@ def __init__(
     assert slash_cap > 0 and slash_cap <= AMOUNT_MAX, "bad slash cap"
     assert challenge_s > 0 and challenge_s <= DEADLINE_MAX, "bad challenge window"
     assert grace_s <= DEADLINE_MAX, "grace too long"
+    assert max_job_s > 0 and max_job_s <= DEADLINE_MAX, "bad job length"
+    MAX_JOB_S = max_job_s
     SLASH_CAP = slash_cap
     CHALLENGE_S = challenge_s
     GRACE_S = grace_s
@@ -337,8 +347,12 @@ def deposit(job_id: bytes32, deadline: uint256, token: address, amount: uint256)
     assert deadline <= DEADLINE_MAX, "deadline too far"
     key: bytes32 = self._key(msg.sender, job_id)
     job: Job = self._load(key)
+    # Read here only (every other path leaves these bits alone or ends the job): the
+    # minute of the job's first deposit, from which MAX_JOB_S counts.
+    created: uint256 = self._created(key)
     if job.requester == empty(address):
         job = Job(requester=msg.sender, token=token, remaining=0, unallocated=0, deadline=deadline, refunded=False)
+        created = block.timestamp // 60 * 60
         if token != empty(address):
             self.job_token[key] = token
     else:
@@ -348,6 +362,7 @@ def deposit(job_id: bytes32, deadline: uint256, token: address, amount: uint256)
         # Only while its vouchers pay: a top-up after that would reopen the claim
         # window of results whose signers stopped watching them.
         assert block.timestamp <= job.deadline + GRACE_S, "job expired"
+    assert deadline <= created + MAX_JOB_S, "deadline too far"
     job.deadline = deadline
     received: uint256 = amount
     if token == empty(address):
@@ -361,7 +376,7 @@ def deposit(job_id: bytes32, deadline: uint256, token: address, amount: uint256)
     job.remaining += received
     job.unallocated += received
     assert job.remaining <= AMOUNT_MAX, "amount too large"
-    self.job_meta[key] = self._pack(job)
+    self.job_meta[key] = self._pack(job) | (created // 60 << CREATED_SHIFT)
     self.job_funds[key] = job.remaining | (job.unallocated << 128)
     log Deposited(job_id=job_id, requester=msg.sender, token=token, amount=received, deadline=deadline)
 
@@ -470,7 +485,7 @@ def refund(requester: address, job_id: bytes32):
     assert not job.refunded, "refunded"
     assert block.timestamp > job.deadline + GRACE_S, "grace not over"
     job.refunded = True
-    self.job_meta[key] = self._pack(job)
+    self.job_meta[key] = self._pack(job)  # its first deposit's minute goes: no top-up follows
     self.job_funds[key] = 0
     if job.remaining > 0:
         self._pay(job.token, job.requester, job.remaining)
@@ -487,6 +502,16 @@ def job_key(requester: address, job_id: bytes32) -> bytes32:
 @external
 def jobs(requester: address, job_id: bytes32) -> Job:
     return self._load(self._key(requester, job_id))
+
+
+@view
+@external
+def job_created(requester: address, job_id: bytes32) -> uint256:
+    """
+    @notice The first deposit's time (unix seconds, rounded down to the minute; 0 once
+            refunded): no deadline of the job lies more than MAX_JOB_S after it.
+    """
+    return self._created(self._key(requester, job_id))
 
 
 @view
@@ -746,6 +771,12 @@ def _load(key: bytes32) -> Job:
         deadline=(meta >> 160) & DEADLINE_MAX,
         refunded=meta & REFUNDED_BIT != 0,
     )
+
+
+@view
+@internal
+def _created(key: bytes32) -> uint256:
+    return ((self.job_meta[key] >> CREATED_SHIFT) & CREATED_MAX) * 60
 
 
 @pure

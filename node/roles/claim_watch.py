@@ -24,7 +24,8 @@ a result is watched until its job's deadline plus the grace and the challenge
 window (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
 signing, then, before it is let go, the job's deadline is read again and the
 watch extended to what it says (a top-up may have pushed it later, only inside
-the window), clamped to ``MAX_UNTIL_MS``. A chain that does not answer, or says
+the window and at most the escrow's ``MAX_JOB_S`` after the job's first
+deposit), clamped to ``MAX_UNTIL_MS`` (an escrow deployed without that bound). A chain that does not answer, or says
 the job does not exist, keeps the result watched. A full watch
 (``MAX_WATCHED``) makes the worker and checker roles take no new work to sign
 (:attr:`ClaimWatch.full`): a requester that has us sign more, or keeps its

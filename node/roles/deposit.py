@@ -27,6 +27,11 @@ from protocol.messages import JobSpec
 
 logger = logging.getLogger(__name__)
 DEPOSIT_RETRY_S = 2.0
+HINTS = {  # what to do about the escrow's refusals a user can cause
+    "deadline too far": " (the escrow takes a deadline at most its MAX_JOB_S, 30 days by"
+    " default, after the job's first deposit: submit with a shorter --deadline)",
+    "deadline passed": " (the job's deadline is already past: submit with a later --deadline)",
+}
 
 
 class DepositRefused(Exception):
@@ -44,7 +49,7 @@ async def escrow_once(chain: Chain, spec: JobSpec, job_id: bytes) -> None:
         except TxRejected as exc:  # the node refused it (nonce, fee): it never ran, retry
             log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
         except ChainRevert as exc:  # the contract said no: final
-            raise DepositRefused(exc.reason) from None
+            raise DepositRefused(exc.reason + HINTS.get(exc.reason, "")) from None
         except LedgerError as exc:  # unreachable, or no receipt in time: ask again
             log_event(logger, logging.WARNING, "deposit postponed", error=str(exc)[:200])
         await trio.sleep(DEPOSIT_RETRY_S)

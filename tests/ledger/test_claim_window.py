@@ -77,3 +77,20 @@ def test_a_top_up_inside_the_window_extends_it(env_fast: Env) -> None:
     open_claim(env_fast, claim_for(env_fast, ref, env_fast.workers[0], SLASH_CAP_WEI),
                env_fast.checkers[:3])  # fmt: skip
     assert env_fast.outsider.claim(ref, env_fast.workers[0].account).status == CLAIM_PENDING
+
+
+def test_no_deadline_lies_further_than_max_job_s_after_the_first_deposit(env_fast: Env) -> None:
+    """Review (this stop): top-ups inside the window could push a job's deadline on
+    without end, so a requester kept its own windows, and the signers' watches of them,
+    open for ever. Now every deadline, first or topped up, is at most MAX_JOB_S after
+    the first deposit's minute: anything signed for a job is claimable until then plus
+    GRACE_S at most."""
+    env, max_job_s = env_fast, env_fast.requester.max_job_s()
+    job_id = os.urandom(32)
+    reverts("deadline too far", env.requester.deposit, job_id, ETHER, env.deadline_in(max_job_s + 60))
+    env.requester.deposit(job_id, ETHER, env.deadline_in(DEADLINE_S))
+    created_s = env.requester.job_created_s(job_id)
+    assert created_s % 60 == 0 and created_s <= env.chain.timestamp_s()
+    env.requester.deposit(job_id, ETHER, created_s + max_job_s)  # the furthest: taken
+    reverts("deadline too far", env.requester.deposit, job_id, ETHER, created_s + max_job_s + 1)
+    assert env.requester.job(job_id).deadline_s == created_s + max_job_s

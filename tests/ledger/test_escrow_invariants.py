@@ -123,7 +123,9 @@ class EscrowMachine(RuleBasedStateMachine):
     def deposit(self, owner: int, job: int, amount_wei: int) -> None:
         m, key, client = self.model, (owner, self.job_ids[job]), self.owner(owner)
         deadline_s = max(m.deadline.get(key, 0), self.next_block_s() + 2000)
-        ok = amount_wei > 0 and key not in m.refunded
+        # a top-up only while the job's vouchers pay (the claim window never reopens)
+        ok = (amount_wei > 0 and key not in m.refunded
+              and (key not in m.deadline or self.next_block_s() <= m.deadline[key] + GRACE_S))  # fmt: skip
         self.attempt(client, client.calls.deposit(key[1], amount_wei, deadline_s), ok)
         if ok:
             m.inflow_wei += amount_wei
@@ -260,6 +262,7 @@ class EscrowMachine(RuleBasedStateMachine):
         from_unbonding = min(amount_wei - from_active, pending)
         # (an answered claim stays: two claimers never outnumber its three answerers)
         ok = ((0, self.job_ids[job]) in m.remaining and (job, worker, frame) not in m.claims
+              and self.next_block_s() <= m.deadline[(0, self.job_ids[job])] + GRACE_S  # window
               and amount_wei == SLASH_CAP_WEI and from_active + from_unbonding > 0
               and all(self.can_sign(c.account, amount_wei) for c in self.claimers()))  # fmt: skip
         call = self.env.outsider.calls.claim_fraud(claim, sign(claim.ref, key(w)), sigs)

@@ -51,8 +51,9 @@ def test_the_gas_bench_runs_and_reads_what_docs_ledger_shows() -> None:
     claims came after the job's window), so it runs here."""
     with embedded(accounts=17) as chain:
         gas = per_operation(Bench(chain))
-    shown = {"deposit (top-up)": 33_503, "claim_fraud (quorum of 3)": 226_848,
-             "claim_pass (quorum of 3)": 226_953, "answer_claim (quorum of 4)": 304_437,
+    shown = {"deposit (native, new job)": 70_895, "deposit (top-up)": 33_921,
+             "claim_fraud (quorum of 3)": 226_872,
+             "claim_pass (quorum of 3)": 226_941, "answer_claim (quorum of 4)": 304_437,
              "execute_slash (quorum of 3)": 141_643}  # fmt: skip
     for name, figure in shown.items():
         assert abs(gas[name] - figure) <= 100, (name, gas[name])

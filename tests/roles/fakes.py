@@ -198,6 +198,7 @@ class EscrowJob:
     deadline_s: int
     refunded: bool = False
     unallocated_wei: int = 0  # the part of remaining_wei in no lane
+    created_s: int = 0  # the first deposit's minute (MAX_JOB_S counts from it)
 
 
 JobKey = tuple[bytes, bytes]  # (requester, job_id), as the contract keys jobs
@@ -236,6 +237,7 @@ class FakeEscrow:
         self.published: dict[tuple[ResultRef, bytes], bytes] = {}  # claim -> evidence carried
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.checker_min_stake_wei = 0  # none asked unless a test sets it
+        self.max_job_s = ESCROW_DEFAULTS.max_job_s
         self.deposited_wei = 0
         self.log: list[tuple[str, bytes, int]] = []  # (event, account, amount)
         self.skipped: list[tuple[bytes, bytes, int]] = []  # (job_id, payee, SKIP code)
@@ -275,13 +277,18 @@ class FakeEscrow:
             raise ChainRevert("deadline passed")
         job = self.jobs.get((sender, job_id))
         if job is None:
-            job = self.jobs[(sender, job_id)] = EscrowJob(sender, 0, deadline_s)
+            job = EscrowJob(sender, 0, deadline_s, created_s=self.now_s() // 60 * 60)
+            if deadline_s > job.created_s + self.max_job_s:
+                raise ChainRevert("deadline too far")
+            self.jobs[(sender, job_id)] = job
         elif job.refunded:
             raise ChainRevert("refunded")
         elif deadline_s < job.deadline_s:
             raise ChainRevert("deadline earlier")
         elif self.now_s() > job.deadline_s + self.grace:
             raise ChainRevert("job expired")
+        elif deadline_s > job.created_s + self.max_job_s:
+            raise ChainRevert("deadline too far")
         job.deadline_s = deadline_s
         job.remaining_wei += amount_wei
         job.unallocated_wei += amount_wei

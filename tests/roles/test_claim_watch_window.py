@@ -183,6 +183,7 @@ async def test_a_deadline_near_the_contracts_limit_does_not_crash_the_node(
     store's INTEGER; the saver raised, the node died, and died again at each restart."""
     async with watching(tmp_path) as w:
         job_id = os.urandom(32)
+        w.escrow.max_job_s = 2**64  # an escrow without MAX_JOB_S (the review found it so)
         w.escrow.deposit(REQUESTER, job_id, 10**18, 2**64 - 1)
         ref = w.ref(job_id)
         w.watch.watch(ref, b"requester-node")

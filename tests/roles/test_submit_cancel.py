@@ -132,8 +132,9 @@ async def test_a_refused_deposit_is_final_and_says_why(
         client = await cluster.add("client", "client")
         assert client.chain is not None
         client.chain.reverts = ["deadline too far"]
-        with pytest.raises(SubmitError, match="refused the deposit: deadline too far"):
+        with pytest.raises(SubmitError, match="refused the deposit: deadline too far") as info:
             await cluster.submit("client", frames=1)
+        assert "shorter --deadline" in str(info.value)  # what to do next
         assert client.chain.calls.count("deposit") == 1 and not client.live().requester.jobs
 
 
