@@ -26,7 +26,7 @@ quorum) is not started (:func:`claim_possible`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from protocol.messages import JobSpec
@@ -50,6 +50,31 @@ def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
     refuses the whole claim ("stake at risk too low") for one signer short of it. A
     checker whose stake other pending claims hold is no claimer, whatever it holds."""
     return active_wei - locked_wei >= amount_wei
+
+
+@dataclass(frozen=True)
+class SignerStanding:
+    """What the escrow holds of an account that might sign a claim."""
+
+    registered: bool  # a registered checker (``is_checker``)
+    active_wei: int
+    locked_wei: int  # the part of ``active_wei`` other pending claims hold
+
+
+def may_pick_claimer(
+    address: bytes, standing: SignerStanding, *, barred: Collection[bytes], amount_wei: int
+) -> bool:
+    """Whether a requester may ask ``address`` to sign a claim of ``amount_wei`` (and count
+    its signature when the claim goes out): not ``barred`` (the accused and the requester,
+    whom the escrow refuses as signers; the node bars the task's worker too), registered,
+    and with the amount in free stake (:func:`may_back_claim`: one signer short of it and
+    the escrow refuses the whole claim). The node's slasher picks and re-reads its signers
+    by this rule, and the simulator picks its claimers by it."""
+    return (
+        address not in barred
+        and standing.registered
+        and may_back_claim(standing.active_wei, standing.locked_wei, amount_wei)
+    )
 
 
 def tiles_commitment(verdict_digests: Iterable[bytes]) -> bytes:

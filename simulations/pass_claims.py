@@ -13,11 +13,13 @@ test before its ``PassClaimDue``: the simulator's checkers sign no passes, so it
 machines emit none), and a quorum of other staked checkers
 that re-render them signs. The claim is made only when the escrow could take it
 (``protocol.slashing.claim_possible``: at least ``chain.slash_quorum`` other checkers
-holding the cap, which each claim locks of its signers); executed at once (not
+the node's rule lets it pick, ``protocol.slashing.may_pick_claimer``: not the accused nor
+the requester, holding the cap, which each claim locks of its signers); executed at once (not
 modelled: an answer by the accused's sybils, docs/VERIFICATION.md), it takes ``min(SLASH_CAP, stake)`` of the checker, half to the
 claimers in equal parts and half to the requester (``ChainModel.slash``). Not modelled:
 the escrow's registration minimum for signers (``CHECKER_MIN_STAKE``, 1 ether by
-default: the devnet's checkers hold it) and the claimers' re-render cost (a check's,
+default: the devnet's checkers hold it; a simulated checker counts as registered) and
+the claimers' re-render cost (a check's,
 against a share of 0.025 ETH); claimers are taken fewest claims signed first (the
 node's slasher picks at random), and nobody answers (the accused's sybils could).
 
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING
 from protocol.forced_errors import plant_covers
 from protocol.market import JobMachine
 from protocol.messages import Verdict
-from protocol.slashing import claim_possible
+from protocol.slashing import SignerStanding, claim_possible, may_pick_claimer
 from protocol.verification import DEFAULT_POLICY
 from simulations.scenario import PASS_CLAIM_STAKE, Scenario
 
@@ -67,9 +69,14 @@ def claim_missed_plant(
         return
     cap_wei, quorum = world.scenario.chain.slash_cap_wei, world.scenario.chain.slash_quorum
     signed = world.metrics.pass_claims_signed
+    barred = frozenset({checker.address, requester.address})
+
+    def standing(c: SimNode) -> SignerStanding:  # every simulated checker is registered; the
+        return SignerStanding(True, world.chain.stakes.get(c.address, 0), 0)  # claims settle at once
+
     others = sorted(
         (c for c in world.checkers
-         if c is not checker and c.online and world.chain.stakes.get(c.address, 0) >= cap_wei),
+         if c.online and may_pick_claimer(c.address, standing(c), barred=barred, amount_wei=cap_wei)),
         key=lambda c: (signed.get(c.node_id, 0), c.node_id),
     )  # fmt: skip
     if not claim_possible(len(others), quorum):

@@ -45,7 +45,7 @@ from node.roles import persist
 from node.roles.ports import Chain, ChainTx
 from node.store import Store
 from protocol.messages import Voucher
-from protocol.slashing import may_back_claim, takeable_wei
+from protocol.slashing import SignerStanding, takeable_wei
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,9 +123,12 @@ class ChainLink:
     async def stake_of(self, account: bytes) -> int:
         return (await self._read(lambda c: c.stake_of(account))).active_wei
 
-    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
-        state = await self._read(lambda c: c.stake_of(account))
-        return may_back_claim(state.active_wei, state.locked_wei, amount_wei)
+    async def signer_standing(self, account: bytes) -> SignerStanding:
+        def read(c: EscrowClient) -> SignerStanding:
+            state = c.stake_of(account)
+            return SignerStanding(c.is_checker(account), state.active_wei, state.locked_wei)
+
+        return await self._read(read)
 
     async def takeable_of(self, account: bytes) -> int:
         state = await self._read(lambda c: c.stake_of(account))

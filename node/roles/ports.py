@@ -35,6 +35,7 @@ from node.render.warm import WarmConfig
 from node.verify.checker import TileRenderer
 from protocol.cost import LightPaths
 from protocol.messages import RenderSettings, Voucher
+from protocol.slashing import SignerStanding
 
 __all__ = [
     "Chain", "ChainReadings", "ChainTx", "FrameRenderer", "JobState", "RenderKit",
@@ -150,9 +151,9 @@ class Chain(Protocol):
         """``account``'s active stake (a requester's check of a bidder or a checker)."""
         ...
 
-    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
-        """Whether ``account``'s free stake can back one more claim of ``amount_wei`` as a
-        signer (``protocol.slashing.may_back_claim``)."""
+    async def signer_standing(self, account: bytes) -> SignerStanding:
+        """Whether ``account`` is a registered checker, and its active and locked stake
+        (``protocol.slashing.may_pick_claimer`` judges it as a claim's signer)."""
         ...
 
     async def takeable_of(self, account: bytes) -> int:

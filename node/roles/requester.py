@@ -73,6 +73,7 @@ from protocol.messages import (
     Role,
 )
 from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
+from protocol.slashing import may_pick_claimer
 from protocol.verification import choose_checker
 
 logger = logging.getLogger(__name__)
@@ -333,7 +334,7 @@ class RequesterRole:
         """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
         advertising the checker role, not struck, none in ``exclude`` nor paid at one of
         ``exclude_addresses``, registered with the escrow and with ``min_stake_wei`` of
-        free stake by the chain (``protocol.slashing.may_back_claim``: one signer short of
+        free stake by the chain (``protocol.slashing.may_pick_claimer``: one signer short of
         it and the escrow refuses the whole claim). Node id -> payment address, in a
         random order."""
         chain = self.ctx.chain
@@ -344,10 +345,12 @@ class RequesterRole:
             address = self.address_of(node)
             if chain is None or len(picked) >= count:
                 break
-            if address is None or address in exclude_addresses or address in picked.values():
+            if address is None or address in picked.values():
                 continue
             try:  # free stake (other pending claims lock theirs), read now: picks are rare
-                if await chain.can_back_claim(address, min_stake_wei) and await chain.is_checker(address):
+                standing = await chain.signer_standing(address)
+                if may_pick_claimer(address, standing, barred=exclude_addresses,
+                                    amount_wei=min_stake_wei):  # fmt: skip
                     picked[node] = address
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "checker not read", error=str(exc)[:200])

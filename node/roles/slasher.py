@@ -81,6 +81,7 @@ from protocol.slashing import (
     claim_possible,
     claim_window_open,
     dispute_checkers_for,
+    may_pick_claimer,
     tiles_commitment,
 )
 
@@ -352,12 +353,13 @@ class Slasher:
         registered, or short of free stake for ``amount`` (another claim locked it, or
         it unbonded, since it was picked: ``protocol.slashing.may_back_claim``). Whether
         any was left out: the caller then waits for more signatures."""
-        chain, amount_wei = self.ctx.chain, claim.claim.amount_wei
+        chain, c = self.ctx.chain, claim.claim
         assert chain is not None
+        barred = frozenset({c.worker, c.ref.requester})
         short = [
             signer for signer in list(claim.sigs)
-            if not await self._chain(partial(chain.can_back_claim, signer, amount_wei))
-            or not await self._chain(partial(chain.is_checker, signer))
+            if not may_pick_claimer(signer, await self._chain(partial(chain.signer_standing, signer)),
+                                    barred=barred, amount_wei=c.amount_wei)
         ]  # fmt: skip
         for signer in short:
             del claim.sigs[signer]

@@ -51,7 +51,7 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
 from protocol.messages import RenderSettings, Voucher
-from protocol.slashing import may_back_claim
+from protocol.slashing import SignerStanding
 from protocol.verification import Tile
 
 ESCROW_DEFAULTS = EscrowParams()
@@ -645,10 +645,10 @@ class FakeChain:
         await self._enter("stake_of")
         return self.escrow.stakes.get(account, 0)
 
-    async def can_back_claim(self, account: bytes, amount_wei: int) -> bool:
-        await self._enter("can_back_claim")
-        return may_back_claim(self.escrow.stakes.get(account, 0),
-                              self.escrow.locked.get(account, 0), amount_wei)  # fmt: skip
+    async def signer_standing(self, account: bytes) -> SignerStanding:
+        await self._enter("signer_standing")
+        return SignerStanding(account in self.escrow.checkers, self.escrow.stakes.get(account, 0),
+                              self.escrow.locked.get(account, 0))  # fmt: skip
 
     async def takeable_of(self, account: bytes) -> int:
         await self._enter("takeable_of")

@@ -10,10 +10,12 @@ from protocol.market.records import verdict_digest_of
 from protocol.messages import Verdict
 from protocol.slashing import (
     Rejection,
+    SignerStanding,
     claim_possible,
     claim_watch_ends_s,
     claim_window_open,
     dispute_checkers_for,
+    may_pick_claimer,
     may_sign,
     tiles_commitment,
     upheld_rejecters,
@@ -114,3 +116,14 @@ def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
     assert not claim_window_open(1_000 + 601, 1_000, 600)
     ends = claim_watch_ends_s(1_000, 600, 900)
     assert ends == 2_500 and not claim_window_open(ends - 900 + 1, 1_000, 600)
+
+
+def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
+    """node.roles.requester picks and node.roles.slasher re-reads its signers by it;
+    simulations.pass_claims picks its claimers by it."""
+    me, accused = b"\x01" * 20, b"\x02" * 20
+    barred = frozenset({accused})
+    assert may_pick_claimer(me, SignerStanding(True, 10, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(accused, SignerStanding(True, 10, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(me, SignerStanding(False, 10, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(me, SignerStanding(True, 10, 1), barred=barred, amount_wei=10)
