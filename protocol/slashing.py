@@ -107,19 +107,19 @@ def recheck_tiles(spec: JobSpec) -> int:
     return max(1, min(plan_check(spec.assurance, 0.0).k, cells))
 
 
-def claim_window_open(now_s: int, deadline_s: int, grace_s: int) -> bool:
-    """Whether the escrow still opens a claim on a result of a job whose deadline is
-    ``deadline_s`` (as top-ups last pushed it), as its ``_open_claim`` decides: while the
-    job's vouchers pay, ``now_s <= deadline_s + grace_s`` (chain seconds)."""
-    return now_s <= deadline_s + grace_s
+def claim_window_open(now_s: int, redeem_until_s: int) -> bool:
+    """Whether the escrow still opens a claim on a result of a job, as its ``_open_claim``
+    decides: while the job's vouchers pay, ``now_s <= redeem_until_s`` (its deadline, as
+    top-ups last pushed it, + GRACE_S; ``Secured.redeem_until_s``; chain seconds)."""
+    return now_s <= redeem_until_s
 
 
-def claim_watch_ends_s(deadline_s: int, grace_s: int, challenge_s: int) -> int:
+def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:
     """When the signer of a result (or pass) of that job may stop watching it for claims:
     the last second a claim can open, plus the challenge window it would have to be
     answered in. Before letting a result go, the watch reads the deadline again: a top-up
     inside the window pushes it later (after the window, the escrow refuses top-ups)."""
-    return deadline_s + grace_s + challenge_s
+    return redeem_until_s + challenge_s
 
 
 def claim_possible(rejecters: int, quorum: int) -> bool:

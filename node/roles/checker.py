@@ -131,8 +131,7 @@ class CheckerRole:
         spec = self.specs.get(request.job_id)
         if spec is None or spec.requester != sender:
             return False
-        watch = self.defence.watch
-        if spec.escrow is not None and watch is not None and watch.full:
+        if not self.defence.takes_signed_work(spec):
             return False  # a pass we sign must stay watched (node.roles.claim_watch)
         self.specs.move_to_end(request.job_id)  # a job in use is the last forgotten
         try:

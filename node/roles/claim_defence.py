@@ -22,6 +22,7 @@ from ledger.fraud import ResultRef
 from node.roles.answerer import Answerer
 from node.roles.claim_watch import ClaimWatch
 from node.roles.context import RoleContext
+from protocol.messages import JobSpec
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -34,6 +35,11 @@ class ClaimDefence:
             ctx.chain, ctx.node.store, ctx.clock.now_ms, self._answer
         )  # fmt: skip
         self._nursery: trio.Nursery | None = None
+
+    def takes_signed_work(self, spec: JobSpec) -> bool:
+        """Whether we may sign for ``spec``'s job (a result, a pass): not while the watch is
+        full for an escrowed job (what we sign must stay watched, node.roles.claim_watch)."""
+        return spec.escrow is None or self.watch is None or not self.watch.full
 
     def watch_signed(self, ref: ResultRef, requester: bytes) -> None:
         """Watch ``ref`` (a result or a pass we signed, of ``requester``'s job) for claims."""

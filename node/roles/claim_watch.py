@@ -190,15 +190,19 @@ class ClaimWatch:
                 with trio.move_on_after(POLL_S):
                     await self._changed.wait()
 
+    async def _challenge(self) -> int:
+        """The escrow's CHALLENGE_S (immutable: read once); ``LedgerError`` until read."""
+        if self._challenge_s is None:
+            self._challenge_s = (await self.chain.fraud_terms()).challenge_s
+        return self._challenge_s
+
     async def reads_per_poll(self) -> int:
         """``POLL_BATCH``, or more when the escrow's challenge window is short: every
         watched result is read within ``1 / READS_WITHIN`` of it (:func:`reread_bound_s`)."""
-        if self._challenge_s is None:
-            try:
-                self._challenge_s = (await self.chain.fraud_terms()).challenge_s
-            except LedgerError:
-                return POLL_BATCH
-        polls = max(1, int(self._challenge_s / READS_WITHIN // POLL_S))
+        try:
+            polls = _polls_within(await self._challenge())
+        except LedgerError:
+            return POLL_BATCH
         return max(POLL_BATCH, -(-len(self._watched) // polls))
 
     async def poll(self) -> None:
@@ -239,9 +243,7 @@ class ClaimWatch:
                       job=ref.job_id.hex()[:16])  # fmt: skip
             entry.until_ms = self.now_ms() + int(WATCH_FOR_S * 1000)
             return True
-        terms = await self.chain.fraud_terms()
-        grace_s = secured.redeem_until_s - secured.deadline_s
-        ends_s = claim_watch_ends_s(secured.deadline_s, grace_s, terms.challenge_s)
+        ends_s = claim_watch_ends_s(secured.redeem_until_s, await self._challenge())
         if await self.chain.chain_time_s() >= ends_s:
             return False
         entry.until_ms = min(ends_s * 1000, MAX_UNTIL_MS)
@@ -276,5 +278,10 @@ def reread_bound_s(challenge_s: int | None = None) -> float:
     answer may lose of its challenge window."""
     cycle = -(-MAX_WATCHED // POLL_BATCH)  # polls a full watch takes at POLL_BATCH
     if challenge_s is not None:
-        cycle = min(cycle, max(1, int(challenge_s / READS_WITHIN // POLL_S)))
+        cycle = min(cycle, _polls_within(challenge_s))
     return cycle * POLL_S
+
+
+def _polls_within(challenge_s: int) -> int:
+    """The polls in ``1 / READS_WITHIN`` of a challenge window (at least one)."""
+    return max(1, int(challenge_s / READS_WITHIN // POLL_S))

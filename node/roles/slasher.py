@@ -313,8 +313,9 @@ class Slasher:
                         await self._changed.wait()
             if await self._leave_out_short(claim):
                 continue
+            ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
             try:
-                await self._chain(self._submission(claim))
+                await self._chain(self._submission(claim, ordered))
             except ChainRevert as exc:
                 # a signer's stake moved between our read and the block (it unbonded, or
                 # another claim locked it): leave it out and gather on, as before a read
@@ -324,19 +325,17 @@ class Slasher:
                     return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
             break
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
-        ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # as submitted
         claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
         claim.state = CLAIMED
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
 
-    def _submission(self, claim: Claim) -> Callable[[], Awaitable[None]]:
-        """The claim transaction with the signatures gathered (ascending, at most the
-        escrow's MAX_SIGNERS - 1) and the verdicts its tiles commit to, published."""
+    def _submission(self, claim: Claim, ordered: list[bytes]) -> Callable[[], Awaitable[None]]:
+        """The claim transaction with the ``ordered`` signatures and the verdicts its tiles
+        commit to, published."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
-        ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
         evidence = pack_evidence(claim.verdicts)
         if not evidence:  # answerers then re-check tiles of their own choice only
             log_event(logger, logging.WARNING, "fraud claim without published evidence",
@@ -374,9 +373,7 @@ class Slasher:
         chain, ref = self.ctx.chain, claim.claim.ref
         assert chain is not None
         secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
-        now_s = await self._chain(chain.chain_time_s)
-        grace_s = secured.redeem_until_s - secured.deadline_s
-        return claim_window_open(now_s, secured.deadline_s, grace_s)
+        return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s)
 
     async def _pick(self, claim: Claim, quorum: int, cap_wei: int) -> None:
         """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,

@@ -158,8 +158,7 @@ class WorkerRole:
             problem = await self.pay_problem(announce.spec, announce.job_id, 0)
         finally:
             self._checking.discard(announce.job_id)
-        watch = self.defence.watch
-        if problem is None and announce.spec.escrow is not None and watch is not None and watch.full:
+        if problem is None and not self.defence.takes_signed_work(announce.spec):
             problem = "claim watch full: no more signed results until older windows close"
         if problem is not None:
             log_event(logger, logging.INFO, "job not bid on", job=announce.job_id.hex()[:16],
