@@ -94,9 +94,9 @@ def per_operation(b: Bench) -> dict[str, int]:
     gas["redeem_batch of 10, all skipped (total)"] = other.redeem_batch(batch)["gasUsed"]
     gas["refund"] = b.refund_gas(job_id, deadline_s)
     gas["stake"] = worker.send(worker.calls.stake(2 * ETHER))["gasUsed"]
-    checkers = b.clients[8:15]  # 3 claim, 4 answer
+    checkers = b.clients[8:15]  # 3 claim, 4 answer (2 ether: a lost answer leaves the minimum)
     for c in checkers:
-        c.send(c.calls.stake(ETHER))
+        c.send(c.calls.stake(2 * ETHER))
         gas["register_checker"] = c.send(c.calls.register_checker())["gasUsed"]
     gas["request_unbond"] = worker.send(worker.calls.request_unbond(ETHER // 2))["gasUsed"]
     job_id, _, _ = b.new_job()
@@ -112,9 +112,26 @@ def per_operation(b: Bench) -> dict[str, int]:
     claimer_addrs = sorted(c.account for c in claimers)
     call = other.calls.answer_claim(answer, claimer_addrs, sigs)
     gas["answer_claim (quorum of 4)"] = other.send(call)["gasUsed"]
+    answerer_addrs = sorted(c.account for c in answerers)
     b.chain.advance_time(2 * 24 * 3600)
     call = other.calls.execute_slash(b.claim(job_id, worker, 0), claimer_addrs)
     gas["execute_slash (quorum of 3)"] = other.send(call)["gasUsed"]
+    call = other.calls.close_answer(answer, claimer_addrs, answerer_addrs)
+    gas["close_answer (3 claimers, 4 answerers)"] = other.send(call)["gasUsed"]
+    # An answer overturned: the three claimers sign again with two more checkers.
+    more = b.clients[17:19]
+    for c in more:
+        c.send(c.calls.stake(ETHER))
+        c.send(c.calls.register_checker())
+    job_id, _, _ = b.new_job()
+    claim = b.claim(job_id, worker, 4)
+    sigs = order_signatures(claim, [sign_typed(claim, b.key_of(c)) for c in claimers])
+    other.send(other.calls.claim_fraud(claim, sign_typed(claim.ref, b.key_of(worker)), sigs))
+    sigs = order_signatures(claim.answer, [sign_typed(claim.answer, b.key_of(c)) for c in answerers])
+    other.send(other.calls.answer_claim(claim.answer, claimer_addrs, sigs))
+    sigs = order_signatures(claim, [sign_typed(claim, b.key_of(c)) for c in [*claimers, *more]])
+    call = other.calls.overturn_answer(claim, claimer_addrs, answerer_addrs, sigs)
+    gas["overturn_answer (quorum of 5)"] = other.send(call)["gasUsed"]
     # Claims on a checker's passes of frames 2 and 3, signed by three checkers that still
     # hold the minimum; like claim_fraud's figure, the second one's (claimers' locks and
     # the accused's stake already non-zero).
@@ -164,7 +181,7 @@ def measure_modelled() -> dict[str, int]:
 
 
 def main() -> None:
-    with embedded(accounts=17) as chain:
+    with embedded(accounts=19) as chain:
         bench = Bench(chain)
         print("gas per operation (Escrow.vy, py-evm, Prague rules)")
         for name, gas in per_operation(bench).items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,17 +88,20 @@ class StakeState:
         return self.active_wei - self.locked_wei
 
 
-CLAIM_NONE, CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_ANSWERED = 0, 1, 2, 3
+CLAIM_NONE, CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_ANSWERED, CLAIM_CONTESTED = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimState:
     taken_wei: int  # worker stake the claim holds
     amount_wei: int  # stake each claimer has locked
-    settle_at_s: int  # executable from then on; answerable strictly before
+    # pending: executable from then on, answerable strictly before; contested: the
+    # answer stands from then on, overturnable strictly before
+    settle_at_s: int
     commit: bytes
     status: int  # CLAIM_*
     answered_by: int = 0  # signers of the last answer: a new claim needs more
+    answer: bytes = b"\0" * 32  # answer_commit(answerers) of the last answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,12 @@ def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -
     """The escrow's ``Claim.commit``: keccak256(abi_encode(frame_digest, tiles, claimers))."""
     encoded = abi_encode(["bytes32", "bytes32", "address[]"],
                          [frame_digest, tiles, [Web3.to_checksum_address(c) for c in claimers]])  # fmt: skip
+    return bytes(Web3.keccak(encoded))
+
+
+def answer_commit(answerers: Sequence[bytes]) -> bytes:
+    """The escrow's ``Claim.answer``: keccak256(abi_encode(answerers))."""
+    encoded = abi_encode(["address[]"], [[Web3.to_checksum_address(a) for a in answerers]])
     return bytes(Web3.keccak(encoded))
 
 
@@ -212,12 +221,38 @@ class EscrowCalls:
     def answer_claim(
         self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_signatures: Sequence[bytes]
     ) -> Call:
-        """Cancel a pending claim with a larger quorum's Clean signatures; ``claimers``
+        """Contest a pending claim with a larger quorum's Clean signatures (each signer
+        locks the claim's amount until the answer stands or is overturned); ``claimers``
         are the claim's signers in the claim's (ascending) order."""
         sigs = [split_signature(s) for s in ordered_signatures]
         fn = self.contract.functions.answer_claim(
             answer.ref.arg(), Web3.to_checksum_address(answer.worker), answer.tiles,
             [Web3.to_checksum_address(c) for c in claimers], sigs,
+        )  # fmt: skip
+        return Call(fn)
+
+    def overturn_answer(
+        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
+        ordered_signatures: Sequence[bytes],
+    ) -> Call:  # fmt: skip
+        """Overturn a contested answer with more Fraud signatures over ``claim`` (the
+        claim's own digest) than it had answerers; the claim executes at once."""
+        sigs = [split_signature(s) for s in ordered_signatures]
+        fn = self.contract.functions.overturn_answer(
+            claim.ref.arg(), Web3.to_checksum_address(claim.worker), claim.tiles,
+            [Web3.to_checksum_address(c) for c in claimers],
+            [Web3.to_checksum_address(a) for a in answerers], sigs,
+        )  # fmt: skip
+        return Call(fn)
+
+    def close_answer(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
+    ) -> Call:
+        """After a contested answer's window: the answer stands, the claim is cancelled."""
+        fn = self.contract.functions.close_answer(
+            answer.ref.arg(), Web3.to_checksum_address(answer.worker), answer.tiles,
+            [Web3.to_checksum_address(c) for c in claimers],
+            [Web3.to_checksum_address(a) for a in answerers],
         )  # fmt: skip
         return Call(fn)
 
@@ -321,9 +356,9 @@ class EscrowClient:
 
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        taken, amount, settle_at, commit, status, answered_by = self._view("claims", claim_id)
+        taken, amount, settle_at, commit, status, answered_by, answer = self._view("claims", claim_id)
         return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status),
-                          int(answered_by))  # fmt: skip
+                          int(answered_by), bytes(answer))  # fmt: skip
 
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
@@ -355,26 +390,46 @@ class EscrowClient:
         self, ref: ResultRef, worker: bytes, state: ClaimState
     ) -> ClaimEvidence | None:
         """The binary search for the claim's block and the log reads (see claim_evidence)."""
+        # an answer moved settle_at on by at most one more window
+        windows = 2 if state.status == CLAIM_CONTESTED else 1
+        from_s = state.settle_at_s - windows * self.challenge_s()
+        for entry in self._claim_logs(self.contract.events.FraudClaimed, ref, worker, from_s):
+            tiles = bytes(entry["args"]["tiles"])
+            claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
+            if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
+                published = self._published(entry["transactionHash"])
+                return ClaimEvidence(tiles, claimers, published)
+        return None
+
+    def answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
+        """The signers of the contested answer to the claim on ``worker``'s ``ref``
+        (ascending), from its ``ClaimAnswered`` event, checked against the claim's
+        stored ``answer`` (None: no contested answer, or no event that matches it)."""
+        state = self.claim(ref, worker)
+        if state.status != CLAIM_CONTESTED:
+            return None
+        from_s = state.settle_at_s - self.challenge_s()
+        for entry in self._claim_logs(self.contract.events.ClaimAnswered, ref, worker, from_s):
+            answerers = tuple(to_canonical_address(a) for a in entry["args"]["answerers"])
+            if answer_commit(answerers) == state.answer:
+                return answerers
+        return None
+
+    def _claim_logs(self, event: Any, ref: ResultRef, worker: bytes, from_s: int) -> Iterator[Any]:
+        """``event``'s logs of the claim on ``worker``'s ``ref`` from the first block at
+        ``from_s`` on, ``LOG_RANGE_BLOCKS`` at a time."""
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        event = self.contract.events.FraudClaimed
         head = int(with_retries(lambda: self.w3.eth.block_number, self.sender.config, "block"))
-        first = self._first_block_at(state.settle_at_s - self.challenge_s(), head)
+        first = self._first_block_at(from_s, head)
         while first <= head:
             last = min(head, first + LOG_RANGE_BLOCKS - 1)
-            logs = with_retries(
+            yield from with_retries(
                 lambda a=first, b=last: event.get_logs(  # type: ignore[misc]
                     argument_filters={"claim_id": claim_id}, from_block=a, to_block=b
                 ),
                 self.sender.config, "get_logs",
             )  # fmt: skip
-            for entry in logs:
-                tiles = bytes(entry["args"]["tiles"])
-                claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
-                if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
-                    published = self._published(entry["transactionHash"])
-                    return ClaimEvidence(tiles, claimers, published)
             first = last + 1
-        return None
 
     def _block_time_s(self, number: int) -> int:
         block = with_retries(lambda: self.w3.eth.get_block(number), self.sender.config, "block")

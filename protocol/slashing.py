@@ -117,9 +117,11 @@ def claim_window_open(now_s: int, redeem_until_s: int) -> bool:
 def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:
     """When the signer of a result (or pass) of that job may stop watching it for claims:
     the last second a claim can open, plus the challenge window it would have to be
-    answered in. Before letting a result go, the watch reads the deadline again: a top-up
-    inside the window pushes it later (after the window, the escrow refuses top-ups)."""
-    return redeem_until_s + challenge_s
+    answered in, plus the answer's own window (an answer stands, and is closed, only
+    after it; a larger quorum may overturn it before). Before letting a result go, the
+    watch reads the deadline again: a top-up inside the window pushes it later (after
+    the window, the escrow refuses top-ups)."""
+    return redeem_until_s + 2 * challenge_s
 
 
 def claim_possible(rejecters: int, quorum: int) -> bool:

@@ -52,11 +52,21 @@
 #   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
 #   frameDigest, tiles) signed by MORE distinct registered checkers than
 #   signed the claim, none of them a claimer, the worker or the requester,
-#   each with at least `amount` free stake: the claim is cancelled, the worker
-#   gets its stake back, and every claimer loses its locked `amount` (half to
-#   the worker, half to the answering checkers). Otherwise, after the window,
-#   anyone executes it: half of the taken stake to the requester, half in
-#   equal parts to the claimers, whose locks are released. One claim per
+#   each with at least `amount` free stake, which the answer locks: the claim
+#   is then contested for a new CHALLENGE_S. Within it, Fraud signatures (the
+#   claim's own digest) of MORE registered checkers than answered, none of
+#   them an answerer, each with `amount` free stake, overturn the answer at
+#   once (`overturn_answer`): the claim executes and every answerer loses its
+#   locked `amount` to the overturning checkers. After it, anyone closes the
+#   answer (`close_answer`): the claim is cancelled, the worker gets its stake
+#   back, the answerers' locks are released, and every claimer loses its
+#   locked `amount` (half to the worker, half to the answerers). An answer
+#   thus risks its signers' stake as a claim does: a cheat's own sybil
+#   checkers that answer a true claim lose it to any larger honest quorum,
+#   and win only with MAX_SIGNERS of them (docs/VERIFICATION.md). Otherwise,
+#   after the claim's window, anyone executes it: half of the taken stake to
+#   the requester, half in equal parts to the claimers, whose locks are
+#   released. One claim per
 #   (job, worker, task, frame) at a time, executed at most once; after an
 #   answer the frame may be claimed again, by more signers than the answer had
 #   (so the accused's friends cannot use the frame up by claiming and answering
@@ -140,6 +150,7 @@ struct Claim:
     commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
     status: uint256  # CLAIM_* code
     answered_by: uint256  # signers of the last answer: a new claim needs more
+    answer: bytes32  # keccak256(abi_encode(answerers)) of the last answer
 
 struct Sig:
     v: uint8
@@ -219,6 +230,19 @@ event FraudClaimed:
 event ClaimAnswered:
     claim_id: indexed(bytes32)
     worker: indexed(address)
+    settle_at: uint256  # the answer stands from then on unless overturned before
+    # What an overturn or a close must name: the claimers read them here.
+    answerers: DynArray[address, MAX_SIGNERS]
+
+event AnswerOverturned:
+    claim_id: indexed(bytes32)
+    worker: indexed(address)
+    penalty: uint256  # answerers' locked stake forfeited, in total
+    overturners: DynArray[address, MAX_SIGNERS]
+
+event AnswerUpheld:
+    claim_id: indexed(bytes32)
+    worker: indexed(address)
     penalty: uint256  # claimers' locked stake forfeited, in total
 
 event Slashed:
@@ -279,7 +303,8 @@ PASS_TYPEHASH: constant(bytes32) = keccak256(
 )
 CLAIM_PENDING: constant(uint256) = 1
 CLAIM_EXECUTED: constant(uint256) = 2
-CLAIM_ANSWERED: constant(uint256) = 3
+CLAIM_ANSWERED: constant(uint256) = 3  # the answer stood: cancelled
+CLAIM_CONTESTED: constant(uint256) = 4  # answered; overturnable until settle_at
 
 GRACE_S: public(immutable(uint256))
 UNBONDING_S: public(immutable(uint256))
@@ -683,10 +708,11 @@ def answer_claim(
     sigs: DynArray[Sig, MAX_SIGNERS],
 ):
     """
-    @notice Cancel a pending claim with Clean signatures of more registered
-            checkers than claimed it, none of them a claimer. The worker's
-            stake returns; the claimers' locked stake is forfeited, half to
-            the worker and half to the answering checkers.
+    @notice Contest a pending claim with Clean signatures of more registered
+            checkers than claimed it, none of them a claimer, each locking
+            the claim's amount. The answer stands CHALLENGE_S from now
+            (close_answer) unless a larger quorum overturns it first
+            (overturn_answer).
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
     claim: Claim = self.claims[claim_id]
@@ -698,8 +724,84 @@ def answer_claim(
     answerers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, claim.amount)
     for a: address in answerers:
         assert a not in claimers, "claimer cannot answer"
+        self.stakes[a].locked += claim.amount
+    settle_at: uint256 = block.timestamp + CHALLENGE_S
+    claim.status = CLAIM_CONTESTED
+    claim.settle_at = settle_at
+    claim.answered_by = len(answerers)
+    claim.answer = keccak256(abi_encode(answerers))
+    self.claims[claim_id] = claim
+    log ClaimAnswered(claim_id=claim_id, worker=worker, settle_at=settle_at, answerers=answerers)
+
+
+@external
+@nonreentrant
+def overturn_answer(
+    ref: ResultRef,
+    worker: address,
+    tiles: bytes32,
+    claimers: DynArray[address, MAX_SIGNERS],
+    answerers: DynArray[address, MAX_SIGNERS],
+    sigs: DynArray[Sig, MAX_SIGNERS],
+):
+    """
+    @notice Overturn a contested answer with the claim's own Fraud signatures
+            by more registered checkers than answered, none of them an
+            answerer, each with the claim's amount of free stake (claimers
+            may sign again). The claim executes now: the accused's stake as
+            execute_slash pays it, and the answerers' locked stake, forfeited,
+            in equal parts to the overturning checkers.
+    """
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    claim: Claim = self.claims[claim_id]
+    assert claim.status == CLAIM_CONTESTED, "no contested answer"
+    assert block.timestamp < claim.settle_at, "challenge window over"
+    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert keccak256(abi_encode(answerers)) == claim.answer, "wrong answer"
+    assert len(sigs) > len(answerers), "quorum not larger"
+    digest: bytes32 = self._fraud_digest(ref, worker, tiles, claim.amount)
+    overturners: DynArray[address, MAX_SIGNERS] = self._signers(
+        digest, sigs, ref.requester, worker, claim.amount
+    )
+    for o: address in overturners:
+        assert o not in answerers, "answerer cannot overturn"
+    self.claims[claim_id].status = CLAIM_EXECUTED
+    for a: address in answerers:
+        st: Stake = self.stakes[a]
+        st.locked -= claim.amount
+        st.active -= claim.amount
+        self.stakes[a] = st
+        self._sync_checker(a)
+    penalty: uint256 = claim.amount * len(answerers)
+    share: uint256 = penalty // len(overturners)
+    for o: address in overturners:
+        self._credit(o, share)
+    self._slash(claim_id, claim, ref, worker, claimers, penalty - share * len(overturners))
+    log AnswerOverturned(claim_id=claim_id, worker=worker, penalty=penalty, overturners=overturners)
+
+
+@external
+@nonreentrant
+def close_answer(
+    ref: ResultRef,
+    worker: address,
+    tiles: bytes32,
+    claimers: DynArray[address, MAX_SIGNERS],
+    answerers: DynArray[address, MAX_SIGNERS],
+):
+    """
+    @notice After a contested answer's window, the answer stands: the claim
+            is cancelled, the accused's stake returns, the answerers' locks
+            are released, and the claimers' locked stake is forfeited, half
+            to the accused and half to the answerers. Anyone may call.
+    """
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    claim: Claim = self.claims[claim_id]
+    assert claim.status == CLAIM_CONTESTED, "no contested answer"
+    assert block.timestamp >= claim.settle_at, "challenge window open"
+    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert keccak256(abi_encode(answerers)) == claim.answer, "wrong answer"
     self.claims[claim_id].status = CLAIM_ANSWERED
-    self.claims[claim_id].answered_by = len(answerers)
     self.stakes[worker].active += claim.taken
     for c: address in claimers:
         st: Stake = self.stakes[c]
@@ -707,12 +809,14 @@ def answer_claim(
         st.active -= claim.amount
         self.stakes[c] = st
         self._sync_checker(c)
+    for a: address in answerers:
+        self.stakes[a].locked -= claim.amount
     penalty: uint256 = claim.amount * len(claimers)
     share: uint256 = penalty // 2 // len(answerers)
     for a: address in answerers:
         self._credit(a, share)
     self._credit(worker, penalty - share * len(answerers))
-    log ClaimAnswered(claim_id=claim_id, worker=worker, penalty=penalty)
+    log AnswerUpheld(claim_id=claim_id, worker=worker, penalty=penalty)
 
 
 @external
@@ -729,12 +833,7 @@ def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: Dyn
     assert block.timestamp >= claim.settle_at, "challenge window open"
     assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
     self.claims[claim_id].status = CLAIM_EXECUTED
-    share: uint256 = claim.taken // 2 // len(claimers)
-    for c: address in claimers:
-        self.stakes[c].locked -= claim.amount
-        self._credit(c, share)
-    self._credit(ref.requester, claim.taken - share * len(claimers))
-    log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
+    self._slash(claim_id, claim, ref, worker, claimers, 0)
 
 
 @external
@@ -883,6 +982,25 @@ def _take_stake(worker: address, amount_max: uint256) -> uint256:
 
 
 @internal
+def _slash(
+    claim_id: bytes32,
+    claim: Claim,
+    ref: ResultRef,
+    worker: address,
+    claimers: DynArray[address, MAX_SIGNERS],
+    extra: uint256,
+):
+    # An upheld claim: half of the stake it holds (plus `extra`, a rounding rest) to the
+    # requester, half in equal parts to the claimers, whose locks are released.
+    share: uint256 = claim.taken // 2 // len(claimers)
+    for c: address in claimers:
+        self.stakes[c].locked -= claim.amount
+        self._credit(c, share)
+    self._credit(ref.requester, claim.taken - share * len(claimers) + extra)
+    log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
+
+
+@internal
 def _open_claim(
     ref: ResultRef,
     worker: address,
@@ -924,6 +1042,7 @@ def _open_claim(
         commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
         status=CLAIM_PENDING,
         answered_by=prior.answered_by,
+        answer=prior.answer,
     )
     log FraudClaimed(
         claim_id=claim_id,

@@ -21,10 +21,18 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    pass (``node.roles.rechecks``);
 3. keeps each ``CleanSigned`` that recovers to a distinct signer that is no
    claimer, not us and not the requester, registered with at least the
-   claim's amount of stake (read from the chain), and as soon as it holds one more than the
-   claimers, sends ``answer_claim`` (signatures ascending by signer); refused
-   for a signer the escrow does not count, it tries again with more;
-4. gives up at the claim's ``settle_at`` (chain time): the claim then executes.
+   claim's amount of stake (read from the chain). Once it holds one more than
+   the claimers it waits up to ``GATHER_S`` more for further signatures (never
+   past ``LAST_CALL_S`` before the window ends, nor once every checker asked
+   signed or it holds ``MAX_SIGNERS``): an answer contests the claim for a
+   window of its own, in which a quorum larger than the answer's may overturn
+   it, so the more signers, the safer (16 cannot be outnumbered). It then sends
+   ``answer_claim`` (signatures ascending by signer); refused for a signer the
+   escrow does not count, it tries again with more;
+4. gives up at the claim's ``settle_at`` (chain time): the claim then executes;
+5. once answered, waits out the answer's window and closes it
+   (``close_answer``): the answer stands, the stake returns. A contested claim
+   the watch hands over (ours, after a restart) goes straight to this step.
 
 Chain outages postpone a step (``LedgerError``: retried after ``CHAIN_RETRY_S``).
 One answer runs per claim; its state is not stored, but the watch is: after a
@@ -44,7 +52,7 @@ from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import ChainRevert, LedgerError
 from ledger.fraud import CleanAnswer, ResultRef, order_signatures, recover
 from node.log import log_event
@@ -62,8 +70,13 @@ MAX_ENDED = 1024  # ended answers remembered
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
 MAX_WAIT_S = 600.0  # the longest wait before the chain's clock is read again
+MAX_SIGNERS = 16  # the escrow's bound on an answer's signers: 16 cannot be overturned
+GATHER_S = 600  # chain seconds an answer waits for more signers once it could go out
+LAST_CALL_S = 300  # an answer goes out at least this long before the claim's window ends
 # Reverts after which no answer can succeed (anything else: a signer the escrow did not count)
 FINAL_REVERTS = ("no pending claim", "challenge window over", "wrong claim")
+# how a contested answer ended, by the claim's status once the close was refused
+CLOSED_BY_STATUS = {CLAIM_ANSWERED: "answer stood", CLAIM_EXECUTED: "answer overturned"}
 
 
 class _Answer:
@@ -133,11 +146,17 @@ class Answerer:
             state = await self._chain(partial(chain.claim_state, ref, chain.address))
         finally:
             self._starting.discard(key)
-        if evidence is None or state.status != CLAIM_PENDING:
+        if evidence is None or state.status not in (CLAIM_PENDING, CLAIM_CONTESTED):
             return self._end(key[:2], "no pending claim to answer")
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked))  # fmt: skip
+        if state.status == CLAIM_CONTESTED:  # answered before a restart: close it
+            self._running[key] = run
+            try:
+                return await self._close(run, state.settle_at_s)
+            finally:
+                del self._running[key]
         # A claim on our pass (we checked the frame, another rendered it): its evidence is
         # our passing verdict, and the re-checkers compare with the tolerance.
         ours = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
@@ -146,44 +165,79 @@ class Answerer:
                                    cid_of_sha256(ref.frame_digest), device_class)  # fmt: skip
         self._running[key] = run
         try:
-            await self._gather(run, request, settle_at_s)
+            if await self._gather(run, request, settle_at_s):
+                state = await self._chain(partial(chain.claim_state, ref, chain.address))
+                await self._close(run, state.settle_at_s)
         finally:
             del self._running[key]  # ``answered`` says how, by (job, task)
 
-    async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int) -> None:
+    async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int) -> bool:
+        """Gather ``Clean`` signatures and answer the claim; whether it was answered."""
         chain = self.ctx.chain
         assert chain is not None
         key = (request.job_id, request.task_id)
         counted: dict[bytes, bool] = {}  # signer -> the escrow would count it
         refused_with = 0  # signatures in the last answer the escrow refused
+        send_at_s: int | None = None  # once enough signed: when the answer goes out
         while True:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
-                return self._end(key, "challenge window over before a larger quorum signed")
+                self._end(key, "challenge window over before a larger quorum signed")
+                return False
             for signer in [s for s in run.sigs if s not in counted]:
                 counted[signer] = await self._counts(signer, run.amount_wei)
             good = [sig for signer, sig in run.sigs.items() if counted[signer]]
             if len(good) > max(len(run.claimers), refused_with):
-                ordered = order_signatures(run.answer, good)
-                try:
-                    await self._chain(partial(chain.answer_claim, run.answer, run.claimers, ordered))
-                except ChainRevert as exc:
-                    if exc.reason in FINAL_REVERTS:
-                        return self._end(key, f"escrow refused the answer: {exc.reason}")
-                    # a signer the escrow does not count (deregistered, stake locked
-                    # meanwhile): try again once more signatures came
-                    refused_with = len(good)
-                    log_event(logger, logging.WARNING, "claim answer refused; asking on",
-                              reason=exc.reason, signatures=len(good))  # fmt: skip
-                else:
-                    return self._end(key, "answered")
+                if send_at_s is None:
+                    send_at_s = min(now_s + GATHER_S, settle_at_s - LAST_CALL_S)
+                if now_s >= send_at_s or len(good) >= min(MAX_SIGNERS, len(run.asked)):
+                    ordered = order_signatures(run.answer, good)[:MAX_SIGNERS]
+                    try:
+                        await self._chain(partial(chain.answer_claim, run.answer, run.claimers, ordered))
+                    except ChainRevert as exc:
+                        if exc.reason in FINAL_REVERTS:
+                            self._end(key, f"escrow refused the answer: {exc.reason}")
+                            return False
+                        # a signer the escrow does not count (deregistered, stake locked
+                        # meanwhile): try again once more signatures came
+                        refused_with = len(good)
+                        log_event(logger, logging.WARNING, "claim answer refused; asking on",
+                                  reason=exc.reason, signatures=len(good))  # fmt: skip
+                    else:
+                        log_event(logger, logging.INFO, "fraud claim answered", signers=len(ordered),
+                                  job=key[0].hex()[:16])  # fmt: skip
+                        return True
             if not run.asked:
-                return self._end(key, "no checker to ask")
+                self._end(key, "no checker to ask")
+                return False
             for checker in run.asked:
                 self.ctx.outbox.send(checker, request)
             run.changed = trio.Event()
-            with trio.move_on_after(min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)):
+            wait_s = min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)
+            if send_at_s is not None:
+                wait_s = min(wait_s, max(send_at_s - now_s, 1))
+            with trio.move_on_after(wait_s):
                 await run.changed.wait()
+
+    async def _close(self, run: _Answer, settle_at_s: int) -> None:
+        """Wait out our answer's window (``settle_at_s``, chain time) and close it: the
+        answer stands. Refused, the claim's status says how it ended (overturned)."""
+        chain = self.ctx.chain
+        assert chain is not None
+        ref = run.answer.ref
+        key = (ref.job_id, ref.task_id)
+        answerers = await self._chain(partial(chain.claim_answerers, ref, chain.address))
+        if answerers is not None:
+            while (now_s := await self._chain(chain.chain_time_s)) < settle_at_s:
+                await trio.sleep(min(MAX_WAIT_S, settle_at_s - now_s))
+            try:
+                await self._chain(partial(chain.close_answer, run.answer, run.claimers, answerers))
+            except ChainRevert:
+                pass  # closed by another, or overturned: the status says
+            else:
+                return self._end(key, "answer stood")
+        status = (await self._chain(partial(chain.claim_state, ref, chain.address))).status
+        self._end(key, CLOSED_BY_STATUS.get(status, f"answer not closed (claim status {status})"))
 
     async def _counts(self, signer: bytes, amount_wei: int) -> bool:
         """Whether the escrow would count ``signer``'s answer: a registered checker with
@@ -220,7 +274,7 @@ class Answerer:
             self.answered.popitem(last=False)
         self._ended.set()
         self._ended = trio.Event()
-        level = logging.INFO if how == "answered" else logging.WARNING
+        level = logging.INFO if how == "answer stood" else logging.WARNING
         log_event(logger, level, "fraud claim answer", job=key[0].hex()[:16], how=how)
 
     async def _chain(self, fn: Callable[[], Awaitable[T]]) -> T:

@@ -16,12 +16,14 @@ reports what it finds: a pending claim as a warning with its settle time,
 while the worker can still answer it, and its end. A pending claim is handed
 to ``on_pending`` (the worker's :mod:`node.roles.answerer`, which gathers a
 larger quorum's ``Clean`` signatures and answers it), with the node id of the
-job's requester (whom the answer does not ask).
+job's requester (whom the answer does not ask); so is a contested one (an
+answer stands only once its window is over and somebody closes it: the
+answerer does, after a restart too).
 
 How long. The escrow opens a claim only while the job's vouchers pay
 (``protocol.slashing.claim_window_open``), and refuses a top-up after that, so
-a result is watched until its job's deadline plus the grace and the challenge
-window (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
+a result is watched until its job's deadline plus the grace and two challenge
+windows, a claim's and its answer's (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
 signing, then, before it is let go, the job's deadline is read again and the
 watch extended to what it says (a top-up may have pushed it later, only inside
 the window and at most the escrow's ``MAX_JOB_S`` after the job's first
@@ -49,7 +51,7 @@ from functools import partial
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.errors import LedgerError
 from ledger.fraud import ResultRef
 from node.log import log_event
@@ -67,7 +69,8 @@ READS_WITHIN = 4  # every result is read within a 1/READS_WITHIN of the challeng
 MAX_FAILED_READS = 8  # chain errors a poll takes before it leaves the rest to the next
 WATCH_FOR_S = 3 * 24 * 3600.0  # the first look at the job's claim window
 MAX_UNTIL_MS = 2**62  # a store INTEGER; a job's deadline may be as far as 2**64 - 1 s
-STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSWERED: "answered"}
+STATUS_NAMES = {CLAIM_PENDING: "pending", CLAIM_EXECUTED: "executed", CLAIM_ANSWERED: "answered",
+                CLAIM_CONTESTED: "contested"}  # fmt: skip
 Key = tuple[bytes, bytes, bytes]  # (job, task, frame digest): one signature each
 
 
@@ -266,7 +269,9 @@ class ClaimWatch:
         if status == "executed":
             del self._watched[entry.key]
             self._save(False, entry)
-        elif status == "pending" and self.on_pending is not None:
+        elif status in ("pending", "contested") and self.on_pending is not None:
+            # pending: answer it; contested (our answer, found after a restart): close it
+            # once its window is over, or see it overturned
             self.on_pending(ref, state.settle_at_s, entry.requester)
         # answered: still watched, since a larger quorum may claim the frame again
         self._notify()

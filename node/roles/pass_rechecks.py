@@ -17,8 +17,9 @@ accused's address over the ``Pass`` of the request's frame CID
 it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
 full queue answers "busy" and the requester asks again), each is rendered once
 (:class:`node.roles.rechecks.RecheckQueue`, shared with the re-checks that
-answer claims): unless the escrow already holds a claim on that pass or the
-accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
+answer claims): unless the escrow already holds a claim on that pass (a
+contested one aside: the requester asks for signatures that overturn the
+accused's answer, node.roles.slasher) or the accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
 on chain: a requester must not have us render for a claim the escrow refuses), we
 fetch the scene and the frame from the requester (by CID: what we judge is what the
 accused signed it judged) and re-render exactly the verdict's cells (its revealed
@@ -36,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.fraud import checker_pass, pass_signer, sign
 from node.log import log_event
 from node.roles.context import RoleContext
@@ -93,7 +94,8 @@ class PassRechecks(RecheckQueue[FraudSignRequest]):
         state = await chain.claim_state(signed.ref, request.worker_address)
         if state.status in (CLAIM_PENDING, CLAIM_EXECUTED):
             return  # claimed already (a requester resending after its claim went out)
-        if not await chain.takeable_of(request.worker_address):
+        # (a contested claim holds the accused's stake already: its overturn takes it)
+        if state.status != CLAIM_CONTESTED and not await chain.takeable_of(request.worker_address):
             # nothing a claim could take ("nothing to slash"): a requester naming a fresh,
             # stakeless key as the accused would have us render for nothing (review)
             log_event(logger, logging.INFO, "pass claim not re-checked: the accused holds no stake",

@@ -201,8 +201,27 @@ class Chain(Protocol):
     async def answer_claim(
         self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
     ) -> None:
-        """Cancel the claim ``answer`` answers with more Clean signatures (ascending)
-        than it has ``claimers`` (ascending, as claimed)."""
+        """Contest the claim ``answer`` answers with more Clean signatures (ascending)
+        than it has ``claimers`` (ascending, as claimed); the signers lock the amount."""
+        ...
+
+    async def claim_answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
+        """The signers of the contested answer to the claim, as the escrow logged them
+        (ascending; None: no contested answer)."""
+        ...
+
+    async def overturn_answer(
+        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
+        ordered_sigs: Sequence[bytes],
+    ) -> None:  # fmt: skip
+        """Overturn a contested answer with more Fraud signatures over ``claim``
+        (ascending) than it has ``answerers``, none of them one: the claim executes."""
+        ...
+
+    async def close_answer(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
+    ) -> None:
+        """After a contested answer's window: the answer stands, the claim is cancelled."""
         ...
 
     async def checker_min_stake_wei(self) -> int:

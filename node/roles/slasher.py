@@ -15,8 +15,17 @@ claim where it stood and never loses one in its challenge window:
   quorum within ``SIGN_WAIT_S``, or a claim the escrow refuses for good: the
   claim is ``impossible`` (logged; nothing was locked).
 * ``claimed``: the escrow holds the worker's stake until ``settle_at``; the
-  slasher sleeps until the chain's clock passes it, then ``execute_slash``.
-* ``executed`` or ``answered`` (the worker's larger quorum cancelled it): done.
+  slasher reads the claim every ``MAX_WAIT_S`` until the chain's clock passes
+  it, then ``execute_slash``.
+* ``overturning``: the accused answered (a larger quorum's ``Clean``, each
+  answerer's stake locked for the answer's own window). The answer may be
+  the accused's own sybils', so the slasher asks for more ``Fraud`` signatures
+  over the same claim than the answer had, none by an answerer (the claimers'
+  own count again while they hold the amount free; a pass claim picks more
+  staked checkers, as while gathering) and, with them, ``overturn_answer``: the
+  claim executes and the answerers lose what they locked. Otherwise the answer
+  stands at the end of its window.
+* ``executed`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
 (``PassClaimDue``, ``protocol.market.plants``) is claimed the same way, kind
@@ -56,7 +65,7 @@ from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.errors import ChainRevert, LedgerError, TxRejected
 from ledger.fraud import (
     CheckerPass,
@@ -87,8 +96,8 @@ from protocol.slashing import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-GATHERING, CLAIMED, EXECUTED, ANSWERED, IMPOSSIBLE = (
-    "gathering", "claimed", "executed", "answered", "impossible",
+GATHERING, CLAIMED, OVERTURNING, EXECUTED, ANSWERED, IMPOSSIBLE = (
+    "gathering", "claimed", "overturning", "executed", "answered", "impossible",
 )  # fmt: skip
 FINAL = (EXECUTED, ANSWERED, IMPOSSIBLE)
 FRAUD, PASS = "fraud", "pass"  # a worker's result, a checker's pass of a plant
@@ -127,6 +136,8 @@ class Claim:
     picked: dict[bytes, bytes] = field(default_factory=dict)
     # signer addresses left out before submitting (short of stake then; not stored)
     short: set[bytes] = field(default_factory=set)
+    # the accused's contested answer's signers, while overturning it (not stored: read)
+    answerers: frozenset[bytes] = frozenset()
 
     @property
     def key(self) -> tuple[bytes, bytes, str]:
@@ -201,7 +212,7 @@ class Slasher:
                 self._spawn(self._run, Claim.unpack(state, data))
 
     def on_fraud_signed(self, sender: bytes, signed: FraudSigned) -> None:
-        gathering = [c for c in self._running.values() if c.state == GATHERING
+        gathering = [c for c in self._running.values() if c.state in (GATHERING, OVERTURNING)
                      and c.key[:2] == (signed.job_id, signed.task_id)]  # fmt: skip
         if not gathering:
             return  # late, or resent after the claim went out
@@ -216,6 +227,8 @@ class Slasher:
                 continue
             if signer in (claim.claim.worker, claim.claim.ref.requester):
                 why = "a fraud signature by the accused or the requester"
+            elif signer in claim.answerers:
+                return None  # answered the claim: it cannot overturn its own answer
             elif (claim.kind == PASS or claim.picked) and claim.picked.get(sender) != signer:
                 # another key's signature would count toward the quorum, and the escrow
                 # would then refuse the claim ("not a checker"): one rejecter could spoil it
@@ -279,7 +292,7 @@ class Slasher:
         try:
             if claim.state == GATHERING:
                 await self._gather(claim)
-            if claim.state == CLAIMED:
+            if claim.state in (CLAIMED, OVERTURNING):
                 await self._execute(claim)
         finally:
             del self._running[claim.key]
@@ -354,7 +367,7 @@ class Slasher:
         any was left out: the caller then waits for more signatures."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
-        barred = frozenset({c.worker, c.ref.requester})
+        barred = frozenset({c.worker, c.ref.requester}) | claim.answerers
         short = [
             signer for signer in list(claim.sigs)
             if not may_pick_claimer(signer, await self._chain(partial(chain.signer_standing, signer)),
@@ -375,18 +388,19 @@ class Slasher:
         secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
         return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s)
 
-    async def _pick(self, claim: Claim, quorum: int, cap_wei: int) -> None:
+    async def _pick(self, claim: Claim, quorum: int, cap_wei: int, more: int | None = None) -> None:
         """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,
-        ``SPARE_CLAIMERS`` more on each resend, ``MAX_ASKED`` in all."""
+        ``SPARE_CLAIMERS`` more on each resend (or ``more``), ``MAX_ASKED`` in all."""
         assert self._pick_claimers is not None
-        want = min(quorum + SPARE_CLAIMERS if not claim.picked else SPARE_CLAIMERS,
-                   MAX_ASKED - len(claim.picked))  # fmt: skip
+        if more is None:
+            more = quorum + SPARE_CLAIMERS if not claim.picked else SPARE_CLAIMERS
+        want = min(more, MAX_ASKED - len(claim.picked))
         if want <= 0:
             return
         c = claim.claim
         picked = await self._pick_claimers(
             frozenset(claim.excluded) | frozenset(claim.picked),
-            frozenset({c.worker, c.ref.requester}), cap_wei, want,
+            frozenset({c.worker, c.ref.requester}) | claim.answerers, cap_wei, want,
         )  # fmt: skip
         claim.picked.update(picked)
         claim.rejecters = tuple(claim.picked)
@@ -397,20 +411,84 @@ class Slasher:
                         nursery.start_soon(self._introduce, c.ref.job_id, checker)
 
     async def _execute(self, claim: Claim) -> None:
+        """Wait out the claim's window and execute it; overturn an answer to it."""
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim
-        while (now_s := await self._chain(chain.chain_time_s)) < claim.settle_at_s:
-            await trio.sleep(min(MAX_WAIT_S, claim.settle_at_s - now_s))
+        while True:
+            state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.status == CLAIM_CONTESTED:
+                return await self._overturn(claim, state)
+            if state.status != CLAIM_PENDING:
+                return await self._settled(claim, state.status)
+            now_s = await self._chain(chain.chain_time_s)
+            if now_s >= state.settle_at_s:
+                break
+            await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
         try:
             await self._chain(partial(chain.execute_slash, c, claim.claimers))
         except ChainRevert:
-            status = (await self._chain(partial(chain.claim_state, c.ref, c.worker))).status
-            if status == CLAIM_PENDING:
+            state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.status == CLAIM_PENDING:
                 raise  # a bug of ours: the task fails loudly, the claim stays stored
-            final = {CLAIM_ANSWERED: ANSWERED, CLAIM_EXECUTED: EXECUTED}.get(status, IMPOSSIBLE)
-            return await self._end(claim, final, "settled by someone else")
+            if state.status == CLAIM_CONTESTED:  # answered in the last block
+                return await self._overturn(claim, state)
+            return await self._settled(claim, state.status)
         await self._end(claim, EXECUTED, "stake taken")
+
+    async def _settled(self, claim: Claim, status: int) -> None:
+        final = {CLAIM_ANSWERED: ANSWERED, CLAIM_EXECUTED: EXECUTED}.get(status, IMPOSSIBLE)
+        await self._end(claim, final, "settled by someone else")
+
+    async def _overturn(self, claim: Claim, state: ClaimState) -> None:
+        """Outnumber the accused's answer with ``Fraud`` signatures over the same claim by
+        non-answerers before its window ends (see the module docstring)."""
+        chain = self.ctx.chain
+        assert chain is not None
+        c = claim.claim
+        answerers = await self._chain(partial(chain.claim_answerers, c.ref, c.worker))
+        if answerers is None:  # overturned or closed meanwhile (or no event yet: read again)
+            return await self._execute(claim)
+        claim.answerers = frozenset(answerers)
+        want = len(answerers) + 1
+        if claim.state != OVERTURNING:
+            claim.state = OVERTURNING
+            await self._save(claim)
+            log_event(logger, logging.WARNING, "fraud claim answered: overturning", frame=c.ref.frame,
+                      answerers=len(answerers), kind=claim.kind)  # fmt: skip
+        terms = await self._chain(chain.fraud_terms)
+        request = claim.request()
+        while want <= MAX_CLAIMERS:
+            now_s = await self._chain(chain.chain_time_s)
+            if now_s >= state.settle_at_s:
+                break
+            for signer in claim.answerers & claim.sigs.keys():
+                del claim.sigs[signer]
+            if len(claim.sigs) >= want:
+                if await self._leave_out_short(claim):
+                    continue
+                ordered = order_signatures(c, claim.sigs.values())[:MAX_CLAIMERS]
+                try:
+                    await self._chain(partial(chain.overturn_answer, c, claim.claimers, answerers, ordered))
+                except ChainRevert as exc:
+                    if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim):
+                        continue
+                    log_event(logger, logging.WARNING, "answer not overturned", reason=exc.reason)
+                    break
+                return await self._end(claim, EXECUTED, "answer overturned")
+            if claim.kind == PASS:
+                await self._pick(claim, want, terms.cap_wei, want - len(claim.sigs) + SPARE_CLAIMERS)
+            for checker in claim.rejecters:
+                self.ctx.outbox.send(checker, request)
+            with trio.move_on_after(min(RESEND_S, state.settle_at_s - now_s)):
+                while len(claim.sigs) < want:
+                    await self._changed.wait()
+        # the answer stands once its window is over (the accused closes it)
+        while (now_s := await self._chain(chain.chain_time_s)) < state.settle_at_s:
+            await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
+        status = (await self._chain(partial(chain.claim_state, c.ref, c.worker))).status
+        await self._end(claim, EXECUTED if status == CLAIM_EXECUTED else ANSWERED,
+                        f"answered by {len(answerers)}, not outnumbered")  # fmt: skip
 
     async def _end(self, claim: Claim, state: str, why: str) -> None:
         claim.state = state

@@ -24,7 +24,7 @@ from tests.ledger.test_pass_claims import (
     signed_pass,
     staked_checker,
 )
-from tests.ledger.test_stake_slash import ordered, register, reverts, signed
+from tests.ledger.test_stake_slash import ordered, register, reverts, signed, stand
 
 
 def fresh_checkers(env: Env, n: int) -> tuple[list[EscrowClient], list[bytes]]:
@@ -72,6 +72,7 @@ def test_an_answered_claim_leaves_the_frame_to_a_larger_quorum(env_fast: Env) ->
     claim = open_pass_claim(env, judged, pass_sig, friends[:2])
     send, calls = env.outsider.send, env.outsider.calls
     send(calls.answer_claim(claim.answer, ordered(friends[:2]), signed(env, claim.answer, friends[2:])))
+    stand(env, claim.answer, ordered(friends[:2]), ordered(friends[2:]))
     assert env.outsider.claim(judged.ref, checker.account).status == CLAIM_ANSWERED
 
     def honest_claim(n: int) -> object:

@@ -4,7 +4,8 @@ Every operation's outcome (pays, skips or reverts) is predicted by a small model
 and compared; after every step the contract's native balance must equal
 deposits + stakes − payouts − refunds − stake withdrawals − slashed-out (credit
 withdrawals), and job budgets, lanes, stakes, locks and claims must match the model.
-Fraud claims are opened, answered by a larger quorum or executed after the window. Two
+Fraud claims are opened, answered by a larger quorum (which an even larger quorum
+overturns, or which stands after its window) or executed after the window. Two
 requesters use the same job ids (a squatter), vouchers are redeemed singly and
 in batches (with stale, forged and duplicate entries, which are skipped), and
 every lane always holds at least what its payee has not been paid.
@@ -19,7 +20,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, EscrowClient
+from ledger.client import (
+    CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
+    CLAIM_EXECUTED,
+    CLAIM_PENDING,
+    EscrowClient,
+)
 from ledger.errors import ChainRevert
 from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign
 from tests.ledger.conftest import (
@@ -83,8 +90,10 @@ class EscrowMachine(RuleBasedStateMachine):
         self.job_ids = [os.urandom(32) for _ in range(3)]
         self.model = Model()
         self.touched: set[JobKey] = set()  # jobs changed since the last check (reads are slow)
-        # Checkers 0-1 claim, 2-4 (a larger quorum) answer.
-        for checker in self.env.checkers:
+        # Checkers 0-1 claim, 2-4 (a larger quorum) answer, 0-1 with worker 2 and the
+        # outsider (four) overturn an answer.
+        self.extra = [self.env.workers[2], self.env.outsider]
+        for checker in [*self.env.checkers, *self.extra]:
             checker.send(checker.calls.stake(CHECKER_STAKE_WEI))
             checker.send(checker.calls.register_checker())
             self.model.inflow_wei += CHECKER_STAKE_WEI
@@ -276,37 +285,58 @@ class EscrowMachine(RuleBasedStateMachine):
                 from_active + from_unbonding, amount_wei, self.next_block_s() + CHALLENGE_S
             )
 
-    def pending(self, job: int, worker: int, frame: int) -> ClaimModel | None:
+    def pending(self, job: int, worker: int, frame: int, status: int = CLAIM_PENDING) -> ClaimModel | None:
         c = self.model.claims.get((job, worker, frame))
-        return c if c is not None and c.status == CLAIM_PENDING else None
+        return c if c is not None and c.status == status else None
 
     @rule(job=jobs, worker=workers, frame=frames)
     def execute(self, job: int, worker: int, frame: int) -> None:
-        m, c = self.model, self.pending(job, worker, frame)
+        c = self.pending(job, worker, frame)
         claim = self.claim_of(job, worker, frame, c.amount_wei if c else 0)
         claimers = sorted(x.account for x in self.claimers())
         ok = c is not None and self.next_block_s() >= c.settle_at_s
         self.attempt(self.env.outsider, self.env.outsider.calls.execute_slash(claim, claimers), ok)
         if c is not None and ok:
-            c.status = CLAIM_EXECUTED
-            share = c.taken_wei // 2 // 2
-            for x in claimers:
-                m.locked[x] -= c.amount_wei
-                m.credit[x] = m.credit.get(x, 0) + share
-            requester = self.env.requester.account
-            m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei - 2 * share
+            self.slash(c, claimers, 0)
+
+    def slash(self, c: ClaimModel, claimers: list[bytes], extra_wei: int) -> None:
+        m = self.model
+        c.status = CLAIM_EXECUTED
+        share = c.taken_wei // 2 // 2
+        for x in claimers:
+            m.locked[x] -= c.amount_wei
+            m.credit[x] = m.credit.get(x, 0) + share
+        requester = self.env.requester.account
+        m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei - 2 * share + extra_wei
+
+    def answerers(self) -> list[EscrowClient]:
+        return self.env.checkers[2:5]
 
     @rule(job=jobs, worker=workers, frame=frames)
     def answer(self, job: int, worker: int, frame: int) -> None:
         m, c = self.model, self.pending(job, worker, frame)
         amount_wei = c.amount_wei if c else 0
         answer = self.claim_of(job, worker, frame, amount_wei).answer
-        answerers = self.env.checkers[2:5]
+        answerers = self.answerers()
         sigs = order_signatures(answer, [sign(answer, self.env.key_of(a)) for a in answerers])
         claimers = sorted(x.account for x in self.claimers())
         ok = (c is not None and self.next_block_s() < c.settle_at_s
               and all(self.can_sign(a.account, amount_wei) for a in answerers))  # fmt: skip
         self.attempt(self.env.outsider, self.env.outsider.calls.answer_claim(answer, claimers, sigs), ok)
+        if c is not None and ok:
+            c.status, c.settle_at_s = CLAIM_CONTESTED, self.next_block_s() + CHALLENGE_S
+            for a in answerers:
+                m.locked[a.account] = m.locked.get(a.account, 0) + amount_wei
+
+    @rule(job=jobs, worker=workers, frame=frames)
+    def close_answer(self, job: int, worker: int, frame: int) -> None:
+        m, c = self.model, self.pending(job, worker, frame, CLAIM_CONTESTED)
+        amount_wei = c.amount_wei if c else 0
+        answer = self.claim_of(job, worker, frame, amount_wei).answer
+        claimers = sorted(x.account for x in self.claimers())
+        answerers = sorted(a.account for a in self.answerers())
+        ok = c is not None and self.next_block_s() >= c.settle_at_s
+        self.attempt(self.env.outsider, self.env.outsider.calls.close_answer(answer, claimers, answerers), ok)
         if c is not None and ok:
             c.status = CLAIM_ANSWERED
             w = self.env.workers[worker].account
@@ -317,12 +347,36 @@ class EscrowMachine(RuleBasedStateMachine):
                 self.sync_checker(x)
             share = 2 * amount_wei // 2 // 3
             for a in answerers:
-                m.credit[a.account] = m.credit.get(a.account, 0) + share
+                m.locked[a] -= amount_wei
+                m.credit[a] = m.credit.get(a, 0) + share
             m.credit[w] = m.credit.get(w, 0) + 2 * amount_wei - 3 * share
 
-    @rule(who=st.integers(min_value=0, max_value=7))
+    @rule(job=jobs, worker=workers, frame=frames)
+    def overturn(self, job: int, worker: int, frame: int) -> None:
+        m, c = self.model, self.pending(job, worker, frame, CLAIM_CONTESTED)
+        amount_wei = c.amount_wei if c else 0
+        claim = self.claim_of(job, worker, frame, amount_wei)
+        overturners = [*self.claimers(), *self.extra]
+        sigs = order_signatures(claim, [sign(claim, self.env.key_of(o)) for o in overturners])
+        claimers = sorted(x.account for x in self.claimers())
+        answerers = sorted(a.account for a in self.answerers())
+        ok = (c is not None and self.next_block_s() < c.settle_at_s
+              and all(self.can_sign(o.account, amount_wei) for o in overturners))  # fmt: skip
+        call = self.env.outsider.calls.overturn_answer(claim, claimers, answerers, sigs)
+        self.attempt(self.env.outsider, call, ok)
+        if c is not None and ok:
+            for a in answerers:
+                m.locked[a] -= amount_wei
+                m.active[a] -= amount_wei
+                self.sync_checker(a)
+            penalty = 3 * amount_wei
+            for o in overturners:
+                m.credit[o.account] = m.credit.get(o.account, 0) + penalty // 4
+            self.slash(c, claimers, penalty - 4 * (penalty // 4))
+
+    @rule(who=st.integers(min_value=0, max_value=9))
     def withdraw_credit(self, who: int) -> None:
-        client = [self.env.requester, *self.env.checkers, *self.env.workers[:2]][who]
+        client = [self.env.requester, *self.env.checkers, *self.env.workers[:2], *self.extra][who]
         owed = self.model.credit.get(client.account, 0)
         self.attempt(client, client.calls.withdraw_credit(), owed > 0)
         self.model.outflow_wei += owed
@@ -357,12 +411,12 @@ class EscrowMachine(RuleBasedStateMachine):
                     unpaid_in_lanes += lane.total_wei - lane.paid_wei
             if key not in m.refunded:  # every lane's unpaid part is still in the job
                 assert job.remaining_wei == job.unallocated_wei + unpaid_in_lanes
-        for w in [*self.env.workers[:2], *self.env.checkers]:
+        for w in [*self.env.workers[:2], *self.env.checkers, *self.extra]:
             st_ = client.stake_of(w.account)
             assert st_.active_wei == self.model.active.get(w.account, 0)
             assert st_.unbonding_wei == self.model.unbonding.get(w.account, (0, 0))[0]
             assert st_.locked_wei == self.model.locked.get(w.account, 0)
-        for c in self.env.checkers:
+        for c in [*self.env.checkers, *self.extra]:
             assert client.is_checker(c.account) == (c.account in self.model.checker)
 
 

@@ -44,6 +44,7 @@ from tests.ledger.test_stake_slash import (
     result_of,
     reverts,
     signed,
+    stand,
 )
 from tests.protocol.vectors_samples import CAROL, sample_spec, task_id_of
 
@@ -203,6 +204,7 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
                                                  signed(env, answer, [*honest[:2], accomplice])))  # fmt: skip
     reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
     send(calls.answer_claim(answer, claimers, signed(env, answer, honest)))
+    stand(env, answer, claimers, ordered(honest))
     assert env.outsider.claim(ref, checker.account).status == CLAIM_ANSWERED
     assert checker.stake_of().active_wei == 2 * ETHER
     penalty = 2 * SLASH_CAP_WEI

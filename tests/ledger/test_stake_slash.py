@@ -12,13 +12,14 @@ from eth_utils.crypto import keccak
 
 from ledger.client import (
     CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
     CLAIM_EXECUTED,
     CLAIM_PENDING,
     LOG_RANGE_BLOCKS,
     EscrowClient,
 )
 from ledger.errors import ChainRevert
-from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign, signable
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign, signable
 from ledger.tx import TxSender
 from protocol.fraud_evidence import claimed_verdicts, pack_evidence
 from protocol.market.records import verdict_digest_of
@@ -230,8 +231,18 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     reverts("not a checker", send, calls.answer_claim(answer, claimers,
                                                       signed(env, claim, honest)))  # fmt: skip
     send(calls.answer_claim(answer, claimers, signed(env, answer, honest)))
+    # The answer contests the claim: its signers lock the amount, and it stands only
+    # after a window in which a larger quorum could overturn it.
+    state = env.outsider.claim(claim.ref, worker.account)
+    assert (state.status, state.answered_by) == (CLAIM_CONTESTED, 3)
+    assert worker.answerers(claim.ref, worker.account) == tuple(ordered(honest))
+    assert all(h.stake_of().locked_wei == SLASH_CAP_WEI for h in honest)
+    assert worker.stake_of().active_wei == 2 * ETHER - SLASH_CAP_WEI  # still held
+    reverts("challenge window open", send, calls.close_answer(answer, claimers, ordered(honest)))
+    stand(env, answer, claimers, ordered(honest))
     assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
     assert worker.stake_of().active_wei == 2 * ETHER
+    assert all(h.stake_of().locked_wei == 0 for h in honest)
     penalty = 2 * SLASH_CAP_WEI
     for liar in liars:
         st = liar.stake_of()
@@ -243,6 +254,14 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     assert worker.credit_wei(worker.account) == penalty - 3 * share
     env.chain.advance_time(CHALLENGE_S)
     reverts("no pending claim", send, calls.execute_slash(claim, claimers))
+
+
+def stand(env: Env, answer: CleanAnswer, claimers: list[bytes], answerers: list[bytes]) -> None:
+    """Let a contested answer's window pass and close it: the answer stands."""
+    env.chain.advance_time(CHALLENGE_S)
+    reverts("wrong answer", env.outsider.send, env.outsider.calls.close_answer(
+        answer, claimers, answerers[:-1]))  # fmt: skip
+    env.outsider.send(env.outsider.calls.close_answer(answer, claimers, answerers))
 
 
 def test_a_claim_publishes_its_evidence_after_the_arguments(env_fast: Env) -> None:

@@ -29,6 +29,7 @@ from PIL import Image
 
 from ledger.client import (
     CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
     CLAIM_EXECUTED,
     CLAIM_PENDING,
     ChainReadings,
@@ -234,6 +235,7 @@ class FakeEscrow:
         self.checkers: set[bytes] = set()  # registered checkers
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
+        self.answerers: dict[tuple[ResultRef, bytes], tuple[bytes, ...]] = {}  # the last answer's
         self.published: dict[tuple[ResultRef, bytes], bytes] = {}  # claim -> evidence carried
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.checker_min_stake_wei = 0  # none asked unless a test sets it
@@ -486,18 +488,76 @@ class FakeEscrow:
                 raise ChainRevert("not a checker")
             if self.stakes.get(a, 0) - self.locked.get(a, 0) < state.amount_wei:
                 raise ChainRevert("stake at risk too low")
-        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED,
-                                             answered_by=len(answerers))  # fmt: skip
+        for a in answerers:
+            self.locked[a] = self.locked.get(a, 0) + state.amount_wei
+        self.answerers[(ref, worker)] = tuple(answerers)
+        self.claims[(ref, worker)] = replace(
+            state, status=CLAIM_CONTESTED, answered_by=len(answerers),
+            settle_at_s=self.now_s() + self.terms.challenge_s,
+        )  # fmt: skip
+        self._mined("answer", worker, state.taken_wei)
+
+    def _contested(self, ref: ResultRef, worker: bytes, tiles: bytes, claimers: Sequence[bytes],
+                   answerers: Sequence[bytes]) -> ClaimState:  # fmt: skip
+        state = self.claims.get((ref, worker))
+        if state is None or state.status != CLAIM_CONTESTED:
+            raise ChainRevert("no contested answer")
+        if state.commit != tiles + b"".join(claimers):
+            raise ChainRevert("wrong claim")
+        if tuple(answerers) != self.answerers[(ref, worker)]:
+            raise ChainRevert("wrong answer")
+        return state
+
+    def overturn_answer(self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
+                        sigs: Sequence[bytes]) -> None:  # fmt: skip
+        """The contract's overturn_answer: more registered checkers than answered, none an
+        answerer, each with the amount free, sign the claim's Fraud within the answer's window."""
+        ref, worker = claim.ref, claim.worker
+        state = self._contested(ref, worker, claim.tiles, claimers, answerers)
+        if self.now_s() >= state.settle_at_s:
+            raise ChainRevert("challenge window over")
+        if len(sigs) <= len(answerers):
+            raise ChainRevert("quorum not larger")
+        overturners = [fraud_recover(claim, sig) for sig in sigs]
+        if overturners != sorted(set(overturners)):
+            raise ChainRevert("signers not ascending")
+        for o in overturners:
+            if o in (worker, ref.requester):
+                raise ChainRevert("worker cannot sign")
+            if o in answerers:
+                raise ChainRevert("answerer cannot overturn")
+            if o not in self.checkers:
+                raise ChainRevert("not a checker")
+            if self.stakes.get(o, 0) - self.locked.get(o, 0) < state.amount_wei:
+                raise ChainRevert("stake at risk too low")
+        for a in answerers:
+            self.locked[a] -= state.amount_wei
+            self.stakes[a] -= state.amount_wei
+        penalty = state.amount_wei * len(answerers)
+        share = penalty // len(overturners)
+        for o in overturners:
+            self.credit[o] = self.credit.get(o, 0) + share
+        self._slash(claim, claimers, state, penalty - share * len(overturners))
+
+    def close_answer(self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]) -> None:
+        """The contract's close_answer: after the answer's window it stands."""
+        ref, worker = answer.ref, answer.worker
+        state = self._contested(ref, worker, answer.tiles, claimers, answerers)
+        if self.now_s() < state.settle_at_s:
+            raise ChainRevert("challenge window open")
+        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
         self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
         for c in claimers:
             self.locked[c] -= state.amount_wei
             self.stakes[c] -= state.amount_wei
+        for a in answerers:
+            self.locked[a] -= state.amount_wei
         penalty = state.amount_wei * len(claimers)
         share = penalty // 2 // len(answerers)
         for a in answerers:
             self.credit[a] = self.credit.get(a, 0) + share
         self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(answerers)
-        self._mined("answer", worker, state.taken_wei)
+        self._mined("answer stood", worker, state.taken_wei)
 
     def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         state = self.claims.get((claim.ref, claim.worker))
@@ -507,13 +567,17 @@ class FakeEscrow:
             raise ChainRevert("challenge window open")
         if state.commit != claim.tiles + b"".join(claimers):
             raise ChainRevert("wrong claim")
+        self._slash(claim, claimers, state, 0)
+
+    def _slash(self, claim: FraudClaim, claimers: Sequence[bytes], state: ClaimState, extra_wei: int) -> None:
         self.claims[(claim.ref, claim.worker)] = replace(state, status=CLAIM_EXECUTED)
         share = state.taken_wei // 2 // len(claimers)
         for c in claimers:
             self.locked[c] -= state.amount_wei
             self.credit[c] = self.credit.get(c, 0) + share
         requester = claim.ref.requester
-        self.credit[requester] = self.credit.get(requester, 0) + state.taken_wei - share * len(claimers)
+        self.credit[requester] = (self.credit.get(requester, 0) + state.taken_wei
+                                  - share * len(claimers) + extra_wei)  # fmt: skip
         self._mined("slash", claim.worker, state.taken_wei)
 
     def paid_to(self, payee: bytes) -> int:
@@ -693,6 +757,26 @@ class FakeChain:
     ) -> None:
         await self._transact("answer_claim", (answer.ref.job_id,),
                              lambda: self.escrow.answer_claim(answer, claimers, ordered_sigs))  # fmt: skip
+
+    async def claim_answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
+        await self._enter("claim_answerers")
+        state = self.escrow.claims.get((ref, worker))
+        if state is None or state.status != CLAIM_CONTESTED:
+            return None
+        return self.escrow.answerers[(ref, worker)]
+
+    async def overturn_answer(
+        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
+        ordered_sigs: Sequence[bytes],
+    ) -> None:  # fmt: skip
+        await self._transact("overturn_answer", (claim.ref.job_id,), lambda: self.escrow.overturn_answer(
+            claim, claimers, answerers, ordered_sigs))  # fmt: skip
+
+    async def close_answer(
+        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
+    ) -> None:
+        await self._transact("close_answer", (answer.ref.job_id,),
+                             lambda: self.escrow.close_answer(answer, claimers, answerers))  # fmt: skip
 
     async def checker_min_stake_wei(self) -> int:
         return self.escrow.checker_min_stake_wei

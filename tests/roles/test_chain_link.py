@@ -16,7 +16,7 @@ import pytest
 from eth_account import Account
 
 from ledger import fraud
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
 from ledger.fraud import ResultRef
 from ledger.voucher_book import Lane
@@ -185,8 +185,49 @@ async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
     answer = fraud.CleanAnswer(ref, worker.address, evidence.tiles)
     clean = fraud.order_signatures(answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)])
     await worker.answer_claim(answer, evidence.claimers, clean)
+    assert (await worker.claim_state(ref, worker.address)).status == CLAIM_CONTESTED
+    answerers = await worker.claim_answerers(ref, worker.address)  # from ClaimAnswered
+    assert answerers == tuple(fraud.signers(answer, clean))
+    with pytest.raises(ChainRevert, match="challenge window open"):
+        await worker.close_answer(answer, evidence.claimers, answerers)
+    anvil.chain.advance_time(CHALLENGE_S + 1)
+    await worker.close_answer(answer, evidence.claimers, answerers)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_ANSWERED
     assert await worker.stake_of(worker.address) == ETHER
+    assert await worker.claim_answerers(ref, worker.address) is None
+
+
+async def test_answer_overturned_through_the_link(anvil: Deployed) -> None:
+    """The requester node's overturn of an answer by its accused's friends, on the real
+    contract: the answerers read from the ClaimAnswered event, then overturn_answer with
+    one more Fraud signature than there were answerers (the claimers signing again)."""
+    requester, worker = link_for(anvil, 0), link_for(anvil, 1)
+    job_id = os.urandom(32)
+    await requester.deposit(job_id, ETHER, await requester.chain_time_s() + 3600)
+    await worker.send("stake", (), "stake", ETHER)
+    for i, stake in ((2, ETHER), (3, ETHER), (4, 2 * ETHER), (5, 2 * ETHER), (6, ETHER), (7, ETHER),
+                     (8, ETHER)):  # fmt: skip
+        c = link_for(anvil, i)
+        await c.send("stake", (), "stake", stake)
+        await c.send("register", (), "register_checker")
+    ref = ResultRef(requester.chain_id, requester.contract, requester.address, job_id,
+                    os.urandom(32), 1, os.urandom(32))  # fmt: skip
+    keys = anvil.chain.funded_keys
+    claim = fraud.FraudClaim(ref, worker.address, os.urandom(32), SLASH_CAP_WEI)
+    sigs = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (4, 5)])
+    await requester.claim_fraud(claim, fraud.sign(ref, keys[1]), sigs)
+    answer = fraud.CleanAnswer(ref, worker.address, claim.tiles)
+    claimers = fraud.signers(claim, sigs)
+    await worker.answer_claim(answer, claimers, fraud.order_signatures(
+        answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)]))  # fmt: skip
+    answerers = await requester.claim_answerers(ref, worker.address)
+    assert answerers is not None and len(answerers) == 3
+    overturn = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (2, 3, 4, 5)])
+    await requester.overturn_answer(claim, claimers, answerers, overturn)
+    assert (await worker.claim_state(ref, worker.address)).status == CLAIM_EXECUTED
+    assert await worker.stake_of(worker.address) == ETHER - SLASH_CAP_WEI
+    for i in (6, 7, 8):  # the friends' answer cost them what they locked
+        assert await worker.stake_of(link_for(anvil, i).address) == ETHER - SLASH_CAP_WEI
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ signs a false ``Fraud`` claim over the worker's signed result and opens it.
 The worker's node sees the pending claim, asks the other checkers it knows to
 re-check its result, gathers three ``Clean`` signatures (one more than the
 claimers; a fourth checker signs too but is not registered, and is left out)
-and answers within the window: the claim is cancelled, the worker's
+and answers within the window, the answerers' stake locked; after the
+answer's own window it closes it: the claim is cancelled, the worker's
 stake is whole again, and the colluders lose what they locked.
 """
 
@@ -20,7 +21,7 @@ import pytest
 import trio
 from eth_account import Account
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_PENDING
 from ledger.fraud import FraudClaim, order_signatures, result_ref, sign, signers
 from node.roles.claim_watch import POLL_S
 from protocol.cid import cid_of_sha256
@@ -81,18 +82,25 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert escrow.claims[(ref, honest.address)].status == CLAIM_PENDING
         assert escrow.stakes[honest.address] == STAKE_WEI - claim.amount_wei
 
+        settle_at_s = escrow.claims[(ref, honest.address)].settle_at_s
+        await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_CONTESTED)
+        assert escrow.now_s() < settle_at_s  # answered within the claim's window...
+        # ...by the three registered checkers, whose stake the answer locks for its window
+        assert escrow.answerers[(ref, honest.address)] == tuple(sorted(c.address for c in checkers))
+        assert all(escrow.locked[c.address] == claim.amount_wei for c in checkers)
         await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_ANSWERED)
-        assert escrow.now_s() < escrow.claims[(ref, honest.address)].settle_at_s
         assert escrow.stakes[honest.address] == STAKE_WEI  # its stake is whole again
+        assert all(escrow.locked[c.address] == 0 for c in checkers)
         for key in colluders:  # each colluder forfeits what it locked
             colluder = bytes.fromhex(Account.from_key(key).address[2:])
             assert escrow.stakes[colluder] == STAKE_WEI - claim.amount_wei
         assert escrow.credit[honest.address] >= claim.amount_wei  # half of both forfeits
         assert sum(c.live().checker.rechecks.signed for c in checkers) == 3  # type: ignore[union-attr]
         # one answer went out, and the escrow took it: the unregistered signer was left out
-        assert [t.what for t in honest.chain.transactions].count("answer_claim") == 1  # type: ignore[union-attr]
+        whats = [t.what for t in honest.chain.transactions]  # type: ignore[union-attr]
+        assert (whats.count("answer_claim"), whats.count("close_answer")) == (1, 1)
         answerer = honest.live().worker.answerer  # type: ignore[union-attr]
-        assert answerer.answered[(job_id, task_id)] == "answered"
+        assert answerer.answered[(job_id, task_id)] == "answer stood"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
 

@@ -19,8 +19,8 @@ import pytest
 import trio
 from eth_account import Account
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
-from ledger.fraud import checker_pass, order_signatures, sign, sign_pass
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.fraud import CleanAnswer, checker_pass, order_signatures, sign, sign_pass
 from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S, Claim
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import claimed_pass, pack_evidence
@@ -402,7 +402,7 @@ async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
         others = [c for c in checkers if c is not accused]
         assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
         defence = accused.live().checker.defence  # type: ignore[union-attr]
-        assert defence.answerer.answered[(job_id, task_id)] == "answered"
+        assert defence.answerer.answered[(job_id, task_id)] == "answer stood"
 
 
 def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> None:
@@ -424,3 +424,44 @@ def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> No
     claim.picked = {b"p" * 32: b"\x03" * 20, b"q" * 32: b"\x04" * 20}
     claim.rejecters = tuple(claim.picked)
     assert Claim.unpack(GATHERING, claim.pack()).picked == claim.picked
+
+
+async def test_the_lazy_checkers_sybils_answer_and_the_requester_overturns_them(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 17 (stop-26 review finding 3): the lazy checker's own staked sybils (keys of
+    the test's, no node behind them) answer the true claim on its pass with one more
+    Clean than it had claimers. The answer locks their stake; the requester's slasher
+    sees the claim contested, picks more staked checkers (three joined since, knowing
+    nothing of the job) to re-render the pass's cells, and with more Fraud signatures than
+    the answer had, none an answerer, overturns it: the claim executes and each sybil
+    loses the cap it locked. Before answers were bonded, the sybils took the claimers'."""
+    async with open_cluster(tmp_path) as cluster:
+        client, lazy, honest = await lazy_and_three_honest(cluster)
+        job_id = await cluster.submit("client", frames=6)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
+        evidence = escrow.evidence(ref, accused)
+        assert evidence is not None
+        sybils = [bytes(Account.create().key) for _ in range(len(evidence.claimers) + 1)]
+        for key in sybils:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        answer = CleanAnswer(ref, accused, evidence.tiles)
+        escrow.answer_claim(answer, evidence.claimers,
+                            order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
+        assert escrow.claims[(ref, accused)].status == CLAIM_CONTESTED
+        answerers = escrow.answerers[(ref, accused)]
+        for i in (4, 5, 6):  # enough honest checkers to outnumber the sybils, none of them asked yet
+            await staked(cluster, f"c{i}")
+        await cluster.settle("client", 8)
+        await escrow.wait_until(lambda: escrow.claims[(ref, accused)].status == CLAIM_EXECUTED)
+        slasher = client.live().requester.slasher
+        assert await slasher.wait_settled(job_id, ref.task_id, PASS) == EXECUTED
+        assert [t.what for t in client.chain.transactions].count("overturn_answer") == 1  # type: ignore[union-attr]
+        for a in answerers:  # each sybil lost what its answer locked
+            assert (escrow.stakes[a], escrow.locked.get(a, 0)) == (STAKE_WEI - escrow.terms.cap_wei, 0)
+            assert a not in escrow.credit
+        assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
+        assert all(escrow.locked.get(c.address, 0) == 0 for c in honest)
+        assert escrow.conserved()

@@ -111,11 +111,12 @@ def test_a_checker_signs_only_what_it_rejected() -> None:
 
 def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
     """As Escrow._open_claim decides (its last second: tests/ledger/test_claim_window.py):
-    open through deadline + grace; the signer watches a challenge window beyond it."""
+    open through deadline + grace; the signer watches two challenge windows beyond it (a
+    last-second claim's, and its answer's)."""
     assert claim_window_open(1_000 + 600, 1_000 + 600)
     assert not claim_window_open(1_000 + 601, 1_000 + 600)
     ends = claim_watch_ends_s(1_000 + 600, 900)
-    assert ends == 2_500 and not claim_window_open(ends - 900 + 1, 1_000 + 600)
+    assert ends == 3_400 and not claim_window_open(ends - 2 * 900 + 1, 1_000 + 600)
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
