@@ -153,3 +153,31 @@ def may_sign_pass(
     if ours.passed:
         return "the accused's cells are right: its pass stands"
     return ""
+
+
+def may_sign_overturn(
+    verdicts: tuple[Verdict, ...] | None, tiles: bytes, verdict_digests: Iterable[bytes],
+    amount_wei: int, max_at_risk_wei: int, ours: Verdict | None = None,
+) -> str:  # fmt: skip
+    """Why a checker must not sign ``Fraud`` to overturn the accused's answer to a claim
+    on a worker's result it did not check itself (the escrow's ``overturn_answer``: the
+    claim's own signature, by more checkers than answered) ("" when it may).
+
+    Before its render (``ours`` None): the claim published its rejecting verdicts
+    (``verdicts``: :func:`claimed_verdicts` of the claim's transaction, about this very
+    task and frame; None when they were hidden: nothing to re-render against), the
+    request names the claim's own evidence (its ``verdict_digests`` commit to the
+    claim's ``tiles``), and the amount is one we put at risk. After (``ours``: our
+    verdict on the claimed frame, the claimers' cells among its tiles): it rejects the
+    frame. Whether the claim is contested and we are none of its answerers, the
+    accused or the requester is the caller's to read from the chain."""
+    if not verdicts:
+        return "the claim published no rejecting verdicts to re-check"
+    if tiles_commitment(verdict_digests) != tiles:
+        return "the request's evidence is not the claim's"
+    why = at_risk_refusal(amount_wei, max_at_risk_wei)
+    if why or ours is None:
+        return why
+    if ours.passed:
+        return "the claimed cells are right: the answer stands"
+    return ""

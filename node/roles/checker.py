@@ -26,7 +26,9 @@ at most ``MAX_AT_RISK_WEI`` of our stake behind it. A worker that a claim
 names may ask us to re-check its result and sign its answer
 (``CleanSignRequest``): :mod:`node.roles.rechecks`. A requester whose plant
 another checker passed may ask us to sign a claim against that pass
-(``FraudSignRequest.pass_verdict``): :mod:`node.roles.pass_rechecks`.
+(``FraudSignRequest.pass_verdict``): :mod:`node.roles.pass_rechecks`. A
+requester whose fraud claim the accused answered asks checkers that did not
+reject the frame to overturn the answer: :mod:`node.roles.overturn_rechecks`.
 
 Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
 before each check the checker reads the escrow; its lane must hold what the
@@ -56,6 +58,7 @@ from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
 from node.roles.chain import Payee
 from node.roles.claim_defence import ClaimDefence
 from node.roles.context import RoleContext
+from node.roles.overturn_rechecks import OverturnRechecks
 from node.roles.pass_rechecks import PassRechecks
 from node.roles.paycheck import PayCheck
 from node.roles.rechecks import Rechecks
@@ -112,6 +115,8 @@ class CheckerRole:
         self.rechecks = Rechecks(ctx, self.specs, self.scene_gate)
         # claims against another checker's pass of a plant (node.roles.pass_rechecks)
         self.pass_rechecks = PassRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
+        # overturns of answers to fraud claims on frames we did not check (node.roles.overturn_rechecks)
+        self.overturn_rechecks = OverturnRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
 
     def on_announce(self, announce: JobAnnounce) -> None:
         """A job we may be asked to check: gossiped (validated before it got here) or
@@ -170,6 +175,7 @@ class CheckerRole:
             nursery.start_soon(self._release_scenes)
             nursery.start_soon(self.rechecks.run)
             nursery.start_soon(self.pass_rechecks.run)
+            nursery.start_soon(self.overturn_rechecks.run)
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms
@@ -254,13 +260,17 @@ class CheckerRole:
                 self._rejections.popitem(last=False)
         self.ctx.outbox.send(requester, verdict)
 
-    def on_fraud_sign_request(self, sender: bytes, request: FraudSignRequest) -> None:
+    def on_fraud_sign_request(self, sender: bytes, request: FraudSignRequest) -> bool:
         """Sign the job's requester's fraud claim about a result we rejected ourselves
-        (``protocol.slashing.may_sign``); raises ``IllegalMessage`` for anything else."""
+        (``protocol.slashing.may_sign``); about a task we did not reject, queue a re-check
+        to overturn an answer to its claim (node.roles.overturn_rechecks; False: busy);
+        raises ``IllegalMessage`` for anything else."""
         spec = self.specs.get(request.job_id)
         if spec is None or spec.requester != sender or self.ctx.chain is None:
             raise IllegalMessage("a fraud claim about a job we do not check for its sender")
         rejection = self._rejections.get((request.job_id, request.task_id))
+        if rejection is None:
+            return self.overturn_rechecks.receive(sender, request)
         why = may_sign(rejection, request.frame, request.frame_cid, request.verdict_digests,
                        request.amount_wei, MAX_AT_RISK_WEI)  # fmt: skip
         ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
@@ -273,3 +283,4 @@ class CheckerRole:
                   worker=request.worker_address.hex())  # fmt: skip
         signed = FraudSigned(request.job_id, request.task_id, sign(claim, self.ctx.payment_key))
         self.ctx.outbox.send(sender, signed)
+        return True

@@ -117,7 +117,8 @@ class Roles:
                 self.requester.slasher.on_fraud_signed(sender, message)
             elif isinstance(message, FraudSignRequest) and self.checker is not None:
                 if message.pass_verdict is None:
-                    self.checker.on_fraud_sign_request(sender, message)
+                    if not self.checker.on_fraud_sign_request(sender, message):
+                        return None  # busy: the requester asks again
                 elif not self.checker.pass_rechecks.receive(sender, message):
                     return None  # busy, or a job we do not know: the requester asks again
             elif isinstance(message, CleanSignRequest) and self.checker is not None:

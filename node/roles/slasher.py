@@ -21,8 +21,10 @@ claim where it stood and never loses one in its challenge window:
   answerer's stake locked for the answer's own window). The answer may be
   the accused's own sybils', so the slasher asks for more ``Fraud`` signatures
   over the same claim than the answer had, none by an answerer (the claimers'
-  own count again while they hold the amount free; a pass claim picks more
-  staked checkers, as while gathering) and, with them, ``overturn_answer``: the
+  own count again while they hold the amount free; more staked checkers are
+  picked as a pass claim's are while gathering: for a fraud claim they
+  re-render the cells the claim's published verdicts name,
+  node.roles.overturn_rechecks) and, with them, ``overturn_answer``: the
   claim executes and the answerers lose what they locked. Otherwise the answer
   stands at the end of its window.
 * ``executed`` or ``answered`` (the accused's answer stood): done.
@@ -476,7 +478,7 @@ class Slasher:
                     log_event(logger, logging.WARNING, "answer not overturned", reason=exc.reason)
                     break
                 return await self._end(claim, EXECUTED, "answer overturned")
-            if claim.kind == PASS:
+            if self._pick_claimers is not None:  # a fraud claim's picks re-render the claimed cells
                 await self._pick(claim, want, terms.cap_wei, want - len(claim.sigs) + SPARE_CLAIMERS)
             for checker in claim.rejecters:
                 self.ctx.outbox.send(checker, request)

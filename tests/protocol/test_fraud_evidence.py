@@ -20,6 +20,7 @@ from protocol.fraud_evidence import (
     claimed_pass,
     claimed_verdicts,
     find_evidence,
+    may_sign_overturn,
     pack_evidence,
 )
 from protocol.market.records import verdict_digest_of
@@ -102,3 +103,20 @@ def test_a_slasher_publishes_nothing_a_reader_would_refuse() -> None:
 def test_arbitrary_published_bytes_never_raise(tail: bytes) -> None:
     blob = find_evidence(b"\x00" * 4 + EVIDENCE_MAGIC + tail)
     assert claimed_verdicts(blob, b"\x00" * 32, JOB, TASK, FRAME) is None
+
+
+def test_an_overturn_is_signed_only_for_the_claims_published_cells_found_wrong() -> None:
+    """``may_sign_overturn`` (node.roles.overturn_rechecks): a checker that did not check
+    the frame signs the claim's Fraud only against the claim's own published verdicts,
+    within what it puts at risk, and only once its own render rejects the frame."""
+    verdicts = [verdict(1), verdict(2)]
+    tiles = commitment(verdicts)
+    digests = [verdict_digest_of(v) for v in verdicts]
+    ok = dict(amount_wei=10, max_at_risk_wei=10)
+    assert may_sign_overturn(tuple(verdicts), tiles, digests, **ok) == ""
+    assert "no rejecting verdicts" in may_sign_overturn(None, tiles, digests, **ok)
+    assert "not the claim's" in may_sign_overturn(tuple(verdicts), tiles, digests[:1], **ok)
+    assert may_sign_overturn(tuple(verdicts), tiles, digests, amount_wei=11, max_at_risk_wei=10)
+    rejects, passes = replace(verdicts[0], passed=False), replace(verdicts[0], passed=True)
+    assert may_sign_overturn(tuple(verdicts), tiles, digests, **ok, ours=rejects) == ""
+    assert "answer stands" in may_sign_overturn(tuple(verdicts), tiles, digests, **ok, ours=passes)

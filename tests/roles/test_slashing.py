@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_canonical_address
 
 from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
-from ledger.fraud import FraudClaim, ResultRef, sign
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
 from node.roles.slasher import EXECUTED, Claim, Slasher
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
@@ -130,9 +130,21 @@ async def test_checkers_sign_no_claim_against_an_uninvolved_or_accepted_worker(
                 request = FraudSignRequest(job_id, task_id, result.frame, worker, result.frame_cid,
                                            (bytes(32),), 10**17)  # fmt: skip
                 for c in checkers:
-                    with pytest.raises(IllegalMessage):
-                        c.live().checker.on_fraud_sign_request(requester, request)  # type: ignore[attr-defined]
-        assert all(c.live().checker.fraud_signed == 0 for c in checkers)  # type: ignore[attr-defined]
+                    checker = c.live().checker
+                    try:  # a task we rejected (another frame or worker than the request's)
+                        queued = checker.on_fraud_sign_request(requester, request)  # type: ignore[union-attr]
+                    except IllegalMessage:
+                        continue
+                    # not rejected by us: a re-check to overturn an answer, which no claim has
+                    assert queued
+                    await checker.overturn_rechecks._recheck(requester, request)  # type: ignore[union-attr]
+                    (view,) = [v for v in c.live().ctx.node.gate.scorer.view(0.0)
+                               if v.peer == client.peer]  # fmt: skip
+                    assert view.rejected["overturn_unanswered"] >= 1  # scored, as before
+        for c in checkers:
+            checker = c.live().checker
+            assert checker.fraud_signed == 0 and checker.overturn_rechecks.signed == 0  # type: ignore[union-attr]
+            assert checker.overturn_rechecks.rendered == 0  # type: ignore[union-attr]
         assert cluster.escrow.claims == {}
 
 
@@ -160,3 +172,48 @@ def test_a_rejecter_signing_with_another_key_is_refused() -> None:
     assert list(claim.sigs) == [to_canonical_address(rejecter_key.address)]
     # A row stored before the addresses were kept reads back without them (any key, as then).
     assert Claim.unpack(claim.state, claim.pack()).picked == claim.picked
+
+
+async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 17 (stop-26 review finding 3), a worker's result: the cheat's own staked
+    sybils (keys of the test's) answer the dispute's true claim with one more Clean than
+    it had claimers. The requester's slasher sees the claim contested and picks staked
+    checkers that never saw the frame (three joined since); each re-renders the cells the
+    claim's published verdicts name (node.roles.overturn_rechecks), finds them wrong and
+    signs the claim's Fraud; with the claimers' own signatures that outnumbers the
+    answer: the claim executes and each sybil loses the cap it locked. Before, the
+    overturn could only count the dispute's rejecters, never more than the answer."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+        cluster.escrow.stakes[cheat.address] = STAKE_WEI
+        await staked_checkers(cluster, 3)
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=1)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(s.status == CLAIM_PENDING for s in escrow.claims.values()))
+        ((ref, worker),) = list(escrow.claims)
+        evidence = escrow.evidence(ref, worker)
+        assert evidence is not None
+        sybils = [bytes(Account.create().key) for _ in range(len(evidence.claimers) + 1)]
+        for key in sybils:
+            escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+        answer = CleanAnswer(ref, worker, evidence.tiles)
+        escrow.answer_claim(answer, evidence.claimers,
+                            order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
+        answerers = escrow.answerers[(ref, worker)]
+        newcomers = [await cluster.add(f"c{i}", "checker") for i in (4, 5, 6)]
+        for member in newcomers:
+            escrow.register(member.address, STAKE_WEI)
+        await cluster.settle("client", 7)
+        await escrow.wait_until(lambda: escrow.claims[(ref, worker)].status == CLAIM_EXECUTED)
+        assert await client.live().requester.slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+        assert [t.what for t in client.chain.transactions].count("overturn_answer") == 1  # type: ignore[union-attr]
+        signed = sum(m.live().checker.overturn_rechecks.signed for m in newcomers)  # type: ignore[union-attr]
+        assert signed >= 1  # the claimers alone never outnumber an answer
+        for a in answerers:  # each sybil lost what its answer locked
+            assert (escrow.stakes[a], escrow.locked.get(a, 0)) == (STAKE_WEI - escrow.terms.cap_wei, 0)
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+        assert escrow.conserved()

@@ -1,0 +1,128 @@
+"""A checker asked to overturn an answer to a fraud claim re-renders the claimed cells.
+
+Theory of operation. A fraud claim on a worker's result is signed by the
+checkers whose verdicts rejected it in a dispute. When the accused answers it
+(``Escrow.answer_claim``: more ``Clean`` signatures than claimers, each
+answerer's stake locked), the answer may be the accused's own sybils', and the
+claim's side overturns it only with more ``Fraud`` signatures than the answer
+had, none by an answerer (``Escrow.overturn_answer``): more than the dispute's
+rejecters. So the requester's slasher (node.roles.slasher) picks staked
+checkers that did not check the frame and sends each a ``FraudSignRequest``
+like a rejecter's; a checker without a rejection of its own for that task
+hands it here (node.roles.checker).
+
+Before anything is rendered the chain is read: the claim on that result by
+that worker must be contested (the only state in which these signatures
+count: a requester cannot have us render for a claim that does not exist or
+was never answered; asking about one scores it, as a request about a frame
+we did not reject always did), we must be none of its answerers, the accused or the
+requester, and ``protocol.fraud_evidence.may_sign_overturn`` must find the
+claim's published rejecting verdicts, the request naming that very evidence,
+and an amount within ``MAX_AT_RISK_WEI``. Then we fetch the scene and the frame
+from the requester by CID (the digest the worker signed) and re-render every
+grid cell those verdicts name plus ``protocol.slashing.recheck_tiles`` cells of
+our own draw (as an answering checker does, node.roles.rechecks), compared
+across hardware. Only when our verdict rejects the frame do we sign the
+claim's ``Fraud`` and send ``FraudSigned``; a frame that passes gets no
+signature, ever. Queue, render and remembered outcomes are
+:class:`node.roles.rechecks.RecheckQueue`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING
+from ledger.fraud import FraudClaim, result_ref, sign
+from node.log import log_event
+from node.roles.common import peer_of
+from node.roles.context import RoleContext
+from node.roles.rechecks import NO_CLAIM_PENALTY, RecheckQueue
+from node.roles.scene_gate import SceneGate
+from node.verify.checker import new_secret
+from protocol.errors import IllegalMessage
+from protocol.fraud_evidence import claimed_cells, claimed_verdicts, may_sign_overturn
+from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, VerifyRequest
+from protocol.slashing import recheck_tiles
+from protocol.verification import DEFAULT_POLICY
+
+logger = logging.getLogger(__name__)
+REFUSAL_PENALTY = 10  # as for a fraud claim we would not sign (node.roles.checker)
+
+
+class OverturnRechecks(RecheckQueue[FraudSignRequest]):
+    """Overturns of answers to fraud claims we are asked to sign (see the module docstring)."""
+
+    def __init__(
+        self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate,
+        max_at_risk_wei: int,
+    ) -> None:  # fmt: skip
+        super().__init__(ctx, specs, gate)
+        self.max_at_risk_wei = max_at_risk_wei
+
+    def _vet(self, sender: bytes, spec: JobSpec, request: FraudSignRequest) -> None:
+        why = ""
+        if spec.requester != sender:
+            why = "a fraud claim about a job we do not check for its sender"
+        elif request.pass_verdict is not None:
+            why = "a pass claim is no overturn"
+        elif self.ctx.chain is not None and self.ctx.chain.address == request.worker_address:
+            why = "we are the accused"
+        if why:
+            raise IllegalMessage(f"overturn not signed: {why}", penalty=REFUSAL_PENALTY)
+
+    def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
+        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
+
+    async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
+        key = (request.job_id, request.task_id, request.worker_address)
+        spec, chain = self.specs.get(request.job_id), self.ctx.chain
+        if key in self._done or spec is None or chain is None:
+            return  # queued twice, or forgotten meanwhile
+        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
+        if ref is None:
+            return
+        state = await chain.claim_state(ref, request.worker_address)
+        if state.status in (CLAIM_NONE, CLAIM_PENDING):
+            # nothing was answered: a requester asking us to sign a claim about a frame we
+            # did not reject (or our chain reader a block behind: a small penalty that decays)
+            self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(
+                "a fraud claim about a frame we did not reject, and no answer to overturn",
+                penalty=NO_CLAIM_PENALTY), "overturn_unanswered")  # fmt: skip
+            return
+        if state.status != CLAIM_CONTESTED:
+            return  # overturned or closed meanwhile: we render nothing for it
+        evidence = await chain.claim_evidence(ref, request.worker_address)
+        answerers = await chain.claim_answerers(ref, request.worker_address)
+        if evidence is None or answerers is None:
+            return
+        if chain.address in (*answerers, request.worker_address, ref.requester):
+            return self._remember(key, None)
+        verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
+                                    request.task_id, request.frame)  # fmt: skip
+        why = may_sign_overturn(verdicts, evidence.tiles, request.verdict_digests,
+                                request.amount_wei, self.max_at_risk_wei)  # fmt: skip
+        if why or verdicts is None:
+            log_event(logger, logging.INFO, "overturn not re-checked", frame=request.frame, why=why)
+            return self._remember(key, None)
+        settings = spec.settings
+        required = claimed_cells(verdicts, settings.resolution_x, settings.resolution_y,
+                                 DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+        check = VerifyRequest(request.job_id, request.task_id, request.frame, sender, bytes(32),
+                              request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
+                              new_secret(), "")  # fmt: skip
+        ours = await self._render(sender, spec, check, required)
+        why = "the scene failed its preflight" if ours is None else may_sign_overturn(
+            verdicts, evidence.tiles, request.verdict_digests, request.amount_wei,
+            self.max_at_risk_wei, ours,
+        )  # fmt: skip
+        log_event(logger, logging.INFO, "re-check to overturn an answer", frame=request.frame,
+                  accused=request.worker_address.hex(), sign=not why, why=why)  # fmt: skip
+        if why:
+            return self._remember(key, None)
+        claim = FraudClaim(ref, request.worker_address, evidence.tiles, request.amount_wei)
+        signature = sign(claim, self.ctx.payment_key)
+        self.signed += 1
+        self._remember(key, signature)
+        self._answer(sender, request, signature)
