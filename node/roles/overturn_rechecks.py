@@ -31,19 +31,16 @@ signature, ever. Queue, render and remembered outcomes are
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING
 from ledger.fraud import FraudClaim, result_ref, sign
 from node.log import log_event
 from node.roles.common import peer_of
-from node.roles.context import RoleContext
-from node.roles.rechecks import NO_CLAIM_PENALTY, RecheckQueue
-from node.roles.scene_gate import SceneGate
+from node.roles.rechecks import NO_CLAIM_PENALTY, FraudRechecks
 from node.verify.checker import new_secret
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_cells, claimed_verdicts, may_sign_overturn
-from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, VerifyRequest
+from protocol.messages import FraudSignRequest, JobSpec, VerifyRequest
 from protocol.slashing import recheck_tiles
 from protocol.verification import DEFAULT_POLICY
 
@@ -51,15 +48,8 @@ logger = logging.getLogger(__name__)
 REFUSAL_PENALTY = 10  # as for a fraud claim we would not sign (node.roles.checker)
 
 
-class OverturnRechecks(RecheckQueue[FraudSignRequest]):
+class OverturnRechecks(FraudRechecks):
     """Overturns of answers to fraud claims we are asked to sign (see the module docstring)."""
-
-    def __init__(
-        self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate,
-        max_at_risk_wei: int,
-    ) -> None:  # fmt: skip
-        super().__init__(ctx, specs, gate)
-        self.max_at_risk_wei = max_at_risk_wei
 
     def _vet(self, sender: bytes, spec: JobSpec, request: FraudSignRequest) -> None:
         why = ""
@@ -71,9 +61,6 @@ class OverturnRechecks(RecheckQueue[FraudSignRequest]):
             why = "we are the accused"
         if why:
             raise IllegalMessage(f"overturn not signed: {why}", penalty=REFUSAL_PENALTY)
-
-    def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
-        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
 
     async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
         key = (request.job_id, request.task_id, request.worker_address)

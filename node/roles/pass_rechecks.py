@@ -35,17 +35,14 @@ over ``CheckerPass.claim`` (the accused's own ``tiles``) and send
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 from ledger.client import CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.fraud import checker_pass, pass_signer, sign
 from node.log import log_event
-from node.roles.context import RoleContext
-from node.roles.rechecks import RecheckQueue
-from node.roles.scene_gate import SceneGate
+from node.roles.rechecks import FraudRechecks
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import may_sign_pass
-from protocol.messages import FraudSigned, FraudSignRequest, JobSpec, VerifyRequest
+from protocol.messages import FraudSignRequest, JobSpec, VerifyRequest
 from protocol.slashing import recheck_tiles
 from protocol.verification import Tile
 
@@ -53,15 +50,8 @@ logger = logging.getLogger(__name__)
 REFUSAL_PENALTY = 10  # as for a fraud claim we would not sign (node.roles.checker)
 
 
-class PassRechecks(RecheckQueue[FraudSignRequest]):
+class PassRechecks(FraudRechecks):
     """Claims against a checker's pass we are asked to sign (see the module docstring)."""
-
-    def __init__(
-        self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate,
-        max_at_risk_wei: int,
-    ) -> None:  # fmt: skip
-        super().__init__(ctx, specs, gate)
-        self.max_at_risk_wei = max_at_risk_wei
 
     def _vet(self, sender: bytes, spec: JobSpec, request: FraudSignRequest) -> None:
         if spec.requester != sender:
@@ -78,9 +68,6 @@ class PassRechecks(RecheckQueue[FraudSignRequest]):
                 why = "the accused did not sign this pass of that frame"
         if why:
             raise IllegalMessage(f"pass claim not signed: {why}", penalty=REFUSAL_PENALTY)
-
-    def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
-        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
 
     async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
         key = (request.job_id, request.task_id, request.worker_address)

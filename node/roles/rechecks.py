@@ -60,6 +60,7 @@ from protocol.fraud_evidence import claimed_cells, claimed_pass, claimed_verdict
 from protocol.messages import (
     CleanSigned,
     CleanSignRequest,
+    FraudSigned,
     FraudSignRequest,
     JobSpec,
     Verdict,
@@ -154,6 +155,22 @@ class RecheckQueue(Generic[Request]):
         self._done[key] = signature
         while len(self._done) > MAX_REMEMBERED:
             self._done.popitem(last=False)
+
+
+class FraudRechecks(RecheckQueue[FraudSignRequest]):
+    """Re-checks a requester asks of us before we sign its claim's ``Fraud`` (against a
+    pass: node.roles.pass_rechecks; overturning an answer: node.roles.overturn_rechecks),
+    each putting at most ``max_at_risk_wei`` of our stake behind it."""
+
+    def __init__(
+        self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate,
+        max_at_risk_wei: int,
+    ) -> None:  # fmt: skip
+        super().__init__(ctx, specs, gate)
+        self.max_at_risk_wei = max_at_risk_wei
+
+    def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
+        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
 
 
 class Rechecks(RecheckQueue[CleanSignRequest]):
