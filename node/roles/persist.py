@@ -112,6 +112,12 @@ def set_job_state(conn: sqlite3.Connection, *, job_id: str, state: str, now_ms: 
     )
 
 
+def job_spec(conn: sqlite3.Connection, *, job_id: str) -> bytes | None:
+    """The stored spec of this node's job ``job_id``, settled or not (None: unknown)."""
+    row = conn.execute("SELECT spec FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def unsettled_jobs(conn: sqlite3.Connection) -> list[tuple[str, bytes, str]]:
     """This node's jobs whose escrow is not yet settled: open ones, and ended ones whose
     refund the journal does not record (a restart must still reclaim it)."""

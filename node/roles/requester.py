@@ -67,6 +67,7 @@ from protocol.market import (
 )
 from protocol.messages import (
     Bid,
+    JobAnnounce,
     JobSpec,
     Message,
     Result,
@@ -322,10 +323,16 @@ class RequesterRole:
         return self._pass_claim_wei
 
     async def introduce(self, job_id: bytes, checker: bytes) -> None:
-        """Send ``checker`` the announce of our job ``job_id`` (the slasher's picks)."""
+        """Send ``checker`` the announce of our job ``job_id`` (the slasher's picks). A job
+        settled before a restart is no longer among ours, but its claims go on: its
+        announce is then rebuilt from the spec the store keeps."""
         job = self.jobs.get(job_id)
         if job is not None:
-            await job.introduce(checker, again=True)
+            return await job.introduce(checker, again=True)
+        stored = await self.ctx.node.store.call(partial(persist.job_spec, job_id=job_id.hex()))
+        if stored is not None:
+            spec = from_wire(JobSpec, unpackb(stored))
+            await self.ctx.outbox.deliver(checker, JobAnnounce(job_id, spec))
 
     async def staked_checkers(
         self, exclude: frozenset[bytes], exclude_addresses: frozenset[bytes], min_stake_wei: int,

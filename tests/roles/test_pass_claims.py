@@ -465,3 +465,25 @@ async def test_the_lazy_checkers_sybils_answer_and_the_requester_overturns_them(
         assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
         assert all(escrow.locked.get(c.address, 0) == 0 for c in honest)
         assert escrow.conserved()
+
+
+async def test_a_settled_jobs_announce_is_rebuilt_from_the_store_for_a_pick(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review (stop 26, finding 8): after a restart a settled job is no longer among the
+    requester's jobs, but its claims go on (stored) and their picks must learn the job
+    from its announce; ``introduce`` sent nothing then. It now rebuilds the announce
+    from the spec the store keeps."""
+    async with open_cluster(tmp_path) as cluster:
+        client, _, honest = await lazy_and_three_honest(cluster)
+        job, _, _ = await one_frame(cluster)
+        newcomer = await staked(cluster, "c4")
+        requester = client.live().requester
+        del requester.jobs[job.job_id]  # as after a restart, once the job settled
+        assert job.job_id not in newcomer.live().checker.specs  # type: ignore[union-attr]
+        await requester.introduce(job.job_id, newcomer.key.node_id.raw)
+        await newcomer.live().ctx.node.wait_until(
+            lambda: job.job_id in newcomer.live().checker.specs  # type: ignore[union-attr]
+        )
+        assert newcomer.live().checker.specs[job.job_id] == job.spec  # type: ignore[union-attr]
+        await requester.introduce(b"\x00" * 32, newcomer.key.node_id.raw)  # unknown: nothing
