@@ -116,9 +116,9 @@ def per_operation(b: Bench) -> dict[str, int]:
     b.chain.advance_time(2 * 24 * 3600)
     call = other.calls.execute_slash(b.claim(job_id, worker, 0), claimer_addrs)
     gas["execute_slash (quorum of 3)"] = other.send(call)["gasUsed"]
-    call = other.calls.close_answer(answer, claimer_addrs, answerer_addrs)
-    gas["close_answer (3 claimers, 4 answerers)"] = other.send(call)["gasUsed"]
-    # An answer overturned: the three claimers sign again with two more checkers.
+    call = other.calls.settle_contest(answer, claimer_addrs, [answerer_addrs])
+    gas["settle_contest, answer of 4 stood"] = other.send(call)["gasUsed"]
+    # An answer outnumbered: the three claimers sign again with two more checkers.
     more = b.clients[17:19]
     for c in more:
         c.send(c.calls.stake(ETHER))
@@ -130,8 +130,12 @@ def per_operation(b: Bench) -> dict[str, int]:
     sigs = order_signatures(claim.answer, [sign_typed(claim.answer, b.key_of(c)) for c in answerers])
     other.send(other.calls.answer_claim(claim.answer, claimer_addrs, sigs))
     sigs = order_signatures(claim, [sign_typed(claim, b.key_of(c)) for c in [*claimers, *more]])
-    call = other.calls.overturn_answer(claim, claimer_addrs, answerer_addrs, sigs)
-    gas["overturn_answer (quorum of 5)"] = other.send(call)["gasUsed"]
+    rung = sorted(c.account for c in [*claimers, *more])
+    call = other.calls.escalate(claim, claimer_addrs, [answerer_addrs], sigs)
+    gas["escalate, Fraud rung of 5 over 4"] = other.send(call)["gasUsed"]
+    b.chain.advance_time(2 * 24 * 3600)
+    call = other.calls.settle_contest(claim, claimer_addrs, [answerer_addrs, rung])
+    gas["settle_contest, upheld (3, 4, 5)"] = other.send(call)["gasUsed"]
     # Claims on a checker's passes of frames 2 and 3, signed by three checkers that still
     # hold the minimum; like claim_fraud's figure, the second one's (claimers' locks and
     # the accused's stake already non-zero).

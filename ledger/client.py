@@ -95,13 +95,14 @@ CLAIM_NONE, CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_ANSWERED, CLAIM_CONTESTED = 0, 
 class ClaimState:
     taken_wei: int  # worker stake the claim holds
     amount_wei: int  # stake each claimer has locked
-    # pending: executable from then on, answerable strictly before; contested: the
-    # answer stands from then on, overturnable strictly before
+    # pending: executable from then on, answerable strictly before; contested: the last
+    # rung wins from then on, can be outnumbered strictly before
     settle_at_s: int
     commit: bytes
     status: int  # CLAIM_*
-    answered_by: int = 0  # signers of the last answer: a new claim needs more
-    answer: bytes = b"\0" * 32  # answer_commit(answerers) of the last answer
+    answered_by: int = 0  # signers of the last rung: a new claim needs more than an answer's
+    answer: bytes = b"\0" * 32  # ladder_commit(ladder): every rung's signers
+    rungs: int = 0  # rungs on the claim's ladder (0: unanswered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +124,17 @@ def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -
     return bytes(Web3.keccak(encoded))
 
 
-def answer_commit(answerers: Sequence[bytes]) -> bytes:
-    """The escrow's ``Claim.answer``: keccak256(abi_encode(answerers))."""
-    encoded = abi_encode(["address[]"], [[Web3.to_checksum_address(a) for a in answerers]])
-    return bytes(Web3.keccak(encoded))
+Ladder = tuple[tuple[bytes, ...], ...]  # a contested claim's rungs: each one's signers, ascending
+
+
+def ladder_commit(ladder: Sequence[Sequence[bytes]]) -> bytes:
+    """The escrow's ``Claim.answer``: keccak256(abi_encode(ladder))."""
+    rungs = [[Web3.to_checksum_address(a) for a in rung] for rung in ladder]
+    return bytes(Web3.keccak(abi_encode(["address[][]"], [rungs])))
+
+
+def _addresses(ladder: Sequence[Sequence[bytes]]) -> list[list[str]]:
+    return [[Web3.to_checksum_address(a) for a in rung] for rung in ladder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,37 +230,31 @@ class EscrowCalls:
         self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_signatures: Sequence[bytes]
     ) -> Call:
         """Contest a pending claim with a larger quorum's Clean signatures (each signer
-        locks the claim's amount until the answer stands or is overturned); ``claimers``
-        are the claim's signers in the claim's (ascending) order."""
-        sigs = [split_signature(s) for s in ordered_signatures]
-        fn = self.contract.functions.answer_claim(
-            answer.ref.arg(), Web3.to_checksum_address(answer.worker), answer.tiles,
-            [Web3.to_checksum_address(c) for c in claimers], sigs,
-        )  # fmt: skip
-        return Call(fn)
+        locks the claim's amount): the first rung, ``escalate`` with no ladder yet;
+        ``claimers`` are the claim's signers in the claim's (ascending) order."""
+        return self.escalate(answer, claimers, (), ordered_signatures)
 
-    def overturn_answer(
-        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
-        ordered_signatures: Sequence[bytes],
+    def escalate(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]], ordered_signatures: Sequence[bytes],
     ) -> Call:  # fmt: skip
-        """Overturn a contested answer with more Fraud signatures over ``claim`` (the
-        claim's own digest) than it had answerers; the claim executes at once."""
+        """Outnumber the last rung of ``ladder`` (the claim's rungs so far): signatures over
+        the ``Clean`` answer after a Fraud rung (or none), over the ``FraudClaim`` after a
+        Clean one."""
         sigs = [split_signature(s) for s in ordered_signatures]
-        fn = self.contract.functions.overturn_answer(
-            claim.ref.arg(), Web3.to_checksum_address(claim.worker), claim.tiles,
-            [Web3.to_checksum_address(c) for c in claimers],
-            [Web3.to_checksum_address(a) for a in answerers], sigs,
+        fn = self.contract.functions.escalate(
+            signed.ref.arg(), Web3.to_checksum_address(signed.worker), signed.tiles,
+            [Web3.to_checksum_address(c) for c in claimers], _addresses(ladder), sigs,
         )  # fmt: skip
         return Call(fn)
 
-    def close_answer(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
+    def settle_contest(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes], ladder: Sequence[Sequence[bytes]]
     ) -> Call:
-        """After a contested answer's window: the answer stands, the claim is cancelled."""
-        fn = self.contract.functions.close_answer(
-            answer.ref.arg(), Web3.to_checksum_address(answer.worker), answer.tiles,
-            [Web3.to_checksum_address(c) for c in claimers],
-            [Web3.to_checksum_address(a) for a in answerers],
+        """After the last rung's window: its side wins."""
+        fn = self.contract.functions.settle_contest(
+            signed.ref.arg(), Web3.to_checksum_address(signed.worker), signed.tiles,
+            [Web3.to_checksum_address(c) for c in claimers], _addresses(ladder),
         )  # fmt: skip
         return Call(fn)
 
@@ -356,9 +358,9 @@ class EscrowClient:
 
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        taken, amount, settle_at, commit, status, answered_by, answer = self._view("claims", claim_id)
+        taken, amount, settle_at, commit, status, answered_by, answer, rungs = self._view("claims", claim_id)
         return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status),
-                          int(answered_by), bytes(answer))  # fmt: skip
+                          int(answered_by), bytes(answer), int(rungs))  # fmt: skip
 
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its
@@ -390,8 +392,8 @@ class EscrowClient:
         self, ref: ResultRef, worker: bytes, state: ClaimState
     ) -> ClaimEvidence | None:
         """The binary search for the claim's block and the log reads (see claim_evidence)."""
-        # an answer moved settle_at on by at most one more window
-        windows = 2 if state.status == CLAIM_CONTESTED else 1
+        # each rung moved settle_at on by at most one more window
+        windows = 1 + (state.rungs if state.status == CLAIM_CONTESTED else 0)
         from_s = state.settle_at_s - windows * self.challenge_s()
         for entry in self._claim_logs(self.contract.events.FraudClaimed, ref, worker, from_s):
             tiles = bytes(entry["args"]["tiles"])
@@ -401,18 +403,21 @@ class EscrowClient:
                 return ClaimEvidence(tiles, claimers, published)
         return None
 
-    def answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
-        """The signers of the contested answer to the claim on ``worker``'s ``ref``
-        (ascending), from its ``ClaimAnswered`` event, checked against the claim's
-        stored ``answer`` (None: no contested answer, or no event that matches it)."""
+    def ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
+        """The rungs of the contested claim on ``worker``'s ``ref`` (each one's signers,
+        ascending), from its ``ClaimContested`` events, checked against the claim's stored
+        ``answer`` (None: not contested, or no events that match it)."""
         state = self.claim(ref, worker)
         if state.status != CLAIM_CONTESTED:
             return None
-        from_s = state.settle_at_s - self.challenge_s()
-        for entry in self._claim_logs(self.contract.events.ClaimAnswered, ref, worker, from_s):
-            answerers = tuple(to_canonical_address(a) for a in entry["args"]["answerers"])
-            if answer_commit(answerers) == state.answer:
-                return answerers
+        from_s = state.settle_at_s - state.rungs * self.challenge_s()
+        rungs: list[tuple[bytes, ...]] = []
+        for entry in self._claim_logs(self.contract.events.ClaimContested, ref, worker, from_s):
+            rung = int(entry["args"]["rung"])
+            signers = tuple(to_canonical_address(a) for a in entry["args"]["signers"])
+            rungs = [*rungs[:rung], signers]  # rung 0 again: a later claim's ladder
+            if len(rungs) == state.rungs and ladder_commit(rungs) == state.answer:
+                return tuple(rungs)
         return None
 
     def _claim_logs(self, event: Any, ref: ResultRef, worker: bytes, from_s: int) -> Iterator[Any]:

@@ -52,29 +52,34 @@
 #   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
 #   frameDigest, tiles) signed by MORE distinct registered checkers than
 #   signed the claim, none of them a claimer, the worker or the requester,
-#   each with at least `amount` free stake, which the answer locks: the claim
-#   is then contested for a new CHALLENGE_S. Within it, Fraud signatures (the
-#   claim's own digest) of MORE registered checkers than answered, none of
-#   them an answerer, each with `amount` free stake, overturn the answer at
-#   once (`overturn_answer`): the claim executes and every answerer loses its
-#   locked `amount` to the overturning checkers. After it, anyone closes the
-#   answer (`close_answer`): the claim is cancelled, the worker gets its stake
-#   back, the answerers' locks are released, and every claimer loses its
-#   locked `amount` (half to the worker, half to the answerers). An answer
-#   thus risks its signers' stake as a claim does: a cheat's own sybil
-#   checkers that answer a true claim lose it to any larger honest quorum,
-#   and win only with MAX_SIGNERS of them (docs/VERIFICATION.md). Otherwise,
+#   each locking `amount` of free stake (`escalate` with an empty ladder):
+#   the first rung of the claim's ladder. Each further rung (`escalate`)
+#   outnumbers the last within ITS window (CHALLENGE_S, restarted by every
+#   rung), alternating sides: the claim's own Fraud signatures after an
+#   answer, Clean after a Fraud rung, by registered checkers never on the
+#   other side (claimers are the claim's), each locking `amount`. Sizes grow
+#   strictly and stop at MAX_SIGNERS, so a ladder has at most MAX_RUNGS rungs.
+#   After the last rung's window anyone settles (`settle_contest`): the side
+#   of the last rung wins, every position (a signer on a rung) of the losing
+#   side forfeits its `amount` and the winners' locks are released. The
+#   claim's side: the claim executes, half of the taken stake to the
+#   requester and half plus the forfeits in equal parts to its positions.
+#   The accused's side: the claim is cancelled, the worker gets its stake
+#   back plus half the forfeits, the other half to its positions. So every
+#   rung risks its signers' stake, and the side that can bring more staked
+#   checkers (16 at most) has the last word (docs/LEDGER.md). Otherwise,
 #   after the claim's window, anyone executes it: half of the taken stake to
 #   the requester, half in equal parts to the claimers, whose locks are
-#   released. One claim per
-#   (job, worker, task, frame) at a time, executed at most once; after an
-#   answer the frame may be claimed again, by more signers than the answer had
+#   released. One claim per (job, worker, task, frame) at a time, executed at
+#   most once; after an answer stood the frame may be claimed again, by more
+#   signers than its last rung had
 #   (so the accused's friends cannot use the frame up by claiming and answering
 #   it themselves, nor by a cheap claim: the amount is always the cap). At most
 #   MAX_SIGNERS - 1 claimers, so every claim can be answered. A claim opens only
 #   while the job's vouchers pay (block.timestamp <= deadline + GRACE_S, the
 #   deadline as top-ups last pushed it): the accused watches each result it
-#   signed until then, plus CHALLENGE_S, and no longer (an unbounded window
+#   signed until then, plus CHALLENGE_S, and a contested claim until it is
+#   settled, and no longer (an unbounded window
 #   let a requester claim an old result once the accused's watch had lapsed).
 #   Checkers are claimable too. `claim_pass` accuses a checker of a wrong
 #   pass: in place of the worker's Result it needs the checker's own signature
@@ -149,8 +154,9 @@ struct Claim:
     settle_at: uint256  # executable from then on; answerable strictly before
     commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
     status: uint256  # CLAIM_* code
-    answered_by: uint256  # signers of the last answer: a new claim needs more
-    answer: bytes32  # keccak256(abi_encode(answerers)) of the last answer
+    answered_by: uint256  # signers of the last rung: a new claim needs more than an answer's
+    answer: bytes32  # keccak256(abi_encode(ladder)): every rung's signers since the claim
+    rungs: uint256  # rungs on the ladder (0: unanswered)
 
 struct Sig:
     v: uint8
@@ -227,23 +233,15 @@ event FraudClaimed:
     tiles: bytes32
     claimers: DynArray[address, MAX_SIGNERS]
 
-event ClaimAnswered:
+event ClaimContested:
     claim_id: indexed(bytes32)
     worker: indexed(address)
-    settle_at: uint256  # the answer stands from then on unless overturned before
-    # What an overturn or a close must name: the claimers read them here.
-    answerers: DynArray[address, MAX_SIGNERS]
-
-event AnswerOverturned:
-    claim_id: indexed(bytes32)
-    worker: indexed(address)
-    penalty: uint256  # answerers' locked stake forfeited, in total
-    overturners: DynArray[address, MAX_SIGNERS]
-
-event AnswerUpheld:
-    claim_id: indexed(bytes32)
-    worker: indexed(address)
-    penalty: uint256  # claimers' locked stake forfeited, in total
+    # its index on the claim's ladder: even (0 the first answer) the accused's side (Clean),
+    # odd the claim's side (Fraud)
+    rung: uint256
+    settle_at: uint256  # the last rung wins from then on unless outnumbered before
+    # What the next rung or the settlement must name: every rung's signers, read here.
+    signers: DynArray[address, MAX_SIGNERS]
 
 event Slashed:
     claim_id: indexed(bytes32)
@@ -268,6 +266,7 @@ CREATED_MAX: constant(uint256) = (1 << 30) - 1  # minutes: until the year 4011
 DEADLINE_MAX: constant(uint256) = (1 << 64) - 1
 AMOUNT_MAX: constant(uint256) = (1 << 128) - 1
 MAX_SIGNERS: constant(uint256) = 16
+MAX_RUNGS: constant(uint256) = MAX_SIGNERS - 1  # rungs grow strictly, from 2 signers to 16
 # Gas forwarded with each payment in a batch: ample for contract wallets, and a
 # payee that burns gas cannot starve the rest of the batch.
 BATCH_PAY_GAS: constant(uint256) = 100000
@@ -304,7 +303,7 @@ PASS_TYPEHASH: constant(bytes32) = keccak256(
 CLAIM_PENDING: constant(uint256) = 1
 CLAIM_EXECUTED: constant(uint256) = 2
 CLAIM_ANSWERED: constant(uint256) = 3  # the answer stood: cancelled
-CLAIM_CONTESTED: constant(uint256) = 4  # answered; overturnable until settle_at
+CLAIM_CONTESTED: constant(uint256) = 4  # answered: a ladder of rungs, settled after settle_at
 
 GRACE_S: public(immutable(uint256))
 UNBONDING_S: public(immutable(uint256))
@@ -519,12 +518,6 @@ def refund(requester: address, job_id: bytes32):
 
 @view
 @external
-def job_key(requester: address, job_id: bytes32) -> bytes32:
-    return self._key(requester, job_id)
-
-
-@view
-@external
 def jobs(requester: address, job_id: bytes32) -> Job:
     return self._load(self._key(requester, job_id))
 
@@ -700,140 +693,68 @@ def claim_pass(
 
 @external
 @nonreentrant
-def answer_claim(
+def escalate(
     ref: ResultRef,
     worker: address,
     tiles: bytes32,
     claimers: DynArray[address, MAX_SIGNERS],
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
     sigs: DynArray[Sig, MAX_SIGNERS],
 ):
     """
-    @notice Contest a pending claim with Clean signatures of more registered
-            checkers than claimed it, none of them a claimer, each locking
-            the claim's amount. The answer stands CHALLENGE_S from now
-            (close_answer) unless a larger quorum overturns it first
-            (overturn_answer).
+    @notice Outnumber the last rung of a claim before its window ends, each
+            signer locking the claim's amount; the window starts again. With
+            no `ladder` yet, the accused's answer to a pending claim: Clean
+            signatures of more registered checkers than claimed it. After an
+            even rung (the accused's side), the claim's own Fraud signatures;
+            after an odd one, Clean. More than the last rung, none of them
+            ever on the other side (a claimer is on the claim's).
     """
-    claim_id: bytes32 = self._claim_id(ref, worker)
-    claim: Claim = self.claims[claim_id]
-    assert claim.status == CLAIM_PENDING, "no pending claim"
-    assert block.timestamp < claim.settle_at, "challenge window over"
-    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
-    assert len(sigs) > len(claimers), "quorum not larger"
-    digest: bytes32 = self._clean_digest(ref, worker, tiles)
-    answerers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, claim.amount)
-    for a: address in answerers:
-        assert a not in claimers, "claimer cannot answer"
-        self.stakes[a].locked += claim.amount
-    settle_at: uint256 = block.timestamp + CHALLENGE_S
-    claim.status = CLAIM_CONTESTED
-    claim.settle_at = settle_at
-    claim.answered_by = len(answerers)
-    claim.answer = keccak256(abi_encode(answerers))
-    self.claims[claim_id] = claim
-    log ClaimAnswered(claim_id=claim_id, worker=worker, settle_at=settle_at, answerers=answerers)
+    self._rung(ref, worker, tiles, claimers, ladder, sigs)
 
 
 @external
 @nonreentrant
-def overturn_answer(
+def settle_contest(
     ref: ResultRef,
     worker: address,
     tiles: bytes32,
     claimers: DynArray[address, MAX_SIGNERS],
-    answerers: DynArray[address, MAX_SIGNERS],
-    sigs: DynArray[Sig, MAX_SIGNERS],
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
 ):
     """
-    @notice Overturn a contested answer with the claim's own Fraud signatures
-            by more registered checkers than answered, none of them an
-            answerer, each with the claim's amount of free stake (claimers
-            may sign again). The claim executes now: the accused's stake as
-            execute_slash pays it, and the answerers' locked stake, forfeited,
-            in equal parts to the overturning checkers.
+    @notice After the last rung's window the side that signed it wins. The
+            claim's side: the claim executes (execute_slash's split of the
+            accused's stake, every position of that side paid equally, the
+            other side's locked stake forfeited to it). The accused's side:
+            the claim is cancelled, the accused's stake returns with half of
+            the claim side's forfeit, the other half to its positions.
+            Anyone may call.
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
     claim: Claim = self.claims[claim_id]
-    assert claim.status == CLAIM_CONTESTED, "no contested answer"
-    assert block.timestamp < claim.settle_at, "challenge window over"
-    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
-    assert keccak256(abi_encode(answerers)) == claim.answer, "wrong answer"
-    assert len(sigs) > len(answerers), "quorum not larger"
-    digest: bytes32 = self._fraud_digest(ref, worker, tiles, claim.amount)
-    overturners: DynArray[address, MAX_SIGNERS] = self._signers(
-        digest, sigs, ref.requester, worker, claim.amount
-    )
-    for o: address in overturners:
-        assert o not in answerers, "answerer cannot overturn"
-    self.claims[claim_id].status = CLAIM_EXECUTED
-    for a: address in answerers:
-        st: Stake = self.stakes[a]
-        st.locked -= claim.amount
-        st.active -= claim.amount
-        self.stakes[a] = st
-        self._sync_checker(a)
-    penalty: uint256 = claim.amount * len(answerers)
-    share: uint256 = penalty // len(overturners)
-    for o: address in overturners:
-        self._credit(o, share)
-    self._slash(claim_id, claim, ref, worker, claimers, penalty - share * len(overturners))
-    log AnswerOverturned(claim_id=claim_id, worker=worker, penalty=penalty, overturners=overturners)
-
-
-@external
-@nonreentrant
-def close_answer(
-    ref: ResultRef,
-    worker: address,
-    tiles: bytes32,
-    claimers: DynArray[address, MAX_SIGNERS],
-    answerers: DynArray[address, MAX_SIGNERS],
-):
-    """
-    @notice After a contested answer's window, the answer stands: the claim
-            is cancelled, the accused's stake returns, the answerers' locks
-            are released, and the claimers' locked stake is forfeited, half
-            to the accused and half to the answerers. Anyone may call.
-    """
-    claim_id: bytes32 = self._claim_id(ref, worker)
-    claim: Claim = self.claims[claim_id]
-    assert claim.status == CLAIM_CONTESTED, "no contested answer"
+    assert claim.status == CLAIM_CONTESTED, "no contested claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
     assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
-    assert keccak256(abi_encode(answerers)) == claim.answer, "wrong answer"
-    self.claims[claim_id].status = CLAIM_ANSWERED
-    self.stakes[worker].active += claim.taken
-    for c: address in claimers:
-        st: Stake = self.stakes[c]
-        st.locked -= claim.amount
-        st.active -= claim.amount
-        self.stakes[c] = st
-        self._sync_checker(c)
-    for a: address in answerers:
-        self.stakes[a].locked -= claim.amount
-    penalty: uint256 = claim.amount * len(claimers)
-    share: uint256 = penalty // 2 // len(answerers)
-    for a: address in answerers:
-        self._credit(a, share)
-    self._credit(worker, penalty - share * len(answerers))
-    log AnswerUpheld(claim_id=claim_id, worker=worker, penalty=penalty)
+    assert keccak256(abi_encode(ladder)) == claim.answer, "wrong ladder"
+    self._settle(claim_id, claim, ref, worker, claimers, ladder)
 
 
 @external
 @nonreentrant
 def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: DynArray[address, MAX_SIGNERS]):
     """
-    @notice After the challenge window, slash: half of the stake the claim
-            holds to the job's requester, half in equal parts to the
-            claimers, whose locks are released. Anyone may call.
+    @notice After the challenge window of a claim nobody answered, slash:
+            half of the stake the claim holds to the job's requester, half
+            in equal parts to the claimers, whose locks are released.
+            Anyone may call.
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
     claim: Claim = self.claims[claim_id]
     assert claim.status == CLAIM_PENDING, "no pending claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
     assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
-    self.claims[claim_id].status = CLAIM_EXECUTED
-    self._slash(claim_id, claim, ref, worker, claimers, 0)
+    self._settle(claim_id, claim, ref, worker, claimers, [])
 
 
 @external
@@ -982,22 +903,127 @@ def _take_stake(worker: address, amount_max: uint256) -> uint256:
 
 
 @internal
-def _slash(
+def _rung(
+    ref: ResultRef,
+    worker: address,
+    tiles: bytes32,
+    claimers: DynArray[address, MAX_SIGNERS],
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
+    sigs: DynArray[Sig, MAX_SIGNERS],
+):
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    claim: Claim = self.claims[claim_id]
+    n: uint256 = len(ladder)
+    last: uint256 = len(claimers)
+    if n == 0:
+        assert claim.status == CLAIM_PENDING, "no pending claim"
+    else:
+        assert claim.status == CLAIM_CONTESTED, "no contested claim"
+        assert keccak256(abi_encode(ladder)) == claim.answer, "wrong ladder"
+        last = len(ladder[n - 1])
+    assert block.timestamp < claim.settle_at, "challenge window over"
+    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert len(sigs) > last, "quorum not larger"
+    fraud: bool = n % 2 == 1  # odd rungs are the claim's side
+    digest: bytes32 = self._clean_digest(ref, worker, tiles)
+    if fraud:
+        digest = self._fraud_digest(ref, worker, tiles, claim.amount)
+    signers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, claim.amount)
+    for s: address in signers:
+        assert not self._on_side(s, not fraud, claimers, ladder), "signed for the other side"
+        self.stakes[s].locked += claim.amount
+    grown: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS] = ladder
+    grown.append(signers)
+    claim.status = CLAIM_CONTESTED
+    claim.settle_at = block.timestamp + CHALLENGE_S
+    claim.answered_by = len(signers)
+    claim.answer = keccak256(abi_encode(grown))
+    claim.rungs = n + 1
+    self.claims[claim_id] = claim
+    log ClaimContested(claim_id=claim_id, worker=worker, rung=n, settle_at=claim.settle_at, signers=signers)
+
+
+@pure
+@internal
+def _on_side(
+    account: address,
+    fraud: bool,
+    claimers: DynArray[address, MAX_SIGNERS],
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
+) -> bool:
+    # Whether `account` signed for the claim's side (`fraud`) or the accused's.
+    if fraud and account in claimers:
+        return True
+    for i: uint256 in range(len(ladder), bound=MAX_RUNGS):
+        if (i % 2 == 1) == fraud and account in ladder[i]:
+            return True
+    return False
+
+
+@internal
+def _settle(
     claim_id: bytes32,
     claim: Claim,
     ref: ResultRef,
     worker: address,
     claimers: DynArray[address, MAX_SIGNERS],
-    extra: uint256,
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
 ):
-    # An upheld claim: half of the stake it holds (plus `extra`, a rounding rest) to the
-    # requester, half in equal parts to the claimers, whose locks are released.
-    share: uint256 = claim.taken // 2 // len(claimers)
-    for c: address in claimers:
-        self.stakes[c].locked -= claim.amount
-        self._credit(c, share)
-    self._credit(ref.requester, claim.taken - share * len(claimers) + extra)
-    log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
+    # The side of the last rung (the claim's when there is none) wins: each position (a
+    # signer on one rung; the claimers are the claim side's first) releases its lock, and
+    # the loser's positions forfeit theirs to the winner.
+    upheld: bool = len(ladder) % 2 == 0
+    n_fraud: uint256 = len(claimers)
+    n_clean: uint256 = 0
+    for i: uint256 in range(len(ladder), bound=MAX_RUNGS):
+        if i % 2 == 1:
+            n_fraud += len(ladder[i])
+        else:
+            n_clean += len(ladder[i])
+    if upheld:
+        self.claims[claim_id].status = CLAIM_EXECUTED
+        penalty: uint256 = claim.amount * n_clean
+        share: uint256 = (claim.taken // 2 + penalty) // n_fraud
+        self._release(claim.amount, share, False, claimers, ladder, True)
+        self._release(claim.amount, 0, True, [], ladder, False)
+        self._credit(ref.requester, claim.taken + penalty - share * n_fraud)
+        log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
+    else:
+        self.claims[claim_id].status = CLAIM_ANSWERED
+        self.stakes[worker].active += claim.taken
+        penalty: uint256 = claim.amount * n_fraud
+        share: uint256 = penalty // 2 // n_clean
+        self._release(claim.amount, 0, True, claimers, ladder, True)
+        self._release(claim.amount, share, False, [], ladder, False)
+        self._credit(worker, penalty - share * n_clean)
+
+
+@internal
+def _release(
+    amount: uint256,
+    share: uint256,
+    lose: bool,
+    first: DynArray[address, MAX_SIGNERS],
+    ladder: DynArray[DynArray[address, MAX_SIGNERS], MAX_RUNGS],
+    fraud: bool,
+):
+    # Every position of one side: `first` (the claimers), then its rungs of the ladder.
+    for a: address in first:
+        self._position(a, amount, share, lose)
+    for i: uint256 in range(len(ladder), bound=MAX_RUNGS):
+        if (i % 2 == 1) == fraud:
+            for a: address in ladder[i]:
+                self._position(a, amount, share, lose)
+
+
+@internal
+def _position(account: address, amount: uint256, share: uint256, lose: bool):
+    # (field by field: a whole Stake would read and write its four slots)
+    self.stakes[account].locked -= amount
+    if lose:
+        self.stakes[account].active -= amount
+        self._sync_checker(account)
+    self._credit(account, share)
 
 
 @internal
@@ -1042,7 +1068,8 @@ def _open_claim(
         commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
         status=CLAIM_PENDING,
         answered_by=prior.answered_by,
-        answer=prior.answer,
+        answer=empty(bytes32),
+        rungs=0,
     )
     log FraudClaimed(
         claim_id=claim_id,

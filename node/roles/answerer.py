@@ -20,19 +20,22 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
 3. keeps each ``CleanSigned`` that recovers to a distinct signer that is no
-   claimer, not us and not the requester, registered with at least the
-   claim's amount of stake (read from the chain). Once it holds one more than
-   the claimers it waits up to ``GATHER_S`` more for further signatures (never
-   past ``LAST_CALL_S`` before the window ends, nor once every checker asked
-   signed or it holds ``MAX_SIGNERS``): an answer contests the claim for a
-   window of its own, in which a quorum larger than the answer's may overturn
-   it, so the more signers, the safer (16 cannot be outnumbered). It then sends
-   ``answer_claim`` (signatures ascending by signer); refused for a signer the
-   escrow does not count, it tries again with more;
+   claimer, not us and not the requester. Once more of them than the
+   claimers are registered with the claim's amount free (read again before
+   each attempt: ``protocol.slashing.may_pick_claimer``), it waits up to
+   ``GATHER_S`` more for further signatures (never past ``LAST_CALL_S`` before
+   the window ends, nor once every checker asked signed or it holds
+   ``MAX_SIGNERS``): the answer is the first rung of the claim's ladder, which
+   the claim's side may outnumber in turn, so the more signers the safer (16
+   cannot be outnumbered). It then sends it (``answer_claim``: ``escalate``
+   with no ladder; signatures ascending by signer); refused, it reads again;
 4. gives up at the claim's ``settle_at`` (chain time): the claim then executes;
-5. once answered, waits out the answer's window and closes it
-   (``close_answer``): the answer stands, the stake returns. A contested claim
-   the watch hands over (ours, after a restart) goes straight to this step.
+5. while the claim is contested, outnumbers each Fraud rung within its window
+   the same way (the same Clean signatures count again where their signers
+   hold another amount free, never a signer of the claim's side), and once
+   the last rung's window is over settles the contest (``settle_contest``):
+   a last rung of ours and the stake returns. A contested claim the watch
+   hands over (ours, after a restart) goes straight to this step.
 
 Chain outages postpone a step (``LedgerError``: retried after ``CHAIN_RETRY_S``).
 One answer runs per claim; its state is not stored, but the watch is: after a
@@ -52,7 +55,7 @@ from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, Ladder
 from ledger.errors import ChainRevert, LedgerError
 from ledger.fraud import CleanAnswer, ResultRef, order_signatures, recover
 from node.log import log_event
@@ -62,6 +65,7 @@ from protocol.cid import cid_of_sha256
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_pass
 from protocol.messages import CleanSigned, CleanSignRequest, Role
+from protocol.slashing import may_pick_claimer
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,10 +77,12 @@ MAX_WAIT_S = 600.0  # the longest wait before the chain's clock is read again
 MAX_SIGNERS = 16  # the escrow's bound on an answer's signers: 16 cannot be overturned
 GATHER_S = 600  # chain seconds an answer waits for more signers once it could go out
 LAST_CALL_S = 300  # an answer goes out at least this long before the claim's window ends
-# Reverts after which no answer can succeed (anything else: a signer the escrow did not count)
-FINAL_REVERTS = ("no pending claim", "challenge window over", "wrong claim")
-# how a contested answer ended, by the claim's status once the close was refused
-CLOSED_BY_STATUS = {CLAIM_ANSWERED: "answer stood", CLAIM_EXECUTED: "answer overturned"}
+# Reverts after which this rung cannot succeed (anything else: a signer the escrow did not
+# count); the claim's state is read again
+FINAL_REVERTS = ("no pending claim", "no contested claim", "challenge window over", "wrong claim",
+                 "wrong ladder")  # fmt: skip
+# how a claim ended, by its status
+ENDED_BY_STATUS = {CLAIM_ANSWERED: "answer stood", CLAIM_EXECUTED: "claim upheld"}
 
 
 class _Answer:
@@ -151,12 +157,6 @@ class Answerer:
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked))  # fmt: skip
-        if state.status == CLAIM_CONTESTED:  # answered before a restart: close it
-            self._running[key] = run
-            try:
-                return await self._close(run, state.settle_at_s)
-            finally:
-                del self._running[key]
         # A claim on our pass (we checked the frame, another rendered it): its evidence is
         # our passing verdict, and the re-checkers compare with the tolerance.
         ours = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
@@ -165,50 +165,84 @@ class Answerer:
                                    cid_of_sha256(ref.frame_digest), device_class)  # fmt: skip
         self._running[key] = run
         try:
-            if await self._gather(run, request, settle_at_s):
-                state = await self._chain(partial(chain.claim_state, ref, chain.address))
-                await self._close(run, state.settle_at_s)
+            await self._defend(run, request)
         finally:
             del self._running[key]  # ``answered`` says how, by (job, task)
 
-    async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int) -> bool:
-        """Gather ``Clean`` signatures and answer the claim; whether it was answered."""
+    async def _defend(self, run: _Answer, request: CleanSignRequest) -> None:
+        """Climb the claim's ladder until it is settled: answer a pending claim, outnumber
+        each Fraud rung within its window, and settle once the last rung's window is over
+        (whoever's it is: a rung of ours wins, and anyone's settling frees every lock)."""
+        chain = self.ctx.chain
+        assert chain is not None
+        ref = run.answer.ref
+        key = (ref.job_id, ref.task_id)
+        while True:
+            state = await self._chain(partial(chain.claim_state, ref, chain.address))
+            ladder: Ladder = ()
+            if state.status == CLAIM_CONTESTED:
+                found = await self._chain(partial(chain.claim_ladder, ref, chain.address))
+                if found is None:  # the chain's logs behind its state: read again later
+                    await trio.sleep(CHAIN_RETRY_S)
+                    continue
+                ladder = found
+            elif state.status != CLAIM_PENDING:
+                return self._end(key, ENDED_BY_STATUS.get(state.status, f"claim status {state.status}"))
+            now_s = await self._chain(chain.chain_time_s)
+            if now_s >= state.settle_at_s:
+                if not ladder:
+                    return self._end(key, "challenge window over before a larger quorum signed")
+                try:
+                    await self._chain(partial(chain.settle_contest, run.answer, run.claimers, ladder))
+                except ChainRevert as exc:  # settled by another meanwhile: the status says how
+                    log_event(logger, logging.INFO, "contest not settled by us", reason=exc.reason)
+                    await trio.sleep(CHAIN_RETRY_S)
+                continue
+            if len(ladder) % 2 == 1:  # the last rung is ours: wait for its window, or a rung
+                await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
+                continue
+            if not await self._gather(run, request, state.settle_at_s, ladder):
+                await trio.sleep(max(0, state.settle_at_s - now_s))  # none: its window ends
+
+    async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int,
+                      ladder: Ladder) -> bool:  # fmt: skip
+        """Gather ``Clean`` signatures and outnumber the last rung of ``ladder`` (the claim,
+        while there is none) before ``settle_at_s``; whether a rung of ours went out."""
         chain = self.ctx.chain
         assert chain is not None
         key = (request.job_id, request.task_id)
-        counted: dict[bytes, bool] = {}  # signer -> the escrow would count it
-        refused_with = 0  # signatures in the last answer the escrow refused
-        send_at_s: int | None = None  # once enough signed: when the answer goes out
+        ref = run.answer.ref
+        to_beat = len(ladder[-1]) if ladder else len(run.claimers)
+        # the claim's side: its claimers and every Fraud rung (the escrow refuses them here)
+        barred = frozenset({*run.claimers, *(a for i, r in enumerate(ladder) if i % 2 for a in r),
+                            run.answer.worker, ref.requester})  # fmt: skip
+        refused_with = 0  # signatures in the last rung the escrow refused
+        send_at_s: int | None = None  # once enough signed: when the rung goes out
         while True:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
-                self._end(key, "challenge window over before a larger quorum signed")
                 return False
-            for signer in [s for s in run.sigs if s not in counted]:
-                counted[signer] = await self._counts(signer, run.amount_wei)
-            good = [sig for signer, sig in run.sigs.items() if counted[signer]]
-            if len(good) > max(len(run.claimers), refused_with):
+            good = await self._counted(run, barred)
+            if len(good) > max(to_beat, refused_with):
                 if send_at_s is None:
                     send_at_s = min(now_s + GATHER_S, settle_at_s - LAST_CALL_S)
                 if now_s >= send_at_s or len(good) >= min(MAX_SIGNERS, len(run.asked)):
                     ordered = order_signatures(run.answer, good)[:MAX_SIGNERS]
                     try:
-                        await self._chain(partial(chain.answer_claim, run.answer, run.claimers, ordered))
+                        await self._chain(partial(chain.escalate, run.answer, run.claimers, ladder, ordered))
                     except ChainRevert as exc:
                         if exc.reason in FINAL_REVERTS:
-                            self._end(key, f"escrow refused the answer: {exc.reason}")
+                            log_event(logger, logging.WARNING, "claim answer refused", reason=exc.reason)
                             return False
-                        # a signer the escrow does not count (deregistered, stake locked
-                        # meanwhile): try again once more signatures came
+                        # a signer's state moved after our read: read again with more
                         refused_with = len(good)
                         log_event(logger, logging.WARNING, "claim answer refused; asking on",
                                   reason=exc.reason, signatures=len(good))  # fmt: skip
                     else:
                         log_event(logger, logging.INFO, "fraud claim answered", signers=len(ordered),
-                                  job=key[0].hex()[:16])  # fmt: skip
+                                  rung=len(ladder), job=key[0].hex()[:16])  # fmt: skip
                         return True
             if not run.asked:
-                self._end(key, "no checker to ask")
                 return False
             for checker in run.asked:
                 self.ctx.outbox.send(checker, request)
@@ -219,34 +253,18 @@ class Answerer:
             with trio.move_on_after(wait_s):
                 await run.changed.wait()
 
-    async def _close(self, run: _Answer, settle_at_s: int) -> None:
-        """Wait out our answer's window (``settle_at_s``, chain time) and close it: the
-        answer stands. Refused, the claim's status says how it ended (overturned)."""
+    async def _counted(self, run: _Answer, barred: frozenset[bytes]) -> list[bytes]:
+        """The signatures the escrow would count now: by registered checkers holding the
+        claim's amount free (read again each time: an earlier rung of ours, or any other
+        claim, may have locked it; ``protocol.slashing.may_pick_claimer``), none in ``barred``."""
         chain = self.ctx.chain
         assert chain is not None
-        ref = run.answer.ref
-        key = (ref.job_id, ref.task_id)
-        answerers = await self._chain(partial(chain.claim_answerers, ref, chain.address))
-        if answerers is not None:
-            while (now_s := await self._chain(chain.chain_time_s)) < settle_at_s:
-                await trio.sleep(min(MAX_WAIT_S, settle_at_s - now_s))
-            try:
-                await self._chain(partial(chain.close_answer, run.answer, run.claimers, answerers))
-            except ChainRevert:
-                pass  # closed by another, or overturned: the status says
-            else:
-                return self._end(key, "answer stood")
-        status = (await self._chain(partial(chain.claim_state, ref, chain.address))).status
-        self._end(key, CLOSED_BY_STATUS.get(status, f"answer not closed (claim status {status})"))
-
-    async def _counts(self, signer: bytes, amount_wei: int) -> bool:
-        """Whether the escrow would count ``signer``'s answer: a registered checker with
-        at least the claim's amount of stake (locks by its own claims are not read)."""
-        chain = self.ctx.chain
-        assert chain is not None
-        if not await self._chain(partial(chain.is_checker, signer)):
-            return False
-        return await self._chain(partial(chain.stake_of, signer)) >= amount_wei
+        good = []
+        for signer, sig in list(run.sigs.items()):
+            standing = await self._chain(partial(chain.signer_standing, signer))
+            if may_pick_claimer(signer, standing, barred=barred, amount_wei=run.amount_wei):
+                good.append(sig)
+        return good
 
     def _payment_address(self, node_id: bytes) -> bytes | None:
         """The payment address ``node_id`` advertises (None: no advert of it)."""

@@ -32,6 +32,7 @@ from ledger.client import (
     EscrowClient,
     FraudTerms,
     JobState,
+    Ladder,
     Secured,
 )
 from ledger.errors import LedgerError
@@ -170,21 +171,22 @@ class ChainLink:
         await self.send("answer_claim", (answer.ref.job_id,), "answer_claim", answer,
                         list(claimers), list(ordered_sigs))  # fmt: skip
 
-    async def claim_answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
-        return await self._read(lambda c: c.answerers(ref, worker))
+    async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
+        return await self._read(lambda c: c.ladder(ref, worker))
 
-    async def overturn_answer(
-        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
-        ordered_sigs: Sequence[bytes],
+    async def escalate(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]], ordered_sigs: Sequence[bytes],
     ) -> None:  # fmt: skip
-        await self.send("overturn_answer", (claim.ref.job_id,), "overturn_answer", claim,
-                        list(claimers), list(answerers), list(ordered_sigs))  # fmt: skip
+        await self.send("escalate", (signed.ref.job_id,), "escalate", signed, list(claimers),
+                        [list(r) for r in ladder], list(ordered_sigs))  # fmt: skip
 
-    async def close_answer(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
-    ) -> None:
-        await self.send("close_answer", (answer.ref.job_id,), "close_answer", answer,
-                        list(claimers), list(answerers))  # fmt: skip
+    async def settle_contest(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]],
+    ) -> None:  # fmt: skip
+        await self.send("settle_contest", (signed.ref.job_id,), "settle_contest", signed,
+                        list(claimers), [list(r) for r in ladder])  # fmt: skip
 
     async def checker_min_stake_wei(self) -> int:
         return await self._read(lambda c: c.checker_min_stake_wei())

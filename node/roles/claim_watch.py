@@ -23,7 +23,9 @@ answerer does, after a restart too).
 How long. The escrow opens a claim only while the job's vouchers pay
 (``protocol.slashing.claim_window_open``), and refuses a top-up after that, so
 a result is watched until its job's deadline plus the grace and two challenge
-windows, a claim's and its answer's (``protocol.slashing.claim_watch_ends_s``): first ``WATCH_FOR_S`` from
+windows, a claim's and its answer's (``protocol.slashing.claim_watch_ends_s``),
+and a contested one until it is settled (each rung of its ladder restarts the
+window): first ``WATCH_FOR_S`` from
 signing, then, before it is let go, the job's deadline is read again and the
 watch extended to what it says (a top-up may have pushed it later, only inside
 the window and at most the escrow's ``MAX_JOB_S`` after the job's first
@@ -220,7 +222,9 @@ class ClaimWatch:
                 continue
             self._watched.move_to_end(key)
             try:
-                if now_ms >= entry.until_ms and not await self._extend(entry):
+                # a contested claim is watched until it is settled, however long its ladder
+                expired = now_ms >= entry.until_ms and self.claims.get(entry.key) != "contested"
+                if expired and not await self._extend(entry):
                     del self._watched[key]
                     self._save(False, entry)
                     continue

@@ -4,9 +4,9 @@ Theory of operation. A fraud claim on a worker's result is signed by the
 checkers whose verdicts rejected it in a dispute. When the accused answers it
 (``Escrow.answer_claim``: more ``Clean`` signatures than claimers, each
 answerer's stake locked), the answer may be the accused's own sybils', and the
-claim's side overturns it only with more ``Fraud`` signatures than the answer
-had, none by an answerer (``Escrow.overturn_answer``): more than the dispute's
-rejecters. So the requester's slasher (node.roles.slasher) picks staked
+claim's side outnumbers it only with a rung of more ``Fraud`` signatures than
+the answer had, none by a signer of a Clean rung (``Escrow.escalate``): more
+than the dispute's rejecters. So the requester's slasher (node.roles.slasher) picks staked
 checkers that did not check the frame and sends each a ``FraudSignRequest``
 like a rejecter's; a checker without a rejection of its own for that task
 hands it here (node.roles.checker).
@@ -15,8 +15,8 @@ Before anything is rendered the chain is read: the claim on that result by
 that worker must be contested (the only state in which these signatures
 count: a requester cannot have us render for a claim that does not exist or
 was never answered; asking about one scores it, as a request about a frame
-we did not reject always did), we must be none of its answerers, the accused or the
-requester, and ``protocol.fraud_evidence.may_sign_overturn`` must find the
+we did not reject always did), we must have signed none of its Clean rungs
+and be neither the accused nor the requester, and ``protocol.fraud_evidence.may_sign_overturn`` must find the
 claim's published rejecting verdicts, the request naming that very evidence,
 and an amount within ``MAX_AT_RISK_WEI``. Then we fetch the scene and the frame
 from the requester by CID (the digest the worker signed) and re-render every
@@ -81,10 +81,11 @@ class OverturnRechecks(FraudRechecks):
         if state.status != CLAIM_CONTESTED:
             return  # overturned or closed meanwhile: we render nothing for it
         evidence = await chain.claim_evidence(ref, request.worker_address)
-        answerers = await chain.claim_answerers(ref, request.worker_address)
-        if evidence is None or answerers is None:
+        ladder = await chain.claim_ladder(ref, request.worker_address)
+        if evidence is None or ladder is None:
             return
-        if chain.address in (*answerers, request.worker_address, ref.requester):
+        clean_side = [a for rung in ladder[0::2] for a in rung]  # never sign for both sides
+        if chain.address in (*clean_side, request.worker_address, ref.requester):
             return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip

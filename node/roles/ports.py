@@ -25,6 +25,7 @@ from ledger.client import (
     ClaimState,
     FraudTerms,
     JobState,
+    Ladder,
     Secured,
 )
 from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
@@ -205,23 +206,24 @@ class Chain(Protocol):
         than it has ``claimers`` (ascending, as claimed); the signers lock the amount."""
         ...
 
-    async def claim_answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
-        """The signers of the contested answer to the claim, as the escrow logged them
-        (ascending; None: no contested answer)."""
+    async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
+        """The rungs of the contested claim (each one's signers, ascending), as the escrow
+        logged them (None: not contested)."""
         ...
 
-    async def overturn_answer(
-        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
-        ordered_sigs: Sequence[bytes],
+    async def escalate(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]], ordered_sigs: Sequence[bytes],
     ) -> None:  # fmt: skip
-        """Overturn a contested answer with more Fraud signatures over ``claim``
-        (ascending) than it has ``answerers``, none of them one: the claim executes."""
+        """Outnumber the last rung of ``ladder`` with signatures (ascending) over ``signed``:
+        the ``Clean`` answer after a Fraud rung, the ``FraudClaim`` after a Clean one."""
         ...
 
-    async def close_answer(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
-    ) -> None:
-        """After a contested answer's window: the answer stands, the claim is cancelled."""
+    async def settle_contest(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]],
+    ) -> None:  # fmt: skip
+        """After the last rung's window: its side wins."""
         ...
 
     async def checker_min_stake_wei(self) -> int:

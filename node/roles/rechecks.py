@@ -5,7 +5,8 @@ checkers for ``Clean`` signatures (``CleanSignRequest``, node.roles.answerer).
 A checker takes the request only about a job it knows (its announce, with an
 escrow) and queues it (bounded: ``QUEUE_LEN``; a full queue answers "busy").
 Before any render it reads the escrow: a claim on that result by that worker
-must be pending (a request naming a result no claim ever named is scored
+must be pending, or contested (a later Clean rung of its ladder; we must then
+have signed none of its Fraud rungs) (a request naming a result no claim ever named is scored
 against its sender, since the worker reads its claims from the same chain), and its evidence (tiles, claimers) must be logged; we must
 not be a claimer, the worker or the requester. It also reads, from the
 claim's own transaction, the rejecting verdicts the claimers published
@@ -32,9 +33,9 @@ is not re-rendered either.
 The queue, the render and the remembered outcomes are :class:`RecheckQueue`'s,
 shared with node.roles.pass_rechecks (a requester's claim against a pass).
 
-A false ``Clean`` costs nothing on chain today (the escrow does not lock an
-answerer's stake): a checker's honesty here rests on its reputation and on
-its stake being at risk in everything else it signs; docs/VERIFICATION.md says so.
+A ``Clean`` we sign locks the claim's amount of our stake once the worker
+sends it, and we lose it if the claim's side has the last rung of the
+ladder (docs/LEDGER.md): we sign only what our own render passed.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ledger.client import CLAIM_NONE, CLAIM_PENDING
+from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING
 from ledger.fraud import CleanAnswer, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
@@ -193,10 +194,14 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                 "a re-check of a result no claim names", penalty=NO_CLAIM_PENALTY), "recheck_unclaimed")  # fmt: skip
             return
         evidence = await chain.claim_evidence(ref, request.worker_address)
-        if state.status != CLAIM_PENDING or evidence is None:
-            return  # answered or executed meanwhile: we render nothing for it
+        if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED) or evidence is None:
+            return  # settled meanwhile: we render nothing for it
         if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
             return self._remember(key, None)
+        if state.status == CLAIM_CONTESTED:  # a Clean rung: never from the claim's side
+            ladder = await chain.claim_ladder(ref, request.worker_address) or ()
+            if any(chain.address in rung for rung in ladder[1::2]):
+                return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip
         a_pass = claimed_pass(evidence.published, evidence.tiles, request.job_id,

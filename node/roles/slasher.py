@@ -18,15 +18,15 @@ claim where it stood and never loses one in its challenge window:
   slasher reads the claim every ``MAX_WAIT_S`` until the chain's clock passes
   it, then ``execute_slash``.
 * ``overturning``: the accused answered (a larger quorum's ``Clean``, each
-  answerer's stake locked for the answer's own window). The answer may be
-  the accused's own sybils', so the slasher asks for more ``Fraud`` signatures
-  over the same claim than the answer had, none by an answerer (the claimers'
-  own count again while they hold the amount free; more staked checkers are
-  picked as a pass claim's are while gathering: for a fraud claim they
-  re-render the cells the claim's published verdicts name,
-  node.roles.overturn_rechecks) and, with them, ``overturn_answer``: the
-  claim executes and the answerers lose what they locked. Otherwise the answer
-  stands at the end of its window.
+  answerer's stake locked): the claim is contested, a ladder of rungs that
+  alternate sides, each outnumbering the last within its window. The answer
+  may be the accused's own sybils', so the slasher outnumbers each Clean rung
+  with more ``Fraud`` signatures over the same claim, none by a signer of a
+  Clean rung (the claimers' own count again while they hold another amount
+  free; more staked checkers are picked as a pass claim's are while
+  gathering: for a fraud claim they re-render the cells the claim's
+  published verdicts name, node.roles.overturn_rechecks), and ``escalate``;
+  once the last rung's window is over, ``settle_contest``: its side wins.
 * ``executed`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
@@ -67,7 +67,7 @@ from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, Ladder
 from ledger.errors import ChainRevert, LedgerError, TxRejected
 from ledger.fraud import (
     CheckerPass,
@@ -138,7 +138,8 @@ class Claim:
     picked: dict[bytes, bytes] = field(default_factory=dict)
     # signer addresses left out before submitting (short of stake then; not stored)
     short: set[bytes] = field(default_factory=set)
-    # the accused's contested answer's signers, while overturning it (not stored: read)
+    # signers of the contested claim's Clean rungs, while climbing its ladder (not
+    # stored: read); never asked, never counted
     answerers: frozenset[bytes] = frozenset()
 
     @property
@@ -413,14 +414,14 @@ class Slasher:
                         nursery.start_soon(self._introduce, c.ref.job_id, checker)
 
     async def _execute(self, claim: Claim) -> None:
-        """Wait out the claim's window and execute it; overturn an answer to it."""
+        """Wait out the claim's window and execute it; climb its ladder once answered."""
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim
         while True:
             state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
             if state.status == CLAIM_CONTESTED:
-                return await self._overturn(claim, state)
+                return await self._contest(claim)
             if state.status != CLAIM_PENDING:
                 return await self._settled(claim, state.status)
             now_s = await self._chain(chain.chain_time_s)
@@ -434,7 +435,7 @@ class Slasher:
             if state.status == CLAIM_PENDING:
                 raise  # a bug of ours: the task fails loudly, the claim stays stored
             if state.status == CLAIM_CONTESTED:  # answered in the last block
-                return await self._overturn(claim, state)
+                return await self._contest(claim)
             return await self._settled(claim, state.status)
         await self._end(claim, EXECUTED, "stake taken")
 
@@ -442,28 +443,54 @@ class Slasher:
         final = {CLAIM_ANSWERED: ANSWERED, CLAIM_EXECUTED: EXECUTED}.get(status, IMPOSSIBLE)
         await self._end(claim, final, "settled by someone else")
 
-    async def _overturn(self, claim: Claim, state: ClaimState) -> None:
-        """Outnumber the accused's answer with ``Fraud`` signatures over the same claim by
-        non-answerers before its window ends (see the module docstring)."""
+    async def _contest(self, claim: Claim) -> None:
+        """The accused answered: outnumber each Clean rung of the claim's ladder within
+        its window, with ``Fraud`` signatures over the same claim by checkers that signed
+        no Clean rung; settle once the last rung's window is over (see the module
+        docstring)."""
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim
-        answerers = await self._chain(partial(chain.claim_answerers, c.ref, c.worker))
-        if answerers is None:  # overturned or closed meanwhile (or no event yet: read again)
-            return await self._execute(claim)
-        claim.answerers = frozenset(answerers)
-        want = len(answerers) + 1
         if claim.state != OVERTURNING:
             claim.state = OVERTURNING
             await self._save(claim)
-            log_event(logger, logging.WARNING, "fraud claim answered: overturning", frame=c.ref.frame,
-                      answerers=len(answerers), kind=claim.kind)  # fmt: skip
+            log_event(logger, logging.WARNING, "fraud claim answered: climbing its ladder",
+                      frame=c.ref.frame, kind=claim.kind)  # fmt: skip
+        while True:
+            state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.status != CLAIM_CONTESTED:
+                return await self._end(claim, EXECUTED if state.status == CLAIM_EXECUTED else ANSWERED,
+                                       "contest settled")  # fmt: skip
+            ladder = await self._chain(partial(chain.claim_ladder, c.ref, c.worker))
+            now_s = await self._chain(chain.chain_time_s)
+            if ladder is None:  # the chain's logs behind its state: read again later
+                await trio.sleep(CHAIN_RETRY_S)
+            elif now_s >= state.settle_at_s:
+                try:
+                    await self._chain(partial(chain.settle_contest, c, claim.claimers, ladder))
+                except ChainRevert as exc:  # settled by another meanwhile: the status says
+                    log_event(logger, logging.INFO, "contest not settled by us", reason=exc.reason)
+                    await trio.sleep(CHAIN_RETRY_S)
+            elif len(ladder) % 2 == 0:  # the last rung is ours: wait for its window, or a rung
+                await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
+            elif not await self._rung(claim, ladder, state.settle_at_s):
+                await trio.sleep(max(0, state.settle_at_s - now_s))  # none: its window ends
+
+    async def _rung(self, claim: Claim, ladder: Ladder, settle_at_s: int) -> bool:
+        """Gather more ``Fraud`` signatures than the last (Clean) rung of ``ladder`` has, by
+        checkers on no Clean rung (the claimers' own count again while they hold another
+        amount free; more are picked), and send the rung; whether it went out."""
+        chain = self.ctx.chain
+        assert chain is not None
+        c = claim.claim
+        claim.answerers = frozenset(a for rung in ladder[0::2] for a in rung)
+        want = len(ladder[-1]) + 1
         terms = await self._chain(chain.fraud_terms)
         request = claim.request()
         while want <= MAX_CLAIMERS:
             now_s = await self._chain(chain.chain_time_s)
-            if now_s >= state.settle_at_s:
-                break
+            if now_s >= settle_at_s:
+                return False
             for signer in claim.answerers & claim.sigs.keys():
                 del claim.sigs[signer]
             if len(claim.sigs) >= want:
@@ -471,26 +498,23 @@ class Slasher:
                     continue
                 ordered = order_signatures(c, claim.sigs.values())[:MAX_CLAIMERS]
                 try:
-                    await self._chain(partial(chain.overturn_answer, c, claim.claimers, answerers, ordered))
+                    await self._chain(partial(chain.escalate, c, claim.claimers, ladder, ordered))
                 except ChainRevert as exc:
                     if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim):
                         continue
-                    log_event(logger, logging.WARNING, "answer not overturned", reason=exc.reason)
-                    break
-                return await self._end(claim, EXECUTED, "answer overturned")
+                    log_event(logger, logging.WARNING, "claim rung refused", reason=exc.reason)
+                    return False
+                log_event(logger, logging.INFO, "claim rung sent", frame=c.ref.frame,
+                          signers=len(ordered), rung=len(ladder), kind=claim.kind)  # fmt: skip
+                return True
             if self._pick_claimers is not None:  # a fraud claim's picks re-render the claimed cells
                 await self._pick(claim, want, terms.cap_wei, want - len(claim.sigs) + SPARE_CLAIMERS)
             for checker in claim.rejecters:
                 self.ctx.outbox.send(checker, request)
-            with trio.move_on_after(min(RESEND_S, state.settle_at_s - now_s)):
+            with trio.move_on_after(min(RESEND_S, settle_at_s - now_s)):
                 while len(claim.sigs) < want:
                     await self._changed.wait()
-        # the answer stands once its window is over (the accused closes it)
-        while (now_s := await self._chain(chain.chain_time_s)) < state.settle_at_s:
-            await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
-        status = (await self._chain(partial(chain.claim_state, c.ref, c.worker))).status
-        await self._end(claim, EXECUTED if status == CLAIM_EXECUTED else ANSWERED,
-                        f"answered by {len(answerers)}, not outnumbered")  # fmt: skip
+        return False
 
     async def _end(self, claim: Claim, state: str, why: str) -> None:
         claim.state = state

@@ -4,8 +4,9 @@ Every operation's outcome (pays, skips or reverts) is predicted by a small model
 and compared; after every step the contract's native balance must equal
 deposits + stakes − payouts − refunds − stake withdrawals − slashed-out (credit
 withdrawals), and job budgets, lanes, stakes, locks and claims must match the model.
-Fraud claims are opened, answered by a larger quorum (which an even larger quorum
-overturns, or which stands after its window) or executed after the window. Two
+Fraud claims are opened, answered by a larger quorum (which an even larger quorum of
+the claim's side outnumbers in turn) and settled for the last rung's side, or executed
+after the window. Two
 requesters use the same job ids (a squatter), vouchers are redeemed singly and
 in batches (with stale, forged and duplicate entries, which are skipped), and
 every lane always holds at least what its payee has not been paid.
@@ -61,6 +62,7 @@ class ClaimModel:
     amount_wei: int
     settle_at_s: int
     status: int = CLAIM_PENDING
+    ladder: list[list[bytes]] = field(default_factory=list)  # each rung's signers, ascending
 
 
 @dataclass
@@ -297,24 +299,40 @@ class EscrowMachine(RuleBasedStateMachine):
         ok = c is not None and self.next_block_s() >= c.settle_at_s
         self.attempt(self.env.outsider, self.env.outsider.calls.execute_slash(claim, claimers), ok)
         if c is not None and ok:
-            self.slash(c, claimers, 0)
+            self.settle(c, worker, claimers)
 
-    def slash(self, c: ClaimModel, claimers: list[bytes], extra_wei: int) -> None:
-        m = self.model
-        c.status = CLAIM_EXECUTED
-        share = c.taken_wei // 2 // 2
-        for x in claimers:
-            m.locked[x] -= c.amount_wei
-            m.credit[x] = m.credit.get(x, 0) + share
-        requester = self.env.requester.account
-        m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei - 2 * share + extra_wei
+    def settle(self, c: ClaimModel, worker: int, claimers: list[bytes]) -> None:
+        """Escrow._settle: the last rung's side wins (the claim's, with no rung)."""
+        m, amount = self.model, c.amount_wei
+        fraud = [*claimers, *(a for i, rung in enumerate(c.ladder) if i % 2 for a in rung)]
+        clean = [a for i, rung in enumerate(c.ladder) if i % 2 == 0 for a in rung]
+        winners, losers = (fraud, clean) if len(c.ladder) % 2 == 0 else (clean, fraud)
+        for a in losers:
+            m.locked[a] -= amount
+            m.active[a] -= amount
+            self.sync_checker(a)
+        for a in winners:
+            m.locked[a] -= amount
+        penalty, requester = amount * len(losers), self.env.requester.account
+        if len(c.ladder) % 2 == 0:
+            c.status = CLAIM_EXECUTED
+            share = (c.taken_wei // 2 + penalty) // len(winners)
+            m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei + penalty - share * len(winners)
+        else:
+            c.status = CLAIM_ANSWERED
+            w = self.env.workers[worker].account
+            m.active[w] = m.active.get(w, 0) + c.taken_wei
+            share = penalty // 2 // len(winners)
+            m.credit[w] = m.credit.get(w, 0) + penalty - share * len(winners)
+        for a in winners:
+            m.credit[a] = m.credit.get(a, 0) + share
 
     def answerers(self) -> list[EscrowClient]:
         return self.env.checkers[2:5]
 
     @rule(job=jobs, worker=workers, frame=frames)
     def answer(self, job: int, worker: int, frame: int) -> None:
-        m, c = self.model, self.pending(job, worker, frame)
+        c = self.pending(job, worker, frame)
         amount_wei = c.amount_wei if c else 0
         answer = self.claim_of(job, worker, frame, amount_wei).answer
         answerers = self.answerers()
@@ -324,55 +342,41 @@ class EscrowMachine(RuleBasedStateMachine):
               and all(self.can_sign(a.account, amount_wei) for a in answerers))  # fmt: skip
         self.attempt(self.env.outsider, self.env.outsider.calls.answer_claim(answer, claimers, sigs), ok)
         if c is not None and ok:
-            c.status, c.settle_at_s = CLAIM_CONTESTED, self.next_block_s() + CHALLENGE_S
-            for a in answerers:
-                m.locked[a.account] = m.locked.get(a.account, 0) + amount_wei
+            self.rung(c, [a.account for a in answerers])
+
+    def rung(self, c: ClaimModel, signers: list[bytes]) -> None:
+        c.status, c.settle_at_s = CLAIM_CONTESTED, self.next_block_s() + CHALLENGE_S
+        c.ladder.append(sorted(signers))
+        for a in signers:
+            self.model.locked[a] = self.model.locked.get(a, 0) + c.amount_wei
 
     @rule(job=jobs, worker=workers, frame=frames)
-    def close_answer(self, job: int, worker: int, frame: int) -> None:
-        m, c = self.model, self.pending(job, worker, frame, CLAIM_CONTESTED)
-        amount_wei = c.amount_wei if c else 0
-        answer = self.claim_of(job, worker, frame, amount_wei).answer
-        claimers = sorted(x.account for x in self.claimers())
-        answerers = sorted(a.account for a in self.answerers())
-        ok = c is not None and self.next_block_s() >= c.settle_at_s
-        self.attempt(self.env.outsider, self.env.outsider.calls.close_answer(answer, claimers, answerers), ok)
-        if c is not None and ok:
-            c.status = CLAIM_ANSWERED
-            w = self.env.workers[worker].account
-            m.active[w] = m.active.get(w, 0) + c.taken_wei
-            for x in claimers:
-                m.locked[x] -= amount_wei
-                m.active[x] -= amount_wei
-                self.sync_checker(x)
-            share = 2 * amount_wei // 2 // 3
-            for a in answerers:
-                m.locked[a] -= amount_wei
-                m.credit[a] = m.credit.get(a, 0) + share
-            m.credit[w] = m.credit.get(w, 0) + 2 * amount_wei - 3 * share
-
-    @rule(job=jobs, worker=workers, frame=frames)
-    def overturn(self, job: int, worker: int, frame: int) -> None:
-        m, c = self.model, self.pending(job, worker, frame, CLAIM_CONTESTED)
+    def escalate(self, job: int, worker: int, frame: int) -> None:
+        """The claim's side outnumbers the answer: the claimers again, worker 2, the outsider."""
+        c = self.pending(job, worker, frame, CLAIM_CONTESTED)
         amount_wei = c.amount_wei if c else 0
         claim = self.claim_of(job, worker, frame, amount_wei)
-        overturners = [*self.claimers(), *self.extra]
-        sigs = order_signatures(claim, [sign(claim, self.env.key_of(o)) for o in overturners])
+        signers = [*self.claimers(), *self.extra]
+        sigs = order_signatures(claim, [sign(claim, self.env.key_of(o)) for o in signers])
         claimers = sorted(x.account for x in self.claimers())
-        answerers = sorted(a.account for a in self.answerers())
-        ok = (c is not None and self.next_block_s() < c.settle_at_s
-              and all(self.can_sign(o.account, amount_wei) for o in overturners))  # fmt: skip
-        call = self.env.outsider.calls.overturn_answer(claim, claimers, answerers, sigs)
+        ladder = c.ladder if c else [sorted(a.account for a in self.answerers())]
+        ok = (c is not None and len(c.ladder) == 1 and self.next_block_s() < c.settle_at_s
+              and all(self.can_sign(o.account, amount_wei) for o in signers))  # fmt: skip
+        call = self.env.outsider.calls.escalate(claim, claimers, ladder, sigs)
         self.attempt(self.env.outsider, call, ok)
         if c is not None and ok:
-            for a in answerers:
-                m.locked[a] -= amount_wei
-                m.active[a] -= amount_wei
-                self.sync_checker(a)
-            penalty = 3 * amount_wei
-            for o in overturners:
-                m.credit[o.account] = m.credit.get(o.account, 0) + penalty // 4
-            self.slash(c, claimers, penalty - 4 * (penalty // 4))
+            self.rung(c, [o.account for o in signers])
+
+    @rule(job=jobs, worker=workers, frame=frames)
+    def settle_contest(self, job: int, worker: int, frame: int) -> None:
+        c = self.pending(job, worker, frame, CLAIM_CONTESTED)
+        claim = self.claim_of(job, worker, frame, c.amount_wei if c else 0)
+        claimers = sorted(x.account for x in self.claimers())
+        ladder = c.ladder if c else [sorted(a.account for a in self.answerers())]
+        ok = c is not None and self.next_block_s() >= c.settle_at_s
+        self.attempt(self.env.outsider, self.env.outsider.calls.settle_contest(claim, claimers, ladder), ok)
+        if c is not None and ok:
+            self.settle(c, worker, claimers)
 
     @rule(who=st.integers(min_value=0, max_value=9))
     def withdraw_credit(self, who: int) -> None:

@@ -199,7 +199,7 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
     answer, claimers = claim.answer, list(evidence.claimers)
     assert answer.worker == checker.account  # Clean names the accused checker
     for accomplice, reason in ((checker, "worker cannot sign"), (env.requester, "requester cannot sign"),
-                               (liars[0], "claimer cannot answer")):  # fmt: skip
+                               (liars[0], "signed for the other side")):  # fmt: skip
         reverts(reason, send, calls.answer_claim(answer, claimers,
                                                  signed(env, answer, [*honest[:2], accomplice])))  # fmt: skip
     reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))

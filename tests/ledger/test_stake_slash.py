@@ -225,7 +225,7 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     send, calls = env.outsider.send, env.outsider.calls
     reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
     mixed = signed(env, answer, [*honest[:2], liars[0]])
-    reverts("claimer cannot answer", send, calls.answer_claim(answer, claimers, mixed))
+    reverts("signed for the other side", send, calls.answer_claim(answer, claimers, mixed))
     other_tiles = type(answer)(answer.ref, answer.worker, bytes(32))
     reverts("wrong claim", send, calls.answer_claim(other_tiles, claimers, signed(env, other_tiles, honest)))
     reverts("not a checker", send, calls.answer_claim(answer, claimers,
@@ -235,10 +235,10 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     # after a window in which a larger quorum could overturn it.
     state = env.outsider.claim(claim.ref, worker.account)
     assert (state.status, state.answered_by) == (CLAIM_CONTESTED, 3)
-    assert worker.answerers(claim.ref, worker.account) == tuple(ordered(honest))
+    assert worker.ladder(claim.ref, worker.account) == (tuple(ordered(honest)),)
     assert all(h.stake_of().locked_wei == SLASH_CAP_WEI for h in honest)
     assert worker.stake_of().active_wei == 2 * ETHER - SLASH_CAP_WEI  # still held
-    reverts("challenge window open", send, calls.close_answer(answer, claimers, ordered(honest)))
+    reverts("challenge window open", send, calls.settle_contest(answer, claimers, [ordered(honest)]))
     stand(env, answer, claimers, ordered(honest))
     assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
     assert worker.stake_of().active_wei == 2 * ETHER
@@ -257,11 +257,11 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
 
 
 def stand(env: Env, answer: CleanAnswer, claimers: list[bytes], answerers: list[bytes]) -> None:
-    """Let a contested answer's window pass and close it: the answer stands."""
+    """Let an answer's window pass, nobody outnumbering it, and settle: the answer stands."""
     env.chain.advance_time(CHALLENGE_S)
-    reverts("wrong answer", env.outsider.send, env.outsider.calls.close_answer(
-        answer, claimers, answerers[:-1]))  # fmt: skip
-    env.outsider.send(env.outsider.calls.close_answer(answer, claimers, answerers))
+    reverts("wrong ladder", env.outsider.send, env.outsider.calls.settle_contest(
+        answer, claimers, [answerers[:-1]]))  # fmt: skip
+    env.outsider.send(env.outsider.calls.settle_contest(answer, claimers, [answerers]))
 
 
 def test_a_claim_publishes_its_evidence_after_the_arguments(env_fast: Env) -> None:

@@ -1,18 +1,21 @@
-"""A cheat's sybils answer a true claim (issue 17, stop-26 review finding 3).
+"""A true claim's answer by the cheat's sybils, and a false claim's escalation by colluders
+(issue 17, stop-26 review finding 3; this stop's review of the first fix).
 
 Before answers were bonded, the escrow cancelled a claim for any ``Clean`` signed by
 more registered, staked checkers than claimed it, and an answer risked nothing: a cheat
 running ``quorum + 1`` staked checker identities answered every true claim against it,
-kept its stake and took the honest claimers' locked stake. Now an answer locks its
-signers' stake and only stands after a window in which a larger quorum of the claim's
-own ``Fraud`` signatures overturns it (``overturn_answer``): the sybils then lose their
-locked stake to the overturners and the claim executes. The attack wins only with an
-answer of ``MAX_SIGNERS`` (16) sybils, which nothing outnumbers (docs/VERIFICATION.md,
-"A true claim answered by colluders"); the last test shows that limit."""
+kept its stake and took the honest claimers' locked stake. The first fix bonded the
+answer but made a larger quorum's overturn final and riskless, which handed the same
+hole to a false claim's colluders (answered by 3 honest checkers, 4 colluders overturned
+at no risk and took the honest answerers' stake). Now a contested claim is a ladder:
+each rung outnumbers the last within its window, alternating sides, every signer
+locking the claim's amount; the side of the last rung wins and takes the other side's
+locked stake. A side wins only with more staked checkers than the other can bring, up
+to the signer bound (16), which the last test shows (docs/LEDGER.md)."""
 
 from __future__ import annotations
 
-from ledger.client import CLAIM_CONTESTED, CLAIM_EXECUTED, EscrowClient
+from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, EscrowClient
 from ledger.fraud import order_signatures, sign
 from tests.ledger.conftest import CHALLENGE_S, CHECKER_MIN_STAKE_WEI, ETHER, SLASH_CAP_WEI, Env
 from tests.ledger.test_claim_preemption import fresh_checkers
@@ -54,23 +57,32 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     send, calls = env.outsider.send, env.outsider.calls
     send(calls.answer_claim(answer, claimers, sign_all(env, answer, sybils, keys)))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_CONTESTED
-    answerers = env.outsider.answerers(claim.ref, cheat.account)
-    assert answerers == tuple(ordered(sybils))
+    ladder = env.outsider.ladder(claim.ref, cheat.account)
+    assert ladder == (tuple(ordered(sybils)),)
     for s in sybils:  # the answer put its signers' stake at risk
         assert s.stake_of().locked_wei == SLASH_CAP_WEI
         reverts("bad amount", s.send, s.calls.request_unbond(CHECKER_MIN_STAKE_WEI))
-    # The honest side overturns it with a larger quorum of the claim's own signature:
-    # the claimers sign again (their free stake covers a second amount), two more join.
-    overturners = [*honest, *more_honest]
-    reverts("quorum not larger", send, calls.overturn_answer(
-        claim, claimers, list(answerers), sign_all(env, claim, overturners[:3], keys)))  # fmt: skip
-    reverts("answerer cannot overturn", send, calls.overturn_answer(
-        claim, claimers, list(answerers), sign_all(env, claim, [*overturners[:3], sybils[0]], keys)))  # fmt: skip
-    reverts("not a checker", send, calls.overturn_answer(  # Clean signatures are no overturn
-        claim, claimers, list(answerers), sign_all(env, answer, overturners, keys)))  # fmt: skip
-    reverts("wrong answer", send, calls.overturn_answer(
-        claim, claimers, ordered(more_honest), sign_all(env, claim, overturners, keys)))  # fmt: skip
-    send(calls.overturn_answer(claim, claimers, list(answerers), sign_all(env, claim, overturners, keys)))
+    # The honest side outnumbers it with the claim's own signature: the claimers sign
+    # again (their free stake covers a second amount), two more join.
+    rung = [*honest, *more_honest]
+    reverts("quorum not larger", send, calls.escalate(
+        claim, claimers, ladder, sign_all(env, claim, rung[:3], keys)))  # fmt: skip
+    reverts("signed for the other side", send, calls.escalate(
+        claim, claimers, ladder, sign_all(env, claim, [*rung[:3], sybils[0]], keys)))  # fmt: skip
+    reverts("not a checker", send, calls.escalate(  # Clean signatures are no Fraud rung
+        claim, claimers, ladder, sign_all(env, answer, rung, keys)))  # fmt: skip
+    reverts("wrong ladder", send, calls.escalate(
+        claim, claimers, [ordered(more_honest)], sign_all(env, claim, rung, keys)))  # fmt: skip
+    send(calls.escalate(claim, claimers, ladder, sign_all(env, claim, rung, keys)))
+    ladder = (*ladder, tuple(ordered(rung)))
+    assert env.outsider.ladder(claim.ref, cheat.account) == ladder
+    assert all(h.stake_of().locked_wei == 2 * SLASH_CAP_WEI for h in honest)
+    # The sybils have nobody left to outnumber it: after its window the claim executes.
+    reverts("challenge window open", send, calls.settle_contest(claim, claimers, ladder))
+    env.chain.advance_time(CHALLENGE_S)
+    reverts("challenge window over", send, calls.escalate(
+        answer, claimers, ladder, sign_all(env, answer, sybils, keys)))  # fmt: skip
+    send(calls.settle_contest(claim, claimers, ladder))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_EXECUTED
     # The claimers were right: they lose nothing, and the cheat and its sybils gain nothing.
     for c in honest:
@@ -83,38 +95,69 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
         st = s.stake_of()
         assert (st.active_wei, st.locked_wei) == (CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI, 0)
         assert not s.is_checker(s.account)
-    # the sybils' forfeit to the overturners; the cheat's stake as an executed claim pays it
-    penalty = 3 * SLASH_CAP_WEI
-    claimer_share = SLASH_CAP_WEI // 2 // 2
-    for o in honest:
-        assert o.credit_wei(o.account) == penalty // 4 + claimer_share
-    for o in more_honest:
-        assert o.credit_wei(o.account) == penalty // 4
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI - 2 * claimer_share
-    env.chain.advance_time(CHALLENGE_S)
-    reverts("no contested answer", send, calls.close_answer(answer, claimers, list(answerers)))
+    # half the cheat's stake plus the sybils' forfeit, in equal parts to the claim side's
+    # six positions (the claimers hold two each); the rest to the requester
+    pot = SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI
+    share = pot // 6
+    for c in honest:
+        assert c.credit_wei(c.account) == 2 * share
+    for c in more_honest:
+        assert c.credit_wei(c.account) == share
+    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI + 3 * SLASH_CAP_WEI - 6 * share
 
 
-def test_an_overturn_comes_too_late_after_the_answers_window(env_fast: Env) -> None:
+def test_a_false_claim_cannot_outnumber_an_honest_answer_at_no_risk(env_fast: Env) -> None:
+    """This stop's review, HIGH 1: with a final, riskless overturn, 4 colluders beat an
+    honest answer of 3 and took the answerers' stake. Now the colluders' rung locks their
+    stake and the honest side answers it again with more: the claim is cancelled and
+    every colluding position forfeits its amount."""
     env = env_fast
-    cheat = env.workers[0]
-    job_id = staked_job(env, cheat, 2 * ETHER)
-    honest, sybils = env.checkers[:2], env.checkers[2:5]
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 2 * ETHER)
+    liars, honest = env.checkers[:2], env.checkers[2:5]
+    register(liars, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
     register(honest, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
-    register(sybils)
-    more_honest, keys = fresh(env, 2)
-    claim = claim_for(env, result_of(env, job_id), cheat, SLASH_CAP_WEI)
-    open_claim(env, claim, honest)
-    send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(honest)
-    send(calls.answer_claim(claim.answer, claimers, sign_all(env, claim.answer, sybils, keys)))
+    more_liars, liar_keys = fresh(env, 2)
+    more_honest, honest_keys = fresh(env, 2)
+    keys = {**liar_keys, **honest_keys}
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)  # a false claim
+    open_claim(env, claim, liars)
+    answer, claimers = claim.answer, ordered(liars)
+    send, calls = env.outsider.send, env.outsider.calls
+    send(calls.answer_claim(answer, claimers, sign_all(env, answer, honest, keys)))
+    ladder = env.outsider.ladder(claim.ref, worker.account)
+    assert ladder is not None
+    colluders = [*liars, *more_liars]
+    send(calls.escalate(claim, claimers, ladder, sign_all(env, claim, colluders, keys)))
+    ladder = env.outsider.ladder(claim.ref, worker.account)
+    assert ladder is not None and len(ladder) == 2
+    rung = [*honest, *more_honest]  # the three answer again, with two more
+    send(calls.escalate(answer, claimers, ladder, sign_all(env, answer, rung, keys)))
+    ladder = env.outsider.ladder(claim.ref, worker.account)
+    assert ladder is not None and len(ladder) == 3
     env.chain.advance_time(CHALLENGE_S)
-    reverts("challenge window over", send, calls.overturn_answer(
-        claim, claimers, ordered(sybils), sign_all(env, claim, [*honest, *more_honest], keys)))  # fmt: skip
+    send(calls.settle_contest(answer, claimers, ladder))
+    assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
+    assert worker.stake_of().active_wei == 2 * ETHER
+    for c in liars:  # two positions each: the claim and the rung
+        assert c.stake_of().active_wei == CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI
+    for c in more_liars:
+        assert c.stake_of().active_wei == CHECKER_MIN_STAKE_WEI
+    for c in [*honest, *more_honest]:
+        st = c.stake_of()
+        assert st.locked_wei == 0 and st.active_wei == CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI
+    penalty = 6 * SLASH_CAP_WEI  # six colluding positions
+    share = penalty // 2 // 8  # eight honest positions (three of them twice)
+    assert worker.credit_wei(worker.account) == penalty - 8 * share
+    for c in honest:
+        assert c.credit_wei(c.account) == 2 * share
+    assert env.requester.credit_wei(env.requester.account) == 0
 
 
-def test_an_answer_of_max_signers_cannot_be_overturned(env_fast: Env) -> None:
-    """The limit, written down: an answer of 16 (the escrow's signer bound) has the last
-    word, so a cheat with 16 staked checker identities still answers a true claim."""
+def test_the_side_with_more_staked_checkers_has_the_last_word_up_to_sixteen(env_fast: Env) -> None:
+    """The limit, written down: rungs grow strictly and stop at 16 signers, so an answer
+    of 16 (the escrow's bound) has the last word: a cheat with 16 staked checker
+    identities still keeps a true claim off, at no loss."""
     env = env_fast
     cheat = env.workers[0]
     job_id = staked_job(env, cheat, 2 * ETHER)
@@ -125,5 +168,9 @@ def test_an_answer_of_max_signers_cannot_be_overturned(env_fast: Env) -> None:
     open_claim(env, claim, honest)
     send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(honest)
     send(calls.answer_claim(claim.answer, claimers, sign_all(env, claim.answer, sybils, keys)))
-    reverts("quorum not larger", send, calls.overturn_answer(  # the escrow takes at most 16
-        claim, claimers, ordered(sybils), sign_all(env, claim, [*honest, *env.checkers[2:5]], keys)))  # fmt: skip
+    ladder = (tuple(ordered(sybils)),)
+    reverts("quorum not larger", send, calls.escalate(  # the escrow takes at most 16
+        claim, claimers, ladder, sign_all(env, claim, [*honest, *env.checkers[2:5]], keys)))  # fmt: skip
+    env.chain.advance_time(CHALLENGE_S)
+    send(calls.settle_contest(claim.answer, claimers, ladder))
+    assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_ANSWERED

@@ -37,6 +37,7 @@ from ledger.client import (
     ClaimState,
     FraudTerms,
     JobState,
+    Ladder,
     Secured,
 )
 from ledger.deploy import EscrowParams
@@ -235,7 +236,7 @@ class FakeEscrow:
         self.checkers: set[bytes] = set()  # registered checkers
         self.locked: dict[bytes, int] = {}  # stake locked behind pending claims
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
-        self.answerers: dict[tuple[ResultRef, bytes], tuple[bytes, ...]] = {}  # the last answer's
+        self.ladders: dict[tuple[ResultRef, bytes], Ladder] = {}  # a contested claim's rungs
         self.published: dict[tuple[ResultRef, bytes], bytes] = {}  # claim -> evidence carried
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.checker_min_stake_wei = 0  # none asked unless a test sets it
@@ -466,98 +467,71 @@ class FakeEscrow:
                              self.published.get((ref, worker), b""))  # fmt: skip
 
     def answer_claim(self, answer: CleanAnswer, claimers: Sequence[bytes], sigs: Sequence[bytes]) -> None:
-        """The contract's answer_claim: more distinct registered, staked checkers than claimed,
-        none a claimer, the worker or the requester, sign Clean within the window."""
-        ref, worker = answer.ref, answer.worker
-        state = self.claims.get((ref, worker))
-        if state is None or state.status != CLAIM_PENDING:
+        """The contract's answer_claim: the first rung of the claim's ladder."""
+        self.escalate(answer, claimers, (), sigs)
+
+    def escalate(self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+                 ladder: Sequence[Sequence[bytes]], sigs: Sequence[bytes]) -> None:  # fmt: skip
+        """The contract's escalate (Escrow._rung): more distinct registered checkers than
+        the last rung (the claimers, before the first), each with the amount free and never
+        on the other side, sign Clean (even rungs) or the claim's Fraud (odd) in the window."""
+        ref, worker = signed.ref, signed.worker
+        key = (ref, worker)
+        state = self.claims.get(key)
+        n = len(ladder)
+        if n == 0 and (state is None or state.status != CLAIM_PENDING):
             raise ChainRevert("no pending claim")
+        if n > 0 and (state is None or state.status != CLAIM_CONTESTED):
+            raise ChainRevert("no contested claim")
+        assert state is not None
+        if n > 0 and tuple(map(tuple, ladder)) != self.ladders.get(key):
+            raise ChainRevert("wrong ladder")
         if self.now_s() >= state.settle_at_s:
             raise ChainRevert("challenge window over")
-        if state.commit != answer.tiles + b"".join(claimers):
+        if state.commit != signed.tiles + b"".join(claimers):
             raise ChainRevert("wrong claim")
-        if len(sigs) <= len(claimers):
+        if len(sigs) <= (len(ladder[-1]) if n else len(claimers)):
             raise ChainRevert("quorum not larger")
-        answerers = [fraud_recover(answer, sig) for sig in sigs]
-        if answerers != sorted(set(answerers)):
+        fraud = n % 2 == 1
+        message = FraudClaim(ref, worker, signed.tiles, state.amount_wei) if fraud else CleanAnswer(
+            ref, worker, signed.tiles)  # fmt: skip
+        signers = [fraud_recover(message, sig) for sig in sigs]
+        if signers != sorted(set(signers)):
             raise ChainRevert("signers not ascending")
-        for a in answerers:
-            if a in (worker, ref.requester) or a in claimers:
-                raise ChainRevert("cannot answer")
-            if a not in self.checkers:
-                raise ChainRevert("not a checker")
-            if self.stakes.get(a, 0) - self.locked.get(a, 0) < state.amount_wei:
-                raise ChainRevert("stake at risk too low")
-        for a in answerers:
+        other = [*([] if fraud else claimers), *(a for i, r in enumerate(ladder) if (i % 2 == 1) != fraud for a in r)]
+        for a in signers:
+            self._may_sign(a, worker, ref.requester, state.amount_wei)
+            if a in other:
+                raise ChainRevert("signed for the other side")
+        for a in signers:
             self.locked[a] = self.locked.get(a, 0) + state.amount_wei
-        self.answerers[(ref, worker)] = tuple(answerers)
-        self.claims[(ref, worker)] = replace(
-            state, status=CLAIM_CONTESTED, answered_by=len(answerers),
-            settle_at_s=self.now_s() + self.terms.challenge_s,
-        )  # fmt: skip
-        self._mined("answer", worker, state.taken_wei)
+        self.ladders[key] = (*(tuple(r) for r in ladder), tuple(signers))
+        self.claims[key] = replace(state, status=CLAIM_CONTESTED, answered_by=len(signers),
+                                   settle_at_s=self.now_s() + self.terms.challenge_s, rungs=n + 1)  # fmt: skip
+        self._mined("rung", worker, state.taken_wei)
 
-    def _contested(self, ref: ResultRef, worker: bytes, tiles: bytes, claimers: Sequence[bytes],
-                   answerers: Sequence[bytes]) -> ClaimState:  # fmt: skip
-        state = self.claims.get((ref, worker))
+    def _may_sign(self, signer: bytes, worker: bytes, requester: bytes, amount_wei: int) -> None:
+        """Escrow._signers' checks of one signer."""
+        if signer in (worker, requester):
+            raise ChainRevert("worker cannot sign")
+        if signer not in self.checkers or self.stakes.get(signer, 0) < self.checker_min_stake_wei:
+            raise ChainRevert("not a checker")
+        if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < amount_wei:
+            raise ChainRevert("stake at risk too low")
+
+    def settle_contest(self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+                       ladder: Sequence[Sequence[bytes]]) -> None:  # fmt: skip
+        key = (signed.ref, signed.worker)
+        state = self.claims.get(key)
         if state is None or state.status != CLAIM_CONTESTED:
-            raise ChainRevert("no contested answer")
-        if state.commit != tiles + b"".join(claimers):
-            raise ChainRevert("wrong claim")
-        if tuple(answerers) != self.answerers[(ref, worker)]:
-            raise ChainRevert("wrong answer")
-        return state
-
-    def overturn_answer(self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
-                        sigs: Sequence[bytes]) -> None:  # fmt: skip
-        """The contract's overturn_answer: more registered checkers than answered, none an
-        answerer, each with the amount free, sign the claim's Fraud within the answer's window."""
-        ref, worker = claim.ref, claim.worker
-        state = self._contested(ref, worker, claim.tiles, claimers, answerers)
-        if self.now_s() >= state.settle_at_s:
-            raise ChainRevert("challenge window over")
-        if len(sigs) <= len(answerers):
-            raise ChainRevert("quorum not larger")
-        overturners = [fraud_recover(claim, sig) for sig in sigs]
-        if overturners != sorted(set(overturners)):
-            raise ChainRevert("signers not ascending")
-        for o in overturners:
-            if o in (worker, ref.requester):
-                raise ChainRevert("worker cannot sign")
-            if o in answerers:
-                raise ChainRevert("answerer cannot overturn")
-            if o not in self.checkers:
-                raise ChainRevert("not a checker")
-            if self.stakes.get(o, 0) - self.locked.get(o, 0) < state.amount_wei:
-                raise ChainRevert("stake at risk too low")
-        for a in answerers:
-            self.locked[a] -= state.amount_wei
-            self.stakes[a] -= state.amount_wei
-        penalty = state.amount_wei * len(answerers)
-        share = penalty // len(overturners)
-        for o in overturners:
-            self.credit[o] = self.credit.get(o, 0) + share
-        self._slash(claim, claimers, state, penalty - share * len(overturners))
-
-    def close_answer(self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]) -> None:
-        """The contract's close_answer: after the answer's window it stands."""
-        ref, worker = answer.ref, answer.worker
-        state = self._contested(ref, worker, answer.tiles, claimers, answerers)
+            raise ChainRevert("no contested claim")
         if self.now_s() < state.settle_at_s:
             raise ChainRevert("challenge window open")
-        self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
-        self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
-        for c in claimers:
-            self.locked[c] -= state.amount_wei
-            self.stakes[c] -= state.amount_wei
-        for a in answerers:
-            self.locked[a] -= state.amount_wei
-        penalty = state.amount_wei * len(claimers)
-        share = penalty // 2 // len(answerers)
-        for a in answerers:
-            self.credit[a] = self.credit.get(a, 0) + share
-        self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(answerers)
-        self._mined("answer stood", worker, state.taken_wei)
+        if state.commit != signed.tiles + b"".join(claimers):
+            raise ChainRevert("wrong claim")
+        if tuple(map(tuple, ladder)) != self.ladders.get(key):
+            raise ChainRevert("wrong ladder")
+        self._settle(signed, claimers, ladder, state)
 
     def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         state = self.claims.get((claim.ref, claim.worker))
@@ -567,18 +541,38 @@ class FakeEscrow:
             raise ChainRevert("challenge window open")
         if state.commit != claim.tiles + b"".join(claimers):
             raise ChainRevert("wrong claim")
-        self._slash(claim, claimers, state, 0)
+        self._settle(claim, claimers, (), state)
 
-    def _slash(self, claim: FraudClaim, claimers: Sequence[bytes], state: ClaimState, extra_wei: int) -> None:
-        self.claims[(claim.ref, claim.worker)] = replace(state, status=CLAIM_EXECUTED)
-        share = state.taken_wei // 2 // len(claimers)
-        for c in claimers:
-            self.locked[c] -= state.amount_wei
-            self.credit[c] = self.credit.get(c, 0) + share
-        requester = claim.ref.requester
-        self.credit[requester] = (self.credit.get(requester, 0) + state.taken_wei
-                                  - share * len(claimers) + extra_wei)  # fmt: skip
-        self._mined("slash", claim.worker, state.taken_wei)
+    def _settle(self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+                ladder: Sequence[Sequence[bytes]], state: ClaimState) -> None:  # fmt: skip
+        """Escrow._settle: the last rung's side wins (the claim's, with no rung)."""
+        ref, worker, amount = signed.ref, signed.worker, state.amount_wei
+        fraud = [*claimers, *(a for i, r in enumerate(ladder) if i % 2 == 1 for a in r)]
+        clean = [a for i, r in enumerate(ladder) if i % 2 == 0 for a in r]
+        upheld = len(ladder) % 2 == 0
+        winners, losers = (fraud, clean) if upheld else (clean, fraud)
+        penalty = amount * len(losers)
+        for a in losers:
+            self.locked[a] -= amount
+            self.stakes[a] -= amount
+            if self.stakes[a] < self.checker_min_stake_wei:
+                self.checkers.discard(a)
+        for a in winners:
+            self.locked[a] -= amount
+        if upheld:
+            self.claims[(ref, worker)] = replace(state, status=CLAIM_EXECUTED)
+            share = (state.taken_wei // 2 + penalty) // len(winners)
+            self.credit[ref.requester] = (self.credit.get(ref.requester, 0) + state.taken_wei + penalty
+                                          - share * len(winners))  # fmt: skip
+            self._mined("slash", worker, state.taken_wei)
+        else:
+            self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
+            self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
+            share = penalty // 2 // len(winners)
+            self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(winners)
+            self._mined("answer stood", worker, state.taken_wei)
+        for a in winners:
+            self.credit[a] = self.credit.get(a, 0) + share
 
     def paid_to(self, payee: bytes) -> int:
         return sum(lane.paid_wei for (_, _, p), lane in self.lanes.items() if p == payee)
@@ -758,25 +752,26 @@ class FakeChain:
         await self._transact("answer_claim", (answer.ref.job_id,),
                              lambda: self.escrow.answer_claim(answer, claimers, ordered_sigs))  # fmt: skip
 
-    async def claim_answerers(self, ref: ResultRef, worker: bytes) -> tuple[bytes, ...] | None:
-        await self._enter("claim_answerers")
+    async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
+        await self._enter("claim_ladder")
         state = self.escrow.claims.get((ref, worker))
         if state is None or state.status != CLAIM_CONTESTED:
             return None
-        return self.escrow.answerers[(ref, worker)]
+        return self.escrow.ladders[(ref, worker)]
 
-    async def overturn_answer(
-        self, claim: FraudClaim, claimers: Sequence[bytes], answerers: Sequence[bytes],
-        ordered_sigs: Sequence[bytes],
+    async def escalate(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]], ordered_sigs: Sequence[bytes],
     ) -> None:  # fmt: skip
-        await self._transact("overturn_answer", (claim.ref.job_id,), lambda: self.escrow.overturn_answer(
-            claim, claimers, answerers, ordered_sigs))  # fmt: skip
+        await self._transact("escalate", (signed.ref.job_id,), lambda: self.escrow.escalate(
+            signed, claimers, ladder, ordered_sigs))  # fmt: skip
 
-    async def close_answer(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], answerers: Sequence[bytes]
-    ) -> None:
-        await self._transact("close_answer", (answer.ref.job_id,),
-                             lambda: self.escrow.close_answer(answer, claimers, answerers))  # fmt: skip
+    async def settle_contest(
+        self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
+        ladder: Sequence[Sequence[bytes]],
+    ) -> None:  # fmt: skip
+        await self._transact("settle_contest", (signed.ref.job_id,),
+                             lambda: self.escrow.settle_contest(signed, claimers, ladder))  # fmt: skip
 
     async def checker_min_stake_wei(self) -> int:
         return self.escrow.checker_min_stake_wei

@@ -186,21 +186,22 @@ async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
     clean = fraud.order_signatures(answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)])
     await worker.answer_claim(answer, evidence.claimers, clean)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_CONTESTED
-    answerers = await worker.claim_answerers(ref, worker.address)  # from ClaimAnswered
-    assert answerers == tuple(fraud.signers(answer, clean))
+    ladder = await worker.claim_ladder(ref, worker.address)  # from ClaimContested
+    assert ladder == (tuple(fraud.signers(answer, clean)),)
     with pytest.raises(ChainRevert, match="challenge window open"):
-        await worker.close_answer(answer, evidence.claimers, answerers)
+        await worker.settle_contest(answer, evidence.claimers, ladder)
     anvil.chain.advance_time(CHALLENGE_S + 1)
-    await worker.close_answer(answer, evidence.claimers, answerers)
+    await worker.settle_contest(answer, evidence.claimers, ladder)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_ANSWERED
     assert await worker.stake_of(worker.address) == ETHER
-    assert await worker.claim_answerers(ref, worker.address) is None
+    assert await worker.claim_ladder(ref, worker.address) is None
 
 
-async def test_answer_overturned_through_the_link(anvil: Deployed) -> None:
-    """The requester node's overturn of an answer by its accused's friends, on the real
-    contract: the answerers read from the ClaimAnswered event, then overturn_answer with
-    one more Fraud signature than there were answerers (the claimers signing again)."""
+async def test_a_claims_ladder_climbed_through_the_link(anvil: Deployed) -> None:
+    """Both sides' chain calls on a contested claim, on the real contract: the accused's
+    friends answer, the requester reads the ladder from the ClaimContested events and
+    outnumbers the answer with a Fraud rung (the claimers signing again), and after its
+    window settles: the claim executes and the friends lose what they locked."""
     requester, worker = link_for(anvil, 0), link_for(anvil, 1)
     job_id = os.urandom(32)
     await requester.deposit(job_id, ETHER, await requester.chain_time_s() + 3600)
@@ -220,10 +221,14 @@ async def test_answer_overturned_through_the_link(anvil: Deployed) -> None:
     claimers = fraud.signers(claim, sigs)
     await worker.answer_claim(answer, claimers, fraud.order_signatures(
         answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)]))  # fmt: skip
-    answerers = await requester.claim_answerers(ref, worker.address)
-    assert answerers is not None and len(answerers) == 3
-    overturn = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (2, 3, 4, 5)])
-    await requester.overturn_answer(claim, claimers, answerers, overturn)
+    ladder = await requester.claim_ladder(ref, worker.address)
+    assert ladder is not None and len(ladder) == 1 and len(ladder[0]) == 3
+    rung = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (2, 3, 4, 5)])
+    await requester.escalate(claim, claimers, ladder, rung)
+    ladder = await requester.claim_ladder(ref, worker.address)
+    assert ladder is not None and [len(r) for r in ladder] == [3, 4]
+    anvil.chain.advance_time(CHALLENGE_S + 1)
+    await requester.settle_contest(claim, claimers, ladder)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_EXECUTED
     assert await worker.stake_of(worker.address) == ETHER - SLASH_CAP_WEI
     for i in (6, 7, 8):  # the friends' answer cost them what they locked

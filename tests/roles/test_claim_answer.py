@@ -86,7 +86,7 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_CONTESTED)
         assert escrow.now_s() < settle_at_s  # answered within the claim's window...
         # ...by the three registered checkers, whose stake the answer locks for its window
-        assert escrow.answerers[(ref, honest.address)] == tuple(sorted(c.address for c in checkers))
+        assert escrow.ladders[(ref, honest.address)] == (tuple(sorted(c.address for c in checkers)),)
         assert all(escrow.locked[c.address] == claim.amount_wei for c in checkers)
         await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_ANSWERED)
         assert escrow.stakes[honest.address] == STAKE_WEI  # its stake is whole again
@@ -98,9 +98,9 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert sum(c.live().checker.rechecks.signed for c in checkers) == 3  # type: ignore[union-attr]
         # one answer went out, and the escrow took it: the unregistered signer was left out
         whats = [t.what for t in honest.chain.transactions]  # type: ignore[union-attr]
-        assert (whats.count("answer_claim"), whats.count("close_answer")) == (1, 1)
+        assert (whats.count("escalate"), whats.count("settle_contest")) == (1, 1)
         answerer = honest.live().worker.answerer  # type: ignore[union-attr]
-        assert answerer.answered[(job_id, task_id)] == "answer stood"
+        assert await answerer.wait_ended(job_id, task_id) == "answer stood"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
 

@@ -402,7 +402,7 @@ async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
         others = [c for c in checkers if c is not accused]
         assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
         defence = accused.live().checker.defence  # type: ignore[union-attr]
-        assert defence.answerer.answered[(job_id, task_id)] == "answer stood"
+        assert await defence.answerer.wait_ended(job_id, task_id) == "answer stood"
 
 
 def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> None:
@@ -451,14 +451,14 @@ async def test_the_lazy_checkers_sybils_answer_and_the_requester_overturns_them(
         escrow.answer_claim(answer, evidence.claimers,
                             order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
         assert escrow.claims[(ref, accused)].status == CLAIM_CONTESTED
-        answerers = escrow.answerers[(ref, accused)]
+        (answerers,) = escrow.ladders[(ref, accused)]
         for i in (4, 5, 6):  # enough honest checkers to outnumber the sybils, none of them asked yet
             await staked(cluster, f"c{i}")
         await cluster.settle("client", 8)
         await escrow.wait_until(lambda: escrow.claims[(ref, accused)].status == CLAIM_EXECUTED)
         slasher = client.live().requester.slasher
         assert await slasher.wait_settled(job_id, ref.task_id, PASS) == EXECUTED
-        assert [t.what for t in client.chain.transactions].count("overturn_answer") == 1  # type: ignore[union-attr]
+        assert [t.what for t in client.chain.transactions].count("escalate") == 1  # type: ignore[union-attr]
         for a in answerers:  # each sybil lost what its answer locked
             assert (escrow.stakes[a], escrow.locked.get(a, 0)) == (STAKE_WEI - escrow.terms.cap_wei, 0)
             assert a not in escrow.credit
@@ -475,7 +475,7 @@ async def test_a_settled_jobs_announce_is_rebuilt_from_the_store_for_a_pick(
     from its announce; ``introduce`` sent nothing then. It now rebuilds the announce
     from the spec the store keeps."""
     async with open_cluster(tmp_path) as cluster:
-        client, _, honest = await lazy_and_three_honest(cluster)
+        client, _, _ = await lazy_and_three_honest(cluster)
         job, _, _ = await one_frame(cluster)
         newcomer = await staked(cluster, "c4")
         requester = client.live().requester

@@ -84,7 +84,8 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
         await watch.wait_claim(job_id, ref.task_id, "executed")
         answerer = cheat.live().worker.answerer  # type: ignore[union-attr]
-        assert answerer.answered[(job_id, ref.task_id)].startswith("challenge window over")
+        how = await answerer.wait_ended(job_id, ref.task_id)  # it found nobody to sign
+        assert how.startswith("challenge window over") or how == "claim upheld"
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
 
 
@@ -203,14 +204,14 @@ async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
         answer = CleanAnswer(ref, worker, evidence.tiles)
         escrow.answer_claim(answer, evidence.claimers,
                             order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
-        answerers = escrow.answerers[(ref, worker)]
+        (answerers,) = escrow.ladders[(ref, worker)]
         newcomers = [await cluster.add(f"c{i}", "checker") for i in (4, 5, 6)]
         for member in newcomers:
             escrow.register(member.address, STAKE_WEI)
         await cluster.settle("client", 7)
         await escrow.wait_until(lambda: escrow.claims[(ref, worker)].status == CLAIM_EXECUTED)
         assert await client.live().requester.slasher.wait_settled(job_id, ref.task_id) == EXECUTED
-        assert [t.what for t in client.chain.transactions].count("overturn_answer") == 1  # type: ignore[union-attr]
+        assert [t.what for t in client.chain.transactions].count("escalate") == 1  # type: ignore[union-attr]
         signed = sum(m.live().checker.overturn_rechecks.signed for m in newcomers)  # type: ignore[union-attr]
         assert signed >= 1  # the claimers alone never outnumber an answer
         for a in answerers:  # each sybil lost what its answer locked
