@@ -79,7 +79,8 @@
 #   while the job's vouchers pay (block.timestamp <= deadline + GRACE_S, the
 #   deadline as top-ups last pushed it): the accused watches each result it
 #   signed until then, plus CHALLENGE_S, and a contested claim until it is
-#   settled, and no longer (an unbounded window
+#   settled (and one window after a contest its side won: the frame may be claimed
+#   again until then), and no longer (an unbounded window
 #   let a requester claim an old result once the accused's watch had lapsed).
 #   Checkers are claimable too. `claim_pass` accuses a checker of a wrong
 #   pass: in place of the worker's Result it needs the checker's own signature
@@ -1041,12 +1042,15 @@ def _open_claim(
     # The claim window: while the job's vouchers pay. After it nothing of the job is
     # owed, and its worker and checkers stop watching their results for claims; an
     # old result claimable forever would be one the accused no longer answers.
-    assert block.timestamp <= job.deadline + GRACE_S, "claim window over"
+    claim_id: bytes32 = self._claim_id(ref, worker)
+    prior: Claim = self.claims[claim_id]
+    # A claim the accused's side won leaves one window more to claim the frame again: the
+    # accused's friends' claim and answer could otherwise hold it past the job's window.
+    reopened: bool = prior.status == CLAIM_ANSWERED and block.timestamp <= prior.settle_at + CHALLENGE_S
+    assert block.timestamp <= job.deadline + GRACE_S or reopened, "claim window over"
     # The whole cap: the first claim decides what the frame costs, and one for 1 wei by
     # the accused's friends would make it cost 1 wei.
     assert amount == SLASH_CAP, "amount is not the cap"
-    claim_id: bytes32 = self._claim_id(ref, worker)
-    prior: Claim = self.claims[claim_id]
     assert prior.status == 0 or prior.status == CLAIM_ANSWERED, "already claimed"
     # An answered claim does not use up the frame (the accused's friends could claim
     # and answer it at no cost to them): a quorum larger than the answer's may claim again.

@@ -130,8 +130,9 @@ class Answerer:
         ref = run.answer.ref
         if signer in run.claimers or signer in (run.answer.worker, ref.requester):
             raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
-        run.sigs[signer] = signed.signature
-        run.changed.set()
+        if run.sigs.get(signer) != signed.signature:  # a resend of one we hold wakes nothing
+            run.sigs[signer] = signed.signature
+            run.changed.set()
 
     async def wait_ended(self, job_id: bytes, task_id: bytes) -> str:
         """Wait until the answer about (job, task) has ended; how it ended."""
@@ -202,7 +203,9 @@ class Answerer:
                 await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
                 continue
             if not await self._gather(run, request, state.settle_at_s, ladder):
-                await trio.sleep(max(0, state.settle_at_s - now_s))  # none: its window ends
+                # refused (a rung came first: read again soon) or nobody more to sign (the
+                # window ends): either way the chain is read again within CHAIN_RETRY_S
+                await trio.sleep(min(CHAIN_RETRY_S, max(0, state.settle_at_s - now_s)))
 
     async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int,
                       ladder: Ladder) -> bool:  # fmt: skip
@@ -216,14 +219,15 @@ class Answerer:
         # the claim's side: its claimers and every Fraud rung (the escrow refuses them here)
         barred = frozenset({*run.claimers, *(a for i, r in enumerate(ladder) if i % 2 for a in r),
                             run.answer.worker, ref.requester})  # fmt: skip
-        refused_with = 0  # signatures in the last rung the escrow refused
+        refused_with, retry_at_s = 0, 0  # the last rung the escrow refused: its size, retry time
         send_at_s: int | None = None  # once enough signed: when the rung goes out
+        resend_at = trio.current_time()
         while True:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
                 return False
             good = await self._counted(run, barred)
-            if len(good) > max(to_beat, refused_with):
+            if len(good) > to_beat and (len(good) > refused_with or now_s >= retry_at_s):
                 if send_at_s is None:
                     send_at_s = min(now_s + GATHER_S, settle_at_s - LAST_CALL_S)
                 if now_s >= send_at_s or len(good) >= min(MAX_SIGNERS, len(run.asked)):
@@ -234,8 +238,9 @@ class Answerer:
                         if exc.reason in FINAL_REVERTS:
                             log_event(logger, logging.WARNING, "claim answer refused", reason=exc.reason)
                             return False
-                        # a signer's state moved after our read: read again with more
-                        refused_with = len(good)
+                        # a signer's state moved after our read: its next read leaves it
+                        # out; the same count is tried again only after RESEND_S
+                        refused_with, retry_at_s = len(good), now_s + int(RESEND_S)
                         log_event(logger, logging.WARNING, "claim answer refused; asking on",
                                   reason=exc.reason, signatures=len(good))  # fmt: skip
                     else:
@@ -244,13 +249,17 @@ class Answerer:
                         return True
             if not run.asked:
                 return False
-            for checker in run.asked:
-                self.ctx.outbox.send(checker, request)
+            if trio.current_time() >= resend_at:  # on the timer, not on every signature
+                for checker in run.asked:
+                    self.ctx.outbox.send(checker, request)
+                resend_at = trio.current_time() + RESEND_S
             run.changed = trio.Event()
             wait_s = min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)
-            if send_at_s is not None:
-                wait_s = min(wait_s, max(send_at_s - now_s, 1))
-            with trio.move_on_after(wait_s):
+            if send_at_s is not None and send_at_s > now_s:
+                wait_s = min(wait_s, send_at_s - now_s)
+            if retry_at_s > now_s:
+                wait_s = min(wait_s, retry_at_s - now_s)
+            with trio.move_on_after(max(wait_s, 1)):
                 await run.changed.wait()
 
     async def _counted(self, run: _Answer, barred: frozenset[bytes]) -> list[bytes]:

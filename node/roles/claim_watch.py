@@ -24,8 +24,9 @@ How long. The escrow opens a claim only while the job's vouchers pay
 (``protocol.slashing.claim_window_open``), and refuses a top-up after that, so
 a result is watched until its job's deadline plus the grace and two challenge
 windows, a claim's and its answer's (``protocol.slashing.claim_watch_ends_s``),
-and a contested one until it is settled (each rung of its ladder restarts the
-window): first ``WATCH_FOR_S`` from
+and a claimed one until it is settled (each rung of its ladder restarts the
+window), and one window more after a contest our side won (the escrow lets
+the frame be claimed again until then): first ``WATCH_FOR_S`` from
 signing, then, before it is let go, the job's deadline is read again and the
 watch extended to what it says (a top-up may have pushed it later, only inside
 the window and at most the escrow's ``MAX_JOB_S`` after the job's first
@@ -222,8 +223,9 @@ class ClaimWatch:
                 continue
             self._watched.move_to_end(key)
             try:
-                # a contested claim is watched until it is settled, however long its ladder
-                expired = now_ms >= entry.until_ms and self.claims.get(entry.key) != "contested"
+                # a live claim is watched until it is settled, however long its ladder
+                live = self.claims.get(entry.key) in ("pending", "contested")
+                expired = now_ms >= entry.until_ms and not live
                 if expired and not await self._extend(entry):
                     del self._watched[key]
                     self._save(False, entry)
@@ -277,7 +279,12 @@ class ClaimWatch:
             # pending: answer it; contested (our answer, found after a restart): close it
             # once its window is over, or see it overturned
             self.on_pending(ref, state.settle_at_s, entry.requester)
-        # answered: still watched, since a larger quorum may claim the frame again
+        elif status == "answered":
+            # still watched, since a larger quorum may claim the frame again: the escrow
+            # reopens it for a window after the contest, even past the job's window
+            window_ms = int(self._challenge_s or WATCH_FOR_S) * 1000
+            entry.until_ms = min(max(entry.until_ms, self.now_ms() + window_ms), MAX_UNTIL_MS)
+            self._save(True, entry)
         self._notify()
 
 

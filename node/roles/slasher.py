@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -337,8 +338,15 @@ class Slasher:
                 # another claim locked it): leave it out and gather on, as before a read
                 if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim):
                     continue
-                if exc.reason != "already claimed":  # "already": we sent it before a restart
+                if exc.reason != "already claimed":
                     return await self._end(claim, IMPOSSIBLE, f"escrow refused: {exc.reason}")
+                # ours, sent before a restart; or another claim holds the frame (the
+                # accused's friends may claim it first): wait for that one to end
+                if not await self._ours(claim, ordered):
+                    status = await self._foreign_claim_ended(claim)
+                    if status == CLAIM_EXECUTED:
+                        return await self._end(claim, EXECUTED, "another claim took the stake")
+                    continue  # answered: claim again (the escrow asks more signers than answered)
             break
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
         claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
@@ -346,6 +354,44 @@ class Slasher:
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    async def _ours(self, claim: Claim, ordered: list[bytes]) -> bool:
+        """Whether the claim the escrow holds on our frame is the one we send (its tiles
+        and claimers are ours): after a restart it may be; the accused's friends' is not."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
+        return (evidence is not None and evidence.tiles == c.tiles
+                and set(evidence.claimers) <= set(signers(c, claim.sigs.values())))  # fmt: skip
+
+    async def _foreign_claim_ended(self, claim: Claim) -> int:
+        """Wait until another claim on our frame has ended; its final status."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        log_event(logger, logging.WARNING, "another claim holds the frame: waiting for it",
+                  frame=c.ref.frame, kind=claim.kind)  # fmt: skip
+        while True:
+            state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED):
+                return state.status
+            now_s = await self._chain(chain.chain_time_s)
+            if now_s >= state.settle_at_s:  # its window is over: settle it (anyone may)
+                with suppress(ChainRevert, LedgerError):
+                    await self._settle_foreign(claim, state.status)
+            await trio.sleep(min(MAX_WAIT_S, max(state.settle_at_s - now_s, CHAIN_RETRY_S)))
+
+    async def _settle_foreign(self, claim: Claim, status: int) -> None:
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        evidence = await chain.claim_evidence(c.ref, c.worker)
+        if evidence is None:
+            return
+        theirs = FraudClaim(c.ref, c.worker, evidence.tiles, c.amount_wei)
+        if status == CLAIM_PENDING:
+            return await chain.execute_slash(theirs, evidence.claimers)
+        ladder = await chain.claim_ladder(c.ref, c.worker)
+        if ladder is not None:
+            await chain.settle_contest(theirs, evidence.claimers, ladder)
 
     def _submission(self, claim: Claim, ordered: list[bytes]) -> Callable[[], Awaitable[None]]:
         """The claim transaction with the ``ordered`` signatures and the verdicts its tiles
@@ -474,7 +520,9 @@ class Slasher:
             elif len(ladder) % 2 == 0:  # the last rung is ours: wait for its window, or a rung
                 await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
             elif not await self._rung(claim, ladder, state.settle_at_s):
-                await trio.sleep(max(0, state.settle_at_s - now_s))  # none: its window ends
+                # refused (a rung came first: read again soon) or too few signed (the window
+                # ends): either way the chain is read again within CHAIN_RETRY_S
+                await trio.sleep(min(CHAIN_RETRY_S, max(0, state.settle_at_s - now_s)))
 
     async def _rung(self, claim: Claim, ladder: Ladder, settle_at_s: int) -> bool:
         """Gather more ``Fraud`` signatures than the last (Clean) rung of ``ladder`` has, by

@@ -15,9 +15,22 @@ to the signer bound (16), which the last test shows (docs/LEDGER.md)."""
 
 from __future__ import annotations
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, EscrowClient
-from ledger.fraud import order_signatures, sign
-from tests.ledger.conftest import CHALLENGE_S, CHECKER_MIN_STAKE_WEI, ETHER, SLASH_CAP_WEI, Env
+from ledger.client import (
+    CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
+    CLAIM_EXECUTED,
+    CLAIM_PENDING,
+    EscrowClient,
+)
+from ledger.fraud import FraudClaim, order_signatures, sign
+from tests.ledger.conftest import (
+    CHALLENGE_S,
+    CHECKER_MIN_STAKE_WEI,
+    ETHER,
+    GRACE_S,
+    SLASH_CAP_WEI,
+    Env,
+)
 from tests.ledger.test_claim_preemption import fresh_checkers
 from tests.ledger.test_stake_slash import (
     claim_for,
@@ -174,3 +187,50 @@ def test_the_side_with_more_staked_checkers_has_the_last_word_up_to_sixteen(env_
     env.chain.advance_time(CHALLENGE_S)
     send(calls.settle_contest(claim.answer, claimers, ladder))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_ANSWERED
+
+
+def test_friends_cannot_hold_a_frame_past_the_claim_window(env_fast: Env) -> None:
+    """This stop's second review (H1): one claim holds a frame, and a claim and its answer
+    by the accused's friends (2 + 3, their forfeits staying among them) held it past the
+    job's claim window, since a contest lasts a window per rung: the honest claim came too
+    late ("claim window over"). A contest the accused's side won now leaves the frame
+    open to a larger claim for one more window, past the job's."""
+    env = env_fast
+    cheat = env.workers[0]
+    job_id = staked_job(env, cheat, 2 * ETHER)  # its deadline: an hour from now
+    friends = env.checkers[:5]
+    register(friends)
+    honest, keys = fresh(env, 4)
+    ref = result_of(env, job_id)
+    junk = claim_for(env, ref, cheat, SLASH_CAP_WEI)
+    env.chain.advance_time(3600 + GRACE_S - 30)  # the friends claim at the window's end
+    open_claim(env, junk, friends[:2])
+    send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(friends[:2])
+    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer, friends[2:], keys)))
+    env.chain.advance_time(CHALLENGE_S)
+    send(calls.settle_contest(junk.answer, claimers, [ordered(friends[2:])]))
+    assert env.outsider.claim(ref, cheat.account).status == CLAIM_ANSWERED
+    true_claim = FraudClaim(ref, cheat.account, b"\x09" * 32, SLASH_CAP_WEI)
+    sigs = sign_all(env, true_claim, honest, keys)
+    worker_sig = sign(ref, env.key_of(cheat))
+    send(calls.claim_fraud(true_claim, worker_sig, sigs))  # past the job's window, reopened
+    assert env.outsider.claim(ref, cheat.account).status == CLAIM_PENDING
+
+
+def test_a_reopened_frame_closes_a_window_after_the_contest(env_fast: Env) -> None:
+    env = env_fast
+    cheat = env.workers[0]
+    job_id = staked_job(env, cheat, 2 * ETHER)
+    friends = env.checkers[:5]
+    register(friends)
+    honest, keys = fresh(env, 4)
+    ref = result_of(env, job_id)
+    junk = claim_for(env, ref, cheat, SLASH_CAP_WEI)
+    open_claim(env, junk, friends[:2])
+    send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(friends[:2])
+    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer, friends[2:], keys)))
+    env.chain.advance_time(3600 + GRACE_S + 2 * CHALLENGE_S)
+    send(calls.settle_contest(junk.answer, claimers, [ordered(friends[2:])]))
+    true_claim = FraudClaim(ref, cheat.account, b"\x09" * 32, SLASH_CAP_WEI)
+    reverts("claim window over", send, calls.claim_fraud(
+        true_claim, sign(ref, env.key_of(cheat)), sign_all(env, true_claim, honest, keys)))  # fmt: skip

@@ -218,3 +218,44 @@ async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
             assert (escrow.stakes[a], escrow.locked.get(a, 0)) == (STAKE_WEI - escrow.terms.cap_wei, 0)
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
         assert escrow.conserved()
+
+
+async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_for_ours(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """This stop's review (M3): the escrow holds one claim per frame, and the cheat's
+    friends may open theirs first (junk tiles, no evidence). The slasher read "already
+    claimed" as its own claim sent before a restart and went on with its own claimers and
+    tiles, which the escrow refused for good ("wrong claim") at every restart. It now
+    checks whose claim it is, waits that one out, executes it once its window is over
+    (anyone may) and ends: the cheat's stake is taken all the same."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+        cluster.escrow.stakes[cheat.address] = STAKE_WEI
+        await staked_checkers(cluster, 3)
+        await cluster.settle("client", 4)
+        escrow = cluster.escrow
+        friends = [bytes(Account.create().key) for _ in range(2)]
+        for key in friends:
+            escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+        slasher = client.live().requester.slasher
+        submission = slasher._submission
+
+        def friends_first(claim: Claim, ordered: list[bytes]) -> object:
+            c = claim.claim
+            junk = FraudClaim(c.ref, c.worker, b"\x07" * 32, c.amount_wei)
+            if (c.ref, c.worker) not in escrow.claims:
+                escrow.claim_fraud(junk, claim.worker_sig,
+                                   order_signatures(junk, [sign(junk, k) for k in friends]))  # fmt: skip
+            return submission(claim, ordered)
+
+        slasher._submission = friends_first  # type: ignore[method-assign]
+        job_id = await cluster.submit("client", frames=1)
+        await escrow.wait_until(lambda: bool(escrow.claims))
+        ((ref, worker),) = list(escrow.claims)
+        assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+        assert escrow.claims[(ref, worker)].status == CLAIM_EXECUTED
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+        whats = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
+        assert whats.count("execute_slash") == 1  # ours was refused: "already claimed"
