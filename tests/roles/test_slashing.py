@@ -26,7 +26,7 @@ from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_verdicts
 from protocol.messages import FraudSigned, FraudSignRequest, Result
-from tests.roles.cluster import Cluster, open_cluster
+from tests.roles.cluster import Cluster, Member, open_cluster
 from tests.roles.fakes import FakeTiles
 
 STAKE_WEI = 10**18
@@ -40,6 +40,17 @@ async def staked_checkers(cluster: Cluster, count: int, liar: bool = False) -> l
         cluster.escrow.register(member.address, STAKE_WEI)
         out.append(member)
     return out
+
+
+async def cheat_and_three_checkers(cluster: Cluster) -> tuple[Member, Member]:
+    """A client, a staked cheat that renders with the wrong seed and disputes, three
+    staked checkers, settled: (client, cheat)."""
+    client = await cluster.add("client", "client")
+    cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+    cluster.escrow.stakes[cheat.address] = STAKE_WEI
+    await staked_checkers(cluster, 3)
+    await cluster.settle("client", 4)
+    return client, cheat
 
 
 async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
@@ -187,11 +198,7 @@ async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
     answer: the claim executes and each sybil loses the cap it locked. Before, the
     overturn could only count the dispute's rejecters, never more than the answer."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
-        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
-        cluster.escrow.stakes[cheat.address] = STAKE_WEI
-        await staked_checkers(cluster, 3)
-        await cluster.settle("client", 4)
+        client, cheat = await cheat_and_three_checkers(cluster)
         job_id = await cluster.submit("client", frames=1)
         escrow = cluster.escrow
         await escrow.wait_until(lambda: any(s.status == CLAIM_PENDING for s in escrow.claims.values()))
@@ -230,11 +237,7 @@ async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_f
     checks whose claim it is, waits that one out, executes it once its window is over
     (anyone may) and ends: the cheat's stake is taken all the same."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
-        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
-        cluster.escrow.stakes[cheat.address] = STAKE_WEI
-        await staked_checkers(cluster, 3)
-        await cluster.settle("client", 4)
+        client, cheat = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
         friends = [bytes(Account.create().key) for _ in range(2)]
         for key in friends:
