@@ -26,7 +26,7 @@ quorum) is not started (:func:`claim_possible`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from protocol.messages import JobSpec
@@ -122,6 +122,24 @@ def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:
     watch reads the deadline again: a top-up inside the window pushes it later (after
     the window, the escrow refuses top-ups)."""
     return redeem_until_s + 2 * challenge_s
+
+
+def claim_side(claimers: Iterable[bytes], ladder: Sequence[Sequence[bytes]]) -> frozenset[bytes]:
+    """Who signed for a contested claim (the escrow's ``_on_side``): its claimers and the
+    signers of its odd rungs (``Fraud``). Nobody may sign for both sides."""
+    return frozenset(claimers) | frozenset(a for rung in ladder[1::2] for a in rung)
+
+
+def accused_side(ladder: Sequence[Sequence[bytes]]) -> frozenset[bytes]:
+    """Who signed against a contested claim: the signers of its even rungs (``Clean``;
+    rung 0 is the accused's answer)."""
+    return frozenset(a for rung in ladder[0::2] for a in rung)
+
+
+def accused_climbs_next(ladder: Sequence[Sequence[bytes]]) -> bool:
+    """Whether the next rung of a claim's ladder is the accused's (``Clean``): while there
+    is none (the answer), and after each of the claim's rungs."""
+    return len(ladder) % 2 == 0
 
 
 def claim_possible(rejecters: int, quorum: int) -> bool:

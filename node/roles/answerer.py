@@ -65,7 +65,7 @@ from protocol.cid import cid_of_sha256
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_pass
 from protocol.messages import CleanSigned, CleanSignRequest, Role
-from protocol.slashing import may_pick_claimer
+from protocol.slashing import accused_climbs_next, claim_side, may_pick_claimer
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,7 +199,7 @@ class Answerer:
                     log_event(logger, logging.INFO, "contest not settled by us", reason=exc.reason)
                     await trio.sleep(CHAIN_RETRY_S)
                 continue
-            if len(ladder) % 2 == 1:  # the last rung is ours: wait for its window, or a rung
+            if not accused_climbs_next(ladder):  # the last rung is ours: wait for its window
                 await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
                 continue
             if not await self._gather(run, request, state.settle_at_s, ladder):
@@ -216,9 +216,8 @@ class Answerer:
         key = (request.job_id, request.task_id)
         ref = run.answer.ref
         to_beat = len(ladder[-1]) if ladder else len(run.claimers)
-        # the claim's side: its claimers and every Fraud rung (the escrow refuses them here)
-        barred = frozenset({*run.claimers, *(a for i, r in enumerate(ladder) if i % 2 for a in r),
-                            run.answer.worker, ref.requester})  # fmt: skip
+        # the claim's side (the escrow refuses them here), us and the requester
+        barred = claim_side(run.claimers, ladder) | {run.answer.worker, ref.requester}
         refused_with, retry_at_s = 0, 0  # the last rung the escrow refused: its size, retry time
         send_at_s: int | None = None  # once enough signed: when the rung goes out
         resend_at = trio.current_time()

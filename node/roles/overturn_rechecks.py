@@ -41,7 +41,7 @@ from node.verify.checker import new_secret
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_cells, claimed_verdicts, may_sign_overturn
 from protocol.messages import FraudSignRequest, JobSpec, VerifyRequest
-from protocol.slashing import recheck_tiles
+from protocol.slashing import accused_side, recheck_tiles
 from protocol.verification import DEFAULT_POLICY
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ class OverturnRechecks(FraudRechecks):
         ladder = await chain.claim_ladder(ref, request.worker_address)
         if evidence is None or ladder is None:
             return
-        clean_side = [a for rung in ladder[0::2] for a in rung]  # never sign for both sides
-        if chain.address in (*clean_side, request.worker_address, ref.requester):
+        # never sign for both sides
+        if chain.address in accused_side(ladder) | {request.worker_address, ref.requester}:
             return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip

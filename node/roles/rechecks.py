@@ -67,7 +67,7 @@ from protocol.messages import (
     Verdict,
     VerifyRequest,
 )
-from protocol.slashing import recheck_tiles
+from protocol.slashing import claim_side, recheck_tiles
 from protocol.verification import DEFAULT_POLICY, Tile
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
             return self._remember(key, None)
         if state.status == CLAIM_CONTESTED:  # a Clean rung: never from the claim's side
             ladder = await chain.claim_ladder(ref, request.worker_address) or ()
-            if any(chain.address in rung for rung in ladder[1::2]):
+            if chain.address in claim_side((), ladder):
                 return self._remember(key, None)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip

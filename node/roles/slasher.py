@@ -90,6 +90,8 @@ from protocol.market import PassClaimDue, SlashDue
 from protocol.market.records import verdict_digest_of
 from protocol.messages import MAX_CLAIMERS, FraudSigned, FraudSignRequest, JobSpec, Verdict
 from protocol.slashing import (
+    accused_climbs_next,
+    accused_side,
     claim_possible,
     claim_window_open,
     dispute_checkers_for,
@@ -517,7 +519,7 @@ class Slasher:
                 except ChainRevert as exc:  # settled by another meanwhile: the status says
                     log_event(logger, logging.INFO, "contest not settled by us", reason=exc.reason)
                     await trio.sleep(CHAIN_RETRY_S)
-            elif len(ladder) % 2 == 0:  # the last rung is ours: wait for its window, or a rung
+            elif accused_climbs_next(ladder):  # the last rung is ours: wait for its window
                 await trio.sleep(min(MAX_WAIT_S, state.settle_at_s - now_s))
             elif not await self._rung(claim, ladder, state.settle_at_s):
                 # refused (a rung came first: read again soon) or too few signed (the window
@@ -531,7 +533,7 @@ class Slasher:
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim
-        claim.answerers = frozenset(a for rung in ladder[0::2] for a in rung)
+        claim.answerers = accused_side(ladder)
         want = len(ladder[-1]) + 1
         terms = await self._chain(chain.fraud_terms)
         request = claim.request()

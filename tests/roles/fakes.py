@@ -53,7 +53,7 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
 from protocol.messages import RenderSettings, Voucher
-from protocol.slashing import SignerStanding
+from protocol.slashing import SignerStanding, accused_side, claim_side
 from protocol.verification import Tile
 
 ESCROW_DEFAULTS = EscrowParams()
@@ -498,7 +498,7 @@ class FakeEscrow:
         signers = [fraud_recover(message, sig) for sig in sigs]
         if signers != sorted(set(signers)):
             raise ChainRevert("signers not ascending")
-        other = [*([] if fraud else claimers), *(a for i, r in enumerate(ladder) if (i % 2 == 1) != fraud for a in r)]
+        other = accused_side(ladder) if fraud else claim_side(claimers, ladder)
         for a in signers:
             self._may_sign(a, worker, ref.requester, state.amount_wei)
             if a in other:

@@ -11,7 +11,10 @@ from protocol.messages import Verdict
 from protocol.slashing import (
     Rejection,
     SignerStanding,
+    accused_climbs_next,
+    accused_side,
     claim_possible,
+    claim_side,
     claim_watch_ends_s,
     claim_window_open,
     dispute_checkers_for,
@@ -128,3 +131,14 @@ def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
     assert not may_pick_claimer(accused, SignerStanding(True, 10, 0), barred=barred, amount_wei=10)
     assert not may_pick_claimer(me, SignerStanding(False, 10, 0), barred=barred, amount_wei=10)
     assert not may_pick_claimer(me, SignerStanding(True, 10, 1), barred=barred, amount_wei=10)
+
+
+def test_the_sides_of_a_claims_ladder_are_one_rule_for_both_nodes() -> None:
+    """node.roles.answerer and node.roles.slasher read whose turn it is and who may not
+    sign by these (the escrow's ``_on_side``): rung 0 and every even rung are the
+    accused's, the claimers and every odd rung the claim's."""
+    claimers, ladder = (b"c1", b"c2"), ((b"a1", b"a2", b"a3"), (b"c1", b"f1", b"f2", b"f3"))
+    assert claim_side(claimers, ladder) == {b"c1", b"c2", b"f1", b"f2", b"f3"}
+    assert accused_side(ladder) == {b"a1", b"a2", b"a3"}
+    assert accused_climbs_next(()) and not accused_climbs_next(ladder[:1])
+    assert accused_climbs_next(ladder) and claim_side(claimers, ()) == set(claimers)
