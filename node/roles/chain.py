@@ -165,12 +165,6 @@ class ChainLink:
     async def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         return await self._read(lambda c: c.claim_evidence(ref, worker))
 
-    async def answer_claim(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
-    ) -> None:
-        await self.send("answer_claim", (answer.ref.job_id,), "answer_claim", answer,
-                        list(claimers), list(ordered_sigs))  # fmt: skip
-
     async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
         return await self._read(lambda c: c.ladder(ref, worker))
 

@@ -199,13 +199,6 @@ class Chain(Protocol):
         """The claim's tiles and claimers, as the escrow logged them (None: no claim)."""
         ...
 
-    async def answer_claim(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
-    ) -> None:
-        """Contest the claim ``answer`` answers with more Clean signatures (ascending)
-        than it has ``claimers`` (ascending, as claimed); the signers lock the amount."""
-        ...
-
     async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
         """The rungs of the contested claim (each one's signers, ascending), as the escrow
         logged them (None: not contested)."""

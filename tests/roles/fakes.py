@@ -746,12 +746,6 @@ class FakeChain:
         await self._enter("claim_evidence")
         return self.escrow.evidence(ref, worker)
 
-    async def answer_claim(
-        self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_sigs: Sequence[bytes]
-    ) -> None:
-        await self._transact("answer_claim", (answer.ref.job_id,),
-                             lambda: self.escrow.answer_claim(answer, claimers, ordered_sigs))  # fmt: skip
-
     async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
         await self._enter("claim_ladder")
         state = self.escrow.claims.get((ref, worker))

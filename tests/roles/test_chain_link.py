@@ -184,7 +184,7 @@ async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
     assert (evidence.tiles, list(evidence.claimers)) == (claim.tiles, fraud.signers(claim, sigs))
     answer = fraud.CleanAnswer(ref, worker.address, evidence.tiles)
     clean = fraud.order_signatures(answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)])
-    await worker.answer_claim(answer, evidence.claimers, clean)
+    await worker.escalate(answer, evidence.claimers, (), clean)  # the answer: rung 0
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_CONTESTED
     ladder = await worker.claim_ladder(ref, worker.address)  # from ClaimContested
     assert ladder == (tuple(fraud.signers(answer, clean)),)
@@ -219,7 +219,7 @@ async def test_a_claims_ladder_climbed_through_the_link(anvil: Deployed) -> None
     await requester.claim_fraud(claim, fraud.sign(ref, keys[1]), sigs)
     answer = fraud.CleanAnswer(ref, worker.address, claim.tiles)
     claimers = fraud.signers(claim, sigs)
-    await worker.answer_claim(answer, claimers, fraud.order_signatures(
+    await worker.escalate(answer, claimers, (), fraud.order_signatures(
         answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)]))  # fmt: skip
     ladder = await requester.claim_ladder(ref, worker.address)
     assert ladder is not None and len(ladder) == 1 and len(ladder[0]) == 3
