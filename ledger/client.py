@@ -28,7 +28,7 @@ from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
 from ledger.errors import ChainMismatch
-from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef, claim_commit
 from ledger.secured import Secured as Secured  # re-exported: callers import it from here
 from ledger.tx import TxSender, with_retries
 from ledger.voucher_book import Key, Lane
@@ -115,13 +115,6 @@ class ClaimEvidence:
     # what the claim's transaction published after its arguments (protocol.fraud_evidence:
     # the rejecting verdicts ``tiles`` commits to; b"" when it published nothing)
     published: bytes = b""
-
-
-def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -> bytes:
-    """The escrow's ``Claim.commit``: keccak256(abi_encode(frame_digest, tiles, claimers))."""
-    encoded = abi_encode(["bytes32", "bytes32", "address[]"],
-                         [frame_digest, tiles, [Web3.to_checksum_address(c) for c in claimers]])  # fmt: skip
-    return bytes(Web3.keccak(encoded))
 
 
 Ladder = tuple[tuple[bytes, ...], ...]  # a contested claim's rungs: each one's signers, ascending
@@ -239,8 +232,8 @@ class EscrowCalls:
         ladder: Sequence[Sequence[bytes]], ordered_signatures: Sequence[bytes],
     ) -> Call:  # fmt: skip
         """Outnumber the last rung of ``ladder`` (the claim's rungs so far): signatures over
-        the ``Clean`` answer after a Fraud rung (or none), over the ``FraudClaim`` after a
-        Clean one."""
+        rung ``len(ladder)`` of this claim (``signed.rung(claimers, len(ladder))``: the
+        accused's side on even rungs, the claim's on odd ones), ascending by signer."""
         sigs = [split_signature(s) for s in ordered_signatures]
         fn = self.contract.functions.escalate(
             signed.ref.arg(), Web3.to_checksum_address(signed.worker), signed.tiles,

@@ -9,9 +9,13 @@ Four messages, all in the "Pictor Escrow" domain of the vouchers:
 - ``Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
   bytes32 frameDigest,bytes32 tiles,uint256 amount)`` is signed by each claiming
   checker; ``tiles`` commits to the tiles it re-rendered.
-- ``Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
-  bytes32 frameDigest,bytes32 tiles)`` is signed by each checker of a worker's answer:
-  it re-rendered the same tiles and found the result right.
+- ``Rung(bytes32 claimId,bytes32 commit,uint256 rung)`` is signed by each checker on
+  one rung of a contested claim's ladder (``escalate``): even rungs (0: the accused's
+  answer) found the result right where the claim's tiles are, odd ones found it wrong.
+  ``claimId`` is the escrow's ``claim_id(ref, worker)`` and ``commit`` the claim's own
+  (``claim_commit``: its frame digest, tiles and claimers), so a signature counts on
+  that rung of that claim only: never replayed onto another rung, or onto a later
+  claim on the same frame (``RungVote``).
 - ``Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,
   bytes32 frameDigest,bytes32 tiles)`` is signed by a CHECKER that passed the frame
   (for a plant: the plant's digest); ``tiles`` commits to its own tiles and the digests
@@ -25,13 +29,15 @@ Whoever submits signatures orders them by ascending signer address
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from ledger.vouchers import escrow_domain, split_signature
 from protocol.cid import sha256_of_cid
@@ -47,8 +53,9 @@ RESULT_TYPE = [
     {"name": "frameDigest", "type": "bytes32"},
 ]
 _WORKER_RESULT = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "worker", "type": "address"}, *RESULT_TYPE[2:]]
-CLEAN_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}]
-FRAUD_TYPE = [*CLEAN_TYPE, {"name": "amount", "type": "uint256"}]
+FRAUD_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}, {"name": "amount", "type": "uint256"}]
+RUNG_TYPE = [{"name": "claimId", "type": "bytes32"}, {"name": "commit", "type": "bytes32"},
+             {"name": "rung", "type": "uint256"}]  # fmt: skip
 PASS_TYPE = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "checker", "type": "address"},
              *RESULT_TYPE[2:], {"name": "tiles", "type": "bytes32"}]  # fmt: skip
 
@@ -77,11 +84,16 @@ class ResultRef:
 
 @dataclass(frozen=True, slots=True)
 class CleanAnswer:
-    """A worker's answer to a claim: the same tiles re-checked and found right."""
+    """A worker's answer to a claim: the same tiles re-checked and found right (what the
+    even rungs of its ladder stand for; their signers sign ``rung``)."""
 
     ref: ResultRef
     worker: bytes  # 20 bytes
     tiles: bytes  # 32 bytes: commitment to the re-rendered tiles (the claim's)
+
+    def rung(self, claimers: Sequence[bytes], index: int) -> RungVote:
+        """What a checker signs to stand on rung ``index`` (even) of the claim's ladder."""
+        return RungVote(self.ref, self.worker, self.tiles, tuple(claimers), index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +105,36 @@ class FraudClaim:
 
     @property
     def answer(self) -> CleanAnswer:
-        """What an answering quorum signs for this claim."""
+        """The claim's answer: what its ladder's even rungs stand for."""
         return CleanAnswer(self.ref, self.worker, self.tiles)
+
+    def rung(self, claimers: Sequence[bytes], index: int) -> RungVote:
+        """What a checker signs to stand on rung ``index`` (odd) of this claim's ladder."""
+        return RungVote(self.ref, self.worker, self.tiles, tuple(claimers), index)
+
+
+@dataclass(frozen=True, slots=True)
+class RungVote:
+    """One signer's place on one rung of one claim's ladder (``Escrow.escalate``): rung
+    ``index`` of the claim on ``worker``'s ``ref`` whose ``tiles`` and ``claimers`` (in
+    the claim's ascending order) the escrow committed to. Even rungs stand for the
+    accused, odd ones for the claim."""
+
+    ref: ResultRef
+    worker: bytes  # 20 bytes: the accused
+    tiles: bytes  # 32 bytes: the claim's
+    claimers: tuple[bytes, ...]  # the claim's signers, ascending
+    index: int
+
+    @property
+    def fraud(self) -> bool:
+        """Whether this rung stands for the claim (odd) rather than the accused (even)."""
+        return self.index % 2 == 1
+
+    def _fields(self) -> dict[str, Any]:
+        return {"claimId": claim_id(self.ref, self.worker),
+                "commit": claim_commit(self.ref.frame_digest, self.tiles, self.claimers),
+                "rung": self.index}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,23 +151,37 @@ class CheckerPass:
         return FraudClaim(self.ref, self.checker, self.tiles, amount_wei)
 
 
-Message = ResultRef | FraudClaim | CleanAnswer | CheckerPass
+def claim_id(ref: ResultRef, worker: bytes) -> bytes:
+    """The escrow's ``claim_id(ref, worker)``: one claim at a time per frame and accused."""
+    encoded = abi_encode(["address", "bytes32", "address", "bytes32", "uint256"],
+                         [to_checksum_address(ref.requester), ref.job_id, to_checksum_address(worker),
+                          ref.task_id, ref.frame])  # fmt: skip
+    return bytes(keccak(encoded))
+
+
+def claim_commit(frame_digest: bytes, tiles: bytes, claimers: Sequence[bytes]) -> bytes:
+    """The escrow's ``Claim.commit``: keccak256(abi_encode(frame_digest, tiles, claimers))."""
+    encoded = abi_encode(["bytes32", "bytes32", "address[]"],
+                         [frame_digest, tiles, [to_checksum_address(c) for c in claimers]])  # fmt: skip
+    return bytes(keccak(encoded))
+
+
+Message = ResultRef | FraudClaim | RungVote | CheckerPass
 
 
 def signable(message: Message) -> SignableMessage:
     if isinstance(message, ResultRef):
         ref, name, types, data = message, "Result", RESULT_TYPE, message._fields()
+    elif isinstance(message, RungVote):
+        ref, name, types, data = message.ref, "Rung", RUNG_TYPE, message._fields()
     elif isinstance(message, CheckerPass):
         ref, name, types = message.ref, "Pass", PASS_TYPE
         data = {**ref._fields(), "checker": to_checksum_address(message.checker),
                 "tiles": message.tiles}  # fmt: skip
     else:
-        ref = message.ref
-        data = {**ref._fields(), "worker": to_checksum_address(message.worker), "tiles": message.tiles}
-        if isinstance(message, FraudClaim):
-            name, types, data = "Fraud", FRAUD_TYPE, {**data, "amount": message.amount_wei}
-        else:
-            name, types = "Clean", CLEAN_TYPE
+        ref, name, types = message.ref, "Fraud", FRAUD_TYPE
+        data = {**ref._fields(), "worker": to_checksum_address(message.worker),
+                "tiles": message.tiles, "amount": message.amount_wei}  # fmt: skip
     return encode_typed_data(
         domain_data=escrow_domain(ref.chain_id, ref.contract),
         message_types={name: types},
@@ -137,7 +191,7 @@ def signable(message: Message) -> SignableMessage:
 
 def sign(message: Message, key: bytes) -> bytes:
     """A 65-byte signature over ``message`` (the worker signs a ``ResultRef``, checkers
-    sign a ``FraudClaim``, a ``CleanAnswer`` or their own ``CheckerPass``)."""
+    sign a ``FraudClaim``, a ``RungVote`` or their own ``CheckerPass``)."""
     return bytes(Account.sign_message(signable(message), key).signature)
 
 

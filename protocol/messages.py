@@ -338,6 +338,9 @@ class Dispute:
 
 
 MAX_CLAIMERS = 16  # the escrow's MAX_SIGNERS: no claim has more signers
+# A rung of a contested claim's ladder (``ledger.fraud.RungVote``): 0 the accused's answer,
+# even rungs its side, odd ones the claim's; at most MAX_CLAIMERS - 1 rungs (sizes grow)
+Rung = Annotated[int, Range(0, MAX_CLAIMERS - 2)]
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,13 @@ class FraudSignRequest:
     the plant it was served, ``verdict_digests`` the passing verdict's body digest
     alone, and the asked checker (any staked one, not the accused) re-renders exactly
     that verdict's cells of the frame and signs only when they are wrong
-    (``protocol.fraud_evidence.may_sign_pass``)."""
+    (``protocol.fraud_evidence.may_sign_pass``).
+
+    With ``rung`` (odd) it asks for a place on that rung of the contested claim's ladder
+    instead (``Escrow.escalate``): the signature is over ``ledger.fraud.RungVote`` of the
+    claim whose signers are ``claimers`` (ascending, as the escrow logged them), which
+    the signer checks against its own reading of the claim (a rejecter: the frame and
+    evidence it rejected; anyone else: the chain)."""
 
     TYPE: ClassVar[str] = "fraud_sign_request"
     job_id: Bytes32
@@ -363,26 +372,31 @@ class FraudSignRequest:
     verdict_digests: Annotated[tuple[Bytes32, ...], MaxLen(MAX_CLAIMERS)]
     amount_wei: U256
     pass_verdict: Verdict | None = None
+    rung: Rung | None = None
+    claimers: Annotated[tuple[Bytes20, ...], MaxLen(MAX_CLAIMERS)] = ()
 
 
 @dataclass(frozen=True)
 class FraudSigned:
-    """Checker -> requester: its ``Fraud`` signature for the claim it was asked to sign."""
+    """Checker -> requester: its ``Fraud`` signature for the claim it was asked to sign,
+    or, with ``rung``, its ``Rung`` signature for that rung of the claim's ladder."""
 
     TYPE: ClassVar[str] = "fraud_signed"
     job_id: Bytes32
     task_id: Bytes32
     signature: Bytes65
+    rung: Rung | None = None
 
 
 @dataclass(frozen=True)
 class CleanSignRequest:
     """Worker -> a staked checker, while a fraud claim against the worker's result is
     pending on the escrow: re-check that result (the scene and the frame fetched from
-    the worker by CID) and, if it passes, sign the EIP-712 ``Clean`` answer
-    (``ledger.fraud.CleanAnswer``) over the claim's ``tiles``, which the checker reads
-    from the escrow itself, as it reads that the claim is pending and that it is not
-    among its claimers. ``worker_device_class``: the class the frame was rendered on."""
+    the worker by CID) and, if it passes, sign rung ``rung`` (even: 0 the answer) of the
+    claim's ladder (EIP-712 ``Rung``, ``ledger.fraud.RungVote``) for the claim whose
+    ``tiles`` and claimers the checker reads from the escrow itself, as it reads that
+    the claim is pending or contested and that it is not on the claim's side.
+    ``worker_device_class``: the class the frame was rendered on."""
 
     TYPE: ClassVar[str] = "clean_sign_request"
     job_id: Bytes32
@@ -391,16 +405,18 @@ class CleanSignRequest:
     worker_address: Bytes20
     frame_cid: Cid
     worker_device_class: Name = ""
+    rung: Rung = 0
 
 
 @dataclass(frozen=True)
 class CleanSigned:
-    """Checker -> worker: its ``Clean`` signature for the answer it was asked to sign."""
+    """Checker -> worker: its ``Rung`` signature for the rung it was asked to sign."""
 
     TYPE: ClassVar[str] = "clean_signed"
     job_id: Bytes32
     task_id: Bytes32
     signature: Bytes65
+    rung: Rung = 0
 
 
 @dataclass(frozen=True)

@@ -49,15 +49,18 @@
 #   re-rendered. The amount is SLASH_CAP, no less; it is taken from the
 #   worker's stake into the claim at once, and each signer must hold that much
 #   free stake, which is locked until the claim settles. During CHALLENGE_S
-#   the worker may answer with Clean(requester, jobId, worker, taskId, frame,
-#   frameDigest, tiles) signed by MORE distinct registered checkers than
-#   signed the claim, none of them a claimer, the worker or the requester,
-#   each locking `amount` of free stake (`escalate` with an empty ladder):
-#   the first rung of the claim's ladder. Each further rung (`escalate`)
-#   outnumbers the last within ITS window (CHALLENGE_S, restarted by every
-#   rung), alternating sides: the claim's own Fraud signatures after an
-#   answer, Clean after a Fraud rung, by registered checkers never on the
-#   other side (claimers are the claim's), each locking `amount`. Sizes grow
+#   the worker may answer with signatures of MORE distinct registered
+#   checkers than signed the claim, none of them a claimer, the worker or the
+#   requester, each locking `amount` of free stake (`escalate` with an empty
+#   ladder): the first rung of the claim's ladder. Each further rung
+#   (`escalate`) outnumbers the last within ITS window (CHALLENGE_S,
+#   restarted by every rung), alternating sides: even rungs (the answer
+#   first) for the accused, odd ones for the claim, by registered checkers
+#   never on the other side (claimers are the claim's), each locking
+#   `amount`. A rung's signers sign Rung(claimId, commit, rung): that very
+#   claim (`commit` names its frame digest, tiles and claimers, so a later
+#   claim on the frame is another) and that rung, whose parity is the side;
+#   a signature counts once, where its signer put it. Sizes grow
 #   strictly and stop at MAX_SIGNERS, so a ladder has at most MAX_RUNGS rungs.
 #   After the last rung's window anyone settles (`settle_contest`): the side
 #   of the last rung wins, every position (a signer on a rung) of the losing
@@ -237,8 +240,8 @@ event FraudClaimed:
 event ClaimContested:
     claim_id: indexed(bytes32)
     worker: indexed(address)
-    # its index on the claim's ladder: even (0 the first answer) the accused's side (Clean),
-    # odd the claim's side (Fraud)
+    # its index on the claim's ladder: even (0 the first answer) the accused's side, odd
+    # the claim's
     rung: uint256
     settle_at: uint256  # the last rung wins from then on unless outnumbered before
     # What the next rung or the settlement must name: every rung's signers, read here.
@@ -295,9 +298,7 @@ RESULT_TYPEHASH: constant(bytes32) = keccak256(
 FRAUD_TYPEHASH: constant(bytes32) = keccak256(
     "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles,uint256 amount)"
 )
-CLEAN_TYPEHASH: constant(bytes32) = keccak256(
-    "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles)"
-)
+RUNG_TYPEHASH: constant(bytes32) = keccak256("Rung(bytes32 claimId,bytes32 commit,uint256 rung)")
 PASS_TYPEHASH: constant(bytes32) = keccak256(
     "Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles)"
 )
@@ -583,8 +584,8 @@ def fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint25
 
 @view
 @external
-def clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
-    return self._clean_digest(ref, worker, tiles)
+def rung_digest(claim_id: bytes32, commit: bytes32, rung: uint256) -> bytes32:
+    return self._rung_digest(claim_id, commit, rung)
 
 
 @view
@@ -705,11 +706,11 @@ def escalate(
     """
     @notice Outnumber the last rung of a claim before its window ends, each
             signer locking the claim's amount; the window starts again. With
-            no `ladder` yet, the accused's answer to a pending claim: Clean
-            signatures of more registered checkers than claimed it. After an
-            even rung (the accused's side), the claim's own Fraud signatures;
-            after an odd one, Clean. More than the last rung, none of them
-            ever on the other side (a claimer is on the claim's).
+            no `ladder` yet, the accused's answer to a pending claim: more
+            registered checkers than claimed it. Even rungs are the accused's
+            side, odd ones the claim's; each signer signs Rung(claim_id,
+            commit, rung) for this rung, and is never on the other side (a
+            claimer is on the claim's). More signers than the last rung.
     """
     self._rung(ref, worker, tiles, claimers, ladder, sigs)
 
@@ -926,9 +927,9 @@ def _rung(
     assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
     assert len(sigs) > last, "quorum not larger"
     fraud: bool = n % 2 == 1  # odd rungs are the claim's side
-    digest: bytes32 = self._clean_digest(ref, worker, tiles)
-    if fraud:
-        digest = self._fraud_digest(ref, worker, tiles, claim.amount)
+    # signed for this claim and this rung: a signature is never counted where its signer
+    # did not put it (another rung, a later claim on the frame)
+    digest: bytes32 = self._rung_digest(claim_id, claim.commit, n)
     signers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, claim.amount)
     for s: address in signers:
         assert not self._on_side(s, not fraud, claimers, ladder), "signed for the other side"
@@ -1121,10 +1122,8 @@ def _fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint2
 
 @view
 @internal
-def _clean_digest(ref: ResultRef, worker: address, tiles: bytes32) -> bytes32:
-    return self._digest(keccak256(abi_encode(
-        CLEAN_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles
-    )))
+def _rung_digest(claim_id: bytes32, commit: bytes32, rung: uint256) -> bytes32:
+    return self._digest(keccak256(abi_encode(RUNG_TYPEHASH, claim_id, commit, rung)))
 
 
 @view

@@ -6,9 +6,10 @@ watch, node.roles.claim_defence, hands either here. The frame the re-checkers
 fetch from us is then the one we checked, and they compare with the tolerance.)
 
 Theory of operation. The escrow holds a claimed worker's stake for the claim's
-challenge window (``CHALLENGE_S``); within it, the worker cancels the claim
-with ``answer_claim``: ``Clean`` signatures of MORE registered, staked checkers
-than signed the claim, none of them a claimer (``ledger.fraud.CleanAnswer``).
+challenge window (``CHALLENGE_S``); within it, the worker contests the claim
+with ``answer_claim``: signatures of MORE registered, staked checkers than
+signed the claim, none of them a claimer, each over rung 0 of the claim's
+ladder (``ledger.fraud.RungVote``: that claim, that rung).
 When the worker's :class:`node.roles.claim_watch.ClaimWatch` sees a pending
 claim on one of its results, it hands the result here and :meth:`Answerer.answer`:
 
@@ -16,10 +17,12 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    the ``FraudClaimed`` event, checked against the claim's commitment);
 2. asks every checker it knows of (capacity adverts with the checker role),
    except the claimers and the job's requester, at most ``MAX_ASKED`` of them,
-   to re-check the result (``CleanSignRequest``; again every ``RESEND_S``).
+   to re-check the result (``CleanSignRequest`` naming the rung; again every
+   ``RESEND_S``).
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
-3. keeps each ``CleanSigned`` that recovers to a distinct signer that is no
+3. keeps each ``CleanSigned`` for an even rung that recovers (over that rung)
+   to a distinct signer that is no
    claimer, not us and not the requester. Once more of them than the
    claimers are registered with the claim's amount free (read again before
    each attempt: ``protocol.slashing.may_pick_claimer``), it waits up to
@@ -31,8 +34,9 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    with no ladder; signatures ascending by signer); refused, it reads again;
 4. gives up at the claim's ``settle_at`` (chain time): the claim then executes;
 5. while the claim is contested, outnumbers each Fraud rung within its window
-   the same way (the same Clean signatures count again where their signers
-   hold another amount free, never a signer of the claim's side), and once
+   the same way (asking again for the new rung: a signature counts on its own
+   rung only, and a checker that passed the result signs the next without
+   rendering again; never a signer of the claim's side), and once
    the last rung's window is over settles the contest (``settle_contest``):
    a last rung of ours and the stake returns. A contested claim the watch
    hands over (ours, after a restart) goes straight to this step.
@@ -50,6 +54,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
@@ -92,7 +97,8 @@ class _Answer:
         self.claimers = claimers
         self.amount_wei = amount_wei
         self.asked = asked  # checker node ids
-        self.sigs: dict[bytes, bytes] = {}  # signer address -> signature
+        # rung -> signer address -> signature (a signature counts on its own rung only)
+        self.sigs: dict[int, dict[bytes, bytes]] = {}
         self.changed = trio.Event()
 
 
@@ -117,12 +123,14 @@ class Answerer:
         runs = [r for r in runs if sender in r.asked]
         if not runs:
             raise IllegalMessage("a clean signature we did not ask for", penalty=10)
+        if signed.rung % 2:
+            raise IllegalMessage("a clean signature for the claim's side of its ladder", penalty=10)
         # the claim whose answer it signs (one per frame digest): the one its signature
         # recovers to the sender's advertised payment address for
         advertised = self._payment_address(sender) if len(runs) > 1 else None
         for run in runs:
             try:
-                signer = recover(run.answer, signed.signature)
+                signer = recover(run.answer.rung(run.claimers, signed.rung), signed.signature)
             except Exception as exc:  # eth_keys raises several types for bad bytes
                 raise IllegalMessage("a clean signature that does not recover", penalty=10) from exc
             if advertised is None or signer == advertised:
@@ -130,8 +138,9 @@ class Answerer:
         ref = run.answer.ref
         if signer in run.claimers or signer in (run.answer.worker, ref.requester):
             raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
-        if run.sigs.get(signer) != signed.signature:  # a resend of one we hold wakes nothing
-            run.sigs[signer] = signed.signature
+        held = run.sigs.setdefault(signed.rung, {})
+        if held.get(signer) != signed.signature:  # a resend of one we hold wakes nothing
+            held[signer] = signed.signature
             run.changed.set()
 
     async def wait_ended(self, job_id: bytes, task_id: bytes) -> str:
@@ -215,6 +224,9 @@ class Answerer:
         assert chain is not None
         key = (request.job_id, request.task_id)
         ref = run.answer.ref
+        rung = len(ladder)
+        request = replace(request, rung=rung)
+        vote = run.answer.rung(run.claimers, rung)
         to_beat = len(ladder[-1]) if ladder else len(run.claimers)
         # the claim's side (the escrow refuses them here), us and the requester
         barred = claim_side(run.claimers, ladder) | {run.answer.worker, ref.requester}
@@ -225,12 +237,12 @@ class Answerer:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
                 return False
-            good = await self._counted(run, barred)
+            good = await self._counted(run, rung, barred)
             if len(good) > to_beat and (len(good) > refused_with or now_s >= retry_at_s):
                 if send_at_s is None:
                     send_at_s = min(now_s + GATHER_S, settle_at_s - LAST_CALL_S)
                 if now_s >= send_at_s or len(good) >= min(MAX_SIGNERS, len(run.asked)):
-                    ordered = order_signatures(run.answer, good)[:MAX_SIGNERS]
+                    ordered = order_signatures(vote, good)[:MAX_SIGNERS]
                     try:
                         await self._chain(partial(chain.escalate, run.answer, run.claimers, ladder, ordered))
                     except ChainRevert as exc:
@@ -261,14 +273,14 @@ class Answerer:
             with trio.move_on_after(max(wait_s, 1)):
                 await run.changed.wait()
 
-    async def _counted(self, run: _Answer, barred: frozenset[bytes]) -> list[bytes]:
-        """The signatures the escrow would count now: by registered checkers holding the
+    async def _counted(self, run: _Answer, rung: int, barred: frozenset[bytes]) -> list[bytes]:
+        """The signatures for ``rung`` the escrow would count now: by registered checkers holding the
         claim's amount free (read again each time: an earlier rung of ours, or any other
         claim, may have locked it; ``protocol.slashing.may_pick_claimer``), none in ``barred``."""
         chain = self.ctx.chain
         assert chain is not None
         good = []
-        for signer, sig in list(run.sigs.items()):
+        for signer, sig in list(run.sigs.get(rung, {}).items()):
             standing = await self._chain(partial(chain.signer_standing, signer))
             if may_pick_claimer(signer, standing, barred=barred, amount_wei=run.amount_wei):
                 good.append(sig)

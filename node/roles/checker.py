@@ -51,7 +51,7 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.fraud import FraudClaim, checker_pass, result_ref, sign, sign_pass
+from ledger.fraud import FraudClaim, RungVote, checker_pass, result_ref, sign, sign_pass
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT, false_reject, lazy_verdict
@@ -278,9 +278,17 @@ class CheckerRole:
             raise IllegalMessage(f"fraud claim not signed: {why or 'no escrow'}", penalty=10)
         claim = FraudClaim(ref, request.worker_address, tiles_commitment(request.verdict_digests),
                            request.amount_wei)  # fmt: skip
+        message: FraudClaim | RungVote = claim
+        if request.rung is not None:  # a place on the claim's side of its ladder, once answered
+            if request.rung % 2 == 0:
+                raise IllegalMessage("fraud claim not signed: an even rung is the accused's", penalty=10)
+            # the claim we signed: our frame and evidence, and its claimers as named (the
+            # escrow counts the signature only when they are the claim's)
+            message = claim.rung(request.claimers, request.rung)
         self.fraud_signed += 1
         log_event(logger, logging.INFO, "fraud claim signed", frame=request.frame,
-                  worker=request.worker_address.hex())  # fmt: skip
-        signed = FraudSigned(request.job_id, request.task_id, sign(claim, self.ctx.payment_key))
+                  worker=request.worker_address.hex(), rung=request.rung)  # fmt: skip
+        signed = FraudSigned(request.job_id, request.task_id, sign(message, self.ctx.payment_key),
+                             request.rung)  # fmt: skip
         self.ctx.outbox.send(sender, signed)
         return True

@@ -17,9 +17,7 @@ accused's address over the ``Pass`` of the request's frame CID
 it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
 full queue answers "busy" and the requester asks again), each is rendered once
 (:class:`node.roles.rechecks.RecheckQueue`, shared with the re-checks that
-answer claims): unless the escrow already holds a claim on that pass (a
-contested one aside: the requester asks for signatures that overturn the
-accused's answer, node.roles.slasher) or the accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
+answer claims): unless the escrow already holds a claim on that pass or the accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
 on chain: a requester must not have us render for a claim the escrow refuses), we
 fetch the scene and the frame from the requester (by CID: what we judge is what the
 accused signed it judged) and re-render exactly the verdict's cells (its revealed
@@ -30,20 +28,26 @@ do not know the worker's device class): a plant differs from any honest render
 beyond it. Only when our re-render rejects those cells do we sign ``Fraud``
 over ``CheckerPass.claim`` (the accused's own ``tiles``) and send
 ``FraudSigned``; a pass whose cells are right gets no signature, ever.
+
+A request naming a ``rung`` (odd) asks for a place on that rung of the
+claim's ladder once the accused answered (node.roles.slasher climbs it): the
+claim must then be contested and not past that rung, and we sign the rung
+(``ledger.fraud.RungVote`` of the claim the escrow logged) instead, without a
+second render when we judged the pass before.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ledger.client import CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
-from ledger.fraud import checker_pass, pass_signer, sign
+from ledger.client import CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimEvidence
+from ledger.fraud import FraudClaim, RungVote, checker_pass, pass_signer, sign
 from node.log import log_event
 from node.roles.rechecks import FraudRechecks
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import may_sign_pass
 from protocol.messages import FraudSignRequest, JobSpec, VerifyRequest
-from protocol.slashing import recheck_tiles
+from protocol.slashing import accused_side, recheck_tiles
 from protocol.verification import Tile
 
 logger = logging.getLogger(__name__)
@@ -73,21 +77,31 @@ class PassRechecks(FraudRechecks):
         key = (request.job_id, request.task_id, request.worker_address)
         spec = self.specs.get(request.job_id)
         chain, verdict = self.ctx.chain, request.pass_verdict
-        if key in self._done or spec is None or chain is None or verdict is None:
-            return  # queued twice, or forgotten meanwhile
+        if self._done.get(key) is False or spec is None or chain is None or verdict is None:
+            return  # refused meanwhile, or forgotten
         signed = checker_pass(spec, verdict, request.frame_cid, request.worker_address)
         if signed is None:
             return
         state = await chain.claim_state(signed.ref, request.worker_address)
-        if state.status in (CLAIM_PENDING, CLAIM_EXECUTED):
+        evidence: ClaimEvidence | None = None
+        if request.rung is not None:  # a rung of the contested claim, not past
+            if state.status != CLAIM_CONTESTED or request.rung < state.rungs or request.rung % 2 == 0:
+                return
+            evidence = await chain.claim_evidence(signed.ref, request.worker_address)
+            ladder = await chain.claim_ladder(signed.ref, request.worker_address)
+            if evidence is None or ladder is None or chain.address in accused_side(ladder):
+                return
+        elif state.status in (CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_CONTESTED):
             return  # claimed already (a requester resending after its claim went out)
+        if key in self._done:  # judged before: the asked signature, no second render
+            return self._sign(sender, request, signed.claim(request.amount_wei), evidence)
         # (a contested claim holds the accused's stake already: its overturn takes it)
         if state.status != CLAIM_CONTESTED and not await chain.takeable_of(request.worker_address):
             # nothing a claim could take ("nothing to slash"): a requester naming a fresh,
             # stakeless key as the accused would have us render for nothing (review)
             log_event(logger, logging.INFO, "pass claim not re-checked: the accused holds no stake",
                       accused=request.worker_address.hex())  # fmt: skip
-            return self._remember(key, None)
+            return self._remember(key, False)
         check = VerifyRequest(request.job_id, request.task_id, request.frame, verdict.worker,
                               verdict.result_digest, request.frame_cid, spec.scene_cid, 0,
                               len(verdict.tiles), verdict.secret, "")  # fmt: skip
@@ -100,8 +114,14 @@ class PassRechecks(FraudRechecks):
         log_event(logger, logging.INFO, "re-check of a claimed pass", frame=request.frame,
                   accused=request.worker_address.hex(), sign=not why, why=why)  # fmt: skip
         if why:
-            return self._remember(key, None)
-        signature = sign(signed.claim(request.amount_wei), self.ctx.payment_key)
-        self.signed += 1
-        self._remember(key, signature)
-        self._answer(sender, request, signature)
+            return self._remember(key, False)
+        self._remember(key, True)
+        self._sign(sender, request, signed.claim(request.amount_wei), evidence)
+
+    def _sign(self, sender: bytes, request: FraudSignRequest, claim: FraudClaim,
+              evidence: ClaimEvidence | None) -> None:  # fmt: skip
+        """Sign the claim itself, or the asked rung of the escrow's (``evidence``)."""
+        message: FraudClaim | RungVote = claim
+        if request.rung is not None and evidence is not None:
+            message = claim.rung(evidence.claimers, request.rung)
+        self._answer(sender, request, sign(message, self.ctx.payment_key))

@@ -24,18 +24,22 @@ own draw). A claim whose transaction published no evidence that matches its
 re-checked on our own cells only. A claim against a checker's pass
 (``Escrow.claim_pass``, answered by that checker the same way) publishes its
 passing verdict instead (``claimed_pass``): its cells are the ones re-rendered.
-All tiles pass: it signs ``Clean`` over the
-claim's own ``tiles`` and sends ``CleanSigned``; anything else: no
-signature. What it signed is remembered (bounded), so a worker that asks
-again gets the signature back without a second render; a result that failed
-is not re-rendered either.
+All tiles pass: it signs the rung the request names (even: the accused's
+side; not one the ladder is already past) of that very claim
+(``ledger.fraud.RungVote`` over the claim's ``tiles`` and claimers, as the
+escrow logged them) and sends ``CleanSigned``; anything else: no signature.
+The outcome is remembered (bounded), so a worker that asks again, for the
+same rung or a later one, gets a signature without a second render (the
+chain is read again each time: the rung and the claim are its); a result
+that failed is not re-rendered either.
 
 The queue, the render and the remembered outcomes are :class:`RecheckQueue`'s,
 shared with node.roles.pass_rechecks (a requester's claim against a pass).
 
-A ``Clean`` we sign locks the claim's amount of our stake once the worker
-sends it, and we lose it if the claim's side has the last rung of the
-ladder (docs/LEDGER.md): we sign only what our own render passed.
+A rung we sign locks the claim's amount of our stake once the worker sends
+it, and we lose it if the claim's side has the last rung of the ladder
+(docs/LEDGER.md): we sign only what our own render passed, and only the rung
+named (a signature counts on no other rung and no other claim).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING
+from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING, ClaimEvidence
 from ledger.fraud import CleanAnswer, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
@@ -82,9 +86,11 @@ Request = TypeVar("Request", CleanSignRequest, FraudSignRequest)
 class RecheckQueue(Generic[Request]):
     """Re-checks strangers ask of us before we sign about a claim: queued (bounded:
     ``QUEUE_LEN``; a full queue answers "busy"), rendered one at a time, and each
-    outcome remembered (bounded: ``MAX_REMEMBERED``), so asking again costs no second
-    render. The claim's side is the subclass's: :class:`Rechecks` answers a claimed
-    worker (``Clean``), ``node.roles.pass_rechecks`` a requester claiming a pass."""
+    outcome remembered (bounded: ``MAX_REMEMBERED``), so asking again (for the same
+    rung or another) costs no second render: the chain is read again and the asked
+    signature made. The claim's side is the subclass's: :class:`Rechecks` answers a
+    claimed worker (even rungs), ``node.roles.pass_rechecks`` a requester claiming a
+    pass, ``node.roles.overturn_rechecks`` a requester climbing a claim's ladder."""
 
     def __init__(self, ctx: RoleContext, specs: Mapping[bytes, JobSpec], gate: SceneGate) -> None:
         self.ctx = ctx
@@ -93,8 +99,8 @@ class RecheckQueue(Generic[Request]):
         channel = trio.open_memory_channel[tuple[bytes, Request]](QUEUE_LEN)
         self._send: trio.MemorySendChannel[tuple[bytes, Request]] = channel[0]
         self._recv: trio.MemoryReceiveChannel[tuple[bytes, Request]] = channel[1]
-        self._done: OrderedDict[Key, bytes | None] = OrderedDict()  # signature, or None: refused
-        self.signed = 0  # signatures given (re-sends not counted)
+        self._done: OrderedDict[Key, bool] = OrderedDict()  # whether we sign about it
+        self.signed = 0  # re-checks that ended in a signature (more asked of one not counted)
         self.rendered = 0  # re-checks rendered
 
     def receive(self, sender: bytes, request: Request) -> bool:
@@ -104,11 +110,8 @@ class RecheckQueue(Generic[Request]):
             return False
         self._vet(sender, spec, request)
         key = (request.job_id, request.task_id, request.worker_address)
-        if key in self._done:
-            signature = self._done[key]
-            if signature is not None:  # asked again: the same answer, no second render
-                self._answer(sender, request, signature)
-            return True
+        if self._done.get(key) is False:
+            return True  # refused once: refused again, nothing read or rendered
         try:
             self._send.send_nowait((sender, request))
         except trio.WouldBlock:
@@ -152,8 +155,10 @@ class RecheckQueue(Generic[Request]):
         self.rendered += 1
         return verdict
 
-    def _remember(self, key: Key, signature: bytes | None) -> None:
-        self._done[key] = signature
+    def _remember(self, key: Key, signs: bool) -> None:
+        if signs and key not in self._done:
+            self.signed += 1
+        self._done[key] = signs
         while len(self._done) > MAX_REMEMBERED:
             self._done.popitem(last=False)
 
@@ -171,19 +176,25 @@ class FraudRechecks(RecheckQueue[FraudSignRequest]):
         self.max_at_risk_wei = max_at_risk_wei
 
     def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
-        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature))
+        self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature,
+                                                 request.rung))  # fmt: skip
 
 
 class Rechecks(RecheckQueue[CleanSignRequest]):
+    def _vet(self, sender: bytes, spec: JobSpec, request: CleanSignRequest) -> None:
+        if request.rung % 2:
+            raise IllegalMessage("a clean signature asked for the claim's side", penalty=10)
+
     def _answer(self, sender: bytes, request: CleanSignRequest, signature: bytes) -> None:
-        self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature))
+        self.ctx.outbox.send(sender, CleanSigned(request.job_id, request.task_id, signature,
+                                                 request.rung))  # fmt: skip
 
     async def _recheck(self, sender: bytes, request: CleanSignRequest) -> None:
         key = (request.job_id, request.task_id, request.worker_address)
         spec = self.specs.get(request.job_id)
         chain = self.ctx.chain
-        if key in self._done or spec is None or chain is None:
-            return  # queued twice, or forgotten meanwhile
+        if self._done.get(key) is False or spec is None or chain is None:
+            return  # refused meanwhile, or forgotten
         ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
         if ref is None:
             return
@@ -196,12 +207,25 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
         evidence = await chain.claim_evidence(ref, request.worker_address)
         if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED) or evidence is None:
             return  # settled meanwhile: we render nothing for it
+        if request.rung < state.rungs:
+            return  # a rung the ladder is past: our signature would count nowhere
         if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
-            return self._remember(key, None)
+            return self._remember(key, False)
         if state.status == CLAIM_CONTESTED:  # a Clean rung: never from the claim's side
             ladder = await chain.claim_ladder(ref, request.worker_address) or ()
             if chain.address in claim_side((), ladder):
-                return self._remember(key, None)
+                return self._remember(key, False)
+        if key not in self._done and not await self._passes(sender, spec, request, evidence):
+            return self._remember(key, False)
+        self._remember(key, True)
+        vote = CleanAnswer(ref, request.worker_address, evidence.tiles).rung(evidence.claimers,
+                                                                           request.rung)  # fmt: skip
+        self._answer(sender, request, sign(vote, self.ctx.payment_key))
+
+    async def _passes(self, sender: bytes, spec: JobSpec, request: CleanSignRequest,
+                      evidence: ClaimEvidence) -> bool:  # fmt: skip
+        """Whether our re-render of the claimed result passes, where the claimers' published
+        verdicts looked and on cells of our own draw."""
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip
         a_pass = claimed_pass(evidence.published, evidence.tiles, request.job_id,
@@ -216,16 +240,8 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                               request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
                               new_secret(), request.worker_device_class)  # fmt: skip
         verdict = await self._render(sender, spec, check, required)
-        if verdict is None:
-            return self._remember(key, None)
-        passed = verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
+        passed = verdict is not None and verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
         log_event(logger, logging.INFO, "re-check for a claimed worker", frame=request.frame,
                   passed=passed, worker=request.worker_address.hex(),
                   claimed_tiles=len(required), evidence=verdicts is not None)  # fmt: skip
-        if not passed:
-            return self._remember(key, None)
-        answer = CleanAnswer(ref, request.worker_address, evidence.tiles)
-        signature = sign(answer, self.ctx.payment_key)
-        self.signed += 1
-        self._remember(key, signature)
-        self._answer(sender, request, signature)
+        return passed

@@ -17,16 +17,19 @@ claim where it stood and never loses one in its challenge window:
 * ``claimed``: the escrow holds the worker's stake until ``settle_at``; the
   slasher reads the claim every ``MAX_WAIT_S`` until the chain's clock passes
   it, then ``execute_slash``.
-* ``overturning``: the accused answered (a larger quorum's ``Clean``, each
-  answerer's stake locked): the claim is contested, a ladder of rungs that
-  alternate sides, each outnumbering the last within its window. The answer
-  may be the accused's own sybils', so the slasher outnumbers each Clean rung
-  with more ``Fraud`` signatures over the same claim, none by a signer of a
-  Clean rung (the claimers' own count again while they hold another amount
-  free; more staked checkers are picked as a pass claim's are while
-  gathering: for a fraud claim they re-render the cells the claim's
-  published verdicts name, node.roles.overturn_rechecks), and ``escalate``;
-  once the last rung's window is over, ``settle_contest``: its side wins.
+* ``overturning``: the accused answered (a larger quorum, each answerer's
+  stake locked): the claim is contested, a ladder of rungs that alternate
+  sides, each outnumbering the last within its window. The answer may be the
+  accused's own sybils', so the slasher outnumbers each of the accused's
+  (even) rungs with more signatures over the next rung of the same claim
+  (``FraudSignRequest`` naming the rung and the claim's claimers; a signature
+  counts on its own rung only, ``ledger.fraud.RungVote``), none by a signer of
+  an even rung: the claimers are asked again (they sign while they hold
+  another amount free), and more staked checkers are picked as a pass
+  claim's are while gathering (for a fraud claim they re-render the cells
+  the claim's published verdicts name, node.roles.overturn_rechecks); then
+  ``escalate``. Once the last rung's window is over, ``settle_contest``: its
+  side wins.
 * ``executed`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
@@ -74,6 +77,7 @@ from ledger.fraud import (
     CheckerPass,
     FraudClaim,
     ResultRef,
+    RungVote,
     checker_pass,
     order_signatures,
     recover,
@@ -141,9 +145,11 @@ class Claim:
     picked: dict[bytes, bytes] = field(default_factory=dict)
     # signer addresses left out before submitting (short of stake then; not stored)
     short: set[bytes] = field(default_factory=set)
-    # signers of the contested claim's Clean rungs, while climbing its ladder (not
+    # signers of the contested claim's even rungs, while climbing its ladder (not
     # stored: read); never asked, never counted
     answerers: frozenset[bytes] = frozenset()
+    # rung -> signer address -> signature, while climbing (not stored: asked again)
+    votes: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[bytes, bytes, str]:
@@ -176,12 +182,15 @@ class Claim:
                    state, tuple(claimers), settle_at_s, kind=kind, excluded=excluded,
                    picked=picked)  # fmt: skip
 
-    def request(self) -> FraudSignRequest:
-        """What each checker asked to sign gets (a pass claim's carries the pass)."""
+    def request(self, rung: int | None = None) -> FraudSignRequest:
+        """What each checker asked to sign gets (a pass claim's carries the pass): the claim,
+        or with ``rung`` that rung of its ladder, naming the claim's claimers."""
         c = self.claim
         shown = self.verdicts[0] if self.kind == PASS else None
+        claimers = self.claimers if rung is not None else ()
         return FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
-                                self.frame_cid, self.verdict_digests, c.amount_wei, shown)  # fmt: skip
+                                self.frame_cid, self.verdict_digests, c.amount_wei, shown, rung,
+                                claimers)  # fmt: skip
 
 
 class Slasher:
@@ -225,10 +234,19 @@ class Slasher:
         asked = [c for c in gathering if sender in c.rejecters]
         if not asked:
             raise IllegalMessage("a fraud signature we did not ask for", penalty=10)
+        if signed.rung is not None and signed.rung % 2 == 0:
+            raise IllegalMessage("a fraud signature for the accused's side", penalty=10)
         why = "a fraud signature that does not recover"
         for claim in asked:  # one task may have a worker's and a plant checker's claim
+            message: FraudClaim | RungVote = claim.claim
+            held = claim.sigs
+            if signed.rung is not None:  # a place on a rung of its ladder
+                if claim.state != OVERTURNING:
+                    continue
+                message = claim.claim.rung(claim.claimers, signed.rung)
+                held = claim.votes.setdefault(signed.rung, {})
             try:
-                signer = recover(claim.claim, signed.signature)
+                signer = recover(message, signed.signature)
             except Exception:  # eth_keys raises several types for bad bytes
                 continue
             if signer in (claim.claim.worker, claim.claim.ref.requester):
@@ -242,7 +260,7 @@ class Slasher:
             elif signer in claim.short:
                 return None  # left out for want of stake; its resend changes nothing
             else:
-                claim.sigs[signer] = signed.signature
+                held[signer] = signed.signature
                 return self._notify()
         raise IllegalMessage(why, penalty=10)
 
@@ -410,7 +428,7 @@ class Slasher:
                            evidence)  # fmt: skip
         return partial(chain.claim_fraud, c, claim.worker_sig, ordered, evidence)
 
-    async def _leave_out_short(self, claim: Claim) -> bool:
+    async def _leave_out_short(self, claim: Claim, sigs: dict[bytes, bytes] | None = None) -> bool:
         """Read every signer again just before the claim goes out, and leave out (for this
         claim: ``claim.short``) one the escrow would refuse the whole claim for: no longer
         registered, or short of free stake for ``amount`` (another claim locked it, or
@@ -418,14 +436,15 @@ class Slasher:
         any was left out: the caller then waits for more signatures."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
+        sigs = claim.sigs if sigs is None else sigs  # the claim's, or a rung's
         barred = frozenset({c.worker, c.ref.requester}) | claim.answerers
         short = [
-            signer for signer in list(claim.sigs)
+            signer for signer in list(sigs)
             if not may_pick_claimer(signer, await self._chain(partial(chain.signer_standing, signer)),
                                     barred=barred, amount_wei=c.amount_wei)
         ]  # fmt: skip
         for signer in short:
-            del claim.sigs[signer]
+            del sigs[signer]
             claim.short.add(signer)
             log_event(logger, logging.WARNING, "claim signer left out: short of stake",
                       signer=signer.hex(), frame=claim.claim.ref.frame, kind=claim.kind)  # fmt: skip
@@ -527,30 +546,31 @@ class Slasher:
                 await trio.sleep(min(CHAIN_RETRY_S, max(0, state.settle_at_s - now_s)))
 
     async def _rung(self, claim: Claim, ladder: Ladder, settle_at_s: int) -> bool:
-        """Gather more ``Fraud`` signatures than the last (Clean) rung of ``ladder`` has, by
-        checkers on no Clean rung (the claimers' own count again while they hold another
-        amount free; more are picked), and send the rung; whether it went out."""
+        """Gather more signatures over the next rung than the last (the accused's) rung of
+        ``ladder`` has, by checkers on none of the accused's rungs (the claimers asked
+        again, more picked), and send the rung; whether it went out."""
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim
         claim.answerers = accused_side(ladder)
-        want = len(ladder[-1]) + 1
+        want, rung = len(ladder[-1]) + 1, len(ladder)
         terms = await self._chain(chain.fraud_terms)
-        request = claim.request()
+        request, vote = claim.request(rung), c.rung(claim.claimers, rung)
+        sigs = claim.votes.setdefault(rung, {})
         while want <= MAX_CLAIMERS:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
                 return False
-            for signer in claim.answerers & claim.sigs.keys():
-                del claim.sigs[signer]
-            if len(claim.sigs) >= want:
-                if await self._leave_out_short(claim):
+            for signer in claim.answerers & sigs.keys():
+                del sigs[signer]
+            if len(sigs) >= want:
+                if await self._leave_out_short(claim, sigs):
                     continue
-                ordered = order_signatures(c, claim.sigs.values())[:MAX_CLAIMERS]
+                ordered = order_signatures(vote, sigs.values())[:MAX_CLAIMERS]
                 try:
                     await self._chain(partial(chain.escalate, c, claim.claimers, ladder, ordered))
                 except ChainRevert as exc:
-                    if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim):
+                    if exc.reason in SIGNER_REVERTS and await self._leave_out_short(claim, sigs):
                         continue
                     log_event(logger, logging.WARNING, "claim rung refused", reason=exc.reason)
                     return False
@@ -558,11 +578,11 @@ class Slasher:
                           signers=len(ordered), rung=len(ladder), kind=claim.kind)  # fmt: skip
                 return True
             if self._pick_claimers is not None:  # a fraud claim's picks re-render the claimed cells
-                await self._pick(claim, want, terms.cap_wei, want - len(claim.sigs) + SPARE_CLAIMERS)
+                await self._pick(claim, want, terms.cap_wei, want - len(sigs) + SPARE_CLAIMERS)
             for checker in claim.rejecters:
                 self.ctx.outbox.send(checker, request)
             with trio.move_on_after(min(RESEND_S, settle_at_s - now_s)):
-                while len(claim.sigs) < want:
+                while len(sigs) < want:
                     await self._changed.wait()
         return False
 

@@ -71,7 +71,8 @@ def test_an_answered_claim_leaves_the_frame_to_a_larger_quorum(env_fast: Env) ->
     judged, pass_sig = signed_pass(env, plant_of(env, job(env)), checker)
     claim = open_pass_claim(env, judged, pass_sig, friends[:2])
     send, calls = env.outsider.send, env.outsider.calls
-    send(calls.answer_claim(claim.answer, ordered(friends[:2]), signed(env, claim.answer, friends[2:])))
+    send(calls.answer_claim(claim.answer, ordered(friends[:2]),
+                            signed(env, claim.answer.rung(ordered(friends[:2]), 0), friends[2:])))  # fmt: skip
     stand(env, claim.answer, ordered(friends[:2]), ordered(friends[2:]))
     assert env.outsider.claim(judged.ref, checker.account).status == CLAIM_ANSWERED
 
@@ -88,5 +89,5 @@ def test_an_answered_claim_leaves_the_frame_to_a_larger_quorum(env_fast: Env) ->
     reverts("already claimed", open_pass_claim, env, judged, pass_sig, friends[:2])
     # the friends' next answer must outnumber the four: they have three left unlocked
     reverts("quorum not larger", send, calls.answer_claim(
-        claim.answer, ordered(honest), signed(env, claim.answer, friends[2:])))  # fmt: skip
+        claim.answer, ordered(honest), signed(env, claim.answer.rung(ordered(honest), 0), friends[2:])))  # fmt: skip
 

@@ -336,8 +336,9 @@ class EscrowMachine(RuleBasedStateMachine):
         amount_wei = c.amount_wei if c else 0
         answer = self.claim_of(job, worker, frame, amount_wei).answer
         answerers = self.answerers()
-        sigs = order_signatures(answer, [sign(answer, self.env.key_of(a)) for a in answerers])
         claimers = sorted(x.account for x in self.claimers())
+        vote = answer.rung(claimers, 0)
+        sigs = order_signatures(vote, [sign(vote, self.env.key_of(a)) for a in answerers])
         ok = (c is not None and self.next_block_s() < c.settle_at_s
               and all(self.can_sign(a.account, amount_wei) for a in answerers))  # fmt: skip
         self.attempt(self.env.outsider, self.env.outsider.calls.answer_claim(answer, claimers, sigs), ok)
@@ -357,8 +358,9 @@ class EscrowMachine(RuleBasedStateMachine):
         amount_wei = c.amount_wei if c else 0
         claim = self.claim_of(job, worker, frame, amount_wei)
         signers = [*self.claimers(), *self.extra]
-        sigs = order_signatures(claim, [sign(claim, self.env.key_of(o)) for o in signers])
         claimers = sorted(x.account for x in self.claimers())
+        vote = claim.rung(claimers, 1)
+        sigs = order_signatures(vote, [sign(vote, self.env.key_of(o)) for o in signers])
         ladder = c.ladder if c else [sorted(a.account for a in self.answerers())]
         ok = (c is not None and len(c.ladder) == 1 and self.next_block_s() < c.settle_at_s
               and all(self.can_sign(o.account, amount_wei) for o in signers))  # fmt: skip

@@ -166,7 +166,7 @@ def test_an_uninvolved_checker_cannot_be_claimed(env_fast: Env) -> None:
         refused(signed_pass(env, other, checker)[1])
     refused(signed_pass(env, ref, checker, TILES)[1])  # its pass of this frame at other tiles
     refused(sign(ref, env.key_of(checker)))  # a Result over the frame
-    refused(sign(judged.claim(SLASH_CAP_WEI).answer, env.key_of(checker)))  # a Clean with it
+    refused(sign(judged.claim(SLASH_CAP_WEI).answer.rung([], 0), env.key_of(checker)))  # a rung vote
     reverts("zero checker", send, calls.claim_pass(
         CheckerPass(ref, bytes(20), CHECKER_TILES), sign(judged, env.key_of(checker)),
         SLASH_CAP_WEI, quorum))  # fmt: skip
@@ -197,13 +197,14 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
     evidence = checker.claim_evidence(ref, checker.account)
     assert evidence is not None and evidence.tiles == CHECKER_TILES
     answer, claimers = claim.answer, list(evidence.claimers)
-    assert answer.worker == checker.account  # Clean names the accused checker
+    assert answer.worker == checker.account  # the answer names the accused checker
+    vote = answer.rung(claimers, 0)
     for accomplice, reason in ((checker, "worker cannot sign"), (env.requester, "requester cannot sign"),
                                (liars[0], "signed for the other side")):  # fmt: skip
         reverts(reason, send, calls.answer_claim(answer, claimers,
-                                                 signed(env, answer, [*honest[:2], accomplice])))  # fmt: skip
-    reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
-    send(calls.answer_claim(answer, claimers, signed(env, answer, honest)))
+                                                 signed(env, vote, [*honest[:2], accomplice])))  # fmt: skip
+    reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, vote, honest[:2])))
+    send(calls.answer_claim(answer, claimers, signed(env, vote, honest)))
     stand(env, answer, claimers, ordered(honest))
     assert env.outsider.claim(ref, checker.account).status == CLAIM_ANSWERED
     assert checker.stake_of().active_wei == 2 * ETHER
@@ -249,7 +250,7 @@ def test_pass_digest_matches_the_contract(env_fast: Env) -> None:
     local = keccak(b"\x19" + msg.version + msg.header + msg.body)
     fns, checker = env.outsider.contract.functions, env.chain.w3.to_checksum_address(judged.checker)
     assert fns.pass_digest(judged.ref.arg(), checker, TILES).call() == local
-    assert local != keccak(b"\x19" + (m := signable(judged.claim(1).answer)).version + m.header + m.body)
+    assert local != keccak(b"\x19" + (m := signable(judged.claim(1))).version + m.header + m.body)
 
 
 def test_checker_pass_commits_to_the_checkers_passing_verdict() -> None:

@@ -19,7 +19,16 @@ from ledger.client import (
     EscrowClient,
 )
 from ledger.errors import ChainRevert
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign, signable
+from ledger.fraud import (
+    CleanAnswer,
+    FraudClaim,
+    ResultRef,
+    claim_commit,
+    claim_id,
+    order_signatures,
+    sign,
+    signable,
+)
 from ledger.tx import TxSender
 from protocol.fraud_evidence import claimed_verdicts, pack_evidence
 from protocol.market.records import verdict_digest_of
@@ -217,20 +226,22 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
     open_claim(env, claim, liars)
     answer, claimers = claim.answer, ordered(liars)
+    vote = answer.rung(claimers, 0)  # what the answer's signers sign
     # What the worker's node reads to answer: the claim's tiles and claimers, logged by
     # FraudClaimed and matching the claim's commitment (none for an unclaimed result).
     evidence = worker.claim_evidence(claim.ref, worker.account)
     assert evidence is not None and (evidence.tiles, list(evidence.claimers)) == (TILES, claimers)
     assert worker.claim_evidence(result_of(env, job_id, 2), worker.account) is None
     send, calls = env.outsider.send, env.outsider.calls
-    reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, answer, honest[:2])))
-    mixed = signed(env, answer, [*honest[:2], liars[0]])
+    reverts("quorum not larger", send, calls.answer_claim(answer, claimers, signed(env, vote, honest[:2])))
+    mixed = signed(env, vote, [*honest[:2], liars[0]])
     reverts("signed for the other side", send, calls.answer_claim(answer, claimers, mixed))
     other_tiles = type(answer)(answer.ref, answer.worker, bytes(32))
-    reverts("wrong claim", send, calls.answer_claim(other_tiles, claimers, signed(env, other_tiles, honest)))
-    reverts("not a checker", send, calls.answer_claim(answer, claimers,
-                                                      signed(env, claim, honest)))  # fmt: skip
-    send(calls.answer_claim(answer, claimers, signed(env, answer, honest)))
+    reverts("wrong claim", send, calls.answer_claim(other_tiles, claimers, signed(env, other_tiles.rung(claimers, 0), honest)))
+    # signatures over anything but this claim's rung 0 recover to strangers
+    for other in (claim, answer.rung(claimers, 2), answer.rung(claimers[:1], 0)):  # another claim's
+        reverts("not a checker", send, calls.answer_claim(answer, claimers, signed(env, other, honest)))
+    send(calls.answer_claim(answer, claimers, signed(env, vote, honest)))
     # The answer contests the claim: its signers lock the amount, and it stands only
     # after a window in which a larger quorum could overturn it.
     state = env.outsider.claim(claim.ref, worker.account)
@@ -312,7 +323,8 @@ def test_answer_comes_too_late_after_the_window(env_fast: Env) -> None:
     open_claim(env, claim, env.checkers[:2])
     env.chain.advance_time(CHALLENGE_S)
     reverts("challenge window over", env.outsider.send, env.outsider.calls.answer_claim(
-        claim.answer, ordered(env.checkers[:2]), signed(env, claim.answer, env.checkers[2:5])))  # fmt: skip
+        claim.answer, ordered(env.checkers[:2]),
+        signed(env, claim.answer.rung(ordered(env.checkers[:2]), 0), env.checkers[2:5])))  # fmt: skip
 
 
 def test_claim_rejects_weak_proofs(env: Env) -> None:
@@ -402,7 +414,8 @@ def test_a_claim_always_leaves_room_for_a_larger_answer(env_fast: Env) -> None:
 
 
 def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
-    """ledger.fraud's Result, Fraud and Clean hash exactly as Escrow.vy does."""
+    """ledger.fraud's Result, Fraud and Rung hash exactly as Escrow.vy does, and its
+    claim_id and claim_commit are the escrow's."""
     env = env_fast
     claim = claim_for(env, result_of(env, os.urandom(32), frame=7), env.workers[0], 12345)
     fns, worker = env.outsider.contract.functions, env.chain.w3.to_checksum_address(claim.worker)
@@ -413,7 +426,11 @@ def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
 
     assert fns.result_digest(claim.ref.arg()).call() == local(claim.ref)
     assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345).call() == local(claim)
-    assert fns.clean_digest(claim.ref.arg(), worker, TILES).call() == local(claim.answer)
+    claimers = sorted(c.account for c in env.checkers[:3])
+    vote = claim.answer.rung(claimers, 3)
+    assert fns.claim_id(claim.ref.arg(), worker).call() == claim_id(claim.ref, claim.worker)
+    commit = claim_commit(claim.ref.frame_digest, TILES, claimers)
+    assert fns.rung_digest(claim_id(claim.ref, claim.worker), commit, 3).call() == local(vote)
 
 
 def test_claim_evidence_reads_the_logs_from_the_claims_block_in_capped_ranges(

@@ -68,7 +68,7 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     open_claim(env, claim, honest)
     answer, claimers = claim.answer, ordered(honest)
     send, calls = env.outsider.send, env.outsider.calls
-    send(calls.answer_claim(answer, claimers, sign_all(env, answer, sybils, keys)))
+    send(calls.answer_claim(answer, claimers, sign_all(env, answer.rung(claimers, 0), sybils, keys)))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_CONTESTED
     ladder = env.outsider.ladder(claim.ref, cheat.account)
     assert ladder == (tuple(ordered(sybils)),)
@@ -78,15 +78,17 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     # The honest side outnumbers it with the claim's own signature: the claimers sign
     # again (their free stake covers a second amount), two more join.
     rung = [*honest, *more_honest]
+    vote = claim.rung(claimers, 1)  # what rung 1's signers sign
     reverts("quorum not larger", send, calls.escalate(
-        claim, claimers, ladder, sign_all(env, claim, rung[:3], keys)))  # fmt: skip
+        claim, claimers, ladder, sign_all(env, vote, rung[:3], keys)))  # fmt: skip
     reverts("signed for the other side", send, calls.escalate(
-        claim, claimers, ladder, sign_all(env, claim, [*rung[:3], sybils[0]], keys)))  # fmt: skip
-    reverts("not a checker", send, calls.escalate(  # Clean signatures are no Fraud rung
-        claim, claimers, ladder, sign_all(env, answer, rung, keys)))  # fmt: skip
+        claim, claimers, ladder, sign_all(env, vote, [*rung[:3], sybils[0]], keys)))  # fmt: skip
+    for other in (claim, answer.rung(claimers, 0), claim.rung(claimers, 3)):  # counted nowhere else
+        reverts("not a checker", send, calls.escalate(
+            claim, claimers, ladder, sign_all(env, other, rung, keys)))  # fmt: skip
     reverts("wrong ladder", send, calls.escalate(
-        claim, claimers, [ordered(more_honest)], sign_all(env, claim, rung, keys)))  # fmt: skip
-    send(calls.escalate(claim, claimers, ladder, sign_all(env, claim, rung, keys)))
+        claim, claimers, [ordered(more_honest)], sign_all(env, vote, rung, keys)))  # fmt: skip
+    send(calls.escalate(claim, claimers, ladder, sign_all(env, vote, rung, keys)))
     ladder = (*ladder, tuple(ordered(rung)))
     assert env.outsider.ladder(claim.ref, cheat.account) == ladder
     assert all(h.stake_of().locked_wei == 2 * SLASH_CAP_WEI for h in honest)
@@ -94,7 +96,7 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     reverts("challenge window open", send, calls.settle_contest(claim, claimers, ladder))
     env.chain.advance_time(CHALLENGE_S)
     reverts("challenge window over", send, calls.escalate(
-        answer, claimers, ladder, sign_all(env, answer, sybils, keys)))  # fmt: skip
+        answer, claimers, ladder, sign_all(env, answer.rung(claimers, 2), sybils, keys)))  # fmt: skip
     send(calls.settle_contest(claim, claimers, ladder))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_EXECUTED
     # The claimers were right: they lose nothing, and the cheat and its sybils gain nothing.
@@ -137,15 +139,15 @@ def test_a_false_claim_cannot_outnumber_an_honest_answer_at_no_risk(env_fast: En
     open_claim(env, claim, liars)
     answer, claimers = claim.answer, ordered(liars)
     send, calls = env.outsider.send, env.outsider.calls
-    send(calls.answer_claim(answer, claimers, sign_all(env, answer, honest, keys)))
+    send(calls.answer_claim(answer, claimers, sign_all(env, answer.rung(claimers, 0), honest, keys)))
     ladder = env.outsider.ladder(claim.ref, worker.account)
     assert ladder is not None
     colluders = [*liars, *more_liars]
-    send(calls.escalate(claim, claimers, ladder, sign_all(env, claim, colluders, keys)))
+    send(calls.escalate(claim, claimers, ladder, sign_all(env, claim.rung(claimers, 1), colluders, keys)))
     ladder = env.outsider.ladder(claim.ref, worker.account)
     assert ladder is not None and len(ladder) == 2
     rung = [*honest, *more_honest]  # the three answer again, with two more
-    send(calls.escalate(answer, claimers, ladder, sign_all(env, answer, rung, keys)))
+    send(calls.escalate(answer, claimers, ladder, sign_all(env, answer.rung(claimers, 2), rung, keys)))
     ladder = env.outsider.ladder(claim.ref, worker.account)
     assert ladder is not None and len(ladder) == 3
     env.chain.advance_time(CHALLENGE_S)
@@ -180,10 +182,10 @@ def test_the_side_with_more_staked_checkers_has_the_last_word_up_to_sixteen(env_
     claim = claim_for(env, result_of(env, job_id), cheat, SLASH_CAP_WEI)
     open_claim(env, claim, honest)
     send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(honest)
-    send(calls.answer_claim(claim.answer, claimers, sign_all(env, claim.answer, sybils, keys)))
+    send(calls.answer_claim(claim.answer, claimers, sign_all(env, claim.answer.rung(claimers, 0), sybils, keys)))
     ladder = (tuple(ordered(sybils)),)
     reverts("quorum not larger", send, calls.escalate(  # the escrow takes at most 16
-        claim, claimers, ladder, sign_all(env, claim, [*honest, *env.checkers[2:5]], keys)))  # fmt: skip
+        claim, claimers, ladder, sign_all(env, claim.rung(claimers, 1), [*honest, *env.checkers[2:5]], keys)))  # fmt: skip
     env.chain.advance_time(CHALLENGE_S)
     send(calls.settle_contest(claim.answer, claimers, ladder))
     assert env.outsider.claim(claim.ref, cheat.account).status == CLAIM_ANSWERED
@@ -206,7 +208,7 @@ def test_friends_cannot_hold_a_frame_past_the_claim_window(env_fast: Env) -> Non
     env.chain.advance_time(3600 + GRACE_S - 30)  # the friends claim at the window's end
     open_claim(env, junk, friends[:2])
     send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(friends[:2])
-    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer, friends[2:], keys)))
+    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer.rung(claimers, 0), friends[2:], keys)))
     env.chain.advance_time(CHALLENGE_S)
     send(calls.settle_contest(junk.answer, claimers, [ordered(friends[2:])]))
     assert env.outsider.claim(ref, cheat.account).status == CLAIM_ANSWERED
@@ -228,9 +230,47 @@ def test_a_reopened_frame_closes_a_window_after_the_contest(env_fast: Env) -> No
     junk = claim_for(env, ref, cheat, SLASH_CAP_WEI)
     open_claim(env, junk, friends[:2])
     send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(friends[:2])
-    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer, friends[2:], keys)))
+    send(calls.answer_claim(junk.answer, claimers, sign_all(env, junk.answer.rung(claimers, 0), friends[2:], keys)))
     env.chain.advance_time(3600 + GRACE_S + 2 * CHALLENGE_S)
     send(calls.settle_contest(junk.answer, claimers, [ordered(friends[2:])]))
     true_claim = FraudClaim(ref, cheat.account, b"\x09" * 32, SLASH_CAP_WEI)
     reverts("claim window over", send, calls.claim_fraud(
         true_claim, sign(ref, env.key_of(cheat)), sign_all(env, true_claim, honest, keys)))  # fmt: skip
+
+
+def test_an_answer_signed_for_one_claim_counts_on_no_other_claim(env_fast: Env) -> None:
+    """Stop 27's review (M1): a rung's signatures named neither the rung nor the claim.
+    Honest checkers that once answered a false claim on a frame could be replayed, by
+    anyone, as the answer to a later claim on the same frame: locked and then outnumbered
+    without ever having signed about it. Liars whose second claim (4) outnumbered the
+    honest answer (3) needed only two Clean sybils to make a rung 0 of 5 from it. Now a
+    signature names its claim (its commit) and its rung: the replay recovers to strangers."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 2 * ETHER)
+    liars, honest = env.checkers[:2], env.checkers[2:5]
+    register(liars, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
+    register(honest)
+    more_liars, liar_keys = fresh(env, 2)
+    sybils, sybil_keys = fresh(env, 2)  # the liars' keys that sign Clean
+    keys = {**liar_keys, **sybil_keys}
+    ref = result_of(env, job_id)
+    first = claim_for(env, ref, worker, SLASH_CAP_WEI)  # a false claim
+    open_claim(env, first, liars)
+    send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(liars)
+    honest_sigs = sign_all(env, first.answer.rung(claimers, 0), honest, keys)
+    send(calls.answer_claim(first.answer, claimers, honest_sigs))
+    env.chain.advance_time(CHALLENGE_S)
+    send(calls.settle_contest(first.answer, claimers, [ordered(honest)]))
+    assert env.outsider.claim(ref, worker.account).status == CLAIM_ANSWERED
+    # the liars claim the frame again, by more than answered (same tiles, same amount)
+    second = [*liars, *more_liars]
+    send(calls.claim_fraud(first, sign(ref, env.key_of(worker)), sign_all(env, first, second, keys)))
+    claimers2 = ordered(second)
+    vote = first.answer.rung(claimers2, 0)
+    replayed = order_signatures(vote, [*honest_sigs, *sign_all(env, vote, sybils, keys)])
+    reverts("not a checker", send, calls.answer_claim(first.answer, claimers2, replayed))
+    assert all(h.stake_of().locked_wei == 0 for h in honest)
+    # the honest checkers' own consent to this claim counts, as any rung does
+    send(calls.answer_claim(first.answer, claimers2, sign_all(env, vote, [*honest, *sybils], keys)))
+    assert env.outsider.claim(ref, worker.account).status == CLAIM_CONTESTED

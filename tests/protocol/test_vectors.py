@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys
@@ -155,7 +156,8 @@ def test_record_sync_vectors_check_out() -> None:
 
 _EIP712_FIELDS = {"requester": "address", "jobId": "bytes32", "worker": "address",
                   "checker": "address", "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
-                  "tiles": "bytes32", "amount": "uint256"}  # fmt: skip
+                  "tiles": "bytes32", "amount": "uint256", "claimId": "bytes32", "commit": "bytes32",
+                  "rung": "uint256"}  # fmt: skip
 
 
 @pytest.mark.parametrize("vector", load("claims.json")["vectors"], ids=lambda v: v["name"])
@@ -190,3 +192,12 @@ def test_claim_vector_checks_out(vector: dict[str, Any]) -> None:
         tiles = hashlib.sha256(bytes.fromhex(doc["tiles_domain"])
                                + bytes.fromhex(doc["pass_verdict_digest"])).hexdigest()  # fmt: skip
     assert vector["message"].get("tiles", tiles) == tiles
+    if vector["name"] == "rung":  # the claim it names, recomputed from the fraud vector's fields
+        fraud = next(v["message"] for v in doc["vectors"] if v["name"] == "fraud")
+        claim_id = keccak(abi_encode(["address", "bytes32", "address", "bytes32", "uint256"], [
+            fraud["requester"], bytes.fromhex(fraud["jobId"]), fraud["worker"],
+            bytes.fromhex(fraud["taskId"]), fraud["frame"]]))  # fmt: skip
+        commit = keccak(abi_encode(["bytes32", "bytes32", "address[]"], [
+            bytes.fromhex(fraud["frameDigest"]), bytes.fromhex(tiles), doc["claimers"]]))  # fmt: skip
+        assert (vector["message"]["claimId"], vector["message"]["commit"]) == (claim_id.hex(), commit.hex())
+        assert (doc["claim_id"], doc["commit"]) == (claim_id.hex(), commit.hex())

@@ -1,4 +1,4 @@
-"""EIP-712 result, fraud, clean and pass signatures for ``docs/vectors/claims.json`` (see ``vectors_gen``).
+"""EIP-712 result, fraud, rung and pass signatures for ``docs/vectors/claims.json`` (see ``vectors_gen``).
 
 The same objects the sample ``result``, ``fraud_signed`` and ``clean_signed``
 envelopes carry (``vectors_samples.sample_messages``), signed by ``ledger.fraud``:
@@ -25,20 +25,19 @@ from protocol.slashing import TILES_DOMAIN, tiles_commitment
 from tests.protocol.vectors_samples import (
     BOB,
     CAROL,
+    SAMPLE_CLAIMERS,
     SAMPLE_FRAME_CID_BYTES,
     SAMPLE_RESULT_DIGEST,
     sample_spec,
     sample_verdict,
+    sample_vote,
     task_id_of,
 )
 
 RESULT_TYPE = (
     "Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)"
 )
-CLEAN_TYPE = (
-    "Clean(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,"
-    "bytes32 frameDigest,bytes32 tiles)"
-)
+RUNG_TYPE = "Rung(bytes32 claimId,bytes32 commit,uint256 rung)"
 PASS_TYPE = (
     "Pass(address requester,bytes32 jobId,address checker,bytes32 taskId,uint256 frame,"
     "bytes32 frameDigest,bytes32 tiles)"
@@ -93,6 +92,9 @@ def claim_vectors() -> dict[str, Any]:
     }  # fmt: skip
     verdict = sample_verdict(spec, SAMPLE_RESULT_DIGEST, frame_cid)
     pass_digest = verdict_digest_of(verdict)
+    vote = sample_vote(spec, job, task, frame_cid, verdict_digest)
+    claim_id = fraud.claim_id(ref, BOB.address)
+    commit = fraud.claim_commit(ref.frame_digest, tiles, SAMPLE_CLAIMERS)
     checker_pass = fraud.checker_pass(spec, verdict, frame_cid, CAROL.address)
     assert checker_pass is not None and checker_pass.ref == ref
     pass_tiles = tiles_commitment([pass_digest])
@@ -104,12 +106,15 @@ def claim_vectors() -> dict[str, Any]:
     assert passed["signature"] == (verdict.pass_sig or b"").hex()  # the envelope's
     return {
         "comment": "EIP-712 typed data in the escrow's domain (the vouchers'): Result is signed "
-        "by the worker's payment key (result.result_sig), Fraud and Clean by checkers "
+        "by the worker's payment key (result.result_sig), Fraud and Rung by checkers "
         "(fraud_signed / clean_signed.signature). The signatures are the ones in envelopes.json. "
         "frameDigest is the sha2-256 inside frame_cid; tiles = SHA-256(tiles_domain || sorted "
         "verdict body digests); amount is decimal text. Pass is signed by a checker over the "
         "frame it passed and is the sample verdict's pass_sig: its tiles = SHA-256(tiles_domain "
-        "|| pass_verdict_digest), the body digest of that verdict with pass_sig nil.",
+        "|| pass_verdict_digest), the body digest of that verdict with pass_sig nil. Rung is "
+        "rung 0 (the answer) of the ladder of the claim on this result by `claimers`: claim_id "
+        "= keccak256(abi_encode(requester, jobId, worker, taskId, frame)), commit = "
+        "keccak256(abi_encode(frameDigest, tiles, claimers as address[])).",
         "chain_id": ref.chain_id,
         "verifying_contract": address_text(ref.contract),
         "frame_cid": frame_cid,
@@ -117,11 +122,15 @@ def claim_vectors() -> dict[str, Any]:
         "verdict_digests": [verdict_digest.hex()],
         "tiles": tiles.hex(),
         "pass_verdict_digest": pass_digest.hex(),
+        "claimers": [address_text(a) for a in SAMPLE_CLAIMERS],
+        "claim_id": claim_id.hex(),
+        "commit": commit.hex(),
         "vectors": [
             _vector("result", RESULT_TYPE, ref, BOB.payment_key, base),
             _vector("fraud", FRAUD_TYPE, claim, CAROL.payment_key,
                     {**with_worker, "amount": str(claim.amount_wei)}),
-            _vector("clean", CLEAN_TYPE, claim.answer, CAROL.payment_key, with_worker),
+            _vector("rung", RUNG_TYPE, vote, CAROL.payment_key,
+                    {"claimId": claim_id.hex(), "commit": commit.hex(), "rung": 0}),
             passed,
         ],
     }

@@ -163,14 +163,24 @@ def signed_fraud(
     return FraudSigned(job, task, fraud.sign(claim, CAROL.payment_key))
 
 
+# the signers of the sample claim the rung vectors name (the claim's commit holds them)
+SAMPLE_CLAIMERS = (bytes.fromhex("11" * 20), bytes.fromhex("22" * 20))
+
+
+def sample_vote(spec: JobSpec, job: bytes, task: bytes, frame_cid: str, verdict: bytes) -> fraud.RungVote:
+    """Rung 0 (the answer) of the ladder of a claim on Bob's sample result by
+    ``SAMPLE_CLAIMERS``: what a checker signs to answer it for Bob."""
+    ref = fraud.result_ref(spec, job, task, 1, frame_cid)
+    assert ref is not None
+    return fraud.CleanAnswer(ref, BOB.address, tiles_commitment([verdict])).rung(SAMPLE_CLAIMERS, 0)
+
+
 def signed_clean(
     spec: JobSpec, job: bytes, task: bytes, frame_cid: str, verdict: bytes
 ) -> CleanSigned:
-    """A checker's Clean signature answering that claim for Bob (Carol here: vectors only)."""
-    ref = fraud.result_ref(spec, job, task, 1, frame_cid)
-    assert ref is not None
-    answer = fraud.CleanAnswer(ref, BOB.address, tiles_commitment([verdict]))
-    return CleanSigned(job, task, fraud.sign(answer, CAROL.payment_key))
+    """Carol's signature on rung 0 of that claim's ladder, answering it for Bob."""
+    vote = sample_vote(spec, job, task, frame_cid, verdict)
+    return CleanSigned(job, task, fraud.sign(vote, CAROL.payment_key), 0)
 
 
 def signed_pass(spec: JobSpec, verdict: Verdict, frame_cid: str) -> Verdict:
@@ -281,7 +291,7 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             FraudSignRequest(job, task, 1, BOB.address, frame_cid, (verdict_digest,), 10**17),
         ),
         ("fraud_signed", CAROL, signed_fraud(spec, job, task, frame_cid, verdict_digest)),
-        ("clean_sign_request", BOB, CleanSignRequest(job, task, 1, BOB.address, frame_cid, "cuda")),
+        ("clean_sign_request", BOB, CleanSignRequest(job, task, 1, BOB.address, frame_cid, "cuda", 0)),
         ("clean_signed", CAROL, signed_clean(spec, job, task, frame_cid, verdict_digest)),
         (
             "verdict_rejecting",
@@ -310,6 +320,13 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
             ),
         ),
         ("fraud_sign_request_pass", ALICE, pass_claim_request(spec, job, result_digest, frame_cid)),
+        (
+            "fraud_sign_request_rung",  # a place on rung 1 of the claim's ladder, once answered
+            ALICE,
+            FraudSignRequest(
+                job, task, 1, BOB.address, frame_cid, (verdict_digest,), 10**17, None, 1, SAMPLE_CLAIMERS
+            ),
+        ),
     ]
 
 

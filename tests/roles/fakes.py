@@ -42,7 +42,7 @@ from ledger.client import (
 )
 from ledger.deploy import EscrowParams
 from ledger.errors import ChainRevert, ChainUnreachable
-from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef, RungVote
 from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import VoucherError, recover_signer
@@ -474,7 +474,7 @@ class FakeEscrow:
                  ladder: Sequence[Sequence[bytes]], sigs: Sequence[bytes]) -> None:  # fmt: skip
         """The contract's escalate (Escrow._rung): more distinct registered checkers than
         the last rung (the claimers, before the first), each with the amount free and never
-        on the other side, sign Clean (even rungs) or the claim's Fraud (odd) in the window."""
+        on the other side, sign this rung of this claim (``RungVote``) in the window."""
         ref, worker = signed.ref, signed.worker
         key = (ref, worker)
         state = self.claims.get(key)
@@ -493,8 +493,7 @@ class FakeEscrow:
         if len(sigs) <= (len(ladder[-1]) if n else len(claimers)):
             raise ChainRevert("quorum not larger")
         fraud = n % 2 == 1
-        message = FraudClaim(ref, worker, signed.tiles, state.amount_wei) if fraud else CleanAnswer(
-            ref, worker, signed.tiles)  # fmt: skip
+        message = RungVote(ref, worker, signed.tiles, tuple(claimers), n)  # this claim, this rung
         signers = [fraud_recover(message, sig) for sig in sigs]
         if signers != sorted(set(signers)):
             raise ChainRevert("signers not ascending")

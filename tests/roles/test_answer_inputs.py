@@ -31,8 +31,10 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     run = _Answer(answer, (claimer,), 10**17, frozenset({asked}))
     answerer._running[(ref.job_id, ref.task_id)] = run
 
-    def signed(key: bytes, message: object = answer) -> CleanSigned:
-        return CleanSigned(ref.job_id, ref.task_id, sign(message, key))  # type: ignore[arg-type]
+    vote = answer.rung((claimer,), 0)
+
+    def signed(key: bytes, message: object = vote, rung: int = 0) -> CleanSigned:
+        return CleanSigned(ref.job_id, ref.task_id, sign(message, key), rung)  # type: ignore[arg-type]
 
     with pytest.raises(IllegalMessage, match="did not ask"):
         answerer.on_clean_signed(stranger, signed(honest_key))
@@ -40,11 +42,17 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
         answerer.on_clean_signed(asked, signed(claimer_key))
     with pytest.raises(IllegalMessage, match="does not recover"):
         answerer.on_clean_signed(asked, CleanSigned(ref.job_id, ref.task_id, b"\xff" * 65))
-    # A Fraud signature is no Clean one: it recovers to someone else, who asked nothing.
+    with pytest.raises(IllegalMessage, match="claim's side"):  # an odd rung is the claim's
+        answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 1), 1))
+    # A Fraud signature, or one for another rung than it names, recovers to someone else,
+    # who asked nothing.
     fraud = FraudClaim(ref, worker, answer.tiles, 10**17)
     answerer.on_clean_signed(asked, signed(honest_key, fraud))
+    answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 2)))
     answerer.on_clean_signed(asked, signed(honest_key))
+    answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 2), 2))
     honest = bytes.fromhex(Account.from_key(honest_key).address[2:])
-    assert run.sigs[honest] == signed(honest_key).signature
-    assert len(run.sigs) == 2  # the stray one counts for nobody the escrow would take
+    assert run.sigs[0][honest] == signed(honest_key).signature
+    assert len(run.sigs[0]) == 3  # the stray ones count for nobody the escrow would take
+    assert list(run.sigs[2]) == [honest]  # each rung's own
     answerer.on_clean_signed(asked, CleanSigned(os.urandom(32), ref.task_id, b"\xff" * 65))  # late

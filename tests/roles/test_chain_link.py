@@ -183,11 +183,12 @@ async def test_claim_answered_through_the_link(anvil: Deployed) -> None:
     assert evidence is not None
     assert (evidence.tiles, list(evidence.claimers)) == (claim.tiles, fraud.signers(claim, sigs))
     answer = fraud.CleanAnswer(ref, worker.address, evidence.tiles)
-    clean = fraud.order_signatures(answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)])
-    await worker.escalate(answer, evidence.claimers, (), clean)  # the answer: rung 0
+    vote = answer.rung(evidence.claimers, 0)  # the answer: rung 0
+    clean = fraud.order_signatures(vote, [fraud.sign(vote, keys[i]) for i in (6, 7, 8)])
+    await worker.escalate(answer, evidence.claimers, (), clean)
     assert (await worker.claim_state(ref, worker.address)).status == CLAIM_CONTESTED
     ladder = await worker.claim_ladder(ref, worker.address)  # from ClaimContested
-    assert ladder == (tuple(fraud.signers(answer, clean)),)
+    assert ladder == (tuple(fraud.signers(vote, clean)),)
     with pytest.raises(ChainRevert, match="challenge window open"):
         await worker.settle_contest(answer, evidence.claimers, ladder)
     anvil.chain.advance_time(CHALLENGE_S + 1)
@@ -219,11 +220,12 @@ async def test_a_claims_ladder_climbed_through_the_link(anvil: Deployed) -> None
     await requester.claim_fraud(claim, fraud.sign(ref, keys[1]), sigs)
     answer = fraud.CleanAnswer(ref, worker.address, claim.tiles)
     claimers = fraud.signers(claim, sigs)
+    votes = [answer.rung(claimers, 0), claim.rung(claimers, 1)]
     await worker.escalate(answer, claimers, (), fraud.order_signatures(
-        answer, [fraud.sign(answer, keys[i]) for i in (6, 7, 8)]))  # fmt: skip
+        votes[0], [fraud.sign(votes[0], keys[i]) for i in (6, 7, 8)]))  # fmt: skip
     ladder = await requester.claim_ladder(ref, worker.address)
     assert ladder is not None and len(ladder) == 1 and len(ladder[0]) == 3
-    rung = fraud.order_signatures(claim, [fraud.sign(claim, keys[i]) for i in (2, 3, 4, 5)])
+    rung = fraud.order_signatures(votes[1], [fraud.sign(votes[1], keys[i]) for i in (2, 3, 4, 5)])
     await requester.escalate(claim, claimers, ladder, rung)
     ladder = await requester.claim_ladder(ref, worker.address)
     assert ladder is not None and [len(r) for r in ladder] == [3, 4]

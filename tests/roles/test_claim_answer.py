@@ -15,6 +15,7 @@ stake is whole again, and the colluders lose what they locked.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ import trio
 from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_PENDING
-from ledger.fraud import FraudClaim, order_signatures, result_ref, sign, signers
+from ledger.fraud import FraudClaim, order_signatures, recover, result_ref, sign, signers
 from node.roles.claim_watch import POLL_S
 from protocol.cid import cid_of_sha256
 from protocol.envelope import decode_envelope
+from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import CleanSignRequest, Result, TileEvidence, Verdict
@@ -88,6 +90,20 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         # ...by the three registered checkers, whose stake the answer locks for its window
         assert escrow.ladders[(ref, honest.address)] == (tuple(sorted(c.address for c in checkers)),)
         assert all(escrow.locked[c.address] == claim.amount_wei for c in checkers)
+        # Asked again for a later rung of the ladder, a checker signs that rung of this claim
+        # from the outcome it remembers, without a second render; a rung the ladder is past
+        # gets nothing, and an odd rung (the claim's side) is refused and scored.
+        sent: list[tuple[int, bytes]] = []
+        rechecks._answer = lambda _to, request, signature: sent.append((request.rung, signature))  # type: ignore[method-assign]
+        rendered = rechecks.rendered
+        for rung in (2, 0):
+            await rechecks._recheck(honest.key.node_id.raw, replace(asked, rung=rung))
+        del rechecks._answer
+        assert rechecks.rendered == rendered and [r for r, _ in sent] == [2]
+        vote = claim.answer.rung(signers(claim, sigs), 2)
+        assert recover(vote, sent[0][1]) == checkers[0].address
+        with pytest.raises(IllegalMessage, match="claim's side"):
+            rechecks.receive(honest.key.node_id.raw, replace(asked, rung=1))
         await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_ANSWERED)
         assert escrow.stakes[honest.address] == STAKE_WEI  # its stake is whole again
         assert all(escrow.locked[c.address] == 0 for c in checkers)

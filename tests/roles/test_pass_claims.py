@@ -447,9 +447,9 @@ async def test_the_lazy_checkers_sybils_answer_and_the_requester_overturns_them(
         sybils = [bytes(Account.create().key) for _ in range(len(evidence.claimers) + 1)]
         for key in sybils:
             escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
-        answer = CleanAnswer(ref, accused, evidence.tiles)
-        escrow.answer_claim(answer, evidence.claimers,
-                            order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
+        vote = CleanAnswer(ref, accused, evidence.tiles).rung(evidence.claimers, 0)
+        escrow.answer_claim(vote, evidence.claimers,  # type: ignore[arg-type]
+                            order_signatures(vote, [sign(vote, k) for k in sybils]))  # fmt: skip
         assert escrow.claims[(ref, accused)].status == CLAIM_CONTESTED
         (answerers,) = escrow.ladders[(ref, accused)]
         for i in (4, 5, 6):  # enough honest checkers to outnumber the sybils, none of them asked yet

@@ -208,9 +208,9 @@ async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
         sybils = [bytes(Account.create().key) for _ in range(len(evidence.claimers) + 1)]
         for key in sybils:
             escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
-        answer = CleanAnswer(ref, worker, evidence.tiles)
-        escrow.answer_claim(answer, evidence.claimers,
-                            order_signatures(answer, [sign(answer, k) for k in sybils]))  # fmt: skip
+        vote = CleanAnswer(ref, worker, evidence.tiles).rung(evidence.claimers, 0)
+        escrow.answer_claim(vote, evidence.claimers,  # type: ignore[arg-type]
+                            order_signatures(vote, [sign(vote, k) for k in sybils]))  # fmt: skip
         (answerers,) = escrow.ladders[(ref, worker)]
         newcomers = [await cluster.add(f"c{i}", "checker") for i in (4, 5, 6)]
         for member in newcomers:
