@@ -45,14 +45,14 @@ from ledger.errors import ChainRevert, ChainUnreachable
 from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef, RungVote
 from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
-from ledger.vouchers import VoucherError, recover_signer
+from ledger.vouchers import SECP256K1_HALF_N, VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
 from node.render.probe import Probe, probe_of
 from node.roles.ports import ChainTx, RenderKit
 from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
-from protocol.messages import RenderSettings, Voucher
+from protocol.messages import MAX_CLAIMERS, RenderSettings, Voucher
 from protocol.slashing import SignerStanding, accused_side, claim_side
 from protocol.verification import Tile
 
@@ -429,16 +429,9 @@ class FakeEscrow:
             raise ChainRevert("answered by a quorum as large")
         if len(sigs) < self.terms.quorum:
             raise ChainRevert("below quorum")
-        signers = [fraud_recover(claim, sig) for sig in sigs]
-        if signers != sorted(set(signers)):
-            raise ChainRevert("signers not ascending")
-        for signer in signers:
-            if signer in (worker, ref.requester):
-                raise ChainRevert("worker cannot sign")
-            if signer not in self.checkers:
-                raise ChainRevert("not a checker")
-            if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < claim.amount_wei:
-                raise ChainRevert("stake at risk too low")
+        if len(sigs) >= MAX_CLAIMERS:  # a larger quorum must always be able to answer
+            raise ChainRevert("too many claimers")
+        signers = self._signers(claim, sigs, worker, ref.requester, claim.amount_wei)
         # free active stake first, then the unbonding bucket (Escrow._take_stake)
         from_active = min(claim.amount_wei, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
         from_unbonding = min(claim.amount_wei - from_active, self.unbonding.get(worker, 0))
@@ -494,14 +487,10 @@ class FakeEscrow:
             raise ChainRevert("quorum not larger")
         fraud = n % 2 == 1
         message = RungVote(ref, worker, signed.tiles, tuple(claimers), n)  # this claim, this rung
-        signers = [fraud_recover(message, sig) for sig in sigs]
-        if signers != sorted(set(signers)):
-            raise ChainRevert("signers not ascending")
+        signers = self._signers(message, sigs, worker, ref.requester, state.amount_wei)
         other = accused_side(ladder) if fraud else claim_side(claimers, ladder)
-        for a in signers:
-            self._may_sign(a, worker, ref.requester, state.amount_wei)
-            if a in other:
-                raise ChainRevert("signed for the other side")
+        if any(a in other for a in signers):
+            raise ChainRevert("signed for the other side")
         for a in signers:
             self.locked[a] = self.locked.get(a, 0) + state.amount_wei
         self.ladders[key] = (*(tuple(r) for r in ladder), tuple(signers))
@@ -509,14 +498,26 @@ class FakeEscrow:
                                    settle_at_s=self.now_s() + self.terms.challenge_s, rungs=n + 1)  # fmt: skip
         self._mined("rung", worker, state.taken_wei)
 
-    def _may_sign(self, signer: bytes, worker: bytes, requester: bytes, amount_wei: int) -> None:
-        """Escrow._signers' checks of one signer."""
-        if signer in (worker, requester):
-            raise ChainRevert("worker cannot sign")
-        if signer not in self.checkers or self.stakes.get(signer, 0) < self.checker_min_stake_wei:
-            raise ChainRevert("not a checker")
-        if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < amount_wei:
-            raise ChainRevert("stake at risk too low")
+    def _signers(self, message: FraudClaim | RungVote, sigs: Sequence[bytes], worker: bytes,
+                 requester: bytes, amount_wei: int) -> list[bytes]:  # fmt: skip
+        """Escrow._signers: distinct (ascending) registered checkers, neither the accused
+        nor the requester, each with ``amount_wei`` free; a malleable signature refused."""
+        signers = []
+        for sig in sigs:
+            if len(sig) == 65 and int.from_bytes(sig[32:64], "big") > SECP256K1_HALF_N:
+                raise ChainRevert("malleable signature")
+            signers.append(signer := fraud_recover(message, sig))
+            if len(signers) > 1 and signer <= signers[-2]:
+                raise ChainRevert("signers not ascending")
+            if signer == worker:
+                raise ChainRevert("worker cannot sign")
+            if signer == requester:
+                raise ChainRevert("requester cannot sign")
+            if signer not in self.checkers or self.stakes.get(signer, 0) < self.checker_min_stake_wei:
+                raise ChainRevert("not a checker")
+            if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < amount_wei:
+                raise ChainRevert("stake at risk too low")
+        return signers
 
     def settle_contest(self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
                        ladder: Sequence[Sequence[bytes]]) -> None:  # fmt: skip
