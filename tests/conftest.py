@@ -1,0 +1,40 @@
+"""Suite-wide pytest hooks.
+
+A trio test that fails inside libp2p's nested nurseries reports an exception group
+nested past Python's ``max_group_depth`` (10), so the failure itself was cut from the
+report (tests/conformance/test_node_conformance.py failed that way once, under CI-like
+load, and said nothing of why). Each failure now also lists its leaf exceptions with
+their innermost frames.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Generator, Iterator
+
+import pytest
+
+
+def leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside ``exc``'s (nested) groups; ``exc`` when it is none."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from leaves(inner)
+    else:
+        yield exc
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.failed
+        and call.excinfo is not None
+        and isinstance(call.excinfo.value, BaseExceptionGroup)
+    ):
+        found = [
+            "".join(traceback.format_exception(leaf, limit=-6))
+            for leaf in leaves(call.excinfo.value)
+        ]
+        report.sections.append(("leaf exceptions", "\n".join(found)))
