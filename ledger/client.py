@@ -222,8 +222,8 @@ class EscrowCalls:
     def answer_claim(
         self, answer: CleanAnswer, claimers: Sequence[bytes], ordered_signatures: Sequence[bytes]
     ) -> Call:
-        """Contest a pending claim with a larger quorum's Clean signatures (each signer
-        locks the claim's amount): the first rung, ``escalate`` with no ladder yet;
+        """Contest a pending claim with a larger quorum's signatures over its rung 0 (each
+        signer locks the claim's amount): the first rung, ``escalate`` with no ladder yet;
         ``claimers`` are the claim's signers in the claim's (ascending) order."""
         return self.escalate(answer, claimers, (), ordered_signatures)
 

@@ -11,7 +11,7 @@ contract is unchanged, and every node reads them from the chain
 (``ledger.client.EscrowClient.claim_evidence``), not from the worker, who could
 leave out the verdicts that hurt it.
 
-A checker asked to sign a worker's ``Clean`` answer reads them with
+A checker asked to sign a rung of a worker's answer reads them with
 :func:`claimed_tiles`: bounded bytes (``MAX_EVIDENCE_BYTES``, at most
 ``MAX_CLAIMERS`` verdicts of the schema's bounded size), decoded, their
 commitment recomputed and compared with the claim's ``tiles``, each verdict

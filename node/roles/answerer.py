@@ -22,7 +22,7 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
 3. keeps each ``CleanSigned`` for an even rung that recovers (over that rung)
-   to a distinct signer that is no
+   to the payment address its sender advertises, a distinct signer that is no
    claimer, not us and not the requester. Once more of them than the
    claimers are registered with the claim's amount free (read again before
    each attempt: ``protocol.slashing.may_pick_claimer``), it waits up to
@@ -62,7 +62,7 @@ import trio
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, Ladder
 from ledger.errors import ChainRevert, LedgerError
-from ledger.fraud import CleanAnswer, ResultRef, order_signatures, recover
+from ledger.fraud import CleanAnswer, ResultRef, claim_commit, order_signatures, recover
 from node.log import log_event
 from node.roles.common import raw_of
 from node.roles.context import RoleContext
@@ -95,6 +95,8 @@ class _Answer:
                  asked: frozenset[bytes]) -> None:  # fmt: skip
         self.answer = answer
         self.claimers = claimers
+        # the claim answered (the escrow's commit): another claim on the frame is another run
+        self.commit = claim_commit(answer.ref.frame_digest, answer.tiles, claimers)
         self.amount_wei = amount_wei
         self.asked = asked  # checker node ids
         # rung -> signer address -> signature (a signature counts on its own rung only)
@@ -125,16 +127,22 @@ class Answerer:
             raise IllegalMessage("a clean signature we did not ask for", penalty=10)
         if signed.rung % 2:
             raise IllegalMessage("a clean signature for the claim's side of its ladder", penalty=10)
-        # the claim whose answer it signs (one per frame digest): the one its signature
-        # recovers to the sender's advertised payment address for
-        advertised = self._payment_address(sender) if len(runs) > 1 else None
+        # Only the key the checker advertises signs for it (a checker's other keys would grow
+        # what we hold, and what we read from the chain before each rung, without bound),
+        # and the claim it signs (one per frame digest) is the one that key recovers for.
+        advertised = self._payment_address(sender)
+        if advertised is None:
+            return  # its advert lapsed since we asked: nothing to hold its signature to
         for run in runs:
             try:
                 signer = recover(run.answer.rung(run.claimers, signed.rung), signed.signature)
             except Exception as exc:  # eth_keys raises several types for bad bytes
                 raise IllegalMessage("a clean signature that does not recover", penalty=10) from exc
-            if advertised is None or signer == advertised:
+            if signer == advertised:
                 break
+        else:
+            raise IllegalMessage("a clean signature by another key than the checker advertises",
+                                 penalty=10)  # fmt: skip
         ref = run.answer.ref
         if signer in run.claimers or signer in (run.answer.worker, ref.requester):
             raise IllegalMessage("a clean signature by a claimer, us or the requester", penalty=10)
@@ -198,6 +206,9 @@ class Answerer:
                 ladder = found
             elif state.status != CLAIM_PENDING:
                 return self._end(key, ENDED_BY_STATUS.get(state.status, f"claim status {state.status}"))
+            if state.commit != run.commit and not await self._rebind(run, state.commit):
+                await trio.sleep(CHAIN_RETRY_S)  # the chain's logs behind its state
+                continue
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= state.settle_at_s:
                 if not ladder:
@@ -218,7 +229,7 @@ class Answerer:
 
     async def _gather(self, run: _Answer, request: CleanSignRequest, settle_at_s: int,
                       ladder: Ladder) -> bool:  # fmt: skip
-        """Gather ``Clean`` signatures and outnumber the last rung of ``ladder`` (the claim,
+        """Gather signatures over rung ``len(ladder)`` and outnumber the last rung (the claim,
         while there is none) before ``settle_at_s``; whether a rung of ours went out."""
         chain = self.ctx.chain
         assert chain is not None
@@ -272,6 +283,23 @@ class Answerer:
                 wait_s = min(wait_s, retry_at_s - now_s)
             with trio.move_on_after(max(wait_s, 1)):
                 await run.changed.wait()
+
+    async def _rebind(self, run: _Answer, commit: bytes) -> bool:
+        """The claim we answered ended and another opened on the frame before we read it
+        again (the watch hands a frame once per status): answer that one, from its own
+        evidence, with signatures over it alone. False while its evidence is not logged."""
+        chain = self.ctx.chain
+        assert chain is not None
+        ref = run.answer.ref
+        evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
+        if evidence is None or claim_commit(ref.frame_digest, evidence.tiles, evidence.claimers) != commit:
+            return False
+        run.answer = CleanAnswer(ref, run.answer.worker, evidence.tiles)
+        run.claimers, run.commit = evidence.claimers, commit
+        run.sigs.clear()
+        log_event(logger, logging.WARNING, "another claim on the frame: answering it",
+                  job=ref.job_id.hex()[:16], claimers=len(evidence.claimers))  # fmt: skip
+        return True
 
     async def _counted(self, run: _Answer, rung: int, barred: frozenset[bytes]) -> list[bytes]:
         """The signatures for ``rung`` the escrow would count now: by registered checkers holding the

@@ -280,11 +280,15 @@ class CheckerRole:
                            request.amount_wei)  # fmt: skip
         message: FraudClaim | RungVote = claim
         if request.rung is not None:  # a place on the claim's side of its ladder, once answered
+            claimers = list(request.claimers)
             if request.rung % 2 == 0:
                 raise IllegalMessage("fraud claim not signed: an even rung is the accused's", penalty=10)
-            # the claim we signed: our frame and evidence, and its claimers as named (the
-            # escrow counts the signature only when they are the claim's)
-            message = claim.rung(request.claimers, request.rung)
+            # Only on a claim we opened: its claimers (ascending, as the escrow logged them)
+            # include us, so its amount is the one our own Fraud signature consented to; the
+            # escrow counts the signature only when they are that claim's.
+            if self.ctx.chain.address not in claimers or claimers != sorted(set(claimers)):
+                raise IllegalMessage("fraud claim not signed: a rung of a claim we did not sign", penalty=10)
+            message = claim.rung(claimers, request.rung)
         self.fraud_signed += 1
         log_event(logger, logging.INFO, "fraud claim signed", frame=request.frame,
                   worker=request.worker_address.hex(), rung=request.rung)  # fmt: skip

@@ -15,7 +15,7 @@ next time round (``MAX_FAILED_READS`` a poll). It
 reports what it finds: a pending claim as a warning with its settle time,
 while the worker can still answer it, and its end. A pending claim is handed
 to ``on_pending`` (the worker's :mod:`node.roles.answerer`, which gathers a
-larger quorum's ``Clean`` signatures and answers it), with the node id of the
+larger quorum's signatures over the claim's rung 0 and answers it), with the node id of the
 job's requester (whom the answer does not ask); so is a contested one (an
 answer stands only once its window is over and somebody closes it: the
 answerer does, after a restart too).

@@ -67,10 +67,9 @@ class OverturnRechecks(FraudRechecks):
             raise IllegalMessage(f"overturn not signed: {why}", penalty=REFUSAL_PENALTY)
 
     async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
-        key = (request.job_id, request.task_id, request.worker_address)
         spec, chain = self.specs.get(request.job_id), self.ctx.chain
-        if self._done.get(key) is False or spec is None or chain is None or request.rung is None:
-            return  # refused meanwhile, or forgotten
+        if spec is None or chain is None or request.rung is None:
+            return  # forgotten meanwhile
         ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
         if ref is None:
             return
@@ -88,17 +87,22 @@ class OverturnRechecks(FraudRechecks):
         ladder = await chain.claim_ladder(ref, request.worker_address)
         if evidence is None or ladder is None:
             return
+        key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, evidence.tiles)
+        if self._done.get(key) is False:
+            return
         # never sign for both sides
         if chain.address in accused_side(ladder) | {request.worker_address, ref.requester}:
             return self._remember(key, False)
         verdicts = claimed_verdicts(evidence.published, evidence.tiles, request.job_id,
                                     request.task_id, request.frame)  # fmt: skip
+        # the amount the claim locks is the escrow's, whatever the request says
         why = may_sign_overturn(verdicts, evidence.tiles, request.verdict_digests,
-                                request.amount_wei, self.max_at_risk_wei)  # fmt: skip
+                                state.amount_wei, self.max_at_risk_wei)  # fmt: skip
         if why or verdicts is None:
             log_event(logger, logging.INFO, "overturn not re-checked", frame=request.frame, why=why)
             return self._remember(key, False)
-        if key not in self._done and not await self._rejects(sender, spec, request, verdicts, evidence.tiles):
+        if key not in self._done and not await self._rejects(sender, spec, request, verdicts,
+                                                             evidence.tiles, state.amount_wei):  # fmt: skip
             return self._remember(key, False)
         self._remember(key, True)
         claim = FraudClaim(ref, request.worker_address, evidence.tiles, request.amount_wei)
@@ -106,7 +110,7 @@ class OverturnRechecks(FraudRechecks):
         self._answer(sender, request, sign(vote, self.ctx.payment_key))
 
     async def _rejects(self, sender: bytes, spec: JobSpec, request: FraudSignRequest,
-                       verdicts: tuple[Verdict, ...], tiles: bytes) -> bool:  # fmt: skip
+                       verdicts: tuple[Verdict, ...], tiles: bytes, amount_wei: int) -> bool:  # fmt: skip
         """Whether our re-render of the claimed cells (and our own draw) rejects the frame
         where the claim's published verdicts did."""
         settings = spec.settings
@@ -117,7 +121,7 @@ class OverturnRechecks(FraudRechecks):
                               new_secret(), "")  # fmt: skip
         ours = await self._render(sender, spec, check, required)
         why = "the scene failed its preflight" if ours is None else may_sign_overturn(
-            verdicts, tiles, request.verdict_digests, request.amount_wei, self.max_at_risk_wei, ours,
+            verdicts, tiles, request.verdict_digests, amount_wei, self.max_at_risk_wei, ours,
         )  # fmt: skip
         log_event(logger, logging.INFO, "re-check to overturn an answer", frame=request.frame,
                   accused=request.worker_address.hex(), sign=not why, why=why)  # fmt: skip

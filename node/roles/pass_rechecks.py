@@ -47,7 +47,7 @@ from node.roles.rechecks import FraudRechecks
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import may_sign_pass
 from protocol.messages import FraudSignRequest, JobSpec, VerifyRequest
-from protocol.slashing import accused_side, recheck_tiles
+from protocol.slashing import accused_side, at_risk_refusal, recheck_tiles
 from protocol.verification import Tile
 
 logger = logging.getLogger(__name__)
@@ -74,18 +74,23 @@ class PassRechecks(FraudRechecks):
             raise IllegalMessage(f"pass claim not signed: {why}", penalty=REFUSAL_PENALTY)
 
     async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
-        key = (request.job_id, request.task_id, request.worker_address)
         spec = self.specs.get(request.job_id)
         chain, verdict = self.ctx.chain, request.pass_verdict
-        if self._done.get(key) is False or spec is None or chain is None or verdict is None:
-            return  # refused meanwhile, or forgotten
+        if spec is None or chain is None or verdict is None:
+            return  # forgotten meanwhile
         signed = checker_pass(spec, verdict, request.frame_cid, request.worker_address)
         if signed is None:
+            return
+        # what we judge: that pass (its tiles commit to the verdict) of that frame
+        key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, signed.tiles)
+        if self._done.get(key) is False:
             return
         state = await chain.claim_state(signed.ref, request.worker_address)
         evidence: ClaimEvidence | None = None
         if request.rung is not None:  # a rung of the contested claim, not past
             if state.status != CLAIM_CONTESTED or request.rung < state.rungs or request.rung % 2 == 0:
+                return
+            if at_risk_refusal(state.amount_wei, self.max_at_risk_wei):  # the escrow's amount
                 return
             evidence = await chain.claim_evidence(signed.ref, request.worker_address)
             ladder = await chain.claim_ladder(signed.ref, request.worker_address)

@@ -208,8 +208,8 @@ class Chain(Protocol):
         self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
         ladder: Sequence[Sequence[bytes]], ordered_sigs: Sequence[bytes],
     ) -> None:  # fmt: skip
-        """Outnumber the last rung of ``ladder`` with signatures (ascending) over ``signed``:
-        the ``Clean`` answer after a Fraud rung, the ``FraudClaim`` after a Clean one."""
+        """Outnumber the last rung of ``ladder`` with signatures (ascending) over rung
+        ``len(ladder)`` of the claim ``signed`` names (``signed.rung(claimers, len(ladder))``)."""
         ...
 
     async def settle_contest(

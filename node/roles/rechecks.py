@@ -1,12 +1,13 @@
 """A checker re-checks a claimed worker's result and signs its answer if it passes.
 
 Theory of operation. A worker whose result a fraud claim names asks staked
-checkers for ``Clean`` signatures (``CleanSignRequest``, node.roles.answerer).
+checkers to sign a rung of the claim's ladder for it (``CleanSignRequest``,
+node.roles.answerer).
 A checker takes the request only about a job it knows (its announce, with an
 escrow) and queues it (bounded: ``QUEUE_LEN``; a full queue answers "busy").
 Before any render it reads the escrow: a claim on that result by that worker
-must be pending, or contested (a later Clean rung of its ladder; we must then
-have signed none of its Fraud rungs) (a request naming a result no claim ever named is scored
+must be pending, or contested (a later even rung of its ladder; we must then
+have signed none of its odd rungs, the claim's) (a request naming a result no claim ever named is scored
 against its sender, since the worker reads its claims from the same chain), and its evidence (tiles, claimers) must be logged; we must
 not be a claimer, the worker or the requester. It also reads, from the
 claim's own transaction, the rejecting verdicts the claimers published
@@ -79,7 +80,9 @@ QUEUE_LEN = 8
 MAX_REMEMBERED = 1024  # re-checks whose outcome is kept (oldest forgotten)
 NO_CLAIM_PENALTY = 5
 
-Key = tuple[bytes, bytes, bytes]  # job, task, accused address
+# What was judged: job, task, accused address, frame CID, the claim's tiles (hence the
+# cells its published verdicts name). A claim on another frame or other tiles is judged anew.
+Key = tuple[bytes, bytes, bytes, str, bytes]
 Request = TypeVar("Request", CleanSignRequest, FraudSignRequest)
 
 
@@ -109,9 +112,6 @@ class RecheckQueue(Generic[Request]):
         if spec is None or spec.escrow is None or self.ctx.chain is None:
             return False
         self._vet(sender, spec, request)
-        key = (request.job_id, request.task_id, request.worker_address)
-        if self._done.get(key) is False:
-            return True  # refused once: refused again, nothing read or rendered
         try:
             self._send.send_nowait((sender, request))
         except trio.WouldBlock:
@@ -190,11 +190,10 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                                                  request.rung))  # fmt: skip
 
     async def _recheck(self, sender: bytes, request: CleanSignRequest) -> None:
-        key = (request.job_id, request.task_id, request.worker_address)
         spec = self.specs.get(request.job_id)
         chain = self.ctx.chain
-        if self._done.get(key) is False or spec is None or chain is None:
-            return  # refused meanwhile, or forgotten
+        if spec is None or chain is None:
+            return  # forgotten meanwhile
         ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
         if ref is None:
             return
@@ -207,8 +206,9 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
         evidence = await chain.claim_evidence(ref, request.worker_address)
         if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED) or evidence is None:
             return  # settled meanwhile: we render nothing for it
-        if request.rung < state.rungs:
-            return  # a rung the ladder is past: our signature would count nowhere
+        key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, evidence.tiles)
+        if request.rung < state.rungs or self._done.get(key) is False:
+            return  # a rung the ladder is past (our signature would count nowhere), or refused
         if chain.address in (*evidence.claimers, request.worker_address, ref.requester):
             return self._remember(key, False)
         if state.status == CLAIM_CONTESTED:  # a Clean rung: never from the claim's side

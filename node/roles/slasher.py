@@ -511,10 +511,10 @@ class Slasher:
         await self._end(claim, final, "settled by someone else")
 
     async def _contest(self, claim: Claim) -> None:
-        """The accused answered: outnumber each Clean rung of the claim's ladder within
-        its window, with ``Fraud`` signatures over the same claim by checkers that signed
-        no Clean rung; settle once the last rung's window is over (see the module
-        docstring)."""
+        """The accused answered: outnumber each of the accused's (even) rungs of the
+        claim's ladder within its window, with signatures over the next rung of the same
+        claim by checkers on none of the accused's rungs; settle once the last rung's
+        window is over (see the module docstring)."""
         chain = self.ctx.chain
         assert chain is not None
         c = claim.claim

@@ -42,7 +42,7 @@ from ledger.client import (
 )
 from ledger.deploy import EscrowParams
 from ledger.errors import ChainRevert, ChainUnreachable
-from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef, RungVote
+from ledger.fraud import CheckerPass, CleanAnswer, FraudClaim, ResultRef, RungVote, claim_commit
 from ledger.fraud import recover as fraud_recover
 from ledger.voucher_book import Lane, payable_wei
 from ledger.vouchers import SECP256K1_HALF_N, VoucherError, recover_signer
@@ -238,6 +238,8 @@ class FakeEscrow:
         self.claims: dict[tuple[ResultRef, bytes], ClaimState] = {}
         self.ladders: dict[tuple[ResultRef, bytes], Ladder] = {}  # a contested claim's rungs
         self.published: dict[tuple[ResultRef, bytes], bytes] = {}  # claim -> evidence carried
+        # claim -> what its FraudClaimed event logged: tiles, claimers
+        self.logged: dict[tuple[ResultRef, bytes], tuple[bytes, tuple[bytes, ...]]] = {}
         self.credit: dict[bytes, int] = {}  # slash payouts (pull payments)
         self.checker_min_stake_wei = 0  # none asked unless a test sets it
         self.max_job_s = ESCROW_DEFAULTS.max_job_s
@@ -445,19 +447,18 @@ class FakeEscrow:
             self.unbonding[worker] -= from_unbonding
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
-                                      claim.tiles + b"".join(signers), CLAIM_PENDING,
-                                      0 if prior is None else prior.answered_by)  # fmt: skip
+                                      claim_commit(ref.frame_digest, claim.tiles, signers),
+                                      CLAIM_PENDING, 0 if prior is None else prior.answered_by)  # fmt: skip
+        self.logged[key] = (claim.tiles, tuple(signers))
         self.published[key] = find_evidence(evidence)
         self._mined("claim", worker, taken)
 
     def evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The claim's FraudClaimed event: its tiles and claimers (the commit holds both)."""
-        state = self.claims.get((ref, worker))
-        if state is None:
+        logged = self.logged.get((ref, worker))
+        if logged is None:
             return None
-        rest = state.commit[32:]
-        return ClaimEvidence(state.commit[:32], tuple(rest[i : i + 20] for i in range(0, len(rest), 20)),
-                             self.published.get((ref, worker), b""))  # fmt: skip
+        return ClaimEvidence(*logged, self.published.get((ref, worker), b""))
 
     def answer_claim(self, answer: CleanAnswer, claimers: Sequence[bytes], sigs: Sequence[bytes]) -> None:
         """The contract's answer_claim: the first rung of the claim's ladder."""
@@ -481,7 +482,7 @@ class FakeEscrow:
             raise ChainRevert("wrong ladder")
         if self.now_s() >= state.settle_at_s:
             raise ChainRevert("challenge window over")
-        if state.commit != signed.tiles + b"".join(claimers):
+        if state.commit != claim_commit(ref.frame_digest, signed.tiles, claimers):
             raise ChainRevert("wrong claim")
         if len(sigs) <= (len(ladder[-1]) if n else len(claimers)):
             raise ChainRevert("quorum not larger")
@@ -527,7 +528,7 @@ class FakeEscrow:
             raise ChainRevert("no contested claim")
         if self.now_s() < state.settle_at_s:
             raise ChainRevert("challenge window open")
-        if state.commit != signed.tiles + b"".join(claimers):
+        if state.commit != claim_commit(signed.ref.frame_digest, signed.tiles, claimers):
             raise ChainRevert("wrong claim")
         if tuple(map(tuple, ladder)) != self.ladders.get(key):
             raise ChainRevert("wrong ladder")
@@ -539,7 +540,7 @@ class FakeEscrow:
             raise ChainRevert("no pending claim")
         if self.now_s() < state.settle_at_s:
             raise ChainRevert("challenge window open")
-        if state.commit != claim.tiles + b"".join(claimers):
+        if state.commit != claim_commit(claim.ref.frame_digest, claim.tiles, claimers):
             raise ChainRevert("wrong claim")
         self._settle(claim, claimers, (), state)
 

@@ -27,8 +27,11 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
     answer = CleanAnswer(ref, worker, os.urandom(32))
     answerer = Answerer(SimpleNamespace(), lambda: "")  # type: ignore[arg-type]
-    asked, stranger = b"\x01" * 32, b"\x02" * 32
-    run = _Answer(answer, (claimer,), 10**17, frozenset({asked}))
+    asked, stranger, asked_claimer = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    honest = bytes.fromhex(Account.from_key(honest_key).address[2:])
+    adverts = {asked: honest, asked_claimer: claimer}  # node id -> advertised payment address
+    answerer._payment_address = adverts.get  # type: ignore[method-assign]
+    run = _Answer(answer, (claimer,), 10**17, frozenset({asked, asked_claimer}))
     answerer._running[(ref.job_id, ref.task_id)] = run
 
     vote = answer.rung((claimer,), 0)
@@ -39,20 +42,21 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     with pytest.raises(IllegalMessage, match="did not ask"):
         answerer.on_clean_signed(stranger, signed(honest_key))
     with pytest.raises(IllegalMessage, match="claimer"):
+        answerer.on_clean_signed(asked_claimer, signed(claimer_key))
+    with pytest.raises(IllegalMessage, match="another key"):  # not the asked one's key
         answerer.on_clean_signed(asked, signed(claimer_key))
     with pytest.raises(IllegalMessage, match="does not recover"):
         answerer.on_clean_signed(asked, CleanSigned(ref.job_id, ref.task_id, b"\xff" * 65))
     with pytest.raises(IllegalMessage, match="claim's side"):  # an odd rung is the claim's
         answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 1), 1))
-    # A Fraud signature, or one for another rung than it names, recovers to someone else,
-    # who asked nothing.
+    # A Fraud signature, or one for another rung than it names, recovers to someone else
+    # than the asked checker: refused, never held (a checker's other keys would grow it).
     fraud = FraudClaim(ref, worker, answer.tiles, 10**17)
-    answerer.on_clean_signed(asked, signed(honest_key, fraud))
-    answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 2)))
+    for stray in (signed(honest_key, fraud), signed(honest_key, answer.rung((claimer,), 2))):
+        with pytest.raises(IllegalMessage, match="another key"):
+            answerer.on_clean_signed(asked, stray)
     answerer.on_clean_signed(asked, signed(honest_key))
     answerer.on_clean_signed(asked, signed(honest_key, answer.rung((claimer,), 2), 2))
-    honest = bytes.fromhex(Account.from_key(honest_key).address[2:])
-    assert run.sigs[0][honest] == signed(honest_key).signature
-    assert len(run.sigs[0]) == 3  # the stray ones count for nobody the escrow would take
+    assert run.sigs[0] == {honest: signed(honest_key).signature}
     assert list(run.sigs[2]) == [honest]  # each rung's own
     answerer.on_clean_signed(asked, CleanSigned(os.urandom(32), ref.task_id, b"\xff" * 65))  # late

@@ -53,12 +53,13 @@ async def test_a_colluding_quorums_false_claim_is_answered(
             escrow.register(member.address, STAKE_WEI)
         # Staked but not registered: it re-checks and signs, but the escrow would refuse an
         # answer with its signature, so the worker must leave it out.
-        unregistered = await cluster.add("c4", "checker")
-        escrow.stakes[unregistered.address] = STAKE_WEI
+        unregistered = [await cluster.add(f"c{i}", "checker") for i in (4, 5)]
+        for member in unregistered:
+            escrow.stakes[member.address] = STAKE_WEI
         colluders = [bytes(Account.create().key) for _ in range(2)]
         for key in colluders:
             escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
-        await cluster.settle("w1", 5)
+        await cluster.settle("w1", 6)
         job_id = await cluster.submit("client", frames=1)
         job = client.live().requester.jobs[job_id]
         await job.done.wait()
@@ -119,6 +120,23 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert await answerer.wait_ended(job_id, task_id) == "answer stood"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
+
+        # The frame reopens to a larger claim: four colluders, other tiles. A checker that
+        # judged the first claim must judge this one again (its remembered outcome was for
+        # the first claim's tiles: the stop-28 review's H1), and the answer (5 > 4) goes out.
+        for member in unregistered:
+            escrow.register(member.address, 0)
+            checkers.append(member)
+        more = [bytes(Account.create().key) for _ in range(2)]
+        for key in more:
+            escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
+        again = FraudClaim(ref, honest.address, b"\x08" * 32, escrow.terms.cap_wei)
+        escrow.claim_fraud(again, result.result_sig, order_signatures(
+            again, [sign(again, key) for key in [*colluders, *more]]))  # fmt: skip
+        rendered = sum(c.live().checker.rechecks.rendered for c in checkers)  # type: ignore[union-attr]
+        await escrow.wait_until(lambda: escrow.claims[(ref, honest.address)].status == CLAIM_CONTESTED)
+        assert len(escrow.ladders[(ref, honest.address)][0]) == 5
+        assert sum(c.live().checker.rechecks.rendered for c in checkers) >= rendered + 5  # type: ignore[union-attr]
 
 
 def rejected(checker: Member, sender: Member) -> dict[str, int]:
