@@ -7,8 +7,10 @@ Four messages, all in the "Pictor Escrow" domain of the vouchers:
   sha256 of the frame file). A fraud claim must carry it, so only a worker that
   delivered that very result can be accused.
 - ``Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,
-  bytes32 frameDigest,bytes32 tiles,uint256 amount)`` is signed by each claiming
-  checker; ``tiles`` commits to the tiles it re-rendered.
+  bytes32 frameDigest,bytes32 tiles,uint256 amount,uint256 round)`` is signed by each
+  claiming checker; ``tiles`` commits to the tiles it re-rendered, ``round`` is the size
+  of the answer that ended the frame's last claim (the escrow's ``answered_by``; 0 for
+  the first), so a claim's signatures open no later claim on the frame.
 - ``Rung(bytes32 claimId,bytes32 commit,uint256 rung)`` is signed by each checker on
   one rung of a contested claim's ladder (``escalate``): even rungs (0: the accused's
   answer) found the result right where the claim's tiles are, odd ones found it wrong.
@@ -53,7 +55,8 @@ RESULT_TYPE = [
     {"name": "frameDigest", "type": "bytes32"},
 ]
 _WORKER_RESULT = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "worker", "type": "address"}, *RESULT_TYPE[2:]]
-FRAUD_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}, {"name": "amount", "type": "uint256"}]
+FRAUD_TYPE = [*_WORKER_RESULT, {"name": "tiles", "type": "bytes32"}, {"name": "amount", "type": "uint256"},
+              {"name": "round", "type": "uint256"}]  # fmt: skip
 RUNG_TYPE = [{"name": "claimId", "type": "bytes32"}, {"name": "commit", "type": "bytes32"},
              {"name": "rung", "type": "uint256"}]  # fmt: skip
 PASS_TYPE = [RESULT_TYPE[0], RESULT_TYPE[1], {"name": "checker", "type": "address"},
@@ -102,6 +105,8 @@ class FraudClaim:
     worker: bytes  # 20-byte address of the accused worker (who signed ``ref``)
     tiles: bytes  # 32 bytes: commitment to the tiles the claimers re-rendered
     amount_wei: int  # per-frame slash, at most the contract's SLASH_CAP
+    # the answer size that ended the frame's last claim (ClaimState.answered_by; 0: none)
+    round: int = 0
 
     @property
     def answer(self) -> CleanAnswer:
@@ -145,10 +150,10 @@ class CheckerPass:
     checker: bytes  # 20-byte payment address of the checker (the signer)
     tiles: bytes  # 32 bytes: commitment to its own tiles and committed digests
 
-    def claim(self, amount_wei: int) -> FraudClaim:
+    def claim(self, amount_wei: int, round: int = 0) -> FraudClaim:
         """What claimers sign to accuse this pass: Fraud with the checker as the accused
         and the pass's own ``tiles`` (the contract takes no other)."""
-        return FraudClaim(self.ref, self.checker, self.tiles, amount_wei)
+        return FraudClaim(self.ref, self.checker, self.tiles, amount_wei, round)
 
 
 def claim_id(ref: ResultRef, worker: bytes) -> bytes:
@@ -181,7 +186,7 @@ def signable(message: Message) -> SignableMessage:
     else:
         ref, name, types = message.ref, "Fraud", FRAUD_TYPE
         data = {**ref._fields(), "worker": to_checksum_address(message.worker),
-                "tiles": message.tiles, "amount": message.amount_wei}  # fmt: skip
+                "tiles": message.tiles, "amount": message.amount_wei, "round": message.round}  # fmt: skip
     return encode_typed_data(
         domain_data=escrow_domain(ref.chain_id, ref.contract),
         message_types={name: types},

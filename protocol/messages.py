@@ -361,7 +361,8 @@ class FraudSignRequest:
     instead (``Escrow.escalate``): the signature is over ``ledger.fraud.RungVote`` of the
     claim whose signers are ``claimers`` (ascending, as the escrow logged them), which
     the signer checks against its own reading of the claim (a rejecter: the frame and
-    evidence it rejected; anyone else: the chain)."""
+    evidence it rejected; anyone else: the chain). Without ``rung``, ``round`` is the
+    claim's (``Fraud.round``, ``ledger.fraud``): 0 for a frame's first claim."""
 
     TYPE: ClassVar[str] = "fraud_sign_request"
     job_id: Bytes32
@@ -374,18 +375,23 @@ class FraudSignRequest:
     pass_verdict: Verdict | None = None
     rung: Rung | None = None
     claimers: Annotated[tuple[Bytes20, ...], MaxLen(MAX_CLAIMERS)] = ()
+    # the claim's round (``Fraud.round``): the size of the answer that ended the frame's
+    # last claim, 0 for its first
+    round: Annotated[int, Range(0, MAX_CLAIMERS)] = 0
 
 
 @dataclass(frozen=True)
 class FraudSigned:
-    """Checker -> requester: its ``Fraud`` signature for the claim it was asked to sign,
-    or, with ``rung``, its ``Rung`` signature for that rung of the claim's ladder."""
+    """Checker -> requester: its ``Fraud`` signature for the claim it was asked to sign
+    (of ``round``), or, with ``rung``, its ``Rung`` signature for that rung of the
+    claim's ladder."""
 
     TYPE: ClassVar[str] = "fraud_signed"
     job_id: Bytes32
     task_id: Bytes32
     signature: Bytes65
     rung: Rung | None = None
+    round: Annotated[int, Range(0, MAX_CLAIMERS)] = 0
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,9 @@
 #   frameDigest), so only a worker that delivered that result can be accused,
 #   and (b) SLASH_QUORUM distinct registered checkers (neither the worker nor
 #   the requester) signing Fraud(requester, jobId, worker, taskId, frame,
-#   frameDigest, tiles, amount), `tiles` committing to the tiles they
-#   re-rendered. The amount is SLASH_CAP, no less; it is taken from the
+#   frameDigest, tiles, amount, round), `tiles` committing to the tiles they
+#   re-rendered, `round` the size of the answer that ended the frame's last
+#   claim (0 for its first: a claim's signatures open no later one). The amount is SLASH_CAP, no less; it is taken from the
 #   worker's stake into the claim at once, and each signer must hold that much
 #   free stake, which is locked until the claim settles. During CHALLENGE_S
 #   the worker may answer with signatures of MORE distinct registered
@@ -296,7 +297,7 @@ RESULT_TYPEHASH: constant(bytes32) = keccak256(
     "Result(address requester,bytes32 jobId,bytes32 taskId,uint256 frame,bytes32 frameDigest)"
 )
 FRAUD_TYPEHASH: constant(bytes32) = keccak256(
-    "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles,uint256 amount)"
+    "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,bytes32 frameDigest,bytes32 tiles,uint256 amount,uint256 round)"
 )
 RUNG_TYPEHASH: constant(bytes32) = keccak256("Rung(bytes32 claimId,bytes32 commit,uint256 rung)")
 PASS_TYPEHASH: constant(bytes32) = keccak256(
@@ -578,8 +579,8 @@ def result_digest(ref: ResultRef) -> bytes32:
 
 @view
 @external
-def fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256) -> bytes32:
-    return self._fraud_digest(ref, worker, tiles, amount)
+def fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256, round: uint256) -> bytes32:
+    return self._fraud_digest(ref, worker, tiles, amount, round)
 
 
 @view
@@ -1059,7 +1060,9 @@ def _open_claim(
     assert len(sigs) >= SLASH_QUORUM, "below quorum"
     # A larger quorum (at most MAX_SIGNERS) must always be able to answer.
     assert len(sigs) < MAX_SIGNERS, "too many claimers"
-    digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount)
+    # signed for this round of the frame's claims: the answer that ended the last one names
+    # it, so the signatures of a claim that lost never open a later one
+    digest: bytes32 = self._fraud_digest(ref, worker, tiles, amount, prior.answered_by)
     claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
     for c: address in claimers:
         self.stakes[c].locked += amount
@@ -1114,9 +1117,10 @@ def _result_digest(ref: ResultRef) -> bytes32:
 
 @view
 @internal
-def _fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256) -> bytes32:
+def _fraud_digest(ref: ResultRef, worker: address, tiles: bytes32, amount: uint256, round: uint256) -> bytes32:
     return self._digest(keccak256(abi_encode(
-        FRAUD_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles, amount
+        FRAUD_TYPEHASH, ref.requester, ref.job_id, worker, ref.task_id, ref.frame, ref.frame_digest, tiles, amount,
+        round,
     )))
 
 

@@ -277,7 +277,7 @@ class CheckerRole:
         if why or ref is None:
             raise IllegalMessage(f"fraud claim not signed: {why or 'no escrow'}", penalty=10)
         claim = FraudClaim(ref, request.worker_address, tiles_commitment(request.verdict_digests),
-                           request.amount_wei)  # fmt: skip
+                           request.amount_wei, request.round)  # fmt: skip
         message: FraudClaim | RungVote = claim
         if request.rung is not None:  # a place on the claim's side of its ladder, once answered
             claimers = list(request.claimers)
@@ -293,6 +293,6 @@ class CheckerRole:
         log_event(logger, logging.INFO, "fraud claim signed", frame=request.frame,
                   worker=request.worker_address.hex(), rung=request.rung)  # fmt: skip
         signed = FraudSigned(request.job_id, request.task_id, sign(message, self.ctx.payment_key),
-                             request.rung)  # fmt: skip
+                             request.rung, request.round)  # fmt: skip
         self.ctx.outbox.send(sender, signed)
         return True

@@ -99,7 +99,7 @@ class PassRechecks(FraudRechecks):
         elif state.status in (CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_CONTESTED):
             return  # claimed already (a requester resending after its claim went out)
         if key in self._done:  # judged before: the asked signature, no second render
-            return self._sign(sender, request, signed.claim(request.amount_wei), evidence)
+            return self._sign(sender, request, signed.claim(request.amount_wei, request.round), evidence)
         # (a contested claim holds the accused's stake already: its overturn takes it)
         if state.status != CLAIM_CONTESTED and not await chain.takeable_of(request.worker_address):
             # nothing a claim could take ("nothing to slash"): a requester naming a fresh,
@@ -121,7 +121,7 @@ class PassRechecks(FraudRechecks):
         if why:
             return self._remember(key, False)
         self._remember(key, True)
-        self._sign(sender, request, signed.claim(request.amount_wei), evidence)
+        self._sign(sender, request, signed.claim(request.amount_wei, request.round), evidence)
 
     def _sign(self, sender: bytes, request: FraudSignRequest, claim: FraudClaim,
               evidence: ClaimEvidence | None) -> None:  # fmt: skip

@@ -177,7 +177,7 @@ class FraudRechecks(RecheckQueue[FraudSignRequest]):
 
     def _answer(self, sender: bytes, request: FraudSignRequest, signature: bytes) -> None:
         self.ctx.outbox.send(sender, FraudSigned(request.job_id, request.task_id, signature,
-                                                 request.rung))  # fmt: skip
+                                                 request.rung, request.round))  # fmt: skip
 
 
 class Rechecks(RecheckQueue[CleanSignRequest]):

@@ -65,13 +65,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, Ladder
+from ledger.client import (
+    CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
+    CLAIM_EXECUTED,
+    CLAIM_NONE,
+    CLAIM_PENDING,
+    Ladder,
+)
 from ledger.errors import ChainRevert, LedgerError, TxRejected
 from ledger.fraud import (
     CheckerPass,
@@ -190,7 +197,7 @@ class Claim:
         claimers = self.claimers if rung is not None else ()
         return FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
                                 self.frame_cid, self.verdict_digests, c.amount_wei, shown, rung,
-                                claimers)  # fmt: skip
+                                claimers, c.round if rung is None else 0)  # fmt: skip
 
 
 class Slasher:
@@ -236,7 +243,7 @@ class Slasher:
             raise IllegalMessage("a fraud signature we did not ask for", penalty=10)
         if signed.rung is not None and signed.rung % 2 == 0:
             raise IllegalMessage("a fraud signature for the accused's side", penalty=10)
-        why = "a fraud signature that does not recover"
+        why, stale = "a fraud signature that does not recover", False
         for claim in asked:  # one task may have a worker's and a plant checker's claim
             message: FraudClaim | RungVote = claim.claim
             held = claim.sigs
@@ -245,6 +252,9 @@ class Slasher:
                     continue
                 message = claim.claim.rung(claim.claimers, signed.rung)
                 held = claim.votes.setdefault(signed.rung, {})
+            elif signed.round != claim.claim.round:
+                stale = True  # for a round the frame's claims are past (sent before we asked again)
+                continue
             try:
                 signer = recover(message, signed.signature)
             except Exception:  # eth_keys raises several types for bad bytes
@@ -262,6 +272,8 @@ class Slasher:
             else:
                 held[signer] = signed.signature
                 return self._notify()
+        if stale:
+            return None
         raise IllegalMessage(why, penalty=10)
 
     async def wait_settled(self, job_id: bytes, task_id: bytes, kind: str = FRAUD) -> str:
@@ -334,19 +346,23 @@ class Slasher:
             return await self._end(claim, IMPOSSIBLE, "claim window over")
         give_up_at = trio.current_time() + SIGN_WAIT_S
         while True:
-            while len(claim.sigs) < terms.quorum:
+            c = await self._this_round(claim)
+            request = claim.request()
+            # a claim after an answer needs more signers than that answer had
+            need = max(terms.quorum, c.round + 1)
+            while len(claim.sigs) < need:
                 if trio.current_time() >= give_up_at:
                     return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
                 if claim.kind == PASS:
                     if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
                         return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
-                    await self._pick(claim, terms.quorum, terms.cap_wei)
-                    if not claim_possible(len(claim.picked), terms.quorum):  # picks only grow
+                    await self._pick(claim, need, terms.cap_wei)
+                    if not claim_possible(len(claim.picked), need):  # picks only grow
                         return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
                 for checker in claim.rejecters:
                     self.ctx.outbox.send(checker, request)
                 with trio.move_on_after(RESEND_S):
-                    while len(claim.sigs) < terms.quorum:
+                    while len(claim.sigs) < need:
                         await self._changed.wait()
             if await self._leave_out_short(claim):
                 continue
@@ -374,6 +390,20 @@ class Slasher:
         await self._save(claim)
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
+
+    async def _this_round(self, claim: Claim) -> FraudClaim:
+        """The claim as its signers must sign it now: ``Fraud.round`` is the size of the
+        answer that ended the frame's last claim (0 for its first), so after an answer the
+        signatures gathered before count for nothing and are asked again."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        if state.status in (CLAIM_NONE, CLAIM_ANSWERED) and state.answered_by != c.round:
+            claim.claim = replace(c, round=state.answered_by)
+            claim.sigs.clear()
+            log_event(logger, logging.INFO, "fraud claim: a new round on the frame",
+                      frame=c.ref.frame, round=state.answered_by, kind=claim.kind)  # fmt: skip
+        return claim.claim
 
     async def _ours(self, claim: Claim, ordered: list[bytes]) -> bool:
         """Whether the claim the escrow holds on our frame is the one we send (its tiles

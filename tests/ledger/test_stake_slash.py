@@ -425,7 +425,9 @@ def test_typed_data_digests_match_the_contract(env_fast: Env) -> None:
         return keccak(b"\x19" + msg.version + msg.header + msg.body)
 
     assert fns.result_digest(claim.ref.arg()).call() == local(claim.ref)
-    assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345).call() == local(claim)
+    assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345, 0).call() == local(claim)
+    later = FraudClaim(claim.ref, claim.worker, TILES, 12345, 7)  # after an answer of 7
+    assert fns.fraud_digest(claim.ref.arg(), worker, TILES, 12345, 7).call() == local(later)
     claimers = sorted(c.account for c in env.checkers[:3])
     vote = claim.answer.rung(claimers, 3)
     assert fns.claim_id(claim.ref.arg(), worker).call() == claim_id(claim.ref, claim.worker)

@@ -15,6 +15,8 @@ to the signer bound (16), which the last test shows (docs/LEDGER.md)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ledger.client import (
     CLAIM_ANSWERED,
     CLAIM_CONTESTED,
@@ -212,7 +214,7 @@ def test_friends_cannot_hold_a_frame_past_the_claim_window(env_fast: Env) -> Non
     env.chain.advance_time(CHALLENGE_S)
     send(calls.settle_contest(junk.answer, claimers, [ordered(friends[2:])]))
     assert env.outsider.claim(ref, cheat.account).status == CLAIM_ANSWERED
-    true_claim = FraudClaim(ref, cheat.account, b"\x09" * 32, SLASH_CAP_WEI)
+    true_claim = FraudClaim(ref, cheat.account, b"\x09" * 32, SLASH_CAP_WEI, 3)  # after an answer of 3
     sigs = sign_all(env, true_claim, honest, keys)
     worker_sig = sign(ref, env.key_of(cheat))
     send(calls.claim_fraud(true_claim, worker_sig, sigs))  # past the job's window, reopened
@@ -265,7 +267,8 @@ def test_an_answer_signed_for_one_claim_counts_on_no_other_claim(env_fast: Env) 
     assert env.outsider.claim(ref, worker.account).status == CLAIM_ANSWERED
     # the liars claim the frame again, by more than answered (same tiles, same amount)
     second = [*liars, *more_liars]
-    send(calls.claim_fraud(first, sign(ref, env.key_of(worker)), sign_all(env, first, second, keys)))
+    again = replace(first, round=3)  # the round after an answer of 3
+    send(calls.claim_fraud(again, sign(ref, env.key_of(worker)), sign_all(env, again, second, keys)))
     claimers2 = ordered(second)
     vote = first.answer.rung(claimers2, 0)
     replayed = order_signatures(vote, [*honest_sigs, *sign_all(env, vote, sybils, keys)])
@@ -274,3 +277,38 @@ def test_an_answer_signed_for_one_claim_counts_on_no_other_claim(env_fast: Env) 
     # the honest checkers' own consent to this claim counts, as any rung does
     send(calls.answer_claim(first.answer, claimers2, sign_all(env, vote, [*honest, *sybils], keys)))
     assert env.outsider.claim(ref, worker.account).status == CLAIM_CONTESTED
+
+
+def test_a_claims_signatures_open_no_later_claim_on_the_frame(env_fast: Env) -> None:
+    """Stop 28's review (H2): a claim's own Fraud signatures named no round of the frame's
+    claims. Once honest claimers lost a claim (their answer outnumbered them and nobody
+    climbed), anyone could take their signatures from its calldata, add two sybils and
+    open a larger claim on the frame, answer it with more sybils and take the honest
+    claimers' stake a second time, on a claim they never signed. Fraud now names the size
+    of the answer that ended the frame's last claim: the replay recovers to strangers."""
+    env = env_fast
+    cheat = env.workers[0]
+    job_id = staked_job(env, cheat, 2 * ETHER)
+    honest, sybils = env.checkers[:2], env.checkers[2:5]
+    register(honest, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
+    register(sybils)
+    more_sybils, keys = fresh(env, 2)
+    ref = result_of(env, job_id)
+    claim = claim_for(env, ref, cheat, SLASH_CAP_WEI)
+    honest_sigs = sign_all(env, claim, honest, keys)
+    send, calls, claimers = env.outsider.send, env.outsider.calls, ordered(honest)
+    send(calls.claim_fraud(claim, sign(ref, env.key_of(cheat)), honest_sigs))
+    send(calls.answer_claim(claim.answer, claimers, sign_all(env, claim.answer.rung(claimers, 0), sybils, keys)))
+    env.chain.advance_time(CHALLENGE_S)
+    send(calls.settle_contest(claim.answer, claimers, [ordered(sybils)]))
+    assert env.outsider.claim(ref, cheat.account).status == CLAIM_ANSWERED
+    locked = [h.stake_of().locked_wei for h in honest]
+    # the replay: the honest claimers' own signatures and two of the cheat's, 4 > 3
+    replayed = order_signatures(claim, [*honest_sigs, *sign_all(env, claim, more_sybils, keys)])
+    reverts("not a checker", send, calls.claim_fraud(claim, sign(ref, env.key_of(cheat)), replayed))
+    assert [h.stake_of().locked_wei for h in honest] == locked
+    # what the honest claimers sign for this round still opens it
+    again = replace(claim, round=3)
+    send(calls.claim_fraud(again, sign(ref, env.key_of(cheat)),
+                           sign_all(env, again, [*honest, *more_sybils], keys)))  # fmt: skip
+    assert env.outsider.claim(ref, cheat.account).status == CLAIM_PENDING

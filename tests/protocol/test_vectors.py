@@ -156,7 +156,8 @@ def test_record_sync_vectors_check_out() -> None:
 
 _EIP712_FIELDS = {"requester": "address", "jobId": "bytes32", "worker": "address",
                   "checker": "address", "taskId": "bytes32", "frame": "uint256", "frameDigest": "bytes32",
-                  "tiles": "bytes32", "amount": "uint256", "claimId": "bytes32", "commit": "bytes32",
+                  "tiles": "bytes32", "amount": "uint256", "round": "uint256", "claimId": "bytes32",
+                  "commit": "bytes32",
                   "rung": "uint256"}  # fmt: skip
 
 

@@ -44,7 +44,7 @@ PASS_TYPE = (
 )
 FRAUD_TYPE = (
     "Fraud(address requester,bytes32 jobId,address worker,bytes32 taskId,uint256 frame,"
-    "bytes32 frameDigest,bytes32 tiles,uint256 amount)"
+    "bytes32 frameDigest,bytes32 tiles,uint256 amount,uint256 round)"
 )
 
 
@@ -109,7 +109,7 @@ def claim_vectors() -> dict[str, Any]:
         "by the worker's payment key (result.result_sig), Fraud and Rung by checkers "
         "(fraud_signed / clean_signed.signature). The signatures are the ones in envelopes.json. "
         "frameDigest is the sha2-256 inside frame_cid; tiles = SHA-256(tiles_domain || sorted "
-        "verdict body digests); amount is decimal text. Pass is signed by a checker over the "
+        "verdict body digests); amount is decimal text; round (0 here: a frame's first claim) the size of the answer that ended the frame's last claim. Pass is signed by a checker over the "
         "frame it passed and is the sample verdict's pass_sig: its tiles = SHA-256(tiles_domain "
         "|| pass_verdict_digest), the body digest of that verdict with pass_sig nil. Rung is "
         "rung 0 (the answer) of the ladder of the claim on this result by `claimers`: claim_id "
@@ -128,7 +128,7 @@ def claim_vectors() -> dict[str, Any]:
         "vectors": [
             _vector("result", RESULT_TYPE, ref, BOB.payment_key, base),
             _vector("fraud", FRAUD_TYPE, claim, CAROL.payment_key,
-                    {**with_worker, "amount": str(claim.amount_wei)}),
+                    {**with_worker, "amount": str(claim.amount_wei), "round": 0}),
             _vector("rung", RUNG_TYPE, vote, CAROL.payment_key,
                     {"claimId": claim_id.hex(), "commit": commit.hex(), "rung": 0}),
             passed,

@@ -433,7 +433,9 @@ class FakeEscrow:
             raise ChainRevert("below quorum")
         if len(sigs) >= MAX_CLAIMERS:  # a larger quorum must always be able to answer
             raise ChainRevert("too many claimers")
-        signers = self._signers(claim, sigs, worker, ref.requester, claim.amount_wei)
+        # signed for this round (Escrow._open_claim: the prior claim's answered_by)
+        signed = replace(claim, round=0 if prior is None else prior.answered_by)
+        signers = self._signers(signed, sigs, worker, ref.requester, claim.amount_wei)
         # free active stake first, then the unbonding bucket (Escrow._take_stake)
         from_active = min(claim.amount_wei, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
         from_unbonding = min(claim.amount_wei - from_active, self.unbonding.get(worker, 0))

@@ -130,7 +130,8 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         more = [bytes(Account.create().key) for _ in range(2)]
         for key in more:
             escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
-        again = FraudClaim(ref, honest.address, b"\x08" * 32, escrow.terms.cap_wei)
+        answered_by = escrow.claims[(ref, honest.address)].answered_by  # the claim's round
+        again = FraudClaim(ref, honest.address, b"\x08" * 32, escrow.terms.cap_wei, answered_by)
         escrow.claim_fraud(again, result.result_sig, order_signatures(
             again, [sign(again, key) for key in [*colluders, *more]]))  # fmt: skip
         rendered = sum(c.live().checker.rechecks.rendered for c in checkers)  # type: ignore[union-attr]
