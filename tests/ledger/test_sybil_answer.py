@@ -58,6 +58,17 @@ def fresh(env: Env, n: int) -> tuple[list[EscrowClient], dict[bytes, bytes]]:
     return clients, {c.account: k for c, k in zip(clients, keys, strict=True)}
 
 
+def two_sides(env: Env) -> tuple[EscrowClient, bytes, list[EscrowClient], list[EscrowClient]]:
+    """A staked worker's job, and the env's checkers as a claim's two sides: two that can
+    each sign twice (the claim and a rung), and three more."""
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 2 * ETHER)
+    first, second = env.checkers[:2], env.checkers[2:5]
+    register(first, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
+    register(second)
+    return worker, job_id, first, second
+
+
 def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) -> None:
     env = env_fast
     cheat = env.workers[0]
@@ -248,11 +259,7 @@ def test_an_answer_signed_for_one_claim_counts_on_no_other_claim(env_fast: Env) 
     honest answer (3) needed only two Clean sybils to make a rung 0 of 5 from it. Now a
     signature names its claim (its commit) and its rung: the replay recovers to strangers."""
     env = env_fast
-    worker = env.workers[0]
-    job_id = staked_job(env, worker, 2 * ETHER)
-    liars, honest = env.checkers[:2], env.checkers[2:5]
-    register(liars, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
-    register(honest)
+    worker, job_id, liars, honest = two_sides(env)
     more_liars, liar_keys = fresh(env, 2)
     sybils, sybil_keys = fresh(env, 2)  # the liars' keys that sign Clean
     keys = {**liar_keys, **sybil_keys}
@@ -287,11 +294,7 @@ def test_a_claims_signatures_open_no_later_claim_on_the_frame(env_fast: Env) -> 
     claimers' stake a second time, on a claim they never signed. Fraud now names the size
     of the answer that ended the frame's last claim: the replay recovers to strangers."""
     env = env_fast
-    cheat = env.workers[0]
-    job_id = staked_job(env, cheat, 2 * ETHER)
-    honest, sybils = env.checkers[:2], env.checkers[2:5]
-    register(honest, CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI)
-    register(sybils)
+    cheat, job_id, honest, sybils = two_sides(env)
     more_sybils, keys = fresh(env, 2)
     ref = result_of(env, job_id)
     claim = claim_for(env, ref, cheat, SLASH_CAP_WEI)
