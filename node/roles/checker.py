@@ -283,11 +283,15 @@ class CheckerRole:
             claimers = list(request.claimers)
             if request.rung % 2 == 0:
                 raise IllegalMessage("fraud claim not signed: an even rung is the accused's", penalty=10)
-            # Only on a claim we opened: its claimers (ascending, as the escrow logged them)
-            # include us, so its amount is the one our own Fraud signature consented to; the
-            # escrow counts the signature only when they are that claim's.
-            if self.ctx.chain.address not in claimers or claimers != sorted(set(claimers)):
-                raise IllegalMessage("fraud claim not signed: a rung of a claim we did not sign", penalty=10)
+            if claimers != sorted(set(claimers)):  # the escrow logs them ascending
+                raise IllegalMessage("fraud claim not signed: claimers out of order", penalty=10)
+            # Signed from our own rejection only on a claim we opened: its claimers include
+            # us, so its amount is the one our own Fraud signature consented to (the escrow
+            # counts the signature only when they are that claim's). A claim we did not
+            # sign (we signed late, or were left out) is re-checked like any pick's: the
+            # chain read, the claimed cells rendered (node.roles.overturn_rechecks).
+            if self.ctx.chain.address not in claimers:
+                return self.overturn_rechecks.receive(sender, request)
             message = claim.rung(claimers, request.rung)
         self.fraud_signed += 1
         log_event(logger, logging.INFO, "fraud claim signed", frame=request.frame,
