@@ -84,11 +84,13 @@ class OverturnRechecks(FraudRechecks):
         if state.status != CLAIM_CONTESTED or request.rung < state.rungs:
             return  # overturned or closed meanwhile, or a rung it is past: nothing to sign
         evidence = await chain.claim_evidence(ref, request.worker_address)
-        ladder = await chain.claim_ladder(ref, request.worker_address)
-        if evidence is None or ladder is None:
+        if evidence is None:
             return
         key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, evidence.tiles)
         if self._done.get(key) is False:
+            return  # refused before: no ladder read (a log scan) for it
+        ladder = await chain.claim_ladder(ref, request.worker_address)
+        if ladder is None:
             return
         # never sign for both sides
         if chain.address in accused_side(ladder) | {request.worker_address, ref.requester}:

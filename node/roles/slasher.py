@@ -346,10 +346,15 @@ class Slasher:
             return await self._end(claim, IMPOSSIBLE, "claim window over")
         give_up_at = trio.current_time() + SIGN_WAIT_S
         while True:
-            c = await self._this_round(claim)
-            request = claim.request()
-            # a claim after an answer needs more signers than that answer had
+            if await self._new_round(claim):  # the signers have SIGN_WAIT_S from the new ask
+                give_up_at = trio.current_time() + SIGN_WAIT_S
+            c, request = claim.claim, claim.request()
+            # a claim after an answer needs more signers than that answer had; a fraud
+            # claim's signers are the dispute's rejecters alone (nobody else rejected it)
             need = max(terms.quorum, c.round + 1)
+            if claim.kind == FRAUD and not claim_possible(len(claim.rejecters), need):
+                return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
+                                                           f"an answer of {c.round} needs")  # fmt: skip
             while len(claim.sigs) < need:
                 if trio.current_time() >= give_up_at:
                     return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
@@ -365,6 +370,9 @@ class Slasher:
                     while len(claim.sigs) < need:
                         await self._changed.wait()
             if await self._leave_out_short(claim):
+                continue
+            if await self._new_round(claim):  # another claim's answer moved it while we gathered
+                give_up_at = trio.current_time() + SIGN_WAIT_S
                 continue
             ordered = order_signatures(c, claim.sigs.values())[: MAX_CLAIMERS - 1]  # escrow's bound
             try:
@@ -382,7 +390,9 @@ class Slasher:
                     status = await self._foreign_claim_ended(claim)
                     if status == CLAIM_EXECUTED:
                         return await self._end(claim, EXECUTED, "another claim took the stake")
-                    continue  # answered: claim again (the escrow asks more signers than answered)
+                    # answered: claim again, in the next round (more signers than answered)
+                    give_up_at = trio.current_time() + SIGN_WAIT_S
+                    continue
             break
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
         claim.claimers, claim.settle_at_s = tuple(signers(c, ordered)), state.settle_at_s
@@ -391,19 +401,21 @@ class Slasher:
         log_event(logger, logging.INFO, "fraud claimed", frame=c.ref.frame, worker=c.worker.hex(),
                   amount_wei=state.taken_wei, settle_at_s=state.settle_at_s, kind=claim.kind)  # fmt: skip
 
-    async def _this_round(self, claim: Claim) -> FraudClaim:
-        """The claim as its signers must sign it now: ``Fraud.round`` is the size of the
-        answer that ended the frame's last claim (0 for its first), so after an answer the
-        signatures gathered before count for nothing and are asked again."""
+    async def _new_round(self, claim: Claim) -> bool:
+        """Bring the claim to the round its signers must sign now (``Fraud.round``: the
+        size of the answer that ended the frame's last claim, 0 for its first); whether it
+        moved, and so the signatures gathered before count for nothing and are asked again.
+        While another claim holds the frame the round stays: it moves when that one ends."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
-        if state.status in (CLAIM_NONE, CLAIM_ANSWERED) and state.answered_by != c.round:
-            claim.claim = replace(c, round=state.answered_by)
-            claim.sigs.clear()
-            log_event(logger, logging.INFO, "fraud claim: a new round on the frame",
-                      frame=c.ref.frame, round=state.answered_by, kind=claim.kind)  # fmt: skip
-        return claim.claim
+        if state.status not in (CLAIM_NONE, CLAIM_ANSWERED) or state.answered_by == c.round:
+            return False
+        claim.claim = replace(c, round=state.answered_by)
+        claim.sigs.clear()
+        log_event(logger, logging.INFO, "fraud claim: a new round on the frame",
+                  frame=c.ref.frame, round=state.answered_by, kind=claim.kind)  # fmt: skip
+        return True
 
     async def _ours(self, claim: Claim, ordered: list[bytes]) -> bool:
         """Whether the claim the escrow holds on our frame is the one we send (its tiles

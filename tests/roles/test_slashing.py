@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_canonical_address
 
-from ledger.client import CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
 from node.roles.slasher import EXECUTED, Claim, Slasher
 from protocol.envelope import decode_envelope
@@ -262,3 +262,52 @@ async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_f
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
         whats = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
         assert whats.count("execute_slash") == 1  # ours was refused: "already claimed"
+
+
+async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the_next_round_or_said_impossible(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 28's review (HIGH): after the friends' claim is answered (by three friends of
+    their own) the frame reopens, in a new round (``Fraud.round`` = 3): the slasher waited
+    that claim out and then gave up at once, its signing deadline long past, with the
+    honest claim dropped as "too few checkers signed". It now asks again from the new
+    round, with a fresh deadline; a fraud claim's signers are the dispute's rejecters
+    alone, and a claim after an answer of 3 needs 4 of them: fewer, and the claim ends
+    impossible with that reason, never hung."""
+    async with open_cluster(tmp_path) as cluster:
+        client, _ = await cheat_and_three_checkers(cluster)
+        escrow = cluster.escrow
+        friends = [bytes(Account.create().key) for _ in range(5)]
+        for key in friends:
+            escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+        slasher = client.live().requester.slasher
+        submission = slasher._submission
+        ends: list[str] = []
+
+        def friends_first(claim: Claim, ordered: list[bytes]) -> object:
+            c = claim.claim
+            junk = FraudClaim(c.ref, c.worker, b"\x07" * 32, c.amount_wei)
+            if (c.ref, c.worker) not in escrow.claims:
+                escrow.claim_fraud(junk, claim.worker_sig,
+                                   order_signatures(junk, [sign(junk, k) for k in friends[:2]]))  # fmt: skip
+                claimers = sorted(to_canonical_address(Account.from_key(k).address) for k in friends[:2])
+                vote = junk.answer.rung(claimers, 0)
+                escrow.answer_claim(vote, claimers, order_signatures(  # type: ignore[arg-type]
+                    vote, [sign(vote, k) for k in friends[2:]]))  # fmt: skip
+            return submission(claim, ordered)
+
+        slasher._submission = friends_first  # type: ignore[method-assign]
+        end = slasher._end
+
+        async def noted(claim: Claim, state: str, why: str) -> None:
+            ends.append(why)
+            await end(claim, state, why)
+
+        slasher._end = noted  # type: ignore[method-assign]
+        job_id = await cluster.submit("client", frames=1)
+        await escrow.wait_until(lambda: bool(escrow.claims))
+        ((ref, worker),) = list(escrow.claims)
+        assert await slasher.wait_settled(job_id, ref.task_id) == "impossible"
+        assert escrow.claims[(ref, worker)].status == CLAIM_ANSWERED  # we settled theirs
+        assert escrow.claims[(ref, worker)].answered_by == 3
+        assert ends == ["fewer rejecters than a claim after an answer of 3 needs"]
