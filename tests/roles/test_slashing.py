@@ -227,6 +227,14 @@ async def test_the_cheats_sybils_answer_and_the_requester_overturns_them(
         assert escrow.conserved()
 
 
+def friends_of(cluster: Cluster, n: int) -> list[bytes]:
+    """``n`` keys of the cheat's friends: registered, staked checkers, no node behind them."""
+    keys = [bytes(Account.create().key) for _ in range(n)]
+    for key in keys:
+        cluster.escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+    return keys
+
+
 async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_for_ours(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -239,9 +247,7 @@ async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_f
     async with open_cluster(tmp_path) as cluster:
         client, cheat = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
-        friends = [bytes(Account.create().key) for _ in range(2)]
-        for key in friends:
-            escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+        friends = friends_of(cluster, 2)
         slasher = client.live().requester.slasher
         submission = slasher._submission
 
@@ -277,9 +283,7 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
     async with open_cluster(tmp_path) as cluster:
         client, _ = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
-        friends = [bytes(Account.create().key) for _ in range(5)]
-        for key in friends:
-            escrow.register(to_canonical_address(Account.from_key(key).address), STAKE_WEI)
+        friends = friends_of(cluster, 5)
         slasher = client.live().requester.slasher
         submission = slasher._submission
         ends: list[str] = []
