@@ -60,7 +60,14 @@ from typing import TypeVar
 
 import trio
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING, Ladder
+from ledger.client import (
+    CLAIM_ANSWERED,
+    CLAIM_CONTESTED,
+    CLAIM_EXECUTED,
+    CLAIM_PENDING,
+    ClaimState,
+    Ladder,
+)
 from ledger.errors import ChainRevert, LedgerError
 from ledger.fraud import CleanAnswer, ResultRef, claim_commit, order_signatures, recover
 from node.log import log_event
@@ -92,13 +99,14 @@ ENDED_BY_STATUS = {CLAIM_ANSWERED: "answer stood", CLAIM_EXECUTED: "claim upheld
 
 class _Answer:
     def __init__(self, answer: CleanAnswer, claimers: tuple[bytes, ...], amount_wei: int,
-                 asked: frozenset[bytes]) -> None:  # fmt: skip
+                 asked: frozenset[bytes], requester: bytes) -> None:  # fmt: skip
         self.answer = answer
         self.claimers = claimers
         # the claim answered (the escrow's commit): another claim on the frame is another run
         self.commit = claim_commit(answer.ref.frame_digest, answer.tiles, claimers)
         self.amount_wei = amount_wei
         self.asked = asked  # checker node ids
+        self.requester = requester  # the job's requester's node id: never asked
         # rung -> signer address -> signature (a signature counts on its own rung only)
         self.sigs: dict[int, dict[bytes, bytes]] = {}
         self.changed = trio.Event()
@@ -175,7 +183,7 @@ class Answerer:
             return self._end(key[:2], "no pending claim to answer")
         asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
-                      state.amount_wei, frozenset(asked))  # fmt: skip
+                      state.amount_wei, frozenset(asked), requester)  # fmt: skip
         # A claim on our pass (we checked the frame, another rendered it): its evidence is
         # our passing verdict, and the re-checkers compare with the tolerance.
         ours = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
@@ -207,7 +215,7 @@ class Answerer:
                 ladder = found
             elif state.status != CLAIM_PENDING:
                 return self._end(key, ENDED_BY_STATUS.get(state.status, f"claim status {state.status}"))
-            if state.commit != run.commit and not await self._rebind(run, state.commit):
+            if state.commit != run.commit and not await self._rebind(run, state):
                 await trio.sleep(CHAIN_RETRY_S)  # the chain's logs behind its state
                 continue
             now_s = await self._chain(chain.chain_time_s)
@@ -285,18 +293,22 @@ class Answerer:
             with trio.move_on_after(max(wait_s, 1)):
                 await run.changed.wait()
 
-    async def _rebind(self, run: _Answer, commit: bytes) -> bool:
+    async def _rebind(self, run: _Answer, state: ClaimState) -> bool:
         """The claim we answered ended and another opened on the frame before we read it
         again (the watch hands a frame once per status): answer that one, from its own
-        evidence, with signatures over it alone. False while its evidence is not logged."""
+        evidence, with signatures over it alone, by signers holding its amount free, asking
+        the checkers its claimers are not. False while its evidence is not logged."""
         chain = self.ctx.chain
         assert chain is not None
         ref = run.answer.ref
         evidence = await self._chain(partial(chain.claim_evidence, ref, chain.address))
+        commit = state.commit
         if evidence is None or claim_commit(ref.frame_digest, evidence.tiles, evidence.claimers) != commit:
             return False
         run.answer = CleanAnswer(ref, run.answer.worker, evidence.tiles)
-        run.claimers, run.commit = evidence.claimers, commit
+        run.claimers, run.commit, run.amount_wei = evidence.claimers, commit, state.amount_wei
+        # the old claim's claimers may re-check this one; this one's own may not answer it
+        run.asked = frozenset(self._checkers(set(evidence.claimers) | {ref.requester}, run.requester))
         run.sigs.clear()
         log_event(logger, logging.WARNING, "another claim on the frame: answering it",
                   job=ref.job_id.hex()[:16], claimers=len(evidence.claimers))  # fmt: skip

@@ -9,10 +9,12 @@ from types import SimpleNamespace
 import pytest
 from eth_account import Account
 
-from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, sign
+from ledger.client import CLAIM_PENDING, ClaimEvidence, ClaimState
+from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, claim_commit, sign
 from node.roles.answerer import Answerer, _Answer
 from protocol.errors import IllegalMessage
-from protocol.messages import CleanSigned
+from protocol.identity import NodeId
+from protocol.messages import CleanSigned, Role
 
 
 def key_and_address() -> tuple[bytes, bytes]:
@@ -31,7 +33,7 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     honest = bytes.fromhex(Account.from_key(honest_key).address[2:])
     adverts = {asked: honest, asked_claimer: claimer}  # node id -> advertised payment address
     answerer._payment_address = adverts.get  # type: ignore[method-assign]
-    run = _Answer(answer, (claimer,), 10**17, frozenset({asked, asked_claimer}))
+    run = _Answer(answer, (claimer,), 10**17, frozenset({asked, asked_claimer}), b"\x09" * 32)
     answerer._running[(ref.job_id, ref.task_id)] = run
 
     vote = answer.rung((claimer,), 0)
@@ -59,3 +61,41 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     assert run.sigs[0] == {honest: signed(honest_key).signature}
     assert list(run.sigs[2]) == [honest]  # each rung's own
     answerer.on_clean_signed(asked, CleanSigned(os.urandom(32), ref.task_id, b"\xff" * 65))  # late
+
+
+async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_for_that_claim() -> None:
+    """The claim the worker answered ended and a larger one (other claimers, a larger
+    amount) opened on the frame before its answerer read the chain again: the answerer
+    answers the new claim, asks the first claim's claimers too (they may re-check this
+    one) but not the new claim's, and counts only signers holding the new amount free."""
+    (_, requester), (_, worker) = key_and_address(), key_and_address()
+    ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
+    nodes = {name: NodeId(bytes([i]) * 32) for i, name in enumerate("xyzr", start=1)}
+    pay = {name: key_and_address()[1] for name in "xyzr"}
+    pay["r"] = requester
+    adverts = {nodes[n].text: SimpleNamespace(advert=SimpleNamespace(
+        roles=(Role.CHECKER,), payment=SimpleNamespace(address=pay[n]))) for n in "xyzr"}  # fmt: skip
+    new_tiles, new_claimers = os.urandom(32), (pay["y"],)
+    commit = claim_commit(ref.frame_digest, new_tiles, new_claimers)
+
+    async def claim_evidence(_ref: ResultRef, _worker: bytes) -> ClaimEvidence:
+        return ClaimEvidence(new_tiles, new_claimers)
+
+    ctx = SimpleNamespace(
+        chain=SimpleNamespace(address=worker, claim_evidence=claim_evidence),
+        node=SimpleNamespace(capacity=adverts, key=SimpleNamespace(node_id=NodeId(b"\x0f" * 32))),
+    )
+    answerer = Answerer(ctx, lambda: "")  # type: ignore[arg-type]
+    first = (pay["x"],)
+    asked = frozenset(answerer._checkers(set(first) | {requester}, nodes["r"].raw))
+    assert asked == {nodes["y"].raw, nodes["z"].raw}  # not the claimer, not the requester
+    run = _Answer(CleanAnswer(ref, worker, os.urandom(32)), first, 10**17, asked, nodes["r"].raw)
+    run.sigs[0] = {pay["z"]: b"\x01" * 65}
+    state = ClaimState(10**17, 3 * 10**17, 10**6, commit, CLAIM_PENDING)
+    assert await answerer._rebind(run, state)
+    assert (run.claimers, run.commit, run.answer.tiles) == (new_claimers, commit, new_tiles)
+    assert run.amount_wei == 3 * 10**17  # signers must hold the new claim's amount free
+    assert run.asked == {nodes["x"].raw, nodes["z"].raw}
+    assert run.sigs == {}  # signatures over the old claim count on no rung of the new one
+    # evidence that is not the state's claim (the chain's logs behind it): no rebind
+    assert not await answerer._rebind(run, ClaimState(10**17, 10**17, 10**6, os.urandom(32), CLAIM_PENDING))
