@@ -175,9 +175,49 @@ def may_sign_overturn(
         return "the claim published no rejecting verdicts to re-check"
     if tiles_commitment(verdict_digests) != tiles:
         return "the request's evidence is not the claim's"
+    return _at_risk_then_rejected(amount_wei, max_at_risk_wei, ours, "the answer stands")
+
+
+def may_sign_reclaim(
+    verdicts: tuple[Verdict, ...], job_id: bytes, task_id: bytes, frame: int,
+    verdict_digests: Iterable[bytes], claim_round: int, amount_wei: int, max_at_risk_wei: int,
+    max_cells: int, ours: Verdict | None = None,
+) -> str:  # fmt: skip
+    """Why a checker that did not reject a worker's result must not sign a claim on it
+    (``Fraud`` of round ``claim_round``) that the requester brings after an answer stood
+    against the frame's last claim ("" when it may).
+
+    Only a reopened frame's claim (``claim_round`` above 0: the answer had that many
+    signers, so the claim needs more, and the dispute's rejecters alone may be too few)
+    is asked of checkers that did not reject it; a frame's first claim is its
+    rejecters' alone. Before its render (``ours`` None): ``verdicts`` (the request's
+    ``rejections``) are the claim's evidence, in order (their body digests are
+    ``verdict_digests``, to which the claim's ``tiles`` commit), each rejects this
+    very task and frame and names at most ``max_cells`` cells (``protocol.slashing.
+    recheck_tiles``: what a check of the job renders, so a requester cannot have us
+    render a frame for nothing), and the amount is one we put at risk. After (``ours``:
+    our verdict on the frame, the verdicts' cells among its tiles): it rejects the
+    frame. That the escrow's last claim on the frame was answered by ``claim_round``
+    signers is the caller's to read from the chain."""
+    if claim_round == 0:
+        return "a frame's first claim is its dispute's rejecters' to sign"
+    if not verdicts:
+        return "the request carries no rejecting verdicts to re-check"
+    if tuple(verdict_digest_of(v) for v in verdicts) != tuple(verdict_digests):
+        return "the request's verdicts are not the claim's evidence"
+    if any((v.job_id, v.task_id, v.frame, v.passed) != (job_id, task_id, frame, False)
+           for v in verdicts):  # fmt: skip
+        return "a verdict that does not reject this task's frame"
+    if any(len(v.tiles) > max_cells for v in verdicts):
+        return "a verdict names more cells than a check of this job asks"
+    return _at_risk_then_rejected(amount_wei, max_at_risk_wei, ours, "the frame passes")
+
+
+def _at_risk_then_rejected(amount_wei: int, max_at_risk_wei: int, ours: Verdict | None,
+                           so: str) -> str:  # fmt: skip
+    """A Fraud signature's last two conditions: the amount is one we put at risk, and
+    (once rendered) our own verdict rejects the frame (``so``: what a pass means)."""
     why = at_risk_refusal(amount_wei, max_at_risk_wei)
     if why or ours is None:
         return why
-    if ours.passed:
-        return "the claimed cells are right: the answer stands"
-    return ""
+    return f"the claimed cells are right: {so}" if ours.passed else ""

@@ -362,7 +362,13 @@ class FraudSignRequest:
     claim whose signers are ``claimers`` (ascending, as the escrow logged them), which
     the signer checks against its own reading of the claim (a rejecter: the frame and
     evidence it rejected; anyone else: the chain). Without ``rung``, ``round`` is the
-    claim's (``Fraud.round``, ``ledger.fraud``): 0 for a frame's first claim."""
+    claim's (``Fraud.round``, ``ledger.fraud``): 0 for a frame's first claim.
+
+    With ``round`` above 0 (the frame reopened: an answer stood against its last claim)
+    the requester may also ask staked checkers that did not reject the result, and then
+    sends the rejecting verdicts themselves in ``rejections`` (the preimage of
+    ``verdict_digests``): such a checker re-renders every cell they name and signs only
+    when its own render rejects the frame (``protocol.fraud_evidence.may_sign_reclaim``)."""
 
     TYPE: ClassVar[str] = "fraud_sign_request"
     job_id: Bytes32
@@ -378,6 +384,9 @@ class FraudSignRequest:
     # the claim's round (``Fraud.round``): the size of the answer that ended the frame's
     # last claim, 0 for its first
     round: Annotated[int, Range(0, MAX_CLAIMERS)] = 0
+    # a reopened frame's claim asked of a checker that did not reject it: the rejecting
+    # verdicts ``verdict_digests`` names, in that order (empty otherwise)
+    rejections: Annotated[tuple[Verdict, ...], MaxLen(MAX_CLAIMERS)] = ()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ names may ask us to re-check its result and sign its answer
 another checker passed may ask us to sign a claim against that pass
 (``FraudSignRequest.pass_verdict``): :mod:`node.roles.pass_rechecks`. A
 requester whose fraud claim the accused answered asks checkers that did not
-reject the frame to overturn the answer: :mod:`node.roles.overturn_rechecks`.
+reject the frame to overturn the answer: :mod:`node.roles.overturn_rechecks`;
+once an answer stood, to sign the reopened frame's next claim:
+:mod:`node.roles.reclaim_rechecks`.
 
 Pay before work, as for a worker (:mod:`node.roles.paycheck`): with a chain,
 before each check the checker reads the escrow; its lane must hold what the
@@ -62,6 +64,7 @@ from node.roles.overturn_rechecks import OverturnRechecks
 from node.roles.pass_rechecks import PassRechecks
 from node.roles.paycheck import PayCheck
 from node.roles.rechecks import Rechecks
+from node.roles.reclaim_rechecks import ReclaimRechecks
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import verify_result
 from protocol.errors import IllegalMessage
@@ -117,6 +120,8 @@ class CheckerRole:
         self.pass_rechecks = PassRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
         # overturns of answers to fraud claims on frames we did not check (node.roles.overturn_rechecks)
         self.overturn_rechecks = OverturnRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
+        # reopened frames' claims on frames we did not check (node.roles.reclaim_rechecks)
+        self.reclaim_rechecks = ReclaimRechecks(ctx, self.specs, self.scene_gate, MAX_AT_RISK_WEI)
 
     def on_announce(self, announce: JobAnnounce) -> None:
         """A job we may be asked to check: gossiped (validated before it got here) or
@@ -176,6 +181,7 @@ class CheckerRole:
             nursery.start_soon(self.rechecks.run)
             nursery.start_soon(self.pass_rechecks.run)
             nursery.start_soon(self.overturn_rechecks.run)
+            nursery.start_soon(self.reclaim_rechecks.run)
             task_status.started()
             async for requester, request, queued_ms in self._recv:
                 waited_ms = self.ctx.clock.now_ms() - queued_ms
@@ -263,12 +269,15 @@ class CheckerRole:
     def on_fraud_sign_request(self, sender: bytes, request: FraudSignRequest) -> bool:
         """Sign the job's requester's fraud claim about a result we rejected ourselves
         (``protocol.slashing.may_sign``); about a task we did not reject, queue a re-check
-        to overturn an answer to its claim (node.roles.overturn_rechecks; False: busy);
+        to overturn an answer to its claim (node.roles.overturn_rechecks) or to sign a
+        reopened frame's claim (node.roles.reclaim_rechecks; False: busy);
         raises ``IllegalMessage`` for anything else."""
         spec = self.specs.get(request.job_id)
         if spec is None or spec.requester != sender or self.ctx.chain is None:
             raise IllegalMessage("a fraud claim about a job we do not check for its sender")
         rejection = self._rejections.get((request.job_id, request.task_id))
+        if rejection is None and request.rung is None:  # a reopened frame's claim
+            return self.reclaim_rechecks.receive(sender, request)
         if rejection is None:
             return self.overturn_rechecks.receive(sender, request)
         why = may_sign(rejection, request.frame, request.frame_cid, request.verdict_digests,

@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 
 from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING
-from ledger.fraud import FraudClaim, result_ref, sign
+from ledger.fraud import FraudClaim, sign
 from node.log import log_event
 from node.roles.common import peer_of
 from node.roles.rechecks import NO_CLAIM_PENALTY, FraudRechecks
@@ -67,13 +67,10 @@ class OverturnRechecks(FraudRechecks):
             raise IllegalMessage(f"overturn not signed: {why}", penalty=REFUSAL_PENALTY)
 
     async def _recheck(self, sender: bytes, request: FraudSignRequest) -> None:
-        spec, chain = self.specs.get(request.job_id), self.ctx.chain
-        if spec is None or chain is None or request.rung is None:
+        claimed, chain = await self._claimed(request), self.ctx.chain
+        if claimed is None or chain is None or request.rung is None:
             return  # forgotten meanwhile
-        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
-        if ref is None:
-            return
-        state = await chain.claim_state(ref, request.worker_address)
+        spec, ref, state = claimed
         if state.status in (CLAIM_NONE, CLAIM_PENDING):
             # nothing was answered: a requester asking us to sign a claim about a frame we
             # did not reject (or our chain reader a block behind: a small penalty that decays)

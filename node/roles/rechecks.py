@@ -52,8 +52,8 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING, ClaimEvidence
-from ledger.fraud import CleanAnswer, result_ref, sign
+from ledger.client import CLAIM_CONTESTED, CLAIM_NONE, CLAIM_PENDING, ClaimEvidence, ClaimState
+from ledger.fraud import CleanAnswer, ResultRef, result_ref, sign
 from node.log import log_event
 from node.render.base import RendererIdentity
 from node.roles.adversary import FALSE_REJECT
@@ -155,6 +155,17 @@ class RecheckQueue(Generic[Request]):
         self.rendered += 1
         return verdict
 
+    async def _claimed(self, request: Request) -> tuple[JobSpec, ResultRef, ClaimState] | None:
+        """The job, the result the request names and the escrow's claim on it by the
+        request's accused, read now (None: the job forgotten meanwhile, or no escrow)."""
+        spec, chain = self.specs.get(request.job_id), self.ctx.chain
+        if spec is None or chain is None:
+            return None
+        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
+        if ref is None:
+            return None
+        return spec, ref, await chain.claim_state(ref, request.worker_address)
+
     def _remember(self, key: Key, signs: bool) -> None:
         if signs and key not in self._done:
             self.signed += 1
@@ -190,14 +201,10 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                                                  request.rung))  # fmt: skip
 
     async def _recheck(self, sender: bytes, request: CleanSignRequest) -> None:
-        spec = self.specs.get(request.job_id)
-        chain = self.ctx.chain
-        if spec is None or chain is None:
+        claimed, chain = await self._claimed(request), self.ctx.chain
+        if claimed is None or chain is None:
             return  # forgotten meanwhile
-        ref = result_ref(spec, request.job_id, request.task_id, request.frame, request.frame_cid)
-        if ref is None:
-            return
-        state = await chain.claim_state(ref, request.worker_address)
+        spec, ref, state = claimed
         if state.status == CLAIM_NONE:  # no claim ever named that result: a lie, or our
             # chain reader a block behind (a small penalty that decays); nothing rendered
             self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(

@@ -13,7 +13,13 @@ claim where it stood and never loses one in its challenge window:
   after its arguments (``protocol.fraud_evidence``: the preimage of the claim's
   ``tiles``), so checkers asked to answer the claim re-check the tiles they name. Fewer rejecters than the quorum, no
   quorum within ``SIGN_WAIT_S``, or a claim the escrow refuses for good: the
-  claim is ``impossible`` (logged; nothing was locked).
+  claim is ``impossible`` (logged; nothing was locked). A frame reopened by an
+  answer that stood against its last claim (``Fraud.round`` above 0: the claim
+  needs more signers than that answer, often more than the rejecters) is also
+  asked of picked staked checkers, as a pass claim's are, with the rejecting
+  verdicts in the request (``rejections``): each re-renders their cells and
+  signs only if the frame fails (node.roles.reclaim_rechecks); too few staked
+  checkers for the round, and the claim is ``impossible``.
 * ``claimed``: the escrow holds the worker's stake until ``settle_at``; the
   slasher reads the claim every ``MAX_WAIT_S`` until the chain's clock passes
   it, then ``execute_slash``.
@@ -195,9 +201,18 @@ class Claim:
         c = self.claim
         shown = self.verdicts[0] if self.kind == PASS else None
         claimers = self.claimers if rung is not None else ()
+        # a reopened frame's claim is asked of picks too: they re-render the verdicts' cells
+        rejections = self.verdicts if self.reopened and rung is None else ()
         return FraudSignRequest(c.ref.job_id, c.ref.task_id, c.ref.frame, c.worker,
                                 self.frame_cid, self.verdict_digests, c.amount_wei, shown, rung,
-                                claimers, c.round if rung is None else 0)  # fmt: skip
+                                claimers, c.round if rung is None else 0, rejections)  # fmt: skip
+
+    @property
+    def reopened(self) -> bool:
+        """A worker's frame whose last claim an answer won (``Fraud.round`` above 0): its
+        claim needs more signers than that answer, so staked checkers that did not
+        reject it are picked too, and re-render the rejecting verdicts' cells."""
+        return self.kind == FRAUD and self.claim.round > 0 and bool(self.verdicts)
 
 
 class Slasher:
@@ -349,12 +364,15 @@ class Slasher:
             if await self._new_round(claim):  # the signers have SIGN_WAIT_S from the new ask
                 give_up_at = trio.current_time() + SIGN_WAIT_S
             c, request = claim.claim, claim.request()
-            # a claim after an answer needs more signers than that answer had; a fraud
-            # claim's signers are the dispute's rejecters alone (nobody else rejected it)
+            # a claim after an answer needs more signers than that answer had: a frame's
+            # first claim is the dispute's rejecters' alone (nobody else rejected it), a
+            # reopened frame's is also asked of picked staked checkers (reclaim_rechecks)
             need = max(terms.quorum, c.round + 1)
-            if claim.kind == FRAUD and not claim_possible(len(claim.rejecters), need):
+            picks = claim.reopened and self._pick_claimers is not None
+            if claim.kind == FRAUD and not picks and not claim_possible(len(claim.rejecters), need):
                 return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
                                                            f"an answer of {c.round} needs")  # fmt: skip
+            picked_before = len(claim.rejecters)
             while len(claim.sigs) < need:
                 if trio.current_time() >= give_up_at:
                     return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
@@ -364,6 +382,13 @@ class Slasher:
                     await self._pick(claim, need, terms.cap_wei)
                     if not claim_possible(len(claim.picked), need):  # picks only grow
                         return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
+                elif picks:  # the rejecters, and enough picks that the claim may go out
+                    first = len(claim.rejecters) == picked_before
+                    more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS if first else SPARE_CLAIMERS
+                    await self._pick(claim, need, terms.cap_wei, more)
+                    if not claim_possible(len(claim.rejecters), need):  # picks only grow
+                        return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a "
+                                                                   f"claim after an answer of {c.round}")  # fmt: skip
                 for checker in claim.rejecters:
                     self.ctx.outbox.send(checker, request)
                 with trio.move_on_after(RESEND_S):
@@ -515,7 +540,7 @@ class Slasher:
             frozenset({c.worker, c.ref.requester}) | claim.answerers, cap_wei, want,
         )  # fmt: skip
         claim.picked.update(picked)
-        claim.rejecters = tuple(claim.picked)
+        claim.rejecters = tuple(dict.fromkeys((*claim.rejecters, *picked)))  # a fraud claim's first
         if self._introduce is not None and picked:  # it re-renders the job's plant: it must know it
             with trio.move_on_after(INTRODUCE_S):  # one unreachable pick must not hold the rest
                 async with trio.open_nursery() as nursery:

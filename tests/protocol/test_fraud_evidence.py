@@ -21,6 +21,7 @@ from protocol.fraud_evidence import (
     claimed_verdicts,
     find_evidence,
     may_sign_overturn,
+    may_sign_reclaim,
     pack_evidence,
 )
 from protocol.market.records import verdict_digest_of
@@ -120,3 +121,34 @@ def test_an_overturn_is_signed_only_for_the_claims_published_cells_found_wrong()
     rejects, passes = replace(verdicts[0], passed=False), replace(verdicts[0], passed=True)
     assert may_sign_overturn(tuple(verdicts), tiles, digests, **ok, ours=rejects) == ""
     assert "answer stands" in may_sign_overturn(tuple(verdicts), tiles, digests, **ok, ours=passes)
+
+
+def test_a_reopened_frames_claim_is_signed_by_a_pick_only_for_the_verdicts_cells_found_wrong() -> None:
+    """``may_sign_reclaim`` (node.roles.reclaim_rechecks): a checker that did not reject the
+    frame signs a claim only in a round after an answer, against the request's verdicts
+    when they are the claim's evidence (in order), each a rejection of this task's frame
+    naming no more cells than a check asks, within what it puts at risk, and only once its
+    own render rejects the frame."""
+    verdicts = (verdict(1), verdict(2))
+    digests = [verdict_digest_of(v) for v in verdicts]
+    where = (JOB, TASK, FRAME)
+    ok = dict(amount_wei=10, max_at_risk_wei=10, max_cells=2)
+
+    def why(vs: tuple[Verdict, ...] = verdicts, ds: list[bytes] = digests, claim_round: int = 3,
+            **kw: object) -> str:  # fmt: skip
+        return may_sign_reclaim(vs, *where, ds, claim_round, **{**ok, **kw})  # type: ignore[arg-type]
+
+    assert why() == ""
+    assert "first claim" in why(claim_round=0)  # a frame's first claim: its rejecters' alone
+    assert "no rejecting verdicts" in why((), [])
+    assert "not the claim's evidence" in why(ds=digests[:1])
+    assert "not the claim's evidence" in why(ds=digests[::-1])
+    passing = replace(verdicts[0], passed=True)
+    assert "does not reject" in why((passing, verdicts[1]), [verdict_digest_of(passing), digests[1]])
+    other = replace(verdicts[0], frame=FRAME + 1)
+    assert "does not reject" in why((other, verdicts[1]), [verdict_digest_of(other), digests[1]])
+    assert "more cells" in why(max_cells=1)  # a requester cannot have us render a frame unpaid
+    assert why(amount_wei=11)  # more than we put at risk
+    rejects, passes = replace(verdicts[0], passed=False), replace(verdicts[0], passed=True)
+    assert why(ours=rejects) == ""
+    assert "frame passes" in why(ours=passes)  # an honest worker's frame: never signed

@@ -327,7 +327,24 @@ def sample_messages() -> list[tuple[str, TestIdentity, Message]]:
                 job, task, 1, BOB.address, frame_cid, (verdict_digest,), 10**17, None, 1, SAMPLE_CLAIMERS
             ),
         ),
+        (
+            "fraud_sign_request_reclaim",  # a reopened frame's claim (round 3), asked of a pick
+            ALICE,
+            reclaim_request(spec, job, task, result_digest, frame_cid),
+        ),
     ]
+
+
+def reclaim_request(
+    spec: JobSpec, job: bytes, task: bytes, result_digest: bytes, frame_cid: str
+) -> FraudSignRequest:
+    """Alice asks a checker that did not reject Bob's frame to sign its claim in round 3
+    (an answer of three stood against the frame's last claim), sending the sample rejecting
+    verdict itself."""
+    rejecting = replace(sample_verdict(spec, result_digest, frame_cid), passed=False, pass_sig=None)
+    return FraudSignRequest(job, task, rejecting.frame, BOB.address, frame_cid,
+                            (verdict_digest_of(rejecting),), 10**17, round=3,
+                            rejections=(rejecting,))  # fmt: skip
 
 
 def pass_claim_request(

@@ -30,7 +30,7 @@ from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import pack_evidence
 from protocol.market.records import verdict_digest_of
-from protocol.messages import CleanSignRequest, Result, TileEvidence, Verdict
+from protocol.messages import CleanSignRequest, FraudSignRequest, Result, TileEvidence, Verdict
 from protocol.slashing import tiles_commitment
 from protocol.verification import DEFAULT_POLICY, Tile, select_tiles, tile_grid
 from tests.roles.cluster import Member, open_cluster
@@ -120,6 +120,34 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         assert await answerer.wait_ended(job_id, task_id) == "answer stood"
         watch = honest.live().worker.claim_watch  # type: ignore[union-attr]
         await watch.wait_claim(job_id, task_id, "answered")
+
+        # The frame reopened (round 3): a requester lying about it asks a checker that did
+        # not reject it to sign the next claim, with made-up rejecting verdicts. The checker
+        # re-renders their cells, finds the frame right and signs nothing, ever; a first
+        # claim (round 0) it is never asked to sign (node.roles.reclaim_rechecks).
+        settings = job.spec.settings
+        cell = tile_grid(settings.resolution_x, settings.resolution_y,
+                         DEFAULT_POLICY.sampling.tile_px)[0]  # fmt: skip
+        made_up = tuple(claimers_verdict(job_id, task_id, result.frame, cell, n) for n in (1, 2))
+        reclaim = FraudSignRequest(
+            job_id, task_id, result.frame, honest.address, result.frame_cid,
+            tuple(verdict_digest_of(v) for v in made_up), escrow.terms.cap_wei,
+            round=escrow.claims[(ref, honest.address)].answered_by, rejections=made_up,
+        )  # fmt: skip
+        picked = checkers[0].live().checker  # type: ignore[union-attr]
+        requester_id = client.key.node_id.raw
+        with pytest.raises(IllegalMessage, match="first claim"):
+            picked.on_fraud_sign_request(requester_id, replace(reclaim, round=0))
+        sent_before = picked.reclaim_rechecks.signed
+        for _ in range(2):  # asked again: no second render
+            await picked.reclaim_rechecks._recheck(requester_id, reclaim)
+        assert (picked.reclaim_rechecks.rendered, picked.reclaim_rechecks.signed) == (1, sent_before)
+        # other made-up verdicts for the same round: refused and scored, never rendered
+        other = replace(reclaim, verdict_digests=reclaim.verdict_digests[:1],
+                        rejections=reclaim.rejections[:1])  # fmt: skip
+        await picked.reclaim_rechecks._recheck(requester_id, other)
+        assert picked.reclaim_rechecks.rendered == 1
+        assert rejected(checkers[0], client)["reclaim_other_verdicts"] == 1
 
         # The frame reopens to a larger claim: four colluders, other tiles. A checker that
         # judged the first claim must judge this one again (its remembered outcome was for

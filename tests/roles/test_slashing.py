@@ -270,35 +270,49 @@ async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_f
         assert whats.count("execute_slash") == 1  # ours was refused: "already claimed"
 
 
+@pytest.mark.parametrize("newcomers", [0, 2])
 async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the_next_round_or_said_impossible(
-    autojump_clock: trio.testing.MockClock, tmp_path: Path
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, newcomers: int
 ) -> None:
     """Stop 28's review (HIGH): after the friends' claim is answered (by three friends of
     their own) the frame reopens, in a new round (``Fraud.round`` = 3): the slasher waited
     that claim out and then gave up at once, its signing deadline long past, with the
     honest claim dropped as "too few checkers signed". It now asks again from the new
-    round, with a fresh deadline; a fraud claim's signers are the dispute's rejecters
-    alone, and a claim after an answer of 3 needs 4 of them: fewer, and the claim ends
-    impossible with that reason, never hung."""
+    round, with a fresh deadline. A claim after an answer of 3 needs 4 signers, one more
+    than the dispute's rejecters: the slasher picks staked checkers that did not check the
+    frame, which re-render the rejecting verdicts' cells (node.roles.reclaim_rechecks),
+    find them wrong and sign, and the claim takes the cheat's stake (before this stop it
+    ended impossible, the rejecters alone too few). With no such checker about, the claim
+    ends impossible and says why, never hung."""
     async with open_cluster(tmp_path) as cluster:
-        client, _ = await cheat_and_three_checkers(cluster)
+        client, cheat = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
         friends = friends_of(cluster, 5)
         slasher = client.live().requester.slasher
         submission = slasher._submission
         ends: list[str] = []
+        joined: list[Member] = []  # staked checkers that join after the dispute: never saw the frame
 
         def friends_first(claim: Claim, ordered: list[bytes]) -> object:
             c = claim.claim
             junk = FraudClaim(c.ref, c.worker, b"\x07" * 32, c.amount_wei)
-            if (c.ref, c.worker) not in escrow.claims:
-                escrow.claim_fraud(junk, claim.worker_sig,
-                                   order_signatures(junk, [sign(junk, k) for k in friends[:2]]))  # fmt: skip
-                claimers = sorted(to_canonical_address(Account.from_key(k).address) for k in friends[:2])
-                vote = junk.answer.rung(claimers, 0)
-                escrow.answer_claim(vote, claimers, order_signatures(  # type: ignore[arg-type]
-                    vote, [sign(vote, k) for k in friends[2:]]))  # fmt: skip
-            return submission(claim, ordered)
+            if (c.ref, c.worker) in escrow.claims:
+                return submission(claim, ordered)
+            escrow.claim_fraud(junk, claim.worker_sig,
+                               order_signatures(junk, [sign(junk, k) for k in friends[:2]]))  # fmt: skip
+            claimers = sorted(to_canonical_address(Account.from_key(k).address) for k in friends[:2])
+            vote = junk.answer.rung(claimers, 0)
+            escrow.answer_claim(vote, claimers, order_signatures(  # type: ignore[arg-type]
+                vote, [sign(vote, k) for k in friends[2:]]))  # fmt: skip
+
+            async def newcomers_join_then_submit() -> None:
+                for i in range(4, 4 + newcomers):
+                    joined.append(member := await cluster.add(f"c{i}", "checker"))
+                    escrow.register(member.address, STAKE_WEI)
+                await cluster.settle("client", 4 + newcomers)
+                await submission(claim, ordered)()
+
+            return newcomers_join_then_submit
 
         slasher._submission = friends_first  # type: ignore[method-assign]
         end = slasher._end
@@ -311,7 +325,15 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
         job_id = await cluster.submit("client", frames=1)
         await escrow.wait_until(lambda: bool(escrow.claims))
         ((ref, worker),) = list(escrow.claims)
-        assert await slasher.wait_settled(job_id, ref.task_id) == "impossible"
-        assert escrow.claims[(ref, worker)].status == CLAIM_ANSWERED  # we settled theirs
-        assert escrow.claims[(ref, worker)].answered_by == 3
-        assert ends == ["fewer rejecters than a claim after an answer of 3 needs"]
+        if not newcomers:
+            assert await slasher.wait_settled(job_id, ref.task_id) == "impossible"
+            assert escrow.claims[(ref, worker)].status == CLAIM_ANSWERED  # we settled theirs
+            assert escrow.claims[(ref, worker)].answered_by == 3
+            assert ends == ["too few staked checkers for a claim after an answer of 3"]
+            return
+        assert await slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+        assert escrow.claims[(ref, worker)].status == CLAIM_EXECUTED
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+        signed = sum(m.live().checker.reclaim_rechecks.signed for m in joined)  # type: ignore[union-attr]
+        assert signed >= 1  # the rejecters alone never make 4
+        assert escrow.conserved()
