@@ -201,6 +201,8 @@ def may_sign_reclaim(
     signers is the caller's to read from the chain."""
     if claim_round == 0:
         return "a frame's first claim is its dispute's rejecters' to sign"
+    if claim_round >= MAX_CLAIMERS - 1:  # a claim has fewer than MAX_CLAIMERS signers
+        return "no claim can have more signers than that round's answer"
     if not verdicts:
         return "the request carries no rejecting verdicts to re-check"
     if tuple(verdict_digest_of(v) for v in verdicts) != tuple(verdict_digests):

@@ -106,6 +106,9 @@ class _Answer:
         self.commit = claim_commit(answer.ref.frame_digest, answer.tiles, claimers)
         self.amount_wei = amount_wei
         self.asked = asked  # checker node ids
+        # everyone asked while answering this frame (a rebind changes ``asked``): a
+        # signature in flight from one asked before is dropped, not scored
+        self.ever_asked = set(asked)
         self.requester = requester  # the job's requester's node id: never asked
         # rung -> signer address -> signature (a signature counts on its own rung only)
         self.sigs: dict[int, dict[bytes, bytes]] = {}
@@ -130,7 +133,7 @@ class Answerer:
         runs = [r for k, r in self._running.items() if k[:2] == (signed.job_id, signed.task_id)]
         if not runs:
             return  # late: the claim was answered or its window ended
-        runs = [r for r in runs if sender in r.asked]
+        runs = [r for r in runs if sender in r.ever_asked]
         if not runs:
             raise IllegalMessage("a clean signature we did not ask for", penalty=10)
         if signed.rung % 2:
@@ -309,6 +312,7 @@ class Answerer:
         run.claimers, run.commit, run.amount_wei = evidence.claimers, commit, state.amount_wei
         # the old claim's claimers may re-check this one; this one's own may not answer it
         run.asked = frozenset(self._checkers(set(evidence.claimers) | {ref.requester}, run.requester))
+        run.ever_asked |= run.asked
         run.sigs.clear()
         log_event(logger, logging.WARNING, "another claim on the frame: answering it",
                   job=ref.job_id.hex()[:16], claimers=len(evidence.claimers))  # fmt: skip

@@ -29,10 +29,14 @@ cells of our own draw, compared across hardware. Only when our verdict rejects
 the frame do we sign that claim's ``Fraud`` (``ledger.fraud.FraudClaim`` of
 the round) and send ``FraudSigned``; a frame that passes gets no signature,
 ever. Asked again (a resend, a later round), we sign without a second render.
-Until the claim is on chain its verdicts are the requester's word, so we judge
-one set of them per round of a frame: other verdicts for a round we judged are
+Until the claim is on chain its verdicts and its frame are the requester's
+word (the escrow's claim id names no frame digest, so any frame CID of the
+task reads as answered), so we judge one frame and one set of verdicts per
+round of a task's claims on an accused: another for a round we judged is
 refused and scored, never rendered (rounds only grow, at most
-``MAX_CLAIMERS`` of them; each needs an answered claim on chain).
+``MAX_CLAIMERS`` of them, each after an answered claim on chain). A round the
+slasher cannot fill (``MAX_CLAIMERS - 1`` or more: a claim has fewer than
+``MAX_CLAIMERS`` signers) is refused before anything is queued.
 Queue, render and remembered outcomes are :class:`node.roles.rechecks.RecheckQueue`'s.
 """
 
@@ -66,8 +70,8 @@ class ReclaimRechecks(OverturnRechecks):
         max_at_risk_wei: int,
     ) -> None:  # fmt: skip
         super().__init__(ctx, specs, gate, max_at_risk_wei)
-        # (job, task, accused, frame CID, round) -> the claim's tiles we judged (bounded)
-        self._judged: OrderedDict[tuple[bytes, bytes, bytes, str, int], bytes] = OrderedDict()
+        # (job, task, accused, round) -> the frame CID and the claim's tiles we judged (bounded)
+        self._judged: OrderedDict[tuple[bytes, bytes, bytes, int], tuple[str, bytes]] = OrderedDict()
 
     def _vet(self, sender: bytes, spec: JobSpec, request: FraudSignRequest) -> None:
         why = ""
@@ -106,15 +110,17 @@ class ReclaimRechecks(OverturnRechecks):
         key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, tiles)
         if self._done.get(key) is False:
             return  # refused before
-        # The verdicts are the requester's word until the claim is on chain: one set per
-        # round of a frame, so made-up variants cannot have us render again and again
-        # (rounds only grow, at most MAX_CLAIMERS of them).
-        claim_key = (*key[:4], request.round)
-        judged = self._judged.setdefault(claim_key, tiles)
-        if judged != tiles:
+        # The verdicts and the frame are the requester's word until the claim is on chain
+        # (and the escrow's claim id names no frame digest: any frame CID of the task reads
+        # as answered): one frame and one set of verdicts per round of a task's claims on
+        # an accused, so made-up variants cannot have us render again and again (rounds
+        # only grow, at most MAX_CLAIMERS of them, each after an answered claim).
+        claim_key = (request.job_id, request.task_id, request.worker_address, request.round)
+        judged = self._judged.setdefault(claim_key, (request.frame_cid, tiles))
+        if judged != (request.frame_cid, tiles):
             self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(
-                "other verdicts for a reopened claim we judged", penalty=REFUSAL_PENALTY),
-                "reclaim_other_verdicts")  # fmt: skip
+                "another frame or other verdicts for a reopened claim we judged",
+                penalty=REFUSAL_PENALTY), "reclaim_other_verdicts")  # fmt: skip
             return
         while len(self._judged) > MAX_REMEMBERED:
             self._judged.popitem(last=False)

@@ -369,13 +369,19 @@ class Slasher:
             # reopened frame's is also asked of picked staked checkers (reclaim_rechecks)
             need = max(terms.quorum, c.round + 1)
             picks = claim.reopened and self._pick_claimers is not None
+            if need >= MAX_CLAIMERS:  # the escrow takes fewer signers than MAX_CLAIMERS
+                return await self._end(claim, IMPOSSIBLE, f"no claim can outnumber an answer "
+                                                           f"of {c.round}")  # fmt: skip
             if claim.kind == FRAUD and not picks and not claim_possible(len(claim.rejecters), need):
                 return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
                                                            f"an answer of {c.round} needs")  # fmt: skip
             picked_before = len(claim.rejecters)
             while len(claim.sigs) < need:
                 if trio.current_time() >= give_up_at:
-                    return await self._end(claim, IMPOSSIBLE, "too few checkers signed")
+                    short = picks and not claim_possible(len(claim.rejecters), need)
+                    return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a claim "
+                                           f"after an answer of {c.round}" if short
+                                           else "too few checkers signed")  # fmt: skip
                 if claim.kind == PASS:
                     if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
                         return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
@@ -383,12 +389,12 @@ class Slasher:
                     if not claim_possible(len(claim.picked), need):  # picks only grow
                         return await self._end(claim, IMPOSSIBLE, "too few staked checkers")
                 elif picks:  # the rejecters, and enough picks that the claim may go out
+                    # (too few staked checkers about now: picked again at each resend, since
+                    # one may be reconnecting or its chain read failed, until ``give_up_at``)
                     first = len(claim.rejecters) == picked_before
                     more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS if first else SPARE_CLAIMERS
-                    await self._pick(claim, need, terms.cap_wei, more)
-                    if not claim_possible(len(claim.rejecters), need):  # picks only grow
-                        return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a "
-                                                                   f"claim after an answer of {c.round}")  # fmt: skip
+                    if await self._pick(claim, need, terms.cap_wei, more):
+                        await self._save(claim)  # a pick that signs after a restart is heard
                 for checker in claim.rejecters:
                     self.ctx.outbox.send(checker, request)
                 with trio.move_on_after(RESEND_S):
@@ -525,15 +531,16 @@ class Slasher:
         secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
         return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s)
 
-    async def _pick(self, claim: Claim, quorum: int, cap_wei: int, more: int | None = None) -> None:
+    async def _pick(self, claim: Claim, quorum: int, cap_wei: int, more: int | None = None) -> bool:
         """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,
-        ``SPARE_CLAIMERS`` more on each resend (or ``more``), ``MAX_ASKED`` in all."""
+        ``SPARE_CLAIMERS`` more on each resend (or ``more``), ``MAX_ASKED`` in all. Whether
+        any was picked."""
         assert self._pick_claimers is not None
         if more is None:
             more = quorum + SPARE_CLAIMERS if not claim.picked else SPARE_CLAIMERS
         want = min(more, MAX_ASKED - len(claim.picked))
         if want <= 0:
-            return
+            return False
         c = claim.claim
         picked = await self._pick_claimers(
             frozenset(claim.excluded) | frozenset(claim.picked),
@@ -546,6 +553,7 @@ class Slasher:
                 async with trio.open_nursery() as nursery:
                     for checker in picked:
                         nursery.start_soon(self._introduce, c.ref.job_id, checker)
+        return bool(picked)
 
     async def _execute(self, claim: Claim) -> None:
         """Wait out the claim's window and execute it; climb its ladder once answered."""

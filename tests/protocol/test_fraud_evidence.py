@@ -140,6 +140,8 @@ def test_a_reopened_frames_claim_is_signed_by_a_pick_only_for_the_verdicts_cells
 
     assert why() == ""
     assert "first claim" in why(claim_round=0)  # a frame's first claim: its rejecters' alone
+    assert why(claim_round=MAX_CLAIMERS - 2) == ""
+    assert "more signers" in why(claim_round=MAX_CLAIMERS - 1)  # the escrow's bound: 15 signers
     assert "no rejecting verdicts" in why((), [])
     assert "not the claim's evidence" in why(ds=digests[:1])
     assert "not the claim's evidence" in why(ds=digests[::-1])

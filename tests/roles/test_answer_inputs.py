@@ -71,7 +71,9 @@ async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_f
     (_, requester), (_, worker) = key_and_address(), key_and_address()
     ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
     nodes = {name: NodeId(bytes([i]) * 32) for i, name in enumerate("xyzr", start=1)}
-    pay = {name: key_and_address()[1] for name in "xyzr"}
+    keys, pay = {}, {}
+    for name in "xyzr":
+        keys[name], pay[name] = key_and_address()
     pay["r"] = requester
     adverts = {nodes[n].text: SimpleNamespace(advert=SimpleNamespace(
         roles=(Role.CHECKER,), payment=SimpleNamespace(address=pay[n]))) for n in "xyzr"}  # fmt: skip
@@ -97,5 +99,16 @@ async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_f
     assert run.amount_wei == 3 * 10**17  # signers must hold the new claim's amount free
     assert run.asked == {nodes["x"].raw, nodes["z"].raw}
     assert run.sigs == {}  # signatures over the old claim count on no rung of the new one
+    # y, asked for the old claim and now a claimer, answers late, over the old claim:
+    # dropped, not scored (stop-29 review); the new claim's rung it must not sign
+    answerer._running[(ref.job_id, ref.task_id, ref.frame_digest)] = run
+    answerer._payment_address = {nodes[n].raw: pay[n] for n in "xyz"}.get  # type: ignore[method-assign]
+    old_vote = CleanAnswer(ref, worker, os.urandom(32)).rung(first, 0)
+    y_key = keys["y"]
+    answerer.on_clean_signed(nodes["y"].raw, CleanSigned(ref.job_id, ref.task_id, sign(old_vote, y_key)))
+    with pytest.raises(IllegalMessage, match="claimer"):
+        answerer.on_clean_signed(nodes["y"].raw, CleanSigned(
+            ref.job_id, ref.task_id, sign(run.answer.rung(run.claimers, 0), y_key)))  # fmt: skip
+    assert run.sigs == {}
     # evidence that is not the state's claim (the chain's logs behind it): no rebind
     assert not await answerer._rebind(run, ClaimState(10**17, 10**17, 10**6, os.urandom(32), CLAIM_PENDING))

@@ -23,7 +23,15 @@ import trio
 from eth_account import Account
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_PENDING
-from ledger.fraud import FraudClaim, order_signatures, recover, result_ref, sign, signers
+from ledger.fraud import (
+    FraudClaim,
+    ResultRef,
+    order_signatures,
+    recover,
+    result_ref,
+    sign,
+    signers,
+)
 from node.roles.claim_watch import POLL_S
 from protocol.cid import cid_of_sha256
 from protocol.envelope import decode_envelope
@@ -148,6 +156,21 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         await picked.reclaim_rechecks._recheck(requester_id, other)
         assert picked.reclaim_rechecks.rendered == 1
         assert rejected(checkers[0], client)["reclaim_other_verdicts"] == 1
+        # The escrow's claim id names no frame digest (the fake's key does): read as the
+        # escrow does, another frame CID of the task is answered too, and the same verdicts
+        # about a made-up frame must not have us render again (stop-29 review, HIGH).
+        link = picked.reclaim_rechecks.ctx.chain
+        by_digest = link.claim_state
+
+        async def by_claim_id(asked: ResultRef, worker: bytes) -> object:
+            return await by_digest(replace(asked, frame_digest=ref.frame_digest), worker)
+
+        link.claim_state = by_claim_id
+        made_up_frame = replace(reclaim, frame_cid=cid_of_sha256(bytes(range(32))))
+        await picked.reclaim_rechecks._recheck(requester_id, made_up_frame)
+        link.claim_state = by_digest
+        assert picked.reclaim_rechecks.rendered == 1
+        assert rejected(checkers[0], client)["reclaim_other_verdicts"] == 2
 
         # The frame reopens to a larger claim: four colluders, other tiles. A checker that
         # judged the first claim must judge this one again (its remembered outcome was for
