@@ -103,6 +103,9 @@ class ClaimState:
     answered_by: int = 0  # signers of the last rung: a new claim needs more than an answer's
     answer: bytes = b"\0" * 32  # ladder_commit(ladder): every rung's signers
     rungs: int = 0  # rungs on the claim's ladder (0: unanswered)
+    # the part of taken_wei from the worker's unbonding bucket: an answer that stands
+    # returns it there (its unbond_at unchanged), the rest to its active stake
+    from_unbonding_wei: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,9 +354,11 @@ class EscrowClient:
 
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
-        taken, amount, settle_at, commit, status, answered_by, answer, rungs = self._view("claims", claim_id)
+        (taken, from_unbonding, amount, settle_at, commit, status, answered_by, answer,
+         rungs) = self._view("claims", claim_id)
         return ClaimState(int(taken), int(amount), int(settle_at), bytes(commit), int(status),
-                          int(answered_by), bytes(answer), int(rungs))  # fmt: skip
+                          int(answered_by), bytes(answer), int(rungs),
+                          from_unbonding_wei=int(from_unbonding))  # fmt: skip
 
     def claim_evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
         """The tiles and claimers of the claim on ``worker``'s result ``ref``, from its

@@ -36,7 +36,7 @@ TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"
 
 
 def takeable_wei(active_wei: int, locked_wei: int, unbonding_wei: int) -> int:
-    """What a claim could take from an account's stake, as the escrow's ``_take_stake``
+    """What a claim could take from an account's stake, as the escrow's ``_open_claim``
     takes it: its free active stake (what backs its own pending claims stays with them)
     and its unbonding stake (still slashable until withdrawn). A checker that requests
     to unbond all it has after taking checks has nothing *active*, yet a claim on its

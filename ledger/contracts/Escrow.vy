@@ -38,8 +38,10 @@
 #   Stake. Native coin only. `request_unbond` moves free stake (active minus
 #   what pending claims lock) into an unbonding bucket withdrawable UNBONDING_S
 #   later; unbonding stake stays slashable, so a cheat cannot escape a fraud
-#   proof by unbonding first. A checker whose active stake drops under
-#   CHECKER_MIN_STAKE loses its checker flag.
+#   proof by unbonding first; a claim the accused wins returns what it took
+#   from that bucket to the bucket, its unbond_at unchanged. A checker whose
+#   active stake drops under CHECKER_MIN_STAKE loses its checker flag (the
+#   return does not restore it: register_checker again).
 #   Slashing is two-phase and per frame. `claim_fraud` needs (a) the worker's
 #   own EIP-712 signature over Result(requester, jobId, taskId, frame,
 #   frameDigest), so only a worker that delivered that result can be accused,
@@ -69,7 +71,8 @@
 #   claim's side: the claim executes, half of the taken stake to the
 #   requester and half plus the forfeits in equal parts to its positions.
 #   The accused's side: the claim is cancelled, the worker gets its stake
-#   back plus half the forfeits, the other half to its positions. So every
+#   back (each part where it was taken from) plus half the forfeits, the
+#   other half to its positions. So every
 #   rung risks its signers' stake, and the side that can bring more staked
 #   checkers (16 at most) has the last word (docs/LEDGER.md). Otherwise,
 #   after the claim's window, anyone executes it: half of the taken stake to
@@ -155,6 +158,7 @@ struct ResultRef:
 
 struct Claim:
     taken: uint256  # worker stake held by the claim
+    from_unbonding: uint256  # the part of `taken` from the worker's unbonding bucket
     amount: uint256  # stake each claimer has locked
     settle_at: uint256  # executable from then on; answerable strictly before
     commit: bytes32  # keccak256(abi_encode(frame_digest, tiles, claimers))
@@ -892,20 +896,6 @@ def _credit(account: address, amount: uint256):
 
 
 @internal
-def _take_stake(worker: address, amount_max: uint256) -> uint256:
-    # Free active stake first, then the unbonding bucket; stake locked behind
-    # the worker's own pending claims (as a checker) stays with those claims.
-    st: Stake = self.stakes[worker]
-    from_active: uint256 = min(amount_max, st.active - st.locked)
-    from_unbonding: uint256 = min(amount_max - from_active, st.unbonding)
-    st.active -= from_active
-    st.unbonding -= from_unbonding
-    self.stakes[worker] = st
-    self._sync_checker(worker)
-    return from_active + from_unbonding
-
-
-@internal
 def _rung(
     ref: ResultRef,
     worker: address,
@@ -993,7 +983,11 @@ def _settle(
         log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
     else:
         self.claims[claim_id].status = CLAIM_ANSWERED
-        self.stakes[worker].active += claim.taken
+        # Each part back where it was taken from, unbond_at untouched: a false claim must
+        # not restart an honest worker's unbonding (review L4 of issue 17).
+        self.stakes[worker].active += claim.taken - claim.from_unbonding
+        if claim.from_unbonding > 0:  # (mostly not: 2,200 gas saved on the bucket's slot)
+            self.stakes[worker].unbonding += claim.from_unbonding
         penalty: uint256 = claim.amount * n_fraud
         share: uint256 = penalty // 2 // n_clean
         self._release(claim.amount, 0, True, claimers, ladder, True)
@@ -1066,11 +1060,23 @@ def _open_claim(
     claimers: DynArray[address, MAX_SIGNERS] = self._signers(digest, sigs, ref.requester, worker, amount)
     for c: address in claimers:
         self.stakes[c].locked += amount
-    taken: uint256 = self._take_stake(worker, amount)
+    # The worker's stake into the claim: free active stake first, then the unbonding
+    # bucket (stake locked behind the worker's own pending claims, as a checker, stays
+    # with those claims). The part from the bucket is kept, so an answer that stands
+    # returns it there (_settle). (Inline: a helper returning both parts cost 51 bytes.)
+    st: Stake = self.stakes[worker]
+    from_active: uint256 = min(amount, st.active - st.locked)
+    from_unbonding: uint256 = min(amount - from_active, st.unbonding)
+    st.active -= from_active
+    st.unbonding -= from_unbonding
+    self.stakes[worker] = st
+    self._sync_checker(worker)
+    taken: uint256 = from_active + from_unbonding
     assert taken > 0, "nothing to slash"
     settle_at: uint256 = block.timestamp + CHALLENGE_S
     self.claims[claim_id] = Claim(
         taken=taken,
+        from_unbonding=from_unbonding,
         amount=amount,
         settle_at=settle_at,
         commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),

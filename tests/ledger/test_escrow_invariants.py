@@ -63,6 +63,7 @@ class ClaimModel:
     settle_at_s: int
     status: int = CLAIM_PENDING
     ladder: list[list[bytes]] = field(default_factory=list)  # each rung's signers, ascending
+    from_unbonding_wei: int = 0  # the part of taken_wei from the unbonding bucket
 
 
 @dataclass
@@ -284,7 +285,8 @@ class EscrowMachine(RuleBasedStateMachine):
             for c in self.claimers():
                 m.locked[c.account] = m.locked.get(c.account, 0) + amount_wei
             m.claims[(job, worker, frame)] = ClaimModel(
-                from_active + from_unbonding, amount_wei, self.next_block_s() + CHALLENGE_S
+                from_active + from_unbonding, amount_wei, self.next_block_s() + CHALLENGE_S,
+                from_unbonding_wei=from_unbonding,
             )
 
     def pending(self, job: int, worker: int, frame: int, status: int = CLAIM_PENDING) -> ClaimModel | None:
@@ -321,7 +323,10 @@ class EscrowMachine(RuleBasedStateMachine):
         else:
             c.status = CLAIM_ANSWERED
             w = self.env.workers[worker].account
-            m.active[w] = m.active.get(w, 0) + c.taken_wei
+            # each part back where it was taken from, the unbonding clock unchanged
+            m.active[w] = m.active.get(w, 0) + c.taken_wei - c.from_unbonding_wei
+            pending, unbond_at_s = m.unbonding.get(w, (0, 0))
+            m.unbonding[w] = (pending + c.from_unbonding_wei, unbond_at_s)
             share = penalty // 2 // len(winners)
             m.credit[w] = m.credit.get(w, 0) + penalty - share * len(winners)
         for a in winners:

@@ -52,11 +52,11 @@ def test_the_gas_bench_runs_and_reads_what_docs_ledger_shows() -> None:
     with embedded(accounts=19) as chain:
         gas = per_operation(Bench(chain))
     shown = {"deposit (native, new job)": 70_895, "deposit (top-up)": 33_921,
-             "claim_fraud (quorum of 3)": 231_422,
-             "claim_pass (quorum of 3)": 231_503, "answer_claim (quorum of 4)": 271_915,
-             "settle_contest, answer of 4 stood": 206_662,
-             "escalate, Fraud rung of 5 over 4": 209_515,
-             "settle_contest, upheld (3, 4, 5)": 179_223,
-             "execute_slash (quorum of 3)": 163_975}  # fmt: skip
+             "claim_fraud (quorum of 3)": 233_603,
+             "claim_pass (quorum of 3)": 233_684, "answer_claim (quorum of 4)": 274_167,
+             "settle_contest, answer of 4 stood": 208_865,
+             "escalate, Fraud rung of 5 over 4": 211_791,
+             "settle_contest, upheld (3, 4, 5)": 181_356,
+             "execute_slash (quorum of 3)": 166_082}  # fmt: skip
     for name, figure in shown.items():
         assert abs(gas[name] - figure) <= 100, (name, gas[name])

@@ -371,6 +371,37 @@ def test_unbonding_stake_stays_slashable(env: Env) -> None:
     assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 4
 
 
+@pytest.mark.parametrize("free_wei", [0, SLASH_CAP_WEI // 5], ids=["all-unbonding", "part-unbonding"])
+def test_a_false_claim_returns_unbonding_stake_to_unbonding(env: Env, free_wei: int) -> None:
+    """Review L4 of issue 17: a claim takes free active stake first, then unbonding stake,
+    and a claim the accused's answer beat gave all of it back as active stake, so a false
+    claim restarted an honest worker's unbonding (request_unbond again, UNBONDING_S more):
+    griefing paid only by the liars' locks. Each part now goes back where it came from, the
+    unbonding's clock unchanged, and the worker withdraws at the time it was first told."""
+    worker, liars, honest = env.workers[0], env.checkers[:2], env.checkers[2:5]
+    job_id = staked_job(env, worker, ETHER)
+    worker.send(worker.calls.request_unbond(ETHER - free_wei))  # free_wei stays active
+    before = worker.stake_of()
+    register(liars)
+    register(honest)
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, liars)
+    held = worker.stake_of()
+    assert (held.active_wei, held.unbonding_wei) == (0, ETHER - SLASH_CAP_WEI)
+    answer, claimers = claim.answer, ordered(liars)
+    vote = signed(env, answer.rung(claimers, 0), honest)
+    env.outsider.send(env.outsider.calls.answer_claim(answer, claimers, vote))
+    stand(env, answer, claimers, ordered(honest))
+    assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
+    assert worker.stake_of() == before  # active, unbonding and unbond_at as they were
+    env.chain.advance_time(before.unbond_at_s - env.chain.timestamp_s() - 2)
+    reverts("still unbonding", worker.send, worker.calls.withdraw_stake())  # at unbond_at - 1
+    env.chain.advance_time(2)
+    escrow_before = worker.balance_wei()
+    worker.send(worker.calls.withdraw_stake())
+    assert escrow_before - worker.balance_wei() == ETHER - free_wei
+
+
 def test_worker_without_stake_cannot_be_claimed(env_fast: Env) -> None:
     env = env_fast
     worker = env.workers[0]
