@@ -436,7 +436,7 @@ class FakeEscrow:
         # signed for this round (Escrow._open_claim: the prior claim's answered_by)
         signed = replace(claim, round=0 if prior is None else prior.answered_by)
         signers = self._signers(signed, sigs, worker, ref.requester, claim.amount_wei)
-        # free active stake first, then the unbonding bucket (Escrow._take_stake)
+        # free active stake first, then the unbonding bucket (Escrow._open_claim)
         from_active = min(claim.amount_wei, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
         from_unbonding = min(claim.amount_wei - from_active, self.unbonding.get(worker, 0))
         taken = from_active + from_unbonding
@@ -450,7 +450,8 @@ class FakeEscrow:
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
                                       claim_commit(ref.frame_digest, claim.tiles, signers),
-                                      CLAIM_PENDING, 0 if prior is None else prior.answered_by)  # fmt: skip
+                                      CLAIM_PENDING, 0 if prior is None else prior.answered_by,
+                                      from_unbonding_wei=from_unbonding)  # fmt: skip
         self.logged[key] = (claim.tiles, tuple(signers))
         self.published[key] = find_evidence(evidence)
         self._mined("claim", worker, taken)
@@ -570,7 +571,11 @@ class FakeEscrow:
             self._mined("slash", worker, state.taken_wei)
         else:
             self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
-            self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei
+            # each part back where it was taken from (Escrow._settle): a false claim does
+            # not turn an honest worker's unbonding stake active again
+            self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei - state.from_unbonding_wei
+            if state.from_unbonding_wei:
+                self.unbonding[worker] = self.unbonding.get(worker, 0) + state.from_unbonding_wei
             share = penalty // 2 // len(winners)
             self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(winners)
             self._mined("answer stood", worker, state.taken_wei)

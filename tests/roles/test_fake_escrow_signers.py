@@ -64,3 +64,33 @@ def test_the_fake_refuses_what_the_contract_refuses() -> None:
     with pytest.raises(ChainRevert, match="malleable signature"):
         escrow.answer_claim(claim.answer, claimers, [*three[:2], high_s(three[2])])
     escrow.answer_claim(claim.answer, claimers, three)
+
+
+def test_the_fake_returns_a_false_claims_stake_where_it_took_it() -> None:
+    """Escrow._settle (review L4 of issue 17): an answer that stands returns the part of the
+    taken stake that came from the unbonding bucket to the bucket, not to active stake (the
+    contract's side: tests/ledger/test_stake_slash.py, the false claim on unbonding stake)."""
+    now_s = [NOW_S]
+    escrow = FakeEscrow(lambda: now_s[0])
+    _, requester = key_and_address()
+    worker_key, worker = key_and_address()
+    job_id = os.urandom(32)
+    escrow.deposit(requester, job_id, STAKE_WEI, NOW_S + 3600)
+    free_wei = escrow.terms.cap_wei // 5
+    escrow.stakes[worker], escrow.unbonding[worker] = free_wei, STAKE_WEI - free_wei
+    keys = sorted((key_and_address() for _ in range(5)), key=lambda k: k[1])
+    for _, address in keys:
+        escrow.register(address, STAKE_WEI)
+    ref = ResultRef(escrow.CHAIN_ID, escrow.CONTRACT, requester, job_id, os.urandom(32), 1,
+                    os.urandom(32))  # fmt: skip
+    claim = FraudClaim(ref, worker, os.urandom(32), escrow.terms.cap_wei)
+    liars, honest = keys[:2], keys[2:]
+    escrow.claim_fraud(claim, sign(ref, worker_key),
+                       order_signatures(claim, [sign(claim, k) for k, _ in liars]))  # fmt: skip
+    assert (escrow.stakes[worker], escrow.unbonding[worker]) == (0, STAKE_WEI - escrow.terms.cap_wei)
+    claimers = [a for _, a in liars]
+    vote = claim.answer.rung(claimers, 0)
+    escrow.answer_claim(claim.answer, claimers, order_signatures(vote, [sign(vote, k) for k, _ in honest]))
+    now_s[0] += escrow.terms.challenge_s
+    escrow.settle_contest(claim.answer, claimers, [[a for _, a in honest]])
+    assert (escrow.stakes[worker], escrow.unbonding[worker]) == (free_wei, STAKE_WEI - free_wei)
