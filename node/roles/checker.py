@@ -276,6 +276,10 @@ class CheckerRole:
         if spec is None or spec.requester != sender or self.ctx.chain is None:
             raise IllegalMessage("a fraud claim about a job we do not check for its sender")
         rejection = self._rejections.get((request.job_id, request.task_id))
+        if rejection is not None and rejection.frame_cid != request.frame_cid:
+            # we rejected another frame of the task (a plant we were served): judge this
+            # one as any pick does, never refuse it as a claim about "our" rejection
+            rejection = None
         if rejection is None and request.rung is None:  # a reopened frame's claim
             return self.reclaim_rechecks.receive(sender, request)
         if rejection is None:

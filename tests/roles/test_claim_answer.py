@@ -39,7 +39,7 @@ from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import CleanSignRequest, FraudSignRequest, Result, TileEvidence, Verdict
-from protocol.slashing import tiles_commitment
+from protocol.slashing import Rejection, tiles_commitment
 from protocol.verification import DEFAULT_POLICY, Tile, select_tiles, tile_grid
 from tests.roles.cluster import Member, open_cluster
 from tests.roles.fakes import FakeFrames
@@ -144,6 +144,9 @@ async def test_a_colluding_quorums_false_claim_is_answered(
         )  # fmt: skip
         picked = checkers[0].live().checker  # type: ignore[union-attr]
         requester_id = client.key.node_id.raw
+        # (a checker that rejected a plant of the task judges the real frame as any pick:
+        # refusing it as "another result than the one we rejected" scored the requester)
+        picked._rejections[(job_id, task_id)] = Rejection(result.frame, "a plant's CID", bytes(32))
         with pytest.raises(IllegalMessage, match="first claim"):
             picked.on_fraud_sign_request(requester_id, replace(reclaim, round=0))
         sent_before = picked.reclaim_rechecks.signed
