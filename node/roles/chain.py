@@ -185,6 +185,9 @@ class ChainLink:
     async def checker_min_stake_wei(self) -> int:
         return await self._read(lambda c: c.checker_min_stake_wei())
 
+    async def register_checker(self) -> None:
+        await self.send("register_checker", (), "register_checker")
+
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
         await self.send("deposit", (job_id,), "deposit", job_id, budget_wei, deadline_s)
 

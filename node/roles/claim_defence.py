@@ -8,17 +8,22 @@ claims against this node's payment address, answered the same way. So one
 role and one :class:`node.roles.answerer.Answerer` answers any pending claim
 it sees (a node with both roles running two watches would load each other's
 stored rows and answer one claim twice). Built by ``run_roles`` for a node with
-a chain and the worker or checker role.
+a chain and the worker or checker role. A checker whose answer stood registers
+as a checker again when the claim had dropped its flag (the escrow does not
+restore it: docs/LEDGER.md) and it holds the minimum again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 
+from ledger.errors import LedgerError
 from ledger.fraud import ResultRef
+from node.log import log_event
 from node.roles.answerer import Answerer
 from node.roles.claim_watch import ClaimWatch
 from node.roles.context import RoleContext
@@ -27,9 +32,14 @@ from protocol.messages import JobSpec
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+logger = logging.getLogger(__name__)
+
 
 class ClaimDefence:
-    def __init__(self, ctx: RoleContext, device_class: Callable[[], str]) -> None:
+    def __init__(self, ctx: RoleContext, device_class: Callable[[], str],
+                 checker: bool = False) -> None:  # fmt: skip
+        self.ctx = ctx
+        self.checker = checker  # the node checks: a claim it won must not leave it unregistered
         self.answerer = Answerer(ctx, device_class)
         self.watch = None if ctx.chain is None else ClaimWatch(
             ctx.chain, ctx.node.store, ctx.clock.now_ms, self._answer
@@ -57,4 +67,30 @@ class ClaimDefence:
     def _answer(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
         """A claim on what we signed is pending: answer it (node.roles.answerer)."""
         if self._nursery is not None:
-            self._nursery.start_soon(self.answerer.answer, ref, settle_at_s, requester)
+            self._nursery.start_soon(self._answer_then_register, ref, settle_at_s, requester)
+
+    async def _answer_then_register(self, ref: ResultRef, settle_at_s: int, requester: bytes) -> None:
+        await self.answerer.answer(ref, settle_at_s, requester)
+        if self.checker and self.answerer.answered.get((ref.job_id, ref.task_id)) == "answer stood":
+            await self._register_again()
+
+    async def _register_again(self) -> None:
+        """A claim that took our stake under the checker minimum dropped our checker flag,
+        and the escrow does not restore it when our answer stands (docs/LEDGER.md): once
+        we hold the minimum again, register again, or no requester could pick us."""
+        chain, me = self.ctx.chain, self.ctx.payment_address
+        if chain is None:
+            return
+        try:
+            if await chain.is_checker(me):
+                return
+            minimum = await chain.checker_min_stake_wei()
+            if await chain.stake_of(me) < minimum:
+                log_event(logger, logging.WARNING, "checker not registered again: stake under "
+                          "the minimum", minimum_wei=minimum)  # fmt: skip
+                return
+            await chain.register_checker()
+        except LedgerError as exc:  # a revert included: `pictor doctor` says what to do
+            log_event(logger, logging.WARNING, "checker not registered again", error=str(exc)[:200])
+            return
+        log_event(logger, logging.INFO, "registered as a checker again after a claim we won")

@@ -223,6 +223,12 @@ class Chain(Protocol):
         """The escrow's minimum stake of a registered checker (0: none asked)."""
         ...
 
+    async def register_checker(self) -> None:
+        """Register this account as a checker again (it holds the minimum active stake:
+        a claim that took it under the minimum dropped the flag, and winning it does not
+        restore the flag)."""
+        ...
+
 
 def blender_kit(
     config: BlenderConfig, work_root: Path, warm: WarmConfig | None = None

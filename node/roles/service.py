@@ -263,7 +263,7 @@ async def run_roles(
             # One watch on what our payment key signs, for both roles: a checker-only node
             # answers claims on its passes with the tolerance (no frame of its own).
             device = identity.device_class if Role.WORKER in config.roles else ""
-            defence = ClaimDefence(ctx, lambda: device)
+            defence = ClaimDefence(ctx, lambda: device, checker=Role.CHECKER in config.roles)
             await nursery.start(defence.run)
             if Role.WORKER in config.roles:
                 speed = await trio.to_thread.run_sync(cached_benchmark, config.data_dir,

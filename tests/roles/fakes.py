@@ -447,6 +447,8 @@ class FakeEscrow:
         self.stakes[worker] = self.stakes.get(worker, 0) - from_active
         if from_unbonding:
             self.unbonding[worker] -= from_unbonding
+        if self.stakes[worker] < self.checker_min_stake_wei:  # Escrow._sync_checker
+            self.checkers.discard(worker)
         self.claims[key] = ClaimState(taken, claim.amount_wei,
                                       self.now_s() + self.terms.challenge_s,
                                       claim_commit(ref.frame_digest, claim.tiles, signers),
@@ -777,3 +779,11 @@ class FakeChain:
 
     async def checker_min_stake_wei(self) -> int:
         return self.escrow.checker_min_stake_wei
+
+    async def register_checker(self) -> None:
+        def register() -> None:
+            if self.escrow.stakes.get(self.address, 0) < self.escrow.checker_min_stake_wei:
+                raise ChainRevert("stake too low")
+            self.escrow.checkers.add(self.address)
+
+        await self._transact("register_checker", (), register)

@@ -391,18 +391,25 @@ async def test_an_honest_checker_answers_a_false_claim_against_its_pass(
             escrow.register(bytes.fromhex(Account.from_key(key).address[2:]), STAKE_WEI)
         claim = signed.claim(escrow.terms.cap_wei)
         sigs = order_signatures(claim, [sign(claim, key) for key in colluders])
+        # every checker holds exactly the minimum: the claim's take drops the accused's flag
+        escrow.checker_min_stake_wei = escrow.stakes[accused.address]
         escrow.claim_pass(
             signed, verdict.pass_sig, claim.amount_wei, sigs, pack_evidence([verdict])
         )
         key = (signed.ref, accused.address)
         assert escrow.claims[key].status == CLAIM_PENDING
         assert escrow.stakes[accused.address] == STAKE_WEI - claim.amount_wei
+        assert accused.address not in escrow.checkers
         await escrow.wait_until(lambda: escrow.claims[key].status == CLAIM_ANSWERED)
         assert escrow.stakes[accused.address] == STAKE_WEI
         others = [c for c in checkers if c is not accused]
         assert sum(c.live().checker.rechecks.signed for c in others) > len(colluders)  # type: ignore[union-attr]
         defence = accused.live().checker.defence  # type: ignore[union-attr]
         assert await defence.answerer.wait_ended(job_id, task_id) == "answer stood"
+        # the escrow does not restore the flag: the checker's node registers again, once
+        await escrow.wait_until(lambda: accused.address in escrow.checkers)
+        whats = [t.what for t in accused.chain.transactions]  # type: ignore[union-attr]
+        assert whats.count("register_checker") == 1
 
 
 def test_a_stored_pass_claim_keeps_its_kind_and_older_rows_read_as_fraud() -> None:
