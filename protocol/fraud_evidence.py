@@ -33,7 +33,7 @@ from protocol.codec import Limits, from_wire, packb, to_wire, unpackb
 from protocol.errors import ProtocolError
 from protocol.market.records import verdict_digest_of
 from protocol.messages import MAX_CLAIMERS, Verdict
-from protocol.slashing import at_risk_refusal, tiles_commitment
+from protocol.slashing import at_risk_refusal, claim_needs, tiles_commitment
 from protocol.verification import Tile, tile_grid
 
 EVIDENCE_MAGIC = b"pictor/fraud-evidence/v1\x00"
@@ -201,7 +201,7 @@ def may_sign_reclaim(
     signers is the caller's to read from the chain."""
     if claim_round == 0:
         return "a frame's first claim is its dispute's rejecters' to sign"
-    if claim_round >= MAX_CLAIMERS - 1:  # a claim has fewer than MAX_CLAIMERS signers
+    if claim_needs(0, claim_round) is None:
         return "no claim can have more signers than that round's answer"
     if not verdicts:
         return "the request carries no rejecting verdicts to re-check"

@@ -29,7 +29,7 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from protocol.messages import JobSpec
+from protocol.messages import MAX_CLAIMERS, JobSpec
 from protocol.verification import DEFAULT_POLICY, plan_check
 
 TILES_DOMAIN = b"pictor/fraud-tiles/v1\x00"
@@ -146,6 +146,15 @@ def claim_possible(rejecters: int, quorum: int) -> bool:
     """The contract takes a claim of at least ``quorum`` signers (and fewer than its
     MAX_SIGNERS, which the dispute sizes keep far below)."""
     return quorum > 0 and rejecters >= quorum
+
+
+def claim_needs(quorum: int, claim_round: int) -> int | None:
+    """Signers a claim of round ``claim_round`` needs (``Fraud.round``: the size of the
+    answer that ended the frame's last claim, 0 for its first): the escrow's quorum and
+    more than that answer had; None when no claim can have that many (it takes fewer
+    than ``MAX_CLAIMERS``)."""
+    need = max(quorum, claim_round + 1)
+    return need if need < MAX_CLAIMERS else None
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ from protocol.messages import MAX_CLAIMERS, FraudSigned, FraudSignRequest, JobSp
 from protocol.slashing import (
     accused_climbs_next,
     accused_side,
+    claim_needs,
     claim_possible,
     claim_window_open,
     dispute_checkers_for,
@@ -367,15 +368,14 @@ class Slasher:
             # a claim after an answer needs more signers than that answer had: a frame's
             # first claim is the dispute's rejecters' alone (nobody else rejected it), a
             # reopened frame's is also asked of picked staked checkers (reclaim_rechecks)
-            need = max(terms.quorum, c.round + 1)
-            picks = claim.reopened and self._pick_claimers is not None
-            if need >= MAX_CLAIMERS:  # the escrow takes fewer signers than MAX_CLAIMERS
+            need = claim_needs(terms.quorum, c.round)
+            if need is None:
                 return await self._end(claim, IMPOSSIBLE, f"no claim can outnumber an answer "
                                                            f"of {c.round}")  # fmt: skip
+            picks = claim.reopened and self._pick_claimers is not None
             if claim.kind == FRAUD and not picks and not claim_possible(len(claim.rejecters), need):
                 return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
                                                            f"an answer of {c.round} needs")  # fmt: skip
-            picked_before = len(claim.rejecters)
             while len(claim.sigs) < need:
                 if trio.current_time() >= give_up_at:
                     short = picks and not claim_possible(len(claim.rejecters), need)
@@ -391,8 +391,7 @@ class Slasher:
                 elif picks:  # the rejecters, and enough picks that the claim may go out
                     # (too few staked checkers about now: picked again at each resend, since
                     # one may be reconnecting or its chain read failed, until ``give_up_at``)
-                    first = len(claim.rejecters) == picked_before
-                    more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS if first else SPARE_CLAIMERS
+                    more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS
                     if await self._pick(claim, need, terms.cap_wei, more):
                         await self._save(claim)  # a pick that signs after a restart is heard
                 for checker in claim.rejecters:

@@ -13,6 +13,7 @@ from protocol.slashing import (
     SignerStanding,
     accused_climbs_next,
     accused_side,
+    claim_needs,
     claim_possible,
     claim_side,
     claim_watch_ends_s,
@@ -110,6 +111,9 @@ def test_a_checker_signs_only_what_it_rejected() -> None:
     assert tiles_commitment(others) == tiles_commitment(reversed(others))
     assert tiles_commitment(others) != tiles_commitment([mine])
     assert claim_possible(3, 3) and not claim_possible(2, 3) and not claim_possible(5, 0)
+    # a claim needs the quorum and more than the last answer, and fewer than MAX_CLAIMERS
+    assert (claim_needs(2, 0), claim_needs(2, 3), claim_needs(2, 14)) == (2, 4, 15)
+    assert claim_needs(2, 15) is None and claim_needs(16, 0) is None
 
 
 def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
