@@ -232,7 +232,9 @@ def doctor(data_dir: Path | None = DataDirOption) -> None:
         checks.append(judge_clock(clock_skew_s(adverts), config.replay_skew_s, "peers' adverts"))
     else:
         checks.append(judge_clock(chain_offset_s, config.replay_skew_s, "the chain's newest block"))
-    table = Table("check", "", "found", "fix")
+    table = Table("check", "")
+    for name in ("found", "fix"):  # folded, never cut: a path or a command is copied whole
+        table.add_column(name, overflow="fold")
     for c in checks:
         table.add_row(c.name, f"[{_STYLE[c.status]}]{c.status}[/]", c.detail, c.fix)
     out_console().print(table)

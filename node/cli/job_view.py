@@ -84,6 +84,8 @@ def summary_table(job: dict[str, Any], txs: list[dict[str, Any]], wall_s: float 
     """The job's summary; ``txs`` are this job's own transactions (its deposit, refund)."""
     t = Table(title=f"job {job['job_id'][:JOB_ID_CHARS]}: {job['outcome'] or job['state']}",
               show_header=False)  # fmt: skip
+    t.add_column()
+    t.add_column(overflow="fold")  # on a narrow terminal a transaction hash folds, never cut
     t.add_row("frames", f"{job['frames_accepted']}/{job['frames_total']} accepted, "
               f"{len(job['failed'])} failed")  # fmt: skip
     if wall_s is not None:
