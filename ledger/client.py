@@ -390,8 +390,9 @@ class EscrowClient:
         self, ref: ResultRef, worker: bytes, state: ClaimState
     ) -> ClaimEvidence | None:
         """The binary search for the claim's block and the log reads (see claim_evidence)."""
-        # each rung moved settle_at on by at most one more window
-        windows = 1 + (state.rungs if state.status == CLAIM_CONTESTED else 0)
+        # each rung moved settle_at on by at most one more window (rungs stay counted once
+        # the ladder is settled: an answered claim's evidence is read for its reopening)
+        windows = 1 + state.rungs
         from_s = state.settle_at_s - windows * self.challenge_s()
         for entry in self._claim_logs(self.contract.events.FraudClaimed, ref, worker, from_s):
             tiles = bytes(entry["args"]["tiles"])
@@ -402,11 +403,12 @@ class EscrowClient:
         return None
 
     def ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
-        """The rungs of the contested claim on ``worker``'s ``ref`` (each one's signers,
-        ascending), from its ``ClaimContested`` events, checked against the claim's stored
-        ``answer`` (None: not contested, or no events that match it)."""
+        """The rungs of the claim on ``worker``'s ``ref`` (each one's signers, ascending),
+        contested or settled after an answer, from its ``ClaimContested`` events, checked
+        against the claim's stored ``answer`` (None: never answered, or no events that
+        match it)."""
         state = self.claim(ref, worker)
-        if state.status != CLAIM_CONTESTED:
+        if state.rungs == 0:
             return None
         from_s = state.settle_at_s - state.rungs * self.challenge_s()
         rungs: list[tuple[bytes, ...]] = []

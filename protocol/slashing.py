@@ -107,11 +107,18 @@ def recheck_tiles(spec: JobSpec) -> int:
     return max(1, min(plan_check(spec.assurance, 0.0).k, cells))
 
 
-def claim_window_open(now_s: int, redeem_until_s: int) -> bool:
+def claim_window_open(
+    now_s: int, redeem_until_s: int, answered_settle_at_s: int | None = None, challenge_s: int = 0
+) -> bool:
     """Whether the escrow still opens a claim on a result of a job, as its ``_open_claim``
     decides: while the job's vouchers pay, ``now_s <= redeem_until_s`` (its deadline, as
-    top-ups last pushed it, + GRACE_S; ``Secured.redeem_until_s``; chain seconds)."""
-    return now_s <= redeem_until_s
+    top-ups last pushed it, + GRACE_S; ``Secured.redeem_until_s``; chain seconds); and a
+    frame whose last claim was answered (the answer's window over at
+    ``answered_settle_at_s``: ``ClaimState.settle_at_s`` of an answered claim) for one
+    challenge window more, so the accused's friends' claim and answer cannot hold a frame
+    past the job's window."""
+    reopened = answered_settle_at_s is not None and now_s <= answered_settle_at_s + challenge_s
+    return now_s <= redeem_until_s or reopened
 
 
 def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:
@@ -134,6 +141,16 @@ def accused_side(ladder: Sequence[Sequence[bytes]]) -> frozenset[bytes]:
     """Who signed against a contested claim: the signers of its even rungs (``Clean``;
     rung 0 is the accused's answer)."""
     return frozenset(a for rung in ladder[0::2] for a in rung)
+
+
+def claim_positions(
+    claimers: Iterable[bytes], ladder: Sequence[Sequence[bytes]]
+) -> frozenset[bytes]:
+    """Everyone who holds a position on a claim, on either side: its claimers and every
+    rung's signers. A frame reopened after an answer stood is claimed again with picked
+    checkers; none of them is one of these (the answer's signers are the accused's side,
+    and a junk claim's signers may be its friends too: either way not a pick that judges)."""
+    return claim_side(claimers, ladder) | accused_side(ladder)
 
 
 def accused_climbs_next(ladder: Sequence[Sequence[bytes]]) -> bool:

@@ -200,8 +200,8 @@ class Chain(Protocol):
         ...
 
     async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
-        """The rungs of the contested claim (each one's signers, ascending), as the escrow
-        logged them (None: not contested)."""
+        """The rungs of the claim (each one's signers, ascending), contested or settled
+        after an answer, as the escrow logged them (None: never answered)."""
         ...
 
     async def escalate(

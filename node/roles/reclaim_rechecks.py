@@ -22,7 +22,9 @@ the chain is read before anything is rendered: the frame's last claim by that
 worker must have been answered, by as many signers as the request's round (a
 requester cannot have us render for a first claim, nor for a round the frame
 is not in: asked about a frame no claim named, it is scored), and the amount
-must be the escrow's cap (it refuses any other). Then we fetch the scene and
+must be the escrow's cap (it refuses any other), and the frame's reopened window
+(``protocol.slashing.claim_window_open``: one challenge window after the answer
+stood, or the job's own) still open. Then we fetch the scene and
 the frame from the requester by CID (the digest the worker signed) and
 re-render every cell those verdicts name plus ``protocol.slashing.recheck_tiles``
 cells of our own draw, compared across hardware. Only when our verdict rejects
@@ -57,7 +59,7 @@ from node.roles.scene_gate import SceneGate
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import may_sign_reclaim
 from protocol.messages import FraudSignRequest, JobSpec
-from protocol.slashing import recheck_tiles, tiles_commitment
+from protocol.slashing import claim_window_open, recheck_tiles, tiles_commitment
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,10 @@ class ReclaimRechecks(OverturnRechecks):
         terms = await chain.fraud_terms()
         if request.amount_wei != terms.cap_wei:
             return  # the escrow refuses any other amount: our signature would count nowhere
+        secured = await chain.secured(ref.requester, ref.job_id)
+        if not claim_window_open(await chain.chain_time_s(), secured.redeem_until_s,
+                                 state.settle_at_s, terms.challenge_s):  # fmt: skip
+            return  # the reopened frame's window is over: the escrow would refuse the claim
         tiles = tiles_commitment(request.verdict_digests)
         key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, tiles)
         if self._done.get(key) is False:

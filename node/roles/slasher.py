@@ -110,6 +110,7 @@ from protocol.slashing import (
     accused_climbs_next,
     accused_side,
     claim_needs,
+    claim_positions,
     claim_possible,
     claim_window_open,
     dispute_checkers_for,
@@ -358,8 +359,6 @@ class Slasher:
         terms = await self._chain(chain.fraud_terms)
         c = claim.claim
         request = claim.request()
-        if not await self._window_open(claim):
-            return await self._end(claim, IMPOSSIBLE, "claim window over")
         give_up_at = trio.current_time() + SIGN_WAIT_S
         while True:
             if await self._new_round(claim):  # the signers have SIGN_WAIT_S from the new ask
@@ -377,6 +376,8 @@ class Slasher:
                 return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
                                                            f"an answer of {c.round} needs")  # fmt: skip
             while len(claim.sigs) < need:
+                if not await self._window_open(claim, terms.challenge_s):
+                    return await self._end(claim, IMPOSSIBLE, "claim window over")
                 if trio.current_time() >= give_up_at:
                     short = picks and not claim_possible(len(claim.rejecters), need)
                     return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a claim "
@@ -391,9 +392,14 @@ class Slasher:
                 elif picks:  # the rejecters, and enough picks that the claim may go out
                     # (too few staked checkers about now: picked again at each resend, since
                     # one may be reconnecting or its chain read failed, until ``give_up_at``)
+                    # none of them holds a position on the frame's last claim (its
+                    # answerers are the accused's side; read again at each resend)
+                    positions = await self._last_claim_positions(claim)
                     more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS
-                    if await self._pick(claim, need, terms.cap_wei, more):
-                        await self._save(claim)  # a pick that signs after a restart is heard
+                    if positions is not None:
+                        claim.answerers = positions
+                        if await self._pick(claim, need, terms.cap_wei, more):
+                            await self._save(claim)  # a pick that signs after a restart is heard
                 for checker in claim.rejecters:
                     self.ctx.outbox.send(checker, request)
                 with trio.move_on_after(RESEND_S):
@@ -522,13 +528,36 @@ class Slasher:
                       signer=signer.hex(), frame=claim.claim.ref.frame, kind=claim.kind)  # fmt: skip
         return bool(short)
 
-    async def _window_open(self, claim: Claim) -> bool:
-        """Whether the escrow still opens a claim on the job (``claim_window_open``): past
-        it, asking checkers to re-render and sign is work for a claim it refuses."""
-        chain, ref = self.ctx.chain, claim.claim.ref
+    async def _window_open(self, claim: Claim, challenge_s: int) -> bool:
+        """Whether the escrow still opens a claim on the frame (``claim_window_open``: the
+        job's window, or a reopened frame's one window more): past it, asking checkers to
+        re-render and sign is work for a claim it refuses. Read at each resend."""
+        chain, c = self.ctx.chain, claim.claim
         assert chain is not None
-        secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
-        return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s)
+        secured = await self._chain(partial(chain.secured, c.ref.requester, c.ref.job_id))
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        if state.status in (CLAIM_PENDING, CLAIM_CONTESTED):
+            return True  # another claim holds the frame: its end decides (an answer reopens it)
+        answered = state.settle_at_s if state.status == CLAIM_ANSWERED else None
+        return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s,
+                                 answered, challenge_s)  # fmt: skip
+
+    async def _last_claim_positions(self, claim: Claim) -> frozenset[bytes] | None:
+        """Who holds a position on the answered claim that reopened our frame
+        (``claim_positions``): never picked. None while the chain's logs are behind its
+        state, or the frame moved on (the next resend reads again)."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        if state.status != CLAIM_ANSWERED or state.answered_by != c.round:
+            return None
+        evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
+        ladder = await self._chain(partial(chain.claim_ladder, c.ref, c.worker))
+        if evidence is None or ladder is None:
+            log_event(logger, logging.INFO, "reopened claim: the last claim's signers not "
+                      "read yet; no picks this time", frame=c.ref.frame)  # fmt: skip
+            return None
+        return claim_positions(evidence.claimers, ladder)
 
     async def _pick(self, claim: Claim, quorum: int, cap_wei: int, more: int | None = None) -> bool:
         """Pick more checkers to sign a pass claim: ``quorum + SPARE_CLAIMERS`` at first,

@@ -252,6 +252,12 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     reverts("challenge window open", send, calls.settle_contest(answer, claimers, [ordered(honest)]))
     stand(env, answer, claimers, ordered(honest))
     assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_ANSWERED
+    # what a slasher reopening the frame reads (its picks leave out every position on the
+    # claim that stood): the answered claim's ladder and evidence, still found
+    assert worker.ladder(claim.ref, worker.account) == (tuple(ordered(honest)),)
+    assert worker.claim_evidence(claim.ref, worker.account) == evidence
+    outsider_evidence = env.outsider.claim_evidence(claim.ref, worker.account)  # no cache
+    assert outsider_evidence is not None and list(outsider_evidence.claimers) == claimers
     assert worker.stake_of().active_wei == 2 * ETHER
     assert all(h.stake_of().locked_wei == 0 for h in honest)
     penalty = 2 * SLASH_CAP_WEI

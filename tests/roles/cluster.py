@@ -80,12 +80,14 @@ class Cluster:
 
     async def add(
         self, name: str, *roles: str, chain: bool = True, frames: FakeFrames | None = None,
-        tiles: FakeTiles | None = None, stake: bool = True, **config: Any,
+        tiles: FakeTiles | None = None, stake: bool = True, payment_key: bytes | None = None,
+        **config: Any,
     ) -> Member:  # fmt: skip
         """A member playing ``roles``; a checker on the chain holds what a claim of its
-        pass takes (a requester asks no other by default) unless ``stake`` is False."""
+        pass takes (a requester asks no other by default) unless ``stake`` is False.
+        ``payment_key``: its chain account's (a fresh one by default)."""
         key = NodeKey.generate()
-        payment_key = Account.create().key
+        payment_key = payment_key or bytes(Account.create().key)
         address = bytes.fromhex(Account.from_key(payment_key).address[2:])
         member = Member(
             name, key, bytes(payment_key), self.root / name,

@@ -419,12 +419,15 @@ class FakeEscrow:
         job = self.jobs.get((ref.requester, ref.job_id))
         if job is None:
             raise ChainRevert("no such job")
-        if self.now_s() > job.deadline_s + self.grace:
+        key = (ref, worker)
+        prior = self.claims.get(key)
+        # an answer that stood leaves one window more to claim the frame again (Escrow)
+        reopened = (prior is not None and prior.status == CLAIM_ANSWERED
+                    and self.now_s() <= prior.settle_at_s + self.terms.challenge_s)  # fmt: skip
+        if self.now_s() > job.deadline_s + self.grace and not reopened:
             raise ChainRevert("claim window over")
         if claim.amount_wei != self.terms.cap_wei:
             raise ChainRevert("amount is not the cap")
-        key = (ref, worker)
-        prior = self.claims.get(key)
         if prior is not None and prior.status != CLAIM_ANSWERED:
             raise ChainRevert("already claimed")
         if prior is not None and len(sigs) <= prior.answered_by:
@@ -456,6 +459,7 @@ class FakeEscrow:
                                       from_unbonding_wei=from_unbonding)  # fmt: skip
         self.logged[key] = (claim.tiles, tuple(signers))
         self.published[key] = find_evidence(evidence)
+        self.ladders.pop(key, None)  # a new claim's ladder starts empty (Escrow: rungs=0)
         self._mined("claim", worker, taken)
 
     def evidence(self, ref: ResultRef, worker: bytes) -> ClaimEvidence | None:
@@ -758,10 +762,7 @@ class FakeChain:
 
     async def claim_ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
         await self._enter("claim_ladder")
-        state = self.escrow.claims.get((ref, worker))
-        if state is None or state.status != CLAIM_CONTESTED:
-            return None
-        return self.escrow.ladders[(ref, worker)]
+        return self.escrow.ladders.get((ref, worker))  # reset by a new claim on the frame
 
     async def escalate(
         self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],

@@ -6,6 +6,7 @@ side of each reason is tested on anvil in tests/ledger/test_stake_slash.py."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 
 import pytest
 from eth_account import Account
@@ -29,6 +30,36 @@ def high_s(signature: bytes) -> bytes:
     n = 2 * SECP256K1_HALF_N + 1
     s = int.from_bytes(signature[32:64], "big")
     return signature[:32] + (n - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+
+
+@dataclass
+class Setup:
+    """A fake escrow at a settable clock, one job, a worker's key and ``n`` registered
+    checkers' (sorted by address), and a claim on the worker's result."""
+
+    now_s: list[int]
+    escrow: FakeEscrow
+    worker_key: bytes
+    worker: bytes
+    keys: list[tuple[bytes, bytes]]
+    ref: ResultRef
+    claim: FraudClaim
+
+
+def setup(n: int, deadline_s: int) -> Setup:
+    now_s = [NOW_S]
+    escrow = FakeEscrow(lambda: now_s[0])
+    _, requester = key_and_address()
+    worker_key, worker = key_and_address()
+    job_id = os.urandom(32)
+    escrow.deposit(requester, job_id, STAKE_WEI, deadline_s)
+    keys = sorted((key_and_address() for _ in range(n)), key=lambda k: k[1])
+    for _, address in keys:
+        escrow.register(address, STAKE_WEI)
+    ref = ResultRef(escrow.CHAIN_ID, escrow.CONTRACT, requester, job_id, os.urandom(32), 1,
+                    os.urandom(32))  # fmt: skip
+    claim = FraudClaim(ref, worker, os.urandom(32), escrow.terms.cap_wei)
+    return Setup(now_s, escrow, worker_key, worker, keys, ref, claim)
 
 
 def test_the_fake_refuses_what_the_contract_refuses() -> None:
@@ -70,20 +101,11 @@ def test_the_fake_returns_a_false_claims_stake_where_it_took_it() -> None:
     """Escrow._settle (review L4 of issue 17): an answer that stands returns the part of the
     taken stake that came from the unbonding bucket to the bucket, not to active stake (the
     contract's side: tests/ledger/test_stake_slash.py, the false claim on unbonding stake)."""
-    now_s = [NOW_S]
-    escrow = FakeEscrow(lambda: now_s[0])
-    _, requester = key_and_address()
-    worker_key, worker = key_and_address()
-    job_id = os.urandom(32)
-    escrow.deposit(requester, job_id, STAKE_WEI, NOW_S + 3600)
+    t = setup(5, NOW_S + 3600)
+    now_s, escrow, worker_key, worker, keys, ref, claim = (
+        t.now_s, t.escrow, t.worker_key, t.worker, t.keys, t.ref, t.claim)  # fmt: skip
     free_wei = escrow.terms.cap_wei // 5
     escrow.stakes[worker], escrow.unbonding[worker] = free_wei, STAKE_WEI - free_wei
-    keys = sorted((key_and_address() for _ in range(5)), key=lambda k: k[1])
-    for _, address in keys:
-        escrow.register(address, STAKE_WEI)
-    ref = ResultRef(escrow.CHAIN_ID, escrow.CONTRACT, requester, job_id, os.urandom(32), 1,
-                    os.urandom(32))  # fmt: skip
-    claim = FraudClaim(ref, worker, os.urandom(32), escrow.terms.cap_wei)
     liars, honest = keys[:2], keys[2:]
     escrow.claim_fraud(claim, sign(ref, worker_key),
                        order_signatures(claim, [sign(claim, k) for k, _ in liars]))  # fmt: skip
@@ -94,3 +116,28 @@ def test_the_fake_returns_a_false_claims_stake_where_it_took_it() -> None:
     now_s[0] += escrow.terms.challenge_s
     escrow.settle_contest(claim.answer, claimers, [[a for _, a in honest]])
     assert (escrow.stakes[worker], escrow.unbonding[worker]) == (free_wei, STAKE_WEI - free_wei)
+
+
+def test_the_fake_reopens_an_answered_frame_for_one_window_as_the_contract_does() -> None:
+    """Escrow._open_claim's ``reopened``: after an answer stood, a larger quorum may claim
+    the frame again for one challenge window, even past the job's window; then not (the
+    contract's side: tests/ledger/test_sybil_answer.py). The fake refused it at once once
+    the job's window was over, so the role tests never met a late re-claim."""
+    t = setup(9, NOW_S + 60)
+    now_s, escrow, worker_key, keys, ref, claim = (
+        t.now_s, t.escrow, t.worker_key, t.keys, t.ref, t.claim)  # fmt: skip
+    escrow.stakes[t.worker] = STAKE_WEI
+    escrow.claim_fraud(claim, sign(ref, worker_key),
+                       order_signatures(claim, [sign(claim, k) for k, _ in keys[:2]]))  # fmt: skip
+    claimers = [a for _, a in keys[:2]]
+    vote = claim.answer.rung(claimers, 0)
+    escrow.answer_claim(claim.answer, claimers, order_signatures(vote, [sign(vote, k) for k, _ in keys[2:5]]))
+    now_s[0] += escrow.terms.challenge_s  # past the job's deadline + grace now
+    escrow.settle_contest(claim.answer, claimers, [[a for _, a in keys[2:5]]])
+    again = replace(claim, round=3)
+    four = order_signatures(again, [sign(again, k) for k, _ in keys[5:9]])
+    now_s[0] += escrow.terms.challenge_s + 1  # one second past the reopened window
+    with pytest.raises(ChainRevert, match="claim window over"):
+        escrow.claim_fraud(claim, sign(ref, worker_key), four)
+    now_s[0] -= 1  # its last second
+    escrow.claim_fraud(claim, sign(ref, worker_key), four)

@@ -12,6 +12,7 @@ that a lying checker rejected wins its dispute and keeps its stake.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -270,9 +271,9 @@ async def test_a_claim_the_cheats_friends_opened_first_is_waited_out_not_taken_f
         assert whats.count("execute_slash") == 1  # ours was refused: "already claimed"
 
 
-@pytest.mark.parametrize("newcomers", [0, 2])
+@pytest.mark.parametrize(("newcomers", "answerers_join"), [(0, False), (2, False), (2, True)])
 async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the_next_round_or_said_impossible(
-    autojump_clock: trio.testing.MockClock, tmp_path: Path, newcomers: int
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, newcomers: int, answerers_join: bool
 ) -> None:
     """Stop 28's review (HIGH): after the friends' claim is answered (by three friends of
     their own) the frame reopens, in a new round (``Fraud.round`` = 3): the slasher waited
@@ -283,7 +284,10 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
     frame, which re-render the rejecting verdicts' cells (node.roles.reclaim_rechecks),
     find them wrong and sign, and the claim takes the cheat's stake (before this stop it
     ended impossible, the rejecters alone too few). With no such checker about, the claim
-    ends impossible and says why, never hung."""
+    ends impossible and says why, never hung. Stop 29's review: the picks could include
+    the answer's own signers (``answerers_join``: they run staked checker nodes too, five
+    candidates for three picks); nobody with a position on the frame's last claim is
+    picked now (``protocol.slashing.claim_positions``)."""
     async with open_cluster(tmp_path) as cluster:
         client, cheat = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
@@ -292,6 +296,20 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
         submission = slasher._submission
         ends: list[str] = []
         joined: list[Member] = []  # staked checkers that join after the dispute: never saw the frame
+        answerers: list[Member] = []  # the friends that answered the junk claim, as nodes
+        picks: list[bytes] = []  # node ids the slasher picked
+        barred: list[frozenset[bytes]] = []  # the addresses it told each pick to leave out
+        pick_claimers = slasher._pick_claimers
+        assert pick_claimers is not None
+
+        async def recorded(exclude: frozenset[bytes], addresses: frozenset[bytes],
+                           *args: Any) -> dict[bytes, bytes]:  # fmt: skip
+            barred.append(addresses)
+            picked = await pick_claimers(exclude, addresses, *args)
+            picks.extend(picked)
+            return picked
+
+        slasher._pick_claimers = recorded
 
         def friends_first(claim: Claim, ordered: list[bytes]) -> object:
             c = claim.claim
@@ -309,7 +327,9 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
                 for i in range(4, 4 + newcomers):
                     joined.append(member := await cluster.add(f"c{i}", "checker"))
                     escrow.register(member.address, STAKE_WEI)
-                await cluster.settle("client", 4 + newcomers)
+                for i, key in enumerate(friends[2:] if answerers_join else ()):
+                    answerers.append(await cluster.add(f"f{i}", "checker", payment_key=key))
+                await cluster.settle("client", 4 + newcomers + len(answerers))
                 await submission(claim, ordered)()
 
             return newcomers_join_then_submit
@@ -337,3 +357,10 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
         signed = sum(m.live().checker.reclaim_rechecks.signed for m in joined)  # type: ignore[union-attr]
         assert signed >= 1  # the rejecters alone never make 4
         assert escrow.conserved()
+        # every signer of the claim that reopened the frame (the junk claim's two and its
+        # answer's three) left out of every pick, whether it runs a node or not
+        positions = {to_canonical_address(Account.from_key(k).address) for k in friends}
+        assert barred and all(positions <= b for b in barred)
+        assert picks and not set(picks) & {m.key.node_id.raw for m in answerers}
+        for friend in answerers:  # never asked: they answered the claim that reopened it
+            assert friend.live().checker.reclaim_rechecks.rendered == 0  # type: ignore[union-attr]

@@ -124,6 +124,12 @@ def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
     assert not claim_window_open(1_000 + 601, 1_000 + 600)
     ends = claim_watch_ends_s(1_000 + 600, 900)
     assert ends == 3_400 and not claim_window_open(ends - 2 * 900 + 1, 1_000 + 600)
+    # a frame whose last claim was answered (its answer's window over at 5_000) is open to
+    # a larger claim for one challenge window more, past the job's window (Escrow's
+    # `reopened`; tests/ledger/test_sybil_answer.py meets it on the contract)
+    assert claim_window_open(5_900, 1_600, 5_000, 900)
+    assert not claim_window_open(5_901, 1_600, 5_000, 900)
+    assert claim_window_open(1_600, 1_600, 500, 900)  # the job's window still counts
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
