@@ -121,6 +121,21 @@ def claim_window_open(
     return now_s <= redeem_until_s or reopened
 
 
+def claim_top_up_deadline_s(
+    now_s: int, redeem_until_s: int, grace_s: int, open_for_s: int
+) -> int | None:
+    """The deadline a requester's top-up gives its job so that a claim it starts gathering
+    now may still open ``open_for_s`` from now: the escrow opens one through deadline +
+    grace (``claim_window_open``), so a dispute that ended near it, or a deployment with no
+    grace, lost its claim (stop 27's review, finding 7). None when the window lasts that
+    long already, or is over (the escrow takes no top-up then: "job expired"). The top-up
+    pushes it to twice ``open_for_s``, so a gather re-checking at each resend tops up once,
+    not at every resend; ``deposit``'s MAX_JOB_S bound is the escrow's to enforce."""
+    if redeem_until_s >= now_s + open_for_s or not claim_window_open(now_s, redeem_until_s):
+        return None
+    return max(now_s + 2 * open_for_s - grace_s, now_s + 1)
+
+
 def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:
     """When the signer of a result (or pass) of that job may stop watching it for claims:
     the last second a claim can open, plus the challenge window it would have to be

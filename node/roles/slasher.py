@@ -112,6 +112,7 @@ from protocol.slashing import (
     claim_needs,
     claim_positions,
     claim_possible,
+    claim_top_up_deadline_s,
     claim_window_open,
     dispute_checkers_for,
     may_pick_claimer,
@@ -133,6 +134,7 @@ PickClaimers = Callable[[frozenset[bytes], frozenset[bytes], int, int], Awaitabl
 # job id, checker: send that checker the job's announce (a pick may not know the job)
 Introduce = Callable[[bytes, bytes], Awaitable[None]]
 SIGN_WAIT_S = 600.0
+TOP_UP_WEI = 1  # a top-up that only moves the job's deadline (the escrow refuses 0)
 INTRODUCE_S = 15.0  # the picks' announces, sent together, wait at most this
 # the escrow's reverts that name one signer's state: it is left out, the rest go on
 SIGNER_REVERTS = frozenset({"stake at risk too low", "not a checker"})
@@ -378,6 +380,7 @@ class Slasher:
             while len(claim.sigs) < need:
                 if not await self._window_open(claim, terms.challenge_s):
                     return await self._end(claim, IMPOSSIBLE, "claim window over")
+                await self._keep_window_open(claim)
                 if trio.current_time() >= give_up_at:
                     short = picks and not claim_possible(len(claim.rejecters), need)
                     return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a claim "
@@ -541,6 +544,33 @@ class Slasher:
         answered = state.settle_at_s if state.status == CLAIM_ANSWERED else None
         return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s,
                                  answered, challenge_s)  # fmt: skip
+
+    async def _keep_window_open(self, claim: Claim) -> None:
+        """Top up our job (``TOP_UP_WEI``) to push its deadline when its claim window
+        ends before a gather starting now could be done (``claim_top_up_deadline_s``:
+        ``SIGN_WAIT_S`` and a resend): a dispute upheld near deadline + grace lost its
+        claim. The workers' claim watches read the deadline again before they let a result
+        go. A refused top-up (the escrow's MAX_JOB_S, a refund) is logged; the claim goes
+        on while the window lasts."""
+        chain, ref = self.ctx.chain, claim.claim.ref
+        assert chain is not None
+        if ref.requester != chain.address:
+            return  # not our job: only its requester may top it up
+        secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
+        now_s = await self._chain(chain.chain_time_s)
+        deadline_s = claim_top_up_deadline_s(now_s, secured.redeem_until_s,
+                                             await self._chain(chain.grace_s),
+                                             int(SIGN_WAIT_S + RESEND_S))  # fmt: skip
+        if deadline_s is None:
+            return
+        try:
+            await self._chain(partial(chain.deposit, ref.job_id, TOP_UP_WEI, deadline_s))
+        except ChainRevert as exc:
+            log_event(logger, logging.WARNING, "claim window not extended: the escrow refused "
+                      "the top-up", reason=exc.reason, frame=ref.frame)  # fmt: skip
+            return
+        log_event(logger, logging.INFO, "job topped up to keep its claim window open",
+                  frame=ref.frame, deadline_s=deadline_s, kind=claim.kind)  # fmt: skip
 
     async def _last_claim_positions(self, claim: Claim) -> frozenset[bytes] | None:
         """Who holds a position on the answered claim that reopened our frame

@@ -364,3 +364,43 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
         assert picks and not set(picks) & {m.key.node_id.raw for m in answerers}
         for friend in answerers:  # never asked: they answered the claim that reopened it
             assert friend.live().checker.reclaim_rechecks.rendered == 0  # type: ignore[union-attr]
+
+
+async def test_a_dispute_upheld_near_the_end_of_the_claim_window_tops_up_the_job_to_claim(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 27's review, finding 7: the escrow opens a claim through the job's deadline +
+    grace, so a dispute upheld 100 s before it, its signatures 200 s in coming (slow
+    signers, a slow chain), lost its claim ("claim window over") and the cheat kept its
+    stake. The slasher now tops its job up by 1 wei with a later deadline when the window
+    ends before a gather could be done (``protocol.slashing.claim_top_up_deadline_s``),
+    and the claim executes."""
+    async with open_cluster(tmp_path) as cluster:
+        client, cheat = await cheat_and_three_checkers(cluster)
+        escrow = cluster.escrow
+        slasher = client.live().requester.slasher
+        gather, submission = slasher._gather, slasher._submission
+
+        async def late(claim: Claim) -> None:
+            ref = claim.claim.ref
+            job = escrow.jobs[(ref.requester, ref.job_id)]
+            await trio.sleep(job.deadline_s + escrow.grace - 100 - escrow.now_s())
+            await gather(claim)
+
+        def slow(claim: Claim, ordered: list[bytes]) -> object:
+            async def later() -> None:
+                await trio.sleep(200)
+                await submission(claim, ordered)()
+
+            return later
+
+        slasher._gather = late  # type: ignore[method-assign]
+        slasher._submission = slow  # type: ignore[method-assign]
+        job_id = await cluster.submit("client", frames=1, deadline_s=1800.0)
+        while not any(key[0] == job_id for key in slasher.settled):
+            await slasher._changed.wait()
+        assert list(slasher.settled.values()) == [EXECUTED]
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+        whats = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
+        assert whats.count("deposit") == 2  # the budget, then the top-up that kept it open
+        assert escrow.conserved()

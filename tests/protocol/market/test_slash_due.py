@@ -16,6 +16,7 @@ from protocol.slashing import (
     claim_needs,
     claim_possible,
     claim_side,
+    claim_top_up_deadline_s,
     claim_watch_ends_s,
     claim_window_open,
     dispute_checkers_for,
@@ -130,6 +131,18 @@ def test_the_claim_window_is_the_escrows_and_the_watch_outlasts_it() -> None:
     assert claim_window_open(5_900, 1_600, 5_000, 900)
     assert not claim_window_open(5_901, 1_600, 5_000, 900)
     assert claim_window_open(1_600, 1_600, 500, 900)  # the job's window still counts
+
+
+def test_a_claim_window_ending_before_a_gather_is_pushed_by_a_top_up() -> None:
+    """node.roles.slasher tops its job up to this deadline (stop 27's finding 7): the
+    window then lasts twice what a gather needs; none while it lasts that long, or is over."""
+    # 100 s left of the window (deadline 1_000, grace 600), a gather needs 660 s
+    deadline = claim_top_up_deadline_s(1_500, 1_600, 600, 660)
+    assert deadline == 1_500 + 2 * 660 - 600
+    assert claim_window_open(1_500 + 660, deadline + 600)
+    assert claim_top_up_deadline_s(1_500, 1_500 + 660, 600, 660) is None  # long enough
+    assert claim_top_up_deadline_s(1_601, 1_600, 600, 660) is None  # over: no top-up taken
+    assert claim_top_up_deadline_s(1_000, 1_000, 0, 660) == 1_000 + 2 * 660  # no grace
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
