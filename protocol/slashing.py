@@ -130,10 +130,14 @@ def claim_top_up_deadline_s(
     grace, lost its claim (stop 27's review, finding 7). None when the window lasts that
     long already, or is over (the escrow takes no top-up then: "job expired"). The top-up
     pushes it to twice ``open_for_s``, so a gather re-checking at each resend tops up once,
-    not at every resend; ``deposit``'s MAX_JOB_S bound is the escrow's to enforce."""
+    not at every resend; ``deposit``'s MAX_JOB_S bound is the escrow's to enforce. The
+    deadline is at least ``open_for_s`` ahead: the escrow takes only a deadline after its
+    block's time, which is past ``now_s`` (with a long grace, 24 h by default, a deadline
+    a second ahead was refused: "deadline passed"), so with a grace longer than
+    ``open_for_s`` the window moves on by about that grace."""
     if redeem_until_s >= now_s + open_for_s or not claim_window_open(now_s, redeem_until_s):
         return None
-    return max(now_s + 2 * open_for_s - grace_s, now_s + 1)
+    return max(now_s + 2 * open_for_s - grace_s, now_s + open_for_s)
 
 
 def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:

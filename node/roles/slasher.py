@@ -83,6 +83,7 @@ from ledger.client import (
     CLAIM_EXECUTED,
     CLAIM_NONE,
     CLAIM_PENDING,
+    ClaimState,
     Ladder,
 )
 from ledger.errors import ChainRevert, LedgerError, TxRejected
@@ -165,6 +166,10 @@ class Claim:
     # signers of the contested claim's even rungs, while climbing its ladder (not
     # stored: read); never asked, never counted
     answerers: frozenset[bytes] = frozenset()
+    # a reopened frame's: who holds a position on the claim that reopened it, never picked
+    # (read once a round; not stored; None: not read yet). Their signatures still count:
+    # the accused's friends may have reused a rejecter's Fraud signature in their junk claim
+    last_positions: frozenset[bytes] | None = None
     # rung -> signer address -> signature, while climbing (not stored: asked again)
     votes: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
 
@@ -217,6 +222,26 @@ class Claim:
         claim needs more signers than that answer, so staked checkers that did not
         reject it are picked too, and re-render the rejecting verdicts' cells."""
         return self.kind == FRAUD and self.claim.round > 0 and bool(self.verdicts)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a gather reads once per resend: the chain's time, the job's claim window
+    (``Secured.redeem_until_s``) and the frame's claim on the escrow."""
+
+    now_s: int
+    redeem_until_s: int
+    state: ClaimState
+
+    def open(self, challenge_s: int) -> bool:
+        """Whether the escrow still opens a claim on the frame (``claim_window_open``: the
+        job's window, or a reopened frame's one window more): past it, asking checkers to
+        re-render and sign is work for a claim it refuses. While another claim holds the
+        frame, its end decides (an answer reopens it)."""
+        if self.state.status in (CLAIM_PENDING, CLAIM_CONTESTED):
+            return True
+        answered = self.state.settle_at_s if self.state.status == CLAIM_ANSWERED else None
+        return claim_window_open(self.now_s, self.redeem_until_s, answered, challenge_s)
 
 
 class Slasher:
@@ -378,14 +403,15 @@ class Slasher:
                 return await self._end(claim, IMPOSSIBLE, f"fewer rejecters than a claim after "
                                                            f"an answer of {c.round} needs")  # fmt: skip
             while len(claim.sigs) < need:
-                if not await self._window_open(claim, terms.challenge_s):
+                window = await self._read_window(claim)
+                if not window.open(terms.challenge_s):
                     return await self._end(claim, IMPOSSIBLE, "claim window over")
-                await self._keep_window_open(claim)
                 if trio.current_time() >= give_up_at:
                     short = picks and not claim_possible(len(claim.rejecters), need)
                     return await self._end(claim, IMPOSSIBLE, f"too few staked checkers for a claim "
                                            f"after an answer of {c.round}" if short
                                            else "too few checkers signed")  # fmt: skip
+                await self._keep_window_open(claim, window)  # (not for a claim that ends here)
                 if claim.kind == PASS:
                     if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
                         return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
@@ -396,13 +422,14 @@ class Slasher:
                     # (too few staked checkers about now: picked again at each resend, since
                     # one may be reconnecting or its chain read failed, until ``give_up_at``)
                     # none of them holds a position on the frame's last claim (its
-                    # answerers are the accused's side; read again at each resend)
-                    positions = await self._last_claim_positions(claim)
+                    # answerers are the accused's side; read once a round: it is settled)
+                    if claim.last_positions is None:
+                        claim.last_positions = await self._last_claim_positions(claim, window.state)
                     more = max(0, need - len(claim.rejecters)) + SPARE_CLAIMERS
-                    if positions is not None:
-                        claim.answerers = positions
-                        if await self._pick(claim, need, terms.cap_wei, more):
-                            await self._save(claim)  # a pick that signs after a restart is heard
+                    if claim.last_positions is not None and await self._pick(
+                        claim, need, terms.cap_wei, more
+                    ):
+                        await self._save(claim)  # a pick that signs after a restart is heard
                 for checker in claim.rejecters:
                     self.ctx.outbox.send(checker, request)
                 with trio.move_on_after(RESEND_S):
@@ -452,6 +479,7 @@ class Slasher:
             return False
         claim.claim = replace(c, round=state.answered_by)
         claim.sigs.clear()
+        claim.last_positions = None  # another claim's: read again
         log_event(logger, logging.INFO, "fraud claim: a new round on the frame",
                   frame=c.ref.frame, round=state.answered_by, kind=claim.kind)  # fmt: skip
         return True
@@ -531,21 +559,16 @@ class Slasher:
                       signer=signer.hex(), frame=claim.claim.ref.frame, kind=claim.kind)  # fmt: skip
         return bool(short)
 
-    async def _window_open(self, claim: Claim, challenge_s: int) -> bool:
-        """Whether the escrow still opens a claim on the frame (``claim_window_open``: the
-        job's window, or a reopened frame's one window more): past it, asking checkers to
-        re-render and sign is work for a claim it refuses. Read at each resend."""
+    async def _read_window(self, claim: Claim) -> Window:
+        """The chain's time, the job's claim window and the frame's claim, read once per
+        resend for the window's decisions (``Window``)."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
         secured = await self._chain(partial(chain.secured, c.ref.requester, c.ref.job_id))
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
-        if state.status in (CLAIM_PENDING, CLAIM_CONTESTED):
-            return True  # another claim holds the frame: its end decides (an answer reopens it)
-        answered = state.settle_at_s if state.status == CLAIM_ANSWERED else None
-        return claim_window_open(await self._chain(chain.chain_time_s), secured.redeem_until_s,
-                                 answered, challenge_s)  # fmt: skip
+        return Window(await self._chain(chain.chain_time_s), secured.redeem_until_s, state)
 
-    async def _keep_window_open(self, claim: Claim) -> None:
+    async def _keep_window_open(self, claim: Claim, window: Window) -> None:
         """Top up our job (``TOP_UP_WEI``) to push its deadline when its claim window
         ends before a gather starting now could be done (``claim_top_up_deadline_s``:
         ``SIGN_WAIT_S`` and a resend): a dispute upheld near deadline + grace lost its
@@ -556,9 +579,7 @@ class Slasher:
         assert chain is not None
         if ref.requester != chain.address:
             return  # not our job: only its requester may top it up
-        secured = await self._chain(partial(chain.secured, ref.requester, ref.job_id))
-        now_s = await self._chain(chain.chain_time_s)
-        deadline_s = claim_top_up_deadline_s(now_s, secured.redeem_until_s,
+        deadline_s = claim_top_up_deadline_s(window.now_s, window.redeem_until_s,
                                              await self._chain(chain.grace_s),
                                              int(SIGN_WAIT_S + RESEND_S))  # fmt: skip
         if deadline_s is None:
@@ -572,13 +593,15 @@ class Slasher:
         log_event(logger, logging.INFO, "job topped up to keep its claim window open",
                   frame=ref.frame, deadline_s=deadline_s, kind=claim.kind)  # fmt: skip
 
-    async def _last_claim_positions(self, claim: Claim) -> frozenset[bytes] | None:
+    async def _last_claim_positions(
+        self, claim: Claim, state: ClaimState
+    ) -> frozenset[bytes] | None:
         """Who holds a position on the answered claim that reopened our frame
-        (``claim_positions``): never picked. None while the chain's logs are behind its
-        state, or the frame moved on (the next resend reads again)."""
+        (``claim_positions``; ``state``: the frame's claim, just read): never picked. None
+        while the chain's logs are behind its state, or the frame moved on (the next
+        resend reads again)."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
-        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
         if state.status != CLAIM_ANSWERED or state.answered_by != c.round:
             return None
         evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
@@ -602,7 +625,8 @@ class Slasher:
         c = claim.claim
         picked = await self._pick_claimers(
             frozenset(claim.excluded) | frozenset(claim.picked),
-            frozenset({c.worker, c.ref.requester}) | claim.answerers, cap_wei, want,
+            frozenset({c.worker, c.ref.requester}) | claim.answerers
+            | (claim.last_positions or frozenset()), cap_wei, want,
         )  # fmt: skip
         claim.picked.update(picked)
         claim.rejecters = tuple(dict.fromkeys((*claim.rejecters, *picked)))  # a fraud claim's first

@@ -143,6 +143,9 @@ def test_a_claim_window_ending_before_a_gather_is_pushed_by_a_top_up() -> None:
     assert claim_top_up_deadline_s(1_500, 1_500 + 660, 600, 660) is None  # long enough
     assert claim_top_up_deadline_s(1_601, 1_600, 600, 660) is None  # over: no top-up taken
     assert claim_top_up_deadline_s(1_000, 1_000, 0, 660) == 1_000 + 2 * 660  # no grace
+    # the default 24 h grace: a deadline 660 s ahead, never one the next block has passed
+    # (this stop's review: it was now + 1, which the escrow refused)
+    assert claim_top_up_deadline_s(100_000, 100_500, 86_400, 660) == 100_000 + 660
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
