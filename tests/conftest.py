@@ -2,8 +2,7 @@
 
 The suite runs on pytest-xdist workers (scripts/test): their environment is made the
 plain run's (execnet sets COLUMNS=80 and LINES=24 in each, so the CLI's piped output
-wrapped where the tests read it whole), and the longest test files are handed out first
-(a 5-minute file started last would be the run's tail).
+wrapped where the tests read it whole).
 
 A trio test that fails inside libp2p's nested nurseries reports an exception group
 nested past Python's ``max_group_depth`` (10), so the failure itself was cut from the
@@ -23,16 +22,6 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):  # set by execnet, not by the user's terminal
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a ``long`` test first, then those with a ``slow`` one, each file's tests
-    in their order (``--dist loadfile`` hands out whole files, in collection order)."""
-    rank: dict[str, int] = {}
-    for item in items:
-        r = 0 if item.get_closest_marker("long") else 1 if item.get_closest_marker("slow") else 2
-        rank[item.nodeid.split("::")[0]] = min(r, rank.get(item.nodeid.split("::")[0], 2))
-    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
 
 
 def leaves(exc: BaseException) -> Iterator[BaseException]:

@@ -39,7 +39,6 @@ assert scene.pictor.frames_total == 2
 """
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_addon_submits_the_frame_range_and_shows_progress(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

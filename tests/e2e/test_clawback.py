@@ -26,7 +26,6 @@ from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, submit, wait_paid
 pytestmark = [pytest.mark.slow, needs_stack]
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_clawback_leaves_the_honest_worker_paid_in_full_on_chain(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

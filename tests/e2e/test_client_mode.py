@@ -54,7 +54,6 @@ def test_job_completes_verified_and_paid_on_chain(
     assert remaining == job["budget_wei"] - job["spent_wei"]
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_worker_killed_mid_frame_lease_expires_and_job_completes(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

@@ -100,7 +100,6 @@ async def explorer_view(db_url: str, envs: list[Envelope], job_hex: str, liar: s
         return job, checkers, liar_node
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_a_lying_checker_is_overruled_and_the_worker_paid(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

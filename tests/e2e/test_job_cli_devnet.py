@@ -21,7 +21,6 @@ def pictor(*args: str, timeout_s: float = JOB_TIMEOUT_S) -> subprocess.Completed
                           check=False)  # fmt: skip
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_devnet_recipe_submits_at_a_proposed_price_and_finishes(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

@@ -62,7 +62,6 @@ def wait_claimed(net: LocalDevnet, accused: bytes) -> Claim:
         time.sleep(0.5)
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_a_lazy_checker_that_passes_a_plant_loses_its_stake(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

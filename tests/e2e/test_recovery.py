@@ -57,7 +57,6 @@ def test_chain_outage_delays_payment_and_loses_nothing(
     assert paid_wei(net, payees) == job["spent_wei"], (views, job["accepted"])
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_requester_killed_and_restarted_finishes_its_job(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:

@@ -38,7 +38,6 @@ def _run(out: Path) -> tuple[dict[str, Any], str]:
     return json.loads(out.read_text())["figures"], report
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_simulated_makespan_and_spend_follow_a_real_run(tmp_path: Path) -> None:
     figures, report = _run(tmp_path / "fidelity.json")
     assert abs(figures["spend_wei"]["error"]) <= 0.10, report

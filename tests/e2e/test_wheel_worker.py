@@ -63,7 +63,6 @@ def venv(wheel: Path, tmp_path: Path) -> Iterator[Path]:
     yield env
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 @needs_stack
 def test_a_worker_installed_from_the_wheel_renders_and_is_paid(venv: Path, tmp_path: Path) -> None:
     bin_dir, work = venv / "bin", tmp_path / "work"

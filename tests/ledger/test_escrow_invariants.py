@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -432,7 +431,6 @@ class EscrowMachine(RuleBasedStateMachine):
             assert client.is_checker(c.account) == (c.account in self.model.checker)
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_random_operations_conserve_escrow(embedded_deployed: Deployed) -> None:
     run_state_machine_as_test(
         lambda: EscrowMachine(embedded_deployed),

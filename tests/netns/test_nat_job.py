@@ -70,7 +70,6 @@ def _seen(adverts: list[dict[str, Any]], *peers: str) -> bool:
     return set(peers) <= {a["peer_id"] for a in adverts}
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_job_across_three_nats_is_paid_and_outlives_a_coordinator(
     internet: Internet, chain: tuple[AnvilChain, Devnet], tmp_path: Path
 ) -> None:

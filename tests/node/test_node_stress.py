@@ -67,7 +67,6 @@ class Honest:
             await trio.sleep(1 / rate_per_s)
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 @pytest.mark.slow
 async def test_node_survives_the_stress_suite(tmp_path: Path) -> None:
     data_dir = tmp_path / "node"

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from simulations.adversary_table import table
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "SIMULATIONS.md"
 BEGIN, END = "<!-- adversaries:begin -->", "<!-- adversaries:end -->"
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_doc_table_is_what_the_code_prints() -> None:
     text = DOC.read_text()
     shown = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()

@@ -40,7 +40,6 @@ def sweep_bytes(executor: object, tmp_path: Path, name: str) -> dict[str, bytes]
     return {p.name: p.read_bytes() for p in paths}
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ray", "dask"])
 def test_a_cluster_sweep_writes_the_same_bytes_as_local_processes(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
 from tests.simulations.conftest import SCENARIOS
@@ -66,7 +64,6 @@ def test_a_whitewashing_lazy_checker_comes_back_under_a_fresh_key(small: dict[st
     assert white["lazy_checker_profit_wei"] > plain["lazy_checker_profit_wei"]
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_checker_stake_makes_a_whitewashing_lazy_checker_lose() -> None:
     """The attack (docs/VERIFICATION.md, "The base rate stays 10 %"): struck for a missed
     plant, a lazy checker comes back under a fresh key, since the miss cost it one fee;

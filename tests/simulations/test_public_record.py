@@ -13,8 +13,6 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from protocol import NodeKey, decode_envelope, encode_envelope
 from protocol.market import CheckerFeeDue, DisputeResolved
 from protocol.messages import (
@@ -193,7 +191,6 @@ def _short(seed: int, **overrides: Any) -> dict[str, Any]:
     return run_scenario(scenario, seed).summary
 
 
-@pytest.mark.long  # a minute or more in CI: its file goes first (tests/conftest.py)
 def test_with_the_record_cheaters_get_fewer_frames_network_wide() -> None:
     """cheaters_20pct (the full 6 h, seeds 1-6, summed): each requester knowing only its
     own verdicts kept awarding cheaters others had caught; with the record they are
