@@ -122,22 +122,32 @@ def claim_window_open(
 
 
 def claim_top_up_deadline_s(
-    now_s: int, redeem_until_s: int, grace_s: int, open_for_s: int
-) -> int | None:
+    now_s: int, redeem_until_s: int, grace_s: int, open_for_s: int,
+    latest_deadline_s: int | None = None,
+) -> int | None:  # fmt: skip
     """The deadline a requester's top-up gives its job so that a claim it starts gathering
     now may still open ``open_for_s`` from now: the escrow opens one through deadline +
     grace (``claim_window_open``), so a dispute that ended near it, or a deployment with no
     grace, lost its claim (stop 27's review, finding 7). None when the window lasts that
     long already, or is over (the escrow takes no top-up then: "job expired"). The top-up
     pushes it to twice ``open_for_s``, so a gather re-checking at each resend tops up once,
-    not at every resend; ``deposit``'s MAX_JOB_S bound is the escrow's to enforce. The
+    not at every resend. The
     deadline is at least ``open_for_s`` ahead: the escrow takes only a deadline after its
     block's time, which is past ``now_s`` (with a long grace, 24 h by default, a deadline
     a second ahead was refused: "deadline passed"), so with a grace longer than
-    ``open_for_s`` the window moves on by about that grace."""
+    ``open_for_s`` the window moves on by about that grace. ``latest_deadline_s``: the
+    furthest deadline the escrow takes for the job (its first deposit's minute +
+    MAX_JOB_S; "deadline too far" beyond it): the top-up goes at most that far, and not
+    at all when that pushes nothing (the job's deadline is there already, or it has
+    passed)."""
     if redeem_until_s >= now_s + open_for_s or not claim_window_open(now_s, redeem_until_s):
         return None
-    return max(now_s + 2 * open_for_s - grace_s, now_s + open_for_s)
+    deadline_s = max(now_s + 2 * open_for_s - grace_s, now_s + open_for_s)
+    if latest_deadline_s is None or deadline_s <= latest_deadline_s:
+        return deadline_s
+    if latest_deadline_s <= max(now_s, redeem_until_s - grace_s):
+        return None
+    return latest_deadline_s
 
 
 def claim_watch_ends_s(redeem_until_s: int, challenge_s: int) -> int:

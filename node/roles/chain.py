@@ -191,6 +191,12 @@ class ChainLink:
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None:
         await self.send("deposit", (job_id,), "deposit", job_id, budget_wei, deadline_s)
 
+    async def top_up(self, job_id: bytes, amount_wei: int, deadline_s: int) -> None:
+        await self.send("top-up", (job_id,), "deposit", job_id, amount_wei, deadline_s)
+
+    async def latest_deadline_s(self, job_id: bytes) -> int:
+        return await self._read(lambda c: c.job_created_s(job_id) + c.max_job_s())
+
     async def refund(self, job_id: bytes) -> None:
         await self.send("refund", (job_id,), "refund", job_id)
 

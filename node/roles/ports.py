@@ -110,6 +110,16 @@ class Chain(Protocol):
 
     async def deposit(self, job_id: bytes, budget_wei: int, deadline_s: int) -> None: ...
 
+    async def top_up(self, job_id: bytes, amount_wei: int, deadline_s: int) -> None:
+        """A further deposit into this account's job that moves its deadline (the
+        transaction's ``what`` says "top-up", not "deposit")."""
+        ...
+
+    async def latest_deadline_s(self, job_id: bytes) -> int:
+        """The furthest deadline the escrow takes for this account's job: its first
+        deposit's minute + MAX_JOB_S."""
+        ...
+
     async def refund(self, job_id: bytes) -> None: ...
 
     async def open_lanes(self, job_id: bytes, fundings: Sequence[tuple[bytes, int]]) -> None:

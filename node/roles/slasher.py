@@ -404,6 +404,8 @@ class Slasher:
                                                            f"an answer of {c.round} needs")  # fmt: skip
             while len(claim.sigs) < need:
                 window = await self._read_window(claim)
+                if window.state.status == CLAIM_EXECUTED:  # final: the frame's stake is taken
+                    return await self._end(claim, EXECUTED, "another claim took the stake")
                 if not window.open(terms.challenge_s):
                     return await self._end(claim, IMPOSSIBLE, "claim window over")
                 if trio.current_time() >= give_up_at:
@@ -573,19 +575,26 @@ class Slasher:
         ends before a gather starting now could be done (``claim_top_up_deadline_s``:
         ``SIGN_WAIT_S`` and a resend): a dispute upheld near deadline + grace lost its
         claim. The workers' claim watches read the deadline again before they let a result
-        go. A refused top-up (the escrow's MAX_JOB_S, a refund) is logged; the claim goes
-        on while the window lasts."""
+        go. The deadline goes no further than the escrow's MAX_JOB_S allows. A refused
+        top-up (a refund) is logged; the claim goes on while the window lasts."""
         chain, ref = self.ctx.chain, claim.claim.ref
         assert chain is not None
         if ref.requester != chain.address:
             return  # not our job: only its requester may top it up
-        deadline_s = claim_top_up_deadline_s(window.now_s, window.redeem_until_s,
-                                             await self._chain(chain.grace_s),
-                                             int(SIGN_WAIT_S + RESEND_S))  # fmt: skip
+        grace_s = await self._chain(chain.grace_s)
+        open_for_s = int(SIGN_WAIT_S + RESEND_S)
+        if claim_top_up_deadline_s(window.now_s, window.redeem_until_s, grace_s,
+                                   open_for_s) is None:  # fmt: skip
+            return
+        latest_s = await self._chain(partial(chain.latest_deadline_s, ref.job_id))
+        deadline_s = claim_top_up_deadline_s(window.now_s, window.redeem_until_s, grace_s,
+                                             open_for_s, latest_s)  # fmt: skip
         if deadline_s is None:
+            log_event(logger, logging.WARNING, "claim window not extended: the job's "
+                      "deadline is at the escrow's MAX_JOB_S", frame=ref.frame)  # fmt: skip
             return
         try:
-            await self._chain(partial(chain.deposit, ref.job_id, TOP_UP_WEI, deadline_s))
+            await self._chain(partial(chain.top_up, ref.job_id, TOP_UP_WEI, deadline_s))
         except ChainRevert as exc:
             log_event(logger, logging.WARNING, "claim window not extended: the escrow refused "
                       "the top-up", reason=exc.reason, frame=ref.frame)  # fmt: skip

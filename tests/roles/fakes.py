@@ -661,6 +661,14 @@ class FakeChain:
         await self._transact("deposit", (job_id,),
                              lambda: self.escrow.deposit(self.address, job_id, budget_wei, deadline_s))  # fmt: skip
 
+    async def top_up(self, job_id: bytes, amount_wei: int, deadline_s: int) -> None:
+        await self._transact("top-up", (job_id,),
+                             lambda: self.escrow.deposit(self.address, job_id, amount_wei, deadline_s))  # fmt: skip
+
+    async def latest_deadline_s(self, job_id: bytes) -> int:
+        job = self.escrow.jobs[(self.address, job_id)]
+        return job.created_s + self.escrow.max_job_s
+
     async def refund(self, job_id: bytes) -> None:
         await self._transact("refund", (job_id,), lambda: self.escrow.refund(self.address, job_id))
 

@@ -17,6 +17,7 @@ from eth_account import Account
 
 from ledger import fraud
 from ledger.client import CLAIM_ANSWERED, CLAIM_CONTESTED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.deploy import EscrowParams
 from ledger.errors import ChainRevert, ChainUnreachable, LedgerError
 from ledger.fraud import ResultRef
 from ledger.voucher_book import Lane
@@ -62,6 +63,17 @@ async def test_deposit_views_redeem_and_refund(anvil: Deployed) -> None:
         requester.address, 3 * ETHER, deadline_s
     )
     assert not (await worker.secured(requester.address, job_id)).lane_wei
+    # a top-up (the slasher's) moves the deadline, at most to the first deposit's minute
+    # + MAX_JOB_S, and is listed as one
+    latest_s = await requester.latest_deadline_s(job_id)
+    max_job_s = EscrowParams().max_job_s  # as tests.ledger.conftest deploys it
+    assert latest_s - (deadline_s - 3600) in range(max_job_s - 60, max_job_s + 1)
+    with pytest.raises(ChainRevert, match="deadline too far"):
+        await requester.top_up(job_id, 1, latest_s + 1)
+    await requester.top_up(job_id, 1, deadline_s + 10)
+    deadline_s += 10
+    state = await requester.job(job_id)
+    assert (state.remaining_wei, state.deadline_s) == (3 * ETHER + 1, deadline_s)
     await requester.open_lanes(job_id, [(worker.address, ETHER), (checker.address, ETHER // 10)])
     assert await requester.lanes(job_id, [worker.address, checker.address]) == {
         worker.address: ETHER, checker.address: ETHER // 10
@@ -84,15 +96,17 @@ async def test_deposit_views_redeem_and_refund(anvil: Deployed) -> None:
     batch = [voucher(worker.address, 2 * ETHER), voucher(checker.address, ETHER // 10),
              voucher(worker.address, ETHER // 2)]  # fmt: skip
     await worker.redeem(batch)
-    assert (await requester.job(job_id)).remaining_wei == 3 * ETHER - ETHER - ETHER // 10
+    assert (await requester.job(job_id)).remaining_wei == 3 * ETHER + 1 - ETHER - ETHER // 10
     with pytest.raises(ChainRevert, match="nothing owed"):
         await worker.redeem([voucher(worker.address, ETHER)])
     with pytest.raises(ChainRevert, match="grace not over"):
         await requester.refund(job_id)
-    anvil.chain.advance_time(3600 + GRACE_S + 1)
+    anvil.chain.advance_time(3600 + 10 + GRACE_S + 1)  # the top-up's 10 s
     await requester.refund(job_id)
     assert (await requester.job(job_id)).refunded
-    assert [tx.what for tx in requester.transactions] == ["deposit", "open_lanes×2", "refund"]
+    assert [tx.what for tx in requester.transactions] == [
+        "deposit", "top-up", "open_lanes×2", "refund"
+    ]
     assert [tx.what for tx in worker.transactions] == ["redeem", "redeem_batch×3"]
     assert all(tx.job_ids == (job_id,) for tx in requester.transactions + worker.transactions)
 

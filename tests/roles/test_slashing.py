@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_canonical_address
 
-from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING
+from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
 from node.roles.slasher import EXECUTED, Claim, Slasher
 from protocol.envelope import decode_envelope
@@ -366,18 +366,23 @@ async def test_a_frame_the_cheats_friends_claimed_and_answered_is_claimed_in_the
             assert friend.live().checker.reclaim_rechecks.rendered == 0  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("max_job_room_s", [None, 300])
 async def test_a_dispute_upheld_near_the_end_of_the_claim_window_tops_up_the_job_to_claim(
-    autojump_clock: trio.testing.MockClock, tmp_path: Path
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, max_job_room_s: int | None
 ) -> None:
     """Stop 27's review, finding 7: the escrow opens a claim through the job's deadline +
     grace, so a dispute upheld 100 s before it, its signatures 200 s in coming (slow
     signers, a slow chain), lost its claim ("claim window over") and the cheat kept its
     stake. The slasher now tops its job up by 1 wei with a later deadline when the window
     ends before a gather could be done (``protocol.slashing.claim_top_up_deadline_s``),
-    and the claim executes."""
+    and the claim executes. ``max_job_room_s``: the escrow's MAX_JOB_S leaves the job's
+    deadline only that much room, less than the top-up asks: the slasher tops up to the
+    furthest deadline it takes (the full top-up was refused, "deadline too far")."""
     async with open_cluster(tmp_path) as cluster:
         client, cheat = await cheat_and_three_checkers(cluster)
         escrow = cluster.escrow
+        if max_job_room_s is not None:  # the job's first deposit is to the minute
+            escrow.max_job_s = 1800 + 60 + max_job_room_s
         slasher = client.live().requester.slasher
         gather, submission = slasher._gather, slasher._submission
 
@@ -402,5 +407,37 @@ async def test_a_dispute_upheld_near_the_end_of_the_claim_window_tops_up_the_job
         assert list(slasher.settled.values()) == [EXECUTED]
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
         whats = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
-        assert whats.count("deposit") == 2  # the budget, then the top-up that kept it open
+        assert whats.count("deposit") == 1  # the budget
+        assert whats.count("top-up") == 1  # and the top-up that kept it open
         assert escrow.conserved()
+
+
+async def test_a_claim_another_executed_after_the_window_ends_executed(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 30's review: the frame's claim was executed by someone else (a rejecter may
+    submit the same signatures itself) while ours gathered, and the job's claim window
+    ended: the stake is taken, so our claim ends EXECUTED, not IMPOSSIBLE ("claim window
+    over")."""
+    async with open_cluster(tmp_path) as cluster:
+        client, cheat = await cheat_and_three_checkers(cluster)
+        escrow = cluster.escrow
+        slasher = client.live().requester.slasher
+        gather = slasher._gather
+
+        async def after_another(claim: Claim) -> None:
+            ref, worker = claim.claim.ref, claim.claim.worker
+            job = escrow.jobs[(ref.requester, ref.job_id)]
+            cap = escrow.terms.cap_wei
+            escrow.claims[(ref, worker)] = ClaimState(cap, cap, escrow.now_s(), b"", CLAIM_EXECUTED)
+            await trio.sleep(job.deadline_s + escrow.grace + 1 - escrow.now_s())
+            await gather(claim)
+
+        slasher._gather = after_another  # type: ignore[method-assign]
+        job_id = await cluster.submit("client", frames=1, deadline_s=1800.0)
+        while not any(key[0] == job_id for key in slasher.settled):
+            await slasher._changed.wait()
+        assert list(slasher.settled.values()) == [EXECUTED]
+        whats = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
+        assert "claim_fraud" not in whats and "top-up" not in whats
+        assert escrow.stakes[cheat.address] == STAKE_WEI  # (the other claim is a stand-in)

@@ -146,6 +146,12 @@ def test_a_claim_window_ending_before_a_gather_is_pushed_by_a_top_up() -> None:
     # the default 24 h grace: a deadline 660 s ahead, never one the next block has passed
     # (this stop's review: it was now + 1, which the escrow refused)
     assert claim_top_up_deadline_s(100_000, 100_500, 86_400, 660) == 100_000 + 660
+    # the escrow's MAX_JOB_S: never past the furthest deadline it takes ("deadline too
+    # far"), and no top-up when that pushes nothing
+    assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 10**9) == 1_500 + 2 * 660 - 600
+    assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 1_800) == 1_800
+    assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 1_000) is None  # the deadline
+    assert claim_top_up_deadline_s(1_500, 1_600, 50, 660, 1_500) is None  # now
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
