@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, Union
 
@@ -151,12 +151,49 @@ def unpackb(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise MalformedMessage(f"undecodable: {type(exc).__name__}: {exc}") from None
     _check_depth(obj, limits.max_depth)
     try:
-        canonical = packb(obj)
+        in_order = _check_plain(obj)
     except LocalProtocolError as exc:
         raise MalformedMessage(f"not canonical: {exc}") from None
-    if canonical != data:
+    # maps in key order (checked): the decoded object packs as it came, without the copy
+    # that ``packb`` sorts into
+    if not in_order or msgpack.packb(obj, use_bin_type=True) != data:
         raise MalformedMessage("not canonical msgpack (key order, int width or str/bin form)")
     return obj
+
+
+def _check_plain(obj: object) -> bool:
+    """Raise ``LocalProtocolError`` where ``_sorted`` would (a map key not a str, a
+    float); whether every map's keys are in ``_sorted``'s order. Decoded data that
+    passes packs as it came (``msgpack`` keeps a map's order) to what ``packb`` makes of
+    it, without ``_sorted``'s copy of every map and list. Only containers go on the
+    stack."""
+    if type(obj) is not dict and type(obj) is not list:
+        if type(obj) is float:
+            raise LocalProtocolError("floats are not part of the protocol; use integers with units")
+        return True
+    in_order = True
+    stack: list[dict[Any, Any] | list[Any]] = [obj]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            keys = list(item)
+            for key in keys:
+                if type(key) is not str:
+                    raise LocalProtocolError(f"map keys must be str, got {type(key).__name__}")
+            if in_order and keys != sorted(keys):
+                in_order = False  # (a float or key type deeper still raises, as before)
+            values: Iterable[object] = item.values()
+        else:
+            values = item
+        for child in values:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append(child)  # type: ignore[arg-type]
+            elif kind is float:
+                raise LocalProtocolError(
+                    "floats are not part of the protocol; use integers with units"
+                )
+    return in_order
 
 
 def _refuse_ext(code: int, data: bytes) -> object:

@@ -40,6 +40,12 @@ from protocol.topics import PROTOCOL_VERSION
 
 SIGNING_DOMAIN = b"pictor/envelope/v1\x00"
 _U64_MAX = 2**64 - 1
+# The canonical wire is the signed part's array of six with the signature appended: an
+# array's header (fixarray: 0x90 + its length) and a 64-byte bin's (0xc4, 64) are fixed,
+# so neither side packs the envelope twice (tests/protocol/test_envelope.py: the same
+# bytes as packing it whole).
+_ARRAY_6, _ARRAY_7, _BIN_64 = b"\x96", b"\x97", b"\xc4\x40"
+_SIGNATURE_TAIL = len(_BIN_64) + 64
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,9 @@ def encode_envelope(key: NodeKey, message: Message, *, nonce: int, now_ms: int) 
     if not (0 <= nonce <= _U64_MAX and 0 <= now_ms <= _U64_MAX):
         raise LocalProtocolError("nonce and now_ms must be u64")
     head: list[Any] = [PROTOCOL_VERSION, msg_type, key.node_id.raw, nonce, now_ms, to_wire(message)]
-    signature = key.sign(SIGNING_DOMAIN + packb(head))
-    data = packb([*head, signature])
+    signed = packb(head)
+    signature = key.sign(SIGNING_DOMAIN + signed)
+    data = _ARRAY_7 + signed[1:] + _BIN_64 + signature  # packb([*head, signature])
     if len(data) > DEFAULT_LIMITS.max_message_bytes:
         raise LocalProtocolError(f"{msg_type} encodes to {len(data)} bytes, over the limit")
     return data
@@ -87,6 +94,7 @@ def decode_envelope(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Envelope:
 
 
 def _decode(data: bytes, limits: Limits) -> Envelope:
+    data = bytes(data)
     obj = unpackb(data, limits)
     if type(obj) is not list or len(obj) != 7:
         raise MalformedMessage("an envelope is an array of 7 items")
@@ -101,10 +109,12 @@ def _decode(data: bytes, limits: Limits) -> Envelope:
         if type(value) is not int or not 0 <= value <= _U64_MAX:
             raise SchemaError(f"envelope {name} must be a u64")
     sender_id = NodeId(sender)
-    sender_id.verify(SIGNING_DOMAIN + packb(obj[:6]), signature)
+    # canonical (unpackb compared it with its repacking), so the signed part's bytes are
+    # the wire's, less the signature and with the array of six's header
+    sender_id.verify(SIGNING_DOMAIN + _ARRAY_6 + data[1:-_SIGNATURE_TAIL], signature)
     cls = MESSAGE_TYPES.get(msg_type) if type(msg_type) is str else None
     if cls is None:
         raise UnknownMessageType(f"unknown message type {msg_type!r:.40}")
     message: Message = from_wire(cls, body, limits)
-    digest = hashlib.sha256(bytes(data)).digest()
-    return Envelope(version, sender_id, nonce, timestamp_ms, message, digest, bytes(data))
+    digest = hashlib.sha256(data).digest()
+    return Envelope(version, sender_id, nonce, timestamp_ms, message, digest, data)

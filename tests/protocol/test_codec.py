@@ -35,6 +35,18 @@ def test_same_value_same_bytes_and_decode_accepts_them(value: object) -> None:
     assert packb(unpackb(data)) == data
 
 
+@given(plain)
+def test_decode_takes_the_canonical_packing_and_nothing_else(value: object) -> None:
+    """``unpackb`` checks map order and leaf types, then packs the decoded data as it
+    came (no sorted copy): a packing in any other key order, at any depth, is refused."""
+    as_is = msgpack.packb(value, use_bin_type=True)  # maps in their insertion order
+    if as_is == packb(value):
+        assert unpackb(as_is) == value
+    else:
+        with pytest.raises(MalformedMessage, match="canonical"):
+            unpackb(as_is)
+
+
 def test_non_canonical_forms_are_refused() -> None:
     unsorted = msgpack.packb({"b": 1, "a": 2})
     wide_int = b"\xcd\x00\x01"  # uint16 holding 1, canonical is 0x01
@@ -48,6 +60,11 @@ def test_non_canonical_forms_are_refused() -> None:
 def test_floats_and_ext_types_are_not_protocol() -> None:
     with pytest.raises(MalformedMessage):
         unpackb(msgpack.packb(1.5))
+    for deep in ({"a": [1, {"b": 2.5}]}, [[0.0]], {"a": 1, "b": {"c": [None, 1.0]}}):
+        with pytest.raises(MalformedMessage, match="floats"):
+            unpackb(msgpack.packb(deep))
+    with pytest.raises(MalformedMessage, match="keys must be str"):
+        unpackb(msgpack.packb({"a": {b"k": 1}}, use_bin_type=True))
     with pytest.raises(MalformedMessage) as ext:
         unpackb(msgpack.packb(msgpack.ExtType(5, b"x")))
     assert not isinstance(ext.value, Oversize)  # not a size problem (penalty 25, not 50)

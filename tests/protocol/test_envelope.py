@@ -51,6 +51,17 @@ def test_every_message_round_trips_through_a_signed_envelope(msg, nonce, now_ms)
     )
 
 
+@given(any_message, st.integers(0, 2**64 - 1))
+def test_the_wire_is_the_whole_envelope_packed_and_signed(msg, nonce) -> None:
+    """``encode_envelope`` appends the signature to the signed part's bytes and
+    ``decode_envelope`` verifies the wire's own bytes, neither packing twice: the same
+    bytes and signature as packing the seven items whole."""
+    wire = encode_envelope(KEY, msg, nonce=nonce, now_ms=5)
+    items = msgpack.unpackb(wire, raw=False)
+    assert packb(items) == wire
+    KEY.node_id.verify(SIGNING_DOMAIN + packb(items[:6]), items[6])
+
+
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_flipping_any_byte_breaks_verification(data) -> None:
