@@ -2,14 +2,21 @@
 
 Every message a driver sends is signed and encoded with the real
 ``protocol.encode_envelope`` (simulated time as ``now_ms``), carried by the
-network model as bytes, then decoded by ``protocol.decode_envelope`` and
-checked by the receiver's own ``ReplayGuard`` before a machine sees it. The
-byte counts in the metrics are therefore the real wire sizes.
+network model with its bytes, and checked by the receiver's own
+``ReplayGuard`` before a machine sees it. The byte counts in the metrics are
+therefore the real wire sizes. What the receiver gets is the ``Envelope``
+that ``protocol.decode_envelope`` returns for those bytes, made when they
+were encoded (``Signed``): decoding is a pure function of the bytes, and
+every message round-trips (tests/protocol/test_envelope.py), so the world
+does not verify its own signatures again at every receiver. That was about
+a third of a run's CPU. Tests decode them as well and assert the same
+envelope (``World.check_decode``), or hand receivers the decoded envelopes
+(``decode_deliveries``) and compare the runs (tests/simulations/
+test_world_decode.py).
 
 With ``network.sign_gossip = false`` gossip (job announces) travels as the
-message object instead: its size is still measured once from its real
-encoding, but receivers skip the Ed25519 verify and decode — the dominant
-cost of a 10,000-node run. Direct market messages are always signed.
+message object instead, unsigned: its size is still measured once from its
+real encoding. Direct market messages are always signed.
 
 Node keys come from the loop's seeded RNG (``NodeKey(rng.randbytes(32))``);
 payment addresses are 20 random bytes, because the chain model checks
@@ -18,13 +25,22 @@ vouchers by lookup rather than by secp256k1 recovery (see ``chain.py``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from protocol import NodeKey, RemoteProtocolError, ReplayGuard, decode_envelope, encode_envelope
+from protocol import (
+    Envelope,
+    NodeKey,
+    RemoteProtocolError,
+    ReplayGuard,
+    decode_envelope,
+    encode_envelope,
+)
 from protocol.codec import packb, to_wire
 from protocol.messages import Message
+from protocol.topics import PROTOCOL_VERSION
 from simulations.chain import ChainModel
 from simulations.invariants import Invariants
 from simulations.loop import EventLoop
@@ -34,6 +50,15 @@ from simulations.network import NetworkModel
 from simulations.scenario import GpuClass, Scenario
 
 ENVELOPE_OVERHEAD_BYTES = 122  # version, type, sender, nonce, time, signature, framing
+
+
+@dataclass(frozen=True)
+class Signed:
+    """Wire bytes the world encoded, with the envelope ``decode_envelope`` returns for
+    them (see the module docstring)."""
+
+    data: bytes
+    envelope: Envelope
 
 
 class Driver(Protocol):
@@ -75,6 +100,9 @@ class World:
         self.adverts: dict[bytes, int] = {}  # worker -> the score its capacity adverts claim
         self.clawback_addresses: dict[bytes, bytes] = {}  # sock puppet -> its requester
         self.faults_on = True
+        # tests: decode each signed delivery too and assert the same envelope (check), or
+        # hand the receiver the decoded one, as the node does (decode)
+        self.check_decode = self.decode_deliveries = False
         self.workers: list[SimNode] = []
         self.checkers: list[SimNode] = []
         self._timers: dict[Any, tuple[int, int]] = {}
@@ -124,17 +152,22 @@ class World:
         dst = self.by_id.get(to)
         if dst is None or not src.online:
             return
-        nonce = self.loop.rng.getrandbits(64)
-        data = encode_envelope(src.key, message, nonce=nonce, now_ms=self.epoch_ms())
-        self.net.send(src.index, dst.index, data, len(data))
+        signed = self._sign(src, message)
+        self.net.send(src.index, dst.index, signed, len(signed.data))
+
+    def _sign(self, src: SimNode, message: Message) -> Signed:
+        nonce, now_ms = self.loop.rng.getrandbits(64), self.epoch_ms()
+        data = encode_envelope(src.key, message, nonce=nonce, now_ms=now_ms)
+        envelope = Envelope(PROTOCOL_VERSION, src.key.node_id, nonce, now_ms, message,
+                            hashlib.sha256(data).digest(), data)  # fmt: skip
+        return Signed(data, envelope)
 
     def publish(self, src: SimNode, message: Message, targets: list[int]) -> None:
         if not src.online:
             return
         if self.scenario.network.sign_gossip:
-            nonce = self.loop.rng.getrandbits(64)
-            data = encode_envelope(src.key, message, nonce=nonce, now_ms=self.epoch_ms())
-            self.net.gossip(src.index, data, len(data), targets)
+            signed = self._sign(src, message)
+            self.net.gossip(src.index, signed, len(signed.data), targets)
         else:
             size = len(packb(to_wire(message))) + ENVELOPE_OVERHEAD_BYTES
             self.net.gossip(src.index, (src.node_id, message), size, targets)
@@ -148,7 +181,15 @@ class World:
             node.driver.on_message(sender, message, None)
             return
         try:
-            envelope = decode_envelope(payload)
+            if type(payload) is not Signed:  # bytes no world encoding made
+                envelope = decode_envelope(payload)
+            elif self.decode_deliveries:
+                envelope = decode_envelope(payload.data)
+            else:
+                envelope = payload.envelope
+                if self.check_decode:
+                    decoded = decode_envelope(payload.data)
+                    assert decoded == envelope and decoded.wire == envelope.wire, decoded
             node.replay.check(envelope, self.epoch_ms())
         except RemoteProtocolError as exc:
             self.metrics.decode_rejects += 1
