@@ -94,8 +94,8 @@ def decode_envelope(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Envelope:
 
 
 def _decode(data: bytes, limits: Limits) -> Envelope:
+    obj = unpackb(data, limits)  # (refuses what is not bytes, bytearray or memoryview)
     data = bytes(data)
-    obj = unpackb(data, limits)
     if type(obj) is not list or len(obj) != 7:
         raise MalformedMessage("an envelope is an array of 7 items")
     version, msg_type, sender, nonce, timestamp_ms, body, signature = obj

@@ -117,7 +117,7 @@ def _short(detail: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_TRACE_FIELDS = ("job_id", "task_id", "frame", "worker", "passed", "to", "message")
+_TRACE_FIELDS = ("job_id", "task_id", "frame", "worker", "passed", "to", "message", "data")
 
 
 def _bytes(data: bytes) -> str:

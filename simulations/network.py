@@ -1,9 +1,10 @@
 """Network model: one-way latency by region pair, jitter, loss, duplication,
 partitions that heal, bandwidth, and gossip fan-out.
 
-Direct messages are real envelope bytes (``protocol.encode_envelope``); the
-receiver decodes and replay-checks them with the real code, so a duplicated
-message is refused by ``ReplayGuard`` exactly as in a node. Gossip reaches its
+Direct messages are real envelope bytes (``protocol.encode_envelope``), carried
+with the envelope they decode to (``simulations.world.Signed``); the receiver
+replay-checks it with the real code, so a duplicated message is refused by
+``ReplayGuard`` exactly as in a node. Gossip reaches its
 targets after ``hops`` mesh hops, ``hops = ceil(log_fanout(n))``, and costs
 ``fanout`` copies per receiver (gossipsub's mesh degree: each node hears a
 message from each mesh peer once, first copy wins).

@@ -187,8 +187,11 @@ class World:
                 envelope = decode_envelope(payload.data)
             else:
                 envelope = payload.envelope
-                if self.check_decode:
-                    decoded = decode_envelope(payload.data)
+                if self.check_decode:  # (a refusal here would drop what the world delivers)
+                    try:
+                        decoded = decode_envelope(payload.data)
+                    except RemoteProtocolError as exc:
+                        raise AssertionError(f"the world's own envelope refused: {exc}") from exc
                     assert decoded == envelope and decoded.wire == envelope.wire, decoded
             node.replay.check(envelope, self.epoch_ms())
         except RemoteProtocolError as exc:

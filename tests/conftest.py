@@ -4,6 +4,10 @@ The suite runs on pytest-xdist workers (scripts/test): their environment is made
 plain run's (execnet sets COLUMNS=80 and LINES=24 in each, so the CLI's piped output
 wrapped where the tests read it whole).
 
+A SIGTERM (scripts/test's cleanup, when CI cancels a run) stops the run as ^C does, so
+that fixtures tear down what they started: the devnets' nodes run in their own sessions
+and outlive a pytest killed outright.
+
 A trio test that fails inside libp2p's nested nurseries reports an exception group
 nested past Python's ``max_group_depth`` (10), so the failure itself was cut from the
 report (tests/conformance/test_node_conformance.py failed that way once, under CI-like
@@ -14,6 +18,7 @@ their innermost frames.
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 from collections.abc import Generator, Iterator
 
@@ -22,6 +27,14 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):  # set by execnet, not by the user's terminal
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def leaves(exc: BaseException) -> Iterator[BaseException]:

@@ -161,5 +161,6 @@ def test_decode_accepts_bytearray_and_memoryview() -> None:
     wire = encode_envelope(KEY, result_message(), nonce=1, now_ms=2)
     assert decode_envelope(bytearray(wire)).message == result_message()  # type: ignore[arg-type]
     assert decode_envelope(memoryview(wire)).message == result_message()  # type: ignore[arg-type]
-    with pytest.raises(RemoteProtocolError):
-        decode_envelope("not bytes")  # type: ignore[arg-type]
+    for not_bytes in ("not bytes", list(wire), 10**4):  # (an int is not a size to allocate)
+        with pytest.raises(MalformedMessage, match="expected bytes"):
+            decode_envelope(not_bytes)  # type: ignore[arg-type]

@@ -150,8 +150,8 @@ def test_a_claim_window_ending_before_a_gather_is_pushed_by_a_top_up() -> None:
     # far"), and no top-up when that pushes nothing
     assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 10**9) == 1_500 + 2 * 660 - 600
     assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 1_800) == 1_800
-    assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 1_000) is None  # the deadline
-    assert claim_top_up_deadline_s(1_500, 1_600, 50, 660, 1_500) is None  # now
+    assert claim_top_up_deadline_s(1_500, 1_600, 600, 660, 1_000) is None  # at the deadline
+    assert claim_top_up_deadline_s(1_500, 1_600, 50, 660, 1_500) is None  # at the chain's now
 
 
 def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
