@@ -258,6 +258,7 @@ class Slasher:
         self._running: dict[tuple[bytes, bytes, str], Claim] = {}
         self._changed = trio.Event()
         self.settled: dict[tuple[bytes, bytes, str], str] = {}  # final states reached here
+        self._grace_s: int | None = None
 
     def on_slash_due(self, spec: JobSpec, due: SlashDue) -> None:
         """Carry out a machine's ``SlashDue`` (live or replayed: a stored claim wins)."""
@@ -581,7 +582,9 @@ class Slasher:
         assert chain is not None
         if ref.requester != chain.address:
             return  # not our job: only its requester may top it up
-        grace_s = await self._chain(chain.grace_s)
+        if self._grace_s is None:  # the escrow's, fixed at its deployment: read once
+            self._grace_s = await self._chain(chain.grace_s)
+        grace_s = self._grace_s
         open_for_s = int(SIGN_WAIT_S + RESEND_S)
         if claim_top_up_deadline_s(window.now_s, window.redeem_until_s, grace_s,
                                    open_for_s) is None:  # fmt: skip
