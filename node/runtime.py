@@ -344,6 +344,7 @@ class Node:
         await self.store.prune_peers(self.max_stored_peers, self._wall_ms())
         await self._restore_adverts()
         await self.record.load()
+        self.network.watch_peers(self._notify)  # wait_until sees connections change
         await self.network.subscribe(CAPACITY_TOPIC, self._on_gossip)
         await self.network.subscribe(JOBS_TOPIC, self._on_gossip)
         await self.network.subscribe(RECORD_TOPIC, self._on_gossip)

@@ -227,7 +227,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 async def _reply(
     send: Send, status: int, detail: str, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
+    """A refusal; it closes the connection, since the request's body may be left
+    unread: hypercorn then drops the connection, and a client told nothing would
+    send its next request on it and see it dropped unanswered."""
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers + list(extra)})
     await send({"type": "http.response.body", "body": body})

@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,18 +126,25 @@ class _Libp2pStream:
 
 
 class _RefuseBlocked(INotifee):
-    """Closes connections from blocked peers as soon as they are established."""
+    """Closes connections from blocked peers as soon as they are established, and
+    tells the watchers (``Network.watch_peers``) of every connection made or ended."""
 
-    def __init__(self, blocked: set[str]) -> None:
+    def __init__(self, blocked: set[str], watchers: list[Callable[[], None]]) -> None:
         self._blocked = blocked
+        self._watchers = watchers
 
     async def connected(self, network: Any, conn: Any) -> None:
         if conn.muxed_conn.peer_id.to_base58() in self._blocked:
             with contextlib.suppress(*_FAILURES):
                 await conn.close()
+        self._tell()
 
     async def disconnected(self, network: Any, conn: Any) -> None:
-        return
+        self._tell()
+
+    def _tell(self) -> None:
+        for watcher in self._watchers:
+            watcher()
 
     async def opened_stream(self, network: Any, stream: Any) -> None:
         return
@@ -166,7 +173,8 @@ class Libp2pNetwork:
         self.dht = dht
         self.private = False  # behind NAT: only relay addresses are dialable
         self._blocked: set[str] = set()
-        host.get_network().register_notifee(_RefuseBlocked(self._blocked))
+        self._peer_watchers: list[Callable[[], None]] = []
+        host.get_network().register_notifee(_RefuseBlocked(self._blocked, self._peer_watchers))
 
     @property
     def local_peer(self) -> str:
@@ -210,6 +218,9 @@ class Libp2pNetwork:
             await self.host.disconnect(ID.from_base58(peer))
         except _FAILURES:
             pass
+
+    def watch_peers(self, callback: Callable[[], None]) -> None:
+        self._peer_watchers.append(callback)
 
     def block(self, peer: str) -> None:
         self._blocked.add(peer)

@@ -10,7 +10,7 @@ Streams are trio memory streams.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -51,6 +51,7 @@ class MemoryNetwork:
         self._seen: set[tuple[str, int]] = set()
         self._seq = hub.message_seq
         self._streams: dict[str, StreamHandler] = {}
+        self._peer_watchers: list[Callable[[], None]] = []
 
     @property
     def local_peer(self) -> str:
@@ -62,6 +63,13 @@ class MemoryNetwork:
     def connected_peers(self) -> list[str]:
         return sorted(self._links)
 
+    def watch_peers(self, callback: Callable[[], None]) -> None:
+        self._peer_watchers.append(callback)
+
+    def _tell(self) -> None:
+        for watcher in self._peer_watchers:
+            watcher()
+
     async def connect(self, addr: str) -> str:
         await trio.lowlevel.checkpoint()
         peer = addr.rsplit("/p2p/", 1)[-1]
@@ -70,6 +78,8 @@ class MemoryNetwork:
             raise NetworkError(f"no node at {addr}")
         self._links.add(peer)
         other._links.add(self._peer)
+        self._tell()
+        other._tell()
         return peer
 
     async def disconnect(self, peer: str) -> None:
@@ -78,6 +88,8 @@ class MemoryNetwork:
         other = self._hub.nodes.get(peer)
         if other is not None:
             other._links.discard(self._peer)
+            other._tell()
+        self._tell()
 
     def block(self, peer: str) -> None:
         self._blocked.add(peer)

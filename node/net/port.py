@@ -69,6 +69,11 @@ class Network(Protocol):
 
     def connected_peers(self) -> list[str]: ...
 
+    def watch_peers(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each connection is made or ends (either side's
+        doing, a refused banned peer's included): ``connected_peers`` has changed."""
+        ...
+
     async def connect(self, addr: str) -> str:
         """Dial a full multiaddr; return the peer id. Raises ``NetworkError``."""
         ...

@@ -89,3 +89,30 @@ async def test_a_ban_ended_early_ends_in_every_layer(
         assert not node.scorer.is_banned(first.local_peer, now_s)
         for evil in (second, third):
             assert evil.local_peer in net._blocked and node.scorer.is_banned(evil.local_peer, now_s)
+
+
+async def test_wait_until_wakes_when_connections_change(tmp_path: Path) -> None:
+    """A banned peer that dials again is dropped by the network layer, not by a node
+    task, so nothing woke ``wait_until`` (a loaded CI box waited out a 10 s limit
+    in test_node_cluster's reconnect). Connections made and ended now wake it."""
+    hub = MemoryHub()
+    key, other_key = NodeKey.generate(), NodeKey.generate()
+    async with (
+        hub.open(key.node_id.text) as net,
+        hub.open(other_key.node_id.text) as other,
+        running_node(make_config(tmp_path), net, key) as node,
+    ):
+        peer = other.local_peer
+        for connected in (True, False):
+            async with trio.open_nursery() as nursery:
+
+                async def wait(want: bool = connected) -> None:
+                    with trio.fail_after(10):
+                        await node.wait_until(lambda: (peer in net.connected_peers()) is want)
+
+                nursery.start_soon(wait)
+                await trio.testing.wait_all_tasks_blocked()
+                if connected:
+                    await other.connect(net.listen_addrs()[0])
+                else:
+                    await other.disconnect(net.local_peer)
