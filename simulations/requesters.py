@@ -111,6 +111,9 @@ class RequesterDriver:
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
         self._checked: set[bytes] = set()  # task ids a checker was asked about
+        # job -> frame CID -> when its copy for checkers is ready (verification.prepare_s)
+        self._prepared: dict[bytes, dict[str, int]] = {}
+        self._prepare_free_ms = 0  # the node fetches one result frame at a time
         self.fates = CheatFates(world)  # what became of each cheat: the slip's books
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
         # checker -> checks given it, real checks and plants apart (as the node counts)
@@ -403,7 +406,14 @@ class RequesterDriver:
         checker.driver.whitewashed(self.node.node_id)
 
     def _plant(self, machine: JobMachine, cmd: RequestPlant) -> None:
-        """A plant of the task's result: every cell wrong (modelled by its CID)."""
+        """A plant of the task's result: every cell wrong (modelled by its CID). As the
+        node's, it goes after the task's real check is assigned (never to its checker):
+        while the frame is prepared for that check, it waits too."""
+        ready_ms = self._prepared.get(machine.job_id, {}).get(cmd.frame_cid, 0)
+        if ready_ms > self.world.loop.now_ms:  # the real check's pick runs first at ready_ms
+            self.world.loop.call_at(ready_ms, self._plant_prepared, (machine.job_id, cmd),
+                                    "plant-wait")  # fmt: skip
+            return
         world = self.world
         exclude = {cmd.worker} | cmd.exclude | machine.checkers_excluded(cmd.task_id) | self.struck
         checkers = [c for c in world.online_checkers()
@@ -420,6 +430,11 @@ class RequesterDriver:
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
 
+    def _plant_prepared(self, arg: tuple[bytes, RequestPlant]) -> None:
+        machine = self.jobs.get(arg[0])
+        if machine is not None:  # else the job ended meanwhile
+            self._plant(machine, arg[1])
+
     def _choose(self, checkers: list[SimNode], kind: str) -> SimNode:
         """The node's choice (``protocol.verification.choose_checker``), drawn from the run's rng."""
         by_id = {c.node_id: c for c in checkers}
@@ -428,6 +443,30 @@ class RequesterDriver:
         return by_id[chosen]
 
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
+        """As the node's requester (node.roles.requester_job): a result's first check
+        waits for the frame's copy checkers are served (``verification.prepare_s``: its
+        fetch from the worker and re-encoding, node.roles.plants; one at a time, once a
+        frame); a later check of the same frame, for the copy to be ready."""
+        prepare_ms = int(self.world.scenario.verification.prepare_s * 1000)
+        if prepare_ms:
+            now_ms = self.world.loop.now_ms
+            ready = self._prepared.setdefault(machine.job_id, {})
+            ready_ms = ready.get(cmd.frame_cid)
+            if ready_ms is None:
+                ready_ms = self._prepare_free_ms = max(now_ms, self._prepare_free_ms) + prepare_ms
+                ready[cmd.frame_cid] = ready_ms
+            if ready_ms > now_ms:
+                self.world.loop.call_at(ready_ms, self._pick_prepared, (machine.job_id, cmd),
+                                        "prepare")  # fmt: skip
+                return
+        self._pick_now(machine, cmd)
+
+    def _pick_prepared(self, arg: tuple[bytes, RequestVerification]) -> None:
+        machine = self.jobs.get(arg[0])
+        if machine is not None:  # else the job ended meanwhile
+            self._pick_now(machine, arg[1])
+
+    def _pick_now(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
         exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
         checkers = [c for c in world.online_checkers()
@@ -495,6 +534,7 @@ class RequesterDriver:
         record.outcome = outcome
         self.jobs.pop(job_id, None)
         self._fed.pop(job_id, None)
+        self._prepared.pop(job_id, None)
         if self.challenges is not None:
             self.challenges.job_over(job_id)
         self._reached.pop(job_id, None)

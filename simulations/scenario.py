@@ -194,6 +194,10 @@ class Verification:
     # tile (16 px) over the workload's frame (640 x 360: 0.001111), see tile_fraction()
     tile_fraction: float = bounded(0.0, 0, 1)
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
+    # The requester's work on a result before its first check is asked: the frame's fetch
+    # from the worker and the copy checkers are served (node.roles.plants), one at a
+    # time; 0: not modelled. bench/sim_fidelity.py measures it.
+    prepare_s: float = bounded(0.0, 0)
     # A requester's judgement of a capacity challenge's answer besides the frame's fetch:
     # a cold tile renderer's start and one tile (bench/sim_fidelity.py measures it).
     challenge_judge_s: float = bounded(2.0, 0)
