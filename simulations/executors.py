@@ -16,7 +16,9 @@ and stops it afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -136,6 +138,26 @@ class RayExecutor:
         return iter(out.outcomes)
 
 
+HEARTBEAT_DRAIN_S = 10.0  # at most this long for a worker's last heartbeat to be answered
+
+
+async def _stop_heartbeats(dask_worker: Any) -> None:
+    """Run on each worker of a local cluster just before it is closed.
+
+    ``Worker.close`` stops the heartbeat timer but then closes the worker's
+    connections under a heartbeat still awaiting the scheduler's answer, and that
+    heartbeat logs a ``CommClosedError`` trace ("Failed to communicate with
+    scheduler during heartbeat"), at ERROR, though nothing is lost. Stopping the
+    timer first and letting the last heartbeat be answered (the scheduler is still
+    up) leaves nothing in flight for the close to cut."""
+    dask_worker.periodic_callbacks["heartbeat"].stop()
+    pool = dask_worker.rpc  # the worker's own calls out: on an idle worker, its heartbeat
+    deadline = time.monotonic() + HEARTBEAT_DRAIN_S
+    # active: calls awaiting an answer; _connecting: one still opening its connection
+    while (pool.active or getattr(pool, "_connecting", None)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+
+
 class DaskExecutor:
     def __init__(self, workers: int, address: str | None = None,
                  progress: Progress = _no_progress) -> None:  # fmt: skip
@@ -160,6 +182,8 @@ class DaskExecutor:
                     out.put(index[future.key], _tail(future.exception()))
                 else:
                     out.put(index[future.key], future.result())
+            if cluster is not None:  # no heartbeat in flight at the close: see _stop_heartbeats
+                client.run(_stop_heartbeats, on_error="ignore")  # never worth the results
         finally:
             client.close()
             if cluster is not None:
