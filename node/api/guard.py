@@ -165,7 +165,8 @@ class ApiGuard:
         if int(declared) > limit:
             await _reply(send, 413, f"upload over {limit} bytes")
             return
-        await self.app(scope, _counted(receive, int(declared)), send)
+        read = _Read()
+        await self.app(scope, _counted(receive, int(declared), read), _close_if_unread(send, read))
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
@@ -195,7 +196,13 @@ def _same_origin(headers: dict[bytes, bytes]) -> bool:
     return netloc != b"" and netloc == headers.get(b"host")
 
 
-def _counted(receive: Receive, limit: int) -> Receive:
+class _Read:
+    """Whether a streamed request's body was read to its end."""
+
+    done = False
+
+
+def _counted(receive: Receive, limit: int, read: _Read) -> Receive:
     """``receive`` that raises ``BodyOverLimit`` once more than ``limit`` bytes came."""
     size = 0
 
@@ -206,9 +213,23 @@ def _counted(receive: Receive, limit: int) -> Receive:
             size += len(message.get("body", b""))
             if size > limit:
                 raise BodyOverLimit(f"upload over {limit} bytes")
+            read.done = not message.get("more_body", False)
         return message
 
     return counted
+
+
+def _close_if_unread(send: Send, read: _Read) -> Send:
+    """``send`` that says ``Connection: close`` on a response started before the body was
+    read to its end (the app refused an upload part way: as ``_reply``)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and not read.done:
+            headers = [*message.get("headers", []), (b"connection", b"close")]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

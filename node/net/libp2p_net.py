@@ -144,7 +144,10 @@ class _RefuseBlocked(INotifee):
 
     def _tell(self) -> None:
         for watcher in self._watchers:
-            watcher()
+            try:
+                watcher()
+            except Exception:  # one watcher's bug must not stop the others, nor the caller
+                logger.exception("peer watcher failed")
 
     async def opened_stream(self, network: Any, stream: Any) -> None:
         return

@@ -10,6 +10,7 @@ Streams are trio memory streams.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,8 @@ import trio
 import trio.testing
 
 from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, accepted
+
+logger = logging.getLogger(__name__)
 
 
 class MemoryHub:
@@ -68,7 +71,10 @@ class MemoryNetwork:
 
     def _tell(self) -> None:
         for watcher in self._peer_watchers:
-            watcher()
+            try:
+                watcher()
+            except Exception:  # one watcher's bug must not stop the others, nor the caller
+                logger.exception("peer watcher failed")
 
     async def connect(self, addr: str) -> str:
         await trio.lowlevel.checkpoint()

@@ -71,7 +71,9 @@ class Network(Protocol):
 
     def watch_peers(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after each connection is made or ends (either side's
-        doing, a refused banned peer's included): ``connected_peers`` has changed."""
+        doing; on libp2p a banned peer's, refused as soon as made, too):
+        ``connected_peers`` may have changed (a second connection to a peer changes
+        nothing there)."""
         ...
 
     async def connect(self, addr: str) -> str:

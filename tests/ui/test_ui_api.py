@@ -84,6 +84,9 @@ async def test_uploads_are_checked_bounded_and_cross_site_posts_refused(tmp_path
             assert cancel.status_code == 403
             not_blend = await client.post("/v1/ui/scenes", content=b"#!/bin/sh\nrm -rf /\n")
             assert not_blend.status_code == 422 and "not a .blend" in not_blend.text
+            # refused part way: the rest is left unread, so the connection is not reused
+            part = await client.post("/v1/ui/scenes", content=b"#!/bin/sh\n" + bytes(256 << 10))
+            assert part.status_code == 422 and part.headers["connection"] == "close"
             chunked = await client.post("/v1/ui/scenes", content=_chunks(BLEND))
             assert chunked.status_code == 411  # a length is declared, or nothing is read
             ok = await client.post("/v1/ui/scenes?name=../../etc/passwd x.blend", content=BLEND,
