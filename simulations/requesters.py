@@ -113,7 +113,7 @@ class RequesterDriver:
         self._checked: set[bytes] = set()  # task ids a checker was asked about
         # job -> frame CID -> when its copy for checkers is ready (verification.prepare_s)
         self._prepared: dict[bytes, dict[str, int]] = {}
-        self._prepare_free_ms = 0  # the node fetches one result frame at a time
+        self._prepare_free_ms: dict[bytes, int] = {}  # job -> when its next may start
         self.fates = CheatFates(world)  # what became of each cheat: the slip's books
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
         # checker -> checks given it, real checks and plants apart (as the node counts)
@@ -407,8 +407,10 @@ class RequesterDriver:
 
     def _plant(self, machine: JobMachine, cmd: RequestPlant) -> None:
         """A plant of the task's result: every cell wrong (modelled by its CID). As the
-        node's, it goes after the task's real check is assigned (never to its checker):
-        while the frame is prepared for that check, it waits too."""
+        node's, it goes after the task's real check is picked (never to its checker):
+        while the frame is prepared for that check, it waits too. (The node's plant waits
+        up to PLANT_WAIT_S for the real check's assignment, and makes the plant on its
+        loop; neither is modelled.)"""
         ready_ms = self._prepared.get(machine.job_id, {}).get(cmd.frame_cid, 0)
         if ready_ms > self.world.loop.now_ms:  # the real check's pick runs first at ready_ms
             self.world.loop.call_at(ready_ms, self._plant_prepared, (machine.job_id, cmd),
@@ -445,16 +447,17 @@ class RequesterDriver:
     def _pick_checker(self, machine: JobMachine, cmd: RequestVerification) -> None:
         """As the node's requester (node.roles.requester_job): a result's first check
         waits for the frame's copy checkers are served (``verification.prepare_s``: its
-        fetch from the worker and re-encoding, node.roles.plants; one at a time, once a
-        frame); a later check of the same frame, for the copy to be ready."""
+        fetch from the worker and re-encoding, node.roles.plants; one at a time per job,
+        once a frame); a later check of the same frame, for the copy to be ready."""
         prepare_ms = int(self.world.scenario.verification.prepare_s * 1000)
         if prepare_ms:
             now_ms = self.world.loop.now_ms
             ready = self._prepared.setdefault(machine.job_id, {})
             ready_ms = ready.get(cmd.frame_cid)
             if ready_ms is None:
-                ready_ms = self._prepare_free_ms = max(now_ms, self._prepare_free_ms) + prepare_ms
-                ready[cmd.frame_cid] = ready_ms
+                free_ms = self._prepare_free_ms.get(machine.job_id, now_ms)
+                ready_ms = ready[cmd.frame_cid] = max(now_ms, free_ms) + prepare_ms
+                self._prepare_free_ms[machine.job_id] = ready_ms
             if ready_ms > now_ms:
                 self.world.loop.call_at(ready_ms, self._pick_prepared, (machine.job_id, cmd),
                                         "prepare")  # fmt: skip
@@ -535,6 +538,7 @@ class RequesterDriver:
         self.jobs.pop(job_id, None)
         self._fed.pop(job_id, None)
         self._prepared.pop(job_id, None)
+        self._prepare_free_ms.pop(job_id, None)
         if self.challenges is not None:
             self.challenges.job_over(job_id)
         self._reached.pop(job_id, None)

@@ -196,7 +196,8 @@ class Verification:
     check_overhead_s: float = bounded(2.0, 0)  # a check's fixed cost: start-up, scene load
     # The requester's work on a result before its first check is asked: the frame's fetch
     # from the worker and the copy checkers are served (node.roles.plants), one at a
-    # time; 0: not modelled. bench/sim_fidelity.py measures it.
+    # time per job; 0: not modelled. bench/sim_fidelity.py measures it. A fixed cost:
+    # result_size_bytes and the network's bandwidth do not move it.
     prepare_s: float = bounded(0.0, 0)
     # A requester's judgement of a capacity challenge's answer besides the frame's fetch:
     # a cold tile renderer's start and one tile (bench/sim_fidelity.py measures it).
