@@ -7,12 +7,14 @@ only grew, one entry per banned identity, which a stranger can mint for free."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import trio
 import trio.testing
 from node_helpers import make_config, running_node, signed_advert, wall_ms
 
 from node.net.bans import Bans
+from node.net.libp2p_net import _RefuseBlocked
 from node.net.memory import MemoryHub, MemoryNetwork
 from node.runtime import Node
 from protocol import NodeKey
@@ -116,3 +118,29 @@ async def test_wait_until_wakes_when_connections_change(tmp_path: Path) -> None:
                     await other.connect(net.listen_addrs()[0])
                 else:
                     await other.disconnect(net.local_peer)
+
+
+async def test_libp2p_refuses_a_banned_peers_connection_and_tells_the_watchers() -> None:
+    """The libp2p side of ``watch_peers``: py-libp2p's notifee closes a banned peer's
+    connection as soon as it is made, and every connection made or ended (a refused
+    one's end included) wakes the watchers; one that raises does not stop the next."""
+    closed: list[str] = []
+    woken: list[str] = []
+
+    def conn(peer: str) -> SimpleNamespace:
+        async def close() -> None:
+            closed.append(peer)
+
+        peer_id = SimpleNamespace(to_base58=lambda: peer)
+        return SimpleNamespace(muxed_conn=SimpleNamespace(peer_id=peer_id), close=close)
+
+    def broken() -> None:
+        raise RuntimeError("a watcher's bug")
+
+    notifee = _RefuseBlocked({"banned"}, [broken, lambda: woken.append("w")])
+    await notifee.connected(None, conn("friend"))
+    assert closed == [] and woken == ["w"]
+    await notifee.connected(None, conn("banned"))
+    assert closed == ["banned"] and woken == ["w", "w"]
+    await notifee.disconnected(None, conn("banned"))
+    assert woken == ["w", "w", "w"]
