@@ -11,11 +11,15 @@ import argparse
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import trio
+from eth_account import Account
+from eth_utils import to_canonical_address
 
+from ledger.fraud import checker_pass, sign_pass
 from node.config import NodeConfig
 from node.content.net import PeerChunkSource, content_limits, serve_content
 from node.content.source import StoreChunkSource
@@ -23,15 +27,31 @@ from node.content.store import ContentStore
 from node.content.transfer import TransferConfig, fetch
 from node.keyfile import NodeKey
 from node.net.libp2p_net import Libp2pSettings, open_libp2p_network
+from node.render.base import RendererIdentity
 from node.render.blender import BlenderConfig
 from node.render.warm import WarmConfig
+from node.roles import persist
 from node.roles.ports import RenderKit, blender_kit
-from node.verify.checker import check_frame
+from node.store.db import open_store
+from node.verify.checker import TileRenderer, check_frame, verify_result
 from node.verify.images import load_image
+from node.verify.plant import canonical_png
 from protocol.challenge import scaled_settings
-from protocol.messages import Assurance, RenderSettings
+from protocol.cid import cid_of_sha256
+from protocol.envelope import encode_envelope
+from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, VerifyRequest
 from protocol.verification import DEFAULT_POLICY, plan_check
 
+# What the steady checks sign for (a job of the fit's own; the node's code signs the same
+# way for any): the checker's node and payment keys, an escrowed job's spec.
+_FIT_KEY = NodeKey(hashlib.sha256(b"pictor fidelity fit: checker node key").digest())
+_FIT_PAYMENT_KEY = hashlib.sha256(b"pictor fidelity fit: checker payment key").digest()
+_FIT_PAYMENT_ADDRESS = to_canonical_address(Account.from_key(_FIT_PAYMENT_KEY).address)
+_FIT_JOB = hashlib.sha256(b"pictor fidelity fit: job").digest()
+_FIT_SPEC = JobSpec(_FIT_KEY.node_id.raw, bytes(20), "bafkscene", 1, "blender",
+                    RenderSettings("CYCLES", 160, 120, 16, 0, "PNG_RGBA8"), (1,), 1, 10**17,
+                    10**18, 2**40, Assurance.NORMAL, 1000,
+                    Escrow(31337, bytes(range(20)), bytes(32)), 0)  # fmt: skip
 STEADY_CHECKS = 8  # warm checks timed (after one that starts the warm process): 1.5-3 s,
 # a window nearer the devnet's eleven checks (3-5 s) than 3 checks, which a load swing moved ±50 %
 
@@ -52,6 +72,9 @@ class Fit:
     first_check_s: float = 0.0  # the checker's first check meanwhile, its setup included
     preflight_s: float = 0.0  # the requester's preflight inspection before it deposits
     fetch_s: float = 0.0  # a checker's fetch of a frame from the requester (libp2p, loopback)
+    # the requester's work on a result before its first check: the frame's fetch from the
+    # worker, the copy checkers are served (canonical PNG, stored) and the journal entry
+    prepare_s: float = 0.0
 
     def challenge_start_s(self, args: argparse.Namespace, ru_per_frame: int) -> float:
         """The answer's cost beyond what the simulator models of it: the job's setup
@@ -102,7 +125,6 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     renderer = kit.tiles
     me = await renderer.identify()
     k = plan_check(Assurance.NORMAL, 0.0).k
-    image = load_image(next((work / "alone").glob("*1.png")))
     # The node's checker keeps one warm Blender per job (issue 15): its first check pays the
     # start-up, the next ones do not. A check's cost is a warm one; the checker's first
     # check of the job, start-up and inspection included, is timed as the devnet's checker
@@ -112,13 +134,19 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     # This first check starts the warm process.
     # Then a steady check as the node's checker makes one (node.roles.checker): the frame's
     # fetch from the requester, then the whole check (tiles, image load and comparison).
+    # The check is the node's own call on the frame's file (image load included), then
+    # what the checker does before it sends (the pass signed, the verdict's envelope).
+    # Each re-renders tiles of another frame of the animation, as the devnet's checker
+    # does (compared with frame 1's image: the verdict's outcome costs the same).
+    frame_path = next((work / "alone").glob("*1.png"))
     checks = []
     for i in range(1 + STEADY_CHECKS):
         start = time.perf_counter()
-        await check_frame(renderer, scene, settings, 1, image, result_digest=bytes([i]) * 32,
-                          k=k, worker=me)  # fmt: skip
+        await _steady_check(renderer, me, scene, settings, frame_path, 1 + i, k)
         checks.append(time.perf_counter() - start)
-    fetch_s = await _fetch_s(sorted(work.glob("*/*.png")), work / "fetched")
+    rendered = sorted(work.glob("*/*.png"))
+    fetch_s = await _fetch_s(rendered, work / "fetched")
+    prepare_s = fetch_s + await _prepare_s(rendered, work / "prepared")
     answer_s, judge_s, first_check_s = await _challenges(args, scene, settings, kit_at, k, work)
     tile_px = DEFAULT_POLICY.sampling.tile_px
     tile_fraction = min(1.0, tile_px * tile_px / (args.width * args.height))
@@ -127,7 +155,47 @@ async def fit(args: argparse.Namespace, scene: Path, work: Path) -> Fit:
     overhead_s = max(0.0, fetch_s + check_s - k * tile_fraction * frame_shared_s)
     return Fit(steady_s, frame_shared_s, check_s, k, tile_fraction, overhead_s,
                inspect_s + warm_start_s, answer_s, judge_s, first_check_s, inspect_s,
-               fetch_s)  # fmt: skip
+               fetch_s, prepare_s)  # fmt: skip
+
+
+async def _steady_check(renderer: TileRenderer, me: RendererIdentity, scene: Path,
+                        settings: RenderSettings, frame_path: Path, frame: int,
+                        k: int) -> None:  # fmt: skip
+    """One check as node.roles.checker makes it, after the frame's fetch: ``verify_result``
+    on the fetched file, the pass signed with the payment key (``sign_pass``) and the
+    verdict's envelope (the outbox signs and encodes it)."""
+    digest = hashlib.sha256(frame_path.read_bytes() + bytes([frame])).digest()
+    frame_cid = cid_of_sha256(digest)  # a real CID: the pass signs over its digest
+    request = VerifyRequest(_FIT_JOB, digest, frame, _FIT_KEY.node_id.raw, digest, frame_cid,
+                            "bafkscene", 10**16, k, digest, me.device_class)  # fmt: skip
+    verdict = await verify_result(renderer, request, scene=scene, frame_image=frame_path,
+                                  settings=settings, job_build=me.build, worker=me)  # fmt: skip
+    verdict = replace(verdict, passed=True)  # the pass a real frame gets, signed
+    pass_sig = sign_pass(_FIT_SPEC, verdict, frame_cid, _FIT_PAYMENT_KEY)
+    assert pass_sig is not None  # signed, as the node's checker signs every pass
+    verdict = replace(verdict, pass_sig=pass_sig)
+    checker_pass(_FIT_SPEC, verdict, frame_cid, _FIT_PAYMENT_ADDRESS)  # the claim watch's key
+    encode_envelope(_FIT_KEY, verdict, nonce=frame, now_ms=int(time.time() * 1000))
+
+
+async def _prepare_s(frames: list[Path], store_dir: Path) -> float:
+    """The requester's work on a result besides its fetch, before the check is asked
+    (node.roles.plants ``CheckFrames.prepare``, then the assignment's journal entry):
+    the canonical PNG checkers are served, stored, and one journal write through the
+    node's store; the mean over the rendered frames."""
+    times = []
+    async with open_store(store_dir / "node.sqlite3") as store:
+        for i, path in enumerate(frames):
+            # a store of its own each: the workers' copies of a frame have one canonical
+            # CID, and a copy already stored is not written again (the node's are distinct)
+            content = ContentStore(store_dir / f"content{i}", budget_bytes=1 << 30)
+            start = time.perf_counter()
+            content.put_bytes(canonical_png(path))
+            await store.call(partial(persist.journal, job_id=_FIT_JOB.hex(), kind="assign",
+                                     peer=_FIT_KEY.node_id.raw, data=bytes(52),
+                                     now_ms=i))  # fmt: skip
+            times.append(time.perf_counter() - start)
+    return sum(times) / len(times)
 
 
 async def _fetch_s(frames: list[Path], store_dir: Path) -> float:
@@ -208,10 +276,9 @@ async def _challenges(args: argparse.Namespace, scene: Path, settings: RenderSet
     async def check() -> None:
         kit = kit_at("checker")
         start = time.perf_counter()
-        await kit.inspect(scene)
-        image = load_image(next((work / "alone").glob("*1.png")))
-        await check_frame(kit.tiles, scene, settings, 1, image, result_digest=b"\x02" * 32,
-                          k=k, worker=me)  # fmt: skip
+        await kit.inspect(scene)  # then a check as the steady ones (checker_setup_s: the excess)
+        await _steady_check(kit.tiles, me, scene, settings,
+                            next((work / "alone").glob("*1.png")), 1, k)  # fmt: skip
         first_check.append(time.perf_counter() - start)
 
     async with trio.open_nursery() as nursery:
@@ -231,7 +298,8 @@ def fit_in(args: argparse.Namespace, scene: Path, work: Path, when: str) -> Fit:
     print(f"  frame {fitted.frame_alone_s:.2f} s alone, {fitted.frame_shared_s:.2f} s with "
           f"{args.workers} at once; frame fetch {fitted.fetch_s * 1000:.0f} ms, check (k={fitted.k}) "
           f"{fitted.check_s:.2f} s -> fixed "
-          f"{fitted.check_overhead_s:.2f} s; setup per job {fitted.setup_s:.2f} s; preflight "
+          f"{fitted.check_overhead_s:.2f} s; a result prepared for its check in "
+          f"{fitted.prepare_s * 1000:.0f} ms (fetch included); setup per job {fitted.setup_s:.2f} s; preflight "
           f"{fitted.preflight_s:.2f} s; challenge answer {fitted.answer_s:.2f} s, judged in "
           f"{fitted.judge_s:.2f} s; checker's first check meanwhile {fitted.first_check_s:.2f} s",
           flush=True)  # fmt: skip

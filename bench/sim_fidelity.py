@@ -202,6 +202,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "verification": {"assurance": "normal", "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
                          "tile_fraction": fitted.tile_fraction,
                          "check_overhead_s": fitted.check_overhead_s,
+                         "prepare_s": fitted.prepare_s,
                          "challenge_judge_s": fitted.judge_s,
                          "checker_setup_s": max(0.0, fitted.first_check_s - fitted.check_s)},
         "market": {"lease_s": market.lease_ms / 1000,
@@ -252,6 +253,9 @@ def main() -> None:
     if args.reuse:
         saved = json.loads(args.reuse.read_text())
         fitted, kill_s, ru = Fit(**saved["fit"]), saved["kill_s"], saved["ru_per_frame"]
+        if "prepare_s" not in saved["fit"]:
+            print("note: a fit from before prepare_s was measured: the requester's work "
+                  "on each result is not modelled in this simulation", flush=True)  # fmt: skip
         chain = saved["chain"]
         real = Figures(**{k: v["real"] for k, v in saved["figures"].items()})
         real = Figures(**{**asdict(real), "spend_wei": int(real.spend_wei)})
