@@ -68,7 +68,14 @@ from libp2p.tools.anyio_service.exceptions import LifecycleError
 from node.net.dht import BoundedDHT
 from node.net.dht_store import DhtLimits
 from node.net.libp2p_parts import PinnedPeerStore, ResizingQueues, TunedPubsub
-from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, Verdict
+from node.net.port import (
+    ByteStream,
+    GossipHandler,
+    NetworkError,
+    PeerWatchers,
+    StreamHandler,
+    Verdict,
+)
 from node.net.relay import RelayHopLimits, Relaying, is_circuit, run_relaying
 from protocol import NodeKey
 
@@ -129,7 +136,7 @@ class _RefuseBlocked(INotifee):
     """Closes connections from blocked peers as soon as they are established, and
     tells the watchers (``Network.watch_peers``) of every connection made or ended."""
 
-    def __init__(self, blocked: set[str], watchers: list[Callable[[], None]]) -> None:
+    def __init__(self, blocked: set[str], watchers: PeerWatchers) -> None:
         self._blocked = blocked
         self._watchers = watchers
 
@@ -137,17 +144,10 @@ class _RefuseBlocked(INotifee):
         if conn.muxed_conn.peer_id.to_base58() in self._blocked:
             with contextlib.suppress(*_FAILURES):
                 await conn.close()
-        self._tell()
+        self._watchers.tell()
 
     async def disconnected(self, network: Any, conn: Any) -> None:
-        self._tell()
-
-    def _tell(self) -> None:
-        for watcher in self._watchers:
-            try:
-                watcher()
-            except Exception:  # one watcher's bug must not stop the others, nor the caller
-                logger.exception("peer watcher failed")
+        self._watchers.tell()
 
     async def opened_stream(self, network: Any, stream: Any) -> None:
         return
@@ -176,7 +176,7 @@ class Libp2pNetwork:
         self.dht = dht
         self.private = False  # behind NAT: only relay addresses are dialable
         self._blocked: set[str] = set()
-        self._peer_watchers: list[Callable[[], None]] = []
+        self._peer_watchers = PeerWatchers()
         host.get_network().register_notifee(_RefuseBlocked(self._blocked, self._peer_watchers))
 
     @property
@@ -223,7 +223,7 @@ class Libp2pNetwork:
             pass
 
     def watch_peers(self, callback: Callable[[], None]) -> None:
-        self._peer_watchers.append(callback)
+        self._peer_watchers.add(callback)
 
     def block(self, peer: str) -> None:
         self._blocked.add(peer)

@@ -10,16 +10,20 @@ Streams are trio memory streams.
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
 import trio.testing
 
-from node.net.port import ByteStream, GossipHandler, NetworkError, StreamHandler, accepted
-
-logger = logging.getLogger(__name__)
+from node.net.port import (
+    ByteStream,
+    GossipHandler,
+    NetworkError,
+    PeerWatchers,
+    StreamHandler,
+    accepted,
+)
 
 
 class MemoryHub:
@@ -54,7 +58,7 @@ class MemoryNetwork:
         self._seen: set[tuple[str, int]] = set()
         self._seq = hub.message_seq
         self._streams: dict[str, StreamHandler] = {}
-        self._peer_watchers: list[Callable[[], None]] = []
+        self._peer_watchers = PeerWatchers()
 
     @property
     def local_peer(self) -> str:
@@ -67,14 +71,7 @@ class MemoryNetwork:
         return sorted(self._links)
 
     def watch_peers(self, callback: Callable[[], None]) -> None:
-        self._peer_watchers.append(callback)
-
-    def _tell(self) -> None:
-        for watcher in self._peer_watchers:
-            try:
-                watcher()
-            except Exception:  # one watcher's bug must not stop the others, nor the caller
-                logger.exception("peer watcher failed")
+        self._peer_watchers.add(callback)
 
     async def connect(self, addr: str) -> str:
         await trio.lowlevel.checkpoint()
@@ -84,8 +81,8 @@ class MemoryNetwork:
             raise NetworkError(f"no node at {addr}")
         self._links.add(peer)
         other._links.add(self._peer)
-        self._tell()
-        other._tell()
+        self._peer_watchers.tell()
+        other._peer_watchers.tell()
         return peer
 
     async def disconnect(self, peer: str) -> None:
@@ -94,8 +91,8 @@ class MemoryNetwork:
         other = self._hub.nodes.get(peer)
         if other is not None:
             other._links.discard(self._peer)
-            other._tell()
-        self._tell()
+            other._peer_watchers.tell()
+        self._peer_watchers.tell()
 
     def block(self, peer: str) -> None:
         self._blocked.add(peer)

@@ -22,8 +22,11 @@ abuse scored) by our code rather than differently by each transport.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+logger = logging.getLogger(__name__)
 
 
 class Verdict(enum.Enum):
@@ -38,6 +41,23 @@ GossipHandler = Callable[[str, str, bytes, str], "Verdict | bool"]
 
 def accepted(verdict: Verdict | bool) -> bool:
     return verdict is Verdict.ACCEPT or verdict is True
+
+
+class PeerWatchers:
+    """The callbacks of ``Network.watch_peers``, for a network to tell."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def tell(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:  # one watcher's bug must not stop the others, nor the caller
+                logger.exception("peer watcher failed")
 
 
 class NetworkError(Exception):

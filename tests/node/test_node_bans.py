@@ -16,6 +16,7 @@ from node_helpers import make_config, running_node, signed_advert, wall_ms
 from node.net.bans import Bans
 from node.net.libp2p_net import _RefuseBlocked
 from node.net.memory import MemoryHub, MemoryNetwork
+from node.net.port import PeerWatchers
 from node.runtime import Node
 from protocol import NodeKey
 from protocol.topics import CAPACITY_TOPIC
@@ -137,7 +138,10 @@ async def test_libp2p_refuses_a_banned_peers_connection_and_tells_the_watchers()
     def broken() -> None:
         raise RuntimeError("a watcher's bug")
 
-    notifee = _RefuseBlocked({"banned"}, [broken, lambda: woken.append("w")])
+    watchers = PeerWatchers()
+    watchers.add(broken)
+    watchers.add(lambda: woken.append("w"))
+    notifee = _RefuseBlocked({"banned"}, watchers)
     await notifee.connected(None, conn("friend"))
     assert closed == [] and woken == ["w"]
     await notifee.connected(None, conn("banned"))
