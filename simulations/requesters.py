@@ -32,7 +32,9 @@ reads as fresh: every frame checked, awards by price). ``prior_accepted`` and
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from protocol import RemoteProtocolError
 from protocol.forced_errors import plant_goes
@@ -413,7 +415,7 @@ class RequesterDriver:
         loop; neither is modelled.)"""
         ready_ms = self._prepared.get(machine.job_id, {}).get(cmd.frame_cid, 0)
         if ready_ms > self.world.loop.now_ms:  # the real check's pick runs first at ready_ms
-            self.world.loop.call_at(ready_ms, self._plant_prepared, (machine.job_id, cmd),
+            self.world.loop.call_at(ready_ms, self._resume, (machine.job_id, self._plant, cmd),
                                     "plant-wait")  # fmt: skip
             return
         world = self.world
@@ -432,10 +434,12 @@ class RequesterDriver:
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
 
-    def _plant_prepared(self, arg: tuple[bytes, RequestPlant]) -> None:
-        machine = self.jobs.get(arg[0])
+    def _resume(self, arg: tuple[bytes, Callable[[JobMachine, Any], None], Any]) -> None:
+        """Carry out a command that waited for its frame's preparation (the job's still on)."""
+        job_id, carry_out, cmd = arg
+        machine = self.jobs.get(job_id)
         if machine is not None:  # else the job ended meanwhile
-            self._plant(machine, arg[1])
+            carry_out(machine, cmd)
 
     def _choose(self, checkers: list[SimNode], kind: str) -> SimNode:
         """The node's choice (``protocol.verification.choose_checker``), drawn from the run's rng."""
@@ -459,15 +463,10 @@ class RequesterDriver:
                 ready_ms = ready[cmd.frame_cid] = max(now_ms, free_ms) + prepare_ms
                 self._prepare_free_ms[machine.job_id] = ready_ms
             if ready_ms > now_ms:
-                self.world.loop.call_at(ready_ms, self._pick_prepared, (machine.job_id, cmd),
-                                        "prepare")  # fmt: skip
+                self.world.loop.call_at(ready_ms, self._resume,
+                                        (machine.job_id, self._pick_now, cmd), "prepare")  # fmt: skip
                 return
         self._pick_now(machine, cmd)
-
-    def _pick_prepared(self, arg: tuple[bytes, RequestVerification]) -> None:
-        machine = self.jobs.get(arg[0])
-        if machine is not None:  # else the job ended meanwhile
-            self._pick_now(machine, arg[1])
 
     def _pick_now(self, machine: JobMachine, cmd: RequestVerification) -> None:
         world = self.world
