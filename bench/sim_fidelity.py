@@ -91,6 +91,66 @@ class Figures:
     spend_wei: int
 
 
+@dataclass(frozen=True)
+class Phases:
+    """Where a run's time went: seconds from submission to the job's start (its preflight
+    and deposit), to its first check asked, to the first verdict, to the last."""
+
+    started_s: float
+    first_check_s: float
+    first_verdict_s: float
+    last_verdict_s: float
+
+    def spans(self) -> dict[str, float]:
+        return {"A submission to start (preflight, deposit)": self.started_s,
+                "B start to first check asked (bids, challenges, frame)":
+                    self.first_check_s - self.started_s,
+                "C the first check": self.first_verdict_s - self.first_check_s,
+                "D the other checks": self.last_verdict_s - self.first_verdict_s}  # fmt: skip
+
+
+def real_phases(journal: list[tuple[float, str, bytes]]) -> Phases | None:
+    """The requester's market journal (seconds from submission, input kind, peer, in
+    order) as phases: its ``start``, its first ``assign`` (a check asked), and the
+    messages from the peers it asked checks of that follow (their verdicts); None
+    without a check."""
+    started = next((t for t, kind, _ in journal if kind == "start"), None)
+    assigns = [(t, peer) for t, kind, peer in journal if kind == "assign"]
+    if started is None or not assigns:
+        return None
+    checkers = {peer for _, peer in assigns}
+    verdicts = [t for t, kind, peer in journal
+                if kind == "msg" and peer in checkers and t >= assigns[0][0]]  # fmt: skip
+    if not verdicts:
+        return None
+    return Phases(started, assigns[0][0], verdicts[0], verdicts[-1])
+
+
+class SimPhases:
+    """An ``after_event`` hook of the simulator (``run_scenario``'s ``hooks``) that keeps
+    the events the phases are read from: the deposit's confirmation (the job starts),
+    each result prepared for its check (the check is asked at once) and each verdict."""
+
+    WANTED = ("tx-deposit-confirmed", "prepare", "verdict")
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str]] = []
+
+    def __call__(self, world: Any) -> None:
+        time_ms, label = world.loop.last_event()
+        if label in self.WANTED:
+            self.events.append((time_ms, label))
+
+    def phases(self, submitted_ms: int) -> Phases | None:
+        def at(label: str) -> list[float]:
+            return [(t - submitted_ms) / 1000 for t, name in self.events if name == label]
+
+        started, asked, verdicts = at("tx-deposit-confirmed"), at("prepare"), at("verdict")
+        if not (started and asked and verdicts):
+            return None
+        return Phases(started[0], asked[0], verdicts[0], verdicts[-1])
+
+
 def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None = None) -> float:
     text = httpx.get(api_base + "/metrics", headers={"Authorization": f"Bearer {token}"},
                      timeout=10).text  # fmt: skip
@@ -104,10 +164,11 @@ def _metric(api_base: str, token: str, name: str, labels: dict[str, str] | None 
 
 
 def real_run(args: argparse.Namespace, scene: Path, work: Path,
-             fit: Callable[[str], Fit]) -> tuple[Figures, float, int, int, Fit]:  # fmt: skip
+             fit: Callable[[str], Fit]) -> tuple[Figures, float, int, int, Fit, Phases | None]:  # fmt: skip
     """The job on a devnet: figures, the kill's offset from submission (s), RU per frame,
-    the chain's gas price when the job ended (what the payees' redeem plans read) and the
-    mean of two fits made beside the devnet's running nodes, before the job and after."""
+    the chain's gas price when the job ended (what the payees' redeem plans read), the
+    mean of two fits made beside the devnet's running nodes, before the job and after, and
+    the phases of the requester's journal."""
     config = DevnetConfig(workers=args.workers, checkers=1)
     with LocalDevnet(work / "net", config) as net:
         client = net.api("client")
@@ -139,6 +200,7 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path,
             net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0, 120)
         gas = sum(t["gas"] for t in client.get(f"/v1/client/jobs/{job_id}/transactions"))
         gas += sum(t["gas"] for n in payees for t in net.api(n).get("/v1/roles")["transactions"])
+        journal = _read_journal(work / "net" / "client" / "node.sqlite3", submitted_ms)
         if args.json:  # the nodes' logs next to the figures: where the real time went
             logs = args.json.with_suffix(".logs")
             logs.mkdir(exist_ok=True)
@@ -146,8 +208,8 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path,
                 log = work / "net" / name / "node.log"
                 if log.exists():
                     (logs / f"{name}.log").write_text(log.read_text())
-            _write_journal(work / "net" / "client" / "node.sqlite3", submitted_ms,
-                           logs / "journal.txt")  # fmt: skip
+            (logs / "journal.txt").write_text("".join(
+                f"{t:8.3f} {kind:<12} {peer.hex()[:16]}\n" for t, kind, peer in journal))  # fmt: skip
         base, token = client.base_url, client.token
         messages = _metric(base, token, "pictor_stream_messages_total")
         stream_bytes = _metric(base, token, "pictor_stream_bytes_total")
@@ -159,19 +221,19 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path,
                       stream_bytes / frames, gas / frames, int(final["spent_wei"]))  # fmt: skip
     fields = {name: (value + getattr(after, name)) / 2 for name, value in asdict(before).items()}
     fitted = Fit(**{**fields, "k": before.k})
-    return figures, kill_s, int(final["ru_per_frame"]), gas_price_wei, fitted
+    phases = real_phases(journal)
+    return figures, kill_s, int(final["ru_per_frame"]), gas_price_wei, fitted, phases
 
 
-def _write_journal(db: Path, submitted_ms: float, out: Path) -> None:
+def _read_journal(db: Path, submitted_ms: float) -> list[tuple[float, str, bytes]]:
     """The requester's market journal as a timeline: seconds from submission, input, peer."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         rows = conn.execute("SELECT now_ms, kind, peer FROM market_journal ORDER BY now_ms, seq")
-        out.write_text("".join(f"{(now - submitted_ms) / 1000:8.3f} {kind:<12} {peer.hex()[:16]}\n"
-                               for now, kind, peer in rows))  # fmt: skip
+        return [((now - submitted_ms) / 1000, kind, bytes(peer)) for now, kind, peer in rows]
 
 
 def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: int,
-            chain: dict[str, Any]) -> Figures:  # fmt: skip
+            chain: dict[str, Any]) -> tuple[Figures, Phases | None]:  # fmt: skip
     market = role_settings(NodeConfig(Path("."), lease_s=DevnetConfig().lease_s)).market
     price_wei_per_ru = DevnetConfig().price_wei_per_ru
     first_job_s = 10.0
@@ -215,16 +277,18 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                    "reannounce_interval_s": market.reannounce_interval_ms / 1000,
                    "trial_leases": market.trial_leases},
     }  # fmt: skip
-    outcome = run_scenario(scenario_from_dict(raw), args.seed)
+    recorder = SimPhases()
+    outcome = run_scenario(scenario_from_dict(raw), args.seed, hooks=[recorder])
     m = outcome.metrics
     job = next(iter(m.jobs.values()))
     frames = max(1, job.frames_accepted)
     assert job.finished_ms is not None, "the simulated job did not finish"
     makespan_s = (job.finished_ms - job.submitted_ms) / 1000
     s = outcome.summary
-    return Figures(makespan_s, frames * 3600 / makespan_s, s["market_messages_per_frame"],
-                   s["market_bytes_per_frame"], s["gas"] / frames,
-                   m.paid_wei + m.fees_wei)  # fmt: skip
+    figures = Figures(makespan_s, frames * 3600 / makespan_s, s["market_messages_per_frame"],
+                      s["market_bytes_per_frame"], s["gas"] / frames,
+                      m.paid_wei + m.fees_wei)  # fmt: skip
+    return figures, recorder.phases(job.submitted_ms)
 
 
 def compare(real: Figures, sim: Figures) -> dict[str, dict[str, float]]:
@@ -259,28 +323,43 @@ def main() -> None:
         chain = saved["chain"]
         real = Figures(**{k: v["real"] for k, v in saved["figures"].items()})
         real = Figures(**{**asdict(real), "spend_wei": int(real.spend_wei)})
+        saved_phases = saved.get("phases", {}).get("real")  # absent before the phases were kept
+        real_ph = Phases(**saved_phases) if saved_phases else None
     else:
-        fitted, real, kill_s, ru, chain = measure(args)
+        fitted, real, kill_s, ru, chain, real_ph = measure(args)
         if args.json:  # kept even if the simulation below fails: --reuse it
             rows = {k: {"real": v} for k, v in asdict(real).items()}
             args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
                                              "ru_per_frame": ru, "chain": chain,
-                                             "figures": rows}, indent=2))  # fmt: skip
+                                             "figures": rows,
+                                             "phases": _phases_json(real_ph, None)},
+                                            indent=2))  # fmt: skip
     print(f"  {f'worker1 killed at {kill_s:.1f} s' if kill_s >= 0 else 'no kill'}; simulating ...",
           flush=True)  # fmt: skip
-    sim = sim_run(args, fitted, kill_s, ru, chain)
+    sim, sim_ph = sim_run(args, fitted, kill_s, ru, chain)
     rows = compare(real, sim)
     print(f"\n{'figure':<20}{'real':>16}{'simulated':>16}{'error':>9}")
     for name, row in rows.items():
         print(f"{name:<20}{row['real']:>16.6g}{row['sim']:>16.6g}{row['error']:>+9.1%}")
+    if real_ph is not None and sim_ph is not None:
+        print(f"\n{'where the time went (s)':<56}{'real':>8}{'simulated':>11}{'diff':>8}")
+        for (name, r), s in zip(real_ph.spans().items(), sim_ph.spans().values(), strict=True):
+            print(f"{name:<56}{r:>8.2f}{s:>11.2f}{s - r:>+8.2f}")
     print(f"\n(wall {time.perf_counter() - started:.0f} s, start-up and fit included)")
     if args.json:
         args.json.write_text(json.dumps({"fit": asdict(fitted), "kill_s": kill_s,
                                          "ru_per_frame": ru, "chain": chain,
-                                         "figures": rows}, indent=2))  # fmt: skip
+                                         "figures": rows, "phases": _phases_json(real_ph, sim_ph)},
+                                        indent=2))  # fmt: skip
 
 
-def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int, dict[str, Any]]:
+def _phases_json(real: Phases | None, sim: Phases | None) -> dict[str, Any]:
+    return {"real": asdict(real) if real else None, "sim": asdict(sim) if sim else None}
+
+
+def measure(
+    args: argparse.Namespace,
+) -> tuple[Fit, Figures, float, int, dict[str, Any], Phases | None]:
     """Fit, run the devnet, fit again: the model takes the mean of the two fits, so that a
     change in this machine's background load between the fit and the run weighs half.
     The chain: the gas of each escrow operation the simulator models, measured on the
@@ -295,10 +374,10 @@ def measure(args: argparse.Namespace) -> tuple[Fit, Figures, float, int, dict[st
             return fit_in(args, scene, work / f"fit-{when.split()[0]}",
                           f"{when}, beside the devnet's nodes")
 
-        real, kill_s, ru, gas_price_wei, fitted = real_run(args, scene, work, fit)
+        real, kill_s, ru, gas_price_wei, fitted, phases = real_run(args, scene, work, fit)
         print(f"  real: {asdict(real)}", flush=True)
     chain = {"gas_price_wei": gas_price_wei, "gas": measure_modelled()}
-    return fitted, real, kill_s, ru, chain
+    return fitted, real, kill_s, ru, chain, phases
 
 
 if __name__ == "__main__":

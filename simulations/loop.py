@@ -93,6 +93,11 @@ class EventLoop:
     def pending(self) -> int:
         return len(self._heap)
 
+    def last_event(self) -> tuple[int, str]:
+        """The time and label of the event run last (an ``after_event`` hook's view)."""
+        time_ms, label, _ = self._trace[-1]
+        return time_ms, label
+
     def violation(self, what: str) -> InvariantViolation:
         return InvariantViolation(what, self.seed, self.now_ms, self.trace_tail())
 

@@ -33,7 +33,7 @@ def _run(out: Path) -> tuple[dict[str, Any], str]:
     cmd = [sys.executable, str(ROOT / "bench" / "sim_fidelity.py"), *REDUCED, "--json", str(out)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=out.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = run.stdout[-2000:]
+    report = run.stdout[-3000:]
     print(report)  # the table, shown with pytest -rP
     return json.loads(out.read_text())["figures"], report
 
