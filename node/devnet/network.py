@@ -75,6 +75,13 @@ class DevnetConfig:
     rpc_route: Callable[[str], str] | None = None
     grace_s: int = 3600
 
+    def roles(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Each node's name and roles, in the order they start."""
+        names: list[tuple[str, tuple[str, ...]]] = [("client", ("client",))]
+        names += [(f"worker{i + 1}", ("worker",)) for i in range(self.workers)]
+        names += [(f"checker{i + 1}", ("checker",)) for i in range(self.checkers)]
+        return names
+
 
 class LocalDevnet:
     def __init__(self, base_dir: Path, config: DevnetConfig) -> None:
@@ -98,9 +105,7 @@ class LocalDevnet:
         self.chain, self.info = bring_up(EscrowParams(grace_s=self.config.grace_s), accounts)
         route = self.config.rpc_route
         self.node_rpc_url = route(self.info.rpc_url) if route else self.info.rpc_url
-        names = [("client", ("client",))]
-        names += [(f"worker{i + 1}", ("worker",)) for i in range(self.config.workers)]
-        names += [(f"checker{i + 1}", ("checker",)) for i in range(self.config.checkers)]
+        names = self.config.roles()
         try:
             for index, (name, roles) in enumerate(names):
                 if "checker" in roles:
