@@ -24,7 +24,8 @@
    before its first frame of a job (inspection + warm start), the requester's
    preflight (the inspection), the answer's cost beyond that setup and its modelled
    render, the judgement, and the checker's first-check excess. The network is
-   loopback (1 ms), the chain anvil's (one block per transaction: 0.1 s blocks), its
+   loopback (1 ms) with the node's own advert interval on both sides (the devnet's
+   nodes run with it, not the devnet's quick 2 s), the chain anvil's (one block per transaction: 0.1 s blocks), its
    gas price the devnet's when the job ends, each modelled operation's gas measured
    on the in-process EVM (bench/gas.py's ``modelled``). Market timings and prices
    are the devnet node's own (``role_settings`` of a devnet ``NodeConfig``), not
