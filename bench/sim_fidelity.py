@@ -146,8 +146,11 @@ class SimPhases:
         def at(label: str) -> list[float]:
             return [(t - submitted_ms) / 1000 for t, name in self.events if name == label]
 
-        started, asked, verdicts = at("tx-deposit-confirmed"), at("prepare"), at("verdict")
-        if not (started and asked and verdicts):
+        started, asked = at("tx-deposit-confirmed"), at("prepare")
+        if not (started and asked):
+            return None
+        verdicts = [t for t in at("verdict") if t >= asked[0]]
+        if not verdicts:
             return None
         return Phases(started[0], asked[0], verdicts[0], verdicts[-1])
 
@@ -349,7 +352,11 @@ def main() -> None:
     print(f"\n{'figure':<20}{'real':>16}{'simulated':>16}{'error':>9}")
     for name, row in rows.items():
         print(f"{name:<20}{row['real']:>16.6g}{row['sim']:>16.6g}{row['error']:>+9.1%}")
-    if real_ph is not None and sim_ph is not None:
+    if real_ph is None or sim_ph is None:
+        print("\n(no phases: " + ("the saved run kept none" if real_ph is None else
+              "the simulation asked no check after a prepared result (prepare_s 0: an "
+              "old fit)") + ")")  # fmt: skip
+    else:
         print(f"\n{'where the time went (s)':<56}{'real':>8}{'simulated':>11}{'diff':>8}")
         for (name, r), s in zip(real_ph.spans().items(), sim_ph.spans().values(), strict=True):
             print(f"{name:<56}{r:>8.2f}{s:>11.2f}{s - r:>+8.2f}")

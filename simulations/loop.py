@@ -59,6 +59,7 @@ class EventLoop:
         self._heap: list[tuple[int, int, Action, Any, str]] = []
         self._seq = 0
         self._trace: deque[tuple[int, str, Any]] = deque(maxlen=trace_len)
+        self._last_label = ""
         self.after_event: list[Callable[[EventLoop], None]] = []
 
     def call_at(self, time_ms: int, action: Action, arg: Any = None, label: str = "") -> None:
@@ -81,6 +82,7 @@ class EventLoop:
         while heap and heap[0][0] <= end_ms:
             time_ms, _, action, arg, label = heapq.heappop(heap)
             self.now_ms = time_ms
+            self._last_label = label
             trace.append((time_ms, label, arg))
             action(arg)
             self.events_run += 1
@@ -94,9 +96,9 @@ class EventLoop:
         return len(self._heap)
 
     def last_event(self) -> tuple[int, str]:
-        """The time and label of the event run last (an ``after_event`` hook's view)."""
-        time_ms, label, _ = self._trace[-1]
-        return time_ms, label
+        """The time and label of the event run last (an ``after_event`` hook's view; not a
+        ``note`` its action wrote)."""
+        return self.now_ms, self._last_label
 
     def violation(self, what: str) -> InvariantViolation:
         return InvariantViolation(what, self.seed, self.now_ms, self.trace_tail())

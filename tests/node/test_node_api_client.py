@@ -84,6 +84,8 @@ def test_a_refusal_and_an_unreachable_node_say_what_to_do(base_url: str) -> None
 
 def test_an_https_url_keeps_certificate_checks(tls_contexts: list[int]) -> None:
     """TLS is verified where there is TLS: the TLS context is built for an https URL."""
-    with pytest.raises(ApiError, match="not reachable"):
-        NodeApi("https://127.0.0.1:9", "t0ken").get("/v1/status")
-    assert tls_contexts
+    for url in ("https://127.0.0.1:9", "HTTPS://127.0.0.1:9"):  # any other scheme: verified
+        tls_contexts.clear()
+        with pytest.raises(ApiError, match="not reachable"):
+            NodeApi(url, "t0ken").get("/v1/status")
+        assert tls_contexts, url
