@@ -55,7 +55,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,10 @@ from simulations.scenario import scenario_from_dict
 MAX_PRICE_WEI = 2 * 10**17  # the demo's cap: twice the devnet ask of 0.1 ETH a 1-RU frame
 DEADLINE_S = 7200.0  # the API's default job deadline
 JOB_TIMEOUT_S = 900.0
+# The node's own advert interval (30 s) on both sides: the devnet's 2 s, for quick discovery
+# in tests, put fifteen times the adverts' gossip on this machine's cores during the job (a
+# new peer, a stake or a capacity change is still advertised at once).
+ADVERT_INTERVAL_S = NodeConfig(Path(".")).advert_interval_s
 
 
 @dataclass(frozen=True)
@@ -173,13 +177,9 @@ def real_run(args: argparse.Namespace, scene: Path, work: Path,
     the chain's gas price when the job ended (what the payees' redeem plans read), the
     mean of two fits made beside the devnet's running nodes, before the job and after, and
     the phases of the requester's journal."""
-    # The node's own advert interval (30 s), as the simulated network's: the devnet's 2 s,
-    # for quick discovery in tests, put fifteen times the adverts' gossip on this machine's
-    # cores during the job (a new peer, a stake or a capacity change is advertised at once).
-    adverts = {"advert_interval_s": NodeConfig(Path(".")).advert_interval_s}
-    names = DevnetConfig(workers=args.workers, checkers=1).roles()
-    config = DevnetConfig(workers=args.workers, checkers=1,
-                          node_settings={name: adverts for name, _ in names})  # fmt: skip
+    adverts = {"advert_interval_s": ADVERT_INTERVAL_S}
+    config = DevnetConfig(workers=args.workers, checkers=1)
+    config = replace(config, node_settings={name: adverts for name, _ in config.roles()})
     with LocalDevnet(work / "net", config) as net:
         client = net.api("client")
         client.wait_until("/v1/network", lambda v: len(v) >= args.workers + 1, 60)
@@ -253,7 +253,7 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
         "nodes": {"workers": args.workers, "checkers": 1, "requesters": 1},
         "network": {"regions": ["local"], "latency_ms": {"local-local": 1.0}, "jitter_ms": 0.5,
                     "bandwidth_mbit_s": 1000.0,
-                    "advert_interval_s": NodeConfig(Path(".")).advert_interval_s},
+                    "advert_interval_s": ADVERT_INTERVAL_S},
         "rendering": {"gpu_classes": [{"name": "this-machine", "weight": 1.0,
                                        "score_ru_per_hour": ru_per_frame * 3600
                                        / fitted.frame_shared_s, "vram_mib": 65_536}],
