@@ -23,6 +23,13 @@ import traceback
 from collections.abc import Generator, Iterator
 
 import pytest
+from hypothesis import settings
+
+# Property tests check what is true, not how fast: speed is measured in bench/. Hypothesis's
+# default 200 ms deadline per example failed test_tiles's grid property (264 ms, then 103 ms
+# on its replay) on a loaded 2-core CI box; 15 tests had each turned it off by hand.
+settings.register_profile("pictor", deadline=None)
+settings.load_profile("pictor")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # set by execnet, not by the user's terminal
     for name in ("COLUMNS", "LINES"):
