@@ -311,6 +311,15 @@ def plan_check(
     return CheckPlan(q, k, policy.sampling.tile_px, n)
 
 
+def checks_per_frame(assurance: Assurance, policy: VerificationPolicy = DEFAULT_POLICY) -> int:
+    """The most checkers a frame of a job at ``assurance`` can need (its fresh or trusted
+    end, whichever asks more; 1 when nothing is checked): what a job's escrow and
+    estimate make room for (``protocol.market.quote.budget_wei``), and how many checkers
+    besides a plant's the requester must be able to ask."""
+    level = policy.sampling.levels[assurance]
+    return max(level.checkers_fresh, level.checkers_trusted)
+
+
 def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
     """A checker's queued request that has waited a verify timeout is not worth rendering:
     its requester has asked another checker by then, and a late verdict goes unpaid."""

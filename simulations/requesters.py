@@ -419,11 +419,12 @@ class RequesterDriver:
                                     "plant-wait")  # fmt: skip
             return
         world = self.world
-        exclude = {cmd.worker} | cmd.exclude | machine.checkers_excluded(cmd.task_id) | self.struck
+        exclude = ({cmd.worker} | cmd.exclude | machine.checkers_excluded(cmd.task_id)
+                   | machine.checkers_refused(cmd.task_id) | self.struck)  # fmt: skip
         checkers = [c for c in world.online_checkers()
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
-        if not checkers:
-            return
+        if not machine.plant_spares_checks(cmd.task_id, len(checkers)):
+            return  # the result's own checks need every checker about (as the node)
         checker = self._choose(checkers, "plant")
         tested = self.tested.get(checker.node_id, 0)
         if not plant_goes(cmd.position, tested, machine.config.plant_rate_ppm):

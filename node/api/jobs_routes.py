@@ -23,7 +23,8 @@ from node.roles.submit import SubmitError, SubmitRequest, preflight, submit
 from protocol.codec import U256, Range
 from protocol.errors import LocalProtocolError
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
-from protocol.messages import MAX_FRAMES_PER_JOB, Frame, RenderSettings
+from protocol.messages import MAX_FRAMES_PER_JOB, Assurance, Frame, RenderSettings
+from protocol.verification import checks_per_frame
 
 HEX = frozenset("0123456789abcdef")
 MAX_CANDIDATES = 10
@@ -67,7 +68,9 @@ class JobRequest(BaseModel):
 
     @model_validator(mode="after")
     def _budget_fits(self) -> JobRequest:
-        if budget_wei(len(self.frames), self.max_price_wei_per_frame, DEFAULT_CHECKER_FEE_BPS) > _U256.hi:
+        checks = max(checks_per_frame(a) for a in Assurance)  # the job's, at most
+        if budget_wei(len(self.frames), self.max_price_wei_per_frame, DEFAULT_CHECKER_FEE_BPS,
+                      checks) > _U256.hi:  # fmt: skip
             raise ValueError("frames × max_price_wei_per_frame exceeds what escrow can hold")
         return self
 

@@ -28,8 +28,16 @@ from node.cli.job_market import checkers, offers, proposal_lines, stall_lines
 from node.cli.job_view import JOB_ID_CHARS, JobClock, eth, progress_view, summary_table
 from node.config import default_data_dir
 from node.devnet.api import ApiError, NodeApi
-from protocol.market.quote import PriceProposal, budget_wei, eligible, propose_max_price
+from protocol.market.quote import (
+    PriceProposal,
+    budget_wei,
+    eligible,
+    estimate_wei,
+    propose_max_price,
+)
+from protocol.messages import Assurance
 from protocol.money import parse_amount_wei
+from protocol.verification import checks_per_frame
 
 app = typer.Typer(help="Submit Blender jobs to the network and follow them (client mode).")
 ADVERT_WAIT_S = 15.0  # a node just started has not heard every advert yet
@@ -130,16 +138,23 @@ def network_adverts(api: NodeApi) -> list[dict[str, Any]]:
 
 def price_for(
     roles: dict[str, Any], adverts: list[dict[str, Any]], frames: int, given_wei: int | None,
-    ru_per_frame: int,
+    ru_per_frame: int, assurance: Assurance = Assurance.NORMAL,
 ) -> tuple[PriceProposal, list[str]]:  # fmt: skip
     """The max price (given or proposed), its figures, and warnings; exits when hopeless.
-    ``ru_per_frame``: the scene's, as the node's preflight prices it (the job's number)."""
+    ``ru_per_frame``: the scene's, as the node's preflight prices it (the job's number);
+    ``assurance``: the job's, which says how many checks a frame's fees cover."""
     build, fee_bps = roles["renderer_build"], roles["checker_fee_bps"]
+    checks = checks_per_frame(assurance)
     workers = offers(adverts, ru_per_frame)
     warnings: list[str] = []
-    if not checkers(adverts):
+    about = checkers(adverts)
+    if not about and assurance is not Assurance.NONE:
         warnings.append("no checker advertises yet: frames will wait for verification")
-    proposal = propose_max_price(workers, build, frames, fee_bps)
+    elif about < checks and assurance is not Assurance.NONE:
+        warnings.append(f"assurance {assurance.value} asks {checks} different checkers of a new "
+                        f"worker's frame and {about} advertise(s): its frames wait for more "
+                        "checkers, or pass --assurance normal")  # fmt: skip
+    proposal = propose_max_price(workers, build, frames, fee_bps, checks=checks)
     if proposal is None and given_wei is None:
         seen = sorted({b for w in workers for b in w.renderer_builds})
         _fail(f"no worker advertises {build} ({len(workers)} worker advert(s) seen, running "
@@ -159,8 +174,8 @@ def price_for(
     return PriceProposal(
         max_price_wei_per_frame=given_wei, workers=len(within),
         cheapest_ask_wei=ranked[0].ask_wei_per_frame if ranked else 0,
-        estimate_wei=frames * (top + top * fee_bps // 10_000),
-        budget_wei=budget_wei(frames, given_wei, fee_bps),
+        estimate_wei=estimate_wei(frames, top, fee_bps, checks),
+        budget_wei=budget_wei(frames, given_wei, fee_bps, checks),
     ), warnings  # fmt: skip
 
 
@@ -184,7 +199,11 @@ def submit(
         typer.Option(help="Most you pay per frame, e.g. 0.2eth (default: from current asks)."),
     ] = None,
     deadline: Annotated[str, typer.Option(help="Time allowed, e.g. 2h, 30m.")] = "2h",
-    assurance: Annotated[str, typer.Option(help="Verification: normal or high.")] = "normal",
+    assurance: Annotated[
+        Assurance,
+        typer.Option(help="Verification: normal (one checker), high (two checkers of a new "
+                     "worker's frame, more tiles) or none."),
+    ] = Assurance.NORMAL,
     out: Annotated[
         Path | None, typer.Option(help="Where frames land (default ./pictor-out).")
     ] = None,
@@ -209,7 +228,8 @@ def submit(
         scene_cost = api.post("/v1/client/scenes/estimate",
                               {"scene": str(scene.resolve()), **overrides})  # fmt: skip
         ru = int(scene_cost["ru_per_frame"])
-        proposal, warnings = price_for(roles, network_adverts(api), len(frame_list), given_wei, ru)
+        proposal, warnings = price_for(roles, network_adverts(api), len(frame_list), given_wei, ru,
+                                       assurance)  # fmt: skip
     except ApiError as exc:
         _fail(str(exc))
         raise
@@ -224,7 +244,7 @@ def submit(
         "scene": str(scene.resolve()), "frames": frame_list,
         "max_price_wei_per_frame": proposal.max_price_wei_per_frame,
         "deadline_s": parse_duration_s(deadline),
-        "assurance": assurance, "out_dir": str((out or Path("pictor-out")).resolve()),
+        "assurance": assurance.value, "out_dir": str((out or Path("pictor-out")).resolve()),
         **overrides,
     }  # fmt: skip
     started_s = time.monotonic()

@@ -119,7 +119,11 @@ class CheckFrames:
             address = job.role.address_of(node)
             return address is not None and job.machine.checker_qualifies(address)
 
-        checker = job.role.pick_checker(c.worker, c.exclude | used, qualifies, "plant")
+        exclude = c.exclude | used | job.machine.checkers_refused(c.task_id)
+        spare = len(job.role.checker_candidates(c.worker, exclude, qualifies))
+        if not job.machine.plant_spares_checks(c.task_id, spare):
+            return  # the result's own checks need every checker about
+        checker = job.role.pick_checker(c.worker, exclude, qualifies, "plant")
         if checker is None:
             return
         tested = job.role.tested.get(checker, 0)

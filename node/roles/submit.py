@@ -26,6 +26,7 @@ from node.roles.requester_job import RequesterJob
 from node.roles.service import Roles
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
 from protocol.messages import Assurance, Escrow, JobSpec, RenderSettings, job_id_of
+from protocol.verification import checks_per_frame
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ async def submit(roles: Roles, request: SubmitRequest) -> RequesterJob:
         settings=settings, frames=request.frames, ru_per_frame=ru,
         max_price_wei_per_frame=request.max_price_wei_per_frame,
         budget_wei=budget_wei(len(request.frames), request.max_price_wei_per_frame,
-                              DEFAULT_CHECKER_FEE_BPS),
+                              DEFAULT_CHECKER_FEE_BPS, checks_per_frame(assurance)),
         deadline_ms=now_ms + int(request.deadline_s * 1000), assurance=assurance,
         checker_fee_bps=DEFAULT_CHECKER_FEE_BPS, escrow=escrow, created_ms=now_ms,
     )  # fmt: skip

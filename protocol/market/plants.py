@@ -10,7 +10,9 @@ the highest rate probation gives (``plant_rate_ppm(0, MarketConfig.plant_rate_pp
 if so it emits :class:`RequestPlant`, and the driver keeps the plant only if the
 same draw is below the rate for the checker it chose (``plant_kept``). The driver
 makes the plant (the worker's frame perturbed in every cell with the command's
-key), picks a checker other than the worker and the task's checkers, and calls
+key), picks a checker other than the worker and the task's checkers, unless that
+would leave the result's plan short of checkers (:meth:`PlantDesk.plant_spares_checks`:
+then no plant), and calls
 :meth:`PlantDesk.assign_plant` with the plant's CID: the machine reserves and
 funds the check's fee as for a real check and sends a ``VerifyRequest`` equal
 to the real one but for ``frame_cid`` and its own ``tile_secret`` (a draw of its
@@ -99,6 +101,20 @@ class PlantDesk(JobBook):
         return [RequestPlant(task.task_id, task.frame, task.worker, task.frame_cid, key, exclude,
                              position)]  # fmt: skip
 
+    def plant_spares_checks(self, task_id: bytes, candidates: int) -> bool:
+        """Whether the plant of ``task_id`` may take one of ``candidates`` (the checkers
+        the driver could give it: neither the worker nor one asked about the task) and
+        still leave the checks the result's plan wants: a plant's checker never checks
+        the real result, so a job at ``high`` (two checkers) with two checkers about
+        gave one the plant and waited for a second real checker that never came; the
+        result was abandoned after its asks and the worker's frame, passed once, went
+        unpaid and was rendered again (found by tests/roles/test_second_checker_roles.py).
+        Called by both drivers before they pick."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return False
+        return candidates > max(0, task.checks_needed - len(task.checkers))
+
     def assign_plant(
         self, task_id: bytes, checker: bytes, plant_cid: str, now_ms: int, checker_address: bytes
     ) -> list[Command]:
@@ -121,8 +137,8 @@ class PlantDesk(JobBook):
         address = self._checker_addresses.get(checker, checker_address)
         if not self.checker_qualifies(address):
             return []  # below the stake a checker needs, as for a real check: no plant
-        if fee > self._free_wei(self._lane_needs()):
-            return []  # the budget cannot pay this check: no plant
+        if fee + self._checks_owed_wei() > self._free_wei(self._lane_needs()):
+            return []  # the budget cannot pay this check and the plans' own: no plant
         self._checker_addresses.setdefault(checker, checker_address)
         self._plants[task_id] = PlantRecord(
             task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms

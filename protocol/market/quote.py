@@ -12,9 +12,14 @@ counts at least one slot: slots free up as frames finish), take the highest
 ask among them and add a margin for asks that move while the job is announced.
 
 Awards are pay-as-bid, so the estimate is an upper bound at the chosen asks:
-every frame at the highest chosen ask plus one checker fee. The escrow is
-larger (:func:`budget_wei`: room for one re-check per frame); what is not
-spent is refunded after the deadline.
+every frame at the highest chosen ask plus the fees of the checks the job's
+plan asks of a fresh worker's frame (``checks``:
+:func:`protocol.verification.checks_per_frame`, one at ``normal``, two at
+``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
+one re-check per frame: a plant, a checker that timed out); what is not spent
+is refunded after the deadline. A budget sized for one check starved ``high``'s
+second checker: the machine then accepts on the passes it has rather than
+overspend (protocol.market.verifying), so a job paid for two checkers got one.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class PriceProposal:
     max_price_wei_per_frame: int
     workers: int  # offers at or below the proposed max price that run the build
     cheapest_ask_wei: int
-    estimate_wei: int  # upper bound: every frame at the chosen asks, plus one check each
+    estimate_wei: int  # upper bound: every frame at the chosen asks, plus its checks' fees
     budget_wei: int  # what the escrow holds until the deadline
 
 
@@ -58,9 +63,17 @@ def checker_fee_wei(price_wei: int, fee_bps: int) -> int:
     return price_wei * fee_bps // BPS
 
 
-def budget_wei(frames: int, max_price_wei_per_frame: int, fee_bps: int) -> int:
-    """The escrow: every frame at the cap, its check and one re-check, rounded up, in integers."""
-    return -(-frames * max_price_wei_per_frame * (BPS + 2 * fee_bps) // BPS)
+def budget_wei(frames: int, max_price_wei_per_frame: int, fee_bps: int, checks: int = 1) -> int:
+    """The escrow: every frame at the cap, its ``checks`` and one re-check, rounded up, in
+    integers."""
+    if checks < 1:
+        raise ValueError("a frame's budget has room for at least one check")
+    return -(-frames * max_price_wei_per_frame * (BPS + (checks + 1) * fee_bps) // BPS)
+
+
+def estimate_wei(frames: int, ask_wei: int, fee_bps: int, checks: int = 1) -> int:
+    """Upper bound of what ``frames`` cost at ``ask_wei`` each, with ``checks`` fees each."""
+    return frames * (ask_wei + checks * checker_fee_wei(ask_wei, fee_bps))
 
 
 def eligible(offers: Iterable[Offer], renderer_build: str) -> list[Offer]:
@@ -70,7 +83,12 @@ def eligible(offers: Iterable[Offer], renderer_build: str) -> list[Offer]:
 
 
 def propose_max_price(
-    offers: Iterable[Offer], renderer_build: str, frames: int, fee_bps: int, margin_bps: int = 1_000
+    offers: Iterable[Offer],
+    renderer_build: str,
+    frames: int,
+    fee_bps: int,
+    margin_bps: int = 1_000,
+    checks: int = 1,
 ) -> PriceProposal | None:
     """The max price per frame that the cheapest offers covering ``frames`` accept.
 
@@ -95,6 +113,6 @@ def propose_max_price(
         max_price_wei_per_frame=max_price_wei,
         workers=sum(1 for o in ranked if o.ask_wei_per_frame <= max_price_wei),
         cheapest_ask_wei=ranked[0].ask_wei_per_frame,
-        estimate_wei=frames * (top_ask_wei + checker_fee_wei(top_ask_wei, fee_bps)),
-        budget_wei=budget_wei(frames, max_price_wei, fee_bps),
+        estimate_wei=estimate_wei(frames, top_ask_wei, fee_bps, checks),
+        budget_wei=budget_wei(frames, max_price_wei, fee_bps, checks),
     )

@@ -108,6 +108,27 @@ def test_submit_proposes_a_price_the_devnet_workers_accept(
     assert "escrow   0.363 ETH held until the deadline" in result.output
 
 
+def test_submit_at_high_assurance_escrows_two_checks_a_frame_and_warns_of_one_checker(
+    monkeypatch: pytest.MonkeyPatch, scene: Path
+) -> None:
+    """``high`` asks two checkers of a new worker's frame: the estimate counts both fees,
+    the escrow has room for both and a re-check (protocol.verification.checks_per_frame;
+    sized for one, the second check ran out of budget), and with one checker about the
+    user is told before anything is escrowed."""
+    api = StubApi(DEVNET)
+    result = run(monkeypatch, api, "job", "submit", str(scene), "--frames", "1-3", "--yes",
+                 "--no-wait", "--assurance", "high")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((_, body),) = api.posted
+    assert body["assurance"] == "high"
+    assert "estimate at most 0.33 ETH for 3 frame(s)" in result.output  # 3 x (0.1 + 2 x 0.005)
+    assert "escrow   0.3795 ETH held" in result.output  # 3 x 0.11 x (1 + 3 x 5 %)
+    assert "assurance high asks 2 different checkers" in " ".join(result.output.split())
+    bad = run(monkeypatch, StubApi(DEVNET), "job", "submit", str(scene), "--yes", "--no-wait",
+              "--assurance", "paranoid")  # fmt: skip
+    assert bad.exit_code == 2 and "paranoid" in bad.output
+
+
 def test_submit_prices_the_scene_s_own_render_units(
     monkeypatch: pytest.MonkeyPatch, scene: Path
 ) -> None:

@@ -5,7 +5,14 @@ each passed it on their own tiles, each paid; either one's rejection rejects it.
 
 from __future__ import annotations
 
-from protocol.market import CheckerFeeDue, FrameAccepted, RequestVerification, TaskState
+from protocol.market import (
+    CheckerFeeDue,
+    FrameAccepted,
+    MarketConfig,
+    RequestPlant,
+    RequestVerification,
+    TaskState,
+)
 from protocol.messages import Assurance, VerifyRequest
 from protocol.reputation import DAY_MS, WorkerRecord
 from protocol.verification import DEFAULT_POLICY, plan_check
@@ -96,3 +103,53 @@ def test_a_budget_without_room_for_a_second_fee_accepts_on_the_first_pass() -> N
     harness.verdict(task_id, True)
     assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
     assert len(requests(harness, task_id)) == 1
+
+
+ALWAYS_PLANT = MarketConfig(plant_rate_ppm=1_000_000)  # every checked result planted
+
+
+def planted_job(budget_wei: int, checkers: int = 3) -> tuple[MarketHarness, bytes]:
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=checkers,
+                            assurance=Assurance.HIGH, budget_wei=budget_wei,
+                            market=ALWAYS_PLANT, check_secret=b"\x01" * 32)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    return harness, task_id
+
+
+def test_a_plant_leaves_the_second_checks_fee_to_it() -> None:
+    """A budget with room for the frame and its two checks but not a plant: the plant is
+    not made (before, it took the second check's fee and the result was accepted on one
+    pass: a job paid for two checkers got one)."""
+    harness, task_id = planted_job(1_000 + 50 + 50)
+    assert harness.commands(RequestPlant) and not harness.plants  # asked, then refused
+    harness.verdict(task_id, True)
+    assert not harness.commands(FrameAccepted)
+    harness.verdict(task_id, True)
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+    assert len(requests(harness, task_id)) == 2
+
+
+def test_with_room_for_both_the_plant_goes_and_both_checks_follow() -> None:
+    harness, task_id = planted_job(1_000 + 3 * 50)
+    assert task_id in harness.plants
+    planted_to, _ = harness.plants[task_id]
+    harness.verdict(task_id, True)
+    harness.verdict(task_id, True)
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+    real = {checker for checker, _ in requests(harness, task_id)} - {planted_to}
+    assert len(real) == 2
+
+
+def test_a_plant_takes_no_checker_the_results_own_checks_need() -> None:
+    """``plant_spares_checks``: with the first real check assigned, a plan of two
+    checkers needs one more, so a plant needs two candidates; a plan of one, one."""
+    harness, task_id = delivered(Assurance.HIGH)
+    assert not harness.job.plant_spares_checks(task_id, 1)
+    assert harness.job.plant_spares_checks(task_id, 2)
+    harness, task_id = delivered(Assurance.NORMAL)
+    assert not harness.job.plant_spares_checks(task_id, 0)
+    assert harness.job.plant_spares_checks(task_id, 1)
+    assert not harness.job.plant_spares_checks(b"\x00" * 32, 5)  # no such task
