@@ -60,6 +60,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
+from protocol.market.quote import budget_wei
 from protocol.messages import (
     Assurance,
     Award,
@@ -79,7 +80,12 @@ from protocol.messages import (
 )
 from protocol.reputation import DAY_MS, ReputationBook, WorkerRecord, with_public
 from protocol.slashing import claim_possible
-from protocol.verification import DEFAULT_POLICY, VerificationPolicy, choose_checker
+from protocol.verification import (
+    DEFAULT_POLICY,
+    VerificationPolicy,
+    checks_per_frame,
+    choose_checker,
+)
 from simulations.challenges import Challenger
 from simulations.lanes import Clawback, JobQueues
 from simulations.metrics import JobRecord
@@ -172,11 +178,14 @@ class RequesterDriver:
             "cycles", w.resolution_x, w.resolution_y, 128, self._job_count, "png"
         )
         scene = hashlib.sha256(self.node.node_id + self._job_count.to_bytes(4, "big")).hexdigest()
+        fee_bps = world.scenario.verification.checker_fee_bps
+        budget = draw.budget_wei or budget_wei(  # the node's escrow (node.roles.submit)
+            draw.frames, draw.max_price_wei_per_frame, fee_bps, checks_per_frame(assurance))
         spec = JobSpec(
             self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
             RENDERER_BUILD, settings, tuple(range(draw.frames)), draw.ru_per_frame,
-            draw.max_price_wei_per_frame, draw.budget_wei, now + draw.deadline_ms, assurance,
-            world.scenario.verification.checker_fee_bps, ESCROW, now,
+            draw.max_price_wei_per_frame, budget, now + draw.deadline_ms, assurance,
+            fee_bps, ESCROW, now,
         )  # fmt: skip
         job_id = job_id_of(spec)
         world.scenes[job_id] = draw

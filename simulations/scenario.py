@@ -170,7 +170,11 @@ class Workload:
     deadline_s: float = bounded(4 * 3600.0, 1)
     price_wei_per_ru: int = bounded(10**12, 0)  # what honest workers ask
     max_price_factor: float = bounded(2.0, 0)  # requester's cap, × the honest ask
-    budget_factor: float = bounded(1.5, 0)  # budget = frames × cap × this
+    # budget = frames × cap × this; 0: the node's escrow (protocol.market.quote.budget_wei,
+    # room for the assurance's checks and a spare: 1.2 × the cap at normal, 1.3 at high).
+    # Not the default: at the node's escrow the workers' disputes of false rejections
+    # find no budget (docs/SIMULATIONS.md, "Workload")
+    budget_factor: float = bounded(1.5, 0)
 
 
 NODE_TRIAL_LEASES = 2  # node/config.py's NodeConfig.trial_leases (not imported: no node here)
