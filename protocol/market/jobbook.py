@@ -105,6 +105,9 @@ class JobBook:
         # A blocklisted worker's bid, kept while a dispute may still clear it.
         self._parked_bids: dict[bytes, Bidder] = {}
         self._disputes: dict[bytes, TaskRecord] = {}  # DISPUTED tasks
+        # rejected task id -> (budget held for its dispute, its window's end): a dispute
+        # within the window finds the room (protocol.market.verifying)
+        self._dispute_rooms: dict[bytes, tuple[int, int]] = {}
         self._overruled: set[bytes] = set()  # checkers a dispute overruled (ones we asked)
         self._owed_wei: dict[bytes, int] = {}
         # Lanes (protocol.market.lanes): funded totals per payment address, the

@@ -202,7 +202,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             leased = task.state is TaskState.LEASED
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
         times += [task.verify_deadline_ms for task in self._disputes.values()]
-        times += self._plant_deadlines() + self._orphan_deadlines()
+        times += self._plant_deadlines() + self._orphan_deadlines() + self._dispute_room_ends()
         return min(times)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
@@ -233,6 +233,8 @@ class JobMachine(PlantDesk, VerifyDesk):
         for task in list(self._disputes.values()):
             if self.state is JobState.OPEN and now_ms >= task.verify_deadline_ms:
                 out += self._resolve(task, False, "no majority before the timeout", now_ms)
+        if self._dispute_room_timeouts(now_ms) and self.state is JobState.OPEN:
+            out += self._award(now_ms)  # the held room is free for the frames again
         if self._window_pending and now_ms >= self._window_end_ms:
             self._window_pending = False
             out += self._award(now_ms)
@@ -444,6 +446,8 @@ class JobMachine(PlantDesk, VerifyDesk):
     ) -> list[Command]:  # fmt: skip
         """``task`` failed by its worker's fault: count it against frame and worker."""
         self._release(task)
+        if rejected:  # before the frame is awarded again
+            self._hold_dispute_room(task)
         judgement = Judgement.REJECTED if rejected else Judgement.FAILED
         out: list[Command] = [WorkerJudged(self.job_id, task.worker,
                                            Judgement.TIMED_OUT if timed_out else judgement)]  # fmt: skip

@@ -583,6 +583,51 @@ def test_a_dispute_the_budget_cannot_cover_is_refused_with_a_reason() -> None:
     assert harness.dispute_requests == []
 
 
+def room_for_the_dispute_or_the_retry() -> tuple[MarketHarness, bytes]:
+    """A budget with room, after the first check's fee, for a dispute (the price and two
+    fees) and then a retry (price and fee), not both at once; the first result rejected."""
+    price = 100 * RU_PER_FRAME
+    fee = price * 500 // 10_000
+    harness = started(frames=(1,), checkers=4, worker_prices_wei_per_ru=(100, 100, 100),
+                      budget_wei=fee + (price + 2 * fee) + price)  # fmt: skip
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    harness.verdict(task_id, False)
+    return harness, task_id
+
+
+def test_a_rejection_holds_its_disputes_room_through_the_window() -> None:
+    """The attack of a tight budget on honest workers (found with the simulator at the
+    node's own escrow: 13 of 40 disputes upheld unheard): the frame was awarded again at
+    once and a dispute within its window found no budget. The room is held first now."""
+    harness, task_id = room_for_the_dispute_or_the_retry()
+    assert not harness.renders  # no retry while the window is open
+    harness.advance(harness.market.dispute_window_ms // 2)
+    harness.dispute(task_id)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    assert len(harness.dispute_requests) == 2  # heard: two checkers asked
+    assert not harness.commands(DisputeResolved)
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_without_a_dispute_the_held_room_goes_to_the_retry_after_the_window() -> None:
+    harness, task_id = room_for_the_dispute_or_the_retry()
+    harness.advance(harness.market.dispute_window_ms)
+    assert not harness.renders  # a dispute at the window's end is still heard
+    harness.advance(1)
+    (retry,) = harness.renders
+    assert harness.renders[retry] != harness.job._tasks[task_id].worker
+    with pytest.raises(IllegalMessage):
+        harness.dispute(task_id)  # too late: the room went to the retry
+    finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
 def test_illegal_disputes_raise_and_leave_the_machine_usable() -> None:
     harness = started(frames=(1, 2), checkers=4, worker_prices_wei_per_ru=(100, 110, 120))
     tasks = sorted(harness.renders, key=lambda t: harness.job._tasks[t].frame)
