@@ -180,7 +180,7 @@ class RequesterDriver:
         scene = hashlib.sha256(self.node.node_id + self._job_count.to_bytes(4, "big")).hexdigest()
         fee_bps = world.scenario.verification.checker_fee_bps
         budget = draw.budget_wei or budget_wei(  # the node's escrow (node.roles.submit)
-            draw.frames, draw.max_price_wei_per_frame, fee_bps, checks_per_frame(assurance))
+            draw.frames, draw.max_price_wei_per_frame, fee_bps, checks_per_frame(assurance, self._policy))
         spec = JobSpec(
             self.node.node_id, self.node.address, f"bafk{scene[:52]}", 50_000_000,
             RENDERER_BUILD, settings, tuple(range(draw.frames)), draw.ru_per_frame,

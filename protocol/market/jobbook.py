@@ -500,6 +500,22 @@ class JobBook:
                 owed += max(0, task.checks_needed - len(task.passed_by) - 1) * task.fee_wei
         return owed
 
+    def _award_fees_wei(self, price_wei: int) -> int:
+        """The fees an award at ``price_wei`` may cost: as many checks as the job's
+        assurance may ask of a frame (one at ``normal``, two at ``high``), so that
+        awards never spend what a ``high`` frame's second check needs."""
+        return self._fee_wei(price_wei) * checks_per_frame(self.spec.assurance, self._verification)
+
+    def _fees_ahead_wei(self) -> int:
+        """What an optional spend (a plant, a lane's advance chunk) must leave: the
+        further checks of open results (``_checks_owed_wei``) and every check of the frames
+        not yet awarded. Without the second part one checker's advance chunk (its share of
+        the job's remaining fees, while it was the only checker known) took the fees of
+        frames awarded later, and a job at ``high`` expired with 3 of 20 frames unpaid
+        for (review, stop 34)."""
+        pending_wei = self._award_fees_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
+        return self._checks_owed_wei() + pending_wei
+
     def _free_wei(self, needs: dict[bytes, int]) -> int:
         """Budget neither committed nor parked in a lane beyond its payee's need."""
         slack = sum(self._lanes.slack(needs).values())
@@ -509,8 +525,8 @@ class JobBook:
         """A ``FundLanes`` for the payees of ``chunks`` whose lanes fall short of their
         need (topped up by their chunk), or nothing."""
         needs = self._lane_needs()
-        if spare_wei is None:  # chunks leave the plans' further checks their fees
-            spare_wei = self._free_wei(needs) - self._checks_owed_wei()
+        if spare_wei is None:  # chunks leave the checks still to come their fees
+            spare_wei = self._free_wei(needs) - self._fees_ahead_wei()
         fundings = self._lanes.top_up(needs, chunks, spare_wei)
         if not fundings:
             return []

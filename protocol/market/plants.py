@@ -137,8 +137,8 @@ class PlantDesk(JobBook):
         address = self._checker_addresses.get(checker, checker_address)
         if not self.checker_qualifies(address):
             return []  # below the stake a checker needs, as for a real check: no plant
-        if fee + self._checks_owed_wei() > self._free_wei(self._lane_needs()):
-            return []  # the budget cannot pay this check and the plans' own: no plant
+        if fee + self._fees_ahead_wei() > self._free_wei(self._lane_needs()):
+            return []  # the budget cannot pay this check and the checks to come: no plant
         self._checker_addresses.setdefault(checker, checker_address)
         self._plants[task_id] = PlantRecord(
             task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms

@@ -367,12 +367,12 @@ class JobMachine(PlantDesk, VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
-        free_wei, slack = self._free_wei(needs), self._lanes.slack(needs)
+        free_wei, slack = self._award_free_wei(needs), self._lanes.slack(needs)
 
         bidders, trial, trial_room = self._walk(leases, free_wei, slack, now_ms)
         self._touched.clear()
         plan = plan_awards(
-            bidders, self._pending, failed, leases, free_wei, self._fee_wei, slack,
+            bidders, self._pending, failed, leases, free_wei, self._award_fees_wei, slack,
             self._award_weights([b.worker for b in bidders], now_ms), trial, trial_room,
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
@@ -383,15 +383,24 @@ class JobMachine(PlantDesk, VerifyDesk):
             share = -(-len(self._pending) // max(1, len(self._bidders)))
             chunks = {b.payment_address: b.price_wei * share for b, _ in plan}
             needs = self._lane_needs()
-            fee_reserve_wei = self._fee_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
-            out = [*self._fund(chunks, self._free_wei(needs) - fee_reserve_wei), *sends]
+            fee_reserve_wei = self._award_fees_wei(self.spec.max_price_wei_per_frame) * len(
+                self._pending
+            )
+            out = [*self._fund(chunks, self._award_free_wei(needs) - fee_reserve_wei), *sends]
             for bidder, _ in plan:
                 leases[bidder.worker] = leases.get(bidder.worker, 0) + 1
             trial_room -= sum(bidder.worker in trial for bidder, _ in plan)
             needs = self._lane_needs()
-            free_wei, slack = self._free_wei(needs), self._lanes.slack(needs)
+            free_wei, slack = self._award_free_wei(needs), self._lanes.slack(needs)
         self._mark_settled(leases, free_wei, slack, trial_room)
         return out
+
+    def _award_free_wei(self, needs: dict[bytes, int]) -> int:
+        """What awards and their lanes' advance chunks may spend: the free budget less
+        the fees of the checks open results' plans still want (``_checks_owed_wei``).
+        Without it, with more frames than worker slots, the awards' chunks took ``high``'s
+        second-check fees and 6 of 10 frames were accepted on one pass (review, stop 34)."""
+        return self._free_wei(needs) - self._checks_owed_wei()
 
     def _walk(
         self, leases: dict[bytes, int], free_wei: int, slack: dict[bytes, int], now_ms: int

@@ -354,11 +354,18 @@ class VerifyDesk(JobBook):
         its window was upheld unheard ("the budget cannot cover a dispute"): in
         ``cheaters_20pct`` at the node's own escrow 13 of 40 disputes, honest workers'
         among them (docs/SIMULATIONS.md). A budget without that room holds nothing (the
-        dispute is refused as before); nor does a job that takes no disputes."""
+        dispute is refused as before), nor one whose fees the checks still to come need
+        (``_fees_ahead_wei``: the requester's protection comes first); a job that takes
+        no disputes holds nothing; a frame settled already (its attempts used up) holds
+        only the fees: an overturned dispute cannot pay it. A worker rejected on purpose
+        delays the frame's retry by at most the window (60 s) when the budget is tight."""
         if self.config.dispute_checkers == 0:
             return
-        room_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
-        if room_wei > self._free_wei(self._lane_needs()):
+        room_wei = self.config.dispute_checkers * task.fee_wei
+        if self._frames[task.frame].state not in SETTLED:  # an overturned one is paid then
+            room_wei += task.price_wei
+        # the plans' checks come first: the room is what is left after their fees
+        if room_wei > self._free_wei(self._lane_needs()) - self._fees_ahead_wei():
             return
         self._dispute_rooms[task.task_id] = (room_wei, task.dispute_until_ms)
         self._reserved_wei += room_wei

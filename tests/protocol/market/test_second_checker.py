@@ -13,9 +13,11 @@ from protocol.market import (
     RequestVerification,
     TaskState,
 )
+from protocol.market.quote import budget_wei
+from protocol.market.tables import JobState
 from protocol.messages import Assurance, VerifyRequest
 from protocol.reputation import DAY_MS, WorkerRecord
-from protocol.verification import DEFAULT_POLICY, plan_check
+from protocol.verification import DEFAULT_POLICY, checks_per_frame, plan_check
 from tests.protocol.market.harness import START_MS, MarketHarness
 from tests.protocol.market.test_check_plan import WINDOW_MS
 
@@ -91,18 +93,27 @@ def test_normal_assurance_and_trusted_workers_keep_one_checker() -> None:
         assert len(requests(harness, task_id)) == 1
 
 
-def test_a_budget_without_room_for_a_second_fee_accepts_on_the_first_pass() -> None:
-    """The escrow is never overspent for the second check (a quote leaves room for one
-    re-check per frame; a budget cut to one frame and its first fee has none)."""
+def test_a_budget_without_room_for_a_second_fee_awards_nothing_rather_than_check_once() -> None:
+    """The escrow is never overspent for the second check, and a frame is not awarded
+    unless the budget has both checks' fees: a budget cut to one frame and its first fee
+    awarded it and accepted it on the first pass (a job paid for two checkers got one);
+    since the review of stop 34 an award at ``high`` costs its price and two fees
+    (``JobMachine._award_fees_wei``), so the frame waits, and the job expires unpaid."""
     harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=3,
                             assurance=Assurance.HIGH, budget_wei=1_000 + 50 + 10)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    assert not harness.renders and not harness.awards()
+    harness = MarketHarness(frames=(1,), worker_prices_wei_per_ru=(100,), checkers=3,
+                            assurance=Assurance.HIGH, budget_wei=1_000 + 2 * 50)  # fmt: skip
     harness.start()
     harness.advance(WINDOW_MS)
     (task_id,) = harness.renders
     harness.finish_render(task_id)
     harness.verdict(task_id, True)
+    harness.verdict(task_id, True)
     assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
-    assert len(requests(harness, task_id)) == 1
+    assert len(requests(harness, task_id)) == 2
 
 
 ALWAYS_PLANT = MarketConfig(plant_rate_ppm=1_000_000)  # every checked result planted
@@ -153,3 +164,35 @@ def test_a_plant_takes_no_checker_the_results_own_checks_need() -> None:
     assert not harness.job.plant_spares_checks(task_id, 0)
     assert harness.job.plant_spares_checks(task_id, 1)
     assert not harness.job.plant_spares_checks(b"\x00" * 32, 5)  # no such task
+
+
+def test_with_more_frames_than_slots_every_frame_gets_both_checks_and_the_job_ends() -> None:
+    """Review of stop 34 (HIGH): awards and their lanes' advance chunks spent what the
+    second checks of later frames needed (6 of 10 frames accepted on one pass), and once
+    that was stopped a lone checker's advance chunk took the fees of the last frames (a
+    job of 20 expired with 17 done). Several workers, more frames than their slots, the
+    node's own escrow at ``high``: every frame is checked twice and the job completes."""
+    for frames, workers in ((10, 2), (20, 3)):
+        fee_bps = 500  # the harness's jobs'
+        harness = MarketHarness(
+            frames=tuple(range(1, frames + 1)), worker_prices_wei_per_ru=(100,) * workers,
+            worker_slots=4, checkers=4, assurance=Assurance.HIGH, max_price_wei_per_frame=1_000,
+            budget_wei=budget_wei(frames, 1_000, fee_bps, checks_per_frame(Assurance.HIGH)),
+        )  # fmt: skip
+        harness.start()
+        harness.advance(WINDOW_MS)
+        for _ in range(1_000):
+            if harness.renders:
+                for task_id in list(harness.renders):
+                    harness.finish_render(task_id)
+            elif harness.verifications:
+                for task_id in list(harness.verifications):
+                    harness.verdict(task_id, True)
+            elif harness.job.state is JobState.OPEN:
+                harness.advance(30_000)
+            else:
+                break
+        accepted = [t for t in harness.job._tasks.values() if t.state is TaskState.ACCEPTED]
+        assert len(accepted) == frames
+        assert all(len(t.checkers) == 2 for t in accepted)  # none decided on one pass
+        assert harness.job.state is JobState.FINISHED
