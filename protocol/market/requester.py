@@ -382,11 +382,8 @@ class JobMachine(PlantDesk, VerifyDesk):
             # topped up, when short, by its share of the frames still pending.
             share = -(-len(self._pending) // max(1, len(self._bidders)))
             chunks = {b.payment_address: b.price_wei * share for b, _ in plan}
-            needs = self._lane_needs()
-            fee_reserve_wei = self._award_fees_wei(self.spec.max_price_wei_per_frame) * len(
-                self._pending
-            )
-            out = [*self._fund(chunks, self._award_free_wei(needs) - fee_reserve_wei), *sends]
+            # (``_fund``'s spare leaves the checks still to come their fees: _fees_ahead_wei)
+            out = [*self._fund(chunks), *sends]
             for bidder, _ in plan:
                 leases[bidder.worker] = leases.get(bidder.worker, 0) + 1
             trial_room -= sum(bidder.worker in trial for bidder, _ in plan)
