@@ -65,14 +65,15 @@ def plan_awards(
     order = sorted(pending)
     taken: set[int] = set()
     plan: list[tuple[Bidder, int]] = []
+    slack = lane_slack or {}
 
-    for bidder in ranked(bidders, weights or {}):
+    for bidder in lanes_first(ranked(bidders, weights or {}), slack):
         room = bidder.slots - leases.get(bidder.worker, 0)
         on_trial = bidder.worker in trial
         if on_trial:
             room = min(room, TRIAL_SLOTS - leases.get(bidder.worker, 0), trial_room)
         cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
-        slack_wei = (lane_slack or {}).get(bidder.payment_address, 0)
+        slack_wei = slack.get(bidder.payment_address, 0)
         for frame in order:
             from_lane_wei = min(slack_wei, bidder.price_wei)
             if room <= 0 or cost_wei - from_lane_wei > budget_left_wei:
@@ -88,6 +89,20 @@ def plan_awards(
         if len(taken) == len(order):
             break
     return plan
+
+
+def lanes_first(ranked_bidders: list[Bidder], lane_slack: Mapping[bytes, int]) -> list[Bidder]:
+    """``ranked_bidders`` (in their rank) with those whose lane already holds their price
+    beyond what they are owed first. That money can only ever go to them until the
+    refund after the deadline (protocol.market.lanes): awarding anyone else spends new
+    budget while it sits. Each award declined for want of a free slot left its price in
+    its decliner's lane, and in ``cheaters_20pct`` at the node's escrow jobs expired
+    with the whole budget in such lanes while their owners bid again (docs/MARKET.md)."""
+    first = [b for b in ranked_bidders if lane_slack.get(b.payment_address, 0) >= b.price_wei]
+    if not first:
+        return ranked_bidders
+    rest = [b for b in ranked_bidders if lane_slack.get(b.payment_address, 0) < b.price_wei]
+    return first + rest
 
 
 def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bidder]:

@@ -516,18 +516,33 @@ class JobBook:
         pending_wei = self._award_fees_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
         return self._checks_owed_wei() + pending_wei
 
+    def _credit_wei(self, address: bytes) -> int:
+        """What the payee at ``address`` may hold in its lane beyond its need
+        (protocol.market.lanes): what it has earned in this job, or for a bidder the
+        frames the requester's record shows it delivered, at its price (whichever is
+        more)."""
+        earned_wei = self._owed_wei.get(address, 0) + self._fees_by_address.get(address, 0)
+        record_wei = 0
+        for bidder in self._bidders.values():
+            if bidder.payment_address == address:
+                record = self._worker_records.get(bidder.worker)
+                if record is not None:
+                    record_wei = max(record_wei, record.accepted * bidder.price_wei)
+        return max(earned_wei, record_wei)  # the record may count this job's frames too
+
     def _free_wei(self, needs: dict[bytes, int]) -> int:
         """Budget neither committed nor parked in a lane beyond its payee's need."""
         slack = sum(self._lanes.slack(needs).values())
         return self.spec.budget_wei - self._committed_wei() - slack
 
-    def _fund(self, chunks: dict[bytes, int], spare_wei: int | None = None) -> list[Command]:
+    def _fund(self, chunks: dict[bytes, int]) -> list[Command]:
         """A ``FundLanes`` for the payees of ``chunks`` whose lanes fall short of their
-        need (topped up by their chunk), or nothing."""
+        need (topped up by their chunk, as far as protocol.market.lanes lets), or
+        nothing."""
         needs = self._lane_needs()
-        if spare_wei is None:  # chunks leave the checks still to come their fees
-            spare_wei = self._free_wei(needs) - self._fees_ahead_wei()
-        fundings = self._lanes.top_up(needs, chunks, spare_wei)
+        spare_wei = self._free_wei(needs) - self._fees_ahead_wei()  # the checks' fees first
+        credits = {a: self._credit_wei(a) for a in chunks}
+        fundings = self._lanes.top_up(needs, chunks, spare_wei, credits)
         if not fundings:
             return []
         totals = tuple((a, self._lanes.lanes_wei[a]) for a, _ in fundings)

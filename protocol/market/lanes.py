@@ -18,6 +18,20 @@ payee, so the machine treats it as spent for everyone else: awards come out of
 ``budget − committed − Σ slack`` (a bidder may also use its own slack),
 chunks never eat into what the pending frames' checker fees need, and lanes
 never sum past the budget (the escrow would refuse: "over budget").
+
+Slack is also money the job can lose: a payee that stops (blocklisted after a
+rejection, gone) keeps it until the refund after the deadline, and the frames it
+was meant for find no budget. So a chunk is at most the payee's *credit*: what it
+has earned in this job, or for a worker the frames the requester's record shows
+it delivered before, at its price (whichever is more). A fresh worker's lane
+thus grows with its accepted frames, about doubling at each top-up (a 40-frame
+job: 7 fundings), and a worker with a record is funded for its share at once.
+Before, with bids at the cap, one fresh identity blocklisted after its first
+result stranded its whole share and the job expired short by exactly that share
+(3 frames and 3 workers: 2 done; 20 and 4: 15 done;
+tests/protocol/market/test_lane_credit.py). The price of the attempt in flight
+is still stranded by a worker that stops: the escrow has room for that
+(protocol.market.quote.budget_wei's retries).
 """
 
 from __future__ import annotations
@@ -45,18 +59,23 @@ class LaneBook:
         return {a: max(0, lane - needs.get(a, 0)) for a, lane in self.lanes_wei.items()}
 
     def top_up(
-        self, needs: Mapping[bytes, int], chunks: Mapping[bytes, int], spare_wei: int
+        self,
+        needs: Mapping[bytes, int],
+        chunks: Mapping[bytes, int],
+        spare_wei: int,
+        credits: Mapping[bytes, int],
     ) -> tuple[tuple[bytes, int], ...]:
         """Fund every payee of ``chunks`` whose lane is below its need: to the need plus
-        its chunk, chunks together at most ``spare_wei``, all lanes at most the budget.
-        Returns the (payee, amount) fundings, in the order of ``chunks``."""
+        its chunk, each chunk at most its payee's credit, chunks together at most
+        ``spare_wei``, all lanes at most the budget. Returns the (payee, amount)
+        fundings, in the order of ``chunks``."""
         room_wei = self.budget_wei - self.total_wei
         fundings: list[tuple[bytes, int]] = []
         for address, chunk_wei in chunks.items():
             lane_wei, need_wei = self.lanes_wei.get(address, 0), needs.get(address, 0)
             if lane_wei >= need_wei:
                 continue
-            extra_wei = max(0, min(chunk_wei, spare_wei))
+            extra_wei = max(0, min(chunk_wei, spare_wei, credits.get(address, 0)))
             amount_wei = min(need_wei - lane_wei + extra_wei, room_wei)
             if amount_wei <= 0:
                 continue

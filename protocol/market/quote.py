@@ -16,8 +16,9 @@ every frame at the highest chosen ask plus the fees of the checks the job's
 plan asks of a fresh worker's frame (``checks``:
 :func:`protocol.verification.checks_per_frame`, one at ``normal``, two at
 ``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
-one re-check per frame: a plant, a checker that timed out); what is not spent
-is refunded after the deadline. A budget sized for one check starved ``high``'s
+one re-check per frame: a plant, a checker that timed out; and for a tenth of
+the frames again at the cap, since an attempt that fails leaves its price in
+its worker's lane, at least two); what is not spent is refunded after the deadline. A budget sized for one check starved ``high``'s
 second checker: the machine then accepts on the passes it has rather than
 overspend (protocol.market.verifying), so a job paid for two checkers got one.
 """
@@ -31,6 +32,14 @@ BPS = 10_000
 # The checker's fee per check, a share of the frame price: the founding design's 10 %.
 # One default for the node, the simulator and the estimates; a job states its own.
 DEFAULT_CHECKER_FEE_BPS = 1_000
+# Attempts the escrow has room for beyond one a frame, a share of the frames (at least
+# one): a rejected or abandoned attempt's price stays in its worker's lane until the
+# refund (protocol.market.lanes), and without this room a job with bids at the cap and
+# one cheat could not pay its frame again (tests/protocol/market/test_lane_credit.py).
+RETRY_ROOM_BPS = 1_000
+# At least two: a cheat caught on its first result has often been awarded its next
+# frame already, and both prices stay in its lane (test_lane_credit.py, 6 frames).
+MIN_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,21 @@ def checker_fee_wei(price_wei: int, fee_bps: int) -> int:
     return price_wei * fee_bps // BPS
 
 
+def retries_room(frames: int) -> int:
+    """How many attempts beyond one a frame the escrow has room for (:func:`budget_wei`):
+    a tenth of the frames, at least ``MIN_RETRIES``."""
+    return max(MIN_RETRIES, -(-frames * RETRY_ROOM_BPS // BPS))
+
+
 def budget_wei(frames: int, max_price_wei_per_frame: int, fee_bps: int, checks: int = 1) -> int:
-    """The escrow: every frame at the cap, its ``checks`` and one re-check, rounded up, in
+    """The escrow: every frame at the cap, its ``checks`` and one re-check, and
+    :func:`retries_room` more attempts at the cap with their checks, rounded up, in
     integers."""
     if checks < 1:
         raise ValueError("a frame's budget has room for at least one check")
-    return -(-frames * max_price_wei_per_frame * (BPS + (checks + 1) * fee_bps) // BPS)
+    frames_wei = frames * max_price_wei_per_frame * (BPS + (checks + 1) * fee_bps)
+    retries_wei = retries_room(frames) * max_price_wei_per_frame * (BPS + checks * fee_bps)
+    return -(-(frames_wei + retries_wei) // BPS)
 
 
 def estimate_wei(frames: int, ask_wei: int, fee_bps: int, checks: int = 1) -> int:

@@ -279,7 +279,12 @@ class JobMachine(PlantDesk, VerifyDesk):
         was = task.state
         if was is TaskState.LEASED and (problem := self._result_problem(task, result)):
             self._task_step(task, ev.ResultInvalid(task.task_id))
-            return self._charge(task, problem, now_ms)
+            # Tell the worker (no verdict: nothing to dispute): it would count the
+            # result as owed and decline every later award as unpaid for, while its
+            # lane holds the refused attempt's price and the award plan asks it first
+            # (awarding.lanes_first): a job with one such worker stalled.
+            revoked = LeaseRevoked(self.job_id, task.task_id, f"result refused: {problem}")
+            return [Send(task.worker, revoked), *self._charge(task, problem, now_ms)]
         self._task_step(task, ev.ResultReceived(task.task_id))
         if was is not TaskState.LEASED:
             return []

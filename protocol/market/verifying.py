@@ -246,7 +246,10 @@ class VerifyDesk(JobBook):
         reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
         if self.config.dispute_checkers == 0:
             return [self._resolved(task, True, False, "disputes are not taken")]
-        if reserve_wei > self._free_wei(self._lane_needs()):
+        needs = self._lane_needs()
+        # the price is paid into the worker's own lane: what it holds ahead counts
+        own_wei = min(task.price_wei, self._lanes.slack(needs).get(task.payee_address, 0))
+        if reserve_wei - own_wei > self._free_wei(needs):
             return [self._resolved(task, True, False, "the budget cannot cover a dispute")]
         self._task_step(task, ev.DisputeOpened(task.task_id))
         self._reserved_wei += reserve_wei
@@ -363,7 +366,10 @@ class VerifyDesk(JobBook):
             return
         room_wei = self.config.dispute_checkers * task.fee_wei
         if self._frames[task.frame].state not in SETTLED:  # an overturned one is paid then
-            room_wei += task.price_wei
+            # from the worker's own lane as far as it holds it ahead (slack is spent
+            # for everyone else already)
+            own_wei = self._lanes.slack(self._lane_needs()).get(task.payee_address, 0)
+            room_wei += max(0, task.price_wei - own_wei)
         # the plans' checks come first: the room is what is left after their fees
         if room_wei > self._free_wei(self._lane_needs()) - self._fees_ahead_wei():
             return

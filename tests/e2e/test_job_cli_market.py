@@ -105,7 +105,8 @@ def test_submit_proposes_a_price_the_devnet_workers_accept(
     assert "cheapest ask 0.1 ETH per frame" in result.output
     assert "max      0.11 ETH per frame (proposed" in result.output
     assert "estimate at most 0.315 ETH for 3 frame(s)" in result.output
-    assert "escrow   0.363 ETH held until the deadline" in result.output
+    # 3 x 0.11 x (1 + 2 x 5 %), and room for two retries: 2 x 0.11 x (1 + 5 %)
+    assert "escrow   0.594 ETH held until the deadline" in result.output
 
 
 def test_submit_at_high_assurance_escrows_two_checks_a_frame_and_warns_of_one_checker(
@@ -122,7 +123,8 @@ def test_submit_at_high_assurance_escrows_two_checks_a_frame_and_warns_of_one_ch
     ((_, body),) = api.posted
     assert body["assurance"] == "high"
     assert "estimate at most 0.33 ETH for 3 frame(s)" in result.output  # 3 x (0.1 + 2 x 0.005)
-    assert "escrow   0.3795 ETH held" in result.output  # 3 x 0.11 x (1 + 3 x 5 %)
+    # 3 x 0.11 x (1 + 3 x 5 %), and two retries with two checks: 2 x 0.11 x (1 + 2 x 5 %)
+    assert "escrow   0.6215 ETH held" in result.output
     assert "assurance high asks 2 different checkers" in " ".join(result.output.split())
     bad = run(monkeypatch, StubApi(DEVNET), "job", "submit", str(scene), "--yes", "--no-wait",
               "--assurance", "paranoid")  # fmt: skip

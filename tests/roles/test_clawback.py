@@ -33,12 +33,18 @@ async def test_clawback_takes_nothing_from_the_workers_lane(
         job_id = await cluster.submit("client", frames=FRAMES)
         job = client.live().requester.jobs[job_id]
         await job.done.wait()
-        assert job.view.outcome == "completed"
+        # The requester took its own unallocated budget: since lanes are funded ahead
+        # only as far as the worker's credit (protocol.market.lanes), the frames its lane
+        # no longer covers are declined and the job stalls (before, the first award round
+        # funded the worker's whole share and the job completed).
+        assert job.view.outcome in ("completed", "expired")
         owed = await all_paid(cluster, "client", job_id)
         taken = cluster.escrow.paid_to(sock_puppet(client.payment_key))
         assert taken > 0  # the attack ran: it took what no lane held
         price_wei = job.spec.ru_per_frame * PRICE_WEI_PER_RU  # the fake scene: 1 RU a frame
-        assert cluster.escrow.paid_to(worker.address) == owed[worker.address] == FRAMES * price_wei
+        accepted = len(job.view.accepted)
+        assert accepted >= 1
+        assert cluster.escrow.paid_to(worker.address) == owed[worker.address] == accepted * price_wei
         assert cluster.escrow.paid_to(checker.address) == owed[checker.address] > 0
         budget_wei = job.spec.budget_wei
         assert taken + sum(owed.values()) <= budget_wei

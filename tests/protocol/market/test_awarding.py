@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocol.market.awarding import Bidder, ranked
+from protocol.market.awarding import Bidder, plan_awards, ranked
 from protocol.reputation import award_weight
 
 prices = st.one_of(st.integers(0, 2_000), st.integers(0, 2**64))
@@ -39,3 +39,22 @@ def test_integer_rank_is_the_fraction_rank(rows: list[tuple[int, int, int, float
     bidders = [Bidder(bytes([i]) * 32, price, eta, b"\x01" * 20, 1) for i, price, eta, _ in rows]
     w = {bytes([i]) * 32: x for i, _, _, x in rows if x is not None}
     assert ranked(bidders, w) == fraction_order(bidders, w)
+
+
+def test_a_bidder_whose_lane_holds_its_price_goes_first() -> None:
+    """Money in a lane beyond its payee's need can only go to that payee until the
+    refund: a dearer bidder whose lane holds its price (an award it declined for want of
+    a free slot left it there) is awarded before a cheaper one needing new budget."""
+    cheap = Bidder(b"\x01" * 32, 900, 60, b"\x0a" * 20, 1)
+    dear = Bidder(b"\x02" * 32, 1_000, 60, b"\x0b" * 20, 1)
+    fees = lambda price: price // 20  # noqa: E731
+    # the budget left pays one new award: without the lane the cheap bid takes frame 1
+    assert plan_awards([cheap, dear], {1}, {}, {}, 1_000, fees) == [(cheap, 1)]
+    assert plan_awards([cheap, dear], {1}, {}, {}, 1_000, fees, {dear.payment_address: 1_000}) == [
+        (dear, 1)
+    ]
+    # both get a frame when there are two; a lane short of the price does not count
+    both = plan_awards([cheap, dear], {1, 2}, {}, {}, 2_000, fees, {dear.payment_address: 1_000})
+    assert both == [(dear, 1), (cheap, 2)]
+    short = {dear.payment_address: 999}
+    assert plan_awards([cheap, dear], {1}, {}, {}, 1_000, fees, short) == [(cheap, 1)]

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.market.quote import Offer, budget_wei, checker_fee_wei, propose_max_price
+from protocol.market.quote import (
+    Offer,
+    budget_wei,
+    checker_fee_wei,
+    propose_max_price,
+    retries_room,
+)
 from protocol.money import format_eth, parse_amount_wei
 
 BUILD = "blender-3.4.1"
@@ -48,15 +54,21 @@ def test_free_workers_still_get_a_positive_max_price() -> None:
 
 
 def test_budget_is_integer_exact() -> None:
-    # 4 frames at 0.2 ETH with 5 % checks and one re-check: 0.88 ETH, not 0.880000000000000128
-    assert budget_wei(4, 2 * ETH // 10, 500) == 88 * ETH // 100
-    assert budget_wei(1, 1, 500) == 2  # rounded up: the escrow never falls short
+    # 4 frames at 0.2 ETH with 5 % checks and one re-check (0.88 ETH, not
+    # 0.880000000000000128), and two retries with their checks (0.42 ETH)
+    assert budget_wei(4, 2 * ETH // 10, 500) == 88 * ETH // 100 + 42 * ETH // 100
+    assert budget_wei(1, 1, 500) == 4  # rounded up: the escrow never falls short
+
+
+def test_the_escrow_has_room_for_a_tenth_of_the_frames_again_and_at_least_two() -> None:
+    assert [retries_room(n) for n in (1, 2, 20, 21, 100, 1_000)] == [2, 2, 2, 3, 10, 100]
     assert checker_fee_wei(ETH // 10, 500) == ETH // 200
 
 
 @given(st.integers(1, 10_000), st.integers(1, 10**21), st.integers(0, 5_000))
 def test_budget_covers_every_frame_and_two_checks(frames: int, price: int, fee_bps: int) -> None:
     exact = frames * price * (10_000 + 2 * fee_bps)  # the budget × 10,000, before rounding
+    exact += retries_room(frames) * price * (10_000 + fee_bps)  # and the retries'
     assert exact <= budget_wei(frames, price, fee_bps) * 10_000 < exact + 10_000
 
 

@@ -572,7 +572,9 @@ def test_an_overturned_dispute_of_a_frame_settled_meanwhile_only_clears_the_work
 def test_a_dispute_the_budget_cannot_cover_is_refused_with_a_reason() -> None:
     price = 100 * RU_PER_FRAME
     fee = price * 500 // 10_000
-    harness = started(frames=(1,), checkers=4, budget_wei=price + fee + price + fee)
+    # room for the frame and its check; the dispute's fees (the price would come out of
+    # the worker's own lane) find none
+    harness = started(frames=(1,), checkers=4, budget_wei=price + fee + fee)
     (task_id,) = harness.renders
     harness.finish_render(task_id)
     harness.verdict(task_id, False)

@@ -13,7 +13,8 @@ import hashlib
 
 from ledger.fraud import result_ref, result_signer, sign
 from protocol.market import FrameState, MarketConfig, RequestVerification, TaskState, WorkerJudged
-from protocol.messages import Escrow, Result
+from protocol.market.commands import Send
+from protocol.messages import Escrow, LeaseRevoked, Result
 from protocol.reputation import Judgement
 from tests.protocol.market.harness import MarketHarness, eth_key_for
 
@@ -81,6 +82,18 @@ def test_a_result_without_a_valid_signature_is_a_failed_attempt() -> None:
     assert harness.job.task_state(tasks[4]) is TaskState.REJECTED
     assert harness.commands(RequestVerification) == []
     assert judged(harness) == [Judgement.FAILED] * 5
+    # each worker is told why (no verdict to dispute), so it stops counting the refused
+    # result as owed: it declined every later award as unpaid for (a job stalled)
+    told = [c for c in harness.log if isinstance(c.command, Send)
+            and isinstance(c.command.message, LeaseRevoked)]  # fmt: skip
+    assert [(c.command.message.task_id, c.command.message.verdict_digest) for c in told] == [
+        (t, None) for t in tasks
+    ]
+    assert all("result refused" in c.command.message.reason for c in told)
+    for task_id in tasks:
+        worker = harness.workers[harness.job._tasks[task_id].worker]
+        # (a frame it renders now, awarded since, is all it counts)
+        assert worker.pay_needed_wei(harness.job_id) == worker.in_flight_wei(harness.job_id)
     # every frame went back to pending and on to another worker
     assert all(s is not FrameState.FAILED for s in harness.job.frame_states().values())
 
