@@ -57,6 +57,7 @@ from node.roles.requester_job import (
     message_record,
     pack_record,
 )
+from node.roles.rules import rules_digest
 from node.roles.slasher import Slasher
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
@@ -99,6 +100,8 @@ class RequesterRole:
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (node.roles.plants)
         self.challenger = Challenger(self)  # capacity challenges of unproven bidders
+        # what the journal's start entries name (node.roles.rules)
+        self.rules = rules_digest(repr(ctx.settings.market).encode())
 
     @property
     def clock(self) -> MarketClock:
@@ -184,6 +187,13 @@ class RequesterRole:
             await self.ctx.node.wait_until(lambda: payees <= self.ctx.node.capacity.keys())
         job.resend_vouchers()
         self.spawn(self._republish, job, resumed_ms)
+        if job.view.outcome is None and job.rules != self.rules:
+            # journalled under other rules (node.roles.rules): not carried on
+            log_event(logger, logging.ERROR, "job cancelled: started by another version",
+                      job=job.job_id.hex()[:16], accepted=len(job.view.accepted),
+                      hint="its accepted frames are kept and what is unspent is refunded after"
+                           " the deadline; submit the frames left as a new job")  # fmt: skip
+            await self.cancel(job.job_id)
         if job.view.outcome is not None:
             if self.ctx.chain is not None and not job.view.refunded:
                 self.spawn(job._refund)  # it ended before the restart: reclaim what is left
@@ -222,7 +232,7 @@ class RequesterRole:
         await self.save_job(spec, job_id, out_dir)
         self._add(job)
         self.spawn(job.run_queue)
-        await job.step("start", b"", b"", self.clock.now_ms())
+        await job.step("start", b"", self.rules, self.clock.now_ms())
         self.spawn(job.run_timer)
         return job
 

@@ -136,6 +136,7 @@ class RequesterJob:
         self.view = JobView(started_ms=spec.created_ms)
         self.live = False  # False while replaying: no side effects
         self.steps = 0  # inputs applied (replayed ones included)
+        self.rules = b""  # the rules its journal's start entry names (node.roles.rules)
         self._refund_lock = trio.Lock()
         self.done = trio.Event()
         self._collecting = 0
@@ -193,7 +194,8 @@ class RequesterJob:
     def feed(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> list[Command]:
         """One input into the machine; the commands it returned, not yet carried out."""
         machine = self.machine
-        if kind == "start":
+        if kind == "start":  # data: the rules it was journalled under (node.roles.rules)
+            self.rules = data
             commands = machine.start(now_ms)
         elif kind == "msg":  # [type, body, digest] and, since issue 16, the signed wire bytes
             msg_type, body, digest, *wire = unpackb(data)

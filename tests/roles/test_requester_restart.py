@@ -3,6 +3,7 @@ books that match the chain and nobody paid twice or short."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,36 @@ async def test_requester_killed_at_a_step_finishes_the_job(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, step: int
 ) -> None:
     await run_job_killing_requester_at(step, tmp_path)
+
+
+async def test_a_job_journalled_under_other_rules_is_cancelled_not_carried_on(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A node upgraded in the middle of a job would replay its journal under new rules
+    into a state the job never had (node.roles.rules): the job is cancelled once
+    replayed, what it owes is paid, and nothing more is awarded."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=6)
+        job = client.live().requester.jobs[job_id]
+        while not job.view.accepted:
+            await job.wait_changed()
+        await cluster.kill("client")
+        with sqlite3.connect(client.data_dir / "node.sqlite3") as conn:  # as an older node wrote it
+            conn.execute("UPDATE market_journal SET data = ? WHERE job_id = ? AND kind = 'start'",
+                         (b"older rules", job_id.hex()))  # fmt: skip
+        client = await cluster.restart("client")
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "cancelled"
+        assert 1 <= len(job.view.accepted) < 6
+        owed = await all_paid(cluster, "client", job_id)
+        assert {a: w for (j, a), w in cluster.escrow.paid.items() if j == job_id} == owed
+        assert cluster.escrow.conserved()
+        # and a restart of the cancelled job stays cancelled
+        await cluster.kill("client")
+        client = await cluster.restart("client")
+        assert client.live().requester.jobs[job_id].view.outcome == "cancelled"
