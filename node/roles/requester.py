@@ -157,6 +157,14 @@ class RequesterRole:
             if job.queue is not None:
                 job.queue.restore(job.machine.lanes_wei())
             self.spawn(job.run_queue)
+            if job.view.outcome is None and job.rules != self.rules:
+                # journalled under other rules (node.roles.rules): cancelled before any
+                # input or timer reaches it, so nothing is awarded under the new rules
+                log_event(logger, logging.ERROR, "job cancelled: started by another version",
+                          job=job_hex[:16], accepted=len(job.view.accepted),
+                          hint="its accepted frames are kept and what is unspent is refunded"
+                               " after the deadline; submit the frames left as a new job")  # fmt: skip
+                await self.cancel(job.job_id)
             log_event(logger, logging.INFO, "job resumed", job=job_hex[:16],
                       accepted=len(job.view.accepted))  # fmt: skip
             self.spawn(self._resume_job, job)
@@ -187,13 +195,6 @@ class RequesterRole:
             await self.ctx.node.wait_until(lambda: payees <= self.ctx.node.capacity.keys())
         job.resend_vouchers()
         self.spawn(self._republish, job, resumed_ms)
-        if job.view.outcome is None and job.rules != self.rules:
-            # journalled under other rules (node.roles.rules): not carried on
-            log_event(logger, logging.ERROR, "job cancelled: started by another version",
-                      job=job.job_id.hex()[:16], accepted=len(job.view.accepted),
-                      hint="its accepted frames are kept and what is unspent is refunded after"
-                           " the deadline; submit the frames left as a new job")  # fmt: skip
-            await self.cancel(job.job_id)
         if job.view.outcome is not None:
             if self.ctx.chain is not None and not job.view.refunded:
                 self.spawn(job._refund)  # it ended before the restart: reclaim what is left
