@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 Bids are standing offers: "up to ``slots`` of my leases at this price". Given
 the pending frames, the live leases per worker and the budget left,
-:func:`plan_awards` walks the bidders cheapest first — by price divided by
+:func:`plan_awards` first gives bidders whose lanes already hold their prices the
+frames those lanes pay (money that can go to nobody else, ``_Walk``), then walks
+the bidders cheapest first — by price divided by
 the bidder's weight (``protocol.reputation.award_weight``: 0.5 for a fresh
 identity up to 1.0 for a trusted one, so a newcomer must underbid a trusted
 worker by up to half to go first), then ETA, then node id, so the plan is
@@ -28,7 +30,7 @@ a checker more than its fees (docs/VERIFICATION.md, "Checker stake").
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol.capacity import TRIAL_SLOTS
 
@@ -53,6 +55,8 @@ def plan_awards(
     weights: Mapping[bytes, float] | None = None,
     trial: Collection[bytes] = (),
     trial_room: int = 0,
+    reserve_wei: int = 0,
+    lane_first: Collection[bytes] | None = None,
 ) -> list[tuple[Bidder, int]]:
     """The awards to make now, as (bidder, frame) pairs in order.
 
@@ -61,48 +65,86 @@ def plan_awards(
     ``weights`` (per worker, in (0, 1]; missing: 1) rank bids, never their price:
     pay-as-bid still pays the bid's own price. Workers in ``trial`` (unproven,
     protocol.capacity) hold at most ``TRIAL_SLOTS`` lease each and ``trial_room`` new
-    ones together."""
-    order = sorted(pending)
-    taken: set[int] = set()
-    plan: list[tuple[Bidder, int]] = []
-    slack = lane_slack or {}
-
-    for bidder in lanes_first(ranked(bidders, weights or {}), slack):
-        room = bidder.slots - leases.get(bidder.worker, 0)
-        on_trial = bidder.worker in trial
-        if on_trial:
-            room = min(room, TRIAL_SLOTS - leases.get(bidder.worker, 0), trial_room)
-        cost_wei = bidder.price_wei + fee_wei(bidder.price_wei)
-        slack_wei = slack.get(bidder.payment_address, 0)
-        for frame in order:
-            from_lane_wei = min(slack_wei, bidder.price_wei)
-            if room <= 0 or cost_wei - from_lane_wei > budget_left_wei:
-                break
-            if frame in taken or bidder.worker in failed_workers.get(frame, ()):
-                continue
-            plan.append((bidder, frame))
-            taken.add(frame)
-            room -= 1
-            trial_room -= on_trial
-            slack_wei -= from_lane_wei
-            budget_left_wei -= cost_wei - from_lane_wei
-        if len(taken) == len(order):
+    ones together. ``reserve_wei`` is kept from ``budget_left_wei``'s new money: only an
+    award whose price the bidder's lane pays in full may take its fees from it (the
+    fees of the frames priced in lanes already, protocol.market.requester).
+    ``lane_first``: the workers whose lanes may put them first (None: all)."""
+    walk = _Walk(sorted(pending), failed_workers, dict(leases), dict(lane_slack or {}),
+                 budget_left_wei, reserve_wei, set(trial), trial_room, fee_wei)  # fmt: skip
+    ranking = ranked(bidders, weights or {})
+    for bidder in ranking:  # first the frames whose prices bidders' lanes hold already
+        if lane_first is None or bidder.worker in lane_first:
+            walk.take(bidder, lane_paid_only=True)
+    for bidder in ranking:
+        if walk.done:
             break
-    return plan
+        walk.take(bidder, lane_paid_only=False)
+    return walk.plan
 
 
-def lanes_first(ranked_bidders: list[Bidder], lane_slack: Mapping[bytes, int]) -> list[Bidder]:
-    """``ranked_bidders`` (in their rank) with those whose lane already holds their price
-    beyond what they are owed first. That money can only ever go to them until the
-    refund after the deadline (protocol.market.lanes): awarding anyone else spends new
-    budget while it sits. Each award declined for want of a free slot left its price in
-    its decliner's lane, and in ``cheaters_20pct`` at the node's escrow jobs expired
-    with the whole budget in such lanes while their owners bid again (docs/MARKET.md)."""
-    first = [b for b in ranked_bidders if lane_slack.get(b.payment_address, 0) >= b.price_wei]
-    if not first:
-        return ranked_bidders
-    rest = [b for b in ranked_bidders if lane_slack.get(b.payment_address, 0) < b.price_wei]
-    return first + rest
+@dataclass
+class _Walk:
+    """One plan's walk over the bidders: what is taken and left as awards are added.
+
+    A bidder whose lane already holds its price beyond what it is owed is walked twice:
+    first for as many frames as its lane pays in full (that money can only ever go to
+    it until the refund after the deadline, protocol.market.lanes: awarding anyone else
+    spends new budget while it sits; each award declined for want of a free slot left
+    its price in its decliner's lane, and in ``cheaters_20pct`` at the node's escrow
+    jobs expired with the budget in such lanes while their owners bid again), then in
+    its rank with everyone for the rest. The machine puts first only workers that have
+    not failed in the job: a crashed worker's bid stands and its timed-out task's price
+    sits in its lane, and putting it first let frames run out of their attempts on
+    lease timeouts (jobs ending with a frame failed in that scenario: 2 -> 10 of ~170).
+    Slack is per payment address, spent as awards take it: bidders sharing an address
+    share it."""
+
+    order: list[int]
+    failed_workers: Mapping[int, Collection[bytes]]
+    leases: dict[bytes, int]
+    slack: dict[bytes, int]
+    budget_wei: int
+    reserve_wei: int
+    trial: set[bytes]
+    trial_room: int
+    fee_wei: Callable[[int], int]
+    taken: set[int] = field(default_factory=set)
+    plan: list[tuple[Bidder, int]] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.taken) == len(self.order)
+
+    def take(self, bidder: Bidder, lane_paid_only: bool) -> None:
+        worker, address, price_wei = bidder.worker, bidder.payment_address, bidder.price_wei
+        room = bidder.slots - self.leases.get(worker, 0)
+        on_trial = worker in self.trial
+        if on_trial:
+            room = min(room, TRIAL_SLOTS - self.leases.get(worker, 0), self.trial_room)
+        cost_wei = price_wei + self.fee_wei(price_wei)
+        for frame in self.order:
+            from_lane_wei = min(self.slack.get(address, 0), price_wei)
+            lane_paid = from_lane_wei == price_wei
+            if lane_paid_only and not lane_paid:
+                break
+            usable_wei = self.budget_wei + (self.reserve_wei if lane_paid else 0)
+            if room <= 0 or cost_wei - from_lane_wei > usable_wei:
+                break
+            if frame in self.taken or worker in self.failed_workers.get(frame, ()):
+                continue
+            self.plan.append((bidder, frame))
+            self.taken.add(frame)
+            room -= 1
+            self.leases[worker] = self.leases.get(worker, 0) + 1
+            self.trial_room -= on_trial
+            if from_lane_wei:
+                self.slack[address] -= from_lane_wei
+            spent_wei = cost_wei - from_lane_wei
+            if lane_paid:  # its fees come out of the reserve first
+                taken_wei = min(self.reserve_wei, spent_wei)
+                self.reserve_wei -= taken_wei
+                spent_wei -= taken_wei
+            self.budget_wei -= spent_wei
 
 
 def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bidder]:

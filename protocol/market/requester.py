@@ -282,7 +282,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             # Tell the worker (no verdict: nothing to dispute): it would count the
             # result as owed and decline every later award as unpaid for, while its
             # lane holds the refused attempt's price and the award plan asks it first
-            # (awarding.lanes_first): a job with one such worker stalled.
+            # (awarding._Walk): a job with one such worker stalled.
             revoked = LeaseRevoked(self.job_id, task.task_id, f"result refused: {problem}")
             return [Send(task.worker, revoked), *self._charge(task, problem, now_ms)]
         self._task_step(task, ev.ResultReceived(task.task_id))
@@ -372,13 +372,15 @@ class JobMachine(PlantDesk, VerifyDesk):
                 leases[task.worker] = leases.get(task.worker, 0) + 1
         failed = {n: self._frames[n].failed_workers for n in self._pending}
         needs = self._lane_needs()
-        free_wei, slack = self._award_free_wei(needs), self._lanes.slack(needs)
+        slack = self._lanes.slack(needs)
+        free_wei, reserve_wei = self._award_budget_wei(needs, slack)
 
-        bidders, trial, trial_room = self._walk(leases, free_wei, slack, now_ms)
+        bidders, trial, trial_room = self._walk(leases, free_wei, reserve_wei, slack, now_ms)
         self._touched.clear()
         plan = plan_awards(
             bidders, self._pending, failed, leases, free_wei, self._award_fees_wei, slack,
             self._award_weights([b.worker for b in bidders], now_ms), trial, trial_room,
+            reserve_wei, {b.worker for b in bidders if not self._failures.get(b.worker)},
         )  # fmt: skip
         sends: list[Command] = [self._grant(bidder, frame, now_ms) for bidder, frame in plan]
         out: list[Command] = []
@@ -393,9 +395,39 @@ class JobMachine(PlantDesk, VerifyDesk):
                 leases[bidder.worker] = leases.get(bidder.worker, 0) + 1
             trial_room -= sum(bidder.worker in trial for bidder, _ in plan)
             needs = self._lane_needs()
-            free_wei, slack = self._award_free_wei(needs), self._lanes.slack(needs)
-        self._mark_settled(leases, free_wei, slack, trial_room)
+            slack = self._lanes.slack(needs)
+            free_wei, reserve_wei = self._award_budget_wei(needs, slack)
+        self._mark_settled(leases, free_wei, reserve_wei, slack, trial_room)
         return out
+
+    def _award_budget_wei(
+        self, needs: dict[bytes, int], slack: dict[bytes, int]
+    ) -> tuple[int, int]:
+        """What new money awards may spend, and the reserve only awards their bidders'
+        lanes pay the price of may also take for their fees: the fees of the frames
+        whose prices sit in workers' lanes already (``slack``, at each worker's last
+        price; not a blocklisted worker's, nor a checker's). An award declined for want of a free
+        slot leaves its price in its decliner's lane, which bids again later; without
+        the reserve, new awards spent the fees such a frame needs, and jobs in
+        ``cheaters_20pct`` at the node's escrow expired with 1-2 frames pending, no
+        free budget and their prices in 14-28 lanes of bidders."""
+        free_wei = self._award_free_wei(needs)
+        if not any(slack.values()):
+            return free_wei, 0
+        price_of: dict[bytes, int] = {}  # a worker's address -> its latest task's price
+        for task in self._tasks.values():  # in award order; 0: a blocklisted worker's
+            if task.worker in self._blocklist:
+                price_of[task.payee_address] = 0
+            elif price_of.get(task.payee_address) != 0:
+                price_of[task.payee_address] = task.price_wei
+        checkers = set(self._checker_addresses.values())
+        priced = sum(
+            wei // price_of[a] for a, wei in slack.items() if price_of.get(a) and a not in checkers
+        )
+        cap_wei = self.spec.max_price_wei_per_frame
+        reserve_wei = min(len(self._pending), priced) * self._award_fees_wei(cap_wei)
+        reserve_wei = max(0, min(reserve_wei, free_wei))
+        return free_wei - reserve_wei, reserve_wei
 
     def _award_free_wei(self, needs: dict[bytes, int]) -> int:
         """What awards and their lanes' advance chunks may spend: the free budget less
@@ -405,8 +437,9 @@ class JobMachine(PlantDesk, VerifyDesk):
         return self._free_wei(needs) - self._checks_owed_wei()
 
     def _walk(
-        self, leases: dict[bytes, int], free_wei: int, slack: dict[bytes, int], now_ms: int
-    ) -> tuple[list[Bidder], set[bytes], int]:
+        self, leases: dict[bytes, int], free_wei: int, reserve_wei: int, slack: dict[bytes, int],
+        now_ms: int,
+    ) -> tuple[list[Bidder], set[bytes], int]:  # fmt: skip
         """The bidders the plan must walk, those of them on trial, and the trial room.
 
         Settled (jobbook.PlanMark): after a plan every bidder it walked is blocked, so
@@ -414,7 +447,7 @@ class JobMachine(PlantDesk, VerifyDesk):
         can take a frame, unless something every bidder shares loosened. The trial room
         changes only with its holders' leases and standing: then they are counted again."""
         mark = self._mark
-        if self._quiet and mark is not None and mark.holds(self._pending, free_wei):
+        if self._quiet and mark is not None and mark.holds(self._pending, free_wei, reserve_wei):
             self._touched.update(w for w, n in mark.leases.items() if leases.get(w, 0) < n)
             if grown := mark.slack_grown(slack):
                 self._touched.update(

@@ -36,13 +36,19 @@ class PlanMark:
 
     pending: frozenset[int]
     free_wei: int
+    reserve_wei: int  # what bidders whose lanes pay their price may also take
     slack: dict[bytes, int]  # per payment address
     leases: dict[bytes, int]  # per worker
     trial_room: int
 
-    def holds(self, pending: set[int], free_wei: int) -> bool:
-        """Whether no input shared by every bidder loosened (trial room aside)."""
-        return free_wei <= self.free_wei and pending <= self.pending
+    def holds(self, pending: set[int], free_wei: int, reserve_wei: int) -> bool:
+        """Whether no input shared by every bidder loosened (trial room aside): neither
+        the free budget nor what a bidder whose lane pays its price may take grew."""
+        return (
+            free_wei <= self.free_wei
+            and free_wei + reserve_wei <= self.free_wei + self.reserve_wei
+            and pending <= self.pending
+        )
 
     def slack_grown(self, slack: dict[bytes, int]) -> set[bytes]:
         """The payment addresses whose lanes' slack grew: their bidders may take more."""

@@ -58,3 +58,42 @@ def test_a_bidder_whose_lane_holds_its_price_goes_first() -> None:
     assert both == [(dear, 1), (cheap, 2)]
     short = {dear.payment_address: 999}
     assert plan_awards([cheap, dear], {1}, {}, {}, 1_000, fees, short) == [(cheap, 1)]
+
+
+def test_a_lane_buys_first_place_only_for_the_frames_it_pays() -> None:
+    """Review of stop 35: a bidder whose lane holds one price kept first place for all
+    its slots, so its further frames came out of new budget at its dearer price."""
+    cheap = Bidder(b"\x01" * 32, 600, 60, b"\x0a" * 20, 4)
+    dear = Bidder(b"\x02" * 32, 1_000, 60, b"\x0b" * 20, 4)
+    fees = lambda price: 0  # noqa: E731
+    plan = plan_awards([cheap, dear], {1, 2, 3}, {}, {}, 10_000, fees, {dear.payment_address: 1_000})
+    assert plan == [(dear, 1), (cheap, 2), (cheap, 3)]
+
+
+def test_bidders_sharing_a_payment_address_share_its_lane() -> None:
+    """Review of stop 35: two nodes of one operator (one payment address) each counted
+    the lane's whole slack, and both were awarded from one spare price (committed past
+    the budget; one of them rendered unsecured)."""
+    one = Bidder(b"\x01" * 32, 1_000, 60, b"\x0a" * 20, 1)
+    two = Bidder(b"\x02" * 32, 1_000, 60, b"\x0a" * 20, 1)
+    fees = lambda price: price // 10  # noqa: E731
+    plan = plan_awards([one, two], {1, 2}, {}, {}, 200, fees, {one.payment_address: 1_000})
+    assert plan == [(one, 1)]  # the second has its fee but not its price
+
+
+def test_the_reserve_pays_the_fees_of_frames_lanes_pay_and_nothing_else() -> None:
+    """The fees of frames whose prices sit in lanes are kept from new money: a new award
+    cannot take them, an award its lane pays can (jobs at the node's escrow expired with
+    those prices in decliners' lanes and no fee left, docs/MARKET.md)."""
+    fresh = Bidder(b"\x01" * 32, 500, 60, b"\x0a" * 20, 1)
+    paid = Bidder(b"\x02" * 32, 1_000, 60, b"\x0b" * 20, 1)
+    fees = lambda price: 100  # noqa: E731
+    lane = {paid.payment_address: 1_000}
+    # 600 of new money and 100 kept for the lane-paid frame's fee
+    assert plan_awards([fresh], {1, 2}, {}, {}, 500, fees, lane, reserve_wei=100) == []
+    both = plan_awards([fresh, paid], {1, 2}, {}, {}, 600, fees, lane, reserve_wei=100)
+    assert both == [(paid, 1), (fresh, 2)]
+    # a worker kept out of first place (it failed in the job) waits for its rank
+    assert plan_awards([fresh, paid], {1}, {}, {}, 600, fees, lane, lane_first=set()) == [
+        (fresh, 1)
+    ]

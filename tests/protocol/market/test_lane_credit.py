@@ -5,10 +5,8 @@ refund after the deadline. Before, an award round funded each worker's lane with
 share of every pending frame at once: with bids at the cap and the node's own escrow,
 one worker blocklisted after its first result (a cheat, one fresh identity) left its
 share stranded in its lane and the job expired short by exactly that share (3 frames
-and 3 workers: 2 done; 20 and 4: 15 done). Now a payee's advance is at most its credit
-(what it has earned in this job, and for a worker the frames its record shows accepted
-before) plus the job's headroom (what the escrow holds beyond finishing every pending
-frame at the cap and its checks)."""
+and 3 workers: 2 done; 20 and 4: 15 done). Now a payee's advance is at most its credit:
+what it has earned in this job."""
 
 from __future__ import annotations
 
@@ -81,9 +79,23 @@ def test_a_lone_honest_workers_lane_grows_with_what_it_earns() -> None:
     assert 2 <= fundings <= 1 + math.ceil(math.log2(40)), fundings
 
 
-def test_a_worker_with_a_record_of_accepted_frames_is_funded_for_its_share_at_once() -> None:
-    """The requester's own record of the worker is its credit: one funding for the job."""
-    assert _lone_workers_fundings(WorkerRecord(accepted=40, first_seen_ms=0)) == 1
+def test_a_cheat_with_a_padded_record_strands_no_frame_either() -> None:
+    """The record the machine is fed merges the public one, whose accepted counts puppet
+    identities can pad for each other: it buys no credit (review of stop 35: with it, a
+    cheat with ``accepted = frames`` stranded its share, 20 frames and 4 workers: 17)."""
+    for frames, workers in ((12, 3), (10, 2), (20, 4)):
+        harness = _harness(frames, workers)
+        for worker in harness.workers:
+            harness.job.set_worker_record(worker, WorkerRecord(accepted=frames))
+        harness.start()
+        harness.advance(WINDOW_MS)
+        cheat = _run(harness, cheat_first=True)
+        assert cheat in harness.job.blocklisted()
+        assert _accepted(harness) == frames, (frames, workers)
+    # and a lone worker with a record is funded as a fresh one is
+    assert _lone_workers_fundings(WorkerRecord(accepted=40, first_seen_ms=0)) == (
+        _lone_workers_fundings(None)
+    )
 
 
 def _lone_workers_fundings(record: WorkerRecord | None) -> int:
