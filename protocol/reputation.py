@@ -159,6 +159,10 @@ class WorkerRecord:
     failed: int = 0
     timed_out: int = 0
     first_seen_ms: int = 0
+    # Of ``accepted``, what this requester's own checks accepted (set by with_public, for
+    # the machine): unlike the public record's counts, puppets cannot pad it. A lane's
+    # credit (protocol.market.lanes) counts only these.
+    own_accepted: int = 0
 
     def history(self, now_ms: int) -> WorkerHistory:
         return WorkerHistory(self.accepted, self.rejected, self.failed, self.timed_out,
@@ -189,17 +193,18 @@ def with_public(
     never the sum — a verdict is never counted twice, and one the record has
     not (yet) got still counts. Failures and expired leases only the
     requester that suffered them saw. First seen: the earlier of the two.
+    ``own_accepted``: the own book's accepted count.
     None when neither knows the worker (fresh: the minimum score).
     """
     if public == FRESH:
-        return own
+        return None if own is None else replace(own, own_accepted=own.accepted)
     first_ms = now_ms - public.age_ms
     if own is None:
         return WorkerRecord(public.accepted, public.rejected, public.failed, public.timed_out,
                             first_ms)  # fmt: skip
     return WorkerRecord(
         max(own.accepted, public.accepted), max(own.rejected, public.rejected),
-        own.failed, own.timed_out, min(own.first_seen_ms, first_ms),
+        own.failed, own.timed_out, min(own.first_seen_ms, first_ms), own.accepted,
     )  # fmt: skip
 
 

@@ -90,7 +90,7 @@ def pack_record(record: WorkerRecord | None) -> bytes:
     if record is None:
         return b""
     r = record
-    return packb([r.accepted, r.rejected, r.failed, r.timed_out, r.first_seen_ms])
+    return packb([r.accepted, r.rejected, r.failed, r.timed_out, r.first_seen_ms, r.own_accepted])
 
 
 def unpack_record(data: bytes) -> WorkerRecord | None:

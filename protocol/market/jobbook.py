@@ -518,14 +518,21 @@ class JobBook:
         pending_wei = self._award_fees_wei(self.spec.max_price_wei_per_frame) * len(self._pending)
         return self._checks_owed_wei() + pending_wei
 
-    def _credit_wei(self, address: bytes) -> int:
-        """What the payee at ``address`` may hold in its lane beyond its need
-        (protocol.market.lanes): what it has earned in this job. Not its reputation
-        record: the machine is fed the requester's book merged with the public record,
-        whose accepted counts puppet identities can pad for each other; with that
-        credit a cheat with a padded record stranded its whole share again (20 frames,
-        4 workers: 17 done; review of stop 35)."""
-        return self._owed_wei.get(address, 0) + self._fees_by_address.get(address, 0)
+    def _credits_wei(self, addresses: Iterable[bytes]) -> dict[bytes, int]:
+        """What each payee may hold in its lane beyond its need (protocol.market.lanes):
+        what it has earned in this job, or, for a bidder, the frames the requester's own
+        checks accepted of it before (``WorkerRecord.own_accepted``) at its price,
+        whichever is more. Not the record's merged count: puppet identities can pad the
+        public record for each other, and with that credit a cheat with a padded record
+        stranded its whole share again (20 frames, 4 workers: 17 done; review of stop
+        35)."""
+        credits = {a: self._owed_wei.get(a, 0) + self._fees_by_address.get(a, 0) for a in addresses}
+        for bidder in self._bidders.values():
+            record = self._worker_records.get(bidder.worker)
+            if record is not None and bidder.payment_address in credits:
+                own_wei = record.own_accepted * bidder.price_wei
+                credits[bidder.payment_address] = max(credits[bidder.payment_address], own_wei)
+        return credits
 
     def _free_wei(self, needs: dict[bytes, int]) -> int:
         """Budget neither committed nor parked in a lane beyond its payee's need."""
@@ -538,7 +545,7 @@ class JobBook:
         nothing."""
         needs = self._lane_needs()
         spare_wei = self._free_wei(needs) - self._fees_ahead_wei()  # the checks' fees first
-        credits = {a: self._credit_wei(a) for a in chunks}
+        credits = self._credits_wei(chunks)
         fundings = self._lanes.top_up(needs, chunks, spare_wei, credits)
         if not fundings:
             return []

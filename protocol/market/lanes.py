@@ -22,10 +22,12 @@ never sum past the budget (the escrow would refuse: "over budget").
 Slack is also money the job can lose: a payee that stops (blocklisted after a
 rejection, gone) keeps it until the refund after the deadline, and the frames it
 was meant for find no budget. So a chunk is at most the payee's *credit*: what it
-has earned in this job (not its reputation record, which puppets can pad for each
-other). A lane thus grows with its payee's accepted work, about doubling at each
-top-up: a lone worker takes 1 + log2(frames) fundings (40 frames: 7; 100: 8),
-where the whole share used to be funded at once.
+has earned in this job, or for a worker the frames the requester's own checks
+accepted of it before (``WorkerRecord.own_accepted``; not the public record's
+counts, which puppets can pad for each other), at its price, whichever is more.
+A fresh worker's lane thus grows with its accepted work, about doubling at each
+top-up (a lone worker takes 1 + log2(frames) fundings: 40 frames, 7), and one the
+requester knows is funded for its share at once.
 Before, with bids at the cap, one fresh identity blocklisted after its first
 result stranded its whole share and the job expired short by exactly that share
 (3 frames and 3 workers: 2 done; 20 and 4: 15 done;

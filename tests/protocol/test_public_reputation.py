@@ -80,6 +80,18 @@ def test_own_and_public_counts_merge_without_counting_twice() -> None:
     own = WorkerRecord(accepted=5, rejected=1, failed=2, timed_out=1, first_seen_ms=now_ms - 1_000)
     public = WorkerHistory(accepted=12, rejected=0, age_ms=5_000)  # holds our 5 and 7 others'
     merged = with_public(own, public, now_ms)
-    assert merged == WorkerRecord(12, 1, 2, 1, now_ms - 5_000)
-    assert with_public(own, FRESH, now_ms) is own
+    assert merged == WorkerRecord(12, 1, 2, 1, now_ms - 5_000, own_accepted=5)
+    assert with_public(own, FRESH, now_ms) == replace(own, own_accepted=5)
     assert with_public(None, FRESH, now_ms) is None
+
+
+def test_only_the_own_books_accepted_frames_are_own() -> None:
+    """``own_accepted`` (a lane's credit, protocol.market.lanes) is what this requester's
+    own checks accepted: the public record's counts, which puppets can pad, never."""
+    padded = WorkerHistory(accepted=500, rejected=0, failed=0, timed_out=0, age_ms=DAY_MS)
+    mine = WorkerRecord(accepted=3, first_seen_ms=START_MS - DAY_MS)
+    assert with_public(None, padded, START_MS).own_accepted == 0  # type: ignore[union-attr]
+    merged = with_public(mine, padded, START_MS)
+    assert merged is not None and (merged.accepted, merged.own_accepted) == (500, 3)
+    alone = with_public(mine, FRESH, START_MS)
+    assert alone is not None and (alone.accepted, alone.own_accepted) == (3, 3)

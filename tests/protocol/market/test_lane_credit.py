@@ -6,7 +6,8 @@ share of every pending frame at once: with bids at the cap and the node's own es
 one worker blocklisted after its first result (a cheat, one fresh identity) left its
 share stranded in its lane and the job expired short by exactly that share (3 frames
 and 3 workers: 2 done; 20 and 4: 15 done). Now a payee's advance is at most its credit:
-what it has earned in this job."""
+what it has earned in this job, or for a worker what the requester's own checks accepted
+of it before."""
 
 from __future__ import annotations
 
@@ -96,6 +97,12 @@ def test_a_cheat_with_a_padded_record_strands_no_frame_either() -> None:
     assert _lone_workers_fundings(WorkerRecord(accepted=40, first_seen_ms=0)) == (
         _lone_workers_fundings(None)
     )
+
+
+def test_frames_the_requesters_own_checks_accepted_fund_a_share_at_once() -> None:
+    """The requester's own book (``own_accepted``, which puppets cannot pad) is credit:
+    a lone worker with 40 frames accepted before is funded once for a 40-frame job."""
+    assert _lone_workers_fundings(WorkerRecord(accepted=40, own_accepted=40)) == 1
 
 
 def _lone_workers_fundings(record: WorkerRecord | None) -> int:
