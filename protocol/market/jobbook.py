@@ -110,6 +110,8 @@ class JobBook:
         self._dispute_rooms: dict[bytes, tuple[int, int]] = {}
         self._overruled: set[bytes] = set()  # checkers a dispute overruled (ones we asked)
         self._owed_wei: dict[bytes, int] = {}
+        # payment address -> (worker, price) of its latest award: what a lane's slack pays
+        self._last_award: dict[bytes, tuple[bytes, int]] = {}
         # Lanes (protocol.market.lanes): funded totals per payment address, the
         # checkers' payment addresses, fees earned per address, fees of assigned
         # checks not yet answered ((task_id, checker) -> fee).
@@ -453,6 +455,7 @@ class JobBook:
             now_ms + min(self.config.lease_ms, timeout_ms), now_ms + timeout_ms,
         )  # fmt: skip
         self._tasks[task.task_id] = self._active[task.task_id] = task
+        self._last_award[bidder.payment_address] = (bidder.worker, bidder.price_wei)
         self._pending.discard(frame)
         self._reserved_wei += task.price_wei + task.fee_wei
         return task

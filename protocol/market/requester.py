@@ -405,25 +405,22 @@ class JobMachine(PlantDesk, VerifyDesk):
     ) -> tuple[int, int]:
         """What new money awards may spend, and the reserve only awards their bidders'
         lanes pay the price of may also take for their fees: the fees of the frames
-        whose prices sit in workers' lanes already (``slack``, at each worker's last
-        price; not a blocklisted worker's, nor a checker's). An award declined for want of a free
-        slot leaves its price in its decliner's lane, which bids again later; without
+        whose prices sit in workers' lanes already (``slack``, at each address's latest
+        award's price, ``_last_award``; not a blocklisted worker's, nor a checker's). An
+        award declined for want of a free slot leaves its price in its decliner's lane,
+        which bids again later; without
         the reserve, new awards spent the fees such a frame needs, and jobs in
         ``cheaters_20pct`` at the node's escrow expired with 1-2 frames pending, no
         free budget and their prices in 14-28 lanes of bidders."""
         free_wei = self._award_free_wei(needs)
         if not any(slack.values()):
             return free_wei, 0
-        price_of: dict[bytes, int] = {}  # a worker's address -> its latest task's price
-        for task in self._tasks.values():  # in award order; 0: a blocklisted worker's
-            if task.worker in self._blocklist:
-                price_of[task.payee_address] = 0
-            elif price_of.get(task.payee_address) != 0:
-                price_of[task.payee_address] = task.price_wei
         checkers = set(self._checker_addresses.values())
-        priced = sum(
-            wei // price_of[a] for a, wei in slack.items() if price_of.get(a) and a not in checkers
-        )
+        priced = 0
+        for address, wei in slack.items():
+            worker, price_wei = self._last_award.get(address, (b"", 0))
+            if wei and price_wei and worker not in self._blocklist and address not in checkers:
+                priced += wei // price_wei
         cap_wei = self.spec.max_price_wei_per_frame
         reserve_wei = min(len(self._pending), priced) * self._award_fees_wei(cap_wei)
         reserve_wei = max(0, min(reserve_wei, free_wei))

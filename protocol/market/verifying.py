@@ -364,14 +364,15 @@ class VerifyDesk(JobBook):
         delays the frame's retry by at most the window (60 s) when the budget is tight."""
         if self.config.dispute_checkers == 0:
             return
+        needs = self._lane_needs()
         room_wei = self.config.dispute_checkers * task.fee_wei
         if self._frames[task.frame].state not in SETTLED:  # an overturned one is paid then
             # from the worker's own lane as far as it holds it ahead (slack is spent
             # for everyone else already)
-            own_wei = self._lanes.slack(self._lane_needs()).get(task.payee_address, 0)
+            own_wei = self._lanes.slack(needs).get(task.payee_address, 0)
             room_wei += max(0, task.price_wei - own_wei)
         # the plans' checks come first: the room is what is left after their fees
-        if room_wei > self._free_wei(self._lane_needs()) - self._fees_ahead_wei():
+        if room_wei > self._free_wei(needs) - self._fees_ahead_wei():
             return
         self._dispute_rooms[task.task_id] = (room_wei, task.dispute_until_ms)
         self._reserved_wei += room_wei
