@@ -150,14 +150,16 @@ class CheckerRole:
             return False
         return True
 
-    def on_voucher(self, sender: bytes, voucher: Voucher) -> None:
+    def on_voucher(self, sender: bytes, voucher: Voucher) -> bool:
+        """Take a fee voucher; False when too busy to (the requester sends it again)."""
         spec = self.specs.get(voucher.job_id)
         if self.payee is not None and spec is not None and spec.requester == sender:
             # Paid through the payee's own task: a store write must not hold the stream.
             try:
                 self._vouchers_in.send_nowait((voucher, spec.requester_address))
             except trio.WouldBlock:
-                pass  # the requester re-sends a cumulative voucher with the next fee
+                return False  # not acknowledged: node.roles.voucher_post sends it again
+        return True
 
     def on_cancelled(self, sender: bytes, cancelled: JobCancelled) -> None:
         """The job's requester closed it: no larger voucher will come (the payee may

@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from enum import Enum
 
 import trio
 
@@ -35,6 +36,14 @@ ACK = MARKET_ACK
 REFUSED = MARKET_REFUSED
 SEND_ATTEMPTS = 4
 SEND_BACKOFF_S = 0.5
+
+
+class Delivery(Enum):
+    """How a send ended."""
+
+    ACKED = "acknowledged"
+    REFUSED = "refused"  # final: the peer does not take it
+    LOST = "not delivered"  # no path, a timeout, or the peer was busy: may be tried again
 
 
 class MarketClock:
@@ -86,12 +95,16 @@ class Outbox:
 
     async def deliver(self, to: bytes, message: Message) -> bool:
         """Send and wait: True once ``to`` acknowledged it (False: refused or not delivered)."""
+        return await self._deliver(peer_of(to), message) is Delivery.ACKED
+
+    async def post(self, to: bytes, message: Message) -> Delivery:
+        """Send and wait; how it ended (node.roles.voucher_post tries a lost one again)."""
         return await self._deliver(peer_of(to), message)
 
     def publish(self, topic: str, message: Message) -> None:
         self._nursery.start_soon(self._publish, topic, message)
 
-    async def _deliver(self, peer: str, message: Message) -> bool:
+    async def _deliver(self, peer: str, message: Message) -> Delivery:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 # A fresh envelope per attempt: the replay guard refuses a resent nonce.
@@ -100,18 +113,18 @@ class Outbox:
                 if reply == REFUSED:  # final: a resend would be refused (and scored) again
                     log_event(logger, logging.WARNING, "message refused", peer=peer,
                               type=message.TYPE)  # fmt: skip
-                    return False
+                    return Delivery.REFUSED
                 metrics = self._node.metrics
                 metrics.messages_out.labels(message.TYPE).inc()
                 metrics.stream_messages.labels("out", message.TYPE).inc()
                 metrics.stream_bytes.labels("out").inc(len(data))
-                return True
+                return Delivery.ACKED
             except NetworkError as exc:
                 error = str(exc)
             await trio.sleep(SEND_BACKOFF_S * (attempt + 1))
         log_event(logger, logging.WARNING, "message not delivered", peer=peer,
                   type=message.TYPE, error=error)  # fmt: skip
-        return False
+        return Delivery.LOST
 
     async def _publish(self, topic: str, message: Message) -> None:
         try:

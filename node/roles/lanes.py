@@ -26,10 +26,10 @@ import trio
 from ledger.errors import ChainRevert, LedgerError
 from node.log import log_event
 from node.roles.adversary import Clawback
-from node.roles.common import Outbox
 from node.roles.ports import Chain
 from protocol.market import FundLanes, Send
 from protocol.market.funding_queue import lane_shortfall, merge_fundings
+from protocol.messages import Message
 
 logger = logging.getLogger(__name__)
 FUND_RETRY_S = 1.0
@@ -77,7 +77,8 @@ class JobQueue:
         if totals:
             self.put(FundLanes(self.job_id, (), tuple(totals.items())))
 
-    async def run(self, outbox: Outbox) -> None:
+    async def run(self, send: Callable[[bytes, Message], None]) -> None:
+        """Carry the items out in order; ``send`` hands a message on (it must not block)."""
         pending: deque[Send | FundLanes | Clawback] = deque()
         while True:
             if pending:
@@ -88,7 +89,7 @@ class JobQueue:
                 except trio.EndOfChannel:
                     return
             if isinstance(item, Send):
-                outbox.send(item.to, item.message)
+                send(item.to, item.message)
             elif isinstance(item, FundLanes):
                 totals = self._merge(item, pending)
                 await fund_lanes(self.chain, self.job_id, totals)

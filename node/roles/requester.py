@@ -8,7 +8,8 @@ returns are carried out: ``Send``/``Publish`` through the outbox,
 payment address, read from the advert then, is journalled with the
 assignment), ``RecordPayment`` by signing the EIP-712 voucher for exactly the
 machine's cumulative amount (workers and checkers alike: the machine keeps the
-only books) and sending it to the payee node the machine names,
+only books) and sending it to the payee node the machine names until that node
+acknowledges it (:mod:`node.roles.voucher_post`),
 ``FrameAccepted`` by fetching the frame into the job's output folder. A
 restarted node replays each open job's journal into a fresh machine
 (deterministic: same inputs, same state) with side effects off, then re-sends
@@ -59,6 +60,7 @@ from node.roles.requester_job import (
 )
 from node.roles.rules import rules_digest
 from node.roles.slasher import Slasher
+from node.roles.voucher_post import VoucherPost
 from protocol.codec import from_wire, packb, to_wire, unpackb
 from protocol.errors import RemoteProtocolError
 from protocol.market import (
@@ -102,6 +104,11 @@ class RequesterRole:
         self.challenger = Challenger(self)  # capacity challenges of unproven bidders
         # what the journal's start entries name (node.roles.rules)
         self.rules = rules_digest(repr(ctx.settings.market).encode())
+        # every job's vouchers, sent until acknowledged (node.roles.voucher_post)
+        self.vouchers = VoucherPost(
+            ctx.outbox.post, self.spawn, lambda: self.clock.now_ms() / 1000,
+            ctx.chain.grace_s if ctx.chain is not None else None,
+        )  # fmt: skip
 
     @property
     def clock(self) -> MarketClock:
@@ -238,6 +245,7 @@ class RequesterRole:
         return job
 
     async def receive(self, sender: bytes, message: Message, digest: bytes, wire: bytes = b"") -> None:
+        self.vouchers.heard_from(sender)  # a path to it exists: vouchers waiting go now
         job = self.jobs.get(getattr(message, "job_id", b""))
         if job is None:
             return

@@ -314,7 +314,15 @@ class RequesterJob:
 
     async def run_queue(self) -> None:
         if self.queue is not None:
-            await self.queue.run(self.ctx.outbox)
+            await self.queue.run(self._send)
+
+    def _send(self, to: bytes, message: Message) -> None:
+        """A queued message leaves: a voucher through the role's post, which sends it
+        until its payee acknowledges it (node.roles.voucher_post); the rest once."""
+        if isinstance(message, Voucher):
+            self.role.vouchers.put(to, message, self.spec.deadline_ms // 1000)
+        else:
+            self.ctx.outbox.send(to, message)
 
     def resend_vouchers(self) -> None:
         for address, cumulative_wei in self.machine.due_wei_by_payee().items():

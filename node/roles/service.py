@@ -107,8 +107,8 @@ class Roles:
             elif isinstance(message, Voucher):
                 if self.worker is not None and message.job_id in self.worker.specs:
                     self.worker.receive(sender, message)  # worker pay and checker fees alike
-                elif self.checker is not None:
-                    self.checker.on_voucher(sender, message)
+                elif self.checker is not None and not self.checker.on_voucher(sender, message):
+                    return None  # busy: the requester sends it again
             elif isinstance(message, ChallengeAnswer):
                 self.requester.challenger.on_answer(sender, message)
             elif isinstance(message, CapacityChallenge) and self.worker is not None:

@@ -66,7 +66,7 @@ async def test_fundings_queued_behind_one_in_flight_go_out_as_one() -> None:
 
     queue = JobQueue(chain, JOB, no_clawback)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.run, outbox)
+        nursery.start_soon(queue.run, outbox.send)
         queue.put(funding({A: 10}))
         queue.put(send(1))
         await trio.testing.wait_all_tasks_blocked()
