@@ -270,7 +270,7 @@ class SamplingPolicy:
         default_factory=lambda: {
             Assurance.NONE: Level(0, 0, 0.0, 0.0),
             Assurance.NORMAL: Level(24, 8, 1.0, 0.25),
-            Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2),
+            Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2, checkers_trusted=2),
         }
     )
 
@@ -313,10 +313,12 @@ def plan_check(
 
 def checks_per_frame(assurance: Assurance, policy: VerificationPolicy = DEFAULT_POLICY) -> int:
     """The most checkers a frame of a job at ``assurance`` can need (its fresh or trusted
-    end, whichever asks more; 1 when nothing is checked): what a job's escrow and
-    estimate make room for (``protocol.market.quote.budget_wei``), and how many checkers
-    besides a plant's the requester must be able to ask."""
+    end, whichever asks more; 0 at a level that checks nothing, ``none``): what a job's
+    escrow and estimate make room for (``protocol.market.quote.budget_wei``), and how
+    many checkers besides a plant's the requester must be able to ask."""
     level = policy.sampling.levels[assurance]
+    if level.check_fresh == 0.0 and level.check_trusted == 0.0:
+        return 0  # nothing checked: no fee, no plant, no dispute (no rejection)
     return max(level.checkers_fresh, level.checkers_trusted)
 
 

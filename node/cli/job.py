@@ -201,8 +201,9 @@ def submit(
     deadline: Annotated[str, typer.Option(help="Time allowed, e.g. 2h, 30m.")] = "2h",
     assurance: Annotated[
         Assurance,
-        typer.Option(help="Verification: normal (one checker), high (two checkers of a new "
-                     "worker's frame, more tiles) or none."),
+        typer.Option(help="Verification: normal (one checker; a trusted worker's frames "
+                     "only sampled), high (every frame, two checkers, more tiles; about "
+                     "twice the checker fees) or none."),
     ] = Assurance.NORMAL,
     out: Annotated[
         Path | None, typer.Option(help="Where frames land (default ./pictor-out).")

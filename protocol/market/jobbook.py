@@ -500,7 +500,7 @@ class JobBook:
         owed = 0
         for task in self._active.values():
             if task.state is TaskState.LEASED:
-                owed += (most - 1) * task.fee_wei
+                owed += max(0, most - 1) * task.fee_wei
             elif task.state is TaskState.VERIFYING:
                 owed += max(0, task.checks_needed - len(task.passed_by) - 1) * task.fee_wei
         return owed

@@ -14,8 +14,8 @@ ask among them and add a margin for asks that move while the job is announced.
 Awards are pay-as-bid, so the estimate is an upper bound at the chosen asks:
 every frame at the highest chosen ask plus the fees of the checks the job's
 plan asks of a fresh worker's frame (``checks``:
-:func:`protocol.verification.checks_per_frame`, one at ``normal``, two at
-``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
+:func:`protocol.verification.checks_per_frame`, none at ``none``, one at ``normal``,
+two at ``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
 one re-check per frame: a plant, a checker that timed out; and for a tenth of
 the frames again at the cap, since an attempt that fails leaves its price in
 its worker's lane, at least two); what is not spent is refunded after the deadline. A budget sized for one check starved ``high``'s
@@ -81,10 +81,11 @@ def retries_room(frames: int) -> int:
 def budget_wei(frames: int, max_price_wei_per_frame: int, fee_bps: int, checks: int = 1) -> int:
     """The escrow: every frame at the cap, its ``checks`` and one re-check, and
     :func:`retries_room` more attempts at the cap with their checks, rounded up, in
-    integers."""
-    if checks < 1:
-        raise ValueError("a frame's budget has room for at least one check")
-    frames_wei = frames * max_price_wei_per_frame * (BPS + (checks + 1) * fee_bps)
+    integers. ``checks`` 0 (assurance ``none``): no fee and no re-check at all."""
+    if checks < 0:
+        raise ValueError("checks must be >= 0")
+    fees = checks + 1 if checks else 0
+    frames_wei = frames * max_price_wei_per_frame * (BPS + fees * fee_bps)
     retries_wei = retries_room(frames) * max_price_wei_per_frame * (BPS + checks * fee_bps)
     return -(-(frames_wei + retries_wei) // BPS)
 

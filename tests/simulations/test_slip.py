@@ -54,3 +54,20 @@ def test_the_colluder_is_what_slips_with_one_checker_and_a_second_one_stops_it()
     assert sum(s["cheats_missed_colluder"] for s in one) > 0
     assert sum(s["cheats_missed_colluder"] for s in two) == 0
     assert sum(s["cheats_missed"] for s in two) < sum(s["cheats_missed"] for s in one)
+
+
+# An established network: every requester knows the first workers with 100 accepted
+# frames over 30 days, the cheaters among them (they behaved until now: the long con).
+ESTABLISHED: dict[str, Any] = {
+    "verification.prior_accepted": 100, "verification.prior_age_days": 30,
+    "verification.assurance": "high",
+}  # fmt: skip
+
+
+def test_at_high_a_cheater_with_a_history_still_meets_two_checkers() -> None:
+    """A trusted worker's result at ``high`` had one checker, so the colluder passed the
+    long con's cheats: full scenario, seeds 1-20, 41 of 666 slipped (32 by the colluder,
+    6.2 %); with two checkers at every reputation 2 of 884 (0.23 %, fees 13.5 -> 25.0 %)."""
+    runs = [_run(seed, **ESTABLISHED) for seed in (1, 2, 3)]
+    assert sum(s["cheats_caught"] for s in runs) > 0  # the long con was played
+    assert sum(s["cheats_missed_colluder"] for s in runs) == 0

@@ -12,7 +12,9 @@ from protocol.market.quote import (
     propose_max_price,
     retries_room,
 )
+from protocol.messages import Assurance
 from protocol.money import format_eth, parse_amount_wei
+from protocol.verification import checks_per_frame
 
 BUILD = "blender-3.4.1"
 ETH = 10**18
@@ -51,6 +53,14 @@ def test_no_offer_for_the_build_means_no_proposal() -> None:
 def test_free_workers_still_get_a_positive_max_price() -> None:
     p = propose_max_price([offer("w", 0)], BUILD, 1, 500)
     assert p is not None and p.max_price_wei_per_frame == 1
+
+
+def test_a_job_that_checks_nothing_escrows_no_fees() -> None:
+    # assurance none used to escrow two fees a frame (and one a retry) it never paid
+    checks = checks_per_frame(Assurance.NONE)
+    assert checks == 0
+    assert budget_wei(20, ETH, 1_000, checks) == (20 + retries_room(20)) * ETH
+    assert checks_per_frame(Assurance.NORMAL) == 1 and checks_per_frame(Assurance.HIGH) == 2
 
 
 def test_budget_is_integer_exact() -> None:

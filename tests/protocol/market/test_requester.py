@@ -27,6 +27,7 @@ from protocol.market import (
     TaskState,
     WorkerBlocklisted,
 )
+from protocol.market.quote import budget_wei
 from protocol.messages import (
     Assurance,
     Bid,
@@ -38,6 +39,7 @@ from protocol.messages import (
     Result,
     Verdict,
 )
+from protocol.verification import checks_per_frame
 from tests.protocol.market.harness import BUILD, RU_PER_FRAME, MarketHarness, address_for
 
 WINDOW_MS = MarketConfig().bid_window_ms
@@ -88,6 +90,19 @@ def test_without_assurance_results_are_accepted_unverified_and_free_of_fees() ->
     assert harness.commands(RequestVerification) == []
     assert harness.commands(CheckerFeeDue) == []
     assert outcome(harness) is JobOutcome.COMPLETED
+
+
+def test_without_assurance_the_escrow_without_fees_pays_every_frame_at_the_cap() -> None:
+    frames = tuple(range(1, 7))
+    cap_wei = 100 * RU_PER_FRAME  # the workers bid at the cap
+    harness = started(assurance=Assurance.NONE, frames=frames, worker_prices_wei_per_ru=(100,) * 3,
+                      max_price_wei_per_frame=cap_wei,
+                      budget_wei=budget_wei(len(frames), cap_wei, 500, checks_per_frame(Assurance.NONE)))  # fmt: skip
+    for _ in range(len(frames)):
+        for task_id in list(harness.renders):
+            harness.finish_render(task_id)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert sum(harness.job.owed_wei_by_payee().values()) == len(frames) * cap_wei
 
 
 def test_cheapest_bid_wins_and_leases_are_capped_per_worker() -> None:
@@ -444,7 +459,8 @@ def test_a_check_orphaned_by_a_blocklisting_is_paid_only_by_its_deadline() -> No
     assert first not in {c.task_id for c in harness.commands(CheckerFeeDue)}  # type: ignore[union-attr]
     (refund,) = harness.commands(RefundDue)
     spent = sum(harness.job.owed_wei_by_payee().values()) + sum(
-        c.fee_wei for c in harness.commands(CheckerFeeDue)  # type: ignore[union-attr]
+        c.fee_wei
+        for c in harness.commands(CheckerFeeDue)  # type: ignore[union-attr]
     )
     assert isinstance(refund, RefundDue) and refund.refund_wei == harness.budget_wei - spent
 
