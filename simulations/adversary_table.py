@@ -41,6 +41,8 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("sybil capacity flood, honest workers staked", "sybil_flood",
      {"nodes.worker_stake_wei": STAKE_WEI}),
     ("cheating workers, staked", "cheaters_20pct", {"nodes.worker_stake_wei": STAKE_WEI}),
+    ("cheating workers, staked, disputing none of their rejections", "cheaters_20pct",
+     {"nodes.worker_stake_wei": STAKE_WEI, "adversaries.cheaters_dispute": False}),
     ("cheating workers, staked, slash quorum 2, checks at the measured cost", "cheaters_20pct",
      {"nodes.worker_stake_wei": STAKE_WEI, "chain.slash_quorum": 2,
       "verification.tile_fraction": 0.0026}),

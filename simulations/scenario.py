@@ -233,6 +233,10 @@ class Adversaries:
     # and key); identities cost nothing here
     lazy_checker_whitewash: bool = False
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
+    # Cheaters dispute every rejection, their fakes' too (the worker machine's default);
+    # false: the rational cheater, which knows its fakes and disputes none (its stake is
+    # then at risk only through the requester's own confirmation: protocol.market.verifying)
+    cheaters_dispute: bool = True
     free_rider_fraction: float = bounded(0.0, 0, 1)  # requesters that never pay
     clawback_fraction: float = bounded(0.0, 0, 1)  # requesters that claw the escrow back
     # A sybil capacity flood: fresh identities of one operator claiming flood_score_factor

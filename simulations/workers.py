@@ -79,6 +79,8 @@ class WorkerDriver:
             renderer_builds=(RENDERER_BUILD,),
             slots=1,
             score_ru_per_hour=max(1, int(score)),
+            dispute_rejections=node.behaviour not in CHEATERS
+            or scenario.adversaries.cheaters_dispute,
         )
         self.machine = WorkerMachine(node.node_id, node.address, config, world.epoch_ms())
         world.adverts[node.node_id] = config.score_ru_per_hour  # what its adverts claim

@@ -151,8 +151,8 @@ def price_for(
     if not about and assurance is not Assurance.NONE:
         warnings.append("no checker advertises yet: frames will wait for verification")
     elif about < checks and assurance is not Assurance.NONE:
-        warnings.append(f"assurance {assurance.value} asks {checks} different checkers of a new "
-                        f"worker's frame and {about} advertise(s): its frames wait for more "
+        warnings.append(f"assurance {assurance.value} asks {checks} different checkers of a "
+                        f"frame and {about} advertise(s): its frames wait for more "
                         "checkers, or pass --assurance normal")  # fmt: skip
     proposal = propose_max_price(workers, build, frames, fee_bps, checks=checks)
     if proposal is None and given_wei is None:

@@ -231,7 +231,9 @@ class JobMachine(PlantDesk, VerifyDesk):
                     self._task_step(task, ev.VerificationTimedOut(task.task_id))
                     out.append(self._request_verification(task, now_ms))
         for task in list(self._disputes.values()):
-            if self.state is JobState.OPEN and now_ms >= task.verify_deadline_ms:
+            if self.state is JobState.OPEN and (now_ms >= task.verify_deadline_ms or past):
+                # (past the deadline only a job whose frames are all settled is still
+                # open: it waited for this dispute, and waits no more)
                 out += self._resolve(task, False, "no majority before the timeout", now_ms)
         if self._dispute_room_timeouts(now_ms) and self.state is JobState.OPEN:
             out += self._award(now_ms)  # the held room is free for the frames again
@@ -520,8 +522,10 @@ class JobMachine(PlantDesk, VerifyDesk):
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
             return self._award(now_ms)
-        if self._plants or self._orphans:
-            return []  # every frame is settled; the job ends once its paid checks are decided
+        if self._plants or self._orphans or self._disputes:
+            # every frame is settled; the job ends once its paid checks are decided (an
+            # open dispute's too: ended unheard, an upheld one could never be claimed)
+            return []
         self._job_step(ev.FramesSettled(self.job_id))
         all_accepted = all(f.state is FrameState.ACCEPTED for f in self._frames.values())
         outcome = JobOutcome.COMPLETED if all_accepted else JobOutcome.PARTIAL

@@ -58,7 +58,7 @@ from protocol.market.commands import (
 )
 from protocol.market.jobbook import SETTLED, JobBook
 from protocol.market.records import TaskRecord, verdict_digest_of
-from protocol.market.tables import TaskState
+from protocol.market.tables import JobState, TaskState
 from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
 from protocol.reputation import Judgement
 from protocol.slashing import upheld_rejecters
@@ -218,7 +218,11 @@ class VerifyDesk(JobBook):
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
                                task.verdict_digest)  # fmt: skip
         out.append(Send(task.worker, revoked))
-        return out + self._charge(task, "result rejected by a checker", now_ms, rejected=True)
+        out += self._charge(task, "result rejected by a checker", now_ms, rejected=True)
+        if self._confirmable(task) and self.state is JobState.OPEN:
+            task.confirming = True  # the requester's own: see _confirmable
+            out += self._open_dispute(task, now_ms)
+        return out
 
     def _next_check(self, task: TaskRecord, passed_by: bytes, now_ms: int) -> list[Command]:
         """``passed_by`` passed the result and the plan wants another checker: reserve its
@@ -238,9 +242,16 @@ class VerifyDesk(JobBook):
         if dispute.verdict_digest != task.verdict_digest:
             raise IllegalMessage("a dispute of a verdict we did not act on")
         if task.disputed:
-            return []  # a resent dispute: already heard
+            if task.task_id in self._disputes:
+                task.confirming = False  # our confirmation is its dispute now: it pays
+            return []  # a resent dispute, or one we opened: already heard
         if now_ms > task.dispute_until_ms:
             raise IllegalMessage("a dispute after the dispute window")
+        return self._open_dispute(task, now_ms)
+
+    def _open_dispute(self, task: TaskRecord, now_ms: int) -> list[Command]:
+        """Ask ``dispute_checkers`` more checkers about ``task``'s rejected result: its
+        worker's dispute, or the requester's own confirmation (:meth:`_confirm_due`)."""
         task.disputed = True
         self._free_dispute_room(task.task_id)  # held since the rejection: the dispute's now
         reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei
@@ -279,11 +290,18 @@ class VerifyDesk(JobBook):
         needed = upheld_rejecters(self.config.dispute_checkers)  # a majority of all verdicts
         passes = sum(task.dispute_votes.values())
         fails = 1 + len(task.dispute_votes) - passes
+        if passes >= needed and task.confirming:
+            # our confirmation passed it: no claim, and the rejection stands (accepting
+            # the frame on it would let two colluding dispute checkers sell a cheat the
+            # worker never contested; an honest worker that disputes is paid, above)
+            return out + self._resolve(
+                task, False, "the confirmation's majority passed the result: no claim", now_ms
+            )
         if passes >= needed:
             return out + self._resolve(task, True, "the majority passed the result", now_ms)
         if fails >= needed:
-            out += self._resolve(task, False, "the majority rejected the result", now_ms)
-            return out + self._slash(task)
+            return out + self._resolve(task, False, "the majority rejected the result", now_ms,
+                                       slash=True)  # fmt: skip
         return out
 
     def _slash(self, task: TaskRecord) -> list[Command]:
@@ -301,16 +319,19 @@ class VerifyDesk(JobBook):
                          tuple(v for v in verdicts if v is not None), addresses)]  # fmt: skip
 
     def _resolve(
-        self, task: TaskRecord, overturned: bool, reason: str, now_ms: int
-    ) -> list[Command]:
-        """End ``task``'s dispute; an overturned one clears the worker and may settle the frame."""
+        self, task: TaskRecord, overturned: bool, reason: str, now_ms: int, *,
+        slash: bool = False,
+    ) -> list[Command]:  # fmt: skip
+        """End ``task``'s dispute; an overturned one clears the worker and may settle the
+        frame; an upheld one with ``slash`` (a majority's verdicts) claims the stake."""
         del self._disputes[task.task_id]
         self._reserved_wei -= task.dispute_reserved_wei
         task.dispute_reserved_wei = 0
         self._drop_dispute_fees(task)
         if not overturned:
             self._task_step(task, ev.DisputeUpheld(task.task_id))
-            return [self._resolved(task, True, False, reason)]
+            claim = self._slash(task) if slash else []
+            return [self._resolved(task, True, False, reason), *claim, *self._last_dispute(now_ms)]
         self._task_step(task, ev.DisputeOverturned(task.task_id))
         self._unsettle()  # the worker may take the frame again, and its bid may stand again
         self._overruled.add(task.rejected_by)
@@ -332,7 +353,8 @@ class VerifyDesk(JobBook):
                 # Its bid stands again: its machine will not re-bid a job it bid on.
                 self._bidders.setdefault(worker, bid)
         if frame.state in SETTLED:
-            return [*out, self._resolved(task, False, False, reason + "; frame settled meanwhile")]
+            out.append(self._resolved(task, False, False, reason + "; frame settled meanwhile"))
+            return out + self._last_dispute(now_ms)
         frame.failed_attempts -= task.attempt_charged
         for other in [t for t in self._active.values() if t.frame == task.frame]:
             if other.state is TaskState.LEASED:
@@ -345,6 +367,13 @@ class VerifyDesk(JobBook):
         self._frame_step(task.frame, ev.DisputeWon(task.frame))
         out.append(self._resolved(task, False, True, reason))
         return out + self._pay(task) + self._after_change(now_ms)
+
+    def _last_dispute(self, now_ms: int) -> list[Command]:
+        """A dispute ended without settling a frame: if every frame is settled, the job
+        may have waited only for it (``JobMachine._after_change``)."""
+        if self._settled < len(self._frames) or self.state is not JobState.OPEN:
+            return []
+        return self._after_change(now_ms)
 
     def _resolved(self, task: TaskRecord, upheld: bool, paid: bool, reason: str) -> Command:
         return DisputeResolved(self.job_id, task.task_id, task.worker, upheld, paid, reason)
@@ -394,6 +423,28 @@ class VerifyDesk(JobBook):
         for task_id in over:
             self._free_dispute_room(task_id)
         return bool(over)
+
+    def _confirmable(self, task: TaskRecord) -> bool:
+        """Whether the requester disputes ``task``'s rejection itself, at once (a
+        *confirmation*): a claim could follow (an escrowed job, a signed result) and half
+        of the worker's confirmed stake, what an executed claim pays the requester at
+        most, is worth more than the dispute's fees.
+
+        Why: only an upheld dispute leads to a claim, and a worker that knows it cheated
+        does not dispute, so a staked cheater was never slashed (the attack in
+        tests/protocol/market/test_confirmation.py). One checker's rejection is still
+        never enough: the confirmation asks ``dispute_checkers`` more, as the worker's
+        dispute would. Its majority passing the result spares the worker the claim and
+        changes nothing else (the frame is not bought back on it: two colluding dispute
+        checkers could otherwise sell a cheat its worker never contested); a worker that
+        disputes within the window makes the confirmation its dispute, which pays if
+        overturned. It costs the requester nothing a dispute by the worker would not."""
+        result = task.result
+        if self.spec.escrow is None or result is None or result.result_sig is None:
+            return False
+        fees_wei = self.config.dispute_checkers * task.fee_wei
+        stake_wei = self._stakes.get(task.payee_address, 0)
+        return self.config.dispute_checkers > 0 and stake_wei // 2 > fees_wei
 
     def _end_disputes(self, reason: str) -> list[Command]:
         """The job ended: open disputes end with it, their reserve released (and the rooms

@@ -101,6 +101,28 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
 
 
+async def test_a_cheat_that_never_disputes_is_claimed_through_the_requesters_confirmation(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """``wrong-seed`` cheats and, knowing it, disputes nothing: before stop 36 only its
+    own dispute could lead to a claim, and its stake was never touched. The requester
+    now confirms the rejection itself (protocol.market.verifying: _confirmable)."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", adversary="wrong-seed")
+        cluster.escrow.stakes[cheat.address] = STAKE_WEI
+        await staked_checkers(cluster, 3)
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=1)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(s.status == CLAIM_PENDING for s in escrow.claims.values()))
+        ((ref, worker), _) = next(iter(escrow.claims.items()))
+        assert (ref.job_id, worker) == (job_id, cheat.address)
+        assert cheat.live().worker.machine.statistics().tasks_disputed == 0  # type: ignore[union-attr]
+        await escrow.wait_until(lambda: escrow.claims[(ref, worker)].status == CLAIM_EXECUTED)
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+
+
 async def test_an_honest_worker_rejected_by_a_liar_keeps_its_stake(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
