@@ -43,11 +43,13 @@ async def staked_checkers(cluster: Cluster, count: int, liar: bool = False) -> l
     return out
 
 
-async def cheat_and_three_checkers(cluster: Cluster) -> tuple[Member, Member]:
-    """A client, a staked cheat that renders with the wrong seed and disputes, three
-    staked checkers, settled: (client, cheat)."""
+async def cheat_and_three_checkers(
+    cluster: Cluster, adversary: str = "wrong-seed-disputed"
+) -> tuple[Member, Member]:
+    """A client, a staked cheat that renders with the wrong seed and disputes (unless
+    ``adversary`` is ``wrong-seed``), three staked checkers, settled: (client, cheat)."""
     client = await cluster.add("client", "client")
-    cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+    cheat = await cluster.add("w1", "worker", adversary=adversary)
     cluster.escrow.stakes[cheat.address] = STAKE_WEI
     await staked_checkers(cluster, 3)
     await cluster.settle("client", 4)
@@ -108,18 +110,13 @@ async def test_a_cheat_that_never_disputes_is_claimed_through_the_requesters_con
     own dispute could lead to a claim, and its stake was never touched. The requester
     now confirms the rejection itself (protocol.market.verifying: _confirmable)."""
     async with open_cluster(tmp_path) as cluster:
-        await cluster.add("client", "client")
-        cheat = await cluster.add("w1", "worker", adversary="wrong-seed")
-        cluster.escrow.stakes[cheat.address] = STAKE_WEI
-        await staked_checkers(cluster, 3)
-        await cluster.settle("client", 4)
+        _, cheat = await cheat_and_three_checkers(cluster, "wrong-seed")
         job_id = await cluster.submit("client", frames=1)
         escrow = cluster.escrow
-        await escrow.wait_until(lambda: any(s.status == CLAIM_PENDING for s in escrow.claims.values()))
-        ((ref, worker), _) = next(iter(escrow.claims.items()))
+        await escrow.wait_until(lambda: any(s.status == CLAIM_EXECUTED for s in escrow.claims.values()))
+        ((ref, worker),) = escrow.claims
         assert (ref.job_id, worker) == (job_id, cheat.address)
         assert cheat.live().worker.machine.statistics().tasks_disputed == 0  # type: ignore[union-attr]
-        await escrow.wait_until(lambda: escrow.claims[(ref, worker)].status == CLAIM_EXECUTED)
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
 
 
