@@ -22,7 +22,7 @@ from node.roles.service import Roles
 from node.roles.submit import SubmitError, SubmitRequest, preflight, submit
 from protocol.codec import U256, Range
 from protocol.errors import LocalProtocolError
-from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei
+from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei, checkers_warning
 from protocol.messages import MAX_FRAMES_PER_JOB, Assurance, Frame, RenderSettings
 from protocol.verification import checks_per_frame
 
@@ -169,7 +169,11 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
             job = await submit(roles, request)
         except (SubmitError, LocalProtocolError) as exc:  # the latter: a value the wire refuses
             raise HTTPException(422, str(exc)) from None
-        return job_json(job)
+        # what `pictor job submit` warns of before it escrows (the API said nothing)
+        assurance = job.spec.assurance
+        about = len(roles.requester.pick_checkers(b""))  # checkers advertising, connected
+        warning = checkers_warning(assurance.value, checks_per_frame(assurance), about)
+        return {**job_json(job), "warnings": [warning] if warning else []}
 
     @app.post("/v1/client/scenes/estimate", dependencies=auth,
               summary="Preflight a scene and price it: render units per frame, pinned settings")  # fmt: skip

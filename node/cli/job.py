@@ -31,6 +31,7 @@ from node.devnet.api import ApiError, NodeApi
 from protocol.market.quote import (
     PriceProposal,
     budget_wei,
+    checkers_warning,
     eligible,
     estimate_wei,
     propose_max_price,
@@ -148,12 +149,8 @@ def price_for(
     workers = offers(adverts, ru_per_frame)
     warnings: list[str] = []
     about = checkers(adverts)
-    if not about and assurance is not Assurance.NONE:
-        warnings.append("no checker advertises yet: frames will wait for verification")
-    elif about < checks and assurance is not Assurance.NONE:
-        warnings.append(f"assurance {assurance.value} asks {checks} different checkers of a "
-                        f"frame and {about} advertise(s): its frames wait for more "
-                        "checkers, or pass --assurance normal")  # fmt: skip
+    if (warning := checkers_warning(assurance.value, checks, about, "pass --assurance normal")):
+        warnings.append(warning)
     proposal = propose_max_price(workers, build, frames, fee_bps, checks=checks)
     if proposal is None and given_wei is None:
         seen = sorted({b for w in workers for b in w.renderer_builds})

@@ -95,6 +95,25 @@ def estimate_wei(frames: int, ask_wei: int, fee_bps: int, checks: int = 1) -> in
     return frames * (ask_wei + checks * checker_fee_wei(ask_wei, fee_bps))
 
 
+def checkers_warning(
+    assurance: str, checks: int, checkers_about: int, hint: str = "submit at assurance normal"
+) -> str | None:
+    """Why a job at ``assurance``, whose frames need ``checks`` different checkers
+    (:func:`protocol.verification.checks_per_frame`), would wait with ``checkers_about``
+    checkers advertising; None when it would not. ``hint``: how the reader lowers the
+    assurance. The CLI prints it before it escrows, the API returns it with the job."""
+    if checks == 0:
+        return None
+    if checkers_about == 0:
+        return "no checker advertises yet: frames will wait for verification"
+    if checkers_about < checks:
+        return (
+            f"assurance {assurance} asks {checks} different checkers of a frame and "
+            f"{checkers_about} advertise(s): its frames wait for more checkers, or {hint}"
+        )
+    return None
+
+
 def eligible(offers: Iterable[Offer], renderer_build: str) -> list[Offer]:
     """Offers that run the build, cheapest first (then fastest, then by name)."""
     runs = [o for o in offers if renderer_build in o.renderer_builds]
