@@ -327,7 +327,28 @@ class JobBook:
 
     def _plan_tiles(self, task: TaskRecord, now_ms: int) -> int:
         """k for ``task``'s result; 0: accepted unchecked (protocol.verification)."""
-        return self.check_plan(task.worker, task.result_digest, now_ms)
+        return self.check_plan(task.worker, task.result_digest, now_ms, task.payee_address)
+
+    def _check_reputation(self, worker: bytes, now_ms: int, address: bytes | None) -> float:
+        """The reputation the check plan reads: ``worker``'s score while a caught cheat
+        could cost it a claim (the confirmed stake of its payment ``address`` holds what
+        one claim takes, ``pass_claim_wei``, as a checker's must), else 0: checked as a
+        fresh worker is. A job without that requirement (no chain) reads the score.
+
+        Why: a record is bought with honest frames, and at ``normal`` a trusted worker
+        is checked on a quarter of them, so a cheater that built one first had two
+        thirds of its cheats accepted (the long con, docs/VERIFICATION.md) and lost no
+        more than its record when caught. Backed by stake, each caught cheat now costs
+        it a claim (the requester's confirmation, protocol.market.verifying)."""
+        reputation = score(self._history(worker, now_ms))
+        if reputation == 0.0 or self.pass_claim_wei == 0:
+            return reputation
+        if address is None and (bid := self._bidders.get(worker)) is not None:
+            address = bid.payment_address
+        stake_wei = None if address is None else self._stakes.get(address)
+        if not stake_qualifies(stake_wei, self.pass_claim_wei):
+            return score(FRESH)  # its record is not at stake: checked as a fresh key is
+        return reputation
 
     def _tiles_expected(self, task: TaskRecord) -> int:
         """How many tiles a verdict on ``task`` must carry: ``min(k, cells)``."""
@@ -362,15 +383,18 @@ class JobBook:
         if why is not None:
             raise IllegalMessage(why, penalty=50)
 
-    def checkers_needed(self, worker: bytes, now_ms: int) -> int:
+    def checkers_needed(self, worker: bytes, now_ms: int, address: bytes | None = None) -> int:
         """How many different checkers must each pass a checked result of ``worker``."""
-        reputation = score(self._history(worker, now_ms))
+        reputation = self._check_reputation(worker, now_ms, address)
         return plan_check(self.spec.assurance, reputation, self._verification).checkers
 
-    def check_plan(self, worker: bytes, result_digest: bytes, now_ms: int) -> int:
-        """What this machine decides for a result of ``worker`` with this digest now:
-        the tiles to check it with, 0 for none (drivers and tests compare plans)."""
-        reputation = score(self._history(worker, now_ms))
+    def check_plan(
+        self, worker: bytes, result_digest: bytes, now_ms: int, address: bytes | None = None
+    ) -> int:
+        """What this machine decides for a result of ``worker`` (paid at ``address``;
+        None: its bid's) with this digest now: the tiles to check it with, 0 for none
+        (drivers and tests compare plans)."""
+        reputation = self._check_reputation(worker, now_ms, address)
         return plan_frame_check(
             self.spec.assurance, reputation, self._check_secret, result_digest, self._verification
         )

@@ -293,7 +293,7 @@ class JobMachine(PlantDesk, VerifyDesk):
         self._frame_step(task.frame, ev.FrameRendered(task.frame))
         task.result, task.result_digest, task.frame_cid = result, digest, result.frame_cid
         task.tiles = self._plan_tiles(task, now_ms)
-        task.checks_needed = self.checkers_needed(task.worker, now_ms)
+        task.checks_needed = self.checkers_needed(task.worker, now_ms, task.payee_address)
         if task.tiles == 0:  # the check plan skips it (or the job asks for no checks)
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)

@@ -59,6 +59,8 @@ async def test_a_trusted_worker_is_sampled_as_planned_and_the_simulator_agrees(
         w1 = worker.key.node_id.raw
         record = trusted(cluster)
         requester.reputation.load(w1, record)
+        # a record counts for the plan only while stake backs it (test_trust_stake.py)
+        cluster.escrow.stakes[worker.address] = cluster.escrow.terms.cap_wei
         # 64x48 is 12 cells of 16 px: room for k = 8 (the default 32x24 has only 4)
         job_id = await cluster.submit("client", frames=FRAMES, resolution=(64, 48))
         job = requester.jobs[job_id]
@@ -89,7 +91,10 @@ async def test_a_trusted_worker_is_sampled_as_planned_and_the_simulator_agrees(
         sim._start(job_id, job.spec, check_secret=secret)
         sim_machine = sim.jobs[job_id]
         sim.feed(sim_machine, w1)
-        decided = {t.task_id: sim_machine.check_plan(w1, t.result_digest, world.epoch_ms())
+        sim_machine.set_pass_claim_stake(machine.pass_claim_wei)
+        sim_machine.set_stake(worker.address, cluster.escrow.terms.cap_wei)
+        decided = {t.task_id: sim_machine.check_plan(w1, t.result_digest, world.epoch_ms(),
+                                                     worker.address)
                    for t in results}  # fmt: skip
         assert decided == planned
 
