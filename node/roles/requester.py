@@ -254,8 +254,10 @@ class RequesterRole:
             if job.fed.get(sender) != record:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
-        if isinstance(message, Bid) and (market.min_stake_wei or market.trial_leases):
-            await job.feed_stake(message.payment_address)  # the award decision reads it
+        if isinstance(message, Bid) and (
+            market.min_stake_wei or market.trial_leases or job.machine.pass_claim_wei
+        ):  # the award decision reads it, and the check plan (JobBook._check_reputation)
+            await job.feed_stake(message.payment_address)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
