@@ -198,8 +198,8 @@ def submit(
     deadline: Annotated[str, typer.Option(help="Time allowed, e.g. 2h, 30m.")] = "2h",
     assurance: Annotated[
         Assurance,
-        typer.Option(help="Verification: normal (one checker; a trusted worker's frames "
-                     "only sampled), high (every frame, two checkers, more tiles; about "
+        typer.Option(help="Verification: normal (one checker; frames of a trusted worker "
+                     "whose stake backs its record only sampled), high (every frame, two checkers, more tiles; about "
                      "twice the checker fees) or none."),
     ] = Assurance.NORMAL,
     out: Annotated[

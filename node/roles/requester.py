@@ -241,6 +241,11 @@ class RequesterRole:
         self._add(job)
         self.spawn(job.run_queue)
         await job.step("start", b"", self.rules, self.clock.now_ms())
+        if self.ctx.chain is not None:
+            # before the first bid: the check plan and the bids' stake reads need it
+            # (JobBook._check_reputation; it was fed only at the first check, so the
+            # results before it were planned on unbacked records: review of stop 36)
+            await job.feed_checker_stake()
         self.spawn(job.run_timer)
         return job
 

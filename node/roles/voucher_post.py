@@ -12,7 +12,8 @@ this under load).
 one task per slot that sends it until the payee's node acknowledges it. A send
 that is not delivered is tried again after ``retry_s``, doubling to
 ``retry_max_s``, or at once when that node is heard from (a message from it means
-a path to it exists again: on libp2p, its own connection). A newer voucher
+a path to it exists again: on libp2p, its own connection), at most once per
+``retry_s``. A newer voucher
 replaces the one in its slot; an acknowledged one whose slot holds nothing newer
 ends the slot's task. A refusal is final (the payee's node does not take it; the
 requester's restart re-sends). A slot is dropped once its job's vouchers stop
@@ -44,6 +45,7 @@ class _Slot:
     voucher: Voucher  # the newest for (job, payee)
     deadline_s: int  # the job's deadline (wall seconds)
     wake: trio.Event = field(default_factory=trio.Event)
+    tried_s: float = float("-inf")  # trio time the last send ended
 
 
 class VoucherPost:
@@ -79,9 +81,11 @@ class VoucherPost:
             slot.wake.set()
 
     def heard_from(self, node: bytes) -> None:
-        """A message from ``node`` arrived: a path to it exists, so try its vouchers now."""
+        """A message from ``node`` arrived: a path to it exists, so try its vouchers now,
+        at most once per ``retry_s`` (a payee's heartbeats must not undo the backoff)."""
+        now_s = trio.current_time()
         for slot in self._slots.values():
-            if slot.to == node:
+            if slot.to == node and now_s - slot.tried_s >= self._retry_s:
                 slot.wake.set()
 
     def waiting(self) -> int:
@@ -95,6 +99,7 @@ class VoucherPost:
                 slot.wake = trio.Event()
                 sent = slot.voucher
                 outcome = await self._post(slot.to, sent)
+                slot.tried_s = trio.current_time()
                 if outcome is Delivery.ACKED:
                     if slot.voucher is sent:
                         return

@@ -108,6 +108,9 @@ class JobBook:
         # rejected task id -> (budget held for its dispute, its window's end): a dispute
         # within the window finds the room (protocol.market.verifying)
         self._dispute_rooms: dict[bytes, tuple[int, int]] = {}
+        # a rejection's confirmation is about to open: the job must not end first
+        # (set and cleared around VerifyDesk._charge in _on_verdict)
+        self._confirm_pending = False
         self._overruled: set[bytes] = set()  # checkers a dispute overruled (ones we asked)
         self._owed_wei: dict[bytes, int] = {}
         # payment address -> (worker, price) of its latest award: what a lane's slack pays

@@ -49,10 +49,6 @@ class TaskRecord:
     verdict_digest: bytes = b""
     dispute_until_ms: int = 0
     disputed: bool = False
-    # the dispute is the requester's own confirmation (VerifyDesk._confirmable): its
-    # majority passing the result only spares the worker a claim; the worker's own
-    # dispute, arriving meanwhile, makes it a dispute (an overturn then pays)
-    confirming: bool = False
     dispute_checkers: set[bytes] = field(default_factory=set)
     dispute_votes: dict[bytes, bool] = field(default_factory=dict)
     # body digests (records.verdict_digest_of) of the rejecting verdict and the dispute's:

@@ -522,7 +522,7 @@ class JobMachine(PlantDesk, VerifyDesk):
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
             return self._award(now_ms)
-        if self._plants or self._orphans or self._disputes:
+        if self._plants or self._orphans or self._disputes or self._confirm_pending:
             # every frame is settled; the job ends once its paid checks are decided (an
             # open dispute's too: ended unheard, an upheld one could never be claimed)
             return []

@@ -218,10 +218,15 @@ class VerifyDesk(JobBook):
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
                                task.verdict_digest)  # fmt: skip
         out.append(Send(task.worker, revoked))
+        confirm = self._confirmable(task)
+        self._confirm_pending = confirm  # the job does not end before it opens (_after_change)
         out += self._charge(task, "result rejected by a checker", now_ms, rejected=True)
-        if self._confirmable(task) and self.state is JobState.OPEN:
-            task.confirming = True  # the requester's own: see _confirmable
+        self._confirm_pending = False
+        if confirm and self.state is JobState.OPEN:
             out += self._open_dispute(task, now_ms)
+            if task.task_id not in self._disputes:  # the budget could not cover it
+                task.disputed = False  # the worker's own dispute may still be heard
+                out += self._last_dispute(now_ms)
         return out
 
     def _next_check(self, task: TaskRecord, passed_by: bytes, now_ms: int) -> list[Command]:
@@ -242,9 +247,7 @@ class VerifyDesk(JobBook):
         if dispute.verdict_digest != task.verdict_digest:
             raise IllegalMessage("a dispute of a verdict we did not act on")
         if task.disputed:
-            if task.task_id in self._disputes:
-                task.confirming = False  # our confirmation is its dispute now: it pays
-            return []  # a resent dispute, or one we opened: already heard
+            return []  # a resent dispute, or our confirmation of it: already heard
         if now_ms > task.dispute_until_ms:
             raise IllegalMessage("a dispute after the dispute window")
         return self._open_dispute(task, now_ms)
@@ -290,13 +293,6 @@ class VerifyDesk(JobBook):
         needed = upheld_rejecters(self.config.dispute_checkers)  # a majority of all verdicts
         passes = sum(task.dispute_votes.values())
         fails = 1 + len(task.dispute_votes) - passes
-        if passes >= needed and task.confirming:
-            # our confirmation passed it: no claim, and the rejection stands (accepting
-            # the frame on it would let two colluding dispute checkers sell a cheat the
-            # worker never contested; an honest worker that disputes is paid, above)
-            return out + self._resolve(
-                task, False, "the confirmation's majority passed the result: no claim", now_ms
-            )
         if passes >= needed:
             return out + self._resolve(task, True, "the majority passed the result", now_ms)
         if fails >= needed:
@@ -433,17 +429,21 @@ class VerifyDesk(JobBook):
         Why: only an upheld dispute leads to a claim, and a worker that knows it cheated
         does not dispute, so a staked cheater was never slashed (the attack in
         tests/protocol/market/test_confirmation.py). One checker's rejection is still
-        never enough: the confirmation asks ``dispute_checkers`` more, as the worker's
-        dispute would. Its majority passing the result spares the worker the claim and
-        changes nothing else (the frame is not bought back on it: two colluding dispute
-        checkers could otherwise sell a cheat its worker never contested); a worker that
-        disputes within the window makes the confirmation its dispute, which pays if
-        overturned. It costs the requester nothing a dispute by the worker would not."""
+        never enough: the confirmation is the worker's dispute opened for it (its own
+        ``Dispute`` is then heard already), with a dispute's outcomes: upheld by a
+        majority it is claimed, overturned the worker is cleared and paid. (Not buying the
+        frame back on an overturned confirmation would spare nothing: a rational cheater
+        then disputes too, a free chance at its colluders; and an honest worker whose
+        own dispute came late would have lost the frame, review of stop 36.) It costs
+        the requester nothing a dispute by the worker would not. A claim takes at most
+        the escrow's cap (``pass_claim_wei``) and pays the requester half of it."""
         result = task.result
         if self.spec.escrow is None or result is None or result.result_sig is None:
             return False
         fees_wei = self.config.dispute_checkers * task.fee_wei
         stake_wei = self._stakes.get(task.payee_address, 0)
+        if self.pass_claim_wei:  # a claim takes at most the escrow's cap
+            stake_wei = min(stake_wei, self.pass_claim_wei)
         return self.config.dispute_checkers > 0 and stake_wei // 2 > fees_wei
 
     def _end_disputes(self, reason: str) -> list[Command]:

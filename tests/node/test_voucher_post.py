@@ -121,22 +121,29 @@ async def test_a_newer_voucher_replaces_the_one_in_flight_and_only_the_newest_st
 async def test_hearing_from_the_payee_sends_at_once_and_a_refusal_is_final(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    payee = Payee(lost_until(1))
+    payee = Payee(lost_until(2))
 
     async def test(post: VoucherPost, tasks: Tasks) -> None:
+        start = trio.current_time()
         post.put(NODE, voucher(100), deadline_s=10**6)
-        await trio.testing.wait_all_tasks_blocked()
-        assert len(payee.tries) == 1 and post.waiting() == 1
-        post.heard_from(OTHER)  # another node: nothing changes
+        await trio.sleep(1)
+        post.heard_from(NODE)  # 1 s after a lost try: the backoff stands (retry_s is 5)
         await trio.testing.wait_all_tasks_blocked()
         assert len(payee.tries) == 1
-        post.heard_from(NODE)
+        await trio.sleep(4.5)  # the backoff's own retry at 5 s, lost too: next in 10 s
+        assert len(payee.tries) == 2
+        await trio.sleep(6)
+        post.heard_from(OTHER)  # another node: nothing changes
         await trio.testing.wait_all_tasks_blocked()
-        assert payee.tries[1][0] == payee.tries[0][0] and payee.acked == [100]
+        assert len(payee.tries) == 2
+        post.heard_from(NODE)  # 6.5 s after the last try, 3.5 s before the backoff's: now
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(payee.tries) == 3 and payee.acked == [100]
+        assert payee.tries[2][0] - start == 11.5
         payee.answer = lambda tries: Delivery.REFUSED
         post.put(NODE, voucher(200, b"\xbb" * 20), deadline_s=10**6)
         await trio.testing.wait_all_tasks_blocked()
-        assert len(payee.tries) == 3 and post.waiting() == 0  # not tried again
+        assert len(payee.tries) == 4 and post.waiting() == 0  # not tried again
 
     await run_post(payee, test)
 

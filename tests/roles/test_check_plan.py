@@ -99,6 +99,27 @@ async def test_a_trusted_worker_is_sampled_as_planned_and_the_simulator_agrees(
         assert decided == planned
 
 
+async def test_a_trusted_worker_without_stake_has_every_result_checked_from_the_first(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The node told its job machine what a claim takes only at the first check, so the
+    results before it were planned on the unbacked record (review of stop 36); it now
+    does so at the job's start, and an unstaked record is checked as a fresh key's."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        worker = await cluster.add("w1", "worker")
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 2)
+        requester = client.live().requester
+        requester.reputation.load(worker.key.node_id.raw, trusted(cluster))
+        job_id = await cluster.submit("client", frames=8, resolution=(64, 48))
+        job = requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        results = [t for t in job.machine._tasks.values() if t.state is TaskState.ACCEPTED]
+        assert len(results) == 8 and all(t.tiles == 24 for t in results)  # a fresh key's plan
+
+
 async def test_reputation_changes_an_award_and_verdicts_feed_the_stored_book(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:

@@ -76,18 +76,30 @@ def test_a_worker_without_stake_is_not_confirmed_nor_one_whose_stake_is_worth_le
         assert dispute_asks(harness, task_id) == []
 
 
-def test_a_confirmation_that_passes_the_result_only_spares_the_claim() -> None:
-    """Two dispute checkers that pass a result its worker never contested do not buy the
-    frame back: they may be colluders selling the cheat (the adversary table's
-    non-disputing cheaters had frames paid this way)."""
+def test_an_honest_result_rejected_by_one_checker_is_paid_when_the_confirmation_passes_it() -> None:
+    """The worker was offline and did not dispute a false rejection: the requester's
+    confirmation overturns it, and the frame is accepted and paid from it, as after a
+    won dispute (not buying it back would spare nothing: a rational cheater disputes
+    too, and an honest worker whose own dispute came late lost the frame)."""
     harness, task_id = rejected(STAKE_WEI)
     harness.dispute_verdict(0, True)
     harness.dispute_verdict(1, True)
     assert harness.commands(SlashDue) == []
-    assert harness.commands(FrameAccepted) == []
+    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]  # type: ignore[union-attr]
     (resolved,) = harness.commands(DisputeResolved)
-    assert isinstance(resolved, DisputeResolved) and resolved.upheld and not resolved.paid
-    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert isinstance(resolved, DisputeResolved) and not resolved.upheld and resolved.paid
+
+
+def test_a_rejection_that_ends_the_job_is_still_confirmed() -> None:
+    """The rejection used the frame's last attempt: the job settled at once and a
+    confirmation opened after it found the job closed (review of stop 36)."""
+    harness, task_id = rejected(STAKE_WEI, market=MarketConfig(max_attempts_per_frame=1))
+    assert harness.commands(JobFinished) == []  # it waits for the confirmation
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    harness.dispute_verdict(0, False)
+    assert len(harness.commands(SlashDue)) == 1
+    (finished,) = harness.commands(JobFinished)
+    assert isinstance(finished, JobFinished)
 
 
 def test_a_worker_that_disputes_during_the_confirmation_is_paid_when_it_is_overturned() -> None:
