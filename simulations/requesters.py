@@ -250,8 +250,7 @@ class RequesterDriver:
             return  # a job that ended (or never was ours): late messages are ignored
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             self.feed(machine, sender)
-        # stake proves a bidder, and backs its record for the check plan (as the node)
-        if isinstance(message, Bid) and (self._config.trial_leases or machine.pass_claim_wei):
+        if isinstance(message, Bid) and machine.reads_stakes:  # as the node
             machine.set_stake(message.payment_address,
                               self.world.chain.stakes.get(message.payment_address, 0))  # fmt: skip
         if isinstance(message, Bid) and self.challenges is not None:  # its outcome, or a challenge

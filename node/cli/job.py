@@ -199,8 +199,8 @@ def submit(
     assurance: Annotated[
         Assurance,
         typer.Option(help="Verification: normal (one checker; frames of a trusted worker "
-                     "whose stake backs its record only sampled), high (every frame, two checkers, more tiles; about "
-                     "twice the checker fees) or none."),
+                     "whose stake backs its record only sampled), high (every frame, two "
+                     "checkers, more tiles; about twice the checker fees) or none."),
     ] = Assurance.NORMAL,
     out: Annotated[
         Path | None, typer.Option(help="Where frames land (default ./pictor-out).")

@@ -259,9 +259,7 @@ class RequesterRole:
             if job.fed.get(sender) != record:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
-        if isinstance(message, Bid) and (
-            market.min_stake_wei or market.trial_leases or job.machine.pass_claim_wei
-        ):  # the award decision reads it, and the check plan (JobBook._check_reputation)
+        if isinstance(message, Bid) and job.machine.reads_stakes:
             await job.feed_stake(message.payment_address)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge

@@ -332,6 +332,15 @@ class JobBook:
         """k for ``task``'s result; 0: accepted unchecked (protocol.verification)."""
         return self.check_plan(task.worker, task.result_digest, now_ms, task.payee_address)
 
+    @property
+    def reads_stakes(self) -> bool:
+        """Whether this job's decisions read bidders' confirmed stakes, so that a driver
+        reads a bidder's stake when it bids (the node and the simulator alike): a minimum
+        stake, trial leases (stake proves a bidder), or a claim's stake asked of checkers
+        (it backs a worker's record for the check plan: :meth:`_check_reputation`)."""
+        c = self.config
+        return bool(c.min_stake_wei or c.trial_leases or self.pass_claim_wei)
+
     def _check_reputation(self, worker: bytes, now_ms: int, address: bytes | None) -> float:
         """The reputation the check plan reads: ``worker``'s score while a caught cheat
         could cost it a claim (the confirmed stake of its payment ``address`` holds what

@@ -254,7 +254,7 @@ class VerifyDesk(JobBook):
 
     def _open_dispute(self, task: TaskRecord, now_ms: int) -> list[Command]:
         """Ask ``dispute_checkers`` more checkers about ``task``'s rejected result: its
-        worker's dispute, or the requester's own confirmation (:meth:`_confirm_due`)."""
+        worker's dispute, or the requester's own confirmation (:meth:`_confirmable`)."""
         task.disputed = True
         self._free_dispute_room(task.task_id)  # held since the rejection: the dispute's now
         reserve_wei = task.price_wei + self.config.dispute_checkers * task.fee_wei

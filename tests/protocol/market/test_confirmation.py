@@ -13,6 +13,8 @@ the stake is claimed; overturned, the worker is paid.
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.fraud import result_ref, result_signer, sign
 from protocol.market import (
     DisputeResolved,
@@ -76,12 +78,18 @@ def test_a_worker_without_stake_is_not_confirmed_nor_one_whose_stake_is_worth_le
         assert dispute_asks(harness, task_id) == []
 
 
-def test_an_honest_result_rejected_by_one_checker_is_paid_when_the_confirmation_passes_it() -> None:
-    """The worker was offline and did not dispute a false rejection: the requester's
-    confirmation overturns it, and the frame is accepted and paid from it, as after a
-    won dispute (not buying it back would spare nothing: a rational cheater disputes
-    too, and an honest worker whose own dispute came late lost the frame)."""
+@pytest.mark.parametrize("worker_disputes", [False, True])
+def test_an_honest_result_rejected_by_one_checker_is_paid_when_the_confirmation_passes_it(
+    worker_disputes: bool,
+) -> None:
+    """The worker was offline and did not dispute a false rejection (or disputed while
+    the confirmation was open: it is heard already): the requester's confirmation
+    overturns it, and the frame is accepted and paid from it, as after a won dispute
+    (not buying it back would spare nothing: a rational cheater disputes too, and an
+    honest worker whose own dispute came late lost the frame)."""
     harness, task_id = rejected(STAKE_WEI)
+    if worker_disputes:
+        harness.dispute(task_id)
     harness.dispute_verdict(0, True)
     harness.dispute_verdict(1, True)
     assert harness.commands(SlashDue) == []
@@ -100,17 +108,6 @@ def test_a_rejection_that_ends_the_job_is_still_confirmed() -> None:
     assert len(harness.commands(SlashDue)) == 1
     (finished,) = harness.commands(JobFinished)
     assert isinstance(finished, JobFinished)
-
-
-def test_a_worker_that_disputes_during_the_confirmation_is_paid_when_it_is_overturned() -> None:
-    harness, task_id = rejected(STAKE_WEI)
-    harness.dispute(task_id)  # the honest worker's own dispute: the confirmation is it now
-    harness.dispute_verdict(0, True)
-    harness.dispute_verdict(1, True)
-    assert harness.commands(SlashDue) == []
-    assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]  # type: ignore[union-attr]
-    (resolved,) = harness.commands(DisputeResolved)
-    assert isinstance(resolved, DisputeResolved) and not resolved.upheld and resolved.paid
 
 
 def test_a_job_waits_for_its_open_dispute_before_it_ends() -> None:
