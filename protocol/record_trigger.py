@@ -11,7 +11,11 @@ task in the same breath (a pass before the plan's next checker decides
 nothing: the last one's verdict does); never a verdict on one of our own
 planted results (``PlantJudged``: a test of the checker, not a word about the
 worker). The first deciding verdict of a task is its WorkRecord; a later one
-(the task's record is out) is a dispute checker's vote.
+(the task's record is out) is a dispute checker's vote. A pass before the next
+checker is *held*: when the machine then accepts the task with no further verdict
+(``FrameAccepted`` for it in answer to another input: no other checker could be
+asked, ``JobMachine.checkers_exhausted``), the last held pass is its WorkRecord
+(:func:`accepted_on_held`).
 
 One rule for both drivers: the node (``node.roles.job_record``, which wraps
 the signed wires) and the simulator (``simulations.public_record``, which
@@ -21,13 +25,20 @@ builds the counted task from the messages it carried).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from protocol.market import CheckerFeeDue, Command, PlantJudged, RequestVerification
+from protocol.market import (
+    CheckerFeeDue,
+    Command,
+    FrameAccepted,
+    PlantJudged,
+    RequestVerification,
+)
 
 
 class VerdictUse(enum.Enum):
-    NONE = "none"  # not public: a plant's verdict, an unpaid one, or a pass before the next checker
+    NONE = "none"  # not public: a plant's verdict or an unpaid one
+    HELD = "held"  # a pass before the plan's next checker: the WorkRecord if no verdict follows
     WORK = "work"  # the task's WorkRecord
     DISPUTE = "dispute"  # a vote for the task's DisputeRecord
 
@@ -44,5 +55,13 @@ def verdict_use(
     if not paid:
         return VerdictUse.NONE
     if any(isinstance(c, RequestVerification) and c.task_id == task_id for c in commands):
-        return VerdictUse.NONE
+        return VerdictUse.NONE if recorded else VerdictUse.HELD
     return VerdictUse.DISPUTE if recorded else VerdictUse.WORK
+
+
+def accepted_on_held(commands: Sequence[Command], held: Iterable[bytes]) -> list[bytes]:
+    """Of the tasks with a held pass (``held``, none recorded yet), those ``commands``
+    accept: the driver publishes each one's held pass as its WorkRecord. Call it for
+    the commands of every input but a verdict (a verdict's own are ``verdict_use``'s)."""
+    waiting = set(held)
+    return [c.task_id for c in commands if isinstance(c, FrameAccepted) and c.task_id in waiting]

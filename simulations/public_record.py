@@ -37,7 +37,7 @@ from protocol.messages import (
     Verdict,
 )
 from protocol.record import Added, CheckedTask, DisputeVotes, RecordBook
-from protocol.record_trigger import VerdictUse, verdict_use
+from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
 from protocol.reputation import WorkerHistory
 from simulations.world import SimNode, World
 
@@ -52,6 +52,7 @@ class _Job:
     recorded: set[bytes] = field(default_factory=set)
     rejections: dict[bytes, bytes] = field(default_factory=dict)  # task -> the rejection's digest
     votes: dict[bytes, list[tuple[bytes, bool]]] = field(default_factory=dict)
+    held: dict[bytes, tuple[bytes, Verdict, bytes]] = field(default_factory=dict)  # a held pass
     pending: list[tuple[bytes, Record]] = field(default_factory=list)
     failed: int = 0
     over: bool = False
@@ -99,17 +100,36 @@ class PublicRecord:
         use = verdict_use(message.task_id, sender, commands, recorded=recorded)
         if use is VerdictUse.DISPUTE:
             job.votes.setdefault(message.task_id, []).append((sender, message.passed))
+        elif use is VerdictUse.HELD:  # its record if no other checker can be asked
+            job.held[message.task_id] = (sender, message, digest)
         elif use is VerdictUse.WORK:
-            job.recorded.add(message.task_id)
-            if not message.passed:
-                job.rejections[message.task_id] = digest
-            result, result_digest = known
-            task = CheckedTask(
-                message.job_id, message.task_id, result.frame, message.worker, sender, requester,
-                message.passed, len(message.tiles), result.frame_cid, result.render_time_ms,
-                result_digest, digest, self.world.epoch_ms(),
-            )  # fmt: skip
-            job.pending.append((message.task_id, task))
+            job.held.pop(message.task_id, None)
+            self._record(job, requester, sender, message, digest)
+
+    def _record(
+        self, job: _Job, requester: bytes, sender: bytes, message: Verdict, digest: bytes
+    ) -> None:
+        job.recorded.add(message.task_id)
+        if not message.passed:
+            job.rejections[message.task_id] = digest
+        result, result_digest = job.results[message.task_id]
+        task = CheckedTask(
+            message.job_id, message.task_id, result.frame, message.worker, sender, requester,
+            message.passed, len(message.tiles), result.frame_cid, result.render_time_ms,
+            result_digest, digest, self.world.epoch_ms(),
+        )  # fmt: skip
+        job.pending.append((message.task_id, task))
+
+    def decided(self, requester: bytes, job_id: bytes, commands: list[Command]) -> None:
+        """Every input's commands: a task accepted on the passes it had (no other checker
+        to ask) is recorded with its last pass, as the node does."""
+        job = self._jobs.get(job_id)
+        if job is None or not job.held:
+            return
+        for task_id in accepted_on_held(commands, job.held):
+            sender, verdict, digest = job.held.pop(task_id)
+            if task_id not in job.recorded:
+                self._record(job, requester, sender, verdict, digest)
 
     def dispute_resolved(self, requester: bytes, c: DisputeResolved) -> None:
         job = self._jobs.get(c.job_id)

@@ -304,6 +304,8 @@ class RequesterDriver:
                 self._carry_out(machine, command)
         finally:
             self._depth -= 1
+        if self.public is not None:
+            self.public.decided(self.node.node_id, machine.job_id, commands)
         if self.public is not None and not self._depth:  # once the whole input was applied
             self.public.flush(self.node, machine)
         job_id = machine.job_id
@@ -484,7 +486,10 @@ class RequesterDriver:
         checkers = [c for c in world.online_checkers()
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not checkers:
-            return  # the machine's verify timeout asks again later
+            if cmd.exclude and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
+                # the plan's next checker, and nobody else to ask: as the node does
+                self._run(machine, machine.checkers_exhausted(cmd.task_id, world.epoch_ms()))
+            return  # else the machine's verify timeout asks again later
         checker = self._choose(checkers, "check")
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,

@@ -24,7 +24,7 @@ from protocol.codec import U256, Range
 from protocol.errors import LocalProtocolError
 from protocol.market.quote import DEFAULT_CHECKER_FEE_BPS, budget_wei, checkers_warning
 from protocol.messages import MAX_FRAMES_PER_JOB, Assurance, Frame, RenderSettings
-from protocol.verification import checks_per_frame
+from protocol.verification import accepts_short, checks_per_frame
 
 HEX = frozenset("0123456789abcdef")
 MAX_CANDIDATES = 10
@@ -172,7 +172,8 @@ def add_job_routes(app: FastAPI, roles: Roles, token: str) -> None:
         # what `pictor job submit` warns of before it escrows (the API said nothing)
         assurance = job.spec.assurance
         about = len(roles.requester.pick_checkers(b""))  # checkers advertising, connected
-        warning = checkers_warning(assurance.value, checks_per_frame(assurance), about)
+        warning = checkers_warning(assurance.value, checks_per_frame(assurance), about,
+                                   accept_short=accepts_short(assurance))
         return {**job_json(job), "warnings": [warning] if warning else []}
 
     @app.post("/v1/client/scenes/estimate", dependencies=auth,

@@ -38,7 +38,7 @@ from protocol.market.quote import (
 )
 from protocol.messages import Assurance
 from protocol.money import parse_amount_wei
-from protocol.verification import checks_per_frame
+from protocol.verification import accepts_short, checks_per_frame
 
 app = typer.Typer(help="Submit Blender jobs to the network and follow them (client mode).")
 ADVERT_WAIT_S = 15.0  # a node just started has not heard every advert yet
@@ -149,7 +149,9 @@ def price_for(
     workers = offers(adverts, ru_per_frame)
     warnings: list[str] = []
     about = checkers(adverts)
-    if (warning := checkers_warning(assurance.value, checks, about, "pass --assurance normal")):
+    short = accepts_short(assurance)
+    if (warning := checkers_warning(assurance.value, checks, about, "pass --assurance normal",
+                                    short)):  # fmt: skip
         warnings.append(warning)
     proposal = propose_max_price(workers, build, frames, fee_bps, checks=checks)
     if proposal is None and given_wei is None:

@@ -32,7 +32,7 @@ from protocol.messages import (
     Verdict,
     WorkRecord,
 )
-from protocol.record_trigger import VerdictUse, verdict_use
+from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
 from protocol.topics import RECORD_TOPIC
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class JobRecord:
     _recorded: set[bytes] = field(default_factory=set)  # tasks with a WorkRecord
     _rejections: dict[bytes, bytes] = field(default_factory=dict)  # task -> rejection's digest
     _dispute_verdicts: dict[bytes, list[bytes]] = field(default_factory=dict)  # task -> wires
+    _held: dict[bytes, bytes] = field(default_factory=dict)  # task -> its last pass before another
     _pending: list[tuple[bytes, Record]] = field(default_factory=list)
     _replayed: list[tuple[bytes, Record]] = field(default_factory=list)
 
@@ -66,12 +67,24 @@ class JobRecord:
             use = verdict_use(message.task_id, peer, commands, recorded=recorded)
             if use is VerdictUse.DISPUTE:  # a dispute checker's verdict
                 self._dispute_verdicts.setdefault(message.task_id, []).append(wire)
+            elif use is VerdictUse.HELD:  # its record if no other checker can be asked
+                self._held[message.task_id] = wire
             elif use is VerdictUse.WORK:
+                self._held.pop(message.task_id, None)
                 self._recorded.add(message.task_id)
                 if not message.passed:  # what a DisputeRecord names
                     self._rejections[message.task_id] = digest
                 record = WorkRecord(self.job_id, message.passed, result, wire)
                 self._pending.append((message.task_id, record))
+
+    def decided(self, commands: list[Command]) -> None:
+        """After every input: a task the machine accepted on the passes it had (no other
+        checker to ask) is recorded with its last pass (``protocol.record_trigger``)."""
+        for task_id in accepted_on_held(commands, self._held):
+            wire, result = self._held.pop(task_id), self.results.get(task_id)
+            if result is not None and task_id not in self._recorded:
+                self._recorded.add(task_id)
+                self._pending.append((task_id, WorkRecord(self.job_id, True, result, wire)))
 
     def dispute_resolved(self, c: DisputeResolved) -> None:
         wires = self._dispute_verdicts.pop(c.task_id, [])[:MAX_DISPUTE_VERDICTS]

@@ -60,6 +60,7 @@ from protocol.market import (
     RequestVerification,
     Send,
     SlashDue,
+    TaskState,
     WorkerBlocklisted,
     WorkerJudged,
 )
@@ -229,8 +230,11 @@ class RequesterJob:
             commands = machine.cancel(now_ms)
         elif kind == "unfetchable":  # task id: its frame could not be fetched, worker gone
             commands = machine.result_unfetchable(data, now_ms)
+        elif kind == "exhausted":  # task id: no other checker to ask for its next check
+            commands = machine.checkers_exhausted(data, now_ms)
         else:  # a journal written by a newer version: never guess (it once meant "cancel")
             raise ValueError(f"unknown journal entry {kind!r}")
+        self.record.decided(commands)
         self.steps += 1
         return commands
 
@@ -369,6 +373,13 @@ class RequesterJob:
             if gone and not c.exclude:  # nobody can check it: abandoned now, no blame
                 await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
             return  # else the machine's verify timeout asks again
+        further = bool(c.exclude) and self.machine.task_state(c.task_id) is TaskState.VERIFYING
+        if further and not self.role.checker_candidates(c.worker, exclude(), qualifies):
+            # the plan's next checker after a pass, and nobody else to ask: the passes
+            # decide where the level allows it (protocol: JobMachine.checkers_exhausted)
+            log_event(logger, logging.INFO, "no other checker to ask", frame=c.frame)
+            await self.step("exhausted", c.worker, c.task_id, self.ctx.clock.now_ms())
+            return
         with trio.move_on_after(CHECKER_WAIT_S):
             while not self.role.checker_candidates(c.worker, exclude(), qualifies):
                 await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))

@@ -135,6 +135,14 @@ class VerificationWaived:
 
 
 @dataclass(frozen=True)
+class ChecksCut:
+    """The plan wants another checker's pass and the driver knows none it could ask: at
+    a level that allows it (``verification.Level.accept_short``) the passes decide."""
+
+    task_id: bytes
+
+
+@dataclass(frozen=True)
 class VerificationTimedOut:
     task_id: bytes
 

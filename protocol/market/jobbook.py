@@ -125,6 +125,7 @@ class JobBook:
         self._pass_signer: PassSigner | None = None
         self._fees_by_address: dict[bytes, int] = {}
         self._fees_pending: dict[tuple[bytes, bytes], int] = {}
+        self._short_checked = 0  # results accepted on fewer passes than planned: no checker
         # Checks out when their task was revoked (its worker shut out): task id -> (the
         # fee still reserved for them, their verify deadline). See VerifyDesk._orphan.
         self._orphans: dict[bytes, tuple[int, int]] = {}
@@ -179,7 +180,7 @@ class JobBook:
             counts[FrameState.LEASED], counts[FrameState.VERIFYING],
             counts[FrameState.ACCEPTED], counts[FrameState.FAILED], self._awards,
             len(self._bidders), len(self._blocklist), sum(self._owed_wei.values()),
-            self._fees_wei, self._reserved_wei, self.spec.budget_wei,
+            self._fees_wei, self._reserved_wei, self.spec.budget_wei, self._short_checked,
         )  # fmt: skip
 
     def frame_states(self) -> dict[int, FrameState]:

@@ -96,16 +96,28 @@ def estimate_wei(frames: int, ask_wei: int, fee_bps: int, checks: int = 1) -> in
 
 
 def checkers_warning(
-    assurance: str, checks: int, checkers_about: int, hint: str = "submit at assurance normal"
+    assurance: str,
+    checks: int,
+    checkers_about: int,
+    hint: str = "submit at assurance normal",
+    accept_short: bool = False,
 ) -> str | None:
     """Why a job at ``assurance``, whose frames need ``checks`` different checkers
-    (:func:`protocol.verification.checks_per_frame`), would wait with ``checkers_about``
-    checkers advertising; None when it would not. ``hint``: how the reader lowers the
-    assurance. The CLI prints it before it escrows, the API returns it with the job."""
+    (:func:`protocol.verification.checks_per_frame`), would wait, or be checked less than
+    planned (``accept_short``: the level's ``verification.Level.accept_short``), with
+    ``checkers_about`` checkers advertising; None when neither. ``hint``: how the reader
+    lowers the assurance. The CLI prints it before it escrows, the API returns it with
+    the job."""
     if checks == 0:
         return None
     if checkers_about == 0:
         return "no checker advertises yet: frames will wait for verification"
+    if checkers_about < checks and accept_short:
+        return (
+            f"assurance {assurance} asks {checks} different checkers of a new worker's frame "
+            f"and {checkers_about} advertise(s): such frames are accepted on "
+            f"{checkers_about} checker's pass, less protection against a colluding checker"
+        )
     if checkers_about < checks:
         return (
             f"assurance {assurance} asks {checks} different checkers of a frame and "

@@ -39,6 +39,9 @@ class TaskRecord:
     tiles: int = 0  # k of the check plan for its result (0: not checked)
     checks_needed: int = 1  # different checkers that must each pass it (the plan's)
     passed_by: set[bytes] = field(default_factory=set)  # checkers that passed it so far
+    # checkers asked since its last pass (none yet: since the first ask): the plan's next
+    # check asks none of them again, nor one in passed_by (VerifyDesk.checkers_refused)
+    asked_since_pass: set[bytes] = field(default_factory=set)
     verify_deadline_ms: int = 0
     verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
     fee_paid: bool = False
@@ -85,6 +88,9 @@ class JobStatistics:
     fees_wei: int
     reserved_wei: int
     budget_wei: int
+    # accepted on fewer checkers' passes than planned: no other checker could be asked
+    # (JobMachine.checkers_exhausted, at a level with Level.accept_short)
+    frames_short_checked: int = 0
 
     @property
     def committed_wei(self) -> int:

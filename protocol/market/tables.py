@@ -144,6 +144,7 @@ TASK_TRANSITIONS: dict[TaskState, dict[type, TaskState]] = {
         ev.VerificationTimedOut: TaskState.VERIFYING,
         ev.VerificationAbandoned: TaskState.EXPIRED,
         ev.CheckPassed: TaskState.VERIFYING,
+        ev.ChecksCut: TaskState.ACCEPTED,
         ev.VerdictPassed: TaskState.ACCEPTED,
         ev.VerdictFailed: TaskState.REJECTED,
         ev.TaskRevoked: TaskState.REVOKED,

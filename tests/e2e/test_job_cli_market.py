@@ -104,9 +104,12 @@ def test_submit_proposes_a_price_the_devnet_workers_accept(
     assert body["max_price_wei_per_frame"] == 11 * ETH // 100  # every ask 0.1 ETH, + 10 %
     assert "cheapest ask 0.1 ETH per frame" in result.output
     assert "max      0.11 ETH per frame (proposed" in result.output
-    assert "estimate at most 0.315 ETH for 3 frame(s)" in result.output
-    # 3 x 0.11 x (1 + 2 x 5 %), and room for two retries: 2 x 0.11 x (1 + 5 %)
-    assert "escrow   0.594 ETH held until the deadline" in result.output
+    # normal asks two checkers of a new worker's frame (stop 37): both fees are counted
+    assert "estimate at most 0.33 ETH for 3 frame(s)" in result.output  # 3 x (0.1 + 2 x 0.005)
+    # 3 x 0.11 x (1 + 3 x 5 %), and two retries with two checks: 2 x 0.11 x (1 + 2 x 5 %)
+    assert "escrow   0.6215 ETH held until the deadline" in result.output
+    # one checker about: the frames are accepted on its pass, and the user is told
+    assert "accepted on 1 checker's pass" in " ".join(result.output.split())
 
 
 def test_submit_at_high_assurance_escrows_two_checks_a_frame_and_warns_of_one_checker(

@@ -3,8 +3,14 @@ node's JobRecord and the simulator's PublicRecord."""
 
 from __future__ import annotations
 
-from protocol.market import CheckerFeeDue, Command, PlantJudged, RequestVerification
-from protocol.record_trigger import VerdictUse, verdict_use
+from protocol.market import (
+    CheckerFeeDue,
+    Command,
+    FrameAccepted,
+    PlantJudged,
+    RequestVerification,
+)
+from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
 
 JOB, TASK, OTHER_TASK = b"j" * 32, b"t" * 32, b"u" * 32
 CHECKER, OTHER_CHECKER, WORKER = b"c" * 32, b"d" * 32, b"w" * 32
@@ -26,11 +32,21 @@ def test_an_unpaid_verdict_or_one_paid_to_another_checker_or_task_is_not_public(
     assert use([CheckerFeeDue(JOB, OTHER_TASK, CHECKER, 10)]) is VerdictUse.NONE
 
 
-def test_a_pass_before_the_plans_next_checker_decides_nothing() -> None:
+def test_a_pass_before_the_plans_next_checker_is_held_until_the_task_is_decided() -> None:
     ask = RequestVerification(TASK, 1, WORKER, b"r" * 32, "bafkframe")
-    assert use([PAID, ask]) is VerdictUse.NONE
+    assert use([PAID, ask]) is VerdictUse.HELD
+    assert use([PAID, ask], recorded=True) is VerdictUse.NONE
     other = RequestVerification(OTHER_TASK, 2, WORKER, b"r" * 32, "bafkframe")
     assert use([PAID, other]) is VerdictUse.WORK
+
+
+def test_a_task_accepted_with_no_further_verdict_is_recorded_with_its_held_pass() -> None:
+    # no other checker could be asked (JobMachine.checkers_exhausted): the frame is
+    # accepted on the pass it had, and that pass is what the public record is told
+    accepted = FrameAccepted(JOB, 1, TASK, WORKER, "bafkframe", 100)
+    assert accepted_on_held([accepted], [TASK, OTHER_TASK]) == [TASK]
+    assert accepted_on_held([accepted], [OTHER_TASK]) == []  # accepted on a verdict: its own
+    assert accepted_on_held([PAID], [TASK]) == []
 
 
 def test_a_verdict_on_a_plant_is_never_public() -> None:

@@ -117,7 +117,11 @@ async def test_a_trusted_worker_without_stake_has_every_result_checked_from_the_
         await job.done.wait()
         assert job.view.outcome == "completed"
         results = [t for t in job.machine._tasks.values() if t.state is TaskState.ACCEPTED]
-        assert len(results) == 8 and all(t.tiles == 24 for t in results)  # a fresh key's plan
+        fresh = plan_check(Assurance.NORMAL, 0.0)
+        assert len(results) == 8 and all(t.tiles == fresh.k for t in results)  # a fresh key's
+        # plan wants two checkers; with one in the network each frame was accepted on its
+        # pass (JobMachine.checkers_exhausted, asked by the node)
+        assert job.machine.statistics().frames_short_checked == 8 and fresh.checkers == 2
 
 
 async def test_reputation_changes_an_award_and_verdicts_feed_the_stored_book(

@@ -34,7 +34,9 @@ async def test_a_lazy_checker_is_caught_by_a_plant_and_loses_its_fee(
         workers = [await cluster.add(f"w{i}", "worker") for i in (1, 2)]
         lazy = await cluster.add("lazy", "checker", adversary="lazy")
         honest = await cluster.add("c1", "checker")
-        await cluster.settle("client", 4)
+        # a fresh worker's result meets two checkers at normal, and its plant a third
+        other = await cluster.add("c2", "checker")
+        await cluster.settle("client", 5)
         job_id = await cluster.submit("client", frames=4)
         role = client.live().requester
         job = role.jobs[job_id]
@@ -50,6 +52,7 @@ async def test_a_lazy_checker_is_caught_by_a_plant_and_loses_its_fee(
         fee = checker_fees(cluster, job_id)
         assert owed.get(lazy.address, 0) == fee * (answered(lazy) - 1)
         assert owed[honest.address] == fee * answered(honest)
+        assert owed[other.address] == fee * answered(other)
         # workers: every frame paid at its price once, nobody rejected or blocklisted
         assert not job.view.blocklisted and job.view.rejected == 0
         earned = sum(int(str(f["price_wei"])) for f in job.view.accepted.values())
@@ -64,8 +67,9 @@ async def test_an_honest_checker_cannot_be_framed_by_plants(
     async with open_cluster(tmp_path) as cluster:
         client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
         worker = await cluster.add("w1", "worker")
-        checkers = [await cluster.add(f"c{i}", "checker") for i in (1, 2)]
-        await cluster.settle("client", 3)
+        # a fresh worker's result meets two checkers at normal, and its plant a third
+        checkers = [await cluster.add(f"c{i}", "checker") for i in (1, 2, 3)]
+        await cluster.settle("client", 4)
         job_id = await cluster.submit("client", frames=3)
         role = client.live().requester
         job = role.jobs[job_id]
@@ -78,7 +82,7 @@ async def test_an_honest_checker_cannot_be_framed_by_plants(
         assert set(role.tested) <= {c.key.node_id.raw for c in checkers}
         owed = await all_paid(cluster, "client", job_id)
         fee = checker_fees(cluster, job_id)
-        assert sum(answered(c) for c in checkers) == 6  # 3 real checks, 3 plants
+        assert sum(answered(c) for c in checkers) == 9  # 3 x 2 real checks, 3 plants
         # A plant's verdict never reaches the public record: a rejected plant published as
         # the worker's rejection defamed an honest worker everywhere (seen in the e2e
         # dispute test: the plant's verdict came first and stood as the task's record).
@@ -115,7 +119,7 @@ async def test_by_default_a_checker_without_a_pass_claims_stake_is_never_asked(
         assert job.view.outcome == "completed"
         assert job.machine.pass_claim_wei == cap_wei
         assert answered(fresh) == answered(short) == 0  # never asked: no check, no plant
-        assert sum(answered(c) for c in staked) == 6  # 3 checks and 3 plants
+        assert sum(answered(c) for c in staked) == 6  # 3 results x 2 checkers (no third for a plant)
         owed = await all_paid(cluster, "client", job_id)
         assert fresh.address not in owed and short.address not in owed
         # turned off, the same fresh key is asked (and caught by a plant, as before)

@@ -129,23 +129,24 @@ async def test_a_lazy_checker_that_passes_a_plant_loses_the_cap_across_a_restart
 async def test_too_few_staked_checkers_claim_nothing(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
-    """One staked checker besides the lazy one, below the escrow's quorum: the claim is
-    impossible and nothing is locked; the strike and the withheld fee stay."""
+    """Two staked checkers besides the lazy one, below the escrow's quorum (three here: a
+    fresh worker's result meets two checkers at normal, and its plant a third): the claim
+    is impossible and nothing is locked; the strike and the withheld fee stay."""
     async with open_cluster(tmp_path) as cluster:
+        cluster.escrow.terms = replace(cluster.escrow.terms, quorum=3)
         client = await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT)
         await cluster.add("w1", "worker")
         lazy = await staked(cluster, "lazy", "lazy")
-        honest = await staked(cluster, "c1")
-        await cluster.settle("client", 3)
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2)]
+        await cluster.settle("client", 4)
         job_id = await cluster.submit("client", frames=4)
-        assert cluster.escrow.terms.quorum > 1
         claimed_job, _, final = await pass_claim_settled(client)
         assert (claimed_job, final) == (job_id, IMPOSSIBLE)
         role = client.live().requester
         assert lazy.key.node_id.raw in role.struck
         assert cluster.escrow.claims == {} and not any(cluster.escrow.locked.values())
         assert cluster.escrow.stakes[lazy.address] == STAKE_WEI
-        assert honest.live().checker.pass_rechecks.rendered == 0  # type: ignore[union-attr]
+        assert all(c.live().checker.pass_rechecks.rendered == 0 for c in honest)  # type: ignore[union-attr]
 
 
 async def test_a_lazy_checker_without_stake_costs_no_claimer_a_render(

@@ -40,7 +40,9 @@ async def test_the_api_warns_of_a_job_that_needs_more_checkers_than_advertise(
                 assert response.status_code == 200, response.text
                 return response.json()  # type: ignore[no-any-return]
 
-            assert (await submit("normal"))["warnings"] == []
+            (short,) = (await submit("normal"))["warnings"]  # one checker for a new worker
+            assert "asks 2 different checkers of a new worker's frame and 1 advertise(s)" in short
+            assert "accepted on 1 checker's pass" in short
             (warning,) = (await submit("high"))["warnings"]
             assert "asks 2 different checkers of a frame and 1 advertise(s)" in warning
             assert (await submit("none"))["warnings"] == []

@@ -56,7 +56,7 @@ from protocol.messages import (
     Voucher,
     job_id_of,
 )
-from protocol.verification import DEFAULT_POLICY, select_tiles
+from protocol.verification import DEFAULT_POLICY, Level, VerificationPolicy, select_tiles
 
 BUILD = "blender-3.4.1"
 RU_PER_FRAME = 10
@@ -131,6 +131,18 @@ def make_spec(
     )
 
 
+def one_checker_policy() -> VerificationPolicy:
+    """The default policy with ``normal`` at one checker of 24 tiles for every worker (the
+    level before stop 37): the harness's default, for tests of the machine's behaviour
+    that does not depend on how many checkers a level asks (payments, disputes, plants).
+    Tests of the levels themselves pass ``verification=DEFAULT_POLICY``."""
+    levels = {**DEFAULT_POLICY.sampling.levels, Assurance.NORMAL: Level(24, 8, 1.0, 0.25)}
+    return replace(DEFAULT_POLICY, sampling=replace(DEFAULT_POLICY.sampling, levels=levels))
+
+
+ONE_CHECKER_POLICY = one_checker_policy()
+
+
 @dataclass
 class Sent:
     """One requester-side fact the invariants look at, stamped with its time."""
@@ -166,6 +178,7 @@ class MarketHarness:
     # re-encoding): assign_checker is told it, requests and passes name it.
     serve_copies: bool = False
     check_secret: bytes | None = None  # the requester's (plants need one)
+    verification: VerificationPolicy = ONE_CHECKER_POLICY  # DEFAULT_POLICY: the real levels
 
     def __post_init__(self) -> None:
         self.now_ms = START_MS
@@ -181,7 +194,7 @@ class MarketHarness:
         self.job = JobMachine(
             self.job_id, self.spec, self.market, self.now_ms,
             result_signer=None if signer is None else partial(signer, self.spec),
-            check_secret=self.check_secret,
+            check_secret=self.check_secret, verification=self.verification,
             pass_signer=None if self.pass_signer is None else partial(self.pass_signer, self.spec),
         )  # fmt: skip
         self.payment_keys: dict[bytes, bytes] = {}  # worker node -> its payment key
@@ -402,6 +415,13 @@ class MarketHarness:
             elif isinstance(command, RequestVerification):
                 exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
+                further = command.exclude and self.job.task_state(command.task_id) is (
+                    TaskState.VERIFYING
+                )
+                if checker is None and further:  # nobody else to ask, as the drivers do
+                    self._requester_commands(
+                        self.job.checkers_exhausted(command.task_id, self.now_ms)
+                    )
                 if checker is not None:  # else the machine's verify timeout decides
                     address = self.checker_addresses[checker]
                     served = copy_of(command.frame_cid) if self.serve_copies else None

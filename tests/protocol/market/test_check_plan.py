@@ -83,7 +83,7 @@ def test_a_fresh_worker_has_every_result_checked_with_k_fresh() -> None:
     for task_id in list(harness.renders):
         harness.finish_render(task_id)
     tiles = [request.tiles for _, request in harness.verifications.values()]
-    assert tiles == [24, 24, 24]
+    assert tiles == [24, 24, 24]  # normal's k_fresh, for each of its two checkers
 
 
 def test_without_a_secret_every_result_is_checked() -> None:

@@ -60,7 +60,7 @@ def test_a_job_that_checks_nothing_escrows_no_fees() -> None:
     checks = checks_per_frame(Assurance.NONE)
     assert checks == 0
     assert budget_wei(20, ETH, 1_000, checks) == (20 + retries_room(20)) * ETH
-    assert checks_per_frame(Assurance.NORMAL) == 1 and checks_per_frame(Assurance.HIGH) == 2
+    assert checks_per_frame(Assurance.NORMAL) == 2 and checks_per_frame(Assurance.HIGH) == 2
 
 
 def test_budget_is_integer_exact() -> None:

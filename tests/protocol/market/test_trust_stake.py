@@ -32,9 +32,10 @@ def test_a_record_lowers_the_checks_only_while_stake_backs_it() -> None:
     assert checked() < 100  # no claim is asked of checkers (no chain): the record counts
     harness.job.set_pass_claim_stake(CAP_WEI)
     assert checked() == len(DIGESTS)  # unstaked: every result, as a fresh key's
-    assert harness.job.checkers_needed(worker, harness.now_ms, address) == 1
+    assert harness.job.checkers_needed(worker, harness.now_ms, address) == 2  # a fresh key's
     harness.job.set_stake(address, CAP_WEI - 1)
     assert checked() == len(DIGESTS)  # less than one claim takes
     harness.job.set_stake(address, CAP_WEI)
     assert checked() < 100  # its stake answers for a caught cheat: the discount again
+    assert harness.job.checkers_needed(worker, harness.now_ms, address) == 1
     assert harness.job.check_plan(worker, DIGESTS[0], harness.now_ms) in (0, 8)  # by its bid

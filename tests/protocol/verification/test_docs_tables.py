@@ -14,8 +14,8 @@ from protocol.verification import explain, plan_check
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "VERIFICATION.md").read_text()
 FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 ROWS = {
-    "normal, fresh (0)": (Assurance.NORMAL, 0.0),
-    "normal, 0.5": (Assurance.NORMAL, 0.5),
+    "normal, fresh (0), 2 checkers": (Assurance.NORMAL, 0.0),
+    "normal, 0.5, 2 checkers": (Assurance.NORMAL, 0.5),
     "normal, trusted (1)": (Assurance.NORMAL, 1.0),
     "high, fresh (2 checkers)": (Assurance.HIGH, 0.0),
     "high, trusted (2 checkers)": (Assurance.HIGH, 1.0),
