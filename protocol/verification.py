@@ -331,6 +331,13 @@ def checks_per_frame(assurance: Assurance, policy: VerificationPolicy = DEFAULT_
     return max(level.checkers_fresh, level.checkers_trusted)
 
 
+# How long a requester's driver waits for a checker it could ask to appear (an advert
+# not heard yet, a reconnect) before it gives up on one: the node's wait for a first
+# check, and for a further check before it tells the machine none is left
+# (JobMachine.checkers_exhausted); the simulator waits as long (docs/SIMULATIONS.md).
+CHECKER_WAIT_MS = 30_000
+
+
 def accepts_short(assurance: Assurance, policy: VerificationPolicy = DEFAULT_POLICY) -> bool:
     """Whether a frame at ``assurance`` is accepted on the passes it has when no other
     checker can be asked (``Level.accept_short``), rather than waiting for one."""

@@ -200,9 +200,10 @@ def submit(
     deadline: Annotated[str, typer.Option(help="Time allowed, e.g. 2h, 30m.")] = "2h",
     assurance: Annotated[
         Assurance,
-        typer.Option(help="Verification: normal (one checker; frames of a trusted worker "
-                     "whose stake backs its record only sampled), high (every frame, two "
-                     "checkers, more tiles; about twice the checker fees) or none."),
+        typer.Option(help="Verification: normal (two checkers of a new worker's frame, one "
+                     "if only one advertises; a trusted worker whose stake backs its record: "
+                     "one checker, frames sampled), high (every frame, two checkers, more "
+                     "tiles, trusted workers too) or none."),
     ] = Assurance.NORMAL,
     out: Annotated[
         Path | None, typer.Option(help="Where frames land (default ./pictor-out).")

@@ -295,13 +295,25 @@ class RequesterRole:
         await self.jobs[job_id].step("cancel", b"", b"", self.clock.now_ms())
 
     def pick_checkers(self, worker: bytes) -> list[bytes]:
-        """Connected nodes advertising the checker role, ``worker`` excepted, in order."""
+        """Connected nodes advertising the checker role, ``worker`` excepted, in order;
+        never a banned one (its verdicts go nowhere: a banned checker that dialled in
+        again was still asked for a result's second check, every time)."""
         from node.roles.common import raw_of
 
+        node, now_s = self.ctx.node, trio.current_time()
         peers = sorted(
-            p for p, seen in self.ctx.node.capacity.items()
-            if Role.CHECKER in seen.advert.roles and p in self.ctx.node.network.connected_peers()
+            p for p, seen in node.capacity.items()
+            if Role.CHECKER in seen.advert.roles and p in node.network.connected_peers()
+            and not node.scorer.is_banned(p, now_s)
         )  # fmt: skip
+        return [raw_of(p) for p in peers if raw_of(p) != worker]
+
+    def known_checkers(self, worker: bytes) -> list[bytes]:
+        """Nodes whose adverts say checker, connected or not, ``worker`` excepted."""
+        from node.roles.common import raw_of
+
+        peers = sorted(p for p, seen in self.ctx.node.capacity.items()
+                       if Role.CHECKER in seen.advert.roles)  # fmt: skip
         return [raw_of(p) for p in peers if raw_of(p) != worker]
 
     def checker_candidates(

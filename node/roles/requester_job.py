@@ -75,9 +75,10 @@ from protocol.messages import (
     Voucher,
 )
 from protocol.reputation import WorkerRecord
+from protocol.verification import CHECKER_WAIT_MS
 
 logger = logging.getLogger(__name__)
-CHECKER_WAIT_S = 30.0
+CHECKER_WAIT_S = CHECKER_WAIT_MS / 1000  # protocol.verification: the simulator's too
 REFUND_POLL_S = 5.0
 CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
 
@@ -230,8 +231,9 @@ class RequesterJob:
             commands = machine.cancel(now_ms)
         elif kind == "unfetchable":  # task id: its frame could not be fetched, worker gone
             commands = machine.result_unfetchable(data, now_ms)
-        elif kind == "exhausted":  # task id: no other checker to ask for its next check
-            commands = machine.checkers_exhausted(data, now_ms)
+        elif kind == "exhausted":  # task id, then the checkers we reached (32 bytes each)
+            reachable = [data[i : i + 32] for i in range(32, len(data), 32)]
+            commands = machine.checkers_exhausted(data[:32], now_ms, reachable)
         else:  # a journal written by a newer version: never guess (it once meant "cancel")
             raise ValueError(f"unknown journal entry {kind!r}")
         self.record.decided(commands)
@@ -374,17 +376,22 @@ class RequesterJob:
                 await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
             return  # else the machine's verify timeout asks again
         further = bool(c.exclude) and self.machine.task_state(c.task_id) is TaskState.VERIFYING
-        if further and not self.role.checker_candidates(c.worker, exclude(), qualifies):
-            # the plan's next checker after a pass, and nobody else to ask: the passes
-            # decide where the level allows it (protocol: JobMachine.checkers_exhausted)
-            log_event(logger, logging.INFO, "no other checker to ask", frame=c.frame)
-            await self.step("exhausted", c.worker, c.task_id, self.ctx.clock.now_ms())
+        short_of = self.machine.checkers_short_of(c.task_id)
+        if further and all(p in short_of for p in self.role.known_checkers(c.worker)):
+            # the plan's next checker after a pass, and no checker we know of could give
+            # it (one checker in the network): no wait (protocol: checkers_exhausted)
+            await self._exhausted(c, qualifies)
             return
         with trio.move_on_after(CHECKER_WAIT_S):
             while not self.role.checker_candidates(c.worker, exclude(), qualifies):
                 await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
                 await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
         checker = pick()
+        if checker is None and further:
+            # nobody to ask after a wait for newcomers (a reconnect, an advert not heard
+            # yet): the machine decides from who we reach, asked already or not
+            await self._exhausted(c, qualifies)
+            return
         if checker is None:
             log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
             return  # the machine's verify timeout asks again (or ends the dispute)
@@ -404,6 +411,15 @@ class RequesterJob:
             in_flight.discard(checker)
             if not in_flight:
                 self._assigning.pop(c.task_id, None)
+
+    async def _exhausted(self, c: RequestVerification, qualifies: Callable[[bytes], bool]) -> None:
+        """Tell the machine no checker is left to ask for ``c``'s further check, with every
+        checker we reach now (``JobMachine.checkers_exhausted`` decides; journalled)."""
+        reachable = self.role.checker_candidates(c.worker, frozenset(), qualifies)
+        log_event(logger, logging.INFO, "no other checker to ask", frame=c.frame,
+                  reachable=len(reachable))  # fmt: skip
+        data = c.task_id + b"".join(reachable)
+        await self.step("exhausted", c.worker, data, self.ctx.clock.now_ms())
 
     async def introduce(self, checker: bytes, again: bool = False) -> None:
         """Send ``checker`` our announce directly, once per job (``again``: even if sent

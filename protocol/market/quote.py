@@ -14,8 +14,8 @@ ask among them and add a margin for asks that move while the job is announced.
 Awards are pay-as-bid, so the estimate is an upper bound at the chosen asks:
 every frame at the highest chosen ask plus the fees of the checks the job's
 plan asks of a fresh worker's frame (``checks``:
-:func:`protocol.verification.checks_per_frame`, none at ``none``, one at ``normal``,
-two at ``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
+:func:`protocol.verification.checks_per_frame`, none at ``none``, two at ``normal``
+and at ``high``). The escrow is larger (:func:`budget_wei`: room for those checks and
 one re-check per frame: a plant, a checker that timed out; and for a tenth of
 the frames again at the cap, since an attempt that fails leaves its price in
 its worker's lane, at least two); what is not spent is refunded after the deadline. A budget sized for one check starved ``high``'s

@@ -45,6 +45,8 @@ at the end are its methods.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from protocol.errors import IllegalMessage, IllegalTransition
 from protocol.market import events as ev
 from protocol.market.commands import (
@@ -236,20 +238,32 @@ class VerifyDesk(JobBook):
                 out += self._last_dispute(now_ms)
         return out
 
-    def checkers_exhausted(self, task_id: bytes, now_ms: int) -> list[Command]:
-        """The driver knows no checker it could ask for ``task_id``'s further check: the
-        plan wants another checker's pass after the ones it has, and every checker the
-        driver knows passed it already or is refused (``checkers_refused``). At a level
-        that allows it (``verification.Level.accept_short``: ``normal``) the passes it has
-        decide, as when the budget has no room for another fee; the result is booked as
-        short-checked (``frames_short_checked``). Otherwise (``high``), or for a result
-        not waiting for a further check, nothing changes: the verify timeout asks again.
+    def checkers_exhausted(
+        self, task_id: bytes, now_ms: int, reachable: Iterable[bytes]
+    ) -> list[Command]:
+        """The driver found no checker to ask for ``task_id``'s further check; ``reachable``:
+        every checker it could reach now (connected, advertising, not struck, holding the
+        stake asked), whether or not asked already. If none of them could give the
+        result's next pass (all passed it, are its worker, its plant's holder or overruled
+        in this job: :meth:`checkers_short_of`), then at a level that allows it
+        (``verification.Level.accept_short``: ``normal``) the passes it has decide, as when
+        the budget has no room for another fee; the result is booked as short-checked
+        (``frames_short_checked``). Otherwise (``high``, or a checker that could still
+        answer, or a result not waiting for a further check) nothing changes: the verify
+        timeout asks again, and after ``verify_attempts`` asks the result is abandoned.
+
+        A reachable checker asked since the pass and silent still blocks the cut: an honest
+        checker made slow (a full queue drops stale requests) must not turn a colluder's
+        pass into an acceptance (review of stop 37: with every other checker asked and
+        silent the driver found nobody, and the honest rejection came too late). One the
+        driver no longer reaches (banned for its illegal verdicts, gone) does not.
 
         Why: ``normal`` asks two checkers of an unbacked result (one colluding checker in
         six let 6.1 % of cheats through one), and without this a network of one checker,
-        ``pictor demo``'s, never finished a job. What an attacker gains from it: a requester
-        that knows one checker is checked as before this level asked two; hiding the other
-        checkers from it takes eclipsing its view of the adverts."""
+        ``pictor demo``'s, never finished a job. The machine cannot see the network: it
+        takes the driver's word, as for ``result_unfetchable``. What an attacker gains: a
+        requester that reaches no second checker is checked as before this level asked
+        two; hiding the other checkers from it takes eclipsing its view of the network."""
         task = self._tasks.get(task_id)
         level = self._verification.sampling.levels[self.spec.assurance]
         if (
@@ -259,12 +273,42 @@ class VerifyDesk(JobBook):
             or not task.passed_by
             or not level.accept_short
             or task.task_id in self._orphans
+            or set(reachable) - self.checkers_short_of(task_id)
         ):
             return []
+        return self._cut(task, now_ms)
+
+    def _cut(self, task: TaskRecord, now_ms: int) -> list[Command]:
+        """Accept ``task``'s result on the passes it has (``ChecksCut``)."""
         self._task_step(task, ev.ChecksCut(task.task_id))
         self._short_checked += 1  # (_accept releases the further check's reserved fee)
         return [WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED),
                 *self._accept(task, now_ms)]  # fmt: skip
+
+    def _cuts_on_silence(self, task: TaskRecord) -> bool:
+        """``task``'s further check went unanswered ``verify_attempts`` times: at a level
+        that accepts short, its passes decide rather than the result being abandoned (a
+        connected checker that never answers, one whose watch is full say, otherwise had
+        every result of the job rendered again until its deadline). Holding the honest
+        checkers silent that long (five verify timeouts, 10 minutes) is what a colluder's
+        pass then needs: a denial of service on every other checker the requester
+        reaches, not one slow answer."""
+        level = self._verification.sampling.levels[self.spec.assurance]
+        return bool(task.passed_by) and level.accept_short
+
+    def checkers_short_of(self, task_id: bytes) -> frozenset[bytes]:
+        """Nodes that can never give ``task_id``'s next pass: its worker, the checkers that
+        passed it, its plant's holder, and every checker a dispute of this job overruled.
+        A driver whose every known checker is among them (``pictor demo``'s one checker)
+        need not wait for one before :meth:`checkers_exhausted`."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return frozenset(self._overruled)
+        out = {task.worker, *task.passed_by, *self._overruled}
+        holder = self.plant_checker(task_id)
+        if holder is not None and self.plant_holder_refused(task_id, holder):
+            out.add(holder)
+        return frozenset(out)
 
     def _next_check(self, task: TaskRecord, passed_by: bytes, now_ms: int) -> list[Command]:
         """``passed_by`` passed the result and the plan wants another checker: reserve its

@@ -420,7 +420,8 @@ class MarketHarness:
                 )
                 if checker is None and further:  # nobody else to ask, as the drivers do
                     self._requester_commands(
-                        self.job.checkers_exhausted(command.task_id, self.now_ms)
+                        self.job.checkers_exhausted(command.task_id, self.now_ms,
+                                                    self.checker_ids)
                     )
                 if checker is not None:  # else the machine's verify timeout decides
                     address = self.checker_addresses[checker]

@@ -222,7 +222,7 @@ def test_with_no_other_checker_normal_accepts_on_the_one_pass_and_high_waits() -
     # fresh worker's result wanted two: the drivers say so, and normal's passes decide.
     for assurance, accepted in ((Assurance.NORMAL, True), (Assurance.HIGH, False)):
         harness, task_id = delivered(assurance, checkers=1)
-        assert harness.job.checkers_exhausted(task_id, harness.now_ms) == []  # no pass yet
+        assert harness.job.checkers_exhausted(task_id, harness.now_ms, harness.checker_ids) == []  # no pass yet
         harness.verdict(task_id, True)  # the harness, as the drivers, finds nobody else
         stats = harness.job.statistics()
         assert (stats.frames_accepted, stats.frames_short_checked) == (int(accepted),) * 2
@@ -232,15 +232,33 @@ def test_with_no_other_checker_normal_accepts_on_the_one_pass_and_high_waits() -
             assert len(fees) == 1 and stats.reserved_wei == 0  # one check, one fee
         else:
             assert harness.job.task_state(task_id) is TaskState.VERIFYING
-            assert harness.job.checkers_exhausted(task_id, harness.now_ms) == []
+            assert harness.job.checkers_exhausted(task_id, harness.now_ms, harness.checker_ids) == []
 
 
-def test_checkers_exhausted_is_ignored_while_another_checker_can_be_asked() -> None:
-    # the input only means something when the driver found nobody; a driver that says
-    # it anyway (a replayed journal of another version, say) cannot skip a first check
+def test_checkers_exhausted_cannot_skip_a_first_check() -> None:
+    # a driver that says it before any pass (a replayed journal of another version, say)
+    # changes nothing: the machine takes the driver's word only about a further check
     harness, task_id = delivered(Assurance.NORMAL)
-    assert harness.job.checkers_exhausted(task_id, harness.now_ms) == []
+    assert harness.job.checkers_exhausted(task_id, harness.now_ms, harness.checker_ids) == []
     assert harness.job.task_state(task_id) is TaskState.VERIFYING
+
+
+def test_a_colluders_pass_is_not_accepted_because_the_honest_second_checker_is_slow() -> None:
+    """Review of stop 37 (HIGH): the colluder passes, the only other checker is asked and
+    misses its verify timeout (a full queue drops stale requests); the driver then finds
+    nobody left to ask. That silence is not the absence of checkers: the result waits,
+    and the honest checker's late rejection is still heard."""
+    harness, task_id = delivered(Assurance.NORMAL, checkers=2)
+    harness.verdict(task_id, True)  # the colluder's pass
+    honest, request = harness.verifications.pop(task_id)  # asked, and slow
+    harness.advance(MarketConfig().verify_timeout_ms)  # the harness finds nobody else
+    assert harness.job.task_state(task_id) is TaskState.VERIFYING  # it reaches the slow one
+    assert harness.job.statistics().frames_short_checked == 0
+    assert harness.job.checkers_exhausted(task_id, harness.now_ms, harness.checker_ids) == []
+    late = harness.make_verdict(honest, request, False)
+    harness.send(honest, harness.requester, late)
+    harness.pump()
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
 
 
 def test_a_checker_silent_before_the_first_pass_may_give_the_second_one_asked_since_not() -> None:
@@ -265,3 +283,32 @@ def test_a_checker_silent_before_the_first_pass_may_give_the_second_one_asked_si
     assert third not in (passer, second)
     harness.verdict(task_id, True)
     assert [c.task_id for c in harness.commands(FrameAccepted)] == [task_id]
+
+
+def test_a_checker_the_driver_no_longer_reaches_does_not_hold_the_result_back() -> None:
+    # one banned for its illegal verdicts (tests/roles/test_tile_secret_roles.py), or
+    # gone: asked since the pass, it will not answer, and nobody else is left
+    harness, task_id = delivered(Assurance.NORMAL, checkers=2)
+    harness.verdict(task_id, True)
+    gone, _ = harness.verifications.pop(task_id)
+    passer = next(c for c in harness.checker_ids if c != gone)
+    assert harness.job.checkers_exhausted(task_id, harness.now_ms, [passer, gone]) == []
+    harness.job.checkers_exhausted(task_id, harness.now_ms, [passer])
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
+    assert harness.job.statistics().frames_short_checked == 1
+
+
+def test_a_further_check_unanswered_every_time_is_cut_at_normal_and_abandoned_at_high() -> None:
+    # a connected checker that never answers (its watch full: tests/roles/
+    # test_claim_watch_window.py) had every result of its job abandoned and rendered
+    # again until the deadline; five unanswered asks (10 minutes) now cut at normal
+    for assurance, state in ((Assurance.NORMAL, TaskState.ACCEPTED),
+                             (Assurance.HIGH, TaskState.EXPIRED)):  # fmt: skip
+        harness, task_id = delivered(assurance, checkers=2)
+        harness.verdict(task_id, True)
+        config = MarketConfig()
+        for _ in range(config.verify_attempts):
+            harness.verifications.pop(task_id, None)  # silent
+            assert harness.job.task_state(task_id) is TaskState.VERIFYING
+            harness.advance(config.verify_timeout_ms)
+        assert harness.job.task_state(task_id) is state
