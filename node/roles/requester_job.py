@@ -386,6 +386,8 @@ class RequesterJob:
             while not self.role.checker_candidates(c.worker, exclude(), qualifies):
                 await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
                 await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
+        if further and self.machine.task_state(c.task_id) is not TaskState.VERIFYING:
+            return  # decided (or disputed) during the wait: this request is void
         checker = pick()
         if checker is None and further:
             # nobody to ask after a wait for newcomers (a reconnect, an advert not heard

@@ -225,9 +225,7 @@ class JobMachine(PlantDesk, VerifyDesk):
                 out.append(Send(task.worker, LeaseRevoked(self.job_id, task.task_id, "expired")))
                 out += self._charge(task, "lease expired", now_ms, timed_out=True)
             elif task.state is TaskState.VERIFYING and now_ms >= task.verify_deadline_ms:
-                if task.verify_asks >= self.config.verify_attempts and self._cuts_on_silence(task):
-                    out += self._cut(task, now_ms)
-                elif task.verify_asks >= self.config.verify_attempts:
+                if task.verify_asks >= self.config.verify_attempts:
                     out += self._abandon(task, now_ms)
                 else:
                     self._task_step(task, ev.VerificationTimedOut(task.task_id))

@@ -250,7 +250,11 @@ class VerifyDesk(JobBook):
         the budget has no room for another fee; the result is booked as short-checked
         (``frames_short_checked``). Otherwise (``high``, or a checker that could still
         answer, or a result not waiting for a further check) nothing changes: the verify
-        timeout asks again, and after ``verify_attempts`` asks the result is abandoned.
+        timeout asks again, and after ``verify_attempts`` asks the result is abandoned and
+        rendered again, at ``normal`` too. (Cutting on that silence instead, tried in
+        this stop, let a colluder's pass through once one honest checker dropped one
+        stale request: second review of stop 37. The price: a job whose only other
+        checker is connected and never answers is rendered again until its deadline.)
 
         A reachable checker asked since the pass and silent still blocks the cut: an honest
         checker made slow (a full queue drops stale requests) must not turn a colluder's
@@ -284,17 +288,6 @@ class VerifyDesk(JobBook):
         self._short_checked += 1  # (_accept releases the further check's reserved fee)
         return [WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED),
                 *self._accept(task, now_ms)]  # fmt: skip
-
-    def _cuts_on_silence(self, task: TaskRecord) -> bool:
-        """``task``'s further check went unanswered ``verify_attempts`` times: at a level
-        that accepts short, its passes decide rather than the result being abandoned (a
-        connected checker that never answers, one whose watch is full say, otherwise had
-        every result of the job rendered again until its deadline). Holding the honest
-        checkers silent that long (five verify timeouts, 10 minutes) is what a colluder's
-        pass then needs: a denial of service on every other checker the requester
-        reaches, not one slow answer."""
-        level = self._verification.sampling.levels[self.spec.assurance]
-        return bool(task.passed_by) and level.accept_short
 
     def checkers_short_of(self, task_id: bytes) -> frozenset[bytes]:
         """Nodes that can never give ``task_id``'s next pass: its worker, the checkers that

@@ -1,4 +1,4 @@
-"""Issue 16: a dispute across processes on a devnet with three checkers.
+"""Issue 16: a dispute across processes on a devnet with four checkers.
 
 ``checker1`` runs the test-only adversary ``false-reject`` (node/roles/
 adversary.py): it rejects every result it checks with tile evidence that
@@ -103,13 +103,16 @@ async def explorer_view(db_url: str, envs: list[Envelope], job_hex: str, liar: s
 def test_a_lying_checker_is_overruled_and_the_worker_paid(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:
-    net = devnet_factory(workers=1, checkers=3, adversaries={"checker1": "false-reject"})
+    # Four checkers: a fresh worker's result meets two at normal (stop 37), and a rejection
+    # at the second check needs two more for its dispute (with three, that dispute could
+    # not be staffed and the liar's rejection stood: no DisputeRecord in CI)
+    net = devnet_factory(workers=1, checkers=4, adversaries={"checker1": "false-reject"})
     client = net.api("client")
     job_id = submit(client, scene, tmp_path / "out", FRAMES)
     job = client.wait_job(job_id, JOB_TIMEOUT_S)
     assert job["outcome"] == "completed", job
     assert sorted(job["accepted"]) == [str(f) for f in range(1, FRAMES + 1)]
-    wait_paid(net, ["worker1", "checker1", "checker2", "checker3"], job["spent_wei"])
+    wait_paid(net, ["worker1", "checker1", "checker2", "checker3", "checker4"], job["spent_wei"])
     worker_paid = net.api("worker1").get("/v1/roles")["payee"]["paid_wei"]
     assert worker_paid == sum(int(i["price_wei"]) for i in job["accepted"].values()) > 0
 
