@@ -481,38 +481,33 @@ class RequesterDriver:
                 return
         self._pick_now(machine, cmd)
 
-    def _pick_now(self, machine: JobMachine, cmd: RequestVerification) -> None:
+    def _pick_now(
+        self, machine: JobMachine, cmd: RequestVerification, waited: bool = False
+    ) -> None:
         world = self.world
         exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
         checkers = [c for c in world.online_checkers()
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not checkers:
-            if cmd.exclude and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
+            if machine.wants_further_check(cmd.task_id):
                 # the plan's next checker, and nobody else to ask: as the node, at once if
-                # no checker of the world could give it, else after a wait for one
+                # no checker of the world could give it or after a wait for one
                 short_of = machine.checkers_short_of(cmd.task_id)
-                if all(c.node_id in short_of for c in world.checkers):
+                if waited or all(c.node_id in short_of for c in world.checkers):
                     self._exhaust(machine, cmd)
                 else:
                     world.loop.call_later(CHECKER_WAIT_MS, self._resume,
-                                          (machine.job_id, self._pick_or_exhaust, cmd), "wait")  # fmt: skip
+                                          (machine.job_id, self._after_wait, cmd), "wait")  # fmt: skip
             return  # else the machine's verify timeout asks again later
         checker = self._choose(checkers, "check")
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
                                                   checker.address))  # fmt: skip
 
-    def _pick_or_exhaust(self, machine: JobMachine, cmd: RequestVerification) -> None:
+    def _after_wait(self, machine: JobMachine, cmd: RequestVerification) -> None:
         """A further check's wait for a checker ended (node.roles.requester_job)."""
-        world = self.world
-        if machine.task_state(cmd.task_id) is not TaskState.VERIFYING:
-            return
-        exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
-        if any(c.node_id not in exclude and asks(world, machine, c)
-               for c in world.online_checkers()):  # fmt: skip
-            self._pick_now(machine, cmd)
-            return
-        self._exhaust(machine, cmd)
+        if machine.wants_further_check(cmd.task_id):
+            self._pick_now(machine, cmd, waited=True)
 
     def _exhaust(self, machine: JobMachine, cmd: RequestVerification) -> None:
         """No checker to ask for ``cmd``'s further check: the machine decides, told every

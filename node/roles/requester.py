@@ -301,20 +301,21 @@ class RequesterRole:
         from node.roles.common import raw_of
 
         node, now_s = self.ctx.node, trio.current_time()
-        peers = sorted(
-            p for p, seen in node.capacity.items()
-            if Role.CHECKER in seen.advert.roles and p in node.network.connected_peers()
-            and not node.scorer.is_banned(p, now_s)
-        )  # fmt: skip
-        return [raw_of(p) for p in peers if raw_of(p) != worker]
+        connected = node.network.connected_peers()
+        return [raw_of(p) for p in self._checker_peers(worker)
+                if p in connected and not node.scorer.is_banned(p, now_s)]  # fmt: skip
 
     def known_checkers(self, worker: bytes) -> list[bytes]:
         """Nodes whose adverts say checker, connected or not, ``worker`` excepted."""
         from node.roles.common import raw_of
 
-        peers = sorted(p for p, seen in self.ctx.node.capacity.items()
-                       if Role.CHECKER in seen.advert.roles)  # fmt: skip
-        return [raw_of(p) for p in peers if raw_of(p) != worker]
+        return [raw_of(p) for p in self._checker_peers(worker)]
+
+    def _checker_peers(self, worker: bytes) -> list[str]:
+        from node.roles.common import raw_of
+
+        return sorted(p for p, seen in self.ctx.node.capacity.items()
+                      if Role.CHECKER in seen.advert.roles and raw_of(p) != worker)  # fmt: skip
 
     def checker_candidates(
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),

@@ -60,7 +60,6 @@ from protocol.market import (
     RequestVerification,
     Send,
     SlashDue,
-    TaskState,
     WorkerBlocklisted,
     WorkerJudged,
 )
@@ -375,7 +374,7 @@ class RequesterJob:
             if gone and not c.exclude:  # nobody can check it: abandoned now, no blame
                 await self.step("unfetchable", c.worker, c.task_id, self.ctx.clock.now_ms())
             return  # else the machine's verify timeout asks again
-        further = bool(c.exclude) and self.machine.task_state(c.task_id) is TaskState.VERIFYING
+        further = self.machine.wants_further_check(c.task_id)
         short_of = self.machine.checkers_short_of(c.task_id)
         if further and all(p in short_of for p in self.role.known_checkers(c.worker)):
             # the plan's next checker after a pass, and no checker we know of could give
@@ -386,7 +385,7 @@ class RequesterJob:
             while not self.role.checker_candidates(c.worker, exclude(), qualifies):
                 await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
                 await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
-        if further and self.machine.task_state(c.task_id) is not TaskState.VERIFYING:
+        if further and not self.machine.wants_further_check(c.task_id):
             return  # decided (or disputed) during the wait: this request is void
         checker = pick()
         if checker is None and further:

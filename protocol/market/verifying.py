@@ -147,12 +147,9 @@ class VerifyDesk(JobBook):
         was asked again until the result was abandoned, its pass lost, and a job whose
         other checker it was expired.)"""
         task = self._tasks.get(task_id)
+        out = set(self.checkers_short_of(task_id))
         if task is None:
-            return frozenset(self._overruled)
-        out = {task.worker, *self._overruled}
-        holder = self.plant_checker(task_id)
-        if holder is not None and self.plant_holder_refused(task_id, holder):
-            out.add(holder)
+            return frozenset(out)
         if task.state is TaskState.DISPUTED:
             out |= task.checkers | task.dispute_checkers
         elif task.passed_by:  # the plan's next checker: not one that passed it or failed it since
@@ -288,6 +285,12 @@ class VerifyDesk(JobBook):
         self._short_checked += 1  # (_accept releases the further check's reserved fee)
         return [WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED),
                 *self._accept(task, now_ms)]  # fmt: skip
+
+    def wants_further_check(self, task_id: bytes) -> bool:
+        """Whether ``task_id``'s result passed and waits for the plan's next checker: the
+        request a driver may answer with :meth:`checkers_exhausted`."""
+        task = self._tasks.get(task_id)
+        return task is not None and task.state is TaskState.VERIFYING and bool(task.passed_by)
 
     def checkers_short_of(self, task_id: bytes) -> frozenset[bytes]:
         """Nodes that can never give ``task_id``'s next pass: its worker, the checkers that

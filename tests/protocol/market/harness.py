@@ -415,10 +415,7 @@ class MarketHarness:
             elif isinstance(command, RequestVerification):
                 exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
-                further = command.exclude and self.job.task_state(command.task_id) is (
-                    TaskState.VERIFYING
-                )
-                if checker is None and further:  # nobody else to ask, as the drivers do
+                if checker is None and self.job.wants_further_check(command.task_id):  # nobody else to ask, as the drivers do
                     self._requester_commands(
                         self.job.checkers_exhausted(command.task_id, self.now_ms,
                                                     self.checker_ids)
