@@ -37,20 +37,25 @@ async def test_a_lazy_checker_is_caught_by_a_plant_and_loses_its_fee(
         # a fresh worker's result meets two checkers at normal, and its plant a third
         other = await cluster.add("c2", "checker")
         await cluster.settle("client", 5)
-        job_id = await cluster.submit("client", frames=4)
+        # eight frames: with three checkers the plant goes to one of two, and four frames
+        # left the lazy one without any plant about one run in twelve
+        job_id = await cluster.submit("client", frames=8)
         role = client.live().requester
         job = role.jobs[job_id]
         await job.done.wait()
         assert job.view.outcome == "completed"
         lazy_id = lazy.key.node_id.raw
         assert lazy_id in role.struck  # it passed a plant: this requester never asks it again
-        assert job.machine.plant_misses == {lazy_id: 1}
+        # one miss strikes it; with three checkers it may hold two plants at once, and
+        # miss both before the first is judged (stop 37: one run in four)
+        misses = job.machine.plant_misses[lazy_id]
+        assert set(job.machine.plant_misses) == {lazy_id} and misses in (1, 2)
         assert lazy.kit.tiles.rendered == 0  # type: ignore[attr-defined]  # it never rendered
         assert honest.key.node_id.raw not in role.struck
         # the plant's fee is withheld; every other verdict it sent is paid
         owed = await all_paid(cluster, "client", job_id)
         fee = checker_fees(cluster, job_id)
-        assert owed.get(lazy.address, 0) == fee * (answered(lazy) - 1)
+        assert owed.get(lazy.address, 0) == fee * (answered(lazy) - misses)
         assert owed[honest.address] == fee * answered(honest)
         assert owed[other.address] == fee * answered(other)
         # workers: every frame paid at its price once, nobody rejected or blocklisted
