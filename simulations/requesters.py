@@ -488,6 +488,17 @@ class RequesterDriver:
         exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
         checkers = [c for c in world.online_checkers()
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
+        fallback = machine.dispute_fallback(cmd.task_id)
+        if not checkers and fallback:
+            # a dispute with no fresh checker: after the wait for one, one used before
+            # that did not reject the result (as the node)
+            if not waited:
+                world.loop.call_later(CHECKER_WAIT_MS, self._resume,
+                                      (machine.job_id, self._after_wait, cmd), "wait")  # fmt: skip
+                return
+            checkers = [c for c in world.online_checkers()
+                        if c.node_id in fallback and c.node_id not in self.struck
+                        and asks(world, machine, c)]  # fmt: skip
         if not checkers:
             if machine.wants_further_check(cmd.task_id):
                 # the plan's next checker, and nobody else to ask: as the node, at once if
@@ -505,8 +516,9 @@ class RequesterDriver:
                                                   checker.address))  # fmt: skip
 
     def _after_wait(self, machine: JobMachine, cmd: RequestVerification) -> None:
-        """A further check's wait for a checker ended (node.roles.requester_job)."""
-        if machine.wants_further_check(cmd.task_id):
+        """A further check's or a dispute's wait for a checker ended
+        (node.roles.requester_job)."""
+        if machine.wants_further_check(cmd.task_id) or machine.dispute_fallback(cmd.task_id):
             self._pick_now(machine, cmd, waited=True)
 
     def _exhaust(self, machine: JobMachine, cmd: RequestVerification) -> None:

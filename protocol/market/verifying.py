@@ -19,7 +19,8 @@ its fee (:class:`CheckerFeeDue`, then the address's new cumulative amount in a
 A rejected worker may dispute (``Dispute`` naming the verdict's digest, which
 the ``LeaseRevoked`` telling it of the rejection carries in ``verdict_digest``) within
 ``dispute_window_ms``: ``dispute_checkers`` more checkers, never the worker nor
-one already used, are asked, their fees and the task's price reserved; the
+one already used (unless no fresh one is reached: :meth:`VerifyDesk.dispute_fallback`,
+never the rejecter), are asked, their fees and the task's price reserved; the
 majority of all verdicts decides. Upheld by a majority's verdicts (not by a
 timeout), for an escrowed job and a signed result, the machine emits
 :class:`SlashDue` naming the rejecting checkers and their verdicts: the driver
@@ -95,12 +96,13 @@ class VerifyDesk(JobBook):
             return []  # the task's plant went to it (a driver's race): the timeout asks again
         if checker in self._overruled:
             return []  # overruled since the driver picked it: the timeout asks again
-        if checker in task.passed_by:
-            return []  # it passed the result already: the next check needs another checker
         was = task.state
+        if was is not TaskState.DISPUTED and checker in task.passed_by:
+            return []  # it passed the result already: the next check needs another checker
         if was is TaskState.DISPUTED:
-            if checker in task.checkers:
-                raise IllegalTransition("a dispute needs checkers not yet used on the task")
+            if checker in task.checkers and checker not in self.dispute_fallback(task_id):
+                raise IllegalTransition("a dispute needs checkers not yet used on the task, "
+                                        "or one that did not reject it")  # fmt: skip
             if len(task.dispute_checkers) >= self.config.dispute_checkers:
                 raise IllegalTransition("the dispute has all its checkers")
         address = self._checker_addresses.get(checker, checker_address)
@@ -163,6 +165,28 @@ class VerifyDesk(JobBook):
         overruled one was the next asked: it had checked least)."""
         return frozenset(self._overruled)
 
+    def dispute_fallback(self, task_id: bytes) -> frozenset[bytes]:
+        """Checkers used on ``task_id`` before its open dispute that the dispute may
+        still ask when the driver reaches no checker outside :meth:`checkers_refused`:
+        every one asked about the result but its rejecter (the first check's passer, one
+        asked and silent), none in the dispute already, none overruled in this job. The
+        drivers ask fresh checkers first and these only after the wait for one
+        (node.roles.requester_job, simulations.requesters, ``CHECKER_WAIT_MS``).
+
+        Why: a rejection at the second check of a result the first checker passed needs
+        ``dispute_checkers`` (2) fresh checkers; a network of three has one, the dispute
+        timed out upheld, and a lying checker that drew the second check of an honest
+        result took its frame (stop 37). Asked again, the passer re-renders the dispute's
+        own tiles (``CheckKind.DISPUTE``): its vote is a new check, not its pass counted
+        twice. What a colluder gains: a colluding passer asked again is one vote, and the
+        rejecter's counts against it, so an honest fresh checker's rejection still
+        upholds the dispute (tests/protocol/market/test_dispute_fallback.py)."""
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not TaskState.DISPUTED:
+            return frozenset()
+        used = task.checkers - task.dispute_checkers - self._overruled
+        return frozenset(used - {task.rejected_by, task.worker})
+
     def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
         """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
         worker and every checker already asked about it."""
@@ -186,6 +210,11 @@ class VerifyDesk(JobBook):
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         kind = CheckKind.DISPUTE if sender in task.dispute_checkers else CheckKind.CHECK
+        if kind is CheckKind.DISPUTE and sender in task.passed_by:
+            first = self._tile_secret(task, sender, CheckKind.CHECK)
+            if verdict.secret == first:  # a dispute fallback's first pass, resent
+                self._refuse_off_draw(task, sender, verdict, CheckKind.CHECK)
+                return []  # counted once, before the dispute: its vote is on the dispute's tiles
         self._refuse_off_draw(task, sender, verdict, kind)
         self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:

@@ -127,11 +127,12 @@ async def test_an_honest_worker_rejected_by_a_liar_keeps_its_stake(
         await cluster.add("client", "client")
         honest = await cluster.add("w1", "worker")
         cluster.escrow.stakes[honest.address] = STAKE_WEI
-        # four: a fresh worker's result meets two checkers at normal (stop 37), and a
-        # rejection at the second check needs two more for its dispute (with three the
-        # dispute could not be staffed, the lie stood and the job expired: CI, stop 37)
-        checkers = await staked_checkers(cluster, 4, liar=True)
-        await cluster.settle("client", 5)
+        # three: a fresh worker's result meets two checkers at normal (stop 37), and a
+        # rejection at the second check leaves one fresh checker for its dispute; the
+        # first check's passer is asked too (JobMachine.dispute_fallback). Before, the
+        # dispute could not be staffed, the lie stood and the job expired (CI, stop 37).
+        checkers = await staked_checkers(cluster, 3, liar=True)
+        await cluster.settle("client", 4)
         job_id = await cluster.submit("client", frames=3)
         job = cluster.members["client"].live().requester.jobs[job_id]
         await job.done.wait()

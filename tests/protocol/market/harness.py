@@ -415,6 +415,9 @@ class MarketHarness:
             elif isinstance(command, RequestVerification):
                 exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
+                if checker is None:  # a dispute with no fresh checker, as the drivers do
+                    fallback = self.job.dispute_fallback(command.task_id)
+                    checker = self._pick_checker(command.worker, exclude - fallback)
                 if checker is None and self.job.wants_further_check(command.task_id):  # nobody else to ask, as the drivers do
                     self._requester_commands(
                         self.job.checkers_exhausted(command.task_id, self.now_ms,
