@@ -494,7 +494,7 @@ class RequesterDriver:
             # that did not reject the result (as the node)
             if not waited:
                 world.loop.call_later(CHECKER_WAIT_MS, self._resume,
-                                      (machine.job_id, self._after_wait, cmd), "wait")  # fmt: skip
+                                      (machine.job_id, self._after_dispute_wait, cmd), "wait")  # fmt: skip
                 return
             checkers = [c for c in world.online_checkers()
                         if c.node_id in fallback and c.node_id not in self.struck
@@ -516,9 +516,13 @@ class RequesterDriver:
                                                   checker.address))  # fmt: skip
 
     def _after_wait(self, machine: JobMachine, cmd: RequestVerification) -> None:
-        """A further check's or a dispute's wait for a checker ended
-        (node.roles.requester_job)."""
-        if machine.wants_further_check(cmd.task_id) or machine.dispute_fallback(cmd.task_id):
+        """A further check's wait for a checker ended (node.roles.requester_job)."""
+        if machine.wants_further_check(cmd.task_id):
+            self._pick_now(machine, cmd, waited=True)
+
+    def _after_dispute_wait(self, machine: JobMachine, cmd: RequestVerification) -> None:
+        """A dispute's wait for a fresh checker ended: the dispute may still be open."""
+        if machine.task_state(cmd.task_id) is TaskState.DISPUTED:
             self._pick_now(machine, cmd, waited=True)
 
     def _exhaust(self, machine: JobMachine, cmd: RequestVerification) -> None:

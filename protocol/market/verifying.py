@@ -104,7 +104,9 @@ class VerifyDesk(JobBook):
                 raise IllegalTransition("a dispute needs checkers not yet used on the task, "
                                         "or one that did not reject it")  # fmt: skip
             if len(task.dispute_checkers) >= self.config.dispute_checkers:
-                raise IllegalTransition("the dispute has all its checkers")
+                # another request filled it meanwhile (a further check's request answered
+                # after a wait, the result disputed since): nobody more is asked
+                return []
         address = self._checker_addresses.get(checker, checker_address)
         need_wei = self._lane_needs().get(address, 0) + task.fee_wei
         live = was in (TaskState.VERIFYING, TaskState.DISPUTED)
