@@ -56,6 +56,11 @@ class ClaimDefence:
         if self.watch is not None:
             self.watch.watch(ref, requester)
 
+    def payer_of(self, job_id: bytes) -> tuple[bytes, bytes] | None:
+        """(requester node id, payment address) of an escrowed job we signed work in
+        (node.roles.claim_watch.ClaimWatch.payer_of); None without a chain."""
+        return None if self.watch is None else self.watch.payer_of(job_id)
+
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

@@ -118,6 +118,21 @@ class ClaimWatch:
         self._challenge_s: int | None = None  # the escrow's CHALLENGE_S, once read
         self._changed = trio.Event()
         self._saves, self._to_save = trio.open_memory_channel[tuple[bool, _Watched]](MAX_WATCHED)
+        # job -> (its requester's node id, payment address): every job we signed work in,
+        # as stored, newest last (bounded as the watch)
+        self._payers: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
+
+    def payer_of(self, job_id: bytes) -> tuple[bytes, bytes] | None:
+        """(requester node id, requester payment address) of a job we signed a result or
+        a pass in, this run or a previous one (the stored watch): whose vouchers for the
+        job we keep after a restart forgot the job's spec (node.roles.service)."""
+        return self._payers.get(job_id)
+
+    def _payer(self, entry: _Watched) -> None:
+        self._payers[entry.ref.job_id] = (entry.requester, entry.ref.requester)
+        self._payers.move_to_end(entry.ref.job_id)
+        while len(self._payers) > MAX_WATCHED:
+            self._payers.popitem(last=False)
 
     @property
     def watching(self) -> int:
@@ -140,6 +155,7 @@ class ClaimWatch:
         longest ago is dropped, with a warning."""
         entry = _Watched(ref, requester, self.now_ms() + int(WATCH_FOR_S * 1000))
         self._watched[entry.key] = entry
+        self._payer(entry)
         while len(self._watched) > MAX_WATCHED:
             (job_id, _, _), dropped = self._watched.popitem(last=False)
             log_event(logger, logging.WARNING, "claim watch full: a result no longer watched",
@@ -158,6 +174,7 @@ class ClaimWatch:
         for data, until_ms in rows:
             entry = _Watched.unpack(data, until_ms)
             self._watched.setdefault(entry.key, entry)
+            self._payer(entry)
         while len(self._watched) > MAX_WATCHED:
             self._watched.popitem(last=False)
 

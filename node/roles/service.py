@@ -105,9 +105,7 @@ class Roles:
             elif isinstance(message, TO_WORKER) and self.worker is not None:
                 self.worker.receive(sender, message)
             elif isinstance(message, Voucher):
-                if self.worker is not None and message.job_id in self.worker.specs:
-                    self.worker.receive(sender, message)  # worker pay and checker fees alike
-                elif self.checker is not None and not self.checker.on_voucher(sender, message):
+                if not await self._voucher(sender, message):
                     return None  # busy: the requester sends it again
             elif isinstance(message, ChallengeAnswer):
                 self.requester.challenger.on_answer(sender, message)
@@ -144,6 +142,27 @@ class Roles:
             return None
         return ACK
 
+    async def _voucher(self, sender: bytes, voucher: Voucher) -> bool:
+        """Hand a voucher to whichever role knows its job; False when busy.
+
+        A job neither role knows any more but one we signed work in (a restart forgot its
+        spec: node.roles.claim_watch keeps who its requester is) is still ours to be paid
+        for: its voucher, from that requester, goes to the payee, which keeps it only if
+        the requester's payment address signed it. Before, it was acknowledged and dropped
+        and the requester's voucher post stopped (review of stop 36: a worker restarted
+        after its last result lost that frame's pay). Anything else is acknowledged and
+        dropped: a stranger cannot make the payee store what it likes."""
+        job_id = voucher.job_id
+        if self.worker is not None and self.worker.machine.knows_job(job_id):
+            self.worker.receive(sender, voucher)  # worker pay and checker fees alike
+            return True
+        if self.checker is not None and job_id in self.checker.specs:
+            return self.checker.on_voucher(sender, voucher)
+        payer = self.defence.payer_of(job_id) if self.defence is not None else None
+        if payer is not None and payer[0] == sender and self.payee is not None:
+            await self.payee.receive(voucher, payer[1], "requester")
+        return True
+
     def _job_over(self, sender: bytes, message: JobCancelled) -> None:
         """A requester closed its job (gossip when cancelled or expired, a direct message
         to its payees when it finished): no more work, and no larger voucher, comes."""
@@ -151,6 +170,9 @@ class Roles:
             self.checker.on_cancelled(sender, message)
         if self.worker is not None:
             self.worker.receive(sender, message)  # raises for a stranger: it is blamed
+        payer = self.defence.payer_of(message.job_id) if self.defence is not None else None
+        if payer is not None and payer[0] == sender and self.payee is not None:
+            self.payee.job_over(payer[1], message.job_id)  # known after a restart too
 
     def on_gossip(self, envelope: Envelope) -> None:
         """Raises ``RemoteProtocolError`` for a message illegal in our state: the node
