@@ -257,6 +257,18 @@ class Payee:
         self._unknown: dict[Key, tuple[Voucher, str]] = {}  # redeem-by not read yet
         self._paid: dict[Key, int] = {}  # paid per lane: the chain's, plus our last redeem
         self._wake = trio.Event()
+        # vouchers handed over without holding the sender's stream (offer): a chain read
+        # and a store write each
+        self._inbox, self._inbox_out = trio.open_memory_channel[tuple[Voucher, bytes, str]](64)
+
+    def offer(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
+        """Queue ``voucher`` for :meth:`receive`; False when the queue is full (the
+        sender tries again)."""
+        try:
+            self._inbox.send_nowait((voucher, requester_address, payer))
+        except trio.WouldBlock:
+            return False
+        return True
 
     @property
     def paid_wei(self) -> int:
@@ -297,6 +309,10 @@ class Payee:
         except VoucherError as exc:
             log_event(logger, logging.WARNING, "voucher refused", peer=payer, error=str(exc))
             return False
+        if voucher.payee != self.link.address:  # its lane is someone else's (review, stop 38)
+            log_event(logger, logging.WARNING, "voucher refused", peer=payer,
+                      error="it pays another address")  # fmt: skip
+            return False
         key = voucher.key()
         known = self.book.latest(key) or self._unknown.get(key, (None, ""))[0]
         if known is not None and known.cumulative_wei >= voucher.cumulative_wei:
@@ -329,6 +345,15 @@ class Payee:
                                       redeem_by_s=redeem_by_s))  # fmt: skip
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._take_offers)
+            await self._redeem_loop()
+
+    async def _take_offers(self) -> None:
+        async for voucher, requester_address, payer in self._inbox_out:
+            await self.receive(voucher, requester_address, payer)
+
+    async def _redeem_loop(self) -> None:
         while True:
             try:
                 await self.redeem_now()

@@ -107,8 +107,9 @@ class CheckerRole:
         self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
         self._releases, self._releases_out = trio.open_memory_channel[Path](16)
         self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
-        # job -> task -> fee of the verdict sent: a task asked again (a verify timeout, a
-        # requester restarted) is paid once, so it counts once
+        # job -> task and tile secret -> fee of the verdict sent: a request asked again (a
+        # verify timeout, a requester restarted: the same secret) is paid once, so it
+        # counts once; a dispute's request about a task we checked before is paid apart
         self._answered: dict[bytes, dict[bytes, int]] = {}
         self.refused = 0  # checks not made: their pay was not secured
         # (job, task) -> our rejecting verdict: what we may sign a fraud claim for (bounded)
@@ -204,7 +205,8 @@ class CheckerRole:
         if self.payee is not None:
             voucher_wei = self.payee.voucher_wei(spec.requester_address, request.job_id)
             promised_wei = max(promised_wei, voucher_wei)
-        cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
+        asked = request.task_id + request.tile_secret  # a dispute's second request has its own
+        cumulative_wei = promised_wei + (0 if asked in answered else request.fee_wei)
         return await self._pay_check.problem(spec, request.job_id, cumulative_wei)
 
     async def _release_scenes(self) -> None:
@@ -256,7 +258,7 @@ class CheckerRole:
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last
         if len(answered) < MAX_ANSWERED_TASKS:
-            answered[request.task_id] = request.fee_wei
+            answered[request.task_id + request.tile_secret] = request.fee_wei
         if len(self._answered) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
             del self._answered[next(iter(self._answered))]
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)

@@ -65,7 +65,7 @@ class ClaimDefence:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.watch is not None:
-                nursery.start_soon(self.watch.run)
+                await nursery.start(self.watch.run)  # the stored watch loaded first
             task_status.started()
             await trio.sleep_forever()
 

@@ -51,6 +51,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -63,6 +64,9 @@ from node.roles.ports import Chain
 from node.store import Store
 from protocol.codec import packb, unpackb
 from protocol.slashing import claim_watch_ends_s
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 logger = logging.getLogger(__name__)
 MAX_WATCHED = 16_384
@@ -204,10 +208,11 @@ class ClaimWatch:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._saver)
             await self.load()
+            task_status.started()  # loaded: payer_of knows the stored jobs (review, stop 38)
             while True:
                 await self.poll()
                 with trio.move_on_after(POLL_S):

@@ -344,9 +344,8 @@ class RequesterJob:
             # the worker, its plant's checker, checkers overruled in this job and, in a
             # dispute, those already used (protocol: JobMachine.checkers_refused)
             refused = self.machine.checkers_refused(c.task_id) | c.exclude
-            if not c.exclude:
-                return refused
-            # a dispute: nor one being assigned
+            # nor one another request of the task is assigning (a request that waited may
+            # find its task disputed since: review of stop 38)
             return refused | self._assigning.get(c.task_id, frozenset())
 
         def qualifies(checker: bytes) -> bool:
@@ -401,12 +400,12 @@ class RequesterJob:
         if checker is None:
             log_event(logger, logging.WARNING, "no checker available", frame=c.frame)
             return  # the machine's verify timeout asks again (or ends the dispute)
-        in_flight = self._assigning.setdefault(c.task_id, set())
-        in_flight.add(checker)  # no await between the pick and this
         address = self.role.address_of(checker)
         if address is None:  # its advert went since the pick: the verify timeout asks again
             log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
             return
+        in_flight = self._assigning.setdefault(c.task_id, set())
+        in_flight.add(checker)  # no await between the pick and this
         try:
             await self.introduce(checker)
             # checkers get the frame from us, as our copy (node.roles.plants): the request

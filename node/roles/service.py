@@ -105,7 +105,7 @@ class Roles:
             elif isinstance(message, TO_WORKER) and self.worker is not None:
                 self.worker.receive(sender, message)
             elif isinstance(message, Voucher):
-                if not await self._voucher(sender, message):
+                if not self._voucher(sender, message):
                     return None  # busy: the requester sends it again
             elif isinstance(message, ChallengeAnswer):
                 self.requester.challenger.on_answer(sender, message)
@@ -142,7 +142,7 @@ class Roles:
             return None
         return ACK
 
-    async def _voucher(self, sender: bytes, voucher: Voucher) -> bool:
+    def _voucher(self, sender: bytes, voucher: Voucher) -> bool:
         """Hand a voucher to whichever role knows its job; False when busy.
 
         A job neither role knows any more but one we signed work in (a restart forgot its
@@ -160,7 +160,7 @@ class Roles:
             return self.checker.on_voucher(sender, voucher)
         payer = self.defence.payer_of(job_id) if self.defence is not None else None
         if payer is not None and payer[0] == sender and self.payee is not None:
-            await self.payee.receive(voucher, payer[1], "requester")
+            return self.payee.offer(voucher, payer[1], "requester")  # not read on this stream
         return True
 
     def _job_over(self, sender: bytes, message: JobCancelled) -> None:

@@ -53,6 +53,7 @@ class TaskRecord:
     dispute_until_ms: int = 0
     disputed: bool = False
     dispute_checkers: set[bytes] = field(default_factory=set)
+    dispute_fallbacks: set[bytes] = field(default_factory=set)  # of them: used before
     dispute_votes: dict[bytes, bool] = field(default_factory=dict)
     # body digests (records.verdict_digest_of) of the rejecting verdict and the dispute's:
     # what a fraud claim's ``tiles`` commit to (protocol.slashing)

@@ -100,6 +100,8 @@ class VerifyDesk(JobBook):
         if was is not TaskState.DISPUTED and checker in task.passed_by:
             return []  # it passed the result already: the next check needs another checker
         if was is TaskState.DISPUTED:
+            if checker in task.dispute_checkers:
+                return []  # assigned by another request meanwhile (a driver's race)
             if checker in task.checkers and checker not in self.dispute_fallback(task_id):
                 raise IllegalTransition("a dispute needs checkers not yet used on the task, "
                                         "or one that did not reject it")  # fmt: skip
@@ -116,6 +118,8 @@ class VerifyDesk(JobBook):
             return []
         self._task_step(task, ev.CheckerAssigned(task_id))
         if was is TaskState.DISPUTED:
+            if checker in task.checkers:
+                task.dispute_fallbacks.add(checker)
             task.dispute_checkers.add(checker)
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
@@ -171,27 +175,34 @@ class VerifyDesk(JobBook):
         """Checkers used on ``task_id`` before its open dispute that the dispute may
         still ask when the driver reaches no checker outside :meth:`checkers_refused`:
         every one asked about the result but its rejecter (the first check's passer, one
-        asked and silent), none in the dispute already, none overruled in this job. The
-        drivers ask fresh checkers first and these only after the wait for one
-        (node.roles.requester_job, simulations.requesters, ``CHECKER_WAIT_MS``).
+        asked and silent), none in the dispute already, none overruled in this job; and
+        none once ``dispute_checkers // 2`` of the dispute's seats went to such checkers,
+        so that with the rejecter's own verdict the checkers used before can never be the
+        majority alone. The drivers ask fresh checkers first and these only after the
+        wait for one (node.roles.requester_job, simulations.requesters, ``CHECKER_WAIT_MS``).
 
         Why: a rejection at the second check of a result the first checker passed needs
         ``dispute_checkers`` (2) fresh checkers; a network of three has one, the dispute
         timed out upheld, and a lying checker that drew the second check of an honest
         result took its frame (stop 37). Asked again, the passer re-renders the dispute's
         own tiles (``CheckKind.DISPUTE``): its vote is a new check, not its pass counted
-        twice. What a colluder gains: a colluding passer asked again is one vote, and the
-        rejecter's counts against it, so an honest fresh checker's rejection still
-        upholds the dispute (tests/protocol/market/test_dispute_fallback.py)."""
+        twice. What a colluder gains: with one fresh checker in reach, a colluding passer
+        and a colluding fresh checker overturn a true rejection, where two colluding fresh
+        checkers were needed before (and without a second fresh one the dispute timed out
+        upheld: a lie at the second check stood). An honest fresh checker's rejection
+        still upholds it (tests/protocol/market/test_dispute_fallback.py)."""
         task = self._tasks.get(task_id)
         if task is None or task.state is not TaskState.DISPUTED:
             return frozenset()
+        if len(task.dispute_fallbacks) >= self.config.dispute_checkers // 2:
+            return frozenset()  # the earlier checkers alone must never be the majority
         used = task.checkers - task.dispute_checkers - self._overruled
         return frozenset(used - {task.rejected_by, task.worker})
 
     def checkers_excluded(self, task_id: bytes) -> frozenset[bytes]:
-        """Nodes ``assign_checker`` would refuse for a dispute of ``task_id``: its
-        worker and every checker already asked about it."""
+        """Nodes ``assign_checker`` would refuse for a dispute of ``task_id`` while a fresh
+        checker may come: its worker and every checker already asked about it (after
+        the wait, :meth:`dispute_fallback` may take some of them)."""
         task = self._tasks.get(task_id)
         return frozenset() if task is None else frozenset(task.checkers | {task.worker})
 
@@ -212,11 +223,11 @@ class VerifyDesk(JobBook):
         if len(verdict.tile_digests) != len(verdict.tiles):
             raise IllegalMessage("a verdict must commit to one digest per tile", penalty=50)
         kind = CheckKind.DISPUTE if sender in task.dispute_checkers else CheckKind.CHECK
-        if kind is CheckKind.DISPUTE and sender in task.passed_by:
-            first = self._tile_secret(task, sender, CheckKind.CHECK)
-            if verdict.secret == first:  # a dispute fallback's first pass, resent
-                self._refuse_off_draw(task, sender, verdict, CheckKind.CHECK)
-                return []  # counted once, before the dispute: its vote is on the dispute's tiles
+        if kind is CheckKind.DISPUTE and verdict.secret == self._tile_secret(
+            task, sender, CheckKind.CHECK
+        ):  # a dispute fallback's answer to its first request: a pass resent, or a late one
+            self._refuse_off_draw(task, sender, verdict, CheckKind.CHECK)
+            return []  # never its dispute vote, which is on the dispute's tiles (review, stop 38)
         self._refuse_off_draw(task, sender, verdict, kind)
         self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:

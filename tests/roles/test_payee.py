@@ -94,6 +94,14 @@ async def test_forged_and_foreign_vouchers_are_refused_and_not_kept(
         stranger = bytes(Account.create().key)
         assert not await s.payee.receive(s.voucher(100 * GWEI, stranger), s.requester, "requester")
         assert s.payee.book.total_owed_wei() == 0
+        # signed by the job's requester, but paying another address: each such lane was a
+        # chain read, a row and a book entry, and ours to redeem with our gas (review of
+        # stop 38: only the worker's machine looked at the payee)
+        other = bytes.fromhex(Account.create().address[2:])
+        elsewhere = sign(Voucher(s.escrow.CHAIN_ID, s.escrow.CONTRACT, s.requester, s.job_id,
+                                 other, 100 * GWEI), s.requester_key)  # fmt: skip
+        assert not await s.payee.receive(elsewhere, s.requester, "requester")
+        assert s.payee.owed_wei() == 0
         assert await s.payee.receive(s.voucher(100 * GWEI), s.requester, "requester")
         await s.paid_on_chain(100 * GWEI)
 

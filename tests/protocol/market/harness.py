@@ -415,7 +415,7 @@ class MarketHarness:
             elif isinstance(command, RequestVerification):
                 exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)
-                if checker is None:  # a dispute with no fresh checker, as the drivers do
+                if checker is None:  # a dispute with no fresh checker (the drivers wait first)
                     fallback = self.job.dispute_fallback(command.task_id)
                     checker = self._pick_checker(command.worker, exclude - fallback)
                 if checker is None and self.job.wants_further_check(command.task_id):  # nobody else to ask, as the drivers do

@@ -17,7 +17,7 @@ from protocol.market import (
     RequestVerification,
     TaskState,
 )
-from protocol.messages import Assurance
+from protocol.messages import Assurance, VerifyRequest
 from protocol.tile_secret import CheckKind
 from tests.protocol.market.harness import MarketHarness
 from tests.protocol.market.test_second_checker import delivered, requests
@@ -119,3 +119,57 @@ def test_a_result_not_in_dispute_has_no_fallback() -> None:
     assert harness.job.dispute_fallback(task_id) == frozenset()
     ask = [c for c in harness.commands(RequestVerification) if c.task_id == task_id][-1]
     assert ask.exclude  # the second check still excludes the passer
+
+
+def silent_then_rejected(checkers: int) -> tuple[MarketHarness, bytes, bytes, VerifyRequest]:
+    """A result whose first checker stays silent (its request kept) and is not asked
+    again, then passed and rejected by two others and disputed; the dispute's fallback
+    seat goes to the silent one: (harness, task, the silent one, its first request)."""
+    harness, task_id = delivered(Assurance.NORMAL, checkers=checkers)
+    silent, request = harness.verifications.pop(task_id)  # asked, and slow
+    pick = harness._pick_checker
+
+    def steered(worker: bytes, exclude: frozenset[bytes]) -> bytes | None:
+        if harness.job.task_state(task_id) is not TaskState.DISPUTED:
+            return pick(worker, exclude | {silent})
+        if silent not in exclude:  # the fallback pick (exclude less dispute_fallback)
+            return silent
+        return pick(worker, exclude)
+
+    harness._pick_checker = steered  # type: ignore[method-assign]
+    harness.advance(MarketConfig().verify_timeout_ms)
+    harness.verdict(task_id, True)
+    harness.verdict(task_id, False)
+    harness.dispute(task_id)
+    return harness, task_id, silent, request
+
+
+def test_a_silent_checker_asked_in_the_dispute_is_not_scored_for_its_late_first_answer() -> None:
+    # review of stop 38 (MEDIUM): the silent one is a fallback too; its slow answer to
+    # its first request then came on the check's tiles, not the dispute's, and was
+    # refused with 50 points, pushing an honest slow checker towards a ban
+    harness, task_id, silent, request = silent_then_rejected(checkers=3)
+    assert silent in {c for c, _ in harness.dispute_requests}
+    late = harness.make_verdict(silent, request, True)  # its first request's tiles
+    harness.send(silent, harness.requester, late)
+    harness.pump()  # strict: a refusal would raise
+    assert silent not in harness.job._tasks[task_id].dispute_votes
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+
+
+def test_checkers_used_before_take_at_most_half_the_disputes_seats() -> None:
+    # the passer and the silent one are both fallbacks, but with the rejecter's verdict
+    # two of them would be the majority without any fresh checker
+    harness, task_id, silent, _ = silent_then_rejected(checkers=3)
+    task = harness.job._tasks[task_id]
+    assert [c for c, _ in harness.dispute_requests] == [silent]  # no fresh checker left
+    assert task.passed_by and not task.passed_by & task.dispute_checkers  # the passer: no seat
+    assert harness.job.dispute_fallback(task_id) == frozenset()
+
+
+def test_a_checker_assigned_to_the_dispute_twice_is_asked_once() -> None:
+    # a driver's race: two requests pick the same checker (review of stop 38)
+    harness, task_id, _, _ = rejected_at_the_second_check(checkers=4)
+    first, _ = harness.dispute_requests[0]
+    address = harness.checker_addresses[first]
+    assert harness.job.assign_checker(task_id, first, harness.now_ms, address) == []
