@@ -270,8 +270,8 @@ def sim_run(args: argparse.Namespace, fitted: Fit, kill_s: float, ru_per_frame: 
                      "resolution_x": args.width, "resolution_y": args.height,
                      "scene_vram_mib_max": 1024, "deadline_s": DEADLINE_S,
                      "price_wei_per_ru": price_wei_per_ru,
-                     "max_price_factor": MAX_PRICE_WEI / (ru_per_frame * price_wei_per_ru),
-                     "budget_factor": 0},  # the node's escrow (protocol.market.quote)
+                     "max_price_factor": MAX_PRICE_WEI / (ru_per_frame * price_wei_per_ru)},
+        # no budget_factor: the simulator's default escrow is the node's (protocol.market.quote)
         "verification": {"assurance": "normal", "checker_fee_bps": DEFAULT_CHECKER_FEE_BPS,
                          "tile_fraction": fitted.tile_fraction,
                          "check_overhead_s": fitted.check_overhead_s,

@@ -59,7 +59,7 @@ def draw_job(rng: random.Random, config: Workload) -> JobDraw:
     ru = rng.randint(config.ru_per_frame_min, config.ru_per_frame_max)
     vram = rng.randint(min(1024, config.scene_vram_mib_max), config.scene_vram_mib_max)
     cap = int(ru * config.price_wei_per_ru * config.max_price_factor)
-    budget = int(frames * cap * config.budget_factor)  # 0 unless the scenario sets a factor
+    budget = int(frames * cap * config.budget_factor)  # 0 (the node's escrow) unless a factor is set
     return JobDraw(frames, ru, vram, int(config.deadline_s * 1000), cap, budget)
 
 

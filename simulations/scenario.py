@@ -170,11 +170,11 @@ class Workload:
     deadline_s: float = bounded(4 * 3600.0, 1)
     price_wei_per_ru: int = bounded(10**12, 0)  # what honest workers ask
     max_price_factor: float = bounded(2.0, 0)  # requester's cap, × the honest ask
-    # budget = frames × cap × this; 0: the node's escrow (protocol.market.quote.budget_wei,
-    # room for the assurance's checks and a spare, and since stop 35 for retries).
-    # Not the default yet: switching it moves every scenario's figures (docs/SIMULATIONS.md,
-    # "Workload": at the node's escrow 2 of 138 jobs failed in cheaters_20pct, 1 of 151 at 1.5)
-    budget_factor: float = bounded(1.5, 0)
+    # 0, the default: the node's escrow (protocol.market.quote.budget_wei, room for the
+    # assurance's checks and a spare, and since stop 35 for retries), as node.roles.submit
+    # deposits; a positive factor overrides it: budget = frames × cap × this
+    # (docs/SIMULATIONS.md, "Workload": 1.5 until issue 20 made the node's the default)
+    budget_factor: float = bounded(0.0, 0)
 
 
 NODE_TRIAL_LEASES = 2  # node/config.py's NodeConfig.trial_leases (not imported: no node here)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulations.requesters import RequesterDriver
 from simulations.runner import run_scenario
 from simulations.scenario import load_scenario
 from tests.simulations.conftest import SCENARIOS
@@ -26,16 +27,20 @@ def test_a_lazy_checker_earns_less_than_an_honest_one_at_the_default_rate() -> N
     3.9e14 / 2.1e14 wei against honest 1.1e14 / 3.1e14 here (seeds 1, 2: 5.9e14
     against 4.2e14 summed). On probation a checker the requester does not know is
     planted at up to one check in two. Without checker stake: probation alone."""
-    lazy = honest = missed = 0
+    lazy = honest = missed = pairs = 0
     for seed in (1, 2):
-        s = run_scenario(
-            load_scenario(SCENARIOS / "lazy_checkers.toml", HALF | NO_STAKE), seed
-        ).summary
+        run = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", HALF | NO_STAKE), seed)
+        s = run.summary
         lazy += s["lazy_checker_profit_wei"]
         honest += s["honest_checker_profit_wei"]
         missed += s["plants_missed"]
         assert s["jobs_unfinished"] == 0
-    assert missed >= 2 * 8  # nearly every (requester, lazy checker) pair struck, of 10 a run
+        # A requester that drew no job in the run plants nothing: at the node's escrow
+        # (issue 20) the random stream moved and 1 and 2 of the 5 drew none (seeds 1, 2)
+        busy = [n for n in run.world.nodes if n.role == "requester"
+                and isinstance(n.driver, RequesterDriver) and n.driver._job_count]  # fmt: skip
+        pairs += len(busy) * sum(c.behaviour == "lazy_checker" for c in run.world.checkers)
+    assert missed >= pairs * 4 // 5, (missed, pairs)  # nearly every (busy requester, lazy) pair
     assert lazy < honest
 
 
