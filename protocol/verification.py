@@ -12,24 +12,16 @@ cells cropped). The requester draws a 32-byte tile secret for each request
 *after* the worker signed its result (:mod:`protocol.tile_secret`: from its
 job's ``check_secret``, never sent to the worker) and sends it in
 ``VerifyRequest.tile_secret``; the checker derives ``seed = SHA-256(TILE_DOMAIN
-|| result_digest || secret)`` from it, and :func:`select_tiles` cuts the grid's
-row-major cell order into ``k`` runs as equal as integers allow (*strata*) and
-expands the seed (SHA-256 in counter mode) into one uniform draw inside each. The
-worker cannot know which cells will be looked at, and the checker cannot choose
-them either (a checker that drew its own secret could redraw until the cells missed
-a partial fake): the requester refuses a verdict whose secret or tiles are not its
-draw's. The secret is revealed in ``Verdict.secret``, so anyone can re-derive the
-choice (:func:`audit_verdict`). Cells never overlap: for a fixed re-render budget
-that maximises the area looked at. One cell per stratum (since stop 38; before, a
-partial Fisher-Yates shuffle drew ``k`` cells anywhere): a fake that covers a
-whole stratum (any run of ``2 * ceil(N / k) - 1`` row-major cells: a band of rows,
-what a render with a border region leaves) is always caught, where ``k`` cells
-drawn anywhere missed a 10 % band one check in 12 at ``k = 24``; a fake whose cells
-lie at random escapes with the same hypergeometric probability as before (any
-draw of ``k`` distinct cells does); and the worst layout for the checker, the fake
-spread evenly over the strata, escapes with :func:`p_escape_worst`: caught within
-1 % (relative) of the bound ``1 - (1 - f)^k`` on the frames measured, 0.74 % under it
-at most, for a few cells in a grid ``k`` does not divide (docs/VERIFICATION.md).
+|| result_digest || secret)`` from it, and :func:`select_tiles` expands the seed
+(SHA-256 in counter mode) into a partial Fisher-Yates shuffle of the grid and
+takes ``k`` distinct cells. The worker cannot know which cells will be looked
+at, and the checker cannot choose them either (a checker that drew its own
+secret could redraw until the cells missed a partial fake): the requester
+refuses a verdict whose secret or tiles are not its draw's. The secret is
+revealed in ``Verdict.secret``, so anyone can re-derive the choice
+(:func:`audit_verdict`). Cells never overlap: for a fixed
+re-render budget that maximises the area looked at, and sampling without
+replacement makes the detection probability exactly hypergeometric.
 
 *How judged* (:func:`compare_tile`). Same renderer build and device class:
 pixels must be identical (``max_abs_diff == 0``). Otherwise the tile passes
@@ -46,12 +38,11 @@ decision for one result (checked or not, from a draw the worker cannot
 predict, and ``k``), which the requester's job machine sends the checker in
 ``VerifyRequest.tiles``. A worker that falsifies a fraction ``f`` of the
 frame, aligned to whole cells (its best strategy: partial cells are more
-likely to be hit), touches ``m = ceil(f * N)`` of ``N`` cells and, its cells
-placed at random, escapes a check with probability ``C(N - m, k) / C(N, k)``
-(hypergeometric, exact); placed as evenly over the strata as it can, with
-:func:`p_escape_worst`. Without the resolution we state the bound ``1 - (1 - f)^k``
-(sampling with replacement): the worst layout's catch probability is within 1 % of
-it (tests/protocol/verification/test_strata.py). Pixels inside a tile are not independent samples, so per-pixel
+likely to be hit), touches ``m = ceil(f * N)`` of ``N`` cells and escapes a
+check with probability ``C(N - m, k) / C(N, k)`` (hypergeometric, exact).
+Without the resolution we state the bound ``1 - (1 - f)^k`` (sampling with
+replacement), which never exceeds the exact value: it is the conservative
+figure. Pixels inside a tile are not independent samples, so per-pixel
 formulas such as ``1 - (1 - f)^(k * a)`` overstate detection and are not used.
 """
 
@@ -68,7 +59,7 @@ import numpy.typing as npt
 from protocol.errors import LocalProtocolError
 from protocol.messages import Assurance, Result, TileEvidence, Verdict, VerifyRequest
 
-TILE_DOMAIN = b"pictor/verify/tiles/v2\x00"  # v2: one cell per stratum (stop 38)
+TILE_DOMAIN = b"pictor/verify/tiles/v1\x00"
 CHECK_DOMAIN = b"pictor/verify/check/v1\x00"
 PSNR_IDENTICAL_MILLIDB = 2**32 - 1  # "infinite" PSNR (identical pixels) on the wire
 _U64 = 2**64
@@ -118,9 +109,7 @@ def _uniform_below(seed: bytes, counter: int, bound: int) -> tuple[int, int]:
 def select_tiles(
     result_digest: bytes, secret: bytes, width: int, height: int, k: int, tile_px: int
 ) -> tuple[Tile, ...]:
-    """``t = min(k, N)`` distinct grid cells chosen by the seed, one in each of ``t``
-    strata of the row-major cell order (stratum ``i``: cells ``i * N // t`` up to
-    ``(i + 1) * N // t``, excluded); sorted top-left first."""
+    """``min(k, N)`` distinct grid cells chosen by the seed; sorted top-left first."""
     if k < 0:
         raise LocalProtocolError("k must be >= 0")
     if width < 1 or height < 1 or tile_px < 1:
@@ -129,12 +118,17 @@ def select_tiles(
     columns = -(-width // tile_px)
     cells = columns * -(-height // tile_px)
     take = min(k, cells)
+    # A partial Fisher-Yates over the cells' row-major indices, its swaps kept sparse
+    # (the same draws and result as swapping in the whole tile_grid, which was built for
+    # every check: a twelfth of a simulated run's time): position i is final once drawn.
+    moved: dict[int, int] = {}
     chosen = []
     counter = 0
     for i in range(take):
-        low, high = i * cells // take, (i + 1) * cells // take  # never empty: take <= cells
-        j, counter = _uniform_below(seed, counter, high - low)
-        chosen.append(low + j)
+        j, counter = _uniform_below(seed, counter, cells - i)
+        picked = moved.get(i + j, i + j)
+        moved[i + j] = moved.get(i, i)
+        chosen.append(picked)
     tiles = []
     for index in chosen:
         y, x = index // columns * tile_px, index % columns * tile_px
@@ -422,29 +416,6 @@ def p_caught_exact(cells: int, k: int, falsified_cells: int) -> float:
         raise LocalProtocolError("need 0 <= falsified_cells <= cells and k >= 0")
     k = min(k, cells)
     return 1.0 - math.comb(cells - falsified_cells, k) / math.comb(cells, k)
-
-
-def strata_sizes(cells: int, k: int) -> list[int]:
-    """How many cells each of :func:`select_tiles`' ``min(k, cells)`` strata holds."""
-    take = min(k, cells)
-    return [(i + 1) * cells // take - i * cells // take for i in range(take)]
-
-
-def p_escape_worst(cells: int, k: int, falsified_cells: int) -> float:
-    """P(a check misses every falsified cell) for the layout best for the cheat: its
-    ``falsified_cells`` spread over the strata so that each keeps as many clean cells
-    as the others (greedy, exact: each further cell goes where it costs least). At
-    least the hypergeometric miss, about ``(1 - f)^k``."""
-    if not 0 <= falsified_cells <= cells or k < 0:
-        raise LocalProtocolError("need 0 <= falsified_cells <= cells and k >= 0")
-    if k == 0:
-        return 1.0
-    sizes = strata_sizes(cells, k)
-    clean = list(sizes)
-    for _ in range(falsified_cells):  # take a cell from a stratum with the most clean ones
-        s = max(range(len(clean)), key=lambda i: (clean[i], sizes[i]))
-        clean[s] -= 1
-    return math.prod(c / n for c, n in zip(clean, sizes, strict=True))
 
 
 def p_caught_bound(fraction: float, k: int) -> float:

@@ -13,10 +13,9 @@ truth about the result (``World.result_kind``):
 * honest: identical pixels on the same device class, else ~83 dB (DESIGN.md);
   a ``false_reject_rate`` of tiles come out below the threshold anyway;
 * wrong frame: every tile at 28–38 dB (the measured cheats);
-* partial render: the last ``partial_fraction`` of the grid cells (row-major), or
-  with ``adversaries.partial_spread`` every ``round(1 / partial_fraction)``-th cell
-  is wrong, so whether a selected cell lands there is the protocol's own tile
-  choice (one cell per stratum: a band covering a stratum is always seen);
+* partial render: the last ``partial_fraction`` of the grid cells (row-major)
+  is wrong, so detection is the exact hypergeometric chance that a selected
+  cell lands there — the protocol's own tile choice decides;
 * a colluding checker reports identical pixels for every cheater's result,
   without looking (so it passes a plant of one too);
 * a plant (forced error, ``World.plants``): every cell wrong;
@@ -173,19 +172,13 @@ class CheckerDriver:
         tile_px = DEFAULT_POLICY.sampling.tile_px
         tiles = select_tiles(request.result_digest, request.tile_secret, w, h, k, tile_px)
         columns = -(-w // tile_px)
-        cells = columns * -(-h // tile_px)
-        bad_from = self._first_bad_cell(requester, request, cells)
-        adv = world.scenario.adversaries
-        # a partial fake spread over the frame instead of a band (adversaries.partial_spread)
-        stride = max(1, round(1 / adv.partial_fraction)) if adv.partial_fraction else 1
-        spread = adv.partial_spread and 0 < bad_from < cells
+        bad_from = self._first_bad_cell(requester, request, columns * -(-h // tile_px))
         worker = world.by_id.get(request.worker)
         same_device = worker is not None and worker.gpu == self.node.gpu
         checks = []
         for tile in tiles:
             cell = (tile.y // tile_px) * columns + tile.x // tile_px
-            wrong = cell % stride == stride - 1 if spread else cell >= bad_from
-            psnr, diff = self._pixels(wrong, same_device)
+            psnr, diff = self._pixels(cell >= bad_from, same_device)
             evidence = TileEvidence(tile.x, tile.y, tile.width, tile.height, psnr, diff)
             checks.append(
                 TileCheck(evidence, tile_passes(evidence, same_device, DEFAULT_POLICY.comparison))

@@ -222,10 +222,6 @@ class Adversaries:
     cheat_rate: float = bounded(0.5, 0, 1)  # of a cheater's results
     partial_share: float = bounded(0.3, 0, 1)  # of cheats that are partial renders
     partial_fraction: float = bounded(0.1, 0, 1)  # share of the frame a partial render fakes
-    # false: the fake is the last partial_fraction of the cells, a band of rows (what a
-    # border render leaves); true: every round(1 / partial_fraction)-th cell, the layout
-    # that aims at the checkers' strata (protocol.verification.p_escape_worst)
-    partial_spread: bool = False
     lazy_fraction: float = bounded(0.0, 0, 1)  # accept, never deliver
     colluding_checker_fraction: float = bounded(0.0, 0, 1)  # pass every cheater's frame
     lazy_checker_fraction: float = bounded(0.0, 0, 1)  # pass everything, never render

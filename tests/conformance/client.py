@@ -351,7 +351,7 @@ def dht_peer_key(peer_id_bytes: bytes) -> bytes:
     return hashlib.sha256(b"pictor/1/peer/" + peer_id_bytes).digest()
 
 
-TILES_DOMAIN = b"pictor/verify/tiles/v2\x00"  # §6.1, verify_request.tile_secret
+TILES_DOMAIN = b"pictor/verify/tiles/v1\x00"  # §6.1, verify_request.tile_secret
 TILE_SECRET_DOMAIN = b"pictor/verify/tile-secret/v1\x00"  # §6.1: the reference's draw
 
 
@@ -374,11 +374,11 @@ def select_tiles(
             if value < limit:
                 return value % bound
 
-    n_cells, picked = len(cells), []
-    t = min(k, n_cells)
-    for i in range(t):
-        lo, hi = i * n_cells // t, (i + 1) * n_cells // t
-        picked.append(lo + below(hi - lo))
+    picked = []
+    for i in range(min(k, len(cells))):
+        j = below(len(cells) - i)
+        cells[i], cells[i + j] = cells[i + j], cells[i]
+        picked.append(cells[i])
     out = []
     for n in picked:
         x, y = n % columns * tile_px, n // columns * tile_px

