@@ -236,7 +236,8 @@ class JobMachine(PlantDesk, VerifyDesk):
                 # open: it waited for this dispute, and waits no more)
                 out += self._resolve(task, False, "no majority before the timeout", now_ms)
         if self._dispute_room_timeouts(now_ms) and self.state is JobState.OPEN:
-            out += self._award(now_ms)  # the held room is free for the frames again
+            # the held room is free for the frames again, or the job waited for it
+            out += self._after_change(now_ms)
         if self._window_pending and now_ms >= self._window_end_ms:
             self._window_pending = False
             out += self._award(now_ms)
@@ -522,9 +523,13 @@ class JobMachine(PlantDesk, VerifyDesk):
     def _after_change(self, now_ms: int) -> list[Command]:
         if self._settled < len(self._frames):
             return self._award(now_ms)
-        if self._plants or self._orphans or self._disputes or self._confirm_pending:
+        if (self._plants or self._orphans or self._disputes or self._confirm_pending
+                or self._dispute_rooms):  # fmt: skip
             # every frame is settled; the job ends once its paid checks are decided (an
             # open dispute's too: ended unheard, an upheld one could never be claimed)
+            # and the windows of the rejections whose disputes it holds room for are
+            # over (the retry was accepted first, the job ended, and an honest worker's
+            # Dispute was never heard: tests/e2e/test_dispute.py, stop 38)
             return []
         self._job_step(ev.FramesSettled(self.job_id))
         all_accepted = all(f.state is FrameState.ACCEPTED for f in self._frames.values())

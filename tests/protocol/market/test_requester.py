@@ -234,6 +234,8 @@ def test_a_rejected_result_is_reassigned_its_worker_shut_out_and_the_checker_pai
     assert len(harness.commands(CheckerFeeDue)) == 1
     assert len(harness.renders) == 1
     finish_all(harness)
+    assert harness.commands(JobFinished) == []  # the cheat's dispute window is still open
+    harness.advance(MarketConfig().dispute_window_ms + 1)
     assert outcome(harness) is JobOutcome.COMPLETED
     assert len(harness.commands(FrameAccepted)) == 1
 
@@ -581,6 +583,44 @@ def test_an_overturned_dispute_of_a_frame_settled_meanwhile_only_clears_the_work
     (accepted,) = harness.commands(FrameAccepted)
     assert isinstance(accepted, FrameAccepted) and accepted.task_id == retry
     finish_all(harness)
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_job_whose_frames_settled_waits_out_a_rejections_dispute_window() -> None:
+    """Found by tests/e2e/test_dispute.py in CI (stop 38): a lying checker rejected the
+    last frame, the retry was accepted 2.6 s later, every frame was settled and the job
+    finished; the honest worker's Dispute came after that, was never heard, and its
+    rejection stood in the public record. The job now waits out the window of every
+    rejection whose dispute room it holds (at most ``dispute_window_ms``)."""
+    harness = started(frames=(1,), checkers=4)
+    (first,) = harness.renders
+    harness.finish_render(first)
+    harness.verdict(first, False)  # the liar
+    (retry,) = harness.renders
+    harness.finish_render(retry)
+    harness.verdict(retry, True)  # every frame settled, the first worker's window open
+    assert harness.commands(JobFinished) == []
+    harness.advance(MarketConfig().dispute_window_ms // 2)
+    harness.dispute(first)  # within the window: heard
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    (resolved,) = harness.commands(DisputeResolved)
+    assert isinstance(resolved, DisputeResolved) and not resolved.upheld and not resolved.paid
+    assert outcome(harness) is JobOutcome.COMPLETED
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_window_that_passes_undisputed_ends_the_job() -> None:
+    harness = started(frames=(1,), checkers=4)
+    (first,) = harness.renders
+    harness.finish_render(first)
+    harness.verdict(first, False)
+    (retry,) = harness.renders
+    harness.finish_render(retry)
+    harness.verdict(retry, True)
+    assert harness.commands(JobFinished) == []
+    harness.advance(MarketConfig().dispute_window_ms + 1)
     assert outcome(harness) is JobOutcome.COMPLETED
     assert harness.job.statistics().reserved_wei == 0
 
