@@ -473,10 +473,16 @@ class VerifyDesk(JobBook):
             return out + self._last_dispute(now_ms)
         frame.failed_attempts -= task.attempt_charged
         for other in [t for t in self._active.values() if t.frame == task.frame]:
-            if other.state is TaskState.LEASED:
-                why = "frame accepted from a disputed result"
-                out.append(Send(other.worker, LeaseRevoked(self.job_id, other.task_id, why)))
+            # a retry being checked too: its worker must know it will not be paid for it
+            # (its pay check counted it, its lane read one price short and it declined
+            # every later award until the job expired; stop 38), and its check, out
+            # already, is still paid if answered in time (_orphan, as for _shut_out)
+            why = "frame accepted from a disputed result"
+            out.append(Send(other.worker, LeaseRevoked(self.job_id, other.task_id, why)))
+            was = other.state
             self._task_step(other, ev.TaskRevoked(other.task_id))
+            if was is TaskState.VERIFYING:
+                self._orphan(other)
             self._release(other)
             self._frame_step(other.frame, ev.AttemptReturned(other.frame))
         self._pending.discard(task.frame)

@@ -587,6 +587,33 @@ def test_an_overturned_dispute_of_a_frame_settled_meanwhile_only_clears_the_work
     assert harness.job.statistics().reserved_wei == 0
 
 
+def test_a_retry_in_verification_when_the_dispute_is_won_is_revoked_to_its_worker() -> None:
+    """Found tracing expired jobs at the node's escrow (stop 38): a won dispute revoked
+    the frame's retry silently when its result was being checked; its worker still
+    counted that price as owed, found its lane one price short of its own count and
+    declined every later award ("pay not secured") until the job expired. Its check's
+    fee stays owed too: the checker is rendering it (as for a blocklisted worker's)."""
+    harness, task_id, worker, _ = rejected_and_disputed()
+    (retry,) = harness.renders
+    other = harness.renders[retry]
+    assert other != worker
+    harness.finish_render(retry)
+    assert harness.job.task_state(retry) is TaskState.VERIFYING
+    checker, request = harness.verifications.pop(retry)  # its check is out
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+    assert harness.job.task_state(retry) is TaskState.REVOKED
+    revoked = [s.command.message for s in harness.log if isinstance(s.command, Send)
+               and s.command.to == other and isinstance(s.command.message, LeaseRevoked)]  # fmt: skip
+    assert [m.task_id for m in revoked] == [retry]
+    assert harness.workers[other].pay_needed_wei(harness.job_id) == 0  # owed nothing now
+    fees = len(harness.commands(CheckerFeeDue))
+    harness.send(checker, harness.requester, harness.make_verdict(checker, request, True))
+    harness.pump()
+    assert len(harness.commands(CheckerFeeDue)) == fees + 1  # the late verdict is paid
+
+
 def test_a_job_whose_frames_settled_waits_out_a_rejections_dispute_window() -> None:
     """Found by tests/e2e/test_dispute.py in CI (stop 38): a lying checker rejected the
     last frame, the retry was accepted 2.6 s later, every frame was settled and the job
