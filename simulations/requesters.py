@@ -485,9 +485,13 @@ class RequesterDriver:
         self, machine: JobMachine, cmd: RequestVerification, waited: bool = False
     ) -> None:
         world = self.world
-        exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
-        checkers = [c for c in world.online_checkers()
+
+        def candidates(exclude: frozenset[bytes] | set[bytes]) -> list[SimNode]:
+            return [c for c in world.online_checkers()
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
+
+        exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
+        checkers = candidates(exclude)
         fallback = machine.dispute_fallback(cmd.task_id)
         if not checkers and fallback:
             # a dispute with no fresh checker: after the wait for one, one used before
@@ -496,9 +500,7 @@ class RequesterDriver:
                 world.loop.call_later(CHECKER_WAIT_MS, self._resume,
                                       (machine.job_id, self._after_dispute_wait, cmd), "wait")  # fmt: skip
                 return
-            checkers = [c for c in world.online_checkers()
-                        if c.node_id in fallback and c.node_id not in self.struck
-                        and asks(world, machine, c)]  # fmt: skip
+            checkers = candidates(exclude - fallback | self.struck)
         if not checkers:
             if machine.wants_further_check(cmd.task_id):
                 # the plan's next checker, and nobody else to ask: as the node, at once if

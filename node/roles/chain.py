@@ -257,9 +257,9 @@ class Payee:
         self._unknown: dict[Key, tuple[Voucher, str]] = {}  # redeem-by not read yet
         self._paid: dict[Key, int] = {}  # paid per lane: the chain's, plus our last redeem
         self._wake = trio.Event()
-        # vouchers handed over without holding the sender's stream (offer): a chain read
-        # and a store write each
-        self._inbox, self._inbox_out = trio.open_memory_channel[tuple[Voucher, bytes, str]](64)
+        # vouchers handed over without holding the sender's stream (offer: a checker's
+        # fees, a restarted node's pay): a chain read and a store write each
+        self._inbox, self._inbox_out = trio.open_memory_channel[tuple[Voucher, bytes, str]](256)
 
     def offer(self, voucher: Voucher, requester_address: bytes, payer: str) -> bool:
         """Queue ``voucher`` for :meth:`receive`; False when the queue is full (the

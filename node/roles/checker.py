@@ -104,7 +104,6 @@ class CheckerRole:
         self._send, self._recv = trio.open_memory_channel[tuple[bytes, VerifyRequest, int]](
             QUEUE_LEN
         )
-        self._vouchers_in, self._vouchers_out = trio.open_memory_channel[tuple[Voucher, bytes]](256)
         self._releases, self._releases_out = trio.open_memory_channel[Path](16)
         self._pay_check = PayCheck(ctx.chain, self.specs.__contains__)
         # job -> task and tile secret -> fee of the verdict sent: a request asked again (a
@@ -155,11 +154,8 @@ class CheckerRole:
         """Take a fee voucher; False when too busy to (the requester sends it again)."""
         spec = self.specs.get(voucher.job_id)
         if self.payee is not None and spec is not None and spec.requester == sender:
-            # Paid through the payee's own task: a store write must not hold the stream.
-            try:
-                self._vouchers_in.send_nowait((voucher, spec.requester_address))
-            except trio.WouldBlock:
-                return False  # not acknowledged: node.roles.voucher_post sends it again
+            # queued by the payee: a store write must not hold the stream
+            return self.payee.offer(voucher, spec.requester_address, "requester")
         return True
 
     def on_cancelled(self, sender: bytes, cancelled: JobCancelled) -> None:
@@ -179,7 +175,6 @@ class CheckerRole:
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._vouchers)
             nursery.start_soon(self._release_scenes)
             nursery.start_soon(self.rechecks.run)
             nursery.start_soon(self.pass_rechecks.run)
@@ -214,11 +209,6 @@ class CheckerRole:
         async for scene in self._releases_out:
             if release is not None:
                 await release(scene)
-
-    async def _vouchers(self) -> None:
-        async for voucher, address in self._vouchers_out:
-            if self.payee is not None:
-                await self.payee.receive(voucher, address, "requester")
 
     async def _check(self, requester: bytes, request: VerifyRequest) -> None:
         spec = self.specs.get(request.job_id)

@@ -390,8 +390,8 @@ class RequesterJob:
         if checker is None and (fallback := self.machine.dispute_fallback(c.task_id)):
             # a dispute that reached no fresh checker in the wait: one used before on the
             # result that did not reject it (protocol: JobMachine.dispute_fallback)
-            busy: set[bytes] | frozenset[bytes] = self._assigning.get(c.task_id, frozenset())
-            checker = self.role.pick_checker(c.worker, exclude() - (fallback - busy), qualifies)
+            busy = self._assigning.get(c.task_id, set())  # the other request's pick
+            checker = self.role.pick_checker(c.worker, exclude() - fallback | busy, qualifies)
         if checker is None and further:
             # nobody to ask after a wait for newcomers (a reconnect, an advert not heard
             # yet): the machine decides from who we reach, asked already or not

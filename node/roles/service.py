@@ -158,10 +158,15 @@ class Roles:
             return True
         if self.checker is not None and job_id in self.checker.specs:
             return self.checker.on_voucher(sender, voucher)
-        payer = self.defence.payer_of(job_id) if self.defence is not None else None
-        if payer is not None and payer[0] == sender and self.payee is not None:
-            return self.payee.offer(voucher, payer[1], "requester")  # not read on this stream
+        if self.payee is not None and (address := self._payer_address(sender, job_id)):
+            return self.payee.offer(voucher, address, "requester")  # not read on this stream
         return True
+
+    def _payer_address(self, sender: bytes, job_id: bytes) -> bytes | None:
+        """The payment address of ``job_id``'s requester when ``sender`` is it, for a job
+        we signed work in (node.roles.claim_watch, which a restart keeps); else None."""
+        payer = self.defence.payer_of(job_id) if self.defence is not None else None
+        return payer[1] if payer is not None and payer[0] == sender else None
 
     def _job_over(self, sender: bytes, message: JobCancelled) -> None:
         """A requester closed its job (gossip when cancelled or expired, a direct message
@@ -170,9 +175,8 @@ class Roles:
             self.checker.on_cancelled(sender, message)
         if self.worker is not None:
             self.worker.receive(sender, message)  # raises for a stranger: it is blamed
-        payer = self.defence.payer_of(message.job_id) if self.defence is not None else None
-        if payer is not None and payer[0] == sender and self.payee is not None:
-            self.payee.job_over(payer[1], message.job_id)  # known after a restart too
+        if self.payee is not None and (address := self._payer_address(sender, message.job_id)):
+            self.payee.job_over(address, message.job_id)  # known after a restart too
 
     def on_gossip(self, envelope: Envelope) -> None:
         """Raises ``RemoteProtocolError`` for a message illegal in our state: the node

@@ -17,22 +17,31 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from node.roles.requester_job import RequesterJob
 from protocol.market import TaskState
 from protocol.messages import Voucher
-from tests.roles.cluster import open_cluster
+from tests.roles.cluster import Cluster, Member, open_cluster
+
+
+async def one_frame_job(cluster: Cluster, *strangers: str) -> tuple[Member, Member, RequesterJob]:
+    """A client, a worker ``w1``, a checker and ``strangers`` (clients) settled; a job of
+    one frame submitted: (client, worker, its job)."""
+    client = await cluster.add("client", "client")
+    worker = await cluster.add("w1", "worker")
+    await cluster.add("c1", "checker")
+    for name in strangers:
+        await cluster.add(name, "client")
+    await cluster.settle("client", 2 + len(strangers))
+    job_id = await cluster.submit("client", frames=1)
+    return client, worker, client.live().requester.jobs[job_id]
 
 
 async def test_a_worker_restarted_before_its_frame_is_paid_keeps_the_voucher(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
-        worker = await cluster.add("w1", "worker")
-        await cluster.add("c1", "checker")
-        await cluster.settle("client", 2)
-        job_id = await cluster.submit("client", frames=1)
-        job = client.live().requester.jobs[job_id]
-        node = client.live().ctx.node
+        client, worker, job = await one_frame_job(cluster)
+        job_id, node = job.job_id, client.live().ctx.node
 
         def delivered() -> bool:
             return any(t.state is TaskState.VERIFYING and t.checkers
@@ -60,13 +69,8 @@ async def test_a_stranger_cannot_make_a_restarted_payee_keep_a_voucher(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")
-        worker = await cluster.add("w1", "worker")
-        await cluster.add("c1", "checker")
-        stranger = await cluster.add("s1", "client")
-        await cluster.settle("client", 3)
-        job_id = await cluster.submit("client", frames=1)
-        job = client.live().requester.jobs[job_id]
+        client, worker, job = await one_frame_job(cluster, "s1")
+        job_id, stranger = job.job_id, cluster.members["s1"]
         await job.done.wait()
         await cluster.kill("w1")
         await cluster.restart("w1")
@@ -75,8 +79,6 @@ async def test_a_stranger_cannot_make_a_restarted_payee_keep_a_voucher(
         paid = payee.voucher_wei(client.address, job_id)
         # a voucher for the worker's job, sent by someone other than its requester, and
         # one for a job the worker never worked in: neither is kept
-        chain = stranger.chain
-        assert chain is not None
         link = worker.live().ctx.chain
         assert link is not None
         forged = Voucher(link.chain_id, link.contract, client.address, job_id, worker.address,
