@@ -6,9 +6,11 @@ A requester publishes a ``WorkRecord`` for the verdict its job machine decided
 a task on, and gathers the verdicts of that task's dispute for a
 ``DisputeRecord``. Which verdict that is, the machine's commands in answer to
 it say: the verdict whose checker fee it pays (``CheckerFeeDue`` to that
-checker for that task), unless the machine asks another checker of the same
+checker for that task) and that decides the task (its frame accepted, or its worker
+told of the rejection), unless the machine asks another checker of the same
 task in the same breath (a pass before the plan's next checker decides
-nothing: the last one's verdict does); never a verdict on one of our own
+nothing: the last one's verdict does); never a verdict on a task revoked while it
+was checked (paid, deciding nothing); never a verdict on one of our own
 planted results (``PlantJudged``: a test of the checker, not a word about the
 worker). The first deciding verdict of a task is its WorkRecord; a later one
 (the task's record is out) is a dispute checker's vote. A pass before the next
@@ -33,7 +35,9 @@ from protocol.market import (
     FrameAccepted,
     PlantJudged,
     RequestVerification,
+    Send,
 )
+from protocol.messages import LeaseRevoked
 
 
 class VerdictUse(enum.Enum):
@@ -56,7 +60,25 @@ def verdict_use(
         return VerdictUse.NONE
     if any(isinstance(c, RequestVerification) and c.task_id == task_id for c in commands):
         return VerdictUse.NONE if recorded else VerdictUse.HELD
-    return VerdictUse.DISPUTE if recorded else VerdictUse.WORK
+    if recorded:
+        return VerdictUse.DISPUTE
+    return VerdictUse.WORK if _decides(task_id, commands) else VerdictUse.NONE
+
+
+def _decides(task_id: bytes, commands: Sequence[Command]) -> bool:
+    """Whether ``commands`` decide ``task_id``: they accept its frame, or tell its worker
+    of the rejection it may dispute (``LeaseRevoked`` naming the verdict). A verdict paid
+    without either came on a revoked task (an orphaned check, paid because the checker
+    could not know): a rejection there was one no dispute could answer, and it stood in
+    the record after the worker's dispute of its other result cleared it
+    (tests/e2e/test_dispute.py under load, stop 39)."""
+    for c in commands:
+        if isinstance(c, FrameAccepted) and c.task_id == task_id:
+            return True
+        if isinstance(c, Send) and isinstance(c.message, LeaseRevoked):
+            if c.message.task_id == task_id and c.message.verdict_digest is not None:
+                return True
+    return False
 
 
 def accepted_on_held(commands: Sequence[Command], held: Iterable[bytes]) -> list[bytes]:

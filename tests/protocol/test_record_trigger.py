@@ -7,14 +7,20 @@ from protocol.market import (
     CheckerFeeDue,
     Command,
     FrameAccepted,
+    MarketConfig,
     PlantJudged,
     RequestVerification,
+    Send,
+    TaskState,
 )
+from protocol.messages import LeaseRevoked
 from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
+from tests.protocol.market.harness import MarketHarness
 
 JOB, TASK, OTHER_TASK = b"j" * 32, b"t" * 32, b"u" * 32
 CHECKER, OTHER_CHECKER, WORKER = b"c" * 32, b"d" * 32, b"w" * 32
 PAID = CheckerFeeDue(JOB, TASK, CHECKER, 10)
+DECIDED = FrameAccepted(JOB, 1, TASK, WORKER, "bafkframe", 100)
 
 
 def use(commands: list[Command], recorded: bool = False) -> VerdictUse:
@@ -22,7 +28,7 @@ def use(commands: list[Command], recorded: bool = False) -> VerdictUse:
 
 
 def test_the_verdict_whose_fee_is_paid_is_the_tasks_record_then_a_dispute_vote() -> None:
-    assert use([PAID]) is VerdictUse.WORK
+    assert use([PAID, DECIDED]) is VerdictUse.WORK
     assert use([PAID], recorded=True) is VerdictUse.DISPUTE
 
 
@@ -37,7 +43,7 @@ def test_a_pass_before_the_plans_next_checker_is_held_until_the_task_is_decided(
     assert use([PAID, ask]) is VerdictUse.HELD
     assert use([PAID, ask], recorded=True) is VerdictUse.NONE
     other = RequestVerification(OTHER_TASK, 2, WORKER, b"r" * 32, "bafkframe")
-    assert use([PAID, other]) is VerdictUse.WORK
+    assert use([PAID, other, DECIDED]) is VerdictUse.WORK
 
 
 def test_a_task_accepted_with_no_further_verdict_is_recorded_with_its_held_pass() -> None:
@@ -55,3 +61,42 @@ def test_a_verdict_on_a_plant_is_never_public() -> None:
     judged = PlantJudged(JOB, TASK, CHECKER, False, b"v" * 32)
     assert use([PAID, judged]) is VerdictUse.NONE
     assert use([PAID, judged], recorded=True) is VerdictUse.NONE
+
+
+def test_a_paid_verdict_that_decides_nothing_is_not_public() -> None:
+    """Found by tests/e2e/test_dispute.py under load (stop 39): the liar rejected a lone
+    worker's result, the worker was shut out, and its other result, still being checked,
+    was revoked; the liar's verdict on that one came later and was paid (an orphaned
+    check: the checker could not know) but decided nothing. It went in the public record
+    as a rejection no dispute could answer (the worker had been told "blocklisted", not
+    rejected), and stood after the worker's dispute cleared it."""
+    revoked = Send(WORKER, LeaseRevoked(JOB, TASK, "rejected by a checker", b"v" * 32))
+    accepted = FrameAccepted(JOB, 1, TASK, WORKER, "bafkframe", 100)
+    assert use([PAID, revoked]) is VerdictUse.WORK  # a rejection: the worker may dispute it
+    assert use([PAID, accepted]) is VerdictUse.WORK  # a pass that accepts the frame
+    assert use([PAID]) is VerdictUse.NONE  # paid, undecided: an orphaned check's verdict
+    other = Send(WORKER, LeaseRevoked(JOB, OTHER_TASK, "rejected by a checker", b"v" * 32))
+    assert use([PAID, other]) is VerdictUse.NONE
+    plain = Send(WORKER, LeaseRevoked(JOB, TASK, "blocklisted"))  # no verdict to contest
+    assert use([PAID, plain]) is VerdictUse.NONE
+    assert use([PAID], recorded=True) is VerdictUse.DISPUTE  # a dispute's vote decides nothing alone
+
+
+def test_the_machines_orphaned_verdict_is_not_public() -> None:
+    """The attack above on the real machine: one worker, two results out for checks;
+    the first is rejected and the worker shut out; the second's rejecting verdict, on a
+    revoked task, is paid and must not become its WorkRecord."""
+    harness = MarketHarness(frames=(1, 2), checkers=4, worker_prices_wei_per_ru=(100,),
+                            worker_slots=2)  # fmt: skip
+    harness.start()
+    harness.advance(MarketConfig().bid_window_ms)
+    first, second = list(harness.renders)
+    harness.finish_render(first)
+    harness.finish_render(second)
+    harness.verdict(first, False)
+    assert harness.job.task_state(second) is TaskState.REVOKED  # shut out while checked
+    checker, request = harness.verifications.pop(second)
+    verdict = harness.make_verdict(checker, request, False)
+    commands = harness.job.receive(checker, verdict, harness.now_ms)
+    assert any(isinstance(c, CheckerFeeDue) for c in commands)  # its fee is still paid
+    assert verdict_use(second, checker, commands, recorded=False) is VerdictUse.NONE

@@ -14,12 +14,13 @@ from dataclasses import replace
 from typing import Any
 
 from protocol import NodeKey, decode_envelope, encode_envelope
-from protocol.market import CheckerFeeDue, DisputeResolved
+from protocol.market import CheckerFeeDue, Command, DisputeResolved, FrameAccepted, Send
 from protocol.messages import (
     Bid,
     DisputeRecord,
     JobAnnounce,
     JobSpec,
+    LeaseRevoked,
     Message,
     Result,
     TileEvidence,
@@ -77,8 +78,14 @@ def _judged(world: World, requester: RequesterDriver, job_id: bytes, frame: int,
     assert public is not None
     me = requester.node.node_id
     public.taken(me, worker.node_id, result, result_env.digest, [])
-    fee = [CheckerFeeDue(job_id, task, checker.node_id, 1)]
-    public.taken(me, checker.node_id, verdict, decode_envelope(verdict_wire).digest, fee)
+    verdict_digest = decode_envelope(verdict_wire).digest
+    decided: Command = (
+        FrameAccepted(job_id, frame, task, worker.node_id, result.frame_cid, 10)
+        if passed
+        else Send(worker.node_id, LeaseRevoked(job_id, task, "rejected", verdict_digest))
+    )
+    commands = [CheckerFeeDue(job_id, task, checker.node_id, 1), decided]
+    public.taken(me, checker.node_id, verdict, verdict_digest, commands)
     public.flush(requester.node, requester.jobs[job_id])
     return result_wire, verdict_wire
 
