@@ -136,6 +136,30 @@ def select_tiles(
     return tuple(sorted(tiles))
 
 
+def draw_includes(
+    result_digest: bytes, secret: bytes, width: int, height: int, k: int, tile_px: int,
+    cell: int,
+) -> bool:  # fmt: skip
+    """Whether :func:`select_tiles` picks grid cell ``cell`` (row-major index): the same
+    draws, stopped at the first pick of it (a requester aiming a dispute's draw tries
+    many secrets: ``protocol.tile_secret.aimed_tile_secret``)."""
+    seed = tile_seed(result_digest, secret)
+    cells = -(-width // tile_px) * -(-height // tile_px)
+    moved: dict[int, int] = {}
+    counter = 0
+    for i in range(min(k, cells)):
+        j, counter = _uniform_below(seed, counter, cells - i)
+        if moved.get(i + j, i + j) == cell:
+            return True
+        moved[i + j] = moved.get(i, i)
+    return False
+
+
+def cell_of(tile: TileEvidence | Tile, width: int, tile_px: int) -> int:
+    """The row-major index of the grid cell a tile (or a verdict's evidence of one) is."""
+    return (tile.y // tile_px) * -(-width // tile_px) + tile.x // tile_px
+
+
 def should_check(draw: bytes, probability: float) -> bool:
     """Whether to check this frame, from >= 8 unpredictable bytes the caller supplies.
 

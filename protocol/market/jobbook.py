@@ -57,10 +57,16 @@ from protocol.reputation import (
     score,
 )
 from protocol.signed_pass import PassSigner, unsigned_pass_refusal
-from protocol.tile_secret import CheckKind, request_tile_secret, verdict_draw_refusal
+from protocol.tile_secret import (
+    CheckKind,
+    aimed_tile_secret,
+    request_tile_secret,
+    verdict_draw_refusal,
+)
 from protocol.verification import (
     DEFAULT_POLICY,
     VerificationPolicy,
+    cell_of,
     checks_per_frame,
     plan_check,
     plan_frame_check,
@@ -370,10 +376,25 @@ class JobBook:
         return min(task.tiles, cells)
 
     def _tile_secret(self, task: TaskRecord, checker: bytes, kind: CheckKind) -> bytes:
-        """The tile secret a request about ``task``'s result to ``checker`` carries."""
-        return request_tile_secret(
+        """The tile secret a request about ``task``'s result to ``checker`` carries; a
+        dispute checker's is aimed at the rejecting verdict's worst tile
+        (:func:`protocol.tile_secret.aimed_tile_secret`), computed once per checker."""
+        secret = request_tile_secret(
             self._check_secret, task.task_id, task.result_digest, checker, kind
         )
+        rejection = task.rejection_verdict
+        if kind is not CheckKind.DISPUTE or rejection is None or not rejection.tiles:
+            return secret
+        aimed = task.dispute_secrets.get(checker)
+        if aimed is None:
+            settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
+            worst = min(rejection.tiles, key=lambda t: t.psnr_millidb)
+            aimed = task.dispute_secrets[checker] = aimed_tile_secret(
+                secret, task.result_digest, settings.resolution_x, settings.resolution_y,
+                self._tiles_expected(task), tile_px,
+                cell_of(worst, settings.resolution_x, tile_px),
+            )  # fmt: skip
+        return aimed
 
     def _refuse_off_draw(
         self, task: TaskRecord, checker: bytes, verdict: Verdict, kind: CheckKind

@@ -62,6 +62,8 @@ class TaskRecord:
     # the verdicts themselves: the commitment's preimage, published with a claim
     # (protocol.fraud_evidence); only rejecting ones are kept
     rejection_verdict: Verdict | None = None
+    # dispute checker -> its tile secret, aimed at the rejection's worst tile (JobBook._tile_secret)
+    dispute_secrets: dict[bytes, bytes] = field(default_factory=dict)
     dispute_rejects: dict[bytes, Verdict] = field(default_factory=dict)  # checker -> verdict
     dispute_reserved_wei: int = 0
 

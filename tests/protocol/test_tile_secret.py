@@ -3,15 +3,18 @@ the same on a replay (protocol.tile_secret)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.errors import LocalProtocolError
-from protocol.market import MarketConfig, Send
+from protocol.market import MarketConfig, Send, TaskState
 from protocol.messages import VerifyRequest
-from protocol.tile_secret import CheckKind, request_tile_secret
-from tests.protocol.market.harness import MarketHarness
+from protocol.tile_secret import CheckKind, aimed_tile_secret, request_tile_secret
+from protocol.verification import cell_of, draw_includes, select_tiles
+from tests.protocol.market.harness import MarketHarness, tiles_for
 
 b32 = st.binary(min_size=32, max_size=32)
 draws = st.tuples(b32, b32, b32, b32, st.sampled_from(CheckKind))
@@ -75,3 +78,60 @@ def test_a_jobs_checks_plants_and_disputes_each_draw_their_own_and_replay_identi
     secrets = {(to, r.task_id, r.frame_cid): r.tile_secret for to, r in sent}
     assert len(set(secrets.values())) == len(secrets)  # no two requests share a secret
     assert requests_of(check_secret) == sent  # a replay sends the very same requests
+
+
+@settings(max_examples=60, deadline=None)
+@given(b32, b32, st.integers(1, 700), st.integers(1, 400), st.integers(0, 40), st.data())
+def test_draw_includes_is_select_tiles_membership(
+    digest: bytes, secret: bytes, width: int, height: int, k: int, data: st.DataObject
+) -> None:
+    tile_px = 16
+    cells = -(-width // tile_px) * -(-height // tile_px)
+    cell = data.draw(st.integers(0, cells - 1))
+    picked = {cell_of(t, width, tile_px) for t in select_tiles(digest, secret, width, height, k, tile_px)}
+    assert draw_includes(digest, secret, width, height, k, tile_px, cell) is (cell in picked)
+
+
+@settings(max_examples=40, deadline=None)
+@given(b32, b32, st.integers(1, 60), st.data())
+def test_an_aimed_secret_draws_the_cell_it_aims_at(
+    secret: bytes, digest: bytes, k: int, data: st.DataObject
+) -> None:
+    """A dispute checker's secret (protocol.tile_secret.aimed_tile_secret): its draw picks
+    the rejecting verdict's worst cell, the same on a replay, and the secret itself when
+    that draw already does."""
+    width, height, tile_px = 640, 360, 16  # the simulator's frame: 920 cells
+    cell = data.draw(st.integers(0, 919))
+    aimed = aimed_tile_secret(secret, digest, width, height, k, tile_px, cell)
+    assert draw_includes(digest, aimed, width, height, k, tile_px, cell)
+    assert aimed == aimed_tile_secret(secret, digest, width, height, k, tile_px, cell)
+    if draw_includes(digest, secret, width, height, k, tile_px, cell):
+        assert aimed == secret
+    assert aimed_tile_secret(secret, digest, width, height, k, tile_px, 920) == secret  # no such cell
+
+
+def test_a_disputes_checkers_re_render_the_cell_the_rejecter_named() -> None:
+    """The "overturned" misses (docs/VERIFICATION.md): a rejection of a partial fake went
+    to dispute, a colluder passed it and an honest dispute checker's random tiles missed
+    the fake. Each dispute checker's draw now holds the rejecting verdict's worst tile."""
+    harness = MarketHarness(frames=(1,), checkers=4)
+    harness.start()
+    harness.advance(MarketConfig().bid_window_ms)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    checker, request = harness.verifications.pop(task_id)
+    tiles = list(tiles_for(request))
+    worst = 5  # the rejecter's evidence: one tile far below the threshold
+    tiles[worst] = replace(tiles[worst], psnr_millidb=31_000, max_abs_diff=200)
+    verdict = replace(harness.make_verdict(checker, request, False), tiles=tuple(tiles))
+    harness.send(checker, harness.requester, verdict)
+    harness.pump()
+    harness.dispute(task_id)
+    assert len(harness.dispute_requests) == 2
+    named = (tiles[worst].y, tiles[worst].x)
+    for _, ask in harness.dispute_requests:
+        drawn = select_tiles(ask.result_digest, ask.tile_secret, 320, 240, ask.tiles, 16)
+        assert named in {(t.y, t.x) for t in drawn}
+    harness.dispute_verdict(0, True)  # the harness's checkers follow the aimed draw
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
