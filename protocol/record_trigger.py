@@ -55,7 +55,7 @@ def verdict_use(
     if any(isinstance(c, PlantJudged) for c in commands):
         return VerdictUse.NONE
     paid = any(isinstance(c, CheckerFeeDue) and c.task_id == task_id and c.checker == checker
-               for c in commands)  # fmt: skip
+               and not c.late for c in commands)  # fmt: skip
     if not paid:
         return VerdictUse.NONE
     if any(isinstance(c, RequestVerification) and c.task_id == task_id for c in commands):

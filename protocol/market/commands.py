@@ -81,6 +81,9 @@ class CheckerFeeDue:
     checker: bytes
     fee_wei: int
     payee_address: bytes = b""
+    # A verdict that decided nothing, paid all the same: on a task revoked while it was
+    # checked, or decided meanwhile by another checker (a late one). Never public.
+    late: bool = False
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,10 @@ class JobBook:
         # Checks out when their task was revoked (its worker shut out): task id -> (the
         # fee still reserved for them, their verify deadline). See VerifyDesk._orphan.
         self._orphans: dict[bytes, tuple[int, int]] = {}
+        # Checks still out when their task was decided without them (asked, timed out,
+        # another checker answered first): (task id, checker) -> (the fee reserved for
+        # its verdict, paid until). See VerifyDesk._keep_late_checks.
+        self._late_checks: dict[tuple[bytes, bytes], tuple[int, int]] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -455,6 +459,9 @@ class JobBook:
     def _orphan(self, task: TaskRecord) -> None:
         raise NotImplementedError  # protocol.market.verifying
 
+    def _drop_late_check(self, key: tuple[bytes, bytes]) -> None:
+        raise NotImplementedError  # protocol.market.verifying
+
     def _pay(self, task: TaskRecord) -> list[Command]:
         """``task``'s frame is accepted: its worker is owed its price."""
         address = task.payee_address
@@ -464,17 +471,19 @@ class JobBook:
         )
         return [accepted, self._payment(address, task.worker)]
 
-    def _fee_due(self, task: TaskRecord, checker: bytes) -> list[Command]:
+    def _fee_due(self, task: TaskRecord, checker: bytes, *, late: bool = False) -> list[Command]:
         """``checker`` answered about ``task``: it is owed the fee at its address."""
-        return self._fee_due_wei(task.task_id, checker, task.fee_wei)
+        return self._fee_due_wei(task.task_id, checker, task.fee_wei, late=late)
 
-    def _fee_due_wei(self, task_id: bytes, checker: bytes, fee_wei: int) -> list[Command]:
+    def _fee_due_wei(
+        self, task_id: bytes, checker: bytes, fee_wei: int, *, late: bool = False
+    ) -> list[Command]:
         """``checker`` answered about ``task_id`` (a real check or a plant): it is owed
-        ``fee_wei`` at its address."""
+        ``fee_wei`` at its address (``late``: its verdict decided nothing)."""
         self._fees_pending.pop((task_id, checker), None)
         self._fees_wei += fee_wei
         address = self._checker_addresses[checker]
-        due = CheckerFeeDue(self.job_id, task_id, checker, fee_wei, address)
+        due = CheckerFeeDue(self.job_id, task_id, checker, fee_wei, address, late=late)
         if fee_wei == 0:
             return [due]
         self._fees_by_address[address] = self._fees_by_address.get(address, 0) + fee_wei
@@ -485,6 +494,8 @@ class JobBook:
         return RecordPayment(address, cumulative_wei, self.job_id, node)
 
     def _settle(self, outcome: JobOutcome) -> list[Command]:
+        for key in list(self._late_checks):  # the job is over: late verdicts go unpaid now
+            self._drop_late_check(key)
         out: list[Command] = [JobFinished(self.job_id, outcome)]
         refund_wei = self.spec.budget_wei - sum(self._owed_wei.values()) - self._fees_wei
         if refund_wei > 0:
@@ -526,8 +537,10 @@ class JobBook:
         self._active.pop(task.task_id, None)
         self._reserved_wei -= task.price_wei + (0 if task.fee_paid else task.fee_wei)
         if task.task_id not in self._orphans:
-            for checker in task.checkers:
-                self._fees_pending.pop((task.task_id, checker), None)
+            self._keep_late_checks(task)
+
+    def _keep_late_checks(self, task: TaskRecord) -> None:
+        raise NotImplementedError  # protocol.market.verifying
 
     def _fee_wei(self, price_wei: int) -> int:
         if self.spec.assurance is Assurance.NONE:

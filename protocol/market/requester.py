@@ -203,6 +203,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             times.append(task.lease_deadline_ms if leased else task.verify_deadline_ms)
         times += [task.verify_deadline_ms for task in self._disputes.values()]
         times += self._plant_deadlines() + self._orphan_deadlines() + self._dispute_room_ends()
+        times += self._late_check_deadlines()
         return min(times)
 
     def handle_timer(self, now_ms: int) -> list[Command]:
@@ -212,6 +213,7 @@ class JobMachine(PlantDesk, VerifyDesk):
         if now_ms >= self.spec.deadline_ms and not frames_settled:
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
         past = now_ms >= self.spec.deadline_ms
+        self._late_check_timeouts(now_ms)
         expired = self._plant_timeouts(now_ms, everything=past)
         if self._orphan_timeouts(now_ms, everything=past) or expired:
             if frames_settled:  # the job waited only for its plants and orphaned checks

@@ -120,6 +120,8 @@ class VerifyDesk(JobBook):
         if was is TaskState.DISPUTED:
             if checker in task.checkers:
                 task.dispute_fallbacks.add(checker)
+                if (task_id, checker) in self._late_checks:  # its vote is the fee now
+                    self._drop_late_check((task_id, checker))
             task.dispute_checkers.add(checker)
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
@@ -232,6 +234,10 @@ class VerifyDesk(JobBook):
         self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
+        if (task.task_id, sender) in self._late_checks:  # decided without it: paid, no vote
+            fee_wei, _ = self._late_checks.pop((task.task_id, sender))
+            self._reserved_wei -= fee_wei
+            return self._fee_due_wei(task.task_id, sender, fee_wei, late=True)
         was = task.state
         if was is TaskState.VERIFYING and sender in task.passed_by:
             return []  # a resent pass: counted once
@@ -443,7 +449,7 @@ class VerifyDesk(JobBook):
         del self._disputes[task.task_id]
         self._reserved_wei -= task.dispute_reserved_wei
         task.dispute_reserved_wei = 0
-        self._drop_dispute_fees(task)
+        self._keep_late_checks(task, task.dispute_checkers - task.dispute_votes.keys())
         if not overturned:
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             claim = self._slash(task) if slash else []
@@ -600,6 +606,45 @@ class VerifyDesk(JobBook):
         self._orphans[task.task_id] = (task.fee_wei, task.verify_deadline_ms)
         self._reserved_wei += task.fee_wei  # _release gave it back with the price
 
+    def _keep_late_checks(self, task: TaskRecord, checkers: Iterable[bytes] | None = None) -> None:
+        """``task`` was decided (or given up) while checkers it asked had not answered:
+        each one's verdict is still paid until the task's verify deadline, if the budget
+        holds its fee, and the fee stays in that checker's lane need meanwhile.
+
+        Why: a checker whose request timed out renders it anyway when it started in time,
+        and counts the fee as promised; when another checker answered first the verdict
+        went unpaid, the checker's count stayed above the requester's, its lane was topped
+        up only to the requester's figure, and it refused every later check of the job as
+        unsecured (``baseline``, seed 3: 81 such verdicts, 531 checks refused, 3 of 26
+        jobs expired; docs/MARKET.md, "Late verdicts"). The same for a dispute's checkers
+        that had not voted when its majority decided (``checkers``). Paid until a verify
+        timeout after the deadline of the last ask: a checker starts a request only
+        within a verify timeout of receiving it (``protocol.verification.check_stale``),
+        so its verdict comes by then unless its render takes longer. The job does not wait
+        for them, and a verdict after that or after the job ended is not paid."""
+        until_ms = task.verify_deadline_ms + self.config.verify_timeout_ms
+        for checker in task.checkers if checkers is None else checkers:
+            fee_wei = self._fees_pending.get((task.task_id, checker))
+            if fee_wei is None or (task.task_id, checker) in self._late_checks:
+                continue
+            if fee_wei and fee_wei <= self._free_wei(self._lane_needs()):
+                self._late_checks[(task.task_id, checker)] = (fee_wei, until_ms)
+                self._reserved_wei += fee_wei
+            else:
+                self._fees_pending.pop((task.task_id, checker), None)
+
+    def _drop_late_check(self, key: tuple[bytes, bytes]) -> None:
+        fee_wei, _ = self._late_checks.pop(key)
+        self._reserved_wei -= fee_wei
+        self._fees_pending.pop(key, None)
+
+    def _late_check_timeouts(self, now_ms: int) -> None:
+        for key in [k for k, (_, until_ms) in self._late_checks.items() if now_ms >= until_ms]:
+            self._drop_late_check(key)
+
+    def _late_check_deadlines(self) -> list[int]:
+        return [until_ms for _, until_ms in self._late_checks.values()]
+
     def _on_orphan_verdict(self, task: TaskRecord, sender: bytes, now_ms: int) -> list[Command]:
         if (task.task_id, sender) not in self._fees_pending:
             return []  # a verdict already paid, resent (review: a pass paid twice)
@@ -608,7 +653,7 @@ class VerifyDesk(JobBook):
         task.fee_paid = True
         for checker in task.checkers - {sender}:  # the first verdict is paid, as for any check
             self._fees_pending.pop((task.task_id, checker), None)
-        return self._fee_due(task, sender) + self._after_change(now_ms)
+        return self._fee_due(task, sender, late=True) + self._after_change(now_ms)
 
     def _orphan_timeouts(self, now_ms: int, *, everything: bool = False) -> bool:
         """Orphaned checks unanswered by their deadline (``everything``: all of them):

@@ -544,8 +544,10 @@ def test_an_upheld_dispute_leaves_the_rejection_and_the_blocklist() -> None:
     assert isinstance(resolved, DisputeResolved) and resolved.upheld and not resolved.paid
     assert harness.commands(CheckerOverruled) == []
     assert harness.job.blocklisted() == {worker}
-    harness.dispute_verdict(1, True)  # late: stale, ignored, not paid
-    assert len(harness.commands(CheckerFeeDue)) == 2
+    harness.dispute_verdict(1, True)  # late: no vote, but paid (it rendered what it was asked)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    fees = harness.commands(CheckerFeeDue)
+    assert len(fees) == 3 and isinstance(fees[-1], CheckerFeeDue) and fees[-1].late
     finish_all(harness)
     assert outcome(harness) is JobOutcome.COMPLETED
     assert harness.job.statistics().reserved_wei == 0
