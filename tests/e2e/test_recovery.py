@@ -12,7 +12,7 @@ from eth_utils import to_canonical_address
 
 from ledger.client import EscrowClient
 from ledger.tx import TxSender
-from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, paid_wei, submit
+from tests.e2e.conftest import JOB_TIMEOUT_S, needs_stack, paid_wei, submit, wait_paid
 from tests.e2e.proxy import CuttableProxy
 
 pytestmark = [pytest.mark.slow, needs_stack]
@@ -51,11 +51,7 @@ def test_chain_outage_delays_payment_and_loses_nothing(
     job = client.wait_job(job_id, JOB_TIMEOUT_S)
     assert job["outcome"] == "completed"
     # A redeem in flight at the cut waits out its receipt (receipt_timeout_s, 120 s).
-    for name in payees:
-        net.api(name).wait_until("/v1/roles", lambda r: r["payee"]["owed_wei"] == 0,
-                                 JOB_TIMEOUT_S)  # fmt: skip
-    views = {n: net.api(n).get("/v1/roles")["payee"] for n in payees}
-    assert paid_wei(net, payees) == job["spent_wei"], (views, job["accepted"])
+    wait_paid(net, payees, job["spent_wei"], JOB_TIMEOUT_S)
 
 
 def test_requester_killed_and_restarted_finishes_its_job(
