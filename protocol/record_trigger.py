@@ -58,11 +58,14 @@ def verdict_use(
                and not c.late for c in commands)  # fmt: skip
     if not paid:
         return VerdictUse.NONE
+    if not recorded and _decides(task_id, commands):
+        # before the next-checker test: a rejection that opens the requester's own dispute
+        # (its confirmation) asks checkers in the same breath and is still the task's
+        # record (review of stop 39: an upheld confirmation left none at all)
+        return VerdictUse.WORK
     if any(isinstance(c, RequestVerification) and c.task_id == task_id for c in commands):
         return VerdictUse.NONE if recorded else VerdictUse.HELD
-    if recorded:
-        return VerdictUse.DISPUTE
-    return VerdictUse.WORK if _decides(task_id, commands) else VerdictUse.NONE
+    return VerdictUse.DISPUTE if recorded else VerdictUse.NONE
 
 
 def _decides(task_id: bytes, commands: Sequence[Command]) -> bool:

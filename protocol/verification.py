@@ -374,6 +374,16 @@ def check_stale(waited_ms: int, verify_timeout_ms: int) -> bool:
     return waited_ms >= verify_timeout_ms
 
 
+def fee_promised(answered_after_ms: int, verify_timeout_ms: int, fee_wei: int) -> int:
+    """What a checker counts as promised for a verdict it sends ``answered_after_ms`` after
+    its request arrived: the fee, or 0 once a verify timeout has passed (its requester
+    asked another checker by then and pays a late verdict only within its window and
+    cap: protocol.market.verifying.VerifyDesk._keep_late_checks). Counted anyway, an
+    unpaid late fee kept the checker's figure above the requester's, and the checker
+    refused every later check of the job as unsecured (docs/MARKET.md, "Late verdicts")."""
+    return 0 if check_stale(answered_after_ms, verify_timeout_ms) else fee_wei
+
+
 def choose_checker(
     candidates: Sequence[bytes], given: MutableMapping[bytes, int], draw: int
 ) -> bytes:

@@ -49,6 +49,7 @@ from protocol.verification import (
     TileCheck,
     build_verdict,
     check_stale,
+    fee_promised,
     select_tiles,
     tile_passes,
 )
@@ -129,7 +130,7 @@ class CheckerDriver:
             k = request.tiles
             self._busy = True
             if self._lazy(requester):  # answers at once, renders nothing
-                world.loop.call_later(2_000, self._answer, (requester, request, k), "verdict")
+                world.loop.call_later(2_000, self._answer, (requester, request, k, queued_ms), "verdict")
                 return
             tile_ru = scene.ru_per_frame * tile_fraction(world.scenario) * k
             overhead_ms = int(config.check_overhead_s * 1000)
@@ -142,7 +143,8 @@ class CheckerDriver:
                 cost = request.fee_wei * config.check_cost_bps * k // (config.checker_fee_bps * 24)
                 costs = world.metrics.checker_cost_wei
                 costs[self.node.node_id] = costs.get(self.node.node_id, 0) + cost
-            world.loop.call_later(duration_ms, self._answer, (requester, request, k), "verdict")
+            world.loop.call_later(duration_ms, self._answer, (requester, request, k, queued_ms),
+                                  "verdict")  # fmt: skip
             return
 
     def _pay_problem(self, request: VerifyRequest) -> str | None:
@@ -155,7 +157,7 @@ class CheckerDriver:
         return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
                                redeem_by_s=secured.deadline_s + REDEEM_MARGIN_S)  # fmt: skip
 
-    def _answer(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
+    def _answer(self, arg: tuple[bytes, VerifyRequest, int, int]) -> None:
         if not self.alive:
             return
         requester = arg[0]
@@ -165,8 +167,8 @@ class CheckerDriver:
         self._rendered_for[requester] = self._rendered_for.get(requester, 0) + rendered
         self._next()
 
-    def _judge(self, arg: tuple[bytes, VerifyRequest, int]) -> None:
-        requester, request, k = arg
+    def _judge(self, arg: tuple[bytes, VerifyRequest, int, int]) -> None:
+        requester, request, k, queued_ms = arg
         world = self.world
         w, h = world.scenario.workload.resolution_x, world.scenario.workload.resolution_y
         tile_px = DEFAULT_POLICY.sampling.tile_px
@@ -187,7 +189,9 @@ class CheckerDriver:
         verdict = build_verdict(request, checks=checks,
                                 checker_build="blender-3.4.1",
                                 checker_device_class=self.node.gpu.name)  # fmt: skip
-        self._answered.setdefault(request.job_id, {})[request.task_id] = request.fee_wei
+        self._answered.setdefault(request.job_id, {})[request.task_id] = fee_promised(
+            world.loop.now_ms - queued_ms, self._stale_ms, request.fee_wei
+        )  # a late verdict's fee is not counted on (node/roles/checker.py the same)
         world.send(self.node, requester, verdict)
 
     def _first_bad_cell(self, requester: bytes, request: VerifyRequest, cells: int) -> int:

@@ -79,7 +79,7 @@ from protocol.messages import (
     Voucher,
 )
 from protocol.slashing import Rejection, may_sign, tiles_commitment
-from protocol.verification import check_stale
+from protocol.verification import check_stale, fee_promised
 
 logger = logging.getLogger(__name__)
 QUEUE_LEN = 64
@@ -188,7 +188,7 @@ class CheckerRole:
                               frame=request.frame, waited_ms=waited_ms)  # fmt: skip
                     continue
                 try:
-                    await self._check(requester, request)
+                    await self._check(requester, request, queued_ms)
                 except Exception as exc:  # no verdict; the requester times out
                     log_event(logger, logging.WARNING, "check failed", frame=request.frame,
                               error=str(exc)[:300])  # fmt: skip
@@ -210,7 +210,7 @@ class CheckerRole:
             if release is not None:
                 await release(scene)
 
-    async def _check(self, requester: bytes, request: VerifyRequest) -> None:
+    async def _check(self, requester: bytes, request: VerifyRequest, queued_ms: int) -> None:
         spec = self.specs.get(request.job_id)
         if spec is None:  # forgotten while queued (MAX_SPECS newer announces): no check
             return
@@ -247,8 +247,12 @@ class CheckerRole:
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last
-        if len(answered) < MAX_ANSWERED_TASKS:
-            answered[request.task_id + request.tile_secret] = request.fee_wei
+        if len(answered) < MAX_ANSWERED_TASKS:  # a late verdict's fee is not counted on
+            answered[request.task_id + request.tile_secret] = fee_promised(
+                self.ctx.clock.now_ms() - queued_ms,
+                self.ctx.settings.market.verify_timeout_ms,
+                request.fee_wei,
+            )
         if len(self._answered) > MAX_ANSWERED_JOBS:  # a stranger's jobs stay bounded
             del self._answered[next(iter(self._answered))]
         log_event(logger, logging.INFO, "verdict", frame=request.frame, passed=verdict.passed)

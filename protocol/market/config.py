@@ -77,10 +77,15 @@ class MarketConfig:
     # frames); 0 = no trial limit.
     trial_leases: int = 0
     plant_rate_ppm: int = 100_000  # forced errors per million checked results (see above)
+    # Late verdicts (a check still out when its task was decided) paid per checker and
+    # job: protocol.market.verifying.VerifyDesk._keep_late_checks.
+    late_fees_per_checker: int = 4
 
     def __post_init__(self) -> None:
-        if self.min_stake_wei < 0 or self.trial_leases < 0:
-            raise LocalProtocolError("min_stake_wei and trial_leases must be >= 0")
+        if self.min_stake_wei < 0 or self.trial_leases < 0 or self.late_fees_per_checker < 0:
+            raise LocalProtocolError(
+                "min_stake_wei, trial_leases and late_fees_per_checker must be >= 0"
+            )
         if not 0 < self.heartbeat_interval_ms < self.lease_ms:
             raise LocalProtocolError("need 0 < heartbeat_interval_ms < lease_ms")
         for name in (

@@ -136,9 +136,11 @@ class JobBook:
         # fee still reserved for them, their verify deadline). See VerifyDesk._orphan.
         self._orphans: dict[bytes, tuple[int, int]] = {}
         # Checks still out when their task was decided without them (asked, timed out,
-        # another checker answered first): (task id, checker) -> (the fee reserved for
-        # its verdict, paid until). See VerifyDesk._keep_late_checks.
-        self._late_checks: dict[tuple[bytes, bytes], tuple[int, int]] = {}
+        # another checker answered first): (task id, checker, kind) -> (the fee reserved
+        # for its verdict, paid until); and how many each checker was granted in this job
+        # (at most MarketConfig.late_fees_per_checker). See VerifyDesk._keep_late_checks.
+        self._late_checks: dict[tuple[bytes, bytes, CheckKind], tuple[int, int]] = {}
+        self._late_granted: dict[bytes, int] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -459,7 +461,7 @@ class JobBook:
     def _orphan(self, task: TaskRecord) -> None:
         raise NotImplementedError  # protocol.market.verifying
 
-    def _drop_late_check(self, key: tuple[bytes, bytes]) -> None:
+    def _drop_late_check(self, key: tuple[bytes, bytes, CheckKind]) -> None:
         raise NotImplementedError  # protocol.market.verifying
 
     def _pay(self, task: TaskRecord) -> list[Command]:
@@ -479,8 +481,10 @@ class JobBook:
         self, task_id: bytes, checker: bytes, fee_wei: int, *, late: bool = False
     ) -> list[Command]:
         """``checker`` answered about ``task_id`` (a real check or a plant): it is owed
-        ``fee_wei`` at its address (``late``: its verdict decided nothing)."""
-        self._fees_pending.pop((task_id, checker), None)
+        ``fee_wei`` at its address (``late``: its verdict decided nothing; its pending
+        fee, if any, is another request's then: a dispute's fallback seat)."""
+        if not late:
+            self._fees_pending.pop((task_id, checker), None)
         self._fees_wei += fee_wei
         address = self._checker_addresses[checker]
         due = CheckerFeeDue(self.job_id, task_id, checker, fee_wei, address, late=late)
@@ -557,6 +561,9 @@ class JobBook:
         for task in [*self._active.values(), *self._disputes.values()]:
             needs[task.payee_address] = needs.get(task.payee_address, 0) + task.price_wei
         for (_, checker), fee in self._fees_pending.items():
+            address = self._checker_addresses[checker]
+            needs[address] = needs.get(address, 0) + fee
+        for (_, checker, _), (fee, _) in self._late_checks.items():
             address = self._checker_addresses[checker]
             needs[address] = needs.get(address, 0) + fee
         return needs

@@ -120,8 +120,6 @@ class VerifyDesk(JobBook):
         if was is TaskState.DISPUTED:
             if checker in task.checkers:
                 task.dispute_fallbacks.add(checker)
-                if (task_id, checker) in self._late_checks:  # its vote is the fee now
-                    self._drop_late_check((task_id, checker))
             task.dispute_checkers.add(checker)
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
@@ -229,15 +227,19 @@ class VerifyDesk(JobBook):
             task, sender, CheckKind.CHECK
         ):  # a dispute fallback's answer to its first request: a pass resent, or a late one
             self._refuse_off_draw(task, sender, verdict, CheckKind.CHECK)
-            return []  # never its dispute vote, which is on the dispute's tiles (review, stop 38)
+            # never its dispute vote, which is on the dispute's tiles (review, stop 38); a
+            # late first verdict is paid all the same (review, stop 39)
+            return self._on_late_verdict(task, sender, CheckKind.CHECK)
         self._refuse_off_draw(task, sender, verdict, kind)
         self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
-        if (task.task_id, sender) in self._late_checks:  # decided without it: paid, no vote
-            fee_wei, _ = self._late_checks.pop((task.task_id, sender))
-            self._reserved_wei -= fee_wei
-            return self._fee_due_wei(task.task_id, sender, fee_wei, late=True)
+        if (
+            task.task_id,
+            sender,
+            kind,
+        ) in self._late_checks and task.state is not TaskState.DISPUTED:
+            return self._on_late_verdict(task, sender, kind)  # decided without it: no vote
         was = task.state
         if was is TaskState.VERIFYING and sender in task.passed_by:
             return []  # a resent pass: counted once
@@ -449,7 +451,9 @@ class VerifyDesk(JobBook):
         del self._disputes[task.task_id]
         self._reserved_wei -= task.dispute_reserved_wei
         task.dispute_reserved_wei = 0
-        self._keep_late_checks(task, task.dispute_checkers - task.dispute_votes.keys())
+        self._keep_late_checks(
+            task, CheckKind.DISPUTE, task.dispute_checkers - task.dispute_votes.keys()
+        )
         if not overturned:
             self._task_step(task, ev.DisputeUpheld(task.task_id))
             claim = self._slash(task) if slash else []
@@ -606,37 +610,58 @@ class VerifyDesk(JobBook):
         self._orphans[task.task_id] = (task.fee_wei, task.verify_deadline_ms)
         self._reserved_wei += task.fee_wei  # _release gave it back with the price
 
-    def _keep_late_checks(self, task: TaskRecord, checkers: Iterable[bytes] | None = None) -> None:
-        """``task`` was decided (or given up) while checkers it asked had not answered:
-        each one's verdict is still paid until the task's verify deadline, if the budget
-        holds its fee, and the fee stays in that checker's lane need meanwhile.
+    def _keep_late_checks(
+        self, task: TaskRecord, kind: CheckKind = CheckKind.CHECK,
+        checkers: Iterable[bytes] | None = None,
+    ) -> None:  # fmt: skip
+        """``task`` was decided (or given up, or its orphaned check answered) while
+        checkers it asked (``checkers``: by default every one) had not answered: each one's
+        verdict is still paid until a verify timeout after the last ask's deadline, if
+        the budget holds its fee and the checker has had fewer than
+        ``late_fees_per_checker`` such grants in this job; the fee stays reserved and in
+        its lane need meanwhile. ``kind``: which of its requests (a dispute's checkers
+        that had not voted when its majority decided are kept as ``DISPUTE``).
 
-        Why: a checker whose request timed out renders it anyway when it started in time,
-        and counts the fee as promised; when another checker answered first the verdict
-        went unpaid, the checker's count stayed above the requester's, its lane was topped
-        up only to the requester's figure, and it refused every later check of the job as
-        unsecured (``baseline``, seed 3: 81 such verdicts, 531 checks refused, 3 of 26
-        jobs expired; docs/MARKET.md, "Late verdicts"). The same for a dispute's checkers
-        that had not voted when its majority decided (``checkers``). Paid until a verify
-        timeout after the deadline of the last ask: a checker starts a request only
-        within a verify timeout of receiving it (``protocol.verification.check_stale``),
-        so its verdict comes by then unless its render takes longer. The job does not wait
-        for them, and a verdict after that or after the job ended is not paid."""
+        Why: a checker starts a request only within a verify timeout of receiving it
+        (``protocol.verification.check_stale``) and counts the fee of every verdict it
+        sends as promised (node.roles.checker). When another checker answered first the
+        verdict went unpaid, the checker's count stayed above the requester's, its lane
+        was topped up only to the requester's figure, and it refused every later check of
+        the job as unsecured (``baseline``, seed 3: 81 such verdicts, 531 checks refused,
+        3 of 26 jobs expired; docs/MARKET.md, "Late verdicts"). The cap bounds what a
+        checker that never renders and answers only after the task is decided can take
+        (review of stop 39: its late verdict cannot be judged). The job does not wait for
+        them; a verdict after the window, past the cap, or after the job ended is not
+        paid. Checkers are taken in sorted order: a tight budget keeps the same ones on a
+        journal replay (a set's order is the hash seed's: review of stop 39)."""
         until_ms = task.verify_deadline_ms + self.config.verify_timeout_ms
-        for checker in task.checkers if checkers is None else checkers:
+        for checker in sorted(task.checkers if checkers is None else checkers):
             fee_wei = self._fees_pending.get((task.task_id, checker))
-            if fee_wei is None or (task.task_id, checker) in self._late_checks:
+            if fee_wei is None:
                 continue
-            if fee_wei and fee_wei <= self._free_wei(self._lane_needs()):
-                self._late_checks[(task.task_id, checker)] = (fee_wei, until_ms)
+            # what the budget holds, with this fee still in its lane's need (a lane funded
+            # for it is not slack)
+            free_wei = self._free_wei(self._lane_needs())
+            del self._fees_pending[(task.task_id, checker)]
+            key = (task.task_id, checker, kind)
+            granted = self._late_granted.get(checker, 0)
+            if not fee_wei or key in self._late_checks:
+                continue
+            if granted < self.config.late_fees_per_checker and fee_wei <= free_wei:
+                self._late_checks[key] = (fee_wei, until_ms)
+                self._late_granted[checker] = granted + 1
                 self._reserved_wei += fee_wei
-            else:
-                self._fees_pending.pop((task.task_id, checker), None)
 
-    def _drop_late_check(self, key: tuple[bytes, bytes]) -> None:
+    def _on_late_verdict(self, task: TaskRecord, sender: bytes, kind: CheckKind) -> list[Command]:
+        held = self._late_checks.pop((task.task_id, sender, kind), None)
+        if held is None:
+            return []  # not kept: too late, past the cap, or paid already
+        self._reserved_wei -= held[0]
+        return self._fee_due_wei(task.task_id, sender, held[0], late=True)
+
+    def _drop_late_check(self, key: tuple[bytes, bytes, CheckKind]) -> None:
         fee_wei, _ = self._late_checks.pop(key)
         self._reserved_wei -= fee_wei
-        self._fees_pending.pop(key, None)
 
     def _late_check_timeouts(self, now_ms: int) -> None:
         for key in [k for k, (_, until_ms) in self._late_checks.items() if now_ms >= until_ms]:
@@ -651,9 +676,11 @@ class VerifyDesk(JobBook):
         fee_wei, _ = self._orphans.pop(task.task_id)
         self._reserved_wei -= fee_wei
         task.fee_paid = True
-        for checker in task.checkers - {sender}:  # the first verdict is paid, as for any check
-            self._fees_pending.pop((task.task_id, checker), None)
-        return self._fee_due(task, sender, late=True) + self._after_change(now_ms)
+        self._fees_pending.pop((task.task_id, sender))
+        out = self._fee_due(task, sender, late=True)
+        # the others still out are late checks now (review of stop 39: only one was paid)
+        self._keep_late_checks(task, CheckKind.CHECK, task.checkers - {sender})
+        return out + self._after_change(now_ms)
 
     def _orphan_timeouts(self, now_ms: int, *, everything: bool = False) -> bool:
         """Orphaned checks unanswered by their deadline (``everything``: all of them):
@@ -662,8 +689,11 @@ class VerifyDesk(JobBook):
         for task_id in expired:
             fee_wei, _ = self._orphans.pop(task_id)
             self._reserved_wei -= fee_wei
-            for checker in self._tasks[task_id].checkers:
-                self._fees_pending.pop((task_id, checker), None)
+            if everything:  # the job is closing
+                for checker in self._tasks[task_id].checkers:
+                    self._fees_pending.pop((task_id, checker), None)
+            else:  # a verdict rendered in time may still be on its way
+                self._keep_late_checks(self._tasks[task_id])
         return bool(expired)
 
     def _orphan_deadlines(self) -> list[int]:

@@ -3,19 +3,23 @@ node's JobRecord and the simulator's PublicRecord."""
 
 from __future__ import annotations
 
+from ledger.fraud import result_signer
 from protocol.market import (
     CheckerFeeDue,
     Command,
     FrameAccepted,
-    MarketConfig,
     PlantJudged,
     RequestVerification,
     Send,
+    SlashDue,
     TaskState,
 )
 from protocol.messages import LeaseRevoked
 from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
 from tests.protocol.market.harness import MarketHarness
+from tests.protocol.market.test_confirmation import CID, STAKE_WEI, WINDOW_MS, finish_signed
+from tests.protocol.market.test_late_verdicts import two_results
+from tests.protocol.market.test_result_sig import ESCROW
 
 JOB, TASK, OTHER_TASK = b"j" * 32, b"t" * 32, b"u" * 32
 CHECKER, OTHER_CHECKER, WORKER = b"c" * 32, b"d" * 32, b"w" * 32
@@ -86,13 +90,8 @@ def test_the_machines_orphaned_verdict_is_not_public() -> None:
     """The attack above on the real machine: one worker, two results out for checks;
     the first is rejected and the worker shut out; the second's rejecting verdict, on a
     revoked task, is paid and must not become its WorkRecord."""
-    harness = MarketHarness(frames=(1, 2), checkers=4, worker_prices_wei_per_ru=(100,),
-                            worker_slots=2)  # fmt: skip
-    harness.start()
-    harness.advance(MarketConfig().bid_window_ms)
-    first, second = list(harness.renders)
-    harness.finish_render(first)
-    harness.finish_render(second)
+    harness, first, second = two_results(checkers=4, worker_prices_wei_per_ru=(100,),
+                                         worker_slots=2)  # fmt: skip
     harness.verdict(first, False)
     assert harness.job.task_state(second) is TaskState.REVOKED  # shut out while checked
     checker, request = harness.verifications.pop(second)
@@ -100,3 +99,27 @@ def test_the_machines_orphaned_verdict_is_not_public() -> None:
     commands = harness.job.receive(checker, verdict, harness.now_ms)
     assert any(isinstance(c, CheckerFeeDue) for c in commands)  # its fee is still paid
     assert verdict_use(second, checker, commands, recorded=False) is VerdictUse.NONE
+
+
+def test_a_rejection_that_opens_the_requesters_confirmation_is_the_tasks_record() -> None:
+    """The requester disputes a staked worker's rejection itself (its confirmation): the
+    rejection asks the dispute's checkers in the same breath, and it is still the task's
+    WorkRecord, the votes its DisputeRecord's (review of stop 39: with the decision test
+    after the next-checker test, an upheld confirmation left no record at all)."""
+    harness = MarketHarness(frames=(1,), checkers=4, escrow=ESCROW, result_signer=result_signer)
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = harness.renders
+    harness.job.set_stake(harness.job._tasks[task_id].payee_address, STAKE_WEI)
+    finish_signed(harness, task_id, CID)
+    checker, request = harness.verifications.pop(task_id)
+    commands = harness.job.receive(checker, harness.make_verdict(checker, request, False),
+                                   harness.now_ms)  # fmt: skip
+    assert any(isinstance(c, RequestVerification) for c in commands)  # the confirmation
+    assert verdict_use(task_id, checker, commands, recorded=False) is VerdictUse.WORK
+    harness._requester_commands(commands)
+    harness.pump()
+    voter, ask = harness.dispute_requests[0]
+    votes = harness.job.receive(voter, harness.make_verdict(voter, ask, False), harness.now_ms)
+    assert any(isinstance(c, SlashDue) for c in votes)  # upheld by the majority
+    assert verdict_use(task_id, voter, votes, recorded=True) is VerdictUse.DISPUTE

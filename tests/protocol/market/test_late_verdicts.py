@@ -10,23 +10,33 @@ that one run with no adversary at all)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol.market import CheckerFeeDue, JobFinished, MarketConfig, TaskState
 from protocol.messages import VerifyRequest
 from protocol.record_trigger import VerdictUse, verdict_use
+from protocol.verification import fee_promised
 from tests.protocol.market.harness import MarketHarness
 
 TIMEOUT_MS = MarketConfig().verify_timeout_ms
 
 
+def two_results(**kwargs: Any) -> tuple[MarketHarness, bytes, bytes]:
+    """A started job of two frames whose two results were delivered (``kwargs``: the
+    harness's; ``worker_prices_wei_per_ru=(100,), worker_slots=2``: one worker has both)."""
+    harness = MarketHarness(frames=(1, 2), **kwargs)
+    harness.start()
+    harness.advance(MarketConfig().bid_window_ms)
+    first, second = list(harness.renders)
+    harness.finish_render(first)
+    harness.finish_render(second)
+    return harness, first, second
+
+
 def decided_without_its_first_checker() -> tuple[MarketHarness, bytes, bytes, VerifyRequest]:
     """Frame 1's first checker stays silent past its verify timeout; other checkers
     pass the result and it is accepted; frame 2 keeps the job open."""
-    harness = MarketHarness(frames=(1, 2), checkers=4)
-    harness.start()
-    harness.advance(MarketConfig().bid_window_ms)
-    task_id, other = list(harness.renders)
-    harness.finish_render(task_id)
-    harness.finish_render(other)
+    harness, task_id, _ = two_results(checkers=4)
     checker, request = harness.verifications.pop(task_id)
     harness.advance(TIMEOUT_MS)  # timed out: the task asks another checker
     while harness.job.task_state(task_id) is TaskState.VERIFYING:
@@ -74,3 +84,110 @@ def test_the_job_does_not_wait_for_late_verdicts_and_ends_with_nothing_reserved(
             harness.verdict(task_id, True)
     assert harness.commands(JobFinished)  # at once, the late check still out
     assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_tight_budget_keeps_the_same_late_checks_on_every_replay() -> None:
+    """Which late checks a budget with room for one keeps is decided in sorted order of
+    the checkers, not a set's (the hash seed's) order: a journal replay in a fresh
+    process pays the same ones (review of stop 39: 1 or 2 by PYTHONHASHSEED)."""
+    harness = MarketHarness(frames=(1, 2), checkers=4, worker_prices_wei_per_ru=(100,),
+                            worker_slots=2, budget_wei=2160, max_price_wei_per_frame=1000)  # fmt: skip
+    harness.start()
+    harness.advance(MarketConfig().bid_window_ms)
+    task_id, _ = list(harness.renders)
+    harness.finish_render(task_id)
+    asked = []
+    for _ in range(2):  # two checkers stay silent past their verify timeouts
+        asked.append(harness.verifications.pop(task_id))
+        harness.advance(TIMEOUT_MS)
+    harness.verdict(task_id, True)  # the third decides with both others still out
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
+    paid = []
+    for checker, request in asked:
+        commands = harness.job.receive(checker, harness.make_verdict(checker, request, True),
+                                       harness.now_ms)  # fmt: skip
+        paid += [c.checker for c in commands if isinstance(c, CheckerFeeDue)]
+    assert paid == [min(checker for checker, _ in asked)]  # room for one: the first in order
+
+
+def test_a_checker_is_paid_for_at_most_late_fees_per_checker_late_verdicts_a_job() -> None:
+    """A checker that never renders and answers only once the task is decided (its late
+    verdict cannot be judged) takes at most ``late_fees_per_checker`` fees a job."""
+    market = MarketConfig(late_fees_per_checker=1)
+    harness = MarketHarness(market=market, frames=(1, 2, 3), checkers=2, worker_slots=3)
+    harness.start()
+    harness.advance(market.bid_window_ms)
+    for task_id in list(harness.renders):
+        harness.finish_render(task_id)
+    late: list[tuple[bytes, VerifyRequest]] = []
+    for task_id in list(harness.verifications)[:2]:
+        late.append(harness.verifications.pop(task_id))
+    harness.advance(TIMEOUT_MS)
+    for task_id in list(harness.verifications):
+        while harness.job.task_state(task_id) is TaskState.VERIFYING:
+            harness.verdict(task_id, True)
+            if task_id not in harness.verifications:
+                break
+    fees = []
+    for checker, request in late:
+        if harness.job.task_state(request.task_id) is TaskState.VERIFYING:
+            continue
+        commands = harness.job.receive(checker, harness.make_verdict(checker, request, True),
+                                       harness.now_ms)  # fmt: skip
+        fees += [c for c in commands if isinstance(c, CheckerFeeDue) and c.late]
+    by_checker: dict[bytes, int] = {}
+    for fee in fees:
+        assert isinstance(fee, CheckerFeeDue)
+        by_checker[fee.checker] = by_checker.get(fee.checker, 0) + 1
+    assert all(n <= 1 for n in by_checker.values())
+
+
+def test_a_dispute_fallback_seat_still_pays_its_earlier_late_check() -> None:
+    """A checker slow on the first check, then seated in the task's dispute (the fallback
+    seat, no other fresh checker): its first verdict, when it comes, is paid late and is
+    not its vote (review of stop 39: seating it dropped the late fee its node counts)."""
+    harness, task_id, _ = two_results(checkers=3)
+    slow, first_request = harness.verifications.pop(task_id)
+    harness.advance(TIMEOUT_MS)
+    harness.verdict(task_id, False)  # another checker rejects
+    harness.dispute(task_id)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    assert slow in [c for c, _ in harness.dispute_requests]  # the fallback seat
+    commands = harness.job.receive(slow, harness.make_verdict(slow, first_request, True),
+                                   harness.now_ms)  # fmt: skip
+    assert [c.late for c in commands if isinstance(c, CheckerFeeDue)] == [True]
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED  # not its vote
+    (index,) = [i for i, (c, _) in enumerate(harness.dispute_requests) if c == slow]
+    harness.dispute_verdict(index, True)  # its vote, on the dispute's tiles, paid as a vote
+    vote_fees = [c for c in harness.commands(CheckerFeeDue)
+                 if isinstance(c, CheckerFeeDue) and c.checker == slow and not c.late]  # fmt: skip
+    assert len(vote_fees) == 1
+
+
+def test_every_check_still_out_on_an_orphaned_task_is_paid() -> None:
+    """A task revoked while two checks of it were out (a timed-out one and its re-ask):
+    both verdicts are paid (review of stop 39: only the first was)."""
+    harness, first, second = two_results(checkers=4, worker_prices_wei_per_ru=(100,),
+                                         worker_slots=2)  # fmt: skip
+    a, a_request = harness.verifications.pop(second)
+    harness.advance(TIMEOUT_MS)
+    b, b_request = harness.verifications.pop(second)
+    harness.verdict(first, False)  # the worker is shut out: `second` revoked, both out
+    assert harness.job.task_state(second) is TaskState.REVOKED
+    paid = []
+    for checker, request in ((a, a_request), (b, b_request)):
+        commands = harness.job.receive(checker, harness.make_verdict(checker, request, True),
+                                       harness.now_ms)  # fmt: skip
+        paid += [c.checker for c in commands if isinstance(c, CheckerFeeDue)]
+    assert sorted(paid) == sorted([a, b])
+
+
+def test_a_checker_does_not_count_on_a_verdict_it_sends_after_a_verify_timeout() -> None:
+    """The checker's side (node.roles.checker and the simulator's CheckerDriver): a
+    verdict sent a verify timeout or more after its request arrived is not counted as
+    promised, so a requester that pays it no more (past its window or cap) leaves the
+    checker's figure no higher than its own."""
+    fee = 7
+    assert fee_promised(TIMEOUT_MS - 1, TIMEOUT_MS, fee) == fee
+    assert fee_promised(TIMEOUT_MS, TIMEOUT_MS, fee) == 0
+    assert fee_promised(10 * TIMEOUT_MS, TIMEOUT_MS, fee) == 0
