@@ -104,8 +104,9 @@ def test_a_lying_checker_is_overruled_and_the_worker_paid(
     devnet_factory: Any, scene: Path, tmp_path: Path
 ) -> None:
     # Four checkers: a fresh worker's result meets two at normal (stop 37), and a rejection
-    # at the second check needs two more for its dispute (with three, that dispute could
-    # not be staffed and the liar's rejection stood: no DisputeRecord in CI)
+    # at the second check wants two more for its dispute. With three the dispute seats the
+    # first check's passer after CHECKER_WAIT_MS (30 s: the fallback seat, stop 38;
+    # tests/roles/test_slashing.py -k liar runs that case): four keep this test quick.
     net = devnet_factory(workers=1, checkers=4, adversaries={"checker1": "false-reject"})
     client = net.api("client")
     job_id = submit(client, scene, tmp_path / "out", FRAMES)
