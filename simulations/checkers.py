@@ -152,7 +152,7 @@ class CheckerDriver:
         answered = self._answered.get(request.job_id, {})
         voucher = self.wallet.vouchers.get(request.job_id)
         promised_wei = max(sum(answered.values()), voucher.cumulative_wei if voucher else 0)
-        cumulative_wei = promised_wei + (0 if request.task_id in answered else request.fee_wei)
+        cumulative_wei = promised_wei + max(0, request.fee_wei - answered.get(request.task_id, 0))
         secured = self.world.chain.secured(request.job_id, self.node.address)
         return secured.problem(token=NATIVE_TOKEN, cumulative_wei=cumulative_wei,
                                redeem_by_s=secured.deadline_s + REDEEM_MARGIN_S)  # fmt: skip

@@ -201,7 +201,9 @@ class CheckerRole:
             voucher_wei = self.payee.voucher_wei(spec.requester_address, request.job_id)
             promised_wei = max(promised_wei, voucher_wei)
         asked = request.task_id + request.tile_secret  # a dispute's second request has its own
-        cumulative_wei = promised_wei + (0 if asked in answered else request.fee_wei)
+        # a request answered before counts its fee once; one answered late counted 0, so a
+        # re-ask's fee is secured anew (second review of stop 39)
+        cumulative_wei = promised_wei + max(0, request.fee_wei - answered.get(asked, 0))
         return await self._pay_check.problem(spec, request.job_id, cumulative_wei)
 
     async def _release_scenes(self) -> None:

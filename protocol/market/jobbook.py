@@ -137,10 +137,11 @@ class JobBook:
         self._orphans: dict[bytes, tuple[int, int]] = {}
         # Checks still out when their task was decided without them (asked, timed out,
         # another checker answered first): (task id, checker, kind) -> (the fee reserved
-        # for its verdict, paid until); and how many each checker was granted in this job
-        # (at most MarketConfig.late_fees_per_checker). See VerifyDesk._keep_late_checks.
+        # for its verdict, paid until); and how many checks' late fees each checker was
+        # paid in this job (at most MarketConfig.late_fees_per_checker). See
+        # VerifyDesk._keep_late_checks.
         self._late_checks: dict[tuple[bytes, bytes, CheckKind], tuple[int, int]] = {}
-        self._late_granted: dict[bytes, int] = {}
+        self._late_paid: dict[bytes, int] = {}  # checks' late fees paid, by checker
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -464,6 +465,9 @@ class JobBook:
     def _drop_late_check(self, key: tuple[bytes, bytes, CheckKind]) -> None:
         raise NotImplementedError  # protocol.market.verifying
 
+    def _drop_orphans(self) -> None:
+        raise NotImplementedError  # protocol.market.verifying
+
     def _pay(self, task: TaskRecord) -> list[Command]:
         """``task``'s frame is accepted: its worker is owed its price."""
         address = task.payee_address
@@ -500,6 +504,7 @@ class JobBook:
     def _settle(self, outcome: JobOutcome) -> list[Command]:
         for key in list(self._late_checks):  # the job is over: late verdicts go unpaid now
             self._drop_late_check(key)
+        self._drop_orphans()  # a cancel or deadline left them (second review of stop 39)
         out: list[Command] = [JobFinished(self.job_id, outcome)]
         refund_wei = self.spec.budget_wei - sum(self._owed_wei.values()) - self._fees_wei
         if refund_wei > 0:

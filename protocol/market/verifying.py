@@ -227,19 +227,18 @@ class VerifyDesk(JobBook):
             task, sender, CheckKind.CHECK
         ):  # a dispute fallback's answer to its first request: a pass resent, or a late one
             self._refuse_off_draw(task, sender, verdict, CheckKind.CHECK)
+            self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
             # never its dispute vote, which is on the dispute's tiles (review, stop 38); a
-            # late first verdict is paid all the same (review, stop 39)
+            # late first verdict is paid all the same (reviews, stop 39)
             return self._on_late_verdict(task, sender, CheckKind.CHECK)
         self._refuse_off_draw(task, sender, verdict, kind)
         self._refuse_unsigned_pass(sender, verdict, task.check_cids.get(sender, task.frame_cid))
         if task.task_id in self._orphans:
             return self._on_orphan_verdict(task, sender, now_ms)
-        if (
-            task.task_id,
-            sender,
-            kind,
-        ) in self._late_checks and task.state is not TaskState.DISPUTED:
-            return self._on_late_verdict(task, sender, kind)  # decided without it: no vote
+        if (task.task_id, sender, kind) in self._late_checks:  # decided without it: no vote
+            # (a DISPUTE-kind entry exists only once its dispute ended; a CHECK-kind one may
+            # come while the task is in dispute: second review of stop 39)
+            return self._on_late_verdict(task, sender, kind)
         was = task.state
         if was is TaskState.VERIFYING and sender in task.passed_by:
             return []  # a resent pass: counted once
@@ -617,10 +616,9 @@ class VerifyDesk(JobBook):
         """``task`` was decided (or given up, or its orphaned check answered) while
         checkers it asked (``checkers``: by default every one) had not answered: each one's
         verdict is still paid until a verify timeout after the last ask's deadline, if
-        the budget holds its fee and the checker has had fewer than
-        ``late_fees_per_checker`` such grants in this job; the fee stays reserved and in
-        its lane need meanwhile. ``kind``: which of its requests (a dispute's checkers
-        that had not voted when its majority decided are kept as ``DISPUTE``).
+        the budget holds its fee; the fee stays reserved and in its lane need meanwhile. ``kind``: which of its requests (a dispute's checkers
+        that had not voted when its majority decided are kept as ``DISPUTE``). The cap on
+        checks' late fees applies when one is paid (:meth:`_on_late_verdict`).
 
         Why: a checker starts a request only within a verify timeout of receiving it
         (``protocol.verification.check_stale``) and counts the fee of every verdict it
@@ -644,19 +642,25 @@ class VerifyDesk(JobBook):
             free_wei = self._free_wei(self._lane_needs())
             del self._fees_pending[(task.task_id, checker)]
             key = (task.task_id, checker, kind)
-            granted = self._late_granted.get(checker, 0)
             if not fee_wei or key in self._late_checks:
                 continue
-            if granted < self.config.late_fees_per_checker and fee_wei <= free_wei:
+            if fee_wei <= free_wei:
                 self._late_checks[key] = (fee_wei, until_ms)
-                self._late_granted[checker] = granted + 1
                 self._reserved_wei += fee_wei
 
     def _on_late_verdict(self, task: TaskRecord, sender: bytes, kind: CheckKind) -> list[Command]:
+        """Pay a late verdict kept for it; a check's (not a dispute seat's: the seat was
+        asked with the dispute and its vote came after the majority) only while the
+        checker has had fewer than ``late_fees_per_checker`` paid in this job."""
         held = self._late_checks.pop((task.task_id, sender, kind), None)
         if held is None:
-            return []  # not kept: too late, past the cap, or paid already
+            return []  # not kept: too late, or paid already
         self._reserved_wei -= held[0]
+        if kind is CheckKind.CHECK:
+            paid = self._late_paid.get(sender, 0)
+            if paid >= self.config.late_fees_per_checker:
+                return []
+            self._late_paid[sender] = paid + 1
         return self._fee_due_wei(task.task_id, sender, held[0], late=True)
 
     def _drop_late_check(self, key: tuple[bytes, bytes, CheckKind]) -> None:
@@ -695,6 +699,10 @@ class VerifyDesk(JobBook):
             else:  # a verdict rendered in time may still be on its way
                 self._keep_late_checks(self._tasks[task_id])
         return bool(expired)
+
+    def _drop_orphans(self) -> None:
+        """The job ended: orphaned checks are paid no more, their reserve released."""
+        self._orphan_timeouts(0, everything=True)
 
     def _orphan_deadlines(self) -> list[int]:
         return [due for _, due in self._orphans.values()]

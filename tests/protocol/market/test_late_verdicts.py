@@ -33,6 +33,18 @@ def two_results(**kwargs: Any) -> tuple[MarketHarness, bytes, bytes]:
     return harness, first, second
 
 
+def slow_then_disputed(checkers: int) -> tuple[MarketHarness, bytes, bytes, VerifyRequest]:
+    """Frame 1's first checker is slow past its verify timeout; the next one rejects the
+    result and the worker disputes: (harness, task, the slow checker, its request)."""
+    harness, task_id, _ = two_results(checkers=checkers)
+    slow, first_request = harness.verifications.pop(task_id)
+    harness.advance(TIMEOUT_MS)
+    harness.verdict(task_id, False)  # another checker rejects
+    harness.dispute(task_id)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    return harness, task_id, slow, first_request
+
+
 def decided_without_its_first_checker() -> tuple[MarketHarness, bytes, bytes, VerifyRequest]:
     """Frame 1's first checker stays silent past its verify timeout; other checkers
     pass the result and it is accepted; frame 2 keeps the job open."""
@@ -146,12 +158,7 @@ def test_a_dispute_fallback_seat_still_pays_its_earlier_late_check() -> None:
     """A checker slow on the first check, then seated in the task's dispute (the fallback
     seat, no other fresh checker): its first verdict, when it comes, is paid late and is
     not its vote (review of stop 39: seating it dropped the late fee its node counts)."""
-    harness, task_id, _ = two_results(checkers=3)
-    slow, first_request = harness.verifications.pop(task_id)
-    harness.advance(TIMEOUT_MS)
-    harness.verdict(task_id, False)  # another checker rejects
-    harness.dispute(task_id)
-    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    harness, task_id, slow, first_request = slow_then_disputed(checkers=3)
     assert slow in [c for c, _ in harness.dispute_requests]  # the fallback seat
     commands = harness.job.receive(slow, harness.make_verdict(slow, first_request, True),
                                    harness.now_ms)  # fmt: skip
@@ -191,3 +198,115 @@ def test_a_checker_does_not_count_on_a_verdict_it_sends_after_a_verify_timeout()
     assert fee_promised(TIMEOUT_MS - 1, TIMEOUT_MS, fee) == fee
     assert fee_promised(TIMEOUT_MS, TIMEOUT_MS, fee) == 0
     assert fee_promised(10 * TIMEOUT_MS, TIMEOUT_MS, fee) == 0
+
+def test_a_late_check_verdict_that_comes_during_the_dispute_is_paid() -> None:
+    """A slow first checker, not seated in the dispute (fresh checkers exist), answers
+    while the worker's dispute is open: its fee was kept late and its node counted it
+    (second review of stop 39: it went unpaid)."""
+    harness, _, slow, first_request = slow_then_disputed(checkers=5)
+    assert slow not in [c for c, _ in harness.dispute_requests]
+    job = harness.job
+    assert any(k[1] == slow for k in job._late_checks), job._late_checks
+    commands = job.receive(slow, harness.make_verdict(slow, first_request, True), harness.now_ms)
+    assert [c.late for c in commands if isinstance(c, CheckerFeeDue)] == [True]
+
+
+def test_a_second_dispute_seats_vote_is_paid_past_the_checks_cap() -> None:
+    """A dispute upheld by its first vote leaves the second seat's vote late; it comes at
+    once (well within a verify timeout of the request: the node counts it as promised),
+    and the cap on checks' late fees does not apply to it (second review of stop 39)."""
+    market = MarketConfig(late_fees_per_checker=1)
+    harness = MarketHarness(market=market, frames=(1, 2, 3), checkers=3)
+    harness.start()
+    harness.advance(market.bid_window_ms)
+    tasks = list(harness.renders)
+    for t in tasks:
+        harness.finish_render(t)
+    disputed = []
+    for t in tasks:
+        harness.verdict(t, False)
+        harness.dispute(t)
+        if harness.job.task_state(t) is TaskState.DISPUTED:
+            disputed.append(t)
+    seats = {t: [i for i, (c, r) in enumerate(harness.dispute_requests) if r.task_id == t]
+             for t in disputed}
+    common = None
+    for a in disputed:
+        for b in disputed:
+            if a < b:
+                both = ({harness.dispute_requests[i][0] for i in seats[a]}
+                        & {harness.dispute_requests[i][0] for i in seats[b]})
+                if both and common is None:
+                    common = (a, b, min(both))
+    assert common is not None
+    a, b, x = common
+    paid = []
+    for t in (a, b):
+        (first,) = [i for i in seats[t] if harness.dispute_requests[i][0] != x]
+        (late,) = [i for i in seats[t] if harness.dispute_requests[i][0] == x]
+        harness.dispute_verdict(first, False)  # upheld at once
+        assert harness.job.task_state(t) is not TaskState.DISPUTED
+        before = len(harness.commands(CheckerFeeDue))
+        harness.dispute_verdict(late, True)  # the second vote, at once
+        paid.append(len([c for c in harness.commands(CheckerFeeDue)[before:] if c.checker == x]))
+        request = harness.dispute_requests[late][1]
+        assert fee_promised(0, market.verify_timeout_ms, request.fee_wei) == request.fee_wei
+    assert paid == [1, 1], paid  # the node counted both
+
+
+
+def test_a_late_check_verdict_during_a_confirmation_is_paid() -> None:
+    """The requester's confirmation opens in the breath of the rejection: a slow first
+    checker's verdict, due at any moment, comes during the dispute and is paid."""
+    from ledger.fraud import result_signer
+    from protocol.market import MarketConfig as MC
+    from tests.protocol.market.test_confirmation import CID, ESCROW, STAKE_WEI, finish_signed
+    harness = MarketHarness(frames=(1, 2), checkers=5, escrow=ESCROW, result_signer=result_signer)
+    harness.start()
+    harness.advance(MC().bid_window_ms)
+    task_id = next(iter(harness.renders))
+    harness.job.set_stake(harness.job._tasks[task_id].payee_address, STAKE_WEI)
+    finish_signed(harness, task_id, CID)
+    slow, first_request = harness.verifications.pop(task_id)
+    harness.advance(TIMEOUT_MS)  # timed out; another checker is asked
+    harness.verdict(task_id, False)  # and rejects: the confirmation opens at once
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    assert slow not in [c for c, _ in harness.dispute_requests]
+    commands = harness.job.receive(slow, harness.make_verdict(slow, first_request, True),
+                                   harness.now_ms)
+    assert [c.late for c in commands if isinstance(c, CheckerFeeDue)] == [True]
+
+
+def test_a_job_cancelled_with_an_orphaned_check_out_ends_with_nothing_reserved() -> None:
+    harness, first, second = two_results(checkers=4, worker_prices_wei_per_ru=(100,),
+                                         worker_slots=2)
+    harness.verifications.pop(second)
+    harness.verdict(first, False)  # the worker is shut out: `second` revoked, its check out
+    assert harness.job.task_state(second) is TaskState.REVOKED
+    assert harness.job._orphans
+    out = harness.job.cancel(harness.now_ms)
+    assert [c for c in out if isinstance(c, JobFinished)]
+    assert harness.job.statistics().reserved_wei == 0
+
+
+def test_a_fallback_seats_late_unsigned_pass_is_not_paid() -> None:
+    """A fallback seat's late first verdict, an unsigned pass of an escrowed job, is
+    refused as on the normal late path (second review of stop 39: it was paid)."""
+    from dataclasses import replace
+
+    from protocol.errors import IllegalMessage
+    from tests.protocol.market.test_pass_sig import signing
+    harness = signing(frames=(1, 2), checkers=3)
+    task_id = next(iter(harness.verifications))
+    slow, first_request = harness.verifications.pop(task_id)
+    harness.advance(TIMEOUT_MS)
+    harness.verdict(task_id, False)
+    harness.dispute(task_id)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    assert slow in [c for c, _ in harness.dispute_requests]  # the fallback seat
+    unsigned = replace(harness.make_verdict(slow, first_request, True), pass_sig=None)
+    try:
+        commands = harness.job.receive(slow, unsigned, harness.now_ms)
+    except IllegalMessage:
+        return
+    assert [c for c in commands if isinstance(c, CheckerFeeDue)] == [], commands
