@@ -616,7 +616,8 @@ class VerifyDesk(JobBook):
         """``task`` was decided (or given up, or its orphaned check answered) while
         checkers it asked (``checkers``: by default every one) had not answered: each one's
         verdict is still paid until a verify timeout after the last ask's deadline, if
-        the budget holds its fee; the fee stays reserved and in its lane need meanwhile. ``kind``: which of its requests (a dispute's checkers
+        its checker's lane holds the fee already or the free budget has room for it; the
+        fee stays reserved and in its lane need meanwhile. ``kind``: which of its requests (a dispute's checkers
         that had not voted when its majority decided are kept as ``DISPUTE``). The cap on
         checks' late fees applies when one is paid (:meth:`_on_late_verdict`).
 
@@ -638,13 +639,17 @@ class VerifyDesk(JobBook):
             if fee_wei is None:
                 continue
             # what the budget holds, with this fee still in its lane's need (a lane funded
-            # for it is not slack)
-            free_wei = self._free_wei(self._lane_needs())
+            # for it is not slack); a lane that holds its whole need has the fee already:
+            # keeping it costs nothing (dropped, it would be that lane's slack, no freer)
+            needs = self._lane_needs()
+            address = self._checker_addresses[checker]
+            covered = self._lanes.lanes_wei.get(address, 0) >= needs.get(address, 0)
+            free_wei = self._free_wei(needs)
             del self._fees_pending[(task.task_id, checker)]
             key = (task.task_id, checker, kind)
             if not fee_wei or key in self._late_checks:
                 continue
-            if fee_wei <= free_wei:
+            if covered or fee_wei <= free_wei:
                 self._late_checks[key] = (fee_wei, until_ms)
                 self._reserved_wei += fee_wei
 
