@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +106,19 @@ def _uniform_below(seed: bytes, counter: int, bound: int) -> tuple[int, int]:
             return value % bound, counter
 
 
+def _picks(seed: bytes, cells: int, k: int) -> Iterator[int]:
+    """The row-major indices of the ``min(k, cells)`` cells the seed picks, in draw order:
+    a partial Fisher-Yates, its swaps kept sparse (the same draws and result as swapping
+    in the whole tile_grid, which was built for every check: a twelfth of a simulated
+    run's time); position i is final once drawn."""
+    moved: dict[int, int] = {}
+    counter = 0
+    for i in range(min(k, cells)):
+        j, counter = _uniform_below(seed, counter, cells - i)
+        yield moved.get(i + j, i + j)
+        moved[i + j] = moved.get(i, i)
+
+
 def select_tiles(
     result_digest: bytes, secret: bytes, width: int, height: int, k: int, tile_px: int
 ) -> tuple[Tile, ...]:
@@ -114,23 +127,9 @@ def select_tiles(
         raise LocalProtocolError("k must be >= 0")
     if width < 1 or height < 1 or tile_px < 1:
         raise LocalProtocolError("width, height and tile_px must be positive")
-    seed = tile_seed(result_digest, secret)
     columns = -(-width // tile_px)
-    cells = columns * -(-height // tile_px)
-    take = min(k, cells)
-    # A partial Fisher-Yates over the cells' row-major indices, its swaps kept sparse
-    # (the same draws and result as swapping in the whole tile_grid, which was built for
-    # every check: a twelfth of a simulated run's time): position i is final once drawn.
-    moved: dict[int, int] = {}
-    chosen = []
-    counter = 0
-    for i in range(take):
-        j, counter = _uniform_below(seed, counter, cells - i)
-        picked = moved.get(i + j, i + j)
-        moved[i + j] = moved.get(i, i)
-        chosen.append(picked)
     tiles = []
-    for index in chosen:
+    for index in _picks(tile_seed(result_digest, secret), columns * -(-height // tile_px), k):
         y, x = index // columns * tile_px, index % columns * tile_px
         tiles.append(Tile(y, x, min(tile_px, width - x), min(tile_px, height - y)))
     return tuple(sorted(tiles))
@@ -143,16 +142,8 @@ def draw_includes(
     """Whether :func:`select_tiles` picks grid cell ``cell`` (row-major index): the same
     draws, stopped at the first pick of it (a requester aiming a dispute's draw tries
     many secrets: ``protocol.tile_secret.aimed_tile_secret``)."""
-    seed = tile_seed(result_digest, secret)
     cells = -(-width // tile_px) * -(-height // tile_px)
-    moved: dict[int, int] = {}
-    counter = 0
-    for i in range(min(k, cells)):
-        j, counter = _uniform_below(seed, counter, cells - i)
-        if moved.get(i + j, i + j) == cell:
-            return True
-        moved[i + j] = moved.get(i, i)
-    return False
+    return cell in _picks(tile_seed(result_digest, secret), cells, k)  # stops at it
 
 
 def cell_of(tile: TileEvidence | Tile, width: int, tile_px: int) -> int:

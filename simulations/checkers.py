@@ -48,6 +48,7 @@ from protocol.verification import (
     PSNR_IDENTICAL_MILLIDB,
     TileCheck,
     build_verdict,
+    cell_of,
     check_stale,
     fee_promised,
     select_tiles,
@@ -179,7 +180,7 @@ class CheckerDriver:
         same_device = worker is not None and worker.gpu == self.node.gpu
         checks = []
         for tile in tiles:
-            cell = (tile.y // tile_px) * columns + tile.x // tile_px
+            cell = cell_of(tile, w, tile_px)
             psnr, diff = self._pixels(cell >= bad_from, same_device)
             evidence = TileEvidence(tile.x, tile.y, tile.width, tile.height, psnr, diff)
             checks.append(

@@ -646,11 +646,8 @@ class VerifyDesk(JobBook):
             covered = self._lanes.lanes_wei.get(address, 0) >= needs.get(address, 0)
             free_wei = self._free_wei(needs)
             del self._fees_pending[(task.task_id, checker)]
-            key = (task.task_id, checker, kind)
-            if not fee_wei or key in self._late_checks:
-                continue
-            if covered or fee_wei <= free_wei:
-                self._late_checks[key] = (fee_wei, until_ms)
+            if fee_wei and (covered or fee_wei <= free_wei):
+                self._late_checks[(task.task_id, checker, kind)] = (fee_wei, until_ms)
                 self._reserved_wei += fee_wei
 
     def _on_late_verdict(self, task: TaskRecord, sender: bytes, kind: CheckKind) -> list[Command]:

@@ -8,7 +8,6 @@ a guess.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,16 +66,14 @@ def paid_wei(net: LocalDevnet, names: list[str]) -> int:
 
 
 def wait_paid(net: LocalDevnet, names: list[str], spent_wei: int, timeout_s: float = 60) -> None:
-    """Poll (bounded) until the payees redeemed all the job spent and hold nothing owed.
+    """Wait (bounded) until the payees redeemed all the job spent and hold nothing owed.
     Not "owed 0" alone: a payee whose vouchers are still on their way owes nothing yet
     (CI, stop 39: worker1 read owed 0 before its vouchers, queued behind the lane top-up
     a chain outage held back, arrived; then 0.3 ETH owed and unpaid at the assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def settled(_: Any) -> bool:
         views = [net.api(n).get("/v1/roles")["payee"] for n in names]
         paid = sum(v["paid_wei"] for v in views)
-        if paid == spent_wei and all(v["owed_wei"] == 0 for v in views):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"paid {paid} of {spent_wei} wei: {dict(zip(names, views, strict=True))}")
-        time.sleep(0.5)
+        return paid == spent_wei and all(v["owed_wei"] == 0 for v in views)
+
+    net.api(names[0]).wait_until("/v1/roles", settled, timeout_s)
