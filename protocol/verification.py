@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -373,6 +373,24 @@ def fee_promised(answered_after_ms: int, verify_timeout_ms: int, fee_wei: int) -
     unpaid late fee kept the checker's figure above the requester's, and the checker
     refused every later check of the job as unsecured (docs/MARKET.md, "Late verdicts")."""
     return 0 if check_stale(answered_after_ms, verify_timeout_ms) else fee_wei
+
+
+def with_room(candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int) -> list[bytes]:
+    """The ``candidates`` a requester may send a check or a plant now: those holding
+    fewer than ``cap`` of its requests (``out``: the sum of its jobs'
+    ``JobMachine.checks_out``; ``MarketConfig.checks_per_checker``). The rest wait at
+    the requester for a verdict (or a stale request) to free a place, and their verify
+    timeout has not started.
+
+    Why: a checker renders one check at a time and drops a request that waited a verify
+    timeout (``check_stale``). Spread evenly, a burst of results queued many checks at a
+    slow checker: most went stale, each was asked again after the timeout, and results
+    asked ``verify_attempts`` times were abandoned and rendered again, more checks still
+    (docs/MARKET.md, "Checks wait for a checker with room"). Held at the requester, a
+    check goes to whichever checker frees first, so a fast checker takes more of them.
+    Plants wait the same way: a checker sees every request come when it holds none of
+    ours, a plant as a real check. A dispute's seats do not wait (its timeout runs)."""
+    return [c for c in candidates if out.get(c, 0) < cap]
 
 
 def choose_checker(

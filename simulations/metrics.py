@@ -48,6 +48,8 @@ class Metrics:
     checks_refused: int = 0  # by a checker whose fee was not secured on chain
     tiles_requested: int = 0  # the tiles those requests asked for
     results_unchecked: int = 0  # results the check plan accepted without a check
+    # results no checker judged in verify_attempts asks: given up, the frame rendered again
+    results_abandoned: int = 0
     disputes_resolved: int = 0  # rejections a worker contested, decided by a majority
     disputes_overturned: int = 0  # ... in the worker's favour
     unpaid_wei: int = 0  # owed by free riders, never vouched for
@@ -162,6 +164,7 @@ class Metrics:
             "checks_refused": self.checks_refused,
             "tiles_requested": self.tiles_requested,
             "results_unchecked": self.results_unchecked,
+            "results_abandoned": self.results_abandoned,
             "disputes_resolved": self.disputes_resolved,
             "disputes_overturned": self.disputes_overturned,
             "unpaid_wei": self.unpaid_wei,

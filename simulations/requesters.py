@@ -39,6 +39,7 @@ from typing import Any
 from protocol import RemoteProtocolError
 from protocol.forced_errors import plant_goes
 from protocol.market import (
+    UNVERIFIABLE,
     CheckerFeeDue,
     Command,
     DisputeResolved,
@@ -70,6 +71,7 @@ from protocol.messages import (
     JobAnnounce,
     JobCancelled,
     JobSpec,
+    LeaseRevoked,
     Message,
     RenderSettings,
     Result,
@@ -86,6 +88,7 @@ from protocol.verification import (
     VerificationPolicy,
     checks_per_frame,
     choose_checker,
+    with_room,
 )
 from simulations.challenges import Challenger
 from simulations.lanes import Clawback, JobQueues
@@ -128,6 +131,11 @@ class RequesterDriver:
         # checker -> checks given it, real checks and plants apart (as the node counts)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
         self._plants: set[tuple[bytes, bytes]] = set()  # (task id, checker) of plants sent
+        # Checks and plants waiting for a checker with room (verification.with_room), in
+        # order: (task id, "check" or "plant") -> (job id, the command). A verdict frees a
+        # place (_drain); the machine's verify timeout renews a waiting check's request.
+        self._waiting: dict[tuple[bytes, str], tuple[bytes, Any]] = {}
+        self._draining = False
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
         self._verdict: Verdict | None = None  # the verdict being fed to a machine
         v = world.scenario.verification
@@ -164,6 +172,7 @@ class RequesterDriver:
             refund_grace_ms=int(world.scenario.chain.grace_s * 1000),
             plant_rate_ppm=m.plant_rate_ppm,
             trial_leases=m.trial_leases,
+            checks_per_checker=m.checks_per_checker,
         )
         # capacity challenges of unproven bidders, as the node's (with trial leases only)
         self.challenges = Challenger(self) if m.trial_leases else None
@@ -274,6 +283,8 @@ class RequesterDriver:
             self.fates.delivered(machine.job_id, message.task_id)
         self._verdict = message if isinstance(message, Verdict) else None  # a claim's evidence
         self._run(machine, commands)
+        if isinstance(message, Verdict):
+            self._drain()  # its checker has room again
 
     def _count_rejection(self, machine: JobMachine, task_id: bytes, worker: bytes) -> None:
         """A checker's failing verdict that the machine acted on: caught or false."""
@@ -322,6 +333,8 @@ class RequesterDriver:
         if isinstance(cmd, Send):
             if isinstance(cmd.message, Award):
                 world.invariants.award_sent(machine.job_id, cmd.message.frame, cmd.to)
+            elif isinstance(cmd.message, LeaseRevoked) and cmd.message.reason == UNVERIFIABLE:
+                world.metrics.results_abandoned += 1
             elif isinstance(cmd.message, VerifyRequest):
                 self._checked.add(cmd.message.task_id)
                 world.metrics.checks_requested += 1
@@ -437,6 +450,10 @@ class RequesterDriver:
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not machine.plant_spares_checks(cmd.task_id, len(checkers)):
             return  # the result's own checks need every checker about (as the node)
+        checkers = self._with_room(checkers)
+        if not checkers:  # as a real check: it waits for a checker with room
+            self._waiting[(cmd.task_id, "plant")] = (machine.job_id, cmd)
+            return
         checker = self._choose(checkers, "plant")
         tested = self.tested.get(checker.node_id, 0)
         if not plant_goes(cmd.position, tested, machine.config.plant_rate_ppm):
@@ -446,6 +463,35 @@ class RequesterDriver:
         now_ms = world.epoch_ms()
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
+
+    def _with_room(self, checkers: list[SimNode]) -> list[SimNode]:
+        """Those of ``checkers`` that hold fewer of our requests than the cap, over all
+        our jobs (``verification.with_room``, as the node's RequesterRole.checks_out)."""
+        now_ms = self.world.epoch_ms()
+        out: dict[bytes, int] = {}
+        for machine in self.jobs.values():
+            for checker, n in machine.checks_out(now_ms).items():
+                out[checker] = out.get(checker, 0) + n
+        roomy = set(with_room([c.node_id for c in checkers], out, self._config.checks_per_checker))
+        return [c for c in checkers if c.node_id in roomy]
+
+    def _drain(self) -> None:
+        """Give the checks and plants waiting for room, in order, another pick."""
+        if self._draining or not self._waiting:
+            return
+        self._draining = True
+        try:
+            for key in list(self._waiting):
+                job_id, cmd = self._waiting.pop(key, (b"", None))
+                machine = self.jobs.get(job_id)
+                if machine is None:
+                    continue  # the job ended (or the entry went meanwhile)
+                if isinstance(cmd, RequestPlant):
+                    self._plant(machine, cmd)
+                elif machine.task_state(cmd.task_id) is TaskState.VERIFYING:
+                    self._pick_now(machine, cmd)
+        finally:
+            self._draining = False
 
     def _resume(self, arg: tuple[bytes, Callable[[JobMachine, Any], None], Any]) -> None:
         """Carry out a command that waited for its frame's preparation (the job's still on)."""
@@ -501,6 +547,12 @@ class RequesterDriver:
                                       (machine.job_id, self._after_dispute_wait, cmd), "wait")  # fmt: skip
                 return
             checkers = candidates(exclude - fallback | self.struck)
+        if checkers and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
+            checkers = self._with_room(checkers)
+            if not checkers:  # every checker we could ask is busy with ours: wait for one
+                self._waiting[(cmd.task_id, "check")] = (machine.job_id, cmd)
+                machine.check_waits(cmd.task_id)
+                return
         if not checkers:
             if machine.wants_further_check(cmd.task_id):
                 # the plan's next checker, and nobody else to ask: as the node, at once if

@@ -263,6 +263,8 @@ class Market:
     min_task_timeout_s: float = bounded(600.0, 1)
     reannounce_interval_s: float = bounded(300.0, 1)
     plant_rate_ppm: int = bounded(MarketConfig().plant_rate_ppm, 0, 1_000_000)  # forced errors
+    # requests out at one checker per requester; beyond, they wait (verification.with_room)
+    checks_per_checker: int = bounded(MarketConfig().checks_per_checker, 1, 1_000_000)
     # protocol.capacity: the node's default (NodeConfig.trial_leases; a test checks), with
     # its capacity challenges (simulations/challenges.py); 0: neither
     trial_leases: int = bounded(NODE_TRIAL_LEASES, 0, 1_000_000)

@@ -44,7 +44,7 @@ from node.log import log_event
 from node.verify.images import ImageError
 from node.verify.plant import canonical_png, plant_png
 from protocol.forced_errors import plant_goes
-from protocol.market import Command, PlantJudged, RequestPlant
+from protocol.market import Command, JobState, PlantJudged, RequestPlant
 from protocol.verification import DEFAULT_POLICY
 
 if TYPE_CHECKING:
@@ -123,7 +123,20 @@ class CheckFrames:
         spare = len(job.role.checker_candidates(c.worker, exclude, qualifies))
         if not job.machine.plant_spares_checks(c.task_id, spare):
             return  # the result's own checks need every checker about
-        checker = job.role.pick_checker(c.worker, exclude, qualifies, "plant")
+        cap = job.machine.config.checks_per_checker
+
+        def room() -> bool:  # as a real check, a plant waits for a checker with room
+            candidates = job.role.checker_candidates(c.worker, exclude, qualifies)
+            return job.machine.state is not JobState.OPEN or not candidates or bool(
+                job.role.with_room(candidates, cap)
+            )
+
+        while not room():
+            with trio.move_on_after(job.machine.config.verify_timeout_ms / 1000):
+                await ctx.node.wait_until(room)  # (a stale request frees room by time)
+        if job.machine.state is not JobState.OPEN:
+            return
+        checker = job.role.pick_checker(c.worker, exclude, qualifies, "plant", room=cap)
         if checker is None:
             return
         tested = job.role.tested.get(checker, 0)

@@ -66,6 +66,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.market import (
     Command,
     FrameAccepted,
+    JobState,
     WorkerJudged,
 )
 from protocol.messages import (
@@ -78,7 +79,7 @@ from protocol.messages import (
 )
 from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
 from protocol.slashing import may_pick_claimer
-from protocol.verification import choose_checker
+from protocol.verification import choose_checker, with_room
 
 logger = logging.getLogger(__name__)
 RESUME_WAIT_S = 30.0
@@ -327,13 +328,27 @@ class RequesterRole:
         exclude = exclude | self.struck  # never again a checker that passed a plant of ours
         return [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
 
+    def with_room(self, candidates: list[bytes], cap: int) -> list[bytes]:
+        """Those of ``candidates`` holding fewer than ``cap`` of our requests, over all
+        our open jobs (``protocol.verification.with_room``; the simulator's the same)."""
+        now_ms, out = self.clock.now_ms(), dict[bytes, int]()
+        for job in self.jobs.values():
+            if job.machine.state is JobState.OPEN:
+                for checker, n in job.machine.checks_out(now_ms).items():
+                    out[checker] = out.get(checker, 0) + n
+        return with_room(candidates, out, cap)
+
     def pick_checker(
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
         qualifies: Callable[[bytes], bool] = lambda _: True, kind: str = "check",
+        room: int | None = None,
     ) -> bytes | None:  # fmt: skip
         """The checker to ask (``protocol.verification.choose_checker``); ``kind`` is
-        ``check`` or ``plant``, counted apart."""
+        ``check`` or ``plant``, counted apart; ``room``: only among those holding fewer
+        of our requests (:meth:`with_room`; None: any)."""
         candidates = self.checker_candidates(worker, exclude, qualifies)
+        if room is not None:
+            candidates = self.with_room(candidates, room)
         if not candidates:
             return None
         given = self._given[kind]

@@ -51,6 +51,7 @@ from protocol.market import (
     FundLanes,
     JobFinished,
     JobMachine,
+    JobState,
     PassClaimDue,
     PlantJudged,
     Publish,
@@ -60,6 +61,7 @@ from protocol.market import (
     RequestVerification,
     Send,
     SlashDue,
+    TaskState,
     WorkerBlocklisted,
     WorkerJudged,
 )
@@ -143,6 +145,7 @@ class RequesterJob:
         self._collecting = 0
         self._lock = trio.Lock()
         self._assigning: dict[bytes, set[bytes]] = {}  # dispute checkers being assigned
+        self._room_waits: set[bytes] = set()  # tasks whose check waits for room (_wait_for_room)
         self._introduced: set[bytes] = set()  # checkers sent our announce (bounded by peers)
         self._changed = trio.Event()
         # With a chain, sends and lane fundings leave in the machine's order, one at a
@@ -230,6 +233,9 @@ class RequesterJob:
             commands = machine.cancel(now_ms)
         elif kind == "unfetchable":  # task id: its frame could not be fetched, worker gone
             commands = machine.result_unfetchable(data, now_ms)
+        elif kind == "waits":  # task id: its request waits for a checker with room
+            self.machine.check_waits(data)
+            commands = []
         elif kind == "exhausted":  # task id, then the checkers we reached (32 bytes each)
             reachable = [data[i : i + 32] for i in range(32, len(data), 32)]
             commands = machine.checkers_exhausted(data[:32], now_ms, reachable)
@@ -352,8 +358,12 @@ class RequesterJob:
             address = self.role.address_of(checker)
             return address is not None and self.machine.checker_qualifies(address)
 
+        cap = self.machine.config.checks_per_checker
+
         def pick() -> bytes | None:
-            return self.role.pick_checker(c.worker, exclude(), qualifies)
+            verifying = self.machine.task_state(c.task_id) is TaskState.VERIFYING
+            return self.role.pick_checker(c.worker, exclude(), qualifies,
+                                          room=cap if verifying else None)  # fmt: skip
 
         def ready_or_new(known: list[bytes]) -> Callable[[], bool]:
             """A checker may be asked now, or checkers other than ``known`` came."""
@@ -386,6 +396,8 @@ class RequesterJob:
                 await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
         if further and not self.machine.wants_further_check(c.task_id):
             return  # decided (or disputed) during the wait: this request is void
+        if not await self._wait_for_room(c, exclude, qualifies):
+            return  # decided meanwhile, or another request of the task waits for room
         checker = pick()
         if checker is None and (fallback := self.machine.dispute_fallback(c.task_id)):
             # a dispute that reached no fresh checker in the wait: one used before on the
@@ -416,6 +428,42 @@ class RequesterJob:
             in_flight.discard(checker)
             if not in_flight:
                 self._assigning.pop(c.task_id, None)
+
+    async def _wait_for_room(
+        self, c: RequestVerification, exclude: Callable[[], frozenset[bytes]],
+        qualifies: Callable[[bytes], bool],
+    ) -> bool:  # fmt: skip
+        """A check goes out only to a checker holding fewer than
+        ``MarketConfig.checks_per_checker`` of our requests (protocol.verification.with_room).
+        If every checker we could ask is that busy, the request waits here, told to the
+        machine (``check_waits``, journalled: it asked nobody and is not counted towards
+        ``verify_attempts``), until one has room; the machine's verify timeout renews it.
+        One wait per task: a renewed request finds the first still waiting and returns
+        False. True: pick now (a dispute's seats never wait)."""
+        cap = self.machine.config.checks_per_checker
+
+        def verifying() -> bool:
+            machine = self.machine
+            return machine.state is JobState.OPEN and machine.task_state(c.task_id) is TaskState.VERIFYING
+
+        def room() -> bool:
+            candidates = self.role.checker_candidates(c.worker, exclude(), qualifies)
+            return not candidates or bool(self.role.with_room(candidates, cap))
+
+        if not verifying() or room():
+            return True
+        await self.step("waits", c.worker, c.task_id, self.ctx.clock.now_ms())
+        if c.task_id in self._room_waits:
+            return False
+        self._room_waits.add(c.task_id)
+        try:
+            timeout_s = self.machine.config.verify_timeout_ms / 1000
+            while verifying() and not room():
+                with trio.move_on_after(timeout_s):  # a stale request frees room by time
+                    await self.ctx.node.wait_until(lambda: not verifying() or room())
+        finally:
+            self._room_waits.discard(c.task_id)
+        return verifying()
 
     async def _exhausted(self, c: RequestVerification, qualifies: Callable[[bytes], bool]) -> None:
         """Tell the machine no checker is left to ask for ``c``'s further check, with every

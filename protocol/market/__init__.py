@@ -37,7 +37,7 @@ from protocol.market.commands import (
     WorkerJudged,
 )
 from protocol.market.config import MarketConfig, WorkerConfig
-from protocol.market.requester import JobMachine, JobStatistics, result_digest_of
+from protocol.market.requester import UNVERIFIABLE, JobMachine, JobStatistics, result_digest_of
 from protocol.market.tables import (
     FrameState,
     JobState,
@@ -48,6 +48,7 @@ from protocol.market.tables import (
 from protocol.market.worker import WorkerMachine, WorkerStatistics
 
 __all__ = [
+    "UNVERIFIABLE",
     "CancelRender",
     "CheckerFeeDue",
     "CheckerOverruled",

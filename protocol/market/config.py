@@ -80,6 +80,9 @@ class MarketConfig:
     # Late verdicts (a check still out when its task was decided) paid per checker and
     # job: protocol.market.verifying.VerifyDesk._keep_late_checks.
     late_fees_per_checker: int = 4
+    # Requests a requester keeps out at one checker, over all its jobs; further checks
+    # and plants wait for one with room (protocol.verification.with_room).
+    checks_per_checker: int = 1
 
     def __post_init__(self) -> None:
         if self.min_stake_wei < 0 or self.trial_leases < 0 or self.late_fees_per_checker < 0:
@@ -99,6 +102,7 @@ class MarketConfig:
             "task_timeout_factor",
             "min_task_timeout_ms",
             "reannounce_interval_ms",
+            "checks_per_checker",
         ):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")

@@ -142,6 +142,10 @@ class JobBook:
         # VerifyDesk._keep_late_checks.
         self._late_checks: dict[tuple[bytes, bytes, CheckKind], tuple[int, int]] = {}
         self._late_paid: dict[bytes, int] = {}  # checks' late fees paid, by checker
+        # Requests out at each checker: (task id, checker) -> when the checker drops it
+        # unanswered (check_stale: a verify timeout after it came). A verdict ends it.
+        # What the driver's pick counts (checks_out, verification.with_room).
+        self._asked_out: dict[tuple[bytes, bytes], int] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -290,6 +294,25 @@ class JobBook:
         """Whether the checker paid at ``address`` may be asked a check or sent a plant."""
         return checker_qualifies(self._stakes.get(address), self.config.min_stake_wei,
                                  self.pass_claim_wei)  # fmt: skip
+
+    def checks_out(self, now_ms: int) -> dict[bytes, int]:
+        """Requests of this job each checker holds now: sent (checks, plants, dispute
+        seats), not answered, and not yet dropped by the checker as stale
+        (``verification.check_stale``). A driver sums them over its jobs for
+        ``verification.with_room``."""
+        out: dict[bytes, int] = {}
+        for (_, checker), until_ms in self._asked_out.items():
+            if now_ms < until_ms:
+                out[checker] = out.get(checker, 0) + 1
+        return out
+
+    def _asked(self, task_id: bytes, checker: bytes, now_ms: int) -> None:
+        """A request about ``task_id`` goes to ``checker`` now (see ``checks_out``)."""
+        self._asked_out[(task_id, checker)] = now_ms + self.config.verify_timeout_ms
+
+    def _asked_timeouts(self, now_ms: int) -> None:
+        for key in [k for k, until_ms in self._asked_out.items() if now_ms >= until_ms]:
+            del self._asked_out[key]
 
     def _capped(self, bidder: Bidder) -> Bidder:
         """The bid as the plan ranks it: its ETA no shorter than a capacity challenge

@@ -144,6 +144,7 @@ class PlantDesk(JobBook):
             task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms
         )
         self._plant_holders[task_id] = checker
+        self._asked(task_id, checker, now_ms)
         self._reserved_wei += fee
         self._fees_pending[(task_id, checker)] = fee
         request = VerifyRequest(

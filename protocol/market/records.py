@@ -44,6 +44,7 @@ class TaskRecord:
     asked_since_pass: set[bytes] = field(default_factory=set)
     verify_deadline_ms: int = 0
     verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
+    waits_for_room: bool = False  # its latest request waits for a checker (check_waits)
     fee_paid: bool = False
     attempt_charged: bool = False  # its failure cost the frame an attempt (not on trial)
     # the dispute path (see the requester module): the rejecting verdict's

@@ -125,6 +125,8 @@ from protocol.signed_pass import PassSigner
 from protocol.topics import JOBS_TOPIC
 from protocol.verification import DEFAULT_POLICY, VerificationPolicy
 
+UNVERIFIABLE = "result unverifiable"  # LeaseRevoked.reason of an abandoned result (_abandon)
+
 
 class JobMachine(PlantDesk, VerifyDesk):
     """The requester's side of one job (see the module docstring)."""
@@ -172,6 +174,8 @@ class JobMachine(PlantDesk, VerifyDesk):
             raise IllegalTransition("a message for another job was routed to this machine")
         if self.state is not JobState.OPEN:
             return []  # before start or after the end: nothing left to decide
+        if isinstance(message, Verdict):  # the checker is done with it, whatever it says
+            self._asked_out.pop((message.task_id, sender), None)
         return handler(sender, message, now_ms, envelope_digest)
 
     def cancel(self, now_ms: int) -> list[Command]:
@@ -214,6 +218,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             return self._close(ev.DeadlinePassed(self.job_id), "deadline passed")
         past = now_ms >= self.spec.deadline_ms
         self._late_check_timeouts(now_ms)
+        self._asked_timeouts(now_ms)
         expired = self._plant_timeouts(now_ms, everything=past)
         if self._orphan_timeouts(now_ms, everything=past) or expired:
             if frames_settled:  # the job waited only for its plants and orphaned checks
@@ -362,8 +367,7 @@ class JobMachine(PlantDesk, VerifyDesk):
         self._release(task)
         self._frame_step(task.frame, ev.AttemptReturned(task.frame))
         self._pending.add(task.frame)
-        reason = "result unverifiable"
-        return [Send(task.worker, LeaseRevoked(self.job_id, task.task_id, reason)),
+        return [Send(task.worker, LeaseRevoked(self.job_id, task.task_id, UNVERIFIABLE)),
                 *self._after_change(now_ms)]  # fmt: skip
 
     # ---- decisions ----

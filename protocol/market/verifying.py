@@ -123,6 +123,10 @@ class VerifyDesk(JobBook):
             task.dispute_checkers.add(checker)
         elif was is not TaskState.VERIFYING:
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
+        else:  # the checker's window starts when the request goes out (check_waits)
+            task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+            task.waits_for_room = False
+        self._asked(task_id, checker, now_ms)
         task.checkers.add(checker)
         task.asked_since_pass.add(checker)
         served = task.check_cids[checker] = frame_cid or task.frame_cid
@@ -283,6 +287,20 @@ class VerifyDesk(JobBook):
                 task.disputed = False  # the worker's own dispute may still be heard
                 out += self._last_dispute(now_ms)
         return out
+
+    def check_waits(self, task_id: bytes) -> None:
+        """The driver holds ``task_id``'s latest RequestVerification until a checker has
+        room for it (``verification.with_room``: every checker it could ask holds as many
+        of our requests as ``MarketConfig.checks_per_checker``). That request asked
+        nobody: it does not count towards ``verify_attempts`` (a request with no checker
+        at all to ask still does), and the verify timeout asks again only to renew it.
+        Without this, a burst of results that waited for busy checkers was abandoned
+        after ``verify_attempts`` timeouts and rendered again: more checks still."""
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not TaskState.VERIFYING or task.waits_for_room:
+            return
+        task.waits_for_room = True
+        task.verify_asks -= 1
 
     def checkers_exhausted(
         self, task_id: bytes, now_ms: int, reachable: Iterable[bytes]
@@ -718,6 +736,7 @@ class VerifyDesk(JobBook):
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
         task.verify_asks += 1
+        task.waits_for_room = False
         # after a pass, never a checker that passed it or was asked since (checkers_refused)
         exclude = (frozenset(task.passed_by | task.asked_since_pass | {task.worker})
                    if task.passed_by else frozenset())  # fmt: skip

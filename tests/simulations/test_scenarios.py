@@ -58,15 +58,19 @@ def test_plants_catch_lazy_checkers_and_cost_honest_ones_nothing(small: dict[str
     leases and capacity challenges on, seed 2 gives the honest checkers 14 against 29,
     seeds 1-4 together 208 against 68)."""
     small.update({"workload.jobs_per_hour": 12, "market.plant_rate_ppm": 1_000_000})
-    honest = lazy_profit = 0
+    honest = lazy_profit = sent = missed = 0
     for seed in (1, 2, 3, 4):
         outcome = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", small), seed)
         s = outcome.summary
-        assert s["plants_sent"] > 0
         # struck at its first miss by that requester; plants already out may be missed too
-        assert 1 <= s["plants_missed"] < s["plants_sent"]
+        assert 1 <= s["plants_missed"] <= s["plants_sent"]
+        sent, missed = sent + s["plants_sent"], missed + s["plants_missed"]
         honest += s["honest_checker_profit_wei"]
         lazy_profit += s["lazy_checker_profit_wei"]
+    # honest checkers got plants too, and rejected them (with two honest checkers and two
+    # checks per result a plant finds a spare checker only now and then: seeds 2 and 3
+    # send only the lazy checker's)
+    assert missed < sent
     assert honest > lazy_profit
     without = dict(small, **{"market.plant_rate_ppm": 0})
     idle = run_scenario(load_scenario(SCENARIOS / "lazy_checkers.toml", without), 1).summary

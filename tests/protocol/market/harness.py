@@ -179,6 +179,10 @@ class MarketHarness:
     serve_copies: bool = False
     check_secret: bytes | None = None  # the requester's (plants need one)
     verification: VerificationPolicy = ONE_CHECKER_POLICY  # DEFAULT_POLICY: the real levels
+    # Checks wait for a checker with room (verification.with_room), as the drivers hold
+    # them when every checker is busy: RequestVerification is kept in ``held`` and the
+    # machine told (check_waits); the test assigns it (assign_held).
+    hold_checks: bool = False
 
     def __post_init__(self) -> None:
         self.now_ms = START_MS
@@ -237,6 +241,7 @@ class MarketHarness:
         self.log: list[Sent] = []  # every command the requester returned
         self.rejected: list[tuple[bytes, RemoteProtocolError]] = []
         self.verdicts: list[tuple[bytes, Verdict]] = []  # every verdict the checkers sent
+        self.held: dict[bytes, RequestVerification] = {}  # task id -> its waiting request
         self._nonce = 0
         self._next_checker = 0
 
@@ -293,6 +298,13 @@ class MarketHarness:
         verdict = self.make_verdict(checker, request, passed)
         self.verdicts.append((checker, verdict))
         self.send(checker, self.requester, verdict)
+        self.pump()
+
+    def assign_held(self, task_id: bytes, checker: bytes) -> None:
+        """A checker has room now: the held request of ``task_id`` goes to ``checker``."""
+        del self.held[task_id]
+        address = self.checker_addresses[checker]
+        self._requester_commands(self.job.assign_checker(task_id, checker, self.now_ms, address))
         self.pump()
 
     def plant_verdict(self, task_id: bytes, passed: bool) -> None:
@@ -412,6 +424,9 @@ class MarketHarness:
             elif isinstance(command, Publish):
                 for node in self.workers:
                     self.send(self.requester, node, command.message)
+            elif isinstance(command, RequestVerification) and self.hold_checks:
+                self.held[command.task_id] = command
+                self.job.check_waits(command.task_id)
             elif isinstance(command, RequestVerification):
                 exclude = command.exclude | self.job.checkers_refused(command.task_id)
                 checker = self._pick_checker(command.worker, exclude)

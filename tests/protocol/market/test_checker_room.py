@@ -1,0 +1,124 @@
+"""Checks wait for a checker with room (protocol.verification.with_room,
+JobMachine.checks_out and check_waits; docs/MARKET.md, "Checks wait for a checker
+with room").
+
+The failure these answer, measured in the simulator's ``lazy_checkers`` (18 seeds, two
+of six checkers struck early): checks spread evenly over the checkers queued up at the
+slow ones, most went stale there, every stale one was asked again a verify timeout
+later, and results asked ``verify_attempts`` times were abandoned and rendered again:
+680 abandoned results and 14 of 329 jobs failed."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.market import FrameAccepted, MarketConfig, RequestVerification, TaskState
+from protocol.messages import VerifyRequest
+from protocol.verification import with_room
+from tests.protocol.market.harness import MarketHarness
+from tests.protocol.market.test_plants import ALWAYS, SECRET
+
+CONFIG = MarketConfig()
+TIMEOUT_MS = CONFIG.verify_timeout_ms
+
+
+def delivered(**kwargs: object) -> tuple[MarketHarness, bytes]:
+    """One frame rendered and delivered; its check is held for room (``hold_checks``)."""
+    options: dict[str, object] = {"frames": (1,), "hold_checks": True, **kwargs}
+    harness = MarketHarness(**options)  # type: ignore[arg-type]
+    harness.start()
+    harness.advance(CONFIG.bid_window_ms)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    return harness, task_id
+
+
+def requests_sent(harness: MarketHarness) -> int:
+    return sum(1 for sent in harness.log
+               if isinstance(getattr(sent.command, "message", None), VerifyRequest))  # fmt: skip
+
+
+def test_a_check_waiting_for_room_is_not_given_up() -> None:
+    """Before: every verify timeout counted an ask, and after ``verify_attempts`` of them
+    the result was abandoned and its frame rendered again, though no checker had been
+    asked at all (they were busy with our other checks)."""
+    harness, task_id = delivered()
+    for _ in range(CONFIG.verify_attempts + 2):
+        harness.advance(TIMEOUT_MS)  # the machine renews the request; it waits again
+        assert harness.job.task_state(task_id) is TaskState.VERIFYING
+    renewed = harness.commands(RequestVerification)
+    assert len(renewed) == CONFIG.verify_attempts + 3
+    assert requests_sent(harness) == 0
+    checker = harness.checker_ids[0]
+    harness.assign_held(task_id, checker)
+    harness.verdict(task_id, True)
+    assert len(harness.commands(FrameAccepted)) == 1
+
+
+def test_a_request_no_checker_could_take_still_counts() -> None:
+    """Only a wait for room is free: a request the driver could send nowhere (and did
+    not say it waits) counts, so a result nobody can judge is still given up."""
+    harness, task_id = delivered(hold_checks=False, checkers=0)
+    for _ in range(CONFIG.verify_attempts):
+        harness.advance(TIMEOUT_MS)
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED
+
+
+def test_the_checkers_window_starts_when_it_is_asked() -> None:
+    """A check that waited 100 s for room still gets a whole verify timeout: before, the
+    window ran from the request, the checker's timely verdict came after it, and the
+    result was asked of another checker (the first verdict paid late)."""
+    harness, task_id = delivered()
+    harness.advance(100_000)
+    checker = harness.checker_ids[0]
+    harness.assign_held(task_id, checker)
+    harness.advance(TIMEOUT_MS - 1_000)  # 219 s after the request, 119 s after the ask
+    assert not harness.held and requests_sent(harness) == 1
+    harness.verdict(task_id, True)
+    assert len(harness.commands(FrameAccepted)) == 1
+    assert requests_sent(harness) == 1
+
+
+def test_checks_out_counts_a_request_until_its_verdict_or_its_staleness() -> None:
+    harness = MarketHarness(frames=(1, 2), worker_prices_wei_per_ru=(100, 110), hold_checks=True)
+    harness.start()
+    harness.advance(CONFIG.bid_window_ms)
+    task_id, other = harness.renders
+    harness.finish_render(task_id)
+    harness.finish_render(other)
+    first, second = harness.checker_ids
+    harness.assign_held(task_id, first)
+    harness.assign_held(other, second)
+    now = harness.now_ms
+    assert harness.job.checks_out(now) == {first: 1, second: 1}
+    harness.verdict(task_id, True)
+    assert harness.job.checks_out(harness.now_ms) == {second: 1}
+    # the silent one: its checker drops the request a verify timeout after it came
+    assert harness.job.checks_out(now + TIMEOUT_MS - 1) == {second: 1}
+    assert harness.job.checks_out(now + TIMEOUT_MS) == {}
+
+
+def test_a_plant_takes_room_at_its_checker_as_a_real_check_does() -> None:
+    """A checker must not tell a plant by its coming while it holds one of ours."""
+    options: dict[str, object] = {"frames": (1,), "checkers": 3, "market": ALWAYS,
+                                  "check_secret": SECRET}  # fmt: skip
+    harness = MarketHarness(**options)  # type: ignore[arg-type]
+    harness.start()
+    harness.advance(CONFIG.bid_window_ms)
+    (task_id,) = harness.renders
+    harness.finish_render(task_id)
+    real, _ = harness.verifications[task_id]
+    planted, _ = harness.plants[task_id]
+    assert harness.job.checks_out(harness.now_ms) == {real: 1, planted: 1}
+    harness.plant_verdict(task_id, passed=False)
+    assert harness.job.checks_out(harness.now_ms) == {real: 1}
+
+
+@given(st.dictionaries(st.binary(min_size=1, max_size=2), st.integers(0, 4)),
+       st.lists(st.binary(min_size=1, max_size=2), unique=True), st.integers(1, 4))  # fmt: skip
+def test_with_room_keeps_exactly_the_checkers_below_the_cap(
+    out: dict[bytes, int], candidates: list[bytes], cap: int
+) -> None:
+    roomy = with_room(candidates, out, cap)
+    assert roomy == [c for c in candidates if out.get(c, 0) < cap]  # in order
