@@ -136,6 +136,7 @@ class RequesterDriver:
         # place (_drain); the machine's verify timeout renews a waiting check's request.
         self._waiting: dict[tuple[bytes, str], tuple[bytes, Any]] = {}
         self._draining = False
+        self._drain_at_ms: int | None = None  # a drain scheduled for a request going stale
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
         self._verdict: Verdict | None = None  # the verdict being fed to a machine
         v = world.scenario.verification
@@ -452,7 +453,7 @@ class RequesterDriver:
             return  # the result's own checks need every checker about (as the node)
         checkers = self._with_room(checkers)
         if not checkers:  # as a real check: it waits for a checker with room
-            self._waiting[(cmd.task_id, "plant")] = (machine.job_id, cmd)
+            self._wait(machine, (cmd.task_id, "plant"), cmd)
             return
         checker = self._choose(checkers, "plant")
         tested = self.tested.get(checker.node_id, 0)
@@ -475,6 +476,21 @@ class RequesterDriver:
         roomy = set(with_room([c.node_id for c in checkers], out, self._config.checks_per_checker))
         return [c for c in checkers if c.node_id in roomy]
 
+    def _wait(self, machine: JobMachine, key: tuple[bytes, str], cmd: Any) -> None:
+        """Hold ``cmd`` until a checker has room: a verdict frees one (``_drain``), and so
+        does a request of ours going stale at its checker, when a drain is scheduled."""
+        self._waiting[key] = (machine.job_id, cmd)
+        world, now_ms = self.world, self.world.epoch_ms()
+        stale = [t for m in self.jobs.values() if (t := m.next_check_stale_ms(now_ms)) is not None]
+        if stale and (self._drain_at_ms is None or min(stale) < self._drain_at_ms):
+            self._drain_at_ms = min(stale)
+            world.loop.call_at(min(stale) - world.start_ms, self._timed_drain, None, "drain")
+
+    def _timed_drain(self, _: object) -> None:
+        if self._drain_at_ms is not None and self.world.epoch_ms() >= self._drain_at_ms:
+            self._drain_at_ms = None
+            self._drain()
+
     def _drain(self) -> None:
         """Give the checks and plants waiting for room, in order, another pick."""
         if self._draining or not self._waiting:
@@ -488,7 +504,7 @@ class RequesterDriver:
                     continue  # the job ended (or the entry went meanwhile)
                 if isinstance(cmd, RequestPlant):
                     self._plant(machine, cmd)
-                elif machine.task_state(cmd.task_id) is TaskState.VERIFYING:
+                elif machine.check_waiting(cmd.task_id):  # else a renewal went out, or decided
                     self._pick_now(machine, cmd)
         finally:
             self._draining = False
@@ -550,9 +566,10 @@ class RequesterDriver:
         if checkers and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
             checkers = self._with_room(checkers)
             if not checkers:  # every checker we could ask is busy with ours: wait for one
-                self._waiting[(cmd.task_id, "check")] = (machine.job_id, cmd)
+                self._wait(machine, (cmd.task_id, "check"), cmd)
                 machine.check_waits(cmd.task_id)
                 return
+            self._waiting.pop((cmd.task_id, "check"), None)  # a renewal found room
         if not checkers:
             if machine.wants_further_check(cmd.task_id):
                 # the plan's next checker, and nobody else to ask: as the node, at once if

@@ -107,7 +107,7 @@ class CheckFrames:
             job.record.flush(job.ctx.node.record, job.live, self.holding)
 
     async def _plant(self, c: RequestPlant) -> None:
-        job, ctx = self.job, self.job.ctx
+        job = self.job
         # After the real check is assigned, so the two never pick the same checker.
         with trio.move_on_after(PLANT_WAIT_S):
             while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
@@ -132,13 +132,17 @@ class CheckFrames:
             )
 
         while not room():
-            with trio.move_on_after(job.machine.config.verify_timeout_ms / 1000):
-                await ctx.node.wait_until(room)  # (a stale request frees room by time)
+            await job.room_or_stale(room)
         if job.machine.state is not JobState.OPEN:
             return
         checker = job.role.pick_checker(c.worker, exclude, qualifies, "plant", room=cap)
         if checker is None:
             return
+        with job.role.holding_room(checker):  # until the plant's ask is journalled
+            await self._send_plant(c, job, checker)
+
+    async def _send_plant(self, c: RequestPlant, job: RequesterJob, checker: bytes) -> None:
+        ctx = job.ctx
         tested = job.role.tested.get(checker, 0)
         if not plant_goes(c.position, tested, job.machine.config.plant_rate_ppm):
             return  # probation: this checker's rate is below the machine's draw

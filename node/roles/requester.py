@@ -34,7 +34,8 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,6 +96,8 @@ class RequesterRole:
         self._nursery: trio.Nursery | None = None
         # checker -> checks given it, real checks and plants apart (bounded: cleared when full)
         self._given: dict[str, dict[bytes, int]] = {"check": {}, "plant": {}}
+        # checker -> picks made for a check or plant not journalled yet (holding_room)
+        self._picking: dict[bytes, int] = {}
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
@@ -331,12 +334,39 @@ class RequesterRole:
     def with_room(self, candidates: list[bytes], cap: int) -> list[bytes]:
         """Those of ``candidates`` holding fewer than ``cap`` of our requests, over all
         our open jobs (``protocol.verification.with_room``; the simulator's the same)."""
-        now_ms, out = self.clock.now_ms(), dict[bytes, int]()
+        now_ms, out = self.clock.now_ms(), dict(self._picking)
         for job in self.jobs.values():
             if job.machine.state is JobState.OPEN:
                 for checker, n in job.machine.checks_out(now_ms).items():
                     out[checker] = out.get(checker, 0) + n
         return with_room(candidates, out, cap)
+
+    @contextmanager
+    def holding_room(self, checker: bytes | None) -> Iterator[None]:
+        """Count ``checker``'s place as taken from its pick until its ask is journalled
+        (``step("assign")`` or ``step("plant")``, which the machine then counts): the
+        awaits between let every other check waiting for room wake, find the same place
+        free and send that checker a request too (review of stop 40: four results, one
+        checker, three requests queued at once). None: nothing to hold."""
+        if checker is None:
+            yield
+            return
+        self._picking[checker] = self._picking.get(checker, 0) + 1
+        try:
+            yield
+        finally:
+            if self._picking[checker] > 1:
+                self._picking[checker] -= 1
+            else:
+                del self._picking[checker]
+
+    def next_check_stale_ms(self) -> int | None:
+        """When a request of ours next goes stale at its checker (its place frees with
+        no verdict, so nothing wakes a wait for room: it waits until then at most)."""
+        now_ms = self.clock.now_ms()
+        times = [t for job in self.jobs.values() if job.machine.state is JobState.OPEN
+                 and (t := job.machine.next_check_stale_ms(now_ms)) is not None]  # fmt: skip
+        return min(times, default=None)
 
     def pick_checker(
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),

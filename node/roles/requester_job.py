@@ -418,12 +418,14 @@ class RequesterJob:
             return
         in_flight = self._assigning.setdefault(c.task_id, set())
         in_flight.add(checker)  # no await between the pick and this
+        counted = self.machine.task_state(c.task_id) is TaskState.VERIFYING  # with_room's
         try:
-            await self.introduce(checker)
-            # checkers get the frame from us, as our copy (node.roles.plants): the request
-            # and the checker's signed pass name that copy's CID
-            entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
-            await self.step("assign", checker, entry, self.ctx.clock.now_ms())
+            with self.role.holding_room(checker if counted else None):  # (no await before)
+                await self.introduce(checker)
+                # checkers get the frame from us, as our copy (node.roles.plants): the
+                # request and the checker's signed pass name that copy's CID
+                entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
+                await self.step("assign", checker, entry, self.ctx.clock.now_ms())
         finally:
             in_flight.discard(checker)
             if not in_flight:
@@ -450,6 +452,9 @@ class RequesterJob:
             candidates = self.role.checker_candidates(c.worker, exclude(), qualifies)
             return not candidates or bool(self.role.with_room(candidates, cap))
 
+        def waiting() -> bool:  # no other request of the task went out meanwhile
+            return verifying() and self.machine.check_waiting(c.task_id)
+
         if not verifying() or room():
             return True
         await self.step("waits", c.worker, c.task_id, self.ctx.clock.now_ms())
@@ -457,13 +462,21 @@ class RequesterJob:
             return False
         self._room_waits.add(c.task_id)
         try:
-            timeout_s = self.machine.config.verify_timeout_ms / 1000
-            while verifying() and not room():
-                with trio.move_on_after(timeout_s):  # a stale request frees room by time
-                    await self.ctx.node.wait_until(lambda: not verifying() or room())
+            while waiting() and not room():
+                await self.room_or_stale(lambda: not waiting() or room())
         finally:
             self._room_waits.discard(c.task_id)
-        return verifying()
+        return waiting()
+
+    async def room_or_stale(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate`` holds after an inbound change (a verdict frees room),
+        or until a request of ours goes stale at its checker (that frees room with nothing
+        inbound), or a verify timeout at most."""
+        wait_s = self.machine.config.verify_timeout_ms / 1000
+        if (stale_ms := self.role.next_check_stale_ms()) is not None:
+            wait_s = min(wait_s, max(0.0, (stale_ms - self.ctx.clock.now_ms()) / 1000))
+        with trio.move_on_after(wait_s):
+            await self.ctx.node.wait_until(predicate)
 
     async def _exhausted(self, c: RequestVerification, qualifies: Callable[[bytes], bool]) -> None:
         """Tell the machine no checker is left to ask for ``c``'s further check, with every

@@ -142,10 +142,11 @@ class JobBook:
         # VerifyDesk._keep_late_checks.
         self._late_checks: dict[tuple[bytes, bytes, CheckKind], tuple[int, int]] = {}
         self._late_paid: dict[bytes, int] = {}  # checks' late fees paid, by checker
-        # Requests out at each checker: (task id, checker) -> when the checker drops it
-        # unanswered (check_stale: a verify timeout after it came). A verdict ends it.
+        # Requests out at each checker: (task id, checker) -> when the checker drops each
+        # unanswered (check_stale: a verify timeout after it came), oldest first (a task
+        # may be asked of one checker again). A verdict the machine takes ends the oldest.
         # What the driver's pick counts (checks_out, verification.with_room).
-        self._asked_out: dict[tuple[bytes, bytes], int] = {}
+        self._asked_out: dict[tuple[bytes, bytes], list[int]] = {}
         self._fees_wei = 0
         self._reserved_wei = 0
         self._awards = 0
@@ -301,18 +302,37 @@ class JobBook:
         (``verification.check_stale``). A driver sums them over its jobs for
         ``verification.with_room``."""
         out: dict[bytes, int] = {}
-        for (_, checker), until_ms in self._asked_out.items():
-            if now_ms < until_ms:
-                out[checker] = out.get(checker, 0) + 1
+        for (_, checker), untils in self._asked_out.items():
+            if n := sum(now_ms < until_ms for until_ms in untils):
+                out[checker] = out.get(checker, 0) + n
         return out
+
+    def next_check_stale_ms(self, now_ms: int) -> int | None:
+        """When the next of our requests a checker holds goes stale there (its place
+        frees without a verdict), or None: a driver waiting for room wakes then."""
+        return min((u for untils in self._asked_out.values() for u in untils if u > now_ms),
+                   default=None)  # fmt: skip
 
     def _asked(self, task_id: bytes, checker: bytes, now_ms: int) -> None:
         """A request about ``task_id`` goes to ``checker`` now (see ``checks_out``)."""
-        self._asked_out[(task_id, checker)] = now_ms + self.config.verify_timeout_ms
+        until_ms = now_ms + self.config.verify_timeout_ms
+        self._asked_out.setdefault((task_id, checker), []).append(until_ms)
+
+    def _answered(self, task_id: bytes, checker: bytes) -> None:
+        """``checker``'s verdict about ``task_id`` was taken: its oldest request is done."""
+        untils = self._asked_out.get((task_id, checker))
+        if untils:
+            untils.pop(0)
+            if not untils:
+                del self._asked_out[(task_id, checker)]
 
     def _asked_timeouts(self, now_ms: int) -> None:
-        for key in [k for k, until_ms in self._asked_out.items() if now_ms >= until_ms]:
-            del self._asked_out[key]
+        for key in list(self._asked_out):
+            untils = [u for u in self._asked_out[key] if u > now_ms]
+            if untils:
+                self._asked_out[key] = untils
+            else:
+                del self._asked_out[key]
 
     def _capped(self, bidder: Bidder) -> Bidder:
         """The bid as the plan ranks it: its ETA no shorter than a capacity challenge

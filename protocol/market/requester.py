@@ -174,9 +174,10 @@ class JobMachine(PlantDesk, VerifyDesk):
             raise IllegalTransition("a message for another job was routed to this machine")
         if self.state is not JobState.OPEN:
             return []  # before start or after the end: nothing left to decide
-        if isinstance(message, Verdict):  # the checker is done with it, whatever it says
-            self._asked_out.pop((message.task_id, sender), None)
-        return handler(sender, message, now_ms, envelope_digest)
+        out = handler(sender, message, now_ms, envelope_digest)
+        if isinstance(message, Verdict):  # taken (a refused one raised: nothing changed)
+            self._answered(message.task_id, sender)
+        return out
 
     def cancel(self, now_ms: int) -> list[Command]:
         self._unsettle()

@@ -125,7 +125,9 @@ class VerifyDesk(JobBook):
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
         else:  # the checker's window starts when the request goes out (check_waits)
             task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
-            task.waits_for_room = False
+            if task.waits_for_room:  # it waited, uncounted; now it asks somebody
+                task.waits_for_room = False
+                task.verify_asks += 1
         self._asked(task_id, checker, now_ms)
         task.checkers.add(checker)
         task.asked_since_pass.add(checker)
@@ -301,6 +303,12 @@ class VerifyDesk(JobBook):
             return
         task.waits_for_room = True
         task.verify_asks -= 1
+
+    def check_waiting(self, task_id: bytes) -> bool:
+        """Whether ``task_id``'s latest request still waits for room (``check_waits``, and
+        no checker assigned since): a driver holding an older copy of it drops that."""
+        task = self._tasks.get(task_id)
+        return task is not None and task.state is TaskState.VERIFYING and task.waits_for_room
 
     def checkers_exhausted(
         self, task_id: bytes, now_ms: int, reachable: Iterable[bytes]

@@ -10,6 +10,8 @@ later, and results asked ``verify_attempts`` times were abandoned and rendered a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,6 +115,60 @@ def test_a_plant_takes_room_at_its_checker_as_a_real_check_does() -> None:
     assert harness.job.checks_out(harness.now_ms) == {real: 1, planted: 1}
     harness.plant_verdict(task_id, passed=False)
     assert harness.job.checks_out(harness.now_ms) == {real: 1}
+
+
+def test_a_refused_verdict_does_not_free_its_checkers_place() -> None:
+    """Review of stop 40 (HIGH): the booking ended before the verdict was judged, so a
+    checker that answered each request at once with junk (a small penalty each) was
+    given the next waiting check while it dropped this one; and a refused input changed
+    the machine's state, which a replay of the journal (refused inputs are not kept)
+    does not."""
+    harness, task_id = delivered(strict=False)
+    checker = harness.checker_ids[0]
+    harness.assign_held(task_id, checker)
+    _, request = harness.verifications[task_id]
+    bogus = replace(harness.make_verdict(checker, request, True), result_digest=b"\x00" * 32)
+    harness.send(checker, harness.requester, bogus)
+    harness.pump()
+    assert harness.rejected and harness.job.checks_out(harness.now_ms) == {checker: 1}
+    harness.verdict(task_id, True)
+    assert harness.job.checks_out(harness.now_ms) == {}
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
+
+
+def test_a_request_that_waited_and_then_went_out_counts_an_ask() -> None:
+    """Review of stop 40 (MEDIUM): a request un-counted while it waited was not counted
+    when it went out, so a result whose every request waited and then went to a silent
+    checker was asked until the job's deadline instead of given up."""
+    harness, task_id = delivered()
+    checker = harness.checker_ids[0]
+    asked = 0
+    while harness.job.task_state(task_id) is TaskState.VERIFYING:
+        assert asked < CONFIG.verify_attempts
+        harness.advance(1_000)
+        harness.assign_held(task_id, checker)  # room came: it goes out ...
+        asked += 1
+        harness.verifications.pop(task_id, None)  # ... and is never answered
+        harness.advance(TIMEOUT_MS)  # renewed, and held again
+    assert asked == CONFIG.verify_attempts
+    assert harness.job.task_state(task_id) is TaskState.EXPIRED
+
+
+def test_a_stale_request_frees_its_place_when_the_machine_says() -> None:
+    """A request the checker drops unread frees its place with nothing inbound: the
+    drivers wake then (``next_check_stale_ms``), not only on a verdict."""
+    harness, task_id = delivered()
+    checker = harness.checker_ids[0]
+    harness.assign_held(task_id, checker)
+    stale_ms = harness.now_ms + TIMEOUT_MS
+    assert harness.job.next_check_stale_ms(harness.now_ms) == stale_ms
+    harness.verifications.pop(task_id)  # silent
+    assert harness.job.checks_out(stale_ms - 1) == {checker: 1}
+    assert harness.job.checks_out(stale_ms) == {}
+    harness.advance(TIMEOUT_MS)  # renewed, and held again: asked of the same checker
+    assert harness.job.check_waiting(task_id)
+    harness.assign_held(task_id, checker)
+    assert harness.job.checks_out(harness.now_ms) == {checker: 1}
 
 
 @given(st.dictionaries(st.binary(min_size=1, max_size=2), st.integers(0, 4)),
