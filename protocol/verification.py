@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -393,6 +393,18 @@ def with_room(candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int) -
     Plants wait the same way: a checker sees every request come when it holds none of
     ours, a plant as a real check. A dispute's seats do not wait (its timeout runs)."""
     return [c for c in candidates if out.get(c, 0) < cap]
+
+
+def prefer_unasked(candidates: Sequence[bytes], silent: Collection[bytes]) -> list[bytes]:
+    """The ``candidates`` for a result's renewed check that were not asked about it since
+    its last pass (``silent``: ``JobMachine.checkers_silent``, asked and no verdict
+    taken), unless that leaves none. With checks waiting for a checker with room
+    (:func:`with_room`) a silent checker's place frees just as the verify timeout renews
+    the request, so it was asked again and again until the result was given up (a
+    checker refusing unsecured checks, in the simulator's ``baseline``: 26 results
+    abandoned in 30 seeds against 3 before the cap)."""
+    others = [c for c in candidates if c not in silent]
+    return others or list(candidates)
 
 
 def choose_checker(

@@ -88,6 +88,7 @@ from protocol.verification import (
     VerificationPolicy,
     checks_per_frame,
     choose_checker,
+    prefer_unasked,
     with_room,
 )
 from simulations.challenges import Challenger
@@ -564,7 +565,8 @@ class RequesterDriver:
                 return
             checkers = candidates(exclude - fallback | self.struck)
         if checkers and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
-            checkers = self._with_room(checkers)
+            ids = prefer_unasked([c.node_id for c in checkers], machine.checkers_silent(cmd.task_id))
+            checkers = self._with_room([c for c in checkers if c.node_id in ids])
             if not checkers:  # every checker we could ask is busy with ours: wait for one
                 self._wait(machine, (cmd.task_id, "check"), cmd)
                 machine.check_waits(cmd.task_id)

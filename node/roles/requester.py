@@ -80,7 +80,7 @@ from protocol.messages import (
 )
 from protocol.reputation import ReputationBook, WorkerRecord, judged, with_public
 from protocol.slashing import may_pick_claimer
-from protocol.verification import choose_checker, with_room
+from protocol.verification import choose_checker, prefer_unasked, with_room
 
 logger = logging.getLogger(__name__)
 RESUME_WAIT_S = 30.0
@@ -371,12 +371,14 @@ class RequesterRole:
     def pick_checker(
         self, worker: bytes, exclude: frozenset[bytes] = frozenset(),
         qualifies: Callable[[bytes], bool] = lambda _: True, kind: str = "check",
-        room: int | None = None,
+        room: int | None = None, silent: frozenset[bytes] = frozenset(),
     ) -> bytes | None:  # fmt: skip
         """The checker to ask (``protocol.verification.choose_checker``); ``kind`` is
         ``check`` or ``plant``, counted apart; ``room``: only among those holding fewer
-        of our requests (:meth:`with_room`; None: any)."""
-        candidates = self.checker_candidates(worker, exclude, qualifies)
+        of our requests (:meth:`with_room`; None: any); ``silent``: asked about the
+        result and silent, asked again only if nobody else may be
+        (``protocol.verification.prefer_unasked``)."""
+        candidates = prefer_unasked(self.checker_candidates(worker, exclude, qualifies), silent)
         if room is not None:
             candidates = self.with_room(candidates, room)
         if not candidates:

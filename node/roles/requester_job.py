@@ -76,7 +76,7 @@ from protocol.messages import (
     Voucher,
 )
 from protocol.reputation import WorkerRecord
-from protocol.verification import CHECKER_WAIT_MS
+from protocol.verification import CHECKER_WAIT_MS, prefer_unasked
 
 logger = logging.getLogger(__name__)
 CHECKER_WAIT_S = CHECKER_WAIT_MS / 1000  # protocol.verification: the simulator's too
@@ -363,7 +363,8 @@ class RequesterJob:
         def pick() -> bytes | None:
             verifying = self.machine.task_state(c.task_id) is TaskState.VERIFYING
             return self.role.pick_checker(c.worker, exclude(), qualifies,
-                                          room=cap if verifying else None)  # fmt: skip
+                                          room=cap if verifying else None,
+                                          silent=self.machine.checkers_silent(c.task_id))  # fmt: skip
 
         def ready_or_new(known: list[bytes]) -> Callable[[], bool]:
             """A checker may be asked now, or checkers other than ``known`` came."""
@@ -449,7 +450,8 @@ class RequesterJob:
             return machine.state is JobState.OPEN and machine.task_state(c.task_id) is TaskState.VERIFYING
 
         def room() -> bool:
-            candidates = self.role.checker_candidates(c.worker, exclude(), qualifies)
+            candidates = prefer_unasked(self.role.checker_candidates(c.worker, exclude(), qualifies),
+                                        self.machine.checkers_silent(c.task_id))  # fmt: skip
             return not candidates or bool(self.role.with_room(candidates, cap))
 
         def waiting() -> bool:  # no other request of the task went out meanwhile

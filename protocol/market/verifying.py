@@ -304,6 +304,15 @@ class VerifyDesk(JobBook):
         task.waits_for_room = True
         task.verify_asks -= 1
 
+    def checkers_silent(self, task_id: bytes) -> frozenset[bytes]:
+        """Checkers asked about ``task_id``'s current check (since its last pass) that gave
+        no verdict the machine took: a driver asks others first
+        (``verification.prefer_unasked``). Empty unless the result is verifying."""
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not TaskState.VERIFYING:
+            return frozenset()
+        return frozenset(task.asked_since_pass)
+
     def check_waiting(self, task_id: bytes) -> bool:
         """Whether ``task_id``'s latest request still waits for room (``check_waits``, and
         no checker assigned since): a driver holding an older copy of it drops that."""
