@@ -100,6 +100,8 @@ class NodeConfig:
     lease_s: float = 60.0
     # Forced errors: checked results per million that also get a plant (issue 17).
     plant_rate_ppm: int = MarketConfig().plant_rate_ppm
+    # Requests kept out at one checker (protocol.verification.with_room); 0: no cap.
+    checks_per_checker: int = MarketConfig().checks_per_checker
     render_threads: int = 0
     render_device: str = "auto"  # Cycles device: auto (from the NVML probe), CPU, CUDA, OPTIX
     warm_renders: int = 2  # warm Blender processes (one per job's scene); 0: one per render
@@ -319,6 +321,10 @@ CONFIG_TEMPLATE = """\
 # Requester: forced errors, per million checked results: a planted bad frame
 # that tests the checker (docs/VERIFICATION.md, "Forced errors").
 # plant_rate_ppm = 100000
+
+# Requester: requests kept out at one checker at a time, the rest wait here (0: no
+# cap; docs/MARKET.md, "Checks wait for a checker with room").
+# checks_per_checker = 0
 
 # Requester: stake workers and checkers must hold (wei; 0: none), and what checkers
 # alone must hold: -1 is what one claim of a missed plant takes (the escrow's

@@ -290,12 +290,11 @@ class SamplingPolicy:
     levels: dict[Assurance, Level] = field(
         default_factory=lambda: {
             Assurance.NONE: Level(0, 0, 0.0, 0.0),
-            # Two checkers of 32 tiles each for an unbacked result: one colluding checker
-            # in six let 6.1 % of cheats through one checker, and two of 24 tiles each
-            # still missed a partial fake in 0.2-0.45 % of cheats, 32 in 0.07 %
-            # (docs/VERIFICATION.md, "The slip figure"); a staked record earns one
-            # checker of 8 tiles, 1 in 4.
-            Assurance.NORMAL: Level(32, 8, 1.0, 0.25, checkers_fresh=2, accept_short=True),
+            # Two checkers of 24 tiles each for an unbacked result: one colluding checker
+            # in six let 6.1 % of cheats through one checker (docs/VERIFICATION.md, "The
+            # slip figure"; 32 tiles measured in stop 40 and not adopted, ibid.); a
+            # staked record earns one checker of 8 tiles, 1 in 4.
+            Assurance.NORMAL: Level(24, 8, 1.0, 0.25, checkers_fresh=2, accept_short=True),
             Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2, checkers_trusted=2),
         }
     )
@@ -377,22 +376,36 @@ def fee_promised(answered_after_ms: int, verify_timeout_ms: int, fee_wei: int) -
     return 0 if check_stale(answered_after_ms, verify_timeout_ms) else fee_wei
 
 
-def with_room(candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int) -> list[bytes]:
+def with_room(
+    candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int,
+    given: Mapping[bytes, int] | None = None,
+) -> list[bytes]:  # fmt: skip
     """The ``candidates`` a requester may send a check or a plant now: those holding
     fewer than ``cap`` of its requests (``out``: the sum of its jobs'
-    ``JobMachine.checks_out``; ``MarketConfig.checks_per_checker``). The rest wait at
-    the requester for a verdict (or a stale request) to free a place, and their verify
-    timeout has not started.
+    ``JobMachine.checks_out``; ``MarketConfig.checks_per_checker``; 0: no cap, every
+    candidate) among those
+    :func:`choose_checker` would choose from (``given``: its counts of this kind; the
+    candidates given the fewest, a newcomer level with them). If none of those has room
+    the request waits at the requester for a verdict (or a stale request) to free a
+    place, and its verify timeout has not started; it does not go to a busier-counted
+    checker that happens to be free. That keeps every checker's share what
+    ``choose_checker`` gives it whatever its speed: letting the free one take it handed a
+    lazy checker, which answers at once and so is always free, the first check of
+    nearly every result, and a task's plant never goes to its first checker, so the
+    lazy checker escaped every plant (tests/e2e/test_lazy_checker.py: three checkers,
+    one worker, no plant reached it).
 
     Why: a checker renders one check at a time and drops a request that waited a verify
     timeout (``check_stale``). Spread evenly, a burst of results queued many checks at a
     slow checker: most went stale, each was asked again after the timeout, and results
     asked ``verify_attempts`` times were abandoned and rendered again, more checks still
-    (docs/MARKET.md, "Checks wait for a checker with room"). Held at the requester, a
-    check goes to whichever checker frees first, so a fast checker takes more of them.
-    Plants wait the same way: a checker sees every request come when it holds none of
+    (docs/MARKET.md, "Checks wait for a checker with room"). Plants wait the same way: a checker sees every request come when it holds none of
     ours, a plant as a real check. A dispute's seats do not wait (its timeout runs)."""
-    return [c for c in candidates if out.get(c, 0) < cap]
+    if given is not None and candidates:
+        floor = min((given[c] for c in candidates if c in given), default=0)
+        fewest = min(given.get(c, floor) for c in candidates)
+        candidates = [c for c in candidates if given.get(c, floor) == fewest]
+    return [c for c in candidates if not cap or out.get(c, 0) < cap]
 
 
 def prefer_unasked(candidates: Sequence[bytes], silent: Collection[bytes]) -> list[bytes]:

@@ -452,7 +452,7 @@ class RequesterDriver:
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not machine.plant_spares_checks(cmd.task_id, len(checkers)):
             return  # the result's own checks need every checker about (as the node)
-        checkers = self._with_room(checkers)
+        checkers = self._with_room(checkers, "plant")
         if not checkers:  # as a real check: it waits for a checker with room
             self._wait(machine, (cmd.task_id, "plant"), cmd)
             return
@@ -466,7 +466,7 @@ class RequesterDriver:
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
 
-    def _with_room(self, checkers: list[SimNode]) -> list[SimNode]:
+    def _with_room(self, checkers: list[SimNode], kind: str) -> list[SimNode]:
         """Those of ``checkers`` that hold fewer of our requests than the cap, over all
         our jobs (``verification.with_room``, as the node's RequesterRole.checks_out)."""
         now_ms = self.world.epoch_ms()
@@ -474,7 +474,8 @@ class RequesterDriver:
         for machine in self.jobs.values():
             for checker, n in machine.checks_out(now_ms).items():
                 out[checker] = out.get(checker, 0) + n
-        roomy = set(with_room([c.node_id for c in checkers], out, self._config.checks_per_checker))
+        ids, cap = [c.node_id for c in checkers], self._config.checks_per_checker
+        roomy = set(with_room(ids, out, cap, self._given[kind]))
         return [c for c in checkers if c.node_id in roomy]
 
     def _wait(self, machine: JobMachine, key: tuple[bytes, str], cmd: Any) -> None:
@@ -566,7 +567,7 @@ class RequesterDriver:
             checkers = candidates(exclude - fallback | self.struck)
         if checkers and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
             ids = prefer_unasked([c.node_id for c in checkers], machine.checkers_silent(cmd.task_id))
-            checkers = self._with_room([c for c in checkers if c.node_id in ids])
+            checkers = self._with_room([c for c in checkers if c.node_id in ids], "check")
             if not checkers:  # every checker we could ask is busy with ours: wait for one
                 self._wait(machine, (cmd.task_id, "check"), cmd)
                 machine.check_waits(cmd.task_id)

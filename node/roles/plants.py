@@ -128,9 +128,17 @@ class CheckFrames:
         def room() -> bool:  # as a real check, a plant waits for a checker with room
             candidates = job.role.checker_candidates(c.worker, exclude, qualifies)
             return job.machine.state is not JobState.OPEN or not candidates or bool(
-                job.role.with_room(candidates, cap)
+                job.role.with_room(candidates, cap, "plant")
             )
 
+        # the plant first, whoever gets it: a checker's place is held from its pick to the
+        # journalled ask, never across the frame's fetch (second review of stop 40)
+        path = await self._fetch(c.worker, c.frame_cid)
+        try:
+            data = plant_png(path, c.key, DEFAULT_POLICY.sampling.tile_px)
+        except ImageError:
+            return  # the real check rejects the frame; nothing to plant on
+        plant_cid = job.ctx.content.put_bytes(data)
         while not room():
             await job.room_or_stale(room)
         if job.machine.state is not JobState.OPEN:
@@ -139,24 +147,19 @@ class CheckFrames:
         if checker is None:
             return
         with job.role.holding_room(checker):  # until the plant's ask is journalled
-            await self._send_plant(c, job, checker)
+            await self._send_plant(c, job, checker, plant_cid)
 
-    async def _send_plant(self, c: RequestPlant, job: RequesterJob, checker: bytes) -> None:
-        ctx = job.ctx
+    async def _send_plant(
+        self, c: RequestPlant, job: RequesterJob, checker: bytes, plant_cid: str
+    ) -> None:
         tested = job.role.tested.get(checker, 0)
         if not plant_goes(c.position, tested, job.machine.config.plant_rate_ppm):
             return  # probation: this checker's rate is below the machine's draw
         address = job.role.address_of(checker)
         if address is None:
             return
-        path = await self._fetch(c.worker, c.frame_cid)
-        try:
-            data = plant_png(path, c.key, DEFAULT_POLICY.sampling.tile_px)
-        except ImageError:
-            return  # the real check rejects the frame; nothing to plant on
-        plant_cid = ctx.content.put_bytes(data)
         entry = c.task_id + address + plant_cid.encode()
-        await job.step("plant", checker, entry, ctx.clock.now_ms())
+        await job.step("plant", checker, entry, job.ctx.clock.now_ms())
 
     def judged(self, c: PlantJudged) -> None:
         """A plant's verdict: a miss strikes its checker with this requester."""

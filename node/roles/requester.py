@@ -331,7 +331,7 @@ class RequesterRole:
         exclude = exclude | self.struck  # never again a checker that passed a plant of ours
         return [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
 
-    def with_room(self, candidates: list[bytes], cap: int) -> list[bytes]:
+    def with_room(self, candidates: list[bytes], cap: int, kind: str = "check") -> list[bytes]:
         """Those of ``candidates`` holding fewer than ``cap`` of our requests, over all
         our open jobs (``protocol.verification.with_room``; the simulator's the same)."""
         now_ms, out = self.clock.now_ms(), dict(self._picking)
@@ -339,7 +339,7 @@ class RequesterRole:
             if job.machine.state is JobState.OPEN:
                 for checker, n in job.machine.checks_out(now_ms).items():
                     out[checker] = out.get(checker, 0) + n
-        return with_room(candidates, out, cap)
+        return with_room(candidates, out, cap, self._given[kind])
 
     @contextmanager
     def holding_room(self, checker: bytes | None) -> Iterator[None]:
@@ -380,7 +380,7 @@ class RequesterRole:
         (``protocol.verification.prefer_unasked``)."""
         candidates = prefer_unasked(self.checker_candidates(worker, exclude, qualifies), silent)
         if room is not None:
-            candidates = self.with_room(candidates, room)
+            candidates = self.with_room(candidates, room, kind)
         if not candidates:
             return None
         given = self._given[kind]

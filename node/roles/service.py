@@ -213,6 +213,7 @@ def role_settings(config: NodeConfig) -> RoleSettings:
         reannounce_interval_ms=10_000, verify_timeout_ms=60_000,
         min_task_timeout_ms=max(lease_ms * 2, 120_000), min_stake_wei=config.min_stake_wei,
         trial_leases=config.trial_leases, plant_rate_ppm=config.plant_rate_ppm,
+        checks_per_checker=config.checks_per_checker,
     )  # fmt: skip
     return RoleSettings(
         price_wei_per_ru=config.price_wei_per_ru,

@@ -81,13 +81,16 @@ class MarketConfig:
     # job: protocol.market.verifying.VerifyDesk._keep_late_checks.
     late_fees_per_checker: int = 4
     # Requests a requester keeps out at one checker, over all its jobs; further checks
-    # and plants wait for one with room (protocol.verification.with_room).
-    checks_per_checker: int = 1
+    # and plants wait for one with room (protocol.verification.with_room); 0: no cap
+    # (the default: docs/MARKET.md, "Checks wait for a checker with room", says why).
+    checks_per_checker: int = 0
 
     def __post_init__(self) -> None:
-        if self.min_stake_wei < 0 or self.trial_leases < 0 or self.late_fees_per_checker < 0:
+        if min(self.min_stake_wei, self.trial_leases, self.late_fees_per_checker,
+               self.checks_per_checker) < 0:  # fmt: skip
             raise LocalProtocolError(
-                "min_stake_wei, trial_leases and late_fees_per_checker must be >= 0"
+                "min_stake_wei, trial_leases, late_fees_per_checker and checks_per_checker "
+                "must be >= 0"
             )
         if not 0 < self.heartbeat_interval_ms < self.lease_ms:
             raise LocalProtocolError("need 0 < heartbeat_interval_ms < lease_ms")
@@ -102,7 +105,6 @@ class MarketConfig:
             "task_timeout_factor",
             "min_task_timeout_ms",
             "reannounce_interval_ms",
-            "checks_per_checker",
         ):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"{name} must be at least 1")

@@ -45,6 +45,7 @@ class TaskRecord:
     verify_deadline_ms: int = 0
     verify_asks: int = 0  # checkers asked about this result (timeouts ask again)
     waits_for_room: bool = False  # its latest request waits for a checker (check_waits)
+    request_out: bool = False  # its latest request went to a checker (assign_checker)
     fee_paid: bool = False
     attempt_charged: bool = False  # its failure cost the frame an attempt (not on trial)
     # the dispute path (see the requester module): the rejecting verdict's

@@ -125,6 +125,7 @@ class VerifyDesk(JobBook):
             return []  # decided meanwhile (revoked, or the job ended): no longer needed
         else:  # the checker's window starts when the request goes out (check_waits)
             task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
+            task.request_out = True
             if task.waits_for_room:  # it waited, uncounted; now it asks somebody
                 task.waits_for_room = False
                 task.verify_asks += 1
@@ -300,6 +301,11 @@ class VerifyDesk(JobBook):
         after ``verify_attempts`` timeouts and rendered again: more checks still."""
         task = self._tasks.get(task_id)
         if task is None or task.state is not TaskState.VERIFYING or task.waits_for_room:
+            return
+        if task.request_out:
+            # the latest request went out already (the node: an older copy of it, waiting
+            # when the timeout renewed it, found room first); this copy waits for nothing
+            # (review of stop 40: the ask was never counted, a silent checker asked on)
             return
         task.waits_for_room = True
         task.verify_asks -= 1
@@ -753,7 +759,7 @@ class VerifyDesk(JobBook):
     def _request_verification(self, task: TaskRecord, now_ms: int) -> RequestVerification:
         task.verify_deadline_ms = now_ms + self.config.verify_timeout_ms
         task.verify_asks += 1
-        task.waits_for_room = False
+        task.waits_for_room = task.request_out = False
         # after a pass, never a checker that passed it or was asked since (checkers_refused)
         exclude = (frozenset(task.passed_by | task.asked_since_pass | {task.worker})
                    if task.passed_by else frozenset())  # fmt: skip

@@ -25,7 +25,7 @@ async def test_a_busy_checker_is_sent_one_request_at_a_time_and_the_job_complete
     they all went to the checker that had just answered (review of stop 40: three
     requests queued at once, which went stale and were asked again)."""
     async with open_cluster(tmp_path) as cluster:
-        await cluster.add("client", "client")
+        await cluster.add("client", "client", checks_per_checker=1)  # (0 by default: no cap)
         for i in range(1, 5):
             await cluster.add(f"w{i}", "worker")
         checker = await cluster.add("c1", "checker", tiles=FakeTiles(delay_s=30.0))

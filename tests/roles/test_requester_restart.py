@@ -13,12 +13,11 @@ from tests.roles.cluster import open_cluster
 from tests.roles.test_job_flow import all_paid
 
 FRAMES = 2
-STEPS_OF_A_JOB = 15  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many),
+STEPS_OF_A_JOB = 14  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many),
 # capacity challenges' outcomes included (node.roles.challenger), and since checkers must
 # cover a pass claim by default, that requirement and the checker's stake (13 before;
 # a stakeless bidder's 0 is not journalled: 16 steps here, 15 in test_record_crash's;
-# the kills are at the steps before the job is done); since checks wait for a checker
-# with room, the second result's wait for the one checker (``waits``): 17 or 18 here
+# the kills are at the steps before the job is done)
 
 
 async def run_job_killing_requester_at(step: int | None, tmp_path: Path) -> int:

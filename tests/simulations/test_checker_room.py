@@ -27,8 +27,8 @@ def test_a_burst_of_checks_waits_for_room_instead_of_going_stale(small: dict[str
             ).summary
             for key in keys:
                 books[key] += s[key]
-    # measured: 10 results abandoned against 141, 14 of 23 jobs failed against 21, 370
-    # checks asked against 1,168
+    # measured (shares balanced, 24 tiles): 0 results abandoned against 108, 14 of 23 jobs
+    # failed against 18, 287 checks asked against 941
     assert waited["results_abandoned"] * 5 < flooded["results_abandoned"]
     assert waited["jobs_failed"] < flooded["jobs_failed"]
     assert waited["checks_requested"] * 2 < flooded["checks_requested"]

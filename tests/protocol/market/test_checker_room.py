@@ -154,6 +154,28 @@ def test_a_request_that_waited_and_then_went_out_counts_an_ask() -> None:
     assert harness.job.task_state(task_id) is TaskState.EXPIRED
 
 
+def test_an_ask_by_an_older_copy_of_a_renewed_request_is_counted() -> None:
+    """Second review of stop 40 (MEDIUM): on the node a check waiting for room can find it
+    just after the verify timeout renewed the request; the older copy goes out, then the
+    renewal finds that checker busy and waits. The ask went uncounted, and a silent
+    checker was asked on past ``verify_attempts``."""
+    harness, task_id = delivered()
+    job, checker = harness.job, harness.checker_ids[0]
+    address = harness.checker_addresses[checker]
+    asked, now_ms = 0, harness.now_ms
+    while job.task_state(task_id) is TaskState.VERIFYING:
+        now_ms += TIMEOUT_MS
+        job.handle_timer(now_ms)  # renewed
+        if job.task_state(task_id) is not TaskState.VERIFYING:
+            break
+        assert asked < CONFIG.verify_attempts
+        job.assign_checker(task_id, checker, now_ms, address)  # the older copy goes out
+        asked += 1
+        job.check_waits(task_id)  # the renewal finds that checker busy
+        assert not job.check_waiting(task_id)  # so it gives up: the request is out
+    assert job.task_state(task_id) is TaskState.EXPIRED and asked == CONFIG.verify_attempts
+
+
 def test_a_stale_request_frees_its_place_when_the_machine_says() -> None:
     """A request the checker drops unread frees its place with nothing inbound: the
     drivers wake then (``next_check_stale_ms``), not only on a verdict."""
