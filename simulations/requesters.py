@@ -469,12 +469,10 @@ class RequesterDriver:
     def _with_room(self, checkers: list[SimNode], kind: str) -> list[SimNode]:
         """Those of ``checkers`` that hold fewer of our requests than the cap, over all
         our jobs (``verification.with_room``, as the node's RequesterRole.checks_out)."""
-        now_ms = self.world.epoch_ms()
-        out: dict[bytes, int] = {}
-        for machine in self.jobs.values():
-            for checker, n in machine.checks_out(now_ms).items():
-                out[checker] = out.get(checker, 0) + n
         ids, cap = [c.node_id for c in checkers], self._config.checks_per_checker
+        if not cap:
+            return checkers  # no cap (the default): nothing to count
+        out = JobMachine.checks_out_over(self.jobs.values(), self.world.epoch_ms())
         roomy = set(with_room(ids, out, cap, self._given[kind]))
         return [c for c in checkers if c.node_id in roomy]
 

@@ -67,6 +67,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.market import (
     Command,
     FrameAccepted,
+    JobMachine,
     JobState,
     WorkerJudged,
 )
@@ -334,11 +335,12 @@ class RequesterRole:
     def with_room(self, candidates: list[bytes], cap: int, kind: str = "check") -> list[bytes]:
         """Those of ``candidates`` holding fewer than ``cap`` of our requests, over all
         our open jobs (``protocol.verification.with_room``; the simulator's the same)."""
-        now_ms, out = self.clock.now_ms(), dict(self._picking)
-        for job in self.jobs.values():
-            if job.machine.state is JobState.OPEN:
-                for checker, n in job.machine.checks_out(now_ms).items():
-                    out[checker] = out.get(checker, 0) + n
+        if not cap:
+            return candidates  # no cap (the default): nothing to count
+        machines = [job.machine for job in self.jobs.values() if job.machine.state is JobState.OPEN]
+        out = JobMachine.checks_out_over(machines, self.clock.now_ms())
+        for checker, n in self._picking.items():
+            out[checker] = out.get(checker, 0) + n
         return with_room(candidates, out, cap, self._given[kind])
 
     @contextmanager

@@ -307,6 +307,16 @@ class JobBook:
                 out[checker] = out.get(checker, 0) + n
         return out
 
+    @staticmethod
+    def checks_out_over(books: Iterable[JobBook], now_ms: int) -> dict[bytes, int]:
+        """``checks_out`` summed over a requester's jobs (what ``verification.with_room``
+        is given; both drivers call this)."""
+        out: dict[bytes, int] = {}
+        for book in books:
+            for checker, n in book.checks_out(now_ms).items():
+                out[checker] = out.get(checker, 0) + n
+        return out
+
     def next_check_stale_ms(self, now_ms: int) -> int | None:
         """When the next of our requests a checker holds goes stale there (its place
         frees without a verdict), or None: a driver waiting for room wakes then."""
