@@ -376,35 +376,30 @@ def fee_promised(answered_after_ms: int, verify_timeout_ms: int, fee_wei: int) -
     return 0 if check_stale(answered_after_ms, verify_timeout_ms) else fee_wei
 
 
-def with_room(
-    candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int,
-    given: Mapping[bytes, int] | None = None,
-) -> list[bytes]:  # fmt: skip
+def with_room(candidates: Sequence[bytes], out: Mapping[bytes, int], cap: int) -> list[bytes]:
     """The ``candidates`` a requester may send a check or a plant now: those holding
     fewer than ``cap`` of its requests (``out``: the sum of its jobs'
     ``JobMachine.checks_out``; ``MarketConfig.checks_per_checker``; 0: no cap, every
-    candidate) among those
-    :func:`choose_checker` would choose from (``given``: its counts of this kind; the
-    candidates given the fewest, a newcomer level with them). If none of those has room
-    the request waits at the requester for a verdict (or a stale request) to free a
-    place, and its verify timeout has not started; it does not go to a busier-counted
-    checker that happens to be free. That keeps every checker's share what
-    ``choose_checker`` gives it whatever its speed: letting the free one take it handed a
-    lazy checker, which answers at once and so is always free, the first check of
-    nearly every result, and a task's plant never goes to its first checker, so the
-    lazy checker escaped every plant (tests/e2e/test_lazy_checker.py: three checkers,
-    one worker, no plant reached it).
+    candidate). :func:`choose_checker` then picks among them. If none has room the
+    request waits at the requester for a verdict (or a stale request) to free a place,
+    and its verify timeout has not started.
 
     Why: a checker renders one check at a time and drops a request that waited a verify
     timeout (``check_stale``). Spread evenly, a burst of results queued many checks at a
     slow checker: most went stale, each was asked again after the timeout, and results
     asked ``verify_attempts`` times were abandoned and rendered again, more checks still
-    (docs/MARKET.md, "Checks wait for a checker with room"). Plants wait the same way: a checker sees every request come when it holds none of
-    ours, a plant as a real check. A dispute's seats do not wait (its timeout runs)."""
-    if given is not None and candidates:
-        floor = min((given[c] for c in candidates if c in given), default=0)
-        fewest = min(given.get(c, floor) for c in candidates)
-        candidates = [c for c in candidates if given.get(c, floor) == fewest]
+    (docs/MARKET.md, "Checks wait for a checker with room"). Plants wait the same way: a
+    checker sees every request come when it holds none of ours, a plant as a real check.
+    A dispute's seats do not wait (their timeout runs).
+
+    Speed counts: a checker that answers sooner has room sooner and takes more checks.
+    A lazy checker answers at once, so it is always free; it cannot dodge plants by that,
+    because a task's plant picks its checker before the task's real check does
+    (protocol.market.plants), so plants reach each checker in proportion to the checks it
+    takes (stop 40's escape: picked second, no plant reached the checker that took
+    nearly every first check; tests/roles/test_checker_room.py). Stop 40 kept shares
+    balanced instead (a check waited for one of the checkers given the fewest): that cost
+    ``baseline`` 5 % of median job time at 24 tiles and 19 % at 32."""
     return [c for c in candidates if not cap or out.get(c, 0) < cap]
 
 

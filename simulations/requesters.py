@@ -436,12 +436,13 @@ class RequesterDriver:
 
     def _plant(self, machine: JobMachine, cmd: RequestPlant) -> None:
         """A plant of the task's result: every cell wrong (modelled by its CID). As the
-        node's, it goes after the task's real check is picked (never to its checker):
-        while the frame is prepared for that check, it waits too. (The node's plant waits
-        up to PLANT_WAIT_S for the real check's assignment, and makes the plant on its
-        loop; neither is modelled.)"""
-        ready_ms = self._prepared.get(machine.job_id, {}).get(cmd.frame_cid, 0)
-        if ready_ms > self.world.loop.now_ms:  # the real check's pick runs first at ready_ms
+        node's, its checker is picked before the task's real check's (protocol.market.
+        plants): it waits for the frame's preparation and runs first when it is ready
+        (the real check's pick is scheduled for the same instant after it), and a plant
+        waiting for room is drained before the real check that waited after it. (The node
+        makes the plant on its loop, in milliseconds; not modelled.)"""
+        ready_ms = self._ready_ms(machine, cmd.frame_cid)
+        if ready_ms > self.world.loop.now_ms:  # its pick runs before the real check's
             self.world.loop.call_at(ready_ms, self._resume, (machine.job_id, self._plant, cmd),
                                     "plant-wait")  # fmt: skip
             return
@@ -452,7 +453,7 @@ class RequesterDriver:
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
         if not machine.plant_spares_checks(cmd.task_id, len(checkers)):
             return  # the result's own checks need every checker about (as the node)
-        checkers = self._with_room(checkers, "plant")
+        checkers = self._with_room(checkers)
         if not checkers:  # as a real check: it waits for a checker with room
             self._wait(machine, (cmd.task_id, "plant"), cmd)
             return
@@ -466,14 +467,14 @@ class RequesterDriver:
         self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
                                                 checker.address))  # fmt: skip
 
-    def _with_room(self, checkers: list[SimNode], kind: str) -> list[SimNode]:
+    def _with_room(self, checkers: list[SimNode]) -> list[SimNode]:
         """Those of ``checkers`` that hold fewer of our requests than the cap, over all
         our jobs (``verification.with_room``, as the node's RequesterRole.checks_out)."""
         ids, cap = [c.node_id for c in checkers], self._config.checks_per_checker
         if not cap:
             return checkers  # no cap (the default): nothing to count
         out = JobMachine.checks_out_over(self.jobs.values(), self.world.epoch_ms())
-        roomy = set(with_room(ids, out, cap, self._given[kind]))
+        roomy = set(with_room(ids, out, cap))
         return [c for c in checkers if c.node_id in roomy]
 
     def _wait(self, machine: JobMachine, key: tuple[bytes, str], cmd: Any) -> None:
@@ -528,20 +529,27 @@ class RequesterDriver:
         waits for the frame's copy checkers are served (``verification.prepare_s``: its
         fetch from the worker and re-encoding, node.roles.plants; one at a time per job,
         once a frame); a later check of the same frame, for the copy to be ready."""
-        prepare_ms = int(self.world.scenario.verification.prepare_s * 1000)
-        if prepare_ms:
-            now_ms = self.world.loop.now_ms
-            ready = self._prepared.setdefault(machine.job_id, {})
-            ready_ms = ready.get(cmd.frame_cid)
-            if ready_ms is None:
-                free_ms = self._prepare_free_ms.get(machine.job_id, now_ms)
-                ready_ms = ready[cmd.frame_cid] = max(now_ms, free_ms) + prepare_ms
-                self._prepare_free_ms[machine.job_id] = ready_ms
-            if ready_ms > now_ms:
-                self.world.loop.call_at(ready_ms, self._resume,
-                                        (machine.job_id, self._pick_now, cmd), "prepare")  # fmt: skip
-                return
+        ready_ms = self._ready_ms(machine, cmd.frame_cid)
+        if ready_ms > self.world.loop.now_ms:
+            self.world.loop.call_at(ready_ms, self._resume,
+                                    (machine.job_id, self._pick_now, cmd), "prepare")  # fmt: skip
+            return
         self._pick_now(machine, cmd)
+
+    def _ready_ms(self, machine: JobMachine, frame_cid: str) -> int:
+        """When the copy of ``frame_cid`` checkers are served is ready (its preparation
+        starts now if it has not, after the job's previous one)."""
+        prepare_ms = int(self.world.scenario.verification.prepare_s * 1000)
+        if not prepare_ms:
+            return 0
+        now_ms = self.world.loop.now_ms
+        ready = self._prepared.setdefault(machine.job_id, {})
+        ready_ms = ready.get(frame_cid)
+        if ready_ms is None:
+            free_ms = self._prepare_free_ms.get(machine.job_id, now_ms)
+            ready_ms = ready[frame_cid] = max(now_ms, free_ms) + prepare_ms
+            self._prepare_free_ms[machine.job_id] = ready_ms
+        return ready_ms
 
     def _pick_now(
         self, machine: JobMachine, cmd: RequestVerification, waited: bool = False
@@ -565,7 +573,7 @@ class RequesterDriver:
             checkers = candidates(exclude - fallback | self.struck)
         if checkers and machine.task_state(cmd.task_id) is TaskState.VERIFYING:
             ids = prefer_unasked([c.node_id for c in checkers], machine.checkers_silent(cmd.task_id))
-            checkers = self._with_room([c for c in checkers if c.node_id in ids], "check")
+            checkers = self._with_room([c for c in checkers if c.node_id in ids])
             if not checkers:  # every checker we could ask is busy with ours: wait for one
                 self._wait(machine, (cmd.task_id, "check"), cmd)
                 machine.check_waits(cmd.task_id)

@@ -15,7 +15,10 @@ A ``RequestPlant`` from the job machine (:mod:`protocol.market.plants`) is
 carried out by :meth:`CheckFrames.plant`: the worker's frame perturbed with the
 machine's key and stored, a checker chosen that is neither the worker nor on
 the task, and the assignment journalled (``plant`` entry) so a replay decides
-the same. The work record of a task with an open plant is held back until the
+the same. The plant's checker is picked before the task's real checker: the
+real check waits for it (:meth:`CheckFrames.picked_first`, at most
+``PLANT_WAIT_S``), so a checker cannot dodge plants by taking real checks
+first (protocol.market.plants). The work record of a task with an open plant is held back until the
 plant is decided (:meth:`CheckFrames.holding`, ``JobRecord.flush``): a lazy checker waiting for the
 public record to see which frame the worker really delivered would otherwise
 learn that its request was a plant before it answered.
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 MAX_CHECK_FRAMES = 4_096  # worker CID -> canonical CID, per job (oldest forgotten)
 MAX_TESTED = 100_000  # checkers whose rejected plants we count (as MAX_WORKER_RECORDS)
-PLANT_WAIT_S = 30.0  # how long a plant waits for the task's real check to be assigned
+PLANT_WAIT_S = 30.0  # how long a real check waits for its task's plant to pick a checker
 
 
 class CheckFrames:
@@ -66,6 +69,10 @@ class CheckFrames:
         self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
         self._fetching = trio.Lock()  # one fetch at a time: a CID's partial file is shared
         self._planting: set[bytes] = set()  # task ids whose plant is being made
+        # task id -> set once its plant's checker is picked (or no plant goes): until then
+        # the task's real check waits; the ids of plants waiting for a checker with room
+        self._picks_first: dict[bytes, trio.Event] = {}
+        self._waiting_room: set[bytes] = set()
 
     async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
         async with self._fetching:
@@ -96,39 +103,65 @@ class CheckFrames:
         once :meth:`prepare` made it (the frame itself when it is not an image)."""
         return self.canonical.get(frame_cid, frame_cid)
 
+    def expect(self, c: RequestPlant) -> None:
+        """A ``RequestPlant`` came: until its checker is picked the task's real check
+        waits (:meth:`picked_first`). Called before :meth:`plant` is spawned."""
+        self._planting.add(c.task_id)
+        self._picks_first.setdefault(c.task_id, trio.Event())
+
+    async def picked_first(self, task_id: bytes) -> None:
+        """Wait until the plant of ``task_id``, if one is being made, has its checker
+        picked, so that the real check is picked second, never the other way round
+        (protocol.market.plants: plants reach a checker in proportion to the checks it
+        takes, whatever its speed). At most ``PLANT_WAIT_S`` while the plant is made; a
+        plant waiting for a checker with room is waited for as long as it waits (the real
+        check would wait for room too, and the first place to free must be the plant's:
+        with a 30 s bound the two raced for it, and the real check won it now and then)."""
+        picked = self._picks_first.get(task_id)
+        if picked is None:
+            return
+        with trio.move_on_after(PLANT_WAIT_S) as scope:
+            await picked.wait()
+        if scope.cancelled_caught and task_id in self._waiting_room:
+            await picked.wait()  # set when it picks, or gives up (plant's finally)
+
     async def plant(self, c: RequestPlant) -> None:
         """Carry out a ``RequestPlant``: make and store the plant, pick, journal, send."""
-        self._planting.add(c.task_id)
+        self.expect(c)
         try:
             await self._plant(c)
         finally:
+            picked = self._picks_first.pop(c.task_id, None)
+            if picked is not None:
+                picked.set()
+            self._waiting_room.discard(c.task_id)
             self._planting.discard(c.task_id)
             job = self.job
             job.record.flush(job.ctx.node.record, job.live, self.holding)
 
     async def _plant(self, c: RequestPlant) -> None:
         job = self.job
-        # After the real check is assigned, so the two never pick the same checker.
-        with trio.move_on_after(PLANT_WAIT_S):
-            while len(job.machine.checkers_excluded(c.task_id)) < 2:  # the worker, a checker
-                await job.wait_changed()
-        used = job.machine.checkers_excluded(c.task_id)
         if not await job.feed_checker_stake():
             return  # what a checker must hold is not known: no plant
+        await job.feed_checker_stakes(c.worker)  # picked first: nobody read them for this task
         def qualifies(node: bytes) -> bool:  # the stake a checker needs, as for a real check
             address = job.role.address_of(node)
             return address is not None and job.machine.checker_qualifies(address)
 
-        exclude = c.exclude | used | job.machine.checkers_refused(c.task_id)
-        spare = len(job.role.checker_candidates(c.worker, exclude, qualifies))
+        def exclude() -> frozenset[bytes]:  # the worker, the task's checkers, its refused
+            # ones, and a real check's pick not journalled yet (a plant that waited for room)
+            return (c.exclude | job.machine.checkers_excluded(c.task_id)
+                    | job.machine.checkers_refused(c.task_id) | job.assigning(c.task_id))  # fmt: skip
+
+        spare = len(job.role.checker_candidates(c.worker, exclude(), qualifies))
         if not job.machine.plant_spares_checks(c.task_id, spare):
             return  # the result's own checks need every checker about
         cap = job.machine.config.checks_per_checker
 
         def room() -> bool:  # as a real check, a plant waits for a checker with room
-            candidates = job.role.checker_candidates(c.worker, exclude, qualifies)
+            candidates = job.role.checker_candidates(c.worker, exclude(), qualifies)
             return job.machine.state is not JobState.OPEN or not candidates or bool(
-                job.role.with_room(candidates, cap, "plant")
+                job.role.with_room(candidates, cap)
             )
 
         # the plant first, whoever gets it: a checker's place is held from its pick to the
@@ -139,11 +172,13 @@ class CheckFrames:
         except ImageError:
             return  # the real check rejects the frame; nothing to plant on
         plant_cid = job.ctx.content.put_bytes(data)
-        while not room():
-            await job.room_or_stale(room)
+        if not room():
+            self._waiting_room.add(c.task_id)
+            while not room():
+                await job.room_or_stale(room)
         if job.machine.state is not JobState.OPEN:
             return
-        checker = job.role.pick_checker(c.worker, exclude, qualifies, "plant", room=cap)
+        checker = job.role.pick_checker(c.worker, exclude(), qualifies, "plant", room=cap)
         if checker is None:
             return
         with job.role.holding_room(checker):  # until the plant's ask is journalled

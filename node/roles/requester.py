@@ -332,7 +332,7 @@ class RequesterRole:
         exclude = exclude | self.struck  # never again a checker that passed a plant of ours
         return [p for p in self.pick_checkers(worker) if p not in exclude and qualifies(p)]
 
-    def with_room(self, candidates: list[bytes], cap: int, kind: str = "check") -> list[bytes]:
+    def with_room(self, candidates: list[bytes], cap: int) -> list[bytes]:
         """Those of ``candidates`` holding fewer than ``cap`` of our requests, over all
         our open jobs (``protocol.verification.with_room``; the simulator's the same)."""
         if not cap:
@@ -341,7 +341,7 @@ class RequesterRole:
         out = JobMachine.checks_out_over(machines, self.clock.now_ms())
         for checker, n in self._picking.items():
             out[checker] = out.get(checker, 0) + n
-        return with_room(candidates, out, cap, self._given[kind])
+        return with_room(candidates, out, cap)
 
     @contextmanager
     def holding_room(self, checker: bytes | None) -> Iterator[None]:
@@ -382,7 +382,7 @@ class RequesterRole:
         (``protocol.verification.prefer_unasked``)."""
         candidates = prefer_unasked(self.checker_candidates(worker, exclude, qualifies), silent)
         if room is not None:
-            candidates = self.with_room(candidates, room, kind)
+            candidates = self.with_room(candidates, room)
         if not candidates:
             return None
         given = self._given[kind]

@@ -261,6 +261,7 @@ class RequesterJob:
             elif isinstance(c, RequestVerification) and live:
                 self.role.spawn(self._assign_checker, c)
             elif isinstance(c, RequestPlant) and live:
+                self.frames.expect(c)  # before the real check's pick can run
                 self.role.spawn(self.frames.plant, c)
             elif isinstance(c, PlantJudged):
                 self.frames.judged(c)
@@ -306,6 +307,10 @@ class RequesterJob:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+
+    def assigning(self, task_id: bytes) -> frozenset[bytes]:
+        """Checkers being assigned to ``task_id`` now: picked, not journalled yet."""
+        return frozenset(self._assigning.get(task_id, ()))
 
     def _pay(self, address: bytes, cumulative_wei: int) -> None:
         if not self.live or self.queue is None:
@@ -374,7 +379,7 @@ class RequesterJob:
 
         if not await self.feed_checker_stake():
             return  # what a checker must hold is not known: the verify timeout asks again
-        await self._feed_checker_stakes(c.worker)
+        await self.feed_checker_stakes(c.worker)
         try:
             await self.frames.prepare(c.worker, c.frame_cid)  # checkers fetch it from us
         except TransferError as exc:
@@ -394,9 +399,10 @@ class RequesterJob:
         with trio.move_on_after(CHECKER_WAIT_S):
             while not self.role.checker_candidates(c.worker, exclude(), qualifies):
                 await self.ctx.node.wait_until(ready_or_new(self.role.pick_checkers(c.worker)))
-                await self._feed_checker_stakes(c.worker)  # a newcomer's stake is read first
+                await self.feed_checker_stakes(c.worker)  # a newcomer's stake is read first
         if further and not self.machine.wants_further_check(c.task_id):
             return  # decided (or disputed) during the wait: this request is void
+        await self.frames.picked_first(c.task_id)  # a plant of the task picks its checker first
         if not await self._wait_for_room(c, exclude, qualifies):
             return  # decided meanwhile, or another request of the task waits for room
         checker = pick()
@@ -502,7 +508,7 @@ class RequesterJob:
         if await self.ctx.outbox.deliver(checker, JobAnnounce(self.job_id, self.spec)):
             self._introduced.add(checker)
 
-    async def _feed_checker_stakes(self, worker: bytes) -> None:
+    async def feed_checker_stakes(self, worker: bytes) -> None:
         """Feed the machine the confirmed stake of every checker we could ask, when a
         checker needs any (their assignment decision reads it)."""
         if not (self.machine.config.min_stake_wei or self.machine.pass_claim_wei):

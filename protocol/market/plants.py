@@ -10,9 +10,15 @@ the highest rate probation gives (``plant_rate_ppm(0, MarketConfig.plant_rate_pp
 if so it emits :class:`RequestPlant`, and the driver keeps the plant only if the
 same draw is below the rate for the checker it chose (``plant_kept``). The driver
 makes the plant (the worker's frame perturbed in every cell with the command's
-key), picks a checker other than the worker and the task's checkers, unless that
-would leave the result's plan short of checkers (:meth:`PlantDesk.plant_spares_checks`:
-then no plant), and calls
+key) and picks its checker *before* the task's real check is picked (the
+machine emits ``RequestPlant`` ahead of ``RequestVerification``; the real check
+excludes the plant's checker, ``plant_holder_refused``): a checker other than
+the worker and the task's checkers, unless that would leave the result's plan
+short of checkers (:meth:`PlantDesk.plant_spares_checks`: then no plant). Picked
+second, a plant never reached the checker that took a task's real check, so a
+checker that is always free (a lazy one answers at once) took the first check of
+nearly every result and escaped every plant once checks went to a checker with
+room (tests/e2e/test_lazy_checker.py, stop 40). The driver then calls
 :meth:`PlantDesk.assign_plant` with the plant's CID: the machine reserves and
 funds the check's fee as for a real check and sends a ``VerifyRequest`` equal
 to the real one but for ``frame_cid`` and its own ``tile_secret`` (a draw of its

@@ -307,7 +307,7 @@ class JobMachine(PlantDesk, VerifyDesk):
             self._task_step(task, ev.VerificationWaived(task.task_id))
             return self._accept(task, now_ms)
         verify = self._request_verification(task, now_ms)
-        return [verify, *self._maybe_plant(task), *self._award(now_ms)]
+        return [*self._maybe_plant(task), verify, *self._award(now_ms)]
 
     def _result_problem(self, task: TaskRecord, result: Result) -> str:
         """Why ``result`` cannot be taken as delivered ("" when it can)."""

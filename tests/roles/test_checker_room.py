@@ -56,3 +56,42 @@ async def test_a_busy_checker_is_sent_one_request_at_a_time_and_the_job_complete
         assert len(assigns) >= 4 and assigns[0] < kinds.index("waits") < assigns[1]
         # each request came when the checker held none of ours: never queued behind one
         assert ahead == [0] * len(ahead) and len(ahead) == len(assigns)
+
+
+async def test_a_lazy_checker_always_free_still_gets_plants_when_checks_wait_for_room(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The attack (stop 40's escape): with checks going to a checker with room, a lazy
+    checker answers at once, so it is always the free one and takes the first check of
+    nearly every result; picked after the real check, a task's plant never went to it
+    (tests/e2e/test_lazy_checker.py failed). The plant picks its checker first, so the
+    lazy checker meets plants in proportion to the checks it takes, and is caught."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", checks_per_checker=1,
+                                   plant_rate_ppm=1_000_000)  # fmt: skip
+        for i in (1, 2):
+            await cluster.add(f"w{i}", "worker")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy")
+        for i in (1, 2):  # honest checkers render for a while: the lazy one is the free one
+            await cluster.add(f"c{i}", "checker", tiles=FakeTiles(delay_s=30.0))
+        await cluster.settle("client", 5)
+        job_id = await cluster.submit("client", frames=6)
+        role = client.live().requester
+        job = role.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        lazy_id = lazy.key.node_id.raw
+        assert lazy_id in role.struck  # it passed a plant
+        assert set(job.machine.plant_misses) == {lazy_id}
+        # the mechanism: each task's plant was journalled before its first real check
+        journal = await client.live().ctx.node.store.call(
+            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
+        )
+        planted = [data[:32] for kind, _, data, _ in journal if kind == "plant"]
+        first_assign = {}
+        for i, (kind, _, data, _) in enumerate(journal):
+            if kind in ("plant", "assign"):
+                first_assign.setdefault((kind, data[:32]), i)
+        assert planted  # (once the lazy one is struck, two checkers leave no room to plant)
+        for task_id in planted:
+            assert first_assign[("plant", task_id)] < first_assign[("assign", task_id)]

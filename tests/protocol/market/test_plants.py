@@ -17,6 +17,7 @@ from protocol.market import (
     RecordPayment,
     RefundDue,
     RequestPlant,
+    RequestVerification,
     TaskState,
     WorkerJudged,
 )
@@ -63,6 +64,19 @@ def test_a_plant_looks_like_the_real_request_but_for_the_frame() -> None:
     assert plant.tile_secret != real.tile_secret
     alike = dataclasses.replace(plant, frame_cid=real.frame_cid, tile_secret=real.tile_secret)
     assert alike == real
+
+
+def test_the_plant_is_asked_for_before_the_real_check() -> None:
+    """Drivers carry commands out in order, so the plant's checker is picked first and
+    the real check's pick excludes it: picked second, a plant never reached the checker
+    that took a task's real check, and a checker that is always free (a lazy one) took
+    nearly every first check once checks waited for room (stop 40)."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    kinds = [type(s.command) for s in harness.log]
+    assert kinds.index(RequestPlant) < kinds.index(RequestVerification)
+    plant_checker, _ = harness.plants[task_id]
+    assert plant_checker in harness.job.checkers_refused(task_id)
 
 
 def test_a_lazy_checker_that_passes_a_plant_loses_its_fee_and_is_struck() -> None:
