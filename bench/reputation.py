@@ -8,7 +8,7 @@ their results, 30 % of cheats are partial renders faking 10 % of the frame,
 3 sybil identities, 1 colluding checker in 6) three ways, same seeds:
 
 * ``off`` — requesters keep no reputation (and so no public work record): every result is checked with the
-  fresh-worker ``k`` (24 tiles at normal assurance), awards by price only;
+  fresh-worker ``k`` (32 tiles at normal assurance), awards by price only;
 * ``fresh network`` — reputation on, every identity new at the start (scores
   stay near 0: maturity takes 14 days, the run a few hours);
 * ``established`` — reputation on, every requester starts knowing every first

@@ -44,7 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     parser.add_argument("--scenario", default=str(ROOT / "simulations/scenarios/cheaters_20pct.toml"))
-    parser.add_argument("--seeds", type=int, default=6, help="seeds 1..N (default 6)")
+    parser.add_argument("--seeds", type=int, default=6, help="how many seeds (default 6)")
+    parser.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -52,7 +53,7 @@ def main() -> None:
 
     overrides = {k: _value(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     with ProcessPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(partial(run, args.scenario, overrides), range(1, args.seeds + 1)))
+        runs = list(pool.map(partial(run, args.scenario, overrides), range(args.first, args.first + args.seeds)))
 
     def total(key: str) -> int:
         return sum(int(r.get(key, 0)) for r in runs)
@@ -61,7 +62,8 @@ def main() -> None:
     decided = missed + total("cheats_caught") + total("cheats_revoked")
     causes = ", ".join(f"{c} {total(f'cheats_missed_{c}')}" for c in MISS_CAUSES
                        if total(f"cheats_missed_{c}"))  # fmt: skip
-    print(f"{Path(args.scenario).name} seeds 1-{args.seeds} {overrides or ''}")
+    last = args.first + args.seeds - 1
+    print(f"{Path(args.scenario).name} seeds {args.first}-{last} {overrides or ''}")
     print(f"cheats submitted {total('cheats_submitted')}, decided {decided}, "
           f"missed {missed} ({causes or 'none'}): slip {100 * missed / max(1, decided):.2f} %")
     print(f"checker fees / workers' pay {100 * total('checker_fees_wei') / max(1, total('paid_wei')):.1f} %, "

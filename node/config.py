@@ -324,7 +324,7 @@ CONFIG_TEMPLATE = """\
 
 # Requester: requests kept out at one checker at a time, the rest wait here (0: no
 # cap; docs/MARKET.md, "Checks wait for a checker with room").
-# checks_per_checker = 0
+# checks_per_checker = 1
 
 # Requester: stake workers and checkers must hold (wei; 0: none), and what checkers
 # alone must hold: -1 is what one claim of a missed plant takes (the escrow's

@@ -290,11 +290,12 @@ class SamplingPolicy:
     levels: dict[Assurance, Level] = field(
         default_factory=lambda: {
             Assurance.NONE: Level(0, 0, 0.0, 0.0),
-            # Two checkers of 24 tiles each for an unbacked result: one colluding checker
-            # in six let 6.1 % of cheats through one checker (docs/VERIFICATION.md, "The
-            # slip figure"; 32 tiles measured in stop 40 and not adopted, ibid.); a
-            # staked record earns one checker of 8 tiles, 1 in 4.
-            Assurance.NORMAL: Level(24, 8, 1.0, 0.25, checkers_fresh=2, accept_short=True),
+            # Two checkers of 32 tiles each for an unbacked result: one colluding checker
+            # in six let 6.1 % of cheats through one checker, and two of 24 tiles each
+            # still missed a partial fake in 0.2-0.45 % of cheats, 32 in 0.07 %
+            # (docs/VERIFICATION.md, "The slip figure"); a staked record earns one
+            # checker of 8 tiles, 1 in 4.
+            Assurance.NORMAL: Level(32, 8, 1.0, 0.25, checkers_fresh=2, accept_short=True),
             Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2, checkers_trusted=2),
         }
     )

@@ -213,10 +213,9 @@ class Verification:
     false_reject_rate: float = bounded(0.0, 0, 1)  # an honest tile measures below threshold
     # What an honest 24-tile check costs its checker, as a share of the frame's price;
     # scaled by k / 24. The warm checks the node makes (docs/RENDERING.md: 4.6 % of the
-    # worker's wall time for 24 tiles, the job's first check's start-up included) would
-    # be 460; kept at 6.2 %, one cold Blender per check (bench/verification.py), the
-    # figure docs/VERIFICATION.md's tables were measured with.
-    check_cost_bps: int = bounded(620, 0, 10_000)
+    # worker's wall time for 24 tiles, the job's first check's start-up included; 6.2 %
+    # before, one cold Blender per check, bench/verification.py).
+    check_cost_bps: int = bounded(460, 0, 10_000)
 
 
 @dataclass(frozen=True)

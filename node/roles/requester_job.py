@@ -134,6 +134,9 @@ class RequesterJob:
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
+        # one stake read and journalled at a time: checks and plants feed the same checkers
+        # at once, and each journalled the same stake (1 to 4 'stake' entries a checker)
+        self._feeding_stake = trio.Lock()
         self.checker_stake_fed = False  # the machine knows what stake a checker needs
         self.capacity_fed: dict[bytes, bytes] = {}  # challenge outcomes given (by worker)
         self.view = JobView(started_ms=spec.created_ms)
@@ -532,12 +535,14 @@ class RequesterJob:
 
     async def feed_stake(self, address: bytes) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
-        stake_wei = await self.role.confirmed_stake(address)
-        # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
-        # is met, no bidder proven), and a flood of stakeless identities then adds
-        # nothing to the journal (review: each added a 'stake' entry of 0 per job).
-        if stake_wei is not None and self.stakes_fed.get(address, 0) != stake_wei:
-            await self.step("stake", address, stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
+        async with self._feeding_stake:
+            stake_wei = await self.role.confirmed_stake(address)
+            # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
+            # is met, no bidder proven), and a flood of stakeless identities then adds
+            # nothing to the journal (review: each added a 'stake' entry of 0 per job).
+            if stake_wei is not None and self.stakes_fed.get(address, 0) != stake_wei:
+                now_ms = self.ctx.clock.now_ms()
+                await self.step("stake", address, stake_wei.to_bytes(32, "big"), now_ms)
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it

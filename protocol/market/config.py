@@ -82,8 +82,8 @@ class MarketConfig:
     late_fees_per_checker: int = 4
     # Requests a requester keeps out at one checker, over all its jobs; further checks
     # and plants wait for one with room (protocol.verification.with_room); 0: no cap
-    # (the default: docs/MARKET.md, "Checks wait for a checker with room", says why).
-    checks_per_checker: int = 0
+    # (docs/MARKET.md, "Checks wait for a checker with room", says why 1).
+    checks_per_checker: int = 1
 
     def __post_init__(self) -> None:
         if min(self.min_stake_wei, self.trial_leases, self.late_fees_per_checker,

@@ -13,11 +13,15 @@ from tests.roles.cluster import open_cluster
 from tests.roles.test_job_flow import all_paid
 
 FRAMES = 2
-STEPS_OF_A_JOB = 14  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many),
+STEPS_OF_A_JOB = 17  # inputs a 2-frame job journals here (test_a_job_takes_about_this_many),
 # capacity challenges' outcomes included (node.roles.challenger), and since checkers must
 # cover a pass claim by default, that requirement and the checker's stake (13 before;
 # a stakeless bidder's 0 is not journalled: 16 steps here, 15 in test_record_crash's;
-# the kills are at the steps before the job is done)
+# the kills are at the steps before the job is done); since checks wait for a checker
+# with room (the default since stop 41), the second result's wait for the one checker
+# (``waits``), and the second check's ``exhausted`` (one checker, two wanted): 17, every
+# run since the checker's stake is journalled once (RequesterJob.feed_stake: 17 to 20
+# before, one 'stake' entry per concurrent feed)
 
 
 async def run_job_killing_requester_at(step: int | None, tmp_path: Path) -> int:

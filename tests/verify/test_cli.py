@@ -103,8 +103,8 @@ def test_explain_prints_the_stated_probabilities() -> None:
     code, out = _run("--explain", "--fraction", "0.5", "--json")
     assert code == 0
     (row,) = json.loads(out)
-    assert row["k"] == 24 and row["check_probability"] == 1.0
-    assert row["p_caught_if_checked"] == pytest.approx(1 - 0.5**24)
+    assert row["k"] == 32 and row["check_probability"] == 1.0
+    assert row["p_caught_if_checked"] == pytest.approx(1 - 0.5**32)
     code, out = _run("--explain", "--assurance", "high", "--reputation", "1")
     assert code == 0 and "24 tiles of 16x16 px" in out.splitlines()[0]
     code, out = _run("--explain", "--width", "640")

@@ -83,7 +83,7 @@ def test_a_fresh_worker_has_every_result_checked_with_k_fresh() -> None:
     for task_id in list(harness.renders):
         harness.finish_render(task_id)
     tiles = [request.tiles for _, request in harness.verifications.values()]
-    assert tiles == [24, 24, 24]  # normal's k_fresh, for each of its two checkers
+    assert tiles == [32, 32, 32]  # normal's k_fresh, for each of its two checkers
 
 
 def test_without_a_secret_every_result_is_checked() -> None:
@@ -144,13 +144,13 @@ def test_a_verdict_on_fewer_tiles_than_asked_is_refused() -> None:
     (task_id,) = list(harness.renders)
     harness.finish_render(task_id)
     checker, request = harness.verifications[task_id]
-    assert request.tiles == 24
-    skimped = dataclasses.replace(request, tiles=4)  # a checker that looked at 4 of 24
+    assert request.tiles == 32
+    skimped = dataclasses.replace(request, tiles=4)  # a checker that looked at 4 of 32
     harness.verifications[task_id] = (checker, skimped)
     with pytest.raises(IllegalMessage):
         harness.verdict(task_id, True)
     assert harness.job.task_state(task_id) is TaskState.VERIFYING  # nothing changed
-    assert tiles_for(request) and len(tiles_for(request)) == 24
+    assert tiles_for(request) and len(tiles_for(request)) == 32
     harness.verifications[task_id] = (checker, request)
     harness.verdict(task_id, True)
     assert harness.job.task_state(task_id) is TaskState.ACCEPTED

@@ -25,7 +25,7 @@ reputations = st.floats(0.0, 1.0)
 def test_fresh_workers_are_always_checked_hardest() -> None:
     fresh = plan_check(Assurance.NORMAL, 0.0)
     trusted = plan_check(Assurance.NORMAL, 1.0)
-    assert (fresh.check_probability, fresh.k, fresh.checkers) == (1.0, 24, 2)
+    assert (fresh.check_probability, fresh.k, fresh.checkers) == (1.0, 32, 2)
     assert (trusted.check_probability, trusted.k, trusted.checkers) == (0.25, 8, 1)
     assert plan_check(Assurance.NONE, 0.0).check_probability == 0.0
     assert plan_check(Assurance.HIGH, 1.0).check_probability == 1.0
@@ -76,8 +76,8 @@ def test_hypergeometric_matches_simulation_of_select_tiles() -> None:
 
 def test_explain_numbers() -> None:
     e = explain(Assurance.NORMAL, 0.0, 0.5)
-    assert e.k == 24 and e.check_probability == 1.0
-    assert e.p_caught_if_checked == pytest.approx(1 - (0.5**24) ** 2)  # two checkers' draws
+    assert e.k == 32 and e.check_probability == 1.0
+    assert e.p_caught_if_checked == pytest.approx(1 - (0.5**32) ** 2)  # two checkers' draws
     assert e.p_caught_per_frame == e.p_caught_if_checked
     assert e.frames_for_99 == 1
     trusted = explain(Assurance.NORMAL, 1.0, 0.1)
@@ -86,9 +86,9 @@ def test_explain_numbers() -> None:
         math.log(0.01) / math.log(1 - trusted.p_caught_per_frame)
     )
     exact = explain(Assurance.NORMAL, 0.0, 0.5, width=640, height=480)  # 1200 cells
-    one = p_caught_exact(1200, 24, 600)
+    one = p_caught_exact(1200, 32, 600)
     assert exact.p_caught_if_checked == pytest.approx(1 - (1 - one) ** 2)
-    assert exact.checked_area_share == pytest.approx(24 * 256 / (640 * 480))  # each checker
+    assert exact.checked_area_share == pytest.approx(32 * 256 / (640 * 480))  # each checker
     assert explain(Assurance.NONE, 0.0, 1.0).frames_for_99 is None
 
 
@@ -124,5 +124,5 @@ def test_plan_frame_check_draws_from_the_secret_at_the_planned_rate() -> None:
     assert ks != [plan_frame_check(Assurance.NORMAL, 1.0, other, d) for d in digests]
     # no secret: every result checked; a fresh worker: every result, k fresh
     assert {plan_frame_check(Assurance.NORMAL, 1.0, None, d) for d in digests[:50]} == {8}
-    assert {plan_frame_check(Assurance.NORMAL, 0.0, secret, d) for d in digests[:50]} == {24}
+    assert {plan_frame_check(Assurance.NORMAL, 0.0, secret, d) for d in digests[:50]} == {32}
     assert plan_frame_check(Assurance.NONE, 0.0, None, digests[0]) == 0
