@@ -202,6 +202,10 @@ class Node:
         while not predicate():
             await self._changed.wait()
 
+    async def changed(self) -> None:
+        """Wait for the next inbound change (:meth:`wait_until`'s, once)."""
+        await self._changed.wait()
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()

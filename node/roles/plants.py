@@ -16,9 +16,13 @@ carried out by :meth:`CheckFrames.plant`: the worker's frame perturbed with the
 machine's key and stored, a checker chosen that is neither the worker nor on
 the task, and the assignment journalled (``plant`` entry) so a replay decides
 the same. The plant's checker is picked before the task's real checker: the
-real check waits for it (:meth:`CheckFrames.picked_first`, at most
-``PLANT_WAIT_S``), so a checker cannot dodge plants by taking real checks
-first (protocol.market.plants). The work record of a task with an open plant is held back until the
+real check waits for it while the plant is made (:meth:`CheckFrames.picked_first`,
+at most ``PLANT_WAIT_S``) and, when the plant waits for a checker with room, waits
+for room behind it (:meth:`CheckFrames.plant_ahead`; journalled as ``waits``, so
+not counted towards ``verify_attempts``), so a checker cannot dodge plants by
+taking real checks first (protocol.market.plants). A plant of a result decided or
+abandoned meanwhile is not sent, and its checker gets the job's announce first, as
+a real check's does. The work record of a task with an open plant is held back until the
 plant is decided (:meth:`CheckFrames.holding`, ``JobRecord.flush``): a lazy checker waiting for the
 public record to see which frame the worker really delivered would otherwise
 learn that its request was a plant before it answered.
@@ -47,7 +51,7 @@ from node.log import log_event
 from node.verify.images import ImageError
 from node.verify.plant import canonical_png, plant_png
 from protocol.forced_errors import plant_goes
-from protocol.market import Command, JobState, PlantJudged, RequestPlant
+from protocol.market import Command, JobState, PlantJudged, RequestPlant, TaskState
 from protocol.verification import DEFAULT_POLICY
 
 if TYPE_CHECKING:
@@ -69,9 +73,9 @@ class CheckFrames:
         self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
         self._fetching = trio.Lock()  # one fetch at a time: a CID's partial file is shared
         self._planting: set[bytes] = set()  # task ids whose plant is being made
-        # task id -> set once its plant's checker is picked (or no plant goes): until then
-        # the task's real check waits; the ids of plants waiting for a checker with room
-        self._picks_first: dict[bytes, trio.Event] = {}
+        # task ids whose plant has not picked its checker yet (their real check waits for
+        # it: picked_first), and of those, the plants waiting for a checker with room
+        self._picks_first: set[bytes] = set()
         self._waiting_room: set[bytes] = set()
 
     async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
@@ -105,25 +109,31 @@ class CheckFrames:
 
     def expect(self, c: RequestPlant) -> None:
         """A ``RequestPlant`` came: until its checker is picked the task's real check
-        waits (:meth:`picked_first`). Called before :meth:`plant` is spawned."""
+        waits (:meth:`picked_first`, :meth:`plant_ahead`). Called before :meth:`plant`
+        is spawned."""
         self._planting.add(c.task_id)
-        self._picks_first.setdefault(c.task_id, trio.Event())
+        self._picks_first.add(c.task_id)
 
     async def picked_first(self, task_id: bytes) -> None:
-        """Wait until the plant of ``task_id``, if one is being made, has its checker
-        picked, so that the real check is picked second, never the other way round
+        """Wait while the plant of ``task_id``, if one is being made, has not picked its
+        checker, so that the real check is picked second, never the other way round
         (protocol.market.plants: plants reach a checker in proportion to the checks it
-        takes, whatever its speed). At most ``PLANT_WAIT_S`` while the plant is made; a
-        plant waiting for a checker with room is waited for as long as it waits (the real
-        check would wait for room too, and the first place to free must be the plant's:
-        with a 30 s bound the two raced for it, and the real check won it now and then)."""
-        picked = self._picks_first.get(task_id)
-        if picked is None:
-            return
-        with trio.move_on_after(PLANT_WAIT_S) as scope:
-            await picked.wait()
-        if scope.cancelled_caught and task_id in self._waiting_room:
-            await picked.wait()  # set when it picks, or gives up (plant's finally)
+        takes, whatever its speed); at most ``PLANT_WAIT_S``. A plant that waits for a
+        checker with room ends this wait at once: the real check then waits for room
+        too, told to the machine (``RequesterJob._wait_for_room``: ``waits``, not counted
+        towards ``verify_attempts``), and :meth:`plant_ahead` keeps it behind the plant.
+        (Waiting here instead, uncounted by nobody, each verify timeout counted an ask and
+        the result was abandoned and rendered again: review of stop 41.)"""
+        job = self.job
+        with trio.move_on_after(PLANT_WAIT_S):
+            while task_id in self._picks_first and task_id not in self._waiting_room:
+                await job.wait_changed()
+
+    def plant_ahead(self, task_id: bytes) -> bool:
+        """Whether the plant of ``task_id`` waits for a checker with room and has not
+        picked yet: the real check has no room until it has (the first place to free is
+        the plant's; racing for it, the real check won it now and then)."""
+        return task_id in self._waiting_room
 
     async def plant(self, c: RequestPlant) -> None:
         """Carry out a ``RequestPlant``: make and store the plant, pick, journal, send."""
@@ -131,12 +141,11 @@ class CheckFrames:
         try:
             await self._plant(c)
         finally:
-            picked = self._picks_first.pop(c.task_id, None)
-            if picked is not None:
-                picked.set()
+            self._picks_first.discard(c.task_id)
             self._waiting_room.discard(c.task_id)
             self._planting.discard(c.task_id)
             job = self.job
+            job.notify()  # the real check waiting behind it (picked_first, plant_ahead)
             job.record.flush(job.ctx.node.record, job.live, self.holding)
 
     async def _plant(self, c: RequestPlant) -> None:
@@ -158,11 +167,13 @@ class CheckFrames:
             return  # the result's own checks need every checker about
         cap = job.machine.config.checks_per_checker
 
+        def verifying() -> bool:  # a plant of a decided or abandoned result is not sent
+            machine = job.machine
+            return machine.state is JobState.OPEN and machine.task_state(c.task_id) is TaskState.VERIFYING
+
         def room() -> bool:  # as a real check, a plant waits for a checker with room
             candidates = job.role.checker_candidates(c.worker, exclude(), qualifies)
-            return job.machine.state is not JobState.OPEN or not candidates or bool(
-                job.role.with_room(candidates, cap)
-            )
+            return not verifying() or not candidates or bool(job.role.with_room(candidates, cap))
 
         # the plant first, whoever gets it: a checker's place is held from its pick to the
         # journalled ask, never across the frame's fetch (second review of stop 40)
@@ -174,9 +185,10 @@ class CheckFrames:
         plant_cid = job.ctx.content.put_bytes(data)
         if not room():
             self._waiting_room.add(c.task_id)
+            job.notify()  # the real check stops waiting in picked_first: it waits for room
             while not room():
                 await job.room_or_stale(room)
-        if job.machine.state is not JobState.OPEN:
+        if not verifying():
             return
         checker = job.role.pick_checker(c.worker, exclude(), qualifies, "plant", room=cap)
         if checker is None:
@@ -193,6 +205,9 @@ class CheckFrames:
         address = job.role.address_of(checker)
         if address is None:
             return
+        # Introduced as a real check's checker is: a checker that knows the job only from
+        # a direct announce refused a plant as "unknown job", at no cost (review of stop 41)
+        await job.introduce(checker)
         entry = c.task_id + address + plant_cid.encode()
         await job.step("plant", checker, entry, job.ctx.clock.now_ms())
 

@@ -311,6 +311,11 @@ class RequesterJob:
         self._changed.set()
         self._changed = trio.Event()
 
+    def notify(self) -> None:
+        """Wake what waits on this job (:meth:`wait_changed`, :meth:`room_or_stale`): a
+        change no inbound message makes (a plant picked its checker, or gave up)."""
+        self._notify()
+
     def assigning(self, task_id: bytes) -> frozenset[bytes]:
         """Checkers being assigned to ``task_id`` now: picked, not journalled yet."""
         return frozenset(self._assigning.get(task_id, ()))
@@ -459,6 +464,8 @@ class RequesterJob:
             return machine.state is JobState.OPEN and machine.task_state(c.task_id) is TaskState.VERIFYING
 
         def room() -> bool:
+            if self.frames.plant_ahead(c.task_id):
+                return False  # the task's plant waits for room: the first place is its
             candidates = prefer_unasked(self.role.checker_candidates(c.worker, exclude(), qualifies),
                                         self.machine.checkers_silent(c.task_id))  # fmt: skip
             return not candidates or bool(self.role.with_room(candidates, cap))
@@ -487,7 +494,15 @@ class RequesterJob:
         if (stale_ms := self.role.next_check_stale_ms()) is not None:
             wait_s = min(wait_s, max(0.0, (stale_ms - self.ctx.clock.now_ms()) / 1000))
         with trio.move_on_after(wait_s):
-            await self.ctx.node.wait_until(predicate)
+            async with trio.open_nursery() as nursery:  # an inbound change, or this job's own
+
+                async def until(wait: Callable[[], Awaitable[None]]) -> None:
+                    while not predicate():
+                        await wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until, self.ctx.node.changed)
+                nursery.start_soon(until, self.wait_changed)
 
     async def _exhausted(self, c: RequestVerification, qualifies: Callable[[bytes], bool]) -> None:
         """Tell the machine no checker is left to ask for ``c``'s further check, with every

@@ -139,6 +139,8 @@ class PlantDesk(JobBook):
             raise IllegalTransition("a plant must name a frame other than the worker's")
         if task_id in self._plants or task.result is None:
             return []  # already planted (a replayed driver), or nothing to plant on
+        if task.state is not TaskState.VERIFYING:
+            return []  # decided, disputed or abandoned while the plant waited: its fee saved
         fee = task.fee_wei
         address = self._checker_addresses.get(checker, checker_address)
         if not self.checker_qualifies(address):

@@ -6,6 +6,7 @@ goes out when the verdict comes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -95,3 +96,54 @@ async def test_a_lazy_checker_always_free_still_gets_plants_when_checks_wait_for
         assert planted  # (once the lazy one is struck, two checkers leave no room to plant)
         for task_id in planted:
             assert first_assign[("plant", task_id)] < first_assign[("assign", task_id)]
+
+
+async def _behind_busy_checkers(tmp_path: Path, plant_rate_ppm: int, busy_s: float) -> tuple[list[str], Any]:
+    """One frame while every checker holds one of our requests (as in a burst: other jobs'
+    checks keep them busy) for ``busy_s``: the requester's journal kinds, and the job."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", checks_per_checker=1,
+                                   plant_rate_ppm=plant_rate_ppm)  # fmt: skip
+        await cluster.add("w1", "worker")
+        checkers = [await cluster.add(f"c{i}", "checker", tiles=FakeTiles(delay_s=5.0))
+                    for i in (1, 2, 3)]  # fmt: skip
+        await cluster.settle("client", 4)
+        role = client.live().requester
+        for member in checkers:  # RequesterRole.holding_room's count: a place taken
+            role._picking[member.key.node_id.raw] = 1
+        job_id = await cluster.submit("client", frames=1)
+        job = role.jobs[job_id]
+        await trio.sleep(busy_s)
+        for member in checkers:
+            role._picking.pop(member.key.node_id.raw, None)
+        job.notify()
+        await job.done.wait()
+        journal = await client.live().ctx.node.store.call(
+            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
+        )
+        return [kind for kind, *_ in journal], job
+
+
+async def test_a_check_behind_a_plant_waiting_for_room_waits_uncounted(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 41: the real check waited for its plant's pick while the plant
+    waited for room, untold to the machine, so each verify timeout counted an ask and
+    the result was abandoned after ``verify_attempts`` and rendered again (twice in 700 s).
+    Now it waits for room itself (``waits``), behind the plant, as a check without a plant
+    does; and it goes out once, not once per renewal."""
+    kinds, job = await _behind_busy_checkers(tmp_path, 1_000_000, 700.0)
+    assert job.view.outcome == "completed"
+    assert "waits" in kinds
+    assert len(job.machine._tasks) == 1  # never abandoned: one task for the frame
+    plant, first = kinds.index("plant"), kinds.index("assign")
+    assert plant < first and kinds[first + 1] != "assign"  # one request went out, not two
+
+
+async def test_a_check_without_a_plant_waits_uncounted_too(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    kinds, job = await _behind_busy_checkers(tmp_path, 0, 700.0)
+    assert job.view.outcome == "completed"
+    assert "waits" in kinds and "plant" not in kinds
+    assert len(job.machine._tasks) == 1

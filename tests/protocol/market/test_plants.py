@@ -79,6 +79,24 @@ def test_the_plant_is_asked_for_before_the_real_check() -> None:
     assert plant_checker in harness.job.checkers_refused(task_id)
 
 
+def test_no_plant_goes_out_for_a_result_no_longer_being_verified() -> None:
+    """A plant that waited for a checker with room while its result was decided (or
+    abandoned) is not sent: its fee would test a checker on a dead result (review of
+    stop 41: every abandoned result's plant still went out)."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    plant_checker, _ = harness.plants[task_id]
+    harness.plant_verdict(task_id, passed=False)
+    harness.verdict(task_id, passed=True)
+    if task_id in harness.verifications:  # a second checker, where one is left to ask
+        harness.verdict(task_id, passed=True)
+    assert harness.job.task_state(task_id) is TaskState.ACCEPTED
+    address = harness.checker_addresses[plant_checker]
+    late = harness.job.assign_plant(task_id, plant_checker, "bafkreiplantlate", harness.now_ms,
+                                    address)  # fmt: skip
+    assert late == []
+
+
 def test_a_lazy_checker_that_passes_a_plant_loses_its_fee_and_is_struck() -> None:
     harness = planted()
     (task_id,) = harness.verifications
