@@ -202,6 +202,10 @@ class Node:
         while not predicate():
             await self._changed.wait()
 
+    def wall_ms(self) -> int:
+        """The node's wall clock, as adverts' ``received_ms`` read it."""
+        return self._wall_ms()
+
     async def changed(self) -> None:
         """Wait for the next inbound change (:meth:`wait_until`'s, once)."""
         await self._changed.wait()

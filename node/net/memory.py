@@ -42,8 +42,8 @@ class MemoryHub:
                 yield net
             finally:
                 del self.nodes[peer]
-                for other in list(net._links):
-                    await net.disconnect(other)
+                for other in list(net._links):  # no await: a closing node is often cancelled
+                    net._unlink(other)  # (a checkpoint here raised, and its peers kept it)
                 nursery.cancel_scope.cancel()
 
 
@@ -87,6 +87,9 @@ class MemoryNetwork:
 
     async def disconnect(self, peer: str) -> None:
         await trio.lowlevel.checkpoint()
+        self._unlink(peer)
+
+    def _unlink(self, peer: str) -> None:
         self._links.discard(peer)
         other = self._hub.nodes.get(peer)
         if other is not None:

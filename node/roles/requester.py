@@ -87,6 +87,7 @@ logger = logging.getLogger(__name__)
 RESUME_WAIT_S = 30.0
 MAX_WORKER_RECORDS = 100_000
 STAKE_TTL_S = 60  # seconds: a confirmed stake is read again after this long
+KNOWN_ADVERTS = 3  # advert intervals: a checker not heard from for longer is not waited for
 
 
 class RequesterRole:
@@ -194,7 +195,7 @@ class RequesterRole:
                       job=job.job_id.hex()[:16], records=missing)  # fmt: skip
 
     async def _resume_job(self, job: RequesterJob) -> None:
-        resumed_ms = self.ctx.node._wall_ms()
+        resumed_ms = self.ctx.node.wall_ms()
         for frame, info in job.view.accepted.items():
             if not (job.out_dir / f"frame_{frame:04d}.png").exists():
                 worker, cid = bytes.fromhex(str(info["worker"])), str(info["cid"])
@@ -311,10 +312,16 @@ class RequesterRole:
                 if p in connected and not node.scorer.is_banned(p, now_s)]  # fmt: skip
 
     def known_checkers(self, worker: bytes) -> list[bytes]:
-        """Nodes whose adverts say checker, connected or not, ``worker`` excepted."""
+        """Nodes whose adverts say checker, connected or not (a reconnect), ``worker``
+        excepted, heard from within ``KNOWN_ADVERTS`` advert intervals: adverts are kept
+        until evicted, and one of a checker gone for days made every further check wait
+        ``CHECKER_WAIT_S`` for it before the machine was told no checker was left."""
         from node.roles.common import raw_of
 
-        return [raw_of(p) for p in self._checker_peers(worker)]
+        node = self.ctx.node
+        since_ms = node.wall_ms() - int(KNOWN_ADVERTS * node.config.advert_interval_s * 1000)
+        return [raw_of(p) for p in self._checker_peers(worker)
+                if node.capacity[p].received_ms >= since_ms]  # fmt: skip
 
     def _checker_peers(self, worker: bytes) -> list[str]:
         from node.roles.common import raw_of
