@@ -246,6 +246,8 @@ class CheckerRole:
         signed = checker_pass(spec, verdict, request.frame_cid, self.ctx.payment_address)
         if verdict.pass_sig is not None and signed is not None:  # a signed pass can be claimed
             self.defence.watch_signed(signed.ref, requester)
+        elif spec.escrow is not None:  # a rejection: its fee's vouchers still come after a restart
+            self.defence.note_payer(request.job_id, requester, spec.requester_address)
         self.checked += 1
         answered = self._answered.pop(request.job_id, {})
         self._answered[request.job_id] = answered  # the newest job last

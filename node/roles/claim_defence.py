@@ -56,6 +56,12 @@ class ClaimDefence:
         if self.watch is not None:
             self.watch.watch(ref, requester)
 
+    def note_payer(self, job_id: bytes, requester: bytes, address: bytes) -> None:
+        """``requester`` (paid from ``address``) owes us for ``job_id``: kept across a
+        restart (node.roles.claim_watch.ClaimWatch.note_payer); nothing without a chain."""
+        if self.watch is not None:
+            self.watch.note_payer(job_id, requester, address)
+
     def payer_of(self, job_id: bytes) -> tuple[bytes, bytes] | None:
         """(requester node id, payment address) of an escrowed job we signed work in
         (node.roles.claim_watch.ClaimWatch.payer_of); None without a chain."""

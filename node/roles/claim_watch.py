@@ -125,6 +125,10 @@ class ClaimWatch:
         # job -> (its requester's node id, payment address): every job we signed work in,
         # as stored, newest last (bounded as the watch)
         self._payers: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
+        # (job, requester, address) of jobs we answered without signing (note_payer)
+        self._payer_saves, self._payers_to_save = trio.open_memory_channel[
+            tuple[bytes, bytes, bytes]
+        ](MAX_WATCHED)
 
     def payer_of(self, job_id: bytes) -> tuple[bytes, bytes] | None:
         """(requester node id, requester payment address) of a job we signed a result or
@@ -133,10 +137,26 @@ class ClaimWatch:
         return self._payers.get(job_id)
 
     def _payer(self, entry: _Watched) -> None:
-        self._payers[entry.ref.job_id] = (entry.requester, entry.ref.requester)
-        self._payers.move_to_end(entry.ref.job_id)
+        self._remember_payer(entry.ref.job_id, entry.requester, entry.ref.requester)
+
+    def _remember_payer(self, job_id: bytes, requester: bytes, address: bytes) -> None:
+        self._payers[job_id] = (requester, address)
+        self._payers.move_to_end(job_id)
         while len(self._payers) > MAX_WATCHED:
             self._payers.popitem(last=False)
+
+    def note_payer(self, job_id: bytes, requester: bytes, address: bytes) -> None:
+        """Remember, stored, that ``requester`` (node id; payment ``address``) pays us for
+        ``job_id`` though we signed nothing in it: a checker whose verdicts in a job were
+        all rejections kept no watch entry, and once restarted it acknowledged and dropped
+        that job's fee vouchers (issue 17's notes). Once per job and run."""
+        if self._payers.get(job_id) == (requester, address):
+            return
+        self._remember_payer(job_id, requester, address)
+        try:
+            self._payer_saves.send_nowait((job_id, requester, address))
+        except trio.WouldBlock:
+            log_event(logger, logging.WARNING, "job payer not stored: a restart forgets it")
 
     @property
     def watching(self) -> int:
@@ -174,6 +194,9 @@ class ClaimWatch:
 
     async def load(self) -> None:
         """Watch again what a previous run of the node stored."""
+        payers = await self.store.call(partial(persist.stored_payers, now_ms=self.now_ms()))
+        for job_id, requester, address in payers:
+            self._remember_payer(job_id, requester, address)
         rows = await self.store.call(persist.watched_results)
         for data, until_ms in rows:
             entry = _Watched.unpack(data, until_ms)
@@ -199,6 +222,18 @@ class ClaimWatch:
                 log_event(logger, logging.ERROR, "claim watch not stored",
                           error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
 
+    async def _payer_saver(self) -> None:
+        async for job_id, requester, address in self._payers_to_save:
+            until_ms = self.now_ms() + int(WATCH_FOR_S * 1000)
+            try:
+                await self.store.call(partial(
+                    persist.save_payer, job_id=job_id, requester=requester, address=address,
+                    until_ms=until_ms, keep=MAX_WATCHED,
+                ))  # fmt: skip
+            except Exception as exc:  # remembered in memory; a restart may forget it
+                log_event(logger, logging.ERROR, "job payer not stored",
+                          error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
         """Wait until a claim on a result of (job, task) was seen in ``status``."""
         while not any(k[:2] == (job_id, task_id) and s == status for k, s in self.claims.items()):
@@ -211,6 +246,7 @@ class ClaimWatch:
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._saver)
+            nursery.start_soon(self._payer_saver)
             await self.load()
             task_status.started()  # loaded: payer_of knows the stored jobs (review, stop 38)
             while True:

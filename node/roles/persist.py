@@ -218,6 +218,30 @@ def unwatch_result(conn: sqlite3.Connection, *, job_id: bytes, task_id: bytes) -
     conn.execute("DELETE FROM claim_watch WHERE job_id = ? AND task_id = ?", (job_id, task_id))
 
 
+def save_payer(
+    conn: sqlite3.Connection, *, job_id: bytes, requester: bytes, address: bytes, until_ms: int,
+    keep: int,
+) -> None:  # fmt: skip
+    """Remember ``job_id``'s requester (node id, payment address) until ``until_ms``; only
+    the newest ``keep`` stay."""
+    conn.execute(
+        "INSERT OR REPLACE INTO job_payers (job_id, requester, address, until_ms)"
+        " VALUES (?, ?, ?, ?)", (job_id, requester, address, until_ms),
+    )  # fmt: skip
+    conn.execute(
+        "DELETE FROM job_payers WHERE rowid NOT IN"
+        " (SELECT rowid FROM job_payers ORDER BY until_ms DESC, rowid DESC LIMIT ?)", (keep,)
+    )  # fmt: skip
+
+
+def stored_payers(conn: sqlite3.Connection, now_ms: int) -> list[tuple[bytes, bytes, bytes]]:
+    """(job id, requester node id, payment address) of the payers still remembered, oldest
+    first; the expired ones are deleted."""
+    conn.execute("DELETE FROM job_payers WHERE until_ms <= ?", (now_ms,))
+    rows = conn.execute("SELECT job_id, requester, address FROM job_payers ORDER BY until_ms, rowid")
+    return [(bytes(r[0]), bytes(r[1]), bytes(r[2])) for r in rows.fetchall()]
+
+
 def watched_results(conn: sqlite3.Connection) -> list[tuple[bytes, int]]:
     """(data, until_ms) of every watched result, oldest first."""
     rows = conn.execute("SELECT data, until_ms FROM claim_watch ORDER BY until_ms, rowid")

@@ -178,4 +178,15 @@ MIGRATIONS: tuple[str, ...] = (
     # as migration 6 keeps fraud claims; apart, since one task may have both a worker's
     # claim and its plant checker's (node/roles/slasher.py).
     _CLAIMS.format(table="pass_claims"),
+    # 9: whose vouchers a checker keeps for jobs it answered without signing a pass (only
+    # rejections): the claim watch names the requester of jobs it signed work in, and a
+    # restarted checker dropped the fee vouchers of the others (node/roles/claim_watch.py).
+    """
+    CREATE TABLE job_payers (
+        job_id BLOB PRIMARY KEY,
+        requester BLOB NOT NULL,
+        address BLOB NOT NULL,
+        until_ms INTEGER NOT NULL
+    );
+    """,
 )

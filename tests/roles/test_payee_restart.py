@@ -21,6 +21,7 @@ from node.roles.requester_job import RequesterJob
 from protocol.market import TaskState
 from protocol.messages import Voucher
 from tests.roles.cluster import Cluster, Member, open_cluster
+from tests.roles.fakes import FakeTiles
 
 
 async def one_frame_job(cluster: Cluster, *strangers: str) -> tuple[Member, Member, RequesterJob]:
@@ -90,3 +91,34 @@ async def test_a_stranger_cannot_make_a_restarted_payee_keep_a_voucher(
         await outbox.deliver(worker.key.node_id.raw, other)
         assert payee.voucher_wei(client.address, job_id) == paid
         assert payee.voucher_wei(stranger.address, b"\x07" * 32) == 0
+
+
+async def test_a_checker_restarted_after_a_rejection_keeps_its_fee_voucher(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 17's notes: a checker signs only its passes, so the claim watch knew the
+    requester of no job whose every verdict it gave was a rejection, and restarted it
+    acknowledged and dropped that job's fee vouchers. Its verdicts now note the job's
+    payer (stored: ``job_payers``)."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")
+        await cluster.add("w1", "worker")
+        checker = await cluster.add("c1", "checker", tiles=FakeTiles(lie=True))  # rejects all
+        await cluster.settle("client", 2)
+        job_id = await cluster.submit("client", frames=1)
+        job = client.live().requester.jobs[job_id]
+        node = client.live().ctx.node
+
+        def fee_due() -> bool:
+            return job.machine.due_wei_by_payee().get(checker.address, 0) > 0
+
+        await node.wait_until(fee_due)  # its rejection is in; the fee's voucher on its way
+        await cluster.kill("c1")
+        await cluster.restart("c1")
+        due_wei = job.machine.due_wei_by_payee()[checker.address]
+        await client.live().requester.cancel(job_id)  # nothing more to render: over now
+        escrow = cluster.escrow
+        with trio.fail_after(1800):  # the job is over: redeemed once worth its gas
+            await escrow.wait_until(lambda: escrow.balances.get(checker.address, 0) >= due_wei)
+        payee = checker.live().payee
+        assert payee is not None and payee.voucher_wei(client.address, job_id) >= due_wei
