@@ -87,7 +87,7 @@ logger = logging.getLogger(__name__)
 RESUME_WAIT_S = 30.0
 MAX_WORKER_RECORDS = 100_000
 STAKE_TTL_S = 60  # seconds: a confirmed stake is read again after this long
-KNOWN_ADVERTS = 3  # advert intervals: a checker not heard from for longer is not waited for
+KNOWN_ADVERT_S = 600.0  # a checker neither connected nor heard from for longer is not waited for
 
 
 class RequesterRole:
@@ -312,16 +312,24 @@ class RequesterRole:
                 if p in connected and not node.scorer.is_banned(p, now_s)]  # fmt: skip
 
     def known_checkers(self, worker: bytes) -> list[bytes]:
-        """Nodes whose adverts say checker, connected or not (a reconnect), ``worker``
-        excepted, heard from within ``KNOWN_ADVERTS`` advert intervals: adverts are kept
-        until evicted, and one of a checker gone for days made every further check wait
-        ``CHECKER_WAIT_S`` for it before the machine was told no checker was left."""
+        """Nodes whose adverts say checker, ``worker`` excepted, that may still be asked:
+        connected now, or heard from within ``KNOWN_ADVERT_S`` (a reconnect), counting
+        adverts restored from the store as heard when this node started. Adverts are
+        kept until evicted, and one of a checker gone for days made every further check
+        wait ``CHECKER_WAIT_S`` for it before the machine was told no checker was left.
+        (Not our own advert interval: the checker's may be longer, and a connected
+        checker dropped from this list was never asked; nor the adverts' first hearing
+        after a restart: every checker then looked gone, and a colluder's single pass
+        was accepted before the honest second checker reconnected. Review of stop 41.)"""
         from node.roles.common import raw_of
 
         node = self.ctx.node
-        since_ms = node.wall_ms() - int(KNOWN_ADVERTS * node.config.advert_interval_s * 1000)
+        now_ms = node.wall_ms()
+        started_ms = now_ms - int((trio.current_time() - node.started_s) * 1000)
+        since_ms = now_ms - int(KNOWN_ADVERT_S * 1000)
+        connected = set(node.network.connected_peers())
         return [raw_of(p) for p in self._checker_peers(worker)
-                if node.capacity[p].received_ms >= since_ms]  # fmt: skip
+                if p in connected or max(node.capacity[p].received_ms, started_ms) >= since_ms]  # fmt: skip
 
     def _checker_peers(self, worker: bytes) -> list[str]:
         from node.roles.common import raw_of
@@ -368,6 +376,11 @@ class RequesterRole:
                 self._picking[checker] -= 1
             else:
                 del self._picking[checker]
+            # the place may be free again (a plant dropped on its probation draw, an ask
+            # not journalled): every job's waits for room look again, not only at the next
+            # inbound message (second review of stop 41)
+            for job in self.jobs.values():
+                job.notify()
 
     def next_check_stale_ms(self) -> int | None:
         """When a request of ours next goes stale at its checker (its place frees with
