@@ -267,7 +267,7 @@ async def run_roles(
         ports = await trio.to_thread.run_sync(node_ports, config, payment_key, work_root)
     link = ports.chain
     async with trio.open_nursery() as nursery:
-        clock = MarketClock()
+        clock = MarketClock(node.wall_ms)  # the node's clock (a test cluster's, restarts included)
         ctx = RoleContext(node, clock, Outbox(node, clock, nursery), content, link, ports.render,
                           payment_key, address, settings, work_root)  # fmt: skip
         payee = None
