@@ -292,9 +292,9 @@ class SamplingPolicy:
             Assurance.NONE: Level(0, 0, 0.0, 0.0),
             # Two checkers of 32 tiles each for an unbacked result: one colluding checker
             # in six let 6.1 % of cheats through one checker, and two of 24 tiles each
-            # still missed a partial fake in 0.2-0.45 % of cheats, 32 in 0.07 %
-            # (docs/VERIFICATION.md, "The slip figure"); a staked record earns one
-            # checker of 8 tiles, 1 in 4.
+            # still missed a partial fake in 0.2-0.66 % of cheats, 32 in 0.076 % (stop 41,
+            # with a checker's requests capped and plants picked first: docs/VERIFICATION.md,
+            # "The slip figure"); a staked record earns one checker of 8 tiles, 1 in 4.
             Assurance.NORMAL: Level(32, 8, 1.0, 0.25, checkers_fresh=2, accept_short=True),
             Assurance.HIGH: Level(48, 24, 1.0, 1.0, checkers_fresh=2, checkers_trusted=2),
         }
