@@ -122,7 +122,7 @@ class CheckFrames:
         checker with room ends this wait at once: the real check then waits for room
         too, told to the machine (``RequesterJob._wait_for_room``: ``waits``, not counted
         towards ``verify_attempts``), and :meth:`plant_ahead` keeps it behind the plant.
-        (Waiting here instead, uncounted by nobody, each verify timeout counted an ask and
+        (Waiting here instead, untold to the machine, each verify timeout counted an ask and
         the result was abandoned and rendered again: review of stop 41.)"""
         job = self.job
         with trio.move_on_after(PLANT_WAIT_S):
