@@ -305,16 +305,14 @@ class RequesterJob:
                 self.record.closed(JobClosed(self.job_id, ClosedOutcome(c.outcome.value),
                                              len(view.accepted), len(view.failed)))  # fmt: skip
         self.record.flush(self.ctx.node.record, live, self.frames.holding)
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
+        self.notify()
 
     def notify(self) -> None:
-        """Wake what waits on this job (:meth:`wait_changed`, :meth:`room_or_stale`): a
-        change no inbound message makes (a plant picked its checker, or gave up)."""
-        self._notify()
+        """Wake what waits on this job (:meth:`wait_changed`, :meth:`room_or_stale`): each
+        step, and a change no inbound message makes (a plant picked its checker, or gave
+        up; a place held for a pick freed)."""
+        self._changed.set()
+        self._changed = trio.Event()
 
     def assigning(self, task_id: bytes) -> frozenset[bytes]:
         """Checkers being assigned to ``task_id`` now: picked, not journalled yet."""
@@ -575,7 +573,7 @@ class RequesterJob:
             log_event(logger, logging.WARNING, "frame not collected", frame=c.frame, error=str(exc))
         finally:
             self._collecting -= 1
-            self._notify()
+            self.notify()
 
     async def _refund(self) -> None:
         """Reclaim the unspent escrow once the chain's clock passes deadline + grace.
