@@ -48,7 +48,6 @@ from the plant by at least ``PLANT_DELTA`` on ``PLANT_PIXELS_PER_CELL`` pixels.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +58,6 @@ from protocol.verification import Tile, _uniform_below, tile_grid
 
 PLANT_DOMAIN = b"pictor/verify/plant/v1\x00"
 PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
-PLANT_TIMING_DOMAIN = b"pictor/verify/plant-timing/v1\x00"
 PLANT_PIXELS_PER_CELL = 4  # pixels changed in every cell (fewer in a smaller edge cell)
 PLANT_DELTA = 6  # levels (8-bit; 16-bit images: x257) added or subtracted per colour channel
 PPM = 1_000_000
@@ -115,38 +113,6 @@ def plant_goes(position: int, tested: int, base_ppm: int) -> bool:
     simulator both call this; the choice of the checker is ``choose_checker``'s, so
     every checker is offered its share of plant draws and keeps its own rate of them."""
     return plant_kept(position, plant_rate_ppm(tested, base_ppm))
-
-
-@dataclass(frozen=True)
-class PlantTiming:
-    """When a result's plant goes (:func:`plant_timing`): with the plan's ``slot``-th
-    check of the result (0: its first; 1: the further check after a pass), and
-    ``ahead`` of that check's request or just after it."""
-
-    slot: int
-    ahead: bool
-
-
-def plant_timing(check_secret: bytes, result_digest: bytes, checks: int) -> PlantTiming:
-    """When the plant of a result whose plan asks ``checks`` checkers goes out: with one
-    of those checks drawn uniformly, its request and the plant's picked together and sent
-    in a drawn order. Drawn from the requester's secret, like the plant itself, so no
-    checker can predict it and a replay decides the same.
-
-    Why: two colluding checkers that each got a request about one task compare notes. If
-    the plant always went with the first check and in a fixed order, the later of their
-    two requests was never the plant (stop 41: the plant went a few milliseconds ahead;
-    a further check comes only after a verdict), and they could pass it without
-    rendering. With the slot and the order drawn, each of their two requests is the plant
-    as often as the other: a plant at the further check arrives later than the first
-    check, a plant at the first earlier than the further check, and within a slot the
-    two requests leave together in either order (the driver holds the first picked until
-    the second is; docs/VERIFICATION.md, "Which request is the plant")."""
-    if checks < 1:
-        raise LocalProtocolError("a plan with a plant asks at least one checker")
-    draw = hashlib.sha256(PLANT_TIMING_DOMAIN + plant_draw(check_secret, result_digest)).digest()
-    slot, _ = _uniform_below(draw, 0, checks)
-    return PlantTiming(slot, bool(draw[-1] & 1))
 
 
 def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from protocol import RemoteProtocolError
@@ -137,9 +136,6 @@ class RequesterDriver:
         # order: (task id, "check" or "plant") -> (job id, the command). A verdict frees a
         # place (_drain); the machine's verify timeout renews a waiting check's request.
         self._waiting: dict[tuple[bytes, str], tuple[bytes, Any]] = {}
-        # Plants whose checker is picked, held until their task's real check is picked too
-        # (then both go, in the plant's drawn order): task id -> (job id, checker, CID, cmd)
-        self._parked: dict[bytes, tuple[bytes, SimNode, str, RequestPlant]] = {}
         self._draining = False
         self._drain_at_ms: int | None = None  # a drain scheduled for a request going stale
         self.tested: dict[bytes, int] = {}  # checker -> our plants it rejected (probation)
@@ -467,44 +463,9 @@ class RequesterDriver:
             return  # probation: this checker's rate is below the machine's draw
         cid = "bafkplant" + cmd.key.hex()[:48]
         world.plants.add(cid)
-        # held (its place not counted, as the node's) until the real check is picked: then
-        # both are sent, in the drawn order (_send_pair; the node's CheckFrames._pair), or
-        # dropped unsent if the result is decided or abandoned first (_unpark)
-        self._parked[cmd.task_id] = (machine.job_id, checker, cid, cmd)
-        self._unpark_later(machine, cmd.task_id)
-
-    def _unpark_later(self, machine: JobMachine, task_id: bytes) -> None:
-        self.world.loop.call_later(machine.config.verify_timeout_ms, self._unpark_if_done,
-                                   (machine, task_id), "unpark")  # fmt: skip
-
-    def _unpark_if_done(self, arg: tuple[JobMachine, bytes]) -> None:
-        """A held plant whose result is no longer being verified is dropped, unsent
-        (nothing owed); one still waiting for its real check's pick looks again later."""
-        machine, task_id = arg
-        if task_id not in self._parked:
-            return
-        if self.jobs.get(machine.job_id) is machine and machine.task_state(task_id) is TaskState.VERIFYING:
-            self._unpark_later(machine, task_id)
-        else:
-            self._unpark(task_id)
-
-    def _unpark(self, task_id: bytes) -> None:
-        self._parked.pop(task_id, None)
-
-    def _send_pair(self, machine: JobMachine, task_id: bytes, checker: SimNode) -> None:
-        """The real check of ``task_id`` picked ``checker``: assign it and, if the task's
-        plant is held, the plant too, in the plant's drawn order (``RequestPlant.ahead``)."""
-        now_ms = self.world.epoch_ms()
-        held = self._parked.pop(task_id, None)
-        real = partial(machine.assign_checker, task_id, checker.node_id, now_ms, checker.address)
-        if held is None or held[0] != machine.job_id:
-            self._run(machine, real())
-            return
-        _, planted_to, cid, plant = held
-        planted = partial(machine.assign_plant, task_id, planted_to.node_id, cid, now_ms,
-                          planted_to.address)  # fmt: skip
-        for assign in (planted, real) if plant.ahead else (real, planted):
-            self._run(machine, assign())
+        now_ms = world.epoch_ms()
+        self._run(machine, machine.assign_plant(cmd.task_id, checker.node_id, cid, now_ms,
+                                                checker.address))  # fmt: skip
 
     def _with_room(self, checkers: list[SimNode]) -> list[SimNode]:
         """Those of ``checkers`` that hold fewer of our requests than the cap, over all
@@ -600,8 +561,6 @@ class RequesterDriver:
                     if c.node_id not in exclude and asks(world, machine, c)]  # fmt: skip
 
         exclude = machine.checkers_refused(cmd.task_id) | cmd.exclude | self.struck
-        if (held := self._parked.get(cmd.task_id)) is not None:
-            exclude = exclude | {held[1].node_id}  # its plant's checker, picked first
         checkers = candidates(exclude)
         fallback = machine.dispute_fallback(cmd.task_id)
         if not checkers and fallback:
@@ -631,7 +590,10 @@ class RequesterDriver:
                     world.loop.call_later(CHECKER_WAIT_MS, self._resume,
                                           (machine.job_id, self._after_wait, cmd), "wait")  # fmt: skip
             return  # else the machine's verify timeout asks again later
-        self._send_pair(machine, cmd.task_id, self._choose(checkers, "check"))
+        checker = self._choose(checkers, "check")
+        now_ms = world.epoch_ms()
+        self._run(machine, machine.assign_checker(cmd.task_id, checker.node_id, now_ms,
+                                                  checker.address))  # fmt: skip
 
     def _after_wait(self, machine: JobMachine, cmd: RequestVerification) -> None:
         """A further check's wait for a checker ended (node.roles.requester_job)."""
@@ -650,8 +612,6 @@ class RequesterDriver:
         reachable = [c.node_id for c in world.online_checkers()
                      if c.node_id not in self.struck and asks(world, machine, c)]  # fmt: skip
         self._run(machine, machine.checkers_exhausted(cmd.task_id, world.epoch_ms(), reachable))
-        if machine.task_state(cmd.task_id) is not TaskState.VERIFYING:
-            self._unpark(cmd.task_id)  # cut on its passes: a plant held for it goes unsent
 
     def _slash(self, due: SlashDue) -> None:
         """The node's slasher, in one step: a claim by the rejecting checkers (when they

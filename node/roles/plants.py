@@ -20,16 +20,9 @@ real check waits for it while the plant is made (:meth:`CheckFrames.picked_first
 at most ``PLANT_WAIT_S``) and, when the plant waits for a checker with room, waits
 for room behind it (:meth:`CheckFrames.plant_ahead`; journalled as ``waits``, so
 not counted towards ``verify_attempts``), so a checker cannot dodge plants by
-taking real checks first (protocol.market.plants). The picked plant is then held
-(:meth:`CheckFrames._pair`) until the real check it goes with has picked too
-(:meth:`CheckFrames.real_turn`), and the two are journalled, so sent, in the order
-the machine drew (``RequestPlant.ahead``; the check it goes with is drawn too:
-protocol.forced_errors.plant_timing): two colluding checkers asked about one task
-cannot tell which of their requests is the plant by which came first. A held plant
-does not count against its checker's cap while it waits (the real check may wait long
-for room), so once sent its checker may hold one more of our requests than the cap.
-A plant of a result decided or abandoned meanwhile is not sent, and its checker gets
-the job's announce first, as a real check's does. The work record of a task with an open plant is held back until the
+taking real checks first (protocol.market.plants). A plant of a result decided or
+abandoned meanwhile is not sent, and its checker gets the job's announce first, as
+a real check's does. The work record of a task with an open plant is held back until the
 plant is decided (:meth:`CheckFrames.holding`, ``JobRecord.flush``): a lazy checker waiting for the
 public record to see which frame the worker really delivered would otherwise
 learn that its request was a plant before it answered.
@@ -50,9 +43,6 @@ the machine, and the miss is logged with the verdict's digest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -87,9 +77,6 @@ class CheckFrames:
         # it: picked_first), and of those, the plants waiting for a checker with room
         self._picks_first: set[bytes] = set()
         self._waiting_room: set[bytes] = set()
-        # task id -> its plant, picked and held until the real check it goes with is
-        # picked too; then both are journalled (so sent) in the drawn order (pair)
-        self._pairs: dict[bytes, _Pair] = {}
 
     async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
         async with self._fetching:
@@ -206,73 +193,18 @@ class CheckFrames:
         checker = job.role.pick_checker(c.worker, exclude(), qualifies, "plant", room=cap)
         if checker is None:
             return
+        with job.role.holding_room(checker):  # until the plant's ask is journalled
+            await self._send_plant(c, job, checker, plant_cid)
+
+    async def _send_plant(
+        self, c: RequestPlant, job: RequesterJob, checker: bytes, plant_cid: str
+    ) -> None:
         tested = job.role.tested.get(checker, 0)
         if not plant_goes(c.position, tested, job.machine.config.plant_rate_ppm):
             return  # probation: this checker's rate is below the machine's draw
         address = job.role.address_of(checker)
         if address is None:
             return
-        # held until the real check it goes with is picked, then journalled in the drawn
-        # order; its checker kept from that pick. Its place is not counted while it waits
-        # (the real check may wait long for room: a place held idle meanwhile cost every
-        # other check the checker that was free, and plants were dropped, stop 42), so
-        # when it goes its checker may hold one more of our requests than the cap.
-        with job.holding_pick(c.task_id, checker):
-            send = partial(self._send_plant, c, checker, address, plant_cid)
-            await self._pair(c, verifying, send)
-
-    async def _pair(
-        self, c: RequestPlant, verifying: Callable[[], bool], send: Callable[[], Awaitable[None]]
-    ) -> None:
-        """The plant of ``c.task_id`` picked its checker: let the real check pick, then
-        journal (so send) the two in the drawn order (``c.ahead``). Both are picked before
-        either goes, so two colluding checkers asked about one task cannot tell the plant
-        from the real check by which came first (protocol.forced_errors.plant_timing). A
-        result decided or abandoned before its real check went leaves the plant unsent
-        (nothing owed)."""
-        job, task_id = self.job, c.task_id
-        pair = self._pairs[task_id] = _Pair(c.ahead)
-        try:
-            self._picks_first.discard(task_id)  # the real check picks now (picked_first)
-            self._waiting_room.discard(task_id)
-            job.notify()
-            while not pair.real_picked and verifying():  # a renewed request's pick too
-                await job.wait_changed()
-            if not verifying():
-                return  # decided or abandoned before its real check went: not sent
-            if not pair.ahead:  # after the real check: it journals first
-                with trio.move_on_after(PLANT_WAIT_S):
-                    while not pair.real_done:
-                        await job.wait_changed()
-                if not verifying():
-                    return
-            await send()
-        finally:
-            pair.plant_done = True
-            del self._pairs[task_id]
-            job.notify()
-
-    async def real_turn(self, task_id: bytes) -> _Pair | None:
-        """The real check of ``task_id`` picked its checker (not journalled yet): tell the
-        task's held plant, and wait while a plant drawn to go ahead of it is journalled
-        (at most ``PLANT_WAIT_S``). The pair returned (None: no plant held) is told
-        ``real_done`` by the caller once its ask is journalled or given up."""
-        pair = self._pairs.get(task_id)
-        if pair is None or pair.real_picked:
-            return None  # no plant held, or it pairs with another request already
-        pair.real_picked = True
-        job = self.job
-        job.notify()
-        if pair.ahead:
-            with trio.move_on_after(PLANT_WAIT_S):
-                while not pair.plant_done:
-                    await job.wait_changed()
-        return pair
-
-    async def _send_plant(
-        self, c: RequestPlant, checker: bytes, address: bytes, plant_cid: str
-    ) -> None:
-        job = self.job
         # Introduced as a real check's checker is: a checker that knows the job only from
         # a direct announce refused a plant as "unknown job", at no cost (review of stop 41)
         await job.introduce(checker)
@@ -295,16 +227,6 @@ class CheckFrames:
         """Whether the task's public record must wait: its plant is being made or is
         out without a verdict (``JobRecord.flush`` keeps it until then)."""
         return task_id in self._planting or self.job.machine.plant_open(task_id)
-
-
-@dataclass
-class _Pair:
-    """A held plant and the real check it goes with (:meth:`CheckFrames._pair`)."""
-
-    ahead: bool  # the plant is journalled first (else just after the real check)
-    real_picked: bool = False
-    real_done: bool = False  # the real check's ask journalled, or given up
-    plant_done: bool = False  # the plant journalled, or dropped
 
 
 def apply_plant_entry(job: RequesterJob, checker: bytes, data: bytes, now_ms: int) -> list[Command]:

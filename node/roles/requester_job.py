@@ -16,8 +16,7 @@ import hashlib
 import hmac
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -319,19 +318,6 @@ class RequesterJob:
         """Checkers being assigned to ``task_id`` now: picked, not journalled yet."""
         return frozenset(self._assigning.get(task_id, ()))
 
-    @contextmanager
-    def holding_pick(self, task_id: bytes, checker: bytes) -> Iterator[None]:
-        """``checker`` is picked for ``task_id`` (a plant held for its real check: node.
-        roles.plants): no other request of the task picks it until this ends."""
-        self._assigning.setdefault(task_id, set()).add(checker)
-        try:
-            yield
-        finally:
-            if (held := self._assigning.get(task_id)) is not None:
-                held.discard(checker)
-                if not held:
-                    del self._assigning[task_id]
-
     def _pay(self, address: bytes, cumulative_wei: int) -> None:
         if not self.live or self.queue is None:
             return  # without a chain no voucher can be signed or redeemed: books only
@@ -443,21 +429,20 @@ class RequesterJob:
         if address is None:  # its advert went since the pick: the verify timeout asks again
             log_event(logger, logging.WARNING, "checker without payment address", frame=c.frame)
             return
+        in_flight = self._assigning.setdefault(c.task_id, set())
+        in_flight.add(checker)  # no await between the pick and this
         counted = self.machine.task_state(c.task_id) is TaskState.VERIFYING  # with_room's
-        pair = None
-        try:  # (no await between the pick and the holds)
-            with self.holding_pick(c.task_id, checker), self.role.holding_room(checker if counted else None):
-                # a plant held for this task is sent with this ask, in its drawn order
-                pair = await self.frames.real_turn(c.task_id)
+        try:
+            with self.role.holding_room(checker if counted else None):  # (no await before)
                 await self.introduce(checker)
                 # checkers get the frame from us, as our copy (node.roles.plants): the
                 # request and the checker's signed pass name that copy's CID
                 entry = c.task_id + address + self.frames.served(c.frame_cid).encode()
                 await self.step("assign", checker, entry, self.ctx.clock.now_ms())
         finally:
-            if pair is not None:
-                pair.real_done = True  # the plant held for it goes now, if it waits
-                self.notify()
+            in_flight.discard(checker)
+            if not in_flight:
+                self._assigning.pop(c.task_id, None)
 
     async def _wait_for_room(
         self, c: RequestVerification, exclude: Callable[[], frozenset[bytes]],

@@ -141,10 +141,7 @@ class RequestPlant:
     nor one in ``exclude``) and call ``JobMachine.assign_plant`` with the plant's CID.
     The machine drew at the highest (probation) rate: the driver keeps the plant only
     if ``position`` is also below the chosen checker's rate
-    (``protocol.forced_errors.plant_kept`` with ``plant_rate_ppm``). It comes with one
-    of the task's ``RequestVerification``s (the drawn slot): the driver picks the
-    plant's checker first, then the real check's, and sends the two in the order
-    ``ahead`` says."""
+    (``protocol.forced_errors.plant_kept`` with ``plant_rate_ppm``)."""
 
     task_id: bytes
     frame: int
@@ -153,9 +150,6 @@ class RequestPlant:
     key: bytes
     exclude: frozenset[bytes] = frozenset()
     position: int = 0  # the result's plant draw (protocol.forced_errors.plant_position)
-    # sent ahead of the task's real request it goes with, or just after it (both picked
-    # first: protocol.forced_errors.plant_timing)
-    ahead: bool = True
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,7 @@ key) and picks its checker *before* the task's real check is picked (the
 machine emits ``RequestPlant`` ahead of ``RequestVerification``; the real check
 excludes the plant's checker, ``plant_holder_refused``): a checker other than
 the worker and the task's checkers, unless that would leave the result's plan
-short of checkers (:meth:`PlantDesk.plant_spares_checks`: then no plant). Which of
-the plan's checks the plant goes with (the first, or the further one after a pass) and
-whether it is sent ahead of that check's request or just after it are drawn
-(:func:`protocol.forced_errors.plant_timing`, ``RequestPlant.ahead``): the driver holds
-the picked plant until the real check has picked too, then sends both in that order, so
-two colluding checkers cannot tell the plant by when it came (stop 42). Picked
+short of checkers (:meth:`PlantDesk.plant_spares_checks`: then no plant). Picked
 second, a plant never reached the checker that took a task's real check, so a
 checker that is always free (a lazy one answers at once) took the first check of
 nearly every result and escaped every plant once checks went to a checker with
@@ -57,7 +52,6 @@ from protocol.forced_errors import (
     plant_missed,
     plant_position,
     plant_rate_ppm,
-    plant_timing,
 )
 from protocol.market.commands import Command, PassClaimDue, PlantJudged, RequestPlant, Send
 from protocol.market.jobbook import JobBook
@@ -99,9 +93,7 @@ class PlantDesk(JobBook):
         return dict(self._plant_misses)
 
     def _maybe_plant(self, task: TaskRecord) -> list[Command]:
-        """``task``'s result goes to its next check (the first, or a further one after a
-        pass): a plant goes with it if the draw says so and drew this check
-        (``plant_timing``: the slot, and whether the plant is sent ahead of it)."""
+        """The result of ``task`` goes to verification: a plant too, if the draw says so."""
         rate = plant_rate_ppm(0, self.config.plant_rate_ppm)  # the highest: probation's
         secret = self._check_secret
         if rate == 0 or secret is None or task.fee_wei == 0 or task.task_id in self._plants_asked:
@@ -109,14 +101,11 @@ class PlantDesk(JobBook):
         position = plant_position(secret, task.result_digest)
         if not plant_kept(position, rate):
             return []
-        timing = plant_timing(secret, task.result_digest, max(1, task.checks_needed))
-        if timing.slot != len(task.passed_by):
-            return []  # another of the plan's checks carries it
         self._plants_asked.add(task.task_id)
         key = plant_key(secret, task.result_digest)
         exclude = frozenset(task.checkers | {task.worker} | set(self._plant_misses))
         return [RequestPlant(task.task_id, task.frame, task.worker, task.frame_cid, key, exclude,
-                             position, timing.ahead)]  # fmt: skip
+                             position)]  # fmt: skip
 
     def plant_spares_checks(self, task_id: bytes, candidates: int) -> bool:
         """Whether the plant of ``task_id`` may take one of ``candidates`` (the checkers

@@ -404,7 +404,7 @@ class VerifyDesk(JobBook):
         task.fee_paid = False
         self._reserved_wei += task.fee_wei
         task.verify_asks = 0
-        return [*self._maybe_plant(task), self._request_verification(task, now_ms)]
+        return [self._request_verification(task, now_ms)]
 
     def _on_dispute(
         self, sender: bytes, dispute: Dispute, now_ms: int, _: bytes | None
@@ -771,9 +771,6 @@ class VerifyDesk(JobBook):
 
     def _is_plant_verdict(self, sender: bytes, verdict: Verdict) -> bool:
         raise NotImplementedError  # protocol.market.plants
-
-    def _maybe_plant(self, task: TaskRecord) -> list[Command]:
-        raise NotImplementedError
 
     def _on_plant_verdict(
         self, sender: bytes, verdict: Verdict, now_ms: int, digest: bytes | None

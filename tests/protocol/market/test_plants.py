@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from protocol.errors import IllegalMessage
-from protocol.forced_errors import plant_kept, plant_position, plant_rate_ppm, plant_timing
+from protocol.forced_errors import plant_kept, plant_position, plant_rate_ppm
 from protocol.market import (
     CheckerFeeDue,
     FrameState,
@@ -21,7 +21,7 @@ from protocol.market import (
     TaskState,
     WorkerJudged,
 )
-from protocol.messages import Assurance, Verdict
+from protocol.messages import Verdict
 from protocol.reputation import Judgement
 from tests.protocol.market.harness import (
     BUILD,
@@ -77,33 +77,6 @@ def test_the_plant_is_asked_for_before_the_real_check() -> None:
     assert kinds.index(RequestPlant) < kinds.index(RequestVerification)
     plant_checker, _ = harness.plants[task_id]
     assert plant_checker in harness.job.checkers_refused(task_id)
-
-
-def test_the_plant_goes_with_the_check_its_draw_names_in_the_order_drawn() -> None:
-    """A result at ``high`` is checked twice: its plant goes with the first check or
-    with the further one after a pass, as ``plant_timing`` draws, and says whether it
-    is sent ahead of that check or just after it (the driver picks both, then sends them
-    in that order). Before stop 42 it always went with the first, a few milliseconds
-    ahead: two colluding checkers knew the later of their two requests was real."""
-    seen = set()
-    for n in range(1, 41):
-        secret = bytes([n]) * 32
-        harness = planted(check_secret=secret, assurance=Assurance.HIGH)
-        (task_id,) = harness.verifications
-        _, real = harness.verifications[task_id]
-        timing = plant_timing(secret, real.result_digest, 2)
-        if timing.slot == 1:
-            assert not harness.commands(RequestPlant)
-            harness.verdict(task_id, passed=True)  # the first check passes: the further one
-        (ask,) = harness.commands(RequestPlant)
-        assert ask.ahead is timing.ahead
-        kinds = [type(s.command) for s in harness.log]
-        at = kinds.index(RequestPlant)
-        # it comes with the slot's request for a checker (the one after it; no other since)
-        assert kinds.count(RequestVerification) == timing.slot + 1
-        assert kinds[at:].count(RequestVerification) == 1
-        seen.add((timing.slot, timing.ahead))
-    assert seen == {(0, True), (0, False), (1, True), (1, False)}
 
 
 def test_no_plant_goes_out_for_a_result_no_longer_being_verified() -> None:

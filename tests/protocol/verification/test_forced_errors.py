@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.errors import LocalProtocolError
-from protocol.forced_errors import perturb, plant_key, plant_timing, should_plant
+from protocol.forced_errors import perturb, plant_key, should_plant
 from protocol.verification import (
     DEFAULT_POLICY,
     compare_tile,
@@ -73,29 +73,6 @@ def test_the_plant_draw_follows_the_rate_and_the_secret() -> None:
     mine = [should_plant(secret, d, 100_000) for d in digests[:400]]
     assert mine != [should_plant(b"\x08" * 32, d, 100_000) for d in digests[:400]]
     assert plant_key(secret, digests[0]) != plant_key(secret, digests[1])
-
-
-def test_a_plants_check_and_order_are_drawn_evenly_from_the_secret() -> None:
-    """Which of the plan's checks a plant goes with, and whether ahead of it or after it,
-    are drawn from the requester's secret: each slot and each order about equally often
-    (two colluding checkers cannot tell which of their two requests is the plant), one
-    draw per result, and a plan of one check always carries it with that check."""
-    secret = b"\x07" * 32
-    digests = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4_000)]
-    for checks in (1, 2, 3):
-        timings = [plant_timing(secret, d, checks) for d in digests]
-        slots = [sum(t.slot == k for t in timings) for k in range(checks)]
-        assert all(abs(n - 4_000 / checks) < 4 * (4_000 / checks) ** 0.5 for n in slots), slots
-        ahead = sum(t.ahead for t in timings)
-        assert abs(ahead - 2_000) < 4 * 2_000**0.5
-        # each order in each slot: the order is not tied to the slot
-        assert all(any(t.slot == k and t.ahead is a for t in timings)
-                   for k in range(checks) for a in (True, False))  # fmt: skip
-    assert plant_timing(secret, digests[0], 2) == plant_timing(secret, digests[0], 2)
-    assert {plant_timing(bytes([n]) * 32, digests[0], 2) for n in range(32)} != {
-        plant_timing(secret, digests[0], 2)}  # the secret draws it
-    with pytest.raises(LocalProtocolError):
-        plant_timing(secret, digests[0], 0)
 
 
 def test_tile_digests_commit_to_exact_pixels() -> None:
