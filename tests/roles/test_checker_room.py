@@ -147,3 +147,43 @@ async def test_a_check_without_a_plant_waits_uncounted_too(
     assert job.view.outcome == "completed"
     assert "waits" in kinds and "plant" not in kinds
     assert len(job.machine._tasks) == 1
+
+
+async def test_with_plants_on_no_request_comes_over_the_cap(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A request that came to a checker already holding one of the requester's would mark
+    itself: the review of stop 42 found 42 of 53 such arrivals were plants when a picked
+    plant was held uncounted (36b5b1f, reverted). With every result planted and four slow
+    checkers at cap 1, every request, plant or check, comes while its checker holds none
+    of ours (its place is counted from its pick: RequesterRole.holding_room)."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", checks_per_checker=1,
+                                   plant_rate_ppm=1_000_000)  # fmt: skip
+        for i in (1, 2, 3):
+            await cluster.add(f"w{i}", "worker")
+        arrivals: list[tuple[int, str]] = []  # (ours it held unanswered, the frame CID)
+        for i in (1, 2, 3, 4):
+            member = await cluster.add(f"c{i}", "checker", tiles=FakeTiles(delay_s=30.0))
+            role = member.live().checker
+            assert isinstance(role, CheckerRole)
+            came = [0]
+
+            def counting(sender: bytes, request: VerifyRequest, role: CheckerRole = role,
+                         came: list[int] = came) -> bool:  # fmt: skip
+                arrivals.append((came[0] - role.checked, request.frame_cid))
+                came[0] += 1
+                return type(role).receive(role, sender, request)
+
+            role.receive = counting  # type: ignore[method-assign]
+        await cluster.settle("client", 5)
+        job_id = await cluster.submit("client", frames=12)
+        job = client.live().requester.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        journal = await client.live().ctx.node.store.call(
+            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
+        )
+        plants = {data[52:].decode() for kind, _, data, _ in journal if kind == "plant"}
+        assert plants and {cid for _, cid in arrivals} >= plants  # plants went
+        assert [held for held, _ in arrivals] == [0] * len(arrivals)  # each came with room
