@@ -90,3 +90,14 @@ def accepted_on_held(commands: Sequence[Command], held: Iterable[bytes]) -> list
     the commands of every input but a verdict (a verdict's own are ``verdict_use``'s)."""
     waiting = set(held)
     return [c.task_id for c in commands if isinstance(c, FrameAccepted) and c.task_id in waiting]
+
+
+def given_up_on_held(commands: Sequence[Command], held: Iterable[bytes]) -> list[bytes]:
+    """Of the tasks with a held pass, those ``commands`` give up (their lease revoked:
+    abandoned, or the worker blocklisted): no acceptance will ever publish that pass, so
+    the driver drops it (they were kept until the job ended). Call it as
+    :func:`accepted_on_held`."""
+    waiting = set(held)
+    return [c.message.task_id for c in commands
+            if isinstance(c, Send) and isinstance(c.message, LeaseRevoked)
+            and c.message.task_id in waiting]  # fmt: skip

@@ -37,7 +37,7 @@ from protocol.messages import (
     Verdict,
 )
 from protocol.record import Added, CheckedTask, DisputeVotes, RecordBook
-from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
+from protocol.record_trigger import VerdictUse, accepted_on_held, given_up_on_held, verdict_use
 from protocol.reputation import WorkerHistory
 from simulations.world import SimNode, World
 
@@ -122,7 +122,8 @@ class PublicRecord:
 
     def decided(self, requester: bytes, job_id: bytes, commands: list[Command]) -> None:
         """Every input's commands: a task accepted on the passes it had (no other checker
-        to ask) is recorded with its last pass, as the node does."""
+        to ask) is recorded with its last pass, and one given up drops it, as the node
+        does."""
         job = self._jobs.get(job_id)
         if job is None or not job.held:
             return
@@ -130,6 +131,8 @@ class PublicRecord:
             sender, verdict, digest = job.held.pop(task_id)
             if task_id not in job.recorded:
                 self._record(job, requester, sender, verdict, digest)
+        for task_id in given_up_on_held(commands, job.held):  # as the node: never published
+            del job.held[task_id]
 
     def dispute_resolved(self, requester: bytes, c: DisputeResolved) -> None:
         job = self._jobs.get(c.job_id)

@@ -32,7 +32,7 @@ from protocol.messages import (
     Verdict,
     WorkRecord,
 )
-from protocol.record_trigger import VerdictUse, accepted_on_held, verdict_use
+from protocol.record_trigger import VerdictUse, accepted_on_held, given_up_on_held, verdict_use
 from protocol.topics import RECORD_TOPIC
 
 if TYPE_CHECKING:
@@ -79,12 +79,21 @@ class JobRecord:
 
     def decided(self, commands: list[Command]) -> None:
         """After every input: a task the machine accepted on the passes it had (no other
-        checker to ask) is recorded with its last pass (``protocol.record_trigger``)."""
+        checker to ask) is recorded with its last pass (``protocol.record_trigger``); one
+        it gave up (its lease revoked: abandoned, its worker blocklisted) drops its held
+        pass, which no acceptance will ever publish (they stayed until the job ended)."""
         for task_id in accepted_on_held(commands, self._held):
             wire, result = self._held.pop(task_id), self.results.get(task_id)
             if result is not None and task_id not in self._recorded:
                 self._recorded.add(task_id)
                 self._pending.append((task_id, WorkRecord(self.job_id, True, result, wire)))
+        for task_id in given_up_on_held(commands, self._held):
+            del self._held[task_id]
+
+    @property
+    def passes_held(self) -> int:
+        """Passes kept for tasks that may yet be accepted on them (bounded by open tasks)."""
+        return len(self._held)
 
     def dispute_resolved(self, c: DisputeResolved) -> None:
         wires = self._dispute_verdicts.pop(c.task_id, [])[:MAX_DISPUTE_VERDICTS]
