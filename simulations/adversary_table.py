@@ -36,6 +36,7 @@ ROWS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("free riders", "free_riders", {}),
     ("lazy checkers", "lazy_checkers", {}),
     ("colluding checker quorum", "colluding_quorum", {}),
+    ("lazy pair (two checkers comparing notes)", "lazy_pair", {}),
     ("sybil capacity flood (trial leases and capacity challenges)", "sybil_flood", {}),
     ("sybil capacity flood, neither", "sybil_flood", {"market.trial_leases": 0}),
     ("sybil capacity flood, honest workers staked", "sybil_flood",

@@ -23,7 +23,13 @@ truth about the result (``World.result_kind``):
   one, ``adversaries.lazy_checker_after`` = N, only from its N+1-th check on:
   before that it renders like an honest checker; a whitewashing one,
   ``adversaries.lazy_checker_whitewash``, counts per requester and comes back
-  to a requester that struck it under a fresh key, :meth:`CheckerDriver.whitewashed`).
+  to a requester that struck it under a fresh key, :meth:`CheckerDriver.whitewashed`);
+* a lazy pair (``adversaries.lazy_pair_checkers``: identities of one owner that share
+  notes, ``World.pair_notes``): asked about a task another member was asked about, it
+  tells which request is the plant, as comparing the two frames' pixels does (a plant's
+  CID is in ``World.plants``; one CID twice is two real checks), rejects the plant and
+  passes the real frame, rendering neither (:meth:`CheckerDriver._pair_call`); otherwise
+  it renders like an honest checker.
 
 Before a check, as the node's checker does, the driver makes sure its fee is
 secured on chain (its lane holds every fee promised so far plus this one) and
@@ -78,6 +84,8 @@ class CheckerDriver:
         self._rendered = 0  # checks answered with a render (a strategic lazy checker counts them)
         # a whitewashing one counts them per requester, under its current key there
         self._rendered_for: dict[bytes, int] = {}
+        # a lazy pair member's calls: (task, frame CID) -> passed unrendered, or None: rendered
+        self._pair_calls: dict[tuple[bytes, str], bool | None] = {}
 
     def _lazy(self, requester: bytes) -> bool:
         """Whether this check is answered without rendering (see the module docstring)."""
@@ -87,6 +95,21 @@ class CheckerDriver:
         if adversaries.lazy_checker_whitewash:
             return self._rendered_for.get(requester, 0) >= adversaries.lazy_checker_after
         return self._rendered >= adversaries.lazy_checker_after
+
+    def _pair_call(self, request: VerifyRequest) -> bool | None:
+        """A lazy pair member's call on ``request`` without rendering (True: pass it,
+        False: reject it as the plant), or None: render. It calls only when another
+        member was asked about the same task: one frame CID twice is two real checks;
+        two CIDs are the real frame and the plant, told apart by their pixels (modelled:
+        the plant's CID is known to the world). Decided once per request."""
+        if self.node.behaviour != "lazy_pair":
+            return None
+        key = (request.task_id, request.frame_cid)
+        if key not in self._pair_calls:
+            notes = self.world.pair_notes.get(request.task_id, {})
+            others = any(member != self.node.node_id for member in notes)
+            self._pair_calls[key] = (request.frame_cid not in self.world.plants) if others else None
+        return self._pair_calls[key]
 
     def whitewashed(self, requester: bytes) -> None:
         """``requester`` struck us and we come back to it under a fresh key (a whitewashing
@@ -110,6 +133,9 @@ class CheckerDriver:
         (a request beyond is dropped; the requester's verify timeout asks again)."""
         if len(self._queue) >= QUEUE_LEN:
             return
+        if self.node.behaviour == "lazy_pair":  # the pair's notes: who was asked what
+            notes = self.world.pair_notes.setdefault(request.task_id, {})
+            notes.setdefault(self.node.node_id, set()).add(request.frame_cid)
         self._queue.append((requester, request, self.world.loop.now_ms))
         if not self._busy:
             self._next()
@@ -130,7 +156,7 @@ class CheckerDriver:
             config = world.scenario.verification
             k = request.tiles
             self._busy = True
-            if self._lazy(requester):  # answers at once, renders nothing
+            if self._lazy(requester) or self._pair_call(request) is not None:  # renders nothing
                 world.loop.call_later(2_000, self._answer, (requester, request, k, queued_ms), "verdict")
                 return
             tile_ru = scene.ru_per_frame * tile_fraction(world.scenario) * k
@@ -162,7 +188,7 @@ class CheckerDriver:
         if not self.alive:
             return
         requester = arg[0]
-        rendered = not self._lazy(requester)
+        rendered = not self._lazy(requester) and self._pair_call(arg[1]) is None
         self._judge(arg)
         self._rendered += rendered
         self._rendered_for[requester] = self._rendered_for.get(requester, 0) + rendered
@@ -202,6 +228,8 @@ class CheckerDriver:
         worker = world.by_id.get(request.worker)
         if self._lazy(requester):
             return cells  # "looked", saw nothing wrong
+        if (call := self._pair_call(request)) is not None:
+            return cells if call else 0  # the pair's call, unrendered
         if (
             self.node.behaviour == "colluder"
             and worker is not None

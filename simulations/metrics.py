@@ -239,7 +239,9 @@ def checker_profits(
     checker's). A kind absent from the run reports 0."""
     out: dict[str, int] = {}
     stakes = stakes or {}
-    for kind, name in (("lazy_checker", "lazy"), ("honest", "honest"), ("colluder", "colluding")):
+    kinds = (("lazy_checker", "lazy"), ("honest", "honest"), ("colluder", "colluding"),
+             ("lazy_pair", "lazy_pair"))  # fmt: skip
+    for kind, name in kinds:
         nodes = [n for n, b in behaviours.items() if b == kind]
         total = sum(metrics.checker_fees_wei.get(n, 0) - metrics.checker_cost_wei.get(n, 0)
                     + stakes.get(n, 0) for n in nodes)  # fmt: skip

@@ -51,6 +51,7 @@ class Population:
         c = s.nodes.checkers
         checker_roles = (["colluder"] * round(c * adv.colluding_checker_fraction)
                          + ["lazy_checker"] * round(c * adv.lazy_checker_fraction)
+                         + ["lazy_pair"] * adv.lazy_pair_checkers
                          + ["honest"] * c)  # fmt: skip
         for behaviour in checker_roles[:c]:
             checker = self.spawn("checker", behaviour)

@@ -234,6 +234,12 @@ class Adversaries:
     # under a fresh key (probation starts again, lazy_checker_after counts per requester
     # and key); identities cost nothing here
     lazy_checker_whitewash: bool = False
+    # A lazy pair: this many checker identities of one owner that compare notes. Asked
+    # about a task one of them was asked about too, it tells the plant from the real
+    # frame (their pixels differ: docs/VERIFICATION.md, "What two colluding checkers can
+    # tell"), rejects the plant and passes the real frame without rendering; two requests
+    # naming one frame are both real and both passed. Else it renders as an honest checker.
+    lazy_pair_checkers: int = bounded(0, 0, 64)
     sybil_identities: int = bounded(0, 0, 10_000)  # one cheater, fresh keys when caught
     # Cheaters dispute every rejection, their fakes' too (the worker machine's default);
     # false: the rational cheater, which knows its fakes and disputes none (its stake is

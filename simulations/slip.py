@@ -17,7 +17,8 @@ from __future__ import annotations
 from protocol.market import JobMachine, TaskState
 from simulations.world import World
 
-_BY_BEHAVIOUR = {"colluder": "colluder", "lazy_checker": "lazy"}
+# a lazy pair member's pass counts as lazy (rendered or not: its renders miss as honest ones)
+_BY_BEHAVIOUR = {"colluder": "colluder", "lazy_checker": "lazy", "lazy_pair": "lazy"}
 
 
 class CheatFates:

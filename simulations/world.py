@@ -97,6 +97,8 @@ class World:
         self.scenes: dict[bytes, JobDraw] = {}  # job id -> what the scene really needs
         self.result_kind: dict[bytes, str] = {}  # task id -> honest | wrong | partial
         self.plants: set[str] = set()  # frame CIDs of planted results (every cell wrong)
+        # a lazy pair's shared notes: task id -> member -> the frame CIDs it was asked about
+        self.pair_notes: dict[bytes, dict[bytes, set[str]]] = {}
         self.adverts: dict[bytes, int] = {}  # worker -> the score its capacity adverts claim
         self.clawback_addresses: dict[bytes, bytes] = {}  # sock puppet -> its requester
         self.faults_on = True

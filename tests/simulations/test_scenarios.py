@@ -13,7 +13,7 @@ from tests.simulations.conftest import SCENARIOS
 
 BUNDLED = (
     "baseline", "heavy_churn", "cheaters_20pct", "partition", "market_stress", "lazy_checkers",
-    "requester_clawback", "free_riders", "colluding_quorum", "sybil_flood",
+    "requester_clawback", "free_riders", "colluding_quorum", "sybil_flood", "lazy_pair",
 )  # fmt: skip
 
 
