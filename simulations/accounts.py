@@ -18,8 +18,8 @@ again). ``attacker_profit_wei``: over every such node that is not honest, income
 what as many honest nodes of the same roles made in the same run (their mean),
 so that a profit can be read against playing fair. ``honest_loss_wei``: pay
 honest payees earned and do not get, plus what honest requesters paid for
-accepted wrong or partial frames, plus their fees to lazy checkers (checks
-never made). A worker's or checker's net includes the stake claims took from it
+accepted wrong or partial frames, plus their fees to lazy checkers and a lazy
+pair's fees for the requests it answered without rendering (checks never made). A worker's or checker's net includes the stake claims took from it
 (``slashed_wei`` in all: fraud claims, claims of missed plants), a claimer's or
 requester's their shares of it. Gas is
 left out (the chain model does not book it per account).
@@ -55,6 +55,8 @@ def adversary_accounts(world: World) -> dict[str, int]:
             net[node.node_id] += -metrics.checker_cost_wei.get(node.node_id, 0)
             if node.behaviour == "lazy_checker":
                 honest_loss += metrics.checker_fees_wei.get(node.node_id, 0)
+            # a lazy pair's fees for requests it answered without rendering: no check made
+            honest_loss += metrics.unrendered_fees_wei.get(node.node_id, 0)
     for (_, payee), paid in income.items():
         node = by_address.get(payee)
         if node is not None:

@@ -28,8 +28,9 @@ truth about the result (``World.result_kind``):
   notes, ``World.pair_notes``): asked about a task another member was asked about, it
   tells which request is the plant, as comparing the two frames' pixels does (a plant's
   CID is in ``World.plants``; one CID twice is two real checks), rejects the plant and
-  passes the real frame, rendering neither (:meth:`CheckerDriver._pair_call`); otherwise
-  it renders like an honest checker.
+  passes the real frame, rendering neither (:meth:`CheckerDriver._pair_call`; notes are
+  written when a request comes and read when it leaves the queue, so a partner's request
+  that came meanwhile counts); otherwise it renders like an honest checker.
 
 Before a check, as the node's checker does, the driver makes sure its fee is
 secured on chain (its lane holds every fee promised so far plus this one) and
@@ -111,6 +112,10 @@ class CheckerDriver:
             self._pair_calls[key] = (request.frame_cid not in self.world.plants) if others else None
         return self._pair_calls[key]
 
+    def passed_unrendered(self, task_id: bytes) -> bool:
+        """Whether this lazy pair member passed a request about ``task_id`` unrendered."""
+        return any(call for (task, _), call in self._pair_calls.items() if task == task_id)
+
     def whitewashed(self, requester: bytes) -> None:
         """``requester`` struck us and we come back to it under a fresh key (a whitewashing
         lazy checker): it knows nothing of the new key, and we start our act again."""
@@ -189,6 +194,9 @@ class CheckerDriver:
             return
         requester = arg[0]
         rendered = not self._lazy(requester) and self._pair_call(arg[1]) is None
+        if self._pair_call(arg[1]) is not None:  # a fee for a check nobody made (accounts)
+            unrendered = self.world.metrics.unrendered_fees_wei
+            unrendered[self.node.node_id] = unrendered.get(self.node.node_id, 0) + arg[1].fee_wei
         self._judge(arg)
         self._rendered += rendered
         self._rendered_for[requester] = self._rendered_for.get(requester, 0) + rendered

@@ -81,6 +81,8 @@ class Metrics:
     challenge_cost_wei: int = 0  # the unpaid challenge renders of honest workers, at the ask
     checker_fees_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> fees due
     checker_cost_wei: dict[bytes, int] = field(default_factory=dict)  # checker -> its renders
+    # a lazy pair member -> the fees of the requests it answered without rendering
+    unrendered_fees_wei: dict[bytes, int] = field(default_factory=dict)
     work_cost_wei: dict[bytes, int] = field(default_factory=dict)  # worker -> renders it finished
     owed_wei: dict[tuple[bytes, bytes], int] = field(default_factory=dict)  # (job, payee) -> books
     bad_frames_paid_wei: int = 0  # honest requesters' pay for accepted wrong or partial frames

@@ -17,8 +17,7 @@ from __future__ import annotations
 from protocol.market import JobMachine, TaskState
 from simulations.world import World
 
-# a lazy pair member's pass counts as lazy (rendered or not: its renders miss as honest ones)
-_BY_BEHAVIOUR = {"colluder": "colluder", "lazy_checker": "lazy", "lazy_pair": "lazy"}
+_BY_BEHAVIOUR = {"colluder": "colluder", "lazy_checker": "lazy"}
 
 
 class CheatFates:
@@ -50,6 +49,11 @@ class CheatFates:
         else:
             checker = self.world.by_id.get(checker_id)
             cause = _BY_BEHAVIOUR.get(checker.behaviour if checker else "", "sampled")
+            if checker is not None and checker.behaviour == "lazy_pair":
+                # a lazy pair member's pass is lazy when unrendered, else a sampling miss
+                passed_unrendered = getattr(checker.driver, "passed_unrendered", None)
+                if passed_unrendered is not None and passed_unrendered(task_id):
+                    cause = "lazy"
         metrics = self.world.metrics
         metrics.cheats_missed += 1
         metrics.cheats_missed_by[cause] = metrics.cheats_missed_by.get(cause, 0) + 1

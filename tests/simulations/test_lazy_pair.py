@@ -24,11 +24,13 @@ def test_a_lazy_pair_skips_renders_plants_never_catch_it_and_it_earns_more() -> 
         for checker in run.world.checkers:
             driver = checker.driver
             assert isinstance(driver, CheckerDriver)
-            calls = [c for c in driver._pair_calls.values() if c is not None]
             if checker.behaviour != "lazy_pair":
-                assert not driver._pair_calls  # honest checkers never call unrendered
                 continue
+            calls = [c for c in driver._pair_calls.values() if c is not None]
             unrendered += len(calls)
+            fees = run.metrics.unrendered_fees_wei.get(checker.node_id, 0)
+            assert (fees > 0) == bool(calls)  # its unrendered answers' fees, booked
+            assert s["honest_loss_wei"] >= fees  # checks paid for and never made
             notes = run.world.pair_notes
             for task_id, _ in (k for k, c in driver._pair_calls.items() if c is not None):
                 # a call only where another member of the pair was asked about the task
