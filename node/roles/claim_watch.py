@@ -66,9 +66,12 @@ from protocol.codec import packb, unpackb
 from protocol.slashing import claim_watch_ends_s
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from trio_typing import TaskStatus
 
 logger = logging.getLogger(__name__)
+_Write = Callable[["sqlite3.Connection"], object]  # one store write (Store.call runs it)
 MAX_WATCHED = 16_384
 POLL_S = 300.0
 POLL_BATCH = 256  # claim reads per poll, at least (more when a short challenge window asks)
@@ -121,14 +124,11 @@ class ClaimWatch:
         self.claims: dict[Key, str] = {}  # claim status seen (not stored; bounded by the watch)
         self._challenge_s: int | None = None  # the escrow's CHALLENGE_S, once read
         self._changed = trio.Event()
-        self._saves, self._to_save = trio.open_memory_channel[tuple[bool, _Watched]](MAX_WATCHED)
+        # writes for the saver, in order: (what, the write), one task for all of them
+        self._saves, self._to_save = trio.open_memory_channel[tuple[str, _Write]](MAX_WATCHED)
         # job -> (its requester's node id, payment address): every job we signed work in,
         # as stored, newest last (bounded as the watch)
         self._payers: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
-        # (job, requester, address) of jobs we answered without signing (note_payer)
-        self._payer_saves, self._payers_to_save = trio.open_memory_channel[
-            tuple[bytes, bytes, bytes]
-        ](MAX_WATCHED)
 
     def payer_of(self, job_id: bytes) -> tuple[bytes, bytes] | None:
         """(requester node id, requester payment address) of a job we signed a result or
@@ -153,10 +153,11 @@ class ClaimWatch:
         if self._payers.get(job_id) == (requester, address):
             return
         self._remember_payer(job_id, requester, address)
-        try:
-            self._payer_saves.send_nowait((job_id, requester, address))
-        except trio.WouldBlock:
-            log_event(logger, logging.WARNING, "job payer not stored: a restart forgets it")
+        until_ms = self.now_ms() + int(WATCH_FOR_S * 1000)
+        self._queue_write("job payer", partial(
+            persist.save_payer, job_id=job_id, requester=requester, address=address,
+            until_ms=until_ms, keep=MAX_WATCHED,
+        ))  # fmt: skip
 
     @property
     def watching(self) -> int:
@@ -187,10 +188,26 @@ class ClaimWatch:
         self._save(True, entry)
 
     def _save(self, keep: bool, entry: _Watched) -> None:
+        job_id, task = entry.ref.job_id, entry.stored_task
+        if keep:
+            self._queue_write("claim watch", partial(
+                persist.watch_result, job_id=job_id, task_id=task, data=entry.pack(),
+                until_ms=entry.until_ms, keep=MAX_WATCHED,
+            ))  # fmt: skip
+            return
+
+        def unwatch(conn: sqlite3.Connection) -> None:
+            # rows stored before the digest joined the key have the task alone
+            for stored in (task, entry.ref.task_id):
+                persist.unwatch_result(conn, job_id=job_id, task_id=stored)
+
+        self._queue_write("claim watch", unwatch)
+
+    def _queue_write(self, what: str, write: _Write) -> None:
         try:
-            self._saves.send_nowait((keep, entry))
+            self._saves.send_nowait((what, write))
         except trio.WouldBlock:
-            log_event(logger, logging.WARNING, "claim watch not stored: a restart forgets it")
+            log_event(logger, logging.WARNING, f"{what} not stored: a restart forgets it")
 
     async def load(self) -> None:
         """Watch again what a previous run of the node stored."""
@@ -206,32 +223,11 @@ class ClaimWatch:
             self._watched.popitem(last=False)
 
     async def _saver(self) -> None:
-        async for keep, entry in self._to_save:
-            job_id, task = entry.ref.job_id, entry.stored_task
+        async for what, write in self._to_save:
             try:
-                if keep:
-                    await self.store.call(partial(
-                        persist.watch_result, job_id=job_id, task_id=task, data=entry.pack(),
-                        until_ms=entry.until_ms, keep=MAX_WATCHED,
-                    ))  # fmt: skip
-                else:  # rows stored before the digest joined the key have the task alone
-                    for stored in (task, entry.ref.task_id):
-                        await self.store.call(partial(persist.unwatch_result, job_id=job_id,
-                                                      task_id=stored))  # fmt: skip
-            except Exception as exc:  # the watch in memory goes on; a restart may forget it
-                log_event(logger, logging.ERROR, "claim watch not stored",
-                          error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
-
-    async def _payer_saver(self) -> None:
-        async for job_id, requester, address in self._payers_to_save:
-            until_ms = self.now_ms() + int(WATCH_FOR_S * 1000)
-            try:
-                await self.store.call(partial(
-                    persist.save_payer, job_id=job_id, requester=requester, address=address,
-                    until_ms=until_ms, keep=MAX_WATCHED,
-                ))  # fmt: skip
-            except Exception as exc:  # remembered in memory; a restart may forget it
-                log_event(logger, logging.ERROR, "job payer not stored",
+                await self.store.call(write)
+            except Exception as exc:  # held in memory still; a restart may forget it
+                log_event(logger, logging.ERROR, f"{what} not stored",
                           error=f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
 
     async def wait_claim(self, job_id: bytes, task_id: bytes, status: str) -> None:
@@ -246,7 +242,6 @@ class ClaimWatch:
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._saver)
-            nursery.start_soon(self._payer_saver)
             await self.load()
             task_status.started()  # loaded: payer_of knows the stored jobs (review, stop 38)
             while True:
