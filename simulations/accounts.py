@@ -19,9 +19,10 @@ what as many honest nodes of the same roles made in the same run (their mean),
 so that a profit can be read against playing fair. ``honest_loss_wei``: pay
 honest payees earned and do not get, plus what honest requesters paid for
 accepted wrong or partial frames, plus their fees to lazy checkers and a lazy
-pair's fees for the requests it answered without rendering (checks never made). A worker's or checker's net includes the stake claims took from it
-(``slashed_wei`` in all: fraud claims, claims of missed plants), a claimer's or
-requester's their shares of it. Gas is
+pair's fees for the requests it answered without rendering (checks never made). A
+worker's or checker's net includes the stake claims took from it (``slashed_wei`` in
+all: fraud claims, claims of missed plants), a claimer's or requester's their shares
+of it. Gas is
 left out (the chain model does not book it per account).
 """
 

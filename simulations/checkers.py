@@ -109,12 +109,11 @@ class CheckerDriver:
         if key not in self._pair_calls:
             notes = self.world.pair_notes.get(request.task_id, {})
             others = any(member != self.node.node_id for member in notes)
-            self._pair_calls[key] = (request.frame_cid not in self.world.plants) if others else None
+            call = (request.frame_cid not in self.world.plants) if others else None
+            self._pair_calls[key] = call
+            if call:  # what a cheat that slips this way is booked as (simulations.slip)
+                self.world.pair_passed.add(request.task_id)
         return self._pair_calls[key]
-
-    def passed_unrendered(self, task_id: bytes) -> bool:
-        """Whether this lazy pair member passed a request about ``task_id`` unrendered."""
-        return any(call for (task, _), call in self._pair_calls.items() if task == task_id)
 
     def whitewashed(self, requester: bytes) -> None:
         """``requester`` struck us and we come back to it under a fresh key (a whitewashing
@@ -193,8 +192,9 @@ class CheckerDriver:
         if not self.alive:
             return
         requester = arg[0]
-        rendered = not self._lazy(requester) and self._pair_call(arg[1]) is None
-        if self._pair_call(arg[1]) is not None:  # a fee for a check nobody made (accounts)
+        paired = self._pair_call(arg[1]) is not None
+        rendered = not self._lazy(requester) and not paired
+        if paired:  # a fee for a check nobody made (accounts)
             unrendered = self.world.metrics.unrendered_fees_wei
             unrendered[self.node.node_id] = unrendered.get(self.node.node_id, 0) + arg[1].fee_wei
         self._judge(arg)

@@ -49,11 +49,8 @@ class CheatFates:
         else:
             checker = self.world.by_id.get(checker_id)
             cause = _BY_BEHAVIOUR.get(checker.behaviour if checker else "", "sampled")
-            if checker is not None and checker.behaviour == "lazy_pair":
-                # a lazy pair member's pass is lazy when unrendered, else a sampling miss
-                passed_unrendered = getattr(checker.driver, "passed_unrendered", None)
-                if passed_unrendered is not None and passed_unrendered(task_id):
-                    cause = "lazy"
+            if task_id in self.world.pair_passed:  # a lazy pair's pass, unrendered
+                cause = "lazy"
         metrics = self.world.metrics
         metrics.cheats_missed += 1
         metrics.cheats_missed_by[cause] = metrics.cheats_missed_by.get(cause, 0) + 1

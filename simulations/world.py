@@ -99,6 +99,7 @@ class World:
         self.plants: set[str] = set()  # frame CIDs of planted results (every cell wrong)
         # a lazy pair's shared notes: task id -> member -> the frame CIDs it was asked about
         self.pair_notes: dict[bytes, dict[bytes, set[str]]] = {}
+        self.pair_passed: set[bytes] = set()  # task ids a lazy pair passed unrendered
         self.adverts: dict[bytes, int] = {}  # worker -> the score its capacity adverts claim
         self.clawback_addresses: dict[bytes, bytes] = {}  # sock puppet -> its requester
         self.faults_on = True

@@ -24,6 +24,7 @@ from eth_account import Account
 
 from node.config import NodeConfig
 from node.net.memory import MemoryHub
+from node.roles import persist
 from node.roles.ports import RenderKit
 from node.roles.service import RolePorts, Roles, run_roles
 from node.roles.submit import SubmitRequest, submit
@@ -63,6 +64,12 @@ class Member:
     def live(self) -> Roles:
         assert self.roles is not None, f"{self.name} is not running"
         return self.roles
+
+    async def journal(self, job_id: bytes) -> list[tuple[str, bytes, bytes, int]]:
+        """This member's market journal of ``job_id``: (kind, peer, data, now_ms), in order."""
+        return await self.live().ctx.node.store.call(
+            partial(persist.read_journal, job_id=job_id.hex())
+        )
 
 
 class Cluster:

@@ -10,7 +10,6 @@ from typing import Any
 
 import trio
 
-from node.roles import persist
 from node.roles.checker import CheckerRole
 from protocol.messages import VerifyRequest
 from tests.roles.cluster import open_cluster
@@ -46,11 +45,7 @@ async def test_a_busy_checker_is_sent_one_request_at_a_time_and_the_job_complete
         await job.done.wait()
         assert job.view.outcome == "completed"
         await all_paid(cluster, "client", job_id)
-        journal = (
-            await cluster.members["client"]
-            .live()
-            .ctx.node.store.call(lambda conn: persist.read_journal(conn, job_id=job_id.hex()))
-        )
+        journal = await cluster.members["client"].journal(job_id)
         kinds = [kind for kind, *_ in journal]
         assert "waits" in kinds  # later results' checks waited for the first verdict
         assigns = [i for i, kind in enumerate(kinds) if kind == "assign"]
@@ -85,9 +80,7 @@ async def test_a_lazy_checker_always_free_still_gets_plants_when_checks_wait_for
         assert lazy_id in role.struck  # it passed a plant
         assert set(job.machine.plant_misses) == {lazy_id}
         # the mechanism: each task's plant was journalled before its first real check
-        journal = await client.live().ctx.node.store.call(
-            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
-        )
+        journal = await client.journal(job_id)
         planted = [data[:32] for kind, _, data, _ in journal if kind == "plant"]
         first_assign = {}
         for i, (kind, _, data, _) in enumerate(journal):
@@ -118,9 +111,7 @@ async def _behind_busy_checkers(tmp_path: Path, plant_rate_ppm: int, busy_s: flo
             role._picking.pop(member.key.node_id.raw, None)
         job.notify()
         await job.done.wait()
-        journal = await client.live().ctx.node.store.call(
-            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
-        )
+        journal = await client.journal(job_id)
         return [kind for kind, *_ in journal], job
 
 
@@ -181,9 +172,7 @@ async def test_with_plants_on_no_request_comes_over_the_cap(
         job = client.live().requester.jobs[job_id]
         await job.done.wait()
         assert job.view.outcome == "completed"
-        journal = await client.live().ctx.node.store.call(
-            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
-        )
+        journal = await client.journal(job_id)
         plants = {data[52:].decode() for kind, _, data, _ in journal if kind == "plant"}
         assert plants and {cid for _, cid in arrivals} >= plants  # plants went
         assert [held for held, _ in arrivals] == [0] * len(arrivals)  # each came with room

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import trio
 
-from node.roles import persist
 from node.roles.requester import KNOWN_ADVERT_S
 from node.roles.requester_job import CHECKER_WAIT_S
 from tests.roles.cluster import open_cluster
@@ -37,9 +36,7 @@ async def test_a_checker_gone_for_good_is_not_waited_for(
         job_id = await cluster.submit("client", frames=1)
         job = role.jobs[job_id]
         await job.done.wait()
-        journal = await client.live().ctx.node.store.call(
-            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
-        )
+        journal = await client.journal(job_id)
         kinds = [kind for kind, *_ in journal]
         assert job.view.outcome == "completed"
         # a fresh worker's result wants two checkers at normal: c1 passed it, and nobody
@@ -84,9 +81,7 @@ async def test_a_connected_checker_advertising_less_often_than_we_do_is_asked(
         job = client.live().requester.jobs[job_id]
         await job.done.wait()
         assert job.view.outcome == "completed"
-        journal = await client.live().ctx.node.store.call(
-            lambda conn: persist.read_journal(conn, job_id=job_id.hex())
-        )
+        journal = await client.journal(job_id)
         kinds = [kind for kind, *_ in journal]
         assert "exhausted" not in kinds and kinds.count("assign") == 2  # both checkers asked
 
