@@ -352,6 +352,12 @@ class EscrowClient:
         active, unbonding, unbond_at, locked = self._view("stakes", self._who(account))
         return StakeState(int(active), int(unbonding), int(unbond_at), int(locked))
 
+    def open_lanes_of(self, payee: bytes) -> int:
+        """Lanes opened for ``payee`` (a new lane with funds, in any job of any requester)
+        whose job's claim window (deadline + GRACE_S) ends today or later, in UTC days
+        (``Escrow.open_lanes_of``): the jobs its stake backs at once."""
+        return int(self._view("open_lanes_of", self._who(payee)))
+
     def claim(self, ref: ResultRef, worker: bytes) -> ClaimState:
         claim_id = self._view("claim_id", ref.arg(), Web3.to_checksum_address(worker))
         (taken, from_unbonding, amount, settle_at, commit, status, answered_by, answer,

@@ -56,6 +56,7 @@ class ChainStats:
 
 
 Done = Callable[[bool], None]
+DAY_MS = 86_400_000  # the escrow counts open lanes by UTC day (Escrow.LANE_EPOCH_S)
 
 
 class ChainModel:
@@ -73,6 +74,8 @@ class ChainModel:
         self.stakes: dict[bytes, int] = {}  # address -> active stake
         self.slashed: dict[bytes, int] = {}  # accused address -> stake taken by claims
         self.credits: dict[bytes, int] = {}  # address -> its shares of slashes (pull payments)
+        # payee -> UTC day its job's claim window ends -> new lanes (Escrow.lanes_ending)
+        self.lanes_ending: dict[bytes, dict[int, int]] = {}
 
     def mint(self, account: bytes, amount_wei: int) -> None:
         self.balances[account] = self.balances.get(account, 0) + amount_wei
@@ -80,6 +83,16 @@ class ChainModel:
 
     def locked_wei(self) -> int:
         return sum(job.remaining_wei for job in self.jobs.values()) + sum(self.stakes.values())
+
+    def _window_day(self, job: EscrowJob) -> int:
+        """The UTC day a job's claim window (deadline + grace) ends, in block time."""
+        return (self.start_ms + job.deadline_ms + int(self._config.grace_s * 1000)) // DAY_MS
+
+    def open_lanes_of(self, payee: bytes) -> int:
+        """``Escrow.open_lanes_of``: new lanes for ``payee`` whose job's window ends
+        today or later (UTC days, block time)."""
+        today = (self.start_ms + self._loop.now_ms) // DAY_MS
+        return sum(n for day, n in self.lanes_ending.get(payee, {}).items() if day >= today)
 
     def stake(self, account: bytes, amount_wei: int) -> None:
         """``account`` holds ``amount_wei`` of active stake from the start (minted)."""
@@ -168,17 +181,27 @@ class ChainModel:
             if total > job.unallocated_wei:
                 return False  # "over budget", as the contract refuses
             for payee, amount in fundings:
+                if amount > 0 and not job.lanes.get(payee):  # a new lane: counted
+                    days = self.lanes_ending.setdefault(payee, {})
+                    day = self._window_day(job)
+                    days[day] = days.get(day, 0) + 1
                 job.lanes[payee] = job.lanes.get(payee, 0) + amount
             job.unallocated_wei -= total
             self.stats.lane_txs += 1
             return True
 
         job = self.jobs.get(job_id)
-        lanes = {} if job is None else job.lanes
         c = self._config
-        gas = c.gas_open_lanes + sum(
-            c.gas_lane_top_up if payee in lanes else c.gas_lane_new for payee, _ in fundings
-        )
+
+        def lane_gas(payee: bytes) -> int:
+            if job is None:
+                return c.gas_lane_new
+            if payee in job.lanes:
+                return c.gas_lane_top_up
+            counted = self.lanes_ending.get(payee, {}).get(self._window_day(job), 0)
+            return c.gas_lane_counted if counted else c.gas_lane_new
+
+        gas = c.gas_open_lanes + sum(lane_gas(payee) for payee, _ in fundings)
         self._submit(job_id, gas, apply, None, "tx-lanes", included)
 
     def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> bool:

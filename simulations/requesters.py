@@ -61,6 +61,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
+from protocol.market.awarding import lanes_elsewhere
 from protocol.market.quote import budget_wei
 from protocol.messages import (
     Assurance,
@@ -175,6 +176,7 @@ class RequesterDriver:
             plant_rate_ppm=m.plant_rate_ppm,
             trial_leases=m.trial_leases,
             checks_per_checker=m.checks_per_checker,
+            min_stake_wei=m.min_stake_wei,
         )
         # capacity challenges of unproven bidders, as the node's (with trial leases only)
         self.challenges = Challenger(self) if m.trial_leases else None
@@ -252,6 +254,19 @@ class RequesterDriver:
             fed[worker] = record
             machine.set_worker_record(worker, record)
 
+    def feed_stake(self, machine: JobMachine, address: bytes) -> None:
+        """A bidder's confirmed stake and, when the job asks a minimum, the other jobs it
+        backs (``Escrow.open_lanes_of`` less this job's own lane), as the node's
+        ``RequesterJob.feed_stake`` feeds them (read live: the node's cache is not
+        modelled)."""
+        chain = self.world.chain
+        stake_wei, lanes = chain.stakes.get(address, 0), 0
+        if stake_wei and machine.config.min_stake_wei:
+            job = chain.jobs.get(machine.job_id)
+            own = job is not None and job.lanes.get(address, 0) > 0
+            lanes = lanes_elsewhere(chain.open_lanes_of(address), own)
+        machine.set_stake(address, stake_wei, lanes)
+
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, ChallengeAnswer):  # the node's challenger, not its machine
             if self.challenges is not None:
@@ -263,8 +278,7 @@ class RequesterDriver:
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             self.feed(machine, sender)
         if isinstance(message, Bid) and machine.reads_stakes:  # as the node
-            machine.set_stake(message.payment_address,
-                              self.world.chain.stakes.get(message.payment_address, 0))  # fmt: skip
+            self.feed_stake(machine, message.payment_address)
         if isinstance(message, Bid) and self.challenges is not None:  # its outcome, or a challenge
             self.challenges.on_bid(machine, sender, message)
         try:

@@ -35,6 +35,13 @@
 #   that (strictly later) can anyone refund the remainder (unallocated funds and
 #   unpaid lane balances) to the requester; the refund closes the job and no
 #   voucher pays afterwards.
+#   Open lanes. A new lane (one with funds, for a payee with none in that job)
+#   is counted for its payee by the UTC day its job's claim window ends
+#   (deadline + GRACE_S, the deadline as it stands then); `open_lanes_of`
+#   sums the days from today on: how many jobs one payee's stake backs at
+#   once, so that a requester can ask `min stake x (lanes elsewhere + 1)`
+#   (docs/LEDGER.md, "One stake, many jobs"). Anyone who opens a lane adds
+#   to the count (a job and a funded lane each): nothing else can.
 #   Stake. Native coin only. `request_unbond` moves free stake (active minus
 #   what pending claims lock) into an unbonding bucket withdrawable UNBONDING_S
 #   later; unbonding stake stays slashable, so a cheat cannot escape a fraud
@@ -275,6 +282,8 @@ CREATED_MAX: constant(uint256) = (1 << 30) - 1  # minutes: until the year 4011
 DEADLINE_MAX: constant(uint256) = (1 << 64) - 1
 AMOUNT_MAX: constant(uint256) = (1 << 128) - 1
 MAX_SIGNERS: constant(uint256) = 16
+LANE_EPOCH_S: constant(uint256) = 86400  # open lanes are counted by the day their claim window ends
+LANE_EPOCHS: constant(uint256) = 64  # days counted ahead: bounds MAX_JOB_S + GRACE_S
 MAX_RUNGS: constant(uint256) = MAX_SIGNERS - 1  # rungs grow strictly, from 2 signers to 16
 # Gas forwarded with each payment in a batch: ample for contract wallets, and a
 # payee that burns gas cannot starve the rest of the batch.
@@ -326,6 +335,9 @@ job_meta: HashMap[bytes32, uint256]
 job_funds: HashMap[bytes32, uint256]
 job_token: HashMap[bytes32, address]
 lane_of: HashMap[bytes32, HashMap[address, uint256]]
+# payee -> day (unix s // LANE_EPOCH_S) -> lanes opened for it in jobs whose claim
+# window (deadline + GRACE_S, as the deadline stood then) ends that day
+lanes_ending: HashMap[address, HashMap[uint256, uint256]]
 stakes: public(HashMap[address, Stake])
 is_checker: public(HashMap[address, bool])
 claims: public(HashMap[bytes32, Claim])
@@ -349,6 +361,7 @@ def __init__(
     assert challenge_s > 0 and challenge_s <= DEADLINE_MAX, "bad challenge window"
     assert grace_s <= DEADLINE_MAX, "grace too long"
     assert max_job_s > 0 and max_job_s <= DEADLINE_MAX, "bad job length"
+    assert (max_job_s + grace_s) // LANE_EPOCH_S + 2 <= LANE_EPOCHS, "job too long to count"
     MAX_JOB_S = max_job_s
     SLASH_CAP = slash_cap
     CHALLENGE_S = challenge_s
@@ -421,15 +434,15 @@ def open_lanes(job_id: bytes32, fundings: DynArray[LaneFunding, MAX_BATCH]):
             payee's vouchers spend it until deadline + GRACE_S.
     """
     key: bytes32 = self._key(msg.sender, job_id)
-    job: Job = self._load(key)
-    assert job.requester != empty(address), "no such job"
-    assert not job.refunded, "refunded"
+    job: Job = self._open_job(key)
     assert block.timestamp <= job.deadline + GRACE_S, "job expired"
     for f: LaneFunding in fundings:
         assert f.payee != empty(address), "zero payee"
         assert f.amount <= job.unallocated, "over budget"
         job.unallocated -= f.amount
         packed: uint256 = self.lane_of[key][f.payee]
+        if packed & AMOUNT_MAX == 0 and f.amount > 0:  # a new lane: counted (open_lanes_of)
+            self.lanes_ending[f.payee][(job.deadline + GRACE_S) // LANE_EPOCH_S] += 1
         total: uint256 = (packed & AMOUNT_MAX) + f.amount
         assert total <= AMOUNT_MAX, "amount too large"  # the paid half must stay intact
         self.lane_of[key][f.payee] = (packed & ~AMOUNT_MAX) | total
@@ -511,9 +524,7 @@ def refund(requester: address, job_id: bytes32):
             Anyone may call; the money goes to the requester.
     """
     key: bytes32 = self._key(requester, job_id)
-    job: Job = self._load(key)
-    assert job.requester != empty(address), "no such job"
-    assert not job.refunded, "refunded"
+    job: Job = self._open_job(key)
     assert block.timestamp > job.deadline + GRACE_S, "grace not over"
     job.refunded = True
     self.job_meta[key] = self._pack(job)  # its first deposit's minute goes: no top-up follows
@@ -603,6 +614,22 @@ def pass_digest(ref: ResultRef, checker: address, tiles: bytes32) -> bytes32:
 @external
 def claim_id(ref: ResultRef, worker: address) -> bytes32:
     return self._claim_id(ref, worker)
+
+
+@view
+@external
+def open_lanes_of(payee: address) -> uint256:
+    """
+    @notice Lanes opened for `payee` in jobs whose claim window ends today or
+            later (UTC days): the jobs its stake backs at once. A lane counts
+            until the end of the day its window ends, by the deadline when it
+            opened (a deadline pushed later afterwards is not followed).
+    """
+    n: uint256 = 0
+    day: uint256 = block.timestamp // LANE_EPOCH_S
+    for i: uint256 in range(day, day + (MAX_JOB_S + GRACE_S) // LANE_EPOCH_S + 2, bound=LANE_EPOCHS):
+        n += self.lanes_ending[payee][i]
+    return n
 
 
 # ---------------------------------------------------------------- stake
@@ -742,7 +769,7 @@ def settle_contest(
     claim: Claim = self.claims[claim_id]
     assert claim.status == CLAIM_CONTESTED, "no contested claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
-    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert self._commit(ref.frame_digest, tiles, claimers) == claim.commit, "wrong claim"
     assert keccak256(abi_encode(ladder)) == claim.answer, "wrong ladder"
     self._settle(claim_id, claim, ref, worker, claimers, ladder)
 
@@ -760,7 +787,7 @@ def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: Dyn
     claim: Claim = self.claims[claim_id]
     assert claim.status == CLAIM_PENDING, "no pending claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
-    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert self._commit(ref.frame_digest, tiles, claimers) == claim.commit, "wrong claim"
     self._settle(claim_id, claim, ref, worker, claimers, [])
 
 
@@ -798,6 +825,23 @@ def _load(key: bytes32) -> Job:
         deadline=(meta >> 160) & DEADLINE_MAX,
         refunded=meta & REFUNDED_BIT != 0,
     )
+
+
+@pure
+@internal
+def _commit(frame_digest: bytes32, tiles: bytes32, claimers: DynArray[address, MAX_SIGNERS]) -> bytes32:
+    # What a claim stores of its frame, tiles and claimers (one copy: code size).
+    return keccak256(abi_encode(frame_digest, tiles, claimers))
+
+
+@view
+@internal
+def _open_job(key: bytes32) -> Job:
+    # A job that exists and was not refunded (one copy of both reasons: code size).
+    job: Job = self._load(key)
+    assert job.requester != empty(address), "no such job"
+    assert not job.refunded, "refunded"
+    return job
 
 
 @view
@@ -915,7 +959,7 @@ def _rung(
         assert keccak256(abi_encode(ladder)) == claim.answer, "wrong ladder"
         last = len(ladder[n - 1])
     assert block.timestamp < claim.settle_at, "challenge window over"
-    assert keccak256(abi_encode(ref.frame_digest, tiles, claimers)) == claim.commit, "wrong claim"
+    assert self._commit(ref.frame_digest, tiles, claimers) == claim.commit, "wrong claim"
     assert len(sigs) > last, "quorum not larger"
     fraud: bool = n % 2 == 1  # odd rungs are the claim's side
     # signed for this claim and this rung: a signature is never counted where its signer
@@ -1079,7 +1123,7 @@ def _open_claim(
         from_unbonding=from_unbonding,
         amount=amount,
         settle_at=settle_at,
-        commit=keccak256(abi_encode(ref.frame_digest, tiles, claimers)),
+        commit=self._commit(ref.frame_digest, tiles, claimers),
         status=CLAIM_PENDING,
         answered_by=prior.answered_by,
         answer=empty(bytes32),

@@ -121,6 +121,9 @@ def _show(escrow: EscrowClient, st: StakeState) -> None:
     table.add_row("unbonding", format_eth(st.unbonding_wei))
     if st.unbonding_wei:
         table.add_row("withdrawable at", f"chain time {st.unbond_at_s}")
+    # What a requester asking a minimum counts: each job must be backed (docs/LEDGER.md)
+    lanes = escrow.open_lanes_of(escrow.account)
+    table.add_row("open lanes", f"{lanes} (a requester asking a minimum wants {lanes + 1}× it)")
     table.add_row("checker", "yes" if escrow.is_checker(escrow.account) else "no")
     table.add_row("credit", format_eth(escrow.credit_wei(escrow.account)))
     out_console().print(table)

@@ -124,6 +124,9 @@ class ChainLink:
     async def stake_of(self, account: bytes) -> int:
         return (await self._read(lambda c: c.stake_of(account))).active_wei
 
+    async def open_lanes_of(self, account: bytes) -> int:
+        return await self._read(lambda c: c.open_lanes_of(account))
+
     async def signer_standing(self, account: bytes) -> SignerStanding:
         def read(c: EscrowClient) -> SignerStanding:
             state = c.stake_of(account)

@@ -162,6 +162,11 @@ class Chain(Protocol):
         """``account``'s active stake (a requester's check of a bidder or a checker)."""
         ...
 
+    async def open_lanes_of(self, account: bytes) -> int:
+        """Lanes opened for ``account`` in jobs (any requester's) whose claim window has
+        not ended (``Escrow.open_lanes_of``): the jobs its stake backs at once."""
+        ...
+
     async def signer_standing(self, account: bytes) -> SignerStanding:
         """Whether ``account`` is a registered checker, and its active and locked stake
         (``protocol.slashing.may_pick_claimer`` judges it as a claim's signer)."""

@@ -71,6 +71,7 @@ from protocol.market import (
     JobState,
     WorkerJudged,
 )
+from protocol.market.awarding import lanes_elsewhere
 from protocol.messages import (
     Bid,
     JobAnnounce,
@@ -103,6 +104,7 @@ class RequesterRole:
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
+        self._open_lanes: dict[bytes, tuple[int, float]] = {}  # address -> (count, read at)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -266,7 +268,7 @@ class RequesterRole:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
-            await job.feed_stake(message.payment_address)
+            await job.feed_stake(message.payment_address, bidder=True)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
@@ -488,6 +490,27 @@ class RequesterRole:
             self._stakes.clear()  # a stranger's addresses stay bounded; re-read as needed
         self._stakes[address] = (stake_wei, now_s)
         return stake_wei
+
+    async def lanes_elsewhere(self, address: bytes, job_id: bytes) -> int | None:
+        """The other jobs ``address``'s stake backs at once: the escrow's count of its
+        open lanes (read at most every ``STAKE_TTL_S``) less our job ``job_id``'s own
+        when it opened one (``protocol.market.awarding.lanes_elsewhere``); None without a
+        chain or while it does not answer."""
+        chain = self.ctx.chain
+        if chain is None:
+            return None
+        now_s = trio.current_time()
+        try:
+            cached = self._open_lanes.get(address)
+            if cached is None or now_s - cached[1] >= STAKE_TTL_S:
+                if len(self._open_lanes) >= MAX_WORKER_RECORDS:
+                    self._open_lanes.clear()  # bounded like the stakes
+                cached = self._open_lanes[address] = (await chain.open_lanes_of(address), now_s)
+            own = (await chain.lanes(job_id, [address])).get(address, 0) > 0 if cached[0] else False
+        except LedgerError as exc:
+            log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
+            return None
+        return min(lanes_elsewhere(cached[0], own), 2**64 - 1)  # the journal keeps 8 bytes
 
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))

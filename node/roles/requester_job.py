@@ -134,6 +134,7 @@ class RequesterJob:
         )
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
+        self.lanes_fed: dict[bytes, int] = {}  # and the other jobs each backs (lanes elsewhere)
         # one stake read and journalled at a time: checks and plants feed the same checkers
         # at once, and each journalled the same stake (1 to 4 'stake' entries a checker)
         self._feeding_stake = trio.Lock()
@@ -215,8 +216,10 @@ class RequesterJob:
             record = self.fed[peer] = unpack_record(data)
             commands = machine.set_worker_record(peer, record)
         elif kind == "stake":  # a payment address's confirmed stake, as the chain had it
-            stake_wei = self.stakes_fed[peer] = int.from_bytes(data, "big")
-            commands = machine.set_stake(peer, stake_wei)
+            # 32 bytes of stake, then (since stop 43) 8 of the other jobs it backs
+            stake_wei = self.stakes_fed[peer] = int.from_bytes(data[:32], "big")
+            lanes = self.lanes_fed[peer] = int.from_bytes(data[32:40], "big")
+            commands = machine.set_stake(peer, stake_wei, lanes)
         elif kind == "checker_stake":  # what a checker must hold (RequesterRole.checker_stake_wei)
             self.checker_stake_fed = True
             commands = machine.set_pass_claim_stake(int.from_bytes(data, "big"))
@@ -546,16 +549,24 @@ class RequesterJob:
             await self.step("checker_stake", b"", stake_wei.to_bytes(32, "big"), self.ctx.clock.now_ms())
         return True
 
-    async def feed_stake(self, address: bytes) -> None:
-        """Tell the machine the chain-confirmed stake of ``address`` when it changed."""
+    async def feed_stake(self, address: bytes, bidder: bool = False) -> None:
+        """Tell the machine the chain-confirmed stake of ``address`` when it changed and,
+        for a ``bidder`` when the job asks a minimum stake, the other jobs that stake backs
+        (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed)."""
         async with self._feeding_stake:
             stake_wei = await self.role.confirmed_stake(address)
+            lanes = self.lanes_fed.get(address, 0)
+            if bidder and stake_wei and self.machine.config.min_stake_wei:
+                read = await self.role.lanes_elsewhere(address, self.job_id)
+                lanes = lanes if read is None else read
             # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
             # is met, no bidder proven), and a flood of stakeless identities then adds
             # nothing to the journal (review: each added a 'stake' entry of 0 per job).
-            if stake_wei is not None and self.stakes_fed.get(address, 0) != stake_wei:
+            fed = (self.stakes_fed.get(address, 0), self.lanes_fed.get(address, 0))
+            if stake_wei is not None and fed != (stake_wei, lanes):
                 now_ms = self.ctx.clock.now_ms()
-                await self.step("stake", address, stake_wei.to_bytes(32, "big"), now_ms)
+                data = stake_wei.to_bytes(32, "big") + (lanes.to_bytes(8, "big") if lanes else b"")
+                await self.step("stake", address, data, now_ms)
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it

@@ -19,7 +19,10 @@ workers and over-priced bids never become bidders (the machine filters them).
 A requester may require stake (``MarketConfig.min_stake_wei``): a bidder whose
 payment address the chain confirms holding less — or whose stake the driver
 has not read — gets nothing, and a checker below it is not asked
-(:func:`stake_qualifies`, the one test both use). Stake is what a fraud claim
+(:func:`stake_qualifies`, the one test both use). A bidder's stake must also
+back every other job the escrow counts it open in (its lanes elsewhere: the
+driver reads them with the stake), since claims on all of them draw on it; a
+checker's is read alone (docs/LEDGER.md, "One stake, many jobs"). Stake is what a fraud claim
 takes, so a requester that asks for it deals only with identities a cheat
 would cost money (``protocol.slashing``). A checker must also hold what a claim
 of its pass takes, when the requester asks that (:func:`checker_qualifies`: the
@@ -169,9 +172,22 @@ def ranked(bidders: Iterable[Bidder], weights: Mapping[bytes, float]) -> list[Bi
     return sorted(bidders, key=rank)
 
 
-def stake_qualifies(stake_wei: int | None, min_stake_wei: int) -> bool:
-    """Whether a confirmed stake (None: not read) meets the requester's minimum."""
-    return min_stake_wei == 0 or (stake_wei is not None and stake_wei >= min_stake_wei)
+def stake_qualifies(stake_wei: int | None, min_stake_wei: int, lanes_elsewhere: int = 0) -> bool:
+    """Whether a confirmed stake (None: not read) meets the requester's minimum for this
+    job and for each of the ``lanes_elsewhere`` other jobs it backs at once (a worker's:
+    :func:`lanes_elsewhere`): claims on all of them draw on the one stake, so each job is
+    backed by ``min_stake_wei`` only when the stake holds ``min_stake_wei × (lanes
+    elsewhere + 1)`` (docs/LEDGER.md, "One stake, many jobs")."""
+    if min_stake_wei == 0:
+        return True
+    return stake_wei is not None and stake_wei >= min_stake_wei * (max(0, lanes_elsewhere) + 1)
+
+
+def lanes_elsewhere(open_lanes: int, own_lane_open: bool) -> int:
+    """The other jobs a payee's stake backs: the escrow's count of its open lanes
+    (``Escrow.open_lanes_of``, every requester's jobs) less this job's own, when this job
+    opened one (the count has it then)."""
+    return max(0, open_lanes - own_lane_open)
 
 
 def checker_qualifies(stake_wei: int | None, min_stake_wei: int, pass_claim_wei: int) -> bool:

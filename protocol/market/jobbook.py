@@ -102,6 +102,7 @@ class JobBook:
         self._active: dict[bytes, TaskRecord] = {}  # LEASED or VERIFYING
         self._bidders: dict[bytes, Bidder] = {}
         self._stakes: dict[bytes, int] = {}  # payment address -> confirmed stake (set_stake)
+        self._lanes_elsewhere: dict[bytes, int] = {}  # payment address -> other jobs it backs
         self.pass_claim_wei = 0  # stake a checker must hold for a claim of its pass (set_...)
         # worker -> (challenge-capped score, whether its challenge passed)
         self._capacity: dict[bytes, tuple[int, bool]] = {}
@@ -250,15 +251,23 @@ class JobBook:
             self._worker_records[worker] = record
         return []
 
-    def set_stake(self, address: bytes, stake_wei: int) -> list[Command]:
+    def set_stake(self, address: bytes, stake_wei: int, lanes_elsewhere: int = 0) -> list[Command]:
         """The chain-confirmed active stake of payment ``address`` (a bidder's or a
-        checker's), fed by the driver before the bid or assignment it decides. Bounded
-        like the records: past ``max_bidders`` addresses a new one reads as unknown."""
-        if self._stakes.get(address) == stake_wei:
+        checker's), fed by the driver before the bid or assignment it decides, and the
+        other jobs the escrow counts it open in (``protocol.market.awarding.lanes_elsewhere``:
+        a bidder's stake must back them too). Bounded like the records: past
+        ``max_bidders`` addresses a new one reads as unknown."""
+        if lanes_elsewhere < 0:
+            raise IllegalTransition("lanes elsewhere are >= 0")
+        if (
+            self._stakes.get(address) == stake_wei
+            and self._lanes_elsewhere.get(address, 0) == lanes_elsewhere
+        ):
             return []
         self._touch(b.worker for b in self._bidders.values() if b.payment_address == address)
         if address in self._stakes or len(self._stakes) < self.config.max_bidders:
             self._stakes[address] = stake_wei
+            self._lanes_elsewhere[address] = lanes_elsewhere
         return []
 
     def set_capacity_proof(
@@ -289,7 +298,8 @@ class JobBook:
 
     def stake_qualifies(self, address: bytes) -> bool:
         """Whether ``address`` may work for this job (its minimum stake)."""
-        return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei)
+        return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei,
+                               self._lanes_elsewhere.get(address, 0))  # fmt: skip
 
     def checker_qualifies(self, address: bytes) -> bool:
         """Whether the checker paid at ``address`` may be asked a check or sent a plant."""

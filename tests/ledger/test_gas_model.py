@@ -3,6 +3,7 @@ escrow charges: bench/sim_fidelity.py sets the simulator's ``chain.gas_*`` from 
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 
 from bench.gas import ETHER, Bench, modelled, per_operation
@@ -11,15 +12,18 @@ from simulations.scenario import Chain
 
 
 def test_the_measured_gas_predicts_other_lane_and_batch_sizes() -> None:
-    with embedded(accounts=6) as chain:
+    with embedded(accounts=9) as chain:
         bench = Bench(chain)
         gas = modelled(bench)
         assert set(gas) <= {f.name for f in fields(Chain)}  # every figure is a model parameter
-        job_id, _, _ = bench.new_job()
-        payees = bench.clients[1:5]
+        job_id, deadline_s, _ = bench.new_job()
+        payees = bench.clients[5:9]  # none counted yet (modelled's are clients 1 to 3)
         lanes = [(p.account, ETHER) for p in payees]
         opened = bench.requester.open_lanes(job_id, lanes)["gasUsed"]
         topped = bench.requester.open_lanes(job_id, lanes)["gasUsed"]
+        again = os.urandom(32)  # the same payees, in a job whose window ends the same day
+        bench.requester.deposit(again, 10 * ETHER, deadline_s)
+        counted = bench.requester.open_lanes(again, lanes)["gasUsed"]
         payee = payees[0]
         jobs = [bench.new_job()[0] for _ in range(3)]
         for job in jobs:
@@ -29,6 +33,7 @@ def test_the_measured_gas_predicts_other_lane_and_batch_sizes() -> None:
     # further voucher (calldata varies by a few gas with the random job ids)
     assert abs(opened - (gas["gas_open_lanes"] + 4 * gas["gas_lane_new"])) <= 100
     assert abs(topped - (gas["gas_open_lanes"] + 4 * gas["gas_lane_top_up"])) <= 100
+    assert abs(counted - (gas["gas_open_lanes"] + 4 * gas["gas_lane_counted"])) <= 100
     # a batch's fixed cost beyond a single redeem's is not modelled (bench/gas.py: 2,620 gas)
     assert 0 <= batch - (gas["gas_redeem"] + 2 * gas["gas_redeem_item"]) <= 3_000
     assert gas["gas_redeem"] < 53_000  # the payee's own redeem: its account is warm
@@ -41,7 +46,8 @@ def test_the_scenario_defaults_are_the_measured_gas() -> None:
     the payees' redeem policy reads them)."""
     with embedded(accounts=6) as chain:
         gas = modelled(Bench(chain))
-    for name in ("gas_deposit", "gas_refund", "gas_redeem", "gas_redeem_item"):
+    for name in ("gas_deposit", "gas_refund", "gas_redeem", "gas_redeem_item", "gas_open_lanes",
+                 "gas_lane_new", "gas_lane_counted", "gas_lane_top_up"):
         assert abs(getattr(Chain(), name) - gas[name]) <= 100, name
 
 
@@ -52,11 +58,11 @@ def test_the_gas_bench_runs_and_reads_what_docs_ledger_shows() -> None:
     with embedded(accounts=19) as chain:
         gas = per_operation(Bench(chain))
     shown = {"deposit (native, new job)": 70_895, "deposit (top-up)": 33_921,
-             "claim_fraud (quorum of 3)": 233_603,
-             "claim_pass (quorum of 3)": 233_684, "answer_claim (quorum of 4)": 274_167,
-             "settle_contest, answer of 4 stood": 208_865,
-             "escalate, Fraud rung of 5 over 4": 211_791,
-             "settle_contest, upheld (3, 4, 5)": 181_356,
-             "execute_slash (quorum of 3)": 166_082}  # fmt: skip
+             "claim_fraud (quorum of 3)": 233_699,
+             "claim_pass (quorum of 3)": 233_804, "answer_claim (quorum of 4)": 274_287,
+             "settle_contest, answer of 4 stood": 208_973,
+             "escalate, Fraud rung of 5 over 4": 211_899,
+             "settle_contest, upheld (3, 4, 5)": 181_464,
+             "execute_slash (quorum of 3)": 166_152}  # fmt: skip
     for name, figure in shown.items():
         assert abs(gas[name] - figure) <= 100, (name, gas[name])

@@ -57,6 +57,7 @@ def test_stake_lifecycle_from_the_cli(tmp_path: Path, chain: tuple[AnvilChain, s
 
     code, out = pictor(data_dir, "status")
     assert code == 0 and "active           0 ETH" in out and "checker          no" in out, out
+    assert "open lanes       0 (a requester asking a minimum wants 1× it)" in out, out
     code, out = pictor(data_dir, "deposit", "0.5eth", "--checker")
     assert code == 1 and "a checker needs 1 ETH active stake" in out, out
     assert reader.stake_of().active_wei == 0  # refused before anything was sent

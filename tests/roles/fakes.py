@@ -227,6 +227,7 @@ class FakeEscrow:
         self.grace = grace_s
         self.jobs: dict[JobKey, EscrowJob] = {}
         self.lanes: dict[tuple[bytes, bytes, bytes], Lane] = {}  # (requester, job, payee)
+        self.lanes_ending: dict[tuple[bytes, int], int] = {}  # (payee, UTC day) -> new lanes
         self.balances: dict[bytes, int] = {}
         self.stakes: dict[bytes, int] = {}  # active stake per account (set by tests)
         self.unbonding: dict[bytes, int] = {}  # stake an account asked to unbond (set by tests)
@@ -318,8 +319,16 @@ class FakeEscrow:
         job.unallocated_wei = unallocated
         for payee, amount in fundings:
             lane = self.lane(sender, job_id, payee)
+            if amount > 0 and lane.total_wei == 0:  # a new lane: counted (open_lanes_of)
+                day = (job.deadline_s + self.grace) // 86_400
+                self.lanes_ending[(payee, day)] = self.lanes_ending.get((payee, day), 0) + 1
             self.lanes[(sender, job_id, payee)] = Lane(lane.total_wei + amount, lane.paid_wei)
             self._mined("lane", payee, amount)
+
+    def open_lanes_of(self, payee: bytes) -> int:
+        """``Escrow.open_lanes_of``: new lanes whose job's window ends today or later."""
+        today = self.now_s() // 86_400
+        return sum(n for (p, day), n in self.lanes_ending.items() if p == payee and day >= today)
 
     def _due(self, v: Voucher) -> tuple[str | None, int]:
         """(why the voucher pays nothing, or None; what it pays), as ``_check`` + ``_due``."""
@@ -724,6 +733,10 @@ class FakeChain:
     async def stake_of(self, account: bytes) -> int:
         await self._enter("stake_of")
         return self.escrow.stakes.get(account, 0)
+
+    async def open_lanes_of(self, account: bytes) -> int:
+        await self._enter("open_lanes_of")
+        return self.escrow.open_lanes_of(account)
 
     async def signer_standing(self, account: bytes) -> SignerStanding:
         await self._enter("signer_standing")

@@ -14,7 +14,7 @@ import pytest
 from protocol.errors import IllegalTransition
 from protocol.identity import NodeKey
 from protocol.market import MarketConfig, RequestVerification, TaskState
-from protocol.market.awarding import checker_qualifies, stake_qualifies
+from protocol.market.awarding import checker_qualifies, lanes_elsewhere, stake_qualifies
 from protocol.messages import Award, Bid, VerifyRequest
 from tests.protocol.market.harness import MarketHarness, address_for
 
@@ -122,3 +122,28 @@ def test_the_pass_claim_requirement_is_the_checkers_alone() -> None:
     assert not checker_qualifies(MIN_WEI - 1, MIN_WEI, CAP_WEI)  # the larger of the two
     with pytest.raises(IllegalTransition):
         harness.job.set_pass_claim_stake(-1)
+
+
+def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each() -> None:
+    """One stake, many jobs: a bidder open in two other jobs needs three minimums."""
+    assert stake_qualifies(3 * MIN_WEI, MIN_WEI, 2) and not stake_qualifies(3 * MIN_WEI - 1, MIN_WEI, 2)
+    assert stake_qualifies(0, 0, 1000)  # no minimum asked: nothing to back
+    assert lanes_elsewhere(3, True) == 2 and lanes_elsewhere(3, False) == 3
+    assert lanes_elsewhere(0, True) == 0  # a count read before our own lane was mined
+
+
+def test_a_bidder_whose_stake_backs_other_jobs_gets_no_award_until_it_holds_enough() -> None:
+    harness = MarketHarness(market=STAKED, frames=(1,), worker_prices_wei_per_ru=(100,))
+    for name in ("checker0", "checker1"):
+        harness.job.set_stake(address_for(name), MIN_WEI)
+    harness.job.set_stake(address_for("worker0"), 2 * MIN_WEI, lanes_elsewhere=2)
+    harness.start()
+    harness.advance(STAKED.bid_window_ms)
+    assert not harness.awards()
+    harness.job.set_stake(address_for("worker0"), 3 * MIN_WEI, lanes_elsewhere=2)
+    bid = Bid(harness.job_id, 1, 100, 1, address_for("worker0"))  # its bid, heard again
+    harness.send(next(iter(harness.workers)), harness.requester, bid)
+    harness.pump()
+    assert len(harness.awards()) == 1
+    with pytest.raises(IllegalTransition):
+        harness.job.set_stake(address_for("worker0"), MIN_WEI, lanes_elsewhere=-1)

@@ -1,0 +1,40 @@
+"""One stake, many jobs, in the simulator (docs/LEDGER.md): a requester asking a minimum
+stake of its workers counts, as the node does, the other jobs the escrow has each bidder
+open in (``ChainModel.open_lanes_of``, the escrow's count by UTC day) and awards only a
+stake that holds the minimum for every one of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulations.adversary_table import SIZE
+from simulations.runner import RunOutcome, run_scenario
+from simulations.scenario import load_scenario
+from tests.simulations.conftest import SCENARIOS
+
+MIN_WEI = 10**17
+
+
+def jobs_per_worker(stake_multiple: int, seed: int) -> tuple[dict[bytes, int], RunOutcome]:
+    overrides: dict[str, Any] = {**SIZE, "workload.jobs_per_hour": 40,
+                                 "market.min_stake_wei": MIN_WEI,
+                                 "nodes.worker_stake_wei": stake_multiple * MIN_WEI}  # fmt: skip
+    run = run_scenario(load_scenario(SCENARIOS / "baseline.toml", overrides), seed)
+    workers = {w.address for w in run.world.workers}
+    jobs: dict[bytes, int] = {}
+    for job in run.world.chain.jobs.values():
+        for payee, amount in job.lanes.items():
+            if payee in workers and amount > 0:
+                jobs[payee] = jobs.get(payee, 0) + 1
+    return jobs, run
+
+
+def test_a_stake_is_spread_over_no_more_jobs_than_it_backs() -> None:
+    for seed in (1, 2):
+        spread, _ = jobs_per_worker(100, seed)
+        held, run = jobs_per_worker(1, seed)
+        assert max(spread.values()) >= 10  # enough stake: one worker takes many jobs
+        # The minimum once: one job a day (its lanes count a day past the deadline), and
+        # a second only while its first lane was not yet mined when it bid.
+        assert max(held.values()) <= 2
+        assert run.summary["jobs_completed"] < len(run.world.chain.jobs)  # the honest cost
