@@ -36,9 +36,10 @@ FUND_RETRY_S = 1.0
 FUND_RETRY_MAX_S = 30.0
 
 
-async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
+async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> set[bytes]:
     """Bring the job's lanes up to ``totals``: read them, fund the difference in one
-    transaction; a chain outage is retried with backoff, a revert is final."""
+    transaction; a chain outage is retried with backoff, a revert is final. Returns the
+    payees whose lane holds funds on chain now (none after a revert)."""
     delay_s = FUND_RETRY_S
     while True:
         try:
@@ -48,11 +49,11 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> N
                 await chain.open_lanes(job_id, fundings)
                 log_event(logger, logging.INFO, "lanes funded", job=job_id.hex()[:16],
                           lanes={"0x" + a.hex(): w for a, w in fundings})  # fmt: skip
-            return
+            return {p for p, w in have.items() if w > 0} | {p for p, w in fundings if w > 0}
         except ChainRevert as exc:
             log_event(logger, logging.WARNING, "lanes not funded", job=job_id.hex()[:16],
                       error=str(exc)[:200])  # fmt: skip
-            return
+            return set()
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "lane funding postponed", error=str(exc)[:200])
         await trio.sleep(delay_s)
@@ -61,11 +62,13 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> N
 
 class JobQueue:
     def __init__(
-        self, chain: Chain, job_id: bytes, claw_back: Callable[[], Awaitable[None]]
-    ) -> None:
+        self, chain: Chain, job_id: bytes, claw_back: Callable[[], Awaitable[None]],
+        mined: Callable[[set[bytes]], None] = lambda payees: None,
+    ) -> None:  # fmt: skip
         self.chain = chain
         self.job_id = job_id
         self._claw_back = claw_back  # adversary "clawback" only
+        self._mined = mined  # told the payees whose lanes hold funds after each funding
         self._in, self._out = trio.open_memory_channel[Send | FundLanes | Clawback](math.inf)
 
     def put(self, item: Send | FundLanes | Clawback) -> None:
@@ -92,7 +95,7 @@ class JobQueue:
                 send(item.to, item.message)
             elif isinstance(item, FundLanes):
                 totals = self._merge(item, pending)
-                await fund_lanes(self.chain, self.job_id, totals)
+                self._mined(await fund_lanes(self.chain, self.job_id, totals))
             else:
                 await self._claw_back()
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -104,7 +104,7 @@ class RequesterRole:
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
-        self._open_lanes: dict[bytes, tuple[int, float]] = {}  # address -> (count, read at)
+        self._open_lanes: dict[bytes, tuple[int | None, float]] = {}  # address -> (count, read at)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -269,6 +269,7 @@ class RequesterRole:
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
             await job.feed_stake(message.payment_address, bidder=True)
+        await job.refresh_backing()  # an award it may cause reads a recent count
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
@@ -491,26 +492,37 @@ class RequesterRole:
         self._stakes[address] = (stake_wei, now_s)
         return stake_wei
 
-    async def lanes_elsewhere(self, address: bytes, job_id: bytes) -> int | None:
+    async def lanes_elsewhere(self, address: bytes, own_lane_open: bool) -> int | None:
         """The other jobs ``address``'s stake backs at once: the escrow's count of its
-        open lanes (read at most every ``STAKE_TTL_S``) less our job ``job_id``'s own
-        when it opened one (``protocol.market.awarding.lanes_elsewhere``); None without a
-        chain or while it does not answer."""
+        open lanes (read at most every ``STAKE_TTL_S``, and again once a lane we opened
+        for it was mined: :meth:`lanes_opened`) less the asking job's own when it opened
+        one (``protocol.market.awarding.lanes_elsewhere``); None without a chain or while
+        it does not answer (a failed read is not retried within ``STAKE_TTL_S``: an
+        escrow without the count, or a stranger's bids, cost one read a minute)."""
         chain = self.ctx.chain
         if chain is None:
             return None
         now_s = trio.current_time()
-        try:
-            cached = self._open_lanes.get(address)
-            if cached is None or now_s - cached[1] >= STAKE_TTL_S:
-                if len(self._open_lanes) >= MAX_WORKER_RECORDS:
-                    self._open_lanes.clear()  # bounded like the stakes
-                cached = self._open_lanes[address] = (await chain.open_lanes_of(address), now_s)
-            own = (await chain.lanes(job_id, [address])).get(address, 0) > 0 if cached[0] else False
-        except LedgerError as exc:
-            log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
+        cached = self._open_lanes.get(address)
+        if cached is None or now_s - cached[1] >= STAKE_TTL_S:
+            if len(self._open_lanes) >= MAX_WORKER_RECORDS:
+                self._open_lanes.clear()  # bounded like the stakes
+            try:
+                count: int | None = await chain.open_lanes_of(address)
+            except LedgerError as exc:
+                log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
+                count = None
+            cached = self._open_lanes[address] = (count, now_s)
+        if cached[0] is None:
             return None
-        return min(lanes_elsewhere(cached[0], own), 2**64 - 1)  # the journal keeps 8 bytes
+        return min(lanes_elsewhere(cached[0], own_lane_open), 2**64 - 1)  # the journal keeps 8 bytes
+
+    def lanes_opened(self, addresses: Iterable[bytes]) -> None:
+        """Lanes a job of ours opened for ``addresses`` were mined: their counts changed,
+        read them again at the next feed (else a count read before would be one short
+        while the job takes its own lane off it)."""
+        for address in addresses:
+            self._open_lanes.pop(address, None)
 
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -135,6 +135,8 @@ class RequesterJob:
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
         self.lanes_fed: dict[bytes, int] = {}  # and the other jobs each backs (lanes elsewhere)
+        self._bidders_staked: set[bytes] = set()  # addresses fed as staked bidders (refreshed)
+        self.lanes_open: set[bytes] = set()  # payees whose lane in this job was mined
         # one stake read and journalled at a time: checks and plants feed the same checkers
         # at once, and each journalled the same stake (1 to 4 'stake' entries a checker)
         self._feeding_stake = trio.Lock()
@@ -155,7 +157,8 @@ class RequesterJob:
         # With a chain, sends and lane fundings leave in the machine's order, one at a
         # time: an award goes out only after the FundLanes that secures it was mined.
         chain = role.ctx.chain
-        self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self))
+        self.queue = None if chain is None else JobQueue(chain, job_id, partial(claw_back, self),
+                                                         self._lanes_mined)  # fmt: skip
         self._clawed = False  # adversary "clawback" only
         self.record = JobRecord(job_id, spec)  # its part of the public work record
         self.payee_nodes: dict[bytes, bytes] = {}  # payment address -> node it last paid
@@ -219,7 +222,7 @@ class RequesterJob:
             # 32 bytes of stake, then (since stop 43) 8 of the other jobs it backs
             stake_wei = self.stakes_fed[peer] = int.from_bytes(data[:32], "big")
             lanes = self.lanes_fed[peer] = int.from_bytes(data[32:40], "big")
-            commands = machine.set_stake(peer, stake_wei, lanes)
+            commands = machine.stake_confirmed(peer, stake_wei, lanes, now_ms)
         elif kind == "checker_stake":  # what a checker must hold (RequesterRole.checker_stake_wei)
             self.checker_stake_fed = True
             commands = machine.set_pass_claim_stake(int.from_bytes(data, "big"))
@@ -355,6 +358,7 @@ class RequesterJob:
 
     async def run_timer(self) -> None:
         async def fire(now_ms: int) -> None:
+            await self.refresh_backing()  # an award it may cause reads a recent count
             await self.step("timer", b"", b"", now_ms)
 
         await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
@@ -552,13 +556,19 @@ class RequesterJob:
     async def feed_stake(self, address: bytes, bidder: bool = False) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed and,
         for a ``bidder`` when the job asks a minimum stake, the other jobs that stake backs
-        (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed)."""
+        (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed). A
+        bidder's stake is not fed while that count cannot be read: unfed, it qualifies
+        for nothing; fed before, the last reading stands, as a stake's does."""
         async with self._feeding_stake:
             stake_wei = await self.role.confirmed_stake(address)
             lanes = self.lanes_fed.get(address, 0)
             if bidder and stake_wei and self.machine.config.min_stake_wei:
-                read = await self.role.lanes_elsewhere(address, self.job_id)
-                lanes = lanes if read is None else read
+                if len(self._bidders_staked) < self.machine.config.max_bidders:
+                    self._bidders_staked.add(address)  # read again before awards (refresh)
+                read = await self.role.lanes_elsewhere(address, address in self.lanes_open)
+                if read is None:
+                    return
+                lanes = read
             # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
             # is met, no bidder proven), and a flood of stakeless identities then adds
             # nothing to the journal (review: each added a 'stake' entry of 0 per job).
@@ -567,6 +577,22 @@ class RequesterJob:
                 now_ms = self.ctx.clock.now_ms()
                 data = stake_wei.to_bytes(32, "big") + (lanes.to_bytes(8, "big") if lanes else b"")
                 await self.step("stake", address, data, now_ms)
+
+    async def refresh_backing(self) -> None:
+        """Before an input that may award: feed again the stake and count of each staked
+        bidder whose reading is older than ``STAKE_TTL_S`` or whose count changed with a
+        lane of ours (the role's caches decide; most calls read nothing). A bid stands, so
+        without this a count read when it came would decide every later award."""
+        if self.live and self.machine.config.min_stake_wei:
+            for address in sorted(self._bidders_staked):
+                await self.feed_stake(address, bidder=True)
+
+    def _lanes_mined(self, payees: Iterable[bytes]) -> None:
+        """Lanes of this job that hold funds on chain (after each funding, and after a
+        restart's): the escrow's counts have them now."""
+        new = set(payees) - self.lanes_open
+        self.lanes_open |= new
+        self.role.lanes_opened(new)
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it

@@ -186,6 +186,16 @@ class JobMachine(PlantDesk, VerifyDesk):
             return self._settle(JobOutcome.CANCELLED)
         return self._close(ev.JobCancelledLocally(self.job_id), "cancelled by the requester")
 
+    def stake_confirmed(
+        self, address: bytes, stake_wei: int, lanes_elsewhere: int, now_ms: int
+    ) -> list[Command]:
+        """A chain-confirmed stake (and the other jobs it backs) read after the bid it
+        decides (``set_stake``): the awards it allows go out now. Without this a stake read
+        late (the chain did not answer when the bid came) waited for another bid, and a
+        bid stands: the job could stall to its deadline (review of stop 43)."""
+        self.set_stake(address, stake_wei, lanes_elsewhere)
+        return self._award(now_ms)
+
     def capacity_judged(
         self, worker: bytes, score_ru_per_hour: int, passed: bool, now_ms: int
     ) -> list[Command]:

@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from ledger.client import EscrowClient
 from ledger.deploy import EscrowParams, deploy_escrow
 from ledger.errors import ChainRevert
 from ledger.tx import TxSender
@@ -49,7 +50,14 @@ def test_a_lane_without_funds_is_not_counted(env: Env) -> None:
     assert env.requester.open_lanes_of(worker.account) == 1
 
 
+def start_of_next_day(env: Env, plus_s: int = 3600) -> None:
+    """Move the chain to ``plus_s`` into the next UTC day: anvil's clock is the wall's,
+    and a test near midnight would see its lanes' days move (review of stop 43)."""
+    env.chain.advance_time((env.chain.timestamp_s() // DAY_S + 1) * DAY_S + plus_s - env.chain.timestamp_s())
+
+
 def test_a_lane_stops_counting_after_the_day_its_claim_window_ends(env: Env) -> None:
+    start_of_next_day(env)
     worker = env.workers[0]
     _, deadline_s = env.open_job(lifetime_s=3600, lanes={0: ETHER // 10})
     ends_s = deadline_s + GRACE_S
@@ -57,14 +65,39 @@ def test_a_lane_stops_counting_after_the_day_its_claim_window_ends(env: Env) -> 
     assert env.requester.open_lanes_of(worker.account) == 1
     end_of_day_s = (ends_s // DAY_S + 1) * DAY_S
     # Counted to the end of that day (the count's grain), and not a second longer.
-    if end_of_day_s - 1 > env.chain.timestamp_s():
-        env.chain.advance_time(end_of_day_s - 1 - env.chain.timestamp_s())
-        assert env.requester.open_lanes_of(worker.account) == 1
+    env.chain.advance_time(end_of_day_s - 1 - env.chain.timestamp_s())
+    assert env.requester.open_lanes_of(worker.account) == 1
     env.chain.advance_time(end_of_day_s - env.chain.timestamp_s())
     assert env.requester.open_lanes_of(worker.account) == 0
 
 
+def test_a_window_that_ends_the_next_day_counts_that_day(env: Env) -> None:
+    """The day is the window's end (deadline + GRACE_S), not the deadline's."""
+    start_of_next_day(env, DAY_S - GRACE_S)  # the deadline falls before midnight, + grace after
+    env.open_job(lifetime_s=GRACE_S // 2, lanes={0: ETHER // 10})
+    start_of_next_day(env, 60)
+    assert env.requester.open_lanes_of(env.workers[0].account) == 1
+
+
+def test_a_job_at_its_longest_is_counted(env: Env) -> None:
+    """The furthest day a window can end on: a deadline at MAX_JOB_S after a first deposit
+    made just before midnight, its window ending one day further than MAX_JOB_S + GRACE_S
+    whole days (the view reads that day too)."""
+    sender = TxSender(env.chain.w3, env.key_of(env.requester), FAST_TX)
+    escrow = EscrowClient(sender, deploy_escrow(sender, EscrowParams(
+        grace_s=GRACE_S, max_job_s=2 * DAY_S)))  # fmt: skip
+    start_of_next_day(env, DAY_S - 100)
+    job_id = os.urandom(32)
+    created_s = env.chain.timestamp_s() // 60 * 60  # the escrow keeps the first deposit's minute
+    escrow.deposit(job_id, ETHER, created_s + 2 * DAY_S)
+    escrow.open_lanes(job_id, [(env.workers[0].account, 1)])
+    ends_day = (created_s + 2 * DAY_S + GRACE_S) // DAY_S
+    assert ends_day == env.chain.timestamp_s() // DAY_S + 3  # (2 days + grace) // 1 day + 1
+    assert escrow.open_lanes_of(env.workers[0].account) == 1
+
+
 def test_lanes_ending_on_later_days_count_until_theirs(env: Env) -> None:
+    start_of_next_day(env)
     worker = env.workers[0]
     env.open_job(lifetime_s=3600, lanes={0: ETHER // 10})
     env.open_job(lifetime_s=5 * DAY_S, lanes={0: ETHER // 10})

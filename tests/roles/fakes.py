@@ -622,6 +622,7 @@ class FakeChain:
         self.address = address
         self.transactions: list[ChainTx] = []
         self.down = False  # every call raises ChainUnreachable while True
+        self.down_calls: set[str] = set()  # calls (by name) that raise ChainUnreachable
         self.reverts: list[str] = []  # the next transactions revert with these reasons
         # The next transactions are mined, but their sender never hears back: it sees the
         # chain unreachable ("lost"), or waits for its receipt until it is killed ("hang").
@@ -652,7 +653,7 @@ class FakeChain:
             await trio.sleep(self.delay_s)
         else:
             await trio.lowlevel.checkpoint()
-        if self.down:
+        if self.down or what in self.down_calls:
             raise ChainUnreachable(f"{what}: chain down")
 
     async def _transact(self, what: str, jobs: tuple[bytes, ...], fn: Callable[[], None]) -> None:

@@ -46,8 +46,9 @@ async def test_no_bid_on_a_job_that_was_never_deposited(
 async def test_an_award_whose_lane_was_not_funded_is_declined_not_rendered(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def no_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
+    async def no_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> set[bytes]:
         await trio.lowlevel.checkpoint()  # a requester that awards without securing the pay
+        return set()  # no lane holds funds
 
     monkeypatch.setattr(lanes, "fund_lanes", no_lanes)
     async with open_cluster(tmp_path) as cluster:
@@ -110,9 +111,9 @@ async def test_a_checker_does_not_check_what_its_lane_does_not_secure(
         await cluster.add("w1", "worker")
         checker = await cluster.add("c1", "checker")
 
-        async def workers_only(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> None:
+        async def workers_only(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> set[bytes]:
             totals = {a: w for a, w in totals.items() if a != checker.address}
-            await real_fund(chain, job_id, totals)
+            return await real_fund(chain, job_id, totals)
 
         monkeypatch.setattr(lanes, "fund_lanes", workers_only)
         await cluster.settle("client", 2)

@@ -140,9 +140,9 @@ def test_a_bidder_whose_stake_backs_other_jobs_gets_no_award_until_it_holds_enou
     harness.start()
     harness.advance(STAKED.bid_window_ms)
     assert not harness.awards()
-    harness.job.set_stake(address_for("worker0"), 3 * MIN_WEI, lanes_elsewhere=2)
-    bid = Bid(harness.job_id, 1, 100, 1, address_for("worker0"))  # its bid, heard again
-    harness.send(next(iter(harness.workers)), harness.requester, bid)
+    # Read late (after the bid, which stands): the award goes out with the reading.
+    commands = harness.job.stake_confirmed(address_for("worker0"), 3 * MIN_WEI, 2, harness.now_ms)
+    harness._requester_commands(commands)
     harness.pump()
     assert len(harness.awards()) == 1
     with pytest.raises(IllegalTransition):
