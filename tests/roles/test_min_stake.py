@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from tests.roles.cluster import Cluster, open_cluster
+from tests.roles.cluster import Cluster, Member, open_cluster
 from tests.roles.fakes import FakeTiles
 from tests.roles.test_job_flow import all_paid
 
@@ -47,13 +47,7 @@ async def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each(
     this job's own lane is counted too (the requester takes its own off: without that,
     no frame would be awarded after it was mined, and the job would not complete)."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        spread = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
-        backed = await cluster.add("w2", "worker")
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.stakes[spread.address] = MIN_WEI
-        cluster.escrow.stakes[backed.address] = 2 * MIN_WEI
-        cluster.escrow.register(checker.address, MIN_WEI)
+        client, spread, backed = await spread_and_backed(cluster, backed_stakes=2)
         open_elsewhere(cluster, (spread.address, backed.address), (spread.address,))
         assert cluster.escrow.open_lanes_of(spread.address) == 2
         await cluster.settle("client", 3)
@@ -65,6 +59,19 @@ async def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each(
         assert backed.address in job.lanes_open
         assert cluster.escrow.open_lanes_of(backed.address) == 2  # its lane here counts too
         assert job.lanes_fed[backed.address] == 1
+
+
+async def spread_and_backed(cluster: Cluster, backed_stakes: int) -> tuple[Member, Member, Member]:
+    """A client asking ``MIN_WEI`` of its workers; ``spread``, the cheapest, staking it
+    once; ``backed`` staking it ``backed_stakes`` times; a checker."""
+    client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
+    spread = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
+    backed = await cluster.add("w2", "worker")
+    checker = await cluster.add("c1", "checker")
+    cluster.escrow.stakes[spread.address] = MIN_WEI
+    cluster.escrow.stakes[backed.address] = backed_stakes * MIN_WEI
+    cluster.escrow.register(checker.address, MIN_WEI)
+    return client, spread, backed
 
 
 def open_elsewhere(cluster: Cluster, *jobs: tuple[bytes, ...]) -> None:
@@ -83,13 +90,7 @@ async def test_our_own_earlier_job_counts_at_once(
     worker staked once that worked our job A was awarded our job B right after, its lane
     in A not yet read. A lane of ours being mined now drops that address's cached count."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        spread = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
-        backed = await cluster.add("w2", "worker")
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.stakes[spread.address] = MIN_WEI
-        cluster.escrow.stakes[backed.address] = 10 * MIN_WEI
-        cluster.escrow.register(checker.address, MIN_WEI)
+        client, spread, backed = await spread_and_backed(cluster, backed_stakes=10)
         await cluster.settle("client", 3)
         first = await cluster.submit("client", frames=2)
         jobs = client.live().requester.jobs
@@ -108,13 +109,7 @@ async def test_a_count_that_cannot_be_read_qualifies_nobody(
     once and open in five jobs was awarded. Unread, its stake is not fed: no award until
     the count is read."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        spread = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
-        backed = await cluster.add("w2", "worker")
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.stakes[spread.address] = MIN_WEI
-        cluster.escrow.stakes[backed.address] = 10 * MIN_WEI
-        cluster.escrow.register(checker.address, MIN_WEI)
+        client, spread, backed = await spread_and_backed(cluster, backed_stakes=10)
         open_elsewhere(cluster, *[(spread.address,)] * 5)
         assert client.chain is not None
         client.chain.down_calls.add("open_lanes_of")
@@ -135,15 +130,9 @@ async def test_two_jobs_at_once_get_a_stake_that_backs_one_only_until_its_lanes_
     """The race (docs/LEDGER.md): a worker staked once bids in two of our jobs at once;
     both counts are read before either lane is mined, so it is awarded in both. Once the
     lanes are mined it is open in two jobs and qualifies in neither: the two awards of
-    that race are all it takes (the cheapest, it would otherwise take most frames)."""
+    that race are all it takes."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        spread = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
-        backed = await cluster.add("w2", "worker")
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.stakes[spread.address] = MIN_WEI
-        cluster.escrow.stakes[backed.address] = 10 * MIN_WEI
-        cluster.escrow.register(checker.address, MIN_WEI)
+        client, spread, _ = await spread_and_backed(cluster, backed_stakes=10)
         await cluster.settle("client", 3)
         jobs = client.live().requester.jobs
         both = [await cluster.submit("client", frames=n) for n in (8, 9)]  # two specs: two jobs
