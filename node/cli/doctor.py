@@ -162,6 +162,27 @@ def check_checker_stake(config: NodeConfig) -> Check | None:
                      "see the chain check above")  # fmt: skip
 
 
+def check_min_stake(config: NodeConfig) -> Check | None:
+    """A client asking a minimum stake reads each bidder's open lanes from the escrow
+    (docs/LEDGER.md, "One stake, many jobs"); an escrow that cannot count them leaves
+    every bidder unread, so nobody qualifies (None: no minimum asked, or no chain)."""
+    if (not config.min_stake_wei or "client" not in config.roles or not config.chain_rpc_url
+            or not config.escrow_address):  # fmt: skip
+        return None
+    from node.cli.stake import StakeError, open_escrow
+
+    try:
+        escrow = open_escrow(config.data_dir)
+        escrow.open_lanes_of(escrow.account)
+    except (StakeError, LedgerError) as exc:
+        return Check("min stake", "fail", f"min_stake_wei is {format_eth(config.min_stake_wei)} "
+                     f"but the escrow does not count open lanes ({str(exc)[:80]}): no bidder "
+                     "qualifies", "deploy a current escrow (pictor chain up) and set "
+                     "escrow_address, or set min_stake_wei = 0 in config.toml")  # fmt: skip
+    return Check("min stake", "ok", f"bidders need {format_eth(config.min_stake_wei)} for each "
+                 "job they are open in; the escrow counts them")  # fmt: skip
+
+
 def check_node(config: NodeConfig) -> tuple[list[Check], list[dict[str, Any]] | None]:
     """Node, reachability and ports; the adverts it knows when it runs (for the clock)."""
     start = f"pictor node run --data-dir {config.data_dir}"
@@ -213,7 +234,8 @@ def check_ports(config: NodeConfig) -> Check:
 
 
 def doctor(data_dir: Path | None = DataDirOption) -> None:
-    """Check Blender, sandbox, GPU, chain, the node's reachability, ports and clock."""
+    """Check Blender, sandbox, GPU, chain (a checker's stake, a client's minimum stake), the
+    node's reachability, ports and clock."""
     import typer
 
     data_dir = (data_dir or default_data_dir()).expanduser()
@@ -228,6 +250,8 @@ def doctor(data_dir: Path | None = DataDirOption) -> None:
     checks += [chain, *node_checks]
     if chain.status == "ok" and (stake := check_checker_stake(config)) is not None:
         checks.append(stake)
+    if chain.status == "ok" and (minimum := check_min_stake(config)) is not None:
+        checks.append(minimum)
     if adverts:
         checks.append(judge_clock(clock_skew_s(adverts), config.replay_skew_s, "peers' adverts"))
     else:

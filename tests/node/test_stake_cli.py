@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 from ledger.anvil import AnvilChain, find_anvil, start_anvil
 from ledger.backends import connect
 from ledger.client import EscrowClient
-from ledger.deploy import EscrowParams, deploy_escrow
+from ledger.deploy import EscrowParams, deploy_escrow, deploy_test_token
 from ledger.tx import TxSender
+from node.cli.doctor import check_min_stake
 from node.cli.main import app
+from node.config import load_config
 from node.keyfile import write_payment_key_file
 from node.roles.chain import ChainLink, ChainSettings
 
@@ -115,3 +117,21 @@ async def test_chain_link_reads_the_stake_the_cli_deposited(
     code, out = pictor(node_dir(tmp_path, anvil, escrow, key), "deposit", "250000000000000000")
     assert code == 0, out
     assert await link.active_stake_wei() == ETHER // 4
+
+
+def test_doctor_tells_a_client_asking_stake_whether_its_escrow_counts_open_lanes(
+    tmp_path: Path, chain: tuple[AnvilChain, str]
+) -> None:
+    """A client asking a minimum stake on an escrow that cannot count open lanes (one
+    deployed before stop 43: here a contract without the call) would qualify nobody."""
+    anvil, escrow = chain
+    other = deploy_test_token(TxSender(anvil.w3, anvil.funded_keys[0]))
+    for name, address, status in (("current", escrow, "ok"), ("old", other, "fail")):
+        data_dir = tmp_path / name
+        data_dir.mkdir()
+        node_dir(data_dir, anvil, address, anvil.funded_keys[6])
+        with (data_dir / "config.toml").open("a") as config:
+            config.write('roles = ["client"]\nmin_stake_wei = 1000\n')
+        check = check_min_stake(load_config(data_dir))
+        assert check is not None and check.status == status, check
+        assert status == "ok" or "min_stake_wei = 0" in check.fix
