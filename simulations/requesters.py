@@ -255,17 +255,29 @@ class RequesterDriver:
             machine.set_worker_record(worker, record)
 
     def feed_stake(self, machine: JobMachine, address: bytes) -> None:
-        """A bidder's confirmed stake and, when the job asks a minimum, the other jobs it
-        backs (``Escrow.open_lanes_of`` less this job's own lane), as the node's
-        ``RequesterJob.feed_stake`` feeds them (read live: the node's cache is not
-        modelled)."""
+        """A bidder's confirmed stake and, when the job asks a minimum its stake meets, the
+        other jobs it backs (``Escrow.open_lanes_of`` less this job's own lane), as the
+        node's ``RequesterJob.feed_stake`` feeds them. Read live, and again before every
+        input to a job asking a minimum (:meth:`_refresh_backing`), where the node reads
+        them again every minute and once a lane of its own was mined: the simulator's
+        readings are never stale, the node's up to a minute."""
         chain = self.world.chain
         stake_wei, lanes = chain.stakes.get(address, 0), 0
-        if stake_wei and machine.config.min_stake_wei:
+        if machine.config.min_stake_wei and stake_wei >= machine.config.min_stake_wei:
             job = chain.jobs.get(machine.job_id)
             own = job is not None and job.lanes.get(address, 0) > 0
             lanes = lanes_elsewhere(chain.open_lanes_of(address), own)
         machine.set_stake(address, stake_wei, lanes)
+
+    def _refresh_backing(self, machine: JobMachine) -> None:
+        """The standing bids' readings again, before an input that may award (the node's
+        ``RequesterJob._run_backing``): only stakes that meet the minimum, whose count
+        can change what they qualify for."""
+        minimum = machine.config.min_stake_wei
+        if minimum:
+            for address in sorted(machine.bidder_addresses()):
+                if self.world.chain.stakes.get(address, 0) >= minimum:
+                    self.feed_stake(machine, address)
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, ChallengeAnswer):  # the node's challenger, not its machine
@@ -279,6 +291,7 @@ class RequesterDriver:
             self.feed(machine, sender)
         if isinstance(message, Bid) and machine.reads_stakes:  # as the node
             self.feed_stake(machine, message.payment_address)
+        self._refresh_backing(machine)
         if isinstance(message, Bid) and self.challenges is not None:  # its outcome, or a challenge
             self.challenges.on_bid(machine, sender, message)
         try:
@@ -320,6 +333,7 @@ class RequesterDriver:
     def _on_timer(self, job_id: bytes) -> None:
         machine = self.jobs.get(job_id)
         if machine is not None:
+            self._refresh_backing(machine)
             self._run(machine, machine.handle_timer(self.world.epoch_ms()))
 
     def run(self, machine: JobMachine, commands: list[Command]) -> None:

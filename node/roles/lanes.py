@@ -41,6 +41,7 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> s
     transaction; a chain outage is retried with backoff, a revert is final. Returns the
     payees whose lane holds funds on chain now (none after a revert)."""
     delay_s = FUND_RETRY_S
+    have: dict[bytes, int] = {}
     while True:
         try:
             have = await chain.lanes(job_id, list(totals))
@@ -53,7 +54,7 @@ async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> s
         except ChainRevert as exc:
             log_event(logger, logging.WARNING, "lanes not funded", job=job_id.hex()[:16],
                       error=str(exc)[:200])  # fmt: skip
-            return set()
+            return {p for p, w in have.items() if w > 0}
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "lane funding postponed", error=str(exc)[:200])
         await trio.sleep(delay_s)

@@ -45,12 +45,12 @@ import trio
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-from ledger.errors import LedgerError
+from ledger.errors import ChainRevert, LedgerError
 from node.config import PASS_CLAIM_STAKE
 from node.log import log_event
 from node.roles import persist
 from node.roles.challenger import Challenger
-from node.roles.common import MarketClock, peer_of
+from node.roles.common import STAKE_TTL_S, MarketClock, peer_of
 from node.roles.context import RoleContext
 from node.roles.deposit import DepositRefused, escrow_once
 from node.roles.requester_job import (
@@ -87,7 +87,6 @@ from protocol.verification import choose_checker, prefer_unasked, with_room
 logger = logging.getLogger(__name__)
 RESUME_WAIT_S = 30.0
 MAX_WORKER_RECORDS = 100_000
-STAKE_TTL_S = 60  # seconds: a confirmed stake is read again after this long
 KNOWN_ADVERT_S = 600.0  # a checker neither connected nor heard from for longer is not waited for
 
 
@@ -103,8 +102,9 @@ class RequesterRole:
         self._picking: dict[bytes, int] = {}
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
-        self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
+        self._stakes: dict[bytes, tuple[int | None, float]] = {}  # address -> (stake, read at)
         self._open_lanes: dict[bytes, tuple[int | None, float]] = {}  # address -> (count, read at)
+        self._count_refused = False  # the escrow refused open_lanes_of (logged once)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -269,7 +269,6 @@ class RequesterRole:
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
             await job.feed_stake(message.payment_address, bidder=True)
-        await job.refresh_backing()  # an award it may cause reads a recent count
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
@@ -474,7 +473,9 @@ class RequesterRole:
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every
-        ``STAKE_TTL_S``); None without a chain or while it does not answer."""
+        ``STAKE_TTL_S``); None without a chain or while it does not answer (a failed read
+        is not retried within ``STAKE_TTL_S`` either: while the chain is down, a flood of
+        bids naming addresses costs one read an address a minute, not one a bid)."""
         chain = self.ctx.chain
         if chain is None:
             return None
@@ -482,13 +483,13 @@ class RequesterRole:
         cached = self._stakes.get(address)
         if cached is not None and now_s - cached[1] < STAKE_TTL_S:
             return cached[0]
-        try:
-            stake_wei = await chain.stake_of(address)
-        except LedgerError as exc:
-            log_event(logger, logging.WARNING, "stake not read", error=str(exc)[:200])
-            return None
         if len(self._stakes) >= MAX_WORKER_RECORDS:
             self._stakes.clear()  # a stranger's addresses stay bounded; re-read as needed
+        try:
+            stake_wei: int | None = await chain.stake_of(address)
+        except LedgerError as exc:
+            log_event(logger, logging.WARNING, "stake not read", error=str(exc)[:200])
+            stake_wei = None
         self._stakes[address] = (stake_wei, now_s)
         return stake_wei
 
@@ -509,6 +510,14 @@ class RequesterRole:
                 self._open_lanes.clear()  # bounded like the stakes
             try:
                 count: int | None = await chain.open_lanes_of(address)
+            except ChainRevert as exc:  # the escrow refuses the call: one without the count
+                if not self._count_refused:
+                    self._count_refused = True
+                    log_event(logger, logging.ERROR, "the escrow does not count open lanes: "
+                              "with min_stake_wei set no bidder qualifies", error=str(exc)[:200],
+                              hint="deploy a current escrow (pictor chain up) and set "
+                                   "escrow_address, or set min_stake_wei = 0; pictor doctor checks it")  # fmt: skip
+                count = None
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
                 count = None

@@ -36,7 +36,7 @@ from node.log import log_event
 from node.roles import persist
 from node.roles.adversary import Clawback, claw_back
 from node.roles.challenger import unpack_outcome
-from node.roles.common import peer_of, run_timer
+from node.roles.common import STAKE_TTL_S, peer_of, run_timer
 from node.roles.context import RoleContext
 from node.roles.job_record import JobRecord
 from node.roles.lanes import JobQueue
@@ -135,7 +135,8 @@ class RequesterJob:
         self.fed: dict[bytes, WorkerRecord | None] = {}  # records the machine was given
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
         self.lanes_fed: dict[bytes, int] = {}  # and the other jobs each backs (lanes elsewhere)
-        self._bidders_staked: set[bytes] = set()  # addresses fed as staked bidders (refreshed)
+        self._unread: set[bytes] = set()  # bidders' addresses whose stake or count was not read
+        self._backing_wake = trio.Event()  # a lane of ours was mined: read the counts again
         self.lanes_open: set[bytes] = set()  # payees whose lane in this job was mined
         # one stake read and journalled at a time: checks and plants feed the same checkers
         # at once, and each journalled the same stake (1 to 4 'stake' entries a checker)
@@ -358,10 +359,12 @@ class RequesterJob:
 
     async def run_timer(self) -> None:
         async def fire(now_ms: int) -> None:
-            await self.refresh_backing()  # an award it may cause reads a recent count
             await self.step("timer", b"", b"", now_ms)
 
-        await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
+        async with trio.open_nursery() as nursery:
+            if self.queue is not None and self.machine.config.min_stake_wei:
+                nursery.start_soon(self._run_backing)
+            await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
 
     async def _assign_checker(self, c: RequestVerification) -> None:
         def exclude() -> frozenset[bytes]:
@@ -562,13 +565,17 @@ class RequesterJob:
         async with self._feeding_stake:
             stake_wei = await self.role.confirmed_stake(address)
             lanes = self.lanes_fed.get(address, 0)
-            if bidder and stake_wei and self.machine.config.min_stake_wei:
-                if len(self._bidders_staked) < self.machine.config.max_bidders:
-                    self._bidders_staked.add(address)  # read again before awards (refresh)
+            minimum = self.machine.config.min_stake_wei
+            counted = bidder and bool(minimum)
+            if counted and stake_wei is not None and stake_wei >= minimum:  # else it cannot qualify
                 read = await self.role.lanes_elsewhere(address, address in self.lanes_open)
-                if read is None:
-                    return
-                lanes = read
+                stake_wei = None if read is None else stake_wei
+                lanes = lanes if read is None else read
+            if counted and stake_wei is None:  # read again by _run_backing
+                if len(self._unread) < self.machine.config.max_bidders:
+                    self._unread.add(address)
+                return
+            self._unread.discard(address)
             # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
             # is met, no bidder proven), and a flood of stakeless identities then adds
             # nothing to the journal (review: each added a 'stake' entry of 0 per job).
@@ -578,21 +585,34 @@ class RequesterJob:
                 data = stake_wei.to_bytes(32, "big") + (lanes.to_bytes(8, "big") if lanes else b"")
                 await self.step("stake", address, data, now_ms)
 
-    async def refresh_backing(self) -> None:
-        """Before an input that may award: feed again the stake and count of each staked
-        bidder whose reading is older than ``STAKE_TTL_S`` or whose count changed with a
-        lane of ours (the role's caches decide; most calls read nothing). A bid stands, so
-        without this a count read when it came would decide every later award."""
-        if self.live and self.machine.config.min_stake_wei:
-            for address in sorted(self._bidders_staked):
+    async def _run_backing(self) -> None:
+        """A job asking a minimum stake reads its bidders' stakes and counts again every
+        ``STAKE_TTL_S``, and at once after a lane of ours was mined (the counts changed): a
+        bid stands, so a count read when it came would otherwise decide every later award,
+        and a reading that failed would wait for another bid. Read in this task, never in
+        a message's or timer's path; a changed reading is journalled and awards at once
+        (``JobMachine.stake_confirmed``). Who is read: the addresses of the machine's
+        standing bids whose stake meets the minimum (another can never qualify, whatever
+        its count), and those a read failed for."""
+        minimum = self.machine.config.min_stake_wei
+        while self.view.outcome is None:
+            with trio.move_on_after(STAKE_TTL_S):
+                await self._backing_wake.wait()
+            self._backing_wake = trio.Event()
+            standing = self.machine.bidder_addresses()
+            due = {a for a in standing if self.stakes_fed.get(a, 0) >= minimum}
+            self._unread &= standing  # a bid replaced or dropped is not read for
+            for address in sorted(due | self._unread):
                 await self.feed_stake(address, bidder=True)
 
     def _lanes_mined(self, payees: Iterable[bytes]) -> None:
         """Lanes of this job that hold funds on chain (after each funding, and after a
-        restart's): the escrow's counts have them now."""
+        restart's): the escrow's counts have them now; read them again."""
         new = set(payees) - self.lanes_open
-        self.lanes_open |= new
-        self.role.lanes_opened(new)
+        if new:
+            self.lanes_open |= new
+            self.role.lanes_opened(new)
+            self._backing_wake.set()
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it

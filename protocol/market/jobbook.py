@@ -296,6 +296,10 @@ class JobBook:
         self.pass_claim_wei = stake_wei
         return []
 
+    def bidder_addresses(self) -> set[bytes]:
+        """The payment addresses of the standing bids (a driver reads their stakes)."""
+        return {b.payment_address for b in self._bidders.values()}
+
     def stake_qualifies(self, address: bytes) -> bool:
         """Whether ``address`` may work for this job (its minimum stake)."""
         return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei,

@@ -646,6 +646,7 @@ class FakeChain:
         return self.escrow.CONTRACT
 
     async def _enter(self, what: str) -> None:
+        refused = what in self.down_calls  # decided when the call is made, not after its wait
         self.calls.append(what)
         self._called.set()
         self._called = trio.Event()
@@ -653,7 +654,7 @@ class FakeChain:
             await trio.sleep(self.delay_s)
         else:
             await trio.lowlevel.checkpoint()
-        if self.down or what in self.down_calls:
+        if self.down or refused:
             raise ChainUnreachable(f"{what}: chain down")
 
     async def _transact(self, what: str, jobs: tuple[bytes, ...], fn: Callable[[], None]) -> None:
