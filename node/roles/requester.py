@@ -102,7 +102,7 @@ class RequesterRole:
         self._picking: dict[bytes, int] = {}
         self._jobs_changed = trio.Event()
         self.slasher = Slasher(ctx, self.spawn, self.staked_checkers, self.introduce)
-        self._stakes: dict[bytes, tuple[int | None, float]] = {}  # address -> (stake, read at)
+        self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._open_lanes: dict[bytes, tuple[int | None, float]] = {}  # address -> (count, read at)
         self._count_refused = False  # the escrow refused open_lanes_of (logged once)
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
@@ -473,9 +473,8 @@ class RequesterRole:
 
     async def confirmed_stake(self, address: bytes) -> int | None:
         """``address``'s active stake as the chain has it (read at most every
-        ``STAKE_TTL_S``); None without a chain or while it does not answer (a failed read
-        is not retried within ``STAKE_TTL_S`` either: while the chain is down, a flood of
-        bids naming addresses costs one read an address a minute, not one a bid)."""
+        ``STAKE_TTL_S``); None without a chain or while it does not answer (read again
+        at the next call)."""
         chain = self.ctx.chain
         if chain is None:
             return None
@@ -483,13 +482,13 @@ class RequesterRole:
         cached = self._stakes.get(address)
         if cached is not None and now_s - cached[1] < STAKE_TTL_S:
             return cached[0]
-        if len(self._stakes) >= MAX_WORKER_RECORDS:
-            self._stakes.clear()  # a stranger's addresses stay bounded; re-read as needed
         try:
-            stake_wei: int | None = await chain.stake_of(address)
+            stake_wei = await chain.stake_of(address)
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "stake not read", error=str(exc)[:200])
-            stake_wei = None
+            return None
+        if len(self._stakes) >= MAX_WORKER_RECORDS:
+            self._stakes.clear()  # a stranger's addresses stay bounded; re-read as needed
         self._stakes[address] = (stake_wei, now_s)
         return stake_wei
 

@@ -192,8 +192,11 @@ class JobMachine(PlantDesk, VerifyDesk):
         """A chain-confirmed stake (and the other jobs it backs) read after the bid it
         decides (``set_stake``): the awards it allows go out now. Without this a stake read
         late (the chain did not answer when the bid came) waited for another bid, and a
-        bid stands: the job could stall to its deadline (review of stop 43)."""
+        bid stands: the job could stall to its deadline (review of stop 43). Only a
+        standing bid's address plans awards (a checker's stake decides none)."""
         self.set_stake(address, stake_wei, lanes_elsewhere)
+        if address not in self.bidder_addresses():
+            return []
         return self._award(now_ms)
 
     def capacity_judged(
