@@ -196,7 +196,7 @@ class ChainModel:
         def lane_gas(payee: bytes) -> int:
             if job is None:
                 return c.gas_lane_new
-            if payee in job.lanes:
+            if job.lanes.get(payee, 0) > 0:  # a lane with funds (a zero one is still new)
                 return c.gas_lane_top_up
             counted = self.lanes_ending.get(payee, {}).get(self._window_day(job), 0)
             return c.gas_lane_counted if counted else c.gas_lane_new
