@@ -193,15 +193,15 @@ class ChainModel:
         job = self.jobs.get(job_id)
         c = self._config
 
-        def lane_gas(payee: bytes) -> int:
+        def lane_gas(payee: bytes, amount: int) -> int:
             if job is None:
                 return c.gas_lane_new
-            if job.lanes.get(payee, 0) > 0:  # a lane with funds (a zero one is still new)
-                return c.gas_lane_top_up
+            if job.lanes.get(payee, 0) > 0 or amount == 0:  # a top-up; a zero funding
+                return c.gas_lane_top_up  # writes no new slot (its lane stays new)
             counted = self.lanes_ending.get(payee, {}).get(self._window_day(job), 0)
             return c.gas_lane_counted if counted else c.gas_lane_new
 
-        gas = c.gas_open_lanes + sum(lane_gas(payee) for payee, _ in fundings)
+        gas = c.gas_open_lanes + sum(lane_gas(payee, amount) for payee, amount in fundings)
         self._submit(job_id, gas, apply, None, "tx-lanes", included)
 
     def _pay(self, job_id: bytes, payee: bytes, cumulative_wei: int) -> bool:

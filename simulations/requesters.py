@@ -61,7 +61,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
-from protocol.market.awarding import lanes_elsewhere
+from protocol.market.awarding import count_matters, lanes_elsewhere
 from protocol.market.quote import budget_wei
 from protocol.messages import (
     Assurance,
@@ -255,29 +255,27 @@ class RequesterDriver:
             machine.set_worker_record(worker, record)
 
     def feed_stake(self, machine: JobMachine, address: bytes) -> None:
-        """A bidder's confirmed stake and, when the job asks a minimum its stake meets, the
-        other jobs it backs (``Escrow.open_lanes_of`` less this job's own lane), as the
-        node's ``RequesterJob.feed_stake`` feeds them. Read live, and again before every
-        input to a job asking a minimum (:meth:`_refresh_backing`), where the node reads
-        them again every minute and once a lane of its own was mined: the simulator's
-        readings are never stale, the node's up to a minute."""
+        """A bidder's confirmed stake and, when the job asks a minimum its stake meets
+        (``protocol.market.awarding.count_matters``), the other jobs it backs
+        (``Escrow.open_lanes_of`` less this job's own lane), as the node's
+        ``RequesterJob.feed_stake`` feeds them, awarding what a changed reading allows
+        (``JobMachine.stake_confirmed``)."""
         chain = self.world.chain
         stake_wei, lanes = chain.stakes.get(address, 0), 0
-        if machine.config.min_stake_wei and stake_wei >= machine.config.min_stake_wei:
+        if count_matters(stake_wei, machine.config.min_stake_wei):
             job = chain.jobs.get(machine.job_id)
             own = job is not None and job.lanes.get(address, 0) > 0
             lanes = lanes_elsewhere(chain.open_lanes_of(address), own)
-        machine.set_stake(address, stake_wei, lanes)
+        self._run(machine, machine.stake_confirmed(address, stake_wei, lanes, self.world.epoch_ms()))
 
     def _refresh_backing(self, machine: JobMachine) -> None:
-        """The standing bids' readings again, before an input that may award (the node's
-        ``RequesterJob._run_backing``): only stakes that meet the minimum, whose count
-        can change what they qualify for."""
-        minimum = machine.config.min_stake_wei
-        if minimum:
+        """Every standing bid's reading again, before a message or a timer of a job asking
+        a minimum (the node's ``RequesterJob._run_backing`` reads them every minute and
+        once a lane of its own was mined: the simulator's readings are live, the node's
+        up to two minutes old)."""
+        if machine.config.min_stake_wei:
             for address in sorted(machine.bidder_addresses()):
-                if self.world.chain.stakes.get(address, 0) >= minimum:
-                    self.feed_stake(machine, address)
+                self.feed_stake(machine, address)
 
     def on_message(self, sender: bytes, message: Message, digest: bytes | None) -> None:
         if isinstance(message, ChallengeAnswer):  # the node's challenger, not its machine

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from ledger.errors import LedgerError
+from ledger.errors import ChainRevert, LedgerError
 from node.cli.console import out_console
 from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, NodeConfig, default_data_dir, load_config
@@ -174,11 +174,14 @@ def check_min_stake(config: NodeConfig) -> Check | None:
     try:
         escrow = open_escrow(config.data_dir)
         escrow.open_lanes_of(escrow.account)
-    except (StakeError, LedgerError) as exc:
+    except ChainRevert as exc:  # the escrow refuses the call: one without the count
         return Check("min stake", "fail", f"min_stake_wei is {format_eth(config.min_stake_wei)} "
                      f"but the escrow does not count open lanes ({str(exc)[:80]}): no bidder "
                      "qualifies", "deploy a current escrow (pictor chain up) and set "
                      "escrow_address, or set min_stake_wei = 0 in config.toml")  # fmt: skip
+    except (StakeError, LedgerError) as exc:
+        return Check("min stake", "fail", f"cannot read the escrow's open-lane count: "
+                     f"{str(exc)[:120]}", "see the chain check above")  # fmt: skip
     return Check("min stake", "ok", f"bidders need {format_eth(config.min_stake_wei)} for each "
                  "job they are open in; the escrow counts them")  # fmt: skip
 

@@ -125,8 +125,10 @@ def _show(escrow: EscrowClient, st: StakeState) -> None:
     try:
         lanes = escrow.open_lanes_of(escrow.account)
         table.add_row("open lanes", f"{lanes} (a requester asking a minimum wants {lanes + 1}× it)")
-    except LedgerError:  # an escrow deployed before the count (stop 43)
+    except ChainRevert:  # an escrow deployed before the count (stop 43) refuses the call
         table.add_row("open lanes", "not counted by this escrow")
+    except LedgerError as exc:
+        table.add_row("open lanes", f"not read: {str(exc)[:80]}")
     table.add_row("checker", "yes" if escrow.is_checker(escrow.account) else "no")
     table.add_row("credit", format_eth(escrow.credit_wei(escrow.account)))
     out_console().print(table)

@@ -64,7 +64,7 @@ class MarketClock:
         return (wall_ms - self._offset_ms + 0.5) / 1000
 
 
-STAKE_TTL_S = 60  # seconds: a confirmed stake (or a failure to read it) stands this long
+STAKE_TTL_S = 60  # seconds: a confirmed stake or open-lane count (or a failed count read) stands this long
 
 
 def peer_of(node_id: bytes) -> str:

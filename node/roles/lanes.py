@@ -39,7 +39,7 @@ FUND_RETRY_MAX_S = 30.0
 async def fund_lanes(chain: Chain, job_id: bytes, totals: dict[bytes, int]) -> set[bytes]:
     """Bring the job's lanes up to ``totals``: read them, fund the difference in one
     transaction; a chain outage is retried with backoff, a revert is final. Returns the
-    payees whose lane holds funds on chain now (none after a revert)."""
+    payees whose lane holds funds on chain now (after a revert, those read before it)."""
     delay_s = FUND_RETRY_S
     have: dict[bytes, int] = {}
     while True:

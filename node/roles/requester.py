@@ -105,6 +105,7 @@ class RequesterRole:
         self._stakes: dict[bytes, tuple[int, float]] = {}  # address -> (stake, read at)
         self._open_lanes: dict[bytes, tuple[int | None, float]] = {}  # address -> (count, read at)
         self._count_refused = False  # the escrow refused open_lanes_of (logged once)
+        self._lanes_epoch: dict[bytes, int] = {}  # address -> lanes of ours mined for it
         self._pass_claim_wei: int | None = None  # the escrow's SLASH_CAP, once read
         self._judging = trio.Lock()
         self.struck: set[bytes] = set()  # checkers that passed one of our plants
@@ -507,6 +508,7 @@ class RequesterRole:
         if cached is None or now_s - cached[1] >= STAKE_TTL_S:
             if len(self._open_lanes) >= MAX_WORKER_RECORDS:
                 self._open_lanes.clear()  # bounded like the stakes
+            epoch = self._lanes_epoch.get(address, 0)
             try:
                 count: int | None = await chain.open_lanes_of(address)
             except ChainRevert as exc:  # the escrow refuses the call: one without the count
@@ -520,17 +522,27 @@ class RequesterRole:
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
                 count = None
-            cached = self._open_lanes[address] = (count, now_s)
+            cached = (count, now_s)
+            if self._lanes_epoch.get(address, 0) == epoch:  # no lane of ours mined meanwhile
+                self._open_lanes[address] = cached
         if cached[0] is None:
             return None
         return min(lanes_elsewhere(cached[0], own_lane_open), 2**64 - 1)  # the journal keeps 8 bytes
 
     def lanes_opened(self, addresses: Iterable[bytes]) -> None:
         """Lanes a job of ours opened for ``addresses`` were mined: their counts changed,
-        read them again at the next feed (else a count read before would be one short
-        while the job takes its own lane off it)."""
-        for address in addresses:
+        read them again (else a count read before would be one short while the job takes
+        its own lane off it), now, in every job of ours they bid in (a count read while
+        this one was in flight is not kept: :meth:`lanes_elsewhere`)."""
+        changed = set(addresses)
+        for address in changed:
             self._open_lanes.pop(address, None)
+            self._lanes_epoch[address] = self._lanes_epoch.get(address, 0) + 1
+        if len(self._lanes_epoch) > MAX_WORKER_RECORDS:
+            self._lanes_epoch.clear()  # bounded; a read in flight then keeps what it read
+        for job in self.jobs.values():
+            if changed & job.machine.bidder_addresses():
+                job.wake_backing()
 
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))

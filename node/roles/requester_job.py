@@ -65,6 +65,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
+from protocol.market.awarding import count_matters
 from protocol.messages import (
     MESSAGE_TYPES,
     ClosedOutcome,
@@ -558,16 +559,17 @@ class RequesterJob:
 
     async def feed_stake(self, address: bytes, bidder: bool = False) -> None:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed and,
-        for a ``bidder`` when the job asks a minimum stake, the other jobs that stake backs
-        (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed). A
-        bidder's stake is not fed while that count cannot be read: unfed, it qualifies
-        for nothing; fed before, the last reading stands, as a stake's does."""
+        for a bidder (``bidder``, or a standing bid's address fed as a checker's: one node
+        may do both) when the job asks a minimum its stake meets, the other jobs that stake
+        backs (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed). A
+        bidder's stake is not fed while that count cannot be read: unfed, it qualifies for
+        nothing; fed before, the last reading stands, as a stake's does."""
         async with self._feeding_stake:
             stake_wei = await self.role.confirmed_stake(address)
             lanes = self.lanes_fed.get(address, 0)
             minimum = self.machine.config.min_stake_wei
-            counted = bidder and bool(minimum)
-            if counted and stake_wei is not None and stake_wei >= minimum:  # else it cannot qualify
+            counted = bool(minimum) and (bidder or address in self.machine.bidder_addresses())
+            if counted and count_matters(stake_wei, minimum):
                 read = await self.role.lanes_elsewhere(address, address in self.lanes_open)
                 stake_wei = None if read is None else stake_wei
                 lanes = lanes if read is None else read
@@ -586,24 +588,27 @@ class RequesterJob:
                 await self.step("stake", address, data, now_ms)
 
     async def _run_backing(self) -> None:
-        """A job asking a minimum stake reads its bidders' stakes and counts again every
-        ``STAKE_TTL_S``, and at once after a lane of ours was mined (the counts changed): a
-        bid stands, so a count read when it came would otherwise decide every later award,
-        and a reading that failed would wait for another bid. Read in this task, never in
-        a message's or timer's path; a changed reading is journalled and awards at once
-        (``JobMachine.stake_confirmed``). Who is read: the addresses of the machine's
-        standing bids whose stake meets the minimum (another can never qualify, whatever
-        its count), and those a read failed for."""
-        minimum = self.machine.config.min_stake_wei
+        """A job asking a minimum stake reads its standing bids' stakes (and, where the
+        stake meets the minimum, counts) again every ``STAKE_TTL_S``, and at once after a
+        lane of ours for one of them was mined (its count changed): a bid stands, so a
+        reading taken when it came would otherwise decide every later award (a stake
+        raised since, or lanes opened elsewhere since), and a reading that failed would
+        wait for another bid. The role's caches serve readings up to ``STAKE_TTL_S`` old,
+        so the machine decides on readings up to two minutes old. Read in this task, not
+        in a message's or a timer's path (a bid's own reading excepted); a changed reading
+        is journalled and awards at once (``JobMachine.stake_confirmed``)."""
         while self.view.outcome is None:
             with trio.move_on_after(STAKE_TTL_S):
                 await self._backing_wake.wait()
             self._backing_wake = trio.Event()
             standing = self.machine.bidder_addresses()
-            due = {a for a in standing if self.stakes_fed.get(a, 0) >= minimum}
             self._unread &= standing  # a bid replaced or dropped is not read for
-            for address in sorted(due | self._unread):
+            for address in sorted(standing):
                 await self.feed_stake(address, bidder=True)
+
+    def wake_backing(self) -> None:
+        """Read the standing bids again now (a lane of ours changed a count)."""
+        self._backing_wake.set()
 
     def _lanes_mined(self, payees: Iterable[bytes]) -> None:
         """Lanes of this job that hold funds on chain (after each funding, and after a
@@ -611,8 +616,7 @@ class RequesterJob:
         new = set(payees) - self.lanes_open
         if new:
             self.lanes_open |= new
-            self.role.lanes_opened(new)
-            self._backing_wake.set()
+            self.role.lanes_opened(new)  # and wakes every job of ours those addresses bid in
 
     def start_collect(self, c: FrameAccepted) -> None:
         self._collecting += 1  # counted now, so a JobFinished in the same batch waits for it

@@ -25,7 +25,8 @@ import protocol
 
 # Outside ``protocol``, the code a replay runs: the journal's reader and the signature
 # checks the machine is handed (relative to the directory holding the packages).
-REPLAY_FILES = ("node/roles/requester_job.py", "node/roles/plants.py", "ledger/fraud.py")
+REPLAY_FILES = ("node/roles/requester_job.py", "node/roles/plants.py", "ledger/fraud.py",
+                "node/roles/challenger.py")  # its unpack_outcome reads 'capacity' entries
 
 
 def rules_digest(settings: bytes = b"", root: Path | None = None) -> bytes:

@@ -71,7 +71,8 @@ class MarketConfig:
     dispute_window_ms: int = 60_000
     dispute_checkers: int = 2
     # Workers and checkers whose chain-confirmed stake (fed by the driver: set_stake) is
-    # below this get no award and no check; 0 = no minimum. See protocol.market.awarding.
+    # below this get no award and no check, and a worker's must hold it once more for each
+    # other job the escrow counts it open in; 0 = no minimum. See protocol.market.awarding.
     min_stake_wei: int = 0
     # Live leases all unproven bidders together may hold (protocol.capacity: trial
     # frames); 0 = no trial limit.

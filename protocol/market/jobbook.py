@@ -253,10 +253,11 @@ class JobBook:
 
     def set_stake(self, address: bytes, stake_wei: int, lanes_elsewhere: int = 0) -> list[Command]:
         """The chain-confirmed active stake of payment ``address`` (a bidder's or a
-        checker's), fed by the driver before the bid or assignment it decides, and the
-        other jobs the escrow counts it open in (``protocol.market.awarding.lanes_elsewhere``:
-        a bidder's stake must back them too). Bounded like the records: past
-        ``max_bidders`` addresses a new one reads as unknown."""
+        checker's), fed by the driver before the bid or assignment it decides (or later:
+        ``JobMachine.stake_confirmed``, which also awards), and the other jobs the escrow
+        counts it open in (``protocol.market.awarding.lanes_elsewhere``: a bidder's stake
+        must back them too). Bounded like the records: past ``max_bidders`` addresses a
+        new one reads as unknown."""
         if lanes_elsewhere < 0:
             raise IllegalTransition("lanes elsewhere are >= 0")
         if (
@@ -295,6 +296,10 @@ class JobBook:
             raise IllegalTransition("a checker's stake requirement is >= 0")
         self.pass_claim_wei = stake_wei
         return []
+
+    def stake_reading(self, address: bytes) -> tuple[int | None, int]:
+        """What was fed for ``address``: its stake (None: never) and lanes elsewhere."""
+        return self._stakes.get(address), self._lanes_elsewhere.get(address, 0)
 
     def bidder_addresses(self) -> set[bytes]:
         """The payment addresses of the standing bids (a driver reads their stakes)."""

@@ -194,8 +194,9 @@ class JobMachine(PlantDesk, VerifyDesk):
         late (the chain did not answer when the bid came) waited for another bid, and a
         bid stands: the job could stall to its deadline (review of stop 43). Only a
         standing bid's address plans awards (a checker's stake decides none)."""
+        unchanged = self.stake_reading(address) == (stake_wei, lanes_elsewhere)
         self.set_stake(address, stake_wei, lanes_elsewhere)
-        if address not in self.bidder_addresses():
+        if unchanged or address not in self.bidder_addresses():
             return []
         return self._award(now_ms)
 

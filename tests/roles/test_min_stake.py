@@ -128,6 +128,9 @@ async def test_a_count_that_cannot_be_read_qualifies_nobody(
         journal = await client.journal(job_id)
         fed = [now for kind, peer, _, now in journal if kind == "stake" and peer == backed.address]
         assert fed and fed[0] - journal[0][3] >= 59_000
+        backed_id = backed.key.node_id.raw
+        results = [now for kind, peer, _, now in journal if kind == "msg" and peer == backed_id]
+        assert results and results[0] - fed[0] < 5_000  # its first result: awarded right then
 
 
 async def test_two_jobs_at_once_get_a_stake_that_backs_one_only_until_its_lanes_are_mined(
@@ -155,9 +158,9 @@ async def test_a_flood_of_bids_naming_staked_addresses_costs_no_count_reads(
 ) -> None:
     """Review of stop 43: every bid's address used to be read again before every message
     (heartbeats included), and a stranger chose how many: 700 addresses staked 1 wei
-    each made a 40 s job take 1,009 s. A stake under the minimum qualifies whatever
-    its count, so its count is never read; the readings are taken in the job's own task,
-    never in a message's path."""
+    each made a 40 s job take 1,009 s. A stake under the minimum qualifies for nothing
+    whatever its count, so its count is never read; the readings are taken in the job's
+    own task, not in a message's path."""
     async with open_cluster(tmp_path) as cluster:
         client, _, _ = await spread_and_backed(cluster, backed_stakes=10)
         await cluster.settle("client", 3)
@@ -172,3 +175,27 @@ async def test_a_flood_of_bids_naming_staked_addresses_costs_no_count_reads(
         assert job.view.outcome == "completed"
         assert client.chain is not None
         assert client.chain.calls.count("open_lanes_of") <= 10  # the two workers' readings
+
+
+async def test_a_standing_bidders_stake_fed_for_a_check_brings_its_count(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Final review of stop 43: a node works and checks under one payment address. Its
+    stake read for a check assignment used to be fed with no count (a checker's), so a
+    bidder that bid unstaked, then staked the minimum once while open in two other jobs,
+    qualified at the next check's reading. A standing bid's address now brings its count
+    whichever path reads it."""
+    async with open_cluster(tmp_path) as cluster:
+        client, spread, _ = await spread_and_backed(cluster, backed_stakes=10)
+        cluster.escrow.stakes[spread.address] = 0  # it bids unstaked
+        await cluster.settle("client", 3)
+        job_id = await cluster.submit("client", frames=2)
+        job = client.live().requester.jobs[job_id]
+        while spread.address not in job.machine.bidder_addresses():
+            await job.wait_changed()
+        cluster.escrow.stakes[spread.address] = MIN_WEI  # then stakes the minimum once
+        open_elsewhere(cluster, (spread.address,), (spread.address,))
+        client.live().requester._stakes.pop(spread.address, None)  # its stake read again
+        await job.feed_stake(spread.address)  # as a check assignment reads a checker's
+        assert job.lanes_fed[spread.address] == 2
+        assert not job.machine.stake_qualifies(spread.address)

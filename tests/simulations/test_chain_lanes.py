@@ -1,6 +1,6 @@
 """The chain model's open-lane count and lane gas follow the escrow (Escrow.open_lanes_of,
 bench/gas.py): a new lane costs a new count slot unless its payee has one that day; a
-zero funding leaves a lane new, as the contract's."""
+zero funding writes no new slot and leaves the lane new, as the contract's."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_lane_gas_and_the_count_follow_the_escrow() -> None:
         chain.deposit(REQUESTER, job, 10 * WEI, 3_600_000, None)
     loop.run_until(60_000)
     base = config.gas_open_lanes
-    assert lanes_gas(chain, loop, jobs[0], [(PAYEE, 0)]) == base + config.gas_lane_new
-    assert chain.open_lanes_of(PAYEE) == 0  # a zero funding is not counted
+    assert lanes_gas(chain, loop, jobs[0], [(PAYEE, 0)]) == base + config.gas_lane_top_up
+    assert chain.open_lanes_of(PAYEE) == 0  # a zero funding is not counted, nor written
     assert lanes_gas(chain, loop, jobs[0], [(PAYEE, WEI)]) == base + config.gas_lane_new  # new
     assert lanes_gas(chain, loop, jobs[0], [(PAYEE, WEI)]) == base + config.gas_lane_top_up
     assert lanes_gas(chain, loop, jobs[1], [(PAYEE, WEI)]) == base + config.gas_lane_counted

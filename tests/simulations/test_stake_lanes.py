@@ -31,10 +31,12 @@ def jobs_per_worker(stake_multiple: int, seed: int) -> tuple[dict[bytes, int], R
 
 def test_a_stake_is_spread_over_no_more_jobs_than_it_backs() -> None:
     for seed in (1, 2):
-        spread, _ = jobs_per_worker(100, seed)
+        spread, run = jobs_per_worker(100, seed)
+        assert max(spread.values()) >= 20  # enough stake: one worker takes most jobs
+        assert run.summary["jobs_completed"] == len(run.world.chain.jobs)
         held, run = jobs_per_worker(1, seed)
-        assert max(spread.values()) >= 10  # enough stake: one worker takes many jobs
         # The minimum once: one job a day (its lanes count a day past the deadline), and
         # a second only while its first lane was not yet mined when it bid.
         assert max(held.values()) <= 2
-        assert run.summary["jobs_completed"] < len(run.world.chain.jobs)  # the honest cost
+        # the honest cost: fewer than half the jobs find workers left that qualify
+        assert 2 * run.summary["jobs_completed"] < len(run.world.chain.jobs)
