@@ -362,10 +362,9 @@ class RequesterJob:
         async def fire(now_ms: int) -> None:
             await self.step("timer", b"", b"", now_ms)
 
-        async with trio.open_nursery() as nursery:
-            if self.queue is not None and self.machine.config.min_stake_wei:
-                nursery.start_soon(self._run_backing)
-            await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
+        if self.queue is not None and self.machine.config.min_stake_wei:
+            self.role.spawn(self._run_backing)  # beside: a bug in it never stops the timer
+        await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
 
     async def _assign_checker(self, c: RequestVerification) -> None:
         def exclude() -> frozenset[bytes]:
@@ -604,7 +603,11 @@ class RequesterJob:
             standing = self.machine.bidder_addresses()
             self._unread &= standing  # a bid replaced or dropped is not read for
             for address in sorted(standing):
-                await self.feed_stake(address, bidder=True)
+                try:
+                    await self.feed_stake(address, bidder=True)
+                except Exception as exc:  # contained: the other bids are still read
+                    log_event(logger, logging.ERROR, "stake reading not fed",
+                              job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     def wake_backing(self) -> None:
         """Read the standing bids again now (a lane of ours changed a count)."""
