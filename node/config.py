@@ -326,7 +326,8 @@ CONFIG_TEMPLATE = """\
 # cap; docs/MARKET.md, "Checks wait for a checker with room").
 # checks_per_checker = 1
 
-# Requester: stake workers and checkers must hold (wei; 0: none), and what checkers
+# Requester: stake workers and checkers must hold (wei; 0: none; a worker's once more
+# for each other job the escrow counts it open in), and what checkers
 # alone must hold: -1 is what one claim of a missed plant takes (the escrow's
 # SLASH_CAP, read from the chain), 0 nothing more (docs/VERIFICATION.md, "Checker stake").
 # min_stake_wei = 0
