@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
@@ -80,6 +81,7 @@ from protocol.reputation import WorkerRecord
 from protocol.verification import CHECKER_WAIT_MS, prefer_unasked
 
 logger = logging.getLogger(__name__)
+UNDER_MINIMUM_SWEEPS = 10  # _run_backing reads stakes under the minimum this rarely
 CHECKER_WAIT_S = CHECKER_WAIT_MS / 1000  # protocol.verification: the simulator's too
 REFUND_POLL_S = 5.0
 CHECK_SECRET_DOMAIN = b"pictor/requester/check-secret/v1\x00"
@@ -592,17 +594,26 @@ class RequesterJob:
         lane of ours for one of them was mined (its count changed): a bid stands, so a
         reading taken when it came would otherwise decide every later award (a stake
         raised since, or lanes opened elsewhere since), and a reading that failed would
-        wait for another bid. The role's caches serve readings up to ``STAKE_TTL_S`` old,
+        wait for another bid. A standing bid whose stake was under the minimum is read
+        only every ``UNDER_MINIMUM_SWEEPS``-th time (a stake raised since): a stranger's
+        thousand standing bids, once sent, would otherwise cost a thousand chain reads a
+        minute for the job's life. The role's caches serve readings up to ``STAKE_TTL_S`` old,
         so the machine decides on readings up to two minutes old. Read in this task, not
         in a message's or a timer's path (a bid's own reading excepted); a changed reading
         is journalled and awards at once (``JobMachine.stake_confirmed``)."""
-        while self.view.outcome is None:
+        minimum = self.machine.config.min_stake_wei
+        for sweep in itertools.count():
+            if self.view.outcome is not None:
+                return
             with trio.move_on_after(STAKE_TTL_S):
                 await self._backing_wake.wait()
             self._backing_wake = trio.Event()
             standing = self.machine.bidder_addresses()
             self._unread &= standing  # a bid replaced or dropped is not read for
-            for address in sorted(standing):
+            due = standing
+            if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep
+                due = {a for a in standing if self.stakes_fed.get(a, 0) >= minimum} | self._unread
+            for address in sorted(due):
                 try:
                     await self.feed_stake(address, bidder=True)
                 except Exception as exc:  # contained: the other bids are still read

@@ -199,3 +199,27 @@ async def test_a_standing_bidders_stake_fed_for_a_check_brings_its_count(
         await job.feed_stake(spread.address)  # as a check assignment reads a checker's
         assert job.lanes_fed[spread.address] == 2
         assert not job.machine.stake_qualifies(spread.address)
+
+
+async def test_standing_bids_under_the_minimum_are_read_again_rarely(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A stranger's standing bids, sent once, each cost a stake read a minute for the
+    job's life when every standing bid was read again (final review of stop 43): those
+    under the minimum are now read every tenth sweep. 200 such bids over ten minutes of a
+    job nobody qualifies for."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
+        await cluster.add("c1", "checker")
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=1)
+        for i in range(200):
+            address = (i + 1).to_bytes(20, "big")
+            cluster.escrow.stakes[address] = 1
+            bid = Bid(job_id, 1, 1, 1, address)
+            await client.live().requester.receive(bytes([i % 256, 7]) * 16, bid, bytes(32))
+        assert client.chain is not None
+        before = client.chain.calls.count("stake_of")
+        await trio.sleep(600)  # mock time: ten sweeps of the job's reading task
+        reads = client.chain.calls.count("stake_of") - before
+        assert 200 <= reads <= 2 * 200  # at most two sweeps of them, not ten
