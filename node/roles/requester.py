@@ -527,7 +527,7 @@ class RequesterRole:
                 self._open_lanes[address] = cached
         if cached[0] is None:
             return None
-        return min(lanes_elsewhere(cached[0], own_lane_open), 2**64 - 1)  # the journal keeps 8 bytes
+        return lanes_elsewhere(cached[0], own_lane_open)
 
     def lanes_opened(self, addresses: Iterable[bytes]) -> None:
         """Lanes a job of ours opened for ``addresses`` were mined: their counts changed,

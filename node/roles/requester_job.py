@@ -572,8 +572,10 @@ class RequesterJob:
             counted = bool(minimum) and (bidder or address in self.machine.bidder_addresses())
             if counted and count_matters(stake_wei, minimum):
                 read = await self.role.lanes_elsewhere(address, address in self.lanes_open)
-                stake_wei = None if read is None else stake_wei
-                lanes = lanes if read is None else read
+                if read is None:
+                    stake_wei = None  # unread as a whole: no stake without its count
+                else:
+                    lanes = min(read, 2**64 - 1)  # the journal keeps 8 bytes of it
             if counted and stake_wei is None:  # read again by _run_backing
                 if len(self._unread) < self.machine.config.max_bidders:
                     self._unread.add(address)

@@ -187,7 +187,7 @@ def count_matters(stake_wei: int | None, min_stake_wei: int) -> bool:
     """Whether a bidder's open-lane count can change what it qualifies for: a minimum is
     asked and its stake meets it (a smaller one qualifies for nothing whatever its
     count, so a driver reads no count for it)."""
-    return min_stake_wei > 0 and stake_wei is not None and stake_wei >= min_stake_wei
+    return min_stake_wei > 0 and stake_qualifies(stake_wei, min_stake_wei)
 
 
 def lanes_elsewhere(open_lanes: int, own_lane_open: bool) -> int:
