@@ -42,6 +42,17 @@ pytestmark = [
     # the requester's checker rotation (turned by every poll of a wait, so the liar was
     # sometimes never asked and no dispute happened); choose_checker fixed it.
 ]
+# Plants off at the requester (plant_rate_ppm 0; tests/e2e/test_lazy_checker.py runs them).
+# With plants on, this test failed 2 of 12 CI runs of stop 43 the same way: no dispute. The
+# requester's journal of passing local runs showed why: a checker holds one of our
+# requests at a time (MarketConfig.checks_per_checker) and a plant's checker is barred from
+# the plant's result, so a liar drawn for the first plant was busy while the other three
+# took the first checks, and it got a real check only when its plant verdict came back
+# before the last check went out (0.2 s ahead in one of five runs; three of five drew it a
+# plant first). Slower under CI's load, it checked nothing real: no rejection, no dispute.
+# Without plants the liar holds nothing, has had the fewest checks, and is barred from no
+# result, so it takes a first check, or the first second check that goes out.
+NO_PLANTS = {"client": {"plant_rate_ppm": 0}}
 FRAMES = 3  # one per checker: the liar is asked about one of them
 RECORD_TIMEOUT_S = 60.0
 
@@ -123,7 +134,8 @@ def test_a_lying_checker_is_overruled_and_the_worker_paid(
     # at the second check wants two more for its dispute. With three the dispute seats the
     # first check's passer after CHECKER_WAIT_MS (30 s: the fallback seat, stop 38;
     # tests/roles/test_slashing.py -k liar runs that case): four keep this test quick.
-    net = devnet_factory(workers=1, checkers=4, adversaries={"checker1": "false-reject"})
+    net = devnet_factory(workers=1, checkers=4, adversaries={"checker1": "false-reject"},
+                         node_settings=NO_PLANTS)  # fmt: skip
     client = net.api("client")
     job_id = submit(client, scene, tmp_path / "out", FRAMES)
     job = client.wait_job(job_id, JOB_TIMEOUT_S)
