@@ -61,7 +61,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
-from protocol.market.awarding import count_matters, lanes_elsewhere
+from protocol.market.awarding import count_matters, lanes_elsewhere, planned_unmined
 from protocol.market.quote import budget_wei
 from protocol.messages import (
     Assurance,
@@ -265,8 +265,22 @@ class RequesterDriver:
         if count_matters(stake_wei, machine.config.min_stake_wei):
             job = chain.jobs.get(machine.job_id)
             own = job is not None and job.lanes.get(address, 0) > 0
-            lanes = lanes_elsewhere(chain.open_lanes_of(address), own)
+            lanes = lanes_elsewhere(chain.open_lanes_of(address), own,
+                                    self._planned_elsewhere(address, machine))  # fmt: skip
         self._run(machine, machine.stake_confirmed(address, stake_wei, lanes, self.world.epoch_ms()))
+
+    def _planned_elsewhere(self, address: bytes, machine: JobMachine) -> int:
+        """This requester's other jobs that planned ``address`` a lane not yet mined
+        (``protocol.market.awarding.planned_unmined``), as the node's
+        ``RequesterRole.planned_elsewhere``."""
+        chain = self.world.chain
+        n = 0
+        for job_id, other in self.jobs.items():
+            if other is not machine:
+                job = chain.jobs.get(job_id)
+                mined = {a for a, wei in job.lanes.items() if wei > 0} if job is not None else set()
+                n += address in planned_unmined(other.lanes_wei(), mined)
+        return n
 
     def _refresh_backing(self, machine: JobMachine) -> None:
         """Every standing bid's reading again, before a message or a timer of a job asking

@@ -71,7 +71,7 @@ from protocol.market import (
     JobState,
     WorkerJudged,
 )
-from protocol.market.awarding import lanes_elsewhere
+from protocol.market.awarding import planned_unmined
 from protocol.messages import (
     Bid,
     JobAnnounce,
@@ -493,13 +493,13 @@ class RequesterRole:
         self._stakes[address] = (stake_wei, now_s)
         return stake_wei
 
-    async def lanes_elsewhere(self, address: bytes, own_lane_open: bool) -> int | None:
-        """The other jobs ``address``'s stake backs at once: the escrow's count of its
-        open lanes (read at most every ``STAKE_TTL_S``, and again once a lane we opened
-        for it was mined: :meth:`lanes_opened`) less the asking job's own when it opened
-        one (``protocol.market.awarding.lanes_elsewhere``); None without a chain or while
-        it does not answer (a failed read is not retried within ``STAKE_TTL_S``: an
-        escrow without the count, or a stranger's bids, cost one read a minute)."""
+    async def open_lanes_count(self, address: bytes) -> int | None:
+        """The escrow's count of ``address``'s open lanes (``Escrow.open_lanes_of``, every
+        requester's jobs), read at most every ``STAKE_TTL_S`` and again once a lane we
+        opened for it was mined (:meth:`lanes_opened`); None without a chain or while
+        the count does not answer (a failed read is not retried within ``STAKE_TTL_S``:
+        an escrow without the count, or a stranger's bids, cost one read a minute).
+        Each job works out the lanes elsewhere from it (``RequesterJob._lanes_elsewhere``)."""
         chain = self.ctx.chain
         if chain is None:
             return None
@@ -525,9 +525,23 @@ class RequesterRole:
             cached = (count, now_s)
             if self._lanes_epoch.get(address, 0) == epoch:  # no lane of ours mined meanwhile
                 self._open_lanes[address] = cached
-        if cached[0] is None:
-            return None
-        return lanes_elsewhere(cached[0], own_lane_open)
+        return cached[0]
+
+    def planned_elsewhere(self, address: bytes, job_id: bytes) -> int:
+        """Our jobs other than ``job_id`` that planned ``address`` a lane not yet seen
+        mined (``protocol.market.awarding.planned_unmined``): the escrow's count has them
+        once mined, and our decisions must until then."""
+        return sum(address in planned_unmined(job.machine.lanes_wei(), job.lanes_open)
+                   for other, job in self.jobs.items() if other != job_id)  # fmt: skip
+
+    def lanes_planned(self, job_id: bytes, addresses: set[bytes]) -> None:
+        """Our job ``job_id`` planned first lanes for ``addresses`` (its machine decided
+        it just now): every other job of ours feeds their readings again before its next
+        input (``RequesterJob.restate``)."""
+        if addresses:
+            for other, job in self.jobs.items():
+                if other != job_id:
+                    job.restate(addresses)
 
     def lanes_opened(self, addresses: Iterable[bytes]) -> None:
         """Lanes a job of ours opened for ``addresses`` were mined: their counts changed,

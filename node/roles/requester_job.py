@@ -66,7 +66,7 @@ from protocol.market import (
     WorkerBlocklisted,
     WorkerJudged,
 )
-from protocol.market.awarding import count_matters
+from protocol.market.awarding import count_matters, lanes_elsewhere, new_lanes
 from protocol.messages import (
     MESSAGE_TYPES,
     ClosedOutcome,
@@ -139,6 +139,11 @@ class RequesterJob:
         self.stakes_fed: dict[bytes, int] = {}  # stakes the machine was given (by address)
         self.lanes_fed: dict[bytes, int] = {}  # and the other jobs each backs (lanes elsewhere)
         self._unread: set[bytes] = set()  # bidders' addresses whose stake or count was not read
+        # The escrow's count last fed for each bidder's address (its lanes elsewhere are
+        # worked out from it when fed and again when another job of ours planned it a lane:
+        # _restate), and the addresses another job of ours planned a lane for since.
+        self._counts: dict[bytes, int] = {}
+        self._restate: set[bytes] = set()
         self._backing_wake = trio.Event()  # a lane of ours was mined: read the counts again
         self.lanes_open: set[bytes] = set()  # payees whose lane in this job was mined
         # one stake read and journalled at a time: checks and plants feed the same checkers
@@ -193,14 +198,22 @@ class RequesterJob:
         not journalled.
         """
         async with self._lock:
-            commands = self.feed(kind, peer, data, now_ms)
-            journal = partial(persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer,
-                              data=data, now_ms=now_ms)  # fmt: skip
-            if not any(isinstance(c, WorkerJudged) for c in commands):
-                await self.ctx.node.store.call(journal)
-            else:
-                await self.role.keep_judged(journal, commands, now_ms)
-            self.carry_out(commands, now_ms)
+            await self._restate_counts(now_ms)
+            await self._step_locked(kind, peer, data, now_ms)
+
+    async def _step_locked(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
+        """:meth:`step`'s work, the job's lock held."""
+        commands = self.feed(kind, peer, data, now_ms)
+        # no await before this: another job of ours deciding meanwhile must count the lanes
+        # this input planned (RequesterRole.lanes_planned)
+        self.role.lanes_planned(self.job_id, new_lanes(commands))
+        journal = partial(persist.journal, job_id=self.job_id.hex(), kind=kind, peer=peer,
+                          data=data, now_ms=now_ms)  # fmt: skip
+        if not any(isinstance(c, WorkerJudged) for c in commands):
+            await self.ctx.node.store.call(journal)
+        else:
+            await self.role.keep_judged(journal, commands, now_ms)
+        self.carry_out(commands, now_ms)
 
     def apply(self, kind: str, peer: bytes, data: bytes, now_ms: int) -> None:
         """Replay one journal entry (its judgements are in the stored book already)."""
@@ -562,33 +575,78 @@ class RequesterJob:
         """Tell the machine the chain-confirmed stake of ``address`` when it changed and,
         for a bidder (``bidder``, or a standing bid's address fed as a checker's: one node
         may do both) when the job asks a minimum its stake meets, the other jobs that stake
-        backs (:meth:`RequesterRole.lanes_elsewhere`; a checker's keeps what was fed). A
-        bidder's stake is not fed while that count cannot be read: unfed, it qualifies for
-        nothing; fed before, the last reading stands, as a stake's does."""
+        backs (:meth:`_lanes_elsewhere`). A bidder's stake is not fed while that count
+        cannot be read: unfed, it qualifies for nothing; fed before, the last reading
+        stands, as a stake's does."""
         async with self._feeding_stake:
             stake_wei = await self.role.confirmed_stake(address)
-            lanes = self.lanes_fed.get(address, 0)
+            count: int | None = None
             minimum = self.machine.config.min_stake_wei
             counted = bool(minimum) and (bidder or address in self.machine.bidder_addresses())
             if counted and count_matters(stake_wei, minimum):
-                read = await self.role.lanes_elsewhere(address, address in self.lanes_open)
-                if read is None:
+                count = await self.role.open_lanes_count(address)
+                if count is None:
                     stake_wei = None  # unread as a whole: no stake without its count
-                else:
-                    lanes = min(read, 2**64 - 1)  # the journal keeps 8 bytes of it
             if counted and stake_wei is None:  # read again by _run_backing
                 if len(self._unread) < self.machine.config.max_bidders:
                     self._unread.add(address)
                 return
             self._unread.discard(address)
-            # Never fed reads as 0: the machine decides the same for unread and 0 (no minimum
-            # is met, no bidder proven), and a flood of stakeless identities then adds
-            # nothing to the journal (review: each added a 'stake' entry of 0 per job).
-            fed = (self.stakes_fed.get(address, 0), self.lanes_fed.get(address, 0))
-            if stake_wei is not None and fed != (stake_wei, lanes):
-                now_ms = self.ctx.clock.now_ms()
-                data = stake_wei.to_bytes(32, "big") + (lanes.to_bytes(8, "big") if lanes else b"")
-                await self.step("stake", address, data, now_ms)
+            if stake_wei is not None:
+                await self._feed_reading(address, stake_wei, count)
+
+    async def _feed_reading(self, address: bytes, stake_wei: int, count: int | None) -> None:
+        """Feed ``address``'s stake and, when read (``count``), its lanes elsewhere worked
+        out in the job's lock, with no await before the machine takes them: a lane another
+        job of ours plans meanwhile is counted (else in the reading, else by
+        :meth:`_restate_counts` before this job's next input). A checker's reading
+        (``count`` None) keeps what was fed. Never fed reads as 0: the machine decides the
+        same for unread and 0 (no minimum is met, no bidder proven), and a flood of
+        stakeless identities then adds nothing to the journal (review: each added a
+        'stake' entry of 0 per job)."""
+        async with self._lock:
+            now_ms = self.ctx.clock.now_ms()
+            await self._restate_counts(now_ms)
+            lanes = self.lanes_fed.get(address, 0)
+            if count is not None:
+                if address not in self._counts and len(self._counts) >= self.machine.config.max_bidders:
+                    standing = self.machine.bidder_addresses()  # bounded: the standing bids'
+                    self._counts = {a: n for a, n in self._counts.items() if a in standing}
+                self._counts[address] = count
+                self._restate.discard(address)
+                lanes = self._lanes_elsewhere(address, count)
+            await self._feed_stake_entry(address, stake_wei, lanes, now_ms)
+
+    def _lanes_elsewhere(self, address: bytes, count: int) -> int:
+        """The other jobs ``address``'s stake backs now: the escrow's ``count`` less this
+        job's own lane once mined, plus our other jobs' lanes for it not yet seen mined
+        (``protocol.market.awarding.lanes_elsewhere``; the journal keeps 8 bytes of it)."""
+        planned = self.role.planned_elsewhere(address, self.job_id)
+        return min(lanes_elsewhere(count, address in self.lanes_open, planned), 2**64 - 1)
+
+    async def _feed_stake_entry(self, address: bytes, stake_wei: int, lanes: int, now_ms: int) -> None:
+        """A 'stake' input, when it changes what the machine was fed (the lock held)."""
+        if (self.stakes_fed.get(address, 0), self.lanes_fed.get(address, 0)) != (stake_wei, lanes):
+            data = stake_wei.to_bytes(32, "big") + (lanes.to_bytes(8, "big") if lanes else b"")
+            await self._step_locked("stake", address, data, now_ms)
+
+    def restate(self, addresses: Iterable[bytes]) -> None:
+        """Another job of ours planned lanes for ``addresses``: the readings fed for them
+        here are one short; :meth:`_restate_counts` feeds them again before this job's
+        next input."""
+        self._restate.update(a for a in addresses if a in self._counts)
+
+    async def _restate_counts(self, now_ms: int) -> None:
+        """Feed again, before the next input (the lock held), each standing bid's lanes
+        elsewhere that another job of ours changed by planning it a lane since its last
+        reading here (no chain read: the count last fed, our jobs' plans now). Until this,
+        a worker staked once that bid in two of our jobs at once was awarded in both: each
+        job read the count before either lane was mined."""
+        while self._restate:
+            address = self._restate.pop()
+            if address in self._counts and address in self.machine.bidder_addresses():
+                lanes = self._lanes_elsewhere(address, self._counts[address])
+                await self._feed_stake_entry(address, self.stakes_fed.get(address, 0), lanes, now_ms)
 
     async def _run_backing(self) -> None:
         """A job asking a minimum stake reads its standing bids' stakes (and, where the

@@ -36,6 +36,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocol.capacity import TRIAL_SLOTS
+from protocol.errors import LocalProtocolError
+from protocol.market.commands import FundLanes
 
 
 @dataclass
@@ -190,11 +192,37 @@ def count_matters(stake_wei: int | None, min_stake_wei: int) -> bool:
     return min_stake_wei > 0 and stake_qualifies(stake_wei, min_stake_wei)
 
 
-def lanes_elsewhere(open_lanes: int, own_lane_open: bool) -> int:
+def lanes_elsewhere(open_lanes: int, own_lane_open: bool, planned_elsewhere: int = 0) -> int:
     """The other jobs a payee's stake backs: the escrow's count of its open lanes
     (``Escrow.open_lanes_of``, every requester's jobs) less this job's own, when this job
-    opened one (the count has it then)."""
-    return max(0, open_lanes - own_lane_open)
+    opened one (the count has it then), plus ``planned_elsewhere``: the requester's other
+    jobs that funded the payee a lane the requester has not yet seen mined (the count
+    has them once mined; before, a worker bidding in two of our jobs at once was
+    awarded in both on one stake)."""
+    if open_lanes < 0 or planned_elsewhere < 0:
+        raise LocalProtocolError("lane counts are never negative")
+    return max(0, open_lanes - own_lane_open) + planned_elsewhere
+
+
+def new_lanes(commands: Iterable[object]) -> set[bytes]:
+    """The payees ``commands`` fund a lane for first in their job: each ``FundLanes``
+    funding whose lane total after it is the funding itself. The escrow counts such a
+    lane (``Escrow.open_lanes``: a payee's first funds in a job) once it is mined; a
+    driver with other jobs reading that payee's count tells them at once
+    (node.roles.requester ``lanes_planned``)."""
+    out: set[bytes] = set()
+    for c in commands:
+        if isinstance(c, FundLanes):
+            totals = dict(c.lane_totals)
+            out.update(a for a, wei in c.fundings if wei > 0 and totals.get(a) == wei)
+    return out
+
+
+def planned_unmined(planned_wei: Mapping[bytes, int], mined: Collection[bytes]) -> set[bytes]:
+    """The payees one job funded a lane (``planned_wei``: what its machine has had
+    funded into each lane, ``JobMachine.lanes_wei``) that its driver has not yet seen
+    mined (``mined``): lanes the escrow will count and does not yet."""
+    return {payee for payee, wei in planned_wei.items() if wei > 0 and payee not in mined}
 
 
 def checker_qualifies(stake_wei: int | None, min_stake_wei: int, pass_claim_wei: int) -> bool:

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import IllegalTransition
+from protocol.errors import IllegalTransition, LocalProtocolError
 from protocol.identity import NodeKey
-from protocol.market import MarketConfig, RequestVerification, TaskState
-from protocol.market.awarding import checker_qualifies, lanes_elsewhere, stake_qualifies
+from protocol.market import FundLanes, MarketConfig, RequestVerification, Send, TaskState
+from protocol.market.awarding import (
+    checker_qualifies,
+    lanes_elsewhere,
+    new_lanes,
+    planned_unmined,
+    stake_qualifies,
+)
 from protocol.messages import Award, Bid, VerifyRequest
 from tests.protocol.market.harness import MarketHarness, address_for
 
@@ -130,6 +136,23 @@ def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each() -> None:
     assert stake_qualifies(0, 0, 1000)  # no minimum asked: nothing to back
     assert lanes_elsewhere(3, True) == 2 and lanes_elsewhere(3, False) == 3
     assert lanes_elsewhere(0, True) == 0  # a count read before our own lane was mined
+    assert lanes_elsewhere(3, True, 2) == 4  # plus our other jobs' lanes not yet mined
+    with pytest.raises(LocalProtocolError):
+        lanes_elsewhere(3, False, -1)
+
+
+def test_a_first_funding_is_a_new_lane_until_its_job_sees_it_mined() -> None:
+    """Stop 44: the lanes one job of ours plans and has not yet seen mined count in our
+    other jobs (``planned_unmined``); which fundings open a lane (``new_lanes``): those
+    whose lane total is the funding itself, not top-ups, not zero fundings."""
+    a, b, c = (address_for(n) for n in ("worker0", "worker1", "checker0"))
+    commands = [FundLanes(b"j" * 32, ((a, 5), (b, 3), (c, 0)), ((a, 5), (b, 7), (c, 0))),
+                Send(a, Bid(b"j" * 32, 1, 0, 1, a))]  # fmt: skip
+    assert new_lanes(commands) == {a}  # b was topped up, c funded nothing
+    assert new_lanes([]) == set()
+    planned = {a: 5, b: 7, c: 0}
+    assert planned_unmined(planned, {b}) == {a}  # c has no lane: nothing to count
+    assert planned_unmined(planned, {a, b}) == set()
 
 
 def test_a_bidder_whose_stake_backs_other_jobs_gets_no_award_until_it_holds_enough() -> None:
