@@ -522,9 +522,13 @@ class RequesterRole:
             except LedgerError as exc:
                 log_event(logger, logging.WARNING, "open lanes not read", error=str(exc)[:200])
                 count = None
-            cached = (count, now_s)
-            if self._lanes_epoch.get(address, 0) == epoch:  # no lane of ours mined meanwhile
-                self._open_lanes[address] = cached
+            if self._lanes_epoch.get(address, 0) != epoch:
+                # a lane of ours for it was mined during the read: the count may not have it
+                # while our job has already taken it off its planned lanes (review of stop
+                # 44: a worker staked once took lanes in two of our jobs). Unread: the job
+                # reads again at once (lanes_opened woke it).
+                return None
+            cached = self._open_lanes[address] = (count, now_s)
         return cached[0]
 
     def planned_elsewhere(self, address: bytes, job_id: bytes) -> int:
@@ -532,7 +536,8 @@ class RequesterRole:
         mined (``protocol.market.awarding.planned_unmined``): the escrow's count has them
         once mined, and our decisions must until then."""
         return sum(address in planned_unmined(job.machine.lanes_wei(), job.lanes_open)
-                   for other, job in self.jobs.items() if other != job_id)  # fmt: skip
+                   for other, job in self.jobs.items()
+                   if other != job_id and job.machine.state is JobState.OPEN)  # fmt: skip
 
     def lanes_planned(self, job_id: bytes, addresses: set[bytes]) -> None:
         """Our job ``job_id`` planned first lanes for ``addresses`` (its machine decided
@@ -547,7 +552,7 @@ class RequesterRole:
         """Lanes a job of ours opened for ``addresses`` were mined: their counts changed,
         read them again (else a count read before would be one short while the job takes
         its own lane off it), now, in every job of ours they bid in (a count read while
-        this one was in flight is not kept: :meth:`lanes_elsewhere`)."""
+        this one was in flight is not used: :meth:`open_lanes_count`)."""
         changed = set(addresses)
         for address in changed:
             self._open_lanes.pop(address, None)

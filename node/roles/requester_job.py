@@ -378,6 +378,11 @@ class RequesterJob:
             await self.step("timer", b"", b"", now_ms)
 
         if self.queue is not None and self.machine.config.min_stake_wei:
+            # A resumed job's readings are its journal's, from before the restart (lanes
+            # opened elsewhere, or planned by our other jobs, while it was down): read its
+            # standing bids again before its timer can award on them (review of stop 44).
+            # A new job has no bids yet: nothing to read.
+            await self._read_backing(sweep=1)
             self.role.spawn(self._run_backing)  # beside: a bug in it never stops the timer
         await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
 
@@ -609,13 +614,23 @@ class RequesterJob:
             await self._restate_counts(now_ms)
             lanes = self.lanes_fed.get(address, 0)
             if count is not None:
-                if address not in self._counts and len(self._counts) >= self.machine.config.max_bidders:
-                    standing = self.machine.bidder_addresses()  # bounded: the standing bids'
-                    self._counts = {a: n for a, n in self._counts.items() if a in standing}
-                self._counts[address] = count
+                self._keep_count(address, count)
                 self._restate.discard(address)
                 lanes = self._lanes_elsewhere(address, count)
             await self._feed_stake_entry(address, stake_wei, lanes, now_ms)
+
+    def _keep_count(self, address: bytes, count: int) -> None:
+        """Keep the count fed for ``address``, the newest last. Bounded: past
+        ``max_bidders`` the oldest half goes but for standing bids (an address whose bid
+        is on its way, fed just now, stays: its restatement must not be lost)."""
+        self._counts.pop(address, None)
+        cap = self.machine.config.max_bidders
+        if len(self._counts) >= cap:
+            standing = self.machine.bidder_addresses()
+            for old in list(self._counts)[: max(1, cap // 2)]:
+                if old not in standing:
+                    del self._counts[old]
+        self._counts[address] = count
 
     def _lanes_elsewhere(self, address: bytes, count: int) -> int:
         """The other jobs ``address``'s stake backs now: the escrow's ``count`` less this
@@ -643,10 +658,11 @@ class RequesterJob:
         a worker staked once that bid in two of our jobs at once was awarded in both: each
         job read the count before either lane was mined."""
         while self._restate:
-            address = self._restate.pop()
-            if address in self._counts and address in self.machine.bidder_addresses():
+            address = next(iter(self._restate))
+            if address in self._counts:  # a bid on its way too: fed before it, not standing yet
                 lanes = self._lanes_elsewhere(address, self._counts[address])
                 await self._feed_stake_entry(address, self.stakes_fed.get(address, 0), lanes, now_ms)
+            self._restate.discard(address)  # kept if the entry failed: restated next input
 
     async def _run_backing(self) -> None:
         """A job asking a minimum stake reads its standing bids' stakes (and, where the
@@ -659,26 +675,32 @@ class RequesterJob:
         thousand standing bids, once sent, would otherwise cost a thousand chain reads a
         minute for the job's life. The role's caches serve readings up to ``STAKE_TTL_S`` old,
         so the machine decides on readings up to two minutes old. Read in this task, not
-        in a message's or a timer's path (a bid's own reading excepted); a changed reading
-        is journalled and awards at once (``JobMachine.stake_confirmed``)."""
-        minimum = self.machine.config.min_stake_wei
+        in a message's or a timer's path (a bid's own reading excepted, and one reading
+        before a resumed job's timer starts: :meth:`run_timer`); a changed reading is
+        journalled and awards at once (``JobMachine.stake_confirmed``)."""
         for sweep in itertools.count():
             if self.view.outcome is not None:
                 return
             with trio.move_on_after(STAKE_TTL_S):
                 await self._backing_wake.wait()
             self._backing_wake = trio.Event()
-            standing = self.machine.bidder_addresses()
-            self._unread &= standing  # a bid replaced or dropped is not read for
-            due = standing
-            if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep
-                due = {a for a in standing if self.stakes_fed.get(a, 0) >= minimum} | self._unread
-            for address in sorted(due):
-                try:
-                    await self.feed_stake(address, bidder=True)
-                except Exception as exc:  # contained: the other bids are still read
-                    log_event(logger, logging.ERROR, "stake reading not fed",
-                              job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            await self._read_backing(sweep)
+
+    async def _read_backing(self, sweep: int) -> None:
+        """One reading of the standing bids (:meth:`_run_backing`'s ``sweep``-th): those
+        under the minimum only every ``UNDER_MINIMUM_SWEEPS``-th sweep, each contained."""
+        minimum = self.machine.config.min_stake_wei
+        standing = self.machine.bidder_addresses()
+        self._unread &= standing  # a bid replaced or dropped is not read for
+        due = standing
+        if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep
+            due = {a for a in standing if self.stakes_fed.get(a, 0) >= minimum} | self._unread
+        for address in sorted(due):
+            try:
+                await self.feed_stake(address, bidder=True)
+            except Exception as exc:  # contained: the other bids are still read
+                log_event(logger, logging.ERROR, "stake reading not fed",
+                          job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     def wake_backing(self) -> None:
         """Read the standing bids again now (a lane of ours changed a count)."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from eth_account import Account
 
+from protocol import NodeKey
 from protocol.messages import Bid
 from tests.roles.cluster import Cluster, Member, open_cluster
 from tests.roles.fakes import FakeTiles
@@ -226,3 +228,94 @@ async def test_standing_bids_under_the_minimum_are_read_again_rarely(
         await trio.sleep(600)  # mock time: ten sweeps of the job's reading task
         reads = client.chain.calls.count("stake_of") - before
         assert 200 <= reads <= 2 * 200  # at most two sweeps of them, not ten
+
+
+async def late_bids(cluster: Cluster) -> tuple[Member, list[bytes], bytes, bytes]:
+    """Two of our jobs past their bid windows with no bid yet, and a worker staked the
+    minimum once: (client, jobs, its node id, its payment address)."""
+    client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
+    checker = await cluster.add("c1", "checker")
+    cluster.escrow.register(checker.address, MIN_WEI)
+    await cluster.settle("client", 1)
+    jobs = [await cluster.submit("client", frames=n) for n in (3, 4)]  # two specs: two jobs
+    window_s = client.live().requester.jobs[jobs[0]].machine.config.bid_window_ms / 1000
+    await trio.sleep(2 * window_s)  # mock time: both windows close, a late bid awards at once
+    worker, address = NodeKey.generate().node_id.raw, bytes.fromhex(Account.create().address[2:])
+    cluster.escrow.stakes[address] = MIN_WEI
+    return client, jobs, worker, address
+
+
+def jobs_with_lanes(client: Member, jobs: list[bytes], address: bytes) -> int:
+    role = client.live().requester
+    return sum(role.jobs[j].machine.lanes_wei().get(address, 0) > 0 for j in jobs)
+
+
+async def test_late_bids_in_two_jobs_at_once_get_a_lane_in_one(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 44: a bid after the window awards at once, and its stake is fed
+    before the bid stands; a restatement skipped addresses without a standing bid, so
+    two late bids sent at once took a lane in each job."""
+    async with open_cluster(tmp_path) as cluster:
+        client, jobs, worker, address = await late_bids(cluster)
+        role = client.live().requester
+        async with trio.open_nursery() as nursery:
+            for job_id in jobs:
+                nursery.start_soon(role.receive, worker, Bid(job_id, 1, 10**13, 1, address), b"")
+        assert jobs_with_lanes(client, jobs, address) == 1
+
+
+async def test_a_count_read_while_our_other_lane_is_mined_is_not_used(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 44: a count read while our lane in the other job was mined may miss
+    it, and that job no longer plans it: 0 + 0, a lane in each job. Such a read is unread."""
+    async with open_cluster(tmp_path) as cluster:
+        client, jobs, worker, address = await late_bids(cluster)
+        role, chain = client.live().requester, client.chain
+        assert chain is not None
+
+        async def behind(account: bytes) -> int:  # answers as the chain was when asked
+            count = cluster.escrow.open_lanes_of(account)
+            await trio.sleep(2)
+            return count
+
+        chain.open_lanes_of = behind  # type: ignore[method-assign]
+
+        async def bid(job_id: bytes, after_s: float) -> None:
+            await trio.sleep(after_s)  # mock time: the second read starts before the lane is mined
+            await role.receive(worker, Bid(job_id, 1, 10**13, 1, address), b"")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bid, jobs[0], 0)
+            nursery.start_soon(bid, jobs[1], 1)
+        assert jobs_with_lanes(client, jobs, address) == 1
+
+
+async def test_a_resumed_job_reads_its_standing_bids_before_it_awards(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 44: after a restart a job's readings are its journal's, from before
+    it (a lane opened elsewhere while we were down), and no job of ours has fed a count
+    to restate. Its first reading came a minute later: the bid window's close awarded on
+    the old one. Now the standing bids are read before the job's timer runs. (The bidder
+    is no member: it does not bid again after the restart, which would read it anew.)"""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
+        checker = await cluster.add("c1", "checker")
+        cluster.escrow.register(checker.address, MIN_WEI)
+        await cluster.settle("client", 1)
+        job_id = await cluster.submit("client", frames=2)
+        worker, address = NodeKey.generate().node_id.raw, bytes.fromhex(Account.create().address[2:])
+        cluster.escrow.stakes[address] = MIN_WEI  # the minimum once, open nowhere
+        job = client.live().requester.jobs[job_id]
+        await client.live().requester.receive(worker, Bid(job_id, 1, 10**13, 1, address), b"")
+        assert job.stakes_fed[address] == MIN_WEI and not job.machine.lanes_wei()
+        await cluster.kill("client")  # before the window closes
+        open_elsewhere(cluster, (address,))  # while we are down: it backs a job now
+        await cluster.restart("client")
+        resumed = client.live().requester.jobs[job_id]
+        window_s = resumed.machine.config.bid_window_ms / 1000
+        await trio.sleep(2 * window_s)  # mock time: the window closes, its awards go out
+        assert resumed.lanes_fed.get(address) == 1
+        assert resumed.machine.lanes_wei().get(address, 0) == 0  # not awarded
