@@ -15,9 +15,10 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
 
 1. reads the claim's evidence from the escrow (its ``tiles`` and claimers, from
    the ``FraudClaimed`` event, checked against the claim's commitment);
-2. asks every checker it knows of (capacity adverts with the checker role),
-   except the claimers and the job's requester, at most ``MAX_ASKED`` of them,
-   to re-check the result (``CleanSignRequest`` naming the rung; again every
+2. asks up to ``MAX_ASKED`` checkers it knows of (capacity adverts with the
+   checker role), except the claimers and the job's requester: those the escrow
+   would count as signers now, in an order drawn from its own randomness
+   (:meth:`Answerer._checkers`), to re-check the result (``CleanSignRequest`` naming the rung; again every
    ``RESEND_S``).
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
@@ -52,6 +53,7 @@ the watch keeps.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
@@ -82,6 +84,7 @@ from protocol.slashing import accused_climbs_next, claim_side, may_pick_claimer
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ASKED = 32  # checkers asked per claim (a larger quorum needs at most 16)
+MAX_STANDING_READS = 4 * MAX_ASKED  # escrow reads to find them (adverts are strangers')
 MAX_ENDED = 1024  # ended answers remembered
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
@@ -184,7 +187,8 @@ class Answerer:
             self._starting.discard(key)
         if evidence is None or state.status not in (CLAIM_PENDING, CLAIM_CONTESTED):
             return self._end(key[:2], "no pending claim to answer")
-        asked = self._checkers(set(evidence.claimers) | {ref.requester}, requester)
+        asked = await self._checkers(set(evidence.claimers) | {ref.requester}, requester,
+                                     state.amount_wei)  # fmt: skip
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked), requester)  # fmt: skip
         # A claim on our pass (we checked the frame, another rendered it): its evidence is
@@ -311,7 +315,8 @@ class Answerer:
         run.answer = CleanAnswer(ref, run.answer.worker, evidence.tiles)
         run.claimers, run.commit, run.amount_wei = evidence.claimers, commit, state.amount_wei
         # the old claim's claimers may re-check this one; this one's own may not answer it
-        run.asked = frozenset(self._checkers(set(evidence.claimers) | {ref.requester}, run.requester))
+        run.asked = frozenset(await self._checkers(set(evidence.claimers) | {ref.requester},
+                                                   run.requester, state.amount_wei))  # fmt: skip
         run.ever_asked |= run.asked
         run.sigs.clear()
         log_event(logger, logging.WARNING, "another claim on the frame: answering it",
@@ -338,18 +343,35 @@ class Answerer:
                 return seen.advert.payment.address
         return None
 
-    def _checkers(self, excluded: Iterable[bytes], requester: bytes) -> list[bytes]:
-        """Checkers we know (their adverts), bar the claimers, the requester and us."""
+    async def _checkers(self, excluded: Iterable[bytes], requester: bytes, amount_wei: int) -> list[bytes]:
+        """Up to ``MAX_ASKED`` checkers to ask, bar the claimers, the requester and us: among
+        the adverts with the checker role, in an order drawn from this node's own
+        randomness, those the escrow would count as signers now (registered, the claim's
+        amount free: ``protocol.slashing.may_pick_claimer``), reading at most
+        ``MAX_STANDING_READS`` standings. Adverts cost nothing and node ids can be ground:
+        the first 32 by node id, staked or not, were a framing requester's to fill with
+        identities that never sign (review of stop 44), and the claim then stood."""
         excluded = set(excluded)
         me = self.ctx.node.key.node_id.raw
-        out = []
+        out: dict[bytes, bytes] = {}  # node id -> payment address
         for peer, seen in self.ctx.node.capacity.items():
             node_id = raw_of(peer)
             if Role.CHECKER not in seen.advert.roles or node_id in (me, requester):
                 continue
             if seen.advert.payment.address not in excluded:
-                out.append(node_id)
-        return sorted(out)[:MAX_ASKED]
+                out[node_id] = seen.advert.payment.address
+        order = sorted(out)
+        secrets.SystemRandom().shuffle(order)
+        chain = self.ctx.chain
+        assert chain is not None
+        picked: list[bytes] = []
+        for node_id in order[:MAX_STANDING_READS]:
+            standing = await self._chain(partial(chain.signer_standing, out[node_id]))
+            if may_pick_claimer(out[node_id], standing, barred=excluded, amount_wei=amount_wei):
+                picked.append(node_id)
+                if len(picked) == MAX_ASKED:
+                    break
+        return picked
 
     def _end(self, key: tuple[bytes, bytes], how: str) -> None:
         self.answered[key] = how

@@ -4,6 +4,7 @@ by signers the escrow would count (no claimer, not the worker, not the requester
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import pytest
@@ -11,10 +12,11 @@ from eth_account import Account
 
 from ledger.client import CLAIM_PENDING, ClaimEvidence, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, claim_commit, sign
-from node.roles.answerer import Answerer, _Answer
+from node.roles.answerer import MAX_ASKED, Answerer, _Answer
 from protocol.errors import IllegalMessage
 from protocol.identity import NodeId
 from protocol.messages import CleanSigned, Role
+from protocol.slashing import SignerStanding
 
 
 def key_and_address() -> tuple[bytes, bytes]:
@@ -63,6 +65,45 @@ async def test_only_asked_checkers_that_may_answer_count() -> None:
     answerer.on_clean_signed(asked, CleanSigned(os.urandom(32), ref.task_id, b"\xff" * 65))  # late
 
 
+async def well_staked(_address: bytes) -> SignerStanding:
+    return SignerStanding(True, 10**18, 0)
+
+
+def checker_adverts(addresses: dict[NodeId, bytes]) -> dict[str, SimpleNamespace]:
+    return {node.text: SimpleNamespace(advert=SimpleNamespace(
+        roles=(Role.CHECKER,), payment=SimpleNamespace(address=address)))
+        for node, address in addresses.items()}  # fmt: skip
+
+
+async def test_an_answer_asks_checkers_the_escrow_counts_in_an_order_nobody_can_choose() -> None:
+    """Review of stop 44: the answer asked the first 32 checker adverts by node id, staked
+    or not. A framing requester grinds 32 ids that sort first (a leading zero byte: about
+    8,000 keys) and advertises them as checkers that never sign: the worker asked no
+    honest checker and a bare quorum's false claim stood. Now the answerer asks checkers
+    the escrow would count as signers (registered, the amount free), in an order drawn
+    from its own randomness."""
+    honest = {NodeId(bytes([1 + i]) + os.urandom(31)): os.urandom(20) for i in range(40)}
+    ground = {NodeId(b"\x00" + os.urandom(31)): os.urandom(20) for _ in range(MAX_ASKED)}
+    staked = set(honest.values())
+
+    async def standing(address: bytes) -> SignerStanding:  # the sybils: adverts, no stake
+        return SignerStanding(address in staked, 10**18 if address in staked else 0, 0)
+
+    def answerer_with(read: Callable[[bytes], Awaitable[SignerStanding]]) -> Answerer:
+        ctx = SimpleNamespace(
+            chain=SimpleNamespace(signer_standing=read),
+            node=SimpleNamespace(capacity=checker_adverts({**honest, **ground}),
+                                 key=SimpleNamespace(node_id=NodeId(b"\xff" * 32))),
+        )  # fmt: skip
+        return Answerer(ctx, lambda: "")  # type: ignore[arg-type]
+
+    asked = await answerer_with(standing)._checkers(set(), b"\x01" * 32, 10**17)
+    assert len(asked) == MAX_ASKED and set(asked) <= {n.raw for n in honest}
+    # staked sybils too: a draw of 32 among 72, not the 32 that sort first
+    asked = await answerer_with(well_staked)._checkers(set(), b"\x01" * 32, 10**17)
+    assert len(asked) == MAX_ASKED and not set(asked) <= {n.raw for n in ground}
+
+
 async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_for_that_claim() -> None:
     """The claim the worker answered ended and a larger one (other claimers, a larger
     amount) opened on the frame before its answerer read the chain again: the answerer
@@ -84,12 +125,13 @@ async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_f
         return ClaimEvidence(new_tiles, new_claimers)
 
     ctx = SimpleNamespace(
-        chain=SimpleNamespace(address=worker, claim_evidence=claim_evidence),
+        chain=SimpleNamespace(address=worker, claim_evidence=claim_evidence,
+                              signer_standing=well_staked),
         node=SimpleNamespace(capacity=adverts, key=SimpleNamespace(node_id=NodeId(b"\x0f" * 32))),
-    )
+    )  # fmt: skip
     answerer = Answerer(ctx, lambda: "")  # type: ignore[arg-type]
     first = (pay["x"],)
-    asked = frozenset(answerer._checkers(set(first) | {requester}, nodes["r"].raw))
+    asked = frozenset(await answerer._checkers(set(first) | {requester}, nodes["r"].raw, 10**17))
     assert asked == {nodes["y"].raw, nodes["z"].raw}  # not the claimer, not the requester
     run = _Answer(CleanAnswer(ref, worker, os.urandom(32)), first, 10**17, asked, nodes["r"].raw)
     run.sigs[0] = {pay["z"]: b"\x01" * 65}
