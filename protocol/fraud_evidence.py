@@ -40,6 +40,18 @@ EVIDENCE_MAGIC = b"pictor/fraud-evidence/v1\x00"
 # The most a slasher publishes and a reader decodes: three verdicts (the default
 # dispute's rejecters) of the schema's 256 tiles each fit with room to spare.
 MAX_EVIDENCE_BYTES = 64 * 1024
+# A claim on a checker's pass is signed only when a re-rendered cell of the accused's is
+# this far off: below the 55 dB a check passes (``VerificationPolicy.min_psnr_millidb``,
+# with the tolerance: claimers compare across device classes) by a margin. Without it a
+# requester that renders the accused's cells on the accused's device class could plant a
+# frame at 55.01 dB there, which the honest checker passes and a claimer of another class,
+# a level off in one value, reads at 54.99 dB and signs (review of stop 44): honest stake
+# taken. With it, a framer must put a cell under 53 dB for the claimers, and the honest
+# checker, rendering that very cell, reads it there too (the largest difference measured
+# between device classes, 78.2 dB on a tile, moves a 55 dB cell by far less than 2 dB)
+# and rejects it. Real plants (``protocol.forced_errors.perturb``: 4 pixels, 6 levels on
+# each colour channel, of a 16 px cell, RGBA) read 51.9 dB or less in every cell.
+PASS_CLAIM_PSNR_MILLIDB = 53_000
 _LIMITS = Limits(max_message_bytes=MAX_EVIDENCE_BYTES)  # the schema bounds each verdict
 
 
@@ -152,7 +164,16 @@ def may_sign_pass(
         return "we did not re-render exactly the accused's cells"
     if ours.passed:
         return "the accused's cells are right: its pass stands"
+    if not clearly_wrong(ours):
+        return "the accused's cells are off by less than a pass claim needs: its pass stands"
     return ""
+
+
+def clearly_wrong(ours: Verdict) -> bool:
+    """Whether our re-render of a checker's cells (``ours``) shows one off by more than
+    another device class could render it (``PASS_CLAIM_PSNR_MILLIDB``): what a claim on
+    its pass needs, and what an answer to that claim refuses."""
+    return any(t.psnr_millidb < PASS_CLAIM_PSNR_MILLIDB for t in ours.tiles)
 
 
 def may_sign_overturn(

@@ -62,7 +62,7 @@ from node.roles.context import RoleContext
 from node.roles.scene_gate import SceneGate
 from node.verify.checker import new_secret, verify_result
 from protocol.errors import IllegalMessage
-from protocol.fraud_evidence import claimed_cells, claimed_pass, claimed_verdicts
+from protocol.fraud_evidence import claimed_cells, claimed_pass, claimed_verdicts, clearly_wrong
 from protocol.messages import (
     CleanSigned,
     CleanSignRequest,
@@ -247,7 +247,11 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                               request.frame_cid, spec.scene_cid, 0, recheck_tiles(spec),
                               new_secret(), request.worker_device_class)  # fmt: skip
         verdict = await self._render(sender, spec, check, required)
-        passed = verdict is not None and verdict.passed and self.ctx.settings.adversary != FALSE_REJECT
+        if verdict is not None and a_pass is not None:  # a pass stands unless clearly wrong
+            right = not clearly_wrong(verdict)  # (protocol.fraud_evidence.PASS_CLAIM_PSNR_MILLIDB)
+        else:
+            right = verdict is not None and verdict.passed
+        passed = right and self.ctx.settings.adversary != FALSE_REJECT
         log_event(logger, logging.INFO, "re-check for a claimed worker", frame=request.frame,
                   passed=passed, worker=request.worker_address.hex(),
                   claimed_tiles=len(required), evidence=verdicts is not None)  # fmt: skip

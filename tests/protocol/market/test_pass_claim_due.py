@@ -10,7 +10,7 @@ import pytest
 
 from protocol.errors import IllegalMessage
 from protocol.forced_errors import plant_covers
-from protocol.fraud_evidence import may_sign_pass
+from protocol.fraud_evidence import PASS_CLAIM_PSNR_MILLIDB, may_sign_pass
 from protocol.market import MarketConfig, PassClaimDue, PlantJudged
 from protocol.market.records import verdict_digest_of
 from protocol.messages import TileEvidence, Verdict
@@ -123,8 +123,14 @@ def test_what_a_claimer_of_a_pass_checks() -> None:
     # the signature is not part of what the claim commits to
     assert may_sign_pass(_pass(pass_sig=b"\x08" * 65), **ok) == ""  # type: ignore[arg-type]
     # after the render: exactly the accused's cells, found wrong
-    wrong = _pass(passed=False, pass_sig=None, tiles=tuple(reversed(verdict.tiles)))
+    off = (dataclasses.replace(verdict.tiles[1], psnr_millidb=51_900), verdict.tiles[0])
+    wrong = _pass(passed=False, pass_sig=None, tiles=off)  # a plant's cell: 51.9 dB
     assert may_sign_pass(verdict, **ok, ours=wrong) == ""  # type: ignore[arg-type]
+    # Review of stop 44: a frame on the 55 dB line (planted to pass on the accused's
+    # device class and to fail by a hair on another's) is no claim: the margin
+    for psnr in (54_990, PASS_CLAIM_PSNR_MILLIDB):
+        hair = dataclasses.replace(wrong, tiles=(dataclasses.replace(off[0], psnr_millidb=psnr), off[1]))
+        assert "less than a pass claim needs" in may_sign_pass(verdict, **ok, ours=hair)  # type: ignore[arg-type]
     right = dataclasses.replace(wrong, passed=True)
     assert "pass stands" in may_sign_pass(verdict, **ok, ours=right)  # type: ignore[arg-type]
     fewer = dataclasses.replace(wrong, tiles=wrong.tiles[:1])

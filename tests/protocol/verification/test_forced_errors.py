@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from protocol.errors import LocalProtocolError
 from protocol.forced_errors import perturb, plant_key, should_plant
+from protocol.fraud_evidence import PASS_CLAIM_PSNR_MILLIDB
 from protocol.verification import (
     DEFAULT_POLICY,
     compare_tile,
+    psnr_millidb,
     tile_digest,
     tile_grid,
 )
@@ -86,3 +88,18 @@ def test_tile_digests_commit_to_exact_pixels() -> None:
     assert tile_digest(tile[:, :, :1].astype(np.uint16)) != tile_digest(tile[:, :, :1])
     check = compare_tile(tile, tile, True, POLICY)
     assert check.digest == tile_digest(tile)  # the re-render's digest, as committed
+
+
+def test_every_cell_of_a_plant_is_off_by_what_a_pass_claim_needs() -> None:
+    """A claim on a checker's pass is signed only for a cell under
+    ``PASS_CLAIM_PSNR_MILLIDB`` (the margin below 55 dB that a requester framing an honest
+    checker cannot cross): every cell of a real plant, edge cells included, RGBA and RGB,
+    8 and 16 bits, reads under it against the frame it was made from."""
+    rng = np.random.default_rng(7)
+    for shape, dtype in (((50, 70, 4), np.uint8), ((50, 70, 3), np.uint8), ((33, 40, 4), np.uint16)):
+        top = np.iinfo(dtype).max
+        frame = rng.integers(0, top, size=shape, endpoint=True).astype(dtype)
+        plant = perturb(frame, b"k" * 32, 16)
+        for cell in tile_grid(shape[1], shape[0], 16):
+            rows, cols = slice(cell.y, cell.y + cell.height), slice(cell.x, cell.x + cell.width)
+            assert psnr_millidb(frame[rows, cols], plant[rows, cols]) < PASS_CLAIM_PSNR_MILLIDB
