@@ -63,7 +63,7 @@ from node.roles.rules import rules_digest
 from node.roles.slasher import Slasher
 from node.roles.voucher_post import VoucherPost
 from protocol.codec import from_wire, packb, to_wire, unpackb
-from protocol.errors import RemoteProtocolError
+from protocol.errors import IllegalMessage, RemoteProtocolError
 from protocol.market import (
     Command,
     FrameAccepted,
@@ -269,10 +269,38 @@ class RequesterRole:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
-            await job.feed_stake(message.payment_address, bidder=True)
+            if not await self._bid_bound(sender, message):
+                return
+            if self.address_of(sender) == message.payment_address:
+                await job.feed_stake(message.payment_address, bidder=True)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
+
+    async def _bid_bound(self, sender: bytes, bid: Bid) -> bool:
+        """Whether to take ``bid`` in a job that reads stakes. A bid's payment address is
+        the bidder's word; only its advert binds an address to it (both keys sign:
+        docs/PROTOCOL.md §8.1). Stake is read for a bid naming the address its sender's
+        advert binds, and for no other: any number of fresh keys naming a stranger's
+        staked address skipped the challenge and the trial cap (and met a minimum
+        stake), then took leases they could not deliver on (review of stop 44). A bid
+        naming another address than its advert binds is refused and scored. One from a
+        node whose advert we do not hold yet is taken, unproven, when the address it
+        names holds no stake; else refused (not scored: its advert may be on its way;
+        and a bid taken unbound could prove nothing later, as the readings of standing
+        bids read bound addresses only: ``RequesterJob._read_backing``)."""
+        bound = self.address_of(sender)
+        if bound is not None:
+            if bound != bid.payment_address:
+                raise IllegalMessage("a bid naming a payment address its advert does not bind",
+                                     penalty=20)  # fmt: skip
+            return True
+        stake_wei = await self.confirmed_stake(bid.payment_address)
+        if stake_wei != 0:  # staked (or unread): only its bound owner may name it
+            log_event(logger, logging.INFO, "bid refused: a staked address not bound to its bidder",
+                      bidder=sender.hex()[:16], address=bid.payment_address.hex())  # fmt: skip
+            return False
+        return True
 
     def worker_record(self, worker: bytes) -> WorkerRecord | None:
         """What our machines are given: our own book merged with the public record's

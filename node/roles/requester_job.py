@@ -690,7 +690,8 @@ class RequesterJob:
         """One reading of the standing bids (:meth:`_run_backing`'s ``sweep``-th): those
         under the minimum only every ``UNDER_MINIMUM_SWEEPS``-th sweep, each contained."""
         minimum = self.machine.config.min_stake_wei
-        standing = self.machine.bidder_addresses()
+        address_of = self.role.address_of  # bound by adverts only (RequesterRole._bid_bound)
+        standing = {a for w, a in self.machine.bids_by_worker().items() if address_of(w) == a}
         self._unread &= standing  # a bid replaced or dropped is not read for
         due = standing
         if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep

@@ -28,10 +28,10 @@ from node.roles import persist
 from node.roles.ports import RenderKit
 from node.roles.service import RolePorts, Roles, run_roles
 from node.roles.submit import SubmitRequest, submit
-from node.runtime import Node
+from node.runtime import Node, SeenAdvert
 from node.store import open_store
-from protocol import NodeKey
-from protocol.messages import Role
+from protocol import NodeKey, PaymentBinding, encode_envelope
+from protocol.messages import CapacityAdvert, Role
 from tests.roles.fakes import FakeChain, FakeEscrow, FakeFrames, FakeTiles, fake_kit, write_scene
 
 ROLE_NAMES = {"worker": Role.WORKER, "checker": Role.CHECKER, "client": Role.CLIENT}
@@ -179,3 +179,19 @@ async def open_cluster(root: Path, limit_s: float = 4 * 3600) -> AsyncIterator[C
                 yield cluster
             finally:
                 nursery.cancel_scope.cancel()
+
+
+async def stranger(heard_by: Member) -> tuple[bytes, bytes]:
+    """A node no cluster member runs, advertised to ``heard_by`` (kept in its store too, as
+    a heard advert is: it survives a restart) with a payment address its advert binds
+    (docs/PROTOCOL.md §8.1: both keys sign): its bids name that address, whose stake a
+    requester then reads. (node id, payment address)"""
+    key, payment_key = NodeKey.generate(), bytes(Account.create().key)
+    advert = CapacityAdvert((Role.WORKER,), (), (), 0, 0, 0,
+                            PaymentBinding.create(key, payment_key), (), 1)  # fmt: skip
+    node = heard_by.live().ctx.node
+    now_ms = int(time.time() * 1000)
+    node.capacity[key.node_id.text] = SeenAdvert(advert, now_ms, now_ms)
+    envelope = encode_envelope(key, advert, nonce=1, now_ms=now_ms)
+    await node.store.save_advert(key.node_id.text, envelope, [], now_ms)
+    return key.node_id.raw, bytes.fromhex(Account.from_key(payment_key).address[2:])

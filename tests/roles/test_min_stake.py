@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from eth_account import Account
 
-from protocol import NodeKey
 from protocol.messages import Bid
-from tests.roles.cluster import Cluster, Member, open_cluster
+from tests.roles.cluster import Cluster, Member, open_cluster, stranger
 from tests.roles.fakes import FakeTiles
 from tests.roles.test_job_flow import all_paid
 
@@ -171,11 +169,11 @@ async def test_a_flood_of_bids_naming_staked_addresses_costs_no_count_reads(
         await cluster.settle("client", 3)
         job_id = await cluster.submit("client", frames=4)
         job = client.live().requester.jobs[job_id]
-        for i in range(300):
-            address = (i + 1).to_bytes(20, "big")
+        for _ in range(300):  # strangers whose adverts bind the addresses they name
+            bidder, address = await stranger(client)
             cluster.escrow.stakes[address] = 1
             bid = Bid(job_id, 1, 1, 1, address)  # the cheapest bids, all under the minimum
-            await client.live().requester.receive(bytes([i % 256, i // 256]) * 16, bid, bytes(32))
+            await client.live().requester.receive(bidder, bid, bytes(32))
         await job.done.wait()
         assert job.view.outcome == "completed"
         assert client.chain is not None
@@ -218,11 +216,11 @@ async def test_standing_bids_under_the_minimum_are_read_again_rarely(
         await cluster.add("c1", "checker")
         await cluster.settle("client", 1)
         job_id = await cluster.submit("client", frames=1)
-        for i in range(200):
-            address = (i + 1).to_bytes(20, "big")
+        for _ in range(200):  # strangers whose adverts bind the addresses they name
+            bidder, address = await stranger(client)
             cluster.escrow.stakes[address] = 1
             bid = Bid(job_id, 1, 1, 1, address)
-            await client.live().requester.receive(bytes([i % 256, 7]) * 16, bid, bytes(32))
+            await client.live().requester.receive(bidder, bid, bytes(32))
         assert client.chain is not None
         before = client.chain.calls.count("stake_of")
         await trio.sleep(600)  # mock time: ten sweeps of the job's reading task
@@ -240,7 +238,7 @@ async def late_bids(cluster: Cluster) -> tuple[Member, list[bytes], bytes, bytes
     jobs = [await cluster.submit("client", frames=n) for n in (3, 4)]  # two specs: two jobs
     window_s = client.live().requester.jobs[jobs[0]].machine.config.bid_window_ms / 1000
     await trio.sleep(2 * window_s)  # mock time: both windows close, a late bid awards at once
-    worker, address = NodeKey.generate().node_id.raw, bytes.fromhex(Account.create().address[2:])
+    worker, address = await stranger(client)
     cluster.escrow.stakes[address] = MIN_WEI
     return client, jobs, worker, address
 
@@ -306,7 +304,7 @@ async def test_a_resumed_job_reads_its_standing_bids_before_it_awards(
         cluster.escrow.register(checker.address, MIN_WEI)
         await cluster.settle("client", 1)
         job_id = await cluster.submit("client", frames=2)
-        worker, address = NodeKey.generate().node_id.raw, bytes.fromhex(Account.create().address[2:])
+        worker, address = await stranger(client)
         cluster.escrow.stakes[address] = MIN_WEI  # the minimum once, open nowhere
         job = client.live().requester.jobs[job_id]
         await client.live().requester.receive(worker, Bid(job_id, 1, 10**13, 1, address), b"")

@@ -1,0 +1,50 @@
+"""Review of stop 44: a bid's payment address is the bidder's word; only an advert binds an
+address to a node (both keys sign: docs/PROTOCOL.md §8.1). The requester read the stake of
+whatever address a bid named, and stake proves a bidder (``protocol.capacity.is_proven``):
+fresh keys naming a stranger's staked address skipped the capacity challenge and the trial
+cap, and three that never delivered used up a frame's attempts. Now a stake is read only
+for the address the bidder's own advert binds; a bid naming another is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from protocol import NodeKey
+from protocol.errors import IllegalMessage
+from protocol.messages import Bid
+from tests.roles.cluster import open_cluster, stranger
+
+STAKE_WEI = 10**18
+
+
+async def test_bids_naming_a_staked_address_they_do_not_bind_are_refused(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client")  # trial leases and challenges on
+        checker = await cluster.add("c1", "checker")
+        cluster.escrow.register(checker.address, STAKE_WEI)
+        await cluster.settle("client", 1)
+        _, victim = await stranger(client)  # an honest worker's advertised, staked address
+        cluster.escrow.stakes[victim] = STAKE_WEI
+        job_id = await cluster.submit("client", frames=3)
+        role = client.live().requester
+        job = role.jobs[job_id]
+        sybils = [NodeKey.generate().node_id.raw for _ in range(10)]  # keys are free
+        for sybil in sybils:  # no advert: the staked address is not theirs to name
+            await role.receive(sybil, Bid(job_id, 3, 1, 1, victim), bytes(32))
+        bound, own = await stranger(client)  # its advert binds another address
+        with pytest.raises(IllegalMessage, match="does not bind"):
+            await role.receive(bound, Bid(job_id, 3, 1, 1, victim), bytes(32))
+        assert not any(job.machine.has_bidder(s) for s in (*sybils, bound))
+        assert victim not in job.stakes_fed
+        # a bid from a node we hold no advert of, naming an unstaked address: taken, unproven
+        fresh = NodeKey.generate().node_id.raw
+        await role.receive(fresh, Bid(job_id, 3, 1, 1, bytes(20 * [7])), bytes(32))
+        assert job.machine.has_bidder(fresh) and bytes(20 * [7]) not in job.stakes_fed
+        # the binding's owner is read as before
+        await role.receive(bound, Bid(job_id, 3, 1, 1, own), bytes(32))
+        assert job.machine.has_bidder(bound)
