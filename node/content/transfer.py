@@ -48,6 +48,13 @@ class TransferConfig:
     rounds_per_chunk: int = 5  # full passes over all sources before a chunk is given up
     retry_backoff_s: float = 0.2
     max_bad_chunks: int = 3
+    # A whole fetch must keep this rate: its chunk requests may wait, summed, one request
+    # timeout plus its size at this rate, per parallel request (network waits only: the
+    # store's threads do not count). Each chunk alone has request_timeout_s, so a source
+    # serving a manifest of 1-byte chunks each just inside it held a 4 KiB fetch for 33
+    # hours, and with it a requester's checks of a job and a capacity-challenge slot
+    # (review of stop 44). 8 KiB/s: an 8 MiB frame in 17 min at worst.
+    min_rate_bytes_per_s: int = 8 << 10
 
 
 @dataclass
@@ -71,6 +78,7 @@ class _Fetch:
     config: TransferConfig
     report: TransferReport
     bad_chunks: Counter[str] = field(default_factory=Counter)
+    waited_s: float = 0.0  # chunk requests' network waits, summed (min_rate_bytes_per_s)
 
 
 async def fetch(
@@ -199,12 +207,22 @@ async def _fetch_chunk(job: _Fetch, index: int) -> None:
 
 
 async def _try_chunk(job: _Fetch, source: ChunkSource, index: int) -> bytes | None:
+    config = job.config
+    limit_s = config.parallel_chunks * (
+        config.request_timeout_s + job.manifest.size_bytes / config.min_rate_bytes_per_s
+    )
+    if job.waited_s > limit_s:  # what came stays in the partial file: a later fetch resumes
+        raise TransferError(f"{job.cid}: {job.manifest.size_bytes} bytes not fetched at "
+                            f"{config.min_rate_bytes_per_s} bytes/s")  # fmt: skip
+    start = trio.current_time()
     try:
-        with trio.fail_after(job.config.request_timeout_s):
+        with trio.fail_after(config.request_timeout_s):
             data = await source.get_chunk(job.cid, index)
     except (ChunkSourceError, trio.TooSlowError, OSError):
         job.report.failed_requests += 1
         return None
+    finally:
+        job.waited_s += trio.current_time() - start
     if len(data) > job.manifest.chunk_size_bytes:
         _blame(job, source)
         return None

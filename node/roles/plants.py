@@ -71,7 +71,10 @@ class CheckFrames:
     def __init__(self, job: RequesterJob) -> None:
         self.job = job
         self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
-        self._fetching = trio.Lock()  # one fetch at a time: a CID's partial file is shared
+        # one fetch of a CID at a time (its partial file is shared), others beside it: one
+        # lock for the job let a worker trickling its frame hold every check of the job
+        # (review of stop 44); bounded as ``canonical`` is, by the job's results
+        self._fetching: dict[str, trio.Lock] = {}
         self._planting: set[bytes] = set()  # task ids whose plant is being made
         # task ids whose plant has not picked its checker yet (their real check waits for
         # it: picked_first), and of those, the plants waiting for a checker with room
@@ -79,8 +82,13 @@ class CheckFrames:
         self._waiting_room: set[bytes] = set()
 
     async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
-        async with self._fetching:
-            return await self.job.ctx.fetch_from(worker, frame_cid)
+        lock = self._fetching.setdefault(frame_cid, trio.Lock())
+        try:
+            async with lock:
+                return await self.job.ctx.fetch_from(worker, frame_cid)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._fetching.pop(frame_cid, None)
 
     async def prepare(self, worker: bytes, frame_cid: str) -> None:
         """Make the canonical copy of the worker's frame (no-op when made already)."""

@@ -155,3 +155,39 @@ async def test_no_source_has_it(tmp_path: Path) -> None:
         await fetch(cid, [StoreChunkSource(empty)], local, CONFIG)
     report = await fetch(cid, [StoreChunkSource(empty), StoreChunkSource(origin)], local, CONFIG)
     assert report.chunks_fetched == 1 and local.has(cid)
+
+
+async def test_a_source_trickling_one_byte_chunks_is_cut_off_and_the_fetch_resumes(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 44: each chunk has its own request timeout, and a manifest of 1-byte
+    chunks (any size from 1 byte is valid, docs/PROTOCOL.md) each served just inside it
+    held a 4 KiB fetch for 33 hours: the requester's checks of a job and a challenge
+    slot with it. A whole fetch must keep ``min_rate_bytes_per_s``; what came stays.
+    (Its limit counts network waits only: mock time jumps while the store's threads
+    run, and a deadline over the whole fetch fired in them.)"""
+    data = bytes(range(256)) * 16
+    origin = ContentStore(tmp_path / "origin", budget_bytes=1 << 30)
+    cid = origin.put_bytes(data)
+
+    @dataclass
+    class Trickle:
+        name: str = "trickle"
+
+        async def get_manifest(self, _cid: str) -> bytes:
+            return await StoreChunkSource(origin, chunk_size_bytes=1).get_manifest(cid)
+
+        async def get_chunk(self, _cid: str, index: int) -> bytes:
+            await trio.sleep(29.0)  # under the 30 s request timeout
+            return data[index : index + 1]
+
+    local = ContentStore(tmp_path / "local", budget_bytes=1 << 30)
+    config = TransferConfig()
+    start = trio.current_time()
+    with pytest.raises(TransferError, match="bytes not fetched at"):
+        await fetch(cid, [Trickle()], local, config)
+    # four requests of 29 s at a time, summed past 4 x 30.5 s: 33 hours before
+    assert trio.current_time() - start < 300
+    assert local.partial_path(cid).stat().st_size == len(data)  # kept for a later fetch
+    report = await fetch(cid, [StoreChunkSource(origin)], local, config)  # an honest source
+    assert local.has(cid) and report.size_bytes == len(data)

@@ -49,7 +49,10 @@ async def test_a_busy_checker_is_sent_one_request_at_a_time_and_the_job_complete
         kinds = [kind for kind, *_ in journal]
         assert "waits" in kinds  # later results' checks waited for the first verdict
         assigns = [i for i, kind in enumerate(kinds) if kind == "assign"]
-        assert len(assigns) >= 4 and assigns[0] < kinds.index("waits") < assigns[1]
+        # the second request only after one waited (the first's journal entry may come
+        # after a wait: its pick holds the place across the awaits before it is written,
+        # and since stop 44 the four results are fetched side by side, not one by one)
+        assert len(assigns) >= 4 and kinds.index("waits") < assigns[1]
         # each request came when the checker held none of ours: never queued behind one
         assert ahead == [0] * len(ahead) and len(ahead) == len(assigns)
 
