@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
@@ -281,6 +281,9 @@ class EscrowClient:
         # claim_evidence's finds, by (ref, worker, the claim's commitment): a claim's event
         # and calldata never change, and the answerer and every recheck request read them
         self._evidence: OrderedDict[tuple[ResultRef, bytes, bytes], ClaimEvidence] = OrderedDict()
+        # and the claim's FraudClaimed events, by (ref without its frame digest, worker,
+        # commitment): whichever frame a request names, the logs are read once a claim
+        self._claim_events: OrderedDict[tuple[ResultRef, bytes, bytes], list[tuple[bytes, tuple[bytes, ...], Any]]] = OrderedDict()
         self._evidence_lock = threading.Lock()  # called from worker threads (node.roles.chain)
 
     @property
@@ -395,18 +398,38 @@ class EscrowClient:
     def _find_evidence(
         self, ref: ResultRef, worker: bytes, state: ClaimState
     ) -> ClaimEvidence | None:
-        """The binary search for the claim's block and the log reads (see claim_evidence)."""
+        """The claim's event whose commitment ``ref``'s frame matches (see claim_evidence).
+        The events are read once a claim, whatever frame is asked about: a claim's id leaves
+        the frame out, so requests naming one made-up frame after another each cost a
+        binary search for the claim's block and its log reads (review of stop 44)."""
+        key = (replace(ref, frame_digest=bytes(32)), worker, state.commit)
+        with self._evidence_lock:
+            events = self._claim_events.get(key)
+        if events is None:
+            events = self._read_claim_events(ref, worker, state)
+            if events:
+                with self._evidence_lock:
+                    self._claim_events[key] = events
+                    while len(self._claim_events) > EVIDENCE_CACHE:
+                        self._claim_events.popitem(last=False)
+        for tiles, claimers, tx in events:
+            if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
+                return ClaimEvidence(tiles, claimers, self._published(tx))
+        return None
+
+    def _read_claim_events(
+        self, ref: ResultRef, worker: bytes, state: ClaimState
+    ) -> list[tuple[bytes, tuple[bytes, ...], Any]]:
+        """The binary search for the claim's block and the log reads: each FraudClaimed
+        event's tiles, claimers and transaction hash."""
         # each rung moved settle_at on by at most one more window (rungs stay counted once
         # the ladder is settled: an answered claim's evidence is read for its reopening)
         windows = 1 + state.rungs
         from_s = state.settle_at_s - windows * self.challenge_s()
-        for entry in self._claim_logs(self.contract.events.FraudClaimed, ref, worker, from_s):
-            tiles = bytes(entry["args"]["tiles"])
-            claimers = tuple(to_canonical_address(c) for c in entry["args"]["claimers"])
-            if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
-                published = self._published(entry["transactionHash"])
-                return ClaimEvidence(tiles, claimers, published)
-        return None
+        return [(bytes(entry["args"]["tiles"]),
+                 tuple(to_canonical_address(c) for c in entry["args"]["claimers"]),
+                 entry["transactionHash"])
+                for entry in self._claim_logs(self.contract.events.FraudClaimed, ref, worker, from_s)]  # fmt: skip
 
     def ladder(self, ref: ResultRef, worker: bytes) -> Ladder | None:
         """The rungs of the claim on ``worker``'s ``ref`` (each one's signers, ascending),

@@ -211,8 +211,14 @@ class Rechecks(RecheckQueue[CleanSignRequest]):
                 "a re-check of a result no claim names", penalty=NO_CLAIM_PENALTY), "recheck_unclaimed")  # fmt: skip
             return
         evidence = await chain.claim_evidence(ref, request.worker_address)
-        if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED) or evidence is None:
+        if state.status not in (CLAIM_PENDING, CLAIM_CONTESTED):
             return  # settled meanwhile: we render nothing for it
+        if evidence is None:  # its claim commits to another frame (or our reader lags):
+            # scored as a claim naming nothing (review of stop 44: unscored, each made-up
+            # frame cost a search of the chain's logs)
+            self.ctx.node.gate.refuse(peer_of(sender), IllegalMessage(
+                "a re-check of a frame the claim does not name", penalty=NO_CLAIM_PENALTY), "recheck_unclaimed")  # fmt: skip
+            return
         key = (request.job_id, request.task_id, request.worker_address, request.frame_cid, evidence.tiles)
         if request.rung < state.rungs or self._done.get(key) is False:
             return  # a rung the ladder is past (our signature would count nowhere), or refused

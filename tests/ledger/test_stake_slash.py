@@ -320,6 +320,33 @@ def rejecting_verdict(ref: ResultRef, checker: int, tiles: int = 24) -> Verdict:
                    tuple(bytes([i]) * 32 for i in range(tiles)))  # fmt: skip
 
 
+def test_requests_naming_other_frames_of_a_claim_read_its_logs_once(env_fast: Env) -> None:
+    """Review of stop 44: a claim's id leaves the frame out, so a re-check request naming
+    a made-up frame of a claimed result passes the "no claim" test, and each new frame
+    cost a binary search for the claim's block and its log reads. The claim's events are
+    read once; another frame only fails to match them."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, 4 * ETHER)
+    register(env.checkers[:2])
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])
+    reads = []
+    logs = worker._claim_logs
+
+    def counted(*args: Any) -> Any:
+        reads.append(args)
+        return logs(*args)
+
+    worker._claim_logs = counted  # type: ignore[method-assign]
+    assert worker.claim_evidence(claim.ref, worker.account) is not None
+    for _ in range(5):  # made-up frames of the claimed result
+        made_up = type(claim.ref)(**{**{f: getattr(claim.ref, f) for f in claim.ref.__slots__},
+                                     "frame_digest": os.urandom(32)})  # fmt: skip
+        assert worker.claim_evidence(made_up, worker.account) is None
+    assert len(reads) == 1
+
+
 def test_answer_comes_too_late_after_the_window(env_fast: Env) -> None:
     env = env_fast
     worker = env.workers[0]
