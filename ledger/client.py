@@ -399,21 +399,24 @@ class EscrowClient:
         self, ref: ResultRef, worker: bytes, state: ClaimState
     ) -> ClaimEvidence | None:
         """The claim's event whose commitment ``ref``'s frame matches (see claim_evidence).
-        The events are read once a claim, whatever frame is asked about: a claim's id leaves
-        the frame out, so requests naming one made-up frame after another each cost a
-        binary search for the claim's block and its log reads (review of stop 44)."""
+        The events are kept once one matched, and then serve any frame asked about: a
+        claim's id leaves the frame out, so requests naming one made-up frame after another
+        each cost a binary search for the claim's block and its log reads (review of stop
+        44). Until one matches they are read again each time (logs may lag the state)."""
         key = (replace(ref, frame_digest=bytes(32)), worker, state.commit)
         with self._evidence_lock:
             events = self._claim_events.get(key)
+        kept = events is not None
         if events is None:
             events = self._read_claim_events(ref, worker, state)
-            if events:
-                with self._evidence_lock:
-                    self._claim_events[key] = events
-                    while len(self._claim_events) > EVIDENCE_CACHE:
-                        self._claim_events.popitem(last=False)
         for tiles, claimers, tx in events:
             if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
+                if not kept:  # kept only once the claim's own event was among them: logs
+                    # that lag the claim's state would otherwise hide it for good (review)
+                    with self._evidence_lock:
+                        self._claim_events[key] = events
+                        while len(self._claim_events) > EVIDENCE_CACHE:
+                            self._claim_events.popitem(last=False)
                 return ClaimEvidence(tiles, claimers, self._published(tx))
         return None
 

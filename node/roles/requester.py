@@ -63,7 +63,7 @@ from node.roles.rules import rules_digest
 from node.roles.slasher import Slasher
 from node.roles.voucher_post import VoucherPost
 from protocol.codec import from_wire, packb, to_wire, unpackb
-from protocol.errors import IllegalMessage, RemoteProtocolError
+from protocol.errors import RemoteProtocolError
 from protocol.market import (
     Command,
     FrameAccepted,
@@ -258,49 +258,56 @@ class RequesterRole:
         self.spawn(job.run_timer)
         return job
 
-    async def receive(self, sender: bytes, message: Message, digest: bytes, wire: bytes = b"") -> None:
+    async def receive(self, sender: bytes, message: Message, digest: bytes, wire: bytes = b"") -> bool:
+        """Take ``message`` from ``sender``; False: not now (busy: the sender asks again)."""
         self.vouchers.heard_from(sender)  # a path to it exists: vouchers waiting go now
         job = self.jobs.get(getattr(message, "job_id", b""))
         if job is None:
-            return
+            return True
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             record = self.worker_record(sender)
             if job.fed.get(sender) != record:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
-            if not await self._bid_bound(sender, message):
-                return
-            if self.address_of(sender) == message.payment_address:
+            if not await self._bid_bound(job, sender, message):
+                return False
+            if job.bound_bids.get(sender) == message.payment_address:
                 await job.feed_stake(message.payment_address, bidder=True)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
-
-    async def _bid_bound(self, sender: bytes, bid: Bid) -> bool:
-        """Whether to take ``bid`` in a job that reads stakes. A bid's payment address is
-        the bidder's word; only its advert binds an address to it (both keys sign:
-        docs/PROTOCOL.md §8.1). Stake is read for a bid naming the address its sender's
-        advert binds, and for no other: any number of fresh keys naming a stranger's
-        staked address skipped the challenge and the trial cap (and met a minimum
-        stake), then took leases they could not deliver on (review of stop 44). A bid
-        naming another address than its advert binds is refused and scored. One from a
-        node whose advert we do not hold yet is taken, unproven, when the address it
-        names holds no stake; else refused (not scored: its advert may be on its way;
-        and a bid taken unbound could prove nothing later, as the readings of standing
-        bids read bound addresses only: ``RequesterJob._read_backing``)."""
-        bound = self.address_of(sender)
-        if bound is not None:
-            if bound != bid.payment_address:
-                raise IllegalMessage("a bid naming a payment address its advert does not bind",
-                                     penalty=20)  # fmt: skip
-            return True
-        stake_wei = await self.confirmed_stake(bid.payment_address)
-        if stake_wei != 0:  # staked (or unread): only its bound owner may name it
-            log_event(logger, logging.INFO, "bid refused: a staked address not bound to its bidder",
-                      bidder=sender.hex()[:16], address=bid.payment_address.hex())  # fmt: skip
-            return False
         return True
+
+    async def _bid_bound(self, job: RequesterJob, sender: bytes, bid: Bid) -> bool:
+        """Whether to take ``bid`` now in ``job`` (a job that reads stakes). A bid's payment
+        address is the bidder's word; only its advert binds an address to it (both keys
+        sign: docs/PROTOCOL.md §8.1). The requester read the stake of whatever address a
+        bid named, and stake proves a bidder: any number of fresh keys naming a stranger's
+        staked address skipped the challenge and the trial cap (and met a minimum stake),
+        then took leases they could not deliver on (review of stop 44). Now:
+        - a bid naming the address its sender's advert binds is taken, bound: the job
+          reads that address's stake for it as long as the bid stands
+          (``RequesterJob.bound_bids``; a later advert binding another address changes
+          nothing: the bid's own address is read);
+        - one naming another address than its advert binds, or from a node whose advert
+          we do not hold naming an address that holds stake (or is unread, or is one this
+          job already reads for another: it would share that stake), is not taken now
+          (busy: the sender asks again a few times; its advert may be on its way, or
+          changed), unscored;
+        - one from a node without an advert naming an unstaked address nobody here
+          reads is taken, unproven: challenged, on trial."""
+        bound = self.address_of(sender)
+        if bound is not None and bound == bid.payment_address:
+            job.bind_bid(sender, bid.payment_address)
+            return True
+        if bound is None and bid.payment_address not in job.stakes_fed:
+            if await self.confirmed_stake(bid.payment_address) == 0:
+                return True
+        log_event(logger, logging.INFO, "bid not taken: its address is not bound to its bidder",
+                  bidder=sender.hex()[:16], address=bid.payment_address.hex(),
+                  advert="none" if bound is None else bound.hex())  # fmt: skip
+        return False
 
     def worker_record(self, worker: bytes) -> WorkerRecord | None:
         """What our machines are given: our own book merged with the public record's

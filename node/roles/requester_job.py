@@ -144,6 +144,9 @@ class RequesterJob:
         # _restate), and the addresses another job of ours planned a lane for since.
         self._counts: dict[bytes, int] = {}
         self._restate: set[bytes] = set()
+        # bidder -> the address its advert bound when its bid was taken: the stakes the
+        # standing-bid readings read (RequesterRole._bid_bound)
+        self.bound_bids: dict[bytes, bytes] = {}
         self._backing_wake = trio.Event()  # a lane of ours was mined: read the counts again
         self.lanes_open: set[bytes] = set()  # payees whose lane in this job was mined
         # one stake read and journalled at a time: checks and plants feed the same checkers
@@ -382,6 +385,10 @@ class RequesterJob:
             # opened elsewhere, or planned by our other jobs, while it was down): read its
             # standing bids again before its timer can award on them (review of stop 44).
             # A new job has no bids yet: nothing to read.
+            address_of = self.role.address_of  # a resumed job's bids: bound as adverts say now
+            for worker, address in self.machine.bids_by_worker().items():
+                if address_of(worker) == address:
+                    self.bind_bid(worker, address)
             await self._read_backing(sweep=1)
             self.role.spawn(self._run_backing)  # beside: a bug in it never stops the timer
         await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
@@ -690,8 +697,8 @@ class RequesterJob:
         """One reading of the standing bids (:meth:`_run_backing`'s ``sweep``-th): those
         under the minimum only every ``UNDER_MINIMUM_SWEEPS``-th sweep, each contained."""
         minimum = self.machine.config.min_stake_wei
-        address_of = self.role.address_of  # bound by adverts only (RequesterRole._bid_bound)
-        standing = {a for w, a in self.machine.bids_by_worker().items() if address_of(w) == a}
+        bound = self.bound_bids  # the address each bid was taken bound to (RequesterRole._bid_bound)
+        standing = {a for w, a in self.machine.bids_by_worker().items() if bound.get(w) == a}
         self._unread &= standing  # a bid replaced or dropped is not read for
         due = standing
         if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep
@@ -702,6 +709,14 @@ class RequesterJob:
             except Exception as exc:  # contained: the other bids are still read
                 log_event(logger, logging.ERROR, "stake reading not fed",
                           job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+
+    def bind_bid(self, worker: bytes, address: bytes) -> None:
+        """``worker``'s bid was taken naming ``address``, which its advert binds. Bounded:
+        past ``max_bidders`` bidders, those without a standing bid go."""
+        if worker not in self.bound_bids and len(self.bound_bids) >= self.machine.config.max_bidders:
+            standing = self.machine.bids_by_worker()
+            self.bound_bids = {w: a for w, a in self.bound_bids.items() if standing.get(w) == a}
+        self.bound_bids[worker] = address
 
     def wake_backing(self) -> None:
         """Read the standing bids again now (a lane of ours changed a count)."""

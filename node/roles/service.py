@@ -99,7 +99,8 @@ class Roles:
         message, sender = envelope.message, envelope.sender.raw
         try:
             if isinstance(message, TO_REQUESTER):
-                await self.requester.receive(sender, message, envelope.digest, envelope.wire)
+                if not await self.requester.receive(sender, message, envelope.digest, envelope.wire):
+                    return None  # busy: the sender asks again (a bid whose advert is on its way)
             elif isinstance(message, JobCancelled) and (self.worker or self.checker):
                 self._job_over(sender, message)
             elif isinstance(message, TO_WORKER) and self.worker is not None:
