@@ -196,3 +196,13 @@ async def stranger(heard_by: Member, key: NodeKey | None = None) -> tuple[bytes,
     envelope = encode_envelope(key, advert, nonce=1, now_ms=now_ms)
     await node.store.save_advert(key.node_id.text, envelope, [], now_ms)
     return key.node_id.raw, bytes.fromhex(Account.from_key(payment_key).address[2:])
+
+
+async def client_with_checker(cluster: Cluster, **config: Any) -> Member:
+    """A client (``config``: its settings, a minimum stake say) and one checker it may ask
+    (registered with the escrow), adverts heard."""
+    client = await cluster.add("client", "client", **config)
+    checker = await cluster.add("c1", "checker")
+    cluster.escrow.register(checker.address, max(10**18, config.get("min_stake_wei", 0)))
+    await cluster.settle("client", 1)
+    return client

@@ -14,7 +14,7 @@ import trio
 
 from protocol import NodeKey
 from protocol.messages import Bid
-from tests.roles.cluster import open_cluster, stranger
+from tests.roles.cluster import client_with_checker, open_cluster, stranger
 
 STAKE_WEI = 10**18
 
@@ -23,10 +23,7 @@ async def test_bids_naming_a_staked_address_they_do_not_bind_are_refused(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client")  # trial leases and challenges on
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.register(checker.address, STAKE_WEI)
-        await cluster.settle("client", 1)
+        client = await client_with_checker(cluster)  # trial leases and challenges on
         _, victim = await stranger(client)  # an honest worker's advertised, staked address
         cluster.escrow.stakes[victim] = STAKE_WEI
         job_id = await cluster.submit("client", frames=3)
@@ -55,10 +52,7 @@ async def test_a_bid_is_read_at_the_address_it_was_taken_with_whatever_its_adver
     advert binds now, so a worker that bid staked at A and re-advertised binding B (free)
     froze A's reading at bid time: it withdrew A's stake and kept qualifying."""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=STAKE_WEI)
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.register(checker.address, STAKE_WEI)
-        await cluster.settle("client", 1)
+        client = await client_with_checker(cluster, min_stake_wei=STAKE_WEI)
         job_id = await cluster.submit("client", frames=2)
         role = client.live().requester
         job = role.jobs[job_id]

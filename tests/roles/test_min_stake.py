@@ -8,7 +8,7 @@ from pathlib import Path
 import trio
 
 from protocol.messages import Bid
-from tests.roles.cluster import Cluster, Member, open_cluster, stranger
+from tests.roles.cluster import Cluster, Member, client_with_checker, open_cluster, stranger
 from tests.roles.fakes import FakeTiles
 from tests.roles.test_job_flow import all_paid
 
@@ -231,10 +231,7 @@ async def test_standing_bids_under_the_minimum_are_read_again_rarely(
 async def late_bids(cluster: Cluster) -> tuple[Member, list[bytes], bytes, bytes]:
     """Two of our jobs past their bid windows with no bid yet, and a worker staked the
     minimum once: (client, jobs, its node id, its payment address)."""
-    client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-    checker = await cluster.add("c1", "checker")
-    cluster.escrow.register(checker.address, MIN_WEI)
-    await cluster.settle("client", 1)
+    client = await client_with_checker(cluster, min_stake_wei=MIN_WEI)
     jobs = [await cluster.submit("client", frames=n) for n in (3, 4)]  # two specs: two jobs
     window_s = client.live().requester.jobs[jobs[0]].machine.config.bid_window_ms / 1000
     await trio.sleep(2 * window_s)  # mock time: both windows close, a late bid awards at once
@@ -299,10 +296,7 @@ async def test_a_resumed_job_reads_its_standing_bids_before_it_awards(
     the old one. Now the standing bids are read before the job's timer runs. (The bidder
     is no member: it does not bid again after the restart, which would read it anew.)"""
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        checker = await cluster.add("c1", "checker")
-        cluster.escrow.register(checker.address, MIN_WEI)
-        await cluster.settle("client", 1)
+        client = await client_with_checker(cluster, min_stake_wei=MIN_WEI)
         job_id = await cluster.submit("client", frames=2)
         worker, address = await stranger(client)
         cluster.escrow.stakes[address] = MIN_WEI  # the minimum once, open nowhere
