@@ -18,7 +18,8 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
 2. asks up to ``MAX_ASKED`` checkers it knows of (capacity adverts with the
    checker role), except the claimers and the job's requester: those the escrow
    would count as signers now, in an order drawn from its own randomness
-   (:meth:`Answerer._checkers`), to re-check the result (``CleanSignRequest`` naming the rung; again every
+   (:meth:`Answerer._checkers`), and more at each resend while it is short (a draw
+   among the adverts not read yet), to re-check the result (``CleanSignRequest`` naming the rung; again every
    ``RESEND_S``).
    Each re-renders tiles of the frame, fetched from us, and signs only if they
    pass (``node.roles.rechecks``);
@@ -112,6 +113,7 @@ class _Answer:
         # everyone asked while answering this frame (a rebind changes ``asked``): a
         # signature in flight from one asked before is dropped, not scored
         self.ever_asked = set(asked)
+        self.read: set[bytes] = set()  # adverts whose standing a draw of this answer read
         self.requester = requester  # the job's requester's node id: never asked
         # rung -> signer address -> signature (a signature counts on its own rung only)
         self.sigs: dict[int, dict[bytes, bytes]] = {}
@@ -187,10 +189,12 @@ class Answerer:
             self._starting.discard(key)
         if evidence is None or state.status not in (CLAIM_PENDING, CLAIM_CONTESTED):
             return self._end(key[:2], "no pending claim to answer")
+        read: set[bytes] = set()
         asked = await self._checkers(set(evidence.claimers) | {ref.requester}, requester,
-                                     state.amount_wei)  # fmt: skip
+                                     state.amount_wei, read)  # fmt: skip
         run = _Answer(CleanAnswer(ref, chain.address, evidence.tiles), evidence.claimers,
                       state.amount_wei, frozenset(asked), requester)  # fmt: skip
+        run.read = read
         # A claim on our pass (we checked the frame, another rendered it): its evidence is
         # our passing verdict, and the re-checkers compare with the tolerance.
         ours = claimed_pass(evidence.published, evidence.tiles, ref.job_id, ref.task_id, ref.frame)
@@ -260,6 +264,7 @@ class Answerer:
         refused_with, retry_at_s = 0, 0  # the last rung the escrow refused: its size, retry time
         send_at_s: int | None = None  # once enough signed: when the rung goes out
         resend_at = trio.current_time()
+        first_send = True
         while True:
             now_s = await self._chain(chain.chain_time_s)
             if now_s >= settle_at_s:
@@ -285,11 +290,19 @@ class Answerer:
                         log_event(logger, logging.INFO, "fraud claim answered", signers=len(ordered),
                                   rung=len(ladder), job=key[0].hex()[:16])  # fmt: skip
                         return True
-            if not run.asked:
-                return False
             if trio.current_time() >= resend_at:  # on the timer, not on every signature
+                if len(good) <= to_beat and (not first_send or not run.asked):
+                    # not enough after a round (or nobody to ask): draw more among the
+                    # adverts not read yet, MAX_STANDING_READS a round
+                    more = await self._checkers(set(run.claimers) | {ref.requester}, run.requester,
+                                                run.amount_wei, run.read)  # fmt: skip
+                    run.asked |= frozenset(more)
+                    run.ever_asked |= run.asked
+                if not run.asked:
+                    return False
                 for checker in run.asked:
                     self.ctx.outbox.send(checker, request)
+                first_send = False
                 resend_at = trio.current_time() + RESEND_S
             run.changed = trio.Event()
             wait_s = min(RESEND_S, MAX_WAIT_S, settle_at_s - now_s)
@@ -315,8 +328,9 @@ class Answerer:
         run.answer = CleanAnswer(ref, run.answer.worker, evidence.tiles)
         run.claimers, run.commit, run.amount_wei = evidence.claimers, commit, state.amount_wei
         # the old claim's claimers may re-check this one; this one's own may not answer it
+        run.read = set()  # another claim, other claimers: every advert may answer it
         run.asked = frozenset(await self._checkers(set(evidence.claimers) | {ref.requester},
-                                                   run.requester, state.amount_wei))  # fmt: skip
+                                                   run.requester, state.amount_wei, run.read))  # fmt: skip
         run.ever_asked |= run.asked
         run.sigs.clear()
         log_event(logger, logging.WARNING, "another claim on the frame: answering it",
@@ -343,20 +357,27 @@ class Answerer:
                 return seen.advert.payment.address
         return None
 
-    async def _checkers(self, excluded: Iterable[bytes], requester: bytes, amount_wei: int) -> list[bytes]:
+    async def _checkers(
+        self, excluded: Iterable[bytes], requester: bytes, amount_wei: int,
+        read: set[bytes] | None = None,
+    ) -> list[bytes]:  # fmt: skip
         """Up to ``MAX_ASKED`` checkers to ask, bar the claimers, the requester and us: among
         the adverts with the checker role, in an order drawn from this node's own
         randomness, those the escrow would count as signers now (registered, the claim's
         amount free: ``protocol.slashing.may_pick_claimer``), reading at most
         ``MAX_STANDING_READS`` standings. Adverts cost nothing and node ids can be ground:
         the first 32 by node id, staked or not, were a framing requester's to fill with
-        identities that never sign (review of stop 44), and the claim then stood."""
+        identities that never sign (review of stop 44), and the claim then stood.
+        ``read``: node ids read for this answer before, skipped, and those read now are
+        added (the answer widens its draw at each resend: a flood of fresh adverts
+        otherwise hid the staked checkers from one draw of 128)."""
         excluded = set(excluded)
         me = self.ctx.node.key.node_id.raw
+        skip = set() if read is None else read
         out: dict[bytes, bytes] = {}  # node id -> payment address
         for peer, seen in self.ctx.node.capacity.items():
             node_id = raw_of(peer)
-            if Role.CHECKER not in seen.advert.roles or node_id in (me, requester):
+            if Role.CHECKER not in seen.advert.roles or node_id in (me, requester) or node_id in skip:
                 continue
             if seen.advert.payment.address not in excluded:
                 out[node_id] = seen.advert.payment.address
@@ -366,6 +387,8 @@ class Answerer:
         assert chain is not None
         picked: list[bytes] = []
         for node_id in order[:MAX_STANDING_READS]:
+            if read is not None:
+                read.add(node_id)
             standing = await self._chain(partial(chain.signer_standing, out[node_id]))
             if may_pick_claimer(out[node_id], standing, barred=excluded, amount_wei=amount_wei):
                 picked.append(node_id)

@@ -8,14 +8,15 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import pytest
+import trio
 from eth_account import Account
 
 from ledger.client import CLAIM_PENDING, ClaimEvidence, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, claim_commit, sign
-from node.roles.answerer import MAX_ASKED, Answerer, _Answer
+from node.roles.answerer import MAX_ASKED, MAX_STANDING_READS, Answerer, _Answer
 from protocol.errors import IllegalMessage
 from protocol.identity import NodeId
-from protocol.messages import CleanSigned, Role
+from protocol.messages import CleanSigned, CleanSignRequest, Role
 from protocol.slashing import SignerStanding
 
 
@@ -102,6 +103,82 @@ async def test_an_answer_asks_checkers_the_escrow_counts_in_an_order_nobody_can_
     # staked sybils too: a draw of 32 among 72, not the 32 that sort first
     asked = await answerer_with(well_staked)._checkers(set(), b"\x01" * 32, 10**17)
     assert len(asked) == MAX_ASKED and not set(asked) <= {n.raw for n in ground}
+
+
+async def test_an_answers_draws_read_each_advert_once_until_the_staked_ones_are_found() -> None:
+    """Second review of stop 44: thousands of fresh adverts beside 20 staked checkers left
+    one draw of 128 standings with 0-3 of them. Each resend draws again among the adverts
+    not read yet, so the staked ones are all found within adverts / 128 rounds."""
+    staked = {NodeId(os.urandom(32)): os.urandom(20) for _ in range(20)}
+    flood = {NodeId(os.urandom(32)): os.urandom(20) for _ in range(1_000)}
+    reads: list[bytes] = []
+
+    async def standing(address: bytes) -> SignerStanding:
+        reads.append(address)
+        ok = address in set(staked.values())
+        return SignerStanding(ok, 10**18 if ok else 0, 0)
+
+    ctx = SimpleNamespace(
+        chain=SimpleNamespace(signer_standing=standing),
+        node=SimpleNamespace(capacity=checker_adverts({**staked, **flood}),
+                             key=SimpleNamespace(node_id=NodeId(b"\xff" * 32))),
+    )  # fmt: skip
+    answerer = Answerer(ctx, lambda: "")  # type: ignore[arg-type]
+    read: set[bytes] = set()
+    found: set[bytes] = set()
+    for _ in range(-(-1_020 // MAX_STANDING_READS)):
+        found |= set(await answerer._checkers(set(), b"\x01" * 32, 10**17, read))
+    assert found == {n.raw for n in staked} and len(reads) == len(set(reads)) == 1_020
+    assert await answerer._checkers(set(), b"\x01" * 32, 10**17, read) == []  # all read
+
+
+async def test_an_answer_draws_again_each_round_until_enough_staked_checkers_sign(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The gather widens its draw at each resend while the answer is short: the staked
+    checkers, absent from the first draw among a flood of fresh adverts, are asked in a
+    later round, sign, and the answer goes out (with one draw for good, never)."""
+    (_, requester), (_, worker), (_, claimer) = key_and_address(), key_and_address(), key_and_address()
+    ref = ResultRef(31337, b"\xe7" * 20, requester, os.urandom(32), os.urandom(32), 1, os.urandom(32))
+    answer = CleanAnswer(ref, worker, os.urandom(32))
+    honest = {NodeId(os.urandom(32)): key_and_address() for _ in range(2)}
+    flood = {NodeId(os.urandom(32)): os.urandom(20) for _ in range(300)}
+    staked = {address for _, address in honest.values()}
+    capacity = checker_adverts(flood)
+    sent: list[object] = []
+
+    async def standing(address: bytes) -> SignerStanding:
+        return SignerStanding(address in staked, 10**18 if address in staked else 0, 0)
+
+    async def escalate(*args: object) -> None:
+        sent.append(args)
+
+    async def chain_time_s() -> int:
+        return 10**9 + int(trio.current_time())
+
+    def send(to: bytes, request: object) -> None:
+        for node, (key, _) in honest.items():
+            if node.raw == to:  # an honest checker re-checks, passes, signs
+                answerer.on_clean_signed(to, CleanSigned(ref.job_id, ref.task_id,
+                                                         sign(answer.rung((claimer,), 0), key), 0))  # fmt: skip
+
+    ctx = SimpleNamespace(
+        chain=SimpleNamespace(signer_standing=standing, escalate=escalate, chain_time_s=chain_time_s),
+        node=SimpleNamespace(capacity=capacity, key=SimpleNamespace(node_id=NodeId(b"\xff" * 32))),
+        outbox=SimpleNamespace(send=send),
+    )  # fmt: skip
+    answerer = Answerer(ctx, lambda: "")  # type: ignore[arg-type]
+    read: set[bytes] = set()
+    first = await answerer._checkers({claimer, requester}, b"\x09" * 32, 10**17, read)
+    assert first == []  # the flood alone: nobody to ask
+    capacity.update(checker_adverts({node: address for node, (_, address) in honest.items()}))
+    run = _Answer(answer, (claimer,), 10**17, frozenset(first), b"\x09" * 32)
+    run.read = read
+    answerer._running[(ref.job_id, ref.task_id, ref.frame_digest)] = run
+    request = CleanSignRequest(ref.job_id, ref.task_id, 1, worker, "bafkframe", "")
+    with trio.fail_after(5 * 60):  # mock time: a few rounds of RESEND_S
+        assert await answerer._gather(run, request, 10**9 + 2 * 86_400, ())
+    assert len(sent) == 1 and run.read >= {n.raw for n in honest}
 
 
 async def test_an_answer_rebound_to_the_claim_that_replaced_it_asks_and_counts_for_that_claim() -> None:
