@@ -284,6 +284,8 @@ class EscrowClient:
         # and the claim's FraudClaimed events, by (ref without its frame digest, worker,
         # commitment): whichever frame a request names, the logs are read once a claim
         self._claim_events: OrderedDict[tuple[ResultRef, bytes, bytes], list[tuple[bytes, tuple[bytes, ...], Any]]] = OrderedDict()
+        # and those read before any matched, with the chain head they were read at
+        self._unmatched_events: OrderedDict[tuple[ResultRef, bytes, bytes], tuple[list[tuple[bytes, tuple[bytes, ...], Any]], int]] = OrderedDict()
         self._evidence_lock = threading.Lock()  # called from worker threads (node.roles.chain)
 
     @property
@@ -406,15 +408,27 @@ class EscrowClient:
         key = (replace(ref, frame_digest=bytes(32)), worker, state.commit)
         with self._evidence_lock:
             events = self._claim_events.get(key)
+            unmatched = self._unmatched_events.get(key)
         kept = events is not None
         if events is None:
-            events = self._read_claim_events(ref, worker, state)
+            # no match yet: what was read stands until the chain's head moves (a flood of
+            # made-up frames before the first real one cost a search each; review)
+            head = int(with_retries(lambda: self.w3.eth.block_number, self.sender.config, "block"))
+            if unmatched is not None and unmatched[1] == head:
+                events = unmatched[0]
+            else:
+                events = self._read_claim_events(ref, worker, state)
+                with self._evidence_lock:
+                    self._unmatched_events[key] = (events, head)
+                    while len(self._unmatched_events) > EVIDENCE_CACHE:
+                        self._unmatched_events.popitem(last=False)
         for tiles, claimers, tx in events:
             if claim_commit(ref.frame_digest, tiles, claimers) == state.commit:
-                if not kept:  # kept only once the claim's own event was among them: logs
-                    # that lag the claim's state would otherwise hide it for good (review)
+                if not kept:  # kept for good once the claim's own event was among them:
+                    # logs that lag the claim's state would otherwise hide it (review)
                     with self._evidence_lock:
                         self._claim_events[key] = events
+                        self._unmatched_events.pop(key, None)
                         while len(self._claim_events) > EVIDENCE_CACHE:
                             self._claim_events.popitem(last=False)
                 return ClaimEvidence(tiles, claimers, self._published(tx))

@@ -84,8 +84,12 @@ from protocol.slashing import accused_climbs_next, claim_side, may_pick_claimer
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_ASKED = 32  # checkers asked per claim (a larger quorum needs at most 16)
+MAX_ASKED = 32  # checkers asked per draw (a larger quorum needs at most 16)
 MAX_STANDING_READS = 4 * MAX_ASKED  # escrow reads to find them (adverts are strangers')
+# while short, each resend draws more (_gather): at most this many asked in all, each sent
+# every resend, and this many adverts read for one claim (review: both only grew)
+MAX_ASKED_IN_ALL = 4 * MAX_ASKED
+MAX_READ_IN_ALL = 8 * MAX_STANDING_READS
 MAX_ENDED = 1024  # ended answers remembered
 RESEND_S = 60.0
 CHAIN_RETRY_S = 30.0
@@ -291,7 +295,8 @@ class Answerer:
                                   rung=len(ladder), job=key[0].hex()[:16])  # fmt: skip
                         return True
             if trio.current_time() >= resend_at:  # on the timer, not on every signature
-                if len(good) <= to_beat and (not first_send or not run.asked):
+                if (len(good) <= to_beat and (not first_send or not run.asked)
+                        and len(run.asked) < MAX_ASKED_IN_ALL and len(run.read) < MAX_READ_IN_ALL):
                     # not enough after a round (or nobody to ask): draw more among the
                     # adverts not read yet, MAX_STANDING_READS a round
                     more = await self._checkers(set(run.claimers) | {ref.requester}, run.requester,

@@ -259,55 +259,43 @@ class RequesterRole:
         return job
 
     async def receive(self, sender: bytes, message: Message, digest: bytes, wire: bytes = b"") -> bool:
-        """Take ``message`` from ``sender``; False: not now (busy: the sender asks again)."""
+        """Take ``message`` from ``sender``; False: not now (busy: the sender asks again).
+
+        In a job that reads stakes a bid is taken only from a node whose advert binds the
+        address it names (both keys sign: docs/PROTOCOL.md §8.1), and that address's stake
+        is read for it as long as it stands. A bid's payment address is the bidder's word:
+        the requester read the stake of whatever address a bid named, and stake proves a
+        bidder, so any number of fresh keys naming a stranger's staked address skipped the
+        challenge and the trial cap (and met a minimum stake), then took leases they could
+        not deliver on (review of stop 44). A bid from a node whose advert we do not hold
+        yet is held (``RequesterJob.park_bid``) and taken once its advert comes; one naming
+        another address than its advert binds is not taken (busy, unscored)."""
         self.vouchers.heard_from(sender)  # a path to it exists: vouchers waiting go now
         job = self.jobs.get(getattr(message, "job_id", b""))
         if job is None:
             return True
+        if isinstance(message, Bid) and job.machine.reads_stakes:
+            bound = self.address_of(sender)
+            if bound is None:  # its advert may be on its way: held until it comes
+                job.park_bid(sender, message, digest, wire)
+                return True
+            job.unpark_bid(sender)
+            if bound != message.payment_address:
+                log_event(logger, logging.INFO, "bid not taken: its address is not its advert's",
+                          bidder=sender.hex()[:16], address=message.payment_address.hex(),
+                          advert=bound.hex())  # fmt: skip
+                return False
         if isinstance(message, Bid | Result):  # the decisions that read reputation
             record = self.worker_record(sender)
             if job.fed.get(sender) != record:
                 await job.step("record", sender, pack_record(record), self.clock.now_ms())
         market = job.machine.config
         if isinstance(message, Bid) and job.machine.reads_stakes:
-            if not await self._bid_bound(job, sender, message):
-                return False
-            if job.bound_bids.get(sender) == message.payment_address:
-                await job.feed_stake(message.payment_address, bidder=True)
+            await job.feed_stake(message.payment_address, bidder=True)
         if isinstance(message, Bid) and market.trial_leases:
             await self.challenger.on_bid(job, sender, message)  # its outcome, or a challenge
         await job.step("msg", sender, message_record(message, digest, wire), self.clock.now_ms())
         return True
-
-    async def _bid_bound(self, job: RequesterJob, sender: bytes, bid: Bid) -> bool:
-        """Whether to take ``bid`` now in ``job`` (a job that reads stakes). A bid's payment
-        address is the bidder's word; only its advert binds an address to it (both keys
-        sign: docs/PROTOCOL.md §8.1). The requester read the stake of whatever address a
-        bid named, and stake proves a bidder: any number of fresh keys naming a stranger's
-        staked address skipped the challenge and the trial cap (and met a minimum stake),
-        then took leases they could not deliver on (review of stop 44). Now:
-        - a bid naming the address its sender's advert binds is taken, bound: the job
-          reads that address's stake for it as long as the bid stands
-          (``RequesterJob.bound_bids``; a later advert binding another address changes
-          nothing: the bid's own address is read);
-        - one naming another address than its advert binds, or from a node whose advert
-          we do not hold naming an address that holds stake (or is unread, or is one this
-          job already reads for another: it would share that stake), is not taken now
-          (busy: the sender asks again a few times; its advert may be on its way, or
-          changed), unscored;
-        - one from a node without an advert naming an unstaked address nobody here
-          reads is taken, unproven: challenged, on trial."""
-        bound = self.address_of(sender)
-        if bound is not None and bound == bid.payment_address:
-            job.bind_bid(sender, bid.payment_address)
-            return True
-        if bound is None and bid.payment_address not in job.stakes_fed:
-            if await self.confirmed_stake(bid.payment_address) == 0:
-                return True
-        log_event(logger, logging.INFO, "bid not taken: its address is not bound to its bidder",
-                  bidder=sender.hex()[:16], address=bid.payment_address.hex(),
-                  advert="none" if bound is None else bound.hex())  # fmt: skip
-        return False
 
     def worker_record(self, worker: bytes) -> WorkerRecord | None:
         """What our machines are given: our own book merged with the public record's

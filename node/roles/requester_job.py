@@ -17,6 +17,7 @@ import hmac
 import itertools
 import logging
 import shutil
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -69,6 +70,7 @@ from protocol.market import (
 from protocol.market.awarding import count_matters, lanes_elsewhere, new_lanes
 from protocol.messages import (
     MESSAGE_TYPES,
+    Bid,
     ClosedOutcome,
     JobAnnounce,
     JobCancelled,
@@ -81,6 +83,8 @@ from protocol.reputation import WorkerRecord
 from protocol.verification import CHECKER_WAIT_MS, prefer_unasked
 
 logger = logging.getLogger(__name__)
+PARKED_BIDS = 64  # bids a job holds until their senders' adverts come (park_bid)
+PARK_S = 120.0  # and for how long at most
 UNDER_MINIMUM_SWEEPS = 10  # _run_backing reads stakes under the minimum this rarely
 CHECKER_WAIT_S = CHECKER_WAIT_MS / 1000  # protocol.verification: the simulator's too
 REFUND_POLL_S = 5.0
@@ -144,9 +148,10 @@ class RequesterJob:
         # _restate), and the addresses another job of ours planned a lane for since.
         self._counts: dict[bytes, int] = {}
         self._restate: set[bytes] = set()
-        # bidder -> the address its advert bound when its bid was taken: the stakes the
-        # standing-bid readings read (RequesterRole._bid_bound)
-        self.bound_bids: dict[bytes, bytes] = {}
+        # bids held until their senders' adverts come (RequesterRole.receive): sender ->
+        # (bid, digest, wire, when first held)
+        self._parked: OrderedDict[bytes, tuple[Bid, bytes, bytes, float]] = OrderedDict()
+        self._parking = False  # _run_parked runs
         self._backing_wake = trio.Event()  # a lane of ours was mined: read the counts again
         self.lanes_open: set[bytes] = set()  # payees whose lane in this job was mined
         # one stake read and journalled at a time: checks and plants feed the same checkers
@@ -385,10 +390,6 @@ class RequesterJob:
             # opened elsewhere, or planned by our other jobs, while it was down): read its
             # standing bids again before its timer can award on them (review of stop 44).
             # A new job has no bids yet: nothing to read.
-            address_of = self.role.address_of  # a resumed job's bids: bound as adverts say now
-            for worker, address in self.machine.bids_by_worker().items():
-                if address_of(worker) == address:
-                    self.bind_bid(worker, address)
             await self._read_backing(sweep=1)
             self.role.spawn(self._run_backing)  # beside: a bug in it never stops the timer
         await run_timer(self.ctx.clock, self.machine.get_timer, fire, lambda: self._changed)
@@ -697,8 +698,9 @@ class RequesterJob:
         """One reading of the standing bids (:meth:`_run_backing`'s ``sweep``-th): those
         under the minimum only every ``UNDER_MINIMUM_SWEEPS``-th sweep, each contained."""
         minimum = self.machine.config.min_stake_wei
-        bound = self.bound_bids  # the address each bid was taken bound to (RequesterRole._bid_bound)
-        standing = {a for w, a in self.machine.bids_by_worker().items() if bound.get(w) == a}
+        # every standing bid was bound to its address by its sender's advert when it was
+        # taken (RequesterRole.receive): its own address is read, whatever it binds since
+        standing = self.machine.bidder_addresses()
         self._unread &= standing  # a bid replaced or dropped is not read for
         due = standing
         if sweep % UNDER_MINIMUM_SWEEPS:  # a stake under the minimum: every 10th sweep
@@ -710,13 +712,43 @@ class RequesterJob:
                 log_event(logger, logging.ERROR, "stake reading not fed",
                           job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
-    def bind_bid(self, worker: bytes, address: bytes) -> None:
-        """``worker``'s bid was taken naming ``address``, which its advert binds. Bounded:
-        past ``max_bidders`` bidders, those without a standing bid go."""
-        if worker not in self.bound_bids and len(self.bound_bids) >= self.machine.config.max_bidders:
-            standing = self.machine.bids_by_worker()
-            self.bound_bids = {w: a for w, a in self.bound_bids.items() if standing.get(w) == a}
-        self.bound_bids[worker] = address
+    def park_bid(self, sender: bytes, bid: Bid, digest: bytes, wire: bytes) -> None:
+        """Hold ``bid`` until ``sender``'s advert comes (at most ``PARK_S``; the newest
+        ``PARKED_BIDS``): a node's bid may reach us before its advert, and workers bid
+        once a job (answered busy, it gave up after its outbox's few tries)."""
+        first = self._parked.pop(sender, (bid, digest, wire, trio.current_time()))[3]
+        self._parked[sender] = (bid, digest, wire, first)
+        while len(self._parked) > PARKED_BIDS:
+            self._parked.popitem(last=False)
+        if not self._parking:
+            self._parking = True
+            self.role.spawn(self._run_parked)
+
+    def unpark_bid(self, sender: bytes) -> None:
+        self._parked.pop(sender, None)
+
+    async def _run_parked(self) -> None:
+        """Take each held bid once its sender's advert came; drop it after ``PARK_S``."""
+        address_of = self.role.address_of
+        try:
+            while self._parked and self.view.outcome is None:
+                with trio.move_on_after(PARK_S / 4):
+                    await self.ctx.node.wait_until(lambda: any(address_of(s) for s in self._parked))
+                now = trio.current_time()
+                for sender, (bid, digest, wire, first) in list(self._parked.items()):
+                    if address_of(sender) is not None:
+                        try:  # taken or not now, it is held no longer (receive unparks it)
+                            await self.role.receive(sender, bid, digest, wire)
+                        except Exception as exc:  # contained: its sender is the machine's to judge
+                            log_event(logger, logging.INFO, "held bid not taken",
+                                      bidder=sender.hex()[:16], error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+                        self._parked.pop(sender, None)
+                    elif now - first >= PARK_S:
+                        self._parked.pop(sender, None)
+                        log_event(logger, logging.INFO, "held bid dropped: no advert of its sender",
+                                  bidder=sender.hex()[:16])  # fmt: skip
+        finally:
+            self._parking = False
 
     def wake_backing(self) -> None:
         """Read the standing bids again now (a lane of ours changed a count)."""

@@ -181,13 +181,15 @@ async def open_cluster(root: Path, limit_s: float = 4 * 3600) -> AsyncIterator[C
                 nursery.cancel_scope.cancel()
 
 
-async def stranger(heard_by: Member, key: NodeKey | None = None) -> tuple[bytes, bytes]:
+async def stranger(
+    heard_by: Member, key: NodeKey | None = None, payment_key: bytes | None = None
+) -> tuple[bytes, bytes]:
     """A node no cluster member runs, advertised to ``heard_by`` (kept in its store too, as
     a heard advert is: it survives a restart) with a payment address its advert binds
     (docs/PROTOCOL.md §8.1: both keys sign): its bids name that address, whose stake a
     requester then reads; ``key``: that node's (again: its advert now binds a fresh
-    address). (node id, payment address)"""
-    key, payment_key = key or NodeKey.generate(), bytes(Account.create().key)
+    address, or ``payment_key``'s). (node id, payment address)"""
+    key, payment_key = key or NodeKey.generate(), payment_key or bytes(Account.create().key)
     advert = CapacityAdvert((Role.WORKER,), (), (), 0, 0, 0,
                             PaymentBinding.create(key, payment_key), (), 1)  # fmt: skip
     node = heard_by.live().ctx.node

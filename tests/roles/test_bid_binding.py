@@ -11,15 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from eth_account import Account
 
+from node.roles.requester_job import PARK_S, RequesterJob
 from protocol import NodeKey
 from protocol.messages import Bid
-from tests.roles.cluster import client_with_checker, open_cluster, stranger
+from tests.roles.cluster import Cluster, Member, client_with_checker, open_cluster, stranger
 
 STAKE_WEI = 10**18
 
 
-async def test_bids_naming_a_staked_address_they_do_not_bind_are_refused(
+async def job_asking_stake(cluster: Cluster) -> tuple[Member, RequesterJob]:
+    """A client asking ``STAKE_WEI`` of its workers and its job of two frames."""
+    client = await client_with_checker(cluster, min_stake_wei=STAKE_WEI)
+    job_id = await cluster.submit("client", frames=2)
+    return client, client.live().requester.jobs[job_id]
+
+
+async def test_bids_naming_a_staked_address_they_do_not_bind_are_not_taken(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
@@ -29,20 +38,40 @@ async def test_bids_naming_a_staked_address_they_do_not_bind_are_refused(
         job_id = await cluster.submit("client", frames=3)
         role = client.live().requester
         job = role.jobs[job_id]
-        sybils = [NodeKey.generate().node_id.raw for _ in range(10)]  # keys are free
-        for sybil in sybils:  # no advert: the staked address is not theirs to name
-            assert not await role.receive(sybil, Bid(job_id, 3, 1, 1, victim), bytes(32))
+        sybils = [NodeKey.generate() for _ in range(10)]  # keys are free
+        for sybil in sybils:  # no advert: held, waiting for one
+            assert await role.receive(sybil.node_id.raw, Bid(job_id, 3, 1, 1, victim), bytes(32))
         bound, own = await stranger(client)  # its advert binds another address
         assert not await role.receive(bound, Bid(job_id, 3, 1, 1, victim), bytes(32))  # busy
-        assert not any(job.machine.has_bidder(s) for s in (*sybils, bound))
+        await stranger(client, sybils[0])  # one advertises: its own address, not the victim's
+        await trio.sleep(PARK_S)  # mock time: held bids are taken, or dropped unadvertised
+        assert not any(job.machine.has_bidder(s) for s in (*(k.node_id.raw for k in sybils), bound))
         assert victim not in job.stakes_fed
-        # a bid from a node we hold no advert of, naming an unstaked address: taken, unproven
-        fresh = NodeKey.generate().node_id.raw
-        await role.receive(fresh, Bid(job_id, 3, 1, 1, bytes(20 * [7])), bytes(32))
-        assert job.machine.has_bidder(fresh) and bytes(20 * [7]) not in job.stakes_fed
         # the binding's owner is read as before
-        await role.receive(bound, Bid(job_id, 3, 1, 1, own), bytes(32))
-        assert job.machine.has_bidder(bound)
+        cluster.escrow.stakes[own] = STAKE_WEI
+        assert await role.receive(bound, Bid(job_id, 3, 1, 1, own), bytes(32))
+        assert job.machine.has_bidder(bound) and own in job.stakes_fed
+
+
+async def test_a_bid_that_comes_before_its_advert_is_held_and_taken_once_it_comes(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Second and third reviews of stop 44: a bid whose advert had not reached us was
+    refused, then answered busy, and its sender's outbox gave up after about 3 s. Workers
+    bid once a job: an honest worker lost the job. Now the bid is held until the advert
+    comes (at most ``PARK_S``)."""
+    async with open_cluster(tmp_path) as cluster:
+        client, job = await job_asking_stake(cluster)
+        role, job_id, key = client.live().requester, job.job_id, NodeKey.generate()
+        address = bytes.fromhex(Account.from_key(payment := bytes(Account.create().key)).address[2:])
+        cluster.escrow.stakes[address] = STAKE_WEI
+        assert await role.receive(key.node_id.raw, Bid(job_id, 1, 10**13, 1, address), bytes(32))
+        assert not job.machine.has_bidder(key.node_id.raw)
+        await trio.sleep(10)  # mock time: the advert is on its way
+        await stranger(client, key, payment)
+        await trio.sleep(PARK_S / 4)  # mock time: the held bid's next look
+        assert job.stakes_fed.get(address) == STAKE_WEI  # taken, bound: its stake read
+        assert job.machine.lanes_wei().get(address, 0) > 0  # and awarded
 
 
 async def test_a_bid_is_read_at_the_address_it_was_taken_with_whatever_its_advert_binds_later(
@@ -52,11 +81,8 @@ async def test_a_bid_is_read_at_the_address_it_was_taken_with_whatever_its_adver
     advert binds now, so a worker that bid staked at A and re-advertised binding B (free)
     froze A's reading at bid time: it withdrew A's stake and kept qualifying."""
     async with open_cluster(tmp_path) as cluster:
-        client = await client_with_checker(cluster, min_stake_wei=STAKE_WEI)
-        job_id = await cluster.submit("client", frames=2)
-        role = client.live().requester
-        job = role.jobs[job_id]
-        key = NodeKey.generate()
+        client, job = await job_asking_stake(cluster)
+        role, job_id, key = client.live().requester, job.job_id, NodeKey.generate()
         worker, address = await stranger(client, key)
         cluster.escrow.stakes[address] = STAKE_WEI
         assert await role.receive(worker, Bid(job_id, 1, 10**13, 1, address), bytes(32))
