@@ -276,9 +276,8 @@ class RequesterRole:
             return True
         if isinstance(message, Bid) and job.machine.reads_stakes:
             bound = self.address_of(sender)
-            if bound is None:  # its advert may be on its way: held until it comes
-                job.park_bid(sender, message, digest, wire)
-                return True
+            if bound is None:  # its advert may be on its way: held until it comes (or busy)
+                return job.park_bid(sender, message, digest, wire)
             job.unpark_bid(sender)
             if bound != message.payment_address:
                 log_event(logger, logging.INFO, "bid not taken: its address is not its advert's",

@@ -712,17 +712,21 @@ class RequesterJob:
                 log_event(logger, logging.ERROR, "stake reading not fed",
                           job=self.job_id.hex()[:16], error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
-    def park_bid(self, sender: bytes, bid: Bid, digest: bytes, wire: bytes) -> None:
-        """Hold ``bid`` until ``sender``'s advert comes (at most ``PARK_S``; the newest
-        ``PARKED_BIDS``): a node's bid may reach us before its advert, and workers bid
-        once a job (answered busy, it gave up after its outbox's few tries)."""
-        first = self._parked.pop(sender, (bid, digest, wire, trio.current_time()))[3]
+    def park_bid(self, sender: bytes, bid: Bid, digest: bytes, wire: bytes) -> bool:
+        """Hold ``bid`` until ``sender``'s advert comes (at most ``PARK_S``): a node's bid
+        may reach us before its advert, and workers bid once a job (answered busy, it
+        gave up after its outbox's few tries). False when ``PARKED_BIDS`` others are held
+        (the sender is answered busy): fresh keys cost nothing, and evicting the oldest
+        let them push out an honest bid already answered "taken" (review of stop 44)."""
+        held = self._parked.pop(sender, None)
+        if held is None and len(self._parked) >= PARKED_BIDS:
+            return False
+        first = trio.current_time() if held is None else held[3]
         self._parked[sender] = (bid, digest, wire, first)
-        while len(self._parked) > PARKED_BIDS:
-            self._parked.popitem(last=False)
         if not self._parking:
             self._parking = True
             self.role.spawn(self._run_parked)
+        return True
 
     def unpark_bid(self, sender: bytes) -> None:
         self._parked.pop(sender, None)
@@ -735,14 +739,17 @@ class RequesterJob:
                 with trio.move_on_after(PARK_S / 4):
                     await self.ctx.node.wait_until(lambda: any(address_of(s) for s in self._parked))
                 now = trio.current_time()
-                for sender, (bid, digest, wire, first) in list(self._parked.items()):
+                for sender, entry in list(self._parked.items()):
+                    if self._parked.get(sender) is not entry:
+                        continue  # taken, or replaced by a newer bid, while we took another
+                    bid, digest, wire, first = entry
                     if address_of(sender) is not None:
-                        try:  # taken or not now, it is held no longer (receive unparks it)
+                        del self._parked[sender]  # before: a newer bid held meanwhile stays
+                        try:
                             await self.role.receive(sender, bid, digest, wire)
                         except Exception as exc:  # contained: its sender is the machine's to judge
                             log_event(logger, logging.INFO, "held bid not taken",
                                       bidder=sender.hex()[:16], error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
-                        self._parked.pop(sender, None)
                     elif now - first >= PARK_S:
                         self._parked.pop(sender, None)
                         log_event(logger, logging.INFO, "held bid dropped: no advert of its sender",

@@ -197,6 +197,7 @@ async def stranger(
     node.capacity[key.node_id.text] = SeenAdvert(advert, now_ms, now_ms)
     envelope = encode_envelope(key, advert, nonce=1, now_ms=now_ms)
     await node.store.save_advert(key.node_id.text, envelope, [], now_ms)
+    node._notify()  # as a gossiped advert wakes what waits on the node
     return key.node_id.raw, bytes.fromhex(Account.from_key(payment_key).address[2:])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import trio
 from eth_account import Account
 
-from node.roles.requester_job import PARK_S, RequesterJob
+from node.roles.requester_job import PARK_S, PARKED_BIDS, RequesterJob
 from protocol import NodeKey
 from protocol.messages import Bid
 from tests.roles.cluster import Cluster, Member, client_with_checker, open_cluster, stranger
@@ -69,9 +69,17 @@ async def test_a_bid_that_comes_before_its_advert_is_held_and_taken_once_it_come
         assert not job.machine.has_bidder(key.node_id.raw)
         await trio.sleep(10)  # mock time: the advert is on its way
         await stranger(client, key, payment)
-        await trio.sleep(PARK_S / 4)  # mock time: the held bid's next look
+        await trio.sleep(1)  # mock time: the advert woke the held bids
         assert job.stakes_fed.get(address) == STAKE_WEI  # taken, bound: its stake read
         assert job.machine.lanes_wei().get(address, 0) > 0  # and awarded
+        assert not job._parked
+        # a full holding area answers busy; it does not push out bids held already
+        for _ in range(PARKED_BIDS):
+            assert await role.receive(NodeKey.generate().node_id.raw,
+                                      Bid(job_id, 1, 10**13, 1, address), bytes(32))  # fmt: skip
+        assert not await role.receive(NodeKey.generate().node_id.raw,
+                                      Bid(job_id, 1, 10**13, 1, address), bytes(32))  # fmt: skip
+        assert len(job._parked) == PARKED_BIDS
 
 
 async def test_a_bid_is_read_at_the_address_it_was_taken_with_whatever_its_advert_binds_later(
