@@ -282,7 +282,7 @@ class EscrowClient:
         # and calldata never change, and the answerer and every recheck request read them
         self._evidence: OrderedDict[tuple[ResultRef, bytes, bytes], ClaimEvidence] = OrderedDict()
         # and the claim's FraudClaimed events, by (ref without its frame digest, worker,
-        # commitment): whichever frame a request names, the logs are read once a claim
+        # commitment), once one matched: whichever frame a request names, no log read
         self._claim_events: OrderedDict[tuple[ResultRef, bytes, bytes], list[tuple[bytes, tuple[bytes, ...], Any]]] = OrderedDict()
         # and those read before any matched, with the chain head they were read at
         self._unmatched_events: OrderedDict[tuple[ResultRef, bytes, bytes], tuple[list[tuple[bytes, tuple[bytes, ...], Any]], int]] = OrderedDict()
@@ -404,7 +404,8 @@ class EscrowClient:
         The events are kept once one matched, and then serve any frame asked about: a
         claim's id leaves the frame out, so requests naming one made-up frame after another
         each cost a binary search for the claim's block and its log reads (review of stop
-        44). Until one matches they are read again each time (logs may lag the state)."""
+        44). Until one matches, what was read stands while the chain's head stays where it
+        was read (logs may lag the state: read again once the head moved)."""
         key = (replace(ref, frame_digest=bytes(32)), worker, state.commit)
         with self._evidence_lock:
             events = self._claim_events.get(key)

@@ -55,7 +55,6 @@ from protocol.market import Command, JobState, PlantJudged, RequestPlant, TaskSt
 from protocol.verification import DEFAULT_POLICY
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from node.roles.requester_job import RequesterJob
 
@@ -71,31 +70,21 @@ class CheckFrames:
     def __init__(self, job: RequesterJob) -> None:
         self.job = job
         self.canonical: dict[str, str] = {}  # the worker's frame CID -> the copy checkers get
-        # one fetch of a CID at a time (its partial file is shared), others beside it: one
-        # lock for the job let a worker trickling its frame hold every check of the job
-        # (review of stop 44); bounded as ``canonical`` is, by the job's results
-        self._fetching: dict[str, trio.Lock] = {}
         self._planting: set[bytes] = set()  # task ids whose plant is being made
         # task ids whose plant has not picked its checker yet (their real check waits for
         # it: picked_first), and of those, the plants waiting for a checker with room
         self._picks_first: set[bytes] = set()
         self._waiting_room: set[bytes] = set()
 
-    async def _fetch(self, worker: bytes, frame_cid: str) -> Path:
-        lock = self._fetching.setdefault(frame_cid, trio.Lock())
-        try:
-            async with lock:
-                return await self.job.ctx.fetch_from(worker, frame_cid)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._fetching.pop(frame_cid, None)
-
     async def prepare(self, worker: bytes, frame_cid: str) -> None:
         """Make the canonical copy of the worker's frame (no-op when made already)."""
         if frame_cid in self.canonical:
             return
         ctx = self.job.ctx
-        path = await self._fetch(worker, frame_cid)
+        # one fetch of a CID at a time, others beside it (RoleContext.fetch_from): a lock
+        # for the whole job let a worker trickling its frame hold every check of the job
+        # (review of stop 44)
+        path = await ctx.fetch_from(worker, frame_cid)
         try:
             data = canonical_png(path)  # on the loop, as the checker decodes (a frame: ms)
         except ImageError:
@@ -185,7 +174,7 @@ class CheckFrames:
 
         # the plant first, whoever gets it: a checker's place is held from its pick to the
         # journalled ask, never across the frame's fetch (second review of stop 40)
-        path = await self._fetch(c.worker, c.frame_cid)
+        path = await self.job.ctx.fetch_from(c.worker, c.frame_cid)
         try:
             data = plant_png(path, c.key, DEFAULT_POLICY.sampling.tile_px)
         except ImageError:

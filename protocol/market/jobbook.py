@@ -305,11 +305,6 @@ class JobBook:
         """The payment addresses of the standing bids (a driver reads their stakes)."""
         return {b.payment_address for b in self._bidders.values()}
 
-    def bids_by_worker(self) -> dict[bytes, bytes]:
-        """Each standing bid's worker and the payment address it names (a driver reads the
-        stakes of those its adverts bind to their bidders)."""
-        return {w: b.payment_address for w, b in self._bidders.items()}
-
     def stake_qualifies(self, address: bytes) -> bool:
         """Whether ``address`` may work for this job (its minimum stake)."""
         return stake_qualifies(self._stakes.get(address), self.config.min_stake_wei,
