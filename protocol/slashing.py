@@ -46,10 +46,46 @@ def takeable_wei(active_wei: int, locked_wei: int, unbonding_wei: int) -> int:
 
 def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
     """Whether a registered checker's stake can back one more claim of ``amount_wei`` as a
-    signer: the escrow locks ``amount_wei`` of each signer's *free* active stake, and
+    signer: the escrow locks ``amount_wei`` of each signer's *free* active stake and asks
+    one cap more free besides (the amount is the cap: the escrow takes no other), and
     refuses the whole claim ("stake at risk too low") for one signer short of it. A
-    checker whose stake other pending claims hold is no claimer, whatever it holds."""
-    return active_wei - locked_wei >= amount_wei
+    checker whose stake other pending claims hold is no claimer, whatever it holds.
+
+    Why the cap besides: a claim takes only an accused's free (and unbonding) stake, so a
+    cheat that signed claims against its own sybils locked its stake away from the
+    honest claim on its fake (tests/ledger/test_stake_shields.py); a signer now always
+    leaves a claim on it the whole cap."""
+    return active_wei - locked_wei >= 2 * amount_wei
+
+
+@dataclass(frozen=True)
+class SlashSplit:
+    """Where an upheld claim's taken stake goes (the escrow's ``_settle``), in wei."""
+
+    burned_wei: int  # stays in the escrow, nobody's
+    requester_wei: int  # the job's requester (rounding dust included)
+    per_claimer_wei: int  # each position of the claim's side
+
+
+def slash_split(taken_wei: int, claimers: int, forfeits_wei: int = 0) -> SlashSplit:
+    """The escrow's split of an upheld claim: half of the ``taken_wei`` burned, of the
+    rest a half to the requester and a half, with ``forfeits_wei`` (the losing answerers'
+    locked stake), in equal parts to the claim side's ``claimers`` positions; the
+    requester keeps the dust.
+
+    Why burn: the slashed stake once went whole to the requester and the claimers, so a
+    cheat whose friends, as requester and staked checkers, claimed junk results it signed
+    got every wei back, before the honest claim on its fake and sooner than unbonding
+    allows (tests/ledger/test_stake_shields.py). Burned, that escape costs it half its
+    stake: as much as the honest claims take of a cheat staked two caps or more, and at
+    least half of it below (docs/VERIFICATION.md, "What a cheat's friends can do to its
+    stake")."""
+    if claimers <= 0:
+        raise ValueError("a claim has at least one claimer")
+    burned = taken_wei // 2
+    kept = taken_wei - burned
+    share = (kept // 2 + forfeits_wei) // claimers
+    return SlashSplit(burned, kept + forfeits_wei - share * claimers, share)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ledger.secured import NATIVE_TOKEN, Secured
 from ledger.voucher_book import Lane
+from protocol.slashing import slash_split
 from simulations.loop import EventLoop
 from simulations.scenario import Chain
 
@@ -74,6 +75,7 @@ class ChainModel:
         self.stakes: dict[bytes, int] = {}  # address -> active stake
         self.slashed: dict[bytes, int] = {}  # accused address -> stake taken by claims
         self.credits: dict[bytes, int] = {}  # address -> its shares of slashes (pull payments)
+        self.burned_wei = 0  # the burned half of executed claims (the escrow keeps it, nobody's)
         # payee -> UTC day its job's claim window ends -> new lanes (Escrow.lanes_ending)
         self.lanes_ending: dict[bytes, dict[int, int]] = {}
 
@@ -104,8 +106,9 @@ class ChainModel:
         amount_wei: int, included: Done | None = None,
     ) -> None:  # fmt: skip
         """A fraud claim, executed (the challenge window is not modelled: nobody answers):
-        up to ``amount_wei`` of the worker's stake, half to the claimers in equal parts,
-        the rest to the job's requester (``execute_slash``). ``worker`` is the accused: a
+        up to ``amount_wei`` of the worker's stake, split as the escrow's ``execute_slash``
+        splits it (``protocol.slashing.slash_split``: half burned, a quarter to the
+        claimers in equal parts, the rest to the job's requester). ``worker`` is the accused: a
         worker (``claim_fraud``) or a checker (``claim_pass``); ``included(ok)`` runs once
         the claim is in a block."""
 
@@ -115,11 +118,12 @@ class ChainModel:
                 return False  # "nothing to slash"
             self.stakes[worker] -= taken
             self.slashed[worker] = self.slashed.get(worker, 0) + taken
-            share = taken // 2 // len(claimers)
+            split = slash_split(taken, len(claimers))
+            self.burned_wei += split.burned_wei
             for claimer in claimers:
-                self.credits[claimer] = self.credits.get(claimer, 0) + share
-                self.balances[claimer] = self.balances.get(claimer, 0) + share
-            rest = taken - share * len(claimers)
+                self.credits[claimer] = self.credits.get(claimer, 0) + split.per_claimer_wei
+                self.balances[claimer] = self.balances.get(claimer, 0) + split.per_claimer_wei
+            rest = split.requester_wei
             self.credits[requester] = self.credits.get(requester, 0) + rest
             self.balances[requester] = self.balances.get(requester, 0) + rest
             return True

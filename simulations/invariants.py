@@ -129,7 +129,7 @@ class Invariants:
         """Escrow equations of the touched jobs (or all), then the global sum."""
         chain = self._chain
         self._check_jobs(list(chain.jobs) if every_job else chain.touched)
-        held = sum(chain.balances.values()) + chain.locked_wei()
+        held = sum(chain.balances.values()) + chain.locked_wei() + chain.burned_wei
         if held != chain.total_supply_wei:
             self.fail(f"escrow not conserved: {held} wei held, {chain.total_supply_wei} minted")
 

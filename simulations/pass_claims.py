@@ -14,13 +14,14 @@ machines emit none), and a quorum of other staked checkers
 that re-render them signs. The claim is made only when the escrow could take it
 (``protocol.slashing.claim_possible``: at least ``chain.slash_quorum`` other checkers
 the node's rule lets it pick, ``protocol.slashing.may_pick_claimer``: not the accused nor
-the requester, holding the cap, which each claim locks of its signers); executed at once (not
-modelled: an answer by the accused's sybils, docs/VERIFICATION.md), it takes ``min(SLASH_CAP, stake)`` of the checker, half to the
-claimers in equal parts and half to the requester (``ChainModel.slash``). Not modelled:
+the requester, holding the cap, which each claim locks of its signers, and a cap more kept free); executed at once (not
+modelled: an answer by the accused's sybils, docs/VERIFICATION.md), it takes ``min(SLASH_CAP, stake)`` of the checker, half burned, a
+quarter to the claimers in equal parts and a quarter to the requester (``ChainModel.slash``,
+``protocol.slashing.slash_split``). Not modelled:
 the escrow's registration minimum for signers (``CHECKER_MIN_STAKE``, 1 ether by
 default: the devnet's checkers hold it; a simulated checker counts as registered) and
 the claimers' re-render cost (a check's,
-against a share of 0.025 ETH); claimers are taken fewest claims signed first (the
+against a share of 0.0125 ETH); claimers are taken fewest claims signed first (the
 node's slasher picks at random), and nobody answers (the accused's sybils could).
 
 A whitewashing lazy checker (``adversaries.lazy_checker_whitewash``) posts its stake

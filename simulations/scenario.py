@@ -52,10 +52,12 @@ class Nodes:
     # Stake each worker holds in the escrow from the start (flood identities hold none);
     # 0 = none: the node's default, stake is optional
     worker_stake_wei: int = bounded(0, 0, 10**30)
-    # Stake each checker holds from the start: the escrow's default SLASH_CAP, what the
-    # node's requester asks of checkers by default (market.checker_stake_wei). A
+    # Stake each checker holds from the start: twice the escrow's default SLASH_CAP. One
+    # cap is what the node's requester asks of checkers by default
+    # (market.checker_stake_wei); a claim's signer locks a cap and keeps a cap more free
+    # (protocol.slashing.may_back_claim), so with less no checker could sign a claim. A
     # whitewashing lazy checker posts it again under each fresh key (simulations/pass_claims.py)
-    checker_stake_wei: int = bounded(10**17, 0, 10**30)
+    checker_stake_wei: int = bounded(2 * 10**17, 0, 10**30)
 
 
 @dataclass(frozen=True)

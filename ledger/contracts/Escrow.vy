@@ -58,7 +58,9 @@
 #   re-rendered, `round` the size of the answer that ended the frame's last
 #   claim (0 for its first: a claim's signatures open no later one). The amount is SLASH_CAP, no less; it is taken from the
 #   worker's stake into the claim at once, and each signer must hold that much
-#   free stake, which is locked until the claim settles. During CHALLENGE_S
+#   free stake and one SLASH_CAP more (so a claim on a signer always finds a cap
+#   to take, whatever claims it signed); the amount is locked until the claim
+#   settles. During CHALLENGE_S
 #   the worker may answer with signatures of MORE distinct registered
 #   checkers than signed the claim, none of them a claimer, the worker or the
 #   requester, each locking `amount` of free stake (`escalate` with an empty
@@ -75,15 +77,18 @@
 #   After the last rung's window anyone settles (`settle_contest`): the side
 #   of the last rung wins, every position (a signer on a rung) of the losing
 #   side forfeits its `amount` and the winners' locks are released. The
-#   claim's side: the claim executes, half of the taken stake to the
-#   requester and half plus the forfeits in equal parts to its positions.
+#   claim's side: the claim executes: half of the taken stake is burned (it
+#   stays in the escrow, nobody's: a cheat's friends that claim its stake
+#   first recover only half), a quarter goes to the requester and a quarter
+#   plus the forfeits in equal parts to its positions.
 #   The accused's side: the claim is cancelled, the worker gets its stake
 #   back (each part where it was taken from) plus half the forfeits, the
 #   other half to its positions. So every
 #   rung risks its signers' stake, and the side that can bring more staked
 #   checkers (16 at most) has the last word (docs/LEDGER.md). Otherwise,
-#   after the claim's window, anyone executes it: half of the taken stake to
-#   the requester, half in equal parts to the claimers, whose locks are
+#   after the claim's window, anyone executes it: half of the taken stake
+#   burned, a quarter to the requester, a quarter in equal parts to the
+#   claimers, whose locks are
 #   released. One claim per (job, worker, task, frame) at a time, executed at
 #   most once; after an answer stood the frame may be claimed again, by more
 #   signers than its last rung had
@@ -779,8 +784,9 @@ def settle_contest(
 def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: DynArray[address, MAX_SIGNERS]):
     """
     @notice After the challenge window of a claim nobody answered, slash:
-            half of the stake the claim holds to the job's requester, half
-            in equal parts to the claimers, whose locks are released.
+            half of the stake the claim holds burned, a quarter to the job's
+            requester, a quarter in equal parts to the claimers, whose locks
+            are released.
             Anyone may call.
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
@@ -1019,11 +1025,16 @@ def _settle(
             n_clean += len(ladder[i])
     if upheld:
         self.claims[claim_id].status = CLAIM_EXECUTED
+        # Half of the taken stake is burned (it stays here, nobody's): a cheat whose
+        # friends claim its stake first, as requester and claimers, pays that half
+        # (tests/ledger/test_stake_shields.py). The other half: a half to the requester,
+        # a half to the claimers in equal parts (protocol.slashing.slash_split).
+        kept: uint256 = claim.taken - claim.taken // 2
         penalty: uint256 = claim.amount * n_clean
-        share: uint256 = (claim.taken // 2 + penalty) // n_fraud
+        share: uint256 = (kept // 2 + penalty) // n_fraud
         self._release(claim.amount, share, False, claimers, ladder, True)
         self._release(claim.amount, 0, True, [], ladder, False)
-        self._credit(ref.requester, claim.taken + penalty - share * n_fraud)
+        self._credit(ref.requester, kept + penalty - share * n_fraud)
         log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
     else:
         self.claims[claim_id].status = CLAIM_ANSWERED
@@ -1197,7 +1208,7 @@ def _signers(
     worker: address,
     at_risk: uint256,
 ) -> DynArray[address, MAX_SIGNERS]:
-    # Distinct registered checkers, each with at least `at_risk` free stake.
+    # Distinct registered checkers, each with `at_risk` + SLASH_CAP free stake.
     signers: DynArray[address, MAX_SIGNERS] = []
     last: uint256 = 0
     for sig: Sig in sigs:
@@ -1207,11 +1218,15 @@ def _signers(
         assert convert(signer, uint256) > last, "signers not ascending"
         last = convert(signer, uint256)
         assert signer != worker, "worker cannot sign"
-        # The requester receives half of a slash, so it cannot vouch for one.
+        # The requester receives a quarter of a slash, so it cannot vouch for one.
         assert signer != requester, "requester cannot sign"
+        # (a registered checker holds CHECKER_MIN_STAKE active: _sync_checker drops the
+        # flag wherever active stake falls)
         assert self.is_checker[signer], "not a checker"
+        # The amount at risk, and a cap more kept free: a claim on this signer still
+        # takes the whole cap, whatever claims it signed (its own claimer positions were a
+        # shield of its stake: tests/ledger/test_stake_shields.py).
         st: Stake = self.stakes[signer]
-        assert st.active >= CHECKER_MIN_STAKE, "checker stake too low"
-        assert st.active - st.locked >= at_risk, "stake at risk too low"
+        assert st.active - st.locked >= at_risk + SLASH_CAP, "stake at risk too low"
         signers.append(signer)
     return signers

@@ -129,21 +129,30 @@ def check_chain(config: NodeConfig) -> tuple[Check, float | None]:
     return Check("chain", "ok", f"chain {chain_id} at {url}, escrow deployed"), offset_s
 
 
-def judge_checker_stake(active_wei: int, registered: bool, minimum_wei: int, cap_wei: int) -> Check:
-    """A checker is asked for checks only with stake covering a claim of its pass (the
-    slash cap: requesters' default ``checker_stake_wei``) and counts in the public record
-    only registered with the escrow's minimum."""
-    need_wei = max(minimum_wei, cap_wei)
+def judge_checker_stake(
+    active_wei: int, registered: bool, minimum_wei: int, cap_wei: int, locked_wei: int = 0
+) -> Check:
+    """A checker is asked for checks only with free stake (active, less what pending claims
+    lock: requesters read that) covering a claim of its pass (the slash cap: requesters'
+    default ``checker_stake_wei``), counts in the public record only registered with the
+    escrow's minimum, and can sign a claim (or an answer) only with a cap free besides the
+    cap the claim locks (``protocol.slashing.may_back_claim``)."""
+    free_wei = active_wei - locked_wei
+    need_wei = max(minimum_wei, 2 * cap_wei)
     # a bare number is wei (protocol.money): exact, whatever the amount
-    fix = f"pictor stake deposit {need_wei - active_wei if registered else need_wei} --checker"
-    if active_wei < cap_wei:
-        return Check("checker stake", "fail", f"{format_eth(active_wei)} active: requesters ask "
-                     f"only checkers holding {format_eth(cap_wei)} (a claim of one pass)", fix)  # fmt: skip
+    fix = f"pictor stake deposit {need_wei - free_wei if registered else need_wei} --checker"
+    locked = f" ({format_eth(locked_wei)} locked by claims)" if locked_wei else ""
+    if free_wei < cap_wei:
+        return Check("checker stake", "fail", f"{format_eth(free_wei)} free{locked}: requesters ask "
+                     f"only checkers holding {format_eth(cap_wei)} free (a claim of one pass)", fix)  # fmt: skip
     if not registered or active_wei < minimum_wei:
         return Check("checker stake", "warn", f"{format_eth(active_wei)} active, "
                      f"{'registered' if registered else 'not registered'}: verdicts count in the "
                      f"public record from {format_eth(minimum_wei)}, registered", fix)  # fmt: skip
-    return Check("checker stake", "ok", f"{format_eth(active_wei)} active, registered")
+    if free_wei < 2 * cap_wei:
+        return Check("checker stake", "warn", f"{format_eth(free_wei)} free{locked}: it cannot sign "
+                     f"a claim, which locks {format_eth(cap_wei)} and keeps as much more free", fix)  # fmt: skip
+    return Check("checker stake", "ok", f"{format_eth(active_wei)} active{locked}, registered")
 
 
 def check_checker_stake(config: NodeConfig) -> Check | None:
@@ -156,7 +165,8 @@ def check_checker_stake(config: NodeConfig) -> Check | None:
         escrow = open_escrow(config.data_dir)
         state = escrow.stake_of()
         return judge_checker_stake(state.active_wei, escrow.is_checker(escrow.account),
-                                   escrow.checker_min_stake_wei(), escrow.slash_cap_wei())  # fmt: skip
+                                   escrow.checker_min_stake_wei(), escrow.slash_cap_wei(),
+                                   state.locked_wei)  # fmt: skip
     except (StakeError, LedgerError) as exc:
         return Check("checker stake", "fail", f"cannot read it: {str(exc)[:120]}",
                      "see the chain check above")  # fmt: skip

@@ -117,12 +117,16 @@ class ChainLink:
             self._escrow = None
             raise LedgerError(str(exc)[:300]) from exc
 
-    async def active_stake_wei(self) -> int:
-        """This account's active stake in the escrow, as the chain has it now."""
-        return (await self._read(lambda c: c.stake_of(self.address))).active_wei
+    async def free_stake_wei(self) -> int:
+        """This account's free active stake in the escrow (active, less what pending
+        claims lock), as the chain has it now."""
+        return (await self._read(lambda c: c.stake_of(self.address))).free_wei
 
     async def stake_of(self, account: bytes) -> int:
         return (await self._read(lambda c: c.stake_of(account))).active_wei
+
+    async def free_stake_of(self, account: bytes) -> int:
+        return (await self._read(lambda c: c.stake_of(account))).free_wei
 
     async def open_lanes_of(self, account: bytes) -> int:
         return await self._read(lambda c: c.open_lanes_of(account))

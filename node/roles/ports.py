@@ -154,12 +154,23 @@ class Chain(Protocol):
 
     async def gas_price_wei(self) -> int: ...
 
-    async def active_stake_wei(self) -> int:
-        """This account's active stake in the escrow (what its adverts may state)."""
+    async def free_stake_wei(self) -> int:
+        """This account's free active stake in the escrow (what its adverts may state):
+        as ``free_stake_of`` reads it, what requesters read of it."""
         ...
 
     async def stake_of(self, account: bytes) -> int:
-        """``account``'s active stake (a requester's check of a bidder or a checker)."""
+        """``account``'s active stake, locked part included (the escrow's checker
+        minimum is judged on it: registration, the public record's count)."""
+        ...
+
+    async def free_stake_of(self, account: bytes) -> int:
+        """``account``'s free active stake: active less what pending claims lock
+        (``StakeState.free_wei``); a requester's check of a bidder or a checker. A claim
+        on ``account`` takes only free (and unbonding) stake, so locked stake backs
+        nothing: a cheat that signed claims against its own sybils locked its stake away
+        from the honest claim on its fake, and read as active it looked staked the while
+        (tests/roles/test_min_stake.py -k locked)."""
         ...
 
     async def open_lanes_of(self, account: bytes) -> int:

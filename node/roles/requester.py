@@ -495,9 +495,9 @@ class RequesterRole:
         return picked
 
     async def confirmed_stake(self, address: bytes) -> int | None:
-        """``address``'s active stake as the chain has it (read at most every
-        ``STAKE_TTL_S``); None without a chain or while it does not answer (read again
-        at the next call)."""
+        """``address``'s free active stake as the chain has it (``Chain.free_stake_of``:
+        locked stake backs nothing; read at most every ``STAKE_TTL_S``); None without a
+        chain or while it does not answer (read again at the next call)."""
         chain = self.ctx.chain
         if chain is None:
             return None
@@ -506,7 +506,7 @@ class RequesterRole:
         if cached is not None and now_s - cached[1] < STAKE_TTL_S:
             return cached[0]
         try:
-            stake_wei = await chain.stake_of(address)
+            stake_wei = await chain.free_stake_of(address)
         except LedgerError as exc:
             log_event(logger, logging.WARNING, "stake not read", error=str(exc)[:200])
             return None

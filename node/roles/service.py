@@ -279,7 +279,7 @@ async def run_roles(
             nursery.start_soon(stakes.run)
         if link is not None and (Role.WORKER in config.roles or Role.CHECKER in config.roles):
             # Stake matters in the adverts of those who work or check.
-            nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.active_stake_wei).run)
+            nursery.start_soon(StakeWatch(node.set_confirmed_stake, link.free_stake_wei).run)
             payee = Payee(link, node.store, RedeemPolicy(), settings.redeem_retry_s)
             await payee.load()
             nursery.start_soon(payee.run)

@@ -64,7 +64,7 @@ from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import JobState, TaskState
 from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
 from protocol.reputation import Judgement
-from protocol.slashing import upheld_rejecters
+from protocol.slashing import slash_split, upheld_rejecters
 from protocol.tile_secret import CheckKind
 
 
@@ -598,9 +598,10 @@ class VerifyDesk(JobBook):
 
     def _confirmable(self, task: TaskRecord) -> bool:
         """Whether the requester disputes ``task``'s rejection itself, at once (a
-        *confirmation*): a claim could follow (an escrowed job, a signed result) and half
-        of the worker's confirmed stake, what an executed claim pays the requester at
-        most, is worth more than the dispute's fees.
+        *confirmation*): a claim could follow (an escrowed job, a signed result) and the
+        requester's part of the worker's confirmed stake, what an executed claim pays it
+        at most (``protocol.slashing.slash_split``: a quarter; half is burned), is worth
+        more than the dispute's fees.
 
         Why: only an upheld dispute leads to a claim, and a worker that knows it cheated
         does not dispute, so a staked cheater was never slashed (the attack in
@@ -612,7 +613,7 @@ class VerifyDesk(JobBook):
         then disputes too, a free chance at its colluders; and an honest worker whose
         own dispute came late would have lost the frame, review of stop 36.) It costs
         the requester nothing a dispute by the worker would not. A claim takes at most
-        the escrow's cap (``pass_claim_wei``) and pays the requester half of it."""
+        the escrow's cap (``pass_claim_wei``) and pays the requester a quarter of it."""
         result = task.result
         if self.spec.escrow is None or result is None or result.result_sig is None:
             return False
@@ -620,7 +621,10 @@ class VerifyDesk(JobBook):
         stake_wei = self._stakes.get(task.payee_address, 0)
         if self.pass_claim_wei:  # a claim takes at most the escrow's cap
             stake_wei = min(stake_wei, self.pass_claim_wei)
-        return self.config.dispute_checkers > 0 and stake_wei // 2 > fees_wei
+        if self.config.dispute_checkers <= 0:
+            return False
+        claimers = upheld_rejecters(self.config.dispute_checkers)
+        return slash_split(stake_wei, claimers).requester_wei > fees_wei
 
     def _end_disputes(self, reason: str) -> list[Command]:
         """The job ended: open disputes end with it, their reserve released (and the rooms

@@ -28,7 +28,7 @@ from node.content.cid import cid_of_bytes
 from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import job_id_of
-from protocol.slashing import tiles_commitment
+from protocol.slashing import slash_split, tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -37,6 +37,7 @@ from tests.ledger.conftest import (
     Env,
 )
 from tests.ledger.test_stake_slash import (
+    SIGNER_STAKE_WEI,
     TILES,
     ordered,
     register,
@@ -110,9 +111,10 @@ def test_a_wrong_pass_is_claimed_and_executed(env: Env) -> None:
     env.chain.advance_time(CHALLENGE_S)
     env.outsider.send(env.outsider.calls.execute_slash(claim, claimers))
     assert env.outsider.claim(ref, checker.account).status == CLAIM_EXECUTED
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 2
+    split = slash_split(SLASH_CAP_WEI, 2)  # half burned
+    assert env.requester.credit_wei(env.requester.account) == split.requester_wei
     for c in env.checkers[:2]:
-        assert c.credit_wei(c.account) == SLASH_CAP_WEI // 4
+        assert c.credit_wei(c.account) == split.per_claimer_wei
         assert c.stake_of().locked_wei == 0
 
 
@@ -210,7 +212,7 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
     assert checker.stake_of().active_wei == 2 * ETHER
     penalty = 2 * SLASH_CAP_WEI
     for liar in liars:
-        assert liar.stake_of().active_wei == CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI
+        assert liar.stake_of().active_wei == SIGNER_STAKE_WEI - SLASH_CAP_WEI
     share = penalty // 2 // 3
     assert [h.credit_wei(h.account) for h in honest] == [share] * 3
     assert checker.credit_wei(checker.account) == penalty - 3 * share

@@ -19,6 +19,7 @@ from ledger.errors import ChainRevert
 from ledger.fraud import FraudClaim, ResultRef, order_signatures, sign_claim
 from ledger.fraud import sign as sign_message
 from ledger.vouchers import sign
+from protocol.slashing import slash_split
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -176,7 +177,7 @@ def test_fraud_signatures_name_the_requester(env: Env) -> None:
     env.chain.advance_time(CHALLENGE_S)
     claimers = sorted(c.account for c in env.checkers[:2])
     puppet.send(puppet.calls.execute_slash(claim, claimers))
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 2
+    assert env.requester.credit_wei(env.requester.account) == slash_split(SLASH_CAP_WEI, 2).requester_wei
     assert puppet.credit_wei(puppet.account) == 0
 
 

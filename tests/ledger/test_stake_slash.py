@@ -33,7 +33,7 @@ from ledger.tx import TxSender
 from protocol.fraud_evidence import claimed_verdicts, pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import TileEvidence, Verdict
-from protocol.slashing import tiles_commitment
+from protocol.slashing import slash_split, tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -53,7 +53,12 @@ def reverts(reason: str, fn: object, *args: object) -> None:
     assert info.value.reason == reason
 
 
-def register(checkers: list[EscrowClient], stake_wei: int = CHECKER_MIN_STAKE_WEI) -> None:
+# The checker minimum and a cap more: a signer keeps a cap free besides what it locks, so
+# each can sign two claims at once (test_signers_put_their_own_stake_at_risk).
+SIGNER_STAKE_WEI = CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI
+
+
+def register(checkers: list[EscrowClient], stake_wei: int = SIGNER_STAKE_WEI) -> None:
     for c in checkers:
         c.send(c.calls.stake(stake_wei))
         c.send(c.calls.register_checker())
@@ -175,14 +180,18 @@ def test_claim_executes_after_the_window_and_splits(env: Env) -> None:
             env.outsider.calls.execute_slash(claim, claimers[::-1]))  # fmt: skip
     env.outsider.send(execute)
     assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_EXECUTED
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 2
+    # half burned, a quarter to the requester, a quarter shared by the claimers
+    split = slash_split(SLASH_CAP_WEI, 2)
+    assert (split.burned_wei, split.requester_wei, split.per_claimer_wei) == (
+        SLASH_CAP_WEI // 2, SLASH_CAP_WEI // 4, SLASH_CAP_WEI // 8)  # fmt: skip
+    assert env.requester.credit_wei(env.requester.account) == split.requester_wei
     for c in env.checkers[:2]:
-        assert c.credit_wei(c.account) == SLASH_CAP_WEI // 4
+        assert c.credit_wei(c.account) == split.per_claimer_wei
         assert c.stake_of().locked_wei == 0
     before = env.outsider.balance_wei()
     checker = env.checkers[0]
     checker.send(checker.calls.withdraw_credit())
-    assert before - env.outsider.balance_wei() == SLASH_CAP_WEI // 4  # left the escrow
+    assert before - env.outsider.balance_wei() == split.per_claimer_wei  # left the escrow
     reverts("no pending claim", env.outsider.send, execute)
 
 
@@ -205,14 +214,17 @@ def test_signers_put_their_own_stake_at_risk(env_fast: Env) -> None:
     env = env_fast
     worker = env.workers[0]
     job_id = staked_job(env, worker, 10 * ETHER)
-    register(env.checkers[:2])  # exactly the minimum: 1 ether each, cap 0.5 ether
+    # the minimum and a cap: 1.5 ether each, cap 0.5 ether; a signer locks the amount and
+    # keeps a cap more free (a claim on it takes the whole cap, whatever it signed)
+    register(env.checkers[:2])
     open_claim(env, claim_for(env, result_of(env, job_id, 1), worker, SLASH_CAP_WEI),
                env.checkers[:2])  # fmt: skip
     c = env.checkers[0]
-    assert c.stake_of().free_wei == CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI
-    reverts("bad amount", c.send, c.calls.request_unbond(CHECKER_MIN_STAKE_WEI))  # locked
+    assert c.stake_of().free_wei == CHECKER_MIN_STAKE_WEI
+    reverts("bad amount", c.send, c.calls.request_unbond(CHECKER_MIN_STAKE_WEI + 1))  # locked
     open_claim(env, claim_for(env, result_of(env, job_id, 2), worker, SLASH_CAP_WEI),
                env.checkers[:2])  # fmt: skip
+    assert c.stake_of().free_wei == SLASH_CAP_WEI  # a cap left free: no more claims
     reverts("stake at risk too low", open_claim, env,
             claim_for(env, result_of(env, job_id, 3), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
 
@@ -263,8 +275,7 @@ def test_false_claim_is_answered_by_a_larger_quorum(env: Env) -> None:
     penalty = 2 * SLASH_CAP_WEI
     for liar in liars:
         st = liar.stake_of()
-        assert (st.active_wei, st.locked_wei) == (CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI, 0)
-        assert not liar.is_checker(liar.account)  # now under the minimum
+        assert (st.active_wei, st.locked_wei) == (SIGNER_STAKE_WEI - SLASH_CAP_WEI, 0)
     share = penalty // 2 // 3
     for h in honest:
         assert h.credit_wei(h.account) == share
@@ -401,7 +412,8 @@ def test_unbonding_stake_stays_slashable(env: Env) -> None:
     env.chain.advance_time(max(UNBONDING_S, CHALLENGE_S))
     reverts("nothing unbonding", worker.send, worker.calls.withdraw_stake())
     env.outsider.send(env.outsider.calls.execute_slash(claim, ordered(env.checkers[:2])))
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI // 4
+    taken_wei = SLASH_CAP_WEI // 2  # all it had: the unbonding bucket
+    assert env.requester.credit_wei(env.requester.account) == slash_split(taken_wei, 2).requester_wei
 
 
 @pytest.mark.parametrize("free_wei", [0, SLASH_CAP_WEI // 5], ids=["all-unbonding", "part-unbonding"])

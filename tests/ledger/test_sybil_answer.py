@@ -25,6 +25,7 @@ from ledger.client import (
     EscrowClient,
 )
 from ledger.fraud import FraudClaim, order_signatures, sign
+from protocol.slashing import slash_split
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -35,6 +36,7 @@ from tests.ledger.conftest import (
 )
 from tests.ledger.test_claim_preemption import fresh_checkers
 from tests.ledger.test_stake_slash import (
+    SIGNER_STAKE_WEI,
     claim_for,
     open_claim,
     ordered,
@@ -87,7 +89,7 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     assert ladder == (tuple(ordered(sybils)),)
     for s in sybils:  # the answer put its signers' stake at risk
         assert s.stake_of().locked_wei == SLASH_CAP_WEI
-        reverts("bad amount", s.send, s.calls.request_unbond(CHECKER_MIN_STAKE_WEI))
+        reverts("bad amount", s.send, s.calls.request_unbond(s.stake_of().free_wei + 1))
     # The honest side outnumbers it with the claim's own signature: the claimers sign
     # again (their free stake covers a second amount), two more join.
     rung = [*honest, *more_honest]
@@ -119,19 +121,21 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     gained = cheat.credit_wei(cheat.account) + sum(s.credit_wei(s.account) for s in sybils)
     assert gained == 0
     assert cheat.stake_of().active_wei == 2 * ETHER - SLASH_CAP_WEI
-    for s in sybils:  # each sybil lost its locked amount, now under the checker minimum
+    for s in sybils:  # each sybil lost its locked amount
         st = s.stake_of()
-        assert (st.active_wei, st.locked_wei) == (CHECKER_MIN_STAKE_WEI - SLASH_CAP_WEI, 0)
-        assert not s.is_checker(s.account)
-    # half the cheat's stake plus the sybils' forfeit, in equal parts to the claim side's
-    # six positions (the claimers hold two each); the rest to the requester
-    pot = SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI
-    share = pot // 6
+        assert (st.active_wei, st.locked_wei) == (SIGNER_STAKE_WEI - SLASH_CAP_WEI, 0)
+    # half the cheat's taken stake burned; a quarter of it plus the sybils' forfeit in equal
+    # parts to the claim side's six positions (the claimers hold two each); the rest to the
+    # requester
+    split = slash_split(SLASH_CAP_WEI, 6, 3 * SLASH_CAP_WEI)
+    share = (SLASH_CAP_WEI // 4 + 3 * SLASH_CAP_WEI) // 6
+    assert split.per_claimer_wei == share and split.burned_wei == SLASH_CAP_WEI // 2
     for c in honest:
         assert c.credit_wei(c.account) == 2 * share
     for c in more_honest:
         assert c.credit_wei(c.account) == share
-    assert env.requester.credit_wei(env.requester.account) == SLASH_CAP_WEI + 3 * SLASH_CAP_WEI - 6 * share
+    assert env.requester.credit_wei(env.requester.account) == (
+        SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI - 6 * share) == split.requester_wei  # fmt: skip
 
 
 def test_a_false_claim_cannot_outnumber_an_honest_answer_at_no_risk(env_fast: Env) -> None:

@@ -75,3 +75,10 @@ def test_a_checker_is_told_when_its_stake_keeps_requesters_away() -> None:
     assert judge_checker_stake(minimum, True, minimum, cap).status == "ok"
     topped = judge_checker_stake(cap, True, minimum, cap)
     assert topped.status == "warn" and topped.fix == f"pictor stake deposit {minimum - cap} --checker"
+    # stake locked by claims it signed: requesters read free stake
+    locked = judge_checker_stake(minimum, True, minimum, cap, locked_wei=minimum - cap + 1)
+    assert locked.status == "fail" and "locked by claims" in locked.detail
+    # an escrow whose minimum is under two caps: registered, asked, but no claim's signer
+    small = judge_checker_stake(cap, True, cap, cap)
+    assert small.status == "warn" and "cannot sign a claim" in small.detail
+    assert small.fix == f"pictor stake deposit {cap} --checker"

@@ -33,10 +33,10 @@ async def test_advert_states_the_stake_the_chain_confirms(
         account = EscrowClient(TxSender(chain.w3, payment_key), escrow)
         outage = False
 
-        async def read_stake_wei() -> int:  # what ChainLink.active_stake_wei does, sans thread
+        async def read_stake_wei() -> int:  # what ChainLink.free_stake_wei does, sans thread
             if outage:
                 raise ChainUnreachable("chain down")
-            return account.stake_of().active_wei
+            return account.stake_of().free_wei
 
         config = make_config(tmp_path)
         async with MemoryHub().open("n1") as net, open_store(config.db_path) as store:

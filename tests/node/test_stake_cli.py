@@ -108,15 +108,15 @@ def test_stake_cli_refusals(tmp_path: Path, chain: tuple[AnvilChain, str]) -> No
 async def test_chain_link_reads_the_stake_the_cli_deposited(
     tmp_path: Path, chain: tuple[AnvilChain, str]
 ) -> None:
-    """What the node's adverts state (``ChainLink.active_stake_wei``) is what `pictor stake`
+    """What the node's adverts state (``ChainLink.free_stake_wei``) is what `pictor stake`
     put on chain for the same payment key."""
     anvil, escrow = chain
     key = anvil.funded_keys[5]
     link = ChainLink(ChainSettings(str(anvil.rpc_url), anvil.chain_id, escrow), key)
-    assert await link.active_stake_wei() == 0
+    assert await link.free_stake_wei() == 0
     code, out = pictor(node_dir(tmp_path, anvil, escrow, key), "deposit", "250000000000000000")
     assert code == 0, out
-    assert await link.active_stake_wei() == ETHER // 4
+    assert await link.free_stake_wei() == ETHER // 4
 
 
 def test_doctor_tells_a_client_asking_stake_whether_its_escrow_counts_open_lanes(

@@ -53,7 +53,7 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
 from protocol.messages import MAX_CLAIMERS, RenderSettings, Voucher
-from protocol.slashing import SignerStanding, accused_side, claim_side
+from protocol.slashing import SignerStanding, accused_side, claim_side, may_back_claim, slash_split
 from protocol.verification import Tile
 
 ESCROW_DEFAULTS = EscrowParams()
@@ -534,7 +534,8 @@ class FakeEscrow:
                 raise ChainRevert("requester cannot sign")
             if signer not in self.checkers or self.stakes.get(signer, 0) < self.checker_min_stake_wei:
                 raise ChainRevert("not a checker")
-            if self.stakes.get(signer, 0) - self.locked.get(signer, 0) < amount_wei:
+            # the amount and a cap more free (Escrow._signers; the amount is the cap)
+            if not may_back_claim(self.stakes.get(signer, 0), self.locked.get(signer, 0), amount_wei):
                 raise ChainRevert("stake at risk too low")
         return signers
 
@@ -580,9 +581,9 @@ class FakeEscrow:
             self.locked[a] -= amount
         if upheld:
             self.claims[(ref, worker)] = replace(state, status=CLAIM_EXECUTED)
-            share = (state.taken_wei // 2 + penalty) // len(winners)
-            self.credit[ref.requester] = (self.credit.get(ref.requester, 0) + state.taken_wei + penalty
-                                          - share * len(winners))  # fmt: skip
+            split = slash_split(state.taken_wei, len(winners), penalty)  # half burned
+            share = split.per_claimer_wei
+            self.credit[ref.requester] = self.credit.get(ref.requester, 0) + split.requester_wei
             self._mined("slash", worker, state.taken_wei)
         else:
             self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
@@ -728,13 +729,17 @@ class FakeChain:
         await self._enter("gas_price")
         return self.gas_price
 
-    async def active_stake_wei(self) -> int:
+    async def free_stake_wei(self) -> int:
         await self._enter("stake")
-        return self.escrow.stakes.get(self.address, 0)
+        return self.escrow.stakes.get(self.address, 0) - self.escrow.locked.get(self.address, 0)
 
     async def stake_of(self, account: bytes) -> int:
         await self._enter("stake_of")
         return self.escrow.stakes.get(account, 0)
+
+    async def free_stake_of(self, account: bytes) -> int:
+        await self._enter("free_stake_of")
+        return self.escrow.stakes.get(account, 0) - self.escrow.locked.get(account, 0)
 
     async def open_lanes_of(self, account: bytes) -> int:
         await self._enter("open_lanes_of")

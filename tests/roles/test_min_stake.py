@@ -19,24 +19,55 @@ async def test_only_staked_workers_and_checkers_take_part(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     async with open_cluster(tmp_path) as cluster:
-        client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
-        unstaked = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
-        staked = await cluster.add("w2", "worker")
-        lazy = await cluster.add("c1", "checker", tiles=FakeTiles())
-        checker = await cluster.add("c2", "checker")
-        cluster.escrow.stakes[staked.address] = MIN_WEI
+        client, unstaked, staked, lazy, checker = await cheapest_unstaked(cluster)
         cluster.escrow.stakes[unstaked.address] = MIN_WEI - 1
-        cluster.escrow.register(checker.address, MIN_WEI)
-        await cluster.settle("client", 4)
-        job_id = await cluster.submit("client", frames=3)
-        job = client.live().requester.jobs[job_id]
-        await job.done.wait()
-        assert job.view.outcome == "completed"
-        assert job.view.workers == {staked.key.node_id.raw.hex()}
+        job_id = await only_staked_worked(cluster, client, staked)
         owed = await all_paid(cluster, "client", job_id)
         assert unstaked.address not in owed and lazy.address not in owed
         assert checker.address in owed
         assert lazy.kit.tiles.rendered == 0  # type: ignore[attr-defined]
+
+
+async def test_a_worker_whose_stake_is_locked_behind_claims_it_signed_is_not_staked(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 45: locked stake backs nothing. A claim on an account takes only its free
+    (and unbonding) stake, so a cheat that signs claims against its own sybils locks its
+    stake away from the honest claim on its fake (tests/ledger/test_stake_shields.py). A
+    requester that read *active* stake saw it staked the while; it reads free stake now
+    (``Chain.free_stake_of``)."""
+    async with open_cluster(tmp_path) as cluster:
+        client, shielded, staked, _, _ = await cheapest_unstaked(cluster)
+        cluster.escrow.stakes[shielded.address] = 3 * MIN_WEI  # active, but mostly locked
+        cluster.escrow.locked[shielded.address] = 2 * MIN_WEI + 1
+        job_id = await only_staked_worked(cluster, client, staked)
+        assert client.live().requester.jobs[job_id].stakes_fed.get(shielded.address) == MIN_WEI - 1
+
+
+async def cheapest_unstaked(cluster: Cluster) -> tuple[Member, Member, Member, Member, Member]:
+    """A client asking ``MIN_WEI``; the cheapest worker (its stake is the test's), a
+    worker holding ``MIN_WEI``, an unstaked lazy checker and a staked checker."""
+    client = await cluster.add("client", "client", min_stake_wei=MIN_WEI)
+    cheapest = await cluster.add("w1", "worker", price_wei_per_ru=1)  # the cheapest ask
+    staked = await cluster.add("w2", "worker")
+    lazy = await cluster.add("c1", "checker", tiles=FakeTiles())
+    checker = await cluster.add("c2", "checker")
+    cluster.escrow.stakes[staked.address] = MIN_WEI
+    cluster.escrow.register(checker.address, MIN_WEI)
+    return client, cheapest, staked, lazy, checker
+
+
+async def only_staked_worked(cluster: Cluster, client: Member, staked: Member, peers: int = 4,
+                             frames: int = 3) -> bytes:  # fmt: skip
+    """A job of ``frames`` (once the client knows ``peers``), completed by ``staked``
+    alone; its id."""
+    await cluster.settle("client", peers)
+    job_id = await cluster.submit("client", frames=frames)
+    job = client.live().requester.jobs[job_id]
+    await job.done.wait()
+    assert job.view.outcome == "completed"
+    assert job.view.workers == {staked.key.node_id.raw.hex()}
+    return job_id
 
 
 async def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each(
@@ -51,12 +82,8 @@ async def test_a_stake_backing_other_jobs_must_hold_the_minimum_for_each(
         client, spread, backed = await spread_and_backed(cluster, backed_stakes=2)
         open_elsewhere(cluster, (spread.address, backed.address), (spread.address,))
         assert cluster.escrow.open_lanes_of(spread.address) == 2
-        await cluster.settle("client", 3)
-        job_id = await cluster.submit("client", frames=10)
+        job_id = await only_staked_worked(cluster, client, backed, peers=3, frames=10)
         job = client.live().requester.jobs[job_id]
-        await job.done.wait()
-        assert job.view.outcome == "completed"
-        assert job.view.workers == {backed.key.node_id.raw.hex()}
         assert backed.address in job.lanes_open
         assert cluster.escrow.open_lanes_of(backed.address) == 2  # its lane here counts too
         assert job.lanes_fed[backed.address] == 1
@@ -222,9 +249,9 @@ async def test_standing_bids_under_the_minimum_are_read_again_rarely(
             bid = Bid(job_id, 1, 1, 1, address)
             await client.live().requester.receive(bidder, bid, bytes(32))
         assert client.chain is not None
-        before = client.chain.calls.count("stake_of")
+        before = client.chain.calls.count("free_stake_of")
         await trio.sleep(600)  # mock time: ten sweeps of the job's reading task
-        reads = client.chain.calls.count("stake_of") - before
+        reads = client.chain.calls.count("free_stake_of") - before
         assert 200 <= reads <= 2 * 200  # at most two sweeps of them, not ten
 
 

@@ -137,7 +137,9 @@ def test_a_dispute_majority_slashes_only_cheaters_and_conserves_money() -> None:
     assert {n.behaviour for n in slashed if n.role == "worker"} <= {"cheater", "sybil"}
     # a checker loses stake only to a claim of a plant it passed: its colluder did
     assert {n.behaviour for n in slashed if n.role == "checker"} <= {"colluder", "lazy_checker"}
-    assert sum(world.chain.credits.values()) == s["slashed_wei"]  # claimers and requesters
+    # claimers and requesters get the half that is not burned
+    assert sum(world.chain.credits.values()) + world.chain.burned_wei == s["slashed_wei"]
+    assert world.chain.burned_wei >= s["slashed_wei"] // 2 - s["slashes"]
 
 
 def test_a_dispute_majority_can_slash_under_the_default_quorum() -> None:

@@ -99,14 +99,21 @@ def test_checker_stake_makes_a_whitewashing_lazy_checker_lose() -> None:
 
 
 def test_the_simulators_checker_stake_defaults_are_the_nodes() -> None:
-    """Checkers stake what the node's requester asks by default (the escrow's SLASH_CAP),
-    and the simulated requesters ask it (market.checker_stake_wei = the node's -1)."""
+    """Requesters ask checkers what the node's requester asks by default (the escrow's
+    SLASH_CAP: market.checker_stake_wei = the node's -1), and checkers stake twice that:
+    a claim's signer locks a cap and keeps a cap more free, so with one cap none could
+    sign a claim (``protocol.slashing.may_back_claim``)."""
     from ledger.deploy import EscrowParams
     from node.config import PASS_CLAIM_STAKE, NodeConfig
+    from protocol.slashing import SignerStanding, may_pick_claimer
     from simulations.pass_claims import checker_stake_wei
     from simulations.scenario import Scenario
 
     s = Scenario()
     assert s.market.checker_stake_wei == PASS_CLAIM_STAKE == NodeConfig.checker_stake_wei
     assert checker_stake_wei(s) == s.chain.slash_cap_wei == EscrowParams().slash_cap_wei
-    assert s.nodes.checker_stake_wei == checker_stake_wei(s)
+    assert s.nodes.checker_stake_wei == 2 * checker_stake_wei(s)
+    held = SignerStanding(True, s.nodes.checker_stake_wei, 0)
+    assert may_pick_claimer(b"\x01" * 20, held, barred=frozenset(), amount_wei=checker_stake_wei(s))
+    short = SignerStanding(True, s.nodes.checker_stake_wei - 1, 0)
+    assert not may_pick_claimer(b"\x01" * 20, short, barred=frozenset(), amount_wei=checker_stake_wei(s))

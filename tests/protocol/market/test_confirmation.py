@@ -25,6 +25,7 @@ from protocol.market import (
     SlashDue,
     TaskState,
 )
+from protocol.slashing import slash_split, upheld_rejecters
 from tests.protocol.market.harness import MarketHarness
 from tests.protocol.market.test_result_sig import ESCROW, cid_of
 
@@ -141,3 +142,17 @@ def test_a_job_waiting_for_a_dispute_past_its_deadline_ends_it_there() -> None:
     (resolved,) = harness.commands(DisputeResolved)
     assert isinstance(resolved, DisputeResolved) and resolved.upheld
     assert harness.commands(SlashDue) == []  # no majority: nothing claimed
+
+
+def test_the_confirmation_weighs_the_requesters_part_of_a_slash() -> None:
+    """What an executed claim pays the requester is a quarter of the taken stake (half is
+    burned, half of the rest goes to the claimers: ``protocol.slashing.slash_split``); a
+    confirmation is opened only when that part is worth more than the dispute's fees."""
+    probe, task_id = rejected(0)
+    fees_wei = MarketConfig().dispute_checkers * probe.job._tasks[task_id].fee_wei
+    claimers = upheld_rejecters(MarketConfig().dispute_checkers)
+    worth = next(s for s in range(4 * fees_wei, 4 * fees_wei + 8)
+                 if slash_split(s, claimers).requester_wei > fees_wei)  # fmt: skip
+    for stake_wei, confirmed in ((worth - 1, False), (worth, True)):
+        harness, task_id = rejected(stake_wei)
+        assert (harness.job.task_state(task_id) is TaskState.DISPUTED) is confirmed

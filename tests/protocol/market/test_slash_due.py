@@ -159,10 +159,12 @@ def test_who_may_sign_a_claim_is_one_rule_for_node_and_simulator() -> None:
     simulations.pass_claims picks its claimers by it."""
     me, accused = b"\x01" * 20, b"\x02" * 20
     barred = frozenset({accused})
-    assert may_pick_claimer(me, SignerStanding(True, 10, 0), barred=barred, amount_wei=10)
-    assert not may_pick_claimer(accused, SignerStanding(True, 10, 0), barred=barred, amount_wei=10)
-    assert not may_pick_claimer(me, SignerStanding(False, 10, 0), barred=barred, amount_wei=10)
-    assert not may_pick_claimer(me, SignerStanding(True, 10, 1), barred=barred, amount_wei=10)
+    # the amount, and a cap (the amount) more kept free: the escrow's signer rule
+    assert may_pick_claimer(me, SignerStanding(True, 20, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(me, SignerStanding(True, 19, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(accused, SignerStanding(True, 20, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(me, SignerStanding(False, 20, 0), barred=barred, amount_wei=10)
+    assert not may_pick_claimer(me, SignerStanding(True, 20, 1), barred=barred, amount_wei=10)
 
 
 def test_the_sides_of_a_claims_ladder_are_one_rule_for_both_nodes() -> None:
