@@ -75,11 +75,12 @@ def slash_split(taken_wei: int, claimers: int, forfeits_wei: int = 0) -> SlashSp
 
     Why burn: the slashed stake once went whole to the requester and the claimers, so a
     cheat whose friends, as requester and staked checkers, claimed junk results it signed
-    got every wei back, before the honest claim on its fake and sooner than unbonding
-    allows (tests/ledger/test_stake_shields.py). Burned, that escape costs it half its
-    stake: as much as the honest claims take of a cheat staked two caps or more, and at
-    least half of it below (docs/VERIFICATION.md, "What a cheat's friends can do to its
-    stake")."""
+    and let the claims execute got every wei back, before the honest claim on its fake and
+    sooner than unbonding allows (tests/ledger/test_stake_shields.py). Burned, that escape
+    costs it half of what the friends took, and the honest claims stay owed for the rest
+    (the escrow collects an executed claim's shortfall later: docs/VERIFICATION.md, "What
+    a cheat's friends can do to its stake"). A collection of an owed claim splits the same
+    way, with no forfeits."""
     if claimers <= 0:
         raise ValueError("a claim has at least one claimer")
     burned = taken_wei // 2

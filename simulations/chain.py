@@ -115,7 +115,7 @@ class ChainModel:
         def apply() -> bool:
             taken = min(amount_wei, self.stakes.get(worker, 0))
             if taken <= 0 or not claimers:
-                return False  # "nothing to slash"
+                return False  # nothing taken (on chain: a claim left owed; not modelled)
             self.stakes[worker] -= taken
             self.slashed[worker] = self.slashed.get(worker, 0) + taken
             split = slash_split(taken, len(claimers))

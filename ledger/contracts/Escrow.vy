@@ -56,8 +56,10 @@
 #   the requester) signing Fraud(requester, jobId, worker, taskId, frame,
 #   frameDigest, tiles, amount, round), `tiles` committing to the tiles they
 #   re-rendered, `round` the size of the answer that ended the frame's last
-#   claim (0 for its first: a claim's signatures open no later one). The amount is SLASH_CAP, no less; it is taken from the
-#   worker's stake into the claim at once, and each signer must hold that much
+#   claim (0 for its first: a claim's signatures open no later one). The amount is SLASH_CAP, no less; up to it is taken from the
+#   worker's stake into the claim at once (nothing held is no refusal: other
+#   claims may hold the stake now; the claim takes the rest when it executes,
+#   and stays owed while short: below), and each signer must hold that much
 #   free stake and one SLASH_CAP more (so a claim on a signer always finds a cap
 #   to take, whatever claims it signed); the amount is locked until the claim
 #   settles. During CHALLENGE_S
@@ -89,7 +91,15 @@
 #   after the claim's window, anyone executes it: half of the taken stake
 #   burned, a quarter to the requester, a quarter in equal parts to the
 #   claimers, whose locks are
-#   released. One claim per (job, worker, task, frame) at a time, executed at
+#   released. An upheld claim takes, when it executes, what the accused holds
+#   then (free active, then unbonding) up to its amount besides what it held;
+#   one that took less stays owed: execute_slash again, by anyone, collects
+#   what the accused holds at that time, split the same way (no lock released,
+#   no forfeit: the positions were settled the first time; a contested claim's
+#   later collections pay its requester and claimers only). So stake that
+#   other claims held when it opened (the accused's friends' claims on junk it
+#   signed, answered by more friends) or that the accused locked behind claims
+#   it signed, when it comes back, pays the claims it owes. One claim per (job, worker, task, frame) at a time, executed at
 #   most once; after an answer stood the frame may be claimed again, by more
 #   signers than its last rung had
 #   (so the accused's friends cannot use the frame up by claiming and answering
@@ -698,9 +708,10 @@ def claim_fraud(
 ) -> bytes32:
     """
     @notice Open a fraud claim against `worker` for the result it signed:
-            takes up to `amount` (<= SLASH_CAP) of its stake into the claim and
-            locks `amount` of each signing checker's free stake until the
-            claim settles. Executable CHALLENGE_S later unless answered.
+            takes up to `amount` (= SLASH_CAP) of its stake into the claim
+            (nothing held is no refusal) and locks `amount` of each signing
+            checker's free stake until the claim settles. Executable
+            CHALLENGE_S later unless answered.
     """
     assert worker != empty(address), "zero worker"
     assert self._recover(self._result_digest(ref), worker_sig) == worker, "not the worker's result"
@@ -784,14 +795,16 @@ def settle_contest(
 def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: DynArray[address, MAX_SIGNERS]):
     """
     @notice After the challenge window of a claim nobody answered, slash:
-            half of the stake the claim holds burned, a quarter to the job's
-            requester, a quarter in equal parts to the claimers, whose locks
-            are released.
+            the stake the claim holds and what the accused holds now, up to
+            the amount; half of it burned, a quarter to the job's requester, a
+            quarter in equal parts to the claimers, whose locks are released.
+            Again on an executed claim that took less than its amount: what
+            the accused holds now, up to the rest, split the same way.
             Anyone may call.
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
     claim: Claim = self.claims[claim_id]
-    assert claim.status == CLAIM_PENDING, "no pending claim"
+    assert claim.status == CLAIM_PENDING or claim.status == CLAIM_EXECUTED, "no pending claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
     assert self._commit(ref.frame_digest, tiles, claimers) == claim.commit, "wrong claim"
     self._settle(claim_id, claim, ref, worker, claimers, [])
@@ -1024,18 +1037,38 @@ def _settle(
         else:
             n_clean += len(ladder[i])
     if upheld:
+        # The claim takes, besides what it holds, what the accused holds now, up to the
+        # amount; short of it, it stays owed: execute_slash collects again whenever the
+        # accused holds stake (positions were settled the first time: no lock, no
+        # forfeit). Other claims may hold the stake when it opens (the accused's friends'
+        # on junk it signed) and give it back, or the accused's own claimer positions
+        # (tests/ledger/test_stake_shields.py).
+        lock: uint256 = claim.amount
+        held: uint256 = claim.taken
+        if claim.status == CLAIM_EXECUTED:
+            lock = 0
+            held = 0
+        st: Stake = self.stakes[worker]
+        more: uint256 = min(claim.amount - claim.taken, st.active - st.locked)
+        later: uint256 = min(claim.amount - claim.taken - more, st.unbonding)
+        st.active -= more
+        st.unbonding -= later
+        self.stakes[worker] = st
+        self._sync_checker(worker)
+        taken: uint256 = held + more + later
         self.claims[claim_id].status = CLAIM_EXECUTED
+        self.claims[claim_id].taken = claim.taken + more + later
         # Half of the taken stake is burned (it stays here, nobody's): a cheat whose
         # friends claim its stake first, as requester and claimers, pays that half
         # (tests/ledger/test_stake_shields.py). The other half: a half to the requester,
         # a half to the claimers in equal parts (protocol.slashing.slash_split).
-        kept: uint256 = claim.taken - claim.taken // 2
-        penalty: uint256 = claim.amount * n_clean
+        kept: uint256 = taken - taken // 2
+        penalty: uint256 = lock * n_clean
         share: uint256 = (kept // 2 + penalty) // n_fraud
-        self._release(claim.amount, share, False, claimers, ladder, True)
-        self._release(claim.amount, 0, True, [], ladder, False)
+        self._release(lock, share, False, claimers, ladder, True)
+        self._release(lock, 0, True, [], ladder, False)
         self._credit(ref.requester, kept + penalty - share * n_fraud)
-        log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=claim.taken)
+        log Slashed(claim_id=claim_id, job_id=ref.job_id, worker=worker, requester=ref.requester, amount=taken)
     else:
         self.claims[claim_id].status = CLAIM_ANSWERED
         # Each part back where it was taken from, unbond_at untouched: a false claim must
@@ -1126,8 +1159,9 @@ def _open_claim(
     st.unbonding -= from_unbonding
     self.stakes[worker] = st
     self._sync_checker(worker)
+    # (nothing held is no refusal: other claims may hold the stake now; it executes with
+    # what the accused holds then, _settle)
     taken: uint256 = from_active + from_unbonding
-    assert taken > 0, "nothing to slash"
     settle_at: uint256 = block.timestamp + CHALLENGE_S
     self.claims[claim_id] = Claim(
         taken=taken,
@@ -1212,8 +1246,8 @@ def _signers(
     signers: DynArray[address, MAX_SIGNERS] = []
     last: uint256 = 0
     for sig: Sig in sigs:
-        assert convert(sig.s, uint256) <= SECP256K1_HALF_N, "malleable signature"
-        signer: address = ecrecover(digest, sig.v, sig.r, sig.s)
+        # (a malleable or unrecoverable signature recovers to nobody: not ascending)
+        signer: address = self._recover(digest, sig)
         # Strictly ascending addresses: distinct signers without a nested loop.
         assert convert(signer, uint256) > last, "signers not ascending"
         last = convert(signer, uint256)

@@ -138,9 +138,11 @@ def judge_checker_stake(
     escrow's minimum, and can sign a claim (or an answer) only with a cap free besides the
     cap the claim locks (``protocol.slashing.may_back_claim``)."""
     free_wei = active_wei - locked_wei
-    need_wei = max(minimum_wei, 2 * cap_wei)
+    # the minimum is judged on active stake, the caps on free stake; registering needs a
+    # deposit (--checker registers after it): a wei when nothing more is needed
+    need_wei = max(minimum_wei - active_wei, 2 * cap_wei - free_wei, 0 if registered else 1)
     # a bare number is wei (protocol.money): exact, whatever the amount
-    fix = f"pictor stake deposit {need_wei - free_wei if registered else need_wei} --checker"
+    fix = f"pictor stake deposit {need_wei} --checker"
     locked = f" ({format_eth(locked_wei)} locked by claims)" if locked_wei else ""
     if free_wei < cap_wei:
         return Check("checker stake", "fail", f"{format_eth(free_wei)} free{locked}: requesters ask "

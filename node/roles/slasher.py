@@ -44,7 +44,7 @@ A checker that passed a plant of an escrowed job and signed its pass
 see both a worker's and a plant checker's claim): the claimers asked are not
 the accused's fellow judges but staked checkers the requester picks while
 gathering (``pick_claimers``: advertising the checker role, registered with the
-escrow and holding at least the cap by the chain, never the accused nor the
+escrow and holding two caps free by the chain (``may_pick_claimer``), never the accused nor the
 task's worker), ``quorum + SPARE_CLAIMERS`` at first and ``SPARE_CLAIMERS``
 more each resend, at most ``MAX_ASKED``. Each gets the job's announce first
 (``introduce``: a pick may never have heard it, or have let it go) and then a
@@ -122,8 +122,8 @@ from protocol.slashing import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-GATHERING, CLAIMED, OVERTURNING, EXECUTED, ANSWERED, IMPOSSIBLE = (
-    "gathering", "claimed", "overturning", "executed", "answered", "impossible",
+GATHERING, CLAIMED, OVERTURNING, OWED, EXECUTED, ANSWERED, IMPOSSIBLE = (
+    "gathering", "claimed", "overturning", "owed", "executed", "answered", "impossible",
 )  # fmt: skip
 FINAL = (EXECUTED, ANSWERED, IMPOSSIBLE)
 FRAUD, PASS = "fraud", "pass"  # a worker's result, a checker's pass of a plant
@@ -135,6 +135,12 @@ PickClaimers = Callable[[frozenset[bytes], frozenset[bytes], int, int], Awaitabl
 # job id, checker: send that checker the job's announce (a pick may not know the job)
 Introduce = Callable[[bytes, bytes], Awaitable[None]]
 SIGN_WAIT_S = 600.0
+# An executed claim that took less than its amount is owed: the accused's stake is read
+# every DEBT_CHECK_S (well inside the escrow's unbonding delay, 7 days by default: stake
+# that starts unbonding is still slashable) and collected, for DEBT_HORIZON_S after the
+# claim's window at most (each owed claim costs a read an hour until then).
+DEBT_CHECK_S = 3600.0
+DEBT_HORIZON_S = 90 * 86400
 TOP_UP_WEI = 1  # a top-up that only moves the job's deadline (the escrow refuses 0)
 INTRODUCE_S = 15.0  # the picks' announces, sent together, wait at most this
 # the escrow's reverts that name one signer's state: it is left out, the rest go on
@@ -375,6 +381,8 @@ class Slasher:
                 await self._gather(claim)
             if claim.state in (CLAIMED, OVERTURNING):
                 await self._execute(claim)
+            if claim.state == OWED:
+                await self._collect(claim)
         finally:
             del self._running[claim.key]
         if claim.state in FINAL:
@@ -673,11 +681,51 @@ class Slasher:
             if state.status == CLAIM_CONTESTED:  # answered in the last block
                 return await self._contest(claim)
             return await self._settled(claim, state.status)
-        await self._end(claim, EXECUTED, "stake taken")
+        await self._executed(claim, "stake taken")
 
     async def _settled(self, claim: Claim, status: int) -> None:
-        final = {CLAIM_ANSWERED: ANSWERED, CLAIM_EXECUTED: EXECUTED}.get(status, IMPOSSIBLE)
-        await self._end(claim, final, "settled by someone else")
+        if status == CLAIM_EXECUTED:
+            return await self._executed(claim, "settled by someone else")
+        await self._end(claim, ANSWERED if status == CLAIM_ANSWERED else IMPOSSIBLE,
+                        "settled by someone else")  # fmt: skip
+
+    async def _executed(self, claim: Claim, why: str) -> None:
+        """Executed: done, or owed when it took less than its amount (the accused's stake
+        was held by other claims, or locked behind claims it signed, when it opened and
+        when it was executed: docs/VERIFICATION.md, "What a cheat's friends can do to its
+        stake"); ``_collect`` then takes the rest once the accused holds stake."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        if state.taken_wei >= state.amount_wei:
+            return await self._end(claim, EXECUTED, why)
+        await self._end(claim, OWED, f"{why}: {state.taken_wei} of {state.amount_wei} wei taken")
+
+    async def _collect(self, claim: Claim) -> None:
+        """Execute an owed claim again whenever the accused holds stake a claim takes (free
+        or unbonding), until it took its amount or ``DEBT_HORIZON_S`` passed its window."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        tried: int | None = None  # what the claim held when we last executed it
+        while True:
+            state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.taken_wei >= state.amount_wei:
+                return await self._end(claim, EXECUTED, "owed stake collected")
+            if await self._chain(chain.chain_time_s) > claim.settle_at_s + DEBT_HORIZON_S:
+                return await self._end(claim, EXECUTED, f"owed stake left: {state.taken_wei} of "
+                                                         f"{state.amount_wei} wei taken")  # fmt: skip
+            # (once per reading that moved: an execution that took nothing waits an hour)
+            takeable = 0 if state.taken_wei == tried else await self._chain(
+                partial(chain.takeable_of, c.worker))  # fmt: skip
+            if takeable > 0:
+                tried = state.taken_wei
+                try:
+                    await self._chain(partial(chain.execute_slash, c, claim.claimers))
+                    continue  # read what it took
+                except ChainRevert as exc:
+                    log_event(logger, logging.WARNING, "owed stake not collected", reason=exc.reason)
+            await trio.sleep(DEBT_CHECK_S)
+            tried = None
 
     async def _contest(self, claim: Claim) -> None:
         """The accused answered: outnumber each of the accused's (even) rungs of the
@@ -694,9 +742,10 @@ class Slasher:
                       frame=c.ref.frame, kind=claim.kind)  # fmt: skip
         while True:
             state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+            if state.status == CLAIM_EXECUTED:
+                return await self._executed(claim, "contest settled")
             if state.status != CLAIM_CONTESTED:
-                return await self._end(claim, EXECUTED if state.status == CLAIM_EXECUTED else ANSWERED,
-                                       "contest settled")  # fmt: skip
+                return await self._end(claim, ANSWERED, "contest settled")
             ladder = await self._chain(partial(chain.claim_ladder, c.ref, c.worker))
             now_s = await self._chain(chain.chain_time_s)
             if ladder is None:  # the chain's logs behind its state: read again later
@@ -758,7 +807,7 @@ class Slasher:
     async def _end(self, claim: Claim, state: str, why: str) -> None:
         claim.state = state
         await self._save(claim)
-        level = logging.INFO if state == EXECUTED else logging.WARNING
+        level = logging.INFO if state in (EXECUTED, OWED) else logging.WARNING
         log_event(logger, level, f"fraud claim {state}", frame=claim.claim.ref.frame, why=why,
                   kind=claim.kind)  # fmt: skip
 

@@ -252,7 +252,7 @@ class JobBook:
         return []
 
     def set_stake(self, address: bytes, stake_wei: int, lanes_elsewhere: int = 0) -> list[Command]:
-        """The chain-confirmed active stake of payment ``address`` (a bidder's or a
+        """The chain-confirmed free stake of payment ``address`` (a bidder's or a
         checker's), fed by the driver before the bid or assignment it decides (or later:
         ``JobMachine.stake_confirmed``, which also awards), and the other jobs the escrow
         counts it open in (``protocol.market.awarding.lanes_elsewhere``: a bidder's stake

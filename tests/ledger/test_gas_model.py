@@ -58,11 +58,11 @@ def test_the_gas_bench_runs_and_reads_what_docs_ledger_shows() -> None:
     with embedded(accounts=19) as chain:
         gas = per_operation(Bench(chain))
     shown = {"deposit (native, new job)": 70_895, "deposit (top-up)": 33_921,
-             "claim_fraud (quorum of 3)": 233_699,
-             "claim_pass (quorum of 3)": 233_804, "answer_claim (quorum of 4)": 274_275,
-             "settle_contest, answer of 4 stood": 208_973,
-             "escalate, Fraud rung of 5 over 4": 211_899,
-             "settle_contest, upheld (3, 4, 5)": 181_464,
-             "execute_slash (quorum of 3)": 166_152}  # fmt: skip
+             "claim_fraud (quorum of 3)": 233_947,
+             "claim_pass (quorum of 3)": 234_004, "answer_claim (quorum of 4)": 274_575,
+             "settle_contest, answer of 4 stood": 209_038,
+             "escalate, Fraud rung of 5 over 4": 212_232,
+             "settle_contest, upheld (3, 4, 5)": 193_726,
+             "execute_slash (quorum of 3)": 178_441}  # fmt: skip
     for name, figure in shown.items():
         assert abs(gas[name] - figure) <= 100, (name, gas[name])

@@ -218,12 +218,15 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
     assert checker.credit_wei(checker.account) == penalty - 3 * share
 
 
-def test_a_checker_without_stake_has_nothing_to_slash(env_fast: Env) -> None:
+def test_a_claim_on_a_checker_without_stake_holds_nothing(env_fast: Env) -> None:
+    """A debt, as a worker's (test_stake_slash.py -k debt): the claim opens holding
+    nothing and collects once the checker stakes."""
     env = env_fast
     register(env.checkers[:2])
     lazy = env.workers[0]  # signed a pass, never staked
     judged, pass_sig = signed_pass(env, plant_of(env, job(env)), lazy)
-    reverts("nothing to slash", open_pass_claim, env, judged, pass_sig, env.checkers[:2])
+    open_pass_claim(env, judged, pass_sig, env.checkers[:2])
+    assert env.outsider.claim(judged.ref, lazy.account).taken_wei == 0
 
 
 def test_worker_and_checker_claims_on_one_frame(env_fast: Env) -> None:

@@ -30,6 +30,7 @@ from ledger.fraud import (
     signable,
 )
 from ledger.tx import TxSender
+from ledger.vouchers import split_signature
 from protocol.fraud_evidence import claimed_verdicts, pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import TileEvidence, Verdict
@@ -192,7 +193,11 @@ def test_claim_executes_after_the_window_and_splits(env: Env) -> None:
     checker = env.checkers[0]
     checker.send(checker.calls.withdraw_credit())
     assert before - env.outsider.balance_wei() == split.per_claimer_wei  # left the escrow
-    reverts("no pending claim", env.outsider.send, execute)
+    # executed for its whole amount: executing again takes and pays nothing more
+    credit = env.requester.credit_wei(env.requester.account)
+    env.outsider.send(execute)
+    assert env.requester.credit_wei(env.requester.account) == credit
+    assert worker.stake_of().active_wei == 4 * ETHER - SLASH_CAP_WEI
 
 
 def test_slash_is_capped_per_frame(env_fast: Env) -> None:
@@ -447,13 +452,36 @@ def test_a_false_claim_returns_unbonding_stake_to_unbonding(env: Env, free_wei: 
     assert escrow_before - worker.balance_wei() == ETHER - free_wei
 
 
-def test_worker_without_stake_cannot_be_claimed(env_fast: Env) -> None:
+def test_a_claim_on_a_worker_holding_nothing_is_a_debt_collected_when_it_stakes(env_fast: Env) -> None:
+    """Stop 45: a claim opens whatever the accused holds (other claims may hold its stake
+    now: tests/ledger/test_stake_shields.py), executes with what it holds then, releasing
+    its claimers, and stays owed: executing it again collects what the accused holds, up to
+    the amount, split as a slash (no lock, no forfeit the second time)."""
     env = env_fast
     worker = env.workers[0]
     job_id = staked_job(env, env.workers[1], ETHER)
     register(env.checkers[:2])
-    reverts("nothing to slash", open_claim, env,
-            claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI), env.checkers[:2])  # fmt: skip
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])
+    assert env.outsider.claim(claim.ref, worker.account).taken_wei == 0
+    env.chain.advance_time(CHALLENGE_S)
+    execute = env.outsider.calls.execute_slash(claim, ordered(env.checkers[:2]))
+    env.outsider.send(execute)
+    state = env.outsider.claim(claim.ref, worker.account)
+    assert (state.status, state.taken_wei) == (CLAIM_EXECUTED, 0)
+    assert all(c.stake_of().locked_wei == 0 for c in env.checkers[:2])  # released
+    assert env.requester.credit_wei(env.requester.account) == 0
+    worker.send(worker.calls.stake(SLASH_CAP_WEI // 4))
+    worker.send(worker.calls.request_unbond(SLASH_CAP_WEI // 4))  # unbonding is slashable too
+    worker.send(worker.calls.stake(SLASH_CAP_WEI))
+    env.outsider.send(execute)  # anyone: the claim's requester and claimers are paid
+    assert env.outsider.claim(claim.ref, worker.account).taken_wei == SLASH_CAP_WEI
+    st = worker.stake_of()  # free active first, then unbonding
+    assert (st.active_wei, st.unbonding_wei) == (0, SLASH_CAP_WEI // 4)
+    split = slash_split(SLASH_CAP_WEI, 2)
+    assert env.requester.credit_wei(env.requester.account) == split.requester_wei
+    assert all(c.credit_wei(c.account) == split.per_claimer_wei for c in env.checkers[:2])
+    assert all(c.stake_of().locked_wei == 0 for c in env.checkers[:2])  # no second release
 
 
 def test_checker_that_unbonded_no_longer_counts(env: Env) -> None:
@@ -550,3 +578,30 @@ def test_claim_evidence_reads_the_logs_from_the_claims_block_in_capped_ranges(
     monkeypatch.setattr(worker.w3.eth, "get_block", counted)
     assert worker.claim_evidence(claim.ref, worker.account) == evidence  # asked again:
     assert len(queries) == 1 and not blocks_read  # kept, no second search (~log2(head) reads)
+
+
+def test_a_malleable_twin_of_a_claim_signature_recovers_to_nobody(env_fast: Env) -> None:
+    """Escrow._signers recovers through _recover (stop 45, 179 bytes of code): a high-s
+    twin of a claimer's signature recovers to no address, so it is not ascending."""
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, worker, ETHER)
+    register(env.checkers[:2])
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    sigs = [split_signature(s) for s in signed(env, claim, env.checkers[:2])]
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    v, r, s = sigs[1]
+    twin = (55 - v, r, (n - int.from_bytes(s, "big")).to_bytes(32, "big"))  # v 27 <-> 28
+    worker_sig = split_signature(sign(claim.ref, env.key_of(worker)))
+    fns, address = env.outsider.contract.functions, env.chain.w3.to_checksum_address(worker.account)
+
+    def claim_with(ordered: list[object]) -> object:  # by hand: the client refuses a high s
+        return fns.claim_fraud(claim.ref.arg(), address, worker_sig, claim.tiles, claim.amount_wei,
+                               ordered)  # fmt: skip
+
+    for bad in ([sigs[0], twin], [twin, sigs[0]]):
+        with pytest.raises(ChainRevert) as info:
+            env.outsider.sender.transact(claim_with(bad))
+        assert info.value.reason == "signers not ascending"
+    env.outsider.sender.transact(claim_with(sigs))
+    assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_PENDING

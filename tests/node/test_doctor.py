@@ -78,6 +78,9 @@ def test_a_checker_is_told_when_its_stake_keeps_requesters_away() -> None:
     # stake locked by claims it signed: requesters read free stake
     locked = judge_checker_stake(minimum, True, minimum, cap, locked_wei=minimum - cap + 1)
     assert locked.status == "fail" and "locked by claims" in locked.detail
+    assert locked.fix == f"pictor stake deposit {cap + 1} --checker"  # two caps free, no more
+    # holding enough, not registered: a wei's deposit registers it
+    assert judge_checker_stake(3 * minimum, False, minimum, cap).fix == "pictor stake deposit 1 --checker"
     # an escrow whose minimum is under two caps: registered, asked, but no claim's signer
     small = judge_checker_stake(cap, True, cap, cap)
     assert small.status == "warn" and "cannot sign a claim" in small.detail

@@ -53,7 +53,14 @@ from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
 from protocol.messages import MAX_CLAIMERS, RenderSettings, Voucher
-from protocol.slashing import SignerStanding, accused_side, claim_side, may_back_claim, slash_split
+from protocol.slashing import (
+    SignerStanding,
+    accused_side,
+    claim_side,
+    may_back_claim,
+    slash_split,
+    takeable_wei,
+)
 from protocol.verification import Tile
 
 ESCROW_DEFAULTS = EscrowParams()
@@ -451,9 +458,7 @@ class FakeEscrow:
         # free active stake first, then the unbonding bucket (Escrow._open_claim)
         from_active = min(claim.amount_wei, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
         from_unbonding = min(claim.amount_wei - from_active, self.unbonding.get(worker, 0))
-        taken = from_active + from_unbonding
-        if taken == 0:
-            raise ChainRevert("nothing to slash")
+        taken = from_active + from_unbonding  # 0 is no refusal: it may collect at execution
         for signer in signers:
             self.locked[signer] = self.locked.get(signer, 0) + claim.amount_wei
         self.stakes[worker] = self.stakes.get(worker, 0) - from_active
@@ -520,14 +525,15 @@ class FakeEscrow:
     def _signers(self, message: FraudClaim | RungVote, sigs: Sequence[bytes], worker: bytes,
                  requester: bytes, amount_wei: int) -> list[bytes]:  # fmt: skip
         """Escrow._signers: distinct (ascending) registered checkers, neither the accused
-        nor the requester, each with ``amount_wei`` free; a malleable signature refused."""
-        signers = []
+        nor the requester, each with ``amount_wei`` and a cap more free; a malleable
+        signature recovers to nobody (Escrow._recover), so it is not ascending."""
+        signers: list[bytes] = []
         for sig in sigs:
-            if len(sig) == 65 and int.from_bytes(sig[32:64], "big") > SECP256K1_HALF_N:
-                raise ChainRevert("malleable signature")
-            signers.append(signer := fraud_recover(message, sig))
-            if len(signers) > 1 and signer <= signers[-2]:
+            malleable = len(sig) == 65 and int.from_bytes(sig[32:64], "big") > SECP256K1_HALF_N
+            signer = bytes(20) if malleable else fraud_recover(message, sig)
+            if signer <= (signers[-1] if signers else bytes(20)):
                 raise ChainRevert("signers not ascending")
+            signers.append(signer)
             if signer == worker:
                 raise ChainRevert("worker cannot sign")
             if signer == requester:
@@ -555,7 +561,7 @@ class FakeEscrow:
 
     def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         state = self.claims.get((claim.ref, claim.worker))
-        if state is None or state.status != CLAIM_PENDING:
+        if state is None or state.status not in (CLAIM_PENDING, CLAIM_EXECUTED):
             raise ChainRevert("no pending claim")
         if self.now_s() < state.settle_at_s:
             raise ChainRevert("challenge window open")
@@ -566,7 +572,9 @@ class FakeEscrow:
     def _settle(self, signed: CleanAnswer | FraudClaim, claimers: Sequence[bytes],
                 ladder: Sequence[Sequence[bytes]], state: ClaimState) -> None:  # fmt: skip
         """Escrow._settle: the last rung's side wins (the claim's, with no rung)."""
-        ref, worker, amount = signed.ref, signed.worker, state.amount_wei
+        ref, worker = signed.ref, signed.worker
+        owed = state.status == CLAIM_EXECUTED  # collecting a debt: positions settled already
+        amount = 0 if owed else state.amount_wei
         fraud = [*claimers, *(a for i, r in enumerate(ladder) if i % 2 == 1 for a in r)]
         clean = [a for i, r in enumerate(ladder) if i % 2 == 0 for a in r]
         upheld = len(ladder) % 2 == 0
@@ -580,11 +588,23 @@ class FakeEscrow:
         for a in winners:
             self.locked[a] -= amount
         if upheld:
-            self.claims[(ref, worker)] = replace(state, status=CLAIM_EXECUTED)
-            split = slash_split(state.taken_wei, len(winners), penalty)  # half burned
+            # Escrow._settle: it takes what the accused holds now, up to the amount, besides
+            # what it held; executed already, it collects a debt (no positions, no forfeit)
+            held = 0 if owed else state.taken_wei
+            want = state.amount_wei - state.taken_wei
+            more = min(want, self.stakes.get(worker, 0) - self.locked.get(worker, 0))
+            later = min(want - more, self.unbonding.get(worker, 0))
+            self.stakes[worker] = self.stakes.get(worker, 0) - more
+            if later:
+                self.unbonding[worker] -= later
+            if self.stakes[worker] < self.checker_min_stake_wei:
+                self.checkers.discard(worker)
+            self.claims[(ref, worker)] = replace(state, status=CLAIM_EXECUTED,
+                                                 taken_wei=state.taken_wei + more + later)  # fmt: skip
+            split = slash_split(held + more + later, len(winners), penalty)  # half burned
             share = split.per_claimer_wei
             self.credit[ref.requester] = self.credit.get(ref.requester, 0) + split.requester_wei
-            self._mined("slash", worker, state.taken_wei)
+            self._mined("slash", worker, held + more + later)
         else:
             self.claims[(ref, worker)] = replace(state, status=CLAIM_ANSWERED)
             # each part back where it was taken from (Escrow._settle): a false claim does
@@ -752,7 +772,8 @@ class FakeChain:
 
     async def takeable_of(self, account: bytes) -> int:
         await self._enter("takeable_of")
-        return self.escrow.stakes.get(account, 0) + self.escrow.unbonding.get(account, 0)
+        return takeable_wei(self.escrow.stakes.get(account, 0), self.escrow.locked.get(account, 0),
+                            self.escrow.unbonding.get(account, 0))  # fmt: skip
 
     async def fraud_terms(self) -> FraudTerms:
         await self._enter("fraud_terms")

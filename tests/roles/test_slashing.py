@@ -22,7 +22,7 @@ from eth_utils.address import to_canonical_address
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
-from node.roles.slasher import EXECUTED, Claim, Slasher
+from node.roles.slasher import DEBT_CHECK_S, EXECUTED, Claim, Slasher
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_verdicts
@@ -101,6 +101,35 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         how = await answerer.wait_ended(job_id, ref.task_id)  # it found nobody to sign
         assert how.startswith("challenge window over") or how == "claim upheld"
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
+
+
+async def test_a_claim_that_found_the_stake_held_collects_it_once_it_comes_back(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 45's review: the cheat's stake was all locked behind claims it signed (or held
+    by its friends' claims on junk it signed) when the honest claim opened and when it
+    executed, so it took nothing; and the locks came back later. The claim stays owed
+    (the escrow executes it again for what the accused holds then): the slasher reads the
+    accused's stake every DEBT_CHECK_S and collects."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client")
+        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+        escrow = cluster.escrow
+        escrow.stakes[cheat.address] = STAKE_WEI
+        escrow.locked[cheat.address] = STAKE_WEI  # all of it behind claims it signed
+        await staked_checkers(cluster, 3)
+        await cluster.settle("client", 4)
+        job_id = await cluster.submit("client", frames=1)
+        await escrow.wait_until(lambda: any(s.status == CLAIM_EXECUTED for s in escrow.claims.values()))
+        ((ref, worker), state) = next(iter(escrow.claims.items()))
+        assert (ref.job_id, worker, state.taken_wei) == (job_id, cheat.address, 0)
+        await trio.sleep(2 * DEBT_CHECK_S)  # mock time: owed, read every hour, nothing to take
+        assert escrow.claims[(ref, worker)].taken_wei == 0
+        escrow.locked[cheat.address] = 0  # its own claims settled: the stake is back
+        await escrow.wait_until(lambda: escrow.claims[(ref, worker)].taken_wei == escrow.terms.cap_wei)
+        assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
+        client = cluster.members["client"]
+        assert await client.live().requester.slasher.wait_settled(job_id, ref.task_id) == EXECUTED
 
 
 async def test_a_cheat_that_never_disputes_is_claimed_through_the_requesters_confirmation(
