@@ -156,6 +156,7 @@ class Node:
         self._payment = PaymentBinding.create(key, payment_key)
         self._market: MarketHandler | None = None
         self._gossip_hook: Callable[[Envelope], None] | None = None
+        self._advert_keeper: Callable[[bytes], bool] = lambda node: False
         self._changed = trio.Event()
         self._stop = trio.Event()
         self._persisted = trio.Event()
@@ -178,6 +179,11 @@ class Node:
     def set_gossip_hook(self, hook: Callable[[Envelope], None]) -> None:
         """Hear every admitted gossip message other than adverts (the roles' JobAnnounce)."""
         self._gossip_hook = hook
+
+    def set_advert_keeper(self, keep: Callable[[bytes], bool]) -> None:
+        """Which known adverts (by node id) the roles have dealings with: eviction spares
+        them, and the adverts of connected peers, before the rest."""
+        self._advert_keeper = keep
 
     def set_capacity(self, capacity: OwnCapacity) -> None:
         """Change what the adverts offer, and tell the network soon rather than next interval."""
@@ -305,9 +311,22 @@ class Node:
             pass  # stopping: the network outlives the persister by a moment
 
     def _evict_adverts(self) -> None:
-        """Drop the tenth of known adverts refreshed longest ago."""
+        """Drop a tenth of the known adverts: first those of nodes neither connected to us
+        nor known to the roles (``set_advert_keeper``), refreshed longest ago.
+
+        Why: a flood of fresh identities' adverts (keys are free; each advert is signed)
+        pushed out, oldest first, the adverts of the workers a requester dealt with, and
+        a bid from a node whose advert is gone is held until it comes again (review of
+        stop 44). Fresh identities can fill the rest of the table, not these."""
         count = max(1, self.max_known_adverts // 10)
-        oldest = sorted(self.capacity, key=lambda p: self.capacity[p].received_ms)[:count]
+        connected = set(self.network.connected_peers())
+
+        def spare(peer: str) -> tuple[bool, int]:
+            seen = self.capacity[peer]
+            kept = peer in connected or self._advert_keeper(seen.advert.payment.node)
+            return kept, seen.received_ms
+
+        oldest = sorted(self.capacity, key=spare)[:count]
         for peer in oldest:
             del self.capacity[peer]
         self.metrics.rejected.labels("advert_evicted").inc(len(oldest))

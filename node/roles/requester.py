@@ -585,6 +585,18 @@ class RequesterRole:
             if changed & job.machine.bidder_addresses():
                 job.wake_backing()
 
+    def keeps_advert(self, node: bytes) -> bool:
+        """Whether we deal with ``node``: a bidder in one of our live jobs, a worker whose
+        work we accepted, or a checker we gave checks (``Node.set_advert_keeper``: its
+        advert outlasts a flood of fresh identities' adverts, which used to push it out
+        oldest first, and a bid whose advert is gone waits for it: review of stop 44)."""
+        record = self.reputation.record(node)
+        if record is not None and record.accepted > 0:
+            return True
+        if any(node in given for given in self._given.values()):
+            return True
+        return any(job.machine.has_bidder(node) for job in self.jobs.values())
+
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))
         return seen.advert.payment.address if seen else None

@@ -307,6 +307,7 @@ async def run_roles(
                                                    settings.price_wei_per_ru,
                                                    worker.free_slots if worker else lambda: 0))  # fmt: skip
         requester = RequesterRole(ctx)
+        node.set_advert_keeper(requester.keeps_advert)
         roles = Roles(ctx, requester, worker, checker, payee, build, nursery.cancel_scope, defence)
         node.set_market_handler(roles.handle)
         node.set_gossip_hook(roles.on_gossip)

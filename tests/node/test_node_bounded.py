@@ -62,6 +62,37 @@ async def test_thousand_fresh_identities_leave_bounded_state(tmp_path: Path) -> 
         await node.publish_advert()  # alive and publishing
 
 
+async def test_a_flood_of_fresh_adverts_spares_those_the_roles_deal_with(tmp_path: Path) -> None:
+    """Review of stop 44: eviction dropped the adverts refreshed longest ago, so a flood
+    of fresh identities pushed out those of the workers a requester dealt with. Now the
+    roles' (``Node.set_advert_keeper``) and connected peers' go last."""
+    hub = MemoryHub()
+    key, evil_key = NodeKey.generate(), NodeKey.generate()
+    async with (
+        hub.open(key.node_id.text) as net,
+        hub.open(evil_key.node_id.text) as evil,
+        running_node(make_config(tmp_path, peer_burst=5000), net, key) as node,
+    ):
+        node.max_known_adverts = 100
+        await evil.connect(net.listen_addrs()[0])
+        friend, idle = NodeKey.generate(), NodeKey.generate()
+        node.set_advert_keeper(lambda n: n == friend.node_id.raw)
+
+        async def advertise(signer: NodeKey, port: int) -> None:
+            own = (f"/ip4/127.0.0.1/tcp/{port}/p2p/{signer.node_id.text}",)
+            data = encode_envelope(signer, make_advert(signer, own), nonce=1, now_ms=wall_ms())
+            await evil.publish_as(signer.node_id.text, CAPACITY_TOPIC, data)
+
+        await advertise(friend, 19998)
+        await advertise(idle, 19999)
+        await advertise(evil_key, 19997)  # a connected peer's own advert
+        for i in range(400):
+            await advertise(NodeKey.generate(), 20000 + i)
+        assert 0 < len(node.capacity) <= 100
+        assert friend.node_id.text in node.capacity and evil_key.node_id.text in node.capacity
+        assert idle.node_id.text not in node.capacity  # no dealings, refreshed longest ago
+
+
 async def test_publish_failure_is_logged_not_fatal(tmp_path: Path) -> None:
     hub = MemoryHub()
     key = NodeKey.generate()

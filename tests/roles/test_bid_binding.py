@@ -99,3 +99,22 @@ async def test_a_bid_is_read_at_the_address_it_was_taken_with_whatever_its_adver
         cluster.escrow.stakes[address] = 0  # and the stake it bid with is withdrawn
         await trio.sleep(5 * 60)  # mock time: the job's readings of its standing bids
         assert job.machine.has_bidder(worker) and job.stakes_fed[address] == 0
+
+
+async def test_the_requester_spares_the_adverts_of_the_nodes_it_deals_with(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A flood of fresh adverts pushed out the oldest (review of stop 44): a standing
+    bidder's advert could go, and its next bid waited for the advert again. The node now
+    evicts first the adverts of nodes the requester has no dealings with
+    (``RequesterRole.keeps_advert``; tests/node/test_node_bounded.py -k spares)."""
+    async with open_cluster(tmp_path) as cluster:
+        client, job = await job_asking_stake(cluster)
+        role = client.live().requester
+        bidder, address = await stranger(client)
+        idle, _ = await stranger(client)
+        cluster.escrow.stakes[address] = STAKE_WEI
+        assert not role.keeps_advert(bidder)
+        assert await role.receive(bidder, Bid(job.job_id, 1, 10**13, 1, address), bytes(32))
+        assert job.machine.has_bidder(bidder)
+        assert role.keeps_advert(bidder) and not role.keeps_advert(idle)
