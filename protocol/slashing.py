@@ -69,9 +69,9 @@ class SlashSplit:
 
 def slash_split(taken_wei: int, claimers: int, forfeits_wei: int = 0) -> SlashSplit:
     """The escrow's split of an upheld claim: half of the ``taken_wei`` burned, of the
-    rest a half to the requester and a half, with ``forfeits_wei`` (the losing answerers'
-    locked stake), in equal parts to the claim side's ``claimers`` positions; the
-    requester keeps the dust.
+    rest a half to the requester and a half, with half of ``forfeits_wei`` (the losing
+    answerers' locked stake; the other half burned), in equal parts to the claim side's
+    ``claimers`` positions; the requester keeps the dust.
 
     Why burn: the slashed stake once went whole to the requester and the claimers, so a
     cheat whose friends, as requester and staked checkers, claimed junk results it signed
@@ -85,8 +85,43 @@ def slash_split(taken_wei: int, claimers: int, forfeits_wei: int = 0) -> SlashSp
         raise ValueError("a claim has at least one claimer")
     burned = taken_wei // 2
     kept = taken_wei - burned
-    share = (kept // 2 + forfeits_wei) // claimers
-    return SlashSplit(burned, kept + forfeits_wei - share * claimers, share)
+    paid_forfeits = forfeits_wei // 2
+    share = (kept // 2 + paid_forfeits) // claimers
+    return SlashSplit(burned + forfeits_wei - paid_forfeits,
+                      kept + paid_forfeits - share * claimers, share)  # fmt: skip
+
+
+def worth_collecting(takeable_wei: int, owed_wei: int, claimers: int, gas_cost_wei: int) -> bool:
+    """Whether the requester executes an owed claim again now: its part of what the
+    collection would take (``min(takeable_wei, owed_wei)``, split by :func:`slash_split`)
+    beats the transaction's ``gas_cost_wei``. A cheat staking a wei an hour made every
+    owed claim send a collection that paid nothing (review of stop 45)."""
+    if owed_wei <= 0 or claimers <= 0:
+        return False
+    return slash_split(min(takeable_wei, owed_wei), claimers).requester_wei > gas_cost_wei
+
+
+@dataclass(frozen=True)
+class AnswerSplit:
+    """Where the claim side's forfeits go when the accused's answer stands (``_settle``)."""
+
+    burned_wei: int
+    accused_wei: int  # the rounding dust included
+    per_answerer_wei: int  # each position of the accused's side
+
+
+def answer_split(forfeits_wei: int, answerers: int) -> AnswerSplit:
+    """The escrow's split of the claim side's locked stake when the accused's answer
+    stands: half burned, of the rest a half in equal parts to the accused side's
+    ``answerers`` positions and the rest to the accused. Why burn: a cheat that is a
+    checker too signed claims against its own sybils and had friends answer them, so its
+    locked stake went whole to the coalition as forfeits, out of reach of the honest
+    claims on its fakes (review of stop 45)."""
+    if answerers <= 0:
+        raise ValueError("an answer has at least one answerer")
+    paid = forfeits_wei // 2
+    share = paid // 2 // answerers
+    return AnswerSplit(forfeits_wei - paid, paid - share * answerers, share)
 
 
 @dataclass(frozen=True)

@@ -300,6 +300,7 @@ MAX_SIGNERS: constant(uint256) = 16
 LANE_EPOCH_S: constant(uint256) = 86400  # open lanes are counted by the day their claim window ends
 LANE_EPOCHS: constant(uint256) = 64  # days counted ahead: bounds MAX_JOB_S + GRACE_S
 MAX_RUNGS: constant(uint256) = MAX_SIGNERS - 1  # rungs grow strictly, from 2 signers to 16
+DEBT_S: constant(uint256) = 90 * 86400  # how long an executed claim short of its amount is owed
 # Gas forwarded with each payment in a batch: ample for contract wallets, and a
 # payee that burns gas cannot starve the rest of the batch.
 BATCH_PAY_GAS: constant(uint256) = 100000
@@ -804,7 +805,10 @@ def execute_slash(ref: ResultRef, worker: address, tiles: bytes32, claimers: Dyn
     """
     claim_id: bytes32 = self._claim_id(ref, worker)
     claim: Claim = self.claims[claim_id]
-    assert claim.status == CLAIM_PENDING or claim.status == CLAIM_EXECUTED, "no pending claim"
+    # an executed claim short of its amount is owed for DEBT_S after its window
+    assert claim.status == CLAIM_PENDING or (
+        claim.status == CLAIM_EXECUTED and block.timestamp <= claim.settle_at + DEBT_S
+    ), "no pending claim"
     assert block.timestamp >= claim.settle_at, "challenge window open"
     assert self._commit(ref.frame_digest, tiles, claimers) == claim.commit, "wrong claim"
     self._settle(claim_id, claim, ref, worker, claimers, [])
@@ -1063,7 +1067,8 @@ def _settle(
         # (tests/ledger/test_stake_shields.py). The other half: a half to the requester,
         # a half to the claimers in equal parts (protocol.slashing.slash_split).
         kept: uint256 = taken - taken // 2
-        penalty: uint256 = lock * n_clean
+        # (forfeits: half burned too, so losing positions on purpose moves no stake whole)
+        penalty: uint256 = lock * n_clean // 2
         share: uint256 = (kept // 2 + penalty) // n_fraud
         self._release(lock, share, False, claimers, ladder, True)
         self._release(lock, 0, True, [], ladder, False)
@@ -1076,7 +1081,10 @@ def _settle(
         self.stakes[worker].active += claim.taken - claim.from_unbonding
         if claim.from_unbonding > 0:  # (mostly not: 2,200 gas saved on the bucket's slot)
             self.stakes[worker].unbonding += claim.from_unbonding
-        penalty: uint256 = claim.amount * n_fraud
+        # Half of the forfeits burned: a cheat that is a checker too lost its claimer
+        # positions on purpose (claims on its sybils, answered by friends) and moved its
+        # locked stake to the coalition whole (review of stop 45)
+        penalty: uint256 = claim.amount * n_fraud // 2
         share: uint256 = penalty // 2 // n_clean
         self._release(claim.amount, 0, True, claimers, ladder, True)
         self._release(claim.amount, share, False, [], ladder, False)

@@ -36,7 +36,14 @@ claim where it stood and never loses one in its challenge window:
   the claim's published verdicts name, node.roles.overturn_rechecks); then
   ``escalate``. Once the last rung's window is over, ``settle_contest``: its
   side wins.
-* ``executed`` or ``answered`` (the accused's answer stood): done.
+* ``owed``: executed for less than its amount (the accused's stake was held by other
+  claims, or locked behind claims it signed: docs/VERIFICATION.md, "What a cheat's
+  friends can do to its stake"), or another claim used the frame up and is owed: the
+  accused's stake is read every ``DEBT_CHECK_S`` and the claim executed again while the
+  requester's part of what it would take beats the gas (``protocol.slashing.
+  worth_collecting``), until it took its amount (``executed``) or ``DEBT_HORIZON_S``
+  (the escrow's ``DEBT_S``) passed its window (``unpaid``).
+* ``executed``, ``unpaid`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
 (``PassClaimDue``, ``protocol.market.plants``) is claimed the same way, kind
@@ -118,14 +125,15 @@ from protocol.slashing import (
     dispute_checkers_for,
     may_pick_claimer,
     tiles_commitment,
+    worth_collecting,
 )
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-GATHERING, CLAIMED, OVERTURNING, OWED, EXECUTED, ANSWERED, IMPOSSIBLE = (
-    "gathering", "claimed", "overturning", "owed", "executed", "answered", "impossible",
+GATHERING, CLAIMED, OVERTURNING, OWED, EXECUTED, UNPAID, ANSWERED, IMPOSSIBLE = (
+    "gathering", "claimed", "overturning", "owed", "executed", "unpaid", "answered", "impossible",
 )  # fmt: skip
-FINAL = (EXECUTED, ANSWERED, IMPOSSIBLE)
+FINAL = (EXECUTED, UNPAID, ANSWERED, IMPOSSIBLE)
 FRAUD, PASS = "fraud", "pass"  # a worker's result, a checker's pass of a plant
 TABLES = {FRAUD: "fraud_claims", PASS: "pass_claims"}
 SPARE_CLAIMERS = 2  # asked beyond the quorum (one may be busy or gone)
@@ -140,7 +148,10 @@ SIGN_WAIT_S = 600.0
 # that starts unbonding is still slashable) and collected, for DEBT_HORIZON_S after the
 # claim's window at most (each owed claim costs a read an hour until then).
 DEBT_CHECK_S = 3600.0
-DEBT_HORIZON_S = 90 * 86400
+DEBT_HORIZON_S = 90 * 86400  # the escrow's DEBT_S: collections refused after it
+# what a collection (execute_slash on an owed claim) costs at most, in gas (bench/gas.py:
+# 178,441 for a first execution with three claimers; a collection writes less)
+COLLECT_GAS = 180_000
 TOP_UP_WEI = 1  # a top-up that only moves the job's deadline (the escrow refuses 0)
 INTRODUCE_S = 15.0  # the picks' announces, sent together, wait at most this
 # the escrow's reverts that name one signer's state: it is left out, the rest go on
@@ -414,7 +425,7 @@ class Slasher:
             while len(claim.sigs) < need:
                 window = await self._read_window(claim)
                 if window.state.status == CLAIM_EXECUTED:  # final: the frame's stake is taken
-                    return await self._end(claim, EXECUTED, "another claim took the stake")
+                    return await self._adopt(claim, "another claim took the stake")
                 if not window.open(terms.challenge_s):
                     return await self._end(claim, IMPOSSIBLE, "claim window over")
                 if trio.current_time() >= give_up_at:
@@ -466,7 +477,7 @@ class Slasher:
                 if not await self._ours(claim, ordered):
                     status = await self._foreign_claim_ended(claim)
                     if status == CLAIM_EXECUTED:
-                        return await self._end(claim, EXECUTED, "another claim took the stake")
+                        return await self._adopt(claim, "another claim took the stake")
                     # answered: claim again, in the next round (more signers than answered)
                     give_up_at = trio.current_time() + SIGN_WAIT_S
                     continue
@@ -701,6 +712,21 @@ class Slasher:
             return await self._end(claim, EXECUTED, why)
         await self._end(claim, OWED, f"{why}: {state.taken_wei} of {state.amount_wei} wei taken")
 
+    async def _adopt(self, claim: Claim, why: str) -> None:
+        """Another claim on our frame executed (the frame is used up): done, unless it is
+        owed; then we collect it as ours, since a collection pays the job's requester (us)
+        a quarter: the accused's friends that claimed the frame first while its stake was
+        held would not (review of stop 45)."""
+        chain, c = self.ctx.chain, claim.claim
+        assert chain is not None
+        state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
+        evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
+        if evidence is None or state.taken_wei >= state.amount_wei:
+            return await self._end(claim, EXECUTED, why)
+        claim.claim = replace(c, tiles=evidence.tiles)  # its tiles and claimers: its commitment
+        claim.claimers, claim.settle_at_s = tuple(evidence.claimers), state.settle_at_s
+        await self._end(claim, OWED, f"{why}: {state.taken_wei} of {state.amount_wei} wei taken")
+
     async def _collect(self, claim: Claim) -> None:
         """Execute an owed claim again whenever the accused holds stake a claim takes (free
         or unbonding), until it took its amount or ``DEBT_HORIZON_S`` passed its window."""
@@ -712,12 +738,14 @@ class Slasher:
             if state.taken_wei >= state.amount_wei:
                 return await self._end(claim, EXECUTED, "owed stake collected")
             if await self._chain(chain.chain_time_s) > claim.settle_at_s + DEBT_HORIZON_S:
-                return await self._end(claim, EXECUTED, f"owed stake left: {state.taken_wei} of "
-                                                         f"{state.amount_wei} wei taken")  # fmt: skip
+                return await self._end(claim, UNPAID, f"owed stake left: {state.taken_wei} of "
+                                                       f"{state.amount_wei} wei taken")  # fmt: skip
             # (once per reading that moved: an execution that took nothing waits an hour)
             takeable = 0 if state.taken_wei == tried else await self._chain(
                 partial(chain.takeable_of, c.worker))  # fmt: skip
-            if takeable > 0:
+            gas_cost_wei = COLLECT_GAS * await self._chain(chain.gas_price_wei) if takeable else 0
+            if worth_collecting(takeable, state.amount_wei - state.taken_wei,
+                                max(1, len(claim.claimers)), gas_cost_wei):  # fmt: skip
                 tried = state.taken_wei
                 try:
                     await self._chain(partial(chain.execute_slash, c, claim.claimers))
@@ -807,7 +835,7 @@ class Slasher:
     async def _end(self, claim: Claim, state: str, why: str) -> None:
         claim.state = state
         await self._save(claim)
-        level = logging.INFO if state in (EXECUTED, OWED) else logging.WARNING
+        level = logging.INFO if state in (EXECUTED, OWED) else logging.WARNING  # UNPAID warns
         log_event(logger, level, f"fraud claim {state}", frame=claim.claim.ref.frame, why=why,
                   kind=claim.kind)  # fmt: skip
 

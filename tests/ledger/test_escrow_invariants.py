@@ -51,6 +51,7 @@ stakers = st.integers(min_value=0, max_value=3)
 # A claim is taken only at the cap; other amounts are drawn to be refused.
 claim_amounts = st.one_of(st.just(SLASH_CAP_WEI), amounts)
 CHECKER_STAKE_WEI = CHECKER_MIN_STAKE_WEI + 2 * SLASH_CAP_WEI  # survives a lost claim
+DEBT_S = 90 * 86400  # Escrow.DEBT_S: how long an executed claim short of its amount is owed
 JobKey = tuple[int, bytes]  # (owner, job id)
 ClaimKey = tuple[int, int, int]  # (job, worker, frame) of the requester's jobs
 TILES = b"\x01" * 32
@@ -253,8 +254,9 @@ class EscrowMachine(RuleBasedStateMachine):
     def can_sign(self, account: bytes, at_risk_wei: int) -> bool:
         m = self.model
         active = m.active.get(account, 0)
+        # the amount at risk and a cap more free (stop 45; the amount is the cap)
         return (account in m.checker and active >= CHECKER_MIN_STAKE_WEI
-                and active - m.locked.get(account, 0) >= at_risk_wei)  # fmt: skip
+                and active - m.locked.get(account, 0) >= at_risk_wei + SLASH_CAP_WEI)  # fmt: skip
 
     def sync_checker(self, account: bytes) -> None:
         if self.model.active.get(account, 0) < CHECKER_MIN_STAKE_WEI:
@@ -270,12 +272,13 @@ class EscrowMachine(RuleBasedStateMachine):
         key = self.env.key_of
         sigs = order_signatures(claim, [sign(claim, key(c)) for c in self.claimers()])
         pending, unbond_at_s = m.unbonding.get(w.account, (0, 0))
-        from_active = min(amount_wei, m.active.get(w.account, 0))
+        from_active = min(amount_wei, m.active.get(w.account, 0) - m.locked.get(w.account, 0))
         from_unbonding = min(amount_wei - from_active, pending)
-        # (an answered claim stays: two claimers never outnumber its three answerers)
+        # (an answered claim stays: two claimers never outnumber its three answerers; a
+        # worker holding nothing is no refusal since stop 45: the claim is owed)
         ok = ((0, self.job_ids[job]) in m.remaining and (job, worker, frame) not in m.claims
               and self.next_block_s() <= m.deadline[(0, self.job_ids[job])] + GRACE_S  # window
-              and amount_wei == SLASH_CAP_WEI and from_active + from_unbonding > 0
+              and amount_wei == SLASH_CAP_WEI
               and all(self.can_sign(c.account, amount_wei) for c in self.claimers()))  # fmt: skip
         call = self.env.outsider.calls.claim_fraud(claim, sign(claim.ref, key(w)), sigs)
         self.attempt(self.env.outsider, call, ok)
@@ -295,7 +298,10 @@ class EscrowMachine(RuleBasedStateMachine):
 
     @rule(job=jobs, worker=workers, frame=frames)
     def execute(self, job: int, worker: int, frame: int) -> None:
-        c = self.pending(job, worker, frame)
+        # a pending claim, or an executed one again while owed (DEBT_S after its window)
+        c = self.pending(job, worker, frame) or self.pending(job, worker, frame, CLAIM_EXECUTED)
+        if c is not None and c.status == CLAIM_EXECUTED and self.next_block_s() > c.settle_at_s + DEBT_S:
+            c = None
         claim = self.claim_of(job, worker, frame, c.amount_wei if c else 0)
         claimers = sorted(x.account for x in self.claimers())
         ok = c is not None and self.next_block_s() >= c.settle_at_s
@@ -305,7 +311,9 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def settle(self, c: ClaimModel, worker: int, claimers: list[bytes]) -> None:
         """Escrow._settle: the last rung's side wins (the claim's, with no rung)."""
-        m, amount = self.model, c.amount_wei
+        m = self.model
+        owed = c.status == CLAIM_EXECUTED  # collecting: positions settled the first time
+        amount = 0 if owed else c.amount_wei
         fraud = [*claimers, *(a for i, rung in enumerate(c.ladder) if i % 2 for a in rung)]
         clean = [a for i, rung in enumerate(c.ladder) if i % 2 == 0 for a in rung]
         winners, losers = (fraud, clean) if len(c.ladder) % 2 == 0 else (clean, fraud)
@@ -317,9 +325,20 @@ class EscrowMachine(RuleBasedStateMachine):
             m.locked[a] -= amount
         penalty, requester = amount * len(losers), self.env.requester.account
         if len(c.ladder) % 2 == 0:
-            c.status = CLAIM_EXECUTED
-            share = (c.taken_wei // 2 + penalty) // len(winners)
-            m.credit[requester] = m.credit.get(requester, 0) + c.taken_wei + penalty - share * len(winners)
+            # what the worker holds now, up to the amount, besides what the claim held
+            w = self.env.workers[worker].account
+            pending, unbond_at_s = m.unbonding.get(w, (0, 0))
+            more = min(c.amount_wei - c.taken_wei, m.active.get(w, 0) - m.locked.get(w, 0))
+            later = min(c.amount_wei - c.taken_wei - more, pending)
+            m.active[w] = m.active.get(w, 0) - more
+            m.unbonding[w] = (pending - later, unbond_at_s)
+            self.sync_checker(w)
+            taken = (0 if owed else c.taken_wei) + more + later
+            c.status, c.taken_wei = CLAIM_EXECUTED, c.taken_wei + more + later
+            # half of the taken stake and of the forfeits burned (it stays in the escrow)
+            kept, paid = taken - taken // 2, penalty // 2
+            share = (kept // 2 + paid) // len(winners)
+            m.credit[requester] = m.credit.get(requester, 0) + kept + paid - share * len(winners)
         else:
             c.status = CLAIM_ANSWERED
             w = self.env.workers[worker].account
@@ -327,8 +346,9 @@ class EscrowMachine(RuleBasedStateMachine):
             m.active[w] = m.active.get(w, 0) + c.taken_wei - c.from_unbonding_wei
             pending, unbond_at_s = m.unbonding.get(w, (0, 0))
             m.unbonding[w] = (pending + c.from_unbonding_wei, unbond_at_s)
-            share = penalty // 2 // len(winners)
-            m.credit[w] = m.credit.get(w, 0) + penalty - share * len(winners)
+            paid = penalty // 2  # half of the forfeits burned
+            share = paid // 2 // len(winners)
+            m.credit[w] = m.credit.get(w, 0) + paid - share * len(winners)
         for a in winners:
             m.credit[a] = m.credit.get(a, 0) + share
 

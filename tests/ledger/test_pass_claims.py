@@ -28,7 +28,7 @@ from node.content.cid import cid_of_bytes
 from protocol.fraud_evidence import claimed_pass, pack_evidence
 from protocol.market.records import verdict_digest_of
 from protocol.messages import job_id_of
-from protocol.slashing import slash_split, tiles_commitment
+from protocol.slashing import answer_split, slash_split, tiles_commitment
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -213,14 +213,14 @@ def test_a_framed_honest_checker_is_answered_by_a_larger_quorum(env_fast: Env) -
     penalty = 2 * SLASH_CAP_WEI
     for liar in liars:
         assert liar.stake_of().active_wei == SIGNER_STAKE_WEI - SLASH_CAP_WEI
-    share = penalty // 2 // 3
-    assert [h.credit_wei(h.account) for h in honest] == [share] * 3
-    assert checker.credit_wei(checker.account) == penalty - 3 * share
+    split = answer_split(penalty, 3)  # half of the liars' forfeit burned
+    assert [h.credit_wei(h.account) for h in honest] == [split.per_answerer_wei] * 3
+    assert checker.credit_wei(checker.account) == split.accused_wei
 
 
 def test_a_claim_on_a_checker_without_stake_holds_nothing(env_fast: Env) -> None:
-    """A debt, as a worker's (test_stake_slash.py -k debt): the claim opens holding
-    nothing and collects once the checker stakes."""
+    """The claim opens holding nothing (a debt, as a worker's claim is: test_stake_slash.py
+    -k debt shows the collection)."""
     env = env_fast
     register(env.checkers[:2])
     lazy = env.workers[0]  # signed a pass, never staked

@@ -153,3 +153,40 @@ def test_friends_answering_their_own_junk_claims_give_the_stake_to_the_honest_cl
     execute(env, honest, env.checkers[:2])
     assert env.outsider.claim(honest.ref, cheat.account).taken_wei == SLASH_CAP_WEI
     assert cheat.stake_of().active_wei == SLASH_CAP_WEI
+
+
+def test_positions_lost_on_purpose_move_half_the_locked_stake(env_fast: Env) -> None:
+    """Review of stop 45: rather than let its sybil claims execute, the cheat had three more
+    friends answer them; the answers stood and its locked positions went to the coalition
+    as forfeits, whole, out of reach of the honest claim still owed. Half of a forfeit is
+    burned now, as half of a slash: that way out costs the coalition half of what it
+    moves."""
+    env = env_fast
+    cheat, sybils, friend = env.workers[0], env.workers[1:3], env.checkers[2]
+    register([cheat], 3 * SLASH_CAP_WEI)
+    register([friend], 2 * CHECKER_MIN_STAKE_WEI)
+    job_id = os.urandom(32)
+    env.requester.deposit(job_id, 10**15, env.deadline_in(3600))
+    sybil_claims = [claim_for(env, result_of(env, job_id, 101), sybil, SLASH_CAP_WEI) for sybil in sybils]
+    for claim in sybil_claims:  # stakeless sybils: the claims hold nothing
+        open_claim(env, claim, [cheat, friend])
+    register(env.checkers[:2])
+    honest = [claim_for(env, result_of(env, job_id, frame), cheat, SLASH_CAP_WEI) for frame in (7, 8)]
+    for claim in honest:
+        open_claim(env, claim, env.checkers[:2])
+    assert [env.outsider.claim(c.ref, cheat.account).taken_wei for c in honest] == [SLASH_CAP_WEI, 0]
+    answerers, keys = fresh_checkers(env, 3)
+    fresh = {c.account: k for c, k in zip(answerers, keys, strict=True)}
+    claimers = ordered([cheat, friend])
+    for claim in sybil_claims:
+        env.outsider.send(env.outsider.calls.answer_claim(
+            claim.answer, claimers, sign_all(env, claim.answer.rung(claimers, 0), answerers, fresh)))  # fmt: skip
+    env.chain.advance_time(CHALLENGE_S)
+    for claim in sybil_claims:  # the answers stand: the claimers' positions are forfeit
+        env.outsider.send(env.outsider.calls.settle_contest(claim.answer, claimers, [ordered(answerers)]))
+    assert cheat.stake_of().active_wei == 0  # its cap went to the honest claim, the rest lost
+    forfeits = 2 * len(claimers) * SLASH_CAP_WEI
+    coalition = [*sybils, *answerers]
+    assert sum(c.credit_wei(c.account) for c in coalition) == forfeits // 2  # the rest burned
+    execute(env, honest[1], env.checkers[:2])  # still owed: nothing left to collect
+    assert env.outsider.claim(honest[1].ref, cheat.account).taken_wei == 0

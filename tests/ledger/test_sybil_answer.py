@@ -25,7 +25,7 @@ from ledger.client import (
     EscrowClient,
 )
 from ledger.fraud import FraudClaim, order_signatures, sign
-from protocol.slashing import slash_split
+from protocol.slashing import answer_split, slash_split
 from tests.ledger.conftest import (
     CHALLENGE_S,
     CHECKER_MIN_STAKE_WEI,
@@ -124,18 +124,19 @@ def test_a_cheats_sybils_cannot_answer_a_true_claim_for_profit(env_fast: Env) ->
     for s in sybils:  # each sybil lost its locked amount
         st = s.stake_of()
         assert (st.active_wei, st.locked_wei) == (SIGNER_STAKE_WEI - SLASH_CAP_WEI, 0)
-    # half the cheat's taken stake burned; a quarter of it plus the sybils' forfeit in equal
-    # parts to the claim side's six positions (the claimers hold two each); the rest to the
-    # requester
+    # half the cheat's taken stake and of the sybils' forfeit burned; a quarter of the one
+    # and half of the other in equal parts to the claim side's six positions (the claimers
+    # hold two each); the rest to the requester
     split = slash_split(SLASH_CAP_WEI, 6, 3 * SLASH_CAP_WEI)
-    share = (SLASH_CAP_WEI // 4 + 3 * SLASH_CAP_WEI) // 6
-    assert split.per_claimer_wei == share and split.burned_wei == SLASH_CAP_WEI // 2
+    share = (SLASH_CAP_WEI // 4 + 3 * SLASH_CAP_WEI // 2) // 6
+    assert split.per_claimer_wei == share
+    assert split.burned_wei == SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI // 2
     for c in honest:
         assert c.credit_wei(c.account) == 2 * share
     for c in more_honest:
         assert c.credit_wei(c.account) == share
     assert env.requester.credit_wei(env.requester.account) == (
-        SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI - 6 * share) == split.requester_wei  # fmt: skip
+        SLASH_CAP_WEI // 2 + 3 * SLASH_CAP_WEI // 2 - 6 * share) == split.requester_wei  # fmt: skip
 
 
 def test_a_false_claim_cannot_outnumber_an_honest_answer_at_no_risk(env_fast: Env) -> None:
@@ -178,9 +179,10 @@ def test_a_false_claim_cannot_outnumber_an_honest_answer_at_no_risk(env_fast: En
     for c in [*honest, *more_honest]:
         st = c.stake_of()
         assert st.locked_wei == 0 and st.active_wei == CHECKER_MIN_STAKE_WEI + SLASH_CAP_WEI
-    penalty = 6 * SLASH_CAP_WEI  # six colluding positions
-    share = penalty // 2 // 8  # eight honest positions (three of them twice)
-    assert worker.credit_wei(worker.account) == penalty - 8 * share
+    penalty = 6 * SLASH_CAP_WEI  # six colluding positions: half of it burned
+    share = penalty // 4 // 8  # eight honest positions (three of them twice)
+    assert answer_split(penalty, 8).per_answerer_wei == share
+    assert worker.credit_wei(worker.account) == penalty // 2 - 8 * share
     for c in honest:
         assert c.credit_wei(c.account) == 2 * share
     assert env.requester.credit_wei(env.requester.account) == 0

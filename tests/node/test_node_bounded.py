@@ -8,6 +8,8 @@ all grew without bound.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import multiaddr
@@ -15,7 +17,8 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from node_helpers import libp2p_nodes, make_advert, make_config, running_node, wall_ms
 
-from node.net.memory import MemoryHub
+from node.net.memory import MemoryHub, MemoryNetwork
+from node.runtime import Node
 from node.store import open_store
 from protocol import NodeKey, encode_envelope
 from protocol.messages import CapacityAdvert
@@ -34,7 +37,9 @@ async def test_full_peerstore_keeps_own_key_and_publish_survives() -> None:
         await net.publish("/t", b"still alive")
 
 
-async def test_thousand_fresh_identities_leave_bounded_state(tmp_path: Path) -> None:
+@asynccontextmanager
+async def flooded(tmp_path: Path) -> AsyncIterator[tuple[Node, MemoryNetwork, NodeKey]]:
+    """A running node keeping 100 adverts, and a connected peer that will flood it."""
     hub = MemoryHub()
     key, evil_key = NodeKey.generate(), NodeKey.generate()
     async with (
@@ -43,8 +48,13 @@ async def test_thousand_fresh_identities_leave_bounded_state(tmp_path: Path) -> 
         running_node(make_config(tmp_path, peer_burst=5000), net, key) as node,
     ):
         node.max_known_adverts = 100
-        node.max_stored_peers = 50
         await evil.connect(net.listen_addrs()[0])
+        yield node, evil, evil_key
+
+
+async def test_thousand_fresh_identities_leave_bounded_state(tmp_path: Path) -> None:
+    async with flooded(tmp_path) as (node, evil, _):
+        node.max_stored_peers = 50
         victim = "/ip4/127.0.0.1/tcp/9/p2p/" + NodeKey.generate().node_id.text
         for i in range(1000):
             fresh = NodeKey.generate()
@@ -66,15 +76,7 @@ async def test_a_flood_of_fresh_adverts_spares_those_the_roles_deal_with(tmp_pat
     """Review of stop 44: eviction dropped the adverts refreshed longest ago, so a flood
     of fresh identities pushed out those of the workers a requester dealt with. Now the
     roles' (``Node.set_advert_keeper``) and connected peers' go last."""
-    hub = MemoryHub()
-    key, evil_key = NodeKey.generate(), NodeKey.generate()
-    async with (
-        hub.open(key.node_id.text) as net,
-        hub.open(evil_key.node_id.text) as evil,
-        running_node(make_config(tmp_path, peer_burst=5000), net, key) as node,
-    ):
-        node.max_known_adverts = 100
-        await evil.connect(net.listen_addrs()[0])
+    async with flooded(tmp_path) as (node, evil, evil_key):
         friend, idle = NodeKey.generate(), NodeKey.generate()
         node.set_advert_keeper(lambda n: n == friend.node_id.raw)
 

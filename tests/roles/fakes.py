@@ -49,6 +49,7 @@ from ledger.vouchers import SECP256K1_HALF_N, VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
 from node.render.probe import Probe, probe_of
 from node.roles.ports import ChainTx, RenderKit
+from node.roles.slasher import DEBT_HORIZON_S as DEBT_S
 from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
@@ -56,6 +57,7 @@ from protocol.messages import MAX_CLAIMERS, RenderSettings, Voucher
 from protocol.slashing import (
     SignerStanding,
     accused_side,
+    answer_split,
     claim_side,
     may_back_claim,
     slash_split,
@@ -561,7 +563,9 @@ class FakeEscrow:
 
     def execute_slash(self, claim: FraudClaim, claimers: Sequence[bytes]) -> None:
         state = self.claims.get((claim.ref, claim.worker))
-        if state is None or state.status not in (CLAIM_PENDING, CLAIM_EXECUTED):
+        if state is None or state.status not in (CLAIM_PENDING, CLAIM_EXECUTED) or (
+            state.status == CLAIM_EXECUTED and self.now_s() > state.settle_at_s + DEBT_S
+        ):  # an executed claim is owed for DEBT_S after its window (Escrow.execute_slash)
             raise ChainRevert("no pending claim")
         if self.now_s() < state.settle_at_s:
             raise ChainRevert("challenge window open")
@@ -612,8 +616,9 @@ class FakeEscrow:
             self.stakes[worker] = self.stakes.get(worker, 0) + state.taken_wei - state.from_unbonding_wei
             if state.from_unbonding_wei:
                 self.unbonding[worker] = self.unbonding.get(worker, 0) + state.from_unbonding_wei
-            share = penalty // 2 // len(winners)
-            self.credit[worker] = self.credit.get(worker, 0) + penalty - share * len(winners)
+            answered = answer_split(penalty, len(winners))  # half of the forfeits burned
+            share = answered.per_answerer_wei
+            self.credit[worker] = self.credit.get(worker, 0) + answered.accused_wei
             self._mined("answer stood", worker, state.taken_wei)
         for a in winners:
             self.credit[a] = self.credit.get(a, 0) + share

@@ -24,6 +24,7 @@ from protocol.slashing import (
     may_sign,
     tiles_commitment,
     upheld_rejecters,
+    worth_collecting,
 )
 from tests.protocol.market.harness import MarketHarness
 from tests.protocol.market.test_result_sig import ESCROW, cid_of
@@ -176,3 +177,14 @@ def test_the_sides_of_a_claims_ladder_are_one_rule_for_both_nodes() -> None:
     assert accused_side(ladder) == {b"a1", b"a2", b"a3"}
     assert accused_climbs_next(()) and not accused_climbs_next(ladder[:1])
     assert accused_climbs_next(ladder) and claim_side(claimers, ()) == set(claimers)
+
+
+def test_an_owed_claim_is_collected_only_when_the_requesters_part_beats_the_gas() -> None:
+    """Review of stop 45: a cheat staking a wei an hour made every owed claim send a
+    collection paying nothing. The requester's part is a quarter of what it takes."""
+    gas = 180_000 * 10**9
+    assert worth_collecting(10**17, 10**17, 2, gas)
+    assert not worth_collecting(1, 10**17, 2, gas)  # a wei staked
+    assert not worth_collecting(4 * gas, 10**17, 2, gas)  # a quarter of it: the gas, no more
+    assert worth_collecting(4 * gas + 4, 10**17, 2, gas)
+    assert not worth_collecting(10**18, 0, 2, gas)  # nothing owed
