@@ -317,14 +317,19 @@ class Node:
         Why: a flood of fresh identities' adverts (keys are free; each advert is signed)
         pushed out, oldest first, the adverts of the workers a requester dealt with, and
         a bid from a node whose advert is gone is held until it comes again (review of
-        stop 44). Fresh identities can fill the rest of the table, not these."""
+        stop 44). Fresh identities can fill the rest of the table, not these (at most half
+        of it is spared so)."""
         count = max(1, self.max_known_adverts // 10)
         connected = set(self.network.connected_peers())
+        kept = [p for p, seen in self.capacity.items()
+                if p in connected or self._advert_keeper(seen.advert.payment.node)]  # fmt: skip
+        # at most half the table is spared, the newest of them: bidding is free, so the
+        # roles' set could be filled by strangers too (review of stop 45)
+        kept.sort(key=lambda p: self.capacity[p].received_ms)
+        spared = set(kept[-(self.max_known_adverts // 2) :]) if self.max_known_adverts >= 2 else set()
 
         def spare(peer: str) -> tuple[bool, int]:
-            seen = self.capacity[peer]
-            kept = peer in connected or self._advert_keeper(seen.advert.payment.node)
-            return kept, seen.received_ms
+            return peer in spared, self.capacity[peer].received_ms
 
         oldest = sorted(self.capacity, key=spare)[:count]
         for peer in oldest:

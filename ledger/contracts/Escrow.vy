@@ -78,14 +78,15 @@
 #   strictly and stop at MAX_SIGNERS, so a ladder has at most MAX_RUNGS rungs.
 #   After the last rung's window anyone settles (`settle_contest`): the side
 #   of the last rung wins, every position (a signer on a rung) of the losing
-#   side forfeits its `amount` and the winners' locks are released. The
+#   side forfeits its `amount`, half of the forfeits burned, and the
+#   winners' locks are released. The
 #   claim's side: the claim executes: half of the taken stake is burned (it
 #   stays in the escrow, nobody's: a cheat's friends that claim its stake
 #   first recover only half), a quarter goes to the requester and a quarter
-#   plus the forfeits in equal parts to its positions.
+#   plus the paid half of the forfeits in equal parts to its positions.
 #   The accused's side: the claim is cancelled, the worker gets its stake
-#   back (each part where it was taken from) plus half the forfeits, the
-#   other half to its positions. So every
+#   back (each part where it was taken from) plus a quarter of the
+#   forfeits, a quarter to its positions. So every
 #   rung risks its signers' stake, and the side that can bring more staked
 #   checkers (16 at most) has the last word (docs/LEDGER.md). Otherwise,
 #   after the claim's window, anyone executes it: half of the taken stake
@@ -776,10 +777,11 @@ def settle_contest(
     """
     @notice After the last rung's window the side that signed it wins. The
             claim's side: the claim executes (execute_slash's split of the
-            accused's stake, every position of that side paid equally, the
-            other side's locked stake forfeited to it). The accused's side:
-            the claim is cancelled, the accused's stake returns with half of
-            the claim side's forfeit, the other half to its positions.
+            accused's stake, every position of that side paid equally, half
+            of the other side's locked stake forfeited to it, half burned).
+            The accused's side: the claim is cancelled, the accused's stake
+            returns with a quarter of the claim side's forfeit, a quarter to
+            its positions, half burned.
             Anyone may call.
     """
     claim_id: bytes32 = self._claim_id(ref, worker)

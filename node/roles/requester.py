@@ -586,7 +586,7 @@ class RequesterRole:
                 job.wake_backing()
 
     def keeps_advert(self, node: bytes) -> bool:
-        """Whether we deal with ``node``: a bidder in one of our live jobs, a worker whose
+        """Whether we deal with ``node``: a bidder in one of our open jobs, a worker whose
         work we accepted, or a checker we gave checks (``Node.set_advert_keeper``: its
         advert outlasts a flood of fresh identities' adverts, which used to push it out
         oldest first, and a bid whose advert is gone waits for it: review of stop 44)."""
@@ -595,7 +595,8 @@ class RequesterRole:
             return True
         if any(node in given for given in self._given.values()):
             return True
-        return any(job.machine.has_bidder(node) for job in self.jobs.values())
+        return any(job.machine.has_bidder(node) for job in self.jobs.values()
+                   if job.machine.state is JobState.OPEN)  # fmt: skip
 
     def address_of(self, node: bytes) -> bytes | None:
         seen = self.ctx.node.capacity.get(peer_of(node))

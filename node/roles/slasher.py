@@ -273,6 +273,9 @@ class Slasher:
         self._pick_claimers = pick_claimers
         self._introduce = introduce
         self._running: dict[tuple[bytes, bytes, str], Claim] = {}
+        # accused -> the lock its owed claims collect under (one per accused with an owed
+        # claim running: bounded by the claims, which our own disputes start)
+        self._collecting: dict[bytes, trio.Lock] = {}
         self._changed = trio.Event()
         self.settled: dict[tuple[bytes, bytes, str], str] = {}  # final states reached here
         self._grace_s: int | None = None
@@ -529,6 +532,10 @@ class Slasher:
             if now_s >= state.settle_at_s:  # its window is over: settle it (anyone may)
                 with suppress(ChainRevert, LedgerError):
                     await self._settle_foreign(claim, state.status)
+                # (not settled: its evidence may not be ours to read, a claim on another
+                # digest of the frame; a log search each 30 s would be for nothing)
+                await trio.sleep(MAX_WAIT_S)
+                continue
             await trio.sleep(min(MAX_WAIT_S, max(state.settle_at_s - now_s, CHAIN_RETRY_S)))
 
     async def _settle_foreign(self, claim: Claim, status: int) -> None:
@@ -720,9 +727,12 @@ class Slasher:
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
         state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
-        evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
-        if evidence is None or state.taken_wei >= state.amount_wei:
+        if state.taken_wei >= state.amount_wei:
             return await self._end(claim, EXECUTED, why)
+        evidence = await self._chain(partial(chain.claim_evidence, c.ref, c.worker))
+        if evidence is None:  # a claim on another digest of the frame (ids leave it out)
+            return await self._end(claim, UNPAID, f"{why}, owed, on a frame digest not ours: "
+                                                  f"{state.taken_wei} of {state.amount_wei} wei")  # fmt: skip
         claim.claim = replace(c, tiles=evidence.tiles)  # its tiles and claimers: its commitment
         claim.claimers, claim.settle_at_s = tuple(evidence.claimers), state.settle_at_s
         await self._end(claim, OWED, f"{why}: {state.taken_wei} of {state.amount_wei} wei taken")
@@ -737,21 +747,26 @@ class Slasher:
             state = await self._chain(partial(chain.claim_state, c.ref, c.worker))
             if state.taken_wei >= state.amount_wei:
                 return await self._end(claim, EXECUTED, "owed stake collected")
-            if await self._chain(chain.chain_time_s) > claim.settle_at_s + DEBT_HORIZON_S:
+            # (the chain's settle_at: a contested claim's is its last rung's)
+            if await self._chain(chain.chain_time_s) > state.settle_at_s + DEBT_HORIZON_S:
                 return await self._end(claim, UNPAID, f"owed stake left: {state.taken_wei} of "
                                                        f"{state.amount_wei} wei taken")  # fmt: skip
-            # (once per reading that moved: an execution that took nothing waits an hour)
-            takeable = 0 if state.taken_wei == tried else await self._chain(
-                partial(chain.takeable_of, c.worker))  # fmt: skip
-            gas_cost_wei = COLLECT_GAS * await self._chain(chain.gas_price_wei) if takeable else 0
-            if worth_collecting(takeable, state.amount_wei - state.taken_wei,
-                                max(1, len(claim.claimers)), gas_cost_wei):  # fmt: skip
-                tried = state.taken_wei
-                try:
-                    await self._chain(partial(chain.execute_slash, c, claim.claimers))
-                    continue  # read what it took
-                except ChainRevert as exc:
-                    log_event(logger, logging.WARNING, "owed stake not collected", reason=exc.reason)
+            # one collection at a time per accused, its stake read inside: owed claims on
+            # one cheat all saw its stake come back, and all but one took nothing for gas
+            async with self._collecting.setdefault(c.worker, trio.Lock()):
+                # (once per reading that moved: an execution that took nothing waits)
+                takeable = 0 if state.taken_wei == tried else await self._chain(
+                    partial(chain.takeable_of, c.worker))  # fmt: skip
+                gas_wei = COLLECT_GAS * await self._chain(chain.gas_price_wei) if takeable else 0
+                if worth_collecting(takeable, state.amount_wei - state.taken_wei,
+                                    max(1, len(claim.claimers)), gas_wei):  # fmt: skip
+                    tried = state.taken_wei
+                    try:
+                        await self._chain(partial(chain.execute_slash, c, claim.claimers))
+                        continue  # read what it took
+                    except ChainRevert as exc:
+                        log_event(logger, logging.WARNING, "owed stake not collected",
+                                  reason=exc.reason)  # fmt: skip
             await trio.sleep(DEBT_CHECK_S)
             tried = None
 

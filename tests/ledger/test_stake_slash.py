@@ -600,8 +600,26 @@ def test_a_malleable_twin_of_a_claim_signature_recovers_to_nobody(env_fast: Env)
         return fns.claim_fraud(claim.ref.arg(), address, worker_sig, claim.tiles, claim.amount_wei,
                                ordered)  # fmt: skip
 
-    with pytest.raises(ChainRevert) as info:  # after its signer's own: the same address
-        env.outsider.sender.transact(claim_with([sigs[0], twin]))
-    assert info.value.reason == "signers not ascending"
+    # first, or after its signer's own signature: it recovers to no address (address 0 is
+    # not above the start nor above the first signer)
+    for bad in ([twin, sigs[0]], [sigs[0], twin]):
+        with pytest.raises(ChainRevert) as info:
+            env.outsider.sender.transact(claim_with(bad))
+        assert info.value.reason == "signers not ascending"
     env.outsider.sender.transact(claim_with(sigs))
     assert env.outsider.claim(claim.ref, worker.account).status == CLAIM_PENDING
+
+
+def test_the_node_collects_owed_claims_as_long_as_the_escrow_owes_them() -> None:
+    """Escrow.DEBT_S (how long an executed claim short of its amount may be collected) is
+    the node's DEBT_HORIZON_S: a node that gave up earlier left stake the escrow still
+    owed it, one that went on later would send collections the escrow refuses."""
+    import re
+    from pathlib import Path
+
+    from node.roles.slasher import DEBT_HORIZON_S
+
+    source = (Path(__file__).resolve().parents[2] / "ledger" / "contracts" / "Escrow.vy").read_text()
+    found = re.search(r"^DEBT_S: constant\(uint256\) = (\d+) \* (\d+)", source, re.M)
+    assert found is not None
+    assert int(found[1]) * int(found[2]) == DEBT_HORIZON_S

@@ -140,3 +140,20 @@ async def test_libp2p_auto_connector_never_dials_the_peerstore() -> None:
         swarm.dial_peer = dial_peer
         await swarm.auto_connector.maybe_connect()
         assert dialled == []
+
+
+async def test_the_adverts_spared_are_half_the_table_at_most(tmp_path: Path) -> None:
+    """Bidding is free, so strangers can make the roles keep them (review of stop 45):
+    the spared adverts are the newest half of the table at most. 60 kept, then a flood:
+    the oldest kept go too, the newest 50 stay."""
+    async with flooded(tmp_path) as (node, evil, _):
+        kept = [NodeKey.generate() for _ in range(60)]
+        ids = {k.node_id.raw for k in kept}
+        node.set_advert_keeper(lambda n: n in ids)
+        for i, signer in enumerate([*kept, *(NodeKey.generate() for _ in range(300))]):
+            own = (f"/ip4/127.0.0.1/tcp/{20000 + i}/p2p/{signer.node_id.text}",)
+            data = encode_envelope(signer, make_advert(signer, own), nonce=1, now_ms=wall_ms())
+            await evil.publish_as(signer.node_id.text, CAPACITY_TOPIC, data)
+        assert 0 < len(node.capacity) <= 100
+        assert kept[0].node_id.text not in node.capacity  # the oldest kept went
+        assert all(k.node_id.text in node.capacity for k in kept[-50:])

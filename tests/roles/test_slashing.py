@@ -22,7 +22,8 @@ from eth_utils.address import to_canonical_address
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
-from node.roles.slasher import DEBT_CHECK_S, EXECUTED, Claim, Slasher
+from node.roles import slasher as slasher_module
+from node.roles.slasher import DEBT_CHECK_S, EXECUTED, UNPAID, Claim, Slasher
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_verdicts
@@ -103,6 +104,24 @@ async def test_an_upheld_dispute_is_claimed_and_executed_across_a_restart(
         assert sum(1 for t in client.chain.transactions if t.what == "execute_slash") == 1  # type: ignore[union-attr]
 
 
+async def executed_holding_nothing(cluster: Cluster) -> tuple[Member, bytes, ResultRef, ClaimState]:
+    """A client and a staked cheat whose stake is all locked behind claims it signed, and
+    three staked checkers; the cheat's disputed frame is claimed, and the claim executed
+    holding nothing: (cheat, job id, the claim's result, its state when executed)."""
+    await cluster.add("client", "client")
+    cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
+    escrow = cluster.escrow
+    escrow.stakes[cheat.address] = STAKE_WEI
+    escrow.locked[cheat.address] = STAKE_WEI
+    await staked_checkers(cluster, 3)
+    await cluster.settle("client", 4)
+    job_id = await cluster.submit("client", frames=1)
+    await escrow.wait_until(lambda: any(s.status == CLAIM_EXECUTED for s in escrow.claims.values()))
+    ((ref, worker), state) = next(iter(escrow.claims.items()))
+    assert worker == cheat.address
+    return cheat, job_id, ref, state
+
+
 async def test_a_claim_that_found_the_stake_held_collects_it_once_it_comes_back(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
@@ -112,17 +131,9 @@ async def test_a_claim_that_found_the_stake_held_collects_it_once_it_comes_back(
     (the escrow executes it again for what the accused holds then): the slasher reads the
     accused's stake every DEBT_CHECK_S and collects."""
     async with open_cluster(tmp_path) as cluster:
-        await cluster.add("client", "client")
-        cheat = await cluster.add("w1", "worker", adversary="wrong-seed-disputed")
-        escrow = cluster.escrow
-        escrow.stakes[cheat.address] = STAKE_WEI
-        escrow.locked[cheat.address] = STAKE_WEI  # all of it behind claims it signed
-        await staked_checkers(cluster, 3)
-        await cluster.settle("client", 4)
-        job_id = await cluster.submit("client", frames=1)
-        await escrow.wait_until(lambda: any(s.status == CLAIM_EXECUTED for s in escrow.claims.values()))
-        ((ref, worker), state) = next(iter(escrow.claims.items()))
-        assert (ref.job_id, worker, state.taken_wei) == (job_id, cheat.address, 0)
+        cheat, job_id, ref, state = await executed_holding_nothing(cluster)
+        escrow, worker = cluster.escrow, cheat.address
+        assert (ref.job_id, state.taken_wei) == (job_id, 0)
         await trio.sleep(2 * DEBT_CHECK_S)  # mock time: owed, read every hour, nothing to take
         assert escrow.claims[(ref, worker)].taken_wei == 0
         escrow.locked[cheat.address] = 0  # its own claims settled: the stake is back
@@ -130,6 +141,28 @@ async def test_a_claim_that_found_the_stake_held_collects_it_once_it_comes_back(
         assert escrow.stakes[cheat.address] == STAKE_WEI - escrow.terms.cap_wei
         client = cluster.members["client"]
         assert await client.live().requester.slasher.wait_settled(job_id, ref.task_id) == EXECUTED
+
+
+async def test_an_owed_claim_not_worth_its_gas_is_left_unpaid_after_the_horizon(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reviews of stop 45: a wei staked an hour made every owed claim send a collection
+    that paid nothing (the requester's part of a wei is 0 against 180,000 gas), and a
+    debt given up read as executed. The slasher sends none, and ends the claim ``unpaid``
+    DEBT_HORIZON_S after its window (the escrow's DEBT_S: 90 days, three hours here, so
+    that the cluster's mock time stays short)."""
+    monkeypatch.setattr(slasher_module, "DEBT_HORIZON_S", 3 * DEBT_CHECK_S)
+    async with open_cluster(tmp_path, limit_s=12 * 3600) as cluster:
+        cheat, job_id, ref, state = await executed_holding_nothing(cluster)
+        escrow, worker = cluster.escrow, cheat.address
+        escrow.locked[cheat.address] = STAKE_WEI - 1  # a wei free: takeable, not worth it
+        client = cluster.members["client"]
+        slasher = client.live().requester.slasher
+        assert await slasher.wait_settled(job_id, ref.task_id) == UNPAID
+        assert escrow.now_s() > state.settle_at_s + 3 * DEBT_CHECK_S
+        assert escrow.claims[(ref, worker)].taken_wei == 0
+        sent = [t.what for t in client.chain.transactions]  # type: ignore[union-attr]
+        assert sent.count("execute_slash") == 1  # the execution, no collection
 
 
 async def test_a_cheat_that_never_disputes_is_claimed_through_the_requesters_confirmation(
