@@ -7,11 +7,13 @@ that answers "passed" without rendering keeps its fee (the verifier's
 dilemma). So the requester sometimes sends a checker a *plant*: the same
 ``VerifyRequest`` it sends for a real result (same job, task, frame, worker,
 result digest and tile count) but naming a frame the requester made by
-perturbing the real frame's pixels in **every** grid cell (:func:`perturb`).
-Whatever tiles the checker's secret picks, an honest re-render differs from the
-plant beyond the comparison policy (:func:`perturb`'s guarantee), so an honest
-checker always rejects a plant, and a "passed" verdict on one is a miss
-(:func:`plant_missed`).
+perturbing the real frame's pixels in **every** grid cell but the blank ones,
+where nothing is visible under a transparent film (:func:`perturb`,
+:func:`blank_cells`). Whatever changed tiles the checker's secret picks, an
+honest re-render differs from the plant beyond the comparison policy
+(:func:`perturb`'s guarantee), so an honest checker always rejects a plant
+whose draw hit a changed cell, and a "passed" verdict on one is a miss
+(:func:`plant_missed`); a pass that saw only blank cells is neither.
 
 What the checker must not be able to see is which requests are plants; the
 node serves every frame to checkers itself, re-encoded the same way
@@ -120,13 +122,53 @@ def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:
     return hashlib.sha256(PLANT_KEY_DOMAIN + plant_draw(check_secret, result_digest)).digest()
 
 
-def perturb(pixels: npt.NDArray[np.generic], key: bytes, tile_px: int) -> npt.NDArray[np.generic]:
-    """A copy of ``pixels`` (HxW or HxWxC, uint8/uint16) changed in every ``tile_px``
-    cell of the grid: ``min(PLANT_PIXELS_PER_CELL, cell pixels)`` distinct pixels
-    chosen by ``key`` get ``PLANT_DELTA`` levels up or down (whichever stays in
-    range) on each colour channel (alpha is left alone: a changed alpha would tell)."""
+def _visible(view: npt.NDArray[np.generic], cell: Tile) -> list[int]:
+    """The indices (row-major, within ``cell``) of the pixels a plant may change: those
+    with alpha above 0 in an RGBA image, every pixel otherwise."""
+    area = cell.width * cell.height
+    if view.shape[2] != 4:
+        return list(range(area))
+    alpha = np.asarray(
+        view[cell.y : cell.y + cell.height, cell.x : cell.x + cell.width, 3], np.int64
+    )
+    return [int(i) for i in np.flatnonzero(alpha.reshape(-1) > 0)]
+
+
+def _planted(view: npt.NDArray[np.generic], cell: Tile) -> list[int] | None:
+    """The pixels of ``cell`` a plant picks among, or None for a blank cell: one with
+    fewer visible pixels than :func:`perturb` changes (``min(PLANT_PIXELS_PER_CELL,
+    area)``): fewer specks in a full cell would pass the comparison's tolerance."""
+    visible = _visible(view, cell)
+    return visible if len(visible) >= min(PLANT_PIXELS_PER_CELL, cell.width * cell.height) else None
+
+
+def _as_3d(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
         raise LocalProtocolError("a plant is made from a 2-D or 3-D uint8/uint16 image")
+    return pixels if pixels.ndim == 3 else pixels[:, :, None]
+
+
+def blank_cells(pixels: npt.NDArray[np.generic], tile_px: int) -> frozenset[Tile]:
+    """The cells of the ``tile_px`` grid that :func:`perturb` leaves alone: in an RGBA
+    image, those with fewer visible pixels (alpha above 0) than it changes; none in an
+    image without alpha. A pass of a plant is a miss, and a claim, only where the
+    checker's cells were changed (:func:`plant_missed`, :func:`plant_covers`)."""
+    view = _as_3d(pixels)
+    height, width = pixels.shape[:2]
+    return frozenset(c for c in tile_grid(width, height, tile_px) if _planted(view, c) is None)
+
+
+def perturb(pixels: npt.NDArray[np.generic], key: bytes, tile_px: int) -> npt.NDArray[np.generic]:
+    """A copy of ``pixels`` (HxW or HxWxC, uint8/uint16) changed in every ``tile_px``
+    cell of the grid but the blank ones (:func:`blank_cells`): ``min(PLANT_PIXELS_PER_CELL,
+    cell pixels)`` distinct visible pixels chosen by ``key`` get ``PLANT_DELTA`` levels
+    up or down (whichever stays in range) on each colour channel. Alpha is left alone
+    (a changed alpha would tell), and so are pixels under alpha 0: a renderer writes 0
+    or 1 there, and a speck of 6 under alpha 0 told a lone lazy checker the plant with
+    no render (review of stop 44; measured on Blender 3.4.1 frames with a transparent
+    film, Cycles and EEVEE: every colour under alpha 0 is 0 or 1, and a plant put 6 or
+    more on 67-68 such pixels of a 96x64 frame, tests/verify/test_plant_alpha.py)."""
+    view_in = _as_3d(pixels)
     if len(key) != 32:
         raise LocalProtocolError("the plant key is 32 bytes")
     height, width = pixels.shape[:2]
@@ -138,11 +180,13 @@ def perturb(pixels: npt.NDArray[np.generic], key: bytes, tile_px: int) -> npt.ND
     delta = PLANT_DELTA * (257 if pixels.dtype == np.uint16 else 1)
     counter = 0
     for cell in tile_grid(width, height, tile_px):
-        area = cell.width * cell.height
+        candidates = _planted(view_in, cell)
+        if candidates is None:
+            continue  # blank: nothing a renderer would show there to change
         chosen: set[int] = set()
-        while len(chosen) < min(PLANT_PIXELS_PER_CELL, area):
-            index, counter = _uniform_below(key, counter, area)
-            chosen.add(index)
+        while len(chosen) < min(PLANT_PIXELS_PER_CELL, cell.width * cell.height):
+            pick, counter = _uniform_below(key, counter, len(candidates))
+            chosen.add(candidates[pick])
         for index in sorted(chosen):
             y, x = cell.y + index // cell.width, cell.x + index % cell.width
             for c in colour:
@@ -151,20 +195,46 @@ def perturb(pixels: npt.NDArray[np.generic], key: bytes, tile_px: int) -> npt.ND
     return out
 
 
-def plant_missed(verdict: Verdict) -> bool:
-    """A verdict on a plant that passes it: the checker did not look (or lied).
-
-    Every cell of a plant differs from any honest render beyond the policy, so an
-    honest checker's verdict on a plant always fails; this is never true of one."""
-    return verdict.passed
+def _cells_of(verdict: Verdict) -> list[Tile]:
+    return [Tile(t.y, t.x, t.width, t.height) for t in verdict.tiles]
 
 
-def plant_covers(verdict: Verdict, width: int, height: int, tile_px: int) -> bool:
+def plant_missed(verdict: Verdict, blank: frozenset[Tile] = frozenset()) -> bool:
+    """A verdict on a plant that passes it where the plant changed a cell: the checker
+    did not look (or lied).
+
+    Every changed cell of a plant differs from any honest render beyond the policy, so
+    an honest checker's verdict on a plant always fails where one of its cells was
+    changed; a pass whose cells were all ``blank`` (:func:`blank_cells`: nothing there
+    to change) is no miss, and no evidence either way."""
+    return verdict.passed and any(cell not in blank for cell in _cells_of(verdict))
+
+
+def plant_covers(
+    verdict: Verdict, width: int, height: int, tile_px: int, blank: frozenset[Tile] = frozenset()
+) -> bool:
     """Whether every cell ``verdict`` names is a cell :func:`perturb` changed (a cell of
-    the frame's ``tile_px`` grid: a plant changes every one). Only then can a pass of the
-    plant be claimed against its checker's stake: its own cells were all wrong, so
-    claimers re-rendering exactly them find it. A verdict naming another rectangle (the
-    machine refuses one off its draw anyway) might have looked where nothing changed."""
-    grid = set(tile_grid(width, height, tile_px))
-    return bool(verdict.tiles) and all(Tile(t.y, t.x, t.width, t.height) in grid
-                                       for t in verdict.tiles)  # fmt: skip
+    the frame's ``tile_px`` grid, not ``blank``). Only then can a pass of the plant be
+    claimed against its checker's stake: its own cells were all wrong, so claimers
+    re-rendering exactly them find it. A verdict naming another rectangle (the machine
+    refuses one off its draw anyway) might have looked where nothing changed."""
+    grid = set(tile_grid(width, height, tile_px)) - blank
+    return bool(verdict.tiles) and all(cell in grid for cell in _cells_of(verdict))
+
+
+def cells_bitmap(cells: frozenset[Tile], width: int, height: int, tile_px: int) -> bytes:
+    """``cells`` as a bitmap over the ``tile_px`` grid in row-major order (a journal's
+    record of a plant's blank cells); :func:`cells_of_bitmap` reads it back."""
+    grid = list(tile_grid(width, height, tile_px))
+    bits = bytearray((len(grid) + 7) // 8)
+    for i, cell in enumerate(grid):
+        if cell in cells:
+            bits[i // 8] |= 1 << (i % 8)
+    return bytes(bits)
+
+
+def cells_of_bitmap(bits: bytes, width: int, height: int, tile_px: int) -> frozenset[Tile]:
+    grid = list(tile_grid(width, height, tile_px))
+    if len(bits) != (len(grid) + 7) // 8:
+        raise LocalProtocolError("a cell bitmap of another grid")
+    return frozenset(c for i, c in enumerate(grid) if bits[i // 8] >> (i % 8) & 1)

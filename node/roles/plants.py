@@ -50,9 +50,9 @@ import trio
 from node.log import log_event
 from node.verify.images import ImageError
 from node.verify.plant import canonical_png, plant_png
-from protocol.forced_errors import plant_goes
+from protocol.forced_errors import cells_bitmap, cells_of_bitmap, plant_goes
 from protocol.market import Command, JobState, PlantJudged, RequestPlant, TaskState
-from protocol.verification import DEFAULT_POLICY
+from protocol.verification import DEFAULT_POLICY, Tile, tile_grid
 
 if TYPE_CHECKING:
 
@@ -175,10 +175,15 @@ class CheckFrames:
         # the plant first, whoever gets it: a checker's place is held from its pick to the
         # journalled ask, never across the frame's fetch (second review of stop 40)
         path = await self.job.ctx.fetch_from(c.worker, c.frame_cid)
+        tile_px = DEFAULT_POLICY.sampling.tile_px
         try:
-            data = plant_png(path, c.key, DEFAULT_POLICY.sampling.tile_px)
+            data, blank = plant_png(path, c.key, tile_px)
         except ImageError:
             return  # the real check rejects the frame; nothing to plant on
+        settings = job.machine.spec.settings
+        grid = frozenset(tile_grid(settings.resolution_x, settings.resolution_y, tile_px))
+        if not blank < grid:  # nothing visible to change (or a frame of another size)
+            return
         plant_cid = job.ctx.content.put_bytes(data)
         if not room():
             self._waiting_room.add(c.task_id)
@@ -191,11 +196,12 @@ class CheckFrames:
         if checker is None:
             return
         with job.role.holding_room(checker):  # until the plant's ask is journalled
-            await self._send_plant(c, job, checker, plant_cid)
+            await self._send_plant(c, job, checker, plant_cid, blank)
 
     async def _send_plant(
-        self, c: RequestPlant, job: RequesterJob, checker: bytes, plant_cid: str
-    ) -> None:
+        self, c: RequestPlant, job: RequesterJob, checker: bytes, plant_cid: str,
+        blank: frozenset[Tile],
+    ) -> None:  # fmt: skip
         tested = job.role.tested.get(checker, 0)
         if not plant_goes(c.position, tested, job.machine.config.plant_rate_ppm):
             return  # probation: this checker's rate is below the machine's draw
@@ -205,11 +211,16 @@ class CheckFrames:
         # Introduced as a real check's checker is: a checker that knows the job only from
         # a direct announce refused a plant as "unknown job", at no cost (review of stop 41)
         await job.introduce(checker)
-        entry = c.task_id + address + plant_cid.encode()
+        settings = job.machine.spec.settings
+        bits = cells_bitmap(blank, settings.resolution_x, settings.resolution_y,
+                            DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+        entry = c.task_id + address + plant_cid.encode() + b"\n" + bits
         await job.step("plant", checker, entry, job.ctx.clock.now_ms())
 
     def judged(self, c: PlantJudged) -> None:
         """A plant's verdict: a miss strikes its checker with this requester."""
+        if c.void:  # it looked only where the plant changed nothing: no test either way
+            return
         if not c.missed:  # probation: a checker we know gets fewer plants
             role = self.job.role
             if len(role.tested) >= MAX_TESTED and c.checker not in role.tested:
@@ -227,6 +238,15 @@ class CheckFrames:
 
 
 def apply_plant_entry(job: RequesterJob, checker: bytes, data: bytes, now_ms: int) -> list[Command]:
-    """A journalled ``plant`` entry: task id (32), payment address (20), plant CID."""
-    task_id, address, plant_cid = data[:32], data[32:52], data[52:].decode()
-    return job.machine.assign_plant(task_id, checker, plant_cid, now_ms, address)
+    """A journalled ``plant`` entry: task id (32), payment address (20), plant CID, and
+    since stop 45 a newline and the bitmap of the plant's blank cells
+    (``protocol.forced_errors.cells_bitmap``; an older entry has none: its plant changed
+    every cell)."""
+    task_id, address = data[:32], data[32:52]
+    cid, _, bits = data[52:].partition(b"\n")
+    blank: frozenset[Tile] = frozenset()
+    if bits:
+        settings = job.machine.spec.settings
+        blank = cells_of_bitmap(bits, settings.resolution_x, settings.resolution_y,
+                                DEFAULT_POLICY.sampling.tile_px)  # fmt: skip
+    return job.machine.assign_plant(task_id, checker, cid.decode(), now_ms, address, blank)

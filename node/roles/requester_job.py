@@ -258,7 +258,7 @@ class RequesterJob:
         elif kind == "assign":  # task id, the checker's payment address, the CID it is served
             served = data[52:].decode() or None  # (older entries: the worker's own)
             commands = machine.assign_checker(data[:32], peer, now_ms, data[32:52], served)
-        elif kind == "plant":  # task id, the checker's payment address, the plant's CID
+        elif kind == "plant":  # task id, the checker's payment address, the plant's CID, blank cells
             commands = apply_plant_entry(self, peer, data, now_ms)
         elif kind == "refunded":  # not a machine input: the escrow is settled
             self.view.refunded, self.view.refunded_wei = True, int.from_bytes(data, "big")

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from node.verify.images import MAX_PIXELS, ImageError
-from protocol.forced_errors import perturb
+from protocol.forced_errors import blank_cells, perturb
+from protocol.verification import Tile
 
 KEPT_MODES = ("RGB", "RGBA", "L", "I;16")  # Blender's PNG outputs decode to these
 PNG_SETTINGS = {"format": "PNG", "compress_level": 6, "optimize": False}
@@ -54,8 +55,9 @@ def canonical_png(path: Path) -> bytes:
     return _encode(np.asarray(img))
 
 
-def plant_png(path: Path, key: bytes, tile_px: int) -> bytes:
-    """A plant of ``path``: every ``tile_px`` cell perturbed with ``key``, encoded
-    exactly as :func:`canonical_png` encodes a real frame."""
-    img = _decode(path)
-    return _encode(perturb(np.asarray(img), key, tile_px))
+def plant_png(path: Path, key: bytes, tile_px: int) -> tuple[bytes, frozenset[Tile]]:
+    """A plant of ``path``: every ``tile_px`` cell but the blank ones (nothing visible
+    to change: ``protocol.forced_errors.blank_cells``) perturbed with ``key``, encoded
+    exactly as :func:`canonical_png` encodes a real frame; and those blank cells."""
+    pixels = np.asarray(_decode(path))
+    return _encode(perturb(pixels, key, tile_px)), blank_cells(pixels, tile_px)

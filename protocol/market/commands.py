@@ -156,13 +156,16 @@ class RequestPlant:
 class PlantJudged:
     """A checker's verdict on a plant: ``missed`` (it passed a known-bad frame: its
     fee is withheld, a strike for the checker) or not (it rejected it: paid as usual).
-    ``verdict_digest`` names the verdict, the evidence of a miss."""
+    ``verdict_digest`` names the verdict, the evidence of a miss. ``void``: it passed,
+    but only cells the plant left alone (a transparent film): paid, and no test of the
+    checker either way."""
 
     job_id: bytes
     task_id: bytes
     checker: bytes
     missed: bool
     verdict_digest: bytes
+    void: bool = False
 
 
 @dataclass(frozen=True)

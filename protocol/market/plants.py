@@ -59,6 +59,7 @@ from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import TaskState
 from protocol.messages import Verdict, VerifyRequest
 from protocol.tile_secret import CheckKind
+from protocol.verification import Tile
 
 
 @dataclass
@@ -68,6 +69,9 @@ class PlantRecord:
     frame_cid: str
     fee_wei: int
     deadline_ms: int
+    # cells the plant left alone (protocol.forced_errors.blank_cells: under a transparent
+    # film): a pass that looked only there is no miss, and no claim
+    blank: frozenset[Tile] = frozenset()
 
 
 class PlantDesk(JobBook):
@@ -122,10 +126,12 @@ class PlantDesk(JobBook):
         return candidates > max(0, task.checks_needed - len(task.checkers))
 
     def assign_plant(
-        self, task_id: bytes, checker: bytes, plant_cid: str, now_ms: int, checker_address: bytes
-    ) -> list[Command]:
-        """The driver made the plant of ``task_id`` (``plant_cid``) and chose ``checker``,
-        paid at ``checker_address``: reserve and fund its fee, send the request."""
+        self, task_id: bytes, checker: bytes, plant_cid: str, now_ms: int, checker_address: bytes,
+        blank: frozenset[Tile] = frozenset(),
+    ) -> list[Command]:  # fmt: skip
+        """The driver made the plant of ``task_id`` (``plant_cid``, leaving ``blank`` cells
+        alone: ``protocol.forced_errors.blank_cells``) and chose ``checker``, paid at
+        ``checker_address``: reserve and fund its fee, send the request."""
         if len(checker_address) != 20:
             raise IllegalTransition("a checker is assigned with its 20-byte payment address")
         task = self._tasks.get(task_id)
@@ -149,7 +155,7 @@ class PlantDesk(JobBook):
             return []  # the budget cannot pay this check and the checks to come: no plant
         self._checker_addresses.setdefault(checker, checker_address)
         self._plants[task_id] = PlantRecord(
-            task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms
+            task_id, checker, plant_cid, fee, now_ms + self.config.verify_timeout_ms, blank
         )
         self._plant_holders[task_id] = checker
         self._asked(task_id, checker, now_ms)
@@ -214,8 +220,9 @@ class PlantDesk(JobBook):
         self._plant_verdicts[verdict.task_id] = verdict_digest_of(verdict)
         self._reserved_wei -= plant.fee_wei
         digest = digest if digest is not None else verdict_digest_of(verdict)
-        missed = plant_missed(verdict)
-        judged = PlantJudged(self.job_id, task.task_id, sender, missed, digest)
+        missed = plant_missed(verdict, plant.blank)
+        void = verdict.passed and not missed  # it looked only where the plant changed nothing
+        judged = PlantJudged(self.job_id, task.task_id, sender, missed, digest, void)
         if missed:
             self._fees_pending.pop((task.task_id, sender), None)
             self._plant_misses[sender] = self._plant_misses.get(sender, 0) + 1
@@ -230,7 +237,9 @@ class PlantDesk(JobBook):
         settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
         if self.spec.escrow is None or verdict.pass_sig is None or address is None:
             return []
-        if not plant_covers(verdict, settings.resolution_x, settings.resolution_y, tile_px):
+        if not plant_covers(
+            verdict, settings.resolution_x, settings.resolution_y, tile_px, plant.blank
+        ):
             return []
         return [PassClaimDue(self.job_id, task.task_id, task.frame, plant.frame_cid,
                              plant.checker, address, verdict)]  # fmt: skip

@@ -46,7 +46,7 @@ def test_canonical_copies_keep_pixels_and_mode_and_plants_share_the_encoding(
     # idempotent: re-encoding the copy gives the same bytes (the same CID)
     assert canonical_png(canonical) == canonical.read_bytes()
     plant = tmp_path / "plant.png"
-    plant.write_bytes(plant_png(original, KEY, TILE_PX))
+    plant.write_bytes(plant_png(original, KEY, TILE_PX)[0])
     with Image.open(plant) as img:
         assert img.mode == mode and not img.text  # type: ignore[attr-defined]
     assert canonical_png(plant) == plant.read_bytes()  # same encoder, same settings
@@ -63,7 +63,7 @@ async def test_an_honest_checker_rejects_a_plant_of_a_real_frame(
     honest = world.honest[1]
     canonical, plant = tmp_path / "canonical.png", tmp_path / "plant.png"
     canonical.write_bytes(canonical_png(honest))
-    plant.write_bytes(plant_png(honest, KEY, TILE_PX))
+    plant.write_bytes(plant_png(honest, KEY, TILE_PX)[0])
     digest, secret = hashlib.sha256(b"result").digest(), hashlib.sha256(b"secret").digest()
     outcomes = {}
     for name, path in (("real", canonical), ("plant", plant)):

@@ -23,6 +23,7 @@ from protocol.market import (
 )
 from protocol.messages import Verdict
 from protocol.reputation import Judgement
+from protocol.verification import Tile
 from tests.protocol.market.harness import (
     BUILD,
     RU_PER_FRAME,
@@ -279,3 +280,23 @@ def test_a_holder_that_passed_its_plant_gets_no_vote_in_the_tasks_dispute() -> N
     harness.pump()
     assert holder not in {checker for checker, _ in harness.dispute_requests}
     assert holder in harness.job.checkers_refused(task_id)
+
+
+@pytest.mark.parametrize("changed", [0, 1])
+def test_a_pass_that_looked_only_where_the_plant_changed_nothing_is_no_miss(changed: int) -> None:
+    """Stop 45: a plant leaves blank the cells a transparent film shows nothing in
+    (protocol.forced_errors.blank_cells). A pass whose cells were all blank is right
+    about them: paid, no strike, no test (``void``); one changed cell among them makes
+    it a miss (a claim needs every cell wrong: test_forced_errors.py -k transparent)."""
+    harness = planted()
+    (task_id,) = harness.verifications
+    lazy, request = harness.plants[task_id]
+    drawn = [Tile(t.y, t.x, t.width, t.height) for t in tiles_for(request)]
+    plant = harness.job._plants[task_id]
+    harness.job._plants[task_id] = dataclasses.replace(plant, blank=frozenset(drawn[changed:]))
+    harness.plant_verdict(task_id, passed=True)
+    (judged,) = harness.commands(PlantJudged)
+    assert isinstance(judged, PlantJudged)
+    assert (judged.missed, judged.void) == (bool(changed), not changed)
+    assert (fees_to(harness, lazy) > 0) is not bool(changed)
+    assert harness.job.plant_misses == ({lazy: 1} if changed else {})

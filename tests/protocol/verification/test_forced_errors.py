@@ -10,8 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.errors import LocalProtocolError
-from protocol.forced_errors import perturb, plant_key, should_plant
+from protocol.forced_errors import (
+    blank_cells,
+    cells_bitmap,
+    cells_of_bitmap,
+    perturb,
+    plant_covers,
+    plant_key,
+    plant_missed,
+    should_plant,
+)
 from protocol.fraud_evidence import PASS_CLAIM_PSNR_MILLIDB
+from protocol.messages import TileEvidence, Verdict
 from protocol.verification import (
     DEFAULT_POLICY,
     compare_tile,
@@ -36,8 +46,10 @@ POLICY = DEFAULT_POLICY.comparison
 def test_every_cell_of_a_plant_fails_both_comparison_rules(
     width: int, height: int, channels: int, wide: bool, seed: bytes, flat: int | None
 ) -> None:
-    """Whatever tiles an honest checker draws, each one rejects the plant: exact and
-    cross-build rules alike, saturated and flat images included."""
+    """Whatever tiles an honest checker draws, each one rejects the plant where it
+    changed a cell (every cell but the blank ones: fewer visible pixels than a plant
+    changes, under alpha 0), exact and cross-build rules alike, saturated and flat
+    images included; a blank cell is the frame's, untouched."""
     dtype = np.uint16 if wide and channels == 1 else np.uint8
     peak = int(np.iinfo(dtype).max)
     rng = np.random.default_rng(int.from_bytes(seed[:8], "big"))
@@ -49,8 +61,16 @@ def test_every_cell_of_a_plant_fails_both_comparison_rules(
     assert plant.dtype == image.dtype and plant.shape == image.shape
     if channels == 4:
         assert np.array_equal(plant[:, :, 3], image[:, :, 3])  # alpha untouched
+        hidden = image[:, :, 3] == 0
+        assert np.array_equal(plant[hidden], image[hidden])  # nothing under alpha 0
+    blank = blank_cells(image, TILE_PX)
+    if channels != 4:
+        assert not blank
     for cell in tile_grid(width, height, TILE_PX):
         rows, cols = slice(cell.y, cell.y + cell.height), slice(cell.x, cell.x + cell.width)
+        if cell in blank:
+            assert np.array_equal(plant[rows, cols], image[rows, cols])
+            continue
         for same_build in (True, False):
             check = compare_tile(image[rows, cols], plant[rows, cols], same_build, POLICY, cell)
             assert not check.passed, (cell, same_build, check.evidence)
@@ -103,3 +123,39 @@ def test_every_cell_of_a_plant_is_off_by_what_a_pass_claim_needs() -> None:
         for cell in tile_grid(shape[1], shape[0], 16):
             rows, cols = slice(cell.y, cell.y + cell.height), slice(cell.x, cell.x + cell.width)
             assert psnr_millidb(frame[rows, cols], plant[rows, cols]) < PASS_CLAIM_PSNR_MILLIDB
+
+
+def test_a_plant_under_a_transparent_film_changes_nothing_a_renderer_leaves_blank() -> None:
+    """Review of stop 44: specks under alpha 0, where a renderer writes 0 or 1, told a
+    lone lazy checker the plant with no render (tests/verify/test_plant_alpha.py plays it
+    on Blender frames). Now a plant changes visible pixels only; a cell with fewer than a
+    plant changes is blank, and a pass whose cells are all blank is no miss nor claim."""
+    image = np.zeros((40, 48, 4), dtype=np.uint8)  # 3 x 3 cells of 16 px, edges short
+    image[:16, :16] = (200, 120, 40, 255)  # one opaque cell
+    image[16:32, 16:32, 3] = 0  # a transparent cell, colour 0 under alpha 0 (as rendered)
+    image[16, 16] = (9, 9, 9, 128)  # with three visible pixels: too few to plant on
+    image[17, 17] = image[18, 18] = (9, 9, 9, 128)
+    image[32:40, 32:48] = (1, 0, 1, 3)  # a short edge cell, faint but visible
+    plant = perturb(image, hashlib.sha256(b"k").digest(), TILE_PX)
+    hidden = image[:, :, 3] == 0
+    assert np.array_equal(plant[hidden], image[hidden])
+    blank = blank_cells(image, TILE_PX)
+    grid = list(tile_grid(48, 40, TILE_PX))
+    assert blank == frozenset(grid) - {grid[0], grid[8]}
+    assert not np.array_equal(plant[:16, :16], image[:16, :16])
+    assert not np.array_equal(plant[32:40, 32:48], image[32:40, 32:48])
+
+    def passing(*cells: int) -> Verdict:
+        tiles = tuple(TileEvidence(grid[i].x, grid[i].y, grid[i].width, grid[i].height, 0, 0)
+                      for i in cells)  # fmt: skip
+        return Verdict(b"j" * 32, b"t" * 32, 1, b"w" * 32, b"d" * 32, True, b"s" * 32, tiles,
+                       "b", "c", (b"x" * 32,) * len(tiles))  # fmt: skip
+
+    assert not plant_missed(passing(4, 5), blank)  # nothing changed where it looked
+    assert plant_missed(passing(4, 0), blank) and plant_missed(passing(4, 5))  # (no alpha known)
+    assert not plant_covers(passing(4, 0), 48, 40, TILE_PX, blank)  # a claim needs all wrong
+    assert plant_covers(passing(0, 8), 48, 40, TILE_PX, blank)
+    bits = cells_bitmap(blank, 48, 40, TILE_PX)
+    assert len(bits) == 2 and cells_of_bitmap(bits, 48, 40, TILE_PX) == blank
+    with pytest.raises(LocalProtocolError):
+        cells_of_bitmap(bits, 128, 128, TILE_PX)
