@@ -7,7 +7,8 @@ is the job machine's (``JobMachine.checker_qualifies``, fed the checker's stake 
 
 A checker that passes a plant of an escrowed job is claimed, as the node's claim of a
 missed plant does (``Escrow.claim_pass``, docs/VERIFICATION.md "Claiming a checker's
-pass on chain"): every cell of a plant is perturbed (``protocol.forced_errors``), so the
+pass on chain"): every cell of a plant is perturbed (``protocol.forced_errors``; the
+simulator's frames have no transparent cells, which a node's plant leaves blank), so the
 checker's own tiles are wrong wherever it looked (``plant_covers``, the job machine's
 test before its ``PassClaimDue``: the simulator's checkers sign no passes, so its
 machines emit none), and a quorum of other staked checkers

@@ -409,7 +409,9 @@ class RequesterDriver:
         elif isinstance(cmd, SlashDue):
             self._slash(cmd)
         elif isinstance(cmd, PlantJudged):
-            if cmd.missed:
+            if cmd.void:  # (the simulator's frames show every cell: never, as the node does)
+                pass
+            elif cmd.missed:
                 world.metrics.plants_missed += 1
                 claim_missed_plant(world, self.node, machine.job_id, world.by_id[cmd.checker],
                                    self._verdict)  # fmt: skip

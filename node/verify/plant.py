@@ -55,6 +55,15 @@ def canonical_png(path: Path) -> bytes:
     return _encode(np.asarray(img))
 
 
+def frame_size(path: Path) -> tuple[int, int]:
+    """``path``'s width and height, from its header (raises ``ImageError``)."""
+    try:
+        with Image.open(path) as img:
+            return img.width, img.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__})") from None
+
+
 def plant_png(path: Path, key: bytes, tile_px: int) -> tuple[bytes, frozenset[Tile]]:
     """A plant of ``path``: every ``tile_px`` cell but the blank ones (nothing visible
     to change: ``protocol.forced_errors.blank_cells``) perturbed with ``key``, encoded

@@ -9,8 +9,8 @@ machine draws, from its ``check_secret`` and the result digest
 the highest rate probation gives (``plant_rate_ppm(0, MarketConfig.plant_rate_ppm)``);
 if so it emits :class:`RequestPlant`, and the driver keeps the plant only if the
 same draw is below the rate for the checker it chose (``plant_kept``). The driver
-makes the plant (the worker's frame perturbed in every cell with the command's
-key) and picks its checker *before* the task's real check is picked (the
+makes the plant (the worker's frame perturbed in every cell but the blank ones,
+``protocol.forced_errors.blank_cells``, with the command's key) and picks its checker *before* the task's real check is picked (the
 machine emits ``RequestPlant`` ahead of ``RequestVerification``; the real check
 excludes the plant's checker, ``plant_holder_refused``): a checker other than
 the worker and the task's checkers, unless that would leave the result's plan

@@ -159,3 +159,14 @@ def test_a_plant_under_a_transparent_film_changes_nothing_a_renderer_leaves_blan
     assert len(bits) == 2 and cells_of_bitmap(bits, 48, 40, TILE_PX) == blank
     with pytest.raises(LocalProtocolError):
         cells_of_bitmap(bits, 128, 128, TILE_PX)
+
+
+def test_a_plant_specks_opaque_pixels_where_a_cell_has_enough() -> None:
+    """An edge pixel of low alpha leaves less margin against cross-device noise (review of
+    stop 45): with four opaque pixels or more in a cell, the specks go there."""
+    image = np.zeros((16, 16, 4), dtype=np.uint8)
+    image[:, :] = (100, 100, 100, 20)  # faint everywhere
+    image[5, 3:9] = (100, 100, 100, 255)  # six opaque pixels
+    plant = perturb(image, hashlib.sha256(b"edge").digest(), TILE_PX)
+    changed = np.argwhere((plant != image).any(axis=2))
+    assert len(changed) == 4 and all(y == 5 and 3 <= x < 9 for y, x in changed)
