@@ -93,7 +93,7 @@ CLAIM_NONE, CLAIM_PENDING, CLAIM_EXECUTED, CLAIM_ANSWERED, CLAIM_CONTESTED = 0, 
 
 @dataclass(frozen=True, slots=True)
 class ClaimState:
-    taken_wei: int  # worker stake the claim holds
+    taken_wei: int  # stake the claim has taken so far (held while pending, collected after)
     amount_wei: int  # stake each claimer has locked
     # pending: executable from then on, answerable strictly before; contested: the last
     # rung wins from then on, can be outnumbered strictly before

@@ -195,7 +195,7 @@ class Node:
         self._readvertise = True
 
     def set_confirmed_stake(self, stake_wei: int) -> None:
-        """The active stake the chain just confirmed (0 when it cannot say); adverts state it."""
+        """The free stake the chain just confirmed (0 when it cannot say); adverts state it."""
         if stake_wei != self.confirmed_stake_wei:
             self.confirmed_stake_wei = stake_wei
             self._readvertise = True

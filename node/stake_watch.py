@@ -1,6 +1,7 @@
 """The node's stake as its adverts state it: read from the chain, never assumed.
 
-``StakeWatch`` reads the payment account's active stake from the escrow every
+``StakeWatch`` reads the payment account's free stake (active less what pending
+claims lock) from the escrow every
 ``refresh_s`` and hands it to the node (``Node.set_confirmed_stake``), which
 re-advertises when it changed. When the chain cannot be read, the last reading
 stands for at most ``max_age_s`` (an RPC hiccup does not make the advert flap);

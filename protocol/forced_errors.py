@@ -61,7 +61,7 @@ from protocol.verification import Tile, _uniform_below, tile_grid
 
 PLANT_DOMAIN = b"pictor/verify/plant/v1\x00"
 PLANT_KEY_DOMAIN = b"pictor/verify/plant-key/v1\x00"
-PLANT_PIXELS_PER_CELL = 4  # pixels changed in every cell (fewer in a smaller edge cell)
+PLANT_PIXELS_PER_CELL = 4  # pixels changed per cell but the blank ones (fewer: small edge cells)
 PLANT_DELTA = 6  # levels (8-bit; 16-bit images: x257) added or subtracted per colour channel
 PPM = 1_000_000
 PROBATION_STEP = 4  # plant rates 1/2, 1/6, 1/10, ... for 0, 1, 2, ... plants rejected

@@ -50,7 +50,7 @@ MAX_EVIDENCE_BYTES = 64 * 1024
 # checker, rendering that very cell, reads it there too (the largest difference measured
 # between device classes, 78.2 dB on a tile, moves a 55 dB cell by far less than 2 dB)
 # and rejects it. Real plants (``protocol.forced_errors.perturb``: 4 pixels, 6 levels on
-# each colour channel, of a 16 px cell, RGBA) read 51.9 dB or less in every cell.
+# each colour channel, of a 16 px cell, RGBA) read 51.9 dB or less in every cell it changes.
 PASS_CLAIM_PSNR_MILLIDB = 53_000
 _LIMITS = Limits(max_message_bytes=MAX_EVIDENCE_BYTES)  # the schema bounds each verdict
 

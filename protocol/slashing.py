@@ -139,7 +139,7 @@ def may_pick_claimer(
     """Whether a requester may ask ``address`` to sign a claim of ``amount_wei`` (and count
     its signature when the claim goes out): not ``barred`` (the accused and the requester,
     whom the escrow refuses as signers; the node bars the task's worker too), registered,
-    and with the amount in free stake (:func:`may_back_claim`: one signer short of it and
+    and with the amount and a cap more in free stake (:func:`may_back_claim`: one signer short of it and
     the escrow refuses the whole claim). The node's slasher picks and re-reads its signers
     by this rule, and the simulator picks its claimers by it."""
     return (

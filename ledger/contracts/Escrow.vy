@@ -65,7 +65,8 @@
 #   settles. During CHALLENGE_S
 #   the worker may answer with signatures of MORE distinct registered
 #   checkers than signed the claim, none of them a claimer, the worker or the
-#   requester, each locking `amount` of free stake (`escalate` with an empty
+#   requester, each holding `amount` and a SLASH_CAP more free and locking
+#   `amount` (`escalate` with an empty
 #   ladder): the first rung of the claim's ladder. Each further rung
 #   (`escalate`) outnumbers the last within ITS window (CHALLENGE_S,
 #   restarted by every rung), alternating sides: even rungs (the answer
@@ -94,14 +95,15 @@
 #   claimers, whose locks are
 #   released. An upheld claim takes, when it executes, what the accused holds
 #   then (free active, then unbonding) up to its amount besides what it held;
-#   one that took less stays owed: execute_slash again, by anyone, collects
+#   one that took less stays owed for DEBT_S after its window: execute_slash
+#   again, by anyone, collects
 #   what the accused holds at that time, split the same way (no lock released,
 #   no forfeit: the positions were settled the first time; a contested claim's
 #   later collections pay its requester and claimers only). So stake that
 #   other claims held when it opened (the accused's friends' claims on junk it
 #   signed, answered by more friends) or that the accused locked behind claims
-#   it signed, when it comes back, pays the claims it owes. One claim per (job, worker, task, frame) at a time, executed at
-#   most once; after an answer stood the frame may be claimed again, by more
+#   it signed, when it comes back, pays the claims it owes. One claim per (job, worker, task, frame) at a time, settled
+#   once (an owed one then collected again); after an answer stood the frame may be claimed again, by more
 #   signers than its last rung had
 #   (so the accused's friends cannot use the frame up by claiming and answering
 #   it themselves, nor by a cheap claim: the amount is always the cap). At most
@@ -180,7 +182,7 @@ struct ResultRef:
     frame_digest: bytes32  # sha256 of the frame file the worker delivered
 
 struct Claim:
-    taken: uint256  # worker stake held by the claim
+    taken: uint256  # stake the claim has taken so far (held while pending, collected after)
     from_unbonding: uint256  # the part of `taken` from the worker's unbonding bucket
     amount: uint256  # stake each claimer has locked
     settle_at: uint256  # executable from then on; answerable strictly before

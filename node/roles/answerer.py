@@ -26,7 +26,7 @@ claim on one of its results, it hands the result here and :meth:`Answerer.answer
 3. keeps each ``CleanSigned`` for an even rung that recovers (over that rung)
    to the payment address its sender advertises, a distinct signer that is no
    claimer, not us and not the requester. Once more of them than the
-   claimers are registered with the claim's amount free (read again before
+   claimers are registered with the claim's amount and a cap more free (read again before
    each attempt: ``protocol.slashing.may_pick_claimer``), it waits up to
    ``GATHER_S`` more for further signatures (never past ``LAST_CALL_S`` before
    the window ends, nor once every checker asked signed or it holds
@@ -321,7 +321,7 @@ class Answerer:
     async def _rebind(self, run: _Answer, state: ClaimState) -> bool:
         """The claim we answered ended and another opened on the frame before we read it
         again (the watch hands a frame once per status): answer that one, from its own
-        evidence, with signatures over it alone, by signers holding its amount free, asking
+        evidence, with signatures over it alone, by signers holding its amount and a cap more free, asking
         the checkers its claimers are not. False while its evidence is not logged."""
         chain = self.ctx.chain
         assert chain is not None
@@ -344,7 +344,7 @@ class Answerer:
 
     async def _counted(self, run: _Answer, rung: int, barred: frozenset[bytes]) -> list[bytes]:
         """The signatures for ``rung`` the escrow would count now: by registered checkers holding the
-        claim's amount free (read again each time: an earlier rung of ours, or any other
+        claim's amount and a cap more free (read again each time: an earlier rung of ours, or any other
         claim, may have locked it; ``protocol.slashing.may_pick_claimer``), none in ``barred``."""
         chain = self.ctx.chain
         assert chain is not None
@@ -369,7 +369,7 @@ class Answerer:
         """Up to ``MAX_ASKED`` checkers to ask, bar the claimers, the requester and us: among
         the adverts with the checker role, in an order drawn from this node's own
         randomness, those the escrow would count as signers now (registered, the claim's
-        amount free: ``protocol.slashing.may_pick_claimer``), reading at most
+        amount and a cap more free: ``protocol.slashing.may_pick_claimer``), reading at most
         ``MAX_STANDING_READS`` standings. Adverts cost nothing and node ids can be ground:
         the first 32 by node id, staked or not, were a framing requester's to fill with
         identities that never sign (review of stop 44), and the claim then stood.

@@ -471,7 +471,7 @@ class RequesterRole:
     ) -> dict[bytes, bytes]:  # fmt: skip
         """Up to ``count`` checkers that may sign a claim (node.roles.slasher): connected,
         advertising the checker role, not struck, none in ``exclude`` nor paid at one of
-        ``exclude_addresses``, registered with the escrow and with ``min_stake_wei`` of
+        ``exclude_addresses``, registered with the escrow and with ``min_stake_wei`` and as much again of
         free stake by the chain (``protocol.slashing.may_pick_claimer``: one signer short of
         it and the escrow refuses the whole claim). Node id -> payment address, in a
         random order."""

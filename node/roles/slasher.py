@@ -31,7 +31,7 @@ claim where it stood and never loses one in its challenge window:
   (``FraudSignRequest`` naming the rung and the claim's claimers; a signature
   counts on its own rung only, ``ledger.fraud.RungVote``), none by a signer of
   an even rung: the claimers are asked again (they sign while they hold
-  another amount free), and more staked checkers are picked as a pass
+  another amount and a cap more free), and more staked checkers are picked as a pass
   claim's are while gathering (for a fraud claim they re-render the cells
   the claim's published verdicts name, node.roles.overturn_rechecks); then
   ``escalate``. Once the last rung's window is over, ``settle_contest``: its
@@ -396,7 +396,10 @@ class Slasher:
             if claim.state in (CLAIMED, OVERTURNING):
                 await self._execute(claim)
             if claim.state == OWED:
-                await self._collect(claim)
+                try:
+                    await self._collect(claim)
+                finally:
+                    self._done_collecting(claim)
         finally:
             del self._running[claim.key]
         if claim.state in FINAL:
@@ -769,6 +772,13 @@ class Slasher:
                                   reason=exc.reason)  # fmt: skip
             await trio.sleep(DEBT_CHECK_S)
             tried = None
+
+    def _done_collecting(self, claim: Claim) -> None:
+        """Drop the accused's collection lock once no other owed claim on it runs."""
+        worker = claim.claim.worker
+        if not any(r is not claim and r.state == OWED and r.claim.worker == worker
+                   for r in self._running.values()):  # fmt: skip
+            self._collecting.pop(worker, None)
 
     async def _contest(self, claim: Claim) -> None:
         """The accused answered: outnumber each of the accused's (even) rungs of the

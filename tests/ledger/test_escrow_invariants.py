@@ -314,9 +314,11 @@ class EscrowMachine(RuleBasedStateMachine):
         m = self.model
         owed = c.status == CLAIM_EXECUTED  # collecting: positions settled the first time
         amount = 0 if owed else c.amount_wei
-        fraud = [*claimers, *(a for i, rung in enumerate(c.ladder) if i % 2 for a in rung)]
-        clean = [a for i, rung in enumerate(c.ladder) if i % 2 == 0 for a in rung]
-        winners, losers = (fraud, clean) if len(c.ladder) % 2 == 0 else (clean, fraud)
+        # (a collection is execute_slash's, with no ladder: the claimers alone are paid)
+        ladder = [] if owed else c.ladder
+        fraud = [*claimers, *(a for i, rung in enumerate(ladder) if i % 2 for a in rung)]
+        clean = [a for i, rung in enumerate(ladder) if i % 2 == 0 for a in rung]
+        winners, losers = (fraud, clean) if len(ladder) % 2 == 0 else (clean, fraud)
         for a in losers:
             m.locked[a] -= amount
             m.active[a] -= amount
@@ -324,7 +326,7 @@ class EscrowMachine(RuleBasedStateMachine):
         for a in winners:
             m.locked[a] -= amount
         penalty, requester = amount * len(losers), self.env.requester.account
-        if len(c.ladder) % 2 == 0:
+        if len(ladder) % 2 == 0:
             # what the worker holds now, up to the amount, besides what the claim held
             w = self.env.workers[worker].account
             pending, unbond_at_s = m.unbonding.get(w, (0, 0))

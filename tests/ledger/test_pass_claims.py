@@ -87,7 +87,8 @@ def open_pass_claim(env: Env, judged: CheckerPass, pass_sig: bytes, claimers: li
 
 
 def test_a_wrong_pass_is_claimed_and_executed(env: Env) -> None:
-    """The lazy checker's stake pays: half to the requester, half to the claimers."""
+    """The lazy checker's stake pays: half burned, a quarter to the requester, a quarter
+    to the claimers."""
     checker = staked_checker(env, CHECKER_MIN_STAKE_WEI)
     register(env.checkers[:2])
     ref = plant_of(env, job(env))

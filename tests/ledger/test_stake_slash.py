@@ -622,4 +622,28 @@ def test_the_node_collects_owed_claims_as_long_as_the_escrow_owes_them() -> None
     source = (Path(__file__).resolve().parents[2] / "ledger" / "contracts" / "Escrow.vy").read_text()
     found = re.search(r"^DEBT_S: constant\(uint256\) = (\d+) \* (\d+)", source, re.M)
     assert found is not None
-    assert int(found[1]) * int(found[2]) == DEBT_HORIZON_S
+    from tests.roles.fakes import DEBT_S as FAKE_DEBT_S
+
+    assert int(found[1]) * int(found[2]) == DEBT_HORIZON_S == FAKE_DEBT_S
+
+
+def test_an_owed_claim_is_collectible_for_debt_s_after_its_window_and_no_longer(env_fast: Env) -> None:
+    env = env_fast
+    worker = env.workers[0]
+    job_id = staked_job(env, env.workers[1], ETHER)
+    register(env.checkers[:2])
+    claim = claim_for(env, result_of(env, job_id), worker, SLASH_CAP_WEI)
+    open_claim(env, claim, env.checkers[:2])  # the worker holds nothing: owed
+    settle_at_s = env.outsider.claim(claim.ref, worker.account).settle_at_s
+    env.chain.advance_time(CHALLENGE_S)
+    execute = env.outsider.calls.execute_slash(claim, ordered(env.checkers[:2]))
+    env.outsider.send(execute)
+    worker.send(worker.calls.stake(SLASH_CAP_WEI // 2))
+    debt_s = 90 * 86400
+    env.chain.advance_time(settle_at_s + debt_s - env.chain.timestamp_s() - 5)
+    env.outsider.send(execute)  # a few seconds before the end: half of it collected
+    assert env.outsider.claim(claim.ref, worker.account).taken_wei == SLASH_CAP_WEI // 2
+    worker.send(worker.calls.stake(SLASH_CAP_WEI))
+    env.chain.advance_time(10)
+    reverts("no pending claim", env.outsider.send, execute)  # past DEBT_S: owed no more
+    assert worker.stake_of().active_wei == SLASH_CAP_WEI

@@ -49,7 +49,6 @@ from ledger.vouchers import SECP256K1_HALF_N, VoucherError, recover_signer
 from node.render.base import FrameOutput, ProgressFn, RendererIdentity, RenderError
 from node.render.probe import Probe, probe_of
 from node.roles.ports import ChainTx, RenderKit
-from node.roles.slasher import DEBT_HORIZON_S as DEBT_S
 from node.verify.blender_tiles import TileRenders
 from protocol.cost import LightPaths, frame_work
 from protocol.fraud_evidence import find_evidence
@@ -89,6 +88,9 @@ def frame_pixels(scene: Path, settings: RenderSettings, frame: int) -> np.ndarra
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
     pixels[..., 3] = 255
     return pixels
+
+
+DEBT_S = 90 * 86400  # Escrow.DEBT_S (tests/ledger/test_stake_slash.py -k owes ties them)
 
 
 def _save(pixels: np.ndarray, path: Path) -> Path:
