@@ -44,6 +44,16 @@ def takeable_wei(active_wei: int, locked_wei: int, unbonding_wei: int) -> int:
     return max(0, active_wei - locked_wei) + max(0, unbonding_wei)
 
 
+def stake_held_wei(active_wei: int, unbonding_wei: int) -> int:
+    """What an account holds that a claim on it takes now or later: its active stake,
+    the part pending claims lock included (they release it, and an owed claim collects
+    it then), and its unbonding stake. A pass claim is not started against an accused
+    holding none (its claimers would re-render for nothing); asked of free stake alone,
+    a checker that locked all of it behind claims it signed escaped every pass claim
+    (review of stop 45)."""
+    return max(0, active_wei) + max(0, unbonding_wei)
+
+
 def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
     """Whether a registered checker's stake can back one more claim of ``amount_wei`` as a
     signer: the escrow locks ``amount_wei`` of each signer's *free* active stake and asks

@@ -46,7 +46,7 @@ from node.roles import persist
 from node.roles.ports import Chain, ChainTx
 from node.store import Store
 from protocol.messages import Voucher
-from protocol.slashing import SignerStanding, takeable_wei
+from protocol.slashing import SignerStanding, stake_held_wei, takeable_wei
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -137,6 +137,10 @@ class ChainLink:
             return SignerStanding(c.is_checker(account), state.active_wei, state.locked_wei)
 
         return await self._read(read)
+
+    async def stake_held_of(self, account: bytes) -> int:
+        state = await self._read(lambda c: c.stake_of(account))
+        return stake_held_wei(state.active_wei, state.unbonding_wei)
 
     async def takeable_of(self, account: bytes) -> int:
         state = await self._read(lambda c: c.stake_of(account))

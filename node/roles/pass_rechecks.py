@@ -17,7 +17,7 @@ accused's address over the ``Pass`` of the request's frame CID
 it judged; and we must not be the accused. Queued (bounded: ``QUEUE_LEN``, a
 full queue answers "busy" and the requester asks again), each is rendered once
 (:class:`node.roles.rechecks.RecheckQueue`, shared with the re-checks that
-answer claims): unless the escrow already holds a claim on that pass or the accused holds nothing a claim could take (``protocol.slashing.takeable_wei``, read
+answer claims): unless the escrow already holds a claim on that pass or the accused holds no stake a claim takes now or once released (``protocol.slashing.stake_held_wei``, read
 on chain: a requester must not have us render for a claim the escrow refuses), we
 fetch the scene and the frame from the requester (by CID: what we judge is what the
 accused signed it judged) and re-render exactly the verdict's cells (its revealed
@@ -101,9 +101,9 @@ class PassRechecks(FraudRechecks):
         if key in self._done:  # judged before: the asked signature, no second render
             return self._sign(sender, request, signed.claim(request.amount_wei, request.round), evidence)
         # (a contested claim holds the accused's stake already: its overturn takes it)
-        if state.status != CLAIM_CONTESTED and not await chain.takeable_of(request.worker_address):
-            # nothing a claim could take ("nothing to slash"): a requester naming a fresh,
-            # stakeless key as the accused would have us render for nothing (review)
+        if state.status != CLAIM_CONTESTED and not await chain.stake_held_of(request.worker_address):
+            # no stake a claim could ever collect: a requester naming a fresh, stakeless
+            # key as the accused would have us render for nothing (review)
             log_event(logger, logging.INFO, "pass claim not re-checked: the accused holds no stake",
                       accused=request.worker_address.hex())  # fmt: skip
             return self._remember(key, False)

@@ -183,6 +183,12 @@ class Chain(Protocol):
         (``protocol.slashing.may_pick_claimer`` judges it as a claim's signer)."""
         ...
 
+    async def stake_held_of(self, account: bytes) -> int:
+        """What ``account`` holds that a claim takes now or once released
+        (``protocol.slashing.stake_held_wei``: active, locked part included, and
+        unbonding)."""
+        ...
+
     async def takeable_of(self, account: bytes) -> int:
         """What a claim could take from ``account`` (``protocol.slashing.takeable_wei``:
         free active plus unbonding stake)."""

@@ -441,7 +441,7 @@ class Slasher:
                                            else "too few checkers signed")  # fmt: skip
                 await self._keep_window_open(claim, window)  # (not for a claim that ends here)
                 if claim.kind == PASS:
-                    if not claim.picked and not await self._chain(partial(chain.takeable_of, c.worker)):
+                    if not claim.picked and not await self._chain(partial(chain.stake_held_of, c.worker)):
                         return await self._end(claim, IMPOSSIBLE, "the checker holds no stake")
                     await self._pick(claim, need, terms.cap_wei)
                     if not claim_possible(len(claim.picked), need):  # picks only grow

@@ -777,6 +777,10 @@ class FakeChain:
         return SignerStanding(account in self.escrow.checkers, self.escrow.stakes.get(account, 0),
                               self.escrow.locked.get(account, 0))  # fmt: skip
 
+    async def stake_held_of(self, account: bytes) -> int:
+        await self._enter("stake_held_of")
+        return self.escrow.stakes.get(account, 0) + self.escrow.unbonding.get(account, 0)
+
     async def takeable_of(self, account: bytes) -> int:
         await self._enter("takeable_of")
         return takeable_wei(self.escrow.stakes.get(account, 0), self.escrow.locked.get(account, 0),

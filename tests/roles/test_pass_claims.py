@@ -190,6 +190,28 @@ async def test_a_lazy_checker_that_unbonded_is_still_claimed(
         assert escrow.unbonding[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
 
 
+async def test_a_lazy_checker_whose_stake_is_locked_behind_claims_it_signed_is_still_claimed(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 45: the slasher and the claimers asked whether the accused held
+    stake a claim could take *now*, so a checker that locked all of it behind claims it
+    signed escaped every pass claim. Locked stake counts now (``stake_held_wei``): the
+    claim opens holding nothing and is owed until the locks come back."""
+    async with open_cluster(tmp_path) as cluster:
+        await cluster.add("client", "client", plant_rate_ppm=EVERY_RESULT, checker_stake_wei=0)
+        await cluster.add("w1", "worker")
+        lazy = await cluster.add("lazy", "checker", adversary="lazy", stake=False)
+        escrow = cluster.escrow
+        escrow.checkers.add(lazy.address)
+        escrow.stakes[lazy.address] = escrow.locked[lazy.address] = STAKE_WEI
+        [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        await cluster.submit("client", frames=6)
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address][:1]
+        assert escrow.claims[(ref, accused)].taken_wei == 0  # owed: the locks hold it
+
+
 async def test_a_checker_whose_stake_other_claims_hold_is_not_picked_to_sign(
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
