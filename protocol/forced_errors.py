@@ -123,36 +123,25 @@ def plant_key(check_secret: bytes, result_digest: bytes) -> bytes:
     return hashlib.sha256(PLANT_KEY_DOMAIN + plant_draw(check_secret, result_digest)).digest()
 
 
-def _visible(view: npt.NDArray[np.generic], cell: Tile) -> list[int]:
-    """The indices (row-major, within ``cell``) of the pixels a plant may change: those
-    with alpha above 0 in an RGBA image, every pixel otherwise."""
-    area = cell.width * cell.height
-    if view.shape[2] != 4:
-        return list(range(area))
-    alpha = np.asarray(
-        view[cell.y : cell.y + cell.height, cell.x : cell.x + cell.width, 3], np.int64
-    )
-    return [int(i) for i in np.flatnonzero(alpha.reshape(-1) > 0)]
-
-
 def _planted(view: npt.NDArray[np.generic], cell: Tile) -> list[int] | None:
-    """The pixels of ``cell`` a plant picks among, or None for a blank cell: one with
-    fewer visible pixels than :func:`perturb` changes (``min(PLANT_PIXELS_PER_CELL,
+    """The pixels of ``cell`` (row-major indices within it) a plant picks among, or None
+    for a blank cell: one with fewer visible pixels (alpha above 0 in an RGBA image;
+    every pixel otherwise) than :func:`perturb` changes (``min(PLANT_PIXELS_PER_CELL,
     area)``). Four specks in a full cell read 51.9 dB, under the 53 dB a pass claim
     needs (``protocol.fraud_evidence.PASS_CLAIM_PSNR_MILLIDB``); three read 53.1 dB. The
     opaque pixels when there are enough: an edge pixel of low alpha leaves less margin
     against a cross-device render's noise (review of stop 45)."""
-    need = min(PLANT_PIXELS_PER_CELL, cell.width * cell.height)
-    visible = _visible(view, cell)
+    area = cell.width * cell.height
+    need = min(PLANT_PIXELS_PER_CELL, area)
+    if view.shape[2] != 4:
+        return list(range(area))
+    window = view[cell.y : cell.y + cell.height, cell.x : cell.x + cell.width, 3]
+    alpha = np.asarray(window, np.int64).reshape(-1)
+    visible = np.flatnonzero(alpha > 0)
     if len(visible) < need:
         return None
-    if view.shape[2] == 4:
-        alpha = view[cell.y : cell.y + cell.height, cell.x : cell.x + cell.width, 3].reshape(-1)
-        peak = int(np.iinfo(view.dtype).max)  # type: ignore[type-var]
-        opaque = [i for i in visible if int(alpha[i]) == peak]
-        if len(opaque) >= need:
-            return opaque
-    return visible
+    opaque = np.flatnonzero(alpha == int(np.iinfo(view.dtype).max))  # type: ignore[type-var]
+    return [int(i) for i in (opaque if len(opaque) >= need else visible)]
 
 
 def _as_3d(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:

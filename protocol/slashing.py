@@ -54,6 +54,12 @@ def stake_held_wei(active_wei: int, unbonding_wei: int) -> int:
     return max(0, active_wei) + max(0, unbonding_wei)
 
 
+def signer_free_wei(amount_wei: int) -> int:
+    """The free stake a claim's signer must hold to lock ``amount_wei`` (the escrow's
+    ``_signers``: the amount and one cap more, the amount being the cap)."""
+    return 2 * amount_wei
+
+
 def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
     """Whether a registered checker's stake can back one more claim of ``amount_wei`` as a
     signer: the escrow locks ``amount_wei`` of each signer's *free* active stake and asks
@@ -65,7 +71,19 @@ def may_back_claim(active_wei: int, locked_wei: int, amount_wei: int) -> bool:
     cheat that signed claims against its own sybils locked its stake away from the
     honest claim on its fake (tests/ledger/test_stake_shields.py); a signer now always
     leaves a claim on it the whole cap."""
-    return active_wei - locked_wei >= 2 * amount_wei
+    return active_wei - locked_wei >= signer_free_wei(amount_wei)
+
+
+DEBT_S = 90 * 86400  # Escrow.DEBT_S: how long after its window an owed claim collects
+
+
+def debt_open(now_s: int, settle_at_s: int) -> bool:
+    """Whether the escrow still collects an executed claim that took less than its amount
+    (``execute_slash`` again): until ``DEBT_S`` after its window (``settle_at_s``: a
+    contested claim's is its last rung's; chain seconds). Not longer: an honest unstaked
+    worker that a colluding quorum claimed while its node was offline would owe its first
+    stake for good."""
+    return now_s <= settle_at_s + DEBT_S
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from node.cli.init_cmd import DataDirOption
 from node.config import ConfigError, NodeConfig, default_data_dir, load_config
 from node.devnet.api import ApiError, NodeApi
 from protocol.money import format_eth
+from protocol.slashing import may_back_claim, signer_free_wei
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
@@ -140,7 +141,7 @@ def judge_checker_stake(
     free_wei = active_wei - locked_wei
     # the minimum is judged on active stake, the caps on free stake; registering needs a
     # deposit (--checker registers after it): a wei when nothing more is needed
-    need_wei = max(minimum_wei - active_wei, 2 * cap_wei - free_wei, 0 if registered else 1)
+    need_wei = max(minimum_wei - active_wei, signer_free_wei(cap_wei) - free_wei, 0 if registered else 1)
     # a bare number is wei (protocol.money): exact, whatever the amount
     fix = f"pictor stake deposit {need_wei} --checker"
     locked = f" ({format_eth(locked_wei)} locked by claims)" if locked_wei else ""
@@ -151,7 +152,7 @@ def judge_checker_stake(
         return Check("checker stake", "warn", f"{format_eth(active_wei)} active, "
                      f"{'registered' if registered else 'not registered'}: verdicts count in the "
                      f"public record from {format_eth(minimum_wei)}, registered", fix)  # fmt: skip
-    if free_wei < 2 * cap_wei:
+    if not may_back_claim(active_wei, locked_wei, cap_wei):
         return Check("checker stake", "warn", f"{format_eth(free_wei)} free{locked}: it cannot sign "
                      f"a claim, which locks {format_eth(cap_wei)} and keeps as much more free", fix)  # fmt: skip
     return Check("checker stake", "ok", f"{format_eth(active_wei)} active{locked}, registered")

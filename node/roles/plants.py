@@ -49,7 +49,7 @@ import trio
 
 from node.log import log_event
 from node.verify.images import ImageError
-from node.verify.plant import canonical_png, frame_size, plant_png
+from node.verify.plant import canonical_png, plant_png
 from protocol.forced_errors import cells_bitmap, cells_of_bitmap, plant_goes
 from protocol.market import Command, JobState, PlantJudged, RequestPlant, TaskState
 from protocol.verification import DEFAULT_POLICY, Tile, tile_grid
@@ -177,12 +177,11 @@ class CheckFrames:
         path = await self.job.ctx.fetch_from(c.worker, c.frame_cid)
         tile_px = DEFAULT_POLICY.sampling.tile_px
         settings = job.machine.spec.settings
+        size = (settings.resolution_x, settings.resolution_y)
         try:
-            if frame_size(path) != (settings.resolution_x, settings.resolution_y):
-                return  # a frame of another size: the real check rejects it
-            data, blank = plant_png(path, c.key, tile_px)
+            data, blank = plant_png(path, c.key, tile_px, size)
         except ImageError:
-            return  # the real check rejects the frame; nothing to plant on
+            return  # the real check rejects the frame (unreadable, another size)
         if blank == frozenset(tile_grid(settings.resolution_x, settings.resolution_y, tile_px)):
             return  # nothing visible to change
         plant_cid = job.ctx.content.put_bytes(data)

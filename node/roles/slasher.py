@@ -41,8 +41,8 @@ claim where it stood and never loses one in its challenge window:
   friends can do to its stake"), or another claim used the frame up and is owed: the
   accused's stake is read every ``DEBT_CHECK_S`` and the claim executed again while the
   requester's part of what it would take beats the gas (``protocol.slashing.
-  worth_collecting``), until it took its amount (``executed``) or ``DEBT_HORIZON_S``
-  (the escrow's ``DEBT_S``) passed its window (``unpaid``).
+  worth_collecting``), until it took its amount (``executed``) or the escrow's debt
+  window is over (``protocol.slashing.debt_open``: ``unpaid``).
 * ``executed``, ``unpaid`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
@@ -122,6 +122,7 @@ from protocol.slashing import (
     claim_possible,
     claim_top_up_deadline_s,
     claim_window_open,
+    debt_open,
     dispute_checkers_for,
     may_pick_claimer,
     tiles_commitment,
@@ -145,10 +146,9 @@ Introduce = Callable[[bytes, bytes], Awaitable[None]]
 SIGN_WAIT_S = 600.0
 # An executed claim that took less than its amount is owed: the accused's stake is read
 # every DEBT_CHECK_S (well inside the escrow's unbonding delay, 7 days by default: stake
-# that starts unbonding is still slashable) and collected, for DEBT_HORIZON_S after the
-# claim's window at most (each owed claim costs a read an hour until then).
+# that starts unbonding is still slashable) and collected while the escrow's debt window
+# is open (protocol.slashing.debt_open; each owed claim costs a read an hour until then).
 DEBT_CHECK_S = 3600.0
-DEBT_HORIZON_S = 90 * 86400  # the escrow's DEBT_S: collections refused after it
 # what a collection (execute_slash on an owed claim) costs at most, in gas (bench/gas.py:
 # 178,441 for a first execution with three claimers; a collection writes less)
 COLLECT_GAS = 180_000
@@ -273,9 +273,9 @@ class Slasher:
         self._pick_claimers = pick_claimers
         self._introduce = introduce
         self._running: dict[tuple[bytes, bytes, str], Claim] = {}
-        # accused -> the lock its owed claims collect under (one per accused with an owed
-        # claim running: bounded by the claims, which our own disputes start)
-        self._collecting: dict[bytes, trio.Lock] = {}
+        # owed claims collect one at a time, the accused's stake read inside: owed claims
+        # on one cheat all saw its stake come back, and all but one took nothing for gas
+        self._collecting = trio.Lock()
         self._changed = trio.Event()
         self.settled: dict[tuple[bytes, bytes, str], str] = {}  # final states reached here
         self._grace_s: int | None = None
@@ -396,10 +396,7 @@ class Slasher:
             if claim.state in (CLAIMED, OVERTURNING):
                 await self._execute(claim)
             if claim.state == OWED:
-                try:
-                    await self._collect(claim)
-                finally:
-                    self._done_collecting(claim)
+                await self._collect(claim)
         finally:
             del self._running[claim.key]
         if claim.state in FINAL:
@@ -742,7 +739,7 @@ class Slasher:
 
     async def _collect(self, claim: Claim) -> None:
         """Execute an owed claim again whenever the accused holds stake a claim takes (free
-        or unbonding), until it took its amount or ``DEBT_HORIZON_S`` passed its window."""
+        or unbonding), until it took its amount or the escrow's debt window is over."""
         chain, c = self.ctx.chain, claim.claim
         assert chain is not None
         tried: int | None = None  # what the claim held when we last executed it
@@ -751,12 +748,10 @@ class Slasher:
             if state.taken_wei >= state.amount_wei:
                 return await self._end(claim, EXECUTED, "owed stake collected")
             # (the chain's settle_at: a contested claim's is its last rung's)
-            if await self._chain(chain.chain_time_s) > state.settle_at_s + DEBT_HORIZON_S:
+            if not debt_open(await self._chain(chain.chain_time_s), state.settle_at_s):
                 return await self._end(claim, UNPAID, f"owed stake left: {state.taken_wei} of "
                                                        f"{state.amount_wei} wei taken")  # fmt: skip
-            # one collection at a time per accused, its stake read inside: owed claims on
-            # one cheat all saw its stake come back, and all but one took nothing for gas
-            async with self._collecting.setdefault(c.worker, trio.Lock()):
+            async with self._collecting:
                 # (once per reading that moved: an execution that took nothing waits)
                 takeable = 0 if state.taken_wei == tried else await self._chain(
                     partial(chain.takeable_of, c.worker))  # fmt: skip
@@ -772,13 +767,6 @@ class Slasher:
                                   reason=exc.reason)  # fmt: skip
             await trio.sleep(DEBT_CHECK_S)
             tried = None
-
-    def _done_collecting(self, claim: Claim) -> None:
-        """Drop the accused's collection lock once no other owed claim on it runs."""
-        worker = claim.claim.worker
-        if not any(r is not claim and r.state == OWED and r.claim.worker == worker
-                   for r in self._running.values()):  # fmt: skip
-            self._collecting.pop(worker, None)
 
     async def _contest(self, claim: Claim) -> None:
         """The accused answered: outnumber each of the accused's (even) rungs of the

@@ -55,18 +55,15 @@ def canonical_png(path: Path) -> bytes:
     return _encode(np.asarray(img))
 
 
-def frame_size(path: Path) -> tuple[int, int]:
-    """``path``'s width and height, from its header (raises ``ImageError``)."""
-    try:
-        with Image.open(path) as img:
-            return img.width, img.height
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__})") from None
-
-
-def plant_png(path: Path, key: bytes, tile_px: int) -> tuple[bytes, frozenset[Tile]]:
+def plant_png(
+    path: Path, key: bytes, tile_px: int, size: tuple[int, int] | None = None
+) -> tuple[bytes, frozenset[Tile]]:
     """A plant of ``path``: every ``tile_px`` cell but the blank ones (nothing visible
     to change: ``protocol.forced_errors.blank_cells``) perturbed with ``key``, encoded
-    exactly as :func:`canonical_png` encodes a real frame; and those blank cells."""
-    pixels = np.asarray(_decode(path))
+    exactly as :func:`canonical_png` encodes a real frame; and those blank cells. A frame
+    of another ``size`` (width, height) than asked raises ``ImageError``."""
+    img = _decode(path)
+    if size is not None and img.size != size:
+        raise ImageError(f"{path}: {img.width}x{img.height}, not the job's {size[0]}x{size[1]}")
+    pixels = np.asarray(img)
     return _encode(perturb(pixels, key, tile_px)), blank_cells(pixels, tile_px)

@@ -23,7 +23,6 @@ from ledger.client import CLAIM_EXECUTED, EscrowClient
 from ledger.fraud import FraudClaim, ResultRef, sign
 from protocol.slashing import slash_split
 from tests.ledger.conftest import CHALLENGE_S, CHECKER_MIN_STAKE_WEI, SLASH_CAP_WEI, Env
-from tests.ledger.test_claim_preemption import fresh_checkers
 from tests.ledger.test_stake_slash import (
     TILES,
     claim_for,
@@ -35,7 +34,7 @@ from tests.ledger.test_stake_slash import (
     signed,
     staked_job,
 )
-from tests.ledger.test_sybil_answer import sign_all
+from tests.ledger.test_sybil_answer import fresh, sign_all
 
 
 def execute(env: Env, claim: FraudClaim, claimers: list[EscrowClient]) -> None:
@@ -137,13 +136,12 @@ def test_friends_answering_their_own_junk_claims_give_the_stake_to_the_honest_cl
     cheat.send(cheat.calls.stake(2 * SLASH_CAP_WEI))
     junk = junk_claims(env, cheat, friends)
     honest = honest_claim_on(env, cheat)
-    answerers, keys = fresh_checkers(env, 3)
-    fresh = {c.account: k for c, k in zip(answerers, keys, strict=True)}
+    answerers, keys = fresh(env, 3)
     claimers = ordered(friends)
     for claim in junk:
         vote = claim.answer.rung(claimers, 0)
         env.outsider.send(env.outsider.calls.answer_claim(
-            claim.answer, claimers, sign_all(env, vote, answerers, fresh)))  # fmt: skip
+            claim.answer, claimers, sign_all(env, vote, answerers, keys)))  # fmt: skip
     env.chain.advance_time(CHALLENGE_S)
     execute(env, honest, env.checkers[:2])  # the stake is still held: nothing yet
     assert env.outsider.claim(honest.ref, cheat.account).taken_wei == 0
@@ -175,12 +173,11 @@ def test_positions_lost_on_purpose_move_half_the_locked_stake(env_fast: Env) -> 
     for claim in honest:
         open_claim(env, claim, env.checkers[:2])
     assert [env.outsider.claim(c.ref, cheat.account).taken_wei for c in honest] == [SLASH_CAP_WEI, 0]
-    answerers, keys = fresh_checkers(env, 3)
-    fresh = {c.account: k for c, k in zip(answerers, keys, strict=True)}
+    answerers, keys = fresh(env, 3)
     claimers = ordered([cheat, friend])
     for claim in sybil_claims:
         env.outsider.send(env.outsider.calls.answer_claim(
-            claim.answer, claimers, sign_all(env, claim.answer.rung(claimers, 0), answerers, fresh)))  # fmt: skip
+            claim.answer, claimers, sign_all(env, claim.answer.rung(claimers, 0), answerers, keys)))  # fmt: skip
     env.chain.advance_time(CHALLENGE_S)
     for claim in sybil_claims:  # the answers stand: the claimers' positions are forfeit
         env.outsider.send(env.outsider.calls.settle_contest(claim.answer, claimers, [ordered(answerers)]))

@@ -612,12 +612,12 @@ def test_a_malleable_twin_of_a_claim_signature_recovers_to_nobody(env_fast: Env)
 
 def test_the_node_collects_owed_claims_as_long_as_the_escrow_owes_them() -> None:
     """Escrow.DEBT_S (how long an executed claim short of its amount may be collected) is
-    the node's DEBT_HORIZON_S: a node that gave up earlier left stake the escrow still
+    protocol.slashing.DEBT_S, the node's: a node that gave up earlier left stake the escrow still
     owed it, one that went on later would send collections the escrow refuses."""
     import re
     from pathlib import Path
 
-    from node.roles.slasher import DEBT_HORIZON_S
+    from protocol.slashing import DEBT_S as DEBT_HORIZON_S
 
     source = (Path(__file__).resolve().parents[2] / "ledger" / "contracts" / "Escrow.vy").read_text()
     found = re.search(r"^DEBT_S: constant\(uint256\) = (\d+) \* (\d+)", source, re.M)

@@ -22,8 +22,8 @@ from eth_utils.address import to_canonical_address
 
 from ledger.client import CLAIM_ANSWERED, CLAIM_EXECUTED, CLAIM_PENDING, ClaimState
 from ledger.fraud import CleanAnswer, FraudClaim, ResultRef, order_signatures, sign
-from node.roles import slasher as slasher_module
 from node.roles.slasher import DEBT_CHECK_S, EXECUTED, UNPAID, Claim, Slasher
+from protocol import slashing as slashing_module
 from protocol.envelope import decode_envelope
 from protocol.errors import IllegalMessage
 from protocol.fraud_evidence import claimed_verdicts
@@ -149,9 +149,9 @@ async def test_an_owed_claim_not_worth_its_gas_is_left_unpaid_after_the_horizon(
     """Reviews of stop 45: a wei staked an hour made every owed claim send a collection
     that paid nothing (the requester's part of a wei is 0 against 180,000 gas), and a
     debt given up read as executed. The slasher sends none, and ends the claim ``unpaid``
-    DEBT_HORIZON_S after its window (the escrow's DEBT_S: 90 days, three hours here, so
-    that the cluster's mock time stays short)."""
-    monkeypatch.setattr(slasher_module, "DEBT_HORIZON_S", 3 * DEBT_CHECK_S)
+    the escrow's DEBT_S after its window (90 days; three hours here, so that the
+    cluster's mock time stays short)."""
+    monkeypatch.setattr(slashing_module, "DEBT_S", 3 * DEBT_CHECK_S)
     async with open_cluster(tmp_path, limit_s=12 * 3600) as cluster:
         cheat, job_id, ref, state = await executed_holding_nothing(cluster)
         escrow, worker = cluster.escrow, cheat.address

@@ -9,6 +9,7 @@ from protocol.market import MarketConfig, SlashDue, TaskState
 from protocol.market.records import verdict_digest_of
 from protocol.messages import Verdict
 from protocol.slashing import (
+    DEBT_S,
     Rejection,
     SignerStanding,
     accused_climbs_next,
@@ -19,6 +20,7 @@ from protocol.slashing import (
     claim_top_up_deadline_s,
     claim_watch_ends_s,
     claim_window_open,
+    debt_open,
     dispute_checkers_for,
     may_pick_claimer,
     may_sign,
@@ -188,3 +190,8 @@ def test_an_owed_claim_is_collected_only_when_the_requesters_part_beats_the_gas(
     assert not worth_collecting(4 * gas, 10**17, 2, gas)  # a quarter of it: the gas, no more
     assert worth_collecting(4 * gas + 4, 10**17, 2, gas)
     assert not worth_collecting(10**18, 0, 2, gas)  # nothing owed
+
+
+def test_an_owed_claim_collects_until_debt_s_after_its_window_as_the_escrow_does() -> None:
+    """Escrow.execute_slash: ``block.timestamp <= settle_at + DEBT_S`` (stop 45)."""
+    assert debt_open(1_000 + DEBT_S, 1_000) and not debt_open(1_001 + DEBT_S, 1_000)
