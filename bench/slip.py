@@ -9,7 +9,9 @@ for each seed in parallel processes with the given overrides and prints the tota
 cheats submitted, missed by cause (``simulations.metrics.MISS_CAUSES``), the slip as
 missed / decided (``cheat_slip_ppm``'s ratio over the totals), checker fees against
 workers' pay, and the pass claims made and found impossible
-(``simulations.pass_claims``). Every figure is a simulator counter; the decisions are
+(``simulations.pass_claims``), and what the checks cost in time: the mean over runs of
+the median job time, jobs failed, results abandoned (no checker answered in time) and
+tiles asked per accepted frame. Every figure is a simulator counter; the decisions are
 the real ``protocol`` machines' (docs/SIMULATIONS.md, "The slip figure").
 """
 
@@ -68,6 +70,10 @@ def main() -> None:
           f"missed {missed} ({causes or 'none'}): slip {100 * missed / max(1, decided):.2f} %")
     print(f"checker fees / workers' pay {100 * total('checker_fees_wei') / max(1, total('paid_wei')):.1f} %, "
           f"pass claims {total('pass_claims')}, impossible {total('pass_claims_impossible')}")  # fmt: skip
+    p50 = sum(float(r["job_time_p50_s"]) for r in runs) / max(1, len(runs))
+    print(f"what it costs: mean median job time {p50:.0f} s, jobs failed {total('jobs_failed')} "
+          f"of {total('jobs_submitted')}, results abandoned {total('results_abandoned')}, "
+          f"tiles asked per accepted frame {total('tiles_requested') / max(1, total('frames_accepted')):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ class RequesterDriver:
         v = world.scenario.verification
         self.reputation = ReputationBook()
         self._use_reputation = v.reputation
-        self._policy = scenario_policy(v.tiles_per_check, v.checkers_fresh)
+        self._policy = scenario_policy(v.tiles_per_check, v.checkers_fresh, v.tiles_fresh)
         self._fed: dict[bytes, dict[bytes, WorkerRecord | None]] = {}  # job -> worker -> record
         # the network's public work record (with reputation only: else nobody reads it)
         self.public: PublicRecord | None = (
@@ -731,15 +731,18 @@ class RequesterDriver:
                 self._queues.put(job_id, Send(world.by_address[payee].node_id, over))
 
 
-def scenario_policy(tiles_per_check: int, checkers_fresh: int = 0) -> VerificationPolicy:
+def scenario_policy(
+    tiles_per_check: int, checkers_fresh: int = 0, tiles_fresh: int = 0
+) -> VerificationPolicy:
     """The default policy, or one whose every checking level asks ``tiles_per_check``
-    and/or wants ``checkers_fresh`` checkers to pass a fresh worker's result (0: the
-    protocol's, for either)."""
-    if not tiles_per_check and not checkers_fresh:
+    and/or wants ``checkers_fresh`` checkers to pass a fresh worker's result, each on
+    ``tiles_fresh`` tiles (0: the protocol's, for each)."""
+    if not tiles_per_check and not checkers_fresh and not tiles_fresh:
         return DEFAULT_POLICY
     k = tiles_per_check
     levels = {
-        assurance: replace(level, k_fresh=(k or level.k_fresh) if level.k_fresh else 0,
+        assurance: replace(level,
+                           k_fresh=(tiles_fresh or k or level.k_fresh) if level.k_fresh else 0,
                            k_trusted=(k or level.k_trusted) if level.k_trusted else 0,
                            checkers_fresh=checkers_fresh or level.checkers_fresh)
         for assurance, level in DEFAULT_POLICY.sampling.levels.items()

@@ -193,6 +193,7 @@ class Verification:
     tiles_per_check: int = bounded(0, 0, 256)  # 0: protocol.verification.plan_check's k
     # checkers that must each pass a fresh worker's result; 0: the protocol's level
     checkers_fresh: int = bounded(0, 0, 8)
+    tiles_fresh: int = bounded(0, 0, 256)  # each one's tiles (k_fresh); 0: the protocol's
     reputation: bool = True  # requesters keep a ReputationBook and the machine uses it
     # requesters publish their verdicts and read everyone's (protocol.record), as the node
     public_record: bool = True

@@ -23,7 +23,7 @@ _BY_BEHAVIOUR = {"colluder": "colluder", "lazy_checker": "lazy"}
 class CheatFates:
     def __init__(self, world: World) -> None:
         self.world = world
-        self._passed_by: dict[bytes, bytes] = {}  # task id -> checker of its passing verdict
+        self._passed_by: dict[bytes, list[bytes]] = {}  # task id -> checkers that passed it
         self._overturned: set[bytes] = set()  # task ids whose rejection a dispute overturned
         self._delivered: dict[bytes, set[bytes]] = {}  # job id -> task ids with a result
 
@@ -32,14 +32,19 @@ class CheatFates:
 
     def passed(self, task_id: bytes, checker: bytes) -> None:
         """A checker's passing verdict on the task's result (not on a plant of it)."""
-        self._passed_by.setdefault(task_id, checker)
+        passers = self._passed_by.setdefault(task_id, [])
+        if checker not in passers:
+            passers.append(checker)
 
     def overturned(self, task_id: bytes) -> None:
         self._overturned.add(task_id)
 
     def accepted(self, task_id: bytes, checked: bool) -> None:
-        """The machine accepted the task's result; a cheat is a miss, booked by cause."""
-        checker_id = self._passed_by.pop(task_id, b"")
+        """The machine accepted the task's result; a cheat is a miss, booked by cause: a
+        dishonest passer's behaviour before "sampled" (a plan of two checkers whose honest
+        one's tiles missed a partial fake and whose other colludes is the colluder's miss:
+        the honest pass alone would not have let it through)."""
+        passers = self._passed_by.pop(task_id, [])
         if self.world.result_kind.get(task_id, "honest") == "honest":
             return
         if task_id in self._overturned:
@@ -47,8 +52,9 @@ class CheatFates:
         elif not checked:
             cause = "unchecked"
         else:
-            checker = self.world.by_id.get(checker_id)
-            cause = _BY_BEHAVIOUR.get(checker.behaviour if checker else "", "sampled")
+            causes = {_BY_BEHAVIOUR.get(n.behaviour, "sampled") for c in passers
+                      if (n := self.world.by_id.get(c)) is not None}  # fmt: skip
+            cause = next((c for c in ("colluder", "lazy") if c in causes), "sampled")
             if task_id in self.world.pair_passed:  # a lazy pair's pass, unrendered
                 cause = "lazy"
         metrics = self.world.metrics

@@ -77,3 +77,25 @@ def test_at_high_a_cheater_with_a_history_still_meets_two_checkers() -> None:
     runs = [_run(seed, **ESTABLISHED) for seed in (1, 2, 3)]
     assert sum(s["cheats_caught"] for s in runs) > 0  # the long con was played
     assert sum(s["cheats_missed_colluder"] for s in runs) == 0
+
+
+def test_a_cheat_an_honest_checker_missed_and_a_colluder_passed_is_the_colluders() -> None:
+    """Two checkers passed a partial fake: the honest one's tiles missed it, the colluder
+    never looked. Booked by the first pass it read "sampled" (seeds 29 and 50 of
+    cheaters_20pct, stop 46), hiding the colluder behind normal's second checker."""
+    from types import SimpleNamespace
+
+    from simulations.metrics import Metrics
+    from simulations.slip import CheatFates
+
+    nodes = {b"h": SimpleNamespace(behaviour="honest"), b"c": SimpleNamespace(behaviour="colluder")}
+    world = SimpleNamespace(result_kind={b"t1": "partial", b"t2": "partial"}, by_id=nodes,
+                            pair_passed=set(), metrics=Metrics())  # fmt: skip
+    fates = CheatFates(world)  # type: ignore[arg-type]
+    fates.passed(b"t1", b"h")
+    fates.passed(b"t1", b"c")
+    fates.accepted(b"t1", checked=True)
+    fates.passed(b"t2", b"h")
+    fates.passed(b"t2", b"h")  # a resent pass
+    fates.accepted(b"t2", checked=True)
+    assert world.metrics.cheats_missed_by == {"colluder": 1, "sampled": 1}
