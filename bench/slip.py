@@ -69,7 +69,8 @@ def main() -> None:
     print(f"cheats submitted {total('cheats_submitted')}, decided {decided}, "
           f"missed {missed} ({causes or 'none'}): slip {100 * missed / max(1, decided):.2f} %")
     print(f"checker fees / workers' pay {100 * total('checker_fees_wei') / max(1, total('paid_wei')):.1f} %, "
-          f"pass claims {total('pass_claims')}, impossible {total('pass_claims_impossible')}")  # fmt: skip
+          f"pass claims {total('pass_claims')} ({total('pass_claims_contradicted')} of contradicted passes), "
+          f"impossible {total('pass_claims_impossible')}")  # fmt: skip
     p50 = sum(float(r["job_time_p50_s"]) for r in runs) / max(1, len(runs))
     print(f"what it costs: mean median job time {p50:.0f} s, jobs failed {total('jobs_failed')} "
           f"of {total('jobs_submitted')}, results abandoned {total('results_abandoned')}, "

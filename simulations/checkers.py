@@ -64,7 +64,7 @@ from protocol.verification import (
 from simulations.scenario import tile_fraction
 from simulations.wallet import Wallet
 from simulations.workers import CHEATERS
-from simulations.world import SimNode, World
+from simulations.world import SimNode, World, faked_from
 
 MS_PER_HOUR = 3_600_000
 
@@ -246,12 +246,7 @@ class CheckerDriver:
             return cells  # reports the cheat as clean
         if request.frame_cid in world.plants:
             return 0  # a plant: every cell differs from an honest render
-        if kind == "honest":
-            return cells
-        if kind == "partial":
-            partial = world.scenario.adversaries.partial_fraction
-            return cells - max(1, round(partial * cells))
-        return 0
+        return faked_from(kind, world.scenario.adversaries.partial_fraction, cells)
 
     def _pixels(self, wrong: bool, same_device: bool) -> tuple[int, int]:
         """Modelled (psnr_millidb, max_abs_diff) of one re-rendered tile."""

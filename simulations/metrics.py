@@ -55,7 +55,8 @@ class Metrics:
     unpaid_wei: int = 0  # owed by free riders, never vouched for
     slashes: int = 0  # fraud claims made (a dispute's quorum rejected a signed result)
     slashes_impossible: int = 0  # SlashDue with fewer rejecters than the escrow's quorum
-    pass_claims: int = 0  # missed plants claimed against the checker's stake (pass_claims.py)
+    pass_claims: int = 0  # false passes claimed against the checker's stake (pass_claims.py)
+    pass_claims_contradicted: int = 0  # ... of them: real passes a later rejection contradicted
     pass_claims_impossible: int = 0  # ... not claimed: fewer other staked checkers than a quorum
     pass_claims_signed: dict[bytes, int] = field(default_factory=dict)  # checker -> claims signed
     cheats_submitted: int = 0
@@ -174,6 +175,7 @@ class Metrics:
             "slashes_impossible": self.slashes_impossible,
             "pass_claims": self.pass_claims,
             "pass_claims_impossible": self.pass_claims_impossible,
+            "pass_claims_contradicted": self.pass_claims_contradicted,
             "cheats_submitted": self.cheats_submitted,
             "cheats_caught": self.cheats_caught,
             "cheats_missed": self.cheats_missed,

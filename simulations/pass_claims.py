@@ -38,8 +38,9 @@ from protocol.forced_errors import plant_covers
 from protocol.market import JobMachine
 from protocol.messages import Verdict
 from protocol.slashing import SignerStanding, claim_possible, may_pick_claimer
-from protocol.verification import DEFAULT_POLICY
+from protocol.verification import DEFAULT_POLICY, cell_of
 from simulations.scenario import PASS_CLAIM_STAKE, Scenario
+from simulations.world import faked_from
 
 if TYPE_CHECKING:
     from simulations.world import SimNode, World
@@ -69,6 +70,34 @@ def claim_missed_plant(
     tile_px = DEFAULT_POLICY.sampling.tile_px
     if verdict is None or not plant_covers(verdict, w.resolution_x, w.resolution_y, tile_px):
         return
+    _claim(world, requester, job_id, checker)
+
+
+def claim_contradicted_passes(
+    world: World, requester: SimNode, job_id: bytes, task_id: bytes, passes: dict[bytes, Verdict]
+) -> None:
+    """A checker rejected ``task_id``'s result after ``passes`` (checker -> its passing
+    verdict): the requester claims each, as the job machine's ``PassClaimDue`` has the
+    node do (``VerifyDesk._contradicted_passes``; the simulator's checkers sign no
+    passes, so its machines emit none). The claimers re-render the passer's own cells
+    of the frame: the claim goes through only when one of them is faked (the ground
+    truth, ``simulations.world.faked_from``); an honest pass whose cells missed a
+    partial fake gets no signature, and so does every pass of an honest result."""
+    w = world.scenario.workload
+    tile_px = DEFAULT_POLICY.sampling.tile_px
+    cells = -(-w.resolution_x // tile_px) * -(-w.resolution_y // tile_px)
+    kind = world.result_kind.get(task_id, "honest")
+    first = faked_from(kind, world.scenario.adversaries.partial_fraction, cells)
+    for checker_id, verdict in sorted(passes.items()):
+        checker = world.by_id.get(checker_id)
+        if checker is not None and any(
+            cell_of(t, w.resolution_x, tile_px) >= first for t in verdict.tiles
+        ):
+            world.metrics.pass_claims_contradicted += _claim(world, requester, job_id, checker)
+
+
+def _claim(world: World, requester: SimNode, job_id: bytes, checker: SimNode) -> bool:
+    """Claim ``checker``'s pass for the cap, when a quorum of claimers can sign it."""
     cap_wei, quorum = world.scenario.chain.slash_cap_wei, world.scenario.chain.slash_quorum
     signed = world.metrics.pass_claims_signed
     barred = frozenset({checker.address, requester.address})
@@ -83,7 +112,7 @@ def claim_missed_plant(
     )  # fmt: skip
     if not claim_possible(len(others), quorum):
         world.metrics.pass_claims_impossible += 1
-        return
+        return False
     world.metrics.pass_claims += 1
     claimers = others[:quorum]
     for c in claimers:
@@ -98,3 +127,4 @@ def claim_missed_plant(
 
     world.chain.slash(job_id, checker.address, [c.address for c in claimers], requester.address,
                       cap_wei, taken)  # fmt: skip
+    return True

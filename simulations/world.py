@@ -226,3 +226,14 @@ class World:
 
     def disarm(self, key: Any) -> None:
         self._timers.pop(key, None)
+
+
+def faked_from(kind: str, partial_fraction: float, cells: int) -> int:
+    """The first faked cell (row-major) of a result of ``kind`` (``World.result_kind``)
+    on a grid of ``cells`` (``cells``: none): a partial render fakes the last
+    ``partial_fraction`` of them (``adversaries.partial_fraction``), a wrong one all."""
+    if kind == "honest":
+        return cells
+    if kind == "partial":
+        return cells - max(1, round(partial_fraction * cells))
+    return 0

@@ -317,7 +317,7 @@ class RequesterJob:
                           task=c.task_id.hex()[:16])  # fmt: skip
             elif isinstance(c, SlashDue):  # replayed too: a claim stored before wins
                 self.role.slasher.on_slash_due(self.spec, c)
-            elif isinstance(c, PassClaimDue):  # as SlashDue: a checker passed our plant
+            elif isinstance(c, PassClaimDue):  # as SlashDue: a false pass (a plant, or contradicted)
                 self.role.slasher.on_pass_claim_due(self.spec, c)
             elif isinstance(c, DisputeResolved):
                 self.record.dispute_resolved(c)

@@ -46,9 +46,12 @@ claim where it stood and never loses one in its challenge window:
 * ``executed``, ``unpaid`` or ``answered`` (the accused's answer stood): done.
 
 A checker that passed a plant of an escrowed job and signed its pass
-(``PassClaimDue``, ``protocol.market.plants``) is claimed the same way, kind
-``pass`` (stored apart: ``pass_claims``, store migration 8, since one task may
-see both a worker's and a plant checker's claim): the claimers asked are not
+(``PassClaimDue``, ``protocol.market.plants``), or passed a worker's result that
+another checker then rejected (``VerifyDesk._contradicted_passes``, since stop
+46), is claimed the same way, kind ``pass`` (stored apart: ``pass_claims``, store
+migration 8, since one task may see both a worker's and a checker's claim; one
+pass claim a task: a task whose plant was missed and whose real pass was
+contradicted too claims the first only): the claimers asked are not
 the accused's fellow judges but staked checkers the requester picks while
 gathering (``pick_claimers``: advertising the checker role, registered with the
 escrow and holding two caps free by the chain (``may_pick_claimer``), never the accused nor the
@@ -376,11 +379,11 @@ class Slasher:
         assert chain is not None
         verdict = due.verdict
         # what the checker signed it judged (the Pass its pass_sig is over), claimed
-        signed = checker_pass(spec, verdict, due.plant_cid, due.checker_address)
+        signed = checker_pass(spec, verdict, due.frame_cid, due.checker_address)
         if signed is None or verdict.pass_sig is None:
             return
         terms = await self._chain(chain.fraud_terms)
-        claim = Claim(signed.claim(terms.cap_wei), verdict.pass_sig, due.plant_cid, (),
+        claim = Claim(signed.claim(terms.cap_wei), verdict.pass_sig, due.frame_cid, (),
                       (verdict_digest_of(verdict),), (verdict,), kind=PASS,
                       excluded=(due.checker, verdict.worker))  # fmt: skip
         if await self._save(claim, only_new=True):

@@ -222,10 +222,13 @@ class SlashDue:
 
 @dataclass(frozen=True)
 class PassClaimDue:
-    """A checker passed a plant of an escrowed job and signed its pass
-    (``Verdict.pass_sig``): claim its stake for the frame (``Escrow.claim_pass``;
-    ``protocol.fraud_evidence.may_sign_pass`` says what its claimers check).
-    ``plant_cid`` is the frame it judged, ``checker_address`` the payment address its
+    """A checker of an escrowed job signed a pass (``Verdict.pass_sig``) of a frame
+    shown to be wrong: a plant of ours it passed (``protocol.market.plants``), or a
+    worker's result it passed and another checker then rejected
+    (``VerifyDesk._contradicted_passes``). Claim its stake for the frame
+    (``Escrow.claim_pass``; ``protocol.fraud_evidence.may_sign_pass`` says what its
+    claimers check: its own cells of that frame, re-rendered, are wrong).
+    ``frame_cid`` is the frame it judged, ``checker_address`` the payment address its
     fee was owed at (the pass's signer), ``verdict`` its passing verdict: the claim's
     ``tiles`` commit to it and the claim publishes it. Replayed from the journal like
     :class:`SlashDue`: a claim stored before wins."""
@@ -233,7 +236,7 @@ class PassClaimDue:
     job_id: bytes
     task_id: bytes
     frame: int
-    plant_cid: str
+    frame_cid: str
     checker: bytes
     checker_address: bytes
     verdict: Verdict

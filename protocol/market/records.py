@@ -39,6 +39,8 @@ class TaskRecord:
     tiles: int = 0  # k of the check plan for its result (0: not checked)
     checks_needed: int = 1  # different checkers that must each pass it (the plan's)
     passed_by: set[bytes] = field(default_factory=set)  # checkers that passed it so far
+    # their passing verdicts (signed, at an escrowed job): claimed if another rejects it
+    passes: dict[bytes, Verdict] = field(default_factory=dict)
     # checkers asked since its last pass (none yet: since the first ask): the plan's next
     # check asks none of them again, nor one in passed_by (VerifyDesk.checkers_refused)
     asked_since_pass: set[bytes] = field(default_factory=set)

@@ -35,7 +35,8 @@ the lever against colluding checkers): after each passing verdict but the last t
 result stays verifying (``CheckPassed``), that checker is paid, and another checker,
 never one already asked about the task, is requested with a fee of its own; any
 rejection takes the rejection path above (the dispute's majority does not count the
-earlier passes: they were on other tiles). A job whose budget has no room left for
+earlier passes: they were on other tiles), and each earlier pass, signed, is claimed
+(``PassClaimDue``: its claimers re-render its own cells, so only a false one loses). A job whose budget has no room left for
 another fee (a quote leaves room for one re-check per frame) accepts on the passes it
 has rather than overspend its escrow.
 
@@ -54,6 +55,7 @@ from protocol.market.commands import (
     CheckerOverruled,
     Command,
     DisputeResolved,
+    PassClaimDue,
     RequestVerification,
     Send,
     SlashDue,
@@ -267,6 +269,8 @@ class VerifyDesk(JobBook):
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
         if verdict.passed and more:
+            if self.spec.escrow is not None and verdict.pass_sig is not None:
+                task.passes[sender] = verdict  # claimable should another checker reject it
             return out + self._next_check(task, sender, now_ms)
         if verdict.passed:
             out.append(WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED))
@@ -280,6 +284,7 @@ class VerifyDesk(JobBook):
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
                                task.verdict_digest)  # fmt: skip
         out.append(Send(task.worker, revoked))
+        out += self._contradicted_passes(task)
         confirm = self._confirmable(task)
         self._confirm_pending = confirm  # the job does not end before it opens (_after_change)
         out += self._charge(task, "result rejected by a checker", now_ms, rejected=True)
@@ -466,6 +471,28 @@ class VerifyDesk(JobBook):
         if fails >= needed:
             return out + self._resolve(task, False, "the majority rejected the result", now_ms,
                                        slash=True)  # fmt: skip
+        return out
+
+    def _contradicted_passes(self, task: TaskRecord) -> list[Command]:
+        """A checker rejected ``task``'s result after others passed it: claim each signed
+        pass (``PassClaimDue``), once. A pass of a wrong frame is a false pass wherever its
+        own cells cover the fake, plant or not: a colluding checker that passes its
+        partner's partial fake, and whose pass the other checker's rejection exposes,
+        pays for it as for a plant. Without this, two checkers per result still let
+        through a partial fake whenever the honest one's tiles missed it and the other
+        colluded: 12 of the 14 cheats that slipped in ``cheaters_20pct`` at the default
+        (docs/VERIFICATION.md, "Stop 46"). Who is right is not decided here: the claimers
+        re-render the passer's own cells of the frame it signed, and an honest pass, whose
+        cells are right, gets no signature (``protocol.fraud_evidence.may_sign_pass``); a
+        rejection the dispute later overturns leaves such a claim unsigned."""
+        address_of = self._checker_addresses.get
+        out: list[Command] = [
+            PassClaimDue(self.job_id, task.task_id, task.frame,
+                         task.check_cids.get(checker, task.frame_cid), checker, address, verdict)
+            for checker, verdict in sorted(task.passes.items())
+            if (address := address_of(checker)) is not None
+        ]  # fmt: skip
+        task.passes.clear()
         return out
 
     def _slash(self, task: TaskRecord) -> list[Command]:

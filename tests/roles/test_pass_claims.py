@@ -24,7 +24,7 @@ from ledger.fraud import CleanAnswer, checker_pass, order_signatures, sign, sign
 from node.roles.slasher import EXECUTED, IMPOSSIBLE, PASS, RESEND_S, Claim
 from protocol.envelope import decode_envelope
 from protocol.fraud_evidence import claimed_pass, pack_evidence
-from protocol.market import PassClaimDue
+from protocol.market import PassClaimDue, TaskState
 from protocol.messages import FraudSigned, JobSpec, Result, TileEvidence, Verdict
 from protocol.verification import DEFAULT_POLICY, select_tiles
 from tests.roles.cluster import Cluster, Member, open_cluster
@@ -517,3 +517,40 @@ async def test_a_settled_jobs_announce_is_rebuilt_from_the_store_for_a_pick(
         )
         assert newcomer.live().checker.specs[job.job_id] == job.spec  # type: ignore[union-attr]
         await requester.introduce(b"\x00" * 32, newcomer.key.node_id.raw)  # unknown: nothing
+
+
+async def test_a_pass_the_second_checker_contradicts_costs_its_checker_the_cap(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Stop 46: a fresh worker's wrong frame, no plants. A colluding checker (here the
+    lazy one, asked first) passes it with a signed pass; the second checker renders and
+    rejects it. The requester claims that pass as it would a missed plant: staked
+    checkers re-render the passer's own cells of the frame it signed, find them wrong and
+    sign, and the escrow takes the cap. Before, only a plant's miss was ever claimed, so a
+    colluder lost nothing for a pass an honest checker exposed."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=0)
+        await cluster.add("w1", "worker", adversary="wrong-seed")
+        lazy = await staked(cluster, "lazy", "lazy")
+        honest = [await staked(cluster, f"c{i}") for i in (1, 2, 3)]
+        await cluster.settle("client", 5)
+        role = client.live().requester
+        # the lazy checker is the one given the fewest checks: it is asked first
+        role._given["check"].update({c.key.node_id.raw: 1 for c in honest} | {lazy.key.node_id.raw: 0})
+        job_id = await cluster.submit("client", frames=1)
+        escrow = cluster.escrow
+        await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
+        ((ref, accused),) = list(escrow.claims)
+        assert (ref.job_id, accused) == (job_id, lazy.address)
+        task = role.jobs[job_id].machine._tasks[ref.task_id]
+        assert task.state is TaskState.REJECTED and task.rejected_by != lazy.key.node_id.raw
+        evidence = escrow.evidence(ref, accused)
+        assert evidence is not None
+        verdict = claimed_pass(evidence.published, evidence.tiles, job_id, ref.task_id, ref.frame)
+        assert verdict is not None and verdict.passed  # the lazy checker's own pass
+        assert set(evidence.claimers) <= {c.address for c in honest}
+        assert len(evidence.claimers) >= escrow.terms.quorum
+        await escrow.wait_until(lambda: escrow.claims[(ref, accused)].status == CLAIM_EXECUTED)
+        assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
+        assert all(escrow.stakes[c.address] == STAKE_WEI for c in honest)
+        assert escrow.conserved()

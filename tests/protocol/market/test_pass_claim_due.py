@@ -14,6 +14,7 @@ from protocol.fraud_evidence import PASS_CLAIM_PSNR_MILLIDB, may_sign_pass
 from protocol.market import MarketConfig, PassClaimDue, PlantJudged
 from protocol.market.records import verdict_digest_of
 from protocol.messages import TileEvidence, Verdict
+from protocol.verification import DEFAULT_POLICY
 from tests.protocol.market.harness import BUILD, MarketHarness, digests_for, tiles_for
 from tests.protocol.market.test_result_sig import ESCROW
 
@@ -53,7 +54,7 @@ def test_a_signed_pass_of_a_plant_is_claimed_against_its_checker() -> None:
     verdict = plant_verdict(harness, True, SIG)
     (due,) = harness.commands(PassClaimDue)
     assert isinstance(due, PassClaimDue)
-    assert (due.task_id, due.frame, due.plant_cid, due.checker) == (
+    assert (due.task_id, due.frame, due.frame_cid, due.checker) == (
         task_id, 1, request.frame_cid, lazy
     )  # fmt: skip
     assert due.checker_address == harness.checker_addresses[lazy]
@@ -137,3 +138,61 @@ def test_what_a_claimer_of_a_pass_checks() -> None:
     assert "exactly" in may_sign_pass(verdict, **ok, ours=fewer)  # type: ignore[arg-type]
     more = dataclasses.replace(wrong, tiles=(*wrong.tiles, TileEvidence(32, 0, 16, 16, 0, 9)))
     assert "exactly" in may_sign_pass(verdict, **ok, ours=more)  # type: ignore[arg-type]
+
+
+def checked(*, escrowed: bool = True) -> tuple[MarketHarness, bytes]:
+    """A fresh worker's one frame at ``normal`` (two checkers), no plants: (harness, task)."""
+    harness = MarketHarness(frames=(1,), checkers=3, check_secret=SECRET,
+                            escrow=ESCROW if escrowed else None, verification=DEFAULT_POLICY)  # fmt: skip
+    harness.start()
+    harness.advance(WINDOW_MS)
+    (task_id,) = list(harness.renders)
+    harness.finish_render(task_id)
+    return harness, task_id
+
+
+def real_verdict(harness: MarketHarness, task_id: bytes, passed: bool) -> tuple[bytes, Verdict]:
+    checker, request = harness.verifications.pop(task_id)
+    verdict = Verdict(
+        request.job_id, request.task_id, request.frame, request.worker, request.result_digest,
+        passed, request.tile_secret, tiles_for(request), BUILD, "cpu-avx2",
+        digests_for(request), SIG if passed else None,
+    )  # fmt: skip
+    harness.send(checker, harness.requester, verdict)
+    harness.pump()
+    return checker, verdict
+
+
+def test_a_signed_pass_another_checker_contradicts_is_claimed_against_its_checker() -> None:
+    """Stop 46: a colluding checker passes its partner's partial fake, the second checker
+    rejects it: the first pass is claimed (its claimers re-render its own cells of that
+    frame), as a plant's miss is. 12 of the 14 cheats that slipped at the default did so
+    behind such a pass, when the honest checker's tiles missed the fake instead."""
+    harness, task_id = checked()
+    frame_cid = harness.verifications[task_id][1].frame_cid
+    first, passed = real_verdict(harness, task_id, True)
+    assert harness.commands(PassClaimDue) == []  # one pass, nobody contradicted it yet
+    second, _ = real_verdict(harness, task_id, False)
+    assert second != first
+    (due,) = harness.commands(PassClaimDue)
+    assert isinstance(due, PassClaimDue)
+    assert (due.task_id, due.frame, due.frame_cid, due.checker, due.verdict) == (
+        task_id, 1, frame_cid, first, passed
+    )  # fmt: skip
+    assert due.checker_address == harness.checker_addresses[first]
+    harness.advance(MarketConfig().dispute_window_ms + 1)  # the rejection stands: no second claim
+    assert len(harness.commands(PassClaimDue)) == 1
+
+
+@pytest.mark.parametrize("escrowed", [True, False], ids=["both-passed", "no-escrow"])
+def test_no_claim_on_a_pass_nobody_contradicted_or_without_escrow(escrowed: bool) -> None:
+    harness, task_id = checked(escrowed=escrowed)
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, escrowed)  # escrowed: both pass; else the second rejects
+    assert harness.commands(PassClaimDue) == []
+
+
+def test_a_rejection_first_claims_nothing() -> None:
+    harness, task_id = checked()
+    real_verdict(harness, task_id, False)
+    assert harness.commands(PassClaimDue) == [] and task_id not in harness.verifications
