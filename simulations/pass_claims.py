@@ -73,27 +73,24 @@ def claim_missed_plant(
     _claim(world, requester, job_id, checker)
 
 
-def claim_contradicted_passes(
-    world: World, requester: SimNode, job_id: bytes, task_id: bytes, passes: dict[bytes, Verdict]
-) -> None:
-    """A checker rejected ``task_id``'s result after ``passes`` (checker -> its passing
-    verdict): the requester claims each, as the job machine's ``PassClaimDue`` has the
-    node do (``VerifyDesk._contradicted_passes``; the simulator's checkers sign no
-    passes, so its machines emit none). The claimers re-render the passer's own cells
-    of the frame: the claim goes through only when one of them is faked (the ground
-    truth, ``simulations.world.faked_from``); an honest pass whose cells missed a
-    partial fake gets no signature, and so does every pass of an honest result."""
+def claim_contradicted_pass(
+    world: World, requester: SimNode, job_id: bytes, task_id: bytes, checker: SimNode,
+    verdict: Verdict,
+) -> None:  # fmt: skip
+    """The machine's ``PassClaimDue`` for ``checker``'s pass of ``task_id``'s result, which
+    a dispute's majority showed false (``VerifyDesk._contradicted_passes``): the claimers
+    re-render the passer's own cells of the frame, and the claim goes through only when
+    one of them is faked (the ground truth, ``simulations.world.faked_from``); an honest
+    pass whose cells missed a partial fake gets no signature (its claimers' renders are
+    not modelled). The machine emits it for the simulator's unsigned passes too (it
+    leaves signatures to its driver); the node claims the signed ones, all it takes."""
     w = world.scenario.workload
     tile_px = DEFAULT_POLICY.sampling.tile_px
     cells = -(-w.resolution_x // tile_px) * -(-w.resolution_y // tile_px)
     kind = world.result_kind.get(task_id, "honest")
     first = faked_from(kind, world.scenario.adversaries.partial_fraction, cells)
-    for checker_id, verdict in sorted(passes.items()):
-        checker = world.by_id.get(checker_id)
-        if checker is not None and any(
-            cell_of(t, w.resolution_x, tile_px) >= first for t in verdict.tiles
-        ):
-            world.metrics.pass_claims_contradicted += _claim(world, requester, job_id, checker)
+    if any(cell_of(t, w.resolution_x, tile_px) >= first for t in verdict.tiles):
+        world.metrics.pass_claims_contradicted += _claim(world, requester, job_id, checker)
 
 
 def _claim(world: World, requester: SimNode, job_id: bytes, checker: SimNode) -> bool:

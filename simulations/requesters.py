@@ -49,6 +49,7 @@ from protocol.market import (
     JobFinished,
     JobMachine,
     MarketConfig,
+    PassClaimDue,
     PlantJudged,
     Publish,
     RecordPayment,
@@ -99,7 +100,7 @@ from simulations.models import JobDraw
 from simulations.pass_claims import (
     asks,
     checker_stake_wei,
-    claim_contradicted_passes,
+    claim_contradicted_pass,
     claim_missed_plant,
 )
 from simulations.public_record import PublicRecord, shared_record
@@ -130,9 +131,6 @@ class RequesterDriver:
         self._job_count = 0
         self._rejected: set[bytes] = set()  # task ids already counted as rejected
         self._checked: set[bytes] = set()  # task ids a checker was asked about
-        # task id -> checker -> its pass of the result, while a further check is out: a
-        # rejection then claims them (claim_contradicted_passes)
-        self._passes: dict[bytes, dict[bytes, dict[bytes, Verdict]]] = {}  # by job
         # job -> frame CID -> when its copy for checkers is ready (verification.prepare_s)
         self._prepared: dict[bytes, dict[str, int]] = {}
         self._prepare_free_ms: dict[bytes, int] = {}  # job -> when its next may start
@@ -328,9 +326,6 @@ class RequesterDriver:
             self._count_rejection(machine, message.task_id, message.worker)
         elif isinstance(message, Verdict) and (message.task_id, sender) not in self._plants:
             self.fates.passed(message.task_id, sender)
-            if machine.task_state(message.task_id) is TaskState.VERIFYING:  # another check next
-                passes = self._passes.setdefault(machine.job_id, {})
-                passes.setdefault(message.task_id, {})[sender] = message
         elif isinstance(message, Result):
             self.fates.delivered(machine.job_id, message.task_id)
         self._verdict = message if isinstance(message, Verdict) else None  # a claim's evidence
@@ -344,9 +339,6 @@ class RequesterDriver:
             return
         self._rejected.add(task_id)
         self.world.invariants.cheater_seen(machine.job_id, worker)
-        passes = self._passes.get(machine.job_id, {}).pop(task_id, None)
-        if passes and machine.spec.escrow is not None:
-            claim_contradicted_passes(self.world, self.node, machine.job_id, task_id, passes)
         if self.world.result_kind.get(task_id, "honest") == "honest":
             self.world.metrics.false_rejects += 1
         else:
@@ -422,6 +414,9 @@ class RequesterDriver:
             self._plant(machine, cmd)
         elif isinstance(cmd, SlashDue):
             self._slash(cmd)
+        elif isinstance(cmd, PassClaimDue):  # a pass a dispute's majority showed false
+            claim_contradicted_pass(world, self.node, cmd.job_id, cmd.task_id,
+                                    world.by_id[cmd.checker], cmd.verdict)  # fmt: skip
         elif isinstance(cmd, PlantJudged):
             if cmd.void:  # (the simulator's frames show every cell: never, as the node does)
                 pass
@@ -695,7 +690,6 @@ class RequesterDriver:
         if cmd.task_id not in self._checked:
             metrics.results_unchecked += 1
         self.fates.accepted(cmd.task_id, checked=cmd.task_id in self._checked)
-        self._passes.get(cmd.job_id, {}).pop(cmd.task_id, None)
         if world.result_kind.get(cmd.task_id, "honest") != "honest":
             if self.node.behaviour == "honest":
                 metrics.bad_frames_paid_wei += cmd.price_wei
@@ -719,7 +713,6 @@ class RequesterDriver:
     def _finish(self, job_id: bytes, outcome: str) -> None:
         self._tell_payees_it_is_over(job_id, outcome)
         self.fates.job_over(job_id, self.jobs.get(job_id))
-        self._passes.pop(job_id, None)
         record = self.world.metrics.jobs[job_id]
         if record.finished_ms is None:
             self.world.metrics.open_jobs -= 1

@@ -269,10 +269,11 @@ class VerifyDesk(JobBook):
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
         if verdict.passed and more:
-            if self.spec.escrow is not None and verdict.pass_sig is not None:
-                task.passes[sender] = verdict  # claimable should another checker reject it
+            if self.spec.escrow is not None:
+                task.passes[sender] = verdict  # claimed if a dispute upholds a rejection
             return out + self._next_check(task, sender, now_ms)
         if verdict.passed:
+            task.passes.clear()  # accepted: nothing will contradict them
             out.append(WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED))
             return out + self._accept(task, now_ms)
         # keep the evidence for a dispute, and tell the worker which verdict to contest
@@ -284,7 +285,6 @@ class VerifyDesk(JobBook):
         revoked = LeaseRevoked(self.job_id, task.task_id, "rejected by a checker",
                                task.verdict_digest)  # fmt: skip
         out.append(Send(task.worker, revoked))
-        out += self._contradicted_passes(task)
         confirm = self._confirmable(task)
         self._confirm_pending = confirm  # the job does not end before it opens (_after_change)
         out += self._charge(task, "result rejected by a checker", now_ms, rejected=True)
@@ -377,6 +377,7 @@ class VerifyDesk(JobBook):
     def _cut(self, task: TaskRecord, now_ms: int) -> list[Command]:
         """Accept ``task``'s result on the passes it has (``ChecksCut``)."""
         self._task_step(task, ev.ChecksCut(task.task_id))
+        task.passes.clear()
         self._short_checked += 1  # (_accept releases the further check's reserved fee)
         return [WorkerJudged(self.job_id, task.worker, Judgement.ACCEPTED),
                 *self._accept(task, now_ms)]  # fmt: skip
@@ -460,6 +461,8 @@ class VerifyDesk(JobBook):
         task.dispute_digests[sender] = digest
         if not passed:
             task.dispute_rejects[sender] = verdict
+        elif self.spec.escrow is not None:  # outvoted, a dispute seat's pass is claimed too
+            task.passes[sender] = verdict
         task.dispute_reserved_wei -= task.fee_wei
         self._reserved_wei -= task.fee_wei
         out: list[Command] = self._fee_due(task, sender)
@@ -474,26 +477,40 @@ class VerifyDesk(JobBook):
         return out
 
     def _contradicted_passes(self, task: TaskRecord) -> list[Command]:
-        """A checker rejected ``task``'s result after others passed it: claim each signed
-        pass (``PassClaimDue``), once. A pass of a wrong frame is a false pass wherever its
-        own cells cover the fake, plant or not: a colluding checker that passes its
-        partner's partial fake, and whose pass the other checker's rejection exposes,
-        pays for it as for a plant. Without this, two checkers per result still let
-        through a partial fake whenever the honest one's tiles missed it and the other
+        """A dispute's majority upheld the rejection of ``task``'s result that earlier
+        checkers passed, or a dispute checker outvoted: claim each pass (``PassClaimDue``;
+        the node claims the signed ones, which at an escrowed job are all it takes; a
+        dispute checker's cells include the rejection's worst one, ``aimed_tile_secret``). A pass of a wrong frame is false
+        wherever its own cells cover the fake, plant or not: a colluding checker that
+        passes its partner's partial fake, and whose pass the other checker's rejection
+        exposes, pays for it as for a plant. Without this, two checkers per result still
+        let through a partial fake whenever the honest one's tiles missed it and the other
         colluded: 12 of the 14 cheats that slipped in ``cheaters_20pct`` at the default
-        (docs/VERIFICATION.md, "Stop 46"). Who is right is not decided here: the claimers
-        re-render the passer's own cells of the frame it signed, and an honest pass, whose
-        cells are right, gets no signature (``protocol.fraud_evidence.may_sign_pass``); a
-        rejection the dispute later overturns leaves such a claim unsigned."""
-        address_of = self._checker_addresses.get
-        out: list[Command] = [
-            PassClaimDue(self.job_id, task.task_id, task.frame,
-                         task.check_cids.get(checker, task.frame_cid), checker, address, verdict)
-            for checker, verdict in sorted(task.passes.items())
-            if (address := address_of(checker)) is not None
-        ]  # fmt: skip
-        task.passes.clear()
-        return out
+        (docs/VERIFICATION.md, "Stop 46").
+
+        Only a majority's verdicts (the requester confirms such a rejection itself when the
+        claims are worth the dispute's fees, :meth:`_confirmable`): one checker's rejection
+        is never enough, so a lone liar cannot have the requester claim an honest pass (a
+        first version claimed at the rejection: review of stop 46). Who is right about the
+        pass is still not decided here: the claimers re-render the passer's own cells of
+        the frame it signed, and an honest pass whose tiles missed the fake gets no
+        signature (``protocol.fraud_evidence.may_sign_pass``). The node keeps one pass
+        claim a task (its store's key), so one is claimed, and none while the task's plant
+        is out: a missed plant is the surer claim."""
+        if task.task_id in self.plants_open():
+            return []
+        # One claim: the node keeps one pass claim a task. An outvoted dispute seat's pass
+        # first (its aimed cells include a cell the rejecters found wrong), then the
+        # earlier checks' (which may be an honest pass whose tiles missed the fake).
+        ordered = sorted(
+            task.passes.items(), key=lambda p: (p[0] not in task.dispute_checkers, p[0])
+        )
+        for checker, verdict in ordered:
+            if (address := self._checker_addresses.get(checker)) is not None:
+                cid = task.check_cids.get(checker, task.frame_cid)
+                return [PassClaimDue(self.job_id, task.task_id, task.frame, cid, checker, address,
+                                     verdict)]  # fmt: skip
+        return []
 
     def _slash(self, task: TaskRecord) -> list[Command]:
         """A majority upheld the rejection: the worker's stake answers for the frame, if
@@ -523,8 +540,10 @@ class VerifyDesk(JobBook):
         )
         if not overturned:
             self._task_step(task, ev.DisputeUpheld(task.task_id))
-            claim = self._slash(task) if slash else []
+            claim = [*self._slash(task), *self._contradicted_passes(task)] if slash else []
+            task.passes.clear()
             return [self._resolved(task, True, False, reason), *claim, *self._last_dispute(now_ms)]
+        task.passes.clear()  # the passes stood
         self._task_step(task, ev.DisputeOverturned(task.task_id))
         self._unsettle()  # the worker may take the frame again, and its bid may stand again
         self._overruled.add(task.rejected_by)
@@ -640,18 +659,26 @@ class VerifyDesk(JobBook):
         then disputes too, a free chance at its colluders; and an honest worker whose
         own dispute came late would have lost the frame, review of stop 36.) It costs
         the requester nothing a dispute by the worker would not. A claim takes at most
-        the escrow's cap (``pass_claim_wei``) and pays the requester a quarter of it."""
-        result = task.result
-        if self.spec.escrow is None or result is None or result.result_sig is None:
-            return False
-        fees_wei = self.config.dispute_checkers * task.fee_wei
-        stake_wei = self._stakes.get(task.payee_address, 0)
-        if self.pass_claim_wei:  # a claim takes at most the escrow's cap
-            stake_wei = min(stake_wei, self.pass_claim_wei)
-        if self.config.dispute_checkers <= 0:
+        the escrow's cap (``pass_claim_wei``) and pays the requester a quarter of it.
+        Since stop 46 the claims of the checkers that passed the result before count too
+        (:meth:`_contradicted_passes`): a colluder's pass of an unstaked sybil's fake is
+        worth confirming for its own stake."""
+        if self.spec.escrow is None or self.config.dispute_checkers <= 0:
             return False
         claimers = upheld_rejecters(self.config.dispute_checkers)
-        return slash_split(stake_wei, claimers).requester_wei > fees_wei
+
+        def part(address: bytes) -> int:  # the requester's part of one executed claim
+            stake_wei = self._stakes.get(address, 0)
+            if self.pass_claim_wei:  # a claim takes at most the escrow's cap
+                stake_wei = min(stake_wei, self.pass_claim_wei)
+            return slash_split(stake_wei, claimers).requester_wei
+
+        result = task.result
+        worth_wei = part(task.payee_address) if result and result.result_sig is not None else 0
+        for checker in task.passes:  # and each earlier pass, claimed if it is upheld (stop 46)
+            if (address := self._checker_addresses.get(checker)) is not None:
+                worth_wei += part(address)
+        return worth_wei > self.config.dispute_checkers * task.fee_wei
 
     def _end_disputes(self, reason: str) -> list[Command]:
         """The job ended: open disputes end with it, their reserve released (and the rooms
@@ -812,6 +839,9 @@ class VerifyDesk(JobBook):
         raise NotImplementedError
 
     def plant_holder_refused(self, task_id: bytes, checker: bytes) -> bool:
+        raise NotImplementedError
+
+    def plants_open(self) -> frozenset[bytes]:
         raise NotImplementedError
 
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:

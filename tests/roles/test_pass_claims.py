@@ -524,7 +524,8 @@ async def test_a_pass_the_second_checker_contradicts_costs_its_checker_the_cap(
 ) -> None:
     """Stop 46: a fresh worker's wrong frame, no plants. A colluding checker (here the
     lazy one, asked first) passes it with a signed pass; the second checker renders and
-    rejects it. The requester claims that pass as it would a missed plant: staked
+    rejects it; the requester confirms the rejection (the pass is worth a claim) and, the
+    dispute's majority upholding it, claims that pass as it would a missed plant: staked
     checkers re-render the passer's own cells of the frame it signed, find them wrong and
     sign, and the escrow takes the cap. Before, only a plant's miss was ever claimed, so a
     colluder lost nothing for a pass an honest checker exposed."""
@@ -540,10 +541,12 @@ async def test_a_pass_the_second_checker_contradicts_costs_its_checker_the_cap(
         job_id = await cluster.submit("client", frames=1)
         escrow = cluster.escrow
         await escrow.wait_until(lambda: any(w == lazy.address for _, w in escrow.claims))
-        ((ref, accused),) = list(escrow.claims)
-        assert (ref.job_id, accused) == (job_id, lazy.address)
+        ((ref, accused),) = [k for k in escrow.claims if k[1] == lazy.address]
+        assert ref.job_id == job_id
         task = role.jobs[job_id].machine._tasks[ref.task_id]
+        # the rejection was confirmed by a dispute's majority first: one checker's is not enough
         assert task.state is TaskState.REJECTED and task.rejected_by != lazy.key.node_id.raw
+        assert len(task.dispute_votes) >= 1 and not any(task.dispute_votes.values())
         evidence = escrow.evidence(ref, accused)
         assert evidence is not None
         verdict = claimed_pass(evidence.published, evidence.tiles, job_id, ref.task_id, ref.frame)
@@ -554,3 +557,32 @@ async def test_a_pass_the_second_checker_contradicts_costs_its_checker_the_cap(
         assert escrow.stakes[lazy.address] == STAKE_WEI - escrow.terms.cap_wei
         assert all(escrow.stakes[c.address] == STAKE_WEI for c in honest)
         assert escrow.conserved()
+
+
+async def test_a_lying_second_checker_gets_no_honest_pass_claimed(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Review of stop 46: claimed at the rejection, one lying checker set staked checkers
+    rendering against an honest pass, and showed that pass's signed verdict to every pick.
+    Now only a dispute's majority upholding the rejection claims the pass: here the
+    dispute overturns the lie, the frame is accepted and nobody re-renders for a claim."""
+    async with open_cluster(tmp_path) as cluster:
+        client = await cluster.add("client", "client", plant_rate_ppm=0)
+        await cluster.add("w1", "worker")
+        first = await staked(cluster, "c1")
+        liar = await staked(cluster, "liar", "false-reject")
+        others = [await staked(cluster, f"c{i}") for i in (2, 3, 4)]
+        await cluster.settle("client", 6)
+        role = client.live().requester
+        given = {c.key.node_id.raw: 2 for c in others} | {first.key.node_id.raw: 0}
+        role._given["check"].update(given | {liar.key.node_id.raw: 1})  # c1, then the liar
+        job_id = await cluster.submit("client", frames=1)
+        job = role.jobs[job_id]
+        await job.done.wait()
+        assert job.view.outcome == "completed"
+        (task,) = [t for t in job.machine._tasks.values() if t.rejected_by]
+        assert task.rejected_by == liar.key.node_id.raw and task.state is TaskState.OVERTURNED
+        assert not [k for k in role.slasher.settled if k[2] == PASS]
+        assert cluster.escrow.claims == {}
+        for checker in (first, *others):
+            assert checker.live().checker.pass_rechecks.rendered == 0  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import pytest
 from protocol.errors import IllegalMessage
 from protocol.forced_errors import plant_covers
 from protocol.fraud_evidence import PASS_CLAIM_PSNR_MILLIDB, may_sign_pass
-from protocol.market import MarketConfig, PassClaimDue, PlantJudged
+from protocol.market import MarketConfig, PassClaimDue, PlantJudged, TaskState
 from protocol.market.records import verdict_digest_of
 from protocol.messages import TileEvidence, Verdict
 from protocol.verification import DEFAULT_POLICY
@@ -140,10 +140,21 @@ def test_what_a_claimer_of_a_pass_checks() -> None:
     assert "exactly" in may_sign_pass(verdict, **ok, ours=more)  # type: ignore[arg-type]
 
 
-def checked(*, escrowed: bool = True) -> tuple[MarketHarness, bytes]:
-    """A fresh worker's one frame at ``normal`` (two checkers), no plants: (harness, task)."""
-    harness = MarketHarness(frames=(1,), checkers=3, check_secret=SECRET,
-                            escrow=ESCROW if escrowed else None, verification=DEFAULT_POLICY)  # fmt: skip
+
+STAKE_WEI = 10**17  # the escrow's cap: a quarter of it beats a dispute's two fees
+
+
+def checked(
+    *, escrowed: bool = True, checkers: int = 4, plant_rate_ppm: int = 0
+) -> tuple[MarketHarness, bytes]:
+    """A fresh worker's one frame at ``normal`` (two checkers), no plants unless asked,
+    every checker holding the cap: (harness, task)."""
+    market = MarketConfig(plant_rate_ppm=plant_rate_ppm)
+    harness = MarketHarness(frames=(1,), checkers=checkers, check_secret=SECRET, market=market,
+                            verification=DEFAULT_POLICY,
+                            escrow=ESCROW if escrowed else None)  # fmt: skip
+    for address in harness.checker_addresses.values():
+        harness.job.set_stake(address, STAKE_WEI)
     harness.start()
     harness.advance(WINDOW_MS)
     (task_id,) = list(harness.renders)
@@ -163,25 +174,52 @@ def real_verdict(harness: MarketHarness, task_id: bytes, passed: bool) -> tuple[
     return checker, verdict
 
 
-def test_a_signed_pass_another_checker_contradicts_is_claimed_against_its_checker() -> None:
-    """Stop 46: a colluding checker passes its partner's partial fake, the second checker
-    rejects it: the first pass is claimed (its claimers re-render its own cells of that
-    frame), as a plant's miss is. 12 of the 14 cheats that slipped at the default did so
-    behind such a pass, when the honest checker's tiles missed the fake instead."""
+def test_a_pass_a_dispute_shows_false_is_claimed_against_its_checker() -> None:
+    """Stop 46: a colluding checker passes its partner's fake, the second checker rejects
+    it. The worker is an unstaked sybil, so only the pass is worth a claim: the requester
+    confirms the rejection itself, and once a majority upholds it the pass is claimed (its
+    claimers re-render its own cells of that frame), as a plant's miss is. 12 of the 14
+    cheats that slipped at the default did so behind such a pass, when the honest
+    checker's tiles missed the fake instead."""
     harness, task_id = checked()
     frame_cid = harness.verifications[task_id][1].frame_cid
     first, passed = real_verdict(harness, task_id, True)
-    assert harness.commands(PassClaimDue) == []  # one pass, nobody contradicted it yet
     second, _ = real_verdict(harness, task_id, False)
-    assert second != first
+    assert second != first and harness.commands(PassClaimDue) == []  # one rejection: nothing
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED  # confirmed for the pass
+    harness.dispute_verdict(0, False)  # the rejecter and one more: a majority
     (due,) = harness.commands(PassClaimDue)
     assert isinstance(due, PassClaimDue)
     assert (due.task_id, due.frame, due.frame_cid, due.checker, due.verdict) == (
         task_id, 1, frame_cid, first, passed
     )  # fmt: skip
     assert due.checker_address == harness.checker_addresses[first]
-    harness.advance(MarketConfig().dispute_window_ms + 1)  # the rejection stands: no second claim
+    harness.dispute_verdict(1, False)  # a late vote: no second claim
     assert len(harness.commands(PassClaimDue)) == 1
+
+
+def test_a_lone_liar_cannot_have_an_honest_pass_claimed() -> None:
+    """Review of stop 46: claimed at the rejection, a lying second checker set claimers
+    rendering against an honest pass and showed its signed verdict to every pick. Now the
+    dispute overturns the lie and nothing is claimed."""
+    harness, task_id = checked()
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)  # a lie
+    harness.dispute_verdict(0, True)
+    harness.dispute_verdict(1, True)
+    assert harness.job.task_state(task_id) is TaskState.OVERTURNED
+    assert harness.commands(PassClaimDue) == []
+    assert harness.job._tasks[task_id].passes == {}
+
+
+def test_a_pass_nobody_stakes_for_is_not_worth_a_confirmation() -> None:
+    harness, task_id = checked()
+    first = harness.verifications[task_id][0]
+    harness.job.set_stake(harness.checker_addresses[first], 0)
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED  # no dispute, no claim
+    assert harness.commands(PassClaimDue) == []
 
 
 @pytest.mark.parametrize("escrowed", [True, False], ids=["both-passed", "no-escrow"])
@@ -189,10 +227,39 @@ def test_no_claim_on_a_pass_nobody_contradicted_or_without_escrow(escrowed: bool
     harness, task_id = checked(escrowed=escrowed)
     real_verdict(harness, task_id, True)
     real_verdict(harness, task_id, escrowed)  # escrowed: both pass; else the second rejects
+    assert harness.commands(PassClaimDue) == [] and harness.job._tasks[task_id].passes == {}
+
+
+def test_a_task_whose_plant_is_still_out_leaves_the_claim_to_the_plant() -> None:
+    """The node keeps one pass claim a task: a contradicted pass claimed first would drop
+    the plant's claim, the surer one, should its holder pass the plant late (review of
+    stop 46). With the plant out, the upheld dispute claims no pass."""
+    harness, task_id = checked(checkers=6, plant_rate_ppm=1_000_000)
+    assert task_id in harness.plants  # out, unanswered
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)
+    harness.dispute_verdict(0, False)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
     assert harness.commands(PassClaimDue) == []
 
 
 def test_a_rejection_first_claims_nothing() -> None:
     harness, task_id = checked()
     real_verdict(harness, task_id, False)
-    assert harness.commands(PassClaimDue) == [] and task_id not in harness.verifications
+    assert harness.commands(PassClaimDue) == []
+
+
+def test_a_dispute_checker_outvoted_on_its_pass_is_claimed_too() -> None:
+    """A colluder in a dispute seat passes its partner's fake and is outvoted: its pass,
+    whose cells include the rejection's worst one (the aimed draw), is claimed like the
+    first checker's."""
+    harness, task_id = checked(checkers=5)
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)
+    colluder = harness.dispute_requests[0][0]
+    harness.dispute_verdict(0, True)
+    assert harness.commands(PassClaimDue) == []  # not decided yet
+    harness.dispute_verdict(1, False)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    (due,) = harness.commands(PassClaimDue)  # one a task (the node's store): the seat's first
+    assert isinstance(due, PassClaimDue) and due.checker == colluder
