@@ -11,7 +11,8 @@ pass on chain"): every cell of a plant is perturbed (``protocol.forced_errors``;
 simulator's frames have no transparent cells, which a node's plant leaves blank), so the
 checker's own tiles are wrong wherever it looked (``plant_covers``, the job machine's
 test before its ``PassClaimDue``: the simulator's checkers sign no passes, so its
-machines emit none), and a quorum of other staked checkers
+machines emit none for plants; they do for a pass a dispute's majority showed false,
+``claim_contradicted_pass``), and a quorum of other staked checkers
 that re-render them signs. The claim is made only when the escrow could take it
 (``protocol.slashing.claim_possible``: at least ``chain.slash_quorum`` other checkers
 the node's rule lets it pick, ``protocol.slashing.may_pick_claimer``: not the accused nor

@@ -224,8 +224,8 @@ class SlashDue:
 class PassClaimDue:
     """A checker of an escrowed job signed a pass (``Verdict.pass_sig``) of a frame
     shown to be wrong: a plant of ours it passed (``protocol.market.plants``), or a
-    worker's result it passed and another checker then rejected
-    (``VerifyDesk._contradicted_passes``). Claim its stake for the frame
+    worker's result it passed whose rejection a dispute's majority then upheld
+    (``VerifyDesk._contradicted_passes``: one such pass a task). Claim its stake for the frame
     (``Escrow.claim_pass``; ``protocol.fraud_evidence.may_sign_pass`` says what its
     claimers check: its own cells of that frame, re-rendered, are wrong).
     ``frame_cid`` is the frame it judged, ``checker_address`` the payment address its

@@ -35,8 +35,9 @@ the lever against colluding checkers): after each passing verdict but the last t
 result stays verifying (``CheckPassed``), that checker is paid, and another checker,
 never one already asked about the task, is requested with a fee of its own; any
 rejection takes the rejection path above (the dispute's majority does not count the
-earlier passes: they were on other tiles), and each earlier pass, signed, is claimed
-(``PassClaimDue``: its claimers re-render its own cells, so only a false one loses). A job whose budget has no room left for
+earlier passes: they were on other tiles); once a dispute's majority upholds it, one of
+the passes it contradicts is claimed (``PassClaimDue``, :meth:`VerifyDesk._contradicted_passes`:
+its claimers re-render its own cells, so only a false one loses). A job whose budget has no room left for
 another fee (a quote leaves room for one re-check per frame) accepts on the passes it
 has rather than overspend its escrow.
 
@@ -478,10 +479,10 @@ class VerifyDesk(JobBook):
 
     def _contradicted_passes(self, task: TaskRecord) -> list[Command]:
         """A dispute's majority upheld the rejection of ``task``'s result that earlier
-        checkers passed, or a dispute checker outvoted: claim each pass (``PassClaimDue``;
-        the node claims the signed ones, which at an escrowed job are all it takes; a
-        dispute checker's cells include the rejection's worst one, ``aimed_tile_secret``). A pass of a wrong frame is false
-        wherever its own cells cover the fake, plant or not: a colluding checker that
+        checkers passed, or that a dispute checker passed and was outvoted on: claim one of
+        those passes (``PassClaimDue``, :meth:`_claimable_pass`; the node claims signed
+        passes, which at an escrowed job are all it takes). A pass of a wrong frame is
+        false wherever its own cells cover the fake, plant or not: a colluding checker that
         passes its partner's partial fake, and whose pass the other checker's rejection
         exposes, pays for it as for a plant. Without this, two checkers per result still
         let through a partial fake whenever the honest one's tiles missed it and the other
@@ -489,28 +490,49 @@ class VerifyDesk(JobBook):
         (docs/VERIFICATION.md, "Stop 46").
 
         Only a majority's verdicts (the requester confirms such a rejection itself when the
-        claims are worth the dispute's fees, :meth:`_confirmable`): one checker's rejection
+        claim is worth the dispute's fees, :meth:`_confirmable`): one checker's rejection
         is never enough, so a lone liar cannot have the requester claim an honest pass (a
         first version claimed at the rejection: review of stop 46). Who is right about the
         pass is still not decided here: the claimers re-render the passer's own cells of
         the frame it signed, and an honest pass whose tiles missed the fake gets no
-        signature (``protocol.fraud_evidence.may_sign_pass``). The node keeps one pass
-        claim a task (its store's key), so one is claimed, and none while the task's plant
-        is out: a missed plant is the surer claim."""
-        if task.task_id in self.plants_open():
+        signature (``protocol.fraud_evidence.may_sign_pass``)."""
+        best = self._claimable_pass(task)
+        if best is None:
             return []
-        # One claim: the node keeps one pass claim a task. An outvoted dispute seat's pass
-        # first (its aimed cells include a cell the rejecters found wrong), then the
-        # earlier checks' (which may be an honest pass whose tiles missed the fake).
-        ordered = sorted(
-            task.passes.items(), key=lambda p: (p[0] not in task.dispute_checkers, p[0])
+        checker, verdict, address = best
+        cid = task.check_cids.get(checker, task.frame_cid)
+        return [PassClaimDue(self.job_id, task.task_id, task.frame, cid, checker, address, verdict)]
+
+    def _claimable_pass(self, task: TaskRecord) -> tuple[bytes, Verdict, bytes] | None:
+        """The one pass of ``task``'s result to claim should a dispute uphold its
+        rejection: (checker, its passing verdict, its payment address), or None. One: the
+        node keeps one pass claim a task (its store's key). None while the task's plant is
+        out: a missed plant is the surer claim. First a pass given in a dispute seat and
+        outvoted (its aimed draw includes the rejection's worst cell), then one whose cells
+        include that cell, then the lowest node id: a pass whose cells the rejecters found
+        wrong before one that may be an honest miss elsewhere in the frame (review of stop
+        46: a first check's passer reused in a dispute seat ranked with the seats, and a
+        colluding seat escaped on the node-id tie)."""
+        if task.task_id in self.plants_open():
+            return None
+        rejection = task.rejection_verdict
+        worst = (
+            min(rejection.tiles, key=lambda t: t.psnr_millidb)
+            if rejection is not None and rejection.tiles
+            else None
         )
-        for checker, verdict in ordered:
+
+        def rank(item: tuple[bytes, Verdict]) -> tuple[bool, bool, bytes]:
+            checker, verdict = item
+            covers = worst is not None and any(
+                (t.x, t.y) == (worst.x, worst.y) for t in verdict.tiles
+            )
+            return (task.dispute_votes.get(checker) is not True, not covers, checker)
+
+        for checker, verdict in sorted(task.passes.items(), key=rank):
             if (address := self._checker_addresses.get(checker)) is not None:
-                cid = task.check_cids.get(checker, task.frame_cid)
-                return [PassClaimDue(self.job_id, task.task_id, task.frame, cid, checker, address,
-                                     verdict)]  # fmt: skip
-        return []
+                return checker, verdict, address
+        return None
 
     def _slash(self, task: TaskRecord) -> list[Command]:
         """A majority upheld the rejection: the worker's stake answers for the frame, if
@@ -660,9 +682,9 @@ class VerifyDesk(JobBook):
         own dispute came late would have lost the frame, review of stop 36.) It costs
         the requester nothing a dispute by the worker would not. A claim takes at most
         the escrow's cap (``pass_claim_wei``) and pays the requester a quarter of it.
-        Since stop 46 the claims of the checkers that passed the result before count too
-        (:meth:`_contradicted_passes`): a colluder's pass of an unstaked sybil's fake is
-        worth confirming for its own stake."""
+        Since stop 46 the claim of a checker that passed the result before counts too
+        (:meth:`_claimable_pass`, the one pass claimed): a colluder's pass of an unstaked
+        sybil's fake is worth confirming for its own stake."""
         if self.spec.escrow is None or self.config.dispute_checkers <= 0:
             return False
         claimers = upheld_rejecters(self.config.dispute_checkers)
@@ -675,9 +697,8 @@ class VerifyDesk(JobBook):
 
         result = task.result
         worth_wei = part(task.payee_address) if result and result.result_sig is not None else 0
-        for checker in task.passes:  # and each earlier pass, claimed if it is upheld (stop 46)
-            if (address := self._checker_addresses.get(checker)) is not None:
-                worth_wei += part(address)
+        if (best := self._claimable_pass(task)) is not None:  # and the pass claimed (stop 46)
+            worth_wei += part(best[2])
         return worth_wei > self.config.dispute_checkers * task.fee_wei
 
     def _end_disputes(self, reason: str) -> list[Command]:

@@ -233,13 +233,13 @@ def test_no_claim_on_a_pass_nobody_contradicted_or_without_escrow(escrowed: bool
 def test_a_task_whose_plant_is_still_out_leaves_the_claim_to_the_plant() -> None:
     """The node keeps one pass claim a task: a contradicted pass claimed first would drop
     the plant's claim, the surer one, should its holder pass the plant late (review of
-    stop 46). With the plant out, the upheld dispute claims no pass."""
+    stop 46). With the plant out no pass is claimable, so the unstaked worker's rejection
+    is not worth a confirmation either (second review of stop 46)."""
     harness, task_id = checked(checkers=6, plant_rate_ppm=1_000_000)
     assert task_id in harness.plants  # out, unanswered
     real_verdict(harness, task_id, True)
     real_verdict(harness, task_id, False)
-    harness.dispute_verdict(0, False)
-    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert harness.job.task_state(task_id) is TaskState.REJECTED and not harness.dispute_requests
     assert harness.commands(PassClaimDue) == []
 
 
@@ -263,3 +263,36 @@ def test_a_dispute_checker_outvoted_on_its_pass_is_claimed_too() -> None:
     assert harness.job.task_state(task_id) is TaskState.REJECTED
     (due,) = harness.commands(PassClaimDue)  # one a task (the node's store): the seat's first
     assert isinstance(due, PassClaimDue) and due.checker == colluder
+
+
+def test_a_first_checker_reused_in_a_dispute_seat_yields_the_claim_to_the_seat_that_passed() -> None:
+    """Second review of stop 46: with three checkers the dispute reuses the first check's
+    passer P in a seat (``dispute_fallback``); P now rejects, a fresh seat F passes and is
+    outvoted. P's earlier pass (an honest miss) ranked with the seats and won on node id,
+    so F, the colluder, was never claimed. The pass given in a seat comes first."""
+    harness, task_id = checked(checkers=3)
+    first, _ = real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)
+    seats = [checker for checker, _ in harness.dispute_requests]
+    assert first in seats  # the fallback seat: no fresh checker left for it
+    order = {checker: i for i, (checker, _) in enumerate(harness.dispute_requests)}
+    fresh = next(c for c in seats if c != first)
+    harness.dispute_verdict(order[fresh], True)  # the colluder passes
+    harness.dispute_verdict(order[first], False)  # the first passer, rendering again, rejects
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    (due,) = harness.commands(PassClaimDue)
+    assert isinstance(due, PassClaimDue) and due.checker == fresh
+
+
+def test_a_dispute_upheld_by_its_seats_silence_claims_no_pass() -> None:
+    """Only a majority's verdicts claim (second review of stop 46: nothing tested it): a
+    confirmation whose seats never answer ends upheld on the rejecter's word alone."""
+    harness, task_id = checked()
+    real_verdict(harness, task_id, True)
+    real_verdict(harness, task_id, False)
+    assert harness.job.task_state(task_id) is TaskState.DISPUTED
+    for checker, _ in harness.dispute_requests:
+        harness.silence(checker)
+    harness.advance(10 * MarketConfig().verify_timeout_ms)
+    assert harness.job.task_state(task_id) is TaskState.REJECTED
+    assert harness.commands(PassClaimDue) == [] and harness.job._tasks[task_id].passes == {}
