@@ -47,7 +47,7 @@ from protocol.market.tables import (
     TaskState,
     next_state,
 )
-from protocol.messages import Assurance, JobSpec, LeaseRevoked, Verdict, job_id_of
+from protocol.messages import Assurance, JobSpec, LeaseRevoked, TileEvidence, Verdict, job_id_of
 from protocol.reputation import (
     FRESH,
     WorkerHistory,
@@ -467,7 +467,7 @@ class JobBook:
         aimed = task.dispute_secrets.get(checker)
         if aimed is None:
             settings, tile_px = self.spec.settings, self._verification.sampling.tile_px
-            worst = min(rejection.tiles, key=lambda t: t.psnr_millidb)
+            worst = worst_tile(rejection)
             aimed = task.dispute_secrets[checker] = aimed_tile_secret(
                 secret, task.result_digest, settings.resolution_x, settings.resolution_y,
                 self._tiles_expected(task), tile_px,
@@ -720,3 +720,9 @@ class JobBook:
 
     def _task_step(self, task: TaskRecord, event: object) -> None:
         task.state = next_state(TASK_TRANSITIONS, task.state, event)
+
+
+def worst_tile(verdict: Verdict) -> TileEvidence:
+    """The rejecting ``verdict``'s worst tile (lowest PSNR): the cell a dispute checker's
+    draw is aimed at, and the one a claimed pass should cover (``_claimable_pass``)."""
+    return min(verdict.tiles, key=lambda t: t.psnr_millidb)

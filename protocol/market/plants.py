@@ -172,10 +172,6 @@ class PlantDesk(JobBook):
         """Whether ``task_id`` has a plant out without a verdict yet."""
         return task_id in self._plants
 
-    def plants_open(self) -> frozenset[bytes]:
-        """Tasks whose plant is out, not judged yet (its miss may still be claimed)."""
-        return frozenset(self._plants)
-
     def plant_checker(self, task_id: bytes) -> bytes | None:
         """The checker ``task_id``'s plant went to, if any, open or not: never its real
         checker (it would receive two requests naming one task: one is a plant)."""

@@ -62,7 +62,7 @@ from protocol.market.commands import (
     SlashDue,
     WorkerJudged,
 )
-from protocol.market.jobbook import SETTLED, JobBook
+from protocol.market.jobbook import SETTLED, JobBook, worst_tile
 from protocol.market.records import TaskRecord, verdict_digest_of
 from protocol.market.tables import JobState, TaskState
 from protocol.messages import Dispute, LeaseRevoked, Verdict, VerifyRequest
@@ -513,14 +513,10 @@ class VerifyDesk(JobBook):
         wrong before one that may be an honest miss elsewhere in the frame (review of stop
         46: a first check's passer reused in a dispute seat ranked with the seats, and a
         colluding seat escaped on the node-id tie)."""
-        if task.task_id in self.plants_open():
+        if self.plant_open(task.task_id):
             return None
         rejection = task.rejection_verdict
-        worst = (
-            min(rejection.tiles, key=lambda t: t.psnr_millidb)
-            if rejection is not None and rejection.tiles
-            else None
-        )
+        worst = worst_tile(rejection) if rejection is not None and rejection.tiles else None
 
         def rank(item: tuple[bytes, Verdict]) -> tuple[bool, bool, bytes]:
             checker, verdict = item
@@ -862,7 +858,7 @@ class VerifyDesk(JobBook):
     def plant_holder_refused(self, task_id: bytes, checker: bytes) -> bool:
         raise NotImplementedError
 
-    def plants_open(self) -> frozenset[bytes]:
+    def plant_open(self, task_id: bytes) -> bool:
         raise NotImplementedError
 
     def _accept(self, task: TaskRecord, now_ms: int) -> list[Command]:
